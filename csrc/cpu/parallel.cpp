@@ -1,0 +1,218 @@
+// A small persistent thread pool with dynamic chunk scheduling. Compiled for the baseline.
+//
+// Why not OpenMP: see CONVENTIONS.md (two runtimes in one process, fork safety).
+// Fork: the child gets a fresh, lazily recreated pool (pthread_atfork), never the parent's
+// dead threads.
+#include "imkern/parallel.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+#endif
+
+namespace imkern {
+namespace {
+
+int cpus_usable() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+#endif
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+
+struct Job {
+  const std::function<void(int64_t, int64_t)>* fn = nullptr;
+  int64_t begin = 0, end = 0, grain = 1, nchunks = 0;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+  std::mutex err_mutex;
+  std::exception_ptr error;  // first exception thrown by fn; rethrown in the caller
+};
+
+thread_local bool t_in_parallel = false;
+
+class Pool {
+ public:
+  explicit Pool(int nworkers) {
+    for (int i = 0; i < nworkers; ++i) workers_.emplace_back([this] { loop(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  int size() const { return static_cast<int>(workers_.size()); }
+
+  // Caller holds run_mutex_.
+  void run(Job& job) {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      job_ = &job;
+      ++generation_;
+    }
+    cv_.notify_all();
+    work(job);
+    // Wait for every chunk to finish, then for every worker to leave the job.
+    std::unique_lock<std::mutex> lk(m_);
+    done_cv_.wait(lk, [&] { return job.done.load() == job.nchunks && active_ == 0; });
+    job_ = nullptr;
+  }
+
+  std::mutex run_mutex_;
+
+ private:
+  static void work(Job& job) {
+    t_in_parallel = true;
+    for (;;) {
+      int64_t c = job.next.fetch_add(1);
+      if (c >= job.nchunks) break;
+      int64_t lo = job.begin + c * job.grain;
+      int64_t hi = lo + job.grain < job.end ? lo + job.grain : job.end;
+      try {
+        (*job.fn)(lo, hi);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(job.err_mutex);
+        if (!job.error) job.error = std::current_exception();
+      }
+      job.done.fetch_add(1);
+    }
+    t_in_parallel = false;
+  }
+  void loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      Job* job;
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return stop_ || (job_ && generation_ != seen); });
+        if (stop_) return;
+        seen = generation_;
+        job = job_;
+        ++active_;
+      }
+      work(*job);
+      {
+        std::lock_guard<std::mutex> lk(m_);
+        --active_;
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex m_;
+  std::condition_variable cv_, done_cv_;
+  Job* job_ = nullptr;
+  uint64_t generation_ = 0;
+  int active_ = 0;
+  bool stop_ = false;
+};
+
+std::mutex g_cfg_mutex;
+int g_threads = 0;  // 0: not yet decided
+Pool* g_pool = nullptr;  // leaked on purpose at exit: joining threads during teardown can hang
+
+#if defined(__linux__)
+void after_fork_child() {
+  // The parent's workers do not exist here; forget the pool (its memory is leaked, its
+  // mutexes may be held by threads that are gone) and build a new one on first use.
+  new (&g_cfg_mutex) std::mutex();
+  g_pool = nullptr;
+}
+struct AtForkInstaller {
+  AtForkInstaller() { pthread_atfork(nullptr, nullptr, after_fork_child); }
+} g_atfork_installer;
+#endif
+
+// Returns the pool with its run_mutex_ locked by the caller, or nullptr (run serially).
+// Caller holds g_cfg_mutex, so no other thread can swap the pool while we lock it.
+Pool* acquire_pool(int threads) {
+  if (threads <= 1) return nullptr;
+  if (g_pool && g_pool->size() != threads - 1) {
+    if (!g_pool->run_mutex_.try_lock()) return nullptr;  // in use: resize later
+    g_pool->run_mutex_.unlock();
+    delete g_pool;
+    g_pool = nullptr;
+  }
+  if (!g_pool) g_pool = new Pool(threads - 1);
+  if (!g_pool->run_mutex_.try_lock()) return nullptr;  // another Python thread is using it
+  return g_pool;
+}
+
+}  // namespace
+
+int default_num_threads() {
+  if (const char* s = std::getenv("OMP_NUM_THREADS")) {
+    int n = std::atoi(s);
+    if (n > 0) return n;
+  }
+  return cpus_usable();
+}
+
+int get_num_threads() {
+  std::lock_guard<std::mutex> lk(g_cfg_mutex);
+  if (g_threads <= 0) g_threads = default_num_threads();
+  return g_threads;
+}
+
+void set_num_threads(int n) {
+  std::lock_guard<std::mutex> lk(g_cfg_mutex);
+  g_threads = n > 0 ? n : default_num_threads();
+}
+
+int64_t parallel_chunks(int64_t begin, int64_t end, int64_t grain) {
+  if (end <= begin) return 0;
+  if (grain < 1) grain = 1;
+  return (end - begin + grain - 1) / grain;
+}
+
+void parallel_for(int64_t begin, int64_t end, int64_t grain,
+                  const std::function<void(int64_t, int64_t)>& fn) {
+  if (end <= begin) return;
+  if (grain < 1) grain = 1;
+  Job job;
+  job.fn = &fn;
+  job.begin = begin;
+  job.end = end;
+  job.grain = grain;
+  job.nchunks = parallel_chunks(begin, end, grain);
+
+  auto serial = [&] {
+    for (int64_t c = 0; c < job.nchunks; ++c) {
+      int64_t lo = begin + c * grain;
+      fn(lo, lo + grain < end ? lo + grain : end);
+    }
+  };
+  if (job.nchunks == 1 || t_in_parallel) return serial();
+
+  Pool* pool;
+  {
+    std::lock_guard<std::mutex> lk(g_cfg_mutex);
+    if (g_threads <= 0) g_threads = default_num_threads();
+    pool = acquire_pool(g_threads);
+  }
+  if (!pool) return serial();
+  std::unique_lock<std::mutex> run_lock(pool->run_mutex_, std::adopt_lock);
+  pool->run(job);
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+}  // namespace imkern

@@ -1,0 +1,78 @@
+// imkern's C++ API: plain types shared by every kernel. No pybind11 here, so the kernels
+// can be embedded in other C++ code (link the object libraries, include these headers).
+#pragma once
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace imkern {
+
+enum class DType : int { u8 = 0, u16 = 1, f32 = 2, f64 = 3, f16 = 4, bf16 = 5 };
+
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::u8: return "uint8";
+    case DType::u16: return "uint16";
+    case DType::f32: return "float32";
+    case DType::f64: return "float64";
+    case DType::f16: return "float16";
+    case DType::bf16: return "bfloat16";
+  }
+  return "?";
+}
+
+// Border modes, named as OpenCV names them. The comments give SciPy's / NumPy's names.
+enum class Border : int {
+  reflect101 = 0,  // dcb|abcd|cba   scipy "mirror", numpy/torch "reflect"
+  reflect = 1,     // cba|abcd|dcb   scipy "reflect", numpy "symmetric"
+  replicate = 2,   // aaa|abcd|ddd   scipy "nearest"
+  constant = 3,    // kkk|abcd|kkk   cval
+  wrap = 4,        // bcd|abcd|abc   scipy "grid-wrap", torch "circular"
+};
+
+// A batch of images (N, H, W, C). Pixels of a row and the channels of a pixel are packed
+// (element stride 1 along C, C along W); rows and images may have any stride, negative
+// included. Strides are in elements, not bytes.
+struct ImageDesc {
+  int64_t n = 1, h = 0, w = 0, c = 1;
+  int64_t batch_stride = 0, row_stride = 0;
+  int64_t row_elems() const { return w * c; }
+};
+
+// Map a coordinate outside [0, len) back into the image; -1 means "use the constant".
+// Correct for any distance from the edge (kernels larger than the image).
+inline int64_t border_index(int64_t p, int64_t len, Border b) {
+  if (p >= 0 && p < len) return p;
+  switch (b) {
+    case Border::constant: return -1;
+    case Border::replicate: return p < 0 ? 0 : len - 1;
+    case Border::wrap: { int64_t m = p % len; return m < 0 ? m + len : m; }
+    case Border::reflect: {
+      const int64_t period = 2 * len;
+      int64_t m = p % period; if (m < 0) m += period;
+      return m < len ? m : period - 1 - m;
+    }
+    case Border::reflect101: {
+      if (len == 1) return 0;
+      const int64_t period = 2 * len - 2;
+      int64_t m = p % period; if (m < 0) m += period;
+      return m < len ? m : period - m;
+    }
+  }
+  return -1;
+}
+
+// 64-bit size arithmetic with overflow checks (std::overflow_error -> Python OverflowError).
+inline int64_t checked_mul(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) throw std::overflow_error("imkern: size computation overflows 64 bits");
+  return r;
+}
+inline int64_t checked_add(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) throw std::overflow_error("imkern: size computation overflows 64 bits");
+  return r;
+}
+
+}  // namespace imkern

@@ -1,0 +1,30 @@
+// Run-time choice of the CPU instruction set. Every file in csrc/cpu/ (except the runtime:
+// dispatch.cpp, parallel.cpp) is compiled once per ISA inside namespace imkern::<isa>;
+// IMKERN_CALL picks the best variant the processor supports, capped by IMKERN_CPU_ISA.
+#pragma once
+
+namespace imkern {
+
+enum class Isa : int { baseline = 0, avx2 = 1, avx512 = 2 };
+
+const char* isa_name(Isa);
+Isa isa_supported();   // best level this processor (and build) supports
+Isa isa_active();      // the level in use: min(supported, cap); read once, cached
+void isa_set_cap(Isa); // for tests and embedding code; IMKERN_CPU_ISA sets the initial cap
+
+}  // namespace imkern
+
+// Declare the same functions in every ISA namespace this build has.
+#if defined(IMKERN_X86)
+#define IMKERN_DECLARE_FOR_EACH_ISA(...)   \
+  namespace baseline { __VA_ARGS__ }       \
+  namespace avx2 { __VA_ARGS__ }           \
+  namespace avx512 { __VA_ARGS__ }
+#define IMKERN_CALL(fn, ...)                                              \
+  (::imkern::isa_active() == ::imkern::Isa::avx512 ? ::imkern::avx512::fn(__VA_ARGS__) \
+   : ::imkern::isa_active() == ::imkern::Isa::avx2 ? ::imkern::avx2::fn(__VA_ARGS__)   \
+                                                   : ::imkern::baseline::fn(__VA_ARGS__))
+#else
+#define IMKERN_DECLARE_FOR_EACH_ISA(...) namespace baseline { __VA_ARGS__ }
+#define IMKERN_CALL(fn, ...) (::imkern::baseline::fn(__VA_ARGS__))
+#endif

@@ -1,0 +1,24 @@
+// imkern's own small thread pool (no OpenMP: two OpenMP runtimes in one process slow down
+// or deadlock, and libgomp is not fork-safe). The calling thread takes part in the work.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace imkern {
+
+int get_num_threads();
+void set_num_threads(int n);  // n <= 0 restores the default (OMP_NUM_THREADS, else CPUs usable)
+int default_num_threads();
+
+// Calls fn(lo, hi) on disjoint chunks covering [begin, end), each at least `grain` long
+// (except possibly the last). The chunking depends only on the range and grain, never on
+// the thread count, so any per-chunk reduction gives the same result with 1 or N threads.
+// Nested calls (from inside fn) and calls made while another thread owns the pool run
+// serially in the caller.
+void parallel_for(int64_t begin, int64_t end, int64_t grain,
+                  const std::function<void(int64_t, int64_t)>& fn);
+
+// Chunk count parallel_for would use; for kernels that keep per-chunk scratch.
+int64_t parallel_chunks(int64_t begin, int64_t end, int64_t grain);
+
+}  // namespace imkern

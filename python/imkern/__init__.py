@@ -1,0 +1,21 @@
+"""imkern: fast, verified image-processing and CNN kernels.
+
+NumPy arrays run on the C++ kernels (SIMD, threads), CuPy arrays on the CUDA kernels, and
+every op returns the kind of array it was given. Every kernel has a plain NumPy oracle of the
+same name and signature in :mod:`imkern.reference`.
+"""
+from ._runtime import get_num_threads, info, set_num_threads, set_cpu_isa, get_cpu_isa
+from . import filters, reference
+
+__version__ = info()["version"]
+
+__all__ = [
+    "filters",
+    "reference",
+    "info",
+    "get_num_threads",
+    "set_num_threads",
+    "get_cpu_isa",
+    "set_cpu_isa",
+    "__version__",
+]

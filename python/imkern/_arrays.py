@@ -1,0 +1,216 @@
+"""Array plumbing shared by every public op: kind (NumPy -> CPU, CuPy -> CUDA), dtype and
+shape checks with clear errors, layout normalization, ``out=`` validation, and the CUDA
+launch context (device guard + the caller's current CuPy stream).
+
+Rules (docs/design.md): inputs are never modified; a layout the kernels cannot take
+directly (e.g. a reversed or strided pixel axis) is copied deliberately; an ``out`` the
+kernels cannot write directly (or one overlapping the input) receives the result by copy.
+"""
+from __future__ import annotations
+
+import contextlib
+import operator
+from typing import Any, Tuple
+
+import numpy as np
+
+from . import _core
+
+# dtype -> code shared with csrc/include/imkern/common.hpp (DType)
+DTYPE_CODES = {
+    np.dtype(np.uint8): 0,
+    np.dtype(np.uint16): 1,
+    np.dtype(np.float32): 2,
+    np.dtype(np.float64): 3,
+    np.dtype(np.float16): 4,
+}
+IMAGE_DTYPES_CPU = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
+IMAGE_DTYPES_CUDA = IMAGE_DTYPES_CPU + (np.dtype(np.float16),)
+
+
+def _dtype_list(dtypes) -> str:
+    return ", ".join(str(d) for d in dtypes)
+
+
+def is_cupy(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "cupy" and hasattr(x, "__cuda_array_interface__")
+
+
+def array_kind(x: Any, name: str) -> str:
+    """'numpy' or 'cupy'; anything else is a TypeError that says what is accepted."""
+    if isinstance(x, np.ndarray):
+        return "numpy"
+    if is_cupy(x):
+        if not _core.cuda_built:
+            raise TypeError(
+                f"{name}: got a CuPy array, but this imkern was built without CUDA support; "
+                "pass a numpy.ndarray, or install a CUDA build of imkern"
+            )
+        return "cupy"
+    raise TypeError(
+        f"{name}: expected a numpy.ndarray (CPU kernels) or a cupy.ndarray (CUDA kernels), "
+        f"got {type(x).__module__}.{type(x).__name__}"
+    )
+
+
+def xp_of(kind: str):
+    if kind == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def check_dtype(x: Any, name: str, kind: str, cpu_dtypes, cuda_dtypes=None) -> np.dtype:
+    allowed = cpu_dtypes if kind == "numpy" else (cuda_dtypes or cpu_dtypes)
+    dt = np.dtype(x.dtype)
+    if dt not in allowed:
+        where = "on the CPU" if kind == "numpy" else "on CUDA"
+        raise TypeError(f"{name}: dtype {dt} is not supported {where}; expected one of {_dtype_list(allowed)}")
+    return dt
+
+
+def check_image(image: Any, name: str = "image") -> Tuple[str, np.dtype]:
+    """Validate an image argument: kind, ndim (H, W) / (H, W, C) / (N, H, W, C), dtype."""
+    kind = array_kind(image, name)
+    if image.ndim not in (2, 3, 4):
+        raise ValueError(
+            f"{name}: expected an image of shape (H, W), (H, W, C) or (N, H, W, C), got shape {tuple(image.shape)}"
+        )
+    dt = check_dtype(image, name, kind, IMAGE_DTYPES_CPU, IMAGE_DTYPES_CUDA)
+    return kind, dt
+
+
+def _pixels_packed(a) -> bool:
+    """True when the channels of a pixel and the pixels of a row are adjacent in memory and all
+    strides are whole elements (rows and images may have any stride, negative included)."""
+    it = a.dtype.itemsize
+    if any(s % it for s in a.strides):
+        return False
+    shape, strides = a.shape, a.strides
+    if a.ndim == 2:
+        return shape[1] <= 1 or strides[1] == it
+    c = shape[-1]
+    ok_c = c <= 1 or strides[-1] == it
+    ok_w = shape[-2] <= 1 or strides[-2] == c * it
+    return ok_c and ok_w
+
+
+def packed_image(image, kind: str):
+    """The image itself when the kernels can read it in place, else a deliberate C-contiguous copy."""
+    if _pixels_packed(image):
+        return image
+    return xp_of(kind).ascontiguousarray(image)
+
+
+def image_desc(a) -> Tuple[int, int, int, int, int, int]:
+    """(n, h, w, c, batch_stride, row_stride), strides in elements: the ImageDesc of common.hpp."""
+    it = a.dtype.itemsize
+    if a.ndim == 2:
+        return (1, a.shape[0], a.shape[1], 1, 0, a.strides[0] // it)
+    if a.ndim == 3:
+        return (1, a.shape[0], a.shape[1], a.shape[2], 0, a.strides[0] // it)
+    return (a.shape[0], a.shape[1], a.shape[2], a.shape[3], a.strides[0] // it, a.strides[1] // it)
+
+
+def _device_id(a) -> int:
+    return int(a.device.id)
+
+
+def prepare_out(out, like, kind: str, dtype, shape=None, name: str = "out"):
+    """Return (target, final): the array the kernel writes and the array to return.
+
+    With ``out=None`` both are a new array. A user ``out`` is validated (kind, dtype, shape,
+    device, writeable); when the kernel cannot write it directly (layout, or memory shared
+    with ``like``) the kernel writes a temporary and the caller copies it into ``out``.
+    """
+    xp = xp_of(kind)
+    shape = tuple(like.shape) if shape is None else tuple(shape)
+    dtype = np.dtype(dtype)
+    if out is None:
+        if kind == "cupy":
+            with like.device:
+                t = xp.empty(shape, dtype=dtype)
+        else:
+            t = np.empty(shape, dtype=dtype)
+        return t, t
+    out_kind = "numpy" if isinstance(out, np.ndarray) else ("cupy" if is_cupy(out) else None)
+    if out_kind != kind:
+        raise TypeError(
+            f"{name}: expected a {'numpy' if kind == 'numpy' else 'cupy'}.ndarray like the input, "
+            f"got {type(out).__module__}.{type(out).__name__}"
+        )
+    if np.dtype(out.dtype) != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype}, got {out.dtype}")
+    if tuple(out.shape) != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {tuple(out.shape)}")
+    if kind == "cupy":
+        if _device_id(out) != _device_id(like):
+            raise ValueError(f"{name}: on device {_device_id(out)}, but the input is on device {_device_id(like)}")
+    elif not out.flags.writeable:
+        raise ValueError(f"{name}: array is read-only")
+    direct = _pixels_packed(out) if len(shape) in (2, 3, 4) else out.flags.c_contiguous
+    if direct and not xp.may_share_memory(out, like):
+        return out, out
+    if kind == "cupy":
+        with like.device:
+            t = xp.empty(shape, dtype=dtype)
+    else:
+        t = np.empty(shape, dtype=dtype)
+    return t, out
+
+
+def finish_out(target, final):
+    """Copy the kernel's result into the user's ``out`` when it could not be written directly."""
+    if target is not final:
+        xp = np if isinstance(final, np.ndarray) else xp_of("cupy")
+        xp.copyto(final, target)
+    return final
+
+
+@contextlib.contextmanager
+def cuda_launch(a):
+    """Device guard for ``a``'s device; yields the caller's current CuPy stream pointer."""
+    import cupy
+
+    with a.device:
+        yield cupy.cuda.get_current_stream().ptr
+
+
+def as_int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected an int, got bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}") from None
+
+
+def as_pair(value: Any, name: str) -> Tuple[int, int]:
+    """An int or a pair of ints -> (int, int)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
+        return as_int(value[0], name), as_int(value[1], name)
+    v = as_int(value, name)
+    return v, v
+
+
+def as_float(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected a number, got bool")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}") from None
+
+
+def host_array(value: Any, name: str) -> np.ndarray:
+    """A small host-side parameter (a filter kernel, say) as a float64 NumPy array."""
+    if is_cupy(value):
+        value = value.get()
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected an array of numbers, got {type(value).__name__}") from None
+    return a
