@@ -1,0 +1,139 @@
+"""Shared test machinery: fresh random inputs, one tolerance helper per dtype, ISA levels,
+thread counts, CUDA availability (CUDA tests are skipped, never failed, without a GPU)."""
+from __future__ import annotations
+
+import os
+import secrets
+
+import numpy as np
+import pytest
+
+import imkern
+from imkern import _core
+
+# ---- random inputs: a fresh seed per run, printed on failure so it can be replayed -----------
+_SEED = int(os.environ.get("IMKERN_TEST_SEED", secrets.randbits(32)))
+
+
+def pytest_report_header(config):
+    i = imkern.info()
+    return [
+        f"imkern {i['version']}: cpu_isa={i['cpu_isa']} available={i['cpu_isa_available']} "
+        f"threads={i['num_threads']} cuda_built={i['cuda_built']} gpus={len(i['gpus'])}",
+        f"random seed: IMKERN_TEST_SEED={_SEED}",
+    ]
+
+
+@pytest.fixture
+def rng(request):
+    # Per-test stream derived from the session seed and the test id: fresh every run,
+    # reproducible with IMKERN_TEST_SEED.
+    h = int.from_bytes(request.node.nodeid.encode()[-16:].ljust(16, b"\0"), "little")
+    return np.random.default_rng([_SEED, h & 0xFFFFFFFF])
+
+
+def random_array(rng, shape, dtype, low=None, high=None):
+    """Random data covering the dtype's useful range (never zeros)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "u":
+        info = np.iinfo(dtype)
+        lo = info.min if low is None else low
+        hi = info.max if high is None else high
+        return rng.integers(lo, hi, size=shape, endpoint=True, dtype=dtype)
+    lo = -1.0 if low is None else low
+    hi = 1.0 if high is None else high
+    return (rng.random(shape) * (hi - lo) + lo).astype(dtype)
+
+
+# ---- tolerances ------------------------------------------------------------------------------
+# (rtol, atol per unit of `scale`): fp32 1e-5, fp16 1e-3, bf16 1.6e-2 (CONVENTIONS.md).
+_TOL = {
+    np.dtype(np.float64): (1e-12, 1e-12),
+    np.dtype(np.float32): (1e-5, 1e-5),
+    np.dtype(np.float16): (1e-3, 1e-3),
+}
+
+
+def assert_close(actual, expected, dtype=None, scale=1.0, int_atol=1, err_msg=""):
+    """Compare a kernel's result with the float64 reference.
+
+    Integer dtypes: at most ``int_atol`` apart (rounding of a float32 sum near .5).
+    Floats: |a - e| <= atol * scale + rtol * |e|, where ``scale`` bounds the magnitude of the
+    terms summed (e.g. sum|k| * max|x| for a filter, K * max|x| * max|w| for a conv), since
+    float32 accumulation error grows with it.
+    """
+    a = to_numpy(actual)
+    e = np.asarray(expected)
+    dtype = np.dtype(dtype or a.dtype)
+    assert a.shape == e.shape, f"shape {a.shape} != {e.shape} {err_msg}"
+    if dtype.kind in "ui":
+        diff = np.abs(a.astype(np.int64) - np.rint(e.astype(np.float64)).astype(np.int64))
+        assert diff.max(initial=0) <= int_atol, f"max |diff| {diff.max()} > {int_atol} {err_msg}"
+        return
+    rtol, atol = _TOL.get(dtype, (1.6e-2, 1.6e-2))
+    a64, e64 = a.astype(np.float64), e.astype(np.float64)
+    same_nan = np.isnan(a64) == np.isnan(e64)
+    assert same_nan.all(), f"NaN positions differ {err_msg}"
+    fin = ~np.isnan(e64)
+    err = np.abs(a64[fin] - e64[fin])
+    bound = atol * scale + rtol * np.abs(e64[fin])
+    if err.size and not (err <= bound).all():
+        i = np.argmax(err - bound)
+        raise AssertionError(
+            f"max excess error: |{a64[fin][i]} - {e64[fin][i]}| = {err[i]:.3g} > {bound[i]:.3g} "
+            f"(rtol={rtol}, atol={atol}*scale={scale:.3g}) {err_msg}"
+        )
+
+
+def to_numpy(x):
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "get"):
+        return x.get()
+    return np.asarray(x)
+
+
+# ---- ISA levels and threads ------------------------------------------------------------------
+ISA_LEVELS = imkern.info()["cpu_isa_available"]
+
+
+@pytest.fixture(params=ISA_LEVELS)
+def isa(request):
+    """Run the test under each CPU ISA level this machine supports."""
+    before = imkern.get_cpu_isa()
+    imkern.set_cpu_isa(request.param)
+    yield request.param
+    imkern.set_cpu_isa(before)
+
+
+@pytest.fixture(params=[1, 3])
+def threads(request):
+    before = imkern.get_num_threads()
+    imkern.set_num_threads(request.param)
+    yield request.param
+    imkern.set_num_threads(before)
+
+
+# ---- CUDA ------------------------------------------------------------------------------------
+def _gpu_available():
+    if not _core.cuda_built or not _core.cuda_devices():
+        return False
+    try:
+        import cupy  # noqa: F401
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+HAS_GPU = _gpu_available()
+requires_gpu = pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU, a CUDA build of imkern and CuPy")
+
+
+@pytest.fixture
+def cp():
+    if not HAS_GPU:
+        pytest.skip("needs a CUDA GPU, a CUDA build of imkern and CuPy")
+    import cupy
+
+    return cupy
