@@ -197,8 +197,8 @@ def as_pair(value: Any, name: str) -> Tuple[int, int]:
 
 
 def as_float(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected a number, got bool")
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
     try:
         return float(value)
     except (TypeError, ValueError):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-# cv2.getGaussianKernel uses these fixed kernels when sigma <= 0 and ksize <= 7.
+# cv2.getGaussianKernel uses these fixed kernels when sigma <= 0 and ksize <= 9 (OpenCV 5).
 _CV_SMALL_GAUSSIAN = {
     1: [1.0],
     3: [0.25, 0.5, 0.25],
     5: [0.0625, 0.25, 0.375, 0.25, 0.0625],
     7: [0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125],
+    # OpenCV 5 adds a fixed 9-tap kernel (OpenCV 4 derives sigma = 1.7 from the size instead)
+    9: [4 / 256, 13 / 256, 30 / 256, 51 / 256, 60 / 256, 51 / 256, 30 / 256, 13 / 256, 4 / 256],
 }
 
 

@@ -1,0 +1,377 @@
+"""imkern.filters on the CPU against the NumPy reference, SciPy and OpenCV."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import imkern
+from imkern import filters as F
+from imkern.reference import filters as R
+
+from conftest import assert_close, random_array
+
+BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
+DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
+SHAPES = [(1, 1), (1, 7), (6, 1), (3, 257), (17, 13), (9, 11, 3), (5, 8, 4), (2, 7, 9, 3), (3, 5, 6, 1)]
+
+
+def _scale(x, k):
+    return float(np.abs(np.asarray(k, np.float64)).sum() * max(1.0, float(np.abs(x.astype(np.float64)).max())))
+
+
+def _kernel(rng, kh, kw):
+    return rng.standard_normal((kh, kw))
+
+
+# ---- against the reference ----------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_correlate_matches_reference(rng, dtype, shape, border):
+    x = random_array(rng, shape, dtype)
+    kh, kw = rng.integers(1, 8, size=2)
+    k = _kernel(rng, kh, kw)
+    cval = float(rng.uniform(0, 100))
+    if np.dtype(dtype).kind == "u":
+        k = np.abs(k) / np.abs(k).sum()  # keep integer results mostly in range
+    got = F.correlate(x, k, border=border, cval=cval)
+    assert got.dtype == x.dtype and got.shape == x.shape and type(got) is np.ndarray
+    assert_close(got, R.correlate(x, k, border=border, cval=cval).astype(np.float64), dtype, scale=_scale(x, k) + cval)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_sep_filter_matches_reference(rng, dtype, shape, border):
+    x = random_array(rng, shape, dtype)
+    ky = rng.standard_normal(rng.integers(1, 10))
+    kx = rng.standard_normal(rng.integers(1, 10))
+    got = F.sep_filter(x, ky, kx, border=border, cval=-2.5)
+    scale = _scale(x, np.outer(ky, kx)) + 2.5
+    assert_close(got, R.sep_filter(x, ky, kx, border=border, cval=-2.5), dtype, scale=scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("normalize", [True, False])
+def test_box_matches_reference(rng, dtype, shape, border, normalize):
+    x = random_array(rng, shape, dtype)
+    size = tuple(int(s) for s in rng.integers(1, 24, size=2))  # > 16 wide uses the prefix-sum path
+    got = F.box(x, size, normalize=normalize, border=border, cval=7.0)
+    ref = R.box(x, size, normalize=normalize, border=border, cval=7.0)
+    area = size[0] * size[1]
+    assert_close(got, ref, dtype, scale=(1.0 if normalize else area) * (float(np.abs(x.astype(float)).max()) + 7))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_gaussian_matches_reference(rng, dtype, border):
+    x = random_array(rng, (23, 31, 3), dtype)
+    for kwargs in ({"sigma": 1.0, "ksize": (5, 5)}, {"sigma": (0.7, 2.3)}, {"sigma": 0, "ksize": (3, 7)},
+                   {"sigma": 5.0, "ksize": 31}, {"sigma": 1.5, "truncate": 2.0}):
+        got = F.gaussian(x, border=border, **kwargs)
+        assert_close(got, R.gaussian(x, border=border, **kwargs), dtype,
+                     scale=float(np.abs(x.astype(float)).max()), err_msg=str(kwargs))
+
+
+def test_kernel_larger_than_image(rng):
+    for border in BORDERS:
+        for shape in [(1, 1), (2, 3), (3, 2, 2)]:
+            x = random_array(rng, shape, np.float64)
+            k = rng.standard_normal((9, 12))
+            assert_close(F.correlate(x, k, border=border, cval=1.5), R.correlate(x, k, border=border, cval=1.5),
+                         np.float64, scale=_scale(x, k) + 2)
+            assert_close(F.box(x, (31, 17), border=border), R.box(x, (31, 17), border=border), np.float64, scale=2)
+
+
+def test_big_kernels(rng):
+    x = random_array(rng, (40, 45, 2), np.float32)
+    k = rng.standard_normal((31, 31))
+    assert_close(F.correlate(x, k), R.correlate(x, k), np.float32, scale=_scale(x, k))
+    assert_close(F.convolve(x, k[:, :30]), R.convolve(x, k[:, :30]), np.float32, scale=_scale(x, k))
+    assert_close(F.gaussian(x, 5.0, ksize=31), R.gaussian(x, 5.0, ksize=31), np.float32, scale=1)
+
+
+@pytest.mark.parametrize("kshape", [(3, 3), (4, 4), (2, 5), (1, 6)])
+def test_convolve_even_and_odd(rng, kshape):
+    x = random_array(rng, (12, 10), np.float64)
+    k = rng.standard_normal(kshape)
+    assert_close(F.convolve(x, k), R.convolve(x, k), np.float64, scale=_scale(x, k))
+
+
+# ---- layouts, views, out= -----------------------------------------------------------------------
+def _views(x):
+    yield "reversed rows", x[::-1]
+    yield "reversed cols", x[:, ::-1]
+    yield "strided", x[::2, ::3]
+    yield "fortran", np.asfortranarray(x)
+    if x.ndim == 3:
+        yield "channel slice", x[..., 1:]
+        yield "reversed channels", x[..., ::-1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_and_negative_views(rng, dtype):
+    base = random_array(rng, (21, 26, 3), dtype)
+    k = np.abs(rng.standard_normal((3, 4)))
+    k /= k.sum()
+    for name, v in _views(base):
+        before = v.copy()
+        expect = R.correlate(np.ascontiguousarray(v), k)
+        assert_close(F.correlate(v, k), expect, dtype, scale=_scale(v, k), err_msg=name)
+        assert_close(F.gaussian(v, 1.2), R.gaussian(np.ascontiguousarray(v), 1.2), dtype, scale=2, err_msg=name)
+        assert_close(F.box(v, (3, 5)), R.box(np.ascontiguousarray(v), (3, 5)), dtype, scale=2, err_msg=name)
+        np.testing.assert_array_equal(v, before)  # input unchanged
+
+
+def test_same_result_for_equivalent_layouts(rng):
+    x = random_array(rng, (15, 17, 3), np.float32)
+    k = rng.standard_normal((5, 3))
+    a = F.correlate(x, k)
+    np.testing.assert_array_equal(F.correlate(np.asfortranarray(x), k), a)
+    np.testing.assert_array_equal(F.correlate(x[::-1].copy()[::-1], k), a)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_equals_per_image(rng, dtype):
+    x = random_array(rng, (3, 13, 11, 2), dtype)
+    k = np.abs(rng.standard_normal((3, 5)))
+    k /= k.sum()
+    batch = F.correlate(x, k, border="wrap")
+    for i in range(3):
+        np.testing.assert_array_equal(batch[i], F.correlate(x[i], k, border="wrap"))
+
+
+def test_channels_independent(rng):
+    x = random_array(rng, (9, 10, 4), np.float64)
+    k = rng.standard_normal((3, 3))
+    full = F.correlate(x, k)
+    for c in range(4):
+        np.testing.assert_allclose(full[..., c], F.correlate(np.ascontiguousarray(x[..., c]), k), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out(rng, dtype):
+    x = random_array(rng, (11, 12, 3), dtype)
+    k = np.full((3, 3), 1 / 9)
+    expect = F.correlate(x, k)
+    out = np.full_like(x, 17)  # poisoned
+    r = F.correlate(x, k, out=out)
+    assert r is out
+    np.testing.assert_array_equal(out, expect)
+    # an out= the kernels cannot write directly (strided view) still receives the result
+    big = np.zeros((11, 24, 3), dtype)
+    view = big[:, ::2]
+    assert F.correlate(x, k, out=view) is view
+    np.testing.assert_array_equal(view, expect)
+    assert (big[:, 1::2] == 0).all()
+    # out aliasing the input: the result is as if computed out of place
+    y = x.copy()
+    F.correlate(y, k, out=y)
+    np.testing.assert_array_equal(y, expect)
+    for fn in (lambda o: F.box(x, 3, out=o), lambda o: F.gaussian(x, 1.0, out=o),
+               lambda o: F.sep_filter(x, [1, 2], [3], out=o), lambda o: F.convolve(x, k, out=o)):
+        o = np.full_like(x, 3)
+        assert fn(o) is o
+        np.testing.assert_array_equal(o, fn(None))
+
+
+def test_zero_size(rng):
+    for shape in [(0, 5), (4, 0), (0, 3, 3), (0, 4, 4, 3), (2, 0, 4, 1)]:
+        x = np.zeros(shape, np.float32)
+        for r in (F.correlate(x, np.ones((3, 3))), F.box(x, 3), F.gaussian(x, 1.0), F.sep_filter(x, [1], [1])):
+            assert r.shape == shape and r.dtype == np.float32
+
+
+# ---- ISA levels and threads ---------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_isa_level(rng, isa, dtype):
+    assert imkern.get_cpu_isa() == isa
+    x = random_array(rng, (2, 19, 37, 3), dtype)
+    k = np.abs(rng.standard_normal((5, 4)))
+    k /= k.sum()
+    ky, kx = np.abs(rng.standard_normal(7)), np.abs(rng.standard_normal(3))
+    ky /= ky.sum()
+    kx /= kx.sum()
+    for border in BORDERS:
+        assert_close(F.correlate(x, k, border=border), R.correlate(x, k, border=border), dtype, scale=_scale(x, k))
+        assert_close(F.sep_filter(x, ky, kx, border=border), R.sep_filter(x, ky, kx, border=border), dtype,
+                     scale=_scale(x, k))
+        assert_close(F.box(x, (4, 19), border=border), R.box(x, (4, 19), border=border), dtype, scale=_scale(x, k))
+
+
+def test_isa_levels_agree(rng):
+    x = random_array(rng, (31, 45, 3), np.uint8)
+    results = []
+    before = imkern.get_cpu_isa()
+    try:
+        for level in imkern.info()["cpu_isa_available"]:
+            imkern.set_cpu_isa(level)
+            results.append(F.gaussian(x, 1.0, ksize=(5, 5)).astype(int))
+    finally:
+        imkern.set_cpu_isa(before)
+    for r in results[1:]:
+        assert np.abs(r - results[0]).max() <= 1
+
+
+def test_threads_do_not_change_results(rng):
+    x = random_array(rng, (3, 301, 97, 3), np.float32)
+    k = rng.standard_normal((5, 5))
+    before = imkern.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3, 8):
+            imkern.set_num_threads(n)
+            assert imkern.get_num_threads() == n
+            outs.append((F.correlate(x, k), F.gaussian(x, 2.0), F.box(x, 7)))
+    finally:
+        imkern.set_num_threads(before)
+    for o in outs[1:]:
+        for a, b in zip(o, outs[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+# ---- peers --------------------------------------------------------------------------------------
+_SCIPY_MODE = {"reflect101": "mirror", "reflect": "reflect", "replicate": "nearest", "constant": "constant",
+               "wrap": "grid-wrap"}
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("kshape", [(3, 3), (4, 5), (1, 7), (8, 2)])
+def test_against_scipy(rng, border, kshape):
+    ndi = pytest.importorskip("scipy.ndimage")
+    x = random_array(rng, (19, 23), np.float64)
+    k = rng.standard_normal(kshape)
+    m = _SCIPY_MODE[border]
+    np.testing.assert_allclose(F.correlate(x, k, border=border, cval=0.5),
+                               ndi.correlate(x, k, mode=m, cval=0.5), atol=1e-12)
+    np.testing.assert_allclose(F.convolve(x, k, border=border, cval=0.5),
+                               ndi.convolve(x, k, mode=m, cval=0.5), atol=1e-12)
+    np.testing.assert_allclose(F.gaussian(x, (1.3, 0.8), border=border, cval=0.5),
+                               ndi.gaussian_filter(x, (1.3, 0.8), mode=m, cval=0.5), atol=1e-12)
+
+
+_CV_BORDER = {"reflect101": 4, "reflect": 2, "replicate": 1, "constant": 0, "wrap": 3}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("border", ["reflect101", "reflect", "replicate", "constant"])
+def test_against_opencv(rng, dtype, border):
+    cv2 = pytest.importorskip("cv2")
+    x = random_array(rng, (37, 53, 3), dtype)
+    b = _CV_BORDER[border]
+    k = np.abs(rng.standard_normal((3, 5))).astype(np.float32)
+    k /= k.sum()
+    tol = {"int_atol": 1} if np.dtype(dtype).kind == "u" else {}
+    # cv2.GaussianBlur on 8-bit data quantizes the weights to 8 fractional bits (its fixed-point
+    # "bit-exact" path), up to ~1.6 away from the exact result; imkern rounds the exact sum.
+    gtol = {"int_atol": 2} if np.dtype(dtype) == np.uint8 else tol
+    scale = float(np.abs(x.astype(float)).max())
+    if dtype != np.uint16:  # cv2.filter2D has no 16U path with ddepth=-1 on some builds
+        assert_close(F.correlate(x, k, border=border), cv2.filter2D(x, -1, k, borderType=b), dtype, scale=scale, **tol)
+    assert_close(F.gaussian(x, 1.0, ksize=(5, 5), border=border),
+                 cv2.GaussianBlur(x, (5, 5), 1.0, borderType=b), dtype, scale=scale, **gtol)
+    assert_close(F.gaussian(x, (2.0, 0.6), ksize=(7, 3), border=border),
+                 cv2.GaussianBlur(x, (3, 7), sigmaX=0.6, sigmaY=2.0, borderType=b), dtype, scale=scale, **gtol)
+    assert_close(F.gaussian(x, 0, ksize=(5, 5), border=border),
+                 cv2.GaussianBlur(x, (5, 5), 0, borderType=b), dtype, scale=scale, **gtol)
+    assert_close(F.box(x, (3, 6), border=border), cv2.blur(x, (6, 3), borderType=b), dtype, scale=scale, **tol)
+    # and against OpenCV on float64 data, where it is exact
+    xf = x.astype(np.float64)
+    assert_close(F.gaussian(xf, (2.0, 0.6), ksize=(7, 3), border=border),
+                 cv2.GaussianBlur(xf, (3, 7), sigmaX=0.6, sigmaY=2.0, borderType=b), np.float64, scale=scale)
+    ky, kx = rng.random(5), rng.random(3)
+    ky /= ky.sum()
+    kx /= kx.sum()
+    if dtype != np.uint16:
+        assert_close(F.sep_filter(x, ky, kx, border=border), cv2.sepFilter2D(x, -1, kx, ky, borderType=b),
+                     dtype, scale=scale, **tol)
+
+
+def test_gaussian_kernel_matches_opencv():
+    cv2 = pytest.importorskip("cv2")
+    from imkern._kernels import gaussian_kernel_cv
+
+    for ksize in (1, 3, 5, 7, 9, 31):
+        for sigma in (0, 0.5, 1.0, 5.0):
+            np.testing.assert_allclose(gaussian_kernel_cv(ksize, sigma), cv2.getGaussianKernel(ksize, sigma, cv2.CV_64F).ravel(),
+                                       rtol=1e-12, atol=1e-15)
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+def test_bad_input():
+    x = np.zeros((5, 5), np.float32)
+    k = np.ones((3, 3))
+    with pytest.raises(TypeError, match="image.*numpy.ndarray"):
+        F.correlate([[1.0]], k)
+    with pytest.raises(TypeError, match="image: dtype int32"):
+        F.correlate(np.zeros((5, 5), np.int32), k)
+    with pytest.raises(TypeError, match="image: dtype complex128"):
+        F.gaussian(np.zeros((5, 5), complex), 1.0)
+    with pytest.raises(ValueError, match="image: expected an image of shape"):
+        F.correlate(np.zeros(5, np.float32), k)
+    with pytest.raises(ValueError, match="image: expected an image of shape"):
+        F.box(np.zeros((1, 2, 3, 4, 5), np.float32), 3)
+    with pytest.raises(ValueError, match="kernel: expected a non-empty 2-D"):
+        F.correlate(x, np.ones(3))
+    with pytest.raises(ValueError, match="kernel: expected a non-empty 2-D"):
+        F.correlate(x, np.ones((0, 3)))
+    with pytest.raises(ValueError, match="kernel_y"):
+        F.sep_filter(x, [], [1])
+    with pytest.raises(ValueError, match="border: expected one of"):
+        F.correlate(x, k, border="reflect_101")
+    with pytest.raises(ValueError, match="border"):
+        F.gaussian(x, 1.0, border=3)
+    with pytest.raises(ValueError, match="size"):
+        F.box(x, 0)
+    with pytest.raises(ValueError, match="size"):
+        F.box(x, (3, 3, 3))
+    with pytest.raises(TypeError, match="size"):
+        F.box(x, 2.5)
+    with pytest.raises(ValueError, match="sigma"):
+        F.gaussian(x, -1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        F.gaussian(x, float("nan"))
+    with pytest.raises(ValueError, match="ksize"):
+        F.gaussian(x, 1.0, ksize=(4, 5))
+    with pytest.raises(TypeError, match="sigma"):
+        F.gaussian(x, "1")
+    with pytest.raises(TypeError, match="cval"):
+        F.correlate(x, k, border="constant", cval="a")
+    with pytest.raises(TypeError, match="out: expected dtype float32"):
+        F.correlate(x, k, out=np.zeros((5, 5), np.float64))
+    with pytest.raises(ValueError, match=r"out: expected shape \(5, 5\)"):
+        F.correlate(x, k, out=np.zeros((5, 4), np.float32))
+    with pytest.raises(TypeError, match="out: expected a numpy.ndarray"):
+        F.correlate(x, k, out=[[0.0]])
+    ro = np.zeros((5, 5), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out: array is read-only"):
+        F.correlate(x, k, out=ro)
+
+
+def test_border_aliases(rng):
+    x = random_array(rng, (9, 8), np.float64)
+    k = rng.standard_normal((3, 3))
+    for alias, name in [("mirror", "reflect101"), ("symmetric", "reflect"), ("nearest", "replicate"),
+                        ("circular", "wrap"), ("grid-wrap", "wrap")]:
+        np.testing.assert_array_equal(F.correlate(x, k, border=alias), F.correlate(x, k, border=name))
+
+
+def test_read_only_input_accepted(rng):
+    x = random_array(rng, (9, 8), np.uint8)
+    x.flags.writeable = False
+    F.gaussian(x, 1.0)
+
+
+def test_cupy_input_without_cuda_is_type_error():
+    if imkern.info()["cuda_built"]:
+        pytest.skip("CUDA support is built")
+    cupy = pytest.importorskip("cupy")
+    try:
+        a = cupy.zeros((4, 4), cupy.float32)
+    except Exception:
+        pytest.skip("CuPy cannot allocate here (no GPU)")
+    with pytest.raises(TypeError, match="without CUDA"):
+        F.gaussian(a, 1.0)
