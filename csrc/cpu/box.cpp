@@ -22,7 +22,7 @@ static void box_impl(const void* src, const ImageDesc& s, void* dst, const Image
   const double area = static_cast<double>(kh) * kw;  // divide (not multiply by 1/area): exact ties round as the reference
   const std::vector<double> ones(kw, 1.0);
   parallel_for(0, rows, filter_grain(rows, 2, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    std::vector<double> col(WP), add(WP), sub(WP), out(WC), prefix(kw > 16 ? WP + C : 0);
+    aligned_vector<double> col(WP), add(WP), sub(WP), out(WC), prefix(kw > 16 ? WP + C : 0);
     auto load = [&](int64_t b, int64_t sy, double* dstrow) {
       const int64_t yy = border_index(sy, H, border);
       load_padded_row<T, double>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), dstrow, W, C, left,

@@ -58,7 +58,7 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
   std::vector<A> kv(k, k + static_cast<int64_t>(kh) * kw);
   const A cv = static_cast<A>(cval);
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    std::vector<A> out(std::is_same<T, A>::value ? 0 : WC);
+    A* out = thread_scratch<A>(1, static_cast<size_t>(WC));
     RowRing<A> ring(kh, WP);
     int64_t cur_b = -1;
     for (int64_t t = t0; t < t1; ++t) {
@@ -76,8 +76,8 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
       if constexpr (std::is_same<T, A>::value) {
         correlate_row(P, drow, WC, C, kv.data(), kh, kw);
       } else {
-        correlate_row(P, out.data(), WC, C, kv.data(), kh, kw);
-        store_row(out.data(), drow, WC);
+        correlate_row(P, out, WC, C, kv.data(), kh, kw);
+        store_row(out, drow, WC);
       }
     }
   });

@@ -9,7 +9,7 @@ namespace imkern {
 namespace IMKERN_ISA {
 
 template <typename A>
-inline void hfilter(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw) {
+inline void hfilter_any(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw) {
   using namespace simd;
   constexpr int L = Vec<A>::lanes;
   int64_t x = 0;
@@ -41,8 +41,9 @@ inline void hfilter(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw) 
   }
 }
 
-template <typename A>
-inline void vfilter(const A* const* rows, A* o, int64_t n, const A* k, int kh) {
+// Output type T: the accumulators are converted (rounded, saturated) as they are stored.
+template <typename T, typename A>
+inline void vfilter_any(const A* const* rows, T* o, int64_t n, const A* k, int kh) {
   using namespace simd;
   constexpr int L = Vec<A>::lanes;
   int64_t x = 0;
@@ -56,20 +57,99 @@ inline void vfilter(const A* const* rows, A* o, int64_t n, const A* k, int kh) {
       a2 += kv * loadu(q + 2 * L);
       a3 += kv * loadu(q + 3 * L);
     }
-    storeu(o + x, a0);
-    storeu(o + x + L, a1);
-    storeu(o + x + 2 * L, a2);
-    storeu(o + x + 3 * L, a3);
+    store_vec<T, A>(o + x, a0);
+    store_vec<T, A>(o + x + L, a1);
+    store_vec<T, A>(o + x + 2 * L, a2);
+    store_vec<T, A>(o + x + 3 * L, a3);
   }
   for (; x + L <= n; x += L) {
     vec_t<A> a0{};
     for (int i = 0; i < kh; ++i) a0 += splat<A>(k[i]) * loadu(rows[i] + x);
-    storeu(o + x, a0);
+    store_vec<T, A>(o + x, a0);
   }
   for (; x < n; ++x) {
     A a = 0;
     for (int i = 0; i < kh; ++i) a += k[i] * rows[i][x];
-    o[x] = a;
+    o[x] = to_output<T, A>(a);
+  }
+}
+
+// Fixed tap counts: the taps are broadcast once into registers and the tap loop is unrolled
+// (the generic loops re-broadcast every tap for every 4 vectors). Same sums, same order.
+template <int K, typename A>
+inline void hfilter_fixed(const A* p, A* h, int64_t n, int64_t C, const A* k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv[K];
+  for (int j = 0; j < K; ++j) kv[j] = splat<A>(k[j]);
+  int64_t x = 0;
+  for (; x + 4 * L <= n; x += 4 * L) {
+    vec_t<A> a0{}, a1{}, a2{}, a3{};
+    const A* q = p + x;
+#pragma GCC unroll 16
+    for (int j = 0; j < K; ++j) {
+      a0 += kv[j] * loadu(q + j * C);
+      a1 += kv[j] * loadu(q + j * C + L);
+      a2 += kv[j] * loadu(q + j * C + 2 * L);
+      a3 += kv[j] * loadu(q + j * C + 3 * L);
+    }
+    storeu(h + x, a0);
+    storeu(h + x + L, a1);
+    storeu(h + x + 2 * L, a2);
+    storeu(h + x + 3 * L, a3);
+  }
+  if (x < n) hfilter_any(p + x, h + x, n - x, C, k, K);
+}
+
+template <int K, typename T, typename A>
+inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv[K];
+  const A* r[K];
+  for (int i = 0; i < K; ++i) {
+    kv[i] = splat<A>(k[i]);
+    r[i] = rows[i];
+  }
+  int64_t x = 0;
+  for (; x + 4 * L <= n; x += 4 * L) {
+    vec_t<A> a0{}, a1{}, a2{}, a3{};
+#pragma GCC unroll 16
+    for (int i = 0; i < K; ++i) {
+      a0 += kv[i] * loadu(r[i] + x);
+      a1 += kv[i] * loadu(r[i] + x + L);
+      a2 += kv[i] * loadu(r[i] + x + 2 * L);
+      a3 += kv[i] * loadu(r[i] + x + 3 * L);
+    }
+    store_vec<T, A>(o + x, a0);
+    store_vec<T, A>(o + x + L, a1);
+    store_vec<T, A>(o + x + 2 * L, a2);
+    store_vec<T, A>(o + x + 3 * L, a3);
+  }
+  if (x < n) {
+    const A* rest[K];
+    for (int i = 0; i < K; ++i) rest[i] = r[i] + x;
+    vfilter_any<T, A>(rest, o + x, n - x, k, K);
+  }
+}
+
+template <typename A>
+inline void hfilter(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw) {
+  switch (kw) {
+    case 3: return hfilter_fixed<3>(p, h, n, C, k);
+    case 5: return hfilter_fixed<5>(p, h, n, C, k);
+    case 7: return hfilter_fixed<7>(p, h, n, C, k);
+    default: return hfilter_any(p, h, n, C, k, kw);
+  }
+}
+
+template <typename T, typename A>
+inline void vfilter(const A* const* rows, T* o, int64_t n, const A* k, int kh) {
+  switch (kh) {
+    case 3: return vfilter_fixed<3, T, A>(rows, o, n, k);
+    case 5: return vfilter_fixed<5, T, A>(rows, o, n, k);
+    case 7: return vfilter_fixed<7, T, A>(rows, o, n, k);
+    default: return vfilter_any<T, A>(rows, o, n, k, kh);
   }
 }
 
@@ -79,7 +159,10 @@ inline void vfilter(const A* const* rows, A* o, int64_t n, const A* k, int kh) {
 template <typename A>
 class RowRing {
  public:
-  RowRing(int kh, int64_t width) : kh_(kh), width_(width), buf_(static_cast<size_t>(kh) * width), rows_(kh) {}
+  // The ring lives in this thread's scratch slot 0.
+  RowRing(int kh, int64_t width)
+      : kh_(kh), width_(ring_stride(width)),
+        buf_(thread_scratch<A>(0, static_cast<size_t>(kh) * width_)), rows_(kh) {}
   template <typename Make>
   const A* const* rows_for(int64_t first, Make&& make) {
     const int64_t last = first + kh_;  // exclusive
@@ -94,15 +177,28 @@ class RowRing {
   }
   void reset() { lo_ = hi_ = INT64_MIN / 2; }
 
+  // Row stride: whole cache lines, and not a multiple of 4 KiB (give or take 512 bytes), so
+  // the loads from the kh rows and the store into the next one do not alias in the L1's
+  // 4K-offset disambiguation (a 3x slowdown for widths like 3072 floats).
+  static int64_t ring_stride(int64_t width) {
+    int64_t n = round_up_line<A>(width);
+    const int64_t line = 64 / static_cast<int64_t>(sizeof(A));
+    while (true) {
+      const int64_t m = (n * static_cast<int64_t>(sizeof(A))) % 4096;
+      if (m >= 512 && m <= 3584) return n;
+      n += line;
+    }
+  }
+
  private:
   A* slot(int64_t r) {
     int64_t m = r % kh_;
     if (m < 0) m += kh_;
-    return buf_.data() + m * width_;
+    return buf_ + m * width_;
   }
   int kh_;
   int64_t width_;
-  std::vector<A> buf_;
+  A* buf_;
   std::vector<const A*> rows_;
   int64_t lo_ = INT64_MIN / 2, hi_ = INT64_MIN / 2;
 };

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "imkern/common.hpp"
@@ -29,6 +31,66 @@ template <> struct Saturate<uint16_t> {
   static constexpr float lo = 0.f, hi = 65535.f;
 };
 
+// One accumulator value -> T: integers rounded to nearest-even and saturated (NaN -> 0).
+template <typename T, typename A>
+inline T to_output(A a) {
+  if constexpr (Saturate<T>::integer) {
+    float v = static_cast<float>(a);
+    v = v > Saturate<T>::lo ? v : Saturate<T>::lo;  // also maps NaN to lo
+    v = v < Saturate<T>::hi ? v : Saturate<T>::hi;
+    return static_cast<T>(static_cast<int32_t>(__builtin_rintf(v)));
+  } else {
+    return static_cast<T>(a);
+  }
+}
+
+// A vector of accumulators -> lanes of T at p (unaligned); integers as to_output does.
+template <typename T, typename A>
+inline void store_vec(T* p, simd::vec_t<A> v) {
+  using namespace simd;
+  if constexpr (std::is_same<T, A>::value) {
+    storeu(p, v);
+  } else if constexpr (Saturate<T>::integer && std::is_same<A, float>::value) {
+    store_rounded_saturated<T>(p, v);
+  } else {
+    constexpr int L = Vec<A>::lanes;
+    for (int i = 0; i < L; ++i) p[i] = to_output<T, A>(v[i]);
+  }
+}
+
+// L lanes of T at p -> a vector of accumulators.
+template <typename A, typename T>
+inline simd::vec_t<A> load_vec(const T* p) {
+  using namespace simd;
+  if constexpr (std::is_same<T, A>::value) {
+    return loadu(p);
+  } else {
+    constexpr int L = Vec<A>::lanes;
+    if constexpr (std::is_integral<T>::value && std::is_same<A, float>::value) {
+      return widen_to_f32<T>(p);
+    } else {
+      typedef T vt __attribute__((vector_size(L * sizeof(T))));
+      vt t;
+      std::memcpy(&t, p, sizeof(t));
+      if constexpr (std::is_integral<T>::value) {
+        typedef int32_t vi __attribute__((vector_size(L * sizeof(int32_t))));
+        return __builtin_convertvector(__builtin_convertvector(t, vi), vec_t<A>);
+      } else {
+        return __builtin_convertvector(t, vec_t<A>);
+      }
+    }
+  }
+}
+
+// Convert n values of T to the accumulator type.
+template <typename T, typename A>
+inline void convert_row(const T* src, A* dst, int64_t n) {
+  constexpr int L = simd::Vec<A>::lanes;
+  int64_t i = 0;
+  for (; i + L <= n; i += L) simd::storeu(dst + i, load_vec<A, T>(src + i));
+  for (; i < n; ++i) dst[i] = static_cast<A>(src[i]);
+}
+
 // dst[0 .. (left + w + right) * c) = src row with `left`/`right` border pixels resolved by
 // `border`. `row` is null for a row that lies wholly in the constant border.
 template <typename T, typename A>
@@ -40,8 +102,7 @@ inline void load_padded_row(const T* row, A* dst, int64_t w, int64_t c, int64_t 
     return;
   }
   A* mid = dst + left * c;
-  const int64_t wc = w * c;
-  for (int64_t i = 0; i < wc; ++i) mid[i] = static_cast<A>(row[i]);
+  convert_row(row, mid, w * c);
   for (int64_t x = -left; x < 0; ++x) {
     int64_t sx = border_index(x, w, border);
     for (int64_t ch = 0; ch < c; ++ch)
@@ -54,20 +115,54 @@ inline void load_padded_row(const T* row, A* dst, int64_t w, int64_t c, int64_t 
   }
 }
 
-// Store n accumulator values as T: integers are rounded to nearest-even and saturated.
+// Columns [x0 - left, x1 + right) of a source row (w pixels of c channels), converted to the
+// accumulator type, into dst; out-of-image pixels by the border rule. `row` null: all cval.
+template <typename T, typename A>
+inline void load_padded_segment(const T* row, A* dst, int64_t w, int64_t c, int64_t x0, int64_t x1,
+                                int64_t left, int64_t right, Border border, A cval) {
+  const int64_t first = x0 - left, last = x1 + right;  // pixel range, exclusive end
+  if (!row) {
+    std::fill(dst, dst + (last - first) * c, cval);
+    return;
+  }
+  const int64_t in0 = first > 0 ? first : 0, in1 = last < w ? last : w;
+  if (in1 > in0) convert_row(row + in0 * c, dst + (in0 - first) * c, (in1 - in0) * c);
+  for (int64_t x = first; x < last; ++x) {
+    if (x >= 0 && x < w) {
+      x = in1 - 1;  // skip the interior (already converted)
+      continue;
+    }
+    const int64_t sx = border_index(x, w, border);
+    A* d = dst + (x - first) * c;
+    for (int64_t ch = 0; ch < c; ++ch) d[ch] = sx < 0 ? cval : static_cast<A>(row[sx * c + ch]);
+  }
+}
+
+// Ask for n elements at p ahead of use: source rows are read in short strips, too short for
+// the hardware prefetcher to ramp up, so the filters prefetch the row they will need next.
+template <typename T>
+inline void prefetch_span(const T* p, int64_t n) {
+  const char* c = reinterpret_cast<const char*>(p);
+  const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+}
+
+// Column strip width (in pixels) for the row-ring filters: wide enough to amortize the halo,
+// narrow enough that the ring of `ring_rows` rows stays in L1 (small kernels) or L2 (large).
+inline int64_t strip_pixels(int64_t w, int64_t c, int ring_rows, size_t acc_size) {
+  const int64_t budget = ring_rows <= 8 ? (32 << 10) : (1 << 20);
+  int64_t px = budget / (static_cast<int64_t>(acc_size) * (ring_rows + 1) * c);
+  px = px < 64 ? 64 : px;
+  return px >= w ? w : px;
+}
+
+// Store n accumulator values as T (see to_output / store_vec).
 template <typename T, typename A>
 inline void store_row(const A* acc, T* dst, int64_t n) {
-  if constexpr (Saturate<T>::integer) {
-    for (int64_t i = 0; i < n; ++i) {
-      float v = static_cast<float>(acc[i]);
-      v = v < Saturate<T>::lo ? Saturate<T>::lo : v;  // NaN stays NaN here ...
-      v = v > Saturate<T>::hi ? Saturate<T>::hi : v;
-      v = v == v ? v : 0.f;                           // ... and becomes 0, not UB
-      dst[i] = static_cast<T>(static_cast<int32_t>(__builtin_rintf(v)));
-    }
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(acc[i]);
-  }
+  constexpr int L = simd::Vec<A>::lanes;
+  int64_t i = 0;
+  for (; i + L <= n; i += L) store_vec<T, A>(dst + i, simd::loadu(acc + i));
+  for (; i < n; ++i) dst[i] = to_output<T, A>(acc[i]);
 }
 
 // Row pointer of image b, row y (y inside the image).

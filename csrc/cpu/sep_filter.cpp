@@ -24,29 +24,29 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   const int64_t rows = s.n * H;
   std::vector<A> kyv(ky, ky + kh), kxv(kx, kx + kw);
   const A cv = static_cast<A>(cval);
+  // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
+  const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    std::vector<A> padded(static_cast<size_t>((left + W + right) * C));
-    std::vector<A> out(std::is_same<T, A>::value ? 0 : WC);
-    RowRing<A> ring(kh, WC);
-    int64_t cur_b = -1;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / H, y = t % H;
-      if (b != cur_b) {
-        cur_b = b;
-        ring.reset();
-      }
-      const A* const* r = ring.rows_for(y - ay, [&](int64_t sy, A* slot) {
-        const int64_t yy = border_index(sy, H, border);
-        load_padded_row<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), padded.data(), W, C,
-                              left, right, border, cv);
-        hfilter(padded.data(), slot, WC, C, kxv.data(), kw);
-      });
-      T* drow = row_ptr<T>(dst, d, b, y);
-      if constexpr (std::is_same<T, A>::value) {
-        vfilter(r, drow, WC, kyv.data(), kh);
-      } else {
-        vfilter(r, out.data(), WC, kyv.data(), kh);
-        store_row(out.data(), drow, WC);
+    A* padded = thread_scratch<A>(1, static_cast<size_t>((left + SP + right) * C));
+    RowRing<A> ring(kh, SP * C);
+    for (int64_t x0 = 0; x0 < W; x0 += SP) {
+      const int64_t x1 = x0 + SP < W ? x0 + SP : W, n = (x1 - x0) * C;
+      int64_t cur_b = -1;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / H, y = t % H;
+        if (b != cur_b) {
+          cur_b = b;
+          ring.reset();
+        }
+        const A* const* r = ring.rows_for(y - ay, [&](int64_t sy, A* slot) {
+          const int64_t yy = border_index(sy, H, border);
+          load_padded_segment<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), padded, W, C, x0,
+                                    x1, left, right, border, cv);
+          const int64_t ahead = sy + 4;  // the row loaded two output rows from now
+          if (ahead >= 0 && ahead < H) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * C, (x1 - x0) * C);
+          hfilter(padded, slot, n, C, kxv.data(), kw);
+        });
+        vfilter<T, A>(r, row_ptr<T>(dst, d, b, y) + x0 * C, n, kyv.data(), kh);
       }
     }
   });

@@ -6,6 +6,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <vector>
+#if defined(__SSE4_1__)
+#include <immintrin.h>
+#endif
 
 #ifndef IMKERN_ISA
 #error "IMKERN_ISA must be defined (baseline, avx2, avx512)"
@@ -47,6 +52,117 @@ inline vec_t<T> splat(T x) {
   return vec_t<T>{} + x;
 }
 
+// Widening loads / narrowing stores between 8/16-bit integers and float lanes. GCC's
+// __builtin_convertvector scalarizes these, so they are spelled with the ISA's intrinsics
+// (pmovzx / vcvtdq2ps; vcvtps2dq / vpmov* or packus); the generic fallback is a plain loop.
+template <typename U>
+inline vec_t<float> widen_to_f32(const U* p) {
+  static_assert(sizeof(U) <= 2, "8/16-bit integers only");
+#if defined(__AVX512F__)
+  __m512i i;
+  if constexpr (sizeof(U) == 1) i = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  else i = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return reinterpret_cast<vec_t<float>>(_mm512_cvtepi32_ps(i));
+#elif defined(__AVX2__)
+  __m256i i;
+  if constexpr (sizeof(U) == 1) i = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  else i = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return reinterpret_cast<vec_t<float>>(_mm256_cvtepi32_ps(i));
+#elif defined(__SSE4_1__)
+  __m128i i;
+  if constexpr (sizeof(U) == 1) {
+    int32_t w;
+    std::memcpy(&w, p, 4);
+    i = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(w));
+  } else {
+    i = _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  return reinterpret_cast<vec_t<float>>(_mm_cvtepi32_ps(i));
+#else
+  vec_t<float> v;
+  for (int k = 0; k < Vec<float>::lanes; ++k) v[k] = static_cast<float>(p[k]);
+  return v;
+#endif
+}
+
+// Round to nearest-even (the default MXCSR mode) and saturate to U's range; NaN -> 0.
+// min(hi, v) first keeps large values from overflowing the int32 conversion (and passes NaN
+// through to it, which yields INT_MIN, then 0 after max(., 0)); the narrowing saturates.
+template <typename U>
+inline void store_rounded_saturated(U* p, vec_t<float> v) {
+  static_assert(sizeof(U) <= 2, "8/16-bit integers only");
+  constexpr float hi = sizeof(U) == 1 ? 255.f : 65535.f;
+#if defined(__AVX512F__)
+  const __m512 c = _mm512_min_ps(_mm512_set1_ps(hi), reinterpret_cast<__m512>(v));
+  const __m512i i = _mm512_max_epi32(_mm512_cvtps_epi32(c), _mm512_setzero_si512());
+  if constexpr (sizeof(U) == 1) _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtusepi32_epi8(i));
+  else _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtusepi32_epi16(i));
+#elif defined(__AVX2__)
+  const __m256 c = _mm256_min_ps(_mm256_set1_ps(hi), reinterpret_cast<__m256>(v));
+  const __m256i i = _mm256_cvtps_epi32(c);
+  const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+  if constexpr (sizeof(U) == 1) _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(w, w));
+  else _mm_storeu_si128(reinterpret_cast<__m128i*>(p), w);
+#elif defined(__SSE4_1__)
+  const __m128 c = _mm_min_ps(_mm_set1_ps(hi), reinterpret_cast<__m128>(v));
+  const __m128i i = _mm_cvtps_epi32(c);
+  const __m128i w = _mm_packus_epi32(i, i);
+  if constexpr (sizeof(U) == 1) {
+    const int32_t b = _mm_cvtsi128_si32(_mm_packus_epi16(w, w));
+    std::memcpy(p, &b, 4);
+  } else {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), w);
+  }
+#else
+  for (int k = 0; k < Vec<float>::lanes; ++k) {
+    float x = v[k];
+    x = x > 0.f ? x : 0.f;
+    x = x < hi ? x : hi;
+    p[k] = static_cast<U>(static_cast<int32_t>(__builtin_rintf(x)));
+  }
+#endif
+}
+
 }  // namespace simd
+
+// Scratch buffers aligned to 64 bytes, so full-vector loads and stores of row starts never
+// split a cache line.
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}
+  T* allocate(size_t n) {
+    void* p = ::operator new(n * sizeof(T), std::align_val_t(64));
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <typename U>
+  bool operator==(const AlignedAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const AlignedAllocator<U>&) const { return false; }
+};
+template <typename T>
+using aligned_vector = std::vector<T, AlignedAllocator<T>>;
+
+// Per-thread scratch that grows and never shrinks: kernels take their row buffers from here
+// instead of allocating per call (large allocations come back as fresh, zeroed pages every
+// time, which costs more than the filtering itself). `slot` separates buffers used together.
+template <typename T>
+inline T* thread_scratch(int slot, size_t n) {
+  static thread_local aligned_vector<unsigned char> bufs[4];
+  auto& b = bufs[slot];
+  const size_t bytes = n * sizeof(T) + 64;
+  if (b.size() < bytes) b.resize(bytes);
+  return reinterpret_cast<T*>(b.data());
+}
+
+// Round n elements up to whole 64-byte lines.
+template <typename T>
+inline int64_t round_up_line(int64_t n) {
+  const int64_t per = 64 / static_cast<int64_t>(sizeof(T));
+  return (n + per - 1) / per * per;
+}
 }  // namespace IMKERN_ISA
 }  // namespace imkern
