@@ -1,0 +1,166 @@
+"""Runtime: info, threads, ISA capping, GIL release, fork safety, coexistence with torch."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import imkern
+
+
+def test_info_fields():
+    i = imkern.info()
+    assert i["version"] == imkern.__version__
+    assert i["cpu_isa"] in ("baseline", "avx2", "avx512")
+    assert i["cpu_isa"] in i["cpu_isa_available"]
+    assert i["cpu_isa_available"][0] == "baseline"
+    assert i["num_threads"] >= 1
+    assert isinstance(i["cuda_built"], bool)
+    assert isinstance(i["gpus"], list)
+    for g in i["gpus"]:
+        assert {"id", "name", "compute_capability", "memory_bytes"} <= set(g)
+
+
+def test_cli_info():
+    r = subprocess.run([sys.executable, "-m", "imkern", "info"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "cpu_isa" in r.stdout and "cuda_built" in r.stdout and "gpus" in r.stdout
+
+
+def test_set_num_threads_validation():
+    before = imkern.get_num_threads()
+    try:
+        imkern.set_num_threads(3)
+        assert imkern.get_num_threads() == 3
+        imkern.set_num_threads(0)  # back to the default
+        assert imkern.get_num_threads() >= 1
+    finally:
+        imkern.set_num_threads(before)
+    with pytest.raises(ValueError, match="n: expected a thread count"):
+        imkern.set_num_threads(-1)
+    with pytest.raises(TypeError, match="n: expected an int"):
+        imkern.set_num_threads(2.5)
+    with pytest.raises(TypeError, match="n: expected an int"):
+        imkern.set_num_threads(True)
+
+
+def _run(code, env=None, timeout=120):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=e)
+
+
+def test_omp_num_threads_sets_default():
+    r = _run("import imkern; print(imkern.get_num_threads())", {"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("level", ["baseline", "avx2", "avx512"])
+def test_env_caps_isa(level):
+    r = _run("import imkern; print(imkern.get_cpu_isa())", {"IMKERN_CPU_ISA": level})
+    assert r.returncode == 0, r.stderr
+    avail = imkern.info()["cpu_isa_available"]
+    expect = level if level in avail else avail[-1]
+    assert r.stdout.strip() == expect
+
+
+def test_unknown_isa_env_warns():
+    r = _run("import warnings; warnings.simplefilter('always'); import imkern; print(imkern.get_cpu_isa())",
+             {"IMKERN_CPU_ISA": "sse9"})
+    assert r.returncode == 0
+    assert "IMKERN_CPU_ISA" in r.stderr
+
+
+def test_set_cpu_isa_validation():
+    with pytest.raises(ValueError, match="isa: expected one of"):
+        imkern.set_cpu_isa("neon")
+
+
+def test_gil_released_during_kernels():
+    """Two Python threads filtering at once must overlap (the GIL is released)."""
+    x = np.random.default_rng(0).random((1500, 1500), dtype=np.float32)
+    k = np.ones((9, 9)) / 81
+    before = imkern.get_num_threads()
+    imkern.set_num_threads(1)
+    try:
+        ticks = []
+        stop = threading.Event()
+
+        def ticker():
+            while not stop.is_set():
+                ticks.append(time.perf_counter())
+                time.sleep(0.001)
+
+        t = threading.Thread(target=ticker)
+        t.start()
+        for _ in range(3):
+            imkern.filters.correlate(x, k)
+        stop.set()
+        t.join()
+        # The ticker kept running while the kernels ran: the longest gap stays well below
+        # one kernel's duration.
+        gaps = np.diff(ticks)
+        assert len(ticks) > 10 and gaps.max() < 0.5
+    finally:
+        imkern.set_num_threads(before)
+
+
+def test_concurrent_calls_from_python_threads():
+    rng = np.random.default_rng(1)
+    xs = [rng.random((301, 257, 3), dtype=np.float32) for _ in range(6)]
+    expect = [imkern.filters.gaussian(x, 2.0) for x in xs]
+    results = [None] * 6
+
+    def work(i):
+        for _ in range(3):
+            results[i] = imkern.filters.gaussian(xs[i], 2.0)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for r, e in zip(results, expect):
+        np.testing.assert_array_equal(r, e)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_child_can_use_imkern():
+    code = """
+import os, sys, numpy as np, imkern
+imkern.set_num_threads(2)
+x = np.random.default_rng(0).random((400, 400), dtype=np.float32)
+a = imkern.filters.gaussian(x, 1.0)          # parent starts its thread pool
+pid = os.fork()
+if pid == 0:
+    b = imkern.filters.gaussian(x, 1.0)      # the child must not hang on the parent's pool
+    os._exit(0 if np.array_equal(a, b) else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    r = _run(code, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_import_with_torch():
+    pytest.importorskip("torch")
+    code = """
+import torch, numpy as np, imkern
+x = np.random.default_rng(0).random((256, 256), dtype=np.float32)
+t = torch.nn.functional.avg_pool2d(torch.from_numpy(x)[None, None], 3, 1, 1)
+y = imkern.filters.box(x, 3, border="constant")
+print("ok")
+"""
+    r = _run(code, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_import_without_gpu_reports_none():
+    r = _run("import imkern; print(len(imkern.info()['gpus']) >= 0)", {"CUDA_VISIBLE_DEVICES": ""})
+    assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr
