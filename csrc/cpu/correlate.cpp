@@ -11,8 +11,8 @@
 namespace imkern {
 namespace IMKERN_ISA {
 
-template <typename A>
-static void correlate_row(const A* const* P, A* o, int64_t n, int64_t C, const A* k, int kh, int kw) {
+template <typename T, typename A>
+static void correlate_row(const A* const* P, T* o, int64_t n, int64_t C, const A* k, int kh, int kw) {
   using namespace simd;
   constexpr int L = Vec<A>::lanes;
   int64_t x = 0;
@@ -29,22 +29,53 @@ static void correlate_row(const A* const* P, A* o, int64_t n, int64_t C, const A
         a3 += kv * loadu(q + 3 * L);
       }
     }
-    storeu(o + x, a0);
-    storeu(o + x + L, a1);
-    storeu(o + x + 2 * L, a2);
-    storeu(o + x + 3 * L, a3);
+    store_vec<T, A>(o + x, a0);
+    store_vec<T, A>(o + x + L, a1);
+    store_vec<T, A>(o + x + 2 * L, a2);
+    store_vec<T, A>(o + x + 3 * L, a3);
   }
   for (; x + L <= n; x += L) {
     vec_t<A> a0{};
     for (int i = 0; i < kh; ++i)
       for (int j = 0; j < kw; ++j) a0 += splat<A>(k[i * kw + j]) * loadu(P[i] + x + j * C);
-    storeu(o + x, a0);
+    store_vec<T, A>(o + x, a0);
   }
   for (; x < n; ++x) {
     A a = 0;
     for (int i = 0; i < kh; ++i)
       for (int j = 0; j < kw; ++j) a += k[i * kw + j] * P[i][x + j * C];
-    o[x] = a;
+    o[x] = to_output<T, A>(a);
+  }
+}
+
+// 3x3: the nine taps live in registers for the whole row (the common case: Sobel, Laplacian,
+// sharpening). Same products, same summation order as the generic loop.
+template <typename T, typename A>
+static void correlate_row_3x3(const A* const* P, T* o, int64_t n, int64_t C, const A* k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv[9];
+  for (int t = 0; t < 9; ++t) kv[t] = splat<A>(k[t]);
+  const A* r0 = P[0];
+  const A* r1 = P[1];
+  const A* r2 = P[2];
+  int64_t x = 0;
+  for (; x + 2 * L <= n; x += 2 * L) {
+    vec_t<A> a0{}, a1{};
+    const A* rr[3] = {r0 + x, r1 + x, r2 + x};
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; ++i)
+#pragma GCC unroll 3
+      for (int j = 0; j < 3; ++j) {
+        a0 += kv[i * 3 + j] * loadu(rr[i] + j * C);
+        a1 += kv[i * 3 + j] * loadu(rr[i] + j * C + L);
+      }
+    store_vec<T, A>(o + x, a0);
+    store_vec<T, A>(o + x + L, a1);
+  }
+  if (x < n) {
+    const A* rest[3] = {r0 + x, r1 + x, r2 + x};
+    correlate_row<T, A>(rest, o + x, n - x, C, k, 3, 3);
   }
 }
 
@@ -52,32 +83,36 @@ template <typename T>
 static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                            const double* k, int kh, int kw, int ay, int ax, Border border, double cval) {
   using A = typename AccOf<T>::type;
-  const int64_t H = s.h, W = s.w, C = s.c, WC = W * C;
-  const int64_t left = ax, right = kw - 1 - ax, WP = (left + W + right) * C;
+  const int64_t H = s.h, W = s.w, C = s.c;
+  const int64_t left = ax, right = kw - 1 - ax;
   const int64_t rows = s.n * H;
   std::vector<A> kv(k, k + static_cast<int64_t>(kh) * kw);
   const A cv = static_cast<A>(cval);
+  // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
+  const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    A* out = thread_scratch<A>(1, static_cast<size_t>(WC));
-    RowRing<A> ring(kh, WP);
-    int64_t cur_b = -1;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / H, y = t % H;
-      if (b != cur_b) {
-        cur_b = b;
-        ring.reset();
-      }
-      const A* const* P = ring.rows_for(y - ay, [&](int64_t sy, A* slot) {
-        const int64_t yy = border_index(sy, H, border);
-        load_padded_row<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), slot, W, C, left,
-                              right, border, cv);
-      });
-      T* drow = row_ptr<T>(dst, d, b, y);
-      if constexpr (std::is_same<T, A>::value) {
-        correlate_row(P, drow, WC, C, kv.data(), kh, kw);
-      } else {
-        correlate_row(P, out, WC, C, kv.data(), kh, kw);
-        store_row(out, drow, WC);
+    RowRing<A> ring(kh, (left + SP + right) * C);
+    for (int64_t x0 = 0; x0 < W; x0 += SP) {
+      const int64_t x1 = x0 + SP < W ? x0 + SP : W, n = (x1 - x0) * C;
+      int64_t cur_b = -1;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / H, y = t % H;
+        if (b != cur_b) {
+          cur_b = b;
+          ring.reset();
+        }
+        const A* const* P = ring.rows_for(y - ay, [&](int64_t sy, A* slot) {
+          const int64_t yy = border_index(sy, H, border);
+          load_padded_segment<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), slot, W, C, x0, x1, left,
+                                    right, border, cv);
+          const int64_t ahead = sy + 4;
+          if (ahead >= 0 && ahead < H) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * C, n);
+        });
+        T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
+        if (kh == 3 && kw == 3)
+          correlate_row_3x3<T, A>(P, drow, n, C, kv.data());
+        else
+          correlate_row<T, A>(P, drow, n, C, kv.data(), kh, kw);
       }
     }
   });
