@@ -1,0 +1,423 @@
+// conv2d and linear, forward and backward, on top of the blocked GEMM (compiled per ISA).
+//
+// Forward: for each (image, group, chunk of output pixels) im2col writes the chunk's
+// [C/g * R * S, ncols] patch matrix into a per-thread buffer sized to stay in L2, and one
+// GEMM out[K/g, ncols] = W[K/g, CRS] * col computes it, with bias and ReLU fused in the GEMM
+// epilogue. FLOPs/output = 2 * C/g * R * S; bytes: x read R*S times into the L2-resident col
+// buffer, out written once. 1x1 stride-1 unpadded convolutions skip im2col (the image is
+// the GEMM's B). Depthwise (groups == C == K) runs a direct stencil over a zero-padded plane
+// (R * S FMAs per output, vectorized along the row when the stride is 1).
+// Backward: grad_input = col2im(W^T * grad_out) per image; grad_weight = sum over images of
+// grad_out * col^T, the batch cut into chunks that depend on the problem size only, each
+// chunk's partial summed in chunk order; grad_bias = sums over (n, oh, ow) per channel.
+// linear is one GEMM per product (x W^T with the bias in the epilogue; go W; go^T x).
+// Every reduction has a fixed order, so 1 and N threads give identical bits.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "imkern/conv.hpp"
+#include "imkern/gemm.hpp"
+#include "imkern/parallel.hpp"
+#include "simd.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+namespace {
+
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                 const GemmEpilogue<float>& ep = {}) {
+  gemm_f32(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
+}
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+                 const double* b, int64_t ldb, double beta, double* c, int64_t ldc,
+                 const GemmEpilogue<double>& ep = {}) {
+  gemm_f64(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
+}
+
+struct Scratch {
+  void* p = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(p); }
+  void* get(size_t bytes) {
+    if (bytes > cap) {
+      std::free(p);
+      cap = (bytes + 4095) & ~size_t(4095);
+      p = std::aligned_alloc(64, cap);
+      if (!p) {
+        cap = 0;
+        throw std::bad_alloc();
+      }
+    }
+    return p;
+  }
+};
+
+// Per-thread buffers: slot 0 the im2col chunk, slot 1 a padded plane.
+template <typename T>
+T* scratch(int slot, int64_t n) {
+  thread_local Scratch bufs[2];
+  return static_cast<T*>(bufs[slot].get(static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T)));
+}
+
+// Output pixels per im2col chunk: the [crs, ncols] buffer fills about 384 KiB (half of L2).
+template <typename T>
+int64_t col_chunk(int64_t crs, int64_t ohw) {
+  const int64_t target = (384 << 10) / static_cast<int64_t>(sizeof(T));
+  int64_t nc = target / std::max<int64_t>(crs, 1);
+  nc = std::max<int64_t>(64, nc / 64 * 64);
+  return std::min(nc, ohw);
+}
+
+// For output pixel run [t_lo, t_hi) of a row segment starting at input column iw0 with
+// stride sw, the offsets whose input column lies in [0, W).
+inline void valid_range(int64_t iw0, int64_t sw, int64_t w, int64_t seg, int64_t& lo, int64_t& hi) {
+  if (iw0 >= w) {
+    lo = hi = seg;
+    return;
+  }
+  lo = iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw;
+  hi = (w - 1 - iw0) / sw + 1;
+  lo = std::min(lo, seg);
+  hi = std::max(lo, std::min(hi, seg));
+}
+
+// col[(c * R + r) * S + s][j] = x[c, ih, iw] (zero outside) for output pixels col0 + j.
+template <typename T>
+void im2col(const T* x, const Conv2dShape& p, int64_t cg, int64_t col0, int64_t ncols, T* dst) {
+  const int64_t H = p.h, W = p.w, OW = p.ow;
+  for (int64_t c = 0; c < cg; ++c) {
+    const T* plane = x + c * H * W;
+    for (int64_t r = 0; r < p.r; ++r)
+      for (int64_t s = 0; s < p.s; ++s) {
+        T* d = dst + ((c * p.r + r) * p.s + s) * ncols;
+        int64_t idx = col0, oh = col0 / OW, ow = col0 % OW;
+        const int64_t end = col0 + ncols;
+        while (idx < end) {
+          const int64_t seg = std::min(OW - ow, end - idx);
+          T* dd = d + (idx - col0);
+          const int64_t ih = oh * p.sh - p.pt + r * p.dh;
+          if (ih < 0 || ih >= H) {
+            std::fill(dd, dd + seg, T(0));
+          } else {
+            const T* row = plane + ih * W;
+            const int64_t iw0 = ow * p.sw - p.pl + s * p.dw;
+            int64_t lo, hi;
+            valid_range(iw0, p.sw, W, seg, lo, hi);
+            std::fill(dd, dd + lo, T(0));
+            if (p.sw == 1) {
+              std::memcpy(dd + lo, row + iw0 + lo, static_cast<size_t>(hi - lo) * sizeof(T));
+            } else {
+              for (int64_t t = lo; t < hi; ++t) dd[t] = row[iw0 + t * p.sw];
+            }
+            std::fill(dd + hi, dd + seg, T(0));
+          }
+          idx += seg;
+          ow = 0;
+          ++oh;
+        }
+      }
+  }
+}
+
+// The adjoint of im2col: gi[c, ih, iw] += col[...] for in-image positions.
+template <typename T>
+void col2im(const T* src, const Conv2dShape& p, int64_t cg, int64_t col0, int64_t ncols, T* gi) {
+  const int64_t H = p.h, W = p.w, OW = p.ow;
+  for (int64_t c = 0; c < cg; ++c) {
+    T* plane = gi + c * H * W;
+    for (int64_t r = 0; r < p.r; ++r)
+      for (int64_t s = 0; s < p.s; ++s) {
+        const T* d = src + ((c * p.r + r) * p.s + s) * ncols;
+        int64_t idx = col0, oh = col0 / OW, ow = col0 % OW;
+        const int64_t end = col0 + ncols;
+        while (idx < end) {
+          const int64_t seg = std::min(OW - ow, end - idx);
+          const T* dd = d + (idx - col0);
+          const int64_t ih = oh * p.sh - p.pt + r * p.dh;
+          if (ih >= 0 && ih < H) {
+            T* row = plane + ih * W;
+            const int64_t iw0 = ow * p.sw - p.pl + s * p.dw;
+            int64_t lo, hi;
+            valid_range(iw0, p.sw, W, seg, lo, hi);
+            if (p.sw == 1) {
+              T* q = row + iw0;
+              for (int64_t t = lo; t < hi; ++t) q[t] += dd[t];
+            } else {
+              for (int64_t t = lo; t < hi; ++t) row[iw0 + t * p.sw] += dd[t];
+            }
+          }
+          idx += seg;
+          ow = 0;
+          ++oh;
+        }
+      }
+  }
+}
+
+inline bool is_pointwise(const Conv2dShape& p) {
+  return p.r == 1 && p.s == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pb == 0 && p.pl == 0 && p.pr == 0;
+}
+
+// Depthwise forward: one channel plane at a time, copied into a zero-padded plane.
+template <typename T>
+void depthwise_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int L = Vec<T>::lanes;
+  const int64_t H = p.h, W = p.w, Hp = H + p.pt + p.pb, Wp = W + p.pl + p.pr;
+  const int64_t OH = p.oh, OW = p.ow, RS = p.r * p.s, planes = p.n * p.c;
+  const int64_t work = std::max<int64_t>(1, OH * OW * RS);
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / work);
+  parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi) {
+    T* pad = scratch<T>(1, Hp * Wp);
+    std::fill(pad, pad + Hp * Wp, T(0));
+    for (int64_t pl = lo; pl < hi; ++pl) {
+      const int64_t c = pl % p.c;
+      const T* src = x + pl * H * W;
+      for (int64_t y = 0; y < H; ++y)
+        std::memcpy(pad + (y + p.pt) * Wp + p.pl, src + y * W, static_cast<size_t>(W) * sizeof(T));
+      const T* wk = w + c * RS;
+      const T b = bias ? bias[c] : T(0);
+      T* o = out + pl * OH * OW;
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        T* orow = o + oy * OW;
+        std::fill(orow, orow + OW, b);
+        for (int64_t r = 0; r < p.r; ++r) {
+          const T* prow = pad + (oy * p.sh + r * p.dh) * Wp;
+          for (int64_t s = 0; s < p.s; ++s) {
+            const T wt = wk[r * p.s + s];
+            const T* q = prow + s * p.dw;
+            if (p.sw == 1) {
+              const V wv = splat<T>(wt);
+              int64_t ox = 0;
+              for (; ox + L <= OW; ox += L) storeu(orow + ox, loadu(orow + ox) + wv * loadu(q + ox));
+              for (; ox < OW; ++ox) orow[ox] += wt * q[ox];
+            } else {
+              for (int64_t ox = 0; ox < OW; ++ox) orow[ox] += wt * q[ox * p.sw];
+            }
+          }
+        }
+        if (relu)
+          for (int64_t ox = 0; ox < OW; ++ox) orow[ox] = orow[ox] < T(0) ? T(0) : orow[ox];
+      }
+    }
+  });
+}
+
+template <typename T>
+void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu) {
+  const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
+  const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
+  if (p.n == 0 || p.k == 0 || OHW == 0) return;
+  if (G > 1 && G == p.c && G == p.k) return depthwise_forward(x, w, bias, out, p, relu);
+  const bool pw = is_pointwise(p);
+  const int64_t ncols = col_chunk<T>(CRS, OHW);
+  const int64_t ncc = (OHW + ncols - 1) / ncols;
+  const int64_t items = p.n * G * ncc;
+  parallel_for(0, items, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t it = lo; it < hi; ++it) {
+      const int64_t n = it / (G * ncc), g = (it / ncc) % G, cc = it % ncc;
+      const int64_t col0 = cc * ncols, nc = std::min(ncols, OHW - col0);
+      const T* xg = x + (n * p.c + g * Cg) * HW;
+      const T* b;
+      int64_t ldb;
+      if (pw) {
+        b = xg + col0;
+        ldb = HW;
+      } else {
+        T* col = scratch<T>(0, CRS * nc);
+        im2col(xg, p, Cg, col0, nc, col);
+        b = col;
+        ldb = nc;
+      }
+      GemmEpilogue<T> ep;
+      ep.row_bias = bias ? bias + g * Kg : nullptr;
+      ep.relu = relu;
+      gemm(false, false, Kg, nc, CRS, T(1), w + g * Kg * CRS, CRS, b, ldb, T(0),
+           out + (n * p.k + g * Kg) * OHW + col0, OHW, ep);
+    }
+  });
+}
+
+// Sum of n values with vector lanes in a fixed pattern (same result for any caller).
+template <typename T>
+T sum_fixed(const T* a, int64_t n) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int L = Vec<T>::lanes;
+  V acc0{}, acc1{};
+  int64_t i = 0;
+  for (; i + 2 * L <= n; i += 2 * L) {
+    acc0 += loadu(a + i);
+    acc1 += loadu(a + i + L);
+  }
+  acc0 += acc1;
+  T s = 0;
+  for (int l = 0; l < L; ++l) s += acc0[l];
+  for (; i < n; ++i) s += a[i];
+  return s;
+}
+
+template <typename T>
+void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, const Conv2dShape& p) {
+  const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
+  const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
+  const int64_t ngi = p.n * p.c * HW, ngw = p.k * CRS;
+  if (p.n == 0 || OHW == 0 || p.k == 0) {
+    std::fill(gi, gi + ngi, T(0));
+    std::fill(gw, gw + ngw, T(0));
+    std::fill(gb, gb + p.k, T(0));
+    return;
+  }
+  // grad_bias: per channel, images in order.
+  parallel_for(0, p.k, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, p.n * OHW)), [&](int64_t lo, int64_t hi) {
+    for (int64_t k = lo; k < hi; ++k) {
+      T acc = 0;
+      for (int64_t n = 0; n < p.n; ++n) acc += sum_fixed(go + (n * p.k + k) * OHW, OHW);
+      gb[k] = acc;
+    }
+  });
+  if (CRS == 0) {
+    std::fill(gi, gi + ngi, T(0));
+    return;
+  }
+  const bool pw = is_pointwise(p);
+  const int64_t ncols = col_chunk<T>(CRS, OHW);
+  // grad_input: independent per image.
+  parallel_for(0, p.n, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t n = lo; n < hi; ++n) {
+      T* gin = gi + n * p.c * HW;
+      for (int64_t g = 0; g < G; ++g) {
+        const T* wg = w + g * Kg * CRS;
+        const T* gog = go + (n * p.k + g * Kg) * OHW;
+        T* gig = gin + g * Cg * HW;
+        if (pw) {
+          gemm(true, false, Cg, HW, Kg, T(1), wg, CRS, gog, OHW, T(0), gig, HW);
+          continue;
+        }
+        std::fill(gig, gig + Cg * HW, T(0));
+        for (int64_t col0 = 0; col0 < OHW; col0 += ncols) {
+          const int64_t nc = std::min(ncols, OHW - col0);
+          T* col = scratch<T>(0, CRS * nc);
+          gemm(true, false, CRS, nc, Kg, T(1), wg, CRS, gog + col0, OHW, T(0), col, nc);
+          col2im(col, p, Cg, col0, nc, gig);
+        }
+      }
+    }
+  });
+  // grad_weight: batch chunks fixed by the problem size; partials combined in chunk order.
+  const int64_t max_chunks = std::max<int64_t>(1, std::min<int64_t>(16, (int64_t(1) << 24) / std::max<int64_t>(1, ngw)));
+  const int64_t bgrain = (p.n + max_chunks - 1) / max_chunks;
+  const int64_t nbc = parallel_chunks(0, p.n, bgrain);
+  std::vector<T> part(nbc > 1 ? static_cast<size_t>(nbc * ngw) : 0);
+  parallel_for(0, p.n, bgrain, [&](int64_t lo, int64_t hi) {
+    T* dst = nbc > 1 ? part.data() + (lo / bgrain) * ngw : gw;
+    for (int64_t g = 0; g < G; ++g) {
+      bool first = true;
+      for (int64_t n = lo; n < hi; ++n) {
+        const T* xg = x + (n * p.c + g * Cg) * HW;
+        const T* gog = go + (n * p.k + g * Kg) * OHW;
+        for (int64_t col0 = 0; col0 < OHW; col0 += ncols) {
+          const int64_t nc = std::min(ncols, OHW - col0);
+          const T* b;
+          int64_t ldb;
+          if (pw) {
+            b = xg + col0;
+            ldb = HW;
+          } else {
+            T* col = scratch<T>(0, CRS * nc);
+            im2col(xg, p, Cg, col0, nc, col);
+            b = col;
+            ldb = nc;
+          }
+          gemm(false, true, Kg, CRS, nc, T(1), gog + col0, OHW, b, ldb, first ? T(0) : T(1),
+               dst + g * Kg * CRS, CRS);
+          first = false;
+        }
+      }
+    }
+  });
+  if (nbc > 1) {
+    parallel_for(0, ngw, 1 << 14, [&](int64_t lo, int64_t hi) {
+      for (int64_t e = lo; e < hi; ++e) {
+        T acc = part[e];
+        for (int64_t c = 1; c < nbc; ++c) acc += part[c * ngw + e];
+        gw[e] = acc;
+      }
+    });
+  }
+}
+
+template <typename T>
+void lin_forward(const T* x, const T* w, const T* bias, T* out, int64_t m, int64_t in, int64_t of) {
+  GemmEpilogue<T> ep;
+  ep.col_bias = bias;
+  gemm(false, true, m, of, in, T(1), x, in, w, in, T(0), out, of, ep);
+}
+
+template <typename T>
+void lin_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, int64_t m, int64_t in, int64_t of) {
+  gemm(false, false, m, in, of, T(1), go, of, w, in, T(0), gi, in);
+  gemm(true, false, of, in, m, T(1), go, of, x, in, T(0), gw, in);
+  // grad_bias: column sums, rows in order; columns split across threads.
+  parallel_for(0, of, 256, [&](int64_t lo, int64_t hi) {
+    std::fill(gb + lo, gb + hi, T(0));
+    for (int64_t i = 0; i < m; ++i) {
+      const T* row = go + i * of;
+      for (int64_t j = lo; j < hi; ++j) gb[j] += row[j];
+    }
+  });
+}
+
+template <typename F>
+void visit_float(DType dt, F&& f) {
+  if (dt == DType::f32) f(float{});
+  else if (dt == DType::f64) f(double{});
+  else throw std::invalid_argument("conv2d/linear: dtype must be float32 or float64");
+}
+
+}  // namespace
+
+void conv2d_forward(DType dtype, const void* x, const void* weight, const void* bias, void* out,
+                    const Conv2dShape& sh, bool relu) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    conv_forward<T>(static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
+                    static_cast<T*>(out), sh, relu);
+  });
+}
+
+void conv2d_backward(DType dtype, const void* grad_out, const void* x, const void* weight, void* grad_in,
+                     void* grad_weight, void* grad_bias, const Conv2dShape& sh) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    conv_backward<T>(static_cast<const T*>(grad_out), static_cast<const T*>(x), static_cast<const T*>(weight),
+                     static_cast<T*>(grad_in), static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), sh);
+  });
+}
+
+void linear_forward(DType dtype, const void* x, const void* weight, const void* bias, void* out, int64_t m,
+                    int64_t in_features, int64_t out_features) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    lin_forward<T>(static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
+                   static_cast<T*>(out), m, in_features, out_features);
+  });
+}
+
+void linear_backward(DType dtype, const void* grad_out, const void* x, const void* weight, void* grad_in,
+                     void* grad_weight, void* grad_bias, int64_t m, int64_t in_features, int64_t out_features) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    lin_backward<T>(static_cast<const T*>(grad_out), static_cast<const T*>(x), static_cast<const T*>(weight),
+                    static_cast<T*>(grad_in), static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), m,
+                    in_features, out_features);
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern
