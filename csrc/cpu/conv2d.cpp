@@ -21,6 +21,7 @@
 #include "imkern/conv.hpp"
 #include "imkern/gemm.hpp"
 #include "imkern/parallel.hpp"
+#include "gemm_kernel.hpp"
 #include "simd.hpp"
 
 namespace imkern {
@@ -38,30 +39,8 @@ inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha
   gemm_f64(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
 }
 
-struct Scratch {
-  void* p = nullptr;
-  size_t cap = 0;
-  ~Scratch() { std::free(p); }
-  void* get(size_t bytes) {
-    if (bytes > cap) {
-      std::free(p);
-      cap = (bytes + 4095) & ~size_t(4095);
-      p = std::aligned_alloc(64, cap);
-      if (!p) {
-        cap = 0;
-        throw std::bad_alloc();
-      }
-    }
-    return p;
-  }
-};
-
-// Per-thread buffers: slot 0 the im2col chunk, slot 1 a padded plane.
-template <typename T>
-T* scratch(int slot, int64_t n) {
-  thread_local Scratch bufs[2];
-  return static_cast<T*>(bufs[slot].get(static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T)));
-}
+using gemm_detail::Blocking;
+using gemm_detail::scratch;  // slots 2 (packed B / col chunk), 3 (padded plane), 4 (patch row)
 
 // Output pixels per im2col chunk: the [crs, ncols] buffer fills about 384 KiB (half of L2).
 template <typename T>
@@ -85,41 +64,61 @@ inline void valid_range(int64_t iw0, int64_t sw, int64_t w, int64_t seg, int64_t
   hi = std::max(lo, std::min(hi, seg));
 }
 
-// col[(c * R + r) * S + s][j] = x[c, ih, iw] (zero outside) for output pixels col0 + j.
+// One row of the patch matrix: d[j] = x[c, ih, iw] (zero outside the image) for tap (r, s)
+// of input plane `plane` and output pixels col0 + j, j < ncols.
+template <typename T>
+void im2col_row(const T* plane, const Conv2dShape& p, int64_t r, int64_t s, int64_t col0, int64_t ncols, T* d) {
+  const int64_t H = p.h, W = p.w, OW = p.ow;
+  int64_t idx = col0, oh = col0 / OW, ow = col0 % OW;
+  const int64_t end = col0 + ncols;
+  while (idx < end) {
+    const int64_t seg = std::min(OW - ow, end - idx);
+    T* dd = d + (idx - col0);
+    const int64_t ih = oh * p.sh - p.pt + r * p.dh;
+    if (ih < 0 || ih >= H) {
+      std::fill(dd, dd + seg, T(0));
+    } else {
+      const T* row = plane + ih * W;
+      const int64_t iw0 = ow * p.sw - p.pl + s * p.dw;
+      int64_t lo, hi;
+      valid_range(iw0, p.sw, W, seg, lo, hi);
+      std::fill(dd, dd + lo, T(0));
+      if (p.sw == 1) {
+        std::memcpy(dd + lo, row + iw0 + lo, static_cast<size_t>(hi - lo) * sizeof(T));
+      } else {
+        for (int64_t t = lo; t < hi; ++t) dd[t] = row[iw0 + t * p.sw];
+      }
+      std::fill(dd + hi, dd + seg, T(0));
+    }
+    idx += seg;
+    ow = 0;
+    ++oh;
+  }
+}
+
+// col[(c * R + r) * S + s][j] for output pixels col0 + j.
 template <typename T>
 void im2col(const T* x, const Conv2dShape& p, int64_t cg, int64_t col0, int64_t ncols, T* dst) {
-  const int64_t H = p.h, W = p.w, OW = p.ow;
-  for (int64_t c = 0; c < cg; ++c) {
-    const T* plane = x + c * H * W;
+  for (int64_t c = 0; c < cg; ++c)
     for (int64_t r = 0; r < p.r; ++r)
-      for (int64_t s = 0; s < p.s; ++s) {
-        T* d = dst + ((c * p.r + r) * p.s + s) * ncols;
-        int64_t idx = col0, oh = col0 / OW, ow = col0 % OW;
-        const int64_t end = col0 + ncols;
-        while (idx < end) {
-          const int64_t seg = std::min(OW - ow, end - idx);
-          T* dd = d + (idx - col0);
-          const int64_t ih = oh * p.sh - p.pt + r * p.dh;
-          if (ih < 0 || ih >= H) {
-            std::fill(dd, dd + seg, T(0));
-          } else {
-            const T* row = plane + ih * W;
-            const int64_t iw0 = ow * p.sw - p.pl + s * p.dw;
-            int64_t lo, hi;
-            valid_range(iw0, p.sw, W, seg, lo, hi);
-            std::fill(dd, dd + lo, T(0));
-            if (p.sw == 1) {
-              std::memcpy(dd + lo, row + iw0 + lo, static_cast<size_t>(hi - lo) * sizeof(T));
-            } else {
-              for (int64_t t = lo; t < hi; ++t) dd[t] = row[iw0 + t * p.sw];
-            }
-            std::fill(dd + hi, dd + seg, T(0));
-          }
-          idx += seg;
-          ow = 0;
-          ++oh;
-        }
-      }
+      for (int64_t s = 0; s < p.s; ++s)
+        im2col_row(x + c * p.h * p.w, p, r, s, col0, ncols, dst + ((c * p.r + r) * p.s + s) * ncols);
+}
+
+// Patch-matrix rows q0 .. q0 + kc, output pixels col0 .. col0 + ncols, written straight into
+// the GEMM's packed-B layout (NR-column slivers, zero-padded): im2col fused with packing.
+template <typename T>
+void im2col_packed(const T* x, const Conv2dShape& p, int64_t q0, int64_t kc, int64_t col0, int64_t ncols,
+                   T* dst) {
+  constexpr int NR = Blocking<T>::NR;
+  const int64_t npad = (ncols + NR - 1) / NR * NR;
+  T* row = scratch<T>(4, npad);
+  std::fill(row + ncols, row + npad, T(0));
+  const int64_t RS = p.r * p.s;
+  for (int64_t q = 0; q < kc; ++q) {
+    const int64_t qq = q0 + q, c = qq / RS, r = (qq % RS) / p.s, s = qq % p.s;
+    im2col_row(x + c * p.h * p.w, p, r, s, col0, ncols, row);
+    for (int64_t t = 0; t < npad; t += NR) std::memcpy(dst + t * kc + q * NR, row + t, NR * sizeof(T));
   }
 }
 
@@ -173,7 +172,7 @@ void depthwise_forward(const T* x, const T* w, const T* bias, T* out, const Conv
   const int64_t work = std::max<int64_t>(1, OH * OW * RS);
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / work);
   parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi) {
-    T* pad = scratch<T>(1, Hp * Wp);
+    T* pad = scratch<T>(3, Hp * Wp);
     std::fill(pad, pad + Hp * Wp, T(0));
     for (int64_t pl = lo; pl < hi; ++pl) {
       const int64_t c = pl % p.c;
@@ -208,37 +207,52 @@ void depthwise_forward(const T* x, const T* w, const T* bias, T* out, const Conv
   });
 }
 
+// k blocking of the conv GEMMs: the whole reduction when it is short enough (C is then
+// written once, with the epilogue), else blocks of 512. Depends on the shape only.
+inline int64_t conv_kc(int64_t k) { return k <= 1152 ? std::max<int64_t>(k, 1) : 512; }
+
+// Output pixels per work item: the packed-B panel (kc x ncols) fills about 512 KiB of L2.
+template <typename T>
+int64_t conv_cols(int64_t kc, int64_t ohw) {
+  constexpr int NR = Blocking<T>::NR;
+  const int64_t target = (512 << 10) / static_cast<int64_t>(sizeof(T));
+  int64_t nc = target / std::max<int64_t>(kc, 1) / NR * NR;
+  nc = std::max<int64_t>(nc, 2 * NR);
+  return std::min(nc, ohw);
+}
+
 template <typename T>
 void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu) {
+  constexpr int NR = Blocking<T>::NR;
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
   if (p.n == 0 || p.k == 0 || OHW == 0) return;
   if (G > 1 && G == p.c && G == p.k) return depthwise_forward(x, w, bias, out, p, relu);
   const bool pw = is_pointwise(p);
-  const int64_t ncols = col_chunk<T>(CRS, OHW);
+  const int64_t kcb = conv_kc(CRS);
+  // The weights, packed once for all work items.
+  const int64_t wsz = gemm_detail::packed_a_size<T>(Kg, CRS);
+  std::vector<T> wpk(static_cast<size_t>(std::max<int64_t>(1, G * wsz)));
+  for (int64_t g = 0; g < G; ++g)
+    gemm_detail::pack_a_full<T>(false, w + g * Kg * CRS, CRS, Kg, CRS, kcb, wpk.data() + g * wsz);
+  const int64_t ncols = conv_cols<T>(kcb, OHW);
   const int64_t ncc = (OHW + ncols - 1) / ncols;
   const int64_t items = p.n * G * ncc;
   parallel_for(0, items, 1, [&](int64_t lo, int64_t hi) {
+    T* pb = scratch<T>(2, kcb * ((ncols + NR - 1) / NR * NR));
     for (int64_t it = lo; it < hi; ++it) {
       const int64_t n = it / (G * ncc), g = (it / ncc) % G, cc = it % ncc;
       const int64_t col0 = cc * ncols, nc = std::min(ncols, OHW - col0);
       const T* xg = x + (n * p.c + g * Cg) * HW;
-      const T* b;
-      int64_t ldb;
-      if (pw) {
-        b = xg + col0;
-        ldb = HW;
-      } else {
-        T* col = scratch<T>(0, CRS * nc);
-        im2col(xg, p, Cg, col0, nc, col);
-        b = col;
-        ldb = nc;
-      }
-      GemmEpilogue<T> ep;
-      ep.row_bias = bias ? bias + g * Kg : nullptr;
-      ep.relu = relu;
-      gemm(false, false, Kg, nc, CRS, T(1), w + g * Kg * CRS, CRS, b, ldb, T(0),
-           out + (n * p.k + g * Kg) * OHW + col0, OHW, ep);
+      auto pack = [&](int64_t q0, int64_t kc, T* dst) {
+        if (pw)
+          gemm_detail::pack_b<T>(false, xg, HW, q0, kc, col0, nc, dst);
+        else
+          im2col_packed(xg, p, q0, kc, col0, nc, dst);
+      };
+      gemm_detail::gemm_packed_a<T>(wpk.data() + g * wsz, Kg, nc, CRS, kcb, pack, pb,
+                                    out + (n * p.k + g * Kg) * OHW + col0, OHW, bias ? bias + g * Kg : nullptr,
+                                    relu);
     }
   });
 }
@@ -285,26 +299,34 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
     std::fill(gi, gi + ngi, T(0));
     return;
   }
+  constexpr int NR = Blocking<T>::NR;
   const bool pw = is_pointwise(p);
   const int64_t ncols = col_chunk<T>(CRS, OHW);
-  // grad_input: independent per image.
+  // grad_input: col = W^T grad_out (W^T packed once), then col2im; independent per image.
+  const int64_t kct = conv_kc(Kg);
+  const int64_t wsz = gemm_detail::packed_a_size<T>(CRS, Kg);
+  std::vector<T> wtp(static_cast<size_t>(std::max<int64_t>(1, G * wsz)));
+  for (int64_t g = 0; g < G; ++g)
+    gemm_detail::pack_a_full<T>(true, w + g * Kg * CRS, CRS, CRS, Kg, kct, wtp.data() + g * wsz);
+  const int64_t gcols = pw ? conv_cols<T>(kct, HW) : conv_cols<T>(std::max(CRS, kct), OHW);
   parallel_for(0, p.n, 1, [&](int64_t lo, int64_t hi) {
+    T* pb = scratch<T>(2, kct * ((gcols + NR - 1) / NR * NR));
     for (int64_t n = lo; n < hi; ++n) {
       T* gin = gi + n * p.c * HW;
       for (int64_t g = 0; g < G; ++g) {
-        const T* wg = w + g * Kg * CRS;
         const T* gog = go + (n * p.k + g * Kg) * OHW;
         T* gig = gin + g * Cg * HW;
-        if (pw) {
-          gemm(true, false, Cg, HW, Kg, T(1), wg, CRS, gog, OHW, T(0), gig, HW);
-          continue;
-        }
-        std::fill(gig, gig + Cg * HW, T(0));
-        for (int64_t col0 = 0; col0 < OHW; col0 += ncols) {
-          const int64_t nc = std::min(ncols, OHW - col0);
-          T* col = scratch<T>(0, CRS * nc);
-          gemm(true, false, CRS, nc, Kg, T(1), wg, CRS, gog + col0, OHW, T(0), col, nc);
-          col2im(col, p, Cg, col0, nc, gig);
+        if (!pw) std::fill(gig, gig + Cg * HW, T(0));
+        for (int64_t col0 = 0; col0 < OHW; col0 += gcols) {
+          const int64_t nc = std::min(gcols, OHW - col0);
+          auto pack = [&](int64_t q0, int64_t kc, T* dst) { gemm_detail::pack_b<T>(false, gog, OHW, q0, kc, col0, nc, dst); };
+          if (pw) {
+            gemm_detail::gemm_packed_a<T>(wtp.data() + g * wsz, Cg, nc, Kg, kct, pack, pb, gig + col0, HW, nullptr, false);
+          } else {
+            T* col = scratch<T>(3, CRS * nc);
+            gemm_detail::gemm_packed_a<T>(wtp.data() + g * wsz, CRS, nc, Kg, kct, pack, pb, col, nc, nullptr, false);
+            col2im(col, p, Cg, col0, nc, gig);
+          }
         }
       }
     }
@@ -329,7 +351,7 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
             b = xg + col0;
             ldb = HW;
           } else {
-            T* col = scratch<T>(0, CRS * nc);
+            T* col = scratch<T>(2, CRS * nc);
             im2col(xg, p, Cg, col0, nc, col);
             b = col;
             ldb = nc;

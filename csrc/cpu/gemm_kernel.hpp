@@ -1,0 +1,252 @@
+// GEMM building blocks shared by gemm.cpp and conv2d.cpp (compiled per ISA): the blocking
+// constants, per-thread packing buffers, the packing routines and the register microkernel.
+// See gemm.cpp for the algorithm.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+#include "imkern/gemm.hpp"
+#include "simd.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+namespace gemm_detail {
+
+template <typename T>
+struct Blocking {
+  static constexpr int L = simd::Vec<T>::lanes;
+#if defined(__AVX512F__)
+  static constexpr int MR = 8, NV = 3;
+#else
+  static constexpr int MR = 6, NV = 2;
+#endif
+  static constexpr int NR = NV * L;
+  static constexpr int64_t KC = 256;
+  static constexpr int64_t MC = MR * 32;
+  static constexpr int64_t NC = NR * 32;  // the most; the driver may use less to balance threads
+};
+
+// Per-thread packing buffers, grown on demand and reused across calls (no allocation in the
+// hot path after the first call).
+struct Scratch {
+  void* p = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(p); }
+  void* get(size_t bytes) {
+    if (bytes > cap) {
+      std::free(p);
+      cap = (bytes + 4095) & ~size_t(4095);
+      p = std::aligned_alloc(64, cap);
+      if (!p) {
+        cap = 0;
+        throw std::bad_alloc();
+      }
+    }
+    return p;
+  }
+};
+
+template <typename T>
+T* scratch(int slot, int64_t n) {
+  // Slots 0, 1: gemm's A and B panels; 2..4: the conv drivers' buffers.
+  thread_local Scratch bufs[5];
+  return static_cast<T*>(bufs[slot].get(static_cast<size_t>(n) * sizeof(T)));
+}
+
+// op(A)[i0:i0+mc, p0:p0+kc] -> MR-row slivers: dst[s][p][ii].
+template <typename T>
+void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* dst) {
+  constexpr int MR = Blocking<T>::MR;
+  for (int64_t s = 0; s < mc; s += MR) {
+    const int64_t mr = std::min<int64_t>(MR, mc - s);
+    T* d = dst + s * kc;
+    if (!trans) {
+      for (int64_t ii = 0; ii < mr; ++ii) {
+        const T* src = a + (i0 + s + ii) * lda + p0;
+        for (int64_t p = 0; p < kc; ++p) d[p * MR + ii] = src[p];
+      }
+      for (int64_t ii = mr; ii < MR; ++ii)
+        for (int64_t p = 0; p < kc; ++p) d[p * MR + ii] = T(0);
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        const T* src = a + (p0 + p) * lda + i0 + s;
+        T* dp = d + p * MR;
+        int64_t ii = 0;
+        for (; ii < mr; ++ii) dp[ii] = src[ii];
+        for (; ii < MR; ++ii) dp[ii] = T(0);
+      }
+    }
+  }
+}
+
+// op(B)[p0:p0+kc, j0:j0+nc] -> NR-column slivers: dst[t][p][jj].
+template <typename T>
+void pack_b(bool trans, const T* b, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+  constexpr int NR = Blocking<T>::NR;
+  for (int64_t t = 0; t < nc; t += NR) {
+    const int64_t nr = std::min<int64_t>(NR, nc - t);
+    T* d = dst + t * kc;
+    if (!trans) {
+      if (nr == NR) {
+        for (int64_t p = 0; p < kc; ++p) {
+          const T* src = b + (p0 + p) * ldb + j0 + t;
+          T* dp = d + p * NR;
+          for (int jj = 0; jj < NR; ++jj) dp[jj] = src[jj];
+        }
+      } else {
+        for (int64_t p = 0; p < kc; ++p) {
+          const T* src = b + (p0 + p) * ldb + j0 + t;
+          T* dp = d + p * NR;
+          int64_t jj = 0;
+          for (; jj < nr; ++jj) dp[jj] = src[jj];
+          for (; jj < NR; ++jj) dp[jj] = T(0);
+        }
+      }
+    } else {
+      // Transposed: a blocked transpose, 16 k values at a time, so the source lines read
+      // and the destination lines written both stay in L1.
+      constexpr int64_t PB = 16;
+      for (int64_t pb = 0; pb < kc; pb += PB) {
+        const int64_t pe = std::min<int64_t>(kc, pb + PB);
+        for (int64_t jj = 0; jj < nr; ++jj) {
+          const T* src = b + (j0 + t + jj) * ldb + p0;
+          for (int64_t p = pb; p < pe; ++p) d[p * NR + jj] = src[p];
+        }
+        for (int64_t jj = nr; jj < NR; ++jj)
+          for (int64_t p = pb; p < pe; ++p) d[p * NR + jj] = T(0);
+      }
+    }
+  }
+}
+
+template <typename T>
+struct Store {
+  T alpha, beta;
+  bool first, last, relu;
+};
+
+// One MR x NR tile of C (row stride ldc) from kc steps of packed A and B.
+template <typename T>
+inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t ldc,
+                        const Store<T>& st, const T* rb, const T* cb) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L, NR = Blocking<T>::NR;
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (int64_t p = 0; p < kc; ++p) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V*>(b + j * L);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V av = splat<T>(a[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  const V valpha = splat<T>(st.alpha), vbeta = splat<T>(st.beta);
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      T* cp = c + i * ldc + j * L;
+      V v = acc[i][j];
+      if (st.alpha != T(1)) v *= valpha;
+      if (!st.first) v += loadu(cp);
+      else if (st.beta != T(0)) v += vbeta * loadu(cp);
+      if (st.last) {
+        if (rb) v += splat<T>(rb[i]);
+        if (cb) v += loadu(cb + j * L);
+        if (st.relu) v = v < V{} ? V{} : v;
+      }
+      storeu(cp, v);
+    }
+  }
+}
+
+// An edge tile (mr < MR or nr < NR): run the microkernel on a local MR x NR copy.
+template <typename T>
+void microkernel_edge(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                      const Store<T>& st, const T* rb, const T* cb) {
+  constexpr int MR = Blocking<T>::MR, NR = Blocking<T>::NR;
+  alignas(64) T tmp[MR * NR];
+  alignas(64) T rbuf[MR];
+  alignas(64) T cbuf[NR];
+  const bool read_c = !st.first || st.beta != T(0);
+  for (int64_t i = 0; i < MR; ++i)
+    for (int64_t j = 0; j < NR; ++j) tmp[i * NR + j] = (read_c && i < mr && j < nr) ? c[i * ldc + j] : T(0);
+  if (rb) {
+    for (int64_t i = 0; i < MR; ++i) rbuf[i] = i < mr ? rb[i] : T(0);
+    rb = rbuf;
+  }
+  if (cb) {
+    for (int64_t j = 0; j < NR; ++j) cbuf[j] = j < nr ? cb[j] : T(0);
+    cb = cbuf;
+  }
+  microkernel<T>(kc, a, b, tmp, NR, st, rb, cb);
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j) c[i * ldc + j] = tmp[i * NR + j];
+}
+
+// op(A) (m x k) packed whole, k in blocks of kcb: block p0 starts at p0 * roundup(m, MR), its
+// sliver s (rows s .. s + MR) at + s * kc. Packed once, reused by every column block.
+template <typename T>
+int64_t packed_a_size(int64_t m, int64_t k) {
+  constexpr int MR = Blocking<T>::MR;
+  return (m + MR - 1) / MR * MR * k;
+}
+template <typename T>
+void pack_a_full(bool trans, const T* a, int64_t lda, int64_t m, int64_t k, int64_t kcb, T* dst) {
+  constexpr int MR = Blocking<T>::MR;
+  const int64_t mpad = (m + MR - 1) / MR * MR;
+  for (int64_t p0 = 0; p0 < k; p0 += kcb) pack_a<T>(trans, a, lda, 0, m, p0, std::min(kcb, k - p0), dst + p0 * mpad);
+}
+
+// C[m x n] = op(A) * B (+ row bias, ReLU) on one thread, A packed by pack_a_full with block
+// kcb, B packed per k block by pack_b_fn(p0, kc, dst) into NR-column slivers (pb holds
+// kcb * roundup(n, NR)). C is overwritten (beta = 0). Sliver loop: rows outer, so the A
+// sliver (MR x kc) stays in L1 while the B slivers stream from L2.
+template <typename T, typename PackB>
+void gemm_packed_a(const T* pa, int64_t m, int64_t n, int64_t k, int64_t kcb, PackB&& pack_b_fn, T* pb, T* c,
+                   int64_t ldc, const T* row_bias, bool relu) {
+  constexpr int MR = Blocking<T>::MR, NR = Blocking<T>::NR;
+  const int64_t mpad = (m + MR - 1) / MR * MR;
+  for (int64_t p0 = 0; p0 < k; p0 += kcb) {
+    const int64_t kc = std::min(kcb, k - p0);
+    pack_b_fn(p0, kc, pb);
+    const Store<T> st{T(1), T(0), p0 == 0, p0 + kc >= k, relu};
+    const T* pa_blk = pa + p0 * mpad;
+    for (int64_t ir = 0; ir < m; ir += MR) {
+      const int64_t mr = std::min<int64_t>(MR, m - ir);
+      const T* ap = pa_blk + ir * kc;
+      const T* rb = row_bias ? row_bias + ir : nullptr;
+      for (int64_t jr = 0; jr < n; jr += NR) {
+        const int64_t nr = std::min<int64_t>(NR, n - jr);
+        T* cp = c + ir * ldc + jr;
+        if (mr == MR && nr == NR)
+          microkernel<T>(kc, ap, pb + jr * kc, cp, ldc, st, rb, nullptr);
+        else
+          microkernel_edge<T>(kc, ap, pb + jr * kc, cp, ldc, mr, nr, st, rb, nullptr);
+      }
+    }
+  }
+  if (k <= 0) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        T v = row_bias ? row_bias[i] : T(0);
+        c[i * ldc + j] = relu && v < T(0) ? T(0) : v;
+      }
+  }
+}
+
+}  // namespace gemm_detail
+}  // namespace IMKERN_ISA
+}  // namespace imkern
