@@ -42,15 +42,6 @@ inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha
 using gemm_detail::Blocking;
 using gemm_detail::scratch;  // slots 2 (packed B / col chunk), 3 (padded plane), 4 (patch row)
 
-// Output pixels per im2col chunk: the [crs, ncols] buffer fills about 384 KiB (half of L2).
-template <typename T>
-int64_t col_chunk(int64_t crs, int64_t ohw) {
-  const int64_t target = (384 << 10) / static_cast<int64_t>(sizeof(T));
-  int64_t nc = target / std::max<int64_t>(crs, 1);
-  nc = std::max<int64_t>(64, nc / 64 * 64);
-  return std::min(nc, ohw);
-}
-
 // For output pixel run [t_lo, t_hi) of a row segment starting at input column iw0 with
 // stride sw, the offsets whose input column lies in [0, W).
 inline void valid_range(int64_t iw0, int64_t sw, int64_t w, int64_t seg, int64_t& lo, int64_t& hi) {
@@ -221,6 +212,145 @@ int64_t conv_cols(int64_t kc, int64_t ohw) {
   return std::min(nc, ohw);
 }
 
+// ---- stride-1 implicit GEMM ---------------------------------------------------------------
+// The input rows an item needs are copied once into a zero-padded block [C/g][rows][Wp]
+// (Wp = W + left + right); the outputs are computed on the "wide" grid j = oh * Wp + ow
+// (ow < Wp), where tap (c, r, s) reads the contiguous window at c * rows * Wp + r * dh * Wp
+// + s * dw + j. The microkernel loads B straight from there (no im2col, no packing); the
+// Wp - OW wide columns per row are computed and dropped (3.6% for 56 + 2 padding).
+
+inline int64_t padded_w(const Conv2dShape& p) { return p.w + p.pl + p.pr; }
+
+// Padded rows [prow0, prow0 + rows) (padded coordinates) of cg channel planes into dst,
+// followed by `slack` zeros.
+template <typename T>
+void load_padded_rows(const T* x, const Conv2dShape& p, int64_t cg, int64_t prow0, int64_t rows, int64_t slack,
+                      T* dst) {
+  const int64_t Wp = padded_w(p);
+  for (int64_t c = 0; c < cg; ++c)
+    for (int64_t lr = 0; lr < rows; ++lr) {
+      T* d = dst + (c * rows + lr) * Wp;
+      const int64_t ih = prow0 + lr - p.pt;
+      if (ih < 0 || ih >= p.h) {
+        std::fill(d, d + Wp, T(0));
+        continue;
+      }
+      std::fill(d, d + p.pl, T(0));
+      std::memcpy(d + p.pl, x + (c * p.h + ih) * p.w, static_cast<size_t>(p.w) * sizeof(T));
+      std::fill(d + p.pl + p.w, d + Wp, T(0));
+    }
+  std::fill(dst + cg * rows * Wp, dst + cg * rows * Wp + slack, T(0));
+}
+
+// Output rows per item: the padded block fills about 256 KiB.
+template <typename T>
+int64_t direct_rows(const Conv2dShape& p, int64_t cg) {
+  const int64_t target = (256 << 10) / static_cast<int64_t>(sizeof(T));
+  const int64_t rows = target / std::max<int64_t>(1, cg * padded_w(p)) - (p.r - 1) * p.dh;
+  return std::max<int64_t>(1, std::min(rows, p.oh));
+}
+
+template <typename T>
+void tap_offsets(const Conv2dShape& p, int64_t cg, int64_t rows_in, int64_t* off) {
+  const int64_t Wp = padded_w(p), RS = p.r * p.s;
+  for (int64_t q = 0; q < cg * RS; ++q) {
+    const int64_t c = q / RS, r = (q % RS) / p.s, s = q % p.s;
+    off[q] = c * rows_in * Wp + r * p.dh * Wp + s * p.dw;
+  }
+}
+
+// out = conv(x, W) (+ bias, ReLU) for a stride-1 convolution; wpk holds each group's W
+// packed by pack_a_full (kcb blocks), wsz elements apart.
+template <typename T>
+void direct_forward(const T* x, const T* wpk, int64_t wsz, int64_t kcb, const T* bias, T* out, const Conv2dShape& p,
+                    bool relu) {
+  constexpr int MR = Blocking<T>::MR, NR = Blocking<T>::NR;
+  const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
+  const int64_t HW = p.h * p.w, OHW = p.oh * p.ow, Wp = padded_w(p);
+  const int64_t Kpad = (Kg + MR - 1) / MR * MR;
+  const int64_t rows_per = direct_rows<T>(p, Cg);
+  const int64_t nrc = (p.oh + rows_per - 1) / rows_per;
+  const int64_t slack = NR + (p.s - 1) * p.dw + Wp;
+  parallel_for(0, p.n * G * nrc, 1, [&](int64_t lo, int64_t hi) {
+    T* ctmp = scratch<T>(3, Kpad * NR);
+    T* xl = scratch<T>(2, Cg * (rows_per + (p.r - 1) * p.dh) * Wp + slack);
+    std::vector<int64_t> off(static_cast<size_t>(CRS));
+    std::vector<T> bpad(static_cast<size_t>(Kpad), T(0));
+    for (int64_t it = lo; it < hi; ++it) {
+      const int64_t n = it / (G * nrc), g = (it / nrc) % G, rc = it % nrc;
+      const int64_t oh0 = rc * rows_per, nrows = std::min(rows_per, p.oh - oh0);
+      const int64_t rows_in = nrows + (p.r - 1) * p.dh;
+      load_padded_rows(x + (n * p.c + g * Cg) * HW, p, Cg, oh0, rows_in, slack, xl);
+      tap_offsets<T>(p, Cg, rows_in, off.data());
+      if (bias) std::copy(bias + g * Kg, bias + (g + 1) * Kg, bpad.begin());
+      const T* rb = bias ? bpad.data() : nullptr;
+      const T* wg = wpk + g * wsz;
+      T* og = out + (n * p.k + g * Kg) * OHW;
+      const int64_t nwide = nrows * Wp;
+      for (int64_t j0 = 0; j0 < nwide; j0 += NR) {
+        for (int64_t p0 = 0; p0 < CRS; p0 += kcb) {
+          const int64_t kc = std::min(kcb, CRS - p0);
+          const gemm_detail::Store<T> st{T(1), T(0), p0 == 0, p0 + kc >= CRS, relu};
+          for (int64_t ir = 0; ir < Kpad; ir += MR)
+            gemm_detail::microkernel_off<T>(kc, wg + p0 * Kpad + ir * kc, xl + j0, off.data() + p0, ctmp + ir * NR,
+                                            NR, st, rb ? rb + ir : nullptr);
+        }
+        if (CRS == 0)
+          for (int64_t i = 0; i < Kpad; ++i)
+            for (int64_t jj = 0; jj < NR; ++jj) {
+              const T v = rb ? rb[i] : T(0);
+              ctmp[i * NR + jj] = relu && v < T(0) ? T(0) : v;
+            }
+        // Keep the columns that are real output pixels.
+        const int64_t jn = std::min<int64_t>(NR, nwide - j0);
+        for (int64_t jj = 0; jj < jn;) {
+          const int64_t j = j0 + jj, orow = j / Wp, ow = j % Wp;
+          const int64_t seg = std::min(jn - jj, Wp - ow), valid = std::min(seg, p.ow - ow);
+          if (valid > 0)
+            for (int64_t i = 0; i < Kg; ++i)
+              std::memcpy(og + i * OHW + (oh0 + orow) * p.ow + ow, ctmp + i * NR + jj,
+                          static_cast<size_t>(valid) * sizeof(T));
+          jj += seg;
+        }
+      }
+    }
+  });
+}
+
+// grad_weight of a stride-1 convolution, images [n0, n1) of group g, added into gwg
+// ([K/g, CRS]; overwritten first when `first`): dot products of grad_out rows laid out on the
+// wide grid (zeros in the dropped columns) with the shifted padded-input windows.
+template <typename T>
+bool direct_grad_weight(const T* go, const T* x, T* gwg, const Conv2dShape& p, int64_t g, int64_t n0, int64_t n1,
+                        bool first) {
+  const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
+  const int64_t HW = p.h * p.w, OHW = p.oh * p.ow, Wp = padded_w(p);
+  const int64_t rows_per = direct_rows<T>(p, Cg);
+  const int64_t slack = (p.s - 1) * p.dw + Wp + 64;
+  T* xl = scratch<T>(2, Cg * (rows_per + (p.r - 1) * p.dh) * Wp + slack);
+  T* gow = scratch<T>(3, Kg * rows_per * Wp);
+  std::vector<int64_t> off(static_cast<size_t>(CRS));
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t oh0 = 0; oh0 < p.oh; oh0 += rows_per) {
+      const int64_t nrows = std::min(rows_per, p.oh - oh0), rows_in = nrows + (p.r - 1) * p.dh;
+      const int64_t nwide = nrows * Wp;
+      load_padded_rows(x + (n * p.c + g * Cg) * HW, p, Cg, oh0, rows_in, slack, xl);
+      tap_offsets<T>(p, Cg, rows_in, off.data());
+      for (int64_t i = 0; i < Kg; ++i) {
+        const T* src = go + (n * p.k + g * Kg + i) * OHW + oh0 * p.ow;
+        T* d = gow + i * nwide;
+        for (int64_t lr = 0; lr < nrows; ++lr) {
+          std::memcpy(d + lr * Wp, src + lr * p.ow, static_cast<size_t>(p.ow) * sizeof(T));
+          std::fill(d + lr * Wp + p.ow, d + (lr + 1) * Wp, T(0));
+        }
+      }
+      gemm_detail::gemm_nt_dot_off<T>(Kg, CRS, nwide, gow, nwide, xl, off.data(), gwg, CRS, !first);
+      first = false;
+    }
+  }
+  return first;
+}
+
 template <typename T>
 void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu) {
   constexpr int NR = Blocking<T>::NR;
@@ -235,6 +365,7 @@ void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dSha
   std::vector<T> wpk(static_cast<size_t>(std::max<int64_t>(1, G * wsz)));
   for (int64_t g = 0; g < G; ++g)
     gemm_detail::pack_a_full<T>(false, w + g * Kg * CRS, CRS, Kg, CRS, kcb, wpk.data() + g * wsz);
+  if (!pw && p.sh == 1 && p.sw == 1) return direct_forward(x, wpk.data(), wsz, kcb, bias, out, p, relu);
   const int64_t ncols = conv_cols<T>(kcb, OHW);
   const int64_t ncc = (OHW + ncols - 1) / ncols;
   const int64_t items = p.n * G * ncc;
@@ -301,7 +432,28 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
   }
   constexpr int NR = Blocking<T>::NR;
   const bool pw = is_pointwise(p);
-  const int64_t ncols = col_chunk<T>(CRS, OHW);
+  const bool s1 = !pw && p.sh == 1 && p.sw == 1;
+  // grad_input of a stride-1 convolution is a stride-1 convolution of grad_out with the
+  // flipped, transposed weights and the complementary padding (when that is >= 0).
+  const int64_t ext_h = p.dh * (p.r - 1), ext_w = p.dw * (p.s - 1);
+  const bool gi_direct = s1 && p.pt <= ext_h && p.pb <= ext_h && p.pl <= ext_w && p.pr <= ext_w;
+  if (gi_direct) {
+    Conv2dShape q = p;
+    q.c = p.k, q.h = p.oh, q.w = p.ow, q.k = p.c, q.oh = p.h, q.ow = p.w;
+    q.pt = ext_h - p.pt, q.pb = ext_h - p.pb, q.pl = ext_w - p.pl, q.pr = ext_w - p.pr;
+    const int64_t RS = p.r * p.s, KRS = Kg * RS, kcq = conv_kc(KRS);
+    std::vector<T> wt(static_cast<size_t>(G * Cg * KRS));
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t k = 0; k < Kg; ++k)
+          for (int64_t t = 0; t < RS; ++t)
+            wt[(g * Cg + c) * KRS + k * RS + t] = w[((g * Kg + k) * Cg + c) * RS + (RS - 1 - t)];
+    const int64_t qsz = gemm_detail::packed_a_size<T>(Cg, KRS);
+    std::vector<T> wq(static_cast<size_t>(std::max<int64_t>(1, G * qsz)));
+    for (int64_t g = 0; g < G; ++g)
+      gemm_detail::pack_a_full<T>(false, wt.data() + g * Cg * KRS, KRS, Cg, KRS, kcq, wq.data() + g * qsz);
+    direct_forward<T>(go, wq.data(), qsz, kcq, nullptr, gi, q, false);
+  }
   // grad_input: col = W^T grad_out (W^T packed once), then col2im; independent per image.
   const int64_t kct = conv_kc(Kg);
   const int64_t wsz = gemm_detail::packed_a_size<T>(CRS, Kg);
@@ -309,7 +461,7 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
   for (int64_t g = 0; g < G; ++g)
     gemm_detail::pack_a_full<T>(true, w + g * Kg * CRS, CRS, CRS, Kg, kct, wtp.data() + g * wsz);
   const int64_t gcols = pw ? conv_cols<T>(kct, HW) : conv_cols<T>(std::max(CRS, kct), OHW);
-  parallel_for(0, p.n, 1, [&](int64_t lo, int64_t hi) {
+  if (!gi_direct) parallel_for(0, p.n, 1, [&](int64_t lo, int64_t hi) {
     T* pb = scratch<T>(2, kct * ((gcols + NR - 1) / NR * NR));
     for (int64_t n = lo; n < hi; ++n) {
       T* gin = gi + n * p.c * HW;
@@ -336,15 +488,21 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
   const int64_t bgrain = (p.n + max_chunks - 1) / max_chunks;
   const int64_t nbc = parallel_chunks(0, p.n, bgrain);
   std::vector<T> part(nbc > 1 ? static_cast<size_t>(nbc * ngw) : 0);
+  // Pixels per step: a long reduction for the dot kernel; the patch chunk lives in L3.
+  const int64_t wcols = std::min<int64_t>(OHW, 1024);
   parallel_for(0, p.n, bgrain, [&](int64_t lo, int64_t hi) {
     T* dst = nbc > 1 ? part.data() + (lo / bgrain) * ngw : gw;
     for (int64_t g = 0; g < G; ++g) {
       bool first = true;
+      if (s1) {
+        direct_grad_weight(go, x, dst + g * Kg * CRS, p, g, lo, hi, true);
+        continue;
+      }
       for (int64_t n = lo; n < hi; ++n) {
         const T* xg = x + (n * p.c + g * Cg) * HW;
         const T* gog = go + (n * p.k + g * Kg) * OHW;
-        for (int64_t col0 = 0; col0 < OHW; col0 += ncols) {
-          const int64_t nc = std::min(ncols, OHW - col0);
+        for (int64_t col0 = 0; col0 < OHW; col0 += wcols) {
+          const int64_t nc = std::min(wcols, OHW - col0);
           const T* b;
           int64_t ldb;
           if (pw) {
@@ -356,8 +514,7 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
             b = col;
             ldb = nc;
           }
-          gemm(false, true, Kg, CRS, nc, T(1), gog + col0, OHW, b, ldb, first ? T(0) : T(1),
-               dst + g * Kg * CRS, CRS);
+          gemm_detail::gemm_nt_dot<T>(Kg, CRS, nc, gog + col0, OHW, b, ldb, dst + g * Kg * CRS, CRS, !first);
           first = false;
         }
       }

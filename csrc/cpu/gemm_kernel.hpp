@@ -121,11 +121,75 @@ void pack_b(bool trans, const T* b, int64_t ldb, int64_t p0, int64_t kc, int64_t
   }
 }
 
+// Broadcast without simd::splat's `{} + x` (which must keep an add to honour -0.0): x - 0 == x
+// for every x, so the compiler folds the subtraction and emits one broadcast from memory.
+template <typename T>
+inline simd::vec_t<T> bcast(T x) {
+  return x - simd::vec_t<T>{};
+}
+
 template <typename T>
 struct Store {
   T alpha, beta;
   bool first, last, relu;
 };
+
+// The epilogue of a tile: alpha, beta (or accumulation into C), bias, ReLU, in registers.
+template <typename T>
+inline void store_tile(const simd::vec_t<T> (&acc)[Blocking<T>::MR][Blocking<T>::NV], T* c, int64_t ldc,
+                       const Store<T>& st, const T* rb, const T* cb) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L;
+  const V valpha = bcast<T>(st.alpha), vbeta = bcast<T>(st.beta);
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      T* cp = c + i * ldc + j * L;
+      V v = acc[i][j];
+      if (st.alpha != T(1)) v *= valpha;
+      if (!st.first) v += loadu(cp);
+      else if (st.beta != T(0)) v += vbeta * loadu(cp);
+      if (st.last) {
+        if (rb) v += bcast<T>(rb[i]);
+        if (cb) v += loadu(cb + j * L);
+        if (st.relu) v = v < V{} ? V{} : v;
+      }
+      storeu(cp, v);
+    }
+  }
+}
+
+// Like microkernel, but row p of B is the NR values at b + off[p] (unaligned, unpacked): the
+// implicit-GEMM form of a stride-1 convolution, where each kernel tap reads a shifted window
+// of the zero-padded input.
+template <typename T>
+inline void microkernel_off(int64_t kc, const T* __restrict a, const T* b, const int64_t* __restrict off, T* c,
+                            int64_t ldc, const Store<T>& st, const T* rb) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L;
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (int64_t p = 0; p < kc; ++p) {
+    const T* bp = b + off[p];
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = loadu(bp + j * L);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V av = bcast<T>(a[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
+    }
+    a += MR;
+  }
+  store_tile<T>(acc, c, ldc, st, rb, nullptr);
+}
 
 // One MR x NR tile of C (row stride ldc) from kc steps of packed A and B.
 template <typename T>
@@ -145,31 +209,14 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
     for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V*>(b + j * L);
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) {
-      const V av = splat<T>(a[i]);
+      const V av = bcast<T>(a[i]);
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
     }
     a += MR;
     b += NR;
   }
-  const V valpha = splat<T>(st.alpha), vbeta = splat<T>(st.beta);
-#pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 8
-    for (int j = 0; j < NV; ++j) {
-      T* cp = c + i * ldc + j * L;
-      V v = acc[i][j];
-      if (st.alpha != T(1)) v *= valpha;
-      if (!st.first) v += loadu(cp);
-      else if (st.beta != T(0)) v += vbeta * loadu(cp);
-      if (st.last) {
-        if (rb) v += splat<T>(rb[i]);
-        if (cb) v += loadu(cb + j * L);
-        if (st.relu) v = v < V{} ? V{} : v;
-      }
-      storeu(cp, v);
-    }
-  }
+  store_tile<T>(acc, c, ldc, st, rb, cb);
 }
 
 // An edge tile (mr < MR or nr < NR): run the microkernel on a local MR x NR copy.
@@ -245,6 +292,120 @@ void gemm_packed_a(const T* pa, int64_t m, int64_t n, int64_t k, int64_t kcb, Pa
         c[i * ldc + j] = relu && v < T(0) ? T(0) : v;
       }
   }
+}
+
+// C[i][j] = (accumulate ? C[i][j] : 0) + sum_p A[i * lda + p] * B[j * ldb + p]: both operands
+// contiguous along the reduction, so no packing: DM x DN tiles of vector accumulators run
+// along p, reduced across lanes (in lane order) at the end, the k % lanes tail added last.
+// For grad_weight-style products with a long reduction and two short outputs.
+template <typename T, int DM, int DN>
+inline void dot_tile(int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
+                     bool accumulate) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int L = Vec<T>::lanes;
+  const int64_t kv = k / L * L;
+  V acc[DM][DN];
+#pragma GCC unroll 8
+  for (int i = 0; i < DM; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < DN; ++j) acc[i][j] = V{};
+  for (int64_t p = 0; p < kv; p += L) {
+    V av[DM];
+#pragma GCC unroll 8
+    for (int i = 0; i < DM; ++i) av[i] = loadu(a + i * lda + p);
+#pragma GCC unroll 8
+    for (int j = 0; j < DN; ++j) {
+      const V bv = loadu(b + j * ldb + p);
+#pragma GCC unroll 8
+      for (int i = 0; i < DM; ++i) acc[i][j] += av[i] * bv;
+    }
+  }
+  for (int i = 0; i < DM; ++i)
+    for (int j = 0; j < DN; ++j) {
+      T s = 0;
+      for (int l = 0; l < L; ++l) s += acc[i][j][l];
+      for (int64_t p = kv; p < k; ++p) s += a[i * lda + p] * b[j * ldb + p];
+      T* cp = c + i * ldc + j;
+      *cp = accumulate ? *cp + s : s;
+    }
+}
+
+// dot_tile with row j of B at b + boff[j] (stride-1 conv grad_weight: shifted input windows).
+template <typename T, int DM, int DN>
+inline void dot_tile_off(int64_t k, const T* a, int64_t lda, const T* b, const int64_t* boff, T* c, int64_t ldc,
+                         bool accumulate) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int L = Vec<T>::lanes;
+  const int64_t kv = k / L * L;
+  const T* bj[DN];
+  for (int j = 0; j < DN; ++j) bj[j] = b + boff[j];
+  V acc[DM][DN];
+#pragma GCC unroll 8
+  for (int i = 0; i < DM; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < DN; ++j) acc[i][j] = V{};
+  for (int64_t p = 0; p < kv; p += L) {
+    V av[DM];
+#pragma GCC unroll 8
+    for (int i = 0; i < DM; ++i) av[i] = loadu(a + i * lda + p);
+#pragma GCC unroll 8
+    for (int j = 0; j < DN; ++j) {
+      const V bv = loadu(bj[j] + p);
+#pragma GCC unroll 8
+      for (int i = 0; i < DM; ++i) acc[i][j] += av[i] * bv;
+    }
+  }
+  for (int i = 0; i < DM; ++i)
+    for (int j = 0; j < DN; ++j) {
+      T s = 0;
+      for (int l = 0; l < L; ++l) s += acc[i][j][l];
+      for (int64_t p = kv; p < k; ++p) s += a[i * lda + p] * bj[j][p];
+      T* cp = c + i * ldc + j;
+      *cp = accumulate ? *cp + s : s;
+    }
+}
+
+// C[i][j] (+)= sum_p A[i * lda + p] * b[boff[j] + p].
+template <typename T>
+void gemm_nt_dot_off(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, const int64_t* boff,
+                     T* c, int64_t ldc, bool accumulate) {
+#if defined(__AVX512F__)
+  constexpr int DM = 4, DN = 6;
+#else
+  constexpr int DM = 3, DN = 3;
+#endif
+  const int64_t mf = m / DM * DM, nf = n / DN * DN;
+  for (int64_t j = 0; j < nf; j += DN) {
+    for (int64_t i = 0; i < mf; i += DM)
+      dot_tile_off<T, DM, DN>(k, a + i * lda, lda, b, boff + j, c + i * ldc + j, ldc, accumulate);
+    for (int64_t i = mf; i < m; ++i)
+      dot_tile_off<T, 1, DN>(k, a + i * lda, lda, b, boff + j, c + i * ldc + j, ldc, accumulate);
+  }
+  for (int64_t j = nf; j < n; ++j)
+    for (int64_t i = 0; i < m; ++i)
+      dot_tile_off<T, 1, 1>(k, a + i * lda, lda, b, boff + j, c + i * ldc + j, ldc, accumulate);
+}
+
+template <typename T>
+void gemm_nt_dot(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+                 int64_t ldc, bool accumulate) {
+#if defined(__AVX512F__)
+  constexpr int DM = 4, DN = 6;
+#else
+  constexpr int DM = 3, DN = 3;
+#endif
+  const int64_t mf = m / DM * DM, nf = n / DN * DN;
+  for (int64_t j = 0; j < nf; j += DN) {
+    for (int64_t i = 0; i < mf; i += DM)
+      dot_tile<T, DM, DN>(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, accumulate);
+    for (int64_t i = mf; i < m; ++i)
+      dot_tile<T, 1, DN>(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, accumulate);
+  }
+  for (int64_t j = nf; j < n; ++j)
+    for (int64_t i = 0; i < m; ++i)
+      dot_tile<T, 1, 1>(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, accumulate);
 }
 
 }  // namespace gemm_detail
