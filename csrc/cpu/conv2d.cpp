@@ -13,6 +13,7 @@
 // linear is one GEMM per product (x W^T with the bias in the epilogue; go W; go^T x).
 // Every reduction has a fixed order, so 1 and N threads give identical bits.
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -246,8 +247,17 @@ void load_padded_rows(const T* x, const Conv2dShape& p, int64_t cg, int64_t prow
 template <typename T>
 int64_t direct_rows(const Conv2dShape& p, int64_t cg) {
   const int64_t target = (256 << 10) / static_cast<int64_t>(sizeof(T));
-  const int64_t rows = target / std::max<int64_t>(1, cg * padded_w(p)) - (p.r - 1) * p.dh;
-  return std::max<int64_t>(1, std::min(rows, p.oh));
+  const int64_t Wp = padded_w(p);
+  constexpr int NR = Blocking<T>::NR;
+  const int64_t rmax = std::max<int64_t>(1, std::min(target / std::max<int64_t>(1, cg * Wp) - (p.r - 1) * p.dh, p.oh));
+  // Among [rmax / 2, rmax], the row count that wastes the fewest NR-wide sliver columns.
+  int64_t best = rmax, best_cost = INT64_MAX;
+  for (int64_t r = rmax; r >= std::max<int64_t>(1, rmax / 2); --r) {
+    const int64_t full = p.oh / r, rem = p.oh % r;
+    const int64_t cost = full * ((r * Wp + NR - 1) / NR) + (rem * Wp + NR - 1) / NR;
+    if (cost < best_cost) best = r, best_cost = cost;
+  }
+  return best;
 }
 
 template <typename T>
@@ -317,38 +327,102 @@ void direct_forward(const T* x, const T* wpk, int64_t wsz, int64_t kcb, const T*
   });
 }
 
-// grad_weight of a stride-1 convolution, images [n0, n1) of group g, added into gwg
-// ([K/g, CRS]; overwritten first when `first`): dot products of grad_out rows laid out on the
-// wide grid (zeros in the dropped columns) with the shifted padded-input windows.
+// grad_weight tile: gwT[q][k] (+)= sum_j xl[off[q] + j] * goT[j][k] for MQ taps q and NV
+// vectors of output channels k: an outer-product microkernel (broadcast the input sample,
+// aligned vector loads of the transposed grad_out), j in order.
+template <typename T, int MQ, int NV>
+inline void gw_tile(int64_t nj, const T* __restrict goT, int64_t ldk, const T* xl, const int64_t* off, T* gwT,
+                    bool accumulate) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int L = Vec<T>::lanes;
+  const T* xq[MQ];
+  for (int i = 0; i < MQ; ++i) xq[i] = xl + off[i];
+  V acc[MQ][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MQ; ++i)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = V{};
+  for (int64_t j = 0; j < nj; ++j) {
+    V gv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) gv[v] = *reinterpret_cast<const V*>(goT + j * ldk + v * L);
+#pragma GCC unroll 8
+    for (int i = 0; i < MQ; ++i) {
+      const V xb = gemm_detail::bcast<T>(xq[i][j]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] += xb * gv[v];
+    }
+  }
+  for (int i = 0; i < MQ; ++i)
+    for (int v = 0; v < NV; ++v) {
+      T* d = gwT + i * ldk + v * L;
+      storeu(d, accumulate ? loadu(d) + acc[i][v] : acc[i][v]);
+    }
+}
+
+template <typename T, int MQ>
+void gw_rows(int64_t nj, const T* goT, int64_t ldk, const T* xl, const int64_t* off, T* gwT, bool accumulate) {
+  constexpr int L = simd::Vec<T>::lanes;
+#if defined(__AVX512F__)
+  constexpr int NVMAX = 4;
+#else
+  constexpr int NVMAX = 3;
+#endif
+  for (int64_t k0 = 0; k0 < ldk; k0 += NVMAX * L) {
+    const int64_t nv = std::min<int64_t>(NVMAX, (ldk - k0) / L);
+    T* d = gwT + k0;
+    const T* g = goT + k0;
+    if (nv == NVMAX) gw_tile<T, MQ, NVMAX>(nj, g, ldk, xl, off, d, accumulate);
+    else if (nv == 3) gw_tile<T, MQ, 3>(nj, g, ldk, xl, off, d, accumulate);
+    else if (nv == 2) gw_tile<T, MQ, 2>(nj, g, ldk, xl, off, d, accumulate);
+    else gw_tile<T, MQ, 1>(nj, g, ldk, xl, off, d, accumulate);
+  }
+}
+
+// grad_weight of a stride-1 convolution, images [n0, n1) of group g, into gwg ([K/g, CRS],
+// overwritten): grad_out is laid out transposed on the wide grid (goT[j][k], zeros in the
+// dropped columns) and multiplied with the shifted windows of the padded input.
 template <typename T>
-bool direct_grad_weight(const T* go, const T* x, T* gwg, const Conv2dShape& p, int64_t g, int64_t n0, int64_t n1,
-                        bool first) {
+void direct_grad_weight(const T* go, const T* x, T* gwg, const Conv2dShape& p, int64_t g, int64_t n0, int64_t n1) {
+  constexpr int L = simd::Vec<T>::lanes;
+#if defined(__AVX512F__)
+  constexpr int MQ = 6;
+#else
+  constexpr int MQ = 3;
+#endif
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow, Wp = padded_w(p);
+  const int64_t Kpad = (Kg + L - 1) / L * L;
   const int64_t rows_per = direct_rows<T>(p, Cg);
   const int64_t slack = (p.s - 1) * p.dw + Wp + 64;
   T* xl = scratch<T>(2, Cg * (rows_per + (p.r - 1) * p.dh) * Wp + slack);
-  T* gow = scratch<T>(3, Kg * rows_per * Wp);
+  T* goT = scratch<T>(3, rows_per * Wp * Kpad);
   std::vector<int64_t> off(static_cast<size_t>(CRS));
+  std::vector<T> gwT(static_cast<size_t>(CRS * Kpad));
+  bool first = true;
   for (int64_t n = n0; n < n1; ++n) {
     for (int64_t oh0 = 0; oh0 < p.oh; oh0 += rows_per) {
       const int64_t nrows = std::min(rows_per, p.oh - oh0), rows_in = nrows + (p.r - 1) * p.dh;
       const int64_t nwide = nrows * Wp;
       load_padded_rows(x + (n * p.c + g * Cg) * HW, p, Cg, oh0, rows_in, slack, xl);
       tap_offsets<T>(p, Cg, rows_in, off.data());
-      for (int64_t i = 0; i < Kg; ++i) {
-        const T* src = go + (n * p.k + g * Kg + i) * OHW + oh0 * p.ow;
-        T* d = gow + i * nwide;
-        for (int64_t lr = 0; lr < nrows; ++lr) {
-          std::memcpy(d + lr * Wp, src + lr * p.ow, static_cast<size_t>(p.ow) * sizeof(T));
-          std::fill(d + lr * Wp + p.ow, d + (lr + 1) * Wp, T(0));
-        }
+      std::fill(goT, goT + nwide * Kpad, T(0));
+      for (int64_t k = 0; k < Kg; ++k) {
+        const T* src = go + (n * p.k + g * Kg + k) * OHW + oh0 * p.ow;
+        for (int64_t lr = 0; lr < nrows; ++lr)
+          for (int64_t ow = 0; ow < p.ow; ++ow) goT[(lr * Wp + ow) * Kpad + k] = src[lr * p.ow + ow];
       }
-      gemm_detail::gemm_nt_dot_off<T>(Kg, CRS, nwide, gow, nwide, xl, off.data(), gwg, CRS, !first);
+      const int64_t qf = CRS / MQ * MQ;
+      for (int64_t q = 0; q < qf; q += MQ)
+        gw_rows<T, MQ>(nwide, goT, Kpad, xl, off.data() + q, gwT.data() + q * Kpad, !first);
+      for (int64_t q = qf; q < CRS; ++q)
+        gw_rows<T, 1>(nwide, goT, Kpad, xl, off.data() + q, gwT.data() + q * Kpad, !first);
       first = false;
     }
   }
-  return first;
+  for (int64_t k = 0; k < Kg; ++k)
+    for (int64_t q = 0; q < CRS; ++q) gwg[k * CRS + q] = first ? T(0) : gwT[q * Kpad + k];
 }
 
 template <typename T>
@@ -495,7 +569,7 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
     for (int64_t g = 0; g < G; ++g) {
       bool first = true;
       if (s1) {
-        direct_grad_weight(go, x, dst + g * Kg * CRS, p, g, lo, hi, true);
+        direct_grad_weight(go, x, dst + g * Kg * CRS, p, g, lo, hi);
         continue;
       }
       for (int64_t n = lo; n < hi; ++n) {
