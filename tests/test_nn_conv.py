@@ -34,6 +34,11 @@ CONFIGS = [
     (2, 4, 9, 8, 3, 3, 3, 3, "valid", 1, 1),
     (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),  # 1 pixel
     (1, 20, 17, 19, 70, 3, 3, 1, 1, 1, 1),  # several GEMM tiles
+    (2, 3, 5, 6, 4, 1, 1, 1, 1, 1, 1),  # 1x1 with padding: grad_input padding > kernel extent
+    (1, 20, 6, 7, 5, 2, 2, 1, 2, 1, 1),  # implicit GEMM forward, grad_input through col2im
+    (1, 140, 6, 6, 9, 3, 3, 1, 1, 1, 1),  # reduction > 1152: k blocks, implicit GEMM
+    (1, 130, 7, 7, 10, 3, 3, 2, 1, 1, 1),  # reduction > 1152: k blocks, im2col
+    (2, 4, 9, 40, 3, 3, 3, 1, (0, 2), (2, 1), 1),  # wide rows
 ]
 
 

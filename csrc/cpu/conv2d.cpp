@@ -439,7 +439,10 @@ void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dSha
   std::vector<T> wpk(static_cast<size_t>(std::max<int64_t>(1, G * wsz)));
   for (int64_t g = 0; g < G; ++g)
     gemm_detail::pack_a_full<T>(false, w + g * Kg * CRS, CRS, Kg, CRS, kcb, wpk.data() + g * wsz);
-  if (!pw && p.sh == 1 && p.sw == 1) return direct_forward(x, wpk.data(), wsz, kcb, bias, out, p, relu);
+  // The implicit GEMM's overhead is per output (a copy out of the tile buffer), im2col's per
+  // patch element: take the one whose overhead is amortized over the longer dimension.
+  if (!pw && p.sh == 1 && p.sw == 1 && CRS >= Kg && CRS >= 16)
+    return direct_forward(x, wpk.data(), wsz, kcb, bias, out, p, relu);
   const int64_t ncols = conv_cols<T>(kcb, OHW);
   const int64_t ncc = (OHW + ncols - 1) / ncols;
   const int64_t items = p.n * G * ncc;
