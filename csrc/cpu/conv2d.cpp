@@ -222,6 +222,16 @@ int64_t conv_cols(int64_t kc, int64_t ohw) {
 
 inline int64_t padded_w(const Conv2dShape& p) { return p.w + p.pl + p.pr; }
 
+// A copy of a few dozen elements, inline (a libc call per tile row costs more than the copy).
+template <typename T>
+inline void copy_short(T* d, const T* s, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  int64_t t = 0;
+  for (; t + L <= n; t += L) storeu(d + t, loadu(s + t));
+  for (; t < n; ++t) d[t] = s[t];
+}
+
 // Padded rows [prow0, prow0 + rows) (padded coordinates) of cg channel planes into dst,
 // followed by `slack` zeros.
 template <typename T>
@@ -317,9 +327,7 @@ void direct_forward(const T* x, const T* wpk, int64_t wsz, int64_t kcb, const T*
           const int64_t j = j0 + jj, orow = j / Wp, ow = j % Wp;
           const int64_t seg = std::min(jn - jj, Wp - ow), valid = std::min(seg, p.ow - ow);
           if (valid > 0)
-            for (int64_t i = 0; i < Kg; ++i)
-              std::memcpy(og + i * OHW + (oh0 + orow) * p.ow + ow, ctmp + i * NR + jj,
-                          static_cast<size_t>(valid) * sizeof(T));
+            for (int64_t i = 0; i < Kg; ++i) copy_short(og + i * OHW + (oh0 + orow) * p.ow + ow, ctmp + i * NR + jj, valid);
           jj += seg;
         }
       }

@@ -105,18 +105,20 @@ void pack_b(bool trans, const T* b, int64_t ldb, int64_t p0, int64_t kc, int64_t
         }
       }
     } else {
-      // Transposed: a blocked transpose, 16 k values at a time, so the source lines read
-      // and the destination lines written both stay in L1.
-      constexpr int64_t PB = 16;
-      for (int64_t pb = 0; pb < kc; pb += PB) {
-        const int64_t pe = std::min<int64_t>(kc, pb + PB);
-        for (int64_t jj = 0; jj < nr; ++jj) {
-          const T* src = b + (j0 + t + jj) * ldb + p0;
-          for (int64_t p = pb; p < pe; ++p) d[p * NR + jj] = src[p];
+      // Transposed: row by row (each source row read sequentially, written with stride NR
+      // into the L1-resident sliver), prefetching the row 4 ahead (2 and 8 measured slower): the source rows are far
+      // apart and often come from DRAM (a linear layer's weight), so latency dominates.
+      constexpr int64_t AHEAD = 4, LINE = 64 / sizeof(T);
+      for (int64_t jj = 0; jj < nr; ++jj) {
+        if (t + jj + AHEAD < nc) {
+          const T* nxt = b + (j0 + t + jj + AHEAD) * ldb + p0;
+          for (int64_t l = 0; l < kc; l += LINE) __builtin_prefetch(nxt + l);
         }
-        for (int64_t jj = nr; jj < NR; ++jj)
-          for (int64_t p = pb; p < pe; ++p) d[p * NR + jj] = T(0);
+        const T* src = b + (j0 + t + jj) * ldb + p0;
+        for (int64_t p = 0; p < kc; ++p) d[p * NR + jj] = src[p];
       }
+      for (int64_t jj = nr; jj < NR; ++jj)
+        for (int64_t p = 0; p < kc; ++p) d[p * NR + jj] = T(0);
     }
   }
 }
