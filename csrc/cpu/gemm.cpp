@@ -57,15 +57,28 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   // Small products are not worth waking the pool.
   const double flops = 2.0 * double(m) * double(n) * double(k);
   const int64_t grain = flops < 4e6 ? ntiles : 1;
+  // One row of tiles (m <= MC) sharing all of A: pack A once instead of once per tile.
+  // (In the calling thread's slot 0, which its tiles then leave alone.)
+  const T* a_all = nullptr;
+  const int64_t mpad = (m + MR - 1) / MR * MR;
+  if (mt == 1 && nt > 1 && mpad * k <= (int64_t(1) << 24)) {
+    T* buf = scratch<T>(0, mpad * k);
+    pack_a_full<T>(ta, a, lda, m, k, Bk::KC, buf);
+    a_all = buf;
+  }
   parallel_for(0, ntiles, grain, [&](int64_t t0, int64_t t1) {
-    T* pa = scratch<T>(0, Bk::MC * Bk::KC);
+    T* pa = a_all ? nullptr : scratch<T>(0, Bk::MC * Bk::KC);
     T* pb = scratch<T>(1, nc_blk * Bk::KC);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t i0 = (t / nt) * Bk::MC, j0 = (t % nt) * nc_blk;
       const int64_t mc = std::min<int64_t>(Bk::MC, m - i0), nc = std::min<int64_t>(nc_blk, n - j0);
       for (int64_t p0 = 0; p0 < k; p0 += Bk::KC) {
         const int64_t kc = std::min<int64_t>(Bk::KC, k - p0);
-        pack_a<T>(ta, a, lda, i0, mc, p0, kc, pa);
+        const T* pa_blk = pa;
+        if (!a_all)
+          pack_a<T>(ta, a, lda, i0, mc, p0, kc, pa);
+        else
+          pa_blk = a_all + p0 * mpad;
         pack_b<T>(tb, b, ldb, p0, kc, j0, nc, pb);
         const Store<T> st{alpha, beta, p0 == 0, p0 + kc >= k, ep.relu};
         for (int64_t jr = 0; jr < nc; jr += NR) {
@@ -74,7 +87,7 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
           const T* cb = ep.col_bias ? ep.col_bias + j0 + jr : nullptr;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min<int64_t>(MR, mc - ir);
-            const T* ap = pa + ir * kc;
+            const T* ap = pa_blk + ir * kc;
             T* cp = c + (i0 + ir) * ldc + j0 + jr;
             const T* rb = ep.row_bias ? ep.row_bias + i0 + ir : nullptr;
             if (mr == MR && nr == NR)
