@@ -1,16 +1,25 @@
-// conv2d and linear, forward and backward, on top of the blocked GEMM (compiled per ISA).
+// conv2d and linear, forward and backward, on top of the GEMM microkernels (compiled per ISA).
 //
-// Forward: for each (image, group, chunk of output pixels) im2col writes the chunk's
-// [C/g * R * S, ncols] patch matrix into a per-thread buffer sized to stay in L2, and one
-// GEMM out[K/g, ncols] = W[K/g, CRS] * col computes it, with bias and ReLU fused in the GEMM
-// epilogue. FLOPs/output = 2 * C/g * R * S; bytes: x read R*S times into the L2-resident col
-// buffer, out written once. 1x1 stride-1 unpadded convolutions skip im2col (the image is
-// the GEMM's B). Depthwise (groups == C == K) runs a direct stencil over a zero-padded plane
-// (R * S FMAs per output, vectorized along the row when the stride is 1).
-// Backward: grad_input = col2im(W^T * grad_out) per image; grad_weight = sum over images of
-// grad_out * col^T, the batch cut into chunks that depend on the problem size only, each
-// chunk's partial summed in chunk order; grad_bias = sums over (n, oh, ow) per channel.
-// linear is one GEMM per product (x W^T with the bias in the epilogue; go W; go^T x).
+// Forward, three paths, each a GEMM out[K/g, pixels] = W[K/g, CRS] * patches[CRS, pixels]
+// (CRS = C/g * R * S) with the weights packed once per call and bias + ReLU fused in the
+// microkernel's epilogue:
+//  * stride 1, CRS >= K/g: implicit GEMM. The input rows a work item needs are copied once
+//    into a zero-padded block; outputs are computed on the padded-width ("wide") grid, where
+//    every patch row is a contiguous shifted window of that block, so the microkernel loads
+//    B straight from it (no im2col, no packing). Cost: (Wp - OW) / OW extra columns.
+//  * 1x1, stride 1, no padding: the image is B (packed from it directly).
+//  * otherwise (strided, or short reductions such as a C = 1 first layer): im2col fused with
+//    the B packing, per (image, group, chunk of output pixels sized to L2).
+//  * depthwise (groups == C == K): a direct stencil over a zero-padded plane.
+// FLOPs/output = 2 CRS; bytes: x read ~(1 + (R-1)/rows) times, out written once.
+// Backward: grad_bias = per-channel sums; grad_input, for stride 1 with padding <= the
+// dilated kernel extent, is the forward implicit GEMM of grad_out with the flipped,
+// transposed weights and the complementary padding; else W^T grad_out per pixel chunk and
+// col2im. grad_weight, for stride 1, is an outer-product kernel over the wide grid (grad_out
+// transposed, zeros in the dropped columns, times the shifted input windows); else a
+// dot-product kernel over im2col chunks. The batch is cut into chunks fixed by the problem
+// size, their partial sums added in chunk order.
+// linear: one GEMM per product (x W^T with the bias in the epilogue; go W; go^T x).
 // Every reduction has a fixed order, so 1 and N threads give identical bits.
 #include <algorithm>
 #include <climits>
