@@ -63,7 +63,7 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   // (In the calling thread's slot 0, which its tiles then leave alone.)
   const T* a_all = nullptr;
   const int64_t mpad = (m + MR - 1) / MR * MR;
-  if (mt == 1 && nt > 1 && mpad * k <= (int64_t(1) << 24)) {
+  if (mt == 1 && nt > 1 && mpad * k <= (int64_t(1) << 22)) {
     T* buf = scratch<T>(0, mpad * k);
     pack_a_full<T>(ta, a, lda, m, k, Bk::KC, buf);
     a_all = buf;
