@@ -1,0 +1,336 @@
+"""conv2d and linear, forward and backward, with PyTorch's semantics.
+
+NumPy arrays run on the C++ kernels (im2col + blocked GEMM, float32 / float64), CuPy arrays
+on the CUDA kernels of :mod:`imkern.nn._cuda` (float32, float16, bfloat16). Inputs are never
+modified; layouts the kernels cannot read (strided, reversed, Fortran-ordered) are copied to
+C-contiguous arrays first.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .. import _arrays as A
+from .. import _core
+
+__all__ = ["conv2d", "conv2d_backward", "linear", "linear_backward"]
+
+_CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_CUDA_NAMES = ("float32", "float16", "bfloat16")
+
+
+def _kind_dtype(a, name: str) -> Tuple[str, str]:
+    """Array kind ('numpy' / 'cupy') and dtype name; TypeError naming the accepted dtypes."""
+    kind = A.array_kind(a, name)
+    dname = getattr(a.dtype, "name", str(a.dtype))
+    allowed = ("float32", "float64") if kind == "numpy" else _CUDA_NAMES
+    if dname not in allowed:
+        where = "on the CPU" if kind == "numpy" else "on CUDA"
+        raise TypeError(f"{name}: dtype {dname} is not supported {where}; expected one of {', '.join(allowed)}")
+    return kind, dname
+
+
+def _same(a, name: str, kind: str, dname: str, ref_name: str = "x") -> None:
+    k, d = _kind_dtype(a, name)
+    if k != kind:
+        raise TypeError(f"{name}: expected a {kind} array like {ref_name}, got {type(a).__module__}.{type(a).__name__}")
+    if d != dname:
+        raise TypeError(f"{name}: dtype {d} differs from {ref_name}'s dtype {dname}")
+
+
+def _contig(a, kind: str):
+    if kind == "numpy":
+        return np.ascontiguousarray(a)
+    return A.xp_of(kind).ascontiguousarray(a)
+
+
+def _positive_pair(v, name: str) -> Tuple[int, int]:
+    p = A.as_pair(v, name)
+    if p[0] < 1 or p[1] < 1:
+        raise ValueError(f"{name}: expected positive values, got {v!r}")
+    return p
+
+
+def _conv_geometry(x, weight, stride, padding, dilation, groups):
+    """Validate shapes and arguments; return (stride, pads (t, b, l, r), dilation, groups, (OH, OW))."""
+    if x.ndim != 4:
+        raise ValueError(f"x: expected a tensor of shape (N, C, H, W), got shape {tuple(x.shape)}")
+    if weight.ndim != 4:
+        raise ValueError(f"weight: expected shape (K, C/groups, R, S), got shape {tuple(weight.shape)}")
+    groups = A.as_int(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups: expected a positive int, got {groups}")
+    n, c, h, w = x.shape
+    k, cg, r, s = weight.shape
+    if c % groups or k % groups:
+        raise ValueError(
+            f"groups: {groups} must divide the input channels and the output channels; "
+            f"x shape {tuple(x.shape)}, weight shape {tuple(weight.shape)}"
+        )
+    if cg != c // groups:
+        raise ValueError(
+            f"weight: expected shape ({k}, {c // groups}, R, S) for x of shape {tuple(x.shape)} and "
+            f"groups={groups}, got shape {tuple(weight.shape)}"
+        )
+    if r < 1 or s < 1:
+        raise ValueError(f"weight: kernel size must be positive, got shape {tuple(weight.shape)}")
+    st = _positive_pair(stride, "stride")
+    dil = _positive_pair(dilation, "dilation")
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        elif padding == "same":
+            if st != (1, 1):
+                raise ValueError(f"padding: 'same' requires stride 1 (as torch), got stride {stride!r}")
+            th, tw = dil[0] * (r - 1), dil[1] * (s - 1)
+            pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        else:
+            raise ValueError(f"padding: expected an int, a pair, 'valid' or 'same', got {padding!r}")
+    else:
+        ph, pw = A.as_pair(padding, "padding")
+        if ph < 0 or pw < 0:
+            raise ValueError(f"padding: expected non-negative values, got {padding!r}")
+        pads = (ph, ph, pw, pw)
+    eh = h + pads[0] + pads[1] - dil[0] * (r - 1) - 1
+    ew = w + pads[2] + pads[3] - dil[1] * (s - 1) - 1
+    if eh < 0 or ew < 0:
+        raise ValueError(
+            f"weight: the dilated kernel ({dil[0] * (r - 1) + 1}, {dil[1] * (s - 1) + 1}) is larger than the padded "
+            f"input ({h + pads[0] + pads[1]}, {w + pads[2] + pads[3]}); x shape {tuple(x.shape)}"
+        )
+    return st, pads, dil, groups, (eh // st[0] + 1, ew // st[1] + 1)
+
+
+def _writable_target(target, final, kind, shape, dtype, *inputs):
+    """A C-contiguous array the kernel may write that overlaps none of the inputs."""
+    xp = A.xp_of(kind)
+    ok = target.flags.c_contiguous and not any(i is not None and xp.may_share_memory(target, i) for i in inputs)
+    if ok:
+        return target
+    if kind == "cupy":
+        with final.device:
+            return xp.empty(shape, dtype=dtype)
+    return np.empty(shape, dtype=dtype)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, out=None):
+    """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
+
+    ``out[n, k, oh, ow] = bias[k] + sum_{c, r, s} weight[k, c, r, s] *
+    x[n, g * C/groups + c, oh * sh - top + r * dh, ow * sw - left + s * dw]`` where ``g`` is
+    output channel ``k``'s group and ``x`` is zero outside the image.
+
+    Args:
+        x: ``(N, C, H, W)``; float32 or float64 (CPU), float32, float16 or bfloat16 (CUDA).
+        weight: ``(K, C / groups, R, S)``, same dtype and kind as ``x``.
+        bias: ``(K,)`` or None.
+        stride: int or ``(sh, sw)``, positive.
+        padding: int, ``(ph, pw)``, ``"valid"`` (no padding) or ``"same"`` (stride 1 only; the
+            total ``dilation * (kernel - 1)`` is split with the extra pixel at the bottom/right).
+        dilation: int or ``(dh, dw)``, positive.
+        groups: splits C and K into ``groups`` independent convolutions (``groups == C == K``:
+            depthwise).
+        activation: None or ``"relu"`` (fused into the output write).
+        out: optional ``(N, K, OH, OW)`` array of ``x``'s dtype and kind to write into.
+
+    Returns:
+        ``(N, K, OH, OW)`` with ``OH = (H + top + bottom - dh * (R - 1) - 1) // sh + 1`` (OW
+        likewise).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> x = np.ones((1, 2, 4, 4), np.float32)
+        >>> w = np.ones((3, 2, 3, 3), np.float32)
+        >>> y = F.conv2d(x, w, padding=1)
+        >>> y.shape, float(y[0, 0, 1, 1]), float(y[0, 0, 0, 0])
+        ((1, 3, 4, 4), 18.0, 8.0)
+    """
+    kind, dname = _kind_dtype(x, "x")
+    _same(weight, "weight", kind, dname)
+    if bias is not None:
+        _same(bias, "bias", kind, dname)
+    if activation not in (None, "relu"):
+        raise ValueError(f"activation: expected None or 'relu', got {activation!r}")
+    st, pads, dil, groups, (oh, ow) = _conv_geometry(x, weight, stride, padding, dilation, groups)
+    k = weight.shape[0]
+    if bias is not None and tuple(bias.shape) != (k,):
+        raise ValueError(f"bias: expected shape ({k},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
+    shape = (x.shape[0], k, oh, ow)
+    target, final = A.prepare_out(out, x, kind, x.dtype, shape=shape)
+    if 0 in shape:
+        return final
+    xc, wc = _contig(x, kind), _contig(weight, kind)
+    bc = None if bias is None else _contig(bias, kind)
+    target = _writable_target(target, final, kind, shape, x.dtype, x, weight, bias)
+    if kind == "numpy":
+        _core.conv2d(xc, wc, bc, target, st, pads, dil, groups, activation == "relu")
+    else:
+        from . import _cuda
+
+        with A.cuda_launch(xc):
+            _cuda.conv2d(xc, wc, bc, st, pads, dil, groups, activation, target)
+    return A.finish_out(target, final)
+
+
+def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1):
+    """Gradients of :func:`conv2d` (as torch.autograd computes them).
+
+    Args:
+        grad_output: ``(N, K, OH, OW)``, the gradient of the loss with respect to the output.
+        x, weight, stride, padding, dilation, groups: as given to :func:`conv2d`.
+
+    Returns:
+        ``(grad_input, grad_weight, grad_bias)`` of shapes ``(N, C, H, W)``,
+        ``(K, C / groups, R, S)`` and ``(K,)``. (With a fused ReLU, mask ``grad_output`` by
+        ``out > 0`` first.)
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> x = np.ones((1, 1, 3, 3)); w = np.ones((1, 1, 3, 3))
+        >>> gi, gw, gb = F.conv2d_backward(np.ones((1, 1, 3, 3)), x, w, padding=1)
+        >>> float(gi[0, 0, 1, 1]), float(gw[0, 0, 1, 1]), float(gb[0])
+        (9.0, 9.0, 9.0)
+    """
+    kind, dname = _kind_dtype(x, "x")
+    _same(weight, "weight", kind, dname)
+    _same(grad_output, "grad_output", kind, dname)
+    st, pads, dil, groups, (oh, ow) = _conv_geometry(x, weight, stride, padding, dilation, groups)
+    n, k = x.shape[0], weight.shape[0]
+    if tuple(grad_output.shape) != (n, k, oh, ow):
+        raise ValueError(
+            f"grad_output: expected shape {(n, k, oh, ow)} for x of shape {tuple(x.shape)} and weight of shape "
+            f"{tuple(weight.shape)}, got {tuple(grad_output.shape)}"
+        )
+    xp = A.xp_of(kind)
+    gi = xp.empty(x.shape, dtype=x.dtype)
+    gw = xp.empty(weight.shape, dtype=x.dtype)
+    gb = xp.empty((k,), dtype=x.dtype)
+    if x.size == 0 or grad_output.size == 0 or weight.size == 0:
+        gi[...] = 0
+        gw[...] = 0
+        gb[...] = grad_output.sum(axis=(0, 2, 3)) if grad_output.size else 0
+        return gi, gw, gb
+    goc, xc, wc = _contig(grad_output, kind), _contig(x, kind), _contig(weight, kind)
+    if kind == "numpy":
+        _core.conv2d_backward(goc, xc, wc, gi, gw, gb, st, pads, dil, groups)
+        return gi, gw, gb
+    from . import _cuda
+
+    with A.cuda_launch(xc):
+        return tuple(_cuda.conv2d_backward(goc, xc, wc, st, pads, dil, groups))
+
+
+def _linear_check(x, weight, name_x="x"):
+    if x.ndim < 1:
+        raise ValueError(f"{name_x}: expected shape (..., in_features), got shape {tuple(x.shape)}")
+    if weight.ndim != 2:
+        raise ValueError(f"weight: expected shape (out_features, in_features), got shape {tuple(weight.shape)}")
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"weight: in_features {weight.shape[1]} (weight shape {tuple(weight.shape)}) differs from the last "
+            f"dimension of {name_x} (shape {tuple(x.shape)})"
+        )
+
+
+def linear(x, weight, bias=None, *, out=None):
+    """Affine map ``x @ weight.T + bias``, as ``torch.nn.functional.linear``.
+
+    Args:
+        x: ``(..., in_features)``; float32 or float64 (CPU), float32, float16 or bfloat16 (CUDA).
+        weight: ``(out_features, in_features)``.
+        bias: ``(out_features,)`` or None.
+        out: optional ``(..., out_features)`` array to write into.
+
+    Returns:
+        ``(..., out_features)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> F.linear(np.ones((2, 3), np.float32), np.ones((4, 3), np.float32), np.arange(4, dtype=np.float32))
+        array([[3., 4., 5., 6.],
+               [3., 4., 5., 6.]], dtype=float32)
+    """
+    kind, dname = _kind_dtype(x, "x")
+    _same(weight, "weight", kind, dname)
+    if bias is not None:
+        _same(bias, "bias", kind, dname)
+    _linear_check(x, weight)
+    of, inf = weight.shape
+    if bias is not None and tuple(bias.shape) != (of,):
+        raise ValueError(f"bias: expected shape ({of},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
+    shape = tuple(x.shape[:-1]) + (of,)
+    target, final = A.prepare_out(out, x, kind, x.dtype, shape=shape)
+    if 0 in shape:
+        return final
+    target = _writable_target(target, final, kind, shape, x.dtype, x, weight, bias)
+    x2 = _contig(x, kind).reshape(-1, inf)
+    wc = _contig(weight, kind)
+    bc = None if bias is None else _contig(bias, kind)
+    t2 = target.reshape(-1, of)
+    if kind == "numpy":
+        _core.linear(x2, wc, bc, t2)
+    else:
+        from . import _cuda
+
+        with A.cuda_launch(x2):
+            _cuda.linear(x2, wc, bc, t2)
+    return A.finish_out(target, final)
+
+
+def linear_backward(grad_output, x, weight):
+    """Gradients of :func:`linear`.
+
+    Args:
+        grad_output: ``(..., out_features)``, the gradient with respect to the output.
+        x: ``(..., in_features)``, the input given to :func:`linear`.
+        weight: ``(out_features, in_features)``.
+
+    Returns:
+        ``(grad_input, grad_weight, grad_bias)`` of shapes ``x.shape``,
+        ``(out_features, in_features)`` and ``(out_features,)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> gi, gw, gb = F.linear_backward(np.ones((2, 4)), np.ones((2, 3)), np.ones((4, 3)))
+        >>> gi[0].tolist(), gw.shape, gb.tolist()
+        ([4.0, 4.0, 4.0], (4, 3), [2.0, 2.0, 2.0, 2.0])
+    """
+    kind, dname = _kind_dtype(x, "x")
+    _same(weight, "weight", kind, dname)
+    _same(grad_output, "grad_output", kind, dname)
+    _linear_check(x, weight)
+    of, inf = weight.shape
+    expect = tuple(x.shape[:-1]) + (of,)
+    if tuple(grad_output.shape) != expect:
+        raise ValueError(
+            f"grad_output: expected shape {expect} for x of shape {tuple(x.shape)} and weight of shape "
+            f"{tuple(weight.shape)}, got {tuple(grad_output.shape)}"
+        )
+    xp = A.xp_of(kind)
+    x2 = _contig(x, kind).reshape(-1, inf)
+    go2 = _contig(grad_output, kind).reshape(-1, of)
+    wc = _contig(weight, kind)
+    if kind == "numpy":
+        gi = np.empty(x2.shape, dtype=x.dtype)
+        gw = np.empty(weight.shape, dtype=x.dtype)
+        gb = np.empty((of,), dtype=x.dtype)
+        if gi.size or gw.size or gb.size:
+            _core.linear_backward(go2, x2, wc, gi, gw, gb)
+        return gi.reshape(x.shape), gw, gb
+    from . import _cuda
+
+    if x2.shape[0] == 0 or of == 0 or inf == 0:
+        gi = xp.zeros(x2.shape, dtype=x.dtype)
+        gw = xp.zeros(weight.shape, dtype=x.dtype)
+        gb = xp.zeros((of,), dtype=x.dtype)
+        if x2.shape[0] and of:
+            gb[...] = go2.sum(axis=0)
+        return gi.reshape(x.shape), gw, gb
+    with A.cuda_launch(x2):
+        gi, gw, gb = _cuda.linear_backward(go2, x2, wc)
+    return gi.reshape(x.shape), gw, gb

@@ -1,0 +1,417 @@
+"""conv2d / linear (forward, backward) and the GEMM against the NumPy reference, PyTorch,
+finite differences, every ISA level and thread count."""
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+from conftest import assert_close, random_array
+
+import imkern
+from imkern import _core
+from imkern.nn import functional as F
+from imkern.reference import nn as R
+
+DTYPES = [np.float32, np.float64]
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups)
+CONFIGS = [
+    (2, 3, 8, 9, 4, 3, 3, 1, 1, 1, 1),
+    (1, 4, 7, 7, 6, 3, 3, 2, 0, 1, 1),
+    (2, 5, 11, 6, 3, 3, 2, (2, 1), (1, 2), (1, 2), 1),
+    (1, 6, 9, 10, 4, 3, 3, 1, "same", 2, 2),
+    (2, 3, 6, 8, 5, 2, 4, 1, "same", 1, 1),  # even kernel: extra pad on the bottom/right
+    (1, 4, 5, 9, 4, 1, 1, 1, 0, 1, 1),  # pointwise
+    (3, 8, 6, 5, 16, 1, 1, 1, 0, 1, 4),  # grouped pointwise
+    (1, 3, 9, 9, 2, 1, 1, 2, 1, 1, 1),  # 1x1 with stride and padding
+    (2, 6, 10, 7, 6, 3, 3, 1, 1, 1, 6),  # depthwise
+    (1, 5, 12, 11, 5, 5, 3, (2, 3), (2, 0), (1, 2), 5),  # depthwise, strided, dilated
+    (2, 8, 7, 7, 16, 3, 3, 1, 1, 1, 8),  # grouped with multiplier 2
+    (3, 1, 13, 12, 7, 3, 3, 1, 1, 1, 1),  # C = 1 first layer
+    (1, 2, 15, 14, 3, 7, 7, 1, 3, 1, 1),  # big kernel
+    (1, 3, 4, 5, 2, 5, 5, 1, 3, 1, 1),  # padding wider than the image
+    (2, 4, 9, 8, 3, 3, 3, 3, "valid", 1, 1),
+    (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),  # 1 pixel
+    (1, 20, 17, 19, 70, 3, 3, 1, 1, 1, 1),  # several GEMM tiles
+    (2, 3, 5, 6, 4, 1, 1, 1, 1, 1, 1),  # 1x1 with padding: grad_input padding > kernel extent
+    (1, 20, 6, 7, 5, 2, 2, 1, 2, 1, 1),  # implicit GEMM forward, grad_input through col2im
+    (1, 140, 6, 6, 9, 3, 3, 1, 1, 1, 1),  # reduction > 1152: k blocks, implicit GEMM
+    (1, 130, 7, 7, 10, 3, 3, 2, 1, 1, 1),  # reduction > 1152: k blocks, im2col
+    (2, 4, 9, 40, 3, 3, 3, 1, (0, 2), (2, 1), 1),  # wide rows
+]
+
+
+def _args(cfg):
+    n, c, h, w, k, r, s, st, pad, dil, g = cfg
+    return (n, c, h, w), (k, c // g, r, s), dict(stride=st, padding=pad, dilation=dil, groups=g)
+
+
+def _scale(x, w):
+    """Bound on the magnitude of the summed terms (for the fp32 tolerance)."""
+    return max(1.0, float(np.prod(w.shape[1:])) * float(np.abs(x).max(initial=0)) * float(np.abs(w).max(initial=0)))
+
+
+def _inputs(rng, cfg, dtype, bias=True):
+    xs, ws, kw = _args(cfg)
+    x = random_array(rng, xs, dtype)
+    w = random_array(rng, ws, dtype)
+    b = random_array(rng, (ws[0],), dtype) if bias else None
+    return x, w, b, kw
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[f"c{i}" for i in range(len(CONFIGS))])
+def test_conv2d_matches_reference(rng, cfg, dtype):
+    x, w, b, kw = _inputs(rng, cfg, dtype, bias=hash(cfg) % 2 == 0)
+    for act in (None, "relu"):
+        y = F.conv2d(x, w, b, activation=act, **kw)
+        assert y.dtype == dtype
+        assert_close(y, R.conv2d(x, w, b, activation=act, **kw), dtype, scale=_scale(x, w), err_msg=str(cfg))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[f"c{i}" for i in range(len(CONFIGS))])
+def test_conv2d_backward_matches_reference(rng, cfg, dtype):
+    x, w, _, kw = _inputs(rng, cfg, dtype, bias=False)
+    y = R.conv2d(x, w, **kw)
+    go = random_array(rng, y.shape, dtype)
+    got = F.conv2d_backward(go, x, w, **kw)
+    exp = R.conv2d_backward(go, x, w, **kw)
+    oh, ow = y.shape[2:]
+    scales = [_scale(go, w), _scale(go, x) * oh * ow * x.shape[0], max(1.0, go[:, 0].size)]
+    for name, a, e, sc in zip(("grad_input", "grad_weight", "grad_bias"), got, exp, scales):
+        assert a.dtype == dtype and a.shape == e.shape
+        assert_close(a, e, dtype, scale=sc, err_msg=f"{name} {cfg}")
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_conv2d_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    tF = torch.nn.functional
+    for cfg in CONFIGS[::2]:
+        for dtype in DTYPES:
+            x, w, b, kw = _inputs(rng, cfg, dtype)
+            xt = torch.from_numpy(x.copy()).requires_grad_()
+            wt = torch.from_numpy(w.copy()).requires_grad_()
+            bt = torch.from_numpy(b.copy()).requires_grad_()
+            yt = tF.conv2d(xt, wt, bt, **kw)
+            go = random_array(rng, tuple(yt.shape), dtype)
+            yt.backward(torch.from_numpy(go))
+            y = F.conv2d(x, w, b, **kw)
+            sc = _scale(x, w)
+            assert_close(y, yt.detach().numpy().astype(np.float64), dtype, scale=sc, err_msg=str(cfg))
+            gi, gw, gb = F.conv2d_backward(go, x, w, **kw)
+            big = _scale(go, x) * go[0, 0].size * x.shape[0]
+            assert_close(gi, xt.grad.numpy().astype(np.float64), dtype, scale=_scale(go, w), err_msg=str(cfg))
+            assert_close(gw, wt.grad.numpy().astype(np.float64), dtype, scale=big, err_msg=str(cfg))
+            assert_close(gb, bt.grad.numpy().astype(np.float64), dtype, scale=go[:, 0].size, err_msg=str(cfg))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 7), (1, 1), (3, 4, 33), (2, 3, 4, 65), (200, 100), (7,)])
+def test_linear_matches_reference(rng, shape, dtype):
+    of = 1 + shape[-1] * 3 % 53
+    x = random_array(rng, shape, dtype)
+    w = random_array(rng, (of, shape[-1]), dtype)
+    b = random_array(rng, (of,), dtype)
+    sc = max(1.0, shape[-1])
+    assert_close(F.linear(x, w, b), R.linear(x, w, b), dtype, scale=sc)
+    assert_close(F.linear(x, w), R.linear(x, w), dtype, scale=sc)
+    go = random_array(rng, shape[:-1] + (of,), dtype)
+    rows = int(np.prod(shape[:-1]))
+    for a, e, s in zip(F.linear_backward(go, x, w), R.linear_backward(go, x, w), (of, rows, rows)):
+        assert a.shape == e.shape and a.dtype == dtype
+        assert_close(a, e, dtype, scale=max(1.0, s))
+
+
+def test_linear_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    for dtype in DTYPES:
+        x = random_array(rng, (3, 9, 50), dtype)
+        w = random_array(rng, (31, 50), dtype)
+        b = random_array(rng, (31,), dtype)
+        xt, wt, bt = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
+        yt = torch.nn.functional.linear(xt, wt, bt)
+        go = random_array(rng, tuple(yt.shape), dtype)
+        yt.backward(torch.from_numpy(go))
+        assert_close(F.linear(x, w, b), yt.detach().numpy().astype(np.float64), dtype, scale=50)
+        gi, gw, gb = F.linear_backward(go, x, w)
+        assert_close(gi, xt.grad.numpy().astype(np.float64), dtype, scale=31)
+        assert_close(gw, wt.grad.numpy().astype(np.float64), dtype, scale=27)
+        assert_close(gb, bt.grad.numpy().astype(np.float64), dtype, scale=27)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_transposes_alpha_beta(rng, dtype):
+    for m, n, k in [(1, 1, 1), (7, 5, 3), (33, 97, 300), (130, 50, 257), (17, 1600, 20)]:
+        for ta in (False, True):
+            for tb in (False, True):
+                a = random_array(rng, (k, m) if ta else (m, k), dtype)
+                b = random_array(rng, (n, k) if tb else (k, n), dtype)
+                c = random_array(rng, (m, n), dtype)
+                exp = 1.5 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b) - 0.5 * c
+                _core.gemm(a, b, c, ta, tb, 1.5, -0.5)
+                assert_close(c, exp, dtype, scale=2 * k, err_msg=f"{m}x{n}x{k} ta={ta} tb={tb}")
+    # beta == 0 never reads C (NaN there must not leak)
+    a, b = random_array(rng, (9, 11), dtype), random_array(rng, (11, 50), dtype)
+    c = np.full((9, 50), np.nan, dtype)
+    _core.gemm(a, b, c, False, False, 1.0, 0.0)
+    assert_close(c, a.astype(np.float64) @ b, dtype, scale=11)
+
+
+def test_gemm_peak_shape(rng):
+    # Large enough for several MC x NC tiles and KC blocks.
+    a = random_array(rng, (300, 700), np.float32)
+    b = random_array(rng, (700, 3300), np.float32)
+    c = np.empty((300, 3300), np.float32)
+    _core.gemm(a, b, c, False, False, 1.0, 0.0)
+    assert_close(c, a.astype(np.float64) @ b, np.float32, scale=700)
+
+
+def test_isa_levels(rng, isa):
+    for cfg in (CONFIGS[0], CONFIGS[2], CONFIGS[8], CONFIGS[16]):
+        for dtype in DTYPES:
+            x, w, b, kw = _inputs(rng, cfg, dtype)
+            assert_close(F.conv2d(x, w, b, **kw), R.conv2d(x, w, b, **kw), dtype, scale=_scale(x, w), err_msg=isa)
+            go = random_array(rng, R.conv2d(x, w, **kw).shape, dtype)
+            gi, gw, gb = F.conv2d_backward(go, x, w, **kw)
+            ei, ew, eb = R.conv2d_backward(go, x, w, **kw)
+            assert_close(gi, ei, dtype, scale=_scale(go, w), err_msg=isa)
+            assert_close(gw, ew, dtype, scale=_scale(go, x) * go[0, 0].size * x.shape[0], err_msg=isa)
+    x = random_array(rng, (37, 70), np.float32)
+    w = random_array(rng, (45, 70), np.float32)
+    assert_close(F.linear(x, w), R.linear(x, w), np.float32, scale=70, err_msg=isa)
+
+
+def test_threads_match_reference(rng, threads):
+    x, w, b, kw = _inputs(rng, CONFIGS[16], np.float32)
+    assert_close(F.conv2d(x, w, b, **kw), R.conv2d(x, w, b, **kw), np.float32, scale=_scale(x, w))
+
+
+def _all_outputs(x, w, b, go, lx, lw, lgo, kw):
+    return (F.conv2d(x, w, b, activation="relu", **kw),) + F.conv2d_backward(go, x, w, **kw) + (
+        F.linear(lx, lw),) + F.linear_backward(lgo, lx, lw)
+
+
+@pytest.mark.parametrize("cfg", [CONFIGS[0], CONFIGS[9], (12, 16, 20, 20, 24, 3, 3, 1, 1, 1, 1), (1, 32, 30, 30, 64, 3, 3, 1, 1, 1, 1)])
+def test_threads_bit_identical(rng, cfg):
+    x, w, b, kw = _inputs(rng, cfg, np.float32)
+    go = random_array(rng, R.conv2d(x, w, **kw).shape, np.float32)
+    lx = random_array(rng, (300, 513), np.float32)
+    lw = random_array(rng, (257, 513), np.float32)
+    lgo = random_array(rng, (300, 257), np.float32)
+    before = imkern.get_num_threads()
+    try:
+        imkern.set_num_threads(1)
+        one = _all_outputs(x, w, b, go, lx, lw, lgo, kw)
+        imkern.set_num_threads(3)
+        three = _all_outputs(x, w, b, go, lx, lw, lgo, kw)
+    finally:
+        imkern.set_num_threads(before)
+    for a, c in zip(one, three):
+        assert np.array_equal(a, c)
+
+
+def _numeric_grad(f, a, idx, eps=1e-6):
+    a_p, a_m = a.copy(), a.copy()
+    a_p[idx] += eps
+    a_m[idx] -= eps
+    return (f(a_p) - f(a_m)) / (2 * eps)
+
+
+@pytest.mark.parametrize("cfg", [CONFIGS[2], CONFIGS[3], CONFIGS[9], CONFIGS[13]])
+def test_conv2d_backward_finite_differences(rng, cfg):
+    x, w, b, kw = _inputs(rng, cfg, np.float64)
+    go = random_array(rng, F.conv2d(x, w, b, **kw).shape, np.float64)
+    gi, gw, gb = F.conv2d_backward(go, x, w, **kw)
+    for _ in range(6):
+        i = tuple(int(rng.integers(s)) for s in x.shape)
+        num = _numeric_grad(lambda a: float((F.conv2d(a, w, b, **kw) * go).sum()), x, i)
+        assert abs(num - gi[i]) <= 1e-6 * max(1.0, abs(num))
+        j = tuple(int(rng.integers(s)) for s in w.shape)
+        num = _numeric_grad(lambda a: float((F.conv2d(x, a, b, **kw) * go).sum()), w, j)
+        assert abs(num - gw[j]) <= 1e-6 * max(1.0, abs(num))
+        k = int(rng.integers(b.shape[0]))
+        num = _numeric_grad(lambda a: float((F.conv2d(x, w, a, **kw) * go).sum()), b, k)
+        assert abs(num - gb[k]) <= 1e-6 * max(1.0, abs(num))
+
+
+def test_linear_backward_finite_differences(rng):
+    x = random_array(rng, (4, 3, 6), np.float64)
+    w = random_array(rng, (5, 6), np.float64)
+    b = random_array(rng, (5,), np.float64)
+    go = random_array(rng, (4, 3, 5), np.float64)
+    gi, gw, gb = F.linear_backward(go, x, w)
+    for _ in range(5):
+        i = tuple(int(rng.integers(s)) for s in x.shape)
+        assert abs(_numeric_grad(lambda a: float((F.linear(a, w, b) * go).sum()), x, i) - gi[i]) < 1e-6
+        j = tuple(int(rng.integers(s)) for s in w.shape)
+        assert abs(_numeric_grad(lambda a: float((F.linear(x, a, b) * go).sum()), w, j) - gw[j]) < 1e-6
+        k = int(rng.integers(5))
+        assert abs(_numeric_grad(lambda a: float((F.linear(x, w, a) * go).sum()), b, k) - gb[k]) < 1e-6
+
+
+def test_relu_fusion_and_nan(rng):
+    x, w, b, kw = _inputs(rng, CONFIGS[0], np.float32)
+    y = F.conv2d(x, w, b, **kw)
+    assert (y < 0).any()
+    assert np.array_equal(F.conv2d(x, w, b, activation="relu", **kw), np.where(y < 0, 0, y))
+    xd, wd, bd, kwd = _inputs(rng, CONFIGS[8], np.float32)  # depthwise path
+    yd = F.conv2d(xd, wd, bd, **kwd)
+    assert np.array_equal(F.conv2d(xd, wd, bd, activation="relu", **kwd), np.where(yd < 0, 0, yd))
+    x[0, 0, 3, 4] = np.nan
+    y = F.conv2d(x, w, b, activation="relu", **kw)
+    assert np.isnan(y[0, :, 3, 4]).all() and not np.isnan(y[1]).any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_and_negative_views(rng, dtype):
+    cfg = CONFIGS[2]
+    x, w, b, kw = _inputs(rng, cfg, dtype)
+    exp = F.conv2d(x, w, b, **kw)
+    big = random_array(rng, (x.shape[0], x.shape[1], 2 * x.shape[2], x.shape[3] + 3), dtype)
+    big[:, :, ::2, 3:] = x
+    views = [big[:, :, ::2, 3:], np.asfortranarray(x), x[::-1][::-1], x[:, :, ::-1, ::-1].copy()[:, :, ::-1, ::-1]]
+    rev = x[:, :, :, ::-1]
+    for v in views:
+        assert np.array_equal(F.conv2d(v, np.asfortranarray(w), b[::-1].copy()[::-1], **kw), exp)
+    assert_close(F.conv2d(rev, w, b, **kw), R.conv2d(np.ascontiguousarray(rev), w, b, **kw), dtype, scale=_scale(x, w))
+    go = random_array(rng, exp.shape, dtype)
+    g_ref = F.conv2d_backward(go, x, w, **kw)
+    for a, e in zip(F.conv2d_backward(np.asfortranarray(go), big[:, :, ::2, 3:], w[::-1][::-1], **kw), g_ref):
+        assert np.array_equal(a, e)
+    lx = random_array(rng, (40, 30), dtype)
+    lw = random_array(rng, (20, 30), dtype)
+    assert np.array_equal(F.linear(lx[::-1].T.T, lw.T.copy().T), F.linear(lx[::-1].copy(), lw))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_argument(rng, dtype):
+    x, w, b, kw = _inputs(rng, CONFIGS[0], dtype)
+    exp = F.conv2d(x, w, b, **kw)
+    out = np.full(exp.shape, np.nan, dtype)
+    assert F.conv2d(x, w, b, out=out, **kw) is out
+    assert np.array_equal(out, exp)
+    buf = np.full(exp.shape[:3] + (2 * exp.shape[3],), np.nan, dtype)
+    view = buf[..., ::2]
+    assert F.conv2d(x, w, b, out=view, **kw) is view
+    assert np.array_equal(view, exp) and np.isnan(buf[..., 1::2]).all()
+    chans = np.full((exp.shape[0], exp.shape[1] + 2) + exp.shape[2:], np.nan, dtype)
+    assert np.array_equal(F.conv2d(x, w, b, out=chans[:, 1:-1], **kw), exp)
+    with pytest.raises(ValueError, match="out"):
+        F.conv2d(x, w, b, out=np.empty((1, 2, 3, 4), dtype), **kw)
+    with pytest.raises(TypeError, match="out"):
+        F.conv2d(x, w, b, out=np.empty(exp.shape, np.float16), **kw)
+    lx, lw = random_array(rng, (6, 5), dtype), random_array(rng, (4, 5), dtype)
+    lo = np.empty((6, 4), dtype)
+    assert F.linear(lx, lw, out=lo) is lo and np.array_equal(lo, F.linear(lx, lw))
+
+
+def test_inputs_unchanged(rng):
+    for cfg in (CONFIGS[0], CONFIGS[8]):
+        x, w, b, kw = _inputs(rng, cfg, np.float32)
+        go = random_array(rng, R.conv2d(x, w, **kw).shape, np.float32)
+        copies = [a.copy() for a in (x, w, b, go)]
+        F.conv2d(x, w, b, activation="relu", **kw)
+        F.conv2d_backward(go, x, w, **kw)
+        for a, c in zip((x, w, b, go), copies):
+            assert np.array_equal(a, c)
+    lx, lw, lgo = (random_array(rng, s, np.float64) for s in ((5, 6), (3, 6), (5, 3)))
+    copies = [a.copy() for a in (lx, lw, lgo)]
+    F.linear(lx, lw)
+    F.linear_backward(lgo, lx, lw)
+    for a, c in zip((lx, lw, lgo), copies):
+        assert np.array_equal(a, c)
+
+
+def test_zero_size(rng):
+    w = random_array(rng, (4, 3, 3, 3), np.float32)
+    b = random_array(rng, (4,), np.float32)
+    assert F.conv2d(np.empty((0, 3, 5, 5), np.float32), w, b, padding=1).shape == (0, 4, 5, 5)
+    y = F.conv2d(np.empty((2, 0, 5, 5), np.float32), np.empty((4, 0, 3, 3), np.float32), b)
+    assert y.shape == (2, 4, 3, 3) and np.array_equal(y, np.broadcast_to(b[None, :, None, None], y.shape))
+    gi, gw, gb = F.conv2d_backward(np.empty((0, 4, 5, 5), np.float32), np.empty((0, 3, 5, 5), np.float32), w, padding=1)
+    assert gi.shape == (0, 3, 5, 5) and gw.shape == w.shape and not gw.any() and not gb.any()
+    assert F.linear(np.empty((0, 5), np.float32), np.ones((3, 5), np.float32)).shape == (0, 3)
+    gi, gw, gb = F.linear_backward(np.empty((0, 3)), np.empty((0, 5)), np.ones((3, 5)))
+    assert gi.shape == (0, 5) and not gw.any() and not gb.any()
+
+
+def test_conv2d_empty_out_channels(rng):
+    x = random_array(rng, (2, 3, 5, 5), np.float32)
+    assert F.conv2d(x, np.empty((0, 3, 3, 3), np.float32)).shape == (2, 0, 3, 3)
+
+
+def test_bad_arguments(rng):
+    x = random_array(rng, (2, 4, 8, 8), np.float32)
+    w = random_array(rng, (6, 4, 3, 3), np.float32)
+    b = random_array(rng, (6,), np.float32)
+    with pytest.raises(TypeError, match="float32"):
+        F.conv2d(x.astype(np.int32), w)
+    with pytest.raises(TypeError, match="x"):
+        F.conv2d(x.tolist(), w)
+    with pytest.raises(TypeError, match="weight"):
+        F.conv2d(x, w.astype(np.float64))
+    with pytest.raises(TypeError, match="bias"):
+        F.conv2d(x, w, b.astype(np.float64))
+    with pytest.raises(TypeError, match="stride"):
+        F.conv2d(x, w, stride=1.5)
+    with pytest.raises(ValueError, match=r"\(4, 8, 8\)"):
+        F.conv2d(x[0], w)
+    with pytest.raises(ValueError, match="weight"):
+        F.conv2d(x, w[:, :3])
+    with pytest.raises(ValueError, match="groups"):
+        F.conv2d(x, w[:, :2], groups=3)
+    with pytest.raises(ValueError, match="groups"):
+        F.conv2d(x, w, groups=0)
+    with pytest.raises(ValueError, match="same"):
+        F.conv2d(x, w, stride=2, padding="same")
+    with pytest.raises(ValueError, match="padding"):
+        F.conv2d(x, w, padding="full")
+    with pytest.raises(ValueError, match="padding"):
+        F.conv2d(x, w, padding=-1)
+    with pytest.raises(ValueError, match="stride"):
+        F.conv2d(x, w, stride=(1, 0))
+    with pytest.raises(ValueError, match="dilation"):
+        F.conv2d(x, w, dilation=0)
+    with pytest.raises(ValueError, match="stride"):
+        F.conv2d(x, w, stride=(1, 2, 3))
+    with pytest.raises(ValueError, match="larger"):
+        F.conv2d(x, random_array(rng, (6, 4, 9, 3), np.float32))
+    with pytest.raises(ValueError, match="bias"):
+        F.conv2d(x, w, b[:5])
+    with pytest.raises(ValueError, match="activation"):
+        F.conv2d(x, w, activation="gelu")
+    with pytest.raises(ValueError, match="grad_output"):
+        F.conv2d_backward(np.ones((2, 6, 8, 8), np.float32), x, w)
+    with pytest.raises(TypeError, match="grad_output"):
+        F.conv2d_backward(np.ones((2, 6, 6, 6)), x, w)
+    with pytest.raises(ValueError, match="in_features"):
+        F.linear(np.ones((3, 5), np.float32), np.ones((4, 6), np.float32))
+    with pytest.raises(ValueError, match="weight"):
+        F.linear(np.ones((3, 5), np.float32), np.ones((5,), np.float32))
+    with pytest.raises(ValueError, match="bias"):
+        F.linear(np.ones((3, 5), np.float32), np.ones((4, 5), np.float32), np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="float64"):
+        F.linear(np.ones((3, 5), np.float16), np.ones((4, 5), np.float16))
+    with pytest.raises(ValueError, match="grad_output"):
+        F.linear_backward(np.ones((3, 5)), np.ones((3, 5)), np.ones((4, 5)))
+    with pytest.raises(ValueError, match="read-only"):
+        ro = np.empty((2, 6, 6, 6), np.float32)
+        ro.flags.writeable = False
+        F.conv2d(x, w, out=ro)
+
+
+def test_out_overlapping_input(rng):
+    x = random_array(rng, (1, 2, 4, 4), np.float64)
+    w = random_array(rng, (2, 2, 1, 1), np.float64)
+    exp = R.conv2d(x, w)
+    assert_close(F.conv2d(x, w, out=x), exp, np.float64, scale=4)
+
+
+def test_docstrings():
+    from imkern.nn import _conv
+
+    res = doctest.testmod(_conv, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0 and res.attempted >= 4
