@@ -2,12 +2,12 @@
 //
 // Bytes/element: 2 * sizeof(T) forward, 3-4 * sizeof(T) backward; memory-bound except the
 // transcendental ones. FLOPs/element: relu / leaky_relu 1-2; sigmoid ~20 (vm::exp + divide);
-// tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu: libm erfc in
-// float64 (scalar; see "variants").
-// Variants: float32 relu/leaky_relu/sigmoid/tanh run on simd::vec_t<float> with the
-// polynomials of vmath.hpp; float64 uses scalar libm (and the compiler's vectorization of the
-// simple ones). GELU (exact erf form) is evaluated as 0.5 x erfc(-x / sqrt 2) in float64 for
-// both dtypes: the erfc form keeps relative accuracy for negative x, where 1 + erf cancels.
+// tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu ~40 in float64
+// lanes (vm::erfc_d: a rational-exp form, then vm::exp_d).
+// Variants: float32 runs on simd::vec_t<float> with the polynomials of vmath.hpp (GELU in
+// float64 lanes); float64 uses scalar libm (and the compiler's vectorization of the simple
+// ones). GELU (exact erf form) is evaluated as 0.5 x erfc(-x / sqrt 2): the erfc form keeps
+// relative accuracy for negative x, where 1 + erf(x / sqrt 2) cancels.
 // NaN: relu(NaN) = NaN and every activation propagates NaN, as torch.
 #include <cmath>
 #include <stdexcept>
@@ -47,7 +47,7 @@ void forward_f32(Act act, const float* x, float* y, int64_t n, float slope) {
     case Act::sigmoid: vm::map1(x, y, n, [](vf v) { return vm::sigmoid(v); }); break;
     case Act::tanh: vm::map1(x, y, n, [](vf v) { return vm::tanh(v); }); break;
     case Act::gelu:
-      for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(gelu_d(x[i]));
+      vm::map1_d(x, y, n, [](vm::vd xd) { return 0.5 * xd * vm::erfc_d(xd * -kInvSqrt2); });
       break;
   }
 }
@@ -90,7 +90,10 @@ void backward_f32(Act act, const float* g, const float* x, const float* y, float
       vm::map2(g, y, gx, n, [](vf gv, vf yv) { return gv * (1.0f - yv * yv); });
       break;
     case Act::gelu:
-      for (int64_t i = 0; i < n; ++i) gx[i] = static_cast<float>(g[i] * gelu_grad_d(x[i]));
+      vm::map2_d(g, x, gx, n, [](vm::vd gd, vm::vd xd) {
+        const vm::vd cdf = 0.5 * vm::erfc_d(xd * -kInvSqrt2);
+        return gd * (cdf + xd * kInvSqrt2Pi * vm::exp_d(-0.5 * xd * xd));
+      });
       break;
   }
 }
