@@ -284,6 +284,7 @@ IMKERN_BINDINGS(nn_ops) {
     return py::make_tuple(mean, var);
   });
   m.def("batch_norm_apply", [](const py::array& x, py::array& y,
+                               const py::array_t<double, py::array::c_style | py::array::forcecast>& mean,
                                const py::array_t<double, py::array::c_style | py::array::forcecast>& scale,
                                const py::array_t<double, py::array::c_style | py::array::forcecast>& shift) {
     const DType dt = float_dtype(x, "input");
@@ -292,9 +293,9 @@ IMKERN_BINDINGS(nn_ops) {
     int64_t n, c, h, w;
     nchw(x, "input", n, c, h, w);
     expect_size(y, static_cast<int64_t>(x.size()), "out");
-    auto a = vec_of(scale, c, "scale"), b = vec_of(shift, c, "shift");
+    auto mu = vec_of(mean, c, "mean"), a = vec_of(scale, c, "scale"), b = vec_of(shift, c, "shift");
     py::gil_scoped_release nogil;
-    IMKERN_CALL(batch_norm_apply, dt, xp, yp, n, c, h * w, a.data(), b.data());
+    IMKERN_CALL(batch_norm_apply, dt, xp, yp, n, c, h * w, mu.data(), a.data(), b.data());
   });
   m.def("batch_norm_backward_reduce",
         [](const py::array& gy, const py::array& x,

@@ -6,8 +6,9 @@
 // channel's first element (sum and sum of squares of x - K: no catastrophic cancellation for
 // data far from 0), and the per-segment partials are then combined per channel in segment
 // order. The split depends on the shape only, so 1 and N threads give identical bits.
-// Bytes/element: sizeof(T) per reduction pass, 2 sizeof(T) for apply (y = x * a_c + b_c, as
-// torch), 3 sizeof(T) for the backward reduction + 3 sizeof(T) for the input gradient.
+// Bytes/element: sizeof(T) per reduction pass, 2 sizeof(T) for apply
+// (y = (x - mean_c) * a_c + b_c), 3 sizeof(T) for the backward reduction + 3 sizeof(T) for
+// the input gradient.
 // FLOPs/element: 3 (stats), 2 (apply), 4 (backward reduction), 4 (input gradient).
 // Variants: float32 (vector loads widened to float64 accumulators) and float64.
 #include <algorithm>
@@ -107,16 +108,27 @@ void stats_impl(const T* x, int64_t N, int64_t C, int64_t HW, double* mean, doub
   }
 }
 
+// mean[c] as hi + lo in T: (x - hi) - lo keeps x - mean accurate to T's precision even when
+// the mean is large next to the spread (float32 data around 10 with a spread of 0.01, say).
 template <typename T>
-void apply_impl(const T* x, T* y, int64_t N, int64_t C, int64_t HW, const double* a, const double* b) {
+inline void split(double v, T& hi, T& lo) {
+  hi = static_cast<T>(v);
+  lo = static_cast<T>(v - static_cast<double>(hi));
+}
+
+template <typename T>
+void apply_impl(const T* x, T* y, int64_t N, int64_t C, int64_t HW, const double* mean, const double* a,
+                const double* b) {
   const int64_t grain = std::max<int64_t>(1, kSeg / std::max<int64_t>(HW, 1));
   parallel_for(0, N * C, grain, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t c = p % C;
       const T sa = static_cast<T>(a[c]), sb = static_cast<T>(b[c]);
+      T hi, lo;
+      split(mean[c], hi, lo);
       const T* xp = x + p * HW;
       T* yp = y + p * HW;
-      for (int64_t i = 0; i < HW; ++i) yp[i] = xp[i] * sa + sb;
+      for (int64_t i = 0; i < HW; ++i) yp[i] = ((xp[i] - hi) - lo) * sa + sb;
     }
   });
 }
@@ -158,12 +170,13 @@ void backward_input_impl(const T* gy, const T* x, T* gx, int64_t N, int64_t C, i
   parallel_for(0, N * C, grain, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t c = p % C;
-      const T kc = static_cast<T>(k[c]), mc = static_cast<T>(mgy[c]), mu = static_cast<T>(mean[c]),
-              qc = static_cast<T>(q[c]);
+      const T kc = static_cast<T>(k[c]), mc = static_cast<T>(mgy[c]), qc = static_cast<T>(q[c]);
+      T hi, lo;
+      split(mean[c], hi, lo);
       const T* g = gy + p * HW;
       const T* xp = x + p * HW;
       T* o = gx + p * HW;
-      for (int64_t i = 0; i < HW; ++i) o[i] = kc * (g[i] - mc - (xp[i] - mu) * qc);
+      for (int64_t i = 0; i < HW; ++i) o[i] = kc * (g[i] - mc - ((xp[i] - hi) - lo) * qc);
     }
   });
 }
@@ -177,11 +190,11 @@ void batch_norm_stats(DType dtype, const void* x, int64_t n, int64_t c, int64_t 
   });
 }
 
-void batch_norm_apply(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t hw, const double* scale,
-                      const double* shift) {
+void batch_norm_apply(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t hw, const double* mean,
+                      const double* scale, const double* shift) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    apply_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), n, c, hw, scale, shift);
+    apply_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), n, c, hw, mean, scale, shift);
   });
 }
 

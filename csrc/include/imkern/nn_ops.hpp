@@ -68,9 +68,9 @@ IMKERN_DECLARE_FOR_EACH_ISA(
   // Batch norm over x (n, c, hw): per-channel mean and biased variance (float64 accumulation).
   void batch_norm_stats(DType dtype, const void* x, int64_t n, int64_t c, int64_t hw, double* mean,
                         double* var);
-  // y = x * scale[c] + shift[c].
+  // y = (x - mean[c]) * scale[c] + shift[c] (the mean subtracted in two parts for accuracy).
   void batch_norm_apply(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t hw,
-                        const double* scale, const double* shift);
+                        const double* mean, const double* scale, const double* shift);
   // Per channel: sum_gy = sum(gy), sum_gy_xmu = sum(gy * (x - mean)).
   void batch_norm_backward_reduce(DType dtype, const void* gy, const void* x, int64_t n, int64_t c,
                                   int64_t hw, const double* mean, double* sum_gy, double* sum_gy_xmu);

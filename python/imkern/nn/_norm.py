@@ -106,8 +106,7 @@ def batch_norm2d(x, weight, bias, running_mean, running_var, *, training, moment
     with np.errstate(divide="ignore", invalid="ignore"):
         invstd = 1.0 / np.sqrt(var + eps)
     scale = _f64(weight, c, 1.0) * invstd
-    shift = _f64(bias, c, 0.0) - mean * scale
-    _core.batch_norm_apply(xc, target, scale, shift)
+    _core.batch_norm_apply(xc, target, mean, scale, _f64(bias, c, 0.0))
     if training:
         if running_mean is not None:
             running_mean[...] = momentum * mean + (1.0 - momentum) * _f64(running_mean, c, 0.0)
