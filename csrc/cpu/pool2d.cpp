@@ -6,7 +6,8 @@
 // Output columns whose whole window row lies inside the input are done L at a time (L = SIMD
 // lanes) for strides 1 and 2 (stride 2 deinterleaves two loads with one shuffle); the border
 // columns, other strides and the ragged end use the scalar loop (the last vector chunk
-// overlaps the previous one instead when it can, rewriting identical values).
+// overlaps the previous one instead when it can, rewriting identical values). Windows two
+// columns wide at stride 2 (2x2/2) take each window row as one pair from two aligned loads.
 // Bytes/output: sizeof(T) * (sh * sw input + 1 output) (+8 for indices); FLOPs/output: 2 kh kw
 // compares/selects. 2x2/2 reads every input once: memory-bound.
 // Average pool: the valid window rows are summed into a row buffer with vector adds
@@ -73,8 +74,16 @@ void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2d& p, int64_t r0, 
   if (cx1 > OW) cx1 = OW;
   if (cx0 > cx1) cx0 = cx1;
   const int64_t vlast = cx1 - L;  // start of the last vector chunk that stays inside
-  IV even{};
-  for (int k = 0; k < L; ++k) even[k] = k < L / 2 ? 2 * k : L + 1 + 2 * (k - L / 2);
+  IV even{}, ev2{}, od2{};
+  for (int k = 0; k < L; ++k) {
+    even[k] = k < L / 2 ? 2 * k : L + 1 + 2 * (k - L / 2);
+    ev2[k] = 2 * k;
+    od2[k] = 2 * k + 1;
+  }
+  // 2-wide windows at stride 2 (2x2/2, 3x2/2, ...): each window row is one adjacent pair,
+  // split from two aligned loads into even and odd columns. The running max is associative
+  // (NaN-last, first-of-ties), so combining the pair first gives torch's scan-order result.
+  const bool pair = p.kw == 2 && p.dw == 1 && p.sw == 2;
   I32V lane_idx{};
   for (int k = 0; k < L; ++k) lane_idx[k] = k * p.sw;
 
@@ -113,6 +122,29 @@ void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2d& p, int64_t r0, 
       const int64_t xs = ox * p.sw - p.pw;
       V m = simd::splat<T>(ninf);
       I32V mi = I32V{} + static_cast<int32_t>((ys + int64_t(i0) * p.dh) * W + xs) + lane_idx;
+      if (pair) {
+        for (int i = i0; i < i1; ++i) {
+          const int64_t iy = ys + int64_t(i) * p.dh;
+          const T* q = X + iy * W + xs;
+          const V a = simd::loadu(q), b = simd::loadu(q + L);
+          const V e = __builtin_shuffle(a, b, ev2), o = __builtin_shuffle(a, b, od2);
+          const auto uo = (o > e) | (o != o);
+          const V pv = uo ? o : e;
+          const auto upd = (pv > m) | (pv != pv);
+          m = upd ? pv : m;
+          if (WithIdx) {
+            const I32V base = I32V{} + static_cast<int32_t>(iy * W + xs) + lane_idx;
+            const I32V pi = __builtin_convertvector(uo, I32V) ? base + 1 : base;
+            mi = __builtin_convertvector(upd, I32V) ? pi : mi;
+          }
+        }
+        simd::storeu(Y + ox, m);
+        if (WithIdx) {
+          const I64V w = __builtin_convertvector(mi, I64V);
+          std::memcpy(I + ox, &w, sizeof(w));
+        }
+        return;
+      }
       for (int i = i0; i < i1; ++i) {
         const int64_t iy = ys + int64_t(i) * p.dh;
         const T* row = X + iy * W + xs;
