@@ -11,7 +11,8 @@
 // Bytes/output: sizeof(T) * (sh * sw input + 1 output) (+8 for indices); FLOPs/output: 2 kh kw
 // compares/selects. 2x2/2 reads every input once: memory-bound.
 // Average pool: the valid window rows are summed into a row buffer with vector adds
-// (kh adds/input column), then kw scalar adds and one divide per output.
+// (kh adds/input column), then kw adds and one divide per output, L outputs at a time for
+// interior columns at strides 1 and 2 (scalar at the borders).
 // Adaptive average pool: a direct sum per output window. The backward passes scatter each
 // output's gradient into its window, one plane per task (no write conflicts, fixed order).
 // Variants: float32 and float64; the max-pool vector path needs h * w < 2^31 (int32 lanes).
@@ -244,6 +245,17 @@ template <typename T>
 void avg_pool_impl(const T* x, T* y, const Pool2d& p, bool cip, int64_t dov) {
   const int64_t rows = p.planes * p.oh;
   const int64_t H = p.h, W = p.w;
+  constexpr int L = simd::Vec<T>::lanes;
+  using V = vec_t<T>;
+  using IV = vm::vecn_t<typename vm::IntOf<T>::type, L>;
+  IV even{};
+  for (int k = 0; k < L; ++k) even[k] = k < L / 2 ? 2 * k : L + 1 + 2 * (k - L / 2);
+  const bool vec_ok = p.sw == 1 || p.sw == 2;
+  // Output columns whose window lies inside [0, W): [cx0, cx1).
+  int64_t cx0 = p.pw > 0 ? (p.pw + p.sw - 1) / p.sw : 0;
+  int64_t cx1 = W - p.kw + p.pw < 0 ? 0 : (W - p.kw + p.pw) / p.sw + 1;
+  if (cx1 > p.ow) cx1 = p.ow;
+  if (cx0 > cx1) cx0 = cx1;
   parallel_for(0, rows, rows_grain(p.ow), [&](int64_t r0, int64_t r1) {
     std::vector<T> acc(static_cast<size_t>(W));
     for (int64_t r = r0; r < r1; ++r) {
@@ -262,16 +274,42 @@ void avg_pool_impl(const T* x, T* y, const Pool2d& p, bool cip, int64_t dov) {
         T* a = acc.data();
         for (int64_t i = 0; i < W; ++i) a[i] += row[i];
       }
-      for (int64_t ox = 0; ox < p.ow; ++ox) {
+      auto scalar = [&](int64_t ox) {
         const AvgWin w = avg_window(p, oy, ox, cip, dov);
         if (w.x0 >= w.x1) {
           Y[ox] = T(0);
-          continue;
+          return;
         }
         T s = 0;
         for (int64_t ix = w.x0; ix < w.x1; ++ix) s += acc[ix];
         Y[ox] = s / static_cast<T>(w.div);
+      };
+      int64_t ox = 0;
+      if (vec_ok && cx1 - cx0 >= L) {
+        // Interior columns: the whole window row is inside, so the divisor is the row's.
+        const AvgWin wi = avg_window(p, oy, cx0, cip, dov);
+        const V dv = simd::splat(static_cast<T>(wi.div));
+        const T* a = acc.data();
+        auto vchunk = [&](int64_t o) {
+          const T* q = a + o * p.sw - p.pw;
+          V s;
+          if (p.sw == 1) {
+            s = simd::loadu(q);
+            for (int j = 1; j < p.kw; ++j) s += simd::loadu(q + j);
+          } else {
+            s = __builtin_shuffle(simd::loadu(q), simd::loadu(q + L - 1), even);
+            for (int j = 1; j < p.kw; ++j) s += __builtin_shuffle(simd::loadu(q + j), simd::loadu(q + j + L - 1), even);
+          }
+          simd::storeu(Y + o, s / dv);
+        };
+        for (; ox < cx0; ++ox) scalar(ox);
+        for (; ox <= cx1 - L; ox += L) vchunk(ox);
+        if (ox < cx1) {
+          vchunk(cx1 - L);
+          ox = cx1;
+        }
       }
+      for (; ox < p.ow; ++ox) scalar(ox);
     }
   });
 }
