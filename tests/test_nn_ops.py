@@ -656,6 +656,8 @@ def test_bad_arguments():
         F.max_pool2d(x, 7)
     with pytest.raises(TypeError):
         F.max_pool2d(x, 2.5)
+    with pytest.raises(OverflowError):
+        F.max_pool2d(x, 2, stride=2**40)
     with pytest.raises(ValueError, match="divisor_override"):
         F.avg_pool2d(x, 2, divisor_override=0)
     y, i = F.max_pool2d(x, 2, return_indices=True)

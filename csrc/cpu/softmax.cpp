@@ -97,6 +97,14 @@ inline void exp_diff(const double* x, const double* m, double* e, int64_t n) {
   for (int64_t j = 0; j < n; ++j) e[j] = std::exp(x[j] - m[j]);
 }
 
+// y[i] = exp(x[i] - m) * scale - off.
+inline void exp_scaled(const float* x, float m, float scale, float off, float* y, int64_t n) {
+  vm::map1(x, y, n, [=](vm::vf v) { return vm::exp(v - m) * scale - off; });
+}
+inline void exp_scaled(const double* x, double m, double scale, double off, double* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - m) * scale - off;
+}
+
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t C, bool log) {
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
@@ -256,18 +264,30 @@ void ce_backward_impl(const T* x, const int64_t* tgt, T* g, int64_t N, int64_t C
   const T off = static_cast<T>(scale * eps / static_cast<double>(C));
   const T hit = static_cast<T>(scale * (1.0 - eps));
   ce_blocks<T>(x, N, C, S, false, [&](int64_t n, int64_t s0, int64_t B, const T* M, const T* Sm, const T*) {
-    for (int64_t j = 0; j < B; ++j) {
-      const int64_t i = n * S + s0 + j, t = tgt[i];
-      const T* xc = x + n * C * S + s0 + j;
-      T* gc = g + n * C * S + s0 + j;
+    if (S == 1) {
+      const int64_t t = tgt[n];
+      T* gc = g + n * C;
       if (t == ignore) {
-        for (int64_t c = 0; c < C; ++c) gc[c * S] = T(0);
-        continue;
+        std::fill(gc, gc + C, T(0));
+        return;
       }
-      const T inv = sc / Sm[j];
-      for (int64_t c = 0; c < C; ++c) gc[c * S] = vm::exp_s(T(xc[c * S] - M[j])) * inv - off;
-      gc[t * S] -= hit;
+      exp_scaled(x + n * C, M[0], sc / Sm[0], off, gc, C);
+      gc[t] -= hit;
+      return;
     }
+    T inv[kBlock], e[kBlock];
+    bool keep[kBlock];
+    for (int64_t j = 0; j < B; ++j) {
+      keep[j] = tgt[n * S + s0 + j] != ignore;
+      inv[j] = keep[j] ? sc / Sm[j] : T(0);
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t o = (n * C + c) * S + s0;
+      exp_diff(x + o, M, e, B);
+      for (int64_t j = 0; j < B; ++j) g[o + j] = keep[j] ? e[j] * inv[j] - off : T(0);
+    }
+    for (int64_t j = 0; j < B; ++j)
+      if (keep[j]) g[(n * C + tgt[n * S + s0 + j]) * S + s0 + j] -= hit;
   });
 }
 

@@ -41,6 +41,28 @@ def _unary_setup(shape, imkern_call, torch_call, low=-4.0, high=4.0):
     return setup
 
 
+def _ce_setup(n, c):
+    def setup():
+        from imkern.nn import functional as F
+
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((n, c), dtype=np.float32) * 3
+        t = rng.integers(0, c, size=n)
+        peers = {}
+        torch = _torch()
+        if torch is not None:
+            xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+            def peer():
+                with torch.no_grad():
+                    return torch.nn.functional.cross_entropy(xt, tt)
+
+            peers["torch"] = peer
+        return (lambda: F.cross_entropy(x, t)), peers
+
+    return setup
+
+
 def _nbytes(*shapes, itemsize=4):
     return sum(int(np.prod(s)) * itemsize for s in shapes)
 
@@ -75,6 +97,8 @@ CASES = [
     Case("softmax_ch_32x64x56x56_f32", "cpu",
          _unary_setup(_X56, lambda F, x: F.softmax(x, 1), lambda t, x: t.softmax(x, 1), -10, 10),
          bytes=_nbytes(_X56, _X56), note="in + out, channel axis"),
+    Case("cross_entropy_4096x1000_f32", "cpu",
+         _ce_setup(4096, 1000), bytes=_nbytes((4096, 1000)), note="logits read once"),
     Case("batch_norm2d_train_32x64x56x56_f32", "cpu",
          _unary_setup(_X56, lambda F, x: F.batch_norm2d(x, None, None, None, None, training=True),
                       lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True)),

@@ -288,6 +288,8 @@ def _ce_args(logits, target, reduction, label_smoothing, ignore_index):
         raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
     eps = K.as_prob(label_smoothing, "label_smoothing")
     ignore = A.as_int(ignore_index, "ignore_index")
+    if not -(2**63) <= ignore < 2**63:
+        raise ValueError(f"ignore_index: expected a value in the int64 range, got {ignore}")
     if target.size:
         t = target.astype(np.int64, copy=False)
         bad = ((t < 0) | (t >= c)) & (t != ignore)

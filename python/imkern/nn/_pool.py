@@ -56,6 +56,8 @@ def _geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
         raise ValueError(f"dilation: expected positive dilations, got {dilation!r}")
     if min(p) < 0:
         raise ValueError(f"padding: expected non-negative padding, got {padding!r}")
+    if max(k + s + p + d) >= 2**31:
+        raise OverflowError(f"kernel_size, stride, padding, dilation: values must be below 2**31, got {k}, {s}, {p}, {d}")
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"padding: must be at most half the kernel size {k}, got {p}")
     h, w = int(shape[2]), int(shape[3])
