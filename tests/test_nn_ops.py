@@ -711,3 +711,48 @@ def test_bad_arguments():
         F.dropout(x, 0.5, seed=None)
     with pytest.raises(TypeError, match="seed"):
         F.dropout(x, 0.5, seed=1.5)
+
+
+# ---- CUDA (CuPy arrays routed to imkern.nn._cuda; skipped without a GPU) ------------------------
+def test_cuda_matches_cpu(rng, cp):
+    x = random_array(rng, (2, 3, 17, 20), np.float32)
+    gx = cp.asarray(x)[:, :, :, ::-1]  # a strided view: copied deliberately
+    xr = x[:, :, :, ::-1]
+    y, i = F.max_pool2d(gx, 3, 2, 1, 1, True, return_indices=True)
+    ry, ri = F.max_pool2d(xr, 3, 2, 1, 1, True, return_indices=True)
+    np.testing.assert_array_equal(y.get(), ry)
+    np.testing.assert_array_equal(i.get(), ri)
+    assert_close(F.max_pool2d_backward(y, i, x.shape), F.max_pool2d_backward(ry, ri, x.shape), np.float32)
+    assert_close(F.avg_pool2d(gx, 3, 2, 1, True, False), F.avg_pool2d(xr, 3, 2, 1, True, False), np.float32)
+    g = F.avg_pool2d(xr, 2)
+    assert_close(F.avg_pool2d_backward(cp.asarray(g), x.shape, 2), F.avg_pool2d_backward(g, x.shape, 2), np.float32)
+    assert_close(F.adaptive_avg_pool2d(gx, (4, 3)), F.adaptive_avg_pool2d(xr, (4, 3)), np.float32)
+    g = F.adaptive_avg_pool2d(xr, (4, 3))
+    assert_close(F.adaptive_avg_pool2d_backward(cp.asarray(g), x.shape),
+                 F.adaptive_avg_pool2d_backward(g, x.shape), np.float32)
+    for name in ACTS:
+        assert_close(getattr(F, name)(gx), getattr(F, name)(xr), np.float32, scale=2)
+        yy = getattr(F, name)(xr)
+        assert_close(getattr(F, name + "_backward")(gx, gx, cp.asarray(yy)),
+                     getattr(F, name + "_backward")(xr, xr, yy), np.float32, scale=4)
+    for ax in (1, -1):
+        assert_close(F.softmax(gx, ax), F.softmax(xr, ax), np.float32)
+        assert_close(F.log_softmax(gx, ax), F.log_softmax(xr, ax), np.float32, scale=10)
+    t = rng.integers(0, 3, size=(2, 17, 20))
+    t[0, 0, :5] = -100
+    for red in ("mean", "sum", "none"):
+        kw = dict(reduction=red, label_smoothing=0.1)
+        assert_close(F.cross_entropy(gx, cp.asarray(t), **kw), F.cross_entropy(xr, t, **kw), np.float32, scale=100)
+        assert_close(F.cross_entropy_backward(gx, cp.asarray(t), **kw), F.cross_entropy_backward(xr, t, **kw),
+                     np.float32)
+    w = random_array(rng, (3,), np.float32)
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    grm, grv = cp.asarray(rm), cp.asarray(rv)
+    assert_close(F.batch_norm2d(gx, cp.asarray(w), cp.asarray(w), grm, grv, training=True),
+                 F.batch_norm2d(xr, w, w, rm, rv, training=True), np.float32, scale=10)
+    assert_close(grm, rm, np.float32)
+    assert_close(grv, rv, np.float32)
+    for a, b in zip(F.batch_norm2d_backward(gx, gx, cp.asarray(w), None, None, training=True),
+                    F.batch_norm2d_backward(xr, xr, w, None, None, training=True)):
+        assert_close(a, b, np.float32, scale=100)
+    np.testing.assert_array_equal(F.dropout(gx, 0.3, seed=11).get(), F.dropout(xr, 0.3, seed=11))
