@@ -1,6 +1,5 @@
 """NumPy oracles for every imkern op: same names and signatures as the public API, plain and
 readable, float64 inside. They define what the fast kernels must compute."""
-from . import filters
-from . import nn
+from . import filters, nn
 
 __all__ = ["filters", "nn"]

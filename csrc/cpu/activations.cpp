@@ -1,0 +1,166 @@
+// Elementwise activations and their backward passes (compiled per ISA).
+//
+// Bytes/element: 2 * sizeof(T) forward, 3-4 * sizeof(T) backward; memory-bound except the
+// transcendental ones. FLOPs/element: relu / leaky_relu 1-2; sigmoid ~20 (vm::exp + divide);
+// tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu ~40 in float64
+// lanes (vm::erfc_d: a rational-exp form, then vm::exp_d).
+// Variants: float32 runs on simd::vec_t<float> with the polynomials of vmath.hpp (GELU in
+// float64 lanes); float64 uses scalar libm (and the compiler's vectorization of the simple
+// ones). GELU (exact erf form) is evaluated as 0.5 x erfc(-x / sqrt 2): the erfc form keeps
+// relative accuracy for negative x, where 1 + erf(x / sqrt 2) cancels.
+// NaN: relu(NaN) = NaN and every activation propagates NaN, as torch.
+#include <cmath>
+#include <stdexcept>
+
+#include "imkern/nn_ops.hpp"
+#include "imkern/parallel.hpp"
+#include "vmath.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+namespace {
+
+constexpr int64_t kGrain = 32768;
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+inline double gelu_d(double x) { return 0.5 * x * std::erfc(-x * kInvSqrt2); }
+inline double gelu_grad_d(double x) {
+  const double cdf = 0.5 * std::erfc(-x * kInvSqrt2);
+  return cdf + x * kInvSqrt2Pi * std::exp(-0.5 * x * x);
+}
+inline double sigmoid_d(double x) {
+  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
+  const double e = std::exp(x);
+  return e / (1.0 + e);
+}
+
+void forward_f32(Act act, const float* x, float* y, int64_t n, float slope) {
+  using vm::vf;
+  switch (act) {
+    case Act::relu:
+      vm::map1(x, y, n, [](vf v) { return v < 0.0f ? simd::splat(0.0f) : v; });
+      break;
+    case Act::leaky_relu:
+      vm::map1(x, y, n, [slope](vf v) { return v > 0.0f ? v : v * slope; });
+      break;
+    case Act::sigmoid: vm::map1(x, y, n, [](vf v) { return vm::sigmoid(v); }); break;
+    case Act::tanh: vm::map1(x, y, n, [](vf v) { return vm::tanh(v); }); break;
+    case Act::gelu:
+      vm::map1_d(x, y, n, [](vm::vd xd) { return 0.5 * xd * vm::erfc_d(xd * -kInvSqrt2); });
+      break;
+  }
+}
+
+void forward_f64(Act act, const double* x, double* y, int64_t n, double slope) {
+  switch (act) {
+    case Act::relu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] < 0 ? 0.0 : x[i];
+      break;
+    case Act::leaky_relu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : x[i] * slope;
+      break;
+    case Act::sigmoid:
+      for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_d(x[i]);
+      break;
+    case Act::tanh:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+      break;
+    case Act::gelu:
+      for (int64_t i = 0; i < n; ++i) y[i] = gelu_d(x[i]);
+      break;
+  }
+}
+
+// relu / leaky_relu backward use x (torch: x > 0 ? g : 0 resp. g * slope, so NaN inputs pass
+// g through for relu); sigmoid and tanh use the output y.
+void backward_f32(Act act, const float* g, const float* x, const float* y, float* gx, int64_t n, float slope) {
+  using vm::vf;
+  switch (act) {
+    case Act::relu:
+      vm::map2(g, x, gx, n, [](vf gv, vf xv) { return xv <= 0.0f ? simd::splat(0.0f) : gv; });
+      break;
+    case Act::leaky_relu:
+      vm::map2(g, x, gx, n, [slope](vf gv, vf xv) { return xv > 0.0f ? gv : gv * slope; });
+      break;
+    case Act::sigmoid:
+      vm::map2(g, y, gx, n, [](vf gv, vf yv) { return gv * (1.0f - yv) * yv; });
+      break;
+    case Act::tanh:
+      vm::map2(g, y, gx, n, [](vf gv, vf yv) { return gv * (1.0f - yv * yv); });
+      break;
+    case Act::gelu:
+      vm::map2_d(g, x, gx, n, [](vm::vd gd, vm::vd xd) {
+        const vm::vd cdf = 0.5 * vm::erfc_d(xd * -kInvSqrt2);
+        return gd * (cdf + xd * kInvSqrt2Pi * vm::exp_d(-0.5 * xd * xd));
+      });
+      break;
+  }
+}
+
+void backward_f64(Act act, const double* g, const double* x, const double* y, double* gx, int64_t n,
+                  double slope) {
+  switch (act) {
+    case Act::relu:
+      for (int64_t i = 0; i < n; ++i) gx[i] = x[i] <= 0 ? 0.0 : g[i];
+      break;
+    case Act::leaky_relu:
+      for (int64_t i = 0; i < n; ++i) gx[i] = x[i] > 0 ? g[i] : g[i] * slope;
+      break;
+    case Act::sigmoid:
+      for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (1.0 - y[i]) * y[i];
+      break;
+    case Act::tanh:
+      for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (1.0 - y[i] * y[i]);
+      break;
+    case Act::gelu:
+      for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * gelu_grad_d(x[i]);
+      break;
+  }
+}
+
+inline bool reads_y(Act a) { return a == Act::sigmoid || a == Act::tanh; }
+
+}  // namespace
+
+void activation(DType dtype, Act act, const void* x, void* y, int64_t n, double slope) {
+  if (dtype == DType::f32) {
+    const float* xp = static_cast<const float*>(x);
+    float* yp = static_cast<float*>(y);
+    parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
+      forward_f32(act, xp + a, yp + a, b - a, static_cast<float>(slope));
+    });
+  } else if (dtype == DType::f64) {
+    const double* xp = static_cast<const double*>(x);
+    double* yp = static_cast<double*>(y);
+    parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) { forward_f64(act, xp + a, yp + a, b - a, slope); });
+  } else {
+    throw std::invalid_argument("imkern: activations take float32 or float64");
+  }
+}
+
+void activation_backward(DType dtype, Act act, const void* gy, const void* x, const void* y, void* gx,
+                         int64_t n, double slope) {
+  if ((reads_y(act) ? y : x) == nullptr) throw std::invalid_argument("imkern: activation_backward: missing input");
+  if (dtype == DType::f32) {
+    const float *g = static_cast<const float*>(gy), *xp = static_cast<const float*>(x),
+                *yp = static_cast<const float*>(y);
+    float* o = static_cast<float*>(gx);
+    parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
+      backward_f32(act, g + a, xp ? xp + a : nullptr, yp ? yp + a : nullptr, o + a, b - a,
+                   static_cast<float>(slope));
+    });
+  } else if (dtype == DType::f64) {
+    const double *g = static_cast<const double*>(gy), *xp = static_cast<const double*>(x),
+                 *yp = static_cast<const double*>(y);
+    double* o = static_cast<double*>(gx);
+    parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
+      backward_f64(act, g + a, xp ? xp + a : nullptr, yp ? yp + a : nullptr, o + a, b - a, slope);
+    });
+  } else {
+    throw std::invalid_argument("imkern: activations take float32 or float64");
+  }
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

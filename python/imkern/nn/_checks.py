@@ -1,0 +1,125 @@
+"""Argument checks and array plumbing shared by the nn ops (_pool, _act, _norm).
+
+Kinds and dtypes: NumPy float32/float64 run on the C++ kernels, CuPy float32/float16 (and
+bfloat16 when ``ml_dtypes`` provides it) on the CUDA kernels of :mod:`imkern.nn._cuda`.
+Wrong kind or dtype -> TypeError naming the accepted dtypes; shapes and values -> ValueError
+naming the argument. The kernels read C-contiguous arrays: other layouts are copied
+deliberately, and an ``out`` they cannot write directly receives the result by copy.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import _arrays as A
+
+FLOAT_CPU = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _cuda_dtypes():
+    dts = [np.dtype(np.float32), np.dtype(np.float16)]
+    try:  # bfloat16 exists for NumPy/CuPy only through ml_dtypes
+        import ml_dtypes
+
+        dts.append(np.dtype(ml_dtypes.bfloat16))
+    except Exception:
+        pass
+    return tuple(dts)
+
+
+FLOAT_CUDA = _cuda_dtypes()
+
+
+def check_float(x: Any, name: str, ndim: Optional[Sequence[int]] = None, min_ndim: int = 0) -> Tuple[str, np.dtype]:
+    """Kind ('numpy' / 'cupy') and dtype of a floating-point tensor argument."""
+    kind = A.array_kind(x, name)
+    dt = A.check_dtype(x, name, kind, FLOAT_CPU, FLOAT_CUDA)
+    if ndim is not None and x.ndim not in ndim:
+        want = " or ".join(f"{d}-D" for d in ndim)
+        raise ValueError(f"{name}: expected a {want} array, got shape {tuple(x.shape)}")
+    if x.ndim < min_ndim:
+        raise ValueError(f"{name}: expected at least {min_ndim} dimensions, got shape {tuple(x.shape)}")
+    return kind, dt
+
+
+def check_like(a: Any, name: str, kind: str, dtype: np.dtype, shape=None) -> None:
+    """``a`` must be the same kind and dtype as the main input (and have ``shape`` when given)."""
+    k = A.array_kind(a, name)
+    if k != kind:
+        raise TypeError(f"{name}: expected a {kind} array like the other inputs, got a {k} array")
+    if np.dtype(a.dtype) != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} like the input, got {a.dtype}")
+    if shape is not None and tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(a.shape)}")
+
+
+def contiguous(x, kind: str):
+    """``x`` itself when C-contiguous, else a deliberate C-contiguous copy."""
+    if x.flags.c_contiguous:
+        return x
+    return A.xp_of(kind).ascontiguousarray(x)
+
+
+def _empty(kind: str, like, shape, dtype):
+    if kind == "cupy":
+        with like.device:
+            return A.xp_of(kind).empty(shape, dtype=dtype)
+    return np.empty(shape, dtype=dtype)
+
+
+def out_for(out, inputs, kind: str, dtype, shape, name: str = "out"):
+    """(target, final): the C-contiguous array the kernel writes and the array returned.
+
+    ``out`` is validated (kind, dtype, shape, device, writeable); when it is not C-contiguous
+    or shares memory with any input the kernel writes a temporary copied into it afterwards.
+    """
+    like = inputs[0]
+    target, final = A.prepare_out(out, like, kind, dtype, shape, name)
+    if out is not None and target is final:
+        xp = A.xp_of(kind)
+        if not target.flags.c_contiguous or any(
+            i is not None and xp.may_share_memory(target, i) for i in inputs
+        ):
+            target = _empty(kind, like, tuple(shape), dtype)
+    return target, final
+
+
+def finish(target, final):
+    return A.finish_out(target, final)
+
+
+def as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+
+
+def as_prob(value: Any, name: str, allow_one: bool = True) -> float:
+    v = A.as_float(value, name)
+    if not (0.0 <= v <= 1.0) or (not allow_one and v == 1.0):
+        hi = "1]" if allow_one else "1)"
+        raise ValueError(f"{name}: expected a probability in [0, {hi}, got {value!r}")
+    return v
+
+
+def as_finite(value: Any, name: str) -> float:
+    v = A.as_float(value, name)
+    if not math.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return v
+
+
+def cuda_module():
+    """imkern.nn._cuda, imported on first CuPy use (it needs CuPy and a CUDA build)."""
+    from . import _cuda
+
+    return _cuda
+
+
+def prod(shape) -> int:
+    p = 1
+    for s in shape:
+        p *= int(s)
+    return p

@@ -1,0 +1,248 @@
+"""Batch normalization over ``(N, C, H, W)`` and dropout, as torch.nn.functional.
+
+Batch norm in training mode normalizes with the batch statistics (biased variance) and
+updates ``running_mean`` / ``running_var`` IN PLACE (the only inputs imkern ever modifies):
+``running = (1 - momentum) * running + momentum * batch_stat``, with the unbiased variance for
+``running_var``. Statistics and parameter gradients are reduced in float64 in a fixed order
+(bit-identical for any thread count).
+
+Dropout's mask is the counter-based hash of docs/design.md, identical on the CPU, on CUDA
+and in :mod:`imkern.reference.nn`: element ``i`` of the flat (C-order) array is kept when
+``u(i) >= p``, ``u(i) = (splitmix64(seed + i * 0x9E3779B97F4A7C15) >> 40) * 2**-24``, and
+kept values are scaled by ``1 / (1 - p)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _arrays as A
+from .. import _core
+from . import _checks as K
+
+__all__ = ["batch_norm2d", "batch_norm2d_backward", "dropout", "dropout_backward"]
+
+
+def _param(v, name, kind, c, writable=False):
+    """A per-channel vector (weight, bias, running stats): None or a float array of shape (C,)."""
+    if v is None:
+        return None
+    k = A.array_kind(v, name)
+    if k != kind:
+        raise TypeError(f"{name}: expected a {kind} array like x, got a {k} array")
+    A.check_dtype(v, name, kind, K.FLOAT_CPU, K.FLOAT_CUDA)
+    if tuple(v.shape) != (c,):
+        raise ValueError(f"{name}: expected shape ({c},) for {c} channels, got {tuple(v.shape)}")
+    if writable and kind == "numpy" and not v.flags.writeable:
+        raise ValueError(f"{name}: array is read-only (it is updated in place in training mode)")
+    return v
+
+
+def _f64(v, c, default):
+    if v is None:
+        return np.full(c, default, dtype=np.float64)
+    return np.asarray(v, dtype=np.float64)
+
+
+def batch_norm2d(x, weight, bias, running_mean, running_var, *, training, momentum=0.1, eps=1e-5, out=None):
+    """Batch normalization of ``(N, C, H, W)``, as ``torch.nn.functional.batch_norm``.
+
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel, with the batch mean and
+    biased variance in training mode and the running statistics in eval mode.
+
+    Args:
+        x: ``(N, C, H, W)``; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
+        weight, bias: ``(C,)`` or None (1 and 0).
+        running_mean, running_var: ``(C,)``; required in eval mode; in training mode updated in
+            place when given (may be None). Any float dtype of the same kind as ``x``.
+        training: use batch statistics and update the running ones.
+        momentum: weight of the batch statistic in the running update.
+        eps: added to the variance.
+        out: optional array of ``x``'s shape and dtype.
+
+    Returns:
+        The normalized array, ``x``'s shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> x = np.array([1.0, 3.0]).reshape(2, 1, 1, 1)
+        >>> rm, rv = np.zeros(1), np.ones(1)
+        >>> F.batch_norm2d(x, None, None, rm, rv, training=True, eps=0.0).ravel()
+        array([-1.,  1.])
+        >>> rm, rv
+        (array([0.2]), array([1.1]))
+    """
+    kind, dt = K.check_float(x, "x", ndim=(4,))
+    training = K.as_bool(training, "training")
+    if momentum is None:
+        raise ValueError("momentum: None (cumulative moving average) is not supported; give a number")
+    momentum = K.as_finite(momentum, "momentum")
+    eps = K.as_finite(eps, "eps")
+    if eps < 0:
+        raise ValueError(f"eps: expected a non-negative number, got {eps!r}")
+    n, c, h, w = (int(v) for v in x.shape)
+    weight = _param(weight, "weight", kind, c)
+    bias = _param(bias, "bias", kind, c)
+    running_mean = _param(running_mean, "running_mean", kind, c, writable=True)
+    running_var = _param(running_var, "running_var", kind, c, writable=True)
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("running_mean, running_var: required when training=False")
+    m = n * h * w
+    if training and m == 1:
+        raise ValueError(f"x: expected more than 1 value per channel when training, got shape {tuple(x.shape)}")
+    target, final = K.out_for(out, [x, weight, bias, running_mean, running_var], kind, dt, x.shape)
+    if x.size == 0:
+        return final
+    xc = K.contiguous(x, kind)
+    if kind == "cupy":
+        with A.cuda_launch(xc):
+            K.cuda_module().batch_norm2d(xc, weight, bias, running_mean, running_var, training, momentum, eps,
+                                         target)
+        return K.finish(target, final)
+    if training:
+        mean, var = _core.batch_norm_stats(xc)
+    else:
+        mean, var = _f64(running_mean, c, 0.0), _f64(running_var, c, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        invstd = 1.0 / np.sqrt(var + eps)
+    scale = _f64(weight, c, 1.0) * invstd
+    _core.batch_norm_apply(xc, target, mean, scale, _f64(bias, c, 0.0))
+    if training:
+        if running_mean is not None:
+            running_mean[...] = momentum * mean + (1.0 - momentum) * _f64(running_mean, c, 0.0)
+        if running_var is not None:
+            running_var[...] = momentum * (var * (m / (m - 1))) + (1.0 - momentum) * _f64(running_var, c, 1.0)
+    return K.finish(target, final)
+
+
+def batch_norm2d_backward(grad_output, x, weight, running_mean, running_var, *, training, eps=1e-5):
+    """Gradients of :func:`batch_norm2d` with respect to x, weight and bias.
+
+    Training mode recomputes the batch statistics from ``x``:
+    ``gi = w * invstd * (g - mean(g) - (x - mean) * invstd**2 * mean(g * (x - mean)))``;
+    eval mode: ``gi = w * g / sqrt(running_var + eps)``. In both,
+    ``grad_weight = sum(g * (x - mean) * invstd)`` and ``grad_bias = sum(g)`` over N, H, W.
+
+    Args:
+        grad_output: ``(N, C, H, W)``, gradient with respect to the output.
+        x: the forward input, same shape and dtype.
+        weight: ``(C,)`` or None (ones).
+        running_mean, running_var: ``(C,)``; required in eval mode, not read in training mode.
+        training: as in the forward call.
+        eps: as in the forward call.
+
+    Returns:
+        ``(grad_input, grad_weight, grad_bias)``: ``x``'s shape, ``(C,)``, ``(C,)``, ``x``'s dtype
+        (grad_weight is returned even when ``weight`` is None).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> x = np.array([1.0, 3.0]).reshape(2, 1, 1, 1)
+        >>> gi, gw, gb = F.batch_norm2d_backward(np.ones_like(x), x, None, None, None, training=True)
+        >>> gi.ravel(), gb
+        (array([0., 0.]), array([2.]))
+    """
+    kind, dt = K.check_float(grad_output, "grad_output", ndim=(4,))
+    K.check_like(x, "x", kind, dt, grad_output.shape)
+    training = K.as_bool(training, "training")
+    eps = K.as_finite(eps, "eps")
+    if eps < 0:
+        raise ValueError(f"eps: expected a non-negative number, got {eps!r}")
+    n, c, h, w = (int(v) for v in x.shape)
+    weight = _param(weight, "weight", kind, c)
+    running_mean = _param(running_mean, "running_mean", kind, c)
+    running_var = _param(running_var, "running_var", kind, c)
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("running_mean, running_var: required when training=False")
+    m = n * h * w
+    if training and m == 1:
+        raise ValueError(f"x: expected more than 1 value per channel when training, got shape {tuple(x.shape)}")
+    xp = A.xp_of(kind)
+    if kind == "cupy":
+        gc, xc = K.contiguous(grad_output, kind), K.contiguous(x, kind)
+        with A.cuda_launch(xc):
+            return K.cuda_module().batch_norm2d_backward(gc, xc, weight, running_mean, running_var, training, eps)
+    gi = np.empty(x.shape, dtype=dt)
+    if m == 0:
+        return gi, np.zeros(c, dt), np.zeros(c, dt)
+    gc, xc = K.contiguous(grad_output, kind), K.contiguous(x, kind)
+    if training:
+        mean, var = _core.batch_norm_stats(xc)
+    else:
+        mean, var = _f64(running_mean, c, 0.0), _f64(running_var, c, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        invstd = 1.0 / np.sqrt(var + eps)
+    sum_g, sum_gx = _core.batch_norm_backward_reduce(gc, xc, mean)
+    k = _f64(weight, c, 1.0) * invstd
+    if training:
+        mgy = sum_g / m
+        q = invstd * invstd * sum_gx / m
+    else:
+        mgy = np.zeros(c)
+        q = np.zeros(c)
+    _core.batch_norm_backward_input(gc, xc, gi, k, mgy, mean, q)
+    return gi, (sum_gx * invstd).astype(dt), sum_g.astype(dt)
+
+
+def _seed(seed) -> int:
+    if seed is None:
+        raise TypeError("seed: required (an int); the mask is a function of (seed, element index)")
+    return A.as_int(seed, "seed") % (1 << 64)
+
+
+def dropout(x, p, *, seed, training=True, out=None):
+    """Dropout with a reproducible counter-based mask, as ``torch.nn.functional.dropout``
+    (but the mask comes from ``seed``, not a global generator).
+
+    Element ``i`` of the flat C-order array is zeroed when ``u(i) < p`` (see the module
+    docstring) and kept elements are scaled by ``1 / (1 - p)``; ``p == 1`` zeroes everything.
+    The same ``seed`` and shape give the same mask on the CPU, on CUDA and in the reference.
+
+    Args:
+        x: array of any shape; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
+        p: drop probability in ``[0, 1]``.
+        seed: int (taken modulo 2**64).
+        training: when False, returns a copy of ``x``.
+        out: optional array of ``x``'s shape and dtype.
+
+    Returns:
+        An array of ``x``'s shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> y = F.dropout(np.ones(1000, np.float32), 0.5, seed=7)
+        >>> sorted(set(y.tolist()))
+        [0.0, 2.0]
+    """
+    kind, dt = K.check_float(x, "x")
+    p = K.as_prob(p, "p")
+    seed = _seed(seed)
+    training = K.as_bool(training, "training")
+    target, final = K.out_for(out, [x], kind, dt, x.shape)
+    if x.size == 0:
+        return final
+    if not training:
+        A.xp_of(kind).copyto(target, x)
+        return K.finish(target, final)
+    xc = K.contiguous(x, kind)
+    if kind == "numpy":
+        _core.dropout(xc, target, seed, p)
+    else:
+        with A.cuda_launch(xc):
+            K.cuda_module().dropout(xc, p, seed, target)
+    return K.finish(target, final)
+
+
+def dropout_backward(grad_output, p, *, seed, out=None):
+    """Gradient of :func:`dropout`: ``grad_output`` through the same mask and scale (same seed).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> x = np.ones(8)
+        >>> bool((F.dropout_backward(x, 0.5, seed=3) == F.dropout(x, 0.5, seed=3)).all())
+        True
+    """
+    return dropout(grad_output, p, seed=seed, training=True, out=out)
