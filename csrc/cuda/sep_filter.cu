@@ -1,0 +1,238 @@
+// Separable filter on CUDA: out = ky (down the columns) then kx (along the rows), one fused
+// kernel per tile.
+//
+// Algorithm (fused path): a block of 256 threads owns an output tile of TH rows x 256 row
+// elements (a row of an (N, H, W, C) image is W*C packed elements; a horizontal tap is a
+// shift of C elements, so every channel count is handled the same way).
+//   1. Vertical pass, global -> shared: each thread owns one column of the tile plus its
+//      horizontal halo ((kw-1)*C extra columns) and walks the TH+kh-1 source rows once,
+//      keeping the TH partial sums in registers (each source value is loaded once and
+//      feeds up to kh outputs). The border rule is applied at load time (rows and columns,
+//      constant -> cval), loads of a warp are consecutive elements (coalesced); the TH
+//      column sums go to shared memory.
+//   2. Horizontal pass, shared -> registers -> global: each thread computes its element of
+//      every tile row from kw shared reads (bank-conflict free: a warp reads consecutive
+//      words) and stores it (coalesced), rounded and saturated for integer types.
+// Fixed 3x3, 5x5 and 7x7 kernels are compiled with the sizes known (weights in registers,
+// loops unrolled, TH = 16); other sizes use the runtime-size variant (weights in shared
+// memory, TH = 8). When the tile's shared memory (TH x (256 + (kw-1)*C) accumulators) would
+// exceed 48 KiB (very wide kernels times many channels) a two-pass path runs instead: a
+// vertical pass into a stream-ordered temporary (cudaMallocAsync) of the horizontally
+// padded rows, then a horizontal pass out of it.
+//
+// Cost per output element: DRAM bytes = sizeof(T) read + sizeof(T) written (the (kh-1)/TH
+// vertical halo re-reads and (kw-1)*C/256 horizontal halo re-reads hit L2); FLOPs = 2*(kh+kw)
+// (plus (kw-1)*C/256 of the vertical work for the halo columns); shared memory: 1 write and
+// kw reads of an accumulator.
+// Variants: per dtype (u8, u16, f16, f32 accumulate in float; f64 in double) x {3x3, 5x5,
+// 7x7, runtime size} fused, and the runtime-size two-pass fallback.
+#include "filter_common.cuh"
+#include "imkern/cuda.hpp"
+
+namespace imkern {
+namespace cuda {
+
+namespace {
+
+using namespace filt;
+
+constexpr int kTileW = kThreads;  // tile width in row elements: one output column per thread
+
+// KH == KW == 0: sizes known at run time only.
+template <typename T, int KH, int KW, int TH>
+__global__ void __launch_bounds__(kThreads)
+    sep_filter_kernel(const T* __restrict__ src, T* __restrict__ dst, const typename AccOf<T>::type* __restrict__ ky,
+                      const typename AccOf<T>::type* __restrict__ kx, Geom g, int kh_rt, int kw_rt, int ay, int ax,
+                      int cs, Border border, typename AccOf<T>::type cval, int64_t tiles_x, int64_t tiles_y,
+                      int64_t tiles) {
+  using A = typename AccOf<T>::type;
+  constexpr bool kFixed = KH > 0;
+  const int kh = kFixed ? KH : kh_rt;
+  const int kw = kFixed ? KW : kw_rt;
+  const int sw = kTileW + (kw - 1) * cs;  // tile columns incl. the horizontal halo (cs = C, or 0 when kw == 1)
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  A* vbuf = reinterpret_cast<A*>(smem_raw);  // [TH][sw] vertical sums
+  A* wsh = vbuf + TH * sw;                   // [kh + kw] weights (runtime-size variant)
+  const int tid = threadIdx.x;
+
+  A wy[kFixed ? KH : 1], wx[kFixed ? KW : 1];
+  if constexpr (kFixed) {
+#pragma unroll
+    for (int i = 0; i < KH; ++i) wy[i] = ky[i];
+#pragma unroll
+    for (int j = 0; j < KW; ++j) wx[j] = kx[j];
+  } else {
+    for (int i = tid; i < kh; i += kThreads) wsh[i] = ky[i];
+    for (int j = tid; j < kw; j += kThreads) wsh[kh + j] = kx[j];
+    __syncthreads();
+  }
+
+  // The tile index is block-uniform, so every __syncthreads below is reached by all threads.
+  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const int64_t tx = t % tiles_x, rest = t / tiles_x;
+    const int64_t ty = rest % tiles_y, b = rest / tiles_y;
+    const int64_t x0 = tx * kTileW, y0 = ty * TH;
+    const T* sb = src + b * g.s_bs;
+
+    // 1. vertical pass: source rows y0-ay .. y0+TH-1+kh-1-ay of each tile column
+    for (int col = tid; col < sw; col += kThreads) {
+      const int64_t xo = src_col(x0 - static_cast<int64_t>(ax) * g.c + col, g, border);
+      A acc[TH];
+#pragma unroll
+      for (int r = 0; r < TH; ++r) acc[r] = A(0);
+      if constexpr (kFixed) {
+#pragma unroll
+        for (int s = 0; s < TH + KH - 1; ++s) {
+          const A v = load_px<A>(sb, y0 - ay + s, xo, g, border, cval);
+#pragma unroll
+          for (int r = 0; r < TH; ++r) {
+            const int i = s - r;  // tap index for output row r (ascending, as the reference sums)
+            if (i >= 0 && i < KH) acc[r] += wy[i] * v;
+          }
+        }
+      } else {
+        const int ns = TH + kh - 1;
+        for (int s = 0; s < ns; ++s) {
+          const A v = load_px<A>(sb, y0 - ay + s, xo, g, border, cval);
+#pragma unroll
+          for (int r = 0; r < TH; ++r) {
+            const int i = s - r;
+            if (i >= 0 && i < kh) acc[r] += wsh[i] * v;
+          }
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < TH; ++r) vbuf[r * sw + col] = acc[r];
+    }
+    __syncthreads();
+
+    // 2. horizontal pass: output element x0 + tid of each tile row
+    const int64_t ge = x0 + tid;
+    if (ge < g.wc) {
+      T* db = dst + b * g.d_bs + ge;
+#pragma unroll
+      for (int r = 0; r < TH; ++r) {
+        const int64_t y = y0 + r;
+        if (y < g.h) {
+          const A* vr = vbuf + r * sw + tid;
+          A acc = A(0);
+          if constexpr (kFixed) {
+#pragma unroll
+            for (int j = 0; j < KW; ++j) acc += wx[j] * vr[j * cs];
+          } else {
+            for (int j = 0; j < kw; ++j) acc += wsh[kh + j] * vr[j * cs];
+          }
+          db[y * g.d_rs] = Store<T>::from(acc);
+        }
+      }
+    }
+    __syncthreads();  // vbuf is rewritten by the next tile
+  }
+}
+
+// Two-pass fallback, pass 1: tmp[(b*H + y) * wpc + col] = sum_i ky[i] * src(y - ay + i, col)
+// over the horizontally padded row (wpc = W*C + (kw-1)*C columns, border applied).
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads)
+    sep_vpass_kernel(const T* __restrict__ src, A* __restrict__ tmp, const A* __restrict__ ky, Geom g, int kh,
+                     int ay, int ax, Border border, A cval, int64_t wpc, int64_t total) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t col = i % wpc, row = i / wpc;
+    const int64_t y = row % g.h, b = row / g.h;
+    const int64_t xo = src_col(col - static_cast<int64_t>(ax) * g.c, g, border);
+    const T* sb = src + b * g.s_bs;
+    A acc = A(0);
+    for (int k = 0; k < kh; ++k) acc += ky[k] * load_px<A>(sb, y - ay + k, xo, g, border, cval);
+    tmp[i] = acc;
+  }
+}
+
+// Two-pass fallback, pass 2: out(b, y, e) = sum_j kx[j] * tmp[(b*H + y) * wpc + e + j*C].
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads)
+    sep_hpass_kernel(const A* __restrict__ tmp, T* __restrict__ dst, const A* __restrict__ kx, Geom g, int kw,
+                     int64_t wpc, int64_t total) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t e = i % g.wc, row = i / g.wc;
+    const int64_t y = row % g.h, b = row / g.h;
+    const A* tr = tmp + row * wpc + e;
+    A acc = A(0);
+    for (int j = 0; j < kw; ++j) acc += kx[j] * tr[j * g.c];
+    dst[b * g.d_bs + y * g.d_rs + e] = Store<T>::from(acc);
+  }
+}
+
+template <typename T, int KH, int KW, int TH>
+void launch_fused(const T* src, T* dst, const typename AccOf<T>::type* ky, const typename AccOf<T>::type* kx,
+                  const Geom& g, int kh, int kw, int ay, int ax, int cs, Border border, double cval, size_t smem,
+                  cudaStream_t st) {
+  using A = typename AccOf<T>::type;
+  const int64_t tiles_x = ceil_div<int64_t>(g.wc, kTileW), tiles_y = ceil_div<int64_t>(g.h, TH);
+  const int64_t tiles = checked_mul(checked_mul(tiles_x, tiles_y), g.n);
+  sep_filter_kernel<T, KH, KW, TH><<<grid_for(tiles), kThreads, smem, st>>>(
+      src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, static_cast<A>(cval), tiles_x, tiles_y, tiles);
+  IMKERN_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void sep_filter_typed(const void* src_v, const ImageDesc& s, void* dst_v, const ImageDesc& d, const void* ky_v,
+                      int kh, int ay, const void* kx_v, int kw, int ax, Border border, double cval, cudaStream_t st) {
+  using A = typename AccOf<T>::type;
+  const T* src = static_cast<const T*>(src_v);
+  T* dst = static_cast<T*>(dst_v);
+  const A* ky = static_cast<const A*>(ky_v);
+  const A* kx = static_cast<const A*>(kx_v);
+  const Geom g = make_geom(s, d);
+  const int64_t halo = checked_mul(static_cast<int64_t>(kw) - 1, g.c);  // horizontal halo in row elements
+
+  const bool fixed = kh == kw && (kh == 3 || kh == 5 || kh == 7);
+  const int th = fixed ? 16 : 8;
+  if (halo <= (int64_t{1} << 20)) {  // else the tile cannot fit: two-pass path
+    const int64_t sw = kTileW + halo;
+    const size_t smem = sizeof(A) * static_cast<size_t>(th * sw + (fixed ? 0 : int64_t{kh} + kw));
+    if (smem <= kSmemDefault) {
+      const int cs = kw > 1 ? static_cast<int>(g.c) : 0;  // (kw-1)*C <= sw, so C fits in int when kw > 1
+      if (fixed) {
+        switch (kh) {
+          case 3: launch_fused<T, 3, 3, 16>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st); break;
+          case 5: launch_fused<T, 5, 5, 16>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st); break;
+          default: launch_fused<T, 7, 7, 16>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st); break;
+        }
+      } else {
+        launch_fused<T, 0, 0, 8>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
+      }
+      return;
+    }
+  }
+
+  const int64_t wpc = checked_add(g.wc, halo);
+  const int64_t rows = checked_mul(g.n, g.h);
+  const int64_t tmp_elems = checked_mul(rows, wpc);
+  DeviceBuffer tmp(static_cast<size_t>(checked_mul(tmp_elems, static_cast<int64_t>(sizeof(A)))), st);
+  sep_vpass_kernel<T, A><<<grid_for(ceil_div<int64_t>(tmp_elems, kThreads)), kThreads, 0, st>>>(
+      src, tmp.get<A>(), ky, g, kh, ay, ax, border, static_cast<A>(cval), wpc, tmp_elems);
+  IMKERN_CUDA_CHECK_LAUNCH();
+  const int64_t out_elems = checked_mul(rows, g.wc);
+  sep_hpass_kernel<T, A><<<grid_for(ceil_div<int64_t>(out_elems, kThreads)), kThreads, 0, st>>>(
+      tmp.get<A>(), dst, kx, g, kw, wpc, out_elems);
+  IMKERN_CUDA_CHECK_LAUNCH();
+  tmp.release();
+}
+
+}  // namespace
+
+void sep_filter_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                     const void* ky, int kh, int ay, const void* kx, int kw, int ax, Border border, double cval,
+                     void* stream) {
+  if (!check_images(src, s, dst, d, kh, kw, ay, ax)) return;
+  if (!ky || !kx) throw std::invalid_argument("sep_filter: null kernel pointer");
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    sep_filter_typed<T>(src, s, dst, d, ky, kh, ay, kx, kw, ax, border, cval, as_stream(stream));
+  });
+}
+
+}  // namespace cuda
+}  // namespace imkern
