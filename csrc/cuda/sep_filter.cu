@@ -37,10 +37,13 @@ namespace {
 using namespace filt;
 
 constexpr int kTileW = kThreads;  // tile width in row elements: one output column per thread
+constexpr int64_t kNoRow = INT64_MIN;  // row offset sentinel: the row lies in the constant border
 
 // KH == KW == 0: sizes known at run time only.
+// Register cap of 64 (4 blocks of 256 threads per SM): occupancy hides the load latency;
+// uncapped, the unrolled column walk would hoist every load and take ~150-240 registers.
 template <typename T, int KH, int KW, int TH>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 4)
     sep_filter_kernel(const T* __restrict__ src, T* __restrict__ dst, const typename AccOf<T>::type* __restrict__ ky,
                       const typename AccOf<T>::type* __restrict__ kx, Geom g, int kh_rt, int kw_rt, int ay, int ax,
                       int cs, Border border, typename AccOf<T>::type cval, int64_t tiles_x, int64_t tiles_y,
@@ -50,9 +53,11 @@ __global__ void __launch_bounds__(kThreads)
   const int kh = kFixed ? KH : kh_rt;
   const int kw = kFixed ? KW : kw_rt;
   const int sw = kTileW + (kw - 1) * cs;  // tile columns incl. the horizontal halo (cs = C, or 0 when kw == 1)
+  const int ns = TH + kh - 1;             // source rows of a tile
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  A* vbuf = reinterpret_cast<A*>(smem_raw);  // [TH][sw] vertical sums
-  A* wsh = vbuf + TH * sw;                   // [kh + kw] weights (runtime-size variant)
+  int64_t* rowoff = reinterpret_cast<int64_t*>(smem_raw);  // [ns] source row offsets (kNoRow: constant)
+  A* vbuf = reinterpret_cast<A*>(rowoff + ns);              // [TH][sw] vertical sums
+  A* wsh = vbuf + TH * sw;                                  // [kh + kw] weights (runtime-size variant)
   const int tid = threadIdx.x;
 
   A wy[kFixed ? KH : 1], wx[kFixed ? KW : 1];
@@ -73,36 +78,47 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t ty = rest % tiles_y, b = rest / tiles_y;
     const int64_t x0 = tx * kTileW, y0 = ty * TH;
     const T* sb = src + b * g.s_bs;
+    // Row border mapping once per tile (block-uniform); the previous tile's last barrier
+    // guarantees nobody still reads rowoff.
+    for (int s = tid; s < ns; s += kThreads) {
+      const int64_t yy = border_index_dev(y0 - ay + s, g.h, border);
+      rowoff[s] = yy < 0 ? kNoRow : yy * g.s_rs;
+    }
+    __syncthreads();
 
     // 1. vertical pass: source rows y0-ay .. y0+TH-1+kh-1-ay of each tile column
     for (int col = tid; col < sw; col += kThreads) {
       const int64_t xo = src_col(x0 - static_cast<int64_t>(ax) * g.c + col, g, border);
+      const T* cp = sb + (xo < 0 ? 0 : xo);
       A acc[TH];
 #pragma unroll
       for (int r = 0; r < TH; ++r) acc[r] = A(0);
       if constexpr (kFixed) {
 #pragma unroll
         for (int s = 0; s < TH + KH - 1; ++s) {
-          const A v = load_px<A>(sb, y0 - ay + s, xo, g, border, cval);
+          const int64_t ro = rowoff[s];
+          const A v = (xo < 0 || ro == kNoRow) ? cval : to_acc<A>(cp[ro]);
 #pragma unroll
           for (int r = 0; r < TH; ++r) {
             const int i = s - r;  // tap index for output row r (ascending, as the reference sums)
             if (i >= 0 && i < KH) acc[r] += wy[i] * v;
           }
+          // Row s-KH+1 is complete: store it now so at most KH accumulators stay live.
+          if (s >= KH - 1) vbuf[(s - KH + 1) * sw + col] = acc[s - KH + 1];
         }
       } else {
-        const int ns = TH + kh - 1;
         for (int s = 0; s < ns; ++s) {
-          const A v = load_px<A>(sb, y0 - ay + s, xo, g, border, cval);
+          const int64_t ro = rowoff[s];
+          const A v = (xo < 0 || ro == kNoRow) ? cval : to_acc<A>(cp[ro]);
 #pragma unroll
           for (int r = 0; r < TH; ++r) {
             const int i = s - r;
             if (i >= 0 && i < kh) acc[r] += wsh[i] * v;
           }
         }
-      }
 #pragma unroll
-      for (int r = 0; r < TH; ++r) vbuf[r * sw + col] = acc[r];
+        for (int r = 0; r < TH; ++r) vbuf[r * sw + col] = acc[r];
+      }
     }
     __syncthreads();
 
@@ -110,7 +126,7 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t ge = x0 + tid;
     if (ge < g.wc) {
       T* db = dst + b * g.d_bs + ge;
-#pragma unroll
+#pragma unroll 4
       for (int r = 0; r < TH; ++r) {
         const int64_t y = y0 + r;
         if (y < g.h) {
@@ -189,9 +205,10 @@ void sep_filter_typed(const void* src_v, const ImageDesc& s, void* dst_v, const 
 
   const bool fixed = kh == kw && (kh == 3 || kh == 5 || kh == 7);
   const int th = fixed ? 16 : 8;
-  if (halo <= (int64_t{1} << 20)) {  // else the tile cannot fit: two-pass path
+  if (halo <= (int64_t{1} << 20) && kh <= (1 << 20)) {  // else the tile cannot fit: two-pass path
     const int64_t sw = kTileW + halo;
-    const size_t smem = sizeof(A) * static_cast<size_t>(th * sw + (fixed ? 0 : int64_t{kh} + kw));
+    const size_t smem = sizeof(A) * static_cast<size_t>(th * sw + (fixed ? 0 : int64_t{kh} + kw)) +
+                        sizeof(int64_t) * static_cast<size_t>(int64_t{th} + kh - 1);
     if (smem <= kSmemDefault) {
       const int cs = kw > 1 ? static_cast<int>(g.c) : 0;  // (kw-1)*C <= sw, so C fits in int when kw > 1
       if (fixed) {
