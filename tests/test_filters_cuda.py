@@ -222,6 +222,7 @@ def test_non_default_stream(cp, rng):
     x = _image(rng, (3, 120, 130, 3), np.uint8)
     xd = cp.asarray(x)
     k = rng.random((5, 5))
+    cp.cuda.Device().synchronize()  # xd was written on the default stream
     with cp.cuda.Stream(non_blocking=True) as s:
         a = F.correlate(xd, k)
         b = F.gaussian(xd, 1.5, ksize=5)
@@ -244,6 +245,21 @@ def test_device_and_type(cp, rng):
             assert isinstance(r, cp.ndarray)
             assert r.device.id == dev
         _check(F.sep_filter(xd, [1], [1]), x, x, 1.0, cp, "identity")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_multi_tile(cp, rng, dtype):
+    """Several tiles in x and y with partial last tiles, for every sep/correlate/box path."""
+    x = _image(rng, (2, 150, 331, 3), dtype)
+    xd = cp.asarray(x)
+    for ksize in ((3, 3), (5, 5), (7, 7), (9, 9), (31, 31)):
+        _check(F.gaussian(xd, 2.0, ksize=ksize, border="reflect"), R.gaussian(x, 2.0, ksize=ksize, border="reflect"),
+               x, 1.0, cp, f"gaussian {ksize}")
+    k = rng.random((7, 5)) - 0.3
+    _check(F.correlate(xd, k, border="wrap"), R.correlate(x, k, border="wrap"), x, np.abs(k).sum(), cp, "correlate")
+    for size in ((5, 5), (33, 41)):
+        _check(F.box(xd, size, border="constant", cval=7.0), R.box(x, size, border="constant", cval=7.0), x, 1.0,
+               cp, f"box {size}")
 
 
 def test_large_batch_grid(cp, rng):
