@@ -40,6 +40,24 @@ constexpr int kTileW = kThreads;  // tile width in row elements: one output colu
 constexpr int64_t kNoRow = INT64_MIN;  // row offset sentinel: the row lies in the constant border
 
 // KH == KW == 0: sizes known at run time only.
+// Vertical pass of one tile column with the kernel height known: source value s (from
+// load(s)) feeds output rows s-KH+1 .. s; each row is stored to vcol[r * sw] as soon as it is
+// complete, so at most KH accumulators stay live. Taps are summed in ascending order, as the
+// reference does.
+template <int KH, int TH, typename A, typename Load>
+__device__ __forceinline__ void column_walk(A (&acc)[TH], const A (&wy)[KH], A* vcol, int sw, Load load) {
+#pragma unroll
+  for (int s = 0; s < TH + KH - 1; ++s) {
+    const A v = load(s);
+#pragma unroll
+    for (int r = 0; r < TH; ++r) {
+      const int i = s - r;
+      if (i >= 0 && i < KH) acc[r] += wy[i] * v;
+    }
+    if (s >= KH - 1) vcol[(s - KH + 1) * sw] = acc[s - KH + 1];
+  }
+}
+
 // Register cap of 64 (4 blocks of 256 threads per SM): occupancy hides the load latency;
 // uncapped, the unrolled column walk would hoist every load and take ~150-240 registers.
 template <typename T, int KH, int KW, int TH>
@@ -85,6 +103,7 @@ __global__ void __launch_bounds__(kThreads, 4)
       rowoff[s] = yy < 0 ? kNoRow : yy * g.s_rs;
     }
     __syncthreads();
+    const bool rows_inside = y0 - ay >= 0 && y0 - ay + ns <= g.h;  // block-uniform
 
     // 1. vertical pass: source rows y0-ay .. y0+TH-1+kh-1-ay of each tile column
     for (int col = tid; col < sw; col += kThreads) {
@@ -94,17 +113,15 @@ __global__ void __launch_bounds__(kThreads, 4)
 #pragma unroll
       for (int r = 0; r < TH; ++r) acc[r] = A(0);
       if constexpr (kFixed) {
-#pragma unroll
-        for (int s = 0; s < TH + KH - 1; ++s) {
-          const int64_t ro = rowoff[s];
-          const A v = (xo < 0 || ro == kNoRow) ? cval : to_acc<A>(cp[ro]);
-#pragma unroll
-          for (int r = 0; r < TH; ++r) {
-            const int i = s - r;  // tap index for output row r (ascending, as the reference sums)
-            if (i >= 0 && i < KH) acc[r] += wy[i] * v;
-          }
-          // Row s-KH+1 is complete: store it now so at most KH accumulators stay live.
-          if (s >= KH - 1) vbuf[(s - KH + 1) * sw + col] = acc[s - KH + 1];
+        if (rows_inside && xo >= 0) {  // interior: consecutive rows, no border lookups
+          const T* p = cp + rowoff[0];
+          const int64_t rs = g.s_rs;
+          column_walk<KH, TH>(acc, wy, vbuf + col, sw, [&](int s) { return to_acc<A>(p[s * rs]); });
+        } else {
+          column_walk<KH, TH>(acc, wy, vbuf + col, sw, [&](int s) {
+            const int64_t ro = rowoff[s];
+            return (xo < 0 || ro == kNoRow) ? cval : to_acc<A>(cp[ro]);
+          });
         }
       } else {
         for (int s = 0; s < ns; ++s) {
