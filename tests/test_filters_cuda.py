@@ -53,12 +53,14 @@ def _poisoned_out(cp, shape, dtype):
 @pytest.mark.parametrize("border", BORDERS)
 def test_sep_filter_dtypes_borders(cp, rng, dtype, border):
     x = _image(rng, (2, 19, 37, 3), dtype)
-    ky = rng.random(5) - 0.3
-    kx = rng.random(3) - 0.3
     xd = cp.asarray(x)
-    got = F.sep_filter(xd, ky, kx, border=border, cval=0.75)
-    exp = R.sep_filter(x, ky, kx, border=border, cval=0.75)
-    _check(got, exp, x, np.abs(ky).sum() * np.abs(kx).sum(), cp, f"{dtype} {border}")
+    # (5, 3) and (20, 9): register-weight variants (kh <= 16, <= 32); (35, 4): shared weights
+    for kh, kw in ((5, 3), (20, 9), (35, 4)):
+        ky = rng.random(kh) - 0.3
+        kx = rng.random(kw) - 0.3
+        got = F.sep_filter(xd, ky, kx, border=border, cval=0.75)
+        exp = R.sep_filter(x, ky, kx, border=border, cval=0.75)
+        _check(got, exp, x, np.abs(ky).sum() * np.abs(kx).sum(), cp, f"{dtype} {border} {kh}x{kw}")
     assert cp.array_equal(xd, cp.asarray(x)), "input modified"
 
 
@@ -110,7 +112,8 @@ SIZES = [(1, 1), (1, 9), (9, 1), (3, 257), (2, 300), (70, 5)]
 def test_odd_sizes(cp, rng, hw, border):
     x = _image(rng, hw, np.float32)
     xd = cp.asarray(x)
-    for ky, kx in ((rng.random(5), rng.random(5)), (rng.random(7), rng.random(2)), (rng.random(31), rng.random(31))):
+    for ky, kx in ((rng.random(5), rng.random(5)), (rng.random(7), rng.random(2)), (rng.random(31), rng.random(31)),
+                   (rng.random(16), rng.random(3)), (rng.random(33), rng.random(4))):
         got = F.sep_filter(xd, ky, kx, border=border, cval=0.5)
         exp = R.sep_filter(x, ky, kx, border=border, cval=0.5)
         _check(got, exp, x, ky.sum() * kx.sum(), cp, f"sep {hw} {border} {len(ky)}x{len(kx)}")

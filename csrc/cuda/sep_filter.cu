@@ -14,8 +14,12 @@
 //      every tile row from kw shared reads (bank-conflict free: a warp reads consecutive
 //      words) and stores it (coalesced), rounded and saturated for integer types.
 // Fixed 3x3, 5x5 and 7x7 kernels are compiled with the sizes known (weights in registers,
-// loops unrolled, TH = 16); other sizes use the runtime-size variant (weights in shared
-// memory, TH = 8). When the tile's shared memory (TH x (256 + (kw-1)*C) accumulators) would
+// loops unrolled, TH = 16, interior tiles walk rows without border lookups); other sizes use
+// the runtime-size variant (TH = 8): the vertical weights sit in registers for kh <= 16 / 32
+// (loops unrolled to 16 / 32 taps, the taps past kh predicated off; float accumulators only)
+// or are read from shared memory, and the horizontal pass runs taps-outer/rows-inner so each
+// weight read from shared memory serves TH outputs. When the tile's shared memory
+// (TH x (256 + (kw-1)*C) accumulators) would
 // exceed 48 KiB (very wide kernels times many channels) a two-pass path runs instead: a
 // vertical pass into a stream-ordered temporary (cudaMallocAsync) of the horizontally
 // padded rows, then a horizontal pass out of it.
@@ -25,7 +29,9 @@
 // (plus (kw-1)*C/256 of the vertical work for the halo columns); shared memory: 1 write and
 // kw reads of an accumulator.
 // Variants: per dtype (u8, u16, f16, f32 accumulate in float; f64 in double) x {3x3, 5x5,
-// 7x7, runtime size} fused, and the runtime-size two-pass fallback.
+// 7x7, runtime size (kh <= 16, kh <= 32, any)} fused, and the runtime-size two-pass fallback.
+#include <type_traits>
+
 #include "filter_common.cuh"
 #include "imkern/cuda.hpp"
 
@@ -39,7 +45,6 @@ using namespace filt;
 constexpr int kTileW = kThreads;  // tile width in row elements: one output column per thread
 constexpr int64_t kNoRow = INT64_MIN;  // row offset sentinel: the row lies in the constant border
 
-// KH == KW == 0: sizes known at run time only.
 // Vertical pass of one tile column with the kernel height known: source value s (from
 // load(s)) feeds output rows s-KH+1 .. s; each row is stored to vcol[r * sw] as soon as it is
 // complete, so at most KH accumulators stay live. Taps are summed in ascending order, as the
@@ -60,7 +65,8 @@ __device__ __forceinline__ void column_walk(A (&acc)[TH], const A (&wy)[KH], A* 
 
 // Register cap of 64 (4 blocks of 256 threads per SM): occupancy hides the load latency;
 // uncapped, the unrolled column walk would hoist every load and take ~150-240 registers.
-template <typename T, int KH, int KW, int TH>
+// KH == KW == 0: sizes known at run time only; then KMAX > 0 bounds kh (weights in registers).
+template <typename T, int KH, int KW, int TH, int KMAX>
 __global__ void __launch_bounds__(kThreads, 4)
     sep_filter_kernel(const T* __restrict__ src, T* __restrict__ dst, const typename AccOf<T>::type* __restrict__ ky,
                       const typename AccOf<T>::type* __restrict__ kx, Geom g, int kh_rt, int kw_rt, int ay, int ax,
@@ -123,6 +129,26 @@ __global__ void __launch_bounds__(kThreads, 4)
             return (xo < 0 || ro == kNoRow) ? cval : to_acc<A>(cp[ro]);
           });
         }
+      } else if constexpr (KMAX > 0) {
+        // kh <= KMAX: the loops are unrolled over KMAX, so every tap index is a constant and
+        // the weights live in registers; the taps beyond kh are predicated off.
+        A wr[KMAX > 0 ? KMAX : 1];
+#pragma unroll
+        for (int i = 0; i < KMAX; ++i) wr[i] = i < kh ? wsh[i] : A(0);
+#pragma unroll
+        for (int s = 0; s < TH + KMAX - 1; ++s) {
+          if (s < ns) {
+            const int64_t ro = rowoff[s];
+            const A v = (xo < 0 || ro == kNoRow) ? cval : to_acc<A>(cp[ro]);
+#pragma unroll
+            for (int r = 0; r < TH; ++r) {
+              const int i = s - r;
+              if (i >= 0 && i < KMAX && i < kh) acc[r] += wr[i] * v;
+            }
+          }
+        }
+#pragma unroll
+        for (int r = 0; r < TH; ++r) vbuf[r * sw + col] = acc[r];
       } else {
         for (int s = 0; s < ns; ++s) {
           const int64_t ro = rowoff[s];
@@ -141,22 +167,38 @@ __global__ void __launch_bounds__(kThreads, 4)
 
     // 2. horizontal pass: output element x0 + tid of each tile row
     const int64_t ge = x0 + tid;
-    if (ge < g.wc) {
-      T* db = dst + b * g.d_bs + ge;
+    if constexpr (kFixed) {
+      if (ge < g.wc) {
+        T* db = dst + b * g.d_bs + ge;
 #pragma unroll 4
-      for (int r = 0; r < TH; ++r) {
-        const int64_t y = y0 + r;
-        if (y < g.h) {
-          const A* vr = vbuf + r * sw + tid;
-          A acc = A(0);
-          if constexpr (kFixed) {
+        for (int r = 0; r < TH; ++r) {
+          const int64_t y = y0 + r;
+          if (y < g.h) {
+            const A* vr = vbuf + r * sw + tid;
+            A acc = A(0);
 #pragma unroll
             for (int j = 0; j < KW; ++j) acc += wx[j] * vr[j * cs];
-          } else {
-            for (int j = 0; j < kw; ++j) acc += wsh[kh + j] * vr[j * cs];
+            db[y * g.d_rs] = Store<T>::from(acc);
           }
-          db[y * g.d_rs] = Store<T>::from(acc);
         }
+      }
+    } else {
+      // Taps outer, rows inner: each weight read from shared memory serves TH outputs.
+      // (Threads past the row end compute on in-bounds shared data and store nothing.)
+      A acc[TH];
+#pragma unroll
+      for (int r = 0; r < TH; ++r) acc[r] = A(0);
+      for (int j = 0; j < kw; ++j) {
+        const A w = wsh[kh + j];
+        const A* vj = vbuf + tid + j * cs;
+#pragma unroll
+        for (int r = 0; r < TH; ++r) acc[r] += w * vj[r * sw];
+      }
+      if (ge < g.wc) {
+        T* db = dst + b * g.d_bs + ge;
+#pragma unroll
+        for (int r = 0; r < TH; ++r)
+          if (y0 + r < g.h) db[(y0 + r) * g.d_rs] = Store<T>::from(acc[r]);
       }
     }
     __syncthreads();  // vbuf is rewritten by the next tile
@@ -197,14 +239,14 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <typename T, int KH, int KW, int TH>
+template <typename T, int KH, int KW, int TH, int KMAX = 0>
 void launch_fused(const T* src, T* dst, const typename AccOf<T>::type* ky, const typename AccOf<T>::type* kx,
                   const Geom& g, int kh, int kw, int ay, int ax, int cs, Border border, double cval, size_t smem,
                   cudaStream_t st) {
   using A = typename AccOf<T>::type;
   const int64_t tiles_x = ceil_div<int64_t>(g.wc, kTileW), tiles_y = ceil_div<int64_t>(g.h, TH);
   const int64_t tiles = checked_mul(checked_mul(tiles_x, tiles_y), g.n);
-  sep_filter_kernel<T, KH, KW, TH><<<grid_for(tiles), kThreads, smem, st>>>(
+  sep_filter_kernel<T, KH, KW, TH, KMAX><<<grid_for(tiles), kThreads, smem, st>>>(
       src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, static_cast<A>(cval), tiles_x, tiles_y, tiles);
   IMKERN_CUDA_CHECK_LAUNCH();
 }
@@ -235,7 +277,15 @@ void sep_filter_typed(const void* src_v, const ImageDesc& s, void* dst_v, const 
           default: launch_fused<T, 7, 7, 16>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st); break;
         }
       } else {
-        launch_fused<T, 0, 0, 8>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
+        // Register-resident vertical weights for kh <= 32 (float accumulators only: with
+        // double ones the weights would not fit in the 64-register budget).
+        constexpr bool kRegWeights = std::is_same<A, float>::value;
+        if (kRegWeights && kh <= 16)
+          launch_fused<T, 0, 0, 8, kRegWeights ? 16 : 0>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
+        else if (kRegWeights && kh <= 32)
+          launch_fused<T, 0, 0, 8, kRegWeights ? 32 : 0>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
+        else
+          launch_fused<T, 0, 0, 8, 0>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
       }
       return;
     }
