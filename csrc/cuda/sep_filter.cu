@@ -19,15 +19,20 @@
 // (loops unrolled to 16 / 32 taps, the taps past kh predicated off; float accumulators only)
 // or are read from shared memory, and the horizontal pass runs taps-outer/rows-inner so each
 // weight read from shared memory serves TH outputs. When the tile's shared memory
-// (TH x (256 + (kw-1)*C) accumulators) would
-// exceed 48 KiB (very wide kernels times many channels) a two-pass path runs instead: a
-// vertical pass into a stream-ordered temporary (cudaMallocAsync) of the horizontally
-// padded rows, then a horizontal pass out of it.
+// (TH x (256 + (kw-1)*C) accumulators) would exceed 48 KiB (very wide kernels times many
+// channels) a two-pass path runs instead: a vertical pass into a stream-ordered temporary
+// (cudaMallocAsync) of the horizontally padded rows, then a horizontal pass out of it.
 //
 // Cost per output element: DRAM bytes = sizeof(T) read + sizeof(T) written (the (kh-1)/TH
 // vertical halo re-reads and (kw-1)*C/256 horizontal halo re-reads hit L2); FLOPs = 2*(kh+kw)
 // (plus (kw-1)*C/256 of the vertical work for the halo columns); shared memory: 1 write and
 // kw reads of an accumulator.
+// Expected limit (not yet measured): for small kernels the L1/shared-memory pipe, not DRAM.
+// Per warp of 32 outputs of 5x5 u8 RGB: ~1.3 load + 1 store (global) and 1 + 5 shared
+// wavefronts, i.e. ~8 wavefronts at ~1 per SM clock, roughly half of H200 HBM bandwidth
+// for 1-byte pixels. Next steps if a profile confirms it: 4-byte vector loads of u8 rows in
+// pass 1, and register blocking along x in pass 2 (needs a bank-conflict-free layout for
+// C > 1).
 // Variants: per dtype (u8, u16, f16, f32 accumulate in float; f64 in double) x {3x3, 5x5,
 // 7x7, runtime size (kh <= 16, kh <= 32, any)} fused, and the runtime-size two-pass fallback.
 #include <type_traits>
