@@ -57,19 +57,31 @@ struct Im2colLoader {
   template <int BMN, int PER>
   __device__ void load(const State& st, int64_t k0, int64_t kend, float (&v)[PER]) const {
     static_assert(BMN == gemm::BN, "im2col is the B operand");
+    // k = k0 + tid / BMN + i * STEP: decompose once, then step (c, r, s) incrementally.
+    constexpr int STEP = NT / BMN;
+    int64_t k = k0 + threadIdx.x / BMN;
+    const int kq = static_cast<int>(k < kend ? k : 0);
+    int c = kq / g.RS, s = kq - c * g.RS, r = s / g.S;
+    s -= r * g.S;
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
-      const int64_t k = k0 + threadIdx.x / BMN + i * (NT / BMN);
       float val = 0.f;
       if (st.base && k < kend) {
-        const int kk = static_cast<int>(k);
-        const int c = kk / g.RS, rs = kk - c * g.RS;
-        const int r = rs / g.S, s = rs - r * g.S;
         const int ih = st.ih0 + r * g.dh, iw = st.iw0 + s * g.dw;
         if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
           val = nn::to_f(st.base[static_cast<int64_t>(c) * g.HW + ih * g.W + iw]);
       }
       v[i] = val;
+      k += STEP;
+      s += STEP;
+      while (s >= g.S) {
+        s -= g.S;
+        ++r;
+      }
+      while (r >= g.R) {
+        r -= g.R;
+        ++c;
+      }
     }
   }
 };
@@ -149,22 +161,32 @@ struct Col2imLoader {
   template <int BMN, int PER>
   __device__ void load(const State& st, int64_t k0, int64_t kend, float (&v)[PER]) const {
     static_assert(BMN == gemm::BN, "col2im is the B operand");
+    constexpr int STEP = NT / BMN;  // see Im2colLoader::load
+    int64_t k = k0 + threadIdx.x / BMN;
+    const int kq = static_cast<int>(k < kend ? k : 0);
+    int kk = kq / g.RS, s = kq - kk * g.RS, r = s / g.S;
+    s -= r * g.S;
 #pragma unroll
-    for (int i = 0; i < PER; ++i) {
-      const int64_t k = k0 + threadIdx.x / BMN + i * (NT / BMN);
+    for (int i = 0; i < PER; ++i, k += STEP) {
       float val = 0.f;
       if (st.base && k < kend) {
-        const int kq = static_cast<int>(k);
-        const int kk = kq / g.RS, rs = kq - kk * g.RS;
-        const int r = rs / g.S, s = rs - r * g.S;
         const int th = st.th0 - r * g.dh, tw = st.tw0 - s * g.dw;
         if (th >= 0 && tw >= 0) {
-          const int oh = th / g.sh, ow = tw / g.sw;
+          const int oh = g.sh == 1 ? th : th / g.sh, ow = g.sw == 1 ? tw : tw / g.sw;
           if (oh * g.sh == th && ow * g.sw == tw && oh < g.OH && ow < g.OW)
             val = nn::to_f(st.base[static_cast<int64_t>(kk) * g.OHW + oh * g.OW + ow]);
         }
       }
       v[i] = val;
+      s += STEP;
+      while (s >= g.S) {
+        s -= g.S;
+        ++r;
+      }
+      while (r >= g.R) {
+        r -= g.R;
+        ++kk;
+      }
     }
   }
 };
@@ -237,19 +259,30 @@ struct Im2colTLoader {
       iw0 = ow * g.sw - g.pl;
     }
     const int64_t ncols = static_cast<int64_t>(g.Cg) * g.RS;
+    // n = n0 + tid / BK + i * STEP: decompose once, then step (c, r, s) incrementally.
+    constexpr int STEP = NT / BK;
+    int64_t n = st.n0 + threadIdx.x / BK;
+    const int nq = static_cast<int>(n < ncols ? n : 0);
+    int c = nq / g.RS, s = nq - c * g.RS, r = s / g.S;
+    s -= r * g.S;
 #pragma unroll
-    for (int i = 0; i < PER; ++i) {
-      const int64_t n = st.n0 + threadIdx.x / BK + i * (NT / BK);
+    for (int i = 0; i < PER; ++i, n += STEP) {
       float val = 0.f;
       if (base && n < ncols) {
-        const int nq = static_cast<int>(n);
-        const int c = nq / g.RS, rs = nq - c * g.RS;
-        const int r = rs / g.S, s = rs - r * g.S;
         const int ih = ih0 + r * g.dh, iw = iw0 + s * g.dw;
         if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
           val = nn::to_f(base[static_cast<int64_t>(c) * g.HW + ih * g.W + iw]);
       }
       v[i] = val;
+      s += STEP;
+      while (s >= g.S) {
+        s -= g.S;
+        ++r;
+      }
+      while (r >= g.R) {
+        r -= g.R;
+        ++c;
+      }
     }
   }
 };

@@ -328,8 +328,9 @@ void launch_gemm(int64_t M, int64_t N, int64_t K, int64_t Z, const LA& la, const
   }
   int64_t k_split = ceil_div<int64_t>(ceil_div<int64_t>(std::max<int64_t>(K, 1), splits), BK) * BK;
   splits = K > 0 ? ceil_div<int64_t>(K, k_split) : 1;
+  if (splits > 1 && checked_mul(checked_mul(Z, M), N) > INT64_MAX / (splits * 4))
+    throw std::overflow_error("imkern CUDA GEMM: workspace size");
   nn::StreamBuffer ws(splits > 1 ? static_cast<size_t>(splits) * Z * M * N * sizeof(float) : 0, st);
-  if (splits > 1 && (Z * M * N) > INT64_MAX / splits) throw std::overflow_error("imkern CUDA GEMM: workspace size");
   for (int64_t z0 = 0; z0 < Z; z0 += 65535) {
     const int64_t zc = std::min<int64_t>(65535, Z - z0);
     dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits), static_cast<unsigned>(zc));
