@@ -54,8 +54,8 @@ struct Im2colLoader {
     }
     return s;
   }
-  template <int BMN, int PER>
-  __device__ void load(const State& st, int64_t k0, int64_t kend, float (&v)[PER]) const {
+  template <int BMN, int PER, typename V>
+  __device__ void load(const State& st, int64_t k0, int64_t kend, V (&v)[PER]) const {
     static_assert(BMN == gemm::BN, "im2col is the B operand");
     // k = k0 + tid / BMN + i * STEP: decompose once, then step (c, r, s) incrementally.
     constexpr int STEP = NT / BMN;
@@ -71,7 +71,7 @@ struct Im2colLoader {
         if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
           val = nn::to_f(st.base[static_cast<int64_t>(c) * g.HW + ih * g.W + iw]);
       }
-      v[i] = val;
+      v[i] = nn::from_f<V>(val);
       k += STEP;
       s += STEP;
       while (s >= g.S) {
@@ -115,8 +115,8 @@ struct WeightTLoader {
   __device__ State init(int64_t m0, int z) const {
     return {w + static_cast<int64_t>(z) * g.Kg * g.Cg * g.RS, m0};
   }
-  template <int BMN, int PER>
-  __device__ void load(const State& st, int64_t k0, int64_t kend, float (&v)[PER]) const {
+  template <int BMN, int PER, typename V>
+  __device__ void load(const State& st, int64_t k0, int64_t kend, V (&v)[PER]) const {
     const int64_t k = k0 + threadIdx.x % BK;  // fixed per thread (kContigK)
     int kk = 0, rs = 0;
     if (k < kend) {
@@ -128,7 +128,7 @@ struct WeightTLoader {
       const int64_t c = st.m0 + threadIdx.x / BK + i * (NT / BK);
       float val = 0.f;
       if (k < kend && c < g.Cg) val = nn::to_f(st.base[(static_cast<int64_t>(kk) * g.Cg + c) * g.RS + rs]);
-      v[i] = val;
+      v[i] = nn::from_f<V>(val);
     }
   }
 };
@@ -158,8 +158,8 @@ struct Col2imLoader {
     }
     return s;
   }
-  template <int BMN, int PER>
-  __device__ void load(const State& st, int64_t k0, int64_t kend, float (&v)[PER]) const {
+  template <int BMN, int PER, typename V>
+  __device__ void load(const State& st, int64_t k0, int64_t kend, V (&v)[PER]) const {
     static_assert(BMN == gemm::BN, "col2im is the B operand");
     constexpr int STEP = NT / BMN;  // see Im2colLoader::load
     int64_t k = k0 + threadIdx.x / BMN;
@@ -177,7 +177,7 @@ struct Col2imLoader {
             val = nn::to_f(st.base[static_cast<int64_t>(kk) * g.OHW + oh * g.OW + ow]);
         }
       }
-      v[i] = val;
+      v[i] = nn::from_f<V>(val);
       s += STEP;
       while (s >= g.S) {
         s -= g.S;
@@ -216,8 +216,8 @@ struct GradOutLoader {
   __device__ State init(int64_t m0, int z) const {
     return {gy + static_cast<int64_t>(z) * g.Kg * g.OHW, m0};
   }
-  template <int BMN, int PER>
-  __device__ void load(const State& st, int64_t k0, int64_t kend, float (&v)[PER]) const {
+  template <int BMN, int PER, typename V>
+  __device__ void load(const State& st, int64_t k0, int64_t kend, V (&v)[PER]) const {
     const int64_t k = k0 + threadIdx.x % BK;
     int64_t off = 0;
     if (k < kend) {
@@ -229,7 +229,7 @@ struct GradOutLoader {
       const int64_t m = st.m0 + threadIdx.x / BK + i * (NT / BK);
       float val = 0.f;
       if (k < kend && m < g.Kg) val = nn::to_f(st.base[off + m * g.OHW]);
-      v[i] = val;
+      v[i] = nn::from_f<V>(val);
     }
   }
 };
@@ -245,8 +245,8 @@ struct Im2colTLoader {
     int z;
   };
   __device__ State init(int64_t n0, int z) const { return {n0, z}; }
-  template <int BMN, int PER>
-  __device__ void load(const State& st, int64_t k0, int64_t kend, float (&v)[PER]) const {
+  template <int BMN, int PER, typename V>
+  __device__ void load(const State& st, int64_t k0, int64_t kend, V (&v)[PER]) const {
     const int64_t k = k0 + threadIdx.x % BK;
     const T* base = nullptr;
     int ih0 = 0, iw0 = 0;
@@ -273,7 +273,7 @@ struct Im2colTLoader {
         if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
           val = nn::to_f(base[static_cast<int64_t>(c) * g.HW + ih * g.W + iw]);
       }
-      v[i] = val;
+      v[i] = nn::from_f<V>(val);
       s += STEP;
       while (s >= g.S) {
         s -= g.S;

@@ -56,10 +56,6 @@ struct Tiles {
   static_assert(BYTES <= 48 * 1024, "static shared memory limit");
 };
 
-__device__ __forceinline__ float to_smem(float v, float*) { return v; }
-__device__ __forceinline__ __half to_smem(float v, __half*) { return __float2half_rn(v); }
-__device__ __forceinline__ __nv_bfloat16 to_smem(float v, __nv_bfloat16*) { return __float2bfloat16_rn(v); }
-
 // The position in the tile of the i-th value a thread loads: e = tid + i * NT; with kContigK
 // (operand contiguous along k) e -> (mn = e / BK, k = e % BK), else (k = e / BMN, mn = e % BMN).
 // So with kContigK a thread's k offset is tid % BK for every i; otherwise its mn offset is
@@ -87,17 +83,28 @@ struct MatLoader {
     int64_t mn0;
   };
   __device__ State init(int64_t mn0, int z) const { return {p + z * zstride, mn0}; }
-  template <int BMN, int PER>
-  __device__ void load(const State& st, int64_t k0, int64_t kend, float (&v)[PER]) const {
+  template <int BMN, int PER, typename V>
+  __device__ void load(const State& st, int64_t k0, int64_t kend, V (&v)[PER]) const {
+    // Walk one pointer through the thread's elements (see tile_pos): with kContigK the row
+    // advances by NT / BK per element, otherwise k advances by NT / BMN. Keeping a single
+    // running pointer (instead of PER precomputed addresses) avoids register spills.
     const int tid = threadIdx.x;
+    int mn, k;
+    tile_pos<CONTIG_K, BMN>(tid, 0, mn, k);
+    int64_t gm = st.mn0 + mn, gk = k0 + k;
+    constexpr int STEP = CONTIG_K ? NT / BK : NT / BMN;
+    const T* q = st.base + (CONTIG_K ? gm * ld + gk : gk * ld + gm);
+    const int64_t qstep = STEP * ld;
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
-      int mn, k;
-      tile_pos<CONTIG_K, BMN>(tid, i, mn, k);
-      const int64_t gm = st.mn0 + mn, gk = k0 + k;
       float x = 0.f;
-      if (gm < rows && gk < kend) x = nn::to_f(CONTIG_K ? st.base[gm * ld + gk] : st.base[gk * ld + gm]);
-      v[i] = x;
+      if (gm < rows && gk < kend) x = nn::to_f(*q);
+      v[i] = nn::from_f<V>(x);
+      if (CONTIG_K)
+        gm += STEP;
+      else
+        gk += STEP;
+      q += qstep;
     }
   }
 };
@@ -129,7 +136,7 @@ __global__ void __launch_bounds__(NT) gemm_tile_kernel(int64_t M, int64_t N, int
 
   const auto sa = la.init(m0, z);
   const auto sb = lb.init(n0, z);
-  float ra[PA], rb[PB];
+  S ra[PA], rb[PB];  // prefetched operands, already in the shared-memory type
   if (kbeg < kend) {
     la.template load<BM, PA>(sa, kbeg, kend, ra);
     lb.template load<BN, PB>(sb, kbeg, kend, rb);
@@ -158,13 +165,13 @@ __global__ void __launch_bounds__(NT) gemm_tile_kernel(int64_t M, int64_t N, int
         for (int i = 0; i < PA; ++i) {
           int mn, k;
           tile_pos<LA::kContigK, BM>(tid, i, mn, k);
-          As[k * LDA + mn] = to_smem(ra[i], As);
+          As[k * LDA + mn] = ra[i];
         }
 #pragma unroll
         for (int i = 0; i < PB; ++i) {
           int mn, k;
           tile_pos<LB::kContigK, BN>(tid, i, mn, k);
-          Bs[k * LDB + mn] = to_smem(rb[i], Bs);
+          Bs[k * LDB + mn] = rb[i];
         }
         __syncthreads();
         if (k0 + BK < kend) {
@@ -217,13 +224,13 @@ __global__ void __launch_bounds__(NT) gemm_tile_kernel(int64_t M, int64_t N, int
       for (int i = 0; i < PA; ++i) {
         int mn, k;
         tile_pos<LA::kContigK, BM>(tid, i, mn, k);
-        As[k * LDA + mn] = to_smem(ra[i], As);
+        As[k * LDA + mn] = ra[i];
       }
 #pragma unroll
       for (int i = 0; i < PB; ++i) {
         int mn, k;
         tile_pos<LB::kContigK, BN>(tid, i, mn, k);
-        Bs[k * LDB + mn] = to_smem(rb[i], Bs);
+        Bs[k * LDB + mn] = rb[i];
       }
       __syncthreads();
       if (k0 + BK < kend) {
@@ -232,16 +239,8 @@ __global__ void __launch_bounds__(NT) gemm_tile_kernel(int64_t M, int64_t N, int
       }
 #pragma unroll
       for (int kk = 0; kk < BK; kk += KS) {
-        wmma::fragment<wmma::matrix_a, 16, 16, KS, FragT, wmma::col_major> fa[FM];
+        // Both B fragments stay in registers; A fragments are loaded one at a time (registers).
         wmma::fragment<wmma::matrix_b, 16, 16, KS, FragT, wmma::row_major> fb[FN];
-#pragma unroll
-        for (int i = 0; i < FM; ++i) {
-          wmma::load_matrix_sync(fa[i], As + kk * LDA + wm * (BM / 2) + i * 16, LDA);
-          if constexpr (MMA == Mma::tf32) {
-#pragma unroll
-            for (int t = 0; t < fa[i].num_elements; ++t) fa[i].x[t] = wmma::__float_to_tf32(fa[i].x[t]);
-          }
-        }
 #pragma unroll
         for (int j = 0; j < FN; ++j) {
           wmma::load_matrix_sync(fb[j], Bs + kk * LDB + wn * 32 + j * 16, LDB);
@@ -251,9 +250,16 @@ __global__ void __launch_bounds__(NT) gemm_tile_kernel(int64_t M, int64_t N, int
           }
         }
 #pragma unroll
-        for (int i = 0; i < FM; ++i)
+        for (int i = 0; i < FM; ++i) {
+          wmma::fragment<wmma::matrix_a, 16, 16, KS, FragT, wmma::col_major> fa;
+          wmma::load_matrix_sync(fa, As + kk * LDA + wm * (BM / 2) + i * 16, LDA);
+          if constexpr (MMA == Mma::tf32) {
 #pragma unroll
-          for (int j = 0; j < FN; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+            for (int t = 0; t < fa.num_elements; ++t) fa.x[t] = wmma::__float_to_tf32(fa.x[t]);
+          }
+#pragma unroll
+          for (int j = 0; j < FN; ++j) wmma::mma_sync(acc[i][j], fa, fb[j], acc[i][j]);
+        }
       }
       __syncthreads();
     }
