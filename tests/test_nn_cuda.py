@@ -922,3 +922,95 @@ def test_emulated_pool_backward_ranges(cfg):
                 o0, o1 = (i * O) // I, min(_cdiv((i + 1) * O, I), O)
                 want = {o for o in range(O) if (o * I) // O <= i < _cdiv((o + 1) * I, O)}
                 assert want <= set(range(o0, o1)) and want, (I, O, i)
+
+
+# ---- Python -> C++ plumbing without a GPU ---------------------------------------------------
+def test_cuda_bindings_plumbing_without_gpu(monkeypatch):
+    """Every _cuda function reaches its _core.cuda_* binding with arguments pybind11 accepts
+    (arity, types) and the launcher fails only at the CUDA runtime (no device here).
+    Runs on CUDA builds without a GPU; skipped with a GPU (bogus pointers would be launched)."""
+    import contextlib
+    import types
+
+    from conftest import HAS_GPU
+    from imkern import _arrays, _core
+    from imkern.nn import _cuda
+
+    if not _core.cuda_built or HAS_GPU:
+        pytest.skip("needs a CUDA build on a machine without a GPU")
+
+    class _Data:
+        ptr = 0x7F0000000000
+
+    class FakeArr(np.ndarray):
+        @property
+        def data(self):
+            return _Data()
+
+        @property
+        def device(self):
+            return contextlib.nullcontext()
+
+    def fa(a):
+        return (np.ascontiguousarray(a) if np.ndim(a) else np.asarray(a).copy()).view(FakeArr)
+
+    fake = types.SimpleNamespace(
+        empty=lambda shape, dtype=np.float32: fa(np.empty(shape, dtype)),
+        ones=lambda shape, dtype=np.float32: fa(np.ones(shape, dtype)),
+        asarray=lambda a, dtype=None: fa(np.asarray(a, dtype)),
+        ascontiguousarray=lambda a: fa(np.ascontiguousarray(a)),
+        int64=np.int64, float32=np.float32)
+    monkeypatch.setattr(_cuda, "_cupy", lambda: fake)
+
+    @contextlib.contextmanager
+    def launch(a):
+        yield 0
+
+    monkeypatch.setattr(_arrays, "cuda_launch", launch)
+    called = set()
+
+    def wrap(name, f):
+        def g(*args):
+            called.add(name)
+            with pytest.raises(RuntimeError, match="CUDA"):
+                f(*args)
+        return g
+
+    names = [n for n in dir(_core) if n.startswith("cuda_") and n not in ("cuda_built", "cuda_devices")]
+    for n in names:
+        monkeypatch.setattr(_core, n, wrap(n, getattr(_core, n)))
+
+    f32 = np.float32
+    rnd = np.random.default_rng(0)
+    x = fa(rnd.random((2, 4, 9, 9), dtype=f32))
+    w = fa(rnd.random((6, 2, 3, 3), dtype=f32))
+    _cuda.conv2d(x, w, fa(np.ones(6, f32)), (1, 1), (1, 1, 1, 1), (1, 1), 2, "relu", fa(np.empty((2, 6, 9, 9), f32)))
+    gi, gw, gb = _cuda.conv2d_backward(fa(np.ones((2, 6, 9, 9), f32)), x, w, (1, 1), (1, 1, 1, 1), (1, 1), 2)
+    assert gi.shape == x.shape and gw.shape == w.shape and gb.shape == (6,)
+    xl, wl = fa(rnd.random((5, 7), dtype=f32)), fa(rnd.random((3, 7), dtype=f32))
+    _cuda.linear(xl, wl, fa(np.ones(3, f32)), fa(np.empty((5, 3), f32)))
+    assert [a.shape for a in _cuda.linear_backward(fa(np.ones((5, 3), f32)), xl, wl)] == [(5, 7), (3, 7), (3,)]
+    _cuda.matmul(xl, fa(np.ones((7, 4), f32)))
+    o, ind = fa(np.empty((2, 4, 4, 4), f32)), fa(np.empty((2, 4, 4, 4), np.int64))
+    _cuda.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), o, ind)
+    _cuda.max_pool2d_backward(o, ind, x.shape, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1))
+    _cuda.max_pool2d_backward(o, ind, x.shape)
+    _cuda.avg_pool2d(x, (2, 2), (2, 2), (0, 0), False, True, o)
+    _cuda.avg_pool2d_backward(o, x.shape, (2, 2), (2, 2), (0, 0), False, True)
+    _cuda.adaptive_avg_pool2d(x, o)
+    _cuda.adaptive_avg_pool2d_backward(o, x.shape)
+    for nm in ("relu", "leaky_relu", "sigmoid", "tanh", "gelu"):
+        _cuda.activation(nm, x, fa(np.empty_like(x)), 0.1)
+        _cuda.activation_backward(nm, x, x, x, fa(np.empty_like(x)), 0.1)
+    _cuda.softmax(x, 1, True, fa(np.empty_like(x)))
+    lg, t = fa(rnd.random((4, 5), dtype=f32)), fa(np.array([0, 1, 2, -100]))
+    for red in ("none", "mean", "sum"):
+        assert _cuda.cross_entropy(lg, t, red, 0.1, -100).shape == ((4,) if red == "none" else ())
+        g = _cuda.cross_entropy_backward(lg, t, red, 0.1, -100, grad_output=np.ones(4) if red == "none" else 2.0)
+        assert g.shape == lg.shape
+    rm, rv = fa(np.zeros(4, f32)), fa(np.ones(4, f32))
+    _cuda.batch_norm2d(x, fa(np.ones(4, f32)), fa(np.zeros(4, f32)), rm, rv, True, 0.1, 1e-5, fa(np.empty_like(x)))
+    r = _cuda.batch_norm2d_backward(x, x, fa(np.ones(4, f32)), rm, rv, False, 1e-5)
+    assert [a.shape for a in r] == [x.shape, (4,), (4,)]
+    _cuda.dropout(x, 0.5, 2 ** 64 + 5, fa(np.empty_like(x)))
+    assert called == set(names), set(names) - called
