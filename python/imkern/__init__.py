@@ -5,13 +5,17 @@ every op returns the kind of array it was given. Every kernel has a plain NumPy 
 same name and signature in :mod:`imkern.reference`.
 """
 from ._runtime import get_num_threads, info, set_num_threads, set_cpu_isa, get_cpu_isa
-from . import filters, reference
+from . import filters, nn, reference
+from .nn._cuda import get_allow_tf32, set_allow_tf32
 
 __version__ = info()["version"]
 
 __all__ = [
     "filters",
+    "nn",
     "reference",
+    "set_allow_tf32",
+    "get_allow_tf32",
     "info",
     "get_num_threads",
     "set_num_threads",
