@@ -17,7 +17,7 @@ BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
 DTYPES = [np.uint8, np.uint16, np.float16, np.float32, np.float64]
 # scipy.ndimage mode names for our borders
 SCIPY_MODE = {"reflect101": "mirror", "reflect": "reflect", "replicate": "nearest", "constant": "constant",
-              "wrap": "grid-wrap"}
+              "wrap": "wrap"}  # ndimage filters: "wrap" is periodic (= "grid-wrap")
 
 
 def _image(rng, shape, dtype):
