@@ -17,7 +17,7 @@ BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
 DTYPES = [np.uint8, np.uint16, np.float16, np.float32, np.float64]
 # scipy.ndimage mode names for our borders
 SCIPY_MODE = {"reflect101": "mirror", "reflect": "reflect", "replicate": "nearest", "constant": "constant",
-              "wrap": "grid-wrap"}
+              "wrap": "wrap"}  # ndimage filters: "wrap" is periodic (= "grid-wrap")
 
 
 def _image(rng, shape, dtype):
@@ -149,6 +149,10 @@ def test_fallback_paths(cp, rng, dtype):
     ky, kx = rng.random(3), rng.random(150)  # (kw - 1) * C = 5960 columns of halo
     _check(F.sep_filter(xd, ky, kx, border="reflect"), R.sep_filter(x, ky, kx, border="reflect"), x,
            ky.sum() * kx.sum(), cp, "sep two-pass")
+    x100 = _image(rng, (1, 10, 6, 100), dtype)  # 7x7 with 100 channels: the runtime-size tile, not the fixed one
+    k7 = rng.random(7)
+    _check(F.sep_filter(cp.asarray(x100), k7, k7, border="replicate"), R.sep_filter(x100, k7, k7, border="replicate"),
+           x100, k7.sum() ** 2, cp, "sep 7x7 C=100")
     for kshape in ((5, 60), (3, 200)):  # opt-in shared memory, then too large for any tile
         k = rng.random(kshape) - 0.5
         _check(F.correlate(xd, k, border="wrap"), R.correlate(x, k, border="wrap"), x, np.abs(k).sum(), cp,

@@ -267,12 +267,16 @@ void sep_filter_typed(const void* src_v, const ImageDesc& s, void* dst_v, const 
   const Geom g = make_geom(s, d);
   const int64_t halo = checked_mul(static_cast<int64_t>(kw) - 1, g.c);  // horizontal halo in row elements
 
-  const bool fixed = kh == kw && (kh == 3 || kh == 5 || kh == 7);
-  const int th = fixed ? 16 : 8;
+  bool fixed = kh == kw && (kh == 3 || kh == 5 || kh == 7);
   if (halo <= (int64_t{1} << 20) && kh <= (1 << 20)) {  // else the tile cannot fit: two-pass path
     const int64_t sw = kTileW + halo;
-    const size_t smem = sizeof(A) * static_cast<size_t>(th * sw + (fixed ? 0 : int64_t{kh} + kw)) +
-                        sizeof(int64_t) * static_cast<size_t>(int64_t{th} + kh - 1);
+    auto smem_for = [&](bool fx) {
+      const int64_t th = fx ? 16 : 8;
+      return sizeof(A) * static_cast<size_t>(th * sw + (fx ? 0 : int64_t{kh} + kw)) +
+             sizeof(int64_t) * static_cast<size_t>(th + kh - 1);
+    };
+    if (fixed && smem_for(true) > kSmemDefault) fixed = false;  // the taller fixed-size tile does not fit
+    const size_t smem = smem_for(fixed);
     if (smem <= kSmemDefault) {
       const int cs = kw > 1 ? static_cast<int>(g.c) : 0;  // (kw-1)*C <= sw, so C fits in int when kw > 1
       if (fixed) {
