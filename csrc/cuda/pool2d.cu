@@ -8,7 +8,7 @@
 // gradients of the output windows that can contain it (max: those whose index points at it;
 // avg: every covering window divided by its divisor; adaptive: the covering bins). No atomics,
 // so results are bitwise reproducible. max_pool2d_backward without the window parameters
-// falls back to a scatter with float atomics (documented in cuda_nn.hpp).
+// scatters instead, one thread per plane in output order (still no atomics, still reproducible).
 // Semantics follow PyTorch's CUDA kernels: max-pool NaN wins (the last NaN of the window),
 // a window of -inf gives -inf with the index of its first in-bounds element; avg-pool divisor
 // counts padding (count_include_pad) but never the part of a ceil_mode window past H + pad;
@@ -78,14 +78,22 @@ __global__ void max_pool2d_backward_gather_kernel(P p, const T* __restrict__ gy,
   }
 }
 
+// Without the window parameters: one thread per (n, c) plane walks that plane's outputs in
+// order and adds each gradient at its index. Indices never leave their plane, so no two
+// threads touch the same element: no atomics, and the summation order is fixed.
 template <typename T, typename Acc>
 __global__ void max_pool2d_backward_scatter_kernel(P p, const T* __restrict__ gy, const int64_t* __restrict__ ind,
                                                    Acc* __restrict__ acc) {
-  const int64_t total = p.planes * p.OH * p.OW, hw = p.H * p.W;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t plane = idx / (p.OH * p.OW), i = ind[idx];
-    if (i >= 0 && i < hw) atomicAdd(acc + plane * hw + i, to_f(gy[idx]));
+  const int64_t ohw = p.OH * p.OW, hw = p.H * p.W;
+  for (int64_t plane = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; plane < p.planes;
+       plane += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const T* g = gy + plane * ohw;
+    const int64_t* id = ind + plane * ohw;
+    Acc* a = acc + plane * hw;
+    for (int64_t o = 0; o < ohw; ++o) {
+      const int64_t i = id[o];
+      if (i >= 0 && i < hw) a[i] += to_f(g[o]);
+    }
   }
 }
 
@@ -245,7 +253,7 @@ void max_pool2d_backward_cuda(DType dt, const Pool2dShape& s, bool with_window, 
     if constexpr (std::is_same<T, float>::value) {
       IMKERN_CUDA_CHECK(cudaMemsetAsync(grad_x, 0, static_cast<size_t>(in_total) * sizeof(float), st));
       if (out_total) {
-        max_pool2d_backward_scatter_kernel<T, float><<<nn::grid_for(out_total), nn::kThreads, 0, st>>>(
+        max_pool2d_backward_scatter_kernel<T, float><<<nn::grid_for(p.planes), nn::kThreads, 0, st>>>(
             p, static_cast<const T*>(grad_y), indices, static_cast<float*>(grad_x));
         IMKERN_CUDA_CHECK_LAUNCH();
       }
@@ -253,7 +261,7 @@ void max_pool2d_backward_cuda(DType dt, const Pool2dShape& s, bool with_window, 
       nn::StreamBuffer acc(static_cast<size_t>(in_total) * sizeof(float), st);
       IMKERN_CUDA_CHECK(cudaMemsetAsync(acc.p, 0, static_cast<size_t>(in_total) * sizeof(float), st));
       if (out_total) {
-        max_pool2d_backward_scatter_kernel<T, float><<<nn::grid_for(out_total), nn::kThreads, 0, st>>>(
+        max_pool2d_backward_scatter_kernel<T, float><<<nn::grid_for(p.planes), nn::kThreads, 0, st>>>(
             p, static_cast<const T*>(grad_y), indices, acc.as<float>());
         IMKERN_CUDA_CHECK_LAUNCH();
       }

@@ -5,7 +5,7 @@
 //
 // dtypes: float32, float16, bfloat16 (DType::f32/f16/bf16) with float32 accumulation.
 // Determinism: every reduction has a fixed order that depends on the problem size only (no
-// floating-point atomics), except max_pool2d_backward without window parameters (see there).
+// floating-point atomics).
 #pragma once
 #include <cstdint>
 
@@ -52,9 +52,8 @@ struct Pool2dShape {
 // indices (nullable): int64 flat index ih * W + iw of the maximum within the plane (torch).
 void max_pool2d_cuda(DType dt, const Pool2dShape& p, const void* x, void* y, int64_t* indices, void* stream);
 // with_window: gather per input pixel over the windows that can hold it (deterministic).
-// Without the window parameters (with_window false) the gradients are scattered with float
-// atomics: exact when no input pixel is the maximum of more than two windows, otherwise the
-// summation order (and the last bits) can vary between runs.
+// Without the window parameters (with_window false) one thread per plane scatters that
+// plane's gradients in output order (indices stay in their plane: no atomics, deterministic).
 void max_pool2d_backward_cuda(DType dt, const Pool2dShape& p, bool with_window, const void* grad_y,
                               const int64_t* indices, void* grad_x, void* stream);
 void avg_pool2d_cuda(DType dt, const Pool2dShape& p, bool count_include_pad, const void* x, void* y, void* stream);

@@ -233,9 +233,8 @@ def max_pool2d_backward(grad_output, indices, input_shape, kernel=None, stride=N
     """grad_input (input_shape) of :func:`max_pool2d` from its indices.
 
     With ``kernel`` (and stride, padding, dilation) given, each input pixel gathers the
-    gradients of the windows that can contain it: deterministic. Without them the gradients are
-    scattered with float atomics: exact unless a pixel is the maximum of 3+ windows, where the
-    summation order, hence the last bits, may vary between runs.
+    gradients of the windows that can contain it. Without them, one thread per (n, c) plane
+    scatters that plane's gradients in output order. Both are deterministic (no atomics).
     """
     cp = _cupy()
     go, indices = _contig(grad_output), _contig(indices)
