@@ -4,11 +4,12 @@
 // are updated by adding the row entering the window and subtracting the row leaving it
 // (2 adds/element, read straight from the source rows; out-of-image rows by the border
 // rule). The column sums are then padded horizontally by the border rule (a padded column's
-// sum is the sum of the column it maps to, or kh * cval) and summed along x: directly
-// (vectorized) for windows up to 32 wide, by a running sum beyond (2 adds/element).
+// sum is the sum of the column it maps to, or kh * cval) and summed along x: for windows up
+// to 64 wide by binary decomposition (sums of 1, 2, 4, ... taps by doubling, log2(kw) +
+// popcount(kw) vectorized passes), beyond by a running sum (2 adds/element).
 // Sums are exact integers (int32) for 8/16-bit data whenever they fit, else float64, so
 // uint8/uint16 results are the correctly rounded mean. bytes/pixel = 2 * sizeof(T) * C
-// (+ the leaving row, re-read from cache); adds/pixel = C * (2 + min(kw, 32)).
+// (+ the leaving row, re-read from cache); adds/pixel = C * (2 + ~2 log2(min(kw, 64))).
 #include <cmath>
 #include <limits>
 
@@ -33,6 +34,8 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
     S* pad = thread_scratch<S>(1, static_cast<size_t>(WP));
     A* out = thread_scratch<A>(2, static_cast<size_t>(WC));
     S* hs = thread_scratch<S>(3, static_cast<size_t>(WC));
+    S* dbl0 = thread_scratch<S>(4, static_cast<size_t>(WP));  // doubling ping-pong rows
+    S* dbl1 = thread_scratch<S>(5, static_cast<size_t>(WP));
     auto src_row = [&](int64_t b, int64_t sy) -> const T* {
       const int64_t yy = border_index(sy, H, border);
       return yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy);
@@ -72,11 +75,29 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
         for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cv * S(kh) : col[sx * C + ch];
       }
       // Window sums along x (into hs), then scale into the accumulator type.
-      if (kw <= 32) {
-        std::copy(pad, pad + WC, hs);
-        for (int j = 1; j < kw; ++j) {
-          const S* q = pad + j * C;
-          for (int64_t x = 0; x < WC; ++x) hs[x] += q[x];
+      if (kw <= 64) {
+        // Binary decomposition: sums of 1, 2, 4, ... consecutive taps by doubling, added in
+        // for each set bit of kw: log2(kw) + popcount(kw) vectorized passes over the row.
+        const S* block = pad;  // sums of `bs` taps starting at each position
+        int64_t bs = 1, offset = 0, valid = WP;  // valid: positions where block is defined
+        bool first = true;
+        S* ping = dbl0;
+        for (int rem = kw;;) {
+          if (rem & 1) {
+            const S* q = block + offset * C;
+            if (first) std::copy(q, q + WC, hs);
+            else for (int64_t x = 0; x < WC; ++x) hs[x] += q[x];
+            first = false;
+            offset += bs;
+          }
+          rem >>= 1;
+          if (!rem) break;
+          const int64_t nvalid = valid - bs * C;
+          for (int64_t x = 0; x < nvalid; ++x) ping[x] = block[x] + block[x + bs * C];
+          block = ping;
+          ping = ping == dbl0 ? dbl1 : dbl0;
+          valid = nvalid;
+          bs *= 2;
         }
       } else {
         const int64_t span = static_cast<int64_t>(kw) * C;
