@@ -42,7 +42,7 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
           const int64_t yy = border_index(sy, H, border);
           load_padded_segment<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), padded, W, C, x0,
                                     x1, left, right, border, cv);
-          const int64_t ahead = sy + 4;  // the row loaded two output rows from now
+          const int64_t ahead = sy + 4;  // the row loaded four output rows from now
           if (ahead >= 0 && ahead < H) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * C, (x1 - x0) * C);
           hfilter(padded, slot, n, C, kxv.data(), kw);
         });
