@@ -145,6 +145,22 @@ inline void store_tile(const simd::vec_t<T> (&acc)[Blocking<T>::MR][Blocking<T>:
   using namespace simd;
   using V = vec_t<T>;
   constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L;
+  if (st.first && st.last && st.alpha == T(1) && st.beta == T(0)) {
+    // The common one-pass case (conv forward): C = acc + bias, ReLU; no C read, no branches.
+    const bool relu = st.relu;
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V b = rb ? bcast<T>(rb[i]) : V{};
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) {
+        V v = rb ? acc[i][j] + b : acc[i][j];
+        if (cb) v += loadu(cb + j * L);
+        if (relu) v = v < V{} ? V{} : v;
+        storeu(c + i * ldc + j * L, v);
+      }
+    }
+    return;
+  }
   const V valpha = bcast<T>(st.alpha), vbeta = bcast<T>(st.beta);
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
