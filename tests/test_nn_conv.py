@@ -39,6 +39,8 @@ CONFIGS = [
     (1, 140, 6, 6, 9, 3, 3, 1, 1, 1, 1),  # reduction > 1152: k blocks, implicit GEMM
     (1, 130, 7, 7, 10, 3, 3, 2, 1, 1, 1),  # reduction > 1152: k blocks, im2col
     (2, 4, 9, 40, 3, 3, 3, 1, (0, 2), (2, 1), 1),  # wide rows
+    (2, 64, 37, 56, 48, 3, 3, 1, 1, 1, 1),  # implicit GEMM over several row blocks per image
+    (1, 96, 23, 30, 40, 3, 3, 1, (2, 1), (2, 1), 2),  # row blocks with dilation and groups
 ]
 
 

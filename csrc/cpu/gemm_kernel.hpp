@@ -1,5 +1,7 @@
 // GEMM building blocks shared by gemm.cpp and conv2d.cpp (compiled per ISA): the blocking
-// constants, per-thread packing buffers, the packing routines and the register microkernel.
+// constants, per-thread packing buffers, the packing routines, the register microkernel (and
+// its implicit-GEMM variant reading B at per-row offsets), and a packing-free dot-product
+// kernel for products whose two operands are both contiguous along the reduction.
 // See gemm.cpp for the algorithm.
 #pragma once
 #include <algorithm>
@@ -143,6 +145,22 @@ inline void store_tile(const simd::vec_t<T> (&acc)[Blocking<T>::MR][Blocking<T>:
   using namespace simd;
   using V = vec_t<T>;
   constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L;
+  if (st.first && st.last && st.alpha == T(1) && st.beta == T(0)) {
+    // The common one-pass case (conv forward): C = acc + bias, ReLU; no C read, no branches.
+    const bool relu = st.relu;
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V b = rb ? bcast<T>(rb[i]) : V{};
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) {
+        V v = rb ? acc[i][j] + b : acc[i][j];
+        if (cb) v += loadu(cb + j * L);
+        if (relu) v = v < V{} ? V{} : v;
+        storeu(c + i * ldc + j * L, v);
+      }
+    }
+    return;
+  }
   const V valpha = bcast<T>(st.alpha), vbeta = bcast<T>(st.beta);
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
@@ -331,63 +349,6 @@ inline void dot_tile(int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb
       T* cp = c + i * ldc + j;
       *cp = accumulate ? *cp + s : s;
     }
-}
-
-// dot_tile with row j of B at b + boff[j] (stride-1 conv grad_weight: shifted input windows).
-template <typename T, int DM, int DN>
-inline void dot_tile_off(int64_t k, const T* a, int64_t lda, const T* b, const int64_t* boff, T* c, int64_t ldc,
-                         bool accumulate) {
-  using namespace simd;
-  using V = vec_t<T>;
-  constexpr int L = Vec<T>::lanes;
-  const int64_t kv = k / L * L;
-  const T* bj[DN];
-  for (int j = 0; j < DN; ++j) bj[j] = b + boff[j];
-  V acc[DM][DN];
-#pragma GCC unroll 8
-  for (int i = 0; i < DM; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < DN; ++j) acc[i][j] = V{};
-  for (int64_t p = 0; p < kv; p += L) {
-    V av[DM];
-#pragma GCC unroll 8
-    for (int i = 0; i < DM; ++i) av[i] = loadu(a + i * lda + p);
-#pragma GCC unroll 8
-    for (int j = 0; j < DN; ++j) {
-      const V bv = loadu(bj[j] + p);
-#pragma GCC unroll 8
-      for (int i = 0; i < DM; ++i) acc[i][j] += av[i] * bv;
-    }
-  }
-  for (int i = 0; i < DM; ++i)
-    for (int j = 0; j < DN; ++j) {
-      T s = 0;
-      for (int l = 0; l < L; ++l) s += acc[i][j][l];
-      for (int64_t p = kv; p < k; ++p) s += a[i * lda + p] * bj[j][p];
-      T* cp = c + i * ldc + j;
-      *cp = accumulate ? *cp + s : s;
-    }
-}
-
-// C[i][j] (+)= sum_p A[i * lda + p] * b[boff[j] + p].
-template <typename T>
-void gemm_nt_dot_off(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, const int64_t* boff,
-                     T* c, int64_t ldc, bool accumulate) {
-#if defined(__AVX512F__)
-  constexpr int DM = 4, DN = 6;
-#else
-  constexpr int DM = 3, DN = 3;
-#endif
-  const int64_t mf = m / DM * DM, nf = n / DN * DN;
-  for (int64_t j = 0; j < nf; j += DN) {
-    for (int64_t i = 0; i < mf; i += DM)
-      dot_tile_off<T, DM, DN>(k, a + i * lda, lda, b, boff + j, c + i * ldc + j, ldc, accumulate);
-    for (int64_t i = mf; i < m; ++i)
-      dot_tile_off<T, 1, DN>(k, a + i * lda, lda, b, boff + j, c + i * ldc + j, ldc, accumulate);
-  }
-  for (int64_t j = nf; j < n; ++j)
-    for (int64_t i = 0; i < m; ++i)
-      dot_tile_off<T, 1, 1>(k, a + i * lda, lda, b, boff + j, c + i * ldc + j, ldc, accumulate);
 }
 
 template <typename T>

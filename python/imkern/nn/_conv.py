@@ -7,7 +7,7 @@ C-contiguous arrays first.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 
