@@ -168,7 +168,7 @@ def _fd_check(f, x, g, grad, h=1e-6, n=12, rng=None, rtol=1e-5, atol=1e-7):
         xp.flat[p] += h
         xm.flat[p] -= h
         num = float(np.sum(g * (f(xp) - f(xm)))) / (2 * h)
-        assert abs(num - grad.flat[p]) <= atol + rtol * abs(num) + 1e-6 * np.abs(g).sum() * 0, (p, num, grad.flat[p])
+        assert abs(num - grad.flat[p]) <= atol + rtol * abs(num), (p, num, grad.flat[p])
 
 
 def test_pool_gradients_finite_difference(rng):
@@ -259,9 +259,9 @@ def test_activation_float32_ulp(rng):
         ulp = np.spacing(np.abs(e).astype(np.float32)).astype(np.float64)
         err = np.abs(y - e) / np.maximum(ulp, np.finfo(np.float32).smallest_subnormal)
         assert np.max(err[np.abs(e) > 1e-30]) <= 4, name
-    e = np.exp(np.float64(1) * x[np.abs(x) < 88].astype(np.float64))
-    y = F.softmax(np.stack([x[np.abs(x) < 88], np.full(np.sum(np.abs(x) < 88), -np.inf, np.float32)], 1))[:, 0]
-    assert np.all(y == 1.0)
+    # softmax's exp: a -inf logit next to any finite one contributes exactly 0
+    y = F.softmax(np.stack([x, np.full(x.size, -np.inf, np.float32)], 1))
+    assert np.all(y[:, 0] == 1.0) and np.all(y[:, 1] == 0.0)
 
 
 # ---- softmax -----------------------------------------------------------------------------------
