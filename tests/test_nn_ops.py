@@ -158,6 +158,31 @@ def test_adaptive_avg_pool2d(rng, shape, osize, dtype):
     assert_close(F.adaptive_avg_pool2d_backward(g, shape), tx.grad.numpy(), dtype)
 
 
+def test_pool_unbatched_input(rng):
+    # (C, H, W) is pooled as a batch of one, as torch does.
+    x = random_array(rng, (3, 9, 11), np.float32)
+    y, i = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    y4, i4 = F.max_pool2d(x[None], 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(y, y4[0])
+    np.testing.assert_array_equal(i, i4[0])
+    np.testing.assert_array_equal(F.max_pool2d_backward(y, i, x.shape), F.max_pool2d_backward(y4, i4, (1,) + x.shape)[0])
+    out = np.empty_like(y)
+    assert F.max_pool2d(x, 3, 2, 1, out=out) is out
+    np.testing.assert_array_equal(out, y)
+    a = F.avg_pool2d(x, 2, ceil_mode=True)
+    np.testing.assert_array_equal(a, F.avg_pool2d(x[None], 2, ceil_mode=True)[0])
+    np.testing.assert_array_equal(F.avg_pool2d_backward(a, x.shape, 2, ceil_mode=True),
+                                  F.avg_pool2d_backward(a[None], (1,) + x.shape, 2, ceil_mode=True)[0])
+    b = F.adaptive_avg_pool2d(x, (4, 5))
+    np.testing.assert_array_equal(b, F.adaptive_avg_pool2d(x[None], (4, 5))[0])
+    np.testing.assert_array_equal(F.adaptive_avg_pool2d_backward(b, x.shape),
+                                  F.adaptive_avg_pool2d_backward(b[None], (1,) + x.shape)[0])
+    torch = pytest.importorskip("torch")
+    ty, ti = torch.nn.functional.max_pool2d(_t(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(i, ti.numpy())
+
+
 # ---- finite differences (float64) ------------------------------------------------------------
 def _fd_check(f, x, g, grad, h=1e-6, n=12, rng=None, rtol=1e-5, atol=1e-7):
     """Compare <g, (f(x + h e_i) - f(x - h e_i)) / 2h> with grad[i] at n random positions."""
@@ -643,7 +668,7 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="float32"):
         F.softmax(np.zeros(3, np.float16))
     with pytest.raises(ValueError, match="x"):
-        F.max_pool2d(np.zeros((2, 6, 6), np.float32), 2)
+        F.max_pool2d(np.zeros((6, 6), np.float32), 2)
     with pytest.raises(ValueError, match="padding"):
         F.max_pool2d(x, 2, padding=2)
     with pytest.raises(ValueError, match="kernel_size"):
