@@ -346,6 +346,23 @@ def test_cross_entropy_matches_reference_and_torch(rng, shape, reduction, ls, dt
     assert_close(g, tx.grad.numpy(), dtype)
 
 
+def test_cross_entropy_unbatched(rng):
+    x = random_array(rng, (7,), np.float64, -3, 3)
+    t = np.array(4)
+    for red in ("mean", "sum", "none"):
+        loss = F.cross_entropy(x, t, reduction=red, label_smoothing=0.1)
+        assert loss.shape == ()
+        assert_close(loss, F.cross_entropy(x[None], t.reshape(1), reduction="sum", label_smoothing=0.1).reshape(()),
+                     np.float64)
+        g = F.cross_entropy_backward(x, t, reduction=red, label_smoothing=0.1)
+        assert g.shape == (7,)
+        assert_close(g, F.cross_entropy_backward(x[None], t.reshape(1), reduction="sum", label_smoothing=0.1)[0],
+                     np.float64)
+    torch = pytest.importorskip("torch")
+    tl = torch.nn.functional.cross_entropy(_t(x), torch.tensor(4), label_smoothing=0.1)
+    assert_close(F.cross_entropy(x, t, label_smoothing=0.1), tl.numpy(), np.float64)
+
+
 def test_cross_entropy_all_ignored():
     x = np.random.default_rng(0).random((4, 3))
     t = np.full(4, -100)
@@ -716,7 +733,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="label_smoothing"):
         F.cross_entropy(logits, np.zeros(4, np.int64), label_smoothing=1.5)
     with pytest.raises(ValueError, match="logits"):
-        F.cross_entropy(np.zeros(3), np.zeros((), np.int64))
+        F.cross_entropy(np.zeros(3), np.zeros(1, np.int64))
     rm = np.zeros(2, np.float32)
     with pytest.raises(ValueError, match="running_mean"):
         F.batch_norm2d(x, None, None, None, None, training=False)
