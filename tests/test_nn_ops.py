@@ -136,6 +136,12 @@ def test_avg_pool2d_matches_torch(rng, case, cip):
     g = random_array(rng, y.shape, np.float64)
     ty.backward(_t(g))
     assert_close(F.avg_pool2d_backward(g, shape, k, s, p, ceil, cip), tx.grad.numpy(), np.float64)
+    tx.grad = None
+    ty = torch.nn.functional.avg_pool2d(tx, k, s, p, ceil, cip, divisor_override=3)
+    assert_close(F.avg_pool2d(x, k, s, p, ceil, cip, divisor_override=3), ty.detach().numpy(), np.float64)
+    ty.backward(_t(g))
+    assert_close(F.avg_pool2d_backward(g, shape, k, s, p, ceil, cip, divisor_override=3), tx.grad.numpy(),
+                 np.float64)
 
 
 ADAPTIVE = [((2, 3, 7, 5), (3, 2)), ((1, 2, 5, 5), 5), ((1, 1, 4, 6), 1), ((2, 1, 10, 3), (4, 4)),
