@@ -12,7 +12,8 @@
 // compares/selects. 2x2/2 reads every input once: memory-bound.
 // Average pool: the valid window rows are summed into a row buffer with vector adds
 // (kh adds/input column), then kw adds and one divide per output, L outputs at a time for
-// interior columns at strides 1 and 2 (scalar at the borders).
+// interior columns at strides 1 and 2 (scalar at the borders); 2x2/2 windows are summed as
+// pairs straight from the input rows, without the row buffer.
 // Adaptive average pool: a direct sum per output window. The backward passes scatter each
 // output's gradient into its window, one plane per task (no write conflicts, fixed order).
 // Variants: float32 and float64; the max-pool vector path needs h * w < 2^31 (int32 lanes).
