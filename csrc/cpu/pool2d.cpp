@@ -12,7 +12,8 @@
 // compares/selects. 2x2/2 reads every input once: memory-bound.
 // Average pool: the valid window rows are summed into a row buffer with vector adds
 // (kh adds/input column), then kw adds and one divide per output, L outputs at a time for
-// interior columns at strides 1 and 2 (scalar at the borders).
+// interior columns at strides 1 and 2 (scalar at the borders); 2x2/2 windows are summed as
+// pairs straight from the input rows, without the row buffer.
 // Adaptive average pool: a direct sum per output window. The backward passes scatter each
 // output's gradient into its window, one plane per task (no write conflicts, fixed order).
 // Variants: float32 and float64; the max-pool vector path needs h * w < 2^31 (int32 lanes).
@@ -248,14 +249,23 @@ void avg_pool_impl(const T* x, T* y, const Pool2d& p, bool cip, int64_t dov) {
   constexpr int L = simd::Vec<T>::lanes;
   using V = vec_t<T>;
   using IV = vm::vecn_t<typename vm::IntOf<T>::type, L>;
-  IV even{};
-  for (int k = 0; k < L; ++k) even[k] = k < L / 2 ? 2 * k : L + 1 + 2 * (k - L / 2);
+  IV even{}, ev2{}, od2{};
+  for (int k = 0; k < L; ++k) {
+    even[k] = k < L / 2 ? 2 * k : L + 1 + 2 * (k - L / 2);
+    ev2[k] = 2 * k;
+    od2[k] = 2 * k + 1;
+  }
   const bool vec_ok = p.sw == 1 || p.sw == 2;
   // Output columns whose window lies inside [0, W): [cx0, cx1).
   int64_t cx0 = p.pw > 0 ? (p.pw + p.sw - 1) / p.sw : 0;
   int64_t cx1 = W - p.kw + p.pw < 0 ? 0 : (W - p.kw + p.pw) / p.sw + 1;
   if (cx1 > p.ow) cx1 = p.ow;
   if (cx0 > cx1) cx0 = cx1;
+  // 2-wide windows at stride 2 (2x2/2): each window row is one adjacent pair read straight
+  // from the input rows (two aligned loads, even + odd); the row buffer is then only needed
+  // when some columns are left to the scalar loop.
+  const bool pair = p.kw == 2 && p.sw == 2 && cx1 - cx0 >= L;
+  const bool need_acc = !(pair && cx0 == 0 && cx1 == p.ow);
   parallel_for(0, rows, rows_grain(p.ow), [&](int64_t r0, int64_t r1) {
     std::vector<T> acc(static_cast<size_t>(W));
     for (int64_t r = r0; r < r1; ++r) {
@@ -268,11 +278,13 @@ void avg_pool_impl(const T* x, T* y, const Pool2d& p, bool cip, int64_t dov) {
         continue;
       }
       // Vertical sums of the valid rows, vectorized along the row.
-      std::copy(X + w0.y0 * W, X + w0.y0 * W + W, acc.begin());
-      for (int64_t iy = w0.y0 + 1; iy < w0.y1; ++iy) {
-        const T* row = X + iy * W;
-        T* a = acc.data();
-        for (int64_t i = 0; i < W; ++i) a[i] += row[i];
+      if (need_acc) {
+        std::copy(X + w0.y0 * W, X + w0.y0 * W + W, acc.begin());
+        for (int64_t iy = w0.y0 + 1; iy < w0.y1; ++iy) {
+          const T* row = X + iy * W;
+          T* a = acc.data();
+          for (int64_t i = 0; i < W; ++i) a[i] += row[i];
+        }
       }
       auto scalar = [&](int64_t ox) {
         const AvgWin w = avg_window(p, oy, ox, cip, dov);
@@ -293,7 +305,14 @@ void avg_pool_impl(const T* x, T* y, const Pool2d& p, bool cip, int64_t dov) {
         auto vchunk = [&](int64_t o) {
           const T* q = a + o * p.sw - p.pw;
           V s;
-          if (p.sw == 1) {
+          if (pair) {
+            s = V{};
+            for (int64_t iy = w0.y0; iy < w0.y1; ++iy) {
+              const T* r = X + iy * W + o * 2 - p.pw;
+              const V u = simd::loadu(r), v = simd::loadu(r + L);
+              s += __builtin_shuffle(u, v, ev2) + __builtin_shuffle(u, v, od2);
+            }
+          } else if (p.sw == 1) {
             s = simd::loadu(q);
             for (int j = 1; j < p.kw; ++j) s += simd::loadu(q + j);
           } else {

@@ -268,6 +268,11 @@ def log_softmax(x, axis=-1, *, out=None):
     return _softmax(x, axis, True, out)
 
 
+def _unbatched_ce(logits, target) -> bool:
+    """torch's unbatched form: logits (C,) with a 0-d target."""
+    return getattr(logits, "ndim", None) == 1 and getattr(target, "ndim", None) == 0
+
+
 def _ce_args(logits, target, reduction, label_smoothing, ignore_index):
     kind, dt = K.check_float(logits, "logits", min_ndim=2)
     tk = A.array_kind(target, "target")
@@ -310,7 +315,8 @@ def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, igno
     returns the per-element losses.
 
     Args:
-        logits: ``(N, C)`` or ``(N, C, d1, ...)``; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
+        logits: ``(N, C)`` or ``(N, C, d1, ...)`` (or ``(C,)`` with a 0-d target); float32 or
+            float64 (NumPy), float32/float16/bfloat16 (CuPy).
         target: integers ``(N,)`` or ``(N, d1, ...)``, each in ``[0, C)`` or ``ignore_index``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         label_smoothing: in ``[0, 1]``.
@@ -326,6 +332,12 @@ def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, igno
         >>> round(float(F.cross_entropy(np.array([[0.0, 0.0]]), np.array([1]))), 6)
         0.693147
     """
+    if _unbatched_ce(logits, target):
+        kw = dict(reduction=reduction, label_smoothing=label_smoothing, ignore_index=ignore_index)
+        if reduction == "none":
+            res = cross_entropy(logits[None], target.reshape(1), out=None if out is None else out.reshape(1), **kw)
+            return res.reshape(()) if out is None else out
+        return cross_entropy(logits[None], target.reshape(1), out=out, **kw)
     kind, dt, n, c, s, red, eps, ignore = _ce_args(logits, target, reduction, label_smoothing, ignore_index)
     shape = tuple(target.shape) if red == "none" else ()
     target_arr, final = K.out_for(out, [logits, target], kind, dt, shape)
@@ -369,6 +381,11 @@ def cross_entropy_backward(logits, target, *, reduction="mean", label_smoothing=
         >>> F.cross_entropy_backward(np.array([[0.0, 0.0]]), np.array([1]))
         array([[ 0.5, -0.5]])
     """
+    if _unbatched_ce(logits, target):
+        res = cross_entropy_backward(logits[None], target.reshape(1), reduction=reduction,
+                                     label_smoothing=label_smoothing, ignore_index=ignore_index,
+                                     out=None if out is None else out[None])
+        return res[0] if out is None else out
     kind, dt, n, c, s, red, eps, ignore = _ce_args(logits, target, reduction, label_smoothing, ignore_index)
     target_arr, final = K.out_for(out, [logits, target], kind, dt, logits.shape)
     if logits.size == 0:

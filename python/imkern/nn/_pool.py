@@ -1,6 +1,6 @@
 """2-D pooling (max, average, adaptive average) and the backward passes, as
-torch.nn.functional: tensors ``(N, C, H, W)``, float32/float64 on the CPU (NumPy), float32/
-float16/bfloat16 on CUDA (CuPy).
+torch.nn.functional: tensors ``(N, C, H, W)`` (or ``(C, H, W)``, pooled as a batch of one, as
+torch does), float32/float64 on the CPU (NumPy), float32/float16/bfloat16 on CUDA (CuPy).
 
 Output size per axis (torch's rule)::
 
@@ -28,6 +28,22 @@ __all__ = [
     "adaptive_avg_pool2d",
     "adaptive_avg_pool2d_backward",
 ]
+
+
+def _unbatched(a) -> bool:
+    """True for a 3-D ``(C, H, W)`` array, which torch pools as a batch of one."""
+    return getattr(a, "ndim", None) == 3
+
+
+def _batch1(out):
+    """``out`` viewed as a batch of one (validated by the callee)."""
+    return out[None] if getattr(out, "ndim", None) == 3 else out
+
+
+def _shape1(input_shape):
+    if isinstance(input_shape, (tuple, list)) and len(input_shape) == 3:
+        return (1,) + tuple(input_shape)
+    return input_shape
 
 
 def _out_size(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
@@ -89,7 +105,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     row-major window order; a window of only -inf gives -inf and a valid position.
 
     Args:
-        x: ``(N, C, H, W)``; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
+        x: ``(N, C, H, W)`` or ``(C, H, W)``; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
         kernel_size: int or ``(kh, kw)``.
         stride: int or pair; None (default) means ``kernel_size``.
         padding: int or pair, at most half the kernel size.
@@ -110,7 +126,12 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         array([[ 5.,  7.],
                [13., 15.]], dtype=float32)
     """
-    kind, dt = K.check_float(x, "x", ndim=(4,))
+    if _unbatched(x):
+        res = max_pool2d(x[None], kernel_size, stride, padding, dilation, ceil_mode, return_indices, out=_batch1(out))
+        if return_indices:
+            return (res[0][0] if out is None else out), res[1][0]
+        return res[0] if out is None else out
+    kind, dt = K.check_float(x, "x", ndim=(3, 4))
     k, s, p, d, ceil_mode, (oh, ow) = _geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     return_indices = K.as_bool(return_indices, "return_indices")
     shape = (x.shape[0], x.shape[1], oh, ow)
@@ -158,7 +179,10 @@ def max_pool2d_backward(grad_output, indices, input_shape, *, out=None):
         array([[0., 0.],
                [1., 0.]])
     """
-    kind, dt = K.check_float(grad_output, "grad_output", ndim=(4,))
+    if _unbatched(grad_output) and _unbatched(indices):
+        res = max_pool2d_backward(grad_output[None], indices[None], _shape1(input_shape), out=_batch1(out))
+        return res[0] if out is None else out
+    kind, dt = K.check_float(grad_output, "grad_output", ndim=(3, 4))
     shp = _input_shape(input_shape)
     ikind = A.array_kind(indices, "indices")
     if ikind != kind:
@@ -214,7 +238,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     (``count_include_pad=False``). Sums accumulate in the input dtype (as torch).
 
     Args:
-        x: ``(N, C, H, W)``; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
+        x: ``(N, C, H, W)`` or ``(C, H, W)``; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
         kernel_size, stride, padding, ceil_mode: as :func:`max_pool2d` (no dilation).
         count_include_pad: count zero padding in the divisor.
         divisor_override: a positive int divisor for every window (CPU only).
@@ -231,7 +255,11 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         array([[ 2.5,  4.5],
                [10.5, 12.5]])
     """
-    kind, dt = K.check_float(x, "x", ndim=(4,))
+    if _unbatched(x):
+        res = avg_pool2d(x[None], kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                         out=_batch1(out))
+        return res[0] if out is None else out
+    kind, dt = K.check_float(x, "x", ndim=(3, 4))
     k, s, p, d, ceil_mode, (oh, ow) = _geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode)
     cip, dov = _avg_args(ceil_mode, count_include_pad, divisor_override)
     shape = (x.shape[0], x.shape[1], oh, ow)
@@ -271,7 +299,11 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
         array([[0.25, 0.25],
                [0.25, 0.25]])
     """
-    kind, dt = K.check_float(grad_output, "grad_output", ndim=(4,))
+    if _unbatched(grad_output):
+        res = avg_pool2d_backward(grad_output[None], _shape1(input_shape), kernel_size, stride, padding, ceil_mode,
+                                  count_include_pad, divisor_override, out=_batch1(out))
+        return res[0] if out is None else out
+    kind, dt = K.check_float(grad_output, "grad_output", ndim=(3, 4))
     shp = _input_shape(input_shape)
     k, s, p, d, ceil_mode, (oh, ow) = _geometry(shp, kernel_size, stride, padding, 1, ceil_mode)
     cip, dov = _avg_args(ceil_mode, count_include_pad, divisor_override)
@@ -327,7 +359,10 @@ def adaptive_avg_pool2d(x, output_size, *, out=None):
         >>> F.adaptive_avg_pool2d(x, 1)[0, 0]
         array([[7.5]])
     """
-    kind, dt = K.check_float(x, "x", ndim=(4,))
+    if _unbatched(x):
+        res = adaptive_avg_pool2d(x[None], output_size, out=_batch1(out))
+        return res[0] if out is None else out
+    kind, dt = K.check_float(x, "x", ndim=(3, 4))
     oh, ow = _adaptive_size(output_size, x.shape)
     if x.shape[2] < 1 or x.shape[3] < 1:
         raise ValueError(f"x: expected H, W >= 1, got shape {tuple(x.shape)}")
@@ -361,7 +396,10 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape, *, out=None):
         array([[0.25, 0.25],
                [0.25, 0.25]])
     """
-    kind, dt = K.check_float(grad_output, "grad_output", ndim=(4,))
+    if _unbatched(grad_output):
+        res = adaptive_avg_pool2d_backward(grad_output[None], _shape1(input_shape), out=_batch1(out))
+        return res[0] if out is None else out
+    kind, dt = K.check_float(grad_output, "grad_output", ndim=(3, 4))
     shp = _input_shape(input_shape)
     if tuple(grad_output.shape[:2]) != shp[:2] or min(grad_output.shape[2:]) < 1:
         raise ValueError(f"grad_output: shape {tuple(grad_output.shape)} does not match input_shape {shp}")
