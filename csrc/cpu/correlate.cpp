@@ -70,8 +70,8 @@ static void correlate_row_3x3(const A* const* P, T* o, int64_t n, int64_t C, con
         a0 += kv[i * 3 + j] * loadu(rr[i] + j * C);
         a1 += kv[i * 3 + j] * loadu(rr[i] + j * C + L);
       }
-    store_vec<T, A>(o + x, a0);
-    store_vec<T, A>(o + x + L, a1);
+    store_vec_stream<T, A>(o + x, a0);
+    store_vec_stream<T, A>(o + x + L, a1);
   }
   if (x < n) {
     const A* rest[3] = {r0 + x, r1 + x, r2 + x};
@@ -115,6 +115,7 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
           correlate_row<T, A>(P, drow, n, C, kv.data(), kh, kw);
       }
     }
+    stream_fence();  // the non-temporal stores are visible before the chunk reports done
   });
 }
 

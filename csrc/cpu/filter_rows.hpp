@@ -121,10 +121,10 @@ inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
       a2 += kv[i] * loadu(r[i] + x + 2 * L);
       a3 += kv[i] * loadu(r[i] + x + 3 * L);
     }
-    store_vec<T, A>(o + x, a0);
-    store_vec<T, A>(o + x + L, a1);
-    store_vec<T, A>(o + x + 2 * L, a2);
-    store_vec<T, A>(o + x + 3 * L, a3);
+    store_vec_stream<T, A>(o + x, a0);
+    store_vec_stream<T, A>(o + x + L, a1);
+    store_vec_stream<T, A>(o + x + 2 * L, a2);
+    store_vec_stream<T, A>(o + x + 3 * L, a3);
   }
   if (x < n) {
     const A* rest[K];

@@ -58,6 +58,36 @@ inline void store_vec(T* p, simd::vec_t<A> v) {
   }
 }
 
+// Like store_vec, but a float row whose destination is 64-byte aligned is written with
+// non-temporal stores: the output is not read back soon, and skipping the read-for-ownership
+// saves a third of the memory traffic of a bandwidth-bound filter. Callers end their chunk
+// with stream_fence().
+template <typename T, typename A>
+inline void store_vec_stream(T* p, simd::vec_t<A> v) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same<T, float>::value && std::is_same<A, float>::value) {
+    if ((reinterpret_cast<uintptr_t>(p) & 63) == 0) {
+      _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+      return;
+    }
+  }
+#elif defined(__AVX__)
+  if constexpr (std::is_same<T, float>::value && std::is_same<A, float>::value) {
+    if ((reinterpret_cast<uintptr_t>(p) & 31) == 0) {
+      _mm256_stream_ps(p, reinterpret_cast<__m256>(v));
+      return;
+    }
+  }
+#endif
+  store_vec<T, A>(p, v);
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
 // L lanes of T at p -> a vector of accumulators.
 template <typename A, typename T>
 inline simd::vec_t<A> load_vec(const T* p) {

@@ -49,6 +49,7 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
         vfilter<T, A>(r, row_ptr<T>(dst, d, b, y) + x0 * C, n, kyv.data(), kh);
       }
     }
+    stream_fence();  // the non-temporal stores are visible before the chunk reports done
   });
 }
 
