@@ -47,7 +47,7 @@ void forward_f32(Act act, const float* x, float* y, int64_t n, float slope) {
     case Act::sigmoid: vm::map1(x, y, n, [](vf v) { return vm::sigmoid(v); }); break;
     case Act::tanh: vm::map1(x, y, n, [](vf v) { return vm::tanh(v); }); break;
     case Act::gelu:
-      vm::map1_d(x, y, n, [](vm::vd xd) { return 0.5 * xd * vm::erfc_d(xd * -kInvSqrt2); });
+      vm::map1(x, y, n, [](vf v) { return vm::gelu(v); });
       break;
   }
 }
@@ -90,10 +90,7 @@ void backward_f32(Act act, const float* g, const float* x, const float* y, float
       vm::map2(g, y, gx, n, [](vf gv, vf yv) { return gv * (1.0f - yv * yv); });
       break;
     case Act::gelu:
-      vm::map2_d(g, x, gx, n, [](vm::vd gd, vm::vd xd) {
-        const vm::vd cdf = 0.5 * vm::erfc_d(xd * -kInvSqrt2);
-        return gd * (cdf + xd * kInvSqrt2Pi * vm::exp_d(-0.5 * xd * xd));
-      });
+      vm::map2(g, x, gx, n, [](vf gv, vf xv) { return gv * vm::gelu_grad(xv); });
       break;
   }
 }

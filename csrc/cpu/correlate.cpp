@@ -91,31 +91,22 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
   // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
   const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    RowRing<A> ring(kh, (left + SP + right) * C);
-    for (int64_t x0 = 0; x0 < W; x0 += SP) {
-      const int64_t x1 = x0 + SP < W ? x0 + SP : W, n = (x1 - x0) * C;
-      int64_t cur_b = -1;
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t b = t / H, y = t % H;
-        if (b != cur_b) {
-          cur_b = b;
-          ring.reset();
-        }
-        const A* const* P = ring.rows_for(y - ay, [&](int64_t sy, A* slot) {
+    ring_pipeline<A>(
+        t0, t1, H, W, kh, ay, SP, (left + SP + right) * C,
+        [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
           const int64_t yy = border_index(sy, H, border);
           load_padded_segment<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), slot, W, C, x0, x1, left,
                                     right, border, cv);
-          const int64_t ahead = sy + 4;
-          if (ahead >= 0 && ahead < H) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * C, n);
+          const int64_t ahead = sy + 4;  // the row loaded four output rows from now
+          if (ahead >= 0 && ahead < H) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * C, (x1 - x0) * C);
+        },
+        [&](const A* const* P, int64_t b, int64_t y, int64_t x0, int64_t x1) {
+          T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
+          if (kh == 3 && kw == 3)
+            correlate_row_3x3<T, A>(P, drow, (x1 - x0) * C, C, kv.data());
+          else
+            correlate_row<T, A>(P, drow, (x1 - x0) * C, C, kv.data(), kh, kw);
         });
-        T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
-        if (kh == 3 && kw == 3)
-          correlate_row_3x3<T, A>(P, drow, n, C, kv.data());
-        else
-          correlate_row<T, A>(P, drow, n, C, kv.data(), kh, kw);
-      }
-    }
-    stream_fence();  // the non-temporal stores are visible before the chunk reports done
   });
 }
 

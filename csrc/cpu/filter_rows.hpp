@@ -203,5 +203,30 @@ class RowRing {
   int64_t lo_ = INT64_MIN / 2, hi_ = INT64_MIN / 2;
 };
 
+// The row pipeline of sep_filter and correlate, for output rows [t0, t1) of the flattened
+// (N * H) range, in column strips of `strip` pixels: each ring row (source row sy of image b,
+// strip [x0, x1)) is made once by make(b, sy, x0, x1, slot); emit(rows, b, y, x0, x1) then
+// writes the strip of output row y from the kh ring rows y - ay ... y - ay + kh - 1. Ends with
+// a store fence, for emitters that use non-temporal stores.
+template <typename A, typename Make, typename Emit>
+inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, int ay, int64_t strip,
+                          int64_t ring_width, Make&& make, Emit&& emit) {
+  RowRing<A> ring(kh, ring_width);
+  for (int64_t x0 = 0; x0 < W; x0 += strip) {
+    const int64_t x1 = x0 + strip < W ? x0 + strip : W;
+    int64_t cur_b = -1;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / H, y = t % H;
+      if (b != cur_b) {
+        cur_b = b;
+        ring.reset();
+      }
+      const A* const* rows = ring.rows_for(y - ay, [&](int64_t sy, A* slot) { make(b, sy, x0, x1, slot); });
+      emit(rows, b, y, x0, x1);
+    }
+  }
+  stream_fence();
+}
+
 }  // namespace IMKERN_ISA
 }  // namespace imkern

@@ -19,7 +19,7 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
                             const double* ky, int kh, int ay, const double* kx, int kw, int ax,
                             Border border, double cval) {
   using A = typename AccOf<T>::type;
-  const int64_t H = s.h, W = s.w, C = s.c, WC = W * C;
+  const int64_t H = s.h, W = s.w, C = s.c;
   const int64_t left = ax, right = kw - 1 - ax;
   const int64_t rows = s.n * H;
   std::vector<A> kyv(ky, ky + kh), kxv(kx, kx + kw);
@@ -28,28 +28,19 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     A* padded = thread_scratch<A>(1, static_cast<size_t>((left + SP + right) * C));
-    RowRing<A> ring(kh, SP * C);
-    for (int64_t x0 = 0; x0 < W; x0 += SP) {
-      const int64_t x1 = x0 + SP < W ? x0 + SP : W, n = (x1 - x0) * C;
-      int64_t cur_b = -1;
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t b = t / H, y = t % H;
-        if (b != cur_b) {
-          cur_b = b;
-          ring.reset();
-        }
-        const A* const* r = ring.rows_for(y - ay, [&](int64_t sy, A* slot) {
+    ring_pipeline<A>(
+        t0, t1, H, W, kh, ay, SP, SP * C,
+        [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
           const int64_t yy = border_index(sy, H, border);
-          load_padded_segment<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), padded, W, C, x0,
-                                    x1, left, right, border, cv);
+          load_padded_segment<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), padded, W, C, x0, x1, left,
+                                    right, border, cv);
           const int64_t ahead = sy + 4;  // the row loaded four output rows from now
           if (ahead >= 0 && ahead < H) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * C, (x1 - x0) * C);
-          hfilter(padded, slot, n, C, kxv.data(), kw);
+          hfilter(padded, slot, (x1 - x0) * C, C, kxv.data(), kw);
+        },
+        [&](const A* const* r, int64_t b, int64_t y, int64_t x0, int64_t x1) {
+          vfilter<T, A>(r, row_ptr<T>(dst, d, b, y) + x0 * C, (x1 - x0) * C, kyv.data(), kh);
         });
-        vfilter<T, A>(r, row_ptr<T>(dst, d, b, y) + x0 * C, n, kyv.data(), kh);
-      }
-    }
-    stream_fence();  // the non-temporal stores are visible before the chunk reports done
   });
 }
 

@@ -85,6 +85,95 @@ inline vf tanh(vf x) {
   return x < 0.0f ? -r : r;
 }
 
+// GELU (exact, erf form) in float32 lanes, within ~3 ulp of x * Phi(x) (Phi the standard normal
+// CDF). Two regions by t = |x|:
+//  * t < 0.75: Phi(x) = 0.5 + x P(x^2), P a degree-4 fit of (Phi(x) - 0.5) / x (relative error
+//    2.5e-9); 0.5 + x P cancels at most 1.2x there.
+//  * t >= 0.75: the upper tail Q(t) = Phi(-t) = exp(-t^2 / 2) R(t), R(t) = s G(s') with
+//    s = 1 / (t + 2) and G a degree-8 fit in s' = s A - B (the s-range mapped to [-1, 1];
+//    relative error 2.3e-8 on [0.75, 14.6]); gelu = x Q(t) for x < 0, x - x Q(t) for x > 0.
+// exp(-t^2 / 2) is evaluated without the rounding of t^2: t = h + l with h on a 2^-8 grid
+// (h^2 / 2 exact in float32), -t^2 / 2 = -h^2 / 2 - l (h + l / 2), the exact part is
+// range-reduced exactly (Cody-Waite) and the small rest subtracted from the reduced argument.
+// The 2^n scaling comes last, in two steps, so subnormal results are rounded once.
+// t is clamped at 14.6 (gelu(-14.6) underflows to 0); gelu(+inf) = +inf, gelu(-inf) = NaN
+// (as torch and the float64 reference: -inf * 0), NaN propagates.
+inline void gelu_parts(vf x, vf& small, vf& r, vf& p, vf& s1, vf& s2, vf& xc) {
+  const vf ax = x < 0.0f ? -x : x;
+  const vf t = ax > 14.6f ? simd::splat(14.6f) : ax;  // NaN stays NaN
+  xc = x < 0.0f ? -t : t;
+  // small region
+  const vf u = x * x;
+  vf q = simd::splat(1.0294056372011106e-04f);
+  q = q * u + -1.1812847795002973e-03f;
+  q = q * u + 9.972348733294169e-03f;
+  q = q * u + -6.649029490627442e-02f;
+  q = q * u + 3.9894227943272076e-01f;
+  small = 0.5f + x * q;
+  // R(t) = s G(s A - B)
+  const vf s = 1.0f / (t + 2.0f);
+  const vf sp = s * 6.5920577617328515f - 1.3971119133574006f;
+  vf g = simd::splat(9.846839467195934e-06f);
+  g = g * sp + -5.172829683633621e-05f;
+  g = g * sp + -1.984424472712701e-05f;
+  g = g * sp + 6.496948201099511e-04f;
+  g = g * sp + -8.349358481209264e-04f;
+  g = g * sp + -7.763613156868508e-03f;
+  g = g * sp + 1.666174014681132e-02f;
+  g = g * sp + 1.942386501946056e-01f;
+  g = g * sp + 6.227494420470907e-01f;
+  r = s * g;
+  // exp(-t^2 / 2) = p 2^n
+  const vf grid = simd::splat(49152.0f);  // 1.5 * 2^15: t + grid rounds t to a multiple of 2^-8
+  const vf h = (t + grid) - grid;
+  const vf l = t - h;
+  const vf a = h * h * -0.5f;  // exact: h has at most 12 significant bits
+  const vf magic = simd::splat(12582912.0f);
+  const vf nf = (a * 1.44269504088896341f + magic) - magic;
+  vf rr = a - nf * 0.693359375f;  // exact
+  rr = rr - nf * -2.12194440e-4f;
+  rr = rr - l * (h + 0.5f * l);
+  vf e = simd::splat(1.0f / 5040.0f);
+  e = e * rr + 1.0f / 720.0f;
+  e = e * rr + 1.0f / 120.0f;
+  e = e * rr + 1.0f / 24.0f;
+  e = e * rr + 1.0f / 6.0f;
+  e = e * rr + 0.5f;
+  e = e * rr + 1.0f;
+  e = e * rr + 1.0f;
+  p = e;
+  const vi ni = __builtin_convertvector(nf, vi);
+  const vi n1 = ni / 2, n2 = ni - n1;
+  s1 = (vf)((n1 + 127) << 23);
+  s2 = (vf)((n2 + 127) << 23);
+}
+
+inline vf gelu(vf x) {
+  vf small, r, p, s1, s2, xc;
+  gelu_parts(x, small, r, p, s1, s2, xc);
+  const vf xq = ((xc * r * p) * s1) * s2;  // x Q(|x|)
+  const vf big = x < 0.0f ? xq : x - xq;
+  const vf ax = x < 0.0f ? -x : x;
+  vf res = ax < 0.75f ? x * small : big;
+  res = x == -std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
+  return x != x ? x : res;
+}
+
+// d gelu / dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi), with the parts of gelu;
+// the float64 reference gives NaN at +-inf (inf * 0), so does this.
+inline vf gelu_grad(vf x) {
+  vf small, r, p, s1, s2, xc;
+  gelu_parts(x, small, r, p, s1, s2, xc);
+  const vf ax = x < 0.0f ? -x : x;
+  const vf xk = xc * 0.3989422804014327f;
+  const auto is_small = ax < 0.75f;
+  const vf v = is_small ? xk : (x < 0.0f ? r + xk : xk - r);
+  const vf ek = ((v * p) * s1) * s2;
+  vf res = is_small ? small + ek : (x < 0.0f ? ek : 1.0f + ek);
+  res = ax == std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
+  return x != x ? x : res;
+}
+
 // Native float64 lanes (for float32 math evaluated in double precision), and the float32
 // vector with as many lanes. Oversized generic vectors are avoided: GCC lowers their
 // selects element by element.

@@ -27,26 +27,9 @@ __host__ __device__ inline T ceil_div(T a, T b) {
 
 inline cudaStream_t as_stream(void* s) { return reinterpret_cast<cudaStream_t>(s); }
 
-// Same rule as imkern::border_index (common.hpp), usable on the device.
+// The border rule of common.hpp, callable from device code.
 __host__ __device__ inline int64_t border_index_dev(int64_t p, int64_t len, Border b) {
-  if (p >= 0 && p < len) return p;
-  switch (b) {
-    case Border::constant: return -1;
-    case Border::replicate: return p < 0 ? 0 : len - 1;
-    case Border::wrap: { int64_t m = p % len; return m < 0 ? m + len : m; }
-    case Border::reflect: {
-      const int64_t period = 2 * len;
-      int64_t m = p % period; if (m < 0) m += period;
-      return m < len ? m : period - 1 - m;
-    }
-    case Border::reflect101: {
-      if (len == 1) return 0;
-      const int64_t period = 2 * len - 2;
-      int64_t m = p % period; if (m < 0) m += period;
-      return m < len ? m : period - m;
-    }
-  }
-  return -1;
+  return ::imkern::border_index(p, len, b);
 }
 
 }  // namespace cuda

@@ -6,6 +6,13 @@
 #include <stdexcept>
 #include <string>
 
+// Functions usable from both host code and CUDA kernels.
+#if defined(__CUDACC__)
+#define IMKERN_HOST_DEVICE __host__ __device__
+#else
+#define IMKERN_HOST_DEVICE
+#endif
+
 namespace imkern {
 
 enum class DType : int { u8 = 0, u16 = 1, f32 = 2, f64 = 3, f16 = 4, bf16 = 5 };
@@ -41,8 +48,9 @@ struct ImageDesc {
 };
 
 // Map a coordinate outside [0, len) back into the image; -1 means "use the constant".
-// Correct for any distance from the edge (kernels larger than the image).
-inline int64_t border_index(int64_t p, int64_t len, Border b) {
+// Correct for any distance from the edge (kernels larger than the image). Shared by the CPU
+// kernels and the CUDA kernels.
+IMKERN_HOST_DEVICE inline int64_t border_index(int64_t p, int64_t len, Border b) {
   if (p >= 0 && p < len) return p;
   switch (b) {
     case Border::constant: return -1;
