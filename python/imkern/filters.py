@@ -109,7 +109,7 @@ def correlate(image, kernel, *, border="reflect101", cval=0.0, out=None):
     Example:
         >>> import numpy as np, imkern
         >>> img = np.arange(16, dtype=np.float32).reshape(4, 4)
-        >>> imkern.filters.correlate(img, np.ones((3, 3)) / 9)[1, 1]
+        >>> float(imkern.filters.correlate(img, np.ones((3, 3)) / 9)[1, 1])
         5.0
     """
     k = _kernel2d(kernel)
