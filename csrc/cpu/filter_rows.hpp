@@ -1,33 +1,56 @@
 // Vectorized inner loops shared by sep_filter and correlate (compiled per ISA).
 //   hfilter:  h[x] = sum_j k[j] * p[x + j*C]          kw FMAs per output element
 //   vfilter:  o[x] = sum_i k[i] * rows[i][x]           kh FMAs per output element
-// Both keep 4 vector accumulators in registers and stream the taps; the tails are scalar.
+// Both keep 4 vectors x 2 accumulators in registers and stream the taps; the tails are scalar.
 #pragma once
 #include "rows.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
 
+// The taps are split over two accumulators per vector (even taps, odd taps), summed at the
+// end: 8 independent FMA chains hide the FMA latency (a single chain per vector runs at half
+// the FMA throughput). taps: K >= 1 (a compile-time constant in the fixed variants).
+#define IMKERN_TAP_LOOP(K, LOAD)                                              \
+  int j = 0;                                                                  \
+  _Pragma("GCC unroll 8")                                                     \
+  for (; j + 1 < (K); j += 2) {                                               \
+    const vec_t<A> ka = KV(j), kb = KV(j + 1);                                \
+    a0 += ka * LOAD(j, 0);                                                    \
+    b0 += kb * LOAD(j + 1, 0);                                                \
+    a1 += ka * LOAD(j, L);                                                    \
+    b1 += kb * LOAD(j + 1, L);                                                \
+    a2 += ka * LOAD(j, 2 * L);                                                \
+    b2 += kb * LOAD(j + 1, 2 * L);                                            \
+    a3 += ka * LOAD(j, 3 * L);                                                \
+    b3 += kb * LOAD(j + 1, 3 * L);                                            \
+  }                                                                           \
+  if (j < (K)) {                                                              \
+    const vec_t<A> ka = KV(j);                                                \
+    a0 += ka * LOAD(j, 0);                                                    \
+    a1 += ka * LOAD(j, L);                                                    \
+    a2 += ka * LOAD(j, 2 * L);                                                \
+    a3 += ka * LOAD(j, 3 * L);                                                \
+  }
+
 template <typename A>
 inline void hfilter_any(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw) {
   using namespace simd;
   constexpr int L = Vec<A>::lanes;
   int64_t x = 0;
+#define KV(j) splat<A>(k[j])
+#define LOAD(j, off) loadu(q + (j) * C + (off))
   for (; x + 4 * L <= n; x += 4 * L) {
-    vec_t<A> a0{}, a1{}, a2{}, a3{};
+    vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
     const A* q = p + x;
-    for (int j = 0; j < kw; ++j, q += C) {
-      const vec_t<A> kv = splat<A>(k[j]);
-      a0 += kv * loadu(q);
-      a1 += kv * loadu(q + L);
-      a2 += kv * loadu(q + 2 * L);
-      a3 += kv * loadu(q + 3 * L);
-    }
-    storeu(h + x, a0);
-    storeu(h + x + L, a1);
-    storeu(h + x + 2 * L, a2);
-    storeu(h + x + 3 * L, a3);
+    IMKERN_TAP_LOOP(kw, LOAD)
+    storeu(h + x, a0 + b0);
+    storeu(h + x + L, a1 + b1);
+    storeu(h + x + 2 * L, a2 + b2);
+    storeu(h + x + 3 * L, a3 + b3);
   }
+#undef LOAD
+#undef KV
   for (; x + L <= n; x += L) {
     vec_t<A> a0{};
     const A* q = p + x;
@@ -47,21 +70,18 @@ inline void vfilter_any(const A* const* rows, T* o, int64_t n, const A* k, int k
   using namespace simd;
   constexpr int L = Vec<A>::lanes;
   int64_t x = 0;
+#define KV(j) splat<A>(k[j])
+#define LOAD(j, off) loadu(rows[j] + x + (off))
   for (; x + 4 * L <= n; x += 4 * L) {
-    vec_t<A> a0{}, a1{}, a2{}, a3{};
-    for (int i = 0; i < kh; ++i) {
-      const vec_t<A> kv = splat<A>(k[i]);
-      const A* q = rows[i] + x;
-      a0 += kv * loadu(q);
-      a1 += kv * loadu(q + L);
-      a2 += kv * loadu(q + 2 * L);
-      a3 += kv * loadu(q + 3 * L);
-    }
-    store_vec<T, A>(o + x, a0);
-    store_vec<T, A>(o + x + L, a1);
-    store_vec<T, A>(o + x + 2 * L, a2);
-    store_vec<T, A>(o + x + 3 * L, a3);
+    vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
+    IMKERN_TAP_LOOP(kh, LOAD)
+    store_vec<T, A>(o + x, a0 + b0);
+    store_vec<T, A>(o + x + L, a1 + b1);
+    store_vec<T, A>(o + x + 2 * L, a2 + b2);
+    store_vec<T, A>(o + x + 3 * L, a3 + b3);
   }
+#undef LOAD
+#undef KV
   for (; x + L <= n; x += L) {
     vec_t<A> a0{};
     for (int i = 0; i < kh; ++i) a0 += splat<A>(k[i]) * loadu(rows[i] + x);
@@ -75,7 +95,7 @@ inline void vfilter_any(const A* const* rows, T* o, int64_t n, const A* k, int k
 }
 
 // Fixed tap counts: the taps are broadcast once into registers and the tap loop is unrolled
-// (the generic loops re-broadcast every tap for every 4 vectors). Same sums, same order.
+// (the generic loops re-broadcast every tap for every 4 vectors).
 template <int K, typename A>
 inline void hfilter_fixed(const A* p, A* h, int64_t n, int64_t C, const A* k) {
   using namespace simd;
@@ -83,21 +103,19 @@ inline void hfilter_fixed(const A* p, A* h, int64_t n, int64_t C, const A* k) {
   vec_t<A> kv[K];
   for (int j = 0; j < K; ++j) kv[j] = splat<A>(k[j]);
   int64_t x = 0;
+#define KV(j) kv[j]
+#define LOAD(j, off) loadu(q + (j) * C + (off))
   for (; x + 4 * L <= n; x += 4 * L) {
-    vec_t<A> a0{}, a1{}, a2{}, a3{};
+    vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
     const A* q = p + x;
-#pragma GCC unroll 16
-    for (int j = 0; j < K; ++j) {
-      a0 += kv[j] * loadu(q + j * C);
-      a1 += kv[j] * loadu(q + j * C + L);
-      a2 += kv[j] * loadu(q + j * C + 2 * L);
-      a3 += kv[j] * loadu(q + j * C + 3 * L);
-    }
-    storeu(h + x, a0);
-    storeu(h + x + L, a1);
-    storeu(h + x + 2 * L, a2);
-    storeu(h + x + 3 * L, a3);
+    IMKERN_TAP_LOOP(K, LOAD)
+    storeu(h + x, a0 + b0);
+    storeu(h + x + L, a1 + b1);
+    storeu(h + x + 2 * L, a2 + b2);
+    storeu(h + x + 3 * L, a3 + b3);
   }
+#undef LOAD
+#undef KV
   if (x < n) hfilter_any(p + x, h + x, n - x, C, k, K);
 }
 
@@ -112,20 +130,18 @@ inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
     r[i] = rows[i];
   }
   int64_t x = 0;
+#define KV(j) kv[j]
+#define LOAD(j, off) loadu(r[j] + x + (off))
   for (; x + 4 * L <= n; x += 4 * L) {
-    vec_t<A> a0{}, a1{}, a2{}, a3{};
-#pragma GCC unroll 16
-    for (int i = 0; i < K; ++i) {
-      a0 += kv[i] * loadu(r[i] + x);
-      a1 += kv[i] * loadu(r[i] + x + L);
-      a2 += kv[i] * loadu(r[i] + x + 2 * L);
-      a3 += kv[i] * loadu(r[i] + x + 3 * L);
-    }
-    store_vec_stream<T, A>(o + x, a0);
-    store_vec_stream<T, A>(o + x + L, a1);
-    store_vec_stream<T, A>(o + x + 2 * L, a2);
-    store_vec_stream<T, A>(o + x + 3 * L, a3);
+    vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
+    IMKERN_TAP_LOOP(K, LOAD)
+    store_vec_stream<T, A>(o + x, a0 + b0);
+    store_vec_stream<T, A>(o + x + L, a1 + b1);
+    store_vec_stream<T, A>(o + x + 2 * L, a2 + b2);
+    store_vec_stream<T, A>(o + x + 3 * L, a3 + b3);
   }
+#undef LOAD
+#undef KV
   if (x < n) {
     const A* rest[K];
     for (int i = 0; i < K; ++i) rest[i] = r[i] + x;
