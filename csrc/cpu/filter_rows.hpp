@@ -149,8 +149,50 @@ inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
   }
 }
 
+#if defined(__AVX512F__)
+// AVX-512, float, small interleaved taps ((K - 1) * C < 16): the shifted windows are built
+// from two aligned loads with valignd instead of K - 1 unaligned (cache-line-splitting) loads.
+// p must be 64-byte aligned (the padded rows are). Same products and order as hfilter_fixed.
+template <int K, int C>
+inline void hfilter_align512(const float* p, float* h, int64_t n, const float* k) {
+  static_assert((K - 1) * C < 16, "taps must fit in two vectors");
+  __m512 kv[K];
+  for (int j = 0; j < K; ++j) kv[j] = _mm512_set1_ps(k[j]);
+  int64_t x = 0;
+  __m512 cur = _mm512_load_ps(p);
+  // Full output vectors only. Their taps lie in p[x .. x + 15 + (K - 1) * C], inside the padded
+  // row; the load of p[x + 16 .. x + 31] may reach up to 16 floats past the row, which the row
+  // buffers have (thread_scratch keeps 64 spare bytes), and those lanes are never used.
+  for (; x + 16 <= n; x += 16) {
+    const __m512 nxt = _mm512_load_ps(p + x + 16);
+    const __m512i ci = _mm512_castps_si512(cur), ni = _mm512_castps_si512(nxt);
+    __m512 a = _mm512_mul_ps(kv[0], cur), b = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int j = 1; j < K; ++j) {
+      const __m512 v = _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, (j * C) & 15));
+      if (j & 1) b = _mm512_fmadd_ps(kv[j], v, b);
+      else a = _mm512_fmadd_ps(kv[j], v, a);
+    }
+    _mm512_storeu_ps(h + x, _mm512_add_ps(a, b));
+    cur = nxt;
+  }
+  if (x < n) hfilter_any(p + x, h + x, n - x, C, k, K);
+}
+#endif
+
 template <typename A>
 inline void hfilter(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same<A, float>::value) {
+    if ((reinterpret_cast<uintptr_t>(p) & 63) == 0) {
+      if (C == 3 && kw == 5) return hfilter_align512<5, 3>(p, h, n, k);
+      if (C == 3 && kw == 3) return hfilter_align512<3, 3>(p, h, n, k);
+      if (C == 1 && kw == 5) return hfilter_align512<5, 1>(p, h, n, k);
+      if (C == 1 && kw == 3) return hfilter_align512<3, 1>(p, h, n, k);
+      if (C == 1 && kw == 7) return hfilter_align512<7, 1>(p, h, n, k);
+    }
+  }
+#endif
   switch (kw) {
     case 3: return hfilter_fixed<3>(p, h, n, C, k);
     case 5: return hfilter_fixed<5>(p, h, n, C, k);
