@@ -39,7 +39,12 @@ inline float row_max(const float* x, int64_t n) {
   float m = -std::numeric_limits<float>::infinity();
   if (n >= L) {
     vf mv = simd::splat(m);
-    for (; i + L <= n; i += L) mv = vm::nanmax(mv, simd::loadu(x + i));
+    // Plain maximum (one vmaxps): a NaN element is skipped here but makes its exp term, hence
+    // the row sum and every output of the row, NaN anyway.
+    for (; i + L <= n; i += L) {
+      const vf v = simd::loadu(x + i);
+      mv = v > mv ? v : mv;
+    }
     for (int k = 0; k < L; ++k) m = vm::nanmax_s(m, mv[k]);
   }
   for (; i < n; ++i) m = vm::nanmax_s(m, x[i]);
@@ -59,7 +64,7 @@ inline float row_sum_exp(const float* x, float m, float* e, int64_t n) {
   const vf mv = simd::splat(m);
   int64_t i = 0;
   for (; i + L <= n; i += L) {
-    const vf t = vm::exp(simd::loadu(x + i) - mv);
+    const vf t = vm::exp_nonpos(simd::loadu(x + i) - mv);
     if (e) simd::storeu(e + i, t);
     acc += t;
   }
@@ -67,7 +72,7 @@ inline float row_sum_exp(const float* x, float m, float* e, int64_t n) {
     float buf[L];
     for (int k = 0; k < L; ++k) buf[k] = -std::numeric_limits<float>::infinity();
     std::memcpy(buf, x + i, sizeof(float) * (n - i));
-    vf t = vm::exp(simd::loadu(buf) - mv);
+    vf t = vm::exp_nonpos(simd::loadu(buf) - mv);
     for (int64_t k = n - i; k < L; ++k) t[k] = 0.0f;  // NaN-safe padding when m is inf
     if (e) {
       simd::storeu(buf, t);
@@ -91,7 +96,7 @@ inline double row_sum_exp(const double* x, double m, double* e, int64_t n) {
 
 // e[j] = exp(x[j] - m[j]).
 inline void exp_diff(const float* x, const float* m, float* e, int64_t n) {
-  vm::map2(x, m, e, n, [](vm::vf a, vm::vf b) { return vm::exp(a - b); });
+  vm::map2(x, m, e, n, [](vm::vf a, vm::vf b) { return vm::exp_nonpos(a - b); });
 }
 inline void exp_diff(const double* x, const double* m, double* e, int64_t n) {
   for (int64_t j = 0; j < n; ++j) e[j] = std::exp(x[j] - m[j]);
@@ -99,7 +104,7 @@ inline void exp_diff(const double* x, const double* m, double* e, int64_t n) {
 
 // y[i] = exp(x[i] - m) * scale - off.
 inline void exp_scaled(const float* x, float m, float scale, float off, float* y, int64_t n) {
-  vm::map1(x, y, n, [=](vm::vf v) { return vm::exp(v - m) * scale - off; });
+  vm::map1(x, y, n, [=](vm::vf v) { return vm::exp_nonpos(v - m) * scale - off; });
 }
 inline void exp_scaled(const double* x, double m, double scale, double off, double* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - m) * scale - off;

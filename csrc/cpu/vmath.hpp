@@ -64,6 +64,30 @@ inline vf exp(vf x) {
   return x != x ? x : res;
 }
 
+// exp(x) for x <= 0 (NaN and -inf allowed), as the reductions of softmax / cross entropy use
+// it: the same reduction and polynomial as exp, the 2^n scaling as 2^(n + 30) then 2^-30 (one
+// rounding for subnormal results), and no overflow / special-value selects: x is clamped at
+// -104 (exp(-104) rounds to 0, so -inf -> 0), NaN propagates through the arithmetic.
+inline vf exp_nonpos(vf x) {
+  const vf xc = x < -104.0f ? simd::splat(-104.0f) : x;
+  const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const vf t = xc * 1.44269504088896341f + magic;
+  const vf n = t - magic;
+  vf r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vf p = simd::splat(1.0f / 5040.0f);
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  // n (in [-150, 0]) sits in the low mantissa bits of t; 2^(n + 30) is built from its exponent.
+  const vf s = (vf)(((vi)t - (vi)magic + (127 + 30)) << 23);
+  return (p * s) * 0x1p-30f;
+}
+
 inline vf sigmoid(vf x) { return 1.0f / (1.0f + exp(-x)); }
 
 // tanh: the odd Taylor series to x^15 for |x| < 0.4 (truncation < 3e-10 relative), else
@@ -85,51 +109,55 @@ inline vf tanh(vf x) {
   return x < 0.0f ? -r : r;
 }
 
-// GELU (exact, erf form) in float32 lanes, within ~3 ulp of x * Phi(x) (Phi the standard normal
-// CDF). Two regions by t = |x|:
-//  * t < 0.75: Phi(x) = 0.5 + x P(x^2), P a degree-4 fit of (Phi(x) - 0.5) / x (relative error
-//    2.5e-9); 0.5 + x P cancels at most 1.2x there.
-//  * t >= 0.75: the upper tail Q(t) = Phi(-t) = exp(-t^2 / 2) R(t), R(t) = s G(s') with
-//    s = 1 / (t + 2) and G a degree-8 fit in s' = s A - B (the s-range mapped to [-1, 1];
-//    relative error 2.3e-8 on [0.75, 14.6]); gelu = x Q(t) for x < 0, x - x Q(t) for x > 0.
+// GELU (exact, erf form) in float32 lanes, within ~6 ulp of x Phi(x) (Phi the standard normal
+// CDF), and its derivative. One formula over the whole range, with t = |x|: the upper tail
+// Q(t) = Phi(-t) = exp(-t^2 / 2) R(t), R(t) = s G(s - s0), s = 1 / (t + 1.5), G a degree-11 fit
+// (relative error 2e-8 with float32 coefficients on [0, 14.6], s0 the middle of the s-range;
+// R within ~4 ulp as evaluated); Phi(x) = Q(t) for x < 0 and 1 - Q(t) for x >= 0, so gelu = x Q(t) resp. x - x Q(t)
+// and nothing cancels (x Q(t) <= x / 2).
 // exp(-t^2 / 2) is evaluated without the rounding of t^2: t = h + l with h on a 2^-8 grid
-// (h^2 / 2 exact in float32), -t^2 / 2 = -h^2 / 2 - l (h + l / 2), the exact part is
-// range-reduced exactly (Cody-Waite) and the small rest subtracted from the reduced argument.
-// The 2^n scaling comes last, in two steps, so subnormal results are rounded once.
-// t is clamped at 14.6 (gelu(-14.6) underflows to 0); gelu(+inf) = +inf, gelu(-inf) = NaN
-// (as torch and the float64 reference: -inf * 0), NaN propagates.
-inline void gelu_parts(vf x, vf& small, vf& r, vf& p, vf& s1, vf& s2, vf& xc) {
-  const vf ax = x < 0.0f ? -x : x;
+// (h^2 / 2 exact in float32), -t^2 / 2 = -h^2 / 2 - l (h + l / 2); the exact part is
+// range-reduced exactly (Cody-Waite), the small rest subtracted from the reduced argument, and
+// exp of that (|r| < 0.38) is the Taylor polynomial to degree 7.
+// The 2^n scaling is applied as 2^(n + 30) (normal for every n >= -154) and then 2^-30, so a
+// subnormal result is rounded once. t is clamped at 14.6 (gelu(-14.6) underflows to -0).
+// gelu(+inf) = +inf, gelu(-inf) = NaN (as torch and the float64 reference: -inf * 0); NaN
+// propagates through the arithmetic.
+struct GeluTail {
+  vf xc;  // x clamped to [-14.6, 14.6]
+  vf r;   // R(t)
+  vf p;   // exp(-t^2 / 2) = p * s1 * 2^-30
+  vf s1;
+};
+
+inline GeluTail gelu_tail(vf x) {
+  GeluTail o;
+  const vi sign = (vi)x & (int32_t)0x80000000;
+  const vf ax = (vf)((vi)x ^ sign);
   const vf t = ax > 14.6f ? simd::splat(14.6f) : ax;  // NaN stays NaN
-  xc = x < 0.0f ? -t : t;
-  // small region
-  const vf u = x * x;
-  vf q = simd::splat(1.0294056372011106e-04f);
-  q = q * u + -1.1812847795002973e-03f;
-  q = q * u + 9.972348733294169e-03f;
-  q = q * u + -6.649029490627442e-02f;
-  q = q * u + 3.9894227943272076e-01f;
-  small = 0.5f + x * q;
-  // R(t) = s G(s A - B)
-  const vf s = 1.0f / (t + 2.0f);
-  const vf sp = s * 6.5920577617328515f - 1.3971119133574006f;
-  vf g = simd::splat(9.846839467195934e-06f);
-  g = g * sp + -5.172829683633621e-05f;
-  g = g * sp + -1.984424472712701e-05f;
-  g = g * sp + 6.496948201099511e-04f;
-  g = g * sp + -8.349358481209264e-04f;
-  g = g * sp + -7.763613156868508e-03f;
-  g = g * sp + 1.666174014681132e-02f;
-  g = g * sp + 1.942386501946056e-01f;
-  g = g * sp + 6.227494420470907e-01f;
-  r = s * g;
-  // exp(-t^2 / 2) = p 2^n
+  o.xc = (vf)((vi)t | sign);
+  const vf s = 1.0f / (t + 1.5f);
+  const vf v = s - 0.36438924074172974f;  // G in powers of s - s0 (s0 mid-range)
+  vf g = simd::splat(-25.49384307861328f);
+  g = g * v + 18.29363441467285f;
+  g = g * v + 1.8251562118530273f;
+  g = g * v + -7.146036624908447f;
+  g = g * v + 4.184653282165527f;
+  g = g * v + -0.6781921982765198f;
+  g = g * v + -1.193090558052063f;
+  g = g * v + 1.2584822177886963f;
+  g = g * v + -0.31590813398361206f;
+  g = g * v + -0.5545215606689453f;
+  g = g * v + 0.5519262552261353f;
+  g = g * v + 0.6350067257881165f;
+  o.r = s * g;
   const vf grid = simd::splat(49152.0f);  // 1.5 * 2^15: t + grid rounds t to a multiple of 2^-8
   const vf h = (t + grid) - grid;
   const vf l = t - h;
-  const vf a = h * h * -0.5f;  // exact: h has at most 12 significant bits
-  const vf magic = simd::splat(12582912.0f);
-  const vf nf = (a * 1.44269504088896341f + magic) - magic;
+  const vf a = (h * -0.5f) * h;  // exact: h has at most 12 significant bits
+  const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
+  const vf fl = a * 1.44269504088896341f + magic;
+  const vf nf = fl - magic;
   vf rr = a - nf * 0.693359375f;  // exact
   rr = rr - nf * -2.12194440e-4f;
   rr = rr - l * (h + 0.5f * l);
@@ -141,37 +169,30 @@ inline void gelu_parts(vf x, vf& small, vf& r, vf& p, vf& s1, vf& s2, vf& xc) {
   e = e * rr + 0.5f;
   e = e * rr + 1.0f;
   e = e * rr + 1.0f;
-  p = e;
-  const vi ni = __builtin_convertvector(nf, vi);
-  const vi n1 = ni / 2, n2 = ni - n1;
-  s1 = (vf)((n1 + 127) << 23);
-  s2 = (vf)((n2 + 127) << 23);
+  o.p = e;
+  // n from the bits of fl (n in its low mantissa bits); 2^(n + 30) from the exponent field.
+  o.s1 = (vf)(((vi)fl - (vi)magic + (127 + 30)) << 23);
+  return o;
 }
 
 inline vf gelu(vf x) {
-  vf small, r, p, s1, s2, xc;
-  gelu_parts(x, small, r, p, s1, s2, xc);
-  const vf xq = ((xc * r * p) * s1) * s2;  // x Q(|x|)
-  const vf big = x < 0.0f ? xq : x - xq;
-  const vf ax = x < 0.0f ? -x : x;
-  vf res = ax < 0.75f ? x * small : big;
-  res = x == -std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
-  return x != x ? x : res;
+  const GeluTail q = gelu_tail(x);
+  const vf xq = (((q.xc * q.r) * q.p) * q.s1) * 0x1p-30f;  // x Q(|x|), |x| clamped
+  const vf res = x < 0.0f ? xq : x - xq;
+  return x == -std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
 }
 
-// d gelu / dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi), with the parts of gelu;
-// the float64 reference gives NaN at +-inf (inf * 0), so does this.
+// d gelu / dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi):
+// E (R - t / sqrt(2 pi)) for x < 0, 1 + E (t / sqrt(2 pi) - R) for x >= 0, E = exp(-t^2 / 2).
+// The float64 reference gives NaN at +-inf (inf * 0); so does this.
 inline vf gelu_grad(vf x) {
-  vf small, r, p, s1, s2, xc;
-  gelu_parts(x, small, r, p, s1, s2, xc);
+  const GeluTail q = gelu_tail(x);
+  const vf xk = q.xc * 0.3989422804014327f;
+  const vf v = x < 0.0f ? q.r + xk : xk - q.r;
+  const vf ek = ((v * q.p) * q.s1) * 0x1p-30f;
+  const vf res = x < 0.0f ? ek : 1.0f + ek;
   const vf ax = x < 0.0f ? -x : x;
-  const vf xk = xc * 0.3989422804014327f;
-  const auto is_small = ax < 0.75f;
-  const vf v = is_small ? xk : (x < 0.0f ? r + xk : xk - r);
-  const vf ek = ((v * p) * s1) * s2;
-  vf res = is_small ? small + ek : (x < 0.0f ? ek : 1.0f + ek);
-  res = ax == std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
-  return x != x ? x : res;
+  return ax == std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
 }
 
 // Native float64 lanes (for float32 math evaluated in double precision), and the float32
