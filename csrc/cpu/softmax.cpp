@@ -1,13 +1,17 @@
 // Softmax / log-softmax over one axis and cross entropy with class-index targets (compiled
 // per ISA).
 //
-// Softmax of an (outer, c, inner) array along c, three passes over each slice: the
-// NaN-propagating maximum M, then e = exp(x - M) and its sum S (stored for softmax), then
-// y = e / S (softmax) or y = x - M - log S (log-softmax). Max subtraction keeps every exp in
-// (0, 1], so large logits never overflow. Bytes/element: 2 * sizeof(T) (the slice stays in
-// cache between passes); FLOPs/element ~25 (one exp).
+// Softmax of an (outer, c, inner) array along c, three passes over each slice: the maximum M,
+// then e = exp(x - M) and its sum S, then y = e / S (softmax) or y = x - M - log S
+// (log-softmax). Max subtraction keeps every exp in (0, 1], so large logits never overflow;
+// exps come from vm::exp_nonpos (no overflow handling needed). NaN: a NaN logit makes its exp
+// term, the sum and so the whole slice NaN (the float32 row maximum skips NaN: one vmaxps).
+// Bytes/element: 2 * sizeof(T) (the slice stays in cache between passes); FLOPs/element ~20
+// (one exp).
 // Layouts: inner == 1 (softmax over the last axis) runs along contiguous rows with
-// simd::vec_t<float> and vm::exp; inner > 1 processes blocks of up to 256 contiguous inner
+// simd::vec_t<float>, the next row prefetched during the exp pass; float32 softmax rows of up
+// to 8192 keep e in a per-chunk scratch row and stream y = e / S out with non-temporal stores
+// (no read-for-ownership of y). inner > 1 processes blocks of up to 256 contiguous inner
 // positions at once, the c loop outermost, so the loads are contiguous too.
 // Cross entropy: per element (n, s) the log-sum-exp L, the target logit x_t and (for label
 // smoothing eps) the logit sum; loss = L - (1 - eps) x_t - eps / C * sum_c x_c, 0 where the
@@ -19,7 +23,12 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "imkern/nn_ops.hpp"
 #include "imkern/parallel.hpp"
@@ -56,14 +65,21 @@ inline double row_max(const double* x, int64_t n) {
   return m;
 }
 
-// Returns sum_i exp(x[i] - m); stores the terms into e when e is not null.
-inline float row_sum_exp(const float* x, float m, float* e, int64_t n) {
+// Returns sum_i exp(x[i] - m); stores the terms into e when e is not null. pf_x / pf_e (the
+// next row, or null) are prefetched alongside, so the next row's loads overlap this row's exps.
+inline float row_sum_exp(const float* x, float m, float* e, int64_t n, const float* pf_x = nullptr,
+                         const float* pf_e = nullptr) {
   using vm::vf;
   constexpr int L = vm::LF;
   vf acc = simd::splat(0.0f);
   const vf mv = simd::splat(m);
   int64_t i = 0;
+  constexpr int kLine = 64 / sizeof(float);
   for (; i + L <= n; i += L) {
+    if (i % kLine == 0) {
+      if (pf_x) __builtin_prefetch(pf_x + i, 0, 3);
+      if (pf_e) __builtin_prefetch(pf_e + i, 1, 3);
+    }
     const vf t = vm::exp_nonpos(simd::loadu(x + i) - mv);
     if (e) simd::storeu(e + i, t);
     acc += t;
@@ -84,7 +100,8 @@ inline float row_sum_exp(const float* x, float m, float* e, int64_t n) {
   for (int k = 0; k < L; ++k) s += acc[k];
   return s;
 }
-inline double row_sum_exp(const double* x, double m, double* e, int64_t n) {
+inline double row_sum_exp(const double* x, double m, double* e, int64_t n, const double* = nullptr,
+                          const double* = nullptr) {
   double s = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     const double t = std::exp(x[i] - m);
@@ -110,20 +127,75 @@ inline void exp_scaled(const double* x, double m, double scale, double off, doub
   for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - m) * scale - off;
 }
 
+// y[i] = e[i] * inv; the 64-byte-aligned middle of y (a whole vector per store where the ISA
+// has one of 32 or 64 bytes) is written with non-temporal stores: the output row is not read
+// back here, and skipping its read-for-ownership saves a third of the memory traffic. The
+// values are the same bits as plain stores. Callers end their chunk with an sfence.
+inline void scale_store_stream(const float* e, float inv, float* y, int64_t n) {
+#if defined(__AVX512F__) || defined(__AVX__)
+#if defined(__AVX512F__)
+  constexpr int64_t W = 16;
+#else
+  constexpr int64_t W = 8;
+#endif
+  int64_t i = 0;
+  const int64_t head = static_cast<int64_t>(((W * 4) - (reinterpret_cast<uintptr_t>(y) & (W * 4 - 1))) & (W * 4 - 1)) / 4;
+  if ((reinterpret_cast<uintptr_t>(y) & 3) == 0 && n >= head + W) {
+    for (; i < head; ++i) y[i] = e[i] * inv;
+    for (; i + W <= n; i += W) {
+#if defined(__AVX512F__)
+      _mm512_stream_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(e + i), _mm512_set1_ps(inv)));
+#else
+      _mm256_stream_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(e + i), _mm256_set1_ps(inv)));
+#endif
+    }
+  }
+  for (; i < n; ++i) y[i] = e[i] * inv;
+#else
+  for (int64_t i = 0; i < n; ++i) y[i] = e[i] * inv;
+#endif
+}
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+constexpr int64_t kStreamRowMax = 8192;  // rows up to this many floats go through an L1/L2 scratch
+
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t C, bool log) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (!log && C <= kStreamRowMax) {
+      // exp(x - M) into a per-chunk scratch row, then y = e / S streamed out.
+      const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
+      parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+        std::vector<float> e(static_cast<size_t>(C));
+        for (int64_t r = r0; r < r1; ++r) {
+          const float* xr = x + r * C;
+          const float m = row_max(xr, C);
+          const float s = row_sum_exp(xr, m, e.data(), C, r + 1 < r1 ? xr + C : nullptr);
+          scale_store_stream(e.data(), 1.0f / s, y + r * C, C);
+        }
+        stream_fence();
+      });
+      return;
+    }
+  }
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * C;
       T* yr = y + r * C;
       const T m = row_max(xr, C);
+      const T* pfx = r + 1 < r1 ? xr + C : nullptr;
+      T* pfy = r + 1 < r1 ? yr + C : nullptr;
       if (log) {
-        const T s = row_sum_exp(xr, m, static_cast<T*>(nullptr), C);
+        const T s = row_sum_exp(xr, m, static_cast<T*>(nullptr), C, pfx, pfy);
         const T ls = std::log(s);
         for (int64_t i = 0; i < C; ++i) yr[i] = xr[i] - m - ls;
       } else {
-        const T s = row_sum_exp(xr, m, yr, C);
+        const T s = row_sum_exp(xr, m, yr, C, pfx, pfy);
         const T inv = T(1) / s;
         for (int64_t i = 0; i < C; ++i) yr[i] *= inv;
       }
@@ -190,7 +262,7 @@ void ce_blocks(const T* x, int64_t N, int64_t C, int64_t S, bool need_sumx, F&& 
       for (int64_t r = r0; r < r1; ++r) {
         const T* xr = x + r * C;
         T m = row_max(xr, C);
-        T s = row_sum_exp(xr, m, static_cast<T*>(nullptr), C);
+        T s = row_sum_exp(xr, m, static_cast<T*>(nullptr), C, r + 1 < r1 ? xr + C : nullptr);
         T sx = 0;
         if (need_sumx)
           for (int64_t c = 0; c < C; ++c) sx += xr[c];

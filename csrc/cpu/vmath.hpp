@@ -1,5 +1,6 @@
 // Vectorizable math for the nn kernels (compiled per ISA): float32 exp / sigmoid / tanh as
-// polynomials on simd::vec_t<float> (within ~1-2 ulp), and helpers that apply a vector
+// polynomials on simd::vec_t<float> (within ~1-2 ulp), exp_nonpos (exp for x <= 0, softmax),
+// gelu / gelu_grad (within ~6 ulp, float32 lanes throughout), and helpers that apply a vector
 // function over an array with the tail padded into one vector, so every element (tail
 // included) goes through the same code and gets the same bits.
 #pragma once
@@ -10,8 +11,6 @@
 
 #include "simd.hpp"
 
-// The wide float64 lanes (vd) are only passed between inlined functions of one ISA.
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -65,8 +64,9 @@ inline vf exp(vf x) {
 }
 
 // exp(x) for x <= 0 (NaN and -inf allowed), as the reductions of softmax / cross entropy use
-// it: the same reduction and polynomial as exp, the 2^n scaling as 2^(n + 30) then 2^-30 (one
-// rounding for subnormal results), and no overflow / special-value selects: x is clamped at
+// it: the same reduction as exp, a degree-6 polynomial (one FMA less, as accurate) scaled by
+// 2^-30 in its coefficients, times 2^(n + 30) (normal for n >= -150; one rounding for
+// subnormal results), and no overflow / special-value selects: x is clamped at
 // -104 (exp(-104) rounds to 0, so -inf -> 0), NaN propagates through the arithmetic.
 inline vf exp_nonpos(vf x) {
   const vf xc = x < -104.0f ? simd::splat(-104.0f) : x;
@@ -75,17 +75,18 @@ inline vf exp_nonpos(vf x) {
   const vf n = t - magic;
   vf r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
-  vf p = simd::splat(1.0f / 5040.0f);
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  // 2^-30 exp(r) = 2^-30 (1 + r + r^2 q(r)), q a degree-4 fit (relative error 4.7e-9 for
+  // |r| <= ln2 / 2); the coefficients carry the (exact) 2^-30.
+  vf p = simd::splat(0x1p-30f * 1.3813143596053123e-3f);
+  p = p * r + 0x1p-30f * 8.369418792426586e-3f;
+  p = p * r + 0x1p-30f * 4.166845604777336e-2f;
+  p = p * r + 0x1p-30f * 1.6666515171527863e-1f;
+  p = p * r + 0x1p-30f * 4.999999403953552e-1f;
+  p = p * r + 0x1p-30f;
+  p = p * r + 0x1p-30f;
   // n (in [-150, 0]) sits in the low mantissa bits of t; 2^(n + 30) is built from its exponent.
   const vf s = (vf)(((vi)t - (vi)magic + (127 + 30)) << 23);
-  return (p * s) * 0x1p-30f;
+  return p * s;
 }
 
 inline vf sigmoid(vf x) { return 1.0f / (1.0f + exp(-x)); }
@@ -119,14 +120,14 @@ inline vf tanh(vf x) {
 // (h^2 / 2 exact in float32), -t^2 / 2 = -h^2 / 2 - l (h + l / 2); the exact part is
 // range-reduced exactly (Cody-Waite), the small rest subtracted from the reduced argument, and
 // exp of that (|r| < 0.38) is the Taylor polynomial to degree 7.
-// The 2^n scaling is applied as 2^(n + 30) (normal for every n >= -154) and then 2^-30, so a
-// subnormal result is rounded once. t is clamped at 14.6 (gelu(-14.6) underflows to -0).
+// The 2^n scaling is applied as 2^(n + 30) (normal for every n >= -154) to the polynomial
+// scaled by 2^-30 (in its coefficients, exactly), so a subnormal result is rounded once. t is clamped at 14.6 (gelu(-14.6) underflows to -0).
 // gelu(+inf) = +inf, gelu(-inf) = NaN (as torch and the float64 reference: -inf * 0); NaN
 // propagates through the arithmetic.
 struct GeluTail {
   vf xc;  // x clamped to [-14.6, 14.6]
   vf r;   // R(t)
-  vf p;   // exp(-t^2 / 2) = p * s1 * 2^-30
+  vf p;   // 2^-30 exp(rr): exp(-t^2 / 2) = p * s1
   vf s1;
 };
 
@@ -161,14 +162,15 @@ inline GeluTail gelu_tail(vf x) {
   vf rr = a - nf * 0.693359375f;  // exact
   rr = rr - nf * -2.12194440e-4f;
   rr = rr - l * (h + 0.5f * l);
-  vf e = simd::splat(1.0f / 5040.0f);
-  e = e * rr + 1.0f / 720.0f;
-  e = e * rr + 1.0f / 120.0f;
-  e = e * rr + 1.0f / 24.0f;
-  e = e * rr + 1.0f / 6.0f;
-  e = e * rr + 0.5f;
-  e = e * rr + 1.0f;
-  e = e * rr + 1.0f;
+  constexpr float k = 0x1p-30f;  // carried by the coefficients (exact)
+  vf e = simd::splat(k / 5040.0f);
+  e = e * rr + k / 720.0f;
+  e = e * rr + k / 120.0f;
+  e = e * rr + k / 24.0f;
+  e = e * rr + k / 6.0f;
+  e = e * rr + k * 0.5f;
+  e = e * rr + k;
+  e = e * rr + k;
   o.p = e;
   // n from the bits of fl (n in its low mantissa bits); 2^(n + 30) from the exponent field.
   o.s1 = (vf)(((vi)fl - (vi)magic + (127 + 30)) << 23);
@@ -177,7 +179,7 @@ inline GeluTail gelu_tail(vf x) {
 
 inline vf gelu(vf x) {
   const GeluTail q = gelu_tail(x);
-  const vf xq = (((q.xc * q.r) * q.p) * q.s1) * 0x1p-30f;  // x Q(|x|), |x| clamped
+  const vf xq = ((q.xc * q.r) * q.p) * q.s1;  // x Q(|x|), |x| clamped
   const vf res = x < 0.0f ? xq : x - xq;
   return x == -std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
 }
@@ -189,107 +191,10 @@ inline vf gelu_grad(vf x) {
   const GeluTail q = gelu_tail(x);
   const vf xk = q.xc * 0.3989422804014327f;
   const vf v = x < 0.0f ? q.r + xk : xk - q.r;
-  const vf ek = ((v * q.p) * q.s1) * 0x1p-30f;
+  const vf ek = (v * q.p) * q.s1;
   const vf res = x < 0.0f ? ek : 1.0f + ek;
   const vf ax = x < 0.0f ? -x : x;
   return ax == std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
-}
-
-// Native float64 lanes (for float32 math evaluated in double precision), and the float32
-// vector with as many lanes. Oversized generic vectors are avoided: GCC lowers their
-// selects element by element.
-using vd = vec_t<double>;
-using vl = vec_t<int64_t>;
-constexpr int LD = Vec<double>::lanes;
-using vfh = vecn_t<float, LD>;
-
-// y[i] = f(x[i]) on float32 data with f computed on float64 lanes (LD at a time; the tail
-// padded with zeros into one vector).
-template <typename F>
-inline void map1_d(const float* x, float* y, int64_t n, F&& f) {
-  auto one = [&](const float* src, float* dst) {
-    vfh h;
-    std::memcpy(&h, src, sizeof(h));
-    const vfh r = __builtin_convertvector(f(__builtin_convertvector(h, vd)), vfh);
-    std::memcpy(dst, &r, sizeof(r));
-  };
-  int64_t i = 0;
-  for (; i + LD <= n; i += LD) one(x + i, y + i);
-  if (i < n) {
-    float buf[LD] = {};
-    std::memcpy(buf, x + i, sizeof(float) * (n - i));
-    one(buf, buf);
-    std::memcpy(y + i, buf, sizeof(float) * (n - i));
-  }
-}
-
-// y[i] = f(a[i], b[i]) likewise.
-template <typename F>
-inline void map2_d(const float* a, const float* b, float* y, int64_t n, F&& f) {
-  auto one = [&](const float* pa, const float* pb, float* dst) {
-    vfh ha, hb;
-    std::memcpy(&ha, pa, sizeof(ha));
-    std::memcpy(&hb, pb, sizeof(hb));
-    const vfh r = __builtin_convertvector(f(__builtin_convertvector(ha, vd), __builtin_convertvector(hb, vd)), vfh);
-    std::memcpy(dst, &r, sizeof(r));
-  };
-  int64_t i = 0;
-  for (; i + LD <= n; i += LD) one(a + i, b + i, y + i);
-  if (i < n) {
-    float ba[LD] = {}, bb[LD] = {};
-    std::memcpy(ba, a + i, sizeof(float) * (n - i));
-    std::memcpy(bb, b + i, sizeof(float) * (n - i));
-    one(ba, bb, ba);
-    std::memcpy(y + i, ba, sizeof(float) * (n - i));
-  }
-}
-
-// exp in float64 lanes for arguments clamped to [-700, 700] (relative error ~1e-11: the
-// Taylor polynomial to degree 9 after Cody-Waite reduction); NaN propagates. Used where a
-// float32 result needs an exp computed with margin.
-inline vd exp_d(vd x) {
-  const vd xc = x < -700.0 ? vd{} - 700.0 : (x > 700.0 ? vd{} + 700.0 : x);
-  const vd magic = vd{} + 6755399441055744.0;  // 1.5 * 2^52
-  const vd t = xc * 1.4426950408889634074 + magic;  // round(x / ln2) in the low mantissa bits
-  const vd n = t - magic;
-  vd r = xc - n * 6.93147180369123816490e-01;
-  r = r - n * 1.90821492927058770002e-10;
-  vd p = vd{} + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  // n as an integer without a float->int64 conversion (none before AVX-512DQ): the bit
-  // patterns of t and magic differ by exactly n.
-  const vd s = (vd)(((vl)t - (vl)magic + 1023) << 52);
-  const vd res = p * s;
-  return x != x ? x : res;
-}
-
-// erfc(z) in float64 lanes with relative error < 1.2e-7 everywhere (the Chebyshev-fitted
-// form t * exp(-z^2 + P(t)), t = 1 / (1 + z / 2), of Numerical Recipes' erfcc), reflected
-// for z < 0 as 2 - erfc(-z). Enough for float32 results within ~2 ulp.
-inline vd erfc_d(vd z) {
-  const vd az = z < 0.0 ? -z : z;
-  const vd t = 1.0 / (1.0 + 0.5 * az);
-  vd p = vd{} + 0.17087277;
-  p = p * t + -0.82215223;
-  p = p * t + 1.48851587;
-  p = p * t + -1.13520398;
-  p = p * t + 0.27886807;
-  p = p * t + -0.18628806;
-  p = p * t + 0.09678418;
-  p = p * t + 0.37409196;
-  p = p * t + 1.00002368;
-  p = p * t + -1.26551223;
-  const vd r = t * exp_d(-az * az + p);
-  const vd res = z < 0.0 ? 2.0 - r : r;
-  return z != z ? z : res;
 }
 
 // NaN-propagating running maximum: v replaces m when v > m or v is NaN (torch's rule).
