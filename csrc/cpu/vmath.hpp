@@ -11,6 +11,10 @@
 
 #include "simd.hpp"
 
+#if defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -116,14 +120,30 @@ inline vf tanh(vf x) {
 // (relative error 2e-8 with float32 coefficients on [0, 14.6], s0 the middle of the s-range;
 // R within ~4 ulp as evaluated); Phi(x) = Q(t) for x < 0 and 1 - Q(t) for x >= 0, so gelu = x Q(t) resp. x - x Q(t)
 // and nothing cancels (x Q(t) <= x / 2).
-// exp(-t^2 / 2) is evaluated without the rounding of t^2: t = h + l with h on a 2^-8 grid
-// (h^2 / 2 exact in float32), -t^2 / 2 = -h^2 / 2 - l (h + l / 2); the exact part is
-// range-reduced exactly (Cody-Waite), the small rest subtracted from the reduced argument, and
-// exp of that (|r| < 0.38) is the Taylor polynomial to degree 7.
+// exp(-t^2 / 2) is evaluated without the rounding of t^2: with FMA, t^2 = sq + e2 exactly
+// (e2 = fma(t, t, -sq)); without, t = h + l with h on a 2^-8 grid (h^2 / 2 exact in float32)
+// and -t^2 / 2 = -h^2 / 2 - l (h + l / 2). The exact part is range-reduced exactly
+// (Cody-Waite), the small rest subtracted from the reduced argument, and exp of that is a
+// degree-6 fit (|r| <= ln2 / 2, FMA) or the Taylor polynomial to degree 7 (|r| < 0.38).
 // The 2^n scaling is applied as 2^(n + 30) (normal for every n >= -154) to the polynomial
 // scaled by 2^-30 (in its coefficients, exactly), so a subnormal result is rounded once. t is clamped at 14.6 (gelu(-14.6) underflows to -0).
 // gelu(+inf) = +inf, gelu(-inf) = NaN (as torch and the float64 reference: -inf * 0); NaN
 // propagates through the arithmetic.
+#if defined(__FMA__)
+// a * b - c with one rounding (V: vf; a template so only its own width is instantiated).
+template <typename V>
+inline V fmsub(V a, V b, V c) {
+  if constexpr (sizeof(V) == 16) {
+    return (V)_mm_fmsub_ps((__m128)a, (__m128)b, (__m128)c);
+  } else if constexpr (sizeof(V) == 32) {
+    return (V)_mm256_fmsub_ps((__m256)a, (__m256)b, (__m256)c);
+  } else {
+    static_assert(sizeof(V) == 64, "fmsub: vector width");
+    return (V)_mm512_fmsub_ps((__m512)a, (__m512)b, (__m512)c);
+  }
+}
+#endif
+
 struct GeluTail {
   vf xc;  // x clamped to [-14.6, 14.6]
   vf r;   // R(t)
@@ -152,17 +172,37 @@ inline GeluTail gelu_tail(vf x) {
   g = g * v + 0.5519262552261353f;
   g = g * v + 0.6350067257881165f;
   o.r = s * g;
-  const vf grid = simd::splat(49152.0f);  // 1.5 * 2^15: t + grid rounds t to a multiple of 2^-8
-  const vf h = (t + grid) - grid;
-  const vf l = t - h;
-  const vf a = (h * -0.5f) * h;  // exact: h has at most 12 significant bits
   const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
+  constexpr float k = 0x1p-30f;  // carried by the exp coefficients (exact)
+#if defined(__FMA__)
+  // t^2 = sq + e2 exactly (fused multiply-subtract), -sq / 2 range-reduced exactly.
+  const vf sq = t * t;
+  const vf e2 = fmsub(t, t, sq);
+  const vf a = sq * -0.5f;
   const vf fl = a * 1.44269504088896341f + magic;
   const vf nf = fl - magic;
   vf rr = a - nf * 0.693359375f;  // exact
   rr = rr - nf * -2.12194440e-4f;
-  rr = rr - l * (h + 0.5f * l);
-  constexpr float k = 0x1p-30f;  // carried by the coefficients (exact)
+  rr = rr - 0.5f * e2;  // |rr| <= ln2 / 2 (+ 1e-5)
+  // 1 + r + r^2 q(r), the degree-6 fit of exp_nonpos
+  vf e = simd::splat(k * 1.3813143596053123e-3f);
+  e = e * rr + k * 8.369418792426586e-3f;
+  e = e * rr + k * 4.166845604777336e-2f;
+  e = e * rr + k * 1.6666515171527863e-1f;
+  e = e * rr + k * 4.999999403953552e-1f;
+  e = e * rr + k;
+  e = e * rr + k;
+#else
+  // No fused multiply-add: t = h + l with h on a 2^-8 grid, h^2 / 2 exact.
+  const vf grid = simd::splat(49152.0f);  // 1.5 * 2^15: t + grid rounds t to a multiple of 2^-8
+  const vf h = (t + grid) - grid;
+  const vf l = t - h;
+  const vf a = (h * -0.5f) * h;  // exact: h has at most 12 significant bits
+  const vf fl = a * 1.44269504088896341f + magic;
+  const vf nf = fl - magic;
+  vf rr = a - nf * 0.693359375f;  // exact
+  rr = rr - nf * -2.12194440e-4f;
+  rr = rr - l * (h + 0.5f * l);  // |rr| < 0.38
   vf e = simd::splat(k / 5040.0f);
   e = e * rr + k / 720.0f;
   e = e * rr + k / 120.0f;
@@ -171,6 +211,7 @@ inline GeluTail gelu_tail(vf x) {
   e = e * rr + k * 0.5f;
   e = e * rr + k;
   e = e * rr + k;
+#endif
   o.p = e;
   // n from the bits of fl (n in its low mantissa bits); 2^(n + 30) from the exponent field.
   o.s1 = (vf)(((vi)fl - (vi)magic + (127 + 30)) << 23);
