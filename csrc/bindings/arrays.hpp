@@ -32,6 +32,14 @@ inline DType dtype_of(const py::array& a, const char* name) {
                        std::string(py::str(dt)));
 }
 
+// float32 / float64 only (the nn kernels on the CPU).
+inline DType float_dtype(const py::array& a, const char* name) {
+  const py::dtype dt = a.dtype();
+  if (dt.kind() == 'f' && dt.itemsize() == 4) return DType::f32;
+  if (dt.kind() == 'f' && dt.itemsize() == 8) return DType::f64;
+  throw py::type_error(std::string(name) + ": expected float32 or float64, got " + std::string(py::str(dt)));
+}
+
 inline int64_t elem_stride(const py::array& a, int axis, const char* name) {
   const int64_t st = a.strides(axis), it = a.itemsize();
   if (st % it != 0)

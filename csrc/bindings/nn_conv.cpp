@@ -19,13 +19,6 @@ using imkern::Conv2dShape;
 
 namespace {
 
-DType float_dtype(const py::array& a, const char* name) {
-  const py::dtype dt = a.dtype();
-  if (dt.kind() == 'f' && dt.itemsize() == 4) return DType::f32;
-  if (dt.kind() == 'f' && dt.itemsize() == 8) return DType::f64;
-  throw py::type_error(std::string(name) + ": expected float32 or float64, got " + std::string(py::str(dt)));
-}
-
 std::string shape_str(const py::array& a) {
   std::string s = "(";
   for (int i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));

@@ -20,13 +20,6 @@ using imkern::Reduction;
 
 namespace {
 
-DType float_dtype(const py::array& a, const char* name) {
-  const py::dtype dt = a.dtype();
-  if (dt.kind() == 'f' && dt.itemsize() == 4) return DType::f32;
-  if (dt.kind() == 'f' && dt.itemsize() == 8) return DType::f64;
-  throw py::type_error(std::string(name) + ": expected float32 or float64, got " + std::string(py::str(dt)));
-}
-
 void check_contig(const py::array& a, const char* name) {
   if (!(a.flags() & py::array::c_style))
     throw std::invalid_argument(std::string(name) + ": must be C-contiguous (internal layout error)");
