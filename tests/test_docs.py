@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["imkern.filters", "imkern.nn._conv", "imkern.nn._pool", "imkern.nn._act", "imkern.nn._norm"]
+MODULES = ["imkern.filters", "imkern.nn._conv", "imkern.nn._pool", "imkern.nn._act", "imkern.nn._norm", "imkern.nn.layers"]
 
 
 @pytest.mark.parametrize("name", MODULES)
