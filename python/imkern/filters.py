@@ -67,7 +67,8 @@ def _kernel1d(kernel, name) -> np.ndarray:
     return np.ascontiguousarray(k)
 
 
-def _device_weights(k: np.ndarray, image, dt):
+def _device_weights(k: np.ndarray, dt):
+    """The kernel as a device array of the accumulation type (on the current device and stream)."""
     import cupy
 
     return cupy.asarray(k.astype(_acc_dtype(dt)).ravel())
@@ -82,7 +83,7 @@ def _correlate(image, k: np.ndarray, ay: int, ax: int, border: str, cval: float,
         _core.correlate(src, dst, k, ay, ax, b, cval)
 
     def cuda(code, src, dst, stream):
-        w = _device_weights(k, src, src.dtype)
+        w = _device_weights(k, src.dtype)
         _core.cuda_correlate(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
                              w.data.ptr, kh, kw, ay, ax, b, cval, stream)
 
@@ -144,8 +145,8 @@ def _sep(image, ky: np.ndarray, kx: np.ndarray, border: str, cval: float, out):
         _core.sep_filter(src, dst, ky, ay, kx, ax, b, cval)
 
     def cuda(code, src, dst, stream):
-        wy = _device_weights(ky, src, src.dtype)
-        wx = _device_weights(kx, src, src.dtype)
+        wy = _device_weights(ky, src.dtype)
+        wx = _device_weights(kx, src.dtype)
         _core.cuda_sep_filter(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
                               wy.data.ptr, kh, ay, wx.data.ptr, kw, ax, b, cval, stream)
 
