@@ -121,6 +121,47 @@ inline void convert_row(const T* src, A* dst, int64_t n) {
   for (; i < n; ++i) dst[i] = static_cast<A>(src[i]);
 }
 
+// Columns [x0 - left, x1 + right) of a source row (w pixels of c channels), converted to the
+// accumulator type, into dst; out-of-image pixels by the border rule. `row` null: all cval.
+template <typename T, typename A>
+inline void load_padded_segment(const T* row, A* dst, int64_t w, int64_t c, int64_t x0, int64_t x1,
+                                int64_t left, int64_t right, Border border, A cval) {
+  const int64_t first = x0 - left, last = x1 + right;  // pixel range, exclusive end
+  if (!row) {
+    std::fill(dst, dst + (last - first) * c, cval);
+    return;
+  }
+  const int64_t in0 = first > 0 ? first : 0, in1 = last < w ? last : w;
+  if (in1 > in0) convert_row(row + in0 * c, dst + (in0 - first) * c, (in1 - in0) * c);
+  for (int64_t x = first; x < last; ++x) {
+    if (x >= 0 && x < w) {
+      x = in1 - 1;  // skip the interior (already converted)
+      continue;
+    }
+    const int64_t sx = border_index(x, w, border);
+    A* d = dst + (x - first) * c;
+    for (int64_t ch = 0; ch < c; ++ch) d[ch] = sx < 0 ? cval : static_cast<A>(row[sx * c + ch]);
+  }
+}
+
+// Ask for n elements at p ahead of use: source rows are read in short strips, too short for
+// the hardware prefetcher to ramp up, so the filters prefetch the row they will need next.
+template <typename T>
+inline void prefetch_span(const T* p, int64_t n) {
+  const char* c = reinterpret_cast<const char*>(p);
+  const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+}
+
+// Column strip width (in pixels) for the row-ring filters: wide enough to amortize the halo,
+// narrow enough that the ring of `ring_rows` rows stays in L1 (small kernels) or L2 (large).
+inline int64_t strip_pixels(int64_t w, int64_t c, int ring_rows, size_t acc_size) {
+  const int64_t budget = ring_rows <= 8 ? (32 << 10) : (1 << 20);
+  int64_t px = budget / (static_cast<int64_t>(acc_size) * (ring_rows + 1) * c);
+  px = px < 64 ? 64 : px;
+  return px >= w ? w : px;
+}
+
 // Store n accumulator values as T (see to_output / store_vec).
 template <typename T, typename A>
 inline void store_row(const A* acc, T* dst, int64_t n) {
