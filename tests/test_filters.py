@@ -232,6 +232,56 @@ def test_threads_do_not_change_results(rng):
             np.testing.assert_array_equal(a, b)
 
 
+def _streaming_shape(c, itemsize):
+    """An image shape whose input + output exceed the L3 (the streaming-store path), or None
+    when that would be too large for a quick test."""
+    need = imkern.info()["cpu_l3_bytes"] // 2 + (1 << 20)
+    if need > (96 << 20):
+        return None
+    w = 1037  # odd width: row starts at every alignment
+    return (-(-need // (w * c * itemsize)), w, c)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_large_output_streaming_stores(rng, dtype):
+    """Outputs too large for the caches are written with non-temporal stores from the first
+    aligned element of each row on: check rows at the top, bottom and middle against the
+    reference (computed on bands), and that the result does not depend on the alignment of
+    `out` (a view starting 1 element in)."""
+    shape = _streaming_shape(3, np.dtype(dtype).itemsize)
+    if shape is None:
+        pytest.skip("the L3 cache is too large for a quick streaming test")
+    x = random_array(rng, shape, dtype)
+    h = shape[0]
+    for ksize, sigma in (((5, 5), 1.0), ((3, 7), 1.5)):
+        got = F.gaussian(x, sigma, ksize=ksize, border="reflect")
+        ry = ksize[0] // 2
+        # top and bottom bands touch the real border; the middle band drops its halo rows
+        assert_close(got[:20], R.gaussian(x[: 20 + ry], sigma, ksize=ksize, border="reflect")[:20], dtype)
+        assert_close(got[-20:], R.gaussian(x[-20 - ry:], sigma, ksize=ksize, border="reflect")[-20:], dtype)
+        mid = h // 2
+        band = R.gaussian(x[mid - 20 - ry: mid + 20 + ry], sigma, ksize=ksize, border="reflect")
+        assert_close(got[mid - 20: mid + 20], band[ry: ry + 40], dtype)
+        buf = np.empty((shape[0], shape[1] * shape[2] + 1), dtype)
+        shifted = buf[:, 1:].reshape(shape)
+        F.gaussian(x, sigma, ksize=ksize, border="reflect", out=shifted)
+        np.testing.assert_array_equal(shifted, got)
+        # rows on 64-byte lines: float outputs stream too
+        line = 64 // np.dtype(dtype).itemsize
+        wpad = -(-shape[1] * shape[2] // line) * line
+        raw = np.empty(shape[0] * wpad + line, dtype)
+        a0 = (-raw.ctypes.data % 64) // np.dtype(dtype).itemsize
+        lined = raw[a0: a0 + shape[0] * wpad].reshape(shape[0], wpad)[:, : shape[1] * shape[2]].reshape(shape)
+        assert lined.ctypes.data % 64 == 0
+        F.gaussian(x, sigma, ksize=ksize, border="reflect", out=lined)
+        np.testing.assert_array_equal(lined, got)
+    # a non-symmetric separable pair takes the generic vertical kernel, streaming too
+    ky, kx = np.array([0.1, 0.5, 0.4]), np.array([0.3, 0.3, 0.2, 0.1, 0.1])
+    got = F.sep_filter(x, ky, kx)
+    assert_close(got[-10:], R.sep_filter(x[-11:], ky, kx)[-10:], dtype)
+    np.testing.assert_array_equal(F.sep_filter(x[:-1], ky, kx)[:-1], got[:-2])  # only the last row differs
+
+
 # ---- peers --------------------------------------------------------------------------------------
 _SCIPY_MODE = {"reflect101": "mirror", "reflect": "reflect", "replicate": "nearest", "constant": "constant",
                "wrap": "grid-wrap"}

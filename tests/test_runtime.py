@@ -20,6 +20,7 @@ def test_info_fields():
     assert i["cpu_isa"] in i["cpu_isa_available"]
     assert i["cpu_isa_available"][0] == "baseline"
     assert i["num_threads"] >= 1
+    assert i["cpu_l3_bytes"] >= 64 << 10
     assert isinstance(i["cuda_built"], bool)
     assert isinstance(i["gpus"], list)
     for g in i["gpus"]:

@@ -27,6 +27,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = IMKERN_VERSION;
 
   m.def("isa_supported", [] { return std::string(imkern::isa_name(imkern::isa_supported())); });
+  m.def("l3_cache_bytes", [] { return imkern::last_level_cache_bytes(); });
   m.def("isa_active", [] { return std::string(imkern::isa_name(imkern::isa_active())); });
   m.def("isa_set_cap", [](const std::string& s) {
     if (s == "baseline") imkern::isa_set_cap(imkern::Isa::baseline);

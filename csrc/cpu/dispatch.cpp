@@ -2,9 +2,13 @@
 #include "imkern/dispatch.hpp"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 
 namespace imkern {
 
@@ -66,6 +70,45 @@ void isa_set_cap(Isa cap) {
   int s = static_cast<int>(isa_supported());
   int c = static_cast<int>(cap);
   g_active.store(c < s ? c : s, std::memory_order_relaxed);
+}
+
+// The L3 the first CPU shares (sysfs; glibc's sysconf may report the sum over all of a
+// package's L3 slices, which a thread cannot use); else sysconf; else 8 MiB.
+static int64_t l3_from_sysfs() {
+#if defined(__linux__)
+  for (int i = 0; i < 8; ++i) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+    FILE* f = std::fopen((dir + "level").c_str(), "r");
+    if (!f) break;
+    int level = 0;
+    const bool ok = std::fscanf(f, "%d", &level) == 1;
+    std::fclose(f);
+    if (!ok || level != 3) continue;
+    f = std::fopen((dir + "size").c_str(), "r");
+    if (!f) return -1;
+    long long v = 0;
+    char unit = 0;
+    const int got = std::fscanf(f, "%lld%c", &v, &unit);
+    std::fclose(f);
+    if (got < 1 || v <= 0) return -1;
+    if (got == 2 && (unit == 'K' || unit == 'k')) v <<= 10;
+    else if (got == 2 && (unit == 'M' || unit == 'm')) v <<= 20;
+    return static_cast<int64_t>(v);
+  }
+#endif
+  return -1;
+}
+
+int64_t last_level_cache_bytes() {
+  static const int64_t bytes = [] {
+    int64_t v = l3_from_sysfs();
+#if defined(_SC_LEVEL3_CACHE_SIZE)
+    if (v <= 0) v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (v <= 0) v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return v > 0 ? v : int64_t(8) << 20;
+  }();
+  return bytes;
 }
 
 }  // namespace imkern

@@ -58,16 +58,36 @@ inline void store_vec(T* p, simd::vec_t<A> v) {
   }
 }
 
-// Like store_vec, but a float row whose destination is 64-byte aligned is written with
+// Like store_vec, but a vector whose destination is aligned to its size is written with
 // non-temporal stores: the output is not read back soon, and skipping the read-for-ownership
-// saves a third of the memory traffic of a bandwidth-bound filter. Callers end their chunk
-// with stream_fence().
+// saves a third of the memory traffic of a bandwidth-bound filter (floats on AVX and
+// AVX-512, 8/16-bit integers on AVX-512). Callers end their chunk with stream_fence().
+
+// The first element index x in [1, L] at which p + x is aligned for store_vec_stream's
+// streaming stores (L if p is not even aligned to sizeof(T): then nothing streams).
+template <typename T, typename A>
+inline int64_t stream_start(const T* p) {
+  constexpr int64_t L = simd::Vec<A>::lanes;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (a % sizeof(T)) return L;
+  const int64_t m = static_cast<int64_t>((a / sizeof(T)) % L);
+  return L - m;
+}
 template <typename T, typename A>
 inline void store_vec_stream(T* p, simd::vec_t<A> v) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same<T, float>::value && std::is_same<A, float>::value) {
     if ((reinterpret_cast<uintptr_t>(p) & 63) == 0) {
       _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+      return;
+    }
+  } else if constexpr (Saturate<T>::integer && std::is_same<A, float>::value) {
+    // 16 lanes narrowed to 16 (u8) or 32 (u16) bytes, streamed when aligned to that size.
+    if ((reinterpret_cast<uintptr_t>(p) & (16 * sizeof(T) - 1)) == 0) {
+      const __m512 c = _mm512_min_ps(_mm512_set1_ps(Saturate<T>::hi), reinterpret_cast<__m512>(v));
+      const __m512i i = _mm512_max_epi32(_mm512_cvtps_epi32(c), _mm512_setzero_si512());
+      if constexpr (sizeof(T) == 1) _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtusepi32_epi8(i));
+      else _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtusepi32_epi16(i));
       return;
     }
   }
@@ -80,6 +100,13 @@ inline void store_vec_stream(T* p, simd::vec_t<A> v) {
   }
 #endif
   store_vec<T, A>(p, v);
+}
+
+// store_vec_stream or store_vec, chosen at compile time.
+template <typename T, typename A, bool Stream>
+inline void put(T* p, simd::vec_t<A> v) {
+  if constexpr (Stream) store_vec_stream<T, A>(p, v);
+  else store_vec<T, A>(p, v);
 }
 
 inline void stream_fence() {
@@ -158,7 +185,7 @@ inline void prefetch_span(const T* p, int64_t n) {
 inline int64_t strip_pixels(int64_t w, int64_t c, int ring_rows, size_t acc_size) {
   const int64_t budget = ring_rows <= 8 ? (32 << 10) : (1 << 20);
   int64_t px = budget / (static_cast<int64_t>(acc_size) * (ring_rows + 1) * c);
-  px = px < 64 ? 64 : px;
+  px = px < 64 ? 64 : px / 16 * 16;  // whole vectors per strip row for any c (no scalar tails)
   return px >= w ? w : px;
 }
 

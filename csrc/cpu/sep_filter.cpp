@@ -7,6 +7,7 @@
 // every output element written once: bytes/pixel = sizeof(T) * C * (1 + 1), FLOPs/pixel =
 // 2 * C * (kh + kw). The ring (kh x W x C accumulators) stays in L2 for usual sizes.
 // Variants: one per dtype (u8, u16, f32 accumulate in float32; f64 in float64).
+#include "imkern/dispatch.hpp"
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
 #include "filter_rows.hpp"
@@ -24,8 +25,21 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   const int64_t rows = s.n * H;
   std::vector<A> kyv(ky, ky + kh), kxv(kx, kx + kw);
   const A cv = static_cast<A>(cval);
-  // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
+  // Symmetric kernels (every Gaussian) fold their mirrored taps (see IMKERN_SYM_TAPS).
+  const bool sym_x = is_symmetric(kxv.data(), kw), sym_y = is_symmetric(kyv.data(), kh);
+  // Non-temporal output stores when source and result cannot both stay in the last-level
+  // cache: they save the read-for-ownership of every output line. Measured on 4K images
+  // (docs/design.md): 8/16-bit outputs gain ~35% streaming from the first aligned element of
+  // each row; float outputs gain ~40% when every row starts on a 64-byte line, but lose when
+  // rows start mid-line (NumPy's large allocations start 16 bytes into a line), so those are
+  // written with plain stores.
   const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
+  const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
+  const bool rows_on_lines = reinterpret_cast<uintptr_t>(dst) % 64 == 0 && d.row_stride % line == 0 &&
+                             (s.n == 1 || d.batch_stride % line == 0) && (SP * C) % line == 0;
+  const bool stream = 2 * s.n * H * W * C * static_cast<int64_t>(sizeof(T)) > last_level_cache_bytes() &&
+                      (Saturate<T>::integer || rows_on_lines);
+  // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     A* padded = thread_scratch<A>(1, static_cast<size_t>((left + SP + right) * C));
     ring_pipeline<A>(
@@ -36,10 +50,16 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
                                     right, border, cv);
           const int64_t ahead = sy + 4;  // the row loaded four output rows from now
           if (ahead >= 0 && ahead < H) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * C, (x1 - x0) * C);
-          hfilter(padded, slot, (x1 - x0) * C, C, kxv.data(), kw);
+          hfilter(padded, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
         },
         [&](const A* const* r, int64_t b, int64_t y, int64_t x0, int64_t x1) {
-          vfilter<T, A>(r, row_ptr<T>(dst, d, b, y) + x0 * C, (x1 - x0) * C, kyv.data(), kh);
+          vfilter<T, A>(r, row_ptr<T>(dst, d, b, y) + x0 * C, (x1 - x0) * C, kyv.data(), kh, sym_y, stream);
+        },
+        [&](int64_t b, int64_t y, int64_t x0) -> int64_t {
+          // streaming starts at the first aligned output element: align the ring rows with it
+          if (!stream) return 0;
+          const int64_t st = stream_start<T, A>(row_ptr<T>(dst, d, b, y) + x0 * C);
+          return st % simd::Vec<A>::lanes == 0 ? 0 : simd::Vec<A>::lanes - st;
         });
   });
 }

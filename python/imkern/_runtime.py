@@ -54,8 +54,10 @@ def set_cpu_isa(isa: str) -> str:
 
 
 def info() -> dict:
-    """Build and runtime facts: version, CPU ISA in use and available, threads, CUDA support
-    built, and the GPUs found (an empty list is a valid answer)."""
+    """Build and runtime facts: version, CPU ISA in use and available, threads, the L3 cache
+    size a thread can use (filters whose input plus output exceed it write their output with
+    streaming stores), CUDA support built, and the GPUs found (an empty list is a valid
+    answer)."""
     supported = _core.isa_supported()
     available = list(_ISAS[: _ISAS.index(supported) + 1]) if supported in _ISAS else ["baseline"]
     return {
@@ -64,6 +66,7 @@ def info() -> dict:
         "cpu_isa": _core.isa_active(),
         "cpu_isa_available": available,
         "num_threads": _core.get_num_threads(),
+        "cpu_l3_bytes": int(_core.l3_cache_bytes()),
         "cuda_built": bool(_core.cuda_built),
         "gpus": list(_core.cuda_devices()),
     }

@@ -2,6 +2,7 @@
 // dispatch.cpp, parallel.cpp) is compiled once per ISA inside namespace imkern::<isa>;
 // IMKERN_CALL picks the best variant the processor supports, capped by IMKERN_CPU_ISA.
 #pragma once
+#include <cstdint>
 
 namespace imkern {
 
@@ -11,6 +12,10 @@ const char* isa_name(Isa);
 Isa isa_supported();   // best level this processor (and build) supports
 Isa isa_active();      // the level in use: min(supported, cap); read once, cached
 void isa_set_cap(Isa); // for tests and embedding code; IMKERN_CPU_ISA sets the initial cap
+
+// Size of the L3 cache the first CPU shares, in bytes, as the OS reports it (8 MiB if none).
+// Kernels that write more than this stream their output past the caches.
+int64_t last_level_cache_bytes();
 
 }  // namespace imkern
 
