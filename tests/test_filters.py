@@ -280,6 +280,13 @@ def test_large_output_streaming_stores(rng, dtype):
     got = F.sep_filter(x, ky, kx)
     assert_close(got[-10:], R.sep_filter(x[-11:], ky, kx)[-10:], dtype)
     np.testing.assert_array_equal(F.sep_filter(x[:-1], ky, kx)[:-1], got[:-2])  # only the last row differs
+    # correlate (3x3 register kernels and the generic one) streams the same way
+    for k in (rng.standard_normal((3, 3)), rng.standard_normal((2, 4))):
+        got = F.correlate(x, k)
+        assert_close(got[-10:], R.correlate(x[-12:], k)[-10:], dtype, scale=_scale(x, k))
+        assert_close(got[:10], R.correlate(x[:12], k)[:10], dtype, scale=_scale(x, k))
+        F.correlate(x, k, out=lined)
+        np.testing.assert_array_equal(lined, got)
 
 
 # ---- peers --------------------------------------------------------------------------------------

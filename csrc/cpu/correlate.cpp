@@ -50,7 +50,7 @@ static void correlate_row(const A* const* P, T* o, int64_t n, int64_t C, const A
 
 // 3x3: the nine taps live in registers for the whole row (the common case: Sobel, Laplacian,
 // sharpening). Same products, same summation order as the generic loop.
-template <typename T, typename A>
+template <typename T, typename A, bool Stream>
 static void correlate_row_3x3(const A* const* P, T* o, int64_t n, int64_t C, const A* k) {
   using namespace simd;
   constexpr int L = Vec<A>::lanes;
@@ -70,8 +70,8 @@ static void correlate_row_3x3(const A* const* P, T* o, int64_t n, int64_t C, con
         a0 += kv[i * 3 + j] * loadu(rr[i] + j * C);
         a1 += kv[i * 3 + j] * loadu(rr[i] + j * C + L);
       }
-    store_vec_stream<T, A>(o + x, a0);
-    store_vec_stream<T, A>(o + x + L, a1);
+    put<T, A, Stream>(o + x, a0);
+    put<T, A, Stream>(o + x + L, a1);
   }
   if (x < n) {
     const A* rest[3] = {r0 + x, r1 + x, r2 + x};
@@ -83,7 +83,7 @@ static void correlate_row_3x3(const A* const* P, T* o, int64_t n, int64_t C, con
 // AVX-512, float rows, 3x3 with C < 8: the shifted windows come from two aligned loads per row
 // with valignd instead of unaligned loads that split cache lines (the ring rows are 64-byte
 // aligned). Same products and summation order as correlate_row_3x3.
-template <typename T, int C>
+template <typename T, int C, bool Stream>
 static void correlate_row_3x3_align512(const float* const* P, T* o, int64_t n, const float* k) {
   __m512 kv[9];
   for (int t = 0; t < 9; ++t) kv[t] = _mm512_set1_ps(k[t]);
@@ -100,7 +100,7 @@ static void correlate_row_3x3_align512(const float* const* P, T* o, int64_t n, c
       b = _mm512_fmadd_ps(kv[i * 3 + 1], _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, C)), b);
       a = _mm512_fmadd_ps(kv[i * 3 + 2], _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, 2 * C)), a);
     }
-    store_vec_stream<T, float>(o + x, _mm512_add_ps(a, b));
+    put<T, float, Stream>(o + x, reinterpret_cast<simd::vec_t<float>>(_mm512_add_ps(a, b)));
   }
   if (x < n) {
     const float* rest[3] = {P[0] + x, P[1] + x, P[2] + x};
@@ -120,6 +120,24 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
   const A cv = static_cast<A>(cval);
   // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
   const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
+  // Streaming output stores for large outputs (see stream_output); the ring rows are not
+  // shifted here (the 3x3 kernels load them aligned), so float rows stream only when they
+  // start on cache lines.
+  const bool stream = stream_output<T>(dst, s, d, SP);
+  auto emit_row = [&](auto stream_tag, const A* const* P, T* drow, int64_t n) {
+    constexpr bool St = decltype(stream_tag)::value;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same<A, float>::value) {
+      if (kh == 3 && kw == 3 && C == 1) return correlate_row_3x3_align512<T, 1, St>(P, drow, n, kv.data());
+      if (kh == 3 && kw == 3 && C == 3) return correlate_row_3x3_align512<T, 3, St>(P, drow, n, kv.data());
+      if (kh == 3 && kw == 3 && C == 4) return correlate_row_3x3_align512<T, 4, St>(P, drow, n, kv.data());
+    }
+#endif
+    if (kh == 3 && kw == 3)
+      correlate_row_3x3<T, A, St>(P, drow, n, C, kv.data());
+    else
+      correlate_row<T, A>(P, drow, n, C, kv.data(), kh, kw);
+  };
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     ring_pipeline<A>(
         t0, t1, H, W, kh, ay, SP, (left + SP + right) * C,
@@ -132,17 +150,8 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
         },
         [&](const A* const* P, int64_t b, int64_t y, int64_t x0, int64_t x1) {
           T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
-#if defined(__AVX512F__)
-          if constexpr (std::is_same<A, float>::value) {
-            if (kh == 3 && kw == 3 && C == 1) return correlate_row_3x3_align512<T, 1>(P, drow, (x1 - x0) * C, kv.data());
-            if (kh == 3 && kw == 3 && C == 3) return correlate_row_3x3_align512<T, 3>(P, drow, (x1 - x0) * C, kv.data());
-            if (kh == 3 && kw == 3 && C == 4) return correlate_row_3x3_align512<T, 4>(P, drow, (x1 - x0) * C, kv.data());
-          }
-#endif
-          if (kh == 3 && kw == 3)
-            correlate_row_3x3<T, A>(P, drow, (x1 - x0) * C, C, kv.data());
-          else
-            correlate_row<T, A>(P, drow, (x1 - x0) * C, C, kv.data(), kh, kw);
+          if (stream) emit_row(std::true_type{}, P, drow, (x1 - x0) * C);
+          else emit_row(std::false_type{}, P, drow, (x1 - x0) * C);
         });
   });
 }

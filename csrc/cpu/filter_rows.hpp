@@ -3,6 +3,7 @@
 //   vfilter:  o[x] = sum_i k[i] * rows[i][x]           kh FMAs per output element
 // Both keep 4 vectors x 2 accumulators in registers and stream the taps; the tails are scalar.
 #pragma once
+#include "imkern/dispatch.hpp"
 #include "rows.hpp"
 
 namespace imkern {
@@ -368,6 +369,21 @@ inline bool is_symmetric(const A* k, int K) {
   for (int j = 0; j < K / 2; ++j)
     if (!(k[j] == k[K - 1 - j])) return false;
   return true;
+}
+
+// Whether a filter writes its output with non-temporal stores: when source and result
+// cannot both stay in the last-level cache, streaming saves the read-for-ownership of every
+// output line. Measured on 4K images (docs/design.md): 8/16-bit outputs gain ~35% streaming
+// from the first aligned element of each row; float outputs gain ~40% when every row starts
+// on a 64-byte line, but lose when rows start mid-line (NumPy's large allocations start 16
+// bytes into a line), so those keep plain stores. SP: the strip width in pixels.
+template <typename T>
+inline bool stream_output(const void* dst, const ImageDesc& s, const ImageDesc& d, int64_t SP) {
+  const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
+  const bool rows_on_lines = reinterpret_cast<uintptr_t>(dst) % 64 == 0 && d.row_stride % line == 0 &&
+                             (s.n == 1 || d.batch_stride % line == 0) && (SP * s.c) % line == 0;
+  return 2 * s.n * s.h * s.w * s.c * static_cast<int64_t>(sizeof(T)) > last_level_cache_bytes() &&
+         (Saturate<T>::integer || rows_on_lines);
 }
 
 // Keeps the kh source rows an output row needs, each converted and padded once, in a ring

@@ -27,19 +27,9 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   const A cv = static_cast<A>(cval);
   // Symmetric kernels (every Gaussian) fold their mirrored taps (see IMKERN_SYM_TAPS).
   const bool sym_x = is_symmetric(kxv.data(), kw), sym_y = is_symmetric(kyv.data(), kh);
-  // Non-temporal output stores when source and result cannot both stay in the last-level
-  // cache: they save the read-for-ownership of every output line. Measured on 4K images
-  // (docs/design.md): 8/16-bit outputs gain ~35% streaming from the first aligned element of
-  // each row; float outputs gain ~40% when every row starts on a 64-byte line, but lose when
-  // rows start mid-line (NumPy's large allocations start 16 bytes into a line), so those are
-  // written with plain stores.
-  const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
-  const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
-  const bool rows_on_lines = reinterpret_cast<uintptr_t>(dst) % 64 == 0 && d.row_stride % line == 0 &&
-                             (s.n == 1 || d.batch_stride % line == 0) && (SP * C) % line == 0;
-  const bool stream = 2 * s.n * H * W * C * static_cast<int64_t>(sizeof(T)) > last_level_cache_bytes() &&
-                      (Saturate<T>::integer || rows_on_lines);
   // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
+  const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
+  const bool stream = stream_output<T>(dst, s, d, SP);
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     A* padded = thread_scratch<A>(1, static_cast<size_t>((left + SP + right) * C));
     ring_pipeline<A>(
