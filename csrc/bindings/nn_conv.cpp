@@ -79,7 +79,7 @@ Conv2dShape conv_shape(const py::array& x, const py::array& w, const py::tuple& 
 IMKERN_BINDINGS(nn_conv) {
   m.def("conv2d", [](const py::array& x, const py::array& w, const py::object& bias, py::array& out,
                      const py::tuple& stride, const py::tuple& padding, const py::tuple& dilation, int64_t groups,
-                     bool relu) {
+                     bool relu, bool winograd) {
     const DType dt = float_dtype(x, "x");
     Conv2dShape s = conv_shape(x, w, stride, padding, dilation, groups);
     check(x, "x", dt, {s.n, s.c, s.h, s.w});
@@ -89,11 +89,11 @@ IMKERN_BINDINGS(nn_conv) {
     const void *xp = x.data(), *wp = w.data();
     void* op = writable_data(out, "out");
     py::gil_scoped_release nogil;
-    IMKERN_CALL(conv2d_forward, dt, xp, wp, b, op, s, relu);
+    IMKERN_CALL(conv2d_forward, dt, xp, wp, b, op, s, relu, winograd);
   });
   m.def("conv2d_backward", [](const py::array& go, const py::array& x, const py::array& w, py::array& gi,
                               py::array& gw, py::array& gb, const py::tuple& stride, const py::tuple& padding,
-                              const py::tuple& dilation, int64_t groups) {
+                              const py::tuple& dilation, int64_t groups, bool winograd) {
     const DType dt = float_dtype(x, "x");
     Conv2dShape s = conv_shape(x, w, stride, padding, dilation, groups);
     check(x, "x", dt, {s.n, s.c, s.h, s.w});
@@ -106,7 +106,7 @@ IMKERN_BINDINGS(nn_conv) {
     void *gip = writable_data(gi, "grad_input"), *gwp = writable_data(gw, "grad_weight"),
          *gbp = writable_data(gb, "grad_bias");
     py::gil_scoped_release nogil;
-    IMKERN_CALL(conv2d_backward, dt, gop, xp, wp, gip, gwp, gbp, s);
+    IMKERN_CALL(conv2d_backward, dt, gop, xp, wp, gip, gwp, gbp, s, winograd);
   });
   m.def("linear", [](const py::array& x, const py::array& w, const py::object& bias, py::array& out) {
     const DType dt = float_dtype(x, "x");

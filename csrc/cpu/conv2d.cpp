@@ -33,6 +33,7 @@
 #include "imkern/parallel.hpp"
 #include "gemm_kernel.hpp"
 #include "simd.hpp"
+#include "winograd.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -449,12 +450,25 @@ void direct_grad_weight(const T* go, const T* x, T* gwg, const Conv2dShape& p, i
     for (int64_t q = 0; q < CRS; ++q) gwg[k * CRS + q] = first ? T(0) : gwT[q * Kpad + k];
 }
 
+// The Winograd path, where allowed and eligible: float32 only (float64 stays exact, as the
+// reference for finite-difference checks).
+inline bool try_winograd(const float* x, const float* w, const float* bias, float* out, const Conv2dShape& p,
+                         bool relu, bool allow) {
+  if (!allow || !winograd::eligible(p)) return false;
+  winograd::forward(x, w, bias, out, p, relu);
+  return true;
+}
+inline bool try_winograd(const double*, const double*, const double*, double*, const Conv2dShape&, bool, bool) {
+  return false;
+}
+
 template <typename T>
-void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu) {
+void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu, bool winograd) {
   constexpr int NR = Blocking<T>::NR;
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
   if (p.n == 0 || p.k == 0 || OHW == 0) return;
+  if (try_winograd(x, w, bias, out, p, relu, winograd)) return;
   if (G > 1 && G == p.c && G == p.k) return depthwise_forward(x, w, bias, out, p, relu);
   const bool pw = is_pointwise(p);
   const int64_t kcb = conv_kc(CRS);
@@ -509,7 +523,7 @@ T sum_fixed(const T* a, int64_t n) {
 }
 
 template <typename T>
-void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, const Conv2dShape& p) {
+void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, const Conv2dShape& p, bool winograd) {
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
   const int64_t ngi = p.n * p.c * HW, ngw = p.k * CRS;
@@ -549,11 +563,13 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
         for (int64_t k = 0; k < Kg; ++k)
           for (int64_t t = 0; t < RS; ++t)
             wt[(g * Cg + c) * KRS + k * RS + t] = w[((g * Kg + k) * Cg + c) * RS + (RS - 1 - t)];
-    const int64_t qsz = gemm_detail::packed_a_size<T>(Cg, KRS);
-    std::vector<T> wq(static_cast<size_t>(std::max<int64_t>(1, G * qsz)));
-    for (int64_t g = 0; g < G; ++g)
-      gemm_detail::pack_a_full<T>(false, wt.data() + g * Cg * KRS, KRS, Cg, KRS, kcq, wq.data() + g * qsz);
-    direct_forward<T>(go, wq.data(), qsz, kcq, nullptr, gi, q, false);
+    if (!try_winograd(go, wt.data(), static_cast<const T*>(nullptr), gi, q, false, winograd)) {
+      const int64_t qsz = gemm_detail::packed_a_size<T>(Cg, KRS);
+      std::vector<T> wq(static_cast<size_t>(std::max<int64_t>(1, G * qsz)));
+      for (int64_t g = 0; g < G; ++g)
+        gemm_detail::pack_a_full<T>(false, wt.data() + g * Cg * KRS, KRS, Cg, KRS, kcq, wq.data() + g * qsz);
+      direct_forward<T>(go, wq.data(), qsz, kcq, nullptr, gi, q, false);
+    }
   }
   // grad_input: col = W^T grad_out (W^T packed once), then col2im; independent per image.
   const int64_t kct = conv_kc(Kg);
@@ -663,20 +679,21 @@ void visit_float(DType dt, F&& f) {
 }  // namespace
 
 void conv2d_forward(DType dtype, const void* x, const void* weight, const void* bias, void* out,
-                    const Conv2dShape& sh, bool relu) {
+                    const Conv2dShape& sh, bool relu, bool allow_winograd) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     conv_forward<T>(static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
-                    static_cast<T*>(out), sh, relu);
+                    static_cast<T*>(out), sh, relu, allow_winograd);
   });
 }
 
 void conv2d_backward(DType dtype, const void* grad_out, const void* x, const void* weight, void* grad_in,
-                     void* grad_weight, void* grad_bias, const Conv2dShape& sh) {
+                     void* grad_weight, void* grad_bias, const Conv2dShape& sh, bool allow_winograd) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     conv_backward<T>(static_cast<const T*>(grad_out), static_cast<const T*>(x), static_cast<const T*>(weight),
-                     static_cast<T*>(grad_in), static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), sh);
+                     static_cast<T*>(grad_in), static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), sh,
+                     allow_winograd);
   });
 }
 
