@@ -39,6 +39,8 @@ constexpr int L = simd::Vec<float>::lanes;
 typedef int32_t IV __attribute__((vector_size(simd::kBytes)));
 
 template <size_t... I>
+constexpr IV iota(std::index_sequence<I...>) { return IV{int(I)...}; }
+template <size_t... I>
 constexpr IV even_mask(std::index_sequence<I...>) { return IV{int(2 * I)...}; }
 template <size_t... I>
 constexpr IV odd_mask(std::index_sequence<I...>) { return IV{int(2 * I + 1)...}; }
@@ -53,25 +55,60 @@ constexpr IV kOdd = odd_mask(std::make_index_sequence<L>{});
 constexpr IV kZipLo = zip_lo_mask(std::make_index_sequence<L>{});
 constexpr IV kZipHi = zip_hi_mask(std::make_index_sequence<L>{});
 
-// s[0 .. 4L) -> p_j[l] = s[4 l + j], stored at d + j * ds.
-inline void deinterleave4(const float* s, float* d, int64_t ds) {
-  const V a0 = simd::loadu(s), a1 = simd::loadu(s + L), a2 = simd::loadu(s + 2 * L), a3 = simd::loadu(s + 3 * L);
+// (a0 a1 a2 a3) = s[0 .. 4L) -> p_j[l] = s[4 l + j].
+inline void deinterleave4(V a0, V a1, V a2, V a3, V (&p)[4]) {
   const V e01 = __builtin_shuffle(a0, a1, kEven), o01 = __builtin_shuffle(a0, a1, kOdd);
   const V e23 = __builtin_shuffle(a2, a3, kEven), o23 = __builtin_shuffle(a2, a3, kOdd);
-  simd::storeu(d, __builtin_shuffle(e01, e23, kEven));
-  simd::storeu(d + ds, __builtin_shuffle(o01, o23, kEven));
-  simd::storeu(d + 2 * ds, __builtin_shuffle(e01, e23, kOdd));
-  simd::storeu(d + 3 * ds, __builtin_shuffle(o01, o23, kOdd));
+  p[0] = __builtin_shuffle(e01, e23, kEven);
+  p[1] = __builtin_shuffle(o01, o23, kEven);
+  p[2] = __builtin_shuffle(e01, e23, kOdd);
+  p[3] = __builtin_shuffle(o01, o23, kOdd);
 }
 
-// d[4 l + j] = o_j[l], 4L floats.
-inline void interleave4(V o0, V o1, V o2, V o3, float* d) {
+// (c0 c1 c2 c3) = d[0 .. 4L) with d[4 l + j] = o_j[l].
+inline void interleave4(V o0, V o1, V o2, V o3, V (&c)[4]) {
   const V alo = __builtin_shuffle(o0, o2, kZipLo), ahi = __builtin_shuffle(o0, o2, kZipHi);
   const V blo = __builtin_shuffle(o1, o3, kZipLo), bhi = __builtin_shuffle(o1, o3, kZipHi);
-  simd::storeu(d, __builtin_shuffle(alo, blo, kZipLo));
-  simd::storeu(d + L, __builtin_shuffle(alo, blo, kZipHi));
-  simd::storeu(d + 2 * L, __builtin_shuffle(ahi, bhi, kZipLo));
-  simd::storeu(d + 3 * L, __builtin_shuffle(ahi, bhi, kZipHi));
+  c[0] = __builtin_shuffle(alo, blo, kZipLo);
+  c[1] = __builtin_shuffle(alo, blo, kZipHi);
+  c[2] = __builtin_shuffle(ahi, bhi, kZipLo);
+  c[3] = __builtin_shuffle(ahi, bhi, kZipHi);
+}
+
+// Lanes [lo, hi) of row + i0 (0 <= lo < hi <= L), the others zero; nothing outside is read.
+inline V load_part(const float* row, int64_t i0, int lo, int hi) {
+#if defined(__AVX512F__) && !defined(WINO_EXP)
+  const __mmask16 m = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+  return reinterpret_cast<V>(_mm512_maskz_loadu_ps(m, row + i0));
+#elif defined(__AVX2__) && !defined(WINO_EXP)
+  const IV io = iota(std::make_index_sequence<L>{});
+  const IV m = (io >= lo) & (io < hi);
+  return reinterpret_cast<V>(_mm256_maskload_ps(row + i0, reinterpret_cast<__m256i>(m)));
+#else
+  V v{};
+  for (int l = lo; l < hi; ++l) v[l] = row[i0 + l];
+  return v;
+#endif
+}
+
+// Lanes [0, n) of v to d (0 < n <= L).
+inline void store_part(float* d, V v, int n) {
+  if (n == L) return simd::storeu(d, v);
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(d, static_cast<__mmask16>((1u << n) - 1), reinterpret_cast<__m512>(v));
+#elif defined(__AVX2__)
+  const IV m = iota(std::make_index_sequence<L>{}) < n;
+  _mm256_maskstore_ps(d, reinterpret_cast<__m256i>(m), reinterpret_cast<__m256>(v));
+#else
+  for (int l = 0; l < n; ++l) d[l] = v[l];
+#endif
+}
+
+// row[i0 .. i0 + L) with zeros outside [0, w).
+inline V load_clipped(const float* row, int64_t i0, int64_t w) {
+  if (i0 >= 0 && i0 + L <= w) return simd::loadu(row + i0);
+  if (i0 + L <= 0 || i0 >= w) return V{};
+  return load_part(row, i0, static_cast<int>(std::max<int64_t>(0, -i0)), static_cast<int>(std::min<int64_t>(L, w - i0)));
 }
 
 // r = B^T d (one 6-point input transform, elementwise over lanes).
@@ -104,9 +141,10 @@ inline bool eligible(const Conv2dShape& p) {
 
 struct Plan {
   int64_t tw, th, tiles_img, total;  // tiles per row, per column, per image, in all
-  int64_t tblk, items, ldv;          // tiles per block, blocks, row stride of V and M
-  int64_t kpad, kcb;                 // K rounded up to MR; reduction block over C
-  int64_t ngmax, phs;                // vector groups per tile row segment; phase row length
+  int64_t tblk, items;               // tiles per block (a multiple of NR), blocks
+  int64_t kpad, kcb, kch;            // K rounded up to MR; reduction block over C; K chunk
+  int64_t nch, phs;                  // vector chunks per phase row; its length (+ slack)
+  int64_t ves, mes;                  // e strides of V [e][C][tblk] and M [e][kch][tblk]
 };
 
 inline Plan make_plan(const Conv2dShape& p) {
@@ -117,16 +155,21 @@ inline Plan make_plan(const Conv2dShape& p) {
   q.total = p.n * q.tiles_img;
   q.kpad = (p.k + Bk::MR - 1) / Bk::MR * Bk::MR;
   q.kcb = p.c <= 512 ? p.c : 256;
-  // Tiles per block: V and M (36 (C + Kpad) floats per tile) fill about 768 KiB of L2, in
-  // whole NR slivers.
-  const int64_t per_tile = 36 * 4 * (p.c + q.kpad);
-  const int64_t slivers = std::max<int64_t>(1, (768 << 10) / (per_tile * Bk::NR));
+  // V of a block (36 C floats per tile) fills about 512 KiB of L2, in whole NR slivers; M is
+  // computed for kch output channels at a time (~128 KiB) and transformed while in L2,
+  // leaving room for the prefetched input of the next block.
+  const int64_t slivers = std::max<int64_t>(1, (512 << 10) / (36 * 4 * p.c * Bk::NR));
   q.tblk = std::min(slivers * Bk::NR, (q.total + Bk::NR - 1) / Bk::NR * Bk::NR);
   q.items = (q.total + q.tblk - 1) / q.tblk;
-  // The last tile row segment of a block writes up to L - 1 lanes past the block.
-  q.ldv = (q.tblk + L + 15) / 16 * 16;
-  q.ngmax = (std::min(q.tw, q.tblk) + L - 1) / L;
-  q.phs = (q.ngmax + 1) * L;  // + 1: the columns of a group's last tile reach into the next group
+  q.kch = std::min(q.kpad, std::max<int64_t>(1, (128 << 10) / (36 * 4 * q.tblk * Bk::MR)) * Bk::MR);
+  // Phase rows hold tile columns [0, TW + 1) (tile TW - 1 reads column 4 TW + 1); the lanes
+  // of a group past its segment read up to L - 1 further (finite garbage, never stored).
+  q.nch = (q.tw + 1 + L - 1) / L;
+  q.phs = (q.nch + 1) * L;
+  // Rows of tblk floats; + 32 per e: room for the lanes a last segment writes (or reads)
+  // past its row, and consecutive e rows in different L1 sets.
+  q.ves = p.c * q.tblk + 32;
+  q.mes = q.kch * q.tblk + 32;
   return q;
 }
 
@@ -160,37 +203,30 @@ inline void transform_weights(const float* w, const Conv2dShape& p, const Plan& 
   });
 }
 
-// Input transform of tiles (ty, tx_a .. tx_a + nt) of channel plane xc into v[e * es + t],
-// t < roundup(nt, L) (the lanes past nt hold other tiles' values, overwritten by the next
-// segment or never read). lin: 4 (ngmax + 1) L floats; ph: [6][4][phs].
-inline void input_segment(const float* xc, const Conv2dShape& p, const Plan& q, int64_t ty, int64_t tx_a,
-                          int64_t nt, float* lin, float* ph, float* v, int64_t es) {
-  const int64_t ng = (nt + L - 1) / L, len = 4 * L * (ng + 1), u0 = 4 * tx_a, phs = q.phs;
-  for (int rho = 0; rho < 6; ++rho) {
-    float* pr = ph + rho * 4 * phs;
-    const int64_t ih = 4 * ty - p.pt + rho;
-    if (ih < 0 || ih >= p.h) {
-      for (int j = 0; j < 4; ++j) std::fill(pr + j * phs, pr + j * phs + (ng + 1) * L, 0.f);
-      continue;
-    }
-    const int64_t lo = std::min(std::max<int64_t>(p.pl - u0, 0), len);
-    const int64_t hi = std::min(std::max(p.pl + p.w - u0, lo), len);
-    std::fill(lin, lin + lo, 0.f);
-    if (hi > lo) {
-      const float* src = xc + ih * p.w + (u0 + lo - p.pl);
-      int64_t t = lo;
-      for (; t + L <= hi; t += L) simd::storeu(lin + t, simd::loadu(src + (t - lo)));
-      for (; t < hi; ++t) lin[t] = src[t - lo];
-    }
-    std::fill(lin + hi, lin + len, 0.f);
-    for (int64_t m = 0; m <= ng; ++m) deinterleave4(lin + 4 * L * m, pr + m * L, phs);
+// The four column phases of one padded input row: d[j * phs + m] = row[4 m + j - pl] (zero
+// outside [0, w)), m < 4 nch L... for tile columns m < nch L.
+inline void phase_row(const float* row, int64_t w, int64_t pl, int64_t nch, int64_t phs, float* d) {
+  for (int64_t m = 0; m < nch; ++m) {
+    const int64_t i0 = 4 * L * m - pl;
+    V ph[4];
+    deinterleave4(load_clipped(row, i0, w), load_clipped(row, i0 + L, w), load_clipped(row, i0 + 2 * L, w),
+                  load_clipped(row, i0 + 3 * L, w), ph);
+    for (int j = 0; j < 4; ++j) simd::storeu(d + j * phs + m * L, ph[j]);
   }
+}
+
+// Input transform of tiles tx_a .. tx_a + nt of one tile row: rows[rho] are the phase rows of
+// its six input rows; v[e * es + t] for t < roundup(nt, L) (the lanes past nt belong to other
+// tiles: overwritten by the next segment or never read).
+inline void input_segment(const float* const (&rows)[6], int64_t phs, int64_t tx_a, int64_t nt, float* v,
+                          int64_t es) {
+  const int64_t ng = (nt + L - 1) / L;
   for (int64_t g = 0; g < ng; ++g) {
     V t[6][6];
     for (int j = 0; j < 6; ++j) {
-      const float* col = ph + (j % 4) * phs + g * L + j / 4;
+      const int64_t off = (j % 4) * phs + tx_a + g * L + j / 4;
       V d[6], r[6];
-      for (int rho = 0; rho < 6; ++rho) d[rho] = simd::loadu(col + rho * 4 * phs);
+      for (int rho = 0; rho < 6; ++rho) d[rho] = simd::loadu(rows[rho] + off);
       bt6(d, r);
       for (int i = 0; i < 6; ++i) t[i][j] = r[i];
     }
@@ -232,14 +268,37 @@ inline void output_segment(const float* m, int64_t es, float bias, bool relu, fl
     const int64_t ncol = std::min(4 * std::min<int64_t>(L, nt - g * L), p.ow - ox0);
     for (int r = 0; r < rows; ++r) {
       float* d = o + (4 * ty + r) * p.ow + ox0;
-      if (ncol == 4 * L) {
-        interleave4(y[r][0], y[r][1], y[r][2], y[r][3], d);
-      } else {
-        alignas(64) float tmp[4 * L];
-        interleave4(y[r][0], y[r][1], y[r][2], y[r][3], tmp);
-        for (int64_t t = 0; t < ncol; ++t) d[t] = tmp[t];
-      }
+      V c[4];
+      interleave4(y[r][0], y[r][1], y[r][2], y[r][3], c);
+      for (int k = 0; k < 4 && k * L < ncol; ++k) store_part(d + k * L, c[k], static_cast<int>(std::min<int64_t>(L, ncol - k * L)));
     }
+  }
+}
+
+// GCC 12 drops __builtin_prefetch from these loops (measured: no prefetch instruction left in
+// the object); the asm statements stay.
+template <bool Write>
+inline void prefetch_line(const char* a) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (Write) asm volatile("prefetchw %0" : : "m"(*a));
+  else asm volatile("prefetcht0 %0" : : "m"(*a));
+#else
+  __builtin_prefetch(a, Write ? 1 : 0, 3);
+#endif
+}
+
+// Prefetches the rows [4 ty + r_off, 4 ty + r_off + extra) (within [0, h)) of the tile rows
+// ty that tiles [t0, t0 + nt) occupy, in plane0 + n * img_stride for their images n.
+template <bool Write>
+inline void prefetch_rows(const float* plane0, int64_t img_stride, int64_t h, int64_t w, const Plan& q, int64_t t0,
+                          int64_t nt, int64_t r_off, int64_t extra) {
+  for (int64_t n = t0 / q.tiles_img; nt > 0 && n <= (t0 + nt - 1) / q.tiles_img; ++n) {
+    const int64_t ta = std::max(t0, n * q.tiles_img) % q.tiles_img / q.tw;
+    const int64_t tb = (std::min(t0 + nt, (n + 1) * q.tiles_img) - 1) % q.tiles_img / q.tw;
+    const int64_t r0 = std::max<int64_t>(0, 4 * ta + r_off), r1 = std::min(h, 4 * tb + r_off + extra);
+    const char* a = reinterpret_cast<const char*>(plane0 + n * img_stride + r0 * w);
+    const char* e = reinterpret_cast<const char*>(plane0 + n * img_stride + r1 * w);
+    for (; a < e; a += 64) prefetch_line<Write>(a);
   }
 }
 
@@ -250,54 +309,92 @@ inline void forward(const float* x, const float* w, const float* bias, float* ou
   constexpr int MR = Bk::MR, NR = Bk::NR;
   const Plan q = make_plan(p);
   const int64_t C = p.c, K = p.k, HW = p.h * p.w, OHW = p.oh * p.ow;
-  const int64_t usz = q.kpad * C;
+  const int64_t ldv = q.tblk, usz = q.kpad * C, ves = q.ves, mes = q.mes, phs = q.phs;
   std::vector<float, AlignedAllocator<float>> upk(static_cast<size_t>(36 * usz));
   transform_weights(w, p, q, upk.data());
   std::vector<int64_t> off(static_cast<size_t>(q.kcb));
-  for (int64_t c = 0; c < q.kcb; ++c) off[c] = c * q.ldv;
-  const int64_t ves = C * q.ldv, mes = q.kpad * q.ldv;  // e strides of V and M
-  parallel_for(0, q.items, 1, [&](int64_t lo, int64_t hi) {
+  for (int64_t c = 0; c < q.kcb; ++c) off[c] = c * ldv;
+  const int64_t nkc = (q.kpad + q.kch - 1) / q.kch;
+  // A few blocks per chunk, so that most blocks find their input prefetched.
+  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(8, q.items / 8));
+  parallel_for(0, q.items, grain, [&](int64_t lo, int64_t hi) {
     float* vb = gemm_detail::scratch<float>(2, 36 * ves);
     float* mb = gemm_detail::scratch<float>(3, 36 * mes);
-    float* lin = gemm_detail::scratch<float>(4, 4 * L * (q.ngmax + 1) + 24 * q.phs);
-    float* ph = lin + 4 * L * (q.ngmax + 1);
+    // Phase rows: a ring of 8 input rows (a tile row's six are distinct mod 8, and the next
+    // tile row reuses two), then one of zeros for the rows outside the image.
+    float* ring = gemm_detail::scratch<float>(4, 9 * 4 * phs);
+    float* zrow = ring + 8 * 4 * phs;
+    std::fill(ring, zrow + 4 * phs, 0.f);
     for (int64_t it = lo; it < hi; ++it) {
       const int64_t t0 = it * q.tblk, nt = std::min(q.tblk, q.total - t0);
       const int64_t tpad = (nt + NR - 1) / NR * NR;
       // 1. input transform, channel by channel, tile row segments in order.
       for (int64_t c = 0; c < C; ++c) {
+        int64_t key[8];
+        std::fill(key, key + 8, int64_t(-1));
         for (int64_t t = t0; t < t0 + nt;) {
           const int64_t n = t / q.tiles_img, ty = (t % q.tiles_img) / q.tw, tx = t % q.tw;
           const int64_t seg = std::min(q.tw - tx, t0 + nt - t);
-          input_segment(x + (n * C + c) * HW, p, q, ty, tx, seg, lin, ph, vb + c * q.ldv + (t - t0), ves);
+          const float* plane = x + (n * C + c) * HW;
+          const float* rows[6];
+          for (int rho = 0; rho < 6; ++rho) {
+            const int64_t ih = 4 * ty - p.pt + rho;
+            if (ih < 0 || ih >= p.h) {
+              rows[rho] = zrow;
+              continue;
+            }
+            const int64_t slot = ih & 7, id = n * p.h + ih;
+            float* d = ring + slot * 4 * phs;
+            if (key[slot] != id) {
+              phase_row(plane + ih * p.w, p.w, p.pl, q.nch, phs, d);
+              key[slot] = id;
+            }
+            rows[rho] = d;
+          }
+          input_segment(rows, phs, tx, seg, vb + c * ldv + (t - t0), ves);
           t += seg;
         }
       }
       if (tpad > nt)
-        for (int64_t r = 0; r < 36 * C; ++r) std::fill(vb + r * q.ldv + nt, vb + r * q.ldv + tpad, 0.f);
-      // 2. M[e] = U[e] V[e].
-      for (int e = 0; e < 36; ++e) {
-        const float* ue = upk.data() + e * usz;
-        const float* ve = vb + e * ves;
-        float* me = mb + e * mes;
-        for (int64_t p0 = 0; p0 < C; p0 += q.kcb) {
-          const int64_t kc = std::min(q.kcb, C - p0);
-          const gemm_detail::Store<float> st{1.f, 0.f, p0 == 0, p0 + kc >= C, false};
-          const float* ub = ue + p0 * q.kpad;
-          for (int64_t ir = 0; ir < q.kpad; ir += MR)
-            for (int64_t jr = 0; jr < tpad; jr += NR)
-              gemm_detail::microkernel_off<float>(kc, ub + ir * kc, ve + p0 * q.ldv + jr, off.data(),
-                                                  me + ir * q.ldv + jr, q.ldv, st, nullptr);
+        for (int64_t e = 0; e < 36; ++e)
+          for (int64_t c = 0; c < C; ++c) std::fill(vb + e * ves + c * ldv + nt, vb + e * ves + c * ldv + tpad, 0.f);
+      // x is read at several bytes per cycle in the input transform, faster than DRAM serves
+      // two cores: the next block's input (spread over this block's GEMMs, which use no memory
+      // bandwidth) and each K chunk's output lines are prefetched.
+      const int64_t nxt = it + 1 < hi ? std::min(q.tblk, q.total - t0 - q.tblk) : 0;
+      const int64_t steps = nkc * 36;
+
+      for (int64_t kc0 = 0, ci = 0; kc0 < q.kpad; kc0 += q.kch, ++ci) {
+        const int64_t kn = std::min(q.kch, q.kpad - kc0);
+
+        // 2. M[e] = U[e] V[e] for output channels [kc0, kc0 + kn).
+        for (int e = 0; e < 36; ++e) {
+          const int64_t st = ci * 36 + e;
+          for (int64_t c = st * C / steps; c < (st + 1) * C / steps && nxt > 0; ++c)
+            prefetch_rows<false>(x + c * HW, C * HW, p.h, p.w, q, t0 + q.tblk, nxt, -p.pt, 6);
+          if (e < kn && kc0 + e < K) prefetch_rows<true>(out + (kc0 + e) * OHW, K * OHW, p.oh, p.ow, q, t0, nt, 0, 4);
+          const float* ue = upk.data() + e * usz;
+          const float* ve = vb + e * ves;
+          float* me = mb + e * mes;
+          for (int64_t p0 = 0; p0 < C; p0 += q.kcb) {
+            const int64_t kc = std::min(q.kcb, C - p0);
+            const gemm_detail::Store<float> sto{1.f, 0.f, p0 == 0, p0 + kc >= C, false};
+            const float* ub = ue + p0 * q.kpad;
+            for (int64_t ir = kc0; ir < kc0 + kn; ir += MR)
+              for (int64_t jr = 0; jr < tpad; jr += NR)
+                gemm_detail::microkernel_off<float>(kc, ub + ir * kc, ve + p0 * ldv + jr, off.data(),
+                                                    me + (ir - kc0) * ldv + jr, ldv, sto, nullptr);
+          }
         }
-      }
-      // 3. output transform, channel by channel.
-      for (int64_t k = 0; k < K; ++k) {
-        const float b = bias ? bias[k] : 0.f;
-        for (int64_t t = t0; t < t0 + nt;) {
-          const int64_t n = t / q.tiles_img, ty = (t % q.tiles_img) / q.tw, tx = t % q.tw;
-          const int64_t seg = std::min(q.tw - tx, t0 + nt - t);
-          output_segment(mb + k * q.ldv + (t - t0), mes, b, relu, out + (n * K + k) * OHW, p, ty, tx, seg);
-          t += seg;
+        // 3. output transform of those channels.
+        for (int64_t k = kc0; k < std::min(K, kc0 + kn); ++k) {
+          const float b = bias ? bias[k] : 0.f;
+          for (int64_t t = t0; t < t0 + nt;) {
+            const int64_t n = t / q.tiles_img, ty = (t % q.tiles_img) / q.tw, tx = t % q.tw;
+            const int64_t seg = std::min(q.tw - tx, t0 + nt - t);
+            output_segment(mb + (k - kc0) * ldv + (t - t0), mes, b, relu, out + (n * K + k) * OHW, p, ty, tx, seg);
+            t += seg;
+          }
         }
       }
     }
