@@ -450,20 +450,23 @@ void direct_grad_weight(const T* go, const T* x, T* gwg, const Conv2dShape& p, i
     for (int64_t q = 0; q < CRS; ++q) gwg[k * CRS + q] = first ? T(0) : gwT[q * Kpad + k];
 }
 
-// The Winograd path, where allowed and eligible: float32 only (float64 stays exact, as the
-// reference for finite-difference checks).
+// The Winograd path, where allowed, possible and (for ConvWinograd::auto_select) faster:
+// float32 only (float64 stays exact, the reference for finite-difference checks).
 inline bool try_winograd(const float* x, const float* w, const float* bias, float* out, const Conv2dShape& p,
-                         bool relu, bool allow) {
-  if (!allow || !winograd::eligible(p)) return false;
+                         bool relu, ConvWinograd mode) {
+  if (mode == ConvWinograd::off || !winograd::eligible(p)) return false;
+  if (mode == ConvWinograd::auto_select && !winograd::profitable(p)) return false;
   winograd::forward(x, w, bias, out, p, relu);
   return true;
 }
-inline bool try_winograd(const double*, const double*, const double*, double*, const Conv2dShape&, bool, bool) {
+inline bool try_winograd(const double*, const double*, const double*, double*, const Conv2dShape&, bool,
+                         ConvWinograd) {
   return false;
 }
 
 template <typename T>
-void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu, bool winograd) {
+void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu,
+                  ConvWinograd winograd) {
   constexpr int NR = Blocking<T>::NR;
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
@@ -523,7 +526,8 @@ T sum_fixed(const T* a, int64_t n) {
 }
 
 template <typename T>
-void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, const Conv2dShape& p, bool winograd) {
+void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, const Conv2dShape& p,
+                   ConvWinograd winograd) {
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
   const int64_t ngi = p.n * p.c * HW, ngw = p.k * CRS;
@@ -679,21 +683,21 @@ void visit_float(DType dt, F&& f) {
 }  // namespace
 
 void conv2d_forward(DType dtype, const void* x, const void* weight, const void* bias, void* out,
-                    const Conv2dShape& sh, bool relu, bool allow_winograd) {
+                    const Conv2dShape& sh, bool relu, ConvWinograd winograd) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     conv_forward<T>(static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
-                    static_cast<T*>(out), sh, relu, allow_winograd);
+                    static_cast<T*>(out), sh, relu, winograd);
   });
 }
 
 void conv2d_backward(DType dtype, const void* grad_out, const void* x, const void* weight, void* grad_in,
-                     void* grad_weight, void* grad_bias, const Conv2dShape& sh, bool allow_winograd) {
+                     void* grad_weight, void* grad_bias, const Conv2dShape& sh, ConvWinograd winograd) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     conv_backward<T>(static_cast<const T*>(grad_out), static_cast<const T*>(x), static_cast<const T*>(weight),
                      static_cast<T*>(grad_in), static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), sh,
-                     allow_winograd);
+                     winograd);
   });
 }
 

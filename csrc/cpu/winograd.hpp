@@ -132,11 +132,20 @@ inline void at4(const V (&m)[6], V (&o)[4]) {
   o[3] = d12 + 8.f * d34 + m[5];
 }
 
-// The shapes this path takes (float32 is the caller's condition). Below 16 channels the
-// GEMMs are too short for the transforms to pay off.
+// The shapes this path computes (float32 is the caller's condition).
 inline bool eligible(const Conv2dShape& p) {
-  return p.r == 3 && p.s == 3 && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 && p.groups == 1 && p.c >= 16 &&
-         p.k >= 16;
+  return p.r == 3 && p.s == 3 && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 && p.groups == 1;
+}
+
+// Where it beats the implicit GEMM (measured on Zen 5, AVX-512): at least 16 input and output
+// channels (C = K = 8 breaks even), and direct FLOPs >= 1.5x the Winograd GEMMs' (18 N OH OW
+// vs 72 per tile, tiles rounded up to whole NR slivers): small images in small batches lose
+// to the fixed costs (weight transform, partial slivers, 4x4 tiles over a few pixels).
+inline bool profitable(const Conv2dShape& p) {
+  constexpr int64_t NR = gemm_detail::Blocking<float>::NR;
+  const int64_t tiles = p.n * ((p.oh + 3) / 4) * ((p.ow + 3) / 4);
+  const int64_t tpad = (tiles + NR - 1) / NR * NR;
+  return p.c >= 16 && p.k >= 16 && 18 * p.n * p.oh * p.ow >= 3 * 36 * tpad;
 }
 
 struct Plan {
@@ -173,33 +182,62 @@ inline Plan make_plan(const Conv2dShape& p) {
   return q;
 }
 
-// U[e] = (G g G^T)[e] for every (k, c), in double, packed as the GEMM's A operand (pack_a's
-// layout: blocks of kcb columns, MR-row slivers, zero rows up to kpad).
+// r = G g for one 3-vector, elementwise over lanes (G's rows: 1/4 (1, 0, 0), -1/6 (1, 1, 1),
+// -1/6 (1, -1, 1), 1/24 (1, 2, 4), 1/24 (1, -2, 4), (0, 0, 1)).
+inline void g6(V g0, V g1, V g2, V (&r)[6]) {
+  const V s = g0 + g2, q = g0 + 4.f * g2;
+  r[0] = 0.25f * g0;
+  r[1] = (s + g1) * (-1.f / 6);
+  r[2] = (s - g1) * (-1.f / 6);
+  r[3] = (q + 2.f * g1) * (1.f / 24);
+  r[4] = (q - 2.f * g1) * (1.f / 24);
+  r[5] = g2;
+}
+
+// U[e] = (G g G^T)[e] for every (k, c), packed as the GEMM's A operand (pack_a's layout:
+// blocks of kcb columns, MR-row slivers, zero rows up to kpad). Per sliver and run of CB
+// channels, the (c, k) pairs are laid out as lanes (j = (c - c0) MR + k % MR, which is
+// also their packed order), transformed as vectors and copied out as contiguous runs.
+// (float: the rounding of U to float dominates the transform's own error.)
 inline void transform_weights(const float* w, const Conv2dShape& p, const Plan& q, float* upk) {
   constexpr int MR = gemm_detail::Blocking<float>::MR;
-  static const double G[6][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                 {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                 {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+  constexpr int64_t CB = 32, NJ = CB * MR;  // NJ: a multiple of L
   const int64_t C = p.c, usz = q.kpad * C;
-  parallel_for(0, q.kpad / MR, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t s = lo; s < hi; ++s)
-      for (int64_t c = 0; c < C; ++c) {
-        const int64_t p0 = c / q.kcb * q.kcb, kc = std::min(q.kcb, C - p0);
-        const int64_t base = p0 * q.kpad + s * MR * kc + (c - p0) * MR;
+  const int64_t ncb = (C + CB - 1) / CB;
+  parallel_for(0, q.kpad / MR * ncb, 4, [&](int64_t lo, int64_t hi) {
+    alignas(64) float gt[9][NJ];
+    alignas(64) float loc[36][NJ];
+    for (int64_t item = lo; item < hi; ++item) {
+      const int64_t s = item / ncb, c0 = item % ncb * CB, c1 = std::min(C, c0 + CB);
+      const int64_t nj = (c1 - c0) * MR;
+      for (int64_t c = c0; c < c1; ++c)
         for (int ii = 0; ii < MR; ++ii) {
-          const int64_t k = s * MR + ii;
-          double u[6][6] = {};
-          if (k < p.k) {
-            const float* g = w + (k * C + c) * 9;
-            double t[6][3];
-            for (int a = 0; a < 6; ++a)
-              for (int b = 0; b < 3; ++b) t[a][b] = G[a][0] * g[b] + G[a][1] * g[3 + b] + G[a][2] * g[6 + b];
-            for (int a = 0; a < 6; ++a)
-              for (int b = 0; b < 6; ++b) u[a][b] = t[a][0] * G[b][0] + t[a][1] * G[b][1] + t[a][2] * G[b][2];
-          }
-          for (int e = 0; e < 36; ++e) upk[e * usz + base + ii] = static_cast<float>(u[e / 6][e % 6]);
+          const int64_t k = s * MR + ii, j = (c - c0) * MR + ii;
+          const float* g = w + (k * C + c) * 9;
+          for (int t = 0; t < 9; ++t) gt[t][j] = k < p.k ? g[t] : 0.f;
+        }
+      for (int64_t j = 0; j < nj; j += L) {
+        V t[6][3];
+        for (int b = 0; b < 3; ++b) {
+          V r[6];
+          g6(simd::loadu(&gt[b][j]), simd::loadu(&gt[3 + b][j]), simd::loadu(&gt[6 + b][j]), r);
+          for (int a = 0; a < 6; ++a) t[a][b] = r[a];
+        }
+        for (int a = 0; a < 6; ++a) {
+          V r[6];
+          g6(t[a][0], t[a][1], t[a][2], r);
+          for (int b = 0; b < 6; ++b) simd::storeu(&loc[6 * a + b][j], r[b]);
         }
       }
+      // Runs of channels within one kcb block are contiguous in the packed layout.
+      for (int64_t c = c0; c < c1;) {
+        const int64_t p0 = c / q.kcb * q.kcb, kc = std::min(q.kcb, C - p0), ce = std::min(c1, p0 + kc);
+        const int64_t base = p0 * q.kpad + s * MR * kc + (c - p0) * MR;
+        for (int e = 0; e < 36; ++e)
+          std::memcpy(upk + e * usz + base, &loc[e][(c - c0) * MR], static_cast<size_t>((ce - c) * MR) * sizeof(float));
+        c = ce;
+      }
+    }
   });
 }
 
@@ -310,8 +348,10 @@ inline void forward(const float* x, const float* w, const float* bias, float* ou
   const Plan q = make_plan(p);
   const int64_t C = p.c, K = p.k, HW = p.h * p.w, OHW = p.oh * p.ow;
   const int64_t ldv = q.tblk, usz = q.kpad * C, ves = q.ves, mes = q.mes, phs = q.phs;
-  std::vector<float, AlignedAllocator<float>> upk(static_cast<size_t>(36 * usz));
-  transform_weights(w, p, q, upk.data());
+  // U in the calling thread's slot 0 (the GEMM driver's, unused here): reused across calls,
+  // no page faults on fresh memory (37 MiB for C = K = 512).
+  float* upk = gemm_detail::scratch<float>(0, 36 * usz);
+  transform_weights(w, p, q, upk);
   std::vector<int64_t> off(static_cast<size_t>(q.kcb));
   for (int64_t c = 0; c < q.kcb; ++c) off[c] = c * ldv;
   const int64_t nkc = (q.kpad + q.kch - 1) / q.kch;
@@ -373,7 +413,7 @@ inline void forward(const float* x, const float* w, const float* bias, float* ou
           for (int64_t c = st * C / steps; c < (st + 1) * C / steps && nxt > 0; ++c)
             prefetch_rows<false>(x + c * HW, C * HW, p.h, p.w, q, t0 + q.tblk, nxt, -p.pt, 6);
           if (e < kn && kc0 + e < K) prefetch_rows<true>(out + (kc0 + e) * OHW, K * OHW, p.oh, p.ow, q, t0, nt, 0, 4);
-          const float* ue = upk.data() + e * usz;
+          const float* ue = upk + e * usz;
           const float* ve = vb + e * ves;
           float* me = mb + e * mes;
           for (int64_t p0 = 0; p0 < C; p0 += q.kcb) {

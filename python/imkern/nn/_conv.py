@@ -19,27 +19,30 @@ from .. import _core
 __all__ = ["conv2d", "conv2d_backward", "linear", "linear_backward", "set_allow_winograd", "get_allow_winograd"]
 
 _lock = threading.Lock()
-_allow_winograd = True
+# 0: never, 1: where faster than the direct path (set_allow_winograd(True)), 2: wherever the
+# shape allows (tests only: exercises the path on tiny images).
+_winograd_mode = 1
 
 
 def set_allow_winograd(flag: bool) -> None:
     """Allow (True, default) or forbid the Winograd F(4x4, 3x3) path of the CPU conv2d.
 
-    While allowed, float32 convolutions with a 3x3 kernel, stride 1, dilation 1, groups 1 and
-    at least 16 input and output channels use Winograd for :func:`conv2d` and for the
-    grad_input of :func:`conv2d_backward` (about 4x fewer multiplications; error ~1e-6
-    relative, a few times the direct path's). ``set_allow_winograd(False)`` selects the direct
-    (implicit GEMM) path. float64 never uses Winograd; CUDA arrays are not affected. Both
-    paths are deterministic.
+    While allowed, float32 convolutions with a 3x3 kernel, stride 1, dilation 1, groups 1, at
+    least 16 input and output channels and enough output pixels (a few hundred per image and
+    batch) use Winograd for :func:`conv2d` and for the grad_input of :func:`conv2d_backward`
+    (about 4x fewer multiplications; error ~1e-6 relative to the output's scale, several times
+    the direct path's). ``set_allow_winograd(False)`` selects the direct (implicit GEMM) path.
+    float64 never uses Winograd; CUDA arrays are not affected. Both paths are deterministic
+    and give the same bits for any thread count.
     """
-    global _allow_winograd
+    global _winograd_mode
     with _lock:
-        _allow_winograd = bool(flag)
+        _winograd_mode = 1 if flag else 0
 
 
 def get_allow_winograd() -> bool:
     """Whether the CPU conv2d may use Winograd F(4x4, 3x3) (see :func:`set_allow_winograd`)."""
-    return _allow_winograd
+    return _winograd_mode != 0
 
 _CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _CUDA_NAMES = ("float32", "float16", "bfloat16")
@@ -197,7 +200,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     bc = None if bias is None else _contig(bias, kind)
     target = _writable_target(target, final, kind, shape, x.dtype, x, weight, bias)
     if kind == "numpy":
-        _core.conv2d(xc, wc, bc, target, st, pads, dil, groups, activation == "relu", _allow_winograd)
+        _core.conv2d(xc, wc, bc, target, st, pads, dil, groups, activation == "relu", _winograd_mode)
     else:
         from . import _cuda
 
@@ -253,7 +256,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         return gi, gw, gb
     goc, xc, wc = _contig(grad_output, kind), _contig(x, kind), _contig(weight, kind)
     if kind == "numpy":
-        _core.conv2d_backward(goc, xc, wc, gi, gw, gb, st, pads, dil, groups, _allow_winograd)
+        _core.conv2d_backward(goc, xc, wc, gi, gw, gb, st, pads, dil, groups, _winograd_mode)
         return gi, gw, gb
     from . import _cuda
 
