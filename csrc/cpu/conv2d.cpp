@@ -1,8 +1,10 @@
 // conv2d and linear, forward and backward, on top of the GEMM microkernels (compiled per ISA).
 //
-// Forward, three paths, each a GEMM out[K/g, pixels] = W[K/g, CRS] * patches[CRS, pixels]
-// (CRS = C/g * R * S) with the weights packed once per call and bias + ReLU fused in the
-// microkernel's epilogue:
+// Forward: float32 3x3 stride-1 convolutions (dilation 1, groups 1, C and K >= 16, enough
+// output pixels) use Winograd F(4x4, 3x3) unless switched off (winograd.hpp: 4x fewer
+// multiplications, bias + ReLU fused in the output transform). Otherwise three paths, each a
+// GEMM out[K/g, pixels] = W[K/g, CRS] * patches[CRS, pixels] (CRS = C/g * R * S) with the
+// weights packed once per call and bias + ReLU fused in the microkernel's epilogue:
 //  * stride 1, CRS >= K/g: implicit GEMM. The input rows a work item needs are copied once
 //    into a zero-padded block; outputs are computed on the padded-width ("wide") grid, where
 //    every patch row is a contiguous shifted window of that block, so the microkernel loads
@@ -13,9 +15,9 @@
 //  * depthwise (groups == C == K): a direct stencil over a zero-padded plane.
 // FLOPs/output = 2 CRS; bytes: x read ~(1 + (R-1)/rows) times, out written once.
 // Backward: grad_bias = per-channel sums; grad_input, for stride 1 with padding <= the
-// dilated kernel extent, is the forward implicit GEMM of grad_out with the flipped,
-// transposed weights and the complementary padding; else W^T grad_out per pixel chunk and
-// col2im. grad_weight, for stride 1, is an outer-product kernel over the wide grid (grad_out
+// dilated kernel extent, is the forward convolution (Winograd where the forward would use it,
+// else the implicit GEMM) of grad_out with the flipped, transposed weights and the
+// complementary padding; else W^T grad_out per pixel chunk and col2im. grad_weight, for stride 1, is an outer-product kernel over the wide grid (grad_out
 // transposed, zeros in the dropped columns, times the shifted input windows); else a
 // dot-product kernel over im2col chunks. The batch is cut into chunks fixed by the problem
 // size, their partial sums added in chunk order.

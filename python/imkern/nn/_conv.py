@@ -149,12 +149,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     x[n, g * C/groups + c, oh * sh - top + r * dh, ow * sw - left + s * dw]`` where ``g`` is
     output channel ``k``'s group and ``x`` is zero outside the image.
 
-    On the CPU, float32 3x3 stride-1 convolutions (dilation 1, groups 1, C and K >= 16) use
-    Winograd F(4x4, 3x3) by default: about 4x fewer multiplications, error ~1e-6 relative to
-    the output's scale (a few times the direct path's), and a NaN or Inf input pixel spreads
-    to the whole 4x4 output tiles whose 6x6 windows contain it.
-    :func:`imkern.set_allow_winograd` ``(False)`` gives the direct path. float64 is always
-    direct.
+    On the CPU, float32 3x3 stride-1 convolutions (dilation 1, groups 1, C and K >= 16, a few
+    hundred output pixels or more per call) use Winograd F(4x4, 3x3) by default: about 4x
+    fewer multiplications, error ~1e-6 relative to the output's scale (RMS ~4x the direct
+    path's, max ~10x), and a NaN or Inf input pixel spreads to the whole 4x4 output tiles
+    whose 6x6 windows contain it. :func:`imkern.set_allow_winograd` ``(False)`` gives the
+    direct path. float64 is always direct.
 
     Args:
         x: ``(N, C, H, W)``; float32 or float64 (CPU), float32, float16 or bfloat16 (CUDA).
@@ -213,10 +213,10 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     """Gradients of :func:`conv2d` (as torch.autograd computes them).
 
     grad_input of a float32 3x3 stride-1 convolution (dilation 1, groups 1, C and K >= 16,
-    padding <= 2) is computed with Winograd F(4x4, 3x3) on the CPU by default (error ~1e-6
-    relative, a few times the direct path's); :func:`imkern.set_allow_winograd` ``(False)``
-    gives the direct path. grad_weight and grad_bias are always direct; float64 is always
-    direct.
+    padding <= 2, enough pixels) is computed with Winograd F(4x4, 3x3) on the CPU by default
+    (error ~1e-6 relative, a few times the direct path's); :func:`imkern.set_allow_winograd`
+    ``(False)`` gives the direct path. grad_weight and grad_bias are always direct; float64 is
+    always direct.
 
     Args:
         grad_output: ``(N, K, OH, OW)``, the gradient of the loss with respect to the output.
