@@ -30,7 +30,7 @@ def set_allow_winograd(flag: bool) -> None:
     While allowed, float32 convolutions with a 3x3 kernel, stride 1, dilation 1, groups 1, at
     least 16 input and output channels and enough output pixels (a few hundred per image and
     batch) use Winograd for :func:`conv2d` and for the grad_input of :func:`conv2d_backward`
-    (about 4x fewer multiplications; error ~1e-6 relative to the output's scale, several times
+    (about 4x fewer multiplications; error ~1e-6 relative to the output's scale, about three times
     the direct path's). ``set_allow_winograd(False)`` selects the direct (implicit GEMM) path.
     float64 never uses Winograd; CUDA arrays are not affected. Both paths are deterministic
     and give the same bits for any thread count.
@@ -151,8 +151,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 
     On the CPU, float32 3x3 stride-1 convolutions (dilation 1, groups 1, C and K >= 16, a few
     hundred output pixels or more per call) use Winograd F(4x4, 3x3) by default: about 4x
-    fewer multiplications, error ~1e-6 relative to the output's scale (RMS ~4x the direct
-    path's, max ~10x), and a NaN or Inf input pixel spreads to the whole 4x4 output tiles
+    fewer multiplications, error ~1e-6 relative to the output's scale (about three times the
+    direct path's), and a NaN or Inf input pixel spreads to the whole 4x4 output tiles
     whose 6x6 windows contain it. :func:`imkern.set_allow_winograd` ``(False)`` gives the
     direct path. float64 is always direct.
 
@@ -214,7 +214,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
 
     grad_input of a float32 3x3 stride-1 convolution (dilation 1, groups 1, C and K >= 16,
     padding <= 2, enough pixels) is computed with Winograd F(4x4, 3x3) on the CPU by default
-    (error ~1e-6 relative, a few times the direct path's); :func:`imkern.set_allow_winograd`
+    (error ~1e-6 relative, about three times the direct path's); :func:`imkern.set_allow_winograd`
     ``(False)`` gives the direct path. grad_weight and grad_bias are always direct; float64 is
     always direct.
 
