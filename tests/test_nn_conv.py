@@ -431,6 +431,7 @@ WINO = [
     (3, 16, 15, 22, 24, "same"),
     (1, 40, 23, 5, 36, 2),  # grad_input through the complementary padding 0
     (2, 33, 30, 37, 17, 1),  # several tile blocks, one crossing images
+    (1, 530, 6, 5, 20, 1),  # reduction over C in blocks of 256
 ]
 
 
