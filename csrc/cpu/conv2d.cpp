@@ -17,9 +17,10 @@
 // Backward: grad_bias = per-channel sums; grad_input, for stride 1 with padding <= the
 // dilated kernel extent, is the forward convolution (Winograd where the forward would use it,
 // else the implicit GEMM) of grad_out with the flipped, transposed weights and the
-// complementary padding; else W^T grad_out per pixel chunk and col2im. grad_weight, for stride 1, is an outer-product kernel over the wide grid (grad_out
-// transposed, zeros in the dropped columns, times the shifted input windows); else a
-// dot-product kernel over im2col chunks. The batch is cut into chunks fixed by the problem
+// complementary padding; else W^T grad_out per pixel chunk and col2im. grad_weight, for
+// stride 1, is an outer-product kernel over the wide grid (grad_out transposed, zeros in the
+// dropped columns, times the shifted input windows); else a dot-product kernel over im2col
+// chunks. The batch is cut into chunks fixed by the problem
 // size, their partial sums added in chunk order.
 // linear: one GEMM per product (x W^T with the bias in the epilogue; go W; go^T x).
 // Every reduction has a fixed order, so 1 and N threads give identical bits.
