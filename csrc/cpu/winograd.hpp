@@ -357,6 +357,49 @@ inline void prefetch_rows(const float* plane0, int64_t img_stride, int64_t h, in
   }
 }
 
+// Input transform of tiles [t0, t0 + nt) into vb ([e][C][ldv], e stride ves), channel by
+// channel, tile row segments in order; columns [nt, npad) zeroed. ring: 8 phase-row slots
+// (a tile row's six input rows are distinct mod 8, and the next tile row reuses two); zrow:
+// a phase row of zeros (rows outside the image).
+inline void input_block(const float* x, const Conv2dShape& p, const Plan& q, int64_t t0, int64_t nt, int64_t npad,
+                        int64_t ldv, int64_t ves, float* ring, const float* zrow, float* vb) {
+  const int64_t C = p.c, HW = p.h * p.w, phs = q.phs;
+  for (int64_t c = 0; c < C; ++c) {
+    // (Again two channels ahead: part of the early prefetch has left L2 by now; -5%.)
+    if (c + 2 < C) prefetch_rows<false>(x + (c + 2) * HW, C * HW, p.h, p.w, q, t0, nt, -p.pt, 6);
+    int64_t key[8];
+    std::fill(key, key + 8, int64_t(-1));
+    for (int64_t t = t0; t < t0 + nt;) {
+      const int64_t n = t / q.tiles_img, ty = (t % q.tiles_img) / q.tw, tx = t % q.tw;
+      const int64_t seg = std::min(q.tw - tx, t0 + nt - t);
+      const float* plane = x + (n * C + c) * HW;
+      const float* rows[6];
+      for (int rho = 0; rho < 6; ++rho) {
+        const int64_t ih = 4 * ty - p.pt + rho;
+        if (ih < 0 || ih >= p.h) {
+          rows[rho] = zrow;
+          continue;
+        }
+        const int64_t slot = ih & 7, id = n * p.h + ih;
+        float* d = ring + slot * 4 * phs;
+        if (key[slot] != id) {
+          phase_row(plane + ih * p.w, p.w, p.pl, q.nch, phs, d);
+          key[slot] = id;
+        }
+        rows[rho] = d;
+      }
+      input_segment(rows, phs, tx, seg, vb + c * ldv + (t - t0), ves);
+      t += seg;
+    }
+  }
+  if (npad > nt)
+    for (int64_t e = 0; e < 36; ++e)
+      for (int64_t c = 0; c < C; ++c) {
+        float* row = vb + e * ves + c * ldv;
+        std::fill(row + nt, row + npad, 0.f);
+      }
+}
+
 // out = conv(x, w) (+ bias, ReLU); shape p must satisfy eligible().
 inline void forward(const float* x, const float* w, const float* bias, float* out, const Conv2dShape& p,
                     bool relu) {
@@ -385,41 +428,8 @@ inline void forward(const float* x, const float* w, const float* bias, float* ou
     for (int64_t it = lo; it < hi; ++it) {
       const int64_t t0 = it * q.tblk, nt = std::min(q.tblk, q.total - t0);
       const int64_t tpad = (nt + NR - 1) / NR * NR;
-      // 1. input transform, channel by channel, tile row segments in order.
-      for (int64_t c = 0; c < C; ++c) {
-        // (Again two channels ahead: part of the early prefetch has left L2 by now; -5%.)
-        if (c + 2 < C) prefetch_rows<false>(x + (c + 2) * HW, C * HW, p.h, p.w, q, t0, nt, -p.pt, 6);
-        int64_t key[8];
-        std::fill(key, key + 8, int64_t(-1));
-        for (int64_t t = t0; t < t0 + nt;) {
-          const int64_t n = t / q.tiles_img, ty = (t % q.tiles_img) / q.tw, tx = t % q.tw;
-          const int64_t seg = std::min(q.tw - tx, t0 + nt - t);
-          const float* plane = x + (n * C + c) * HW;
-          const float* rows[6];
-          for (int rho = 0; rho < 6; ++rho) {
-            const int64_t ih = 4 * ty - p.pt + rho;
-            if (ih < 0 || ih >= p.h) {
-              rows[rho] = zrow;
-              continue;
-            }
-            const int64_t slot = ih & 7, id = n * p.h + ih;
-            float* d = ring + slot * 4 * phs;
-            if (key[slot] != id) {
-              phase_row(plane + ih * p.w, p.w, p.pl, q.nch, phs, d);
-              key[slot] = id;
-            }
-            rows[rho] = d;
-          }
-          input_segment(rows, phs, tx, seg, vb + c * ldv + (t - t0), ves);
-          t += seg;
-        }
-      }
-      if (tpad > nt)
-        for (int64_t e = 0; e < 36; ++e)
-          for (int64_t c = 0; c < C; ++c) {
-            float* row = vb + e * ves + c * ldv;
-            std::fill(row + nt, row + tpad, 0.f);
-          }
+      // 1. input transform.
+      input_block(x, p, q, t0, nt, tpad, ldv, ves, ring, zrow, vb);
       // x is read at several bytes per cycle in the input transform, faster than DRAM serves
       // two cores: the next block's input (spread over this block's GEMMs, which use no memory
       // bandwidth) and each K chunk's output lines are prefetched.
