@@ -477,11 +477,13 @@ def test_winograd_matches_reference_and_direct(rng, cfg, winograd_always):
         assert_close(y, _direct(F.conv2d, x, w, b, padding=pad, activation=act), np.float32, scale=sc)
     go = random_array(rng, exp.shape, np.float32)
     gi, gw, gb = F.conv2d_backward(go, x, w, padding=pad)
-    ei = R.conv2d_backward(go.astype(np.float64), x.astype(np.float64), w.astype(np.float64), padding=pad)[0]
-    assert_close(gi, ei, np.float32, scale=_scale(go, w), err_msg=str(cfg))
+    ei, ew, eb = R.conv2d_backward(go.astype(np.float64), x.astype(np.float64), w.astype(np.float64), padding=pad)
     di, dw, db = _direct(F.conv2d_backward, go, x, w, padding=pad)
-    assert_close(gi, di, np.float32, scale=_scale(go, w), err_msg=str(cfg))
-    assert np.array_equal(gw, dw) and np.array_equal(gb, db)  # not Winograd
+    sw = _scale(go, x) * go[0, 0].size * x.shape[0]
+    for a, e, d, sc in ((gi, ei, di, _scale(go, w)), (gw, ew, dw, sw)):
+        assert_close(a, e, np.float32, scale=sc, err_msg=str(cfg))
+        assert_close(a, d, np.float32, scale=sc, err_msg=str(cfg))
+    assert np.array_equal(gb, db)  # not Winograd
 
 
 def test_winograd_path_taken(rng):
@@ -490,14 +492,15 @@ def test_winograd_path_taken(rng):
     x, w, b, pad = _wino_inputs(rng, (2, 16, 32, 30, 24, 1))
     go = random_array(rng, (2, 24, 32, 30), np.float32)
     assert imkern.get_allow_winograd()
-    y, gi = F.conv2d(x, w, b, padding=pad), F.conv2d_backward(go, x, w, padding=pad)[0]
-    yd, gid = _direct(F.conv2d, x, w, b, padding=pad), _direct(F.conv2d_backward, go, x, w, padding=pad)[0]
-    assert not np.array_equal(y, yd) and not np.array_equal(gi, gid)
+    y, (gi, gw, _) = F.conv2d(x, w, b, padding=pad), F.conv2d_backward(go, x, w, padding=pad)
+    yd, (gid, gwd, _) = _direct(F.conv2d, x, w, b, padding=pad), _direct(F.conv2d_backward, go, x, w, padding=pad)
+    assert not np.array_equal(y, yd) and not np.array_equal(gi, gid) and not np.array_equal(gw, gwd)
     try:
         imkern.set_allow_winograd(False)
         assert not imkern.get_allow_winograd()
         assert np.array_equal(F.conv2d(x, w, b, padding=pad), yd)
-        assert np.array_equal(F.conv2d_backward(go, x, w, padding=pad)[0], gid)
+        gi_off, gw_off, _ = F.conv2d_backward(go, x, w, padding=pad)
+        assert np.array_equal(gi_off, gid) and np.array_equal(gw_off, gwd)
     finally:
         imkern.set_allow_winograd(True)
     x64, w64, go64 = x.astype(np.float64), w.astype(np.float64), go.astype(np.float64)
@@ -532,13 +535,14 @@ def test_winograd_matches_torch(rng, winograd_always):
     for cfg in WINO[::2]:
         x, w, b, pad = _wino_inputs(rng, cfg)
         xt = torch.from_numpy(x.astype(np.float64)).requires_grad_()
-        wt = torch.from_numpy(w.astype(np.float64))
+        wt = torch.from_numpy(w.astype(np.float64)).requires_grad_()
         yt = torch.nn.functional.conv2d(xt, wt, torch.from_numpy(b.astype(np.float64)), padding=pad)
         go = random_array(rng, tuple(yt.shape), np.float32)
         yt.backward(torch.from_numpy(go.astype(np.float64)))
         assert_close(F.conv2d(x, w, b, padding=pad), yt.detach().numpy(), np.float32, scale=_scale(x, w), err_msg=str(cfg))
-        gi = F.conv2d_backward(go, x, w, padding=pad)[0]
+        gi, gw, _ = F.conv2d_backward(go, x, w, padding=pad)
         assert_close(gi, xt.grad.numpy(), np.float32, scale=_scale(go, w), err_msg=str(cfg))
+        assert_close(gw, wt.grad.numpy(), np.float32, scale=_scale(go, x) * go[0, 0].size * x.shape[0], err_msg=str(cfg))
 
 
 def test_winograd_isa_levels(rng, isa, winograd_always):
@@ -548,8 +552,10 @@ def test_winograd_isa_levels(rng, isa, winograd_always):
         exp = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), padding=pad, activation="relu")
         assert_close(y, exp, np.float32, scale=_scale(x, w), err_msg=f"{isa} {cfg}")
         go = random_array(rng, exp.shape, np.float32)
-        ei = R.conv2d_backward(go.astype(np.float64), x.astype(np.float64), w.astype(np.float64), padding=pad)[0]
-        assert_close(F.conv2d_backward(go, x, w, padding=pad)[0], ei, np.float32, scale=_scale(go, w), err_msg=isa)
+        ei, ew, _ = R.conv2d_backward(go.astype(np.float64), x.astype(np.float64), w.astype(np.float64), padding=pad)
+        gi, gw, _ = F.conv2d_backward(go, x, w, padding=pad)
+        assert_close(gi, ei, np.float32, scale=_scale(go, w), err_msg=isa)
+        assert_close(gw, ew, np.float32, scale=_scale(go, x) * go[0, 0].size * x.shape[0], err_msg=isa)
 
 
 @pytest.mark.parametrize("cfg", [WINO[6], WINO[8], (5, 16, 33, 29, 40, 1)])
@@ -561,11 +567,11 @@ def test_winograd_threads_bit_identical(rng, cfg, winograd_always):
     try:
         for t in (1, 2, 3):
             imkern.set_num_threads(t)
-            res.append((F.conv2d(x, w, b, padding=pad, activation="relu"), F.conv2d_backward(go, x, w, padding=pad)[0]))
+            res.append((F.conv2d(x, w, b, padding=pad, activation="relu"),) + F.conv2d_backward(go, x, w, padding=pad))
     finally:
         imkern.set_num_threads(before)
     for r in res[1:]:
-        assert np.array_equal(r[0], res[0][0]) and np.array_equal(r[1], res[0][1])
+        assert all(np.array_equal(a, e) for a, e in zip(r, res[0]))
 
 
 def test_winograd_views_and_nan(rng, winograd_always):
@@ -576,10 +582,28 @@ def test_winograd_views_and_nan(rng, winograd_always):
     for v in (big[:, :, ::2, 5:], np.asfortranarray(x), x[:, :, ::-1, ::-1].copy()[:, :, ::-1, ::-1]):
         assert np.array_equal(F.conv2d(v, w[::-1].copy()[::-1], b, padding=pad), exp)
     go = random_array(rng, exp.shape, np.float32)
-    gi = F.conv2d_backward(go, x, w, padding=pad)[0]
-    assert np.array_equal(F.conv2d_backward(np.asfortranarray(go), big[:, :, ::2, 5:], w, padding=pad)[0], gi)
+    for a, e in zip(F.conv2d_backward(np.asfortranarray(go), big[:, :, ::2, 5:], w, padding=pad),
+                    F.conv2d_backward(go, x, w, padding=pad)):
+        assert np.array_equal(a, e)
     # A NaN input pixel makes (at least) every output it reaches NaN; its 4x4 tiles may spread it.
     x[1, 3, 4, 6] = np.nan
     nan_d = np.isnan(_direct(F.conv2d, x, w, b, padding=pad))
     nan_w = np.isnan(F.conv2d(x, w, b, padding=pad))
     assert nan_d.any() and (nan_w | ~nan_d).all() and not nan_w[0].any()
+
+
+def test_winograd_grad_weight_many_blocks(rng):
+    # Enough tiles (> 32 blocks of 1024) that each chunk of grad_weight sums several blocks.
+    x = random_array(rng, (33, 16, 128, 128), np.float32)
+    w = random_array(rng, (16, 16, 3, 3), np.float32)
+    go = random_array(rng, (33, 16, 128, 128), np.float32)
+    gw = F.conv2d_backward(go, x, w, padding=1)[1]
+    gwd = _direct(F.conv2d_backward, go, x, w, padding=1)[1]
+    assert not np.array_equal(gw, gwd)
+    assert_close(gw, gwd, np.float32, scale=_scale(go, x) * go[0, 0].size * x.shape[0])
+    # and against float64 for a few entries
+    x64, go64 = x.astype(np.float64), go.astype(np.float64)
+    xp = np.pad(x64, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    for k, c, r, s in ((0, 0, 0, 0), (3, 7, 1, 2), (15, 15, 2, 1)):
+        e = np.einsum("nhw,nhw->", go64[:, k], xp[:, c, r : r + 128, s : s + 128])
+        assert abs(gw[k, c, r, s] - e) <= 1e-5 * (np.abs(go64[:, k]).sum() + abs(e))

@@ -17,11 +17,11 @@
 // Backward: grad_bias = per-channel sums; grad_input, for stride 1 with padding <= the
 // dilated kernel extent, is the forward convolution (Winograd where the forward would use it,
 // else the implicit GEMM) of grad_out with the flipped, transposed weights and the
-// complementary padding; else W^T grad_out per pixel chunk and col2im. grad_weight, for
-// stride 1, is an outer-product kernel over the wide grid (grad_out transposed, zeros in the
-// dropped columns, times the shifted input windows); else a dot-product kernel over im2col
-// chunks. The batch is cut into chunks fixed by the problem
-// size, their partial sums added in chunk order.
+// complementary padding; else W^T grad_out per pixel chunk and col2im. grad_weight: Winograd
+// where the forward would use it (winograd.hpp); else, for stride 1, an outer-product kernel
+// over the wide grid (grad_out transposed, zeros in the dropped columns, times the shifted
+// input windows); else a dot-product kernel over im2col chunks. The batch is cut into chunks
+// fixed by the problem size, their partial sums added in chunk order.
 // linear: one GEMM per product (x W^T with the bias in the epilogue; go W; go^T x).
 // Every reduction has a fixed order, so 1 and N threads give identical bits.
 #include <algorithm>
@@ -466,6 +466,16 @@ inline bool try_winograd(const double*, const double*, const double*, double*, c
                          ConvWinograd) {
   return false;
 }
+inline bool try_winograd_grad_weight(const float* go, const float* x, float* gw, const Conv2dShape& p,
+                                     ConvWinograd mode) {
+  if (mode == ConvWinograd::off || !winograd::eligible(p)) return false;
+  if (mode == ConvWinograd::auto_select && !winograd::profitable(p)) return false;
+  winograd::grad_weight(go, x, gw, p);
+  return true;
+}
+inline bool try_winograd_grad_weight(const double*, const double*, double*, const Conv2dShape&, ConvWinograd) {
+  return false;
+}
 
 template <typename T>
 void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu,
@@ -607,6 +617,7 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
       }
     }
   });
+  if (try_winograd_grad_weight(go, x, gw, p, winograd)) return;
   // grad_weight: batch chunks fixed by the problem size; partials combined in chunk order.
   const int64_t max_chunks = std::max<int64_t>(1, std::min<int64_t>(16, (int64_t(1) << 24) / std::max<int64_t>(1, ngw)));
   const int64_t bgrain = (p.n + max_chunks - 1) / max_chunks;

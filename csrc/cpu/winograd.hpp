@@ -473,6 +473,125 @@ inline void forward(const float* x, const float* w, const float* bias, float* ou
   });
 }
 
+// y = A m for one 4-vector (the adjoint of at4: A = (A^T)^T is 6 x 4).
+inline void a6(const V (&m)[4], V (&y)[6]) {
+  y[0] = m[0];
+  y[1] = (m[0] + m[2]) + (m[1] + m[3]);
+  y[2] = (m[0] + m[2]) - (m[1] + m[3]);
+  y[3] = m[0] + 2.f * m[1] + 4.f * m[2] + 8.f * m[3];
+  y[4] = 8.f * m[0] - 4.f * m[1] + 2.f * m[2] - m[3];
+  y[5] = m[3];
+}
+
+// A dY A^T of grad_out tiles tx_a .. tx_a + nt of one tile row of one output channel: rows[a]
+// are the phase rows of its four grad_out rows; y[e * es + t] as input_segment.
+inline void grad_out_segment(const float* const (&rows)[4], int64_t phs, int64_t tx_a, int64_t nt, float* y,
+                             int64_t es) {
+  const int64_t ng = (nt + L - 1) / L;
+  for (int64_t g = 0; g < ng; ++g) {
+    V t[4][6];
+    for (int a = 0; a < 4; ++a) {
+      V m[4], r[6];
+      for (int b = 0; b < 4; ++b) m[b] = simd::loadu(rows[a] + b * phs + tx_a + g * L);
+      a6(m, r);
+      for (int j = 0; j < 6; ++j) t[a][j] = r[j];
+    }
+    for (int j = 0; j < 6; ++j) {
+      V m[4], r[6];
+      for (int a = 0; a < 4; ++a) m[a] = t[a][j];
+      a6(m, r);
+      for (int i = 0; i < 6; ++i) simd::storeu(y + (6 * i + j) * es + g * L, r[i]);
+    }
+  }
+}
+
+// grad_weight = G^T [ sum over tiles (A dY A^T) . (B^T d B) ] G, the adjoint of forward: per
+// block of tiles, Y[e] (K x T) = A dY A^T and V[e] (C x T), then GW[e] (K x C) += Y[e] V[e]^T
+// with the dot-product kernel (both operands contiguous along the tiles; blocks of a few
+// hundred tiles amortize its lane reductions; V and Y, ~8 MiB, live in L3). Blocks are
+// summed per chunk fixed by the problem size, the chunks in order, then transformed back to
+// 3x3 in double: bit-identical for any thread count.
+inline void grad_weight(const float* go, const float* x, float* gw, const Conv2dShape& p) {
+  const Plan q = make_plan(p);
+  const int64_t C = p.c, K = p.k, OHW = p.oh * p.ow, phs = q.phs, ngw = 36 * K * C;
+  int64_t tg = (8 << 20) / (36 * 4 * (C + K));
+  tg = std::max<int64_t>(128, std::min<int64_t>(1024, tg)) / 16 * 16;
+  tg = std::min(tg, (q.total + 15) / 16 * 16);
+  const int64_t items = (q.total + tg - 1) / tg;
+  const int64_t grain = std::max<int64_t>(1, (items + 31) / 32);
+  const int64_t nchunk = parallel_chunks(0, items, grain);
+  const int64_t ld = tg, ves = C * ld + 32, yes = K * ld + 32;
+  // Per-chunk partial sums in the calling thread's slot 0 (reused across calls; every chunk's
+  // first block overwrites its partial).
+  float* part = gemm_detail::scratch<float>(0, nchunk * ngw);
+  parallel_for(0, items, grain, [&](int64_t lo, int64_t hi) {
+    float* vb = gemm_detail::scratch<float>(2, 36 * ves);
+    float* yb = gemm_detail::scratch<float>(3, 36 * yes);
+    float* ring = gemm_detail::scratch<float>(4, 9 * 4 * phs);
+    float* zrow = ring + 8 * 4 * phs;
+    std::fill(ring, zrow + 4 * phs, 0.f);
+    float* acc = part + lo / grain * ngw;
+    for (int64_t it = lo; it < hi; ++it) {
+      const int64_t t0 = it * tg, nt = std::min(tg, q.total - t0), npad = (nt + L - 1) / L * L;
+      input_block(x, p, q, t0, nt, npad, ld, ves, ring, zrow, vb);
+      for (int64_t k = 0; k < K; ++k) {
+        for (int64_t t = t0; t < t0 + nt;) {
+          const int64_t n = t / q.tiles_img, ty = (t % q.tiles_img) / q.tw, tx = t % q.tw;
+          const int64_t seg = std::min(q.tw - tx, t0 + nt - t);
+          const float* plane = go + (n * K + k) * OHW;
+          const float* rows[4];
+          for (int a = 0; a < 4; ++a) {
+            const int64_t oy = 4 * ty + a;
+            if (oy >= p.oh) {
+              rows[a] = zrow;
+              continue;
+            }
+            float* d = ring + a * 4 * phs;
+            phase_row(plane + oy * p.ow, p.ow, 0, q.nch, phs, d);
+            rows[a] = d;
+          }
+          grad_out_segment(rows, phs, tx, seg, yb + k * ld + (t - t0), yes);
+          t += seg;
+        }
+      }
+      if (npad > nt)
+        for (int64_t e = 0; e < 36; ++e)
+          for (int64_t k = 0; k < K; ++k) {
+            float* row = yb + e * yes + k * ld;
+            std::fill(row + nt, row + npad, 0.f);
+          }
+      for (int e = 0; e < 36; ++e)
+        gemm_detail::gemm_nt_dot<float>(K, C, npad, yb + e * yes, ld, vb + e * ves, ld, acc + e * K * C, C, it != lo);
+    }
+  });
+  // The chunks in order, then gw[k][c] = G^T GW[.][k][c] G.
+  static const double G[6][3] = {{0.5, 0, 0},
+                                 {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                 {1.0 / 6, -1.0 / 6, 1.0 / 6},
+                                 {1.0 / 30, 2.0 / 30, 4.0 / 30},
+                                 {-4.0 / 30, 2.0 / 30, -1.0 / 30},
+                                 {0, 0, 0.5}};
+  parallel_for(0, ngw, 4096, [&](int64_t lo, int64_t hi) {
+    for (int64_t ch = 1; ch < nchunk; ++ch) {
+      const float* src = part + ch * ngw;
+      for (int64_t i = lo; i < hi; ++i) part[i] += src[i];
+    }
+  });
+  parallel_for(0, K * C, 256, [&](int64_t lo, int64_t hi) {
+    for (int64_t kc = lo; kc < hi; ++kc) {
+      double m[36];
+      for (int e = 0; e < 36; ++e) m[e] = part[e * K * C + kc];
+      for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 3; ++c) {
+          double s = 0;
+          for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 6; ++j) s += G[i][r] * m[6 * i + j] * G[j][c];
+          gw[kc * 9 + 3 * r + c] = static_cast<float>(s);
+        }
+    }
+  });
+}
+
 }  // namespace winograd
 }  // namespace IMKERN_ISA
 }  // namespace imkern

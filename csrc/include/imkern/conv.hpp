@@ -8,8 +8,9 @@
 // Backward functions write every element of grad_input, grad_weight and grad_bias.
 // Results are identical for any thread count (fixed reduction orders).
 // winograd: whether float32 3x3 stride-1 convolutions (groups 1, dilation 1) use Winograd
-// F(4x4, 3x3) for the forward pass and grad_input (float64 never does): never, where it is
-// faster than the implicit GEMM (C, K >= 16, enough output pixels), or always (for tests).
+// F(4x4, 3x3) for the forward pass, grad_input and grad_weight (float64 never does): never,
+// where it is faster than the direct paths (C, K >= 16, enough output pixels), or always
+// (for tests).
 #pragma once
 #include <cstdint>
 

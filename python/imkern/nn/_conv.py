@@ -29,9 +29,9 @@ def set_allow_winograd(flag: bool) -> None:
 
     While allowed, float32 convolutions with a 3x3 kernel, stride 1, dilation 1, groups 1, at
     least 16 input and output channels and enough output pixels (a few hundred per image and
-    batch) use Winograd for :func:`conv2d` and for the grad_input of :func:`conv2d_backward`
-    (about 4x fewer multiplications; error ~1e-6 relative to the output's scale, about three times
-    the direct path's). ``set_allow_winograd(False)`` selects the direct (implicit GEMM) path.
+    batch) use Winograd for :func:`conv2d` and for grad_input and grad_weight in
+    :func:`conv2d_backward` (about 4x fewer multiplications; error ~1e-6 relative to the
+    output's scale, about three times the direct path's). ``set_allow_winograd(False)`` selects the direct (implicit GEMM) path.
     float64 never uses Winograd; CUDA arrays are not affected. Both paths are deterministic
     and give the same bits for any thread count.
     """
@@ -212,11 +212,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1):
     """Gradients of :func:`conv2d` (as torch.autograd computes them).
 
-    grad_input of a float32 3x3 stride-1 convolution (dilation 1, groups 1, C and K >= 16,
-    padding <= 2, enough pixels) is computed with Winograd F(4x4, 3x3) on the CPU by default
-    (error ~1e-6 relative, about three times the direct path's); :func:`imkern.set_allow_winograd`
-    ``(False)`` gives the direct path. grad_weight and grad_bias are always direct; float64 is
-    always direct.
+    For a float32 3x3 stride-1 convolution (dilation 1, groups 1, C and K >= 16, enough
+    pixels), grad_weight and (for padding <= 2) grad_input are computed with Winograd
+    F(4x4, 3x3) on the CPU by default (error ~1e-6 relative, about three times the direct
+    path's for grad_input, about the same for grad_weight); :func:`imkern.set_allow_winograd`
+    ``(False)`` gives the direct path. grad_bias and float64 are always direct.
 
     Args:
         grad_output: ``(N, K, OH, OW)``, the gradient of the loss with respect to the output.
