@@ -568,6 +568,8 @@ inline void grad_weight(const float* go, const float* x, float* gw, const Conv2d
   tg = std::max<int64_t>(128, std::min<int64_t>(1024, tg)) / 16 * 16;
   tg = std::min(tg, (q.total + 15) / 16 * 16);
   const int64_t items = (q.total + tg - 1) / tg;
+  // One block per chunk up to 32 blocks (balance over two cores: 2 blocks per chunk measured
+  // 5% slower), then fewer partials.
   const int64_t grain = std::max<int64_t>(1, (items + 31) / 32);
   const int64_t nchunk = parallel_chunks(0, items, grain);
   const int64_t ld = tg, ves = C * ld + 32, yes = K * ld + 32;
@@ -585,6 +587,7 @@ inline void grad_weight(const float* go, const float* x, float* gw, const Conv2d
       const int64_t t0 = it * tg, nt = std::min(tg, q.total - t0), npad = (nt + L - 1) / L * L;
       input_block(x, p, q, t0, nt, npad, ld, ves, ring, zrow, vb);
       for (int64_t k = 0; k < K; ++k) {
+        if (k + 2 < K) prefetch_rows<false>(go + (k + 2) * OHW, K * OHW, p.oh, p.ow, q, t0, nt, 0, 4);
         for (int64_t t = t0; t < t0 + nt;) {
           const int64_t n = t / q.tiles_img, ty = (t % q.tiles_img) / q.tw, tx = t % q.tw;
           const int64_t seg = std::min(q.tw - tx, t0 + nt - t);
