@@ -558,13 +558,13 @@ inline void dot_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
 // grad_weight = G^T [ sum over tiles (A dY A^T) . (B^T d B) ] G, the adjoint of forward: per
 // block of tiles, Y[e] (K x T) = A dY A^T and V[e] (C x T), then GW[e] (K x C) += Y[e] V[e]^T
 // with a dot-product kernel (both operands contiguous along the tiles; blocks of a few
-// hundred tiles amortize its lane reductions; V and Y, ~8 MiB, live in L3). Blocks are
+// hundred tiles amortize its lane reductions; V and Y, ~4 MiB, live in L3). Blocks are
 // summed per chunk fixed by the problem size, the chunks in order, then transformed back to
 // 3x3 in double: bit-identical for any thread count.
 inline void grad_weight(const float* go, const float* x, float* gw, const Conv2dShape& p) {
   const Plan q = make_plan(p);
   const int64_t C = p.c, K = p.k, OHW = p.oh * p.ow, phs = q.phs, ngw = 36 * K * C;
-  int64_t tg = (8 << 20) / (36 * 4 * (C + K));
+  int64_t tg = (4 << 20) / (36 * 4 * (C + K));  // 4 MiB of V and Y (2 to 8 measured alike)
   tg = std::max<int64_t>(128, std::min<int64_t>(1024, tg)) / 16 * 16;
   tg = std::min(tg, (q.total + 15) / 16 * 16);
   const int64_t items = (q.total + tg - 1) / tg;
