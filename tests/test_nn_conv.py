@@ -519,14 +519,18 @@ def test_winograd_path_taken(rng):
 
 def test_winograd_accuracy(rng):
     # N(0, 1) data: max error ~3e-6 of the output's scale (direct 9e-7), RMS error ~3x the
-    # direct path's (measured 1.1e-6 vs 4.2e-7).
+    # direct path's (measured 1.1e-6 vs 4.2e-7); likewise for grad_input and grad_weight.
     x = rng.standard_normal((2, 64, 28, 28)).astype(np.float32)
     w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
     ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
     yw, yd = F.conv2d(x, w, padding=1), _direct(F.conv2d, x, w, padding=1)
-    rms = lambda e: float(np.sqrt(np.mean(e**2) / np.mean(ref**2)))  # noqa: E731
-    assert np.abs(yw - ref).max() / np.abs(ref).max() < 1e-5
-    assert rms(yw - ref) < 5 * rms(yd - ref), (rms(yw - ref), rms(yd - ref))
+    go = rng.standard_normal(ref.shape).astype(np.float32)
+    eg = R.conv2d_backward(go.astype(np.float64), x.astype(np.float64), w.astype(np.float64), padding=1)[:2]
+    gw_, gd_ = F.conv2d_backward(go, x, w, padding=1)[:2], _direct(F.conv2d_backward, go, x, w, padding=1)[:2]
+    for a, d, e in zip((yw,) + gw_, (yd,) + gd_, (ref,) + eg):
+        rms = lambda v: float(np.sqrt(np.mean(v**2) / np.mean(e**2)))  # noqa: E731
+        assert np.abs(a - e).max() / np.abs(e).max() < 1e-5
+        assert rms(a - e) < 5 * rms(d - e), (rms(a - e), rms(d - e))
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
