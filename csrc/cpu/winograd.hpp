@@ -22,6 +22,8 @@
 // and RMS 1.1e-6 of the output's scale, direct 9e-7 and 4.2e-7).
 // Every output element is computed by one block in a fixed order: bit-identical for any
 // thread count. A NaN/Inf input pixel spreads to the whole tiles whose windows contain it.
+// grad_input is `forward` on grad_out (conv2d.cpp); grad_weight is the adjoint (see
+// grad_weight below), with an error about the direct path's.
 #pragma once
 #include <algorithm>
 #include <cstdint>
