@@ -489,8 +489,8 @@ def test_winograd_matches_reference_and_direct(rng, cfg, winograd_always):
 def test_winograd_path_taken(rng):
     # Default mode: an eligible, large-enough shape gives other bits than the direct path;
     # set_allow_winograd(False) gives the direct path's; float64 never uses Winograd.
-    x, w, b, pad = _wino_inputs(rng, (2, 16, 32, 30, 24, 1))
-    go = random_array(rng, (2, 24, 32, 30), np.float32)
+    x, w, b, pad = _wino_inputs(rng, (2, 24, 32, 60, 24, 1))
+    go = random_array(rng, (2, 24, 32, 60), np.float32)
     assert imkern.get_allow_winograd()
     y, (gi, gw, _) = F.conv2d(x, w, b, padding=pad), F.conv2d_backward(go, x, w, padding=pad)
     yd, (gid, gwd, _) = _direct(F.conv2d, x, w, b, padding=pad), _direct(F.conv2d_backward, go, x, w, padding=pad)

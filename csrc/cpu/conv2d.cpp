@@ -469,7 +469,7 @@ inline bool try_winograd(const double*, const double*, const double*, double*, c
 inline bool try_winograd_grad_weight(const float* go, const float* x, float* gw, const Conv2dShape& p,
                                      ConvWinograd mode) {
   if (mode == ConvWinograd::off || !winograd::eligible(p)) return false;
-  if (mode == ConvWinograd::auto_select && !winograd::profitable(p)) return false;
+  if (mode == ConvWinograd::auto_select && !winograd::profitable_grad_weight(p)) return false;
   winograd::grad_weight(go, x, gw, p);
   return true;
 }

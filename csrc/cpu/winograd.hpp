@@ -166,6 +166,14 @@ inline bool profitable(const Conv2dShape& p) {
   return p.c >= 16 && p.k >= 16 && 18 * p.n * p.oh * p.ow >= 3 * 36 * tpad;
 }
 
+// grad_weight transforms both x and grad_out per tile (cost ~ C + K per tile, at TW / L lane
+// use for images under L tiles wide) to save ~C K per tile: below C K / (C + K) * lane use
+// of 6 (e.g. 8x8 images at C = K = 64) the direct kernel is faster (measured).
+inline bool profitable_grad_weight(const Conv2dShape& p) {
+  const int64_t tw = (p.ow + 3) / 4, twl = (tw + L - 1) / L * L;
+  return profitable(p) && p.c * p.k * tw >= 6 * (p.c + p.k) * twl;
+}
+
 struct Plan {
   int64_t tw, th, tiles_img, total;  // tiles per row, per column, per image, in all
   int64_t tblk, items;               // tiles per block (a multiple of NR), blocks
@@ -568,6 +576,9 @@ inline void grad_weight(const float* go, const float* x, float* gw, const Conv2d
   const int64_t C = p.c, K = p.k, OHW = p.oh * p.ow, phs = q.phs, ngw = 36 * K * C;
   int64_t tg = (4 << 20) / (36 * 4 * (C + K));  // 4 MiB of V and Y (2 to 8 measured alike)
   tg = std::max<int64_t>(128, std::min<int64_t>(1024, tg)) / 16 * 16;
+  // At least ~8 blocks where there are enough tiles, so that both cores work (blocks of 64
+  // tiles still amortize the lane reductions).
+  tg = std::min(tg, std::max<int64_t>(64, (q.total + 8 * 16 - 1) / (8 * 16) * 16));
   tg = std::min(tg, (q.total + 15) / 16 * 16);
   const int64_t items = (q.total + tg - 1) / tg;
   // One block per chunk up to 32 blocks (balance over two cores: 2 blocks per chunk measured

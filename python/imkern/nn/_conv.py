@@ -213,7 +213,8 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     """Gradients of :func:`conv2d` (as torch.autograd computes them).
 
     For a float32 3x3 stride-1 convolution (dilation 1, groups 1, C and K >= 16, enough
-    pixels), grad_weight and (for padding <= 2) grad_input are computed with Winograd
+    pixels), grad_input (for padding <= 2) and grad_weight (for images wide enough, or many
+    channels) are computed with Winograd
     F(4x4, 3x3) on the CPU by default (error ~1e-6 relative, about three times the direct
     path's for grad_input, about the same for grad_weight); :func:`imkern.set_allow_winograd`
     ``(False)`` gives the direct path. grad_bias and float64 are always direct.
