@@ -214,10 +214,10 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
 
     For a float32 3x3 stride-1 convolution (dilation 1, groups 1, C and K >= 16, enough
     pixels), grad_input (for padding <= 2) and grad_weight (for images wide enough, or many
-    channels) are computed with Winograd
-    F(4x4, 3x3) on the CPU by default (error ~1e-6 relative, about three times the direct
-    path's for grad_input, about the same for grad_weight); :func:`imkern.set_allow_winograd`
-    ``(False)`` gives the direct path. grad_bias and float64 are always direct.
+    channels) are computed with Winograd F(4x4, 3x3) on the CPU by default (error ~1e-6
+    relative, about three times the direct path's for grad_input, about the same for
+    grad_weight); :func:`imkern.set_allow_winograd` ``(False)`` gives the direct path.
+    grad_bias and float64 are always direct.
 
     Args:
         grad_output: ``(N, K, OH, OW)``, the gradient of the loss with respect to the output.
