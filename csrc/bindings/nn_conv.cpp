@@ -74,14 +74,21 @@ Conv2dShape conv_shape(const py::array& x, const py::array& w, const py::tuple& 
   return s;
 }
 
+// 0: never Winograd, 1: where it is faster (the default), 2: wherever the shape allows (tests).
+imkern::ConvWinograd winograd_mode(int v) {
+  if (v < 0 || v > 2) throw std::invalid_argument("winograd: expected 0 (off), 1 (auto) or 2 (always)");
+  return static_cast<imkern::ConvWinograd>(v);
+}
+
 }  // namespace
 
 IMKERN_BINDINGS(nn_conv) {
   m.def("conv2d", [](const py::array& x, const py::array& w, const py::object& bias, py::array& out,
                      const py::tuple& stride, const py::tuple& padding, const py::tuple& dilation, int64_t groups,
-                     bool relu) {
+                     bool relu, int winograd) {
     const DType dt = float_dtype(x, "x");
     Conv2dShape s = conv_shape(x, w, stride, padding, dilation, groups);
+    const imkern::ConvWinograd wg = winograd_mode(winograd);
     check(x, "x", dt, {s.n, s.c, s.h, s.w});
     check(w, "weight", dt, {s.k, s.c / s.groups, s.r, s.s});
     check(out, "out", dt, {s.n, s.k, s.oh, s.ow});
@@ -89,13 +96,14 @@ IMKERN_BINDINGS(nn_conv) {
     const void *xp = x.data(), *wp = w.data();
     void* op = writable_data(out, "out");
     py::gil_scoped_release nogil;
-    IMKERN_CALL(conv2d_forward, dt, xp, wp, b, op, s, relu);
+    IMKERN_CALL(conv2d_forward, dt, xp, wp, b, op, s, relu, wg);
   });
   m.def("conv2d_backward", [](const py::array& go, const py::array& x, const py::array& w, py::array& gi,
                               py::array& gw, py::array& gb, const py::tuple& stride, const py::tuple& padding,
-                              const py::tuple& dilation, int64_t groups) {
+                              const py::tuple& dilation, int64_t groups, int winograd) {
     const DType dt = float_dtype(x, "x");
     Conv2dShape s = conv_shape(x, w, stride, padding, dilation, groups);
+    const imkern::ConvWinograd wg = winograd_mode(winograd);
     check(x, "x", dt, {s.n, s.c, s.h, s.w});
     check(w, "weight", dt, {s.k, s.c / s.groups, s.r, s.s});
     check(go, "grad_output", dt, {s.n, s.k, s.oh, s.ow});
@@ -106,7 +114,7 @@ IMKERN_BINDINGS(nn_conv) {
     void *gip = writable_data(gi, "grad_input"), *gwp = writable_data(gw, "grad_weight"),
          *gbp = writable_data(gb, "grad_bias");
     py::gil_scoped_release nogil;
-    IMKERN_CALL(conv2d_backward, dt, gop, xp, wp, gip, gwp, gbp, s);
+    IMKERN_CALL(conv2d_backward, dt, gop, xp, wp, gip, gwp, gbp, s, wg);
   });
   m.def("linear", [](const py::array& x, const py::array& w, const py::object& bias, py::array& out) {
     const DType dt = float_dtype(x, "x");

@@ -1,8 +1,10 @@
 // conv2d and linear, forward and backward, on top of the GEMM microkernels (compiled per ISA).
 //
-// Forward, three paths, each a GEMM out[K/g, pixels] = W[K/g, CRS] * patches[CRS, pixels]
-// (CRS = C/g * R * S) with the weights packed once per call and bias + ReLU fused in the
-// microkernel's epilogue:
+// Forward: float32 3x3 stride-1 convolutions (dilation 1, groups 1, C and K >= 16, enough
+// output pixels) use Winograd F(4x4, 3x3) unless switched off (winograd.hpp: 4x fewer
+// multiplications, bias + ReLU fused in the output transform). Otherwise three paths, each a
+// GEMM out[K/g, pixels] = W[K/g, CRS] * patches[CRS, pixels] (CRS = C/g * R * S) with the
+// weights packed once per call and bias + ReLU fused in the microkernel's epilogue:
 //  * stride 1, CRS >= K/g: implicit GEMM. The input rows a work item needs are copied once
 //    into a zero-padded block; outputs are computed on the padded-width ("wide") grid, where
 //    every patch row is a contiguous shifted window of that block, so the microkernel loads
@@ -13,12 +15,13 @@
 //  * depthwise (groups == C == K): a direct stencil over a zero-padded plane.
 // FLOPs/output = 2 CRS; bytes: x read ~(1 + (R-1)/rows) times, out written once.
 // Backward: grad_bias = per-channel sums; grad_input, for stride 1 with padding <= the
-// dilated kernel extent, is the forward implicit GEMM of grad_out with the flipped,
-// transposed weights and the complementary padding; else W^T grad_out per pixel chunk and
-// col2im. grad_weight, for stride 1, is an outer-product kernel over the wide grid (grad_out
-// transposed, zeros in the dropped columns, times the shifted input windows); else a
-// dot-product kernel over im2col chunks. The batch is cut into chunks fixed by the problem
-// size, their partial sums added in chunk order.
+// dilated kernel extent, is the forward convolution (Winograd where the forward would use it,
+// else the implicit GEMM) of grad_out with the flipped, transposed weights and the
+// complementary padding; else W^T grad_out per pixel chunk and col2im. grad_weight: Winograd
+// where the forward would use it (winograd.hpp); else, for stride 1, an outer-product kernel
+// over the wide grid (grad_out transposed, zeros in the dropped columns, times the shifted
+// input windows); else a dot-product kernel over im2col chunks. The batch is cut into chunks
+// fixed by the problem size, their partial sums added in chunk order.
 // linear: one GEMM per product (x W^T with the bias in the epilogue; go W; go^T x).
 // Every reduction has a fixed order, so 1 and N threads give identical bits.
 #include <algorithm>
@@ -33,6 +36,7 @@
 #include "imkern/parallel.hpp"
 #include "gemm_kernel.hpp"
 #include "simd.hpp"
+#include "winograd.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -449,12 +453,38 @@ void direct_grad_weight(const T* go, const T* x, T* gwg, const Conv2dShape& p, i
     for (int64_t q = 0; q < CRS; ++q) gwg[k * CRS + q] = first ? T(0) : gwT[q * Kpad + k];
 }
 
+// The Winograd path, where allowed, possible and (for ConvWinograd::auto_select) faster:
+// float32 only (float64 stays exact, the reference for finite-difference checks).
+inline bool try_winograd(const float* x, const float* w, const float* bias, float* out, const Conv2dShape& p,
+                         bool relu, ConvWinograd mode) {
+  if (mode == ConvWinograd::off || !winograd::eligible(p)) return false;
+  if (mode == ConvWinograd::auto_select && !winograd::profitable(p)) return false;
+  winograd::forward(x, w, bias, out, p, relu);
+  return true;
+}
+inline bool try_winograd(const double*, const double*, const double*, double*, const Conv2dShape&, bool,
+                         ConvWinograd) {
+  return false;
+}
+inline bool try_winograd_grad_weight(const float* go, const float* x, float* gw, const Conv2dShape& p,
+                                     ConvWinograd mode) {
+  if (mode == ConvWinograd::off || !winograd::eligible(p)) return false;
+  if (mode == ConvWinograd::auto_select && !winograd::profitable_grad_weight(p)) return false;
+  winograd::grad_weight(go, x, gw, p);
+  return true;
+}
+inline bool try_winograd_grad_weight(const double*, const double*, double*, const Conv2dShape&, ConvWinograd) {
+  return false;
+}
+
 template <typename T>
-void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu) {
+void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu,
+                  ConvWinograd winograd) {
   constexpr int NR = Blocking<T>::NR;
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
   if (p.n == 0 || p.k == 0 || OHW == 0) return;
+  if (try_winograd(x, w, bias, out, p, relu, winograd)) return;
   if (G > 1 && G == p.c && G == p.k) return depthwise_forward(x, w, bias, out, p, relu);
   const bool pw = is_pointwise(p);
   const int64_t kcb = conv_kc(CRS);
@@ -509,7 +539,8 @@ T sum_fixed(const T* a, int64_t n) {
 }
 
 template <typename T>
-void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, const Conv2dShape& p) {
+void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, const Conv2dShape& p,
+                   ConvWinograd winograd) {
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
   const int64_t ngi = p.n * p.c * HW, ngw = p.k * CRS;
@@ -549,11 +580,13 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
         for (int64_t k = 0; k < Kg; ++k)
           for (int64_t t = 0; t < RS; ++t)
             wt[(g * Cg + c) * KRS + k * RS + t] = w[((g * Kg + k) * Cg + c) * RS + (RS - 1 - t)];
-    const int64_t qsz = gemm_detail::packed_a_size<T>(Cg, KRS);
-    std::vector<T> wq(static_cast<size_t>(std::max<int64_t>(1, G * qsz)));
-    for (int64_t g = 0; g < G; ++g)
-      gemm_detail::pack_a_full<T>(false, wt.data() + g * Cg * KRS, KRS, Cg, KRS, kcq, wq.data() + g * qsz);
-    direct_forward<T>(go, wq.data(), qsz, kcq, nullptr, gi, q, false);
+    if (!try_winograd(go, wt.data(), static_cast<const T*>(nullptr), gi, q, false, winograd)) {
+      const int64_t qsz = gemm_detail::packed_a_size<T>(Cg, KRS);
+      std::vector<T> wq(static_cast<size_t>(std::max<int64_t>(1, G * qsz)));
+      for (int64_t g = 0; g < G; ++g)
+        gemm_detail::pack_a_full<T>(false, wt.data() + g * Cg * KRS, KRS, Cg, KRS, kcq, wq.data() + g * qsz);
+      direct_forward<T>(go, wq.data(), qsz, kcq, nullptr, gi, q, false);
+    }
   }
   // grad_input: col = W^T grad_out (W^T packed once), then col2im; independent per image.
   const int64_t kct = conv_kc(Kg);
@@ -584,6 +617,7 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
       }
     }
   });
+  if (try_winograd_grad_weight(go, x, gw, p, winograd)) return;
   // grad_weight: batch chunks fixed by the problem size; partials combined in chunk order.
   const int64_t max_chunks = std::max<int64_t>(1, std::min<int64_t>(16, (int64_t(1) << 24) / std::max<int64_t>(1, ngw)));
   const int64_t bgrain = (p.n + max_chunks - 1) / max_chunks;
@@ -663,20 +697,21 @@ void visit_float(DType dt, F&& f) {
 }  // namespace
 
 void conv2d_forward(DType dtype, const void* x, const void* weight, const void* bias, void* out,
-                    const Conv2dShape& sh, bool relu) {
+                    const Conv2dShape& sh, bool relu, ConvWinograd winograd) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     conv_forward<T>(static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
-                    static_cast<T*>(out), sh, relu);
+                    static_cast<T*>(out), sh, relu, winograd);
   });
 }
 
 void conv2d_backward(DType dtype, const void* grad_out, const void* x, const void* weight, void* grad_in,
-                     void* grad_weight, void* grad_bias, const Conv2dShape& sh) {
+                     void* grad_weight, void* grad_bias, const Conv2dShape& sh, ConvWinograd winograd) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     conv_backward<T>(static_cast<const T*>(grad_out), static_cast<const T*>(x), static_cast<const T*>(weight),
-                     static_cast<T*>(grad_in), static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), sh);
+                     static_cast<T*>(grad_in), static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), sh,
+                     winograd);
   });
 }
 

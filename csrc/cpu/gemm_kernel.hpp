@@ -52,7 +52,8 @@ struct Scratch {
 
 template <typename T>
 T* scratch(int slot, int64_t n) {
-  // Slots 0, 1: gemm's A and B panels; 2..4: the conv drivers' buffers.
+  // Slots 0, 1: gemm's A and B panels (0 also the Winograd weights, in the calling thread);
+  // 2..4: the conv drivers' buffers.
   thread_local Scratch bufs[5];
   return static_cast<T*>(bufs[slot].get(static_cast<size_t>(n) * sizeof(T)));
 }

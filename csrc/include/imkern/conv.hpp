@@ -7,6 +7,10 @@
 // linear: x (M, IN), weight (OUT, IN), bias (OUT) or null, out (M, OUT) = x weight^T + bias.
 // Backward functions write every element of grad_input, grad_weight and grad_bias.
 // Results are identical for any thread count (fixed reduction orders).
+// winograd: whether float32 3x3 stride-1 convolutions (groups 1, dilation 1) use Winograd
+// F(4x4, 3x3) for the forward pass, grad_input and grad_weight (float64 never does): never,
+// where it is faster than the direct paths (C, K >= 16, enough output pixels), or always
+// (for tests).
 #pragma once
 #include <cstdint>
 
@@ -14,6 +18,8 @@
 #include "imkern/dispatch.hpp"
 
 namespace imkern {
+
+enum class ConvWinograd : int { off = 0, auto_select = 1, always = 2 };
 
 struct Conv2dShape {
   int64_t n = 0, c = 0, h = 0, w = 0;  // input
@@ -27,9 +33,10 @@ struct Conv2dShape {
 
 IMKERN_DECLARE_FOR_EACH_ISA(
   void conv2d_forward(DType dtype, const void* x, const void* weight, const void* bias, void* out,
-                      const Conv2dShape& sh, bool relu);
+                      const Conv2dShape& sh, bool relu, ConvWinograd winograd);
   void conv2d_backward(DType dtype, const void* grad_out, const void* x, const void* weight,
-                       void* grad_in, void* grad_weight, void* grad_bias, const Conv2dShape& sh);
+                       void* grad_in, void* grad_weight, void* grad_bias, const Conv2dShape& sh,
+                       ConvWinograd winograd);
   void linear_forward(DType dtype, const void* x, const void* weight, const void* bias, void* out,
                       int64_t m, int64_t in_features, int64_t out_features);
   void linear_backward(DType dtype, const void* grad_out, const void* x, const void* weight,

@@ -1,12 +1,14 @@
 """conv2d and linear, forward and backward, with PyTorch's semantics.
 
-NumPy arrays run on the C++ kernels (im2col + blocked GEMM, float32 / float64), CuPy arrays
-on the CUDA kernels of :mod:`imkern.nn._cuda` (float32, float16, bfloat16). Inputs are never
-modified; layouts the kernels cannot read (strided, reversed, Fortran-ordered) are copied to
-C-contiguous arrays first.
+NumPy arrays run on the C++ kernels (implicit GEMM / im2col + blocked GEMM, Winograd for
+float32 3x3 stride-1 convolutions; float32 / float64), CuPy arrays on the CUDA kernels of
+:mod:`imkern.nn._cuda` (float32, float16, bfloat16). Inputs are never modified; layouts the
+kernels cannot read (strided, reversed, Fortran-ordered) are copied to C-contiguous arrays
+first.
 """
 from __future__ import annotations
 
+import threading
 from typing import Tuple
 
 import numpy as np
@@ -14,7 +16,33 @@ import numpy as np
 from .. import _arrays as A
 from .. import _core
 
-__all__ = ["conv2d", "conv2d_backward", "linear", "linear_backward"]
+__all__ = ["conv2d", "conv2d_backward", "linear", "linear_backward", "set_allow_winograd", "get_allow_winograd"]
+
+_lock = threading.Lock()
+# 0: never, 1: where faster than the direct path (set_allow_winograd(True)), 2: wherever the
+# shape allows (tests only: exercises the path on tiny images).
+_winograd_mode = 1
+
+
+def set_allow_winograd(flag: bool) -> None:
+    """Allow (True, default) or forbid the Winograd F(4x4, 3x3) path of the CPU conv2d.
+
+    While allowed, float32 convolutions with a 3x3 kernel, stride 1, dilation 1, groups 1, at
+    least 16 input and output channels and enough output pixels (a few hundred per image and
+    batch) use Winograd for :func:`conv2d` and for grad_input and grad_weight in
+    :func:`conv2d_backward` (about 4x fewer multiplications; error ~1e-6 relative to the
+    output's scale, about three times the direct path's). ``set_allow_winograd(False)`` selects the direct (implicit GEMM) path.
+    float64 never uses Winograd; CUDA arrays are not affected. Both paths are deterministic
+    and give the same bits for any thread count.
+    """
+    global _winograd_mode
+    with _lock:
+        _winograd_mode = 1 if flag else 0
+
+
+def get_allow_winograd() -> bool:
+    """Whether the CPU conv2d may use Winograd F(4x4, 3x3) (see :func:`set_allow_winograd`)."""
+    return _winograd_mode != 0
 
 _CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _CUDA_NAMES = ("float32", "float16", "bfloat16")
@@ -121,6 +149,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     x[n, g * C/groups + c, oh * sh - top + r * dh, ow * sw - left + s * dw]`` where ``g`` is
     output channel ``k``'s group and ``x`` is zero outside the image.
 
+    On the CPU, float32 3x3 stride-1 convolutions (dilation 1, groups 1, C and K >= 16, a few
+    hundred output pixels or more per call) use Winograd F(4x4, 3x3) by default: about 4x
+    fewer multiplications, error ~1e-6 relative to the output's scale (about three times the
+    direct path's), and a NaN or Inf input pixel spreads to the whole 4x4 output tiles
+    whose 6x6 windows contain it. :func:`imkern.set_allow_winograd` ``(False)`` gives the
+    direct path. float64 is always direct.
+
     Args:
         x: ``(N, C, H, W)``; float32 or float64 (CPU), float32, float16 or bfloat16 (CUDA).
         weight: ``(K, C / groups, R, S)``, same dtype and kind as ``x``.
@@ -165,7 +200,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     bc = None if bias is None else _contig(bias, kind)
     target = _writable_target(target, final, kind, shape, x.dtype, x, weight, bias)
     if kind == "numpy":
-        _core.conv2d(xc, wc, bc, target, st, pads, dil, groups, activation == "relu")
+        _core.conv2d(xc, wc, bc, target, st, pads, dil, groups, activation == "relu", _winograd_mode)
     else:
         from . import _cuda
 
@@ -176,6 +211,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1):
     """Gradients of :func:`conv2d` (as torch.autograd computes them).
+
+    For a float32 3x3 stride-1 convolution (dilation 1, groups 1, C and K >= 16, enough
+    pixels), grad_input (for padding <= 2) and grad_weight (for images wide enough, or many
+    channels) are computed with Winograd F(4x4, 3x3) on the CPU by default (error ~1e-6
+    relative, about three times the direct path's for grad_input, about the same for
+    grad_weight); :func:`imkern.set_allow_winograd` ``(False)`` gives the direct path.
+    grad_bias and float64 are always direct.
 
     Args:
         grad_output: ``(N, K, OH, OW)``, the gradient of the loss with respect to the output.
@@ -215,7 +257,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         return gi, gw, gb
     goc, xc, wc = _contig(grad_output, kind), _contig(x, kind), _contig(weight, kind)
     if kind == "numpy":
-        _core.conv2d_backward(goc, xc, wc, gi, gw, gb, st, pads, dil, groups)
+        _core.conv2d_backward(goc, xc, wc, gi, gw, gb, st, pads, dil, groups, _winograd_mode)
         return gi, gw, gb
     from . import _cuda
 
