@@ -13,9 +13,9 @@
 //  * otherwise (strided, or short reductions such as a C = 1 first layer): im2col fused with
 //    the B packing, per (image, group, chunk of output pixels sized to L2).
 //  * depthwise (groups == C == K): a direct stencil over a zero-padded plane.
-//  * C = 1 (groups 1), 3x3 or 5x5, stride 1, dilation 1, planes up to 64x64: a direct stencil
-//    with the weights in registers and each input row reused by a block of output rows
-//    (conv2d_small.cpp), before the GEMM paths.
+//  * C = 1 (groups 1), 3x3 (5x5 on AVX-512), stride 1, dilation 1, planes up to 64x64: a
+//    direct stencil, weights in registers, each input row reused by a block of output rows
+//    (conv2d_small.cpp); tried before the GEMM paths.
 // FLOPs/output = 2 CRS; bytes: x read ~(1 + (R-1)/rows) times, out written once.
 // Backward: grad_bias = per-channel sums; grad_input, for stride 1 with padding <= the
 // dilated kernel extent, is the forward convolution (Winograd where the forward would use it,

@@ -4,21 +4,23 @@
 // With a reduction of only 9 or 25 taps, a GEMM spends more on forming (im2col) and packing
 // the patch matrix than on the products. Here, per (image, output channel), the R*R weights
 // are splatted into registers and the plane is computed from a zero-padded copy of the image
-// in blocks of M = 4 output rows by one vector of columns: each of the M + R - 1 input rows
-// under the block is loaded once as R shifted vectors and multiplied into every output row
-// of the block it contributes to. That is R (M + R - 1) / M loads per R*R FMAs (4.5 per 9
-// for 3x3) instead of one load per FMA; the loads are unaligned and mostly split cache
-// lines, so the one-load-per-FMA form ran at half the speed (load-port bound).
+// in blocks of M output rows by NC vectors of columns (7 x 2 for 3x3 on AVX-512, else 4 x 1):
+// each of the M + R - 1 input rows under a block is loaded once as R shifted vectors and
+// multiplied into every output row of the block it contributes to, R (M + R - 1) / M loads
+// per R*R FMAs (3.9 per 9 for 7-row 3x3 blocks). A first port with one load per FMA ran at
+// half this speed: the loads are unaligned and mostly split cache lines, so it was bound by
+// the load ports, not the FMAs (the standalone prototype it came from was fast only because
+// GCC, seeing constant strides, reused the loads across rows by itself).
 // A row whose width is not a multiple of the vector width ends with a vector overlapping the
-// one before, and a plane whose height is not a multiple of M with a block overlapping the
+// one before, and a band whose height is not a multiple of M with a block overlapping the
 // one before: the same values recomputed by the same code and stored again (no masked
 // stores, which cost a third more on Zen 5). Planes are written one after the other (the
-// channel-inner order, interleaving 32 planes' rows, cost 40% in write bandwidth).
-// Every output is bias + sum over taps in (r, s) order, one FMA chain: the result does not
-// depend on the block, the thread count or memory alignment. Bias and ReLU are fused (NaN
-// stays NaN, as torch). FLOPs/output = 2 R*R; bytes: the input read once, the output written
-// once. Used where it beats the GEMM paths: C = 1, groups 1, 3x3 or 5x5, stride 1, dilation
-// 1, OW >= the vector width (conv_small_applies).
+// channel-inner order, interleaving 32 planes' rows, cost 40% in write bandwidth). Tall
+// planes are cut into bands of rows whose padded input (~16 KB) stays in L1 across channels.
+// Every output is bias + its taps in (r, s) order, one FMA chain: the result does not depend
+// on the block, band, thread count or memory alignment. Bias and ReLU are fused (NaN stays
+// NaN, as torch). FLOPs/output = 2 R*R; bytes: the input read once, the output written once.
+// Where it is used: conv_small_applies.
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -143,10 +145,13 @@ void forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p
 
 template <typename T>
 bool conv_small_applies(const Conv2dShape& p) {
-  const bool taps = (p.r == 3 && p.s == 3) || (p.r == 5 && p.s == 5);
-  // Measured against the im2col + GEMM path (Zen 5, AVX-512, one thread): 28x28, K 1-128:
-  // 0.45-0.8x its time; 64x64 0.83x; 100x100 (K 64) 1.3x and 224x224 1.1x, where the GEMM's
-  // reuse of each patch across a register tile of channels wins: planes up to 64x64 only.
+  // 5x5 only with 32 vector registers: with 16, its 25 weights spill and it merely ties the
+  // GEMM path (AVX2 0.9-1.0x, SSE 1.0-1.2x); 3x3 takes 0.45-0.8x the GEMM path's time there.
+  const bool taps = (p.r == 3 && p.s == 3) || (p.r == 5 && p.s == 5 && simd::kBytes == 64);
+  // Measured against the im2col + GEMM path (Zen 5, AVX-512, one thread): 28x28, K 1-128,
+  // 3x3 and 5x5, float32 and float64: 0.45-0.85x its time; 64x64 0.83x; 100x100 (K 64) 1.3x
+  // and 224x224 1.1x, where the GEMM's reuse of each patch across a register tile of
+  // channels wins: planes up to 64x64 only.
   return p.groups == 1 && p.c == 1 && taps && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 &&
          p.ow >= Vec<T>::lanes && p.oh * p.ow <= 64 * 64;
 }
