@@ -611,3 +611,112 @@ def test_winograd_grad_weight_many_blocks(rng):
     for k, c, r, s in ((0, 0, 0, 0), (3, 7, 1, 2), (15, 15, 2, 1)):
         e = np.einsum("nhw,nhw->", go64[:, k], xp[:, c, r : r + 128, s : s + 128])
         assert abs(gw[k, c, r, s] - e) <= 1e-5 * (np.abs(go64[:, k]).sum() + abs(e))
+
+
+# ---- single-channel 3x3 / 5x5 direct path (conv2d_small.cpp) ------------------------------------
+# (N, H, W, K, R, padding): widths below, at and above multiples of every ISA's vector width
+# (4, 8, 16 floats; 2, 4, 8 doubles), heights not a multiple of the 7-row block, 1-row images,
+# planes cut into several row bands (64x64, 40x100), K not a multiple of anything.
+SMALL = [
+    (5, 28, 28, 7, 3, 1),
+    (1, 28, 28, 32, 3, 1),
+    (5, 16, 16, 3, 3, 1),
+    (2, 9, 17, 5, 3, 0),
+    (3, 13, 31, 6, 3, 2),
+    (2, 11, 33, 4, 3, "same"),
+    (2, 40, 100, 3, 3, 1),
+    (1, 64, 64, 5, 3, 1),
+    (2, 1, 40, 3, 3, 1),
+    (3, 5, 20, 2, 3, 1),
+    (4, 28, 28, 6, 5, 0),
+    (2, 12, 29, 5, 5, 2),
+    (1, 7, 64, 9, 5, "same"),
+]
+
+
+def _small_inputs(rng, cfg, dtype, bias=True):
+    n, h, w, k, r, pad = cfg
+    x = random_array(rng, (n, 1, h, w), dtype)
+    wt = random_array(rng, (k, 1, r, r), dtype)
+    b = random_array(rng, (k,), dtype) if bias else None
+    return x, wt, b, pad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cfg", SMALL, ids=[f"s{i}" for i in range(len(SMALL))])
+def test_conv2d_c1_matches_reference(rng, cfg, dtype):
+    for bias in (True, False):
+        x, w, b, pad = _small_inputs(rng, cfg, dtype, bias)
+        exp = R.conv2d(x, w, b, padding=pad)
+        y = F.conv2d(x, w, b, padding=pad)
+        assert y.dtype == dtype
+        assert_close(y, exp, dtype, scale=_scale(x, w), err_msg=str(cfg))
+        out = np.full(exp.shape, np.nan, dtype)  # poisoned: every element must be written
+        F.conv2d(x, w, b, padding=pad, activation="relu", out=out)
+        assert_close(out, np.maximum(exp, 0), dtype, scale=_scale(x, w), err_msg=str(cfg))
+        assert np.array_equal(out, np.where(y < 0, 0, y))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_conv2d_c1_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    for cfg in SMALL:
+        for dtype in DTYPES:
+            x, w, b, pad = _small_inputs(rng, cfg, dtype)
+            exp = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=pad)
+            assert_close(F.conv2d(x, w, b, padding=pad), exp.numpy().astype(np.float64), dtype, scale=_scale(x, w),
+                         err_msg=str(cfg))
+
+
+def test_conv2d_c1_isa_levels(rng, isa):
+    for cfg in SMALL:
+        for dtype in DTYPES:
+            x, w, b, pad = _small_inputs(rng, cfg, dtype)
+            for act in (None, "relu"):
+                assert_close(F.conv2d(x, w, b, padding=pad, activation=act),
+                             R.conv2d(x, w, b, padding=pad, activation=act), dtype, scale=_scale(x, w),
+                             err_msg=f"{isa} {cfg}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_c1_deterministic(rng, dtype):
+    """1 vs 3 threads, one image alone vs in a batch, aligned vs misaligned buffers: same bits."""
+    before = imkern.get_num_threads()
+    for cfg in (SMALL[0], SMALL[4], SMALL[6], SMALL[7], SMALL[10], (128, 28, 28, 32, 3, 1)):
+        x, w, b, pad = _small_inputs(rng, cfg, dtype)
+        try:
+            imkern.set_num_threads(1)
+            one = F.conv2d(x, w, b, padding=pad, activation="relu")
+            imkern.set_num_threads(3)
+            three = F.conv2d(x, w, b, padding=pad, activation="relu")
+        finally:
+            imkern.set_num_threads(before)
+        assert np.array_equal(one, three)
+        i = x.shape[0] - 1
+        assert np.array_equal(F.conv2d(x[i:], w, b, padding=pad, activation="relu"), one[i:])
+        # Buffers shifted by one element from their usual 64-byte alignment.
+        item = np.dtype(dtype).itemsize
+        raw = np.empty(x.size * item + 64 + item, np.uint8)
+        xs = np.frombuffer(raw.data, dtype, x.size, offset=(-raw.ctypes.data % 64) + item).reshape(x.shape)
+        xs[...] = x
+        oraw = np.empty(one.size * item + 64 + item, np.uint8)
+        outs = np.frombuffer(oraw.data, dtype, one.size, offset=(-oraw.ctypes.data % 64) + item).reshape(one.shape)
+        F.conv2d(xs, w, b, padding=pad, activation="relu", out=outs)
+        assert np.array_equal(outs, one)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_c1_views_and_nan(rng, dtype):
+    x, w, b, pad = _small_inputs(rng, SMALL[4], dtype)
+    exp = F.conv2d(x, w, b, padding=pad)
+    big = random_array(rng, (x.shape[0], 2, 2 * x.shape[2], x.shape[3] + 3), dtype)
+    big[:, 1:, ::2, 3:] = x
+    for v in (big[:, 1:, ::2, 3:], np.asfortranarray(x), x[:, :, ::-1, ::-1].copy()[:, :, ::-1, ::-1]):
+        assert np.array_equal(F.conv2d(v, w[::-1].copy()[::-1], b, padding=pad), exp)
+    rev = x[:, :, :, ::-1]
+    assert_close(F.conv2d(rev, w, b, padding=pad), R.conv2d(np.ascontiguousarray(rev), w, b, padding=pad), dtype,
+                 scale=_scale(x, w))
+    x[1, 0, 5, 7] = np.nan
+    y = F.conv2d(x, w, b, padding=pad, activation="relu")
+    nan = np.isnan(y)
+    assert nan[1, :, 5:8, 7:10].all() and nan.sum() == 9 * w.shape[0]  # pad 2: rows/cols 5..7 + 2

@@ -13,6 +13,9 @@
 //  * otherwise (strided, or short reductions such as a C = 1 first layer): im2col fused with
 //    the B packing, per (image, group, chunk of output pixels sized to L2).
 //  * depthwise (groups == C == K): a direct stencil over a zero-padded plane.
+//  * C = 1 (groups 1), 3x3 (5x5 on AVX-512), stride 1, dilation 1, planes up to 64x64: a
+//    direct stencil, weights in registers, each input row reused by a block of output rows
+//    (conv2d_small.cpp); tried before the GEMM paths.
 // FLOPs/output = 2 CRS; bytes: x read ~(1 + (R-1)/rows) times, out written once.
 // Backward: grad_bias = per-channel sums; grad_input, for stride 1 with padding <= the
 // dilated kernel extent, is the forward convolution (Winograd where the forward would use it,
@@ -34,6 +37,7 @@
 #include "imkern/conv.hpp"
 #include "imkern/gemm.hpp"
 #include "imkern/parallel.hpp"
+#include "conv_small.hpp"
 #include "gemm_kernel.hpp"
 #include "simd.hpp"
 #include "winograd.hpp"
@@ -486,6 +490,7 @@ void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dSha
   if (p.n == 0 || p.k == 0 || OHW == 0) return;
   if (try_winograd(x, w, bias, out, p, relu, winograd)) return;
   if (G > 1 && G == p.c && G == p.k) return depthwise_forward(x, w, bias, out, p, relu);
+  if (conv_small_applies<T>(p)) return conv_small_forward(x, w, bias, out, p, relu);
   const bool pw = is_pointwise(p);
   const int64_t kcb = conv_kc(CRS);
   // The weights, packed once for all work items.
