@@ -120,31 +120,6 @@ inline void hfilter_fixed(const A* p, A* h, int64_t n, int64_t C, const A* k) {
   if (x < n) hfilter_any(p + x, h + x, n - x, C, k, K);
 }
 
-// The output-row driver of the vertical filters, for n >= L: every element is computed by
-// the same vector code one(x) (the L outputs at x). With Stream, a first vector with a plain
-// store, then streaming stores from the first aligned position on (recomputing a few
-// elements of the first vector); without, from x = 0 (keeping the ring loads aligned). The
-// last vector ends at n, overlapping the one before.
-// four(x, v) may compute v[0..3] = one(x), ..., one(x + 3L) with interleaved chains (the same
-// sums).
-template <typename T, typename A, bool Stream, typename One, typename Four>
-inline void vfilter_row(T* o, int64_t n, One&& one, Four&& four) {
-  constexpr int L = simd::Vec<A>::lanes;
-  int64_t x = 0;
-  if constexpr (Stream) {
-    store_vec<T, A>(o, one(0));
-    x = stream_start<T, A>(o);
-  }
-  for (; x + 4 * L <= n; x += 4 * L) {
-    simd::vec_t<A> v[4];
-    four(x, v);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) put<T, A, Stream>(o + x + i * L, v[i]);
-  }
-  for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
-  if (x < n) store_vec<T, A>(o + n - L, one(n - L));
-}
-
 template <int K, typename T, typename A, bool Stream>
 inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
   using namespace simd;
@@ -165,16 +140,27 @@ inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
     }
     return a + b;
   };
-  auto four = [&](int64_t x, vec_t<A>* v) {  // one() four times, with 8 chains interleaved
+  // As vfilter_sym: every element by the same vector code, streaming from the first aligned
+  // position, the last vector overlapping the one before.
+  int64_t x = 0;
+  if constexpr (Stream) {  // else x = 0 keeps the ring loads aligned
+    store_vec<T, A>(o, one(0));
+    x = stream_start<T, A>(o);
+  }
+  for (; x + 4 * L <= n; x += 4 * L) {  // the same sums as one(), four vectors at a time
     vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
 #define KV(j) kv[j]
 #define LOAD(j, off) loadu(r[j] + x + (off))
     IMKERN_TAP_LOOP(K, LOAD)
 #undef LOAD
 #undef KV
-    v[0] = a0 + b0, v[1] = a1 + b1, v[2] = a2 + b2, v[3] = a3 + b3;
-  };
-  vfilter_row<T, A, Stream>(o, n, one, four);
+    put<T, A, Stream>(o + x, a0 + b0);
+    put<T, A, Stream>(o + x + L, a1 + b1);
+    put<T, A, Stream>(o + x + 2 * L, a2 + b2);
+    put<T, A, Stream>(o + x + 3 * L, a3 + b3);
+  }
+  for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
+  if (x < n) store_vec<T, A>(o + n - L, one(n - L));
 }
 
 // Symmetric kernels (k[j] == k[K - 1 - j], K odd, as every Gaussian): the mirrored taps are
@@ -237,10 +223,23 @@ inline void vfilter_sym(const A* const* rows, T* o, int64_t n, const A* k) {
 #undef TAP
     return a + b;
   };
-  vfilter_row<T, A, Stream>(o, n, one, [&](int64_t x, vec_t<A>* v) {
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) v[i] = one(x + i * L);
-  });
+  // Every element is computed by the same vector code: a first vector with a plain store,
+  // streaming stores from the first aligned position on (recomputing a few elements of the
+  // first vector), and a last vector that ends at n (overlapping the one before).
+  int64_t x = 0;
+  if constexpr (Stream) {  // else x = 0 keeps the ring loads aligned
+    store_vec<T, A>(o, one(0));
+    x = stream_start<T, A>(o);
+  }
+  for (; x + 4 * L <= n; x += 4 * L) {
+    const vec_t<A> v0 = one(x), v1 = one(x + L), v2 = one(x + 2 * L), v3 = one(x + 3 * L);
+    put<T, A, Stream>(o + x, v0);
+    put<T, A, Stream>(o + x + L, v1);
+    put<T, A, Stream>(o + x + 2 * L, v2);
+    put<T, A, Stream>(o + x + 3 * L, v3);
+  }
+  for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
+  if (x < n) store_vec<T, A>(o + n - L, one(n - L));
 }
 
 #if defined(__AVX512F__)
