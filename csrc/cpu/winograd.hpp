@@ -129,6 +129,14 @@ inline V load_clipped(const float* row, int64_t i0, int64_t w) {
 //   G   = [1/2 0 0; -1/6 (1 1 1); 1/6 (1 -1 1); 1/30 (1 2 4); -1/30 (4 -2 1); 0 0 1/2]
 //   A^T = [1 1 1 1 8 0; 0 1 -1 2 -4 0; 0 1 1 4 2 0; 0 1 -1 8 -1 1]
 
+// Zero columns [nt, npad) (the tile slots past the last tile of a block) of the 36
+// matrices of `rows` rows at buf (matrix stride es, row stride ld).
+inline void zero_pad_columns(float* buf, int64_t rows, int64_t es, int64_t ld, int64_t nt, int64_t npad) {
+  if (npad <= nt) return;
+  for (int64_t e = 0; e < 36; ++e)
+    for (int64_t r = 0; r < rows; ++r) std::fill(buf + e * es + r * ld + nt, buf + e * es + r * ld + npad, 0.f);
+}
+
 // r = B^T d (one 6-point input transform, elementwise over lanes).
 inline void bt6(const V (&d)[6], V (&r)[6]) {
   const V u = 2.f * (d[4] - d[2]) - 3.f * d[3], v = 2.f * (d[3] - d[1]) - 3.f * d[2];
@@ -402,12 +410,7 @@ inline void input_block(const float* x, const Conv2dShape& p, const Plan& q, int
       t += seg;
     }
   }
-  if (npad > nt)
-    for (int64_t e = 0; e < 36; ++e)
-      for (int64_t c = 0; c < C; ++c) {
-        float* row = vb + e * ves + c * ldv;
-        std::fill(row + nt, row + npad, 0.f);
-      }
+  zero_pad_columns(vb, C, ves, ldv, nt, npad);
 }
 
 // out = conv(x, w) (+ bias, ReLU); shape p must satisfy eligible().
@@ -620,12 +623,7 @@ inline void grad_weight(const float* go, const float* x, float* gw, const Conv2d
           t += seg;
         }
       }
-      if (npad > nt)
-        for (int64_t e = 0; e < 36; ++e)
-          for (int64_t k = 0; k < K; ++k) {
-            float* row = yb + e * yes + k * ld;
-            std::fill(row + nt, row + npad, 0.f);
-          }
+      zero_pad_columns(yb, K, yes, ld, nt, npad);
       for (int e = 0; e < 36; ++e)
         dot_nt(K, C, npad, yb + e * yes, ld, vb + e * ves, ld, acc + e * K * C, C, it != lo);
     }
