@@ -7,7 +7,6 @@
 // every output element written once: bytes/pixel = sizeof(T) * C * (1 + 1), FLOPs/pixel =
 // 2 * C * (kh + kw). The ring (kh x W x C accumulators) stays in L2 for usual sizes.
 // Variants: one per dtype (u8, u16, f32 accumulate in float32; f64 in float64).
-#include "imkern/dispatch.hpp"
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
 #include "filter_rows.hpp"
