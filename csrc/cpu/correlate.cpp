@@ -142,11 +142,7 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
     ring_pipeline<A>(
         t0, t1, H, W, kh, ay, SP, (left + SP + right) * C,
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
-          const int64_t yy = border_index(sy, H, border);
-          load_padded_segment<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), slot, W, C, x0, x1, left,
-                                    right, border, cv);
-          const int64_t ahead = sy + 4;  // the row loaded four output rows from now
-          if (ahead >= 0 && ahead < H) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * C, (x1 - x0) * C);
+          load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, slot);
         },
         [&](const A* const* P, int64_t b, int64_t y, int64_t x0, int64_t x1) {
           T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;

@@ -34,11 +34,7 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
     ring_pipeline<A>(
         t0, t1, H, W, kh, ay, SP, SP * C,
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
-          const int64_t yy = border_index(sy, H, border);
-          load_padded_segment<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), padded, W, C, x0, x1, left,
-                                    right, border, cv);
-          const int64_t ahead = sy + 4;  // the row loaded four output rows from now
-          if (ahead >= 0 && ahead < H) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * C, (x1 - x0) * C);
+          load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
           hfilter(padded, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
         },
         [&](const A* const* r, int64_t b, int64_t y, int64_t x0, int64_t x1) {
