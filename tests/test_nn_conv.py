@@ -6,7 +6,7 @@ import doctest
 
 import numpy as np
 import pytest
-from conftest import assert_close, random_array
+from conftest import ISA_LEVELS, assert_close, random_array
 
 import imkern
 from imkern import _core
@@ -676,6 +676,31 @@ def test_conv2d_c1_isa_levels(rng, isa):
                 assert_close(F.conv2d(x, w, b, padding=pad, activation=act),
                              R.conv2d(x, w, b, padding=pad, activation=act), dtype, scale=_scale(x, w),
                              err_msg=f"{isa} {cfg}")
+
+
+def test_conv2d_c1_same_bits_on_every_isa(rng):
+    """The AVX-512 3x3 kernel (flattened plane, nine shifted copies) and the tiled kernel of the
+    other ISAs sum every output in the same order (bias, then the taps in (r, s) order, one FMA
+    chain): the same bits, where the ISAs fuse multiply-adds (AVX2 and up)."""
+    fma_isas = [i for i in ISA_LEVELS if i in ("avx2", "avx512")]
+    if len(fma_isas) < 2:
+        pytest.skip("needs AVX2 and AVX-512")
+    before = imkern.get_cpu_isa()
+    try:
+        for cfg in SMALL:
+            for dtype in DTYPES:
+                x, w, b, pad = _small_inputs(rng, cfg, dtype)
+                ow = R.conv2d(x[:1, :, :, :], w[:1], padding=pad).shape[3]
+                if cfg[4] != 3 or ow < 16:  # both ISAs take the direct kernel: 3x3, a whole zmm of floats
+                    continue
+                outs = []
+                for isa in fma_isas:
+                    imkern.set_cpu_isa(isa)
+                    outs.append(F.conv2d(x, w, b, padding=pad, activation="relu"))
+                for o in outs[1:]:
+                    assert np.array_equal(o, outs[0]), (cfg, dtype)
+    finally:
+        imkern.set_cpu_isa(before)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
