@@ -171,3 +171,29 @@ print("ok")
 def test_import_without_gpu_reports_none():
     r = _run("import imkern; print(len(imkern.info()['gpus']) >= 0)", {"CUDA_VISIBLE_DEVICES": ""})
     assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 5, 40])
+def test_parallel_for_runs_every_chunk_once(threads):
+    """The pool's scheduler (home ranges per thread, then stealing): every chunk runs exactly
+    once with the right bounds, for thread counts below, at and above the 32 home ranges; an
+    exception in one chunk reaches Python after the others ran."""
+    from imkern import _core
+
+    before = imkern.get_num_threads()
+    try:
+        imkern.set_num_threads(threads)
+        for begin, end, grain in [(0, 1, 1), (0, 2, 1), (5, 6, 3), (-7, 100, 9), (0, 1000, 1), (3, 4099, 64)]:
+            for _ in range(3):
+                got = _core._parallel_probe(begin, end, grain)
+                n = -(-(end - begin) // grain)
+                assert [(lo, hi) for lo, hi, _, _ in got] == [
+                    (begin + c * grain, min(end, begin + (c + 1) * grain)) for c in range(n)]
+                assert all(runs == 1 for _, _, runs, _ in got)
+                assert all(0 <= tid < threads for _, _, _, tid in got)
+        with pytest.raises(RuntimeError, match="on purpose"):
+            _core._parallel_probe(0, 100, 10, throw_at=55)
+        got = _core._parallel_probe(0, 100, 10)  # the pool still works after the exception
+        assert [runs for _, _, runs, _ in got] == [1] * 10
+    finally:
+        imkern.set_num_threads(before)

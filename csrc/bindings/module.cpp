@@ -4,6 +4,11 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "imkern/dispatch.hpp"
 #include "imkern/parallel.hpp"
@@ -38,6 +43,36 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &imkern::get_num_threads);
   m.def("set_num_threads", &imkern::set_num_threads);
   m.def("default_num_threads", &imkern::default_num_threads);
+  // For tests of the thread pool: runs parallel_for over [begin, end) with `grain` and returns,
+  // per chunk in order, (lo, hi, how many times it ran, a thread id: 0 for the calling thread,
+  // else 1 + the order in which other threads first appeared). With `throw_at` in a chunk,
+  // that chunk throws and the call raises RuntimeError after every other chunk ran.
+  m.def("_parallel_probe", [](int64_t begin, int64_t end, int64_t grain, int64_t throw_at) {
+    const int64_t n = imkern::parallel_chunks(begin, end, grain);
+    if (n < 0 || n > (int64_t(1) << 20)) throw std::invalid_argument("_parallel_probe: 0..2^20 chunks");
+    std::vector<int64_t> lo(n, -1), hi(n, -1), runs(n, 0), tid(n, -1);
+    std::mutex mu;
+    std::vector<std::thread::id> seen{std::this_thread::get_id()};
+    const int64_t g = grain < 1 ? 1 : grain;
+    {
+      py::gil_scoped_release nogil;
+      imkern::parallel_for(begin, end, grain, [&](int64_t a, int64_t b) {
+        const int64_t c = (a - begin) / g;
+        std::lock_guard<std::mutex> lk(mu);
+        const auto me = std::this_thread::get_id();
+        auto it = std::find(seen.begin(), seen.end(), me);
+        if (it == seen.end()) it = seen.insert(seen.end(), me);
+        lo[c] = a;
+        hi[c] = b;
+        ++runs[c];
+        tid[c] = it - seen.begin();
+        if (throw_at >= a && throw_at < b) throw std::runtime_error("chunk failed on purpose");
+      });
+    }
+    py::list out;
+    for (int64_t c = 0; c < n; ++c) out.append(py::make_tuple(lo[c], hi[c], runs[c], tid[c]));
+    return out;
+  }, py::arg("begin"), py::arg("end"), py::arg("grain"), py::arg("throw_at") = std::numeric_limits<int64_t>::min());
 
 #if defined(IMKERN_WITH_CUDA)
   m.attr("cuda_built") = true;
