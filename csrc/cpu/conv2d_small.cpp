@@ -27,7 +27,6 @@
 // 80%, with stores to L1-resident lines, non-temporal or 2 x 256-bit stores at 57-59%.
 // Where it is used: conv_small_applies.
 #include <algorithm>
-#include <cstring>
 #include <type_traits>
 
 #include "conv_small.hpp"
@@ -50,6 +49,32 @@ struct Tile {
   static constexpr bool wide = simd::kBytes == 64 && R == 3;
   static constexpr int M = wide ? 7 : 4, NC = wide ? 2 : 1;
 };
+
+// d[0, n) = s[0, n): whole vectors, the last overlapping the one before; scalar when n < L.
+template <typename T>
+__attribute__((always_inline)) inline void copy_row(T* d, const T* s, int64_t n) {
+  constexpr int L = Vec<T>::lanes;
+  if (n < L) {
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+    return;
+  }
+  for (int64_t i = 0; i < n - L; i += L) simd::storeu(d + i, simd::loadu(s + i));
+  simd::storeu(d + n - L, simd::loadu(s + n - L));
+}
+
+// Rows [0, rows) of the zero-padded band (rows Ws apart) hold input rows oh_lo - pt + i of
+// image x (H x W), zero outside the image; the pl left and pr right columns are left as they
+// are (zero: the caller clears the band once per chunk).
+template <typename T>
+inline void load_band(T* pad, int64_t rows, int64_t Ws, const T* x, int64_t H, int64_t W, int64_t oh_lo,
+                      const Conv2dShape& p) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t y = oh_lo + i - p.pt;
+    T* d = pad + i * Ws + p.pl;
+    if (y >= 0 && y < H) copy_row(d, x + y * W, W);
+    else std::fill(d, d + W, T(0));
+  }
+}
 
 // Outputs (oh0 + m, x0[c] .. x0[c] + L - 1), m < M, c < NC, from q = &pad[oh0][0] (pad rows
 // ws apart), stored at o + m * ow + x0[c].
@@ -109,12 +134,7 @@ void forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p
       const int64_t nbi = it / K, k = it % K, n = nbi / nb, oh_lo = nbi % nb * B;
       const int64_t oh_hi = std::min(OH, oh_lo + B);
       if (nbi != cur) {
-        for (int64_t i = 0; i < oh_hi - oh_lo + R - 1; ++i) {
-          const int64_t y = oh_lo + i - p.pt;
-          T* d = pad + i * Ws + p.pl;
-          if (y >= 0 && y < H) std::memcpy(d, x + (n * H + y) * W, static_cast<size_t>(W) * sizeof(T));
-          else std::fill(d, d + W, T(0));
-        }
+        load_band(pad, oh_hi - oh_lo + R - 1, Ws, x + n * H * W, H, W, oh_lo, p);
         cur = nbi;
       }
       vec_t<T> wk[RS];
@@ -154,9 +174,9 @@ void forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p
 // of their lanes recomputed), every load is aligned (the tiled kernel's loads mostly split
 // cache lines), and each load serves KB = 2 output channels (18 weights, 6 x 2 accumulators
 // and a load in 31 registers): 0.5 aligned loads per FMA. (Broadcasting the weights from
-// memory instead, 3-5 vectors x 4-8 channels, measured 10-20% slower.) The copies (9 E elements, ~28 KB
-// for a 28x28 float plane) are built once per (image, band) and stay in L1 while all output
-// channels are computed from them. Each output is the same FMA chain as in `block` (bias,
+// memory instead, 3-5 vectors x 4-8 channels, measured 10-20% slower.) The copies (9 E
+// elements, ~28 KB for a 28x28 float plane) are built once per (image, band) and stay in L1
+// while all output channels are computed from them. Each output is the same FMA chain as in `block` (bias,
 // then the taps in (r, s) order), so both kernels give the same bits.
 template <typename T, int V, int KB, bool Aligned, bool Relu>
 __attribute__((always_inline)) inline void flat_block(const T* X, int64_t xs, int64_t j0, const vec_t<T>* wk,
@@ -185,18 +205,6 @@ __attribute__((always_inline)) inline void flat_block(const T* X, int64_t xs, in
       if (Relu) y = y < T(0) ? vec_t<T>{} : y;
       simd::storeu(o + c * ostride + j0 + v * L, y);
     }
-}
-
-// d[0, n) = s[0, n): whole vectors, the last overlapping the one before; scalar when n < L.
-template <typename T>
-__attribute__((always_inline)) inline void copy_row(T* d, const T* s, int64_t n) {
-  constexpr int L = Vec<T>::lanes;
-  if (n < L) {
-    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
-    return;
-  }
-  for (int64_t i = 0; i < n - L; i += L) simd::storeu(d + i, simd::loadu(s + i));
-  simd::storeu(d + n - L, simd::loadu(s + n - L));
 }
 
 // Outputs [0, E) of KB channels (planes ostride apart, starting at o) from the copies X.
@@ -240,12 +248,7 @@ void forward_flat(const T* x, const T* w, const T* bias, T* out, const Conv2dSha
         oh_lo = nbi % nb * B;
         const int64_t rows = std::min(OH, oh_lo + B) - oh_lo;
         E = rows * OW;
-        for (int64_t i = 0; i < rows + 2; ++i) {
-          const int64_t y = oh_lo + i - p.pt;
-          T* d = pad + i * Ws + p.pl;
-          if (y >= 0 && y < H) copy_row(d, x + (n * H + y) * W, W);
-          else std::fill(d, d + W, T(0));
-        }
+        load_band(pad, rows + 2, Ws, x + n * H * W, H, W, oh_lo, p);
         for (int r = 0; r < 3; ++r)
           for (int s = 0; s < 3; ++s)
             for (int64_t i = 0; i < rows; ++i) copy_row(X + (3 * r + s) * xs + i * OW, pad + (i + r) * Ws + s, OW);
