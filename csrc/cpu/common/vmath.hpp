@@ -1,0 +1,287 @@
+// Vectorizable math for the nn kernels (compiled per ISA): float32 exp / sigmoid / tanh as
+// polynomials on simd::vec_t<float> (within ~1-2 ulp), exp_nonpos (exp for x <= 0, softmax),
+// gelu / gelu_grad (within ~6 ulp, float32 lanes throughout), and helpers that apply a vector
+// function over an array with the tail padded into one vector, so every element (tail
+// included) goes through the same code and gets the same bits.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "common/simd.hpp"
+
+#if defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+
+namespace imkern {
+namespace IMKERN_ISA {
+namespace vm {
+
+using simd::vec_t;
+using simd::Vec;
+using vf = vec_t<float>;
+using vi = vec_t<int32_t>;
+constexpr int LF = Vec<float>::lanes;
+
+// A vector of N elements of type E (any N, e.g. int64 or double lanes matching a float vector).
+template <typename E, int N>
+struct VecN {
+  typedef E type __attribute__((vector_size(sizeof(E) * N)));
+};
+template <typename E, int N>
+using vecn_t = typename VecN<E, N>::type;
+
+template <typename T> struct IntOf;
+template <> struct IntOf<float> { using type = int32_t; };
+template <> struct IntOf<double> { using type = int64_t; };
+
+// exp(x): n = round(x / ln2), r = x - n ln2 (Cody-Waite, two parts), exp(r) by its Taylor
+// polynomial to degree 7 (truncation 5e-9 relative for |r| <= ln2 / 2), then the 2^n scaling
+// in two steps so results in the subnormal range are rounded once. Overflow -> inf,
+// underflow -> 0, NaN -> NaN.
+inline vf exp(vf x) {
+  const vf xc = x < -104.0f ? simd::splat(-104.0f) : (x > 89.0f ? simd::splat(89.0f) : x);
+  const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  vf t = xc * 1.44269504088896341f + magic;
+  const vf n = t - magic;
+  vf r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vf p = simd::splat(1.0f / 5040.0f);
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const vi ni = __builtin_convertvector(n, vi);
+  const vi n1 = ni / 2, n2 = ni - n1;
+  // Vector casts reinterpret the bits (GCC semantics): 2^n1 and 2^n2 built from exponents.
+  const vf s1 = (vf)((n1 + 127) << 23), s2 = (vf)((n2 + 127) << 23);
+  vf res = p * s1 * s2;
+  res = x > 88.72283935546875f ? simd::splat(std::numeric_limits<float>::infinity()) : res;
+  res = x < -104.0f ? simd::splat(0.0f) : res;
+  return x != x ? x : res;
+}
+
+// exp(x) for x <= 0 (NaN and -inf allowed), as the reductions of softmax / cross entropy use
+// it: the same reduction as exp, a degree-6 polynomial (one FMA less, as accurate) scaled by
+// 2^-30 in its coefficients, times 2^(n + 30) (normal for n >= -150; one rounding for
+// subnormal results), and no overflow / special-value selects: x is clamped at
+// -104 (exp(-104) rounds to 0, so -inf -> 0), NaN propagates through the arithmetic.
+inline vf exp_nonpos(vf x) {
+  const vf xc = x < -104.0f ? simd::splat(-104.0f) : x;
+  const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const vf t = xc * 1.44269504088896341f + magic;
+  const vf n = t - magic;
+  vf r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  // 2^-30 exp(r) = 2^-30 (1 + r + r^2 q(r)), q a degree-4 fit (relative error 4.7e-9 for
+  // |r| <= ln2 / 2); the coefficients carry the (exact) 2^-30.
+  vf p = simd::splat(0x1p-30f * 1.3813143596053123e-3f);
+  p = p * r + 0x1p-30f * 8.369418792426586e-3f;
+  p = p * r + 0x1p-30f * 4.166845604777336e-2f;
+  p = p * r + 0x1p-30f * 1.6666515171527863e-1f;
+  p = p * r + 0x1p-30f * 4.999999403953552e-1f;
+  p = p * r + 0x1p-30f;
+  p = p * r + 0x1p-30f;
+  // n (in [-150, 0]) sits in the low mantissa bits of t; 2^(n + 30) is built from its exponent.
+  const vf s = (vf)(((vi)t - (vi)magic + (127 + 30)) << 23);
+  return p * s;
+}
+
+inline vf sigmoid(vf x) { return 1.0f / (1.0f + exp(-x)); }
+
+// tanh: the odd Taylor series to x^15 for |x| < 0.4 (truncation < 3e-10 relative), else
+// 1 - 2 / (exp(2|x|) + 1) (cancellation at most 1.6x there); the sign restored.
+inline vf tanh(vf x) {
+  const vf ax = x < 0.0f ? -x : x;
+  const vf e = exp(ax + ax);
+  const vf big = 1.0f - 2.0f / (e + 1.0f);
+  const vf x2 = ax * ax;
+  vf p = simd::splat(-929569.0f / 638512875.0f);
+  p = p * x2 + 21844.0f / 6081075.0f;
+  p = p * x2 + -1382.0f / 155925.0f;
+  p = p * x2 + 62.0f / 2835.0f;
+  p = p * x2 + -17.0f / 315.0f;
+  p = p * x2 + 2.0f / 15.0f;
+  p = p * x2 + -1.0f / 3.0f;
+  const vf small = ax + ax * x2 * p;
+  const vf r = ax < 0.4f ? small : big;
+  return x < 0.0f ? -r : r;
+}
+
+// GELU (exact, erf form) in float32 lanes, within ~6 ulp of x Phi(x) (Phi the standard normal
+// CDF), and its derivative. One formula over the whole range, with t = |x|: the upper tail
+// Q(t) = Phi(-t) = exp(-t^2 / 2) R(t), R(t) = s G(s - s0), s = 1 / (t + 1.5), G a degree-11 fit
+// (relative error 2e-8 with float32 coefficients on [0, 14.6], s0 the middle of the s-range;
+// R within ~4 ulp as evaluated); Phi(x) = Q(t) for x < 0 and 1 - Q(t) for x >= 0, so gelu = x Q(t) resp. x - x Q(t)
+// and nothing cancels (x Q(t) <= x / 2).
+// exp(-t^2 / 2) is evaluated without the rounding of t^2: with FMA, t^2 = sq + e2 exactly
+// (e2 = fma(t, t, -sq)); without, t = h + l with h on a 2^-8 grid (h^2 / 2 exact in float32)
+// and -t^2 / 2 = -h^2 / 2 - l (h + l / 2). The exact part is range-reduced exactly
+// (Cody-Waite), the small rest subtracted from the reduced argument, and exp of that is a
+// degree-6 fit (|r| <= ln2 / 2, FMA) or the Taylor polynomial to degree 7 (|r| < 0.38).
+// The 2^n scaling is applied as 2^(n + 30) (normal for every n >= -154) to the polynomial
+// scaled by 2^-30 (in its coefficients, exactly), so a subnormal result is rounded once. t is clamped at 14.6 (gelu(-14.6) underflows to -0).
+// gelu(+inf) = +inf, gelu(-inf) = NaN (as torch and the float64 reference: -inf * 0); NaN
+// propagates through the arithmetic.
+#if defined(__FMA__)
+// a * b - c with one rounding (V: vf; a template so only its own width is instantiated).
+template <typename V>
+inline V fmsub(V a, V b, V c) {
+  if constexpr (sizeof(V) == 16) {
+    return (V)_mm_fmsub_ps((__m128)a, (__m128)b, (__m128)c);
+  } else if constexpr (sizeof(V) == 32) {
+    return (V)_mm256_fmsub_ps((__m256)a, (__m256)b, (__m256)c);
+  } else {
+    static_assert(sizeof(V) == 64, "fmsub: vector width");
+    return (V)_mm512_fmsub_ps((__m512)a, (__m512)b, (__m512)c);
+  }
+}
+#endif
+
+struct GeluTail {
+  vf xc;  // x clamped to [-14.6, 14.6]
+  vf r;   // R(t)
+  vf p;   // 2^-30 exp(rr): exp(-t^2 / 2) = p * s1
+  vf s1;
+};
+
+inline GeluTail gelu_tail(vf x) {
+  GeluTail o;
+  const vi sign = (vi)x & (int32_t)0x80000000;
+  const vf ax = (vf)((vi)x ^ sign);
+  const vf t = ax > 14.6f ? simd::splat(14.6f) : ax;  // NaN stays NaN
+  o.xc = (vf)((vi)t | sign);
+  const vf s = 1.0f / (t + 1.5f);
+  const vf v = s - 0.36438924074172974f;  // G in powers of s - s0 (s0 mid-range)
+  vf g = simd::splat(-25.49384307861328f);
+  g = g * v + 18.29363441467285f;
+  g = g * v + 1.8251562118530273f;
+  g = g * v + -7.146036624908447f;
+  g = g * v + 4.184653282165527f;
+  g = g * v + -0.6781921982765198f;
+  g = g * v + -1.193090558052063f;
+  g = g * v + 1.2584822177886963f;
+  g = g * v + -0.31590813398361206f;
+  g = g * v + -0.5545215606689453f;
+  g = g * v + 0.5519262552261353f;
+  g = g * v + 0.6350067257881165f;
+  o.r = s * g;
+  const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
+  constexpr float k = 0x1p-30f;  // carried by the exp coefficients (exact)
+#if defined(__FMA__)
+  // t^2 = sq + e2 exactly (fused multiply-subtract), -sq / 2 range-reduced exactly.
+  const vf sq = t * t;
+  const vf e2 = fmsub(t, t, sq);
+  const vf a = sq * -0.5f;
+  const vf fl = a * 1.44269504088896341f + magic;
+  const vf nf = fl - magic;
+  vf rr = a - nf * 0.693359375f;  // exact
+  rr = rr - nf * -2.12194440e-4f;
+  rr = rr - 0.5f * e2;  // |rr| <= ln2 / 2 (+ 1e-5)
+  // 1 + r + r^2 q(r), the degree-6 fit of exp_nonpos
+  vf e = simd::splat(k * 1.3813143596053123e-3f);
+  e = e * rr + k * 8.369418792426586e-3f;
+  e = e * rr + k * 4.166845604777336e-2f;
+  e = e * rr + k * 1.6666515171527863e-1f;
+  e = e * rr + k * 4.999999403953552e-1f;
+  e = e * rr + k;
+  e = e * rr + k;
+#else
+  // No fused multiply-add: t = h + l with h on a 2^-8 grid, h^2 / 2 exact.
+  const vf grid = simd::splat(49152.0f);  // 1.5 * 2^15: t + grid rounds t to a multiple of 2^-8
+  const vf h = (t + grid) - grid;
+  const vf l = t - h;
+  const vf a = (h * -0.5f) * h;  // exact: h has at most 12 significant bits
+  const vf fl = a * 1.44269504088896341f + magic;
+  const vf nf = fl - magic;
+  vf rr = a - nf * 0.693359375f;  // exact
+  rr = rr - nf * -2.12194440e-4f;
+  rr = rr - l * (h + 0.5f * l);  // |rr| < 0.38
+  vf e = simd::splat(k / 5040.0f);
+  e = e * rr + k / 720.0f;
+  e = e * rr + k / 120.0f;
+  e = e * rr + k / 24.0f;
+  e = e * rr + k / 6.0f;
+  e = e * rr + k * 0.5f;
+  e = e * rr + k;
+  e = e * rr + k;
+#endif
+  o.p = e;
+  // n from the bits of fl (n in its low mantissa bits); 2^(n + 30) from the exponent field.
+  o.s1 = (vf)(((vi)fl - (vi)magic + (127 + 30)) << 23);
+  return o;
+}
+
+inline vf gelu(vf x) {
+  const GeluTail q = gelu_tail(x);
+  const vf xq = ((q.xc * q.r) * q.p) * q.s1;  // x Q(|x|), |x| clamped
+  const vf res = x < 0.0f ? xq : x - xq;
+  return x == -std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
+}
+
+// d gelu / dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi):
+// E (R - t / sqrt(2 pi)) for x < 0, 1 + E (t / sqrt(2 pi) - R) for x >= 0, E = exp(-t^2 / 2).
+// The float64 reference gives NaN at +-inf (inf * 0); so does this.
+inline vf gelu_grad(vf x) {
+  const GeluTail q = gelu_tail(x);
+  const vf xk = q.xc * 0.3989422804014327f;
+  const vf v = x < 0.0f ? q.r + xk : xk - q.r;
+  const vf ek = (v * q.p) * q.s1;
+  const vf res = x < 0.0f ? ek : 1.0f + ek;
+  const vf ax = x < 0.0f ? -x : x;
+  return ax == std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
+}
+
+// NaN-propagating running maximum: v replaces m when v > m or v is NaN (torch's rule).
+template <typename V>
+inline V nanmax(V m, V v) {
+  return (v > m) | (v != v) ? v : m;
+}
+template <typename T>
+inline T nanmax_s(T m, T v) {
+  return (v > m || v != v) ? v : m;
+}
+
+// y[i] = f(x[i]) for i < n with a vector function f; the tail runs through f in a padded vector.
+template <typename F>
+inline void map1(const float* x, float* y, int64_t n, F&& f) {
+  int64_t i = 0;
+  for (; i + LF <= n; i += LF) simd::storeu(y + i, f(simd::loadu(x + i)));
+  if (i < n) {
+    float buf[LF] = {};
+    std::memcpy(buf, x + i, sizeof(float) * (n - i));
+    simd::storeu(buf, f(simd::loadu(buf)));
+    std::memcpy(y + i, buf, sizeof(float) * (n - i));
+  }
+}
+
+// y[i] = f(a[i], b[i]).
+template <typename F>
+inline void map2(const float* a, const float* b, float* y, int64_t n, F&& f) {
+  int64_t i = 0;
+  for (; i + LF <= n; i += LF) simd::storeu(y + i, f(simd::loadu(a + i), simd::loadu(b + i)));
+  if (i < n) {
+    float ba[LF] = {}, bb[LF] = {};
+    std::memcpy(ba, a + i, sizeof(float) * (n - i));
+    std::memcpy(bb, b + i, sizeof(float) * (n - i));
+    simd::storeu(ba, f(simd::loadu(ba), simd::loadu(bb)));
+    std::memcpy(y + i, ba, sizeof(float) * (n - i));
+  }
+}
+
+// Scalar exp with the same bits as the vector one (for float) or libm (double).
+inline float exp_s(float x) {
+  vf v = simd::splat(x);
+  return exp(v)[0];
+}
+inline double exp_s(double x) { return std::exp(x); }
+
+}  // namespace vm
+}  // namespace IMKERN_ISA
+}  // namespace imkern

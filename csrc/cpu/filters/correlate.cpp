@@ -1,0 +1,164 @@
+// Dense 2-D correlation (compiled per ISA).
+//
+// Algorithm: a ring of the kh source rows an output row needs, each converted and padded
+// once; each output element is sum_{i,j} k[i][j] * P_i[x + j*C], computed 4 vectors at a
+// time with the kh*kw taps streamed from L1. bytes/pixel = 2 * sizeof(T) * C,
+// FLOPs/pixel = 2 * C * kh * kw. Variants: one per dtype.
+#include "imkern/filters.hpp"
+#include "imkern/parallel.hpp"
+#include "filters/filter_rows.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+template <typename T, typename A>
+static void correlate_row(const A* const* P, T* o, int64_t n, int64_t C, const A* k, int kh, int kw) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  int64_t x = 0;
+  for (; x + 4 * L <= n; x += 4 * L) {
+    vec_t<A> a0{}, a1{}, a2{}, a3{};
+    for (int i = 0; i < kh; ++i) {
+      const A* q = P[i] + x;
+      const A* ki = k + static_cast<int64_t>(i) * kw;
+      for (int j = 0; j < kw; ++j, q += C) {
+        const vec_t<A> kv = splat<A>(ki[j]);
+        a0 += kv * loadu(q);
+        a1 += kv * loadu(q + L);
+        a2 += kv * loadu(q + 2 * L);
+        a3 += kv * loadu(q + 3 * L);
+      }
+    }
+    store_vec<T, A>(o + x, a0);
+    store_vec<T, A>(o + x + L, a1);
+    store_vec<T, A>(o + x + 2 * L, a2);
+    store_vec<T, A>(o + x + 3 * L, a3);
+  }
+  for (; x + L <= n; x += L) {
+    vec_t<A> a0{};
+    for (int i = 0; i < kh; ++i)
+      for (int j = 0; j < kw; ++j) a0 += splat<A>(k[i * kw + j]) * loadu(P[i] + x + j * C);
+    store_vec<T, A>(o + x, a0);
+  }
+  for (; x < n; ++x) {
+    A a = 0;
+    for (int i = 0; i < kh; ++i)
+      for (int j = 0; j < kw; ++j) a += k[i * kw + j] * P[i][x + j * C];
+    o[x] = to_output<T, A>(a);
+  }
+}
+
+// 3x3: the nine taps live in registers for the whole row (the common case: Sobel, Laplacian,
+// sharpening). Same products, same summation order as the generic loop.
+template <typename T, typename A, bool Stream>
+static void correlate_row_3x3(const A* const* P, T* o, int64_t n, int64_t C, const A* k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv[9];
+  for (int t = 0; t < 9; ++t) kv[t] = splat<A>(k[t]);
+  const A* r0 = P[0];
+  const A* r1 = P[1];
+  const A* r2 = P[2];
+  int64_t x = 0;
+  for (; x + 2 * L <= n; x += 2 * L) {
+    vec_t<A> a0{}, a1{};
+    const A* rr[3] = {r0 + x, r1 + x, r2 + x};
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; ++i)
+#pragma GCC unroll 3
+      for (int j = 0; j < 3; ++j) {
+        a0 += kv[i * 3 + j] * loadu(rr[i] + j * C);
+        a1 += kv[i * 3 + j] * loadu(rr[i] + j * C + L);
+      }
+    put<T, A, Stream>(o + x, a0);
+    put<T, A, Stream>(o + x + L, a1);
+  }
+  if (x < n) {
+    const A* rest[3] = {r0 + x, r1 + x, r2 + x};
+    correlate_row<T, A>(rest, o + x, n - x, C, k, 3, 3);
+  }
+}
+
+#if defined(__AVX512F__)
+// AVX-512, float rows, 3x3 with C < 8: the shifted windows come from two aligned loads per row
+// with valignd instead of unaligned loads that split cache lines (the ring rows are 64-byte
+// aligned). Same products and summation order as correlate_row_3x3.
+template <typename T, int C, bool Stream>
+static void correlate_row_3x3_align512(const float* const* P, T* o, int64_t n, const float* k) {
+  __m512 kv[9];
+  for (int t = 0; t < 9; ++t) kv[t] = _mm512_set1_ps(k[t]);
+  int64_t x = 0;
+  // Full vectors only; the second load may read up to 16 floats past the padded row, inside
+  // the ring's line-rounded row stride, in lanes that are never used.
+  for (; x + 16 <= n; x += 16) {
+    __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; ++i) {
+      const __m512 cur = _mm512_load_ps(P[i] + x), nxt = _mm512_load_ps(P[i] + x + 16);
+      const __m512i ci = _mm512_castps_si512(cur), ni = _mm512_castps_si512(nxt);
+      a = _mm512_fmadd_ps(kv[i * 3], cur, a);
+      b = _mm512_fmadd_ps(kv[i * 3 + 1], _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, C)), b);
+      a = _mm512_fmadd_ps(kv[i * 3 + 2], _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, 2 * C)), a);
+    }
+    put<T, float, Stream>(o + x, reinterpret_cast<simd::vec_t<float>>(_mm512_add_ps(a, b)));
+  }
+  if (x < n) {
+    const float* rest[3] = {P[0] + x, P[1] + x, P[2] + x};
+    correlate_row<T, float>(rest, o + x, n - x, C, k, 3, 3);
+  }
+}
+#endif
+
+template <typename T>
+static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                           const double* k, int kh, int kw, int ay, int ax, Border border, double cval) {
+  using A = typename AccOf<T>::type;
+  const int64_t H = s.h, W = s.w, C = s.c;
+  const int64_t left = ax, right = kw - 1 - ax;
+  const int64_t rows = s.n * H;
+  std::vector<A> kv(k, k + static_cast<int64_t>(kh) * kw);
+  const A cv = static_cast<A>(cval);
+  // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
+  const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
+  // Streaming output stores for large outputs (see stream_output); the ring rows are not
+  // shifted here (the 3x3 kernels load them aligned), so float rows stream only when they
+  // start on cache lines.
+  const bool stream = stream_output<T>(dst, s, d, SP);
+  auto emit_row = [&](auto stream_tag, const A* const* P, T* drow, int64_t n) {
+    constexpr bool St = decltype(stream_tag)::value;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same<A, float>::value) {
+      if (kh == 3 && kw == 3 && C == 1) return correlate_row_3x3_align512<T, 1, St>(P, drow, n, kv.data());
+      if (kh == 3 && kw == 3 && C == 3) return correlate_row_3x3_align512<T, 3, St>(P, drow, n, kv.data());
+      if (kh == 3 && kw == 3 && C == 4) return correlate_row_3x3_align512<T, 4, St>(P, drow, n, kv.data());
+    }
+#endif
+    if (kh == 3 && kw == 3)
+      correlate_row_3x3<T, A, St>(P, drow, n, C, kv.data());
+    else
+      correlate_row<T, A>(P, drow, n, C, kv.data(), kh, kw);
+  };
+  parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    ring_pipeline<A>(
+        t0, t1, H, W, kh, ay, SP, (left + SP + right) * C,
+        [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
+          load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, slot);
+        },
+        [&](const A* const* P, int64_t b, int64_t y, int64_t x0, int64_t x1) {
+          T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
+          if (stream) emit_row(std::true_type{}, P, drow, (x1 - x0) * C);
+          else emit_row(std::false_type{}, P, drow, (x1 - x0) * C);
+        });
+  });
+}
+
+void correlate(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+               const double* k, int kh, int kw, int ay, int ax, Border border, double cval) {
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    correlate_impl<T>(src, s, dst, d, k, kh, kw, ay, ax, border, cval);
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

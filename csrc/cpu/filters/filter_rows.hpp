@@ -1,0 +1,482 @@
+// Vectorized inner loops shared by sep_filter and correlate (compiled per ISA).
+//   hfilter:  h[x] = sum_j k[j] * p[x + j*C]          kw FMAs per output element
+//   vfilter:  o[x] = sum_i k[i] * rows[i][x]           kh FMAs per output element
+// Both keep 4 vectors x 2 accumulators in registers and stream the taps; the tails are scalar.
+#pragma once
+#include "imkern/dispatch.hpp"
+#include "common/rows.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+// The taps are split over two accumulators per vector (even taps, odd taps), summed at the
+// end: 8 independent FMA chains hide the FMA latency (a single chain per vector runs at half
+// the FMA throughput). taps: K >= 1 (a compile-time constant in the fixed variants).
+#define IMKERN_TAP_LOOP(K, LOAD)                                              \
+  int j = 0;                                                                  \
+  _Pragma("GCC unroll 8")                                                     \
+  for (; j + 1 < (K); j += 2) {                                               \
+    const vec_t<A> ka = KV(j), kb = KV(j + 1);                                \
+    a0 += ka * LOAD(j, 0);                                                    \
+    b0 += kb * LOAD(j + 1, 0);                                                \
+    a1 += ka * LOAD(j, L);                                                    \
+    b1 += kb * LOAD(j + 1, L);                                                \
+    a2 += ka * LOAD(j, 2 * L);                                                \
+    b2 += kb * LOAD(j + 1, 2 * L);                                            \
+    a3 += ka * LOAD(j, 3 * L);                                                \
+    b3 += kb * LOAD(j + 1, 3 * L);                                            \
+  }                                                                           \
+  if (j < (K)) {                                                              \
+    const vec_t<A> ka = KV(j);                                                \
+    a0 += ka * LOAD(j, 0);                                                    \
+    a1 += ka * LOAD(j, L);                                                    \
+    a2 += ka * LOAD(j, 2 * L);                                                \
+    a3 += ka * LOAD(j, 3 * L);                                                \
+  }
+
+template <typename A>
+inline void hfilter_any(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  int64_t x = 0;
+#define KV(j) splat<A>(k[j])
+#define LOAD(j, off) loadu(q + (j) * C + (off))
+  for (; x + 4 * L <= n; x += 4 * L) {
+    vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
+    const A* q = p + x;
+    IMKERN_TAP_LOOP(kw, LOAD)
+    storeu(h + x, a0 + b0);
+    storeu(h + x + L, a1 + b1);
+    storeu(h + x + 2 * L, a2 + b2);
+    storeu(h + x + 3 * L, a3 + b3);
+  }
+#undef LOAD
+#undef KV
+  for (; x + L <= n; x += L) {
+    vec_t<A> a0{};
+    const A* q = p + x;
+    for (int j = 0; j < kw; ++j, q += C) a0 += splat<A>(k[j]) * loadu(q);
+    storeu(h + x, a0);
+  }
+  for (; x < n; ++x) {
+    A a = 0;
+    for (int j = 0; j < kw; ++j) a += k[j] * p[x + j * C];
+    h[x] = a;
+  }
+}
+
+// Output type T: the accumulators are converted (rounded, saturated) as they are stored.
+template <typename T, typename A>
+inline void vfilter_any(const A* const* rows, T* o, int64_t n, const A* k, int kh) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  int64_t x = 0;
+#define KV(j) splat<A>(k[j])
+#define LOAD(j, off) loadu(rows[j] + x + (off))
+  for (; x + 4 * L <= n; x += 4 * L) {
+    vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
+    IMKERN_TAP_LOOP(kh, LOAD)
+    store_vec<T, A>(o + x, a0 + b0);
+    store_vec<T, A>(o + x + L, a1 + b1);
+    store_vec<T, A>(o + x + 2 * L, a2 + b2);
+    store_vec<T, A>(o + x + 3 * L, a3 + b3);
+  }
+#undef LOAD
+#undef KV
+  for (; x + L <= n; x += L) {
+    vec_t<A> a0{};
+    for (int i = 0; i < kh; ++i) a0 += splat<A>(k[i]) * loadu(rows[i] + x);
+    store_vec<T, A>(o + x, a0);
+  }
+  for (; x < n; ++x) {
+    A a = 0;
+    for (int i = 0; i < kh; ++i) a += k[i] * rows[i][x];
+    o[x] = to_output<T, A>(a);
+  }
+}
+
+// Fixed tap counts: the taps are broadcast once into registers and the tap loop is unrolled
+// (the generic loops re-broadcast every tap for every 4 vectors).
+template <int K, typename A>
+inline void hfilter_fixed(const A* p, A* h, int64_t n, int64_t C, const A* k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv[K];
+  for (int j = 0; j < K; ++j) kv[j] = splat<A>(k[j]);
+  int64_t x = 0;
+#define KV(j) kv[j]
+#define LOAD(j, off) loadu(q + (j) * C + (off))
+  for (; x + 4 * L <= n; x += 4 * L) {
+    vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
+    const A* q = p + x;
+    IMKERN_TAP_LOOP(K, LOAD)
+    storeu(h + x, a0 + b0);
+    storeu(h + x + L, a1 + b1);
+    storeu(h + x + 2 * L, a2 + b2);
+    storeu(h + x + 3 * L, a3 + b3);
+  }
+#undef LOAD
+#undef KV
+  if (x < n) hfilter_any(p + x, h + x, n - x, C, k, K);
+}
+
+template <int K, typename T, typename A, bool Stream>
+inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv[K];
+  const A* r[K];
+  for (int i = 0; i < K; ++i) {
+    kv[i] = splat<A>(k[i]);
+    r[i] = rows[i];
+  }
+  if (n < L) return vfilter_any<T, A>(r, o, n, k, K);
+  auto one = [&](int64_t x) {  // even taps in a, odd in b: two FMA chains
+    vec_t<A> a{}, b{};
+#pragma GCC unroll 16
+    for (int j = 0; j < K; ++j) {
+      if (j & 1) b += kv[j] * loadu(r[j] + x);
+      else a += kv[j] * loadu(r[j] + x);
+    }
+    return a + b;
+  };
+  // As vfilter_sym: every element by the same vector code, streaming from the first aligned
+  // position, the last vector overlapping the one before.
+  int64_t x = 0;
+  if constexpr (Stream) {  // else x = 0 keeps the ring loads aligned
+    store_vec<T, A>(o, one(0));
+    x = stream_start<T, A>(o);
+  }
+  for (; x + 4 * L <= n; x += 4 * L) {  // the same sums as one(), four vectors at a time
+    vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
+#define KV(j) kv[j]
+#define LOAD(j, off) loadu(r[j] + x + (off))
+    IMKERN_TAP_LOOP(K, LOAD)
+#undef LOAD
+#undef KV
+    put<T, A, Stream>(o + x, a0 + b0);
+    put<T, A, Stream>(o + x + L, a1 + b1);
+    put<T, A, Stream>(o + x + 2 * L, a2 + b2);
+    put<T, A, Stream>(o + x + 3 * L, a3 + b3);
+  }
+  for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
+  if (x < n) store_vec<T, A>(o + n - L, one(n - L));
+}
+
+// Symmetric kernels (k[j] == k[K - 1 - j], K odd, as every Gaussian): the mirrored taps are
+// added first, k[h] * t[h] + sum_{j<h} k[j] * (t[j] + t[K-1-j]), which takes (K + 1) / 2
+// multiplies instead of K (the additions go to the other FP pipes). The sum is formed in the
+// same order for every element, so results still do not depend on strips or threads.
+#define IMKERN_SYM_TAPS(K, T)                                                 \
+  vec_t<A> a = kv[(K) / 2] * T((K) / 2), b{};                                 \
+  _Pragma("GCC unroll 8")                                                     \
+  for (int j = 0; j < (K) / 2; ++j) {                                         \
+    if (j & 1) a += kv[j] * (T(j) + T((K) - 1 - j));                          \
+    else b += kv[j] * (T(j) + T((K) - 1 - j));                                \
+  }
+
+// One element, the same sum as IMKERN_SYM_TAPS (for the tails).
+template <int K, typename A, typename Tap>
+inline A sym_taps(const A* k, Tap&& t) {
+  A a = k[K / 2] * t(K / 2), b = 0;
+  for (int j = 0; j < K / 2; ++j) {
+    if (j & 1) a += k[j] * (t(j) + t(K - 1 - j));
+    else b += k[j] * (t(j) + t(K - 1 - j));
+  }
+  return a + b;
+}
+
+template <int K, typename A>
+inline void hfilter_sym(const A* p, A* h, int64_t n, int64_t C, const A* k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv[K];
+  for (int j = 0; j < K; ++j) kv[j] = splat<A>(k[j]);
+  int64_t x = 0;
+  for (; x + L <= n; x += L) {
+    const A* q = p + x;
+#define TAP(j) loadu(q + (j) * C)
+    IMKERN_SYM_TAPS(K, TAP)
+#undef TAP
+    storeu(h + x, a + b);
+  }
+  for (; x < n; ++x) h[x] = sym_taps<K>(k, [&](int j) { return p[x + j * C]; });
+}
+
+template <int K, typename T, typename A, bool Stream>
+inline void vfilter_sym(const A* const* rows, T* o, int64_t n, const A* k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv[K];
+  const A* r[K];
+  for (int i = 0; i < K; ++i) {
+    kv[i] = splat<A>(k[i]);
+    r[i] = rows[i];
+  }
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x) o[x] = to_output<T, A>(sym_taps<K>(k, [&](int j) { return r[j][x]; }));
+    return;
+  }
+  auto one = [&](int64_t x) {
+#define TAP(j) loadu(r[j] + x)
+    IMKERN_SYM_TAPS(K, TAP)
+#undef TAP
+    return a + b;
+  };
+  // Every element is computed by the same vector code: a first vector with a plain store,
+  // streaming stores from the first aligned position on (recomputing a few elements of the
+  // first vector), and a last vector that ends at n (overlapping the one before).
+  int64_t x = 0;
+  if constexpr (Stream) {  // else x = 0 keeps the ring loads aligned
+    store_vec<T, A>(o, one(0));
+    x = stream_start<T, A>(o);
+  }
+  for (; x + 4 * L <= n; x += 4 * L) {
+    const vec_t<A> v0 = one(x), v1 = one(x + L), v2 = one(x + 2 * L), v3 = one(x + 3 * L);
+    put<T, A, Stream>(o + x, v0);
+    put<T, A, Stream>(o + x + L, v1);
+    put<T, A, Stream>(o + x + 2 * L, v2);
+    put<T, A, Stream>(o + x + 3 * L, v3);
+  }
+  for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
+  if (x < n) store_vec<T, A>(o + n - L, one(n - L));
+}
+
+#if defined(__AVX512F__)
+// AVX-512, float, small interleaved taps ((K - 1) * C < 16): the shifted windows are built
+// from two aligned loads with valignd instead of K - 1 unaligned (cache-line-splitting) loads.
+// p must be 64-byte aligned (the padded rows are). Same products and order as hfilter_fixed.
+template <int K, int C>
+inline void hfilter_align512(const float* p, float* h, int64_t n, const float* k) {
+  static_assert((K - 1) * C < 16, "taps must fit in two vectors");
+  __m512 kv[K];
+  for (int j = 0; j < K; ++j) kv[j] = _mm512_set1_ps(k[j]);
+  int64_t x = 0;
+  __m512 cur = _mm512_load_ps(p);
+  // Full output vectors only. Their taps lie in p[x .. x + 15 + (K - 1) * C], inside the padded
+  // row; the load of p[x + 16 .. x + 31] may reach up to 16 floats past the row, which the row
+  // buffers have (thread_scratch keeps 64 spare bytes), and those lanes are never used.
+  for (; x + 16 <= n; x += 16) {
+    const __m512 nxt = _mm512_load_ps(p + x + 16);
+    const __m512i ci = _mm512_castps_si512(cur), ni = _mm512_castps_si512(nxt);
+    __m512 a = _mm512_mul_ps(kv[0], cur), b = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int j = 1; j < K; ++j) {
+      const __m512 v = _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, (j * C) & 15));
+      if (j & 1) b = _mm512_fmadd_ps(kv[j], v, b);
+      else a = _mm512_fmadd_ps(kv[j], v, a);
+    }
+    _mm512_storeu_ps(h + x, _mm512_add_ps(a, b));
+    cur = nxt;
+  }
+  if (x < n) hfilter_any(p + x, h + x, n - x, C, k, K);
+}
+#endif
+
+// hfilter_align512 for symmetric kernels (see IMKERN_SYM_TAPS).
+template <int K, int C>
+inline void hfilter_align512_sym(const float* p, float* h, int64_t n, const float* k) {
+  static_assert((K - 1) * C < 16 && K % 2 == 1, "taps must fit in two vectors; odd K");
+  using A = float;
+  using namespace simd;
+  vec_t<A> kv[K];
+  for (int j = 0; j < K; ++j) kv[j] = splat<A>(k[j]);
+  int64_t x = 0;
+  __m512 cur = _mm512_load_ps(p);
+  for (; x + 16 <= n; x += 16) {  // as in hfilter_align512
+    const __m512 nxt = _mm512_load_ps(p + x + 16);
+    const __m512i ci = _mm512_castps_si512(cur), ni = _mm512_castps_si512(nxt);
+    vec_t<A> w[K];
+    w[0] = reinterpret_cast<vec_t<A>>(cur);
+#pragma GCC unroll 8
+    for (int j = 1; j < K; ++j)
+      w[j] = reinterpret_cast<vec_t<A>>(_mm512_alignr_epi32(ni, ci, (j * C) & 15));
+#define TAP(j) w[j]
+    IMKERN_SYM_TAPS(K, TAP)
+#undef TAP
+    storeu(h + x, a + b);
+    cur = nxt;
+  }
+  for (; x < n; ++x) h[x] = sym_taps<K>(k, [&](int j) { return p[x + j * C]; });
+}
+
+template <typename A>
+inline void hfilter(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw, bool sym = false) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same<A, float>::value) {
+    if (sym && (reinterpret_cast<uintptr_t>(p) & 63) == 0) {
+      if (C == 3 && kw == 5) return hfilter_align512_sym<5, 3>(p, h, n, k);
+      if (C == 3 && kw == 3) return hfilter_align512_sym<3, 3>(p, h, n, k);
+      if (C == 1 && kw == 5) return hfilter_align512_sym<5, 1>(p, h, n, k);
+      if (C == 1 && kw == 3) return hfilter_align512_sym<3, 1>(p, h, n, k);
+      if (C == 1 && kw == 7) return hfilter_align512_sym<7, 1>(p, h, n, k);
+    }
+    if ((reinterpret_cast<uintptr_t>(p) & 63) == 0) {
+      if (C == 3 && kw == 5) return hfilter_align512<5, 3>(p, h, n, k);
+      if (C == 3 && kw == 3) return hfilter_align512<3, 3>(p, h, n, k);
+      if (C == 1 && kw == 5) return hfilter_align512<5, 1>(p, h, n, k);
+      if (C == 1 && kw == 3) return hfilter_align512<3, 1>(p, h, n, k);
+      if (C == 1 && kw == 7) return hfilter_align512<7, 1>(p, h, n, k);
+    }
+  }
+#endif
+  if (sym) switch (kw) {
+    case 3: return hfilter_sym<3>(p, h, n, C, k);
+    case 5: return hfilter_sym<5>(p, h, n, C, k);
+    case 7: return hfilter_sym<7>(p, h, n, C, k);
+    case 9: return hfilter_sym<9>(p, h, n, C, k);
+    case 11: return hfilter_sym<11>(p, h, n, C, k);
+    default: break;
+  }
+  switch (kw) {
+    case 3: return hfilter_fixed<3>(p, h, n, C, k);
+    case 5: return hfilter_fixed<5>(p, h, n, C, k);
+    case 7: return hfilter_fixed<7>(p, h, n, C, k);
+    default: return hfilter_any(p, h, n, C, k, kw);
+  }
+}
+
+template <typename T, typename A, bool Stream>
+inline void vfilter_taps(const A* const* rows, T* o, int64_t n, const A* k, int kh, bool sym) {
+  if (sym) switch (kh) {
+    case 3: return vfilter_sym<3, T, A, Stream>(rows, o, n, k);
+    case 5: return vfilter_sym<5, T, A, Stream>(rows, o, n, k);
+    case 7: return vfilter_sym<7, T, A, Stream>(rows, o, n, k);
+    case 9: return vfilter_sym<9, T, A, Stream>(rows, o, n, k);
+    case 11: return vfilter_sym<11, T, A, Stream>(rows, o, n, k);
+    default: break;
+  }
+  switch (kh) {
+    case 3: return vfilter_fixed<3, T, A, Stream>(rows, o, n, k);
+    case 5: return vfilter_fixed<5, T, A, Stream>(rows, o, n, k);
+    case 7: return vfilter_fixed<7, T, A, Stream>(rows, o, n, k);
+    default: return vfilter_any<T, A>(rows, o, n, k, kh);
+  }
+}
+
+// Output rows: sym (is_symmetric(k, kh)) selects the folded taps; stream the non-temporal
+// stores (for outputs too large to stay in the caches).
+template <typename T, typename A>
+inline void vfilter(const A* const* rows, T* o, int64_t n, const A* k, int kh, bool sym, bool stream) {
+  if (stream) return vfilter_taps<T, A, true>(rows, o, n, k, kh, sym);
+  return vfilter_taps<T, A, false>(rows, o, n, k, kh, sym);
+}
+
+// Whether k[j] == k[K - 1 - j] for all j, K odd (the symmetric paths above apply).
+template <typename A>
+inline bool is_symmetric(const A* k, int K) {
+  if (K % 2 == 0) return false;
+  for (int j = 0; j < K / 2; ++j)
+    if (!(k[j] == k[K - 1 - j])) return false;
+  return true;
+}
+
+// Whether a filter writes its output with non-temporal stores: when source and result
+// cannot both stay in the last-level cache, streaming saves the read-for-ownership of every
+// output line. Measured on 4K images (docs/design.md): 8/16-bit outputs gain ~35% streaming
+// from the first aligned element of each row; float outputs gain ~40% when every row starts
+// on a 64-byte line, but lose when rows start mid-line (NumPy's large allocations start 16
+// bytes into a line), so those keep plain stores. SP: the strip width in pixels.
+template <typename T>
+inline bool stream_output(const void* dst, const ImageDesc& s, const ImageDesc& d, int64_t SP) {
+  const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
+  const bool rows_on_lines = reinterpret_cast<uintptr_t>(dst) % 64 == 0 && d.row_stride % line == 0 &&
+                             (s.n == 1 || d.batch_stride % line == 0) && (SP * s.c) % line == 0;
+  return 2 * s.n * s.h * s.w * s.c * static_cast<int64_t>(sizeof(T)) > last_level_cache_bytes() &&
+         (Saturate<T>::integer || rows_on_lines);
+}
+
+// Keeps the kh source rows an output row needs, each converted and padded once, in a ring
+// indexed by source-row number modulo kh. `make(r, dst)` fills the slot for source row r
+// (r may lie outside the image: the border decides).
+template <typename A>
+class RowRing {
+ public:
+  // The ring lives in this thread's scratch slot 0.
+  // Room for rows of `width` values starting up to one vector past the slot's (aligned)
+  // start (see set_shift).
+  RowRing(int kh, int64_t width)
+      : kh_(kh), width_(ring_stride(width + simd::Vec<A>::lanes)),
+        buf_(thread_scratch<A>(0, static_cast<size_t>(kh) * width_)), rows_(kh) {}
+  template <typename Make>
+  const A* const* rows_for(int64_t first, Make&& make) {
+    const int64_t last = first + kh_;  // exclusive
+    if (first < lo_ || first > hi_) lo_ = hi_ = first;  // restart (new image or a jump)
+    while (hi_ < last) {
+      make(hi_, slot(hi_));
+      ++hi_;
+    }
+    lo_ = first;
+    for (int i = 0; i < kh_; ++i) rows_[i] = slot(first + i);
+    return rows_.data();
+  }
+  void reset() { lo_ = hi_ = INT64_MIN / 2; }
+  // Rows start `shift` (< lanes) values past the aligned slot start, so that a vector loop
+  // over them is aligned exactly where one over an output row misaligned by `shift` is.
+  // Forgets the rows made so far.
+  void set_shift(int64_t shift) {
+    shift_ = shift;
+    reset();
+  }
+
+  // Row stride: whole cache lines, and not a multiple of 4 KiB (give or take 512 bytes), so
+  // the loads from the kh rows and the store into the next one do not alias in the L1's
+  // 4K-offset disambiguation (a 3x slowdown for widths like 3072 floats).
+  static int64_t ring_stride(int64_t width) {
+    int64_t n = round_up_line<A>(width);
+    const int64_t line = 64 / static_cast<int64_t>(sizeof(A));
+    while (true) {
+      const int64_t m = (n * static_cast<int64_t>(sizeof(A))) % 4096;
+      if (m >= 512 && m <= 3584) return n;
+      n += line;
+    }
+  }
+
+ private:
+  A* slot(int64_t r) {
+    int64_t m = r % kh_;
+    if (m < 0) m += kh_;
+    return buf_ + m * width_ + shift_;
+  }
+  int kh_;
+  int64_t width_;
+  A* buf_;
+  std::vector<const A*> rows_;
+  int64_t lo_ = INT64_MIN / 2, hi_ = INT64_MIN / 2;
+  int64_t shift_ = 0;
+};
+
+// The row pipeline of sep_filter and correlate, for output rows [t0, t1) of the flattened
+// (N * H) range, in column strips of `strip` pixels: each ring row (source row sy of image b,
+// strip [x0, x1)) is made once by make(b, sy, x0, x1, slot); emit(rows, b, y, x0, x1) then
+// writes the strip of output row y from the kh ring rows y - ay ... y - ay + kh - 1.
+// shift(b, y, x0) gives the ring-row offset for a strip starting at output row y (see
+// RowRing::set_shift). Ends with a store fence, for emitters that use non-temporal stores.
+template <typename A, typename Make, typename Emit, typename Shift>
+inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, int ay, int64_t strip,
+                          int64_t ring_width, Make&& make, Emit&& emit, Shift&& shift) {
+  RowRing<A> ring(kh, ring_width);
+  for (int64_t x0 = 0; x0 < W; x0 += strip) {
+    const int64_t x1 = x0 + strip < W ? x0 + strip : W;
+    int64_t cur_b = -1;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / H, y = t % H;
+      if (b != cur_b) {
+        cur_b = b;
+        ring.set_shift(shift(b, y, x0));
+      }
+      const A* const* rows = ring.rows_for(y - ay, [&](int64_t sy, A* slot) { make(b, sy, x0, x1, slot); });
+      emit(rows, b, y, x0, x1);
+    }
+  }
+  stream_fence();
+}
+
+template <typename A, typename Make, typename Emit>
+inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, int ay, int64_t strip,
+                          int64_t ring_width, Make&& make, Emit&& emit) {
+  ring_pipeline<A>(t0, t1, H, W, kh, ay, strip, ring_width, make, emit, [](int64_t, int64_t, int64_t) { return 0; });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

@@ -1,0 +1,62 @@
+// Separable filter, fused in one pass over the image (compiled per ISA).
+//
+// Algorithm: each source row is converted to the accumulator type, padded horizontally by
+// the border rule and filtered along x (kw FMAs/element) into a ring of kh rows; each output
+// row is then the ky-weighted sum of the kh ring rows (kh FMAs/element), rounded and
+// saturated for integer types. Every source row is read once per chunk of output rows and
+// every output element written once: bytes/pixel = sizeof(T) * C * (1 + 1), FLOPs/pixel =
+// 2 * C * (kh + kw). The ring (kh x W x C accumulators) stays in L2 for usual sizes.
+// Variants: one per dtype (u8, u16, f32 accumulate in float32; f64 in float64).
+#include "imkern/filters.hpp"
+#include "imkern/parallel.hpp"
+#include "filters/filter_rows.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+template <typename T>
+static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                            const double* ky, int kh, int ay, const double* kx, int kw, int ax,
+                            Border border, double cval) {
+  using A = typename AccOf<T>::type;
+  const int64_t H = s.h, W = s.w, C = s.c;
+  const int64_t left = ax, right = kw - 1 - ax;
+  const int64_t rows = s.n * H;
+  std::vector<A> kyv(ky, ky + kh), kxv(kx, kx + kw);
+  const A cv = static_cast<A>(cval);
+  // Symmetric kernels (every Gaussian) fold their mirrored taps (see IMKERN_SYM_TAPS).
+  const bool sym_x = is_symmetric(kxv.data(), kw), sym_y = is_symmetric(kyv.data(), kh);
+  // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
+  const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
+  const bool stream = stream_output<T>(dst, s, d, SP);
+  parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    A* padded = thread_scratch<A>(1, static_cast<size_t>((left + SP + right) * C));
+    ring_pipeline<A>(
+        t0, t1, H, W, kh, ay, SP, SP * C,
+        [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
+          load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
+          hfilter(padded, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
+        },
+        [&](const A* const* r, int64_t b, int64_t y, int64_t x0, int64_t x1) {
+          vfilter<T, A>(r, row_ptr<T>(dst, d, b, y) + x0 * C, (x1 - x0) * C, kyv.data(), kh, sym_y, stream);
+        },
+        [&](int64_t b, int64_t y, int64_t x0) -> int64_t {
+          // streaming starts at the first aligned output element: align the ring rows with it
+          if (!stream) return 0;
+          const int64_t st = stream_start<T, A>(row_ptr<T>(dst, d, b, y) + x0 * C);
+          return st % simd::Vec<A>::lanes == 0 ? 0 : simd::Vec<A>::lanes - st;
+        });
+  });
+}
+
+void sep_filter(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                const double* ky, int kh, int ay, const double* kx, int kw, int ax, Border border,
+                double cval) {
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    sep_filter_impl<T>(src, s, dst, d, ky, kh, ay, kx, kw, ax, border, cval);
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

@@ -1,0 +1,209 @@
+// Elementwise activations and their backward passes (compiled per ISA).
+//
+// Bytes/element: 2 * sizeof(T) forward, 3-4 * sizeof(T) backward; memory-bound except the
+// transcendental ones. FLOPs/element: relu / leaky_relu 1-2; sigmoid ~20 (vm::exp + divide);
+// tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu ~50 (vm::gelu:
+// a divide, a degree-11 polynomial and an exp(-x^2 / 2) kept free of the rounding of x^2).
+// Variants: float32 runs on simd::vec_t<float> with the polynomials of vmath.hpp; float64
+// uses scalar libm (and the compiler's vectorization of the simple ones). GELU (exact erf form)
+// is x Phi(x) with Phi from the normal upper tail Q(|x|) = Phi(-|x|) (Phi = Q or 1 - Q), which
+// keeps relative accuracy for negative x, where 1 + erf(x / sqrt 2) cancels; float32 within
+// 6 ulp of the float64 result (tests/test_nn_ops.py::test_activation_float32_ulp).
+// NaN: relu(NaN) = NaN and every activation propagates NaN, as torch.
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+#include "imkern/nn_ops.hpp"
+#include "imkern/parallel.hpp"
+#include "common/vmath.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+namespace {
+
+constexpr int64_t kGrain = 32768;
+constexpr double kInvSqrt2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+inline double gelu_d(double x) { return 0.5 * x * std::erfc(-x * kInvSqrt2); }
+inline double gelu_grad_d(double x) {
+  const double cdf = 0.5 * std::erfc(-x * kInvSqrt2);
+  return cdf + x * kInvSqrt2Pi * std::exp(-0.5 * x * x);
+}
+inline double sigmoid_d(double x) {
+  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
+  const double e = std::exp(x);
+  return e / (1.0 + e);
+}
+
+// Outputs of at least this many elements are written with non-temporal stores (GELU, the one
+// activation heavy enough to be computed at memory speed only with half the traffic of a
+// read-for-ownership saved): far larger than the caches, they are not read back from cache.
+constexpr int64_t kStreamMin = int64_t(1) << 21;
+
+// y[i] = f(x[i]) like vm::map1, with the 64-byte-aligned body of y (whole vectors of 32 or 64
+// bytes) written by non-temporal stores; the same bits as vm::map1 (f is elementwise). The
+// caller fences (sfence) after its chunk.
+template <typename F>
+inline void map1_stream(const float* x, float* y, int64_t n, F&& f) {
+#if defined(__AVX512F__) || defined(__AVX__)
+  constexpr int L = vm::LF;
+  constexpr uintptr_t A = sizeof(vm::vf);
+  if ((reinterpret_cast<uintptr_t>(y) & 3) == 0 && (L == 16 || L == 8)) {
+    const int64_t head = static_cast<int64_t>((A - (reinterpret_cast<uintptr_t>(y) & (A - 1))) & (A - 1)) / 4;
+    if (n >= head + L) {
+      vm::map1(x, y, head, f);
+      int64_t i = head;
+      for (; i + L <= n; i += L) {
+        const vm::vf v = f(simd::loadu(x + i));
+#if defined(__AVX512F__)
+        if constexpr (L == 16) _mm512_stream_ps(y + i, (__m512)v);
+#endif
+        if constexpr (L == 8) _mm256_stream_ps(y + i, (__m256)v);
+      }
+      vm::map1(x + i, y + i, n - i, f);
+      return;
+    }
+  }
+#endif
+  vm::map1(x, y, n, f);
+}
+
+void forward_f32(Act act, const float* x, float* y, int64_t n, float slope, bool stream = false) {
+  using vm::vf;
+  switch (act) {
+    case Act::relu:
+      vm::map1(x, y, n, [](vf v) { return v < 0.0f ? simd::splat(0.0f) : v; });
+      break;
+    case Act::leaky_relu:
+      vm::map1(x, y, n, [slope](vf v) { return v > 0.0f ? v : v * slope; });
+      break;
+    case Act::sigmoid: vm::map1(x, y, n, [](vf v) { return vm::sigmoid(v); }); break;
+    case Act::tanh: vm::map1(x, y, n, [](vf v) { return vm::tanh(v); }); break;
+    case Act::gelu:
+      if (stream)
+        map1_stream(x, y, n, [](vf v) { return vm::gelu(v); });
+      else
+        vm::map1(x, y, n, [](vf v) { return vm::gelu(v); });
+      break;
+  }
+}
+
+void forward_f64(Act act, const double* x, double* y, int64_t n, double slope) {
+  switch (act) {
+    case Act::relu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] < 0 ? 0.0 : x[i];
+      break;
+    case Act::leaky_relu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : x[i] * slope;
+      break;
+    case Act::sigmoid:
+      for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_d(x[i]);
+      break;
+    case Act::tanh:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+      break;
+    case Act::gelu:
+      for (int64_t i = 0; i < n; ++i) y[i] = gelu_d(x[i]);
+      break;
+  }
+}
+
+// relu / leaky_relu backward use x (torch: x > 0 ? g : 0 resp. g * slope, so NaN inputs pass
+// g through for relu); sigmoid and tanh use the output y.
+void backward_f32(Act act, const float* g, const float* x, const float* y, float* gx, int64_t n, float slope) {
+  using vm::vf;
+  switch (act) {
+    case Act::relu:
+      vm::map2(g, x, gx, n, [](vf gv, vf xv) { return xv <= 0.0f ? simd::splat(0.0f) : gv; });
+      break;
+    case Act::leaky_relu:
+      vm::map2(g, x, gx, n, [slope](vf gv, vf xv) { return xv > 0.0f ? gv : gv * slope; });
+      break;
+    case Act::sigmoid:
+      vm::map2(g, y, gx, n, [](vf gv, vf yv) { return gv * (1.0f - yv) * yv; });
+      break;
+    case Act::tanh:
+      vm::map2(g, y, gx, n, [](vf gv, vf yv) { return gv * (1.0f - yv * yv); });
+      break;
+    case Act::gelu:
+      vm::map2(g, x, gx, n, [](vf gv, vf xv) { return gv * vm::gelu_grad(xv); });
+      break;
+  }
+}
+
+void backward_f64(Act act, const double* g, const double* x, const double* y, double* gx, int64_t n,
+                  double slope) {
+  switch (act) {
+    case Act::relu:
+      for (int64_t i = 0; i < n; ++i) gx[i] = x[i] <= 0 ? 0.0 : g[i];
+      break;
+    case Act::leaky_relu:
+      for (int64_t i = 0; i < n; ++i) gx[i] = x[i] > 0 ? g[i] : g[i] * slope;
+      break;
+    case Act::sigmoid:
+      for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (1.0 - y[i]) * y[i];
+      break;
+    case Act::tanh:
+      for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (1.0 - y[i] * y[i]);
+      break;
+    case Act::gelu:
+      for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * gelu_grad_d(x[i]);
+      break;
+  }
+}
+
+inline bool reads_y(Act a) { return a == Act::sigmoid || a == Act::tanh; }
+
+}  // namespace
+
+void activation(DType dtype, Act act, const void* x, void* y, int64_t n, double slope) {
+  if (dtype == DType::f32) {
+    const float* xp = static_cast<const float*>(x);
+    float* yp = static_cast<float*>(y);
+    const bool stream = act == Act::gelu && n >= kStreamMin;
+    parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
+      forward_f32(act, xp + a, yp + a, b - a, static_cast<float>(slope), stream);
+#if defined(__SSE2__)
+      if (stream) _mm_sfence();
+#endif
+    });
+  } else if (dtype == DType::f64) {
+    const double* xp = static_cast<const double*>(x);
+    double* yp = static_cast<double*>(y);
+    parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) { forward_f64(act, xp + a, yp + a, b - a, slope); });
+  } else {
+    throw std::invalid_argument("imkern: activations take float32 or float64");
+  }
+}
+
+void activation_backward(DType dtype, Act act, const void* gy, const void* x, const void* y, void* gx,
+                         int64_t n, double slope) {
+  if ((reads_y(act) ? y : x) == nullptr) throw std::invalid_argument("imkern: activation_backward: missing input");
+  if (dtype == DType::f32) {
+    const float *g = static_cast<const float*>(gy), *xp = static_cast<const float*>(x),
+                *yp = static_cast<const float*>(y);
+    float* o = static_cast<float*>(gx);
+    parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
+      backward_f32(act, g + a, xp ? xp + a : nullptr, yp ? yp + a : nullptr, o + a, b - a,
+                   static_cast<float>(slope));
+    });
+  } else if (dtype == DType::f64) {
+    const double *g = static_cast<const double*>(gy), *xp = static_cast<const double*>(x),
+                 *yp = static_cast<const double*>(y);
+    double* o = static_cast<double*>(gx);
+    parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
+      backward_f64(act, g + a, xp ? xp + a : nullptr, yp ? yp + a : nullptr, o + a, b - a, slope);
+    });
+  } else {
+    throw std::invalid_argument("imkern: activations take float32 or float64");
+  }
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

@@ -1,0 +1,221 @@
+// Batch normalization over NCHW (compiled per ISA): per-channel statistics, the affine apply,
+// and the backward reductions and input gradient.
+//
+// Statistics: each channel's N * HW values are split into fixed segments (at most 64K
+// elements of one plane); a task sums one segment in float64 vector lanes, shifted by the
+// channel's first element (sum and sum of squares of x - K: no catastrophic cancellation for
+// data far from 0), and the per-segment partials are then combined per channel in segment
+// order. The split depends on the shape only, so 1 and N threads give identical bits.
+// Bytes/element: sizeof(T) per reduction pass, 2 sizeof(T) for apply
+// (y = (x - mean_c) * a_c + b_c), 3 sizeof(T) for the backward reduction + 3 sizeof(T) for
+// the input gradient.
+// FLOPs/element: 3 (stats), 2 (apply), 4 (backward reduction), 4 (input gradient).
+// Variants: float32 (vector loads widened to float64 accumulators) and float64.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "imkern/nn_ops.hpp"
+#include "imkern/parallel.hpp"
+#include "common/vmath.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+namespace {
+
+constexpr int64_t kSeg = 65536;
+
+template <typename F>
+void visit_float(DType dt, F&& f) {
+  switch (dt) {
+    case DType::f32: f(float{}); break;
+    case DType::f64: f(double{}); break;
+    default: throw std::invalid_argument("imkern: the CPU nn kernels take float32 or float64");
+  }
+}
+
+// Segments of the (n, c, hw) layout: channel c, image n, part k of its plane.
+struct Segs {
+  int64_t N, C, HW, parts, seg;
+  Segs(int64_t n, int64_t c, int64_t hw) : N(n), C(c), HW(hw) {
+    seg = std::min<int64_t>(std::max<int64_t>(hw, 1), kSeg);
+    parts = (hw + seg - 1) / seg;
+  }
+  int64_t count() const { return C * N * parts; }
+  int64_t per_channel() const { return N * parts; }
+  // [offset, offset + len) of task t, and its channel.
+  void at(int64_t t, int64_t& c, int64_t& off, int64_t& len) const {
+    c = t / (N * parts);
+    const int64_t r = t % (N * parts), n = r / parts, k = r % parts;
+    off = (n * C + c) * HW + k * seg;
+    len = std::min(seg, HW - k * seg);
+  }
+  int64_t grain() const { return std::max<int64_t>(1, kSeg / seg); }
+};
+
+// Sums of (a - ka) and (a - ka)^2 or (a - ka) * b over n elements, in float64 lanes.
+template <typename T, bool Prod>
+void seg_sums(const T* a, const T* b, int64_t n, double ka, double& s1, double& s2) {
+  constexpr int L = simd::Vec<T>::lanes;
+  using DV = vm::vecn_t<double, L>;
+  DV a1{}, a2{};
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const DV d = __builtin_convertvector(simd::loadu(a + i), DV) - ka;
+    a1 += d;
+    if (Prod)
+      a2 += d * __builtin_convertvector(simd::loadu(b + i), DV);
+    else
+      a2 += d * d;
+  }
+  double t1 = 0, t2 = 0;
+  for (int k = 0; k < L; ++k) {
+    t1 += a1[k];
+    t2 += a2[k];
+  }
+  for (; i < n; ++i) {
+    const double d = static_cast<double>(a[i]) - ka;
+    t1 += d;
+    t2 += Prod ? d * static_cast<double>(b[i]) : d * d;
+  }
+  s1 = t1;
+  s2 = t2;
+}
+
+template <typename T>
+void stats_impl(const T* x, int64_t N, int64_t C, int64_t HW, double* mean, double* var) {
+  const Segs sg(N, C, HW);
+  std::vector<double> p1(static_cast<size_t>(sg.count())), p2(static_cast<size_t>(sg.count()));
+  parallel_for(0, sg.count(), sg.grain(), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      int64_t c, off, len;
+      sg.at(t, c, off, len);
+      seg_sums<T, false>(x + off, nullptr, len, static_cast<double>(x[c * HW]), p1[t], p2[t]);
+    }
+  });
+  const double M = static_cast<double>(N * HW);
+  for (int64_t c = 0; c < C; ++c) {
+    double s1 = 0, s2 = 0;
+    for (int64_t k = 0; k < sg.per_channel(); ++k) {
+      s1 += p1[c * sg.per_channel() + k];
+      s2 += p2[c * sg.per_channel() + k];
+    }
+    const double m = s1 / M;
+    mean[c] = static_cast<double>(x[c * HW]) + m;
+    const double v = s2 / M - m * m;
+    var[c] = v > 0 ? v : (v == v ? 0.0 : v);
+  }
+}
+
+// mean[c] as hi + lo in T: (x - hi) - lo keeps x - mean accurate to T's precision even when
+// the mean is large next to the spread (float32 data around 10 with a spread of 0.01, say).
+template <typename T>
+inline void split(double v, T& hi, T& lo) {
+  hi = static_cast<T>(v);
+  lo = static_cast<T>(v - static_cast<double>(hi));
+}
+
+template <typename T>
+void apply_impl(const T* x, T* y, int64_t N, int64_t C, int64_t HW, const double* mean, const double* a,
+                const double* b) {
+  const int64_t grain = std::max<int64_t>(1, kSeg / std::max<int64_t>(HW, 1));
+  parallel_for(0, N * C, grain, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c = p % C;
+      const T sa = static_cast<T>(a[c]), sb = static_cast<T>(b[c]);
+      T hi, lo;
+      split(mean[c], hi, lo);
+      const T* xp = x + p * HW;
+      T* yp = y + p * HW;
+      for (int64_t i = 0; i < HW; ++i) yp[i] = ((xp[i] - hi) - lo) * sa + sb;
+    }
+  });
+}
+
+template <typename T>
+void backward_reduce_impl(const T* gy, const T* x, int64_t N, int64_t C, int64_t HW, const double* mean,
+                          double* sum_gy, double* sum_gy_xmu) {
+  const Segs sg(N, C, HW);
+  std::vector<double> p1(static_cast<size_t>(sg.count())), p2(static_cast<size_t>(sg.count()));
+  parallel_for(0, sg.count(), sg.grain(), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      int64_t c, off, len;
+      sg.at(t, c, off, len);
+      // sum(gy) and sum((x - mean) * gy): seg_sums over a = x, b = gy gives
+      // sum(x - mean) and sum((x - mean) * gy); sum(gy) is computed alongside.
+      double sx, sxg;
+      seg_sums<T, true>(x + off, gy + off, len, mean[c], sx, sxg);
+      double sg1 = 0, dummy = 0;
+      seg_sums<T, false>(gy + off, nullptr, len, 0.0, sg1, dummy);
+      p1[t] = sg1;
+      p2[t] = sxg;
+    }
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    double s1 = 0, s2 = 0;
+    for (int64_t k = 0; k < sg.per_channel(); ++k) {
+      s1 += p1[c * sg.per_channel() + k];
+      s2 += p2[c * sg.per_channel() + k];
+    }
+    sum_gy[c] = s1;
+    sum_gy_xmu[c] = s2;
+  }
+}
+
+template <typename T>
+void backward_input_impl(const T* gy, const T* x, T* gx, int64_t N, int64_t C, int64_t HW, const double* k,
+                         const double* mgy, const double* mean, const double* q) {
+  const int64_t grain = std::max<int64_t>(1, kSeg / std::max<int64_t>(HW, 1));
+  parallel_for(0, N * C, grain, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c = p % C;
+      const T kc = static_cast<T>(k[c]), mc = static_cast<T>(mgy[c]), qc = static_cast<T>(q[c]);
+      T hi, lo;
+      split(mean[c], hi, lo);
+      const T* g = gy + p * HW;
+      const T* xp = x + p * HW;
+      T* o = gx + p * HW;
+      for (int64_t i = 0; i < HW; ++i) o[i] = kc * (g[i] - mc - ((xp[i] - hi) - lo) * qc);
+    }
+  });
+}
+
+}  // namespace
+
+void batch_norm_stats(DType dtype, const void* x, int64_t n, int64_t c, int64_t hw, double* mean, double* var) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    stats_impl<T>(static_cast<const T*>(x), n, c, hw, mean, var);
+  });
+}
+
+void batch_norm_apply(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t hw, const double* mean,
+                      const double* scale, const double* shift) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    apply_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), n, c, hw, mean, scale, shift);
+  });
+}
+
+void batch_norm_backward_reduce(DType dtype, const void* gy, const void* x, int64_t n, int64_t c, int64_t hw,
+                                const double* mean, double* sum_gy, double* sum_gy_xmu) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    backward_reduce_impl<T>(static_cast<const T*>(gy), static_cast<const T*>(x), n, c, hw, mean, sum_gy,
+                            sum_gy_xmu);
+  });
+}
+
+void batch_norm_backward_input(DType dtype, const void* gy, const void* x, void* gx, int64_t n, int64_t c,
+                               int64_t hw, const double* k, const double* mgy, const double* mean,
+                               const double* q) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    backward_input_impl<T>(static_cast<const T*>(gy), static_cast<const T*>(x), static_cast<T*>(gx), n, c, hw, k,
+                           mgy, mean, q);
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

@@ -1,0 +1,447 @@
+// 2-D pooling on NCHW planes (compiled per ISA): max (with or without indices), average,
+// adaptive average, and their backward passes.
+//
+// Max pool: for each output row, the window's valid tap rows are scanned in torch's order
+// (row-major over the window), keeping a running NaN-propagating maximum and its flat index.
+// Output columns whose whole window row lies inside the input are done L at a time (L = SIMD
+// lanes) for strides 1 and 2 (stride 2 deinterleaves two loads with one shuffle); the border
+// columns, other strides and the ragged end use the scalar loop (the last vector chunk
+// overlaps the previous one instead when it can, rewriting identical values). Windows two
+// columns wide at stride 2 (2x2/2) take each window row as one pair from two aligned loads.
+// Bytes/output: sizeof(T) * (sh * sw input + 1 output) (+8 for indices); FLOPs/output: 2 kh kw
+// compares/selects. 2x2/2 reads every input once: memory-bound.
+// Average pool: the valid window rows are summed into a row buffer with vector adds
+// (kh adds/input column), then kw adds and one divide per output, L outputs at a time for
+// interior columns at strides 1 and 2 (scalar at the borders); 2x2/2 windows are summed as
+// pairs straight from the input rows, without the row buffer.
+// Adaptive average pool: a direct sum per output window. The backward passes scatter each
+// output's gradient into its window, one plane per task (no write conflicts, fixed order).
+// Variants: float32 and float64; the max-pool vector path needs h * w < 2^31 (int32 lanes).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "imkern/nn_ops.hpp"
+#include "imkern/parallel.hpp"
+#include "common/vmath.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+namespace {
+
+using simd::vec_t;
+
+template <typename F>
+void visit_float(DType dt, F&& f) {
+  switch (dt) {
+    case DType::f32: f(float{}); break;
+    case DType::f64: f(double{}); break;
+    default: throw std::invalid_argument(std::string("imkern: dtype ") + dtype_name(dt) +
+                                         " is not supported by the CPU nn kernels (float32, float64)");
+  }
+}
+
+// Valid taps [lo, hi) of a window starting at `start` with `k` taps `d` apart on an axis of `n`.
+inline void tap_range(int64_t start, int k, int d, int64_t n, int& lo, int& hi) {
+  int64_t a = start < 0 ? (-start + d - 1) / d : 0;
+  int64_t b = n - start <= 0 ? 0 : (n - start + d - 1) / d;
+  if (b > k) b = k;
+  if (a > b) a = b;
+  lo = static_cast<int>(a);
+  hi = static_cast<int>(b);
+}
+
+// Rows (output rows over all planes) per parallel chunk: about 32K outputs.
+inline int64_t rows_grain(int64_t ow) {
+  int64_t g = 32768 / (ow > 0 ? ow : 1);
+  return g < 1 ? 1 : g;
+}
+
+template <typename T, bool WithIdx>
+void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2d& p, int64_t r0, int64_t r1) {
+  constexpr int L = simd::Vec<T>::lanes;
+  using V = vec_t<T>;
+  using IV = vm::vecn_t<typename vm::IntOf<T>::type, L>;
+  using I32V = vm::vecn_t<int32_t, L>;
+  using I64V = vm::vecn_t<int64_t, L>;
+  const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const bool vec_ok = (p.sw == 1 || p.sw == 2) && H * W < (int64_t(1) << 31);
+  // Output columns whose window row lies inside [0, W): [cx0, cx1); chunk starts <= vlast.
+  int64_t cx0 = p.pw > 0 ? (p.pw + p.sw - 1) / p.sw : 0;
+  const int64_t span = static_cast<int64_t>(p.kw - 1) * p.dw;  // last tap's column offset
+  int64_t cx1 = W - 1 - span + p.pw < 0 ? 0 : (W - 1 - span + p.pw) / p.sw + 1;
+  if (cx1 > OW) cx1 = OW;
+  if (cx0 > cx1) cx0 = cx1;
+  const int64_t vlast = cx1 - L;  // start of the last vector chunk that stays inside
+  IV even{}, ev2{}, od2{};
+  for (int k = 0; k < L; ++k) {
+    even[k] = k < L / 2 ? 2 * k : L + 1 + 2 * (k - L / 2);
+    ev2[k] = 2 * k;
+    od2[k] = 2 * k + 1;
+  }
+  // 2-wide windows at stride 2 (2x2/2, 3x2/2, ...): each window row is one adjacent pair,
+  // split from two aligned loads into even and odd columns. The running max is associative
+  // (NaN-last, first-of-ties), so combining the pair first gives torch's scan-order result.
+  const bool pair = p.kw == 2 && p.dw == 1 && p.sw == 2;
+  I32V lane_idx{};
+  for (int k = 0; k < L; ++k) lane_idx[k] = k * p.sw;
+
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t plane = r / OH, oy = r % OH;
+    const T* X = x + plane * H * W;
+    T* Y = y + plane * OH * OW + oy * OW;
+    int64_t* I = WithIdx ? idx + plane * OH * OW + oy * OW : nullptr;
+    const int64_t ys = oy * p.sh - p.ph;
+    int i0, i1;
+    tap_range(ys, p.kh, p.dh, H, i0, i1);
+
+    auto scalar = [&](int64_t ox) {
+      const int64_t xs = ox * p.sw - p.pw;
+      int j0, j1;
+      tap_range(xs, p.kw, p.dw, W, j0, j1);
+      T m = ninf;
+      int64_t mi = (ys + int64_t(i0) * p.dh) * W + xs + int64_t(j0) * p.dw;
+      for (int i = i0; i < i1; ++i) {
+        const int64_t iy = ys + int64_t(i) * p.dh;
+        const T* row = X + iy * W;
+        for (int j = j0; j < j1; ++j) {
+          const int64_t ix = xs + int64_t(j) * p.dw;
+          const T v = row[ix];
+          if (v > m || v != v) {
+            m = v;
+            mi = iy * W + ix;
+          }
+        }
+      }
+      Y[ox] = m;
+      if (WithIdx) I[ox] = (i0 < i1 && j0 < j1) ? mi : 0;
+    };
+
+    auto vchunk = [&](int64_t ox) {
+      const int64_t xs = ox * p.sw - p.pw;
+      V m = simd::splat<T>(ninf);
+      I32V mi = I32V{} + static_cast<int32_t>((ys + int64_t(i0) * p.dh) * W + xs) + lane_idx;
+      if (pair) {
+        for (int i = i0; i < i1; ++i) {
+          const int64_t iy = ys + int64_t(i) * p.dh;
+          const T* q = X + iy * W + xs;
+          const V a = simd::loadu(q), b = simd::loadu(q + L);
+          const V e = __builtin_shuffle(a, b, ev2), o = __builtin_shuffle(a, b, od2);
+          const auto uo = (o > e) | (o != o);
+          const V pv = uo ? o : e;
+          const auto upd = (pv > m) | (pv != pv);
+          m = upd ? pv : m;
+          if (WithIdx) {
+            const I32V base = I32V{} + static_cast<int32_t>(iy * W + xs) + lane_idx;
+            const I32V pi = __builtin_convertvector(uo, I32V) ? base + 1 : base;
+            mi = __builtin_convertvector(upd, I32V) ? pi : mi;
+          }
+        }
+        simd::storeu(Y + ox, m);
+        if (WithIdx) {
+          const I64V w = __builtin_convertvector(mi, I64V);
+          std::memcpy(I + ox, &w, sizeof(w));
+        }
+        return;
+      }
+      for (int i = i0; i < i1; ++i) {
+        const int64_t iy = ys + int64_t(i) * p.dh;
+        const T* row = X + iy * W + xs;
+        for (int j = 0; j < p.kw; ++j) {
+          const T* q = row + int64_t(j) * p.dw;
+          V v;
+          if (p.sw == 1) {
+            v = simd::loadu(q);
+          } else {
+            // Columns q[0], q[2], ..., q[2L-2]: the second load ends at q[2L-2], never past it.
+            v = __builtin_shuffle(simd::loadu(q), simd::loadu(q + L - 1), even);
+          }
+          const auto upd = (v > m) | (v != v);
+          m = upd ? v : m;
+          if (WithIdx) {
+            const I32V u32 = __builtin_convertvector(upd, I32V);
+            const I32V cand = I32V{} + static_cast<int32_t>(iy * W + xs + int64_t(j) * p.dw) + lane_idx;
+            mi = u32 ? cand : mi;
+          }
+        }
+      }
+      simd::storeu(Y + ox, m);
+      if (WithIdx) {
+        const I64V w = __builtin_convertvector(mi, I64V);
+        std::memcpy(I + ox, &w, sizeof(w));
+      }
+    };
+
+    int64_t ox = 0;
+    if (vec_ok && i0 < i1 && cx1 - cx0 >= L) {
+      for (; ox < cx0; ++ox) scalar(ox);
+      for (; ox <= vlast; ox += L) vchunk(ox);
+      if (ox < cx1) {
+        vchunk(vlast);
+        ox = cx1;
+      }
+    }
+    for (; ox < OW; ++ox) scalar(ox);
+  }
+}
+
+template <typename T>
+void max_pool_impl(const T* x, T* y, int64_t* idx, const Pool2d& p) {
+  const int64_t rows = p.planes * p.oh;
+  parallel_for(0, rows, rows_grain(p.ow), [&](int64_t r0, int64_t r1) {
+    if (idx)
+      max_pool_rows<T, true>(x, y, idx, p, r0, r1);
+    else
+      max_pool_rows<T, false>(x, y, nullptr, p, r0, r1);
+  });
+}
+
+inline int64_t planes_grain(int64_t plane_elems) {
+  int64_t g = 65536 / (plane_elems > 0 ? plane_elems : 1);
+  return g < 1 ? 1 : g;
+}
+
+template <typename T>
+void max_pool_backward_impl(const T* gy, const int64_t* idx, T* gx, const Pool2d& p) {
+  const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
+  parallel_for(0, p.planes, planes_grain(HW + OHW), [&](int64_t a, int64_t b) {
+    for (int64_t pl = a; pl < b; ++pl) {
+      T* G = gx + pl * HW;
+      std::fill(G, G + HW, T(0));
+      const T* gyp = gy + pl * OHW;
+      const int64_t* ip = idx + pl * OHW;
+      for (int64_t o = 0; o < OHW; ++o) {
+        const int64_t k = ip[o];
+        if (k < 0 || k >= HW) throw std::invalid_argument("indices: value outside [0, H*W) of the input plane");
+        G[k] += gyp[o];
+      }
+    }
+  });
+}
+
+struct AvgWin {
+  int64_t y0, y1, x0, x1, div;
+};
+
+// torch's avg_pool2d window: clipped to the padded input for the divisor (count_include_pad),
+// then to the input for the sum.
+inline AvgWin avg_window(const Pool2d& p, int64_t oy, int64_t ox, bool cip, int64_t divisor_override) {
+  AvgWin w;
+  int64_t y0 = oy * p.sh - p.ph, x0 = ox * p.sw - p.pw;
+  int64_t y1 = std::min<int64_t>(y0 + p.kh, p.h + p.ph), x1 = std::min<int64_t>(x0 + p.kw, p.w + p.pw);
+  const int64_t pool = (y1 - y0) * (x1 - x0);
+  y0 = std::max<int64_t>(y0, 0);
+  x0 = std::max<int64_t>(x0, 0);
+  y1 = std::min<int64_t>(y1, p.h);
+  x1 = std::min<int64_t>(x1, p.w);
+  w.y0 = y0, w.y1 = y1, w.x0 = x0, w.x1 = x1;
+  w.div = divisor_override > 0 ? divisor_override : (cip ? pool : (y1 - y0) * (x1 - x0));
+  return w;
+}
+
+template <typename T>
+void avg_pool_impl(const T* x, T* y, const Pool2d& p, bool cip, int64_t dov) {
+  const int64_t rows = p.planes * p.oh;
+  const int64_t H = p.h, W = p.w;
+  constexpr int L = simd::Vec<T>::lanes;
+  using V = vec_t<T>;
+  using IV = vm::vecn_t<typename vm::IntOf<T>::type, L>;
+  IV even{}, ev2{}, od2{};
+  for (int k = 0; k < L; ++k) {
+    even[k] = k < L / 2 ? 2 * k : L + 1 + 2 * (k - L / 2);
+    ev2[k] = 2 * k;
+    od2[k] = 2 * k + 1;
+  }
+  const bool vec_ok = p.sw == 1 || p.sw == 2;
+  // Output columns whose window lies inside [0, W): [cx0, cx1).
+  int64_t cx0 = p.pw > 0 ? (p.pw + p.sw - 1) / p.sw : 0;
+  int64_t cx1 = W - p.kw + p.pw < 0 ? 0 : (W - p.kw + p.pw) / p.sw + 1;
+  if (cx1 > p.ow) cx1 = p.ow;
+  if (cx0 > cx1) cx0 = cx1;
+  // 2-wide windows at stride 2 (2x2/2): each window row is one adjacent pair read straight
+  // from the input rows (two aligned loads, even + odd); the row buffer is then only needed
+  // when some columns are left to the scalar loop.
+  const bool pair = p.kw == 2 && p.sw == 2 && cx1 - cx0 >= L;
+  const bool need_acc = !(pair && cx0 == 0 && cx1 == p.ow);
+  parallel_for(0, rows, rows_grain(p.ow), [&](int64_t r0, int64_t r1) {
+    std::vector<T> acc(static_cast<size_t>(W));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t plane = r / p.oh, oy = r % p.oh;
+      const T* X = x + plane * H * W;
+      T* Y = y + plane * p.oh * p.ow + oy * p.ow;
+      const AvgWin w0 = avg_window(p, oy, 0, cip, dov);
+      if (w0.y0 >= w0.y1) {
+        std::fill(Y, Y + p.ow, T(0));
+        continue;
+      }
+      // Vertical sums of the valid rows, vectorized along the row.
+      if (need_acc) {
+        std::copy(X + w0.y0 * W, X + w0.y0 * W + W, acc.begin());
+        for (int64_t iy = w0.y0 + 1; iy < w0.y1; ++iy) {
+          const T* row = X + iy * W;
+          T* a = acc.data();
+          for (int64_t i = 0; i < W; ++i) a[i] += row[i];
+        }
+      }
+      auto scalar = [&](int64_t ox) {
+        const AvgWin w = avg_window(p, oy, ox, cip, dov);
+        if (w.x0 >= w.x1) {
+          Y[ox] = T(0);
+          return;
+        }
+        T s = 0;
+        for (int64_t ix = w.x0; ix < w.x1; ++ix) s += acc[ix];
+        Y[ox] = s / static_cast<T>(w.div);
+      };
+      int64_t ox = 0;
+      if (vec_ok && cx1 - cx0 >= L) {
+        // Interior columns: the whole window row is inside, so the divisor is the row's.
+        const AvgWin wi = avg_window(p, oy, cx0, cip, dov);
+        const V dv = simd::splat(static_cast<T>(wi.div));
+        const T* a = acc.data();
+        auto vchunk = [&](int64_t o) {
+          const T* q = a + o * p.sw - p.pw;
+          V s;
+          if (pair) {
+            s = V{};
+            for (int64_t iy = w0.y0; iy < w0.y1; ++iy) {
+              const T* r = X + iy * W + o * 2 - p.pw;
+              const V u = simd::loadu(r), v = simd::loadu(r + L);
+              s += __builtin_shuffle(u, v, ev2) + __builtin_shuffle(u, v, od2);
+            }
+          } else if (p.sw == 1) {
+            s = simd::loadu(q);
+            for (int j = 1; j < p.kw; ++j) s += simd::loadu(q + j);
+          } else {
+            s = __builtin_shuffle(simd::loadu(q), simd::loadu(q + L - 1), even);
+            for (int j = 1; j < p.kw; ++j) s += __builtin_shuffle(simd::loadu(q + j), simd::loadu(q + j + L - 1), even);
+          }
+          simd::storeu(Y + o, s / dv);
+        };
+        for (; ox < cx0; ++ox) scalar(ox);
+        for (; ox <= cx1 - L; ox += L) vchunk(ox);
+        if (ox < cx1) {
+          vchunk(cx1 - L);
+          ox = cx1;
+        }
+      }
+      for (; ox < p.ow; ++ox) scalar(ox);
+    }
+  });
+}
+
+template <typename T>
+void avg_pool_backward_impl(const T* gy, T* gx, const Pool2d& p, bool cip, int64_t dov) {
+  const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
+  parallel_for(0, p.planes, planes_grain(HW + OHW), [&](int64_t a, int64_t b) {
+    for (int64_t pl = a; pl < b; ++pl) {
+      T* G = gx + pl * HW;
+      std::fill(G, G + HW, T(0));
+      const T* g = gy + pl * OHW;
+      for (int64_t oy = 0; oy < p.oh; ++oy)
+        for (int64_t ox = 0; ox < p.ow; ++ox) {
+          const AvgWin w = avg_window(p, oy, ox, cip, dov);
+          if (w.y0 >= w.y1 || w.x0 >= w.x1) continue;
+          const T v = g[oy * p.ow + ox] / static_cast<T>(w.div);
+          for (int64_t iy = w.y0; iy < w.y1; ++iy) {
+            T* row = G + iy * p.w;
+            for (int64_t ix = w.x0; ix < w.x1; ++ix) row[ix] += v;
+          }
+        }
+    }
+  });
+}
+
+inline int64_t start_index(int64_t o, int64_t out, int64_t in) { return (o * in) / out; }
+inline int64_t end_index(int64_t o, int64_t out, int64_t in) { return ((o + 1) * in + out - 1) / out; }
+
+template <typename T>
+void adaptive_impl(const T* x, T* y, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  parallel_for(0, planes * OH, rows_grain(OW), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t plane = r / OH, oy = r % OH;
+      const T* X = x + plane * H * W;
+      T* Y = y + plane * OH * OW + oy * OW;
+      const int64_t y0 = start_index(oy, OH, H), y1 = end_index(oy, OH, H);
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        const int64_t x0 = start_index(ox, OW, W), x1 = end_index(ox, OW, W);
+        T s = 0;
+        for (int64_t iy = y0; iy < y1; ++iy)
+          for (int64_t ix = x0; ix < x1; ++ix) s += X[iy * W + ix];
+        Y[ox] = s / static_cast<T>((y1 - y0) * (x1 - x0));
+      }
+    }
+  });
+}
+
+template <typename T>
+void adaptive_backward_impl(const T* gy, T* gx, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  parallel_for(0, planes, planes_grain(H * W + OH * OW), [&](int64_t a, int64_t b) {
+    for (int64_t pl = a; pl < b; ++pl) {
+      T* G = gx + pl * H * W;
+      std::fill(G, G + H * W, T(0));
+      const T* g = gy + pl * OH * OW;
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        const int64_t y0 = start_index(oy, OH, H), y1 = end_index(oy, OH, H);
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          const int64_t x0 = start_index(ox, OW, W), x1 = end_index(ox, OW, W);
+          const T v = g[oy * OW + ox] / static_cast<T>((y1 - y0) * (x1 - x0));
+          for (int64_t iy = y0; iy < y1; ++iy)
+            for (int64_t ix = x0; ix < x1; ++ix) G[iy * W + ix] += v;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void max_pool2d(DType dtype, const void* x, void* y, int64_t* indices, const Pool2d& p) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    max_pool_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), indices, p);
+  });
+}
+
+void max_pool2d_backward(DType dtype, const void* gy, const int64_t* indices, void* gx, const Pool2d& p) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    max_pool_backward_impl<T>(static_cast<const T*>(gy), indices, static_cast<T*>(gx), p);
+  });
+}
+
+void avg_pool2d(DType dtype, const void* x, void* y, const Pool2d& p, bool cip, int64_t dov) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    avg_pool_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), p, cip, dov);
+  });
+}
+
+void avg_pool2d_backward(DType dtype, const void* gy, void* gx, const Pool2d& p, bool cip, int64_t dov) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    avg_pool_backward_impl<T>(static_cast<const T*>(gy), static_cast<T*>(gx), p, cip, dov);
+  });
+}
+
+void adaptive_avg_pool2d(DType dtype, const void* x, void* y, int64_t planes, int64_t h, int64_t w, int64_t oh,
+                         int64_t ow) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    adaptive_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), planes, h, w, oh, ow);
+  });
+}
+
+void adaptive_avg_pool2d_backward(DType dtype, const void* gy, void* gx, int64_t planes, int64_t h, int64_t w,
+                                  int64_t oh, int64_t ow) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    adaptive_backward_impl<T>(static_cast<const T*>(gy), static_cast<T*>(gx), planes, h, w, oh, ow);
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

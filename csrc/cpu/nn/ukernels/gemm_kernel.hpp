@@ -1,0 +1,377 @@
+// GEMM building blocks shared by gemm.cpp and conv2d.cpp (compiled per ISA): the blocking
+// constants, per-thread packing buffers, the packing routines, the register microkernel (and
+// its implicit-GEMM variant reading B at per-row offsets), and a packing-free dot-product
+// kernel for products whose two operands are both contiguous along the reduction.
+// See gemm.cpp for the algorithm.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+#include "imkern/gemm.hpp"
+#include "common/simd.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+namespace gemm_detail {
+
+template <typename T>
+struct Blocking {
+  static constexpr int L = simd::Vec<T>::lanes;
+#if defined(__AVX512F__)
+  static constexpr int MR = 8, NV = 3;
+#else
+  static constexpr int MR = 6, NV = 2;
+#endif
+  static constexpr int NR = NV * L;
+  static constexpr int64_t KC = 256;
+  static constexpr int64_t MC = MR * 32;
+  static constexpr int64_t NC = NR * 32;  // the most; the driver may use less to balance threads
+};
+
+// Per-thread packing buffers, grown on demand and reused across calls (no allocation in the
+// hot path after the first call).
+struct Scratch {
+  void* p = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(p); }
+  void* get(size_t bytes) {
+    if (bytes > cap) {
+      std::free(p);
+      cap = (bytes + 4095) & ~size_t(4095);
+      p = std::aligned_alloc(64, cap);
+      if (!p) {
+        cap = 0;
+        throw std::bad_alloc();
+      }
+    }
+    return p;
+  }
+};
+
+template <typename T>
+T* scratch(int slot, int64_t n) {
+  // Slots 0, 1: gemm's A and B panels (0 also the Winograd weights, in the calling thread);
+  // 2..4: the conv drivers' buffers.
+  thread_local Scratch bufs[5];
+  return static_cast<T*>(bufs[slot].get(static_cast<size_t>(n) * sizeof(T)));
+}
+
+// op(A)[i0:i0+mc, p0:p0+kc] -> MR-row slivers: dst[s][p][ii].
+template <typename T>
+void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* dst) {
+  constexpr int MR = Blocking<T>::MR;
+  for (int64_t s = 0; s < mc; s += MR) {
+    const int64_t mr = std::min<int64_t>(MR, mc - s);
+    T* d = dst + s * kc;
+    if (!trans) {
+      for (int64_t ii = 0; ii < mr; ++ii) {
+        const T* src = a + (i0 + s + ii) * lda + p0;
+        for (int64_t p = 0; p < kc; ++p) d[p * MR + ii] = src[p];
+      }
+      for (int64_t ii = mr; ii < MR; ++ii)
+        for (int64_t p = 0; p < kc; ++p) d[p * MR + ii] = T(0);
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        const T* src = a + (p0 + p) * lda + i0 + s;
+        T* dp = d + p * MR;
+        int64_t ii = 0;
+        for (; ii < mr; ++ii) dp[ii] = src[ii];
+        for (; ii < MR; ++ii) dp[ii] = T(0);
+      }
+    }
+  }
+}
+
+// op(B)[p0:p0+kc, j0:j0+nc] -> NR-column slivers: dst[t][p][jj].
+template <typename T>
+void pack_b(bool trans, const T* b, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+  constexpr int NR = Blocking<T>::NR;
+  for (int64_t t = 0; t < nc; t += NR) {
+    const int64_t nr = std::min<int64_t>(NR, nc - t);
+    T* d = dst + t * kc;
+    if (!trans) {
+      if (nr == NR) {
+        for (int64_t p = 0; p < kc; ++p) {
+          const T* src = b + (p0 + p) * ldb + j0 + t;
+          T* dp = d + p * NR;
+          for (int jj = 0; jj < NR; ++jj) dp[jj] = src[jj];
+        }
+      } else {
+        for (int64_t p = 0; p < kc; ++p) {
+          const T* src = b + (p0 + p) * ldb + j0 + t;
+          T* dp = d + p * NR;
+          int64_t jj = 0;
+          for (; jj < nr; ++jj) dp[jj] = src[jj];
+          for (; jj < NR; ++jj) dp[jj] = T(0);
+        }
+      }
+    } else {
+      // Transposed: row by row (each source row read sequentially, written with stride NR
+      // into the L1-resident sliver), prefetching the row 4 ahead (2 and 8 measured slower): the source rows are far
+      // apart and often come from DRAM (a linear layer's weight), so latency dominates.
+      constexpr int64_t AHEAD = 4, LINE = 64 / sizeof(T);
+      for (int64_t jj = 0; jj < nr; ++jj) {
+        if (t + jj + AHEAD < nc) {
+          const T* nxt = b + (j0 + t + jj + AHEAD) * ldb + p0;
+          for (int64_t l = 0; l < kc; l += LINE) __builtin_prefetch(nxt + l);
+        }
+        const T* src = b + (j0 + t + jj) * ldb + p0;
+        for (int64_t p = 0; p < kc; ++p) d[p * NR + jj] = src[p];
+      }
+      for (int64_t jj = nr; jj < NR; ++jj)
+        for (int64_t p = 0; p < kc; ++p) d[p * NR + jj] = T(0);
+    }
+  }
+}
+
+// Broadcast without simd::splat's `{} + x` (which must keep an add to honour -0.0): x - 0 == x
+// for every x, so the compiler folds the subtraction and emits one broadcast from memory.
+template <typename T>
+inline simd::vec_t<T> bcast(T x) {
+  return x - simd::vec_t<T>{};
+}
+
+template <typename T>
+struct Store {
+  T alpha, beta;
+  bool first, last, relu;
+};
+
+// The epilogue of a tile: alpha, beta (or accumulation into C), bias, ReLU, in registers.
+template <typename T>
+inline void store_tile(const simd::vec_t<T> (&acc)[Blocking<T>::MR][Blocking<T>::NV], T* c, int64_t ldc,
+                       const Store<T>& st, const T* rb, const T* cb) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L;
+  if (st.first && st.last && st.alpha == T(1) && st.beta == T(0)) {
+    // The common one-pass case (conv forward): C = acc + bias, ReLU; no C read, no branches.
+    const bool relu = st.relu;
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V b = rb ? bcast<T>(rb[i]) : V{};
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) {
+        V v = rb ? acc[i][j] + b : acc[i][j];
+        if (cb) v += loadu(cb + j * L);
+        if (relu) v = v < V{} ? V{} : v;
+        storeu(c + i * ldc + j * L, v);
+      }
+    }
+    return;
+  }
+  const V valpha = bcast<T>(st.alpha), vbeta = bcast<T>(st.beta);
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      T* cp = c + i * ldc + j * L;
+      V v = acc[i][j];
+      if (st.alpha != T(1)) v *= valpha;
+      if (!st.first) v += loadu(cp);
+      else if (st.beta != T(0)) v += vbeta * loadu(cp);
+      if (st.last) {
+        if (rb) v += bcast<T>(rb[i]);
+        if (cb) v += loadu(cb + j * L);
+        if (st.relu) v = v < V{} ? V{} : v;
+      }
+      storeu(cp, v);
+    }
+  }
+}
+
+// Like microkernel, but row p of B is the NR values at b + off[p] (unaligned, unpacked): the
+// implicit-GEMM form of a stride-1 convolution, where each kernel tap reads a shifted window
+// of the zero-padded input.
+template <typename T>
+inline void microkernel_off(int64_t kc, const T* __restrict a, const T* b, const int64_t* __restrict off, T* c,
+                            int64_t ldc, const Store<T>& st, const T* rb) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L;
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (int64_t p = 0; p < kc; ++p) {
+    const T* bp = b + off[p];
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = loadu(bp + j * L);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V av = bcast<T>(a[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
+    }
+    a += MR;
+  }
+  store_tile<T>(acc, c, ldc, st, rb, nullptr);
+}
+
+// One MR x NR tile of C (row stride ldc) from kc steps of packed A and B.
+template <typename T>
+inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t ldc,
+                        const Store<T>& st, const T* rb, const T* cb) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L, NR = Blocking<T>::NR;
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) acc[i][j] = V{};
+  for (int64_t p = 0; p < kc; ++p) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V*>(b + j * L);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V av = bcast<T>(a[i]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  store_tile<T>(acc, c, ldc, st, rb, cb);
+}
+
+// An edge tile (mr < MR or nr < NR): run the microkernel on a local MR x NR copy.
+template <typename T>
+void microkernel_edge(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                      const Store<T>& st, const T* rb, const T* cb) {
+  constexpr int MR = Blocking<T>::MR, NR = Blocking<T>::NR;
+  alignas(64) T tmp[MR * NR];
+  alignas(64) T rbuf[MR];
+  alignas(64) T cbuf[NR];
+  const bool read_c = !st.first || st.beta != T(0);
+  for (int64_t i = 0; i < MR; ++i)
+    for (int64_t j = 0; j < NR; ++j) tmp[i * NR + j] = (read_c && i < mr && j < nr) ? c[i * ldc + j] : T(0);
+  if (rb) {
+    for (int64_t i = 0; i < MR; ++i) rbuf[i] = i < mr ? rb[i] : T(0);
+    rb = rbuf;
+  }
+  if (cb) {
+    for (int64_t j = 0; j < NR; ++j) cbuf[j] = j < nr ? cb[j] : T(0);
+    cb = cbuf;
+  }
+  microkernel<T>(kc, a, b, tmp, NR, st, rb, cb);
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j) c[i * ldc + j] = tmp[i * NR + j];
+}
+
+// op(A) (m x k) packed whole, k in blocks of kcb: block p0 starts at p0 * roundup(m, MR), its
+// sliver s (rows s .. s + MR) at + s * kc. Packed once, reused by every column block.
+template <typename T>
+int64_t packed_a_size(int64_t m, int64_t k) {
+  constexpr int MR = Blocking<T>::MR;
+  return (m + MR - 1) / MR * MR * k;
+}
+template <typename T>
+void pack_a_full(bool trans, const T* a, int64_t lda, int64_t m, int64_t k, int64_t kcb, T* dst) {
+  constexpr int MR = Blocking<T>::MR;
+  const int64_t mpad = (m + MR - 1) / MR * MR;
+  for (int64_t p0 = 0; p0 < k; p0 += kcb) pack_a<T>(trans, a, lda, 0, m, p0, std::min(kcb, k - p0), dst + p0 * mpad);
+}
+
+// C[m x n] = op(A) * B (+ row bias, ReLU) on one thread, A packed by pack_a_full with block
+// kcb, B packed per k block by pack_b_fn(p0, kc, dst) into NR-column slivers (pb holds
+// kcb * roundup(n, NR)). C is overwritten (beta = 0). Sliver loop: rows outer, so the A
+// sliver (MR x kc) stays in L1 while the B slivers stream from L2.
+template <typename T, typename PackB>
+void gemm_packed_a(const T* pa, int64_t m, int64_t n, int64_t k, int64_t kcb, PackB&& pack_b_fn, T* pb, T* c,
+                   int64_t ldc, const T* row_bias, bool relu) {
+  constexpr int MR = Blocking<T>::MR, NR = Blocking<T>::NR;
+  const int64_t mpad = (m + MR - 1) / MR * MR;
+  for (int64_t p0 = 0; p0 < k; p0 += kcb) {
+    const int64_t kc = std::min(kcb, k - p0);
+    pack_b_fn(p0, kc, pb);
+    const Store<T> st{T(1), T(0), p0 == 0, p0 + kc >= k, relu};
+    const T* pa_blk = pa + p0 * mpad;
+    for (int64_t ir = 0; ir < m; ir += MR) {
+      const int64_t mr = std::min<int64_t>(MR, m - ir);
+      const T* ap = pa_blk + ir * kc;
+      const T* rb = row_bias ? row_bias + ir : nullptr;
+      for (int64_t jr = 0; jr < n; jr += NR) {
+        const int64_t nr = std::min<int64_t>(NR, n - jr);
+        T* cp = c + ir * ldc + jr;
+        if (mr == MR && nr == NR)
+          microkernel<T>(kc, ap, pb + jr * kc, cp, ldc, st, rb, nullptr);
+        else
+          microkernel_edge<T>(kc, ap, pb + jr * kc, cp, ldc, mr, nr, st, rb, nullptr);
+      }
+    }
+  }
+  if (k <= 0) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        T v = row_bias ? row_bias[i] : T(0);
+        c[i * ldc + j] = relu && v < T(0) ? T(0) : v;
+      }
+  }
+}
+
+// C[i][j] = (accumulate ? C[i][j] : 0) + sum_p A[i * lda + p] * B[j * ldb + p]: both operands
+// contiguous along the reduction, so no packing: DM x DN tiles of vector accumulators run
+// along p, reduced across lanes (in lane order) at the end, the k % lanes tail added last.
+// For grad_weight-style products with a long reduction and two short outputs.
+template <typename T, int DM, int DN>
+inline void dot_tile(int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc,
+                     bool accumulate) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int L = Vec<T>::lanes;
+  const int64_t kv = k / L * L;
+  V acc[DM][DN];
+#pragma GCC unroll 8
+  for (int i = 0; i < DM; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < DN; ++j) acc[i][j] = V{};
+  for (int64_t p = 0; p < kv; p += L) {
+    V av[DM];
+#pragma GCC unroll 8
+    for (int i = 0; i < DM; ++i) av[i] = loadu(a + i * lda + p);
+#pragma GCC unroll 8
+    for (int j = 0; j < DN; ++j) {
+      const V bv = loadu(b + j * ldb + p);
+#pragma GCC unroll 8
+      for (int i = 0; i < DM; ++i) acc[i][j] += av[i] * bv;
+    }
+  }
+  for (int i = 0; i < DM; ++i)
+    for (int j = 0; j < DN; ++j) {
+      T s = 0;
+      for (int l = 0; l < L; ++l) s += acc[i][j][l];
+      for (int64_t p = kv; p < k; ++p) s += a[i * lda + p] * b[j * ldb + p];
+      T* cp = c + i * ldc + j;
+      *cp = accumulate ? *cp + s : s;
+    }
+}
+
+template <typename T>
+void gemm_nt_dot(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c,
+                 int64_t ldc, bool accumulate) {
+#if defined(__AVX512F__)
+  constexpr int DM = 4, DN = 6;
+#else
+  constexpr int DM = 3, DN = 3;
+#endif
+  const int64_t mf = m / DM * DM, nf = n / DN * DN;
+  for (int64_t j = 0; j < nf; j += DN) {
+    for (int64_t i = 0; i < mf; i += DM)
+      dot_tile<T, DM, DN>(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, accumulate);
+    for (int64_t i = mf; i < m; ++i)
+      dot_tile<T, 1, DN>(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, accumulate);
+  }
+  for (int64_t j = nf; j < n; ++j)
+    for (int64_t i = 0; i < m; ++i)
+      dot_tile<T, 1, 1>(k, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, accumulate);
+}
+
+}  // namespace gemm_detail
+}  // namespace IMKERN_ISA
+}  // namespace imkern

@@ -1,0 +1,328 @@
+// 2-D pooling on NCHW planes: max (with torch's int64 indices), average, adaptive average,
+// and their backward passes.
+//
+// Forward: one thread per output element reads its window (kh * kw loads, L1/L2 reuse between
+// neighbouring windows). Bytes ~ planes * (H * W + OH * OW) * sizeof(T) (+ 8 per index);
+// FLOPs ~ planes * OH * OW * kh * kw compares/adds.
+// Backward (deterministic): one thread per INPUT element gathers, in a fixed order, the
+// gradients of the output windows that can contain it (max: those whose index points at it;
+// avg: every covering window divided by its divisor; adaptive: the covering bins). No atomics,
+// so results are bitwise reproducible. max_pool2d_backward without the window parameters
+// scatters instead, one thread per plane in output order (still no atomics, still reproducible).
+// Semantics follow PyTorch's CUDA kernels: max-pool NaN wins (the last NaN of the window),
+// a window of -inf gives -inf with the index of its first in-bounds element; avg-pool divisor
+// counts padding (count_include_pad) but never the part of a ceil_mode window past H + pad;
+// adaptive bins are [floor(o * I / O), ceil((o + 1) * I / O)).
+#include "imkern/cuda_nn.hpp"
+#include "common/nn_common.cuh"
+
+namespace imkern {
+namespace cuda {
+
+namespace {
+
+using nn::from_f;
+using nn::to_f;
+
+struct P {
+  int64_t planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+// ---- max ----------------------------------------------------------------------------------
+template <typename T>
+__global__ void max_pool2d_kernel(P p, const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ ind) {
+  const int64_t total = p.planes * p.OH * p.OW;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t ow = idx % p.OW, t = idx / p.OW, oh = t % p.OH, plane = t / p.OH;
+    int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+    const int64_t he = min(hs + (p.kh - 1) * p.dh + 1, p.H), we = min(ws + (p.kw - 1) * p.dw + 1, p.W);
+    if (hs < 0) hs += ((-hs + p.dh - 1) / p.dh) * p.dh;  // first tap inside the image
+    if (ws < 0) ws += ((-ws + p.dw - 1) / p.dw) * p.dw;
+    const T* xp = x + plane * p.H * p.W;
+    float best = -INFINITY;
+    int64_t bi = hs * p.W + ws;
+    for (int64_t ih = hs; ih < he; ih += p.dh)
+      for (int64_t iw = ws; iw < we; iw += p.dw) {
+        const float v = to_f(xp[ih * p.W + iw]);
+        if (v > best || isnan(v)) {
+          best = v;
+          bi = ih * p.W + iw;
+        }
+      }
+    y[idx] = from_f<T>(best);
+    if (ind) ind[idx] = bi;
+  }
+}
+
+template <typename T>
+__global__ void max_pool2d_backward_gather_kernel(P p, const T* __restrict__ gy, const int64_t* __restrict__ ind,
+                                                  T* __restrict__ gx) {
+  const int64_t total = p.planes * p.H * p.W;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t iw = idx % p.W, t = idx / p.W, ih = t % p.H, plane = t / p.H;
+    // Windows containing ih: oh * sh - ph + i * dh == ih for some i < kh.
+    const int64_t lo_h = ih + p.ph - (p.kh - 1) * p.dh, lo_w = iw + p.pw - (p.kw - 1) * p.dw;
+    const int64_t oh0 = lo_h > 0 ? (lo_h + p.sh - 1) / p.sh : 0;
+    const int64_t ow0 = lo_w > 0 ? (lo_w + p.sw - 1) / p.sw : 0;
+    const int64_t oh1 = min((ih + p.ph) / p.sh, p.OH - 1), ow1 = min((iw + p.pw) / p.sw, p.OW - 1);
+    const int64_t self = ih * p.W + iw, base = plane * p.OH * p.OW;
+    float g = 0.f;
+    for (int64_t oh = oh0; oh <= oh1; ++oh)
+      for (int64_t ow = ow0; ow <= ow1; ++ow) {
+        const int64_t o = base + oh * p.OW + ow;
+        if (ind[o] == self) g += to_f(gy[o]);
+      }
+    gx[idx] = from_f<T>(g);
+  }
+}
+
+// Without the window parameters: one thread per (n, c) plane walks that plane's outputs in
+// order and adds each gradient at its index. Indices never leave their plane, so no two
+// threads touch the same element: no atomics, and the summation order is fixed.
+template <typename T, typename Acc>
+__global__ void max_pool2d_backward_scatter_kernel(P p, const T* __restrict__ gy, const int64_t* __restrict__ ind,
+                                                   Acc* __restrict__ acc) {
+  const int64_t ohw = p.OH * p.OW, hw = p.H * p.W;
+  for (int64_t plane = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; plane < p.planes;
+       plane += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const T* g = gy + plane * ohw;
+    const int64_t* id = ind + plane * ohw;
+    Acc* a = acc + plane * hw;
+    for (int64_t o = 0; o < ohw; ++o) {
+      const int64_t i = id[o];
+      if (i >= 0 && i < hw) a[i] += to_f(g[o]);
+    }
+  }
+}
+
+template <typename T>
+__global__ void float_to_kernel(int64_t n, const float* __restrict__ src, T* __restrict__ dst) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[i] = from_f<T>(src[i]);
+}
+
+// ---- average ------------------------------------------------------------------------------
+template <typename T>
+__global__ void avg_pool2d_kernel(P p, bool include_pad, const T* __restrict__ x, T* __restrict__ y) {
+  const int64_t total = p.planes * p.OH * p.OW;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t ow = idx % p.OW, t = idx / p.OW, oh = t % p.OH, plane = t / p.OH;
+    int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+    int64_t he = min(hs + p.kh, p.H + p.ph), we = min(ws + p.kw, p.W + p.pw);
+    const int64_t pool = (he - hs) * (we - ws);
+    hs = max(hs, int64_t(0));
+    ws = max(ws, int64_t(0));
+    he = min(he, p.H);
+    we = min(we, p.W);
+    if (hs >= he || ws >= we) {
+      y[idx] = from_f<T>(0.f);
+      continue;
+    }
+    const T* xp = x + plane * p.H * p.W;
+    float s = 0.f;
+    for (int64_t ih = hs; ih < he; ++ih)
+      for (int64_t iw = ws; iw < we; ++iw) s += to_f(xp[ih * p.W + iw]);
+    const int64_t div = include_pad ? pool : (he - hs) * (we - ws);
+    y[idx] = from_f<T>(s / static_cast<float>(div));
+  }
+}
+
+template <typename T>
+__global__ void avg_pool2d_backward_kernel(P p, bool include_pad, const T* __restrict__ gy, T* __restrict__ gx) {
+  const int64_t total = p.planes * p.H * p.W;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t iw = idx % p.W, t = idx / p.W, ih = t % p.H, plane = t / p.H;
+    const int64_t h = ih + p.ph, w = iw + p.pw;
+    const int64_t oh0 = h < p.kh ? 0 : (h - p.kh) / p.sh + 1, oh1 = min(h / p.sh + 1, p.OH);
+    const int64_t ow0 = w < p.kw ? 0 : (w - p.kw) / p.sw + 1, ow1 = min(w / p.sw + 1, p.OW);
+    const T* gp = gy + plane * p.OH * p.OW;
+    float g = 0.f;
+    for (int64_t oh = oh0; oh < oh1; ++oh)
+      for (int64_t ow = ow0; ow < ow1; ++ow) {
+        int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+        int64_t he = min(hs + p.kh, p.H + p.ph), we = min(ws + p.kw, p.W + p.pw);
+        const int64_t pool = (he - hs) * (we - ws);
+        hs = max(hs, int64_t(0));
+        ws = max(ws, int64_t(0));
+        he = min(he, p.H);
+        we = min(we, p.W);
+        if (hs >= he || ws >= we) continue;
+        const int64_t div = include_pad ? pool : (he - hs) * (we - ws);
+        g += to_f(gp[oh * p.OW + ow]) / static_cast<float>(div);
+      }
+    gx[idx] = from_f<T>(g);
+  }
+}
+
+// ---- adaptive average ------------------------------------------------------------------------
+__device__ __forceinline__ int64_t bin_start(int64_t o, int64_t in, int64_t out) { return (o * in) / out; }
+__device__ __forceinline__ int64_t bin_end(int64_t o, int64_t in, int64_t out) {
+  return ((o + 1) * in + out - 1) / out;
+}
+
+template <typename T>
+__global__ void adaptive_avg_pool2d_kernel(P p, const T* __restrict__ x, T* __restrict__ y) {
+  const int64_t total = p.planes * p.OH * p.OW;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t ow = idx % p.OW, t = idx / p.OW, oh = t % p.OH, plane = t / p.OH;
+    const int64_t hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
+    const int64_t ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
+    const T* xp = x + plane * p.H * p.W;
+    float s = 0.f;
+    for (int64_t ih = hs; ih < he; ++ih)
+      for (int64_t iw = ws; iw < we; ++iw) s += to_f(xp[ih * p.W + iw]);
+    y[idx] = from_f<T>(s / static_cast<float>((he - hs) * (we - ws)));
+  }
+}
+
+template <typename T>
+__global__ void adaptive_avg_pool2d_backward_kernel(P p, const T* __restrict__ gy, T* __restrict__ gx) {
+  const int64_t total = p.planes * p.H * p.W;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t iw = idx % p.W, t = idx / p.W, ih = t % p.H, plane = t / p.H;
+    // Bins o with start(o) <= i < end(o): o in [floor(i * O / I), ceil((i + 1) * O / I) - 1].
+    const int64_t oh0 = (ih * p.OH) / p.H, oh1 = min(((ih + 1) * p.OH + p.H - 1) / p.H, p.OH);
+    const int64_t ow0 = (iw * p.OW) / p.W, ow1 = min(((iw + 1) * p.OW + p.W - 1) / p.W, p.OW);
+    const T* gp = gy + plane * p.OH * p.OW;
+    float g = 0.f;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      const int64_t hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
+      if (ih < hs || ih >= he) continue;
+      for (int64_t ow = ow0; ow < ow1; ++ow) {
+        const int64_t ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
+        if (iw < ws || iw >= we) continue;
+        g += to_f(gp[oh * p.OW + ow]) / static_cast<float>((he - hs) * (we - ws));
+      }
+    }
+    gx[idx] = from_f<T>(g);
+  }
+}
+
+P make_p(const Pool2dShape& s, const char* op, bool window) {
+  if (s.planes < 0 || s.h < 0 || s.w < 0 || s.oh < 0 || s.ow < 0)
+    throw std::invalid_argument(std::string(op) + ": negative size");
+  if (window && (s.kh <= 0 || s.kw <= 0 || s.sh <= 0 || s.sw <= 0 || s.dh <= 0 || s.dw <= 0 || s.ph < 0 || s.pw < 0))
+    throw std::invalid_argument(std::string(op) + ": kernel, stride and dilation must be positive, padding non-negative");
+  checked_mul(checked_mul(s.planes, s.h), s.w);
+  checked_mul(checked_mul(s.planes, s.oh), s.ow);
+  // Products in the index math ((o + 1) * in, oh * sh + kh * dh) stay far below 2^63 for any
+  // tensor that fits in memory; only reject absurd parameters.
+  const int64_t lim = int64_t(1) << 31;
+  if (s.h >= lim || s.w >= lim || s.oh >= lim || s.ow >= lim || s.kh >= lim || s.kw >= lim || s.sh >= lim ||
+      s.sw >= lim || s.dh >= lim || s.dw >= lim || s.ph >= lim || s.pw >= lim)
+    throw std::overflow_error(std::string(op) + ": pooling parameters exceed 2^31");
+  return {s.planes, s.h, s.w, s.oh, s.ow, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.dh, s.dw};
+}
+
+}  // namespace
+
+void max_pool2d_cuda(DType dt, const Pool2dShape& s, const void* x, void* y, int64_t* indices, void* stream) {
+  const P p = make_p(s, "max_pool2d", true);
+  const int64_t total = p.planes * p.OH * p.OW;
+  if (total == 0) return;
+  if (p.H == 0 || p.W == 0) throw std::invalid_argument("max_pool2d: empty input plane");
+  nn::dispatch_float(dt, "max_pool2d", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    max_pool2d_kernel<T><<<nn::grid_for(total), nn::kThreads, 0, as_stream(stream)>>>(
+        p, static_cast<const T*>(x), static_cast<T*>(y), indices);
+    IMKERN_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void max_pool2d_backward_cuda(DType dt, const Pool2dShape& s, bool with_window, const void* grad_y,
+                              const int64_t* indices, void* grad_x, void* stream) {
+  const P p = make_p(s, "max_pool2d_backward", with_window);
+  const int64_t in_total = p.planes * p.H * p.W, out_total = p.planes * p.OH * p.OW;
+  if (in_total == 0) return;
+  cudaStream_t st = as_stream(stream);
+  nn::dispatch_float(dt, "max_pool2d_backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if (with_window) {
+      max_pool2d_backward_gather_kernel<T><<<nn::grid_for(in_total), nn::kThreads, 0, st>>>(
+          p, static_cast<const T*>(grad_y), indices, static_cast<T*>(grad_x));
+      IMKERN_CUDA_CHECK_LAUNCH();
+      return;
+    }
+    if constexpr (std::is_same<T, float>::value) {
+      IMKERN_CUDA_CHECK(cudaMemsetAsync(grad_x, 0, static_cast<size_t>(in_total) * sizeof(float), st));
+      if (out_total) {
+        max_pool2d_backward_scatter_kernel<T, float><<<nn::grid_for(p.planes), nn::kThreads, 0, st>>>(
+            p, static_cast<const T*>(grad_y), indices, static_cast<float*>(grad_x));
+        IMKERN_CUDA_CHECK_LAUNCH();
+      }
+    } else {
+      nn::StreamBuffer acc(static_cast<size_t>(in_total) * sizeof(float), st);
+      IMKERN_CUDA_CHECK(cudaMemsetAsync(acc.p, 0, static_cast<size_t>(in_total) * sizeof(float), st));
+      if (out_total) {
+        max_pool2d_backward_scatter_kernel<T, float><<<nn::grid_for(p.planes), nn::kThreads, 0, st>>>(
+            p, static_cast<const T*>(grad_y), indices, acc.as<float>());
+        IMKERN_CUDA_CHECK_LAUNCH();
+      }
+      float_to_kernel<T><<<nn::grid_for(in_total), nn::kThreads, 0, st>>>(in_total, acc.as<float>(),
+                                                                           static_cast<T*>(grad_x));
+      IMKERN_CUDA_CHECK_LAUNCH();
+    }
+  });
+}
+
+void avg_pool2d_cuda(DType dt, const Pool2dShape& s, bool count_include_pad, const void* x, void* y, void* stream) {
+  const P p = make_p(s, "avg_pool2d", true);
+  const int64_t total = p.planes * p.OH * p.OW;
+  if (total == 0) return;
+  nn::dispatch_float(dt, "avg_pool2d", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    avg_pool2d_kernel<T><<<nn::grid_for(total), nn::kThreads, 0, as_stream(stream)>>>(
+        p, count_include_pad, static_cast<const T*>(x), static_cast<T*>(y));
+    IMKERN_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void avg_pool2d_backward_cuda(DType dt, const Pool2dShape& s, bool count_include_pad, const void* grad_y,
+                              void* grad_x, void* stream) {
+  const P p = make_p(s, "avg_pool2d_backward", true);
+  const int64_t total = p.planes * p.H * p.W;
+  if (total == 0) return;
+  nn::dispatch_float(dt, "avg_pool2d_backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    avg_pool2d_backward_kernel<T><<<nn::grid_for(total), nn::kThreads, 0, as_stream(stream)>>>(
+        p, count_include_pad, static_cast<const T*>(grad_y), static_cast<T*>(grad_x));
+    IMKERN_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void adaptive_avg_pool2d_cuda(DType dt, const Pool2dShape& s, const void* x, void* y, void* stream) {
+  const P p = make_p(s, "adaptive_avg_pool2d", false);
+  const int64_t total = p.planes * p.OH * p.OW;
+  if (total == 0) return;
+  if (p.H == 0 || p.W == 0) throw std::invalid_argument("adaptive_avg_pool2d: empty input plane");
+  nn::dispatch_float(dt, "adaptive_avg_pool2d", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    adaptive_avg_pool2d_kernel<T><<<nn::grid_for(total), nn::kThreads, 0, as_stream(stream)>>>(
+        p, static_cast<const T*>(x), static_cast<T*>(y));
+    IMKERN_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void adaptive_avg_pool2d_backward_cuda(DType dt, const Pool2dShape& s, const void* grad_y, void* grad_x,
+                                       void* stream) {
+  const P p = make_p(s, "adaptive_avg_pool2d_backward", false);
+  const int64_t total = p.planes * p.H * p.W;
+  if (total == 0) return;
+  if (p.OH == 0 || p.OW == 0) throw std::invalid_argument("adaptive_avg_pool2d_backward: empty output plane");
+  nn::dispatch_float(dt, "adaptive_avg_pool2d_backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    adaptive_avg_pool2d_backward_kernel<T><<<nn::grid_for(total), nn::kThreads, 0, as_stream(stream)>>>(
+        p, static_cast<const T*>(grad_y), static_cast<T*>(grad_x));
+    IMKERN_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace cuda
+}  // namespace imkern

@@ -1,0 +1,27 @@
+"""Image filters: the linear family (correlate, convolve, sep_filter, box, gaussian).
+
+Every function takes an image of shape ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)`` (channels
+filtered independently) as a NumPy array (C++ kernels) or a CuPy array (CUDA kernels, on the
+current CuPy stream) and returns the same kind, shape and dtype. dtypes: uint8, uint16,
+float32, float64 (and float16 on CUDA). Sums accumulate in float32 (float64 for float64
+images); integer results are rounded to nearest and saturated, as OpenCV does.
+
+Border modes (``border=``):
+
+==============  ==================  ========================  ==================
+imkern          pattern             OpenCV                    SciPy / NumPy
+==============  ==================  ========================  ==================
+"reflect101"    dcb|abcd|cba        BORDER_REFLECT_101        "mirror" / np "reflect"
+"reflect"       cba|abcd|dcb        BORDER_REFLECT            "reflect" / np "symmetric"
+"replicate"     aaa|abcd|ddd        BORDER_REPLICATE          "nearest" / np "edge"
+"constant"      kkk|abcd|kkk        BORDER_CONSTANT           "constant" (``cval``)
+"wrap"          bcd|abcd|abc        BORDER_WRAP               "grid-wrap" / torch "circular"
+==============  ==================  ========================  ==================
+
+Beware: bare ``"reflect"`` here is OpenCV's and SciPy's (the edge pixel is repeated), not
+PyTorch's or NumPy's ``"reflect"`` (which is our ``"reflect101"``). The aliases "mirror",
+"symmetric", "nearest", "circular" and "grid-wrap" are accepted.
+"""
+from ._linear import box, convolve, correlate, gaussian, sep_filter
+
+__all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]

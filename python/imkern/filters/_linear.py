@@ -1,0 +1,215 @@
+"""Linear filters: correlate, convolve, sep_filter, box, gaussian (see the package docstring)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _arrays as A
+from .. import _core
+from .._borders import BORDER_CODES, parse_border
+from .._driver import run_image_op as _run
+from .._kernels import gaussian_kernels
+
+__all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
+
+
+def _acc_dtype(dt: np.dtype) -> np.dtype:
+    return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
+
+
+def _kernel2d(kernel, name="kernel") -> np.ndarray:
+    k = A.host_array(kernel, name)
+    if k.ndim != 2 or k.shape[0] < 1 or k.shape[1] < 1:
+        raise ValueError(f"{name}: expected a non-empty 2-D kernel, got shape {k.shape}")
+    return np.ascontiguousarray(k)
+
+
+def _kernel1d(kernel, name) -> np.ndarray:
+    k = A.host_array(kernel, name)
+    if k.ndim != 1 or k.shape[0] < 1:
+        raise ValueError(f"{name}: expected a non-empty 1-D kernel, got shape {k.shape}")
+    return np.ascontiguousarray(k)
+
+
+def _device_weights(k: np.ndarray, dt):
+    """The kernel as a device array of the accumulation type (on the current device and stream)."""
+    import cupy
+
+    return cupy.asarray(k.astype(_acc_dtype(dt)).ravel())
+
+
+def _correlate(image, k: np.ndarray, ay: int, ax: int, border: str, cval: float, out):
+    b = BORDER_CODES[parse_border(border)]
+    cval = A.as_float(cval, "cval")
+    kh, kw = k.shape
+
+    def cpu(src, dst):
+        _core.correlate(src, dst, k, ay, ax, b, cval)
+
+    def cuda(code, src, dst, stream):
+        w = _device_weights(k, src.dtype)
+        _core.cuda_correlate(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
+                             w.data.ptr, kh, kw, ay, ax, b, cval, stream)
+
+    return _run(image, out, cpu, cuda)
+
+
+def correlate(image, kernel, *, border="reflect101", cval=0.0, out=None):
+    """2-D correlation with an arbitrary kernel.
+
+    ``out[y, x] = sum_{i, j} kernel[i, j] * image[y + i - kh // 2, x + j - kw // 2]``; the anchor
+    is the kernel's center ``kernel.shape // 2`` (scipy.ndimage.correlate with origin 0,
+    cv2.filter2D with the default anchor), for odd and even kernel sizes.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``; uint8, uint16, float32, float64.
+        kernel: 2-D array of weights (any size; converted to the accumulation type).
+        border: border mode (see the module docstring).
+        cval: the value outside the image for ``border="constant"``.
+        out: optional array of the input's shape, dtype and kind to write into.
+
+    Returns:
+        The filtered image: same kind, shape and dtype as ``image``.
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> img = np.arange(16, dtype=np.float32).reshape(4, 4)
+        >>> float(imkern.filters.correlate(img, np.ones((3, 3)) / 9)[1, 1])
+        5.0
+    """
+    k = _kernel2d(kernel)
+    return _correlate(image, k, k.shape[0] // 2, k.shape[1] // 2, border, cval, out)
+
+
+def convolve(image, kernel, *, border="reflect101", cval=0.0, out=None):
+    """2-D convolution: :func:`correlate` with the kernel flipped on both axes.
+
+    The center of the unflipped kernel, ``kernel.shape // 2``, lands on the output pixel, as in
+    scipy.ndimage.convolve with origin 0 (for even sizes too).
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> img = np.zeros((5, 5)); img[2, 2] = 1
+        >>> k = np.arange(9.0).reshape(3, 3)
+        >>> bool((imkern.filters.convolve(img, k)[1:4, 1:4] == k).all())
+        True
+    """
+    k = _kernel2d(kernel)
+    kh, kw = k.shape
+    return _correlate(image, k[::-1, ::-1].copy(), kh - 1 - kh // 2, kw - 1 - kw // 2, border, cval, out)
+
+
+def _sep(image, ky: np.ndarray, kx: np.ndarray, border: str, cval: float, out):
+    b = BORDER_CODES[parse_border(border)]
+    cval = A.as_float(cval, "cval")
+    kh, kw = ky.shape[0], kx.shape[0]
+    ay, ax = kh // 2, kw // 2
+
+    def cpu(src, dst):
+        _core.sep_filter(src, dst, ky, ay, kx, ax, b, cval)
+
+    def cuda(code, src, dst, stream):
+        wy = _device_weights(ky, src.dtype)
+        wx = _device_weights(kx, src.dtype)
+        _core.cuda_sep_filter(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
+                              wy.data.ptr, kh, ay, wx.data.ptr, kw, ax, b, cval, stream)
+
+    return _run(image, out, cpu, cuda)
+
+
+def sep_filter(image, kernel_y, kernel_x, *, border="reflect101", cval=0.0, out=None):
+    """Separable filter: ``kernel_y`` down the columns, then ``kernel_x`` along the rows.
+
+    Equals ``correlate(image, np.outer(kernel_y, kernel_x))`` (anchors at ``len // 2``) and
+    cv2.sepFilter2D(image, -1, kernel_x, kernel_y), in one pass over the image.
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> img = np.arange(25, dtype=np.float64).reshape(5, 5)
+        >>> float(imkern.filters.sep_filter(img, [0, 1, 0], [0.5, 0, 0.5])[2, 2])
+        12.0
+    """
+    ky = _kernel1d(kernel_y, "kernel_y")
+    kx = _kernel1d(kernel_x, "kernel_x")
+    return _sep(image, ky, kx, border, cval, out)
+
+
+def box(image, size, *, normalize=True, border="reflect101", cval=0.0, out=None):
+    """Box filter: the mean (``normalize=True``) or sum of each ``size`` window.
+
+    Equals cv2.blur / cv2.boxFilter (anchor at the window's center ``size // 2``). Computed by
+    running sums, so the cost does not grow with the window size. Integer sums that exceed
+    the dtype's range saturate (``normalize=False``).
+
+    Args:
+        size: int or ``(h, w)``, positive.
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> img = np.arange(9, dtype=np.uint8).reshape(3, 3)
+        >>> int(imkern.filters.box(img, 3, normalize=False)[1, 1])
+        36
+    """
+    kh, kw = A.as_pair(size, "size")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"size: expected positive window sizes, got {(kh, kw)}")
+    b = BORDER_CODES[parse_border(border)]
+    cval = A.as_float(cval, "cval")
+    normalize = bool(normalize)
+    ay, ax = kh // 2, kw // 2
+
+    def cpu(src, dst):
+        _core.box(src, dst, kh, kw, ay, ax, normalize, b, cval)
+
+    def cuda(code, src, dst, stream):
+        _core.cuda_box(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
+                       kh, kw, ay, ax, normalize, b, cval, stream)
+
+    return _run(image, out, cpu, cuda)
+
+
+def _gaussian_args(sigma, ksize, truncate):
+    if isinstance(sigma, (tuple, list)):
+        if len(sigma) != 2:
+            raise ValueError(f"sigma: expected a number or (sigma_y, sigma_x), got {sigma!r}")
+        sig = (A.as_float(sigma[0], "sigma"), A.as_float(sigma[1], "sigma"))
+    else:
+        s = A.as_float(sigma, "sigma")
+        sig = (s, s)
+    if not all(np.isfinite(sig)):
+        raise ValueError(f"sigma: expected finite values, got {sigma!r}")
+    truncate = A.as_float(truncate, "truncate")
+    if ksize is not None:
+        kh, kw = A.as_pair(ksize, "ksize")
+        if kh < 1 or kw < 1 or kh % 2 == 0 or kw % 2 == 0:
+            raise ValueError(f"ksize: expected odd positive sizes (as cv2.GaussianBlur), got {(kh, kw)}")
+        ksize = (kh, kw)
+    else:
+        if min(sig) <= 0:
+            raise ValueError(f"sigma: expected positive values (or give ksize), got {sigma!r}")
+        if not (truncate > 0 and np.isfinite(truncate)):
+            raise ValueError(f"truncate: expected a positive number, got {truncate!r}")
+    return sig, ksize, truncate
+
+
+def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cval=0.0, out=None):
+    """Gaussian blur.
+
+    With ``ksize=(kh, kw)`` (odd) the kernels are cv2.getGaussianKernel's, so the result
+    matches cv2.GaussianBlur (note cv2 takes ksize as (width, height)); a sigma <= 0 is then
+    derived from the size as OpenCV does. Without ``ksize`` the radius is
+    ``int(truncate * sigma + 0.5)`` per axis, as scipy.ndimage.gaussian_filter.
+
+    Args:
+        sigma: a number or ``(sigma_y, sigma_x)``.
+        ksize: None or ``(kh, kw)`` / an int, odd.
+        truncate: radius in sigmas when ``ksize`` is None.
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> img = np.full((8, 8), 100, np.uint8)
+        >>> int(imkern.filters.gaussian(img, 1.0, ksize=(5, 5))[4, 4])
+        100
+    """
+    sig, ksize, truncate = _gaussian_args(sigma, ksize, truncate)
+    ky, kx = gaussian_kernels(sig, ksize, truncate)
+    return _sep(image, ky, kx, border, cval, out)
