@@ -137,3 +137,18 @@ def cp():
     import cupy
 
     return cupy
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.cuda)])
+def xp(request):
+    """The array module of the device under test: one list of cases runs on the CPU kernels
+    (NumPy) and, where a GPU is present, on the CUDA kernels (CuPy); skipped, never failed,
+    without one. Build inputs with NumPy and move them with ``xp.asarray``; compare with
+    ``to_numpy``."""
+    if request.param == "numpy":
+        return np
+    if not HAS_GPU:
+        pytest.skip("needs a CUDA GPU, a CUDA build of imkern and CuPy")
+    import cupy
+
+    return cupy
