@@ -8,6 +8,8 @@ from ._runtime import get_num_threads, info, set_num_threads, set_cpu_isa, get_c
 from . import filters, nn, reference
 from .nn._conv import get_allow_winograd, set_allow_winograd
 from .nn._cuda import get_allow_tf32, set_allow_tf32
+from ._random import manual_seed, initial_seed
+from . import optim, data
 
 __version__ = info()["version"]
 
@@ -25,4 +27,8 @@ __all__ = [
     "get_cpu_isa",
     "set_cpu_isa",
     "__version__",
+    "optim",
+    "data",
+    "manual_seed",
+    "initial_seed",
 ]

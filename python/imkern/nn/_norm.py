@@ -83,8 +83,9 @@ def batch_norm2d(x, weight, bias, running_mean, running_var, *, training, moment
     n, c, h, w = (int(v) for v in x.shape)
     weight = _param(weight, "weight", kind, c)
     bias = _param(bias, "bias", kind, c)
-    running_mean = _param(running_mean, "running_mean", kind, c, writable=True)
-    running_var = _param(running_var, "running_var", kind, c, writable=True)
+    # Eval mode only reads the running statistics: read-only arrays are fine there.
+    running_mean = _param(running_mean, "running_mean", kind, c, writable=training)
+    running_var = _param(running_var, "running_var", kind, c, writable=training)
     if not training and (running_mean is None or running_var is None):
         raise ValueError("running_mean, running_var: required when training=False")
     m = n * h * w

@@ -1,34 +1,105 @@
 """Layers over :mod:`imkern.nn.functional`: modules that hold their parameters, run forward,
-and run backward from the gradient of their output (no autograd tape: each layer keeps what
-its backward needs from the last forward). Enough to train and run a classic CNN:
+and run backward from the gradient of their output (no autograd tape: in training mode each
+layer keeps what its backward needs from its last forward; in eval mode it keeps nothing).
+Enough to train and run a classic CNN:
 
     >>> import numpy as np
-    >>> from imkern.nn import layers as L
-    >>> net = L.Sequential(L.Conv2d(1, 4, 3, padding=1, seed=0), L.ReLU(), L.MaxPool2d(2),
-    ...                    L.Flatten(), L.Linear(4 * 4 * 4, 3, seed=1))
+    >>> import imkern
+    >>> from imkern import nn, optim
+    >>> imkern.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    ...                     nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
     >>> x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
-    >>> loss_fn, opt = L.CrossEntropyLoss(), L.SGD(net.parameters(), lr=0.1)
+    >>> loss_fn, opt = nn.CrossEntropyLoss(), optim.SGD(net.parameters(), lr=0.1)
     >>> loss = loss_fn(net(x), np.array([0, 2]))
     >>> _ = net.backward(loss_fn.backward()); opt.step(); opt.zero_grad()
     >>> net(x).shape
     (2, 3)
 
-Parameters are initialized as PyTorch initializes them (uniform in +-1/sqrt(fan_in)), from a
-seed. Shapes, dtypes and semantics are the functional ops' (NCHW, PyTorch's).
+As in ``torch.nn``, a :class:`Module` finds its parameters, buffers and sub-modules by walking
+its attributes, including lists, tuples and dicts of modules (``parameters()``, ``train()`` /
+``eval()``, ``zero_grad()``, ``state_dict()``, ``to()`` all recurse), so a user subclass holding
+``self.conv = Conv2d(...)`` needs no registration. Parameters are initialized as PyTorch
+initializes them (uniform in +-1/sqrt(fan_in)); a layer created without ``seed=`` draws its
+stream from the global generator that :func:`imkern.manual_seed` resets (see
+:mod:`imkern._random`). A ReLU that directly follows a Conv2d in a :class:`Sequential` runs fused
+into the convolution (one kernel: conv + bias + ReLU). Shapes, dtypes and semantics are the
+functional ops' (NCHW, PyTorch's); NumPy parameters run on the CPU, CuPy on the GPU
+(:meth:`Module.to`).
 """
 from __future__ import annotations
 
 import math
-from typing import Iterator, List, Optional
+from collections import OrderedDict
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from .. import _random
 from . import functional as F
 
 __all__ = [
-    "Parameter", "Module", "Sequential", "Conv2d", "Linear", "ReLU", "MaxPool2d", "AvgPool2d",
-    "Flatten", "BatchNorm2d", "Dropout", "CrossEntropyLoss", "SGD",
+    "Parameter", "Module", "Sequential", "Identity", "Conv2d", "Linear", "ReLU", "LeakyReLU", "Sigmoid",
+    "Tanh", "GELU", "Softmax", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "BatchNorm2d",
+    "Dropout", "CrossEntropyLoss", "LAYERS",
 ]
+
+
+def __getattr__(name):
+    # The optimizer lived here before imkern.optim existed; keep the old spelling working.
+    if name == "SGD":
+        from ..optim import SGD
+
+        return SGD
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ---- arrays on either device -------------------------------------------------------------------
+
+
+def _is_cupy(a) -> bool:
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def _device_of(a) -> str:
+    return "cuda" if _is_cupy(a) else "cpu"
+
+
+def _parse_device(device) -> str:
+    d = str(device)
+    if d == "cpu":
+        return "cpu"
+    if d == "cuda" or d.startswith("cuda:"):
+        return d
+    raise ValueError(f"device: expected 'cpu' or 'cuda' (or 'cuda:N'), got {device!r}")
+
+
+def _move(a, device: str):
+    """``a`` (NumPy or CuPy) on ``device``; the same object when it is already there."""
+    if a is None:
+        return None
+    if device == "cpu":
+        return a.get() if _is_cupy(a) else a
+    try:
+        import cupy
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise RuntimeError("to('cuda'): CuPy is not installed (pip install 'imkern[cuda]')") from e
+    dev = int(device.split(":")[1]) if ":" in device else cupy.cuda.runtime.getDevice()
+    if _is_cupy(a) and a.device.id == dev:
+        return a
+    with cupy.cuda.Device(dev):
+        return cupy.asarray(a)
+
+
+def _xp(a):
+    if _is_cupy(a):
+        import cupy
+
+        return cupy
+    return np
+
+
+# ---- Parameter and Module ----------------------------------------------------------------------
 
 
 class Parameter:
@@ -39,120 +110,520 @@ class Parameter:
         self.grad = None
 
     def accumulate(self, g) -> None:
-        self.grad = g.copy() if self.grad is None else self.grad + g
+        if self.grad is None:
+            self.grad = g.copy()
+        else:
+            self.grad += g
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={tuple(self.data.shape)}, dtype={self.data.dtype}, device={_device_of(self.data)})"
+
+
+def _members(obj, prefix: str):
+    """(name, value) for Parameters and Modules in ``obj`` (recursing into lists, tuples, dicts)."""
+    if isinstance(obj, (Parameter, Module)):
+        yield prefix, obj
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _members(v, f"{prefix}.{i}")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _members(v, f"{prefix}.{k}")
 
 
 class Module:
+    """Base class of the layers and of user models.
+
+    Subclasses implement ``forward(x)`` and ``backward(grad_output) -> grad_input`` (which
+    accumulates parameter gradients into ``Parameter.grad``); ``__init__`` needs no call to
+    ``super().__init__()``. Buffers (non-trainable state saved with the model, such as batch
+    norm's running statistics) are the attribute names listed in ``_buffers``.
+    """
+
     training = True
+    _buffers: Tuple[str, ...] = ()
+    _cache = None  # what backward needs, set by a training-mode forward only; never pickled
+
+    # -- tree walking --
+    def named_children(self) -> Iterator[Tuple[str, "Module"]]:
+        for name, value in vars(self).items():
+            if name.startswith("_"):
+                continue
+            for n, m in _members(value, name):
+                if isinstance(m, Module):
+                    yield n, m
+
+    def children(self) -> Iterator["Module"]:
+        for _, m in self.named_children():
+            yield m
+
+    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+        seen = set()
+
+        def walk(mod, pre):
+            if id(mod) in seen:
+                return
+            seen.add(id(mod))
+            yield pre, mod
+            for n, child in mod.named_children():
+                yield from walk(child, f"{pre}.{n}" if pre else n)
+
+        yield from walk(self, prefix)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
+        seen = set()
+        for mname, mod in self.named_modules(prefix):
+            for name, value in vars(mod).items():
+                if name.startswith("_"):
+                    continue
+                for n, p in _members(value, name):
+                    if isinstance(p, Parameter) and id(p) not in seen:
+                        seen.add(id(p))
+                        yield (f"{mname}.{n}" if mname else n), p
 
     def parameters(self) -> List[Parameter]:
-        return [v for v in vars(self).values() if isinstance(v, Parameter)]
+        """Every Parameter of this module and its sub-modules, each once, in definition order."""
+        return [p for _, p in self.named_parameters()]
 
+    def named_buffers(self, prefix: str = "") -> Iterator[Tuple[str, object]]:
+        for mname, mod in self.named_modules(prefix):
+            for b in mod._buffers:
+                v = getattr(mod, b, None)
+                if v is not None:
+                    yield (f"{mname}.{b}" if mname else b), v
+
+    # -- modes and gradients --
     def train(self, mode: bool = True) -> "Module":
-        self.training = mode
+        """Set training mode (``mode=True``) or eval mode on this module and every sub-module."""
+        mode = bool(mode)
+        for m in self.modules():
+            m.training = mode
+            if not mode:
+                m._cache = None
         return self
 
     def eval(self) -> "Module":
         return self.train(False)
 
-    def __call__(self, x):
-        return self.forward(x)
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
 
-    def _saved(self, name):
-        v = getattr(self, name, None)
-        if v is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return v
+    # -- state --
+    def state_dict(self) -> "OrderedDict[str, object]":
+        """Parameter and buffer arrays by dotted name (``"0.weight"``, ``"features.1.running_mean"``)."""
+        out = OrderedDict()
+        for n, p in self.named_parameters():
+            out[n] = p.data
+        for n, b in self.named_buffers():
+            out[n] = b
+        return out
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> None:
+        """Copy arrays into the parameters and buffers of the same names (kept on this module's
+        device and dtype). Missing or unexpected names (``strict``) and different shapes raise
+        ValueError naming them."""
+        own = self.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise ValueError(f"load_state_dict: the state does not match this model's architecture "
+                             f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})")
+        bad = [f"{k}: model {tuple(own[k].shape)}, state {tuple(np.shape(state_dict[k]))}"
+               for k in own if k in state_dict and tuple(own[k].shape) != tuple(np.shape(state_dict[k]))]
+        if bad:
+            raise ValueError("load_state_dict: shapes differ from this model's: " + "; ".join(bad))
+        params = dict(self.named_parameters())
+        holders = {}
+        for mname, mod in self.named_modules():
+            for b in mod._buffers:
+                holders[f"{mname}.{b}" if mname else b] = (mod, b)
+        for k, cur in own.items():
+            if k not in state_dict:
+                continue
+            src = state_dict[k]
+            if _is_cupy(src) and not _is_cupy(cur):
+                src = src.get()
+            new = _xp(cur).asarray(src, dtype=cur.dtype).copy()
+            if k in params:
+                params[k].data = new
+                params[k].grad = None
+            else:
+                mod, b = holders[k]
+                setattr(mod, b, new)
+            self._cache = None
+
+    def to(self, device) -> "Module":
+        """Move every parameter, gradient and buffer to ``"cpu"`` (NumPy) or ``"cuda"`` (CuPy),
+        in place; returns the module."""
+        device = _parse_device(device)
+        for p in self.parameters():
+            p.data = _move(p.data, device)
+            p.grad = _move(p.grad, device)
+        for mod in self.modules():
+            mod._cache = None
+            for b in mod._buffers:
+                if getattr(mod, b, None) is not None:
+                    setattr(mod, b, _move(getattr(mod, b), device))
+        return self
+
+    def cpu(self) -> "Module":
+        return self.to("cpu")
+
+    def cuda(self) -> "Module":
+        return self.to("cuda")
+
+    @property
+    def device(self) -> str:
+        ps = self.parameters()
+        return _device_of(ps[0].data) if ps else "cpu"
+
+    # -- running --
+    def forward(self, x):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, grad):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}.backward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def _save(self, **saved) -> None:
+        """Keep what backward needs, in training mode only."""
+        self._cache = saved if self.training else None
+
+    def _saved(self) -> Dict[str, object]:
+        if self._cache is None:
+            why = ("the last forward ran in eval mode (call .train() before a forward whose backward "
+                   "you need)" if not self.training else "called before forward (no training-mode forward since the last state change)")
+            raise RuntimeError(f"{type(self).__name__}.backward: nothing saved to differentiate: {why}")
+        return self._cache
+
+    def __getstate__(self):
+        state = dict(vars(self))
+        state.pop("_cache", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    # -- architecture (for imkern.nn.save) and printing --
+    def _config(self) -> Optional[dict]:
+        """Constructor arguments that rebuild this layer (JSON values), or None when the class
+        cannot be rebuilt from its name and arguments (a user subclass)."""
+        return None
+
+    def extra_repr(self) -> str:
+        cfg = self._config()
+        if not cfg:
+            return ""
+        return ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+
+    def __repr__(self) -> str:
+        kids = list(self.named_children())
+        if not kids:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for n, m in kids:
+            lines.append("  (" + n + "): " + repr(m).replace("\n", "\n  "))
+        lines.append(")")
+        return "\n".join(lines)
 
 
-def _uniform(shape, bound, seed, dtype):
-    return np.random.default_rng(seed).uniform(-bound, bound, size=shape).astype(dtype)
+def _pair(v):
+    return [int(v), int(v)] if np.isscalar(v) else [int(u) for u in v]
+
+
+def _jsonable(v):
+    if isinstance(v, tuple):
+        return [_jsonable(u) for u in v]
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def _dtype_name(dtype) -> str:
+    return np.dtype(dtype).name
 
 
 class Sequential(Module):
+    """Layers applied in order; backward runs them in reverse. A :class:`ReLU` right after a
+    :class:`Conv2d` (without its own activation) is fused into the convolution's kernel.
+
+    ``Sequential(a, b, c)`` or ``Sequential([a, b, c])``.
+    """
+
     def __init__(self, *layers: Module):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: layer {i} is a {type(layer).__name__}, not an imkern.nn Module "
+                                f"(pass the layers as Sequential(a, b, ...) or Sequential([a, b, ...]))")
         self.layers = list(layers)
 
-    def parameters(self) -> List[Parameter]:
-        return [p for layer in self.layers for p in layer.parameters()]
+    def named_children(self):
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
 
-    def train(self, mode: bool = True) -> "Sequential":
-        self.training = mode
-        for layer in self.layers:
-            layer.train(mode)
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Sequential(*self.layers[i])
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def append(self, layer: Module) -> "Sequential":
+        if not isinstance(layer, Module):
+            raise TypeError(f"append: expected an imkern.nn Module, got {type(layer).__name__}")
+        self.layers.append(layer)
         return self
 
+    def _fusable(self, i: int) -> bool:
+        a = self.layers[i]
+        return (type(a) is Conv2d and a.activation is None and i + 1 < len(self.layers)
+                and type(self.layers[i + 1]) is ReLU)
+
     def forward(self, x):
-        for layer in self.layers:
-            x = layer(x)
+        fused = []
+        i = 0
+        while i < len(self.layers):
+            if self._fusable(i):
+                x = self.layers[i]._forward(x, "relu")
+                fused.append(i)
+                i += 2
+            else:
+                x = self.layers[i](x)
+                i += 1
+        self._save(fused=fused)
         return x
 
     def backward(self, grad):
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
+        fused = set(self._saved()["fused"])
+        i = len(self.layers) - 1
+        while i >= 0:
+            if i - 1 in fused:  # the ReLU ran inside the convolution before it
+                i -= 1
+            grad = self.layers[i].backward(grad)
+            i -= 1
         return grad
+
+    def _config(self):
+        return {}
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class Identity(Module):
+    def forward(self, x):
+        return x
+
+    def backward(self, grad):
+        return grad
+
+    def _config(self):
+        return {}
 
 
 class Conv2d(Module):
-    """conv2d with weight (K, C/groups, R, S) and bias (K,); optional fused relu."""
+    """2-D convolution (:func:`imkern.nn.functional.conv2d`), weight ``(K, C/groups, R, S)``
+    and bias ``(K,)``, initialized as ``torch.nn.Conv2d``; ``activation="relu"`` fuses a ReLU."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, *, activation=None, dtype=np.float32, seed=None):
-        kh, kw = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
+        kh, kw = _pair(kernel_size)
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: expected a positive int, got {v!r}")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"groups: {groups} must divide in_channels {in_channels} and out_channels {out_channels}")
-        fan_in = in_channels // groups * kh * kw
-        bound = 1.0 / math.sqrt(fan_in)
-        self.weight = Parameter(_uniform((out_channels, in_channels // groups, kh, kw), bound, seed, dtype))
-        self.bias = Parameter(_uniform((out_channels,), bound, None if seed is None else seed + 1, dtype)) if bias else None
-        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        if activation not in (None, "relu"):
+            raise ValueError(f"activation: expected None or 'relu', got {activation!r}")
+        self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), (kh, kw)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, int(groups)
         self.activation = activation
+        bound = 1.0 / math.sqrt(in_channels // groups * kh * kw)
+        rng = _random.generator(seed)
+        self.weight = Parameter(rng.uniform(-bound, bound, (out_channels, in_channels // groups, kh, kw)).astype(dtype))
+        self.bias = Parameter(rng.uniform(-bound, bound, (out_channels,)).astype(dtype)) if bias else None
 
-    def forward(self, x):
+    def _forward(self, x, act):
+        if x.ndim == 4 and x.shape[1] != self.in_channels and x.shape[3] == self.in_channels:
+            raise ValueError(f"x: expected (N, C, H, W) with C = {self.in_channels} channels, got "
+                             f"{tuple(x.shape)}, which looks channels-last (N, H, W, C): transpose it "
+                             "(x.transpose(0, 3, 1, 2)) or use imkern.transform.to_tensor")
         b = None if self.bias is None else self.bias.data
-        y = F.conv2d(x, self.weight.data, b, self.stride, self.padding, self.dilation, self.groups,
-                     activation=self.activation)
-        self.x, self.y = x, y
+        y = F.conv2d(x, self.weight.data, b, self.stride, self.padding, self.dilation, self.groups, activation=act)
+        self._save(x=x, y=y if act else None, act=act)
         return y
 
+    def forward(self, x):
+        return self._forward(x, self.activation)
+
     def backward(self, grad):
-        x = self._saved("x")
-        if self.activation == "relu":
-            grad = F.relu_backward(grad, self.y)
-        gi, gw, gb = F.conv2d_backward(grad, x, self.weight.data, self.stride, self.padding, self.dilation, self.groups)
+        s = self._saved()
+        if s["act"] == "relu":
+            grad = F.relu_backward(grad, s["y"])
+        gi, gw, gb = F.conv2d_backward(grad, s["x"], self.weight.data, self.stride, self.padding, self.dilation,
+                                       self.groups)
         self.weight.accumulate(gw)
         if self.bias is not None:
             self.bias.accumulate(gb)
         return gi
+
+    def _config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": _jsonable(self.stride),
+                "padding": _jsonable(self.padding), "dilation": _jsonable(self.dilation), "groups": self.groups,
+                "bias": self.bias is not None, "activation": self.activation,
+                "dtype": _dtype_name(self.weight.data.dtype)}
 
 
 class Linear(Module):
-    """linear with weight (out_features, in_features) and bias (out_features,)."""
+    """``y = x W^T + b`` (:func:`imkern.nn.functional.linear`), weight ``(out_features,
+    in_features)``, initialized as ``torch.nn.Linear``."""
 
     def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, seed=None):
-        bound = 1.0 / math.sqrt(in_features)
-        self.weight = Parameter(_uniform((out_features, in_features), bound, seed, dtype))
-        self.bias = Parameter(_uniform((out_features,), bound, None if seed is None else seed + 1, dtype)) if bias else None
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name}: expected a non-negative int, got {v!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        bound = 1.0 / math.sqrt(in_features) if in_features else 0.0
+        rng = _random.generator(seed)
+        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
+        self.bias = Parameter(rng.uniform(-bound, bound, (out_features,)).astype(dtype)) if bias else None
 
     def forward(self, x):
-        self.x = x
+        self._save(x=x)
         return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, grad):
-        gi, gw, gb = F.linear_backward(grad, self._saved("x"), self.weight.data)
+        gi, gw, gb = F.linear_backward(grad, self._saved()["x"], self.weight.data)
         self.weight.accumulate(gw)
         if self.bias is not None:
             self.bias.accumulate(gb)
         return gi
+
+    def _config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None,
+                "dtype": _dtype_name(self.weight.data.dtype)}
 
 
 class ReLU(Module):
     def forward(self, x):
-        self.x = x
-        return F.relu(x)
+        y = F.relu(x)
+        self._save(y=y)
+        return y
 
     def backward(self, grad):
-        return F.relu_backward(grad, self._saved("x"))
+        return F.relu_backward(grad, self._saved()["y"])
+
+    def _config(self):
+        return {}
+
+
+class LeakyReLU(Module):
+    """``max(x, 0) + negative_slope * min(x, 0)``, as ``torch.nn.LeakyReLU``."""
+
+    def __init__(self, negative_slope=0.01):
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        self._save(x=x)
+        return F.leaky_relu(x, self.negative_slope)
+
+    def backward(self, grad):
+        return F.leaky_relu_backward(grad, self._saved()["x"], negative_slope=self.negative_slope)
+
+    def _config(self):
+        return {"negative_slope": self.negative_slope}
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        y = F.sigmoid(x)
+        self._save(y=y)
+        return y
+
+    def backward(self, grad):
+        return F.sigmoid_backward(grad, y=self._saved()["y"])
+
+    def _config(self):
+        return {}
+
+
+class Tanh(Module):
+    def forward(self, x):
+        y = F.tanh(x)
+        self._save(y=y)
+        return y
+
+    def backward(self, grad):
+        return F.tanh_backward(grad, y=self._saved()["y"])
+
+    def _config(self):
+        return {}
+
+
+class GELU(Module):
+    """Exact GELU ``x * Phi(x)``, as ``torch.nn.GELU()`` (approximate='none')."""
+
+    def __init__(self, approximate="none"):
+        if approximate != "none":
+            raise ValueError(f"approximate: only 'none' (the exact erf form) is supported, got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        self._save(x=x)
+        return F.gelu(x)
+
+    def backward(self, grad):
+        return F.gelu_backward(grad, self._saved()["x"])
+
+    def _config(self):
+        return {"approximate": self.approximate}
+
+
+class Softmax(Module):
+    """Softmax over ``dim``, as ``torch.nn.Softmax(dim)``. Backward:
+    ``y * (g - sum(g * y, dim))``."""
+
+    def __init__(self, dim=-1):
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"dim: expected an int, got {type(dim).__name__}")
+        self.dim = int(dim)
+
+    def forward(self, x):
+        y = F.softmax(x, self.dim)
+        self._save(y=y)
+        return y
+
+    def backward(self, grad):
+        y = self._saved()["y"]
+        gy = grad * y
+        return gy - y * gy.sum(axis=self.dim, keepdims=True)
+
+    def _config(self):
+        return {"dim": self.dim}
 
 
 class MaxPool2d(Module):
@@ -160,12 +631,20 @@ class MaxPool2d(Module):
         self.args = (kernel_size, stride, padding, dilation, ceil_mode)
 
     def forward(self, x):
-        y, self.indices = F.max_pool2d(x, *self.args, return_indices=True)
-        self.shape = x.shape
+        if not self.training:
+            return F.max_pool2d(x, *self.args)
+        y, indices = F.max_pool2d(x, *self.args, return_indices=True)
+        self._save(indices=indices, shape=x.shape)
         return y
 
     def backward(self, grad):
-        return F.max_pool2d_backward(grad, self._saved("indices"), self.shape)
+        s = self._saved()
+        return F.max_pool2d_backward(grad, s["indices"], s["shape"])
+
+    def _config(self):
+        k, s, p, d, c = self.args
+        return {"kernel_size": _jsonable(k), "stride": _jsonable(s), "padding": _jsonable(p),
+                "dilation": _jsonable(d), "ceil_mode": bool(c)}
 
 
 class AvgPool2d(Module):
@@ -173,100 +652,130 @@ class AvgPool2d(Module):
         self.args = (kernel_size, stride, padding, ceil_mode, count_include_pad)
 
     def forward(self, x):
-        self.shape = x.shape
+        self._save(shape=x.shape)
         return F.avg_pool2d(x, *self.args)
 
     def backward(self, grad):
-        return F.avg_pool2d_backward(grad, self._saved("shape"), *self.args)
+        return F.avg_pool2d_backward(grad, self._saved()["shape"], *self.args)
+
+    def _config(self):
+        k, s, p, c, i = self.args
+        return {"kernel_size": _jsonable(k), "stride": _jsonable(s), "padding": _jsonable(p),
+                "ceil_mode": bool(c), "count_include_pad": bool(i)}
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed ``output_size`` (int or (h, w)), as ``torch.nn.AdaptiveAvgPool2d``."""
+
+    def __init__(self, output_size):
+        self.output_size = output_size
+
+    def forward(self, x):
+        self._save(shape=x.shape)
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def backward(self, grad):
+        return F.adaptive_avg_pool2d_backward(grad, self._saved()["shape"])
+
+    def _config(self):
+        return {"output_size": _jsonable(self.output_size)}
 
 
 class Flatten(Module):
-    """(N, ...) -> (N, prod(...))."""
+    """``(N, ...) -> (N, prod(...))``."""
 
     def forward(self, x):
-        self.shape = x.shape
+        self._save(shape=x.shape)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, grad):
-        return grad.reshape(self._saved("shape"))
+        return grad.reshape(self._saved()["shape"])
+
+    def _config(self):
+        return {}
 
 
 class BatchNorm2d(Module):
+    """Batch normalization over ``(N, C, H, W)`` (:func:`imkern.nn.functional.batch_norm2d`),
+    with running statistics as buffers."""
+
+    _buffers = ("running_mean", "running_var")
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float32):
+        self.num_features = int(num_features)
         self.weight = Parameter(np.ones(num_features, dtype))
         self.bias = Parameter(np.zeros(num_features, dtype))
         self.running_mean = np.zeros(num_features, dtype)
         self.running_var = np.ones(num_features, dtype)
-        self.eps, self.momentum = eps, momentum
+        self.eps, self.momentum = float(eps), float(momentum)
 
     def forward(self, x):
-        self.x = x
-        self.was_training = self.training
+        self._save(x=x)
         return F.batch_norm2d(x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
                               training=self.training, momentum=self.momentum, eps=self.eps)
 
     def backward(self, grad):
-        # In training mode the backward recomputes the batch statistics from x.
-        gi, gw, gb = F.batch_norm2d_backward(grad, self._saved("x"), self.weight.data, self.running_mean,
-                                             self.running_var, training=self.was_training, eps=self.eps)
+        # The backward recomputes the batch statistics from x.
+        gi, gw, gb = F.batch_norm2d_backward(grad, self._saved()["x"], self.weight.data, self.running_mean,
+                                             self.running_var, training=True, eps=self.eps)
         self.weight.accumulate(gw)
         self.bias.accumulate(gb)
         return gi
 
+    def _config(self):
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "dtype": _dtype_name(self.weight.data.dtype)}
+
 
 class Dropout(Module):
-    """Dropout with a counter-based mask: the k-th training forward uses seed + k."""
+    """Dropout with a counter-based mask: the k-th training forward uses ``seed + k``. Without
+    ``seed=``, the seed is drawn from the global generator (:func:`imkern.manual_seed`), so two
+    layers get different masks."""
 
-    def __init__(self, p=0.5, *, seed=0):
-        self.p, self.seed, self.calls = p, seed, 0
+    def __init__(self, p=0.5, *, seed=None):
+        p = float(p)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p: expected a probability in [0, 1], got {p}")
+        self.p, self.seed, self.calls = p, _random.resolve_seed(seed), 0
 
     def forward(self, x):
         if not self.training or self.p == 0:
-            self.used = None
+            self._cache = None
             return x
-        self.used = self.seed + self.calls
+        used = (self.seed + self.calls) & 0xFFFFFFFFFFFFFFFF
         self.calls += 1
-        return F.dropout(x, self.p, seed=self.used)
+        self._save(seed=used)
+        return F.dropout(x, self.p, seed=used)
 
     def backward(self, grad):
-        if getattr(self, "used", None) is None:
+        if self.p == 0:
             return grad
-        return F.dropout_backward(grad, self.p, seed=self.used)
+        return F.dropout_backward(grad, self.p, seed=self._saved()["seed"])
+
+    def _config(self):
+        return {"p": self.p}
 
 
-class CrossEntropyLoss:
+class CrossEntropyLoss(Module):
+    """Cross entropy of logits against class indices; ``backward()`` gives d(loss)/d(logits)."""
+
     def __init__(self, reduction="mean", label_smoothing=0.0, ignore_index=-100):
         self.kw = dict(reduction=reduction, label_smoothing=label_smoothing, ignore_index=ignore_index)
 
-    def __call__(self, logits, target):
-        self.logits, self.target = logits, target
+    def forward(self, logits, target):
+        self._cache = {"logits": logits, "target": target}  # a loss is always differentiable
         return F.cross_entropy(logits, target, **self.kw)
 
-    def backward(self):
-        return F.cross_entropy_backward(self.logits, self.target, **self.kw)
+    def backward(self, grad=None):
+        s = self._saved()
+        g = F.cross_entropy_backward(s["logits"], s["target"], **self.kw)
+        return g if grad is None else g * grad
+
+    def _config(self):
+        return dict(self.kw)
 
 
-class SGD:
-    """SGD with optional momentum and weight decay, as torch.optim.SGD (dampening 0)."""
-
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
-        self.params = list(params)
-        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
-        self.buf: List[Optional[np.ndarray]] = [None] * len(self.params)
-
-    def step(self) -> None:
-        for i, p in enumerate(self.params):
-            if p.grad is None:
-                continue
-            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
-            if self.momentum:
-                self.buf[i] = g.copy() if self.buf[i] is None else self.momentum * self.buf[i] + g
-                g = self.buf[i]
-            p.data -= (self.lr * g).astype(p.data.dtype)
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    def __iter__(self) -> Iterator[Parameter]:
-        return iter(self.params)
+# Layers that imkern.nn.save can rebuild from their name and _config().
+LAYERS = {cls.__name__: cls for cls in (
+    Sequential, Identity, Conv2d, Linear, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, MaxPool2d, AvgPool2d,
+    AdaptiveAvgPool2d, Flatten, BatchNorm2d, Dropout)}
