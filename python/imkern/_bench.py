@@ -41,28 +41,69 @@ def _gpu_copy_bandwidth():
     return 2 * a.nbytes / _time(f, min_time=0.3)
 
 
-def run(device="all", quick=False, name_filter=None, markdown=False) -> int:
+def _check_new(path, force):
+    import os
+
+    from ._cli import CLIError
+
+    if path and os.path.exists(path) and not force:
+        raise CLIError(f"{path} exists; pass --force to overwrite it")
+
+
+def run(device="all", quick=False, name_filter=None, markdown=False, list_only=False, json_path=None,
+        png_path=None, force=False) -> int:
+    """Run the benchmark cases; returns the exit status. A filter that matches nothing, or
+    ``device="cuda"`` without a usable GPU, is an error (message on stderr, status 1)."""
+    import json
+    import sys
+
     from . import info
     from .bench import all_cases
 
     i = info()
+    every = all_cases(device)
+    cases = [c for c in every if not name_filter or name_filter in c.name]
+    if list_only:
+        for c in cases:
+            print(f"{c.device:5s} {c.name}")
+        if not cases:
+            print(f"imkern bench: no case name contains {name_filter!r}", file=sys.stderr)
+            return 1
+        return 0
+    if not cases:
+        print(f"imkern bench: no {'' if device == 'all' else device + ' '}case name contains {name_filter!r} "
+              f"(python -m imkern bench --list shows the {len(every)} cases)", file=sys.stderr)
+        return 1
+    if not i["gpus"]:
+        if device == "cuda":
+            why = ("this imkern was built without CUDA" if not i["cuda_built"]
+                   else "no CUDA GPU is visible (or CuPy is not installed)")
+            print(f"imkern bench: --device cuda: {why}; nothing to run", file=sys.stderr)
+            return 1
+        skipped = sum(c.device == "cuda" for c in cases)
+        cases = [c for c in cases if c.device == "cpu"]
+        if skipped:
+            print(f"({skipped} CUDA cases skipped: no GPU)")
+        if not cases:
+            print("imkern bench: every matching case needs a GPU, and there is none", file=sys.stderr)
+            return 1
+    _check_new(json_path, force)
+    _check_new(png_path, force)
     print(f"imkern {i['version']}  cpu_isa={i['cpu_isa']}  threads={i['num_threads']}  "
           f"cuda_built={i['cuda_built']}  gpus={[g['name'] for g in i['gpus']]}")
-    cases = [c for c in all_cases(device) if not name_filter or name_filter in c.name]
-    if not i["gpus"]:
-        cases = [c for c in cases if c.device == "cpu"]
     min_time = 0.05 if quick else 0.5
     bw = {"cpu": copy_bandwidth(64 << 20 if quick else 256 << 20)}
     if any(c.device == "cuda" for c in cases):
         bw["cuda"] = _gpu_copy_bandwidth()
     print(f"copy bandwidth: cpu {bw['cpu'] / 1e9:.1f} GB/s" +
           (f", cuda {bw['cuda'] / 1e9:.0f} GB/s" if "cuda" in bw else ""))
-    rows = []
+    rows, results = [], []
     for c in cases:
         try:
             fn, peers = c.setup()
         except Exception as e:  # a case whose setup fails is reported, not fatal
             rows.append((c.name, "setup failed: " + str(e)[:60], "", "", "", ""))
+            results.append({"case": c.name, "device": c.device, "error": str(e)})
             continue
         t = _time(fn, min_time=min_time)
         rate = ""
@@ -72,9 +113,12 @@ def run(device="all", quick=False, name_filter=None, markdown=False) -> int:
             rate = f"{c.flops / t / 1e9:.1f} GFLOP/s"
         if not peers:
             rows.append((c.name, f"{t * 1e3:.3f}", "-", "(no peer installed)", "-", rate))
+            results.append({"case": c.name, "device": c.device, "imkern_ms": t * 1e3, "peer": None})
         for pname, pfn in peers.items():
             tp = _time(pfn, min_time=min_time)
             rows.append((c.name, f"{t * 1e3:.3f}", f"{tp * 1e3:.3f}", pname, f"{t / tp:.2f}", rate))
+            results.append({"case": c.name, "device": c.device, "imkern_ms": t * 1e3, "peer": pname,
+                            "peer_ms": tp * 1e3, "ratio": t / tp})
         del fn, peers
     head = ("case", "imkern ms", "peer ms", "peer", "ratio", "imkern rate")
     if markdown:
@@ -87,4 +131,40 @@ def run(device="all", quick=False, name_filter=None, markdown=False) -> int:
         for r in [head] + rows:
             print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
     print("ratio = imkern time / peer time (lower is better; < 1 means imkern is faster)")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"imkern": i["version"], "cpu_isa": i["cpu_isa"], "threads": i["num_threads"],
+                       "gpus": [g["name"] for g in i["gpus"]], "results": results}, f, indent=2)
+        print(f"wrote {json_path}")
+    if png_path:
+        _bar_chart(results, png_path)
+        print(f"wrote {png_path}")
     return 0
+
+
+def _bar_chart(results, path) -> None:
+    """Horizontal bars of imkern time / peer time per case and peer (log scale, 1 marked)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from ._cli import CLIError
+
+        raise CLIError("--png needs matplotlib (pip install 'imkern[demo]')") from None
+    rs = [r for r in results if r.get("ratio")]
+    fig, ax = plt.subplots(figsize=(9, 0.35 * max(len(rs), 1) + 1.2))
+    labels = [f"{r['case']} vs {r['peer']}" for r in rs]
+    ratios = [r["ratio"] for r in rs]
+    ax.barh(range(len(rs)), ratios, color=["tab:green" if v < 1 else "tab:red" for v in ratios])
+    ax.set_yticks(range(len(rs)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="k", lw=0.8)
+    if rs:
+        ax.set_xscale("log")
+    ax.set_xlabel("imkern time / peer time (< 1: imkern faster)")
+    ax.set_title("imkern bench")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
