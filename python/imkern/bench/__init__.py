@@ -4,6 +4,13 @@ Each family module (``filters``, ``nn_conv``, ``nn_ops``, ``cuda_*``) defines ``
 :class:`Case`. ``benchmarks/bench_*.py`` run the same cases under pytest-benchmark; the
 ``python -m imkern bench`` runner (``imkern._bench``) times them itself and prints a table.
 A case times imkern and each installed peer on the same input in the same run.
+
+Case names have one format: ``"<op> [<parameters> ...] <dtype> <shape>"``, words separated by
+single spaces: the op's Python name (``gaussian``, ``conv2d``, ``train_epoch``), its parameters
+(``5x5``, ``s1`` for sigma 1, ``k64`` output channels, ``p1`` padding, ``batch32``, ...), the
+NumPy dtype name (``float32/tf32`` where TF32 tensor cores are allowed), and the input's shape
+in array order (``2160x3840x3`` for an (H, W, C) image, ``32x64x56x56`` for NCHW). The device
+is not part of the name (it is its own column). ``NAME_FORMAT`` is the pattern tests check.
 """
 from __future__ import annotations
 
@@ -11,7 +18,9 @@ import dataclasses
 import importlib
 from typing import Callable, Dict, List, Optional, Tuple
 
-FAMILIES = ("filters", "nn_conv", "nn_ops", "cuda_filters", "cuda_nn")
+NAME_FORMAT = r"^[a-z][a-z0-9_]*( [^ ]+)* (uint8|uint16|float16|bfloat16|float32|float64)(/tf32)? \d+(x\d+)*$"
+
+FAMILIES = ("filters", "nn_conv", "nn_ops", "cuda_filters", "cuda_nn", "train")
 
 
 @dataclasses.dataclass

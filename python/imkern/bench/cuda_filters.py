@@ -141,13 +141,13 @@ def _nbytes(shape, dtype):
 
 
 CASES = [
-    Case("cuda gaussian 5x5 u8 8x2160x3840x3", "cuda",
+    Case("gaussian 5x5 s1 uint8 8x2160x3840x3", "cuda",
          _gaussian_setup((8, 2160, 3840, 3), np.uint8, 5, 1.0), bytes=_nbytes((8, 2160, 3840, 3), np.uint8),
          note="batch of 8 RGB 4K frames, sigma 1"),
-    Case("cuda gaussian 5x5 f32 2160x3840", "cuda", _gaussian_setup((2160, 3840), np.float32, 5, 1.0),
+    Case("gaussian 5x5 s1 float32 2160x3840", "cuda", _gaussian_setup((2160, 3840), np.float32, 5, 1.0),
          bytes=_nbytes((2160, 3840), np.float32)),
-    Case("cuda gaussian 31x31 f32 2160x3840", "cuda", _gaussian_setup((2160, 3840), np.float32, 31, 5.0),
+    Case("gaussian 31x31 s5 float32 2160x3840", "cuda", _gaussian_setup((2160, 3840), np.float32, 31, 5.0),
          bytes=_nbytes((2160, 3840), np.float32), note="sigma 5, runtime-size kernel"),
-    Case("cuda correlate 3x3 f32 2160x3840", "cuda", _correlate_setup((2160, 3840), 3),
+    Case("correlate 3x3 float32 2160x3840", "cuda", _correlate_setup((2160, 3840), 3),
          bytes=_nbytes((2160, 3840), np.float32)),
 ]

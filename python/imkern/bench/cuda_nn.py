@@ -118,10 +118,10 @@ def _maxpool_setup(shape):
 _N, _C, _H = 32, 64, 56
 _POOL = (32, 64, 112, 112)
 CASES = [
-    Case("conv2d 3x3 N32 C64 K64 56x56 fp32/tf32", "cuda", _conv_setup(_N, _C, _C, _H, _H, 3, 1),
+    Case("conv2d forward 3x3 k64 float32/tf32 32x64x56x56", "cuda", _conv_setup(_N, _C, _C, _H, _H, 3, 1),
          flops=2 * _N * _C * _C * 9 * _H * _H, note="implicit GEMM, TF32 allowed"),
-    Case("gemm 4096^3 fp32/tf32", "cuda", _gemm_setup(4096, np.float32), flops=2 * 4096 ** 3),
-    Case("gemm 4096^3 fp16", "cuda", _gemm_setup(4096, np.float16), flops=2 * 4096 ** 3),
-    Case("max_pool2d 2x2 (32,64,112,112) fp32", "cuda", _maxpool_setup(_POOL),
+    Case("gemm float32/tf32 4096x4096x4096", "cuda", _gemm_setup(4096, np.float32), flops=2 * 4096 ** 3),
+    Case("gemm float16 4096x4096x4096", "cuda", _gemm_setup(4096, np.float16), flops=2 * 4096 ** 3),
+    Case("max_pool2d 2x2 s2 float32 32x64x112x112", "cuda", _maxpool_setup(_POOL),
          bytes=int(np.prod(_POOL)) * 4 * 5 // 4),
 ]

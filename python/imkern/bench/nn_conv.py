@@ -80,12 +80,12 @@ def _conv_flops(n, c, k, hw, ksize):
 
 
 CASES = [
-    Case("conv2d_fwd_32x64x56x56_k64_3x3", "cpu", _conv_setup(32, 64, 64, 56, 3, 1),
+    Case("conv2d forward 3x3 k64 float32 32x64x56x56", "cpu", _conv_setup(32, 64, 64, 56, 3, 1),
          flops=_conv_flops(32, 64, 64, 56, 3), note="float32, padding 1"),
-    Case("conv2d_fwdbwd_32x64x56x56_k64_3x3", "cpu", _conv_setup(32, 64, 64, 56, 3, 1, backward=True),
+    Case("conv2d forward+backward 3x3 k64 float32 32x64x56x56", "cpu", _conv_setup(32, 64, 64, 56, 3, 1, backward=True),
          flops=3 * _conv_flops(32, 64, 64, 56, 3), note="forward + grad_input + grad_weight + grad_bias"),
-    Case("conv2d_fwd_128x1x28x28_k32_3x3", "cpu", _conv_setup(128, 1, 32, 28, 3, 1),
+    Case("conv2d forward 3x3 k32 float32 128x1x28x28", "cpu", _conv_setup(128, 1, 32, 28, 3, 1),
          flops=_conv_flops(128, 1, 32, 28, 3), note="first layer, C = 1"),
-    Case("linear_256x4096_to_4096", "cpu", _linear_setup(256, 4096, 4096),
+    Case("linear out4096 float32 256x4096", "cpu", _linear_setup(256, 4096, 4096),
          flops=2 * 256 * 4096 * 4096, note="float32 with bias"),
 ]
