@@ -14,8 +14,8 @@ reproducible whatever the prefetching thread's timing.
 
     >>> import numpy as np
     >>> from imkern.data import DataLoader
-    >>> images = np.zeros((10, 8, 8), np.uint8); labels = np.arange(10)
-    >>> dl = DataLoader(images, labels, batch_size=4, shuffle=True, seed=0)
+    >>> tensors = np.zeros((10, 1, 8, 8), np.float32); labels = np.arange(10)
+    >>> dl = DataLoader(tensors, labels, batch_size=4, shuffle=True, seed=0, channels_first=True)
     >>> [(x.shape, y.shape) for x, y in dl][-1]
     ((2, 1, 8, 8), (2,))
 """
