@@ -298,3 +298,27 @@ def test_fit_and_predict_learn_a_separable_problem(rng):
     assert (logits.argmax(1) == y).mean() == pytest.approx(hist["val_accuracy"][-1])
     stop = nn.fit(net, [(x, y)], epochs=5, optimizer=opt, callbacks=[lambda e, logs: False], progress=False)
     assert len(stop["loss"]) == 1
+
+
+def test_to_device_round_trip(xp, rng):
+    """.to() moves parameters, gradients and buffers; outputs agree across devices."""
+    net = _small_cnn()
+    x = rng.standard_normal((4, 3, 32, 32)).astype(np.float32)
+    y_cpu = net.eval()(x)
+    dev = "cpu" if xp is np else "cuda"
+    if dev == "cuda":
+        imkern.set_allow_tf32(False)
+    try:
+        net.to(dev)
+        assert all(type(p.data).__module__.split(".")[0] == xp.__name__ for p in net.parameters())
+        assert type(net[2].running_mean).__module__.split(".")[0] == xp.__name__
+        y = net(xp.asarray(x))
+        np.testing.assert_allclose(y.get() if hasattr(y, "get") else y, y_cpu, rtol=1e-4, atol=1e-5)
+        net.to("cpu")
+        assert all(isinstance(p.data, np.ndarray) for p in net.parameters())
+        np.testing.assert_array_equal(net(x), y_cpu)
+    finally:
+        if dev == "cuda":
+            imkern.set_allow_tf32(True)
+    with pytest.raises(ValueError, match="device"):
+        net.to("tpu")

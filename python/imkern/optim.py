@@ -72,6 +72,9 @@ def _kernel_arrays(p: Parameter, i: int):
     return kind, data, grad
 
 
+_CUDA_CODES = {"float32": 2, "float16": 4, "bfloat16": 5}  # csrc/include/imkern/common.hpp DType
+
+
 def _ptr(a) -> int:
     return 0 if a is None else int(a.data.ptr)
 
@@ -162,7 +165,7 @@ class SGD(Optimizer):
             _core.sgd_step(data, grad, buf, *args)
         else:
             with A.cuda_launch(data) as stream:
-                _core.cuda_sgd_step(A.DTYPE_CODES[np.dtype(data.dtype)], data.size, _ptr(data), _ptr(grad),
+                _core.cuda_sgd_step(_CUDA_CODES[np.dtype(data.dtype).name], data.size, _ptr(data), _ptr(grad),
                                     _ptr(buf), *args, stream)
 
 
@@ -212,7 +215,7 @@ class Adam(Optimizer):
             _core.adam_step(data, grad, state["exp_avg"], state["exp_avg_sq"], vmax, *args)
         else:
             with A.cuda_launch(data) as stream:
-                _core.cuda_adam_step(A.DTYPE_CODES[np.dtype(data.dtype)], data.size, _ptr(data), _ptr(grad),
+                _core.cuda_adam_step(_CUDA_CODES[np.dtype(data.dtype).name], data.size, _ptr(data), _ptr(grad),
                                      _ptr(state["exp_avg"]), _ptr(state["exp_avg_sq"]), _ptr(vmax), *args, stream)
 
 
