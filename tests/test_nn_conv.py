@@ -413,7 +413,7 @@ def test_out_overlapping_input(rng):
 
 
 def test_docstrings():
-    from imkern.nn import _conv
+    from imkern.nn import _conv2d as _conv
 
     res = doctest.testmod(_conv, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.failed == 0 and res.attempted >= 4
@@ -438,7 +438,7 @@ WINO = [
 @pytest.fixture
 def winograd_always():
     """Winograd wherever the shape allows it, also where the direct path would be chosen."""
-    from imkern.nn import _conv
+    from imkern.nn import _conv2d as _conv
 
     before = _conv._winograd_mode
     _conv._winograd_mode = 2
@@ -455,7 +455,7 @@ def _wino_inputs(rng, cfg, bias=True):
 
 
 def _direct(fn, *args, **kw):
-    from imkern.nn import _conv
+    from imkern.nn import _conv2d as _conv
 
     before = _conv._winograd_mode
     _conv._winograd_mode = 0
@@ -504,7 +504,7 @@ def test_winograd_path_taken(rng):
     finally:
         imkern.set_allow_winograd(True)
     x64, w64, go64 = x.astype(np.float64), w.astype(np.float64), go.astype(np.float64)
-    from imkern.nn import _conv
+    from imkern.nn import _conv2d as _conv
 
     before = _conv._winograd_mode
     _conv._winograd_mode = 2

@@ -123,3 +123,51 @@ def prod(shape) -> int:
     for s in shape:
         p *= int(s)
     return p
+
+
+_CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_CUDA_NAMES = ("float32", "float16", "bfloat16")
+
+
+def kind_dtype(a, name: str) -> Tuple[str, str]:
+    """Array kind ('numpy' / 'cupy') and dtype name; TypeError naming the accepted dtypes."""
+    kind = A.array_kind(a, name)
+    dname = getattr(a.dtype, "name", str(a.dtype))
+    allowed = ("float32", "float64") if kind == "numpy" else _CUDA_NAMES
+    if dname not in allowed:
+        where = "on the CPU" if kind == "numpy" else "on CUDA"
+        raise TypeError(f"{name}: dtype {dname} is not supported {where}; expected one of {', '.join(allowed)}")
+    return kind, dname
+
+
+def same_as(a, name: str, kind: str, dname: str, ref_name: str = "x") -> None:
+    k, d = kind_dtype(a, name)
+    if k != kind:
+        raise TypeError(f"{name}: expected a {kind} array like {ref_name}, got {type(a).__module__}.{type(a).__name__}")
+    if d != dname:
+        raise TypeError(f"{name}: dtype {d} differs from {ref_name}'s dtype {dname}")
+
+
+def contig(a, kind: str):
+    if kind == "numpy":
+        return np.ascontiguousarray(a)
+    return A.xp_of(kind).ascontiguousarray(a)
+
+
+def positive_pair(v, name: str) -> Tuple[int, int]:
+    p = A.as_pair(v, name)
+    if p[0] < 1 or p[1] < 1:
+        raise ValueError(f"{name}: expected positive values, got {v!r}")
+    return p
+
+
+def writable_target(target, final, kind, shape, dtype, *inputs):
+    """A C-contiguous array the kernel may write that overlaps none of the inputs."""
+    xp = A.xp_of(kind)
+    ok = target.flags.c_contiguous and not any(i is not None and xp.may_share_memory(target, i) for i in inputs)
+    if ok:
+        return target
+    if kind == "cupy":
+        with final.device:
+            return xp.empty(shape, dtype=dtype)
+    return np.empty(shape, dtype=dtype)

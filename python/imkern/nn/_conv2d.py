@@ -1,22 +1,22 @@
-"""conv2d and linear, forward and backward, with PyTorch's semantics.
+"""conv2d forward and backward with PyTorch's semantics.
 
 NumPy arrays run on the C++ kernels (implicit GEMM / im2col + blocked GEMM, Winograd for
-float32 3x3 stride-1 convolutions; float32 / float64), CuPy arrays on the CUDA kernels of
-:mod:`imkern.nn._cuda` (float32, float16, bfloat16). Inputs are never modified; layouts the
-kernels cannot read (strided, reversed, Fortran-ordered) are copied to C-contiguous arrays
-first.
+float32 3x3 stride-1 convolutions; float32 / float64), CuPy arrays on the CUDA kernels
+(float32, float16, bfloat16). Inputs are never modified; layouts the kernels cannot read
+(strided, reversed, Fortran-ordered) are copied to C-contiguous arrays first.
 """
 from __future__ import annotations
 
 import threading
-from typing import Tuple
 
 import numpy as np
 
 from .. import _arrays as A
 from .. import _core
+from . import _checks as K
 
-__all__ = ["conv2d", "conv2d_backward", "linear", "linear_backward", "set_allow_winograd", "get_allow_winograd"]
+__all__ = ['conv2d', 'conv2d_backward', 'set_allow_winograd', 'get_allow_winograd']
+
 
 _lock = threading.Lock()
 # 0: never, 1: where faster than the direct path (set_allow_winograd(True)), 2: wherever the
@@ -44,41 +44,6 @@ def get_allow_winograd() -> bool:
     """Whether the CPU conv2d may use Winograd F(4x4, 3x3) (see :func:`set_allow_winograd`)."""
     return _winograd_mode != 0
 
-_CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_CUDA_NAMES = ("float32", "float16", "bfloat16")
-
-
-def _kind_dtype(a, name: str) -> Tuple[str, str]:
-    """Array kind ('numpy' / 'cupy') and dtype name; TypeError naming the accepted dtypes."""
-    kind = A.array_kind(a, name)
-    dname = getattr(a.dtype, "name", str(a.dtype))
-    allowed = ("float32", "float64") if kind == "numpy" else _CUDA_NAMES
-    if dname not in allowed:
-        where = "on the CPU" if kind == "numpy" else "on CUDA"
-        raise TypeError(f"{name}: dtype {dname} is not supported {where}; expected one of {', '.join(allowed)}")
-    return kind, dname
-
-
-def _same(a, name: str, kind: str, dname: str, ref_name: str = "x") -> None:
-    k, d = _kind_dtype(a, name)
-    if k != kind:
-        raise TypeError(f"{name}: expected a {kind} array like {ref_name}, got {type(a).__module__}.{type(a).__name__}")
-    if d != dname:
-        raise TypeError(f"{name}: dtype {d} differs from {ref_name}'s dtype {dname}")
-
-
-def _contig(a, kind: str):
-    if kind == "numpy":
-        return np.ascontiguousarray(a)
-    return A.xp_of(kind).ascontiguousarray(a)
-
-
-def _positive_pair(v, name: str) -> Tuple[int, int]:
-    p = A.as_pair(v, name)
-    if p[0] < 1 or p[1] < 1:
-        raise ValueError(f"{name}: expected positive values, got {v!r}")
-    return p
-
 
 def _conv_geometry(x, weight, stride, padding, dilation, groups):
     """Validate shapes and arguments; return (stride, pads (t, b, l, r), dilation, groups, (OH, OW))."""
@@ -103,8 +68,8 @@ def _conv_geometry(x, weight, stride, padding, dilation, groups):
         )
     if r < 1 or s < 1:
         raise ValueError(f"weight: kernel size must be positive, got shape {tuple(weight.shape)}")
-    st = _positive_pair(stride, "stride")
-    dil = _positive_pair(dilation, "dilation")
+    st = K.positive_pair(stride, "stride")
+    dil = K.positive_pair(dilation, "dilation")
     if isinstance(padding, str):
         if padding == "valid":
             pads = (0, 0, 0, 0)
@@ -128,18 +93,6 @@ def _conv_geometry(x, weight, stride, padding, dilation, groups):
             f"input ({h + pads[0] + pads[1]}, {w + pads[2] + pads[3]}); x shape {tuple(x.shape)}"
         )
     return st, pads, dil, groups, (eh // st[0] + 1, ew // st[1] + 1)
-
-
-def _writable_target(target, final, kind, shape, dtype, *inputs):
-    """A C-contiguous array the kernel may write that overlaps none of the inputs."""
-    xp = A.xp_of(kind)
-    ok = target.flags.c_contiguous and not any(i is not None and xp.may_share_memory(target, i) for i in inputs)
-    if ok:
-        return target
-    if kind == "cupy":
-        with final.device:
-            return xp.empty(shape, dtype=dtype)
-    return np.empty(shape, dtype=dtype)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, out=None):
@@ -182,10 +135,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
         >>> y.shape, float(y[0, 0, 1, 1]), float(y[0, 0, 0, 0])
         ((1, 3, 4, 4), 18.0, 8.0)
     """
-    kind, dname = _kind_dtype(x, "x")
-    _same(weight, "weight", kind, dname)
+    kind, dname = K.kind_dtype(x, "x")
+    K.same_as(weight, "weight", kind, dname)
     if bias is not None:
-        _same(bias, "bias", kind, dname)
+        K.same_as(bias, "bias", kind, dname)
     if activation not in (None, "relu"):
         raise ValueError(f"activation: expected None or 'relu', got {activation!r}")
     st, pads, dil, groups, (oh, ow) = _conv_geometry(x, weight, stride, padding, dilation, groups)
@@ -196,9 +149,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     target, final = A.prepare_out(out, x, kind, x.dtype, shape=shape)
     if 0 in shape:
         return final
-    xc, wc = _contig(x, kind), _contig(weight, kind)
-    bc = None if bias is None else _contig(bias, kind)
-    target = _writable_target(target, final, kind, shape, x.dtype, x, weight, bias)
+    xc, wc = K.contig(x, kind), K.contig(weight, kind)
+    bc = None if bias is None else K.contig(bias, kind)
+    target = K.writable_target(target, final, kind, shape, x.dtype, x, weight, bias)
     if kind == "numpy":
         _core.conv2d(xc, wc, bc, target, st, pads, dil, groups, activation == "relu", _winograd_mode)
     else:
@@ -236,9 +189,9 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         >>> float(gi[0, 0, 1, 1]), float(gw[0, 0, 1, 1]), float(gb[0])
         (9.0, 9.0, 9.0)
     """
-    kind, dname = _kind_dtype(x, "x")
-    _same(weight, "weight", kind, dname)
-    _same(grad_output, "grad_output", kind, dname)
+    kind, dname = K.kind_dtype(x, "x")
+    K.same_as(weight, "weight", kind, dname)
+    K.same_as(grad_output, "grad_output", kind, dname)
     st, pads, dil, groups, (oh, ow) = _conv_geometry(x, weight, stride, padding, dilation, groups)
     n, k = x.shape[0], weight.shape[0]
     if tuple(grad_output.shape) != (n, k, oh, ow):
@@ -255,7 +208,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         gw[...] = 0
         gb[...] = grad_output.sum(axis=(0, 2, 3)) if grad_output.size else 0
         return gi, gw, gb
-    goc, xc, wc = _contig(grad_output, kind), _contig(x, kind), _contig(weight, kind)
+    goc, xc, wc = K.contig(grad_output, kind), K.contig(x, kind), K.contig(weight, kind)
     if kind == "numpy":
         _core.conv2d_backward(goc, xc, wc, gi, gw, gb, st, pads, dil, groups, _winograd_mode)
         return gi, gw, gb
@@ -263,116 +216,3 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
 
     with A.cuda_launch(xc):
         return tuple(_cuda.conv2d_backward(goc, xc, wc, st, pads, dil, groups))
-
-
-def _linear_check(x, weight, name_x="x"):
-    if x.ndim < 1:
-        raise ValueError(f"{name_x}: expected shape (..., in_features), got shape {tuple(x.shape)}")
-    if weight.ndim != 2:
-        raise ValueError(f"weight: expected shape (out_features, in_features), got shape {tuple(weight.shape)}")
-    if x.shape[-1] != weight.shape[1]:
-        raise ValueError(
-            f"weight: in_features {weight.shape[1]} (weight shape {tuple(weight.shape)}) differs from the last "
-            f"dimension of {name_x} (shape {tuple(x.shape)})"
-        )
-
-
-def linear(x, weight, bias=None, *, out=None):
-    """Affine map ``x @ weight.T + bias``, as ``torch.nn.functional.linear``.
-
-    Args:
-        x: ``(..., in_features)``; float32 or float64 (CPU), float32, float16 or bfloat16 (CUDA).
-        weight: ``(out_features, in_features)``.
-        bias: ``(out_features,)`` or None.
-        out: optional ``(..., out_features)`` array to write into.
-
-    Returns:
-        ``(..., out_features)``.
-
-    Example:
-        >>> import numpy as np
-        >>> from imkern.nn import functional as F
-        >>> F.linear(np.ones((2, 3), np.float32), np.ones((4, 3), np.float32), np.arange(4, dtype=np.float32))
-        array([[3., 4., 5., 6.],
-               [3., 4., 5., 6.]], dtype=float32)
-    """
-    kind, dname = _kind_dtype(x, "x")
-    _same(weight, "weight", kind, dname)
-    if bias is not None:
-        _same(bias, "bias", kind, dname)
-    _linear_check(x, weight)
-    of, inf = weight.shape
-    if bias is not None and tuple(bias.shape) != (of,):
-        raise ValueError(f"bias: expected shape ({of},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
-    shape = tuple(x.shape[:-1]) + (of,)
-    target, final = A.prepare_out(out, x, kind, x.dtype, shape=shape)
-    if 0 in shape:
-        return final
-    target = _writable_target(target, final, kind, shape, x.dtype, x, weight, bias)
-    x2 = _contig(x, kind).reshape(-1, inf)
-    wc = _contig(weight, kind)
-    bc = None if bias is None else _contig(bias, kind)
-    t2 = target.reshape(-1, of)
-    if kind == "numpy":
-        _core.linear(x2, wc, bc, t2)
-    else:
-        from . import _cuda
-
-        with A.cuda_launch(x2):
-            _cuda.linear(x2, wc, bc, t2)
-    return A.finish_out(target, final)
-
-
-def linear_backward(grad_output, x, weight):
-    """Gradients of :func:`linear`.
-
-    Args:
-        grad_output: ``(..., out_features)``, the gradient with respect to the output.
-        x: ``(..., in_features)``, the input given to :func:`linear`.
-        weight: ``(out_features, in_features)``.
-
-    Returns:
-        ``(grad_input, grad_weight, grad_bias)`` of shapes ``x.shape``,
-        ``(out_features, in_features)`` and ``(out_features,)``.
-
-    Example:
-        >>> import numpy as np
-        >>> from imkern.nn import functional as F
-        >>> gi, gw, gb = F.linear_backward(np.ones((2, 4)), np.ones((2, 3)), np.ones((4, 3)))
-        >>> gi[0].tolist(), gw.shape, gb.tolist()
-        ([4.0, 4.0, 4.0], (4, 3), [2.0, 2.0, 2.0, 2.0])
-    """
-    kind, dname = _kind_dtype(x, "x")
-    _same(weight, "weight", kind, dname)
-    _same(grad_output, "grad_output", kind, dname)
-    _linear_check(x, weight)
-    of, inf = weight.shape
-    expect = tuple(x.shape[:-1]) + (of,)
-    if tuple(grad_output.shape) != expect:
-        raise ValueError(
-            f"grad_output: expected shape {expect} for x of shape {tuple(x.shape)} and weight of shape "
-            f"{tuple(weight.shape)}, got {tuple(grad_output.shape)}"
-        )
-    xp = A.xp_of(kind)
-    x2 = _contig(x, kind).reshape(-1, inf)
-    go2 = _contig(grad_output, kind).reshape(-1, of)
-    wc = _contig(weight, kind)
-    if kind == "numpy":
-        gi = np.empty(x2.shape, dtype=x.dtype)
-        gw = np.empty(weight.shape, dtype=x.dtype)
-        gb = np.empty((of,), dtype=x.dtype)
-        if gi.size or gw.size or gb.size:
-            _core.linear_backward(go2, x2, wc, gi, gw, gb)
-        return gi.reshape(x.shape), gw, gb
-    from . import _cuda
-
-    if x2.shape[0] == 0 or of == 0 or inf == 0:
-        gi = xp.zeros(x2.shape, dtype=x.dtype)
-        gw = xp.zeros(weight.shape, dtype=x.dtype)
-        gb = xp.zeros((of,), dtype=x.dtype)
-        if x2.shape[0] and of:
-            gb[...] = go2.sum(axis=0)
-        return gi.reshape(x.shape), gw, gb
-    with A.cuda_launch(x2):
-        gi, gw, gb = _cuda.linear_backward(go2, x2, wc)
-    return gi.reshape(x.shape), gw, gb
