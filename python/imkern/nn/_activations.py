@@ -9,23 +9,26 @@ output ``y`` (``x`` may be None; it is then recomputed from ``x``).
 from __future__ import annotations
 
 from .. import _arrays as A
-from .. import _core
+from .. import _core, _driver as D
 from . import _checks as K
 
 __all__ = ['relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'relu_backward', 'leaky_relu_backward', 'sigmoid_backward', 'tanh_backward', 'gelu_backward']
 
 
+# Activation codes of the CUDA launchers (csrc/include/imkern/cuda_nn.hpp, Activation).
+_CODES = {"relu": 0, "leaky_relu": 1, "sigmoid": 2, "tanh": 3, "gelu": 4}
+
+
 def _activation(name, x, out, slope=0.0):
     kind, dt = K.check_float(x, "x")
-    target, final = K.out_for(out, [x], kind, dt, x.shape)
-    if x.size:
-        xc = K.contiguous(x, kind)
-        if kind == "numpy":
-            _core.activation(name, xc, target, slope)
-        else:
-            with A.cuda_launch(xc):
-                K.cuda_module().activation(name, xc, target, slope)
-    return K.finish(target, final)
+
+    def cpu(xc, y):
+        _core.activation(name, xc, y, slope)
+
+    def cuda(xc, y, stream):
+        _core.cuda_activation(A.DTYPE_CODES[dt], _CODES[name], xc.size, D.ptr(xc), D.ptr(y), float(slope), stream)
+
+    return D.run_op(kind, [x], out, cpu, cuda, shape=x.shape, dtype=dt)
 
 
 def _activation_backward(name, grad_output, x, y, out, slope=0.0):
@@ -45,17 +48,15 @@ def _activation_backward(name, grad_output, x, y, out, slope=0.0):
             x = y  # relu(x) > 0 exactly where x > 0
         else:
             raise ValueError(f"x: required by {name}_backward")
-    target, final = K.out_for(out, [grad_output, x, y], kind, dt, shape)
-    if grad_output.size:
-        g = K.contiguous(grad_output, kind)
-        xc = None if x is None else K.contiguous(x, kind)
-        yc = None if y is None else K.contiguous(y, kind)
-        if kind == "numpy":
-            _core.activation_backward(name, g, xc, yc, target, slope)
-        else:
-            with A.cuda_launch(g):
-                K.cuda_module().activation_backward(name, g, xc, yc, target, slope)
-    return K.finish(target, final)
+
+    def cpu(g, xc, yc, gi):
+        _core.activation_backward(name, g, xc, yc, gi, slope)
+
+    def cuda(g, xc, yc, gi, stream):
+        _core.cuda_activation_backward(A.DTYPE_CODES[dt], _CODES[name], g.size, D.ptr(g), D.ptr(xc), D.ptr(yc),
+                                       D.ptr(gi), float(slope), stream)
+
+    return D.run_op(kind, [grad_output, x, y], out, cpu, cuda, shape=shape, dtype=dt)
 
 
 def relu(x, *, out=None):

@@ -7,42 +7,11 @@ float32 3x3 stride-1 convolutions; float32 / float64), CuPy arrays on the CUDA k
 """
 from __future__ import annotations
 
-import threading
-
-import numpy as np
-
 from .. import _arrays as A
-from .. import _core
+from .. import _core, _driver as D, _runtime
 from . import _checks as K
 
-__all__ = ['conv2d', 'conv2d_backward', 'set_allow_winograd', 'get_allow_winograd']
-
-
-_lock = threading.Lock()
-# 0: never, 1: where faster than the direct path (set_allow_winograd(True)), 2: wherever the
-# shape allows (tests only: exercises the path on tiny images).
-_winograd_mode = 1
-
-
-def set_allow_winograd(flag: bool) -> None:
-    """Allow (True, default) or forbid the Winograd F(4x4, 3x3) path of the CPU conv2d.
-
-    While allowed, float32 convolutions with a 3x3 kernel, stride 1, dilation 1, groups 1, at
-    least 16 input and output channels and enough output pixels (a few hundred per image and
-    batch) use Winograd for :func:`conv2d` and for grad_input and grad_weight in
-    :func:`conv2d_backward` (about 4x fewer multiplications; error ~1e-6 relative to the
-    output's scale, about three times the direct path's). ``set_allow_winograd(False)`` selects the direct (implicit GEMM) path.
-    float64 never uses Winograd; CUDA arrays are not affected. Both paths are deterministic
-    and give the same bits for any thread count.
-    """
-    global _winograd_mode
-    with _lock:
-        _winograd_mode = 1 if flag else 0
-
-
-def get_allow_winograd() -> bool:
-    """Whether the CPU conv2d may use Winograd F(4x4, 3x3) (see :func:`set_allow_winograd`)."""
-    return _winograd_mode != 0
+__all__ = ["conv2d", "conv2d_backward"]
 
 
 def _conv_geometry(x, weight, stride, padding, dilation, groups):
@@ -145,21 +114,25 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     k = weight.shape[0]
     if bias is not None and tuple(bias.shape) != (k,):
         raise ValueError(f"bias: expected shape ({k},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
-    shape = (x.shape[0], k, oh, ow)
-    target, final = A.prepare_out(out, x, kind, x.dtype, shape=shape)
-    if 0 in shape:
-        return final
-    xc, wc = K.contig(x, kind), K.contig(weight, kind)
-    bc = None if bias is None else K.contig(bias, kind)
-    target = K.writable_target(target, final, kind, shape, x.dtype, x, weight, bias)
-    if kind == "numpy":
-        _core.conv2d(xc, wc, bc, target, st, pads, dil, groups, activation == "relu", _winograd_mode)
-    else:
-        from . import _cuda
+    relu = activation == "relu"
 
-        with A.cuda_launch(xc):
-            _cuda.conv2d(xc, wc, bc, st, pads, dil, groups, activation, target)
-    return A.finish_out(target, final)
+    def cpu(xc, wc, bc, y):
+        _core.conv2d(xc, wc, bc, y, st, pads, dil, groups, relu, _runtime.winograd_mode)
+
+    def cuda(xc, wc, bc, y, stream):
+        shape = _cuda_shape(xc, wc, y, st, pads, dil, groups)
+        _core.cuda_conv2d(A.DTYPE_CODES[xc.dtype], shape, D.ptr(xc), D.ptr(wc), D.ptr(bc), relu, D.ptr(y),
+                          _runtime.allow_tf32, stream)
+
+    return D.run_op(kind, [x, weight, bias], out, cpu, cuda, shape=(x.shape[0], k, oh, ow), dtype=x.dtype)
+
+
+def _cuda_shape(x, w, go, st, pads, dil, groups):
+    """The CUDA launcher's conv descriptor (n, c, h, w, k, r, s, oh, ow, sh, sw, pt, pl, dh, dw, groups)."""
+    n, c, h, wd = (int(v) for v in x.shape)
+    k, _, r, s = (int(v) for v in w.shape)
+    return (n, c, h, wd, k, r, s, int(go.shape[2]), int(go.shape[3]), st[0], st[1], pads[0], pads[2], dil[0], dil[1],
+            groups)
 
 
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1):
@@ -199,20 +172,24 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
             f"grad_output: expected shape {(n, k, oh, ow)} for x of shape {tuple(x.shape)} and weight of shape "
             f"{tuple(weight.shape)}, got {tuple(grad_output.shape)}"
         )
-    xp = A.xp_of(kind)
-    gi = xp.empty(x.shape, dtype=x.dtype)
-    gw = xp.empty(weight.shape, dtype=x.dtype)
-    gb = xp.empty((k,), dtype=x.dtype)
+    gi = D.empty(kind, x, x.shape, x.dtype)
+    gw = D.empty(kind, x, weight.shape, x.dtype)
+    gb = D.empty(kind, x, (k,), x.dtype)
     if x.size == 0 or grad_output.size == 0 or weight.size == 0:
         gi[...] = 0
         gw[...] = 0
         gb[...] = grad_output.sum(axis=(0, 2, 3)) if grad_output.size else 0
         return gi, gw, gb
-    goc, xc, wc = K.contig(grad_output, kind), K.contig(x, kind), K.contig(weight, kind)
-    if kind == "numpy":
-        _core.conv2d_backward(goc, xc, wc, gi, gw, gb, st, pads, dil, groups, _winograd_mode)
-        return gi, gw, gb
-    from . import _cuda
+    goc, xc, wc = D.contiguous(grad_output, kind), D.contiguous(x, kind), D.contiguous(weight, kind)
 
-    with A.cuda_launch(xc):
-        return tuple(_cuda.conv2d_backward(goc, xc, wc, st, pads, dil, groups))
+    def cpu():
+        _core.conv2d_backward(goc, xc, wc, gi, gw, gb, st, pads, dil, groups, _runtime.winograd_mode)
+
+    def cuda(stream):
+        shape, code = _cuda_shape(xc, wc, goc, st, pads, dil, groups), A.DTYPE_CODES[xc.dtype]
+        _core.cuda_conv2d_backward_data(code, shape, D.ptr(goc), D.ptr(wc), D.ptr(gi), _runtime.allow_tf32, stream)
+        _core.cuda_conv2d_backward_weight(code, shape, D.ptr(goc), D.ptr(xc), D.ptr(gw), _runtime.allow_tf32, stream)
+        _core.cuda_channel_sum(code, n, k, oh * ow, D.ptr(goc), D.ptr(gb), stream)
+
+    D.launch(kind, xc, cpu, cuda)
+    return gi, gw, gb

@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _arrays as A
-from .. import _core
+from .. import _core, _driver as D
 from . import _checks as K
 
 __all__ = ['cross_entropy', 'cross_entropy_backward']
 
 
-_REDUCTIONS = ("none", "mean", "sum")
+_REDUCTIONS = ("none", "mean", "sum")  # in the order of the Reduction codes (csrc/include/imkern)
 
 
 def _unbatched_ce(logits, target) -> bool:
@@ -89,11 +89,11 @@ def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, igno
         return cross_entropy(logits[None], target.reshape(1), out=out, **kw)
     kind, dt, n, c, s, red, eps, ignore = _ce_args(logits, target, reduction, label_smoothing, ignore_index)
     shape = tuple(target.shape) if red == "none" else ()
-    target_arr, final = K.out_for(out, [logits, target], kind, dt, shape)
-    xp = A.xp_of(kind)
-    if kind == "numpy":
-        lc = K.contiguous(logits, kind)
-        tc = np.ascontiguousarray(target, dtype=np.int64)
+    target_arr, final = D.output(out, [logits, target], kind, dt, shape)
+    lc = D.contiguous(logits, kind)
+    tc = A.xp_of(kind).ascontiguousarray(target, dtype=np.int64)
+
+    def cpu():
         if red == "none":
             if target_arr.size:
                 _core.cross_entropy(lc, tc, target_arr, n, c, s, ignore, eps, red)
@@ -101,13 +101,14 @@ def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, igno
             v = _core.cross_entropy(lc, tc, None, n, c, s, ignore, eps, red) if n * s else (
                 float("nan") if red == "mean" else 0.0)
             target_arr[...] = v
-    else:
-        lc = K.contiguous(logits, kind)
-        tc = xp.ascontiguousarray(target, dtype=np.int64)
-        with A.cuda_launch(lc):
-            res = K.cuda_module().cross_entropy(lc, tc, red, eps, ignore)
-        xp.copyto(target_arr, res.reshape(shape).astype(dt, copy=False))
-    return K.finish(target_arr, final)
+
+    def cuda(stream):
+        if target_arr.size:  # "mean" / "sum" of no elements: the kernel writes NaN / 0
+            _core.cuda_cross_entropy(A.DTYPE_CODES[dt], n, c, s, D.ptr(lc), D.ptr(tc), _REDUCTIONS.index(red), eps,
+                                     ignore, D.ptr(target_arr), stream)
+
+    D.launch(kind, lc, cpu, cuda)
+    return D.finish(target_arr, final)
 
 
 def cross_entropy_backward(logits, target, *, reduction="mean", label_smoothing=0.0, ignore_index=-100, out=None):
@@ -136,16 +137,15 @@ def cross_entropy_backward(logits, target, *, reduction="mean", label_smoothing=
                                      out=None if out is None else out[None])
         return res[0] if out is None else out
     kind, dt, n, c, s, red, eps, ignore = _ce_args(logits, target, reduction, label_smoothing, ignore_index)
-    target_arr, final = K.out_for(out, [logits, target], kind, dt, logits.shape)
-    if logits.size == 0:
-        return final
-    xp = A.xp_of(kind)
-    lc = K.contiguous(logits, kind)
-    tc = xp.ascontiguousarray(target, dtype=np.int64)
-    if kind == "numpy":
-        _core.cross_entropy_backward(lc, tc, target_arr, n, c, s, ignore, eps, red)
-    else:
-        with A.cuda_launch(lc):
-            g = K.cuda_module().cross_entropy_backward(lc, tc, red, eps, ignore)
-        xp.copyto(target_arr, g)
-    return K.finish(target_arr, final)
+    tc = A.xp_of(kind).ascontiguousarray(target, dtype=np.int64)
+
+    def cpu(lc, tc, g):
+        _core.cross_entropy_backward(lc, tc, g, n, c, s, ignore, eps, red)
+
+    def cuda(lc, tc, g, stream):
+        # The upstream gradient of the loss is 1 (one per element for reduction "none").
+        ones = A.xp_of(kind).ones((n * s if red == "none" else 1,), dtype=np.float32)
+        _core.cuda_cross_entropy_backward(A.DTYPE_CODES[dt], n, c, s, D.ptr(lc), D.ptr(tc), _REDUCTIONS.index(red), eps,
+                                          ignore, D.ptr(ones), D.ptr(g), stream)
+
+    return D.run_op(kind, [logits, tc], out, cpu, cuda, shape=logits.shape, dtype=dt, out_inputs=[logits, target])

@@ -8,7 +8,7 @@ kept values are scaled by ``1 / (1 - p)``.
 from __future__ import annotations
 
 from .. import _arrays as A
-from .. import _core
+from .. import _core, _driver as D
 from . import _checks as K
 
 __all__ = ['dropout', 'dropout_backward']
@@ -49,19 +49,19 @@ def dropout(x, p, *, seed, training=True, out=None):
     p = K.as_prob(p, "p")
     seed = _seed(seed)
     training = K.as_bool(training, "training")
-    target, final = K.out_for(out, [x], kind, dt, x.shape)
-    if x.size == 0:
-        return final
     if not training:
-        A.xp_of(kind).copyto(target, x)
-        return K.finish(target, final)
-    xc = K.contiguous(x, kind)
-    if kind == "numpy":
-        _core.dropout(xc, target, seed, p)
-    else:
-        with A.cuda_launch(xc):
-            K.cuda_module().dropout(xc, p, seed, target)
-    return K.finish(target, final)
+        target, final = D.output(out, [x], kind, dt, x.shape)
+        if x.size:
+            A.xp_of(kind).copyto(target, x)
+        return D.finish(target, final)
+
+    def cpu(xc, y):
+        _core.dropout(xc, y, seed, p)
+
+    def cuda(xc, y, stream):
+        _core.cuda_dropout(A.DTYPE_CODES[dt], xc.size, D.ptr(xc), D.ptr(y), p, seed, stream)
+
+    return D.run_op(kind, [x], out, cpu, cuda, shape=x.shape, dtype=dt)
 
 
 def dropout_backward(grad_output, p, *, seed, out=None):

@@ -6,10 +6,8 @@ arrays first.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import _arrays as A
-from .. import _core
+from .. import _core, _driver as D, _runtime
 from . import _checks as K
 
 __all__ = ['linear', 'linear_backward']
@@ -55,22 +53,15 @@ def linear(x, weight, bias=None, *, out=None):
     if bias is not None and tuple(bias.shape) != (of,):
         raise ValueError(f"bias: expected shape ({of},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
     shape = tuple(x.shape[:-1]) + (of,)
-    target, final = A.prepare_out(out, x, kind, x.dtype, shape=shape)
-    if 0 in shape:
-        return final
-    target = K.writable_target(target, final, kind, shape, x.dtype, x, weight, bias)
-    x2 = K.contig(x, kind).reshape(-1, inf)
-    wc = K.contig(weight, kind)
-    bc = None if bias is None else K.contig(bias, kind)
-    t2 = target.reshape(-1, of)
-    if kind == "numpy":
-        _core.linear(x2, wc, bc, t2)
-    else:
-        from . import _cuda
 
-        with A.cuda_launch(x2):
-            _cuda.linear(x2, wc, bc, t2)
-    return A.finish_out(target, final)
+    def cpu(x2, wc, bc, y):
+        _core.linear(x2.reshape(-1, inf), wc, bc, y.reshape(-1, of))
+
+    def cuda(x2, wc, bc, y, stream):
+        _core.cuda_linear(A.DTYPE_CODES[x2.dtype], K.prod(x2.shape[:-1]), inf, of, D.ptr(x2), D.ptr(wc), D.ptr(bc), D.ptr(y),
+                          _runtime.allow_tf32, stream)
+
+    return D.run_op(kind, [x, weight, bias], out, cpu, cuda, shape=shape, dtype=x.dtype)
 
 
 def linear_backward(grad_output, x, weight):
@@ -103,26 +94,27 @@ def linear_backward(grad_output, x, weight):
             f"grad_output: expected shape {expect} for x of shape {tuple(x.shape)} and weight of shape "
             f"{tuple(weight.shape)}, got {tuple(grad_output.shape)}"
         )
-    xp = A.xp_of(kind)
-    x2 = K.contig(x, kind).reshape(-1, inf)
-    go2 = K.contig(grad_output, kind).reshape(-1, of)
-    wc = K.contig(weight, kind)
-    if kind == "numpy":
-        gi = np.empty(x2.shape, dtype=x.dtype)
-        gw = np.empty(weight.shape, dtype=x.dtype)
-        gb = np.empty((of,), dtype=x.dtype)
-        if gi.size or gw.size or gb.size:
-            _core.linear_backward(go2, x2, wc, gi, gw, gb)
-        return gi.reshape(x.shape), gw, gb
-    from . import _cuda
-
-    if x2.shape[0] == 0 or of == 0 or inf == 0:
-        gi = xp.zeros(x2.shape, dtype=x.dtype)
-        gw = xp.zeros(weight.shape, dtype=x.dtype)
-        gb = xp.zeros((of,), dtype=x.dtype)
+    x2 = D.contiguous(x, kind).reshape(-1, inf)
+    go2 = D.contiguous(grad_output, kind).reshape(-1, of)
+    wc = D.contiguous(weight, kind)
+    if kind == "cupy" and (x2.shape[0] == 0 or of == 0 or inf == 0):
+        gi = D.zeros(kind, x2, x2.shape, x.dtype)
+        gw = D.zeros(kind, x2, weight.shape, x.dtype)
+        gb = D.zeros(kind, x2, (of,), x.dtype)
         if x2.shape[0] and of:
             gb[...] = go2.sum(axis=0)
         return gi.reshape(x.shape), gw, gb
-    with A.cuda_launch(x2):
-        gi, gw, gb = _cuda.linear_backward(go2, x2, wc)
+    gi = D.empty(kind, x2, x2.shape, x.dtype)
+    gw = D.empty(kind, x2, weight.shape, x.dtype)
+    gb = D.empty(kind, x2, (of,), x.dtype)
+
+    def cpu():
+        if gi.size or gw.size or gb.size:
+            _core.linear_backward(go2, x2, wc, gi, gw, gb)
+
+    def cuda(stream):
+        _core.cuda_linear_backward(A.DTYPE_CODES[x2.dtype], x2.shape[0], inf, of, D.ptr(go2), D.ptr(x2), D.ptr(wc),
+                                   D.ptr(gi), D.ptr(gw), D.ptr(gb), _runtime.allow_tf32, stream)
+
+    D.launch(kind, x2, cpu, cuda)
     return gi.reshape(x.shape), gw, gb

@@ -5,7 +5,7 @@ float32/float64 on the CPU (NumPy), float32/float16/bfloat16 on CUDA (CuPy).
 from __future__ import annotations
 
 from .. import _arrays as A
-from .. import _core
+from .. import _core, _driver as D
 from . import _checks as K
 
 __all__ = ['softmax', 'log_softmax']
@@ -21,17 +21,15 @@ def _axis(axis, ndim) -> int:
 def _softmax(x, axis, log, out):
     kind, dt = K.check_float(x, "x", min_ndim=1)
     ax = _axis(axis, x.ndim)
-    target, final = K.out_for(out, [x], kind, dt, x.shape)
-    if x.size:
-        xc = K.contiguous(x, kind)
-        if kind == "numpy":
-            outer = K.prod(x.shape[:ax])
-            inner = K.prod(x.shape[ax + 1:])
-            _core.softmax(xc, target, outer, int(x.shape[ax]), inner, log)
-        else:
-            with A.cuda_launch(xc):
-                K.cuda_module().softmax(xc, ax, log, target)
-    return K.finish(target, final)
+    outer, length, inner = K.prod(x.shape[:ax]), int(x.shape[ax]), K.prod(x.shape[ax + 1:])
+
+    def cpu(xc, y):
+        _core.softmax(xc, y, outer, length, inner, log)
+
+    def cuda(xc, y, stream):
+        _core.cuda_softmax(A.DTYPE_CODES[dt], outer, length, inner, D.ptr(xc), D.ptr(y), log, stream)
+
+    return D.run_op(kind, [x], out, cpu, cuda, shape=x.shape, dtype=dt)
 
 
 def softmax(x, axis=-1, *, out=None):
