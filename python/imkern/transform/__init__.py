@@ -1,0 +1,1 @@
+from ._resize import resize
