@@ -184,6 +184,62 @@ void median_ring(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   });
 }
 
+// 16 bins of a histogram as one vector (two on the baseline ISA).
+typedef uint16_t v16u __attribute__((vector_size(32)));
+inline v16u ld16(const uint16_t* p) {
+  v16u v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void st16(uint16_t* p, v16u v) { std::memcpy(p, &v, sizeof(v)); }
+
+// h[c] (+|-)= a[c] for NB bins.
+template <int NB>
+inline void hist_add(uint16_t* __restrict__ h, const uint16_t* __restrict__ a) {
+  for (int c = 0; c < NB; c += 16) st16(h + c, ld16(h + c) + ld16(a + c));
+}
+template <int NB>
+inline void hist_sub(uint16_t* __restrict__ h, const uint16_t* __restrict__ a) {
+  for (int c = 0; c < NB; c += 16) st16(h + c, ld16(h + c) - ld16(a + c));
+}
+template <int NB>
+inline void hist_add_sub(uint16_t* __restrict__ h, const uint16_t* __restrict__ a, const uint16_t* __restrict__ b) {
+  for (int c = 0; c < NB; c += 16) st16(h + c, ld16(h + c) + ld16(a + c) - ld16(b + c));
+}
+
+// Inclusive prefix sums of 16 lanes (log-step shifts).
+inline v16u prefix16(v16u p) {
+  const v16u z{};
+  p += __builtin_shuffle(z, p, v16u{0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30});
+  p += __builtin_shuffle(z, p, v16u{0, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29});
+  p += __builtin_shuffle(z, p, v16u{0, 0, 0, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27});
+  p += __builtin_shuffle(z, p, v16u{0, 0, 0, 0, 0, 0, 0, 0, 16, 17, 18, 19, 20, 21, 22, 23});
+  return p;
+}
+
+// The first bin c of h (NB bins) where acc + h[0] + ... + h[c] > m; acc gains the counts of
+// the bins before it. Branch-free inside each group of 16 bins.
+template <int NB>
+inline int hist_search(const uint16_t* h, int& acc, int m) {
+  for (int c0 = 0;; c0 += 16) {
+    const v16u p = prefix16(ld16(h + c0));
+    const int t = m - acc;  // >= 0
+    if (c0 + 16 < NB && p[15] <= t) {
+      acc += p[15];
+      continue;
+    }
+    const v16u le = p <= (v16u{} + static_cast<uint16_t>(t));
+#if defined(__AVX2__)
+    const int cnt = __builtin_popcount(static_cast<unsigned>(_mm256_movemask_epi8(reinterpret_cast<__m256i>(le)))) / 2;
+#else
+    int cnt = 0;
+    for (int i = 0; i < 16; ++i) cnt -= static_cast<int16_t>(le[i]);
+#endif
+    if (cnt) acc += p[cnt - 1];
+    return c0 + cnt;
+  }
+}
+
 // Column histograms kept all-zero between uses (undone at the end of each use), so they are
 // cleared once per thread, not per strip.
 template <typename U>
@@ -245,36 +301,27 @@ void median_hist(const void* src, const ImageDesc& s, void* dst, const ImageDesc
               update(y + r, 1);
             }
             std::memset(HC, 0, sizeof(uint16_t) * NC);
-            for (int j = 0; j < k; ++j)
-              for (int c = 0; c < NC; ++c) HC[c] = static_cast<uint16_t>(HC[c] + colC[j * NC + c]);
+            for (int j = 0; j < k; ++j) hist_add<NC>(HC, colC + j * NC);
             std::fill(lo, lo + NC, 0);
             std::fill(hi, hi + NC, 0);
             T* drow = row_ptr<T>(dst, d, b, y) + x0 * C + ch;
             for (int64_t x = 0; x < nx; ++x) {
-              if (x > 0) {
-                const uint16_t* add = colC + (x + k - 1) * NC;
-                const uint16_t* sub = colC + (x - 1) * NC;
-                for (int c = 0; c < NC; ++c) HC[c] = static_cast<uint16_t>(HC[c] + add[c] - sub[c]);
-              }
-              int acc = 0, cb = 0;
-              while (acc + HC[cb] <= m) acc += HC[cb++];
+              if (x > 0) hist_add_sub<NC>(HC, colC + (x + k - 1) * NC, colC + (x - 1) * NC);
+              int acc = 0;
+              const int cb = hist_search<NC>(HC, acc, m);
               uint16_t* hf = HF + cb * NF;
               const uint16_t* cf = colF + static_cast<int64_t>(cb) * ncol * NF;
               const int xi = static_cast<int>(x);
               if (hi[cb] <= xi) {
                 std::memset(hf, 0, sizeof(uint16_t) * NF);
-                for (int c = xi; c < xi + k; ++c)
-                  for (int f = 0; f < NF; ++f) hf[f] = static_cast<uint16_t>(hf[f] + cf[c * NF + f]);
+                for (int c = xi; c < xi + k; ++c) hist_add<NF>(hf, cf + c * NF);
               } else {
-                for (int c = hi[cb]; c < xi + k; ++c)
-                  for (int f = 0; f < NF; ++f) hf[f] = static_cast<uint16_t>(hf[f] + cf[c * NF + f]);
-                for (int c = lo[cb]; c < xi; ++c)
-                  for (int f = 0; f < NF; ++f) hf[f] = static_cast<uint16_t>(hf[f] - cf[c * NF + f]);
+                for (int c = hi[cb]; c < xi + k; ++c) hist_add<NF>(hf, cf + c * NF);
+                for (int c = lo[cb]; c < xi; ++c) hist_sub<NF>(hf, cf + c * NF);
               }
               lo[cb] = xi;
               hi[cb] = xi + k;
-              int fb = 0;
-              while (acc + hf[fb] <= m) acc += hf[fb++];
+              const int fb = hist_search<NF>(hf, acc, m);
               drow[x * C] = static_cast<T>((cb << FB) | fb);
             }
           }
