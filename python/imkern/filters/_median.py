@@ -49,6 +49,8 @@ def median(image, size, *, border="replicate", cval=0.0, out=None):
         >>> int(imkern.filters.median(img, 3)[1, 1])
         5
     """
+    if getattr(image, "dtype", None) == np.float16:
+        raise TypeError("image: dtype float16 is not supported by median; expected uint8, uint16, float32 or float64")
     k = A.as_int(size, "size")
     if k < 1 or k % 2 == 0 or k > _MAX_SIZE:
         raise ValueError(f"size: expected an odd window size from 1 to {_MAX_SIZE}, got {size!r}")
