@@ -184,7 +184,7 @@ def rgba_to_rgb(image, *, background=None, out=None):
         >>> import numpy as np, imkern
         >>> px = np.array([[[200, 100, 0, 128]]], np.uint8)
         >>> imkern.color.rgba_to_rgb(px).tolist(), imkern.color.rgba_to_rgb(px, background=255).tolist()
-        ([[[200, 100, 0]]], [[[228, 177, 127]]])
+        ([[[200, 100, 0]]], [[[227, 177, 127]]])
     """
     kind = _check(image, (4,), "rgba_to_rgb")
     shape = tuple(image.shape[:-1]) + (3,)

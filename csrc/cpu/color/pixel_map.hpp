@@ -7,12 +7,24 @@
 #include "imkern/color.hpp"
 #include "imkern/color_pixel.hpp"
 #include "imkern/parallel.hpp"
+#if defined(__SSE4_1__)
+#include <immintrin.h>
+#endif
 
 namespace imkern {
 namespace IMKERN_ISA {
 
-template <typename TI, typename TO, int CI, int CO, typename F>
-void map_pixels(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const F& f) {
+// No vectorized row prefix: the functor does every pixel.
+struct NoRowKernel {
+  template <typename TI, typename TO>
+  int64_t operator()(const TI*, TO*, int64_t) const { return 0; }
+};
+
+// f maps one pixel; rowk(in, out, w) may convert a prefix of the row with SIMD and returns how
+// many pixels it did (the functor finishes the row, so both must compute the same bits).
+template <typename TI, typename TO, int CI, int CO, typename F, typename R = NoRowKernel>
+void map_pixels(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const F& f,
+                const R& rowk = R{}) {
   const int64_t H = s.h, W = s.w, rows = s.n * s.h;
   // about 64 KiB of pixels per chunk: enough to amortize a hand-off, small enough to balance
   const int64_t grain = W > 0 ? (16384 + W - 1) / W : 1;
@@ -21,10 +33,31 @@ void map_pixels(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
       const int64_t b = r / H, y = r % H;
       const TI* in = static_cast<const TI*>(src) + b * s.batch_stride + y * s.row_stride;
       TO* out = static_cast<TO*>(dst) + b * d.batch_stride + y * d.row_stride;
-      for (int64_t x = 0; x < W; ++x) f(in + x * CI, out + x * CO);
+      for (int64_t x = rowk(in, out, W); x < W; ++x) f(in + x * CI, out + x * CO);
     }
   });
 }
+
+#if defined(__SSE4_1__)
+// 16 interleaved RGB uint8 pixels (48 bytes) -> three planes of 16 bytes (pshufb + or).
+inline void deinterleave3_u8(const uint8_t* p, __m128i& r, __m128i& g, __m128i& b) {
+  const __m128i a0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i a1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+  const __m128i a2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32));
+  r = _mm_or_si128(_mm_or_si128(
+          _mm_shuffle_epi8(a0, _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+          _mm_shuffle_epi8(a1, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1))),
+          _mm_shuffle_epi8(a2, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13)));
+  g = _mm_or_si128(_mm_or_si128(
+          _mm_shuffle_epi8(a0, _mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+          _mm_shuffle_epi8(a1, _mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1))),
+          _mm_shuffle_epi8(a2, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14)));
+  b = _mm_or_si128(_mm_or_si128(
+          _mm_shuffle_epi8(a0, _mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+          _mm_shuffle_epi8(a1, _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1))),
+          _mm_shuffle_epi8(a2, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15)));
+}
+#endif
 
 // Calls fn(T{}) with the C++ type of dtype (the four image dtypes).
 template <typename Fn>
