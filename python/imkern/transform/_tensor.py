@@ -86,7 +86,7 @@ def to_tensor(images, *, mean=None, std=None, crop=None, flip=False, dtype="floa
         >>> import numpy as np, imkern
         >>> img = np.array([[[0, 255, 51]]], np.uint8)
         >>> t = imkern.transform.to_tensor(img, mean=0.5, std=0.5)
-        >>> t.shape, t.dtype, np.round(t.ravel(), 6).tolist()
+        >>> t.shape, t.dtype, [round(float(v), 6) for v in t.ravel()]
         ((3, 1, 1), dtype('float32'), [-1.0, 1.0, -0.6])
     """
     kind = A.array_kind(images, "images")
