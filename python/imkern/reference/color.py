@@ -56,6 +56,8 @@ def rgba_to_rgb(image, *, background=None, out=None):
         return a[..., :3].copy()
     m = float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else 1.0
     bg = np.broadcast_to(np.asarray(background, np.float64).ravel(), (3,))
+    if a.dtype.kind == "u":
+        bg = np.rint(bg)  # an integer image's background is an integer color
     f = a.astype(np.float64)
     al = f[..., 3:4] / m
     return _cast(f[..., :3] * al + bg * (1.0 - al), a.dtype)
