@@ -75,8 +75,15 @@ def test_equals_numpy_expression_and_torch(xp, rng):
     tt = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255)
     tt = (tt - torch.tensor(m).view(1, 3, 1, 1)) / torch.tensor(s).view(1, 3, 1, 1)
     np.testing.assert_allclose(got, tt.numpy(), rtol=1e-6, atol=2e-6)
-    # crop + flip as torchvision's center_crop + hflip
+
+
+def test_crop_flip_equal_torchvision(xp, rng):
+    torch = pytest.importorskip("torch")
     tvf = pytest.importorskip("torchvision.transforms.functional")
+    x = random_array(rng, (2, 224, 224, 3), np.uint8)
+    m, s = np.array(MEAN, np.float32), np.array(STD, np.float32)
+    tt = torch.from_numpy(x).permute(0, 3, 1, 2).float().div(255)
+    tt = (tt - torch.tensor(m).view(1, 3, 1, 1)) / torch.tensor(s).view(1, 3, 1, 1)
     ref = tvf.hflip(tvf.center_crop(tt, [200, 190])).numpy()
     np.testing.assert_allclose(to_numpy(T.to_tensor(xp.asarray(x), mean=MEAN, std=STD, crop=(200, 190), flip=True)),
                                ref, rtol=1e-6, atol=2e-6)

@@ -153,7 +153,8 @@ def imwrite(path, image, *, quality=95):
     Args:
         path: file name; its extension picks the format.
         image: ``(H, W)`` / ``(H, W, 1)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, uint8
-            (every format; JPEG has no alpha); ``(H, W)`` uint16 gray (PNG, TIFF: 16 bits
+            (every format; JPEG and BMP have no alpha; WebP stores gray as RGB, so it reads
+            back as ``(H, W, 3)``); ``(H, W)`` uint16 gray (PNG, TIFF: 16 bits
             kept); ``(H, W)`` float32 (TIFF). bool is written as 0/255. A CuPy array is
             copied to the host first.
         quality: 1-100, for JPEG and (lossy) WebP; ignored by the lossless formats.
@@ -189,20 +190,23 @@ def imwrite(path, image, *, quality=95):
     a = np.ascontiguousarray(a)
     if dt == np.uint8:
         pil_mode = {2: "L", 3: "RGB", 4: "RGBA"}[a.ndim if a.ndim == 2 else a.shape[2]]
-        if pil_mode == "RGBA" and fmt == "JPEG":
-            raise ValueError("image: JPEG cannot store an alpha channel; drop it (imkern.color.rgba_to_rgb) first")
-        im = Image.fromarray(a, pil_mode)
+        if pil_mode == "RGBA" and fmt in ("JPEG", "BMP"):
+            raise ValueError(
+                f"image: {fmt} cannot store an alpha channel (Pillow); drop or blend it "
+                "(imkern.color.rgba_to_rgb) first, or write PNG, TIFF or WebP"
+            )
+        im = Image.fromarray(a)
     elif dt == np.uint16:
         if a.ndim != 2 or fmt not in ("PNG", "TIFF"):
             raise ValueError(
                 f"image: 16-bit images can be written as gray PNG or TIFF only (Pillow); got shape "
                 f"{tuple(a.shape)} for {fmt}"
             )
-        im = Image.fromarray(a.astype("<u2"), "I;16")
+        im = Image.fromarray(a)  # mode "I;16"
     elif dt == np.float32:
         if a.ndim != 2 or fmt != "TIFF":
             raise ValueError(f"image: float32 images can be written as gray TIFF only; got {fmt}")
-        im = Image.fromarray(a, "F")
+        im = Image.fromarray(a)  # mode "F"
     else:
         raise TypeError(f"image: dtype {dt} cannot be written; expected uint8, uint16 (gray) or float32 (gray TIFF)")
     kwargs = {}
