@@ -284,3 +284,18 @@ def test_empty_images(xp):
         x = xp.zeros(shape, np.uint8)
         assert K.rgb_to_hsv(x).shape == shape
         assert K.rgb_to_gray(x).shape == (shape[:-1] if len(shape) == 3 else shape[:-1] + (1,))
+
+
+def test_hsv_uint8_every_color(xp):
+    """All 2**24 RGB colors: the vector path (rows of 4096 pixels) equals the scalar path
+    (rows of 8 pixels, below one vector) and OpenCV, bit for bit."""
+    cv2 = pytest.importorskip("cv2")
+    v = np.arange(1 << 24, dtype=np.uint32)
+    rgb = np.stack([(v >> 16) & 255, (v >> 8) & 255, v & 255], -1).astype(np.uint8)
+    wide = to_numpy(K.rgb_to_hsv(xp.asarray(rgb.reshape(4096, 4096, 3))))
+    narrow = to_numpy(K.rgb_to_hsv(xp.asarray(rgb.reshape(-1, 8, 3))))
+    np.testing.assert_array_equal(wide.reshape(-1, 3), narrow.reshape(-1, 3))
+    np.testing.assert_array_equal(wide, cv2.cvtColor(rgb.reshape(4096, 4096, 3), cv2.COLOR_RGB2HSV))
+    g = to_numpy(K.rgb_to_gray(xp.asarray(rgb.reshape(4096, 4096, 3))))
+    np.testing.assert_array_equal(g.ravel(), to_numpy(K.rgb_to_gray(xp.asarray(rgb.reshape(-1, 8, 3)))).ravel())
+    np.testing.assert_array_equal(g, cv2.cvtColor(rgb.reshape(4096, 4096, 3), cv2.COLOR_RGB2GRAY))

@@ -57,6 +57,25 @@ inline void deinterleave3_u8(const uint8_t* p, __m128i& r, __m128i& g, __m128i& 
           _mm_shuffle_epi8(a1, _mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1))),
           _mm_shuffle_epi8(a2, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15)));
 }
+
+// Three planes of 16 bytes -> 16 interleaved 3-channel pixels (48 bytes): the inverse.
+inline void interleave3_u8(__m128i c0, __m128i c1, __m128i c2, uint8_t* p) {
+  const __m128i o0 = _mm_or_si128(_mm_or_si128(
+      _mm_shuffle_epi8(c0, _mm_setr_epi8(0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1, 5)),
+      _mm_shuffle_epi8(c1, _mm_setr_epi8(-1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1))),
+      _mm_shuffle_epi8(c2, _mm_setr_epi8(-1, -1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1)));
+  const __m128i o1 = _mm_or_si128(_mm_or_si128(
+      _mm_shuffle_epi8(c0, _mm_setr_epi8(-1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1, 10, -1)),
+      _mm_shuffle_epi8(c1, _mm_setr_epi8(5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1, 10))),
+      _mm_shuffle_epi8(c2, _mm_setr_epi8(-1, 5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1)));
+  const __m128i o2 = _mm_or_si128(_mm_or_si128(
+      _mm_shuffle_epi8(c0, _mm_setr_epi8(-1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1, -1)),
+      _mm_shuffle_epi8(c1, _mm_setr_epi8(-1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1))),
+      _mm_shuffle_epi8(c2, _mm_setr_epi8(10, -1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), o0);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 16), o1);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 32), o2);
+}
 #endif
 
 // Calls fn(T{}) with the C++ type of dtype (the four image dtypes).
