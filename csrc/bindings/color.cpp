@@ -29,7 +29,7 @@ void check_channels(ColorOp op, int64_t ci, int64_t co) {
 }
 
 ColorOp op_of(int code) {
-  if (code < 0 || code > static_cast<int>(ColorOp::ycbcr_to_rgb)) throw std::invalid_argument("color: unknown op");
+  if (code < 0 || code > static_cast<int>(ColorOp::lab_to_rgb)) throw std::invalid_argument("color: unknown op");
   return static_cast<ColorOp>(code);
 }
 
@@ -65,6 +65,8 @@ IMKERN_BINDINGS(color) {
       case ColorOp::hsv_to_rgb: IMKERN_CALL(color_hsv, op, dt, sp, s, dp, d); break;
       case ColorOp::rgb_to_ycbcr:
       case ColorOp::ycbcr_to_rgb: IMKERN_CALL(color_ycbcr, op, dt, sp, s, dp, d); break;
+      case ColorOp::rgb_to_lab:
+      case ColorOp::lab_to_rgb: IMKERN_CALL(color_lab, op, dt, sp, s, dp, d); break;
     }
   });
 
@@ -91,6 +93,8 @@ IMKERN_BINDINGS(color) {
       case ColorOp::hsv_to_rgb: imkern::cuda::color_hsv_cuda(op, dt, sp, s, dp, d, st); break;
       case ColorOp::rgb_to_ycbcr:
       case ColorOp::ycbcr_to_rgb: imkern::cuda::color_ycbcr_cuda(op, dt, sp, s, dp, d, st); break;
+      case ColorOp::rgb_to_lab:
+      case ColorOp::lab_to_rgb: imkern::cuda::color_lab_cuda(op, dt, sp, s, dp, d, st); break;
     }
   });
 #endif

@@ -1,9 +1,9 @@
-"""Color conversions: gray, channel order, alpha, HSV, YCbCr.
+"""Color conversions: gray, channel order, alpha, HSV, YCbCr, CIE L*a*b*.
 
 Every function takes ``(H, W, C)`` or ``(N, H, W, C)`` images (``(H, W)`` where the input is
 gray) as a NumPy array (C++ kernels, threads) or a CuPy array (CUDA kernels, on the current
-CuPy stream) and returns the same kind. dtypes: uint8, uint16, float32, float64 (HSV: uint8,
-float32, float64). Float images are taken in [0, 1], integer images in [0, dtype max].
+CuPy stream) and returns the same kind. dtypes: uint8, uint16, float32, float64 (HSV and Lab:
+uint8, float32, float64). Float images are taken in [0, 1], integer images in [0, dtype max].
 
 Integer results are computed with the same integer / fixed-point formulas on the CPU and on
 CUDA (one header, ``csrc/include/imkern/color_pixel.hpp``, compiled for both), so uint8 and
@@ -32,6 +32,8 @@ __all__ = [
     "hsv_to_rgb",
     "rgb_to_ycbcr",
     "ycbcr_to_rgb",
+    "rgb_to_lab",
+    "lab_to_rgb",
 ]
 
 # op codes shared with csrc/include/imkern/color.hpp (ColorOp)
@@ -45,6 +47,8 @@ _OPS = {
     "hsv_to_rgb": 6,
     "rgb_to_ycbcr": 7,
     "ycbcr_to_rgb": 8,
+    "rgb_to_lab": 9,
+    "lab_to_rgb": 10,
 }
 _HSV_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
 
@@ -270,3 +274,40 @@ def ycbcr_to_rgb(image, *, out=None):
     """
     _check(image, (3,), "ycbcr_to_rgb")
     return _convert("ycbcr_to_rgb", image, out, tuple(image.shape))
+
+
+def rgb_to_lab(image, *, out=None):
+    """sRGB to CIE L*a*b* (D65 white, 2-degree observer).
+
+    Floats: as skimage.color.rgb2lab (input in [0, 1]; L in [0, 100], a and b roughly in
+    [-128, 127]), computed in the image's type. uint8: OpenCV's encoding
+    ``(L * 255 / 100, a + 128, b + 128)``, within 1 of cv2.cvtColor(image, cv2.COLOR_RGB2LAB),
+    computed with integers and tables (the same bits on the CPU and on CUDA).
+
+    Args:
+        image: ``(H, W, 3)`` or ``(N, H, W, 3)``; uint8, float32 or float64.
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> imkern.color.rgb_to_lab(np.array([[[255, 255, 255], [255, 0, 0]]], np.uint8)).tolist()
+        [[[255, 128, 128], [136, 208, 195]]]
+    """
+    _check(image, (3,), "rgb_to_lab", dtypes=_HSV_DTYPES)
+    return _convert("rgb_to_lab", image, out, tuple(image.shape))
+
+
+def lab_to_rgb(image, *, out=None):
+    """CIE L*a*b* (D65) to sRGB, the inverse of :func:`rgb_to_lab`.
+
+    Floats as skimage.color.lab2rgb (z clipped at 0, the result clipped to [0, 1]); uint8 in
+    OpenCV's encoding, within 1 of cv2.cvtColor(image, cv2.COLOR_LAB2RGB), each channel the
+    sRGB level nearest to the exact linear value (identical on the CPU and on CUDA). 8-bit
+    L*a*b* is coarse: a round trip through it moves dark colors by several levels.
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> imkern.color.lab_to_rgb(np.array([[[255, 128, 128], [136, 208, 195]]], np.uint8)).tolist()
+        [[[255, 255, 255], [255, 2, 1]]]
+    """
+    _check(image, (3,), "lab_to_rgb", dtypes=_HSV_DTYPES)
+    return _convert("lab_to_rgb", image, out, tuple(image.shape))

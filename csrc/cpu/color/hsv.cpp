@@ -8,6 +8,9 @@
 // 2 divisions (floats).
 #include <cstring>
 
+// The 64-byte lane vectors below never cross a function boundary that is not inlined.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 #include "color/pixel_map.hpp"
 
 namespace imkern {

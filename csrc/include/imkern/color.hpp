@@ -21,6 +21,8 @@ enum class ColorOp : int {
   hsv_to_rgb = 6,    // 3 -> 3
   rgb_to_ycbcr = 7,  // 3 -> 3
   ycbcr_to_rgb = 8,  // 3 -> 3
+  rgb_to_lab = 9,    // 3 -> 3
+  lab_to_rgb = 10,   // 3 -> 3
 };
 
 struct ColorParams {
@@ -38,6 +40,8 @@ IMKERN_DECLARE_FOR_EACH_ISA(
   void color_hsv(ColorOp op, DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d);
   // ycbcr.cpp: rgb_to_ycbcr, ycbcr_to_rgb
   void color_ycbcr(ColorOp op, DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d);
+  // lab.cpp: rgb_to_lab, lab_to_rgb
+  void color_lab(ColorOp op, DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d);
 )
 
 namespace cuda {
@@ -50,6 +54,8 @@ void color_hsv_cuda(ColorOp op, DType dtype, const void* src, const ImageDesc& s
                     void* stream);
 void color_ycbcr_cuda(ColorOp op, DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                       void* stream);
+void color_lab_cuda(ColorOp op, DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                    void* stream);
 }  // namespace cuda
 
 }  // namespace imkern

@@ -236,5 +236,118 @@ struct YcbcrToRgb {
   }
 };
 
+// ---- CIE L*a*b* (D65, 2-degree observer; sRGB primaries) ------------------------------------------
+// Floats: skimage.color.rgb2lab / lab2rgb (L in [0, 100], a and b about [-128, 127]; lab2rgb
+// clips z at 0 and the result to [0, 1]). uint8: OpenCV's encoding (L * 255 / 100, a + 128,
+// b + 128) computed in integers from three tables (sRGB -> linear, the cube-root branch f(t),
+// the linear thresholds of every sRGB level), which the host fills once (fill_lab_tables) and
+// the CUDA launcher copies to constant memory: both devices compute the same bits.
+struct LabTables {
+  static constexpr int kTShift = 4;                    // f is tabulated every 2^-12 of t (t in Q16)
+  static constexpr int kFSize = (70000 >> kTShift) + 2;
+  int32_t lin[256];      // sRGB level -> linear light, Q16
+  int32_t f[kFSize];     // f(i * 2^-12), Q20; f(t) = cbrt(t) above 0.008856, 7.787 t + 16/116 below
+  int32_t thr[256];      // thr[k], k >= 1: the linear light of sRGB level k - 1/2, Q20 (thr[0] unused)
+};
+
+inline double srgb_to_linear(double v) { return v > 0.04045 ? std::pow((v + 0.055) / 1.055, 2.4) : v / 12.92; }
+
+inline void fill_lab_tables(LabTables& t) {
+  for (int i = 0; i < 256; ++i) t.lin[i] = static_cast<int32_t>(std::llround(srgb_to_linear(i / 255.0) * 65536.0));
+  for (int i = 0; i < LabTables::kFSize; ++i) {
+    const double x = i / 4096.0;
+    const double f = x > 0.008856 ? std::cbrt(x) : 7.787 * x + 16.0 / 116.0;
+    t.f[i] = static_cast<int32_t>(std::llround(f * 1048576.0));
+  }
+  t.thr[0] = 0;
+  for (int k = 1; k < 256; ++k) t.thr[k] = static_cast<int32_t>(std::llround(srgb_to_linear((k - 0.5) / 255.0) * 1048576.0));
+}
+
+// round(n / d) for d > 0, halves up, for any sign of n
+IMKERN_HOST_DEVICE inline int64_t round_div(int64_t n, int64_t d) {
+  const int64_t q = 2 * n + d, dd = 2 * d;
+  return q >= 0 ? q / dd : -((-q + dd - 1) / dd);
+}
+IMKERN_HOST_DEVICE inline int32_t clamp_u8(int64_t v) { return static_cast<int32_t>(v < 0 ? 0 : (v > 255 ? 255 : v)); }
+
+IMKERN_HOST_DEVICE inline int64_t lab_f_q20(const LabTables& T, int64_t t_q16) {
+  constexpr int64_t hi = (LabTables::kFSize - 2) << LabTables::kTShift;
+  t_q16 = t_q16 < 0 ? 0 : (t_q16 > hi ? hi : t_q16);
+  const int64_t i = t_q16 >> LabTables::kTShift, fr = t_q16 & ((1 << LabTables::kTShift) - 1);
+  return T.f[i] + (((T.f[i + 1] - T.f[i]) * fr + (1 << (LabTables::kTShift - 1))) >> LabTables::kTShift);
+}
+
+IMKERN_HOST_DEVICE inline void rgb_to_lab_u8(const LabTables& T, int r, int g, int b, uint8_t* out) {
+  const int64_t R = T.lin[r], G = T.lin[g], B = T.lin[b];
+  // rows of the sRGB -> XYZ matrix divided by the D65 white, Q16
+  const int64_t X = (28439 * R + 24656 * G + 12440 * B + 32768) >> 16;
+  const int64_t Y = (13938 * R + 46869 * G + 4730 * B + 32768) >> 16;
+  const int64_t Z = (1164 * R + 7174 * G + 57194 * B + 32768) >> 16;
+  const int64_t fx = lab_f_q20(T, X), fy = lab_f_q20(T, Y), fz = lab_f_q20(T, Z);
+  out[0] = static_cast<uint8_t>(clamp_u8(round_div((116 * fy - (int64_t(16) << 20)) * 255, int64_t(100) << 20)));
+  out[1] = static_cast<uint8_t>(clamp_u8(round_div(500 * (fx - fy), int64_t(1) << 20) + 128));
+  out[2] = static_cast<uint8_t>(clamp_u8(round_div(200 * (fy - fz), int64_t(1) << 20) + 128));
+}
+
+IMKERN_HOST_DEVICE inline int64_t lab_finv_q20(int64_t f) {
+  if (f > 216947) return (f * f * f + (int64_t(1) << 39)) >> 40;  // f > 0.2068966: f^3
+  return round_div((116 * f - (int64_t(16) << 20)) * 1000, int64_t(116) * 7787);
+}
+
+IMKERN_HOST_DEVICE inline int32_t linear_to_srgb_u8(const LabTables& T, int64_t lin) {
+  int32_t lo = 0;
+  for (int step = 128; step > 0; step >>= 1)
+    if (lo + step <= 255 && T.thr[lo + step] <= lin) lo += step;
+  return lo;
+}
+
+IMKERN_HOST_DEVICE inline void lab_to_rgb_u8(const LabTables& T, int l8, int a8, int b8, uint8_t* out) {
+  const int64_t fy = round_div(int64_t(l8) * 100 * (int64_t(1) << 20) + int64_t(16) * 255 * (int64_t(1) << 20),
+                               int64_t(116) * 255);
+  const int64_t fx = fy + round_div(int64_t(a8 - 128) << 20, 500);
+  int64_t fz = fy - round_div(int64_t(b8 - 128) << 20, 200);
+  fz = fz < 0 ? 0 : fz;  // as skimage: z below 0 is clipped
+  const int64_t X = lab_finv_q20(fx), Y = lab_finv_q20(fy), Z = lab_finv_q20(fz);
+  // XYZ -> linear sRGB (the inverse matrix, columns times the D65 white), Q20
+  const int64_t R = (3229593 * X - 1611820 * Y - 569189 * Z + (1 << 19)) >> 20;
+  const int64_t G = (-965998 * X + 1967118 * Y + 47445 * Z + (1 << 19)) >> 20;
+  const int64_t B = (55460 * X - 213953 * Y + 1207154 * Z + (1 << 19)) >> 20;
+  out[0] = static_cast<uint8_t>(linear_to_srgb_u8(T, R));
+  out[1] = static_cast<uint8_t>(linear_to_srgb_u8(T, G));
+  out[2] = static_cast<uint8_t>(linear_to_srgb_u8(T, B));
+}
+
+template <typename T>
+IMKERN_HOST_DEVICE inline void rgb_to_lab_float(T r, T g, T b, T* out) {
+  T c[3] = {r, g, b};
+  for (int i = 0; i < 3; ++i)
+    c[i] = c[i] > T(0.04045) ? std::pow((c[i] + T(0.055)) / T(1.055), T(2.4)) : c[i] / T(12.92);
+  T xyz[3] = {(T(0.412453) * c[0] + T(0.357580) * c[1] + T(0.180423) * c[2]) / T(0.95047),
+              (T(0.212671) * c[0] + T(0.715160) * c[1] + T(0.072169) * c[2]),
+              (T(0.019334) * c[0] + T(0.119193) * c[1] + T(0.950227) * c[2]) / T(1.08883)};
+  for (int i = 0; i < 3; ++i)
+    xyz[i] = xyz[i] > T(0.008856) ? std::cbrt(xyz[i]) : T(7.787) * xyz[i] + T(16.0 / 116.0);
+  out[0] = T(116) * xyz[1] - T(16);
+  out[1] = T(500) * (xyz[0] - xyz[1]);
+  out[2] = T(200) * (xyz[1] - xyz[2]);
+}
+
+template <typename T>
+IMKERN_HOST_DEVICE inline void lab_to_rgb_float(T l, T a, T b, T* out) {
+  const T y = (l + T(16)) / T(116);
+  T f[3] = {a / T(500) + y, y, y - b / T(200)};
+  if (f[2] < T(0)) f[2] = T(0);
+  for (int i = 0; i < 3; ++i)
+    f[i] = f[i] > T(0.2068966) ? f[i] * f[i] * f[i] : (f[i] - T(16.0 / 116.0)) / T(7.787);
+  const T X = f[0] * T(0.95047), Y = f[1], Z = f[2] * T(1.08883);
+  T c[3] = {T(3.2404813432005266) * X + T(-1.5371515162713185) * Y + T(-0.4985363261688878) * Z,
+            T(-0.9692549499965682) * X + T(1.8759900014898907) * Y + T(0.0415559265582928) * Z,
+            T(0.0556466391351772) * X + T(-0.2040413383665112) * Y + T(1.0573110696453443) * Z};
+  for (int i = 0; i < 3; ++i) {
+    T v = c[i] > T(0.0031308) ? T(1.055) * std::pow(c[i], T(1) / T(2.4)) - T(0.055) : c[i] * T(12.92);
+    out[i] = v < T(0) ? T(0) : (v > T(1) ? T(1) : v);
+  }
+}
+
 }  // namespace color
 }  // namespace imkern

@@ -6,7 +6,7 @@ import numpy as np
 
 __all__ = [
     "rgb_to_gray", "bgr_to_gray", "gray_to_rgb", "rgb_to_bgr", "bgr_to_rgb", "rgba_to_rgb",
-    "rgb_to_hsv", "hsv_to_rgb", "rgb_to_ycbcr", "ycbcr_to_rgb",
+    "rgb_to_hsv", "hsv_to_rgb", "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_lab", "lab_to_rgb",
 ]
 
 
@@ -129,3 +129,45 @@ def ycbcr_to_rgb(image, *, out=None):
     a = np.asarray(image)
     f = a.astype(np.float64) - np.array([0.0, 1.0, 1.0]) * _offset(a.dtype)
     return _cast(f @ np.linalg.inv(_YCC).T, a.dtype)
+
+
+_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                          [0.019334, 0.119193, 0.950227]])
+_WHITE = np.array([0.95047, 1.0, 1.08883])
+
+
+def _lab_float(rgb):
+    """skimage.color.rgb2lab in float64."""
+    c = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    t = (c @ _XYZ_FROM_RGB.T) / _WHITE
+    f = np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16.0 / 116.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+
+
+def _rgb_from_lab_float(lab):
+    """skimage.color.lab2rgb in float64."""
+    y = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([lab[..., 1] / 500.0 + y, y, np.maximum(y - lab[..., 2] / 200.0, 0)], -1)
+    t = np.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / 7.787) * _WHITE
+    c = t @ np.linalg.inv(_XYZ_FROM_RGB).T
+    with np.errstate(invalid="ignore"):
+        v = np.where(c > 0.0031308, 1.055 * np.abs(c) ** (1 / 2.4) - 0.055, c * 12.92)
+    return np.clip(v, 0, 1)
+
+
+def rgb_to_lab(image, *, out=None):
+    """Floats as skimage; uint8 in OpenCV's encoding (L * 255 / 100, a + 128, b + 128)."""
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        lab = _lab_float(a.astype(np.float64) / 255.0)
+        return _cast(np.stack([lab[..., 0] * 255.0 / 100.0, lab[..., 1] + 128, lab[..., 2] + 128], -1), np.uint8)
+    return _lab_float(a.astype(np.float64)).astype(a.dtype)
+
+
+def lab_to_rgb(image, *, out=None):
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        f = a.astype(np.float64)
+        lab = np.stack([f[..., 0] * 100.0 / 255.0, f[..., 1] - 128, f[..., 2] - 128], -1)
+        return _cast(_rgb_from_lab_float(lab) * 255.0, np.uint8)
+    return _rgb_from_lab_float(a.astype(np.float64)).astype(a.dtype)
