@@ -186,7 +186,7 @@ def test_filter_file_folder_glob(tmp_path, capsys):
     np.testing.assert_array_equal(imkern.io.imread(str(one), mode="unchanged"), expect)
     assert main(["filter", str(src / "0.png"), str(one), "--op", "gaussian", "--sigma", "2"]) == 1
     assert "--force" in capsys.readouterr().err
-    assert main(["filter", str(src), str(tmp_path / "out"), "--op", "box", "--ksize", "3", "--no-progress"]) == 0
+    assert main(["filter", str(src), str(tmp_path / "out"), "--op", "box", "--size", "3", "--no-progress"]) == 0
     assert sorted(os.listdir(tmp_path / "out")) == ["0.png", "1.png", "2.png"]
     assert main(["filter", str(src / "*.png"), str(tmp_path / "g"), "--op", "gaussian", "--sigma", "1",
                  "--no-progress"]) == 0

@@ -7,6 +7,7 @@ same name and signature in :mod:`imkern.reference`.
 from ._runtime import get_num_threads, info, set_num_threads, set_cpu_isa, get_cpu_isa
 from ._runtime import get_allow_tf32, get_allow_winograd, set_allow_tf32, set_allow_winograd
 from . import filters, nn, reference
+from . import color, io, transform
 from ._random import manual_seed, initial_seed
 from . import optim, data
 
@@ -14,6 +15,9 @@ __version__ = info()["version"]
 
 __all__ = [
     "filters",
+    "color",
+    "transform",
+    "io",
     "nn",
     "reference",
     "set_allow_tf32",
