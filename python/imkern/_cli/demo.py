@@ -4,7 +4,8 @@ images, 10 classes, shipped with scikit-learn: nothing is downloaded).
 1. Preprocess with imkern: resize 8x8 -> 32x32 (imkern.transform.resize), normalize to a tensor
    (imkern.transform.to_tensor with the training set's mean/std); filters on samples
    (imkern.filters.gaussian, sobel edges, a morphological opening).
-2. Train a small CNN (conv-relu-pool twice, dense twice) with imkern's kernels.
+2. Train a small CNN (conv-relu-pool twice, dense twice) with imkern's kernels, on batches
+   shifted at random by up to 2 pixels (imkern.data.RandomCrop with padding).
 3. Evaluate on a held-out 20% (stratified split fixed by the seed); print a timing table.
 4. Write demo.png (samples, filter outputs, training curve, confusion matrix), model.npz and
    summary.json to --out.
@@ -162,7 +163,7 @@ def _figure(path, samples, filtered, hist, cm):
 def run(args) -> int:
     import imkern
     from .. import nn, optim
-    from ..data import DataLoader
+    from ..data import DataLoader, RandomCrop
 
     if args.epochs < 1:
         raise CLIError(f"--epochs: expected a positive number, got {args.epochs}")
@@ -204,9 +205,12 @@ def run(args) -> int:
 
     imkern.manual_seed(args.seed)
     model = build_model().to(args.device)
-    x_train, y_train = x[train_idx], labels[train_idx]
+    y_train = labels[train_idx]
     x_test, y_test = x[test_idx], labels[test_idx]
-    loader = DataLoader(x_train, y_train, args.batch_size, shuffle=True, seed=args.seed, channels_first=True)
+    # Batches: to_tensor on the resized uint8 images with a random 2-pixel shift (crop with
+    # padding), prepared in the loader's background thread.
+    loader = DataLoader(big[train_idx], y_train, args.batch_size, shuffle=True, seed=args.seed, mean=mean, std=std,
+                        augment=[RandomCrop(SIZE, padding=2)])
     opt = optim.Adam(model.parameters(), lr=2e-3)
     sched = optim.CosineAnnealingLR(opt, T_max=args.epochs)
     print(f"imkern demo: digits {len(train_idx)} train / {len(test_idx)} held out, 32x32, device {args.device}, "
