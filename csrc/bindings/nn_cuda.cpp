@@ -7,7 +7,7 @@
 
 #include "registry.hpp"
 #if defined(IMKERN_WITH_CUDA)
-#include "imkern/cuda_nn.hpp"
+#include "imkern/nn.hpp"
 #endif
 
 namespace py = pybind11;
@@ -32,9 +32,9 @@ T* ptr(uintptr_t p) {
 int64_t item(const py::tuple& t, size_t i) { return t[i].cast<int64_t>(); }
 
 // (n, c, h, w, k, r, s, oh, ow, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, groups)
-imkern::cuda::Conv2dShape conv_shape(const py::tuple& t) {
+imkern::Conv2dShape conv_shape(const py::tuple& t) {
   if (t.size() != 16) throw std::invalid_argument("conv2d shape tuple must have 16 integers");
-  imkern::cuda::Conv2dShape s;
+  imkern::Conv2dShape s;
   s.n = item(t, 0);
   s.c = item(t, 1);
   s.h = item(t, 2);
@@ -44,20 +44,20 @@ imkern::cuda::Conv2dShape conv_shape(const py::tuple& t) {
   s.s = item(t, 6);
   s.oh = item(t, 7);
   s.ow = item(t, 8);
-  s.stride_h = item(t, 9);
-  s.stride_w = item(t, 10);
-  s.pad_top = item(t, 11);
-  s.pad_left = item(t, 12);
-  s.dil_h = item(t, 13);
-  s.dil_w = item(t, 14);
+  s.sh = item(t, 9);
+  s.sw = item(t, 10);
+  s.pt = item(t, 11);
+  s.pl = item(t, 12);
+  s.dh = item(t, 13);
+  s.dw = item(t, 14);
   s.groups = item(t, 15);
   return s;
 }
 
 // (planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
-imkern::cuda::Pool2dShape pool_shape(const py::tuple& t) {
+imkern::Pool2dShape pool_shape(const py::tuple& t) {
   if (t.size() != 13) throw std::invalid_argument("pool2d shape tuple must have 13 integers");
-  imkern::cuda::Pool2dShape p;
+  imkern::Pool2dShape p;
   p.planes = item(t, 0);
   p.h = item(t, 1);
   p.w = item(t, 2);
@@ -74,9 +74,9 @@ imkern::cuda::Pool2dShape pool_shape(const py::tuple& t) {
   return p;
 }
 
-imkern::cuda::Activation act_code(int a) {
+imkern::Activation act_code(int a) {
   if (a < 0 || a > 4) throw std::invalid_argument("activation code must be 0..4");
-  return static_cast<imkern::cuda::Activation>(a);
+  return static_cast<imkern::Activation>(a);
 }
 
 }  // namespace

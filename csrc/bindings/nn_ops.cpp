@@ -9,13 +9,13 @@
 #include <vector>
 
 #include "arrays.hpp"
-#include "imkern/nn_ops.hpp"
+#include "imkern/nn.hpp"
 #include "registry.hpp"
 
 namespace py = pybind11;
 using namespace imkern_py;
-using imkern::Act;
-using imkern::Pool2d;
+using imkern::Activation;
+using imkern::Pool2dShape;
 using imkern::Reduction;
 
 namespace {
@@ -56,12 +56,12 @@ void nchw(const py::array& a, const char* name, int64_t& n, int64_t& c, int64_t&
   n = a.shape(0), c = a.shape(1), h = a.shape(2), w = a.shape(3);
 }
 
-Pool2d pool_of(const py::array& x, const py::array& y, py::tuple k, py::tuple s, py::tuple pd, py::tuple d) {
+Pool2dShape pool_of(const py::array& x, const py::array& y, py::tuple k, py::tuple s, py::tuple pd, py::tuple d) {
   int64_t n, c, h, w, n2, c2, oh, ow;
   nchw(x, "input", n, c, h, w);
   nchw(y, "output", n2, c2, oh, ow);
   if (n != n2 || c != c2) throw std::invalid_argument("output: N, C differ from the input");
-  Pool2d p;
+  Pool2dShape p;
   p.planes = n * c, p.h = h, p.w = w, p.oh = oh, p.ow = ow;
   p.kh = k[0].cast<int>(), p.kw = k[1].cast<int>();
   p.sh = s[0].cast<int>(), p.sw = s[1].cast<int>();
@@ -75,12 +75,12 @@ Pool2d pool_of(const py::array& x, const py::array& y, py::tuple k, py::tuple s,
   return p;
 }
 
-Act act_of(const std::string& s) {
-  if (s == "relu") return Act::relu;
-  if (s == "leaky_relu") return Act::leaky_relu;
-  if (s == "sigmoid") return Act::sigmoid;
-  if (s == "tanh") return Act::tanh;
-  if (s == "gelu") return Act::gelu;
+Activation act_of(const std::string& s) {
+  if (s == "relu") return Activation::relu;
+  if (s == "leaky_relu") return Activation::leaky_relu;
+  if (s == "sigmoid") return Activation::sigmoid;
+  if (s == "tanh") return Activation::tanh;
+  if (s == "gelu") return Activation::gelu;
   throw std::invalid_argument("activation: unknown name '" + s + "'");
 }
 
@@ -105,7 +105,7 @@ IMKERN_BINDINGS(nn_ops) {
     const DType dt = float_dtype(x, "input");
     const void* xp = in_ptr(x, dt, "input");
     void* yp = out_ptr(y, dt, "out");
-    Pool2d p = pool_of(x, y, k, s, pd, d);
+    Pool2dShape p = pool_of(x, y, k, s, pd, d);
     int64_t* ip = nullptr;
     if (!indices.is_none()) {
       py::array ia = indices.cast<py::array>();
@@ -126,7 +126,7 @@ IMKERN_BINDINGS(nn_ops) {
     nchw(gx, "grad_input", n, c, h, w);
     nchw(gy, "grad_output", n2, c2, oh, ow);
     if (n != n2 || c != c2) throw std::invalid_argument("grad_output: N, C differ from input_shape");
-    Pool2d p;
+    Pool2dShape p;
     p.planes = n * c, p.h = h, p.w = w, p.oh = oh, p.ow = ow;
     py::gil_scoped_release nogil;
     IMKERN_CALL(max_pool2d_backward, dt, gp, ip, op, p);
@@ -136,7 +136,7 @@ IMKERN_BINDINGS(nn_ops) {
     const DType dt = float_dtype(x, "input");
     const void* xp = in_ptr(x, dt, "input");
     void* yp = out_ptr(y, dt, "out");
-    Pool2d p = pool_of(x, y, k, s, pd, py::make_tuple(1, 1));
+    Pool2dShape p = pool_of(x, y, k, s, pd, py::make_tuple(1, 1));
     py::gil_scoped_release nogil;
     IMKERN_CALL(avg_pool2d, dt, xp, yp, p, cip, dov);
   });
@@ -145,7 +145,7 @@ IMKERN_BINDINGS(nn_ops) {
     const DType dt = float_dtype(gy, "grad_output");
     const void* gp = in_ptr(gy, dt, "grad_output");
     void* op = out_ptr(gx, dt, "grad_input");
-    Pool2d p = pool_of(gx, gy, k, s, pd, py::make_tuple(1, 1));
+    Pool2dShape p = pool_of(gx, gy, k, s, pd, py::make_tuple(1, 1));
     py::gil_scoped_release nogil;
     IMKERN_CALL(avg_pool2d_backward, dt, gp, op, p, cip, dov);
   });
@@ -173,7 +173,7 @@ IMKERN_BINDINGS(nn_ops) {
   });
 
   m.def("activation", [](const std::string& name, const py::array& x, py::array& y, double slope) {
-    const Act a = act_of(name);
+    const Activation a = act_of(name);
     const DType dt = float_dtype(x, "input");
     const void* xp = in_ptr(x, dt, "input");
     void* yp = out_ptr(y, dt, "out");
@@ -184,7 +184,7 @@ IMKERN_BINDINGS(nn_ops) {
   });
   m.def("activation_backward", [](const std::string& name, const py::array& gy, py::object x, py::object y,
                                   py::array& gx, double slope) {
-    const Act a = act_of(name);
+    const Activation a = act_of(name);
     const DType dt = float_dtype(gy, "grad_output");
     const void* gp = in_ptr(gy, dt, "grad_output");
     void* op = out_ptr(gx, dt, "out");
@@ -203,7 +203,7 @@ IMKERN_BINDINGS(nn_ops) {
       yp = in_ptr(ya, dt, "y");
       expect_size(ya, n, "y");
     }
-    const bool needs_y = a == Act::sigmoid || a == Act::tanh;
+    const bool needs_y = a == Activation::sigmoid || a == Activation::tanh;
     if ((needs_y ? yp : xp) == nullptr) throw std::invalid_argument(needs_y ? "y: required" : "x: required");
     py::gil_scoped_release nogil;
     IMKERN_CALL(activation_backward, dt, a, gp, xp, yp, op, n, slope);

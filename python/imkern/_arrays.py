@@ -119,6 +119,14 @@ def image_desc(a) -> Tuple[int, int, int, int, int, int]:
     return (a.shape[0], a.shape[1], a.shape[2], a.shape[3], a.strides[0] // it, a.strides[1] // it)
 
 
+def empty(kind: str, like, shape, dtype):
+    """A new array of the device of ``like`` (on ``like``'s GPU for CuPy)."""
+    if kind == "cupy":
+        with like.device:
+            return xp_of(kind).empty(tuple(shape), dtype=dtype)
+    return np.empty(tuple(shape), dtype=dtype)
+
+
 def _device_id(a) -> int:
     return int(a.device.id)
 
@@ -134,11 +142,7 @@ def prepare_out(out, like, kind: str, dtype, shape=None, name: str = "out"):
     shape = tuple(like.shape) if shape is None else tuple(shape)
     dtype = np.dtype(dtype)
     if out is None:
-        if kind == "cupy":
-            with like.device:
-                t = xp.empty(shape, dtype=dtype)
-        else:
-            t = np.empty(shape, dtype=dtype)
+        t = empty(kind, like, shape, dtype)
         return t, t
     out_kind = "numpy" if isinstance(out, np.ndarray) else ("cupy" if is_cupy(out) else None)
     if out_kind != kind:
@@ -158,12 +162,7 @@ def prepare_out(out, like, kind: str, dtype, shape=None, name: str = "out"):
     direct = _pixels_packed(out) if len(shape) in (2, 3, 4) else out.flags.c_contiguous
     if direct and not xp.may_share_memory(out, like):
         return out, out
-    if kind == "cupy":
-        with like.device:
-            t = xp.empty(shape, dtype=dtype)
-    else:
-        t = np.empty(shape, dtype=dtype)
-    return t, out
+    return empty(kind, like, shape, dtype), out
 
 
 def finish_out(target, final):
