@@ -1,5 +1,5 @@
-// Bindings of the non-GEMM nn ops (CPU, NumPy arrays). The Python layer (imkern.nn._pool,
-// _act, _norm) validates arguments and passes C-contiguous arrays; the checks here guard the
+// Bindings of the non-GEMM nn ops (CPU, NumPy arrays). The Python layer (imkern.nn._pool2d,
+// _activations, _softmax, _cross_entropy, _batch_norm, _dropout) validates arguments and passes C-contiguous arrays; the checks here guard the
 // kernels' assumptions for callers that reach _core directly (TypeError / ValueError, never a
 // crash). The GIL is released around every kernel.
 #include <pybind11/numpy.h>
@@ -73,22 +73,6 @@ Pool2dShape pool_of(const py::array& x, const py::array& y, py::tuple k, py::tup
   if (oh > 0 && (oh - 1) * p.sh - p.ph >= h + p.ph) throw std::invalid_argument("output: too many rows");
   if (ow > 0 && (ow - 1) * p.sw - p.pw >= w + p.pw) throw std::invalid_argument("output: too many columns");
   return p;
-}
-
-Activation act_of(const std::string& s) {
-  if (s == "relu") return Activation::relu;
-  if (s == "leaky_relu") return Activation::leaky_relu;
-  if (s == "sigmoid") return Activation::sigmoid;
-  if (s == "tanh") return Activation::tanh;
-  if (s == "gelu") return Activation::gelu;
-  throw std::invalid_argument("activation: unknown name '" + s + "'");
-}
-
-Reduction red_of(const std::string& s) {
-  if (s == "none") return Reduction::none;
-  if (s == "mean") return Reduction::mean;
-  if (s == "sum") return Reduction::sum;
-  throw std::invalid_argument("reduction: expected 'none', 'mean' or 'sum', got '" + s + "'");
 }
 
 std::vector<double> vec_of(const py::array_t<double, py::array::c_style | py::array::forcecast>& a, int64_t n,
@@ -172,8 +156,7 @@ IMKERN_BINDINGS(nn_ops) {
     IMKERN_CALL(adaptive_avg_pool2d_backward, dt, gp, op, n * c, h, w, oh, ow);
   });
 
-  m.def("activation", [](const std::string& name, const py::array& x, py::array& y, double slope) {
-    const Activation a = act_of(name);
+  m.def("activation", [](Activation a, const py::array& x, py::array& y, double slope) {
     const DType dt = float_dtype(x, "input");
     const void* xp = in_ptr(x, dt, "input");
     void* yp = out_ptr(y, dt, "out");
@@ -182,9 +165,8 @@ IMKERN_BINDINGS(nn_ops) {
     py::gil_scoped_release nogil;
     IMKERN_CALL(activation, dt, a, xp, yp, n, slope);
   });
-  m.def("activation_backward", [](const std::string& name, const py::array& gy, py::object x, py::object y,
+  m.def("activation_backward", [](Activation a, const py::array& gy, py::object x, py::object y,
                                   py::array& gx, double slope) {
-    const Activation a = act_of(name);
     const DType dt = float_dtype(gy, "grad_output");
     const void* gp = in_ptr(gy, dt, "grad_output");
     void* op = out_ptr(gx, dt, "out");
@@ -219,8 +201,7 @@ IMKERN_BINDINGS(nn_ops) {
     IMKERN_CALL(softmax, dt, xp, yp, outer, c, inner, log);
   });
   m.def("cross_entropy", [](const py::array& logits, const py::array& target, py::object loss, int64_t n,
-                            int64_t c, int64_t s, int64_t ignore_index, double eps, const std::string& red) {
-    const Reduction r = red_of(red);
+                            int64_t c, int64_t s, int64_t ignore_index, double eps, Reduction r) {
     const DType dt = float_dtype(logits, "logits");
     const void* xp = in_ptr(logits, dt, "logits");
     const int64_t* tp = index_ptr(target, "target");
@@ -244,8 +225,7 @@ IMKERN_BINDINGS(nn_ops) {
   });
   m.def("cross_entropy_backward", [](const py::array& logits, const py::array& target, py::array& grad,
                                      int64_t n, int64_t c, int64_t s, int64_t ignore_index, double eps,
-                                     const std::string& red) {
-    const Reduction r = red_of(red);
+                                     Reduction r) {
     const DType dt = float_dtype(logits, "logits");
     const void* xp = in_ptr(logits, dt, "logits");
     const int64_t* tp = index_ptr(target, "target");

@@ -16,18 +16,12 @@ import numpy as np
 
 from . import _core
 
-# dtype -> code shared with csrc/include/imkern/common.hpp (DType)
-DTYPE_CODES = {
-    np.dtype(np.uint8): 0,
-    np.dtype(np.uint16): 1,
-    np.dtype(np.float32): 2,
-    np.dtype(np.float64): 3,
-    np.dtype(np.float16): 4,
-}
+# dtype -> code of csrc/include/imkern/common.hpp (DType), read from the one exported enum
+DTYPE_CODES = {np.dtype(name): int(v) for name, v in _core.DType.__members__.items() if name != "bfloat16"}
 try:  # bfloat16 exists for NumPy/CuPy only through ml_dtypes (CUDA nn kernels)
     import ml_dtypes as _ml_dtypes
 
-    DTYPE_CODES[np.dtype(_ml_dtypes.bfloat16)] = 5
+    DTYPE_CODES[np.dtype(_ml_dtypes.bfloat16)] = int(_core.DType.bfloat16)
 except Exception:  # pragma: no cover - optional dependency
     pass
 IMAGE_DTYPES_CPU = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))

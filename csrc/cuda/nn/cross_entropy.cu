@@ -229,7 +229,7 @@ void cross_entropy_cuda(DType dt, int64_t n, int64_t c, int64_t inner, const voi
       if (reduction == 0) return;
       // torch: mean of nothing is NaN, sum of nothing is 0.
       DeviceBuffer sc(2 * sizeof(float), st);
-      IMKERN_CUDA_CHECK(cudaMemsetAsync(sc.p, 0, 2 * sizeof(float), st));  // sum = count = 0.0f
+      IMKERN_CUDA_CHECK(cudaMemsetAsync(sc.get<float>(), 0, 2 * sizeof(float), st));  // sum = count = 0.0f
       ce_finish_kernel<T><<<1, 32, 0, st>>>(reduction, sc.get<float>(), sc.get<float>() + 1, static_cast<T*>(loss));
       IMKERN_CUDA_CHECK_LAUNCH();
       return;

@@ -257,7 +257,7 @@ void max_pool2d_backward_cuda(DType dt, const Pool2dShape& s, bool with_window, 
       }
     } else {
       DeviceBuffer acc(static_cast<size_t>(in_total) * sizeof(float), st);
-      IMKERN_CUDA_CHECK(cudaMemsetAsync(acc.p, 0, static_cast<size_t>(in_total) * sizeof(float), st));
+      IMKERN_CUDA_CHECK(cudaMemsetAsync(acc.get<float>(), 0, static_cast<size_t>(in_total) * sizeof(float), st));
       if (out_total) {
         max_pool2d_backward_scatter_kernel<T, float><<<grid_for(p.planes), kThreads, 0, st>>>(
             p, static_cast<const T*>(grad_y), indices, acc.get<float>());
