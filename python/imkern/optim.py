@@ -72,7 +72,7 @@ def _kernel_arrays(p: Parameter, i: int):
     return kind, data, grad
 
 
-_CUDA_CODES = {"float32": 2, "float16": 4, "bfloat16": 5}  # csrc/include/imkern/common.hpp DType
+_CUDA_CODES = {n: int(v) for n, v in _core.DType.__members__.items() if n in ("float32", "float16", "bfloat16")}
 
 
 def _ptr(a) -> int:

@@ -5,7 +5,7 @@
 // identical bits.
 #include <algorithm>
 
-#include "imkern/conv.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/gemm.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"

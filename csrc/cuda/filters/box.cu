@@ -20,15 +20,14 @@
 // Cost per output element: DRAM bytes = sizeof(T) read + sizeof(T) written + 16 (the
 // float64 temporary written and read back); adds = 2 + kh/32 (pass 1) + min(kw, ~2 log2)
 // (pass 2). Variants: per dtype (u8, u16, f16, f32, f64).
-#include "common/filter_common.cuh"
-#include "imkern/cuda.hpp"
+#include "common/common.cuh"
+#include "imkern/filters.hpp"
 
 namespace imkern {
 namespace cuda {
 
 namespace {
 
-using namespace filt;
 
 constexpr int kRowChunk = 32;         // rows per thread in the column pass
 constexpr int kSeg = kThreads;        // output elements per block in the row pass
@@ -141,7 +140,7 @@ void box_typed(const void* src_v, const ImageDesc& s, void* dst_v, const ImageDe
 
   const int64_t nchunks = ceil_div<int64_t>(g.h, kRowChunk);
   const int64_t items1 = checked_mul(checked_mul(g.n, nchunks), g.wc);
-  box_colsum_kernel<T><<<grid_for(ceil_div<int64_t>(items1, kThreads)), kThreads, 0, st>>>(
+  box_colsum_kernel<T><<<grid_blocks(ceil_div<int64_t>(items1, kThreads)), kThreads, 0, st>>>(
       src, col.get<double>(), g, kh, ay, border, cval, nchunks, items1);
   IMKERN_CUDA_CHECK_LAUNCH();
 
@@ -155,11 +154,11 @@ void box_typed(const void* src_v, const ImageDesc& s, void* dst_v, const ImageDe
     const int cs = kw > 1 ? static_cast<int>(g.c) : 0;  // (kw-1)*C < len, so C fits in int when kw > 1
     const int64_t segs = ceil_div<int64_t>(g.wc, kSeg);
     const int64_t items2 = checked_mul(rows, segs);
-    box_rowsum_kernel<T><<<grid_for(items2), kThreads, smem, st>>>(col.get<double>(), dst, g, kw, ax, cs, border,
+    box_rowsum_kernel<T><<<grid_blocks(items2), kThreads, smem, st>>>(col.get<double>(), dst, g, kw, ax, cs, border,
                                                                    cval_col, normalize, area, segs, items2);
     IMKERN_CUDA_CHECK_LAUNCH();
   } else {
-    box_rowsum_direct_kernel<T><<<grid_for(ceil_div<int64_t>(elems, kThreads)), kThreads, 0, st>>>(
+    box_rowsum_direct_kernel<T><<<grid_blocks(ceil_div<int64_t>(elems, kThreads)), kThreads, 0, st>>>(
         col.get<double>(), dst, g, kw, ax, border, cval_col, normalize, area, elems);
     IMKERN_CUDA_CHECK_LAUNCH();
   }
@@ -171,8 +170,8 @@ void box_typed(const void* src_v, const ImageDesc& s, void* dst_v, const ImageDe
 void box_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw, int ay,
               int ax, bool normalize, Border border, double cval, void* stream) {
   if (!check_images(src, s, dst, d, kh, kw, ay, ax)) return;
-  visit_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
+  visit_dtype<kImageDTypes>(dtype, "box", [&](auto tag) {
+    using T = typename decltype(tag)::type;
     box_typed<T>(src, s, dst, d, kh, kw, ay, ax, normalize, border, cval, as_stream(stream));
   });
 }

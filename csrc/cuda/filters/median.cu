@@ -18,9 +18,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "common/filter_common.cuh"
+#include "common/common.cuh"
 #include "filters/median_networks.hpp"
-#include "imkern/cuda.hpp"
+#include "imkern/filters.hpp"
 
 namespace imkern {
 namespace cuda {
@@ -184,7 +184,7 @@ void launch(const T* src, T* dst, const Geom& g, int k, Border border, typename 
   const int64_t tiles_x = ceil_div<int64_t>(g.w, kTile), tiles = checked_mul(tiles_x, ceil_div<int64_t>(g.h, kTile));
   const int64_t tw = kTile + k - 1;
   const size_t smem = sizeof(K) * static_cast<size_t>(tw * tw);
-  const dim3 grid(grid_for(tiles), static_cast<unsigned>(std::min<int64_t>(g.n * g.c, 65535)));
+  const dim3 grid(grid_blocks(tiles), static_cast<unsigned>(std::min<int64_t>(g.n * g.c, 65535)));
   if (smem <= kSmemDefault) {
     median_kernel<T, KS, true><<<grid, kTile * kTile, smem, st>>>(src, dst, g, k, border, ckey, tiles_x, tiles);
   } else {

@@ -3,7 +3,7 @@
 // arithmetic in float32. Bytes/element: 7-9 * sizeof(T); ~12 FLOPs, a sqrt and a division.
 // Not yet run on a GPU.
 #include "imkern/optim.hpp"
-#include "common/nn_common.cuh"
+#include "common/common.cuh"
 
 namespace imkern {
 namespace cuda {
@@ -17,25 +17,25 @@ __global__ void adam_step_kernel(int64_t n, T* __restrict__ p, const T* __restri
                                  float bias2_sqrt, float eps, float neg_step) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float pi = nn::to_f(p[i]);
-    float g = sign * nn::to_f(g0[i]);
+    float pi = to_f(p[i]);
+    float g = sign * to_f(g0[i]);
     if (decoupled)
       pi = pi * decay;
     else
       g = g + wd * pi;
-    const float m0 = nn::to_f(m[i]);
+    const float m0 = to_f(m[i]);
     const float mi = w1 < 0.5f ? m0 + w1 * (g - m0) : g - (g - m0) * (1.f - w1);
-    const float vi = nn::to_f(v[i]) * beta2 + one_m_beta2 * (g * g);
-    m[i] = nn::from_f<T>(mi);
-    v[i] = nn::from_f<T>(vi);
+    const float vi = to_f(v[i]) * beta2 + one_m_beta2 * (g * g);
+    m[i] = from_f<T>(mi);
+    v[i] = from_f<T>(vi);
     float vu = vi;
     if (amsgrad) {
-      const float vm = nn::to_f(vmax[i]);
+      const float vm = to_f(vmax[i]);
       vu = (vm < vi || isnan(vi)) ? vi : vm;
-      vmax[i] = nn::from_f<T>(vu);
+      vmax[i] = from_f<T>(vu);
     }
     const float denom = sqrtf(vu) / bias2_sqrt + eps;
-    p[i] = nn::from_f<T>(pi + neg_step * (mi / denom));
+    p[i] = from_f<T>(pi + neg_step * (mi / denom));
   }
 }
 
@@ -47,9 +47,9 @@ void adam_step_cuda(DType dt, void* param, const void* grad, void* exp_avg, void
   if (s.amsgrad && max_exp_avg_sq == nullptr) throw std::invalid_argument("adam_step: max_exp_avg_sq missing");
   if (n == 0) return;
   const bool dec = s.decoupled && s.weight_decay != 0.0;
-  nn::dispatch_float(dt, "adam_step", [&](auto tag) {
+  dispatch_float(dt, "adam_step", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    adam_step_kernel<T><<<nn::grid_for(n), nn::kThreads, 0, as_stream(stream)>>>(
+    adam_step_kernel<T><<<grid_for(n), kThreads, 0, as_stream(stream)>>>(
         n, static_cast<T*>(param), static_cast<const T*>(grad), static_cast<T*>(exp_avg),
         static_cast<T*>(exp_avg_sq), static_cast<T*>(max_exp_avg_sq), s.maximize ? -1.f : 1.f,
         s.decoupled ? 0.f : static_cast<float>(s.weight_decay), static_cast<float>(1.0 - s.lr * s.weight_decay), dec,
