@@ -27,8 +27,6 @@ namespace cuda {
 
 namespace {
 
-using namespace filt;
-
 constexpr int kTile = 16;
 
 template <typename T> struct MedKey;

@@ -18,12 +18,7 @@ namespace cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned grid_for(int64_t total) {
-  const int64_t blocks = ceil_div<int64_t>(total, kThreads);
-  return static_cast<unsigned>(blocks < (int64_t(1) << 20) ? blocks : (int64_t(1) << 20));
-}
+// kThreads and grid_for (a grid-stride grid) come from common/common.cuh.
 
 template <typename T> struct RzAcc { using type = float; };
 template <> struct RzAcc<uint8_t> { using type = int32_t; };
