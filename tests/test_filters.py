@@ -557,3 +557,26 @@ def test_output_dtype_matches_cv2(rng, dtype, odt):
     assert_close(F.sep_filter(x, ky, kx, dtype=odt), cv2.sepFilter2D(x, depth, kx, ky), acc, scale=scale)
     assert_close(F.sep_filter(x, ky, kx, dtype=odt), cv2.Sobel(x, depth, 1, 0, ksize=3), acc, scale=scale)
     assert_close(F.box(x, (3, 5), dtype=odt), cv2.boxFilter(x, depth, (5, 3)), acc, scale=scale)
+
+
+# ---- the README's statements about the peers (issue 9, item 17) ------------------------------
+def test_readme_gaussian_claims(rng):
+    cv2 = pytest.importorskip("cv2")
+    ndi = pytest.importorskip("scipy.ndimage")
+    img = random_array(rng, (120, 160, 3), np.uint8)
+    f = img.astype(np.float64)
+    for sigma, k in ((1.0, 5), (8.0, 49)):
+        exact = R.gaussian(f, sigma, ksize=(k, k))
+        got = F.gaussian(img, sigma, ksize=(k, k)).astype(np.int64)
+        miss = got != np.rint(exact)
+        assert np.abs(got - np.rint(exact)).max() <= 1 and miss.mean() < 1e-3
+        assert (np.abs(np.abs(exact[miss] - np.floor(exact[miss])) - 0.5) < 1e-4).all()  # near .5 ties only
+        cv = cv2.GaussianBlur(img, (k, k), sigma).astype(np.int64)
+        assert np.abs(cv - got).max() <= 2
+        np.testing.assert_allclose(F.gaussian(f, sigma, ksize=(k, k)), cv2.GaussianBlur(f, (k, k), sigma), atol=1e-9)
+    for sigma in (1.0, 2.5):
+        sp_mirror = np.stack([ndi.gaussian_filter(f[..., c], sigma, mode="mirror") for c in range(3)], -1)
+        sp_reflect = np.stack([ndi.gaussian_filter(f[..., c], sigma) for c in range(3)], -1)
+        np.testing.assert_allclose(F.gaussian(f, sigma), sp_mirror, atol=1e-9)
+        np.testing.assert_allclose(F.gaussian(f, sigma, border="reflect"), sp_reflect, atol=1e-9)
+        assert np.abs(F.gaussian(f, sigma) - sp_reflect).max() > 1e-3  # the defaults do differ

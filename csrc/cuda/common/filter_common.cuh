@@ -9,6 +9,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "common/common.cuh"
 
@@ -22,6 +23,11 @@ constexpr size_t kSmemDefault = 48 * 1024;  // dynamic shared memory without the
 // Accumulator type: float for u8/u16/f16/f32, double for f64 (the weights' type too).
 template <typename T> struct AccOf { using type = float; };
 template <> struct AccOf<double> { using type = double; };
+// With an output dtype U (the input's, float32 or float64): double when either is double.
+template <typename T, typename U> struct AccOf2 {
+  using type = typename std::conditional<std::is_same<T, double>::value || std::is_same<U, double>::value, double,
+                                         float>::type;
+};
 
 template <typename A> __device__ __forceinline__ A to_acc(uint8_t v) { return static_cast<A>(v); }
 template <typename A> __device__ __forceinline__ A to_acc(uint16_t v) { return static_cast<A>(v); }
@@ -99,6 +105,18 @@ inline void visit_dtype(DType dt, F&& f) {
       throw std::invalid_argument(std::string("imkern: dtype ") + dtype_name(dt) +
                                   " is not supported by the CUDA filters");
   }
+}
+
+// Calls f(T{}, U{}) for an input dtype and an output dtype (the input's, float32 or float64).
+template <typename F>
+inline void visit_dtype_pair(DType in, DType out, F&& f) {
+  visit_dtype(in, [&](auto tag) {
+    if (out == in) return f(tag, tag);
+    if (out == DType::f32) return f(tag, float{});
+    if (out == DType::f64) return f(tag, double{});
+    throw std::invalid_argument(std::string("imkern: output dtype ") + dtype_name(out) + " is not supported for " +
+                                dtype_name(in) + " input (the input's dtype, float32 or float64)");
+  });
 }
 
 // Validates the image pair and anchors; returns false when there is nothing to do.
