@@ -19,6 +19,11 @@ def _fns(case):
 
 def run_case(benchmark, case, impl, rounds=10):
     """Time one implementation of one case; record GB/s or GFLOP/s in extra_info."""
+    if case.device == "cuda":
+        import imkern
+
+        if not imkern.info()["gpus"]:
+            pytest.skip("needs a CUDA GPU and a CUDA build")
     fn, peers = _fns(case)
     if impl != "imkern":
         if impl not in peers:

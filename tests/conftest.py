@@ -152,3 +152,50 @@ def xp(request):
     import cupy
 
     return cupy
+
+
+# ---- one dtype list for both devices -----------------------------------------------------------
+def _bfloat16():
+    try:
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    except Exception:
+        return None
+
+
+# The nn kernels' float dtypes: float32 and float64 on the CPU; float32, float16 and bfloat16
+# (when ml_dtypes provides it) on CUDA. Parametrize over NN_DTYPES and move inputs with
+# device_array, which skips the combinations a device does not take.
+NN_DTYPES = ["float32", "float64", "float16", "bfloat16"]
+_NN_DEVICE_DTYPES = {"numpy": ("float32", "float64"), "cupy": ("float32", "float16", "bfloat16")}
+
+
+def device_array(xp, a, dtype):
+    """(array of ``xp`` in ``dtype``, the float64 NumPy array of the same rounded values);
+    skips the test where the device does not take the dtype."""
+    kind = "numpy" if xp is np else "cupy"
+    if dtype not in _NN_DEVICE_DTYPES[kind]:
+        pytest.skip(f"{dtype} is not an nn dtype on {kind}")
+    dt = _bfloat16() if dtype == "bfloat16" else np.dtype(dtype)
+    if dt is None:
+        pytest.skip("bfloat16 needs ml_dtypes")
+    h = np.asarray(a).astype(dt)
+    return xp.asarray(h), h.astype(np.float64)
+
+
+@pytest.fixture
+def tf32_off():
+    """Exact float32 on CUDA (no TF32 tensor cores) for the test; the CPU is not affected."""
+    before = imkern.get_allow_tf32()
+    imkern.set_allow_tf32(False)
+    yield
+    imkern.set_allow_tf32(before)
+
+
+def on_device(xp, *arrays):
+    """The arrays moved to ``xp``'s device (None stays None); skips float64 on CUDA, which the
+    nn kernels there do not take."""
+    if xp is not np and any(a is not None and a.dtype == np.float64 for a in arrays):
+        pytest.skip("float64 is not an nn dtype on CUDA")
+    return tuple(None if a is None else xp.asarray(a) for a in arrays)

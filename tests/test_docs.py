@@ -11,8 +11,9 @@ import pytest
 import imkern
 
 SKIP = ("imkern.bench", "imkern.__main__")
-HAVE_EXAMPLES = {"imkern.filters._linear", "imkern.nn._conv", "imkern.nn._pool", "imkern.nn._act",
-                 "imkern.nn._norm", "imkern.nn.layers"}
+HAVE_EXAMPLES = {"imkern.filters._linear", "imkern.nn._conv2d", "imkern.nn._linear", "imkern.nn._pool2d",
+                 "imkern.nn._activations", "imkern.nn._softmax", "imkern.nn._cross_entropy",
+                 "imkern.nn._batch_norm", "imkern.nn._dropout", "imkern.nn.layers"}
 MODULES = sorted(
     m.name for m in pkgutil.walk_packages(imkern.__path__, "imkern.")
     if not m.name.startswith(SKIP)

@@ -6,7 +6,7 @@ import doctest
 
 import numpy as np
 import pytest
-from conftest import ISA_LEVELS, assert_close, random_array
+from conftest import ISA_LEVELS, NN_DTYPES, assert_close, device_array, on_device, random_array, to_numpy
 
 import imkern
 from imkern import _core
@@ -64,21 +64,22 @@ def _inputs(rng, cfg, dtype, bias=True):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[f"c{i}" for i in range(len(CONFIGS))])
-def test_conv2d_matches_reference(rng, cfg, dtype):
+def test_conv2d_matches_reference(rng, xp, tf32_off, cfg, dtype):
     x, w, b, kw = _inputs(rng, cfg, dtype, bias=hash(cfg) % 2 == 0)
+    dx, dw, db = on_device(xp, x, w, b)
     for act in (None, "relu"):
-        y = F.conv2d(x, w, b, activation=act, **kw)
+        y = F.conv2d(dx, dw, db, activation=act, **kw)
         assert y.dtype == dtype
         assert_close(y, R.conv2d(x, w, b, activation=act, **kw), dtype, scale=_scale(x, w), err_msg=str(cfg))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[f"c{i}" for i in range(len(CONFIGS))])
-def test_conv2d_backward_matches_reference(rng, cfg, dtype):
+def test_conv2d_backward_matches_reference(rng, xp, tf32_off, cfg, dtype):
     x, w, _, kw = _inputs(rng, cfg, dtype, bias=False)
     y = R.conv2d(x, w, **kw)
     go = random_array(rng, y.shape, dtype)
-    got = F.conv2d_backward(go, x, w, **kw)
+    got = F.conv2d_backward(*on_device(xp, go, x, w), **kw)
     exp = R.conv2d_backward(go, x, w, **kw)
     oh, ow = y.shape[2:]
     scales = [_scale(go, w), _scale(go, x) * oh * ow * x.shape[0], max(1.0, go[:, 0].size)]
@@ -112,17 +113,18 @@ def test_conv2d_matches_torch(rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(5, 7), (1, 1), (3, 4, 33), (2, 3, 4, 65), (200, 100), (7,)])
-def test_linear_matches_reference(rng, shape, dtype):
+def test_linear_matches_reference(rng, xp, tf32_off, shape, dtype):
     of = 1 + shape[-1] * 3 % 53
     x = random_array(rng, shape, dtype)
     w = random_array(rng, (of, shape[-1]), dtype)
     b = random_array(rng, (of,), dtype)
+    dx, dw, db = on_device(xp, x, w, b)
     sc = max(1.0, shape[-1])
-    assert_close(F.linear(x, w, b), R.linear(x, w, b), dtype, scale=sc)
-    assert_close(F.linear(x, w), R.linear(x, w), dtype, scale=sc)
+    assert_close(F.linear(dx, dw, db), R.linear(x, w, b), dtype, scale=sc)
+    assert_close(F.linear(dx, dw), R.linear(x, w), dtype, scale=sc)
     go = random_array(rng, shape[:-1] + (of,), dtype)
     rows = int(np.prod(shape[:-1]))
-    for a, e, s in zip(F.linear_backward(go, x, w), R.linear_backward(go, x, w), (of, rows, rows)):
+    for a, e, s in zip(F.linear_backward(*on_device(xp, go, x, w)), R.linear_backward(go, x, w), (of, rows, rows)):
         assert a.shape == e.shape and a.dtype == dtype
         assert_close(a, e, dtype, scale=max(1.0, s))
 
@@ -413,10 +415,11 @@ def test_out_overlapping_input(rng):
 
 
 def test_docstrings():
-    from imkern.nn import _conv
+    from imkern.nn import _conv2d, _linear
 
-    res = doctest.testmod(_conv, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.failed == 0 and res.attempted >= 4
+    res = doctest.testmod(_conv2d, optionflags=doctest.NORMALIZE_WHITESPACE)
+    res2 = doctest.testmod(_linear, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.failed == 0 and res2.failed == 0 and res.attempted + res2.attempted >= 4
 
 
 # ---- Winograd F(4x4, 3x3): float32, 3x3, stride 1, dilation 1, groups 1 ------------------------
@@ -438,12 +441,12 @@ WINO = [
 @pytest.fixture
 def winograd_always():
     """Winograd wherever the shape allows it, also where the direct path would be chosen."""
-    from imkern.nn import _conv
+    from imkern import _runtime as _conv
 
-    before = _conv._winograd_mode
-    _conv._winograd_mode = 2
+    before = _conv.winograd_mode
+    _conv.winograd_mode = 2
     yield
-    _conv._winograd_mode = before
+    _conv.winograd_mode = before
 
 
 def _wino_inputs(rng, cfg, bias=True):
@@ -455,14 +458,14 @@ def _wino_inputs(rng, cfg, bias=True):
 
 
 def _direct(fn, *args, **kw):
-    from imkern.nn import _conv
+    from imkern import _runtime as _conv
 
-    before = _conv._winograd_mode
-    _conv._winograd_mode = 0
+    before = _conv.winograd_mode
+    _conv.winograd_mode = 0
     try:
         return fn(*args, **kw)
     finally:
-        _conv._winograd_mode = before
+        _conv.winograd_mode = before
 
 
 @pytest.mark.parametrize("cfg", WINO, ids=[f"w{i}" for i in range(len(WINO))])
@@ -504,14 +507,14 @@ def test_winograd_path_taken(rng):
     finally:
         imkern.set_allow_winograd(True)
     x64, w64, go64 = x.astype(np.float64), w.astype(np.float64), go.astype(np.float64)
-    from imkern.nn import _conv
+    from imkern import _runtime as _conv
 
-    before = _conv._winograd_mode
-    _conv._winograd_mode = 2
+    before = _conv.winograd_mode
+    _conv.winograd_mode = 2
     try:
         y64, g64 = F.conv2d(x64, w64, padding=pad), F.conv2d_backward(go64, x64, w64, padding=pad)
     finally:
-        _conv._winograd_mode = before
+        _conv.winograd_mode = before
     assert np.array_equal(y64, _direct(F.conv2d, x64, w64, padding=pad))
     for a, e in zip(g64, _direct(F.conv2d_backward, go64, x64, w64, padding=pad)):
         assert np.array_equal(a, e)
@@ -745,3 +748,149 @@ def test_conv2d_c1_views_and_nan(rng, dtype):
     y = F.conv2d(x, w, b, padding=pad, activation="relu")
     nan = np.isnan(y)
     assert nan[1, :, 5:8, 7:10].all() and nan.sum() == 9 * w.shape[0]  # pad 2: rows/cols 5..7 + 2
+
+
+# ---- one list of cases for both devices, every nn dtype (from the former test_nn_cuda.py) -------
+# PyTorch in float64 on the CPU is the oracle; float16/bfloat16 run on CUDA only, float64 on the
+# CPU only (device_array skips the rest).
+def _t64(a):
+    torch = pytest.importorskip("torch")
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+
+
+def _check(actual, expected, dtype, scale=1.0, msg=""):
+    """assert_close with the tolerance of the kernel's dtype; matching infinities are equal."""
+    a = to_numpy(actual).astype(np.float64)
+    e = np.array(expected, dtype=np.float64)
+    same_inf = np.isinf(e) & (a == e)
+    a, e = np.where(same_inf, 0.0, a), np.where(same_inf, 0.0, e)
+    assert_close(a, e, dtype=np.dtype(actual.dtype), scale=scale, err_msg=msg)
+
+
+def _same_pads(R, S, dil):
+    th, tw = dil[0] * (R - 1), dil[1] * (S - 1)
+    return th // 2, th - th // 2, tw // 2, tw - tw // 2
+
+
+# (N, C, H, W, K, R, S, stride, padding, dilation, groups)
+DEVICE_CONV_CASES = [
+    (2, 3, 9, 11, 5, 3, 3, (1, 1), (1, 1), (1, 1), 1),
+    (1, 8, 7, 7, 8, 3, 3, (2, 2), (1, 2), (1, 1), 2),
+    (2, 4, 10, 10, 6, 1, 1, (1, 1), (0, 0), (1, 1), 1),
+    (1, 6, 12, 9, 6, 3, 3, (1, 1), (2, 2), (2, 2), 6),
+    (3, 16, 5, 5, 130, 3, 3, (1, 1), (1, 1), (1, 1), 1),
+    (1, 1, 1, 1, 1, 1, 1, (1, 1), (0, 0), (1, 1), 1),
+    (2, 5, 8, 8, 7, 5, 3, (2, 3), (2, 1), (1, 1), 1),
+    (1, 4, 6, 7, 4, 2, 4, (1, 1), "same", (1, 1), 2),  # asymmetric padding (0, 1, 1, 2)
+    (1, 40, 13, 13, 36, 3, 3, (3, 2), (1, 1), (1, 1), 4),
+]
+
+
+def _torch_conv(x64, w64, b64, case):
+    torch = pytest.importorskip("torch")
+    N, C, H, W, K, R, S, stride, pad, dil, groups = case
+    t, bo, l, r = _same_pads(R, S, dil) if pad == "same" else (pad[0], pad[0], pad[1], pad[1])
+    xt, wt = _t64(x64).requires_grad_(), _t64(w64).requires_grad_()
+    bt = _t64(b64).requires_grad_() if b64 is not None else torch.zeros(K, dtype=torch.float64, requires_grad=True)
+    tF = torch.nn.functional
+    y = tF.conv2d(tF.pad(xt, (l, r, t, bo)), wt, bt, stride=stride, dilation=dil, groups=groups)
+    return y, xt, wt, bt
+
+
+@pytest.mark.parametrize("case", DEVICE_CONV_CASES, ids=[f"d{i}" for i in range(len(DEVICE_CONV_CASES))])
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+@pytest.mark.parametrize("relu", [False, True])
+def test_conv2d_forward_every_dtype(xp, rng, tf32_off, case, dtype, relu):
+    N, C, H, W, K, R, S, stride, pad, dil, groups = case
+    x, x64 = device_array(xp, random_array(rng, (N, C, H, W), np.float32), dtype)
+    w, w64 = device_array(xp, random_array(rng, (K, C // groups, R, S), np.float32), dtype)
+    b, b64 = device_array(xp, random_array(rng, (K,), np.float32), dtype)
+    out = F.conv2d(x, w, b, stride, pad, dil, groups, activation="relu" if relu else None)
+    ref = _torch_conv(x64, w64, b64, case)[0].detach().numpy()
+    if relu:
+        ref = np.maximum(ref, 0)
+    _check(out, ref, dtype, scale=(C // groups) * R * S + 1)
+
+
+@pytest.mark.parametrize("case", DEVICE_CONV_CASES, ids=[f"d{i}" for i in range(len(DEVICE_CONV_CASES))])
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_conv2d_backward_every_dtype(xp, rng, tf32_off, case, dtype):
+    N, C, H, W, K, R, S, stride, pad, dil, groups = case
+    x, x64 = device_array(xp, random_array(rng, (N, C, H, W), np.float32), dtype)
+    w, w64 = device_array(xp, random_array(rng, (K, C // groups, R, S), np.float32), dtype)
+    y, xt, wt, bt = _torch_conv(x64, w64, None, case)
+    OH, OW = y.shape[2:]
+    go, go64 = device_array(xp, random_array(rng, tuple(y.shape), np.float32), dtype)
+    gi, gw, gb = F.conv2d_backward(go, x, w, stride, pad, dil, groups)
+    y.backward(_t64(go64))
+    _check(gi, xt.grad.numpy(), dtype, scale=(K // groups) * R * S, msg="grad_input")
+    _check(gw, wt.grad.numpy(), dtype, scale=N * OH * OW, msg="grad_weight")
+    _check(gb, bt.grad.numpy(), dtype, scale=N * OH * OW, msg="grad_bias")
+
+
+def test_conv2d_deterministic(xp, rng, tf32_off):
+    x, w, go = on_device(xp, *(random_array(rng, s, np.float32) for s in [(8, 16, 24, 24), (16, 16, 3, 3),
+                                                                           (8, 16, 24, 24)]))
+    a = F.conv2d_backward(go, x, w, 1, 1)
+    b = F.conv2d_backward(go, x, w, 1, 1)
+    for u, v in zip(a, b):
+        assert (to_numpy(u) == to_numpy(v)).all()
+
+
+@pytest.mark.parametrize("mnk", [(1, 1, 1), (17, 33, 9), (130, 70, 300), (64, 256, 1000), (5, 3, 0)])
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_linear_every_dtype(xp, rng, tf32_off, mnk, dtype):
+    M, N, K = mnk
+    if K == 0 and xp is np:
+        pytest.skip("in_features = 0 on the CPU: issue 9, item 6")
+    x, x64 = device_array(xp, random_array(rng, (M, K), np.float32), dtype)
+    w, w64 = device_array(xp, random_array(rng, (N, K), np.float32), dtype)
+    b, b64 = device_array(xp, random_array(rng, (N,), np.float32), dtype)
+    _check(F.linear(x, w, b), x64 @ w64.T + b64, dtype, scale=K + 1)
+    go, go64 = device_array(xp, random_array(rng, (M, N), np.float32), dtype)
+    gi, gw, gb = F.linear_backward(go, x, w)
+    _check(gi, go64 @ w64, dtype, scale=N, msg="grad_input")
+    _check(gw, go64.T @ x64, dtype, scale=M, msg="grad_weight")
+    _check(gb, go64.sum(0), dtype, scale=M, msg="grad_bias")
+
+
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_linear_long_reduction(xp, rng, tf32_off, dtype):
+    """a @ b through linear(a, b.T): the GEMM with a long reduction (the former matmul case)."""
+    a, a64 = device_array(xp, random_array(rng, (129, 257), np.float32), dtype)
+    bt, bt64 = device_array(xp, random_array(rng, (131, 257), np.float32), dtype)
+    _check(F.linear(a, bt), a64 @ bt64.T, dtype, scale=257)
+
+
+@pytest.mark.cuda
+def test_conv2d_and_linear_tf32(cp, rng):
+    """TF32 tensor cores (the CUDA default): 10-bit mantissa products, float32 sums; looser tolerance."""
+    before = imkern.get_allow_tf32()
+    imkern.set_allow_tf32(True)
+    try:
+        x = random_array(rng, (2, 32, 14, 14), np.float32)
+        w = random_array(rng, (48, 32, 3, 3), np.float32)
+        out = F.conv2d(cp.asarray(x), cp.asarray(w), padding=1)
+        ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+        assert np.abs(to_numpy(out) - ref).max() <= 2e-3 * 32 * 9 ** 0.5 * 3
+        a = random_array(rng, (256, 512), np.float32)
+        b = random_array(rng, (128, 512), np.float32)
+        c = to_numpy(F.linear(cp.asarray(a), cp.asarray(b)))
+        assert np.abs(c - a.astype(np.float64) @ b.astype(np.float64).T).max() <= 1e-3 * 512 ** 0.5 * 4
+    finally:
+        imkern.set_allow_tf32(before)
+
+
+@pytest.mark.cuda
+def test_conv2d_matches_torch_cuda(cp, rng, tf32_off):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch without CUDA")
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    x = cp.asarray(random_array(rng, (4, 16, 20, 20), np.float32))
+    w = cp.asarray(random_array(rng, (32, 16, 3, 3), np.float32))
+    out = F.conv2d(x, w, stride=2, padding=1)
+    ref = torch.nn.functional.conv2d(torch.as_tensor(x, device="cuda"), torch.as_tensor(w, device="cuda"),
+                                     stride=2, padding=1)
+    assert_close(out, ref.cpu().numpy().astype(np.float64), dtype=np.float32, scale=16 * 9)

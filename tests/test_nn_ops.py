@@ -11,7 +11,7 @@ import imkern
 from imkern.nn import functional as F
 from imkern.reference import nn as R
 
-from conftest import assert_close, random_array
+from conftest import NN_DTYPES, assert_close, device_array, on_device, random_array, to_numpy
 
 FLOATS = [np.float32, np.float64]
 
@@ -48,19 +48,19 @@ POOL_IDS = [f"{c[0]}-k{c[1]}-s{c[2]}-p{c[3]}-d{c[4]}-{'ceil' if c[5] else 'floor
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
-def test_max_pool2d_matches_reference(rng, case, dtype):
+def test_max_pool2d_matches_reference(rng, xp, case, dtype):
     shape, k, s, p, d, ceil = case
     x = random_array(rng, shape, dtype)
-    x0 = x.copy()
-    y, i = F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    (dx,) = on_device(xp, x)
+    y, i = F.max_pool2d(dx, k, s, p, d, ceil, return_indices=True)
     ry, ri = R.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
-    np.testing.assert_array_equal(y, ry)
-    np.testing.assert_array_equal(i, ri)
+    np.testing.assert_array_equal(to_numpy(y), ry)
+    np.testing.assert_array_equal(to_numpy(i), ri)
     assert y.dtype == dtype and i.dtype == np.int64
-    np.testing.assert_array_equal(F.max_pool2d(x, k, s, p, d, ceil), ry)
-    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(to_numpy(F.max_pool2d(dx, k, s, p, d, ceil)), ry)
+    np.testing.assert_array_equal(to_numpy(dx), x)
     g = random_array(rng, y.shape, dtype)
-    assert_close(F.max_pool2d_backward(g, i, shape), R.max_pool2d_backward(g, ri, shape), dtype)
+    assert_close(F.max_pool2d_backward(xp.asarray(g), i, shape), R.max_pool2d_backward(g, ri, shape), dtype)
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=POOL_IDS)
@@ -111,16 +111,18 @@ AVG_CASES = [c[:4] + (c[5],) for c in POOL_CASES if c[4] == 1]
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("cip", [True, False])
 @pytest.mark.parametrize("case", AVG_CASES, ids=[str(c) for c in AVG_CASES])
-def test_avg_pool2d_matches_reference(rng, case, cip, dtype):
+def test_avg_pool2d_matches_reference(rng, xp, case, cip, dtype):
     shape, k, s, p, ceil = case
     x = random_array(rng, shape, dtype)
-    y = F.avg_pool2d(x, k, s, p, ceil, cip)
+    (dx,) = on_device(xp, x)
+    y = F.avg_pool2d(dx, k, s, p, ceil, cip)
     assert_close(y, R.avg_pool2d(x, k, s, p, ceil, cip), dtype)
     g = random_array(rng, y.shape, dtype)
-    assert_close(F.avg_pool2d_backward(g, shape, k, s, p, ceil, cip),
+    assert_close(F.avg_pool2d_backward(xp.asarray(g), shape, k, s, p, ceil, cip),
                  R.avg_pool2d_backward(g, shape, k, s, p, ceil, cip), dtype)
-    assert_close(F.avg_pool2d(x, k, s, p, ceil, cip, divisor_override=3),
-                 R.avg_pool2d(x, k, s, p, ceil, cip, divisor_override=3), dtype)
+    if xp is np:  # divisor_override: CPU only (NotImplementedError on CUDA)
+        assert_close(F.avg_pool2d(x, k, s, p, ceil, cip, divisor_override=3),
+                     R.avg_pool2d(x, k, s, p, ceil, cip, divisor_override=3), dtype)
 
 
 @pytest.mark.parametrize("cip", [True, False])
@@ -150,18 +152,20 @@ ADAPTIVE = [((2, 3, 7, 5), (3, 2)), ((1, 2, 5, 5), 5), ((1, 1, 4, 6), 1), ((2, 1
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("shape,osize", ADAPTIVE)
-def test_adaptive_avg_pool2d(rng, shape, osize, dtype):
+def test_adaptive_avg_pool2d(rng, xp, shape, osize, dtype):
     x = random_array(rng, shape, dtype)
-    y = F.adaptive_avg_pool2d(x, osize)
+    (dx,) = on_device(xp, x)
+    y = F.adaptive_avg_pool2d(dx, osize)
     assert_close(y, R.adaptive_avg_pool2d(x, osize), dtype)
     g = random_array(rng, y.shape, dtype)
-    assert_close(F.adaptive_avg_pool2d_backward(g, shape), R.adaptive_avg_pool2d_backward(g, shape), dtype)
+    dg = xp.asarray(g)
+    assert_close(F.adaptive_avg_pool2d_backward(dg, shape), R.adaptive_avg_pool2d_backward(g, shape), dtype)
     torch = pytest.importorskip("torch")
     tx = _t(x.astype(np.float64)).requires_grad_()
     ty = torch.nn.functional.adaptive_avg_pool2d(tx, osize)
     assert_close(y, ty.detach().numpy(), dtype)
     ty.backward(_t(g.astype(np.float64)))
-    assert_close(F.adaptive_avg_pool2d_backward(g, shape), tx.grad.numpy(), dtype)
+    assert_close(F.adaptive_avg_pool2d_backward(dg, shape), tx.grad.numpy(), dtype)
 
 
 def test_pool_unbatched_input(rng):
@@ -231,16 +235,18 @@ def _act_input(rng, dtype, n=3001):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("name", ACTS)
-def test_activation_matches_reference(rng, name, dtype):
-    x = _act_input(rng, dtype, 3003).reshape(3, 1001, 1)[:, ::-1]  # negative-stride view
+def test_activation_matches_reference(rng, xp, name, dtype):
+    base = _act_input(rng, dtype, 3003).reshape(3, 1001, 1)
+    x = base[:, ::-1]  # negative-stride view
     x0 = x.copy()
-    y = getattr(F, name)(x)
+    dx = on_device(xp, base)[0][:, ::-1]  # the same view on the device
+    y = getattr(F, name)(dx)
     ry = getattr(R, name)(x)
     assert y.dtype == dtype and y.shape == x.shape
     assert_close(y, ry, dtype)
-    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(to_numpy(dx), x0)
     g = random_array(rng, x.shape, dtype)
-    gi = getattr(F, name + "_backward")(g, x, y)
+    gi = getattr(F, name + "_backward")(xp.asarray(g), dx, y)
     assert_close(gi, getattr(R, name + "_backward")(g, x, ry), dtype, scale=4.0)
 
 
@@ -310,14 +316,15 @@ SOFTMAX_CASES = [((5, 37), -1), ((3, 4, 5), 1), ((2, 300, 7), 1), ((2, 3, 4, 5),
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("shape,axis", SOFTMAX_CASES)
-def test_softmax_matches_reference(rng, shape, axis, dtype):
+def test_softmax_matches_reference(rng, xp, shape, axis, dtype):
     x = random_array(rng, shape, dtype, -20, 20)
     x.flat[0] = 5000.0  # large logits must not overflow
-    assert_close(F.softmax(x, axis), R.softmax(x, axis), dtype)
-    assert_close(F.log_softmax(x, axis), R.log_softmax(x, axis), dtype, scale=100.0)
+    (dx,) = on_device(xp, x)
+    assert_close(F.softmax(dx, axis), R.softmax(x, axis), dtype)
+    assert_close(F.log_softmax(dx, axis), R.log_softmax(x, axis), dtype, scale=100.0)
     torch = pytest.importorskip("torch")
-    assert_close(F.softmax(x, axis), torch.softmax(_t(x), axis).numpy(), dtype)
-    assert_close(F.log_softmax(x, axis), torch.log_softmax(_t(x), axis).numpy(), dtype, scale=100.0)
+    assert_close(F.softmax(dx, axis), torch.softmax(_t(x), axis).numpy(), dtype)
+    assert_close(F.log_softmax(dx, axis), torch.log_softmax(_t(x), axis).numpy(), dtype, scale=100.0)
 
 
 def test_softmax_nan_inf():
@@ -343,14 +350,15 @@ def _ce_inputs(rng, shape, dtype, ignore=-100, frac_ignored=0.2):
 @pytest.mark.parametrize("shape", CE_SHAPES, ids=str)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("ls", [0.0, 0.1])
-def test_cross_entropy_matches_reference_and_torch(rng, shape, reduction, ls, dtype):
+def test_cross_entropy_matches_reference_and_torch(rng, xp, shape, reduction, ls, dtype):
     x, t = _ce_inputs(rng, shape, dtype, ignore=1 if shape[1] > 1 else -100)
     kw = dict(reduction=reduction, label_smoothing=ls, ignore_index=1)
-    loss = F.cross_entropy(x, t, **kw)
+    dx, dt = on_device(xp, x, t)
+    loss = F.cross_entropy(dx, dt, **kw)
     assert loss.dtype == dtype and loss.shape == (t.shape if reduction == "none" else ())
     scale = 1000.0 if reduction == "sum" else 10.0
     assert_close(loss, R.cross_entropy(x, t, **kw), dtype, scale=scale)
-    g = F.cross_entropy_backward(x, t, **kw)
+    g = F.cross_entropy_backward(dx, dt, **kw)
     assert_close(g, R.cross_entropy_backward(x, t, **kw), dtype)
     torch = pytest.importorskip("torch")
     tx = _t(x).requires_grad_()
@@ -400,20 +408,21 @@ def test_cross_entropy_gradient_finite_difference(rng):
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("shape", [(4, 3, 5, 7), (1, 2, 300, 300), (7, 1, 1, 3), (2, 5, 1, 1)], ids=str)
 @pytest.mark.parametrize("affine", [True, False])
-def test_batch_norm2d_training(rng, shape, affine, dtype):
+def test_batch_norm2d_training(rng, xp, shape, affine, dtype):
     c = shape[1]
     x = random_array(rng, shape, dtype, -3, 3) + dtype(10)  # offset: stats must not cancel
     w = random_array(rng, (c,), dtype, 0.5, 2) if affine else None
     b = random_array(rng, (c,), dtype) if affine else None
     rm, rv = random_array(rng, (c,), dtype), random_array(rng, (c,), dtype, 0.5, 2)
     rm2, rv2 = rm.copy(), rv.copy()
-    y = F.batch_norm2d(x, w, b, rm, rv, training=True, momentum=0.2, eps=1e-4)
+    dx, dw, db, drm, drv = on_device(xp, x, w, b, rm, rv)
+    y = F.batch_norm2d(dx, dw, db, drm, drv, training=True, momentum=0.2, eps=1e-4)
     ry = R.batch_norm2d(x, w, b, rm2, rv2, training=True, momentum=0.2, eps=1e-4)
     assert_close(y, ry, dtype, scale=10.0)
-    assert_close(rm, rm2, dtype, scale=10.0)
-    assert_close(rv, rv2, dtype, scale=10.0)
+    assert_close(drm, rm2, dtype, scale=10.0)
+    assert_close(drv, rv2, dtype, scale=10.0)
     g = random_array(rng, shape, dtype)
-    gi, gw, gb = F.batch_norm2d_backward(g, x, w, None, None, training=True, eps=1e-4)
+    gi, gw, gb = F.batch_norm2d_backward(xp.asarray(g), dx, dw, None, None, training=True, eps=1e-4)
     rgi, rgw, rgb = R.batch_norm2d_backward(g, x, w, None, None, training=True, eps=1e-4)
     m = x.size // c
     assert_close(gi, rgi, dtype, scale=10.0)
@@ -422,17 +431,18 @@ def test_batch_norm2d_training(rng, shape, affine, dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_batch_norm2d_eval(rng, dtype):
+def test_batch_norm2d_eval(rng, xp, dtype):
     x = random_array(rng, (3, 4, 6, 5), dtype)
     w, b = random_array(rng, (4,), dtype), random_array(rng, (4,), dtype)
     rm, rv = random_array(rng, (4,), dtype), random_array(rng, (4,), dtype, 0.5, 2)
     rm0, rv0 = rm.copy(), rv.copy()
-    y = F.batch_norm2d(x, w, b, rm, rv, training=False)
+    dx, dw, db, drm, drv = on_device(xp, x, w, b, rm, rv)
+    y = F.batch_norm2d(dx, dw, db, drm, drv, training=False)
     assert_close(y, R.batch_norm2d(x, w, b, rm, rv, training=False), dtype, scale=10.0)
-    np.testing.assert_array_equal(rm, rm0)
-    np.testing.assert_array_equal(rv, rv0)
+    np.testing.assert_array_equal(to_numpy(drm), rm0)
+    np.testing.assert_array_equal(to_numpy(drv), rv0)
     g = random_array(rng, x.shape, dtype)
-    for a, e in zip(F.batch_norm2d_backward(g, x, w, rm, rv, training=False),
+    for a, e in zip(F.batch_norm2d_backward(xp.asarray(g), dx, dw, drm, drv, training=False),
                     R.batch_norm2d_backward(g, x, w, rm, rv, training=False)):
         assert_close(a, e, dtype, scale=100.0)
 
@@ -479,19 +489,20 @@ def test_batch_norm2d_gradient_finite_difference(rng, training):
 # ---- dropout -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 0.9, 1.0])
-def test_dropout_matches_reference(rng, p, dtype):
+def test_dropout_matches_reference(rng, xp, p, dtype):
     x = random_array(rng, (3, 7, 11, 13), dtype)
     seed = int(rng.integers(0, 2**63))
-    y = F.dropout(x, p, seed=seed)
+    (dx,) = on_device(xp, x)
+    y = to_numpy(F.dropout(dx, p, seed=seed))
     np.testing.assert_array_equal(y, R.dropout(x, p, seed=seed))
-    np.testing.assert_array_equal(y, F.dropout(x, p, seed=seed))  # reproducible
-    np.testing.assert_array_equal(F.dropout_backward(x, p, seed=seed), y)
+    np.testing.assert_array_equal(y, to_numpy(F.dropout(dx, p, seed=seed)))  # reproducible
+    np.testing.assert_array_equal(to_numpy(F.dropout_backward(dx, p, seed=seed)), y)
     kept = np.mean(y != 0)
     assert abs(kept - (1 - p)) < 0.03
     if 0 < p < 1:
         np.testing.assert_array_equal(y[y != 0], (x * dtype(1 / (1 - p)))[y != 0])
-        assert not np.array_equal(y, F.dropout(x, p, seed=seed + 1))
-    np.testing.assert_array_equal(F.dropout(x, p, seed=seed, training=False), x)
+        assert not np.array_equal(y, to_numpy(F.dropout(dx, p, seed=seed + 1)))
+    np.testing.assert_array_equal(to_numpy(F.dropout(dx, p, seed=seed, training=False)), x)
 
 
 def test_dropout_mask_known_values():
@@ -814,3 +825,256 @@ def test_cuda_matches_cpu(rng, cp):
                     F.batch_norm2d_backward(xr, xr, w, None, None, training=True)):
         assert_close(a, b, np.float32, scale=100)
     np.testing.assert_array_equal(F.dropout(gx, 0.3, seed=11).get(), F.dropout(xr, 0.3, seed=11))
+
+
+# ---- one list of cases for both devices, every nn dtype (from the former test_nn_cuda.py) -------
+# PyTorch in float64 on the CPU is the oracle; float16/bfloat16 run on CUDA only, float64 on the
+# CPU only (device_array skips the rest).
+def _t64(a):
+    _torch()
+    return _t(np.ascontiguousarray(a, dtype=np.float64))
+
+
+def _check(actual, expected, scale=1.0, msg=""):
+    """assert_close with the tolerance of the result's dtype; matching infinities are equal."""
+    a = to_numpy(actual).astype(np.float64)
+    e = np.array(expected, dtype=np.float64)
+    same_inf = np.isinf(e) & (a == e)
+    a, e = np.where(same_inf, 0.0, a), np.where(same_inf, 0.0, e)
+    assert_close(a, e, dtype=np.dtype(actual.dtype), scale=scale, err_msg=msg)
+
+
+def _pool_out(H, k, s, p, d, ceil):
+    num = H + 2 * p - d * (k - 1) - 1
+    o = (-(-num // s) if ceil else num // s) + 1
+    if ceil and (o - 1) * s >= H + p:
+        o -= 1
+    return o
+
+
+MAXPOOL_DEVICE_CASES = [  # (N, C, H, W, k, s, p, d, ceil)
+    (2, 3, 8, 8, (2, 2), (2, 2), (0, 0), (1, 1), False),
+    (1, 4, 9, 7, (3, 3), (1, 1), (1, 1), (1, 1), False),
+    (2, 2, 11, 10, (3, 2), (2, 1), (1, 0), (2, 1), True),
+    (1, 1, 1, 1, (1, 1), (1, 1), (0, 0), (1, 1), False),
+    (1, 2, 13, 13, (5, 5), (3, 3), (2, 2), (1, 1), True),
+]
+
+
+@pytest.mark.parametrize("case", MAXPOOL_DEVICE_CASES, ids=str)
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_max_pool2d_every_dtype(xp, rng, case, dtype):
+    torch = _torch()
+    N, C, H, W, k, s, p, d, ceil = case
+    xn = random_array(rng, (N, C, H, W), np.float32)
+    xn[0, 0, 0, 0] = np.nan
+    xn[-1, -1, :, :] = -np.inf  # all -inf planes: -inf with a valid index
+    x, x64 = device_array(xp, xn, dtype)
+    out, ind = F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    OH, OW = _pool_out(H, k[0], s[0], p[0], d[0], ceil), _pool_out(W, k[1], s[1], p[1], d[1], ceil)
+    assert out.shape == (N, C, OH, OW)
+    ry, ri = torch.nn.functional.max_pool2d(_t64(x64), k, s, p, d, ceil_mode=ceil, return_indices=True)
+    _check(out, ry.numpy())
+    assert (to_numpy(ind) == ri.numpy()).all()
+    go, go64 = device_array(xp, random_array(rng, (N, C, OH, OW), np.float32), dtype)
+    # gradients follow the indices; compare against a scatter of the reference indices
+    ref = np.zeros((N * C, H * W))
+    for pl, (g, i) in enumerate(zip(go64.reshape(N * C, -1), ri.numpy().reshape(N * C, -1))):
+        np.add.at(ref[pl], i, g)
+    gi = F.max_pool2d_backward(go, ind, (N, C, H, W))
+    _check(gi, ref.reshape(N, C, H, W), scale=k[0] * k[1])
+    assert (to_numpy(gi) == to_numpy(F.max_pool2d_backward(go, ind, (N, C, H, W)))).all()  # deterministic
+
+
+AVGPOOL_DEVICE_CASES = [  # (N, C, H, W, k, s, p, ceil, include_pad)
+    (2, 3, 8, 8, (2, 2), (2, 2), (0, 0), False, True),
+    (1, 2, 9, 7, (3, 3), (2, 2), (1, 1), True, True),
+    (1, 2, 9, 7, (3, 3), (2, 2), (1, 1), True, False),
+    (2, 1, 10, 11, (3, 2), (1, 2), (1, 1), False, False),
+    (1, 1, 5, 5, (4, 4), (3, 3), (2, 2), True, True),
+]
+
+
+@pytest.mark.parametrize("case", AVGPOOL_DEVICE_CASES, ids=str)
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_avg_pool2d_every_dtype(xp, rng, case, dtype):
+    torch = _torch()
+    N, C, H, W, k, s, p, ceil, inc = case
+    x, x64 = device_array(xp, random_array(rng, (N, C, H, W), np.float32), dtype)
+    out = F.avg_pool2d(x, k, s, p, ceil, inc)
+    xt = _t64(x64).requires_grad_()
+    y = torch.nn.functional.avg_pool2d(xt, k, s, p, ceil_mode=ceil, count_include_pad=inc)
+    assert tuple(y.shape) == out.shape
+    _check(out, y.detach().numpy())
+    go, go64 = device_array(xp, random_array(rng, out.shape, np.float32), dtype)
+    y.backward(_t64(go64))
+    _check(F.avg_pool2d_backward(go, (N, C, H, W), k, s, p, ceil, inc), xt.grad.numpy(), scale=k[0] * k[1])
+
+
+@pytest.mark.parametrize("sizes", [((7, 9), (3, 4)), ((8, 8), (1, 1)), ((5, 5), (7, 6)), ((6, 10), (6, 10))])
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_adaptive_avg_pool2d_every_dtype(xp, rng, sizes, dtype):
+    torch = _torch()
+    (H, W), (OH, OW) = sizes
+    x, x64 = device_array(xp, random_array(rng, (2, 3, H, W), np.float32), dtype)
+    out = F.adaptive_avg_pool2d(x, (OH, OW))
+    xt = _t64(x64).requires_grad_()
+    y = torch.nn.functional.adaptive_avg_pool2d(xt, (OH, OW))
+    _check(out, y.detach().numpy())
+    go, go64 = device_array(xp, random_array(rng, (2, 3, OH, OW), np.float32), dtype)
+    y.backward(_t64(go64))
+    _check(F.adaptive_avg_pool2d_backward(go, (2, 3, H, W)), xt.grad.numpy(), scale=4)
+
+
+@pytest.mark.parametrize("name", ACTS)
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_activation_every_dtype(xp, rng, name, dtype):
+    torch = _torch()
+    tF = torch.nn.functional
+    xn = random_array(rng, (3, 5, 7, 11), np.float32, -4, 4)
+    xn.flat[0] = np.nan
+    x, x64 = device_array(xp, xn, dtype)
+    fwd = {"leaky_relu": lambda a: F.leaky_relu(a, 0.1)}.get(name, getattr(F, name))
+    out = fwd(x)
+    fn = {"relu": tF.relu, "leaky_relu": lambda t: tF.leaky_relu(t, 0.1), "sigmoid": torch.sigmoid,
+          "tanh": torch.tanh, "gelu": tF.gelu}[name]
+    xt = _t64(x64).requires_grad_()
+    y = fn(xt)
+    _check(out, y.detach().numpy())
+    go, go64 = device_array(xp, random_array(rng, x.shape, np.float32), dtype)
+    y.backward(_t64(go64))
+    if name == "leaky_relu":
+        gx = F.leaky_relu_backward(go, x, out, negative_slope=0.1)
+    else:
+        gx = getattr(F, name + "_backward")(go, x, out)
+    fin = ~np.isnan(x64)
+    _check(to_numpy(gx)[fin], xt.grad.numpy()[fin], scale=2)
+
+
+@pytest.mark.parametrize("shape_axis", [((4, 10), 1), ((3, 2000), 1), ((2, 5, 3, 4), 1), ((6, 7, 33), 0),
+                                        ((5, 1), 1), ((2, 3, 1025), 2)])
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_softmax_every_dtype(xp, rng, shape_axis, log, dtype):
+    torch = _torch()
+    shape, axis = shape_axis
+    x, x64 = device_array(xp, random_array(rng, shape, np.float32, -20, 20), dtype)
+    out = (F.log_softmax if log else F.softmax)(x, axis)
+    fn = torch.log_softmax if log else torch.softmax
+    _check(out, fn(_t64(x64), axis).numpy(), scale=4)
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (3, 1000), (2, 4, 3, 5), (1, 3)], ids=str)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_cross_entropy_every_dtype(xp, rng, shape, reduction, smoothing, dtype):
+    torch = _torch()
+    N, C = shape[:2]
+    xn = random_array(rng, shape, np.float32, -5, 5)
+    xn.reshape(-1)[:3] += 3000.0  # large logits must not overflow
+    x, x64 = device_array(xp, xn, dtype)
+    tn = rng.integers(0, C, size=(N,) + shape[2:]).astype(np.int64)
+    tn.reshape(-1)[-1] = -100  # ignored
+    t = xp.asarray(tn)
+    kw = dict(reduction=reduction, label_smoothing=smoothing, ignore_index=-100)
+    loss = F.cross_entropy(x, t, **kw)
+    xt = _t64(x64).requires_grad_()
+    ref = torch.nn.functional.cross_entropy(xt, torch.from_numpy(tn), **kw)
+    _check(loss, ref.detach().numpy(), scale=8 * (C if reduction == "sum" else 1))
+    # An upstream gradient: the public backward is that of the loss (or of the sum of the
+    # per-element losses), scaled here as autograd would.
+    gout = random_array(rng, tuple(ref.shape), np.float32).astype(np.float64) if reduction == "none" else 0.7
+    ref.backward(torch.as_tensor(np.asarray(gout, dtype=np.float64)))
+    g = to_numpy(F.cross_entropy_backward(x, t, **kw)).astype(np.float64)
+    g = g * (np.expand_dims(gout, 1) if reduction == "none" else gout)
+    assert_close(g, xt.grad.numpy(), dtype=np.dtype(x.dtype), scale=2)
+
+
+def test_cross_entropy_all_ignored_every_device(xp):
+    x = xp.zeros((3, 4), dtype=np.float32)
+    t = xp.full((3,), -100, dtype=np.int64)
+    assert np.isnan(float(F.cross_entropy(x, t)))
+    assert float(F.cross_entropy(x, t, reduction="sum")) == 0.0
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 7), (2, 5, 64, 65), (300, 4, 1, 1), (1, 2, 3, 3)], ids=str)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_batch_norm2d_every_dtype(xp, rng, shape, training, affine, dtype):
+    torch = _torch()
+    C = shape[1]
+    x, x64 = device_array(xp, random_array(rng, shape, np.float32, -2, 3), dtype)
+    wn = random_array(rng, (C,), np.float32, 0.5, 1.5) if affine else None
+    bn = random_array(rng, (C,), np.float32) if affine else None
+    rmn = random_array(rng, (C,), np.float32)
+    rvn = random_array(rng, (C,), np.float32, 0.5, 2.0)
+    rm, rv = xp.array(rmn, copy=True), xp.array(rvn, copy=True)  # updated in place; rmn, rvn stay
+    w = None if wn is None else xp.asarray(wn)
+    b = None if bn is None else xp.asarray(bn)
+    out = F.batch_norm2d(x, w, b, rm, rv, training=training, momentum=0.1, eps=1e-5)
+    xt = _t64(x64).requires_grad_()
+    wt = _t64(wn).requires_grad_() if affine else None
+    bt = _t64(bn).requires_grad_() if affine else None
+    rmt, rvt = _t64(rmn), _t64(rvn)
+    y = torch.nn.functional.batch_norm(xt, rmt, rvt, wt, bt, training=training, momentum=0.1, eps=1e-5)
+    _check(out, y.detach().numpy(), scale=8)
+    assert_close(rm, rmt.numpy(), dtype=np.float32, scale=4)
+    assert_close(rv, rvt.numpy(), dtype=np.float32, scale=4)
+    go, go64 = device_array(xp, random_array(rng, shape, np.float32), dtype)
+    y.backward(_t64(go64))
+    gi, gw, gb = F.batch_norm2d_backward(go, x, w, xp.asarray(rmn), xp.asarray(rvn), training=training, eps=1e-5)
+    _check(gi, xt.grad.numpy(), scale=16)
+    if affine:
+        L = shape[0] * shape[2] * shape[3]
+        pdt = np.float32 if dtype == "float32" else (np.float64 if dtype == "float64" else np.float16)
+        assert_close(gw, wt.grad.numpy(), dtype=pdt, scale=L)
+        assert_close(gb, bt.grad.numpy(), dtype=pdt, scale=L)
+
+
+def test_batch_norm_deterministic(xp, rng):
+    (x,) = on_device(xp, random_array(rng, (16, 8, 33, 31), np.float32))
+    outs = [to_numpy(F.batch_norm2d(x, None, None, None, None, training=True)) for _ in range(2)]
+    assert (outs[0] == outs[1]).all()
+
+
+def _hash_keep(n, p, seed):
+    """docs/design.md's mask, in NumPy (uint64 wraps modulo 2**64)."""
+    i = np.arange(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + i * np.uint64(0x9E3779B97F4A7C15)
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    u = (z >> np.uint64(40)).astype(np.float64) * 2.0 ** -24
+    return u >= p
+
+
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("dtype", NN_DTYPES)
+def test_dropout_every_dtype(xp, rng, p, dtype):
+    x, x64 = device_array(xp, random_array(rng, (3, 4, 17, 19), np.float32, 0.5, 1.5), dtype)
+    seed = 0x1234567890ABCDEF
+    out = F.dropout(x, p, seed=seed)
+    keep = _hash_keep(x.size, p, seed).reshape(x.shape)
+    o = to_numpy(out).astype(np.float64)
+    assert ((o != 0) == keep).all(), "mask differs from the reference hash"
+    if p < 1:
+        _check(out, np.where(keep, x64 / (1 - p), 0.0))
+    ref = np.asarray(R.dropout(x64.astype(np.float32), p, seed=seed))
+    assert ((ref != 0) == keep).all(), "mask differs from imkern.reference.nn.dropout"
+
+
+def test_empty_inputs_every_device(xp):
+    x = xp.empty((0, 3, 5, 5), dtype=np.float32)
+    w = xp.ones((4, 3, 3, 3), dtype=np.float32)
+    assert F.conv2d(x, w, padding=1).shape == (0, 4, 5, 5)
+    gi, gw, gb = F.conv2d_backward(xp.empty((0, 4, 5, 5), dtype=np.float32), x, w, padding=1)
+    assert float(abs(gw).max()) == 0.0 and float(abs(gb).max()) == 0.0
+    assert F.max_pool2d(x, 2).shape == (0, 3, 2, 2)
+    assert F.softmax(x, 1).shape == x.shape
+    assert F.relu(x).shape == x.shape
+    assert F.dropout(x, 0.5, seed=1).shape == x.shape

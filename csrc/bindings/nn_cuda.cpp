@@ -93,6 +93,20 @@ IMKERN_BINDINGS(nn_cuda) {
     ic::gemm_cuda(dt, M, N, K, ptr(a), lda, trans_a, ptr(b), ldb, trans_b, ptr(c), ldc, ptr(bias), bias_mode, relu,
                   allow_tf32, ptr(stream));
   });
+  m.def("cuda_linear", [](int dtype, int64_t m, int64_t in, int64_t out, uintptr_t x, uintptr_t w, uintptr_t bias,
+                          uintptr_t y, bool allow_tf32, uintptr_t stream) {
+    const DType dt = dtype_code(dtype);
+    py::gil_scoped_release nogil;
+    ic::linear_forward_cuda(dt, m, in, out, ptr(x), ptr(w), ptr(bias), ptr(y), allow_tf32, ptr(stream));
+  });
+  m.def("cuda_linear_backward", [](int dtype, int64_t m, int64_t in, int64_t out, uintptr_t gy, uintptr_t x,
+                                   uintptr_t w, uintptr_t gx, uintptr_t gw, uintptr_t gb, bool allow_tf32,
+                                   uintptr_t stream) {
+    const DType dt = dtype_code(dtype);
+    py::gil_scoped_release nogil;
+    ic::linear_backward_cuda(dt, m, in, out, ptr(gy), ptr(x), ptr(w), ptr(gx), ptr(gw), ptr(gb), allow_tf32,
+                             ptr(stream));
+  });
   m.def("cuda_conv2d", [](int dtype, const py::tuple& shape, uintptr_t x, uintptr_t w, uintptr_t bias, bool relu,
                           uintptr_t y, bool allow_tf32, uintptr_t stream) {
     const DType dt = dtype_code(dtype);

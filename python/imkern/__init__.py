@@ -6,9 +6,8 @@ same name and signature in :mod:`imkern.reference`.
 """
 from ._runtime import get_num_threads, info, set_num_threads, set_cpu_isa, get_cpu_isa
 from ._runtime import max_num_threads
+from ._runtime import get_allow_tf32, get_allow_winograd, set_allow_tf32, set_allow_winograd
 from . import filters, nn, reference
-from .nn._conv import get_allow_winograd, set_allow_winograd
-from .nn._cuda import get_allow_tf32, set_allow_tf32
 
 __version__ = info()["version"]
 

@@ -24,6 +24,12 @@ DTYPE_CODES = {
     np.dtype(np.float64): 3,
     np.dtype(np.float16): 4,
 }
+try:  # bfloat16 exists for NumPy/CuPy only through ml_dtypes (CUDA nn kernels)
+    import ml_dtypes as _ml_dtypes
+
+    DTYPE_CODES[np.dtype(_ml_dtypes.bfloat16)] = 5
+except Exception:  # pragma: no cover - optional dependency
+    pass
 IMAGE_DTYPES_CPU = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
 IMAGE_DTYPES_CUDA = IMAGE_DTYPES_CPU + (np.dtype(np.float16),)
 

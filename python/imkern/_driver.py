@@ -2,11 +2,102 @@
 CPU kernel and CuPy to the CUDA kernel (device guard + the caller's current stream), finish.
 
 An op's module defines its CPU and CUDA calls side by side and hands them to a driver here;
-user-facing validation happens once, in Python, before the first kernel launch.
+user-facing validation happens once, in Python, before the first kernel launch. Bindings
+and launchers only assert.
+
+Two drivers share the steps:
+
+* :func:`run_image_op` for image -> image ops (``(H, W)``, ``(H, W, C)``, ``(N, H, W, C)``;
+  the kernels read any row and image stride, so only unpacked pixels are copied);
+* :func:`run_op` for tensor ops (the nn family: C-contiguous tensors, non-contiguous inputs
+  copied deliberately, an ``out`` the kernel cannot write, or one overlapping an input,
+  filled by copy).
+
+Ops with several outputs (the backward passes) use the steps directly: :func:`contiguous`,
+:func:`output` / :func:`empty`, :func:`launch`, :func:`finish`.
 """
 from __future__ import annotations
 
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
 from . import _arrays as A
+
+
+def launch(kind: str, like, cpu_call: Callable[[], Any], cuda_call: Callable[[int], Any]):
+    """Call the kernel of the array's device and return what it returns.
+
+    ``cpu_call()`` for NumPy; ``cuda_call(stream)`` for CuPy, under a device guard for
+    ``like``'s device, with the handle of that device's current CuPy stream.
+    """
+    if kind == "numpy":
+        return cpu_call()
+    with A.cuda_launch(like) as stream:
+        return cuda_call(stream)
+
+
+def contiguous(a, kind: str):
+    """``a`` itself when C-contiguous (or None), else a deliberate C-contiguous copy."""
+    if a is None or a.flags.c_contiguous:
+        return a
+    return A.xp_of(kind).ascontiguousarray(a)
+
+
+def empty(kind: str, like, shape, dtype):
+    """A new array of the device of ``like`` (on ``like``'s GPU for CuPy)."""
+    if kind == "cupy":
+        with like.device:
+            return A.xp_of(kind).empty(tuple(shape), dtype=dtype)
+    return np.empty(tuple(shape), dtype=dtype)
+
+
+def zeros(kind: str, like, shape, dtype):
+    a = empty(kind, like, shape, dtype)
+    a[...] = 0
+    return a
+
+
+def output(out, inputs: Sequence[Any], kind: str, dtype, shape, name: str = "out"):
+    """(target, final): the C-contiguous array the kernel writes and the array returned.
+
+    ``out`` is validated (kind, dtype, shape, device, writeable); when it is not C-contiguous
+    or shares memory with any input the kernel writes a temporary copied into it by
+    :func:`finish`.
+    """
+    like = inputs[0]
+    target, final = A.prepare_out(out, like, kind, dtype, shape, name)
+    if out is not None and target is final:
+        xp = A.xp_of(kind)
+        if not target.flags.c_contiguous or any(i is not None and xp.may_share_memory(target, i) for i in inputs):
+            target = empty(kind, like, shape, dtype)
+    return target, final
+
+
+def finish(target, final):
+    """Copy the kernel's result into the user's ``out`` when it could not be written directly."""
+    return A.finish_out(target, final)
+
+
+def ptr(a) -> int:
+    """Device pointer of a CuPy array (0 for None), for the CUDA bindings."""
+    return 0 if a is None else int(a.data.ptr)
+
+
+def run_op(kind: str, inputs: Sequence[Any], out, cpu_call, cuda_call, *, shape, dtype,
+           out_inputs: Optional[Sequence[Any]] = None, name: str = "out"):
+    """Run a tensor op with one output.
+
+    ``inputs`` (None entries allowed) are made C-contiguous; ``cpu_call(*inputs, target)`` runs
+    on NumPy, ``cuda_call(*inputs, target, stream)`` on CuPy. Nothing runs when the output is
+    empty. ``out_inputs`` (default ``inputs``) are the arrays ``out`` must not overlap.
+    """
+    target, final = output(out, list(out_inputs if out_inputs is not None else inputs), kind, dtype, shape, name)
+    if target.size == 0:
+        return final
+    args = [contiguous(a, kind) for a in inputs]
+    launch(kind, args[0], lambda: cpu_call(*args, target), lambda stream: cuda_call(*args, target, stream))
+    return finish(target, final)
 
 
 def run_image_op(image, out, cpu_call, cuda_call, *, out_shape=None, out_dtype=None, name="image"):
@@ -22,9 +113,5 @@ def run_image_op(image, out, cpu_call, cuda_call, *, out_shape=None, out_dtype=N
     if image.size == 0 or target.size == 0:
         return final
     src = A.packed_image(image, kind)
-    if kind == "numpy":
-        cpu_call(src, target)
-    else:
-        with A.cuda_launch(src) as stream:
-            cuda_call(A.DTYPE_CODES[dt], src, target, stream)
-    return A.finish_out(target, final)
+    launch(kind, src, lambda: cpu_call(src, target), lambda stream: cuda_call(A.DTYPE_CODES[dt], src, target, stream))
+    return finish(target, final)

@@ -1,8 +1,11 @@
-"""Runtime configuration: threads, CPU instruction set, build and device information."""
+"""Runtime configuration, the package's global switches in one place: threads, CPU
+instruction set, the Winograd path of the CPU conv2d, TF32 on CUDA, build and device
+information. Every switch is read by the ops at call time."""
 from __future__ import annotations
 
 import os
 import platform
+import threading
 import warnings
 
 from . import _core
@@ -68,6 +71,55 @@ def set_cpu_isa(isa: str) -> str:
         raise ValueError(f"isa: expected one of {', '.join(map(repr, _ISAS))}, got {isa!r}")
     _core.isa_set_cap(isa)
     return _core.isa_active()
+
+
+# ---- algorithm switches ----------------------------------------------------------------------
+_lock = threading.Lock()
+# CPU conv2d: 0 never Winograd, 1 where it is faster than the direct path (the default,
+# set_allow_winograd(True)), 2 wherever the shape allows (tests only: exercises the path on tiny
+# images). The value is the ConvWinograd code of csrc/include/imkern/nn.hpp.
+winograd_mode = 1
+# CUDA: float32 GEMMs and convolutions on TF32 tensor cores (torch.backends.cudnn.allow_tf32).
+allow_tf32 = True
+
+
+def set_allow_winograd(flag: bool) -> None:
+    """Allow (True, default) or forbid the Winograd F(4x4, 3x3) path of the CPU conv2d.
+
+    While allowed, float32 convolutions with a 3x3 kernel, stride 1, dilation 1, groups 1, at
+    least 16 input and output channels and enough output pixels (a few hundred per image and
+    batch) use Winograd for :func:`imkern.nn.functional.conv2d` and for grad_input and
+    grad_weight in :func:`imkern.nn.functional.conv2d_backward` (about 4x fewer
+    multiplications; error ~1e-6 relative to the output's scale, about three times the direct
+    path's). ``set_allow_winograd(False)`` selects the direct (implicit GEMM) path. float64
+    never uses Winograd; CUDA arrays are not affected. Both paths are deterministic and give
+    the same bits for any thread count.
+    """
+    global winograd_mode
+    with _lock:
+        winograd_mode = 1 if flag else 0
+
+
+def get_allow_winograd() -> bool:
+    """Whether the CPU conv2d may use Winograd F(4x4, 3x3) (see :func:`set_allow_winograd`)."""
+    return winograd_mode != 0
+
+
+def set_allow_tf32(flag: bool) -> None:
+    """Allow (True, default) or forbid TF32 tensor cores for float32 conv2d/linear on CUDA.
+
+    Like ``torch.backends.cudnn.allow_tf32``: TF32 rounds the products' operands to a 10-bit
+    mantissa and sums in float32; ``set_allow_tf32(False)`` selects exact float32 FMA. float16
+    and bfloat16 always use tensor cores with float32 accumulation. The CPU is not affected.
+    """
+    global allow_tf32
+    with _lock:
+        allow_tf32 = bool(flag)
+
+
+def get_allow_tf32() -> bool:
+    """Whether float32 CUDA GEMMs and convolutions may use TF32 (see :func:`set_allow_tf32`)."""
+    return allow_tf32
 
 
 def info() -> dict:

@@ -18,6 +18,7 @@
 
 #include "imkern/nn_ops.hpp"
 #include "imkern/parallel.hpp"
+#include "common/dtype.hpp"
 #include "common/vmath.hpp"
 
 namespace imkern {
@@ -26,14 +27,6 @@ namespace {
 
 constexpr int64_t kSeg = 65536;
 
-template <typename F>
-void visit_float(DType dt, F&& f) {
-  switch (dt) {
-    case DType::f32: f(float{}); break;
-    case DType::f64: f(double{}); break;
-    default: throw std::invalid_argument("imkern: the CPU nn kernels take float32 or float64");
-  }
-}
 
 // Segments of the (n, c, hw) layout: channel c, image n, part k of its plane.
 struct Segs {

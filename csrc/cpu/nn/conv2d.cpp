@@ -1,4 +1,4 @@
-// conv2d and linear, forward and backward, on top of the GEMM microkernels (compiled per ISA).
+// conv2d forward and backward, on top of the GEMM microkernels (compiled per ISA).
 //
 // Forward: float32 3x3 stride-1 convolutions (dilation 1, groups 1, C and K >= 16, enough
 // output pixels) use Winograd F(4x4, 3x3) unless switched off (winograd.hpp: 4x fewer
@@ -25,7 +25,6 @@
 // over the wide grid (grad_out transposed, zeros in the dropped columns, times the shifted
 // input windows); else a dot-product kernel over im2col chunks. The batch is cut into chunks
 // fixed by the problem size, their partial sums added in chunk order.
-// linear: one GEMM per product (x W^T with the bias in the epilogue; go W; go^T x).
 // Every reduction has a fixed order, so 1 and N threads give identical bits.
 #include <algorithm>
 #include <climits>
@@ -39,23 +38,13 @@
 #include "imkern/parallel.hpp"
 #include "nn/conv_small.hpp"
 #include "nn/ukernels/gemm_kernel.hpp"
+#include "common/dtype.hpp"
 #include "common/simd.hpp"
 #include "nn/ukernels/winograd.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
 namespace {
-
-inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
-                 const GemmEpilogue<float>& ep = {}) {
-  gemm_f32(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
-}
-inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
-                 const double* b, int64_t ldb, double beta, double* c, int64_t ldc,
-                 const GemmEpilogue<double>& ep = {}) {
-  gemm_f64(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
-}
 
 using gemm_detail::Blocking;
 using gemm_detail::scratch;  // slots 2 (packed B / col chunk), 3 (padded plane), 4 (patch row)
@@ -671,34 +660,6 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
   }
 }
 
-template <typename T>
-void lin_forward(const T* x, const T* w, const T* bias, T* out, int64_t m, int64_t in, int64_t of) {
-  GemmEpilogue<T> ep;
-  ep.col_bias = bias;
-  gemm(false, true, m, of, in, T(1), x, in, w, in, T(0), out, of, ep);
-}
-
-template <typename T>
-void lin_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, int64_t m, int64_t in, int64_t of) {
-  gemm(false, false, m, in, of, T(1), go, of, w, in, T(0), gi, in);
-  gemm(true, false, of, in, m, T(1), go, of, x, in, T(0), gw, in);
-  // grad_bias: column sums, rows in order; columns split across threads.
-  parallel_for(0, of, 256, [&](int64_t lo, int64_t hi) {
-    std::fill(gb + lo, gb + hi, T(0));
-    for (int64_t i = 0; i < m; ++i) {
-      const T* row = go + i * of;
-      for (int64_t j = lo; j < hi; ++j) gb[j] += row[j];
-    }
-  });
-}
-
-template <typename F>
-void visit_float(DType dt, F&& f) {
-  if (dt == DType::f32) f(float{});
-  else if (dt == DType::f64) f(double{});
-  else throw std::invalid_argument("conv2d/linear: dtype must be float32 or float64");
-}
-
 }  // namespace
 
 void conv2d_forward(DType dtype, const void* x, const void* weight, const void* bias, void* out,
@@ -717,25 +678,6 @@ void conv2d_backward(DType dtype, const void* grad_out, const void* x, const voi
     conv_backward<T>(static_cast<const T*>(grad_out), static_cast<const T*>(x), static_cast<const T*>(weight),
                      static_cast<T*>(grad_in), static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), sh,
                      winograd);
-  });
-}
-
-void linear_forward(DType dtype, const void* x, const void* weight, const void* bias, void* out, int64_t m,
-                    int64_t in_features, int64_t out_features) {
-  visit_float(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    lin_forward<T>(static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
-                   static_cast<T*>(out), m, in_features, out_features);
-  });
-}
-
-void linear_backward(DType dtype, const void* grad_out, const void* x, const void* weight, void* grad_in,
-                     void* grad_weight, void* grad_bias, int64_t m, int64_t in_features, int64_t out_features) {
-  visit_float(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    lin_backward<T>(static_cast<const T*>(grad_out), static_cast<const T*>(x), static_cast<const T*>(weight),
-                    static_cast<T*>(grad_in), static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), m,
-                    in_features, out_features);
   });
 }
 

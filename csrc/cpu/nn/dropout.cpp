@@ -13,6 +13,7 @@
 
 #include "imkern/nn_ops.hpp"
 #include "imkern/parallel.hpp"
+#include "common/dtype.hpp"
 #include "common/vmath.hpp"
 
 namespace imkern {
@@ -39,12 +40,7 @@ void dropout_impl(const T* x, T* y, int64_t n, uint64_t seed, double p) {
     for (int k = 0; k < LD; ++k) lane[k] = static_cast<uint64_t>(k);
     int64_t i = a;
     for (; i + LD <= b; i += LD) {
-      UL z = seed + (lane + static_cast<uint64_t>(i)) * 0x9E3779B97F4A7C15ull;
-      z ^= z >> 30;
-      z *= 0xBF58476D1CE4E5B9ull;
-      z ^= z >> 27;
-      z *= 0x94D049BB133111EBull;
-      z ^= z >> 31;
+      const UL z = splitmix64<UL>(seed + (lane + static_cast<uint64_t>(i)) * kSplitmixGamma);
       const MV keep = __builtin_convertvector((z >> 40) >= thr, MV);
       TV xv;
       std::memcpy(&xv, x + i, sizeof(xv));
@@ -52,12 +48,7 @@ void dropout_impl(const T* x, T* y, int64_t n, uint64_t seed, double p) {
       std::memcpy(y + i, &yv, sizeof(yv));
     }
     for (; i < b; ++i) {
-      uint64_t z = seed + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;
-      z ^= z >> 30;
-      z *= 0xBF58476D1CE4E5B9ull;
-      z ^= z >> 27;
-      z *= 0x94D049BB133111EBull;
-      z ^= z >> 31;
+      const uint64_t z = splitmix64<uint64_t>(seed + static_cast<uint64_t>(i) * kSplitmixGamma);
       y[i] = x[i] * ((z >> 40) >= thr ? scale : T(0));
     }
   });
@@ -66,12 +57,10 @@ void dropout_impl(const T* x, T* y, int64_t n, uint64_t seed, double p) {
 }  // namespace
 
 void dropout(DType dtype, const void* x, void* y, int64_t n, uint64_t seed, double p) {
-  if (dtype == DType::f32)
-    dropout_impl(static_cast<const float*>(x), static_cast<float*>(y), n, seed, p);
-  else if (dtype == DType::f64)
-    dropout_impl(static_cast<const double*>(x), static_cast<double*>(y), n, seed, p);
-  else
-    throw std::invalid_argument("imkern: the CPU nn kernels take float32 or float64");
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    dropout_impl(static_cast<const T*>(x), static_cast<T*>(y), n, seed, p);
+  });
 }
 
 }  // namespace IMKERN_ISA

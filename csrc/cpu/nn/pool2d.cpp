@@ -25,6 +25,7 @@
 
 #include "imkern/nn_ops.hpp"
 #include "imkern/parallel.hpp"
+#include "common/dtype.hpp"
 #include "common/vmath.hpp"
 
 namespace imkern {
@@ -33,15 +34,6 @@ namespace {
 
 using simd::vec_t;
 
-template <typename F>
-void visit_float(DType dt, F&& f) {
-  switch (dt) {
-    case DType::f32: f(float{}); break;
-    case DType::f64: f(double{}); break;
-    default: throw std::invalid_argument(std::string("imkern: dtype ") + dtype_name(dt) +
-                                         " is not supported by the CPU nn kernels (float32, float64)");
-  }
-}
 
 // Valid taps [lo, hi) of a window starting at `start` with `k` taps `d` apart on an axis of `n`.
 inline void tap_range(int64_t start, int k, int d, int64_t n, int& lo, int& hi) {

@@ -1,6 +1,5 @@
-// Per-channel reductions of NCHW tensors and batch normalization (forward, backward).
-//
-// Reduction over (N, HW) for every channel c, deterministic in two stages: stage 1, block
+// Batch normalization (forward, backward) on NCHW tensors, through the per-channel reduction
+// of channel_reduce.cuh: over (N, HW) for every channel c, deterministic in two stages: stage 1, block
 // (c, p) sums the p-th chunk of the channel's N * HW elements (fixed thread striding, fixed
 // shuffle tree); stage 2, one thread per channel adds the chunk partials in chunk order. The
 // chunking depends on the sizes only, so results are bitwise reproducible on any GPU.
@@ -12,6 +11,7 @@
 
 #include "imkern/cuda_nn.hpp"
 #include "common/nn_common.cuh"
+#include "nn/channel_reduce.cuh"
 
 namespace imkern {
 namespace cuda {
@@ -20,89 +20,7 @@ namespace {
 
 using nn::from_f;
 using nn::to_f;
-
-constexpr int64_t kChunk = 8192;    // elements per stage-1 block (32 per thread)
-constexpr int64_t kMaxParts = 1024;  // partials per channel
-
-struct Red {
-  int64_t n, c, hw, len, parts, chunk;  // len = n * hw
-};
-
-Red make_red(int64_t n, int64_t c, int64_t hw) {
-  Red r{n, c, hw, checked_mul(n, hw), 1, 1};
-  checked_mul(r.len, c);
-  r.parts = std::min<int64_t>(std::max<int64_t>(ceil_div<int64_t>(r.len, kChunk), 1), kMaxParts);
-  r.chunk = std::max<int64_t>(ceil_div<int64_t>(r.len, r.parts), 1);
-  if (checked_mul(r.c, r.parts) > INT32_MAX) throw std::overflow_error("imkern CUDA nn: too many channels");
-  return r;
-}
-
-// Op(c, offset) -> float2 of the element at x[offset] (channel c). Writes ws[(c * parts + p) * 2 + {0, 1}].
-template <class Op>
-__global__ void channel_partial_kernel(Red r, Op op, float* __restrict__ ws) {
-  __shared__ float sh[nn::kThreads / 32];
-  const int64_t c = blockIdx.x / r.parts, p = blockIdx.x - c * r.parts;
-  const int64_t beg = p * r.chunk, end = min(beg + r.chunk, r.len);
-  float a = 0.f, b = 0.f;
-  if (r.hw >= 64) {
-    // Row by row: contiguous j within a row, no division per element.
-    for (int64_t n = beg / r.hw; n * r.hw < end; ++n) {
-      const int64_t j0 = max(beg - n * r.hw, int64_t(0)), j1 = min(end - n * r.hw, r.hw);
-      const int64_t base = (n * r.c + c) * r.hw;
-      for (int64_t j = j0 + threadIdx.x; j < j1; j += nn::kThreads) {
-        const float2 v = op(c, base + j);
-        a += v.x;
-        b += v.y;
-      }
-    }
-  } else {
-    for (int64_t e = beg + threadIdx.x; e < end; e += nn::kThreads) {
-      const int64_t n = e / r.hw, j = e - n * r.hw;
-      const float2 v = op(c, (n * r.c + c) * r.hw + j);
-      a += v.x;
-      b += v.y;
-    }
-  }
-  a = nn::block_sum<nn::kThreads>(a, sh);
-  b = nn::block_sum<nn::kThreads>(b, sh);
-  if (threadIdx.x == 0) {
-    ws[(c * r.parts + p) * 2] = a;
-    ws[(c * r.parts + p) * 2 + 1] = b;
-  }
-}
-
-template <class Fin>
-__global__ void channel_final_kernel(Red r, const float* __restrict__ ws, Fin fin) {
-  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < r.c;
-       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float a = 0.f, b = 0.f;
-    for (int64_t p = 0; p < r.parts; ++p) {
-      a += ws[(c * r.parts + p) * 2];
-      b += ws[(c * r.parts + p) * 2 + 1];
-    }
-    fin(c, a, b);
-  }
-}
-
-template <class Op, class Fin>
-void channel_reduce(const Red& r, const Op& op, const Fin& fin, float* ws, cudaStream_t st) {
-  channel_partial_kernel<<<static_cast<unsigned>(r.c * r.parts), nn::kThreads, 0, st>>>(r, op, ws);
-  IMKERN_CUDA_CHECK_LAUNCH();
-  channel_final_kernel<<<nn::grid_for(r.c), nn::kThreads, 0, st>>>(r, ws, fin);
-  IMKERN_CUDA_CHECK_LAUNCH();
-}
-
-// ---- ops and finals --------------------------------------------------------------------------
-template <typename T>
-struct ValueOp {
-  const T* x;
-  __device__ float2 operator()(int64_t, int64_t i) const { return make_float2(to_f(x[i]), 0.f); }
-};
-template <typename T>
-struct StoreSum {
-  T* out;
-  __device__ void operator()(int64_t c, float a, float) const { out[c] = from_f<T>(a); }
-};
+using namespace nn::channel;
 
 template <typename T>
 struct SqDevOp {  // (x - mean[c])^2
@@ -230,18 +148,6 @@ __global__ void bn_backward_apply_kernel(int64_t planes, int64_t C, int64_t hw, 
 }
 
 }  // namespace
-
-void channel_sum_cuda(DType dt, int64_t n, int64_t c, int64_t hw, const void* x, void* out, void* stream) {
-  if (n < 0 || c < 0 || hw < 0) throw std::invalid_argument("channel_sum: negative size");
-  if (c == 0) return;
-  const Red r = make_red(n, c, hw);
-  cudaStream_t st = as_stream(stream);
-  nn::StreamBuffer ws(static_cast<size_t>(c * r.parts) * 2 * sizeof(float), st);
-  nn::dispatch_float(dt, "channel_sum", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    channel_reduce(r, ValueOp<T>{static_cast<const T*>(x)}, StoreSum<T>{static_cast<T*>(out)}, ws.as<float>(), st);
-  });
-}
 
 void batch_norm2d_cuda(DType dt, int64_t n, int64_t c, int64_t hw, const void* x, const float* weight,
                        const float* bias, float* running_mean, float* running_var, bool training, double momentum,

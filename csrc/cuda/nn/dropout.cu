@@ -10,14 +10,6 @@ namespace cuda {
 
 namespace {
 
-__device__ __forceinline__ uint64_t splitmix64(uint64_t z) {
-  z ^= z >> 30;
-  z *= 0xBF58476D1CE4E5B9ULL;
-  z ^= z >> 27;
-  z *= 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return z;
-}
 
 // keep iff (h >> 40) * 2^-24 >= p  <=>  (h >> 40) >= threshold, threshold = ceil(p * 2^24)
 // computed on the host in double (exact: h >> 40 < 2^24 is an integer).
@@ -26,7 +18,7 @@ __global__ void dropout_kernel(int64_t n, const T* __restrict__ x, T* __restrict
                                uint64_t threshold, float scale) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint64_t h = splitmix64(seed + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL) >> 40;
+    const uint64_t h = splitmix64<uint64_t>(seed + static_cast<uint64_t>(i) * kSplitmixGamma) >> 40;
     y[i] = h >= threshold ? nn::from_f<T>(nn::to_f(x[i]) * scale) : nn::from_f<T>(0.f);
   }
 }

@@ -71,6 +71,19 @@ IMKERN_HOST_DEVICE inline int64_t border_index(int64_t p, int64_t len, Border b)
   return -1;
 }
 
+// The splitmix64 finalizer: dropout's counter hash (docs/design.md), the same bits on every
+// device. A template so the CPU kernels apply it to whole vectors of uint64 lanes too.
+constexpr uint64_t kSplitmixGamma = 0x9E3779B97F4A7C15ull;
+template <typename U>
+IMKERN_HOST_DEVICE inline U splitmix64(U z) {
+  z ^= z >> 30;
+  z *= 0xBF58476D1CE4E5B9ull;
+  z ^= z >> 27;
+  z *= 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return z;
+}
+
 // 64-bit size arithmetic with overflow checks (std::overflow_error -> Python OverflowError).
 inline int64_t checked_mul(int64_t a, int64_t b) {
   int64_t r;

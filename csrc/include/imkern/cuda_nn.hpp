@@ -24,6 +24,14 @@ void gemm_cuda(DType dt, int64_t M, int64_t N, int64_t K, const void* a, int64_t
                const void* b, int64_t ldb, bool trans_b, void* c, int64_t ldc, const void* bias, int bias_mode,
                bool relu, bool allow_tf32, void* stream);
 
+// ---- linear (csrc/cuda/nn/linear.cu): x (M, IN), weight (OUT, IN), bias (OUT) or null ------
+void linear_forward_cuda(DType dt, int64_t m, int64_t in_features, int64_t out_features, const void* x,
+                         const void* weight, const void* bias, void* y, bool allow_tf32, void* stream);
+// grad_x (M, IN), grad_weight (OUT, IN), grad_bias (OUT); every element written.
+void linear_backward_cuda(DType dt, int64_t m, int64_t in_features, int64_t out_features, const void* grad_y,
+                          const void* x, const void* weight, void* grad_x, void* grad_weight, void* grad_bias,
+                          bool allow_tf32, void* stream);
+
 // ---- conv2d (csrc/cuda/conv2d.cu), PyTorch semantics; weight (K, C / groups, R, S) -------
 struct Conv2dShape {
   int64_t n = 0, c = 0, h = 0, w = 0;  // input
@@ -40,7 +48,7 @@ void conv2d_backward_data_cuda(DType dt, const Conv2dShape& sh, const void* grad
 void conv2d_backward_weight_cuda(DType dt, const Conv2dShape& sh, const void* grad_y, const void* x,
                                  void* grad_w, bool allow_tf32, void* stream);
 
-// out[c] = sum over n < N, j < HW of x[(n * C + c) * HW + j] (bias gradients: conv with HW =
+// out[c] = sum over n < N, j < HW of x[(n * C + c) * HW + j] (csrc/cuda/nn/channel_sum.cu; bias gradients: conv with HW =
 // OH * OW, linear with N = rows, HW = 1). out has dtype dt.
 void channel_sum_cuda(DType dt, int64_t n, int64_t c, int64_t hw, const void* x, void* out, void* stream);
 
@@ -72,7 +80,7 @@ void activation_cuda(DType dt, Activation a, int64_t n, const void* x, void* y, 
 void activation_backward_cuda(DType dt, Activation a, int64_t n, const void* grad_y, const void* x, const void* y,
                               void* grad_x, float negative_slope, void* stream);
 
-// ---- softmax and cross entropy (csrc/cuda/softmax.cu); x viewed as (outer, len, inner) ------
+// ---- softmax (csrc/cuda/nn/softmax.cu) and cross entropy (csrc/cuda/nn/cross_entropy.cu); x viewed as (outer, len, inner) ------
 void softmax_cuda(DType dt, int64_t outer, int64_t len, int64_t inner, const void* x, void* y, bool log,
                   void* stream);
 // logits (N, C, inner), target (N, inner) int64. reduction: 0 none (loss has N * inner

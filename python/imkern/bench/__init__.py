@@ -1,7 +1,7 @@
 """Benchmark cases shipped with the package, so ``python -m imkern bench`` runs anywhere.
 
-Each family module (``filters``, ``nn_conv``, ``nn_ops``, ``cuda_*``) defines ``CASES``, a list of
-:class:`Case`. ``benchmarks/bench_*.py`` run the same cases under pytest-benchmark; the
+Each family module (``filters``, ``nn_conv``, ``nn_ops``) defines ``CASES``, one list of
+:class:`Case` for both devices (``Case.device``: "cpu" or "cuda"; ``--device`` selects). ``benchmarks/bench_*.py`` run the same cases under pytest-benchmark; the
 ``python -m imkern bench`` runner (``imkern._bench``) times them itself and prints a table.
 A case times imkern and each installed peer on the same input in the same run.
 """
@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 from typing import Callable, Dict, List, Optional, Tuple
 
-FAMILIES = ("filters", "nn_conv", "nn_ops", "cuda_filters", "cuda_nn")
+FAMILIES = ("filters", "nn_conv", "nn_ops")
 
 
 @dataclasses.dataclass
@@ -45,3 +45,40 @@ def optional_import(name: str) -> Optional[object]:
         return importlib.import_module(name)
     except Exception:
         return None
+
+
+# ---- CUDA cases: every timed function synchronizes, so wall time is device time ---------------
+def cuda_sync() -> None:
+    import cupy
+
+    cupy.cuda.get_current_stream().synchronize()
+
+
+def cuda_timed(f: Callable[[], object]) -> Callable[[], object]:
+    """``f`` followed by a synchronization of the current CuPy stream."""
+    def g():
+        r = f()
+        cuda_sync()
+        return r
+
+    return g
+
+
+def torch_cuda() -> Optional[object]:
+    """torch when it sees a GPU, else None."""
+    torch = optional_import("torch")
+    try:
+        if torch is not None and torch.cuda.is_available():
+            return torch
+    except Exception:
+        pass
+    return None
+
+
+def torch_synced(torch, f: Callable[[], object]) -> Callable[[], object]:
+    def g():
+        r = f()
+        torch.cuda.synchronize()
+        return r
+
+    return g

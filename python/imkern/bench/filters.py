@@ -1,10 +1,12 @@
-"""CPU benchmark cases of the linear filters, against OpenCV (and SciPy where OpenCV has no
-matching op). Both use every core this process may use."""
+"""Benchmark cases of the linear filters, one list for both devices: on the CPU against OpenCV
+(both use every core this process may use), on CUDA against cupyx.scipy.ndimage and cv2.cuda
+(the same border rule: cupyx mode "mirror" = our "reflect101", cv2's BORDER_REFLECT_101).
+bytes = input + output bytes of one call."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import Case, optional_import
+from . import Case, cuda_timed, optional_import
 
 H, W = 2160, 3840
 
@@ -61,3 +63,133 @@ CASES = [
                 (H, W, 3), np.uint8),
          bytes=2 * H * W * 3),
 ]
+
+
+# ---- CUDA ----------------------------------------------------------------------------------
+def _cv2_cuda():
+    cv2 = optional_import("cv2")
+    try:
+        if cv2 is not None and cv2.cuda.getCudaEnabledDeviceCount() > 0:
+            return cv2
+    except Exception:
+        pass
+    return None
+
+
+def _gaussian_setup(shape, dtype, ksize, sigma):
+    def setup():
+        import cupy
+        from .. import filters
+        from .._kernels import gaussian_kernel_cv
+
+        rng = np.random.default_rng(0)
+        if np.dtype(dtype).kind == "u":
+            host = rng.integers(0, 256, size=shape, dtype=dtype)
+        else:
+            host = rng.random(shape, dtype=np.float32).astype(dtype)
+        x = cupy.asarray(host)
+        out = cupy.empty_like(x)
+        fn = cuda_timed(lambda: filters.gaussian(x, sigma, ksize=(ksize, ksize), out=out))
+        peers = {}
+        ndi = optional_import("cupyx.scipy.ndimage")
+        if ndi is not None:
+            k = cupy.asarray(gaussian_kernel_cv(ksize, sigma), dtype=cupy.float32)
+            # channel axis (and batch axis) get a 1-tap kernel: ndimage filters every axis
+            ax_h, ax_w = (x.ndim - 3, x.ndim - 2) if x.ndim >= 3 else (0, 1)
+            ptmp = cupy.empty_like(x)
+            pout = cupy.empty_like(x)
+
+            def nd():
+                ndi.correlate1d(x, k, axis=ax_h, output=ptmp, mode="mirror")
+                ndi.correlate1d(ptmp, k, axis=ax_w, output=pout, mode="mirror")
+                return pout
+
+            peers["cupyx.ndimage"] = cuda_timed(nd)
+        cv2 = _cv2_cuda()
+        if cv2 is not None and x.ndim <= 3 and dtype in (np.uint8, np.float32):
+            ch = 1 if x.ndim == 2 else x.shape[-1]
+            cvt = {(np.uint8, 1): cv2.CV_8UC1, (np.uint8, 3): cv2.CV_8UC3, (np.uint8, 4): cv2.CV_8UC4,
+                   (np.float32, 1): cv2.CV_32FC1, (np.float32, 3): cv2.CV_32FC3, (np.float32, 4): cv2.CV_32FC4}
+            try:
+                peers.update(_cv2_gaussian(cv2, host, cvt[(dtype, ch)], ksize, sigma))
+            except Exception:  # type/size not supported by this OpenCV build
+                pass
+        return fn, peers
+
+    return setup
+
+
+def _cv2_gaussian(cv2, host, cvtype, ksize, sigma):
+    g = cv2.cuda_GpuMat()
+    g.upload(host)
+    go = cv2.cuda_GpuMat(g.size(), g.type())
+    flt = cv2.cuda.createGaussianFilter(cvtype, cvtype, (ksize, ksize), sigma)
+
+    def cvf():
+        flt.apply(g, go)
+        cv2.cuda.Stream.Null().waitForCompletion()
+        return go
+
+    cvf()
+    return {"cv2.cuda": cvf}
+
+
+def _correlate_setup(shape, ksize):
+    def setup():
+        import cupy
+        from .. import filters
+
+        rng = np.random.default_rng(0)
+        host = rng.random(shape, dtype=np.float32)
+        x = cupy.asarray(host)
+        out = cupy.empty_like(x)
+        k = rng.random((ksize, ksize)).astype(np.float32)
+        fn = cuda_timed(lambda: filters.correlate(x, k, out=out))
+        peers = {}
+        ndi = optional_import("cupyx.scipy.ndimage")
+        if ndi is not None:
+            kd = cupy.asarray(k)
+            pout = cupy.empty_like(x)
+            peers["cupyx.ndimage"] = cuda_timed(lambda: ndi.correlate(x, kd, output=pout, mode="mirror"))
+        cv2 = _cv2_cuda()
+        if cv2 is not None and len(shape) == 2:
+            try:
+                peers.update(_cv2_linear(cv2, host, k))
+            except Exception:
+                pass
+        return fn, peers
+
+    return setup
+
+
+def _cv2_linear(cv2, host, k):
+    g = cv2.cuda_GpuMat()
+    g.upload(host)
+    go = cv2.cuda_GpuMat(g.size(), g.type())
+    flt = cv2.cuda.createLinearFilter(cv2.CV_32FC1, cv2.CV_32FC1, k)
+
+    def cvf():
+        flt.apply(g, go)
+        cv2.cuda.Stream.Null().waitForCompletion()
+        return go
+
+    cvf()
+    return {"cv2.cuda": cvf}
+
+
+def _nbytes(shape, dtype):
+    return 2 * int(np.prod(shape)) * np.dtype(dtype).itemsize
+
+
+_CUDA_CASES = [
+    Case("cuda gaussian 5x5 u8 8x2160x3840x3", "cuda",
+         _gaussian_setup((8, 2160, 3840, 3), np.uint8, 5, 1.0), bytes=_nbytes((8, 2160, 3840, 3), np.uint8),
+         note="batch of 8 RGB 4K frames, sigma 1"),
+    Case("cuda gaussian 5x5 f32 2160x3840", "cuda", _gaussian_setup((2160, 3840), np.float32, 5, 1.0),
+         bytes=_nbytes((2160, 3840), np.float32)),
+    Case("cuda gaussian 31x31 f32 2160x3840", "cuda", _gaussian_setup((2160, 3840), np.float32, 31, 5.0),
+         bytes=_nbytes((2160, 3840), np.float32), note="sigma 5, runtime-size kernel"),
+    Case("cuda correlate 3x3 f32 2160x3840", "cuda", _correlate_setup((2160, 3840), 3),
+         bytes=_nbytes((2160, 3840), np.float32)),
+]
+CASES += _CUDA_CASES

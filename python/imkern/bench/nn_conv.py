@@ -1,9 +1,12 @@
-"""Benchmark cases for conv2d and linear (CPU) against PyTorch on the same threads."""
+"""Benchmark cases for conv2d and linear, one list for both devices: on the CPU against PyTorch
+on the same threads, on CUDA against PyTorch (cuDNN, cuBLAS). imkern's float32 CUDA cases run
+with TF32 allowed (the default, like torch's cuDNN default); the peer gets the same setting.
+flops = 2 * MACs of one call."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import Case, optional_import
+from . import Case, cuda_sync, optional_import, torch_cuda, torch_synced
 
 
 def _torch():
@@ -88,4 +91,73 @@ CASES = [
          flops=_conv_flops(128, 1, 32, 28, 3), note="first layer, C = 1"),
     Case("linear_256x4096_to_4096", "cpu", _linear_setup(256, 4096, 4096),
          flops=2 * 256 * 4096 * 4096, note="float32 with bias"),
+]
+
+
+# ---- CUDA ----------------------------------------------------------------------------------
+def _cuda_conv_setup(N, C, K, H, W, R, pad):
+    def setup():
+        import cupy
+
+        import imkern
+        from ..nn import functional as F
+
+        rng = np.random.default_rng(0)
+        x = cupy.asarray(rng.standard_normal((N, C, H, W), dtype=np.float32))
+        w = cupy.asarray(rng.standard_normal((K, C, R, R), dtype=np.float32) * 0.1)
+        OH, OW = H + 2 * pad - R + 1, W + 2 * pad - R + 1
+        out = cupy.empty((N, K, OH, OW), dtype=cupy.float32)
+
+        def fn():
+            F.conv2d(x, w, padding=pad, out=out)
+            cuda_sync()
+
+        peers = {}
+        torch = torch_cuda()
+        if torch is not None:
+            torch.backends.cudnn.allow_tf32 = imkern.get_allow_tf32()
+            torch.backends.cudnn.benchmark = True
+            tx, tw = torch.as_tensor(x, device="cuda"), torch.as_tensor(w, device="cuda")
+            peers["torch cuDNN"] = torch_synced(torch, lambda: torch.nn.functional.conv2d(tx, tw, padding=pad))
+        return fn, peers
+
+    return setup
+
+
+def _cuda_gemm_setup(n, dtype):
+    """x (n, n) times W^T (n, n): F.linear against torch's linear (cuBLAS), one GEMM each."""
+    def setup():
+        import cupy
+
+        import imkern
+        from ..nn import functional as F
+
+        rng = np.random.default_rng(0)
+        a = cupy.asarray(rng.standard_normal((n, n), dtype=np.float32).astype(dtype))
+        b = cupy.asarray(rng.standard_normal((n, n), dtype=np.float32).astype(dtype))
+        c = cupy.empty((n, n), dtype=dtype)
+
+        def fn():
+            F.linear(a, b, out=c)
+            cuda_sync()
+
+        peers = {}
+        torch = torch_cuda()
+        if torch is not None:
+            torch.backends.cuda.matmul.allow_tf32 = imkern.get_allow_tf32()
+            ta, tb = torch.as_tensor(a, device="cuda"), torch.as_tensor(b, device="cuda")
+            peers["torch.matmul"] = torch_synced(torch, lambda: torch.nn.functional.linear(ta, tb))
+        return fn, peers
+
+    return setup
+
+
+_N, _C, _H = 32, 64, 56
+CASES += [
+    Case("conv2d 3x3 N32 C64 K64 56x56 fp32/tf32", "cuda", _cuda_conv_setup(_N, _C, _C, _H, _H, 3, 1),
+         flops=2 * _N * _C * _C * 9 * _H * _H, note="implicit GEMM, TF32 allowed"),
+    Case("gemm 4096^3 fp32/tf32", "cuda", _cuda_gemm_setup(4096, np.float32), flops=2 * 4096 ** 3,
+         note="F.linear: x W^T"),
+    Case("gemm 4096^3 fp16", "cuda", _cuda_gemm_setup(4096, np.float16), flops=2 * 4096 ** 3,
+         note="F.linear: x W^T"),
 ]

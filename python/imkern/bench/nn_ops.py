@@ -1,4 +1,5 @@
-"""Benchmark cases for the non-GEMM nn ops (CPU) against PyTorch on the same thread count.
+"""Benchmark cases for the non-GEMM nn ops, one list for both devices, against PyTorch (on the
+CPU on the same thread count; on CUDA every timed function synchronizes).
 
 Bandwidth cases count the bytes one call must move (input read + output written), so GB/s
 compares with the machine's copy bandwidth. Both sides allocate their output per call, as a
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Case, optional_import
+from . import Case, cuda_sync, optional_import, torch_cuda, torch_synced
 
 
 def _torch():
@@ -103,4 +104,37 @@ CASES = [
          _unary_setup(_X56, lambda F, x: F.batch_norm2d(x, None, None, None, None, training=True),
                       lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True)),
          bytes=_nbytes(_X56, _X56, _X56), note="stats read + apply read + write"),
+]
+
+
+# ---- CUDA ----------------------------------------------------------------------------------
+def _cuda_maxpool_setup(shape):
+    def setup():
+        import cupy
+
+        from ..nn import functional as F
+
+        rng = np.random.default_rng(0)
+        x = cupy.asarray(rng.standard_normal(shape, dtype=np.float32))
+        N, C, H, W = shape
+        out = cupy.empty((N, C, H // 2, W // 2), dtype=cupy.float32)
+
+        def fn():
+            F.max_pool2d(x, 2, out=out)
+            cuda_sync()
+
+        peers = {}
+        torch = torch_cuda()
+        if torch is not None:
+            tx = torch.as_tensor(x, device="cuda")
+            peers["torch"] = torch_synced(torch, lambda: torch.nn.functional.max_pool2d(tx, 2))
+        return fn, peers
+
+    return setup
+
+
+_POOL = (32, 64, 112, 112)
+CASES += [
+    Case("max_pool2d 2x2 (32,64,112,112) fp32", "cuda", _cuda_maxpool_setup(_POOL),
+         bytes=int(np.prod(_POOL)) * 4 * 5 // 4),
 ]

@@ -1,10 +1,8 @@
-"""Argument checks and array plumbing shared by the nn ops (_pool, _act, _norm).
+"""Argument checks shared by the nn ops (the array plumbing is :mod:`imkern._driver`).
 
 Kinds and dtypes: NumPy float32/float64 run on the C++ kernels, CuPy float32/float16 (and
-bfloat16 when ``ml_dtypes`` provides it) on the CUDA kernels of :mod:`imkern.nn._cuda`.
-Wrong kind or dtype -> TypeError naming the accepted dtypes; shapes and values -> ValueError
-naming the argument. The kernels read C-contiguous arrays: other layouts are copied
-deliberately, and an ``out`` they cannot write directly receives the result by copy.
+bfloat16 when ``ml_dtypes`` provides it) on the CUDA kernels. Wrong kind or dtype ->
+TypeError naming the accepted dtypes; shapes and values -> ValueError naming the argument.
 """
 from __future__ import annotations
 
@@ -55,41 +53,6 @@ def check_like(a: Any, name: str, kind: str, dtype: np.dtype, shape=None) -> Non
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(a.shape)}")
 
 
-def contiguous(x, kind: str):
-    """``x`` itself when C-contiguous, else a deliberate C-contiguous copy."""
-    if x.flags.c_contiguous:
-        return x
-    return A.xp_of(kind).ascontiguousarray(x)
-
-
-def _empty(kind: str, like, shape, dtype):
-    if kind == "cupy":
-        with like.device:
-            return A.xp_of(kind).empty(shape, dtype=dtype)
-    return np.empty(shape, dtype=dtype)
-
-
-def out_for(out, inputs, kind: str, dtype, shape, name: str = "out"):
-    """(target, final): the C-contiguous array the kernel writes and the array returned.
-
-    ``out`` is validated (kind, dtype, shape, device, writeable); when it is not C-contiguous
-    or shares memory with any input the kernel writes a temporary copied into it afterwards.
-    """
-    like = inputs[0]
-    target, final = A.prepare_out(out, like, kind, dtype, shape, name)
-    if out is not None and target is final:
-        xp = A.xp_of(kind)
-        if not target.flags.c_contiguous or any(
-            i is not None and xp.may_share_memory(target, i) for i in inputs
-        ):
-            target = _empty(kind, like, tuple(shape), dtype)
-    return target, final
-
-
-def finish(target, final):
-    return A.finish_out(target, final)
-
-
 def as_bool(value: Any, name: str) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -111,15 +74,38 @@ def as_finite(value: Any, name: str) -> float:
     return v
 
 
-def cuda_module():
-    """imkern.nn._cuda, imported on first CuPy use (it needs CuPy and a CUDA build)."""
-    from . import _cuda
-
-    return _cuda
-
-
 def prod(shape) -> int:
     p = 1
     for s in shape:
         p *= int(s)
+    return p
+
+
+_CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_CUDA_NAMES = ("float32", "float16", "bfloat16")
+
+
+def kind_dtype(a, name: str) -> Tuple[str, str]:
+    """Array kind ('numpy' / 'cupy') and dtype name; TypeError naming the accepted dtypes."""
+    kind = A.array_kind(a, name)
+    dname = getattr(a.dtype, "name", str(a.dtype))
+    allowed = ("float32", "float64") if kind == "numpy" else _CUDA_NAMES
+    if dname not in allowed:
+        where = "on the CPU" if kind == "numpy" else "on CUDA"
+        raise TypeError(f"{name}: dtype {dname} is not supported {where}; expected one of {', '.join(allowed)}")
+    return kind, dname
+
+
+def same_as(a, name: str, kind: str, dname: str, ref_name: str = "x") -> None:
+    k, d = kind_dtype(a, name)
+    if k != kind:
+        raise TypeError(f"{name}: expected a {kind} array like {ref_name}, got {type(a).__module__}.{type(a).__name__}")
+    if d != dname:
+        raise TypeError(f"{name}: dtype {d} differs from {ref_name}'s dtype {dname}")
+
+
+def positive_pair(v, name: str) -> Tuple[int, int]:
+    p = A.as_pair(v, name)
+    if p[0] < 1 or p[1] < 1:
+        raise ValueError(f"{name}: expected positive values, got {v!r}")
     return p

@@ -1,4 +1,4 @@
-// GEMM building blocks shared by gemm.cpp and conv2d.cpp (compiled per ISA): the blocking
+// GEMM building blocks shared by gemm.cpp, conv2d.cpp and linear.cpp (compiled per ISA): the blocking
 // constants, per-thread packing buffers, the packing routines, the register microkernel (and
 // its implicit-GEMM variant reading B at per-row offsets), and a packing-free dot-product
 // kernel for products whose two operands are both contiguous along the reduction.
@@ -373,5 +373,17 @@ void gemm_nt_dot(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const
 }
 
 }  // namespace gemm_detail
+
+// gemm_f32 / gemm_f64 under one name, for kernels templated on the element type.
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                 const GemmEpilogue<float>& ep = {}) {
+  gemm_f32(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
+}
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+                 const double* b, int64_t ldb, double beta, double* c, int64_t ldc,
+                 const GemmEpilogue<double>& ep = {}) {
+  gemm_f64(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ep);
+}
 }  // namespace IMKERN_ISA
 }  // namespace imkern

@@ -1,25 +1,20 @@
-"""Batch normalization over ``(N, C, H, W)`` and dropout, as torch.nn.functional.
+"""Batch normalization over ``(N, C, H, W)``, as torch.nn.functional.batch_norm.
 
-Batch norm in training mode normalizes with the batch statistics (biased variance) and
-updates ``running_mean`` / ``running_var`` IN PLACE (the only inputs imkern ever modifies):
+Training mode normalizes with the batch statistics (biased variance) and updates
+``running_mean`` / ``running_var`` IN PLACE (the only inputs imkern ever modifies):
 ``running = (1 - momentum) * running + momentum * batch_stat``, with the unbiased variance for
-``running_var``. Statistics and parameter gradients are reduced in float64 in a fixed order
+``running_var``. Statistics and parameter gradients are reduced in a fixed order
 (bit-identical for any thread count).
-
-Dropout's mask is the counter-based hash of docs/design.md, identical on the CPU, on CUDA
-and in :mod:`imkern.reference.nn`: element ``i`` of the flat (C-order) array is kept when
-``u(i) >= p``, ``u(i) = (splitmix64(seed + i * 0x9E3779B97F4A7C15) >> 40) * 2**-24``, and
-kept values are scaled by ``1 / (1 - p)``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _arrays as A
-from .. import _core
+from .. import _core, _driver as D
 from . import _checks as K
 
-__all__ = ["batch_norm2d", "batch_norm2d_backward", "dropout", "dropout_backward"]
+__all__ = ['batch_norm2d', 'batch_norm2d_backward']
 
 
 def _param(v, name, kind, c, writable=False):
@@ -35,6 +30,22 @@ def _param(v, name, kind, c, writable=False):
     if writable and kind == "numpy" and not v.flags.writeable:
         raise ValueError(f"{name}: array is read-only (it is updated in place in training mode)")
     return v
+
+
+def _f32(a):
+    """A CUDA per-channel parameter as the float32 C-contiguous vector the launchers read."""
+    if a is None:
+        return None
+    return A.xp_of("cupy").ascontiguousarray(a.astype(np.float32, copy=False).reshape(-1))
+
+
+def _stat_buffer(a):
+    """(float32 C-contiguous array the CUDA launcher updates, write-back needed?) for a running stat."""
+    if a is None:
+        return None, False
+    if a.dtype == np.float32 and a.flags.c_contiguous and a.ndim == 1:
+        return a, False
+    return A.xp_of("cupy").ascontiguousarray(a.astype(np.float32).reshape(-1)), True
 
 
 def _f64(v, c, default):
@@ -80,25 +91,38 @@ def batch_norm2d(x, weight, bias, running_mean, running_var, *, training, moment
     eps = K.as_finite(eps, "eps")
     if eps < 0:
         raise ValueError(f"eps: expected a non-negative number, got {eps!r}")
-    n, c, h, w = (int(v) for v in x.shape)
+    n, c, h, w_ = (int(v) for v in x.shape)
     weight = _param(weight, "weight", kind, c)
     bias = _param(bias, "bias", kind, c)
     running_mean = _param(running_mean, "running_mean", kind, c, writable=True)
     running_var = _param(running_var, "running_var", kind, c, writable=True)
     if not training and (running_mean is None or running_var is None):
         raise ValueError("running_mean, running_var: required when training=False")
-    m = n * h * w
+    m = n * h * w_
     if training and m == 1:
         raise ValueError(f"x: expected more than 1 value per channel when training, got shape {tuple(x.shape)}")
-    target, final = K.out_for(out, [x, weight, bias, running_mean, running_var], kind, dt, x.shape)
+    target, final = D.output(out, [x, weight, bias, running_mean, running_var], kind, dt, x.shape)
     if x.size == 0:
         return final
-    xc = K.contiguous(x, kind)
+    xc = D.contiguous(x, kind)
     if kind == "cupy":
-        with A.cuda_launch(xc):
-            K.cuda_module().batch_norm2d(xc, weight, bias, running_mean, running_var, training, momentum, eps,
-                                         target)
-        return K.finish(target, final)
+        # One fused launcher: statistics, normalization and the running update on the GPU, in
+        # float32 parameters (copies when the caller's are another dtype or layout).
+        w, b = _f32(weight), _f32(bias)
+        rm, rm_back = _stat_buffer(running_mean)
+        rv, rv_back = _stat_buffer(running_var)
+
+        def cuda(stream):
+            _core.cuda_batch_norm2d(A.DTYPE_CODES[dt], n, c, h * w_, D.ptr(xc), D.ptr(w), D.ptr(b), D.ptr(rm),
+                                    D.ptr(rv), training, momentum, eps, D.ptr(target), stream)
+            if training:
+                if rm_back:
+                    running_mean[...] = rm.reshape(running_mean.shape).astype(running_mean.dtype)
+                if rv_back:
+                    running_var[...] = rv.reshape(running_var.shape).astype(running_var.dtype)
+
+        D.launch(kind, xc, None, cuda)
+        return D.finish(target, final)
     if training:
         mean, var = _core.batch_norm_stats(xc)
     else:
@@ -112,7 +136,7 @@ def batch_norm2d(x, weight, bias, running_mean, running_var, *, training, moment
             running_mean[...] = momentum * mean + (1.0 - momentum) * _f64(running_mean, c, 0.0)
         if running_var is not None:
             running_var[...] = momentum * (var * (m / (m - 1))) + (1.0 - momentum) * _f64(running_var, c, 1.0)
-    return K.finish(target, final)
+    return D.finish(target, final)
 
 
 def batch_norm2d_backward(grad_output, x, weight, running_mean, running_var, *, training, eps=1e-5):
@@ -158,15 +182,27 @@ def batch_norm2d_backward(grad_output, x, weight, running_mean, running_var, *, 
     m = n * h * w
     if training and m == 1:
         raise ValueError(f"x: expected more than 1 value per channel when training, got shape {tuple(x.shape)}")
-    xp = A.xp_of(kind)
     if kind == "cupy":
-        gc, xc = K.contiguous(grad_output, kind), K.contiguous(x, kind)
-        with A.cuda_launch(xc):
-            return K.cuda_module().batch_norm2d_backward(gc, xc, weight, running_mean, running_var, training, eps)
+        gc, xc = D.contiguous(grad_output, kind), D.contiguous(x, kind)
+        w32, rm, rv = _f32(weight), _f32(running_mean), _f32(running_var)
+        gi = D.empty(kind, xc, x.shape, dt)
+        gw = D.empty(kind, xc, (c,), np.float32)
+        gb = D.empty(kind, xc, (c,), np.float32)
+
+        def cuda(stream):
+            if c:
+                _core.cuda_batch_norm2d_backward(A.DTYPE_CODES[dt], n, c, h * w, D.ptr(gc), D.ptr(xc), D.ptr(w32),
+                                                 D.ptr(rm), D.ptr(rv), training, eps, D.ptr(gi), D.ptr(gw), D.ptr(gb),
+                                                 stream)
+
+        D.launch(kind, xc, None, cuda)
+        pdt = weight.dtype if weight is not None else x.dtype
+        with xc.device:
+            return gi, gw.astype(pdt, copy=False), gb.astype(pdt, copy=False)
     gi = np.empty(x.shape, dtype=dt)
     if m == 0:
         return gi, np.zeros(c, dt), np.zeros(c, dt)
-    gc, xc = K.contiguous(grad_output, kind), K.contiguous(x, kind)
+    gc, xc = D.contiguous(grad_output, kind), D.contiguous(x, kind)
     if training:
         mean, var = _core.batch_norm_stats(xc)
     else:
@@ -183,66 +219,3 @@ def batch_norm2d_backward(grad_output, x, weight, running_mean, running_var, *, 
         q = np.zeros(c)
     _core.batch_norm_backward_input(gc, xc, gi, k, mgy, mean, q)
     return gi, (sum_gx * invstd).astype(dt), sum_g.astype(dt)
-
-
-def _seed(seed) -> int:
-    if seed is None:
-        raise TypeError("seed: required (an int); the mask is a function of (seed, element index)")
-    return A.as_int(seed, "seed") % (1 << 64)
-
-
-def dropout(x, p, *, seed, training=True, out=None):
-    """Dropout with a reproducible counter-based mask, as ``torch.nn.functional.dropout``
-    (but the mask comes from ``seed``, not a global generator).
-
-    Element ``i`` of the flat C-order array is zeroed when ``u(i) < p`` (see the module
-    docstring) and kept elements are scaled by ``1 / (1 - p)``; ``p == 1`` zeroes everything.
-    The same ``seed`` and shape give the same mask on the CPU, on CUDA and in the reference.
-
-    Args:
-        x: array of any shape; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
-        p: drop probability in ``[0, 1]``.
-        seed: int (taken modulo 2**64).
-        training: when False, returns a copy of ``x``.
-        out: optional array of ``x``'s shape and dtype.
-
-    Returns:
-        An array of ``x``'s shape and dtype.
-
-    Example:
-        >>> import numpy as np
-        >>> from imkern.nn import functional as F
-        >>> y = F.dropout(np.ones(1000, np.float32), 0.5, seed=7)
-        >>> sorted(set(y.tolist()))
-        [0.0, 2.0]
-    """
-    kind, dt = K.check_float(x, "x")
-    p = K.as_prob(p, "p")
-    seed = _seed(seed)
-    training = K.as_bool(training, "training")
-    target, final = K.out_for(out, [x], kind, dt, x.shape)
-    if x.size == 0:
-        return final
-    if not training:
-        A.xp_of(kind).copyto(target, x)
-        return K.finish(target, final)
-    xc = K.contiguous(x, kind)
-    if kind == "numpy":
-        _core.dropout(xc, target, seed, p)
-    else:
-        with A.cuda_launch(xc):
-            K.cuda_module().dropout(xc, p, seed, target)
-    return K.finish(target, final)
-
-
-def dropout_backward(grad_output, p, *, seed, out=None):
-    """Gradient of :func:`dropout`: ``grad_output`` through the same mask and scale (same seed).
-
-    Example:
-        >>> import numpy as np
-        >>> from imkern.nn import functional as F
-        >>> x = np.ones(8)
-        >>> bool((F.dropout_backward(x, 0.5, seed=3) == F.dropout(x, 0.5, seed=3)).all())
-        True
-    """
-    return dropout(grad_output, p, seed=seed, training=True, out=out)

@@ -17,7 +17,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .. import _arrays as A
-from .. import _core
+from .. import _core, _driver as D
 from . import _checks as K
 
 __all__ = [
@@ -135,24 +135,25 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     k, s, p, d, ceil_mode, (oh, ow) = _geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     return_indices = K.as_bool(return_indices, "return_indices")
     shape = (x.shape[0], x.shape[1], oh, ow)
-    target, final = K.out_for(out, [x], kind, dt, shape)
-    xp = A.xp_of(kind)
-    idx = None
-    if return_indices:
-        if kind == "cupy":
-            with x.device:
-                idx = xp.empty(shape, dtype=np.int64)
-        else:
-            idx = np.empty(shape, dtype=np.int64)
-    if x.size:
-        xc = K.contiguous(x, kind)
-        if kind == "numpy":
-            _core.max_pool2d(xc, target, idx, k, s, p, d)
-        else:
-            with A.cuda_launch(xc):
-                K.cuda_module().max_pool2d(xc, k, s, p, d, target, idx)
-    res = K.finish(target, final)
+    idx = D.empty(kind, x, shape, np.int64) if return_indices else None
+
+    def cpu(xc, y):
+        if xc.size:
+            _core.max_pool2d(xc, y, idx, k, s, p, d)
+
+    def cuda(xc, y, stream):
+        if xc.size:
+            _core.cuda_max_pool2d(A.DTYPE_CODES[xc.dtype], _cuda_shape(xc.shape, y.shape, k, s, p, d), D.ptr(xc),
+                                  D.ptr(y), D.ptr(idx), stream)
+
+    res = D.run_op(kind, [x], out, cpu, cuda, shape=shape, dtype=dt)
     return (res, idx) if return_indices else res
+
+
+def _cuda_shape(in_shape, out_shape, k=(1, 1), s=(1, 1), p=(0, 0), d=(1, 1)):
+    """The CUDA launchers' pool descriptor (planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)."""
+    n, c, h, w = (int(v) for v in in_shape)
+    return (n * c, h, w, int(out_shape[2]), int(out_shape[3]), k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
 
 
 def max_pool2d_backward(grad_output, indices, input_shape, *, out=None):
@@ -198,22 +199,24 @@ def max_pool2d_backward(grad_output, indices, input_shape, *, out=None):
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= hw:
             raise ValueError(f"indices: positions must lie in [0, H*W) = [0, {hw}), got values in [{lo}, {hi}]")
-    target, final = K.out_for(out, [grad_output, indices], kind, dt, shp)
-    if target.size == 0:
-        return final
-    xp = A.xp_of(kind)
-    if grad_output.size == 0:
-        target[...] = 0
-        return K.finish(target, final)
-    g = K.contiguous(grad_output, kind)
-    ic = xp.ascontiguousarray(indices, dtype=np.int64)
-    if kind == "numpy":
-        _core.max_pool2d_backward(g, ic, target)
-    else:
-        with A.cuda_launch(g):
-            gi = K.cuda_module().max_pool2d_backward(g, ic, shp)
-        xp.copyto(target, gi)
-    return K.finish(target, final)
+    ic = A.xp_of(kind).ascontiguousarray(indices, dtype=np.int64)
+
+    def cpu(g, ic, gi):
+        if g.size == 0:
+            gi[...] = 0
+        else:
+            _core.max_pool2d_backward(g, ic, gi)
+
+    def cuda(g, ic, gi, stream):
+        # Without the window parameters one thread per (n, c) plane scatters that plane's
+        # gradients in output order: deterministic, no atomics.
+        if g.size == 0:
+            gi[...] = 0
+        else:
+            _core.cuda_max_pool2d_backward(A.DTYPE_CODES[g.dtype], _cuda_shape(gi.shape, g.shape), False, D.ptr(g),
+                                           D.ptr(ic), D.ptr(gi), stream)
+
+    return D.run_op(kind, [grad_output, ic], out, cpu, cuda, shape=shp, dtype=dt, out_inputs=[grad_output, indices])
 
 
 def _avg_args(ceil_mode, count_include_pad, divisor_override):
@@ -263,17 +266,19 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     k, s, p, d, ceil_mode, (oh, ow) = _geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode)
     cip, dov = _avg_args(ceil_mode, count_include_pad, divisor_override)
     shape = (x.shape[0], x.shape[1], oh, ow)
-    target, final = K.out_for(out, [x], kind, dt, shape)
-    if x.size:
-        xc = K.contiguous(x, kind)
-        if kind == "numpy":
-            _core.avg_pool2d(xc, target, k, s, p, cip, dov)
-        else:
-            if dov:
-                raise NotImplementedError("avg_pool2d: divisor_override is not supported on CUDA")
-            with A.cuda_launch(xc):
-                K.cuda_module().avg_pool2d(xc, k, s, p, ceil_mode, cip, target)
-    return K.finish(target, final)
+    if kind == "cupy" and dov and x.size:
+        raise NotImplementedError("avg_pool2d: divisor_override is not supported on CUDA")
+
+    def cpu(xc, y):
+        if xc.size:
+            _core.avg_pool2d(xc, y, k, s, p, cip, dov)
+
+    def cuda(xc, y, stream):
+        if xc.size:
+            _core.cuda_avg_pool2d(A.DTYPE_CODES[xc.dtype], _cuda_shape(xc.shape, y.shape, k, s, p), cip, D.ptr(xc),
+                                  D.ptr(y), stream)
+
+    return D.run_op(kind, [x], out, cpu, cuda, shape=shape, dtype=dt)
 
 
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -310,19 +315,17 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     want = (shp[0], shp[1], oh, ow)
     if tuple(grad_output.shape) != want:
         raise ValueError(f"grad_output: expected shape {want} for input_shape {shp}, got {tuple(grad_output.shape)}")
-    target, final = K.out_for(out, [grad_output], kind, dt, shp)
-    if target.size == 0:
-        return final
-    g = K.contiguous(grad_output, kind)
-    if kind == "numpy":
-        _core.avg_pool2d_backward(g, target, k, s, p, cip, dov)
-    else:
-        if dov:
-            raise NotImplementedError("avg_pool2d_backward: divisor_override is not supported on CUDA")
-        with A.cuda_launch(g):
-            gi = K.cuda_module().avg_pool2d_backward(g, shp, k, s, p, ceil_mode, cip)
-        A.xp_of(kind).copyto(target, gi)
-    return K.finish(target, final)
+    if kind == "cupy" and dov and K.prod(shp):
+        raise NotImplementedError("avg_pool2d_backward: divisor_override is not supported on CUDA")
+
+    def cpu(g, gi):
+        _core.avg_pool2d_backward(g, gi, k, s, p, cip, dov)
+
+    def cuda(g, gi, stream):
+        _core.cuda_avg_pool2d_backward(A.DTYPE_CODES[g.dtype], _cuda_shape(gi.shape, g.shape, k, s, p), cip,
+                                       D.ptr(g), D.ptr(gi), stream)
+
+    return D.run_op(kind, [grad_output], out, cpu, cuda, shape=shp, dtype=dt)
 
 
 def _adaptive_size(output_size, shape):
@@ -367,15 +370,17 @@ def adaptive_avg_pool2d(x, output_size, *, out=None):
     if x.shape[2] < 1 or x.shape[3] < 1:
         raise ValueError(f"x: expected H, W >= 1, got shape {tuple(x.shape)}")
     shape = (x.shape[0], x.shape[1], oh, ow)
-    target, final = K.out_for(out, [x], kind, dt, shape)
-    if x.size:
-        xc = K.contiguous(x, kind)
-        if kind == "numpy":
-            _core.adaptive_avg_pool2d(xc, target)
-        else:
-            with A.cuda_launch(xc):
-                K.cuda_module().adaptive_avg_pool2d(xc, target)
-    return K.finish(target, final)
+
+    def cpu(xc, y):
+        if xc.size:
+            _core.adaptive_avg_pool2d(xc, y)
+
+    def cuda(xc, y, stream):
+        if xc.size:
+            _core.cuda_adaptive_avg_pool2d(A.DTYPE_CODES[xc.dtype], _cuda_shape(xc.shape, y.shape), D.ptr(xc),
+                                           D.ptr(y), stream)
+
+    return D.run_op(kind, [x], out, cpu, cuda, shape=shape, dtype=dt)
 
 
 def adaptive_avg_pool2d_backward(grad_output, input_shape, *, out=None):
@@ -405,14 +410,12 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape, *, out=None):
         raise ValueError(f"grad_output: shape {tuple(grad_output.shape)} does not match input_shape {shp}")
     if shp[2] < 1 or shp[3] < 1:
         raise ValueError(f"input_shape: expected H, W >= 1, got {shp}")
-    target, final = K.out_for(out, [grad_output], kind, dt, shp)
-    if target.size == 0:
-        return final
-    g = K.contiguous(grad_output, kind)
-    if kind == "numpy":
-        _core.adaptive_avg_pool2d_backward(g, target)
-    else:
-        with A.cuda_launch(g):
-            gi = K.cuda_module().adaptive_avg_pool2d_backward(g, shp)
-        A.xp_of(kind).copyto(target, gi)
-    return K.finish(target, final)
+
+    def cpu(g, gi):
+        _core.adaptive_avg_pool2d_backward(g, gi)
+
+    def cuda(g, gi, stream):
+        _core.cuda_adaptive_avg_pool2d_backward(A.DTYPE_CODES[g.dtype], _cuda_shape(gi.shape, g.shape), D.ptr(g),
+                                                D.ptr(gi), stream)
+
+    return D.run_op(kind, [grad_output], out, cpu, cuda, shape=shp, dtype=dt)

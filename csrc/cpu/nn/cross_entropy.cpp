@@ -1,0 +1,167 @@
+// Cross entropy with class-index targets, forward and backward (compiled per ISA), on logits
+// (N, C, S) viewed as softmax slices along C (softmax_rows.hpp).
+//
+// Cross entropy: per element (n, s) the log-sum-exp L, the target logit x_t and (for label
+// smoothing eps) the logit sum; loss = L - (1 - eps) x_t - eps / C * sum_c x_c, 0 where the
+// target is ignore_index. The mean divides the sum by the number of non-ignored elements, as
+// torch (NaN when every element is ignored). Losses are kept in float64 per element and
+// summed serially in index order: the same bits for any thread count.
+// Variants: float32 (vector exp) and float64 (libm exp).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "imkern/nn_ops.hpp"
+#include "imkern/parallel.hpp"
+#include "common/dtype.hpp"
+#include "common/vmath.hpp"
+#include "nn/softmax_rows.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+namespace {
+
+using namespace softmax_detail;
+
+// ---- cross entropy -------------------------------------------------------------------------
+// For each element (n, s) of a block: per-element loss (float64), and optionally the
+// gradient. Calls fn(n, s0, B, M[], S[], sumx[]) with the row max, sum of exp and logit sum.
+template <typename T, typename F>
+void ce_blocks(const T* x, int64_t N, int64_t C, int64_t S, bool need_sumx, F&& fn) {
+  if (S == 1) {
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
+    parallel_for(0, N, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* xr = x + r * C;
+        T m = row_max(xr, C);
+        T s = row_sum_exp(xr, m, static_cast<T*>(nullptr), C, r + 1 < r1 ? xr + C : nullptr);
+        T sx = 0;
+        if (need_sumx)
+          for (int64_t c = 0; c < C; ++c) sx += xr[c];
+        fn(r, int64_t(0), int64_t(1), &m, &s, &sx);
+      }
+    });
+    return;
+  }
+  const int64_t nb = (S + kBlock - 1) / kBlock;
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C * std::min(S, kBlock), 1));
+  parallel_for(0, N * nb, grain, [&](int64_t t0, int64_t t1) {
+    T mx[kBlock], sm[kBlock], sx[kBlock], e[kBlock];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / nb, s0 = (t % nb) * kBlock, B = std::min(kBlock, S - s0);
+      const T* xs = x + n * C * S + s0;
+      std::fill(mx, mx + B, -std::numeric_limits<T>::infinity());
+      std::fill(sm, sm + B, T(0));
+      std::fill(sx, sx + B, T(0));
+      for (int64_t c = 0; c < C; ++c) {
+        const T* xr = xs + c * S;
+        for (int64_t j = 0; j < B; ++j) mx[j] = vm::nanmax_s(mx[j], xr[j]);
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        exp_diff(xs + c * S, mx, e, B);
+        for (int64_t j = 0; j < B; ++j) sm[j] += e[j];
+        if (need_sumx)
+          for (int64_t j = 0; j < B; ++j) sx[j] += xs[c * S + j];
+      }
+      fn(n, s0, B, mx, sm, sx);
+    }
+  });
+}
+
+template <typename T>
+double ce_impl(const T* x, const int64_t* tgt, T* loss_out, int64_t N, int64_t C, int64_t S, int64_t ignore,
+               double eps, Reduction red) {
+  std::vector<double> loss(static_cast<size_t>(N * S));
+  ce_blocks<T>(x, N, C, S, eps != 0.0, [&](int64_t n, int64_t s0, int64_t B, const T* M, const T* Sm, const T* Sx) {
+    for (int64_t j = 0; j < B; ++j) {
+      const int64_t i = n * S + s0 + j, t = tgt[i];
+      double l = 0.0;
+      if (t != ignore) {
+        const T lse = M[j] + std::log(Sm[j]);
+        const T xt = x[(n * C + t) * S + s0 + j];
+        l = (1.0 - eps) * static_cast<double>(lse - xt);
+        if (eps != 0.0) l += eps / static_cast<double>(C) * (static_cast<double>(C) * lse - static_cast<double>(Sx[j]));
+      }
+      loss[static_cast<size_t>(i)] = l;
+    }
+  });
+  const int64_t total = N * S;
+  if (red == Reduction::none) {
+    for (int64_t i = 0; i < total; ++i) loss_out[i] = static_cast<T>(loss[static_cast<size_t>(i)]);
+    return 0.0;
+  }
+  double sum = 0.0;
+  int64_t count = 0;
+  for (int64_t i = 0; i < total; ++i) {
+    sum += loss[static_cast<size_t>(i)];
+    count += tgt[i] != ignore;
+  }
+  if (red == Reduction::sum) return sum;
+  return count ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
+}
+
+template <typename T>
+void ce_backward_impl(const T* x, const int64_t* tgt, T* g, int64_t N, int64_t C, int64_t S, int64_t ignore,
+                      double eps, Reduction red) {
+  double scale = 1.0;
+  if (red == Reduction::mean) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < N * S; ++i) count += tgt[i] != ignore;
+    scale = count ? 1.0 / static_cast<double>(count) : 0.0;
+  }
+  const T sc = static_cast<T>(scale);
+  const T off = static_cast<T>(scale * eps / static_cast<double>(C));
+  const T hit = static_cast<T>(scale * (1.0 - eps));
+  ce_blocks<T>(x, N, C, S, false, [&](int64_t n, int64_t s0, int64_t B, const T* M, const T* Sm, const T*) {
+    if (S == 1) {
+      const int64_t t = tgt[n];
+      T* gc = g + n * C;
+      if (t == ignore) {
+        std::fill(gc, gc + C, T(0));
+        return;
+      }
+      exp_scaled(x + n * C, M[0], sc / Sm[0], off, gc, C);
+      gc[t] -= hit;
+      return;
+    }
+    T inv[kBlock], e[kBlock];
+    bool keep[kBlock];
+    for (int64_t j = 0; j < B; ++j) {
+      keep[j] = tgt[n * S + s0 + j] != ignore;
+      inv[j] = keep[j] ? sc / Sm[j] : T(0);
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t o = (n * C + c) * S + s0;
+      exp_diff(x + o, M, e, B);
+      for (int64_t j = 0; j < B; ++j) g[o + j] = keep[j] ? e[j] * inv[j] - off : T(0);
+    }
+    for (int64_t j = 0; j < B; ++j)
+      if (keep[j]) g[(n * C + tgt[n * S + s0 + j]) * S + s0 + j] -= hit;
+  });
+}
+
+}  // namespace
+
+double cross_entropy(DType dtype, const void* logits, const int64_t* target, void* loss, int64_t n, int64_t c,
+                     int64_t s, int64_t ignore_index, double label_smoothing, Reduction r) {
+  double res = 0.0;
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    res = ce_impl<T>(static_cast<const T*>(logits), target, static_cast<T*>(loss), n, c, s, ignore_index,
+                     label_smoothing, r);
+  });
+  return res;
+}
+
+void cross_entropy_backward(DType dtype, const void* logits, const int64_t* target, void* grad, int64_t n,
+                            int64_t c, int64_t s, int64_t ignore_index, double label_smoothing, Reduction r) {
+  visit_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    ce_backward_impl<T>(static_cast<const T*>(logits), target, static_cast<T*>(grad), n, c, s, ignore_index,
+                        label_smoothing, r);
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

@@ -1,0 +1,64 @@
+"""softmax and log_softmax along one axis, as torch.softmax / torch.log_softmax.
+
+float32/float64 on the CPU (NumPy), float32/float16/bfloat16 on CUDA (CuPy).
+"""
+from __future__ import annotations
+
+from .. import _arrays as A
+from .. import _core, _driver as D
+from . import _checks as K
+
+__all__ = ['softmax', 'log_softmax']
+
+
+def _axis(axis, ndim) -> int:
+    a = A.as_int(axis, "axis")
+    if not -ndim <= a < ndim:
+        raise ValueError(f"axis: {a} is out of range for an array of {ndim} dimensions")
+    return a % ndim
+
+
+def _softmax(x, axis, log, out):
+    kind, dt = K.check_float(x, "x", min_ndim=1)
+    ax = _axis(axis, x.ndim)
+    outer, length, inner = K.prod(x.shape[:ax]), int(x.shape[ax]), K.prod(x.shape[ax + 1:])
+
+    def cpu(xc, y):
+        _core.softmax(xc, y, outer, length, inner, log)
+
+    def cuda(xc, y, stream):
+        _core.cuda_softmax(A.DTYPE_CODES[dt], outer, length, inner, D.ptr(xc), D.ptr(y), log, stream)
+
+    return D.run_op(kind, [x], out, cpu, cuda, shape=x.shape, dtype=dt)
+
+
+def softmax(x, axis=-1, *, out=None):
+    """``exp(x - max) / sum(exp(x - max))`` along ``axis``, as ``torch.softmax(x, dim=axis)``.
+
+    Stable for large logits (max subtraction). A slice holding NaN or +inf gives NaN.
+
+    Args:
+        x: array with at least 1 dimension; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
+        axis: the axis to normalize over (negative counts from the end).
+        out: optional array of ``x``'s shape and dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> F.softmax(np.array([[0.0, 0.0], [1000.0, 1000.0]]))
+        array([[0.5, 0.5],
+               [0.5, 0.5]])
+    """
+    return _softmax(x, axis, False, out)
+
+
+def log_softmax(x, axis=-1, *, out=None):
+    """``x - max - log(sum(exp(x - max)))`` along ``axis``, as ``torch.log_softmax``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> F.log_softmax(np.array([0.0, 0.0]))
+        array([-0.69314718, -0.69314718])
+    """
+    return _softmax(x, axis, True, out)
