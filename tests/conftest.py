@@ -199,3 +199,13 @@ def on_device(xp, *arrays):
     if xp is not np and any(a is not None and a.dtype == np.float64 for a in arrays):
         pytest.skip("float64 is not an nn dtype on CUDA")
     return tuple(None if a is None else xp.asarray(a) for a in arrays)
+
+
+def pool_out_size(H, k, s, p, d, ceil):
+    """Pooling output length along one axis, as torch (a ceil_mode window must start inside
+    the padded input)."""
+    num = H + 2 * p - d * (k - 1) - 1
+    o = (-(-num // s) if ceil else num // s) + 1
+    if ceil and (o - 1) * s >= H + p:
+        o -= 1
+    return o

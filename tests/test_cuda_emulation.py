@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import pool_out_size as _pool_out
 
 
 def _torch():
     return pytest.importorskip("torch")
 
 
-def _pool_out(H, k, s, p, d, ceil):
-    num = H + 2 * p - d * (k - 1) - 1
-    o = (-(-num // s) if ceil else num // s) + 1
-    if ceil and (o - 1) * s >= H + p:
-        o -= 1
-    return o
 
 
 # ---- CPU emulation of the kernels' index math (runs without a GPU) ----------------------------

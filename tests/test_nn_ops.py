@@ -12,6 +12,7 @@ from imkern.nn import functional as F
 from imkern.reference import nn as R
 
 from conftest import NN_DTYPES, assert_close, device_array, on_device, random_array, to_numpy
+from conftest import pool_out_size as _pool_out
 
 FLOATS = [np.float32, np.float64]
 
@@ -844,12 +845,6 @@ def _check(actual, expected, scale=1.0, msg=""):
     assert_close(a, e, dtype=np.dtype(actual.dtype), scale=scale, err_msg=msg)
 
 
-def _pool_out(H, k, s, p, d, ceil):
-    num = H + 2 * p - d * (k - 1) - 1
-    o = (-(-num // s) if ceil else num // s) + 1
-    if ceil and (o - 1) * s >= H + p:
-        o -= 1
-    return o
 
 
 MAXPOOL_DEVICE_CASES = [  # (N, C, H, W, k, s, p, d, ceil)

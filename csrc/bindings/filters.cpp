@@ -5,9 +5,6 @@
 #include "arrays.hpp"
 #include "imkern/filters.hpp"
 #include "registry.hpp"
-#if defined(IMKERN_WITH_CUDA)
-#include "imkern/cuda.hpp"
-#endif
 
 namespace py = pybind11;
 using namespace imkern_py;

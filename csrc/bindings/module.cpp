@@ -15,7 +15,7 @@
 #include "registry.hpp"
 
 #if defined(IMKERN_WITH_CUDA)
-#include "imkern/cuda.hpp"
+#include "imkern/devices.hpp"
 #endif
 
 namespace imkern_py {

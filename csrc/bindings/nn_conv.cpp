@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "arrays.hpp"
-#include "imkern/conv.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/gemm.hpp"
 #include "registry.hpp"
 

@@ -1,5 +1,5 @@
-// Bindings of the CUDA CNN kernels (csrc/include/imkern/cuda_nn.hpp). Arrays arrive from
-// python/imkern/nn/_cuda.py as plain integers (device pointers, sizes, dtype code, stream);
+// Bindings of the CUDA CNN kernels (csrc/include/imkern/nn.hpp, namespace cuda). Arrays arrive
+// from the nn ops (python/imkern/nn/_<op>.py, beside their CPU calls) as plain integers (device pointers, sizes, dtype code, stream);
 // 0 is a null pointer. The Python layer validates; the C++ launchers re-check sizes.
 #include <pybind11/pybind11.h>
 
@@ -7,7 +7,7 @@
 
 #include "registry.hpp"
 #if defined(IMKERN_WITH_CUDA)
-#include "imkern/cuda_nn.hpp"
+#include "imkern/nn.hpp"
 #endif
 
 namespace py = pybind11;
@@ -32,9 +32,9 @@ T* ptr(uintptr_t p) {
 int64_t item(const py::tuple& t, size_t i) { return t[i].cast<int64_t>(); }
 
 // (n, c, h, w, k, r, s, oh, ow, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w, groups)
-imkern::cuda::Conv2dShape conv_shape(const py::tuple& t) {
+imkern::Conv2dShape conv_shape(const py::tuple& t) {
   if (t.size() != 16) throw std::invalid_argument("conv2d shape tuple must have 16 integers");
-  imkern::cuda::Conv2dShape s;
+  imkern::Conv2dShape s;
   s.n = item(t, 0);
   s.c = item(t, 1);
   s.h = item(t, 2);
@@ -44,20 +44,20 @@ imkern::cuda::Conv2dShape conv_shape(const py::tuple& t) {
   s.s = item(t, 6);
   s.oh = item(t, 7);
   s.ow = item(t, 8);
-  s.stride_h = item(t, 9);
-  s.stride_w = item(t, 10);
-  s.pad_top = item(t, 11);
-  s.pad_left = item(t, 12);
-  s.dil_h = item(t, 13);
-  s.dil_w = item(t, 14);
+  s.sh = item(t, 9);
+  s.sw = item(t, 10);
+  s.pt = item(t, 11);
+  s.pl = item(t, 12);
+  s.dh = item(t, 13);
+  s.dw = item(t, 14);
   s.groups = item(t, 15);
   return s;
 }
 
 // (planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
-imkern::cuda::Pool2dShape pool_shape(const py::tuple& t) {
+imkern::Pool2dShape pool_shape(const py::tuple& t) {
   if (t.size() != 13) throw std::invalid_argument("pool2d shape tuple must have 13 integers");
-  imkern::cuda::Pool2dShape p;
+  imkern::Pool2dShape p;
   p.planes = item(t, 0);
   p.h = item(t, 1);
   p.w = item(t, 2);
@@ -74,10 +74,6 @@ imkern::cuda::Pool2dShape pool_shape(const py::tuple& t) {
   return p;
 }
 
-imkern::cuda::Activation act_code(int a) {
-  if (a < 0 || a > 4) throw std::invalid_argument("activation code must be 0..4");
-  return static_cast<imkern::cuda::Activation>(a);
-}
 
 }  // namespace
 #endif
@@ -176,17 +172,15 @@ IMKERN_BINDINGS(nn_cuda) {
     py::gil_scoped_release nogil;
     ic::adaptive_avg_pool2d_backward_cuda(dt, p, ptr(gy), ptr(gx), ptr(stream));
   });
-  m.def("cuda_activation", [](int dtype, int act, int64_t n, uintptr_t x, uintptr_t y, float slope,
+  m.def("cuda_activation", [](int dtype, imkern::Activation a, int64_t n, uintptr_t x, uintptr_t y, float slope,
                               uintptr_t stream) {
     const DType dt = dtype_code(dtype);
-    const auto a = act_code(act);
     py::gil_scoped_release nogil;
     ic::activation_cuda(dt, a, n, ptr(x), ptr(y), slope, ptr(stream));
   });
-  m.def("cuda_activation_backward", [](int dtype, int act, int64_t n, uintptr_t gy, uintptr_t x, uintptr_t y,
+  m.def("cuda_activation_backward", [](int dtype, imkern::Activation a, int64_t n, uintptr_t gy, uintptr_t x, uintptr_t y,
                                        uintptr_t gx, float slope, uintptr_t stream) {
     const DType dt = dtype_code(dtype);
-    const auto a = act_code(act);
     py::gil_scoped_release nogil;
     ic::activation_backward_cuda(dt, a, n, ptr(gy), ptr(x), ptr(y), ptr(gx), slope, ptr(stream));
   });
@@ -197,19 +191,19 @@ IMKERN_BINDINGS(nn_cuda) {
     ic::softmax_cuda(dt, outer, len, inner, ptr(x), ptr(y), log, ptr(stream));
   });
   m.def("cuda_cross_entropy", [](int dtype, int64_t n, int64_t c, int64_t inner, uintptr_t logits, uintptr_t target,
-                                 int reduction, double smoothing, int64_t ignore_index, uintptr_t loss,
+                                 imkern::Reduction reduction, double smoothing, int64_t ignore_index, uintptr_t loss,
                                  uintptr_t stream) {
     const DType dt = dtype_code(dtype);
     py::gil_scoped_release nogil;
-    ic::cross_entropy_cuda(dt, n, c, inner, ptr(logits), ptr<const int64_t>(target), reduction, smoothing,
+    ic::cross_entropy_cuda(dt, n, c, inner, ptr(logits), ptr<const int64_t>(target), static_cast<int>(reduction), smoothing,
                            ignore_index, ptr(loss), ptr(stream));
   });
   m.def("cuda_cross_entropy_backward", [](int dtype, int64_t n, int64_t c, int64_t inner, uintptr_t logits,
-                                          uintptr_t target, int reduction, double smoothing, int64_t ignore_index,
-                                          uintptr_t grad_loss, uintptr_t grad_logits, uintptr_t stream) {
+                                          uintptr_t target, imkern::Reduction reduction, double smoothing,
+                                          int64_t ignore_index, uintptr_t grad_loss, uintptr_t grad_logits, uintptr_t stream) {
     const DType dt = dtype_code(dtype);
     py::gil_scoped_release nogil;
-    ic::cross_entropy_backward_cuda(dt, n, c, inner, ptr(logits), ptr<const int64_t>(target), reduction, smoothing,
+    ic::cross_entropy_backward_cuda(dt, n, c, inner, ptr(logits), ptr<const int64_t>(target), static_cast<int>(reduction), smoothing,
                                     ignore_index, ptr<const float>(grad_loss), ptr(grad_logits), ptr(stream));
   });
   m.def("cuda_batch_norm2d", [](int dtype, int64_t n, int64_t c, int64_t hw, uintptr_t x, uintptr_t w, uintptr_t b,

@@ -1,5 +1,5 @@
-// Bindings of the non-GEMM nn ops (CPU, NumPy arrays). The Python layer (imkern.nn._pool,
-// _act, _norm) validates arguments and passes C-contiguous arrays; the checks here guard the
+// Bindings of the non-GEMM nn ops (CPU, NumPy arrays). The Python layer (imkern.nn._pool2d,
+// _activations, _softmax, _cross_entropy, _batch_norm, _dropout) validates arguments and passes C-contiguous arrays; the checks here guard the
 // kernels' assumptions for callers that reach _core directly (TypeError / ValueError, never a
 // crash). The GIL is released around every kernel.
 #include <pybind11/numpy.h>
@@ -9,13 +9,13 @@
 #include <vector>
 
 #include "arrays.hpp"
-#include "imkern/nn_ops.hpp"
+#include "imkern/nn.hpp"
 #include "registry.hpp"
 
 namespace py = pybind11;
 using namespace imkern_py;
-using imkern::Act;
-using imkern::Pool2d;
+using imkern::Activation;
+using imkern::Pool2dShape;
 using imkern::Reduction;
 
 namespace {
@@ -56,12 +56,12 @@ void nchw(const py::array& a, const char* name, int64_t& n, int64_t& c, int64_t&
   n = a.shape(0), c = a.shape(1), h = a.shape(2), w = a.shape(3);
 }
 
-Pool2d pool_of(const py::array& x, const py::array& y, py::tuple k, py::tuple s, py::tuple pd, py::tuple d) {
+Pool2dShape pool_of(const py::array& x, const py::array& y, py::tuple k, py::tuple s, py::tuple pd, py::tuple d) {
   int64_t n, c, h, w, n2, c2, oh, ow;
   nchw(x, "input", n, c, h, w);
   nchw(y, "output", n2, c2, oh, ow);
   if (n != n2 || c != c2) throw std::invalid_argument("output: N, C differ from the input");
-  Pool2d p;
+  Pool2dShape p;
   p.planes = n * c, p.h = h, p.w = w, p.oh = oh, p.ow = ow;
   p.kh = k[0].cast<int>(), p.kw = k[1].cast<int>();
   p.sh = s[0].cast<int>(), p.sw = s[1].cast<int>();
@@ -73,22 +73,6 @@ Pool2d pool_of(const py::array& x, const py::array& y, py::tuple k, py::tuple s,
   if (oh > 0 && (oh - 1) * p.sh - p.ph >= h + p.ph) throw std::invalid_argument("output: too many rows");
   if (ow > 0 && (ow - 1) * p.sw - p.pw >= w + p.pw) throw std::invalid_argument("output: too many columns");
   return p;
-}
-
-Act act_of(const std::string& s) {
-  if (s == "relu") return Act::relu;
-  if (s == "leaky_relu") return Act::leaky_relu;
-  if (s == "sigmoid") return Act::sigmoid;
-  if (s == "tanh") return Act::tanh;
-  if (s == "gelu") return Act::gelu;
-  throw std::invalid_argument("activation: unknown name '" + s + "'");
-}
-
-Reduction red_of(const std::string& s) {
-  if (s == "none") return Reduction::none;
-  if (s == "mean") return Reduction::mean;
-  if (s == "sum") return Reduction::sum;
-  throw std::invalid_argument("reduction: expected 'none', 'mean' or 'sum', got '" + s + "'");
 }
 
 std::vector<double> vec_of(const py::array_t<double, py::array::c_style | py::array::forcecast>& a, int64_t n,
@@ -105,7 +89,7 @@ IMKERN_BINDINGS(nn_ops) {
     const DType dt = float_dtype(x, "input");
     const void* xp = in_ptr(x, dt, "input");
     void* yp = out_ptr(y, dt, "out");
-    Pool2d p = pool_of(x, y, k, s, pd, d);
+    Pool2dShape p = pool_of(x, y, k, s, pd, d);
     int64_t* ip = nullptr;
     if (!indices.is_none()) {
       py::array ia = indices.cast<py::array>();
@@ -126,7 +110,7 @@ IMKERN_BINDINGS(nn_ops) {
     nchw(gx, "grad_input", n, c, h, w);
     nchw(gy, "grad_output", n2, c2, oh, ow);
     if (n != n2 || c != c2) throw std::invalid_argument("grad_output: N, C differ from input_shape");
-    Pool2d p;
+    Pool2dShape p;
     p.planes = n * c, p.h = h, p.w = w, p.oh = oh, p.ow = ow;
     py::gil_scoped_release nogil;
     IMKERN_CALL(max_pool2d_backward, dt, gp, ip, op, p);
@@ -136,7 +120,7 @@ IMKERN_BINDINGS(nn_ops) {
     const DType dt = float_dtype(x, "input");
     const void* xp = in_ptr(x, dt, "input");
     void* yp = out_ptr(y, dt, "out");
-    Pool2d p = pool_of(x, y, k, s, pd, py::make_tuple(1, 1));
+    Pool2dShape p = pool_of(x, y, k, s, pd, py::make_tuple(1, 1));
     py::gil_scoped_release nogil;
     IMKERN_CALL(avg_pool2d, dt, xp, yp, p, cip, dov);
   });
@@ -145,7 +129,7 @@ IMKERN_BINDINGS(nn_ops) {
     const DType dt = float_dtype(gy, "grad_output");
     const void* gp = in_ptr(gy, dt, "grad_output");
     void* op = out_ptr(gx, dt, "grad_input");
-    Pool2d p = pool_of(gx, gy, k, s, pd, py::make_tuple(1, 1));
+    Pool2dShape p = pool_of(gx, gy, k, s, pd, py::make_tuple(1, 1));
     py::gil_scoped_release nogil;
     IMKERN_CALL(avg_pool2d_backward, dt, gp, op, p, cip, dov);
   });
@@ -172,8 +156,7 @@ IMKERN_BINDINGS(nn_ops) {
     IMKERN_CALL(adaptive_avg_pool2d_backward, dt, gp, op, n * c, h, w, oh, ow);
   });
 
-  m.def("activation", [](const std::string& name, const py::array& x, py::array& y, double slope) {
-    const Act a = act_of(name);
+  m.def("activation", [](Activation a, const py::array& x, py::array& y, double slope) {
     const DType dt = float_dtype(x, "input");
     const void* xp = in_ptr(x, dt, "input");
     void* yp = out_ptr(y, dt, "out");
@@ -182,9 +165,8 @@ IMKERN_BINDINGS(nn_ops) {
     py::gil_scoped_release nogil;
     IMKERN_CALL(activation, dt, a, xp, yp, n, slope);
   });
-  m.def("activation_backward", [](const std::string& name, const py::array& gy, py::object x, py::object y,
+  m.def("activation_backward", [](Activation a, const py::array& gy, py::object x, py::object y,
                                   py::array& gx, double slope) {
-    const Act a = act_of(name);
     const DType dt = float_dtype(gy, "grad_output");
     const void* gp = in_ptr(gy, dt, "grad_output");
     void* op = out_ptr(gx, dt, "out");
@@ -203,7 +185,7 @@ IMKERN_BINDINGS(nn_ops) {
       yp = in_ptr(ya, dt, "y");
       expect_size(ya, n, "y");
     }
-    const bool needs_y = a == Act::sigmoid || a == Act::tanh;
+    const bool needs_y = a == Activation::sigmoid || a == Activation::tanh;
     if ((needs_y ? yp : xp) == nullptr) throw std::invalid_argument(needs_y ? "y: required" : "x: required");
     py::gil_scoped_release nogil;
     IMKERN_CALL(activation_backward, dt, a, gp, xp, yp, op, n, slope);
@@ -219,8 +201,7 @@ IMKERN_BINDINGS(nn_ops) {
     IMKERN_CALL(softmax, dt, xp, yp, outer, c, inner, log);
   });
   m.def("cross_entropy", [](const py::array& logits, const py::array& target, py::object loss, int64_t n,
-                            int64_t c, int64_t s, int64_t ignore_index, double eps, const std::string& red) {
-    const Reduction r = red_of(red);
+                            int64_t c, int64_t s, int64_t ignore_index, double eps, Reduction r) {
     const DType dt = float_dtype(logits, "logits");
     const void* xp = in_ptr(logits, dt, "logits");
     const int64_t* tp = index_ptr(target, "target");
@@ -244,8 +225,7 @@ IMKERN_BINDINGS(nn_ops) {
   });
   m.def("cross_entropy_backward", [](const py::array& logits, const py::array& target, py::array& grad,
                                      int64_t n, int64_t c, int64_t s, int64_t ignore_index, double eps,
-                                     const std::string& red) {
-    const Reduction r = red_of(red);
+                                     Reduction r) {
     const DType dt = float_dtype(logits, "logits");
     const void* xp = in_ptr(logits, dt, "logits");
     const int64_t* tp = index_ptr(target, "target");

@@ -1,6 +1,6 @@
 // Device discovery. Must never fail import: without a driver it reports no devices.
 #include "common/common.cuh"
-#include "imkern/cuda.hpp"
+#include "imkern/devices.hpp"
 
 namespace imkern {
 namespace cuda {

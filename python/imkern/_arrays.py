@@ -16,18 +16,12 @@ import numpy as np
 
 from . import _core
 
-# dtype -> code shared with csrc/include/imkern/common.hpp (DType)
-DTYPE_CODES = {
-    np.dtype(np.uint8): 0,
-    np.dtype(np.uint16): 1,
-    np.dtype(np.float32): 2,
-    np.dtype(np.float64): 3,
-    np.dtype(np.float16): 4,
-}
+# dtype -> code of csrc/include/imkern/common.hpp (DType), read from the one exported enum
+DTYPE_CODES = {np.dtype(name): int(v) for name, v in _core.DType.__members__.items() if name != "bfloat16"}
 try:  # bfloat16 exists for NumPy/CuPy only through ml_dtypes (CUDA nn kernels)
     import ml_dtypes as _ml_dtypes
 
-    DTYPE_CODES[np.dtype(_ml_dtypes.bfloat16)] = 5
+    DTYPE_CODES[np.dtype(_ml_dtypes.bfloat16)] = int(_core.DType.bfloat16)
 except Exception:  # pragma: no cover - optional dependency
     pass
 IMAGE_DTYPES_CPU = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
@@ -119,6 +113,14 @@ def image_desc(a) -> Tuple[int, int, int, int, int, int]:
     return (a.shape[0], a.shape[1], a.shape[2], a.shape[3], a.strides[0] // it, a.strides[1] // it)
 
 
+def empty(kind: str, like, shape, dtype):
+    """A new array of the device of ``like`` (on ``like``'s GPU for CuPy)."""
+    if kind == "cupy":
+        with like.device:
+            return xp_of(kind).empty(tuple(shape), dtype=dtype)
+    return np.empty(tuple(shape), dtype=dtype)
+
+
 def _device_id(a) -> int:
     return int(a.device.id)
 
@@ -134,11 +136,7 @@ def prepare_out(out, like, kind: str, dtype, shape=None, name: str = "out"):
     shape = tuple(like.shape) if shape is None else tuple(shape)
     dtype = np.dtype(dtype)
     if out is None:
-        if kind == "cupy":
-            with like.device:
-                t = xp.empty(shape, dtype=dtype)
-        else:
-            t = np.empty(shape, dtype=dtype)
+        t = empty(kind, like, shape, dtype)
         return t, t
     out_kind = "numpy" if isinstance(out, np.ndarray) else ("cupy" if is_cupy(out) else None)
     if out_kind != kind:
@@ -158,12 +156,7 @@ def prepare_out(out, like, kind: str, dtype, shape=None, name: str = "out"):
     direct = _pixels_packed(out) if len(shape) in (2, 3, 4) else out.flags.c_contiguous
     if direct and not xp.may_share_memory(out, like):
         return out, out
-    if kind == "cupy":
-        with like.device:
-            t = xp.empty(shape, dtype=dtype)
-    else:
-        t = np.empty(shape, dtype=dtype)
-    return t, out
+    return empty(kind, like, shape, dtype), out
 
 
 def finish_out(target, final):

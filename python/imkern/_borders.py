@@ -1,8 +1,10 @@
 """Border-mode names shared by the public API and the reference."""
 from __future__ import annotations
 
-# canonical name -> code (csrc/include/imkern/common.hpp, Border)
-BORDER_CODES = {"reflect101": 0, "reflect": 1, "replicate": 2, "constant": 3, "wrap": 4}
+from . import _core
+
+# canonical name -> code of csrc/include/imkern/common.hpp (Border), from the exported enum
+BORDER_CODES = {name: int(v) for name, v in _core.Border.__members__.items()}
 # unambiguous aliases from SciPy / NumPy / PyTorch
 BORDER_ALIASES = {
     "mirror": "reflect101",

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
-
 from . import _arrays as A
 
 
@@ -44,12 +42,7 @@ def contiguous(a, kind: str):
     return A.xp_of(kind).ascontiguousarray(a)
 
 
-def empty(kind: str, like, shape, dtype):
-    """A new array of the device of ``like`` (on ``like``'s GPU for CuPy)."""
-    if kind == "cupy":
-        with like.device:
-            return A.xp_of(kind).empty(tuple(shape), dtype=dtype)
-    return np.empty(tuple(shape), dtype=dtype)
+empty = A.empty  # a new array on the device of ``like``: empty(kind, like, shape, dtype)
 
 
 def zeros(kind: str, like, shape, dtype):

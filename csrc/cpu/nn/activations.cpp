@@ -18,7 +18,7 @@
 #include <immintrin.h>
 #endif
 
-#include "imkern/nn_ops.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "common/vmath.hpp"
 
@@ -74,18 +74,18 @@ inline void map1_stream(const float* x, float* y, int64_t n, F&& f) {
   vm::map1(x, y, n, f);
 }
 
-void forward_f32(Act act, const float* x, float* y, int64_t n, float slope, bool stream = false) {
+void forward_f32(Activation act, const float* x, float* y, int64_t n, float slope, bool stream = false) {
   using vm::vf;
   switch (act) {
-    case Act::relu:
+    case Activation::relu:
       vm::map1(x, y, n, [](vf v) { return v < 0.0f ? simd::splat(0.0f) : v; });
       break;
-    case Act::leaky_relu:
+    case Activation::leaky_relu:
       vm::map1(x, y, n, [slope](vf v) { return v > 0.0f ? v : v * slope; });
       break;
-    case Act::sigmoid: vm::map1(x, y, n, [](vf v) { return vm::sigmoid(v); }); break;
-    case Act::tanh: vm::map1(x, y, n, [](vf v) { return vm::tanh(v); }); break;
-    case Act::gelu:
+    case Activation::sigmoid: vm::map1(x, y, n, [](vf v) { return vm::sigmoid(v); }); break;
+    case Activation::tanh: vm::map1(x, y, n, [](vf v) { return vm::tanh(v); }); break;
+    case Activation::gelu:
       if (stream)
         map1_stream(x, y, n, [](vf v) { return vm::gelu(v); });
       else
@@ -94,21 +94,21 @@ void forward_f32(Act act, const float* x, float* y, int64_t n, float slope, bool
   }
 }
 
-void forward_f64(Act act, const double* x, double* y, int64_t n, double slope) {
+void forward_f64(Activation act, const double* x, double* y, int64_t n, double slope) {
   switch (act) {
-    case Act::relu:
+    case Activation::relu:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] < 0 ? 0.0 : x[i];
       break;
-    case Act::leaky_relu:
+    case Activation::leaky_relu:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : x[i] * slope;
       break;
-    case Act::sigmoid:
+    case Activation::sigmoid:
       for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_d(x[i]);
       break;
-    case Act::tanh:
+    case Activation::tanh:
       for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
       break;
-    case Act::gelu:
+    case Activation::gelu:
       for (int64_t i = 0; i < n; ++i) y[i] = gelu_d(x[i]);
       break;
   }
@@ -116,57 +116,57 @@ void forward_f64(Act act, const double* x, double* y, int64_t n, double slope) {
 
 // relu / leaky_relu backward use x (torch: x > 0 ? g : 0 resp. g * slope, so NaN inputs pass
 // g through for relu); sigmoid and tanh use the output y.
-void backward_f32(Act act, const float* g, const float* x, const float* y, float* gx, int64_t n, float slope) {
+void backward_f32(Activation act, const float* g, const float* x, const float* y, float* gx, int64_t n, float slope) {
   using vm::vf;
   switch (act) {
-    case Act::relu:
+    case Activation::relu:
       vm::map2(g, x, gx, n, [](vf gv, vf xv) { return xv <= 0.0f ? simd::splat(0.0f) : gv; });
       break;
-    case Act::leaky_relu:
+    case Activation::leaky_relu:
       vm::map2(g, x, gx, n, [slope](vf gv, vf xv) { return xv > 0.0f ? gv : gv * slope; });
       break;
-    case Act::sigmoid:
+    case Activation::sigmoid:
       vm::map2(g, y, gx, n, [](vf gv, vf yv) { return gv * (1.0f - yv) * yv; });
       break;
-    case Act::tanh:
+    case Activation::tanh:
       vm::map2(g, y, gx, n, [](vf gv, vf yv) { return gv * (1.0f - yv * yv); });
       break;
-    case Act::gelu:
+    case Activation::gelu:
       vm::map2(g, x, gx, n, [](vf gv, vf xv) { return gv * vm::gelu_grad(xv); });
       break;
   }
 }
 
-void backward_f64(Act act, const double* g, const double* x, const double* y, double* gx, int64_t n,
+void backward_f64(Activation act, const double* g, const double* x, const double* y, double* gx, int64_t n,
                   double slope) {
   switch (act) {
-    case Act::relu:
+    case Activation::relu:
       for (int64_t i = 0; i < n; ++i) gx[i] = x[i] <= 0 ? 0.0 : g[i];
       break;
-    case Act::leaky_relu:
+    case Activation::leaky_relu:
       for (int64_t i = 0; i < n; ++i) gx[i] = x[i] > 0 ? g[i] : g[i] * slope;
       break;
-    case Act::sigmoid:
+    case Activation::sigmoid:
       for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (1.0 - y[i]) * y[i];
       break;
-    case Act::tanh:
+    case Activation::tanh:
       for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * (1.0 - y[i] * y[i]);
       break;
-    case Act::gelu:
+    case Activation::gelu:
       for (int64_t i = 0; i < n; ++i) gx[i] = g[i] * gelu_grad_d(x[i]);
       break;
   }
 }
 
-inline bool reads_y(Act a) { return a == Act::sigmoid || a == Act::tanh; }
+inline bool reads_y(Activation a) { return a == Activation::sigmoid || a == Activation::tanh; }
 
 }  // namespace
 
-void activation(DType dtype, Act act, const void* x, void* y, int64_t n, double slope) {
+void activation(DType dtype, Activation act, const void* x, void* y, int64_t n, double slope) {
   if (dtype == DType::f32) {
     const float* xp = static_cast<const float*>(x);
     float* yp = static_cast<float*>(y);
-    const bool stream = act == Act::gelu && n >= kStreamMin;
+    const bool stream = act == Activation::gelu && n >= kStreamMin;
     parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
       forward_f32(act, xp + a, yp + a, b - a, static_cast<float>(slope), stream);
 #if defined(__SSE2__)
@@ -182,7 +182,7 @@ void activation(DType dtype, Act act, const void* x, void* y, int64_t n, double 
   }
 }
 
-void activation_backward(DType dtype, Act act, const void* gy, const void* x, const void* y, void* gx,
+void activation_backward(DType dtype, Activation act, const void* gy, const void* x, const void* y, void* gx,
                          int64_t n, double slope) {
   if ((reads_y(act) ? y : x) == nullptr) throw std::invalid_argument("imkern: activation_backward: missing input");
   if (dtype == DType::f32) {

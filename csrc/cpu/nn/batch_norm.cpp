@@ -16,7 +16,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "imkern/nn_ops.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"
 #include "common/vmath.hpp"

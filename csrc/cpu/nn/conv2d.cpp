@@ -34,7 +34,7 @@
 #include <new>
 #include <vector>
 
-#include "imkern/conv.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/gemm.hpp"
 #include "imkern/parallel.hpp"
 #include "nn/conv_small.hpp"

@@ -1,7 +1,7 @@
 // Direct conv2d forward for single-channel inputs with small square kernels (conv2d_small.cpp,
 // compiled per ISA like every csrc/cpu/*.cpp).
 #pragma once
-#include "imkern/conv.hpp"
+#include "imkern/nn.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {

@@ -12,7 +12,7 @@
 #include <limits>
 #include <vector>
 
-#include "imkern/nn_ops.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"
 #include "common/vmath.hpp"

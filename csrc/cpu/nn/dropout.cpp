@@ -11,7 +11,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "imkern/nn_ops.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"
 #include "common/vmath.hpp"

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "imkern/conv.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/gemm.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"

@@ -23,7 +23,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "imkern/nn_ops.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"
 #include "common/vmath.hpp"
@@ -52,7 +52,7 @@ inline int64_t rows_grain(int64_t ow) {
 }
 
 template <typename T, bool WithIdx>
-void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2d& p, int64_t r0, int64_t r1) {
+void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2dShape& p, int64_t r0, int64_t r1) {
   constexpr int L = simd::Vec<T>::lanes;
   using V = vec_t<T>;
   using IV = vm::vecn_t<typename vm::IntOf<T>::type, L>;
@@ -181,7 +181,7 @@ void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2d& p, int64_t r0, 
 }
 
 template <typename T>
-void max_pool_impl(const T* x, T* y, int64_t* idx, const Pool2d& p) {
+void max_pool_impl(const T* x, T* y, int64_t* idx, const Pool2dShape& p) {
   const int64_t rows = p.planes * p.oh;
   parallel_for(0, rows, rows_grain(p.ow), [&](int64_t r0, int64_t r1) {
     if (idx)
@@ -197,7 +197,7 @@ inline int64_t planes_grain(int64_t plane_elems) {
 }
 
 template <typename T>
-void max_pool_backward_impl(const T* gy, const int64_t* idx, T* gx, const Pool2d& p) {
+void max_pool_backward_impl(const T* gy, const int64_t* idx, T* gx, const Pool2dShape& p) {
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
   parallel_for(0, p.planes, planes_grain(HW + OHW), [&](int64_t a, int64_t b) {
     for (int64_t pl = a; pl < b; ++pl) {
@@ -220,7 +220,7 @@ struct AvgWin {
 
 // torch's avg_pool2d window: clipped to the padded input for the divisor (count_include_pad),
 // then to the input for the sum.
-inline AvgWin avg_window(const Pool2d& p, int64_t oy, int64_t ox, bool cip, int64_t divisor_override) {
+inline AvgWin avg_window(const Pool2dShape& p, int64_t oy, int64_t ox, bool cip, int64_t divisor_override) {
   AvgWin w;
   int64_t y0 = oy * p.sh - p.ph, x0 = ox * p.sw - p.pw;
   int64_t y1 = std::min<int64_t>(y0 + p.kh, p.h + p.ph), x1 = std::min<int64_t>(x0 + p.kw, p.w + p.pw);
@@ -242,7 +242,7 @@ inline double window_row_sum(const T* x, int64_t n);
 constexpr int64_t kWideWindow = 64;
 
 template <typename T>
-void avg_pool_wide(const T* x, T* y, const Pool2d& p, bool cip, int64_t dov) {
+void avg_pool_wide(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov) {
   const int64_t rows = p.planes * p.oh;
   parallel_for(0, rows, rows_grain(p.ow * p.kw), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -264,7 +264,7 @@ void avg_pool_wide(const T* x, T* y, const Pool2d& p, bool cip, int64_t dov) {
 }
 
 template <typename T>
-void avg_pool_impl(const T* x, T* y, const Pool2d& p, bool cip, int64_t dov) {
+void avg_pool_impl(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov) {
   if (p.kh * p.kw > kWideWindow) return avg_pool_wide(x, y, p, cip, dov);
   const int64_t rows = p.planes * p.oh;
   const int64_t H = p.h, W = p.w;
@@ -356,7 +356,7 @@ void avg_pool_impl(const T* x, T* y, const Pool2d& p, bool cip, int64_t dov) {
 }
 
 template <typename T>
-void avg_pool_backward_impl(const T* gy, T* gx, const Pool2d& p, bool cip, int64_t dov) {
+void avg_pool_backward_impl(const T* gy, T* gx, const Pool2dShape& p, bool cip, int64_t dov) {
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
   parallel_for(0, p.planes, planes_grain(HW + OHW), [&](int64_t a, int64_t b) {
     for (int64_t pl = a; pl < b; ++pl) {
@@ -437,28 +437,28 @@ void adaptive_backward_impl(const T* gy, T* gx, int64_t planes, int64_t H, int64
 
 }  // namespace
 
-void max_pool2d(DType dtype, const void* x, void* y, int64_t* indices, const Pool2d& p) {
+void max_pool2d(DType dtype, const void* x, void* y, int64_t* indices, const Pool2dShape& p) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     max_pool_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), indices, p);
   });
 }
 
-void max_pool2d_backward(DType dtype, const void* gy, const int64_t* indices, void* gx, const Pool2d& p) {
+void max_pool2d_backward(DType dtype, const void* gy, const int64_t* indices, void* gx, const Pool2dShape& p) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     max_pool_backward_impl<T>(static_cast<const T*>(gy), indices, static_cast<T*>(gx), p);
   });
 }
 
-void avg_pool2d(DType dtype, const void* x, void* y, const Pool2d& p, bool cip, int64_t dov) {
+void avg_pool2d(DType dtype, const void* x, void* y, const Pool2dShape& p, bool cip, int64_t dov) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     avg_pool_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), p, cip, dov);
   });
 }
 
-void avg_pool2d_backward(DType dtype, const void* gy, void* gx, const Pool2d& p, bool cip, int64_t dov) {
+void avg_pool2d_backward(DType dtype, const void* gy, void* gx, const Pool2dShape& p, bool cip, int64_t dov) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     avg_pool_backward_impl<T>(static_cast<const T*>(gy), static_cast<T*>(gx), p, cip, dov);

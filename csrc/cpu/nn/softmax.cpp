@@ -25,7 +25,7 @@
 #include <immintrin.h>
 #endif
 
-#include "imkern/nn_ops.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"
 #include "common/vmath.hpp"

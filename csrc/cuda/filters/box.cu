@@ -26,15 +26,14 @@
 // Cost per output element: DRAM bytes = sizeof(T) read + sizeof(U) written + 16 (the
 // float64 temporary written and read back) + 16 (the parked suffix sums, mostly in L2);
 // adds = ~3 + kh/32 (pass 1) + min(kw, ~2 log2 kw) (pass 2). Variants: per dtype pair.
-#include "common/filter_common.cuh"
-#include "imkern/cuda.hpp"
+#include "common/common.cuh"
+#include "imkern/filters.hpp"
 
 namespace imkern {
 namespace cuda {
 
 namespace {
 
-using namespace filt;
 
 constexpr int kRowChunk = 32;         // rows per thread in the column pass
 constexpr int kSeg = kThreads;        // output elements per block in the row pass
@@ -166,7 +165,7 @@ void box_typed(const void* src_v, const ImageDesc& s, void* dst_v, const ImageDe
   const int rchunk = kh < kRowChunk ? kh : kRowChunk;
   const int64_t nchunks = ceil_div<int64_t>(g.h, rchunk);
   const int64_t items1 = checked_mul(checked_mul(g.n, nchunks), g.wc);
-  box_colsum_kernel<T><<<grid_for(ceil_div<int64_t>(items1, kThreads)), kThreads, 0, st>>>(
+  box_colsum_kernel<T><<<grid_blocks(ceil_div<int64_t>(items1, kThreads)), kThreads, 0, st>>>(
       src, col.get<double>(), g, kh, ay, border, cval, rchunk, nchunks, items1);
   IMKERN_CUDA_CHECK_LAUNCH();
 
@@ -180,11 +179,11 @@ void box_typed(const void* src_v, const ImageDesc& s, void* dst_v, const ImageDe
     const int cs = kw > 1 ? static_cast<int>(g.c) : 0;  // (kw-1)*C < len, so C fits in int when kw > 1
     const int64_t segs = ceil_div<int64_t>(g.wc, kSeg);
     const int64_t items2 = checked_mul(rows, segs);
-    box_rowsum_kernel<U><<<grid_for(items2), kThreads, smem, st>>>(col.get<double>(), dst, g, kw, ax, cs, border,
+    box_rowsum_kernel<U><<<grid_blocks(items2), kThreads, smem, st>>>(col.get<double>(), dst, g, kw, ax, cs, border,
                                                                    cval_col, normalize, area, segs, items2);
     IMKERN_CUDA_CHECK_LAUNCH();
   } else {
-    box_rowsum_direct_kernel<U><<<grid_for(ceil_div<int64_t>(elems, kThreads)), kThreads, 0, st>>>(
+    box_rowsum_direct_kernel<U><<<grid_blocks(ceil_div<int64_t>(elems, kThreads)), kThreads, 0, st>>>(
         col.get<double>(), dst, g, kw, ax, border, cval_col, normalize, area, elems);
     IMKERN_CUDA_CHECK_LAUNCH();
   }

@@ -17,15 +17,14 @@
 // hit L2); FLOPs = 2*kh*kw; shared memory reads = kh*kw*(1 + 1/R).
 // Variants: per dtype (u8, u16, f16, f32 accumulate in float; f64 in double), tiled and
 // direct.
-#include "common/filter_common.cuh"
-#include "imkern/cuda.hpp"
+#include "common/common.cuh"
+#include "imkern/filters.hpp"
 
 namespace imkern {
 namespace cuda {
 
 namespace {
 
-using namespace filt;
 
 constexpr int kRows = 8;  // output rows per thread (R)
 
@@ -162,13 +161,13 @@ void correlate_typed(const void* src_v, const ImageDesc& s, void* dst_v, const I
     const int th = kRows * (kThreads / plan.tw);
     const int64_t tiles_x = ceil_div<int64_t>(g.wc, plan.tw), tiles_y = ceil_div<int64_t>(g.h, th);
     const int64_t tiles = checked_mul(checked_mul(tiles_x, tiles_y), g.n);
-    correlate_tiled_kernel<T, U><<<grid_for(tiles), kThreads, plan.smem, st>>>(
+    correlate_tiled_kernel<T, U><<<grid_blocks(tiles), kThreads, plan.smem, st>>>(
         src, dst, k, g, kh, kw, ay, ax, cs, border, static_cast<A>(cval), plan.tw, tiles_x, tiles_y, tiles);
     IMKERN_CUDA_CHECK_LAUNCH();
     return;
   }
   const int64_t total = checked_mul(checked_mul(g.n, g.h), g.wc);
-  correlate_direct_kernel<T, U><<<grid_for(ceil_div<int64_t>(total, kThreads)), kThreads, 0, st>>>(
+  correlate_direct_kernel<T, U><<<grid_blocks(ceil_div<int64_t>(total, kThreads)), kThreads, 0, st>>>(
       src, dst, k, g, kh, kw, ay, ax, border, static_cast<A>(cval), total);
   IMKERN_CUDA_CHECK_LAUNCH();
 }

@@ -37,15 +37,14 @@
 // 7x7, runtime size (kh <= 16, kh <= 32, any)} fused, and the runtime-size two-pass fallback.
 #include <type_traits>
 
-#include "common/filter_common.cuh"
-#include "imkern/cuda.hpp"
+#include "common/common.cuh"
+#include "imkern/filters.hpp"
 
 namespace imkern {
 namespace cuda {
 
 namespace {
 
-using namespace filt;
 
 constexpr int kTileW = kThreads;  // tile width in row elements: one output column per thread
 constexpr int64_t kNoRow = INT64_MIN;  // row offset sentinel: the row lies in the constant border
@@ -251,7 +250,7 @@ void launch_fused(const T* src, U* dst, const typename AccOf2<T, U>::type* ky, c
   using A = typename AccOf2<T, U>::type;
   const int64_t tiles_x = ceil_div<int64_t>(g.wc, kTileW), tiles_y = ceil_div<int64_t>(g.h, TH);
   const int64_t tiles = checked_mul(checked_mul(tiles_x, tiles_y), g.n);
-  sep_filter_kernel<T, U, KH, KW, TH, KMAX><<<grid_for(tiles), kThreads, smem, st>>>(
+  sep_filter_kernel<T, U, KH, KW, TH, KMAX><<<grid_blocks(tiles), kThreads, smem, st>>>(
       src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, static_cast<A>(cval), tiles_x, tiles_y, tiles);
   IMKERN_CUDA_CHECK_LAUNCH();
 }
@@ -304,11 +303,11 @@ void sep_filter_typed(const void* src_v, const ImageDesc& s, void* dst_v, const 
   const int64_t rows = checked_mul(g.n, g.h);
   const int64_t tmp_elems = checked_mul(rows, wpc);
   DeviceBuffer tmp(static_cast<size_t>(checked_mul(tmp_elems, static_cast<int64_t>(sizeof(A)))), st);
-  sep_vpass_kernel<T, A><<<grid_for(ceil_div<int64_t>(tmp_elems, kThreads)), kThreads, 0, st>>>(
+  sep_vpass_kernel<T, A><<<grid_blocks(ceil_div<int64_t>(tmp_elems, kThreads)), kThreads, 0, st>>>(
       src, tmp.get<A>(), ky, g, kh, ay, ax, border, static_cast<A>(cval), wpc, tmp_elems);
   IMKERN_CUDA_CHECK_LAUNCH();
   const int64_t out_elems = checked_mul(rows, g.wc);
-  sep_hpass_kernel<U, A><<<grid_for(ceil_div<int64_t>(out_elems, kThreads)), kThreads, 0, st>>>(
+  sep_hpass_kernel<U, A><<<grid_blocks(ceil_div<int64_t>(out_elems, kThreads)), kThreads, 0, st>>>(
       tmp.get<A>(), dst, kx, g, kw, wpc, out_elems);
   IMKERN_CUDA_CHECK_LAUNCH();
   tmp.release();

@@ -4,16 +4,14 @@
 // tanh, gelu: one transcendental). Semantics follow torch: relu/leaky_relu keep NaN, the
 // relu gradient is grad * (x > 0), leaky_relu's grad * (x > 0 ? 1 : slope), sigmoid's
 // grad * y * (1 - y), tanh's grad * (1 - y^2), gelu's grad * (Phi(x) + x * phi(x)).
-#include "imkern/cuda_nn.hpp"
-#include "common/nn_common.cuh"
+#include "imkern/nn.hpp"
+#include "common/common.cuh"
 
 namespace imkern {
 namespace cuda {
 
 namespace {
 
-using nn::from_f;
-using nn::to_f;
 
 __device__ __forceinline__ float act_fwd(Activation a, float x, float slope) {
   switch (a) {
@@ -83,9 +81,9 @@ void activation_cuda(DType dt, Activation a, int64_t n, const void* x, void* y, 
   check_act(a);
   if (n < 0) throw std::invalid_argument("activation: negative size");
   if (n == 0) return;
-  nn::dispatch_float(dt, "activation", [&](auto tag) {
+  dispatch_float(dt, "activation", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    activation_kernel<T><<<nn::grid_for(n), nn::kThreads, 0, as_stream(stream)>>>(
+    activation_kernel<T><<<grid_for(n), kThreads, 0, as_stream(stream)>>>(
         a, n, static_cast<const T*>(x), static_cast<T*>(y), negative_slope);
     IMKERN_CUDA_CHECK_LAUNCH();
   });
@@ -99,9 +97,9 @@ void activation_backward_cuda(DType dt, Activation a, int64_t n, const void* gra
   if (needs_x && !x) throw std::invalid_argument("activation_backward: this activation needs the input x");
   if (!x && !y) throw std::invalid_argument("activation_backward: needs the input x or the output y");
   if (n == 0) return;
-  nn::dispatch_float(dt, "activation_backward", [&](auto tag) {
+  dispatch_float(dt, "activation_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    activation_backward_kernel<T><<<nn::grid_for(n), nn::kThreads, 0, as_stream(stream)>>>(
+    activation_backward_kernel<T><<<grid_for(n), kThreads, 0, as_stream(stream)>>>(
         a, n, static_cast<const T*>(grad_y), static_cast<const T*>(x), static_cast<const T*>(y),
         static_cast<T*>(grad_x), negative_slope);
     IMKERN_CUDA_CHECK_LAUNCH();

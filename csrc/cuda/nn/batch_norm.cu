@@ -9,8 +9,8 @@
 // Bytes: forward training 3 reads + 1 write of x-sized data; backward 2 x 2 reads + 1 write.
 #include <algorithm>
 
-#include "imkern/cuda_nn.hpp"
-#include "common/nn_common.cuh"
+#include "imkern/nn.hpp"
+#include "common/common.cuh"
 #include "nn/channel_reduce.cuh"
 
 namespace imkern {
@@ -18,8 +18,6 @@ namespace cuda {
 
 namespace {
 
-using nn::from_f;
-using nn::to_f;
 using namespace nn::channel;
 
 template <typename T>
@@ -66,7 +64,7 @@ __global__ void bn_eval_params_kernel(int64_t C, const float* w, const float* b,
 }
 
 inline dim3 plane_grid(int64_t planes, int64_t hw) {
-  const int64_t gx = std::min<int64_t>(ceil_div<int64_t>(hw, nn::kThreads), 1024);
+  const int64_t gx = std::min<int64_t>(ceil_div<int64_t>(hw, kThreads), 1024);
   const int64_t gy = std::min<int64_t>(planes, 65535);
   return dim3(static_cast<unsigned>(std::max<int64_t>(gx, 1)), static_cast<unsigned>(gy));
 }
@@ -160,12 +158,12 @@ void batch_norm2d_cuda(DType dt, int64_t n, int64_t c, int64_t hw, const void* x
   cudaStream_t st = as_stream(stream);
   // ws: partials | mean | scale | shift
   const size_t parts_floats = static_cast<size_t>(c * r.parts) * 2;
-  nn::StreamBuffer ws((parts_floats + 3 * static_cast<size_t>(c)) * sizeof(float), st);
-  float* partial = ws.as<float>();
+  DeviceBuffer ws((parts_floats + 3 * static_cast<size_t>(c)) * sizeof(float), st);
+  float* partial = ws.get<float>();
   float* mean = partial + parts_floats;
   float* scale = mean + c;
   float* shift = scale + c;
-  nn::dispatch_float(dt, "batch_norm2d", [&](auto tag) {
+  dispatch_float(dt, "batch_norm2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = static_cast<const T*>(x);
     if (training) {
@@ -177,11 +175,11 @@ void batch_norm2d_cuda(DType dt, int64_t n, int64_t c, int64_t hw, const void* x
                             static_cast<float>(momentum), static_cast<float>(eps)},
                      partial, st);
     } else {
-      bn_eval_params_kernel<T><<<nn::grid_for(c), nn::kThreads, 0, st>>>(c, weight, bias, running_mean, running_var,
+      bn_eval_params_kernel<T><<<grid_for(c), kThreads, 0, st>>>(c, weight, bias, running_mean, running_var,
                                                                           static_cast<float>(eps), scale, shift);
       IMKERN_CUDA_CHECK_LAUNCH();
     }
-    bn_apply_kernel<T><<<plane_grid(n * c, hw), nn::kThreads, 0, st>>>(n * c, c, hw, px, scale, shift,
+    bn_apply_kernel<T><<<plane_grid(n * c, hw), kThreads, 0, st>>>(n * c, c, hw, px, scale, shift,
                                                                         static_cast<T*>(y));
     IMKERN_CUDA_CHECK_LAUNCH();
   });
@@ -203,14 +201,14 @@ void batch_norm2d_backward_cuda(DType dt, int64_t n, int64_t c, int64_t hw, cons
     return;
   }
   const size_t parts_floats = static_cast<size_t>(c * r.parts) * 2;
-  nn::StreamBuffer ws((parts_floats + 4 * static_cast<size_t>(c)) * sizeof(float), st);
-  float* partial = ws.as<float>();
+  DeviceBuffer ws((parts_floats + 4 * static_cast<size_t>(c)) * sizeof(float), st);
+  float* partial = ws.get<float>();
   float* mean = partial + parts_floats;
   float* invstd = mean + c;
   float* sum_g = invstd + c;
   float* sum_gx = sum_g + c;
   const float inv_len = static_cast<float>(1.0 / static_cast<double>(r.len));
-  nn::dispatch_float(dt, "batch_norm2d_backward", [&](auto tag) {
+  dispatch_float(dt, "batch_norm2d_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = static_cast<const T*>(x);
     const T* pg = static_cast<const T*>(grad_y);
@@ -218,12 +216,12 @@ void batch_norm2d_backward_cuda(DType dt, int64_t n, int64_t c, int64_t hw, cons
       channel_reduce(r, ValueOp<T>{px}, MeanFin{mean, inv_len}, partial, st);
       channel_reduce(r, SqDevOp<T>{px, mean}, InvstdFin{invstd, inv_len, static_cast<float>(eps)}, partial, st);
     } else {
-      bn_stats_kernel<<<nn::grid_for(c), nn::kThreads, 0, st>>>(c, running_mean, running_var,
+      bn_stats_kernel<<<grid_for(c), kThreads, 0, st>>>(c, running_mean, running_var,
                                                                 static_cast<float>(eps), mean, invstd);
       IMKERN_CUDA_CHECK_LAUNCH();
     }
     channel_reduce(r, GradOp<T>{pg, px, mean, invstd}, GradFin{sum_g, sum_gx, grad_weight, grad_bias}, partial, st);
-    bn_backward_apply_kernel<T><<<plane_grid(n * c, hw), nn::kThreads, 0, st>>>(
+    bn_backward_apply_kernel<T><<<plane_grid(n * c, hw), kThreads, 0, st>>>(
         n * c, c, hw, training, inv_len, pg, px, weight, mean, invstd, sum_g, sum_gx, static_cast<T*>(grad_x));
     IMKERN_CUDA_CHECK_LAUNCH();
   });

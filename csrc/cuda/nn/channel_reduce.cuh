@@ -6,7 +6,7 @@
 #pragma once
 #include <algorithm>
 
-#include "common/nn_common.cuh"
+#include "common/common.cuh"
 
 namespace imkern {
 namespace cuda {
@@ -32,7 +32,7 @@ inline Red make_red(int64_t n, int64_t c, int64_t hw) {
 // Op(c, offset) -> float2 of the element at x[offset] (channel c). Writes ws[(c * parts + p) * 2 + {0, 1}].
 template <class Op>
 __global__ void channel_partial_kernel(Red r, Op op, float* __restrict__ ws) {
-  __shared__ float sh[nn::kThreads / 32];
+  __shared__ float sh[kThreads / 32];
   const int64_t c = blockIdx.x / r.parts, p = blockIdx.x - c * r.parts;
   const int64_t beg = p * r.chunk, end = min(beg + r.chunk, r.len);
   float a = 0.f, b = 0.f;
@@ -41,22 +41,22 @@ __global__ void channel_partial_kernel(Red r, Op op, float* __restrict__ ws) {
     for (int64_t n = beg / r.hw; n * r.hw < end; ++n) {
       const int64_t j0 = max(beg - n * r.hw, int64_t(0)), j1 = min(end - n * r.hw, r.hw);
       const int64_t base = (n * r.c + c) * r.hw;
-      for (int64_t j = j0 + threadIdx.x; j < j1; j += nn::kThreads) {
+      for (int64_t j = j0 + threadIdx.x; j < j1; j += kThreads) {
         const float2 v = op(c, base + j);
         a += v.x;
         b += v.y;
       }
     }
   } else {
-    for (int64_t e = beg + threadIdx.x; e < end; e += nn::kThreads) {
+    for (int64_t e = beg + threadIdx.x; e < end; e += kThreads) {
       const int64_t n = e / r.hw, j = e - n * r.hw;
       const float2 v = op(c, (n * r.c + c) * r.hw + j);
       a += v.x;
       b += v.y;
     }
   }
-  a = nn::block_sum<nn::kThreads>(a, sh);
-  b = nn::block_sum<nn::kThreads>(b, sh);
+  a = block_sum<kThreads>(a, sh);
+  b = block_sum<kThreads>(b, sh);
   if (threadIdx.x == 0) {
     ws[(c * r.parts + p) * 2] = a;
     ws[(c * r.parts + p) * 2 + 1] = b;
@@ -78,9 +78,9 @@ __global__ void channel_final_kernel(Red r, const float* __restrict__ ws, Fin fi
 
 template <class Op, class Fin>
 void channel_reduce(const Red& r, const Op& op, const Fin& fin, float* ws, cudaStream_t st) {
-  channel_partial_kernel<<<static_cast<unsigned>(r.c * r.parts), nn::kThreads, 0, st>>>(r, op, ws);
+  channel_partial_kernel<<<static_cast<unsigned>(r.c * r.parts), kThreads, 0, st>>>(r, op, ws);
   IMKERN_CUDA_CHECK_LAUNCH();
-  channel_final_kernel<<<nn::grid_for(r.c), nn::kThreads, 0, st>>>(r, ws, fin);
+  channel_final_kernel<<<grid_for(r.c), kThreads, 0, st>>>(r, ws, fin);
   IMKERN_CUDA_CHECK_LAUNCH();
 }
 

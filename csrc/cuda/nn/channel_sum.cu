@@ -1,8 +1,8 @@
 // Per-channel sums of NCHW tensors (the bias gradients of conv2d and linear: linear with N =
 // rows, HW = 1), deterministic: the two-stage reduction of channel_reduce.cuh. Bytes: one read
 // of x; FLOPs: one add per element.
-#include "imkern/cuda_nn.hpp"
-#include "common/nn_common.cuh"
+#include "imkern/nn.hpp"
+#include "common/common.cuh"
 #include "nn/channel_reduce.cuh"
 
 namespace imkern {
@@ -15,10 +15,10 @@ void channel_sum_cuda(DType dt, int64_t n, int64_t c, int64_t hw, const void* x,
   if (c == 0) return;
   const Red r = make_red(n, c, hw);
   cudaStream_t st = as_stream(stream);
-  nn::StreamBuffer ws(static_cast<size_t>(c * r.parts) * 2 * sizeof(float), st);
-  nn::dispatch_float(dt, "channel_sum", [&](auto tag) {
+  DeviceBuffer ws(static_cast<size_t>(c * r.parts) * 2 * sizeof(float), st);
+  dispatch_float(dt, "channel_sum", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    channel_reduce(r, ValueOp<T>{static_cast<const T*>(x)}, StoreSum<T>{static_cast<T*>(out)}, ws.as<float>(), st);
+    channel_reduce(r, ValueOp<T>{static_cast<const T*>(x)}, StoreSum<T>{static_cast<T*>(out)}, ws.get<float>(), st);
   });
 }
 

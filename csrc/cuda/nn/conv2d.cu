@@ -14,7 +14,7 @@
 // the weight gradient uses deterministic split-K (long reductions, few output tiles).
 // Limits (checked): Cg * R * S, Kg * R * S, H * W, OH * OW < 2^31.
 #include "nn/gemm_tiles.cuh"
-#include "imkern/cuda_nn.hpp"
+#include "imkern/nn.hpp"
 
 namespace imkern {
 namespace cuda {
@@ -69,9 +69,9 @@ struct Im2colLoader {
       if (st.base && k < kend) {
         const int ih = st.ih0 + r * g.dh, iw = st.iw0 + s * g.dw;
         if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
-          val = nn::to_f(st.base[static_cast<int64_t>(c) * g.HW + ih * g.W + iw]);
+          val = to_f(st.base[static_cast<int64_t>(c) * g.HW + ih * g.W + iw]);
       }
-      v[i] = nn::from_f<V>(val);
+      v[i] = from_f<V>(val);
       k += STEP;
       s += STEP;
       while (s >= g.S) {
@@ -94,10 +94,10 @@ struct ConvFwdEpi {
   bool relu;
   __device__ void operator()(int64_t m, int64_t n, int z, float v) const {
     const int64_t k = static_cast<int64_t>(z) * g.Kg + m;
-    if (bias) v += nn::to_f(bias[k]);
+    if (bias) v += to_f(bias[k]);
     if (relu && v < 0.f) v = 0.f;
     const int64_t b = n / g.OHW, p = n - b * g.OHW;
-    y[(b * g.K + k) * g.OHW + p] = nn::from_f<T>(v);
+    y[(b * g.K + k) * g.OHW + p] = from_f<T>(v);
   }
 };
 
@@ -127,8 +127,8 @@ struct WeightTLoader {
     for (int i = 0; i < PER; ++i) {
       const int64_t c = st.m0 + threadIdx.x / BK + i * (NT / BK);
       float val = 0.f;
-      if (k < kend && c < g.Cg) val = nn::to_f(st.base[(static_cast<int64_t>(kk) * g.Cg + c) * g.RS + rs]);
-      v[i] = nn::from_f<V>(val);
+      if (k < kend && c < g.Cg) val = to_f(st.base[(static_cast<int64_t>(kk) * g.Cg + c) * g.RS + rs]);
+      v[i] = from_f<V>(val);
     }
   }
 };
@@ -174,10 +174,10 @@ struct Col2imLoader {
         if (th >= 0 && tw >= 0) {
           const int oh = g.sh == 1 ? th : th / g.sh, ow = g.sw == 1 ? tw : tw / g.sw;
           if (oh * g.sh == th && ow * g.sw == tw && oh < g.OH && ow < g.OW)
-            val = nn::to_f(st.base[static_cast<int64_t>(kk) * g.OHW + oh * g.OW + ow]);
+            val = to_f(st.base[static_cast<int64_t>(kk) * g.OHW + oh * g.OW + ow]);
         }
       }
-      v[i] = nn::from_f<V>(val);
+      v[i] = from_f<V>(val);
       s += STEP;
       while (s >= g.S) {
         s -= g.S;
@@ -198,7 +198,7 @@ struct ConvDataEpi {
   __device__ void operator()(int64_t m, int64_t n, int z, float v) const {
     const int64_t c = static_cast<int64_t>(z) * g.Cg + m;
     const int64_t b = n / g.HW, q = n - b * g.HW;
-    gx[(b * g.C + c) * g.HW + q] = nn::from_f<T>(v);
+    gx[(b * g.C + c) * g.HW + q] = from_f<T>(v);
   }
 };
 
@@ -228,8 +228,8 @@ struct GradOutLoader {
     for (int i = 0; i < PER; ++i) {
       const int64_t m = st.m0 + threadIdx.x / BK + i * (NT / BK);
       float val = 0.f;
-      if (k < kend && m < g.Kg) val = nn::to_f(st.base[off + m * g.OHW]);
-      v[i] = nn::from_f<V>(val);
+      if (k < kend && m < g.Kg) val = to_f(st.base[off + m * g.OHW]);
+      v[i] = from_f<V>(val);
     }
   }
 };
@@ -271,9 +271,9 @@ struct Im2colTLoader {
       if (base && n < ncols) {
         const int ih = ih0 + r * g.dh, iw = iw0 + s * g.dw;
         if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
-          val = nn::to_f(base[static_cast<int64_t>(c) * g.HW + ih * g.W + iw]);
+          val = to_f(base[static_cast<int64_t>(c) * g.HW + ih * g.W + iw]);
       }
-      v[i] = nn::from_f<V>(val);
+      v[i] = from_f<V>(val);
       s += STEP;
       while (s >= g.S) {
         s -= g.S;
@@ -292,33 +292,33 @@ struct ConvWeightEpi {
   T* gw;
   Geo g;
   __device__ void operator()(int64_t m, int64_t n, int z, float v) const {
-    gw[(static_cast<int64_t>(z) * g.Kg + m) * (static_cast<int64_t>(g.Cg) * g.RS) + n] = nn::from_f<T>(v);
+    gw[(static_cast<int64_t>(z) * g.Kg + m) * (static_cast<int64_t>(g.Cg) * g.RS) + n] = from_f<T>(v);
   }
 };
 
 Geo make_geo(const Conv2dShape& s, const char* op) {
   if (s.n < 0 || s.c <= 0 || s.h < 0 || s.w < 0 || s.k <= 0 || s.r <= 0 || s.s <= 0 || s.oh < 0 || s.ow < 0)
     throw std::invalid_argument(std::string(op) + ": bad shape");
-  if (s.stride_h <= 0 || s.stride_w <= 0 || s.dil_h <= 0 || s.dil_w <= 0 || s.pad_top < 0 || s.pad_left < 0)
+  if (s.sh <= 0 || s.sw <= 0 || s.dh <= 0 || s.dw <= 0 || s.pt < 0 || s.pl < 0)
     throw std::invalid_argument(std::string(op) + ": stride and dilation must be positive, padding non-negative");
   if (s.groups <= 0 || s.c % s.groups || s.k % s.groups)
     throw std::invalid_argument(std::string(op) + ": groups must divide the input and output channels");
   const int64_t cg = s.c / s.groups, kg = s.k / s.groups;
-  nn::require_int32(s.c, "channels");
-  nn::require_int32(s.k, "output channels");
-  nn::require_int32(checked_mul(checked_mul(cg, s.r), s.s), "C/groups * R * S");
-  nn::require_int32(checked_mul(checked_mul(kg, s.r), s.s), "K/groups * R * S");
-  nn::require_int32(checked_mul(s.h, s.w), "H * W");
-  nn::require_int32(checked_mul(s.oh, s.ow), "OH * OW");
+  require_int32(s.c, "channels");
+  require_int32(s.k, "output channels");
+  require_int32(checked_mul(checked_mul(cg, s.r), s.s), "C/groups * R * S");
+  require_int32(checked_mul(checked_mul(kg, s.r), s.s), "K/groups * R * S");
+  require_int32(checked_mul(s.h, s.w), "H * W");
+  require_int32(checked_mul(s.oh, s.ow), "OH * OW");
   // Padded coordinates (oh * stride + r * dilation, ih + pad) must fit in int as well.
-  nn::require_int32(checked_add(checked_add(checked_mul(s.oh, s.stride_h), checked_mul(s.r, s.dil_h)), s.h + s.pad_top),
+  require_int32(checked_add(checked_add(checked_mul(s.oh, s.sh), checked_mul(s.r, s.dh)), s.h + s.pt),
                     "padded height");
-  nn::require_int32(checked_add(checked_add(checked_mul(s.ow, s.stride_w), checked_mul(s.s, s.dil_w)), s.w + s.pad_left),
+  require_int32(checked_add(checked_add(checked_mul(s.ow, s.sw), checked_mul(s.s, s.dw)), s.w + s.pl),
                     "padded width");
-  nn::require_int32(s.stride_h, "stride");
-  nn::require_int32(s.stride_w, "stride");
-  nn::require_int32(s.dil_h, "dilation");
-  nn::require_int32(s.dil_w, "dilation");
+  require_int32(s.sh, "stride");
+  require_int32(s.sw, "stride");
+  require_int32(s.dh, "dilation");
+  require_int32(s.dw, "dilation");
   checked_mul(checked_mul(checked_mul(s.n, s.c), s.h), s.w);
   checked_mul(checked_mul(checked_mul(s.n, s.k), s.oh), s.ow);
   Geo g;
@@ -330,12 +330,12 @@ Geo make_geo(const Conv2dShape& s, const char* op) {
   g.S = static_cast<int>(s.s);
   g.OH = static_cast<int>(s.oh);
   g.OW = static_cast<int>(s.ow);
-  g.sh = static_cast<int>(s.stride_h);
-  g.sw = static_cast<int>(s.stride_w);
-  g.pt = static_cast<int>(s.pad_top);
-  g.pl = static_cast<int>(s.pad_left);
-  g.dh = static_cast<int>(s.dil_h);
-  g.dw = static_cast<int>(s.dil_w);
+  g.sh = static_cast<int>(s.sh);
+  g.sw = static_cast<int>(s.sw);
+  g.pt = static_cast<int>(s.pt);
+  g.pl = static_cast<int>(s.pl);
+  g.dh = static_cast<int>(s.dh);
+  g.dw = static_cast<int>(s.dw);
   g.Cg = static_cast<int>(cg);
   g.Kg = static_cast<int>(kg);
   g.RS = g.R * g.S;

@@ -6,16 +6,14 @@
 // w * (softmax - (1 - eps) * onehot(t) - eps / C), w = dloss (/ number of non-ignored samples).
 #include <algorithm>
 
-#include "imkern/cuda_nn.hpp"
-#include "common/nn_common.cuh"
+#include "imkern/nn.hpp"
+#include "common/common.cuh"
 
 namespace imkern {
 namespace cuda {
 
 namespace {
 
-using nn::from_f;
-using nn::to_f;
 
 // ---- cross entropy ---------------------------------------------------------------------------
 // Per sample: loss[s] (float) and valid[s] (1 when the target is not ignore_index).
@@ -49,15 +47,15 @@ __global__ void ce_forward_warp_kernel(CeParams p, const T* __restrict__ x, cons
     const T* xr = x + s * p.c;
     float m = -INFINITY;
     for (int64_t i = lane; i < p.c; i += 32) m = fmaxf(m, to_f(xr[i]));
-    m = nn::warp_max(m);
+    m = warp_max(m);
     float se = 0.f, sx = 0.f;
     for (int64_t i = lane; i < p.c; i += 32) {
       const float v = to_f(xr[i]);
       se += expf(v - m);
       sx += v - m;
     }
-    se = nn::warp_sum(se);
-    sx = nn::warp_sum(sx);
+    se = warp_sum(se);
+    sx = warp_sum(sx);
     if (lane == 0) {
       float l = NAN;
       if (t >= 0 && t < p.c) l = ce_loss(m, logf(se), to_f(xr[t]), sx / static_cast<float>(p.c), p.eps);
@@ -101,22 +99,22 @@ __global__ void ce_forward_column_kernel(CeParams p, const T* __restrict__ x, co
 // One block: total loss and number of valid samples, in a fixed order.
 __global__ void ce_sum_kernel(int64_t total, const float* __restrict__ loss, const unsigned char* __restrict__ valid,
                               float* __restrict__ out_sum, float* __restrict__ out_count) {
-  __shared__ float sh[nn::kThreads / 32];
+  __shared__ float sh[kThreads / 32];
   float s = 0.f;
   long long cnt = 0;
-  for (int64_t i = threadIdx.x; i < total; i += nn::kThreads) {
+  for (int64_t i = threadIdx.x; i < total; i += kThreads) {
     if (loss) s += loss[i];
     cnt += valid[i];
   }
-  s = nn::block_sum<nn::kThreads>(s, sh);
+  s = block_sum<kThreads>(s, sh);
   // The count is summed in integers (exact for any size), converted to float at the end.
-  __shared__ long long shc[nn::kThreads / 32];
+  __shared__ long long shc[kThreads / 32];
   for (int o = 16; o > 0; o >>= 1) cnt += __shfl_xor_sync(0xffffffffu, cnt, o);
   if ((threadIdx.x & 31) == 0) shc[threadIdx.x >> 5] = cnt;
   __syncthreads();
   if (threadIdx.x == 0) {
     long long c = 0;
-    for (int w = 0; w < nn::kThreads / 32; ++w) c += shc[w];
+    for (int w = 0; w < kThreads / 32; ++w) c += shc[w];
     if (out_sum) *out_sum = s;
     *out_count = static_cast<float>(c);
   }
@@ -160,10 +158,10 @@ __global__ void ce_backward_warp_kernel(CeParams p, int reduction, const T* __re
     const float w = (t >= 0 && t < p.c) ? ce_scale(reduction, g, count, s) : NAN;
     float m = -INFINITY;
     for (int64_t i = lane; i < p.c; i += 32) m = fmaxf(m, to_f(xr[i]));
-    m = nn::warp_max(m);
+    m = warp_max(m);
     float se = 0.f;
     for (int64_t i = lane; i < p.c; i += 32) se += expf(to_f(xr[i]) - m);
-    se = nn::warp_sum(se);
+    se = warp_sum(se);
     const float inv = 1.f / se;
     for (int64_t i = lane; i < p.c; i += 32) {
       const float sm = expf(to_f(xr[i]) - m) * inv;
@@ -209,7 +207,7 @@ __global__ void valid_flags_kernel(int64_t n, const int64_t* __restrict__ tgt, i
 }
 
 void valid_flags(int64_t n, const int64_t* tgt, int64_t ignore, unsigned char* valid, cudaStream_t st) {
-  valid_flags_kernel<<<nn::grid_for(n), nn::kThreads, 0, st>>>(n, tgt, ignore, valid);
+  valid_flags_kernel<<<grid_for(n), kThreads, 0, st>>>(n, tgt, ignore, valid);
   IMKERN_CUDA_CHECK_LAUNCH();
 }
 
@@ -228,33 +226,33 @@ void cross_entropy_cuda(DType dt, int64_t n, int64_t c, int64_t inner, const voi
   const CeParams p = ce_params(n, c, inner, reduction, label_smoothing, ignore_index, "cross_entropy");
   const int64_t samples = n * inner;
   cudaStream_t st = as_stream(stream);
-  nn::dispatch_float(dt, "cross_entropy", [&](auto tag) {
+  dispatch_float(dt, "cross_entropy", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (samples == 0) {
       if (reduction == 0) return;
       // torch: mean of nothing is NaN, sum of nothing is 0.
-      nn::StreamBuffer sc(2 * sizeof(float), st);
-      IMKERN_CUDA_CHECK(cudaMemsetAsync(sc.p, 0, 2 * sizeof(float), st));  // sum = count = 0.0f
-      ce_finish_kernel<T><<<1, 32, 0, st>>>(reduction, sc.as<float>(), sc.as<float>() + 1, static_cast<T*>(loss));
+      DeviceBuffer sc(2 * sizeof(float), st);
+      IMKERN_CUDA_CHECK(cudaMemsetAsync(sc.get<float>(), 0, 2 * sizeof(float), st));  // sum = count = 0.0f
+      ce_finish_kernel<T><<<1, 32, 0, st>>>(reduction, sc.get<float>(), sc.get<float>() + 1, static_cast<T*>(loss));
       IMKERN_CUDA_CHECK_LAUNCH();
       return;
     }
-    nn::StreamBuffer lbuf(static_cast<size_t>(samples) * (sizeof(float) + 1) + 2 * sizeof(float) + 16, st);
-    float* lf = lbuf.as<float>();
+    DeviceBuffer lbuf(static_cast<size_t>(samples) * (sizeof(float) + 1) + 2 * sizeof(float) + 16, st);
+    float* lf = lbuf.get<float>();
     float* sums = lf + samples;  // [sum, count]
     unsigned char* valid = reinterpret_cast<unsigned char*>(sums + 2);
     const T* px = static_cast<const T*>(logits);
     if (inner == 1)
-      ce_forward_warp_kernel<T><<<nn::grid_for(samples * 32), nn::kThreads, 0, st>>>(p, px, target, lf, valid);
+      ce_forward_warp_kernel<T><<<grid_for(samples * 32), kThreads, 0, st>>>(p, px, target, lf, valid);
     else
-      ce_forward_column_kernel<T><<<nn::grid_for(samples), nn::kThreads, 0, st>>>(p, px, target, lf, valid);
+      ce_forward_column_kernel<T><<<grid_for(samples), kThreads, 0, st>>>(p, px, target, lf, valid);
     IMKERN_CUDA_CHECK_LAUNCH();
     if (reduction == 0) {
-      float_to_t_kernel<T><<<nn::grid_for(samples), nn::kThreads, 0, st>>>(samples, lf, static_cast<T*>(loss));
+      float_to_t_kernel<T><<<grid_for(samples), kThreads, 0, st>>>(samples, lf, static_cast<T*>(loss));
       IMKERN_CUDA_CHECK_LAUNCH();
       return;
     }
-    ce_sum_kernel<<<1, nn::kThreads, 0, st>>>(samples, lf, valid, sums, sums + 1);
+    ce_sum_kernel<<<1, kThreads, 0, st>>>(samples, lf, valid, sums, sums + 1);
     IMKERN_CUDA_CHECK_LAUNCH();
     ce_finish_kernel<T><<<1, 32, 0, st>>>(reduction, sums, sums + 1, static_cast<T*>(loss));
     IMKERN_CUDA_CHECK_LAUNCH();
@@ -269,25 +267,25 @@ void cross_entropy_backward_cuda(DType dt, int64_t n, int64_t c, int64_t inner, 
   if (samples == 0) return;
   if (!grad_loss) throw std::invalid_argument("cross_entropy_backward: grad_loss is required");
   cudaStream_t st = as_stream(stream);
-  nn::dispatch_float(dt, "cross_entropy_backward", [&](auto tag) {
+  dispatch_float(dt, "cross_entropy_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    nn::StreamBuffer buf(reduction == 1 ? static_cast<size_t>(samples) + 16 : 0, st);
+    DeviceBuffer buf(reduction == 1 ? static_cast<size_t>(samples) + 16 : 0, st);
     float* count = nullptr;
     if (reduction == 1) {
-      count = buf.as<float>();
+      count = buf.get<float>();
       unsigned char* valid = reinterpret_cast<unsigned char*>(count + 2);
       // The valid flags only: a cheap pass over the targets.
       valid_flags(samples, target, ignore_index, valid, st);
-      ce_sum_kernel<<<1, nn::kThreads, 0, st>>>(samples, nullptr, valid, nullptr, count);
+      ce_sum_kernel<<<1, kThreads, 0, st>>>(samples, nullptr, valid, nullptr, count);
       IMKERN_CUDA_CHECK_LAUNCH();
     }
     const T* px = static_cast<const T*>(logits);
     T* pg = static_cast<T*>(grad_logits);
     if (inner == 1)
-      ce_backward_warp_kernel<T><<<nn::grid_for(samples * 32), nn::kThreads, 0, st>>>(p, reduction, px, target,
+      ce_backward_warp_kernel<T><<<grid_for(samples * 32), kThreads, 0, st>>>(p, reduction, px, target,
                                                                                      grad_loss, count, pg);
     else
-      ce_backward_column_kernel<T><<<nn::grid_for(samples), nn::kThreads, 0, st>>>(p, reduction, px, target,
+      ce_backward_column_kernel<T><<<grid_for(samples), kThreads, 0, st>>>(p, reduction, px, target,
                                                                                   grad_loss, count, pg);
     IMKERN_CUDA_CHECK_LAUNCH();
   });

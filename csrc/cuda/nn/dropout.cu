@@ -2,8 +2,8 @@
 // and the NumPy reference: u(i) = (splitmix64(seed + i * 0x9E3779B97F4A7C15) >> 40) * 2^-24,
 // element i kept when u(i) >= p and scaled by 1 / (1 - p). No state, so any thread layout
 // (and any device) gives the same mask. Bytes: 2 * sizeof(T) per element; ~12 integer ops.
-#include "imkern/cuda_nn.hpp"
-#include "common/nn_common.cuh"
+#include "imkern/nn.hpp"
+#include "common/common.cuh"
 
 namespace imkern {
 namespace cuda {
@@ -19,7 +19,7 @@ __global__ void dropout_kernel(int64_t n, const T* __restrict__ x, T* __restrict
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const uint64_t h = splitmix64<uint64_t>(seed + static_cast<uint64_t>(i) * kSplitmixGamma) >> 40;
-    y[i] = h >= threshold ? nn::from_f<T>(nn::to_f(x[i]) * scale) : nn::from_f<T>(0.f);
+    y[i] = h >= threshold ? from_f<T>(to_f(x[i]) * scale) : from_f<T>(0.f);
   }
 }
 
@@ -32,9 +32,9 @@ void dropout_cuda(DType dt, int64_t n, const void* x, void* y, double p, uint64_
   // u >= p with u = h * 2^-24 exactly  <=>  h >= ceil(p * 2^24) (p * 2^24 is exact in double).
   const uint64_t threshold = static_cast<uint64_t>(std::ceil(p * 16777216.0));
   const float scale = p < 1.0 ? static_cast<float>(1.0 / (1.0 - p)) : 0.f;
-  nn::dispatch_float(dt, "dropout", [&](auto tag) {
+  dispatch_float(dt, "dropout", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    dropout_kernel<T><<<nn::grid_for(n), nn::kThreads, 0, as_stream(stream)>>>(
+    dropout_kernel<T><<<grid_for(n), kThreads, 0, as_stream(stream)>>>(
         n, static_cast<const T*>(x), static_cast<T*>(y), seed, threshold, scale);
     IMKERN_CUDA_CHECK_LAUNCH();
   });

@@ -9,7 +9,7 @@
 // all with float32 accumulation; split-K with a deterministic reduction when the output has
 // few tiles and K is long (weight gradients of linear layers).
 #include "nn/gemm_tiles.cuh"
-#include "imkern/cuda_nn.hpp"
+#include "imkern/nn.hpp"
 
 namespace imkern {
 namespace cuda {
@@ -25,11 +25,11 @@ struct DenseEpi {
   bool relu;
   __device__ void operator()(int64_t m, int64_t n, int, float v) const {
     if (bias_mode == 1)
-      v += nn::to_f(bias[m]);
+      v += to_f(bias[m]);
     else if (bias_mode == 2)
-      v += nn::to_f(bias[n]);
+      v += to_f(bias[n]);
     if (relu && v < 0.f) v = 0.f;  // NaN stays NaN, as torch.relu
-    c[m * ldc + n] = nn::from_f<T>(v);
+    c[m * ldc + n] = from_f<T>(v);
   }
 };
 

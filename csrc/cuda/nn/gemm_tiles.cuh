@@ -19,7 +19,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#include "common/nn_common.cuh"
+#include "common/common.cuh"
 
 namespace imkern {
 namespace cuda {
@@ -98,8 +98,8 @@ struct MatLoader {
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
       float x = 0.f;
-      if (gm < rows && gk < kend) x = nn::to_f(*q);
-      v[i] = nn::from_f<V>(x);
+      if (gm < rows && gk < kend) x = to_f(*q);
+      v[i] = from_f<V>(x);
       if (CONTIG_K)
         gm += STEP;
       else
@@ -182,9 +182,9 @@ __global__ void __launch_bounds__(NT) gemm_tile_kernel(int64_t M, int64_t N, int
         for (int kk = 0; kk < BK; ++kk) {
           float a[TM], b[TN];
 #pragma unroll
-          for (int i = 0; i < TM; ++i) a[i] = nn::to_f(As[kk * LDA + ty + 16 * i]);
+          for (int i = 0; i < TM; ++i) a[i] = to_f(As[kk * LDA + ty + 16 * i]);
 #pragma unroll
-          for (int j = 0; j < TN; ++j) b[j] = nn::to_f(Bs[kk * LDB + tx + 16 * j]);
+          for (int j = 0; j < TN; ++j) b[j] = to_f(Bs[kk * LDB + tx + 16 * j]);
 #pragma unroll
           for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -336,21 +336,21 @@ void launch_gemm(int64_t M, int64_t N, int64_t K, int64_t Z, const LA& la, const
   splits = K > 0 ? ceil_div<int64_t>(K, k_split) : 1;
   if (splits > 1 && checked_mul(checked_mul(Z, M), N) > INT64_MAX / (splits * 4))
     throw std::overflow_error("imkern CUDA GEMM: workspace size");
-  nn::StreamBuffer ws(splits > 1 ? static_cast<size_t>(splits) * Z * M * N * sizeof(float) : 0, st);
+  DeviceBuffer ws(splits > 1 ? static_cast<size_t>(splits) * Z * M * N * sizeof(float) : 0, st);
   for (int64_t z0 = 0; z0 < Z; z0 += 65535) {
     const int64_t zc = std::min<int64_t>(65535, Z - z0);
     dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits), static_cast<unsigned>(zc));
     if (bm == 64)
       gemm_tile_kernel<64, MMA><<<grid, NT, 0, st>>>(M, N, K, k_split, tiles_n, static_cast<int>(z0),
-                                                     static_cast<int>(Z), la, lb, epi, ws.as<float>());
+                                                     static_cast<int>(Z), la, lb, epi, ws.get<float>());
     else
       gemm_tile_kernel<128, MMA><<<grid, NT, 0, st>>>(M, N, K, k_split, tiles_n, static_cast<int>(z0),
-                                                      static_cast<int>(Z), la, lb, epi, ws.as<float>());
+                                                      static_cast<int>(Z), la, lb, epi, ws.get<float>());
     IMKERN_CUDA_CHECK_LAUNCH();
   }
   if (splits > 1) {
-    gemm_reduce_kernel<<<nn::grid_for(Z * M * N), nn::kThreads, 0, st>>>(M, N, static_cast<int>(Z),
-                                                                          static_cast<int>(splits), ws.as<float>(),
+    gemm_reduce_kernel<<<grid_for(Z * M * N), kThreads, 0, st>>>(M, N, static_cast<int>(Z),
+                                                                          static_cast<int>(splits), ws.get<float>(),
                                                                           epi);
     IMKERN_CUDA_CHECK_LAUNCH();
   }
@@ -362,12 +362,12 @@ void dispatch_mma(DType dt, bool allow_tf32, const char* op, F&& f) {
   switch (dt) {
     case DType::f32:
       if (allow_tf32)
-        f(nn::TypeTag<float>{}, std::integral_constant<Mma, Mma::tf32>{});
+        f(TypeTag<float>{}, std::integral_constant<Mma, Mma::tf32>{});
       else
-        f(nn::TypeTag<float>{}, std::integral_constant<Mma, Mma::simt>{});
+        f(TypeTag<float>{}, std::integral_constant<Mma, Mma::simt>{});
       return;
-    case DType::f16: f(nn::TypeTag<__half>{}, std::integral_constant<Mma, Mma::f16>{}); return;
-    case DType::bf16: f(nn::TypeTag<__nv_bfloat16>{}, std::integral_constant<Mma, Mma::bf16>{}); return;
+    case DType::f16: f(TypeTag<__half>{}, std::integral_constant<Mma, Mma::f16>{}); return;
+    case DType::bf16: f(TypeTag<__nv_bfloat16>{}, std::integral_constant<Mma, Mma::bf16>{}); return;
     default:
       throw std::invalid_argument(std::string(op) + ": dtype " + dtype_name(dt) +
                                   " is not supported on CUDA; expected float32, float16 or bfloat16");

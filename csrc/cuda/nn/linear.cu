@@ -2,7 +2,7 @@
 // bias in the forward GEMM's epilogue, the bias gradient by the per-channel sum
 // (channel_sum.cu) of grad_y viewed as (M, OUT, 1). FLOPs: 2 M IN OUT per product; the weight
 // gradient's long reduction over M is split-K with a deterministic reduction (gemm.cu).
-#include "imkern/cuda_nn.hpp"
+#include "imkern/nn.hpp"
 
 namespace imkern {
 namespace cuda {

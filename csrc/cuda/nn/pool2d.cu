@@ -13,16 +13,14 @@
 // a window of -inf gives -inf with the index of its first in-bounds element; avg-pool divisor
 // counts padding (count_include_pad) but never the part of a ceil_mode window past H + pad;
 // adaptive bins are [floor(o * I / O), ceil((o + 1) * I / O)).
-#include "imkern/cuda_nn.hpp"
-#include "common/nn_common.cuh"
+#include "imkern/nn.hpp"
+#include "common/common.cuh"
 
 namespace imkern {
 namespace cuda {
 
 namespace {
 
-using nn::from_f;
-using nn::to_f;
 
 struct P {
   int64_t planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
@@ -228,9 +226,9 @@ void max_pool2d_cuda(DType dt, const Pool2dShape& s, const void* x, void* y, int
   const int64_t total = p.planes * p.OH * p.OW;
   if (total == 0) return;
   if (p.H == 0 || p.W == 0) throw std::invalid_argument("max_pool2d: empty input plane");
-  nn::dispatch_float(dt, "max_pool2d", [&](auto tag) {
+  dispatch_float(dt, "max_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    max_pool2d_kernel<T><<<nn::grid_for(total), nn::kThreads, 0, as_stream(stream)>>>(
+    max_pool2d_kernel<T><<<grid_for(total), kThreads, 0, as_stream(stream)>>>(
         p, static_cast<const T*>(x), static_cast<T*>(y), indices);
     IMKERN_CUDA_CHECK_LAUNCH();
   });
@@ -242,10 +240,10 @@ void max_pool2d_backward_cuda(DType dt, const Pool2dShape& s, bool with_window, 
   const int64_t in_total = p.planes * p.H * p.W, out_total = p.planes * p.OH * p.OW;
   if (in_total == 0) return;
   cudaStream_t st = as_stream(stream);
-  nn::dispatch_float(dt, "max_pool2d_backward", [&](auto tag) {
+  dispatch_float(dt, "max_pool2d_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (with_window) {
-      max_pool2d_backward_gather_kernel<T><<<nn::grid_for(in_total), nn::kThreads, 0, st>>>(
+      max_pool2d_backward_gather_kernel<T><<<grid_for(in_total), kThreads, 0, st>>>(
           p, static_cast<const T*>(grad_y), indices, static_cast<T*>(grad_x));
       IMKERN_CUDA_CHECK_LAUNCH();
       return;
@@ -253,19 +251,19 @@ void max_pool2d_backward_cuda(DType dt, const Pool2dShape& s, bool with_window, 
     if constexpr (std::is_same<T, float>::value) {
       IMKERN_CUDA_CHECK(cudaMemsetAsync(grad_x, 0, static_cast<size_t>(in_total) * sizeof(float), st));
       if (out_total) {
-        max_pool2d_backward_scatter_kernel<T, float><<<nn::grid_for(p.planes), nn::kThreads, 0, st>>>(
+        max_pool2d_backward_scatter_kernel<T, float><<<grid_for(p.planes), kThreads, 0, st>>>(
             p, static_cast<const T*>(grad_y), indices, static_cast<float*>(grad_x));
         IMKERN_CUDA_CHECK_LAUNCH();
       }
     } else {
-      nn::StreamBuffer acc(static_cast<size_t>(in_total) * sizeof(float), st);
-      IMKERN_CUDA_CHECK(cudaMemsetAsync(acc.p, 0, static_cast<size_t>(in_total) * sizeof(float), st));
+      DeviceBuffer acc(static_cast<size_t>(in_total) * sizeof(float), st);
+      IMKERN_CUDA_CHECK(cudaMemsetAsync(acc.get<float>(), 0, static_cast<size_t>(in_total) * sizeof(float), st));
       if (out_total) {
-        max_pool2d_backward_scatter_kernel<T, float><<<nn::grid_for(p.planes), nn::kThreads, 0, st>>>(
-            p, static_cast<const T*>(grad_y), indices, acc.as<float>());
+        max_pool2d_backward_scatter_kernel<T, float><<<grid_for(p.planes), kThreads, 0, st>>>(
+            p, static_cast<const T*>(grad_y), indices, acc.get<float>());
         IMKERN_CUDA_CHECK_LAUNCH();
       }
-      float_to_kernel<T><<<nn::grid_for(in_total), nn::kThreads, 0, st>>>(in_total, acc.as<float>(),
+      float_to_kernel<T><<<grid_for(in_total), kThreads, 0, st>>>(in_total, acc.get<float>(),
                                                                            static_cast<T*>(grad_x));
       IMKERN_CUDA_CHECK_LAUNCH();
     }
@@ -276,9 +274,9 @@ void avg_pool2d_cuda(DType dt, const Pool2dShape& s, bool count_include_pad, con
   const P p = make_p(s, "avg_pool2d", true);
   const int64_t total = p.planes * p.OH * p.OW;
   if (total == 0) return;
-  nn::dispatch_float(dt, "avg_pool2d", [&](auto tag) {
+  dispatch_float(dt, "avg_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    avg_pool2d_kernel<T><<<nn::grid_for(total), nn::kThreads, 0, as_stream(stream)>>>(
+    avg_pool2d_kernel<T><<<grid_for(total), kThreads, 0, as_stream(stream)>>>(
         p, count_include_pad, static_cast<const T*>(x), static_cast<T*>(y));
     IMKERN_CUDA_CHECK_LAUNCH();
   });
@@ -289,9 +287,9 @@ void avg_pool2d_backward_cuda(DType dt, const Pool2dShape& s, bool count_include
   const P p = make_p(s, "avg_pool2d_backward", true);
   const int64_t total = p.planes * p.H * p.W;
   if (total == 0) return;
-  nn::dispatch_float(dt, "avg_pool2d_backward", [&](auto tag) {
+  dispatch_float(dt, "avg_pool2d_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    avg_pool2d_backward_kernel<T><<<nn::grid_for(total), nn::kThreads, 0, as_stream(stream)>>>(
+    avg_pool2d_backward_kernel<T><<<grid_for(total), kThreads, 0, as_stream(stream)>>>(
         p, count_include_pad, static_cast<const T*>(grad_y), static_cast<T*>(grad_x));
     IMKERN_CUDA_CHECK_LAUNCH();
   });
@@ -302,9 +300,9 @@ void adaptive_avg_pool2d_cuda(DType dt, const Pool2dShape& s, const void* x, voi
   const int64_t total = p.planes * p.OH * p.OW;
   if (total == 0) return;
   if (p.H == 0 || p.W == 0) throw std::invalid_argument("adaptive_avg_pool2d: empty input plane");
-  nn::dispatch_float(dt, "adaptive_avg_pool2d", [&](auto tag) {
+  dispatch_float(dt, "adaptive_avg_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    adaptive_avg_pool2d_kernel<T><<<nn::grid_for(total), nn::kThreads, 0, as_stream(stream)>>>(
+    adaptive_avg_pool2d_kernel<T><<<grid_for(total), kThreads, 0, as_stream(stream)>>>(
         p, static_cast<const T*>(x), static_cast<T*>(y));
     IMKERN_CUDA_CHECK_LAUNCH();
   });
@@ -316,9 +314,9 @@ void adaptive_avg_pool2d_backward_cuda(DType dt, const Pool2dShape& s, const voi
   const int64_t total = p.planes * p.H * p.W;
   if (total == 0) return;
   if (p.OH == 0 || p.OW == 0) throw std::invalid_argument("adaptive_avg_pool2d_backward: empty output plane");
-  nn::dispatch_float(dt, "adaptive_avg_pool2d_backward", [&](auto tag) {
+  dispatch_float(dt, "adaptive_avg_pool2d_backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    adaptive_avg_pool2d_backward_kernel<T><<<nn::grid_for(total), nn::kThreads, 0, as_stream(stream)>>>(
+    adaptive_avg_pool2d_backward_kernel<T><<<grid_for(total), kThreads, 0, as_stream(stream)>>>(
         p, static_cast<const T*>(grad_y), static_cast<T*>(grad_x));
     IMKERN_CUDA_CHECK_LAUNCH();
   });

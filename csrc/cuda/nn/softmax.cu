@@ -5,16 +5,14 @@
 // threads read consecutive addresses. Three passes over a row (max, sum of exp, write), the
 // row staying in L1/L2: bytes ~ 2 * sizeof(T) per element from DRAM, 1 exp per element.
 // Reductions use fixed shuffle trees (deterministic).
-#include "imkern/cuda_nn.hpp"
-#include "common/nn_common.cuh"
+#include "imkern/nn.hpp"
+#include "common/common.cuh"
 
 namespace imkern {
 namespace cuda {
 
 namespace {
 
-using nn::from_f;
-using nn::to_f;
 
 // ---- softmax ----------------------------------------------------------------------------
 template <typename T>
@@ -26,10 +24,10 @@ __global__ void softmax_warp_kernel(int64_t rows, int64_t len, const T* __restri
     T* yr = y + row * len;
     float m = -INFINITY;
     for (int64_t i = lane; i < len; i += 32) m = fmaxf(m, to_f(xr[i]));
-    m = nn::warp_max(m);
+    m = warp_max(m);
     float s = 0.f;
     for (int64_t i = lane; i < len; i += 32) s += expf(to_f(xr[i]) - m);
-    s = nn::warp_sum(s);
+    s = warp_sum(s);
     if (log) {
       const float ls = logf(s);  // (x - m) - log s: m + log s would round to ulp(m) first
       for (int64_t i = lane; i < len; i += 32) yr[i] = from_f<T>((to_f(xr[i]) - m) - ls);
@@ -42,22 +40,22 @@ __global__ void softmax_warp_kernel(int64_t rows, int64_t len, const T* __restri
 
 template <typename T>
 __global__ void softmax_block_kernel(int64_t rows, int64_t len, const T* __restrict__ x, T* __restrict__ y, bool log) {
-  __shared__ float sh[nn::kThreads / 32];
+  __shared__ float sh[kThreads / 32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* xr = x + row * len;
     T* yr = y + row * len;
     float m = -INFINITY;
-    for (int64_t i = threadIdx.x; i < len; i += nn::kThreads) m = fmaxf(m, to_f(xr[i]));
-    m = nn::block_max<nn::kThreads>(m, sh);
+    for (int64_t i = threadIdx.x; i < len; i += kThreads) m = fmaxf(m, to_f(xr[i]));
+    m = block_max<kThreads>(m, sh);
     float s = 0.f;
-    for (int64_t i = threadIdx.x; i < len; i += nn::kThreads) s += expf(to_f(xr[i]) - m);
-    s = nn::block_sum<nn::kThreads>(s, sh);
+    for (int64_t i = threadIdx.x; i < len; i += kThreads) s += expf(to_f(xr[i]) - m);
+    s = block_sum<kThreads>(s, sh);
     if (log) {
       const float ls = logf(s);  // (x - m) - log s: m + log s would round to ulp(m) first
-      for (int64_t i = threadIdx.x; i < len; i += nn::kThreads) yr[i] = from_f<T>((to_f(xr[i]) - m) - ls);
+      for (int64_t i = threadIdx.x; i < len; i += kThreads) yr[i] = from_f<T>((to_f(xr[i]) - m) - ls);
     } else {
       const float inv = 1.f / s;
-      for (int64_t i = threadIdx.x; i < len; i += nn::kThreads) yr[i] = from_f<T>(expf(to_f(xr[i]) - m) * inv);
+      for (int64_t i = threadIdx.x; i < len; i += kThreads) yr[i] = from_f<T>(expf(to_f(xr[i]) - m) * inv);
     }
   }
 }
@@ -93,17 +91,17 @@ void softmax_cuda(DType dt, int64_t outer, int64_t len, int64_t inner, const voi
   checked_mul(checked_mul(outer, len), inner);
   if (outer == 0 || len == 0 || inner == 0) return;
   cudaStream_t st = as_stream(stream);
-  nn::dispatch_float(dt, "softmax", [&](auto tag) {
+  dispatch_float(dt, "softmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = static_cast<const T*>(x);
     T* py = static_cast<T*>(y);
     if (inner == 1 && len <= 1024) {
-      softmax_warp_kernel<T><<<nn::grid_for(checked_mul(outer, 32)), nn::kThreads, 0, st>>>(outer, len, px, py, log);
+      softmax_warp_kernel<T><<<grid_for(checked_mul(outer, 32)), kThreads, 0, st>>>(outer, len, px, py, log);
     } else if (inner == 1) {
       const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(outer, 65535LL * 16));
-      softmax_block_kernel<T><<<blocks, nn::kThreads, 0, st>>>(outer, len, px, py, log);
+      softmax_block_kernel<T><<<blocks, kThreads, 0, st>>>(outer, len, px, py, log);
     } else {
-      softmax_column_kernel<T><<<nn::grid_for(outer * inner), nn::kThreads, 0, st>>>(outer, len, inner, px, py, log);
+      softmax_column_kernel<T><<<grid_for(outer * inner), kThreads, 0, st>>>(outer, len, inner, px, py, log);
     }
     IMKERN_CUDA_CHECK_LAUNCH();
   });

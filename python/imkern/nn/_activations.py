@@ -15,15 +15,15 @@ from . import _checks as K
 __all__ = ['relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'relu_backward', 'leaky_relu_backward', 'sigmoid_backward', 'tanh_backward', 'gelu_backward']
 
 
-# Activation codes of the CUDA launchers (csrc/include/imkern/cuda_nn.hpp, Activation).
-_CODES = {"relu": 0, "leaky_relu": 1, "sigmoid": 2, "tanh": 3, "gelu": 4}
+# The Activation enum of csrc/include/imkern/nn.hpp, taken by the CPU and the CUDA bindings.
+_CODES = dict(_core.Activation.__members__)
 
 
 def _activation(name, x, out, slope=0.0):
     kind, dt = K.check_float(x, "x")
 
     def cpu(xc, y):
-        _core.activation(name, xc, y, slope)
+        _core.activation(_CODES[name], xc, y, slope)
 
     def cuda(xc, y, stream):
         _core.cuda_activation(A.DTYPE_CODES[dt], _CODES[name], xc.size, D.ptr(xc), D.ptr(y), float(slope), stream)
@@ -50,7 +50,7 @@ def _activation_backward(name, grad_output, x, y, out, slope=0.0):
             raise ValueError(f"x: required by {name}_backward")
 
     def cpu(g, xc, yc, gi):
-        _core.activation_backward(name, g, xc, yc, gi, slope)
+        _core.activation_backward(_CODES[name], g, xc, yc, gi, slope)
 
     def cuda(g, xc, yc, gi, stream):
         _core.cuda_activation_backward(A.DTYPE_CODES[dt], _CODES[name], g.size, D.ptr(g), D.ptr(xc), D.ptr(yc),

@@ -14,7 +14,8 @@ from . import _checks as K
 __all__ = ['cross_entropy', 'cross_entropy_backward']
 
 
-_REDUCTIONS = ("none", "mean", "sum")  # in the order of the Reduction codes (csrc/include/imkern)
+_REDUCTIONS = tuple(_core.Reduction.__members__)  # "none", "mean", "sum"
+_REDUCTION_CODES = dict(_core.Reduction.__members__)  # the enum both bindings take
 
 
 def _unbatched_ce(logits, target) -> bool:
@@ -96,15 +97,15 @@ def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, igno
     def cpu():
         if red == "none":
             if target_arr.size:
-                _core.cross_entropy(lc, tc, target_arr, n, c, s, ignore, eps, red)
+                _core.cross_entropy(lc, tc, target_arr, n, c, s, ignore, eps, _REDUCTION_CODES[red])
         else:
-            v = _core.cross_entropy(lc, tc, None, n, c, s, ignore, eps, red) if n * s else (
+            v = _core.cross_entropy(lc, tc, None, n, c, s, ignore, eps, _REDUCTION_CODES[red]) if n * s else (
                 float("nan") if red == "mean" else 0.0)
             target_arr[...] = v
 
     def cuda(stream):
         if target_arr.size:  # "mean" / "sum" of no elements: the kernel writes NaN / 0
-            _core.cuda_cross_entropy(A.DTYPE_CODES[dt], n, c, s, D.ptr(lc), D.ptr(tc), _REDUCTIONS.index(red), eps,
+            _core.cuda_cross_entropy(A.DTYPE_CODES[dt], n, c, s, D.ptr(lc), D.ptr(tc), _REDUCTION_CODES[red], eps,
                                      ignore, D.ptr(target_arr), stream)
 
     D.launch(kind, lc, cpu, cuda)
@@ -140,12 +141,12 @@ def cross_entropy_backward(logits, target, *, reduction="mean", label_smoothing=
     tc = A.xp_of(kind).ascontiguousarray(target, dtype=np.int64)
 
     def cpu(lc, tc, g):
-        _core.cross_entropy_backward(lc, tc, g, n, c, s, ignore, eps, red)
+        _core.cross_entropy_backward(lc, tc, g, n, c, s, ignore, eps, _REDUCTION_CODES[red])
 
     def cuda(lc, tc, g, stream):
         # The upstream gradient of the loss is 1 (one per element for reduction "none").
         ones = A.xp_of(kind).ones((n * s if red == "none" else 1,), dtype=np.float32)
-        _core.cuda_cross_entropy_backward(A.DTYPE_CODES[dt], n, c, s, D.ptr(lc), D.ptr(tc), _REDUCTIONS.index(red), eps,
+        _core.cuda_cross_entropy_backward(A.DTYPE_CODES[dt], n, c, s, D.ptr(lc), D.ptr(tc), _REDUCTION_CODES[red], eps,
                                           ignore, D.ptr(ones), D.ptr(g), stream)
 
     return D.run_op(kind, [logits, tc], out, cpu, cuda, shape=logits.shape, dtype=dt, out_inputs=[logits, target])

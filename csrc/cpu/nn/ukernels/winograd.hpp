@@ -31,7 +31,7 @@
 #include <utility>
 #include <vector>
 
-#include "imkern/conv.hpp"
+#include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "nn/ukernels/gemm_kernel.hpp"
 #include "common/simd.hpp"
