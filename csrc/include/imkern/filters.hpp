@@ -30,14 +30,15 @@ IMKERN_DECLARE_FOR_EACH_ISA(
 // launched for empty images; CUDA failures -> std::runtime_error, bad arguments ->
 // std::invalid_argument.
 namespace cuda {
-// ---- linear filters (csrc/cuda/<op>.cu); weights are device arrays of the accumulation type:
-// float for u8/u16/f16/f32 images, double for f64 images.
-void sep_filter_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+// ---- linear filters (csrc/cuda/<op>.cu); out_dtype is dtype, float32 or float64; weights
+// are device arrays of the accumulation type: double when the image or the output is
+// float64, else float.
+void sep_filter_cuda(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
                      const void* ky, int kh, int ay, const void* kx, int kw, int ax, Border border,
                      double cval, void* stream);
-void correlate_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+void correlate_cuda(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
                     const void* k, int kh, int kw, int ay, int ax, Border border, double cval, void* stream);
-void box_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw,
+void box_cuda(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d, int kh, int kw,
               int ay, int ax, bool normalize, Border border, double cval, void* stream);
 
 }  // namespace cuda
