@@ -434,6 +434,154 @@ def test_cupy_input_without_cuda_is_type_error():
         F.gaussian(a, 1.0)
 
 
+# ---- box: non-finite and huge values stay in their windows (issue 9, item 1) -----------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("border", BORDERS)
+def test_box_nonfinite_stays_in_windows(xp, rng, dtype, border, threads):
+    for size in [(3, 3), (5, 7), (17, 2), (2, 70), (24, 66), (40, 5)]:
+        x = random_array(rng, (rng.integers(20, 61), rng.integers(20, 90), 2), dtype)
+        idx = [tuple(rng.integers(0, s) for s in x.shape) for _ in range(4)]
+        for i, v in zip(idx, [np.nan, np.inf, -np.inf, np.finfo(dtype).max / 4]):
+            x[i] = v
+        got = F.box(xp.asarray(x), size, border=border, cval=2.0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            ref = R.box(x, size, border=border, cval=2.0)
+        a = to_numpy(got).astype(np.float64)
+        # NaN exactly where the reference has NaN (windows holding NaN, or +inf and -inf)
+        assert (np.isnan(a) == np.isnan(ref)).all(), (size, border)
+        fin = np.isfinite(ref) & (np.abs(ref) < 1e30)
+        assert (a[np.isinf(ref)] == ref[np.isinf(ref)]).all(), (size, border)
+        assert_close(a[fin], ref[fin], dtype, scale=4.0, err_msg=str((size, border)))
+
+
+def test_box_issue_examples(xp):
+    x = np.ones((8, 8), np.float32)
+    x[1, 1] = np.nan
+    r = to_numpy(F.box(xp.asarray(x), 3))
+    assert np.isnan(r[:3, :3]).all() and not np.isnan(r[3:]).any() and not np.isnan(r[:, 3:]).any()
+    x[1, 1] = np.inf
+    r = to_numpy(F.box(xp.asarray(x), 3))
+    assert np.isinf(r[:3, :3]).all() and (r[3:] == 1).all() and (r[:, 3:] == 1).all()
+    x[1, 1] = 1e30
+    r = to_numpy(F.box(xp.asarray(x), 3))
+    assert (r[4:, 1] == 1).all() and (r[:, 4:] == 1).all()
+    x = np.ones((8, 90), np.float64)  # a wide window along x (> 64 taps)
+    x[2, 3] = 1e300
+    r = to_numpy(F.box(xp.asarray(x), (1, 71), normalize=False))
+    assert (r[np.arange(8) != 2] == 71).all() and (r[2, :39] > 1e297).all() and (r[2, 39:] == 71).all()
+
+
+def test_box_float_threads_bitwise(rng):
+    """Blocks are aligned on output rows, not on the chunks: 1 and N threads agree bit for bit."""
+    x = random_array(rng, (203, 37, 3), np.float32)
+    before = imkern.get_num_threads()
+    try:
+        imkern.set_num_threads(1)
+        a = F.box(x, (9, 70))
+        imkern.set_num_threads(3)
+        b = F.box(x, (9, 70))
+    finally:
+        imkern.set_num_threads(before)
+    assert np.array_equal(a, b)
+
+
+# ---- dtype= (output dtype, cv2's ddepth; issue 9, item 14) ----------------------------------
+SOBEL_X = (np.array([1.0, 2.0, 1.0]), np.array([-1.0, 0.0, 1.0]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("odt", [np.float32, np.float64])
+def test_linear_filters_output_dtype(xp, rng, dtype, odt):
+    x = random_array(rng, (19, 23, 3), dtype)
+    xd = xp.asarray(x)
+    k = rng.standard_normal((3, 5))
+    ky, kx = SOBEL_X
+    scale = float(np.abs(x.astype(np.float64)).max())
+    cases = [
+        (F.correlate(xd, k, dtype=odt), R.correlate(x.astype(np.float64), k), scale * np.abs(k).sum()),
+        (F.convolve(xd, k, dtype=odt), R.convolve(x.astype(np.float64), k), scale * np.abs(k).sum()),
+        (F.sep_filter(xd, ky, kx, dtype=odt), R.sep_filter(x.astype(np.float64), ky, kx), 8 * scale),
+        (F.box(xd, (4, 5), dtype=odt), R.box(x.astype(np.float64), (4, 5)), scale),
+        (F.box(xd, (4, 5), normalize=False, dtype=odt), R.box(x.astype(np.float64), (4, 5), normalize=False),
+         20 * scale),
+        (F.gaussian(xd, 1.5, dtype=odt), R.gaussian(x.astype(np.float64), 1.5), scale),
+    ]
+    # the accumulation is float32 unless the input or the output is float64; the tolerance
+    # is the coarser of the accumulation's and the output's
+    acc = np.float64 if np.float64 in (np.dtype(dtype), np.dtype(odt)) and odt == np.float64 else np.float32
+    for i, (got, ref, sc) in enumerate(cases):
+        assert got.dtype == odt and type(got) is type(xd), i
+        assert_close(got, ref, acc, scale=sc, err_msg=str(i))
+    # out= of the requested dtype; the input is unchanged
+    x0 = x.copy()
+    out = xp.full(x.shape, 123, odt)
+    r = F.sep_filter(xd, ky, kx, dtype=odt, out=out)
+    assert r is out
+    assert_close(out, R.sep_filter(x.astype(np.float64), ky, kx), acc, scale=8 * scale)
+    assert np.array_equal(to_numpy(xd), x0)
+
+
+def test_output_dtype_keeps_negative_derivative():
+    img = np.zeros((8, 8), np.uint8)
+    img[:, 4:] = 200
+    assert F.sep_filter(img, *SOBEL_X).min() == 0  # clipped: the uint8 result
+    d = F.sep_filter(img[:, ::-1], *SOBEL_X, dtype=np.float32)
+    assert d.dtype == np.float32 and d.min() == -800
+
+
+def test_output_dtype_bad_arguments():
+    x = np.ones((5, 5), np.uint8)
+    for bad in (np.uint16, np.int16, np.complex64, "nonsense"):
+        with pytest.raises(TypeError, match="dtype"):
+            F.sep_filter(x, [1.0], [1.0], dtype=bad)
+    with pytest.raises(TypeError, match="dtype"):
+        F.box(x, 3, dtype=np.int32)
+    with pytest.raises(TypeError, match="out"):
+        F.correlate(x, np.ones((3, 3)), dtype=np.float32, out=np.empty((5, 5), np.uint8))
+    assert F.correlate(x, np.ones((3, 3)), dtype=np.uint8).dtype == np.uint8  # the input's: fine
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("odt", [np.float32, np.float64])
+def test_output_dtype_matches_cv2(rng, dtype, odt):
+    cv2 = pytest.importorskip("cv2")
+    if (dtype, odt) == (np.float32, np.float64):
+        pytest.skip("cv2's linear filters have no float32 -> float64 path")
+    x = random_array(rng, (31, 29, 3), dtype)
+    depth = cv2.CV_32F if odt == np.float32 else cv2.CV_64F
+    k = rng.standard_normal((3, 3))
+    scale = float(np.abs(x.astype(np.float64)).max()) * 16
+    acc = np.float64 if odt == np.float64 else np.float32
+    assert_close(F.correlate(x, k, dtype=odt), cv2.filter2D(x, depth, k), acc, scale=scale)
+    ky, kx = SOBEL_X
+    assert_close(F.sep_filter(x, ky, kx, dtype=odt), cv2.sepFilter2D(x, depth, kx, ky), acc, scale=scale)
+    assert_close(F.sep_filter(x, ky, kx, dtype=odt), cv2.Sobel(x, depth, 1, 0, ksize=3), acc, scale=scale)
+    assert_close(F.box(x, (3, 5), dtype=odt), cv2.boxFilter(x, depth, (5, 3)), acc, scale=scale)
+
+
+# ---- the README's statements about the peers (issue 9, item 17) ------------------------------
+def test_readme_gaussian_claims(rng):
+    cv2 = pytest.importorskip("cv2")
+    ndi = pytest.importorskip("scipy.ndimage")
+    img = random_array(rng, (120, 160, 3), np.uint8)
+    f = img.astype(np.float64)
+    for sigma, k in ((1.0, 5), (8.0, 49)):
+        exact = R.gaussian(f, sigma, ksize=(k, k))
+        got = F.gaussian(img, sigma, ksize=(k, k)).astype(np.int64)
+        miss = got != np.rint(exact)
+        assert np.abs(got - np.rint(exact)).max() <= 1 and miss.mean() < 1e-3
+        assert (np.abs(np.abs(exact[miss] - np.floor(exact[miss])) - 0.5) < 1e-4).all()  # near .5 ties only
+        cv = cv2.GaussianBlur(img, (k, k), sigma).astype(np.int64)
+        assert np.abs(cv - got).max() <= 2
+        np.testing.assert_allclose(F.gaussian(f, sigma, ksize=(k, k)), cv2.GaussianBlur(f, (k, k), sigma), atol=1e-9)
+    for sigma in (1.0, 2.5):
+        sp_mirror = np.stack([ndi.gaussian_filter(f[..., c], sigma, mode="mirror") for c in range(3)], -1)
+        sp_reflect = np.stack([ndi.gaussian_filter(f[..., c], sigma) for c in range(3)], -1)
+        np.testing.assert_allclose(F.gaussian(f, sigma), sp_mirror, atol=1e-9)
+        np.testing.assert_allclose(F.gaussian(f, sigma, border="reflect"), sp_reflect, atol=1e-9)
+        assert np.abs(F.gaussian(f, sigma) - sp_reflect).max() > 1e-3  # the defaults do differ
+
+
 # ---- one list of cases for both devices (the former test_filters_cuda.py) ----------------------
 # Every case runs on NumPy (the CPU kernels) and, with a GPU, on CuPy (the CUDA kernels) through
 # the xp fixture; the CUDA-only checks (streams, devices, cupyx) take the cp fixture.

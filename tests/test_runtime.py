@@ -197,3 +197,44 @@ def test_parallel_for_runs_every_chunk_once(threads):
         assert [runs for _, _, runs, _ in got] == [1] * 10
     finally:
         imkern.set_num_threads(before)
+
+
+def test_set_num_threads_cap():
+    """issue 9, item 8: a documented cap, the argument named, no pybind11 signature error."""
+    cap = imkern.max_num_threads()
+    assert cap >= 256 and imkern.info()["max_num_threads"] == cap
+    before = imkern.get_num_threads()
+    try:
+        imkern.set_num_threads(cap)
+        assert imkern.get_num_threads() == cap
+    finally:
+        imkern.set_num_threads(before)
+    for bad in (cap + 1, 2**31, 2**64):
+        with pytest.raises(ValueError, match=r"n: expected a thread count of at most"):
+            imkern.set_num_threads(bad)
+    assert imkern.get_num_threads() == before
+
+
+def test_pool_survives_thread_creation_failure():
+    """issue 9, item 8: when the system refuses threads (an address-space limit), the call
+    runs with the threads that started (or serially) instead of hanging."""
+    code = r"""
+import resource, numpy as np, imkern
+from imkern import filters
+x = np.random.default_rng(0).random((64, 16 * 64, 64)).astype(np.float32)
+ref = filters.box(x, 3)  # pool of the default size, pages touched
+imkern.set_num_threads(1)
+ref = filters.gaussian(x, 1.0)
+with open("/proc/self/statm") as f:
+    vm = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (vm + (300 << 20), resource.RLIM_INFINITY))
+imkern.set_num_threads(200)  # 199 stacks of 8 MB do not fit in 300 MB
+got = filters.gaussian(x, 1.0)
+assert np.array_equal(got, ref)
+imkern.set_num_threads(1)
+imkern.set_num_threads(150)
+assert np.array_equal(filters.gaussian(x, 1.0), ref)
+print("ok")
+"""
+    r = _run(code, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]

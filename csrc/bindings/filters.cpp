@@ -18,7 +18,7 @@ Border border_of(int b) {
 }
 
 struct Prepared {
-  DType dt;
+  DType dt, od;  // input and output dtypes
   ImageDesc s, d;
   const void* src;
   void* dst;
@@ -27,7 +27,9 @@ struct Prepared {
 Prepared prepare(const py::array& src, py::array& dst) {
   Prepared p;
   p.dt = dtype_of(src, "image");
-  if (dtype_of(dst, "out") != p.dt) throw py::type_error("out: dtype differs from image");
+  p.od = dtype_of(dst, "out");
+  if (p.od != p.dt && p.od != DType::f32 && p.od != DType::f64)
+    throw py::type_error("out: dtype must be the image's, float32 or float64");
   same_shape(src, dst, "image", "out");
   p.s = image_desc(src, "image");
   p.d = image_desc(dst, "out");
@@ -56,7 +58,7 @@ IMKERN_BINDINGS(filters) {
     if (ay < 0 || ay >= kh || ax < 0 || ax >= kw) throw std::invalid_argument("anchor outside the kernel");
     Border b = border_of(border);
     py::gil_scoped_release nogil;
-    IMKERN_CALL(sep_filter, p.dt, p.src, p.s, p.dst, p.d, vy.data(), kh, ay, vx.data(), kw, ax, b, cval);
+    IMKERN_CALL(sep_filter, p.dt, p.src, p.s, p.od, p.dst, p.d, vy.data(), kh, ay, vx.data(), kw, ax, b, cval);
   });
   m.def("correlate", [](const py::array& src, py::array& dst,
                         const py::array_t<double, py::array::c_style | py::array::forcecast>& k, int ay,
@@ -67,7 +69,7 @@ IMKERN_BINDINGS(filters) {
     if (ay < 0 || ay >= kh || ax < 0 || ax >= kw) throw std::invalid_argument("anchor outside the kernel");
     Border b = border_of(border);
     py::gil_scoped_release nogil;
-    IMKERN_CALL(correlate, p.dt, p.src, p.s, p.dst, p.d, v.data(), kh, kw, ay, ax, b, cval);
+    IMKERN_CALL(correlate, p.dt, p.src, p.s, p.od, p.dst, p.d, v.data(), kh, kw, ay, ax, b, cval);
   });
   m.def("box", [](const py::array& src, py::array& dst, int kh, int kw, int ay, int ax, bool normalize,
                   int border, double cval) {
@@ -76,39 +78,39 @@ IMKERN_BINDINGS(filters) {
     if (ay < 0 || ay >= kh || ax < 0 || ax >= kw) throw std::invalid_argument("anchor outside the kernel");
     Border b = border_of(border);
     py::gil_scoped_release nogil;
-    IMKERN_CALL(box, p.dt, p.src, p.s, p.dst, p.d, kh, kw, ay, ax, normalize, b, cval);
+    IMKERN_CALL(box, p.dt, p.src, p.s, p.od, p.dst, p.d, kh, kw, ay, ax, normalize, b, cval);
   });
 
 #if defined(IMKERN_WITH_CUDA)
   // CUDA: pointers and descriptors come from the Python layer (CuPy arrays), weights are a
   // device array of the accumulation type (float32, or float64 for float64 images).
-  m.def("cuda_sep_filter", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst, const py::tuple& dd,
+  m.def("cuda_sep_filter", [](int dtype, uintptr_t src, const py::tuple& sd, int odtype, uintptr_t dst, const py::tuple& dd,
                               uintptr_t ky, int kh, int ay, uintptr_t kx, int kw, int ax, int border,
                               double cval, uintptr_t stream) {
     ImageDesc s = desc_from_tuple(sd), d = desc_from_tuple(dd);
     Border b = border_of(border);
     py::gil_scoped_release nogil;
-    imkern::cuda::sep_filter_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s,
+    imkern::cuda::sep_filter_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s, static_cast<DType>(odtype),
                                   reinterpret_cast<void*>(dst), d, reinterpret_cast<const void*>(ky), kh, ay,
                                   reinterpret_cast<const void*>(kx), kw, ax, b, cval,
                                   reinterpret_cast<void*>(stream));
   });
-  m.def("cuda_correlate", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst, const py::tuple& dd,
+  m.def("cuda_correlate", [](int dtype, uintptr_t src, const py::tuple& sd, int odtype, uintptr_t dst, const py::tuple& dd,
                              uintptr_t k, int kh, int kw, int ay, int ax, int border, double cval,
                              uintptr_t stream) {
     ImageDesc s = desc_from_tuple(sd), d = desc_from_tuple(dd);
     Border b = border_of(border);
     py::gil_scoped_release nogil;
-    imkern::cuda::correlate_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s,
+    imkern::cuda::correlate_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s, static_cast<DType>(odtype),
                                  reinterpret_cast<void*>(dst), d, reinterpret_cast<const void*>(k), kh, kw, ay,
                                  ax, b, cval, reinterpret_cast<void*>(stream));
   });
-  m.def("cuda_box", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst, const py::tuple& dd, int kh,
+  m.def("cuda_box", [](int dtype, uintptr_t src, const py::tuple& sd, int odtype, uintptr_t dst, const py::tuple& dd, int kh,
                        int kw, int ay, int ax, bool normalize, int border, double cval, uintptr_t stream) {
     ImageDesc s = desc_from_tuple(sd), d = desc_from_tuple(dd);
     Border b = border_of(border);
     py::gil_scoped_release nogil;
-    imkern::cuda::box_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s,
+    imkern::cuda::box_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s, static_cast<DType>(odtype),
                            reinterpret_cast<void*>(dst), d, kh, kw, ay, ax, normalize, b, cval,
                            reinterpret_cast<void*>(stream));
   });

@@ -16,7 +16,9 @@
 // conv2d benchmark was written by whichever thread got a chunk, every line migrated between
 // the two caches each call, and the call took 1.7-4x its usual time (0.4-1 ms vs 0.21 ms).
 //
-// Why not OpenMP: see CONVENTIONS.md (two runtimes in one process, fork safety).
+// Why not OpenMP: see docs/CONTRIBUTING.md (two runtimes in one process, fork safety).
+// Thread creation can fail (address-space or process limits): the pool then runs with the
+// threads it got (none: the caller alone), it never throws out of half-built state.
 // Fork: the child gets a fresh, lazily recreated pool (pthread_atfork), never the parent's
 // dead threads.
 #include "imkern/parallel.hpp"
@@ -59,7 +61,9 @@ struct alignas(64) Home {
   int64_t end = 0;
 };
 
-constexpr int kMaxHomes = 32;  // more threads share home ranges (thread i takes home i % 32)
+constexpr int kMaxHomes = 32;
+// The thread-count cap: 4 threads per usable CPU, at least 256 (see max_num_threads).
+constexpr int kMaxThreadsFloor = 256;  // more threads share home ranges (thread i takes home i % 32)
 
 struct Job {
   const std::function<void(int64_t, int64_t)>* fn = nullptr;
@@ -96,8 +100,22 @@ bool spin_until(Done&& done) {
 
 class Pool {
  public:
-  explicit Pool(int nworkers) {
-    for (int i = 0; i < nworkers; ++i) workers_.emplace_back([this, i] { loop(i + 1); });
+  // Starts up to `nworkers` threads. When the system refuses one (address-space or process
+  // limits: std::system_error, or std::bad_alloc), the pool keeps the threads it has and the
+  // kernels run with fewer; throwing out of here would destroy the condition variables under
+  // the workers already waiting on them (pthread_cond_destroy then never returns).
+  explicit Pool(int nworkers) : requested_(nworkers) {
+    try {
+      workers_.reserve(static_cast<size_t>(nworkers));
+    } catch (const std::exception&) {
+    }
+    for (int i = 0; i < nworkers; ++i) {
+      try {
+        workers_.emplace_back([this, i] { loop(i + 1); });
+      } catch (const std::exception&) {
+        break;
+      }
+    }
   }
   ~Pool() {
     {
@@ -108,6 +126,7 @@ class Pool {
     for (auto& t : workers_) t.join();
   }
   int size() const { return static_cast<int>(workers_.size()); }
+  int requested() const { return requested_; }
 
   // Caller holds run_mutex_.
   void run(Job& job) {
@@ -180,6 +199,7 @@ class Pool {
     }
   }
 
+  int requested_;
   std::vector<std::thread> workers_;
   std::mutex m_;
   std::condition_variable cv_, done_cv_;
@@ -209,23 +229,35 @@ struct AtForkInstaller {
 // Caller holds g_cfg_mutex, so no other thread can swap the pool while we lock it.
 Pool* acquire_pool(int threads) {
   if (threads <= 1) return nullptr;
-  if (g_pool && g_pool->size() != threads - 1) {
+  if (g_pool && g_pool->requested() != threads - 1) {
     if (!g_pool->run_mutex_.try_lock()) return nullptr;  // in use: resize later
     g_pool->run_mutex_.unlock();
     delete g_pool;
     g_pool = nullptr;
   }
-  if (!g_pool) g_pool = new Pool(threads - 1);
+  if (!g_pool) {
+    try {
+      g_pool = new Pool(threads - 1);
+    } catch (const std::exception&) {
+      return nullptr;  // no memory for the pool itself: run serially
+    }
+  }
+  if (g_pool->size() == 0) return nullptr;  // no thread could be started: run serially
   if (!g_pool->run_mutex_.try_lock()) return nullptr;  // another Python thread is using it
   return g_pool;
 }
 
 }  // namespace
 
+int max_num_threads() {
+  const int c = cpus_usable();
+  return c > kMaxThreadsFloor / 4 ? 4 * c : kMaxThreadsFloor;
+}
+
 int default_num_threads() {
   if (const char* s = std::getenv("OMP_NUM_THREADS")) {
     int n = std::atoi(s);
-    if (n > 0) return n;
+    if (n > 0) return std::min(n, max_num_threads());
   }
   return cpus_usable();
 }
@@ -238,7 +270,7 @@ int get_num_threads() {
 
 void set_num_threads(int n) {
   std::lock_guard<std::mutex> lk(g_cfg_mutex);
-  g_threads = n > 0 ? n : default_num_threads();
+  g_threads = n > 0 ? std::min(n, max_num_threads()) : default_num_threads();
 }
 
 int64_t parallel_chunks(int64_t begin, int64_t end, int64_t grain) {

@@ -5,6 +5,7 @@ every op returns the kind of array it was given. Every kernel has a plain NumPy 
 same name and signature in :mod:`imkern.reference`.
 """
 from ._runtime import get_num_threads, info, set_num_threads, set_cpu_isa, get_cpu_isa
+from ._runtime import max_num_threads
 from ._runtime import get_allow_tf32, get_allow_winograd, set_allow_tf32, set_allow_winograd
 from . import filters, nn, reference
 from . import color, io, transform
@@ -27,6 +28,7 @@ __all__ = [
     "info",
     "get_num_threads",
     "set_num_threads",
+    "max_num_threads",
     "get_cpu_isa",
     "set_cpu_isa",
     "__version__",

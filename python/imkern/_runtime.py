@@ -25,14 +25,31 @@ def set_num_threads(n: int) -> None:
     """Set the number of threads the CPU kernels use (like ``cv2.setNumThreads``).
 
     Args:
-        n: a positive thread count, or 0 to restore the default (``OMP_NUM_THREADS`` when
-            set, else the CPUs this process may run on).
+        n: a thread count from 1 to :func:`max_num_threads` (``max(256, 4 x the CPUs this
+            process may run on)``: beyond the CPUs, threads only add overhead), or 0 to
+            restore the default (``OMP_NUM_THREADS`` when set, capped the same way, else the
+            CPUs this process may run on).
+
+    Raises:
+        TypeError: ``n`` is not an int.
+        ValueError: ``n`` is negative or above the cap.
+
+    If the system refuses to start some threads (process or address-space limits), the
+    kernels run with the threads that did start (at worst in the calling thread alone).
     """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
     if n < 0:
         raise ValueError(f"n: expected a thread count >= 0, got {n}")
+    cap = max_num_threads()
+    if n > cap:
+        raise ValueError(f"n: expected a thread count of at most {cap} (max_num_threads()), got {n}")
     _core.set_num_threads(n)
+
+
+def max_num_threads() -> int:
+    """The largest value :func:`set_num_threads` accepts: ``max(256, 4 x usable CPUs)``."""
+    return _core.max_num_threads()
 
 
 def get_num_threads() -> int:
@@ -118,6 +135,7 @@ def info() -> dict:
         "cpu_isa": _core.isa_active(),
         "cpu_isa_available": available,
         "num_threads": _core.get_num_threads(),
+        "max_num_threads": _core.max_num_threads(),
         "cpu_l3_bytes": int(_core.l3_cache_bytes()),
         "cuda_built": bool(_core.cuda_built),
         "gpus": list(_core.cuda_devices()),

@@ -18,6 +18,11 @@ namespace IMKERN_ISA {
 // Accumulator type per data type: float for 8/16-bit and float32, double for float64.
 template <typename T> struct AccOf { using type = float; };
 template <> struct AccOf<double> { using type = double; };
+// Accumulator type when the output dtype U differs from the input's T: float64 when either is.
+template <typename T, typename U> struct OutAccOf {
+  using type = typename std::conditional<std::is_same<T, double>::value || std::is_same<U, double>::value, double,
+                                         float>::type;
+};
 
 template <typename T> struct Saturate {
   static constexpr bool integer = false;
@@ -243,6 +248,19 @@ inline void visit_dtype(DType dt, F&& f) {
     default: throw std::invalid_argument(std::string("imkern: dtype ") + dtype_name(dt) +
                                          " is not supported by the CPU kernels");
   }
+}
+
+// Calls f(T{}, U{}) for an input dtype and an output dtype: the output is the input's dtype,
+// float32 or float64 (cv2's ddepth for the linear filters).
+template <typename F>
+inline void visit_dtype_pair(DType in, DType out, F&& f) {
+  visit_dtype(in, [&](auto tag) {
+    if (out == in) return f(tag, tag);
+    if (out == DType::f32) return f(tag, float{});
+    if (out == DType::f64) return f(tag, double{});
+    throw std::invalid_argument(std::string("imkern: output dtype ") + dtype_name(out) + " is not supported for " +
+                                dtype_name(in) + " input (the input's dtype, float32 or float64)");
+  });
 }
 
 }  // namespace IMKERN_ISA

@@ -151,7 +151,7 @@ using aligned_vector = std::vector<T, AlignedAllocator<T>>;
 // time, which costs more than the filtering itself). `slot` separates buffers used together.
 template <typename T>
 inline T* thread_scratch(int slot, size_t n) {
-  static thread_local aligned_vector<unsigned char> bufs[6];
+  static thread_local aligned_vector<unsigned char> bufs[8];
   auto& b = bufs[slot];
   const size_t bytes = n * sizeof(T) + 64;
   if (b.size() < bytes) b.resize(bytes);

@@ -1,15 +1,30 @@
-// Box filter by running sums (compiled per ISA): cost independent of the window size.
+// Box filter (compiled per ISA): cost independent of the window size.
 //
-// Algorithm (vertical first): per chunk of output rows, column sums over the kh-row window
-// are updated by adding the row entering the window and subtracting the row leaving it
-// (2 adds/element, read straight from the source rows; out-of-image rows by the border
-// rule). The column sums are then padded horizontally by the border rule (a padded column's
-// sum is the sum of the column it maps to, or kh * cval) and summed along x: for windows up
-// to 64 wide by binary decomposition (sums of 1, 2, 4, ... taps by doubling, log2(kw) +
-// popcount(kw) vectorized passes), beyond by a running sum (2 adds/element).
-// Sums are exact integers (int32) for 8/16-bit data whenever they fit, else float64, so
-// uint8/uint16 results are the correctly rounded mean. bytes/pixel = 2 * sizeof(T) * C
-// (+ the leaving row, re-read from cache); adds/pixel = C * (2 + ~2 log2(min(kw, 64))).
+// Algorithm (vertical first): per output row, the column sums over the kh-row window, then
+// window sums of those along x.
+//  * Integer data (uint8, uint16): running column sums (add the row entering the window,
+//    subtract the row leaving it: 2 adds/element) in int32 whenever the largest possible sum
+//    fits, else float64. Integer sums are exact, so the running sums never drift and the
+//    results are the correctly rounded mean.
+//  * Float data: no subtraction anywhere, so a NaN, an Inf or a huge value only reaches the
+//    windows that hold it (a running sum keeps NaN - NaN = NaN forever, turns Inf - Inf into
+//    NaN and loses the small values next to 1e30). Van Herk / Gil-Werman for sums: the
+//    window starts are cut into blocks of kh rows (aligned on output row multiples of kh,
+//    whatever the chunking, so threads never change a bit); the window starting at block
+//    row i is suffix(i) (rows i .. end of its block, built backwards) + prefix (the first
+//    i rows of the next block, built forwards). Each window sum adds only rows of that
+//    window: ~3 adds/element (suffix, prefix, the combination), in the accumulation type
+//    of the other filters (float32 for float32 data and output, else float64).
+// The column sums are then padded horizontally by the border rule (a padded column's sum is
+// the sum of the column it maps to, or kh * cval) and summed along x by binary decomposition
+// (sums of 1, 2, 4, ... taps by doubling, log2(kw) + popcount(kw) vectorized passes, no
+// subtraction): floats for any width, integers up to 64 wide, beyond by a running sum.
+// (Block prefix/suffix sums along x are a chain of dependent scalar adds with stride C:
+// 3x slower than the doubling passes at kw = 71 on 4K RGB.)
+// bytes/pixel = 2 * sizeof(T) * C (+ the rows re-read from cache); adds/pixel =
+// C * (2..3 + ~2 log2(min(kw, 64))).
+// The output dtype U may differ from the input's (uint8 -> float32 ...): the mean is formed in
+// float64 when U or T is float64, else float32, and written straight into the output.
 #include <cmath>
 #include <limits>
 
@@ -20,12 +35,13 @@
 namespace imkern {
 namespace IMKERN_ISA {
 
-template <typename T, typename S>
+template <typename T, typename U, typename S>
 static void box_typed(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw,
                       int ay, int ax, bool normalize, Border border, double cval) {
-  using A = typename AccOf<T>::type;  // type of the normalized value before the final store
+  using A = typename OutAccOf<T, U>::type;  // type of the normalized value before the final store
+  constexpr bool kFloat = std::is_floating_point<T>::value;
   const int64_t H = s.h, W = s.w, C = s.c, WC = W * C;
-  const int64_t left = ax, right = kw - 1 - ax, WP = (left + W + right) * C;
+  const int64_t left = ax, right = kw - 1 - ax, WP = checked_mul(left + W + right, C);
   const int64_t rows = s.n * H;
   const double area = static_cast<double>(kh) * kw;
   const S cv = static_cast<S>(cval);
@@ -40,42 +56,32 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
       const int64_t yy = border_index(sy, H, border);
       return yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy);
     };
-    auto add_row = [&](const T* r, S sign) {
-      if (r) {
-        for (int64_t x = 0; x < WC; ++x) col[x] += sign * static_cast<S>(r[x]);
+    // dst = row (+ prev when given); the constant border's rows are cval.
+    auto sum_row = [&](S* dstr, const T* r, const S* prev) {
+      if (r && prev) {
+        for (int64_t x = 0; x < WC; ++x) dstr[x] = static_cast<S>(r[x]) + prev[x];
+      } else if (r) {
+        for (int64_t x = 0; x < WC; ++x) dstr[x] = static_cast<S>(r[x]);
+      } else if (prev) {
+        for (int64_t x = 0; x < WC; ++x) dstr[x] = cv + prev[x];
       } else {
-        for (int64_t x = 0; x < WC; ++x) col[x] += sign * cv;
+        std::fill(dstr, dstr + WC, cv);
       }
     };
-    int64_t cur_b = -1;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / H, y = t % H;
-      if (b != cur_b) {  // start of a chunk or of an image: full column sums
-        cur_b = b;
-        std::fill(col, col + WC, S(0));
-        for (int i = 0; i < kh; ++i) add_row(src_row(b, y - ay + i), S(1));
-      } else {
-        const T* in = src_row(b, y - ay + kh - 1);
-        const T* gone = src_row(b, y - 1 - ay);
-        if (in && gone) {
-          for (int64_t x = 0; x < WC; ++x) col[x] += static_cast<S>(in[x]) - static_cast<S>(gone[x]);
-        } else {
-          add_row(in, S(1));
-          add_row(gone, S(-1));
-        }
-      }
+    // Output row (b, y) from its column sums, already in pad[left * C, left * C + WC).
+    S* const cs = pad + left * C;
+    auto emit = [&](int64_t b, int64_t y) {
       // Pad the column sums horizontally.
-      std::copy(col, col + WC, pad + left * C);
       for (int64_t x = -left; x < 0; ++x) {
         const int64_t sx = border_index(x, W, border);
-        for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cv * S(kh) : col[sx * C + ch];
+        for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cv * S(kh) : cs[sx * C + ch];
       }
       for (int64_t x = W; x < W + right; ++x) {
         const int64_t sx = border_index(x, W, border);
-        for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cv * S(kh) : col[sx * C + ch];
+        for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cv * S(kh) : cs[sx * C + ch];
       }
       // Window sums along x (into hs), then scale into the accumulator type.
-      if (kw <= 64) {
+      if (kFloat || kw <= 64) {
         // Binary decomposition: sums of 1, 2, 4, ... consecutive taps by doubling, added in
         // for each set bit of kw: log2(kw) + popcount(kw) vectorized passes over the row.
         const S* block = pad;  // sums of `bs` taps starting at each position
@@ -116,12 +122,86 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
       } else {
         for (int64_t x = 0; x < WC; ++x) out[x] = static_cast<A>(hs[x]);
       }
-      store_row(out, row_ptr<T>(dst, d, b, y), WC);
+      store_row(out, row_ptr<U>(dst, d, b, y), WC);
+    };
+    if constexpr (kFloat) {
+      // kh rows of suffix sums (slot 6) and the prefix row (slot 7).
+      S* suf = thread_scratch<S>(6, static_cast<size_t>(checked_mul(kh, WC)));
+      S* pre = thread_scratch<S>(7, static_cast<size_t>(WC));
+      for (int64_t t = t0; t < t1;) {
+        const int64_t b = t / H, y = t % H;
+        const int64_t yq = y / kh * kh;  // the block's first output row
+        const int64_t ilo = y - yq;
+        const int64_t yend = std::min<int64_t>(H, y + (t1 - t));  // this chunk's rows of image b
+        const int64_t ihi = std::min<int64_t>(kh, yend - yq);
+        // window of output yq + i: rows base + i .. base + i + kh - 1
+        const int64_t base = yq - ay;
+        // suffix sums suf[i] = rows base + i .. base + kh - 1, for i >= ilo; rows past the
+        // ones needed accumulate in suf[kh - 1] (in place).
+        const S* prev = nullptr;
+        for (int64_t i = kh - 1; i >= ilo; --i) {
+          S* tgt = suf + (i < ihi ? i : kh - 1) * WC;
+          sum_row(tgt, src_row(b, base + i), prev);
+          prev = tgt;
+        }
+        // prefix: rows base + kh .. base + kh + i - 1
+        bool have_pre = false;
+        for (int64_t j = 0; j + 1 < ilo; ++j) {
+          sum_row(pre, src_row(b, base + kh + j), have_pre ? pre : nullptr);
+          have_pre = true;
+        }
+        for (int64_t i = ilo; i < ihi; ++i) {
+          const S* si = suf + i * WC;
+          if (i == 0) {
+            std::copy(si, si + WC, cs);
+          } else {
+            // pre += the next row of block q + 1; column sums = suffix + prefix (one pass)
+            const T* r = src_row(b, base + kh + i - 1);
+            if (!have_pre) {
+              if (r) for (int64_t x = 0; x < WC; ++x) pre[x] = static_cast<S>(r[x]);
+              else std::fill(pre, pre + WC, cv);
+              have_pre = true;
+            } else if (r) {
+              for (int64_t x = 0; x < WC; ++x) pre[x] += static_cast<S>(r[x]);
+            } else {
+              for (int64_t x = 0; x < WC; ++x) pre[x] += cv;
+            }
+            for (int64_t x = 0; x < WC; ++x) cs[x] = si[x] + pre[x];
+          }
+          emit(b, yq + i);
+        }
+        t += ihi - ilo;
+      }
+    } else {
+      int64_t cur_b = -1;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / H, y = t % H;
+        if (b != cur_b) {  // start of a chunk or of an image: full column sums
+          cur_b = b;
+          std::fill(col, col + WC, S(0));
+          for (int i = 0; i < kh; ++i) sum_row(col, src_row(b, y - ay + i), col);
+        } else {
+          const T* in = src_row(b, y - ay + kh - 1);
+          const T* gone = src_row(b, y - 1 - ay);
+          if (in && gone) {
+            for (int64_t x = 0; x < WC; ++x) col[x] += static_cast<S>(in[x]) - static_cast<S>(gone[x]);
+          } else {
+            sum_row(col, in, col);
+            if (gone) {
+              for (int64_t x = 0; x < WC; ++x) col[x] -= static_cast<S>(gone[x]);
+            } else {
+              for (int64_t x = 0; x < WC; ++x) col[x] -= cv;
+            }
+          }
+        }
+        std::copy(col, col + WC, cs);
+        emit(b, y);
+      }
     }
   });
 }
 
-template <typename T>
+template <typename T, typename U>
 static void box_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw, int ay,
                      int ax, bool normalize, Border border, double cval) {
   bool exact_int = false;
@@ -130,18 +210,23 @@ static void box_impl(const void* src, const ImageDesc& s, void* dst, const Image
     const double maxv = std::max<double>(std::numeric_limits<T>::max(), std::fabs(cval));
     const bool cval_ok = border != Border::constant || cval == std::floor(cval);
     exact_int = cval_ok && maxv * kh * kw < 2147483647.0;
+    if (exact_int) return box_typed<T, U, int32_t>(src, s, dst, d, kh, kw, ay, ax, normalize, border, cval);
   }
-  if (exact_int)
-    box_typed<T, int32_t>(src, s, dst, d, kh, kw, ay, ax, normalize, border, cval);
-  else
-    box_typed<T, double>(src, s, dst, d, kh, kw, ay, ax, normalize, border, cval);
+  if constexpr (std::is_floating_point<T>::value) {
+    // No subtraction, so float32 sums err like any float32 filter's (sep_filter and correlate
+    // accumulate float32 data in float32 too); half the bytes of float64 sums.
+    box_typed<T, U, typename OutAccOf<T, U>::type>(src, s, dst, d, kh, kw, ay, ax, normalize, border, cval);
+  } else {
+    box_typed<T, U, double>(src, s, dst, d, kh, kw, ay, ax, normalize, border, cval);
+  }
 }
 
-void box(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw, int ay,
-         int ax, bool normalize, Border border, double cval) {
-  visit_dtype(dtype, [&](auto tag) {
+void box(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d, int kh,
+         int kw, int ay, int ax, bool normalize, Border border, double cval) {
+  visit_dtype_pair(dtype, out_dtype, [&](auto tag, auto otag) {
     using T = decltype(tag);
-    box_impl<T>(src, s, dst, d, kh, kw, ay, ax, normalize, border, cval);
+    using U = decltype(otag);
+    box_impl<T, U>(src, s, dst, d, kh, kw, ay, ax, normalize, border, cval);
   });
 }
 

@@ -3,7 +3,8 @@
 // Algorithm: a ring of the kh source rows an output row needs, each converted and padded
 // once; each output element is sum_{i,j} k[i][j] * P_i[x + j*C], computed 4 vectors at a
 // time with the kh*kw taps streamed from L1. bytes/pixel = 2 * sizeof(T) * C,
-// FLOPs/pixel = 2 * C * kh * kw. Variants: one per dtype.
+// FLOPs/pixel = 2 * C * kh * kw. Variants: one per dtype and output dtype (the input's, float32
+// or float64, written directly; float64 accumulation when either is).
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
 #include "filters/filter_rows.hpp"
@@ -109,10 +110,10 @@ static void correlate_row_3x3_align512(const float* const* P, T* o, int64_t n, c
 }
 #endif
 
-template <typename T>
+template <typename T, typename U>
 static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                            const double* k, int kh, int kw, int ay, int ax, Border border, double cval) {
-  using A = typename AccOf<T>::type;
+  using A = typename OutAccOf<T, U>::type;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int64_t left = ax, right = kw - 1 - ax;
   const int64_t rows = s.n * H;
@@ -123,20 +124,20 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
   // Streaming output stores for large outputs (see stream_output); the ring rows are not
   // shifted here (the 3x3 kernels load them aligned), so float rows stream only when they
   // start on cache lines.
-  const bool stream = stream_output<T>(dst, s, d, SP);
-  auto emit_row = [&](auto stream_tag, const A* const* P, T* drow, int64_t n) {
+  const bool stream = stream_output<U>(dst, s, d, SP);
+  auto emit_row = [&](auto stream_tag, const A* const* P, U* drow, int64_t n) {
     constexpr bool St = decltype(stream_tag)::value;
 #if defined(__AVX512F__)
     if constexpr (std::is_same<A, float>::value) {
-      if (kh == 3 && kw == 3 && C == 1) return correlate_row_3x3_align512<T, 1, St>(P, drow, n, kv.data());
-      if (kh == 3 && kw == 3 && C == 3) return correlate_row_3x3_align512<T, 3, St>(P, drow, n, kv.data());
-      if (kh == 3 && kw == 3 && C == 4) return correlate_row_3x3_align512<T, 4, St>(P, drow, n, kv.data());
+      if (kh == 3 && kw == 3 && C == 1) return correlate_row_3x3_align512<U, 1, St>(P, drow, n, kv.data());
+      if (kh == 3 && kw == 3 && C == 3) return correlate_row_3x3_align512<U, 3, St>(P, drow, n, kv.data());
+      if (kh == 3 && kw == 3 && C == 4) return correlate_row_3x3_align512<U, 4, St>(P, drow, n, kv.data());
     }
 #endif
     if (kh == 3 && kw == 3)
-      correlate_row_3x3<T, A, St>(P, drow, n, C, kv.data());
+      correlate_row_3x3<U, A, St>(P, drow, n, C, kv.data());
     else
-      correlate_row<T, A>(P, drow, n, C, kv.data(), kh, kw);
+      correlate_row<U, A>(P, drow, n, C, kv.data(), kh, kw);
   };
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     ring_pipeline<A>(
@@ -145,18 +146,19 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
           load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, slot);
         },
         [&](const A* const* P, int64_t b, int64_t y, int64_t x0, int64_t x1) {
-          T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
+          U* drow = row_ptr<U>(dst, d, b, y) + x0 * C;
           if (stream) emit_row(std::true_type{}, P, drow, (x1 - x0) * C);
           else emit_row(std::false_type{}, P, drow, (x1 - x0) * C);
         });
   });
 }
 
-void correlate(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+void correlate(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
                const double* k, int kh, int kw, int ay, int ax, Border border, double cval) {
-  visit_dtype(dtype, [&](auto tag) {
+  visit_dtype_pair(dtype, out_dtype, [&](auto tag, auto otag) {
     using T = decltype(tag);
-    correlate_impl<T>(src, s, dst, d, k, kh, kw, ay, ax, border, cval);
+    using U = decltype(otag);
+    correlate_impl<T, U>(src, s, dst, d, k, kh, kw, ay, ax, border, cval);
   });
 }
 

@@ -6,7 +6,8 @@
 // saturated for integer types. Every source row is read once per chunk of output rows and
 // every output element written once: bytes/pixel = sizeof(T) * C * (1 + 1), FLOPs/pixel =
 // 2 * C * (kh + kw). The ring (kh x W x C accumulators) stays in L2 for usual sizes.
-// Variants: one per dtype (u8, u16, f32 accumulate in float32; f64 in float64).
+// Variants: one per dtype (u8, u16, f32 accumulate in float32; f64 in float64), and per output
+// dtype (the input's, float32 or float64: written directly, float64 accumulation if either is).
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
 #include "filters/filter_rows.hpp"
@@ -14,11 +15,11 @@
 namespace imkern {
 namespace IMKERN_ISA {
 
-template <typename T>
+template <typename T, typename U>
 static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                             const double* ky, int kh, int ay, const double* kx, int kw, int ax,
                             Border border, double cval) {
-  using A = typename AccOf<T>::type;
+  using A = typename OutAccOf<T, U>::type;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int64_t left = ax, right = kw - 1 - ax;
   const int64_t rows = s.n * H;
@@ -28,7 +29,7 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   const bool sym_x = is_symmetric(kxv.data(), kw), sym_y = is_symmetric(kyv.data(), kh);
   // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
   const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
-  const bool stream = stream_output<T>(dst, s, d, SP);
+  const bool stream = stream_output<U>(dst, s, d, SP);
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     A* padded = thread_scratch<A>(1, static_cast<size_t>((left + SP + right) * C));
     ring_pipeline<A>(
@@ -38,23 +39,24 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
           hfilter(padded, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
         },
         [&](const A* const* r, int64_t b, int64_t y, int64_t x0, int64_t x1) {
-          vfilter<T, A>(r, row_ptr<T>(dst, d, b, y) + x0 * C, (x1 - x0) * C, kyv.data(), kh, sym_y, stream);
+          vfilter<U, A>(r, row_ptr<U>(dst, d, b, y) + x0 * C, (x1 - x0) * C, kyv.data(), kh, sym_y, stream);
         },
         [&](int64_t b, int64_t y, int64_t x0) -> int64_t {
           // streaming starts at the first aligned output element: align the ring rows with it
           if (!stream) return 0;
-          const int64_t st = stream_start<T, A>(row_ptr<T>(dst, d, b, y) + x0 * C);
+          const int64_t st = stream_start<U, A>(row_ptr<U>(dst, d, b, y) + x0 * C);
           return st % simd::Vec<A>::lanes == 0 ? 0 : simd::Vec<A>::lanes - st;
         });
   });
 }
 
-void sep_filter(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+void sep_filter(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
                 const double* ky, int kh, int ay, const double* kx, int kw, int ax, Border border,
                 double cval) {
-  visit_dtype(dtype, [&](auto tag) {
+  visit_dtype_pair(dtype, out_dtype, [&](auto tag, auto otag) {
     using T = decltype(tag);
-    sep_filter_impl<T>(src, s, dst, d, ky, kh, ay, kx, kw, ax, border, cval);
+    using U = decltype(otag);
+    sep_filter_impl<T, U>(src, s, dst, d, ky, kh, ay, kx, kw, ax, border, cval);
   });
 }
 

@@ -12,7 +12,8 @@
 //  * 1x1, stride 1, no padding: the image is B (packed from it directly).
 //  * otherwise (strided, or short reductions such as a C = 1 first layer): im2col fused with
 //    the B packing, per (image, group, chunk of output pixels sized to L2).
-//  * depthwise (groups == C == K): a direct stencil over a zero-padded plane.
+//  * depthwise (groups == C == K): a direct stencil on the input plane, each tap over the
+//    output columns whose input lies in the image (memory and work independent of padding).
 //  * C = 1 (groups 1), 3x3 (5x5 on AVX-512), stride 1, dilation 1, planes up to 64x64: a
 //    direct stencil, weights in registers, each input row reused by a block of output rows
 //    (conv2d_small.cpp); tried before the GEMM paths.
@@ -159,24 +160,32 @@ inline bool is_pointwise(const Conv2dShape& p) {
   return p.r == 1 && p.s == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pb == 0 && p.pl == 0 && p.pr == 0;
 }
 
-// Depthwise forward: one channel plane at a time, copied into a zero-padded plane.
+// Depthwise forward: one channel plane at a time, straight from the input plane. Each tap
+// (r, s) adds into the output columns whose input column lies inside the image (a range
+// computed once per tap), and skips rows outside it: no padded copy, so the memory and the
+// work do not depend on the padding (a padded plane took (H + pt + pb) x (W + pl + pr)
+// elements: 1.5 GB for padding 10000 on a 2x2 input, and its size product could wrap).
 template <typename T>
 void depthwise_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu) {
   using namespace simd;
   using V = vec_t<T>;
   constexpr int L = Vec<T>::lanes;
-  const int64_t H = p.h, W = p.w, Hp = H + p.pt + p.pb, Wp = W + p.pl + p.pr;
+  const int64_t H = p.h, W = p.w;
   const int64_t OH = p.oh, OW = p.ow, RS = p.r * p.s, planes = p.n * p.c;
   const int64_t work = std::max<int64_t>(1, OH * OW * RS);
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / work);
-  parallel_for(0, planes, grain, [&](int64_t lo, int64_t hi) {
-    T* pad = scratch<T>(3, Hp * Wp);
-    std::fill(pad, pad + Hp * Wp, T(0));
-    for (int64_t pl = lo; pl < hi; ++pl) {
+  // Output columns [lo, hi) whose input column ox * sw + off lies in [0, W); off = s*dw - pl.
+  auto col_range = [&](int64_t off, int64_t& lo, int64_t& hi) {
+    // ox * sw + off >= 0  <=>  ox >= ceil(-off / sw);  ox * sw + off <= W - 1
+    lo = off >= 0 ? 0 : (-off + p.sw - 1) / p.sw;
+    hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / p.sw + 1;
+    lo = std::min(lo, OW);
+    hi = std::max(std::min(hi, OW), lo);
+  };
+  parallel_for(0, planes, grain, [&](int64_t lo_pl, int64_t hi_pl) {
+    for (int64_t pl = lo_pl; pl < hi_pl; ++pl) {
       const int64_t c = pl % p.c;
       const T* src = x + pl * H * W;
-      for (int64_t y = 0; y < H; ++y)
-        std::memcpy(pad + (y + p.pt) * Wp + p.pl, src + y * W, static_cast<size_t>(W) * sizeof(T));
       const T* wk = w + c * RS;
       const T b = bias ? bias[c] : T(0);
       T* o = out + pl * OH * OW;
@@ -184,17 +193,23 @@ void depthwise_forward(const T* x, const T* w, const T* bias, T* out, const Conv
         T* orow = o + oy * OW;
         std::fill(orow, orow + OW, b);
         for (int64_t r = 0; r < p.r; ++r) {
-          const T* prow = pad + (oy * p.sh + r * p.dh) * Wp;
+          // oy * sh + r * dh - pt < H + pb: no overflow (the Python layer bounds H + pt + pb)
+          const int64_t iy = oy * p.sh + r * p.dh - p.pt;
+          if (iy < 0 || iy >= H) continue;
+          const T* irow = src + iy * W;
           for (int64_t s = 0; s < p.s; ++s) {
             const T wt = wk[r * p.s + s];
-            const T* q = prow + s * p.dw;
+            const int64_t off = s * p.dw - p.pl;
+            int64_t lo, hi;
+            col_range(off, lo, hi);
             if (p.sw == 1) {
+              const T* q = irow + off;  // q[ox] valid for ox in [lo, hi)
               const V wv = splat<T>(wt);
-              int64_t ox = 0;
-              for (; ox + L <= OW; ox += L) storeu(orow + ox, loadu(orow + ox) + wv * loadu(q + ox));
-              for (; ox < OW; ++ox) orow[ox] += wt * q[ox];
+              int64_t ox = lo;
+              for (; ox + L <= hi; ox += L) storeu(orow + ox, loadu(orow + ox) + wv * loadu(q + ox));
+              for (; ox < hi; ++ox) orow[ox] += wt * q[ox];
             } else {
-              for (int64_t ox = 0; ox < OW; ++ox) orow[ox] += wt * q[ox * p.sw];
+              for (int64_t ox = lo; ox < hi; ++ox) orow[ox] += wt * irow[ox * p.sw + off];
             }
           }
         }
@@ -515,21 +530,27 @@ void conv_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dSha
 
 // Sum of n values with vector lanes in a fixed pattern (same result for any caller).
 template <typename T>
-T sum_fixed(const T* a, int64_t n) {
+double sum_fixed(const T* a, int64_t n) {
+  // Blocked: vector lanes over blocks of 1024 elements, the block totals added in float64, so
+  // the error stays ~(1024 / L) ulp of T for any plane size (plain lanes drift with n / L).
   using namespace simd;
   using V = vec_t<T>;
   constexpr int L = Vec<T>::lanes;
-  V acc0{}, acc1{};
+  constexpr int64_t kBlk = 1024;
+  double total = 0;
   int64_t i = 0;
-  for (; i + 2 * L <= n; i += 2 * L) {
-    acc0 += loadu(a + i);
-    acc1 += loadu(a + i + L);
+  while (i + 2 * L <= n) {
+    V acc0{}, acc1{};
+    const int64_t end = std::min(n, i + kBlk);
+    for (; i + 2 * L <= end; i += 2 * L) {
+      acc0 += loadu(a + i);
+      acc1 += loadu(a + i + L);
+    }
+    acc0 += acc1;
+    for (int l = 0; l < L; ++l) total += static_cast<double>(acc0[l]);
   }
-  acc0 += acc1;
-  T s = 0;
-  for (int l = 0; l < L; ++l) s += acc0[l];
-  for (; i < n; ++i) s += a[i];
-  return s;
+  for (; i < n; ++i) total += static_cast<double>(a[i]);
+  return total;
 }
 
 template <typename T>
@@ -547,9 +568,9 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
   // grad_bias: per channel, images in order.
   parallel_for(0, p.k, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, p.n * OHW)), [&](int64_t lo, int64_t hi) {
     for (int64_t k = lo; k < hi; ++k) {
-      T acc = 0;
+      double acc = 0;
       for (int64_t n = 0; n < p.n; ++n) acc += sum_fixed(go + (n * p.k + k) * OHW, OHW);
-      gb[k] = acc;
+      gb[k] = static_cast<T>(acc);
     }
   });
   if (CRS == 0) {

@@ -26,20 +26,22 @@ using namespace softmax_detail;
 
 // ---- cross entropy -------------------------------------------------------------------------
 // For each element (n, s) of a block: per-element loss (float64), and optionally the
-// gradient. Calls fn(n, s0, B, M[], S[], sumx[]) with the row max, sum of exp and logit sum.
+// gradient. Calls fn(n, s0, B, M[], S[], sumd[]) with the row max M, the sum of exp(x - M)
+// and (need_sumd) the sum of x - M (float64; label smoothing), so that no term is ever
+// formed as a difference of two large numbers (M + log S - x_t cancels for logits ~1e6).
 template <typename T, typename F>
-void ce_blocks(const T* x, int64_t N, int64_t C, int64_t S, bool need_sumx, F&& fn) {
+void ce_blocks(const T* x, int64_t N, int64_t C, int64_t S, bool need_sumd, F&& fn) {
   if (S == 1) {
     const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
     parallel_for(0, N, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const T* xr = x + r * C;
         T m = row_max(xr, C);
-        T s = row_sum_exp(xr, m, static_cast<T*>(nullptr), C, r + 1 < r1 ? xr + C : nullptr);
-        T sx = 0;
-        if (need_sumx)
-          for (int64_t c = 0; c < C; ++c) sx += xr[c];
-        fn(r, int64_t(0), int64_t(1), &m, &s, &sx);
+        double s = row_sum_exp(xr, m, static_cast<T*>(nullptr), C, r + 1 < r1 ? xr + C : nullptr);
+        double sd = 0;
+        if (need_sumd)
+          for (int64_t c = 0; c < C; ++c) sd += static_cast<double>(xr[c]) - static_cast<double>(m);
+        fn(r, int64_t(0), int64_t(1), &m, &s, &sd);
       }
     });
     return;
@@ -47,13 +49,14 @@ void ce_blocks(const T* x, int64_t N, int64_t C, int64_t S, bool need_sumx, F&& 
   const int64_t nb = (S + kBlock - 1) / kBlock;
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C * std::min(S, kBlock), 1));
   parallel_for(0, N * nb, grain, [&](int64_t t0, int64_t t1) {
-    T mx[kBlock], sm[kBlock], sx[kBlock], e[kBlock];
+    T mx[kBlock], e[kBlock];
+    double sm[kBlock], sd[kBlock];
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t n = t / nb, s0 = (t % nb) * kBlock, B = std::min(kBlock, S - s0);
       const T* xs = x + n * C * S + s0;
       std::fill(mx, mx + B, -std::numeric_limits<T>::infinity());
-      std::fill(sm, sm + B, T(0));
-      std::fill(sx, sx + B, T(0));
+      std::fill(sm, sm + B, 0.0);
+      std::fill(sd, sd + B, 0.0);
       for (int64_t c = 0; c < C; ++c) {
         const T* xr = xs + c * S;
         for (int64_t j = 0; j < B; ++j) mx[j] = vm::nanmax_s(mx[j], xr[j]);
@@ -61,10 +64,10 @@ void ce_blocks(const T* x, int64_t N, int64_t C, int64_t S, bool need_sumx, F&& 
       for (int64_t c = 0; c < C; ++c) {
         exp_diff(xs + c * S, mx, e, B);
         for (int64_t j = 0; j < B; ++j) sm[j] += e[j];
-        if (need_sumx)
-          for (int64_t j = 0; j < B; ++j) sx[j] += xs[c * S + j];
+        if (need_sumd)
+          for (int64_t j = 0; j < B; ++j) sd[j] += static_cast<double>(xs[c * S + j]) - static_cast<double>(mx[j]);
       }
-      fn(n, s0, B, mx, sm, sx);
+      fn(n, s0, B, mx, sm, sd);
     }
   });
 }
@@ -73,15 +76,17 @@ template <typename T>
 double ce_impl(const T* x, const int64_t* tgt, T* loss_out, int64_t N, int64_t C, int64_t S, int64_t ignore,
                double eps, Reduction red) {
   std::vector<double> loss(static_cast<size_t>(N * S));
-  ce_blocks<T>(x, N, C, S, eps != 0.0, [&](int64_t n, int64_t s0, int64_t B, const T* M, const T* Sm, const T* Sx) {
+  ce_blocks<T>(x, N, C, S, eps != 0.0, [&](int64_t n, int64_t s0, int64_t B, const T* M, const double* Sm,
+                                            const double* Sd) {
     for (int64_t j = 0; j < B; ++j) {
       const int64_t i = n * S + s0 + j, t = tgt[i];
       double l = 0.0;
       if (t != ignore) {
-        const T lse = M[j] + std::log(Sm[j]);
-        const T xt = x[(n * C + t) * S + s0 + j];
-        l = (1.0 - eps) * static_cast<double>(lse - xt);
-        if (eps != 0.0) l += eps / static_cast<double>(C) * (static_cast<double>(C) * lse - static_cast<double>(Sx[j]));
+        // -log softmax(x)_t = (M - x_t) + log S; with smoothing, mean_c (M - x_c) + log S.
+        const double ls = std::log(Sm[j]);
+        const double xt = static_cast<double>(x[(n * C + t) * S + s0 + j]);
+        l = (1.0 - eps) * ((static_cast<double>(M[j]) - xt) + ls);
+        if (eps != 0.0) l += eps * (ls - Sd[j] / static_cast<double>(C));
       }
       loss[static_cast<size_t>(i)] = l;
     }
@@ -113,7 +118,7 @@ void ce_backward_impl(const T* x, const int64_t* tgt, T* g, int64_t N, int64_t C
   const T sc = static_cast<T>(scale);
   const T off = static_cast<T>(scale * eps / static_cast<double>(C));
   const T hit = static_cast<T>(scale * (1.0 - eps));
-  ce_blocks<T>(x, N, C, S, false, [&](int64_t n, int64_t s0, int64_t B, const T* M, const T* Sm, const T*) {
+  ce_blocks<T>(x, N, C, S, false, [&](int64_t n, int64_t s0, int64_t B, const T* M, const double* Sm, const double*) {
     if (S == 1) {
       const int64_t t = tgt[n];
       T* gc = g + n * C;
@@ -121,7 +126,7 @@ void ce_backward_impl(const T* x, const int64_t* tgt, T* g, int64_t N, int64_t C
         std::fill(gc, gc + C, T(0));
         return;
       }
-      exp_scaled(x + n * C, M[0], sc / Sm[0], off, gc, C);
+      exp_scaled(x + n * C, M[0], static_cast<T>(sc / Sm[0]), off, gc, C);
       gc[t] -= hit;
       return;
     }
@@ -129,7 +134,7 @@ void ce_backward_impl(const T* x, const int64_t* tgt, T* g, int64_t N, int64_t C
     bool keep[kBlock];
     for (int64_t j = 0; j < B; ++j) {
       keep[j] = tgt[n * S + s0 + j] != ignore;
-      inv[j] = keep[j] ? sc / Sm[j] : T(0);
+      inv[j] = keep[j] ? static_cast<T>(sc / Sm[j]) : T(0);
     }
     for (int64_t c = 0; c < C; ++c) {
       const int64_t o = (n * C + c) * S + s0;

@@ -4,6 +4,7 @@
 // FLOPs: 2 M IN OUT per product. Every reduction has a fixed order, so 1 and N threads give
 // identical bits.
 #include <algorithm>
+#include <vector>
 
 #include "imkern/nn.hpp"
 #include "imkern/gemm.hpp"
@@ -27,12 +28,15 @@ void lin_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, int6
   gemm(false, false, m, in, of, T(1), go, of, w, in, T(0), gi, in);
   gemm(true, false, of, in, m, T(1), go, of, x, in, T(0), gw, in);
   // grad_bias: column sums, rows in order; columns split across threads.
+  // Float64 column sums: a float32 sum over many rows drifts with m (torch's CPU reductions
+  // accumulate float32 in float64 too); still rows in order, so deterministic.
   parallel_for(0, of, 256, [&](int64_t lo, int64_t hi) {
-    std::fill(gb + lo, gb + hi, T(0));
+    std::vector<double> acc(static_cast<size_t>(hi - lo), 0.0);
     for (int64_t i = 0; i < m; ++i) {
-      const T* row = go + i * of;
-      for (int64_t j = lo; j < hi; ++j) gb[j] += row[j];
+      const T* row = go + i * of + lo;
+      for (int64_t j = 0; j < hi - lo; ++j) acc[static_cast<size_t>(j)] += static_cast<double>(row[j]);
     }
+    for (int64_t j = lo; j < hi; ++j) gb[j] = static_cast<T>(acc[static_cast<size_t>(j - lo)]);
   });
 }
 

@@ -18,6 +18,13 @@ namespace IMKERN_ISA {
 namespace softmax_detail {
 
 constexpr int64_t kBlock = 256;  // inner positions processed together (inner > 1)
+constexpr int64_t kSumBlock = 1024;  // elements per float32 partial in the row sums
+
+inline double lane_sum_f64(vm::vf v) {
+  double s = 0.0;
+  for (int k = 0; k < vm::LF; ++k) s += static_cast<double>(v[k]);
+  return s;
+}
 
 // ---- contiguous-row primitives -------------------------------------------------------------
 inline float row_max(const float* x, int64_t n) {
@@ -54,6 +61,10 @@ inline float row_sum_exp(const float* x, float m, float* e, int64_t n, const flo
   const vf mv = simd::splat(m);
   int64_t i = 0;
   constexpr int kLine = 64 / sizeof(float);
+  // Blocked sum: float32 lanes over blocks of kSumBlock elements, the block sums added in
+  // float64, so the error stays ~(kSumBlock / L) ulp for any row length (a single float32
+  // accumulator per lane drifts with n / L), and the order is fixed: deterministic.
+  double total = 0.0;
   for (; i + L <= n; i += L) {
     if (i % kLine == 0) {
       if (pf_x) __builtin_prefetch(pf_x + i, 0, 3);
@@ -62,6 +73,10 @@ inline float row_sum_exp(const float* x, float m, float* e, int64_t n, const flo
     const vf t = vm::exp_nonpos(simd::loadu(x + i) - mv);
     if (e) simd::storeu(e + i, t);
     acc += t;
+    if ((i + L) % kSumBlock == 0) {
+      total += lane_sum_f64(acc);
+      acc = simd::splat(0.0f);
+    }
   }
   if (i < n) {
     float buf[L];
@@ -75,9 +90,7 @@ inline float row_sum_exp(const float* x, float m, float* e, int64_t n, const flo
     }
     acc += t;
   }
-  float s = 0.0f;
-  for (int k = 0; k < L; ++k) s += acc[k];
-  return s;
+  return static_cast<float>(total + lane_sum_f64(acc));
 }
 inline double row_sum_exp(const double* x, double m, double* e, int64_t n, const double* = nullptr,
                           const double* = nullptr) {

@@ -15,6 +15,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "imkern/common.hpp"
 
@@ -81,6 +82,19 @@ void visit_dtype(DType dt, const char* op, F&& f) {
       break;
   }
   throw std::invalid_argument(std::string(op) + ": dtype " + dtype_name(dt) + " is not supported on CUDA");
+}
+// Calls f(T{}, U{}) for an image dtype and an output dtype: the input's, float32 or float64
+// (the linear filters' dtype=, cv2's ddepth).
+template <typename F>
+void visit_dtype_pair(DType in, DType out, F&& f) {
+  visit_dtype<kImageDTypes>(in, "filter", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if (out == in) return f(T{}, T{});
+    if (out == DType::f32) return f(T{}, float{});
+    if (out == DType::f64) return f(T{}, double{});
+    throw std::invalid_argument(std::string("imkern: output dtype ") + dtype_name(out) + " is not supported for " +
+                                dtype_name(in) + " input (the input's dtype, float32 or float64)");
+  });
 }
 // The nn kernels' dtypes: float32, float16, bfloat16.
 template <typename F>
@@ -198,6 +212,11 @@ constexpr size_t kSmemDefault = 48 * 1024;  // dynamic shared memory without the
 // Accumulator type: float for u8/u16/f16/f32, double for f64 (the weights' type too).
 template <typename T> struct AccOf { using type = float; };
 template <> struct AccOf<double> { using type = double; };
+// With an output dtype U (the input's, float32 or float64): double when either is double.
+template <typename T, typename U> struct AccOf2 {
+  using type = typename std::conditional<std::is_same<T, double>::value || std::is_same<U, double>::value, double,
+                                         float>::type;
+};
 
 template <typename A> __device__ __forceinline__ A to_acc(uint8_t v) { return static_cast<A>(v); }
 template <typename A> __device__ __forceinline__ A to_acc(uint16_t v) { return static_cast<A>(v); }

@@ -28,12 +28,12 @@ namespace {
 
 constexpr int kRows = 8;  // output rows per thread (R)
 
-template <typename T>
+template <typename T, typename U>
 __global__ void __launch_bounds__(kThreads)
-    correlate_tiled_kernel(const T* __restrict__ src, T* __restrict__ dst, const typename AccOf<T>::type* __restrict__ k,
+    correlate_tiled_kernel(const T* __restrict__ src, U* __restrict__ dst, const typename AccOf2<T, U>::type* __restrict__ k,
                            Geom g, int kh, int kw, int ay, int ax, int cs, Border border,
-                           typename AccOf<T>::type cval, int tw, int64_t tiles_x, int64_t tiles_y, int64_t tiles) {
-  using A = typename AccOf<T>::type;
+                           typename AccOf2<T, U>::type cval, int tw, int64_t tiles_x, int64_t tiles_y, int64_t tiles) {
+  using A = typename AccOf2<T, U>::type;
   const int groups = kThreads / tw;  // row groups of kRows rows
   const int th = kRows * groups;
   const int rows_t = th + kh - 1, cols_t = tw + (kw - 1) * cs;
@@ -74,11 +74,11 @@ __global__ void __launch_bounds__(kThreads)
     }
     const int64_t ge = x0 + e;
     if (ge < g.wc) {
-      T* db = dst + b * g.d_bs + ge;
+      U* db = dst + b * g.d_bs + ge;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
         const int64_t y = y0 + grp * kRows + r;
-        if (y < g.h) db[y * g.d_rs] = Store<T>::from(acc[r]);
+        if (y < g.h) db[y * g.d_rs] = Store<U>::from(acc[r]);
       }
     }
     __syncthreads();  // the tile is rewritten by the next iteration
@@ -86,12 +86,12 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Direct path for kernels too large for any tile: one output per thread, taps through L1.
-template <typename T>
+template <typename T, typename U>
 __global__ void __launch_bounds__(kThreads)
-    correlate_direct_kernel(const T* __restrict__ src, T* __restrict__ dst, const typename AccOf<T>::type* __restrict__ k,
-                            Geom g, int kh, int kw, int ay, int ax, Border border, typename AccOf<T>::type cval,
+    correlate_direct_kernel(const T* __restrict__ src, U* __restrict__ dst, const typename AccOf2<T, U>::type* __restrict__ k,
+                            Geom g, int kh, int kw, int ay, int ax, Border border, typename AccOf2<T, U>::type cval,
                             int64_t total) {
-  using A = typename AccOf<T>::type;
+  using A = typename AccOf2<T, U>::type;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t e = i % g.wc, row = i / g.wc;
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kThreads)
         acc += krow[j] * load_px<A>(sb, y - ay + ii, xo, g, border, cval);
       }
     }
-    dst[b * g.d_bs + y * g.d_rs + e] = Store<T>::from(acc);
+    dst[b * g.d_bs + y * g.d_rs + e] = Store<U>::from(acc);
   }
 }
 
@@ -137,12 +137,12 @@ TilePlan plan_tile(const Geom& g, int kh, int kw, int64_t halo, size_t limit) {
   return best;
 }
 
-template <typename T>
+template <typename T, typename U>
 void correlate_typed(const void* src_v, const ImageDesc& s, void* dst_v, const ImageDesc& d, const void* k_v, int kh,
                      int kw, int ay, int ax, Border border, double cval, cudaStream_t st) {
-  using A = typename AccOf<T>::type;
+  using A = typename AccOf2<T, U>::type;
   const T* src = static_cast<const T*>(src_v);
-  T* dst = static_cast<T*>(dst_v);
+  U* dst = static_cast<U*>(dst_v);
   const A* k = static_cast<const A*>(k_v);
   const Geom g = make_geom(s, d);
   const int64_t halo = checked_mul(static_cast<int64_t>(kw) - 1, g.c);
@@ -153,7 +153,7 @@ void correlate_typed(const void* src_v, const ImageDesc& s, void* dst_v, const I
     const size_t optin = smem_optin_limit();
     plan = plan_tile<A>(g, kh, kw, halo, optin);
     if (plan.tw != 0)
-      IMKERN_CUDA_CHECK(cudaFuncSetAttribute(correlate_tiled_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      IMKERN_CUDA_CHECK(cudaFuncSetAttribute(correlate_tiled_kernel<T, U>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              static_cast<int>(plan.smem)));
   }
   if (plan.tw != 0) {
@@ -161,26 +161,28 @@ void correlate_typed(const void* src_v, const ImageDesc& s, void* dst_v, const I
     const int th = kRows * (kThreads / plan.tw);
     const int64_t tiles_x = ceil_div<int64_t>(g.wc, plan.tw), tiles_y = ceil_div<int64_t>(g.h, th);
     const int64_t tiles = checked_mul(checked_mul(tiles_x, tiles_y), g.n);
-    correlate_tiled_kernel<T><<<grid_blocks(tiles), kThreads, plan.smem, st>>>(
+    correlate_tiled_kernel<T, U><<<grid_blocks(tiles), kThreads, plan.smem, st>>>(
         src, dst, k, g, kh, kw, ay, ax, cs, border, static_cast<A>(cval), plan.tw, tiles_x, tiles_y, tiles);
     IMKERN_CUDA_CHECK_LAUNCH();
     return;
   }
   const int64_t total = checked_mul(checked_mul(g.n, g.h), g.wc);
-  correlate_direct_kernel<T><<<grid_blocks(ceil_div<int64_t>(total, kThreads)), kThreads, 0, st>>>(
+  correlate_direct_kernel<T, U><<<grid_blocks(ceil_div<int64_t>(total, kThreads)), kThreads, 0, st>>>(
       src, dst, k, g, kh, kw, ay, ax, border, static_cast<A>(cval), total);
   IMKERN_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
-void correlate_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const void* k,
+void correlate_cuda(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
+                    const void* k,
                     int kh, int kw, int ay, int ax, Border border, double cval, void* stream) {
   if (!check_images(src, s, dst, d, kh, kw, ay, ax)) return;
   if (!k) throw std::invalid_argument("correlate: null kernel pointer");
-  visit_dtype<kImageDTypes>(dtype, "correlate", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    correlate_typed<T>(src, s, dst, d, k, kh, kw, ay, ax, border, cval, as_stream(stream));
+  visit_dtype_pair(dtype, out_dtype, [&](auto tag, auto otag) {
+    using T = decltype(tag);
+    using U = decltype(otag);
+    correlate_typed<T, U>(src, s, dst, d, k, kh, kw, ay, ax, border, cval, as_stream(stream));
   });
 }
 

@@ -70,13 +70,13 @@ __device__ __forceinline__ void column_walk(A (&acc)[TH], const A (&wy)[KH], A* 
 // Register cap of 64 (4 blocks of 256 threads per SM): occupancy hides the load latency;
 // uncapped, the unrolled column walk would hoist every load and take ~150-240 registers.
 // KH == KW == 0: sizes known at run time only; then KMAX > 0 bounds kh (weights in registers).
-template <typename T, int KH, int KW, int TH, int KMAX>
+template <typename T, typename U, int KH, int KW, int TH, int KMAX>
 __global__ void __launch_bounds__(kThreads, 4)
-    sep_filter_kernel(const T* __restrict__ src, T* __restrict__ dst, const typename AccOf<T>::type* __restrict__ ky,
-                      const typename AccOf<T>::type* __restrict__ kx, Geom g, int kh_rt, int kw_rt, int ay, int ax,
-                      int cs, Border border, typename AccOf<T>::type cval, int64_t tiles_x, int64_t tiles_y,
+    sep_filter_kernel(const T* __restrict__ src, U* __restrict__ dst, const typename AccOf2<T, U>::type* __restrict__ ky,
+                      const typename AccOf2<T, U>::type* __restrict__ kx, Geom g, int kh_rt, int kw_rt, int ay, int ax,
+                      int cs, Border border, typename AccOf2<T, U>::type cval, int64_t tiles_x, int64_t tiles_y,
                       int64_t tiles) {
-  using A = typename AccOf<T>::type;
+  using A = typename AccOf2<T, U>::type;
   constexpr bool kFixed = KH > 0;
   const int kh = kFixed ? KH : kh_rt;
   const int kw = kFixed ? KW : kw_rt;
@@ -173,7 +173,7 @@ __global__ void __launch_bounds__(kThreads, 4)
     const int64_t ge = x0 + tid;
     if constexpr (kFixed) {
       if (ge < g.wc) {
-        T* db = dst + b * g.d_bs + ge;
+        U* db = dst + b * g.d_bs + ge;
 #pragma unroll 4
         for (int r = 0; r < TH; ++r) {
           const int64_t y = y0 + r;
@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(kThreads, 4)
             A acc = A(0);
 #pragma unroll
             for (int j = 0; j < KW; ++j) acc += wx[j] * vr[j * cs];
-            db[y * g.d_rs] = Store<T>::from(acc);
+            db[y * g.d_rs] = Store<U>::from(acc);
           }
         }
       }
@@ -199,10 +199,10 @@ __global__ void __launch_bounds__(kThreads, 4)
         for (int r = 0; r < TH; ++r) acc[r] += w * vj[r * sw];
       }
       if (ge < g.wc) {
-        T* db = dst + b * g.d_bs + ge;
+        U* db = dst + b * g.d_bs + ge;
 #pragma unroll
         for (int r = 0; r < TH; ++r)
-          if (y0 + r < g.h) db[(y0 + r) * g.d_rs] = Store<T>::from(acc[r]);
+          if (y0 + r < g.h) db[(y0 + r) * g.d_rs] = Store<U>::from(acc[r]);
       }
     }
     __syncthreads();  // vbuf is rewritten by the next tile
@@ -228,9 +228,9 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Two-pass fallback, pass 2: out(b, y, e) = sum_j kx[j] * tmp[(b*H + y) * wpc + e + j*C].
-template <typename T, typename A>
+template <typename U, typename A>
 __global__ void __launch_bounds__(kThreads)
-    sep_hpass_kernel(const A* __restrict__ tmp, T* __restrict__ dst, const A* __restrict__ kx, Geom g, int kw,
+    sep_hpass_kernel(const A* __restrict__ tmp, U* __restrict__ dst, const A* __restrict__ kx, Geom g, int kw,
                      int64_t wpc, int64_t total) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -239,28 +239,28 @@ __global__ void __launch_bounds__(kThreads)
     const A* tr = tmp + row * wpc + e;
     A acc = A(0);
     for (int j = 0; j < kw; ++j) acc += kx[j] * tr[j * g.c];
-    dst[b * g.d_bs + y * g.d_rs + e] = Store<T>::from(acc);
+    dst[b * g.d_bs + y * g.d_rs + e] = Store<U>::from(acc);
   }
 }
 
-template <typename T, int KH, int KW, int TH, int KMAX = 0>
-void launch_fused(const T* src, T* dst, const typename AccOf<T>::type* ky, const typename AccOf<T>::type* kx,
+template <typename T, typename U, int KH, int KW, int TH, int KMAX = 0>
+void launch_fused(const T* src, U* dst, const typename AccOf2<T, U>::type* ky, const typename AccOf2<T, U>::type* kx,
                   const Geom& g, int kh, int kw, int ay, int ax, int cs, Border border, double cval, size_t smem,
                   cudaStream_t st) {
-  using A = typename AccOf<T>::type;
+  using A = typename AccOf2<T, U>::type;
   const int64_t tiles_x = ceil_div<int64_t>(g.wc, kTileW), tiles_y = ceil_div<int64_t>(g.h, TH);
   const int64_t tiles = checked_mul(checked_mul(tiles_x, tiles_y), g.n);
-  sep_filter_kernel<T, KH, KW, TH, KMAX><<<grid_blocks(tiles), kThreads, smem, st>>>(
+  sep_filter_kernel<T, U, KH, KW, TH, KMAX><<<grid_blocks(tiles), kThreads, smem, st>>>(
       src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, static_cast<A>(cval), tiles_x, tiles_y, tiles);
   IMKERN_CUDA_CHECK_LAUNCH();
 }
 
-template <typename T>
+template <typename T, typename U>
 void sep_filter_typed(const void* src_v, const ImageDesc& s, void* dst_v, const ImageDesc& d, const void* ky_v,
                       int kh, int ay, const void* kx_v, int kw, int ax, Border border, double cval, cudaStream_t st) {
-  using A = typename AccOf<T>::type;
+  using A = typename AccOf2<T, U>::type;
   const T* src = static_cast<const T*>(src_v);
-  T* dst = static_cast<T*>(dst_v);
+  U* dst = static_cast<U*>(dst_v);
   const A* ky = static_cast<const A*>(ky_v);
   const A* kx = static_cast<const A*>(kx_v);
   const Geom g = make_geom(s, d);
@@ -280,20 +280,20 @@ void sep_filter_typed(const void* src_v, const ImageDesc& s, void* dst_v, const 
       const int cs = kw > 1 ? static_cast<int>(g.c) : 0;  // (kw-1)*C <= sw, so C fits in int when kw > 1
       if (fixed) {
         switch (kh) {
-          case 3: launch_fused<T, 3, 3, 16>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st); break;
-          case 5: launch_fused<T, 5, 5, 16>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st); break;
-          default: launch_fused<T, 7, 7, 16>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st); break;
+          case 3: launch_fused<T, U, 3, 3, 16>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st); break;
+          case 5: launch_fused<T, U, 5, 5, 16>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st); break;
+          default: launch_fused<T, U, 7, 7, 16>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st); break;
         }
       } else {
         // Register-resident vertical weights for kh <= 32 (float accumulators only: with
         // double ones the weights would not fit in the 64-register budget).
         constexpr bool kRegWeights = std::is_same<A, float>::value;
         if (kRegWeights && kh <= 16)
-          launch_fused<T, 0, 0, 8, kRegWeights ? 16 : 0>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
+          launch_fused<T, U, 0, 0, 8, kRegWeights ? 16 : 0>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
         else if (kRegWeights && kh <= 32)
-          launch_fused<T, 0, 0, 8, kRegWeights ? 32 : 0>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
+          launch_fused<T, U, 0, 0, 8, kRegWeights ? 32 : 0>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
         else
-          launch_fused<T, 0, 0, 8, 0>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
+          launch_fused<T, U, 0, 0, 8, 0>(src, dst, ky, kx, g, kh, kw, ay, ax, cs, border, cval, smem, st);
       }
       return;
     }
@@ -307,7 +307,7 @@ void sep_filter_typed(const void* src_v, const ImageDesc& s, void* dst_v, const 
       src, tmp.get<A>(), ky, g, kh, ay, ax, border, static_cast<A>(cval), wpc, tmp_elems);
   IMKERN_CUDA_CHECK_LAUNCH();
   const int64_t out_elems = checked_mul(rows, g.wc);
-  sep_hpass_kernel<T, A><<<grid_blocks(ceil_div<int64_t>(out_elems, kThreads)), kThreads, 0, st>>>(
+  sep_hpass_kernel<U, A><<<grid_blocks(ceil_div<int64_t>(out_elems, kThreads)), kThreads, 0, st>>>(
       tmp.get<A>(), dst, kx, g, kw, wpc, out_elems);
   IMKERN_CUDA_CHECK_LAUNCH();
   tmp.release();
@@ -315,14 +315,15 @@ void sep_filter_typed(const void* src_v, const ImageDesc& s, void* dst_v, const 
 
 }  // namespace
 
-void sep_filter_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+void sep_filter_cuda(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
                      const void* ky, int kh, int ay, const void* kx, int kw, int ax, Border border, double cval,
                      void* stream) {
   if (!check_images(src, s, dst, d, kh, kw, ay, ax)) return;
   if (!ky || !kx) throw std::invalid_argument("sep_filter: null kernel pointer");
-  visit_dtype<kImageDTypes>(dtype, "sep_filter", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    sep_filter_typed<T>(src, s, dst, d, ky, kh, ay, kx, kw, ax, border, cval, as_stream(stream));
+  visit_dtype_pair(dtype, out_dtype, [&](auto tag, auto otag) {
+    using T = decltype(tag);
+    using U = decltype(otag);
+    sep_filter_typed<T, U>(src, s, dst, d, ky, kh, ay, kx, kw, ax, border, cval, as_stream(stream));
   });
 }
 

@@ -1,7 +1,7 @@
 // cross entropy (forward and backward) on logits (N, C, inner) with int64 class targets, label
 // smoothing and ignore_index (torch semantics). inner == 1: one warp per sample; inner > 1:
 // one thread per sample, consecutive threads reading consecutive addresses.
-// Per-sample loss = (1 - eps) * (lse - x_t) + eps * (lse - mean_c x_c), lse = max +
+// Per-sample loss = (1 - eps) * ((max - x_t) + ls) + eps * (ls - mean_c (x_c - max)), ls =
 // log(sum exp(x - max)) (stable for large logits); reductions use fixed shuffle trees; mean/sum reductions in one block in a fixed order; the gradient is
 // w * (softmax - (1 - eps) * onehot(t) - eps / C), w = dloss (/ number of non-ignored samples).
 #include <algorithm>
@@ -23,8 +23,10 @@ struct CeParams {
   int64_t ignore;
 };
 
-__device__ __forceinline__ float ce_loss(float lse, float xt, float mean_x, float eps) {
-  return (1.f - eps) * (lse - xt) + eps * (lse - mean_x);
+// ls = log sum exp(x - m), mean_d = mean_c (x_c - m): no term is a difference of two
+// large numbers (m + ls - x_t cancels for logits ~1e6: 1e8 gave 0).
+__device__ __forceinline__ float ce_loss(float m, float ls, float xt, float mean_d, float eps) {
+  return (1.f - eps) * ((m - xt) + ls) + eps * (ls - mean_d);
 }
 
 // inner == 1: one warp per sample.
@@ -50,13 +52,13 @@ __global__ void ce_forward_warp_kernel(CeParams p, const T* __restrict__ x, cons
     for (int64_t i = lane; i < p.c; i += 32) {
       const float v = to_f(xr[i]);
       se += expf(v - m);
-      sx += v;
+      sx += v - m;
     }
     se = warp_sum(se);
     sx = warp_sum(sx);
     if (lane == 0) {
       float l = NAN;
-      if (t >= 0 && t < p.c) l = ce_loss(m + logf(se), to_f(xr[t]), sx / static_cast<float>(p.c), p.eps);
+      if (t >= 0 && t < p.c) l = ce_loss(m, logf(se), to_f(xr[t]), sx / static_cast<float>(p.c), p.eps);
       loss[s] = l;
       valid[s] = 1;
     }
@@ -80,14 +82,15 @@ __global__ void ce_forward_column_kernel(CeParams p, const T* __restrict__ x, co
     const T* xc = x + n * p.c * p.inner + j;
     float m = -INFINITY;
     for (int64_t i = 0; i < p.c; ++i) m = fmaxf(m, to_f(xc[i * p.inner]));
-    float se = 0.f, sx = 0.f;
+    double se = 0.0, sx = 0.0;  // one thread sums all classes: float64 sums
     for (int64_t i = 0; i < p.c; ++i) {
       const float v = to_f(xc[i * p.inner]);
       se += expf(v - m);
-      sx += v;
+      sx += v - m;
     }
     float l = NAN;
-    if (t >= 0 && t < p.c) l = ce_loss(m + logf(se), to_f(xc[t * p.inner]), sx / static_cast<float>(p.c), p.eps);
+    if (t >= 0 && t < p.c)
+      l = ce_loss(m, static_cast<float>(::log(se)), to_f(xc[t * p.inner]), static_cast<float>(sx / p.c), p.eps);
     loss[s] = l;
     valid[s] = 1;
   }

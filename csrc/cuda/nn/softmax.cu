@@ -29,8 +29,8 @@ __global__ void softmax_warp_kernel(int64_t rows, int64_t len, const T* __restri
     for (int64_t i = lane; i < len; i += 32) s += expf(to_f(xr[i]) - m);
     s = warp_sum(s);
     if (log) {
-      const float off = m + logf(s);
-      for (int64_t i = lane; i < len; i += 32) yr[i] = from_f<T>(to_f(xr[i]) - off);
+      const float ls = logf(s);  // (x - m) - log s: m + log s would round to ulp(m) first
+      for (int64_t i = lane; i < len; i += 32) yr[i] = from_f<T>((to_f(xr[i]) - m) - ls);
     } else {
       const float inv = 1.f / s;
       for (int64_t i = lane; i < len; i += 32) yr[i] = from_f<T>(expf(to_f(xr[i]) - m) * inv);
@@ -51,8 +51,8 @@ __global__ void softmax_block_kernel(int64_t rows, int64_t len, const T* __restr
     for (int64_t i = threadIdx.x; i < len; i += kThreads) s += expf(to_f(xr[i]) - m);
     s = block_sum<kThreads>(s, sh);
     if (log) {
-      const float off = m + logf(s);
-      for (int64_t i = threadIdx.x; i < len; i += kThreads) yr[i] = from_f<T>(to_f(xr[i]) - off);
+      const float ls = logf(s);  // (x - m) - log s: m + log s would round to ulp(m) first
+      for (int64_t i = threadIdx.x; i < len; i += kThreads) yr[i] = from_f<T>((to_f(xr[i]) - m) - ls);
     } else {
       const float inv = 1.f / s;
       for (int64_t i = threadIdx.x; i < len; i += kThreads) yr[i] = from_f<T>(expf(to_f(xr[i]) - m) * inv);
@@ -71,13 +71,13 @@ __global__ void softmax_column_kernel(int64_t outer, int64_t len, int64_t inner,
     T* yc = y + o * len * inner + j;
     float m = -INFINITY;
     for (int64_t i = 0; i < len; ++i) m = fmaxf(m, to_f(xc[i * inner]));
-    float s = 0.f;
+    double s = 0.0;  // one thread sums the whole column: float64 keeps it ~1 ulp for any len
     for (int64_t i = 0; i < len; ++i) s += expf(to_f(xc[i * inner]) - m);
     if (log) {
-      const float off = m + logf(s);
-      for (int64_t i = 0; i < len; ++i) yc[i * inner] = from_f<T>(to_f(xc[i * inner]) - off);
+      const float ls = static_cast<float>(::log(s));  // (x - m) - log s, as the row kernels
+      for (int64_t i = 0; i < len; ++i) yc[i * inner] = from_f<T>((to_f(xc[i * inner]) - m) - ls);
     } else {
-      const float inv = 1.f / s;
+      const float inv = static_cast<float>(1.0 / s);
       for (int64_t i = 0; i < len; ++i) yc[i * inner] = from_f<T>(expf(to_f(xc[i * inner]) - m) * inv);
     }
   }

@@ -4,6 +4,8 @@
 // with out-of-image coordinates resolved by `border` (cval for Border::constant).
 // Accumulation is float32 for uint8/uint16/float32 data and float64 for float64 data.
 // Integer outputs are rounded to nearest (ties to even) and saturated.
+// out_dtype (the dst's dtype) is dtype, float32 or float64 (cv2's ddepth): the results are
+// written straight into it; the accumulation is float64 when either dtype is float64.
 // src and dst must not overlap (the Python layer guarantees it).
 #pragma once
 #include "imkern/common.hpp"
@@ -12,14 +14,15 @@
 namespace imkern {
 IMKERN_DECLARE_FOR_EACH_ISA(
   // Separable filter: ky (kh taps, anchor ay) down the columns, kx (kw taps, anchor ax) along rows.
-  void sep_filter(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+  void sep_filter(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
                   const double* ky, int kh, int ay, const double* kx, int kw, int ax,
                   Border border, double cval);
   // Dense 2-D correlation with a kh x kw kernel (row-major), anchor (ay, ax).
-  void correlate(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+  void correlate(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
                  const double* k, int kh, int kw, int ay, int ax, Border border, double cval);
-  // Box sum (normalize=false) or mean over a kh x kw window by running sums: O(1) in the size.
-  void box(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+  // Box sum (normalize=false) or mean over a kh x kw window: O(1) in the size (running sums for
+  // integers, block prefix/suffix sums for floats, so non-finite values stay in their windows).
+  void box(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
            int kh, int kw, int ay, int ax, bool normalize, Border border, double cval);
 )
 
@@ -27,14 +30,15 @@ IMKERN_DECLARE_FOR_EACH_ISA(
 // launched for empty images; CUDA failures -> std::runtime_error, bad arguments ->
 // std::invalid_argument.
 namespace cuda {
-// ---- linear filters (csrc/cuda/<op>.cu); weights are device arrays of the accumulation type:
-// float for u8/u16/f16/f32 images, double for f64 images.
-void sep_filter_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+// ---- linear filters (csrc/cuda/<op>.cu); out_dtype is dtype, float32 or float64; weights
+// are device arrays of the accumulation type: double when the image or the output is
+// float64, else float.
+void sep_filter_cuda(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
                      const void* ky, int kh, int ay, const void* kx, int kw, int ax, Border border,
                      double cval, void* stream);
-void correlate_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+void correlate_cuda(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d,
                     const void* k, int kh, int kw, int ay, int ax, Border border, double cval, void* stream);
-void box_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw,
+void box_cuda(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d, int kh, int kw,
               int ay, int ax, bool normalize, Border border, double cval, void* stream);
 
 // ---- rank filters (csrc/cuda/filters/median.cu)

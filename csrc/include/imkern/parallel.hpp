@@ -7,8 +7,14 @@
 namespace imkern {
 
 int get_num_threads();
-void set_num_threads(int n);  // n <= 0 restores the default (OMP_NUM_THREADS, else CPUs usable)
+void set_num_threads(int n);  // n <= 0 restores the default (OMP_NUM_THREADS, else CPUs usable);
+                              // capped at max_num_threads()
 int default_num_threads();
+// The largest thread count: max(256, 4 x the CPUs this process may run on). Beyond the CPUs
+// more threads only add overhead; the cap keeps a typo (1000, 2**31) from building a pool of
+// thousands of threads. If the system refuses to start threads, the pool runs with those it
+// got (possibly none: the kernels then run in the calling thread), never hangs or throws.
+int max_num_threads();
 
 // Calls fn(lo, hi) on disjoint chunks covering [begin, end), each at least `grain` long
 // (except possibly the last). The chunking depends only on the range and grain, never on

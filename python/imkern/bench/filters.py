@@ -62,6 +62,11 @@ CASES = [
                 lambda cv2, x, out: (lambda: cv2.blur(x, (15, 15), dst=out, borderType=cv2.BORDER_REFLECT_101)),
                 (H, W, 3), np.uint8),
          bytes=2 * H * W * 3),
+    Case("box 15x15 float32 3840x2160x3", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.box(x, 15, out=out)),
+                lambda cv2, x, out: (lambda: cv2.blur(x, (15, 15), dst=out, borderType=cv2.BORDER_REFLECT_101)),
+                (H, W, 3), np.float32),
+         bytes=2 * H * W * 3 * 4),
 ]
 
 

@@ -12,8 +12,28 @@ from .._kernels import gaussian_kernels
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 
 
-def _acc_dtype(dt: np.dtype) -> np.dtype:
-    return np.dtype(np.float64) if dt == np.float64 else np.dtype(np.float32)
+def _acc_dtype(dt: np.dtype, odt=None) -> np.dtype:
+    """The accumulation type: float64 when the input or the output is float64, else float32."""
+    return np.dtype(np.float64) if np.float64 in (dt, odt) else np.dtype(np.float32)
+
+
+def _out_dtype(image, dtype):
+    """The output dtype for ``dtype=`` (cv2's ddepth): None (the input's), float32 or float64.
+
+    Validated before anything runs; the kernels write this dtype directly (no second pass).
+    """
+    if dtype is None:
+        return None
+    try:
+        odt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype: expected None, float32 or float64, got {dtype!r}") from e
+    idt = np.dtype(image.dtype) if hasattr(image, "dtype") else None
+    if odt == idt:
+        return None
+    if odt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype: expected None (the image's dtype), float32 or float64, got {odt}")
+    return odt
 
 
 def _kernel2d(kernel, name="kernel") -> np.ndarray:
@@ -30,30 +50,31 @@ def _kernel1d(kernel, name) -> np.ndarray:
     return np.ascontiguousarray(k)
 
 
-def _device_weights(k: np.ndarray, dt):
+def _device_weights(k: np.ndarray, dt, odt=None):
     """The kernel as a device array of the accumulation type (on the current device and stream)."""
     import cupy
 
-    return cupy.asarray(k.astype(_acc_dtype(dt)).ravel())
+    return cupy.asarray(k.astype(_acc_dtype(dt, odt)).ravel())
 
 
-def _correlate(image, k: np.ndarray, ay: int, ax: int, border: str, cval: float, out):
+def _correlate(image, k: np.ndarray, ay: int, ax: int, border: str, cval: float, out, dtype=None):
     b = BORDER_CODES[parse_border(border)]
     cval = A.as_float(cval, "cval")
+    odt = _out_dtype(image, dtype)
     kh, kw = k.shape
 
     def cpu(src, dst):
         _core.correlate(src, dst, k, ay, ax, b, cval)
 
     def cuda(code, src, dst, stream):
-        w = _device_weights(k, src.dtype)
-        _core.cuda_correlate(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
-                             w.data.ptr, kh, kw, ay, ax, b, cval, stream)
+        w = _device_weights(k, src.dtype, dst.dtype)
+        _core.cuda_correlate(code, src.data.ptr, A.image_desc(src), A.DTYPE_CODES[np.dtype(dst.dtype)],
+                             dst.data.ptr, A.image_desc(dst), w.data.ptr, kh, kw, ay, ax, b, cval, stream)
 
-    return _run(image, out, cpu, cuda)
+    return _run(image, out, cpu, cuda, out_dtype=odt)
 
 
-def correlate(image, kernel, *, border="reflect101", cval=0.0, out=None):
+def correlate(image, kernel, *, border="reflect101", cval=0.0, dtype=None, out=None):
     """2-D correlation with an arbitrary kernel.
 
     ``out[y, x] = sum_{i, j} kernel[i, j] * image[y + i - kh // 2, x + j - kw // 2]``; the anchor
@@ -65,10 +86,13 @@ def correlate(image, kernel, *, border="reflect101", cval=0.0, out=None):
         kernel: 2-D array of weights (any size; converted to the accumulation type).
         border: border mode (see the module docstring).
         cval: the value outside the image for ``border="constant"``.
-        out: optional array of the input's shape, dtype and kind to write into.
+        dtype: the output dtype: None (the input's), float32 or float64, as cv2's ``ddepth``.
+            A uint8 image with a derivative kernel keeps its negative half as float32
+            (accumulation in float32; float64 when the input or the output is float64).
+        out: optional array of the input's shape and kind, of the output dtype, to write into.
 
     Returns:
-        The filtered image: same kind, shape and dtype as ``image``.
+        The filtered image: same kind and shape as ``image``, dtype ``dtype`` or the image's.
 
     Example:
         >>> import numpy as np, imkern
@@ -77,14 +101,14 @@ def correlate(image, kernel, *, border="reflect101", cval=0.0, out=None):
         5.0
     """
     k = _kernel2d(kernel)
-    return _correlate(image, k, k.shape[0] // 2, k.shape[1] // 2, border, cval, out)
+    return _correlate(image, k, k.shape[0] // 2, k.shape[1] // 2, border, cval, out, dtype)
 
 
-def convolve(image, kernel, *, border="reflect101", cval=0.0, out=None):
+def convolve(image, kernel, *, border="reflect101", cval=0.0, dtype=None, out=None):
     """2-D convolution: :func:`correlate` with the kernel flipped on both axes.
 
     The center of the unflipped kernel, ``kernel.shape // 2``, lands on the output pixel, as in
-    scipy.ndimage.convolve with origin 0 (for even sizes too).
+    scipy.ndimage.convolve with origin 0 (for even sizes too). ``dtype`` as in :func:`correlate`.
 
     Example:
         >>> import numpy as np, imkern
@@ -95,12 +119,13 @@ def convolve(image, kernel, *, border="reflect101", cval=0.0, out=None):
     """
     k = _kernel2d(kernel)
     kh, kw = k.shape
-    return _correlate(image, k[::-1, ::-1].copy(), kh - 1 - kh // 2, kw - 1 - kw // 2, border, cval, out)
+    return _correlate(image, k[::-1, ::-1].copy(), kh - 1 - kh // 2, kw - 1 - kw // 2, border, cval, out, dtype)
 
 
-def _sep(image, ky: np.ndarray, kx: np.ndarray, border: str, cval: float, out):
+def _sep(image, ky: np.ndarray, kx: np.ndarray, border: str, cval: float, out, dtype=None):
     b = BORDER_CODES[parse_border(border)]
     cval = A.as_float(cval, "cval")
+    odt = _out_dtype(image, dtype)
     kh, kw = ky.shape[0], kx.shape[0]
     ay, ax = kh // 2, kw // 2
 
@@ -108,19 +133,22 @@ def _sep(image, ky: np.ndarray, kx: np.ndarray, border: str, cval: float, out):
         _core.sep_filter(src, dst, ky, ay, kx, ax, b, cval)
 
     def cuda(code, src, dst, stream):
-        wy = _device_weights(ky, src.dtype)
-        wx = _device_weights(kx, src.dtype)
-        _core.cuda_sep_filter(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
-                              wy.data.ptr, kh, ay, wx.data.ptr, kw, ax, b, cval, stream)
+        wy = _device_weights(ky, src.dtype, dst.dtype)
+        wx = _device_weights(kx, src.dtype, dst.dtype)
+        _core.cuda_sep_filter(code, src.data.ptr, A.image_desc(src), A.DTYPE_CODES[np.dtype(dst.dtype)],
+                              dst.data.ptr, A.image_desc(dst), wy.data.ptr, kh, ay, wx.data.ptr, kw, ax, b, cval,
+                              stream)
 
-    return _run(image, out, cpu, cuda)
+    return _run(image, out, cpu, cuda, out_dtype=odt)
 
 
-def sep_filter(image, kernel_y, kernel_x, *, border="reflect101", cval=0.0, out=None):
+def sep_filter(image, kernel_y, kernel_x, *, border="reflect101", cval=0.0, dtype=None, out=None):
     """Separable filter: ``kernel_y`` down the columns, then ``kernel_x`` along the rows.
 
     Equals ``correlate(image, np.outer(kernel_y, kernel_x))`` (anchors at ``len // 2``) and
-    cv2.sepFilter2D(image, -1, kernel_x, kernel_y), in one pass over the image.
+    cv2.sepFilter2D(image, ddepth, kernel_x, kernel_y), in one pass over the image. ``dtype``
+    (None, float32 or float64) is the output dtype, as cv2's ``ddepth``: a Sobel kernel on
+    uint8 with ``dtype=np.float32`` keeps the negative half.
 
     Example:
         >>> import numpy as np, imkern
@@ -130,18 +158,21 @@ def sep_filter(image, kernel_y, kernel_x, *, border="reflect101", cval=0.0, out=
     """
     ky = _kernel1d(kernel_y, "kernel_y")
     kx = _kernel1d(kernel_x, "kernel_x")
-    return _sep(image, ky, kx, border, cval, out)
+    return _sep(image, ky, kx, border, cval, out, dtype)
 
 
-def box(image, size, *, normalize=True, border="reflect101", cval=0.0, out=None):
+def box(image, size, *, normalize=True, border="reflect101", cval=0.0, dtype=None, out=None):
     """Box filter: the mean (``normalize=True``) or sum of each ``size`` window.
 
-    Equals cv2.blur / cv2.boxFilter (anchor at the window's center ``size // 2``). Computed by
-    running sums, so the cost does not grow with the window size. Integer sums that exceed
-    the dtype's range saturate (``normalize=False``).
+    Equals cv2.blur / cv2.boxFilter (anchor at the window's center ``size // 2``). The cost
+    does not grow with the window size: running sums for integer images (exact), block
+    prefix/suffix sums for float images, so a NaN, an Inf or a huge value changes only the
+    windows that contain it (unlike running sums, cv2 and scipy). Integer sums that exceed
+    the dtype's range saturate (``normalize=False``) unless ``dtype`` asks for floats.
 
     Args:
         size: int or ``(h, w)``, positive.
+        dtype: the output dtype: None (the input's), float32 or float64 (cv2's ``ddepth``).
 
     Example:
         >>> import numpy as np, imkern
@@ -161,10 +192,10 @@ def box(image, size, *, normalize=True, border="reflect101", cval=0.0, out=None)
         _core.box(src, dst, kh, kw, ay, ax, normalize, b, cval)
 
     def cuda(code, src, dst, stream):
-        _core.cuda_box(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
-                       kh, kw, ay, ax, normalize, b, cval, stream)
+        _core.cuda_box(code, src.data.ptr, A.image_desc(src), A.DTYPE_CODES[np.dtype(dst.dtype)], dst.data.ptr,
+                       A.image_desc(dst), kh, kw, ay, ax, normalize, b, cval, stream)
 
-    return _run(image, out, cpu, cuda)
+    return _run(image, out, cpu, cuda, out_dtype=_out_dtype(image, dtype))
 
 
 def _gaussian_args(sigma, ksize, truncate):
@@ -191,7 +222,7 @@ def _gaussian_args(sigma, ksize, truncate):
     return sig, ksize, truncate
 
 
-def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cval=0.0, out=None):
+def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cval=0.0, dtype=None, out=None):
     """Gaussian blur.
 
     With ``ksize=(kh, kw)`` (odd) the kernels are cv2.getGaussianKernel's, so the result
@@ -203,6 +234,7 @@ def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cva
         sigma: a number or ``(sigma_y, sigma_x)``.
         ksize: None or ``(kh, kw)`` / an int, odd.
         truncate: radius in sigmas when ``ksize`` is None.
+        dtype: the output dtype: None (the input's), float32 or float64 (cv2's ``ddepth``).
 
     Example:
         >>> import numpy as np, imkern
@@ -212,4 +244,4 @@ def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cva
     """
     sig, ksize, truncate = _gaussian_args(sigma, ksize, truncate)
     ky, kx = gaussian_kernels(sig, ksize, truncate)
-    return _sep(image, ky, kx, border, cval, out)
+    return _sep(image, ky, kx, border, cval, out, dtype)

@@ -61,7 +61,29 @@ def _conv_geometry(x, weight, stride, padding, dilation, groups):
             f"weight: the dilated kernel ({dil[0] * (r - 1) + 1}, {dil[1] * (s - 1) + 1}) is larger than the padded "
             f"input ({h + pads[0] + pads[1]}, {w + pads[2] + pads[3]}); x shape {tuple(x.shape)}"
         )
-    return st, pads, dil, groups, (eh // st[0] + 1, ew // st[1] + 1)
+    oh, ow = eh // st[0] + 1, ew // st[1] + 1
+    _check_sizes(n, c, h, w, k, cg, r, s, st, pads, dil, oh, ow)
+    return st, pads, dil, groups, (oh, ow)
+
+
+_INT64_MAX = 2**63 - 1
+
+
+def _check_sizes(n, c, h, w, k, cg, r, s, st, pads, dil, oh, ow):
+    """Every size product the kernels form must fit in int64: OverflowError before any kernel
+    runs (a wrapped product once sized a buffer at 0 elements and the copy into it crashed)."""
+    hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
+    sizes = {
+        "the padded height and width": max(hp, wp),
+        "a block of padded rows (C * (W + pad) * dilated R)": c * wp * ((r - 1) * dil[0] + 1),
+        "the output (N * K * OH * OW)": n * k * oh * ow,
+        "the weight (K * C/groups * R * S)": k * cg * r * s,
+        "the im2col matrix (C/groups * R * S * OH * OW)": cg * r * s * oh * ow,
+        "the strided extent (OH * stride + R * dilation)": max(oh * st[0] + r * dil[0], ow * st[1] + s * dil[1]),
+    }
+    for what, v in sizes.items():
+        if v > _INT64_MAX:
+            raise OverflowError(f"conv2d: {what} = {v} elements does not fit in 64 bits")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, out=None):
