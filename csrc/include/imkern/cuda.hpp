@@ -33,6 +33,10 @@ void box_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const
 // ---- rank filters (csrc/cuda/filters/median.cu, morphology.cu)
 void median_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k,
                  Border border, double cval, void* stream);
+// fp: host footprint (fh x fw, row-major 0/1), copied to the device by the launcher.
+void morphology_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                     const uint8_t* fp, int fh, int fw, int ay, int ax, bool dilate, Border border, double cval,
+                     void* stream);
 
 }  // namespace cuda
 }  // namespace imkern

@@ -32,5 +32,10 @@ IMKERN_DECLARE_FOR_EACH_ISA(
   // converted to the dtype).
   void median(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k,
               Border border, double cval);
+  // Grey erosion (dilate=false: min) or dilation (max) over the nonzero entries of the fh x fw
+  // footprint fp (row-major 0/1), anchor (ay, ax), not mirrored: out(y, x) = op of
+  // src(y + i - ay, x + j - ax). Floats propagate NaN.
+  void morphology(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                  const uint8_t* fp, int fh, int fw, int ay, int ax, bool dilate, Border border, double cval);
 )
 }  // namespace imkern
