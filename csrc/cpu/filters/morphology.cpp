@@ -10,7 +10,7 @@
 //    for L <= 32 by doubling (windows of 1, 2, 4, ... taps, log2 L + popcount L vector
 //    passes), beyond by van Herk / Gil-Werman (block prefix and suffix scans, 3 ops per
 //    element whatever L).
-//  * Rectangles (one run per row, all equal): the vertical pass is van Herk / Gil-Werman
+//  * Rectangles taller than 16 rows (one run per row, all equal): the vertical pass is van Herk / Gil-Werman
 //    too, vectorized across the row (prefix and suffix over blocks of kh rows, then one
 //    min/max per element), so the cost per pixel does not grow with the size.
 //  * Other footprints (cross, ellipse, holes): each output row is the min/max over its runs
@@ -51,6 +51,28 @@ inline void pick_rows(T* __restrict__ dst, const T* a, const T* b, int64_t n) {
   for (; e < n; ++e) dst[e] = pick1<Max>(a[e], b[e]);
 }
 
+// dst[e] = op over k < m of src[k][e] for n elements, in one pass (m >= 1).
+template <bool Max, typename T>
+inline void pick_many(T* __restrict__ dst, const T* const* src, int m, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  int64_t e = 0;
+  for (; e + 2 * L <= n; e += 2 * L) {
+    vec_t<T> a = loadu(src[0] + e), b = loadu(src[0] + e + L);
+    for (int k = 1; k < m; ++k) {
+      a = pick<Max>(a, loadu(src[k] + e));
+      b = pick<Max>(b, loadu(src[k] + e + L));
+    }
+    storeu(dst + e, a);
+    storeu(dst + e + L, b);
+  }
+  for (; e < n; ++e) {
+    T a = src[0][e];
+    for (int k = 1; k < m; ++k) a = pick1<Max>(a, src[k][e]);
+    dst[e] = a;
+  }
+}
+
 // out[e] = op over j < len of p[e + j*C], e in [0, n). p holds n + (len-1)*C elements.
 // tmp: two scratch rows of n + (len-1)*C elements.
 template <bool Max, typename T>
@@ -60,6 +82,12 @@ void hline(const T* p, T* out, int64_t n, int64_t C, int len, T* tmp0, T* tmp1) 
     return;
   }
   const int64_t total = n + static_cast<int64_t>(len - 1) * C;
+  if (len <= 8) {  // direct: one pass, len loads per vector
+    const T* taps[8];
+    for (int j = 0; j < len; ++j) taps[j] = p + j * C;
+    pick_many<Max>(out, taps, len, n);
+    return;
+  }
   if (len <= 32) {
     // Doubling: block[e] = op of `bs` taps from e; fold in the blocks of kw's set bits.
     const T* block = p;
@@ -90,13 +118,14 @@ void hline(const T* p, T* out, int64_t n, int64_t C, int len, T* tmp0, T* tmp1) 
   T* h = tmp1;
   const int64_t npx = total / C;
   for (int64_t ch = 0; ch < C; ++ch) {
-    for (int64_t q = 0; q < npx; ++q) {
-      const T v = p[q * C + ch];
-      g[q * C + ch] = (q % len == 0) ? v : pick1<Max>(g[(q - 1) * C + ch], v);
-    }
-    for (int64_t q = npx - 1; q >= 0; --q) {
-      const T v = p[q * C + ch];
-      h[q * C + ch] = (q % len == len - 1 || q == npx - 1) ? v : pick1<Max>(h[(q + 1) * C + ch], v);
+    for (int64_t q0 = 0; q0 < npx; q0 += len) {
+      const int64_t q1 = std::min<int64_t>(npx, q0 + len);
+      T acc = p[q0 * C + ch];
+      g[q0 * C + ch] = acc;
+      for (int64_t q = q0 + 1; q < q1; ++q) g[q * C + ch] = acc = pick1<Max>(acc, p[q * C + ch]);
+      acc = p[(q1 - 1) * C + ch];
+      h[(q1 - 1) * C + ch] = acc;
+      for (int64_t q = q1 - 2; q >= q0; --q) h[q * C + ch] = acc = pick1<Max>(acc, p[q * C + ch]);
     }
   }
   const int64_t span = static_cast<int64_t>(len - 1) * C;
@@ -131,13 +160,16 @@ void morph_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
     }
   }
   if (runs.empty()) throw std::invalid_argument("footprint: has no nonzero element");
-  bool rect = static_cast<int>(runs.size()) == fh && lens.size() == 1 && lens[0] == fw;
+  // Rectangles up to 16 rows take the run path (fh - 1 vector ops per element on rows that
+  // stay in L1, written row by row); taller ones the vertical van Herk (3 per element).
+  const bool rect = static_cast<int>(runs.size()) == fh && lens.size() == 1 && lens[0] == fw && fh > 16;
   const int nl = static_cast<int>(lens.size());
   const int left = ax, right = fw - 1 - ax;
-  // Column strips keep the per-thread buffers within ~1 MiB.
+  // Column strips keep the per-thread buffers within a few MiB (whole rows when they fit:
+  // output rows are then written sequentially).
   const int64_t chunk = filter_grain(rows, fh, get_num_threads());
-  const int64_t per_row = rect ? 2 * (chunk + fh) : static_cast<int64_t>(fh) * nl + 4;
-  int64_t SW = std::max<int64_t>(16, (int64_t{1} << 20) / (per_row * C * static_cast<int64_t>(sizeof(T))));
+  const int64_t per_row = rect ? 2 * (2 * chunk + fh) : static_cast<int64_t>(fh) * nl + 4;
+  int64_t SW = std::max<int64_t>(16, (int64_t{8} << 20) / (per_row * C * static_cast<int64_t>(sizeof(T))));
   SW = std::min<int64_t>(SW, W);
   parallel_for(0, rows, chunk, [&](int64_t t0, int64_t t1) {
     const int64_t padn = (SW + left + right) * C;
@@ -198,12 +230,19 @@ void morph_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
                 tag[slot] = sy;
               }
             }
-            for (const Run& r : runs) {
-              const int64_t sy = y - ay + r.row;
-              const int slot = static_cast<int>(((sy % fh) + fh) % fh);
-              const T* q = ring + (static_cast<int64_t>(slot) * nl + r.len_index) * rl + static_cast<int64_t>(r.col) * C;
-              if (first) std::copy(q, q + n, out);
-              else pick_rows<Max>(out, out, q, n);
+            // All runs combined in one pass over the output row (in groups of 16 sources).
+            const int nr = static_cast<int>(runs.size());
+            for (int r0 = 0; r0 < nr; r0 += 16) {
+              const T* srcs[17];
+              int m = 0;
+              if (!first) srcs[m++] = out;
+              for (int ri = r0; ri < std::min(nr, r0 + 16); ++ri) {
+                const Run& r = runs[ri];
+                const int64_t sy = y - ay + r.row;
+                const int slot = static_cast<int>(((sy % fh) + fh) % fh);
+                srcs[m++] = ring + (static_cast<int64_t>(slot) * nl + r.len_index) * rl + static_cast<int64_t>(r.col) * C;
+              }
+              pick_many<Max>(out, srcs, m, n);
               first = false;
             }
           }
