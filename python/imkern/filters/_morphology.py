@@ -82,7 +82,8 @@ def _identity(dt, dilate: bool) -> float:
     dt = np.dtype(dt)
     if dt.kind == "u":
         return float(np.iinfo(dt).min if dilate else np.iinfo(dt).max)
-    return float("-inf") if dilate else float("inf")
+    # OpenCV's default border value saturated to the type: the largest finite float
+    return float(-np.finfo(dt).max if dilate else np.finfo(dt).max)
 
 
 def _check_dtype(image):
@@ -150,8 +151,9 @@ _ARGS_DOC = """
             center ``(h // 2, w // 2)`` and not mirrored, as OpenCV does.
         iterations: number of passes (a rectangle's passes run as one pass of the enlarged
             rectangle, as OpenCV does); 0 copies the image.
-        border: None (default): pixels outside the image are ignored (OpenCV's default border
-            value); or any border mode of imkern.filters.
+        border: None (default): pixels outside the image are ignored, as OpenCV's default
+            border value does (for floats they count as the largest finite value for erode, the
+            lowest for dilate, exactly as in OpenCV); or any border mode of imkern.filters.
         cval: the value outside the image for ``border="constant"``.
         out: optional array of the input's shape, dtype and kind to write into.
 """
@@ -209,6 +211,9 @@ def _combine(image, a, b, out, saturate_sub=True):
     target, final = A.prepare_out(out, image, kind, dt)
     if dt.kind == "u":
         xp.subtract(xp.maximum(a, b), b, out=target)
+    elif kind == "numpy":
+        with np.errstate(over="ignore", invalid="ignore"):  # +-max float borders give inf, as in OpenCV
+            np.subtract(a, b, out=target)
     else:
         xp.subtract(a, b, out=target)
     return A.finish_out(target, final)

@@ -142,3 +142,35 @@ def median(image, size, *, border="replicate", cval=0.0, out=None):
         out[...] = res
         return out
     return res
+
+
+# ---- morphology -----------------------------------------------------------------------------------
+__all__ += ["erode", "dilate"]
+
+
+def _morph_ref(image, footprint, dilate, border, cval):
+    fp = np.asarray(footprint) != 0
+    fh, fw = fp.shape
+    x = np.asarray(image)
+    if border is None:  # outside pixels ignored: the op's identity
+        dt = x.dtype
+        if dt.kind == "u":
+            cval = np.iinfo(dt).min if dilate else np.iinfo(dt).max
+        else:
+            cval = -np.finfo(dt).max if dilate else np.finfo(dt).max  # OpenCV's saturated default
+        border = "constant"
+    w = _windows(x, fh, fw, fh // 2, fw // 2, border, cval)
+    vals = w[..., fp]  # (N, H, W, C, count); NaN propagates through np.max / np.min
+    res = vals.max(axis=-1) if dilate else vals.min(axis=-1)
+    return res.reshape(x.shape)
+
+
+def erode(image, footprint, *, border=None, cval=0.0):
+    """Minimum over the footprint's nonzero entries, anchored at (h // 2, w // 2), not mirrored;
+    border None: outside pixels ignored."""
+    return _morph_ref(image, footprint, False, border, cval)
+
+
+def dilate(image, footprint, *, border=None, cval=0.0):
+    """Maximum over the footprint's nonzero entries (not mirrored); border None: outside ignored."""
+    return _morph_ref(image, footprint, True, border, cval)
