@@ -61,3 +61,31 @@ CASES = [
                 (H, W, 3), np.uint8),
          bytes=2 * H * W * 3),
 ]
+
+# ---- rank filters and morphology (OpenCV's defaults: median border replicate, morphology
+# border ignored) ------------------------------------------------------------------------------
+_RECT5 = np.ones((5, 5), np.uint8)
+_RECT15 = np.ones((15, 15), np.uint8)
+
+CASES += [
+    Case("median 5x5 uint8 3840x2160", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.median(x, 5, out=out)),
+                lambda cv2, x, out: (lambda: cv2.medianBlur(x, 5, dst=out)),
+                (H, W), np.uint8),
+         bytes=2 * H * W),
+    Case("median 15x15 uint8 3840x2160", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.median(x, 15, out=out)),
+                lambda cv2, x, out: (lambda: cv2.medianBlur(x, 15, dst=out)),
+                (H, W), np.uint8),
+         bytes=2 * H * W),
+    Case("erode 5x5 uint8 3840x2160", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.erode(x, _RECT5, out=out)),
+                lambda cv2, x, out: (lambda: cv2.erode(x, _RECT5, dst=out)),
+                (H, W), np.uint8),
+         bytes=2 * H * W),
+    Case("dilate 15x15 uint8 3840x2160", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.dilate(x, _RECT15, out=out)),
+                lambda cv2, x, out: (lambda: cv2.dilate(x, _RECT15, dst=out)),
+                (H, W), np.uint8),
+         bytes=2 * H * W),
+]
