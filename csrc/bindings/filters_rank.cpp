@@ -67,6 +67,16 @@ IMKERN_BINDINGS(filters_rank) {
     IMKERN_CALL(morphology, p.dt, p.src, p.s, p.dst, p.d, f.data(), fh, fw, ay, ax, dilate, b, cval);
   });
 
+  m.def("bilateral", [](const py::array& src, py::array& dst, int radius, double sigma_color, double sigma_space,
+                        int border) {
+    Images p = images(src, dst);
+    if (radius < 1) throw std::invalid_argument("d: the window radius must be positive");
+    if (!(sigma_color > 0) || !(sigma_space > 0)) throw std::invalid_argument("sigma: must be positive");
+    Border b = rank_border(border);
+    py::gil_scoped_release nogil;
+    IMKERN_CALL(bilateral, p.dt, p.src, p.s, p.dst, p.d, radius, sigma_color, sigma_space, b);
+  });
+
 #if defined(IMKERN_WITH_CUDA)
   m.def("cuda_median", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst, const py::tuple& dd, int k,
                           int border, double cval, uintptr_t stream) {
@@ -88,6 +98,15 @@ IMKERN_BINDINGS(filters_rank) {
     imkern::cuda::morphology_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s,
                                   reinterpret_cast<void*>(dst), d, f.data(), fh, fw, ay, ax, dilate, b, cval,
                                   reinterpret_cast<void*>(stream));
+  });
+  m.def("cuda_bilateral", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst, const py::tuple& dd,
+                             int radius, double sigma_color, double sigma_space, int border, uintptr_t stream) {
+    ImageDesc s = desc_from_tuple(sd), d = desc_from_tuple(dd);
+    Border b = rank_border(border);
+    py::gil_scoped_release nogil;
+    imkern::cuda::bilateral_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s,
+                                 reinterpret_cast<void*>(dst), d, radius, sigma_color, sigma_space, b,
+                                 reinterpret_cast<void*>(stream));
   });
 #endif
 }

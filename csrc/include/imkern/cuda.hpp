@@ -37,6 +37,8 @@ void median_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, co
 void morphology_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                      const uint8_t* fp, int fh, int fw, int ay, int ax, bool dilate, Border border, double cval,
                      void* stream);
+void bilateral_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int radius,
+                    double sigma_color, double sigma_space, Border border, void* stream);
 
 }  // namespace cuda
 }  // namespace imkern

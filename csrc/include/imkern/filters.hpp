@@ -37,5 +37,9 @@ IMKERN_DECLARE_FOR_EACH_ISA(
   // src(y + i - ay, x + j - ax). Floats propagate NaN.
   void morphology(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                   const uint8_t* fp, int fh, int fw, int ay, int ax, bool dilate, Border border, double cval);
+  // Bilateral filter as cv2.bilateralFilter (window radius `radius`, circular), uint8 or
+  // float32 with 1 or 3 channels; sigmas positive.
+  void bilateral(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int radius,
+                 double sigma_color, double sigma_space, Border border);
 )
 }  // namespace imkern

@@ -31,3 +31,5 @@ from ._morphology import (  # noqa: E402
     blackhat, closing, dilate, erode, footprint, maximum_filter, minimum_filter, morph_gradient, opening, tophat)
 __all__ += ["footprint", "erode", "dilate", "opening", "closing", "morph_gradient", "tophat", "blackhat",
             "minimum_filter", "maximum_filter"]
+from ._bilateral import bilateral  # noqa: E402
+__all__ += ["bilateral"]

@@ -174,3 +174,29 @@ def erode(image, footprint, *, border=None, cval=0.0):
 def dilate(image, footprint, *, border=None, cval=0.0):
     """Maximum over the footprint's nonzero entries (not mirrored); border None: outside ignored."""
     return _morph_ref(image, footprint, True, border, cval)
+
+
+# ---- bilateral ------------------------------------------------------------------------------------
+__all__ += ["bilateral"]
+
+
+def bilateral(image, d, sigma_color, sigma_space, *, border="reflect101"):
+    """cv2.bilateralFilter's definition in float64: a disc of radius max(d // 2, 1), Gaussian
+    space weights, Gaussian color weights of the L1 color distance (exact exp; OpenCV's
+    float32 path interpolates a 4096-bins-per-channel table, within 1e-4 of this)."""
+    x = _as_nhwc(image).astype(np.float64)
+    r = max(int(d) // 2, 1)
+    p = _pad(x, r, r, r, r, border, 0.0)
+    _, h, w, _ = x.shape
+    num = np.zeros_like(x)
+    den = np.zeros(x.shape[:3] + (1,))
+    for i in range(-r, r + 1):
+        for j in range(-r, r + 1):
+            if i * i + j * j > r * r:
+                continue
+            v = p[:, r + i : r + i + h, r + j : r + j + w, :]
+            dist = np.abs(v - x).sum(axis=-1, keepdims=True)
+            wgt = np.exp(-(i * i + j * j) / (2.0 * sigma_space**2)) * np.exp(-(dist**2) / (2.0 * sigma_color**2))
+            num += wgt * v
+            den += wgt
+    return _cast(num / den, image, None)
