@@ -89,3 +89,11 @@ CASES += [
                 (H, W), np.uint8),
          bytes=2 * H * W),
 ]
+
+CASES += [
+    Case("bilateral d9 uint8 1920x1080x3", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.bilateral(x, 9, 75.0, 75.0, out=out)),
+                lambda cv2, x, out: (lambda: cv2.bilateralFilter(x, 9, 75.0, 75.0, dst=out)),
+                (1080, 1920, 3), np.uint8),
+         bytes=2 * 1080 * 1920 * 3),
+]
