@@ -41,9 +41,15 @@ void correlate_cuda(DType dtype, const void* src, const ImageDesc& s, DType out_
 void box_cuda(DType dtype, const void* src, const ImageDesc& s, DType out_dtype, void* dst, const ImageDesc& d, int kh, int kw,
               int ay, int ax, bool normalize, Border border, double cval, void* stream);
 
-// ---- rank filters (csrc/cuda/filters/median.cu)
+// ---- rank filters (csrc/cuda/filters/median.cu, morphology.cu, bilateral.cu)
 void median_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k,
                  Border border, double cval, void* stream);
+// fp: host footprint (fh x fw, row-major 0/1), copied to the device by the launcher.
+void morphology_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                     const uint8_t* fp, int fh, int fw, int ay, int ax, bool dilate, Border border, double cval,
+                     void* stream);
+void bilateral_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int radius,
+                    double sigma_color, double sigma_space, Border border, void* stream);
 
 }  // namespace cuda
 }  // namespace imkern
@@ -56,5 +62,14 @@ IMKERN_DECLARE_FOR_EACH_ISA(
   // converted to the dtype).
   void median(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k,
               Border border, double cval);
+  // Grey erosion (dilate=false: min) or dilation (max) over the nonzero entries of the fh x fw
+  // footprint fp (row-major 0/1), anchor (ay, ax), not mirrored: out(y, x) = op of
+  // src(y + i - ay, x + j - ax). Floats propagate NaN.
+  void morphology(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                  const uint8_t* fp, int fh, int fw, int ay, int ax, bool dilate, Border border, double cval);
+  // Bilateral filter as cv2.bilateralFilter (window radius `radius`, circular), uint8 or
+  // float32 with 1 or 3 channels; sigmas positive.
+  void bilateral(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int radius,
+                 double sigma_color, double sigma_space, Border border);
 )
 }  // namespace imkern

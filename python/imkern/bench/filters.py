@@ -62,7 +62,7 @@ CASES = [
                 lambda cv2, x, out: (lambda: cv2.blur(x, (15, 15), dst=out, borderType=cv2.BORDER_REFLECT_101)),
                 (H, W, 3), np.uint8),
          bytes=2 * H * W * 3),
-    Case("box 15x15 float32 3840x2160x3", "cpu",
+    Case("box 15x15 float32 2160x3840x3", "cpu",
          _setup(lambda imkern, x, out: (lambda: imkern.filters.box(x, 15, out=out)),
                 lambda cv2, x, out: (lambda: cv2.blur(x, (15, 15), dst=out, borderType=cv2.BORDER_REFLECT_101)),
                 (H, W, 3), np.float32),
@@ -198,3 +198,38 @@ _CUDA_CASES = [
          bytes=_nbytes((2160, 3840), np.float32)),
 ]
 CASES += _CUDA_CASES
+# ---- rank filters and morphology (OpenCV's defaults: median border replicate, morphology
+# border ignored) ------------------------------------------------------------------------------
+_RECT5 = np.ones((5, 5), np.uint8)
+_RECT15 = np.ones((15, 15), np.uint8)
+
+CASES += [
+    Case("median 5x5 uint8 2160x3840", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.median(x, 5, out=out)),
+                lambda cv2, x, out: (lambda: cv2.medianBlur(x, 5, dst=out)),
+                (H, W), np.uint8),
+         bytes=2 * H * W),
+    Case("median 15x15 uint8 2160x3840", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.median(x, 15, out=out)),
+                lambda cv2, x, out: (lambda: cv2.medianBlur(x, 15, dst=out)),
+                (H, W), np.uint8),
+         bytes=2 * H * W),
+    Case("erode 5x5 uint8 2160x3840", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.erode(x, _RECT5, out=out)),
+                lambda cv2, x, out: (lambda: cv2.erode(x, _RECT5, dst=out)),
+                (H, W), np.uint8),
+         bytes=2 * H * W),
+    Case("dilate 15x15 uint8 2160x3840", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.dilate(x, _RECT15, out=out)),
+                lambda cv2, x, out: (lambda: cv2.dilate(x, _RECT15, dst=out)),
+                (H, W), np.uint8),
+         bytes=2 * H * W),
+]
+
+CASES += [
+    Case("bilateral d9 uint8 1080x1920x3", "cpu",
+         _setup(lambda imkern, x, out: (lambda: imkern.filters.bilateral(x, 9, 75.0, 75.0, out=out)),
+                lambda cv2, x, out: (lambda: cv2.bilateralFilter(x, 9, 75.0, 75.0, dst=out)),
+                (1080, 1920, 3), np.uint8),
+         bytes=2 * 1080 * 1920 * 3),
+]

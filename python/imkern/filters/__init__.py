@@ -27,3 +27,9 @@ from ._linear import box, convolve, correlate, gaussian, sep_filter
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 from ._median import median  # noqa: E402
 __all__ += ["median"]
+from ._morphology import (  # noqa: E402
+    blackhat, closing, dilate, erode, footprint, maximum_filter, minimum_filter, morph_gradient, opening, tophat)
+__all__ += ["footprint", "erode", "dilate", "opening", "closing", "morph_gradient", "tophat", "blackhat",
+            "minimum_filter", "maximum_filter"]
+from ._bilateral import bilateral  # noqa: E402
+__all__ += ["bilateral"]

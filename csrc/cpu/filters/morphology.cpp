@@ -1,0 +1,268 @@
+// Grey erosion / dilation with a flat footprint (compiled per ISA).
+//
+// out(y, x) = min (erode) or max (dilate) over the footprint's nonzero (i, j) of
+// src(y + i - ay, x + j - ax), out-of-image pixels by the border rule (the Python layer
+// turns "outside pixels ignored" into a constant border holding the op's identity).
+// Floats: NaN propagates (a window holding NaN gives NaN), as max-pooling does.
+//
+// The footprint is split into horizontal runs (per row, maximal spans of ones).
+//  * Every run length L in use gives a horizontal 1-D min/max of each padded source row:
+//    for L <= 32 by doubling (windows of 1, 2, 4, ... taps, log2 L + popcount L vector
+//    passes), beyond by van Herk / Gil-Werman (block prefix and suffix scans, 3 ops per
+//    element whatever L).
+//  * Rectangles taller than 16 rows (one run per row, all equal): the vertical pass is van Herk / Gil-Werman
+//    too, vectorized across the row (prefix and suffix over blocks of kh rows, then one
+//    min/max per element), so the cost per pixel does not grow with the size.
+//  * Other footprints (cross, ellipse, holes): each output row is the min/max over its runs
+//    of the shifted filtered rows (one vector op per run and element).
+// bytes/pixel ~ 2 sizeof(T) C (+ the strip buffers, cache resident).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "imkern/filters.hpp"
+#include "imkern/parallel.hpp"
+#include "filters/filter_rows.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+namespace {
+
+// min / max; floats propagate NaN.
+template <bool Max, typename V>
+inline V pick(V a, V b) {
+  if constexpr (Max) return (a > b) | (a != a) ? a : b;
+  else return (a < b) | (a != a) ? a : b;
+}
+template <bool Max, typename T>
+inline T pick1(T a, T b) {
+  if constexpr (Max) return (a > b || a != a) ? a : b;
+  else return (a < b || a != a) ? a : b;
+}
+
+// dst[e] = op(a[e], b[e]) for n elements.
+template <bool Max, typename T>
+inline void pick_rows(T* __restrict__ dst, const T* a, const T* b, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  int64_t e = 0;
+  for (; e + L <= n; e += L) storeu(dst + e, pick<Max>(loadu(a + e), loadu(b + e)));
+  for (; e < n; ++e) dst[e] = pick1<Max>(a[e], b[e]);
+}
+
+// dst[e] = op over k < m of src[k][e] for n elements, in one pass (m >= 1).
+template <bool Max, typename T>
+inline void pick_many(T* __restrict__ dst, const T* const* src, int m, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  int64_t e = 0;
+  for (; e + 2 * L <= n; e += 2 * L) {
+    vec_t<T> a = loadu(src[0] + e), b = loadu(src[0] + e + L);
+    for (int k = 1; k < m; ++k) {
+      a = pick<Max>(a, loadu(src[k] + e));
+      b = pick<Max>(b, loadu(src[k] + e + L));
+    }
+    storeu(dst + e, a);
+    storeu(dst + e + L, b);
+  }
+  for (; e < n; ++e) {
+    T a = src[0][e];
+    for (int k = 1; k < m; ++k) a = pick1<Max>(a, src[k][e]);
+    dst[e] = a;
+  }
+}
+
+// out[e] = op over j < len of p[e + j*C], e in [0, n). p holds n + (len-1)*C elements.
+// tmp: two scratch rows of n + (len-1)*C elements.
+template <bool Max, typename T>
+void hline(const T* p, T* out, int64_t n, int64_t C, int len, T* tmp0, T* tmp1) {
+  if (len == 1) {
+    std::copy(p, p + n, out);
+    return;
+  }
+  const int64_t total = n + static_cast<int64_t>(len - 1) * C;
+  if (len <= 8) {  // direct: one pass, len loads per vector
+    const T* taps[8];
+    for (int j = 0; j < len; ++j) taps[j] = p + j * C;
+    pick_many<Max>(out, taps, len, n);
+    return;
+  }
+  if (len <= 32) {
+    // Doubling: block[e] = op of `bs` taps from e; fold in the blocks of kw's set bits.
+    const T* block = p;
+    int64_t bs = 1, offset = 0, valid = total;
+    bool first = true;
+    T* ping = tmp0;
+    for (int rem = len;;) {
+      if (rem & 1) {
+        const T* q = block + offset * C;
+        if (first) std::copy(q, q + n, out);
+        else pick_rows<Max>(out, out, q, n);
+        first = false;
+        offset += bs;
+      }
+      rem >>= 1;
+      if (!rem) break;
+      const int64_t nvalid = valid - bs * C;
+      pick_rows<Max>(ping, block, block + bs * C, nvalid);
+      block = ping;
+      ping = ping == tmp0 ? tmp1 : tmp0;
+      valid = nvalid;
+      bs *= 2;
+    }
+    return;
+  }
+  // van Herk / Gil-Werman per channel: prefix (g) and suffix (h) scans over blocks of len.
+  T* g = tmp0;
+  T* h = tmp1;
+  const int64_t npx = total / C;
+  for (int64_t ch = 0; ch < C; ++ch) {
+    for (int64_t q0 = 0; q0 < npx; q0 += len) {
+      const int64_t q1 = std::min<int64_t>(npx, q0 + len);
+      T acc = p[q0 * C + ch];
+      g[q0 * C + ch] = acc;
+      for (int64_t q = q0 + 1; q < q1; ++q) g[q * C + ch] = acc = pick1<Max>(acc, p[q * C + ch]);
+      acc = p[(q1 - 1) * C + ch];
+      h[(q1 - 1) * C + ch] = acc;
+      for (int64_t q = q1 - 2; q >= q0; --q) h[q * C + ch] = acc = pick1<Max>(acc, p[q * C + ch]);
+    }
+  }
+  const int64_t span = static_cast<int64_t>(len - 1) * C;
+  pick_rows<Max>(out, h, g + span, n);
+}
+
+struct Run {
+  int row, col, len_index;
+};
+
+template <bool Max, typename T>
+void morph_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const uint8_t* fp, int fh, int fw,
+                int ay, int ax, Border border, T cv) {
+  const int64_t H = s.h, W = s.w, C = s.c;
+  const int64_t rows = s.n * H;
+  // Runs of the footprint and the distinct run lengths.
+  std::vector<int> lens;
+  std::vector<Run> runs;
+  for (int i = 0; i < fh; ++i) {
+    for (int j = 0; j < fw;) {
+      if (!fp[i * fw + j]) {
+        ++j;
+        continue;
+      }
+      int e = j;
+      while (e < fw && fp[i * fw + e]) ++e;
+      const int len = e - j;
+      int li = static_cast<int>(std::find(lens.begin(), lens.end(), len) - lens.begin());
+      if (li == static_cast<int>(lens.size())) lens.push_back(len);
+      runs.push_back(Run{i, j, li});
+      j = e;
+    }
+  }
+  if (runs.empty()) throw std::invalid_argument("footprint: has no nonzero element");
+  // Rectangles up to 16 rows take the run path (fh - 1 vector ops per element on rows that
+  // stay in L1, written row by row); taller ones the vertical van Herk (3 per element).
+  const bool rect = static_cast<int>(runs.size()) == fh && lens.size() == 1 && lens[0] == fw && fh > 16;
+  const int nl = static_cast<int>(lens.size());
+  const int left = ax, right = fw - 1 - ax;
+  // Column strips keep the per-thread buffers within a few MiB (whole rows when they fit:
+  // output rows are then written sequentially).
+  const int64_t chunk = filter_grain(rows, fh, get_num_threads());
+  const int64_t per_row = rect ? 2 * (2 * chunk + fh) : static_cast<int64_t>(fh) * nl + 4;
+  int64_t SW = std::max<int64_t>(16, (int64_t{8} << 20) / (per_row * C * static_cast<int64_t>(sizeof(T))));
+  SW = std::min<int64_t>(SW, W);
+  parallel_for(0, rows, chunk, [&](int64_t t0, int64_t t1) {
+    const int64_t padn = (SW + left + right) * C;
+    T* pad = thread_scratch<T>(0, padn);
+    T* tmp0 = thread_scratch<T>(1, padn);
+    T* tmp1 = thread_scratch<T>(2, padn);
+    for (int64_t t = t0; t < t1;) {
+      const int64_t b = t / H, y0 = t % H;
+      const int64_t y1 = std::min<int64_t>(H, y0 + (t1 - t));
+      t += y1 - y0;
+      const int64_t nsrc = (y1 - y0) + fh - 1;
+      for (int64_t x0 = 0; x0 < W; x0 += SW) {
+        const int64_t x1 = std::min<int64_t>(W, x0 + SW), n = (x1 - x0) * C;
+        // Source row sy, columns [x0 - left, x1 + right), padded by the border rule.
+        auto load = [&](int64_t sy) {
+          const int64_t yy = border_index(sy, H, border);
+          load_padded_segment<T, T>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), pad, W, C, x0, x1, left, right,
+                                    border, cv);
+        };
+        if (rect) {
+          // R rows (horizontal pass), then vertical van Herk: P (block prefix), R -> suffix.
+          T* R = thread_scratch<T>(3, static_cast<size_t>(nsrc * n));
+          T* P = thread_scratch<T>(4, static_cast<size_t>(nsrc * n));
+          for (int64_t q = 0; q < nsrc; ++q) {
+            load(y0 - ay + q);
+            hline<Max, T>(pad, R + q * n, n, C, fw, tmp0, tmp1);
+          }
+          if (fh == 1) {
+            for (int64_t q = 0; q < nsrc; ++q) std::copy(R + q * n, R + q * n + n, row_ptr<T>(dst, d, b, y0 + q) + x0 * C);
+            continue;
+          }
+          for (int64_t q = 0; q < nsrc; ++q) {
+            if (q % fh == 0) std::copy(R + q * n, R + q * n + n, P + q * n);
+            else pick_rows<Max>(P + q * n, P + (q - 1) * n, R + q * n, n);
+          }
+          for (int64_t q = nsrc - 2; q >= 0; --q)
+            if (q % fh != fh - 1) pick_rows<Max>(R + q * n, R + (q + 1) * n, R + q * n, n);
+          for (int64_t q = 0; q < y1 - y0; ++q)
+            pick_rows<Max>(row_ptr<T>(dst, d, b, y0 + q) + x0 * C, R + q * n, P + (q + fh - 1) * n, n);
+        } else {
+          // Ring of fh source rows, each filtered for every run length.
+          const int64_t rl = n + static_cast<int64_t>(fw) * C;  // filtered row length (with the shift room)
+          T* ring = thread_scratch<T>(3, static_cast<size_t>(fh) * nl * rl);
+          std::vector<int64_t> tag(fh, INT64_MIN);
+          for (int64_t y = y0; y < y1; ++y) {
+            T* out = row_ptr<T>(dst, d, b, y) + x0 * C;
+            bool first = true;
+            for (int i = 0; i < fh; ++i) {
+              const int64_t sy = y - ay + i;
+              const int slot = static_cast<int>(((sy % fh) + fh) % fh);
+              T* rows_l = ring + static_cast<int64_t>(slot) * nl * rl;
+              if (tag[slot] != sy) {
+                load(sy);
+                // Filtered row for length L covers window starts [0, n + (fw - L) * C).
+                for (int li = 0; li < nl; ++li)
+                  hline<Max, T>(pad, rows_l + li * rl, n + static_cast<int64_t>(fw - lens[li]) * C, C, lens[li],
+                                tmp0, tmp1);
+                tag[slot] = sy;
+              }
+            }
+            // All runs combined in one pass over the output row (in groups of 16 sources).
+            const int nr = static_cast<int>(runs.size());
+            for (int r0 = 0; r0 < nr; r0 += 16) {
+              const T* srcs[17];
+              int m = 0;
+              if (!first) srcs[m++] = out;
+              for (int ri = r0; ri < std::min(nr, r0 + 16); ++ri) {
+                const Run& r = runs[ri];
+                const int64_t sy = y - ay + r.row;
+                const int slot = static_cast<int>(((sy % fh) + fh) % fh);
+                srcs[m++] = ring + (static_cast<int64_t>(slot) * nl + r.len_index) * rl + static_cast<int64_t>(r.col) * C;
+              }
+              pick_many<Max>(out, srcs, m, n);
+              first = false;
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void morphology(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const uint8_t* fp,
+                int fh, int fw, int ay, int ax, bool dilate, Border border, double cval) {
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T cv = to_output<T, double>(cval);
+    if (dilate) morph_impl<true, T>(src, s, dst, d, fp, fh, fw, ay, ax, border, cv);
+    else morph_impl<false, T>(src, s, dst, d, fp, fh, fw, ay, ax, border, cv);
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

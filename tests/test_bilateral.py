@@ -1,0 +1,172 @@
+"""imkern.filters.bilateral against OpenCV (within 1 for uint8, 1e-4 relative for float32) and the
+float64 reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import imkern
+from imkern import filters as F
+from imkern.reference import filters as R
+
+from conftest import random_array, to_numpy
+
+BORDERS = ["reflect101", "reflect", "replicate", "constant"]
+SHAPES = [(1, 1), (2, 1), (1, 1, 3), (3, 2, 3), (31, 45), (40, 37, 3), (23, 70, 1), (2, 13, 17, 3)]
+PARAMS = [(5, 20.0, 3.0), (9, 75.0, 75.0), (1, 10.0, 10.0), (4, 50.0, 2.0), (15, 30.0, 5.0)]
+
+
+def _data(rng, shape, dtype):
+    if np.dtype(dtype) == np.uint8:
+        return random_array(rng, shape, dtype)
+    return (rng.random(shape) * 100 - 30).astype(np.float32)
+
+
+def _cv(cv2, x, d, sc, ss, border):
+    codes = {"reflect101": cv2.BORDER_REFLECT_101, "reflect": cv2.BORDER_REFLECT,
+             "replicate": cv2.BORDER_REPLICATE, "constant": cv2.BORDER_CONSTANT}
+    if x.ndim == 4:
+        return np.stack([_cv(cv2, im, d, sc, ss, border) for im in x])
+    res = cv2.bilateralFilter(np.ascontiguousarray(x), d, sc, ss, borderType=codes[border])
+    return res.reshape(x.shape)
+
+
+def _check(got, expect, dtype, msg=""):
+    got = to_numpy(got).astype(np.float64)
+    expect = np.asarray(expect, np.float64)
+    if np.dtype(dtype) == np.uint8:
+        assert np.abs(got - expect).max(initial=0) <= 1, msg
+    else:
+        err = np.abs(got - expect)
+        assert (err <= 1e-4 * np.abs(expect) + 1e-4).all(), f"{msg} max err {err.max()}"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_matches_opencv(xp, rng, dtype, shape, border):
+    cv2 = pytest.importorskip("cv2")
+    x = _data(rng, shape, dtype)
+    for d, sc, ss in PARAMS:
+        got = F.bilateral(xp.asarray(x), d, sc, ss, border=border)
+        assert type(got) is type(xp.asarray(x)) and got.dtype == x.dtype and got.shape == x.shape
+        _check(got, _cv(cv2, x, d, sc, ss, border), dtype, f"d={d} sc={sc} ss={ss}")
+
+
+@pytest.mark.parametrize("name", ["camera", "astronaut", "coins"])
+def test_photographs_match_opencv(xp, name):
+    cv2 = pytest.importorskip("cv2")
+    data = pytest.importorskip("skimage.data")
+    img = np.ascontiguousarray(getattr(data, name)())
+    for d, sc, ss in ((9, 75.0, 75.0), (5, 30.0, 10.0)):
+        _check(F.bilateral(xp.asarray(img), d, sc, ss), cv2.bilateralFilter(img, d, sc, ss), np.uint8, name)
+        f = img.astype(np.float32) / 255
+        _check(F.bilateral(xp.asarray(f), d, sc / 255, ss), cv2.bilateralFilter(f, d, sc / 255, ss), np.float32,
+               name)
+
+
+def test_matches_reference(xp, rng):
+    # float32 against the exact float64 definition: the color table's interpolation is the
+    # only approximation (fine bins: well within 1e-3 of the range)
+    x = (rng.random((21, 26, 3)) * 10).astype(np.float32)
+    for d, sc, ss in PARAMS:
+        got = to_numpy(F.bilateral(xp.asarray(x), d, sc, ss))
+        np.testing.assert_allclose(got, R.bilateral(x, d, sc, ss), rtol=1e-3, atol=1e-3)
+    u = random_array(rng, (19, 23), np.uint8)
+    assert np.abs(to_numpy(F.bilateral(xp.asarray(u), 7, 40.0, 4.0)).astype(int)
+                  - R.bilateral(u, 7, 40.0, 4.0).astype(int)).max() <= 1
+
+
+def test_flat_float_image_unchanged(xp):
+    x = np.full((9, 10, 3), 0.25, np.float32)
+    np.testing.assert_array_equal(to_numpy(F.bilateral(xp.asarray(x), 5, 1.0, 1.0)), x)
+
+
+def test_nan_propagates(rng):
+    x = (rng.random((15, 17)) * 10).astype(np.float32)
+    x[7, 8] = np.nan
+    got = F.bilateral(x, 5, 5.0, 3.0)
+    assert np.isnan(got[7, 8])
+    assert np.isnan(got[6, 8]) and np.isnan(got[7, 10])
+    assert np.isfinite(got[0, 0]) and np.isfinite(got[14, 16])
+
+
+# ---- layouts, views, out= -----------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_strided_and_negative_views(rng, dtype):
+    base = _data(rng, (31, 36, 3), dtype)
+    for v in (base[::-1], base[:, ::-1], base[::2, ::3], np.asfortranarray(base), base[..., ::-1]):
+        before = v.copy()
+        np.testing.assert_array_equal(F.bilateral(v, 5, 30.0, 3.0), F.bilateral(np.ascontiguousarray(v), 5, 30.0, 3.0))
+        np.testing.assert_array_equal(v, before)
+
+
+def test_batch_equals_per_image(rng):
+    x = _data(rng, (3, 17, 19, 3), np.float32)
+    x[1] *= 5  # each image uses its own value range
+    got = F.bilateral(x, 7, 20.0, 4.0)
+    for i in range(3):
+        np.testing.assert_array_equal(got[i], F.bilateral(x[i], 7, 20.0, 4.0))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_out(xp, rng, dtype):
+    x = xp.asarray(_data(rng, (19, 22, 3), dtype))
+    expect = to_numpy(F.bilateral(x, 5, 25.0, 3.0))
+    out = xp.asarray(_data(rng, x.shape, dtype))
+    assert F.bilateral(x, 5, 25.0, 3.0, out=out) is out
+    np.testing.assert_array_equal(to_numpy(out), expect)
+    y = x.copy()
+    F.bilateral(y, 5, 25.0, 3.0, out=y)
+    np.testing.assert_array_equal(to_numpy(y), expect)
+
+
+def test_zero_size():
+    assert F.bilateral(np.zeros((0, 5, 3), np.uint8), 5, 1.0, 1.0).shape == (0, 5, 3)
+
+
+def test_bad_arguments():
+    x = np.zeros((8, 8), np.uint8)
+    for d in (0, -3):
+        with pytest.raises(ValueError, match="d"):
+            F.bilateral(x, d, 10.0, 10.0)
+    with pytest.raises(TypeError, match="d"):
+        F.bilateral(x, 5.5, 10.0, 10.0)
+    for s in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="sigma_color"):
+            F.bilateral(x, 5, s, 10.0)
+        with pytest.raises(ValueError, match="sigma_space"):
+            F.bilateral(x, 5, 10.0, s)
+    with pytest.raises(TypeError, match="sigma_color"):
+        F.bilateral(x, 5, "a", 10.0)
+    for dt in (np.uint16, np.float64, np.int32):
+        with pytest.raises(TypeError, match="image"):
+            F.bilateral(x.astype(dt), 5, 10.0, 10.0)
+    with pytest.raises(ValueError, match="channels"):
+        F.bilateral(np.zeros((8, 8, 4), np.uint8), 5, 10.0, 10.0)
+    with pytest.raises(ValueError, match="border"):
+        F.bilateral(x, 5, 10.0, 10.0, border="wrap")
+    with pytest.raises(ValueError, match="border"):
+        F.bilateral(x, 5, 10.0, 10.0, border="nope")
+    with pytest.raises(TypeError, match="out"):
+        F.bilateral(x, 5, 10.0, 10.0, out=np.zeros((8, 8), np.float32))
+
+
+# ---- ISA levels and threads ---------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_every_isa_level(rng, isa, dtype):
+    cv2 = pytest.importorskip("cv2")
+    for shape in ((29, 75, 3), (33, 41)):
+        x = _data(rng, shape, dtype)
+        _check(F.bilateral(x, 9, 40.0, 5.0), cv2.bilateralFilter(x, 9, 40.0, 5.0), dtype, isa)
+
+
+def test_threads_do_not_change_results(rng, threads):
+    x = _data(rng, (300, 257, 3), np.float32)
+    before = imkern.get_num_threads()
+    ref = F.bilateral(x, 7, 20.0, 4.0)
+    imkern.set_num_threads(1)
+    try:
+        np.testing.assert_array_equal(F.bilateral(x, 7, 20.0, 4.0), ref)
+    finally:
+        imkern.set_num_threads(before)

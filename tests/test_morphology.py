@@ -1,0 +1,263 @@
+"""imkern.filters morphology (erode, dilate, opening, closing, morph_gradient, tophat, blackhat,
+footprint, minimum_filter, maximum_filter) against the reference, OpenCV and SciPy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import imkern
+from imkern import filters as F
+from imkern.reference import filters as R
+
+from conftest import random_array, to_numpy
+
+BORDERS = [None, "reflect101", "reflect", "replicate", "constant", "wrap"]
+DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
+SHAPES = [(1, 1), (1, 9), (7, 1), (2, 3), (17, 13), (33, 70), (9, 11, 3), (6, 8, 4), (2, 7, 9, 3)]
+SCIPY_MODE = {"replicate": "nearest", "reflect101": "mirror", "reflect": "reflect", "constant": "constant",
+              "wrap": "grid-wrap"}
+
+
+def _footprints(rng):
+    """Rectangles (small, even, 1-wide, tall enough for the van Herk path), cross, ellipse, and
+    random footprints with holes."""
+    fps = [np.ones((3, 3)), np.ones((1, 5)), np.ones((4, 1)), np.ones((2, 6)), np.ones((19, 3)), np.ones((21, 22)),
+           F.footprint("cross", (5, 7)), F.footprint("ellipse", 9), F.footprint("ellipse", (6, 11))]
+    for shape in [(3, 4), (5, 5), (7, 2)]:
+        f = rng.random(shape) < 0.5
+        f.flat[rng.integers(f.size)] = True
+        fps.append(f.astype(np.uint8))
+    ring = np.ones((5, 5), np.uint8)
+    ring[1:4, 1:4] = 0
+    fps.append(ring)
+    return fps
+
+
+# ---- against the reference ----------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_matches_reference(xp, rng, dtype, shape, border):
+    x = random_array(rng, shape, dtype)
+    for fp in _footprints(rng):
+        for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+            got = op(xp.asarray(x), fp, border=border, cval=5.0)
+            assert type(got) is type(xp.asarray(x)) and got.dtype == x.dtype and got.shape == x.shape
+            np.testing.assert_array_equal(to_numpy(got), ref(x, fp, border=border, cval=5.0),
+                                          err_msg=f"{op.__name__} fp={np.asarray(fp).shape}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_propagates(xp, rng, dtype):
+    x = random_array(rng, (25, 31, 2), dtype)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    x[rng.random(x.shape) < 0.05] = np.inf
+    for fp in (3, (1, 40), (25, 2), F.footprint("ellipse", 5)):
+        for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+            f = F._morphology._as_footprint(fp)
+            np.testing.assert_array_equal(to_numpy(op(xp.asarray(x), fp)), ref(x, f), err_msg=f"{op.__name__} {fp}")
+
+
+def test_long_lines_van_herk(xp, rng):
+    x = random_array(rng, (50, 60, 2), np.float32)
+    for fp in ((1, 33), (1, 64), (40, 1), (35, 47)):
+        f = F._morphology._as_footprint(fp)
+        for border in (None, "reflect"):
+            np.testing.assert_array_equal(to_numpy(F.dilate(xp.asarray(x), fp, border=border)),
+                                          R.dilate(x, f, border=border), err_msg=str(fp))
+
+
+# ---- against the peers --------------------------------------------------------------------------
+def _cv_shapes():
+    return [(23, 31), (40, 37, 3), (64, 300), (11, 13, 4)]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("iterations", [1, 2, 3])
+def test_matches_opencv(xp, rng, dtype, iterations):
+    cv2 = pytest.importorskip("cv2")
+    for shape in _cv_shapes():
+        x = random_array(rng, shape, dtype)
+        for fp in _footprints(rng):
+            f = np.asarray(fp, np.uint8)
+            xd = xp.asarray(x)
+            np.testing.assert_array_equal(to_numpy(F.erode(xd, f, iterations=iterations)),
+                                          cv2.erode(x, f, iterations=iterations), err_msg=f"erode {f.shape}")
+            np.testing.assert_array_equal(to_numpy(F.dilate(xd, f, iterations=iterations)),
+                                          cv2.dilate(x, f, iterations=iterations), err_msg=f"dilate {f.shape}")
+            for name, code in (("opening", cv2.MORPH_OPEN), ("closing", cv2.MORPH_CLOSE),
+                               ("morph_gradient", cv2.MORPH_GRADIENT), ("tophat", cv2.MORPH_TOPHAT),
+                               ("blackhat", cv2.MORPH_BLACKHAT)):
+                np.testing.assert_array_equal(to_numpy(getattr(F, name)(xd, f, iterations=iterations)),
+                                              cv2.morphologyEx(x, code, f, iterations=iterations),
+                                              err_msg=f"{name} {f.shape}")
+
+
+@pytest.mark.parametrize("border", ["reflect101", "replicate", "constant", "reflect", "wrap"])
+def test_matches_opencv_borders(xp, rng, border):
+    cv2 = pytest.importorskip("cv2")
+    codes = {"reflect101": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE,
+             "constant": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT, "wrap": cv2.BORDER_WRAP}
+    x = random_array(rng, (37, 45), np.uint8)
+    for fp in (np.ones((5, 5), np.uint8), F.footprint("ellipse", 7), F.footprint("cross", 3)):
+        if border == "wrap":  # cv2's morphology does not take BORDER_WRAP
+            continue
+        kw = dict(borderType=codes[border], borderValue=9)
+        np.testing.assert_array_equal(to_numpy(F.erode(xp.asarray(x), fp, border=border, cval=9)),
+                                      cv2.erode(x, fp, **kw))
+        np.testing.assert_array_equal(to_numpy(F.dilate(xp.asarray(x), fp, border=border, cval=9)),
+                                      cv2.dilate(x, fp, **kw))
+
+
+@pytest.mark.parametrize("border", ["reflect101", "replicate", "constant", "reflect", "wrap"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matches_scipy(xp, rng, border, dtype):
+    ndi = pytest.importorskip("scipy.ndimage")
+    x = random_array(rng, (29, 34), dtype)
+    mode = SCIPY_MODE[border]
+    for fp in _footprints(rng):
+        f = np.asarray(fp, np.uint8)
+        np.testing.assert_array_equal(to_numpy(F.erode(xp.asarray(x), f, border=border, cval=3)),
+                                      ndi.grey_erosion(x, footprint=f, mode=mode, cval=3))
+        if f.shape[0] % 2 and f.shape[1] % 2:  # SciPy mirrors the footprint of a dilation
+            np.testing.assert_array_equal(to_numpy(F.dilate(xp.asarray(x), f, border=border, cval=3)),
+                                          ndi.grey_dilation(x, footprint=f[::-1, ::-1], mode=mode, cval=3))
+    for size in (3, (2, 5), (4, 4), 7, (1, 9)):
+        np.testing.assert_array_equal(to_numpy(F.minimum_filter(xp.asarray(x), size, border=mode, cval=3)),
+                                      ndi.minimum_filter(x, size=size, mode=mode, cval=3))
+        np.testing.assert_array_equal(to_numpy(F.maximum_filter(xp.asarray(x), size, border=mode, cval=3)),
+                                      ndi.maximum_filter(x, size=size, mode=mode, cval=3))
+
+
+def test_scipy_default_border(xp, rng):
+    ndi = pytest.importorskip("scipy.ndimage")
+    x = random_array(rng, (20, 27), np.float32)
+    np.testing.assert_array_equal(to_numpy(F.minimum_filter(xp.asarray(x), 5)), ndi.minimum_filter(x, size=5))
+    np.testing.assert_array_equal(to_numpy(F.maximum_filter(xp.asarray(x), (3, 6))),
+                                  ndi.maximum_filter(x, size=(3, 6)))
+
+
+def test_footprint_matches_opencv():
+    cv2 = pytest.importorskip("cv2")
+    shapes = {"rect": cv2.MORPH_RECT, "cross": cv2.MORPH_CROSS, "ellipse": cv2.MORPH_ELLIPSE}
+    for name, code in shapes.items():
+        for h in range(1, 18):
+            for w in range(1, 18):
+                np.testing.assert_array_equal(F.footprint(name, (h, w)), cv2.getStructuringElement(code, (w, h)),
+                                              err_msg=f"{name} {(h, w)}")
+    assert F.footprint("ellipse", 5).dtype == np.uint8
+
+
+@pytest.mark.parametrize("name", ["camera", "coins", "astronaut"])
+def test_photographs_match_opencv(xp, name):
+    cv2 = pytest.importorskip("cv2")
+    data = pytest.importorskip("skimage.data")
+    img = np.ascontiguousarray(getattr(data, name)())
+    for fp in (np.ones((5, 5), np.uint8), np.ones((15, 15), np.uint8), np.ones((31, 25), np.uint8),
+               F.footprint("ellipse", 11), F.footprint("cross", 7)):
+        np.testing.assert_array_equal(to_numpy(F.erode(xp.asarray(img), fp)), cv2.erode(img, fp))
+        np.testing.assert_array_equal(to_numpy(F.dilate(xp.asarray(img), fp)), cv2.dilate(img, fp))
+
+
+# ---- layouts, views, out= -----------------------------------------------------------------------
+def _views(x):
+    yield "reversed rows", x[::-1]
+    yield "reversed cols", x[:, ::-1]
+    yield "strided", x[::2, ::3]
+    yield "fortran", np.asfortranarray(x)
+    yield "channel slice", x[..., 1:]
+    yield "reversed channels", x[..., ::-1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_and_negative_views(rng, dtype):
+    base = random_array(rng, (31, 36, 3), dtype)
+    for name, v in _views(base):
+        before = v.copy()
+        for fp in (3, (19, 4), F.footprint("ellipse", 5)):
+            f = F._morphology._as_footprint(fp)
+            np.testing.assert_array_equal(F.erode(v, fp), R.erode(np.ascontiguousarray(v), f), err_msg=name)
+            np.testing.assert_array_equal(F.tophat(v, fp), F.tophat(np.ascontiguousarray(v), fp), err_msg=name)
+        np.testing.assert_array_equal(v, before)
+
+
+@pytest.mark.parametrize("op", ["erode", "dilate", "opening", "closing", "morph_gradient", "tophat", "blackhat",
+                                "minimum_filter", "maximum_filter"])
+def test_out(xp, rng, op):
+    fn = getattr(F, op)
+    x = xp.asarray(random_array(rng, (19, 22, 3), np.uint8))
+    expect = to_numpy(fn(x, 3))
+    out = xp.asarray(random_array(rng, x.shape, np.uint8))
+    assert fn(x, 3, out=out) is out
+    np.testing.assert_array_equal(to_numpy(out), expect)
+    big = xp.zeros((19, 44, 3), np.uint8)
+    view = big[:, ::2]
+    assert fn(x, 3, out=view) is view
+    np.testing.assert_array_equal(to_numpy(view), expect)
+    y = x.copy()
+    fn(y, 3, out=y)
+    np.testing.assert_array_equal(to_numpy(y), expect)
+
+
+def test_iterations_zero_copies(rng):
+    x = random_array(rng, (5, 6), np.uint8)
+    y = F.erode(x, 3, iterations=0)
+    np.testing.assert_array_equal(y, x)
+    assert y is not x
+
+
+def test_zero_size():
+    for shape in [(0, 5), (4, 0), (0, 3, 3, 1)]:
+        x = np.zeros(shape, np.uint8)
+        assert F.erode(x, 3).shape == shape
+        assert F.tophat(x, 3).shape == shape
+
+
+def test_bad_arguments():
+    x = np.zeros((8, 8), np.uint8)
+    for fp in (np.ones(3), np.ones((2, 2, 2)), np.zeros((0, 3)), np.zeros((3, 3)), 0, -1, (0, 3), (3, -1)):
+        with pytest.raises(ValueError, match="footprint|size"):
+            F.erode(x, fp)
+    with pytest.raises(TypeError, match="footprint"):
+        F.dilate(x, "abc")
+    with pytest.raises(TypeError, match="footprint"):
+        F.dilate(x, True)
+    with pytest.raises(ValueError, match="iterations"):
+        F.erode(x, 3, iterations=-1)
+    with pytest.raises(TypeError, match="iterations"):
+        F.erode(x, 3, iterations=1.5)
+    with pytest.raises(ValueError, match="border"):
+        F.opening(x, 3, border="nope")
+    with pytest.raises(TypeError, match="image"):
+        F.erode(x.astype(np.int32), 3)
+    with pytest.raises(TypeError, match="image"):
+        F.tophat(x.astype(np.float16), 3)
+    with pytest.raises(ValueError, match="image"):
+        F.erode(np.zeros(4, np.uint8), 3)
+    with pytest.raises(TypeError, match="out"):
+        F.morph_gradient(x, 3, out=np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match="out"):
+        F.blackhat(x, 3, out=np.zeros((8, 9), np.uint8))
+    with pytest.raises(ValueError, match="shape"):
+        F.footprint("disk", 3)
+    with pytest.raises(ValueError, match="size"):
+        F.footprint("rect", 0)
+    with pytest.raises(ValueError, match="size"):
+        F.minimum_filter(x, 0)
+
+
+# ---- ISA levels and threads ---------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_isa_level(rng, isa, dtype):
+    x = random_array(rng, (29, 75, 3), dtype)
+    for fp in _footprints(rng):
+        for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+            np.testing.assert_array_equal(op(x, fp, border="reflect"), ref(x, fp, border="reflect"),
+                                          err_msg=f"{isa} {np.asarray(fp).shape}")
+
+
+def test_threads_do_not_change_results(rng, threads):
+    x = random_array(rng, (300, 257, 2), np.uint16)
+    for fp in (5, (31, 17), F.footprint("ellipse", 9)):
+        f = F._morphology._as_footprint(fp)
+        np.testing.assert_array_equal(F.dilate(x, fp), R.dilate(x, f))
