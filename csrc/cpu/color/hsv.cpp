@@ -10,6 +10,9 @@
 
 // The 64-byte lane vectors below never cross a function boundary that is not inlined.
 #pragma GCC diagnostic ignored "-Wpsabi"
+// GCC 12 reports _mm512_undefined_epi32() inside the zero-extending loads as maybe-uninitialized
+// (a known false positive of its AVX-512 headers).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "color/pixel_map.hpp"
 
