@@ -16,6 +16,14 @@ void color_channels(ColorOp op, DType dtype, const void* src, const ImageDesc& s
   visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     if (op == ColorOp::swap_rb) {
+#if defined(__SSE4_1__)
+      if constexpr (sizeof(T) == 1) {
+        if (s.c == 3) {
+          map_pixels<T, T, 3, 3>(src, s, dst, d, color::SwapRB<T, 3>{}, SwapRowU8{});
+          return;
+        }
+      }
+#endif
       if (s.c == 3) map_pixels<T, T, 3, 3>(src, s, dst, d, color::SwapRB<T, 3>{});
       else map_pixels<T, T, 4, 4>(src, s, dst, d, color::SwapRB<T, 4>{});
     } else if (!p.blend) {
