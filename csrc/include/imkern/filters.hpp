@@ -23,3 +23,14 @@ IMKERN_DECLARE_FOR_EACH_ISA(
            int kh, int kw, int ay, int ax, bool normalize, Border border, double cval);
 )
 }  // namespace imkern
+
+// Rank filters (csrc/cpu/filters/median.cpp, morphology.cpp). Values are compared exactly;
+// floats order NaN above +inf.
+namespace imkern {
+IMKERN_DECLARE_FOR_EACH_ISA(
+  // Median of each k x k window (k odd, centered); out-of-image pixels by `border` (cval
+  // converted to the dtype).
+  void median(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k,
+              Border border, double cval);
+)
+}  // namespace imkern

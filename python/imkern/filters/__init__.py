@@ -25,3 +25,5 @@ PyTorch's or NumPy's ``"reflect"`` (which is our ``"reflect101"``). The aliases 
 from ._linear import box, convolve, correlate, gaussian, sep_filter
 
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
+from ._median import median  # noqa: E402
+__all__ += ["median"]
