@@ -311,6 +311,14 @@ def test_uint8_every_color(xp):
         w = to_numpy(fn(xp.asarray(inp.reshape(4096, 4096, 3))))
         n = to_numpy(fn(xp.asarray(inp.reshape(-1, 8, 3))))
         np.testing.assert_array_equal(w.reshape(-1, 3), n.reshape(-1, 3), err_msg=fn.__name__)
+    gray = rgb[..., 0].reshape(4096, 4096)
+    np.testing.assert_array_equal(to_numpy(K.gray_to_rgb(xp.asarray(gray))).reshape(-1, 3),
+                                  to_numpy(K.gray_to_rgb(xp.asarray(gray.reshape(-1, 8)))).reshape(-1, 3))
+    rgba = np.concatenate([rgb[: 1 << 22], rgb[: 1 << 22, :1]], -1)
+    for w in (2048, 8, 7, 6, 5, 1):  # the drop-alpha kernel stops 6 pixels before a row's end
+        n = rgba.shape[0] // w * w
+        got = to_numpy(K.rgba_to_rgb(xp.asarray(rgba[:n].reshape(-1, w, 4))))
+        np.testing.assert_array_equal(got.reshape(-1, 3), rgba[:n, :3], err_msg=f"width {w}")
     g = to_numpy(K.rgb_to_gray(xp.asarray(rgb.reshape(4096, 4096, 3))))
     np.testing.assert_array_equal(g.ravel(), to_numpy(K.rgb_to_gray(xp.asarray(rgb.reshape(-1, 8, 3)))).ravel())
     np.testing.assert_array_equal(g, cv2.cvtColor(rgb.reshape(4096, 4096, 3), cv2.COLOR_RGB2GRAY))

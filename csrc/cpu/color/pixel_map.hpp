@@ -129,6 +129,33 @@ struct Row3U8 {
   }
 };
 
+// gray -> RGB of 16 pixels: one plane interleaved three times.
+struct GrayToRgbRowU8 {
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    int64_t x = 0;
+    for (; x + 16 <= w; x += 16) {
+      const __m128i g = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + x));
+      interleave3_u8(g, g, g, out + 3 * x);
+    }
+    return x;
+  }
+};
+
+// RGBA -> RGB (alpha dropped), 4 pixels per 16-byte load: pshufb packs their 12 color bytes
+// to the front and the 16-byte store's last 4 bytes are overwritten by the next store, so the
+// loop stops while a whole store still fits in the row (x + 6 <= w).
+struct DropAlphaRowU8 {
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    int64_t x = 0;
+    const __m128i m = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+    for (; x + 6 <= w; x += 4) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 4 * x));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 3 * x), _mm_shuffle_epi8(v, m));
+    }
+    return x;
+  }
+};
+
 // rgb <-> bgr of 16 pixels: de-interleave and interleave with the planes swapped.
 struct SwapRowU8 {
   int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
