@@ -294,9 +294,9 @@ def test_empty_images(xp):
         assert K.rgb_to_gray(x).shape == (shape[:-1] if len(shape) == 3 else shape[:-1] + (1,))
 
 
-def test_hsv_uint8_every_color(xp):
-    """All 2**24 RGB colors: the vector path (rows of 4096 pixels) equals the scalar path
-    (rows of 8 pixels, below one vector) and OpenCV, bit for bit."""
+def test_uint8_every_color(xp):
+    """All 2**24 RGB colors: the vector paths (rows of 4096 pixels) equal the scalar paths
+    (rows of 8 pixels, below one vector), and gray and HSV equal OpenCV, bit for bit."""
     cv2 = pytest.importorskip("cv2")
     v = np.arange(1 << 24, dtype=np.uint32)
     rgb = np.stack([(v >> 16) & 255, (v >> 8) & 255, v & 255], -1).astype(np.uint8)
@@ -304,6 +304,21 @@ def test_hsv_uint8_every_color(xp):
     narrow = to_numpy(K.rgb_to_hsv(xp.asarray(rgb.reshape(-1, 8, 3))))
     np.testing.assert_array_equal(wide.reshape(-1, 3), narrow.reshape(-1, 3))
     np.testing.assert_array_equal(wide, cv2.cvtColor(rgb.reshape(4096, 4096, 3), cv2.COLOR_RGB2HSV))
+    # every vectorized uint8 row kernel against its scalar functor, on every 3-byte input
+    hsv = rgb.copy()
+    hsv[..., 0] %= 180
+    for fn, inp in ((K.hsv_to_rgb, hsv), (K.rgb_to_ycbcr, rgb), (K.ycbcr_to_rgb, rgb), (K.rgb_to_bgr, rgb)):
+        w = to_numpy(fn(xp.asarray(inp.reshape(4096, 4096, 3))))
+        n = to_numpy(fn(xp.asarray(inp.reshape(-1, 8, 3))))
+        np.testing.assert_array_equal(w.reshape(-1, 3), n.reshape(-1, 3), err_msg=fn.__name__)
+    gray = rgb[..., 0].reshape(4096, 4096)
+    np.testing.assert_array_equal(to_numpy(K.gray_to_rgb(xp.asarray(gray))).reshape(-1, 3),
+                                  to_numpy(K.gray_to_rgb(xp.asarray(gray.reshape(-1, 8)))).reshape(-1, 3))
+    rgba = np.concatenate([rgb[: 1 << 22], rgb[: 1 << 22, :1]], -1)
+    for w in (2048, 8, 7, 6, 5, 1):  # the drop-alpha kernel stops 6 pixels before a row's end
+        n = rgba.shape[0] // w * w
+        got = to_numpy(K.rgba_to_rgb(xp.asarray(rgba[:n].reshape(-1, w, 4))))
+        np.testing.assert_array_equal(got.reshape(-1, 3), rgba[:n, :3], err_msg=f"width {w}")
     g = to_numpy(K.rgb_to_gray(xp.asarray(rgb.reshape(4096, 4096, 3))))
     np.testing.assert_array_equal(g.ravel(), to_numpy(K.rgb_to_gray(xp.asarray(rgb.reshape(-1, 8, 3)))).ravel())
     np.testing.assert_array_equal(g, cv2.cvtColor(rgb.reshape(4096, 4096, 3), cv2.COLOR_RGB2GRAY))

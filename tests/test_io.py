@@ -286,7 +286,6 @@ def test_load_folder_errors(tmp_path, rng):
         IO.load_folder(bad, size=4, progress=False)
 
 
-@pytest.mark.skipif(not hasattr(imkern.transform, "resize"), reason="imkern.transform.resize not merged yet")
 def test_load_folder_resizes(tmp_path, rng):
     imgs = _dataset(tmp_path, rng, classes=("a", "b"), per=(2, 2), size=(40, 30))
     x, y, _ = IO.load_folder(tmp_path, size=(20, 15), progress=False)

@@ -94,6 +94,12 @@ void color_gray(ColorOp op, DType dtype, const void* src, const ImageDesc& s, vo
   visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     if (op == ColorOp::gray_to_rgb) {
+#if defined(__SSE4_1__)
+      if constexpr (sizeof(T) == 1) {
+        map_pixels<T, T, 1, 3>(src, s, dst, d, color::GrayToRgb<T>{}, GrayToRgbRowU8{});
+        return;
+      }
+#endif
       map_pixels<T, T, 1, 3>(src, s, dst, d, color::GrayToRgb<T>{});
       return;
     }

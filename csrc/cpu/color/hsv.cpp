@@ -10,6 +10,9 @@
 
 // The 64-byte lane vectors below never cross a function boundary that is not inlined.
 #pragma GCC diagnostic ignored "-Wpsabi"
+// GCC 12 reports _mm512_undefined_epi32() inside the zero-extending loads as maybe-uninitialized
+// (a known false positive of its AVX-512 headers).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "color/pixel_map.hpp"
 
@@ -103,6 +106,27 @@ struct RgbToHsvRowU8 {
   }
 };
 
+#if defined(__SSE4_1__)
+// color::hsv_to_rgb_u8 in 16 lanes. Its three quotients n / 510 and n / 15300 (n < 2^22) are
+// taken in float: n is exact, the quotient correctly rounded, and an exact quotient is at
+// least 1/15300 below the next integer, far more than half an ulp (< 2^-16 at 256), so the
+// float quotient truncates to the same integer.
+struct HsvToRgbLanes {
+  static void lanes(vi16 h, vi16 s, vi16 v, vi16& r, vi16& g, vi16& b) {
+    h = h - 180 * __builtin_convertvector(__builtin_convertvector(h, vf16) / 180.0f, vi16);  // h %= 180
+    const vi16 sector = __builtin_convertvector(__builtin_convertvector(h, vf16) / 30.0f, vi16);
+    const vi16 f = h - 30 * sector;
+    auto quot = [](vi16 n, float dd) { return __builtin_convertvector(__builtin_convertvector(n, vf16) / dd, vi16); };
+    const vi16 p = quot(2 * v * (255 - s) + 255, 510.0f);
+    const vi16 q = quot(2 * v * (7650 - s * f) + 7650, 15300.0f);
+    const vi16 t = quot(2 * v * (7650 - s * (30 - f)) + 7650, 15300.0f);
+    r = ((sector == 0) | (sector == 5)) ? v : (sector == 1 ? q : (sector == 4 ? t : p));
+    g = ((sector == 1) | (sector == 2)) ? v : (sector == 0 ? t : (sector == 3 ? q : p));
+    b = ((sector == 3) | (sector == 4)) ? v : (sector == 2 ? t : (sector == 5 ? q : p));
+  }
+};
+#endif
+
 struct HsvToRgbU8 {
   void operator()(const uint8_t* in, uint8_t* out) const { color::hsv_to_rgb_u8(in[0], in[1], in[2], out); }
 };
@@ -124,7 +148,11 @@ void color_hsv(ColorOp op, DType dtype, const void* src, const ImageDesc& s, voi
         const HsvTables& t = hsv_tables();
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8{});
       } else {
+#if defined(__SSE4_1__)
+        map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, HsvToRgbU8{}, Row3U8<HsvToRgbLanes>{});
+#else
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, HsvToRgbU8{});
+#endif
       }
       return;
     }

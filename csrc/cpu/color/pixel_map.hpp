@@ -11,6 +11,13 @@
 #include <immintrin.h>
 #endif
 
+// The 64-byte lane vectors (vi16) live inside inlined row kernels; their "ABI change" without
+// AVX-512 never matters here.
+#pragma GCC diagnostic ignored "-Wpsabi"
+// GCC 12 reports _mm512_undefined_epi32() inside the AVX-512 zero-extending loads and max as
+// maybe-uninitialized (a known false positive of its headers).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace imkern {
 namespace IMKERN_ISA {
 
@@ -76,6 +83,91 @@ inline void interleave3_u8(__m128i c0, __m128i c1, __m128i c2, uint8_t* p) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 16), o1);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 32), o2);
 }
+
+// 16 pixels of 3 uint8 channels as three vectors of 16 int32 lanes (GCC vector extensions:
+// one zmm, two ymm or four xmm), for the integer formulas of color_pixel.hpp; the lane
+// arithmetic is the functor's, in int32 where the functor's int64 sums cannot overflow it.
+typedef int32_t vi16 __attribute__((vector_size(64)));
+typedef float vf16 __attribute__((vector_size(64)));
+
+inline vi16 widen16(__m128i b) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<vi16>(_mm512_cvtepu8_epi32(b));
+#else
+  union { vi16 v; __m128i q[4]; } u;
+  u.q[0] = _mm_cvtepu8_epi32(b);
+  u.q[1] = _mm_cvtepu8_epi32(_mm_srli_si128(b, 4));
+  u.q[2] = _mm_cvtepu8_epi32(_mm_srli_si128(b, 8));
+  u.q[3] = _mm_cvtepu8_epi32(_mm_srli_si128(b, 12));
+  return u.v;
+#endif
+}
+// Saturating narrowing: lanes clamped to [0, 255].
+inline __m128i narrow16(vi16 v) {
+#if defined(__AVX512F__)
+  return _mm512_cvtusepi32_epi8(_mm512_max_epi32(reinterpret_cast<__m512i>(v), _mm512_setzero_si512()));
+#else
+  union { vi16 v; __m128i q[4]; } u;
+  u.v = v;
+  return _mm_packus_epi16(_mm_packs_epi32(u.q[0], u.q[1]), _mm_packs_epi32(u.q[2], u.q[3]));
+#endif
+}
+
+// A row kernel for 3 -> 3 channel uint8 ops: Op::lanes(r, g, b, o0, o1, o2) on 16 pixels.
+template <typename Op>
+struct Row3U8 {
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    int64_t x = 0;
+    for (; x + 16 <= w; x += 16) {
+      __m128i rb, gb, bb;
+      deinterleave3_u8(in + 3 * x, rb, gb, bb);
+      vi16 o0, o1, o2;
+      Op::lanes(widen16(rb), widen16(gb), widen16(bb), o0, o1, o2);
+      interleave3_u8(narrow16(o0), narrow16(o1), narrow16(o2), out + 3 * x);
+    }
+    return x;
+  }
+};
+
+// gray -> RGB of 16 pixels: one plane interleaved three times.
+struct GrayToRgbRowU8 {
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    int64_t x = 0;
+    for (; x + 16 <= w; x += 16) {
+      const __m128i g = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + x));
+      interleave3_u8(g, g, g, out + 3 * x);
+    }
+    return x;
+  }
+};
+
+// RGBA -> RGB (alpha dropped), 4 pixels per 16-byte load: pshufb packs their 12 color bytes
+// to the front and the 16-byte store's last 4 bytes are overwritten by the next store, so the
+// loop stops while a whole store still fits in the row (x + 6 <= w).
+struct DropAlphaRowU8 {
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    int64_t x = 0;
+    const __m128i m = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+    for (; x + 6 <= w; x += 4) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 4 * x));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 3 * x), _mm_shuffle_epi8(v, m));
+    }
+    return x;
+  }
+};
+
+// rgb <-> bgr of 16 pixels: de-interleave and interleave with the planes swapped.
+struct SwapRowU8 {
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    int64_t x = 0;
+    for (; x + 16 <= w; x += 16) {
+      __m128i r, g, b;
+      deinterleave3_u8(in + 3 * x, r, g, b);
+      interleave3_u8(b, g, r, out + 3 * x);
+    }
+    return x;
+  }
+};
 #endif
 
 // Calls fn(T{}) with the C++ type of dtype (the four image dtypes).

@@ -248,6 +248,7 @@ struct LabTables {
   int32_t lin[256];      // sRGB level -> linear light, Q16
   int32_t f[kFSize];     // f(i * 2^-12), Q20; f(t) = cbrt(t) above 0.008856, 7.787 t + 16/116 below
   int32_t thr[256];      // thr[k], k >= 1: the linear light of sRGB level k - 1/2, Q20 (thr[0] unused)
+  int16_t start[4097];   // start[i]: how many thr[k] are <= i * 2^-12 (where the search starts)
 };
 
 inline double srgb_to_linear(double v) { return v > 0.04045 ? std::pow((v + 0.055) / 1.055, 2.4) : v / 12.92; }
@@ -261,6 +262,10 @@ inline void fill_lab_tables(LabTables& t) {
   }
   t.thr[0] = 0;
   for (int k = 1; k < 256; ++k) t.thr[k] = static_cast<int32_t>(std::llround(srgb_to_linear((k - 0.5) / 255.0) * 1048576.0));
+  for (int i = 0, n = 0; i <= 4096; ++i) {
+    while (n < 255 && t.thr[n + 1] <= (i << 8)) ++n;
+    t.start[i] = static_cast<int16_t>(n);
+  }
 }
 
 // round(n / d) for d > 0, halves up, for any sign of n
@@ -294,10 +299,13 @@ IMKERN_HOST_DEVICE inline int64_t lab_finv_q20(int64_t f) {
   return round_div((116 * f - (int64_t(16) << 20)) * 1000, int64_t(116) * 7787);
 }
 
+// The number of thresholds thr[1..255] at or below lin: the nearest sRGB level. The table
+// start[] gives the count at the 2^-12 step below lin; at most a level or two remain to step.
 IMKERN_HOST_DEVICE inline int32_t linear_to_srgb_u8(const LabTables& T, int64_t lin) {
-  int32_t lo = 0;
-  for (int step = 128; step > 0; step >>= 1)
-    if (lo + step <= 255 && T.thr[lo + step] <= lin) lo += step;
+  if (lin <= 0) return 0;
+  const int64_t i = lin >> 8;
+  int32_t lo = i >= 4096 ? 255 : T.start[i];
+  while (lo < 255 && T.thr[lo + 1] <= lin) ++lo;
   return lo;
 }
 

@@ -67,8 +67,8 @@ def _to_tensor_setup(n=64, h=224, w=224):
 _FOLDER = {}
 
 
-def _jpeg_folder(n=500, size=(224, 224)):
-    """n photo-like JPEGs in 5 class folders (made once per process)."""
+def _jpeg_folder(n=500, size=(240, 320)):
+    """n photo-like JPEGs (h, w = size) in 5 class folders (made once per process)."""
     if "root" in _FOLDER:
         return _FOLDER["root"]
     from PIL import Image
@@ -88,10 +88,12 @@ def _jpeg_folder(n=500, size=(224, 224)):
 
 
 def _load_folder_setup(n=500, size=(224, 224)):
+    """Decode 320x240 JPEGs and shrink them to ``size`` (imkern: area; Pillow: its box filter,
+    the same average for this factor)."""
     def setup():
         import imkern
 
-        root = _jpeg_folder(n, size)
+        root = _jpeg_folder(n)
         peers = {}
         Image = optional_import("PIL.Image")
         if Image is not None:
@@ -101,7 +103,7 @@ def _load_folder_setup(n=500, size=(224, 224)):
                 imgs = []
                 for p in files:
                     with Image.open(p) as im:
-                        imgs.append(np.asarray(im.convert("RGB")))
+                        imgs.append(np.asarray(im.convert("RGB").resize(size[::-1], Image.Resampling.BOX)))
                 return np.stack(imgs)
 
             peers["pillow"] = pillow_loop
