@@ -1,1 +1,2 @@
 from ._resize import resize
+from ._warp import rotate, warp_affine, warp_perspective
