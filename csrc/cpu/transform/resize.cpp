@@ -55,6 +55,98 @@ inline void store_out(const A* __restrict__ acc, T* __restrict__ out, int64_t n,
   }
 }
 
+
+// The horizontal pass with explicit gathers (GCC's cost model does not emit them): whole
+// vectors of output elements, stored rounded and saturated; returns how many were done
+// (the rest goes through the scalar loops). Same arithmetic as the scalar path: int32
+// products and sums for uint8 (exact), float multiply then add for the others (the scalar
+// loop's order; no fused multiply-add, so every ISA level gives the same bits).
+template <typename T, typename A>
+inline int64_t hpass_simd(const A* v, const int32_t* ip, const A* wp, int kx, int64_t C, int64_t n, int rshift,
+                          T* out) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+  if constexpr (std::is_same<A, int32_t>::value || (std::is_same<A, float>::value && !std::is_same<T, float>::value) ||
+                std::is_same<T, float>::value) {
+#if defined(__AVX512F__)
+    constexpr int L = 16;
+#else
+    constexpr int L = 8;
+#endif
+    int64_t e = 0;
+    const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
+    for (; e + L <= n; e += L) {
+#if defined(__AVX512F__)
+      const __m512i id = _mm512_loadu_si512(ip + e);
+      if constexpr (std::is_same<A, int32_t>::value) {
+        __m512i a = _mm512_mullo_epi32(_mm512_loadu_si512(wp + e), _mm512_i32gather_epi32(id, v, 4));
+        for (int k = 1; k < kx; ++k) {
+          const __m512i ik = _mm512_add_epi32(id, _mm512_set1_epi32(static_cast<int32_t>(k * C)));
+          a = _mm512_add_epi32(a, _mm512_mullo_epi32(_mm512_loadu_si512(wp + k * n + e), _mm512_i32gather_epi32(ik, v, 4)));
+        }
+        a = _mm512_srai_epi32(_mm512_add_epi32(a, _mm512_set1_epi32(half)), rshift);
+        a = _mm512_min_epi32(_mm512_max_epi32(a, _mm512_setzero_si512()), _mm512_set1_epi32(255));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + e), _mm512_cvtepi32_epi8(a));
+      } else {
+        __m512 a = _mm512_mul_ps(_mm512_loadu_ps(wp + e), _mm512_i32gather_ps(id, v, 4));
+        for (int k = 1; k < kx; ++k) {
+          const __m512i ik = _mm512_add_epi32(id, _mm512_set1_epi32(static_cast<int32_t>(k * C)));
+          a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_loadu_ps(wp + k * n + e), _mm512_i32gather_ps(ik, v, 4)));
+        }
+        simd::vec_t<float> av;
+        std::memcpy(&av, &a, sizeof(av));
+        store_vec<T, float>(out + e, av);
+      }
+#else
+      const __m256i id = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip + e));
+      if constexpr (std::is_same<A, int32_t>::value) {
+        const int* vi = reinterpret_cast<const int*>(v);
+        __m256i a = _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + e)),
+                                       _mm256_i32gather_epi32(vi, id, 4));
+        for (int k = 1; k < kx; ++k) {
+          const __m256i ik = _mm256_add_epi32(id, _mm256_set1_epi32(static_cast<int32_t>(k * C)));
+          a = _mm256_add_epi32(a, _mm256_mullo_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + k * n + e)),
+                                                     _mm256_i32gather_epi32(vi, ik, 4)));
+        }
+        a = _mm256_srai_epi32(_mm256_add_epi32(a, _mm256_set1_epi32(half)), rshift);
+        a = _mm256_min_epi32(_mm256_max_epi32(a, _mm256_setzero_si256()), _mm256_set1_epi32(255));
+        const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + e), _mm_packus_epi16(w16, w16));
+      } else {
+        __m256 a = _mm256_mul_ps(_mm256_loadu_ps(wp + e), _mm256_i32gather_ps(v, id, 4));
+        for (int k = 1; k < kx; ++k) {
+          const __m256i ik = _mm256_add_epi32(id, _mm256_set1_epi32(static_cast<int32_t>(k * C)));
+          a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(wp + k * n + e), _mm256_i32gather_ps(v, ik, 4)));
+        }
+        simd::vec_t<float> av;
+        std::memcpy(&av, &a, sizeof(av));
+        store_vec<T, float>(out + e, av);
+      }
+#endif
+    }
+    return e;
+  }
+#endif
+  return 0;
+}
+
+// Two-tap horizontal pass with the channel count known: out[x][c] = w0[x] * v[s][c] +
+// w1[x] * v[s + 1][c] (multiply, multiply, add: the scalar path's order), into acc, then
+// the rounding/saturating store.
+template <typename T, typename A, int C>
+inline void hpass2(const A* __restrict__ v, const int64_t* __restrict__ start, const A* __restrict__ w, int64_t dw,
+                   int rshift, T* __restrict__ out, A* __restrict__ acc) {
+  for (int64_t x = 0; x < dw; ++x) {
+    const A* p = v + start[x] * C;
+    const A w0 = w[2 * x], w1 = w[2 * x + 1];
+    for (int c = 0; c < C; ++c) {
+      const A a0 = w0 * p[c];
+      const A a1 = w1 * p[C + c];
+      acc[x * C + c] = a0 + a1;
+    }
+  }
+  store_out<T, A>(acc, out, dw * C, rshift);
+}
+
 int64_t rows_grain(int64_t rows, int64_t work_per_row) {
   const int threads = get_num_threads();
   int64_t g = rows / (4 * (threads > 0 ? threads : 1));
@@ -116,13 +208,24 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       }
       // 2. horizontal pass: gathers of 32-bit indices (vpgatherdd / vgatherdps), sums into
       // acc, then one rounding/saturating store pass
-      for (int64_t e = 0; e < DWC; ++e) acc[e] = wp[e] * v[ip[e]];
+      T* orow = row_ptr<T>(dst, d, b, y);
+      if (kx == 2 && (C == 1 || C == 3 || C == 4)) {
+        // per output pixel, its two source pixels: plain loads (gathers are slow on some
+        // processors; these loads hit L1), channels unrolled
+        if (C == 1) hpass2<T, A, 1>(v, tx.start, wx, DW, rshift, orow, acc);
+        else if (C == 3) hpass2<T, A, 3>(v, tx.start, wx, DW, rshift, orow, acc);
+        else hpass2<T, A, 4>(v, tx.start, wx, DW, rshift, orow, acc);
+        continue;
+      }
+      const int64_t done = hpass_simd<T, A>(v, ip, wp, kx, C, DWC, rshift, orow);
+      if (done == DWC) continue;
+      for (int64_t e = done; e < DWC; ++e) acc[e] = wp[e] * v[ip[e]];
       for (int k = 1; k < kx; ++k) {
         const A* __restrict__ wk = wp + k * DWC;
         const int32_t off = static_cast<int32_t>(k * C);
-        for (int64_t e = 0; e < DWC; ++e) acc[e] += wk[e] * v[ip[e] + off];
+        for (int64_t e = done; e < DWC; ++e) acc[e] += wk[e] * v[ip[e] + off];
       }
-      store_out<T, A>(acc, row_ptr<T>(dst, d, b, y), DWC, rshift);
+      store_out<T, A>(acc + done, orow + done, DWC - done, rshift);
     }
   });
 }
