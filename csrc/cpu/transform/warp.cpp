@@ -18,6 +18,12 @@
 // uint8 sums are exact int32, rounded as (sum + 2^14) >> 15: the same integers as the CUDA
 // kernel, so both devices give the same bits. Cost per output pixel: K^2 * C multiply-adds,
 // K^2 * C loads (gathered; the window of neighbouring outputs overlaps in cache).
+// No contraction of a * b + c into fused multiply-adds anywhere in this file: the float
+// scheme spells out its fmas, and every ISA level (baseline has no FMA) and the CUDA kernel
+// must round the same way. (A per-function optimize attribute would do, but GCC then refuses
+// to inline across functions with different options.)
+#pragma GCC optimize("fp-contract=off")
+
 #include <algorithm>
 #include <cmath>
 #include <climits>
@@ -76,7 +82,7 @@ inline T warp_store(typename WpAcc<T>::type a) {
 // One output row from its fixed-point coordinates X[x], Y[x] (5 fractional bits; integers
 // for nearest).
 template <typename T, int K>
-__attribute__((optimize("fp-contract=off"))) void remap_row(const void* src, const ImageDesc& s, int64_t b, T* out, int64_t w, const int32_t* X,
+void remap_row(const void* src, const ImageDesc& s, int64_t b, T* out, int64_t w, const int32_t* X,
                const int32_t* Y, const typename WpAcc<T>::type* wtab, Border border, typename WpAcc<T>::type cv,
                T cvt) {
   using A = typename WpAcc<T>::type;
@@ -134,7 +140,7 @@ __attribute__((optimize("fp-contract=off"))) void remap_row(const void* src, con
 // (the same roundings as OpenCV's and as the CUDA kernel's __dmul_rn / __dadd_rn). OpenCV
 // walks the output in blocks bw columns wide and computes X0 = M0 * xb + M1 * y + M2 at the
 // block's first column xb, then X0 + M0 * (x - xb): the rounding depends on the block.
-__attribute__((optimize("fp-contract=off"))) void perspective_row(const double* m, int64_t y, int64_t w,
+void perspective_row(const double* m, int64_t y, int64_t w,
                                                                   int64_t bw, bool nearest, int32_t* X,
                                                                   int32_t* Y) {
   const double yy = static_cast<double>(y);
@@ -182,7 +188,7 @@ inline int64_t perspective_block_width(int64_t w, int64_t h) {
 
 // ---- the float scheme -------------------------------------------------------------------------
 // cv2's interpolateCubic (a = -0.75) of a fraction, every operation rounded separately.
-__attribute__((optimize("fp-contract=off"))) inline void cubic_weights(float x, float* c) {
+inline void cubic_weights(float x, float* c) {
   const float A = -0.75f;
   const float x1 = x + 1.f, omx = 1.f - x;
   c[0] = ((A * x1 - 5.f * A) * x1 + 8.f * A) * x1 - 4.f * A;
@@ -216,7 +222,7 @@ inline float cval_float(double cval) {
 }
 
 // Source point of every pixel of output row y (float32, OpenCV's formula).
-__attribute__((optimize("fp-contract=off"))) void float_coords(const WarpSpec& w, int64_t y, int64_t n, float* FX,
+void float_coords(const WarpSpec& w, int64_t y, int64_t n, float* FX,
                                                                float* FY) {
   const double* m = w.m;
   const double yy = static_cast<double>(y);
@@ -241,11 +247,11 @@ __attribute__((optimize("fp-contract=off"))) void float_coords(const WarpSpec& w
 }
 
 // Float-scheme samples of one output row.
-template <typename T>
-__attribute__((optimize("fp-contract=off"))) void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
+template <typename T, int CC>
+void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
                                                             int64_t n, const float* FX, const float* FY,
                                                             Interp interp, Border border, float cv) {
-  const int64_t C = s.c, H = s.h, W = s.w;
+  const int64_t C = CC > 0 ? CC : s.c, H = s.h, W = s.w;
   const T* base = static_cast<const T*>(src) + b * s.batch_stride;
   const T cvt = static_cast<T>(cv);
   auto fetch = [&](int64_t xx, int64_t yy, int64_t c) -> float {
@@ -278,6 +284,18 @@ __attribute__((optimize("fp-contract=off"))) void float_row(const void* src, con
     const int64_t ix = static_cast<int64_t>(fx0), iy = static_cast<int64_t>(fy0);
     const float ax = sx - fx0, ay = sy - fy0;
     if (interp == Interp::bilinear) {
+      if (ix >= 0 && iy >= 0 && ix + 1 < W && iy + 1 < H) {  // inside: direct loads
+        const T* p0 = base + iy * s.row_stride + ix * C;
+        const T* p1 = p0 + s.row_stride;
+        for (int64_t c = 0; c < C; ++c) {
+          const float p00 = static_cast<float>(p0[c]), p01 = static_cast<float>(p0[C + c]);
+          const float p10 = static_cast<float>(p1[c]), p11 = static_cast<float>(p1[C + c]);
+          const float v0 = std::fma(ax, p01 - p00, p00);
+          const float v1 = std::fma(ax, p11 - p10, p10);
+          o[c] = float_store<T>(std::fma(ay, v1 - v0, v0));
+        }
+        continue;
+      }
       if (border == Border::constant && (ix < -1 || ix >= W || iy < -1 || iy >= H)) {
         for (int64_t c = 0; c < C; ++c) o[c] = cvt;
         continue;
@@ -297,6 +315,20 @@ __attribute__((optimize("fp-contract=off"))) void float_row(const void* src, con
       float wx[4], wy[4];
       cubic_weights(ax, wx);
       cubic_weights(ay, wy);
+      if (ix >= 1 && iy >= 1 && ix + 2 < W && iy + 2 < H) {  // inside: direct loads
+        const T* p = base + (iy - 1) * s.row_stride + (ix - 1) * C;
+        for (int64_t c = 0; c < C; ++c) {
+          float sum = 0.f;
+          for (int i = 0; i < 4; ++i) {
+            const T* r = p + i * s.row_stride + c;
+            float acc = 0.f;
+            for (int j = 0; j < 4; ++j) acc = std::fma(wx[j], static_cast<float>(r[j * C]), acc);
+            sum = std::fma(wy[i], acc, sum);
+          }
+          o[c] = float_store<T>(sum);
+        }
+        continue;
+      }
       for (int64_t c = 0; c < C; ++c) {
         float sum = 0.f;
         for (int i = 0; i < 4; ++i) {
@@ -331,7 +363,10 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
       T* out = row_ptr<T>(dst, d, b, y);
       if (!w.fixed) {
         float_coords(w, y, d.w, FX, FY);
-        float_row<T>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
+        if (s.c == 3) float_row<T, 3>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
+        else if (s.c == 1) float_row<T, 1>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
+        else if (s.c == 4) float_row<T, 4>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
+        else float_row<T, 0>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
         continue;
       }
       if (w.perspective) {
