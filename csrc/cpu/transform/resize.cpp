@@ -132,19 +132,33 @@ inline int64_t hpass_simd(const A* v, const int32_t* ip, const A* wp, int kx, in
 // Two-tap horizontal pass with the channel count known: out[x][c] = w0[x] * v[s][c] +
 // w1[x] * v[s + 1][c] (multiply, multiply, add: the scalar path's order), into acc, then
 // the rounding/saturating store.
-template <typename T, typename A, int C>
-inline void hpass2(const A* __restrict__ v, const int64_t* __restrict__ start, const A* __restrict__ w, int64_t dw,
+template <typename T, typename A, int C, int K>
+inline void hpassK(const A* __restrict__ v, const int64_t* __restrict__ start, const A* __restrict__ w, int64_t dw,
                    int rshift, T* __restrict__ out, A* __restrict__ acc) {
   for (int64_t x = 0; x < dw; ++x) {
     const A* p = v + start[x] * C;
-    const A w0 = w[2 * x], w1 = w[2 * x + 1];
+    const A* wx = w + K * x;
     for (int c = 0; c < C; ++c) {
-      const A a0 = w0 * p[c];
-      const A a1 = w1 * p[C + c];
-      acc[x * C + c] = a0 + a1;
+      A a = wx[0] * p[c];
+      for (int k = 1; k < K; ++k) {
+        const A t = wx[k] * p[k * C + c];
+        a = a + t;
+      }
+      acc[x * C + c] = a;
     }
   }
   store_out<T, A>(acc, out, dw * C, rshift);
+}
+
+// Dispatch on the channel count (1, 3, 4) for a tap count K.
+template <typename T, typename A, int K>
+inline bool hpass_fixed(const A* v, const int64_t* start, const A* w, int64_t dw, int64_t C, int rshift, T* out,
+                        A* acc) {
+  if (C == 1) hpassK<T, A, 1, K>(v, start, w, dw, rshift, out, acc);
+  else if (C == 3) hpassK<T, A, 3, K>(v, start, w, dw, rshift, out, acc);
+  else if (C == 4) hpassK<T, A, 4, K>(v, start, w, dw, rshift, out, acc);
+  else return false;
+  return true;
 }
 
 int64_t rows_grain(int64_t rows, int64_t work_per_row) {
@@ -209,14 +223,12 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       // 2. horizontal pass: gathers of 32-bit indices (vpgatherdd / vgatherdps), sums into
       // acc, then one rounding/saturating store pass
       T* orow = row_ptr<T>(dst, d, b, y);
-      if (kx == 2 && (C == 1 || C == 3 || C == 4)) {
-        // per output pixel, its two source pixels: plain loads (gathers are slow on some
-        // processors; these loads hit L1), channels unrolled
-        if (C == 1) hpass2<T, A, 1>(v, tx.start, wx, DW, rshift, orow, acc);
-        else if (C == 3) hpass2<T, A, 3>(v, tx.start, wx, DW, rshift, orow, acc);
-        else hpass2<T, A, 4>(v, tx.start, wx, DW, rshift, orow, acc);
-        continue;
-      }
+      // short windows (bilinear, bicubic, lanczos) per output pixel: plain loads of its
+      // source pixels (gathers are slow on some processors; these loads hit L1), taps and
+      // channels unrolled
+      if (kx == 2 && hpass_fixed<T, A, 2>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
+      if (kx == 4 && hpass_fixed<T, A, 4>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
+      if (kx == 8 && hpass_fixed<T, A, 8>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
       const int64_t done = hpass_simd<T, A>(v, ip, wp, kx, C, DWC, rshift, orow);
       if (done == DWC) continue;
       for (int64_t e = done; e < DWC; ++e) acc[e] = wp[e] * v[ip[e]];
