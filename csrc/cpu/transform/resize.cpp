@@ -6,8 +6,9 @@
 //   2. horizontal pass: each output element sums kx accumulators of its window (gathers
 //      through a per-call index row; kx multiply-adds per output element), then rounds and
 //      saturates.
-// Vertical first: when shrinking (the common case) the gathering pass runs on output rows
-// only, and no ring of intermediate rows is needed, so every output row is independent.
+// Vertical first when the height shrinks or stays (the common case): the gathering pass
+// runs on output rows only. When the height grows, horizontal first into a ring of ky
+// rows (each source row resized horizontally once), then the vertical sums.
 // uint8: int32 arithmetic on fixed-point weights (exact; the vertical sums are shifted by
 // `shift` so the horizontal sums cannot overflow), the same integer formula as the CUDA
 // kernel, so both give the same bits. uint16/float32: float32; float64: float64.
@@ -161,6 +162,47 @@ inline bool hpass_fixed(const A* v, const int64_t* start, const A* w, int64_t dw
   return true;
 }
 
+// Horizontal pass of one source row (T) into accumulators (no rounding): for the
+// horizontal-first order used when the height grows.
+template <typename T, typename A, int C, int K>
+inline void hrowK(const T* __restrict__ src, const int64_t* __restrict__ start, const A* __restrict__ w, int64_t dw,
+                  A* __restrict__ out) {
+  for (int64_t x = 0; x < dw; ++x) {
+    const T* p = src + start[x] * C;
+    const A* wx = w + K * x;
+    for (int c = 0; c < C; ++c) {
+      A a = wx[0] * static_cast<A>(p[c]);
+      for (int k = 1; k < K; ++k) {
+        const A t = wx[k] * static_cast<A>(p[k * C + c]);
+        a = a + t;
+      }
+      out[x * C + c] = a;
+    }
+  }
+}
+
+template <typename T, typename A>
+inline void hrow(const T* src, const int64_t* start, const A* w, int kx, int64_t dw, int64_t C, A* out) {
+#define IMKERN_HROW(CC, KK) \
+  if (C == CC && kx == KK) return hrowK<T, A, CC, KK>(src, start, w, dw, out);
+  IMKERN_HROW(1, 2) IMKERN_HROW(3, 2) IMKERN_HROW(4, 2)
+  IMKERN_HROW(1, 4) IMKERN_HROW(3, 4) IMKERN_HROW(4, 4)
+  IMKERN_HROW(1, 8) IMKERN_HROW(3, 8) IMKERN_HROW(4, 8)
+#undef IMKERN_HROW
+  for (int64_t x = 0; x < dw; ++x) {
+    const T* p = src + start[x] * C;
+    const A* wx = w + static_cast<int64_t>(kx) * x;
+    for (int64_t c = 0; c < C; ++c) {
+      A a = wx[0] * static_cast<A>(p[c]);
+      for (int k = 1; k < kx; ++k) {
+        const A t = wx[k] * static_cast<A>(p[k * C + c]);
+        a = a + t;
+      }
+      out[x * C + c] = a;
+    }
+  }
+}
+
 int64_t rows_grain(int64_t rows, int64_t work_per_row) {
   const int threads = get_num_threads();
   int64_t g = rows / (4 * (threads > 0 ? threads : 1));
@@ -190,6 +232,46 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   const int32_t* ip = idx.data();
   const A* wp = wxe.data();
   const int64_t rows = d.n * d.h;
+  // When the height grows, horizontal first: each source row is resized horizontally once
+  // into a ring of ky rows and every output row is a ky-row weighted sum of the ring (rows
+  // shared by consecutive output rows are not recomputed). uint8 only when no intermediate
+  // shift is needed, so the integer result is the same exact sum in either order (and the
+  // CUDA kernel's).
+  const bool hfirst = d.h > s.h && (!std::is_same<T, uint8_t>::value || shift == 0);
+  if (hfirst) {
+    parallel_for(0, rows, rows_grain(rows, ky * DWC + kx * DWC), [&](int64_t t0, int64_t t1) {
+      A* __restrict__ ring = thread_scratch<A>(2, static_cast<size_t>(ky * DWC));
+      A* __restrict__ acc = thread_scratch<A>(1, static_cast<size_t>(DWC));
+      std::vector<int64_t> keys(static_cast<size_t>(ky), -1);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / d.h, y = t % d.h;
+        const int64_t sy0 = ty.start[y];
+        const A* wr = wy + y * ky;
+        for (int k = 0; k < ky; ++k) {
+          const int64_t sy = sy0 + k, slot = sy % ky, key = b * s.h + sy;
+          if (keys[slot] != key) {
+            hrow<T, A>(row_ptr<T>(src, s, b, sy), tx.start, wx, kx, DW, C, ring + slot * DWC);
+            keys[slot] = key;
+          }
+        }
+        {
+          const A* r0 = ring + (sy0 % ky) * DWC;
+          const A w0 = wr[0];
+          for (int64_t e = 0; e < DWC; ++e) acc[e] = w0 * r0[e];
+          for (int k = 1; k < ky; ++k) {
+            const A* rk = ring + ((sy0 + k) % ky) * DWC;
+            const A wk = wr[k];
+            for (int64_t e = 0; e < DWC; ++e) {
+              const A tk = wk * rk[e];
+              acc[e] = acc[e] + tk;
+            }
+          }
+        }
+        store_out<T, A>(acc, row_ptr<T>(dst, d, b, y), DWC, rshift);
+      }
+    });
+    return;
+  }
   parallel_for(0, rows, rows_grain(rows, ky * SWC + kx * DWC), [&](int64_t t0, int64_t t1) {
     A* __restrict__ v = thread_scratch<A>(0, static_cast<size_t>(SWC));
     A* __restrict__ acc = thread_scratch<A>(1, static_cast<size_t>(DWC));
