@@ -3,6 +3,9 @@
 // checks here only guard the kernels' assumptions for callers that reach _core directly.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
 
 #include "arrays.hpp"
 #include "imkern/transform.hpp"
@@ -16,6 +19,7 @@ using namespace imkern_py;
 using imkern::Border;
 using imkern::Interp;
 using imkern::ResizeTable;
+using imkern::WarpSpec;
 
 namespace {
 
@@ -75,6 +79,38 @@ void check_pair(const py::array& src, const py::array& dst, DType& dt, ImageDesc
   if (s.n != d.n || s.c != d.c) throw std::invalid_argument("out: batch or channel count differs from image");
 }
 
+const int32_t* int32_array(const py::array& a, int64_t n, const char* name) {
+  if (a.ndim() != 1 || a.shape(0) != n || a.dtype().kind() != 'i' || a.itemsize() != 4 ||
+      !(a.flags() & py::array::c_style))
+    throw std::invalid_argument(std::string(name) + ": expected a contiguous int32 array of length " +
+                                std::to_string(n));
+  return static_cast<const int32_t*>(a.data());
+}
+
+// The sub-pixel weight table: 32 * 32 entries of K * K weights of the image's weight type.
+const void* weight_table(DType dt, Interp ip, const py::array& w) {
+  const int k = ip == Interp::bicubic ? 4 : 2;
+  if (ip == Interp::nearest) return w.data();
+  if (!weight_dtype_ok(dt, w)) throw py::type_error("wtab: weight dtype does not match the image");
+  if (w.size() != int64_t(imkern::kInterTab) * imkern::kInterTab * k * k || !(w.flags() & py::array::c_style))
+    throw std::invalid_argument("wtab: expected a contiguous table of 32 * 32 * K * K weights");
+  return w.data();
+}
+
+WarpSpec spec_of(int interp, bool perspective, bool fixed, int shift, const std::array<double, 9>& mat, int border,
+                 double cval) {
+  WarpSpec w;
+  w.interp = interp_of(interp);
+  w.perspective = perspective;
+  w.fixed = fixed;
+  if (fixed && !perspective && shift != 5 && shift != 10) throw std::invalid_argument("shift must be 5 or 10");
+  w.map.shift = shift;
+  for (int i = 0; i < 9; ++i) w.m[i] = mat[i];
+  w.border = border_of(border);
+  w.cval = cval;
+  return w;
+}
+
 }  // namespace
 
 IMKERN_BINDINGS(transform) {
@@ -103,6 +139,26 @@ IMKERN_BINDINGS(transform) {
     IMKERN_CALL(resize_nearest, dt, sp, s, dp, d, py_, px);
   });
 
+  m.def("warp", [](const py::array& src, py::array& dst, int interp, bool perspective, bool fixed,
+                   const py::array& col_x, const py::array& col_y, const py::array& row_x, const py::array& row_y,
+                   int shift, const std::array<double, 9>& mat, const py::array& wtab, int border, double cval) {
+    DType dt;
+    ImageDesc s, d;
+    check_pair(src, dst, dt, s, d);
+    WarpSpec w = spec_of(interp, perspective, fixed, shift, mat, border, cval);
+    if (fixed && !perspective) {
+      w.map.col_x = int32_array(col_x, d.w, "col_x");
+      w.map.col_y = int32_array(col_y, d.w, "col_y");
+      w.map.row_x = int32_array(row_x, d.h, "row_x");
+      w.map.row_y = int32_array(row_y, d.h, "row_y");
+    }
+    if (fixed) w.wtab = weight_table(dt, w.interp, wtab);
+    const void* sp = src.data();
+    void* dp = writable_data(dst, "out");
+    py::gil_scoped_release nogil;
+    IMKERN_CALL(warp, dt, sp, s, dp, d, w);
+  });
+
 #if defined(IMKERN_WITH_CUDA)
   m.def("cuda_resize", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst, const py::tuple& dd,
                           uintptr_t ys, uintptr_t yw, int ky, uintptr_t xs, uintptr_t xw, int kx, int ybits,
@@ -124,6 +180,21 @@ IMKERN_BINDINGS(transform) {
     imkern::cuda::resize_nearest_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s,
                                       reinterpret_cast<void*>(dst), d, reinterpret_cast<const int64_t*>(iy),
                                       reinterpret_cast<const int64_t*>(ix), reinterpret_cast<void*>(stream));
+  });
+  m.def("cuda_warp", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst, const py::tuple& dd,
+                        int interp, bool perspective, bool fixed, uintptr_t col_x, uintptr_t col_y, uintptr_t row_x,
+                        uintptr_t row_y, int shift, const std::array<double, 9>& mat, uintptr_t wtab, int border,
+                        double cval, uintptr_t stream) {
+    ImageDesc s = desc_from_tuple(sd), d = desc_from_tuple(dd);
+    WarpSpec w = spec_of(interp, perspective, fixed, shift, mat, border, cval);
+    w.map.col_x = reinterpret_cast<const int32_t*>(col_x);
+    w.map.col_y = reinterpret_cast<const int32_t*>(col_y);
+    w.map.row_x = reinterpret_cast<const int32_t*>(row_x);
+    w.map.row_y = reinterpret_cast<const int32_t*>(row_y);
+    w.wtab = reinterpret_cast<const void*>(wtab);
+    py::gil_scoped_release nogil;
+    imkern::cuda::warp_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s,
+                            reinterpret_cast<void*>(dst), d, w, reinterpret_cast<void*>(stream));
   });
 #endif
 }

@@ -12,12 +12,8 @@ void resize_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, co
                  const ResizeTable& y, const ResizeTable& x, int shift, void* stream);
 void resize_nearest_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                          const int64_t* sy, const int64_t* sx, void* stream);
-void warp_affine_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
-                      const AffineMap& map, Interp interp, const void* wtab, Border border, double cval,
-                      void* stream);
-void warp_perspective_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
-                           const double* m, Interp interp, const void* wtab, Border border, double cval,
-                           void* stream);
+void warp_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const WarpSpec& w,
+               void* stream);
 
 }  // namespace cuda
 }  // namespace imkern

@@ -38,6 +38,27 @@ struct AffineMap {
   int shift = 5;
 };
 
+// A warp: output pixel (x, y) samples the source at the point the output->source map m
+// gives. Two coordinate schemes, as OpenCV (>= 4.11) uses them:
+//  - fixed (OpenCV's remap tables): coordinates rounded to 1/32 pixel, affine from the
+//    integer terms of `map`, perspective per pixel in float64; weights from the 32 x 32 table
+//    `wtab` (int32 scaled by 2^15 for uint8, float otherwise; K x K per entry);
+//  - float (OpenCV's warp kernels for 8U/16U/32F): coordinates in float32,
+//    sx = fma(float(m0), x, float(m1 * y + m2)) (perspective: divided by the same for the
+//    third row), bilinear as two float lerps, bicubic with a = -0.75 weights, no table.
+// Every float operation of the float scheme is spelled out (fma or separately rounded), so
+// all ISA levels and the CUDA kernel give the same bits.
+struct WarpSpec {
+  Interp interp = Interp::bilinear;
+  bool perspective = false;
+  bool fixed = true;
+  AffineMap map;            // fixed affine only
+  double m[9] = {0};        // output->source matrix (row-major; affine uses the first 6)
+  const void* wtab = nullptr;  // fixed bilinear/bicubic only
+  Border border = Border::constant;
+  double cval = 0;
+};
+
 IMKERN_DECLARE_FOR_EACH_ISA(
   // Separable resize with the tables of both axes; uint8 sums of the vertical pass are
   // shifted right (rounded) by `shift` before the horizontal pass, the result by
@@ -47,15 +68,8 @@ IMKERN_DECLARE_FOR_EACH_ISA(
   // Nearest neighbour: output (y, x) = source (sy[y], sx[x]).
   void resize_nearest(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                       const int64_t* sy, const int64_t* sx);
-  // Affine warp with OpenCV's fixed-point coordinates. wtab: kInterTab^2 entries of ksize^2
-  // weights (ksize 2 bilinear, 4 bicubic), int16 scaled by 2^15 for uint8 (int32 storage),
-  // float for the other dtypes (double for float64).
-  void warp_affine(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
-                   const AffineMap& map, Interp interp, const void* wtab, Border border, double cval);
-  // Perspective warp: the 3x3 matrix maps output to source (already inverted), coordinates
-  // computed per pixel in float64 as OpenCV does, then the same fixed-point remap.
-  void warp_perspective(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
-                        const double* m, Interp interp, const void* wtab, Border border, double cval);
+  // Affine or perspective warp (see WarpSpec).
+  void warp(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const WarpSpec& w);
 )
 
 }  // namespace imkern

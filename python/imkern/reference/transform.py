@@ -238,3 +238,163 @@ def from_tensor(tensor, *, mean=None, std=None):
     s = np.broadcast_to(np.asarray(1.0 if std is None else std, np.float64).ravel(), (c,)).reshape(c, 1, 1)
     x = np.rint(np.clip((t * s + m) * 255.0, 0, 255)).astype(np.uint8)
     return np.ascontiguousarray(np.moveaxis(x, -3, -1))
+
+
+
+def _border_idx(p, n, border):
+    """Vectorized border rule: index inside [0, n) or -1 (constant)."""
+    p = np.asarray(p, np.int64)
+    inside = (p >= 0) & (p < n)
+    if border == "constant":
+        return np.where(inside, p, -1)
+    if border == "replicate":
+        return np.clip(p, 0, n - 1)
+    if border == "wrap":
+        return np.mod(p, n)
+    if border == "reflect":
+        m = np.mod(p, 2 * n)
+        return np.where(m < n, m, 2 * n - 1 - m)
+    if n == 1:
+        return np.zeros_like(p)
+    m = np.mod(p, 2 * n - 2)
+    return np.where(m < n, m, 2 * n - 2 - m)
+
+
+def _cubic_w(t):
+    a = -0.75
+    t1 = t + 1
+    return [((a * t1 - 5 * a) * t1 + 8 * a) * t1 - 4 * a, ((a + 2) * t - (a + 3)) * t * t + 1,
+            ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1, None]
+
+
+def _sample(x, ix, iy, wx, wy, border, cval):
+    """sum_ij wy[i] * wx[j] * x[iy + i, ix + j] over the taps, border applied; x is (N, H, W, C)."""
+    _, H, W, _ = x.shape
+    acc = 0.0
+    for i, wyi in enumerate(wy):
+        yy = _border_idx(iy + i, H, border)
+        for j, wxj in enumerate(wx):
+            xx = _border_idx(ix + j, W, border)
+            ok = (yy >= 0) & (xx >= 0)
+            v = x[:, np.where(ok, yy, 0), np.where(ok, xx, 0), :]
+            v = np.where(ok[None, :, :, None], v, cval)
+            acc = acc + (wyi * wxj)[None, :, :, None] * v
+    return acc
+
+
+def _warp_ref(image, m_inv, perspective, size, interpolation, border, cval, out):
+    from ..transform._warp import uses_fixed_scheme
+
+    h, w = int(size[0]), int(size[1])
+    border = parse_border(border)
+    img = np.asarray(image)
+    x = _as_nhwc(img).astype(np.float64)
+    dt = img.dtype
+    if dt.kind == "u":
+        info = np.iinfo(dt)
+        cval = float(np.clip(np.rint(cval), info.min, info.max))
+    else:
+        cval = float(dt.type(cval))
+    M = np.eye(3)
+    M[: m_inv.shape[0]] = m_inv
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    if uses_fixed_scheme(dt, x.shape[3], interpolation):
+        # OpenCV's remap tables: coordinates rounded to 1/32 pixel in fixed point
+        nearest = interpolation == "nearest"
+        if not perspective:
+            delta = 512 if nearest else 16
+            cx = np.rint(M[0, 0] * xs * 1024) + np.rint((M[0, 1] * ys + M[0, 2]) * 1024) + delta
+            cy = np.rint(M[1, 0] * xs * 1024) + np.rint((M[1, 1] * ys + M[1, 2]) * 1024) + delta
+            sh = 10 if nearest else 5
+            X = np.floor(cx / 2**sh).astype(np.int64)
+            Y = np.floor(cy / 2**sh).astype(np.int64)
+        else:
+            bh0 = min(16, h)
+            bw = min(1024 // bh0, w)
+            xb = (xs // bw) * bw
+            x1 = xs - xb
+            X0 = M[0, 0] * xb + M[0, 1] * ys + M[0, 2]
+            Y0 = M[1, 0] * xb + M[1, 1] * ys + M[1, 2]
+            W0 = M[2, 0] * xb + M[2, 1] * ys + M[2, 2]
+            Wd = W0 + M[2, 0] * x1
+            with np.errstate(divide="ignore"):
+                Wd = np.where(Wd != 0, (1.0 if nearest else 32.0) / np.where(Wd != 0, Wd, 1), 0.0)
+            X = np.rint(np.clip((X0 + M[0, 0] * x1) * Wd, -(2**31), 2**31 - 1)).astype(np.int64)
+            Y = np.rint(np.clip((Y0 + M[1, 0] * x1) * Wd, -(2**31), 2**31 - 1)).astype(np.int64)
+        if nearest:
+            acc = _sample(x, X, Y, [np.ones((h, w))], [np.ones((h, w))], border, cval)
+        else:
+            fx, fy = (X & 31) / 32.0, (Y & 31) / 32.0
+            ix, iy = X >> 5, Y >> 5
+            if interpolation == "bilinear":
+                acc = _sample(x, ix, iy, [1 - fx, fx], [1 - fy, fy], border, cval)
+            else:
+                cwx, cwy = _cubic_w(fx), _cubic_w(fy)
+                cwx[3] = 1 - cwx[0] - cwx[1] - cwx[2]
+                cwy[3] = 1 - cwy[0] - cwy[1] - cwy[2]
+                acc = _sample(x, ix - 1, iy - 1, cwx, cwy, border, cval)
+    else:
+        # OpenCV's warp kernels: the source point in float32
+        f32 = np.float32
+        mx = (ys * M[0, 1] + M[0, 2]).astype(f32).astype(np.float64)
+        my = (ys * M[1, 1] + M[1, 2]).astype(f32).astype(np.float64)
+        sx = (float(f32(M[0, 0])) * xs + mx).astype(f32)
+        sy = (float(f32(M[1, 0])) * xs + my).astype(f32)
+        if perspective:
+            mw = (ys * M[2, 1] + M[2, 2]).astype(f32).astype(np.float64)
+            wv = (float(f32(M[2, 0])) * xs + mw).astype(f32)
+            sx, sy = (sx / wv).astype(f32), (sy / wv).astype(f32)
+        sx, sy = sx.astype(np.float64), sy.astype(np.float64)
+        if interpolation == "nearest":
+            # halves rounded up, as OpenCV (the + 0.5 in float32)
+            rx = np.floor((sx.astype(f32) + f32(0.5)).astype(f32)).astype(np.int64)
+            ry = np.floor((sy.astype(f32) + f32(0.5)).astype(f32)).astype(np.int64)
+            acc = _sample(x, rx, ry,
+                          [np.ones((h, w))], [np.ones((h, w))], border, cval)
+        else:
+            ix, iy = np.floor(sx), np.floor(sy)
+            fx, fy = sx - ix, sy - iy
+            ix, iy = ix.astype(np.int64), iy.astype(np.int64)
+            if interpolation == "bilinear":
+                acc = _sample(x, ix, iy, [1 - fx, fx], [1 - fy, fy], border, cval)
+            else:
+                cwx, cwy = _cubic_w(fx), _cubic_w(fy)
+                cwx[3] = 1 - cwx[0] - cwx[1] - cwx[2]
+                cwy[3] = 1 - cwy[0] - cwy[1] - cwy[2]
+                acc = _sample(x, ix - 1, iy - 1, cwx, cwy, border, cval)
+    return _cast_shape(acc, image, _out_shape(image, h, w), out)
+
+
+def _inv_affine(m):
+    d = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
+    d = 1.0 / d if d != 0 else 0.0
+    a11, a22, a12, a21 = m[1, 1] * d, m[0, 0] * d, -m[0, 1] * d, -m[1, 0] * d
+    return np.array([[a11, a12, -a11 * m[0, 2] - a12 * m[1, 2]], [a21, a22, -a21 * m[0, 2] - a22 * m[1, 2]]])
+
+
+def warp_affine(image, matrix, size, *, interpolation="bilinear", border="constant", cval=0, inverse=False,
+                out=None):
+    """Reference of :func:`imkern.transform.warp_affine` (OpenCV's coordinate rounding,
+    float64 interpolation)."""
+    m = np.asarray(matrix, np.float64)
+    return _warp_ref(image, m if inverse else _inv_affine(m), False, size, interpolation, border, cval, out)
+
+
+def warp_perspective(image, matrix, size, *, interpolation="bilinear", border="constant", cval=0, inverse=False,
+                     out=None):
+    """Reference of :func:`imkern.transform.warp_perspective`."""
+    m = np.asarray(matrix, np.float64)
+    return _warp_ref(image, m if inverse else np.linalg.inv(m), True, size, interpolation, border, cval, out)
+
+
+def rotate(image, angle, *, interpolation="bilinear", border="constant", cval=0, out=None):
+    """Reference of :func:`imkern.transform.rotate`: cv2.getRotationMatrix2D about the pixel
+    grid's center, counter-clockwise degrees."""
+    a = np.asarray(image)
+    o = 1 if a.ndim == 4 else 0
+    h, w = a.shape[o], a.shape[o + 1]
+    t = angle * (math.pi / 180)
+    al, be = math.cos(t), math.sin(t)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    m = np.array([[al, be, (1 - al) * cx - be * cy], [-be, al, be * cx + (1 - al) * cy]])
+    return warp_affine(image, m, (h, w), interpolation=interpolation, border=border, cval=cval, out=out)

@@ -1,0 +1,404 @@
+// Affine and perspective warps as OpenCV computes them (compiled per ISA).
+//
+// Float scheme (OpenCV >= 4.11 for uint8/uint16/float32): per output pixel the source
+// point in float32, sx = fma(m0, x, m1 * y + m2) (perspective: divided by the third row),
+// then nearest (round half to even) or bilinear (two float32 lerps) or bicubic (a = -0.75
+// weights of the fractions) with out-of-image taps by the border rule; every operation is
+// an explicit fma or a separately rounded float op (no contraction, see fp-contract below),
+// so the ISA levels and the CUDA kernel give the same bits.
+//
+// Fixed scheme (OpenCV's remap tables, float64 images): for each output row, the source
+// coordinate of every output pixel is computed in fixed point with INTER_BITS = 5 fractional
+// bits (affine: integer sums of host-built per-row and per-column terms, AB_BITS = 10, as
+// OpenCV; perspective: float64 per pixel, the same operations as OpenCV, no contraction),
+// clamped to int16 as OpenCV stores them; then each output pixel is the K x K weighted sum
+// (K = 2 bilinear, 4 bicubic; 1 nearest) of the source pixels around it, with the weights of
+// the 32 x 32 sub-pixel table (host-built: int16 scaled by 2^15 for uint8, float otherwise)
+// and out-of-image taps resolved by the border rule (cval for "constant").
+// uint8 sums are exact int32, rounded as (sum + 2^14) >> 15: the same integers as the CUDA
+// kernel, so both devices give the same bits. Cost per output pixel: K^2 * C multiply-adds,
+// K^2 * C loads (gathered; the window of neighbouring outputs overlaps in cache).
+// No contraction of a * b + c into fused multiply-adds anywhere in this file: the float
+// scheme spells out its fmas, and every ISA level (baseline has no FMA) and the CUDA kernel
+// must round the same way. (A per-function optimize attribute would do, but GCC then refuses
+// to inline across functions with different options.)
+#pragma GCC optimize("fp-contract=off")
+
+#include <algorithm>
+#include <cmath>
+#include <climits>
+
+#include "imkern/parallel.hpp"
+#include "imkern/transform.hpp"
+#include "common/rows.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+namespace {
+
+template <typename F>
+inline void visit_warp_dtype(DType dt, F&& f) {
+  switch (dt) {
+    case DType::u8: f(uint8_t{}); break;
+    case DType::u16: f(uint16_t{}); break;
+    case DType::f32: f(float{}); break;
+    case DType::f64: f(double{}); break;
+    default: throw std::invalid_argument(std::string("imkern: dtype ") + dtype_name(dt) +
+                                         " is not supported by the CPU kernels");
+  }
+}
+
+template <typename T> struct WpAcc { using type = float; };
+template <> struct WpAcc<uint8_t> { using type = int32_t; };
+template <> struct WpAcc<double> { using type = double; };
+
+inline int32_t clamp_short(int64_t v) {
+  return static_cast<int32_t>(v < SHRT_MIN ? SHRT_MIN : (v > SHRT_MAX ? SHRT_MAX : v));
+}
+
+template <typename T>
+inline typename WpAcc<T>::type cval_acc(double cval) {
+  if constexpr (std::is_same<T, uint8_t>::value || std::is_same<T, uint16_t>::value) {
+    const double hi = std::is_same<T, uint8_t>::value ? 255.0 : 65535.0;
+    double v = std::nearbyint(cval);
+    v = v < 0 ? 0 : (v > hi ? hi : v);
+    return static_cast<typename WpAcc<T>::type>(v);
+  } else {
+    return static_cast<typename WpAcc<T>::type>(static_cast<T>(cval));
+  }
+}
+
+template <typename T>
+inline T warp_store(typename WpAcc<T>::type a) {
+  if constexpr (std::is_same<T, uint8_t>::value) {
+    const int32_t v = (a + (1 << 14)) >> 15;
+    return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+  } else {
+    return to_output<T, typename WpAcc<T>::type>(a);
+  }
+}
+
+// One output row from its fixed-point coordinates X[x], Y[x] (5 fractional bits; integers
+// for nearest).
+template <typename T, int K>
+void remap_row(const void* src, const ImageDesc& s, int64_t b, T* out, int64_t w, const int32_t* X,
+               const int32_t* Y, const typename WpAcc<T>::type* wtab, Border border, typename WpAcc<T>::type cv,
+               T cvt) {
+  using A = typename WpAcc<T>::type;
+  const int64_t C = s.c, H = s.h, W = s.w;
+  const T* base = static_cast<const T*>(src) + b * s.batch_stride;
+  for (int64_t x = 0; x < w; ++x) {
+    T* o = out + x * C;
+    if constexpr (K == 1) {
+      int64_t sx = X[x], sy = Y[x];
+      if (sx < 0 || sx >= W || sy < 0 || sy >= H) {
+        sx = border_index(sx, W, border);
+        sy = border_index(sy, H, border);
+        if (sx < 0 || sy < 0) {
+          for (int64_t c = 0; c < C; ++c) o[c] = cvt;
+          continue;
+        }
+      }
+      const T* p = base + sy * s.row_stride + sx * C;
+      for (int64_t c = 0; c < C; ++c) o[c] = p[c];
+    } else {
+      const int32_t xf = X[x], yf = Y[x];
+      const int64_t x0 = (xf >> kInterBits) - (K / 2 - 1), y0 = (yf >> kInterBits) - (K / 2 - 1);
+      const A* wt = wtab + ((yf & (kInterTab - 1)) * kInterTab + (xf & (kInterTab - 1))) * K * K;
+      if (x0 >= 0 && y0 >= 0 && x0 + K <= W && y0 + K <= H) {
+        const T* p = base + y0 * s.row_stride + x0 * C;
+        for (int64_t c = 0; c < C; ++c) {
+          A sum = A(0);
+          for (int i = 0; i < K; ++i) {
+            const T* r = p + i * s.row_stride + c;
+            for (int j = 0; j < K; ++j) sum += wt[i * K + j] * static_cast<A>(r[j * C]);
+          }
+          o[c] = warp_store<T>(sum);
+        }
+      } else if (border == Border::constant && (x0 >= W || x0 + K <= 0 || y0 >= H || y0 + K <= 0)) {
+        for (int64_t c = 0; c < C; ++c) o[c] = cvt;
+      } else {
+        int64_t xs[K], ys[K];
+        for (int j = 0; j < K; ++j) xs[j] = border_index(x0 + j, W, border);
+        for (int i = 0; i < K; ++i) ys[i] = border_index(y0 + i, H, border);
+        for (int64_t c = 0; c < C; ++c) {
+          A sum = A(0);
+          for (int i = 0; i < K; ++i)
+            for (int j = 0; j < K; ++j) {
+              const A v = (xs[j] < 0 || ys[i] < 0) ? cv : static_cast<A>(base[ys[i] * s.row_stride + xs[j] * C + c]);
+              sum += wt[i * K + j] * v;
+            }
+          o[c] = warp_store<T>(sum);
+        }
+      }
+    }
+  }
+}
+
+// OpenCV's per-pixel perspective coordinates (fixed scheme), in float64 without contraction
+// (the same roundings as OpenCV's and as the CUDA kernel's __dmul_rn / __dadd_rn). OpenCV
+// walks the output in blocks bw columns wide and computes X0 = M0 * xb + M1 * y + M2 at the
+// block's first column xb, then X0 + M0 * (x - xb): the rounding depends on the block.
+void perspective_row(const double* m, int64_t y, int64_t w,
+                                                                  int64_t bw, bool nearest, int32_t* X,
+                                                                  int32_t* Y) {
+  const double yy = static_cast<double>(y);
+  const double scale = nearest ? 1.0 : static_cast<double>(kInterTab);
+  for (int64_t xb = 0; xb < w; xb += bw) {
+    const double xbd = static_cast<double>(xb);
+    volatile double t0 = m[0] * xbd, t1 = m[1] * yy;
+    volatile double X0 = t0 + t1;
+    X0 = X0 + m[2];
+    volatile double t3 = m[3] * xbd, t4 = m[4] * yy;
+    volatile double Y0 = t3 + t4;
+    Y0 = Y0 + m[5];
+    volatile double t6 = m[6] * xbd, t7 = m[7] * yy;
+    volatile double W0 = t6 + t7;
+    W0 = W0 + m[8];
+    const int64_t xe = std::min(w, xb + bw);
+    for (int64_t x = xb; x < xe; ++x) {
+      const double x1 = static_cast<double>(x - xb);
+      volatile double mw = m[6] * x1;
+      double Wd = W0 + mw;
+      Wd = Wd != 0.0 ? scale / Wd : 0.0;
+      volatile double mx = m[0] * x1;
+      volatile double my = m[3] * x1;
+      volatile double sx = X0 + mx;
+      volatile double sy = Y0 + my;
+      const double fx = std::max(static_cast<double>(INT_MIN), std::min(static_cast<double>(INT_MAX), sx * Wd));
+      const double fy = std::max(static_cast<double>(INT_MIN), std::min(static_cast<double>(INT_MAX), sy * Wd));
+      const int64_t ix = static_cast<int64_t>(std::nearbyint(fx)), iy = static_cast<int64_t>(std::nearbyint(fy));
+      if (nearest) {
+        X[x] = clamp_short(ix);
+        Y[x] = clamp_short(iy);
+      } else {
+        X[x] = clamp_short(ix >> kInterBits) * kInterTab + static_cast<int32_t>(ix & (kInterTab - 1));
+        Y[x] = clamp_short(iy >> kInterBits) * kInterTab + static_cast<int32_t>(iy & (kInterTab - 1));
+      }
+    }
+  }
+}
+
+// OpenCV's block width for warpPerspective (BLOCK_SZ = 32).
+inline int64_t perspective_block_width(int64_t w, int64_t h) {
+  int64_t bh0 = std::min<int64_t>(16, h);
+  return std::min<int64_t>(1024 / std::max<int64_t>(bh0, 1), w);
+}
+
+// ---- the float scheme -------------------------------------------------------------------------
+// cv2's interpolateCubic (a = -0.75) of a fraction, every operation rounded separately.
+inline void cubic_weights(float x, float* c) {
+  const float A = -0.75f;
+  const float x1 = x + 1.f, omx = 1.f - x;
+  c[0] = ((A * x1 - 5.f * A) * x1 + 8.f * A) * x1 - 4.f * A;
+  c[1] = ((A + 2.f) * x - (A + 3.f)) * x * x + 1.f;
+  c[2] = ((A + 2.f) * omx - (A + 3.f)) * omx * omx + 1.f;
+  c[3] = 1.f - c[0] - c[1] - c[2];
+}
+
+template <typename T>
+inline T float_store(float v) {
+  if constexpr (std::is_same<T, uint8_t>::value || std::is_same<T, uint16_t>::value) {
+    const float hi = std::is_same<T, uint8_t>::value ? 255.f : 65535.f;
+    v = std::nearbyint(v);
+    v = v > 0.f ? v : 0.f;  // NaN -> 0
+    v = v < hi ? v : hi;
+    return static_cast<T>(static_cast<int32_t>(v));
+  } else {
+    return static_cast<T>(v);
+  }
+}
+
+template <typename T>
+inline float cval_float(double cval) {
+  if constexpr (std::is_same<T, uint8_t>::value || std::is_same<T, uint16_t>::value) {
+    const double hi = std::is_same<T, uint8_t>::value ? 255.0 : 65535.0;
+    double v = std::nearbyint(cval);
+    return static_cast<float>(v < 0 ? 0 : (v > hi ? hi : v));
+  } else {
+    return static_cast<float>(static_cast<T>(cval));
+  }
+}
+
+// Source point of every pixel of output row y (float32, OpenCV's formula).
+void float_coords(const WarpSpec& w, int64_t y, int64_t n, float* FX,
+                                                               float* FY) {
+  const double* m = w.m;
+  const double yy = static_cast<double>(y);
+  volatile double t1 = yy * m[1], t4 = yy * m[4], t7 = yy * m[7];
+  const float mx = static_cast<float>(t1 + m[2]), my = static_cast<float>(t4 + m[5]);
+  const float m0 = static_cast<float>(m[0]), m3 = static_cast<float>(m[3]);
+  if (!w.perspective) {
+    for (int64_t x = 0; x < n; ++x) {
+      const float xf = static_cast<float>(x);
+      FX[x] = std::fma(m0, xf, mx);
+      FY[x] = std::fma(m3, xf, my);
+    }
+  } else {
+    const float mw = static_cast<float>(t7 + m[8]), m6 = static_cast<float>(m[6]);
+    for (int64_t x = 0; x < n; ++x) {
+      const float xf = static_cast<float>(x);
+      const float wv = std::fma(m6, xf, mw);
+      FX[x] = std::fma(m0, xf, mx) / wv;
+      FY[x] = std::fma(m3, xf, my) / wv;
+    }
+  }
+}
+
+// Float-scheme samples of one output row.
+template <typename T, int CC>
+void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
+                                                            int64_t n, const float* FX, const float* FY,
+                                                            Interp interp, Border border, float cv) {
+  const int64_t C = CC > 0 ? CC : s.c, H = s.h, W = s.w;
+  const T* base = static_cast<const T*>(src) + b * s.batch_stride;
+  const T cvt = static_cast<T>(cv);
+  auto fetch = [&](int64_t xx, int64_t yy, int64_t c) -> float {
+    if (xx < 0 || xx >= W || yy < 0 || yy >= H) {
+      xx = border_index(xx, W, border);
+      yy = border_index(yy, H, border);
+      if (xx < 0 || yy < 0) return cv;
+    }
+    return static_cast<float>(base[yy * s.row_stride + xx * C + c]);
+  };
+  for (int64_t x = 0; x < n; ++x) {
+    T* o = out + x * C;
+    const float sx = FX[x], sy = FY[x];
+    // NaN or far outside: as OpenCV, cast saturates; treat as outside
+    const float lim = 2.0e9f;
+    if (!(sx > -lim && sx < lim && sy > -lim && sy < lim)) {
+      for (int64_t c = 0; c < C; ++c) o[c] = border == Border::constant ? cvt : float_store<T>(fetch(sx > 0 ? W : -1, sy > 0 ? H : -1, c));
+      continue;
+    }
+    if (interp == Interp::nearest) {
+      // OpenCV rounds halves up here (2.5 -> 3)
+      const int64_t ix = static_cast<int64_t>(std::floor(sx + 0.5f)), iy = static_cast<int64_t>(std::floor(sy + 0.5f));
+      for (int64_t c = 0; c < C; ++c) {
+        const float v = fetch(ix, iy, c);
+        o[c] = (ix >= 0 && ix < W && iy >= 0 && iy < H) ? base[iy * s.row_stride + ix * C + c] : float_store<T>(v);
+      }
+      continue;
+    }
+    const float fx0 = std::floor(sx), fy0 = std::floor(sy);
+    const int64_t ix = static_cast<int64_t>(fx0), iy = static_cast<int64_t>(fy0);
+    const float ax = sx - fx0, ay = sy - fy0;
+    if (interp == Interp::bilinear) {
+      if (ix >= 0 && iy >= 0 && ix + 1 < W && iy + 1 < H) {  // inside: direct loads
+        const T* p0 = base + iy * s.row_stride + ix * C;
+        const T* p1 = p0 + s.row_stride;
+        for (int64_t c = 0; c < C; ++c) {
+          const float p00 = static_cast<float>(p0[c]), p01 = static_cast<float>(p0[C + c]);
+          const float p10 = static_cast<float>(p1[c]), p11 = static_cast<float>(p1[C + c]);
+          const float v0 = std::fma(ax, p01 - p00, p00);
+          const float v1 = std::fma(ax, p11 - p10, p10);
+          o[c] = float_store<T>(std::fma(ay, v1 - v0, v0));
+        }
+        continue;
+      }
+      if (border == Border::constant && (ix < -1 || ix >= W || iy < -1 || iy >= H)) {
+        for (int64_t c = 0; c < C; ++c) o[c] = cvt;
+        continue;
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        const float p00 = fetch(ix, iy, c), p01 = fetch(ix + 1, iy, c);
+        const float p10 = fetch(ix, iy + 1, c), p11 = fetch(ix + 1, iy + 1, c);
+        const float v0 = std::fma(ax, p01 - p00, p00);
+        const float v1 = std::fma(ax, p11 - p10, p10);
+        o[c] = float_store<T>(std::fma(ay, v1 - v0, v0));
+      }
+    } else {
+      if (border == Border::constant && (ix + 3 < 0 || ix - 1 >= W || iy + 3 < 0 || iy - 1 >= H)) {
+        for (int64_t c = 0; c < C; ++c) o[c] = cvt;
+        continue;
+      }
+      float wx[4], wy[4];
+      cubic_weights(ax, wx);
+      cubic_weights(ay, wy);
+      if (ix >= 1 && iy >= 1 && ix + 2 < W && iy + 2 < H) {  // inside: direct loads
+        const T* p = base + (iy - 1) * s.row_stride + (ix - 1) * C;
+        for (int64_t c = 0; c < C; ++c) {
+          float sum = 0.f;
+          for (int i = 0; i < 4; ++i) {
+            const T* r = p + i * s.row_stride + c;
+            float acc = 0.f;
+            for (int j = 0; j < 4; ++j) acc = std::fma(wx[j], static_cast<float>(r[j * C]), acc);
+            sum = std::fma(wy[i], acc, sum);
+          }
+          o[c] = float_store<T>(sum);
+        }
+        continue;
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        float sum = 0.f;
+        for (int i = 0; i < 4; ++i) {
+          float r = 0.f;
+          for (int j = 0; j < 4; ++j) r = std::fma(wx[j], fetch(ix - 1 + j, iy - 1 + i, c), r);
+          sum = std::fma(wy[i], r, sum);
+        }
+        o[c] = float_store<T>(sum);
+      }
+    }
+  }
+}
+
+template <typename T>
+void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const WarpSpec& w) {
+  using A = typename WpAcc<T>::type;
+  const A* wt = static_cast<const A*>(w.wtab);
+  const A cv = cval_acc<T>(w.cval);
+  const T cvt = static_cast<T>(cv);
+  const float cvf = cval_float<T>(w.cval);
+  const bool nearest = w.interp == Interp::nearest;
+  const int64_t bw = std::max<int64_t>(1, perspective_block_width(d.w, d.h));
+  const int64_t rows = d.n * d.h;
+  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(64, rows / (4 * std::max(1, get_num_threads()))));
+  parallel_for(0, rows, grain, [&](int64_t t0, int64_t t1) {
+    int32_t* X = thread_scratch<int32_t>(0, static_cast<size_t>(d.w));
+    int32_t* Y = thread_scratch<int32_t>(1, static_cast<size_t>(d.w));
+    float* FX = thread_scratch<float>(2, static_cast<size_t>(d.w));
+    float* FY = thread_scratch<float>(3, static_cast<size_t>(d.w));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / d.h, y = t % d.h;
+      T* out = row_ptr<T>(dst, d, b, y);
+      if (!w.fixed) {
+        float_coords(w, y, d.w, FX, FY);
+        if (s.c == 3) float_row<T, 3>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
+        else if (s.c == 1) float_row<T, 1>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
+        else if (s.c == 4) float_row<T, 4>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
+        else float_row<T, 0>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
+        continue;
+      }
+      if (w.perspective) {
+        perspective_row(w.m, y, d.w, bw, nearest, X, Y);
+      } else {
+        const AffineMap& map = w.map;
+        const int64_t rx = map.row_x[y], ry = map.row_y[y];
+        for (int64_t x = 0; x < d.w; ++x) {
+          const int64_t fx = (rx + map.col_x[x]) >> map.shift, fy = (ry + map.col_y[x]) >> map.shift;
+          if (nearest) {
+            X[x] = clamp_short(fx);
+            Y[x] = clamp_short(fy);
+          } else {
+            X[x] = clamp_short(fx >> kInterBits) * kInterTab + static_cast<int32_t>(fx & (kInterTab - 1));
+            Y[x] = clamp_short(fy >> kInterBits) * kInterTab + static_cast<int32_t>(fy & (kInterTab - 1));
+          }
+        }
+      }
+      switch (w.interp) {
+        case Interp::nearest: remap_row<T, 1>(src, s, b, out, d.w, X, Y, wt, w.border, cv, cvt); break;
+        case Interp::bilinear: remap_row<T, 2>(src, s, b, out, d.w, X, Y, wt, w.border, cv, cvt); break;
+        case Interp::bicubic: remap_row<T, 4>(src, s, b, out, d.w, X, Y, wt, w.border, cv, cvt); break;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void warp(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const WarpSpec& w) {
+  visit_warp_dtype(dtype, [&](auto tag) { warp_impl<decltype(tag)>(src, s, dst, d, w); });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

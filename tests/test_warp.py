@@ -1,0 +1,336 @@
+"""imkern.transform.warp_affine / warp_perspective / rotate against the NumPy reference and
+OpenCV, on the CPU and (with a GPU) CUDA."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import imkern
+from imkern.transform import rotate, warp_affine, warp_perspective
+from imkern.reference import transform as R
+
+from conftest import HAS_GPU, random_array, to_numpy
+
+DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
+INTERPS = ["nearest", "bilinear", "bicubic"]
+BORDERS = ["constant", "replicate", "reflect", "reflect101", "wrap"]
+AFFINES = [
+    np.array([[0.9, 0.3, 4.2], [-0.25, 1.1, -3.7]]),
+    np.array([[1.0, 0.0, 0.3], [0.0, 1.0, -0.6]]),  # sub-pixel shift
+    np.array([[2.5, 0.0, -3.0], [0.0, 0.4, 2.0]]),  # zoom / shrink
+    np.array([[-1.0, 0.0, 20.0], [0.0, 1.0, 0.0]]),  # mirror
+]
+PERSPECTIVES = [
+    np.array([[0.9, 0.1, 3.0], [-0.05, 1.05, -2.0], [0.001, -0.0007, 1.0]]),
+    np.array([[1.2, 0.2, -5.0], [0.1, 0.8, 4.0], [-0.002, 0.003, 1.1]]),
+]
+LAYOUTS = [(), (1,), (2,), (3,), (4,), "batch"]
+
+
+def _shape(hw, layout):
+    return (2,) + hw + (3,) if layout == "batch" else hw + layout
+
+
+def _close(got, ref, dtype, x, cval=0.0):
+    got = to_numpy(got).astype(np.float64)
+    ref = np.asarray(ref, np.float64)
+    assert got.shape == ref.shape
+    if np.dtype(dtype).kind == "u":
+        d = np.abs(got - ref).max(initial=0)
+        assert d <= 1, f"max |diff| {d}"
+    else:
+        # float32 coordinates and lerps (as OpenCV): relative to the data's range
+        scale = max(1.0, float(np.abs(x.astype(np.float64)).max()), abs(cval))
+        np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5 * scale)
+
+
+# ---- against the reference ----------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("interp", INTERPS)
+@pytest.mark.parametrize("border", BORDERS)
+def test_affine_matches_reference(xp, rng, dtype, interp, border):
+    for layout in LAYOUTS:
+        x = random_array(rng, _shape((23, 31), layout), dtype)
+        for m in AFFINES:
+            cval = float(rng.uniform(0, 200))
+            got = warp_affine(xp.asarray(x), m, (19, 37), interpolation=interp, border=border, cval=cval)
+            assert got.dtype == x.dtype and type(got) is type(xp.asarray(x))
+            ref = R.warp_affine(x, m, (19, 37), interpolation=interp, border=border, cval=cval)
+            _close(got, ref, dtype, x, cval)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("interp", INTERPS)
+@pytest.mark.parametrize("border", BORDERS)
+def test_perspective_matches_reference(xp, rng, dtype, interp, border):
+    for layout in [(), (2,), (3,), "batch"]:
+        x = random_array(rng, _shape((29, 33), layout), dtype)
+        for m in PERSPECTIVES:
+            got = warp_perspective(xp.asarray(x), m, (31, 27), interpolation=interp, border=border, cval=5)
+            ref = R.warp_perspective(x, m, (31, 27), interpolation=interp, border=border, cval=5)
+            _close(got, ref, dtype, x, 5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rotate_matches_reference(xp, rng, dtype):
+    x = random_array(rng, (21, 34, 3), dtype)
+    for angle in [0, 17.5, -45, 90, 180, 271]:
+        for interp in INTERPS:
+            got = rotate(xp.asarray(x), angle, interpolation=interp, cval=3)
+            _close(got, R.rotate(x, angle, interpolation=interp, cval=3), dtype, x)
+
+
+# ---- against OpenCV -------------------------------------------------------------------------------
+_CVI = {"nearest": "INTER_NEAREST", "bilinear": "INTER_LINEAR", "bicubic": "INTER_CUBIC"}
+_CVB = {"constant": "BORDER_CONSTANT", "replicate": "BORDER_REPLICATE", "reflect": "BORDER_REFLECT",
+        "reflect101": "BORDER_REFLECT_101", "wrap": "BORDER_WRAP"}
+
+
+def _near_ties(m_inv, h, w, perspective=False):
+    """Output pixels whose source point is within 1e-3 of a half-integer: OpenCV's float32
+    coordinate arithmetic there is not reproducible bit for bit (it rounds such points either
+    way, depending on its code path), so nearest may pick the neighbour."""
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    M = np.eye(3)
+    M[: m_inv.shape[0]] = m_inv
+    wv = M[2, 0] * xs + M[2, 1] * ys + M[2, 2] if perspective else 1.0
+    sx = (M[0, 0] * xs + M[0, 1] * ys + M[0, 2]) / wv
+    sy = (M[1, 0] * xs + M[1, 1] * ys + M[1, 2]) / wv
+    near = lambda v: np.abs(v - np.floor(v) - 0.5) < 1e-3
+    return near(sx) | near(sy)
+
+
+def _cv_close(got, expect, dtype, x, interp="bilinear", ties=None):
+    got = to_numpy(got).astype(np.float64)
+    expect = np.asarray(expect, np.float64).reshape(got.shape)
+    if interp == "nearest":
+        px = np.any(got != expect, axis=-1) if got.ndim == 3 else got != expect
+        if ties is not None:
+            px &= ~ties
+        assert not px.any(), f"{px.sum()} pixels differ away from ties"
+        return
+    if np.dtype(dtype) == np.uint8:
+        assert np.abs(got - expect).max(initial=0) <= 1
+    elif np.dtype(dtype) == np.uint16:
+        assert np.abs(got - expect).max(initial=0) <= 1
+    else:
+        scale = max(1.0, float(np.abs(x.astype(np.float64)).max()), 17.0)
+        np.testing.assert_allclose(got, expect, rtol=0, atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("interp", INTERPS)
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_affine_matches_opencv(xp, rng, dtype, interp, border, channels):
+    cv2 = pytest.importorskip("cv2")
+    x = random_array(rng, (37, 53, channels), dtype, 0, 255 if np.dtype(dtype).kind == "u" else None)
+    flags = getattr(cv2, _CVI[interp])
+    bmode = getattr(cv2, _CVB[border])
+    for k, m in enumerate(AFFINES):
+        if k == 2 and border in ("reflect", "reflect101", "wrap"):
+            # samples more than one image away: OpenCV's fast border rule is only valid within
+            # one period there (imkern reflects/wraps any distance, as imkern.filters)
+            continue
+        for inverse in (False, True):
+            got = warp_affine(xp.asarray(x), m, (41, 47), interpolation=interp, border=border, cval=17,
+                              inverse=inverse)
+            exp = cv2.warpAffine(x, m, (47, 41), flags=flags | (cv2.WARP_INVERSE_MAP if inverse else 0),
+                                 borderMode=bmode, borderValue=(17,) * 4)
+            ties = _near_ties(m if inverse else cv2.invertAffineTransform(m), 41, 47)
+            _cv_close(got, exp, dtype, x, interp, ties)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("interp", INTERPS)
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_perspective_matches_opencv(xp, rng, dtype, interp, border, channels):
+    cv2 = pytest.importorskip("cv2")
+    x = random_array(rng, (37, 53, channels), dtype, 0, 255 if np.dtype(dtype).kind == "u" else None)
+    flags = getattr(cv2, _CVI[interp]) | cv2.WARP_INVERSE_MAP
+    for m in PERSPECTIVES:
+        got = warp_perspective(xp.asarray(x), m, (41, 47), interpolation=interp, border=border, cval=9, inverse=True)
+        exp = cv2.warpPerspective(x, m, (47, 41), flags=flags, borderMode=getattr(cv2, _CVB[border]),
+                                  borderValue=(9,) * 4)
+        _cv_close(got, exp, dtype, x, interp, _near_ties(m, 41, 47, perspective=True))
+
+
+def test_perspective_forward_matrix_matches_opencv(xp, rng):
+    """With a forward matrix OpenCV inverts it with its own LU, NumPy with LAPACK's: the same
+    but for the last bit, so at most a handful of pixels may land a step apart."""
+    cv2 = pytest.importorskip("cv2")
+    x = random_array(rng, (60, 80, 3), np.uint8)
+    for m in PERSPECTIVES:
+        got = to_numpy(warp_perspective(xp.asarray(x), m, (50, 70))).astype(int)
+        exp = cv2.warpPerspective(x, m, (70, 50)).astype(int)
+        d = np.abs(got - exp)
+        assert (d > 1).mean() < 1e-3
+
+
+def test_rotate_matches_opencv_and_skimage(xp):
+    cv2 = pytest.importorskip("cv2")
+    data = pytest.importorskip("skimage.data")
+    for img in [data.astronaut(), data.camera(), data.coffee()]:
+        h, w = img.shape[:2]
+        for angle in [30, -12.5, 90]:
+            m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle, 1.0)
+            for interp in INTERPS:
+                exp = cv2.warpAffine(img, m, (w, h), flags=getattr(cv2, _CVI[interp]))
+                _cv_close(rotate(xp.asarray(img), angle, interpolation=interp), exp, np.uint8, img, interp,
+                          _near_ties(cv2.invertAffineTransform(m), h, w))
+    tf = pytest.importorskip("skimage.transform")
+    f = data.camera().astype(np.float64) / 255
+    sk = tf.rotate(f, 30, order=1, mode="constant", cval=0)
+    got = to_numpy(rotate(xp.asarray(f), 30))
+    inner = (slice(40, -40), slice(40, -40))
+    np.testing.assert_allclose(got[inner], sk[inner], atol=0.03)  # different sub-pixel rounding only
+
+
+def test_real_photograph_affine_matches_opencv(xp):
+    cv2 = pytest.importorskip("cv2")
+    data = pytest.importorskip("skimage.data")
+    img = data.chelsea()
+    m = np.array([[0.8, -0.2, 30.5], [0.15, 0.9, -10.25]])
+    for interp in INTERPS:
+        for border in BORDERS:
+            exp = cv2.warpAffine(img, m, (400, 250), flags=getattr(cv2, _CVI[interp]),
+                                 borderMode=getattr(cv2, _CVB[border]))
+            _cv_close(warp_affine(xp.asarray(img), m, (250, 400), interpolation=interp, border=border), exp,
+                      np.uint8, img, interp, _near_ties(cv2.invertAffineTransform(m), 250, 400))
+
+
+# ---- layouts, views, out= -------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_and_negative_views(xp, rng, dtype):
+    base = random_array(rng, (40, 50, 4), dtype)
+    m = AFFINES[0]
+    for name, v in {"flipped rows": base[::-1], "flipped cols": base[:, ::-1], "strided": base[::2, ::3],
+                    "channel slice": base[..., 1:4], "fortran": np.asfortranarray(base)}.items():
+        before = v.copy()
+        for interp in INTERPS:
+            np.testing.assert_array_equal(
+                to_numpy(warp_affine(xp.asarray(v), m, (21, 33), interpolation=interp)),
+                to_numpy(warp_affine(xp.asarray(np.ascontiguousarray(v)), m, (21, 33), interpolation=interp)),
+                err_msg=name)
+        np.testing.assert_array_equal(v, before)
+
+
+def test_batch_equals_per_image(xp, rng):
+    x = random_array(rng, (3, 21, 19, 3), np.uint8)
+    for interp in INTERPS:
+        got = to_numpy(warp_perspective(xp.asarray(x), PERSPECTIVES[0], (15, 25), interpolation=interp))
+        for i in range(3):
+            np.testing.assert_array_equal(
+                got[i], to_numpy(warp_perspective(xp.asarray(x[i]), PERSPECTIVES[0], (15, 25), interpolation=interp)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out(xp, rng, dtype):
+    x = random_array(rng, (2, 15, 16, 3), dtype)
+    expect = to_numpy(warp_affine(xp.asarray(x), AFFINES[0], (7, 9)))
+    out = xp.asarray(random_array(rng, (2, 7, 9, 3), dtype))
+    assert warp_affine(xp.asarray(x), AFFINES[0], (7, 9), out=out) is out
+    np.testing.assert_array_equal(to_numpy(out), expect)
+    big = xp.asarray(random_array(rng, (2, 7, 18, 3), dtype))
+    view = big[:, :, ::2]
+    assert warp_affine(xp.asarray(x), AFFINES[0], (7, 9), out=view) is view
+    np.testing.assert_array_equal(to_numpy(view), expect)
+    out2 = xp.asarray(random_array(rng, (2, 15, 16, 3), dtype))
+    assert rotate(xp.asarray(x), 10, out=out2) is out2
+    np.testing.assert_array_equal(to_numpy(out2), to_numpy(rotate(xp.asarray(x), 10)))
+
+
+def test_one_pixel_and_zero_batch(xp, rng):
+    x = random_array(rng, (1, 1, 3), np.uint8)
+    got = to_numpy(warp_affine(xp.asarray(x), [[1, 0, 0], [0, 1, 0]], (2, 3), border="replicate"))
+    assert (got == x[0, 0]).all()
+    z = xp.zeros((0, 5, 6, 3), np.uint8)
+    assert warp_affine(z, AFFINES[0], (3, 4)).shape == (0, 3, 4, 3)
+
+
+def test_bad_arguments(xp):
+    x = xp.zeros((5, 6, 3), np.uint8)
+    m = [[1, 0, 0], [0, 1, 0]]
+    for size in [(0, 3), (3, -1), (3,)]:
+        with pytest.raises(ValueError, match="size"):
+            warp_affine(x, m, size)
+    with pytest.raises(TypeError, match="size"):
+        warp_affine(x, m, 5)
+    for bad in [np.eye(3), [[1, 0], [0, 1]], [1, 2, 3], np.zeros((2, 3, 1))]:
+        with pytest.raises(ValueError, match="matrix"):
+            warp_affine(x, bad, (3, 3))
+    with pytest.raises(ValueError, match="matrix"):
+        warp_affine(x, [[1, 0, np.nan], [0, 1, 0]], (3, 3))
+    with pytest.raises(TypeError, match="matrix"):
+        warp_affine(x, "abc", (3, 3))
+    with pytest.raises(ValueError, match="matrix"):
+        warp_perspective(x, np.eye(2), (3, 3))
+    with pytest.raises(ValueError, match="matrix"):
+        warp_perspective(x, np.zeros((3, 3)), (3, 3))
+    with pytest.raises(ValueError, match="interpolation"):
+        warp_affine(x, m, (3, 3), interpolation="area")
+    with pytest.raises(ValueError, match="interpolation"):
+        rotate(x, 10, interpolation="lanczos")
+    with pytest.raises(ValueError, match="border"):
+        warp_affine(x, m, (3, 3), border="bogus")
+    with pytest.raises(TypeError, match="cval"):
+        warp_affine(x, m, (3, 3), cval="red")
+    with pytest.raises(TypeError, match="angle"):
+        rotate(x, "90")
+    with pytest.raises(ValueError, match="angle"):
+        rotate(x, float("inf"))
+    with pytest.raises(TypeError, match="image"):
+        warp_affine(xp.zeros((5, 6), np.int8), m, (3, 3))
+    with pytest.raises(ValueError, match="out"):
+        warp_affine(x, m, (3, 3), out=xp.zeros((3, 4, 3), np.uint8))
+
+
+# ---- ISA levels, threads, devices -------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_isa_level(rng, isa, dtype):
+    x = random_array(rng, (33, 45, 3), dtype)
+    for interp in INTERPS:
+        _close(warp_affine(x, AFFINES[0], (30, 40), interpolation=interp, border="reflect"),
+               R.warp_affine(x, AFFINES[0], (30, 40), interpolation=interp, border="reflect"), dtype, x)
+
+
+def test_same_bits_on_every_isa_level_and_thread_count(rng):
+    x = random_array(rng, (2, 70, 90, 3), np.uint8)
+    xf = random_array(rng, (70, 90, 2), np.float32)
+    results = []
+    for isa in imkern.info()["cpu_isa_available"]:
+        for n in (1, 3):
+            before_isa, before_n = imkern.get_cpu_isa(), imkern.get_num_threads()
+            imkern.set_cpu_isa(isa)
+            imkern.set_num_threads(n)
+            try:
+                r = []
+                for interp in INTERPS:
+                    r.append(warp_affine(x, AFFINES[0], (60, 100), interpolation=interp))
+                    r.append(warp_perspective(x, PERSPECTIVES[1], (60, 100), interpolation=interp, border="wrap"))
+                    r.append(rotate(xf, 33, interpolation=interp))
+                results.append(r)
+            finally:
+                imkern.set_cpu_isa(before_isa)
+                imkern.set_num_threads(before_n)
+    for r in results[1:]:
+        for a, b in zip(results[0], r):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU, a CUDA build of imkern and CuPy")
+@pytest.mark.cuda
+def test_uint8_same_bits_on_cpu_and_cuda(rng):
+    import cupy
+
+    for channels in (1, 2, 3):
+        x = random_array(rng, (2, 81, 67, channels), np.uint8)
+        for interp in INTERPS:
+            for border in BORDERS:
+                for fn, m in [(warp_affine, AFFINES[0]), (warp_perspective, PERSPECTIVES[0])]:
+                    cpu = fn(x, m, (70, 90), interpolation=interp, border=border, cval=40)
+                    gpu = fn(cupy.asarray(x), m, (70, 90), interpolation=interp, border=border, cval=40)
+                    np.testing.assert_array_equal(cupy.asnumpy(gpu), cpu, err_msg=f"{fn.__name__} {interp} {border}")
