@@ -25,3 +25,10 @@ PyTorch's or NumPy's ``"reflect"`` (which is our ``"reflect101"``). The aliases 
 from ._linear import box, convolve, correlate, gaussian, sep_filter
 
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
+from ._derivatives import gradient, gradient_magnitude, laplacian, prewitt, scharr, sobel, unsharp_mask  # noqa: E402
+
+__all__ += ["sobel", "scharr", "prewitt", "laplacian", "gradient", "gradient_magnitude", "unsharp_mask"]
+from ._threshold import threshold, threshold_otsu, threshold_triangle  # noqa: E402
+from ._canny import canny  # noqa: E402
+
+__all__ += ["threshold", "threshold_otsu", "threshold_triangle", "canny"]
