@@ -23,13 +23,13 @@ namespace {
 
 template <typename T, ThreshKind K>
 inline T thresh_one(T x, T t, T mv) {
-  const bool gt = x > t;
+  // NaN: binary and binary_inv give 0, the other kinds keep the NaN (cv2's float32 results).
   switch (K) {
-    case ThreshKind::binary: return gt ? mv : T(0);
-    case ThreshKind::binary_inv: return gt ? T(0) : mv;
-    case ThreshKind::trunc: return gt ? t : x;
-    case ThreshKind::tozero: return gt ? x : T(0);
-    case ThreshKind::tozero_inv: return gt ? T(0) : x;
+    case ThreshKind::binary: return x > t ? mv : T(0);
+    case ThreshKind::binary_inv: return x <= t ? mv : T(0);
+    case ThreshKind::trunc: return x > t ? t : x;
+    case ThreshKind::tozero: return x <= t ? T(0) : x;
+    case ThreshKind::tozero_inv: return x > t ? T(0) : x;
   }
   return x;
 }
@@ -44,14 +44,13 @@ inline void thresh_row(const T* src, T* dst, int64_t n, T t, T mv) {
     const vec_t<T> tv = splat<T>(t), mvv = splat<T>(mv), zero{};
     for (; x + L <= n; x += L) {
       const vec_t<T> v = loadu(src + x);
-      const auto gt = v > tv;  // lanes of all ones where v > t (false for NaN)
-      vec_t<T> r;
+      vec_t<T> r;  // comparisons are false for NaN lanes: the same results as thresh_one
       switch (K) {
-        case ThreshKind::binary: r = gt ? mvv : zero; break;
-        case ThreshKind::binary_inv: r = gt ? zero : mvv; break;
-        case ThreshKind::trunc: r = gt ? tv : v; break;
-        case ThreshKind::tozero: r = gt ? v : zero; break;
-        case ThreshKind::tozero_inv: r = gt ? zero : v; break;
+        case ThreshKind::binary: r = v > tv ? mvv : zero; break;
+        case ThreshKind::binary_inv: r = v <= tv ? mvv : zero; break;
+        case ThreshKind::trunc: r = v > tv ? tv : v; break;
+        case ThreshKind::tozero: r = v <= tv ? zero : v; break;
+        case ThreshKind::tozero_inv: r = v > tv ? zero : v; break;
       }
       storeu(dst + x, r);
     }
