@@ -150,3 +150,59 @@ def test_threshold_bad_arguments():
         F.threshold_otsu(np.zeros(5, np.uint8))
     with pytest.raises(TypeError, match="out"):
         F.threshold(x, 1, 2, out=np.zeros((4, 4), np.uint16))
+
+
+# ---- adaptive_threshold ----------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["mean", "gaussian"])
+@pytest.mark.parametrize("kind", ["binary", "binary_inv"])
+def test_adaptive_threshold_matches_opencv(xp, rng, method, kind):
+    cv2 = pytest.importorskip("cv2")
+    data = pytest.importorskip("skimage.data")
+    cm = cv2.ADAPTIVE_THRESH_MEAN_C if method == "mean" else cv2.ADAPTIVE_THRESH_GAUSSIAN_C
+    ck = cv2.THRESH_BINARY if kind == "binary" else cv2.THRESH_BINARY_INV
+    imgs = [data.camera(), data.page(), random_array(rng, (37, 53), np.uint8), random_array(rng, (1, 9), np.uint8),
+            random_array(rng, (5, 1), np.uint8)]
+    for img in imgs:
+        for bs in (3, 5, 7, 11, 31):
+            for c in (0, 2, -3.5, 7.2, 300):
+                for mv in (255, 1, 127.6):
+                    ref = cv2.adaptiveThreshold(img, mv, cm, ck, bs, c)
+                    got = to_numpy(F.adaptive_threshold(xp.asarray(img), mv, method, bs, c, kind=kind))
+                    if method == "mean":
+                        assert np.array_equal(got, ref), (img.shape, bs, c, mv, int((got != ref).sum()))
+                    else:
+                        # cv2 rounds a float32 Gaussian sum formed in another order: a mean within
+                        # ~1e-5 of a .5 tie may round the other way (see the docstring)
+                        assert (got != ref).mean() <= 1e-4, (img.shape, bs, c, mv, int((got != ref).sum()))
+                    if img.size < 5000:
+                        assert np.array_equal(got, R.adaptive_threshold(img, mv, method, bs, c, kind=kind))
+
+
+def test_adaptive_threshold_views_out_channels(rng):
+    x = random_array(rng, (2, 23, 29, 3), np.uint8)
+    got = F.adaptive_threshold(x, 200, "gaussian", 5, 1.0)
+    assert got.shape == x.shape and got.dtype == np.uint8
+    assert np.array_equal(got, R.adaptive_threshold(x, 200, "gaussian", 5, 1.0))
+    v = x[0, ::-1, ::2]
+    before = v.copy()
+    assert np.array_equal(F.adaptive_threshold(v, 255, "mean", 7, 2), R.adaptive_threshold(v, 255, "mean", 7, 2))
+    assert np.array_equal(v, before)
+    out = np.empty(x.shape, np.uint8)
+    assert F.adaptive_threshold(x, 255, "mean", 3, 0, out=out) is out
+    assert np.array_equal(out, R.adaptive_threshold(x, 255, "mean", 3, 0))
+
+
+def test_adaptive_threshold_bad_arguments():
+    x = np.zeros((8, 8), np.uint8)
+    with pytest.raises(ValueError, match="block_size"):
+        F.adaptive_threshold(x, 255, "mean", 4, 0)
+    with pytest.raises(ValueError, match="block_size"):
+        F.adaptive_threshold(x, 255, "mean", 1, 0)
+    with pytest.raises(ValueError, match="method"):
+        F.adaptive_threshold(x, 255, "median", 3, 0)
+    with pytest.raises(ValueError, match="kind"):
+        F.adaptive_threshold(x, 255, "mean", 3, 0, kind="trunc")
+    with pytest.raises(TypeError, match="image"):
+        F.adaptive_threshold(x.astype(np.float32), 255, "mean", 3, 0)
+    with pytest.raises(TypeError, match="block_size"):
+        F.adaptive_threshold(x, 255, "mean", 3.0, 0)

@@ -105,6 +105,20 @@ IMKERN_BINDINGS(filters_edges) {
     py::gil_scoped_release nogil;
     IMKERN_CALL(threshold, dt, ps, s, pd, d, static_cast<ThreshKind>(kind), thresh, maxval);
   });
+  m.def("adaptive_compare", [](const py::array& src, const py::array& mean, py::array& dst, int idelta, int maxval,
+                               bool inv) {
+    if (dtype_of(src, "image") != DType::u8 || dtype_of(mean, "mean") != DType::u8 || dtype_of(dst, "out") != DType::u8)
+      throw py::type_error("adaptive_compare: uint8 arrays expected");
+    same_shape(src, mean, "image", "mean");
+    same_shape(src, dst, "image", "out");
+    if (maxval < 0 || maxval > 255) throw std::invalid_argument("maxval: 0..255");
+    const ImageDesc s = image_desc(src, "image"), md = image_desc(mean, "mean"), d = image_desc(dst, "out");
+    uint8_t* pd = static_cast<uint8_t*>(writable_data(dst, "out"));
+    const uint8_t* ps = static_cast<const uint8_t*>(src.data());
+    const uint8_t* pm = static_cast<const uint8_t*>(mean.data());
+    py::gil_scoped_release nogil;
+    IMKERN_CALL(adaptive_compare_u8, ps, s, pm, md, pd, d, idelta, static_cast<uint8_t>(maxval), inv);
+  });
   // Histogram of a u8 / u16 image (256 / 65536 int64 counts).
   m.def("histogram_int", [](const py::array& src) {
     const DType dt = dtype_of(src, "image");
@@ -193,6 +207,16 @@ IMKERN_BINDINGS(filters_edges) {
     py::gil_scoped_release nogil;
     kc::threshold_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s, reinterpret_cast<void*>(dst),
                        d, static_cast<ThreshKind>(kind), thresh, maxval, reinterpret_cast<void*>(stream));
+  });
+  m.def("cuda_adaptive_compare", [](uintptr_t src, const py::tuple& sd, uintptr_t mean, const py::tuple& md,
+                                    uintptr_t dst, const py::tuple& dd, int idelta, int maxval, bool inv,
+                                    uintptr_t stream) {
+    if (maxval < 0 || maxval > 255) throw std::invalid_argument("maxval: 0..255");
+    const ImageDesc s = desc_from_tuple(sd), m = desc_from_tuple(md), d = desc_from_tuple(dd);
+    py::gil_scoped_release nogil;
+    kc::adaptive_compare_cuda(reinterpret_cast<const uint8_t*>(src), s, reinterpret_cast<const uint8_t*>(mean), m,
+                              reinterpret_cast<uint8_t*>(dst), d, idelta, static_cast<uint8_t>(maxval), inv,
+                              reinterpret_cast<void*>(stream));
   });
   m.def("cuda_histogram_int", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t hist, uintptr_t stream) {
     const ImageDesc s = desc_from_tuple(sd);

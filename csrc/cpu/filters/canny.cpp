@@ -114,6 +114,19 @@ class CannyRows {
       const int64_t sx = x < 0 ? 0 : (x >= W ? W - 1 : x);
       for (int64_t c = 0; c < C; ++c) p[(x + r) * C + c] = row[sx * C + c];
     }
+    if (C == 1) {  // unit stride: the compiler vectorizes the taps over e
+      for (int64_t e = 0; e < WC; ++e) {
+        int32_t a = 0, b = 0;
+#pragma GCC unroll 7
+        for (int j = 0; j < K; ++j) {
+          a += SobelTaps<K>::dv[j] * p[e + j];
+          b += SobelTaps<K>::sm[j] * p[e + j];
+        }
+        hd[e] = a;
+        hs[e] = b;
+      }
+      return;
+    }
     for (int64_t e = 0; e < WC; ++e) {
       int32_t a = 0, b = 0;
 #pragma GCC unroll 7
@@ -233,10 +246,14 @@ inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, con
     const vi keep = c1 ? hor : (c2 ? ver : dia);
     const vi cand = over & keep;
     const vi val = cand ? ((m > highv) ? two_v : one_v) : zero;
+    bool any2 = false;
     for (int k = 0; k < L; ++k) {
       o[j + k] = static_cast<uint8_t>(val[k]);
-      if (val[k] == 2) strong.push_back(base + j + k);
+      any2 |= val[k] == 2;
     }
+    if (any2)
+      for (int k = 0; k < L; ++k)
+        if (val[k] == 2) strong.push_back(base + j + k);
   }
   for (; j < W; ++j) {
     const int v = one(j);

@@ -118,6 +118,9 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
   // Two ring halves per source row when two filters run: the strip budget counts both.
   const int64_t SP = strip_pixels(W, C, two ? 2 * kh : kh, sizeof(A));
   const int64_t half = round_up_line<A>(SP * C + simd::Vec<A>::lanes);  // second half's offset
+  // Non-temporal stores for outputs too large for the caches (sep_filter's rule); single mode
+  // only (the combined modes write from L1-resident temporaries through plain stores).
+  const bool stream = !two && dl == 0 && stream_output<A>(dst0, s, d0, SP);
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     A* padded = thread_scratch<A>(1, static_cast<size_t>((left + SP + right) * C));
     A* tmp = thread_scratch<A>(2, static_cast<size_t>(2 * half));
@@ -134,7 +137,7 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
           const int64_t n = (x1 - x0) * C;
           A* o0 = row_ptr<A>(dst0, d0, b, y) + x0 * C;
           if (mode == DerivMode::single) {
-            vfilter<A, A>(r0, o0, n, ky0v.data(), kh, sy0, false);
+            vfilter<A, A>(r0, o0, n, ky0v.data(), kh, sy0, stream);
             if (dl != 0) add_const_row(o0, n, dl);
             return;
           }
@@ -160,6 +163,12 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
               break;
             default: break;
           }
+        },
+        [&](int64_t b, int64_t y, int64_t x0) -> int64_t {
+          // streaming starts at the first aligned output element: align the ring rows with it
+          if (!stream) return 0;
+          const int64_t st = stream_start<A, A>(row_ptr<A>(dst0, d0, b, y) + x0 * C);
+          return st % simd::Vec<A>::lanes == 0 ? 0 : simd::Vec<A>::lanes - st;
         });
   });
 }

@@ -25,6 +25,9 @@ void unsharp_mask_cuda(DType dtype, const void* src, const ImageDesc& s, void* d
                        Border border, double cval, void* stream);
 void threshold_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, ThreshKind kind,
                     double thresh, double maxval, void* stream);
+// adaptive_compare_u8 (filters.hpp) on CUDA.
+void adaptive_compare_cuda(const uint8_t* src, const ImageDesc& s, const uint8_t* mean, const ImageDesc& m,
+                           uint8_t* dst, const ImageDesc& d, int idelta, uint8_t maxval, bool inv, void* stream);
 // Adds the image's value counts into hist (256 bins for u8, 65536 for u16; zeroed by the caller).
 void histogram_int_cuda(DType dtype, const void* src, const ImageDesc& s, unsigned long long* hist, void* stream);
 // canny_u8 (filters.hpp) on CUDA, hysteresis on the device (union-find over the candidates).

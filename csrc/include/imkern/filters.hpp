@@ -53,6 +53,10 @@ IMKERN_DECLARE_FOR_EACH_ISA(
   // round(maxval) saturated (as cv2 does), for float32 both are rounded to float32 first.
   void threshold(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                  ThreshKind kind, double thresh, double maxval);
+  // adaptive_threshold's compare (cv2.adaptiveThreshold's table): out = maxval where
+  // src - mean > -idelta (inv: <= -idelta), else 0; idelta is ceil(c) (inv: floor(c)).
+  void adaptive_compare_u8(const uint8_t* src, const ImageDesc& s, const uint8_t* mean, const ImageDesc& m,
+                           uint8_t* dst, const ImageDesc& d, int idelta, uint8_t maxval, bool inv);
   // Histogram of a u8 (256 bins) or u16 (65536 bins) image: hist[v] = count of value v.
   void histogram_int(DType dtype, const void* src, const ImageDesc& s, int64_t* hist);
   // cv2's Otsu and triangle levels from an nbins histogram (as cv2.threshold computes them).

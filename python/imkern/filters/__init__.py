@@ -28,7 +28,7 @@ __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 from ._derivatives import gradient, gradient_magnitude, laplacian, prewitt, scharr, sobel, unsharp_mask  # noqa: E402
 
 __all__ += ["sobel", "scharr", "prewitt", "laplacian", "gradient", "gradient_magnitude", "unsharp_mask"]
-from ._threshold import threshold, threshold_otsu, threshold_triangle  # noqa: E402
+from ._threshold import adaptive_threshold, threshold, threshold_otsu, threshold_triangle  # noqa: E402
 from ._canny import canny  # noqa: E402
 
-__all__ += ["threshold", "threshold_otsu", "threshold_triangle", "canny"]
+__all__ += ["threshold", "threshold_otsu", "threshold_triangle", "adaptive_threshold", "canny"]

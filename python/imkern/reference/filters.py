@@ -362,3 +362,26 @@ def canny(image, low, high, *, ksize=3, l2gradient=False, out=None):
         out[...] = res
         return out
     return res
+
+
+__all__ += ["adaptive_threshold"]
+
+
+def adaptive_threshold(image, maxval, method="mean", block_size=3, c=0.0, *, kind="binary", out=None):
+    """cv2.adaptiveThreshold: the local mean (box or cv2's Gaussian, replicated borders) rounded
+    to uint8, then maxval where image - mean > -ceil(c) (binary_inv: <= -floor(c))."""
+    if method == "mean":
+        mean = box(image, block_size, border="replicate")
+    else:
+        mean = gaussian(image, 0, ksize=block_size, border="replicate")
+    diff = np.asarray(image).astype(np.int64) - mean.astype(np.int64)
+    mv = int(min(255, max(0, np.rint(maxval))))
+    if kind == "binary":
+        res = np.where(diff > -int(np.ceil(c)), mv, 0)
+    else:
+        res = np.where(diff <= -int(np.floor(c)), mv, 0)
+    res = res.astype(np.uint8)
+    if out is not None:
+        out[...] = res
+        return out
+    return res
