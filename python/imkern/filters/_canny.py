@@ -58,7 +58,7 @@ def canny(image, low, high, *, ksize=3, l2gradient=False, out=None):
         >>> import numpy as np, imkern
         >>> img = np.zeros((8, 8), np.uint8); img[:, 4:] = 200
         >>> imkern.filters.canny(img, 50, 150)[3]
-        array([  0,   0,   0,   0, 255,   0,   0,   0], dtype=uint8)
+        array([  0,   0,   0, 255,   0,   0,   0,   0], dtype=uint8)
     """
     kind = A.array_kind(image, "image")
     if image.ndim not in (2, 3, 4):

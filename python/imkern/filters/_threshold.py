@@ -151,7 +151,7 @@ def threshold_triangle(image):
         >>> import numpy as np, imkern
         >>> img = np.concatenate([np.full(90, 20), np.arange(100, 110)]).astype(np.uint8).reshape(10, 10)
         >>> imkern.filters.threshold_triangle(img)
-        21.0
+        22.0
     """
     kind = A.array_kind(image, "image")
     if image.ndim not in (2, 3, 4):
