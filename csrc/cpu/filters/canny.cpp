@@ -14,8 +14,9 @@
 // Steps 1-2 run in one pass over row chunks (threads): each source row is filtered along x
 // once into a ring of K int32 rows (smooth and derivative), each gradient row into a ring of
 // 3, and the NMS works on int32 vectors of the ISA's width; it writes 0 / 1 (candidate) /
-// 2 (strong) into the output and collects the strong pixels. Step 3 is a serial flood fill
-// from them (it touches only edge pixels), then one vector pass maps 2 -> 255, else 0.
+// 2 (strong) into a state map framed by zeros (cv2's layout) and collects the strong pixels.
+// Step 3 is a serial flood fill from them (it touches only edge pixels; no bounds checks
+// thanks to the frame), then one vector pass maps 2 -> 255, else 0, into the output.
 // Cost per pixel: 1 byte read, 1 written, ~2 C K int ops per filter and direction, ~30 int
 // vector ops of NMS per W lanes; the flood fill is O(edge pixels).
 #include <cstdlib>
@@ -110,26 +111,33 @@ class CannyRows {
     const uint8_t* row = src_ + b_ * s_.batch_stride + yy * s_.row_stride;
     constexpr int r = K / 2;
     int32_t* p = R_.pad.data();
-    for (int64_t x = -r; x < W + r; ++x) {
-      const int64_t sx = x < 0 ? 0 : (x >= W ? W - 1 : x);
-      for (int64_t c = 0; c < C; ++c) p[(x + r) * C + c] = row[sx * C + c];
-    }
-    if (C == 1) {  // unit stride: the compiler vectorizes the taps over e
-      for (int64_t e = 0; e < WC; ++e) {
-        int32_t a = 0, b = 0;
-#pragma GCC unroll 7
-        for (int j = 0; j < K; ++j) {
-          a += SobelTaps<K>::dv[j] * p[e + j];
-          b += SobelTaps<K>::sm[j] * p[e + j];
+    using namespace simd;
+    using vi = vec_t<int32_t>;
+    constexpr int L = Vec<int32_t>::lanes;
+    // interior: a widening copy (vectorized); the r replicated pixels on each side
+    {
+      int32_t* q = p + r * C;
+      for (int64_t e = 0; e < WC; ++e) q[e] = row[e];
+      for (int64_t x = 0; x < r; ++x)
+        for (int64_t c = 0; c < C; ++c) {
+          p[x * C + c] = row[c];
+          q[(W + x) * C + c] = row[(W - 1) * C + c];
         }
-        hd[e] = a;
-        hs[e] = b;
-      }
-      return;
     }
-    for (int64_t e = 0; e < WC; ++e) {
-      int32_t a = 0, b = 0;
+    int64_t e = 0;
+    for (; e + L <= WC; e += L) {
+      vi a{}, b{};
 #pragma GCC unroll 7
+      for (int j = 0; j < K; ++j) {
+        const vi v = loadu(p + e + j * C);
+        if (SobelTaps<K>::dv[j] != 0) a += SobelTaps<K>::dv[j] * v;
+        b += SobelTaps<K>::sm[j] * v;
+      }
+      storeu(hd + e, a);
+      storeu(hs + e, b);
+    }
+    for (; e < WC; ++e) {
+      int32_t a = 0, b = 0;
       for (int j = 0; j < K; ++j) {
         const int32_t v = p[e + j * C];
         a += SobelTaps<K>::dv[j] * v;
@@ -154,9 +162,29 @@ class CannyRows {
     int32_t* ox = C == 1 ? gx : R_.edx.data();
     int32_t* oy = C == 1 ? gy : R_.edy.data();
     int32_t* om = C == 1 ? gm : R_.emag.data();
-    for (int64_t e = 0; e < WC; ++e) {
-      int32_t dx = 0, dy = 0;
+    using namespace simd;
+    using vi = vec_t<int32_t>;
+    constexpr int L = Vec<int32_t>::lanes;
+    int64_t e = 0;
+    for (; e + L <= WC; e += L) {
+      vi dx{}, dy{};
 #pragma GCC unroll 7
+      for (int i = 0; i < K; ++i) {
+        dx += SobelTaps<K>::sm[i] * loadu(hd[i] + e);
+        if (SobelTaps<K>::dv[i] != 0) dy += SobelTaps<K>::dv[i] * loadu(hs[i] + e);
+      }
+      if constexpr (K == 7) {  // div16_rne per lane (comparisons give -1 for true)
+        const vi qx = dx >> 4, rx = dx & 15, qy = dy >> 4, ry = dy & 15;
+        dx = qx - ((rx > 8) | ((rx == 8) & ((qx & 1) == 1)));
+        dy = qy - ((ry > 8) | ((ry == 8) & ((qy & 1) == 1)));
+      }
+      storeu(ox + e, dx);
+      storeu(oy + e, dy);
+      const vi m = l2_ ? dx * dx + dy * dy : (dx < 0 ? -dx : dx) + (dy < 0 ? -dy : dy);
+      storeu(om + e, m);
+    }
+    for (; e < WC; ++e) {
+      int32_t dx = 0, dy = 0;
       for (int i = 0; i < K; ++i) {
         dx += SobelTaps<K>::sm[i] * hd[i][e];
         dy += SobelTaps<K>::dv[i] * hs[i][e];
@@ -193,7 +221,7 @@ class CannyRows {
 // NMS of one row: writes 0 / 1 / 2 into o and returns through `strong` the strong columns.
 inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, const int32_t* ma,
                     const int32_t* mn, int64_t W, int32_t low, int32_t high, uint8_t* o,
-                    std::vector<int64_t>& strong, int64_t base) {
+                    std::vector<uint8_t*>& strong) {
   constexpr int32_t TG22 = 13573;  // (int)(tan(22.5 deg) * 2^15 + 0.5), as cv2
   auto one = [&](int64_t j) -> int {
     const int32_t m = ma[j];
@@ -253,12 +281,12 @@ inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, con
     }
     if (any2)
       for (int k = 0; k < L; ++k)
-        if (val[k] == 2) strong.push_back(base + j + k);
+        if (val[k] == 2) strong.push_back(o + j + k);
   }
   for (; j < W; ++j) {
     const int v = one(j);
     o[j] = static_cast<uint8_t>(v);
-    if (v == 2) strong.push_back(base + j);
+    if (v == 2) strong.push_back(o + j);
   }
 }
 
@@ -266,9 +294,14 @@ template <int K>
 void canny_impl(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const ImageDesc& d, bool l2, int low,
                 int high) {
   const int64_t H = s.h, W = s.w, rows = s.n * H;
+  // The states live in a map with a one-pixel frame of zeros around every image (as cv2's),
+  // so the flood fill needs no bounds checks and never crosses into another image.
+  const int64_t MW = W + 2, MH = H + 2;
+  std::vector<uint8_t> map(static_cast<size_t>(checked_mul(checked_mul(s.n, MH), MW)), 0);
+  auto mrow = [&](int64_t b, int64_t y) { return map.data() + (b * MH + y + 1) * MW + 1; };
   const int64_t grain = std::max<int64_t>(16, rows / (8 * std::max(1, get_num_threads())));
   const int64_t chunks = parallel_chunks(0, rows, grain);
-  std::vector<std::vector<int64_t>> strong(static_cast<size_t>(chunks));
+  std::vector<std::vector<uint8_t*>> strong(static_cast<size_t>(chunks));
   parallel_for(0, rows, grain, [&](int64_t t0, int64_t t1) {
     Rows R;
     CannyRows<K> cr(src, s, l2, R);
@@ -284,36 +317,31 @@ void canny_impl(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Imag
       cr.grad(y - 1, tx, ty, mp);
       cr.grad(y + 1, tx, ty, mn);
       cr.grad(y, dx, dy, ma);
-      nms_row(dx, dy, mp, ma, mn, W, low, high, dst + b * d.batch_stride + y * d.row_stride, st, t * W);
+      nms_row(dx, dy, mp, ma, mn, W, low, high, mrow(b, y), st);
     }
   });
   // Hysteresis: flood fill from the strong pixels through the candidates (8-connected).
-  std::vector<int64_t> stack;
+  std::vector<uint8_t*> stack;
   for (auto& v : strong) stack.insert(stack.end(), v.begin(), v.end());
   strong.clear();
-  auto at = [&](int64_t b, int64_t y, int64_t x) { return dst + b * d.batch_stride + y * d.row_stride + x; };
+  const int64_t off[8] = {-MW - 1, -MW, -MW + 1, -1, 1, MW - 1, MW, MW + 1};
   while (!stack.empty()) {
-    const int64_t p = stack.back();
+    uint8_t* m = stack.back();
     stack.pop_back();
-    const int64_t t = p / W, x = p % W, b = t / H, y = t % H;
-    for (int64_t dy = -1; dy <= 1; ++dy) {
-      const int64_t yy = y + dy;
-      if (yy < 0 || yy >= H) continue;
-      for (int64_t dx = -1; dx <= 1; ++dx) {
-        const int64_t xx = x + dx;
-        if (xx < 0 || xx >= W) continue;
-        uint8_t* q = at(b, yy, xx);
-        if (*q == 1) {
-          *q = 2;
-          stack.push_back((b * H + yy) * W + xx);
-        }
+    for (int k = 0; k < 8; ++k) {
+      uint8_t* q = m + off[k];
+      if (*q == 1) {
+        *q = 2;
+        stack.push_back(q);
       }
     }
   }
+  // 2 -> 255, 0 / 1 -> 0
   parallel_for(0, rows, 64, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      uint8_t* o = at(t / H, t % H, 0);
-      for (int64_t x = 0; x < W; ++x) o[x] = static_cast<uint8_t>(-(o[x] >> 1));
+      const uint8_t* m = mrow(t / H, t % H);
+      uint8_t* o = dst + (t / H) * d.batch_stride + (t % H) * d.row_stride;
+      for (int64_t x = 0; x < W; ++x) o[x] = static_cast<uint8_t>(-(m[x] >> 1));
     }
   });
 }

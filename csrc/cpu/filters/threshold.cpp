@@ -152,7 +152,7 @@ void adaptive_compare_u8(const uint8_t* src, const ImageDesc& s, const uint8_t* 
       uint8_t* o = row_ptr<uint8_t>(dst, d, b, y);
       int64_t x = 0;
       for (; x + L <= n; x += L) {
-        vs va, vm;
+        vs va{}, vm{};
         for (int k = 0; k < L; ++k) {
           va[k] = a[x + k];
           vm[k] = mm[x + k];

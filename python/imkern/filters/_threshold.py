@@ -94,17 +94,16 @@ def _int_histogram(image, kind, dt):
 
 def _skimage_otsu(image, kind, nbins=256):
     """skimage.filters.threshold_otsu's computation (256-bin histogram over [min, max])."""
-    xp = A.xp_of(kind)
+    if kind == "cupy":
+        # NumPy's binning (edges in the image's float type, its edge corrections) is what
+        # skimage's level depends on; the image is brought to the host to bin it identically.
+        image = image.get()
     flat = image.reshape(-1)
     first = flat[0]
-    if bool(xp.all(image == first)):
+    if bool(np.all(image == first)):
         return float(first)
     lo, hi = image.min(), image.max()
-    if kind == "numpy":
-        counts, edges = np.histogram(flat, bins=nbins, range=(lo, hi))
-    else:
-        counts, edges = xp.histogram(flat, bins=nbins, range=(float(lo), float(hi)))
-        counts, edges = counts.get(), edges.get()
+    counts, edges = np.histogram(flat, bins=nbins, range=(lo, hi))
     centers = (edges[:-1] + edges[1:]) / 2.0
     w1 = np.cumsum(counts)
     w2 = np.cumsum(counts[::-1])[::-1]
@@ -121,7 +120,8 @@ def threshold_otsu(image):
     (its histogram of every value and its float64 loop); float32 / float64: exactly
     skimage.filters.threshold_otsu (256 bins over [min, max], the bin center; an image of one
     value returns that value). All channels and images of the array are pooled. NaN in a float
-    image gives an undefined level (as skimage).
+    image gives an undefined level (as skimage). Float images are binned by NumPy (a CuPy float
+    image is copied to the host for it); integer images by imkern's histogram kernels.
 
     Returns:
         The level as a Python float (pixels > level are the foreground, as cv2.threshold).
