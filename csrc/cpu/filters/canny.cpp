@@ -218,6 +218,21 @@ class CannyRows {
   int64_t b_ = 0;
 };
 
+// Whether any lane of an int32 vector is non-zero (one ptest / vptestmd, not a lane loop).
+inline bool any_lane(simd::vec_t<int32_t> v) {
+#if defined(__AVX512F__)
+  return _mm512_test_epi32_mask(reinterpret_cast<__m512i>(v), reinterpret_cast<__m512i>(v)) != 0;
+#elif defined(__AVX2__)
+  return !_mm256_testz_si256(reinterpret_cast<__m256i>(v), reinterpret_cast<__m256i>(v));
+#elif defined(__SSE4_1__)
+  return !_mm_testz_si128(reinterpret_cast<__m128i>(v), reinterpret_cast<__m128i>(v));
+#else
+  bool any = false;
+  for (int k = 0; k < simd::Vec<int32_t>::lanes; ++k) any |= v[k] != 0;
+  return any;
+#endif
+}
+
 // NMS of one row: writes 0 / 1 / 2 into o and returns through `strong` the strong columns.
 inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, const int32_t* ma,
                     const int32_t* mn, int64_t W, int32_t low, int32_t high, uint8_t* o,
@@ -253,9 +268,7 @@ inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, con
   for (; j + L <= W; j += L) {
     const vi m = loadu(ma + j);
     const vi over = m > lowv;
-    bool any = false;
-    for (int k = 0; k < L; ++k) any |= over[k] != 0;
-    if (!any) {
+    if (!any_lane(over)) {
       std::memset(o + j, 0, L);
       continue;
     }
@@ -274,12 +287,10 @@ inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, con
     const vi keep = c1 ? hor : (c2 ? ver : dia);
     const vi cand = over & keep;
     const vi val = cand ? ((m > highv) ? two_v : one_v) : zero;
-    bool any2 = false;
-    for (int k = 0; k < L; ++k) {
-      o[j + k] = static_cast<uint8_t>(val[k]);
-      any2 |= val[k] == 2;
-    }
-    if (any2)
+    typedef uint8_t vb __attribute__((vector_size(L)));
+    const vb bytes = __builtin_convertvector(val, vb);  // vpmovdb on AVX-512
+    std::memcpy(o + j, &bytes, L);
+    if (any_lane(val == two_v))
       for (int k = 0; k < L; ++k)
         if (val[k] == 2) strong.push_back(o + j + k);
   }
