@@ -93,6 +93,8 @@ def test_canny_batch_views_out(xp, rng):
     F.canny(X[0], 20, 60, out=big[:, ::2])
     assert np.array_equal(to_numpy(big[:, ::2]), cv2.Canny(imgs[0], 20, 60)) and (to_numpy(big[:, 1::2]) == 7).all()
     assert F.canny(xp.zeros((0, 5), np.uint8), 1, 2).shape == (0, 5)
+    e = F.canny(xp.zeros((4, 5, 0), np.uint8), 1, 2)
+    assert e.shape == (4, 5) and not to_numpy(e).any()
 
 
 def test_canny_bad_arguments():

@@ -82,7 +82,8 @@ def canny(image, low, high, *, ksize=3, l2gradient=False, out=None):
     else:
         shape = tuple(image.shape[:2])
     target, final = A.prepare_out(out, image, kind, np.uint8, shape=shape)
-    if image.size == 0:
+    if image.size == 0:  # no pixels, or pixels without channels: no edges
+        final[...] = 0
         return final
     src = A.packed_image(image, kind)
     if kind == "numpy":
