@@ -12,7 +12,8 @@ import imkern
 
 SKIP = ("imkern.bench", "imkern.__main__")
 HAVE_EXAMPLES = {"imkern.filters._linear", "imkern.nn._conv", "imkern.nn._pool", "imkern.nn._act",
-                 "imkern.nn._norm", "imkern.nn.layers"}
+                 "imkern.nn._norm", "imkern.nn.layers",
+                 "imkern.color", "imkern.transform._basic", "imkern.transform._tensor", "imkern.io"}
 MODULES = sorted(
     m.name for m in pkgutil.walk_packages(imkern.__path__, "imkern.")
     if not m.name.startswith(SKIP)

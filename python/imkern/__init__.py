@@ -6,6 +6,7 @@ same name and signature in :mod:`imkern.reference`.
 """
 from ._runtime import get_num_threads, info, set_num_threads, set_cpu_isa, get_cpu_isa
 from . import filters, nn, reference
+from . import color, io, transform
 from .nn._conv import get_allow_winograd, set_allow_winograd
 from .nn._cuda import get_allow_tf32, set_allow_tf32
 
@@ -13,6 +14,9 @@ __version__ = info()["version"]
 
 __all__ = [
     "filters",
+    "color",
+    "transform",
+    "io",
     "nn",
     "reference",
     "set_allow_tf32",

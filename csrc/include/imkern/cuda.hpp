@@ -30,5 +30,9 @@ void correlate_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst,
 void box_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw,
               int ay, int ax, bool normalize, Border border, double cval, void* stream);
 
+// ---- rank filters (csrc/cuda/filters/median.cu, morphology.cu)
+void median_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k,
+                 Border border, double cval, void* stream);
+
 }  // namespace cuda
 }  // namespace imkern

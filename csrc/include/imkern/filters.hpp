@@ -24,6 +24,17 @@ IMKERN_DECLARE_FOR_EACH_ISA(
 )
 }  // namespace imkern
 
+// Rank filters (csrc/cpu/filters/median.cpp, morphology.cpp). Values are compared exactly;
+// floats order NaN above +inf.
+namespace imkern {
+IMKERN_DECLARE_FOR_EACH_ISA(
+  // Median of each k x k window (k odd, centered); out-of-image pixels by `border` (cval
+  // converted to the dtype).
+  void median(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k,
+              Border border, double cval);
+)
+}  // namespace imkern
+
 // ---- Derivatives, thresholds, edges (sobel.cpp, threshold.cpp, canny.cpp, unsharp.cpp) -----
 namespace imkern {
 // How deriv_filter combines its two separable filters F0 = ky0 (x) kx0 and F1 = ky1 (x) kx1.

@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 from typing import Callable, Dict, List, Optional, Tuple
 
-FAMILIES = ("filters", "nn_conv", "nn_ops", "cuda_filters", "cuda_nn")
+FAMILIES = ("filters", "nn_conv", "nn_ops", "cuda_filters", "cuda_nn", "preprocess")
 
 
 @dataclasses.dataclass

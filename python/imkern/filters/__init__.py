@@ -25,6 +25,9 @@ PyTorch's or NumPy's ``"reflect"`` (which is our ``"reflect101"``). The aliases 
 from ._linear import box, convolve, correlate, gaussian, sep_filter
 
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
+from ._median import median  # noqa: E402
+__all__ += ["median"]
+
 from ._derivatives import gradient, gradient_magnitude, laplacian, prewitt, scharr, sobel, unsharp_mask  # noqa: E402
 
 __all__ += ["sobel", "scharr", "prewitt", "laplacian", "gradient", "gradient_magnitude", "unsharp_mask"]

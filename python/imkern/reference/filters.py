@@ -106,6 +106,44 @@ def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cva
     return sep_filter(image, ky, kx, border=border, cval=cval, out=out)
 
 
+# ---- rank filters ---------------------------------------------------------------------------------
+__all__ += ["median"]
+
+
+def _cval_as(dtype, cval):
+    """cval converted to the image's dtype as the kernels do (rounded, saturated for integers)."""
+    dt = np.dtype(dtype)
+    if dt.kind == "u":
+        info = np.iinfo(dt)
+        return dt.type(np.clip(np.rint(cval), info.min, info.max))
+    return dt.type(cval)
+
+
+def _windows(image, kh, kw, ay, ax, border, cval):
+    """(N, H, W, C, kh, kw) view of every window of the padded image (its own dtype)."""
+    x = _as_nhwc(image)
+    mode = _NP_PAD[parse_border(border)]
+    width = ((0, 0), (ay, kh - 1 - ay), (ax, kw - 1 - ax), (0, 0))
+    if mode == "constant":
+        p = np.pad(x, width, mode="constant", constant_values=_cval_as(x.dtype, cval))
+    else:
+        p = np.pad(x, width, mode=mode)
+    return np.lib.stride_tricks.sliding_window_view(p, (kh, kw), axis=(1, 2))
+
+
+def median(image, size, *, border="replicate", cval=0.0, out=None):
+    """The middle element of each sorted size x size window (np.sort order: NaN last)."""
+    k = int(size)
+    w = _windows(image, k, k, k // 2, k // 2, border, cval)
+    n = w.shape[:4]
+    flat = w.reshape(*n, k * k)
+    res = np.sort(flat, axis=-1)[..., (k * k) // 2].reshape(np.shape(image))
+    if out is not None:
+        out[...] = res
+        return out
+    return res
+
+
 # ---- derivatives, thresholds, edges ---------------------------------------------------------
 __all__ += ["sobel", "scharr", "prewitt", "laplacian", "gradient", "gradient_magnitude", "unsharp_mask",
             "threshold", "threshold_otsu", "threshold_triangle", "canny"]

@@ -1,0 +1,353 @@
+// Median filter over k x k windows, k odd, centered (compiled per ISA).
+//
+// Values are compared as order-preserving integer keys: uint8/uint16 as they are, floats
+// through their bit pattern (sign-magnitude -> two's complement order; every NaN becomes the
+// positive quiet NaN, which orders above +inf, as numpy.sort places NaN). So the result is
+// exactly the middle element of the sorted window, NaN counted as the largest value.
+//
+// Three paths, chosen by dtype and k:
+//  * k = 3, 5, 7: a median selection network (Batcher's odd-even merge sort pruned to the
+//    middle output, median_networks.hpp) run on whole vectors, one lane per output element:
+//    24 / 113 / 319 vector min/max pairs per L outputs (L = 64 u8 lanes on AVX-512), on a
+//    ring of k padded key rows (each source row converted and padded once).
+//    bytes/pixel = 2 sizeof(T) C; ops/pixel ~ 2 * comparators / L.
+//  * uint8 / uint16, k >= 9: Perreault & Hebert's constant-time median (IEEE TIP 2007):
+//    per column strip, a histogram per column (coarse: the high bits, fine: the low bits)
+//    updated by one entering and one leaving value per row; the window's coarse histogram
+//    slides by one column add and subtract per output, the coarse bin holding the median
+//    is found, and that bin's fine histogram is brought up to date lazily (columns added
+//    and removed since its last use). u8: 16 x 16 bins, u16: 256 x 256 bins. Cost per
+//    pixel does not depend on k (2 column-histogram updates + 2 x coarse-bins adds + the
+//    searches + amortized fine updates).
+//  * floats, k >= 9: the k*k keys of each window gathered and std::nth_element (O(k^2)).
+// Out-of-image pixels by the border rule (constant: cval converted to the image dtype).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "imkern/filters.hpp"
+#include "imkern/parallel.hpp"
+#include "filters/filter_rows.hpp"
+#include "filters/median_networks.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+namespace {
+
+// Order-preserving keys.
+template <typename T> struct KeyOf { using type = T; };
+template <> struct KeyOf<float> { using type = int32_t; };
+template <> struct KeyOf<double> { using type = int64_t; };
+
+template <typename T>
+inline void to_keys(T* p, int64_t n) {
+  if constexpr (std::is_floating_point<T>::value) {
+    using K = typename KeyOf<T>::type;
+    using U = typename std::make_unsigned<K>::type;
+    constexpr int sh = 8 * sizeof(K) - 1;
+    const K mag = static_cast<K>(~(U(1) << sh));
+    const K qnan = std::is_same<T, float>::value ? K(0x7fc00000) : static_cast<K>(0x7ff8000000000000LL);
+    for (int64_t i = 0; i < n; ++i) {
+      K b;
+      std::memcpy(&b, p + i, sizeof(K));
+      b = p[i] != p[i] ? qnan : b;
+      b ^= (b >> sh) & mag;
+      std::memcpy(p + i, &b, sizeof(K));
+    }
+  }
+}
+
+template <typename T, typename K>
+inline T from_key(K k) {
+  if constexpr (std::is_floating_point<T>::value) {
+    constexpr int sh = 8 * sizeof(K) - 1;
+    using U = typename std::make_unsigned<K>::type;
+    const K mag = static_cast<K>(~(U(1) << sh));
+    k ^= (k >> sh) & mag;
+    T v;
+    std::memcpy(&v, &k, sizeof(T));
+    return v;
+  } else {
+    return static_cast<T>(k);
+  }
+}
+
+// Source row sy of image b (any integer: the border decides), pixels [-r, W + r), as keys.
+template <typename T>
+void load_key_row(const void* src, const ImageDesc& s, int64_t b, int64_t sy, int r, Border border, T cv,
+                  T* dst) {
+  const int64_t yy = border_index(sy, s.h, border);
+  load_padded_segment<T, T>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), dst, s.w, s.c, 0, s.w, r, r, border, cv);
+  to_keys(dst, (s.w + 2 * r) * s.c);
+}
+
+template <typename V>
+inline V vmin(V a, V b) { return a < b ? a : b; }
+template <typename V>
+inline V vmax(V a, V b) { return a < b ? b : a; }
+
+#define IMKERN_MCX(a, b) { const V t_ = vmin(v[a], v[b]); v[b] = vmax(v[a], v[b]); v[a] = t_; }
+#define IMKERN_MMIN(a, b) v[a] = vmin(v[a], v[b]);
+#define IMKERN_MMAX(a, b) v[b] = vmax(v[a], v[b]);
+
+template <int KS, typename V>
+inline void run_network(V* v) {
+  if constexpr (KS == 3) { IMKERN_MEDIAN_NET_3(IMKERN_MCX, IMKERN_MMIN, IMKERN_MMAX) }
+  else if constexpr (KS == 5) { IMKERN_MEDIAN_NET_5(IMKERN_MCX, IMKERN_MMIN, IMKERN_MMAX) }
+  else { IMKERN_MEDIAN_NET_7(IMKERN_MCX, IMKERN_MMIN, IMKERN_MMAX) }
+}
+
+// n output keys from the KS padded key rows P (element e of the window (i, j) at P[i][e + j*C]).
+// P rows must be readable L elements past their end (the last partial vector).
+template <int KS, typename K>
+void network_row(const K* const* P, K* o, int64_t n, int64_t C) {
+  using namespace simd;
+  using V = vec_t<K>;
+  constexpr int L = Vec<K>::lanes, N = KS * KS;
+  int64_t x = 0;
+  for (; x < n; x += L) {
+    V v[N];
+#pragma GCC unroll 49
+    for (int i = 0; i < KS; ++i)
+#pragma GCC unroll 7
+      for (int j = 0; j < KS; ++j) v[i * KS + j] = loadu(P[i] + x + j * C);
+    run_network<KS>(v);
+    if (x + L <= n) {
+      storeu(o + x, v[N / 2]);
+    } else {
+      K tmp[L];
+      storeu(tmp, v[N / 2]);
+      std::copy(tmp, tmp + (n - x), o + x);
+    }
+  }
+}
+
+// n output keys by gathering each window and selecting its middle element.
+template <typename K>
+void select_row(const K* const* P, K* o, int64_t n, int64_t C, int k, K* buf) {
+  const int N = k * k;
+  for (int64_t e = 0; e < n; ++e) {
+    int t = 0;
+    for (int i = 0; i < k; ++i) {
+      const K* q = P[i] + e;
+      for (int j = 0; j < k; ++j) buf[t++] = q[j * C];
+    }
+    std::nth_element(buf, buf + N / 2, buf + N);
+    o[e] = buf[N / 2];
+  }
+}
+
+// Network and selection paths: a ring of k padded key rows per chunk of output rows.
+template <typename T>
+void median_ring(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k, Border border, T cv) {
+  using K = typename KeyOf<T>::type;
+  constexpr int L = simd::Vec<K>::lanes;
+  const int r = k / 2;
+  const int64_t H = s.h, W = s.w, C = s.c, WC = W * C;
+  const int64_t stride = round_up_line<K>((W + 2 * r) * C + L);
+  const int64_t rows = s.n * H;
+  parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    K* ring = thread_scratch<K>(0, static_cast<size_t>(stride * k));
+    K* obuf = thread_scratch<K>(1, static_cast<size_t>(WC + L));
+    K* gather = thread_scratch<K>(2, static_cast<size_t>(k) * k);
+    std::vector<int64_t> tag(k);
+    int64_t cur_b = -1;
+    std::vector<const K*> P(k);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / H, y = t % H;
+      if (b != cur_b) {
+        cur_b = b;
+        std::fill(tag.begin(), tag.end(), INT64_MIN);
+      }
+      for (int i = 0; i < k; ++i) {
+        const int64_t sy = y - r + i;
+        const int slot = static_cast<int>(((sy % k) + k) % k);
+        K* row = ring + slot * stride;
+        if (tag[slot] != sy) {
+          load_key_row<T>(src, s, b, sy, r, border, cv, reinterpret_cast<T*>(row));
+          tag[slot] = sy;
+        }
+        P[i] = row;
+      }
+      T* drow = row_ptr<T>(dst, d, b, y);
+      K* o = std::is_same<K, T>::value ? reinterpret_cast<K*>(drow) : obuf;
+      switch (k) {
+        case 3: network_row<3, K>(P.data(), o, WC, C); break;
+        case 5: network_row<5, K>(P.data(), o, WC, C); break;
+        case 7: network_row<7, K>(P.data(), o, WC, C); break;
+        default: select_row<K>(P.data(), o, WC, C, k, gather); break;
+      }
+      if (!std::is_same<K, T>::value)
+        for (int64_t e = 0; e < WC; ++e) drow[e] = from_key<T, K>(o[e]);
+    }
+  });
+}
+
+// 16 bins of a histogram as one vector (two on the baseline ISA).
+typedef uint16_t v16u __attribute__((vector_size(32)));
+inline v16u ld16(const uint16_t* p) {
+  v16u v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void st16(uint16_t* p, v16u v) { std::memcpy(p, &v, sizeof(v)); }
+
+// h[c] (+|-)= a[c] for NB bins.
+template <int NB>
+inline void hist_add(uint16_t* __restrict__ h, const uint16_t* __restrict__ a) {
+  for (int c = 0; c < NB; c += 16) st16(h + c, ld16(h + c) + ld16(a + c));
+}
+template <int NB>
+inline void hist_sub(uint16_t* __restrict__ h, const uint16_t* __restrict__ a) {
+  for (int c = 0; c < NB; c += 16) st16(h + c, ld16(h + c) - ld16(a + c));
+}
+template <int NB>
+inline void hist_add_sub(uint16_t* __restrict__ h, const uint16_t* __restrict__ a, const uint16_t* __restrict__ b) {
+  for (int c = 0; c < NB; c += 16) st16(h + c, ld16(h + c) + ld16(a + c) - ld16(b + c));
+}
+
+// Inclusive prefix sums of 16 lanes (log-step shifts).
+inline v16u prefix16(v16u p) {
+  const v16u z{};
+  p += __builtin_shuffle(z, p, v16u{0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30});
+  p += __builtin_shuffle(z, p, v16u{0, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29});
+  p += __builtin_shuffle(z, p, v16u{0, 0, 0, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27});
+  p += __builtin_shuffle(z, p, v16u{0, 0, 0, 0, 0, 0, 0, 0, 16, 17, 18, 19, 20, 21, 22, 23});
+  return p;
+}
+
+// The first bin c of h (NB bins) where acc + h[0] + ... + h[c] > m; acc gains the counts of
+// the bins before it. Branch-free inside each group of 16 bins.
+template <int NB>
+inline int hist_search(const uint16_t* h, int& acc, int m) {
+  for (int c0 = 0;; c0 += 16) {
+    const v16u p = prefix16(ld16(h + c0));
+    const int t = m - acc;  // >= 0
+    if (c0 + 16 < NB && p[15] <= t) {
+      acc += p[15];
+      continue;
+    }
+    const v16u le = p <= (v16u{} + static_cast<uint16_t>(t));
+#if defined(__AVX2__)
+    const int cnt = __builtin_popcount(static_cast<unsigned>(_mm256_movemask_epi8(reinterpret_cast<__m256i>(le)))) / 2;
+#else
+    int cnt = 0;
+    for (int i = 0; i < 16; ++i) cnt -= static_cast<int16_t>(le[i]);
+#endif
+    if (cnt) acc += p[cnt - 1];
+    return c0 + cnt;
+  }
+}
+
+// Column histograms kept all-zero between uses (undone at the end of each use), so they are
+// cleared once per thread, not per strip.
+template <typename U>
+U* zeroed_histograms(size_t n) {
+  static thread_local std::vector<U> buf;
+  if (buf.size() < n) {
+    buf.clear();
+    buf.shrink_to_fit();
+    buf.assign(n, U(0));
+  }
+  return buf.data();
+}
+
+// Perreault-Hebert constant-time median for 8/16-bit data: CB coarse bits, FB fine bits.
+template <typename T, int CB, int FB>
+void median_hist(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k, Border border, T cv) {
+  static_assert(CB + FB == 8 * sizeof(T), "bins must cover the dtype");
+  constexpr int NC = 1 << CB, NF = 1 << FB;
+  const int r = k / 2;
+  const int64_t H = s.h, W = s.w, C = s.c;
+  const int64_t rows = s.n * H;
+  const int m = (k * k) / 2;  // 0-based rank of the median
+  // Strip of output columns: the fine column histograms (NC * NF counts per column) stay
+  // within a few MiB.
+  const int64_t SW = std::min<int64_t>(W, sizeof(T) == 1 ? 512 : 48);
+  const int64_t max_cols = SW + 2 * r;
+  parallel_for(0, rows, filter_grain(rows, 2 * k, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    uint16_t* colC = zeroed_histograms<uint16_t>(static_cast<size_t>(max_cols) * NC * (NF + 1));
+    uint16_t* colF = colC + max_cols * NC;  // [NC][ncol][NF]
+    uint16_t* HC = thread_scratch<uint16_t>(0, NC);
+    uint16_t* HF = thread_scratch<uint16_t>(1, static_cast<size_t>(NC) * NF);
+    int* lo = thread_scratch<int>(2, NC);
+    int* hi = thread_scratch<int>(3, NC);
+    T* rowbuf = thread_scratch<T>(4, static_cast<size_t>((SW + 2 * r) * C));
+    for (int64_t t = t0; t < t1;) {
+      const int64_t b = t / H, y0 = t % H;
+      const int64_t y1 = std::min<int64_t>(H, y0 + (t1 - t));
+      t += y1 - y0;
+      for (int64_t x0 = 0; x0 < W; x0 += SW) {
+        const int64_t x1 = std::min<int64_t>(W, x0 + SW), nx = x1 - x0, ncol = nx + 2 * r;
+        for (int64_t ch = 0; ch < C; ++ch) {
+          auto update = [&](int64_t sy, int delta) {
+            const int64_t yy = border_index(sy, H, border);
+            load_padded_segment<T, T>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), rowbuf, W, C, x0, x1, r, r,
+                                      border, cv);
+            const T* p = rowbuf + ch;
+            for (int64_t j = 0; j < ncol; ++j) {
+              const unsigned v = p[j * C];
+              const unsigned cb = v >> FB, fb = v & (NF - 1);
+              colC[j * NC + cb] = static_cast<uint16_t>(colC[j * NC + cb] + delta);
+              uint16_t& f = colF[(cb * ncol + j) * NF + fb];
+              f = static_cast<uint16_t>(f + delta);
+            }
+          };
+          for (int64_t sy = y0 - r; sy <= y0 + r; ++sy) update(sy, 1);
+          for (int64_t y = y0; y < y1; ++y) {
+            if (y > y0) {
+              update(y - r - 1, -1);
+              update(y + r, 1);
+            }
+            std::memset(HC, 0, sizeof(uint16_t) * NC);
+            for (int j = 0; j < k; ++j) hist_add<NC>(HC, colC + j * NC);
+            std::fill(lo, lo + NC, 0);
+            std::fill(hi, hi + NC, 0);
+            T* drow = row_ptr<T>(dst, d, b, y) + x0 * C + ch;
+            for (int64_t x = 0; x < nx; ++x) {
+              if (x > 0) hist_add_sub<NC>(HC, colC + (x + k - 1) * NC, colC + (x - 1) * NC);
+              int acc = 0;
+              const int cb = hist_search<NC>(HC, acc, m);
+              uint16_t* hf = HF + cb * NF;
+              const uint16_t* cf = colF + static_cast<int64_t>(cb) * ncol * NF;
+              const int xi = static_cast<int>(x);
+              if (hi[cb] <= xi) {
+                std::memset(hf, 0, sizeof(uint16_t) * NF);
+                for (int c = xi; c < xi + k; ++c) hist_add<NF>(hf, cf + c * NF);
+              } else {
+                for (int c = hi[cb]; c < xi + k; ++c) hist_add<NF>(hf, cf + c * NF);
+                for (int c = lo[cb]; c < xi; ++c) hist_sub<NF>(hf, cf + c * NF);
+              }
+              lo[cb] = xi;
+              hi[cb] = xi + k;
+              const int fb = hist_search<NF>(hf, acc, m);
+              drow[x * C] = static_cast<T>((cb << FB) | fb);
+            }
+          }
+          // Leave the column histograms all-zero for the next use.
+          for (int64_t sy = y1 - 1 - r; sy <= y1 - 1 + r; ++sy) update(sy, -1);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void median(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k, Border border,
+            double cval) {
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T cv = to_output<T, double>(cval);
+    if constexpr (std::is_same<T, uint8_t>::value) {
+      if (k >= 9) return median_hist<T, 4, 4>(src, s, dst, d, k, border, cv);
+    } else if constexpr (std::is_same<T, uint16_t>::value) {
+      if (k >= 9) return median_hist<T, 8, 8>(src, s, dst, d, k, border, cv);
+    }
+    median_ring<T>(src, s, dst, d, k, border, cv);
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

@@ -1,0 +1,246 @@
+"""crop, center_crop, pad, flip, rotate90: pure data movement.
+
+These are copies (NumPy / CuPy copy kernels, already at memory bandwidth), never views:
+the result owns its memory, so writing to it never changes the input. ``pad`` applies the
+border rules of :mod:`imkern.filters` (``border=``, ``cval=``) to any width, even a pad
+wider than the image (the rule is applied repeatedly, as the filters do).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _arrays as A
+from .._borders import parse_border
+
+__all__ = ["crop", "center_crop", "pad", "flip", "rotate90"]
+
+
+def _image(image, name="image"):
+    """(kind, xp, o): o is the index of the H axis (1 for a batch)."""
+    kind, _ = A.check_image(image, name)
+    return kind, A.xp_of(kind), 1 if image.ndim == 4 else 0
+
+
+def _finish(result, image, kind, out):
+    """Copy ``result`` (a view of the input) into a new array or into ``out``."""
+    xp = A.xp_of(kind)
+    target, final = A.prepare_out(out, image, kind, image.dtype, shape=result.shape)
+    if result.size:
+        xp.copyto(target, result)
+    return A.finish_out(target, final)
+
+
+def crop(image, top, left, height, width, *, out=None):
+    """The ``height x width`` region whose top-left pixel is ``(top, left)``, as a new array.
+
+    Equals ``image[..., top:top + height, left:left + width, :]`` copied (a batch is cropped
+    image by image at the same place). The region must lie inside the image.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``.
+        top, left: the region's first row and column (>= 0).
+        height, width: the region's size (>= 1).
+        out: optional array of the result's shape and dtype.
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> img = np.arange(16, dtype=np.uint8).reshape(4, 4)
+        >>> imkern.transform.crop(img, 1, 2, 2, 2).tolist()
+        [[6, 7], [10, 11]]
+    """
+    kind, xp, o = _image(image)
+    H, W = image.shape[o], image.shape[o + 1]
+    top, left = A.as_int(top, "top"), A.as_int(left, "left")
+    height, width = A.as_int(height, "height"), A.as_int(width, "width")
+    if height < 1 or width < 1:
+        raise ValueError(f"height, width: expected positive sizes, got {(height, width)}")
+    if top < 0 or left < 0 or top + height > H or left + width > W:
+        raise ValueError(
+            f"crop: region (top={top}, left={left}, height={height}, width={width}) is not inside the "
+            f"{H}x{W} image"
+        )
+    sl = (slice(None),) * o + (slice(top, top + height), slice(left, left + width))
+    return _finish(image[sl], image, kind, out)
+
+
+def center_crop(image, size, *, out=None):
+    """The central ``size = (h, w)`` region (an int means square), as a new array.
+
+    The offset is ``round((H - h) / 2)``, ``round((W - w) / 2)`` (Python's rounding), as
+    torchvision.transforms.functional.center_crop; the region must fit in the image.
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> img = np.arange(25, dtype=np.uint8).reshape(5, 5)
+        >>> imkern.transform.center_crop(img, (3, 2)).tolist()
+        [[7, 8], [12, 13], [17, 18]]
+    """
+    _, _, o = _image(image)
+    h, w = A.as_pair(size, "size")
+    if h < 1 or w < 1:
+        raise ValueError(f"size: expected positive sizes, got {(h, w)}")
+    H, W = image.shape[o], image.shape[o + 1]
+    if h > H or w > W:
+        raise ValueError(f"size: {(h, w)} is larger than the {H}x{W} image")
+    return crop(image, int(round((H - h) / 2.0)), int(round((W - w) / 2.0)), h, w, out=out)
+
+
+def _pad_widths(pad):
+    """int | (py, px) | (top, bottom, left, right) | ((top, bottom), (left, right))."""
+    if isinstance(pad, (tuple, list)):
+        if len(pad) == 2 and all(isinstance(p, (tuple, list)) for p in pad):
+            if len(pad[0]) != 2 or len(pad[1]) != 2:
+                raise ValueError(f"pad: expected ((top, bottom), (left, right)), got {pad!r}")
+            w = (pad[0][0], pad[0][1], pad[1][0], pad[1][1])
+        elif len(pad) == 2:
+            w = (pad[0], pad[0], pad[1], pad[1])
+        elif len(pad) == 4:
+            w = tuple(pad)
+        else:
+            raise ValueError(
+                f"pad: expected an int, (pad_y, pad_x), (top, bottom, left, right) or "
+                f"((top, bottom), (left, right)), got {pad!r}"
+            )
+    else:
+        w = (pad,) * 4
+    w = tuple(A.as_int(v, "pad") for v in w)
+    if min(w) < 0:
+        raise ValueError(f"pad: expected non-negative widths, got {w}")
+    return w
+
+
+def _border_indices(n, before, after, border, xp):
+    """Source index of every padded position (-1: the constant), by the filters' border rule."""
+    p = np.arange(-before, n + after, dtype=np.int64)
+    if border == "constant":
+        idx = np.where((p >= 0) & (p < n), p, -1)
+    elif border == "replicate":
+        idx = np.clip(p, 0, n - 1)
+    elif border == "wrap":
+        idx = np.mod(p, n)
+    elif border == "reflect":
+        m = np.mod(p, 2 * n)
+        idx = np.where(m < n, m, 2 * n - 1 - m)
+    else:  # reflect101
+        if n == 1:
+            idx = np.zeros_like(p)
+        else:
+            m = np.mod(p, 2 * n - 2)
+            idx = np.where(m < n, m, 2 * n - 2 - m)
+    return idx
+
+
+def _cval_of(cval, dtype):
+    v = A.as_float(cval, "cval")
+    dt = np.dtype(dtype)
+    if dt.kind == "u":
+        info = np.iinfo(dt)
+        return dt.type(np.clip(np.rint(v), info.min, info.max)) if np.isfinite(v) else dt.type(0)
+    return dt.type(v)
+
+
+def pad(image, pad, *, border="constant", cval=0, out=None):
+    """Pad the H and W axes of an image by a border rule.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``.
+        pad: the widths: an int (all sides), ``(pad_y, pad_x)``, ``(top, bottom, left, right)``
+            (cv2.copyMakeBorder's order) or ``((top, bottom), (left, right))`` (numpy.pad's).
+        border: every mode of :mod:`imkern.filters`: "constant" (``cval``), "reflect101",
+            "reflect", "replicate", "wrap" (and their aliases), for widths of any size.
+        cval: the value of "constant" padding, cast like a kernel result (integers rounded
+            and saturated).
+
+    Returns:
+        ``(H + top + bottom, W + left + right, ...)``, the input's dtype. Equal to
+        cv2.copyMakeBorder and to numpy.pad with the matching mode.
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> imkern.transform.pad(np.array([[1, 2, 3]], np.uint8), (0, 2), border="reflect101").tolist()
+        [[3, 2, 1, 2, 3, 2, 1]]
+    """
+    kind, xp, o = _image(image)
+    top, bottom, left, right = _pad_widths(pad)
+    b = parse_border(border)
+    cv = _cval_of(cval, image.dtype)
+    H, W = image.shape[o], image.shape[o + 1]
+    shape = list(image.shape)
+    shape[o] = H + top + bottom
+    shape[o + 1] = W + left + right
+    target, final = A.prepare_out(out, image, kind, image.dtype, shape=tuple(shape))
+    if target.size == 0:
+        return final
+    if image.size == 0:
+        if b != "constant":
+            raise ValueError(f"border: {b!r} needs a non-empty image; got shape {tuple(image.shape)}")
+        target[...] = cv
+        return A.finish_out(target, final)
+    lead = (slice(None),) * o
+    # the image rows, padded along x
+    mid = target[lead + (slice(top, top + H),)]
+    mid[lead + (slice(None), slice(left, left + W))] = image
+    ix = _border_indices(W, left, right, b, xp)
+    for cols in (np.arange(0, left), np.arange(left + W, left + W + right)):
+        if cols.size == 0:
+            continue
+        src = ix[cols]
+        if b == "constant":
+            mid[lead + (slice(None), slice(int(cols[0]), int(cols[-1]) + 1))] = cv
+        else:
+            mid[lead + (slice(None), slice(int(cols[0]), int(cols[-1]) + 1))] = xp.take(
+                image, xp.asarray(src), axis=o + 1)
+    # the padded rows, copied from the padded image rows
+    iy = _border_indices(H, top, bottom, b, xp)
+    for rows in (np.arange(0, top), np.arange(top + H, top + H + bottom)):
+        if rows.size == 0:
+            continue
+        sl = lead + (slice(int(rows[0]), int(rows[-1]) + 1),)
+        if b == "constant":
+            target[sl] = cv
+        else:
+            target[sl] = xp.take(target, xp.asarray(iy[rows] + top), axis=o)
+    return A.finish_out(target, final)
+
+
+def flip(image, axis=1, *, out=None):
+    """Mirror an image: ``axis=1`` left-right (horizontal flip), ``axis=0`` upside down
+    (vertical), ``axis=(0, 1)`` or ``None`` both (a 180-degree rotation).
+
+    The axes are the image's (H = 0, W = 1) whatever the layout, so a batch flips every image
+    (cv2.flip codes 1, 0, -1).
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> imkern.transform.flip(np.array([[1, 2, 3]], np.uint8)).tolist()
+        [[3, 2, 1]]
+    """
+    kind, _, o = _image(image)
+    if axis is None:
+        axes = (0, 1)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(A.as_int(a, "axis") for a in axis)
+    else:
+        axes = (A.as_int(axis, "axis"),)
+    if not axes or any(a not in (0, 1) for a in axes) or len(set(axes)) != len(axes):
+        raise ValueError(f"axis: expected 0 (vertical), 1 (horizontal), (0, 1) or None, got {axis!r}")
+    sl = [slice(None)] * image.ndim
+    for a in axes:
+        sl[o + a] = slice(None, None, -1)
+    return _finish(image[tuple(sl)], image, kind, out)
+
+
+def rotate90(image, k=1, *, out=None):
+    """Rotate by ``k`` quarter turns counter-clockwise (numpy.rot90 on the H, W axes).
+
+    ``k`` may be any int (taken modulo 4; negative turns clockwise). ``k = 1`` equals
+    cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE). Odd ``k`` swaps H and W.
+
+    Example:
+        >>> import numpy as np, imkern
+        >>> imkern.transform.rotate90(np.array([[1, 2], [3, 4]], np.uint8)).tolist()
+        [[2, 4], [1, 3]]
+    """
+    kind, xp, o = _image(image)
+    k = A.as_int(k, "k") % 4
+    return _finish(xp.rot90(image, k, axes=(o, o + 1)), image, kind, out)

@@ -1,0 +1,221 @@
+"""imkern.filters.median against the NumPy reference, OpenCV and SciPy, on the CPU and (where a
+GPU is present) the CUDA kernels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import imkern
+from imkern import filters as F
+from imkern.reference import filters as R
+
+from conftest import random_array, to_numpy
+
+BORDERS = ["replicate", "reflect101", "reflect", "constant", "wrap"]
+DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
+SHAPES = [(1, 1), (1, 9), (7, 1), (2, 3), (17, 13), (33, 70), (9, 11, 3), (6, 8, 4), (2, 7, 9, 3), (3, 5, 6, 1)]
+# sizes on every path: networks (3, 5, 7), histograms / selection (9 and up)
+SIZES_INT = [1, 3, 5, 7, 9, 11, 15, 25]
+SIZES_FLOAT = [1, 3, 5, 7, 9, 15]
+SCIPY_MODE = {"replicate": "nearest", "reflect101": "mirror", "reflect": "reflect", "constant": "constant",
+              "wrap": "grid-wrap"}
+
+
+def _sizes(dtype):
+    return SIZES_INT if np.dtype(dtype).kind == "u" else SIZES_FLOAT
+
+
+def _data(rng, shape, dtype, few_values=False):
+    if few_values:  # many ties
+        return random_array(rng, shape, dtype, 0, 5) if np.dtype(dtype).kind == "u" else \
+            rng.integers(0, 5, size=shape).astype(dtype)
+    return random_array(rng, shape, dtype)
+
+
+# ---- against the reference ----------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_matches_reference(xp, rng, dtype, shape, border):
+    for few in (False, True):
+        x = _data(rng, shape, dtype, few)
+        for k in _sizes(dtype):
+            got = F.median(xp.asarray(x), k, border=border, cval=3.0)
+            assert type(got) is type(xp.asarray(x)) and got.dtype == x.dtype and got.shape == x.shape
+            np.testing.assert_array_equal(to_numpy(got), R.median(x, k, border=border, cval=3.0),
+                                          err_msg=f"k={k} few={few}")
+
+
+def test_histogram_path_large(xp, rng):
+    # wide enough for several column strips, tall enough for several row chunks; OpenCV as the
+    # oracle for uint8, and for uint16 through the monotone map v -> 257 v (median commutes
+    # with it), which exercises every fine bin
+    cv2 = pytest.importorskip("cv2")
+    x = random_array(rng, (150, 1100), np.uint8)
+    for k in (9, 13, 25, 41):
+        expect = cv2.medianBlur(x, k)
+        np.testing.assert_array_equal(to_numpy(F.median(xp.asarray(x), k)), expect, err_msg=f"k={k}")
+        x16 = x.astype(np.uint16) * 257
+        np.testing.assert_array_equal(to_numpy(F.median(xp.asarray(x16), k)), expect.astype(np.uint16) * 257,
+                                      err_msg=f"uint16 k={k}")
+    y = random_array(rng, (40, 130), np.uint16)
+    np.testing.assert_array_equal(to_numpy(F.median(xp.asarray(y), 25)), R.median(y, 25))
+
+
+def test_histogram_extremes(xp, rng):
+    for dtype in (np.uint8, np.uint16):
+        hi = np.iinfo(dtype).max
+        x = rng.choice(np.array([0, 1, hi - 1, hi], dtype), size=(40, 37, 2))
+        for k in (3, 9, 17):
+            np.testing.assert_array_equal(to_numpy(F.median(xp.asarray(x), k, border="constant", cval=hi)),
+                                          R.median(x, k, border="constant", cval=hi))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_and_inf(xp, rng, dtype):
+    x = random_array(rng, (23, 29), dtype)
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[rng.random(x.shape) < 0.1] = np.inf
+    x[rng.random(x.shape) < 0.1] = -np.inf
+    x[rng.random(x.shape) < 0.1] = -0.0
+    for k in (3, 5, 7, 9):
+        got = to_numpy(F.median(xp.asarray(x), k))
+        ref = R.median(x, k)
+        np.testing.assert_array_equal(got, ref, err_msg=f"k={k}")  # NaN positions equal too
+    allnan = np.full((5, 6), np.nan, dtype)
+    assert np.isnan(to_numpy(F.median(xp.asarray(allnan), 3))).all()
+
+
+def test_large_float_size(rng):
+    x = random_array(rng, (20, 24, 2), np.float32)
+    np.testing.assert_array_equal(F.median(x, 21, border="reflect"), R.median(x, 21, border="reflect"))
+
+
+# ---- against the peers --------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [3, 5, 7, 9, 11, 15, 21, 25])
+@pytest.mark.parametrize("shape", [(37, 53), (64, 81, 3), (19, 23, 4), (300, 401)])
+def test_matches_opencv_uint8(xp, rng, k, shape):
+    cv2 = pytest.importorskip("cv2")
+    x = random_array(rng, shape, np.uint8)
+    np.testing.assert_array_equal(to_numpy(F.median(xp.asarray(x), k)), cv2.medianBlur(x, k))
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+@pytest.mark.parametrize("k", [3, 5])
+def test_matches_opencv_uint16_float32(xp, rng, dtype, k):
+    cv2 = pytest.importorskip("cv2")  # cv2.medianBlur takes these dtypes for ksize 3 and 5 only
+    x = random_array(rng, (45, 67, 3), dtype)
+    np.testing.assert_array_equal(to_numpy(F.median(xp.asarray(x), k)), cv2.medianBlur(x, k))
+
+
+@pytest.mark.parametrize("name", ["camera", "coins", "astronaut"])
+def test_photographs_match_opencv(xp, name):
+    cv2 = pytest.importorskip("cv2")
+    data = pytest.importorskip("skimage.data")
+    img = np.ascontiguousarray(getattr(data, name)())
+    for k in (3, 5, 7, 9, 15, 25):
+        np.testing.assert_array_equal(to_numpy(F.median(xp.asarray(img), k)), cv2.medianBlur(img, k),
+                                      err_msg=f"{name} k={k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_matches_scipy(xp, rng, dtype, border):
+    ndi = pytest.importorskip("scipy.ndimage")
+    x = random_array(rng, (21, 26, 2), dtype)
+    for k in _sizes(dtype)[1:5]:
+        ref = ndi.median_filter(x, size=(k, k, 1), mode=SCIPY_MODE[border], cval=4.0)
+        np.testing.assert_array_equal(to_numpy(F.median(xp.asarray(x), k, border=border, cval=4.0)), ref,
+                                      err_msg=f"k={k}")
+
+
+# ---- layouts, views, out= -----------------------------------------------------------------------
+def _views(x):
+    yield "reversed rows", x[::-1]
+    yield "reversed cols", x[:, ::-1]
+    yield "strided", x[::2, ::3]
+    yield "fortran", np.asfortranarray(x)
+    yield "channel slice", x[..., 1:]
+    yield "reversed channels", x[..., ::-1]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_and_negative_views(rng, dtype):
+    base = random_array(rng, (31, 36, 3), dtype)
+    for name, v in _views(base):
+        before = v.copy()
+        for k in (3, 9):
+            np.testing.assert_array_equal(F.median(v, k), R.median(np.ascontiguousarray(v), k), err_msg=name)
+        np.testing.assert_array_equal(v, before)
+
+
+def test_batch_equals_per_image(rng):
+    x = random_array(rng, (3, 17, 19, 2), np.uint8)
+    for k in (5, 11):
+        got = F.median(x, k)
+        for i in range(3):
+            np.testing.assert_array_equal(got[i], F.median(x[i], k))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out(xp, rng, dtype):
+    x = xp.asarray(random_array(rng, (19, 22, 3), dtype))
+    expect = to_numpy(F.median(x, 5))
+    out = xp.asarray(random_array(rng, x.shape, dtype))  # poisoned
+    assert F.median(x, 5, out=out) is out
+    np.testing.assert_array_equal(to_numpy(out), expect)
+    big = xp.zeros((19, 44, 3), dtype)
+    view = big[:, ::2]  # a strided out is written through a temporary
+    assert F.median(x, 5, out=view) is view
+    np.testing.assert_array_equal(to_numpy(view), expect)
+    y = x.copy()
+    F.median(y, 5, out=y)  # in place (the driver copies through a temporary)
+    np.testing.assert_array_equal(to_numpy(y), expect)
+
+
+def test_zero_size():
+    for shape in [(0, 5), (4, 0), (0, 3, 3, 1)]:
+        x = np.zeros(shape, np.uint8)
+        assert F.median(x, 3).shape == shape
+
+
+def test_bad_arguments():
+    x = np.zeros((8, 8), np.uint8)
+    for size in (0, 2, 4, -3, 257):
+        with pytest.raises(ValueError, match="size"):
+            F.median(x, size)
+    for size in (3.0, "3", True, (3, 3)):
+        with pytest.raises((TypeError, ValueError), match="size"):
+            F.median(x, size)
+    with pytest.raises(ValueError, match="border"):
+        F.median(x, 3, border="nope")
+    with pytest.raises(TypeError, match="image"):
+        F.median(x.astype(np.int32), 3)
+    with pytest.raises(TypeError, match="image"):
+        F.median(x.astype(np.float16), 3)
+    with pytest.raises(TypeError, match="image"):
+        F.median(x.tolist(), 3)
+    with pytest.raises(ValueError, match="image"):
+        F.median(np.zeros(5, np.uint8), 3)
+    with pytest.raises(TypeError, match="out"):
+        F.median(x, 3, out=np.zeros((8, 8), np.uint16))
+    with pytest.raises(ValueError, match="out"):
+        F.median(x, 3, out=np.zeros((8, 9), np.uint8))
+    with pytest.raises(TypeError, match="cval"):
+        F.median(x, 3, cval="a")
+
+
+# ---- ISA levels and threads ---------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_isa_level(rng, isa, dtype):
+    assert imkern.get_cpu_isa() == isa
+    x = random_array(rng, (29, 75, 3), dtype)
+    for k in (3, 5, 7, 9, 13):
+        np.testing.assert_array_equal(F.median(x, k, border="reflect101"), R.median(x, k, border="reflect101"),
+                                      err_msg=f"{isa} k={k}")
+
+
+def test_threads_do_not_change_results(rng, threads):
+    x = random_array(rng, (300, 257, 2), np.uint16)
+    for k in (5, 11):
+        np.testing.assert_array_equal(F.median(x, k), R.median(x, k))

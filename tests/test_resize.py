@@ -1,0 +1,344 @@
+"""imkern.transform.resize against the NumPy reference, OpenCV, PyTorch and Pillow, on the CPU
+and (with a GPU) CUDA."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import imkern
+from imkern.transform import resize
+from imkern.reference import transform as R
+
+from conftest import HAS_GPU, assert_close, random_array, to_numpy
+
+DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
+MODES = ["nearest", "nearest-exact", "bilinear", "bicubic", "area", "lanczos"]
+# (src h, src w) -> (dst h, dst w): down, up, non-integer, mixed, 1-pixel in and out
+SIZES = [
+    ((17, 23), (5, 7)),
+    ((5, 7), (17, 23)),
+    ((64, 48), (32, 24)),
+    ((30, 40), (11, 60)),
+    ((1, 1), (3, 4)),
+    ((9, 9), (1, 1)),
+    ((100, 77), (33, 12)),
+    ((6, 5), (13, 2)),
+    ((2, 300), (3, 7)),
+]
+LAYOUTS = [(), (3,), (1,), (4,), "batch"]
+
+
+def _shape(hw, layout):
+    if layout == "batch":
+        return (2,) + hw + (3,)
+    return hw + layout
+
+
+def _scale(x):
+    return 2.0 * max(1.0, float(np.abs(x.astype(np.float64)).max()))
+
+
+def _cmp(got, ref, dtype, x, mode):
+    # weights are float32 for float32/uint16 (as OpenCV's); float64 images use float32-valued
+    # cv2 weights too, so compare floats at float32 precision
+    tol_dtype = np.float32 if np.dtype(dtype).kind == "f" else dtype
+    k = {"lanczos": 3.0, "bicubic": 1.6}.get(mode, 1.0)
+    assert_close(got, ref, tol_dtype, scale=k * _scale(x))
+
+
+# ---- against the reference ----------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("sizes", SIZES, ids=str)
+def test_matches_reference(xp, rng, dtype, mode, sizes):
+    src, dst = sizes
+    for layout in LAYOUTS:
+        x = random_array(rng, _shape(src, layout), dtype)
+        got = resize(xp.asarray(x), dst, interpolation=mode)
+        assert type(got) is type(xp.asarray(x))
+        ref = R.resize(x, dst, interpolation=mode)
+        assert got.shape == ref.shape and got.dtype == x.dtype
+        _cmp(got, ref, dtype, x, mode)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("sizes", SIZES + [((300, 1000), (7, 3))], ids=str)
+def test_antialias_matches_reference(xp, rng, dtype, mode, sizes):
+    src, dst = sizes
+    x = random_array(rng, src + (3,), dtype)
+    got = resize(xp.asarray(x), dst, interpolation=mode, antialias=True)
+    _cmp(got, R.resize(x, dst, interpolation=mode, antialias=True), dtype, x, mode)
+
+
+# ---- against OpenCV -------------------------------------------------------------------------------
+_CV = {"nearest": "INTER_NEAREST", "nearest-exact": "INTER_NEAREST_EXACT", "bilinear": "INTER_LINEAR",
+       "bicubic": "INTER_CUBIC", "area": "INTER_AREA", "lanczos": "INTER_LANCZOS4"}
+
+
+def _cv2_resize(cv2, x, dst, mode):
+    flag = getattr(cv2, _CV[mode])
+    if x.ndim == 4:
+        return np.stack([_cv2_resize(cv2, im, dst, mode) for im in x])
+    r = cv2.resize(x, (dst[1], dst[0]), interpolation=flag)
+    return r.reshape(dst + x.shape[2:])
+
+
+def _cv_tol(got, expect, dtype):
+    got = to_numpy(got)
+    if np.dtype(dtype).kind == "u":
+        d = np.abs(got.astype(np.int64) - expect.astype(np.int64))
+        # uint16: OpenCV (IPP underneath for some sizes) rounds its float32 weights differently;
+        # a few units of 65535 apart (the reference test holds us within 1 of the exact value)
+        lim = 1 if np.dtype(dtype) == np.uint8 else 4
+        assert d.max(initial=0) <= lim, f"max |diff| {d.max()} vs OpenCV"
+    else:
+        # OpenCV's float paths go through IPP for some sizes, which computes the source
+        # positions in float64 where OpenCV's own code (and imkern) rounds them to float32
+        np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-4 * max(1, np.abs(expect).max()))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "nearest-exact"])
+@pytest.mark.parametrize("sizes", SIZES + [((480, 640), (224, 224)), ((224, 224), (480, 640)),
+                                           ((600, 800), (300, 400)), ((601, 799), (150, 200)),
+                                           ((101, 203), (100, 200))], ids=str)
+def test_matches_opencv(xp, rng, dtype, mode, sizes):
+    cv2 = pytest.importorskip("cv2")
+    src, dst = sizes
+    for layout in [(), (3,), (4,)]:
+        x = random_array(rng, src + layout, dtype)
+        _cv_tol(resize(xp.asarray(x), dst, interpolation=mode), _cv2_resize(cv2, x, dst, mode), dtype)
+
+
+def test_nearest_exact_is_exact_where_opencv_drifts(xp):
+    """floor((i + 0.5) * src / dst) exactly: OpenCV's 16-bit fixed point picks the pixel to the
+    left at exact ties for some sizes (opencv#27191); PyTorch's nearest-exact agrees with us."""
+    x = np.arange(30 * 40, dtype=np.float32).reshape(30, 40)
+    got = to_numpy(resize(xp.asarray(x), (11, 60), interpolation="nearest-exact"))
+    cols = (got[0] % 40).astype(np.int64)
+    np.testing.assert_array_equal(cols, ((2 * np.arange(60) + 1) * 40) // 120)
+    assert cols[4] == 3  # (4 + 0.5) * 40 / 60 = 3 exactly; cv2 gives 2
+    torch = pytest.importorskip("torch")
+    t = torch.nn.functional.interpolate(torch.from_numpy(x)[None, None], size=(11, 60), mode="nearest-exact")
+    np.testing.assert_array_equal(got, t[0, 0].numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sizes", [((64, 48), (32, 24)), ((60, 90), (20, 30)), ((17, 23), (34, 46))], ids=str)
+def test_nearest_exact_matches_opencv_without_ties(xp, rng, dtype, sizes):
+    cv2 = pytest.importorskip("cv2")
+    src, dst = sizes
+    x = random_array(rng, src + (3,), dtype)
+    np.testing.assert_array_equal(to_numpy(resize(xp.asarray(x), dst, interpolation="nearest-exact")),
+                                  _cv2_resize(cv2, x, dst, "nearest-exact"))
+
+
+def _photos():
+    data = pytest.importorskip("skimage.data")
+    return [data.astronaut(), data.chelsea(), data.camera(), data.coffee()]
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "nearest-exact"])
+def test_real_photographs_match_opencv(xp, mode):
+    cv2 = pytest.importorskip("cv2")
+    for img in _photos():
+        h, w = img.shape[:2]
+        for dst in [(h // 2, w // 2), (224, 224), (h * 3 // 2 + 1, w * 5 // 4), (h // 7, w // 3)]:
+            got = resize(xp.asarray(img), dst, interpolation=mode)
+            _cv_tol(got, _cv2_resize(cv2, img, dst, mode), np.uint8)
+            f = img.astype(np.float32) / 255
+            _cv_tol(resize(xp.asarray(f), dst, interpolation=mode), _cv2_resize(cv2, f, dst, mode), np.float32)
+
+
+# ---- antialias against PyTorch and Pillow -----------------------------------------------------------
+AA_SIZES = [((64, 48), (32, 24)), ((100, 77), (33, 12)), ((480, 640), (224, 224)), ((1000, 50), (7, 49)),
+            ((2000, 3000), (5, 9)), ((37, 41), (80, 90)), ((50, 60), (50, 20))]
+
+
+def _torch_aa(torch, x, dst, mode):
+    t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+    r = torch.nn.functional.interpolate(t, size=dst, mode=mode, antialias=True, align_corners=False)
+    return r[0].numpy().transpose(1, 2, 0)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("sizes", AA_SIZES, ids=str)
+def test_antialias_matches_torch(xp, rng, mode, sizes):
+    torch = pytest.importorskip("torch")
+    src, dst = sizes
+    x = random_array(rng, src + (3,), np.float32)
+    got = to_numpy(resize(xp.asarray(x), dst, interpolation=mode, antialias=True))
+    np.testing.assert_allclose(got, _torch_aa(torch, x, dst, mode), rtol=1e-5, atol=2e-5)
+    u = random_array(rng, src + (3,), np.uint8)
+    got = to_numpy(resize(xp.asarray(u), dst, interpolation=mode, antialias=True)).astype(np.int64)
+    d = np.abs(got - _torch_aa(torch, u, dst, mode).astype(np.int64))
+    assert d.max() <= 1
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_antialias_matches_pillow(xp, mode):
+    Image = pytest.importorskip("PIL.Image")
+    flt = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}[mode]
+    for img in _photos():
+        if img.ndim == 2:
+            img = np.stack([img] * 3, axis=-1)
+        h, w = img.shape[:2]
+        for dst in [(224, 224), (h // 3, w // 5), (h // 10 + 1, w // 17 + 1)]:
+            ref = np.asarray(Image.fromarray(img).resize((dst[1], dst[0]), flt, reducing_gap=None))
+            got = to_numpy(resize(xp.asarray(img), dst, interpolation=mode, antialias=True))
+            assert np.abs(got.astype(np.int64) - ref.astype(np.int64)).max() <= 1
+
+
+def test_antialias_very_large_factor(xp, rng):
+    """4000 -> 3 per axis (pytorch#103589: the support is ~2700 taps): still the mean-like
+    filter of the reference, for every dtype."""
+    x = random_array(rng, (4000, 6), np.float32)
+    got = resize(xp.asarray(x), (3, 2), interpolation="bilinear", antialias=True)
+    assert_close(got, R.resize(x, (3, 2), interpolation="bilinear", antialias=True), np.float32, scale=2)
+    u = random_array(rng, (4000, 6), np.uint8)
+    got = resize(xp.asarray(u), (3, 2), interpolation="bicubic", antialias=True)
+    assert_close(got, R.resize(u, (3, 2), interpolation="bicubic", antialias=True), np.uint8)
+
+
+def test_area_integer_factor_is_block_mean(xp, rng):
+    x = random_array(rng, (12, 18, 3), np.float64)
+    got = to_numpy(resize(xp.asarray(x), (4, 6), interpolation="area"))
+    np.testing.assert_allclose(got, x.reshape(4, 3, 6, 3, 3).mean(axis=(1, 3)), rtol=1e-6)
+    # antialias=True is accepted for "area" (already antialiased) and changes nothing
+    np.testing.assert_array_equal(to_numpy(resize(xp.asarray(x), (4, 6), interpolation="area", antialias=True)), got)
+
+
+def test_identity_size_is_a_copy(xp, rng):
+    for mode in MODES:
+        for dtype in DTYPES:
+            x = random_array(rng, (7, 9, 3), dtype)
+            np.testing.assert_array_equal(to_numpy(resize(xp.asarray(x), (7, 9), interpolation=mode)), x)
+
+
+# ---- layouts, views, out= -------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_and_negative_views(xp, rng, dtype):
+    base = random_array(rng, (40, 50, 4), dtype)
+    views = {
+        "flipped rows": base[::-1],
+        "flipped cols": base[:, ::-1],
+        "strided": base[::2, ::3],
+        "channel slice": base[..., 1:3],
+        "fortran": np.asfortranarray(base),
+        "transposed": base.transpose(1, 0, 2),
+    }
+    for name, v in views.items():
+        before = v.copy()
+        for mode in ["bilinear", "area", "nearest", "bicubic"]:
+            got = resize(xp.asarray(v), (13, 17), interpolation=mode)
+            np.testing.assert_array_equal(to_numpy(got), to_numpy(resize(xp.asarray(np.ascontiguousarray(v)),
+                                                                         (13, 17), interpolation=mode)),
+                                          err_msg=name)
+        np.testing.assert_array_equal(v, before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_equals_per_image(xp, rng, dtype):
+    x = random_array(rng, (3, 21, 19, 3), dtype)
+    for mode in ["bilinear", "area", "lanczos", "nearest-exact"]:
+        got = to_numpy(resize(xp.asarray(x), (9, 30), interpolation=mode))
+        for i in range(3):
+            np.testing.assert_array_equal(got[i], to_numpy(resize(xp.asarray(x[i]), (9, 30), interpolation=mode)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out(xp, rng, dtype):
+    x = random_array(rng, (2, 15, 16, 3), dtype)
+    expect = to_numpy(resize(xp.asarray(x), (7, 9)))
+    out = xp.asarray(random_array(rng, (2, 7, 9, 3), dtype))
+    r = resize(xp.asarray(x), (7, 9), out=out)
+    assert r is out
+    np.testing.assert_array_equal(to_numpy(out), expect)
+    big = xp.asarray(random_array(rng, (2, 7, 18, 3), dtype))
+    view = big[:, :, ::2]  # not writable directly: written through a temporary
+    assert resize(xp.asarray(x), (7, 9), out=view) is view
+    np.testing.assert_array_equal(to_numpy(view), expect)
+
+
+def test_zero_batch(xp):
+    x = xp.zeros((0, 5, 6, 3), np.uint8)
+    assert resize(x, (3, 4)).shape == (0, 3, 4, 3)
+
+
+def test_bad_arguments(xp):
+    x = xp.zeros((5, 6, 3), np.uint8)
+    for size in [(0, 3), (3, -1), (3, 4, 5), (3,)]:
+        with pytest.raises(ValueError, match="size"):
+            resize(x, size)
+    for size in [3, "ab", (3.5, 2), None]:
+        with pytest.raises(TypeError, match="size"):
+            resize(x, size)
+    with pytest.raises(ValueError, match="interpolation"):
+        resize(x, (3, 3), interpolation="bogus")
+    with pytest.raises(TypeError, match="interpolation"):
+        resize(x, (3, 3), interpolation=1)
+    with pytest.raises(ValueError, match="antialias"):
+        resize(x, (3, 3), interpolation="nearest", antialias=True)
+    with pytest.raises(TypeError, match="antialias"):
+        resize(x, (3, 3), antialias="yes")
+    with pytest.raises(TypeError, match="image"):
+        resize(xp.zeros((5, 6), np.int32), (3, 3))
+    with pytest.raises(TypeError, match="image"):
+        resize([[1, 2]], (3, 3))
+    with pytest.raises(ValueError, match="image"):
+        resize(xp.zeros((5,), np.uint8), (3, 3))
+    with pytest.raises(ValueError, match="image"):
+        resize(xp.zeros((0, 6), np.uint8), (3, 3))
+    with pytest.raises(ValueError, match="out"):
+        resize(x, (3, 3), out=xp.zeros((3, 4, 3), np.uint8))
+    with pytest.raises(TypeError, match="out"):
+        resize(x, (3, 3), out=xp.zeros((3, 3, 3), np.float32))
+
+
+# ---- ISA levels, threads, devices -------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_isa_level(rng, isa, dtype):
+    assert imkern.get_cpu_isa() == isa
+    x = random_array(rng, (45, 67, 3), dtype)
+    for mode in MODES:
+        for dst in [(20, 30), (90, 101)]:
+            _cmp(resize(x, dst, interpolation=mode), R.resize(x, dst, interpolation=mode), dtype, x, mode)
+
+
+def test_same_bits_on_every_isa_level_and_thread_count(rng):
+    x = random_array(rng, (2, 130, 170, 3), np.uint8)
+    results = []
+    for isa in imkern.info()["cpu_isa_available"]:
+        for n in (1, 3):
+            before_isa, before_n = imkern.get_cpu_isa(), imkern.get_num_threads()
+            imkern.set_cpu_isa(isa)
+            imkern.set_num_threads(n)
+            try:
+                results.append([resize(x, (61, 250), interpolation=m) for m in MODES] +
+                               [resize(x, (40, 33), interpolation="bicubic", antialias=True)])
+            finally:
+                imkern.set_cpu_isa(before_isa)
+                imkern.set_num_threads(before_n)
+    for r in results[1:]:
+        for a, b in zip(results[0], r):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_threads(rng, threads):
+    x = random_array(rng, (3, 200, 150, 3), np.float32)
+    _cmp(resize(x, (77, 311)), R.resize(x, (77, 311)), np.float32, x, "bilinear")
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU, a CUDA build of imkern and CuPy")
+@pytest.mark.cuda
+def test_uint8_same_bits_on_cpu_and_cuda(rng):
+    import cupy
+
+    x = random_array(rng, (2, 211, 173, 3), np.uint8)
+    for mode in MODES:
+        for dst in [(64, 80), (400, 333), (1, 1)]:
+            for aa in ([False, True] if mode in ("bilinear", "bicubic") else [False]):
+                cpu = resize(x, dst, interpolation=mode, antialias=aa)
+                gpu = resize(cupy.asarray(x), dst, interpolation=mode, antialias=aa)
+                np.testing.assert_array_equal(cupy.asnumpy(gpu), cpu, err_msg=f"{mode} {dst} aa={aa}")

@@ -1,0 +1,161 @@
+"""crop, center_crop, pad, flip, rotate90 against the NumPy reference, OpenCV and torchvision's
+conventions; CPU and CUDA (xp fixture), every dtype and layout, views, out=, bad arguments."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imkern import transform as T
+from imkern.reference import transform as R
+
+from conftest import random_array, to_numpy
+
+DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
+SHAPES = [(1, 1), (7, 1), (1, 9), (13, 17), (8, 11, 3), (5, 6, 1), (3, 9, 10, 4), (2, 1, 1, 3)]
+BORDERS = ["constant", "reflect101", "reflect", "replicate", "wrap"]
+
+
+def _hw(shape):
+    return shape[1:3] if len(shape) == 4 else shape[:2]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_crop_center_crop_flip_rotate(xp, rng, dtype, shape):
+    x = random_array(rng, shape, dtype)
+    before = x.copy()
+    H, W = _hw(shape)
+    xd = xp.asarray(x)
+    for _ in range(3):
+        h, w = int(rng.integers(1, H + 1)), int(rng.integers(1, W + 1))
+        top, left = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
+        got = T.crop(xd, top, left, h, w)
+        assert type(got) is type(xd) and got.dtype == x.dtype
+        np.testing.assert_array_equal(to_numpy(got), R.crop(x, top, left, h, w))
+        np.testing.assert_array_equal(to_numpy(T.center_crop(xd, (h, w))), R.center_crop(x, (h, w)))
+    for axis in (0, 1, (0, 1), None):
+        np.testing.assert_array_equal(to_numpy(T.flip(xd, axis)), R.flip(x, axis))
+    for k in (-3, -1, 0, 1, 2, 3, 5):
+        got = to_numpy(T.rotate90(xd, k))
+        np.testing.assert_array_equal(got, R.rotate90(x, k))
+        assert got.flags.c_contiguous
+    np.testing.assert_array_equal(x, before)
+
+
+def test_results_own_their_memory(rng):
+    x = random_array(rng, (6, 7, 3), np.uint8)
+    for r in (T.crop(x, 0, 0, 6, 7), T.center_crop(x, 3), T.flip(x), T.rotate90(x, 0), T.pad(x, 0)):
+        assert not np.shares_memory(r, x)
+        assert r.flags.c_contiguous and r.flags.writeable
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_pad_matches_numpy(xp, rng, dtype, shape, border):
+    x = random_array(rng, shape, dtype)
+    H, W = _hw(shape)
+    # widths up to 2.5x the image: the rule applied repeatedly, as in the filters
+    for widths in ((0, 0, 0, 0), tuple(int(v) for v in rng.integers(0, 3 * max(H, W) + 2, size=4))):
+        got = to_numpy(T.pad(xp.asarray(x), widths, border=border, cval=-3.7 if dtype in (np.float32, np.float64) else 300))
+        exp = R.pad(x, widths, border=border, cval=-3.7 if dtype in (np.float32, np.float64) else 300)
+        np.testing.assert_array_equal(got, exp, err_msg=f"{widths}")
+
+
+def test_pad_forms_and_peers(rng):
+    x = random_array(rng, (9, 11, 3), np.uint8)
+    a = T.pad(x, 2, border="wrap")
+    np.testing.assert_array_equal(a, T.pad(x, (2, 2), border="wrap"))
+    np.testing.assert_array_equal(a, T.pad(x, (2, 2, 2, 2), border="wrap"))
+    np.testing.assert_array_equal(a, T.pad(x, ((2, 2), (2, 2)), border="wrap"))
+    np.testing.assert_array_equal(T.pad(x, (1, 2, 3, 4), border="reflect"),
+                                  np.pad(x, ((1, 2), (3, 4), (0, 0)), mode="symmetric"))
+    np.testing.assert_array_equal(T.pad(x, 1, cval=7.6), np.pad(x, ((1, 1), (1, 1), (0, 0)), constant_values=8))
+    np.testing.assert_array_equal(T.pad(x, 1, border="nearest"), T.pad(x, 1, border="replicate"))
+    cv2 = pytest.importorskip("cv2")
+    codes = {"constant": cv2.BORDER_CONSTANT, "reflect101": cv2.BORDER_REFLECT_101, "reflect": cv2.BORDER_REFLECT,
+             "replicate": cv2.BORDER_REPLICATE, "wrap": cv2.BORDER_WRAP}
+    for b, code in codes.items():
+        exp = cv2.copyMakeBorder(x, 3, 1, 4, 2, code, value=(5, 5, 5))
+        np.testing.assert_array_equal(T.pad(x, (3, 1, 4, 2), border=b, cval=5), exp, err_msg=b)
+
+
+def test_peers_rotate_flip_center_crop(rng):
+    cv2 = pytest.importorskip("cv2")
+    x = random_array(rng, (9, 14, 3), np.uint8)
+    np.testing.assert_array_equal(T.rotate90(x, 1), cv2.rotate(x, cv2.ROTATE_90_COUNTERCLOCKWISE))
+    np.testing.assert_array_equal(T.rotate90(x, -1), cv2.rotate(x, cv2.ROTATE_90_CLOCKWISE))
+    np.testing.assert_array_equal(T.rotate90(x, 2), cv2.rotate(x, cv2.ROTATE_180))
+    for axis, code in ((0, 0), (1, 1), (None, -1)):
+        np.testing.assert_array_equal(T.flip(x, axis), cv2.flip(x, code))
+
+
+def test_center_crop_equals_torchvision(rng):
+    torch = pytest.importorskip("torch")
+    tvf = pytest.importorskip("torchvision.transforms.functional")
+    x = random_array(rng, (9, 14, 3), np.uint8)
+    t = torch.from_numpy(x).permute(2, 0, 1)
+    for size in ((4, 5), (9, 1), (8, 13), (1, 1)):
+        np.testing.assert_array_equal(T.center_crop(x, size), tvf.center_crop(t, list(size)).permute(1, 2, 0).numpy())
+
+
+def test_strided_views_and_out(xp, rng):
+    base = xp.asarray(random_array(rng, (2, 20, 30, 3), np.float32))
+    for v in (base[:, ::-1], base[:, :, ::-2], base[::-1, 3:17, 5:29]):
+        vn = to_numpy(v)
+        np.testing.assert_array_equal(to_numpy(T.flip(v, 1)), R.flip(vn, 1))
+        np.testing.assert_array_equal(to_numpy(T.pad(v, 3, border="reflect101")), R.pad(vn, 3, border="reflect101"))
+        np.testing.assert_array_equal(to_numpy(T.rotate90(v, 1)), R.rotate90(vn, 1))
+    out = xp.empty((2, 5, 6, 3), np.float32)
+    assert T.crop(base, 1, 2, 5, 6, out=out) is out
+    np.testing.assert_array_equal(to_numpy(out), to_numpy(base)[:, 1:6, 2:8])
+    out = xp.empty((2, 26, 36, 3), np.float32)
+    assert T.pad(base, 3, out=out) is out
+    with pytest.raises(ValueError, match="out"):
+        T.flip(base, out=xp.empty((2, 20, 31, 3), np.float32))
+    with pytest.raises(TypeError, match="out"):
+        T.rotate90(base, out=xp.empty((2, 30, 20, 3), np.float64))
+
+
+def test_bad_arguments(rng):
+    x = random_array(rng, (6, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="crop"):
+        T.crop(x, 0, 0, 7, 8)
+    with pytest.raises(ValueError, match="crop"):
+        T.crop(x, -1, 0, 2, 2)
+    with pytest.raises(ValueError, match="height"):
+        T.crop(x, 0, 0, 0, 2)
+    with pytest.raises(TypeError, match="top"):
+        T.crop(x, 0.5, 0, 2, 2)
+    with pytest.raises(ValueError, match="size"):
+        T.center_crop(x, (7, 2))
+    with pytest.raises(ValueError, match="size"):
+        T.center_crop(x, (0, 2))
+    with pytest.raises(ValueError, match="pad"):
+        T.pad(x, -1)
+    with pytest.raises(ValueError, match="pad"):
+        T.pad(x, (1, 2, 3))
+    with pytest.raises(ValueError, match="border"):
+        T.pad(x, 1, border="mirror-ish")
+    with pytest.raises(TypeError, match="cval"):
+        T.pad(x, 1, cval="black")
+    with pytest.raises(ValueError, match="axis"):
+        T.flip(x, 2)
+    with pytest.raises(ValueError, match="axis"):
+        T.flip(x, (0, 0))
+    with pytest.raises(TypeError, match="k"):
+        T.rotate90(x, 1.0)
+    with pytest.raises(TypeError, match="image"):
+        T.flip(x.astype(np.int64))
+    with pytest.raises(ValueError, match="image"):
+        T.flip(np.zeros((2, 2, 2, 2, 2), np.uint8))
+    with pytest.raises(TypeError, match="image"):
+        T.crop([[1, 2]], 0, 0, 1, 1)
+
+
+def test_pad_empty_image():
+    x = np.zeros((0, 4, 3), np.uint8)
+    assert T.pad(x, 2, cval=9).shape == (4, 8, 3)
+    assert (T.pad(x, 2, cval=9) == 9).all()
+    with pytest.raises(ValueError, match="border"):
+        T.pad(x, 2, border="wrap")
