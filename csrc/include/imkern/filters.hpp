@@ -73,3 +73,50 @@ IMKERN_DECLARE_FOR_EACH_ISA(
                  double sigma_color, double sigma_space, Border border);
 )
 }  // namespace imkern
+
+// ---- Derivatives, thresholds, edges (sobel.cpp, threshold.cpp, canny.cpp, unsharp.cpp) -----
+namespace imkern {
+// How deriv_filter combines its two separable filters F0 = ky0 (x) kx0 and F1 = ky1 (x) kx1.
+enum class DerivMode : int {
+  single = 0,  // out0 = F0 + delta
+  sum = 1,     // out0 = F0 + F1 + delta
+  pair = 2,    // out0 = F0, out1 = F1
+  mag_l1 = 3,  // out0 = |F0| + |F1|
+  mag_l2 = 4,  // out0 = sqrt(F0^2 + F1^2)
+};
+// threshold kinds (cv2.THRESH_* values)
+enum class ThreshKind : int { binary = 0, binary_inv = 1, trunc = 2, tozero = 3, tozero_inv = 4 };
+
+IMKERN_DECLARE_FOR_EACH_ISA(
+  // Output dtype: float32 for u8/u16/f32 sources, float64 for f64 (dst0/dst1 of that type,
+  // the source's shape). Kernels kh x kw (anchors at the centers), src border by `border`.
+  void deriv_filter(DType dtype, const void* src, const ImageDesc& s, void* dst0, const ImageDesc& d0,
+                    void* dst1, const ImageDesc& d1, const double* kx0, const double* ky0,
+                    const double* kx1, const double* ky1, int kw, int kh, DerivMode mode, double delta,
+                    Border border, double cval);
+  // out = src + amount * (src - blur) where |src - blur| > threshold, else src; blur the
+  // separable filter ky (x) kx; rounded and saturated for integers. dst has src's dtype.
+  void unsharp_mask(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                    const double* ky, int kh, const double* kx, int kw, double amount, double threshold,
+                    Border border, double cval);
+  // cv2.threshold semantics; for integer dtypes thresh is floor(thresh) and maxval
+  // round(maxval) saturated (as cv2 does), for float32 both are rounded to float32 first.
+  void threshold(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                 ThreshKind kind, double thresh, double maxval);
+  // adaptive_threshold's compare (cv2.adaptiveThreshold's table): out = maxval where
+  // src - mean > -idelta (inv: <= -idelta), else 0; idelta is ceil(c) (inv: floor(c)).
+  void adaptive_compare_u8(const uint8_t* src, const ImageDesc& s, const uint8_t* mean, const ImageDesc& m,
+                           uint8_t* dst, const ImageDesc& d, int idelta, uint8_t maxval, bool inv);
+  // Histogram of a u8 (256 bins) or u16 (65536 bins) image: hist[v] = count of value v.
+  void histogram_int(DType dtype, const void* src, const ImageDesc& s, int64_t* hist);
+  // cv2's Otsu and triangle levels from an nbins histogram (as cv2.threshold computes them).
+  double otsu_level(const int64_t* hist, int nbins);
+  double triangle_level(const int64_t* hist, int nbins);
+  // Canny on u8 (N, H, W, C) -> u8 (N, H, W) edge map (0 / 255), as cv2.Canny: Sobel ksize
+  // 3/5/7 with replicated borders (7: scaled by 1/16, rounded), L1 or L2 magnitude (integer
+  // thresholds low/high as cv2 derives them), the strongest channel per pixel, cv2's
+  // non-maximum suppression, hysteresis by 8-connectivity.
+  void canny_u8(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const ImageDesc& d, int ksize,
+                bool l2, int low, int high);
+)
+}  // namespace imkern

@@ -1,4 +1,6 @@
-"""Image filters: the linear family (correlate, convolve, sep_filter, box, gaussian).
+"""Image filters: linear (correlate, convolve, sep_filter, box, gaussian), derivatives and edges
+(sobel, scharr, prewitt, laplacian, gradient, canny, unsharp_mask), thresholds, rank and
+morphology (median, erode, dilate, ...) and bilateral.
 
 Every function takes an image of shape ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)`` (channels
 filtered independently) as a NumPy array (C++ kernels) or a CuPy array (CUDA kernels, on the
@@ -33,3 +35,11 @@ __all__ += ["footprint", "erode", "dilate", "opening", "closing", "morph_gradien
             "minimum_filter", "maximum_filter"]
 from ._bilateral import bilateral  # noqa: E402
 __all__ += ["bilateral"]
+
+from ._derivatives import gradient, gradient_magnitude, laplacian, prewitt, scharr, sobel, unsharp_mask  # noqa: E402
+
+__all__ += ["sobel", "scharr", "prewitt", "laplacian", "gradient", "gradient_magnitude", "unsharp_mask"]
+from ._threshold import adaptive_threshold, threshold, threshold_otsu, threshold_triangle  # noqa: E402
+from ._canny import canny  # noqa: E402
+
+__all__ += ["threshold", "threshold_otsu", "threshold_triangle", "adaptive_threshold", "canny"]

@@ -1,0 +1,375 @@
+// Canny edge detector on uint8 images, the same edge map as cv2.Canny (compiled per ISA).
+//
+// Algorithm (cv2.Canny's, in integers):
+//   1. Sobel dx, dy (ksize 3, 5, 7; replicated borders; ksize 7 scaled by 1/16 and rounded to
+//      nearest-even, as cv2 does to keep them in int16), per channel; magnitude |dx| + |dy|
+//      (L1) or dx^2 + dy^2 (L2); for C > 1 the channel with the largest magnitude (the first
+//      on ties) gives the pixel's dx, dy and magnitude.
+//   2. Non-maximum suppression with cv2's fixed-point sector test (tan 22.5 deg = 13573 / 2^15)
+//      against the magnitudes of the neighbours (0 outside the image); a pixel is a candidate
+//      when it is a maximum and its magnitude > low, strong when also > high.
+//   3. Hysteresis: the edges are the candidates 8-connected (through candidates) to a strong
+//      one. cv2 marks the same set (its stack order and "prev_flag" shortcut change the work,
+//      not the result), so the result is defined independently of the traversal order.
+// Steps 1-2 run in one pass over row chunks (threads): each source row is filtered along x
+// once into a ring of K int32 rows (smooth and derivative), each gradient row into a ring of
+// 3, and the NMS works on int32 vectors of the ISA's width; it writes 0 / 1 (candidate) /
+// 2 (strong) into a state map framed by zeros (cv2's layout) and collects the strong pixels.
+// Step 3 is a serial flood fill from them (it touches only edge pixels; no bounds checks
+// thanks to the frame), then one vector pass maps 2 -> 255, else 0, into the output.
+// Cost per pixel: 1 byte read, 1 written, ~2 C K int ops per filter and direction, ~30 int
+// vector ops of NMS per W lanes; the flood fill is O(edge pixels).
+#include <cstdlib>
+
+#include "imkern/filters.hpp"
+#include "imkern/parallel.hpp"
+#include "common/rows.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+namespace {
+
+template <int K> struct SobelTaps;
+template <> struct SobelTaps<3> {
+  static constexpr int sm[3] = {1, 2, 1}, dv[3] = {-1, 0, 1};
+};
+template <> struct SobelTaps<5> {
+  static constexpr int sm[5] = {1, 4, 6, 4, 1}, dv[5] = {-1, -2, 0, 2, 1};
+};
+template <> struct SobelTaps<7> {
+  static constexpr int sm[7] = {1, 6, 15, 20, 15, 6, 1}, dv[7] = {-1, -4, -5, 0, 5, 4, 1};
+};
+
+// v / 16 rounded to nearest, ties to even (cv2's scale 1/16 then cvRound).
+inline int32_t div16_rne(int32_t v) {
+  const int32_t q = v >> 4, r = v & 15;
+  return q + ((r > 8) | ((r == 8) & (q & 1)));
+}
+
+struct Rows {  // per-thread buffers of one chunk
+  std::vector<int32_t> pad;            // (W + K - 1) * C
+  std::vector<int32_t> hd, hs;         // K rows of W * C: x-derivative and x-smoothed source rows
+  std::vector<int64_t> hrow;           // source row held by each ring slot
+  std::vector<int32_t> gdx, gdy, gmag;  // 3 gradient rows: dx, dy (W), magnitude (W + 2, 0 at both ends)
+  std::vector<int64_t> grow;           // gradient row held by each slot
+  std::vector<int32_t> edx, edy, emag; // per-element dx, dy, magnitude (W * C), for C > 1
+};
+
+template <int K>
+class CannyRows {
+ public:
+  CannyRows(const uint8_t* src, const ImageDesc& s, bool l2, Rows& R) : src_(src), s_(s), l2_(l2), R_(R) {
+    const int64_t W = s.w, C = s.c, WC = W * C;
+    R.pad.assign((W + K - 1) * C, 0);
+    R.hd.assign(K * WC, 0);
+    R.hs.assign(K * WC, 0);
+    R.hrow.assign(K, INT64_MIN);
+    R.gdx.assign(3 * W, 0);
+    R.gdy.assign(3 * W, 0);
+    R.gmag.assign(3 * (W + 2), 0);
+    R.grow.assign(3, INT64_MIN);
+    if (C > 1) {
+      R.edx.assign(WC, 0);
+      R.edy.assign(WC, 0);
+      R.emag.assign(WC, 0);
+    }
+  }
+  void new_image(int64_t b) {
+    b_ = b;
+    std::fill(R_.hrow.begin(), R_.hrow.end(), INT64_MIN);
+    std::fill(R_.grow.begin(), R_.grow.end(), INT64_MIN);
+  }
+  // Gradient row y (any y; outside the image: magnitude 0): pointers to dx, dy, mag (mag[-1]
+  // and mag[W] are 0).
+  void grad(int64_t y, const int32_t*& dx, const int32_t*& dy, const int32_t*& mag) {
+    const int64_t W = s_.w;
+    const int slot = static_cast<int>(((y % 3) + 3) % 3);
+    int32_t* gx = R_.gdx.data() + slot * W;
+    int32_t* gy = R_.gdy.data() + slot * W;
+    int32_t* gm = R_.gmag.data() + slot * (W + 2) + 1;
+    if (R_.grow[slot] != y) {
+      R_.grow[slot] = y;
+      if (y < 0 || y >= s_.h) std::fill(gm - 1, gm + W + 1, 0);
+      else compute(y, gx, gy, gm);
+    }
+    dx = gx;
+    dy = gy;
+    mag = gm;
+  }
+
+ private:
+  // Source row sy (clamped: replicate) filtered along x into ring slot.
+  void hrow(int64_t sy, int32_t*& hd, int32_t*& hs) {
+    const int64_t W = s_.w, C = s_.c, WC = W * C;
+    const int slot = static_cast<int>(((sy % K) + K) % K);
+    hd = R_.hd.data() + slot * WC;
+    hs = R_.hs.data() + slot * WC;
+    if (R_.hrow[slot] == sy) return;
+    R_.hrow[slot] = sy;
+    const int64_t yy = sy < 0 ? 0 : (sy >= s_.h ? s_.h - 1 : sy);
+    const uint8_t* row = src_ + b_ * s_.batch_stride + yy * s_.row_stride;
+    constexpr int r = K / 2;
+    int32_t* p = R_.pad.data();
+    using namespace simd;
+    using vi = vec_t<int32_t>;
+    constexpr int L = Vec<int32_t>::lanes;
+    // interior: a widening copy (vectorized); the r replicated pixels on each side
+    {
+      int32_t* q = p + r * C;
+      for (int64_t e = 0; e < WC; ++e) q[e] = row[e];
+      for (int64_t x = 0; x < r; ++x)
+        for (int64_t c = 0; c < C; ++c) {
+          p[x * C + c] = row[c];
+          q[(W + x) * C + c] = row[(W - 1) * C + c];
+        }
+    }
+    int64_t e = 0;
+    for (; e + L <= WC; e += L) {
+      vi a{}, b{};
+#pragma GCC unroll 7
+      for (int j = 0; j < K; ++j) {
+        const vi v = loadu(p + e + j * C);
+        if (SobelTaps<K>::dv[j] != 0) a += SobelTaps<K>::dv[j] * v;
+        b += SobelTaps<K>::sm[j] * v;
+      }
+      storeu(hd + e, a);
+      storeu(hs + e, b);
+    }
+    for (; e < WC; ++e) {
+      int32_t a = 0, b = 0;
+      for (int j = 0; j < K; ++j) {
+        const int32_t v = p[e + j * C];
+        a += SobelTaps<K>::dv[j] * v;
+        b += SobelTaps<K>::sm[j] * v;
+      }
+      hd[e] = a;
+      hs[e] = b;
+    }
+  }
+
+  void compute(int64_t y, int32_t* gx, int32_t* gy, int32_t* gm) {
+    const int64_t W = s_.w, C = s_.c, WC = W * C;
+    constexpr int r = K / 2;
+    const int32_t* hd[K];
+    const int32_t* hs[K];
+    for (int i = 0; i < K; ++i) {
+      int32_t *a, *b;
+      hrow(y - r + i, a, b);
+      hd[i] = a;
+      hs[i] = b;
+    }
+    int32_t* ox = C == 1 ? gx : R_.edx.data();
+    int32_t* oy = C == 1 ? gy : R_.edy.data();
+    int32_t* om = C == 1 ? gm : R_.emag.data();
+    using namespace simd;
+    using vi = vec_t<int32_t>;
+    constexpr int L = Vec<int32_t>::lanes;
+    int64_t e = 0;
+    for (; e + L <= WC; e += L) {
+      vi dx{}, dy{};
+#pragma GCC unroll 7
+      for (int i = 0; i < K; ++i) {
+        dx += SobelTaps<K>::sm[i] * loadu(hd[i] + e);
+        if (SobelTaps<K>::dv[i] != 0) dy += SobelTaps<K>::dv[i] * loadu(hs[i] + e);
+      }
+      if constexpr (K == 7) {  // div16_rne per lane (comparisons give -1 for true)
+        const vi qx = dx >> 4, rx = dx & 15, qy = dy >> 4, ry = dy & 15;
+        dx = qx - ((rx > 8) | ((rx == 8) & ((qx & 1) == 1)));
+        dy = qy - ((ry > 8) | ((ry == 8) & ((qy & 1) == 1)));
+      }
+      storeu(ox + e, dx);
+      storeu(oy + e, dy);
+      const vi m = l2_ ? dx * dx + dy * dy : (dx < 0 ? -dx : dx) + (dy < 0 ? -dy : dy);
+      storeu(om + e, m);
+    }
+    for (; e < WC; ++e) {
+      int32_t dx = 0, dy = 0;
+      for (int i = 0; i < K; ++i) {
+        dx += SobelTaps<K>::sm[i] * hd[i][e];
+        dy += SobelTaps<K>::dv[i] * hs[i][e];
+      }
+      if constexpr (K == 7) {
+        dx = div16_rne(dx);
+        dy = div16_rne(dy);
+      }
+      ox[e] = dx;
+      oy[e] = dy;
+      om[e] = l2_ ? dx * dx + dy * dy : std::abs(dx) + std::abs(dy);
+    }
+    if (C > 1) {
+      for (int64_t x = 0; x < W; ++x) {
+        int64_t best = x * C;
+        for (int64_t c = 1; c < C; ++c)
+          if (om[x * C + c] > om[best]) best = x * C + c;
+        gm[x] = om[best];
+        gx[x] = ox[best];
+        gy[x] = oy[best];
+      }
+    }
+    gm[-1] = 0;
+    gm[W] = 0;
+  }
+
+  const uint8_t* src_;
+  const ImageDesc& s_;
+  bool l2_;
+  Rows& R_;
+  int64_t b_ = 0;
+};
+
+// Whether any lane of an int32 vector is non-zero (one ptest / vptestmd, not a lane loop).
+inline bool any_lane(simd::vec_t<int32_t> v) {
+#if defined(__AVX512F__)
+  return _mm512_test_epi32_mask(reinterpret_cast<__m512i>(v), reinterpret_cast<__m512i>(v)) != 0;
+#elif defined(__AVX2__)
+  return !_mm256_testz_si256(reinterpret_cast<__m256i>(v), reinterpret_cast<__m256i>(v));
+#elif defined(__SSE4_1__)
+  return !_mm_testz_si128(reinterpret_cast<__m128i>(v), reinterpret_cast<__m128i>(v));
+#else
+  bool any = false;
+  for (int k = 0; k < simd::Vec<int32_t>::lanes; ++k) any |= v[k] != 0;
+  return any;
+#endif
+}
+
+// NMS of one row: writes 0 / 1 / 2 into o and returns through `strong` the strong columns.
+inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, const int32_t* ma,
+                    const int32_t* mn, int64_t W, int32_t low, int32_t high, uint8_t* o,
+                    std::vector<uint8_t*>& strong) {
+  constexpr int32_t TG22 = 13573;  // (int)(tan(22.5 deg) * 2^15 + 0.5), as cv2
+  auto one = [&](int64_t j) -> int {
+    const int32_t m = ma[j];
+    if (!(m > low)) return 0;
+    const int32_t xs = dx[j], ys = dy[j];
+    const int32_t x = std::abs(xs), y = std::abs(ys) << 15;
+    const int32_t tg22x = x * TG22;
+    bool keep;
+    if (y < tg22x) {
+      keep = m > ma[j - 1] && m >= ma[j + 1];
+    } else {
+      const int32_t tg67x = tg22x + (x << 16);
+      if (y > tg67x) {
+        keep = m > mp[j] && m >= mn[j];
+      } else {
+        const int s = (xs ^ ys) < 0 ? -1 : 1;
+        keep = m > mp[j - s] && m > mn[j + s];
+      }
+    }
+    if (!keep) return 0;
+    return m > high ? 2 : 1;
+  };
+  using namespace simd;
+  using vi = vec_t<int32_t>;
+  constexpr int L = Vec<int32_t>::lanes;
+  int64_t j = 0;
+  const vi lowv = splat<int32_t>(low), highv = splat<int32_t>(high), tg = splat<int32_t>(TG22);
+  const vi zero{}, one_v = splat<int32_t>(1), two_v = splat<int32_t>(2);
+  for (; j + L <= W; j += L) {
+    const vi m = loadu(ma + j);
+    const vi over = m > lowv;
+    if (!any_lane(over)) {
+      std::memset(o + j, 0, L);
+      continue;
+    }
+    const vi xs = loadu(dx + j), ys = loadu(dy + j);
+    const vi x = xs < 0 ? -xs : xs;
+    const vi y = (ys < 0 ? -ys : ys) << 15;
+    const vi tg22x = x * tg;
+    const vi tg67x = tg22x + (x << 16);
+    const vi c1 = y < tg22x, c2 = y > tg67x;
+    const vi neg = (xs ^ ys) < 0;
+    const vi pl = loadu(mp + j - 1), pr = loadu(mp + j + 1), nl = loadu(mn + j - 1), nr = loadu(mn + j + 1);
+    const vi pd = neg ? pr : pl, nd = neg ? nl : nr;
+    const vi hor = (m > loadu(ma + j - 1)) & (m >= loadu(ma + j + 1));
+    const vi ver = (m > loadu(mp + j)) & (m >= loadu(mn + j));
+    const vi dia = (m > pd) & (m > nd);
+    const vi keep = c1 ? hor : (c2 ? ver : dia);
+    const vi cand = over & keep;
+    const vi val = cand ? ((m > highv) ? two_v : one_v) : zero;
+    typedef uint8_t vb __attribute__((vector_size(L)));
+    const vb bytes = __builtin_convertvector(val, vb);  // vpmovdb on AVX-512
+    std::memcpy(o + j, &bytes, L);
+    if (any_lane(val == two_v))
+      for (int k = 0; k < L; ++k)
+        if (val[k] == 2) strong.push_back(o + j + k);
+  }
+  for (; j < W; ++j) {
+    const int v = one(j);
+    o[j] = static_cast<uint8_t>(v);
+    if (v == 2) strong.push_back(o + j);
+  }
+}
+
+template <int K>
+void canny_impl(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const ImageDesc& d, bool l2, int low,
+                int high) {
+  const int64_t H = s.h, W = s.w, rows = s.n * H;
+  // The states live in a map with a one-pixel frame of zeros around every image (as cv2's),
+  // so the flood fill needs no bounds checks and never crosses into another image.
+  const int64_t MW = W + 2, MH = H + 2;
+  std::vector<uint8_t> map(static_cast<size_t>(checked_mul(checked_mul(s.n, MH), MW)), 0);
+  auto mrow = [&](int64_t b, int64_t y) { return map.data() + (b * MH + y + 1) * MW + 1; };
+  const int64_t grain = std::max<int64_t>(16, rows / (8 * std::max(1, get_num_threads())));
+  const int64_t chunks = parallel_chunks(0, rows, grain);
+  std::vector<std::vector<uint8_t*>> strong(static_cast<size_t>(chunks));
+  parallel_for(0, rows, grain, [&](int64_t t0, int64_t t1) {
+    Rows R;
+    CannyRows<K> cr(src, s, l2, R);
+    auto& st = strong[static_cast<size_t>(t0 / grain)];
+    int64_t cur_b = -1;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / H, y = t % H;
+      if (b != cur_b) {
+        cur_b = b;
+        cr.new_image(b);
+      }
+      const int32_t *dx, *dy, *ma, *mp, *mn, *tx, *ty;
+      cr.grad(y - 1, tx, ty, mp);
+      cr.grad(y + 1, tx, ty, mn);
+      cr.grad(y, dx, dy, ma);
+      nms_row(dx, dy, mp, ma, mn, W, low, high, mrow(b, y), st);
+    }
+  });
+  // Hysteresis: flood fill from the strong pixels through the candidates (8-connected).
+  std::vector<uint8_t*> stack;
+  for (auto& v : strong) stack.insert(stack.end(), v.begin(), v.end());
+  strong.clear();
+  const int64_t off[8] = {-MW - 1, -MW, -MW + 1, -1, 1, MW - 1, MW, MW + 1};
+  while (!stack.empty()) {
+    uint8_t* m = stack.back();
+    stack.pop_back();
+    for (int k = 0; k < 8; ++k) {
+      uint8_t* q = m + off[k];
+      if (*q == 1) {
+        *q = 2;
+        stack.push_back(q);
+      }
+    }
+  }
+  // 2 -> 255, 0 / 1 -> 0
+  parallel_for(0, rows, 64, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const uint8_t* m = mrow(t / H, t % H);
+      uint8_t* o = dst + (t / H) * d.batch_stride + (t % H) * d.row_stride;
+      for (int64_t x = 0; x < W; ++x) o[x] = static_cast<uint8_t>(-(m[x] >> 1));
+    }
+  });
+}
+
+}  // namespace
+
+void canny_u8(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const ImageDesc& d, int ksize, bool l2, int low,
+              int high) {
+  if (d.n != s.n || d.h != s.h || d.w != s.w || d.c != 1) throw std::invalid_argument("canny: out shape mismatch");
+  if (s.n == 0 || s.h == 0 || s.w == 0) return;
+  switch (ksize) {
+    case 3: return canny_impl<3>(src, s, dst, d, l2, low, high);
+    case 5: return canny_impl<5>(src, s, dst, d, l2, low, high);
+    case 7: return canny_impl<7>(src, s, dst, d, l2, low, high);
+    default: throw std::invalid_argument("canny: ksize must be 3, 5 or 7");
+  }
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern

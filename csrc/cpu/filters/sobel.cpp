@@ -1,0 +1,186 @@
+// Derivative filters (Sobel, Scharr, Prewitt, Laplacian, gradient, gradient magnitude), fused
+// in one pass over the image (compiled per ISA).
+//
+// Algorithm: every op here is one or two separable filters ky0 (x) kx0, ky1 (x) kx1 of the same
+// size kh x kw, combined per pixel:
+//   single   out0 = V0(H0(src)) + delta                         (sobel, scharr, prewitt)
+//   sum      out0 = V0(H0(src)) + V1(H1(src)) + delta           (laplacian: d2x + d2y)
+//   pair     out0 = V0(H0(src)), out1 = V1(H1(src))             (gradient: gx, gy)
+//   mag_l1   out0 = |V0 H0| + |V1 H1|,  mag_l2: sqrt(gx^2 + gy^2) (gradient_magnitude)
+// Each source row is converted and padded once (load_source_segment) and filtered along x by
+// both kx into one ring row of two halves (filter_rows.hpp's ring pipeline); each output row
+// is the ky-weighted sum of the kh ring rows, combined in registers/L1 and stored once. The
+// output type is the accumulator type (float32 for uint8/uint16/float32 sources, float64 for
+// float64): the integer -> float32 output path without a second pass (the linear filters'
+// sep_filter writes the source dtype; this file keeps its own typed-output loop until a shared
+// `dtype=` mechanism exists, and uses the same vfilter/hfilter inner loops).
+// Cost per pixel and channel: bytes = sizeof(T) read + sizeof(A) per output written;
+// FLOPs = 2 (kw + kh) per filter (single) or twice that (two filters), + 3 for magnitudes.
+// Scale is folded into the kernels by the caller (as cv2.Sobel does), so a float result has
+// the rounding of cv2's sepFilter2D up to the order of the taps.
+#include <cmath>
+
+#include "imkern/filters.hpp"
+#include "imkern/parallel.hpp"
+#include "filters/filter_rows.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+namespace {
+
+template <typename A>
+inline void add_const_row(A* o, int64_t n, A delta) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const vec_t<A> dv = splat<A>(delta);
+  int64_t x = 0;
+  for (; x + L <= n; x += L) storeu(o + x, loadu(o + x) + dv);
+  for (; x < n; ++x) o[x] += delta;
+}
+
+// o = a + b + delta (laplacian), vectorized; the same order of additions for every element.
+template <typename A>
+inline void sum_rows(const A* a, const A* b, A* o, int64_t n, A delta) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const vec_t<A> dv = splat<A>(delta);
+  int64_t x = 0;
+  for (; x + L <= n; x += L) storeu(o + x, (loadu(a + x) + loadu(b + x)) + dv);
+  for (; x < n; ++x) o[x] = (a[x] + b[x]) + delta;
+}
+
+template <typename A>
+inline simd::vec_t<A> vabs(simd::vec_t<A> v) {
+  return v < 0 ? -v : v;  // lane-wise select; -0.0 stays -0.0 only for v == -0 (|.| of 0 is 0 anyway)
+}
+
+// Magnitudes: L2 = sqrt(a*a + b*b) (IEEE sqrt, correctly rounded), L1 = |a| + |b|.
+template <typename A, bool L2>
+inline void magnitude_rows(const A* a, const A* b, A* o, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  int64_t x = 0;
+  for (; x + L <= n; x += L) {
+    const vec_t<A> va = loadu(a + x), vb = loadu(b + x);
+    vec_t<A> r;
+    if constexpr (L2) {
+      const vec_t<A> s = va * va + vb * vb;
+#if defined(__AVX512F__)
+      if constexpr (std::is_same<A, float>::value) r = reinterpret_cast<vec_t<A>>(_mm512_sqrt_ps(reinterpret_cast<__m512>(s)));
+      else r = reinterpret_cast<vec_t<A>>(_mm512_sqrt_pd(reinterpret_cast<__m512d>(s)));
+#elif defined(__AVX__)
+      if constexpr (std::is_same<A, float>::value) r = reinterpret_cast<vec_t<A>>(_mm256_sqrt_ps(reinterpret_cast<__m256>(s)));
+      else r = reinterpret_cast<vec_t<A>>(_mm256_sqrt_pd(reinterpret_cast<__m256d>(s)));
+#else
+      if constexpr (std::is_same<A, float>::value) r = reinterpret_cast<vec_t<A>>(_mm_sqrt_ps(reinterpret_cast<__m128>(s)));
+      else r = reinterpret_cast<vec_t<A>>(_mm_sqrt_pd(reinterpret_cast<__m128d>(s)));
+#endif
+    } else {
+      const vec_t<A> aa = va < 0 ? -va : va, ab = vb < 0 ? -vb : vb;
+      r = aa + ab;
+    }
+    storeu(o + x, r);
+  }
+  for (; x < n; ++x) {
+    // The scalar tail forms the same sum as the vector body (a*a + b*b contracted alike).
+    if constexpr (L2) {
+      const A s = a[x] * a[x] + b[x] * b[x];
+      o[x] = std::sqrt(s);
+    } else {
+      o[x] = std::fabs(a[x]) + std::fabs(b[x]);
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const ImageDesc& d0, void* dst1,
+                       const ImageDesc& d1, const double* kx0, const double* ky0, const double* kx1,
+                       const double* ky1, int kw, int kh, DerivMode mode, double delta, Border border,
+                       double cval) {
+  using A = typename AccOf<T>::type;
+  const int64_t H = s.h, W = s.w, C = s.c;
+  const int ay = kh / 2, ax = kw / 2;
+  const int64_t left = ax, right = kw - 1 - ax;
+  const int64_t rows = s.n * H;
+  const bool two = mode != DerivMode::single;
+  std::vector<A> kx0v(kx0, kx0 + kw), ky0v(ky0, ky0 + kh);
+  std::vector<A> kx1v, ky1v;
+  if (two) {
+    kx1v.assign(kx1, kx1 + kw);
+    ky1v.assign(ky1, ky1 + kh);
+  }
+  const bool sx0 = is_symmetric(kx0v.data(), kw), sy0 = is_symmetric(ky0v.data(), kh);
+  const bool sx1 = two && is_symmetric(kx1v.data(), kw), sy1 = two && is_symmetric(ky1v.data(), kh);
+  const A cv = static_cast<A>(cval), dl = static_cast<A>(delta);
+  // Two ring halves per source row when two filters run: the strip budget counts both.
+  const int64_t SP = strip_pixels(W, C, two ? 2 * kh : kh, sizeof(A));
+  const int64_t half = round_up_line<A>(SP * C + simd::Vec<A>::lanes);  // second half's offset
+  // Non-temporal stores for outputs too large for the caches (sep_filter's rule); single mode
+  // only (the combined modes write from L1-resident temporaries through plain stores).
+  const bool stream = !two && dl == 0 && stream_output<A>(dst0, s, d0, SP);
+  parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    A* padded = thread_scratch<A>(1, static_cast<size_t>((left + SP + right) * C));
+    A* tmp = thread_scratch<A>(2, static_cast<size_t>(2 * half));
+    std::vector<const A*> r1(kh);
+    ring_pipeline<A>(
+        t0, t1, H, W, kh, ay, SP, two ? 2 * half : SP * C,
+        [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
+          load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
+          const int64_t n = (x1 - x0) * C;
+          hfilter(padded, slot, n, C, kx0v.data(), kw, sx0);
+          if (two) hfilter(padded, slot + half, n, C, kx1v.data(), kw, sx1);
+        },
+        [&](const A* const* r0, int64_t b, int64_t y, int64_t x0, int64_t x1) {
+          const int64_t n = (x1 - x0) * C;
+          A* o0 = row_ptr<A>(dst0, d0, b, y) + x0 * C;
+          if (mode == DerivMode::single) {
+            vfilter<A, A>(r0, o0, n, ky0v.data(), kh, sy0, stream);
+            if (dl != 0) add_const_row(o0, n, dl);
+            return;
+          }
+          for (int i = 0; i < kh; ++i) r1[i] = r0[i] + half;
+          switch (mode) {
+            case DerivMode::pair: {
+              A* o1 = row_ptr<A>(dst1, d1, b, y) + x0 * C;
+              vfilter<A, A>(r0, o0, n, ky0v.data(), kh, sy0, false);
+              vfilter<A, A>(r1.data(), o1, n, ky1v.data(), kh, sy1, false);
+              break;
+            }
+            case DerivMode::sum:
+              vfilter<A, A>(r0, tmp, n, ky0v.data(), kh, sy0, false);
+              vfilter<A, A>(r1.data(), tmp + half, n, ky1v.data(), kh, sy1, false);
+              sum_rows(tmp, tmp + half, o0, n, dl);
+              break;
+            case DerivMode::mag_l1:
+            case DerivMode::mag_l2:
+              vfilter<A, A>(r0, tmp, n, ky0v.data(), kh, sy0, false);
+              vfilter<A, A>(r1.data(), tmp + half, n, ky1v.data(), kh, sy1, false);
+              if (mode == DerivMode::mag_l2) magnitude_rows<A, true>(tmp, tmp + half, o0, n);
+              else magnitude_rows<A, false>(tmp, tmp + half, o0, n);
+              break;
+            default: break;
+          }
+        },
+        [&](int64_t b, int64_t y, int64_t x0) -> int64_t {
+          // streaming starts at the first aligned output element: align the ring rows with it
+          if (!stream) return 0;
+          const int64_t st = stream_start<A, A>(row_ptr<A>(dst0, d0, b, y) + x0 * C);
+          return st % simd::Vec<A>::lanes == 0 ? 0 : simd::Vec<A>::lanes - st;
+        });
+  });
+}
+
+void deriv_filter(DType dtype, const void* src, const ImageDesc& s, void* dst0, const ImageDesc& d0, void* dst1,
+                  const ImageDesc& d1, const double* kx0, const double* ky0, const double* kx1, const double* ky1,
+                  int kw, int kh, DerivMode mode, double delta, Border border, double cval) {
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    deriv_impl<T>(src, s, dst0, d0, dst1, d1, kx0, ky0, kx1, ky1, kw, kh, mode, delta, border, cval);
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern
