@@ -313,14 +313,14 @@ def _photo(cv2, x):
 
 
 CASES += [
-    Case("sobel dx 3x3 float32 3840x2160", "cpu", _setup_any(_sobel_case, _sobel_cv2, (H, W), np.float32),
+    Case("sobel dx 3x3 float32 2160x3840", "cpu", _setup_any(_sobel_case, _sobel_cv2, (H, W), np.float32),
          bytes=2 * H * W * 4),
-    Case("gradient_magnitude 3x3 uint8->float32 3840x2160", "cpu",
+    Case("gradient_magnitude 3x3 l2 uint8 2160x3840", "cpu",
          _setup_any(_gradmag_case, _gradmag_cv2, (H, W), np.uint8), bytes=H * W * 5,
          note="OpenCV: Sobel x, Sobel y, magnitude"),
-    Case("canny 50/150 uint8 1920x1080 (photo)", "cpu",
+    Case("canny 50_150 photo uint8 1080x1920", "cpu",
          _setup_any(_canny_case, _canny_cv2, (1080, 1920), np.uint8, _photo), bytes=2 * 1080 * 1920),
-    Case("threshold_otsu + threshold uint8 3840x2160", "cpu",
+    Case("threshold_otsu binary uint8 2160x3840", "cpu",
          _setup_any(_otsu_case, _otsu_cv2, (H, W), np.uint8, _photo), bytes=3 * H * W,
          note="OpenCV: cv2.threshold with THRESH_OTSU (level and image in one call)"),
 ]
