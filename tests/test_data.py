@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import imkern
-from imkern.data import ColorJitter, DataLoader, RandomCrop, RandomHorizontalFlip
+from imkern.data import ColorJitter, DataLoader, RandomAffine, RandomCrop, RandomHorizontalFlip
 
 
 def _need_transform(*names):
@@ -136,3 +136,31 @@ def test_bad_arguments(rng):
         DataLoader(x, None, 2, augment=3)
     with pytest.raises(ValueError, match="channels_first"):
         DataLoader(x, None, 2, channels_first=True)
+
+
+def test_random_affine_equals_warp_affine_per_image(rng):
+    _need_transform("warp_affine")
+    images = rng.integers(0, 256, (5, 11, 13, 3), dtype=np.uint8)
+    before = images.copy()
+    aug = RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1))
+    got = aug(images, np.random.default_rng(8))
+    ms = aug.matrices(5, 11, 13, np.random.default_rng(8))
+    for i in range(5):
+        want = imkern.transform.warp_affine(images[i], ms[i], (11, 13))
+        np.testing.assert_array_equal(got[i], want)
+    # the matrix is a rotation + scale about the center, then a shift (as torchvision's)
+    a, b = ms[:, 0, 0], ms[:, 0, 1]
+    np.testing.assert_allclose(ms[:, 1, 1], a)
+    np.testing.assert_allclose(ms[:, 1, 0], -b)
+    assert np.all((np.hypot(a, b) >= 0.9 - 1e-12) & (np.hypot(a, b) <= 1.1 + 1e-12))
+    assert np.all(np.abs(np.degrees(np.arctan2(b, a))) <= 10 + 1e-9)
+    # the identity draws give the input back
+    np.testing.assert_array_equal(RandomAffine()(images, np.random.default_rng(1)), images)
+    np.testing.assert_array_equal(images, before)
+
+
+@pytest.mark.parametrize("kwargs", [dict(degrees=-1), dict(translate=(2, 0)), dict(scale=(0, 1)),
+                                    dict(scale=(1.2, 1.0)), dict(translate=(0.1,))])
+def test_random_affine_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        RandomAffine(**kwargs)

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _random
 
-__all__ = ["DataLoader", "RandomCrop", "RandomHorizontalFlip", "ColorJitter", "Compose"]
+__all__ = ["DataLoader", "RandomCrop", "RandomHorizontalFlip", "RandomAffine", "ColorJitter", "Compose"]
 
 
 def _transform():
@@ -95,6 +95,49 @@ class RandomHorizontalFlip:
             images = np.array(images, copy=True)
             images[sel] = _transform().flip(np.ascontiguousarray(images[sel]), axis=1)
         return images
+
+
+class RandomAffine:
+    """A small random affine warp per image (torchvision's ``RandomAffine(degrees, translate,
+    scale)``) through :func:`imkern.transform.warp_affine`: a rotation by an angle in
+    ``[-degrees, degrees]`` and a scale factor in ``scale`` (a ``(lo, hi)`` range) about the
+    image center, then a shift of up to ``translate[0] * W`` / ``translate[1] * H`` pixels;
+    the output keeps the input's size, pixels from outside follow ``border`` / ``cval``."""
+
+    def __init__(self, degrees=0.0, translate=(0.0, 0.0), scale=(1.0, 1.0), *, interpolation="bilinear",
+                 border="constant", cval=0):
+        self.degrees = float(degrees)
+        self.translate = tuple(float(t) for t in translate)
+        self.scale = tuple(float(v) for v in scale)
+        if self.degrees < 0:
+            raise ValueError(f"degrees: expected a non-negative number, got {degrees!r}")
+        if len(self.translate) != 2 or not all(0.0 <= t <= 1.0 for t in self.translate):
+            raise ValueError(f"translate: expected (tx, ty) fractions in [0, 1], got {translate!r}")
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"scale: expected a range (lo, hi) with 0 < lo <= hi, got {scale!r}")
+        self.interpolation, self.border, self.cval = interpolation, border, cval
+
+    def matrices(self, n, h, w, rng):
+        """The ``(n, 2, 3)`` source-to-output matrices drawn from ``rng`` (what ``__call__`` uses)."""
+        angle = np.deg2rad(rng.uniform(-self.degrees, self.degrees, n))
+        s = rng.uniform(self.scale[0], self.scale[1], n)
+        tx = rng.uniform(-self.translate[0], self.translate[0], n) * w
+        ty = rng.uniform(-self.translate[1], self.translate[1], n) * h
+        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+        a, b = s * np.cos(angle), s * np.sin(angle)
+        m = np.empty((n, 2, 3))
+        m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = a, b, (1 - a) * cx - b * cy + tx
+        m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = -b, a, b * cx + (1 - a) * cy + ty
+        return m
+
+    def __call__(self, images, rng):
+        T = _transform()
+        n, h, w = images.shape[:3]
+        out = np.empty_like(images)
+        for i, m in enumerate(self.matrices(n, h, w, rng)):
+            T.warp_affine(images[i], m, (h, w), interpolation=self.interpolation, border=self.border,
+                          cval=self.cval, out=out[i])
+        return out
 
 
 class ColorJitter:
