@@ -20,7 +20,6 @@ namespace cuda {
 
 namespace {
 
-using namespace filt;
 
 constexpr int kBinsPerChannel = 1 << 12;
 

@@ -18,7 +18,7 @@
 // read, a 4-byte label and 1-byte state; union/find work is near-linear in the candidates.
 // Labels are int32: a batch of at most 2^31 - 1 pixels (else OverflowError). Not yet run on
 // a GPU.
-#include "common/filter_common.cuh"
+#include "common/common.cuh"
 #include "imkern/cuda_filters_edges.hpp"
 
 namespace imkern {
@@ -26,7 +26,6 @@ namespace cuda {
 
 namespace {
 
-using namespace filt;
 
 struct Taps7 {
   int sm[7], dv[7];

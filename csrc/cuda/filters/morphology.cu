@@ -25,7 +25,6 @@ namespace cuda {
 
 namespace {
 
-using namespace filt;
 
 template <bool Max, typename T>
 __device__ __forceinline__ T pick(T a, T b) {

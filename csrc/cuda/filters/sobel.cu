@@ -11,7 +11,7 @@
 // DRAM: sizeof(T) read + sizeof(A) (two outputs for `pair`) written. Not yet run on a GPU:
 // a shared-memory tile (as sep_filter.cu) is the next step if a profile shows L1 bound.
 // Variants: input dtype (u8, u16, f16, f32 -> float; f64 -> double) x mode.
-#include "common/filter_common.cuh"
+#include "common/common.cuh"
 #include "imkern/cuda_filters_edges.hpp"
 
 namespace imkern {
@@ -19,7 +19,6 @@ namespace cuda {
 
 namespace {
 
-using namespace filt;
 
 template <typename A>
 struct DerivTaps {
@@ -97,8 +96,8 @@ void deriv_filter_cuda(DType dtype, const void* src, const ImageDesc& s, void* d
   }
   const Geom g = make_geom(s, d0);
   const cudaStream_t st = as_stream(stream);
-  visit_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
+  visit_dtype<kImageDTypes>(dtype, "deriv_filter", [&](auto tag) {
+    using T = typename decltype(tag)::type;
     using A = typename AccOf<T>::type;
     DerivTaps<A> t{};
     for (int j = 0; j < kw; ++j) {

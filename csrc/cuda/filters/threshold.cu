@@ -10,7 +10,7 @@
 #include <cmath>
 #include <limits>
 
-#include "common/filter_common.cuh"
+#include "common/common.cuh"
 #include "imkern/cuda_filters_edges.hpp"
 
 namespace imkern {
@@ -18,7 +18,6 @@ namespace cuda {
 
 namespace {
 
-using namespace filt;
 
 // C = the comparison type: int for integer pixels (the level may be -1), T for floats.
 template <typename T, typename C, int K>

@@ -10,7 +10,7 @@
 // written; FLOPs 2 (kw + kh) + 5. Taps live in a small device array. Not yet run on a GPU.
 #include <vector>
 
-#include "common/filter_common.cuh"
+#include "common/common.cuh"
 #include "imkern/cuda_filters_edges.hpp"
 
 namespace imkern {
@@ -18,7 +18,6 @@ namespace cuda {
 
 namespace {
 
-using namespace filt;
 
 template <typename T, typename A>
 __global__ void unsharp_hpass_kernel(const T* __restrict__ src, A* __restrict__ tmp, Geom g,
@@ -93,8 +92,8 @@ void unsharp_mask_cuda(DType dtype, const void* src, const ImageDesc& s, void* d
                        const double* ky, int kh, const double* kx, int kw, double amount, double threshold,
                        Border border, double cval, void* stream) {
   if (!check_images(src, s, dst, d, kh, kw, kh / 2, kw / 2)) return;
-  visit_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
+  visit_dtype<kImageDTypes>(dtype, "unsharp_mask", [&](auto tag) {
+    using T = typename decltype(tag)::type;
     unsharp_typed<T>(src, s, dst, d, ky, kh, kx, kw, amount, threshold, border, cval, as_stream(stream));
   });
 }

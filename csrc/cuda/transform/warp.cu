@@ -23,13 +23,6 @@ namespace cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned grid_for(int64_t total) {
-  const int64_t blocks = ceil_div<int64_t>(total, kThreads);
-  return static_cast<unsigned>(blocks < (int64_t(1) << 20) ? blocks : (int64_t(1) << 20));
-}
-
 template <typename T> struct WpAcc { using type = float; };
 template <> struct WpAcc<uint8_t> { using type = int32_t; };
 template <> struct WpAcc<double> { using type = double; };
