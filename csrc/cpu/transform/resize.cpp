@@ -26,18 +26,6 @@ namespace IMKERN_ISA {
 
 namespace {
 
-template <typename F>
-inline void visit_image_dtype(DType dt, F&& f) {
-  switch (dt) {
-    case DType::u8: f(uint8_t{}); break;
-    case DType::u16: f(uint16_t{}); break;
-    case DType::f32: f(float{}); break;
-    case DType::f64: f(double{}); break;
-    default: throw std::invalid_argument(std::string("imkern: dtype ") + dtype_name(dt) +
-                                         " is not supported by the CPU kernels");
-  }
-}
-
 template <typename T> struct RzAcc { using type = float; };
 template <> struct RzAcc<uint8_t> { using type = int32_t; };
 template <> struct RzAcc<double> { using type = double; };
@@ -385,12 +373,12 @@ void nearest_impl(const void* src, const ImageDesc& s, void* dst, const ImageDes
 
 void resize(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& y,
             const ResizeTable& x, int shift) {
-  visit_image_dtype(dtype, [&](auto tag) { resize_impl<decltype(tag)>(src, s, dst, d, y, x, shift); });
+  visit_dtype(dtype, [&](auto tag) { resize_impl<decltype(tag)>(src, s, dst, d, y, x, shift); });
 }
 
 void resize_nearest(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                     const int64_t* sy, const int64_t* sx) {
-  visit_image_dtype(dtype, [&](auto tag) { nearest_impl<decltype(tag)>(src, s, dst, d, sy, sx); });
+  visit_dtype(dtype, [&](auto tag) { nearest_impl<decltype(tag)>(src, s, dst, d, sy, sx); });
 }
 
 }  // namespace IMKERN_ISA

@@ -37,18 +37,6 @@ namespace IMKERN_ISA {
 
 namespace {
 
-template <typename F>
-inline void visit_warp_dtype(DType dt, F&& f) {
-  switch (dt) {
-    case DType::u8: f(uint8_t{}); break;
-    case DType::u16: f(uint16_t{}); break;
-    case DType::f32: f(float{}); break;
-    case DType::f64: f(double{}); break;
-    default: throw std::invalid_argument(std::string("imkern: dtype ") + dtype_name(dt) +
-                                         " is not supported by the CPU kernels");
-  }
-}
-
 template <typename T> struct WpAcc { using type = float; };
 template <> struct WpAcc<uint8_t> { using type = int32_t; };
 template <> struct WpAcc<double> { using type = double; };
@@ -397,7 +385,7 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
 }  // namespace
 
 void warp(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const WarpSpec& w) {
-  visit_warp_dtype(dtype, [&](auto tag) { warp_impl<decltype(tag)>(src, s, dst, d, w); });
+  visit_dtype(dtype, [&](auto tag) { warp_impl<decltype(tag)>(src, s, dst, d, w); });
 }
 
 }  // namespace IMKERN_ISA
