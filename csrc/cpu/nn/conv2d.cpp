@@ -369,18 +369,18 @@ inline void gw_tile(int64_t nj, const T* __restrict goT, int64_t ldk, const T* x
   const T* xq[MQ];
   for (int i = 0; i < MQ; ++i) xq[i] = xl + off[i];
   V acc[MQ][NV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int i = 0; i < MQ; ++i)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[i][v] = V{};
   for (int64_t j = 0; j < nj; ++j) {
     V gv[NV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) gv[v] = *reinterpret_cast<const V*>(goT + j * ldk + v * L);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < MQ; ++i) {
       const V xb = gemm_detail::bcast<T>(xq[i][j]);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[i][v] += xb * gv[v];
     }
   }
@@ -449,10 +449,18 @@ void direct_grad_weight(const T* go, const T* x, T* gwg, const Conv2dShape& p, i
             for (int64_t t = 0; t < tn; ++t) d[t * Kpad + k] = src[t];
           }
         }
-      const int64_t qf = CRS / MQ * MQ;
-      for (int64_t q = 0; q < qf; q += MQ)
+      int64_t qf = 0;
+      if (Kpad <= 2 * L) {
+        // Two vectors of output channels or fewer: twice the taps per pass (2 x MQ x 2
+        // accumulators still fit the register file), halving the grad_out loads per FMA.
+        qf = CRS / (2 * MQ) * (2 * MQ);
+        for (int64_t q = 0; q < qf; q += 2 * MQ)
+          gw_rows<T, 2 * MQ>(nwide, goT, Kpad, xl, off.data() + q, gwT.data() + q * Kpad, !first);
+      }
+      const int64_t qm = qf + (CRS - qf) / MQ * MQ;
+      for (int64_t q = qf; q < qm; q += MQ)
         gw_rows<T, MQ>(nwide, goT, Kpad, xl, off.data() + q, gwT.data() + q * Kpad, !first);
-      for (int64_t q = qf; q < CRS; ++q)
+      for (int64_t q = qm; q < CRS; ++q)
         gw_rows<T, 1>(nwide, goT, Kpad, xl, off.data() + q, gwT.data() + q * Kpad, !first);
       first = false;
     }
