@@ -339,3 +339,14 @@ def test_layers_check_arguments_at_construction():
     for layer in (nn.Conv2d(3, 4, 3, padding="same"), nn.MaxPool2d(3, 1, 1), nn.AvgPool2d((2, 3)),
                   nn.AdaptiveAvgPool2d((None, 2))):
         pickle.loads(pickle.dumps(layer))
+
+
+def test_dataloader_labels_do_not_wrap(rng):
+    from imkern import data
+
+    images = random_array(rng, (4, 5, 5, 1), np.uint8)
+    with pytest.raises(ValueError, match="labels"):
+        data.DataLoader(images, np.array([0, 1, 2**64 - 100, 3], np.uint64))
+    dl = data.DataLoader(images, np.array([0, 1, 2, 3], np.uint64), batch_size=4, prefetch=False)
+    (x, y), = list(dl)
+    assert y.dtype == np.int64 and y.tolist() == [0, 1, 2, 3]
