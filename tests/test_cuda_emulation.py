@@ -484,3 +484,141 @@ def test_cuda_bindings_plumbing_without_gpu(monkeypatch):
     assert [a.shape for a in r] == [x.shape, (4,), (4,)]
     F.dropout(x, 0.5, seed=2 ** 64 + 5)
     assert called == set(names), set(names) - called
+
+
+# ---- CUDA reduction order (issue 9, item 2 on CUDA) -----------------------------------------------
+# The order in which csrc/cuda/nn/channel_reduce.cuh (per-channel statistics of batch norm, the
+# conv2d / linear bias gradients) and the average pools of pool2d.cu add their elements,
+# replayed in NumPy with the kernels' accumulator types: each thread's run in order, the
+# warp butterfly (__shfl_xor 16, 8, 4, 2, 1), the block tree over the 8 warp sums, then the
+# chunk partials in order. float32 accumulators (the kernels before this fix) drift with the
+# length; float64 ones (now) stay within a float32 ulp of the exact sum.
+_KT = 256  # kThreads
+
+
+def _block_tree(v, acc):
+    """common.cuh block_sum over the threads' values v[..., 256] (the last axis), in acc."""
+    v = v.astype(acc)
+    w = v.reshape(v.shape[:-1] + (_KT // 32, 32))
+    for o in (16, 8, 4, 2, 1):
+        w = w + w[..., np.arange(32) ^ o]  # lane i adds lane i ^ o (commutative: same in both lanes)
+    t = np.zeros(v.shape[:-1] + (32,), acc)
+    t[..., : _KT // 32] = w[..., 0]
+    for o in (16, 8, 4, 2, 1):
+        t = t + t[..., np.arange(32) ^ o]
+    return t[..., 0]
+
+
+def _thread_runs(x, acc):
+    """Thread t adds elements t, t + 256, ... of x[..., L] in order (rows of a C-contiguous view)."""
+    L = x.shape[-1]
+    steps = _cdiv(max(L, 1), _KT)
+    pad = np.zeros(x.shape[:-1] + (steps * _KT,), acc)
+    pad[..., :L] = x
+    runs = np.cumsum(pad.reshape(x.shape[:-1] + (steps, _KT)), axis=-2, dtype=acc)  # sequential
+    return runs[..., -1, :]
+
+
+def _emulate_channel_sum(x, acc):
+    """channel_reduce.cuh over one channel's len = N * HW elements (the hw < 64 path: element e of
+    chunk p goes to thread (e - beg) % 256; the row path assigns the same elements to threads in
+    an order that differs only at row ends). Returns the float32 result and the partial count."""
+    n = x.size
+    parts = min(max(_cdiv(n, 8192), 1), 1024)
+    chunk = max(_cdiv(n, parts), 1)
+    partials = np.zeros(parts, np.float32)
+    for p in range(parts):
+        seg = x[p * chunk: min(p * chunk + chunk, n)].astype(acc)
+        partials[p] = np.float32(_block_tree(_thread_runs(seg, acc), acc))  # stored as float
+    total = np.cumsum(partials.astype(acc), dtype=acc)[-1]  # stage 2: one thread, chunk order
+    return np.float32(total), parts
+
+
+@pytest.mark.parametrize("n", [100, 8192 * 3 + 17, 2**22 + 5, 2**24])
+def test_emulated_channel_reduce_order(rng, n):
+    for const, x in ((True, np.full(n, 0.1, np.float32)), (False, rng.standard_normal(n).astype(np.float32) + 3)):
+        exact = x.astype(np.float64).sum()
+        got, parts = _emulate_channel_sum(x, np.float64)
+        assert abs(got - exact) <= 2 * np.spacing(np.float32(abs(exact))), (n, got, exact)
+        if n >= 2**22 and const:
+            # The float32 accumulators of the kernels before: a run of n / (256 parts) elements
+            # per thread, then up to 1024 partials in a row; on a constant the rounding errors
+            # all have one sign and add up.
+            old, _ = _emulate_channel_sum(x, np.float32)
+            assert abs(old - exact) > 2 * np.spacing(np.float32(abs(exact))), (n, old, exact)
+
+
+def _avg_win(H, W, OH, OW, k, s, p, include_pad, idx):
+    """pool2d.cu avg_win, line by line."""
+    ow, t = idx % OW, idx // OW
+    oh, plane = t % OH, t // OH
+    hs, ws = oh * s[0] - p[0], ow * s[1] - p[1]
+    he, we = min(hs + k[0], H + p[0]), min(ws + k[1], W + p[1])
+    pool = (he - hs) * (we - ws)
+    hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, H), min(we, W)
+    return plane, hs, he, ws, we, (pool if include_pad else (he - hs) * (we - ws))
+
+
+def _adaptive_win(H, W, OH, OW, idx):
+    """pool2d.cu adaptive_win, line by line."""
+    ow, t = idx % OW, idx // OW
+    oh, plane = t % OH, t // OH
+    hs, he = (oh * H) // OH, _cdiv((oh + 1) * H, OH)
+    ws, we = (ow * W) // OW, _cdiv((ow + 1) * W, OW)
+    return plane, hs, he, ws, we, (he - hs) * (we - ws)
+
+
+def _emulate_avg(x, OH, OW, win, window):
+    """launch_avg: the per-thread kernel (float up to 64 elements, else double) or, from 4096
+    elements, the block kernel (row-major elements strided over 256 threads, double tree)."""
+    planes, H, W = x.shape
+    y = np.empty(planes * OH * OW, np.float32)
+    for idx in range(y.size):
+        plane, hs, he, ws, we, div = win(idx)
+        if hs >= he or ws >= we:
+            y[idx] = 0
+            continue
+        vals = x[plane, hs:he, ws:we].ravel()  # row-major, as both kernels walk the window
+        if window >= 4096:
+            s = _block_tree(_thread_runs(vals, np.float64), np.float64)
+            y[idx] = np.float32(s / np.float64(div))
+        else:
+            acc = np.float64 if window > 64 else np.float32
+            y[idx] = np.float32(np.cumsum(vals.astype(acc), dtype=acc)[-1] / acc(div))
+    return y.reshape(planes, OH, OW)
+
+
+@pytest.mark.parametrize("cfg", [((9, 11), (3, 2), (2, 1), (1, 0), False, True),
+                                 ((13, 8), (5, 3), (3, 2), (2, 1), True, False),
+                                 ((7, 7), (2, 2), (2, 2), (1, 1), True, True),
+                                 ((20, 19), (9, 9), (4, 5), (4, 3), False, False)])
+def test_emulated_avg_pool_windows(rng, cfg):
+    """avg_win's ranges and divisors against the CPU kernel (torch's semantics)."""
+    from imkern.nn import functional as F
+
+    (H, W), k, s, p, ceil, cip = cfg
+    x = rng.standard_normal((2, 3, H, W)).astype(np.float32)
+    OH, OW = _pool_out(H, k[0], s[0], p[0], 1, ceil), _pool_out(W, k[1], s[1], p[1], 1, ceil)
+    want = F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=cip)
+    got = _emulate_avg(x.reshape(6, H, W), OH, OW, lambda i: _avg_win(H, W, OH, OW, k, s, p, cip, i), k[0] * k[1])
+    np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-6, atol=1e-6)
+
+
+def test_emulated_adaptive_pool_windows_and_accuracy(rng):
+    """adaptive_win and the launcher's largest-bin bound; a constant 0.1 plane pools to 0.1 within
+    an ulp through the block kernel (the float per-thread sum gave 0.0960 at 2048^2)."""
+    from imkern.nn import functional as F
+
+    for H, W, OH, OW in ((10, 7, 3, 4), (9, 9, 9, 9), (17, 5, 4, 5), (5, 6, 7, 8), (64, 80, 3, 1)):
+        bins = [_adaptive_win(H, W, OH, OW, i) for i in range(OH * OW)]
+        bound = (_cdiv(H, OH) + 1) * (_cdiv(W, OW) + 1)  # adaptive_avg_pool2d_cuda's window
+        assert max(b[5] for b in bins) <= bound
+        x = rng.standard_normal((1, 1, H, W)).astype(np.float32)
+        got = _emulate_avg(x[0], OH, OW, lambda i: _adaptive_win(H, W, OH, OW, i), bound)
+        np.testing.assert_allclose(got[None], F.adaptive_avg_pool2d(x, (OH, OW)), rtol=1e-6, atol=1e-6)
+    n = 2048
+    x = np.full((1, n, n), 0.1, np.float32)
+    got = _emulate_avg(x, 1, 1, lambda i: _adaptive_win(n, n, 1, 1, i), (n + 1) ** 2)
+    assert abs(float(got[0, 0, 0]) - 0.1) <= np.spacing(np.float32(0.1))
+    old = np.cumsum(x.ravel(), dtype=np.float32)[-1] / np.float32(n * n)  # one thread, float: before
+    assert abs(float(old) - 0.1) > 1e-3

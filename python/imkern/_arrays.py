@@ -58,6 +58,14 @@ def is_cupy(x: Any) -> bool:
 def array_kind(x: Any, name: str) -> str:
     """'numpy' or 'cupy'; anything else is a TypeError that says what is accepted."""
     if isinstance(x, np.ndarray):
+        if not x.dtype.isnative:
+            # One rule for every op: the kernels read native byte order only, and converting
+            # silently would hide a copy (and, for out=, a write that never reaches the array).
+            native = x.dtype.newbyteorder("=")
+            raise TypeError(
+                f"{name}: dtype {x.dtype.str} is in non-native byte order; convert it first "
+                f"({name}.astype(np.{native.name}))"
+            )
         return "numpy"
     if is_cupy(x):
         if not _core.cuda_built:
@@ -232,3 +240,36 @@ def host_array(value: Any, name: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise TypeError(f"{name}: expected an array of numbers, got {type(value).__name__}") from None
     return a
+
+
+class RangeError(ValueError, OverflowError):
+    """An int argument beyond what the kernels take (C int / int64): a ValueError naming the
+    argument, and an OverflowError for callers that catch that (as numpy.AxisError is both a
+    ValueError and an IndexError)."""
+
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def int_in_range(value: Any, name: str, lo: int, hi: int) -> int:
+    """An int in ``[lo, hi]``: below ``lo`` -> ValueError, above ``hi`` -> :class:`RangeError`,
+    both naming the argument, so no out-of-range value reaches a binding (pybind11 would answer
+    "incompatible function arguments", or a C cast would wrap)."""
+    v = as_int(value, name)
+    if v < lo:
+        raise ValueError(f"{name}: expected an int >= {lo}, got {v}")
+    if v > hi:
+        raise RangeError(f"{name}: {v} is too large; the kernels take values up to {hi}")
+    return v
+
+
+def pair_in_range(value: Any, name: str, lo: int, hi: int) -> Tuple[int, int]:
+    """An int or a pair of ints, each in ``[lo, hi]`` (errors as :func:`int_in_range`)."""
+    a, b = as_pair(value, name)
+    for v in (a, b):
+        if v < lo:
+            raise ValueError(f"{name}: expected values >= {lo}, got {value!r}")
+        if v > hi:
+            raise RangeError(f"{name}: {value!r} is too large; the kernels take values up to {hi}")
+    return a, b

@@ -213,6 +213,9 @@ class DataLoader:
                 raise ValueError(f"labels: expected a 1-D integer array, got shape {labels.shape} {labels.dtype}")
             if len(labels) != len(images):
                 raise ValueError(f"labels: {len(labels)} labels for {len(images)} images")
+            if not np.can_cast(labels.dtype, np.int64, "safe") and len(labels) and labels.max() > np.iinfo(np.int64).max:
+                # uint64 values past int64 would wrap (2**64 - 100 becomes ignore_index -100).
+                raise ValueError(f"labels: {int(labels.max())} does not fit in int64 (the labels' type)")
             labels = labels.astype(np.int64)
         if isinstance(augment, (list, tuple)):
             augment = Compose(augment)

@@ -175,6 +175,7 @@ def imwrite(path, image, *, quality=95):
         image = image.get()
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image: expected a numpy.ndarray or cupy.ndarray, got {type(image).__name__}")
+    A.array_kind(image, "image")  # the shared checks: non-native byte order -> TypeError
     q = A.as_int(quality, "quality")
     if not 1 <= q <= 100:
         raise ValueError(f"quality: expected 1..100, got {q}")

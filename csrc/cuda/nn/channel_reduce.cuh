@@ -2,11 +2,16 @@
 // channel_sum.cu: over (N, HW) for every channel c, in two stages. Stage 1, block (c, p) sums
 // the p-th chunk of the channel's N * HW elements (fixed thread striding, fixed shuffle tree);
 // stage 2, one thread per channel adds the chunk partials in chunk order. The chunking depends
-// on the sizes only, so results are bitwise reproducible on any GPU.
+// on the sizes only, so results are bitwise reproducible on any GPU. Both stages accumulate in
+// float64 (each thread's run, the block tree, the chunk partials' sum), as the CPU statistics
+// and column sums do: a float run of thousands of elements per thread, then a float sum of up to
+// 1024 partials, drifted with the channel length. A partial is stored as float (one rounding,
+// relative to its own magnitude), so the workspace layout is unchanged.
 #pragma once
 #include <algorithm>
 
 #include "common/common.cuh"
+#include "common/reduce_f64.cuh"
 
 namespace imkern {
 namespace cuda {
@@ -32,10 +37,10 @@ inline Red make_red(int64_t n, int64_t c, int64_t hw) {
 // Op(c, offset) -> float2 of the element at x[offset] (channel c). Writes ws[(c * parts + p) * 2 + {0, 1}].
 template <class Op>
 __global__ void channel_partial_kernel(Red r, Op op, float* __restrict__ ws) {
-  __shared__ float sh[kThreads / 32];
+  __shared__ double sh[kThreads / 32];
   const int64_t c = blockIdx.x / r.parts, p = blockIdx.x - c * r.parts;
   const int64_t beg = p * r.chunk, end = min(beg + r.chunk, r.len);
-  float a = 0.f, b = 0.f;
+  double a = 0.0, b = 0.0;
   if (r.hw >= 64) {
     // Row by row: contiguous j within a row, no division per element.
     for (int64_t n = beg / r.hw; n * r.hw < end; ++n) {
@@ -58,8 +63,8 @@ __global__ void channel_partial_kernel(Red r, Op op, float* __restrict__ ws) {
   a = block_sum<kThreads>(a, sh);
   b = block_sum<kThreads>(b, sh);
   if (threadIdx.x == 0) {
-    ws[(c * r.parts + p) * 2] = a;
-    ws[(c * r.parts + p) * 2 + 1] = b;
+    ws[(c * r.parts + p) * 2] = static_cast<float>(a);
+    ws[(c * r.parts + p) * 2 + 1] = static_cast<float>(b);
   }
 }
 
@@ -67,12 +72,12 @@ template <class Fin>
 __global__ void channel_final_kernel(Red r, const float* __restrict__ ws, Fin fin) {
   for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < r.c;
        c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float a = 0.f, b = 0.f;
+    double a = 0.0, b = 0.0;
     for (int64_t p = 0; p < r.parts; ++p) {
       a += ws[(c * r.parts + p) * 2];
       b += ws[(c * r.parts + p) * 2 + 1];
     }
-    fin(c, a, b);
+    fin(c, static_cast<float>(a), static_cast<float>(b));
   }
 }
 

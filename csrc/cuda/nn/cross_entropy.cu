@@ -8,6 +8,7 @@
 
 #include "imkern/nn.hpp"
 #include "common/common.cuh"
+#include "common/reduce_f64.cuh"
 
 namespace imkern {
 namespace cuda {
@@ -99,8 +100,10 @@ __global__ void ce_forward_column_kernel(CeParams p, const T* __restrict__ x, co
 // One block: total loss and number of valid samples, in a fixed order.
 __global__ void ce_sum_kernel(int64_t total, const float* __restrict__ loss, const unsigned char* __restrict__ valid,
                               float* __restrict__ out_sum, float* __restrict__ out_count) {
-  __shared__ float sh[kThreads / 32];
-  float s = 0.f;
+  // The loss sum in float64 (each thread's run and the tree): a float run over N * d1 * ...
+  // / 256 losses per thread drifted with the batch size (the CPU sums in double too).
+  __shared__ double sh[kThreads / 32];
+  double s = 0.0;
   long long cnt = 0;
   for (int64_t i = threadIdx.x; i < total; i += kThreads) {
     if (loss) s += loss[i];
@@ -115,7 +118,7 @@ __global__ void ce_sum_kernel(int64_t total, const float* __restrict__ loss, con
   if (threadIdx.x == 0) {
     long long c = 0;
     for (int w = 0; w < kThreads / 32; ++w) c += shc[w];
-    if (out_sum) *out_sum = s;
+    if (out_sum) *out_sum = static_cast<float>(s);
     *out_count = static_cast<float>(c);
   }
 }

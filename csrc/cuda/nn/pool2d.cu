@@ -13,8 +13,16 @@
 // a window of -inf gives -inf with the index of its first in-bounds element; avg-pool divisor
 // counts padding (count_include_pad) but never the part of a ceil_mode window past H + pad;
 // adaptive bins are [floor(o * I / O), ceil((o + 1) * I / O)).
+// Accuracy of the average forwards (as the CPU's double window sums): a window of up to
+// kFloatWindow elements is summed by its thread in float (the error of a handful of adds); a
+// longer one in double by its thread, and one of kBlockWindow elements or more (global pooling
+// of a big plane) by a whole block: fixed thread striding, double accumulation, the fixed
+// double tree. Every choice depends on the sizes only, so results stay bitwise reproducible.
+#include <algorithm>
+
 #include "imkern/nn.hpp"
 #include "common/common.cuh"
+#include "common/reduce_f64.cuh"
 
 namespace imkern {
 namespace cuda {
@@ -25,6 +33,62 @@ namespace {
 struct P {
   int64_t planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
 };
+
+constexpr int64_t kFloatWindow = 64;    // up to this many elements: float per thread
+constexpr int64_t kBlockWindow = 4096;  // from this many: one block per output (double)
+
+// Window of output idx of the average pools: rows [hs, he) x columns [ws, we) of plane `plane`
+// (clipped to the image) and the divisor. Mirrored line by line by the CPU emulation in
+// tests/test_cuda_emulation.py.
+struct AvgWin {
+  int64_t plane, hs, he, ws, we, div;
+};
+
+__device__ __forceinline__ AvgWin avg_win(const P& p, bool include_pad, int64_t idx) {
+  const int64_t ow = idx % p.OW, t = idx / p.OW, oh = t % p.OH, plane = t / p.OH;
+  int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
+  int64_t he = min(hs + p.kh, p.H + p.ph), we = min(ws + p.kw, p.W + p.pw);
+  const int64_t pool = (he - hs) * (we - ws);
+  hs = max(hs, int64_t(0));
+  ws = max(ws, int64_t(0));
+  he = min(he, p.H);
+  we = min(we, p.W);
+  const int64_t div = include_pad ? pool : (he - hs) * (we - ws);
+  return {plane, hs, he, ws, we, div};
+}
+
+__device__ __forceinline__ int64_t bin_start(int64_t o, int64_t in, int64_t out) { return (o * in) / out; }
+__device__ __forceinline__ int64_t bin_end(int64_t o, int64_t in, int64_t out) {
+  return ((o + 1) * in + out - 1) / out;
+}
+
+__device__ __forceinline__ AvgWin adaptive_win(const P& p, int64_t idx) {
+  const int64_t ow = idx % p.OW, t = idx / p.OW, oh = t % p.OH, plane = t / p.OH;
+  const int64_t hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
+  const int64_t ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
+  return {plane, hs, he, ws, we, (he - hs) * (we - ws)};
+}
+
+// One block per output window (grid-stride over outputs): thread t sums the window's elements
+// t, t + kThreads, ... in row-major order in double, then the fixed double tree.
+template <typename T, bool Adaptive>
+__global__ void avg_window_block_kernel(P p, bool include_pad, const T* __restrict__ x, T* __restrict__ y) {
+  __shared__ double sh[kThreads / 32];
+  const int64_t total = p.planes * p.OH * p.OW;
+  for (int64_t idx = blockIdx.x; idx < total; idx += gridDim.x) {
+    const AvgWin w = Adaptive ? adaptive_win(p, idx) : avg_win(p, include_pad, idx);
+    const int64_t cols = w.we - w.ws, n = w.hs < w.he && w.ws < w.we ? (w.he - w.hs) * cols : 0;
+    const T* xp = x + w.plane * p.H * p.W;
+    double s = 0.0;
+    for (int64_t e = threadIdx.x; e < n; e += kThreads) {
+      const int64_t r = e / cols, c = e - r * cols;
+      s += to_f(xp[(w.hs + r) * p.W + w.ws + c]);
+    }
+    s = block_sum<kThreads>(s, sh);
+    if (threadIdx.x == 0) y[idx] = from_f<T>(n ? static_cast<float>(s / static_cast<double>(w.div)) : 0.f);
+  }
+}
+
 
 // ---- max ----------------------------------------------------------------------------------
 template <typename T>
@@ -103,30 +167,37 @@ __global__ void float_to_kernel(int64_t n, const float* __restrict__ src, T* __r
 }
 
 // ---- average ------------------------------------------------------------------------------
-template <typename T>
-__global__ void avg_pool2d_kernel(P p, bool include_pad, const T* __restrict__ x, T* __restrict__ y) {
+// One thread per output window, accumulating in Acc (float for short windows, else double).
+template <typename T, bool Adaptive, typename Acc>
+__global__ void avg_thread_kernel(P p, bool include_pad, const T* __restrict__ x, T* __restrict__ y) {
   const int64_t total = p.planes * p.OH * p.OW;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t ow = idx % p.OW, t = idx / p.OW, oh = t % p.OH, plane = t / p.OH;
-    int64_t hs = oh * p.sh - p.ph, ws = ow * p.sw - p.pw;
-    int64_t he = min(hs + p.kh, p.H + p.ph), we = min(ws + p.kw, p.W + p.pw);
-    const int64_t pool = (he - hs) * (we - ws);
-    hs = max(hs, int64_t(0));
-    ws = max(ws, int64_t(0));
-    he = min(he, p.H);
-    we = min(we, p.W);
-    if (hs >= he || ws >= we) {
+    const AvgWin w = Adaptive ? adaptive_win(p, idx) : avg_win(p, include_pad, idx);
+    if (w.hs >= w.he || w.ws >= w.we) {
       y[idx] = from_f<T>(0.f);
       continue;
     }
-    const T* xp = x + plane * p.H * p.W;
-    float s = 0.f;
-    for (int64_t ih = hs; ih < he; ++ih)
-      for (int64_t iw = ws; iw < we; ++iw) s += to_f(xp[ih * p.W + iw]);
-    const int64_t div = include_pad ? pool : (he - hs) * (we - ws);
-    y[idx] = from_f<T>(s / static_cast<float>(div));
+    const T* xp = x + w.plane * p.H * p.W;
+    Acc s = 0;
+    for (int64_t ih = w.hs; ih < w.he; ++ih)
+      for (int64_t iw = w.ws; iw < w.we; ++iw) s += to_f(xp[ih * p.W + iw]);
+    y[idx] = from_f<T>(static_cast<float>(s / static_cast<Acc>(w.div)));
   }
+}
+
+template <typename T, bool Adaptive>
+void launch_avg(const P& p, bool include_pad, int64_t window, const T* x, T* y, cudaStream_t st) {
+  const int64_t total = p.planes * p.OH * p.OW;
+  if (window >= kBlockWindow) {
+    avg_window_block_kernel<T, Adaptive><<<static_cast<unsigned>(std::min<int64_t>(total, 65535 * 16)), kThreads, 0,
+                                           st>>>(p, include_pad, x, y);
+  } else if (window > kFloatWindow) {
+    avg_thread_kernel<T, Adaptive, double><<<grid_for(total), kThreads, 0, st>>>(p, include_pad, x, y);
+  } else {
+    avg_thread_kernel<T, Adaptive, float><<<grid_for(total), kThreads, 0, st>>>(p, include_pad, x, y);
+  }
+  IMKERN_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
@@ -158,27 +229,6 @@ __global__ void avg_pool2d_backward_kernel(P p, bool include_pad, const T* __res
 }
 
 // ---- adaptive average ------------------------------------------------------------------------
-__device__ __forceinline__ int64_t bin_start(int64_t o, int64_t in, int64_t out) { return (o * in) / out; }
-__device__ __forceinline__ int64_t bin_end(int64_t o, int64_t in, int64_t out) {
-  return ((o + 1) * in + out - 1) / out;
-}
-
-template <typename T>
-__global__ void adaptive_avg_pool2d_kernel(P p, const T* __restrict__ x, T* __restrict__ y) {
-  const int64_t total = p.planes * p.OH * p.OW;
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t ow = idx % p.OW, t = idx / p.OW, oh = t % p.OH, plane = t / p.OH;
-    const int64_t hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
-    const int64_t ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
-    const T* xp = x + plane * p.H * p.W;
-    float s = 0.f;
-    for (int64_t ih = hs; ih < he; ++ih)
-      for (int64_t iw = ws; iw < we; ++iw) s += to_f(xp[ih * p.W + iw]);
-    y[idx] = from_f<T>(s / static_cast<float>((he - hs) * (we - ws)));
-  }
-}
-
 template <typename T>
 __global__ void adaptive_avg_pool2d_backward_kernel(P p, const T* __restrict__ gy, T* __restrict__ gx) {
   const int64_t total = p.planes * p.H * p.W;
@@ -276,9 +326,8 @@ void avg_pool2d_cuda(DType dt, const Pool2dShape& s, bool count_include_pad, con
   if (total == 0) return;
   dispatch_float(dt, "avg_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    avg_pool2d_kernel<T><<<grid_for(total), kThreads, 0, as_stream(stream)>>>(
-        p, count_include_pad, static_cast<const T*>(x), static_cast<T*>(y));
-    IMKERN_CUDA_CHECK_LAUNCH();
+    launch_avg<T, false>(p, count_include_pad, p.kh * p.kw, static_cast<const T*>(x), static_cast<T*>(y),
+                         as_stream(stream));
   });
 }
 
@@ -302,9 +351,9 @@ void adaptive_avg_pool2d_cuda(DType dt, const Pool2dShape& s, const void* x, voi
   if (p.H == 0 || p.W == 0) throw std::invalid_argument("adaptive_avg_pool2d: empty input plane");
   dispatch_float(dt, "adaptive_avg_pool2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    adaptive_avg_pool2d_kernel<T><<<grid_for(total), kThreads, 0, as_stream(stream)>>>(
-        p, static_cast<const T*>(x), static_cast<T*>(y));
-    IMKERN_CUDA_CHECK_LAUNCH();
+    // The largest bin: ceil(H / OH) + 1 rows by ceil(W / OW) + 1 columns at most.
+    const int64_t window = (ceil_div<int64_t>(p.H, p.OH) + 1) * (ceil_div<int64_t>(p.W, p.OW) + 1);
+    launch_avg<T, true>(p, false, window, static_cast<const T*>(x), static_cast<T*>(y), as_stream(stream));
   });
 }
 

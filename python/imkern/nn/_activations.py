@@ -59,6 +59,7 @@ def _activation_backward(name, grad_output, x, y, out, slope=0.0):
     return D.run_op(kind, [grad_output, x, y], out, cpu, cuda, shape=shape, dtype=dt)
 
 
+@K.torch_names(input="x")
 def relu(x, *, out=None):
     """``max(x, 0)`` elementwise (NaN stays NaN), as ``torch.nn.functional.relu``.
 
@@ -78,6 +79,7 @@ def relu(x, *, out=None):
     return _activation("relu", x, out)
 
 
+@K.torch_names(input="x")
 def leaky_relu(x, negative_slope=0.01, *, out=None):
     """``x if x > 0 else negative_slope * x``, as ``torch.nn.functional.leaky_relu``.
 
@@ -90,6 +92,7 @@ def leaky_relu(x, negative_slope=0.01, *, out=None):
     return _activation("leaky_relu", x, out, K.as_finite(negative_slope, "negative_slope"))
 
 
+@K.torch_names(input="x")
 def sigmoid(x, *, out=None):
     """``1 / (1 + exp(-x))``, as ``torch.sigmoid`` (float32: a vectorized exp within ~2 ulp).
 
@@ -102,6 +105,7 @@ def sigmoid(x, *, out=None):
     return _activation("sigmoid", x, out)
 
 
+@K.torch_names(input="x")
 def tanh(x, *, out=None):
     """Hyperbolic tangent, as ``torch.tanh``.
 
@@ -114,6 +118,7 @@ def tanh(x, *, out=None):
     return _activation("tanh", x, out)
 
 
+@K.torch_names(input="x")
 def gelu(x, approximate="none", *, out=None):
     """GELU, exact form ``x * Phi(x) = 0.5 * x * erfc(-x / sqrt(2))`` (torch's default
     ``approximate='none'``; the erfc form keeps relative accuracy for negative x).

@@ -14,7 +14,7 @@ from .. import _arrays as A
 from .. import _core, _driver as D
 from . import _checks as K
 
-__all__ = ['batch_norm2d', 'batch_norm2d_backward']
+__all__ = ['batch_norm', 'batch_norm2d', 'batch_norm2d_backward']
 
 
 def _param(v, name, kind, c, writable=False):
@@ -54,7 +54,9 @@ def _f64(v, c, default):
     return np.asarray(v, dtype=np.float64)
 
 
-def batch_norm2d(x, weight, bias, running_mean, running_var, *, training, momentum=0.1, eps=1e-5, out=None):
+@K.torch_names(input="x")
+def batch_norm2d(x, weight, bias, running_mean, running_var, *, training=False, momentum=0.1, eps=1e-5,
+                 out=None):
     """Batch normalization of ``(N, C, H, W)``, as ``torch.nn.functional.batch_norm``.
 
     ``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel, with the batch mean and
@@ -65,7 +67,7 @@ def batch_norm2d(x, weight, bias, running_mean, running_var, *, training, moment
         weight, bias: ``(C,)`` or None (1 and 0).
         running_mean, running_var: ``(C,)``; required in eval mode; in training mode updated in
             place when given (may be None). Any float dtype of the same kind as ``x``.
-        training: use batch statistics and update the running ones.
+        training: use batch statistics and update the running ones (default False, as torch).
         momentum: weight of the batch statistic in the running update.
         eps: added to the variance.
         out: optional array of ``x``'s shape and dtype.
@@ -220,3 +222,27 @@ def batch_norm2d_backward(grad_output, x, weight, running_mean, running_var, *, 
         q = np.zeros(c)
     _core.batch_norm_backward_input(gc, xc, gi, k, mgy, mean, q)
     return gi, (sum_gx * invstd).astype(dt), sum_g.astype(dt)
+
+
+@K.torch_names(input="x")
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5, *,
+               out=None):
+    """``torch.nn.functional.batch_norm``'s argument order and defaults (``input=`` accepted),
+    over ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``: :func:`batch_norm2d` on the input seen
+    as ``(N, C, H, W)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.nn import functional as F
+        >>> F.batch_norm(np.array([[1.0], [3.0]]), np.zeros(1), np.ones(1), training=True, eps=0.0).ravel()
+        array([-1.,  1.])
+    """
+    kind, _ = K.check_float(x, "x", ndim=(2, 3, 4))
+    x4 = x.reshape(tuple(x.shape) + (1,) * (4 - x.ndim))
+    kw = dict(training=training, momentum=momentum, eps=eps)
+    if out is None or x.ndim == 4:
+        y = batch_norm2d(x4, weight, bias, running_mean, running_var, out=out, **kw)
+        return y.reshape(x.shape) if out is None else out
+    target, final = D.output(out, [x, weight, bias, running_mean, running_var], kind, x.dtype, x.shape)
+    A.xp_of(kind).copyto(target, batch_norm2d(x4, weight, bias, running_mean, running_var, **kw).reshape(x.shape))
+    return D.finish(target, final)

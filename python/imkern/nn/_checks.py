@@ -6,6 +6,7 @@ TypeError naming the accepted dtypes; shapes and values -> ValueError naming the
 """
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from typing import Any, Optional, Sequence, Tuple
@@ -84,19 +85,13 @@ def prod(shape) -> int:
     return p
 
 
-_CPU_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_CUDA_NAMES = ("float32", "float16", "bfloat16")
-
-
 def kind_dtype(a, name: str) -> Tuple[str, str]:
-    """Array kind ('numpy' / 'cupy') and dtype name; TypeError naming the accepted dtypes."""
-    kind = A.array_kind(a, name)
-    dname = getattr(a.dtype, "name", str(a.dtype))
-    allowed = ("float32", "float64") if kind == "numpy" else _CUDA_NAMES
-    if dname not in allowed:
-        where = "on the CPU" if kind == "numpy" else "on CUDA"
-        raise TypeError(f"{name}: dtype {dname} is not supported {where}; expected one of {', '.join(allowed)}")
-    return kind, dname
+    """Array kind ('numpy' / 'cupy') and dtype name; TypeError naming the accepted dtypes.
+
+    The dtype itself is checked (through :func:`check_float`), never its name: a byte-swapped
+    ``>f4`` is named ``float32`` too, and was once read as native."""
+    kind, dt = check_float(a, name)
+    return kind, dt.name
 
 
 def same_as(a, name: str, kind: str, dname: str, ref_name: str = "x") -> None:
@@ -107,8 +102,39 @@ def same_as(a, name: str, kind: str, dname: str, ref_name: str = "x") -> None:
         raise TypeError(f"{name}: dtype {d} differs from {ref_name}'s dtype {dname}")
 
 
-def positive_pair(v, name: str) -> Tuple[int, int]:
-    p = A.as_pair(v, name)
-    if p[0] < 1 or p[1] < 1:
-        raise ValueError(f"{name}: expected positive values, got {v!r}")
-    return p
+def input_like_params(x, name: str, kind: str, dname: str, params) -> None:
+    """The parameters ``params`` ((array or None, name) pairs: weight, bias) must be of ``x``'s
+    kind and dtype. A dtype mismatch names the input and suggests the cast: the parameters are
+    what a layer was built with (float32 by default), the input is what usually differs."""
+    for p, pname in params:
+        if p is None:
+            continue
+        k, d = kind_dtype(p, pname)
+        if k != kind:
+            raise TypeError(f"{pname}: expected a {kind} array like {name}, got {type(p).__module__}.{type(p).__name__}")
+        if d != dname:
+            raise TypeError(
+                f"{name}: dtype {dname} differs from the {pname}'s dtype {d}; cast the input "
+                f"({name}.astype({d!r})), or build the layer / parameters with dtype {dname}"
+            )
+
+
+def torch_names(**aliases: str):
+    """Accept PyTorch's keyword names as aliases of ours, so ``torch.nn.functional`` calls port
+    by changing the import: ``@torch_names(input="x", dim="axis")`` makes ``f(input=a, dim=1)``
+    mean ``f(x=a, axis=1)``. Giving both names of one argument is a TypeError."""
+
+    def deco(f):
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs):
+            for alias, ours in aliases.items():
+                if alias in kwargs:
+                    if ours in kwargs:
+                        raise TypeError(f"{f.__name__}: got both {alias}= and {ours}= (the same argument)")
+                    kwargs[ours] = kwargs.pop(alias)
+            return f(*args, **kwargs)
+
+        wrapper.torch_aliases = dict(aliases)
+        return wrapper
+
+    return deco

@@ -22,9 +22,8 @@ def _conv_geometry(x, weight, stride, padding, dilation, groups):
         raise ValueError(f"x: expected a tensor of shape (N, C, H, W), got shape {tuple(x.shape)}")
     if weight.ndim != 4:
         raise ValueError(f"weight: expected shape (K, C/groups, R, S), got shape {tuple(weight.shape)}")
-    groups = A.as_int(groups, "groups")
-    if groups < 1:
-        raise ValueError(f"groups: expected a positive int, got {groups}")
+    # Every int argument is range-checked here, naming it (the kernels take int64).
+    groups = A.int_in_range(groups, "groups", 1, _INT64_MAX)
     n, c, h, w = x.shape
     k, cg, r, s = weight.shape
     if c % groups or k % groups:
@@ -33,14 +32,18 @@ def _conv_geometry(x, weight, stride, padding, dilation, groups):
             f"x shape {tuple(x.shape)}, weight shape {tuple(weight.shape)}"
         )
     if cg != c // groups:
+        hint = ""
+        if w == cg * groups:
+            hint = (f"; x looks channels-last (N, H, W, C) with C = {w}: conv2d takes (N, C, H, W), "
+                    "transpose it (x.transpose(0, 3, 1, 2)) or use imkern.transform.to_tensor")
         raise ValueError(
             f"weight: expected shape ({k}, {c // groups}, R, S) for x of shape {tuple(x.shape)} and "
-            f"groups={groups}, got shape {tuple(weight.shape)}"
+            f"groups={groups}, got shape {tuple(weight.shape)}{hint}"
         )
     if r < 1 or s < 1:
         raise ValueError(f"weight: kernel size must be positive, got shape {tuple(weight.shape)}")
-    st = K.positive_pair(stride, "stride")
-    dil = K.positive_pair(dilation, "dilation")
+    st = A.pair_in_range(stride, "stride", 1, _INT64_MAX)
+    dil = A.pair_in_range(dilation, "dilation", 1, _INT64_MAX)
     if isinstance(padding, str):
         if padding == "valid":
             pads = (0, 0, 0, 0)
@@ -52,9 +55,7 @@ def _conv_geometry(x, weight, stride, padding, dilation, groups):
         else:
             raise ValueError(f"padding: expected an int, a pair, 'valid' or 'same', got {padding!r}")
     else:
-        ph, pw = A.as_pair(padding, "padding")
-        if ph < 0 or pw < 0:
-            raise ValueError(f"padding: expected non-negative values, got {padding!r}")
+        ph, pw = A.pair_in_range(padding, "padding", 0, _INT64_MAX)
         pads = (ph, ph, pw, pw)
     eh = h + pads[0] + pads[1] - dil[0] * (r - 1) - 1
     ew = w + pads[2] + pads[3] - dil[1] * (s - 1) - 1
@@ -88,6 +89,7 @@ def _check_sizes(n, c, h, w, k, cg, r, s, st, pads, dil, oh, ow):
             raise OverflowError(f"conv2d: {what} = {v} elements does not fit in 64 bits")
 
 
+@K.torch_names(input="x")
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, out=None):
     """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
 
@@ -104,6 +106,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
 
     Args:
         x: ``(N, C, H, W)``; float32 or float64 (CPU), float32, float16 or bfloat16 (CUDA).
+            ``input=`` (torch's name) is accepted too.
         weight: ``(K, C / groups, R, S)``, same dtype and kind as ``x``.
         bias: ``(K,)`` or None.
         stride: int or ``(sh, sw)``, positive.
@@ -129,9 +132,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
         ((1, 3, 4, 4), 18.0, 8.0)
     """
     kind, dname = K.kind_dtype(x, "x")
-    K.same_as(weight, "weight", kind, dname)
-    if bias is not None:
-        K.same_as(bias, "bias", kind, dname)
+    K.input_like_params(x, "x", kind, dname, ((weight, "weight"), (bias, "bias")))
     if activation not in (None, "relu"):
         raise ValueError(f"activation: expected None or 'relu', got {activation!r}")
     st, pads, dil, groups, (oh, ow) = _conv_geometry(x, weight, stride, padding, dilation, groups)
@@ -191,7 +192,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         (9.0, 9.0, 9.0)
     """
     kind, dname = K.kind_dtype(x, "x")
-    K.same_as(weight, "weight", kind, dname)
+    K.input_like_params(x, "x", kind, dname, ((weight, "weight"),))
     K.same_as(grad_output, "grad_output", kind, dname)
     st, pads, dil, groups, (oh, ow) = _conv_geometry(x, weight, stride, padding, dilation, groups)
     n, k = x.shape[0], weight.shape[0]

@@ -33,6 +33,10 @@ def _ce_args(logits, target, reduction, label_smoothing, ignore_index):
             f"target: expected integer class indices (int64, int32, ...), got {target.dtype}; "
             "class-probability targets are not supported"
         )
+    if not np.can_cast(target.dtype, np.int64, "safe"):
+        # The kernels read int64 class indices; uint64 values above 2**63 - 1 would wrap (2**64 - 100
+        # became the default ignore_index -100). torch rejects uint64 targets too.
+        raise TypeError(f"target: dtype {target.dtype} does not convert to int64 without wrapping; use int64 class indices")
     n, c = int(logits.shape[0]), int(logits.shape[1])
     want = (n,) + tuple(logits.shape[2:])
     if tuple(target.shape) != want:
@@ -55,6 +59,7 @@ def _ce_args(logits, target, reduction, label_smoothing, ignore_index):
     return kind, dt, n, c, s, reduction, eps, ignore
 
 
+@K.torch_names(input="logits")
 def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, ignore_index=-100, out=None):
     """Cross entropy of logits against class indices, as ``torch.nn.functional.cross_entropy``.
 
@@ -66,7 +71,7 @@ def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, igno
 
     Args:
         logits: ``(N, C)`` or ``(N, C, d1, ...)`` (or ``(C,)`` with a 0-d target); float32 or
-            float64 (NumPy), float32/float16/bfloat16 (CuPy).
+            float64 (NumPy), float32/float16/bfloat16 (CuPy). ``input=`` (torch's name) is accepted too.
         target: integers ``(N,)`` or ``(N, d1, ...)``, each in ``[0, C)`` or ``ignore_index``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         label_smoothing: in ``[0, 1]``.
@@ -112,6 +117,7 @@ def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, igno
     return D.finish(target_arr, final)
 
 
+@K.torch_names(input="logits")
 def cross_entropy_backward(logits, target, *, reduction="mean", label_smoothing=0.0, ignore_index=-100, out=None):
     """Gradient of :func:`cross_entropy` with respect to ``logits``.
 

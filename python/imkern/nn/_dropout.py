@@ -8,7 +8,7 @@ kept values are scaled by ``1 / (1 - p)``.
 from __future__ import annotations
 
 from .. import _arrays as A
-from .. import _core, _driver as D
+from .. import _core, _driver as D, _random
 from . import _checks as K
 
 __all__ = ['dropout', 'dropout_backward']
@@ -16,13 +16,19 @@ __all__ = ['dropout', 'dropout_backward']
 
 def _seed(seed) -> int:
     if seed is None:
-        raise TypeError("seed: required (an int); the mask is a function of (seed, element index)")
+        raise TypeError("seed: required (an int): the gradient needs the forward's mask, a function of "
+                        "(seed, element index); pass the seed given to dropout")
     return A.as_int(seed, "seed") % (1 << 64)
 
 
-def dropout(x, p, *, seed, training=True, out=None):
+@K.torch_names(input="x")
+def dropout(x, p=0.5, training=True, *, seed=None, out=None):
     """Dropout with a reproducible counter-based mask, as ``torch.nn.functional.dropout``
-    (but the mask comes from ``seed``, not a global generator).
+    (same arguments and defaults; ``input=`` accepted).
+
+    Without ``seed=`` the mask's seed is drawn from the package's global generator
+    (:func:`imkern.manual_seed`, as torch's masks come from ``torch.manual_seed``); pass
+    ``seed=`` to pin the mask, e.g. to apply the same one in :func:`dropout_backward`.
 
     Element ``i`` of the flat C-order array is zeroed when ``u(i) < p`` (see the module
     docstring) and kept elements are scaled by ``1 / (1 - p)``; ``p == 1`` zeroes everything.
@@ -31,8 +37,8 @@ def dropout(x, p, *, seed, training=True, out=None):
     Args:
         x: array of any shape; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
         p: drop probability in ``[0, 1]``.
-        seed: int (taken modulo 2**64).
-        training: when False, returns a copy of ``x``.
+        training: when False, returns a copy of ``x`` (default True, as torch).
+        seed: int (taken modulo 2**64), or None: drawn from the global generator.
         out: optional array of ``x``'s shape and dtype.
 
     Returns:
@@ -47,8 +53,8 @@ def dropout(x, p, *, seed, training=True, out=None):
     """
     kind, dt = K.check_float(x, "x")
     p = K.as_prob(p, "p")
-    seed = _seed(seed)
     training = K.as_bool(training, "training")
+    seed = _random.next_seed() if seed is None and training else _seed(0 if seed is None else seed)
     if not training:
         target, final = D.output(out, [x], kind, dt, x.shape)
         if x.size:
@@ -74,4 +80,4 @@ def dropout_backward(grad_output, p, *, seed, out=None):
         >>> bool((F.dropout_backward(x, 0.5, seed=3) == F.dropout(x, 0.5, seed=3)).all())
         True
     """
-    return dropout(grad_output, p, seed=seed, training=True, out=out)
+    return dropout(grad_output, p, seed=_seed(seed), training=True, out=out)

@@ -25,11 +25,13 @@ def _linear_check(x, weight, name_x="x"):
         )
 
 
+@K.torch_names(input="x")
 def linear(x, weight, bias=None, *, out=None):
     """Affine map ``x @ weight.T + bias``, as ``torch.nn.functional.linear``.
 
     Args:
         x: ``(..., in_features)``; float32 or float64 (CPU), float32, float16 or bfloat16 (CUDA).
+            ``input=`` (torch's name) is accepted too.
         weight: ``(out_features, in_features)``.
         bias: ``(out_features,)`` or None.
         out: optional ``(..., out_features)`` array to write into.
@@ -45,17 +47,18 @@ def linear(x, weight, bias=None, *, out=None):
                [3., 4., 5., 6.]], dtype=float32)
     """
     kind, dname = K.kind_dtype(x, "x")
-    K.same_as(weight, "weight", kind, dname)
-    if bias is not None:
-        K.same_as(bias, "bias", kind, dname)
+    K.input_like_params(x, "x", kind, dname, ((weight, "weight"), (bias, "bias")))
     _linear_check(x, weight)
     of, inf = weight.shape
     if bias is not None and tuple(bias.shape) != (of,):
         raise ValueError(f"bias: expected shape ({of},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
     shape = tuple(x.shape[:-1]) + (of,)
 
+    m = K.prod(x.shape[:-1])  # explicit: reshape(-1, 0) is ambiguous (in_features = 0)
+
     def cpu(x2, wc, bc, y):
-        _core.linear(x2.reshape(-1, inf), wc, bc, y.reshape(-1, of))
+        # in_features = 0 is an empty sum: the GEMM writes the bias (or zeros), as torch.
+        _core.linear(x2.reshape(m, inf), wc, bc, y.reshape(m, of))
 
     def cuda(x2, wc, bc, y, stream):
         _core.cuda_linear(A.DTYPE_CODES[x2.dtype], K.prod(x2.shape[:-1]), inf, of, D.ptr(x2), D.ptr(wc), D.ptr(bc), D.ptr(y),
@@ -84,7 +87,7 @@ def linear_backward(grad_output, x, weight):
         ([4.0, 4.0, 4.0], (4, 3), [2.0, 2.0, 2.0, 2.0])
     """
     kind, dname = K.kind_dtype(x, "x")
-    K.same_as(weight, "weight", kind, dname)
+    K.input_like_params(x, "x", kind, dname, ((weight, "weight"),))
     K.same_as(grad_output, "grad_output", kind, dname)
     _linear_check(x, weight)
     of, inf = weight.shape
@@ -94,8 +97,9 @@ def linear_backward(grad_output, x, weight):
             f"grad_output: expected shape {expect} for x of shape {tuple(x.shape)} and weight of shape "
             f"{tuple(weight.shape)}, got {tuple(grad_output.shape)}"
         )
-    x2 = D.contiguous(x, kind).reshape(-1, inf)
-    go2 = D.contiguous(grad_output, kind).reshape(-1, of)
+    m = K.prod(x.shape[:-1])  # explicit: reshape(-1, 0) is ambiguous (in_features or out_features = 0)
+    x2 = D.contiguous(x, kind).reshape(m, inf)
+    go2 = D.contiguous(grad_output, kind).reshape(m, of)
     wc = D.contiguous(weight, kind)
     if kind == "cupy" and (x2.shape[0] == 0 or of == 0 or inf == 0):
         gi = D.zeros(kind, x2, x2.shape, x.dtype)

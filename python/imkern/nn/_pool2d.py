@@ -56,26 +56,7 @@ def _out_size(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
 
 def _geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
     """Normalized (kernel, stride, padding, dilation) pairs and the output (OH, OW)."""
-    k = A.as_pair(kernel_size, "kernel_size")
-    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
-        s = k
-    else:
-        s = A.as_pair(stride, "stride")
-    p = A.as_pair(padding, "padding")
-    d = A.as_pair(dilation, "dilation")
-    ceil_mode = K.as_bool(ceil_mode, "ceil_mode")
-    if min(k) < 1:
-        raise ValueError(f"kernel_size: expected positive sizes, got {kernel_size!r}")
-    if min(s) < 1:
-        raise ValueError(f"stride: expected positive strides, got {stride!r}")
-    if min(d) < 1:
-        raise ValueError(f"dilation: expected positive dilations, got {dilation!r}")
-    if min(p) < 0:
-        raise ValueError(f"padding: expected non-negative padding, got {padding!r}")
-    if max(k + s + p + d) >= 2**31:
-        raise OverflowError(f"kernel_size, stride, padding, dilation: values must be below 2**31, got {k}, {s}, {p}, {d}")
-    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise ValueError(f"padding: must be at most half the kernel size {k}, got {p}")
+    k, s, p, d, ceil_mode = window_args(kernel_size, stride, padding, dilation, ceil_mode)
     h, w = int(shape[2]), int(shape[3])
     oh = _out_size(h, k[0], s[0], p[0], d[0], ceil_mode)
     ow = _out_size(w, k[1], s[1], p[1], d[1], ceil_mode)
@@ -87,6 +68,25 @@ def _geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
     return k, s, p, d, ceil_mode, (oh, ow)
 
 
+def window_args(kernel_size, stride, padding, dilation, ceil_mode):
+    """The pooling window's arguments, validated without an input (the layers check them at
+    construction): normalized (kernel, stride, padding, dilation) pairs and ceil_mode."""
+    # The kernels take these as C ints: each is range-checked here, naming the argument.
+    k = A.pair_in_range(kernel_size, "kernel_size", 1, A.INT32_MAX)
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        s = k
+    else:
+        s = A.pair_in_range(stride, "stride", 1, A.INT32_MAX)
+    p = A.pair_in_range(padding, "padding", 0, A.INT32_MAX)
+    d = A.pair_in_range(dilation, "dilation", 1, A.INT32_MAX)
+    ceil_mode = K.as_bool(ceil_mode, "ceil_mode")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(
+            f"padding: {p} must be at most half the kernel size: kernel {k} allows at most {(k[0] // 2, k[1] // 2)}"
+        )
+    return k, s, p, d, ceil_mode
+
+
 def _input_shape(input_shape, name="input_shape") -> Tuple[int, int, int, int]:
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 4:
         raise ValueError(f"{name}: expected (N, C, H, W), got {input_shape!r}")
@@ -96,6 +96,7 @@ def _input_shape(input_shape, name="input_shape") -> Tuple[int, int, int, int]:
     return shp
 
 
+@K.torch_names(input="x")
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
                out=None):
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
@@ -226,11 +227,11 @@ def _avg_args(ceil_mode, count_include_pad, divisor_override):
         dov = A.as_int(divisor_override, "divisor_override")
         if dov == 0:
             raise ValueError("divisor_override: must be non-zero (or None)")
-        if dov < 0:
-            raise ValueError(f"divisor_override: expected a positive int, got {dov}")
+        dov = A.int_in_range(dov, "divisor_override", 1, A.INT64_MAX)
     return count_include_pad, dov
 
 
+@K.torch_names(input="x")
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None, *, out=None):
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
@@ -338,9 +339,12 @@ def _adaptive_size(output_size, shape):
         vals = [v, v]
     if min(vals) < 1:
         raise ValueError(f"output_size: expected positive sizes, got {output_size!r}")
+    for v in vals:
+        A.int_in_range(v, "output_size", 1, A.INT32_MAX)
     return int(vals[0]), int(vals[1])
 
 
+@K.torch_names(input="x")
 def adaptive_avg_pool2d(x, output_size, *, out=None):
     """Adaptive average pooling to ``output_size``, as ``torch.nn.functional.adaptive_avg_pool2d``.
 

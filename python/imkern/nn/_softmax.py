@@ -12,6 +12,8 @@ __all__ = ['softmax', 'log_softmax']
 
 
 def _axis(axis, ndim) -> int:
+    if axis is None:  # torch's implicit dim (deprecated there) is not guessed here
+        raise TypeError("axis (dim): expected an int, got None; name the axis to normalize over")
     a = A.as_int(axis, "axis")
     if not -ndim <= a < ndim:
         raise ValueError(f"axis: {a} is out of range for an array of {ndim} dimensions")
@@ -32,6 +34,7 @@ def _softmax(x, axis, log, out):
     return D.run_op(kind, [x], out, cpu, cuda, shape=x.shape, dtype=dt)
 
 
+@K.torch_names(input="x", dim="axis")
 def softmax(x, axis=-1, *, out=None):
     """``exp(x - max) / sum(exp(x - max))`` along ``axis``, as ``torch.softmax(x, dim=axis)``.
 
@@ -39,7 +42,8 @@ def softmax(x, axis=-1, *, out=None):
 
     Args:
         x: array with at least 1 dimension; float32 or float64 (NumPy), float32/float16/bfloat16 (CuPy).
-        axis: the axis to normalize over (negative counts from the end).
+        axis: the axis to normalize over (negative counts from the end); ``dim=`` (torch's
+            name) is accepted too, as is ``input=`` for ``x``.
         out: optional array of ``x``'s shape and dtype.
 
     Example:
@@ -52,8 +56,10 @@ def softmax(x, axis=-1, *, out=None):
     return _softmax(x, axis, False, out)
 
 
+@K.torch_names(input="x", dim="axis")
 def log_softmax(x, axis=-1, *, out=None):
-    """``x - max - log(sum(exp(x - max)))`` along ``axis``, as ``torch.log_softmax``.
+    """``x - max - log(sum(exp(x - max)))`` along ``axis``, as ``torch.log_softmax``
+    (arguments as :func:`softmax`: ``dim=`` and ``input=`` are accepted too).
 
     Example:
         >>> import numpy as np

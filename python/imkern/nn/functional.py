@@ -10,7 +10,7 @@ giving its gradients. One module per op family, named as its kernels in csrc/:
 - ``_activations.py``: relu, leaky_relu, sigmoid, tanh, gelu (+ backward)
 - ``_softmax.py``: softmax, log_softmax
 - ``_cross_entropy.py``: cross_entropy, cross_entropy_backward
-- ``_batch_norm.py``: batch_norm2d, batch_norm2d_backward
+- ``_batch_norm.py``: batch_norm2d, batch_norm2d_backward, batch_norm (torch's argument order)
 - ``_dropout.py``: dropout, dropout_backward
 """
 from ._activations import (  # noqa: F401
@@ -25,7 +25,7 @@ from ._activations import (  # noqa: F401
     tanh,
     tanh_backward,
 )
-from ._batch_norm import batch_norm2d, batch_norm2d_backward  # noqa: F401
+from ._batch_norm import batch_norm, batch_norm2d, batch_norm2d_backward  # noqa: F401
 from ._conv2d import conv2d, conv2d_backward  # noqa: F401
 from ._cross_entropy import cross_entropy, cross_entropy_backward  # noqa: F401
 from ._dropout import dropout, dropout_backward  # noqa: F401

@@ -35,7 +35,9 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from .. import _arrays as A
 from .. import _random
+from . import _pool2d
 from . import functional as F
 
 __all__ = [
@@ -350,10 +352,6 @@ class Module:
         return "\n".join(lines)
 
 
-def _pair(v):
-    return [int(v), int(v)] if np.isscalar(v) else [int(u) for u in v]
-
-
 def _jsonable(v):
     if isinstance(v, tuple):
         return [_jsonable(u) for u in v]
@@ -467,10 +465,16 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, *, activation=None, dtype=np.float32, seed=None):
-        kh, kw = _pair(kernel_size)
+        # Checked here, naming the argument, rather than at the first forward (or inside NumPy).
+        kh, kw = A.pair_in_range(kernel_size, "kernel_size", 1, A.INT64_MAX)
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name}: expected a positive int, got {v!r}")
+            A.int_in_range(v, name, 1, A.INT64_MAX)
+        A.pair_in_range(stride, "stride", 1, A.INT64_MAX)
+        A.pair_in_range(dilation, "dilation", 1, A.INT64_MAX)
+        if not isinstance(padding, str):
+            A.pair_in_range(padding, "padding", 0, A.INT64_MAX)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"groups: {groups} must divide in_channels {in_channels} and out_channels {out_channels}")
         if activation not in (None, "relu"):
@@ -529,6 +533,7 @@ class Linear(Module):
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name}: expected a non-negative int, got {v!r}")
+            A.int_in_range(v, name, 0, A.INT64_MAX)
         self.in_features, self.out_features = int(in_features), int(out_features)
         bound = 1.0 / math.sqrt(in_features) if in_features else 0.0
         rng = _random.generator(seed)
@@ -651,6 +656,7 @@ class Softmax(Module):
 
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        _pool2d.window_args(kernel_size, stride, padding, dilation, ceil_mode)  # errors at construction
         self.args = (kernel_size, stride, padding, dilation, ceil_mode)
 
     def forward(self, x):
@@ -672,6 +678,8 @@ class MaxPool2d(Module):
 
 class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        _pool2d.window_args(kernel_size, stride, padding, 1, ceil_mode)  # errors at construction
+        _pool2d._avg_args(ceil_mode, count_include_pad, None)
         self.args = (kernel_size, stride, padding, ceil_mode, count_include_pad)
 
     def forward(self, x):
@@ -691,6 +699,7 @@ class AdaptiveAvgPool2d(Module):
     """Average pooling to a fixed ``output_size`` (int or (h, w)), as ``torch.nn.AdaptiveAvgPool2d``."""
 
     def __init__(self, output_size):
+        _pool2d._adaptive_size(output_size, (1, 1, 1, 1))  # errors at construction (None keeps the input's)
         self.output_size = output_size
 
     def forward(self, x):

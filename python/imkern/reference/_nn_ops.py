@@ -299,7 +299,7 @@ def cross_entropy_backward(logits, target, *, reduction="mean", label_smoothing=
 
 
 # ---- batch norm --------------------------------------------------------------------------------
-def batch_norm2d(x, weight, bias, running_mean, running_var, *, training, momentum=0.1, eps=1e-5, out=None):
+def batch_norm2d(x, weight, bias, running_mean, running_var, *, training=False, momentum=0.1, eps=1e-5, out=None):
     """Normalize per channel; in training update running stats in place (unbiased variance)."""
     x = np.asarray(x)
     xf = x.astype(np.float64)
