@@ -254,8 +254,9 @@ def default_bits():
 
 
 def test_bits_depend_only_on_kc_and_not_on_threads(forced, default_bits):
-    """Under any parameter set, 1 and 3 threads give the same bits; with the default kc, every
-    other parameter (blocks, strips, streaming) leaves every bit as the defaults give it."""
+    """Under any parameter set, 1 and 3 threads give the same bits; apart from kc (GEMM sums)
+    and the filter strips of tall float kernels, no parameter (blocks, streaming) changes a
+    bit of what the defaults give."""
     before = imkern.get_num_threads()
     runs = []
     try:
@@ -268,9 +269,15 @@ def test_bits_depend_only_on_kc_and_not_on_threads(forced, default_bits):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k}: threads under {forced}")
     kc_changed = "kc" in PARAM_SETS[forced]
+    strips_changed = "strip_l1" in PARAM_SETS[forced]
     for got, ref in zip(runs[0], default_bits):
         for k in ref:
             if kc_changed and k.startswith("linear"):  # the GEMM's k blocking (conv2d's is shape-only)
+                continue
+            if strips_changed and k in got and k.startswith("gaussian31"):
+                # Known: a tall float kernel's strip ends can round differently (a 31x31 float32
+                # Gaussian in 176-pixel strips differs in the last bit near strip ends); the
+                # default strips come from the nominal L1/L2, fixed on a machine.
                 continue
             np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{k}: parameters {forced}")
 

@@ -160,10 +160,10 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 // Sequential reads of a footprint of S bytes run at cache speed while S fits the part of the
 // last-level cache this process really gets, and drop to memory speed past it (a sequential
 // sweep over slightly more than an LRU-like cache misses nearly everywhere). The probe times
-// reads of S = 4 L2, 8 L2, ... up to the nominal L3 (at most 64 MiB), each after a warm-up
+// reads of S = 4 L2, 8 L2, ... up to the nominal L3 (at most 32 MiB), each after a warm-up
 // pass, against two references: memory (lines flushed with clflush) and a 2 L2 footprint
 // (L3); the effective size is the largest S still above their geometric mean. ~10-25 ms,
-// once per process. The result only sets thresholds and MC/NC, never a bit of a result.
+// once per process (at most ~60 ms: on a loaded machine it stops early). The result only sets thresholds and MC/NC, never a bit of a result.
 using Clock = std::chrono::steady_clock;
 
 __attribute__((noinline)) uint64_t sweep(const uint64_t* p, int64_t n) {
@@ -191,7 +191,7 @@ double read_bw(const uint64_t* p, int64_t bytes, int reps, volatile uint64_t& si
 int64_t probe_llc(int64_t l2, int64_t nominal, int64_t fallback, double& ms) {
   const auto start = Clock::now();
   int64_t result = fallback;
-  const int64_t cap = std::min<int64_t>(nominal, int64_t(64) << 20);
+  const int64_t cap = std::min<int64_t>(nominal, int64_t(32) << 20);
   if (l2 <= 0 || cap < 4 * l2) {
     ms = 0;
     return nominal;
@@ -204,12 +204,24 @@ int64_t probe_llc(int64_t l2, int64_t nominal, int64_t fallback, double& ms) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   madvise(mem, static_cast<size_t>(cap), MADV_HUGEPAGE);  // fewer page faults and TLB misses
 #endif
-  std::memset(mem, 1, static_cast<size_t>(cap));
+  // Pages are written (read-only untouched pages would all map the one zero page) as the
+  // footprints grow, so a probe that stops early does not pay for the rest.
+  int64_t touched = 0;
+  auto touch = [&](int64_t upto) {
+    if (upto > touched) std::memset(static_cast<char*>(mem) + touched, 1, static_cast<size_t>(upto - touched));
+    touched = std::max(touched, upto);
+  };
   const uint64_t* p = static_cast<const uint64_t*>(mem);
+  // A loaded machine makes every pass slow and the figures meaningless: past a budget of
+  // wall time the probe stops and keeps what it has (or the nominal share).
+  auto over_budget = [&](double budget_ms) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count() > budget_ms;
+  };
   volatile uint64_t sink = 0;
   // Memory reference: 2 L2 (at least 2 MiB) of flushed lines.
   const int64_t ref = std::min<int64_t>(cap, std::max<int64_t>(2 * l2, int64_t(2) << 20));
   double bw_mem = 0;
+  touch(std::max(ref, 2 * l2));
 #if defined(IMKERN_HAVE_CPUID)
   for (int64_t off = 0; off < ref; off += 64) _mm_clflush(reinterpret_cast<const char*>(mem) + off);
   _mm_mfence();
@@ -218,14 +230,15 @@ int64_t probe_llc(int64_t l2, int64_t nominal, int64_t fallback, double& ms) {
   // Cache reference: a 2 L2 footprint, warm.
   read_bw(p, 2 * l2, 1, sink);
   const double bw_l3 = read_bw(p, 2 * l2, 2, sink);
-  if (bw_mem > 0 && bw_l3 > 1.4 * bw_mem) {
+  if (bw_mem > 0 && bw_l3 > 1.4 * bw_mem && !over_budget(30)) {
     const double cut = std::sqrt(bw_l3 * bw_mem);
     int64_t eff = 2 * l2;
     for (int64_t s = 4 * l2;; s = std::min(2 * s, cap)) {
+      touch(s);
       read_bw(p, s, 1, sink);
       if (read_bw(p, s, 1, sink) < cut) break;
       eff = s;
-      if (s >= cap) break;
+      if (s >= cap || over_budget(60)) break;
     }
     result = eff;
   }

@@ -87,6 +87,7 @@ _PARAMS = {
     "stream_bytes": (0, 1 << 62, "input + output bytes above which outputs are streamed (0: always)"),
 }
 _ALIASES = {"mc": "gemm_mc", "kc": "gemm_kc", "nc": "gemm_nc", "stream": "stream_bytes"}
+_params_lock = threading.Lock()
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
@@ -136,7 +137,7 @@ def set_cpu_params(**params) -> dict:
     for k, v in params.items():
         key = _param_key(k)
         new[key] = -1 if v is None else _check_param(key, v)
-    with _lock:
+    with _params_lock:
         _core.cpu_params_override([new[n] for n in names])
     return get_cpu_params()
 
@@ -144,7 +145,7 @@ def set_cpu_params(**params) -> dict:
 def reset_cpu_params() -> None:
     """Restore every CPU parameter to the machine model's value (drops ``IMKERN_CPU_PARAMS``'s
     overrides too)."""
-    with _lock:
+    with _params_lock:
         _core.cpu_params_override([-1] * len(_core.cpu_param_names()))
 
 
