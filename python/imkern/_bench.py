@@ -55,14 +55,15 @@ def fma_peak(seconds=0.2, threads=None):
 
 # What `bench --isa LEVEL` sets for imkern and the peers, before any of them is imported (the
 # runner re-executes itself with these): each library's documented switch.
-_AVX512_OPENCV = ("AVX512F,AVX512_COMMON,AVX512_SKX,AVX512_KNL,AVX512_KNM,AVX512_CNL,AVX512_CLX,AVX512_ICL,"
-                  "AVX512BW,AVX512CD,AVX512DQ,AVX512VL")
+# (OpenCV warns about names its build does not dispatch on, e.g. AVX512_SKX in the PyPI wheels;
+# harmless, and needed by builds that do.)
+_AVX512_OPENCV = "AVX512F,AVX512BW,AVX512CD,AVX512DQ,AVX512VL,AVX512_COMMON,AVX512_SKX"
 ISA_ENV = {
     "avx2": {"IMKERN_CPU_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
              "MKL_ENABLE_INSTRUCTIONS": "AVX2", "OPENCV_CPU_DISABLE": _AVX512_OPENCV},
     "baseline": {"IMKERN_CPU_ISA": "baseline", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
                  "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
-                 "OPENCV_CPU_DISABLE": _AVX512_OPENCV + ",AVX,AVX2,FMA3,F16C,AVX_512F"},
+                 "OPENCV_CPU_DISABLE": _AVX512_OPENCV + ",AVX,AVX2,FMA3,F16C"},
     "avx512": {},
 }
 
@@ -81,8 +82,9 @@ def _peer_isas():
     cv2 = sys.modules.get("cv2")
     if cv2 is not None:
         try:
-            out.append(f"cv2 avx512={bool(cv2.checkHardwareSupport(cv2.CPU_AVX512_SKX))} "
-                       f"avx2={bool(cv2.checkHardwareSupport(cv2.CPU_AVX2))}")
+            # CV_CPU_AVX_512F = 13, CV_CPU_AVX2 = 11 (cvdef.h; some wheels export no CPU_* names)
+            out.append(f"cv2 avx512f={bool(cv2.checkHardwareSupport(getattr(cv2, 'CPU_AVX_512F', 13)))} "
+                       f"avx2={bool(cv2.checkHardwareSupport(getattr(cv2, 'CPU_AVX2', 11)))}")
         except Exception:
             pass
     return ", ".join(out)
