@@ -292,3 +292,26 @@ def test_defaults_but_kc_keep_bits(restore_params, default_bits):
             if k.endswith("float64"):
                 continue  # float64's default kc differs from float32's, which was forced on both
             np.testing.assert_array_equal(g[k], ref[k], err_msg=k)
+
+
+# ---- the benchmark's peak and ISA switch -----------------------------------------------------
+def test_fma_peak_probe():
+    from imkern import _bench, _core
+
+    one = _core.fma_peak_probe(0.01)
+    assert one > 1e8  # FLOP/s of one thread, any ISA (a 2000-era core does 1e9)
+    assert _bench.fma_peak(0.01, threads=2) > 1e8
+
+
+def test_bench_isa_avx2_restricts_everyone(tmp_path):
+    if "avx2" not in imkern.info()["cpu_isa_available"]:
+        pytest.skip("no AVX2 here")
+    js = tmp_path / "b.json"
+    r = subprocess.run([sys.executable, "-m", "imkern", "bench", "--quick", "--device", "cpu", "-k",
+                        "softmax float32 4096x1000", "--isa", "avx2", "--json", str(js)],
+                       capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    assert "cpu_isa=avx2" in r.stdout and "FMA peak" in r.stdout and "ATEN_CPU_CAPABILITY=avx2" in r.stdout
+    out = json.loads(js.read_text())
+    assert out["cpu_isa"] == "avx2" and out["fma_peak"] > 0 and out["copy_bandwidth"] > 0
+    assert out["peers_restricted_by"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
