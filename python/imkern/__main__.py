@@ -127,6 +127,10 @@ def _info() -> int:
             for g in value:
                 cc = ".".join(map(str, g["compute_capability"]))
                 print(f"  [{g['id']}] {g['name']} (sm_{cc.replace('.', '')}, {g['memory_bytes'] / 2**30:.1f} GiB)")
+        elif isinstance(value, dict):  # cpu_caches, cpu_params: one line per entry
+            print(key)
+            for k, v in value.items():
+                print(f"  {k:16s} {v}")
         else:
             print(f"{key:18s} {value}")
     return 0
