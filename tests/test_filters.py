@@ -233,9 +233,9 @@ def test_threads_do_not_change_results(rng):
 
 
 def _streaming_shape(c, itemsize):
-    """An image shape whose input + output exceed the L3 (the streaming-store path), or None
-    when that would be too large for a quick test."""
-    need = imkern.info()["cpu_l3_bytes"] // 2 + (1 << 20)
+    """An image shape whose input + output exceed the streaming threshold (the L3 this process
+    gets; the streaming-store path), or None when that would be too large for a quick test."""
+    need = imkern.get_cpu_params()["stream_bytes"] // 2 + (1 << 20)
     if need > (96 << 20):
         return None
     w = 1037  # odd width: row starts at every alignment

@@ -7,12 +7,13 @@ same name and signature in :mod:`imkern.reference`.
 from ._runtime import get_num_threads, info, set_num_threads, set_cpu_isa, get_cpu_isa
 from ._runtime import max_num_threads
 from ._runtime import get_allow_tf32, get_allow_winograd, set_allow_tf32, set_allow_winograd
+from ._runtime import get_cpu_params, reset_cpu_params, set_cpu_params
 from . import filters, nn, reference
 from . import color, io, transform
 from ._random import manual_seed, initial_seed
 from . import optim, data
 
-__version__ = info()["version"]
+from ._core import __version__  # (not info(): that measures the caches, once, on first use)
 
 __all__ = [
     "filters",
@@ -31,6 +32,9 @@ __all__ = [
     "max_num_threads",
     "get_cpu_isa",
     "set_cpu_isa",
+    "get_cpu_params",
+    "set_cpu_params",
+    "reset_cpu_params",
     "__version__",
     "optim",
     "data",

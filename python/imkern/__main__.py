@@ -97,7 +97,25 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", dest="json_path", default=None, help="also write the results as JSON to this file")
     b.add_argument("--png", dest="png_path", default=None, help="also write a bar chart of the ratios (PNG)")
     b.add_argument("--force", action="store_true", help="overwrite --json / --png files")
+    b.add_argument("--isa", choices=["baseline", "avx2", "avx512"], default=None,
+                   help="hold imkern and the peers to this instruction set (sets IMKERN_CPU_ISA, "
+                   "ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS, OPENCV_CPU_DISABLE "
+                   "and re-runs the benchmark in a fresh process)")
     return p
+
+
+def _bench_isa_reexec(isa, argv) -> int:
+    """Re-run ``bench`` in a fresh interpreter with the environment that holds imkern and the
+    peers to ``isa`` (the peers read it when they are imported, which must come after)."""
+    import os
+    import subprocess
+
+    from ._bench import ISA_ENV
+
+    env = dict(os.environ)
+    env.update(ISA_ENV[isa])
+    env["_IMKERN_BENCH_ISA"] = isa
+    return subprocess.call([sys.executable, "-m", "imkern"] + list(argv), env=env)
 
 
 def _info() -> int:
@@ -109,6 +127,10 @@ def _info() -> int:
             for g in value:
                 cc = ".".join(map(str, g["compute_capability"]))
                 print(f"  [{g['id']}] {g['name']} (sm_{cc.replace('.', '')}, {g['memory_bytes'] / 2**30:.1f} GiB)")
+        elif isinstance(value, dict):  # cpu_caches, cpu_params: one line per entry
+            print(key)
+            for k, v in value.items():
+                print(f"  {k:16s} {v}")
         else:
             print(f"{key:18s} {value}")
     return 0
@@ -127,7 +149,12 @@ def main(argv=None) -> int:
         if args.cmd == "info":
             return _info()
         if args.cmd == "bench":
+            import os
+
             from ._bench import run
+
+            if args.isa and os.environ.get("_IMKERN_BENCH_ISA") != args.isa:
+                return _bench_isa_reexec(args.isa, sys.argv[1:] if argv is None else argv)
 
             return run(device=args.device, quick=args.quick, name_filter=args.filter, markdown=args.markdown,
                        list_only=args.list, json_path=args.json_path, png_path=args.png_path, force=args.force)

@@ -1,6 +1,8 @@
 """The ``python -m imkern bench`` runner: median wall times of imkern and each installed peer on
 the same input in the same run, their ratio, and the fraction of the machine's copy bandwidth
-(bandwidth cases) or GFLOP/s (compute cases)."""
+(bandwidth cases, which declare their bytes) or of its measured FMA peak (compute cases, which
+declare their FLOPs). ``--isa avx2`` holds imkern and the peers to one instruction-set level
+(ISA_ENV: the switches of PyTorch/oneDNN/MKL and OpenCV, set before they are imported)."""
 from __future__ import annotations
 
 import statistics
@@ -26,6 +28,66 @@ def copy_bandwidth(nbytes=256 << 20):
     b = np.empty_like(a)
     t = _time(lambda: np.copyto(b, a), min_time=0.3)
     return 2 * a.nbytes / t
+
+
+def fma_peak(seconds=0.2, threads=None):
+    """FLOP/s of register-only multiply-add chains on every thread at once (the imkern thread
+    count), for the active ISA: the compute-bound cases' reference peak."""
+    import threading
+
+    from . import _core
+
+    n = threads or _core.get_num_threads()
+    out = [0.0] * n
+    start = threading.Barrier(n)
+
+    def work(i):
+        start.wait()
+        out[i] = _core.fma_peak_probe(seconds)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(out)
+
+
+# What `bench --isa LEVEL` sets for imkern and the peers, before any of them is imported (the
+# runner re-executes itself with these): each library's documented switch.
+# (OpenCV warns about names its build does not dispatch on, e.g. AVX512_SKX in the PyPI wheels;
+# harmless, and needed by builds that do.)
+_AVX512_OPENCV = "AVX512F,AVX512BW,AVX512CD,AVX512DQ,AVX512VL,AVX512_COMMON,AVX512_SKX"
+ISA_ENV = {
+    "avx2": {"IMKERN_CPU_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2", "OPENCV_CPU_DISABLE": _AVX512_OPENCV},
+    "baseline": {"IMKERN_CPU_ISA": "baseline", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+                 "OPENCV_CPU_DISABLE": _AVX512_OPENCV + ",AVX,AVX2,FMA3,F16C"},
+    "avx512": {},
+}
+
+
+def _peer_isas():
+    """What the peers imported so far say about their instruction sets."""
+    import sys
+
+    out = []
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            out.append(f"torch={torch.backends.cpu.get_cpu_capability()}")
+        except Exception:
+            pass
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        try:
+            # CV_CPU_AVX_512F = 13, CV_CPU_AVX2 = 11 (cvdef.h; some wheels export no CPU_* names)
+            out.append(f"cv2 avx512f={bool(cv2.checkHardwareSupport(getattr(cv2, 'CPU_AVX_512F', 13)))} "
+                       f"avx2={bool(cv2.checkHardwareSupport(getattr(cv2, 'CPU_AVX2', 11)))}")
+        except Exception:
+            pass
+    return ", ".join(out)
 
 
 def _gpu_copy_bandwidth():
@@ -91,12 +153,25 @@ def run(device="all", quick=False, name_filter=None, markdown=False, list_only=F
     _check_new(png_path, force)
     print(f"imkern {i['version']}  cpu_isa={i['cpu_isa']}  threads={i['num_threads']}  "
           f"cuda_built={i['cuda_built']}  gpus={[g['name'] for g in i['gpus']]}")
+    import os
+
+    held = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+                                       "OPENCV_CPU_DISABLE") if os.environ.get(k)}
+    if held:
+        print("peers restricted by: " + " ".join(f"{k}={v}" for k, v in held.items()))
+    cc, cp = i["cpu_caches"], i["cpu_params"]
+    print(f"caches: L1d {cc['l1d']['bytes'] >> 10} KiB, L2 {cc['l2']['bytes'] >> 10} KiB, "
+          f"L3 {cc['l3']['bytes'] >> 20} MiB (effective {cc['l3_effective'] >> 20} MiB); "
+          f"gemm mc/kc/nc {cp['gemm_mc']}/{cp['gemm_kc']}/{cp['gemm_nc']}, "
+          f"stream above {cp['stream_bytes'] >> 20} MiB")
     min_time = 0.05 if quick else 0.5
     bw = {"cpu": copy_bandwidth(64 << 20 if quick else 256 << 20)}
+    peak = {"cpu": fma_peak(0.05 if quick else 0.2)}
     if any(c.device == "cuda" for c in cases):
         bw["cuda"] = _gpu_copy_bandwidth()
     print(f"copy bandwidth: cpu {bw['cpu'] / 1e9:.1f} GB/s" +
-          (f", cuda {bw['cuda'] / 1e9:.0f} GB/s" if "cuda" in bw else ""))
+          (f", cuda {bw['cuda'] / 1e9:.0f} GB/s" if "cuda" in bw else "") +
+          f"; FMA peak: cpu {peak['cpu'] / 1e9:.0f} GFLOP/s ({i['cpu_isa']} float32, {i['num_threads']} threads)")
     rows, results = [], []
     for c in cases:
         try:
@@ -111,6 +186,8 @@ def run(device="all", quick=False, name_filter=None, markdown=False, list_only=F
             rate = f"{c.bytes / t / 1e9:.1f} GB/s ({c.bytes / t / bw[c.device]:.0%} of copy)"
         elif c.flops:
             rate = f"{c.flops / t / 1e9:.1f} GFLOP/s"
+            if c.device in peak:
+                rate += f" ({c.flops / t / peak[c.device]:.0%} of FMA peak)"
         if not peers:
             rows.append((c.name, f"{t * 1e3:.3f}", "-", "(no peer installed)", "-", rate))
             results.append({"case": c.name, "device": c.device, "imkern_ms": t * 1e3, "peer": None})
@@ -131,10 +208,14 @@ def run(device="all", quick=False, name_filter=None, markdown=False, list_only=F
         for r in [head] + rows:
             print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
     print("ratio = imkern time / peer time (lower is better; < 1 means imkern is faster)")
+    peers = _peer_isas()
+    if peers:
+        print("peer instruction sets: " + peers)
     if json_path:
         with open(json_path, "w") as f:
             json.dump({"imkern": i["version"], "cpu_isa": i["cpu_isa"], "threads": i["num_threads"],
-                       "gpus": [g["name"] for g in i["gpus"]], "results": results}, f, indent=2)
+                       "gpus": [g["name"] for g in i["gpus"]], "copy_bandwidth": bw["cpu"],
+                       "fma_peak": peak["cpu"], "peers_restricted_by": held, "results": results}, f, indent=2)
         print(f"wrote {json_path}")
     if png_path:
         _bar_chart(results, png_path)

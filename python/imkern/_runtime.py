@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import threading
 import warnings
 
@@ -73,6 +74,114 @@ def set_cpu_isa(isa: str) -> str:
     return _core.isa_active()
 
 
+# ---- CPU parameters (csrc/include/imkern/cpu_params.hpp) -------------------------------------
+# The keys of set_cpu_params, in the order of the C++ CpuParamKey enum, with their ranges.
+_PARAMS = {
+    "gemm_mc": (1, 1 << 16, "GEMM rows per packed A block (elements)"),
+    "gemm_kc": (1, 1 << 16, "GEMM reduction block (elements; changes the rounding of GEMM sums)"),
+    "gemm_nc": (1, 1 << 20, "GEMM columns per packed B panel, at most (elements)"),
+    "l2_block": (4096, 1 << 40, "bytes of the conv2d and Winograd L2 blocks"),
+    "wino_m": (4096, 1 << 40, "bytes of the Winograd output-transform chunk"),
+    "strip_l1": (1024, 1 << 40, "bytes of the filters' row ring, kernels up to 8 rows"),
+    "strip_l2": (1024, 1 << 40, "bytes of the filters' row ring, taller kernels"),
+    "stream_bytes": (0, 1 << 62, "input + output bytes above which outputs are streamed (0: always)"),
+}
+_ALIASES = {"mc": "gemm_mc", "kc": "gemm_kc", "nc": "gemm_nc", "stream": "stream_bytes"}
+_params_lock = threading.Lock()
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _check_param(key: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{key}: expected an int, got {type(value).__name__}")
+    lo, hi, what = _PARAMS[key]
+    if not lo <= value <= hi:
+        raise ValueError(f"{key}: expected {lo} <= {key} <= {hi} ({what}), got {value}")
+    return value
+
+
+def _param_key(key: str) -> str:
+    key = _ALIASES.get(key, key)
+    if key not in _PARAMS:
+        raise ValueError(f"{key}: not a CPU parameter; expected one of "
+                         f"{', '.join(list(_PARAMS) + list(_ALIASES))}")
+    return key
+
+
+def set_cpu_params(**params) -> dict:
+    """Override the CPU kernels' cache-derived parameters (for experiments and tests).
+
+    By default every parameter comes from a model of this machine's caches (see
+    ``info()["cpu_caches"]``), computed once per process: the GEMM blocking ``gemm_mc``,
+    ``gemm_kc``, ``gemm_nc`` (aliases ``mc``, ``kc``, ``nc``; elements, for float32 and
+    float64 alike when set), ``l2_block`` and ``wino_m`` (bytes of the conv2d / Winograd
+    blocks), ``strip_l1`` and ``strip_l2`` (bytes of the filters' row rings), and
+    ``stream_bytes`` (alias ``stream``: outputs whose input plus output bytes exceed it are
+    written with non-temporal stores; 0 streams every output that can be). A value of None
+    restores that parameter's default; :func:`reset_cpu_params` restores all of them. The
+    environment variable ``IMKERN_CPU_PARAMS`` (e.g. ``"kc=128,mc=512,stream_bytes=16M"``)
+    sets overrides at import. Only ``gemm_kc`` changes results (the rounding of GEMM sums, as
+    any blocked GEMM); the rest changes speed only. Do not call while kernels run in other
+    threads.
+
+    Returns:
+        The parameters now in effect for the active ISA (:func:`get_cpu_params`).
+
+    Raises:
+        TypeError: a value is not an int (or None).
+        ValueError: an unknown parameter, or a value out of its range.
+    """
+    over = list(_core.cpu_params_overrides())
+    names = list(_core.cpu_param_names())
+    new = dict(zip(names, over))
+    for k, v in params.items():
+        key = _param_key(k)
+        new[key] = -1 if v is None else _check_param(key, v)
+    with _params_lock:
+        _core.cpu_params_override([new[n] for n in names])
+    return get_cpu_params()
+
+
+def reset_cpu_params() -> None:
+    """Restore every CPU parameter to the machine model's value (drops ``IMKERN_CPU_PARAMS``'s
+    overrides too)."""
+    with _params_lock:
+        _core.cpu_params_override([-1] * len(_core.cpu_param_names()))
+
+
+def get_cpu_params(isa: str | None = None) -> dict:
+    """The CPU parameters in effect for ``isa`` (default: the active ISA): the GEMM blocking
+    in elements for float32 (``gemm_mc``, ``gemm_kc``, ``gemm_nc``) and float64 (``*_f64``), and
+    the byte sizes ``l2_block``, ``wino_m``, ``strip_l1``, ``strip_l2``, ``stream_bytes`` (see
+    :func:`set_cpu_params`)."""
+    if isa is not None and isa not in _ISAS:
+        raise ValueError(f"isa: expected one of {', '.join(map(repr, _ISAS))}, got {isa!r}")
+    return dict(_core.cpu_params(isa or ""))
+
+
+def _parse_env_params(text: str) -> dict:
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        k, sep, v = item.partition("=")
+        key = _param_key(k.strip())
+        v = v.strip().lower()
+        if not sep or not v:
+            raise ValueError(f"{key}: expected {key}=<int>, got {item!r}")
+        m = re.fullmatch(r"(\d+)([kmg]?)", v)
+        if not m:
+            raise ValueError(f"{key}: expected an integer (optionally with K, M or G), got {v!r}")
+        out[key] = int(m.group(1)) * _UNITS[m.group(2)]
+    return out
+
+
+_env_params = os.environ.get("IMKERN_CPU_PARAMS", "")
+if _env_params.strip():
+    try:
+        set_cpu_params(**_parse_env_params(_env_params))
+    except (TypeError, ValueError) as _e:
+        warnings.warn(f"IMKERN_CPU_PARAMS={_env_params!r}: {_e}; ignoring it", RuntimeWarning, stacklevel=2)
+
+
 # ---- algorithm switches ----------------------------------------------------------------------
 _lock = threading.Lock()
 # CPU conv2d: 0 never Winograd, 1 where it is faster than the direct path (the default,
@@ -124,9 +233,12 @@ def get_allow_tf32() -> bool:
 
 def info() -> dict:
     """Build and runtime facts: version, CPU ISA in use and available, threads, the L3 cache
-    size a thread can use (filters whose input plus output exceed it write their output with
-    streaming stores), CUDA support built, and the GPUs found (an empty list is a valid
-    answer)."""
+    size the OS reports (``cpu_l3_bytes``), the detected caches (``cpu_caches``: size, ways,
+    line, sets and sharing per level from sysfs / cpuid, the CPUs usable, the nominal L3 share
+    and the measured effective L3), the parameters the CPU kernels derive from them
+    (``cpu_params``, see :func:`set_cpu_params`), CUDA support built, and the GPUs found (an
+    empty list is a valid answer). The first call measures the effective L3 (a few ms, once
+    per process)."""
     supported = _core.isa_supported()
     available = list(_ISAS[: _ISAS.index(supported) + 1]) if supported in _ISAS else ["baseline"]
     return {
@@ -137,6 +249,8 @@ def info() -> dict:
         "num_threads": _core.get_num_threads(),
         "max_num_threads": _core.max_num_threads(),
         "cpu_l3_bytes": int(_core.l3_cache_bytes()),
+        "cpu_caches": dict(_core.cpu_caches()),
+        "cpu_params": get_cpu_params(),
         "cuda_built": bool(_core.cuda_built),
         "gpus": list(_core.cuda_devices()),
     }

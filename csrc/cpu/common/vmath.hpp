@@ -116,10 +116,11 @@ inline vf tanh(vf x) {
 
 // GELU (exact, erf form) in float32 lanes, within ~6 ulp of x Phi(x) (Phi the standard normal
 // CDF), and its derivative. One formula over the whole range, with t = |x|: the upper tail
-// Q(t) = Phi(-t) = exp(-t^2 / 2) R(t), R(t) = s G(s - s0), s = 1 / (t + 1.5), G a degree-11 fit
+// Q(t) = Phi(-t) = exp(-t^2 / 2) R(t), R(t) = s G(s - s0), s = 1 / (t + 2.5), G a degree-9 fit
 // (relative error 2e-8 with float32 coefficients on [0, 14.6], s0 the middle of the s-range;
-// R within ~4 ulp as evaluated); Phi(x) = Q(t) for x < 0 and 1 - Q(t) for x >= 0, so gelu = x Q(t) resp. x - x Q(t)
-// and nothing cancels (x Q(t) <= x / 2).
+// the shift 2.5 narrows the s-range enough for degree 9 where 1.5 needed degree 11);
+// Phi(x) = Q(t) for x < 0 and 1 - Q(t) for x >= 0, so gelu = (x >= 0 ? x : -0) - t Q(t): no
+// select between two products, and nothing cancels (t Q(t) <= |x| / 2).
 // exp(-t^2 / 2) is evaluated without the rounding of t^2: with FMA, t^2 = sq + e2 exactly
 // (e2 = fma(t, t, -sq)); without, t = h + l with h on a 2^-8 grid (h^2 / 2 exact in float32)
 // and -t^2 / 2 = -h^2 / 2 - l (h + l / 2). The exact part is range-reduced exactly
@@ -145,7 +146,7 @@ inline V fmsub(V a, V b, V c) {
 #endif
 
 struct GeluTail {
-  vf xc;  // x clamped to [-14.6, 14.6]
+  vf t;   // |x| clamped to 14.6
   vf r;   // R(t)
   vf p;   // 2^-30 exp(rr): exp(-t^2 / 2) = p * s1
   vf s1;
@@ -153,24 +154,21 @@ struct GeluTail {
 
 inline GeluTail gelu_tail(vf x) {
   GeluTail o;
-  const vi sign = (vi)x & (int32_t)0x80000000;
-  const vf ax = (vf)((vi)x ^ sign);
+  const vf ax = (vf)((vi)x & (int32_t)0x7fffffff);
   const vf t = ax > 14.6f ? simd::splat(14.6f) : ax;  // NaN stays NaN
-  o.xc = (vf)((vi)t | sign);
-  const vf s = 1.0f / (t + 1.5f);
-  const vf v = s - 0.36438924074172974f;  // G in powers of s - s0 (s0 mid-range)
-  vf g = simd::splat(-25.49384307861328f);
-  g = g * v + 18.29363441467285f;
-  g = g * v + 1.8251562118530273f;
-  g = g * v + -7.146036624908447f;
-  g = g * v + 4.184653282165527f;
-  g = g * v + -0.6781921982765198f;
-  g = g * v + -1.193090558052063f;
-  g = g * v + 1.2584822177886963f;
-  g = g * v + -0.31590813398361206f;
-  g = g * v + -0.5545215606689453f;
-  g = g * v + 0.5519262552261353f;
-  g = g * v + 0.6350067257881165f;
+  o.t = t;
+  const vf s = 1.0f / (t + 2.5f);
+  const vf v = s - 0.22923976f;  // G in powers of s - s0 (s0 mid-range)
+  vf g = simd::splat(311.3095f);
+  g = g * v + -39.629814f;
+  g = g * v + -72.69257f;
+  g = g * v + 26.160011f;
+  g = g * v + 10.824581f;
+  g = g * v + -9.055093f;
+  g = g * v + -2.2913628f;
+  g = g * v + 3.1475153f;
+  g = g * v + 2.3574615f;
+  g = g * v + 0.7728468f;
   o.r = s * g;
   const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
   constexpr float k = 0x1p-30f;  // carried by the exp coefficients (exact)
@@ -220,8 +218,9 @@ inline GeluTail gelu_tail(vf x) {
 
 inline vf gelu(vf x) {
   const GeluTail q = gelu_tail(x);
-  const vf xq = ((q.xc * q.r) * q.p) * q.s1;  // x Q(|x|), |x| clamped
-  const vf res = x < 0.0f ? xq : x - xq;
+  const vf tq = ((q.t * q.r) * q.p) * q.s1;  // |x| Q(|x|), |x| clamped
+  // x >= 0: x - t Q; x < 0: -t Q (-0 where it underflows, as x Phi(x)); NaN: NaN.
+  const vf res = (x >= 0.0f ? x : simd::splat(-0.0f)) - tq;
   return x == -std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
 }
 
@@ -230,8 +229,8 @@ inline vf gelu(vf x) {
 // The float64 reference gives NaN at +-inf (inf * 0); so does this.
 inline vf gelu_grad(vf x) {
   const GeluTail q = gelu_tail(x);
-  const vf xk = q.xc * 0.3989422804014327f;
-  const vf v = x < 0.0f ? q.r + xk : xk - q.r;
+  const vf tk = q.t * 0.3989422804014327f;
+  const vf v = x < 0.0f ? q.r - tk : tk - q.r;
   const vf ek = (v * q.p) * q.s1;
   const vf res = x < 0.0f ? ek : 1.0f + ek;
   const vf ax = x < 0.0f ? -x : x;

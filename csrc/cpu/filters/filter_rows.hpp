@@ -372,7 +372,8 @@ inline bool is_symmetric(const A* k, int K) {
 }
 
 // Whether a filter writes its output with non-temporal stores: when source and result
-// cannot both stay in the last-level cache, streaming saves the read-for-ownership of every
+// cannot both stay in the last-level cache (more than cpu_params().stream_bytes: the L3 this
+// process measurably gets, not the socket's), streaming saves the read-for-ownership of every
 // output line. Measured on 4K images (docs/design.md): 8/16-bit outputs gain ~35% streaming
 // from the first aligned element of each row; float outputs gain ~40% when every row starts
 // on a 64-byte line, but lose when rows start mid-line (NumPy's large allocations start 16
@@ -382,7 +383,7 @@ inline bool stream_output(const void* dst, const ImageDesc& s, const ImageDesc& 
   const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
   const bool rows_on_lines = reinterpret_cast<uintptr_t>(dst) % 64 == 0 && d.row_stride % line == 0 &&
                              (s.n == 1 || d.batch_stride % line == 0) && (SP * s.c) % line == 0;
-  return 2 * s.n * s.h * s.w * s.c * static_cast<int64_t>(sizeof(T)) > last_level_cache_bytes() &&
+  return 2 * s.n * s.h * s.w * s.c * static_cast<int64_t>(sizeof(T)) > params().stream_bytes &&
          (Saturate<T>::integer || rows_on_lines);
 }
 

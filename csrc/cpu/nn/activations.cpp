@@ -18,6 +18,7 @@
 #include <immintrin.h>
 #endif
 
+#include "imkern/cpu_params.hpp"
 #include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "common/vmath.hpp"
@@ -41,10 +42,10 @@ inline double sigmoid_d(double x) {
   return e / (1.0 + e);
 }
 
-// Outputs of at least this many elements are written with non-temporal stores (GELU, the one
-// activation heavy enough to be computed at memory speed only with half the traffic of a
+// GELU outputs whose input + output exceed the cache this process gets
+// (cpu_params().stream_bytes) are written with non-temporal stores (GELU, the one activation
+// heavy enough to be computed at memory speed only with half the traffic of a
 // read-for-ownership saved): far larger than the caches, they are not read back from cache.
-constexpr int64_t kStreamMin = int64_t(1) << 21;
 
 // y[i] = f(x[i]) like vm::map1, with the 64-byte-aligned body of y (whole vectors of 32 or 64
 // bytes) written by non-temporal stores; the same bits as vm::map1 (f is elementwise). The
@@ -166,7 +167,7 @@ void activation(DType dtype, Activation act, const void* x, void* y, int64_t n, 
   if (dtype == DType::f32) {
     const float* xp = static_cast<const float*>(x);
     float* yp = static_cast<float*>(y);
-    const bool stream = act == Activation::gelu && n >= kStreamMin;
+    const bool stream = act == Activation::gelu && 2 * n * int64_t(sizeof(float)) > params().stream_bytes;
     parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
       forward_f32(act, xp + a, yp + a, b - a, static_cast<float>(slope), stream);
 #if defined(__SSE2__)

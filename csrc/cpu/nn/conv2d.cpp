@@ -34,6 +34,7 @@
 #include <new>
 #include <vector>
 
+#include "imkern/cpu_params.hpp"
 #include "imkern/nn.hpp"
 #include "imkern/gemm.hpp"
 #include "imkern/parallel.hpp"
@@ -224,11 +225,12 @@ void depthwise_forward(const T* x, const T* w, const T* bias, T* out, const Conv
 // written once, with the epilogue), else blocks of 512. Depends on the shape only.
 inline int64_t conv_kc(int64_t k) { return k <= 1152 ? std::max<int64_t>(k, 1) : 512; }
 
-// Output pixels per work item: the packed-B panel (kc x ncols) fills about 512 KiB of L2.
+// Output pixels per work item: the packed-B panel (kc x ncols) fills about half the L2
+// (cpu_params().l2_block; 512 KiB on the 1 MiB L2 it was measured on).
 template <typename T>
 int64_t conv_cols(int64_t kc, int64_t ohw) {
   constexpr int NR = Blocking<T>::NR;
-  const int64_t target = (512 << 10) / static_cast<int64_t>(sizeof(T));
+  const int64_t target = std::max<int64_t>(4096, params().l2_block) / static_cast<int64_t>(sizeof(T));
   int64_t nc = target / std::max<int64_t>(kc, 1) / NR * NR;
   nc = std::max<int64_t>(nc, 2 * NR);
   return std::min(nc, ohw);
@@ -274,11 +276,13 @@ void load_padded_rows(const T* x, const Conv2dShape& p, int64_t cg, int64_t prow
   std::fill(dst + cg * rows * Wp, dst + cg * rows * Wp + slack, T(0));
 }
 
-// Output rows per item: the padded block fills about 512 KiB (half of L2; 128 KiB measured
-// 8% slower, 448-640 KiB alike).
+// Output rows per item: the padded block fills about half the L2 (cpu_params().l2_block; on
+// a 1 MiB L2, 128 KiB measured 8% slower, 448-640 KiB alike).
+// (grad_weight passes the fixed 512 KiB: there the row blocks order the pixel sums, so they
+// must depend on the shape only.)
 template <typename T>
-int64_t direct_rows(const Conv2dShape& p, int64_t cg) {
-  const int64_t target = (512 << 10) / static_cast<int64_t>(sizeof(T));
+int64_t direct_rows(const Conv2dShape& p, int64_t cg, int64_t block_bytes) {
+  const int64_t target = std::max<int64_t>(4096, block_bytes) / static_cast<int64_t>(sizeof(T));
   const int64_t Wp = padded_w(p);
   constexpr int NR = Blocking<T>::NR;
   const int64_t rmax = std::max<int64_t>(1, std::min(target / std::max<int64_t>(1, cg * Wp) - (p.r - 1) * p.dh, p.oh));
@@ -310,7 +314,7 @@ void direct_forward(const T* x, const T* wpk, int64_t wsz, int64_t kcb, const T*
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow, Wp = padded_w(p);
   const int64_t Kpad = (Kg + MR - 1) / MR * MR;
-  const int64_t rows_per = direct_rows<T>(p, Cg);
+  const int64_t rows_per = direct_rows<T>(p, Cg, params().l2_block);
   const int64_t nrc = (p.oh + rows_per - 1) / rows_per;
   const int64_t slack = NR + (p.s - 1) * p.dw + Wp;
   parallel_for(0, p.n * G * nrc, 1, [&](int64_t lo, int64_t hi) {
@@ -424,7 +428,7 @@ void direct_grad_weight(const T* go, const T* x, T* gwg, const Conv2dShape& p, i
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow, Wp = padded_w(p);
   const int64_t Kpad = (Kg + L - 1) / L * L;
-  const int64_t rows_per = direct_rows<T>(p, Cg);
+  const int64_t rows_per = direct_rows<T>(p, Cg, int64_t(512) << 10);  // shape-only: sets the sum order
   const int64_t slack = (p.s - 1) * p.dw + Wp + 64;
   T* xl = scratch<T>(2, Cg * (rows_per + (p.r - 1) * p.dh) * Wp + slack);
   T* goT = scratch<T>(3, rows_per * Wp * Kpad);

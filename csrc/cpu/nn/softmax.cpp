@@ -25,6 +25,7 @@
 #include <immintrin.h>
 #endif
 
+#include "imkern/cpu_params.hpp"
 #include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"
@@ -77,7 +78,10 @@ template <typename T>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t C, bool log) {
   if constexpr (std::is_same<T, float>::value) {
     if (!log && C <= kStreamRowMax) {
-      // exp(x - M) into a per-chunk scratch row, then y = e / S streamed out.
+      // exp(x - M) into a per-chunk scratch row, then y = e / S streamed out (when x and y
+      // exceed the cache this process gets, cpu_params().stream_bytes; else plain stores,
+      // so that the next op finds y in cache). The same bits either way.
+      const bool stream = 2 * rows * C * int64_t(sizeof(float)) > params().stream_bytes;
       const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
       parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
         std::vector<float> e(static_cast<size_t>(C));
@@ -85,9 +89,15 @@ void softmax_rows(const T* x, T* y, int64_t rows, int64_t C, bool log) {
           const float* xr = x + r * C;
           const float m = row_max(xr, C);
           const float s = row_sum_exp(xr, m, e.data(), C, r + 1 < r1 ? xr + C : nullptr);
-          scale_store_stream(e.data(), 1.0f / s, y + r * C, C);
+          if (stream) {
+            scale_store_stream(e.data(), 1.0f / s, y + r * C, C);
+          } else {
+            const float inv = 1.0f / s;
+            float* yr = y + r * C;
+            for (int64_t i = 0; i < C; ++i) yr[i] = e[i] * inv;
+          }
         }
-        stream_fence();
+        if (stream) stream_fence();
       });
       return;
     }

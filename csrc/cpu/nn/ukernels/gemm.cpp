@@ -12,6 +12,9 @@
 // Deterministic: an element's k sum runs in KC blocks in increasing order, each block summed
 // in registers in k order, whatever the tile a thread takes. The epilogue (alpha, beta,
 // bias, ReLU) is applied in registers on the last k block.
+// MC, KC, NC: read once per call from the run-time parameters (imkern/cpu_params.hpp: a
+// BLIS-style model of this machine's caches, or imkern.set_cpu_params); only KC changes bits,
+// and the default KC depends on the L1's geometry alone.
 // Variants: f32, f64; trans_a / trans_b handled by the packing routines only.
 #include "imkern/gemm.hpp"
 
@@ -46,14 +49,16 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   using Bk = Blocking<T>;
   constexpr int MR = Bk::MR, NR = Bk::NR;
   if (m <= 0 || n <= 0) return;
+  const Bk bk = Bk::get();
+  const int64_t MC = bk.mc, KC = bk.kc;
   if (k <= 0 || alpha == T(0)) return scale_only(m, n, beta, c, ldc, ep);
   // MC x NC tiles; NC shrinks (down to 4 slivers) until there are about 4 tiles per thread.
   // Only the k blocking affects the result, so this choice may depend on the thread count.
-  const int64_t mt = (m + Bk::MC - 1) / Bk::MC;
+  const int64_t mt = (m + MC - 1) / MC;
   const int64_t want = 4 * static_cast<int64_t>(get_num_threads());
   const int64_t nt_want = std::max<int64_t>(1, (want + mt - 1) / mt);
   int64_t nc_blk = ((n + nt_want - 1) / nt_want + NR - 1) / NR * NR;
-  nc_blk = std::max<int64_t>(4 * NR, std::min<int64_t>(Bk::NC, nc_blk));
+  nc_blk = std::max<int64_t>(4 * NR, std::min<int64_t>(bk.nc, nc_blk));
   const int64_t nt = (n + nc_blk - 1) / nc_blk;
   const int64_t ntiles = mt * nt;
   // Small products are not worth waking the pool.
@@ -65,17 +70,17 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   const int64_t mpad = (m + MR - 1) / MR * MR;
   if (mt == 1 && nt > 1 && mpad * k <= (int64_t(1) << 22)) {
     T* buf = scratch<T>(0, mpad * k);
-    pack_a_full<T>(ta, a, lda, m, k, Bk::KC, buf);
+    pack_a_full<T>(ta, a, lda, m, k, KC, buf);
     a_all = buf;
   }
   parallel_for(0, ntiles, grain, [&](int64_t t0, int64_t t1) {
-    T* pa = a_all ? nullptr : scratch<T>(0, Bk::MC * Bk::KC);
-    T* pb = scratch<T>(1, nc_blk * Bk::KC);
+    T* pa = a_all ? nullptr : scratch<T>(0, ((MC + MR - 1) / MR * MR) * KC);
+    T* pb = scratch<T>(1, ((nc_blk + NR - 1) / NR * NR) * KC);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i0 = (t / nt) * Bk::MC, j0 = (t % nt) * nc_blk;
-      const int64_t mc = std::min<int64_t>(Bk::MC, m - i0), nc = std::min<int64_t>(nc_blk, n - j0);
-      for (int64_t p0 = 0; p0 < k; p0 += Bk::KC) {
-        const int64_t kc = std::min<int64_t>(Bk::KC, k - p0);
+      const int64_t i0 = (t / nt) * MC, j0 = (t % nt) * nc_blk;
+      const int64_t mc = std::min<int64_t>(MC, m - i0), nc = std::min<int64_t>(nc_blk, n - j0);
+      for (int64_t p0 = 0; p0 < k; p0 += KC) {
+        const int64_t kc = std::min<int64_t>(KC, k - p0);
         const T* pa_blk = pa;
         if (!a_all)
           pack_a<T>(ta, a, lda, i0, mc, p0, kc, pa);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "imkern/cpu_params.hpp"
 #include "imkern/gemm.hpp"
 #include "common/simd.hpp"
 
@@ -16,6 +17,11 @@ namespace imkern {
 namespace IMKERN_ISA {
 namespace gemm_detail {
 
+// The ISA these kernels are compiled for (its row of the run-time parameters).
+constexpr Isa kIsa = Isa::IMKERN_ISA;
+
+// The register tile (compile time) and the cache blocking (run time, imkern/cpu_params.hpp:
+// the model of the machine's caches, or the overrides of imkern.set_cpu_params).
 template <typename T>
 struct Blocking {
   static constexpr int L = simd::Vec<T>::lanes;
@@ -25,9 +31,15 @@ struct Blocking {
   static constexpr int MR = 6, NV = 2;
 #endif
   static constexpr int NR = NV * L;
-  static constexpr int64_t KC = 256;
-  static constexpr int64_t MC = MR * 32;
-  static constexpr int64_t NC = NR * 32;  // the most; the driver may use less to balance threads
+  static_assert(MR == gemm_mr(kIsa) && NR == gemm_nr(kIsa, sizeof(T)), "cpu_params.hpp's register tile");
+  int64_t mc, kc, nc;  // nc: the most; the driver may use less to balance threads
+  // Read once per call (never in an inner loop).
+  static Blocking get() {
+    const CpuParams& p = IMKERN_ISA::params();
+    const int t = sizeof(T) == 4 ? 0 : 1;
+    return Blocking{std::max<int64_t>(1, p.gemm_mc[t]), std::max<int64_t>(1, p.gemm_kc[t]),
+                    std::max<int64_t>(1, p.gemm_nc[t])};
+  }
 };
 
 // Per-thread packing buffers, grown on demand and reused across calls (no allocation in the

@@ -1,0 +1,387 @@
+// Cache detection, the effective-cache probe and the blocking model (see cpu_params.hpp).
+// Built once, for the baseline ISA.
+#include "imkern/cpu_params.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <array>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#if defined(__linux__)
+#include <sched.h>
+#include <sys/mman.h>
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
+#if defined(IMKERN_X86) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <emmintrin.h>
+#define IMKERN_HAVE_CPUID 1
+#endif
+
+namespace imkern {
+namespace {
+
+int usable_cpus() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+#endif
+  const unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+
+// ---- sysfs: /sys/devices/system/cpu/cpu0/cache/index*/ -----------------------------------------
+bool read_line(const std::string& path, std::string& out) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return false;
+  char buf[4096];
+  const bool ok = std::fgets(buf, sizeof(buf), f) != nullptr;
+  std::fclose(f);
+  if (!ok) return false;
+  out = buf;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return true;
+}
+
+int64_t parse_size(const std::string& s) {
+  char* end = nullptr;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (v <= 0) return 0;
+  if (end && (*end == 'K' || *end == 'k')) v <<= 10;
+  else if (end && (*end == 'M' || *end == 'm')) v <<= 20;
+  else if (end && (*end == 'G' || *end == 'g')) v <<= 30;
+  return v;
+}
+
+// Number of CPUs in a list like "0-3,8,10-11".
+int count_cpu_list(const std::string& s) {
+  int n = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    char* end = nullptr;
+    const long a = std::strtol(s.c_str() + i, &end, 10);
+    size_t j = static_cast<size_t>(end - s.c_str());
+    if (j == i) break;
+    long b = a;
+    if (j < s.size() && s[j] == '-') {
+      const char* p = s.c_str() + j + 1;
+      b = std::strtol(p, &end, 10);
+      j = static_cast<size_t>(end - s.c_str());
+    }
+    n += static_cast<int>(std::max(0L, b - a + 1));
+    i = j;
+    while (i < s.size() && (s[i] == ',' || s[i] == ' ')) ++i;
+  }
+  return n;
+}
+
+bool from_sysfs(CpuCaches& c) {
+#if defined(__linux__)
+  bool any = false;
+  for (int i = 0; i < 16; ++i) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+    std::string level, type, v;
+    if (!read_line(dir + "level", level)) break;
+    if (!read_line(dir + "type", type) || type == "Instruction") continue;
+    CacheInfo* ci = level == "1" ? &c.l1d : level == "2" ? &c.l2 : level == "3" ? &c.l3 : nullptr;
+    if (!ci || !read_line(dir + "size", v)) continue;
+    ci->bytes = parse_size(v);
+    if (read_line(dir + "ways_of_associativity", v)) ci->ways = std::atoi(v.c_str());
+    if (read_line(dir + "coherency_line_size", v) && std::atoi(v.c_str()) > 0) ci->line = std::atoi(v.c_str());
+    if (read_line(dir + "number_of_sets", v)) ci->sets = std::atoi(v.c_str());
+    if (read_line(dir + "shared_cpu_list", v)) ci->shared = std::max(1, count_cpu_list(v));
+    any = any || ci->bytes > 0;
+  }
+  return any;
+#else
+  (void)c;
+  return false;
+#endif
+}
+
+// ---- cpuid: deterministic cache parameters (Intel leaf 4, AMD 0x8000001D) -----------------------
+bool from_cpuid(CpuCaches& c, bool fill_sizes) {
+#if defined(IMKERN_HAVE_CPUID)
+  unsigned a, b, cx, d;
+  if (!__get_cpuid(0, &a, &b, &cx, &d)) return false;
+  const unsigned max_leaf = a;
+  const bool amd = b == 0x68747541u;  // "Auth"enticAMD (also Hygon's leaf layout)
+  const bool hygon = b == 0x6f677948u;
+  unsigned leaf = 4;
+  if (amd || hygon) {
+    if (!__get_cpuid(0x80000000u, &a, &b, &cx, &d) || a < 0x8000001Du) return false;
+    leaf = 0x8000001Du;
+  } else if (max_leaf < 4) {
+    return false;
+  }
+  bool any = false;
+  for (unsigned i = 0; i < 16; ++i) {
+    __cpuid_count(leaf, i, a, b, cx, d);
+    const unsigned type = a & 31;
+    if (type == 0) break;
+    if (type == 2) continue;  // instruction cache
+    const unsigned level = (a >> 5) & 7;
+    CacheInfo* ci = level == 1 ? &c.l1d : level == 2 ? &c.l2 : level == 3 ? &c.l3 : nullptr;
+    if (!ci) continue;
+    const int ways = static_cast<int>((b >> 22) + 1), parts = static_cast<int>(((b >> 12) & 1023) + 1);
+    const int line = static_cast<int>((b & 4095) + 1), sets = static_cast<int>(cx + 1);
+    ci->cpuid_shared = static_cast<int>(((a >> 14) & 4095) + 1);
+    if (fill_sizes || ci->bytes <= 0) {
+      ci->bytes = int64_t(ways) * parts * line * sets;
+      ci->ways = ways;
+      ci->line = line;
+      ci->sets = sets;
+    }
+    if (ci->ways <= 0) ci->ways = ways;
+    any = true;
+  }
+  return any;
+#else
+  (void)c;
+  (void)fill_sizes;
+  return false;
+#endif
+}
+
+// ---- the effective last-level cache --------------------------------------------------------------
+// Sequential reads of a footprint of S bytes run at cache speed while S fits the part of the
+// last-level cache this process really gets, and drop to memory speed past it (a sequential
+// sweep over slightly more than an LRU-like cache misses nearly everywhere). The probe times
+// reads of S = 4 L2, 8 L2, ... up to the nominal L3 (at most 32 MiB), each after a warm-up
+// pass, against two references: memory (lines flushed with clflush) and a 2 L2 footprint
+// (L3); the effective size is the largest S still above their geometric mean. ~10-25 ms,
+// once per process (at most ~60 ms: on a loaded machine it stops early). The result only sets thresholds and MC/NC, never a bit of a result.
+using Clock = std::chrono::steady_clock;
+
+__attribute__((noinline)) uint64_t sweep(const uint64_t* p, int64_t n) {
+  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (int64_t i = 0; i + 4 <= n; i += 4) {
+    s0 += p[i];
+    s1 += p[i + 1];
+    s2 += p[i + 2];
+    s3 += p[i + 3];
+  }
+  return s0 + s1 + s2 + s3;
+}
+
+double read_bw(const uint64_t* p, int64_t bytes, int reps, volatile uint64_t& sink) {
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    sink = sink + sweep(p, bytes / 8);
+    const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::min(best, t);
+  }
+  return double(bytes) / std::max(best, 1e-9);
+}
+
+int64_t probe_llc(int64_t l2, int64_t nominal, int64_t fallback, double& ms) {
+  const auto start = Clock::now();
+  int64_t result = fallback;
+  const int64_t cap = std::min<int64_t>(nominal, int64_t(32) << 20);
+  if (l2 <= 0 || cap < 4 * l2) {
+    ms = 0;
+    return nominal;
+  }
+  void* mem = nullptr;
+  if (posix_memalign(&mem, 2 << 20, static_cast<size_t>(cap)) != 0 || !mem) {
+    ms = 0;
+    return fallback;
+  }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  madvise(mem, static_cast<size_t>(cap), MADV_HUGEPAGE);  // fewer page faults and TLB misses
+#endif
+  // Pages are written (read-only untouched pages would all map the one zero page) as the
+  // footprints grow, so a probe that stops early does not pay for the rest.
+  int64_t touched = 0;
+  auto touch = [&](int64_t upto) {
+    if (upto > touched) std::memset(static_cast<char*>(mem) + touched, 1, static_cast<size_t>(upto - touched));
+    touched = std::max(touched, upto);
+  };
+  const uint64_t* p = static_cast<const uint64_t*>(mem);
+  // A loaded machine makes every pass slow and the figures meaningless: past a budget of
+  // wall time the probe stops and keeps what it has (or the nominal share).
+  auto over_budget = [&](double budget_ms) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count() > budget_ms;
+  };
+  volatile uint64_t sink = 0;
+  // Memory reference: 2 L2 (at least 2 MiB) of flushed lines.
+  const int64_t ref = std::min<int64_t>(cap, std::max<int64_t>(2 * l2, int64_t(2) << 20));
+  double bw_mem = 0;
+  touch(std::max(ref, 2 * l2));
+#if defined(IMKERN_HAVE_CPUID)
+  for (int64_t off = 0; off < ref; off += 64) _mm_clflush(reinterpret_cast<const char*>(mem) + off);
+  _mm_mfence();
+  bw_mem = read_bw(p, ref, 1, sink);
+#endif
+  // Cache reference: a 2 L2 footprint, warm.
+  read_bw(p, 2 * l2, 1, sink);
+  const double bw_l3 = read_bw(p, 2 * l2, 2, sink);
+  if (bw_mem > 0 && bw_l3 > 1.4 * bw_mem && !over_budget(30)) {
+    const double cut = std::sqrt(bw_l3 * bw_mem);
+    int64_t eff = 2 * l2;
+    for (int64_t s = 4 * l2;; s = std::min(2 * s, cap)) {
+      touch(s);
+      read_bw(p, s, 1, sink);
+      if (read_bw(p, s, 1, sink) < cut) break;
+      eff = s;
+      if (s >= cap || over_budget(60)) break;
+    }
+    result = eff;
+  }
+  std::free(mem);
+  ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  return result;
+}
+
+CpuCaches detect() {
+  CpuCaches c;
+  c.cpus = usable_cpus();
+  if (from_sysfs(c)) {
+    c.source = "sysfs";
+    from_cpuid(c, false);  // the host's sharing counts (and any level sysfs left out)
+  } else if (from_cpuid(c, true)) {
+    c.source = "cpuid";
+  }
+#if defined(_SC_LEVEL1_DCACHE_SIZE)
+  if (c.l1d.bytes <= 0 && c.l2.bytes <= 0) {
+    c.l1d.bytes = sysconf(_SC_LEVEL1_DCACHE_SIZE) > 0 ? sysconf(_SC_LEVEL1_DCACHE_SIZE) : 0;
+    c.l2.bytes = sysconf(_SC_LEVEL2_CACHE_SIZE) > 0 ? sysconf(_SC_LEVEL2_CACHE_SIZE) : 0;
+    c.l3.bytes = sysconf(_SC_LEVEL3_CACHE_SIZE) > 0 ? sysconf(_SC_LEVEL3_CACHE_SIZE) : 0;
+    if (c.l1d.bytes > 0) c.source = "sysconf";
+  }
+#endif
+  // Defaults for what is still unknown: a common x86-64 core (32 KiB 8-way L1d, 512 KiB L2).
+  if (c.l1d.bytes <= 0) c.l1d = CacheInfo{32 << 10, 8, 64, 64, 1, 0};
+  if (c.l1d.ways <= 0) c.l1d.ways = 8;
+  if (c.l1d.line <= 0) c.l1d.line = 64;
+  if (c.l2.bytes <= 0) c.l2 = CacheInfo{512 << 10, 8, 64, 1024, 1, 0};
+  if (c.l2.ways <= 0) c.l2.ways = 8;
+  for (CacheInfo* ci : {&c.l1d, &c.l2, &c.l3})
+    if (ci->bytes > 0 && ci->ways > 0 && ci->line > 0 && ci->sets <= 0)
+      ci->sets = static_cast<int>(ci->bytes / (int64_t(ci->ways) * ci->line));
+  const CacheInfo& llc = c.l3.bytes > 0 ? c.l3 : c.l2;
+  const int sharing = std::max(llc.shared, llc.cpuid_shared);
+  c.l3_share = sharing > c.cpus ? llc.bytes * c.cpus / sharing : llc.bytes;
+  c.l3_effective = c.l3.bytes > 0 ? probe_llc(c.l2.bytes, c.l3.bytes, c.l3_share, c.probe_ms) : c.l2.bytes;
+  return c;
+}
+
+// ---- the model ---------------------------------------------------------------------------------
+int64_t round_down(int64_t v, int64_t m) { return std::max<int64_t>(m, v / m * m); }
+
+int64_t model_kc(const CacheInfo& l1, int mr, int nr, int elem) {
+  const int ways = std::max(2, l1.ways);
+  const int64_t way = std::max<int64_t>(1024, l1.bytes / ways);
+  int64_t best = 64;
+  for (int64_t kc = 8; kc <= 1024; kc += 8) {
+    const int64_t wa = (int64_t(mr) * kc * elem + way - 1) / way, wb = (int64_t(nr) * kc * elem + way - 1) / way;
+    if (wa + wb <= ways - 1) best = kc;
+  }
+  return std::max<int64_t>(64, best);
+}
+
+std::once_flag g_caches_once;
+CpuCaches* g_caches = nullptr;
+
+std::mutex g_mu;
+int64_t g_over[kNumCpuParams] = {-1, -1, -1, -1, -1, -1, -1, -1};
+// Published tables (one CpuParams per ISA); old ones are kept (a few hundred bytes each), so a
+// kernel holding a reference never sees it freed.
+std::deque<std::array<CpuParams, 3>> g_tables;
+std::atomic<const CpuParams*> g_current{nullptr};
+
+void publish_locked() {
+  std::array<CpuParams, 3> tab;
+  for (int i = 0; i < 3; ++i) {
+    CpuParams& p = tab[i];
+    p = cpu_params_model(static_cast<Isa>(i));
+    for (int t = 0; t < 2; ++t) {
+      if (g_over[kParamMc] >= 0) p.gemm_mc[t] = g_over[kParamMc];
+      if (g_over[kParamKc] >= 0) p.gemm_kc[t] = g_over[kParamKc];
+      if (g_over[kParamNc] >= 0) p.gemm_nc[t] = g_over[kParamNc];
+    }
+    if (g_over[kParamL2Block] >= 0) p.l2_block = g_over[kParamL2Block];
+    if (g_over[kParamWinoM] >= 0) p.wino_m = g_over[kParamWinoM];
+    if (g_over[kParamStripL1] >= 0) p.strip_l1 = g_over[kParamStripL1];
+    if (g_over[kParamStripL2] >= 0) p.strip_l2 = g_over[kParamStripL2];
+    if (g_over[kParamStreamBytes] >= 0) p.stream_bytes = g_over[kParamStreamBytes];
+  }
+  g_tables.push_back(tab);
+  g_current.store(g_tables.back().data(), std::memory_order_release);
+}
+
+}  // namespace
+
+const char* cpu_param_name(int key) {
+  static const char* const names[kNumCpuParams] = {"gemm_mc", "gemm_kc", "gemm_nc", "l2_block", "wino_m",
+                                                   "strip_l1", "strip_l2", "stream_bytes"};
+  return key >= 0 && key < kNumCpuParams ? names[key] : "?";
+}
+
+const CpuCaches& cpu_caches() {
+  std::call_once(g_caches_once, [] { g_caches = new CpuCaches(detect()); });
+  return *g_caches;
+}
+
+CpuParams cpu_params_model(Isa isa) {
+  const CpuCaches& c = cpu_caches();
+  CpuParams p;
+  const int mr = gemm_mr(isa);
+  const int64_t l3_eff = c.l3.bytes > 0 ? std::min(c.l3_effective, c.l3.bytes) : c.l2.bytes;
+  const int64_t per_cpu_l3 = std::max<int64_t>(c.l2.bytes, l3_eff / std::max(1, std::min(c.cpus, c.l3.shared)));
+  for (int t = 0; t < 2; ++t) {
+    const int elem = t == 0 ? 4 : 8, nr = gemm_nr(isa, elem);
+    const int64_t kc = model_kc(c.l1d, mr, nr, elem);
+    p.gemm_kc[t] = kc;
+    p.gemm_mc[t] = std::min<int64_t>(round_down(c.l2.bytes / 2 / (kc * elem), mr), int64_t(mr) * 128);
+    p.gemm_nc[t] = std::min<int64_t>(round_down(per_cpu_l3 / 2 / (kc * elem), nr), int64_t(nr) * 128);
+  }
+  p.l2_block = c.l2.bytes / 2;
+  p.wino_m = c.l2.bytes / 8;
+  p.strip_l1 = c.l1d.bytes;
+  p.strip_l2 = c.l2.bytes;
+  p.stream_bytes = l3_eff;
+  return p;
+}
+
+const CpuParams& cpu_params(Isa isa) {
+  const CpuParams* t = g_current.load(std::memory_order_acquire);
+  if (!t) {
+    cpu_caches();  // outside the lock: the probe takes a few ms
+    std::lock_guard<std::mutex> lk(g_mu);
+    t = g_current.load(std::memory_order_acquire);
+    if (!t) {
+      publish_locked();
+      t = g_current.load(std::memory_order_acquire);
+    }
+  }
+  return t[static_cast<int>(isa)];
+}
+
+void cpu_params_override(const int64_t (&values)[kNumCpuParams]) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  for (int i = 0; i < kNumCpuParams; ++i) g_over[i] = values[i] < 0 ? -1 : values[i];
+  // Republished on next use (so that setting overrides at import does not run the probe).
+  g_current.store(nullptr, std::memory_order_release);
+}
+
+void cpu_params_overrides(int64_t (&values)[kNumCpuParams]) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  for (int i = 0; i < kNumCpuParams; ++i) values[i] = g_over[i];
+}
+
+}  // namespace imkern
