@@ -901,3 +901,51 @@ def test_cuda_matches_cpu(cp, rng):
     b = F.correlate(x, k)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     assert imkern.info()["cuda_built"]
+
+
+# ---- uint8 rows converted in registers (fused horizontal pass) and the packed uint8 stores -----
+# A uint8 image is filtered with exactly the float32 arithmetic of its float32 copy: the uint8
+# result is that float32 result rounded half to even and saturated, bit for bit, and the
+# float32 output (dtype=float32) equals it. Shapes cover 1-pixel, odd widths (vector tails),
+# widths past the 64-byte streaming start, C = 1, 3, 4; every border (constant with a cval
+# that is and is not a uint8 value: the latter takes the float path); strided and
+# negative-stride views; the symmetric (Gaussian) and general tap orders.
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (7, 1), (5, 17), (6, 33, 3), (4, 45, 4), (3, 67, 1),
+                                   (9, 211, 3), (5, 1030, 3), (2, 3, 131, 4)])
+@pytest.mark.parametrize("border", BORDERS)
+def test_uint8_rows_equal_float32_arithmetic(rng, isa, shape, border):
+    x = random_array(rng, shape, np.uint8)
+    views = {"contiguous": x, "negative rows": x[..., ::-1, :, :] if x.ndim == 4 else x[::-1],
+             "negative columns": x[..., ::-1, :] if x.ndim >= 3 else x[:, ::-1],
+             "strided columns": x[..., ::2, :] if x.ndim >= 3 else x[:, ::2]}
+    kernels = [(3, 0.8, None), (5, 1.0, None), (7, 1.4, None), (5, 0, None),
+               (None, None, (np.array([0.1, -0.3, 0.5, 0.2, 0.7]), np.array([0.25, -0.5, 1.5]))),
+               (None, None, (np.array([0.3, 0.4, 0.3]), np.array([0.05, 0.2, 0.3, 0.2, 0.05, 0.1, 0.1])))]
+    for cval in ([0.0] if border != "constant" else [7.0, 2.5]):
+        for name, v in views.items():
+            f = v.astype(np.float32)
+            for ks, sig, sep in kernels:
+                if sep is None:
+                    got = F.gaussian(v, sig, ksize=ks, border=border, cval=cval)
+                    got32 = F.gaussian(v, sig, ksize=ks, border=border, cval=cval, dtype=np.float32)
+                    ref32 = F.gaussian(f, sig, ksize=ks, border=border, cval=cval)
+                else:
+                    got = F.sep_filter(v, *sep, border=border, cval=cval)
+                    got32 = F.sep_filter(v, *sep, border=border, cval=cval, dtype=np.float32)
+                    ref32 = F.sep_filter(f, *sep, border=border, cval=cval)
+                msg = f"{name} ksize={ks} sigma={sig} sep={sep is not None} cval={cval}"
+                np.testing.assert_array_equal(got32, ref32, err_msg=msg)
+                np.testing.assert_array_equal(got, np.clip(np.rint(ref32), 0, 255).astype(np.uint8), err_msg=msg)
+
+
+def test_uint8_large_rows_stream_like_small(rng):
+    # 64-byte streaming start of the uint8 stores (outputs larger than the last-level cache):
+    # every row offset modulo 64 against the same rows filtered as a small image.
+    x = random_array(rng, (2200, 2900, 3), np.uint8)
+    out = np.empty((2200 * 2900 * 3 + 64,), np.uint8)
+    small = F.gaussian(x[:40], 1.0, ksize=5)
+    for off in (0, 1, 16, 37):
+        o = out[off: off + x.size].reshape(x.shape)
+        F.gaussian(x, 1.0, ksize=5, out=o)
+        np.testing.assert_array_equal(o[:38], small[:38], err_msg=str(off))
+        np.testing.assert_array_equal(o[-5:], F.gaussian(x[-40:], 1.0, ksize=5)[-5:], err_msg=str(off))

@@ -95,6 +95,76 @@ inline void vfilter_any(const A* const* rows, T* o, int64_t n, const A* k, int k
   }
 }
 
+// Four accumulator vectors -> 4 L consecutive outputs at p, the same values as four put<>()
+// calls. uint8 from float (AVX2, AVX-512): one pack of the four vectors (cvtps2dq, packssdw,
+// packuswb, one dword permute) and one full-width store instead of four narrowing stores;
+// min(255, v) first, so values beyond int32 saturate to 255 and NaN still gives 0 (cvtps2dq's
+// INT_MIN, saturated to 0 by the packs), exactly as store_rounded_saturated. With Stream, a
+// 64-byte-aligned p (AVX-512) is written with one non-temporal store.
+template <typename T, typename A, bool Stream>
+IMKERN_ALWAYS_INLINE inline void put4(T* p, simd::vec_t<A> v0, simd::vec_t<A> v1, simd::vec_t<A> v2,
+                                      simd::vec_t<A> v3) {
+  constexpr int L = simd::Vec<A>::lanes;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) {
+    const __m512 hi = _mm512_set1_ps(255.f);
+    const __m512i i0 = _mm512_cvtps_epi32(_mm512_min_ps(hi, reinterpret_cast<__m512>(v0)));
+    const __m512i i1 = _mm512_cvtps_epi32(_mm512_min_ps(hi, reinterpret_cast<__m512>(v1)));
+    const __m512i i2 = _mm512_cvtps_epi32(_mm512_min_ps(hi, reinterpret_cast<__m512>(v2)));
+    const __m512i i3 = _mm512_cvtps_epi32(_mm512_min_ps(hi, reinterpret_cast<__m512>(v3)));
+    // per 128-bit lane k: dword m holds i_m[4k .. 4k + 3]; wanted: dword 4m + k
+    const __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(i0, i1), _mm512_packs_epi32(i2, i3));
+    const __m512i r = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), b);
+    if (Stream && (reinterpret_cast<uintptr_t>(p) & 63) == 0) _mm512_stream_si512(reinterpret_cast<__m512i*>(p), r);
+    else _mm512_storeu_si512(p, r);
+    return;
+  }
+#elif defined(__AVX2__) && !defined(__AVX512F__)
+  if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) {
+    // (AVX2 streams floats only: uint8 rows take plain stores, as store_vec_stream does)
+    const __m256 hi = _mm256_set1_ps(255.f);
+    const __m256i i0 = _mm256_cvtps_epi32(_mm256_min_ps(hi, reinterpret_cast<__m256>(v0)));
+    const __m256i i1 = _mm256_cvtps_epi32(_mm256_min_ps(hi, reinterpret_cast<__m256>(v1)));
+    const __m256i i2 = _mm256_cvtps_epi32(_mm256_min_ps(hi, reinterpret_cast<__m256>(v2)));
+    const __m256i i3 = _mm256_cvtps_epi32(_mm256_min_ps(hi, reinterpret_cast<__m256>(v3)));
+    const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    const __m256i r = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), r);
+    return;
+  }
+#endif
+  put<T, A, Stream>(p, v0);
+  put<T, A, Stream>(p + L, v1);
+  put<T, A, Stream>(p + 2 * L, v2);
+  put<T, A, Stream>(p + 3 * L, v3);
+}
+
+// The first element index at which the vector loops of vfilter_fixed / vfilter_sym start
+// streaming (> 0; the elements before it take plain stores): stream_start's, and for uint8
+// outputs on AVX-512 the first 64-byte-aligned one (put4 then streams whole lines). Either
+// way it is congruent to stream_start modulo the lanes, so the ring rows' alignment holds.
+template <typename T, typename A>
+inline int64_t vstream_start(const T* o) {
+  const int64_t x = stream_start<T, A>(o);
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value)
+    return x + static_cast<int64_t>((64 - (reinterpret_cast<uintptr_t>(o + x) & 63)) & 63);
+#endif
+  return x;
+}
+
+// Streaming rows: the elements before the first streamed one (vstream_start) by plain vector
+// stores (overlapping the streamed part, which rewrites the same values); returns where the
+// streaming loop starts. Rows too short for the 64-byte start fall back to stream_start.
+template <typename T, typename A, typename One>
+IMKERN_ALWAYS_INLINE inline int64_t stream_head(T* o, int64_t n, One&& one) {
+  constexpr int L = simd::Vec<A>::lanes;
+  int64_t xs = vstream_start<T, A>(o);
+  if (xs + 4 * L > n) xs = stream_start<T, A>(o);
+  for (int64_t h = 0; h < xs; h += L) store_vec<T, A>(o + h, one(h));
+  return xs;
+}
+
 // Fixed tap counts: the taps are broadcast once into registers and the tap loop is unrolled
 // (the generic loops re-broadcast every tap for every 4 vectors).
 template <int K, typename A>
@@ -143,10 +213,7 @@ inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
   // As vfilter_sym: every element by the same vector code, streaming from the first aligned
   // position, the last vector overlapping the one before.
   int64_t x = 0;
-  if constexpr (Stream) {  // else x = 0 keeps the ring loads aligned
-    store_vec<T, A>(o, one(0));
-    x = stream_start<T, A>(o);
-  }
+  if constexpr (Stream) x = stream_head<T, A>(o, n, one);  // else x = 0 keeps the ring loads aligned
   for (; x + 4 * L <= n; x += 4 * L) {  // the same sums as one(), four vectors at a time
     vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
 #define KV(j) kv[j]
@@ -154,10 +221,7 @@ inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
     IMKERN_TAP_LOOP(K, LOAD)
 #undef LOAD
 #undef KV
-    put<T, A, Stream>(o + x, a0 + b0);
-    put<T, A, Stream>(o + x + L, a1 + b1);
-    put<T, A, Stream>(o + x + 2 * L, a2 + b2);
-    put<T, A, Stream>(o + x + 3 * L, a3 + b3);
+    put4<T, A, Stream>(o + x, a0 + b0, a1 + b1, a2 + b2, a3 + b3);
   }
   for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
   if (x < n) store_vec<T, A>(o + n - L, one(n - L));
@@ -223,21 +287,13 @@ inline void vfilter_sym(const A* const* rows, T* o, int64_t n, const A* k) {
 #undef TAP
     return a + b;
   };
-  // Every element is computed by the same vector code: a first vector with a plain store,
-  // streaming stores from the first aligned position on (recomputing a few elements of the
-  // first vector), and a last vector that ends at n (overlapping the one before).
+  // Every element is computed by the same vector code: the first vectors with plain stores,
+  // streaming stores from the first aligned position on (stream_head; recomputing a few
+  // elements), and a last vector that ends at n (overlapping the one before).
   int64_t x = 0;
-  if constexpr (Stream) {  // else x = 0 keeps the ring loads aligned
-    store_vec<T, A>(o, one(0));
-    x = stream_start<T, A>(o);
-  }
-  for (; x + 4 * L <= n; x += 4 * L) {
-    const vec_t<A> v0 = one(x), v1 = one(x + L), v2 = one(x + 2 * L), v3 = one(x + 3 * L);
-    put<T, A, Stream>(o + x, v0);
-    put<T, A, Stream>(o + x + L, v1);
-    put<T, A, Stream>(o + x + 2 * L, v2);
-    put<T, A, Stream>(o + x + 3 * L, v3);
-  }
+  if constexpr (Stream) x = stream_head<T, A>(o, n, one);  // else x = 0 keeps the ring loads aligned
+  for (; x + 4 * L <= n; x += 4 * L)
+    put4<T, A, Stream>(o + x, one(x), one(x + L), one(x + 2 * L), one(x + 3 * L));
   for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
   if (x < n) store_vec<T, A>(o + n - L, one(n - L));
 }
@@ -298,6 +354,90 @@ inline void hfilter_align512_sym(const float* p, float* h, int64_t n, const floa
     cur = nxt;
   }
   for (; x < n; ++x) h[x] = sym_taps<K>(k, [&](int j) { return p[x + j * C]; });
+}
+
+#if defined(__AVX512F__)
+// uint8 source rows, AVX-512, (K - 1) * C < 16: the conversion to float is fused into the
+// horizontal pass (each 16 bytes widened and converted once, in registers; the shifted windows
+// by valignd as in hfilter_align512[_sym]), so no float copy of the padded row is written and
+// read back. The conversions are exact and the products and their order are those of
+// hfilter_align512_sym (Sym) / hfilter_align512: the result is bitwise that of converting the
+// row and calling hfilter. p: n + (K - 1) * C bytes, readable 16 bytes further (thread_scratch).
+template <int K, int C, bool Sym>
+inline void hfilter_u8_512(const uint8_t* p, float* h, int64_t n, const float* k) {
+  static_assert((K - 1) * C < 16, "taps must fit in two vectors");
+  using A = float;
+  using namespace simd;
+  vec_t<A> kv[K];
+  for (int j = 0; j < K; ++j) kv[j] = splat<A>(k[j]);
+  auto cvt16 = [](const uint8_t* q) IMKERN_ALWAYS_INLINE {
+    return _mm512_castps_si512(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)))));
+  };
+  int64_t x = 0;
+  __m512i cur = cvt16(p);
+  for (; x + 16 <= n; x += 16) {
+    const __m512i nxt = cvt16(p + x + 16);
+    vec_t<A> w[K];
+    w[0] = reinterpret_cast<vec_t<A>>(cur);
+#pragma GCC unroll 8
+    for (int j = 1; j < K; ++j) w[j] = reinterpret_cast<vec_t<A>>(_mm512_alignr_epi32(nxt, cur, (j * C) & 15));
+    if constexpr (Sym) {
+#define TAP(j) w[j]
+      IMKERN_SYM_TAPS(K, TAP)
+#undef TAP
+      storeu(h + x, a + b);
+    } else {
+      __m512 a = _mm512_mul_ps(reinterpret_cast<__m512>(kv[0]), reinterpret_cast<__m512>(w[0]));
+      __m512 b = _mm512_setzero_ps();
+#pragma GCC unroll 8
+      for (int j = 1; j < K; ++j) {
+        if (j & 1) b = _mm512_fmadd_ps(reinterpret_cast<__m512>(kv[j]), reinterpret_cast<__m512>(w[j]), b);
+        else a = _mm512_fmadd_ps(reinterpret_cast<__m512>(kv[j]), reinterpret_cast<__m512>(w[j]), a);
+      }
+      _mm512_storeu_ps(h + x, _mm512_add_ps(a, b));
+    }
+    cur = nxt;
+  }
+  if (x < n) {  // the last < 16 outputs from a converted copy, by the tails of the float kernels
+    float t[16 + (K - 1) * C];
+    const int64_t m = n - x + (K - 1) * C;
+    for (int64_t i = 0; i < m; ++i) t[i] = static_cast<float>(p[x + i]);
+    if constexpr (Sym) {
+      for (int64_t e = 0; e < n - x; ++e) h[x + e] = sym_taps<K>(k, [&](int j) { return t[e + j * C]; });
+    } else {
+      hfilter_any(t, h + x, n - x, C, k, K);
+    }
+  }
+}
+#endif
+
+// Whether hfilter_u8 has a fused kernel for C channels and kw taps.
+inline bool hfilter_u8_supported(int64_t C, int kw) {
+#if defined(__AVX512F__)
+  return (C == 1 && (kw == 3 || kw == 5 || kw == 7)) || (C == 3 && (kw == 3 || kw == 5)) || (C == 4 && kw == 3);
+#else
+  (void)C;
+  (void)kw;
+  return false;
+#endif
+}
+
+// hfilter of a padded uint8 row (hfilter_u8_supported(C, kw) only): bitwise what converting the
+// row to float and calling hfilter gives.
+inline void hfilter_u8(const uint8_t* p, float* h, int64_t n, int64_t C, const float* k, int kw, bool sym) {
+#if defined(__AVX512F__)
+#define IMKERN_U8H(KK, CC)                                                                  \
+  if (C == CC && kw == KK) return sym ? hfilter_u8_512<KK, CC, true>(p, h, n, k) : hfilter_u8_512<KK, CC, false>(p, h, n, k);
+  IMKERN_U8H(3, 1)
+  IMKERN_U8H(5, 1)
+  IMKERN_U8H(7, 1)
+  IMKERN_U8H(3, 3)
+  IMKERN_U8H(5, 3)
+  IMKERN_U8H(3, 4)
+#undef IMKERN_U8H
+#endif
+  (void)p, (void)h, (void)n, (void)C, (void)k, (void)kw, (void)sym;
+  throw std::logic_error("hfilter_u8: no fused kernel for these taps");
 }
 
 template <typename A>

@@ -10,6 +10,8 @@
 // dtype (the input's, float32 or float64: written directly, float64 accumulation if either is).
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
+#include <cmath>
+
 #include "filters/filter_rows.hpp"
 
 namespace imkern {
@@ -30,11 +32,26 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
   const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
   const bool stream = stream_output<U>(dst, s, d, SP);
+  // uint8 rows with a fused horizontal kernel (hfilter_u8) are padded as bytes and converted in
+  // registers; a constant border then needs a cval that is a uint8 value.
+  bool u8_rows = false;
+  if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value)
+    u8_rows = hfilter_u8_supported(C, kw) &&
+              (border != Border::constant || (cval >= 0 && cval <= 255 && cval == std::floor(cval)));
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    A* padded = thread_scratch<A>(1, static_cast<size_t>((left + SP + right) * C));
+    const size_t padn = static_cast<size_t>((left + SP + right) * C);
+    A* padded = u8_rows ? nullptr : thread_scratch<A>(1, padn);
+    T* padded_t = u8_rows ? thread_scratch<T>(1, padn) : nullptr;
     ring_pipeline<A>(
         t0, t1, H, W, kh, ay, SP, SP * C,
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
+          if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) {
+            if (u8_rows) {
+              load_source_segment<T, T>(src, s, b, sy, x0, x1, left, right, border, static_cast<T>(cval), padded_t);
+              hfilter_u8(padded_t, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
+              return;
+            }
+          }
           load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
           hfilter(padded, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
         },
