@@ -215,12 +215,268 @@ inline void hrow(const T* src, const int64_t* start, const A* w, int kx, int64_t
   }
 }
 
+// ---- uint8, horizontal first, 16-bit multiply-adds ------------------------------------------
+// The horizontal pass of one uint8 source row with byte shuffles and pmaddwd: output
+// elements in groups of 4 (one 128-bit lane): the group's taps lie in a 16-byte window of
+// the source row (checked when the table is built), pshufb gathers each element's taps as
+// zero-extended 16-bit pairs, pmaddwd multiplies them by the 16-bit weights and adds the
+// pair: h = sum_k wx[k] * p[k], exact in int32 (the same integers as the scalar loop).
+// Tables are built per call; a table that does not fit (a group's taps spread over more
+// than 16 bytes: shrinking by more than about 4x, or weights beyond int16) is refused and
+// the general path runs.
+#if defined(__SSSE3__)
+struct U8Hpass {
+#if defined(__AVX512BW__)
+  static constexpr int G = 4;  // 128-bit groups per vector
+#elif defined(__AVX2__)
+  static constexpr int G = 2;
+#else
+  static constexpr int G = 1;
+#endif
+  static constexpr int E = 4 * G;  // output elements per vector
+  int pairs = 0;
+  int64_t blocks = 0;
+  aligned_vector<int32_t> base;  // [blocks * G]: byte offset of each group's window
+  aligned_vector<uint8_t> ctl;   // [blocks][pairs][16 G]: pshufb controls
+  aligned_vector<int16_t> w;     // [blocks][pairs][8 G]: weights, pairs of taps
+
+  bool build(const ResizeTable& tx, int64_t C, int64_t SWC, int64_t DWC) {
+    const int kx = tx.k;
+    const int32_t* wx = static_cast<const int32_t*>(tx.w);
+    if (SWC < 16 || kx < 1 || kx > 16) return false;
+    for (int64_t i = 0; i < tx.n * kx; ++i)
+      if (wx[i] > 32767 || wx[i] < -32767) return false;
+    pairs = (kx + 1) / 2;
+    blocks = (DWC + E - 1) / E;
+    base.assign(static_cast<size_t>(blocks * G), 0);
+    ctl.assign(static_cast<size_t>(blocks * pairs * 16 * G), 0x80);
+    w.assign(static_cast<size_t>(blocks * pairs * 8 * G), 0);
+    for (int64_t g = 0; g < blocks * G; ++g) {
+      const int64_t e0 = 4 * g, e1 = std::min<int64_t>(e0 + 4, DWC);
+      if (e0 >= DWC) break;
+      int64_t lo = INT64_MAX, hi = 0;
+      for (int64_t e = e0; e < e1; ++e) {
+        const int64_t i0 = tx.start[e / C] * C + e % C;
+        lo = std::min(lo, i0);
+        hi = std::max(hi, i0 + (kx - 1) * C);
+      }
+      const int64_t b = std::min(lo, SWC - 16);
+      if (hi - b >= 16) return false;
+      base[g] = static_cast<int32_t>(b);
+      const int64_t blk = g / G, gi = g % G;
+      for (int64_t e = e0; e < e1; ++e) {
+        const int64_t x = e / C, i0 = tx.start[x] * C + e % C, j = e - e0;
+        for (int k = 0; k < kx; ++k) {
+          const int64_t pos = (blk * pairs + k / 2) * G + gi;
+          ctl[pos * 16 + 4 * j + 2 * (k & 1)] = static_cast<uint8_t>(i0 + k * C - b);
+          w[pos * 8 + 2 * j + (k & 1)] = static_cast<int16_t>(wx[x * kx + k]);
+        }
+      }
+    }
+    return true;
+  }
+
+#if defined(__AVX512BW__)
+  using VI = __m512i;
+#elif defined(__AVX2__)
+  using VI = __m256i;
+#else
+  using VI = __m128i;
+#endif
+
+  // The E sums of block bk of one source row.
+  template <int P>
+  inline VI block(const uint8_t* __restrict__ src, int64_t bk) const {
+    const int np = P > 0 ? P : pairs;
+    const int32_t* bs = base.data() + bk * G;
+    const uint8_t* cp = ctl.data() + bk * np * 16 * G;
+    const int16_t* wp = w.data() + bk * np * 8 * G;
+    // the source row streams from memory: prefetch a few lines ahead of the windows
+    _mm_prefetch(reinterpret_cast<const char*>(src + bs[0]) + 384, _MM_HINT_T0);
+#if defined(__AVX512BW__)
+    __m512i win = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[0])));
+    win = _mm512_inserti32x4(win, _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[1])), 1);
+    win = _mm512_inserti32x4(win, _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[2])), 2);
+    win = _mm512_inserti32x4(win, _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[3])), 3);
+    __m512i a = _mm512_madd_epi16(_mm512_shuffle_epi8(win, _mm512_load_si512(cp)), _mm512_load_si512(wp));
+    for (int p = 1; p < np; ++p)
+      a = _mm512_add_epi32(a, _mm512_madd_epi16(_mm512_shuffle_epi8(win, _mm512_load_si512(cp + 64 * p)),
+                                                _mm512_load_si512(wp + 32 * p)));
+    return a;
+#elif defined(__AVX2__)
+    const __m256i win = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[0]))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[1])), 1);
+    __m256i a = _mm256_madd_epi16(_mm256_shuffle_epi8(win, _mm256_load_si256(reinterpret_cast<const __m256i*>(cp))),
+                                  _mm256_load_si256(reinterpret_cast<const __m256i*>(wp)));
+    for (int p = 1; p < np; ++p)
+      a = _mm256_add_epi32(
+          a, _mm256_madd_epi16(_mm256_shuffle_epi8(win, _mm256_load_si256(reinterpret_cast<const __m256i*>(cp + 32 * p))),
+                               _mm256_load_si256(reinterpret_cast<const __m256i*>(wp + 16 * p))));
+    return a;
+#else
+    const __m128i win = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[0]));
+    __m128i a = _mm_madd_epi16(_mm_shuffle_epi8(win, _mm_load_si128(reinterpret_cast<const __m128i*>(cp))),
+                               _mm_load_si128(reinterpret_cast<const __m128i*>(wp)));
+    for (int p = 1; p < np; ++p)
+      a = _mm_add_epi32(a, _mm_madd_epi16(_mm_shuffle_epi8(win, _mm_load_si128(reinterpret_cast<const __m128i*>(cp + 16 * p))),
+                                          _mm_load_si128(reinterpret_cast<const __m128i*>(wp + 8 * p))));
+    return a;
+#endif
+  }
+
+  // h[0 .. blocks * E) for one source row (entries past DWC are junk).
+  template <int P>
+  void run(const uint8_t* __restrict__ src, int32_t* __restrict__ h) const {
+    for (int64_t bk = 0; bk < blocks; ++bk) {
+      const VI a = block<P>(src, bk);
+      std::memcpy(h + bk * E, &a, sizeof(a));
+    }
+  }
+
+  // Two source rows straight to output: out[e] = saturate((w0 * h0[e] + w1 * h1[e] + half) >>
+  // rshift) for e < n, with no int32 rows in between (when no other output row shares them).
+  template <int P>
+  void run2(const uint8_t* __restrict__ s0, const uint8_t* __restrict__ s1, int32_t w0, int32_t w1, int rshift,
+            uint8_t* __restrict__ out, int64_t n) const {
+    const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
+    const __m128i sh = _mm_cvtsi32_si128(rshift);
+    for (int64_t bk = 0; bk < blocks; ++bk) {
+      const VI h0 = block<P>(s0, bk), h1 = block<P>(s1, bk);
+      uint8_t tmp[E];
+      uint8_t* o = (bk + 1) * E <= n ? out + bk * E : tmp;
+#if defined(__AVX512BW__)
+      __m512i a = _mm512_add_epi32(_mm512_mullo_epi32(h0, _mm512_set1_epi32(w0)), _mm512_mullo_epi32(h1, _mm512_set1_epi32(w1)));
+      a = _mm512_sra_epi32(_mm512_add_epi32(a, _mm512_set1_epi32(half)), sh);
+      a = _mm512_max_epi32(a, _mm512_setzero_si512());
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm512_cvtusepi32_epi8(a));
+#elif defined(__AVX2__)
+      __m256i a = _mm256_add_epi32(_mm256_mullo_epi32(h0, _mm256_set1_epi32(w0)), _mm256_mullo_epi32(h1, _mm256_set1_epi32(w1)));
+      a = _mm256_sra_epi32(_mm256_add_epi32(a, _mm256_set1_epi32(half)), sh);
+      const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(o), _mm_packus_epi16(w16, w16));
+#else
+      __m128i a = _mm_add_epi32(_mm_mullo_epi32(h0, _mm_set1_epi32(w0)), _mm_mullo_epi32(h1, _mm_set1_epi32(w1)));
+      a = _mm_sra_epi32(_mm_add_epi32(a, _mm_set1_epi32(half)), sh);
+      const __m128i w16 = _mm_packus_epi32(a, a);
+      const int32_t b4 = _mm_cvtsi128_si32(_mm_packus_epi16(w16, w16));
+      std::memcpy(o, &b4, 4);
+#endif
+      if (o == tmp) std::memcpy(out + bk * E, tmp, static_cast<size_t>(n - bk * E));
+    }
+  }
+
+  void run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
+                int64_t n) const {
+    if (pairs == 1) run2<1>(s0, s1, w0, w1, rshift, out, n);
+    else if (pairs == 2) run2<2>(s0, s1, w0, w1, rshift, out, n);
+    else run2<0>(s0, s1, w0, w1, rshift, out, n);
+  }
+
+  void run_any(const uint8_t* src, int32_t* h) const {
+    if (pairs == 1) run<1>(src, h);
+    else if (pairs == 2) run<2>(src, h);
+    else run<0>(src, h);
+  }
+};
+#endif
+
+// out[e] = saturate((sum_k wy[k] * rows[k][e] + half) >> rshift): the vertical sums of the
+// horizontal-first order (exact int32, as the CUDA kernel's).
+template <int K>
+inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64_t n, int rshift, uint8_t* __restrict__ out) {
+  const int kk = K > 0 ? K : ky;
+  const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
+  const int32_t* __restrict__ r0 = rows[0];
+  const int32_t w0 = wy[0];
+  if constexpr (K == 2) {
+    const int32_t* __restrict__ r1 = rows[1];
+    const int32_t w1 = wy[1];
+    for (int64_t e = 0; e < n; ++e) {
+      const int32_t v = (w0 * r0[e] + w1 * r1[e] + half) >> rshift;
+      out[e] = static_cast<uint8_t>(std::min(std::max(v, 0), 255));
+    }
+  } else if constexpr (K == 4) {
+    const int32_t* __restrict__ r1 = rows[1];
+    const int32_t* __restrict__ r2 = rows[2];
+    const int32_t* __restrict__ r3 = rows[3];
+    const int32_t w1 = wy[1], w2 = wy[2], w3 = wy[3];
+    for (int64_t e = 0; e < n; ++e) {
+      const int32_t v = (w0 * r0[e] + w1 * r1[e] + w2 * r2[e] + w3 * r3[e] + half) >> rshift;
+      out[e] = static_cast<uint8_t>(std::min(std::max(v, 0), 255));
+    }
+  } else {
+    // blocks of 256 elements: sums in a small local buffer
+    int32_t acc[256];
+    for (int64_t e0 = 0; e0 < n; e0 += 256) {
+      const int64_t m = std::min<int64_t>(256, n - e0);
+      for (int64_t e = 0; e < m; ++e) acc[e] = w0 * r0[e0 + e];
+      for (int k = 1; k < kk; ++k) {
+        const int32_t* __restrict__ rk = rows[k] + e0;
+        const int32_t wk = wy[k];
+        for (int64_t e = 0; e < m; ++e) acc[e] += wk * rk[e];
+      }
+      for (int64_t e = 0; e < m; ++e) {
+        const int32_t v = (acc[e] + half) >> rshift;
+        out[e0 + e] = static_cast<uint8_t>(std::min(std::max(v, 0), 255));
+      }
+    }
+  }
+}
+
 int64_t rows_grain(int64_t rows, int64_t work_per_row) {
   const int threads = get_num_threads();
   int64_t g = rows / (4 * (threads > 0 ? threads : 1));
   const int64_t min_rows = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, work_per_row));
   return std::max<int64_t>(std::max<int64_t>(g, min_rows), 1);
 }
+
+#if defined(__SSSE3__)
+// uint8 with no intermediate shift: every source row the outputs need is resized
+// horizontally once (U8Hpass) into a ring of ky int32 rows, then each output row is the
+// ky-row weighted sum, rounded once: the same exact integer sum as the vertical-first order
+// and the CUDA kernel.
+void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
+                      const U8Hpass& hp, int rshift) {
+  const int ky = ty.k;
+  const int32_t* wy = static_cast<const int32_t*>(ty.w);
+  const int64_t DWC = d.w * d.c;
+  const int64_t stride = (hp.blocks * U8Hpass::E + 15) / 16 * 16;
+  const int64_t rows = d.n * d.h;
+  // two taps and no source row shared by consecutive output rows (shrinking by 2 or more):
+  // both rows of each output row straight to the output
+  bool fused = ky == 2;
+  for (int64_t y = 1; y < d.h && fused; ++y) fused = ty.start[y] >= ty.start[y - 1] + 2;
+  parallel_for(0, rows, rows_grain(rows, (ky + 2 * hp.pairs) * DWC), [&](int64_t t0, int64_t t1) {
+    int32_t* ring = thread_scratch<int32_t>(2, static_cast<size_t>(ky * stride));
+    int64_t keys[16];
+    const int32_t* rp[16];
+    for (int k = 0; k < ky; ++k) keys[k] = -1;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / d.h, y = t % d.h;
+      const int64_t sy0 = ty.start[y];
+      const int32_t* wr = wy + y * ky;
+      uint8_t* o = row_ptr<uint8_t>(dst, d, b, y);
+      if (fused) {
+        hp.run2_any(row_ptr<uint8_t>(src, s, b, sy0), row_ptr<uint8_t>(src, s, b, sy0 + 1), wr[0], wr[1], rshift, o,
+                    DWC);
+        continue;
+      }
+      for (int k = 0; k < ky; ++k) {
+        const int64_t sy = sy0 + k, slot = sy % ky, key = b * s.h + sy;
+        if (keys[slot] != key) {
+          hp.run_any(row_ptr<uint8_t>(src, s, b, sy), ring + slot * stride);
+          keys[slot] = key;
+        }
+        rp[k] = ring + slot * stride;
+      }
+      if (ky == 2) vsum_u8<2>(rp, wr, ky, DWC, rshift, o);
+      else if (ky == 4) vsum_u8<4>(rp, wr, ky, DWC, rshift, o);
+      else vsum_u8<0>(rp, wr, ky, DWC, rshift, o);
+    }
+  });
+}
+#endif
 
 template <typename T>
 void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
@@ -231,6 +487,14 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   const A* wy = static_cast<const A*>(ty.w);
   const A* wx = static_cast<const A*>(tx.w);
   const int rshift = std::is_same<T, uint8_t>::value ? ty.bits + tx.bits - shift : 0;
+#if defined(__SSSE3__)
+  if constexpr (std::is_same<T, uint8_t>::value) {
+    if (shift == 0 && ky <= 16) {
+      U8Hpass hp;
+      if (hp.build(tx, C, SWC, DWC)) return resize_u8_hfirst(src, s, dst, d, ty, hp, rshift);
+    }
+  }
+#endif
   // Per output element: the source element of its first tap, and its weights tap-major.
   if (SWC + kx * C >= (int64_t(1) << 31)) throw std::overflow_error("resize: a source row is too long for int32 indices");
   aligned_vector<int32_t> idx(static_cast<size_t>(DWC));
