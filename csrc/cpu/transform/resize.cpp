@@ -240,19 +240,29 @@ struct U8Hpass {
   aligned_vector<uint8_t> ctl;   // [blocks][pairs][16 G]: pshufb controls
   aligned_vector<int16_t> w;     // [blocks][pairs][8 G]: weights, pairs of taps
 
-  bool build(const ResizeTable& tx, int64_t C, int64_t SWC, int64_t DWC) {
+  // ge output elements per group (window 4 * ge bytes), gpb groups per block: (4, G) for the
+  // pshufb runs below, (16, 1) for the vpermb ones (AVX-512 VBMI).
+  int ge = 4, gpb = G;
+  int64_t elems = E;  // output elements per block
+  bool vbmi = false;
+
+  bool build(const ResizeTable& tx, int64_t C, int64_t SWC, int64_t DWC, int ge_, int gpb_) {
     const int kx = tx.k;
     const int32_t* wx = static_cast<const int32_t*>(tx.w);
-    if (SWC < 16 || kx < 1 || kx > 16) return false;
+    ge = ge_;
+    gpb = gpb_;
+    elems = int64_t(ge) * gpb;
+    const int64_t win = 4 * ge;
+    if (SWC < win || kx < 1 || kx > 16) return false;
     for (int64_t i = 0; i < tx.n * kx; ++i)
       if (wx[i] > 32767 || wx[i] < -32767) return false;
     pairs = (kx + 1) / 2;
-    blocks = (DWC + E - 1) / E;
-    base.assign(static_cast<size_t>(blocks * G), 0);
-    ctl.assign(static_cast<size_t>(blocks * pairs * 16 * G), 0x80);
-    w.assign(static_cast<size_t>(blocks * pairs * 8 * G), 0);
-    for (int64_t g = 0; g < blocks * G; ++g) {
-      const int64_t e0 = 4 * g, e1 = std::min<int64_t>(e0 + 4, DWC);
+    blocks = (DWC + elems - 1) / elems;
+    base.assign(static_cast<size_t>(blocks * gpb), 0);
+    ctl.assign(static_cast<size_t>(blocks * pairs * win * gpb), 0x80);
+    w.assign(static_cast<size_t>(blocks * pairs * 2 * ge * gpb), 0);
+    for (int64_t g = 0; g < blocks * gpb; ++g) {
+      const int64_t e0 = ge * g, e1 = std::min<int64_t>(e0 + ge, DWC);
       if (e0 >= DWC) break;
       int64_t lo = INT64_MAX, hi = 0;
       for (int64_t e = e0; e < e1; ++e) {
@@ -260,16 +270,16 @@ struct U8Hpass {
         lo = std::min(lo, i0);
         hi = std::max(hi, i0 + (kx - 1) * C);
       }
-      const int64_t b = std::min(lo, SWC - 16);
-      if (hi - b >= 16) return false;
+      const int64_t b = std::min(lo, SWC - win);
+      if (hi - b >= win) return false;
       base[g] = static_cast<int32_t>(b);
-      const int64_t blk = g / G, gi = g % G;
+      const int64_t blk = g / gpb, gi = g % gpb;
       for (int64_t e = e0; e < e1; ++e) {
         const int64_t x = e / C, i0 = tx.start[x] * C + e % C, j = e - e0;
         for (int k = 0; k < kx; ++k) {
-          const int64_t pos = (blk * pairs + k / 2) * G + gi;
-          ctl[pos * 16 + 4 * j + 2 * (k & 1)] = static_cast<uint8_t>(i0 + k * C - b);
-          w[pos * 8 + 2 * j + (k & 1)] = static_cast<int16_t>(wx[x * kx + k]);
+          const int64_t pos = (blk * pairs + k / 2) * gpb + gi;
+          ctl[pos * win + 4 * j + 2 * (k & 1)] = static_cast<uint8_t>(i0 + k * C - b);
+          w[pos * 2 * ge + 2 * j + (k & 1)] = static_cast<int16_t>(wx[x * kx + k]);
         }
       }
     }
@@ -285,12 +295,23 @@ struct U8Hpass {
 #endif
 
   // The E sums of block bk of one source row.
+  // The tables as plain local pointers (the loops store through uint8_t pointers, which may
+  // alias anything: members would be reloaded every block).
+  struct View {
+    const int32_t* base;
+    const uint8_t* ctl;
+    const int16_t* w;
+    int pairs;
+    int64_t blocks;
+  };
+  View view() const { return View{base.data(), ctl.data(), w.data(), pairs, blocks}; }
+
   template <int P>
-  inline VI block(const uint8_t* __restrict__ src, int64_t bk) const {
-    const int np = P > 0 ? P : pairs;
-    const int32_t* bs = base.data() + bk * G;
-    const uint8_t* cp = ctl.data() + bk * np * 16 * G;
-    const int16_t* wp = w.data() + bk * np * 8 * G;
+  static inline VI block(const View& t, const uint8_t* __restrict__ src, int64_t bk) {
+    const int np = P > 0 ? P : t.pairs;
+    const int32_t* bs = t.base + bk * G;
+    const uint8_t* cp = t.ctl + bk * np * 16 * G;
+    const int16_t* wp = t.w + bk * np * 8 * G;
     // the source row streams from memory: prefetch a few lines ahead of the windows
     _mm_prefetch(reinterpret_cast<const char*>(src + bs[0]) + 384, _MM_HINT_T0);
 #if defined(__AVX512BW__)
@@ -328,8 +349,9 @@ struct U8Hpass {
   // h[0 .. blocks * E) for one source row (entries past DWC are junk).
   template <int P>
   void run(const uint8_t* __restrict__ src, int32_t* __restrict__ h) const {
-    for (int64_t bk = 0; bk < blocks; ++bk) {
-      const VI a = block<P>(src, bk);
+    const View t = view();
+    for (int64_t bk = 0; bk < t.blocks; ++bk) {
+      const VI a = block<P>(t, src, bk);
       std::memcpy(h + bk * E, &a, sizeof(a));
     }
   }
@@ -341,8 +363,9 @@ struct U8Hpass {
             uint8_t* __restrict__ out, int64_t n) const {
     const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
     const __m128i sh = _mm_cvtsi32_si128(rshift);
-    for (int64_t bk = 0; bk < blocks; ++bk) {
-      const VI h0 = block<P>(s0, bk), h1 = block<P>(s1, bk);
+    const View t = view();
+    for (int64_t bk = 0; bk < t.blocks; ++bk) {
+      const VI h0 = block<P>(t, s0, bk), h1 = block<P>(t, s1, bk);
       uint8_t tmp[E];
       uint8_t* o = (bk + 1) * E <= n ? out + bk * E : tmp;
 #if defined(__AVX512BW__)
@@ -367,18 +390,88 @@ struct U8Hpass {
   }
 
   void run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
-                int64_t n) const {
+                int64_t n) const;
+  void run2_pshufb(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
+                   int64_t n) const {
     if (pairs == 1) run2<1>(s0, s1, w0, w1, rshift, out, n);
     else if (pairs == 2) run2<2>(s0, s1, w0, w1, rshift, out, n);
     else run2<0>(s0, s1, w0, w1, rshift, out, n);
   }
 
-  void run_any(const uint8_t* src, int32_t* h) const {
+  void run_any(const uint8_t* src, int32_t* h) const;
+  void run_pshufb(const uint8_t* src, int32_t* h) const {
     if (pairs == 1) run<1>(src, h);
     else if (pairs == 2) run<2>(src, h);
     else run<0>(src, h);
   }
 };
+
+#if defined(__AVX512BW__)
+// The same passes with one 64-byte window per 16 output elements and vpermb (AVX-512 VBMI,
+// checked at run time): one load and one permute per pair of taps instead of four loads,
+// three inserts and a shuffle.
+template <int P>
+__attribute__((target("avx512vbmi"))) inline __m512i vbmi_block(const U8Hpass::View& t, const uint8_t* __restrict__ src,
+                                                                  int64_t bk) {
+  const int np = P > 0 ? P : t.pairs;
+  const uint8_t* cp = t.ctl + bk * np * 64;
+  const int16_t* wp = t.w + bk * np * 32;
+  const uint8_t* p = src + t.base[bk];
+  _mm_prefetch(reinterpret_cast<const char*>(p) + 384, _MM_HINT_T0);
+  const __m512i win = _mm512_loadu_si512(p);
+  const __mmask64 even = 0x5555555555555555ULL;  // zero-extended bytes: 16-bit taps
+  __m512i a = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(even, _mm512_load_si512(cp), win), _mm512_load_si512(wp));
+  for (int q = 1; q < np; ++q)
+    a = _mm512_add_epi32(a, _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(even, _mm512_load_si512(cp + 64 * q), win),
+                                              _mm512_load_si512(wp + 32 * q)));
+  return a;
+}
+
+template <int P>
+__attribute__((target("avx512vbmi"))) void vbmi_run(U8Hpass::View t, const uint8_t* __restrict__ src,
+                                                      int32_t* __restrict__ h) {
+  for (int64_t bk = 0; bk < t.blocks; ++bk) _mm512_storeu_si512(h + bk * 16, vbmi_block<P>(t, src, bk));
+}
+
+template <int P>
+__attribute__((target("avx512vbmi"))) void vbmi_run2(U8Hpass::View t, const uint8_t* __restrict__ s0,
+                                                       const uint8_t* __restrict__ s1, int32_t w0, int32_t w1,
+                                                       int rshift, uint8_t* __restrict__ out, int64_t n) {
+  const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
+  const __m128i sh = _mm_cvtsi32_si128(rshift);
+  const __m512i vw0 = _mm512_set1_epi32(w0), vw1 = _mm512_set1_epi32(w1), vh = _mm512_set1_epi32(half);
+  for (int64_t bk = 0; bk < t.blocks; ++bk) {
+    const __m512i h0 = vbmi_block<P>(t, s0, bk), h1 = vbmi_block<P>(t, s1, bk);
+    __m512i a = _mm512_add_epi32(_mm512_mullo_epi32(h0, vw0), _mm512_mullo_epi32(h1, vw1));
+    a = _mm512_max_epi32(_mm512_sra_epi32(_mm512_add_epi32(a, vh), sh), _mm512_setzero_si512());
+    const int64_t m = std::min<int64_t>(16, n - bk * 16);
+    _mm512_mask_cvtusepi32_storeu_epi8(out + bk * 16, static_cast<__mmask16>((1u << m) - 1), a);
+  }
+}
+#endif
+
+inline void U8Hpass::run_any(const uint8_t* src, int32_t* h) const {
+#if defined(__AVX512BW__)
+  if (vbmi) {
+    if (pairs == 1) return vbmi_run<1>(view(), src, h);
+    if (pairs == 2) return vbmi_run<2>(view(), src, h);
+    return vbmi_run<0>(view(), src, h);
+  }
+#endif
+  run_pshufb(src, h);
+}
+
+inline void U8Hpass::run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
+                              int64_t n) const {
+#if defined(__AVX512BW__)
+  if (vbmi) {
+    if (pairs == 1) return vbmi_run2<1>(view(), s0, s1, w0, w1, rshift, out, n);
+    if (pairs == 2) return vbmi_run2<2>(view(), s0, s1, w0, w1, rshift, out, n);
+    return vbmi_run2<0>(view(), s0, s1, w0, w1, rshift, out, n);
+  }
+#endif
+  run2_pshufb(s0, s1, w0, w1, rshift, out, n);
+}
 #endif
 
 // out[e] = saturate((sum_k wy[k] * rows[k][e] + half) >> rshift): the vertical sums of the
@@ -441,7 +534,7 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
   const int ky = ty.k;
   const int32_t* wy = static_cast<const int32_t*>(ty.w);
   const int64_t DWC = d.w * d.c;
-  const int64_t stride = (hp.blocks * U8Hpass::E + 15) / 16 * 16;
+  const int64_t stride = (hp.blocks * hp.elems + 15) / 16 * 16;
   const int64_t rows = d.n * d.h;
   // two taps and no source row shared by consecutive output rows (shrinking by 2 or more):
   // both rows of each output row straight to the output
@@ -491,7 +584,15 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   if constexpr (std::is_same<T, uint8_t>::value) {
     if (shift == 0 && ky <= 16) {
       U8Hpass hp;
-      if (hp.build(tx, C, SWC, DWC)) return resize_u8_hfirst(src, s, dst, d, ty, hp, rshift);
+#if defined(__AVX512BW__)
+      // one 64-byte window per 16 outputs where the processor has vpermb (VBMI)
+      static const bool has_vbmi = __builtin_cpu_supports("avx512vbmi");
+      if (has_vbmi && hp.build(tx, C, SWC, DWC, 16, 1)) {
+        hp.vbmi = true;
+        return resize_u8_hfirst(src, s, dst, d, ty, hp, rshift);
+      }
+#endif
+      if (hp.build(tx, C, SWC, DWC, 4, U8Hpass::G)) return resize_u8_hfirst(src, s, dst, d, ty, hp, rshift);
     }
   }
 #endif
