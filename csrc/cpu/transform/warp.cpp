@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cmath>
 #include <climits>
+#include <cstring>
 
 #include "imkern/parallel.hpp"
 #include "imkern/transform.hpp"
@@ -338,30 +339,57 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 // neighbour); a chunk runs here only when every lane's 2 x 2 window, and the 4 bytes each
 // gather reads, lie inside the image (the caller checks the extent fits int32 offsets).
 // Returns false (nothing written) when some lane is outside: the scalar loop does it.
+#if defined(__AVX512F__)
+inline bool sx_finite(__m512 v) {
+  return _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(2.0e9f), _CMP_LT_OQ) == 0xFFFF;
+}
+#else
+inline bool sx_finite(__m256 v) {
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.f), v);
+  return _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(2.0e9f), _CMP_LT_OQ)) == 0xFF;
+}
+#endif
+
 template <int C>
 inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int64_t W, int64_t H, const float* FX,
-                                   const float* FY, uint8_t* out) {
+                                   const float* FY, bool constant, uint8_t cval, uint8_t* out) {
 #if defined(__AVX512F__)
   const __m512 sx = _mm512_loadu_ps(FX), sy = _mm512_loadu_ps(FY);
   const __m512 fx0 = _mm512_roundscale_ps(sx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
   const __m512 fy0 = _mm512_roundscale_ps(sy, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
   // inside: 0 <= fx0, fx0 * C + C + 4 <= W * C (the gathers' last byte), 0 <= fy0 < H - 1
   // (compared in float: NaN and huge values fail)
-  const float xmax = static_cast<float>(W - 1 - (4 + C - 1) / C), ymax = static_cast<float>(H - 2);
+  const float xmax = static_cast<float>(W - (8 + C - 1) / C), ymax = static_cast<float>(H - 2);
   const __mmask16 in = _mm512_cmp_ps_mask(fx0, _mm512_setzero_ps(), _CMP_GE_OQ) &
                        _mm512_cmp_ps_mask(fx0, _mm512_set1_ps(xmax), _CMP_LE_OQ) &
                        _mm512_cmp_ps_mask(fy0, _mm512_setzero_ps(), _CMP_GE_OQ) &
                        _mm512_cmp_ps_mask(fy0, _mm512_set1_ps(ymax), _CMP_LE_OQ);
-  if (in != 0xFFFF) return false;
+  if (in != 0xFFFF) {
+    // every lane outside by more than a pixel with a constant border: the scalar loop's cval
+    const __mmask16 out_c = _mm512_cmp_ps_mask(fx0, _mm512_set1_ps(-1.f), _CMP_LT_OQ) |
+                            _mm512_cmp_ps_mask(fx0, _mm512_set1_ps(static_cast<float>(W)), _CMP_GE_OQ) |
+                            _mm512_cmp_ps_mask(fy0, _mm512_set1_ps(-1.f), _CMP_LT_OQ) |
+                            _mm512_cmp_ps_mask(fy0, _mm512_set1_ps(static_cast<float>(H)), _CMP_GE_OQ);
+    if (!(constant && out_c == 0xFFFF && sx_finite(sx) && sx_finite(sy))) return false;
+    std::memset(out, cval, 16 * C);
+    return true;
+  }
   const __m512 ax = _mm512_sub_ps(sx, fx0), ay = _mm512_sub_ps(sy, fy0);
   const __m512i ix = _mm512_cvttps_epi32(fx0), iy = _mm512_cvttps_epi32(fy0);
   const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(iy, _mm512_set1_epi32(static_cast<int32_t>(row_stride))),
                                        _mm512_mullo_epi32(ix, _mm512_set1_epi32(C)));
-  const __m512i offc = _mm512_add_epi32(off, _mm512_set1_epi32(C));
   const __m512i rs = _mm512_set1_epi32(static_cast<int32_t>(row_stride));
-  const __m512i a0 = _mm512_i32gather_epi32(off, base, 1), b0 = _mm512_i32gather_epi32(offc, base, 1);
-  const __m512i a1 = _mm512_i32gather_epi32(_mm512_add_epi32(off, rs), base, 1);
-  const __m512i b1 = _mm512_i32gather_epi32(_mm512_add_epi32(offc, rs), base, 1);
+  // 8 bytes per lane (the pixel and its right neighbour) in two 8-lane qword gathers per row
+  auto row = [&](__m512i o, __m512i& a, __m512i& b) {
+    const __m512i q0 = _mm512_i32gather_epi64(_mm512_castsi512_si256(o), base, 1);
+    const __m512i q1 = _mm512_i32gather_epi64(_mm512_extracti64x4_epi64(o, 1), base, 1);
+    a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(q0)), _mm512_cvtepi64_epi32(q1), 1);
+    b = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_srli_epi64(q0, 8 * C))),
+                           _mm512_cvtepi64_epi32(_mm512_srli_epi64(q1, 8 * C)), 1);
+  };
+  __m512i a0, b0, a1, b1;
+  row(off, a0, b0);
+  row(_mm512_add_epi32(off, rs), a1, b1);
   const __m512i m8 = _mm512_set1_epi32(255);
   __m512i res[4];
   for (int c = 0; c < C; ++c) {
@@ -393,21 +421,38 @@ inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int6
 #else
   const __m256 sx = _mm256_loadu_ps(FX), sy = _mm256_loadu_ps(FY);
   const __m256 fx0 = _mm256_floor_ps(sx), fy0 = _mm256_floor_ps(sy);
-  const float xmax = static_cast<float>(W - 1 - (4 + C - 1) / C), ymax = static_cast<float>(H - 2);
+  const float xmax = static_cast<float>(W - (8 + C - 1) / C), ymax = static_cast<float>(H - 2);
   const __m256 in = _mm256_and_ps(
       _mm256_and_ps(_mm256_cmp_ps(fx0, _mm256_setzero_ps(), _CMP_GE_OQ), _mm256_cmp_ps(fx0, _mm256_set1_ps(xmax), _CMP_LE_OQ)),
       _mm256_and_ps(_mm256_cmp_ps(fy0, _mm256_setzero_ps(), _CMP_GE_OQ), _mm256_cmp_ps(fy0, _mm256_set1_ps(ymax), _CMP_LE_OQ)));
-  if (_mm256_movemask_ps(in) != 0xFF) return false;
+  if (_mm256_movemask_ps(in) != 0xFF) {
+    const __m256 oc = _mm256_or_ps(
+        _mm256_or_ps(_mm256_cmp_ps(fx0, _mm256_set1_ps(-1.f), _CMP_LT_OQ),
+                     _mm256_cmp_ps(fx0, _mm256_set1_ps(static_cast<float>(W)), _CMP_GE_OQ)),
+        _mm256_or_ps(_mm256_cmp_ps(fy0, _mm256_set1_ps(-1.f), _CMP_LT_OQ),
+                     _mm256_cmp_ps(fy0, _mm256_set1_ps(static_cast<float>(H)), _CMP_GE_OQ)));
+    if (!(constant && _mm256_movemask_ps(oc) == 0xFF && sx_finite(sx) && sx_finite(sy))) return false;
+    std::memset(out, cval, 8 * C);
+    return true;
+  }
   const __m256 ax = _mm256_sub_ps(sx, fx0), ay = _mm256_sub_ps(sy, fy0);
   const __m256i ix = _mm256_cvttps_epi32(fx0), iy = _mm256_cvttps_epi32(fy0);
   const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(iy, _mm256_set1_epi32(static_cast<int32_t>(row_stride))),
                                        _mm256_mullo_epi32(ix, _mm256_set1_epi32(C)));
-  const __m256i offc = _mm256_add_epi32(off, _mm256_set1_epi32(C));
   const __m256i rs = _mm256_set1_epi32(static_cast<int32_t>(row_stride));
-  const int* bi = reinterpret_cast<const int*>(base);
-  const __m256i a0 = _mm256_i32gather_epi32(bi, off, 1), b0 = _mm256_i32gather_epi32(bi, offc, 1);
-  const __m256i a1 = _mm256_i32gather_epi32(bi, _mm256_add_epi32(off, rs), 1);
-  const __m256i b1 = _mm256_i32gather_epi32(bi, _mm256_add_epi32(offc, rs), 1);
+  const long long* bq = reinterpret_cast<const long long*>(base);
+  const __m256i lo = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  // 8 bytes per lane (the pixel and its right neighbour) in two 4-lane qword gathers per row
+  auto row = [&](__m256i o, __m256i& a, __m256i& b) {
+    const __m256i q0 = _mm256_i32gather_epi64(bq, _mm256_castsi256_si128(o), 1);
+    const __m256i q1 = _mm256_i32gather_epi64(bq, _mm256_extracti128_si256(o, 1), 1);
+    a = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(q0, lo), _mm256_permutevar8x32_epi32(q1, lo), 0x20);
+    b = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(_mm256_srli_epi64(q0, 8 * C), lo),
+                                  _mm256_permutevar8x32_epi32(_mm256_srli_epi64(q1, 8 * C), lo), 0x20);
+  };
+  __m256i a0, b0, a1, b1;
+  row(off, a0, b0);
+  row(_mm256_add_epi32(off, rs), a1, b1);
   const __m256i m8 = _mm256_set1_epi32(255);
   __m256i res[4];
   for (int c = 0; c < C; ++c) {
@@ -451,9 +496,11 @@ void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_
   constexpr int64_t L = 8;
 #endif
   const uint8_t* base = static_cast<const uint8_t*>(src) + b * s.batch_stride;
+  const bool constant = border == Border::constant;
+  const uint8_t cvt = static_cast<uint8_t>(cv);
   int64_t x = 0, pending = 0;  // [pending, x): not yet written, for float_row
   for (; x + L <= n; x += L) {
-    if (warp_u8_bilinear_chunk<C>(base, s.row_stride, s.w, s.h, FX + x, FY + x, out + x * C)) {
+    if (warp_u8_bilinear_chunk<C>(base, s.row_stride, s.w, s.h, FX + x, FY + x, constant, cvt, out + x * C)) {
       if (pending < x)
         float_row<uint8_t, C>(src, s, b, out + pending * C, x - pending, FX + pending, FY + pending,
                               Interp::bilinear, border, cv);
