@@ -348,11 +348,11 @@ struct U8Hpass {
 
   // h[0 .. blocks * E) for one source row (entries past DWC are junk).
   template <int P>
-  void run(const uint8_t* __restrict__ src, int32_t* __restrict__ h) const {
+  void run(const uint8_t* __restrict__ src, int32_t* __restrict__ h, int64_t bk0, int64_t bk1) const {
     const View t = view();
-    for (int64_t bk = 0; bk < t.blocks; ++bk) {
+    for (int64_t bk = bk0; bk < bk1; ++bk) {
       const VI a = block<P>(t, src, bk);
-      std::memcpy(h + bk * E, &a, sizeof(a));
+      std::memcpy(h + (bk - bk0) * E, &a, sizeof(a));
     }
   }
 
@@ -398,11 +398,11 @@ struct U8Hpass {
     else run2<0>(s0, s1, w0, w1, rshift, out, n);
   }
 
-  void run_any(const uint8_t* src, int32_t* h) const;
-  void run_pshufb(const uint8_t* src, int32_t* h) const {
-    if (pairs == 1) run<1>(src, h);
-    else if (pairs == 2) run<2>(src, h);
-    else run<0>(src, h);
+  void run_any(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const;
+  void run_pshufb(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const {
+    if (pairs == 1) run<1>(src, h, bk0, bk1);
+    else if (pairs == 2) run<2>(src, h, bk0, bk1);
+    else run<0>(src, h, bk0, bk1);
   }
 };
 
@@ -429,8 +429,8 @@ __attribute__((target("avx512vbmi"))) inline __m512i vbmi_block(const U8Hpass::V
 
 template <int P>
 __attribute__((target("avx512vbmi"))) void vbmi_run(U8Hpass::View t, const uint8_t* __restrict__ src,
-                                                      int32_t* __restrict__ h) {
-  for (int64_t bk = 0; bk < t.blocks; ++bk) _mm512_storeu_si512(h + bk * 16, vbmi_block<P>(t, src, bk));
+                                                      int32_t* __restrict__ h, int64_t bk0, int64_t bk1) {
+  for (int64_t bk = bk0; bk < bk1; ++bk) _mm512_storeu_si512(h + (bk - bk0) * 16, vbmi_block<P>(t, src, bk));
 }
 
 template <int P>
@@ -450,15 +450,15 @@ __attribute__((target("avx512vbmi"))) void vbmi_run2(U8Hpass::View t, const uint
 }
 #endif
 
-inline void U8Hpass::run_any(const uint8_t* src, int32_t* h) const {
+inline void U8Hpass::run_any(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const {
 #if defined(__AVX512BW__)
   if (vbmi) {
-    if (pairs == 1) return vbmi_run<1>(view(), src, h);
-    if (pairs == 2) return vbmi_run<2>(view(), src, h);
-    return vbmi_run<0>(view(), src, h);
+    if (pairs == 1) return vbmi_run<1>(view(), src, h, bk0, bk1);
+    if (pairs == 2) return vbmi_run<2>(view(), src, h, bk0, bk1);
+    return vbmi_run<0>(view(), src, h, bk0, bk1);
   }
 #endif
-  run_pshufb(src, h);
+  run_pshufb(src, h, bk0, bk1);
 }
 
 inline void U8Hpass::run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
@@ -477,8 +477,41 @@ inline void U8Hpass::run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, 
 // out[e] = saturate((sum_k wy[k] * rows[k][e] + half) >> rshift): the vertical sums of the
 // horizontal-first order (exact int32, as the CUDA kernel's).
 template <int K>
-inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64_t n, int rshift, uint8_t* __restrict__ out) {
+inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64_t n, int rshift, uint8_t* __restrict__ out,
+                    bool stream = false) {
   const int kk = K > 0 ? K : ky;
+#if defined(__AVX512BW__)
+  // 2 and 4 taps, outputs larger than the caches: streaming stores (no read for ownership
+  // of the output lines), 16 outputs per store, aligned ones only
+  if constexpr (K == 2 || K == 4) {
+    if (stream) {
+      int64_t e = 0;
+      const int64_t head = static_cast<int64_t>((16 - (reinterpret_cast<uintptr_t>(out) & 15)) & 15);
+      if (head > 0) {
+        vsum_u8<K>(rows, wy, ky, std::min(head, n), rshift, out, false);
+        e = std::min(head, n);
+      }
+      const __m512i vh = _mm512_set1_epi32(rshift > 0 ? int32_t(1) << (rshift - 1) : 0);
+      const __m128i sh = _mm_cvtsi32_si128(rshift);
+      __m512i w[K];
+      for (int k = 0; k < K; ++k) w[k] = _mm512_set1_epi32(wy[k]);
+      for (; e + 16 <= n; e += 16) {
+        __m512i a = _mm512_mullo_epi32(w[0], _mm512_loadu_si512(rows[0] + e));
+        for (int k = 1; k < K; ++k) a = _mm512_add_epi32(a, _mm512_mullo_epi32(w[k], _mm512_loadu_si512(rows[k] + e)));
+        a = _mm512_max_epi32(_mm512_sra_epi32(_mm512_add_epi32(a, vh), sh), _mm512_setzero_si512());
+        _mm_stream_si128(reinterpret_cast<__m128i*>(out + e), _mm512_cvtusepi32_epi8(a));
+      }
+      if (e < n) {
+        const int32_t* rr[K];
+        for (int k = 0; k < K; ++k) rr[k] = rows[k] + e;
+        vsum_u8<K>(rr, wy, ky, n - e, rshift, out + e, false);
+      }
+      return;
+    }
+  }
+#else
+  (void)stream;
+#endif
   const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
   const int32_t* __restrict__ r0 = rows[0];
   const int32_t w0 = wy[0];
@@ -534,39 +567,55 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
   const int ky = ty.k;
   const int32_t* wy = static_cast<const int32_t*>(ty.w);
   const int64_t DWC = d.w * d.c;
-  const int64_t stride = (hp.blocks * hp.elems + 15) / 16 * 16;
+  // blocks per column strip: ky ring rows of int32 in about 16 KiB
+  const int64_t sb = std::max<int64_t>(1, (16384 / (4 * ky)) / hp.elems);
+  const int64_t stride = (sb * hp.elems + 15) / 16 * 16;
   const int64_t rows = d.n * d.h;
   // two taps and no source row shared by consecutive output rows (shrinking by 2 or more):
   // both rows of each output row straight to the output
   bool fused = ky == 2;
+  // outputs past the caches' size go out with streaming stores
+  const bool stream = rows * DWC > (int64_t(8) << 20);
   for (int64_t y = 1; y < d.h && fused; ++y) fused = ty.start[y] >= ty.start[y - 1] + 2;
   parallel_for(0, rows, rows_grain(rows, (ky + 2 * hp.pairs) * DWC), [&](int64_t t0, int64_t t1) {
     int32_t* ring = thread_scratch<int32_t>(2, static_cast<size_t>(ky * stride));
     int64_t keys[16];
     const int32_t* rp[16];
-    for (int k = 0; k < ky; ++k) keys[k] = -1;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / d.h, y = t % d.h;
-      const int64_t sy0 = ty.start[y];
-      const int32_t* wr = wy + y * ky;
-      uint8_t* o = row_ptr<uint8_t>(dst, d, b, y);
-      if (fused) {
-        hp.run2_any(row_ptr<uint8_t>(src, s, b, sy0), row_ptr<uint8_t>(src, s, b, sy0 + 1), wr[0], wr[1], rshift, o,
-                    DWC);
-        continue;
+    if (fused) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / d.h, y = t % d.h;
+        const int64_t sy0 = ty.start[y];
+        const int32_t* wr = wy + y * ky;
+        hp.run2_any(row_ptr<uint8_t>(src, s, b, sy0), row_ptr<uint8_t>(src, s, b, sy0 + 1), wr[0], wr[1], rshift,
+                    row_ptr<uint8_t>(dst, d, b, y), DWC);
       }
-      for (int k = 0; k < ky; ++k) {
-        const int64_t sy = sy0 + k, slot = sy % ky, key = b * s.h + sy;
-        if (keys[slot] != key) {
-          hp.run_any(row_ptr<uint8_t>(src, s, b, sy), ring + slot * stride);
-          keys[slot] = key;
-        }
-        rp[k] = ring + slot * stride;
-      }
-      if (ky == 2) vsum_u8<2>(rp, wr, ky, DWC, rshift, o);
-      else if (ky == 4) vsum_u8<4>(rp, wr, ky, DWC, rshift, o);
-      else vsum_u8<0>(rp, wr, ky, DWC, rshift, o);
+      return;
     }
+    // column strips whose ring of ky int32 rows stays in L1: the vertical sums read each
+    // ring row once per output row
+    for (int64_t bk0 = 0; bk0 < hp.blocks; bk0 += sb) {
+      const int64_t bk1 = std::min(hp.blocks, bk0 + sb);
+      const int64_t e0 = bk0 * hp.elems, n = std::min(DWC, bk1 * hp.elems) - e0;
+      for (int k = 0; k < ky; ++k) keys[k] = -1;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / d.h, y = t % d.h;
+        const int64_t sy0 = ty.start[y];
+        const int32_t* wr = wy + y * ky;
+        uint8_t* o = row_ptr<uint8_t>(dst, d, b, y) + e0;
+        for (int k = 0; k < ky; ++k) {
+          const int64_t sy = sy0 + k, slot = sy % ky, key = b * s.h + sy;
+          if (keys[slot] != key) {
+            hp.run_any(row_ptr<uint8_t>(src, s, b, sy), ring + slot * stride, bk0, bk1);
+            keys[slot] = key;
+          }
+          rp[k] = ring + slot * stride;
+        }
+        if (ky == 2) vsum_u8<2>(rp, wr, ky, n, rshift, o, stream);
+        else if (ky == 4) vsum_u8<4>(rp, wr, ky, n, rshift, o, stream);
+        else vsum_u8<0>(rp, wr, ky, n, rshift, o);
+      }
+    }
+    if (stream) stream_fence();
   });
 }
 #endif
