@@ -370,7 +370,8 @@ def _integer_formula(x, ytab, xtab, shift):
 
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic", "area", "lanczos"])
 @pytest.mark.parametrize("antialias", [False, True])
-@pytest.mark.parametrize("sizes", [((13, 17), (40, 33)), ((40, 33), (13, 17)), ((64, 30), (17, 61))], ids=str)
+@pytest.mark.parametrize("sizes", [((13, 17), (40, 33)), ((40, 33), (13, 17)), ((64, 30), (17, 61)),
+                                   ((120, 301), (23, 37))], ids=str)
 def test_uint8_cpu_equals_the_cuda_integer_formula(rng, mode, antialias, sizes):
     """uint8 on the CPU (vertical-first or, when the height grows, horizontal-first with a ring)
     gives exactly the integer formula the CUDA kernel computes, so the devices agree bit for

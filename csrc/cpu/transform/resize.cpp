@@ -550,6 +550,68 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
   }
 }
 
+#if defined(__AVX2__)
+// The vertical pass of uint8 rows (vertical-first order): v[j] = sum_k wy[k] * r_k[j], then
+// (v + half) >> shift when shift > 0; exact int32, the scalar loop's integers. Rows in pairs,
+// bytes zero-extended to 16 bits and interleaved, one pmaddwd per pair with the weights
+// (wy[k], wy[k + 1]); the sums stay in registers over all ky rows (interleaving permutes the
+// elements within 128-bit lanes; undone once before the store).
+inline void vpass_u8_madd(const uint8_t* const* rows, const int32_t* wy, int ky, int64_t n, int shift,
+                          int32_t* __restrict__ v) {
+  const int32_t half = shift > 0 ? int32_t(1) << (shift - 1) : 0;
+  const __m128i sh = _mm_cvtsi32_si128(shift);
+  int64_t j = 0;
+#if defined(__AVX512BW__)
+  const __m512i id0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i id1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  const __m512i vh = _mm512_set1_epi32(half);
+  for (; j + 32 <= n; j += 32) {
+    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+    for (int k = 0; k < ky; k += 2) {
+      const __m512i a = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + j)));
+      const __m512i b = k + 1 < ky ? _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k + 1] + j)))
+                                   : _mm512_setzero_si512();
+      const int32_t w1 = k + 1 < ky ? wy[k + 1] : 0;
+      const __m512i wp = _mm512_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(w1) << 16) | (static_cast<uint32_t>(wy[k]) & 0xFFFFu)));
+      lo = _mm512_add_epi32(lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(a, b), wp));
+      hi = _mm512_add_epi32(hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(a, b), wp));
+    }
+    if (shift > 0) {
+      lo = _mm512_sra_epi32(_mm512_add_epi32(lo, vh), sh);
+      hi = _mm512_sra_epi32(_mm512_add_epi32(hi, vh), sh);
+    }
+    _mm512_storeu_si512(v + j, _mm512_permutex2var_epi32(lo, id0, hi));
+    _mm512_storeu_si512(v + j + 16, _mm512_permutex2var_epi32(lo, id1, hi));
+  }
+#else
+  const __m256i vh = _mm256_set1_epi32(half);
+  for (; j + 16 <= n; j += 16) {
+    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+    for (int k = 0; k < ky; k += 2) {
+      const __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + j)));
+      const __m256i b = k + 1 < ky ? _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k + 1] + j)))
+                                   : _mm256_setzero_si256();
+      const int32_t w1 = k + 1 < ky ? wy[k + 1] : 0;
+      const __m256i wp = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(w1) << 16) | (static_cast<uint32_t>(wy[k]) & 0xFFFFu)));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wp));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wp));
+    }
+    if (shift > 0) {
+      lo = _mm256_sra_epi32(_mm256_add_epi32(lo, vh), sh);
+      hi = _mm256_sra_epi32(_mm256_add_epi32(hi, vh), sh);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + j), _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + j + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+  }
+#endif
+  for (; j < n; ++j) {
+    int32_t a = 0;
+    for (int k = 0; k < ky; ++k) a += wy[k] * static_cast<int32_t>(rows[k][j]);
+    v[j] = shift > 0 ? (a + half) >> shift : a;
+  }
+}
+#endif
+
 int64_t rows_grain(int64_t rows, int64_t work_per_row) {
   const int threads = get_num_threads();
   int64_t g = rows / (4 * (threads > 0 ? threads : 1));
@@ -698,6 +760,11 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
     });
     return;
   }
+  // uint8: the vertical sums with 16-bit multiply-adds on row pairs (weights fit int16)
+  bool vmadd_ok = std::is_same<T, uint8_t>::value && ky <= 64;
+  if constexpr (std::is_same<T, uint8_t>::value)
+    for (int64_t i = 0; i < ty.n * ky && vmadd_ok; ++i) vmadd_ok = wy[i] >= -32767 && wy[i] <= 32767;
+  (void)vmadd_ok;
   parallel_for(0, rows, rows_grain(rows, ky * SWC + kx * DWC), [&](int64_t t0, int64_t t1) {
     A* __restrict__ v = thread_scratch<A>(0, static_cast<size_t>(SWC));
     A* __restrict__ acc = thread_scratch<A>(1, static_cast<size_t>(DWC));
@@ -706,6 +773,16 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       const A* wr = wy + y * ky;
       const int64_t sy = ty.start[y];
       // 1. vertical pass
+#if defined(__AVX2__)
+      if constexpr (std::is_same<T, uint8_t>::value) {
+        if (vmadd_ok) {
+          const uint8_t* rr[64];
+          for (int k = 0; k < ky; ++k) rr[k] = row_ptr<uint8_t>(src, s, b, sy + k);
+          vpass_u8_madd(rr, wr, ky, SWC, shift, v);
+        }
+      }
+      if (!vmadd_ok)
+#endif
       {
         const T* r0 = row_ptr<T>(src, s, b, sy);
         const A w0 = wr[0];
