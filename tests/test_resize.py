@@ -370,7 +370,8 @@ def _integer_formula(x, ytab, xtab, shift):
 
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic", "area", "lanczos"])
 @pytest.mark.parametrize("antialias", [False, True])
-@pytest.mark.parametrize("sizes", [((13, 17), (40, 33)), ((40, 33), (13, 17)), ((64, 30), (17, 61))], ids=str)
+@pytest.mark.parametrize("sizes", [((13, 17), (40, 33)), ((40, 33), (13, 17)), ((64, 30), (17, 61)),
+                                   ((120, 301), (23, 37))], ids=str)
 def test_uint8_cpu_equals_the_cuda_integer_formula(rng, mode, antialias, sizes):
     """uint8 on the CPU (vertical-first or, when the height grows, horizontal-first with a ring)
     gives exactly the integer formula the CUDA kernel computes, so the devices agree bit for
@@ -393,3 +394,57 @@ def test_uint8_cpu_equals_the_cuda_integer_formula(rng, mode, antialias, sizes):
     else:
         expect = _integer_formula(x, ytab, xtab, RZ._vshift(ytab[3], xtab[3]))
     np.testing.assert_array_equal(got, expect)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic", "area", "lanczos"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_uint8_horizontal_first_paths_equal_the_integer_formula(rng, mode, channels):
+    """uint8 resizes with no intermediate shift run horizontally first on the CPU (16-bit
+    multiply-adds over byte windows: 16-byte pshufb windows, or 64-byte vpermb windows on
+    AVX-512 VBMI machines; shrinking by 2 or more with 2 taps fuses both rows straight to the
+    output), with the general path where the windows do not fit (shrinking by more than ~4x,
+    rows narrower than a window). Every one of them must give the exact integer formula, on
+    every ISA level: odd widths, 1-pixel images and outputs, strided and negative-stride
+    views, batches."""
+    from imkern.transform import _resize as RZ
+
+    sizes = [((64, 96), (32, 48)), ((67, 131), (33, 65)), ((50, 77), (23, 19)), ((41, 63), (29, 47)),
+             ((13, 17), (40, 33)), ((30, 200), (61, 401)), ((1, 1), (3, 5)), ((1, 70), (1, 33)), ((90, 1), (45, 1)),
+             ((7, 9), (1, 1)), ((40, 300), (20, 21)), ((9, 23), (9, 23))]
+    before = imkern.get_cpu_isa()
+    try:
+        for (sh, sw), (h, w) in sizes:
+            big = random_array(rng, (2, sh, 2 * sw + 3, channels), np.uint8)
+            views = [big[0, :, :sw], big[1, ::-1, sw:2 * sw], big[:, :, 1:2 * sw + 1:2]]
+            shrink = mode == "area" and sh >= h and sw >= w
+            ytab = RZ._axis_table(sh, h, mode, False, shrink, "u8")
+            xtab = RZ._axis_table(sw, w, mode, False, shrink, "u8")
+            shift = RZ._vshift(ytab[3], xtab[3])
+            for v in views:
+                vv = np.ascontiguousarray(v)
+                expect = (np.stack([_integer_formula(im, ytab, xtab, shift) for im in vv]) if vv.ndim == 4
+                          else _integer_formula(vv, ytab, xtab, shift))
+                for isa in imkern.info()["cpu_isa_available"]:
+                    imkern.set_cpu_isa(isa)
+                    got = resize(v, (h, w), interpolation=mode)
+                    np.testing.assert_array_equal(got, expect, err_msg=f"{isa} {(sh, sw)}->{(h, w)} {v.shape}")
+    finally:
+        imkern.set_cpu_isa(before)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_uint8_large_outputs_same_bits_on_every_isa_level(rng, mode):
+    """Outputs larger than the caches (over 8 MiB) are written with streaming stores on AVX-512,
+    aligned 16-byte pieces with the unaligned head and tail of each row written normally:
+    the same bits as the other ISA levels; odd widths so the rows start unaligned."""
+    x = random_array(rng, (731, 1013, 3), np.uint8)
+    before = imkern.get_cpu_isa()
+    try:
+        res = []
+        for isa in imkern.info()["cpu_isa_available"]:
+            imkern.set_cpu_isa(isa)
+            res.append(resize(x, (1501, 2047), interpolation=mode))
+        for r in res[1:]:
+            np.testing.assert_array_equal(r, res[0])
+    finally:
+        imkern.set_cpu_isa(before)

@@ -215,12 +215,472 @@ inline void hrow(const T* src, const int64_t* start, const A* w, int kx, int64_t
   }
 }
 
+// ---- uint8, horizontal first, 16-bit multiply-adds ------------------------------------------
+// The horizontal pass of one uint8 source row with byte shuffles and pmaddwd: output
+// elements in groups of 4 (one 128-bit lane): the group's taps lie in a 16-byte window of
+// the source row (checked when the table is built), pshufb gathers each element's taps as
+// zero-extended 16-bit pairs, pmaddwd multiplies them by the 16-bit weights and adds the
+// pair: h = sum_k wx[k] * p[k], exact in int32 (the same integers as the scalar loop).
+// Tables are built per call; a table that does not fit (a group's taps spread over more
+// than 16 bytes: shrinking by more than about 4x, or weights beyond int16) is refused and
+// the general path runs.
+#if defined(__SSSE3__)
+struct U8Hpass {
+#if defined(__AVX512BW__)
+  static constexpr int G = 4;  // 128-bit groups per vector
+#elif defined(__AVX2__)
+  static constexpr int G = 2;
+#else
+  static constexpr int G = 1;
+#endif
+  static constexpr int E = 4 * G;  // output elements per vector
+  int pairs = 0;
+  int64_t blocks = 0;
+  aligned_vector<int32_t> base;  // [blocks * G]: byte offset of each group's window
+  aligned_vector<uint8_t> ctl;   // [blocks][pairs][16 G]: pshufb controls
+  aligned_vector<int16_t> w;     // [blocks][pairs][8 G]: weights, pairs of taps
+
+  // ge output elements per group (window 4 * ge bytes), gpb groups per block: (4, G) for the
+  // pshufb runs below, (16, 1) for the vpermb ones (AVX-512 VBMI).
+  int ge = 4, gpb = G;
+  int64_t elems = E;  // output elements per block
+  bool vbmi = false;
+
+  bool build(const ResizeTable& tx, int64_t C, int64_t SWC, int64_t DWC, int ge_, int gpb_) {
+    const int kx = tx.k;
+    const int32_t* wx = static_cast<const int32_t*>(tx.w);
+    ge = ge_;
+    gpb = gpb_;
+    elems = int64_t(ge) * gpb;
+    const int64_t win = 4 * ge;
+    if (SWC < win || kx < 1 || kx > 16) return false;
+    for (int64_t i = 0; i < tx.n * kx; ++i)
+      if (wx[i] > 32767 || wx[i] < -32767) return false;
+    pairs = (kx + 1) / 2;
+    blocks = (DWC + elems - 1) / elems;
+    base.assign(static_cast<size_t>(blocks * gpb), 0);
+    ctl.assign(static_cast<size_t>(blocks * pairs * win * gpb), 0x80);
+    w.assign(static_cast<size_t>(blocks * pairs * 2 * ge * gpb), 0);
+    for (int64_t g = 0; g < blocks * gpb; ++g) {
+      const int64_t e0 = ge * g, e1 = std::min<int64_t>(e0 + ge, DWC);
+      if (e0 >= DWC) break;
+      int64_t lo = INT64_MAX, hi = 0;
+      for (int64_t e = e0; e < e1; ++e) {
+        const int64_t i0 = tx.start[e / C] * C + e % C;
+        lo = std::min(lo, i0);
+        hi = std::max(hi, i0 + (kx - 1) * C);
+      }
+      const int64_t b = std::min(lo, SWC - win);
+      if (hi - b >= win) return false;
+      base[g] = static_cast<int32_t>(b);
+      const int64_t blk = g / gpb, gi = g % gpb;
+      for (int64_t e = e0; e < e1; ++e) {
+        const int64_t x = e / C, i0 = tx.start[x] * C + e % C, j = e - e0;
+        for (int k = 0; k < kx; ++k) {
+          const int64_t pos = (blk * pairs + k / 2) * gpb + gi;
+          ctl[pos * win + 4 * j + 2 * (k & 1)] = static_cast<uint8_t>(i0 + k * C - b);
+          w[pos * 2 * ge + 2 * j + (k & 1)] = static_cast<int16_t>(wx[x * kx + k]);
+        }
+      }
+    }
+    return true;
+  }
+
+#if defined(__AVX512BW__)
+  using VI = __m512i;
+#elif defined(__AVX2__)
+  using VI = __m256i;
+#else
+  using VI = __m128i;
+#endif
+
+  // The E sums of block bk of one source row.
+  // The tables as plain local pointers (the loops store through uint8_t pointers, which may
+  // alias anything: members would be reloaded every block).
+  struct View {
+    const int32_t* base;
+    const uint8_t* ctl;
+    const int16_t* w;
+    int pairs;
+    int64_t blocks;
+  };
+  View view() const { return View{base.data(), ctl.data(), w.data(), pairs, blocks}; }
+
+  template <int P>
+  static inline VI block(const View& t, const uint8_t* __restrict__ src, int64_t bk) {
+    const int np = P > 0 ? P : t.pairs;
+    const int32_t* bs = t.base + bk * G;
+    const uint8_t* cp = t.ctl + bk * np * 16 * G;
+    const int16_t* wp = t.w + bk * np * 8 * G;
+    // the source row streams from memory: prefetch a few lines ahead of the windows
+    _mm_prefetch(reinterpret_cast<const char*>(src + bs[0]) + 384, _MM_HINT_T0);
+#if defined(__AVX512BW__)
+    __m512i win = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[0])));
+    win = _mm512_inserti32x4(win, _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[1])), 1);
+    win = _mm512_inserti32x4(win, _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[2])), 2);
+    win = _mm512_inserti32x4(win, _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[3])), 3);
+    __m512i a = _mm512_madd_epi16(_mm512_shuffle_epi8(win, _mm512_load_si512(cp)), _mm512_load_si512(wp));
+    for (int p = 1; p < np; ++p)
+      a = _mm512_add_epi32(a, _mm512_madd_epi16(_mm512_shuffle_epi8(win, _mm512_load_si512(cp + 64 * p)),
+                                                _mm512_load_si512(wp + 32 * p)));
+    return a;
+#elif defined(__AVX2__)
+    const __m256i win = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[0]))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[1])), 1);
+    __m256i a = _mm256_madd_epi16(_mm256_shuffle_epi8(win, _mm256_load_si256(reinterpret_cast<const __m256i*>(cp))),
+                                  _mm256_load_si256(reinterpret_cast<const __m256i*>(wp)));
+    for (int p = 1; p < np; ++p)
+      a = _mm256_add_epi32(
+          a, _mm256_madd_epi16(_mm256_shuffle_epi8(win, _mm256_load_si256(reinterpret_cast<const __m256i*>(cp + 32 * p))),
+                               _mm256_load_si256(reinterpret_cast<const __m256i*>(wp + 16 * p))));
+    return a;
+#else
+    const __m128i win = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[0]));
+    __m128i a = _mm_madd_epi16(_mm_shuffle_epi8(win, _mm_load_si128(reinterpret_cast<const __m128i*>(cp))),
+                               _mm_load_si128(reinterpret_cast<const __m128i*>(wp)));
+    for (int p = 1; p < np; ++p)
+      a = _mm_add_epi32(a, _mm_madd_epi16(_mm_shuffle_epi8(win, _mm_load_si128(reinterpret_cast<const __m128i*>(cp + 16 * p))),
+                                          _mm_load_si128(reinterpret_cast<const __m128i*>(wp + 8 * p))));
+    return a;
+#endif
+  }
+
+  // h[0 .. blocks * E) for one source row (entries past DWC are junk).
+  template <int P>
+  void run(const uint8_t* __restrict__ src, int32_t* __restrict__ h, int64_t bk0, int64_t bk1) const {
+    const View t = view();
+    for (int64_t bk = bk0; bk < bk1; ++bk) {
+      const VI a = block<P>(t, src, bk);
+      std::memcpy(h + (bk - bk0) * E, &a, sizeof(a));
+    }
+  }
+
+  // Two source rows straight to output: out[e] = saturate((w0 * h0[e] + w1 * h1[e] + half) >>
+  // rshift) for e < n, with no int32 rows in between (when no other output row shares them).
+  template <int P>
+  void run2(const uint8_t* __restrict__ s0, const uint8_t* __restrict__ s1, int32_t w0, int32_t w1, int rshift,
+            uint8_t* __restrict__ out, int64_t n) const {
+    const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
+    const __m128i sh = _mm_cvtsi32_si128(rshift);
+    const View t = view();
+    for (int64_t bk = 0; bk < t.blocks; ++bk) {
+      const VI h0 = block<P>(t, s0, bk), h1 = block<P>(t, s1, bk);
+      uint8_t tmp[E];
+      uint8_t* o = (bk + 1) * E <= n ? out + bk * E : tmp;
+#if defined(__AVX512BW__)
+      __m512i a = _mm512_add_epi32(_mm512_mullo_epi32(h0, _mm512_set1_epi32(w0)), _mm512_mullo_epi32(h1, _mm512_set1_epi32(w1)));
+      a = _mm512_sra_epi32(_mm512_add_epi32(a, _mm512_set1_epi32(half)), sh);
+      a = _mm512_max_epi32(a, _mm512_setzero_si512());
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm512_cvtusepi32_epi8(a));
+#elif defined(__AVX2__)
+      __m256i a = _mm256_add_epi32(_mm256_mullo_epi32(h0, _mm256_set1_epi32(w0)), _mm256_mullo_epi32(h1, _mm256_set1_epi32(w1)));
+      a = _mm256_sra_epi32(_mm256_add_epi32(a, _mm256_set1_epi32(half)), sh);
+      const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(o), _mm_packus_epi16(w16, w16));
+#else
+      __m128i a = _mm_add_epi32(_mm_mullo_epi32(h0, _mm_set1_epi32(w0)), _mm_mullo_epi32(h1, _mm_set1_epi32(w1)));
+      a = _mm_sra_epi32(_mm_add_epi32(a, _mm_set1_epi32(half)), sh);
+      const __m128i w16 = _mm_packus_epi32(a, a);
+      const int32_t b4 = _mm_cvtsi128_si32(_mm_packus_epi16(w16, w16));
+      std::memcpy(o, &b4, 4);
+#endif
+      if (o == tmp) std::memcpy(out + bk * E, tmp, static_cast<size_t>(n - bk * E));
+    }
+  }
+
+  void run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
+                int64_t n) const;
+  void run2_pshufb(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
+                   int64_t n) const {
+    if (pairs == 1) run2<1>(s0, s1, w0, w1, rshift, out, n);
+    else if (pairs == 2) run2<2>(s0, s1, w0, w1, rshift, out, n);
+    else run2<0>(s0, s1, w0, w1, rshift, out, n);
+  }
+
+  void run_any(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const;
+  void run_pshufb(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const {
+    if (pairs == 1) run<1>(src, h, bk0, bk1);
+    else if (pairs == 2) run<2>(src, h, bk0, bk1);
+    else run<0>(src, h, bk0, bk1);
+  }
+};
+
+#if defined(__AVX512BW__)
+// The same passes with one 64-byte window per 16 output elements and vpermb (AVX-512 VBMI,
+// checked at run time): one load and one permute per pair of taps instead of four loads,
+// three inserts and a shuffle.
+template <int P>
+__attribute__((target("avx512vbmi"))) inline __m512i vbmi_block(const U8Hpass::View& t, const uint8_t* __restrict__ src,
+                                                                  int64_t bk) {
+  const int np = P > 0 ? P : t.pairs;
+  const uint8_t* cp = t.ctl + bk * np * 64;
+  const int16_t* wp = t.w + bk * np * 32;
+  const uint8_t* p = src + t.base[bk];
+  _mm_prefetch(reinterpret_cast<const char*>(p) + 384, _MM_HINT_T0);
+  const __m512i win = _mm512_loadu_si512(p);
+  const __mmask64 even = 0x5555555555555555ULL;  // zero-extended bytes: 16-bit taps
+  __m512i a = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(even, _mm512_load_si512(cp), win), _mm512_load_si512(wp));
+  for (int q = 1; q < np; ++q)
+    a = _mm512_add_epi32(a, _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(even, _mm512_load_si512(cp + 64 * q), win),
+                                              _mm512_load_si512(wp + 32 * q)));
+  return a;
+}
+
+template <int P>
+__attribute__((target("avx512vbmi"))) void vbmi_run(U8Hpass::View t, const uint8_t* __restrict__ src,
+                                                      int32_t* __restrict__ h, int64_t bk0, int64_t bk1) {
+  for (int64_t bk = bk0; bk < bk1; ++bk) _mm512_storeu_si512(h + (bk - bk0) * 16, vbmi_block<P>(t, src, bk));
+}
+
+template <int P>
+__attribute__((target("avx512vbmi"))) void vbmi_run2(U8Hpass::View t, const uint8_t* __restrict__ s0,
+                                                       const uint8_t* __restrict__ s1, int32_t w0, int32_t w1,
+                                                       int rshift, uint8_t* __restrict__ out, int64_t n) {
+  const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
+  const __m128i sh = _mm_cvtsi32_si128(rshift);
+  const __m512i vw0 = _mm512_set1_epi32(w0), vw1 = _mm512_set1_epi32(w1), vh = _mm512_set1_epi32(half);
+  for (int64_t bk = 0; bk < t.blocks; ++bk) {
+    const __m512i h0 = vbmi_block<P>(t, s0, bk), h1 = vbmi_block<P>(t, s1, bk);
+    __m512i a = _mm512_add_epi32(_mm512_mullo_epi32(h0, vw0), _mm512_mullo_epi32(h1, vw1));
+    a = _mm512_max_epi32(_mm512_sra_epi32(_mm512_add_epi32(a, vh), sh), _mm512_setzero_si512());
+    const int64_t m = std::min<int64_t>(16, n - bk * 16);
+    _mm512_mask_cvtusepi32_storeu_epi8(out + bk * 16, static_cast<__mmask16>((1u << m) - 1), a);
+  }
+}
+#endif
+
+inline void U8Hpass::run_any(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const {
+#if defined(__AVX512BW__)
+  if (vbmi) {
+    if (pairs == 1) return vbmi_run<1>(view(), src, h, bk0, bk1);
+    if (pairs == 2) return vbmi_run<2>(view(), src, h, bk0, bk1);
+    return vbmi_run<0>(view(), src, h, bk0, bk1);
+  }
+#endif
+  run_pshufb(src, h, bk0, bk1);
+}
+
+inline void U8Hpass::run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
+                              int64_t n) const {
+#if defined(__AVX512BW__)
+  if (vbmi) {
+    if (pairs == 1) return vbmi_run2<1>(view(), s0, s1, w0, w1, rshift, out, n);
+    if (pairs == 2) return vbmi_run2<2>(view(), s0, s1, w0, w1, rshift, out, n);
+    return vbmi_run2<0>(view(), s0, s1, w0, w1, rshift, out, n);
+  }
+#endif
+  run2_pshufb(s0, s1, w0, w1, rshift, out, n);
+}
+#endif
+
+// out[e] = saturate((sum_k wy[k] * rows[k][e] + half) >> rshift): the vertical sums of the
+// horizontal-first order (exact int32, as the CUDA kernel's).
+template <int K>
+inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64_t n, int rshift, uint8_t* __restrict__ out,
+                    bool stream = false) {
+  const int kk = K > 0 ? K : ky;
+#if defined(__AVX512BW__)
+  // 2 and 4 taps, outputs larger than the caches: streaming stores (no read for ownership
+  // of the output lines), 16 outputs per store, aligned ones only
+  if constexpr (K == 2 || K == 4) {
+    if (stream) {
+      int64_t e = 0;
+      const int64_t head = static_cast<int64_t>((16 - (reinterpret_cast<uintptr_t>(out) & 15)) & 15);
+      if (head > 0) {
+        vsum_u8<K>(rows, wy, ky, std::min(head, n), rshift, out, false);
+        e = std::min(head, n);
+      }
+      const __m512i vh = _mm512_set1_epi32(rshift > 0 ? int32_t(1) << (rshift - 1) : 0);
+      const __m128i sh = _mm_cvtsi32_si128(rshift);
+      __m512i w[K];
+      for (int k = 0; k < K; ++k) w[k] = _mm512_set1_epi32(wy[k]);
+      for (; e + 16 <= n; e += 16) {
+        __m512i a = _mm512_mullo_epi32(w[0], _mm512_loadu_si512(rows[0] + e));
+        for (int k = 1; k < K; ++k) a = _mm512_add_epi32(a, _mm512_mullo_epi32(w[k], _mm512_loadu_si512(rows[k] + e)));
+        a = _mm512_max_epi32(_mm512_sra_epi32(_mm512_add_epi32(a, vh), sh), _mm512_setzero_si512());
+        _mm_stream_si128(reinterpret_cast<__m128i*>(out + e), _mm512_cvtusepi32_epi8(a));
+      }
+      if (e < n) {
+        const int32_t* rr[K];
+        for (int k = 0; k < K; ++k) rr[k] = rows[k] + e;
+        vsum_u8<K>(rr, wy, ky, n - e, rshift, out + e, false);
+      }
+      return;
+    }
+  }
+#else
+  (void)stream;
+#endif
+  const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
+  const int32_t* __restrict__ r0 = rows[0];
+  const int32_t w0 = wy[0];
+  if constexpr (K == 2) {
+    const int32_t* __restrict__ r1 = rows[1];
+    const int32_t w1 = wy[1];
+    for (int64_t e = 0; e < n; ++e) {
+      const int32_t v = (w0 * r0[e] + w1 * r1[e] + half) >> rshift;
+      out[e] = static_cast<uint8_t>(std::min(std::max(v, 0), 255));
+    }
+  } else if constexpr (K == 4) {
+    const int32_t* __restrict__ r1 = rows[1];
+    const int32_t* __restrict__ r2 = rows[2];
+    const int32_t* __restrict__ r3 = rows[3];
+    const int32_t w1 = wy[1], w2 = wy[2], w3 = wy[3];
+    for (int64_t e = 0; e < n; ++e) {
+      const int32_t v = (w0 * r0[e] + w1 * r1[e] + w2 * r2[e] + w3 * r3[e] + half) >> rshift;
+      out[e] = static_cast<uint8_t>(std::min(std::max(v, 0), 255));
+    }
+  } else {
+    // blocks of 256 elements: sums in a small local buffer
+    int32_t acc[256];
+    for (int64_t e0 = 0; e0 < n; e0 += 256) {
+      const int64_t m = std::min<int64_t>(256, n - e0);
+      for (int64_t e = 0; e < m; ++e) acc[e] = w0 * r0[e0 + e];
+      for (int k = 1; k < kk; ++k) {
+        const int32_t* __restrict__ rk = rows[k] + e0;
+        const int32_t wk = wy[k];
+        for (int64_t e = 0; e < m; ++e) acc[e] += wk * rk[e];
+      }
+      for (int64_t e = 0; e < m; ++e) {
+        const int32_t v = (acc[e] + half) >> rshift;
+        out[e0 + e] = static_cast<uint8_t>(std::min(std::max(v, 0), 255));
+      }
+    }
+  }
+}
+
+#if defined(__AVX2__)
+// The vertical pass of uint8 rows (vertical-first order): v[j] = sum_k wy[k] * r_k[j], then
+// (v + half) >> shift when shift > 0; exact int32, the scalar loop's integers. Rows in pairs,
+// bytes zero-extended to 16 bits and interleaved, one pmaddwd per pair with the weights
+// (wy[k], wy[k + 1]); the sums stay in registers over all ky rows (interleaving permutes the
+// elements within 128-bit lanes; undone once before the store).
+inline void vpass_u8_madd(const uint8_t* const* rows, const int32_t* wy, int ky, int64_t n, int shift,
+                          int32_t* __restrict__ v) {
+  const int32_t half = shift > 0 ? int32_t(1) << (shift - 1) : 0;
+  const __m128i sh = _mm_cvtsi32_si128(shift);
+  int64_t j = 0;
+#if defined(__AVX512BW__)
+  const __m512i id0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i id1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  const __m512i vh = _mm512_set1_epi32(half);
+  for (; j + 32 <= n; j += 32) {
+    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
+    for (int k = 0; k < ky; k += 2) {
+      const __m512i a = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + j)));
+      const __m512i b = k + 1 < ky ? _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k + 1] + j)))
+                                   : _mm512_setzero_si512();
+      const int32_t w1 = k + 1 < ky ? wy[k + 1] : 0;
+      const __m512i wp = _mm512_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(w1) << 16) | (static_cast<uint32_t>(wy[k]) & 0xFFFFu)));
+      lo = _mm512_add_epi32(lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(a, b), wp));
+      hi = _mm512_add_epi32(hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(a, b), wp));
+    }
+    if (shift > 0) {
+      lo = _mm512_sra_epi32(_mm512_add_epi32(lo, vh), sh);
+      hi = _mm512_sra_epi32(_mm512_add_epi32(hi, vh), sh);
+    }
+    _mm512_storeu_si512(v + j, _mm512_permutex2var_epi32(lo, id0, hi));
+    _mm512_storeu_si512(v + j + 16, _mm512_permutex2var_epi32(lo, id1, hi));
+  }
+#else
+  const __m256i vh = _mm256_set1_epi32(half);
+  for (; j + 16 <= n; j += 16) {
+    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+    for (int k = 0; k < ky; k += 2) {
+      const __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + j)));
+      const __m256i b = k + 1 < ky ? _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k + 1] + j)))
+                                   : _mm256_setzero_si256();
+      const int32_t w1 = k + 1 < ky ? wy[k + 1] : 0;
+      const __m256i wp = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(w1) << 16) | (static_cast<uint32_t>(wy[k]) & 0xFFFFu)));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wp));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wp));
+    }
+    if (shift > 0) {
+      lo = _mm256_sra_epi32(_mm256_add_epi32(lo, vh), sh);
+      hi = _mm256_sra_epi32(_mm256_add_epi32(hi, vh), sh);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + j), _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + j + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+  }
+#endif
+  for (; j < n; ++j) {
+    int32_t a = 0;
+    for (int k = 0; k < ky; ++k) a += wy[k] * static_cast<int32_t>(rows[k][j]);
+    v[j] = shift > 0 ? (a + half) >> shift : a;
+  }
+}
+#endif
+
 int64_t rows_grain(int64_t rows, int64_t work_per_row) {
   const int threads = get_num_threads();
   int64_t g = rows / (4 * (threads > 0 ? threads : 1));
   const int64_t min_rows = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, work_per_row));
   return std::max<int64_t>(std::max<int64_t>(g, min_rows), 1);
 }
+
+#if defined(__SSSE3__)
+// uint8 with no intermediate shift: every source row the outputs need is resized
+// horizontally once (U8Hpass) into a ring of ky int32 rows, then each output row is the
+// ky-row weighted sum, rounded once: the same exact integer sum as the vertical-first order
+// and the CUDA kernel.
+void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
+                      const U8Hpass& hp, int rshift) {
+  const int ky = ty.k;
+  const int32_t* wy = static_cast<const int32_t*>(ty.w);
+  const int64_t DWC = d.w * d.c;
+  // blocks per column strip: ky ring rows of int32 in about 16 KiB
+  const int64_t sb = std::max<int64_t>(1, (16384 / (4 * ky)) / hp.elems);
+  const int64_t stride = (sb * hp.elems + 15) / 16 * 16;
+  const int64_t rows = d.n * d.h;
+  // two taps and no source row shared by consecutive output rows (shrinking by 2 or more):
+  // both rows of each output row straight to the output
+  bool fused = ky == 2;
+  // outputs past the caches' size go out with streaming stores
+  const bool stream = rows * DWC > (int64_t(8) << 20);
+  for (int64_t y = 1; y < d.h && fused; ++y) fused = ty.start[y] >= ty.start[y - 1] + 2;
+  parallel_for(0, rows, rows_grain(rows, (ky + 2 * hp.pairs) * DWC), [&](int64_t t0, int64_t t1) {
+    int32_t* ring = thread_scratch<int32_t>(2, static_cast<size_t>(ky * stride));
+    int64_t keys[16];
+    const int32_t* rp[16];
+    if (fused) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / d.h, y = t % d.h;
+        const int64_t sy0 = ty.start[y];
+        const int32_t* wr = wy + y * ky;
+        hp.run2_any(row_ptr<uint8_t>(src, s, b, sy0), row_ptr<uint8_t>(src, s, b, sy0 + 1), wr[0], wr[1], rshift,
+                    row_ptr<uint8_t>(dst, d, b, y), DWC);
+      }
+      return;
+    }
+    // column strips whose ring of ky int32 rows stays in L1: the vertical sums read each
+    // ring row once per output row
+    for (int64_t bk0 = 0; bk0 < hp.blocks; bk0 += sb) {
+      const int64_t bk1 = std::min(hp.blocks, bk0 + sb);
+      const int64_t e0 = bk0 * hp.elems, n = std::min(DWC, bk1 * hp.elems) - e0;
+      for (int k = 0; k < ky; ++k) keys[k] = -1;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / d.h, y = t % d.h;
+        const int64_t sy0 = ty.start[y];
+        const int32_t* wr = wy + y * ky;
+        uint8_t* o = row_ptr<uint8_t>(dst, d, b, y) + e0;
+        for (int k = 0; k < ky; ++k) {
+          const int64_t sy = sy0 + k, slot = sy % ky, key = b * s.h + sy;
+          if (keys[slot] != key) {
+            hp.run_any(row_ptr<uint8_t>(src, s, b, sy), ring + slot * stride, bk0, bk1);
+            keys[slot] = key;
+          }
+          rp[k] = ring + slot * stride;
+        }
+        if (ky == 2) vsum_u8<2>(rp, wr, ky, n, rshift, o, stream);
+        else if (ky == 4) vsum_u8<4>(rp, wr, ky, n, rshift, o, stream);
+        else vsum_u8<0>(rp, wr, ky, n, rshift, o);
+      }
+    }
+    if (stream) stream_fence();
+  });
+}
+#endif
 
 template <typename T>
 void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
@@ -231,6 +691,22 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   const A* wy = static_cast<const A*>(ty.w);
   const A* wx = static_cast<const A*>(tx.w);
   const int rshift = std::is_same<T, uint8_t>::value ? ty.bits + tx.bits - shift : 0;
+#if defined(__SSSE3__)
+  if constexpr (std::is_same<T, uint8_t>::value) {
+    if (shift == 0 && ky <= 16) {
+      U8Hpass hp;
+#if defined(__AVX512BW__)
+      // one 64-byte window per 16 outputs where the processor has vpermb (VBMI)
+      static const bool has_vbmi = __builtin_cpu_supports("avx512vbmi");
+      if (has_vbmi && hp.build(tx, C, SWC, DWC, 16, 1)) {
+        hp.vbmi = true;
+        return resize_u8_hfirst(src, s, dst, d, ty, hp, rshift);
+      }
+#endif
+      if (hp.build(tx, C, SWC, DWC, 4, U8Hpass::G)) return resize_u8_hfirst(src, s, dst, d, ty, hp, rshift);
+    }
+  }
+#endif
   // Per output element: the source element of its first tap, and its weights tap-major.
   if (SWC + kx * C >= (int64_t(1) << 31)) throw std::overflow_error("resize: a source row is too long for int32 indices");
   aligned_vector<int32_t> idx(static_cast<size_t>(DWC));
@@ -284,6 +760,11 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
     });
     return;
   }
+  // uint8: the vertical sums with 16-bit multiply-adds on row pairs (weights fit int16)
+  bool vmadd_ok = std::is_same<T, uint8_t>::value && ky <= 64;
+  if constexpr (std::is_same<T, uint8_t>::value)
+    for (int64_t i = 0; i < ty.n * ky && vmadd_ok; ++i) vmadd_ok = wy[i] >= -32767 && wy[i] <= 32767;
+  (void)vmadd_ok;
   parallel_for(0, rows, rows_grain(rows, ky * SWC + kx * DWC), [&](int64_t t0, int64_t t1) {
     A* __restrict__ v = thread_scratch<A>(0, static_cast<size_t>(SWC));
     A* __restrict__ acc = thread_scratch<A>(1, static_cast<size_t>(DWC));
@@ -292,6 +773,16 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       const A* wr = wy + y * ky;
       const int64_t sy = ty.start[y];
       // 1. vertical pass
+#if defined(__AVX2__)
+      if constexpr (std::is_same<T, uint8_t>::value) {
+        if (vmadd_ok) {
+          const uint8_t* rr[64];
+          for (int k = 0; k < ky; ++k) rr[k] = row_ptr<uint8_t>(src, s, b, sy + k);
+          vpass_u8_madd(rr, wr, ky, SWC, shift, v);
+        }
+      }
+      if (!vmadd_ok)
+#endif
       {
         const T* r0 = row_ptr<T>(src, s, b, sy);
         const A w0 = wr[0];

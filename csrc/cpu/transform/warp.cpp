@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cmath>
 #include <climits>
+#include <cstring>
 
 #include "imkern/parallel.hpp"
 #include "imkern/transform.hpp"
@@ -330,6 +331,188 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
   }
 }
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+// The float-scheme bilinear uint8 sample of L = 16 (AVX-512) or 8 (AVX2) output pixels at
+// once, C = 1, 3 or 4: the same float32 operations as float_row (floor, the fractions, two
+// fma lerps and a third, round half to even, saturate), lane by lane, so the same bits.
+// Taps are read as 32-bit gathers at byte offsets (channels of a pixel and its right
+// neighbour); a chunk runs here only when every lane's 2 x 2 window, and the 4 bytes each
+// gather reads, lie inside the image (the caller checks the extent fits int32 offsets).
+// Returns false (nothing written) when some lane is outside: the scalar loop does it.
+#if defined(__AVX512F__)
+inline bool sx_finite(__m512 v) {
+  return _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(2.0e9f), _CMP_LT_OQ) == 0xFFFF;
+}
+#else
+inline bool sx_finite(__m256 v) {
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.f), v);
+  return _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(2.0e9f), _CMP_LT_OQ)) == 0xFF;
+}
+#endif
+
+template <int C>
+inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int64_t W, int64_t H, const float* FX,
+                                   const float* FY, bool constant, uint8_t cval, uint8_t* out) {
+#if defined(__AVX512F__)
+  const __m512 sx = _mm512_loadu_ps(FX), sy = _mm512_loadu_ps(FY);
+  const __m512 fx0 = _mm512_roundscale_ps(sx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512 fy0 = _mm512_roundscale_ps(sy, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  // inside: 0 <= fx0, fx0 * C + C + 4 <= W * C (the gathers' last byte), 0 <= fy0 < H - 1
+  // (compared in float: NaN and huge values fail)
+  const float xmax = static_cast<float>(W - (8 + C - 1) / C), ymax = static_cast<float>(H - 2);
+  const __mmask16 in = _mm512_cmp_ps_mask(fx0, _mm512_setzero_ps(), _CMP_GE_OQ) &
+                       _mm512_cmp_ps_mask(fx0, _mm512_set1_ps(xmax), _CMP_LE_OQ) &
+                       _mm512_cmp_ps_mask(fy0, _mm512_setzero_ps(), _CMP_GE_OQ) &
+                       _mm512_cmp_ps_mask(fy0, _mm512_set1_ps(ymax), _CMP_LE_OQ);
+  if (in != 0xFFFF) {
+    // every lane outside by more than a pixel with a constant border: the scalar loop's cval
+    const __mmask16 out_c = _mm512_cmp_ps_mask(fx0, _mm512_set1_ps(-1.f), _CMP_LT_OQ) |
+                            _mm512_cmp_ps_mask(fx0, _mm512_set1_ps(static_cast<float>(W)), _CMP_GE_OQ) |
+                            _mm512_cmp_ps_mask(fy0, _mm512_set1_ps(-1.f), _CMP_LT_OQ) |
+                            _mm512_cmp_ps_mask(fy0, _mm512_set1_ps(static_cast<float>(H)), _CMP_GE_OQ);
+    if (!(constant && out_c == 0xFFFF && sx_finite(sx) && sx_finite(sy))) return false;
+    std::memset(out, cval, 16 * C);
+    return true;
+  }
+  const __m512 ax = _mm512_sub_ps(sx, fx0), ay = _mm512_sub_ps(sy, fy0);
+  const __m512i ix = _mm512_cvttps_epi32(fx0), iy = _mm512_cvttps_epi32(fy0);
+  const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(iy, _mm512_set1_epi32(static_cast<int32_t>(row_stride))),
+                                       _mm512_mullo_epi32(ix, _mm512_set1_epi32(C)));
+  const __m512i rs = _mm512_set1_epi32(static_cast<int32_t>(row_stride));
+  // 8 bytes per lane (the pixel and its right neighbour) in two 8-lane qword gathers per row
+  auto row = [&](__m512i o, __m512i& a, __m512i& b) {
+    const __m512i q0 = _mm512_i32gather_epi64(_mm512_castsi512_si256(o), base, 1);
+    const __m512i q1 = _mm512_i32gather_epi64(_mm512_extracti64x4_epi64(o, 1), base, 1);
+    a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(q0)), _mm512_cvtepi64_epi32(q1), 1);
+    b = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_srli_epi64(q0, 8 * C))),
+                           _mm512_cvtepi64_epi32(_mm512_srli_epi64(q1, 8 * C)), 1);
+  };
+  __m512i a0, b0, a1, b1;
+  row(off, a0, b0);
+  row(_mm512_add_epi32(off, rs), a1, b1);
+  const __m512i m8 = _mm512_set1_epi32(255);
+  __m512i res[4];
+  for (int c = 0; c < C; ++c) {
+    const __m512 p00 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(a0, 8 * c), m8));
+    const __m512 p01 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(b0, 8 * c), m8));
+    const __m512 p10 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(a1, 8 * c), m8));
+    const __m512 p11 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(b1, 8 * c), m8));
+    const __m512 v0 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p01, p00), p00);
+    const __m512 v1 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p11, p10), p10);
+    const __m512 r = _mm512_fmadd_ps(ay, _mm512_sub_ps(v1, v0), v0);
+    res[c] = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(r), _mm512_setzero_si512()), m8);
+  }
+  if constexpr (C == 1) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(res[0]));
+  } else {
+    __m512i px = res[0];
+    for (int c = 1; c < C; ++c) px = _mm512_or_si512(px, _mm512_slli_epi32(res[c], 8 * c));
+    if constexpr (C == 4) {
+      _mm512_storeu_si512(out, px);
+    } else {
+      // 3 bytes of each dword, packed: within each 128-bit lane, then the lanes' 12 bytes
+      const __m512i sh = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+      px = _mm512_shuffle_epi8(px, sh);
+      px = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 15, 15, 15, 15), px);
+      _mm512_mask_storeu_epi8(out, 0x0000FFFFFFFFFFFFULL, px);
+    }
+  }
+  return true;
+#else
+  const __m256 sx = _mm256_loadu_ps(FX), sy = _mm256_loadu_ps(FY);
+  const __m256 fx0 = _mm256_floor_ps(sx), fy0 = _mm256_floor_ps(sy);
+  const float xmax = static_cast<float>(W - (8 + C - 1) / C), ymax = static_cast<float>(H - 2);
+  const __m256 in = _mm256_and_ps(
+      _mm256_and_ps(_mm256_cmp_ps(fx0, _mm256_setzero_ps(), _CMP_GE_OQ), _mm256_cmp_ps(fx0, _mm256_set1_ps(xmax), _CMP_LE_OQ)),
+      _mm256_and_ps(_mm256_cmp_ps(fy0, _mm256_setzero_ps(), _CMP_GE_OQ), _mm256_cmp_ps(fy0, _mm256_set1_ps(ymax), _CMP_LE_OQ)));
+  if (_mm256_movemask_ps(in) != 0xFF) {
+    const __m256 oc = _mm256_or_ps(
+        _mm256_or_ps(_mm256_cmp_ps(fx0, _mm256_set1_ps(-1.f), _CMP_LT_OQ),
+                     _mm256_cmp_ps(fx0, _mm256_set1_ps(static_cast<float>(W)), _CMP_GE_OQ)),
+        _mm256_or_ps(_mm256_cmp_ps(fy0, _mm256_set1_ps(-1.f), _CMP_LT_OQ),
+                     _mm256_cmp_ps(fy0, _mm256_set1_ps(static_cast<float>(H)), _CMP_GE_OQ)));
+    if (!(constant && _mm256_movemask_ps(oc) == 0xFF && sx_finite(sx) && sx_finite(sy))) return false;
+    std::memset(out, cval, 8 * C);
+    return true;
+  }
+  const __m256 ax = _mm256_sub_ps(sx, fx0), ay = _mm256_sub_ps(sy, fy0);
+  const __m256i ix = _mm256_cvttps_epi32(fx0), iy = _mm256_cvttps_epi32(fy0);
+  const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(iy, _mm256_set1_epi32(static_cast<int32_t>(row_stride))),
+                                       _mm256_mullo_epi32(ix, _mm256_set1_epi32(C)));
+  const __m256i rs = _mm256_set1_epi32(static_cast<int32_t>(row_stride));
+  const long long* bq = reinterpret_cast<const long long*>(base);
+  const __m256i lo = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  // 8 bytes per lane (the pixel and its right neighbour) in two 4-lane qword gathers per row
+  auto row = [&](__m256i o, __m256i& a, __m256i& b) {
+    const __m256i q0 = _mm256_i32gather_epi64(bq, _mm256_castsi256_si128(o), 1);
+    const __m256i q1 = _mm256_i32gather_epi64(bq, _mm256_extracti128_si256(o, 1), 1);
+    a = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(q0, lo), _mm256_permutevar8x32_epi32(q1, lo), 0x20);
+    b = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(_mm256_srli_epi64(q0, 8 * C), lo),
+                                  _mm256_permutevar8x32_epi32(_mm256_srli_epi64(q1, 8 * C), lo), 0x20);
+  };
+  __m256i a0, b0, a1, b1;
+  row(off, a0, b0);
+  row(_mm256_add_epi32(off, rs), a1, b1);
+  const __m256i m8 = _mm256_set1_epi32(255);
+  __m256i res[4];
+  for (int c = 0; c < C; ++c) {
+    const __m256 p00 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(a0, 8 * c), m8));
+    const __m256 p01 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(b0, 8 * c), m8));
+    const __m256 p10 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(a1, 8 * c), m8));
+    const __m256 p11 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(b1, 8 * c), m8));
+    const __m256 v0 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p01, p00), p00);
+    const __m256 v1 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p11, p10), p10);
+    const __m256 r = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
+    res[c] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(r), _mm256_setzero_si256()), m8);
+  }
+  if constexpr (C == 1) {
+    const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(res[0]), _mm256_extracti128_si256(res[0], 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w16, w16));
+  } else {
+    __m256i px = res[0];
+    for (int c = 1; c < C; ++c) px = _mm256_or_si256(px, _mm256_slli_epi32(res[c], 8 * c));
+    if constexpr (C == 4) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), px);
+    } else {
+      const __m128i sh = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+      px = _mm256_shuffle_epi8(px, _mm256_broadcastsi128_si256(sh));
+      px = _mm256_permutevar8x32_epi32(px, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(px));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 16), _mm256_extracti128_si256(px, 1));
+    }
+  }
+  return true;
+#endif
+}
+
+// A row of float-scheme bilinear uint8 samples: vector chunks where the whole chunk is
+// inside, float_row for the rest (the same bits either way).
+template <int C>
+void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_t* out, int64_t n, const float* FX,
+                          const float* FY, Border border, float cv) {
+#if defined(__AVX512F__)
+  constexpr int64_t L = 16;
+#else
+  constexpr int64_t L = 8;
+#endif
+  const uint8_t* base = static_cast<const uint8_t*>(src) + b * s.batch_stride;
+  const bool constant = border == Border::constant;
+  const uint8_t cvt = static_cast<uint8_t>(cv);
+  int64_t x = 0, pending = 0;  // [pending, x): not yet written, for float_row
+  for (; x + L <= n; x += L) {
+    if (warp_u8_bilinear_chunk<C>(base, s.row_stride, s.w, s.h, FX + x, FY + x, constant, cvt, out + x * C)) {
+      if (pending < x)
+        float_row<uint8_t, C>(src, s, b, out + pending * C, x - pending, FX + pending, FY + pending,
+                              Interp::bilinear, border, cv);
+      pending = x + L;
+    }
+  }
+  if (pending < n)
+    float_row<uint8_t, C>(src, s, b, out + pending * C, n - pending, FX + pending, FY + pending, Interp::bilinear,
+                          border, cv);
+}
+#endif
+
 template <typename T>
 void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const WarpSpec& w) {
   using A = typename WpAcc<T>::type;
@@ -340,6 +523,10 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
   const bool nearest = w.interp == Interp::nearest;
   const int64_t bw = std::max<int64_t>(1, perspective_block_width(d.w, d.h));
   const int64_t rows = d.n * d.h;
+  // the vector bilinear uint8 rows gather with int32 byte offsets from the image's row 0
+  const bool simd_ok = !w.fixed && w.interp == Interp::bilinear && s.h >= 2 && s.w >= 2 &&
+                       (std::abs(s.row_stride) + 8) * s.h + 16 < (int64_t(1) << 31);
+  (void)simd_ok;
   const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(64, rows / (4 * std::max(1, get_num_threads()))));
   parallel_for(0, rows, grain, [&](int64_t t0, int64_t t1) {
     int32_t* X = thread_scratch<int32_t>(0, static_cast<size_t>(d.w));
@@ -351,6 +538,13 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
       T* out = row_ptr<T>(dst, d, b, y);
       if (!w.fixed) {
         float_coords(w, y, d.w, FX, FY);
+#if defined(__AVX512F__) || defined(__AVX2__)
+        if constexpr (std::is_same<T, uint8_t>::value) {
+          if (simd_ok && s.c == 3) { warp_u8_bilinear_row<3>(src, s, b, out, d.w, FX, FY, w.border, cvf); continue; }
+          if (simd_ok && s.c == 4) { warp_u8_bilinear_row<4>(src, s, b, out, d.w, FX, FY, w.border, cvf); continue; }
+          if (simd_ok && s.c == 1) { warp_u8_bilinear_row<1>(src, s, b, out, d.w, FX, FY, w.border, cvf); continue; }
+        }
+#endif
         if (s.c == 3) float_row<T, 3>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
         else if (s.c == 1) float_row<T, 1>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
         else if (s.c == 4) float_row<T, 4>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
