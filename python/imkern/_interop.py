@@ -81,6 +81,8 @@ def to_native(x: Any):
             x = x.resolve_conj()
         if x.is_neg():
             x = x.resolve_neg()
+        if x.device.type == "cpu":
+            return x.numpy()  # the same view as np.from_dlpack, a few times cheaper
     if hasattr(x, "__dlpack_device__"):
         dev, dev_id = (int(v) for v in x.__dlpack_device__())
         if dev == _KDL_CPU or dev == _KDL_CUDA_HOST:
@@ -117,8 +119,10 @@ def from_native(r: Any, like: Any):
         import torch
 
         try:
+            if isinstance(r, np.ndarray) and r.flags.writeable:
+                return torch.from_numpy(r)  # zero-copy, cheaper than the DLPack round trip
             return torch.from_dlpack(r)
-        except (BufferError, TypeError, RuntimeError):
+        except (BufferError, TypeError, RuntimeError, ValueError):
             # read-only NumPy arrays (DLPack < 1.0 consumers), dtypes DLPack has no code for
             if isinstance(r, np.ndarray):
                 return torch.from_numpy(np.array(r))
@@ -137,44 +141,44 @@ def from_native(r: Any, like: Any):
 
 @contextlib.contextmanager
 def _producer_stream(like):
-    """Run on PyTorch's current stream when the leading foreign array is a CUDA tensor."""
-    if _is_torch(like) and like.is_cuda:
-        import cupy
-        import torch
+    """CuPy's current device and stream set to the CUDA tensor ``like``'s device and PyTorch's
+    current stream there."""
+    import cupy
+    import torch
 
-        dev = like.device.index if like.device.index is not None else torch.cuda.current_device()
-        s = torch.cuda.current_stream(dev)
-        with cupy.cuda.Device(dev), cupy.cuda.ExternalStream(s.cuda_stream, dev):
-            yield
-    else:
+    dev = like.device.index if like.device.index is not None else torch.cuda.current_device()
+    s = torch.cuda.current_stream(dev)
+    with cupy.cuda.Device(dev), cupy.cuda.ExternalStream(s.cuda_stream, dev):
         yield
 
 
 def call(fn: Callable, args, kwargs):
     """``fn(*args, **kwargs)`` with foreign arrays converted in and the result converted back."""
-    like = None
+    lead = next((v for v in (*args, *kwargs.values()) if is_foreign(v)), None)
+    if _is_torch(lead) and lead.is_cuda:
+        # convert and run on PyTorch's current stream: the DLPack handshake then orders nothing
+        with _producer_stream(lead):
+            return _call(fn, args, kwargs, lead)
+    return _call(fn, args, kwargs, lead)
+
+
+def _call(fn, args, kwargs, like):
     originals = {}  # id(native view) -> the foreign object it views (for out=)
 
     def conv(v):
-        nonlocal like
         if not is_foreign(v):
             return v
-        if like is None:
-            like = v
         n = to_native(v)
         originals[id(n)] = v
         return n
 
-    # The leading foreign argument decides the stream (PyTorch CUDA) before anything converts.
-    lead = next((v for v in (*args, *kwargs.values()) if is_foreign(v)), None)
-    with _producer_stream(lead):
-        nargs = [conv(v) for v in args]
-        nkw = {k: conv(v) for k, v in kwargs.items()}
-        r = fn(*nargs, **nkw)
-        out_native = nkw.get("out")
-        if out_native is not None and id(out_native) in originals and r is out_native:
-            return originals[id(out_native)]
-        return from_native(r, like)
+    r = fn(*[conv(v) for v in args], **({k: conv(v) for k, v in kwargs.items()} if kwargs else kwargs))
+    out = kwargs.get("out") if kwargs else None
+    if out is not None and is_foreign(out):
+        # an out= tensor is a view of the same memory: written in place, returned itself
+        if any(id(r) == i for i, o in originals.items() if o is out):
+            return out
+    return from_native(r, like)
 
 
 def accepts_foreign(fn: Callable) -> Callable:

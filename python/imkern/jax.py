@@ -2,11 +2,11 @@
 
 The C++ handlers (csrc/bindings/jax_ffi.cpp, built into imkern's extension against the
 vendored header-only XLA FFI API) are registered with ``jax.ffi.register_ffi_target`` for the
-CPU platform when this module is imported; ``jax.ffi.ffi_call`` puts them into the XLA program,
+CPU platform (and CUDA in CUDA builds) when this module is imported; ``jax.ffi.ffi_call`` puts them into the XLA program,
 so they run inside ``jax.jit`` on XLA's buffers (no host round trip, no Python at run time).
 
 * ``jax.vmap``: the handlers fold every leading dimension into the image batch, so a vmapped
-  call is one kernel call over the whole batch (``vmap_method="broadcast_all"``).
+  call is one kernel call over the whole batch (``vmap_method="expand_dims"``).
 * Gradients (``jax.custom_vjp``): the exact adjoint of the filter with respect to the image,
   for every border mode: the gradient zero-padded by the kernel's extent, correlated with the
   flipped kernel (the same FFI handler), then the padded rows and columns added onto the image
@@ -14,8 +14,8 @@ so they run inside ``jax.jit`` on XLA's buffers (no host round trip, no Python a
   static (not differentiated).
 
 Images are ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``; uint8, uint16, float32, float64 (JAX
-needs ``jax_enable_x64`` for float64). CPU only: on a GPU backend there is no handler yet; use
-``imkern.filters.*`` on the arrays (DLPack, zero-copy) outside ``jit`` instead.
+needs ``jax_enable_x64`` for float64). CUDA builds of imkern also register CUDA handlers (the
+same kernels as CuPy arrays get, on XLA's stream); they are compiled but not yet run on a GPU.
 
 Example:
     >>> import numpy as np, jax, jax.numpy as jnp, imkern, imkern.jax as ikj
@@ -52,8 +52,13 @@ def _register():
     handlers = getattr(_core, "jax_ffi_handlers", None)
     if handlers is None:  # pragma: no cover - an extension built without jax_ffi.cpp
         raise ImportError("imkern.jax: this imkern build has no XLA FFI handlers (_core.jax_ffi_handlers)")
-    for name, capsule in handlers().items():
-        jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+    for platform, targets in handlers().items():
+        for name, capsule in targets.items():
+            try:
+                jax.ffi.register_ffi_target(name, capsule, platform=platform)
+            except Exception:  # pragma: no cover - a jaxlib without this platform (CUDA)
+                if platform == "cpu":
+                    raise
 
 
 _register()
@@ -87,19 +92,26 @@ def _fold(g, axis: int, idx: np.ndarray, n: int):
     return jnp.moveaxis(res, 0, axis)
 
 
+def _taps(k: np.ndarray, x):
+    """The taps as an operand of the accumulation dtype (what the CUDA handlers read on the
+    device; float64 for float64 images, else float32)."""
+    return jnp.asarray(k, jnp.float64 if np.dtype(x.dtype) == np.float64 else jnp.float32)
+
+
+# vmap: unbatched operands (the taps) get size-1 leading dimensions, the image a batch
+# dimension, which the handlers fold into N: one kernel call for the whole batch.
 def _ffi_sep(x, ky: Tuple[float, ...], kx: Tuple[float, ...], rank: int, border: str, cval: float):
-    call = jax.ffi.ffi_call("imkern_sep_filter", jax.ShapeDtypeStruct(x.shape, x.dtype),
-                            vmap_method="broadcast_all")
-    return call(x, kernel_y=np.asarray(ky, np.float64), kernel_x=np.asarray(kx, np.float64),
-                image_rank=np.int64(rank), border=np.int64(BORDER_CODES[border]), cval=np.float64(cval))
+    call = jax.ffi.ffi_call("imkern_sep_filter", jax.ShapeDtypeStruct(x.shape, x.dtype), vmap_method="expand_dims")
+    ya, xa = np.asarray(ky, np.float64), np.asarray(kx, np.float64)
+    return call(x, _taps(ya, x), _taps(xa, x), kernel_y=ya, kernel_x=xa, image_rank=np.int64(rank),
+                border=np.int64(BORDER_CODES[border]), cval=np.float64(cval))
 
 
 def _ffi_corr(x, k: Tuple[Tuple[float, ...], ...], rank: int, border: str, cval: float):
     ka = np.asarray(k, np.float64)
-    call = jax.ffi.ffi_call("imkern_correlate", jax.ShapeDtypeStruct(x.shape, x.dtype),
-                            vmap_method="broadcast_all")
-    return call(x, kernel=ka.ravel(), kh=np.int64(ka.shape[0]), kw=np.int64(ka.shape[1]), image_rank=np.int64(rank),
-                border=np.int64(BORDER_CODES[border]), cval=np.float64(cval))
+    call = jax.ffi.ffi_call("imkern_correlate", jax.ShapeDtypeStruct(x.shape, x.dtype), vmap_method="expand_dims")
+    return call(x, _taps(ka.ravel(), x), kernel=ka.ravel(), kh=np.int64(ka.shape[0]), kw=np.int64(ka.shape[1]),
+                image_rank=np.int64(rank), border=np.int64(BORDER_CODES[border]), cval=np.float64(cval))
 
 
 def _adjoint(g, ksizes, border, filt):

@@ -31,7 +31,6 @@ from .. import transform as _transform
 from ..nn import functional as _F
 from .._borders import parse_border
 from .._kernels import gaussian_kernels
-from ..filters._linear import _gaussian_args
 from ..reference.filters import _NP_PAD
 
 __all__ = ["gaussian", "correlate", "sobel", "resize", "conv2d", "linear", "max_pool2d", "avg_pool2d",
@@ -154,9 +153,10 @@ def gaussian(image: Tensor, sigma, *, ksize=None, truncate: float = 4.0, border:
     an ``(N, C, H, W)`` batch with ``x.permute(0, 2, 3, 1)``). Gradients flow to ``image`` for
     every border mode (the exact adjoint; see the module docstring).
     """
-    sig, ks, truncate = _gaussian_args(sigma, ksize, truncate)
-    kh, kw = ks if ks is not None else (0, 0)
-    return torch.ops.imkern.gaussian(image, sig[0], sig[1], kh, kw, truncate, parse_border(border), float(cval))
+    # plain Python here (torch.compile traces this function); the op validates the values
+    sy, sx = (float(sigma[0]), float(sigma[1])) if isinstance(sigma, (tuple, list)) else (float(sigma),) * 2
+    kh, kw = (0, 0) if ksize is None else tuple(_pair(ksize))
+    return torch.ops.imkern.gaussian(image, sy, sx, kh, kw, float(truncate), parse_border(border), float(cval))
 
 
 # ---- correlate ------------------------------------------------------------------------------
