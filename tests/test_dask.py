@@ -1,4 +1,5 @@
-"""imkern.dask: every function equals the in-memory imkern result pixel for pixel, for chunkings
+"""imkern.dask: every function equals the in-memory imkern result (pixel for pixel where the kernels
+compute exactly; float sums within float32 rounding), for chunkings
 with small, odd and single chunks (dask#6688: chunks smaller than the overlap depth), every
 border mode, 2-D / HWC / NHWC images; a 2-process LocalCluster run; CuPy chunks stay CuPy.
 Skipped without Dask."""
@@ -11,11 +12,11 @@ da = pytest.importorskip("dask.array")
 
 import imkern  # noqa: E402
 import imkern.dask as ikd  # noqa: E402
-from conftest import HAS_GPU, random_array  # noqa: E402
+from conftest import HAS_GPU, assert_close, random_array  # noqa: E402
 
 F = imkern.filters
 BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
-CHUNKS = [(32, 40), (7, 9), (3, 50), (100, 100), ((5, 1, 60, 1, 10), (2, 60, 11))]
+CHUNKS = [(32, 40), (7, 9), (3, 50), (100, 100), ((5, 1, 54, 1, 10), (2, 48, 11))]
 
 OPS = {
     "gaussian": (lambda d, b: ikd.gaussian(d, 2.2, border=b, cval=0.5), lambda a, b: F.gaussian(a, 2.2, border=b,
@@ -43,8 +44,22 @@ def test_filters_equal_in_memory(rng, op, border, chunks):
     r = dfn(d, border)
     assert isinstance(r, da.Array)
     got = r.compute()
-    np.testing.assert_array_equal(got, fn(a, border))
-    assert got.dtype == fn(a, border).dtype
+    want = fn(a, border)
+    assert got.dtype == want.dtype
+    _same(got, want, a)
+
+
+def _same(got, want, a, exact=None):
+    """Bit for bit where the kernels compute exactly (selections, integer arithmetic); float sums
+    within float32 rounding (integer outputs of float sums within 1): a pixel near a chunk edge
+    takes the kernels' edge path, which sums in another order than the vector body that computes
+    it in memory."""
+    if exact is None:
+        exact = np.dtype(a.dtype).kind != "f"
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert_close(got, want, scale=float(np.abs(a).max()) * 64, int_atol=1)
 
 
 @pytest.mark.parametrize("shape,chunks", [((40, 33, 3), (9, 10, 3)), ((3, 30, 31, 2), (1, 8, 7, 1)),
@@ -52,9 +67,9 @@ def test_filters_equal_in_memory(rng, op, border, chunks):
 def test_channels_and_batches(rng, shape, chunks):
     a = random_array(rng, shape, np.uint16)
     d = da.from_array(a, chunks=chunks)
-    np.testing.assert_array_equal(ikd.gaussian(d, 1.5).compute(), F.gaussian(a, 1.5))
-    np.testing.assert_array_equal(ikd.median(d, 3).compute(), F.median(a, 3))
-    np.testing.assert_array_equal(ikd.resize(d, (17, 50)).compute(), imkern.transform.resize(a, (17, 50)))
+    _same(ikd.gaussian(d, 1.5).compute(), F.gaussian(a, 1.5), a, exact=False)  # float32 sums
+    _same(ikd.median(d, 3).compute(), F.median(a, 3), a)
+    _same(ikd.resize(d, (17, 50)).compute(), imkern.transform.resize(a, (17, 50)), a, exact=False)
 
 
 def test_small_chunks_are_rechunked_not_failed(rng):
@@ -62,7 +77,7 @@ def test_small_chunks_are_rechunked_not_failed(rng):
     a = random_array(rng, (50, 45), np.float32)
     d = da.from_array(a, chunks=4)
     r = ikd.gaussian(d, 3.2)
-    np.testing.assert_array_equal(r.compute(), F.gaussian(a, 3.2))
+    _same(r.compute(), F.gaussian(a, 3.2), a)
     m = ikd.rechunk_for_depth(d, {0: 13, 1: 0})
     assert min(m.chunks[0]) >= 13 and m.chunks[1] == d.chunks[1]
 
@@ -70,8 +85,7 @@ def test_small_chunks_are_rechunked_not_failed(rng):
 def test_image_smaller_than_the_kernel(rng):
     a = random_array(rng, (6, 5), np.float64)
     d = da.from_array(a, chunks=(2, 3))
-    np.testing.assert_array_equal(ikd.gaussian(d, 4.0, border="reflect").compute(), F.gaussian(a, 4.0,
-                                                                                               border="reflect"))
+    _same(ikd.gaussian(d, 4.0, border="reflect").compute(), F.gaussian(a, 4.0, border="reflect"), a)
 
 
 @pytest.mark.parametrize("interpolation,antialias", [("nearest", False), ("nearest-exact", False),
@@ -84,8 +98,7 @@ def test_resize_equals_in_memory(rng, interpolation, antialias, size, dtype):
     d = da.from_array(a, chunks=(20, (30, 7, 30), 3))
     r = ikd.resize(d, size, interpolation=interpolation, antialias=antialias)
     assert r.shape == size + (3,)
-    np.testing.assert_array_equal(r.compute(), imkern.transform.resize(a, size, interpolation=interpolation,
-                                                                        antialias=antialias))
+    _same(r.compute(), imkern.transform.resize(a, size, interpolation=interpolation, antialias=antialias), a)
 
 
 def test_bad_arguments_raise_before_compute(rng):
@@ -112,8 +125,8 @@ def test_local_cluster_two_processes(rng):
         g, r, m = client.compute([ikd.gaussian(d, 3.0), ikd.resize(d, (123, 411), interpolation="bicubic"),
                                   ikd.erode(d, 5)], sync=True)
         assert len(client.scheduler_info()["workers"]) == 2
-    np.testing.assert_array_equal(g, F.gaussian(a, 3.0))
-    np.testing.assert_array_equal(r, imkern.transform.resize(a, (123, 411), interpolation="bicubic"))
+    _same(g, F.gaussian(a, 3.0), a)
+    _same(r, imkern.transform.resize(a, (123, 411), interpolation="bicubic"), a)
     np.testing.assert_array_equal(m, F.erode(a, 5))
 
 
