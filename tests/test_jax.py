@@ -56,7 +56,7 @@ def test_vmap_is_one_batched_call(rng, shape):
 
 
 @pytest.mark.parametrize("border", BORDERS)
-@pytest.mark.parametrize("shape", [(6, 7), (5, 4, 2), (2, 3, 5, 1)])
+@pytest.mark.parametrize("shape", [(6, 7), (2, 3, 5, 2)])
 def test_vjp_is_the_exact_adjoint(rng, border, shape):
     x = jnp.asarray(random_array(rng, shape, np.float64))
     y = jnp.asarray(random_array(rng, shape, np.float64))
