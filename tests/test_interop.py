@@ -29,6 +29,18 @@ def _np(t):
     return t.detach().cpu().numpy()
 
 
+def _match(got, want, exact=True):
+    """Exact on the CPU (the same kernels); on CUDA within float32/TF32 rounding (integers within 1)."""
+    got, want = np.asarray(got), np.asarray(want)
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    elif want.dtype.kind in "ui":
+        assert np.abs(got.astype(np.int64) - want.astype(np.int64)).max(initial=0) <= 1
+    else:
+        scale = float(np.abs(want).max(initial=0)) or 1.0
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3 * scale)
+
+
 # (family, call(fn_input) -> result, input shape, dtype): one case per op kind of each family
 _IMG = (13, 17, 3)
 CASES = {
@@ -75,7 +87,7 @@ def test_torch_in_torch_out(rng, name, device):
     for g, e in zip(got, expected):
         assert isinstance(g, torch.Tensor), type(g)
         assert g.device.type == device
-        np.testing.assert_array_equal(_np(g), e)
+        _match(_np(g), e, exact=device == "cpu")
     assert torch.equal(t, before), "input modified"
 
 
@@ -178,9 +190,10 @@ def test_jax_in_jax_out(rng, name):
     a = random_array(rng, shape, dtype)
     j = jnp.asarray(a)
     got = _as_list(call(j))
+    on_cpu = all(d.platform == "cpu" for d in j.devices())
     for g, e in zip(got, _as_list(call(a))):
         assert isinstance(g, jax.Array), type(g)
-        np.testing.assert_array_equal(np.asarray(g), e)
+        _match(np.asarray(g), e, exact=on_cpu)
 
 
 def test_other_dlpack_producers_get_numpy(rng):

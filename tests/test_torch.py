@@ -325,3 +325,35 @@ def test_ddp_two_cpu_processes(tmp_path):
         opt.step()
     ref = torch.cat([p.detach().flatten() for p in model.parameters()]).numpy()
     np.testing.assert_allclose(p0, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.cuda
+def test_cuda_tensors_equal_cpu(rng):
+    from conftest import HAS_GPU
+
+    if not (HAS_GPU and torch.cuda.is_available()):
+        pytest.skip("needs a CUDA GPU, a CUDA build of imkern, CuPy and CUDA PyTorch")
+    F = torch.nn.functional
+    x = _t(rng, (2, 3, 12, 10), torch.float32)
+    w = _t(rng, (4, 3, 3, 3), torch.float32)
+    xc, wc = x.detach().cuda().requires_grad_(), w.detach().cuda().requires_grad_()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):  # the ops run on PyTorch's current stream, not CuPy's
+        y = itorch.max_pool2d(itorch.conv2d(xc, wc, None, 1, 1), 2)
+        y.square().sum().backward()
+    torch.cuda.synchronize()
+    yr = F.max_pool2d(F.conv2d(x.detach(), w.detach(), None, 1, 1), 2)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.testing.assert_close(y.cpu(), yr, rtol=1e-3, atol=1e-3)  # TF32 may be on in imkern: loose
+    assert xc.grad.is_cuda and wc.grad.shape == w.shape
+    img = _t(rng, (2, 20, 17, 3), torch.float32, grad=False)
+    g = itorch.gaussian(img.cuda(), 1.5, border="reflect")
+    assert g.is_cuda
+    torch.testing.assert_close(g.cpu(), itorch.gaussian(img, 1.5, border="reflect"), rtol=1e-5, atol=1e-5)
+    gi = img.cuda().requires_grad_()
+    itorch.gaussian(gi, 1.5, border="wrap").sum().backward()
+    gc = img.clone().requires_grad_()
+    itorch.gaussian(gc, 1.5, border="wrap").sum().backward()
+    torch.testing.assert_close(gi.grad.cpu(), gc.grad, rtol=1e-5, atol=1e-5)
+    r = itorch.resize(img.cuda(), (9, 31), interpolation="bicubic")
+    torch.testing.assert_close(r.cpu(), itorch.resize(img, (9, 31), interpolation="bicubic"), rtol=1e-5, atol=1e-5)
