@@ -41,6 +41,18 @@ def _match(got, want, exact=True):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3 * scale)
 
 
+def _like(x, a):
+    """A parameter array ``a`` of the framework and device of ``x`` (imkern does not mix host
+    and device arrays in one call)."""
+    if isinstance(x, torch.Tensor):
+        return torch.from_numpy(a).to(x.device)
+    if type(x).__module__.split(".")[0] in ("jax", "jaxlib"):
+        import jax.numpy as jnp
+
+        return jnp.asarray(a)
+    return a
+
+
 # (family, call(fn_input) -> result, input shape, dtype): one case per op kind of each family
 _IMG = (13, 17, 3)
 CASES = {
@@ -58,10 +70,11 @@ CASES = {
     "transform.rotate": (lambda x: imkern.transform.rotate(x, 30.0), _IMG, np.float32),
     "transform.flip": (lambda x: imkern.transform.flip(x, 1), _IMG, np.uint8),
     "transform.to_tensor": (lambda x: imkern.transform.to_tensor(x), (2, 9, 11, 3), np.uint8),
-    "nn.conv2d": (lambda x: F.conv2d(x, np.ones((4, 3, 3, 3), np.float32), padding=1), (2, 3, 9, 11), np.float32),
+    "nn.conv2d": (lambda x: F.conv2d(x, _like(x, np.ones((4, 3, 3, 3), np.float32)), padding=1), (2, 3, 9, 11),
+                  np.float32),
     "nn.max_pool2d": (lambda x: F.max_pool2d(x, 2, return_indices=True), (2, 3, 9, 11), np.float32),
-    "nn.avg_pool2d": (lambda x: F.avg_pool2d(x, 3, 2, 1), (2, 3, 9, 11), np.float64),
-    "nn.linear": (lambda x: F.linear(x, np.ones((5, 11), np.float64)), (2, 3, 9, 11), np.float64),
+    "nn.avg_pool2d": (lambda x: F.avg_pool2d(x, 3, 2, 1), (2, 3, 9, 11), np.float32),
+    "nn.linear": (lambda x: F.linear(x, _like(x, np.ones((5, 11), np.float32))), (2, 3, 9, 11), np.float32),
     "nn.relu": (lambda x: F.relu(x), (2, 3, 9, 11), np.float32),
     "nn.softmax": (lambda x: F.softmax(x, axis=1), (2, 3, 9, 11), np.float32),
 }

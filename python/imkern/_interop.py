@@ -148,8 +148,18 @@ def _producer_stream(like):
 
     dev = like.device.index if like.device.index is not None else torch.cuda.current_device()
     s = torch.cuda.current_stream(dev)
-    with cupy.cuda.Device(dev), cupy.cuda.ExternalStream(s.cuda_stream, dev):
-        yield
+    with cupy.cuda.Device(dev):
+        cs = None
+        from_external = getattr(cupy.cuda.Stream, "from_external", None)  # CuPy >= 14
+        if from_external is not None:
+            try:
+                cs = from_external(s)
+            except Exception:
+                cs = None
+        if cs is None:
+            cs = cupy.cuda.ExternalStream(s.cuda_stream, dev)
+        with cs:
+            yield
 
 
 def call(fn: Callable, args, kwargs):
