@@ -337,15 +337,22 @@ def test_cuda_tensors_equal_cpu(rng):
     x = _t(rng, (2, 3, 12, 10), torch.float32)
     w = _t(rng, (4, 3, 3, 3), torch.float32)
     xc, wc = x.detach().cuda().requires_grad_(), w.detach().cuda().requires_grad_()
-    s = torch.cuda.Stream()
-    with torch.cuda.stream(s):  # the ops run on PyTorch's current stream, not CuPy's
-        y = itorch.max_pool2d(itorch.conv2d(xc, wc, None, 1, 1), 2)
-        y.square().sum().backward()
-    torch.cuda.synchronize()
-    yr = F.max_pool2d(F.conv2d(x.detach(), w.detach(), None, 1, 1), 2)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.testing.assert_close(y.cpu(), yr, rtol=1e-3, atol=1e-3)  # TF32 may be on in imkern: loose
-    assert xc.grad.is_cuda and wc.grad.shape == w.shape
+    tf32 = imkern.get_allow_tf32()
+    imkern.set_allow_tf32(False)  # full float32 on the GPU, to compare with the CPU closely
+    try:
+        s = torch.cuda.Stream()
+        with torch.cuda.stream(s):  # the ops run on PyTorch's current stream, not CuPy's
+            y = itorch.max_pool2d(itorch.conv2d(xc, wc, None, 1, 1), 2)
+            y.square().sum().backward()
+        torch.cuda.synchronize()
+    finally:
+        imkern.set_allow_tf32(tf32)
+    xs, ws = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    yr = itorch.max_pool2d(itorch.conv2d(xs, ws, None, 1, 1), 2)
+    yr.square().sum().backward()
+    torch.testing.assert_close(y.cpu(), yr, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(xc.grad.cpu(), xs.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(wc.grad.cpu(), ws.grad, rtol=1e-4, atol=1e-4)
     img = _t(rng, (2, 20, 17, 3), torch.float32, grad=False)
     g = itorch.gaussian(img.cuda(), 1.5, border="reflect")
     assert g.is_cuda
