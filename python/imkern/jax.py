@@ -15,7 +15,8 @@ so they run inside ``jax.jit`` on XLA's buffers (no host round trip, no Python a
 
 Images are ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``; uint8, uint16, float32, float64 (JAX
 needs ``jax_enable_x64`` for float64). CUDA builds of imkern also register CUDA handlers (the
-same kernels as CuPy arrays get, on XLA's stream); they are compiled but not yet run on a GPU.
+same kernels as CuPy arrays get, on XLA's stream; tests/test_jax.py passed on an H200 with JAX's
+GPU backend, results within float rounding of the CPU kernels).
 
 Example:
     >>> import numpy as np, jax, jax.numpy as jnp, imkern, imkern.jax as ikj
