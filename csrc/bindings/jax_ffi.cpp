@@ -6,13 +6,13 @@
 // the best ISA, imkern's own thread pool). Both platforms get the same operands and attributes:
 // the image, then the kernel taps as operands of the accumulation dtype (float32, float64 for
 // float64 images: what the CUDA kernels read on the device), then the taps again as float64
-// attributes (what the CPU kernels take); each handler ignores the copy it does not need. The image's last `image_rank` dimensions are the image:
-// 2 -> (H, W), 3 -> (H, W, C); every leading dimension (a batch, or what jax.vmap adds) is
-// folded into N, so batching needs no loop. Python (imkern.jax) validates the arguments; the
+// attributes (what the CPU kernels take); each handler ignores the copy it does not need.
+// The image's last `image_rank` dimensions are the image: 2 -> (H, W), 3 -> (H, W, C); every
+// leading dimension (a batch, or what jax.vmap adds) is folded into N, so batching needs no loop. Python (imkern.jax) validates the arguments; the
 // handlers re-check only what would be memory-unsafe and return InvalidArgument errors.
 //
-// Exported to Python as PyCapsules (`_core.jax_ffi_handlers()`), which
-// jax.ffi.register_ffi_target registers for platform "cpu". Built against the vendored
+// Exported to Python as PyCapsules (`_core.jax_ffi_handlers()`: {platform: {name: capsule}}),
+// which jax.ffi.register_ffi_target registers. Built against the vendored
 // header-only FFI API in csrc/third_party/xla (no JAX needed at build time).
 #include <pybind11/pybind11.h>
 

@@ -2,8 +2,9 @@
 
 The C++ handlers (csrc/bindings/jax_ffi.cpp, built into imkern's extension against the
 vendored header-only XLA FFI API) are registered with ``jax.ffi.register_ffi_target`` for the
-CPU platform (and CUDA in CUDA builds) when this module is imported; ``jax.ffi.ffi_call`` puts them into the XLA program,
-so they run inside ``jax.jit`` on XLA's buffers (no host round trip, no Python at run time).
+CPU platform (and CUDA in CUDA builds) when this module is imported; ``jax.ffi.ffi_call`` puts
+them into the XLA program, so they run inside ``jax.jit`` on XLA's buffers (no host round trip,
+no Python at run time).
 
 * ``jax.vmap``: the handlers fold every leading dimension into the image batch, so a vmapped
   call is one kernel call over the whole batch (``vmap_method="expand_dims"``).
