@@ -11,6 +11,7 @@ import pytest
 import imkern
 
 SKIP = ("imkern.bench", "imkern.__main__")
+OPTIONAL = {"imkern.torch": "torch", "imkern.dask": "dask.array", "imkern.jax": "jax"}
 HAVE_EXAMPLES = {"imkern.filters._linear", "imkern.nn._conv2d", "imkern.nn._linear", "imkern.nn._pool2d",
                  "imkern.nn._activations", "imkern.nn._softmax", "imkern.nn._cross_entropy",
                  "imkern.nn._batch_norm", "imkern.nn._dropout", "imkern.nn.layers",
@@ -23,6 +24,9 @@ MODULES = sorted(
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
+    for prefix, dep in OPTIONAL.items():  # framework modules: skipped without their framework
+        if name == prefix or name.startswith(prefix + "."):
+            pytest.importorskip(dep)
     mod = importlib.import_module(name)
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

@@ -12,6 +12,10 @@ from . import filters, nn, reference
 from . import color, io, transform
 from ._random import manual_seed, initial_seed
 from . import optim, data
+from . import _interop
+
+# PyTorch tensors, JAX arrays, ... (DLPack) in and out of every public op (see _interop)
+_interop.install(filters, color, transform, nn.functional)
 
 from ._core import __version__  # (not info(): that measures the caches, once, on first use)
 

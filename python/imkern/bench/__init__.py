@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 NAME_FORMAT = r"^[a-z][a-z0-9_]*( [^ ]+)* (uint8|uint16|float16|bfloat16|float32|float64)(/tf32)? \d+(x\d+)*$"
 
-FAMILIES = ("filters", "nn_conv", "nn_ops", "preprocess", "transform", "train")
+FAMILIES = ("filters", "nn_conv", "nn_ops", "preprocess", "transform", "train", "torch_ops", "dask")
 
 
 @dataclasses.dataclass
