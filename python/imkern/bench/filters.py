@@ -84,6 +84,7 @@ def _cv2_cuda():
 def _gaussian_setup(shape, dtype, ksize, sigma):
     def setup():
         import cupy
+
         from .. import filters
         from .._kernels import gaussian_kernel_cv
 
@@ -142,6 +143,7 @@ def _cv2_gaussian(cv2, host, cvtype, ksize, sigma):
 def _correlate_setup(shape, ksize):
     def setup():
         import cupy
+
         from .. import filters
 
         rng = np.random.default_rng(0)

@@ -8,7 +8,8 @@ float32 3x3 stride-1 convolutions; float32 / float64), CuPy arrays on the CUDA k
 from __future__ import annotations
 
 from .. import _arrays as A
-from .. import _core, _driver as D, _runtime
+from .. import _core, _runtime
+from .. import _driver as D
 from . import _checks as K
 
 __all__ = ["conv2d", "conv2d_backward"]
