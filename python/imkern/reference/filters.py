@@ -296,7 +296,7 @@ def gradient_magnitude(image, *, ksize=3, l2=True, border="reflect101", cval=0.0
 
 def unsharp_mask(image, sigma, amount=1.0, *, threshold=0.0, ksize=None, truncate=4.0, border="reflect101",
                  cval=0.0, out=None):
-    """image + amount * (image - blur) where |image - blur| > threshold (blur: gaussian, unrounded)."""
+    """``image + amount * (image - blur)`` where ``|image - blur| > threshold`` (blur: gaussian, unrounded)."""
     sig = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma, sigma)
     if ksize is not None and np.isscalar(ksize):
         ksize = (ksize, ksize)
