@@ -77,7 +77,7 @@ class RandomCrop:
     """
 
     def __init__(self, size, padding=0, *, border="constant", cval=0):
-        self.size = (int(size), int(size)) if np.isscalar(size) else tuple(int(v) for v in size)
+        self.size = (int(size), int(size)) if np.ndim(size) == 0 else tuple(int(v) for v in size)
         if len(self.size) != 2 or min(self.size) < 1:
             raise ValueError(f"size: expected a positive int or (h, w), got {size!r}")
         if int(padding) < 0:

@@ -47,6 +47,7 @@ def _number(v, name, lo=0.0, hi=None, hi_open=False):
 def _kernel_arrays(p: Parameter, i: int):
     """(kind, param array, grad array) checked for the fused kernel."""
     data, grad = p.data, p.grad
+    assert grad is not None  # step() passes only parameters that have a gradient
     kind = A.array_kind(data, f"params[{i}].data")
     if A.array_kind(grad, f"params[{i}].grad") != kind:
         raise TypeError(f"params[{i}]: the gradient is on another device than the parameter")

@@ -200,8 +200,8 @@ def dilate(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None)
     return _morph(image, footprint, iterations, True, border, cval, out)
 
 
-erode.__doc__ = erode.__doc__.replace("{args}", _ARGS_DOC)
-dilate.__doc__ = dilate.__doc__.replace("{args}", _ARGS_DOC)
+erode.__doc__ = (erode.__doc__ or "").replace("{args}", _ARGS_DOC)
+dilate.__doc__ = (dilate.__doc__ or "").replace("{args}", _ARGS_DOC)
 
 
 def _combine(image, a, b, out, saturate_sub=True):

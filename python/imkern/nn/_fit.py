@@ -234,7 +234,7 @@ def predict(model: L.Module, images, batch_size: int = 256, *, progress: bool = 
         total = -(-len(images) // batch_size)
     else:
         chunks = (b[0] if isinstance(b, tuple) else b for b in images)
-        total = _len(images, 1)
+        total = _len(images, 1)  # type: ignore[assignment]  # None: a loader of unknown length
     bar = _bar(progress, total=total, desc="predict", unit="batch")
     try:
         for xb in chunks:

@@ -94,7 +94,7 @@ def _input_shape(input_shape, name="input_shape") -> Tuple[int, int, int, int]:
     shp = tuple(A.as_int(v, name) for v in input_shape)
     if min(shp) < 0:
         raise ValueError(f"{name}: expected non-negative sizes, got {shp}")
-    return shp
+    return shp  # type: ignore[return-value]  # four ints: the length is checked above
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,

@@ -103,7 +103,7 @@ def save(model: L.Module, path, *, metadata: Optional[dict] = None, architecture
     for k, a in model.state_dict().items():
         arrays["state." + k] = _host(a)
     with open(os.fspath(path), "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds like allow_pickle
 
 
 def _read(path):
@@ -172,7 +172,7 @@ def load(path, model: Optional[L.Module] = None, *, device: str = "cpu") -> L.Mo
         raise ValueError(f"{os.fspath(path)}: {e}") from None
     model.eval()
     model.to(device)
-    model.metadata = header.get("metadata", {})
+    model.metadata = header.get("metadata", {})  # type: ignore[attr-defined]  # set on the loaded model only
     return model
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, cast
 
 import numpy as np
 
@@ -263,7 +263,7 @@ class Module:
             p.grad = None
 
     # -- state --
-    def state_dict(self) -> "OrderedDict[str, object]":
+    def state_dict(self) -> "OrderedDict[str, Any]":
         """Parameter and buffer arrays by dotted name (``"0.weight"``, ``"features.1.running_mean"``)."""
         out = OrderedDict()
         for n, p in self.named_parameters():
@@ -353,7 +353,7 @@ class Module:
         """Keep what backward needs, in training mode only."""
         self._cache = saved if self.training else None
 
-    def _saved(self) -> Dict[str, object]:
+    def _saved(self) -> Dict[str, Any]:
         if self._cache is None:
             why = ("the last forward ran in eval mode (call .train() before a forward whose backward "
                    "you need)" if not self.training else "called before forward (no training-mode forward since the last state change)")
@@ -393,7 +393,7 @@ class Module:
 
 
 def _pair(v):
-    return [int(v), int(v)] if np.isscalar(v) else [int(u) for u in v]
+    return [int(v), int(v)] if np.ndim(v) == 0 else [int(u) for u in v]
 
 
 def _jsonable(v):
@@ -466,7 +466,7 @@ class Sequential(Module):
         i = 0
         while i < len(self.layers):
             if self._fusable(i):
-                x = self.layers[i]._forward(x, "relu")
+                x = cast(Conv2d, self.layers[i])._forward(x, "relu")
                 fused.append(i)
                 i += 2
             else:
@@ -983,7 +983,7 @@ class CrossEntropyLoss(Module):
     def __init__(self, reduction="mean", label_smoothing=0.0, ignore_index=-100):
         self.kw = dict(reduction=reduction, label_smoothing=label_smoothing, ignore_index=ignore_index)
 
-    def forward(self, logits, target):
+    def forward(self, logits, target):  # type: ignore[override]  # a loss takes two inputs, as torch's
         self._cache = {"logits": logits, "target": target}  # a loss is always differentiable
         return F.cross_entropy(logits, target, **self.kw)
 
