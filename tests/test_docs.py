@@ -147,3 +147,9 @@ def test_sphinx_build_without_warnings(tmp_path):
                  "api/generated/imkern.filters.gaussian", "api/generated/imkern.nn.Conv2d"):
         assert (out / f"{page}.html").exists(), page
     assert (out / "_images" / "bench_cpu.png").exists()
+
+
+def test_api_index_lists_the_public_modules():
+    with open(os.path.join(DOCS, "api", "index.rst"), encoding="utf-8") as f:
+        listed = set(re.findall(r"^   (imkern[\w.]*)$", f.read(), re.M))
+    assert listed == set(PUBLIC) | set(REFERENCE) | {"imkern.reference"}
