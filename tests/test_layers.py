@@ -322,3 +322,23 @@ def test_to_device_round_trip(xp, rng):
             imkern.set_allow_tf32(True)
     with pytest.raises(ValueError, match="device"):
         net.to("tpu")
+
+
+def test_backward_params_stores_the_same_gradients_without_the_input_gradient(rng):
+    """Sequential.backward_params (what fit() calls): the same parameter gradients as backward,
+    the first convolution's grad_input skipped, None returned."""
+    def make():
+        imkern.manual_seed(3)
+        return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(4 * 4 * 4, 5))
+    x = rng.standard_normal((3, 2, 8, 8)).astype(np.float32)
+    g = rng.standard_normal((3, 5)).astype(np.float32)
+    a, b = make(), make()
+    a(x)
+    gi = a.backward(g)
+    assert gi.shape == x.shape
+    b(x)
+    assert b.backward_params(g) is None
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb
+        np.testing.assert_array_equal(pa.grad, pb.grad)

@@ -894,3 +894,22 @@ def test_conv2d_matches_torch_cuda(cp, rng, tf32_off):
     ref = torch.nn.functional.conv2d(torch.as_tensor(x, device="cuda"), torch.as_tensor(w, device="cuda"),
                                      stride=2, padding=1)
     assert_close(out, ref.cpu().numpy().astype(np.float64), dtype=np.float32, scale=16 * 9)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cfg", CONFIGS[::3], ids=[f"c{i}" for i in range(0, len(CONFIGS), 3)])
+def test_conv2d_backward_output_mask_skips_grad_input(rng, xp, tf32_off, cfg, dtype):
+    """output_mask=(False, True, True) (the first layer's backward): grad_input is None and the
+    parameter gradients are the same bits as the full backward's."""
+    x, w, _, kw = _inputs(rng, cfg, dtype, bias=False)
+    go = random_array(rng, R.conv2d(x, w, **kw).shape, dtype)
+    dgo, dx, dw = on_device(xp, go, x, w)
+    gi, gw, gb = F.conv2d_backward(dgo, dx, dw, **kw)
+    gi2, gw2, gb2 = F.conv2d_backward(dgo, dx, dw, output_mask=(False, True, True), **kw)
+    assert gi2 is None
+    np.testing.assert_array_equal(to_numpy(gw2), to_numpy(gw))
+    np.testing.assert_array_equal(to_numpy(gb2), to_numpy(gb))
+    gi3, _, _ = F.conv2d_backward(dgo, dx, dw, output_mask=(True, True, True), **kw)
+    np.testing.assert_array_equal(to_numpy(gi3), to_numpy(gi))
+    with pytest.raises(ValueError, match="output_mask"):
+        F.conv2d_backward(dgo, dx, dw, output_mask=(False, True), **kw)

@@ -238,3 +238,13 @@ print("ok")
 """
     r = _run(code, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+
+
+def test_import_stays_light():
+    """`import imkern` imports none of the optional heavy packages (ml_dtypes alone took most of
+    a second: bfloat16 is recognized lazily, once the caller has imported ml_dtypes)."""
+    code = ("import sys, imkern; heavy = [m for m in ('ml_dtypes', 'torch', 'cv2', 'scipy', 'sklearn', "
+            "'matplotlib', 'PIL', 'cupy') if m in sys.modules]; print(heavy)")
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(imkern.__file__))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -98,7 +98,8 @@ IMKERN_BINDINGS(nn_conv) {
     py::gil_scoped_release nogil;
     IMKERN_CALL(conv2d_forward, dt, xp, wp, b, op, s, relu, wg);
   });
-  m.def("conv2d_backward", [](const py::array& go, const py::array& x, const py::array& w, py::array& gi,
+  // grad_input None: not computed (the first layer of a network needs no input gradient).
+  m.def("conv2d_backward", [](const py::array& go, const py::array& x, const py::array& w, const py::object& gi_obj,
                               py::array& gw, py::array& gb, const py::tuple& stride, const py::tuple& padding,
                               const py::tuple& dilation, int64_t groups, int winograd) {
     const DType dt = float_dtype(x, "x");
@@ -107,11 +108,15 @@ IMKERN_BINDINGS(nn_conv) {
     check(x, "x", dt, {s.n, s.c, s.h, s.w});
     check(w, "weight", dt, {s.k, s.c / s.groups, s.r, s.s});
     check(go, "grad_output", dt, {s.n, s.k, s.oh, s.ow});
-    check(gi, "grad_input", dt, {s.n, s.c, s.h, s.w});
+    py::array gi;
+    if (!gi_obj.is_none()) {
+      gi = py::reinterpret_borrow<py::array>(gi_obj);
+      check(gi, "grad_input", dt, {s.n, s.c, s.h, s.w});
+    }
     check(gw, "grad_weight", dt, {s.k, s.c / s.groups, s.r, s.s});
     check(gb, "grad_bias", dt, {s.k});
     const void *gop = go.data(), *xp = x.data(), *wp = w.data();
-    void *gip = writable_data(gi, "grad_input"), *gwp = writable_data(gw, "grad_weight"),
+    void *gip = gi_obj.is_none() ? nullptr : writable_data(gi, "grad_input"), *gwp = writable_data(gw, "grad_weight"),
          *gbp = writable_data(gb, "grad_bias");
     py::gil_scoped_release nogil;
     IMKERN_CALL(conv2d_backward, dt, gop, xp, wp, gip, gwp, gbp, s, wg);

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import sys
 from typing import Any, Tuple
 
 import numpy as np
@@ -17,13 +18,31 @@ import numpy as np
 from . import _core
 
 # dtype -> code of csrc/include/imkern/common.hpp (DType), read from the one exported enum
-DTYPE_CODES = {np.dtype(name): int(v) for name, v in _core.DType.__members__.items() if name != "bfloat16"}
-try:  # bfloat16 exists for NumPy/CuPy only through ml_dtypes (CUDA nn kernels)
-    import ml_dtypes as _ml_dtypes
+class _DTypeCodes(dict):
+    """dtype -> code. bfloat16 exists for NumPy/CuPy only through ml_dtypes, whose import takes
+    most of a second: it is never imported here; a bfloat16 array can only exist once its
+    user has imported ml_dtypes, so the code is added on the first lookup that needs it."""
 
-    DTYPE_CODES[np.dtype(_ml_dtypes.bfloat16)] = int(_core.DType.bfloat16)
-except Exception:  # pragma: no cover - optional dependency
-    pass
+    def __missing__(self, dt):
+        ml = sys.modules.get("ml_dtypes")
+        if ml is not None and dt == np.dtype(ml.bfloat16):
+            self[dt] = int(_core.DType.bfloat16)
+            return self[dt]
+        raise KeyError(dt)
+
+    def __contains__(self, dt):
+        try:
+            self[dt]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def get(self, dt, default=None):
+        return self[dt] if dt in self else default
+
+
+DTYPE_CODES = _DTypeCodes((np.dtype(name), int(v)) for name, v in _core.DType.__members__.items()
+                          if name != "bfloat16")
 IMAGE_DTYPES_CPU = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
 IMAGE_DTYPES_CUDA = IMAGE_DTYPES_CPU + (np.dtype(np.float16),)
 

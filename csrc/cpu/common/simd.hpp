@@ -12,6 +12,14 @@
 #include <immintrin.h>
 #endif
 
+// Forces inlining of small hot lambdas and helpers whose inlining GCC's size budget may drop
+// as a translation unit grows (GCC/Clang; a no-op elsewhere).
+#if defined(__GNUC__) || defined(__clang__)
+#define IMKERN_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define IMKERN_ALWAYS_INLINE
+#endif
+
 #ifndef IMKERN_ISA
 #error "IMKERN_ISA must be defined (baseline, avx2, avx512)"
 #endif

@@ -131,7 +131,7 @@ inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
     r[i] = rows[i];
   }
   if (n < L) return vfilter_any<T, A>(r, o, n, k, K);
-  auto one = [&](int64_t x) {  // even taps in a, odd in b: two FMA chains
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {  // even taps in a, odd in b: two FMA chains
     vec_t<A> a{}, b{};
 #pragma GCC unroll 16
     for (int j = 0; j < K; ++j) {
@@ -217,7 +217,7 @@ inline void vfilter_sym(const A* const* rows, T* o, int64_t n, const A* k) {
     for (int64_t x = 0; x < n; ++x) o[x] = to_output<T, A>(sym_taps<K>(k, [&](int j) { return r[j][x]; }));
     return;
   }
-  auto one = [&](int64_t x) {
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
 #define TAP(j) loadu(r[j] + x)
     IMKERN_SYM_TAPS(K, TAP)
 #undef TAP

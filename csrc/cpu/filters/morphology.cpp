@@ -41,9 +41,10 @@ inline T pick1(T a, T b) {
   else return (a < b || a != a) ? a : b;
 }
 
-// dst[e] = op(a[e], b[e]) for n elements.
+// dst[e] = op(a[e], b[e]) for n elements; dst may be a or b (element e is read before it is
+// written, so no restrict).
 template <bool Max, typename T>
-inline void pick_rows(T* __restrict__ dst, const T* a, const T* b, int64_t n) {
+inline void pick_rows(T* dst, const T* a, const T* b, int64_t n) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
   int64_t e = 0;

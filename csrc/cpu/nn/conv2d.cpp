@@ -369,18 +369,18 @@ inline void gw_tile(int64_t nj, const T* __restrict goT, int64_t ldk, const T* x
   const T* xq[MQ];
   for (int i = 0; i < MQ; ++i) xq[i] = xl + off[i];
   V acc[MQ][NV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int i = 0; i < MQ; ++i)
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[i][v] = V{};
   for (int64_t j = 0; j < nj; ++j) {
     V gv[NV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) gv[v] = *reinterpret_cast<const V*>(goT + j * ldk + v * L);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int i = 0; i < MQ; ++i) {
       const V xb = gemm_detail::bcast<T>(xq[i][j]);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[i][v] += xb * gv[v];
     }
   }
@@ -449,10 +449,18 @@ void direct_grad_weight(const T* go, const T* x, T* gwg, const Conv2dShape& p, i
             for (int64_t t = 0; t < tn; ++t) d[t * Kpad + k] = src[t];
           }
         }
-      const int64_t qf = CRS / MQ * MQ;
-      for (int64_t q = 0; q < qf; q += MQ)
+      int64_t qf = 0;
+      if (Kpad <= 2 * L) {
+        // Two vectors of output channels or fewer: twice the taps per pass (2 x MQ x 2
+        // accumulators still fit the register file), halving the grad_out loads per FMA.
+        qf = CRS / (2 * MQ) * (2 * MQ);
+        for (int64_t q = 0; q < qf; q += 2 * MQ)
+          gw_rows<T, 2 * MQ>(nwide, goT, Kpad, xl, off.data() + q, gwT.data() + q * Kpad, !first);
+      }
+      const int64_t qm = qf + (CRS - qf) / MQ * MQ;
+      for (int64_t q = qf; q < qm; q += MQ)
         gw_rows<T, MQ>(nwide, goT, Kpad, xl, off.data() + q, gwT.data() + q * Kpad, !first);
-      for (int64_t q = qf; q < CRS; ++q)
+      for (int64_t q = qm; q < CRS; ++q)
         gw_rows<T, 1>(nwide, goT, Kpad, xl, off.data() + q, gwT.data() + q * Kpad, !first);
       first = false;
     }
@@ -559,8 +567,9 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
   const int64_t G = p.groups, Cg = p.c / G, Kg = p.k / G, CRS = Cg * p.r * p.s;
   const int64_t HW = p.h * p.w, OHW = p.oh * p.ow;
   const int64_t ngi = p.n * p.c * HW, ngw = p.k * CRS;
+  // gi == nullptr: grad_input not wanted (torch's output_mask; the first layer of a network).
   if (p.n == 0 || OHW == 0 || p.k == 0) {
-    std::fill(gi, gi + ngi, T(0));
+    if (gi) std::fill(gi, gi + ngi, T(0));
     std::fill(gw, gw + ngw, T(0));
     std::fill(gb, gb + p.k, T(0));
     return;
@@ -574,7 +583,7 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
     }
   });
   if (CRS == 0) {
-    std::fill(gi, gi + ngi, T(0));
+    if (gi) std::fill(gi, gi + ngi, T(0));
     return;
   }
   constexpr int NR = Blocking<T>::NR;
@@ -583,7 +592,7 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
   // grad_input of a stride-1 convolution is a stride-1 convolution of grad_out with the
   // flipped, transposed weights and the complementary padding (when that is >= 0).
   const int64_t ext_h = p.dh * (p.r - 1), ext_w = p.dw * (p.s - 1);
-  const bool gi_direct = s1 && p.pt <= ext_h && p.pb <= ext_h && p.pl <= ext_w && p.pr <= ext_w;
+  const bool gi_direct = gi && s1 && p.pt <= ext_h && p.pb <= ext_h && p.pl <= ext_w && p.pr <= ext_w;
   if (gi_direct) {
     Conv2dShape q = p;
     q.c = p.k, q.h = p.oh, q.w = p.ow, q.k = p.c, q.oh = p.h, q.ow = p.w;
@@ -606,11 +615,12 @@ void conv_backward(const T* go, const T* x, const T* w, T* gi, T* gw, T* gb, con
   // grad_input: col = W^T grad_out (W^T packed once), then col2im; independent per image.
   const int64_t kct = conv_kc(Kg);
   const int64_t wsz = gemm_detail::packed_a_size<T>(CRS, Kg);
-  std::vector<T> wtp(static_cast<size_t>(std::max<int64_t>(1, G * wsz)));
-  for (int64_t g = 0; g < G; ++g)
+  const bool gi_col2im = gi && !gi_direct;
+  std::vector<T> wtp(static_cast<size_t>(gi_col2im ? std::max<int64_t>(1, G * wsz) : 0));
+  for (int64_t g = 0; gi_col2im && g < G; ++g)
     gemm_detail::pack_a_full<T>(true, w + g * Kg * CRS, CRS, CRS, Kg, kct, wtp.data() + g * wsz);
   const int64_t gcols = pw ? conv_cols<T>(kct, HW) : conv_cols<T>(std::max(CRS, kct), OHW);
-  if (!gi_direct) parallel_for(0, p.n, 1, [&](int64_t lo, int64_t hi) {
+  if (gi_col2im) parallel_for(0, p.n, 1, [&](int64_t lo, int64_t hi) {
     T* pb = scratch<T>(2, kct * ((gcols + NR - 1) / NR * NR));
     for (int64_t n = lo; n < hi; ++n) {
       T* gin = gi + n * p.c * HW;

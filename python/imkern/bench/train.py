@@ -43,7 +43,7 @@ def _epoch_setup():
         model.train()
         for xb, yb in batches:
             loss(model(xb), yb)
-            model.backward(loss.backward())
+            model.backward_params(loss.backward())
             opt.step()
             opt.zero_grad()
 

@@ -7,6 +7,7 @@ TypeError naming the accepted dtypes; shapes and values -> ValueError naming the
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
@@ -16,18 +17,20 @@ from .. import _arrays as A
 FLOAT_CPU = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _cuda_dtypes():
-    dts = [np.dtype(np.float32), np.dtype(np.float16)]
-    try:  # bfloat16 exists for NumPy/CuPy only through ml_dtypes
-        import ml_dtypes
+class _CudaFloats(tuple):
+    """float32, float16 and (when the caller has imported ml_dtypes, the only way to make such
+    an array) bfloat16; ml_dtypes is never imported here (its import takes most of a second)."""
 
-        dts.append(np.dtype(ml_dtypes.bfloat16))
-    except Exception:
-        pass
-    return tuple(dts)
+    def __contains__(self, dt) -> bool:
+        ml = sys.modules.get("ml_dtypes")
+        return tuple.__contains__(self, dt) or (ml is not None and dt == np.dtype(ml.bfloat16))
+
+    def __iter__(self):  # for messages: the names a user may pass
+        yield from tuple.__iter__(self)
+        yield "bfloat16"
 
 
-FLOAT_CUDA = _cuda_dtypes()
+FLOAT_CUDA = _CudaFloats((np.dtype(np.float32), np.dtype(np.float16)))
 
 
 def check_float(x: Any, name: str, ndim: Optional[Sequence[int]] = None, min_ndim: int = 0) -> Tuple[str, np.dtype]:

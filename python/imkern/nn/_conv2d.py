@@ -7,6 +7,8 @@ float32 3x3 stride-1 convolutions; float32 / float64), CuPy arrays on the CUDA k
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _arrays as A
 from .. import _core, _runtime
 from .. import _driver as D
@@ -158,7 +160,7 @@ def _cuda_shape(x, w, go, st, pads, dil, groups):
             groups)
 
 
-def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *, output_mask=None):
     """Gradients of :func:`conv2d` (as torch.autograd computes them).
 
     For a float32 3x3 stride-1 convolution (dilation 1, groups 1, C and K >= 16, enough
@@ -171,6 +173,10 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     Args:
         grad_output: ``(N, K, OH, OW)``, the gradient of the loss with respect to the output.
         x, weight, stride, padding, dilation, groups: as given to :func:`conv2d`.
+
+    ``output_mask=(False, True, True)`` skips grad_input (returned as ``None``), as
+    ``torch.ops.aten.convolution_backward``'s output mask does when the input needs no gradient
+    (the first layer of a network); grad_weight and grad_bias are always computed.
 
     Returns:
         ``(grad_input, grad_weight, grad_bias)`` of shapes ``(N, C, H, W)``,
@@ -195,11 +201,18 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
             f"grad_output: expected shape {(n, k, oh, ow)} for x of shape {tuple(x.shape)} and weight of shape "
             f"{tuple(weight.shape)}, got {tuple(grad_output.shape)}"
         )
-    gi = D.empty(kind, x, x.shape, x.dtype)
+    if output_mask is None:
+        want_gi = True
+    else:
+        if len(output_mask) != 3 or not all(isinstance(m, (bool, np.bool_)) for m in output_mask):
+            raise ValueError(f"output_mask: expected 3 bools (grad_input, grad_weight, grad_bias), got {output_mask!r}")
+        want_gi = bool(output_mask[0])
+    gi = D.empty(kind, x, x.shape, x.dtype) if want_gi else None
     gw = D.empty(kind, x, weight.shape, x.dtype)
     gb = D.empty(kind, x, (k,), x.dtype)
     if x.size == 0 or grad_output.size == 0 or weight.size == 0:
-        gi[...] = 0
+        if gi is not None:
+            gi[...] = 0
         gw[...] = 0
         gb[...] = grad_output.sum(axis=(0, 2, 3)) if grad_output.size else 0
         return gi, gw, gb
@@ -210,7 +223,9 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
 
     def cuda(stream):
         shape, code = _cuda_shape(xc, wc, goc, st, pads, dil, groups), A.DTYPE_CODES[xc.dtype]
-        _core.cuda_conv2d_backward_data(code, shape, D.ptr(goc), D.ptr(wc), D.ptr(gi), _runtime.allow_tf32, stream)
+        if gi is not None:
+            _core.cuda_conv2d_backward_data(code, shape, D.ptr(goc), D.ptr(wc), D.ptr(gi), _runtime.allow_tf32,
+                                            stream)
         _core.cuda_conv2d_backward_weight(code, shape, D.ptr(goc), D.ptr(xc), D.ptr(gw), _runtime.allow_tf32, stream)
         _core.cuda_channel_sum(code, n, k, oh * ow, D.ptr(goc), D.ptr(gb), stream)
 

@@ -175,7 +175,7 @@ def fit(model: L.Module, loader, *, epochs: int, optimizer, loss=None, val=None,
                 xb, yb = _to_device(xb, dev), _to_device(yb, dev)
                 out = model(xb)
                 lv = loss(out, yb)
-                model.backward(loss.backward())
+                model.backward_params(loss.backward())  # the input batch needs no gradient
                 optimizer.step()
                 optimizer.zero_grad()
                 b = len(yb)

@@ -346,6 +346,14 @@ class Module:
         accumulated into their ``grad``."""
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
+    def backward_params(self, grad) -> None:
+        """Backward for the parameter gradients only, when the input's gradient is not needed
+        (the network's input: torch computes no input gradient for a tensor that does not
+        require one). Stores the same parameter gradients as :meth:`backward`, returns
+        ``None``, and skips what only the input gradient needs where a layer can (the first
+        convolution's grad_input). :func:`imkern.nn.fit` calls this."""
+        self.backward(grad)
+
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
@@ -476,11 +484,20 @@ class Sequential(Module):
         return x
 
     def backward(self, grad):
+        return self._backward(grad, True)
+
+    def backward_params(self, grad) -> None:
+        self._backward(grad, False)
+
+    def _backward(self, grad, input_grad: bool):
         fused = set(self._saved()["fused"])
         i = len(self.layers) - 1
         while i >= 0:
             if i - 1 in fused:  # the ReLU ran inside the convolution before it
                 i -= 1
+            if i == 0 and not input_grad:
+                self.layers[0].backward_params(grad)
+                return None
             grad = self.layers[i].backward(grad)
             i -= 1
         return grad
@@ -569,11 +586,17 @@ class Conv2d(Module):
         return self._forward(x, self.activation)
 
     def backward(self, grad):
+        return self._backward(grad, True)
+
+    def backward_params(self, grad) -> None:
+        self._backward(grad, False)
+
+    def _backward(self, grad, input_grad: bool):
         s = self._saved()
         if s["act"] == "relu":
             grad = F.relu_backward(grad, s["y"])
         gi, gw, gb = F.conv2d_backward(grad, s["x"], self.weight.data, self.stride, self.padding, self.dilation,
-                                       self.groups)
+                                       self.groups, output_mask=(input_grad, True, True))
         self.weight.accumulate(gw)
         if self.bias is not None:
             self.bias.accumulate(gb)
