@@ -1,13 +1,14 @@
 """Sphinx extension: draw the performance page's figure from benchmarks/RESULTS.md.
 
-The newest table of the file (the first one under a ``## CPU`` heading) is parsed and drawn
-with the bar chart that ``python -m imkern bench --png`` writes, into
-``docs/_generated/bench_cpu.png``. The figure is thus always the table on the page.
+The newest table of the file in the format ``python -m imkern bench --markdown`` prints (the
+first one, since the file lists sessions newest first, whose header is ``| case | imkern ms |
+peer ms | peer | ratio | ...``) is parsed and drawn with the bar chart that
+``python -m imkern bench --png`` writes, into ``docs/_generated/bench_cpu.png``. The figure is
+thus always a table on the page.
 """
 from __future__ import annotations
 
 import os
-import re
 from typing import Any, Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -15,27 +16,36 @@ RESULTS = os.path.join(os.path.dirname(HERE), "benchmarks", "RESULTS.md")
 OUT = os.path.join(HERE, "_generated", "bench_cpu.png")
 
 
-def newest_table(text: str) -> List[Dict[str, Any]]:
-    """The rows of the first results table after the first ``## CPU`` heading.
+HEADER = ["case", "imkern ms", "peer ms", "peer", "ratio"]
 
-    Rows are ``| case | imkern ms | peer ms | peer | ratio | ... |``; each becomes a dict with
-    the keys of ``imkern bench --json`` (``case``, ``imkern_ms``, ``peer_ms``, ``peer``,
-    ``ratio``).
+
+def _cells(line: str) -> List[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def newest_table(text: str) -> List[Dict[str, Any]]:
+    """The rows of the first ``bench --markdown`` table in ``text``.
+
+    Rows are ``| case | imkern ms | peer ms | peer | ratio | ... |``; each with numbers becomes
+    a dict with the keys of ``imkern bench --json`` (``case``, ``imkern_ms``, ``peer_ms``,
+    ``peer``, ``ratio``); rows without a peer ("-") are left out of the chart.
     """
-    m = re.search(r"^## CPU.*$", text, re.M)
-    if m is None:
-        raise ValueError(f"{RESULTS}: no '## CPU' section")
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("|") and _cells(ln)[:5] == HEADER), None)
+    if start is None:
+        raise ValueError(f"{RESULTS}: no table in the format of `python -m imkern bench --markdown`")
     rows: List[Dict[str, Any]] = []
-    for line in text[m.end():].splitlines():
-        if rows and not line.startswith("|"):
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
             break
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if not line.startswith("|") or len(cells) < 5 or cells[0] == "case" or set(cells[0]) <= {"-"}:
-            continue
-        rows.append({"case": cells[0], "imkern_ms": float(cells[1]), "peer_ms": float(cells[2]),
-                     "peer": cells[3], "ratio": float(cells[4])})
+        c = _cells(line)
+        try:
+            rows.append({"case": c[0], "imkern_ms": float(c[1]), "peer_ms": float(c[2]), "peer": c[3],
+                         "ratio": float(c[4])})
+        except (IndexError, ValueError):
+            continue  # no peer installed for this case
     if not rows:
-        raise ValueError(f"{RESULTS}: the '## CPU' section has no results table")
+        raise ValueError(f"{RESULTS}: the newest bench table has no rows with a peer")
     return rows
 
 

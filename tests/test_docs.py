@@ -153,3 +153,15 @@ def test_api_index_lists_the_public_modules():
     with open(os.path.join(DOCS, "api", "index.rst"), encoding="utf-8") as f:
         listed = set(re.findall(r"^   (imkern[\w.]*)$", f.read(), re.M))
     assert listed == set(PUBLIC) | set(REFERENCE) | {"imkern.reference"}
+
+
+def test_performance_figure_has_a_table():
+    """The performance page's chart is drawn from benchmarks/RESULTS.md's newest bench table."""
+    sys.path.insert(0, DOCS)
+    try:
+        import _perfplot
+    finally:
+        sys.path.remove(DOCS)
+    with open(_perfplot.RESULTS, encoding="utf-8") as f:
+        rows = _perfplot.newest_table(f.read())
+    assert rows and all(r["ratio"] > 0 and r["peer"] for r in rows)
