@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-
 from imkern._cli import CLIError
 
 

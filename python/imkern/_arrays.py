@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _core
 
+
 # dtype -> code of csrc/include/imkern/common.hpp (DType), read from the one exported enum
 class _DTypeCodes(dict):
     """dtype -> code. bfloat16 exists for NumPy/CuPy only through ml_dtypes, whose import takes

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import statistics
 import time
+from typing import Any, Dict, List
 
 import numpy as np
 
 
 def _time(fn, min_time=0.4, min_reps=5, max_reps=200):
     fn()  # warm-up (allocations, thread pool, caches)
-    ts = []
+    ts: List[float] = []
     start = time.perf_counter()
     while len(ts) < max_reps and (len(ts) < min_reps or time.perf_counter() - start < min_time):
         t0 = time.perf_counter()
@@ -172,7 +173,8 @@ def run(device="all", quick=False, name_filter=None, markdown=False, list_only=F
     print(f"copy bandwidth: cpu {bw['cpu'] / 1e9:.1f} GB/s" +
           (f", cuda {bw['cuda'] / 1e9:.0f} GB/s" if "cuda" in bw else "") +
           f"; FMA peak: cpu {peak['cpu'] / 1e9:.0f} GFLOP/s ({i['cpu_isa']} float32, {i['num_threads']} threads)")
-    rows, results = [], []
+    rows: List[tuple] = []
+    results: List[Dict[str, Any]] = []
     for c in cases:
         try:
             fn, peers = c.setup()

@@ -23,13 +23,15 @@ from typing import Any, Callable, Optional, Sequence
 from . import _arrays as A
 
 
-def launch(kind: str, like, cpu_call: Callable[[], Any], cuda_call: Callable[[int], Any]):
+def launch(kind: str, like, cpu_call: Optional[Callable[[], Any]], cuda_call: Callable[[int], Any]):
     """Call the kernel of the array's device and return what it returns.
 
     ``cpu_call()`` for NumPy; ``cuda_call(stream)`` for CuPy, under a device guard for
-    ``like``'s device, with the handle of that device's current CuPy stream.
+    ``like``'s device, with the handle of that device's current CuPy stream. ``cpu_call`` may
+    be None on a path only CuPy arrays reach.
     """
     if kind == "numpy":
+        assert cpu_call is not None, "a NumPy array reached a CUDA-only path"
         return cpu_call()
     with A.cuda_launch(like) as stream:
         return cuda_call(stream)

@@ -52,7 +52,13 @@ def manual_seed(seed: int) -> None:
 
 
 def initial_seed() -> int:
-    """The seed the global generator was last reset to."""
+    """The seed the global generator was last reset to (``torch.initial_seed``).
+
+    Example:
+        >>> import imkern
+        >>> imkern.manual_seed(42); imkern.initial_seed()
+        42
+    """
     return _initial
 
 

@@ -37,6 +37,17 @@ def set_num_threads(n: int) -> None:
 
     If the system refuses to start some threads (process or address-space limits), the
     kernels run with the threads that did start (at worst in the calling thread alone).
+    Results do not depend on the thread count: every kernel gives the same bits for 1 and N
+    threads.
+
+    Example:
+        >>> import imkern
+        >>> before = imkern.get_num_threads()
+        >>> imkern.set_num_threads(1); imkern.get_num_threads()
+        1
+        >>> imkern.set_num_threads(0)  # back to the default
+        >>> imkern.get_num_threads() == before
+        True
     """
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n: expected an int, got {type(n).__name__}")
@@ -49,17 +60,35 @@ def set_num_threads(n: int) -> None:
 
 
 def max_num_threads() -> int:
-    """The largest value :func:`set_num_threads` accepts: ``max(256, 4 x usable CPUs)``."""
+    """The largest value :func:`set_num_threads` accepts: ``max(256, 4 x usable CPUs)``.
+
+    Example:
+        >>> import imkern
+        >>> imkern.max_num_threads() >= 256
+        True
+    """
     return _core.max_num_threads()
 
 
 def get_num_threads() -> int:
-    """The number of threads the CPU kernels use."""
+    """The number of threads the CPU kernels use (see :func:`set_num_threads`).
+
+    Example:
+        >>> import imkern
+        >>> imkern.get_num_threads() >= 1
+        True
+    """
     return _core.get_num_threads()
 
 
 def get_cpu_isa() -> str:
-    """The CPU instruction-set level in use: ``"baseline"``, ``"avx2"`` or ``"avx512"``."""
+    """The CPU instruction-set level in use: ``"baseline"``, ``"avx2"`` or ``"avx512"``.
+
+    Example:
+        >>> import imkern
+        >>> imkern.get_cpu_isa() in ("baseline", "avx2", "avx512")
+        True
+    """
     return _core.isa_active()
 
 
@@ -67,6 +96,18 @@ def set_cpu_isa(isa: str) -> str:
     """Cap the CPU instruction-set level (as ``IMKERN_CPU_ISA`` does at import).
 
     The level used is the lower of ``isa`` and what the processor supports; it is returned.
+    Every level computes the same results (the tests run each one); only the speed differs.
+
+    Raises:
+        ValueError: ``isa`` is not one of "baseline", "avx2", "avx512".
+
+    Example:
+        >>> import imkern
+        >>> before = imkern.get_cpu_isa()
+        >>> imkern.set_cpu_isa("baseline")
+        'baseline'
+        >>> imkern.set_cpu_isa(before) == before  # the previous cap back
+        True
     """
     if isa not in _ISAS:
         raise ValueError(f"isa: expected one of {', '.join(map(repr, _ISAS))}, got {isa!r}")
@@ -203,6 +244,12 @@ def set_allow_winograd(flag: bool) -> None:
     path's). ``set_allow_winograd(False)`` selects the direct (implicit GEMM) path. float64
     never uses Winograd; CUDA arrays are not affected. Both paths are deterministic and give
     the same bits for any thread count.
+
+    Example:
+        >>> import imkern
+        >>> imkern.set_allow_winograd(False); imkern.get_allow_winograd()
+        False
+        >>> imkern.set_allow_winograd(True)
     """
     global winograd_mode
     with _lock:
@@ -210,7 +257,13 @@ def set_allow_winograd(flag: bool) -> None:
 
 
 def get_allow_winograd() -> bool:
-    """Whether the CPU conv2d may use Winograd F(4x4, 3x3) (see :func:`set_allow_winograd`)."""
+    """Whether the CPU conv2d may use Winograd F(4x4, 3x3) (see :func:`set_allow_winograd`).
+
+    Example:
+        >>> import imkern
+        >>> imkern.get_allow_winograd()
+        True
+    """
     return winograd_mode != 0
 
 
@@ -220,6 +273,12 @@ def set_allow_tf32(flag: bool) -> None:
     Like ``torch.backends.cudnn.allow_tf32``: TF32 rounds the products' operands to a 10-bit
     mantissa and sums in float32; ``set_allow_tf32(False)`` selects exact float32 FMA. float16
     and bfloat16 always use tensor cores with float32 accumulation. The CPU is not affected.
+
+    Example:
+        >>> import imkern
+        >>> imkern.set_allow_tf32(False); imkern.get_allow_tf32()
+        False
+        >>> imkern.set_allow_tf32(True)
     """
     global allow_tf32
     with _lock:
@@ -227,7 +286,13 @@ def set_allow_tf32(flag: bool) -> None:
 
 
 def get_allow_tf32() -> bool:
-    """Whether float32 CUDA GEMMs and convolutions may use TF32 (see :func:`set_allow_tf32`)."""
+    """Whether float32 CUDA GEMMs and convolutions may use TF32 (see :func:`set_allow_tf32`).
+
+    Example:
+        >>> import imkern
+        >>> imkern.get_allow_tf32()
+        True
+    """
     return allow_tf32
 
 
@@ -238,7 +303,16 @@ def info() -> dict:
     and the measured effective L3), the parameters the CPU kernels derive from them
     (``cpu_params``, see :func:`set_cpu_params`), CUDA support built, and the GPUs found (an
     empty list is a valid answer). The first call measures the effective L3 (a few ms, once
-    per process)."""
+    per process). ``python -m imkern info`` prints it.
+
+    Example:
+        >>> import imkern
+        >>> facts = imkern.info()
+        >>> {"version", "cpu_isa", "cpu_isa_available", "num_threads", "cuda_built", "gpus"} <= set(facts)
+        True
+        >>> facts["version"] == imkern.__version__, facts["cpu_isa"] in facts["cpu_isa_available"]
+        (True, True)
+    """
     supported = _core.isa_supported()
     available = list(_ISAS[: _ISAS.index(supported) + 1]) if supported in _ISAS else ["baseline"]
     return {

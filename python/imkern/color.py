@@ -161,7 +161,11 @@ def rgb_to_bgr(image, *, out=None):
 
 
 def bgr_to_rgb(image, *, out=None):
-    """BGR to RGB (the same swap as :func:`rgb_to_bgr`).
+    """BGR to RGB (the same swap as :func:`rgb_to_bgr`; exact, any image dtype), as
+    cv2.cvtColor(image, cv2.COLOR_BGR2RGB).
+
+    Args:
+        image: ``(H, W, 3|4)`` or ``(N, H, W, 3|4)``; BGRA keeps its alpha.
 
     Example:
         >>> import numpy as np, imkern
@@ -264,8 +268,13 @@ def rgb_to_ycbcr(image, *, out=None):
 
 
 def ycbcr_to_rgb(image, *, out=None):
-    """YCbCr (JPEG full range) to RGB, the inverse of :func:`rgb_to_ycbcr`; integer results
-    saturate.
+    """YCbCr (JPEG full range) to RGB, the inverse of :func:`rgb_to_ycbcr`:
+    ``R = Y + 1.402 (Cr - off)``, ``G ~= Y - 0.34414 (Cb - off) - 0.71414 (Cr - off)``,
+    ``B = Y + 1.772 (Cb - off)`` (the exact inverse of the forward matrix); integer results are
+    rounded and saturated.
+
+    Args:
+        image: ``(H, W, 3)`` or ``(N, H, W, 3)``; the dtypes of :func:`rgb_to_ycbcr`.
 
     Example:
         >>> import numpy as np, imkern

@@ -39,7 +39,15 @@ def _transform():
 
 
 class Compose:
-    """Apply augmentations in order."""
+    """Apply augmentations in order (a list given as ``augment=`` becomes one of these).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import data
+        >>> aug = data.Compose([data.RandomHorizontalFlip(1.0), data.RandomCrop(2)])
+        >>> aug(np.zeros((3, 4, 4, 1), np.uint8), np.random.default_rng(0)).shape
+        (3, 2, 2, 1)
+    """
 
     def __init__(self, augmentations: Sequence[Callable]):
         self.augmentations = list(augmentations)
@@ -55,10 +63,21 @@ class Compose:
 
 class RandomCrop:
     """Pad each image by ``padding`` pixels (``border`` / ``cval`` as :func:`imkern.transform.pad`)
-    and cut a random ``size`` window from it (torchvision's ``RandomCrop(size, padding)``)."""
+    and cut a random ``size`` window from it (torchvision's ``RandomCrop(size, padding)``).
+
+    Works on ``(N, H, W, C)`` batches of any dtype; each image gets its own window, drawn from
+    the ``rng`` the loader passes.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import data
+        >>> crop = data.RandomCrop(32, padding=4)
+        >>> crop(np.zeros((2, 32, 32, 3), np.uint8), np.random.default_rng(0)).shape
+        (2, 32, 32, 3)
+    """
 
     def __init__(self, size, padding=0, *, border="constant", cval=0):
-        self.size = (int(size), int(size)) if np.isscalar(size) else tuple(int(v) for v in size)
+        self.size = (int(size), int(size)) if np.ndim(size) == 0 else tuple(int(v) for v in size)
         if len(self.size) != 2 or min(self.size) < 1:
             raise ValueError(f"size: expected a positive int or (h, w), got {size!r}")
         if int(padding) < 0:
@@ -82,7 +101,16 @@ class RandomCrop:
 
 
 class RandomHorizontalFlip:
-    """Mirror each image left-right with probability ``p``."""
+    """Mirror each image left-right with probability ``p`` (torchvision's
+    ``RandomHorizontalFlip(p)``), through :func:`imkern.transform.flip`.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import data
+        >>> x = np.arange(3, dtype=np.uint8).reshape(1, 1, 3, 1)
+        >>> data.RandomHorizontalFlip(p=1.0)(x, np.random.default_rng(0)).ravel().tolist()
+        [2, 1, 0]
+    """
 
     def __init__(self, p=0.5):
         if not 0.0 <= float(p) <= 1.0:
@@ -102,7 +130,17 @@ class RandomAffine:
     scale)``) through :func:`imkern.transform.warp_affine`: a rotation by an angle in
     ``[-degrees, degrees]`` and a scale factor in ``scale`` (a ``(lo, hi)`` range) about the
     image center, then a shift of up to ``translate[0] * W`` / ``translate[1] * H`` pixels;
-    the output keeps the input's size, pixels from outside follow ``border`` / ``cval``."""
+    the output keeps the input's size, pixels from outside follow ``border`` / ``cval``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import data
+        >>> aug = data.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))
+        >>> aug(np.zeros((2, 16, 16, 3), np.uint8), np.random.default_rng(0)).shape
+        (2, 16, 16, 3)
+        >>> data.RandomAffine().matrices(1, 4, 4, np.random.default_rng(0)).tolist()  # the identity
+        [[[1.0, 0.0, 0.0], [-0.0, 1.0, 0.0]]]
+    """
 
     def __init__(self, degrees=0.0, translate=(0.0, 0.0), scale=(1.0, 1.0), *, interpolation="bilinear",
                  border="constant", cval=0):
@@ -144,7 +182,16 @@ class ColorJitter:
     """Random brightness and contrast, as torchvision's ``ColorJitter(brightness, contrast)``:
     brightness scales the image by a factor in ``[1 - brightness, 1 + brightness]``; contrast
     blends it with its mean gray level by a factor in ``[1 - contrast, 1 + contrast]``; results
-    are clipped to the dtype's range (integers rounded)."""
+    are clipped to the dtype's range (integers rounded).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import data
+        >>> jitter = data.ColorJitter(brightness=0.5)
+        >>> y = jitter(np.full((4, 2, 2, 3), 100, np.uint8), np.random.default_rng(0))
+        >>> y.dtype, bool(((y >= 50) & (y <= 150)).all())
+        (dtype('uint8'), True)
+    """
 
     def __init__(self, brightness=0.0, contrast=0.0):
         self.brightness, self.contrast = float(brightness), float(contrast)
@@ -188,6 +235,18 @@ class DataLoader:
             global generator).
         mean, std: per-channel normalization in the [0, 1] scale (to_tensor's).
         prefetch: prepare the next batch in a background thread.
+        drop_last: drop the last, smaller batch.
+        channels_first: ``images`` is already an ``(N, C, H, W)`` float tensor (used as it is,
+            then normalized by ``mean``/``std``; no augmentation).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern.data import DataLoader, RandomHorizontalFlip
+        >>> images = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+        >>> dl = DataLoader(images, np.arange(10) % 2, batch_size=4, shuffle=True, seed=0,
+        ...                 mean=0.5, std=0.25, augment=[RandomHorizontalFlip()])
+        >>> len(dl), [(x.shape, x.dtype.name, y.dtype.name) for x, y in dl][0]
+        (3, ((4, 3, 8, 8), 'float32', 'int64'))
     """
 
     def __init__(self, images, labels=None, batch_size: int = 32, *, shuffle: bool = False, augment=None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, Sequence, Tuple
+from typing import List, Tuple
 
 import numpy as np
 
@@ -162,6 +162,15 @@ def imwrite(path, image, *, quality=95):
     Raises:
         ValueError: unknown extension, bad shape, an image the format cannot hold, bad
         quality. TypeError: unsupported dtype. OSError: the file cannot be written (names it).
+
+    Example:
+        >>> import os, tempfile, numpy as np, imkern
+        >>> d = tempfile.mkdtemp()
+        >>> img = np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000
+        >>> imkern.io.imwrite(os.path.join(d, "depth.png"), img)        # 16 bits kept
+        >>> back = imkern.io.imread(os.path.join(d, "depth.png"), mode="unchanged")
+        >>> back.dtype, bool((back == img).all())
+        (dtype('uint16'), True)
     """
     Image, _ = _pil()
     fspath = os.fspath(path)

@@ -47,6 +47,7 @@ def _number(v, name, lo=0.0, hi=None, hi_open=False):
 def _kernel_arrays(p: Parameter, i: int):
     """(kind, param array, grad array) checked for the fused kernel."""
     data, grad = p.data, p.grad
+    assert grad is not None  # step() passes only parameters that have a gradient
     kind = A.array_kind(data, f"params[{i}].data")
     if A.array_kind(grad, f"params[{i}].grad") != kind:
         raise TypeError(f"params[{i}]: the gradient is on another device than the parameter")
@@ -80,7 +81,22 @@ def _ptr(a) -> int:
 
 
 class Optimizer:
-    """Base class: parameter groups, per-parameter state, ``zero_grad``, ``step``."""
+    """Base class, as ``torch.optim.Optimizer``: parameter groups, per-parameter state,
+    ``zero_grad``, ``step``.
+
+    ``params`` is ``model.parameters()`` or a list of dicts ``{"params": [...], "lr": ...}``
+    (per-group options override the defaults). Each step updates every parameter that has a
+    gradient in place, with one fused kernel per parameter (C++ on NumPy arrays, CUDA on CuPy
+    arrays; float32 and float64, the update computed in the parameter's dtype).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn, optim
+        >>> fc = nn.Linear(2, 1, seed=0)
+        >>> opt = optim.SGD([{"params": [fc.weight], "lr": 0.1}, {"params": [fc.bias]}], lr=0.01)
+        >>> [g["lr"] for g in opt.param_groups]
+        [0.1, 0.01]
+    """
 
     def __init__(self, params, defaults: Dict[str, object]):
         if isinstance(params, Parameter):
@@ -114,11 +130,13 @@ class Optimizer:
         group["lr"] = _number(group["lr"], "lr")
 
     def zero_grad(self) -> None:
+        """Drop the gradients of every parameter (``grad = None``)."""
         for g in self.param_groups:
             for p in g["params"]:
                 p.grad = None
 
     def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
         i = 0
         for group in self.param_groups:
             for p in group["params"]:
@@ -139,6 +157,18 @@ class SGD(Optimizer):
         buf = g (first step) or momentum * buf + (1 - dampening) * g
         g = g + momentum * buf (nesterov) or buf
         param -= lr * g
+
+    (``maximize`` ascends.) The same arithmetic, in the parameter's dtype, as torch's
+    single-tensor path.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn, optim
+        >>> p = nn.Parameter(np.array([1.0, 2.0], np.float32))
+        >>> p.grad = np.array([1.0, -1.0], np.float32)
+        >>> opt = optim.SGD([p], lr=0.5)
+        >>> opt.step(); p.data.tolist()
+        [0.5, 2.5]
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
@@ -175,6 +205,15 @@ class Adam(Optimizer):
 
         m = lerp(m, g, 1 - beta1);  v = beta2 * v + (1 - beta2) * g * g
         param -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn, optim
+        >>> p = nn.Parameter(np.array([1.0], np.float32))
+        >>> p.grad = np.array([3.0], np.float32)
+        >>> opt = optim.Adam([p], lr=0.1)
+        >>> opt.step(); round(float(p.data[0]), 5)  # the first step moves by lr
+        0.9
     """
 
     _decoupled = False
@@ -221,7 +260,17 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     """AdamW, as ``torch.optim.AdamW``: Adam with decoupled weight decay (``param *= 1 - lr *
-    weight_decay`` before the update; default ``weight_decay=1e-2``)."""
+    weight_decay`` before the update; default ``weight_decay=1e-2``).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn, optim
+        >>> p = nn.Parameter(np.array([1.0], np.float32))
+        >>> p.grad = np.array([0.0], np.float32)
+        >>> opt = optim.AdamW([p], lr=0.1, weight_decay=0.5)
+        >>> opt.step(); round(float(p.data[0]), 5)  # only the decay: 1 - 0.1 * 0.5
+        0.95
+    """
 
     _decoupled = True
 
@@ -235,7 +284,17 @@ class AdamW(Adam):
 
 class LRScheduler:
     """Base class, as ``torch.optim.lr_scheduler.LRScheduler``: call :meth:`step` once per epoch
-    after the optimizer's steps; the learning rates follow torch's (chainable) recurrences."""
+    after the optimizer's steps; the learning rates follow torch's (chainable) recurrences.
+    Subclasses implement ``get_lr()``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn, optim
+        >>> opt = optim.SGD(nn.Linear(2, 1, seed=0).parameters(), lr=1.0)
+        >>> sched = optim.StepLR(opt, step_size=1, gamma=0.5)
+        >>> sched.step(); sched.get_last_lr()
+        [0.5]
+    """
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         if not isinstance(optimizer, Optimizer):
@@ -250,20 +309,34 @@ class LRScheduler:
         self.step()
 
     def get_lr(self) -> List[float]:  # pragma: no cover - abstract
+        """The learning rate of each group for epoch ``last_epoch``."""
         raise NotImplementedError
 
     def step(self) -> None:
+        """Advance one epoch and set each group's learning rate."""
         self.last_epoch += 1
         for g, lr in zip(self.optimizer.param_groups, self.get_lr()):
             g["lr"] = lr
         self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
     def get_last_lr(self) -> List[float]:
+        """The learning rates the last :meth:`step` set, one per group."""
         return list(self._last_lr)
 
 
 class StepLR(LRScheduler):
-    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs (``torch.optim.lr_scheduler.StepLR``)."""
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs (``torch.optim.lr_scheduler.StepLR``).
+
+    Example:
+        >>> from imkern import nn, optim
+        >>> opt = optim.SGD(nn.Linear(2, 1, seed=0).parameters(), lr=1.0)
+        >>> sched = optim.StepLR(opt, step_size=2, gamma=0.1)
+        >>> lrs = []
+        >>> for epoch in range(4):
+        ...     lrs.append(round(opt.param_groups[0]["lr"], 6)); sched.step()
+        >>> lrs
+        [1.0, 1.0, 0.1, 0.1]
+    """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)) or step_size < 1:
@@ -280,7 +353,19 @@ class StepLR(LRScheduler):
 
 class CosineAnnealingLR(LRScheduler):
     """Cosine annealing from the initial rate to ``eta_min`` over ``T_max`` epochs
-    (``torch.optim.lr_scheduler.CosineAnnealingLR``, its recurrence and its restarts)."""
+    (``torch.optim.lr_scheduler.CosineAnnealingLR``, its recurrence and its restarts):
+    ``eta_min + (lr0 - eta_min) * (1 + cos(pi * epoch / T_max)) / 2``.
+
+    Example:
+        >>> from imkern import nn, optim
+        >>> opt = optim.SGD(nn.Linear(2, 1, seed=0).parameters(), lr=1.0)
+        >>> sched = optim.CosineAnnealingLR(opt, T_max=2)
+        >>> lrs = []
+        >>> for epoch in range(3):
+        ...     lrs.append(round(opt.param_groups[0]["lr"], 6)); sched.step()
+        >>> lrs
+        [1.0, 0.5, 0.0]
+    """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         if isinstance(T_max, bool) or not isinstance(T_max, (int, np.integer)) or T_max < 1:

@@ -110,7 +110,7 @@ def _to_u8(y, normalize: bool):
     return np.clip(np.rint(y), 0, 255).astype(np.uint8)
 
 
-def filter(args, extra=None) -> int:  # noqa: A001 - the command's name
+def filter(args, extra=None) -> int:
     ops = _filter_ops()
     if args.list:
         for n, op in ops.items():
@@ -187,6 +187,7 @@ def build_folder_model(channels: int, classes: int, seed=None):
 
 def train(args) -> int:
     import imkern
+
     from .. import nn, optim
     from ..data import ColorJitter, DataLoader, RandomCrop, RandomHorizontalFlip
 
@@ -277,6 +278,7 @@ def _curve(path, hist):
 
 def predict(args) -> int:
     import imkern
+
     from .. import nn
     from ..nn import functional as F
 

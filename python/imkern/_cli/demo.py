@@ -162,6 +162,7 @@ def _figure(path, samples, filtered, hist, cm):
 
 def run(args) -> int:
     import imkern
+
     from .. import nn, optim
     from ..data import DataLoader, RandomCrop
 

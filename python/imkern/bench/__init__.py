@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 NAME_FORMAT = r"^[a-z][a-z0-9_]*( [^ ]+)* (uint8|uint16|float16|bfloat16|float32|float64)(/tf32)? \d+(x\d+)*$"
 
@@ -49,7 +49,8 @@ def all_cases(device: str = "all") -> List[Case]:
     return out
 
 
-def optional_import(name: str) -> Optional[object]:
+def optional_import(name: str) -> Any:
+    """The module ``name``, or None when it cannot be imported (peers are optional)."""
     try:
         return importlib.import_module(name)
     except Exception:
@@ -73,7 +74,7 @@ def cuda_timed(f: Callable[[], object]) -> Callable[[], object]:
     return g
 
 
-def torch_cuda() -> Optional[object]:
+def torch_cuda() -> Any:
     """torch when it sees a GPU, else None."""
     torch = optional_import("torch")
     try:

@@ -4,6 +4,8 @@
 bytes = input + output bytes of one call."""
 from __future__ import annotations
 
+from typing import Callable, Tuple
+
 import numpy as np
 
 from . import Case, cuda_timed, optional_import
@@ -35,7 +37,7 @@ def _setup(make_imkern, make_cv2, shape, dtype):
     return setup
 
 
-def _gauss(ks, sigma):
+def _gauss(ks, sigma) -> Tuple[Callable, Callable]:
     return (
         lambda imkern, x, out: (lambda: imkern.filters.gaussian(x, sigma, ksize=(ks, ks), out=out)),
         lambda cv2, x, out: (lambda: cv2.GaussianBlur(x, (ks, ks), sigma, dst=out, borderType=cv2.BORDER_REFLECT_101)),
@@ -84,6 +86,7 @@ def _cv2_cuda():
 def _gaussian_setup(shape, dtype, ksize, sigma):
     def setup():
         import cupy
+
         from .. import filters
         from .._kernels import gaussian_kernel_cv
 
@@ -142,6 +145,7 @@ def _cv2_gaussian(cv2, host, cvtype, ksize, sigma):
 def _correlate_setup(shape, ksize):
     def setup():
         import cupy
+
         from .. import filters
 
         rng = np.random.default_rng(0)

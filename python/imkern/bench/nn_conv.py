@@ -100,6 +100,7 @@ def _cuda_conv_setup(N, C, K, H, W, R, pad):
         import cupy
 
         import imkern
+
         from ..nn import functional as F
 
         rng = np.random.default_rng(0)
@@ -130,6 +131,7 @@ def _cuda_gemm_setup(n, dtype):
         import cupy
 
         import imkern
+
         from ..nn import functional as F
 
         rng = np.random.default_rng(0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Dict
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def _to_tensor_setup(n=64, h=224, w=224):
     return setup
 
 
-_FOLDER = {}
+_FOLDER: Dict[str, str] = {}
 
 
 def _jpeg_folder(n=500, size=(240, 320)):

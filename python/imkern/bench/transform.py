@@ -21,7 +21,7 @@ def _case(shape, out_shape, imkern_call, cv2_call=None, torch_call=None):
 
         x = _img(shape)
         out = np.empty(out_shape, np.uint8)
-        fn = lambda: imkern_call(imkern, x, out)  # noqa: E731
+        fn = lambda: imkern_call(imkern, x, out)
         peers = {}
         cv2 = optional_import("cv2")
         if cv2 is not None and cv2_call is not None:

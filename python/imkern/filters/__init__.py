@@ -27,7 +27,7 @@ PyTorch's or NumPy's ``"reflect"`` (which is our ``"reflect101"``). The aliases 
 from ._linear import box, convolve, correlate, gaussian, sep_filter
 
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
-from ._median import median  # noqa: E402
+from ._median import median
 __all__ += ["median"]
 from ._morphology import (  # noqa: E402
     blackhat, closing, dilate, erode, footprint, maximum_filter, minimum_filter, morph_gradient, opening, tophat)

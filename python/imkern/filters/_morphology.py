@@ -200,8 +200,8 @@ def dilate(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None)
     return _morph(image, footprint, iterations, True, border, cval, out)
 
 
-erode.__doc__ = erode.__doc__.replace("{args}", _ARGS_DOC)
-dilate.__doc__ = dilate.__doc__.replace("{args}", _ARGS_DOC)
+erode.__doc__ = (erode.__doc__ or "").replace("{args}", _ARGS_DOC)
+dilate.__doc__ = (dilate.__doc__ or "").replace("{args}", _ARGS_DOC)
 
 
 def _combine(image, a, b, out, saturate_sub=True):
@@ -221,8 +221,9 @@ def _combine(image, a, b, out, saturate_sub=True):
 
 def opening(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None):
     """Opening: :func:`erode` then :func:`dilate` (each ``iterations`` times), as
-    cv2.morphologyEx(MORPH_OPEN).
-
+    cv2.morphologyEx(MORPH_OPEN). Same dtypes, layouts, footprints and borders as :func:`erode`;
+    the result has the input's shape and dtype (exact: no arithmetic on the values).
+{args}
     Example:
         >>> import numpy as np, imkern
         >>> img = np.zeros((5, 5), np.uint8); img[2, 2] = 9   # an isolated bright dot
@@ -234,8 +235,9 @@ def opening(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None
 
 
 def closing(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None):
-    """Closing: :func:`dilate` then :func:`erode`, as cv2.morphologyEx(MORPH_CLOSE).
-
+    """Closing: :func:`dilate` then :func:`erode`, as cv2.morphologyEx(MORPH_CLOSE). Same
+    dtypes, layouts, footprints and borders as :func:`erode`; exact.
+{args}
     Example:
         >>> import numpy as np, imkern
         >>> img = np.full((5, 5), 9, np.uint8); img[2, 2] = 0   # an isolated dark dot
@@ -249,7 +251,7 @@ def closing(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None
 def morph_gradient(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None):
     """Morphological gradient: ``dilate - erode`` (saturated at 0 for integers), as
     cv2.morphologyEx(MORPH_GRADIENT).
-
+{args}
     Example:
         >>> import numpy as np, imkern
         >>> img = np.zeros((1, 5), np.uint8); img[0, 2:] = 7
@@ -263,7 +265,7 @@ def morph_gradient(image, footprint=3, *, iterations=1, border=None, cval=0.0, o
 def tophat(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None):
     """White top-hat: ``image - opening(image)`` (saturated at 0 for integers), as
     cv2.morphologyEx(MORPH_TOPHAT).
-
+{args}
     Example:
         >>> import numpy as np, imkern
         >>> img = np.zeros((5, 5), np.uint8); img[2, 2] = 9
@@ -277,7 +279,7 @@ def tophat(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None)
 def blackhat(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None):
     """Black top-hat: ``closing(image) - image`` (saturated at 0 for integers), as
     cv2.morphologyEx(MORPH_BLACKHAT).
-
+{args}
     Example:
         >>> import numpy as np, imkern
         >>> img = np.full((5, 5), 9, np.uint8); img[2, 2] = 0
@@ -322,3 +324,7 @@ def maximum_filter(image, size=3, *, border="reflect", cval=0.0, out=None):
     if h < 1 or w < 1:
         raise ValueError(f"size: expected positive sizes, got {(h, w)}")
     return _morph(image, (h, w), 1, True, parse_border(border), cval, out)
+
+
+for _f in (opening, closing, morph_gradient, tophat, blackhat):
+    _f.__doc__ = (_f.__doc__ or "").replace("{args}", _ARGS_DOC)

@@ -9,7 +9,8 @@ output ``y`` (``x`` may be None; it is then recomputed from ``x``).
 from __future__ import annotations
 
 from .. import _arrays as A
-from .. import _core, _driver as D
+from .. import _core
+from .. import _driver as D
 from . import _checks as K
 
 __all__ = ['relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'relu_backward', 'leaky_relu_backward', 'sigmoid_backward', 'tanh_backward', 'gelu_backward']

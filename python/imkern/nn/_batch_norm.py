@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _arrays as A
-from .. import _core, _driver as D
+from .. import _core
+from .. import _driver as D
 from . import _checks as K
 
 __all__ = ['batch_norm', 'batch_norm2d', 'batch_norm2d_backward']

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _arrays as A
-from .. import _core, _driver as D, _runtime
+from .. import _core, _runtime
+from .. import _driver as D
 from . import _checks as K
 
 __all__ = ["conv2d", "conv2d_backward"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _arrays as A
-from .. import _core, _driver as D
+from .. import _core
+from .. import _driver as D
 from . import _checks as K
 
 __all__ = ['cross_entropy', 'cross_entropy_backward']

@@ -8,7 +8,8 @@ kept values are scaled by ``1 / (1 - p)``.
 from __future__ import annotations
 
 from .. import _arrays as A
-from .. import _core, _driver as D, _random
+from .. import _core, _random
+from .. import _driver as D
 from . import _checks as K
 
 __all__ = ['dropout', 'dropout_backward']

@@ -19,7 +19,15 @@ __all__ = ["fit", "evaluate", "predict", "History"]
 
 class History(dict):
     """Per-epoch lists: ``loss``, ``accuracy``, ``seconds``, ``images_per_second`` and, with a
-    validation set, ``val_loss``, ``val_accuracy``."""
+    validation set, ``val_loss``, ``val_accuracy``; also readable as attributes
+    (``history.loss``).
+
+    Example:
+        >>> from imkern.nn import History
+        >>> h = History(loss=[0.9, 0.5], accuracy=[0.6, 0.8])
+        >>> h.loss[-1], h["accuracy"][-1]
+        (0.5, 0.8)
+    """
 
     def __getattr__(self, name):
         try:
@@ -82,7 +90,20 @@ def _len(data, batch_size: int) -> Optional[int]:
 
 
 def evaluate(model: L.Module, data, *, loss=None, batch_size: int = 256) -> dict:
-    """Mean loss and accuracy of ``model`` (in eval mode) over ``data`` (a loader or ``(x, y)``)."""
+    """Mean loss and accuracy of ``model`` (in eval mode) over ``data`` (a loader or ``(x, y)``).
+
+    Returns:
+        ``{"loss": mean loss, "accuracy": fraction of argmax hits, "n": samples}``; the model's
+        mode is restored afterwards.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> m = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, seed=0))
+        >>> r = nn.evaluate(m, (np.ones((5, 1, 2, 2), np.float32), np.zeros(5, np.int64)))
+        >>> sorted(r), r["n"]
+        (['accuracy', 'loss', 'n'], 5)
+    """
     loss = loss or L.CrossEntropyLoss()
     was = model.training
     model.eval()
@@ -120,6 +141,21 @@ def fit(model: L.Module, loader, *, epochs: int, optimizer, loss=None, val=None,
 
     Returns:
         A :class:`History` of per-epoch figures.
+
+    Example:
+        >>> import numpy as np
+        >>> import imkern
+        >>> from imkern import nn, optim
+        >>> from imkern.data import DataLoader
+        >>> imkern.manual_seed(0)
+        >>> x = np.random.default_rng(0).standard_normal((32, 1, 4, 4)).astype(np.float32)
+        >>> y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64)      # a learnable rule
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+        >>> loader = DataLoader(x, y, batch_size=8, shuffle=True, channels_first=True)
+        >>> h = nn.fit(model, loader, epochs=20, optimizer=optim.SGD(model.parameters(), lr=0.5),
+        ...            val=(x, y), progress=False)
+        >>> len(h.loss), h.loss[-1] < h.loss[0], h.val_accuracy[-1] > 0.9
+        (20, True, True)
     """
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs: expected a non-negative int, got {epochs!r}")
@@ -198,7 +234,7 @@ def predict(model: L.Module, images, batch_size: int = 256, *, progress: bool = 
         total = -(-len(images) // batch_size)
     else:
         chunks = (b[0] if isinstance(b, tuple) else b for b in images)
-        total = _len(images, 1)
+        total = _len(images, 1)  # type: ignore[assignment]  # None: a loader of unknown length
     bar = _bar(progress, total=total, desc="predict", unit="batch")
     try:
         for xb in chunks:

@@ -7,7 +7,8 @@ arrays first.
 from __future__ import annotations
 
 from .. import _arrays as A
-from .. import _core, _driver as D, _runtime
+from .. import _core, _runtime
+from .. import _driver as D
 from . import _checks as K
 
 __all__ = ['linear', 'linear_backward']

@@ -12,12 +12,13 @@ the kernel size.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 
 from .. import _arrays as A
-from .. import _core, _driver as D
+from .. import _core
+from .. import _driver as D
 from . import _checks as K
 
 __all__ = [
@@ -93,7 +94,7 @@ def _input_shape(input_shape, name="input_shape") -> Tuple[int, int, int, int]:
     shp = tuple(A.as_int(v, name) for v in input_shape)
     if min(shp) < 0:
         raise ValueError(f"{name}: expected non-negative sizes, got {shp}")
-    return shp
+    return shp  # type: ignore[return-value]  # four ints: the length is checked above
 
 
 @K.torch_names(input="x")

@@ -103,7 +103,7 @@ def save(model: L.Module, path, *, metadata: Optional[dict] = None, architecture
     for k, a in model.state_dict().items():
         arrays["state." + k] = _host(a)
     with open(os.fspath(path), "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds like allow_pickle
 
 
 def _read(path):
@@ -137,6 +137,16 @@ def load(path, model: Optional[L.Module] = None, *, device: str = "cpu") -> L.Mo
         FileNotFoundError: no such file.
         ValueError: a corrupt or truncated file, a file that is not an imkern model, or a model
             of another architecture than ``model``.
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
+        >>> nn.save(nn.Sequential(nn.Linear(4, 2, seed=0)), path, metadata={"classes": ["a", "b"]})
+        >>> m = nn.load(path)
+        >>> m.training, m.metadata["classes"], m(np.ones((1, 4), np.float32)).shape
+        (False, ['a', 'b'], (1, 2))
     """
     header, state = _read(path)
     arch = header.get("architecture")
@@ -162,7 +172,7 @@ def load(path, model: Optional[L.Module] = None, *, device: str = "cpu") -> L.Mo
         raise ValueError(f"{os.fspath(path)}: {e}") from None
     model.eval()
     model.to(device)
-    model.metadata = header.get("metadata", {})
+    model.metadata = header.get("metadata", {})  # type: ignore[attr-defined]  # set on the loaded model only
     return model
 
 

@@ -5,7 +5,8 @@ float32/float64 on the CPU (NumPy), float32/float16/bfloat16 on CUDA (CuPy).
 from __future__ import annotations
 
 from .. import _arrays as A
-from .. import _core, _driver as D
+from .. import _core
+from .. import _driver as D
 from . import _checks as K
 
 __all__ = ['softmax', 'log_softmax']

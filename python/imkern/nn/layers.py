@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, cast
 
 import numpy as np
 
@@ -105,13 +105,26 @@ def _xp(a):
 
 
 class Parameter:
-    """A trainable array and its accumulated gradient (None until a backward ran)."""
+    """A trainable array and its accumulated gradient (None until a backward ran).
+
+    ``data`` is a NumPy array (CPU) or a CuPy array (GPU); ``grad`` has its shape, dtype and
+    device once a backward ran. Optimizers update ``data`` in place from ``grad``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> p = nn.Parameter(np.zeros(3, np.float32))
+        >>> p.accumulate(np.ones(3, np.float32)); p.accumulate(np.ones(3, np.float32))
+        >>> p.grad.tolist(), p.shape
+        ([2.0, 2.0, 2.0], (3,))
+    """
 
     def __init__(self, data):
         self.data = data
         self.grad = None
 
     def accumulate(self, g) -> None:
+        """Add ``g`` to ``grad`` (a copy of ``g`` when there is none yet)."""
         if self.grad is None:
             self.grad = g.copy()
         else:
@@ -119,10 +132,12 @@ class Parameter:
 
     @property
     def shape(self):
+        """The shape of ``data``."""
         return self.data.shape
 
     @property
     def dtype(self):
+        """The dtype of ``data``."""
         return self.data.dtype
 
     def __repr__(self) -> str:
@@ -148,6 +163,23 @@ class Module:
     accumulates parameter gradients into ``Parameter.grad``); ``__init__`` needs no call to
     ``super().__init__()``. Buffers (non-trainable state saved with the model, such as batch
     norm's running statistics) are the attribute names listed in ``_buffers``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> class Residual(nn.Module):
+        ...     def __init__(self, c):
+        ...         self.conv = nn.Conv2d(c, c, 3, padding=1, seed=0)
+        ...     def forward(self, x):
+        ...         return x + self.conv(x)
+        ...     def backward(self, grad):
+        ...         return grad + self.conv.backward(grad)
+        >>> m = Residual(2)
+        >>> [name for name, _ in m.named_parameters()]
+        ['conv.weight', 'conv.bias']
+        >>> x = np.ones((1, 2, 4, 4), np.float32)
+        >>> m.backward(np.ones_like(m(x))).shape, m.conv.weight.grad.shape
+        ((1, 2, 4, 4), (2, 2, 3, 3))
     """
 
     training = True
@@ -156,6 +188,7 @@ class Module:
 
     # -- tree walking --
     def named_children(self) -> Iterator[Tuple[str, "Module"]]:
+        """``(name, module)`` for the direct sub-modules (attributes, and lists/dicts of them)."""
         for name, value in vars(self).items():
             if name.startswith("_"):
                 continue
@@ -164,10 +197,12 @@ class Module:
                     yield n, m
 
     def children(self) -> Iterator["Module"]:
+        """The direct sub-modules."""
         for _, m in self.named_children():
             yield m
 
     def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+        """``(dotted name, module)`` for this module and every sub-module, each once."""
         seen = set()
 
         def walk(mod, pre):
@@ -181,10 +216,12 @@ class Module:
         yield from walk(self, prefix)
 
     def modules(self) -> Iterator["Module"]:
+        """This module and every sub-module, each once."""
         for _, m in self.named_modules():
             yield m
 
     def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
+        """``(dotted name, Parameter)`` for every parameter, each once, in definition order."""
         seen = set()
         for mname, mod in self.named_modules(prefix):
             for name, value in vars(mod).items():
@@ -200,6 +237,7 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self, prefix: str = "") -> Iterator[Tuple[str, object]]:
+        """``(dotted name, array)`` for every buffer (state saved with the model, not trained)."""
         for mname, mod in self.named_modules(prefix):
             for b in mod._buffers:
                 v = getattr(mod, b, None)
@@ -217,14 +255,17 @@ class Module:
         return self
 
     def eval(self) -> "Module":
+        """Eval mode (``train(False)``): nothing is kept for backward, dropout is off, batch norm
+        uses its running statistics."""
         return self.train(False)
 
     def zero_grad(self) -> None:
+        """Drop every parameter's gradient (``grad = None``)."""
         for p in self.parameters():
             p.grad = None
 
     # -- state --
-    def state_dict(self) -> "OrderedDict[str, object]":
+    def state_dict(self) -> "OrderedDict[str, Any]":
         """Parameter and buffer arrays by dotted name (``"0.weight"``, ``"features.1.running_mean"``)."""
         out = OrderedDict()
         for n, p in self.named_parameters():
@@ -282,21 +323,29 @@ class Module:
         return self
 
     def cpu(self) -> "Module":
+        """``to("cpu")``."""
         return self.to("cpu")
 
     def cuda(self) -> "Module":
+        """``to("cuda")``."""
         return self.to("cuda")
 
     @property
     def device(self) -> str:
+        """``"cpu"`` or ``"cuda"``: where the first parameter lives (``"cpu"`` without any)."""
         ps = self.parameters()
         return _device_of(ps[0].data) if ps else "cpu"
 
     # -- running --
     def forward(self, x):  # pragma: no cover - abstract
+        """The layer's output for ``x`` (also ``module(x)``); in training mode it keeps what
+        :meth:`backward` needs."""
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
     def backward(self, grad):  # pragma: no cover - abstract
+        """The gradient of the loss with respect to the last training-mode forward's input,
+        from ``grad``, the gradient with respect to its output; parameter gradients are
+        accumulated into their ``grad``."""
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
     def backward_params(self, grad) -> None:
@@ -314,7 +363,7 @@ class Module:
         """Keep what backward needs, in training mode only."""
         self._cache = saved if self.training else None
 
-    def _saved(self) -> Dict[str, object]:
+    def _saved(self) -> Dict[str, Any]:
         if self._cache is None:
             why = ("the last forward ran in eval mode (call .train() before a forward whose backward "
                    "you need)" if not self.training else "called before forward (no training-mode forward since the last state change)")
@@ -336,6 +385,7 @@ class Module:
         return None
 
     def extra_repr(self) -> str:
+        """The constructor arguments shown by ``repr``."""
         cfg = self._config()
         if not cfg:
             return ""
@@ -370,7 +420,15 @@ class Sequential(Module):
     """Layers applied in order; backward runs them in reverse. A :class:`ReLU` right after a
     :class:`Conv2d` (without its own activation) is fused into the convolution's kernel.
 
-    ``Sequential(a, b, c)`` or ``Sequential([a, b, c])``.
+    ``Sequential(a, b, c)`` or ``Sequential([a, b, c])``; indexing, slicing, ``len`` and
+    iteration work as on ``torch.nn.Sequential``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> m = nn.Sequential(nn.Conv2d(1, 2, 3, seed=0), nn.ReLU(), nn.Flatten())
+        >>> len(m), type(m[0]).__name__, m(np.ones((1, 1, 5, 5), np.float32)).shape
+        (3, 'Conv2d', (1, 18))
     """
 
     def __init__(self, *layers: Module):
@@ -398,6 +456,7 @@ class Sequential(Module):
         return iter(self.layers)
 
     def append(self, layer: Module) -> "Sequential":
+        """Add ``layer`` at the end; returns this Sequential."""
         if not isinstance(layer, Module):
             raise TypeError(f"append: expected an imkern.nn Module, got {type(layer).__name__}")
         self.layers.append(layer)
@@ -413,7 +472,7 @@ class Sequential(Module):
         i = 0
         while i < len(self.layers):
             if self._fusable(i):
-                x = self.layers[i]._forward(x, "relu")
+                x = cast(Conv2d, self.layers[i])._forward(x, "relu")
                 fused.append(i)
                 i += 2
             else:
@@ -449,6 +508,15 @@ class Sequential(Module):
 
 
 class Identity(Module):
+    """Passes its input through (``torch.nn.Identity``).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> nn.Identity()(np.arange(3.0)).tolist()
+        [0.0, 1.0, 2.0]
+    """
+
     def forward(self, x):
         return x
 
@@ -460,8 +528,29 @@ class Identity(Module):
 
 
 class Conv2d(Module):
-    """2-D convolution (:func:`imkern.nn.functional.conv2d`), weight ``(K, C/groups, R, S)``
-    and bias ``(K,)``, initialized as ``torch.nn.Conv2d``; ``activation="relu"`` fuses a ReLU."""
+    """2-D convolution (:func:`imkern.nn.functional.conv2d`), as ``torch.nn.Conv2d``.
+
+    Input ``(N, C, H, W)``, output ``(N, K, OH, OW)`` with PyTorch's output-size formula; weight
+    ``(K, C/groups, R, S)`` and bias ``(K,)``, initialized as ``torch.nn.Conv2d`` (uniform in
+    ``+-1/sqrt(C/groups * R * S)``) from ``seed`` or the global generator. Zero padding
+    (``padding``: int, pair, ``"same"`` or ``"valid"``). float32 (default) or float64 on the
+    CPU; float32, float16, bfloat16 on CUDA.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias: as
+            ``torch.nn.Conv2d``.
+        activation: None or ``"relu"`` (fused into the convolution's kernel).
+        dtype: the parameters' dtype.
+        seed: the initialization's seed (default: drawn from :func:`imkern.manual_seed`'s
+            generator).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> conv = nn.Conv2d(3, 8, 3, padding=1, seed=0)
+        >>> conv.weight.shape, conv(np.ones((2, 3, 16, 16), np.float32)).shape
+        ((8, 3, 3, 3), (2, 8, 16, 16))
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, *, activation=None, dtype=np.float32, seed=None):
@@ -526,8 +615,19 @@ class Conv2d(Module):
 
 
 class Linear(Module):
-    """``y = x W^T + b`` (:func:`imkern.nn.functional.linear`), weight ``(out_features,
-    in_features)``, initialized as ``torch.nn.Linear``."""
+    """``y = x W^T + b`` (:func:`imkern.nn.functional.linear`), as ``torch.nn.Linear``.
+
+    Input ``(N, in_features)``, output ``(N, out_features)``; weight ``(out_features,
+    in_features)`` and bias ``(out_features,)``, initialized as ``torch.nn.Linear`` (uniform in
+    ``+-1/sqrt(in_features)``) from ``seed`` or the global generator.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> fc = nn.Linear(4, 2, seed=0)
+        >>> fc(np.ones((3, 4), np.float32)).shape, fc.bias.shape
+        ((3, 2), (2,))
+    """
 
     def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, seed=None):
         for name, v in (("in_features", in_features), ("out_features", out_features)):
@@ -557,6 +657,16 @@ class Linear(Module):
 
 
 class ReLU(Module):
+    """``max(x, 0)``, as ``torch.nn.ReLU``; fused into a preceding :class:`Conv2d` inside a
+    :class:`Sequential`.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> nn.ReLU()(np.array([-1.0, 2.0])).tolist()
+        [0.0, 2.0]
+    """
+
     def forward(self, x):
         y = F.relu(x)
         self._save(y=y)
@@ -570,7 +680,14 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """``max(x, 0) + negative_slope * min(x, 0)``, as ``torch.nn.LeakyReLU``."""
+    """``max(x, 0) + negative_slope * min(x, 0)``, as ``torch.nn.LeakyReLU``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> nn.LeakyReLU(0.5)(np.array([-2.0, 2.0])).tolist()
+        [-1.0, 2.0]
+    """
 
     def __init__(self, negative_slope=0.01):
         self.negative_slope = float(negative_slope)
@@ -587,6 +704,15 @@ class LeakyReLU(Module):
 
 
 class Sigmoid(Module):
+    """``1 / (1 + exp(-x))``, as ``torch.nn.Sigmoid``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> nn.Sigmoid()(np.array([0.0])).tolist()
+        [0.5]
+    """
+
     def forward(self, x):
         y = F.sigmoid(x)
         self._save(y=y)
@@ -600,6 +726,15 @@ class Sigmoid(Module):
 
 
 class Tanh(Module):
+    """``tanh(x)``, as ``torch.nn.Tanh``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> nn.Tanh()(np.array([0.0])).tolist()
+        [0.0]
+    """
+
     def forward(self, x):
         y = F.tanh(x)
         self._save(y=y)
@@ -613,7 +748,14 @@ class Tanh(Module):
 
 
 class GELU(Module):
-    """Exact GELU ``x * Phi(x)``, as ``torch.nn.GELU()`` (approximate='none')."""
+    """Exact GELU ``x * Phi(x)``, as ``torch.nn.GELU()`` (approximate='none').
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> nn.GELU()(np.array([0.0, 10.0])).tolist()
+        [0.0, 10.0]
+    """
 
     def __init__(self, approximate="none"):
         if approximate != "none":
@@ -633,7 +775,14 @@ class GELU(Module):
 
 class Softmax(Module):
     """Softmax over ``dim``, as ``torch.nn.Softmax(dim)``. Backward:
-    ``y * (g - sum(g * y, dim))``."""
+    ``y * (g - sum(g * y, dim))``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> nn.Softmax(1)(np.zeros((1, 4))).tolist()
+        [[0.25, 0.25, 0.25, 0.25]]
+    """
 
     def __init__(self, dim=-1):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
@@ -655,6 +804,18 @@ class Softmax(Module):
 
 
 class MaxPool2d(Module):
+    """Max pooling (:func:`imkern.nn.functional.max_pool2d`), as ``torch.nn.MaxPool2d``:
+    ``(N, C, H, W) -> (N, C, OH, OW)``, ``stride`` defaults to ``kernel_size``, padding counts
+    as -inf, NaN propagates. In training mode the argmax indices are kept for backward.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+        >>> nn.MaxPool2d(2)(x).tolist()
+        [[[[5.0, 7.0], [13.0, 15.0]]]]
+    """
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         _pool2d.window_args(kernel_size, stride, padding, dilation, ceil_mode)  # errors at construction
         self.args = (kernel_size, stride, padding, dilation, ceil_mode)
@@ -677,6 +838,17 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
+    """Average pooling (:func:`imkern.nn.functional.avg_pool2d`), as ``torch.nn.AvgPool2d``
+    (``count_include_pad`` counts zero padding in the divisor, as torch's default).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+        >>> nn.AvgPool2d(2)(x).tolist()
+        [[[[2.5, 4.5], [10.5, 12.5]]]]
+    """
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
         _pool2d.window_args(kernel_size, stride, padding, 1, ceil_mode)  # errors at construction
         _pool2d._avg_args(ceil_mode, count_include_pad, None)
@@ -696,7 +868,14 @@ class AvgPool2d(Module):
 
 
 class AdaptiveAvgPool2d(Module):
-    """Average pooling to a fixed ``output_size`` (int or (h, w)), as ``torch.nn.AdaptiveAvgPool2d``."""
+    """Average pooling to a fixed ``output_size`` (int or (h, w)), as ``torch.nn.AdaptiveAvgPool2d``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> nn.AdaptiveAvgPool2d(1)(np.ones((2, 3, 5, 7), np.float32)).shape
+        (2, 3, 1, 1)
+    """
 
     def __init__(self, output_size):
         _pool2d._adaptive_size(output_size, (1, 1, 1, 1))  # errors at construction (None keeps the input's)
@@ -714,7 +893,14 @@ class AdaptiveAvgPool2d(Module):
 
 
 class Flatten(Module):
-    """``(N, ...) -> (N, prod(...))``."""
+    """``(N, ...) -> (N, prod(...))``, as ``torch.nn.Flatten()``.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> nn.Flatten()(np.ones((2, 3, 4, 5), np.float32)).shape
+        (2, 60)
+    """
 
     def forward(self, x):
         self._save(shape=x.shape)
@@ -729,7 +915,19 @@ class Flatten(Module):
 
 class BatchNorm2d(Module):
     """Batch normalization over ``(N, C, H, W)`` (:func:`imkern.nn.functional.batch_norm2d`),
-    with running statistics as buffers."""
+    as ``torch.nn.BatchNorm2d``: weight (ones) and bias (zeros) ``(C,)`` are parameters,
+    ``running_mean`` and ``running_var`` buffers (updated with ``momentum`` in training mode,
+    the unbiased batch variance as torch; used in eval mode).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> bn = nn.BatchNorm2d(2)
+        >>> x = np.random.default_rng(0).standard_normal((4, 2, 3, 3)).astype(np.float32)
+        >>> y = bn(x)
+        >>> bool(abs(float(y.mean())) < 1e-5), [name for name, _ in bn.named_buffers()]
+        (True, ['running_mean', 'running_var'])
+    """
 
     _buffers = ("running_mean", "running_var")
 
@@ -762,7 +960,18 @@ class BatchNorm2d(Module):
 class Dropout(Module):
     """Dropout with a counter-based mask: the k-th training forward uses ``seed + k``. Without
     ``seed=``, the seed is drawn from the global generator (:func:`imkern.manual_seed`), so two
-    layers get different masks."""
+    layers get different masks. Kept elements are scaled by ``1 / (1 - p)`` (as
+    ``torch.nn.Dropout``); in eval mode the input passes through.
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> d = nn.Dropout(0.5, seed=0)
+        >>> sorted(set(d(np.ones(1000, np.float32)).tolist()))
+        [0.0, 2.0]
+        >>> d.eval()(np.ones(3, np.float32)).tolist()
+        [1.0, 1.0, 1.0]
+    """
 
     def __init__(self, p=0.5, *, seed=None):
         p = float(p)
@@ -789,12 +998,24 @@ class Dropout(Module):
 
 
 class CrossEntropyLoss(Module):
-    """Cross entropy of logits against class indices; ``backward()`` gives d(loss)/d(logits)."""
+    """Cross entropy of logits against class indices (:func:`imkern.nn.functional.cross_entropy`),
+    as ``torch.nn.CrossEntropyLoss`` (``reduction``, ``label_smoothing``, ``ignore_index``);
+    ``backward()`` gives d(loss)/d(logits).
+
+    Example:
+        >>> import numpy as np
+        >>> from imkern import nn
+        >>> loss = nn.CrossEntropyLoss()
+        >>> round(float(loss(np.zeros((2, 4), np.float32), np.array([0, 3]))), 6)  # log(4)
+        1.386294
+        >>> loss.backward().shape
+        (2, 4)
+    """
 
     def __init__(self, reduction="mean", label_smoothing=0.0, ignore_index=-100):
         self.kw = dict(reduction=reduction, label_smoothing=label_smoothing, ignore_index=ignore_index)
 
-    def forward(self, logits, target):
+    def forward(self, logits, target):  # type: ignore[override]  # a loss takes two inputs, as torch's
         self._cache = {"logits": logits, "target": target}  # a loss is always differentiable
         return F.cross_entropy(logits, target, **self.kw)
 

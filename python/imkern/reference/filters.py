@@ -2,6 +2,8 @@
 integers rounded to nearest-even and saturated)."""
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import numpy as np
 
 from .._borders import parse_border
@@ -10,7 +12,7 @@ from .._kernels import gaussian_kernels
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 
 # our border names -> numpy.pad modes
-_NP_PAD = {"reflect101": "reflect", "reflect": "symmetric", "replicate": "edge", "constant": "constant", "wrap": "wrap"}
+_NP_PAD: Dict[str, Any] = {"reflect101": "reflect", "reflect": "symmetric", "replicate": "edge", "constant": "constant", "wrap": "wrap"}
 
 
 def _as_nhwc(image):
@@ -90,7 +92,7 @@ def sep_filter(image, kernel_y, kernel_x, *, border="reflect101", cval=0.0, out=
 
 def box(image, size, *, normalize=True, border="reflect101", cval=0.0, out=None):
     """Window sum (or mean) over a size window anchored at size // 2 (cv2.blur / boxFilter)."""
-    kh, kw = (size, size) if np.isscalar(size) else size
+    kh, kw = (size, size) if np.ndim(size) == 0 else size
     k = np.ones((kh, kw))
     if normalize:
         k /= kh * kw
@@ -296,7 +298,7 @@ def gradient_magnitude(image, *, ksize=3, l2=True, border="reflect101", cval=0.0
 
 def unsharp_mask(image, sigma, amount=1.0, *, threshold=0.0, ksize=None, truncate=4.0, border="reflect101",
                  cval=0.0, out=None):
-    """image + amount * (image - blur) where |image - blur| > threshold (blur: gaussian, unrounded)."""
+    """``image + amount * (image - blur)`` where ``|image - blur| > threshold`` (blur: gaussian, unrounded)."""
     sig = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma, sigma)
     if ksize is not None and np.isscalar(ksize):
         ksize = (ksize, ksize)

@@ -3,6 +3,7 @@ results cast like the kernels: integers rounded to nearest and saturated)."""
 from __future__ import annotations
 
 import math
+from typing import Any, Dict
 
 import numpy as np
 
@@ -146,7 +147,7 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
     return _cast_shape(acc, image, _out_shape(image, h, w), out)
 __all__ += ["crop", "center_crop", "pad", "flip", "rotate90", "to_tensor", "from_tensor"]
 
-_NP_PAD = {"reflect101": "reflect", "reflect": "symmetric", "replicate": "edge", "constant": "constant", "wrap": "wrap"}
+_NP_PAD: Dict[str, Any] = {"reflect101": "reflect", "reflect": "symmetric", "replicate": "edge", "constant": "constant", "wrap": "wrap"}
 
 
 def _hw(a):
@@ -196,7 +197,7 @@ def flip(image, axis=1, *, out=None):
     a = np.asarray(image)
     o = _hw(a)
     axes = (0, 1) if axis is None else (tuple(axis) if isinstance(axis, (tuple, list)) else (axis,))
-    return np.flip(a, [o + ax for ax in axes]).copy()
+    return np.flip(a, tuple(o + ax for ax in axes)).copy()
 
 
 def rotate90(image, k=1, *, out=None):

@@ -7,6 +7,8 @@ wider than the image (the rule is applied repeatedly, as the filters do).
 """
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 
 from .. import _arrays as A
@@ -103,7 +105,7 @@ def _pad_widths(pad):
             )
     else:
         w = (pad,) * 4
-    w = tuple(A.as_int(v, "pad") for v in w)
+    w = tuple(A.as_int(v, "pad") for v in w)  # type: ignore[assignment]  # four ints, checked above
     if min(w) < 0:
         raise ValueError(f"pad: expected non-negative widths, got {w}")
     return w
@@ -216,6 +218,7 @@ def flip(image, axis=1, *, out=None):
         [[3, 2, 1]]
     """
     kind, _, o = _image(image)
+    axes: Tuple[int, ...]
     if axis is None:
         axes = (0, 1)
     elif isinstance(axis, (tuple, list)):

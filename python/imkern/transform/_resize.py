@@ -213,6 +213,7 @@ def _axis_table(src: int, dst: int, mode: str, antialias: bool, area_shrink: boo
     """
     first, w = axis_taps(src, dst, mode, antialias, area_shrink)
     cv_fixed = not (antialias and mode in ("bilinear", "bicubic")) and not (mode == "area" and area_shrink)
+    abs_sum: float  # an int for the fixed-point weights
     if kind == "u8":
         bits = _CV_BITS if cv_fixed else _FINE_BITS
         if cv_fixed:
@@ -392,6 +393,7 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
 @functools.lru_cache(maxsize=64)
 def _identity_table(n: int, kind: str):
     start = np.arange(n, dtype=np.int64)
+    abs_sum: float  # an int for the fixed-point weights
     if kind == "u8":
         w = np.full((n, 1), 1 << _FINE_BITS, np.int32)
         bits, abs_sum = _FINE_BITS, 1 << _FINE_BITS

@@ -89,7 +89,7 @@ def to_tensor(images, *, mean=None, std=None, crop=None, flip=False, dtype="floa
         >>> t.shape, t.dtype, [round(float(v), 6) for v in t.ravel()]
         ((3, 1, 1), dtype('float32'), [-1.0, 1.0, -0.6])
     """
-    kind = A.array_kind(images, "images")
+    A.array_kind(images, "images")  # TypeError for anything but a NumPy or CuPy array
     odt = _out_dtype(dtype)
     if images.ndim not in (2, 3, 4):
         raise ValueError(
