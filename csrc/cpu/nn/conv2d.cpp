@@ -35,7 +35,6 @@
 #include <vector>
 
 #include "imkern/nn.hpp"
-#include "imkern/gemm.hpp"
 #include "imkern/parallel.hpp"
 #include "nn/conv_small.hpp"
 #include "nn/ukernels/gemm_kernel.hpp"

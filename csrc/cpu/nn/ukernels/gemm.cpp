@@ -13,7 +13,7 @@
 // in registers in k order, whatever the tile a thread takes. The epilogue (alpha, beta,
 // bias, ReLU) is applied in registers on the last k block.
 // Variants: f32, f64; trans_a / trans_b handled by the packing routines only.
-#include "imkern/gemm.hpp"
+#include "imkern/nn.hpp"
 
 #include <algorithm>
 #include <cstdlib>

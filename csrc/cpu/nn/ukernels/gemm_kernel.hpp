@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <new>
 
-#include "imkern/gemm.hpp"
+#include "imkern/nn.hpp"
 #include "common/simd.hpp"
 
 namespace imkern {
