@@ -4,14 +4,18 @@
 // * _core.ImageDesc (imkern/common.hpp), _core.TensorDesc (imkern/transform.hpp),
 //   _core.Conv2dShape and _core.Pool2dShape (imkern/nn.hpp): built once in Python (keyword
 //   constructors, the C++ field names) and passed to either device's binding;
-// * _core.DType, _core.Border, _core.Activation, _core.Reduction: the Python tables of codes
+// * _core.DType, _core.Border, _core.Activation, _core.Reduction, and the families' op enums
+//   _core.ColorOp, ThreshKind, DerivMode, Interp: the Python tables of codes
 //   (imkern._arrays.DTYPE_CODES, imkern._borders.BORDER_CODES, the nn ops' activation and
-//   reduction codes) are read from these, so the codes have one source. Member names are the
+//   reduction codes, color's ops, threshold kinds, derivative modes, warp interpolations) are
+//   read from these, so the codes have one source. Member names are the
 //   Python names (NumPy dtype names, border and activation names, torch's reduction names).
 //   A binding parameter of one of these types also accepts the member's integer code.
 #include <pybind11/pybind11.h>
 
+#include "imkern/color.hpp"
 #include "imkern/common.hpp"
+#include "imkern/filters.hpp"
 #include "imkern/nn.hpp"
 #include "imkern/transform.hpp"
 #include "registry.hpp"
@@ -55,6 +59,40 @@ IMKERN_BINDINGS(types) {
       .value("none", Reduction::none)
       .value("mean", Reduction::mean)
       .value("sum", Reduction::sum);
+  // The op enums of the families (codes the Python modules read: imkern.color, imkern.filters,
+  // imkern.transform).
+  using imkern::ColorOp;
+  py::enum_<ColorOp>(m, "ColorOp")
+      .value("rgb_to_gray", ColorOp::rgb_to_gray)
+      .value("bgr_to_gray", ColorOp::bgr_to_gray)
+      .value("gray_to_rgb", ColorOp::gray_to_rgb)
+      .value("swap_rb", ColorOp::swap_rb)
+      .value("rgba_to_rgb", ColorOp::rgba_to_rgb)
+      .value("rgb_to_hsv", ColorOp::rgb_to_hsv)
+      .value("hsv_to_rgb", ColorOp::hsv_to_rgb)
+      .value("rgb_to_ycbcr", ColorOp::rgb_to_ycbcr)
+      .value("ycbcr_to_rgb", ColorOp::ycbcr_to_rgb)
+      .value("rgb_to_lab", ColorOp::rgb_to_lab)
+      .value("lab_to_rgb", ColorOp::lab_to_rgb);
+  using imkern::ThreshKind;
+  py::enum_<ThreshKind>(m, "ThreshKind")
+      .value("binary", ThreshKind::binary)
+      .value("binary_inv", ThreshKind::binary_inv)
+      .value("trunc", ThreshKind::trunc)
+      .value("tozero", ThreshKind::tozero)
+      .value("tozero_inv", ThreshKind::tozero_inv);
+  using imkern::DerivMode;
+  py::enum_<DerivMode>(m, "DerivMode")
+      .value("single", DerivMode::single)
+      .value("sum", DerivMode::sum)
+      .value("pair", DerivMode::pair)
+      .value("mag_l1", DerivMode::mag_l1)
+      .value("mag_l2", DerivMode::mag_l2);
+  using imkern::Interp;
+  py::enum_<Interp>(m, "Interp")
+      .value("nearest", Interp::nearest)
+      .value("bilinear", Interp::bilinear)
+      .value("bicubic", Interp::bicubic);
   accept_codes<DType>();
   accept_codes<Border>();
   accept_codes<Activation>();
