@@ -118,20 +118,22 @@ def batch_norm2d(x, weight, bias, running_mean, running_var, *, training, moment
     rm, rm_back = _stat_buffer(running_mean, kind, training)
     rv, rv_back = _stat_buffer(running_var, kind, training)
 
-    def cpu():
-        _core.batch_norm2d(xc, w, b, rm, rv, training, momentum, eps, target)
-
-    def cuda(stream):
-        _core.cuda_batch_norm2d(A.DTYPE_CODES[dt], n, c, h * w_, D.ptr(xc), D.ptr(w), D.ptr(b), D.ptr(rm), D.ptr(rv),
-                                training, momentum, eps, D.ptr(target), stream)
-
-    def write_back():
+    def write_back():  # the running statistics the kernel updated in a copy
         if rm_back:
             running_mean[...] = rm.reshape(running_mean.shape).astype(running_mean.dtype)
         if rv_back:
             running_var[...] = rv.reshape(running_var.shape).astype(running_var.dtype)
 
-    D.launch(kind, xc, lambda: (cpu(), write_back()), lambda stream: (cuda(stream), write_back()))
+    def cpu():
+        _core.batch_norm2d(xc, w, b, rm, rv, training, momentum, eps, target)
+        write_back()
+
+    def cuda(stream):
+        _core.cuda_batch_norm2d(A.DTYPE_CODES[dt], n, c, h * w_, D.ptr(xc), D.ptr(w), D.ptr(b), D.ptr(rm), D.ptr(rv),
+                                training, momentum, eps, D.ptr(target), stream)
+        write_back()
+
+    D.launch(kind, xc, cpu, cuda)
     return D.finish(target, final)
 
 
