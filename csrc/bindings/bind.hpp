@@ -167,6 +167,12 @@ void def_cuda(py::module_& m, const char* name, R (*f)(A...)) {
   def(m, name, [f](typename CudaArg<A>::type... a) -> R { return f(CudaArg<A>::get(a)...); });
 }
 
+// ---- asserts on arguments (no Python object touched: safe without the GIL) --------------------
+inline imkern::Border border_of(int b) {
+  if (b < 0 || b > 4) throw std::invalid_argument("border: unknown border code");
+  return static_cast<imkern::Border>(b);
+}
+
 // ---- asserts on arrays (no Python object touched: safe without the GIL) -----------------------
 inline std::string shape_str(const Arr& a) {
   std::string s = "(";

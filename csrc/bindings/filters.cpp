@@ -17,11 +17,6 @@ using imkern::ThreshKind;
 
 namespace {
 
-Border border_of(int b) {
-  if (b < 0 || b > 4) throw std::invalid_argument("border: unknown border code");
-  return static_cast<Border>(b);
-}
-
 // An image -> image call: dtypes, descriptors, pointers of source and destination.
 struct Images {
   DType dt, od;  // input and output dtypes

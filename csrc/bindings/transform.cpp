@@ -19,11 +19,6 @@ using imkern::WarpSpec;
 
 namespace {
 
-Border border_of(int b) {
-  if (b < 0 || b > 4) throw std::invalid_argument("border: unknown border code");
-  return static_cast<Border>(b);
-}
-
 Interp interp_of(int i) {
   if (i < 0 || i > 2) throw std::invalid_argument("interpolation: unknown code");
   return static_cast<Interp>(i);

@@ -176,6 +176,18 @@ void backward_input_impl(const T* gy, const T* x, T* gx, int64_t N, int64_t C, i
   });
 }
 
+// The statistics the normalization uses: the batch's (training) or the running ones.
+template <typename T>
+void mean_var(const T* x, int64_t n, int64_t c, int64_t hw, bool training, const double* running_mean,
+              const double* running_var, double* mean, double* var) {
+  if (training) {
+    stats_impl<T>(x, n, c, hw, mean, var);
+  } else {
+    std::copy(running_mean, running_mean + c, mean);
+    std::copy(running_var, running_var + c, var);
+  }
+}
+
 // Per-channel scalars of the normalization: y = (x - mean) * scale + shift.
 void affine_of(int64_t C, const double* var, const double* weight, const double* bias, double eps, double* scale,
                double* shift) {
@@ -203,12 +215,7 @@ void batch_norm2d(DType dtype, int64_t n, int64_t c, int64_t hw, const void* x, 
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* px = static_cast<const T*>(x);
-    if (training) {
-      stats_impl<T>(px, n, c, hw, mean.data(), var.data());
-    } else {
-      std::copy(running_mean, running_mean + c, mean.begin());
-      std::copy(running_var, running_var + c, var.begin());
-    }
+    mean_var<T>(px, n, c, hw, training, running_mean, running_var, mean.data(), var.data());
     affine_of(c, var.data(), weight, bias, eps, scale.data(), shift.data());
     apply_impl<T>(px, static_cast<T*>(y), n, c, hw, mean.data(), scale.data(), shift.data());
   });
@@ -243,12 +250,7 @@ void batch_norm2d_backward(DType dtype, int64_t n, int64_t c, int64_t hw, const 
     using T = decltype(tag);
     const T* px = static_cast<const T*>(x);
     const T* pg = static_cast<const T*>(grad_y);
-    if (training) {
-      stats_impl<T>(px, n, c, hw, mean.data(), var.data());
-    } else {
-      std::copy(running_mean, running_mean + c, mean.begin());
-      std::copy(running_var, running_var + c, var.begin());
-    }
+    mean_var<T>(px, n, c, hw, training, running_mean, running_var, mean.data(), var.data());
     backward_reduce_impl<T>(pg, px, n, c, hw, mean.data(), sum_g.data(), sum_gx.data());
     const double M = static_cast<double>(m);
     for (size_t i = 0; i < C; ++i) {
