@@ -1073,3 +1073,28 @@ def test_empty_inputs_every_device(xp):
     assert F.softmax(x, 1).shape == x.shape
     assert F.relu(x).shape == x.shape
     assert F.dropout(x, 0.5, seed=1).shape == x.shape
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm2d_bitwise_for_any_thread_count(rng, training, dtype):
+    """The fused CPU kernels (statistics, normalization, running update; the backward sums and
+    grad_input) give the same bits for 1 and N threads: planes of 90,000 values span two
+    fixed segments, so the partials are combined across chunks."""
+    x = random_array(rng, (3, 4, 300, 300), dtype, -2, 3) + dtype(5)
+    g = random_array(rng, x.shape, dtype)
+    w, b = random_array(rng, (4,), dtype, 0.5, 2), random_array(rng, (4,), dtype)
+    stats0 = random_array(rng, (4,), dtype), random_array(rng, (4,), dtype, 0.5, 2)
+    before = imkern.get_num_threads()
+    runs = []
+    try:
+        for n in (1, 4):
+            imkern.set_num_threads(n)
+            rm, rv = stats0[0].copy(), stats0[1].copy()
+            y = F.batch_norm2d(x, w, b, rm, rv, training=training, momentum=0.3)
+            grads = F.batch_norm2d_backward(g, x, w, stats0[0], stats0[1], training=training)
+            runs.append((y, rm, rv) + tuple(grads))
+    finally:
+        imkern.set_num_threads(before)
+    for a, e in zip(*runs):
+        np.testing.assert_array_equal(a, e)

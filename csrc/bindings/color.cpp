@@ -1,13 +1,14 @@
-// Bindings of imkern.color (CPU: NumPy arrays; CUDA: raw pointers from CuPy). The Python
-// layer validates the channel counts; these checks only guard the kernels' assumptions.
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
+// Bindings of imkern.color (csrc/include/imkern/color.hpp), CPU and CUDA side by side through
+// the helpers of bind.hpp (the GIL is released by def). The Python layer validates the
+// channel counts; these checks only assert the kernels' assumptions.
+#include <array>
 
-#include "arrays.hpp"
+#include <pybind11/stl.h>
+
+#include "bind.hpp"
 #include "imkern/color.hpp"
 #include "registry.hpp"
 
-namespace py = pybind11;
 using namespace imkern_py;
 using imkern::ColorOp;
 using imkern::ColorParams;
@@ -15,7 +16,9 @@ using imkern::ColorParams;
 namespace {
 
 // (C_in, C_out) each op accepts; C_in of gray may be 3 or 4, of swap_rb 3 or 4 (kept).
-void check_channels(ColorOp op, int64_t ci, int64_t co) {
+void check_channels(ColorOp op, const ImageDesc& s, const ImageDesc& d) {
+  if (s.n != d.n || s.h != d.h || s.w != d.w) throw std::invalid_argument("out: size differs from image");
+  const int64_t ci = s.c, co = d.c;
   bool ok = false;
   switch (op) {
     case ColorOp::rgb_to_gray:
@@ -33,28 +36,25 @@ ColorOp op_of(int code) {
   return static_cast<ColorOp>(code);
 }
 
-ColorParams params_of(bool blend, const py::tuple& bg) {
+ColorParams params_of(bool blend, const std::array<double, 3>& bg) {
   ColorParams p;
   p.blend = blend;
-  if (bg.size() != 3) throw std::invalid_argument("background: expected 3 values");
-  for (int c = 0; c < 3; ++c) p.bg[c] = bg[c].cast<double>();
+  for (int c = 0; c < 3; ++c) p.bg[c] = bg[c];
   return p;
 }
 
 }  // namespace
 
 IMKERN_BINDINGS(color) {
-  m.def("color_convert", [](int code, const py::array& src, py::array& dst, bool blend, const py::tuple& bg) {
+  def(m, "color_convert", [](int code, const Arr& src, const Arr& dst, bool blend, const std::array<double, 3>& bg) {
     const ColorOp op = op_of(code);
     const DType dt = dtype_of(src, "image");
     if (dtype_of(dst, "out") != dt) throw py::type_error("out: dtype differs from image");
     const ImageDesc s = image_desc(src, "image"), d = image_desc(dst, "out");
-    if (s.n != d.n || s.h != d.h || s.w != d.w) throw std::invalid_argument("out: size differs from image");
-    check_channels(op, s.c, d.c);
+    check_channels(op, s, d);
     const ColorParams p = params_of(blend, bg);
     const void* sp = src.data();
     void* dp = writable_data(dst, "out");
-    py::gil_scoped_release nogil;
     switch (op) {
       case ColorOp::rgb_to_gray:
       case ColorOp::bgr_to_gray:
@@ -71,30 +71,28 @@ IMKERN_BINDINGS(color) {
   });
 
 #if defined(IMKERN_WITH_CUDA)
-  m.def("cuda_color_convert", [](int code, int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst,
-                                 const py::tuple& dd, bool blend, const py::tuple& bg, uintptr_t stream) {
+  def(m, "cuda_color_convert", [](int code, int dtype, uintptr_t src, const ImageDesc& s, uintptr_t dst,
+                                  const ImageDesc& d, bool blend, const std::array<double, 3>& bg, uintptr_t stream) {
     const ColorOp op = op_of(code);
-    const DType dt = static_cast<DType>(dtype);
-    const ImageDesc s = desc_from_tuple(sd), d = desc_from_tuple(dd);
-    if (s.n != d.n || s.h != d.h || s.w != d.w) throw std::invalid_argument("out: size differs from image");
-    check_channels(op, s.c, d.c);
+    check_channels(op, s, d);
     const ColorParams p = params_of(blend, bg);
-    const void* sp = reinterpret_cast<const void*>(src);
-    void* dp = reinterpret_cast<void*>(dst);
-    void* st = reinterpret_cast<void*>(stream);
-    py::gil_scoped_release nogil;
+    const DType dt = static_cast<DType>(dtype);
+    const void* sp = CudaArg<const void*>::get(src);
+    void* dp = CudaArg<void*>::get(dst);
+    void* st = CudaArg<void*>::get(stream);
+    namespace kc = imkern::cuda;
     switch (op) {
       case ColorOp::rgb_to_gray:
       case ColorOp::bgr_to_gray:
-      case ColorOp::gray_to_rgb: imkern::cuda::color_gray_cuda(op, dt, sp, s, dp, d, st); break;
+      case ColorOp::gray_to_rgb: kc::color_gray_cuda(op, dt, sp, s, dp, d, st); break;
       case ColorOp::swap_rb:
-      case ColorOp::rgba_to_rgb: imkern::cuda::color_channels_cuda(op, dt, sp, s, dp, d, p, st); break;
+      case ColorOp::rgba_to_rgb: kc::color_channels_cuda(op, dt, sp, s, dp, d, p, st); break;
       case ColorOp::rgb_to_hsv:
-      case ColorOp::hsv_to_rgb: imkern::cuda::color_hsv_cuda(op, dt, sp, s, dp, d, st); break;
+      case ColorOp::hsv_to_rgb: kc::color_hsv_cuda(op, dt, sp, s, dp, d, st); break;
       case ColorOp::rgb_to_ycbcr:
-      case ColorOp::ycbcr_to_rgb: imkern::cuda::color_ycbcr_cuda(op, dt, sp, s, dp, d, st); break;
+      case ColorOp::ycbcr_to_rgb: kc::color_ycbcr_cuda(op, dt, sp, s, dp, d, st); break;
       case ColorOp::rgb_to_lab:
-      case ColorOp::lab_to_rgb: imkern::cuda::color_lab_cuda(op, dt, sp, s, dp, d, st); break;
+      case ColorOp::lab_to_rgb: kc::color_lab_cuda(op, dt, sp, s, dp, d, st); break;
     }
   });
 #endif

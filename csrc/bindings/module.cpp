@@ -8,10 +8,12 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "imkern/dispatch.hpp"
 #include "imkern/parallel.hpp"
+#include "bind.hpp"
 #include "registry.hpp"
 
 #if defined(IMKERN_WITH_CUDA)
@@ -48,30 +50,26 @@ PYBIND11_MODULE(_core, m) {
   // per chunk in order, (lo, hi, how many times it ran, a thread id: 0 for the calling thread,
   // else 1 + the order in which other threads first appeared). With `throw_at` in a chunk,
   // that chunk throws and the call raises RuntimeError after every other chunk ran.
-  m.def("_parallel_probe", [](int64_t begin, int64_t end, int64_t grain, int64_t throw_at) {
+  imkern_py::def(m, "_parallel_probe", [](int64_t begin, int64_t end, int64_t grain, int64_t throw_at) {
     const int64_t n = imkern::parallel_chunks(begin, end, grain);
     if (n < 0 || n > (int64_t(1) << 20)) throw std::invalid_argument("_parallel_probe: 0..2^20 chunks");
-    std::vector<int64_t> lo(n, -1), hi(n, -1), runs(n, 0), tid(n, -1);
+    std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>> out(static_cast<size_t>(n), {-1, -1, 0, -1});
     std::mutex mu;
     std::vector<std::thread::id> seen{std::this_thread::get_id()};
     const int64_t g = grain < 1 ? 1 : grain;
-    {
-      py::gil_scoped_release nogil;
-      imkern::parallel_for(begin, end, grain, [&](int64_t a, int64_t b) {
-        const int64_t c = (a - begin) / g;
-        std::lock_guard<std::mutex> lk(mu);
-        const auto me = std::this_thread::get_id();
-        auto it = std::find(seen.begin(), seen.end(), me);
-        if (it == seen.end()) it = seen.insert(seen.end(), me);
-        lo[c] = a;
-        hi[c] = b;
-        ++runs[c];
-        tid[c] = it - seen.begin();
-        if (throw_at >= a && throw_at < b) throw std::runtime_error("chunk failed on purpose");
-      });
-    }
-    py::list out;
-    for (int64_t c = 0; c < n; ++c) out.append(py::make_tuple(lo[c], hi[c], runs[c], tid[c]));
+    imkern::parallel_for(begin, end, grain, [&](int64_t a, int64_t b) {
+      const int64_t c = (a - begin) / g;
+      std::lock_guard<std::mutex> lk(mu);
+      const auto me = std::this_thread::get_id();
+      auto it = std::find(seen.begin(), seen.end(), me);
+      if (it == seen.end()) it = seen.insert(seen.end(), me);
+      auto& [lo, hi, runs, tid] = out[static_cast<size_t>(c)];
+      lo = a;
+      hi = b;
+      ++runs;
+      tid = it - seen.begin();
+      if (throw_at >= a && throw_at < b) throw std::runtime_error("chunk failed on purpose");
+    });
     return out;
   }, py::arg("begin"), py::arg("end"), py::arg("grain"), py::arg("throw_at") = std::numeric_limits<int64_t>::min());
 

@@ -1,32 +1,23 @@
-// Bindings of the geometric transforms (CPU: NumPy arrays; CUDA: raw pointers from CuPy).
-// Tables (resize coefficients, warp maps and weights) are built by the Python layer; the
-// checks here only guard the kernels' assumptions for callers that reach _core directly.
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
+// Bindings of the transform family (csrc/include/imkern/transform.hpp): resize, warp, to_tensor,
+// CPU and CUDA side by side through the helpers of bind.hpp (the GIL is released by def /
+// def_cuda). Tables (resize coefficients, warp maps and weights) are built by the Python layer;
+// the checks here only assert the kernels' assumptions.
 #include <array>
 
-#include "arrays.hpp"
+#include <pybind11/stl.h>
+
+#include "bind.hpp"
 #include "imkern/transform.hpp"
 #include "registry.hpp"
-#if defined(IMKERN_WITH_CUDA)
-#include "imkern/cuda_transform.hpp"
-#endif
 
-namespace py = pybind11;
 using namespace imkern_py;
 using imkern::Border;
 using imkern::Interp;
 using imkern::ResizeTable;
+using imkern::TensorDesc;
 using imkern::WarpSpec;
 
 namespace {
-
-Border border_of(int b) {
-  if (b < 0 || b > 4) throw std::invalid_argument("border: unknown border code");
-  return static_cast<Border>(b);
-}
 
 Interp interp_of(int i) {
   if (i < 0 || i > 2) throw std::invalid_argument("interpolation: unknown code");
@@ -34,30 +25,32 @@ Interp interp_of(int i) {
 }
 
 // The weight dtype a table must have for images of dtype dt.
-bool weight_dtype_ok(DType dt, const py::array& w) {
-  const py::dtype t = w.dtype();
+bool weight_dtype_ok(DType dt, const Arr& w) {
   switch (dt) {
-    case DType::u8: return t.kind() == 'i' && t.itemsize() == 4;
-    case DType::f64: return t.kind() == 'f' && t.itemsize() == 8;
-    default: return t.kind() == 'f' && t.itemsize() == 4;
+    case DType::u8: return w.kind() == 'i' && w.itemsize() == 4;
+    case DType::f64: return w.kind() == 'f' && w.itemsize() == 8;
+    default: return w.kind() == 'f' && w.itemsize() == 4;
   }
 }
 
-const int64_t* index_array(const py::array& a, int64_t n, int64_t lo, int64_t hi, const char* name) {
-  if (a.ndim() != 1 || a.shape(0) != n || a.dtype().kind() != 'i' || a.itemsize() != 8 ||
-      !(a.flags() & py::array::c_style))
-    throw std::invalid_argument(std::string(name) + ": expected a contiguous int64 array of length " +
-                                std::to_string(n));
-  const int64_t* p = static_cast<const int64_t*>(a.data());
+// A contiguous 1-D integer array (int64 or int32: `item` bytes) of n elements.
+const void* int_array(const Arr& a, int64_t n, int item, const char* name) {
+  if (a.ndim() != 1 || a.shape(0) != n || a.kind() != 'i' || a.itemsize() != item || !a.c_contiguous() || !a.native)
+    throw std::invalid_argument(std::string(name) + ": expected a contiguous int" + std::to_string(8 * item) +
+                                " array of length " + std::to_string(n));
+  return a.data();
+}
+
+const int64_t* index_array(const Arr& a, int64_t n, int64_t lo, int64_t hi, const char* name) {
+  const int64_t* p = static_cast<const int64_t*>(int_array(a, n, 8, name));
   for (int64_t i = 0; i < n; ++i)
     if (p[i] < lo || p[i] > hi) throw std::invalid_argument(std::string(name) + ": index out of range");
   return p;
 }
 
-ResizeTable table_of(DType dt, const py::array& start, const py::array& w, int64_t n_out, int64_t n_src, int bits,
+ResizeTable table_of(DType dt, const Arr& start, const Arr& w, int64_t n_out, int64_t n_src, int bits,
                      const char* name) {
-  if (w.ndim() != 2 || w.shape(0) != n_out || w.shape(1) < 1 || w.shape(1) > n_src ||
-      !(w.flags() & py::array::c_style))
+  if (w.ndim() != 2 || w.shape(0) != n_out || w.shape(1) < 1 || w.shape(1) > n_src || !w.c_contiguous())
     throw std::invalid_argument(std::string(name) + ": weights must be a contiguous (n_out, k) array, 1 <= k <= n_src");
   if (!weight_dtype_ok(dt, w)) throw py::type_error(std::string(name) + ": weight dtype does not match the image");
   ResizeTable t;
@@ -70,29 +63,28 @@ ResizeTable table_of(DType dt, const py::array& start, const py::array& w, int64
   return t;
 }
 
-void check_pair(const py::array& src, const py::array& dst, DType& dt, ImageDesc& s, ImageDesc& d) {
-  dt = dtype_of(src, "image");
-  if (dtype_of(dst, "out") != dt) throw py::type_error("out: dtype differs from image");
-  if (src.ndim() != dst.ndim()) throw std::invalid_argument("out: ndim differs from image");
-  s = image_desc(src, "image");
-  d = image_desc(dst, "out");
-  if (s.n != d.n || s.c != d.c) throw std::invalid_argument("out: batch or channel count differs from image");
-}
+struct Pair {
+  DType dt;
+  ImageDesc s, d;
+};
 
-const int32_t* int32_array(const py::array& a, int64_t n, const char* name) {
-  if (a.ndim() != 1 || a.shape(0) != n || a.dtype().kind() != 'i' || a.itemsize() != 4 ||
-      !(a.flags() & py::array::c_style))
-    throw std::invalid_argument(std::string(name) + ": expected a contiguous int32 array of length " +
-                                std::to_string(n));
-  return static_cast<const int32_t*>(a.data());
+Pair check_pair(const Arr& src, const Arr& dst) {
+  Pair p;
+  p.dt = dtype_of(src, "image");
+  if (dtype_of(dst, "out") != p.dt) throw py::type_error("out: dtype differs from image");
+  if (src.ndim() != dst.ndim()) throw std::invalid_argument("out: ndim differs from image");
+  p.s = image_desc(src, "image");
+  p.d = image_desc(dst, "out");
+  if (p.s.n != p.d.n || p.s.c != p.d.c) throw std::invalid_argument("out: batch or channel count differs from image");
+  return p;
 }
 
 // The sub-pixel weight table: 32 * 32 entries of K * K weights of the image's weight type.
-const void* weight_table(DType dt, Interp ip, const py::array& w) {
+const void* weight_table(DType dt, Interp ip, const Arr& w) {
   const int k = ip == Interp::bicubic ? 4 : 2;
   if (ip == Interp::nearest) return w.data();
   if (!weight_dtype_ok(dt, w)) throw py::type_error("wtab: weight dtype does not match the image");
-  if (w.size() != int64_t(imkern::kInterTab) * imkern::kInterTab * k * k || !(w.flags() & py::array::c_style))
+  if (w.size() != int64_t(imkern::kInterTab) * imkern::kInterTab * k * k || !w.c_contiguous())
     throw std::invalid_argument("wtab: expected a contiguous table of 32 * 32 * K * K weights");
   return w.data();
 }
@@ -111,90 +103,98 @@ WarpSpec spec_of(int interp, bool perspective, bool fixed, int shift, const std:
   return w;
 }
 
+// (C, h, w) or (N, C, h, w), x contiguous.
+TensorDesc tensor_desc(const Arr& a) {
+  const int nd = a.ndim();
+  if (nd != 3 && nd != 4) throw std::invalid_argument("out: expected (C, H, W) or (N, C, H, W)");
+  TensorDesc d;
+  const int o = nd == 4 ? 1 : 0;
+  d.n = nd == 4 ? a.shape(0) : 1;
+  d.c = a.shape(o);
+  d.h = a.shape(o + 1);
+  d.w = a.shape(o + 2);
+  if (d.w > 1 && elem_stride(a, o + 2, "out") != 1) throw std::invalid_argument("out: rows must be contiguous");
+  d.row_stride = elem_stride(a, o + 1, "out");
+  d.plane_stride = elem_stride(a, o, "out");
+  d.batch_stride = nd == 4 ? elem_stride(a, 0, "out") : 0;
+  return d;
+}
+
+void check_crop(const ImageDesc& s, const TensorDesc& d, int64_t y0, int64_t x0) {
+  if (s.n != d.n || s.c != d.c) throw std::invalid_argument("out: batch or channel count differs from image");
+  if (y0 < 0 || x0 < 0 || y0 + d.h > s.h || x0 + d.w > s.w) throw std::invalid_argument("crop: outside the image");
+}
+
 }  // namespace
 
 IMKERN_BINDINGS(transform) {
-  m.def("resize", [](const py::array& src, py::array& dst, const py::array& ys, const py::array& yw,
-                     const py::array& xs, const py::array& xw, int ybits, int xbits, int shift) {
-    DType dt;
-    ImageDesc s, d;
-    check_pair(src, dst, dt, s, d);
-    ResizeTable ty = table_of(dt, ys, yw, d.h, s.h, ybits, "y table");
-    ResizeTable tx = table_of(dt, xs, xw, d.w, s.w, xbits, "x table");
+  def(m, "resize", [](const Arr& src, const Arr& dst, const Arr& ys, const Arr& yw, const Arr& xs, const Arr& xw,
+                      int ybits, int xbits, int shift) {
+    const Pair p = check_pair(src, dst);
+    const ResizeTable ty = table_of(p.dt, ys, yw, p.d.h, p.s.h, ybits, "y table");
+    const ResizeTable tx = table_of(p.dt, xs, xw, p.d.w, p.s.w, xbits, "x table");
     if (shift < 0 || shift > ybits) throw std::invalid_argument("shift out of range");
-    const void* sp = src.data();
-    void* dp = writable_data(dst, "out");
-    py::gil_scoped_release nogil;
-    IMKERN_CALL(resize, dt, sp, s, dp, d, ty, tx, shift);
+    IMKERN_CALL(resize, p.dt, src.data(), p.s, writable_data(dst, "out"), p.d, ty, tx, shift);
   });
-  m.def("resize_nearest", [](const py::array& src, py::array& dst, const py::array& iy, const py::array& ix) {
-    DType dt;
-    ImageDesc s, d;
-    check_pair(src, dst, dt, s, d);
-    const int64_t* py_ = index_array(iy, d.h, 0, s.h - 1, "y index");
-    const int64_t* px = index_array(ix, d.w, 0, s.w - 1, "x index");
-    const void* sp = src.data();
-    void* dp = writable_data(dst, "out");
-    py::gil_scoped_release nogil;
-    IMKERN_CALL(resize_nearest, dt, sp, s, dp, d, py_, px);
+  def(m, "resize_nearest", [](const Arr& src, const Arr& dst, const Arr& iy, const Arr& ix) {
+    const Pair p = check_pair(src, dst);
+    IMKERN_CALL(resize_nearest, p.dt, src.data(), p.s, writable_data(dst, "out"), p.d,
+                index_array(iy, p.d.h, 0, p.s.h - 1, "y index"), index_array(ix, p.d.w, 0, p.s.w - 1, "x index"));
   });
-
-  m.def("warp", [](const py::array& src, py::array& dst, int interp, bool perspective, bool fixed,
-                   const py::array& col_x, const py::array& col_y, const py::array& row_x, const py::array& row_y,
-                   int shift, const std::array<double, 9>& mat, const py::array& wtab, int border, double cval) {
-    DType dt;
-    ImageDesc s, d;
-    check_pair(src, dst, dt, s, d);
+  def(m, "warp", [](const Arr& src, const Arr& dst, int interp, bool perspective, bool fixed, const Arr& col_x,
+                    const Arr& col_y, const Arr& row_x, const Arr& row_y, int shift, const std::array<double, 9>& mat,
+                    const Arr& wtab, int border, double cval) {
+    const Pair p = check_pair(src, dst);
     WarpSpec w = spec_of(interp, perspective, fixed, shift, mat, border, cval);
     if (fixed && !perspective) {
-      w.map.col_x = int32_array(col_x, d.w, "col_x");
-      w.map.col_y = int32_array(col_y, d.w, "col_y");
-      w.map.row_x = int32_array(row_x, d.h, "row_x");
-      w.map.row_y = int32_array(row_y, d.h, "row_y");
+      w.map.col_x = static_cast<const int32_t*>(int_array(col_x, p.d.w, 4, "col_x"));
+      w.map.col_y = static_cast<const int32_t*>(int_array(col_y, p.d.w, 4, "col_y"));
+      w.map.row_x = static_cast<const int32_t*>(int_array(row_x, p.d.h, 4, "row_x"));
+      w.map.row_y = static_cast<const int32_t*>(int_array(row_y, p.d.h, 4, "row_y"));
     }
-    if (fixed) w.wtab = weight_table(dt, w.interp, wtab);
-    const void* sp = src.data();
-    void* dp = writable_data(dst, "out");
-    py::gil_scoped_release nogil;
-    IMKERN_CALL(warp, dt, sp, s, dp, d, w);
+    if (fixed) w.wtab = weight_table(p.dt, w.interp, wtab);
+    IMKERN_CALL(warp, p.dt, src.data(), p.s, writable_data(dst, "out"), p.d, w);
+  });
+  def(m, "to_tensor", [](const Arr& src, const Arr& dst, int64_t y0, int64_t x0, bool flip, const Taps& scale,
+                         const Taps& shift) {
+    const DType it = dtype_of(src, "image");
+    const DType ot = float_dtype(dst, "out");
+    const ImageDesc s = image_desc(src, "image");
+    const TensorDesc d = tensor_desc(dst);
+    check_crop(s, d, y0, x0);
+    if (scale.size() != d.c || shift.size() != d.c) throw std::invalid_argument("mean/std: one value per channel");
+    IMKERN_CALL(to_tensor, it, ot, src.data(), s, y0, x0, flip, writable_data(dst, "out"), d, scale.data(),
+                shift.data());
   });
 
 #if defined(IMKERN_WITH_CUDA)
-  m.def("cuda_resize", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst, const py::tuple& dd,
-                          uintptr_t ys, uintptr_t yw, int ky, uintptr_t xs, uintptr_t xw, int kx, int ybits,
-                          int xbits, int shift, uintptr_t stream) {
-    ImageDesc s = desc_from_tuple(sd), d = desc_from_tuple(dd);
+  namespace kc = imkern::cuda;
+  def_cuda(m, "cuda_resize_nearest", &kc::resize_nearest_cuda);
+  def_cuda(m, "cuda_to_tensor", &kc::to_tensor_cuda);
+  // The tables arrive as device pointers; the launchers take them in ResizeTable / WarpSpec.
+  def(m, "cuda_resize", [](int dtype, uintptr_t src, const ImageDesc& s, uintptr_t dst, const ImageDesc& d,
+                           uintptr_t ys, uintptr_t yw, int ky, uintptr_t xs, uintptr_t xw, int kx, int ybits,
+                           int xbits, int shift, uintptr_t stream) {
     ResizeTable ty, tx;
-    ty.n = d.h, ty.k = ky, ty.start = reinterpret_cast<const int64_t*>(ys), ty.w = reinterpret_cast<const void*>(yw),
+    ty.n = d.h, ty.k = ky, ty.start = CudaArg<const int64_t*>::get(ys), ty.w = CudaArg<const void*>::get(yw);
     ty.bits = ybits;
-    tx.n = d.w, tx.k = kx, tx.start = reinterpret_cast<const int64_t*>(xs), tx.w = reinterpret_cast<const void*>(xw),
+    tx.n = d.w, tx.k = kx, tx.start = CudaArg<const int64_t*>::get(xs), tx.w = CudaArg<const void*>::get(xw);
     tx.bits = xbits;
-    py::gil_scoped_release nogil;
-    imkern::cuda::resize_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s,
-                              reinterpret_cast<void*>(dst), d, ty, tx, shift, reinterpret_cast<void*>(stream));
+    kc::resize_cuda(static_cast<DType>(dtype), CudaArg<const void*>::get(src), s, CudaArg<void*>::get(dst), d, ty, tx,
+                    shift, CudaArg<void*>::get(stream));
   });
-  m.def("cuda_resize_nearest", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst, const py::tuple& dd,
-                                  uintptr_t iy, uintptr_t ix, uintptr_t stream) {
-    ImageDesc s = desc_from_tuple(sd), d = desc_from_tuple(dd);
-    py::gil_scoped_release nogil;
-    imkern::cuda::resize_nearest_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s,
-                                      reinterpret_cast<void*>(dst), d, reinterpret_cast<const int64_t*>(iy),
-                                      reinterpret_cast<const int64_t*>(ix), reinterpret_cast<void*>(stream));
-  });
-  m.def("cuda_warp", [](int dtype, uintptr_t src, const py::tuple& sd, uintptr_t dst, const py::tuple& dd,
-                        int interp, bool perspective, bool fixed, uintptr_t col_x, uintptr_t col_y, uintptr_t row_x,
-                        uintptr_t row_y, int shift, const std::array<double, 9>& mat, uintptr_t wtab, int border,
-                        double cval, uintptr_t stream) {
-    ImageDesc s = desc_from_tuple(sd), d = desc_from_tuple(dd);
+  def(m, "cuda_warp", [](int dtype, uintptr_t src, const ImageDesc& s, uintptr_t dst, const ImageDesc& d, int interp,
+                         bool perspective, bool fixed, uintptr_t col_x, uintptr_t col_y, uintptr_t row_x,
+                         uintptr_t row_y, int shift, const std::array<double, 9>& mat, uintptr_t wtab, int border,
+                         double cval, uintptr_t stream) {
     WarpSpec w = spec_of(interp, perspective, fixed, shift, mat, border, cval);
-    w.map.col_x = reinterpret_cast<const int32_t*>(col_x);
-    w.map.col_y = reinterpret_cast<const int32_t*>(col_y);
-    w.map.row_x = reinterpret_cast<const int32_t*>(row_x);
-    w.map.row_y = reinterpret_cast<const int32_t*>(row_y);
-    w.wtab = reinterpret_cast<const void*>(wtab);
-    py::gil_scoped_release nogil;
-    imkern::cuda::warp_cuda(static_cast<DType>(dtype), reinterpret_cast<const void*>(src), s,
-                            reinterpret_cast<void*>(dst), d, w, reinterpret_cast<void*>(stream));
+    w.map.col_x = CudaArg<const int32_t*>::get(col_x);
+    w.map.col_y = CudaArg<const int32_t*>::get(col_y);
+    w.map.row_x = CudaArg<const int32_t*>::get(row_x);
+    w.map.row_y = CudaArg<const int32_t*>::get(row_y);
+    w.wtab = CudaArg<const void*>::get(wtab);
+    kc::warp_cuda(static_cast<DType>(dtype), CudaArg<const void*>::get(src), s, CudaArg<void*>::get(dst), d, w,
+                  CudaArg<void*>::get(stream));
   });
 #endif
 }

@@ -131,14 +131,15 @@ def packed_image(image, kind: str):
     return xp_of(kind).ascontiguousarray(image)
 
 
-def image_desc(a) -> Tuple[int, int, int, int, int, int]:
-    """(n, h, w, c, batch_stride, row_stride), strides in elements: the ImageDesc of common.hpp."""
+def image_desc(a):
+    """The image descriptor (imkern::ImageDesc of common.hpp: n, h, w, c, batch_stride, row_stride,
+    strides in elements) the CUDA bindings take."""
     it = a.dtype.itemsize
     if a.ndim == 2:
-        return (1, a.shape[0], a.shape[1], 1, 0, a.strides[0] // it)
+        return _core.ImageDesc(1, a.shape[0], a.shape[1], 1, 0, a.strides[0] // it)
     if a.ndim == 3:
-        return (1, a.shape[0], a.shape[1], a.shape[2], 0, a.strides[0] // it)
-    return (a.shape[0], a.shape[1], a.shape[2], a.shape[3], a.strides[0] // it, a.strides[1] // it)
+        return _core.ImageDesc(1, a.shape[0], a.shape[1], a.shape[2], 0, a.strides[0] // it)
+    return _core.ImageDesc(a.shape[0], a.shape[1], a.shape[2], a.shape[3], a.strides[0] // it, a.strides[1] // it)
 
 
 def empty(kind: str, like, shape, dtype):

@@ -36,20 +36,8 @@ __all__ = [
     "lab_to_rgb",
 ]
 
-# op codes shared with csrc/include/imkern/color.hpp (ColorOp)
-_OPS = {
-    "rgb_to_gray": 0,
-    "bgr_to_gray": 1,
-    "gray_to_rgb": 2,
-    "swap_rb": 3,
-    "rgba_to_rgb": 4,
-    "rgb_to_hsv": 5,
-    "hsv_to_rgb": 6,
-    "rgb_to_ycbcr": 7,
-    "ycbcr_to_rgb": 8,
-    "rgb_to_lab": 9,
-    "lab_to_rgb": 10,
-}
+# op codes: the ColorOp enum of csrc/include/imkern/color.hpp, exported once by the bindings
+_OPS = {name: int(v) for name, v in _core.ColorOp.__members__.items()}
 _HSV_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
 
 

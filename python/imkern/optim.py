@@ -28,7 +28,7 @@ from typing import Dict, List
 import numpy as np
 
 from . import _arrays as A
-from . import _core
+from . import _core, _driver as D
 from .nn.layers import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
@@ -71,13 +71,6 @@ def _kernel_arrays(p: Parameter, i: int):
 
         grad = cupy.ascontiguousarray(grad)
     return kind, data, grad
-
-
-_CUDA_CODES = {n: int(v) for n, v in _core.DType.__members__.items() if n in ("float32", "float16", "bfloat16")}
-
-
-def _ptr(a) -> int:
-    return 0 if a is None else int(a.data.ptr)
 
 
 class Optimizer:
@@ -195,8 +188,8 @@ class SGD(Optimizer):
             _core.sgd_step(data, grad, buf, *args)
         else:
             with A.cuda_launch(data) as stream:
-                _core.cuda_sgd_step(_CUDA_CODES[np.dtype(data.dtype).name], data.size, _ptr(data), _ptr(grad),
-                                    _ptr(buf), *args, stream)
+                _core.cuda_sgd_step(A.DTYPE_CODES[np.dtype(data.dtype)], data.size, D.ptr(data), D.ptr(grad),
+                                    D.ptr(buf), *args, stream)
 
 
 class Adam(Optimizer):
@@ -254,8 +247,8 @@ class Adam(Optimizer):
             _core.adam_step(data, grad, state["exp_avg"], state["exp_avg_sq"], vmax, *args)
         else:
             with A.cuda_launch(data) as stream:
-                _core.cuda_adam_step(_CUDA_CODES[np.dtype(data.dtype).name], data.size, _ptr(data), _ptr(grad),
-                                     _ptr(state["exp_avg"]), _ptr(state["exp_avg_sq"]), _ptr(vmax), *args, stream)
+                _core.cuda_adam_step(A.DTYPE_CODES[np.dtype(data.dtype)], data.size, D.ptr(data), D.ptr(grad),
+                                     D.ptr(state["exp_avg"]), D.ptr(state["exp_avg_sq"]), D.ptr(vmax), *args, stream)
 
 
 class AdamW(Adam):

@@ -1,5 +1,7 @@
-// Batch normalization over NCHW (compiled per ISA): per-channel statistics, the affine apply,
-// and the backward reductions and input gradient.
+// Batch normalization over NCHW (compiled per ISA), fused as on CUDA (csrc/cuda/nn/batch_norm.cu):
+// the forward computes the statistics (training), normalizes and updates the running
+// statistics in one call; the backward recomputes the statistics, reduces and writes the
+// input gradient in one call.
 //
 // Statistics: each channel's N * HW values are split into fixed segments (at most 64K
 // elements of one plane); a task sums one segment in float64 vector lanes, shifted by the
@@ -174,40 +176,97 @@ void backward_input_impl(const T* gy, const T* x, T* gx, int64_t N, int64_t C, i
   });
 }
 
+// The statistics the normalization uses: the batch's (training) or the running ones.
+template <typename T>
+void mean_var(const T* x, int64_t n, int64_t c, int64_t hw, bool training, const double* running_mean,
+              const double* running_var, double* mean, double* var) {
+  if (training) {
+    stats_impl<T>(x, n, c, hw, mean, var);
+  } else {
+    std::copy(running_mean, running_mean + c, mean);
+    std::copy(running_var, running_var + c, var);
+  }
+}
+
+// Per-channel scalars of the normalization: y = (x - mean) * scale + shift.
+void affine_of(int64_t C, const double* var, const double* weight, const double* bias, double eps, double* scale,
+               double* shift) {
+  for (int64_t c = 0; c < C; ++c) {
+    const double invstd = 1.0 / std::sqrt(var[c] + eps);
+    scale[c] = (weight ? weight[c] : 1.0) * invstd;
+    shift[c] = bias ? bias[c] : 0.0;
+  }
+}
+
 }  // namespace
 
-void batch_norm_stats(DType dtype, const void* x, int64_t n, int64_t c, int64_t hw, double* mean, double* var) {
+// The same steps as batch_norm2d_cuda (csrc/cuda/nn/batch_norm.cu): statistics (training) or
+// the running ones (eval), the per-channel affine, one normalization pass, the running update.
+void batch_norm2d(DType dtype, int64_t n, int64_t c, int64_t hw, const void* x, const double* weight,
+                  const double* bias, double* running_mean, double* running_var, bool training, double momentum,
+                  double eps, void* y) {
+  if (n < 0 || c < 0 || hw < 0) throw std::invalid_argument("batch_norm2d: negative size");
+  if (!training && (!running_mean || !running_var))
+    throw std::invalid_argument("batch_norm2d: evaluation mode needs running_mean and running_var");
+  const int64_t m = n * hw;
+  if (m == 0 || c == 0) return;
+  std::vector<double> mean(static_cast<size_t>(c)), var(static_cast<size_t>(c)), scale(mean.size()),
+      shift(mean.size());
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    stats_impl<T>(static_cast<const T*>(x), n, c, hw, mean, var);
+    const T* px = static_cast<const T*>(x);
+    mean_var<T>(px, n, c, hw, training, running_mean, running_var, mean.data(), var.data());
+    affine_of(c, var.data(), weight, bias, eps, scale.data(), shift.data());
+    apply_impl<T>(px, static_cast<T*>(y), n, c, hw, mean.data(), scale.data(), shift.data());
   });
+  if (training) {
+    // torch's update: the unbiased variance goes into running_var.
+    const double unbias = static_cast<double>(m) / static_cast<double>(m - 1);
+    for (int64_t k = 0; k < c; ++k) {
+      if (running_mean) running_mean[k] = momentum * mean[k] + (1.0 - momentum) * running_mean[k];
+      if (running_var) running_var[k] = momentum * (var[k] * unbias) + (1.0 - momentum) * running_var[k];
+    }
+  }
 }
 
-void batch_norm_apply(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t hw, const double* mean,
-                      const double* scale, const double* shift) {
+// The same steps as batch_norm2d_backward_cuda: statistics, the two per-channel sums
+// (sum(gy), sum(gy * (x - mean))), one pass for grad_input.
+void batch_norm2d_backward(DType dtype, int64_t n, int64_t c, int64_t hw, const void* grad_y, const void* x,
+                           const double* weight, const double* running_mean, const double* running_var,
+                           bool training, double eps, void* grad_x, double* grad_weight, double* grad_bias) {
+  if (n < 0 || c < 0 || hw < 0) throw std::invalid_argument("batch_norm2d_backward: negative size");
+  if (!training && (!running_mean || !running_var))
+    throw std::invalid_argument("batch_norm2d_backward: evaluation mode needs running_mean and running_var");
+  const int64_t m = n * hw;
+  if (c == 0) return;
+  if (m == 0) {  // no elements: zero parameter gradients, nothing else to write
+    if (grad_weight) std::fill(grad_weight, grad_weight + c, 0.0);
+    if (grad_bias) std::fill(grad_bias, grad_bias + c, 0.0);
+    return;
+  }
+  const size_t C = static_cast<size_t>(c);
+  std::vector<double> mean(C), var(C), sum_g(C), sum_gx(C), k(C), mgy(C, 0.0), q(C, 0.0), invstd(C);
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    apply_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), n, c, hw, mean, scale, shift);
+    const T* px = static_cast<const T*>(x);
+    const T* pg = static_cast<const T*>(grad_y);
+    mean_var<T>(px, n, c, hw, training, running_mean, running_var, mean.data(), var.data());
+    backward_reduce_impl<T>(pg, px, n, c, hw, mean.data(), sum_g.data(), sum_gx.data());
+    const double M = static_cast<double>(m);
+    for (size_t i = 0; i < C; ++i) {
+      invstd[i] = 1.0 / std::sqrt(var[i] + eps);
+      k[i] = (weight ? weight[i] : 1.0) * invstd[i];
+      if (training) {  // eval mode: gx = k * gy (mgy = q = 0)
+        mgy[i] = sum_g[i] / M;
+        q[i] = invstd[i] * invstd[i] * sum_gx[i] / M;
+      }
+    }
+    backward_input_impl<T>(pg, px, static_cast<T*>(grad_x), n, c, hw, k.data(), mgy.data(), mean.data(), q.data());
   });
-}
-
-void batch_norm_backward_reduce(DType dtype, const void* gy, const void* x, int64_t n, int64_t c, int64_t hw,
-                                const double* mean, double* sum_gy, double* sum_gy_xmu) {
-  visit_float(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    backward_reduce_impl<T>(static_cast<const T*>(gy), static_cast<const T*>(x), n, c, hw, mean, sum_gy,
-                            sum_gy_xmu);
-  });
-}
-
-void batch_norm_backward_input(DType dtype, const void* gy, const void* x, void* gx, int64_t n, int64_t c,
-                               int64_t hw, const double* k, const double* mgy, const double* mean,
-                               const double* q) {
-  visit_float(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    backward_input_impl<T>(static_cast<const T*>(gy), static_cast<const T*>(x), static_cast<T*>(gx), n, c, hw, k,
-                           mgy, mean, q);
-  });
+  for (size_t i = 0; i < C; ++i) {
+    if (grad_weight) grad_weight[i] = sum_gx[i] * invstd[i];
+    if (grad_bias) grad_bias[i] = sum_g[i];
+  }
 }
 
 }  // namespace IMKERN_ISA

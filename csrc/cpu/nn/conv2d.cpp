@@ -36,7 +36,6 @@
 
 #include "imkern/cpu_params.hpp"
 #include "imkern/nn.hpp"
-#include "imkern/gemm.hpp"
 #include "imkern/parallel.hpp"
 #include "nn/conv_small.hpp"
 #include "nn/ukernels/gemm_kernel.hpp"

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "imkern/nn.hpp"
-#include "imkern/gemm.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"
 #include "nn/ukernels/gemm_kernel.hpp"

@@ -465,19 +465,17 @@ void avg_pool2d_backward(DType dtype, const void* gy, void* gx, const Pool2dShap
   });
 }
 
-void adaptive_avg_pool2d(DType dtype, const void* x, void* y, int64_t planes, int64_t h, int64_t w, int64_t oh,
-                         int64_t ow) {
+void adaptive_avg_pool2d(DType dtype, const void* x, void* y, const Pool2dShape& p) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    adaptive_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), planes, h, w, oh, ow);
+    adaptive_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), p.planes, p.h, p.w, p.oh, p.ow);
   });
 }
 
-void adaptive_avg_pool2d_backward(DType dtype, const void* gy, void* gx, int64_t planes, int64_t h, int64_t w,
-                                  int64_t oh, int64_t ow) {
+void adaptive_avg_pool2d_backward(DType dtype, const void* gy, void* gx, const Pool2dShape& p) {
   visit_float(dtype, [&](auto tag) {
     using T = decltype(tag);
-    adaptive_backward_impl<T>(static_cast<const T*>(gy), static_cast<T*>(gx), planes, h, w, oh, ow);
+    adaptive_backward_impl<T>(static_cast<const T*>(gy), static_cast<T*>(gx), p.planes, p.h, p.w, p.oh, p.ow);
   });
 }
 

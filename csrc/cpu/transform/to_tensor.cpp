@@ -12,7 +12,7 @@
 
 #include "common/simd.hpp"
 #include "imkern/parallel.hpp"
-#include "imkern/to_tensor.hpp"
+#include "imkern/transform.hpp"
 // GCC 12 reports _mm512_undefined_epi32() inside the zero-extending loads as maybe-uninitialized
 // (a known false positive of its AVX-512 headers).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

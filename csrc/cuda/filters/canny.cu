@@ -19,7 +19,7 @@
 // Labels are int32: a batch of at most 2^31 - 1 pixels (else OverflowError). Not yet run on
 // a GPU.
 #include "common/common.cuh"
-#include "imkern/cuda_filters_edges.hpp"
+#include "imkern/filters.hpp"
 
 namespace imkern {
 namespace cuda {

@@ -12,7 +12,7 @@
 // a shared-memory tile (as sep_filter.cu) is the next step if a profile shows L1 bound.
 // Variants: input dtype (u8, u16, f16, f32 -> float; f64 -> double) x mode.
 #include "common/common.cuh"
-#include "imkern/cuda_filters_edges.hpp"
+#include "imkern/filters.hpp"
 
 namespace imkern {
 namespace cuda {

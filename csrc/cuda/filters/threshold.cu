@@ -11,7 +11,7 @@
 #include <limits>
 
 #include "common/common.cuh"
-#include "imkern/cuda_filters_edges.hpp"
+#include "imkern/filters.hpp"
 
 namespace imkern {
 namespace cuda {

@@ -225,7 +225,8 @@ CeParams ce_params(int64_t n, int64_t c, int64_t inner, int reduction, double ep
 }  // namespace
 
 void cross_entropy_cuda(DType dt, int64_t n, int64_t c, int64_t inner, const void* logits, const int64_t* target,
-                        int reduction, double label_smoothing, int64_t ignore_index, void* loss, void* stream) {
+                        Reduction r, double label_smoothing, int64_t ignore_index, void* loss, void* stream) {
+  const int reduction = static_cast<int>(r);
   const CeParams p = ce_params(n, c, inner, reduction, label_smoothing, ignore_index, "cross_entropy");
   const int64_t samples = n * inner;
   cudaStream_t st = as_stream(stream);
@@ -263,8 +264,9 @@ void cross_entropy_cuda(DType dt, int64_t n, int64_t c, int64_t inner, const voi
 }
 
 void cross_entropy_backward_cuda(DType dt, int64_t n, int64_t c, int64_t inner, const void* logits,
-                                 const int64_t* target, int reduction, double label_smoothing,
+                                 const int64_t* target, Reduction r, double label_smoothing,
                                  int64_t ignore_index, const float* grad_loss, void* grad_logits, void* stream) {
+  const int reduction = static_cast<int>(r);
   const CeParams p = ce_params(n, c, inner, reduction, label_smoothing, ignore_index, "cross_entropy_backward");
   const int64_t samples = n * inner;
   if (samples == 0) return;

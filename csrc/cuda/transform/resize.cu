@@ -11,7 +11,7 @@
 // integer or float operations; bytes from DRAM ~ sizeof(T) * (src pixels / dst pixels + 1).
 // Variants: per dtype (u8 int32 arithmetic, u16/f32 float, f64 double).
 #include "common/common.cuh"
-#include "imkern/cuda_transform.hpp"
+#include "imkern/transform.hpp"
 
 namespace imkern {
 namespace cuda {

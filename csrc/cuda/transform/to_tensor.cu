@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "common/common.cuh"
-#include "imkern/to_tensor.hpp"
+#include "imkern/transform.hpp"
 
 namespace imkern {
 namespace cuda {

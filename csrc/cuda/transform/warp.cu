@@ -16,7 +16,7 @@
 #include <type_traits>
 
 #include "common/common.cuh"
-#include "imkern/cuda_transform.hpp"
+#include "imkern/transform.hpp"
 
 namespace imkern {
 namespace cuda {

@@ -46,6 +46,34 @@
 
 namespace imkern {
 
+// ---- CPU: the GEMM (csrc/cpu/nn/ukernels/gemm.cpp) ---------------------------------------------
+// Dense matrix multiply (GEMM) on row-major matrices, float32 and float64.
+//
+//   C[m x n] = act(alpha * op(A) * op(B) + beta * C + row_bias[i] + col_bias[j])
+//
+// op(A) is m x k: A[i * lda + p] (trans_a = false) or A[p * lda + i] (trans_a = true);
+// op(B) is k x n: B[p * ldb + j] (trans_b = false) or B[j * ldb + p] (trans_b = true).
+// beta == 0 never reads C (it may hold garbage, NaN included). row_bias (m values) and
+// col_bias (n values) may be null; act is the identity or ReLU (NaN stays NaN, as torch).
+// Deterministic: every C element is summed over k in the same order whatever the thread
+// count (the k blocking is fixed; threads split only m and n). A call made from inside a
+// parallel_for chunk runs on the calling thread.
+template <typename T>
+struct GemmEpilogue {
+  const T* row_bias = nullptr;  // added to row i (length m), or null
+  const T* col_bias = nullptr;  // added to column j (length n), or null
+  bool relu = false;
+};
+
+IMKERN_DECLARE_FOR_EACH_ISA(
+  void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                int64_t ldc, const GemmEpilogue<float>& ep);
+  void gemm_f64(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
+                int64_t ldc, const GemmEpilogue<double>& ep);
+)
+
 // ---- descriptors and enums shared by the CPU and CUDA kernels -----------------------------------
 enum class ConvWinograd : int { off = 0, auto_select = 1, always = 2 };
 
@@ -104,11 +132,10 @@ IMKERN_DECLARE_FOR_EACH_ISA(
                   int64_t divisor_override);
   void avg_pool2d_backward(DType dtype, const void* gy, void* gx, const Pool2dShape& p, bool count_include_pad,
                            int64_t divisor_override);
-  // Windows [floor(i * h / oh), ceil((i + 1) * h / oh)) (likewise along w).
-  void adaptive_avg_pool2d(DType dtype, const void* x, void* y, int64_t planes, int64_t h, int64_t w,
-                           int64_t oh, int64_t ow);
-  void adaptive_avg_pool2d_backward(DType dtype, const void* gy, void* gx, int64_t planes, int64_t h,
-                                    int64_t w, int64_t oh, int64_t ow);
+  // Windows [floor(i * h / oh), ceil((i + 1) * h / oh)) (likewise along w); only planes, h, w,
+  // oh, ow of p are read.
+  void adaptive_avg_pool2d(DType dtype, const void* x, void* y, const Pool2dShape& p);
+  void adaptive_avg_pool2d_backward(DType dtype, const void* gy, void* gx, const Pool2dShape& p);
 
   // Elementwise activation of n elements; `slope` is leaky_relu's negative slope.
   void activation(DType dtype, Activation act, const void* x, void* y, int64_t n, double slope);
@@ -131,19 +158,19 @@ IMKERN_DECLARE_FOR_EACH_ISA(
                               int64_t c, int64_t s, int64_t ignore_index, double label_smoothing,
                               Reduction r);
 
-  // Batch norm over x (n, c, hw): per-channel mean and biased variance (float64 accumulation).
-  void batch_norm_stats(DType dtype, const void* x, int64_t n, int64_t c, int64_t hw, double* mean,
-                        double* var);
-  // y = (x - mean[c]) * scale[c] + shift[c] (the mean subtracted in two parts for accuracy).
-  void batch_norm_apply(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t hw,
-                        const double* mean, const double* scale, const double* shift);
-  // Per channel: sum_gy = sum(gy), sum_gy_xmu = sum(gy * (x - mean)).
-  void batch_norm_backward_reduce(DType dtype, const void* gy, const void* x, int64_t n, int64_t c,
-                                  int64_t hw, const double* mean, double* sum_gy, double* sum_gy_xmu);
-  // gx = k[c] * (gy - mgy[c] - (x - mean[c]) * q[c]).
-  void batch_norm_backward_input(DType dtype, const void* gy, const void* x, void* gx, int64_t n, int64_t c,
-                                 int64_t hw, const double* k, const double* mgy, const double* mean,
-                                 const double* q);
+  // Batch norm over x (n, c, hw), the steps of batch_norm2d_cuda below: training normalizes
+  // with the batch mean and biased variance (float64 accumulation over fixed segments combined
+  // in order) and updates the running statistics (nullable) in place with the unbiased
+  // variance; eval mode normalizes with the running statistics. Per-channel vectors are
+  // float64 (C,); weight / bias nullable (1 / 0).
+  void batch_norm2d(DType dtype, int64_t n, int64_t c, int64_t hw, const void* x, const double* weight,
+                    const double* bias, double* running_mean, double* running_var, bool training, double momentum,
+                    double eps, void* y);
+  // grad_x (x's dtype) and grad_weight / grad_bias (float64 (C,), nullable); training
+  // recomputes the batch statistics from x, eval reads the running ones.
+  void batch_norm2d_backward(DType dtype, int64_t n, int64_t c, int64_t hw, const void* grad_y, const void* x,
+                             const double* weight, const double* running_mean, const double* running_var,
+                             bool training, double eps, void* grad_x, double* grad_weight, double* grad_bias);
 
   // y[i] = keep(i) ? x[i] / (1 - p) : 0 with keep(i) from the counter hash of docs/design.md.
   void dropout(DType dtype, const void* x, void* y, int64_t n, uint64_t seed, double p);
@@ -210,14 +237,14 @@ void activation_backward_cuda(DType dt, Activation a, int64_t n, const void* gra
 // ---- softmax (csrc/cuda/nn/softmax.cu) and cross entropy (csrc/cuda/nn/cross_entropy.cu); x viewed as (outer, len, inner) ------
 void softmax_cuda(DType dt, int64_t outer, int64_t len, int64_t inner, const void* x, void* y, bool log,
                   void* stream);
-// logits (N, C, inner), target (N, inner) int64. reduction: 0 none (loss has N * inner
-// elements), 1 mean, 2 sum (loss has one element). Dtype of loss = dt. A target outside
+// logits (N, C, inner), target (N, inner) int64. reduction: none (loss has N * inner
+// elements), mean, sum (loss has one element). Dtype of loss = dt. A target outside
 // [0, C) that is not ignore_index gives a NaN loss (torch raises a device assert).
 void cross_entropy_cuda(DType dt, int64_t n, int64_t c, int64_t inner, const void* logits, const int64_t* target,
-                        int reduction, double label_smoothing, int64_t ignore_index, void* loss, void* stream);
+                        Reduction reduction, double label_smoothing, int64_t ignore_index, void* loss, void* stream);
 // grad_loss: float32, N * inner values for reduction none, one value otherwise.
 void cross_entropy_backward_cuda(DType dt, int64_t n, int64_t c, int64_t inner, const void* logits,
-                                 const int64_t* target, int reduction, double label_smoothing,
+                                 const int64_t* target, Reduction reduction, double label_smoothing,
                                  int64_t ignore_index, const float* grad_loss, void* grad_logits, void* stream);
 
 // ---- batch norm (csrc/cuda/batch_norm.cu); x (N, C, HW), parameters float32 (C,) ---------------

@@ -1,4 +1,5 @@
-// Geometric transforms on batches of images (N, H, W, C): resize, warp_affine, warp_perspective.
+// The transform family, both devices: geometric transforms on batches of images (N, H, W, C)
+// (resize, warp_affine, warp_perspective) and to_tensor (below).
 // See common.hpp for ImageDesc and Border. Both devices take the same host-built tables, so
 // uint8 results are identical on the CPU and on CUDA.
 #pragma once
@@ -71,5 +72,48 @@ IMKERN_DECLARE_FOR_EACH_ISA(
   // Affine or perspective warp (see WarpSpec).
   void warp(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const WarpSpec& w);
 )
+
+// ---- CUDA launchers of the geometric transforms (csrc/cuda/transform/resize.cu, warp.cu): the
+// caller's stream as void*, device pointers, nothing launched for empty inputs. Tables are the
+// host-built ones above, copied to the device by the caller.
+namespace cuda {
+
+void resize_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                 const ResizeTable& y, const ResizeTable& x, int shift, void* stream);
+void resize_nearest_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                         const int64_t* sy, const int64_t* sx, void* stream);
+void warp_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const WarpSpec& w,
+               void* stream);
+
+}  // namespace cuda
+
+// ---- to_tensor (csrc/cpu/transform/to_tensor.cpp, csrc/cuda/transform/to_tensor.cu) ------------
+// to_tensor: images (N, H, W, C) of any image dtype -> a normalized float tensor (N, C, h, w),
+// in one pass (crop, horizontal flip, scale, per-channel normalization, HWC -> CHW), as
+// DALI's crop_mirror_normalize.
+//
+//   out[n, c, y, x] = src[n, y0 + y, x0 + (flip ? w - 1 - x : x), c] * scale[c] + shift[c]
+//
+// The Python layer folds the integer range (1/255, 1/65535), mean and std into scale and
+// shift: scale = 1 / (range * std), shift = -mean / std. Arithmetic in the output's type.
+// The output tensor: x is contiguous; batch, plane and row strides in elements.
+struct TensorDesc {
+  int64_t n = 1, c = 1, h = 0, w = 0;
+  int64_t batch_stride = 0, plane_stride = 0, row_stride = 0;
+};
+
+IMKERN_DECLARE_FOR_EACH_ISA(
+  // in_dtype: u8, u16, f32, f64; out_dtype: f32, f64. src covers the whole image; the crop
+  // (y0, x0, d.h, d.w) lies inside it. scale and shift hold d.c values each.
+  void to_tensor(DType in_dtype, DType out_dtype, const void* src, const ImageDesc& s, int64_t y0, int64_t x0,
+                 bool flip, void* dst, const TensorDesc& d, const double* scale, const double* shift);
+)
+
+namespace cuda {
+// The same on the caller's stream; `params` is a device array of 2 * d.c values of the output
+// type (scale[0..C), shift[0..C)).
+void to_tensor_cuda(DType in_dtype, DType out_dtype, const void* src, const ImageDesc& s, int64_t y0, int64_t x0,
+                    bool flip, void* dst, const TensorDesc& d, const void* params, void* stream);
+}  // namespace cuda
 
 }  // namespace imkern

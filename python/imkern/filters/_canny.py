@@ -91,9 +91,9 @@ def canny(image, low, high, *, ksize=3, l2gradient=False, out=None):
     else:
         it = 1
         if target.ndim == 2:
-            dd = (1, shape[0], shape[1], 1, 0, target.strides[0] // it)
+            dd = _core.ImageDesc(1, shape[0], shape[1], 1, 0, target.strides[0] // it)
         else:
-            dd = (shape[0], shape[1], shape[2], 1, target.strides[0] // it, target.strides[1] // it)
+            dd = _core.ImageDesc(shape[0], shape[1], shape[2], 1, target.strides[0] // it, target.strides[1] // it)
         with A.cuda_launch(src) as stream:
             _core.cuda_canny(src.data.ptr, A.image_desc(src), target.data.ptr, dd, k, l2, lo, hi, stream)
     return A.finish_out(target, final)

@@ -20,8 +20,8 @@ from .._kernels import gaussian_kernels
 
 __all__ = ["sobel", "scharr", "prewitt", "laplacian", "gradient", "gradient_magnitude", "unsharp_mask"]
 
-# DerivMode of csrc/include/imkern/filters.hpp
-_SINGLE, _SUM, _PAIR, _MAG_L1, _MAG_L2 = 0, 1, 2, 3, 4
+# DerivMode of csrc/include/imkern/filters.hpp, exported by the bindings
+_SINGLE, _SUM, _PAIR, _MAG_L1, _MAG_L2 = (int(v) for v in _core.DerivMode.__members__.values())
 _KSIZES = (1, 3, 5, 7)
 
 

@@ -9,8 +9,8 @@ from .._driver import run_image_op as _run
 
 __all__ = ["threshold", "threshold_otsu", "threshold_triangle", "adaptive_threshold"]
 
-# ThreshKind of csrc/include/imkern/filters.hpp (the values of cv2.THRESH_*)
-THRESHOLD_KINDS = {"binary": 0, "binary_inv": 1, "trunc": 2, "tozero": 3, "tozero_inv": 4}
+# ThreshKind of csrc/include/imkern/filters.hpp (the values of cv2.THRESH_*), exported by the bindings
+THRESHOLD_KINDS = {name: int(v) for name, v in _core.ThreshKind.__members__.items()}
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
 
 

@@ -1,5 +1,10 @@
 """Batch normalization over ``(N, C, H, W)``, as torch.nn.functional.batch_norm.
 
+Both devices run the same steps, one fused kernel each way (csrc/cpu/nn/batch_norm.cpp,
+csrc/cuda/nn/batch_norm.cu): the forward computes the statistics (training) or reads the
+running ones, normalizes, and updates the running statistics; the backward recomputes the
+statistics, reduces sum(g) and sum(g * (x - mean)) per channel, and writes grad_input.
+
 Training mode normalizes with the batch statistics (biased variance) and updates
 ``running_mean`` / ``running_var`` IN PLACE (the only inputs imkern ever modifies):
 ``running = (1 - momentum) * running + momentum * batch_stat``, with the unbiased variance for
@@ -33,26 +38,26 @@ def _param(v, name, kind, c, writable=False):
     return v
 
 
-def _f32(a):
-    """A CUDA per-channel parameter as the float32 C-contiguous vector the launchers read."""
+# The per-channel parameter type of each device's kernel: the CPU kernel reads and updates
+# float64 vectors, the CUDA launchers float32 ones (imkern/nn.hpp).
+_PARAM_DTYPE = {"numpy": np.float64, "cupy": np.float32}
+
+
+def _vec(a, kind):
+    """A per-channel parameter as the C-contiguous vector of the device's parameter type (None stays None)."""
     if a is None:
         return None
-    return A.xp_of("cupy").ascontiguousarray(a.astype(np.float32, copy=False).reshape(-1))
+    return A.xp_of(kind).ascontiguousarray(a.astype(_PARAM_DTYPE[kind], copy=False).reshape(-1))
 
 
-def _stat_buffer(a):
-    """(float32 C-contiguous array the CUDA launcher updates, write-back needed?) for a running stat."""
+def _stat_buffer(a, kind, training):
+    """(vector the kernel reads and, in training mode, updates; write-back needed?) for a running stat."""
     if a is None:
         return None, False
-    if a.dtype == np.float32 and a.flags.c_contiguous and a.ndim == 1:
+    direct = a.dtype == _PARAM_DTYPE[kind] and a.flags.c_contiguous and a.ndim == 1
+    if direct and (not training or kind == "cupy" or a.flags.writeable):
         return a, False
-    return A.xp_of("cupy").ascontiguousarray(a.astype(np.float32).reshape(-1)), True
-
-
-def _f64(v, c, default):
-    if v is None:
-        return np.full(c, default, dtype=np.float64)
-    return np.asarray(v, dtype=np.float64)
+    return A.xp_of(kind).ascontiguousarray(a.astype(_PARAM_DTYPE[kind]).reshape(-1)), training
 
 
 @K.torch_names(input="x")
@@ -109,37 +114,29 @@ def batch_norm2d(x, weight, bias, running_mean, running_var, *, training=False, 
     if x.size == 0:
         return final
     xc = D.contiguous(x, kind)
-    if kind == "cupy":
-        # One fused launcher: statistics, normalization and the running update on the GPU, in
-        # float32 parameters (copies when the caller's are another dtype or layout).
-        w, b = _f32(weight), _f32(bias)
-        rm, rm_back = _stat_buffer(running_mean)
-        rv, rv_back = _stat_buffer(running_var)
+    # One fused kernel on either device: statistics (training) or the running ones, the
+    # normalization, and the running update, on the device's parameter vectors (copies when
+    # the caller's are another dtype or layout, written back after the update).
+    w, b = _vec(weight, kind), _vec(bias, kind)
+    rm, rm_back = _stat_buffer(running_mean, kind, training)
+    rv, rv_back = _stat_buffer(running_var, kind, training)
 
-        def cuda(stream):
-            _core.cuda_batch_norm2d(A.DTYPE_CODES[dt], n, c, h * w_, D.ptr(xc), D.ptr(w), D.ptr(b), D.ptr(rm),
-                                    D.ptr(rv), training, momentum, eps, D.ptr(target), stream)
-            if training:
-                if rm_back:
-                    running_mean[...] = rm.reshape(running_mean.shape).astype(running_mean.dtype)
-                if rv_back:
-                    running_var[...] = rv.reshape(running_var.shape).astype(running_var.dtype)
+    def write_back():  # the running statistics the kernel updated in a copy
+        if rm_back:
+            running_mean[...] = rm.reshape(running_mean.shape).astype(running_mean.dtype)
+        if rv_back:
+            running_var[...] = rv.reshape(running_var.shape).astype(running_var.dtype)
 
-        D.launch(kind, xc, None, cuda)
-        return D.finish(target, final)
-    if training:
-        mean, var = _core.batch_norm_stats(xc)
-    else:
-        mean, var = _f64(running_mean, c, 0.0), _f64(running_var, c, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        invstd = 1.0 / np.sqrt(var + eps)
-    scale = _f64(weight, c, 1.0) * invstd
-    _core.batch_norm_apply(xc, target, mean, scale, _f64(bias, c, 0.0))
-    if training:
-        if running_mean is not None:
-            running_mean[...] = momentum * mean + (1.0 - momentum) * _f64(running_mean, c, 0.0)
-        if running_var is not None:
-            running_var[...] = momentum * (var * (m / (m - 1))) + (1.0 - momentum) * _f64(running_var, c, 1.0)
+    def cpu():
+        _core.batch_norm2d(xc, w, b, rm, rv, training, momentum, eps, target)
+        write_back()
+
+    def cuda(stream):
+        _core.cuda_batch_norm2d(A.DTYPE_CODES[dt], n, c, h * w_, D.ptr(xc), D.ptr(w), D.ptr(b), D.ptr(rm), D.ptr(rv),
+                                training, momentum, eps, D.ptr(target), stream)
+        write_back()
+
+    D.launch(kind, xc, cpu, cuda)
     return D.finish(target, final)
 
 
@@ -177,52 +174,36 @@ def batch_norm2d_backward(grad_output, x, weight, running_mean, running_var, *, 
     eps = K.as_finite(eps, "eps")
     if eps < 0:
         raise ValueError(f"eps: expected a non-negative number, got {eps!r}")
-    n, c, h, w = (int(v) for v in x.shape)
+    n, c, h, w_ = (int(v) for v in x.shape)
     weight = _param(weight, "weight", kind, c)
     running_mean = _param(running_mean, "running_mean", kind, c)
     running_var = _param(running_var, "running_var", kind, c)
     if not training and (running_mean is None or running_var is None):
         raise ValueError("running_mean, running_var: required when training=False")
-    m = n * h * w
+    m = n * h * w_
     if training and m == 1:
         raise ValueError(f"x: expected more than 1 value per channel when training, got shape {tuple(x.shape)}")
-    if kind == "cupy":
-        gc, xc = D.contiguous(grad_output, kind), D.contiguous(x, kind)
-        w32, rm, rv = _f32(weight), _f32(running_mean), _f32(running_var)
-        gi = D.empty(kind, xc, x.shape, dt)
-        gw = D.empty(kind, xc, (c,), np.float32)
-        gb = D.empty(kind, xc, (c,), np.float32)
-
-        def cuda(stream):
-            if c:
-                _core.cuda_batch_norm2d_backward(A.DTYPE_CODES[dt], n, c, h * w, D.ptr(gc), D.ptr(xc), D.ptr(w32),
-                                                 D.ptr(rm), D.ptr(rv), training, eps, D.ptr(gi), D.ptr(gw), D.ptr(gb),
-                                                 stream)
-
-        D.launch(kind, xc, None, cuda)
-        pdt = weight.dtype if weight is not None else x.dtype
-        with xc.device:
-            return gi, gw.astype(pdt, copy=False), gb.astype(pdt, copy=False)
-    gi = np.empty(x.shape, dtype=dt)
-    if m == 0:
-        return gi, np.zeros(c, dt), np.zeros(c, dt)
     gc, xc = D.contiguous(grad_output, kind), D.contiguous(x, kind)
-    if training:
-        mean, var = _core.batch_norm_stats(xc)
-    else:
-        mean, var = _f64(running_mean, c, 0.0), _f64(running_var, c, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        invstd = 1.0 / np.sqrt(var + eps)
-    sum_g, sum_gx = _core.batch_norm_backward_reduce(gc, xc, mean)
-    k = _f64(weight, c, 1.0) * invstd
-    if training:
-        mgy = sum_g / m
-        q = invstd * invstd * sum_gx / m
-    else:
-        mgy = np.zeros(c)
-        q = np.zeros(c)
-    _core.batch_norm_backward_input(gc, xc, gi, k, mgy, mean, q)
-    return gi, (sum_gx * invstd).astype(dt), sum_g.astype(dt)
+    w, rm, rv = _vec(weight, kind), _vec(running_mean, kind), _vec(running_var, kind)
+    pdt = _PARAM_DTYPE[kind]
+    gi = D.empty(kind, xc, x.shape, dt)
+    gw = D.empty(kind, xc, (c,), pdt)
+    gb = D.empty(kind, xc, (c,), pdt)
+    # The parameter gradients come back in x's dtype on the CPU, in the weight's (else x's) on CUDA.
+    rdt = dt if kind == "numpy" or weight is None else weight.dtype
+
+    def cpu():
+        _core.batch_norm2d_backward(gc, xc, w, rm, rv, training, eps, gi, gw, gb)
+        return gi, gw.astype(rdt), gb.astype(rdt)
+
+    def cuda(stream):
+        if c:
+            _core.cuda_batch_norm2d_backward(A.DTYPE_CODES[dt], n, c, h * w_, D.ptr(gc), D.ptr(xc), D.ptr(w),
+                                             D.ptr(rm), D.ptr(rv), training, eps, D.ptr(gi), D.ptr(gw), D.ptr(gb),
+                                             stream)
+        return gi, gw.astype(rdt, copy=False), gb.astype(rdt, copy=False)
+
+    return D.launch(kind, xc, cpu, cuda)
 
 
 @K.torch_names(input="x")

@@ -142,23 +142,24 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
         raise ValueError(f"bias: expected shape ({k},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
     relu = activation == "relu"
 
+    shape = _shape(x, weight, st, pads, dil, groups, oh, ow)
+
     def cpu(xc, wc, bc, y):
-        _core.conv2d(xc, wc, bc, y, st, pads, dil, groups, relu, _runtime.winograd_mode)
+        _core.conv2d(xc, wc, bc, y, shape, relu, _runtime.winograd_mode)
 
     def cuda(xc, wc, bc, y, stream):
-        shape = _cuda_shape(xc, wc, y, st, pads, dil, groups)
         _core.cuda_conv2d(A.DTYPE_CODES[xc.dtype], shape, D.ptr(xc), D.ptr(wc), D.ptr(bc), relu, D.ptr(y),
                           _runtime.allow_tf32, stream)
 
     return D.run_op(kind, [x, weight, bias], out, cpu, cuda, shape=(x.shape[0], k, oh, ow), dtype=x.dtype)
 
 
-def _cuda_shape(x, w, go, st, pads, dil, groups):
-    """The CUDA launcher's conv descriptor (n, c, h, w, k, r, s, oh, ow, sh, sw, pt, pl, dh, dw, groups)."""
+def _shape(x, w, st, pads, dil, groups, oh, ow):
+    """The conv descriptor both devices' kernels take (imkern::Conv2dShape)."""
     n, c, h, wd = (int(v) for v in x.shape)
     k, _, r, s = (int(v) for v in w.shape)
-    return (n, c, h, wd, k, r, s, int(go.shape[2]), int(go.shape[3]), st[0], st[1], pads[0], pads[2], dil[0], dil[1],
-            groups)
+    return _core.Conv2dShape(n=n, c=c, h=h, w=wd, k=k, r=r, s=s, groups=groups, sh=st[0], sw=st[1], pt=pads[0],
+                             pb=pads[1], pl=pads[2], pr=pads[3], dh=dil[0], dw=dil[1], oh=oh, ow=ow)
 
 
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *, output_mask=None):
@@ -218,12 +219,13 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
         gb[...] = grad_output.sum(axis=(0, 2, 3)) if grad_output.size else 0
         return gi, gw, gb
     goc, xc, wc = D.contiguous(grad_output, kind), D.contiguous(x, kind), D.contiguous(weight, kind)
+    shape = _shape(x, weight, st, pads, dil, groups, oh, ow)
 
     def cpu():
-        _core.conv2d_backward(goc, xc, wc, gi, gw, gb, st, pads, dil, groups, _runtime.winograd_mode)
+        _core.conv2d_backward(goc, xc, wc, gi, gw, gb, shape, _runtime.winograd_mode)
 
     def cuda(stream):
-        shape, code = _cuda_shape(xc, wc, goc, st, pads, dil, groups), A.DTYPE_CODES[xc.dtype]
+        code = A.DTYPE_CODES[xc.dtype]
         if gi is not None:
             _core.cuda_conv2d_backward_data(code, shape, D.ptr(goc), D.ptr(wc), D.ptr(gi), _runtime.allow_tf32,
                                             stream)

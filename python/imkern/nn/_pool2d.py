@@ -139,23 +139,25 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     shape = (x.shape[0], x.shape[1], oh, ow)
     idx = D.empty(kind, x, shape, np.int64) if return_indices else None
 
+    ps = _shape(x.shape, shape, k, s, p, d)
+
     def cpu(xc, y):
         if xc.size:
-            _core.max_pool2d(xc, y, idx, k, s, p, d)
+            _core.max_pool2d(xc, y, idx, ps)
 
     def cuda(xc, y, stream):
         if xc.size:
-            _core.cuda_max_pool2d(A.DTYPE_CODES[xc.dtype], _cuda_shape(xc.shape, y.shape, k, s, p, d), D.ptr(xc),
-                                  D.ptr(y), D.ptr(idx), stream)
+            _core.cuda_max_pool2d(A.DTYPE_CODES[xc.dtype], ps, D.ptr(xc), D.ptr(y), D.ptr(idx), stream)
 
     res = D.run_op(kind, [x], out, cpu, cuda, shape=shape, dtype=dt)
     return (res, idx) if return_indices else res
 
 
-def _cuda_shape(in_shape, out_shape, k=(1, 1), s=(1, 1), p=(0, 0), d=(1, 1)):
-    """The CUDA launchers' pool descriptor (planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)."""
+def _shape(in_shape, out_shape, k=(1, 1), s=(1, 1), p=(0, 0), d=(1, 1)):
+    """The pooling descriptor both devices' kernels take (imkern::Pool2dShape)."""
     n, c, h, w = (int(v) for v in in_shape)
-    return (n * c, h, w, int(out_shape[2]), int(out_shape[3]), k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
+    return _core.Pool2dShape(planes=n * c, h=h, w=w, oh=int(out_shape[2]), ow=int(out_shape[3]), kh=k[0], kw=k[1],
+                             sh=s[0], sw=s[1], ph=p[0], pw=p[1], dh=d[0], dw=d[1])
 
 
 def max_pool2d_backward(grad_output, indices, input_shape, *, out=None):
@@ -203,11 +205,13 @@ def max_pool2d_backward(grad_output, indices, input_shape, *, out=None):
             raise ValueError(f"indices: positions must lie in [0, H*W) = [0, {hw}), got values in [{lo}, {hi}]")
     ic = A.xp_of(kind).ascontiguousarray(indices, dtype=np.int64)
 
+    ps = _shape(shp, grad_output.shape)
+
     def cpu(g, ic, gi):
         if g.size == 0:
             gi[...] = 0
         else:
-            _core.max_pool2d_backward(g, ic, gi)
+            _core.max_pool2d_backward(g, ic, gi, ps)
 
     def cuda(g, ic, gi, stream):
         # Without the window parameters one thread per (n, c) plane scatters that plane's
@@ -215,8 +219,7 @@ def max_pool2d_backward(grad_output, indices, input_shape, *, out=None):
         if g.size == 0:
             gi[...] = 0
         else:
-            _core.cuda_max_pool2d_backward(A.DTYPE_CODES[g.dtype], _cuda_shape(gi.shape, g.shape), False, D.ptr(g),
-                                           D.ptr(ic), D.ptr(gi), stream)
+            _core.cuda_max_pool2d_backward(A.DTYPE_CODES[g.dtype], ps, False, D.ptr(g), D.ptr(ic), D.ptr(gi), stream)
 
     return D.run_op(kind, [grad_output, ic], out, cpu, cuda, shape=shp, dtype=dt, out_inputs=[grad_output, indices])
 
@@ -271,14 +274,15 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     if kind == "cupy" and dov and x.size:
         raise NotImplementedError("avg_pool2d: divisor_override is not supported on CUDA")
 
+    ps = _shape(x.shape, shape, k, s, p)
+
     def cpu(xc, y):
         if xc.size:
-            _core.avg_pool2d(xc, y, k, s, p, cip, dov)
+            _core.avg_pool2d(xc, y, ps, cip, dov)
 
     def cuda(xc, y, stream):
         if xc.size:
-            _core.cuda_avg_pool2d(A.DTYPE_CODES[xc.dtype], _cuda_shape(xc.shape, y.shape, k, s, p), cip, D.ptr(xc),
-                                  D.ptr(y), stream)
+            _core.cuda_avg_pool2d(A.DTYPE_CODES[xc.dtype], ps, cip, D.ptr(xc), D.ptr(y), stream)
 
     return D.run_op(kind, [x], out, cpu, cuda, shape=shape, dtype=dt)
 
@@ -320,12 +324,13 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     if kind == "cupy" and dov and K.prod(shp):
         raise NotImplementedError("avg_pool2d_backward: divisor_override is not supported on CUDA")
 
+    ps = _shape(shp, want, k, s, p)
+
     def cpu(g, gi):
-        _core.avg_pool2d_backward(g, gi, k, s, p, cip, dov)
+        _core.avg_pool2d_backward(g, gi, ps, cip, dov)
 
     def cuda(g, gi, stream):
-        _core.cuda_avg_pool2d_backward(A.DTYPE_CODES[g.dtype], _cuda_shape(gi.shape, g.shape, k, s, p), cip,
-                                       D.ptr(g), D.ptr(gi), stream)
+        _core.cuda_avg_pool2d_backward(A.DTYPE_CODES[g.dtype], ps, cip, D.ptr(g), D.ptr(gi), stream)
 
     return D.run_op(kind, [grad_output], out, cpu, cuda, shape=shp, dtype=dt)
 
@@ -376,14 +381,15 @@ def adaptive_avg_pool2d(x, output_size, *, out=None):
         raise ValueError(f"x: expected H, W >= 1, got shape {tuple(x.shape)}")
     shape = (x.shape[0], x.shape[1], oh, ow)
 
+    ps = _shape(x.shape, shape)
+
     def cpu(xc, y):
         if xc.size:
-            _core.adaptive_avg_pool2d(xc, y)
+            _core.adaptive_avg_pool2d(xc, y, ps)
 
     def cuda(xc, y, stream):
         if xc.size:
-            _core.cuda_adaptive_avg_pool2d(A.DTYPE_CODES[xc.dtype], _cuda_shape(xc.shape, y.shape), D.ptr(xc),
-                                           D.ptr(y), stream)
+            _core.cuda_adaptive_avg_pool2d(A.DTYPE_CODES[xc.dtype], ps, D.ptr(xc), D.ptr(y), stream)
 
     return D.run_op(kind, [x], out, cpu, cuda, shape=shape, dtype=dt)
 
@@ -416,11 +422,12 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape, *, out=None):
     if shp[2] < 1 or shp[3] < 1:
         raise ValueError(f"input_shape: expected H, W >= 1, got {shp}")
 
+    ps = _shape(shp, grad_output.shape)
+
     def cpu(g, gi):
-        _core.adaptive_avg_pool2d_backward(g, gi)
+        _core.adaptive_avg_pool2d_backward(g, gi, ps)
 
     def cuda(g, gi, stream):
-        _core.cuda_adaptive_avg_pool2d_backward(A.DTYPE_CODES[g.dtype], _cuda_shape(gi.shape, g.shape), D.ptr(g),
-                                                D.ptr(gi), stream)
+        _core.cuda_adaptive_avg_pool2d_backward(A.DTYPE_CODES[g.dtype], ps, D.ptr(g), D.ptr(gi), stream)
 
     return D.run_op(kind, [grad_output], out, cpu, cuda, shape=shp, dtype=dt)

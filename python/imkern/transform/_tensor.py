@@ -129,11 +129,12 @@ def to_tensor(images, *, mean=None, std=None, crop=None, flip=False, dtype="floa
 
 
 def _tensor_desc(t):
+    """The output tensor's descriptor (imkern::TensorDesc, strides in elements) for the CUDA binding."""
     it = t.dtype.itemsize
     st = [v // it for v in t.strides]
     if t.ndim == 3:
-        return (1, t.shape[0], t.shape[1], t.shape[2], 0, st[0], st[1])
-    return (t.shape[0], t.shape[1], t.shape[2], t.shape[3], st[0], st[1], st[2])
+        return _core.TensorDesc(1, t.shape[0], t.shape[1], t.shape[2], 0, st[0], st[1])
+    return _core.TensorDesc(t.shape[0], t.shape[1], t.shape[2], t.shape[3], st[0], st[1], st[2])
 
 
 def from_tensor(tensor, *, mean=None, std=None):

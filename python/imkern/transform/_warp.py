@@ -22,7 +22,7 @@ from ._resize import parse_interpolation
 __all__ = ["warp_affine", "warp_perspective", "rotate"]
 
 WARP_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-_INTERP_CODES = {"nearest": 0, "bilinear": 1, "bicubic": 2}
+_INTERP_CODES = {name: int(v) for name, v in _core.Interp.__members__.items()}  # imkern::Interp
 _AB_BITS, _AB_SCALE = 10, 1 << 10
 _INTER_BITS, _INTER_TAB = 5, 32
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1

@@ -16,7 +16,7 @@
 // BLIS-style model of this machine's caches, or imkern.set_cpu_params); only KC changes bits,
 // and the default KC depends on the L1's geometry alone.
 // Variants: f32, f64; trans_a / trans_b handled by the packing routines only.
-#include "imkern/gemm.hpp"
+#include "imkern/nn.hpp"
 
 #include <algorithm>
 #include <cstdlib>

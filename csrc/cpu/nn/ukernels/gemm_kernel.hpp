@@ -10,7 +10,7 @@
 #include <new>
 
 #include "imkern/cpu_params.hpp"
-#include "imkern/gemm.hpp"
+#include "imkern/nn.hpp"
 #include "common/simd.hpp"
 
 namespace imkern {
