@@ -271,7 +271,6 @@ inline void hfilter_align512(const float* p, float* h, int64_t n, const float* k
   }
   if (x < n) hfilter_any(p + x, h + x, n - x, C, k, K);
 }
-#endif
 
 // hfilter_align512 for symmetric kernels (see IMKERN_SYM_TAPS).
 template <int K, int C>
@@ -299,6 +298,7 @@ inline void hfilter_align512_sym(const float* p, float* h, int64_t n, const floa
   }
   for (; x < n; ++x) h[x] = sym_taps<K>(k, [&](int j) { return p[x + j * C]; });
 }
+#endif  // __AVX512F__
 
 template <typename A>
 inline void hfilter(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw, bool sym = false) {
