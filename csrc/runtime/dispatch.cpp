@@ -9,6 +9,9 @@
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
 #endif
+#if defined(IMKERN_X86) && defined(_MSC_VER)
+#include <intrin.h>
+#endif
 
 namespace imkern {
 
@@ -21,6 +24,32 @@ const char* isa_name(Isa i) {
   return "?";
 }
 
+#if defined(IMKERN_X86) && defined(_MSC_VER)
+// Windows (clang-cl): CPUID and XGETBV directly (__builtin_cpu_supports needs compiler-rt,
+// which the MSVC toolchain does not link). The same levels as below: AVX-512 F/BW/CD/DQ/VL
+// + AVX2/FMA/BMI2 with zmm state enabled by the OS; AVX2 + FMA/BMI2/F16C with ymm state.
+#if defined(__clang__)
+__attribute__((target("xsave")))
+#endif
+static Isa detect() {
+  int r[4];
+  __cpuid(r, 0);
+  if (r[0] < 7) return Isa::baseline;
+  __cpuid(r, 1);
+  const unsigned ecx1 = static_cast<unsigned>(r[2]);
+  const bool fma = ecx1 >> 12 & 1, osxsave = ecx1 >> 27 & 1, f16c = ecx1 >> 29 & 1;
+  if (!osxsave) return Isa::baseline;
+  const unsigned long long xcr0 = _xgetbv(0);
+  __cpuidex(r, 7, 0);
+  const unsigned ebx7 = static_cast<unsigned>(r[1]);
+  const bool avx2 = ebx7 >> 5 & 1, bmi2 = ebx7 >> 8 & 1;
+  const bool avx512 = (ebx7 >> 16 & 1) && (ebx7 >> 17 & 1) && (ebx7 >> 28 & 1) && (ebx7 >> 30 & 1) && (ebx7 >> 31 & 1);
+  const bool ymm = (xcr0 & 0x6) == 0x6, zmm = (xcr0 & 0xE6) == 0xE6;
+  if (ymm && zmm && avx512 && avx2 && fma && bmi2) return Isa::avx512;
+  if (ymm && avx2 && fma && bmi2 && f16c) return Isa::avx2;
+  return Isa::baseline;
+}
+#else
 static Isa detect() {
 #if defined(IMKERN_X86) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
@@ -37,6 +66,7 @@ static Isa detect() {
 #endif
   return Isa::baseline;
 }
+#endif
 
 static Isa cap_from_env() {
   const char* s = std::getenv("IMKERN_CPU_ISA");

@@ -60,6 +60,28 @@ inline vec_t<T> splat(T x) {
   return vec_t<T>{} + x;
 }
 
+// Lanes of the concatenation (a, b) picked by mask (indices modulo 2n, n lanes): GCC's
+// __builtin_shuffle(a, b, mask). Clang has no two-operand shuffle with a mask vector
+// (its __builtin_shufflevector wants constant indices), so it gets the lane loop, which it
+// turns back into shuffles when the mask is a known constant.
+template <typename V, typename M>
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((always_inline))
+#endif
+inline V shuffle2(V a, V b, M mask) {
+#if defined(__clang__) || !defined(__GNUC__)
+  constexpr int n = static_cast<int>(sizeof(V) / sizeof(a[0]));
+  V r;
+  for (int i = 0; i < n; ++i) {
+    const int k = static_cast<int>(mask[i]) & (2 * n - 1);
+    r[i] = k < n ? a[k] : b[k - n];
+  }
+  return r;
+#else
+  return __builtin_shuffle(a, b, mask);
+#endif
+}
+
 // Widening loads / narrowing stores between 8/16-bit integers and float lanes. GCC's
 // __builtin_convertvector scalarizes these, so they are spelled with the ISA's intrinsics
 // (pmovzx / vcvtdq2ps; vcvtps2dq / vpmov* or packus); the generic fallback is a plain loop.

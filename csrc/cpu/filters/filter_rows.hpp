@@ -327,7 +327,6 @@ inline void hfilter_align512(const float* p, float* h, int64_t n, const float* k
   }
   if (x < n) hfilter_any(p + x, h + x, n - x, C, k, K);
 }
-#endif
 
 // hfilter_align512 for symmetric kernels (see IMKERN_SYM_TAPS).
 template <int K, int C>
@@ -355,6 +354,7 @@ inline void hfilter_align512_sym(const float* p, float* h, int64_t n, const floa
   }
   for (; x < n; ++x) h[x] = sym_taps<K>(k, [&](int j) { return p[x + j * C]; });
 }
+#endif  // __AVX512F__
 
 #if defined(__AVX512F__)
 // uint8 source rows, AVX-512, (K - 1) * C < 16: the conversion to float is fused into the

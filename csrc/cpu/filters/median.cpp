@@ -28,6 +28,7 @@
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
 #include "filters/filter_rows.hpp"
+#include "common/shuffle.hpp"
 #include "filters/median_networks.hpp"
 
 namespace imkern {
@@ -210,10 +211,10 @@ inline void hist_add_sub(uint16_t* __restrict__ h, const uint16_t* __restrict__ 
 // Inclusive prefix sums of 16 lanes (log-step shifts).
 inline v16u prefix16(v16u p) {
   const v16u z{};
-  p += __builtin_shuffle(z, p, v16u{0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30});
-  p += __builtin_shuffle(z, p, v16u{0, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29});
-  p += __builtin_shuffle(z, p, v16u{0, 0, 0, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27});
-  p += __builtin_shuffle(z, p, v16u{0, 0, 0, 0, 0, 0, 0, 0, 16, 17, 18, 19, 20, 21, 22, 23});
+  p += IMKERN_SHUFFLE2(z, p, v16u{0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30});
+  p += IMKERN_SHUFFLE2(z, p, v16u{0, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29});
+  p += IMKERN_SHUFFLE2(z, p, v16u{0, 0, 0, 0, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27});
+  p += IMKERN_SHUFFLE2(z, p, v16u{0, 0, 0, 0, 0, 0, 0, 0, 16, 17, 18, 19, 20, 21, 22, 23});
   return p;
 }
 

@@ -72,9 +72,12 @@ inline void magnitude_rows(const A* a, const A* b, A* o, int64_t n) {
 #elif defined(__AVX__)
       if constexpr (std::is_same<A, float>::value) r = reinterpret_cast<vec_t<A>>(_mm256_sqrt_ps(reinterpret_cast<__m256>(s)));
       else r = reinterpret_cast<vec_t<A>>(_mm256_sqrt_pd(reinterpret_cast<__m256d>(s)));
-#else
+#elif defined(__SSE2__)
       if constexpr (std::is_same<A, float>::value) r = reinterpret_cast<vec_t<A>>(_mm_sqrt_ps(reinterpret_cast<__m128>(s)));
       else r = reinterpret_cast<vec_t<A>>(_mm_sqrt_pd(reinterpret_cast<__m128d>(s)));
+#else
+      // Other CPUs: per lane (sqrt is correctly rounded, as the instructions above).
+      for (int l = 0; l < L; ++l) r[l] = std::sqrt(s[l]);
 #endif
     } else {
       const vec_t<A> aa = va < 0 ? -va : va, ab = vb < 0 ? -vb : vb;

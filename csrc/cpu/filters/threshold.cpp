@@ -213,8 +213,12 @@ void histogram_int(DType dtype, const void* src, const ImageDesc& s, int64_t* hi
 }
 
 // cv2's getThreshVal_Otsu (imgproc/thresh.cpp) on a histogram, operation for operation.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
+#endif
 double otsu_level(const int64_t* h, int N) {
   int64_t total = 0;
   for (int i = 0; i < N; ++i) total += h[i];
@@ -240,7 +244,11 @@ double otsu_level(const int64_t* h, int N) {
   }
   return max_val;
 }
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT DEFAULT
+#else
 #pragma GCC pop_options
+#endif
 
 // cv2's getThreshVal_Triangle_8u on a histogram (integer arithmetic up to the distances,
 // whose products are exact in float64).

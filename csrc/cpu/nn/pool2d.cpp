@@ -27,6 +27,7 @@
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"
 #include "common/vmath.hpp"
+#include "common/shuffle.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -121,7 +122,7 @@ void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2dShape& p, int64_t
           const int64_t iy = ys + int64_t(i) * p.dh;
           const T* q = X + iy * W + xs;
           const V a = simd::loadu(q), b = simd::loadu(q + L);
-          const V e = __builtin_shuffle(a, b, ev2), o = __builtin_shuffle(a, b, od2);
+          const V e = IMKERN_SHUFFLE2(a, b, ev2), o = IMKERN_SHUFFLE2(a, b, od2);
           const auto uo = (o > e) | (o != o);
           const V pv = uo ? o : e;
           const auto upd = (pv > m) | (pv != pv);
@@ -149,7 +150,7 @@ void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2dShape& p, int64_t
             v = simd::loadu(q);
           } else {
             // Columns q[0], q[2], ..., q[2L-2]: the second load ends at q[2L-2], never past it.
-            v = __builtin_shuffle(simd::loadu(q), simd::loadu(q + L - 1), even);
+            v = IMKERN_SHUFFLE2(simd::loadu(q), simd::loadu(q + L - 1), even);
           }
           const auto upd = (v > m) | (v != v);
           m = upd ? v : m;
@@ -332,14 +333,14 @@ void avg_pool_impl(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov
             for (int64_t iy = w0.y0; iy < w0.y1; ++iy) {
               const T* r = X + iy * W + o * 2 - p.pw;
               const V u = simd::loadu(r), v = simd::loadu(r + L);
-              s += __builtin_shuffle(u, v, ev2) + __builtin_shuffle(u, v, od2);
+              s += IMKERN_SHUFFLE2(u, v, ev2) + IMKERN_SHUFFLE2(u, v, od2);
             }
           } else if (p.sw == 1) {
             s = simd::loadu(q);
             for (int j = 1; j < p.kw; ++j) s += simd::loadu(q + j);
           } else {
-            s = __builtin_shuffle(simd::loadu(q), simd::loadu(q + L - 1), even);
-            for (int j = 1; j < p.kw; ++j) s += __builtin_shuffle(simd::loadu(q + j), simd::loadu(q + j + L - 1), even);
+            s = IMKERN_SHUFFLE2(simd::loadu(q), simd::loadu(q + L - 1), even);
+            for (int j = 1; j < p.kw; ++j) s += IMKERN_SHUFFLE2(simd::loadu(q + j), simd::loadu(q + j + L - 1), even);
           }
           simd::storeu(Y + o, s / dv);
         };

@@ -22,7 +22,11 @@
 // scheme spells out its fmas, and every ISA level (baseline has no FMA) and the CUDA kernel
 // must round the same way. (A per-function optimize attribute would do, but GCC then refuses
 // to inline across functions with different options.)
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#else
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,6 @@
 // imkern's C++ API: plain types shared by every kernel. No pybind11 here, so the kernels
-// can be embedded in other C++ code (link the object libraries, include these headers).
+// can be embedded in other C++ code: find_package(imkern) and link imkern::core (see
+// examples/cpp/), or link the static library and put these headers on the include path.
 #pragma once
 #include <cstdint>
 #include <limits>
@@ -85,14 +86,32 @@ IMKERN_HOST_DEVICE inline U splitmix64(U z) {
 }
 
 // 64-bit size arithmetic with overflow checks (std::overflow_error -> Python OverflowError).
+// GCC and Clang have checked builtins; other compilers (cl.exe including this header) get the
+// portable range tests.
 inline int64_t checked_mul(int64_t a, int64_t b) {
   int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) throw std::overflow_error("imkern: size computation overflows 64 bits");
+#if defined(__GNUC__) || defined(__clang__)
+  const bool overflow = __builtin_mul_overflow(a, b, &r);
+#else
+  constexpr int64_t hi = std::numeric_limits<int64_t>::max(), lo = std::numeric_limits<int64_t>::min();
+  const bool overflow = a != 0 && b != 0 &&
+                        ((a > 0) == (b > 0) ? (a > 0 ? a > hi / b : a < hi / b)
+                                            : (a > 0 ? b < lo / a : a < lo / b));
+  r = overflow ? 0 : a * b;
+#endif
+  if (overflow) throw std::overflow_error("imkern: size computation overflows 64 bits");
   return r;
 }
 inline int64_t checked_add(int64_t a, int64_t b) {
   int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) throw std::overflow_error("imkern: size computation overflows 64 bits");
+#if defined(__GNUC__) || defined(__clang__)
+  const bool overflow = __builtin_add_overflow(a, b, &r);
+#else
+  const bool overflow = b > 0 ? a > std::numeric_limits<int64_t>::max() - b
+                              : a < std::numeric_limits<int64_t>::min() - b;
+  r = overflow ? 0 : a + b;
+#endif
+  if (overflow) throw std::overflow_error("imkern: size computation overflows 64 bits");
   return r;
 }
 

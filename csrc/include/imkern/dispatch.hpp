@@ -19,7 +19,10 @@ int64_t last_level_cache_bytes();
 
 }  // namespace imkern
 
-// Declare the same functions in every ISA namespace this build has.
+// Declare the same functions in every ISA namespace this build has. IMKERN_X86 is defined
+// (by the build, and by the imkern::core CMake target for its users) when the library holds
+// the AVX2 and AVX-512 variants; otherwise (other CPUs, IMKERN_CPU_ISAS=baseline) only the
+// portable baseline exists. Embedding code calls an op as IMKERN_CALL(op, args...).
 #if defined(IMKERN_X86)
 #define IMKERN_DECLARE_FOR_EACH_ISA(...)   \
   namespace baseline { __VA_ARGS__ }       \

@@ -35,6 +35,7 @@
 #include "imkern/parallel.hpp"
 #include "nn/ukernels/gemm_kernel.hpp"
 #include "common/simd.hpp"
+#include "common/shuffle.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -63,22 +64,22 @@ constexpr IV kZipHi = zip_hi_mask(std::make_index_sequence<L>{});
 
 // (a0 a1 a2 a3) = s[0 .. 4L) -> p_j[l] = s[4 l + j].
 inline void deinterleave4(V a0, V a1, V a2, V a3, V (&p)[4]) {
-  const V e01 = __builtin_shuffle(a0, a1, kEven), o01 = __builtin_shuffle(a0, a1, kOdd);
-  const V e23 = __builtin_shuffle(a2, a3, kEven), o23 = __builtin_shuffle(a2, a3, kOdd);
-  p[0] = __builtin_shuffle(e01, e23, kEven);
-  p[1] = __builtin_shuffle(o01, o23, kEven);
-  p[2] = __builtin_shuffle(e01, e23, kOdd);
-  p[3] = __builtin_shuffle(o01, o23, kOdd);
+  const V e01 = IMKERN_SHUFFLE2(a0, a1, kEven), o01 = IMKERN_SHUFFLE2(a0, a1, kOdd);
+  const V e23 = IMKERN_SHUFFLE2(a2, a3, kEven), o23 = IMKERN_SHUFFLE2(a2, a3, kOdd);
+  p[0] = IMKERN_SHUFFLE2(e01, e23, kEven);
+  p[1] = IMKERN_SHUFFLE2(o01, o23, kEven);
+  p[2] = IMKERN_SHUFFLE2(e01, e23, kOdd);
+  p[3] = IMKERN_SHUFFLE2(o01, o23, kOdd);
 }
 
 // (c0 c1 c2 c3) = d[0 .. 4L) with d[4 l + j] = o_j[l].
 inline void interleave4(V o0, V o1, V o2, V o3, V (&c)[4]) {
-  const V alo = __builtin_shuffle(o0, o2, kZipLo), ahi = __builtin_shuffle(o0, o2, kZipHi);
-  const V blo = __builtin_shuffle(o1, o3, kZipLo), bhi = __builtin_shuffle(o1, o3, kZipHi);
-  c[0] = __builtin_shuffle(alo, blo, kZipLo);
-  c[1] = __builtin_shuffle(alo, blo, kZipHi);
-  c[2] = __builtin_shuffle(ahi, bhi, kZipLo);
-  c[3] = __builtin_shuffle(ahi, bhi, kZipHi);
+  const V alo = IMKERN_SHUFFLE2(o0, o2, kZipLo), ahi = IMKERN_SHUFFLE2(o0, o2, kZipHi);
+  const V blo = IMKERN_SHUFFLE2(o1, o3, kZipLo), bhi = IMKERN_SHUFFLE2(o1, o3, kZipHi);
+  c[0] = IMKERN_SHUFFLE2(alo, blo, kZipLo);
+  c[1] = IMKERN_SHUFFLE2(alo, blo, kZipHi);
+  c[2] = IMKERN_SHUFFLE2(ahi, bhi, kZipLo);
+  c[3] = IMKERN_SHUFFLE2(ahi, bhi, kZipHi);
 }
 
 // Lanes [lo, hi) of row + i0 (0 <= lo < hi <= L), the others zero; nothing outside is read.
@@ -531,7 +532,7 @@ template <int H>
 inline V fold(V x, V y) {
   constexpr IV lo = fold_mask<H, false>(std::make_index_sequence<L>{});
   constexpr IV hi = fold_mask<H, true>(std::make_index_sequence<L>{});
-  return __builtin_shuffle(x, y, lo) + __builtin_shuffle(x, y, hi);
+  return IMKERN_SHUFFLE2(x, y, lo) + IMKERN_SHUFFLE2(x, y, hi);
 }
 // a[0 .. n) (n = 2 L / (2 H) vectors of L / n lanes per source) -> a[0] lane l = sum of source l.
 template <int H>
