@@ -171,6 +171,12 @@ def set_cpu_params(**params) -> dict:
     Raises:
         TypeError: a value is not an int (or None).
         ValueError: an unknown parameter, or a value out of its range.
+
+    Example:
+        >>> import imkern
+        >>> imkern.set_cpu_params(kc=128, stream=0)["gemm_kc"]
+        128
+        >>> imkern.reset_cpu_params()
     """
     over = list(_core.cpu_params_overrides())
     names = list(_core.cpu_param_names())
@@ -185,7 +191,16 @@ def set_cpu_params(**params) -> dict:
 
 def reset_cpu_params() -> None:
     """Restore every CPU parameter to the machine model's value (drops ``IMKERN_CPU_PARAMS``'s
-    overrides too)."""
+    overrides too).
+
+    Example:
+        >>> import imkern
+        >>> default = imkern.get_cpu_params()
+        >>> _ = imkern.set_cpu_params(mc=64)
+        >>> imkern.reset_cpu_params()
+        >>> imkern.get_cpu_params() == default
+        True
+    """
     with _params_lock:
         _core.cpu_params_override([-1] * len(_core.cpu_param_names()))
 
@@ -194,7 +209,14 @@ def get_cpu_params(isa: str | None = None) -> dict:
     """The CPU parameters in effect for ``isa`` (default: the active ISA): the GEMM blocking
     in elements for float32 (``gemm_mc``, ``gemm_kc``, ``gemm_nc``) and float64 (``*_f64``), and
     the byte sizes ``l2_block``, ``wino_m``, ``strip_l1``, ``strip_l2``, ``stream_bytes`` (see
-    :func:`set_cpu_params`)."""
+    :func:`set_cpu_params`).
+
+    Example:
+        >>> import imkern
+        >>> p = imkern.get_cpu_params()
+        >>> p["gemm_kc"] > 0 and p["stream_bytes"] >= 0
+        True
+    """
     if isa is not None and isa not in _ISAS:
         raise ValueError(f"isa: expected one of {', '.join(map(repr, _ISAS))}, got {isa!r}")
     return dict(_core.cpu_params(isa or ""))
