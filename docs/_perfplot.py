@@ -6,6 +6,7 @@ peer ms | peer | ratio | ...``) is parsed and drawn with the bar chart that
 ``python -m imkern bench --png`` writes, into ``docs/_generated/bench_cpu.png``. The figure is
 thus always a table on the page.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,13 +36,14 @@ def newest_table(text: str) -> List[Dict[str, Any]]:
     if start is None:
         raise ValueError(f"{RESULTS}: no table in the format of `python -m imkern bench --markdown`")
     rows: List[Dict[str, Any]] = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         c = _cells(line)
         try:
-            rows.append({"case": c[0], "imkern_ms": float(c[1]), "peer_ms": float(c[2]), "peer": c[3],
-                         "ratio": float(c[4])})
+            rows.append(
+                {"case": c[0], "imkern_ms": float(c[1]), "peer_ms": float(c[2]), "peer": c[3], "ratio": float(c[4])}
+            )
         except (IndexError, ValueError):
             continue  # no peer installed for this case
     if not rows:

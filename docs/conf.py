@@ -6,6 +6,7 @@ installed wheel, or ``PYTHONPATH=python`` after ``.ci/dev-build``): conf.py adds
 the path when the compiled module is there. The performance plot is drawn at build time from
 the newest table of benchmarks/RESULTS.md, so the page and the figure never disagree.
 """
+
 from __future__ import annotations
 
 import os

@@ -93,6 +93,10 @@ PYBIND11_MODULE(_core, m) {
 #endif
 
   auto& reg = imkern_py::registry();
-  std::sort(reg.begin(), reg.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  // The shared descriptors and enums ("types") first, so every later signature names them as
+  // Python types (pybind11 writes a signature when the function is defined); then by name.
+  std::sort(reg.begin(), reg.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(a.first != "types", a.first) < std::make_pair(b.first != "types", b.first);
+  });
   for (auto& [name, fn] : reg) fn(m);
 }

@@ -4,6 +4,7 @@ NumPy arrays run on the C++ kernels (SIMD, threads), CuPy arrays on the CUDA ker
 every op returns the kind of array it was given. Every kernel has a plain NumPy oracle of the
 same name and signature in :mod:`imkern.reference`.
 """
+
 from ._runtime import get_num_threads, info, set_num_threads, set_cpu_isa, get_cpu_isa
 from ._runtime import max_num_threads
 from ._runtime import get_allow_tf32, get_allow_winograd, set_allow_tf32, set_allow_winograd
@@ -13,11 +14,10 @@ from . import color, io, transform
 from ._random import manual_seed, initial_seed
 from . import optim, data
 from . import _interop
+from ._core import __version__  # (not info(): that measures the caches, once, on first use)
 
 # PyTorch tensors, JAX arrays, ... (DLPack) in and out of every public op (see _interop)
 _interop.install(filters, color, transform, nn.functional)
-
-from ._core import __version__  # (not info(): that measures the caches, once, on first use)
 
 __all__ = [
     "filters",

@@ -9,6 +9,7 @@
 Errors the user can fix (a missing folder, an unreadable image, an existing output without
 ``--force``, no GPU for ``--device cuda``) print one line to stderr and exit with status 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,16 +26,21 @@ def _version() -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="imkern", description="Fast, verified image-processing and CNN kernels: command-line tools.",
-        epilog="Start with: python -m imkern demo")
+        prog="imkern",
+        description="Fast, verified image-processing and CNN kernels: command-line tools.",
+        epilog="Start with: python -m imkern demo",
+    )
     p.add_argument("--version", action="version", version=f"imkern {_version()}")
     sub = p.add_subparsers(dest="cmd", metavar="<command>")
 
-    d = sub.add_parser("demo", help="preprocess, filter, train and evaluate a CNN on scikit-learn's digits",
-                       description="The whole pipeline on scikit-learn's handwritten digits (shipped with "
-                       "scikit-learn, nothing is downloaded): resize 8x8 -> 32x32 and normalize with imkern, "
-                       "show filters, train a small CNN, evaluate on a held-out 20%%, write a figure, the "
-                       "model and summary.json to --out.")
+    d = sub.add_parser(
+        "demo",
+        help="preprocess, filter, train and evaluate a CNN on scikit-learn's digits",
+        description="The whole pipeline on scikit-learn's handwritten digits (shipped with "
+        "scikit-learn, nothing is downloaded): resize 8x8 -> 32x32 and normalize with imkern, "
+        "show filters, train a small CNN, evaluate on a held-out 20%%, write a figure, the "
+        "model and summary.json to --out.",
+    )
     d.add_argument("--out", default="imkern-demo", help="output folder (default: ./imkern-demo)")
     d.add_argument("--epochs", type=int, default=12, help="training epochs (default: 12)")
     d.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
@@ -43,13 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--force", action="store_true", help="overwrite the files of an earlier run in --out")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    f = sub.add_parser("filter", help="run an imkern.filters op on image files",
-                       description="Run any op of imkern.filters on an image file, a folder or a glob. "
-                       "Parameters follow the op's keyword names, e.g. --op gaussian --sigma 2, "
-                       "--op sobel --dx 1 --dy 0 --ksize 3, --op box --size 5. Float results (derivatives) "
-                       "are written as uint8 after taking |value| and clipping to 0..255 (--normalize rescales "
-                       "each image's range to 0..255 instead).",
-                       epilog="python -m imkern filter --list prints the ops and their parameters.")
+    f = sub.add_parser(
+        "filter",
+        help="run an imkern.filters op on image files",
+        description="Run any op of imkern.filters on an image file, a folder or a glob. "
+        "Parameters follow the op's keyword names, e.g. --op gaussian --sigma 2, "
+        "--op sobel --dx 1 --dy 0 --ksize 3, --op box --size 5. Float results (derivatives) "
+        "are written as uint8 after taking |value| and clipping to 0..255 (--normalize rescales "
+        "each image's range to 0..255 instead).",
+        epilog="python -m imkern filter --list prints the ops and their parameters.",
+    )
     f.add_argument("input", nargs="?", help="image file, folder or glob ('photos/*.jpg')")
     f.add_argument("output", nargs="?", help="output file (one input) or folder")
     f.add_argument("--op", help="the imkern.filters function, e.g. gaussian")
@@ -59,11 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--force", action="store_true", help="overwrite existing output files")
     f.add_argument("--no-progress", action="store_true")
 
-    t = sub.add_parser("train", help="train a CNN on a folder with one subfolder per class",
-                       description="Train a small CNN (conv-relu-pool x3, global average pool, dense) on "
-                       "DIR/<class>/*.png|jpg|...; images are resized to --size, augmented (random crop with "
-                       "padding, horizontal flip, brightness/contrast), 10%% held out for validation. Writes "
-                       "the model (.npz, loadable by 'predict') and a training-curve PNG next to it.")
+    t = sub.add_parser(
+        "train",
+        help="train a CNN on a folder with one subfolder per class",
+        description="Train a small CNN (conv-relu-pool x3, global average pool, dense) on "
+        "DIR/<class>/*.png|jpg|...; images are resized to --size, augmented (random crop with "
+        "padding, horizontal flip, brightness/contrast), 10%% held out for validation. Writes "
+        "the model (.npz, loadable by 'predict') and a training-curve PNG next to it.",
+    )
     t.add_argument("dir", help="dataset folder: one subfolder per class")
     t.add_argument("--out", required=True, help="model file to write (.npz)")
     t.add_argument("--size", type=int, default=64, help="image side after resizing (default: 64)")
@@ -77,8 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="overwrite an existing model file")
     t.add_argument("--no-progress", action="store_true")
 
-    pr = sub.add_parser("predict", help="classify images with a model from 'train'",
-                        description="Print the class and probability of each image (or JSON with --json).")
+    pr = sub.add_parser(
+        "predict",
+        help="classify images with a model from 'train'",
+        description="Print the class and probability of each image (or JSON with --json).",
+    )
     pr.add_argument("model", help="model file written by 'imkern train' or imkern.nn.save")
     pr.add_argument("images", nargs="+", help="image files")
     pr.add_argument("--json", action="store_true", help="print a JSON list")
@@ -96,10 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", dest="json_path", default=None, help="also write the results as JSON to this file")
     b.add_argument("--png", dest="png_path", default=None, help="also write a bar chart of the ratios (PNG)")
     b.add_argument("--force", action="store_true", help="overwrite --json / --png files")
-    b.add_argument("--isa", choices=["baseline", "avx2", "avx512"], default=None,
-                   help="hold imkern and the peers to this instruction set (sets IMKERN_CPU_ISA, "
-                   "ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS, OPENCV_CPU_DISABLE "
-                   "and re-runs the benchmark in a fresh process)")
+    b.add_argument(
+        "--isa",
+        choices=["baseline", "avx2", "avx512"],
+        default=None,
+        help="hold imkern and the peers to this instruction set (sets IMKERN_CPU_ISA, "
+        "ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS, OPENCV_CPU_DISABLE "
+        "and re-runs the benchmark in a fresh process)",
+    )
     return p
 
 
@@ -155,8 +174,16 @@ def main(argv=None) -> int:
             if args.isa and os.environ.get("_IMKERN_BENCH_ISA") != args.isa:
                 return _bench_isa_reexec(args.isa, sys.argv[1:] if argv is None else argv)
 
-            return run(device=args.device, quick=args.quick, name_filter=args.filter, markdown=args.markdown,
-                       list_only=args.list, json_path=args.json_path, png_path=args.png_path, force=args.force)
+            return run(
+                device=args.device,
+                quick=args.quick,
+                name_filter=args.filter,
+                markdown=args.markdown,
+                list_only=args.list,
+                json_path=args.json_path,
+                png_path=args.png_path,
+                force=args.force,
+            )
         from ._cli import commands
 
         if args.cmd == "filter":

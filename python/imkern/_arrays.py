@@ -6,6 +6,7 @@ Rules (docs/design.md): inputs are never modified; a layout the kernels cannot t
 directly (e.g. a reversed or strided pixel axis) is copied deliberately; an ``out`` the
 kernels cannot write directly (or one overlapping the input) receives the result by copy.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,8 +43,7 @@ class _DTypeCodes(dict):
         return self[dt] if dt in self else default
 
 
-DTYPE_CODES = _DTypeCodes((np.dtype(name), int(v)) for name, v in _core.DType.__members__.items()
-                          if name != "bfloat16")
+DTYPE_CODES = _DTypeCodes((np.dtype(name), int(v)) for name, v in _core.DType.__members__.items() if name != "bfloat16")
 IMAGE_DTYPES_CPU = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
 IMAGE_DTYPES_CUDA = IMAGE_DTYPES_CPU + (np.dtype(np.float16),)
 

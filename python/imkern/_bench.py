@@ -3,6 +3,7 @@ the same input in the same run, their ratio, and the fraction of the machine's c
 (bandwidth cases, which declare their bytes) or of its measured FMA peak (compute cases, which
 declare their FLOPs). ``--isa avx2`` holds imkern and the peers to one instruction-set level
 (ISA_ENV: the switches of PyTorch/oneDNN/MKL and OpenCV, set before they are imported)."""
+
 from __future__ import annotations
 
 import statistics
@@ -60,11 +61,20 @@ def fma_peak(seconds=0.2, threads=None):
 # harmless, and needed by builds that do.)
 _AVX512_OPENCV = "AVX512F,AVX512BW,AVX512CD,AVX512DQ,AVX512VL,AVX512_COMMON,AVX512_SKX"
 ISA_ENV = {
-    "avx2": {"IMKERN_CPU_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-             "MKL_ENABLE_INSTRUCTIONS": "AVX2", "OPENCV_CPU_DISABLE": _AVX512_OPENCV},
-    "baseline": {"IMKERN_CPU_ISA": "baseline", "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
-                 "OPENCV_CPU_DISABLE": _AVX512_OPENCV + ",AVX,AVX2,FMA3,F16C"},
+    "avx2": {
+        "IMKERN_CPU_ISA": "avx2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "OPENCV_CPU_DISABLE": _AVX512_OPENCV,
+    },
+    "baseline": {
+        "IMKERN_CPU_ISA": "baseline",
+        "ATEN_CPU_CAPABILITY": "default",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+        "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+        "OPENCV_CPU_DISABLE": _AVX512_OPENCV + ",AVX,AVX2,FMA3,F16C",
+    },
     "avx512": {},
 }
 
@@ -84,8 +94,10 @@ def _peer_isas():
     if cv2 is not None:
         try:
             # CV_CPU_AVX_512F = 13, CV_CPU_AVX2 = 11 (cvdef.h; some wheels export no CPU_* names)
-            out.append(f"cv2 avx512f={bool(cv2.checkHardwareSupport(getattr(cv2, 'CPU_AVX_512F', 13)))} "
-                       f"avx2={bool(cv2.checkHardwareSupport(getattr(cv2, 'CPU_AVX2', 11)))}")
+            out.append(
+                f"cv2 avx512f={bool(cv2.checkHardwareSupport(getattr(cv2, 'CPU_AVX_512F', 13)))} "
+                f"avx2={bool(cv2.checkHardwareSupport(getattr(cv2, 'CPU_AVX2', 11)))}"
+            )
         except Exception:
             pass
     return ", ".join(out)
@@ -113,8 +125,16 @@ def _check_new(path, force):
         raise CLIError(f"{path} exists; pass --force to overwrite it")
 
 
-def run(device="all", quick=False, name_filter=None, markdown=False, list_only=False, json_path=None,
-        png_path=None, force=False) -> int:
+def run(
+    device="all",
+    quick=False,
+    name_filter=None,
+    markdown=False,
+    list_only=False,
+    json_path=None,
+    png_path=None,
+    force=False,
+) -> int:
     """Run the benchmark cases; returns the exit status. A filter that matches nothing, or
     ``device="cuda"`` without a usable GPU, is an error (message on stderr, status 1)."""
     import json
@@ -134,13 +154,19 @@ def run(device="all", quick=False, name_filter=None, markdown=False, list_only=F
             return 1
         return 0
     if not cases:
-        print(f"imkern bench: no {'' if device == 'all' else device + ' '}case name contains {name_filter!r} "
-              f"(python -m imkern bench --list shows the {len(every)} cases)", file=sys.stderr)
+        print(
+            f"imkern bench: no {'' if device == 'all' else device + ' '}case name contains {name_filter!r} "
+            f"(python -m imkern bench --list shows the {len(every)} cases)",
+            file=sys.stderr,
+        )
         return 1
     if not i["gpus"]:
         if device == "cuda":
-            why = ("this imkern was built without CUDA" if not i["cuda_built"]
-                   else "no CUDA GPU is visible (or CuPy is not installed)")
+            why = (
+                "this imkern was built without CUDA"
+                if not i["cuda_built"]
+                else "no CUDA GPU is visible (or CuPy is not installed)"
+            )
             print(f"imkern bench: --device cuda: {why}; nothing to run", file=sys.stderr)
             return 1
         skipped = sum(c.device == "cuda" for c in cases)
@@ -152,27 +178,36 @@ def run(device="all", quick=False, name_filter=None, markdown=False, list_only=F
             return 1
     _check_new(json_path, force)
     _check_new(png_path, force)
-    print(f"imkern {i['version']}  cpu_isa={i['cpu_isa']}  threads={i['num_threads']}  "
-          f"cuda_built={i['cuda_built']}  gpus={[g['name'] for g in i['gpus']]}")
+    print(
+        f"imkern {i['version']}  cpu_isa={i['cpu_isa']}  threads={i['num_threads']}  "
+        f"cuda_built={i['cuda_built']}  gpus={[g['name'] for g in i['gpus']]}"
+    )
     import os
 
-    held = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
-                                       "OPENCV_CPU_DISABLE") if os.environ.get(k)}
+    held = {
+        k: os.environ[k]
+        for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OPENCV_CPU_DISABLE")
+        if os.environ.get(k)
+    }
     if held:
         print("peers restricted by: " + " ".join(f"{k}={v}" for k, v in held.items()))
     cc, cp = i["cpu_caches"], i["cpu_params"]
-    print(f"caches: L1d {cc['l1d']['bytes'] >> 10} KiB, L2 {cc['l2']['bytes'] >> 10} KiB, "
-          f"L3 {cc['l3']['bytes'] >> 20} MiB (effective {cc['l3_effective'] >> 20} MiB); "
-          f"gemm mc/kc/nc {cp['gemm_mc']}/{cp['gemm_kc']}/{cp['gemm_nc']}, "
-          f"stream above {cp['stream_bytes'] >> 20} MiB")
+    print(
+        f"caches: L1d {cc['l1d']['bytes'] >> 10} KiB, L2 {cc['l2']['bytes'] >> 10} KiB, "
+        f"L3 {cc['l3']['bytes'] >> 20} MiB (effective {cc['l3_effective'] >> 20} MiB); "
+        f"gemm mc/kc/nc {cp['gemm_mc']}/{cp['gemm_kc']}/{cp['gemm_nc']}, "
+        f"stream above {cp['stream_bytes'] >> 20} MiB"
+    )
     min_time = 0.05 if quick else 0.5
     bw = {"cpu": copy_bandwidth(64 << 20 if quick else 256 << 20)}
     peak = {"cpu": fma_peak(0.05 if quick else 0.2)}
     if any(c.device == "cuda" for c in cases):
         bw["cuda"] = _gpu_copy_bandwidth()
-    print(f"copy bandwidth: cpu {bw['cpu'] / 1e9:.1f} GB/s" +
-          (f", cuda {bw['cuda'] / 1e9:.0f} GB/s" if "cuda" in bw else "") +
-          f"; FMA peak: cpu {peak['cpu'] / 1e9:.0f} GFLOP/s ({i['cpu_isa']} float32, {i['num_threads']} threads)")
+    print(
+        f"copy bandwidth: cpu {bw['cpu'] / 1e9:.1f} GB/s"
+        + (f", cuda {bw['cuda'] / 1e9:.0f} GB/s" if "cuda" in bw else "")
+        + f"; FMA peak: cpu {peak['cpu'] / 1e9:.0f} GFLOP/s ({i['cpu_isa']} float32, {i['num_threads']} threads)"
+    )
     rows: List[tuple] = []
     results: List[Dict[str, Any]] = []
     for c in cases:
@@ -196,8 +231,16 @@ def run(device="all", quick=False, name_filter=None, markdown=False, list_only=F
         for pname, pfn in peers.items():
             tp = _time(pfn, min_time=min_time)
             rows.append((c.name, f"{t * 1e3:.3f}", f"{tp * 1e3:.3f}", pname, f"{t / tp:.2f}", rate))
-            results.append({"case": c.name, "device": c.device, "imkern_ms": t * 1e3, "peer": pname,
-                            "peer_ms": tp * 1e3, "ratio": t / tp})
+            results.append(
+                {
+                    "case": c.name,
+                    "device": c.device,
+                    "imkern_ms": t * 1e3,
+                    "peer": pname,
+                    "peer_ms": tp * 1e3,
+                    "ratio": t / tp,
+                }
+            )
         del fn, peers
     head = ("case", "imkern ms", "peer ms", "peer", "ratio", "imkern rate")
     if markdown:
@@ -215,9 +258,20 @@ def run(device="all", quick=False, name_filter=None, markdown=False, list_only=F
         print("peer instruction sets: " + peers)
     if json_path:
         with open(json_path, "w") as f:
-            json.dump({"imkern": i["version"], "cpu_isa": i["cpu_isa"], "threads": i["num_threads"],
-                       "gpus": [g["name"] for g in i["gpus"]], "copy_bandwidth": bw["cpu"],
-                       "fma_peak": peak["cpu"], "peers_restricted_by": held, "results": results}, f, indent=2)
+            json.dump(
+                {
+                    "imkern": i["version"],
+                    "cpu_isa": i["cpu_isa"],
+                    "threads": i["num_threads"],
+                    "gpus": [g["name"] for g in i["gpus"]],
+                    "copy_bandwidth": bw["cpu"],
+                    "fma_peak": peak["cpu"],
+                    "peers_restricted_by": held,
+                    "results": results,
+                },
+                f,
+                indent=2,
+            )
         print(f"wrote {json_path}")
     if png_path:
         _bar_chart(results, png_path)

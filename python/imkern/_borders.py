@@ -1,4 +1,5 @@
 """Border-mode names shared by the public API and the reference."""
+
 from __future__ import annotations
 
 from . import _core

@@ -5,9 +5,8 @@ imkern native kernels (use the imkern package, not this module directly)
 from __future__ import annotations
 import collections.abc
 import numpy
-import numpy.typing
 import typing
-__all__: list[str] = ['Activation', 'Border', 'DType', 'Reduction', 'activation', 'activation_backward', 'adam_step', 'adaptive_avg_pool2d', 'adaptive_avg_pool2d_backward', 'adaptive_compare', 'avg_pool2d', 'avg_pool2d_backward', 'batch_norm_apply', 'batch_norm_backward_input', 'batch_norm_backward_reduce', 'batch_norm_stats', 'bilateral', 'box', 'canny', 'color_convert', 'conv2d', 'conv2d_backward', 'correlate', 'cross_entropy', 'cross_entropy_backward', 'cuda_activation', 'cuda_activation_backward', 'cuda_adam_step', 'cuda_adaptive_avg_pool2d', 'cuda_adaptive_avg_pool2d_backward', 'cuda_adaptive_compare', 'cuda_avg_pool2d', 'cuda_avg_pool2d_backward', 'cuda_batch_norm2d', 'cuda_batch_norm2d_backward', 'cuda_bilateral', 'cuda_box', 'cuda_built', 'cuda_canny', 'cuda_channel_sum', 'cuda_color_convert', 'cuda_conv2d', 'cuda_conv2d_backward_data', 'cuda_conv2d_backward_weight', 'cuda_correlate', 'cuda_cross_entropy', 'cuda_cross_entropy_backward', 'cuda_deriv_filter', 'cuda_devices', 'cuda_dropout', 'cuda_gemm', 'cuda_histogram_int', 'cuda_linear', 'cuda_linear_backward', 'cuda_max_pool2d', 'cuda_max_pool2d_backward', 'cuda_median', 'cuda_morphology', 'cuda_resize', 'cuda_resize_nearest', 'cuda_sep_filter', 'cuda_sgd_step', 'cuda_softmax', 'cuda_threshold', 'cuda_to_tensor', 'cuda_unsharp_mask', 'cuda_warp', 'default_num_threads', 'deriv_filter', 'dropout', 'gemm', 'get_num_threads', 'histogram_int', 'isa_active', 'isa_set_cap', 'isa_supported', 'l3_cache_bytes', 'linear', 'linear_backward', 'max_num_threads', 'max_pool2d', 'max_pool2d_backward', 'median', 'morphology', 'otsu_level', 'resize', 'resize_nearest', 'sep_filter', 'set_num_threads', 'sgd_step', 'softmax', 'threshold', 'to_tensor', 'triangle_level', 'unsharp_mask', 'warp']
+__all__: list[str] = ['Activation', 'Border', 'ColorOp', 'Conv2dShape', 'DType', 'DerivMode', 'ImageDesc', 'Interp', 'Pool2dShape', 'Reduction', 'TensorDesc', 'ThreshKind', 'activation', 'activation_backward', 'adam_step', 'adaptive_avg_pool2d', 'adaptive_avg_pool2d_backward', 'adaptive_compare', 'avg_pool2d', 'avg_pool2d_backward', 'batch_norm2d', 'batch_norm2d_backward', 'bilateral', 'box', 'canny', 'color_convert', 'conv2d', 'conv2d_backward', 'correlate', 'cpu_caches', 'cpu_param_names', 'cpu_params', 'cpu_params_override', 'cpu_params_overrides', 'cross_entropy', 'cross_entropy_backward', 'cuda_activation', 'cuda_activation_backward', 'cuda_adam_step', 'cuda_adaptive_avg_pool2d', 'cuda_adaptive_avg_pool2d_backward', 'cuda_adaptive_compare', 'cuda_avg_pool2d', 'cuda_avg_pool2d_backward', 'cuda_batch_norm2d', 'cuda_batch_norm2d_backward', 'cuda_bilateral', 'cuda_box', 'cuda_built', 'cuda_canny', 'cuda_channel_sum', 'cuda_color_convert', 'cuda_conv2d', 'cuda_conv2d_backward_data', 'cuda_conv2d_backward_weight', 'cuda_correlate', 'cuda_cross_entropy', 'cuda_cross_entropy_backward', 'cuda_deriv_filter', 'cuda_devices', 'cuda_dropout', 'cuda_gemm', 'cuda_histogram_int', 'cuda_linear', 'cuda_linear_backward', 'cuda_max_pool2d', 'cuda_max_pool2d_backward', 'cuda_median', 'cuda_morphology', 'cuda_resize', 'cuda_resize_nearest', 'cuda_sep_filter', 'cuda_sgd_step', 'cuda_softmax', 'cuda_threshold', 'cuda_to_tensor', 'cuda_unsharp_mask', 'cuda_warp', 'default_num_threads', 'deriv_filter', 'dropout', 'fma_peak_probe', 'gemm', 'get_num_threads', 'histogram_int', 'isa_active', 'isa_set_cap', 'isa_supported', 'jax_ffi_handlers', 'l3_cache_bytes', 'linear', 'linear_backward', 'max_num_threads', 'max_pool2d', 'max_pool2d_backward', 'median', 'morphology', 'otsu_level', 'resize', 'resize_nearest', 'sep_filter', 'set_num_threads', 'sgd_step', 'softmax', 'threshold', 'to_tensor', 'triangle_level', 'unsharp_mask', 'warp']
 class DType:
     """
     Members:
@@ -221,93 +220,459 @@ class Reduction:
     @property
     def value(self) -> int:
         ...
-def _parallel_probe(begin: typing.SupportsInt | typing.SupportsIndex, end: typing.SupportsInt | typing.SupportsIndex, grain: typing.SupportsInt | typing.SupportsIndex, throw_at: typing.SupportsInt | typing.SupportsIndex = -9223372036854775808) -> list:
+class ColorOp:
+    """
+    Members:
+    
+      rgb_to_gray
+    
+      bgr_to_gray
+    
+      gray_to_rgb
+    
+      swap_rb
+    
+      rgba_to_rgb
+    
+      rgb_to_hsv
+    
+      hsv_to_rgb
+    
+      rgb_to_ycbcr
+    
+      ycbcr_to_rgb
+    
+      rgb_to_lab
+    
+      lab_to_rgb
+    """
+    __members__: typing.ClassVar[dict[str, ColorOp]]
+    bgr_to_gray: typing.ClassVar[ColorOp]
+    gray_to_rgb: typing.ClassVar[ColorOp]
+    hsv_to_rgb: typing.ClassVar[ColorOp]
+    lab_to_rgb: typing.ClassVar[ColorOp]
+    rgb_to_gray: typing.ClassVar[ColorOp]
+    rgb_to_hsv: typing.ClassVar[ColorOp]
+    rgb_to_lab: typing.ClassVar[ColorOp]
+    rgb_to_ycbcr: typing.ClassVar[ColorOp]
+    rgba_to_rgb: typing.ClassVar[ColorOp]
+    swap_rb: typing.ClassVar[ColorOp]
+    ycbcr_to_rgb: typing.ClassVar[ColorOp]
+    @typing.overload
+    def __eq__(self, other: ColorOp) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: ColorOp) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class ThreshKind:
+    """
+    Members:
+    
+      binary
+    
+      binary_inv
+    
+      trunc
+    
+      tozero
+    
+      tozero_inv
+    """
+    __members__: typing.ClassVar[dict[str, ThreshKind]]
+    binary: typing.ClassVar[ThreshKind]
+    binary_inv: typing.ClassVar[ThreshKind]
+    tozero: typing.ClassVar[ThreshKind]
+    tozero_inv: typing.ClassVar[ThreshKind]
+    trunc: typing.ClassVar[ThreshKind]
+    @typing.overload
+    def __eq__(self, other: ThreshKind) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: ThreshKind) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class DerivMode:
+    """
+    Members:
+    
+      single
+    
+      sum
+    
+      pair
+    
+      mag_l1
+    
+      mag_l2
+    """
+    __members__: typing.ClassVar[dict[str, DerivMode]]
+    mag_l1: typing.ClassVar[DerivMode]
+    mag_l2: typing.ClassVar[DerivMode]
+    pair: typing.ClassVar[DerivMode]
+    single: typing.ClassVar[DerivMode]
+    sum: typing.ClassVar[DerivMode]
+    @typing.overload
+    def __eq__(self, other: DerivMode) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: DerivMode) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class Interp:
+    """
+    Members:
+    
+      nearest
+    
+      bilinear
+    
+      bicubic
+    """
+    __members__: typing.ClassVar[dict[str, Interp]]
+    bicubic: typing.ClassVar[Interp]
+    bilinear: typing.ClassVar[Interp]
+    nearest: typing.ClassVar[Interp]
+    @typing.overload
+    def __eq__(self, other: Interp) -> bool:
+        ...
+    @typing.overload
+    def __eq__(self, other: typing.Any) -> bool:
+        ...
+    def __getstate__(self) -> int:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __index__(self) -> int:
+        ...
+    def __init__(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __int__(self) -> int:
+        ...
+    @typing.overload
+    def __ne__(self, other: Interp) -> bool:
+        ...
+    @typing.overload
+    def __ne__(self, other: typing.Any) -> bool:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __setstate__(self, state: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def value(self) -> int:
+        ...
+class ImageDesc:
+    """
+    A batch of images (N, H, W, C), strides in elements.
+    """
+    def __init__(self, n: typing.SupportsInt | typing.SupportsIndex, h: typing.SupportsInt | typing.SupportsIndex, w: typing.SupportsInt | typing.SupportsIndex, c: typing.SupportsInt | typing.SupportsIndex, batch_stride: typing.SupportsInt | typing.SupportsIndex, row_stride: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def batch_stride(self) -> int:
+        ...
+    @batch_stride.setter
+    def batch_stride(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def c(self) -> int:
+        ...
+    @c.setter
+    def c(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def h(self) -> int:
+        ...
+    @h.setter
+    def h(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n(self) -> int:
+        ...
+    @n.setter
+    def n(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def row_stride(self) -> int:
+        ...
+    @row_stride.setter
+    def row_stride(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def w(self) -> int:
+        ...
+    @w.setter
+    def w(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class TensorDesc:
+    """
+    A tensor (N, C, H, W), x contiguous, strides in elements.
+    """
+    def __init__(self, n: typing.SupportsInt | typing.SupportsIndex, c: typing.SupportsInt | typing.SupportsIndex, h: typing.SupportsInt | typing.SupportsIndex, w: typing.SupportsInt | typing.SupportsIndex, batch_stride: typing.SupportsInt | typing.SupportsIndex, plane_stride: typing.SupportsInt | typing.SupportsIndex, row_stride: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def batch_stride(self) -> int:
+        ...
+    @batch_stride.setter
+    def batch_stride(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def c(self) -> int:
+        ...
+    @c.setter
+    def c(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def h(self) -> int:
+        ...
+    @h.setter
+    def h(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def n(self) -> int:
+        ...
+    @n.setter
+    def n(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def plane_stride(self) -> int:
+        ...
+    @plane_stride.setter
+    def plane_stride(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def row_stride(self) -> int:
+        ...
+    @row_stride.setter
+    def row_stride(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def w(self) -> int:
+        ...
+    @w.setter
+    def w(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class Conv2dShape:
+    """
+    One conv2d problem, both devices (imkern/nn.hpp).
+    """
+    def __init__(self, *, n: typing.SupportsInt | typing.SupportsIndex, c: typing.SupportsInt | typing.SupportsIndex, h: typing.SupportsInt | typing.SupportsIndex, w: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, r: typing.SupportsInt | typing.SupportsIndex, s: typing.SupportsInt | typing.SupportsIndex, groups: typing.SupportsInt | typing.SupportsIndex, sh: typing.SupportsInt | typing.SupportsIndex, sw: typing.SupportsInt | typing.SupportsIndex, pt: typing.SupportsInt | typing.SupportsIndex, pb: typing.SupportsInt | typing.SupportsIndex, pl: typing.SupportsInt | typing.SupportsIndex, pr: typing.SupportsInt | typing.SupportsIndex, dh: typing.SupportsInt | typing.SupportsIndex, dw: typing.SupportsInt | typing.SupportsIndex, oh: typing.SupportsInt | typing.SupportsIndex, ow: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def c(self) -> int:
+        ...
+    @property
+    def h(self) -> int:
+        ...
+    @property
+    def k(self) -> int:
+        ...
+    @property
+    def n(self) -> int:
+        ...
+    @property
+    def oh(self) -> int:
+        ...
+    @property
+    def ow(self) -> int:
+        ...
+    @property
+    def w(self) -> int:
+        ...
+class Pool2dShape:
+    """
+    One 2-D pooling problem, both devices (imkern/nn.hpp).
+    """
+    def __init__(self, *, planes: typing.SupportsInt | typing.SupportsIndex, h: typing.SupportsInt | typing.SupportsIndex, w: typing.SupportsInt | typing.SupportsIndex, oh: typing.SupportsInt | typing.SupportsIndex, ow: typing.SupportsInt | typing.SupportsIndex, kh: typing.SupportsInt | typing.SupportsIndex = 1, kw: typing.SupportsInt | typing.SupportsIndex = 1, sh: typing.SupportsInt | typing.SupportsIndex = 1, sw: typing.SupportsInt | typing.SupportsIndex = 1, ph: typing.SupportsInt | typing.SupportsIndex = 0, pw: typing.SupportsInt | typing.SupportsIndex = 0, dh: typing.SupportsInt | typing.SupportsIndex = 1, dw: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
+        ...
+    @property
+    def oh(self) -> int:
+        ...
+    @property
+    def ow(self) -> int:
+        ...
+    @property
+    def planes(self) -> int:
+        ...
+def _parallel_probe(begin: typing.SupportsInt | typing.SupportsIndex, end: typing.SupportsInt | typing.SupportsIndex, grain: typing.SupportsInt | typing.SupportsIndex, throw_at: typing.SupportsInt | typing.SupportsIndex = -9223372036854775808) -> list[tuple[int, int, int, int]]:
     ...
-def activation(arg0: Activation, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def activation(arg0: Activation, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
-def activation_backward(arg0: Activation, arg1: numpy.ndarray, arg2: typing.Any, arg3: typing.Any, arg4: numpy.ndarray, arg5: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def activation_backward(arg0: Activation, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray | None, arg4: numpy.ndarray | None, arg5: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
-def adam_step(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: numpy.ndarray, arg4: typing.Any, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsFloat | typing.SupportsIndex, arg9: typing.SupportsFloat | typing.SupportsIndex, arg10: typing.SupportsFloat | typing.SupportsIndex, arg11: typing.SupportsFloat | typing.SupportsIndex, arg12: bool, arg13: bool, arg14: bool) -> None:
+def adam_step(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray | None, arg4: numpy.ndarray | None, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsFloat | typing.SupportsIndex, arg9: typing.SupportsFloat | typing.SupportsIndex, arg10: typing.SupportsFloat | typing.SupportsIndex, arg11: typing.SupportsFloat | typing.SupportsIndex, arg12: bool, arg13: bool, arg14: bool) -> None:
     ...
-def adaptive_avg_pool2d(arg0: numpy.ndarray, arg1: numpy.ndarray) -> None:
+def adaptive_avg_pool2d(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: Pool2dShape) -> None:
     ...
-def adaptive_avg_pool2d_backward(arg0: numpy.ndarray, arg1: numpy.ndarray) -> None:
+def adaptive_avg_pool2d_backward(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: Pool2dShape) -> None:
     ...
-def adaptive_compare(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool) -> None:
+def adaptive_compare(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool) -> None:
     ...
-def avg_pool2d(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: tuple, arg3: tuple, arg4: tuple, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
+def avg_pool2d(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: Pool2dShape, arg3: bool, arg4: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def avg_pool2d_backward(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: tuple, arg3: tuple, arg4: tuple, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
+def avg_pool2d_backward(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: Pool2dShape, arg3: bool, arg4: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def batch_norm_apply(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg3: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg4: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
+def batch_norm2d(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray | None, arg4: numpy.ndarray | None, arg5: bool, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: numpy.ndarray | None) -> None:
     ...
-def batch_norm_backward_input(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg4: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg5: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg6: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
+def batch_norm2d_backward(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray | None, arg4: numpy.ndarray | None, arg5: bool, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: numpy.ndarray | None, arg8: numpy.ndarray | None, arg9: numpy.ndarray | None) -> None:
     ...
-def batch_norm_backward_reduce(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+def bilateral(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsFloat | typing.SupportsIndex, arg4: typing.SupportsFloat | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def batch_norm_stats(arg0: numpy.ndarray) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+def box(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: bool, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
-def bilateral(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsFloat | typing.SupportsIndex, arg4: typing.SupportsFloat | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex) -> None:
+def canny(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: bool, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def box(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: bool, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def color_convert(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: bool, arg4: typing.Annotated[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(3)"]) -> None:
     ...
-def canny(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: bool, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex) -> None:
+def conv2d(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray | None, arg4: Conv2dShape, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def color_convert(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: bool, arg4: tuple) -> None:
+def conv2d_backward(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray | None, arg4: numpy.ndarray | None, arg5: numpy.ndarray | None, arg6: Conv2dShape, arg7: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def conv2d(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Any, arg3: numpy.ndarray, arg4: tuple, arg5: tuple, arg6: tuple, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: bool, arg9: typing.SupportsInt | typing.SupportsIndex) -> None:
+def correlate(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
-def conv2d_backward(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: typing.Any, arg4: numpy.ndarray, arg5: numpy.ndarray, arg6: tuple, arg7: tuple, arg8: tuple, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cpu_caches() -> dict:
     ...
-def correlate(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def cpu_param_names() -> list:
     ...
-def cross_entropy(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Any, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: Reduction) -> float:
+def cpu_params(isa: str = '', model: bool = False) -> dict:
     ...
-def cross_entropy_backward(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: Reduction) -> None:
+def cpu_params_override(arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
     ...
-def cuda_activation(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Activation, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cpu_params_overrides() -> list[int]:
     ...
-def cuda_activation_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Activation, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cross_entropy(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: Reduction) -> float:
+    ...
+def cross_entropy_backward(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: Reduction) -> None:
+    ...
+def cuda_activation(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
+    ...
+def cuda_activation_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def cuda_adam_step(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsFloat | typing.SupportsIndex, arg9: typing.SupportsFloat | typing.SupportsIndex, arg10: typing.SupportsFloat | typing.SupportsIndex, arg11: typing.SupportsFloat | typing.SupportsIndex, arg12: typing.SupportsFloat | typing.SupportsIndex, arg13: typing.SupportsFloat | typing.SupportsIndex, arg14: bool, arg15: bool, arg16: bool, arg17: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_adaptive_avg_pool2d(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_adaptive_avg_pool2d(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Pool2dShape, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_adaptive_avg_pool2d_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_adaptive_avg_pool2d_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Pool2dShape, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_adaptive_compare(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: tuple, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: tuple, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: bool, arg9: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_adaptive_compare(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: ImageDesc, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: ImageDesc, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: ImageDesc, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: bool, arg9: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_avg_pool2d(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: bool, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_avg_pool2d(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Pool2dShape, arg2: bool, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_avg_pool2d_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: bool, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_avg_pool2d_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Pool2dShape, arg2: bool, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def cuda_batch_norm2d(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: bool, arg10: typing.SupportsFloat | typing.SupportsIndex, arg11: typing.SupportsFloat | typing.SupportsIndex, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def cuda_batch_norm2d_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: bool, arg10: typing.SupportsFloat | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex, arg14: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_bilateral(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: tuple, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_bilateral(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: ImageDesc, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_box(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: tuple, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: bool, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsFloat | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_box(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: ImageDesc, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: bool, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsFloat | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_canny(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: tuple, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_canny(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: ImageDesc, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: ImageDesc, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def cuda_channel_sum(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_color_convert(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: tuple, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: tuple, arg6: bool, arg7: tuple, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_color_convert(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: ImageDesc, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: ImageDesc, arg6: bool, arg7: typing.Annotated[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(3)"], arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_conv2d(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: bool, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_conv2d(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Conv2dShape, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: bool, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_conv2d_backward_data(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_conv2d_backward_data(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Conv2dShape, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_conv2d_backward_weight(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_conv2d_backward_weight(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Conv2dShape, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_correlate(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: tuple, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsFloat | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_correlate(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: ImageDesc, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsFloat | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_cross_entropy(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: Reduction, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_cross_entropy(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_cross_entropy_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: Reduction, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_cross_entropy_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_deriv_filter(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: tuple, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: tuple, arg7: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg8: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg9: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg10: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsFloat | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex, arg14: typing.SupportsFloat | typing.SupportsIndex, arg15: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_deriv_filter(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: ImageDesc, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: ImageDesc, arg7: numpy.ndarray, arg8: numpy.ndarray, arg9: numpy.ndarray, arg10: numpy.ndarray, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsFloat | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex, arg14: typing.SupportsFloat | typing.SupportsIndex, arg15: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def cuda_devices() -> list:
     ...
@@ -315,49 +680,51 @@ def cuda_dropout(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.S
     ...
 def cuda_gemm(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: bool, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: bool, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex, arg14: bool, arg15: bool, arg16: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_histogram_int(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_histogram_int(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def cuda_linear(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: bool, arg9: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def cuda_linear_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: bool, arg11: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_max_pool2d(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_max_pool2d(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Pool2dShape, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_max_pool2d_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: tuple, arg2: bool, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_max_pool2d_backward(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: Pool2dShape, arg2: bool, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_median(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: tuple, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_median(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: ImageDesc, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_morphology(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: tuple, arg5: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: bool, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsFloat | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_morphology(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: ImageDesc, arg5: numpy.ndarray, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: bool, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsFloat | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_resize(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: tuple, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex, arg14: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_resize(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: ImageDesc, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.SupportsInt | typing.SupportsIndex, arg14: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_resize_nearest(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: tuple, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_resize_nearest(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: ImageDesc, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_sep_filter(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: tuple, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.SupportsFloat | typing.SupportsIndex, arg14: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_sep_filter(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: ImageDesc, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.SupportsFloat | typing.SupportsIndex, arg14: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def cuda_sgd_step(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsFloat | typing.SupportsIndex, arg9: bool, arg10: bool, arg11: bool, arg12: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def cuda_softmax(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: bool, arg7: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_threshold(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: tuple, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_threshold(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: ImageDesc, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_to_tensor(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: tuple, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: bool, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: tuple, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_to_tensor(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: ImageDesc, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: bool, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: TensorDesc, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_unsharp_mask(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: tuple, arg5: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg6: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsFloat | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsFloat | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_unsharp_mask(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: ImageDesc, arg5: numpy.ndarray, arg6: numpy.ndarray, arg7: typing.SupportsFloat | typing.SupportsIndex, arg8: typing.SupportsFloat | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsFloat | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def cuda_warp(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: tuple, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: tuple, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: bool, arg7: bool, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.Annotated[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(9)"], arg14: typing.SupportsInt | typing.SupportsIndex, arg15: typing.SupportsInt | typing.SupportsIndex, arg16: typing.SupportsFloat | typing.SupportsIndex, arg17: typing.SupportsInt | typing.SupportsIndex) -> None:
+def cuda_warp(arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: ImageDesc, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: ImageDesc, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: bool, arg7: bool, arg8: typing.SupportsInt | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsInt | typing.SupportsIndex, arg11: typing.SupportsInt | typing.SupportsIndex, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.Annotated[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(9)"], arg14: typing.SupportsInt | typing.SupportsIndex, arg15: typing.SupportsInt | typing.SupportsIndex, arg16: typing.SupportsFloat | typing.SupportsIndex, arg17: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
 def default_num_threads() -> int:
     ...
-def deriv_filter(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Any, arg3: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg4: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg5: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg6: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsFloat | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def deriv_filter(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray, arg4: numpy.ndarray, arg5: numpy.ndarray, arg6: numpy.ndarray, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsFloat | typing.SupportsIndex, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
-def dropout(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def dropout(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
-def gemm(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: bool, arg4: bool, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def fma_peak_probe(seconds: typing.SupportsFloat | typing.SupportsIndex = 0.05) -> float:
+    ...
+def gemm(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: bool, arg4: bool, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
 def get_num_threads() -> int:
     ...
-def histogram_int(arg0: numpy.ndarray) -> numpy.typing.NDArray[numpy.int64]:
+def histogram_int(arg0: numpy.ndarray | None) -> numpy.ndarray:
     ...
 def isa_active() -> str:
     ...
@@ -365,45 +732,49 @@ def isa_set_cap(arg0: str) -> None:
     ...
 def isa_supported() -> str:
     ...
+def jax_ffi_handlers() -> dict:
+    """
+    imkern.jax's XLA FFI handlers as PyCapsules: {platform: {target name: capsule}} (CUDA: CUDA builds).
+    """
 def l3_cache_bytes() -> int:
     ...
-def linear(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Any, arg3: numpy.ndarray) -> None:
+def linear(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray | None) -> None:
     ...
-def linear_backward(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: numpy.ndarray, arg4: numpy.ndarray, arg5: numpy.ndarray) -> None:
+def linear_backward(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray | None, arg4: numpy.ndarray | None, arg5: numpy.ndarray | None) -> None:
     ...
 def max_num_threads() -> int:
     ...
-def max_pool2d(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Any, arg3: tuple, arg4: tuple, arg5: tuple, arg6: tuple) -> None:
+def max_pool2d(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: Pool2dShape) -> None:
     ...
-def max_pool2d_backward(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray) -> None:
+def max_pool2d_backward(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: Pool2dShape) -> None:
     ...
-def median(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def median(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
-def morphology(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8], arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def morphology(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
-def otsu_level(arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.int64]) -> float:
+def otsu_level(arg0: numpy.ndarray) -> float:
     ...
-def resize(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: numpy.ndarray, arg4: numpy.ndarray, arg5: numpy.ndarray, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
+def resize(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray | None, arg4: numpy.ndarray | None, arg5: numpy.ndarray | None, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsInt | typing.SupportsIndex, arg8: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def resize_nearest(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: numpy.ndarray, arg3: numpy.ndarray) -> None:
+def resize_nearest(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: numpy.ndarray | None) -> None:
     ...
-def sep_filter(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def sep_filter(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: numpy.ndarray, arg5: typing.SupportsInt | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
 def set_num_threads(arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
     ...
-def sgd_step(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Any, arg3: typing.SupportsFloat | typing.SupportsIndex, arg4: typing.SupportsFloat | typing.SupportsIndex, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: bool, arg8: bool, arg9: bool) -> None:
+def sgd_step(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray | None, arg3: typing.SupportsFloat | typing.SupportsIndex, arg4: typing.SupportsFloat | typing.SupportsIndex, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsFloat | typing.SupportsIndex, arg7: bool, arg8: bool, arg9: bool) -> None:
     ...
-def softmax(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool) -> None:
+def softmax(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: typing.SupportsInt | typing.SupportsIndex, arg5: bool) -> None:
     ...
-def threshold(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsFloat | typing.SupportsIndex, arg4: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def threshold(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsFloat | typing.SupportsIndex, arg4: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
-def to_tensor(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: bool, arg5: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg6: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
+def to_tensor(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: typing.SupportsInt | typing.SupportsIndex, arg4: bool, arg5: numpy.ndarray, arg6: numpy.ndarray) -> None:
     ...
-def triangle_level(arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.int64]) -> float:
+def triangle_level(arg0: numpy.ndarray) -> float:
     ...
-def unsharp_mask(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg3: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], arg4: typing.SupportsFloat | typing.SupportsIndex, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def unsharp_mask(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: numpy.ndarray, arg3: numpy.ndarray, arg4: typing.SupportsFloat | typing.SupportsIndex, arg5: typing.SupportsFloat | typing.SupportsIndex, arg6: typing.SupportsInt | typing.SupportsIndex, arg7: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
-def warp(arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: bool, arg4: bool, arg5: numpy.ndarray, arg6: numpy.ndarray, arg7: numpy.ndarray, arg8: numpy.ndarray, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.Annotated[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(9)"], arg11: numpy.ndarray, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.SupportsFloat | typing.SupportsIndex) -> None:
+def warp(arg0: numpy.ndarray | None, arg1: numpy.ndarray | None, arg2: typing.SupportsInt | typing.SupportsIndex, arg3: bool, arg4: bool, arg5: numpy.ndarray | None, arg6: numpy.ndarray | None, arg7: numpy.ndarray | None, arg8: numpy.ndarray | None, arg9: typing.SupportsInt | typing.SupportsIndex, arg10: typing.Annotated[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], "FixedSize(9)"], arg11: numpy.ndarray | None, arg12: typing.SupportsInt | typing.SupportsIndex, arg13: typing.SupportsFloat | typing.SupportsIndex) -> None:
     ...
 __version__: str = '0.1.0'
 cuda_built: bool = True

@@ -16,6 +16,7 @@ Two drivers share the steps:
 Ops with several outputs (the backward passes) use the steps directly: :func:`contiguous`,
 :func:`output` / :func:`empty`, :func:`launch`, :func:`finish`.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
@@ -79,8 +80,18 @@ def ptr(a) -> int:
     return 0 if a is None else int(a.data.ptr)
 
 
-def run_op(kind: str, inputs: Sequence[Any], out, cpu_call, cuda_call, *, shape, dtype,
-           out_inputs: Optional[Sequence[Any]] = None, name: str = "out"):
+def run_op(
+    kind: str,
+    inputs: Sequence[Any],
+    out,
+    cpu_call,
+    cuda_call,
+    *,
+    shape,
+    dtype,
+    out_inputs: Optional[Sequence[Any]] = None,
+    name: str = "out",
+):
     """Run a tensor op with one output.
 
     ``inputs`` (None entries allowed) are made C-contiguous; ``cpu_call(*inputs, target)`` runs

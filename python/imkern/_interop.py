@@ -27,6 +27,7 @@ function, and the results go back as the caller's kind:
 nn.functional) in their package namespaces; the wrapper costs one type lookup per argument
 when nothing foreign is passed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +41,18 @@ from . import _arrays as A
 _KDL_CPU, _KDL_CUDA, _KDL_CUDA_HOST, _KDL_CUDA_MANAGED = 1, 2, 3, 13
 
 # type -> True (foreign: convert), False (native or not an array); filled lazily
-_FOREIGN: Dict[type, bool] = {np.ndarray: False, int: False, float: False, bool: False, str: False,
-                              type(None): False, tuple: False, list: False, dict: False, bytes: False}
+_FOREIGN: Dict[type, bool] = {
+    np.ndarray: False,
+    int: False,
+    float: False,
+    bool: False,
+    str: False,
+    type(None): False,
+    tuple: False,
+    list: False,
+    dict: False,
+    bytes: False,
+}
 
 
 def is_foreign(x: Any) -> bool:
@@ -49,8 +60,11 @@ def is_foreign(x: Any) -> bool:
     t = type(x)
     f = _FOREIGN.get(t)
     if f is None:
-        f = (not isinstance(x, (np.ndarray, np.generic)) and not A.is_cupy(x)
-             and (hasattr(t, "__dlpack__") or hasattr(x, "__cuda_array_interface__")))
+        f = (
+            not isinstance(x, (np.ndarray, np.generic))
+            and not A.is_cupy(x)
+            and (hasattr(t, "__dlpack__") or hasattr(x, "__cuda_array_interface__"))
+        )
         _FOREIGN[t] = f
     return f
 
@@ -91,8 +105,10 @@ def to_native(x: Any):
             cupy = _cupy(x)
             with cupy.cuda.Device(dev_id):
                 return cupy.from_dlpack(x)
-        raise TypeError(f"{type(x).__module__}.{type(x).__name__} on DLPack device type {dev}: imkern has kernels "
-                        "for CPU (NumPy) and CUDA (CuPy) memory only")
+        raise TypeError(
+            f"{type(x).__module__}.{type(x).__name__} on DLPack device type {dev}: imkern has kernels "
+            "for CPU (NumPy) and CUDA (CuPy) memory only"
+        )
     if hasattr(x, "__cuda_array_interface__"):
         return _cupy(x).asarray(x)
     return np.from_dlpack(x)
@@ -102,8 +118,10 @@ def _cupy(x):
     try:
         import cupy
     except ImportError:
-        raise TypeError(f"{type(x).__module__}.{type(x).__name__} lives on a CUDA device; imkern's CUDA kernels "
-                        "need CuPy (pip install cupy-cuda13x) and a CUDA build of imkern") from None
+        raise TypeError(
+            f"{type(x).__module__}.{type(x).__name__} lives on a CUDA device; imkern's CUDA kernels "
+            "need CuPy (pip install cupy-cuda13x) and a CUDA build of imkern"
+        ) from None
     return cupy
 
 
@@ -165,7 +183,7 @@ def _producer_stream(like):
 def call(fn: Callable, args, kwargs):
     """``fn(*args, **kwargs)`` with foreign arrays converted in and the result converted back."""
     lead = next((v for v in (*args, *kwargs.values()) if is_foreign(v)), None)
-    if _is_torch(lead) and lead.is_cuda:
+    if lead is not None and _is_torch(lead) and lead.is_cuda:
         # convert and run on PyTorch's current stream: the DLPack handshake then orders nothing
         with _producer_stream(lead):
             return _call(fn, args, kwargs, lead)
@@ -206,7 +224,7 @@ def accepts_foreign(fn: Callable) -> Callable:
                 return call(fn, args, kwargs)
         return fn(*args, **kwargs)
 
-    wrapper._imkern_interop = True
+    wrapper._imkern_interop = True  # type: ignore[attr-defined]
     return wrapper
 
 

@@ -1,5 +1,6 @@
 """Filter-kernel construction shared by the public API and the reference (the tests check
 these against cv2.getGaussianKernel and scipy.ndimage's kernels)."""
+
 from __future__ import annotations
 
 import numpy as np

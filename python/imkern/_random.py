@@ -12,6 +12,7 @@ from which every consumer of randomness that was not given its own seed draws a 
 The global generator starts from a fixed seed (:data:`DEFAULT_SEED`), as torch's does, so a
 program without ``manual_seed`` is reproducible too.
 """
+
 from __future__ import annotations
 
 import threading

@@ -1,6 +1,7 @@
 """Runtime configuration, the package's global switches in one place: threads, CPU
 instruction set, the Winograd path of the CPU conv2d, TF32 on CUDA, build and device
 information. Every switch is read by the ops at call time."""
+
 from __future__ import annotations
 
 import os
@@ -145,8 +146,7 @@ def _check_param(key: str, value) -> int:
 def _param_key(key: str) -> str:
     key = _ALIASES.get(key, key)
     if key not in _PARAMS:
-        raise ValueError(f"{key}: not a CPU parameter; expected one of "
-                         f"{', '.join(list(_PARAMS) + list(_ALIASES))}")
+        raise ValueError(f"{key}: not a CPU parameter; expected one of {', '.join(list(_PARAMS) + list(_ALIASES))}")
     return key
 
 

@@ -13,6 +13,7 @@ Shapes: a conversion to gray drops the channel axis of a single image, ``(H, W, 
 as cv2.cvtColor does, and keeps it for a batch, ``(N, H, W, 3) -> (N, H, W, 1)``, so the
 result is still a batch of images (a 3-D result would read as one ``(H, W, C)`` image).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,8 +54,9 @@ def _convert(op, image, out, out_shape, *, blend=False, bg=(0.0, 0.0, 0.0)):
         _core.color_convert(code, src, dst, blend, bg)
 
     def cuda(dtc, src, dst, stream):
-        _core.cuda_color_convert(code, dtc, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
-                                 blend, bg, stream)
+        _core.cuda_color_convert(
+            code, dtc, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), blend, bg, stream
+        )
 
     return _run(image, out, cpu, cuda, out_shape=out_shape)
 

@@ -28,9 +28,10 @@ Example:
     >>> bool((ikd.median(d, 5).compute() == imkern.filters.median(img, 5)).all())
     True
 """
+
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -53,14 +54,15 @@ def _check(x, name="image"):
     if not isinstance(x, da.Array):
         raise TypeError(f"{name}: expected a dask.array.Array, got {type(x).__module__}.{type(x).__name__}")
     if x.ndim not in (2, 3, 4):
-        raise ValueError(f"{name}: expected an image of shape (H, W), (H, W, C) or (N, H, W, C), got shape "
-                         f"{tuple(x.shape)}")
+        raise ValueError(
+            f"{name}: expected an image of shape (H, W), (H, W, C) or (N, H, W, C), got shape {tuple(x.shape)}"
+        )
     return (1, 2) if x.ndim == 4 else (0, 1)
 
 
 def _merge_small(chunks: Sequence[int], depth: int) -> Tuple[int, ...]:
     """Chunk sizes with every chunk >= depth (a small chunk joins its neighbour); one chunk stays."""
-    out = []
+    out: List[int] = []
     for c in chunks:
         if out and out[-1] < depth:
             out[-1] += c
@@ -109,8 +111,9 @@ def _overlap(x, fn, radius: Tuple[int, int], border, dtype=None):
     full = {ax: depth.get(ax, 0) for ax in range(x.ndim)}
     wrap = border is not None and parse_border(border) == "wrap"
     dtype = _out_dtype(x, fn) if dtype is None else np.dtype(dtype)
-    return x.map_overlap(fn, depth=full, boundary="periodic" if wrap else "none", trim=True, dtype=dtype,
-                         meta=_meta(x, dtype))
+    return x.map_overlap(
+        fn, depth=full, boundary="periodic" if wrap else "none", trim=True, dtype=dtype, meta=_meta(x, dtype)
+    )
 
 
 def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cval=0.0):
@@ -187,7 +190,7 @@ def sobel(image, dx=1, dy=0, *, ksize=3, scale=1.0, delta=0.0, border="reflect10
 def _out_bounds(in_chunks, src: int, dst: int):
     """Output chunk sizes proportional to the input's chunks (at least 1 row each)."""
     edges = np.cumsum((0,) + tuple(in_chunks))
-    b = sorted(set(int(round(e * dst / src)) for e in edges) | {0, dst})
+    b = sorted({int(round(e * dst / src)) for e in edges} | {0, dst})
     return tuple(int(v) for v in np.diff(b) if v > 0)
 
 
@@ -253,8 +256,9 @@ def _nearest_block(b, iy, ix, bh, bw):
         import cupy
 
         diy, dix = cupy.asarray(iy), cupy.asarray(ix)
-        _core.cuda_resize_nearest(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
-                                  diy.data.ptr, dix.data.ptr, stream)
+        _core.cuda_resize_nearest(
+            code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), diy.data.ptr, dix.data.ptr, stream
+        )
 
     return run_image_op(b, None, cpu, cuda, out_shape=_R._out_shape(b, bh, bw))
 

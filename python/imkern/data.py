@@ -19,6 +19,7 @@ reproducible whatever the prefetching thread's timing.
     >>> [(x.shape, y.shape) for x, y in dl][-1]
     ((2, 1, 8, 8), (2,))
 """
+
 from __future__ import annotations
 
 import queue
@@ -142,8 +143,16 @@ class RandomAffine:
         [[[1.0, 0.0, 0.0], [-0.0, 1.0, 0.0]]]
     """
 
-    def __init__(self, degrees=0.0, translate=(0.0, 0.0), scale=(1.0, 1.0), *, interpolation="bilinear",
-                 border="constant", cval=0):
+    def __init__(
+        self,
+        degrees=0.0,
+        translate=(0.0, 0.0),
+        scale=(1.0, 1.0),
+        *,
+        interpolation="bilinear",
+        border="constant",
+        cval=0,
+    ):
         self.degrees = float(degrees)
         self.translate = tuple(float(t) for t in translate)
         self.scale = tuple(float(v) for v in scale)
@@ -173,8 +182,9 @@ class RandomAffine:
         n, h, w = images.shape[:3]
         out = np.empty_like(images)
         for i, m in enumerate(self.matrices(n, h, w, rng)):
-            T.warp_affine(images[i], m, (h, w), interpolation=self.interpolation, border=self.border,
-                          cval=self.cval, out=out[i])
+            T.warp_affine(
+                images[i], m, (h, w), interpolation=self.interpolation, border=self.border, cval=self.cval, out=out[i]
+            )
         return out
 
 
@@ -249,17 +259,31 @@ class DataLoader:
         (3, ((4, 3, 8, 8), 'float32', 'int64'))
     """
 
-    def __init__(self, images, labels=None, batch_size: int = 32, *, shuffle: bool = False, augment=None,
-                 seed: Optional[int] = None, mean=None, std=None, drop_last: bool = False, prefetch: bool = True,
-                 channels_first: bool = False):
+    def __init__(
+        self,
+        images,
+        labels=None,
+        batch_size: int = 32,
+        *,
+        shuffle: bool = False,
+        augment=None,
+        seed: Optional[int] = None,
+        mean=None,
+        std=None,
+        drop_last: bool = False,
+        prefetch: bool = True,
+        channels_first: bool = False,
+    ):
         if not hasattr(images, "shape") or not hasattr(images, "dtype"):
             raise TypeError(f"images: expected an array, got {type(images).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
         if channels_first:
             if images.ndim != 4 or images.dtype.kind != "f":
-                raise ValueError(f"images: channels_first needs an (N, C, H, W) float tensor, got "
-                                 f"{tuple(images.shape)} {images.dtype}")
+                raise ValueError(
+                    f"images: channels_first needs an (N, C, H, W) float tensor, got "
+                    f"{tuple(images.shape)} {images.dtype}"
+                )
             if augment is not None:
                 raise ValueError("augment: augmentations work on (N, H, W, C) images, not on channels_first tensors")
         elif images.ndim == 3:
@@ -272,7 +296,11 @@ class DataLoader:
                 raise ValueError(f"labels: expected a 1-D integer array, got shape {labels.shape} {labels.dtype}")
             if len(labels) != len(images):
                 raise ValueError(f"labels: {len(labels)} labels for {len(images)} images")
-            if not np.can_cast(labels.dtype, np.int64, "safe") and len(labels) and labels.max() > np.iinfo(np.int64).max:
+            if (
+                not np.can_cast(labels.dtype, np.int64, "safe")
+                and len(labels)
+                and labels.max() > np.iinfo(np.int64).max
+            ):
                 # uint64 values past int64 would wrap (2**64 - 100 becomes ignore_index -100).
                 raise ValueError(f"labels: {int(labels.max())} does not fit in int64 (the labels' type)")
             labels = labels.astype(np.int64)
@@ -318,7 +346,7 @@ class DataLoader:
         order = self._order(epoch)
         bs = self.batch_size
         for b in range(len(self)):
-            yield b, order[b * bs:(b + 1) * bs]
+            yield b, order[b * bs : (b + 1) * bs]
 
     def __iter__(self):
         epoch = self.epoch

@@ -8,6 +8,7 @@ arrays, RGB order), EXIF orientation, clear errors that name the file, and paral
 Pillow is needed (``pip install imkern[io]``); tqdm draws the progress bar of
 :func:`load_folder` when it is installed.
 """
+
 from __future__ import annotations
 
 import os
@@ -243,13 +244,12 @@ def _list_folder(root) -> Tuple[List[str], List[Tuple[str, int]]]:
     for label, name in enumerate(classes):
         folder = os.path.join(fsroot, name)
         files = sorted(
-            e.path for e in os.scandir(folder)
+            e.path
+            for e in os.scandir(folder)
             if e.is_file() and not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
         )
         if not files:
-            raise ValueError(
-                f"load_folder: class folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})"
-            )
+            raise ValueError(f"load_folder: class folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
         items.extend((f, label) for f in files)
     return classes, items
 

@@ -26,6 +26,7 @@ Example:
     ...                     imkern.filters.gaussian(x, 1.5)))
     True
 """
+
 from __future__ import annotations
 
 import functools
@@ -68,11 +69,13 @@ _register()
 
 def _image_rank(x) -> int:
     if x.ndim not in (2, 3, 4):
-        raise ValueError(f"image: expected an image of shape (H, W), (H, W, C) or (N, H, W, C), got shape "
-                         f"{tuple(x.shape)}")
+        raise ValueError(
+            f"image: expected an image of shape (H, W), (H, W, C) or (N, H, W, C), got shape {tuple(x.shape)}"
+        )
     if np.dtype(x.dtype) not in _DTYPES:
-        raise TypeError(f"image: dtype {np.dtype(x.dtype)} is not supported; expected one of "
-                        f"{', '.join(str(d) for d in _DTYPES)}")
+        raise TypeError(
+            f"image: dtype {np.dtype(x.dtype)} is not supported; expected one of {', '.join(str(d) for d in _DTYPES)}"
+        )
     return 2 if x.ndim == 2 else 3
 
 
@@ -105,15 +108,31 @@ def _taps(k: np.ndarray, x):
 def _ffi_sep(x, ky: Tuple[float, ...], kx: Tuple[float, ...], rank: int, border: str, cval: float):
     call = jax.ffi.ffi_call("imkern_sep_filter", jax.ShapeDtypeStruct(x.shape, x.dtype), vmap_method="expand_dims")
     ya, xa = np.asarray(ky, np.float64), np.asarray(kx, np.float64)
-    return call(x, _taps(ya, x), _taps(xa, x), kernel_y=ya, kernel_x=xa, image_rank=np.int64(rank),
-                border=np.int64(BORDER_CODES[border]), cval=np.float64(cval))
+    return call(
+        x,
+        _taps(ya, x),
+        _taps(xa, x),
+        kernel_y=ya,
+        kernel_x=xa,
+        image_rank=np.int64(rank),
+        border=np.int64(BORDER_CODES[border]),
+        cval=np.float64(cval),
+    )
 
 
 def _ffi_corr(x, k: Tuple[Tuple[float, ...], ...], rank: int, border: str, cval: float):
     ka = np.asarray(k, np.float64)
     call = jax.ffi.ffi_call("imkern_correlate", jax.ShapeDtypeStruct(x.shape, x.dtype), vmap_method="expand_dims")
-    return call(x, _taps(ka.ravel(), x), kernel=ka.ravel(), kh=np.int64(ka.shape[0]), kw=np.int64(ka.shape[1]),
-                image_rank=np.int64(rank), border=np.int64(BORDER_CODES[border]), cval=np.float64(cval))
+    return call(
+        x,
+        _taps(ka.ravel(), x),
+        kernel=ka.ravel(),
+        kh=np.int64(ka.shape[0]),
+        kw=np.int64(ka.shape[1]),
+        image_rank=np.int64(rank),
+        border=np.int64(BORDER_CODES[border]),
+        cval=np.float64(cval),
+    )
 
 
 def _adjoint(g, ksizes, border, filt):

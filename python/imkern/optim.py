@@ -20,6 +20,7 @@ so a step equals torch's on the same gradients (tests/test_optim.py).
 ``params`` is a list of :class:`imkern.nn.Parameter` (``model.parameters()``) or of dicts
 ``{"params": [...], "lr": ...}`` (parameter groups with their own options), as in torch.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,8 @@ from typing import Dict, List
 import numpy as np
 
 from . import _arrays as A
-from . import _core, _driver as D
+from . import _core
+from . import _driver as D
 from .nn.layers import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
@@ -54,8 +56,9 @@ def _kernel_arrays(p: Parameter, i: int):
     if grad.dtype != data.dtype:
         raise TypeError(f"params[{i}]: gradient dtype {grad.dtype} differs from the parameter's {data.dtype}")
     if tuple(grad.shape) != tuple(data.shape):
-        raise ValueError(f"params[{i}]: gradient shape {tuple(grad.shape)} differs from the parameter's "
-                         f"{tuple(data.shape)}")
+        raise ValueError(
+            f"params[{i}]: gradient shape {tuple(grad.shape)} differs from the parameter's {tuple(data.shape)}"
+        )
     if not data.flags.c_contiguous:
         raise ValueError(f"params[{i}]: the parameter array must be C-contiguous (it is updated in place)")
     if kind == "numpy":
@@ -108,8 +111,10 @@ class Optimizer:
             ps = list(g["params"])
             for j, p in enumerate(ps):
                 if not isinstance(p, Parameter):
-                    raise TypeError(f"params: item {j} of group {gi} is a {type(p).__name__}, not an "
-                                    "imkern.nn.Parameter (pass model.parameters())")
+                    raise TypeError(
+                        f"params: item {j} of group {gi} is a {type(p).__name__}, not an "
+                        "imkern.nn.Parameter (pass model.parameters())"
+                    )
                 if id(p) in seen:
                     raise ValueError("params: a parameter appears more than once")
                 seen.add(id(p))
@@ -164,10 +169,20 @@ class SGD(Optimizer):
         [0.5, 2.5]
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
-                 maximize=False):
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      nesterov=bool(nesterov), maximize=bool(maximize)))
+    def __init__(
+        self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *, maximize=False
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=bool(nesterov),
+                maximize=bool(maximize),
+            ),
+        )
 
     def _check_group(self, group) -> None:
         super()._check_group(group)
@@ -183,13 +198,22 @@ class SGD(Optimizer):
         if first:
             state["momentum_buffer"] = A.xp_of(kind).empty_like(data)
         buf = state.get("momentum_buffer")
-        args = (group["lr"], mom, group["dampening"], group["weight_decay"], group["nesterov"], group["maximize"], first)
+        args = (
+            group["lr"],
+            mom,
+            group["dampening"],
+            group["weight_decay"],
+            group["nesterov"],
+            group["maximize"],
+            first,
+        )
         if kind == "numpy":
             _core.sgd_step(data, grad, buf, *args)
         else:
             with A.cuda_launch(data) as stream:
-                _core.cuda_sgd_step(A.DTYPE_CODES[np.dtype(data.dtype)], data.size, D.ptr(data), D.ptr(grad),
-                                    D.ptr(buf), *args, stream)
+                _core.cuda_sgd_step(
+                    A.DTYPE_CODES[np.dtype(data.dtype)], data.size, D.ptr(data), D.ptr(grad), D.ptr(buf), *args, stream
+                )
 
 
 class Adam(Optimizer):
@@ -211,18 +235,30 @@ class Adam(Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-                 maximize=False):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      amsgrad=bool(amsgrad), maximize=bool(maximize)))
+    def __init__(
+        self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *, maximize=False
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=tuple(betas),
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=bool(amsgrad),
+                maximize=bool(maximize),
+            ),
+        )
 
     def _check_group(self, group) -> None:
         super()._check_group(group)
         b = tuple(group["betas"])
         if len(b) != 2:
             raise ValueError(f"betas: expected two numbers, got {group['betas']!r}")
-        group["betas"] = (_number(b[0], "betas[0]", 0.0, 1.0, hi_open=True),
-                          _number(b[1], "betas[1]", 0.0, 1.0, hi_open=True))
+        group["betas"] = (
+            _number(b[0], "betas[0]", 0.0, 1.0, hi_open=True),
+            _number(b[1], "betas[1]", 0.0, 1.0, hi_open=True),
+        )
         group["eps"] = _number(group["eps"], "eps")
         group["weight_decay"] = _number(group["weight_decay"], "weight_decay")
 
@@ -238,17 +274,36 @@ class Adam(Optimizer):
         t = float(state["step"])
         beta1, beta2 = group["betas"]
         lr = group["lr"]
-        step_size = lr / (1 - beta1 ** t)
-        bias2_sqrt = (1 - beta2 ** t) ** 0.5
+        step_size = lr / (1 - beta1**t)
+        bias2_sqrt = (1 - beta2**t) ** 0.5
         vmax = state.get("max_exp_avg_sq") if group["amsgrad"] else None
-        args = (lr, beta1, beta2, group["eps"], group["weight_decay"], step_size, bias2_sqrt, self._decoupled,
-                group["amsgrad"], group["maximize"])
+        args = (
+            lr,
+            beta1,
+            beta2,
+            group["eps"],
+            group["weight_decay"],
+            step_size,
+            bias2_sqrt,
+            self._decoupled,
+            group["amsgrad"],
+            group["maximize"],
+        )
         if kind == "numpy":
             _core.adam_step(data, grad, state["exp_avg"], state["exp_avg_sq"], vmax, *args)
         else:
             with A.cuda_launch(data) as stream:
-                _core.cuda_adam_step(A.DTYPE_CODES[np.dtype(data.dtype)], data.size, D.ptr(data), D.ptr(grad),
-                                     D.ptr(state["exp_avg"]), D.ptr(state["exp_avg_sq"]), D.ptr(vmax), *args, stream)
+                _core.cuda_adam_step(
+                    A.DTYPE_CODES[np.dtype(data.dtype)],
+                    data.size,
+                    D.ptr(data),
+                    D.ptr(grad),
+                    D.ptr(state["exp_avg"]),
+                    D.ptr(state["exp_avg_sq"]),
+                    D.ptr(vmax),
+                    *args,
+                    stream,
+                )
 
 
 class AdamW(Adam):
@@ -267,8 +322,9 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False):
+    def __init__(
+        self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *, maximize=False
+    ):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
 
 
@@ -372,5 +428,7 @@ class CosineAnnealingLR(LRScheduler):
             return [g["lr"] for g in groups]
         if (e - 1 - T) % (2 * T) == 0:
             return [g["lr"] + (base - lo) * (1 - math.cos(math.pi / T)) / 2 for base, g in zip(self.base_lrs, groups)]
-        return [(1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T)) * (g["lr"] - lo) + lo
-                for g in groups]
+        return [
+            (1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T)) * (g["lr"] - lo) + lo
+            for g in groups
+        ]

@@ -1,4 +1,5 @@
 """The ``imkern`` commands (argparse namespaces in, exit status out); see imkern/__main__.py."""
+
 from __future__ import annotations
 
 import ast
@@ -50,8 +51,9 @@ def _filter_ops():
 
 def _inputs(spec: str) -> List[str]:
     if os.path.isdir(spec):
-        files = sorted(os.path.join(spec, n) for n in os.listdir(spec)
-                       if n.lower().endswith(IMAGE_EXTS) and not n.startswith("."))
+        files = sorted(
+            os.path.join(spec, n) for n in os.listdir(spec) if n.lower().endswith(IMAGE_EXTS) and not n.startswith(".")
+        )
         if not files:
             raise CLIError(f"{spec}: no image files ({', '.join(IMAGE_EXTS)}) in the folder")
         return files
@@ -87,8 +89,14 @@ def _parse_params(extra: List[str], op, name: str) -> dict:
             kw[key] = ast.literal_eval(val)
         except (ValueError, SyntaxError):
             kw[key] = val  # a string: border="reflect", kind="binary", ...
-    missing = [p.name for p in sig.parameters.values() if p.name not in ("image", "out") and
-               p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD and p.name not in kw]
+    missing = [
+        p.name
+        for p in sig.parameters.values()
+        if p.name not in ("image", "out")
+        and p.default is inspect.Parameter.empty
+        and p.kind is not p.VAR_KEYWORD
+        and p.name not in kw
+    ]
     if missing:
         raise CLIError(f"--op {name} needs " + ", ".join(f"--{m}" for m in missing))
     return kw
@@ -126,8 +134,12 @@ def filter(args, extra=None) -> int:
     kw = _parse_params(extra, op, args.op)
     io = _io()
     files = _inputs(args.input)
-    single = len(files) == 1 and not os.path.isdir(args.input) and not args.output.endswith(os.sep) \
+    single = (
+        len(files) == 1
+        and not os.path.isdir(args.input)
+        and not args.output.endswith(os.sep)
         and not os.path.isdir(args.output)
+    )
     if single:
         outs = [args.output]
     else:
@@ -138,8 +150,10 @@ def filter(args, extra=None) -> int:
     if not args.force:
         clash = [o for o in outs if os.path.exists(o)]
         if clash:
-            raise CLIError(f"{clash[0]} exists{' (and %d more)' % (len(clash) - 1) if len(clash) > 1 else ''}; "
-                           "pass --force to overwrite")
+            raise CLIError(
+                f"{clash[0]} exists{' (and %d more)' % (len(clash) - 1) if len(clash) > 1 else ''}; "
+                "pass --force to overwrite"
+            )
     from ..nn._fit import _bar
 
     bar = _bar(not args.no_progress and len(files) > 1, total=len(files), desc=args.op, unit="image")
@@ -178,10 +192,18 @@ def build_folder_model(channels: int, classes: int, seed=None):
         return None if seed is None else seed + k
 
     return nn.Sequential(
-        nn.Conv2d(channels, 32, 3, padding=1, seed=s(0)), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1, seed=s(1)), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3, padding=1, seed=s(2)), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(128, classes, seed=s(3)),
+        nn.Conv2d(channels, 32, 3, padding=1, seed=s(0)),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1, seed=s(1)),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3, padding=1, seed=s(2)),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(128, classes, seed=s(3)),
     )
 
 
@@ -206,8 +228,9 @@ def train(args) -> int:
     if not os.path.isdir(args.dir):
         raise CLIError(f"{args.dir}: not a folder (expected one subfolder per class)")
     try:
-        images, labels, classes = io.load_folder(args.dir, size=(args.size, args.size), mode=args.mode,
-                                                 progress=not args.no_progress)
+        images, labels, classes = io.load_folder(
+            args.dir, size=(args.size, args.size), mode=args.mode, progress=not args.no_progress
+        )
     except (OSError, ValueError) as e:
         raise CLIError(str(e)) from None
     if len(classes) < 2:
@@ -222,22 +245,42 @@ def train(args) -> int:
     x_tr = images[tr_idx].astype(np.float64) / 255.0
     mean = [float(v) for v in x_tr.mean(axis=(0, 1, 2))]
     std = [float(max(v, 1e-3)) for v in x_tr.std(axis=(0, 1, 2))]
-    aug = None if args.no_augment else [RandomCrop(args.size, padding=max(1, args.size // 8), border="reflect101"),
-                                        RandomHorizontalFlip(), ColorJitter(0.2, 0.2)]
-    loader = DataLoader(images[tr_idx], labels[tr_idx], args.batch_size, shuffle=True, augment=aug, seed=args.seed,
-                        mean=mean, std=std)
+    aug = (
+        None
+        if args.no_augment
+        else [
+            RandomCrop(args.size, padding=max(1, args.size // 8), border="reflect101"),
+            RandomHorizontalFlip(),
+            ColorJitter(0.2, 0.2),
+        ]
+    )
+    loader = DataLoader(
+        images[tr_idx], labels[tr_idx], args.batch_size, shuffle=True, augment=aug, seed=args.seed, mean=mean, std=std
+    )
     val = None
     if n_val:
         val = DataLoader(images[val_idx], labels[val_idx], 256, mean=mean, std=std, seed=0)
     model = build_folder_model(images.shape[-1], len(classes)).to(args.device)
     opt = optim.AdamW(model.parameters(), lr=args.lr)
     sched = optim.CosineAnnealingLR(opt, T_max=args.epochs)
-    print(f"imkern train: {len(tr_idx)} training / {n_val} validation images, {len(classes)} classes "
-          f"({', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''}), {args.size}x{args.size}")
-    hist = nn.fit(model, loader, epochs=args.epochs, optimizer=opt, scheduler=sched, val=val,
-                  progress=not args.no_progress)
-    nn.save(model, args.out, metadata={"classes": list(classes), "size": [args.size, args.size], "mode": args.mode,
-                                       "mean": mean, "std": std})
+    print(
+        f"imkern train: {len(tr_idx)} training / {n_val} validation images, {len(classes)} classes "
+        f"({', '.join(classes[:8])}{', ...' if len(classes) > 8 else ''}), {args.size}x{args.size}"
+    )
+    hist = nn.fit(
+        model, loader, epochs=args.epochs, optimizer=opt, scheduler=sched, val=val, progress=not args.no_progress
+    )
+    nn.save(
+        model,
+        args.out,
+        metadata={
+            "classes": list(classes),
+            "size": [args.size, args.size],
+            "mode": args.mode,
+            "mean": mean,
+            "std": std,
+        },
+    )
     _curve(png, hist)
     last = {k: v[-1] for k, v in hist.items()}
     msg = f"train accuracy {last['accuracy']:.2%}"
@@ -292,8 +335,10 @@ def predict(args) -> int:
     meta = getattr(model, "metadata", {}) or {}
     need = [k for k in ("classes", "size", "mode") if k not in meta]
     if need:
-        raise CLIError(f"{args.model}: the model has no {', '.join(need)} metadata (save it with "
-                       "imkern.nn.save(..., metadata={'classes': [...], 'size': [h, w], 'mode': 'RGB'}))")
+        raise CLIError(
+            f"{args.model}: the model has no {', '.join(need)} metadata (save it with "
+            "imkern.nn.save(..., metadata={'classes': [...], 'size': [h, w], 'mode': 'RGB'}))"
+        )
     io = _io()
     classes, (h, w), mode = meta["classes"], meta["size"], meta["mode"]
     batch, names = [], []
@@ -303,8 +348,9 @@ def predict(args) -> int:
         except (OSError, ValueError) as e:
             raise CLIError(f"{path}: cannot read the image ({e})") from None
         if img.shape[:2] != (h, w):
-            img = imkern.transform.resize(img, (h, w), interpolation="area" if img.shape[0] > h and
-                                          img.shape[1] > w else "bilinear")
+            img = imkern.transform.resize(
+                img, (h, w), interpolation="area" if img.shape[0] > h and img.shape[1] > w else "bilinear"
+            )
         batch.append(img if img.ndim == 3 else img[..., None])
         names.append(path)
     x = imkern.transform.to_tensor(np.stack(batch), mean=meta.get("mean"), std=meta.get("std"))

@@ -10,6 +10,7 @@ images, 10 classes, shipped with scikit-learn: nothing is downloaded).
 4. Write demo.png (samples, filter outputs, training curve, confusion matrix), model.npz and
    summary.json to --out.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,16 @@ def build_model(seed=None):
     from .. import nn
 
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1, seed=seed), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1, seed=None if seed is None else seed + 1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(1, 16, 3, padding=1, seed=seed),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1, seed=None if seed is None else seed + 1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(32 * 8 * 8, 128, seed=None if seed is None else seed + 2), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(32 * 8 * 8, 128, seed=None if seed is None else seed + 2),
+        nn.ReLU(),
+        nn.Dropout(0.3),
         nn.Linear(128, 10, seed=None if seed is None else seed + 3),
     )
 
@@ -42,10 +49,19 @@ def build_model(seed=None):
 def build_torch_model(torch, model):
     """The same architecture in PyTorch with ``model``'s weights (for the benchmark)."""
     tnn = torch.nn
-    t = tnn.Sequential(tnn.Conv2d(1, 16, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
-                       tnn.Conv2d(16, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
-                       tnn.Linear(32 * 8 * 8, 128), tnn.ReLU(), tnn.Dropout(0.3),
-                       tnn.Linear(128, 10))
+    t = tnn.Sequential(
+        tnn.Conv2d(1, 16, 3, padding=1),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Conv2d(16, 32, 3, padding=1),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Flatten(),
+        tnn.Linear(32 * 8 * 8, 128),
+        tnn.ReLU(),
+        tnn.Dropout(0.3),
+        tnn.Linear(128, 10),
+    )
     with torch.no_grad():
         for (_, p), tp in zip(model.named_parameters(), t.parameters()):
             tp.copy_(torch.from_numpy(np.asarray(p.data)))
@@ -143,13 +159,20 @@ def _figure(path, samples, filtered, hist, cm):
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="center right", fontsize=8)
     ax.set_title("training curve")
-    ax = fig.add_subplot(grid[rows:, k // 2:])
+    ax = fig.add_subplot(grid[rows:, k // 2 :])
     ax.imshow(cm, cmap="Blues")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if cm[i, j] > cm.max() / 2 else "black",
+                )
     ax.set_xticks(range(10))
     ax.set_yticks(range(10))
     ax.set_xlabel("predicted")
@@ -210,15 +233,26 @@ def run(args) -> int:
     x_test, y_test = x[test_idx], labels[test_idx]
     # Batches: to_tensor on the resized uint8 images with a random 2-pixel shift (crop with
     # padding), prepared in the loader's background thread.
-    loader = DataLoader(big[train_idx], y_train, args.batch_size, shuffle=True, seed=args.seed, mean=mean, std=std,
-                        augment=[RandomCrop(SIZE, padding=2)])
+    loader = DataLoader(
+        big[train_idx],
+        y_train,
+        args.batch_size,
+        shuffle=True,
+        seed=args.seed,
+        mean=mean,
+        std=std,
+        augment=[RandomCrop(SIZE, padding=2)],
+    )
     opt = optim.Adam(model.parameters(), lr=2e-3)
     sched = optim.CosineAnnealingLR(opt, T_max=args.epochs)
-    print(f"imkern demo: digits {len(train_idx)} train / {len(test_idx)} held out, 32x32, device {args.device}, "
-          f"{imkern.get_num_threads()} threads")
+    print(
+        f"imkern demo: digits {len(train_idx)} train / {len(test_idx)} held out, 32x32, device {args.device}, "
+        f"{imkern.get_num_threads()} threads"
+    )
     t = time.perf_counter()
-    hist = nn.fit(model, loader, epochs=args.epochs, optimizer=opt, scheduler=sched, val=(x_test, y_test),
-                  progress=progress)
+    hist = nn.fit(
+        model, loader, epochs=args.epochs, optimizer=opt, scheduler=sched, val=(x_test, y_test), progress=progress
+    )
     train_seconds = time.perf_counter() - t
     times["train"] = train_seconds
 
@@ -233,17 +267,34 @@ def run(args) -> int:
 
     t = time.perf_counter()
     _figure(os.path.join(out, "demo.png"), samples, filtered, hist, cm)
-    nn.save(model, os.path.join(out, "model.npz"),
-            metadata={"classes": CLASSES, "size": [SIZE, SIZE], "mode": "L", "mean": mean, "std": std,
-                      "source": "imkern demo (scikit-learn digits, 8x8 upscaled to 32x32, values 0..255)"})
+    nn.save(
+        model,
+        os.path.join(out, "model.npz"),
+        metadata={
+            "classes": CLASSES,
+            "size": [SIZE, SIZE],
+            "mode": "L",
+            "mean": mean,
+            "std": std,
+            "source": "imkern demo (scikit-learn digits, 8x8 upscaled to 32x32, values 0..255)",
+        },
+    )
     ips = len(train_idx) * args.epochs / train_seconds
     summary = {
-        "accuracy": acc, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-        "train_seconds": train_seconds, "images_per_second": ips,
-        "predict_images_per_second": len(test_idx) / predict_seconds, "device": args.device,
-        "threads": imkern.get_num_threads(), "train_images": int(len(train_idx)), "test_images": int(len(test_idx)),
+        "accuracy": acc,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "train_seconds": train_seconds,
+        "images_per_second": ips,
+        "predict_images_per_second": len(test_idx) / predict_seconds,
+        "device": args.device,
+        "threads": imkern.get_num_threads(),
+        "train_images": int(len(train_idx)),
+        "test_images": int(len(test_idx)),
         "history": {k: [float(v) for v in vals] for k, vals in hist.items()},
-        "stage_seconds": times, "imkern": imkern.__version__,
+        "stage_seconds": times,
+        "imkern": imkern.__version__,
     }
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
@@ -258,6 +309,7 @@ def run(args) -> int:
     print()
     print(f"held-out accuracy {acc:.2%} ({int((pred == y_test).sum())}/{len(y_test)}) after {args.epochs} epochs")
     print(f"train {ips:,.0f} images/s, predict {len(test_idx) / predict_seconds:,.0f} images/s")
-    print(f"wrote {os.path.join(out, 'demo.png')}, {os.path.join(out, 'model.npz')}, "
-          f"{os.path.join(out, 'summary.json')}")
+    print(
+        f"wrote {os.path.join(out, 'demo.png')}, {os.path.join(out, 'model.npz')}, {os.path.join(out, 'summary.json')}"
+    )
     return 0

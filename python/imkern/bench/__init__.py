@@ -12,6 +12,7 @@ NumPy dtype name (``float32/tf32`` where TF32 tensor cores are allowed), and the
 in array order (``2160x3840x3`` for an (H, W, C) image, ``32x64x56x56`` for NCHW). The device
 is not part of the name (it is its own column). ``NAME_FORMAT`` is the pattern tests check.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,6 +67,7 @@ def cuda_sync() -> None:
 
 def cuda_timed(f: Callable[[], object]) -> Callable[[], object]:
     """``f`` followed by a synchronization of the current CuPy stream."""
+
     def g():
         r = f()
         cuda_sync()

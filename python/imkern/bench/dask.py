@@ -7,6 +7,7 @@ The input is built chunk by chunk from a seeded generator, so it is never held w
 timed call reduces the filtered image to one number (``.sum()``), so the output is never held
 whole either and both implementations read, filter and reduce the same blocks.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,12 @@ def _image(da):
         shape = block_info[None]["chunk-shape"]
         return np.random.default_rng(seed).random(shape, dtype=np.float32)
 
-    return da.map_blocks(block, chunks=((CHUNK,) * (SIZE // CHUNK) + ((SIZE % CHUNK,) if SIZE % CHUNK else ()),) * 2,
-                         dtype=np.float32, meta=np.empty((0, 0), np.float32))
+    return da.map_blocks(
+        block,
+        chunks=((CHUNK,) * (SIZE // CHUNK) + ((SIZE % CHUNK,) if SIZE % CHUNK else ()),) * 2,
+        dtype=np.float32,
+        meta=np.empty((0, 0), np.float32),
+    )
 
 
 def _setup():
@@ -38,18 +43,24 @@ def _setup():
     import imkern.dask as ikd
 
     x = _image(da)
-    fn = lambda: float(ikd.gaussian(x, SIGMA, border="reflect").sum().compute(scheduler="threads"))  # noqa: E731
+    fn = lambda: float(ikd.gaussian(x, SIGMA, border="reflect").sum().compute(scheduler="threads"))
     peers = {}
     ndf = optional_import("dask_image.ndfilters")
     if ndf is not None:
         # scipy's "reflect" is imkern's "reflect"; the same truncate (4.0), so the same radius
-        peers["dask_image"] = lambda: float(ndf.gaussian_filter(x, SIGMA, mode="reflect").sum().compute(
-            scheduler="threads"))
+        peers["dask_image"] = lambda: float(
+            ndf.gaussian_filter(x, SIGMA, mode="reflect").sum().compute(scheduler="threads")
+        )
     del dask
     return fn, peers
 
 
 CASES = [
-    Case(f"dask_gaussian s{SIGMA:g} float32 {SIZE}x{SIZE}", "cpu", _setup, bytes=2 * 4 * SIZE * SIZE,
-         note=f"chunks {CHUNK}x{CHUNK}; imkern.dask.gaussian vs dask_image.ndfilters.gaussian_filter"),
+    Case(
+        f"dask_gaussian s{SIGMA:g} float32 {SIZE}x{SIZE}",
+        "cpu",
+        _setup,
+        bytes=2 * 4 * SIZE * SIZE,
+        note=f"chunks {CHUNK}x{CHUNK}; imkern.dask.gaussian vs dask_image.ndfilters.gaussian_filter",
+    ),
 ]

@@ -2,6 +2,7 @@
 (both use every core this process may use), on CUDA against cupyx.scipy.ndimage and cv2.cuda
 (the same border rule: cupyx mode "mirror" = our "reflect101", cv2's BORDER_REFLECT_101).
 bytes = input + output bytes of one call."""
+
 from __future__ import annotations
 
 from typing import Callable, Tuple
@@ -39,36 +40,54 @@ def _setup(make_imkern, make_cv2, shape, dtype):
 
 def _gauss(ks, sigma) -> Tuple[Callable, Callable]:
     return (
-        lambda imkern, x, out: (lambda: imkern.filters.gaussian(x, sigma, ksize=(ks, ks), out=out)),
-        lambda cv2, x, out: (lambda: cv2.GaussianBlur(x, (ks, ks), sigma, dst=out, borderType=cv2.BORDER_REFLECT_101)),
+        lambda imkern, x, out: lambda: imkern.filters.gaussian(x, sigma, ksize=(ks, ks), out=out),
+        lambda cv2, x, out: lambda: cv2.GaussianBlur(x, (ks, ks), sigma, dst=out, borderType=cv2.BORDER_REFLECT_101),
     )
 
 
 _K3 = np.array([[0.1, 0.2, 0.05], [0.15, 0.3, 0.1], [0.02, 0.03, 0.05]])
 
 CASES = [
-    Case("gaussian 5x5 s1 uint8 2160x3840x3", "cpu", _setup(*_gauss(5, 1.0), (H, W, 3), np.uint8),
-         bytes=2 * H * W * 3),
-    Case("gaussian 5x5 s1 float32 2160x3840", "cpu", _setup(*_gauss(5, 1.0), (H, W), np.float32),
-         bytes=2 * H * W * 4),
-    Case("gaussian 31x31 s5 float32 2160x3840", "cpu", _setup(*_gauss(31, 5.0), (H, W), np.float32),
-         bytes=2 * H * W * 4),
-    Case("correlate 3x3 float32 2160x3840", "cpu",
-         _setup(lambda imkern, x, out: (lambda: imkern.filters.correlate(x, _K3, out=out)),
-                lambda cv2, x, out: (lambda: cv2.filter2D(x, -1, _K3.astype(np.float32), dst=out,
-                                                          borderType=cv2.BORDER_REFLECT_101)),
-                (H, W), np.float32),
-         bytes=2 * H * W * 4),
-    Case("box 15x15 uint8 2160x3840x3", "cpu",
-         _setup(lambda imkern, x, out: (lambda: imkern.filters.box(x, 15, out=out)),
-                lambda cv2, x, out: (lambda: cv2.blur(x, (15, 15), dst=out, borderType=cv2.BORDER_REFLECT_101)),
-                (H, W, 3), np.uint8),
-         bytes=2 * H * W * 3),
-    Case("box 15x15 float32 2160x3840x3", "cpu",
-         _setup(lambda imkern, x, out: (lambda: imkern.filters.box(x, 15, out=out)),
-                lambda cv2, x, out: (lambda: cv2.blur(x, (15, 15), dst=out, borderType=cv2.BORDER_REFLECT_101)),
-                (H, W, 3), np.float32),
-         bytes=2 * H * W * 3 * 4),
+    Case("gaussian 5x5 s1 uint8 2160x3840x3", "cpu", _setup(*_gauss(5, 1.0), (H, W, 3), np.uint8), bytes=2 * H * W * 3),
+    Case("gaussian 5x5 s1 float32 2160x3840", "cpu", _setup(*_gauss(5, 1.0), (H, W), np.float32), bytes=2 * H * W * 4),
+    Case(
+        "gaussian 31x31 s5 float32 2160x3840", "cpu", _setup(*_gauss(31, 5.0), (H, W), np.float32), bytes=2 * H * W * 4
+    ),
+    Case(
+        "correlate 3x3 float32 2160x3840",
+        "cpu",
+        _setup(
+            lambda imkern, x, out: lambda: imkern.filters.correlate(x, _K3, out=out),
+            lambda cv2, x, out: (
+                lambda: cv2.filter2D(x, -1, _K3.astype(np.float32), dst=out, borderType=cv2.BORDER_REFLECT_101)
+            ),
+            (H, W),
+            np.float32,
+        ),
+        bytes=2 * H * W * 4,
+    ),
+    Case(
+        "box 15x15 uint8 2160x3840x3",
+        "cpu",
+        _setup(
+            lambda imkern, x, out: lambda: imkern.filters.box(x, 15, out=out),
+            lambda cv2, x, out: lambda: cv2.blur(x, (15, 15), dst=out, borderType=cv2.BORDER_REFLECT_101),
+            (H, W, 3),
+            np.uint8,
+        ),
+        bytes=2 * H * W * 3,
+    ),
+    Case(
+        "box 15x15 float32 2160x3840x3",
+        "cpu",
+        _setup(
+            lambda imkern, x, out: lambda: imkern.filters.box(x, 15, out=out),
+            lambda cv2, x, out: lambda: cv2.blur(x, (15, 15), dst=out, borderType=cv2.BORDER_REFLECT_101),
+            (H, W, 3),
+            np.float32,
+        ),
+        bytes=2 * H * W * 3 * 4,
+    ),
 ]
 
 
@@ -116,8 +135,14 @@ def _gaussian_setup(shape, dtype, ksize, sigma):
         cv2 = _cv2_cuda()
         if cv2 is not None and x.ndim <= 3 and dtype in (np.uint8, np.float32):
             ch = 1 if x.ndim == 2 else x.shape[-1]
-            cvt = {(np.uint8, 1): cv2.CV_8UC1, (np.uint8, 3): cv2.CV_8UC3, (np.uint8, 4): cv2.CV_8UC4,
-                   (np.float32, 1): cv2.CV_32FC1, (np.float32, 3): cv2.CV_32FC3, (np.float32, 4): cv2.CV_32FC4}
+            cvt = {
+                (np.uint8, 1): cv2.CV_8UC1,
+                (np.uint8, 3): cv2.CV_8UC3,
+                (np.uint8, 4): cv2.CV_8UC4,
+                (np.float32, 1): cv2.CV_32FC1,
+                (np.float32, 3): cv2.CV_32FC3,
+                (np.float32, 4): cv2.CV_32FC4,
+            }
             try:
                 peers.update(_cv2_gaussian(cv2, host, cvt[(dtype, ch)], ksize, sigma))
             except Exception:  # type/size not supported by this OpenCV build
@@ -191,15 +216,32 @@ def _nbytes(shape, dtype):
 
 
 _CUDA_CASES = [
-    Case("gaussian 5x5 s1 uint8 8x2160x3840x3", "cuda",
-         _gaussian_setup((8, 2160, 3840, 3), np.uint8, 5, 1.0), bytes=_nbytes((8, 2160, 3840, 3), np.uint8),
-         note="batch of 8 RGB 4K frames, sigma 1"),
-    Case("gaussian 5x5 s1 float32 2160x3840", "cuda", _gaussian_setup((2160, 3840), np.float32, 5, 1.0),
-         bytes=_nbytes((2160, 3840), np.float32)),
-    Case("gaussian 31x31 s5 float32 2160x3840", "cuda", _gaussian_setup((2160, 3840), np.float32, 31, 5.0),
-         bytes=_nbytes((2160, 3840), np.float32), note="sigma 5, runtime-size kernel"),
-    Case("correlate 3x3 float32 2160x3840", "cuda", _correlate_setup((2160, 3840), 3),
-         bytes=_nbytes((2160, 3840), np.float32)),
+    Case(
+        "gaussian 5x5 s1 uint8 8x2160x3840x3",
+        "cuda",
+        _gaussian_setup((8, 2160, 3840, 3), np.uint8, 5, 1.0),
+        bytes=_nbytes((8, 2160, 3840, 3), np.uint8),
+        note="batch of 8 RGB 4K frames, sigma 1",
+    ),
+    Case(
+        "gaussian 5x5 s1 float32 2160x3840",
+        "cuda",
+        _gaussian_setup((2160, 3840), np.float32, 5, 1.0),
+        bytes=_nbytes((2160, 3840), np.float32),
+    ),
+    Case(
+        "gaussian 31x31 s5 float32 2160x3840",
+        "cuda",
+        _gaussian_setup((2160, 3840), np.float32, 31, 5.0),
+        bytes=_nbytes((2160, 3840), np.float32),
+        note="sigma 5, runtime-size kernel",
+    ),
+    Case(
+        "correlate 3x3 float32 2160x3840",
+        "cuda",
+        _correlate_setup((2160, 3840), 3),
+        bytes=_nbytes((2160, 3840), np.float32),
+    ),
 ]
 CASES += _CUDA_CASES
 # ---- rank filters and morphology (OpenCV's defaults: median border replicate, morphology
@@ -208,34 +250,64 @@ _RECT5 = np.ones((5, 5), np.uint8)
 _RECT15 = np.ones((15, 15), np.uint8)
 
 CASES += [
-    Case("median 5x5 uint8 2160x3840", "cpu",
-         _setup(lambda imkern, x, out: (lambda: imkern.filters.median(x, 5, out=out)),
-                lambda cv2, x, out: (lambda: cv2.medianBlur(x, 5, dst=out)),
-                (H, W), np.uint8),
-         bytes=2 * H * W),
-    Case("median 15x15 uint8 2160x3840", "cpu",
-         _setup(lambda imkern, x, out: (lambda: imkern.filters.median(x, 15, out=out)),
-                lambda cv2, x, out: (lambda: cv2.medianBlur(x, 15, dst=out)),
-                (H, W), np.uint8),
-         bytes=2 * H * W),
-    Case("erode 5x5 uint8 2160x3840", "cpu",
-         _setup(lambda imkern, x, out: (lambda: imkern.filters.erode(x, _RECT5, out=out)),
-                lambda cv2, x, out: (lambda: cv2.erode(x, _RECT5, dst=out)),
-                (H, W), np.uint8),
-         bytes=2 * H * W),
-    Case("dilate 15x15 uint8 2160x3840", "cpu",
-         _setup(lambda imkern, x, out: (lambda: imkern.filters.dilate(x, _RECT15, out=out)),
-                lambda cv2, x, out: (lambda: cv2.dilate(x, _RECT15, dst=out)),
-                (H, W), np.uint8),
-         bytes=2 * H * W),
+    Case(
+        "median 5x5 uint8 2160x3840",
+        "cpu",
+        _setup(
+            lambda imkern, x, out: lambda: imkern.filters.median(x, 5, out=out),
+            lambda cv2, x, out: lambda: cv2.medianBlur(x, 5, dst=out),
+            (H, W),
+            np.uint8,
+        ),
+        bytes=2 * H * W,
+    ),
+    Case(
+        "median 15x15 uint8 2160x3840",
+        "cpu",
+        _setup(
+            lambda imkern, x, out: lambda: imkern.filters.median(x, 15, out=out),
+            lambda cv2, x, out: lambda: cv2.medianBlur(x, 15, dst=out),
+            (H, W),
+            np.uint8,
+        ),
+        bytes=2 * H * W,
+    ),
+    Case(
+        "erode 5x5 uint8 2160x3840",
+        "cpu",
+        _setup(
+            lambda imkern, x, out: lambda: imkern.filters.erode(x, _RECT5, out=out),
+            lambda cv2, x, out: lambda: cv2.erode(x, _RECT5, dst=out),
+            (H, W),
+            np.uint8,
+        ),
+        bytes=2 * H * W,
+    ),
+    Case(
+        "dilate 15x15 uint8 2160x3840",
+        "cpu",
+        _setup(
+            lambda imkern, x, out: lambda: imkern.filters.dilate(x, _RECT15, out=out),
+            lambda cv2, x, out: lambda: cv2.dilate(x, _RECT15, dst=out),
+            (H, W),
+            np.uint8,
+        ),
+        bytes=2 * H * W,
+    ),
 ]
 
 CASES += [
-    Case("bilateral d9 uint8 1080x1920x3", "cpu",
-         _setup(lambda imkern, x, out: (lambda: imkern.filters.bilateral(x, 9, 75.0, 75.0, out=out)),
-                lambda cv2, x, out: (lambda: cv2.bilateralFilter(x, 9, 75.0, 75.0, dst=out)),
-                (1080, 1920, 3), np.uint8),
-         bytes=2 * 1080 * 1920 * 3),
+    Case(
+        "bilateral d9 uint8 1080x1920x3",
+        "cpu",
+        _setup(
+            lambda imkern, x, out: lambda: imkern.filters.bilateral(x, 9, 75.0, 75.0, out=out),
+            lambda cv2, x, out: lambda: cv2.bilateralFilter(x, 9, 75.0, 75.0, dst=out),
+            (1080, 1920, 3),
+            np.uint8,
+        ),
+        bytes=2 * 1080 * 1920 * 3,
+    ),
 ]
 
 
@@ -317,14 +389,30 @@ def _photo(cv2, x):
 
 
 CASES += [
-    Case("sobel dx 3x3 float32 2160x3840", "cpu", _setup_any(_sobel_case, _sobel_cv2, (H, W), np.float32),
-         bytes=2 * H * W * 4),
-    Case("gradient_magnitude 3x3 l2 uint8 2160x3840", "cpu",
-         _setup_any(_gradmag_case, _gradmag_cv2, (H, W), np.uint8), bytes=H * W * 5,
-         note="OpenCV: Sobel x, Sobel y, magnitude"),
-    Case("canny 50_150 photo uint8 1080x1920", "cpu",
-         _setup_any(_canny_case, _canny_cv2, (1080, 1920), np.uint8, _photo), bytes=2 * 1080 * 1920),
-    Case("threshold_otsu binary uint8 2160x3840", "cpu",
-         _setup_any(_otsu_case, _otsu_cv2, (H, W), np.uint8, _photo), bytes=3 * H * W,
-         note="OpenCV: cv2.threshold with THRESH_OTSU (level and image in one call)"),
+    Case(
+        "sobel dx 3x3 float32 2160x3840",
+        "cpu",
+        _setup_any(_sobel_case, _sobel_cv2, (H, W), np.float32),
+        bytes=2 * H * W * 4,
+    ),
+    Case(
+        "gradient_magnitude 3x3 l2 uint8 2160x3840",
+        "cpu",
+        _setup_any(_gradmag_case, _gradmag_cv2, (H, W), np.uint8),
+        bytes=H * W * 5,
+        note="OpenCV: Sobel x, Sobel y, magnitude",
+    ),
+    Case(
+        "canny 50_150 photo uint8 1080x1920",
+        "cpu",
+        _setup_any(_canny_case, _canny_cv2, (1080, 1920), np.uint8, _photo),
+        bytes=2 * 1080 * 1920,
+    ),
+    Case(
+        "threshold_otsu binary uint8 2160x3840",
+        "cpu",
+        _setup_any(_otsu_case, _otsu_cv2, (H, W), np.uint8, _photo),
+        bytes=3 * H * W,
+        note="OpenCV: cv2.threshold with THRESH_OTSU (level and image in one call)",
+    ),
 ]

@@ -2,6 +2,7 @@
 on the same threads, on CUDA against PyTorch (cuDNN, cuBLAS). imkern's float32 CUDA cases run
 with TF32 allowed (the default, like torch's cuDNN default); the peer gets the same setting.
 flops = 2 * MACs of one call."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,12 +29,15 @@ def _conv_setup(n, c, k, hw, ksize, pad, backward=False):
         b = rng.standard_normal((k,), dtype=np.float32)
         go = rng.standard_normal((n, k, hw, hw), dtype=np.float32)
         if backward:
+
             def fn():
                 F.conv2d(x, w, b, padding=pad)
                 return F.conv2d_backward(go, x, w, padding=pad)
         else:
+
             def fn():
                 return F.conv2d(x, w, b, padding=pad)
+
         peers = {}
         torch = _torch()
         if torch is not None:
@@ -47,9 +51,11 @@ def _conv_setup(n, c, k, hw, ksize, pad, backward=False):
                 def peer():
                     tF.conv2d(xt, wt, bt, padding=pad).backward(got)
             else:
+
                 def peer():
                     with torch.no_grad():
                         return tF.conv2d(xt, wt, bt, padding=pad)
+
             peers["torch"] = peer
         return fn, peers
 
@@ -72,6 +78,7 @@ def _linear_setup(m, inf, of):
             def peer():
                 with torch.no_grad():
                     return torch.nn.functional.linear(xt, wt, bt)
+
             peers["torch"] = peer
         return (lambda: F.linear(x, w, b)), peers
 
@@ -83,14 +90,34 @@ def _conv_flops(n, c, k, hw, ksize):
 
 
 CASES = [
-    Case("conv2d forward 3x3 k64 float32 32x64x56x56", "cpu", _conv_setup(32, 64, 64, 56, 3, 1),
-         flops=_conv_flops(32, 64, 64, 56, 3), note="float32, padding 1"),
-    Case("conv2d forward+backward 3x3 k64 float32 32x64x56x56", "cpu", _conv_setup(32, 64, 64, 56, 3, 1, backward=True),
-         flops=3 * _conv_flops(32, 64, 64, 56, 3), note="forward + grad_input + grad_weight + grad_bias"),
-    Case("conv2d forward 3x3 k32 float32 128x1x28x28", "cpu", _conv_setup(128, 1, 32, 28, 3, 1),
-         flops=_conv_flops(128, 1, 32, 28, 3), note="first layer, C = 1"),
-    Case("linear out4096 float32 256x4096", "cpu", _linear_setup(256, 4096, 4096),
-         flops=2 * 256 * 4096 * 4096, note="float32 with bias"),
+    Case(
+        "conv2d forward 3x3 k64 float32 32x64x56x56",
+        "cpu",
+        _conv_setup(32, 64, 64, 56, 3, 1),
+        flops=_conv_flops(32, 64, 64, 56, 3),
+        note="float32, padding 1",
+    ),
+    Case(
+        "conv2d forward+backward 3x3 k64 float32 32x64x56x56",
+        "cpu",
+        _conv_setup(32, 64, 64, 56, 3, 1, backward=True),
+        flops=3 * _conv_flops(32, 64, 64, 56, 3),
+        note="forward + grad_input + grad_weight + grad_bias",
+    ),
+    Case(
+        "conv2d forward 3x3 k32 float32 128x1x28x28",
+        "cpu",
+        _conv_setup(128, 1, 32, 28, 3, 1),
+        flops=_conv_flops(128, 1, 32, 28, 3),
+        note="first layer, C = 1",
+    ),
+    Case(
+        "linear out4096 float32 256x4096",
+        "cpu",
+        _linear_setup(256, 4096, 4096),
+        flops=2 * 256 * 4096 * 4096,
+        note="float32 with bias",
+    ),
 ]
 
 
@@ -127,6 +154,7 @@ def _cuda_conv_setup(N, C, K, H, W, R, pad):
 
 def _cuda_gemm_setup(n, dtype):
     """x (n, n) times W^T (n, n): F.linear against torch's linear (cuBLAS), one GEMM each."""
+
     def setup():
         import cupy
 
@@ -156,10 +184,25 @@ def _cuda_gemm_setup(n, dtype):
 
 _N, _C, _H = 32, 64, 56
 CASES += [
-    Case("conv2d forward 3x3 k64 float32/tf32 32x64x56x56", "cuda", _cuda_conv_setup(_N, _C, _C, _H, _H, 3, 1),
-         flops=2 * _N * _C * _C * 9 * _H * _H, note="implicit GEMM, TF32 allowed"),
-    Case("gemm float32/tf32 4096x4096x4096", "cuda", _cuda_gemm_setup(4096, np.float32), flops=2 * 4096 ** 3,
-         note="F.linear: x W^T"),
-    Case("gemm float16 4096x4096x4096", "cuda", _cuda_gemm_setup(4096, np.float16), flops=2 * 4096 ** 3,
-         note="F.linear: x W^T"),
+    Case(
+        "conv2d forward 3x3 k64 float32/tf32 32x64x56x56",
+        "cuda",
+        _cuda_conv_setup(_N, _C, _C, _H, _H, 3, 1),
+        flops=2 * _N * _C * _C * 9 * _H * _H,
+        note="implicit GEMM, TF32 allowed",
+    ),
+    Case(
+        "gemm float32/tf32 4096x4096x4096",
+        "cuda",
+        _cuda_gemm_setup(4096, np.float32),
+        flops=2 * 4096**3,
+        note="F.linear: x W^T",
+    ),
+    Case(
+        "gemm float16 4096x4096x4096",
+        "cuda",
+        _cuda_gemm_setup(4096, np.float16),
+        flops=2 * 4096**3,
+        note="F.linear: x W^T",
+    ),
 ]

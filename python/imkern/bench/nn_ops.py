@@ -5,6 +5,7 @@ Bandwidth cases count the bytes one call must move (input read + output written)
 compares with the machine's copy bandwidth. Both sides allocate their output per call, as a
 caller without ``out=`` does.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,38 +73,84 @@ _X = (32, 64, 112, 112)
 _X56 = (32, 64, 56, 56)
 
 CASES = [
-    Case("max_pool2d 2x2 s2 float32 32x64x112x112", "cpu",
-         _unary_setup(_X, lambda F, x: F.max_pool2d(x, 2), lambda t, x: t.nn.functional.max_pool2d(x, 2)),
-         bytes=_nbytes(_X, _X56), note="in + out"),
-    Case("max_pool2d 3x3 s2 p1 float32 32x64x112x112", "cpu",
-         _unary_setup(_X, lambda F, x: F.max_pool2d(x, 3, 2, 1),
-                      lambda t, x: t.nn.functional.max_pool2d(x, 3, 2, 1)),
-         bytes=_nbytes(_X, _X56), note="ResNet stem pool; in + out"),
-    Case("max_pool2d 2x2 s2 indices float32 32x64x112x112", "cpu",
-         _unary_setup(_X, lambda F, x: F.max_pool2d(x, 2, return_indices=True),
-                      lambda t, x: t.nn.functional.max_pool2d(x, 2, return_indices=True)),
-         bytes=_nbytes(_X, _X56) + _nbytes(_X56, itemsize=8), note="in + out + int64 indices"),
-    Case("avg_pool2d 2x2 s2 float32 32x64x112x112", "cpu",
-         _unary_setup(_X, lambda F, x: F.avg_pool2d(x, 2), lambda t, x: t.nn.functional.avg_pool2d(x, 2)),
-         bytes=_nbytes(_X, _X56), note="in + out"),
-    Case("relu float32 32x64x112x112", "cpu",
-         _unary_setup(_X, lambda F, x: F.relu(x), lambda t, x: t.relu(x)),
-         bytes=_nbytes(_X, _X), note="in + out"),
-    Case("gelu float32 32x64x56x56", "cpu",
-         _unary_setup(_X56, lambda F, x: F.gelu(x), lambda t, x: t.nn.functional.gelu(x)),
-         bytes=_nbytes(_X56, _X56), note="in + out"),
-    Case("softmax float32 4096x1000", "cpu",
-         _unary_setup((4096, 1000), lambda F, x: F.softmax(x, -1), lambda t, x: t.softmax(x, -1), -10, 10),
-         bytes=_nbytes((4096, 1000), (4096, 1000)), note="in + out, last axis"),
-    Case("softmax dim1 float32 32x64x56x56", "cpu",
-         _unary_setup(_X56, lambda F, x: F.softmax(x, 1), lambda t, x: t.softmax(x, 1), -10, 10),
-         bytes=_nbytes(_X56, _X56), note="in + out, channel axis"),
-    Case("cross_entropy float32 4096x1000", "cpu",
-         _ce_setup(4096, 1000), bytes=_nbytes((4096, 1000)), note="logits read once"),
-    Case("batch_norm2d train float32 32x64x56x56", "cpu",
-         _unary_setup(_X56, lambda F, x: F.batch_norm2d(x, None, None, None, None, training=True),
-                      lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True)),
-         bytes=_nbytes(_X56, _X56, _X56), note="stats read + apply read + write"),
+    Case(
+        "max_pool2d 2x2 s2 float32 32x64x112x112",
+        "cpu",
+        _unary_setup(_X, lambda F, x: F.max_pool2d(x, 2), lambda t, x: t.nn.functional.max_pool2d(x, 2)),
+        bytes=_nbytes(_X, _X56),
+        note="in + out",
+    ),
+    Case(
+        "max_pool2d 3x3 s2 p1 float32 32x64x112x112",
+        "cpu",
+        _unary_setup(_X, lambda F, x: F.max_pool2d(x, 3, 2, 1), lambda t, x: t.nn.functional.max_pool2d(x, 3, 2, 1)),
+        bytes=_nbytes(_X, _X56),
+        note="ResNet stem pool; in + out",
+    ),
+    Case(
+        "max_pool2d 2x2 s2 indices float32 32x64x112x112",
+        "cpu",
+        _unary_setup(
+            _X,
+            lambda F, x: F.max_pool2d(x, 2, return_indices=True),
+            lambda t, x: t.nn.functional.max_pool2d(x, 2, return_indices=True),
+        ),
+        bytes=_nbytes(_X, _X56) + _nbytes(_X56, itemsize=8),
+        note="in + out + int64 indices",
+    ),
+    Case(
+        "avg_pool2d 2x2 s2 float32 32x64x112x112",
+        "cpu",
+        _unary_setup(_X, lambda F, x: F.avg_pool2d(x, 2), lambda t, x: t.nn.functional.avg_pool2d(x, 2)),
+        bytes=_nbytes(_X, _X56),
+        note="in + out",
+    ),
+    Case(
+        "relu float32 32x64x112x112",
+        "cpu",
+        _unary_setup(_X, lambda F, x: F.relu(x), lambda t, x: t.relu(x)),
+        bytes=_nbytes(_X, _X),
+        note="in + out",
+    ),
+    Case(
+        "gelu float32 32x64x56x56",
+        "cpu",
+        _unary_setup(_X56, lambda F, x: F.gelu(x), lambda t, x: t.nn.functional.gelu(x)),
+        bytes=_nbytes(_X56, _X56),
+        note="in + out",
+    ),
+    Case(
+        "softmax float32 4096x1000",
+        "cpu",
+        _unary_setup((4096, 1000), lambda F, x: F.softmax(x, -1), lambda t, x: t.softmax(x, -1), -10, 10),
+        bytes=_nbytes((4096, 1000), (4096, 1000)),
+        note="in + out, last axis",
+    ),
+    Case(
+        "softmax dim1 float32 32x64x56x56",
+        "cpu",
+        _unary_setup(_X56, lambda F, x: F.softmax(x, 1), lambda t, x: t.softmax(x, 1), -10, 10),
+        bytes=_nbytes(_X56, _X56),
+        note="in + out, channel axis",
+    ),
+    Case(
+        "cross_entropy float32 4096x1000",
+        "cpu",
+        _ce_setup(4096, 1000),
+        bytes=_nbytes((4096, 1000)),
+        note="logits read once",
+    ),
+    Case(
+        "batch_norm2d train float32 32x64x56x56",
+        "cpu",
+        _unary_setup(
+            _X56,
+            lambda F, x: F.batch_norm2d(x, None, None, None, None, training=True),
+            lambda t, x: t.nn.functional.batch_norm(x, None, None, training=True),
+        ),
+        bytes=_nbytes(_X56, _X56, _X56),
+        note="stats read + apply read + write",
+    ),
 ]
 
 
@@ -135,6 +182,10 @@ def _cuda_maxpool_setup(shape):
 
 _POOL = (32, 64, 112, 112)
 CASES += [
-    Case("max_pool2d 2x2 s2 float32 32x64x112x112", "cuda", _cuda_maxpool_setup(_POOL),
-         bytes=int(np.prod(_POOL)) * 4 * 5 // 4),
+    Case(
+        "max_pool2d 2x2 s2 float32 32x64x112x112",
+        "cuda",
+        _cuda_maxpool_setup(_POOL),
+        bytes=int(np.prod(_POOL)) * 4 * 5 // 4,
+    ),
 ]

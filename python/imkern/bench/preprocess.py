@@ -2,6 +2,7 @@
 peers: OpenCV for color conversions, the NumPy expression and PyTorch for to_tensor, a plain
 Pillow loop for load_folder. Every side allocates its output per call, as a caller without
 ``out=`` does, and uses the thread count imkern uses."""
+
 from __future__ import annotations
 
 import os
@@ -76,7 +77,7 @@ def _jpeg_folder(n=500, size=(240, 320)):
 
     root = tempfile.mkdtemp(prefix="imkern-bench-jpegs-")
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size[0], 0:size[1]]
+    yy, xx = np.mgrid[0 : size[0], 0 : size[1]]
     for i in range(n):
         d = os.path.join(root, f"class{i % 5}")
         os.makedirs(d, exist_ok=True)
@@ -91,6 +92,7 @@ def _jpeg_folder(n=500, size=(240, 320)):
 def _load_folder_setup(n=500, size=(224, 224)):
     """Decode 320x240 JPEGs and shrink them to ``size`` (imkern: area; Pillow: its box filter,
     the same average for this factor)."""
+
     def setup():
         import imkern
 
@@ -116,7 +118,8 @@ def _load_folder_setup(n=500, size=(224, 224)):
 CASES = [
     Case("rgb_to_gray uint8 2160x3840x3", "cpu", _color_setup("rgb_to_gray", "COLOR_RGB2GRAY"), bytes=4 * H * W),
     Case("rgb_to_hsv uint8 2160x3840x3", "cpu", _color_setup("rgb_to_hsv", "COLOR_RGB2HSV"), bytes=6 * H * W),
-    Case("to_tensor imagenet_mean_std uint8 64x224x224x3", "cpu", _to_tensor_setup(),
-         bytes=64 * 224 * 224 * 3 * (1 + 4)),
+    Case(
+        "to_tensor imagenet_mean_std uint8 64x224x224x3", "cpu", _to_tensor_setup(), bytes=64 * 224 * 224 * 3 * (1 + 4)
+    ),
     Case("load_folder jpeg uint8 500x224x224x3", "cpu", _load_folder_setup(), note="decode-bound; threads"),
 ]

@@ -2,6 +2,7 @@
 filters on NHWC images): each case compiles the same small function twice, once with
 imkern.torch's operators and once with torch's, and times the compiled forward. Compiling
 needs a C++ toolchain for inductor; where it is missing the case falls back to eager."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,11 +30,14 @@ def _case(make):
         fo, ft = _compiled(torch, ours), _compiled(torch, theirs)
         with torch.no_grad():
             fo(*args), ft(*args)  # compile outside the timed calls
+
         def run(f):
             def g():
                 with torch.no_grad():
                     return f(*args)
+
             return g
+
         return run(fo), {"torch": run(ft)}
 
     return setup
@@ -44,8 +48,8 @@ def _conv(torch, itorch):
     x = torch.rand(32, 64, 56, 56, generator=g)
     w = torch.rand(64, 64, 3, 3, generator=g) - 0.5
     b = torch.rand(64, generator=g)
-    ours = lambda x: torch.relu(itorch.conv2d(x, w, b, 1, 1))  # noqa: E731
-    theirs = lambda x: torch.relu(torch.nn.functional.conv2d(x, w, b, 1, 1))  # noqa: E731
+    ours = lambda x: torch.relu(itorch.conv2d(x, w, b, 1, 1))
+    theirs = lambda x: torch.relu(torch.nn.functional.conv2d(x, w, b, 1, 1))
     return ours, theirs, (x,)
 
 
@@ -71,10 +75,25 @@ def _gauss(torch, itorch):
 
 
 CASES = [
-    Case("conv2d 3x3 k64 p1 compiled float32 32x64x56x56", "cpu", _case(_conv),
-         flops=2 * 32 * 64 * 56 * 56 * 64 * 9, note="imkern.torch.conv2d + relu under torch.compile vs torch"),
-    Case("max_pool2d 3x3 s2 p1 compiled float32 32x64x112x112", "cpu", _case(_pool),
-         bytes=4 * 32 * 64 * (112 * 112 + 56 * 56), note="under torch.compile vs torch"),
-    Case("gaussian s1.5 compiled float32 8x3x512x512", "cpu", _case(_gauss), bytes=2 * 4 * 8 * 3 * 512 * 512,
-         note="imkern.torch.gaussian (NHWC view) vs reflect pad + 2 depthwise conv2d, under torch.compile"),
+    Case(
+        "conv2d 3x3 k64 p1 compiled float32 32x64x56x56",
+        "cpu",
+        _case(_conv),
+        flops=2 * 32 * 64 * 56 * 56 * 64 * 9,
+        note="imkern.torch.conv2d + relu under torch.compile vs torch",
+    ),
+    Case(
+        "max_pool2d 3x3 s2 p1 compiled float32 32x64x112x112",
+        "cpu",
+        _case(_pool),
+        bytes=4 * 32 * 64 * (112 * 112 + 56 * 56),
+        note="under torch.compile vs torch",
+    ),
+    Case(
+        "gaussian s1.5 compiled float32 8x3x512x512",
+        "cpu",
+        _case(_gauss),
+        bytes=2 * 4 * 8 * 3 * 512 * 512,
+        note="imkern.torch.gaussian (NHWC view) vs reflect pad + 2 depthwise conv2d, under torch.compile",
+    ),
 ]

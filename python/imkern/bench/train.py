@@ -2,6 +2,7 @@
 (``python -m imkern demo``: conv-relu-pool x2, dense x2 on 1437 32x32 images, batch 32, Adam)
 in imkern against the same model, weights, batches, optimizer and thread count in PyTorch; and
 predict throughput of the same model (batches of 256) against torch under ``no_grad``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,9 @@ def _epoch_setup():
 
     x, y = _data(N_TRAIN)
     order = np.random.default_rng(1).permutation(N_TRAIN)
-    batches = [(np.ascontiguousarray(x[order[i:i + BATCH]]), y[order[i:i + BATCH]])
-               for i in range(0, N_TRAIN, BATCH)]
+    batches = [
+        (np.ascontiguousarray(x[order[i : i + BATCH]]), y[order[i : i + BATCH]]) for i in range(0, N_TRAIN, BATCH)
+    ]
     imkern.manual_seed(0)
     model = build_model()
     opt = optim.Adam(model.parameters(), lr=2e-3)
@@ -85,15 +87,23 @@ def _predict_setup():
 
         def peer():
             with torch.no_grad():
-                return torch.cat([t(xt[i:i + 256]) for i in range(0, N_TEST, 256)])
+                return torch.cat([t(xt[i : i + 256]) for i in range(0, N_TEST, 256)])
 
         peers["torch"] = peer
     return fn, peers
 
 
 CASES = [
-    Case(f"train_epoch demo_cnn batch{BATCH} float32 {N_TRAIN}x1x32x32", "cpu", _epoch_setup,
-         note="one epoch: forward, cross entropy, backward, Adam step per batch"),
-    Case(f"predict demo_cnn batch256 float32 {N_TEST}x1x32x32", "cpu", _predict_setup,
-         note="eval-mode forward in batches of 256 (images/s = 360 / time)"),
+    Case(
+        f"train_epoch demo_cnn batch{BATCH} float32 {N_TRAIN}x1x32x32",
+        "cpu",
+        _epoch_setup,
+        note="one epoch: forward, cross entropy, backward, Adam step per batch",
+    ),
+    Case(
+        f"predict demo_cnn batch256 float32 {N_TEST}x1x32x32",
+        "cpu",
+        _predict_setup,
+        note="eval-mode forward in batches of 256 (images/s = 360 / time)",
+    ),
 ]

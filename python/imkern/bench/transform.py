@@ -1,6 +1,7 @@
 """CPU benchmark cases of imkern.transform (resize, warp_affine) against the fastest installed
 peer: OpenCV, and PyTorch for the antialiased resize (the peers use every core this process
 may use, as imkern does)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,31 +41,62 @@ def _case(shape, out_shape, imkern_call, cv2_call=None, torch_call=None):
 _AFFINE = np.array([[0.96, -0.17, 60.5], [0.17, 0.96, -120.25]])
 
 CASES = [
-    Case("resize 1080x1920 bilinear uint8 2160x3840x3", "cpu",
-         _case((H4, W4, 3), (H1, W1, 3),
-               lambda imkern, x, out: imkern.transform.resize(x, (H1, W1), out=out),
-               lambda cv2, x, out: cv2.resize(x, (W1, H1), dst=out, interpolation=cv2.INTER_LINEAR)),
-         bytes=H4 * W4 * 3 + H1 * W1 * 3),
-    Case("resize 2160x3840 bicubic uint8 1080x1920x3", "cpu",
-         _case((H1, W1, 3), (H4, W4, 3),
-               lambda imkern, x, out: imkern.transform.resize(x, (H4, W4), interpolation="bicubic", out=out),
-               lambda cv2, x, out: cv2.resize(x, (W4, H4), dst=out, interpolation=cv2.INTER_CUBIC)),
-         bytes=H4 * W4 * 3 + H1 * W1 * 3),
-    Case("resize 224x224 area uint8 2160x3840x3", "cpu",
-         _case((H4, W4, 3), (224, 224, 3),
-               lambda imkern, x, out: imkern.transform.resize(x, (224, 224), interpolation="area", out=out),
-               lambda cv2, x, out: cv2.resize(x, (224, 224), dst=out, interpolation=cv2.INTER_AREA)),
-         bytes=H4 * W4 * 3),
-    Case("resize 512x512 bilinear antialias uint8 2160x3840x3", "cpu",
-         _case((H4, W4, 3), (512, 512, 3),
-               lambda imkern, x, out: imkern.transform.resize(x, (512, 512), antialias=True, out=out),
-               None,
-               lambda torch, t: torch.nn.functional.interpolate(t, size=(512, 512), mode="bilinear",
-                                                                antialias=True, align_corners=False)),
-         bytes=H4 * W4 * 3),
-    Case("warp_affine bilinear uint8 1080x1920x3", "cpu",
-         _case((H1, W1, 3), (H1, W1, 3),
-               lambda imkern, x, out: imkern.transform.warp_affine(x, _AFFINE, (H1, W1), out=out),
-               lambda cv2, x, out: cv2.warpAffine(x, _AFFINE, (W1, H1), dst=out, flags=cv2.INTER_LINEAR)),
-         bytes=2 * H1 * W1 * 3),
+    Case(
+        "resize 1080x1920 bilinear uint8 2160x3840x3",
+        "cpu",
+        _case(
+            (H4, W4, 3),
+            (H1, W1, 3),
+            lambda imkern, x, out: imkern.transform.resize(x, (H1, W1), out=out),
+            lambda cv2, x, out: cv2.resize(x, (W1, H1), dst=out, interpolation=cv2.INTER_LINEAR),
+        ),
+        bytes=H4 * W4 * 3 + H1 * W1 * 3,
+    ),
+    Case(
+        "resize 2160x3840 bicubic uint8 1080x1920x3",
+        "cpu",
+        _case(
+            (H1, W1, 3),
+            (H4, W4, 3),
+            lambda imkern, x, out: imkern.transform.resize(x, (H4, W4), interpolation="bicubic", out=out),
+            lambda cv2, x, out: cv2.resize(x, (W4, H4), dst=out, interpolation=cv2.INTER_CUBIC),
+        ),
+        bytes=H4 * W4 * 3 + H1 * W1 * 3,
+    ),
+    Case(
+        "resize 224x224 area uint8 2160x3840x3",
+        "cpu",
+        _case(
+            (H4, W4, 3),
+            (224, 224, 3),
+            lambda imkern, x, out: imkern.transform.resize(x, (224, 224), interpolation="area", out=out),
+            lambda cv2, x, out: cv2.resize(x, (224, 224), dst=out, interpolation=cv2.INTER_AREA),
+        ),
+        bytes=H4 * W4 * 3,
+    ),
+    Case(
+        "resize 512x512 bilinear antialias uint8 2160x3840x3",
+        "cpu",
+        _case(
+            (H4, W4, 3),
+            (512, 512, 3),
+            lambda imkern, x, out: imkern.transform.resize(x, (512, 512), antialias=True, out=out),
+            None,
+            lambda torch, t: torch.nn.functional.interpolate(
+                t, size=(512, 512), mode="bilinear", antialias=True, align_corners=False
+            ),
+        ),
+        bytes=H4 * W4 * 3,
+    ),
+    Case(
+        "warp_affine bilinear uint8 1080x1920x3",
+        "cpu",
+        _case(
+            (H1, W1, 3),
+            (H1, W1, 3),
+            lambda imkern, x, out: imkern.transform.warp_affine(x, _AFFINE, (H1, W1), out=out),
+            lambda cv2, x, out: cv2.warpAffine(x, _AFFINE, (W1, H1), dst=out, flags=cv2.INTER_LINEAR),
+        ),
+        bytes=2 * H1 * W1 * 3,
+    ),
 ]

@@ -24,16 +24,40 @@ Beware: bare ``"reflect"`` here is OpenCV's and SciPy's (the edge pixel is repea
 PyTorch's or NumPy's ``"reflect"`` (which is our ``"reflect101"``). The aliases "mirror",
 "symmetric", "nearest", "circular" and "grid-wrap" are accepted.
 """
+
 from ._linear import box, convolve, correlate, gaussian, sep_filter
 
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 from ._median import median
+
 __all__ += ["median"]
 from ._morphology import (  # noqa: E402
-    blackhat, closing, dilate, erode, footprint, maximum_filter, minimum_filter, morph_gradient, opening, tophat)
-__all__ += ["footprint", "erode", "dilate", "opening", "closing", "morph_gradient", "tophat", "blackhat",
-            "minimum_filter", "maximum_filter"]
+    blackhat,
+    closing,
+    dilate,
+    erode,
+    footprint,
+    maximum_filter,
+    minimum_filter,
+    morph_gradient,
+    opening,
+    tophat,
+)
+
+__all__ += [
+    "footprint",
+    "erode",
+    "dilate",
+    "opening",
+    "closing",
+    "morph_gradient",
+    "tophat",
+    "blackhat",
+    "minimum_filter",
+    "maximum_filter",
+]
 from ._bilateral import bilateral  # noqa: E402
+
 __all__ += ["bilateral"]
 
 from ._derivatives import gradient, gradient_magnitude, laplacian, prewitt, scharr, sobel, unsharp_mask  # noqa: E402

@@ -1,4 +1,5 @@
 """Bilateral filter (OpenCV's definition)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -70,7 +71,8 @@ def bilateral(image, d, sigma_color, sigma_space, *, border="reflect101", out=No
         _core.bilateral(src, dst, radius, sc, ss, b)
 
     def cuda(code, src, dst, stream):
-        _core.cuda_bilateral(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), radius, sc, ss,
-                             b, stream)
+        _core.cuda_bilateral(
+            code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), radius, sc, ss, b, stream
+        )
 
     return _run(image, out, cpu, cuda)

@@ -1,4 +1,5 @@
 """Canny edge detector (uint8), the same edge map as cv2.Canny."""
+
 from __future__ import annotations
 
 import math

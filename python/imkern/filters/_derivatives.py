@@ -6,6 +6,7 @@ for float64 images): the cv2 call with ``ddepth=cv2.CV_32F`` (``CV_64F``). Each 
 fused pass over the image (``_core.deriv_filter``): every op is one or two separable filters
 combined per pixel, so ``gradient`` and ``gradient_magnitude`` read the image once.
 """
+
 from __future__ import annotations
 
 from math import comb
@@ -105,8 +106,24 @@ def _deriv(image, kx0, ky0, kx1, ky1, mode, delta, border, cval, out):
 
     def cuda(code, src, dst, stream):
         d = A.image_desc(dst)
-        _core.cuda_deriv_filter(code, src.data.ptr, A.image_desc(src), dst.data.ptr, d, 0, d, kx0, ky0, kx1, ky1,
-                                mode, delta, b, cval, stream)
+        _core.cuda_deriv_filter(
+            code,
+            src.data.ptr,
+            A.image_desc(src),
+            dst.data.ptr,
+            d,
+            0,
+            d,
+            kx0,
+            ky0,
+            kx1,
+            ky1,
+            mode,
+            delta,
+            b,
+            cval,
+            stream,
+        )
 
     return _run(image, out, cpu, cuda, out_dtype=odt)
 
@@ -292,14 +309,30 @@ def gradient(image, *, ksize=3, border="reflect101", cval=0.0, out=None):
         _core.deriv_filter(src, t0, t1, kx0, ky0, kx1, ky1, _PAIR, 0.0, b, cval)
     else:
         with A.cuda_launch(src) as stream:
-            _core.cuda_deriv_filter(A.DTYPE_CODES[dt], src.data.ptr, A.image_desc(src), t0.data.ptr,
-                                    A.image_desc(t0), t1.data.ptr, A.image_desc(t1), kx0, ky0, kx1, ky1, _PAIR,
-                                    0.0, b, cval, stream)
+            _core.cuda_deriv_filter(
+                A.DTYPE_CODES[dt],
+                src.data.ptr,
+                A.image_desc(src),
+                t0.data.ptr,
+                A.image_desc(t0),
+                t1.data.ptr,
+                A.image_desc(t1),
+                kx0,
+                ky0,
+                kx1,
+                ky1,
+                _PAIR,
+                0.0,
+                b,
+                cval,
+                stream,
+            )
     return A.finish_out(t0, f0), A.finish_out(t1, f1)
 
 
-def unsharp_mask(image, sigma, amount=1.0, *, threshold=0.0, ksize=None, truncate=4.0, border="reflect101",
-                 cval=0.0, out=None):
+def unsharp_mask(
+    image, sigma, amount=1.0, *, threshold=0.0, ksize=None, truncate=4.0, border="reflect101", cval=0.0, out=None
+):
     """Unsharp mask: ``image + amount * (image - gaussian(image, sigma))`` where
     ``|image - blur| > threshold`` (else the pixel is kept), in one pass with the blur.
 
@@ -335,7 +368,19 @@ def unsharp_mask(image, sigma, amount=1.0, *, threshold=0.0, ksize=None, truncat
         _core.unsharp_mask(src, dst, ky, kx, amount, threshold, b, cval)
 
     def cuda(code, src, dst, stream):
-        _core.cuda_unsharp_mask(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), ky, kx,
-                                amount, threshold, b, cval, stream)
+        _core.cuda_unsharp_mask(
+            code,
+            src.data.ptr,
+            A.image_desc(src),
+            dst.data.ptr,
+            A.image_desc(dst),
+            ky,
+            kx,
+            amount,
+            threshold,
+            b,
+            cval,
+            stream,
+        )
 
     return _run(image, out, cpu, cuda)

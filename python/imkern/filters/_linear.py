@@ -1,4 +1,5 @@
 """Linear filters: correlate, convolve, sep_filter, box, gaussian (see the package docstring)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,8 +69,22 @@ def _correlate(image, k: np.ndarray, ay: int, ax: int, border: str, cval: float,
 
     def cuda(code, src, dst, stream):
         w = _device_weights(k, src.dtype, dst.dtype)
-        _core.cuda_correlate(code, src.data.ptr, A.image_desc(src), A.DTYPE_CODES[np.dtype(dst.dtype)],
-                             dst.data.ptr, A.image_desc(dst), w.data.ptr, kh, kw, ay, ax, b, cval, stream)
+        _core.cuda_correlate(
+            code,
+            src.data.ptr,
+            A.image_desc(src),
+            A.DTYPE_CODES[np.dtype(dst.dtype)],
+            dst.data.ptr,
+            A.image_desc(dst),
+            w.data.ptr,
+            kh,
+            kw,
+            ay,
+            ax,
+            b,
+            cval,
+            stream,
+        )
 
     return _run(image, out, cpu, cuda, out_dtype=odt)
 
@@ -135,9 +150,23 @@ def _sep(image, ky: np.ndarray, kx: np.ndarray, border: str, cval: float, out, d
     def cuda(code, src, dst, stream):
         wy = _device_weights(ky, src.dtype, dst.dtype)
         wx = _device_weights(kx, src.dtype, dst.dtype)
-        _core.cuda_sep_filter(code, src.data.ptr, A.image_desc(src), A.DTYPE_CODES[np.dtype(dst.dtype)],
-                              dst.data.ptr, A.image_desc(dst), wy.data.ptr, kh, ay, wx.data.ptr, kw, ax, b, cval,
-                              stream)
+        _core.cuda_sep_filter(
+            code,
+            src.data.ptr,
+            A.image_desc(src),
+            A.DTYPE_CODES[np.dtype(dst.dtype)],
+            dst.data.ptr,
+            A.image_desc(dst),
+            wy.data.ptr,
+            kh,
+            ay,
+            wx.data.ptr,
+            kw,
+            ax,
+            b,
+            cval,
+            stream,
+        )
 
     return _run(image, out, cpu, cuda, out_dtype=odt)
 
@@ -192,8 +221,22 @@ def box(image, size, *, normalize=True, border="reflect101", cval=0.0, dtype=Non
         _core.box(src, dst, kh, kw, ay, ax, normalize, b, cval)
 
     def cuda(code, src, dst, stream):
-        _core.cuda_box(code, src.data.ptr, A.image_desc(src), A.DTYPE_CODES[np.dtype(dst.dtype)], dst.data.ptr,
-                       A.image_desc(dst), kh, kw, ay, ax, normalize, b, cval, stream)
+        _core.cuda_box(
+            code,
+            src.data.ptr,
+            A.image_desc(src),
+            A.DTYPE_CODES[np.dtype(dst.dtype)],
+            dst.data.ptr,
+            A.image_desc(dst),
+            kh,
+            kw,
+            ay,
+            ax,
+            normalize,
+            b,
+            cval,
+            stream,
+        )
 
     return _run(image, out, cpu, cuda, out_dtype=_out_dtype(image, dtype))
 

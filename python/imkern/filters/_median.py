@@ -1,4 +1,5 @@
 """Median filter (see the package docstring for shapes, dtypes and border modes)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,7 +62,6 @@ def median(image, size, *, border="replicate", cval=0.0, out=None):
         _core.median(src, dst, k, b, cval)
 
     def cuda(code, src, dst, stream):
-        _core.cuda_median(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), k, b, cval,
-                          stream)
+        _core.cuda_median(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), k, b, cval, stream)
 
     return _run(image, out, cpu, cuda)

@@ -1,5 +1,6 @@
 """Grey morphology with a flat footprint: erode, dilate, opening, closing, morph_gradient,
 tophat, blackhat, footprint(), and SciPy's minimum_filter / maximum_filter."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,18 @@ from .. import _core
 from .._borders import BORDER_CODES, parse_border
 from .._driver import run_image_op as _run
 
-__all__ = ["footprint", "erode", "dilate", "opening", "closing", "morph_gradient", "tophat", "blackhat",
-           "minimum_filter", "maximum_filter"]
+__all__ = [
+    "footprint",
+    "erode",
+    "dilate",
+    "opening",
+    "closing",
+    "morph_gradient",
+    "tophat",
+    "blackhat",
+    "minimum_filter",
+    "maximum_filter",
+]
 
 _SHAPES = ("rect", "cross", "ellipse")
 
@@ -88,8 +99,9 @@ def _identity(dt, dilate: bool) -> float:
 
 def _check_dtype(image):
     if getattr(image, "dtype", None) == np.float16:
-        raise TypeError("image: dtype float16 is not supported by morphology; expected uint8, uint16, float32 or "
-                        "float64")
+        raise TypeError(
+            "image: dtype float16 is not supported by morphology; expected uint8, uint16, float32 or float64"
+        )
 
 
 def _border(border, cval):
@@ -106,8 +118,9 @@ def _morph1(image, fp, ay, ax, dilate, b, cval, ignore, out):
 
     def cuda(code, src, dst, stream):
         c = _identity(src.dtype, dilate) if ignore else cval
-        _core.cuda_morphology(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), fp, ay, ax,
-                              dilate, b, c, stream)
+        _core.cuda_morphology(
+            code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), fp, ay, ax, dilate, b, c, stream
+        )
 
     return _run(image, out, cpu, cuda)
 
@@ -221,14 +234,14 @@ def _combine(image, a, b, out, saturate_sub=True):
 
 def opening(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None):
     """Opening: :func:`erode` then :func:`dilate` (each ``iterations`` times), as
-    cv2.morphologyEx(MORPH_OPEN). Same dtypes, layouts, footprints and borders as :func:`erode`;
-    the result has the input's shape and dtype (exact: no arithmetic on the values).
-{args}
-    Example:
-        >>> import numpy as np, imkern
-        >>> img = np.zeros((5, 5), np.uint8); img[2, 2] = 9   # an isolated bright dot
-        >>> int(imkern.filters.opening(img, 3).max())
-        0
+        cv2.morphologyEx(MORPH_OPEN). Same dtypes, layouts, footprints and borders as :func:`erode`;
+        the result has the input's shape and dtype (exact: no arithmetic on the values).
+    {args}
+        Example:
+            >>> import numpy as np, imkern
+            >>> img = np.zeros((5, 5), np.uint8); img[2, 2] = 9   # an isolated bright dot
+            >>> int(imkern.filters.opening(img, 3).max())
+            0
     """
     e = erode(image, footprint, iterations=iterations, border=border, cval=cval)
     return dilate(e, footprint, iterations=iterations, border=border, cval=cval, out=out)
@@ -236,13 +249,13 @@ def opening(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None
 
 def closing(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None):
     """Closing: :func:`dilate` then :func:`erode`, as cv2.morphologyEx(MORPH_CLOSE). Same
-    dtypes, layouts, footprints and borders as :func:`erode`; exact.
-{args}
-    Example:
-        >>> import numpy as np, imkern
-        >>> img = np.full((5, 5), 9, np.uint8); img[2, 2] = 0   # an isolated dark dot
-        >>> int(imkern.filters.closing(img, 3).min())
-        9
+        dtypes, layouts, footprints and borders as :func:`erode`; exact.
+    {args}
+        Example:
+            >>> import numpy as np, imkern
+            >>> img = np.full((5, 5), 9, np.uint8); img[2, 2] = 0   # an isolated dark dot
+            >>> int(imkern.filters.closing(img, 3).min())
+            9
     """
     dl = dilate(image, footprint, iterations=iterations, border=border, cval=cval)
     return erode(dl, footprint, iterations=iterations, border=border, cval=cval, out=out)
@@ -250,13 +263,13 @@ def closing(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None
 
 def morph_gradient(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None):
     """Morphological gradient: ``dilate - erode`` (saturated at 0 for integers), as
-    cv2.morphologyEx(MORPH_GRADIENT).
-{args}
-    Example:
-        >>> import numpy as np, imkern
-        >>> img = np.zeros((1, 5), np.uint8); img[0, 2:] = 7
-        >>> imkern.filters.morph_gradient(img, (1, 3))
-        array([[0, 7, 7, 0, 0]], dtype=uint8)
+        cv2.morphologyEx(MORPH_GRADIENT).
+    {args}
+        Example:
+            >>> import numpy as np, imkern
+            >>> img = np.zeros((1, 5), np.uint8); img[0, 2:] = 7
+            >>> imkern.filters.morph_gradient(img, (1, 3))
+            array([[0, 7, 7, 0, 0]], dtype=uint8)
     """
     kw = dict(iterations=iterations, border=border, cval=cval)
     return _combine(image, dilate(image, footprint, **kw), erode(image, footprint, **kw), out)
@@ -264,13 +277,13 @@ def morph_gradient(image, footprint=3, *, iterations=1, border=None, cval=0.0, o
 
 def tophat(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None):
     """White top-hat: ``image - opening(image)`` (saturated at 0 for integers), as
-    cv2.morphologyEx(MORPH_TOPHAT).
-{args}
-    Example:
-        >>> import numpy as np, imkern
-        >>> img = np.zeros((5, 5), np.uint8); img[2, 2] = 9
-        >>> int(imkern.filters.tophat(img, 3)[2, 2])
-        9
+        cv2.morphologyEx(MORPH_TOPHAT).
+    {args}
+        Example:
+            >>> import numpy as np, imkern
+            >>> img = np.zeros((5, 5), np.uint8); img[2, 2] = 9
+            >>> int(imkern.filters.tophat(img, 3)[2, 2])
+            9
     """
     op = opening(image, footprint, iterations=iterations, border=border, cval=cval)
     return _combine(image, image, op, out)
@@ -278,13 +291,13 @@ def tophat(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None)
 
 def blackhat(image, footprint=3, *, iterations=1, border=None, cval=0.0, out=None):
     """Black top-hat: ``closing(image) - image`` (saturated at 0 for integers), as
-    cv2.morphologyEx(MORPH_BLACKHAT).
-{args}
-    Example:
-        >>> import numpy as np, imkern
-        >>> img = np.full((5, 5), 9, np.uint8); img[2, 2] = 0
-        >>> int(imkern.filters.blackhat(img, 3)[2, 2])
-        9
+        cv2.morphologyEx(MORPH_BLACKHAT).
+    {args}
+        Example:
+            >>> import numpy as np, imkern
+            >>> img = np.full((5, 5), 9, np.uint8); img[2, 2] = 0
+            >>> int(imkern.filters.blackhat(img, 3)[2, 2])
+            9
     """
     cl = closing(image, footprint, iterations=iterations, border=border, cval=cval)
     return _combine(image, cl, image, out)

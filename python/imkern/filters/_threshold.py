@@ -1,4 +1,5 @@
 """Thresholds: threshold (cv2.threshold's five kinds), threshold_otsu, threshold_triangle."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,8 +73,9 @@ def threshold(image, thresh, maxval, kind="binary", *, out=None):
         _core.threshold(src, dst, k, thresh, maxval)
 
     def cuda(code, src, dst, stream):
-        _core.cuda_threshold(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), k, thresh,
-                             maxval, stream)
+        _core.cuda_threshold(
+            code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), k, thresh, maxval, stream
+        )
 
     return _run(image, out, cpu, cuda)
 
@@ -226,6 +228,16 @@ def adaptive_threshold(image, maxval, method="mean", block_size=3, c=0.0, *, kin
         _core.adaptive_compare(src, mean, target, idelta, mv, inv)
     else:
         with A.cuda_launch(src) as stream:
-            _core.cuda_adaptive_compare(src.data.ptr, A.image_desc(src), mean.data.ptr, A.image_desc(mean),
-                                        target.data.ptr, A.image_desc(target), idelta, mv, inv, stream)
+            _core.cuda_adaptive_compare(
+                src.data.ptr,
+                A.image_desc(src),
+                mean.data.ptr,
+                A.image_desc(mean),
+                target.data.ptr,
+                A.image_desc(target),
+                idelta,
+                mv,
+                inv,
+                stream,
+            )
     return A.finish_out(target, final)

@@ -6,6 +6,7 @@ Arrays of any shape; float32/float64 on the CPU (NumPy), float32/float16/bfloat1
 relu, leaky_relu and gelu read ``x`` (``y`` may be None), sigmoid and tanh read the forward
 output ``y`` (``x`` may be None; it is then recomputed from ``x``).
 """
+
 from __future__ import annotations
 
 from .. import _arrays as A
@@ -13,7 +14,18 @@ from .. import _core
 from .. import _driver as D
 from . import _checks as K
 
-__all__ = ['relu', 'leaky_relu', 'sigmoid', 'tanh', 'gelu', 'relu_backward', 'leaky_relu_backward', 'sigmoid_backward', 'tanh_backward', 'gelu_backward']
+__all__ = [
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "relu_backward",
+    "leaky_relu_backward",
+    "sigmoid_backward",
+    "tanh_backward",
+    "gelu_backward",
+]
 
 
 # The Activation enum of csrc/include/imkern/nn.hpp, taken by the CPU and the CUDA bindings.
@@ -54,8 +66,9 @@ def _activation_backward(name, grad_output, x, y, out, slope=0.0):
         _core.activation_backward(_CODES[name], g, xc, yc, gi, slope)
 
     def cuda(g, xc, yc, gi, stream):
-        _core.cuda_activation_backward(A.DTYPE_CODES[dt], _CODES[name], g.size, D.ptr(g), D.ptr(xc), D.ptr(yc),
-                                       D.ptr(gi), float(slope), stream)
+        _core.cuda_activation_backward(
+            A.DTYPE_CODES[dt], _CODES[name], g.size, D.ptr(g), D.ptr(xc), D.ptr(yc), D.ptr(gi), float(slope), stream
+        )
 
     return D.run_op(kind, [grad_output, x, y], out, cpu, cuda, shape=shape, dtype=dt)
 

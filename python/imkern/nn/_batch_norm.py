@@ -11,6 +11,7 @@ Training mode normalizes with the batch statistics (biased variance) and updates
 ``running_var``. Statistics and parameter gradients are reduced in a fixed order
 (bit-identical for any thread count).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,7 @@ from .. import _core
 from .. import _driver as D
 from . import _checks as K
 
-__all__ = ['batch_norm', 'batch_norm2d', 'batch_norm2d_backward']
+__all__ = ["batch_norm", "batch_norm2d", "batch_norm2d_backward"]
 
 
 def _param(v, name, kind, c, writable=False):
@@ -61,8 +62,7 @@ def _stat_buffer(a, kind, training):
 
 
 @K.torch_names(input="x")
-def batch_norm2d(x, weight, bias, running_mean, running_var, *, training=False, momentum=0.1, eps=1e-5,
-                 out=None):
+def batch_norm2d(x, weight, bias, running_mean, running_var, *, training=False, momentum=0.1, eps=1e-5, out=None):
     """Batch normalization of ``(N, C, H, W)``, as ``torch.nn.functional.batch_norm``.
 
     ``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel, with the batch mean and
@@ -132,8 +132,22 @@ def batch_norm2d(x, weight, bias, running_mean, running_var, *, training=False, 
         write_back()
 
     def cuda(stream):
-        _core.cuda_batch_norm2d(A.DTYPE_CODES[dt], n, c, h * w_, D.ptr(xc), D.ptr(w), D.ptr(b), D.ptr(rm), D.ptr(rv),
-                                training, momentum, eps, D.ptr(target), stream)
+        _core.cuda_batch_norm2d(
+            A.DTYPE_CODES[dt],
+            n,
+            c,
+            h * w_,
+            D.ptr(xc),
+            D.ptr(w),
+            D.ptr(b),
+            D.ptr(rm),
+            D.ptr(rv),
+            training,
+            momentum,
+            eps,
+            D.ptr(target),
+            stream,
+        )
         write_back()
 
     D.launch(kind, xc, cpu, cuda)
@@ -198,17 +212,32 @@ def batch_norm2d_backward(grad_output, x, weight, running_mean, running_var, *, 
 
     def cuda(stream):
         if c:
-            _core.cuda_batch_norm2d_backward(A.DTYPE_CODES[dt], n, c, h * w_, D.ptr(gc), D.ptr(xc), D.ptr(w),
-                                             D.ptr(rm), D.ptr(rv), training, eps, D.ptr(gi), D.ptr(gw), D.ptr(gb),
-                                             stream)
+            _core.cuda_batch_norm2d_backward(
+                A.DTYPE_CODES[dt],
+                n,
+                c,
+                h * w_,
+                D.ptr(gc),
+                D.ptr(xc),
+                D.ptr(w),
+                D.ptr(rm),
+                D.ptr(rv),
+                training,
+                eps,
+                D.ptr(gi),
+                D.ptr(gw),
+                D.ptr(gb),
+                stream,
+            )
         return gi, gw.astype(rdt, copy=False), gb.astype(rdt, copy=False)
 
     return D.launch(kind, xc, cpu, cuda)
 
 
 @K.torch_names(input="x")
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5, *,
-               out=None):
+def batch_norm(
+    x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5, *, out=None
+):
     """``torch.nn.functional.batch_norm``'s argument order and defaults (``input=`` accepted),
     over ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``: :func:`batch_norm2d` on the input seen
     as ``(N, C, H, W)``.

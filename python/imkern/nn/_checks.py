@@ -4,6 +4,7 @@ Kinds and dtypes: NumPy float32/float64 run on the C++ kernels, CuPy float32/flo
 bfloat16 when ``ml_dtypes`` provides it) on the CUDA kernels. Wrong kind or dtype ->
 TypeError naming the accepted dtypes; shapes and values -> ValueError naming the argument.
 """
+
 from __future__ import annotations
 
 import functools
@@ -111,7 +112,9 @@ def input_like_params(x, name: str, kind: str, dname: str, params) -> None:
             continue
         k, d = kind_dtype(p, pname)
         if k != kind:
-            raise TypeError(f"{pname}: expected a {kind} array like {name}, got {type(p).__module__}.{type(p).__name__}")
+            raise TypeError(
+                f"{pname}: expected a {kind} array like {name}, got {type(p).__module__}.{type(p).__name__}"
+            )
         if d != dname:
             raise TypeError(
                 f"{name}: dtype {dname} differs from the {pname}'s dtype {d}; cast the input "
@@ -134,7 +137,7 @@ def torch_names(**aliases: str):
                     kwargs[ours] = kwargs.pop(alias)
             return f(*args, **kwargs)
 
-        wrapper.torch_aliases = dict(aliases)
+        wrapper.torch_aliases = dict(aliases)  # type: ignore[attr-defined]
         return wrapper
 
     return deco

@@ -5,6 +5,7 @@ float32 3x3 stride-1 convolutions; float32 / float64), CuPy arrays on the CUDA k
 (float32, float16, bfloat16). Inputs are never modified; layouts the kernels cannot read
 (strided, reversed, Fortran-ordered) are copied to C-contiguous arrays first.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,10 @@ def _conv_geometry(x, weight, stride, padding, dilation, groups):
     if cg != c // groups:
         hint = ""
         if w == cg * groups:
-            hint = (f"; x looks channels-last (N, H, W, C) with C = {w}: conv2d takes (N, C, H, W), "
-                    "transpose it (x.transpose(0, 3, 1, 2)) or use imkern.transform.to_tensor")
+            hint = (
+                f"; x looks channels-last (N, H, W, C) with C = {w}: conv2d takes (N, C, H, W), "
+                "transpose it (x.transpose(0, 3, 1, 2)) or use imkern.transform.to_tensor"
+            )
         raise ValueError(
             f"weight: expected shape ({k}, {c // groups}, R, S) for x of shape {tuple(x.shape)} and "
             f"groups={groups}, got shape {tuple(weight.shape)}{hint}"
@@ -139,7 +142,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
     st, pads, dil, groups, (oh, ow) = _conv_geometry(x, weight, stride, padding, dilation, groups)
     k = weight.shape[0]
     if bias is not None and tuple(bias.shape) != (k,):
-        raise ValueError(f"bias: expected shape ({k},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
+        raise ValueError(
+            f"bias: expected shape ({k},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}"
+        )
     relu = activation == "relu"
 
     shape = _shape(x, weight, st, pads, dil, groups, oh, ow)
@@ -148,8 +153,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, a
         _core.conv2d(xc, wc, bc, y, shape, relu, _runtime.winograd_mode)
 
     def cuda(xc, wc, bc, y, stream):
-        _core.cuda_conv2d(A.DTYPE_CODES[xc.dtype], shape, D.ptr(xc), D.ptr(wc), D.ptr(bc), relu, D.ptr(y),
-                          _runtime.allow_tf32, stream)
+        _core.cuda_conv2d(
+            A.DTYPE_CODES[xc.dtype], shape, D.ptr(xc), D.ptr(wc), D.ptr(bc), relu, D.ptr(y), _runtime.allow_tf32, stream
+        )
 
     return D.run_op(kind, [x, weight, bias], out, cpu, cuda, shape=(x.shape[0], k, oh, ow), dtype=x.dtype)
 
@@ -158,8 +164,26 @@ def _shape(x, w, st, pads, dil, groups, oh, ow):
     """The conv descriptor both devices' kernels take (imkern::Conv2dShape)."""
     n, c, h, wd = (int(v) for v in x.shape)
     k, _, r, s = (int(v) for v in w.shape)
-    return _core.Conv2dShape(n=n, c=c, h=h, w=wd, k=k, r=r, s=s, groups=groups, sh=st[0], sw=st[1], pt=pads[0],
-                             pb=pads[1], pl=pads[2], pr=pads[3], dh=dil[0], dw=dil[1], oh=oh, ow=ow)
+    return _core.Conv2dShape(
+        n=n,
+        c=c,
+        h=h,
+        w=wd,
+        k=k,
+        r=r,
+        s=s,
+        groups=groups,
+        sh=st[0],
+        sw=st[1],
+        pt=pads[0],
+        pb=pads[1],
+        pl=pads[2],
+        pr=pads[3],
+        dh=dil[0],
+        dw=dil[1],
+        oh=oh,
+        ow=ow,
+    )
 
 
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, groups=1, *, output_mask=None):
@@ -227,8 +251,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, gro
     def cuda(stream):
         code = A.DTYPE_CODES[xc.dtype]
         if gi is not None:
-            _core.cuda_conv2d_backward_data(code, shape, D.ptr(goc), D.ptr(wc), D.ptr(gi), _runtime.allow_tf32,
-                                            stream)
+            _core.cuda_conv2d_backward_data(code, shape, D.ptr(goc), D.ptr(wc), D.ptr(gi), _runtime.allow_tf32, stream)
         _core.cuda_conv2d_backward_weight(code, shape, D.ptr(goc), D.ptr(xc), D.ptr(gw), _runtime.allow_tf32, stream)
         _core.cuda_channel_sum(code, n, k, oh * ow, D.ptr(goc), D.ptr(gb), stream)
 

@@ -3,6 +3,7 @@ logits), as torch.nn.functional.cross_entropy.
 
 float32/float64 on the CPU (NumPy), float32/float16/bfloat16 on CUDA (CuPy).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ from .. import _core
 from .. import _driver as D
 from . import _checks as K
 
-__all__ = ['cross_entropy', 'cross_entropy_backward']
+__all__ = ["cross_entropy", "cross_entropy_backward"]
 
 
 _REDUCTIONS = tuple(_core.Reduction.__members__)  # "none", "mean", "sum"
@@ -37,11 +38,15 @@ def _ce_args(logits, target, reduction, label_smoothing, ignore_index):
     if not np.can_cast(target.dtype, np.int64, "safe"):
         # The kernels read int64 class indices; uint64 values above 2**63 - 1 would wrap (2**64 - 100
         # became the default ignore_index -100). torch rejects uint64 targets too.
-        raise TypeError(f"target: dtype {target.dtype} does not convert to int64 without wrapping; use int64 class indices")
+        raise TypeError(
+            f"target: dtype {target.dtype} does not convert to int64 without wrapping; use int64 class indices"
+        )
     n, c = int(logits.shape[0]), int(logits.shape[1])
     want = (n,) + tuple(logits.shape[2:])
     if tuple(target.shape) != want:
-        raise ValueError(f"target: expected shape {want} for logits of shape {tuple(logits.shape)}, got {tuple(target.shape)}")
+        raise ValueError(
+            f"target: expected shape {want} for logits of shape {tuple(logits.shape)}, got {tuple(target.shape)}"
+        )
     if c < 1:
         raise ValueError(f"logits: expected at least one class, got shape {tuple(logits.shape)}")
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
@@ -105,14 +110,28 @@ def cross_entropy(logits, target, *, reduction="mean", label_smoothing=0.0, igno
             if target_arr.size:
                 _core.cross_entropy(lc, tc, target_arr, n, c, s, ignore, eps, _REDUCTION_CODES[red])
         else:
-            v = _core.cross_entropy(lc, tc, None, n, c, s, ignore, eps, _REDUCTION_CODES[red]) if n * s else (
-                float("nan") if red == "mean" else 0.0)
+            v = (
+                _core.cross_entropy(lc, tc, None, n, c, s, ignore, eps, _REDUCTION_CODES[red])
+                if n * s
+                else (float("nan") if red == "mean" else 0.0)
+            )
             target_arr[...] = v
 
     def cuda(stream):
         if target_arr.size:  # "mean" / "sum" of no elements: the kernel writes NaN / 0
-            _core.cuda_cross_entropy(A.DTYPE_CODES[dt], n, c, s, D.ptr(lc), D.ptr(tc), _REDUCTION_CODES[red], eps,
-                                     ignore, D.ptr(target_arr), stream)
+            _core.cuda_cross_entropy(
+                A.DTYPE_CODES[dt],
+                n,
+                c,
+                s,
+                D.ptr(lc),
+                D.ptr(tc),
+                _REDUCTION_CODES[red],
+                eps,
+                ignore,
+                D.ptr(target_arr),
+                stream,
+            )
 
     D.launch(kind, lc, cpu, cuda)
     return D.finish(target_arr, final)
@@ -140,9 +159,14 @@ def cross_entropy_backward(logits, target, *, reduction="mean", label_smoothing=
         array([[ 0.5, -0.5]])
     """
     if _unbatched_ce(logits, target):
-        res = cross_entropy_backward(logits[None], target.reshape(1), reduction=reduction,
-                                     label_smoothing=label_smoothing, ignore_index=ignore_index,
-                                     out=None if out is None else out[None])
+        res = cross_entropy_backward(
+            logits[None],
+            target.reshape(1),
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+            ignore_index=ignore_index,
+            out=None if out is None else out[None],
+        )
         return res[0] if out is None else out
     kind, dt, n, c, s, red, eps, ignore = _ce_args(logits, target, reduction, label_smoothing, ignore_index)
     tc = A.xp_of(kind).ascontiguousarray(target, dtype=np.int64)
@@ -153,7 +177,19 @@ def cross_entropy_backward(logits, target, *, reduction="mean", label_smoothing=
     def cuda(lc, tc, g, stream):
         # The upstream gradient of the loss is 1 (one per element for reduction "none").
         ones = A.xp_of(kind).ones((n * s if red == "none" else 1,), dtype=np.float32)
-        _core.cuda_cross_entropy_backward(A.DTYPE_CODES[dt], n, c, s, D.ptr(lc), D.ptr(tc), _REDUCTION_CODES[red], eps,
-                                          ignore, D.ptr(ones), D.ptr(g), stream)
+        _core.cuda_cross_entropy_backward(
+            A.DTYPE_CODES[dt],
+            n,
+            c,
+            s,
+            D.ptr(lc),
+            D.ptr(tc),
+            _REDUCTION_CODES[red],
+            eps,
+            ignore,
+            D.ptr(ones),
+            D.ptr(g),
+            stream,
+        )
 
     return D.run_op(kind, [logits, tc], out, cpu, cuda, shape=logits.shape, dtype=dt, out_inputs=[logits, target])

@@ -5,6 +5,7 @@ The mask is the hash of docs/design.md, identical on the CPU, on CUDA and in
 ``u(i) >= p``, ``u(i) = (splitmix64(seed + i * 0x9E3779B97F4A7C15) >> 40) * 2**-24``, and
 kept values are scaled by ``1 / (1 - p)``.
 """
+
 from __future__ import annotations
 
 from .. import _arrays as A
@@ -12,13 +13,15 @@ from .. import _core, _random
 from .. import _driver as D
 from . import _checks as K
 
-__all__ = ['dropout', 'dropout_backward']
+__all__ = ["dropout", "dropout_backward"]
 
 
 def _seed(seed) -> int:
     if seed is None:
-        raise TypeError("seed: required (an int): the gradient needs the forward's mask, a function of "
-                        "(seed, element index); pass the seed given to dropout")
+        raise TypeError(
+            "seed: required (an int): the gradient needs the forward's mask, a function of "
+            "(seed, element index); pass the seed given to dropout"
+        )
     return A.as_int(seed, "seed") % (1 << 64)
 
 

@@ -5,6 +5,7 @@ float arrays and int64 labels) and move to the model's device (NumPy -> CuPy) wh
 A tqdm progress bar per epoch shows the loss, the accuracy and images/s (``progress=False``
 turns it off; without tqdm installed there is no bar).
 """
+
 from __future__ import annotations
 
 import time
@@ -75,7 +76,7 @@ def _batches(data, batch_size: int):
     if isinstance(data, tuple) and len(data) == 2 and hasattr(data[0], "shape"):
         x, y = data
         for i in range(0, len(x), batch_size):
-            yield x[i:i + batch_size], y[i:i + batch_size]
+            yield x[i : i + batch_size], y[i : i + batch_size]
     else:
         yield from data
 
@@ -122,8 +123,18 @@ def evaluate(model: L.Module, data, *, loss=None, batch_size: int = 256) -> dict
     return {"loss": total / max(n, 1), "accuracy": correct / max(n, 1), "n": n}
 
 
-def fit(model: L.Module, loader, *, epochs: int, optimizer, loss=None, val=None, scheduler=None,
-        callbacks: Sequence[Callable] = (), progress: bool = True) -> History:
+def fit(
+    model: L.Module,
+    loader,
+    *,
+    epochs: int,
+    optimizer,
+    loss=None,
+    val=None,
+    scheduler=None,
+    callbacks: Sequence[Callable] = (),
+    progress: bool = True,
+) -> History:
     """Train ``model`` for ``epochs`` passes over ``loader``.
 
     Each step: forward, loss, backward, ``optimizer.step()``, ``optimizer.zero_grad()``. After
@@ -166,8 +177,14 @@ def fit(model: L.Module, loader, *, epochs: int, optimizer, loss=None, val=None,
     dev = model.device
     for epoch in range(int(epochs)):
         model.train()
-        bar = _bar(progress, total=_len(loader, 1), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                   leave=True, dynamic_ncols=True)
+        bar = _bar(
+            progress,
+            total=_len(loader, 1),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="batch",
+            leave=True,
+            dynamic_ncols=True,
+        )
         t0 = time.perf_counter()
         total, correct, n = 0.0, 0, 0
         try:
@@ -184,13 +201,19 @@ def fit(model: L.Module, loader, *, epochs: int, optimizer, loss=None, val=None,
                 n += b
                 bar.update(1)
                 dt = time.perf_counter() - t0
-                bar.set_postfix_str(f"loss={total / n:.4f} acc={correct / n:.3f} {n / max(dt, 1e-9):.0f} img/s",
-                                    refresh=False)
+                bar.set_postfix_str(
+                    f"loss={total / n:.4f} acc={correct / n:.3f} {n / max(dt, 1e-9):.0f} img/s", refresh=False
+                )
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
-        logs = {"epoch": epoch, "loss": total / max(n, 1), "accuracy": correct / max(n, 1), "seconds": seconds,
-                "images_per_second": n / max(seconds, 1e-9)}
+        logs = {
+            "epoch": epoch,
+            "loss": total / max(n, 1),
+            "accuracy": correct / max(n, 1),
+            "seconds": seconds,
+            "images_per_second": n / max(seconds, 1e-9),
+        }
         if scheduler is not None:
             scheduler.step()
         if val is not None:
@@ -230,7 +253,7 @@ def predict(model: L.Module, images, batch_size: int = 256, *, progress: bool = 
     dev = model.device
     outs = []
     if hasattr(images, "shape"):
-        chunks: Iterable = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
+        chunks: Iterable = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
         total = -(-len(images) // batch_size)
     else:
         chunks = (b[0] if isinstance(b, tuple) else b for b in images)

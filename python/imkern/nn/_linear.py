@@ -4,6 +4,7 @@ NumPy arrays run on the C++ GEMM (float32 / float64), CuPy arrays on the CUDA GE
 float16, bfloat16). Inputs are never modified; other layouts are copied to C-contiguous
 arrays first.
 """
+
 from __future__ import annotations
 
 from .. import _arrays as A
@@ -11,7 +12,7 @@ from .. import _core, _runtime
 from .. import _driver as D
 from . import _checks as K
 
-__all__ = ['linear', 'linear_backward']
+__all__ = ["linear", "linear_backward"]
 
 
 def _linear_check(x, weight, name_x="x"):
@@ -52,7 +53,9 @@ def linear(x, weight, bias=None, *, out=None):
     _linear_check(x, weight)
     of, inf = weight.shape
     if bias is not None and tuple(bias.shape) != (of,):
-        raise ValueError(f"bias: expected shape ({of},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}")
+        raise ValueError(
+            f"bias: expected shape ({of},) for weight of shape {tuple(weight.shape)}, got {tuple(bias.shape)}"
+        )
     shape = tuple(x.shape[:-1]) + (of,)
 
     m = K.prod(x.shape[:-1])  # explicit: reshape(-1, 0) is ambiguous (in_features = 0)
@@ -62,8 +65,18 @@ def linear(x, weight, bias=None, *, out=None):
         _core.linear(x2.reshape(m, inf), wc, bc, y.reshape(m, of))
 
     def cuda(x2, wc, bc, y, stream):
-        _core.cuda_linear(A.DTYPE_CODES[x2.dtype], K.prod(x2.shape[:-1]), inf, of, D.ptr(x2), D.ptr(wc), D.ptr(bc), D.ptr(y),
-                          _runtime.allow_tf32, stream)
+        _core.cuda_linear(
+            A.DTYPE_CODES[x2.dtype],
+            K.prod(x2.shape[:-1]),
+            inf,
+            of,
+            D.ptr(x2),
+            D.ptr(wc),
+            D.ptr(bc),
+            D.ptr(y),
+            _runtime.allow_tf32,
+            stream,
+        )
 
     return D.run_op(kind, [x, weight, bias], out, cpu, cuda, shape=shape, dtype=x.dtype)
 
@@ -118,8 +131,20 @@ def linear_backward(grad_output, x, weight):
             _core.linear_backward(go2, x2, wc, gi, gw, gb)
 
     def cuda(stream):
-        _core.cuda_linear_backward(A.DTYPE_CODES[x2.dtype], x2.shape[0], inf, of, D.ptr(go2), D.ptr(x2), D.ptr(wc),
-                                   D.ptr(gi), D.ptr(gw), D.ptr(gb), _runtime.allow_tf32, stream)
+        _core.cuda_linear_backward(
+            A.DTYPE_CODES[x2.dtype],
+            x2.shape[0],
+            inf,
+            of,
+            D.ptr(go2),
+            D.ptr(x2),
+            D.ptr(wc),
+            D.ptr(gi),
+            D.ptr(gw),
+            D.ptr(gb),
+            _runtime.allow_tf32,
+            stream,
+        )
 
     D.launch(kind, x2, cpu, cuda)
     return gi.reshape(x.shape), gw, gb

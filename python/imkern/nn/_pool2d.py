@@ -10,6 +10,7 @@ and with ``ceil_mode`` the last window must start inside the input or the left p
 (``(out - 1) * stride < in + padding``, else ``out -= 1``). ``padding`` may be at most half
 the kernel size.
 """
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -98,8 +99,7 @@ def _input_shape(input_shape, name="input_shape") -> Tuple[int, int, int, int]:
 
 
 @K.torch_names(input="x")
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
-               out=None):
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *, out=None):
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
     Padding acts as -inf. NaN propagates (a window holding NaN gives NaN and, with
@@ -156,8 +156,21 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 def _shape(in_shape, out_shape, k=(1, 1), s=(1, 1), p=(0, 0), d=(1, 1)):
     """The pooling descriptor both devices' kernels take (imkern::Pool2dShape)."""
     n, c, h, w = (int(v) for v in in_shape)
-    return _core.Pool2dShape(planes=n * c, h=h, w=w, oh=int(out_shape[2]), ow=int(out_shape[3]), kh=k[0], kw=k[1],
-                             sh=s[0], sw=s[1], ph=p[0], pw=p[1], dh=d[0], dw=d[1])
+    return _core.Pool2dShape(
+        planes=n * c,
+        h=h,
+        w=w,
+        oh=int(out_shape[2]),
+        ow=int(out_shape[3]),
+        kh=k[0],
+        kw=k[1],
+        sh=s[0],
+        sw=s[1],
+        ph=p[0],
+        pw=p[1],
+        dh=d[0],
+        dw=d[1],
+    )
 
 
 def max_pool2d_backward(grad_output, indices, input_shape, *, out=None):
@@ -195,7 +208,9 @@ def max_pool2d_backward(grad_output, indices, input_shape, *, out=None):
     if np.dtype(indices.dtype).kind not in "iu":
         raise TypeError(f"indices: expected an integer array (int64), got {indices.dtype}")
     if tuple(indices.shape) != tuple(grad_output.shape):
-        raise ValueError(f"indices: expected shape {tuple(grad_output.shape)} like grad_output, got {tuple(indices.shape)}")
+        raise ValueError(
+            f"indices: expected shape {tuple(grad_output.shape)} like grad_output, got {tuple(indices.shape)}"
+        )
     if tuple(grad_output.shape[:2]) != shp[:2]:
         raise ValueError(f"grad_output: N, C of shape {tuple(grad_output.shape)} differ from input_shape {shp}")
     hw = shp[2] * shp[3]
@@ -236,8 +251,9 @@ def _avg_args(ceil_mode, count_include_pad, divisor_override):
 
 
 @K.torch_names(input="x")
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None, *, out=None):
+def avg_pool2d(
+    x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None, *, out=None
+):
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
     Each output is the window sum divided by ``divisor_override`` when given, else by the
@@ -264,8 +280,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
                [10.5, 12.5]])
     """
     if _unbatched(x):
-        res = avg_pool2d(x[None], kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-                         out=_batch1(out))
+        res = avg_pool2d(
+            x[None], kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, out=_batch1(out)
+        )
         return res[0] if out is None else out
     kind, dt = K.check_float(x, "x", ndim=(3, 4))
     k, s, p, d, ceil_mode, (oh, ow) = _geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode)
@@ -287,8 +304,18 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return D.run_op(kind, [x], out, cpu, cuda, shape=shape, dtype=dt)
 
 
-def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, divisor_override=None, *, out=None):
+def avg_pool2d_backward(
+    grad_output,
+    input_shape,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+    *,
+    out=None,
+):
     """Gradient of :func:`avg_pool2d` with respect to its input.
 
     Every output gradient, divided by its window's divisor, is added to each input position
@@ -311,8 +338,17 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
                [0.25, 0.25]])
     """
     if _unbatched(grad_output):
-        res = avg_pool2d_backward(grad_output[None], _shape1(input_shape), kernel_size, stride, padding, ceil_mode,
-                                  count_include_pad, divisor_override, out=_batch1(out))
+        res = avg_pool2d_backward(
+            grad_output[None],
+            _shape1(input_shape),
+            kernel_size,
+            stride,
+            padding,
+            ceil_mode,
+            count_include_pad,
+            divisor_override,
+            out=_batch1(out),
+        )
         return res[0] if out is None else out
     kind, dt = K.check_float(grad_output, "grad_output", ndim=(3, 4))
     shp = _input_shape(input_shape)

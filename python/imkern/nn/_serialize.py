@@ -5,6 +5,7 @@ and constructor arguments) and the weights (parameters and buffers by their stat
 The file is a plain NumPy archive read with ``allow_pickle=False`` (nothing in it is executed):
 ``__imkern_model__`` is the JSON header, ``state.<name>`` the arrays.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,8 @@ def _spec(m: L.Module) -> dict:
         raise TypeError(
             f"save: {name} is not an imkern.nn layer, so the file could not rebuild it without its code; "
             "build the model from imkern.nn layers (Sequential, Conv2d, ...), or save only the weights "
-            "(save(model, path, architecture=False)) and load them with load(path, model=your_model)")
+            "(save(model, path, architecture=False)) and load them with load(path, model=your_model)"
+        )
     spec = {"type": name, "config": cfg}
     if isinstance(m, L.Sequential):
         spec["layers"] = [_spec(layer) for layer in m.layers]
@@ -87,8 +89,12 @@ def save(model: L.Module, path, *, metadata: Optional[dict] = None, architecture
     """
     if not isinstance(model, L.Module):
         raise TypeError(f"model: expected an imkern.nn Module, got {type(model).__name__}")
-    header = {"format": FORMAT, "version": VERSION, "architecture": _spec(model) if architecture else None,
-              "metadata": metadata or {}}
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "architecture": _spec(model) if architecture else None,
+        "metadata": metadata or {},
+    }
     try:
         from .. import __version__ as v
 
@@ -112,7 +118,7 @@ def _read(path):
             if _HEADER not in z.files:
                 raise ValueError("no imkern model header (not written by imkern.nn.save)")
             header = json.loads(str(z[_HEADER]))
-            state = {k[len("state."):]: z[k] for k in z.files if k.startswith("state.")}
+            state = {k[len("state.") :]: z[k] for k in z.files if k.startswith("state.")}
     except FileNotFoundError:
         raise FileNotFoundError(f"{os.fspath(path)}: no such model file") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, json.JSONDecodeError) as e:
@@ -120,8 +126,10 @@ def _read(path):
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{os.fspath(path)}: not an imkern model file (format {header.get('format')!r})")
     if header.get("version", 0) > VERSION:
-        raise ValueError(f"{os.fspath(path)}: model file version {header['version']} is newer than this imkern "
-                         f"reads ({VERSION}); upgrade imkern")
+        raise ValueError(
+            f"{os.fspath(path)}: model file version {header['version']} is newer than this imkern "
+            f"reads ({VERSION}); upgrade imkern"
+        )
     return header, state
 
 
@@ -152,8 +160,10 @@ def load(path, model: Optional[L.Module] = None, *, device: str = "cpu") -> L.Mo
     arch = header.get("architecture")
     if model is None:
         if arch is None:
-            raise ValueError(f"{os.fspath(path)}: the file holds weights only (saved with architecture=False); "
-                             "pass the model to load them into: load(path, model=...)")
+            raise ValueError(
+                f"{os.fspath(path)}: the file holds weights only (saved with architecture=False); "
+                "pass the model to load them into: load(path, model=...)"
+            )
         model = _build(arch)
     else:
         if not isinstance(model, L.Module):
@@ -164,8 +174,10 @@ def load(path, model: Optional[L.Module] = None, *, device: str = "cpu") -> L.Mo
             except TypeError:
                 mine = None
             if mine is not None and mine != arch:
-                raise ValueError(f"{os.fspath(path)}: the file holds another architecture than this model "
-                                 f"(file: {_summary(arch)}; model: {_summary(mine)})")
+                raise ValueError(
+                    f"{os.fspath(path)}: the file holds another architecture than this model "
+                    f"(file: {_summary(arch)}; model: {_summary(mine)})"
+                )
     try:
         model.load_state_dict(state)
     except ValueError as e:
@@ -180,6 +192,9 @@ def _summary(spec) -> str:
     if spec.get("type") == "Sequential":
         return "Sequential(" + ", ".join(_summary(s) for s in spec.get("layers", [])) + ")"
     cfg = spec.get("config", {})
-    short = {k: v for k, v in cfg.items() if k in ("in_channels", "out_channels", "kernel_size", "in_features",
-                                                    "out_features", "num_features", "p")}
+    short = {
+        k: v
+        for k, v in cfg.items()
+        if k in ("in_channels", "out_channels", "kernel_size", "in_features", "out_features", "num_features", "p")
+    }
     return spec["type"] + ("(" + ", ".join(f"{k}={v}" for k, v in short.items()) + ")" if short else "")

@@ -2,6 +2,7 @@
 
 float32/float64 on the CPU (NumPy), float32/float16/bfloat16 on CUDA (CuPy).
 """
+
 from __future__ import annotations
 
 from .. import _arrays as A
@@ -9,7 +10,7 @@ from .. import _core
 from .. import _driver as D
 from . import _checks as K
 
-__all__ = ['softmax', 'log_softmax']
+__all__ = ["softmax", "log_softmax"]
 
 
 def _axis(axis, ndim) -> int:
@@ -24,7 +25,7 @@ def _axis(axis, ndim) -> int:
 def _softmax(x, axis, log, out):
     kind, dt = K.check_float(x, "x", min_ndim=1)
     ax = _axis(axis, x.ndim)
-    outer, length, inner = K.prod(x.shape[:ax]), int(x.shape[ax]), K.prod(x.shape[ax + 1:])
+    outer, length, inner = K.prod(x.shape[:ax]), int(x.shape[ax]), K.prod(x.shape[ax + 1 :])
 
     def cpu(xc, y):
         _core.softmax(xc, y, outer, length, inner, log)

@@ -13,6 +13,7 @@ giving its gradients. One module per op family, named as its kernels in csrc/:
 - ``_batch_norm.py``: batch_norm2d, batch_norm2d_backward, batch_norm (torch's argument order)
 - ``_dropout.py``: dropout, dropout_backward
 """
+
 from ._activations import (  # noqa: F401
     gelu,
     gelu_backward,

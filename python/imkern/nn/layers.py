@@ -27,6 +27,7 @@ into the convolution (one kernel: conv + bias + ReLU). Shapes, dtypes and semant
 functional ops' (NCHW, PyTorch's); NumPy parameters run on the CPU, CuPy on the GPU
 (:meth:`Module.to`).
 """
+
 from __future__ import annotations
 
 import math
@@ -41,9 +42,26 @@ from . import _pool2d
 from . import functional as F
 
 __all__ = [
-    "Parameter", "Module", "Sequential", "Identity", "Conv2d", "Linear", "ReLU", "LeakyReLU", "Sigmoid",
-    "Tanh", "GELU", "Softmax", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "BatchNorm2d",
-    "Dropout", "CrossEntropyLoss", "LAYERS",
+    "Parameter",
+    "Module",
+    "Sequential",
+    "Identity",
+    "Conv2d",
+    "Linear",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "GELU",
+    "Softmax",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "Flatten",
+    "BatchNorm2d",
+    "Dropout",
+    "CrossEntropyLoss",
+    "LAYERS",
 ]
 
 
@@ -282,10 +300,15 @@ class Module:
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise ValueError(f"load_state_dict: the state does not match this model's architecture "
-                             f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})")
-        bad = [f"{k}: model {tuple(own[k].shape)}, state {tuple(np.shape(state_dict[k]))}"
-               for k in own if k in state_dict and tuple(own[k].shape) != tuple(np.shape(state_dict[k]))]
+            raise ValueError(
+                f"load_state_dict: the state does not match this model's architecture "
+                f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
+            )
+        bad = [
+            f"{k}: model {tuple(own[k].shape)}, state {tuple(np.shape(state_dict[k]))}"
+            for k in own
+            if k in state_dict and tuple(own[k].shape) != tuple(np.shape(state_dict[k]))
+        ]
         if bad:
             raise ValueError("load_state_dict: shapes differ from this model's: " + "; ".join(bad))
         params = dict(self.named_parameters())
@@ -365,8 +388,11 @@ class Module:
 
     def _saved(self) -> Dict[str, Any]:
         if self._cache is None:
-            why = ("the last forward ran in eval mode (call .train() before a forward whose backward "
-                   "you need)" if not self.training else "called before forward (no training-mode forward since the last state change)")
+            why = (
+                "the last forward ran in eval mode (call .train() before a forward whose backward you need)"
+                if not self.training
+                else "called before forward (no training-mode forward since the last state change)"
+            )
             raise RuntimeError(f"{type(self).__name__}.backward: nothing saved to differentiate: {why}")
         return self._cache
 
@@ -436,8 +462,10 @@ class Sequential(Module):
             layers = tuple(layers[0])
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
-                raise TypeError(f"Sequential: layer {i} is a {type(layer).__name__}, not an imkern.nn Module "
-                                f"(pass the layers as Sequential(a, b, ...) or Sequential([a, b, ...]))")
+                raise TypeError(
+                    f"Sequential: layer {i} is a {type(layer).__name__}, not an imkern.nn Module "
+                    f"(pass the layers as Sequential(a, b, ...) or Sequential([a, b, ...]))"
+                )
         self.layers = list(layers)
 
     def named_children(self):
@@ -464,8 +492,9 @@ class Sequential(Module):
 
     def _fusable(self, i: int) -> bool:
         a = self.layers[i]
-        return (type(a) is Conv2d and a.activation is None and i + 1 < len(self.layers)
-                and type(self.layers[i + 1]) is ReLU)
+        return (
+            type(a) is Conv2d and a.activation is None and i + 1 < len(self.layers) and type(self.layers[i + 1]) is ReLU
+        )
 
     def forward(self, x):
         fused = []
@@ -552,8 +581,21 @@ class Conv2d(Module):
         ((8, 3, 3, 3), (2, 8, 16, 16))
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, *, activation=None, dtype=np.float32, seed=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        *,
+        activation=None,
+        dtype=np.float32,
+        seed=None,
+    ):
         # Checked here, naming the argument, rather than at the first forward (or inside NumPy).
         kh, kw = A.pair_in_range(kernel_size, "kernel_size", 1, A.INT64_MAX)
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
@@ -578,9 +620,11 @@ class Conv2d(Module):
 
     def _forward(self, x, act):
         if x.ndim == 4 and x.shape[1] != self.in_channels and x.shape[3] == self.in_channels:
-            raise ValueError(f"x: expected (N, C, H, W) with C = {self.in_channels} channels, got "
-                             f"{tuple(x.shape)}, which looks channels-last (N, H, W, C): transpose it "
-                             "(x.transpose(0, 3, 1, 2)) or use imkern.transform.to_tensor")
+            raise ValueError(
+                f"x: expected (N, C, H, W) with C = {self.in_channels} channels, got "
+                f"{tuple(x.shape)}, which looks channels-last (N, H, W, C): transpose it "
+                "(x.transpose(0, 3, 1, 2)) or use imkern.transform.to_tensor"
+            )
         b = None if self.bias is None else self.bias.data
         y = F.conv2d(x, self.weight.data, b, self.stride, self.padding, self.dilation, self.groups, activation=act)
         self._save(x=x, y=y if act else None, act=act)
@@ -599,19 +643,34 @@ class Conv2d(Module):
         s = self._saved()
         if s["act"] == "relu":
             grad = F.relu_backward(grad, s["y"])
-        gi, gw, gb = F.conv2d_backward(grad, s["x"], self.weight.data, self.stride, self.padding, self.dilation,
-                                       self.groups, output_mask=(input_grad, True, True))
+        gi, gw, gb = F.conv2d_backward(
+            grad,
+            s["x"],
+            self.weight.data,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            output_mask=(input_grad, True, True),
+        )
         self.weight.accumulate(gw)
         if self.bias is not None:
             self.bias.accumulate(gb)
         return gi
 
     def _config(self):
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "kernel_size": list(self.kernel_size), "stride": _jsonable(self.stride),
-                "padding": _jsonable(self.padding), "dilation": _jsonable(self.dilation), "groups": self.groups,
-                "bias": self.bias is not None, "activation": self.activation,
-                "dtype": _dtype_name(self.weight.data.dtype)}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": list(self.kernel_size),
+            "stride": _jsonable(self.stride),
+            "padding": _jsonable(self.padding),
+            "dilation": _jsonable(self.dilation),
+            "groups": self.groups,
+            "bias": self.bias is not None,
+            "activation": self.activation,
+            "dtype": _dtype_name(self.weight.data.dtype),
+        }
 
 
 class Linear(Module):
@@ -652,8 +711,12 @@ class Linear(Module):
         return gi
 
     def _config(self):
-        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None,
-                "dtype": _dtype_name(self.weight.data.dtype)}
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias is not None,
+            "dtype": _dtype_name(self.weight.data.dtype),
+        }
 
 
 class ReLU(Module):
@@ -833,8 +896,13 @@ class MaxPool2d(Module):
 
     def _config(self):
         k, s, p, d, c = self.args
-        return {"kernel_size": _jsonable(k), "stride": _jsonable(s), "padding": _jsonable(p),
-                "dilation": _jsonable(d), "ceil_mode": bool(c)}
+        return {
+            "kernel_size": _jsonable(k),
+            "stride": _jsonable(s),
+            "padding": _jsonable(p),
+            "dilation": _jsonable(d),
+            "ceil_mode": bool(c),
+        }
 
 
 class AvgPool2d(Module):
@@ -863,8 +931,13 @@ class AvgPool2d(Module):
 
     def _config(self):
         k, s, p, c, i = self.args
-        return {"kernel_size": _jsonable(k), "stride": _jsonable(s), "padding": _jsonable(p),
-                "ceil_mode": bool(c), "count_include_pad": bool(i)}
+        return {
+            "kernel_size": _jsonable(k),
+            "stride": _jsonable(s),
+            "padding": _jsonable(p),
+            "ceil_mode": bool(c),
+            "count_include_pad": bool(i),
+        }
 
 
 class AdaptiveAvgPool2d(Module):
@@ -941,20 +1014,33 @@ class BatchNorm2d(Module):
 
     def forward(self, x):
         self._save(x=x)
-        return F.batch_norm2d(x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-                              training=self.training, momentum=self.momentum, eps=self.eps)
+        return F.batch_norm2d(
+            x,
+            self.weight.data,
+            self.bias.data,
+            self.running_mean,
+            self.running_var,
+            training=self.training,
+            momentum=self.momentum,
+            eps=self.eps,
+        )
 
     def backward(self, grad):
         # The backward recomputes the batch statistics from x.
-        gi, gw, gb = F.batch_norm2d_backward(grad, self._saved()["x"], self.weight.data, self.running_mean,
-                                             self.running_var, training=True, eps=self.eps)
+        gi, gw, gb = F.batch_norm2d_backward(
+            grad, self._saved()["x"], self.weight.data, self.running_mean, self.running_var, training=True, eps=self.eps
+        )
         self.weight.accumulate(gw)
         self.bias.accumulate(gb)
         return gi
 
     def _config(self):
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "dtype": _dtype_name(self.weight.data.dtype)}
+        return {
+            "num_features": self.num_features,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "dtype": _dtype_name(self.weight.data.dtype),
+        }
 
 
 class Dropout(Module):
@@ -1029,6 +1115,24 @@ class CrossEntropyLoss(Module):
 
 
 # Layers that imkern.nn.save can rebuild from their name and _config().
-LAYERS = {cls.__name__: cls for cls in (
-    Sequential, Identity, Conv2d, Linear, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, MaxPool2d, AvgPool2d,
-    AdaptiveAvgPool2d, Flatten, BatchNorm2d, Dropout)}
+LAYERS = {
+    cls.__name__: cls
+    for cls in (
+        Sequential,
+        Identity,
+        Conv2d,
+        Linear,
+        ReLU,
+        LeakyReLU,
+        Sigmoid,
+        Tanh,
+        GELU,
+        Softmax,
+        MaxPool2d,
+        AvgPool2d,
+        AdaptiveAvgPool2d,
+        Flatten,
+        BatchNorm2d,
+        Dropout,
+    )
+}

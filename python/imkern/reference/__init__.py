@@ -12,6 +12,7 @@ where one defines the semantics):
     >>> int(np.abs(fast.astype(int) - slow.astype(int)).max()) <= 1   # uint8: rounding of the float32 sum
     True
 """
+
 from . import color, filters, nn, transform
 
 __all__ = ["filters", "nn", "color", "transform"]
@@ -22,14 +23,20 @@ def _point_to_the_ops() -> None:
     public function's docstring holds the semantics; the oracle's body is the definition)."""
     import inspect
 
-    for fam, public in (("filters", "imkern.filters"), ("color", "imkern.color"),
-                        ("transform", "imkern.transform"), ("nn", "imkern.nn.functional")):
+    for fam, public in (
+        ("filters", "imkern.filters"),
+        ("color", "imkern.color"),
+        ("transform", "imkern.transform"),
+        ("nn", "imkern.nn.functional"),
+    ):
         mod = globals()[fam]
         for name, fn in vars(mod).items():
             if name.startswith("_") or not inspect.isfunction(fn) or fn.__doc__:
                 continue
-            fn.__doc__ = (f"The float64 NumPy reference of :func:`{public}.{name}`: the same "
-                          "signature, plain NumPy inside, results cast like the kernel's.")
+            fn.__doc__ = (
+                f"The float64 NumPy reference of :func:`{public}.{name}`: the same "
+                "signature, plain NumPy inside, results cast like the kernel's."
+            )
 
 
 _point_to_the_ops()

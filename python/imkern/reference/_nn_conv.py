@@ -4,6 +4,7 @@ Plain float64 NumPy: a convolution is a loop over the kernel taps, each tap addi
 window of the zero-padded input times that tap's (K, C/groups) weights. Results are cast to
 the input's dtype at the end, like the kernels.
 """
+
 from __future__ import annotations
 
 import numpy as np

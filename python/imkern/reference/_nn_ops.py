@@ -2,6 +2,7 @@
 norm, dropout): plain loops and vectorized NumPy, float64 inside, the result cast to the
 input's dtype. Same names and signatures as :mod:`imkern.nn.functional`; they define the
 semantics (PyTorch's) that the kernels must reproduce."""
+
 from __future__ import annotations
 
 import math
@@ -9,12 +10,31 @@ import math
 import numpy as np
 
 __all__ = [
-    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
-    "relu", "leaky_relu", "sigmoid", "tanh", "gelu",
-    "relu_backward", "leaky_relu_backward", "sigmoid_backward", "tanh_backward", "gelu_backward",
-    "softmax", "log_softmax", "cross_entropy", "cross_entropy_backward",
-    "batch_norm2d", "batch_norm2d_backward", "dropout", "dropout_backward", "dropout_mask",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "relu_backward",
+    "leaky_relu_backward",
+    "sigmoid_backward",
+    "tanh_backward",
+    "gelu_backward",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "cross_entropy_backward",
+    "batch_norm2d",
+    "batch_norm2d_backward",
+    "dropout",
+    "dropout_backward",
+    "dropout_mask",
 ]
 
 
@@ -47,8 +67,7 @@ def _geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
 
 
 # ---- pooling -----------------------------------------------------------------------------------
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
-               out=None):
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *, out=None):
     """Scan each window row-major; a value replaces the running max when larger or NaN."""
     x = np.asarray(x)
     n, c, h, w = x.shape
@@ -109,26 +128,39 @@ def _avg_windows(shape, kernel_size, stride, padding, ceil_mode, count_include_p
     return
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None, *, out=None):
+def avg_pool2d(
+    x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None, *, out=None
+):
     x = np.asarray(x)
     n, c = x.shape[:2]
     k, s, p, _, oh, ow = _geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode)
     xf = x.astype(np.float64)
     y = np.zeros((n, c, oh, ow))
-    for oy, ox, y0, y1, x0, x1, div in _avg_windows(x.shape, kernel_size, stride, padding, ceil_mode,
-                                                     count_include_pad, divisor_override):
+    for oy, ox, y0, y1, x0, x1, div in _avg_windows(
+        x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    ):
         if y0 < y1 and x0 < x1:
             y[:, :, oy, ox] = xf[:, :, y0:y1, x0:x1].sum(axis=(2, 3)) / div
     return _finish(y, x.dtype, out)
 
 
-def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, divisor_override=None, *, out=None):
+def avg_pool2d_backward(
+    grad_output,
+    input_shape,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+    *,
+    out=None,
+):
     g = np.asarray(grad_output, dtype=np.float64)
     gi = np.zeros(tuple(input_shape))
-    for oy, ox, y0, y1, x0, x1, div in _avg_windows(tuple(input_shape), kernel_size, stride, padding, ceil_mode,
-                                                     count_include_pad, divisor_override):
+    for oy, ox, y0, y1, x0, x1, div in _avg_windows(
+        tuple(input_shape), kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    ):
         if y0 < y1 and x0 < x1:
             gi[:, :, y0:y1, x0:x1] += (g[:, :, oy, ox] / div)[:, :, None, None]
     return _finish(gi, np.asarray(grad_output).dtype, out)
@@ -141,8 +173,14 @@ def _adaptive_bounds(i, out, size):
 def adaptive_avg_pool2d(x, output_size, *, out=None):
     x = np.asarray(x)
     n, c, h, w = x.shape
-    oh, ow = _pair(output_size) if not isinstance(output_size, (tuple, list)) else (
-        h if output_size[0] is None else int(output_size[0]), w if output_size[1] is None else int(output_size[1]))
+    oh, ow = (
+        _pair(output_size)
+        if not isinstance(output_size, (tuple, list))
+        else (
+            h if output_size[0] is None else int(output_size[0]),
+            w if output_size[1] is None else int(output_size[1]),
+        )
+    )
     xf = x.astype(np.float64)
     y = np.empty((n, c, oh, ow))
     for i in range(oh):
@@ -357,7 +395,7 @@ def dropout_mask(n, p, seed):
         z = z ^ (z >> np.uint64(27))
         z = z * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
-    u = (z >> np.uint64(40)).astype(np.float64) * 2.0 ** -24
+    u = (z >> np.uint64(40)).astype(np.float64) * 2.0**-24
     return u >= p
 
 

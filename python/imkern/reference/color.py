@@ -1,12 +1,23 @@
 """NumPy reference for imkern.color: the conversions in float64, integers rounded to nearest
 and saturated at the end. Float images in [0, 1]; integer images in [0, dtype max]."""
+
 from __future__ import annotations
 
 import numpy as np
 
 __all__ = [
-    "rgb_to_gray", "bgr_to_gray", "gray_to_rgb", "rgb_to_bgr", "bgr_to_rgb", "rgba_to_rgb",
-    "rgb_to_hsv", "hsv_to_rgb", "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_lab", "lab_to_rgb",
+    "rgb_to_gray",
+    "bgr_to_gray",
+    "gray_to_rgb",
+    "rgb_to_bgr",
+    "bgr_to_rgb",
+    "rgba_to_rgb",
+    "rgb_to_hsv",
+    "hsv_to_rgb",
+    "rgb_to_ycbcr",
+    "ycbcr_to_rgb",
+    "rgb_to_lab",
+    "lab_to_rgb",
 ]
 
 
@@ -131,8 +142,9 @@ def ycbcr_to_rgb(image, *, out=None):
     return _cast(f @ np.linalg.inv(_YCC).T, a.dtype)
 
 
-_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
-                          [0.019334, 0.119193, 0.950227]])
+_XYZ_FROM_RGB = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
 _WHITE = np.array([0.95047, 1.0, 1.08883])
 
 
@@ -148,7 +160,7 @@ def _rgb_from_lab_float(lab):
     """skimage.color.lab2rgb in float64."""
     y = (lab[..., 0] + 16.0) / 116.0
     f = np.stack([lab[..., 1] / 500.0 + y, y, np.maximum(y - lab[..., 2] / 200.0, 0)], -1)
-    t = np.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / 7.787) * _WHITE
+    t = np.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / 7.787) * _WHITE
     c = t @ np.linalg.inv(_XYZ_FROM_RGB).T
     with np.errstate(invalid="ignore"):
         v = np.where(c > 0.0031308, 1.055 * np.abs(c) ** (1 / 2.4) - 0.055, c * 12.92)

@@ -1,5 +1,6 @@
 """NumPy reference for imkern.filters (float64 inside; the result is cast like the kernels:
 integers rounded to nearest-even and saturated)."""
+
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -12,7 +13,13 @@ from .._kernels import gaussian_kernels
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 
 # our border names -> numpy.pad modes
-_NP_PAD: Dict[str, Any] = {"reflect101": "reflect", "reflect": "symmetric", "replicate": "edge", "constant": "constant", "wrap": "wrap"}
+_NP_PAD: Dict[str, Any] = {
+    "reflect101": "reflect",
+    "reflect": "symmetric",
+    "replicate": "edge",
+    "constant": "constant",
+    "wrap": "wrap",
+}
 
 
 def _as_nhwc(image):
@@ -203,9 +210,21 @@ def bilateral(image, d, sigma_color, sigma_space, *, border="reflect101"):
             den += wgt
     return _cast(num / den, image, None)
 
+
 # ---- derivatives, thresholds, edges ---------------------------------------------------------
-__all__ += ["sobel", "scharr", "prewitt", "laplacian", "gradient", "gradient_magnitude", "unsharp_mask",
-            "threshold", "threshold_otsu", "threshold_triangle", "canny"]
+__all__ += [
+    "sobel",
+    "scharr",
+    "prewitt",
+    "laplacian",
+    "gradient",
+    "gradient_magnitude",
+    "unsharp_mask",
+    "threshold",
+    "threshold_otsu",
+    "threshold_triangle",
+    "canny",
+]
 
 
 def _binomial_deriv(order, ksize):
@@ -283,8 +302,10 @@ def laplacian(image, *, ksize=1, scale=1.0, delta=0.0, border="reflect101", cval
 
 def gradient(image, *, ksize=3, border="reflect101", cval=0.0, out=None):
     o0, o1 = (None, None) if out is None else out
-    return (sobel(image, 1, 0, ksize=ksize, border=border, cval=cval, out=o0),
-            sobel(image, 0, 1, ksize=ksize, border=border, cval=cval, out=o1))
+    return (
+        sobel(image, 1, 0, ksize=ksize, border=border, cval=cval, out=o0),
+        sobel(image, 0, 1, ksize=ksize, border=border, cval=cval, out=o1),
+    )
 
 
 def gradient_magnitude(image, *, ksize=3, l2=True, border="reflect101", cval=0.0, out=None):
@@ -296,8 +317,9 @@ def gradient_magnitude(image, *, ksize=3, l2=True, border="reflect101", cval=0.0
     return _float_out(mag, image, out)
 
 
-def unsharp_mask(image, sigma, amount=1.0, *, threshold=0.0, ksize=None, truncate=4.0, border="reflect101",
-                 cval=0.0, out=None):
+def unsharp_mask(
+    image, sigma, amount=1.0, *, threshold=0.0, ksize=None, truncate=4.0, border="reflect101", cval=0.0, out=None
+):
     """``image + amount * (image - blur)`` where ``|image - blur| > threshold`` (blur: gaussian, unrounded)."""
     sig = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma, sigma)
     if ksize is not None and np.isscalar(ksize):
@@ -328,8 +350,13 @@ def threshold(image, thresh, maxval, kind="binary", *, out=None):
         tv = t
     xf = x.astype(np.float64)
     gt, le = xf > t, xf <= t  # both False for NaN
-    res = {"binary": np.where(gt, mv, 0.0), "binary_inv": np.where(le, mv, 0.0), "trunc": np.where(gt, tv, xf),
-           "tozero": np.where(le, 0.0, xf), "tozero_inv": np.where(gt, 0.0, xf)}[kind]
+    res = {
+        "binary": np.where(gt, mv, 0.0),
+        "binary_inv": np.where(le, mv, 0.0),
+        "trunc": np.where(gt, tv, xf),
+        "tozero": np.where(le, 0.0, xf),
+        "tozero_inv": np.where(gt, 0.0, xf),
+    }[kind]
     res = res.astype(dt)
     if out is not None:
         out[...] = res

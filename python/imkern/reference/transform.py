@@ -1,5 +1,6 @@
 """NumPy reference for imkern.transform (plain NumPy, float64 inside where there is arithmetic;
 results cast like the kernels: integers rounded to nearest and saturated)."""
+
 from __future__ import annotations
 
 import math
@@ -145,9 +146,17 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
     else:
         acc = np.einsum("yi,nijc,xj->nyxc", my, x, mx, optimize=True)
     return _cast_shape(acc, image, _out_shape(image, h, w), out)
+
+
 __all__ += ["crop", "center_crop", "pad", "flip", "rotate90", "to_tensor", "from_tensor"]
 
-_NP_PAD: Dict[str, Any] = {"reflect101": "reflect", "reflect": "symmetric", "replicate": "edge", "constant": "constant", "wrap": "wrap"}
+_NP_PAD: Dict[str, Any] = {
+    "reflect101": "reflect",
+    "reflect": "symmetric",
+    "replicate": "edge",
+    "constant": "constant",
+    "wrap": "wrap",
+}
 
 
 def _hw(a):
@@ -220,7 +229,7 @@ def to_tensor(images, *, mean=None, std=None, crop=None, flip=False, dtype="floa
             top, left = int(round((H - h) / 2.0)), int(round((W - w) / 2.0))
         else:
             top, left, h, w = crop
-        x = x[:, top:top + h, left:left + w]
+        x = x[:, top : top + h, left : left + w]
     if flip:
         x = x[:, :, ::-1]
     f = x.astype(np.float64)
@@ -239,7 +248,6 @@ def from_tensor(tensor, *, mean=None, std=None):
     s = np.broadcast_to(np.asarray(1.0 if std is None else std, np.float64).ravel(), (c,)).reshape(c, 1, 1)
     x = np.rint(np.clip((t * s + m) * 255.0, 0, 255)).astype(np.uint8)
     return np.ascontiguousarray(np.moveaxis(x, -3, -1))
-
 
 
 def _border_idx(p, n, border):
@@ -264,8 +272,12 @@ def _border_idx(p, n, border):
 def _cubic_w(t):
     a = -0.75
     t1 = t + 1
-    return [((a * t1 - 5 * a) * t1 + 8 * a) * t1 - 4 * a, ((a + 2) * t - (a + 3)) * t * t + 1,
-            ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1, None]
+    return [
+        ((a * t1 - 5 * a) * t1 + 8 * a) * t1 - 4 * a,
+        ((a + 2) * t - (a + 3)) * t * t + 1,
+        ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+        None,
+    ]
 
 
 def _sample(x, ix, iy, wx, wy, border, cval):
@@ -350,8 +362,7 @@ def _warp_ref(image, m_inv, perspective, size, interpolation, border, cval, out)
             # halves rounded up, as OpenCV (the + 0.5 in float32)
             rx = np.floor((sx.astype(f32) + f32(0.5)).astype(f32)).astype(np.int64)
             ry = np.floor((sy.astype(f32) + f32(0.5)).astype(f32)).astype(np.int64)
-            acc = _sample(x, rx, ry,
-                          [np.ones((h, w))], [np.ones((h, w))], border, cval)
+            acc = _sample(x, rx, ry, [np.ones((h, w))], [np.ones((h, w))], border, cval)
         else:
             ix, iy = np.floor(sx), np.floor(sy)
             fx, fy = sx - ix, sy - iy
@@ -373,16 +384,16 @@ def _inv_affine(m):
     return np.array([[a11, a12, -a11 * m[0, 2] - a12 * m[1, 2]], [a21, a22, -a21 * m[0, 2] - a22 * m[1, 2]]])
 
 
-def warp_affine(image, matrix, size, *, interpolation="bilinear", border="constant", cval=0, inverse=False,
-                out=None):
+def warp_affine(image, matrix, size, *, interpolation="bilinear", border="constant", cval=0, inverse=False, out=None):
     """Reference of :func:`imkern.transform.warp_affine` (OpenCV's coordinate rounding,
     float64 interpolation)."""
     m = np.asarray(matrix, np.float64)
     return _warp_ref(image, m if inverse else _inv_affine(m), False, size, interpolation, border, cval, out)
 
 
-def warp_perspective(image, matrix, size, *, interpolation="bilinear", border="constant", cval=0, inverse=False,
-                     out=None):
+def warp_perspective(
+    image, matrix, size, *, interpolation="bilinear", border="constant", cval=0, inverse=False, out=None
+):
     """Reference of :func:`imkern.transform.warp_perspective`."""
     m = np.asarray(matrix, np.float64)
     return _warp_ref(image, m if inverse else np.linalg.inv(m), True, size, interpolation, border, cval, out)

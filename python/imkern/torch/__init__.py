@@ -21,13 +21,29 @@ Example:
     >>> float(x.grad.sum())
     4.0
 """
+
 try:
     import torch as _torch  # noqa: F401
 except ImportError as e:  # pragma: no cover - exercised without torch
     raise ImportError("imkern.torch needs PyTorch (pip install torch)") from e
 
-from ._ops import adaptive_avg_pool2d, avg_pool2d, conv2d, correlate, gaussian, linear, max_pool2d, resize, sobel
 from ._modules import AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear, MaxPool2d, replace_layers
+from ._ops import adaptive_avg_pool2d, avg_pool2d, conv2d, correlate, gaussian, linear, max_pool2d, resize, sobel
 
-__all__ = ["gaussian", "correlate", "sobel", "resize", "conv2d", "linear", "max_pool2d", "avg_pool2d",
-           "adaptive_avg_pool2d", "Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "replace_layers"]
+__all__ = [
+    "gaussian",
+    "correlate",
+    "sobel",
+    "resize",
+    "conv2d",
+    "linear",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "Conv2d",
+    "Linear",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "replace_layers",
+]

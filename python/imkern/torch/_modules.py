@@ -5,6 +5,7 @@ Each class subclasses its torch.nn counterpart, so construction, parameter initi
 imkern operator (``torch.ops.imkern.*``, differentiable, traceable by torch.compile). A model
 built from the torch.nn layers can swap them in with :func:`replace_layers`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,16 +38,24 @@ class MaxPool2d(torch.nn.MaxPool2d):
     """``torch.nn.MaxPool2d`` on :func:`imkern.torch.max_pool2d`."""
 
     def forward(self, x):
-        return _ops.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-                               self.return_indices)
+        return _ops.max_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices
+        )
 
 
 class AvgPool2d(torch.nn.AvgPool2d):
     """``torch.nn.AvgPool2d`` on :func:`imkern.torch.avg_pool2d`."""
 
     def forward(self, x):
-        return _ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                               self.count_include_pad, self.divisor_override)
+        return _ops.avg_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
 
 
 class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d):
@@ -56,15 +65,20 @@ class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d):
         return _ops.adaptive_avg_pool2d(x, self.output_size)
 
 
-_REPLACE = {torch.nn.Conv2d: Conv2d, torch.nn.Linear: Linear, torch.nn.MaxPool2d: MaxPool2d,
-            torch.nn.AvgPool2d: AvgPool2d, torch.nn.AdaptiveAvgPool2d: AdaptiveAvgPool2d}
+_REPLACE = {
+    torch.nn.Conv2d: Conv2d,
+    torch.nn.Linear: Linear,
+    torch.nn.MaxPool2d: MaxPool2d,
+    torch.nn.AvgPool2d: AvgPool2d,
+    torch.nn.AdaptiveAvgPool2d: AdaptiveAvgPool2d,
+}
 
 
 def replace_layers(model: torch.nn.Module) -> torch.nn.Module:
     """Swap, in place, every torch.nn Conv2d (zero padding), Linear, MaxPool2d, AvgPool2d and
     AdaptiveAvgPool2d of ``model`` for its imkern counterpart, keeping the parameters (the same
     tensors) and settings; returns ``model``."""
-    for name, child in list(model.named_children()):
+    for _name, child in list(model.named_children()):
         cls = _REPLACE.get(type(child))
         if cls is not None and not (cls is Conv2d and child.padding_mode != "zeros"):
             child.__class__ = cls

@@ -20,6 +20,7 @@ Gradients:
 * resize: the transpose of the per-axis coefficient tables the forward uses (nearest modes:
   the index tables), applied as two matrix products.
 """
+
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -28,13 +29,22 @@ from torch import Tensor
 
 from .. import filters as _filters
 from .. import transform as _transform
-from ..nn import functional as _F
 from .._borders import parse_border
 from .._kernels import gaussian_kernels
+from ..nn import functional as _F
 from ..reference.filters import _NP_PAD
 
-__all__ = ["gaussian", "correlate", "sobel", "resize", "conv2d", "linear", "max_pool2d", "avg_pool2d",
-           "adaptive_avg_pool2d"]
+__all__ = [
+    "gaussian",
+    "correlate",
+    "sobel",
+    "resize",
+    "conv2d",
+    "linear",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+]
 
 
 def _hw_axes(ndim: int) -> Tuple[int, int]:
@@ -102,8 +112,9 @@ def _adjoint(grad: Tensor, ksizes, anchors, border: str, filt) -> Tensor:
 
 # ---- gaussian ---------------------------------------------------------------------------------
 @torch.library.custom_op("imkern::gaussian", mutates_args=())
-def _gaussian_op(image: Tensor, sigma_y: float, sigma_x: float, ksize_y: int, ksize_x: int, truncate: float,
-                 border: str, cval: float) -> Tensor:
+def _gaussian_op(
+    image: Tensor, sigma_y: float, sigma_x: float, ksize_y: int, ksize_x: int, truncate: float, border: str, cval: float
+) -> Tensor:
     ksize = None if ksize_y <= 0 else (ksize_y, ksize_x)
     return _filters.gaussian(image, (sigma_y, sigma_x), ksize=ksize, truncate=truncate, border=border, cval=cval)
 
@@ -145,8 +156,9 @@ def _gaussian_backward(ctx, grad):
 _gaussian_op.register_autograd(_gaussian_backward, setup_context=_gaussian_setup)
 
 
-def gaussian(image: Tensor, sigma, *, ksize=None, truncate: float = 4.0, border: str = "reflect101",
-             cval: float = 0.0) -> Tensor:
+def gaussian(
+    image: Tensor, sigma, *, ksize=None, truncate: float = 4.0, border: str = "reflect101", cval: float = 0.0
+) -> Tensor:
     """:func:`imkern.filters.gaussian` as the differentiable operator ``torch.ops.imkern.gaussian``.
 
     ``image`` is ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)`` (imkern's image layouts; permute
@@ -172,8 +184,9 @@ def _(image, kernel, border, cval):
 
 
 @torch.library.custom_op("imkern::correlate_backward", mutates_args=())
-def _correlate_backward_op(grad: Tensor, image: Tensor, kernel: Tensor, border: str, cval: float,
-                           need_image: bool, need_kernel: bool) -> Tuple[Tensor, Tensor]:
+def _correlate_backward_op(
+    grad: Tensor, image: Tensor, kernel: Tensor, border: str, cval: float, need_image: bool, need_kernel: bool
+) -> Tuple[Tensor, Tensor]:
     """(grad_image, grad_kernel) of :func:`correlate` (zeros where not needed)."""
     k = kernel.detach().cpu().double().numpy()
     kh, kw = k.shape
@@ -190,6 +203,7 @@ def _correlate_backward_op(grad: Tensor, image: Tensor, kernel: Tensor, border: 
     if need_kernel:
         axes = _hw_axes(image.ndim)
         p = _border_pad(image.to(grad.dtype), axes, [(ay, kh - 1 - ay), (ax, kw - 1 - ax)], border, cval)
+
         # every (image, channel) plane a channel of one conv2d: (1, P, Hp, Wp) * (1, P, H, W)
         def planes(t):
             t4 = t[None, :, :, None] if t.ndim == 2 else (t[None] if t.ndim == 3 else t)
@@ -203,8 +217,10 @@ def _correlate_backward_op(grad: Tensor, image: Tensor, kernel: Tensor, border: 
 
 @_correlate_backward_op.register_fake
 def _(grad, image, kernel, border, cval, need_image, need_kernel):
-    return (torch.empty_like(grad, memory_format=torch.contiguous_format),
-            torch.empty_like(kernel, memory_format=torch.contiguous_format))
+    return (
+        torch.empty_like(grad, memory_format=torch.contiguous_format),
+        torch.empty_like(kernel, memory_format=torch.contiguous_format),
+    )
 
 
 def _correlate_setup(ctx, inputs, output):
@@ -276,8 +292,8 @@ def _resize_backward_op(grad: Tensor, in_h: int, in_w: int, interpolation: str, 
     area_shrink = mode == "area" and in_h >= h and in_w >= w
     my = _resize_matrix(in_h, h, mode, antialias, area_shrink, grad.dtype, grad.device)
     mx = _resize_matrix(in_w, w, mode, antialias, area_shrink, grad.dtype, grad.device)
-    g = torch.tensordot(grad, my, dims=([a], [0]))        # the new H axis goes last
-    g = torch.tensordot(g, mx, dims=([b - 1], [0]))        # then the new W axis
+    g = torch.tensordot(grad, my, dims=([a], [0]))  # the new H axis goes last
+    g = torch.tensordot(g, mx, dims=([b - 1], [0]))  # then the new W axis
     perm = list(range(g.ndim))
     hw = perm[-2:]
     rest = perm[:-2]
@@ -335,8 +351,16 @@ def _conv_pad_arg(padding: List[int], padding_mode: str):
 
 
 @torch.library.custom_op("imkern::conv2d", mutates_args=())
-def _conv2d_op(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: List[int], padding: List[int],
-               padding_mode: str, dilation: List[int], groups: int) -> Tensor:
+def _conv2d_op(
+    x: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor],
+    stride: List[int],
+    padding: List[int],
+    padding_mode: str,
+    dilation: List[int],
+    groups: int,
+) -> Tensor:
     return _F.conv2d(x, weight, bias, tuple(stride), _conv_pad_arg(padding, padding_mode), tuple(dilation), groups)
 
 
@@ -358,10 +382,19 @@ def _(x, weight, bias, stride, padding, padding_mode, dilation, groups):
 
 
 @torch.library.custom_op("imkern::conv2d_backward", mutates_args=())
-def _conv2d_backward_op(grad: Tensor, x: Tensor, weight: Tensor, stride: List[int], padding: List[int],
-                        padding_mode: str, dilation: List[int], groups: int) -> Tuple[Tensor, Tensor, Tensor]:
-    return _F.conv2d_backward(grad, x, weight, tuple(stride), _conv_pad_arg(padding, padding_mode), tuple(dilation),
-                              groups)
+def _conv2d_backward_op(
+    grad: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    stride: List[int],
+    padding: List[int],
+    padding_mode: str,
+    dilation: List[int],
+    groups: int,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    return _F.conv2d_backward(
+        grad, x, weight, tuple(stride), _conv_pad_arg(padding, padding_mode), tuple(dilation), groups
+    )
 
 
 @_conv2d_backward_op.register_fake
@@ -385,8 +418,9 @@ def _conv2d_backward(ctx, grad):
 _conv2d_op.register_autograd(_conv2d_backward, setup_context=_conv2d_setup)
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0, dilation=1,
-           groups: int = 1) -> Tensor:
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0, dilation=1, groups: int = 1
+) -> Tensor:
     """``torch.nn.functional.conv2d`` on imkern's kernels (``torch.ops.imkern.conv2d``),
     differentiable through :func:`imkern.nn.functional.conv2d_backward`.
     ``x`` is ``(N, C, H, W)``; float32/float64 on the CPU, float32/float16/bfloat16 on CUDA."""
@@ -452,10 +486,12 @@ def _pool_shape(x, k, s, p, d, ceil_mode):
 
 
 @torch.library.custom_op("imkern::max_pool2d", mutates_args=())
-def _max_pool2d_op(x: Tensor, kernel_size: List[int], stride: List[int], padding: List[int], dilation: List[int],
-                   ceil_mode: bool) -> Tuple[Tensor, Tensor]:
-    return _F.max_pool2d(x, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode,
-                         return_indices=True)
+def _max_pool2d_op(
+    x: Tensor, kernel_size: List[int], stride: List[int], padding: List[int], dilation: List[int], ceil_mode: bool
+) -> Tuple[Tensor, Tensor]:
+    return _F.max_pool2d(
+        x, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode, return_indices=True
+    )
 
 
 @_max_pool2d_op.register_fake
@@ -488,8 +524,9 @@ def _max_pool2d_backward(ctx, grad, grad_indices):
 _max_pool2d_op.register_autograd(_max_pool2d_backward, setup_context=_max_pool2d_setup)
 
 
-def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
-               return_indices: bool = False):
+def max_pool2d(
+    x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False, return_indices: bool = False
+):
     """``torch.nn.functional.max_pool2d`` on imkern's kernels (``torch.ops.imkern.max_pool2d``),
     differentiable; ``x`` is ``(N, C, H, W)`` or ``(C, H, W)``."""
     k = _pair(kernel_size)
@@ -499,10 +536,18 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_
 
 
 @torch.library.custom_op("imkern::avg_pool2d", mutates_args=())
-def _avg_pool2d_op(x: Tensor, kernel_size: List[int], stride: List[int], padding: List[int], ceil_mode: bool,
-                   count_include_pad: bool, divisor_override: Optional[int]) -> Tensor:
-    return _F.avg_pool2d(x, tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode, count_include_pad,
-                         divisor_override)
+def _avg_pool2d_op(
+    x: Tensor,
+    kernel_size: List[int],
+    stride: List[int],
+    padding: List[int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Optional[int],
+) -> Tensor:
+    return _F.avg_pool2d(
+        x, tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode, count_include_pad, divisor_override
+    )
 
 
 @_avg_pool2d_op.register_fake
@@ -511,11 +556,26 @@ def _(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_ove
 
 
 @torch.library.custom_op("imkern::avg_pool2d_backward", mutates_args=())
-def _avg_pool2d_backward_op(grad: Tensor, input_shape: List[int], kernel_size: List[int], stride: List[int],
-                            padding: List[int], ceil_mode: bool, count_include_pad: bool,
-                            divisor_override: Optional[int]) -> Tensor:
-    return _F.avg_pool2d_backward(grad, tuple(input_shape), tuple(kernel_size), tuple(stride), tuple(padding),
-                                  ceil_mode, count_include_pad, divisor_override)
+def _avg_pool2d_backward_op(
+    grad: Tensor,
+    input_shape: List[int],
+    kernel_size: List[int],
+    stride: List[int],
+    padding: List[int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Optional[int],
+) -> Tensor:
+    return _F.avg_pool2d_backward(
+        grad,
+        tuple(input_shape),
+        tuple(kernel_size),
+        tuple(stride),
+        tuple(padding),
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
 
 
 @_avg_pool2d_backward_op.register_fake
@@ -537,20 +597,35 @@ def _avg_pool2d_backward(ctx, grad):
 _avg_pool2d_op.register_autograd(_avg_pool2d_backward, setup_context=_avg_pool2d_setup)
 
 
-def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
-               count_include_pad: bool = True, divisor_override: Optional[int] = None) -> Tensor:
+def avg_pool2d(
+    x: Tensor,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
+) -> Tensor:
     """``torch.nn.functional.avg_pool2d`` on imkern's kernels (``torch.ops.imkern.avg_pool2d``),
     differentiable."""
     k = _pair(kernel_size)
     s = k if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) else _pair(stride)
-    return torch.ops.imkern.avg_pool2d(x, k, s, _pair(padding), bool(ceil_mode), bool(count_include_pad),
-                                       None if divisor_override is None else int(divisor_override))
+    return torch.ops.imkern.avg_pool2d(
+        x,
+        k,
+        s,
+        _pair(padding),
+        bool(ceil_mode),
+        bool(count_include_pad),
+        None if divisor_override is None else int(divisor_override),
+    )
 
 
 # ---- sobel ----------------------------------------------------------------------------------
 @torch.library.custom_op("imkern::sobel", mutates_args=())
-def _sobel_op(image: Tensor, dx: int, dy: int, ksize: int, scale: float, delta: float, border: str,
-              cval: float) -> Tensor:
+def _sobel_op(
+    image: Tensor, dx: int, dy: int, ksize: int, scale: float, delta: float, border: str, cval: float
+) -> Tensor:
     return _filters.sobel(image, dx, dy, ksize=ksize, scale=scale, delta=delta, border=border, cval=cval)
 
 
@@ -577,12 +652,22 @@ def _sobel_backward(ctx, grad):
 _sobel_op.register_autograd(_sobel_backward, setup_context=_sobel_setup)
 
 
-def sobel(image: Tensor, dx: int = 1, dy: int = 0, *, ksize: int = 3, scale: float = 1.0, delta: float = 0.0,
-          border: str = "reflect101", cval: float = 0.0) -> Tensor:
+def sobel(
+    image: Tensor,
+    dx: int = 1,
+    dy: int = 0,
+    *,
+    ksize: int = 3,
+    scale: float = 1.0,
+    delta: float = 0.0,
+    border: str = "reflect101",
+    cval: float = 0.0,
+) -> Tensor:
     """:func:`imkern.filters.sobel` as ``torch.ops.imkern.sobel`` (float32 result, float64 for
     float64 images), differentiable in ``image`` for every border mode."""
-    return torch.ops.imkern.sobel(image, int(dx), int(dy), int(ksize), float(scale), float(delta),
-                                  parse_border(border), float(cval))
+    return torch.ops.imkern.sobel(
+        image, int(dx), int(dy), int(ksize), float(scale), float(delta), parse_border(border), float(cval)
+    )
 
 
 # ---- adaptive_avg_pool2d ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ the result owns its memory, so writing to it never changes the input. ``pad`` ap
 border rules of :mod:`imkern.filters` (``border=``, ``cval=``) to any width, even a pad
 wider than the image (the rule is applied repeatedly, as the filters do).
 """
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -58,8 +59,7 @@ def crop(image, top, left, height, width, *, out=None):
         raise ValueError(f"height, width: expected positive sizes, got {(height, width)}")
     if top < 0 or left < 0 or top + height > H or left + width > W:
         raise ValueError(
-            f"crop: region (top={top}, left={left}, height={height}, width={width}) is not inside the "
-            f"{H}x{W} image"
+            f"crop: region (top={top}, left={left}, height={height}, width={width}) is not inside the {H}x{W} image"
         )
     sl = (slice(None),) * o + (slice(top, top + height), slice(left, left + width))
     return _finish(image[sl], image, kind, out)
@@ -191,7 +191,8 @@ def pad(image, pad, *, border="constant", cval=0, out=None):
             mid[lead + (slice(None), slice(int(cols[0]), int(cols[-1]) + 1))] = cv
         else:
             mid[lead + (slice(None), slice(int(cols[0]), int(cols[-1]) + 1))] = xp.take(
-                image, xp.asarray(src), axis=o + 1)
+                image, xp.asarray(src), axis=o + 1
+            )
     # the padded rows, copied from the padded image rows
     iy = _border_indices(H, top, bottom, b, xp)
     for rows in (np.arange(0, top), np.arange(top + H, top + H + bottom)):

@@ -8,6 +8,7 @@ and the CUDA kernel (csrc/cuda/transform/resize.cu). uint8 tables hold fixed-poi
 weights and both kernels do the same integer arithmetic, so uint8 results are identical on
 both devices, bit for bit. uint16 and float32 use float32 weights, float64 float64 weights.
 """
+
 from __future__ import annotations
 
 import functools
@@ -124,8 +125,9 @@ def _aa_taps(src: int, dst: int, mode: str):
             w = np.maximum(0.0, 1.0 - a)
         else:
             aa = -0.5
-            w = np.where(a < 1, ((aa + 2) * a - (aa + 3)) * a * a + 1,
-                         np.where(a < 2, (((a - 5) * a + 8) * a - 4) * aa, 0.0))
+            w = np.where(
+                a < 1, ((aa + 2) * a - (aa + 3)) * a * a + 1, np.where(a < 2, (((a - 5) * a + 8) * a - 4) * aa, 0.0)
+            )
         total = w.sum()
         if total != 0:
             w = w / total
@@ -371,8 +373,16 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
             import cupy
 
             diy, dix = cupy.asarray(iy), cupy.asarray(ix)
-            _core.cuda_resize_nearest(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
-                                      diy.data.ptr, dix.data.ptr, stream)
+            _core.cuda_resize_nearest(
+                code,
+                src.data.ptr,
+                A.image_desc(src),
+                dst.data.ptr,
+                A.image_desc(dst),
+                diy.data.ptr,
+                dix.data.ptr,
+                stream,
+            )
 
         return _run(image, out, cpu, cuda, out_shape=oshape)
 
@@ -418,8 +428,22 @@ def _separable(image, out, oshape, ytab, xtab, tkind):
         import cupy
 
         d = [cupy.asarray(a) for a in (ys, yw, xs, xw)]
-        _core.cuda_resize(code, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst),
-                          d[0].data.ptr, d[1].data.ptr, ky, d[2].data.ptr, d[3].data.ptr, kx, ybits, xbits, shift,
-                          stream)
+        _core.cuda_resize(
+            code,
+            src.data.ptr,
+            A.image_desc(src),
+            dst.data.ptr,
+            A.image_desc(dst),
+            d[0].data.ptr,
+            d[1].data.ptr,
+            ky,
+            d[2].data.ptr,
+            d[3].data.ptr,
+            kx,
+            ybits,
+            xbits,
+            shift,
+            stream,
+        )
 
     return _run(image, out, cpu, cuda, out_shape=oshape)

@@ -1,4 +1,5 @@
 """to_tensor / from_tensor: images (HWC, any dtype) <-> normalized CNN input tensors (CHW)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -92,9 +93,7 @@ def to_tensor(images, *, mean=None, std=None, crop=None, flip=False, dtype="floa
     A.array_kind(images, "images")  # TypeError for anything but a NumPy or CuPy array
     odt = _out_dtype(dtype)
     if images.ndim not in (2, 3, 4):
-        raise ValueError(
-            f"images: expected (H, W), (H, W, C) or (N, H, W, C), got shape {tuple(images.shape)}"
-        )
+        raise ValueError(f"images: expected (H, W), (H, W, C) or (N, H, W, C), got shape {tuple(images.shape)}")
     dt = np.dtype(images.dtype)
     if dt.kind not in "uifb":
         raise TypeError(f"images: expected an integer, bool or float dtype, got {dt}")
@@ -122,8 +121,19 @@ def to_tensor(images, *, mean=None, std=None, crop=None, flip=False, dtype="floa
         import cupy
 
         params = cupy.asarray(np.concatenate([scale, shift]).astype(odt))
-        _core.cuda_to_tensor(code, A.DTYPE_CODES[odt], src.data.ptr, A.image_desc(src), top, left, flip,
-                             dst.data.ptr, _tensor_desc(dst), params.data.ptr, stream)
+        _core.cuda_to_tensor(
+            code,
+            A.DTYPE_CODES[odt],
+            src.data.ptr,
+            A.image_desc(src),
+            top,
+            left,
+            flip,
+            dst.data.ptr,
+            _tensor_desc(dst),
+            params.data.ptr,
+            stream,
+        )
 
     return _run(images, out, cpu, cuda, out_shape=out_shape, out_dtype=odt, name="images")
 
@@ -163,8 +173,9 @@ def from_tensor(tensor, *, mean=None, std=None):
     s = _per_channel(std, c, "std", 1.0)
     ct = np.float64 if dt == np.float64 else np.float32
     shape = (c, 1, 1)
-    x = tensor.astype(ct, copy=False) * xp.asarray((s * 255.0).astype(ct).reshape(shape)) \
-        + xp.asarray((m * 255.0).astype(ct).reshape(shape))
+    x = tensor.astype(ct, copy=False) * xp.asarray((s * 255.0).astype(ct).reshape(shape)) + xp.asarray(
+        (m * 255.0).astype(ct).reshape(shape)
+    )
     x = xp.rint(xp.clip(x, 0, 255)).astype(np.uint8)
     axes = (1, 2, 0) if tensor.ndim == 3 else (0, 2, 3, 1)
     return xp.ascontiguousarray(x.transpose(axes))

@@ -6,6 +6,7 @@ terms of an affine map and the weight table are built here on the host, and the 
 (csrc/cpu/transform/warp.cpp) and the CUDA kernel (csrc/cuda/transform/warp.cu) run the same
 integer arithmetic, so uint8 results are identical on both devices and within 1 of OpenCV's.
 """
+
 from __future__ import annotations
 
 import functools
@@ -209,9 +210,26 @@ def _launch(image, m_inv, perspective, h, w, interp, b, cval, dt, out):
         import cupy
 
         d = [cupy.asarray(a) for a in (cx, cy, rx, ry, wt)]
-        _core.cuda_warp(dcode, src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), code, perspective,
-                        fixed, d[0].data.ptr, d[1].data.ptr, d[2].data.ptr, d[3].data.ptr, shift, mflat,
-                        d[4].data.ptr, b, cval, stream)
+        _core.cuda_warp(
+            dcode,
+            src.data.ptr,
+            A.image_desc(src),
+            dst.data.ptr,
+            A.image_desc(dst),
+            code,
+            perspective,
+            fixed,
+            d[0].data.ptr,
+            d[1].data.ptr,
+            d[2].data.ptr,
+            d[3].data.ptr,
+            shift,
+            mflat,
+            d[4].data.ptr,
+            b,
+            cval,
+            stream,
+        )
 
     return _run(image, out, cpu, cuda, out_shape=_out_shape(image, h, w))
 
@@ -220,8 +238,7 @@ def _warp_affine(image, m_inv, h, w, interp, b, cval, dt, out):
     return _launch(image, m_inv, False, h, w, interp, b, cval, dt, out)
 
 
-def warp_affine(image, matrix, size, *, interpolation="bilinear", border="constant", cval=0, inverse=False,
-                out=None):
+def warp_affine(image, matrix, size, *, interpolation="bilinear", border="constant", cval=0, inverse=False, out=None):
     """Affine warp: cv2.warpAffine(image, matrix, (w, h), flags, borderMode, borderValue).
 
     ``matrix`` (2 x 3) maps source coordinates to output coordinates, as OpenCV's (pixel
@@ -294,8 +311,9 @@ def rotate(image, angle, *, interpolation="bilinear", border="constant", cval=0,
     return _warp_affine(image, invert_affine(m), h, w, interp, b, cval, dt, out)
 
 
-def warp_perspective(image, matrix, size, *, interpolation="bilinear", border="constant", cval=0, inverse=False,
-                     out=None):
+def warp_perspective(
+    image, matrix, size, *, interpolation="bilinear", border="constant", cval=0, inverse=False, out=None
+):
     """Perspective warp: cv2.warpPerspective(image, matrix, (w, h), flags, borderMode, borderValue).
 
     ``matrix`` (3 x 3) maps source to output coordinates (homogeneous), as OpenCV's; with
@@ -322,5 +340,7 @@ def warp_perspective(image, matrix, size, *, interpolation="bilinear", border="c
         try:
             m_inv = np.linalg.inv(m)
         except np.linalg.LinAlgError:
-            raise ValueError("matrix: singular, cannot be inverted (pass inverse=True with the output->source map)") from None
+            raise ValueError(
+                "matrix: singular, cannot be inverted (pass inverse=True with the output->source map)"
+            ) from None
     return _launch(image, m_inv, True, h, w, interp, b, cval, dt, out)
