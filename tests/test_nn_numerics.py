@@ -21,8 +21,9 @@ def test_log_softmax_non_last_axis_large_logits(xp, big):
         x = xp.asarray(np.full(shape, big, np.float32))
         y = to_numpy(F.log_softmax(x, axis=axis))
         np.testing.assert_allclose(y, exact, rtol=1e-6)
-    x = np.full((2, 37, 5), big, np.float64)
-    np.testing.assert_allclose(to_numpy(F.log_softmax(xp.asarray(x), axis=1)), exact, rtol=1e-14)
+    if xp is np:  # float64 is a CPU dtype of the nn ops (CUDA: float32, float16, bfloat16)
+        x = np.full((2, 37, 5), big, np.float64)
+        np.testing.assert_allclose(F.log_softmax(x, axis=1), exact, rtol=1e-14)
 
 
 @pytest.mark.parametrize("big", [1e4, 1e6, 1e8])
