@@ -112,8 +112,11 @@ def test_gil_released_during_kernels():
         stop.set()
         t.join()
         gaps = np.diff(ticks)
-        assert len(ticks) > 20
-        assert gaps.max() < max(0.5 * d, 0.02), (gaps.max(), d)
+        # With the GIL held the ticker would run only between kernel calls: about one tick per
+        # call, every gap about one call long. Released, it ticks every ~1 ms throughout. The
+        # median (not the maximum) gap: a loaded machine may deschedule the ticker now and then.
+        assert len(ticks) > max(20, 3 * calls), (len(ticks), calls)
+        assert np.median(gaps) < max(0.25 * d, 0.005), (np.median(gaps), d)
     finally:
         imkern.set_num_threads(before)
 
