@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import _arrays as A
+from .. import _core
 
 FLOAT_CPU = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -24,8 +24,8 @@ class _CudaFloats(tuple):
     an array) bfloat16; ml_dtypes is never imported here (its import takes most of a second)."""
 
     def __contains__(self, dt) -> bool:
-        ml = sys.modules.get("ml_dtypes")
-        return tuple.__contains__(self, dt) or (ml is not None and dt == np.dtype(ml.bfloat16))
+        # bfloat16 through the dtype table's one lazy lookup (_arrays.DTYPE_CODES)
+        return tuple.__contains__(self, dt) or A.DTYPE_CODES.get(dt) == int(_core.DType.bfloat16)
 
     def __iter__(self):  # for messages: the names a user may pass
         yield from tuple.__iter__(self)
