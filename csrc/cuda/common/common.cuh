@@ -156,10 +156,15 @@ inline void require_int32(int64_t v, const char* what) {
 }
 
 // ---- fixed-order block reduction ------------------------------------------------------------
-// Sum of one value per thread of a block of kThreads threads; the tree shape depends on the
-// block size only, so the result is bitwise reproducible. Every thread gets the total.
-// `sh` must hold kThreads / 32 floats; callers reusing it must __syncthreads() in between.
-__device__ __forceinline__ float warp_sum(float v) {
+// Sum of one value per thread of a block of NT threads, in float or (for the long reductions:
+// pooling over big windows, per-channel statistics and bias gradients, loss sums, which the
+// CPU kernels accumulate in double too) in double. The tree (warp butterfly, then the warp
+// sums in warp 0) depends on the block size only, so the result is bitwise reproducible.
+// Every thread gets the total. `sh` must hold NT / 32 values of T; callers reusing it must
+// __syncthreads() in between.
+template <class T>
+__device__ __forceinline__ T warp_sum(T v) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "float or double sums");
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
@@ -170,16 +175,16 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-template <int NT>
-__device__ __forceinline__ float block_sum(float v, float* sh) {
+template <int NT, class T>
+__device__ __forceinline__ T block_sum(T v, T* sh) {
   static_assert(NT % 32 == 0 && NT <= 1024, "block size");
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   v = warp_sum(v);
   if (lane == 0) sh[w] = v;
   __syncthreads();
-  float t = 0.f;
+  T t = T(0);
   if (w == 0) {
-    t = lane < NT / 32 ? sh[lane] : 0.f;
+    t = lane < NT / 32 ? sh[lane] : T(0);
     t = warp_sum(t);
     if (lane == 0) sh[0] = t;
   }

@@ -11,7 +11,6 @@
 #include <algorithm>
 
 #include "common/common.cuh"
-#include "common/reduce_f64.cuh"
 
 namespace imkern {
 namespace cuda {

@@ -22,7 +22,6 @@
 
 #include "imkern/nn.hpp"
 #include "common/common.cuh"
-#include "common/reduce_f64.cuh"
 
 namespace imkern {
 namespace cuda {
