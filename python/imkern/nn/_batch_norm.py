@@ -62,6 +62,22 @@ def _stat_buffer(a, kind, training):
 
 
 @K.torch_names(input="x")
+def _common_args(kind, c, training, eps, weight, running_mean, running_var, *, stats_writable):
+    """The arguments forward and backward share, checked once: training, eps, the (C,) weight
+    and running statistics (written by a training forward, so writable there)."""
+    training = K.as_bool(training, "training")
+    eps = K.as_finite(eps, "eps")
+    if eps < 0:
+        raise ValueError(f"eps: expected a non-negative number, got {eps!r}")
+    weight = _param(weight, "weight", kind, c)
+    writable = stats_writable and training
+    running_mean = _param(running_mean, "running_mean", kind, c, writable=writable)
+    running_var = _param(running_var, "running_var", kind, c, writable=writable)
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("running_mean, running_var: required when training=False")
+    return training, eps, weight, running_mean, running_var
+
+
 def batch_norm2d(x, weight, bias, running_mean, running_var, *, training=False, momentum=0.1, eps=1e-5, out=None):
     """Batch normalization of ``(N, C, H, W)``, as ``torch.nn.functional.batch_norm``.
 
@@ -92,21 +108,15 @@ def batch_norm2d(x, weight, bias, running_mean, running_var, *, training=False, 
         (array([0.2]), array([1.1]))
     """
     kind, dt = K.check_float(x, "x", ndim=(4,))
-    training = K.as_bool(training, "training")
     if momentum is None:
         raise ValueError("momentum: None (cumulative moving average) is not supported; give a number")
     momentum = K.as_finite(momentum, "momentum")
-    eps = K.as_finite(eps, "eps")
-    if eps < 0:
-        raise ValueError(f"eps: expected a non-negative number, got {eps!r}")
     n, c, h, w_ = (int(v) for v in x.shape)
-    weight = _param(weight, "weight", kind, c)
     bias = _param(bias, "bias", kind, c)
     # Eval mode only reads the running statistics: read-only arrays are fine there.
-    running_mean = _param(running_mean, "running_mean", kind, c, writable=training)
-    running_var = _param(running_var, "running_var", kind, c, writable=training)
-    if not training and (running_mean is None or running_var is None):
-        raise ValueError("running_mean, running_var: required when training=False")
+    training, eps, weight, running_mean, running_var = _common_args(
+        kind, c, training, eps, weight, running_mean, running_var, stats_writable=True
+    )
     m = n * h * w_
     if training and m == 1:
         raise ValueError(f"x: expected more than 1 value per channel when training, got shape {tuple(x.shape)}")
@@ -184,16 +194,10 @@ def batch_norm2d_backward(grad_output, x, weight, running_mean, running_var, *, 
     """
     kind, dt = K.check_float(grad_output, "grad_output", ndim=(4,))
     K.check_like(x, "x", kind, dt, grad_output.shape)
-    training = K.as_bool(training, "training")
-    eps = K.as_finite(eps, "eps")
-    if eps < 0:
-        raise ValueError(f"eps: expected a non-negative number, got {eps!r}")
     n, c, h, w_ = (int(v) for v in x.shape)
-    weight = _param(weight, "weight", kind, c)
-    running_mean = _param(running_mean, "running_mean", kind, c)
-    running_var = _param(running_var, "running_var", kind, c)
-    if not training and (running_mean is None or running_var is None):
-        raise ValueError("running_mean, running_var: required when training=False")
+    training, eps, weight, running_mean, running_var = _common_args(
+        kind, c, training, eps, weight, running_mean, running_var, stats_writable=False
+    )
     m = n * h * w_
     if training and m == 1:
         raise ValueError(f"x: expected more than 1 value per channel when training, got shape {tuple(x.shape)}")
