@@ -71,6 +71,25 @@ struct HostVec {
 };
 using Taps = HostVec<double>;
 
+// NumPy's name of a bool/int/uint/float/complex dtype ("float32", and ">f4" style names for
+// the non-native byte order as str(dtype) gives them); "" for the other kinds.
+inline std::string numeric_dtype_name(char kind, int itemsize, bool native) {
+  const char* base = nullptr;
+  switch (kind) {
+    case 'b': return "bool";
+    case 'i': base = "int"; break;
+    case 'u': base = "uint"; break;
+    case 'f': base = "float"; break;
+    case 'c': base = "complex"; break;
+    default: return "";
+  }
+  if (!native || itemsize <= 0) {
+    if (itemsize <= 1) return std::string("|") + kind + std::to_string(itemsize);
+    return std::string(PY_LITTLE_ENDIAN ? ">" : "<") + kind + std::to_string(itemsize);
+  }
+  return std::string(base) + std::to_string(8 * itemsize);
+}
+
 }  // namespace imkern_py
 
 namespace pybind11 {
@@ -98,7 +117,9 @@ struct type_caster<imkern_py::Arr> {
     value.native = dt.byteorder() != (PY_LITTLE_ENDIAN ? '>' : '<');
     value.wr = a.writeable();
     value.cc = (a.flags() & array::c_style) != 0;
-    value.dname = std::string(str(dt));
+    // NumPy 2 forms str(dtype) in Python (~8 us a call): the numeric names are built here.
+    value.dname = imkern_py::numeric_dtype_name(value.knd, value.item, value.native);
+    if (value.dname.empty()) value.dname = std::string(str(dt));
     return true;
   }
 };
