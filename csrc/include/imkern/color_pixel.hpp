@@ -312,8 +312,8 @@ IMKERN_HOST_DEVICE inline int32_t linear_to_srgb_u8(const LabTables& T, int64_t 
 IMKERN_HOST_DEVICE inline void lab_to_rgb_u8(const LabTables& T, int l8, int a8, int b8, uint8_t* out) {
   const int64_t fy = round_div(int64_t(l8) * 100 * (int64_t(1) << 20) + int64_t(16) * 255 * (int64_t(1) << 20),
                                int64_t(116) * 255);
-  const int64_t fx = fy + round_div(int64_t(a8 - 128) << 20, 500);
-  int64_t fz = fy - round_div(int64_t(b8 - 128) << 20, 200);
+  const int64_t fx = fy + round_div(int64_t(a8 - 128) * (int64_t(1) << 20), 500);
+  int64_t fz = fy - round_div(int64_t(b8 - 128) * (int64_t(1) << 20), 200);
   fz = fz < 0 ? 0 : fz;  // as skimage: z below 0 is clipped
   const int64_t X = lab_finv_q20(fx), Y = lab_finv_q20(fy), Z = lab_finv_q20(fz);
   // XYZ -> linear sRGB (the inverse matrix, columns times the D65 white), Q20
