@@ -28,6 +28,20 @@ struct Geo {
   int C, H, W, K, R, S, OH, OW, sh, sw, pt, pl, dh, dw, Cg, Kg, RS, HW, OHW;
 };
 
+// Steps a GEMM index k = (outer, r, s) (outer: the channel or the filter) by `step` in place,
+// carrying s into r and r into outer: the loaders decompose k once and then only step it.
+__device__ __forceinline__ void step_rs(const Geo& g, int step, int& outer, int& r, int& s) {
+  s += step;
+  while (s >= g.S) {
+    s -= g.S;
+    ++r;
+  }
+  while (r >= g.R) {
+    r -= g.R;
+    ++outer;
+  }
+}
+
 // ---- forward ------------------------------------------------------------------------------
 // B operand: im2col(x)[k = (c, r, s), n = (b, oh, ow)]; contiguous along n (ow).
 template <typename T>
@@ -73,15 +87,7 @@ struct Im2colLoader {
       }
       v[i] = from_f<V>(val);
       k += STEP;
-      s += STEP;
-      while (s >= g.S) {
-        s -= g.S;
-        ++r;
-      }
-      while (r >= g.R) {
-        r -= g.R;
-        ++c;
-      }
+      step_rs(g, STEP, c, r, s);
     }
   }
 };
@@ -178,15 +184,7 @@ struct Col2imLoader {
         }
       }
       v[i] = from_f<V>(val);
-      s += STEP;
-      while (s >= g.S) {
-        s -= g.S;
-        ++r;
-      }
-      while (r >= g.R) {
-        r -= g.R;
-        ++kk;
-      }
+      step_rs(g, STEP, kk, r, s);
     }
   }
 };
@@ -274,15 +272,7 @@ struct Im2colTLoader {
           val = to_f(base[static_cast<int64_t>(c) * g.HW + ih * g.W + iw]);
       }
       v[i] = from_f<V>(val);
-      s += STEP;
-      while (s >= g.S) {
-        s -= g.S;
-        ++r;
-      }
-      while (r >= g.R) {
-        r -= g.R;
-        ++c;
-      }
+      step_rs(g, STEP, c, r, s);
     }
   }
 };
