@@ -200,7 +200,7 @@ void median_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, co
   const Geom g = make_geom(s, d);
   const cudaStream_t st = as_stream(stream);
   auto run = [&](auto tag) {
-    using T = decltype(tag);
+    using T = typename decltype(tag)::type;
     const auto ckey = host_key<T>(cval);
     const T* sp = static_cast<const T*>(src);
     T* dp = static_cast<T*>(dst);
@@ -211,15 +211,7 @@ void median_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst, co
       default: launch<T, 0>(sp, dp, g, k, border, ckey, st); break;
     }
   };
-  switch (dtype) {
-    case DType::u8: run(uint8_t{}); break;
-    case DType::u16: run(uint16_t{}); break;
-    case DType::f32: run(float{}); break;
-    case DType::f64: run(double{}); break;
-    default:
-      throw std::invalid_argument(std::string("imkern: median: dtype ") + dtype_name(dtype) +
-                                  " is not supported on CUDA");
-  }
+  visit_dtype<kImageDTypes & ~dtype_bit(DType::f16)>(dtype, "imkern: median", run);
 }
 
 }  // namespace cuda

@@ -162,21 +162,13 @@ void morphology_cuda(DType dtype, const void* src, const ImageDesc& s, void* dst
   const Geom g = make_geom(s, d);
   const cudaStream_t st = as_stream(stream);
   auto run = [&](auto tag) {
-    using T = decltype(tag);
+    using T = typename decltype(tag)::type;
     const T* sp = static_cast<const T*>(src);
     T* dp = static_cast<T*>(dst);
     if (dilate) morph_typed<true, T>(sp, dp, g, fp, fh, fw, ay, ax, border, cval, st);
     else morph_typed<false, T>(sp, dp, g, fp, fh, fw, ay, ax, border, cval, st);
   };
-  switch (dtype) {
-    case DType::u8: run(uint8_t{}); break;
-    case DType::u16: run(uint16_t{}); break;
-    case DType::f32: run(float{}); break;
-    case DType::f64: run(double{}); break;
-    default:
-      throw std::invalid_argument(std::string("imkern: morphology: dtype ") + dtype_name(dtype) +
-                                  " is not supported on CUDA");
-  }
+  visit_dtype<kImageDTypes & ~dtype_bit(DType::f16)>(dtype, "imkern: morphology", run);
 }
 
 }  // namespace cuda
