@@ -850,9 +850,15 @@ def sobel(image, dx=1, dy=0, *, ksize=3, scale=1.0, delta=0.0, border="reflect10
 _COLOR_OPS = {name: int(v) for name, v in _core.ColorOp.__members__.items()}
 
 
+# HSV and Lab take no uint16 (as imkern.color).
+_NO_U16 = ("rgb_to_hsv", "hsv_to_rgb", "rgb_to_lab", "lab_to_rgb")
+
+
 def _color(op, image, cin, cout, *, blend=False, bg=(0.0, 0.0, 0.0), allow_2d=False, squeeze=False):
-    if np.dtype(getattr(image, "dtype", np.float64)) not in _DTYPES:
-        _image_rank(image)  # raises the TypeError
+    dt = np.dtype(getattr(image, "dtype", np.float64))
+    if dt not in _DTYPES or (op in _NO_U16 and dt == np.uint16):
+        allowed = [str(d) for d in _DTYPES if not (op in _NO_U16 and d == np.uint16)]
+        raise TypeError(f"image: dtype {dt} is not supported by {op}; expected one of {', '.join(allowed)}")
     ok_nd = (2, 3, 4) if allow_2d else (3, 4)
     if image.ndim not in ok_nd or (image.ndim >= 3 and image.shape[-1] not in cin):
         want = " or ".join(str(c) for c in cin)
