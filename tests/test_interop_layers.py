@@ -89,7 +89,7 @@ def test_layer_forward_backward_torch_equals_numpy(rng, device, name):
     np.testing.assert_array_equal(_np(x), before)  # input unchanged
 
 
-def A_host(a):  # noqa: N802  (a NumPy copy of a NumPy or CuPy array)
+def A_host(a):
     return a.get() if hasattr(a, "get") else a
 
 

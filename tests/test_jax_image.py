@@ -4,6 +4,8 @@ without JAX."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -45,16 +47,28 @@ def test_median_morphology_sobel_equal_imkern(rng, dtype, shape):
     a = random_array(rng, shape, dtype)
     x = jnp.asarray(a)
     for size, border in ((3, "replicate"), (5, "reflect"), (1, "wrap"), (7, "constant")):
-        _eq(jax.jit(lambda t: ikj.median(t, size, border=border, cval=2.0))(x),
-            imkern.filters.median(a, size, border=border, cval=2.0))
+        _eq(
+            jax.jit(functools.partial(ikj.median, size=size, border=border, cval=2.0))(x),
+            imkern.filters.median(a, size, border=border, cval=2.0),
+        )
     fp = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 1]])
-    for kw in (dict(), dict(footprint=fp), dict(footprint=(2, 3), iterations=2), dict(border="reflect"),
-               dict(footprint=fp, iterations=2, border="constant", cval=7.0)):
-        _eq(jax.jit(lambda t: ikj.erode(t, **kw))(x), imkern.filters.erode(a, **kw))
-        _eq(jax.jit(lambda t: ikj.dilate(t, **kw))(x), imkern.filters.dilate(a, **kw))
-    for kw in (dict(), dict(dx=0, dy=1, ksize=5, scale=0.5, delta=1.0), dict(dx=2, dy=1, ksize=7, border="wrap"),
-               dict(ksize=-1), dict(dx=1, dy=1, ksize=1, border="constant", cval=3.0)):
-        _eq(jax.jit(lambda t: ikj.sobel(t, **kw))(x), imkern.filters.sobel(a, **kw))
+    for kw in (
+        dict(),
+        dict(footprint=fp),
+        dict(footprint=(2, 3), iterations=2),
+        dict(border="reflect"),
+        dict(footprint=fp, iterations=2, border="constant", cval=7.0),
+    ):
+        _eq(jax.jit(functools.partial(ikj.erode, **kw))(x), imkern.filters.erode(a, **kw))
+        _eq(jax.jit(functools.partial(ikj.dilate, **kw))(x), imkern.filters.dilate(a, **kw))
+    for kw in (
+        dict(),
+        dict(dx=0, dy=1, ksize=5, scale=0.5, delta=1.0),
+        dict(dx=2, dy=1, ksize=7, border="wrap"),
+        dict(ksize=-1),
+        dict(dx=1, dy=1, ksize=1, border="constant", cval=3.0),
+    ):
+        _eq(jax.jit(functools.partial(ikj.sobel, **kw))(x), imkern.filters.sobel(a, **kw))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -65,16 +79,29 @@ def test_resize_equal_imkern(rng, dtype, interpolation, antialias):
         pytest.skip("antialias applies to bilinear, bicubic and area")
     a = random_array(rng, (2, 13, 11, 3), dtype)
     for size in ((5, 4), (20, 23), (13, 11), (1, 1)):
-        got = jax.jit(lambda t: ikj.resize(t, size, interpolation=interpolation, antialias=antialias))(jnp.asarray(a))
+        got = jax.jit(functools.partial(ikj.resize, size=size, interpolation=interpolation, antialias=antialias))(
+            jnp.asarray(a)
+        )
         _eq(got, imkern.transform.resize(a, size, interpolation=interpolation, antialias=antialias))
-    _eq(ikj.resize(jnp.asarray(a[0, :, :, 0]), (6, 9), interpolation=interpolation, antialias=antialias),
-        imkern.transform.resize(a[0, :, :, 0], (6, 9), interpolation=interpolation, antialias=antialias))
+    _eq(
+        ikj.resize(jnp.asarray(a[0, :, :, 0]), (6, 9), interpolation=interpolation, antialias=antialias),
+        imkern.transform.resize(a[0, :, :, 0], (6, 9), interpolation=interpolation, antialias=antialias),
+    )
 
 
 COLOR = [
-    ("rgb_to_gray", 3), ("bgr_to_gray", 4), ("gray_to_rgb", 1), ("rgb_to_bgr", 4), ("bgr_to_rgb", 3),
-    ("rgba_to_rgb", 4), ("rgb_to_hsv", 3), ("hsv_to_rgb", 3), ("rgb_to_ycbcr", 3), ("ycbcr_to_rgb", 3),
-    ("rgb_to_lab", 3), ("lab_to_rgb", 3),
+    ("rgb_to_gray", 3),
+    ("bgr_to_gray", 4),
+    ("gray_to_rgb", 1),
+    ("rgb_to_bgr", 4),
+    ("bgr_to_rgb", 3),
+    ("rgba_to_rgb", 4),
+    ("rgb_to_hsv", 3),
+    ("hsv_to_rgb", 3),
+    ("rgb_to_ycbcr", 3),
+    ("ycbcr_to_rgb", 3),
+    ("rgb_to_lab", 3),
+    ("lab_to_rgb", 3),
 ]
 
 
@@ -136,3 +163,34 @@ def test_bad_arguments():
         ikj.resize(x, (0, 3))
     with pytest.raises(ValueError, match="interpolation"):
         ikj.resize(x, (3, 3), interpolation="bogus")
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "nearest-exact", "bilinear", "bicubic", "area", "lanczos4"])
+@pytest.mark.parametrize("antialias", [False, True])
+@pytest.mark.parametrize("size", [(5, 4), (20, 23), (9, 1)])
+def test_resize_vjp_is_the_adjoint(rng, interpolation, antialias, size):
+    if antialias and interpolation not in ("bilinear", "bicubic", "area"):
+        pytest.skip("antialias applies to bilinear, bicubic and area")
+    f = functools.partial(ikj.resize, size=size, interpolation=interpolation, antialias=antialias)
+    x = jnp.asarray(random_array(rng, (2, 13, 11, 3), np.float64))
+    y, pull = jax.vjp(f, x)
+    g = jnp.asarray(random_array(rng, y.shape, np.float64))
+    (aty,) = pull(g)
+    lhs, rhs = float(jnp.vdot(y, g)), float(jnp.vdot(x, aty))
+    assert abs(lhs - rhs) <= 1e-12 * max(1.0, abs(lhs))
+    # float32 too (the transposed float32 tables), against the float64 adjoint
+    (a32,) = jax.vjp(f, x.astype(jnp.float32))[1](g.astype(jnp.float32))
+    assert a32.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(a32), np.asarray(aty), rtol=1e-4, atol=1e-4 * float(jnp.abs(aty).max()))
+
+
+def test_resize_grad_numerical_and_jit_vmap_grad(rng):
+    from jax.test_util import check_grads
+
+    x = jnp.asarray(random_array(rng, (7, 6, 2), np.float64))
+    check_grads(lambda t: ikj.resize(t, (10, 4), interpolation="bicubic"), (x,), order=1, modes=("rev",))
+    loss = lambda t: jnp.sum(ikj.resize(t, (4, 9), interpolation="area") ** 2)
+    xb = jnp.asarray(random_array(rng, (3, 7, 6), np.float64))
+    gb = jax.jit(jax.vmap(jax.grad(loss)))(xb)
+    for i in range(3):
+        np.testing.assert_allclose(np.asarray(gb[i]), np.asarray(jax.grad(loss)(xb[i])), rtol=1e-12, atol=1e-12)

@@ -573,7 +573,7 @@ void conv2d_backward_op(const Call& c) {
 #if defined(IMKERN_WITH_CUDA)
       const bool tf32 = c.flag("allow_tf32");
       namespace kc = imkern::cuda;
-      if (s.n * s.c * s.h * s.w)
+      if (s.n * s.c * s.h * s.w != 0)
         kc::conv2d_backward_data_cuda(dt, s, go.at(4, i), w.at(4, i), gi.at(4, i), tf32, c.stream);
       kc::conv2d_backward_weight_cuda(dt, s, go.at(4, i), x.at(4, i), gw.at(4, i), tf32, c.stream);
       kc::channel_sum_cuda(dt, s.n, s.k, s.oh * s.ow, go.at(4, i), gb.at(1, i), c.stream);

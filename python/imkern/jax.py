@@ -6,8 +6,10 @@ ops (:func:`conv2d`, :func:`linear`, :func:`max_pool2d`, :func:`avg_pool2d`, :fu
 :func:`log_softmax`, :func:`batch_norm`), each a ``jax.custom_vjp`` whose backward pass is
 imkern's backward kernel through FFI too (softmax's is written in jax.numpy: imkern has no
 softmax backward kernel); the image ops :func:`median`, :func:`erode`, :func:`dilate`,
-:func:`sobel`, the color conversions (:func:`rgb_to_gray`, ...) and :func:`resize`, forward
-only (imkern has no adjoint kernels for them: ``jax.grad`` through them raises). Each equals
+:func:`sobel` and the color conversions (:func:`rgb_to_gray`, ...), forward only (imkern has
+no adjoint kernels for them: ``jax.grad`` through them raises), and :func:`resize`,
+differentiable for float images (its adjoint is imkern's resize kernel with the transposed
+tables). Each equals
 the NumPy path of the same imkern function bit for bit on the CPU (the same kernels with the
 same parameters: winograd selection, tables, rounding).
 
@@ -447,7 +449,9 @@ def linear(x, weight, bias=None):
     ``(..., in_features)``; differentiable in x, weight and bias (imkern's linear backward)."""
     dt = _nn_float(x, "x")
     if x.ndim < 1 or weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"x, weight: shapes {tuple(x.shape)} and {tuple(weight.shape)} do not match (..., IN), (OUT, IN)")
+        raise ValueError(
+            f"x, weight: shapes {tuple(x.shape)} and {tuple(weight.shape)} do not match (..., IN), (OUT, IN)"
+        )
     _like(weight, "weight", dt)
     _like(bias, "bias", dt, (weight.shape[0],))
     lead = tuple(x.shape[:-1])
@@ -862,7 +866,9 @@ def _color(op, image, cin, cout, *, blend=False, bg=(0.0, 0.0, 0.0), allow_2d=Fa
     ok_nd = (2, 3, 4) if allow_2d else (3, 4)
     if image.ndim not in ok_nd or (image.ndim >= 3 and image.shape[-1] not in cin):
         want = " or ".join(str(c) for c in cin)
-        raise ValueError(f"image: {op} expects (H, W, C) or (N, H, W, C) with C = {want}, got shape {tuple(image.shape)}")
+        raise ValueError(
+            f"image: {op} expects (H, W, C) or (N, H, W, C) with C = {want}, got shape {tuple(image.shape)}"
+        )
     x = image[..., None] if image.ndim == 2 else image
     y = _ffi(
         "imkern_color_convert",
@@ -958,24 +964,35 @@ def _resize_pass(image, oshape, ytab, xtab, tkind):
     )
 
 
-def resize(image, size, *, interpolation="bilinear", antialias=False):
-    """:func:`imkern.transform.resize` as an XLA custom call (uint8, uint16, float32, float64;
-    forward only: imkern has no resize adjoint kernel, so ``jax.grad`` through it raises)."""
-    _image_rank(image)
-    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
-        raise ValueError(f"size: expected a pair of ints (h, w), got {size!r}")
-    h, w = int(size[0]), int(size[1])
-    if h <= 0 or w <= 0:
-        raise ValueError(f"size: expected positive (h, w), got {(h, w)}")
-    mode = _rz.parse_interpolation(interpolation)
-    antialias = bool(antialias)
-    if antialias and mode not in ("bilinear", "bicubic", "area"):
-        raise ValueError(f"antialias: only 'bilinear', 'bicubic' and 'area' are antialiased, got {mode!r}")
+@functools.lru_cache(maxsize=256)
+def _adjoint_table(src: int, dst: int, mode: str, antialias: bool, area_shrink: bool, kind: str):
+    """The table of the transposed axis map: forward out[i] = sum_k w[i, k] src[start[i] + k]
+    (nearest: one weight 1 at the index) as a (dst x src) matrix W; the adjoint's table is
+    W.T's band, over the consecutive outputs that read each source pixel (zero weights pad the
+    band; a pixel nothing reads gets zeros). Same weight values as the forward table."""
+    if mode in ("nearest", "nearest-exact"):
+        start = _rz._nearest_table(src, dst, mode == "nearest-exact")
+        w = np.ones((dst, 1), np.float64)
+    else:
+        start, w, _, _ = _rz._axis_table(src, dst, mode, antialias, area_shrink, kind)
+    k = w.shape[1]
+    mat = np.zeros((dst, src), np.float64)
+    mat[np.repeat(np.arange(dst), k), (start[:, None] + np.arange(k)).ravel()] = w.astype(np.float64).ravel()
+    mt = mat.T  # (src, dst)
+    nz = mt != 0
+    used = nz.any(axis=1)
+    first = np.where(used, np.argmax(nz, axis=1), 0)
+    last = np.where(used, dst - 1 - np.argmax(nz[:, ::-1], axis=1), 0)
+    kk = int(max(1, (last - first + 1)[used].max(initial=1)))
+    st = np.clip(first, 0, dst - kk).astype(np.int64)
+    wt = mt[np.arange(src)[:, None], st[:, None] + np.arange(kk)[None, :]]
+    wt = np.ascontiguousarray(wt.astype(np.float32 if kind == "f32" else np.float64))
+    return st, wt, 0, float(np.abs(wt).sum(axis=1).max(initial=0))
+
+
+def _resize_impl(image, key):
+    sh, sw, h, w, mode, antialias = key
     oshape = _rz._out_shape(image, h, w)
-    o = 1 if image.ndim == 4 else 0
-    sh, sw = int(image.shape[o]), int(image.shape[o + 1])
-    if sh == 0 or sw == 0:
-        raise ValueError(f"image: cannot resize an image of size {sh} x {sw}")
     if mode in ("nearest", "nearest-exact"):
         exact = mode == "nearest-exact"
         return _image_call(
@@ -996,3 +1013,53 @@ def resize(image, size, *, interpolation="bilinear", antialias=False):
         tmp = _resize_pass(image, _rz._out_shape(image, sh, w), _rz._identity_table(sh, tkind), xtab, tkind)
         return _resize_pass(tmp, oshape, ytab, _rz._identity_table(w, tkind), tkind)
     return _resize_pass(image, oshape, ytab, xtab, tkind)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _resize_diff(image, key):
+    return _resize_impl(image, key)
+
+
+def _resize_diff_fwd(image, key):
+    return _resize_impl(image, key), None
+
+
+def _resize_diff_bwd(key, _, g):
+    # The adjoint is a resize too: imkern's resize kernel with the transposed tables.
+    sh, sw, h, w, mode, antialias = key
+    tkind = _rz._kind_of(g.dtype)
+    area_shrink = mode == "area" and sh >= h and sw >= w
+    aty = _adjoint_table(sh, h, mode, antialias, area_shrink, tkind)
+    atx = _adjoint_table(sw, w, mode, antialias, area_shrink, tkind)
+    return (_resize_pass(g, _rz._out_shape(g, sh, sw), aty, atx, tkind),)
+
+
+_resize_diff.defvjp(_resize_diff_fwd, _resize_diff_bwd)
+
+
+def resize(image, size, *, interpolation="bilinear", antialias=False):
+    """:func:`imkern.transform.resize` as an XLA custom call (uint8, uint16, float32, float64;
+    every interpolation and antialias mode, the same tables, bit for bit).
+
+    Differentiable for float images: the adjoint of a separable resize is a separable resize
+    with the transposed (banded) tables, so the backward pass is imkern's resize kernel again
+    (exact adjoint up to float rounding; tables cached per size).
+    """
+    _image_rank(image)
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+        raise ValueError(f"size: expected a pair of ints (h, w), got {size!r}")
+    h, w = int(size[0]), int(size[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"size: expected positive (h, w), got {(h, w)}")
+    mode = _rz.parse_interpolation(interpolation)
+    antialias = bool(antialias)
+    if antialias and mode not in ("bilinear", "bicubic", "area"):
+        raise ValueError(f"antialias: only 'bilinear', 'bicubic' and 'area' are antialiased, got {mode!r}")
+    o = 1 if image.ndim == 4 else 0
+    sh, sw = int(image.shape[o]), int(image.shape[o + 1])
+    if sh == 0 or sw == 0:
+        raise ValueError(f"image: cannot resize an image of size {sh} x {sw}")
+    key = (sh, sw, h, w, mode, antialias)
+    if np.dtype(image.dtype).kind == "f":
+        return _resize_diff(image, key)
+    return _resize_impl(image, key)
