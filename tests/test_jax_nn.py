@@ -75,6 +75,15 @@ def test_conv2d_forward_and_backward_equal_imkern(rng, dtype, case, with_bias):
         _eq(gb, wb)
     else:
         assert gb is None
+    # the fused ReLU: forward as imkern's, backward = relu_backward(g, y) then conv2d_backward
+    yr = jax.jit(lambda a, c, d: ikj.conv2d(a, c, d, activation="relu", **kw))(x, w, b)
+    want_r = F.conv2d(x, w, b, activation="relu", **kw)
+    _eq(yr, want_r)
+    _, pull = _vjp(lambda a, c, d: ikj.conv2d(a, c, d, activation="relu", **kw), x, w, b)
+    gi, gw, _ = pull(jnp.asarray(g))
+    wi, ww, _ = F.conv2d_backward(F.relu_backward(g, want_r), x, w, **kw)
+    _eq(gi, wi)
+    _eq(gw, ww)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -206,8 +215,7 @@ def test_vmap_shared_and_per_example_parameters(rng):
 
 
 def _small_net(params, x):
-    y = ikj.conv2d(x, params["w1"], params["b1"], padding=1)
-    y = ikj.relu(y)
+    y = ikj.conv2d(x, params["w1"], params["b1"], padding=1, activation="relu")
     y = ikj.max_pool2d(y, 2)
     y, _, _ = ikj.batch_norm(y, None, None, params["g"], params["beta"], training=True)
     y = ikj.gelu(ikj.conv2d(y, params["w2"], None, stride=2, padding=1, groups=2))
@@ -321,6 +329,8 @@ def test_bad_arguments():
         ikj.max_pool2d(x, 2, padding=2)
     with pytest.raises(ValueError, match="running_mean"):
         ikj.batch_norm(x, None, None, training=False)
+    with pytest.raises(ValueError, match="activation"):
+        ikj.conv2d(x, jnp.zeros((1, 2, 3, 3), jnp.float32), activation="gelu")
     with pytest.raises(ValueError, match="axis"):
         ikj.softmax(x, 4)
     with pytest.raises(ValueError, match="x, weight"):

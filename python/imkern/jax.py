@@ -329,7 +329,7 @@ def _device_attrs():
 
 
 def _conv_attrs(cfg):
-    st, pads, dil, groups = cfg
+    st, pads, dil, groups, _ = cfg
     return dict(
         stride=np.asarray(st, np.int64),
         padding=np.asarray(pads, np.int64),
@@ -340,7 +340,7 @@ def _conv_attrs(cfg):
 
 
 def _conv_out(x, w, cfg):
-    st, pads, dil, _ = cfg
+    st, pads, dil, _, _ = cfg
     n, _, h, wd = x.shape
     k, _, r, s = w.shape
     oh = (h + pads[0] + pads[1] - dil[0] * (r - 1) - 1) // st[0] + 1
@@ -355,7 +355,7 @@ def _conv_call(x, w, b, cfg):
         _sds(_conv_out(x, w, cfg), x.dtype),
         *ops,
         has_bias=_i64(b is not None),
-        relu=_i64(0),
+        relu=_i64(cfg[4]),
         **_conv_attrs(cfg),
     )
 
@@ -366,11 +366,22 @@ def _conv(x, w, b, cfg):
 
 
 def _conv_fwd(x, w, b, cfg):
-    return _conv_call(x, w, b, cfg), (x, w, b)
+    y = _conv_call(x, w, b, cfg)
+    return y, (x, w, b, y if cfg[4] else None)
 
 
 def _conv_bwd(cfg, res, g):
-    x, w, b = res
+    x, w, b, y = res
+    if y is not None:  # the fused ReLU: relu(y) > 0 exactly where y > 0 (as imkern.nn's layer)
+        g = _ffi(
+            "imkern_activation_backward",
+            _sds(g.shape, g.dtype),
+            g,
+            y,
+            y,
+            activation=_i64(_ACTIVATIONS["relu"]),
+            slope=np.float64(0.0),
+        )
     gi, gw, gb = _ffi(
         "imkern_conv2d_backward",
         (_sds(x.shape, x.dtype), _sds(w.shape, w.dtype), _sds((w.shape[0],), w.dtype)),
@@ -385,11 +396,12 @@ def _conv_bwd(cfg, res, g):
 _conv.defvjp(_conv_fwd, _conv_bwd)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None):
     """:func:`imkern.nn.functional.conv2d` as an XLA custom call: ``(N, C, H, W)`` input,
     ``(K, C / groups, R, S)`` weight, ``(K,)`` bias or None; stride, padding (int, pair,
-    ``"valid"``, ``"same"``), dilation, groups as torch. Differentiable in x, weight and bias
-    (imkern's conv2d backward kernels). The CPU's Winograd selection
+    ``"valid"``, ``"same"``), dilation, groups as torch; ``activation="relu"`` fuses the ReLU
+    into the output write. Differentiable in x, weight and bias (imkern's conv2d backward
+    kernels, after the ReLU's backward kernel when fused). The CPU's Winograd selection
     (:func:`imkern.set_allow_winograd`) and CUDA's TF32 setting are read when the call is traced.
 
     Example:
@@ -402,7 +414,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     _like(weight, "weight", dt)
     st, pads, dil, groups, _ = _conv_geometry(x, weight, stride, padding, dilation, groups)
     _like(bias, "bias", dt, (weight.shape[0],))
-    return _conv(x, weight, bias, (tuple(st), tuple(pads), tuple(dil), int(groups)))
+    if activation not in (None, "relu"):
+        raise ValueError(f"activation: expected None or 'relu', got {activation!r}")
+    return _conv(x, weight, bias, (tuple(st), tuple(pads), tuple(dil), int(groups), activation == "relu"))
 
 
 # ---- linear ------------------------------------------------------------------------------------
