@@ -1,6 +1,7 @@
 """imkern.jax: the XLA FFI handlers equal imkern.filters bit for bit, under jit and vmap, and their
 custom VJPs are the exact adjoints (checked against jax.jvp / numerical gradients and the
 transpose identity <A x, y> = <x, A^T y> in float64). Skipped without JAX."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,9 +74,11 @@ def test_vjp_is_the_exact_adjoint(rng, border, shape):
     x = jnp.asarray(random_array(rng, shape, np.float64))
     y = jnp.asarray(random_array(rng, shape, np.float64))
     k = random_array(rng, (3, 4), np.float64)
-    for f in (lambda t: ikj.gaussian(t, (1.2, 0.9), border=border, cval=0.4),
-              lambda t: ikj.correlate(t, k, border=border, cval=-1.0)):
-        lin = lambda t: f(t) - f(jnp.zeros_like(t))  # noqa: E731  (drop the constant border's offset)
+    for f in (
+        lambda t: ikj.gaussian(t, (1.2, 0.9), border=border, cval=0.4),
+        lambda t: ikj.correlate(t, k, border=border, cval=-1.0),
+    ):
+        lin = lambda t, f=f: f(t) - f(jnp.zeros_like(t))
         _, vjp = jax.vjp(f, x)
         (aty,) = vjp(y)
         lhs = float(jnp.vdot(lin(x), y))
@@ -88,9 +91,10 @@ def test_grad_matches_numerical_and_jit_vmap_of_grad(rng):
 
     x = jnp.asarray(random_array(rng, (7, 6, 2), np.float64))
     check_grads(lambda t: ikj.gaussian(t, 1.0, border="wrap"), (x,), order=1, modes=("rev",))
-    check_grads(lambda t: ikj.correlate(t, np.arange(6.0).reshape(3, 2), border="reflect"), (x,), order=1,
-                modes=("rev",))
-    loss = lambda t: jnp.sum(ikj.gaussian(t, 0.8) ** 2)  # noqa: E731
+    check_grads(
+        lambda t: ikj.correlate(t, np.arange(6.0).reshape(3, 2), border="reflect"), (x,), order=1, modes=("rev",)
+    )
+    loss = lambda t: jnp.sum(ikj.gaussian(t, 0.8) ** 2)
     xb = jnp.asarray(random_array(rng, (3, 7, 6), np.float64))
     gb = jax.jit(jax.vmap(jax.grad(loss)))(xb)
     for i in range(3):

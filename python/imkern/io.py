@@ -19,6 +19,7 @@ from typing import List, Tuple
 import numpy as np
 
 from . import _arrays as A
+from . import _interop
 
 __all__ = ["imread", "imwrite", "load_folder", "IMAGE_EXTENSIONS"]
 
@@ -146,6 +147,7 @@ def imread(path, *, mode="RGB"):
         raise OSError(f"imread: {fspath}: corrupt or truncated image ({e})") from e
 
 
+@_interop.accepts_foreign
 def imwrite(path, image, *, quality=95):
     """Write an image to a file; the format comes from the extension (Pillow encodes it).
 
@@ -157,7 +159,8 @@ def imwrite(path, image, *, quality=95):
             (every format; JPEG and BMP have no alpha; WebP stores gray as RGB, so it reads
             back as ``(H, W, 3)``); ``(H, W)`` uint16 gray (PNG, TIFF: 16 bits
             kept); ``(H, W)`` float32 (TIFF). bool is written as 0/255. A CuPy array is
-            copied to the host first.
+            copied to the host first; PyTorch tensors and JAX arrays (any DLPack producer) are
+            read through a zero-copy view.
         quality: 1-100, for JPEG and (lossy) WebP; ignored by the lossless formats.
 
     Raises:

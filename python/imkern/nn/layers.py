@@ -26,6 +26,12 @@ stream from the global generator that :func:`imkern.manual_seed` resets (see
 into the convolution (one kernel: conv + bias + ReLU). Shapes, dtypes and semantics are the
 functional ops' (NCHW, PyTorch's); NumPy parameters run on the CPU, CuPy on the GPU
 (:meth:`Module.to`).
+
+Arrays of other frameworks (PyTorch tensors, JAX arrays: any ``__dlpack__`` /
+``__cuda_array_interface__`` producer) are accepted by every layer's ``forward`` / ``backward``
+(and ``module(x)``) zero-copy, through the same wrapper as the functional ops
+(:mod:`imkern._interop`), and the results come back as the caller's kind (torch in, torch out);
+the parameters stay NumPy / CuPy arrays. :meth:`Module.load_state_dict` takes such arrays too.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, cast
 import numpy as np
 
 from .. import _arrays as A
-from .. import _random
+from .. import _interop, _random
 from . import _pool2d
 from . import functional as F
 
@@ -297,6 +303,7 @@ class Module:
         device and dtype). Missing or unexpected names (``strict``) and different shapes raise
         ValueError naming them."""
         own = self.state_dict()
+        state_dict = {k: _interop.to_native(v) if _interop.is_foreign(v) else v for k, v in state_dict.items()}
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
@@ -381,6 +388,15 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    def __init_subclass__(cls, **kwargs):
+        # Foreign arrays (torch, JAX, ...) in and out of every layer's entry points, converted
+        # once at the outermost call (inner calls see NumPy / CuPy and pass straight through).
+        super().__init_subclass__(**kwargs)
+        for name in ("forward", "backward", "backward_params"):
+            f = cls.__dict__.get(name)
+            if callable(f):
+                setattr(cls, name, _interop.accepts_foreign(f))
 
     def _save(self, **saved) -> None:
         """Keep what backward needs, in training mode only."""
