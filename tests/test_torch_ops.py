@@ -3,6 +3,7 @@ torch.library operator. For each: the forward equals the NumPy imkern function b
 ``torch.library.opcheck`` passes (schema, fake kernel, autograd registration, AOT dispatch) on
 several dtypes and layouts, and the differentiable ones pass ``gradcheck`` in float64 (the
 backward formulas are the exact adjoints). Skipped without PyTorch."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,33 +50,67 @@ def _img(shape):
 
 
 FILTER_CASES = {
-    "box": (_img((7, 9, 2)), (5, 3, True, "reflect", 0.0),
-            lambda a: F.box(a, (5, 3), border="reflect"), lambda t: itorch.box(t, (5, 3), border="reflect")),
-    "scharr": (_img((6, 7)), (0, 1, 0.5, 1.0, "wrap", 0.0),
-               lambda a: F.scharr(a, 0, 1, scale=0.5, delta=1.0, border="wrap"),
-               lambda t: itorch.scharr(t, 0, 1, scale=0.5, delta=1.0, border="wrap")),
-    "prewitt": (_img((2, 5, 6, 1)), (1, 0, 2.0, 0.0, "constant", 0.5),
-                lambda a: F.prewitt(a, 1, 0, scale=2.0, border="constant", cval=0.5),
-                lambda t: itorch.prewitt(t, 1, 0, scale=2.0, border="constant", cval=0.5)),
-    "laplacian": (_img((7, 6, 3)), (3, 1.5, 0.0, "reflect101", 0.0),
-                  lambda a: F.laplacian(a, ksize=3, scale=1.5), lambda t: itorch.laplacian(t, ksize=3, scale=1.5)),
-    "gradient": (_img((6, 8)), (5, "replicate", 0.0),
-                 lambda a: F.gradient(a, ksize=5, border="replicate"),
-                 lambda t: itorch.gradient(t, ksize=5, border="replicate")),
-    "gradient_magnitude": (_img((7, 6, 2)), (3, True, "reflect", 0.0),
-                           lambda a: F.gradient_magnitude(a, border="reflect"),
-                           lambda t: itorch.gradient_magnitude(t, border="reflect")),
-    "unsharp_mask": (_img((8, 7)), (1.0, 0.7, 1.5, 0.0, 0, 0, 4.0, "reflect101", 0.0),
-                     lambda a: F.unsharp_mask(a, (1.0, 0.7), 1.5), lambda t: itorch.unsharp_mask(t, (1.0, 0.7), 1.5)),
-    "median": (_img((7, 8, 3)), (3, "replicate", 0.0),
-               lambda a: F.median(a, 3), lambda t: itorch.median(t, 3)),
-    "minimum_filter": (_img((7, 8)), (3, 2, "reflect", 0.0),
-                       lambda a: F.minimum_filter(a, (3, 2)), lambda t: itorch.minimum_filter(t, (3, 2))),
-    "maximum_filter": (_img((2, 5, 8, 1)), (2, 3, "constant", 0.25),
-                       lambda a: F.maximum_filter(a, (2, 3), border="constant", cval=0.25),
-                       lambda t: itorch.maximum_filter(t, (2, 3), border="constant", cval=0.25)),
-    "threshold": (_img((6, 7, 2)), (0.3, 0.9, "tozero"),
-                  lambda a: F.threshold(a, 0.3, 0.9, "tozero"), lambda t: itorch.threshold(t, 0.3, 0.9, "tozero")),
+    "box": (
+        _img((7, 9, 2)),
+        (5, 3, True, "reflect", 0.0),
+        lambda a: F.box(a, (5, 3), border="reflect"),
+        lambda t: itorch.box(t, (5, 3), border="reflect"),
+    ),
+    "scharr": (
+        _img((6, 7)),
+        (0, 1, 0.5, 1.0, "wrap", 0.0),
+        lambda a: F.scharr(a, 0, 1, scale=0.5, delta=1.0, border="wrap"),
+        lambda t: itorch.scharr(t, 0, 1, scale=0.5, delta=1.0, border="wrap"),
+    ),
+    "prewitt": (
+        _img((2, 5, 6, 1)),
+        (1, 0, 2.0, 0.0, "constant", 0.5),
+        lambda a: F.prewitt(a, 1, 0, scale=2.0, border="constant", cval=0.5),
+        lambda t: itorch.prewitt(t, 1, 0, scale=2.0, border="constant", cval=0.5),
+    ),
+    "laplacian": (
+        _img((7, 6, 3)),
+        (3, 1.5, 0.0, "reflect101", 0.0),
+        lambda a: F.laplacian(a, ksize=3, scale=1.5),
+        lambda t: itorch.laplacian(t, ksize=3, scale=1.5),
+    ),
+    "gradient": (
+        _img((6, 8)),
+        (5, "replicate", 0.0),
+        lambda a: F.gradient(a, ksize=5, border="replicate"),
+        lambda t: itorch.gradient(t, ksize=5, border="replicate"),
+    ),
+    "gradient_magnitude": (
+        _img((7, 6, 2)),
+        (3, True, "reflect", 0.0),
+        lambda a: F.gradient_magnitude(a, border="reflect"),
+        lambda t: itorch.gradient_magnitude(t, border="reflect"),
+    ),
+    "unsharp_mask": (
+        _img((8, 7)),
+        (1.0, 0.7, 1.5, 0.0, 0, 0, 4.0, "reflect101", 0.0),
+        lambda a: F.unsharp_mask(a, (1.0, 0.7), 1.5),
+        lambda t: itorch.unsharp_mask(t, (1.0, 0.7), 1.5),
+    ),
+    "median": (_img((7, 8, 3)), (3, "replicate", 0.0), lambda a: F.median(a, 3), lambda t: itorch.median(t, 3)),
+    "minimum_filter": (
+        _img((7, 8)),
+        (3, 2, "reflect", 0.0),
+        lambda a: F.minimum_filter(a, (3, 2)),
+        lambda t: itorch.minimum_filter(t, (3, 2)),
+    ),
+    "maximum_filter": (
+        _img((2, 5, 8, 1)),
+        (2, 3, "constant", 0.25),
+        lambda a: F.maximum_filter(a, (2, 3), border="constant", cval=0.25),
+        lambda t: itorch.maximum_filter(t, (2, 3), border="constant", cval=0.25),
+    ),
+    "threshold": (
+        _img((6, 7, 2)),
+        (0.3, 0.9, "tozero"),
+        lambda a: F.threshold(a, 0.3, 0.9, "tozero"),
+        lambda t: itorch.threshold(t, 0.3, 0.9, "tozero"),
+    ),
 }
 FP = torch.as_tensor(F.footprint("cross", 3))
 for _m in ("erode", "dilate", "opening", "closing", "morph_gradient", "tophat", "blackhat"):
@@ -96,8 +131,18 @@ COLOR_GRAD = ["rgb_to_gray", "bgr_to_gray", "gray_to_rgb", "rgb_to_bgr", "bgr_to
 def _dtypes_for(name):
     if name in ("rgb_to_hsv", "hsv_to_rgb", "rgb_to_lab", "lab_to_rgb"):
         return [torch.uint8, torch.float32]
-    if name in ("gradient", "gradient_magnitude", "scharr", "prewitt", "laplacian", "box", "median",
-                "threshold", "unsharp_mask", "minimum_filter"):
+    if name in (
+        "gradient",
+        "gradient_magnitude",
+        "scharr",
+        "prewitt",
+        "laplacian",
+        "box",
+        "median",
+        "threshold",
+        "unsharp_mask",
+        "minimum_filter",
+    ):
         return [torch.uint8, torch.uint16, torch.float32, torch.float64]
     return [torch.uint8, torch.float32, torch.float64]
 
@@ -120,8 +165,10 @@ def test_color_forward_equals_imkern(rng, name):
         _eq(getattr(itorch, name)(x), getattr(imkern.color, name)(x.numpy()))
     x = _t(rng, (2, 3, 5, 4), torch.float32)
     _eq(itorch.rgba_to_rgb(x), imkern.color.rgba_to_rgb(x.numpy()))
-    _eq(itorch.rgba_to_rgb(x, background=(0.2, 0.5, 1.0)),
-        imkern.color.rgba_to_rgb(x.numpy(), background=(0.2, 0.5, 1.0)))
+    _eq(
+        itorch.rgba_to_rgb(x, background=(0.2, 0.5, 1.0)),
+        imkern.color.rgba_to_rgb(x.numpy(), background=(0.2, 0.5, 1.0)),
+    )
 
 
 def test_other_filters_forward(rng):
@@ -134,8 +181,10 @@ def test_other_filters_forward(rng):
     _eq(itorch.bilateral(u8, 5, 30.0, 2.0), F.bilateral(u8.numpy(), 5, 30.0, 2.0))
     assert float(itorch.threshold_otsu(u8)) == F.threshold_otsu(u8.numpy())
     assert float(itorch.threshold_triangle(u8)) == F.threshold_triangle(u8.numpy())
-    _eq(itorch.adaptive_threshold(u8, 255, "gaussian", 5, 2.0),
-        F.adaptive_threshold(u8.numpy(), 255, "gaussian", 5, 2.0))
+    _eq(
+        itorch.adaptive_threshold(u8, 255, "gaussian", 5, 2.0),
+        F.adaptive_threshold(u8.numpy(), 255, "gaussian", 5, 2.0),
+    )
     _eq(itorch.canny(u8, 40, 90, l2gradient=True), F.canny(u8.numpy(), 40, 90, l2gradient=True))
     for kind in ("binary", "binary_inv", "trunc", "tozero", "tozero_inv"):
         _eq(itorch.threshold(x, 0.4, 2.0, kind), F.threshold(x.numpy(), 0.4, 2.0, kind))
@@ -155,40 +204,54 @@ def test_transform_forward_equals_imkern(rng):
         m = np.array([[0.9, 0.1, 1.0], [-0.2, 1.1, 0.5]])
         _eq(itorch.warp_affine(x, m, (5, 11)), T.warp_affine(a, m, (5, 11)))
         p = np.array([[1.0, 0.1, 0.5], [0.05, 0.9, 1.0], [0.01, 0.002, 1.0]])
-        _eq(itorch.warp_perspective(x, p, (8, 6), interpolation="nearest"),
-            T.warp_perspective(a, p, (8, 6), interpolation="nearest"))
+        _eq(
+            itorch.warp_perspective(x, p, (8, 6), interpolation="nearest"),
+            T.warp_perspective(a, p, (8, 6), interpolation="nearest"),
+        )
         kw = dict(mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25), crop=(1, 1, 5, 6), flip=True)
         t = itorch.to_tensor(x, **kw)
         _eq(t, T.to_tensor(a, **kw))
-        _eq(itorch.from_tensor(t, mean=kw["mean"], std=kw["std"]),
-            T.from_tensor(t.numpy(), mean=kw["mean"], std=kw["std"]))
+        _eq(
+            itorch.from_tensor(t, mean=kw["mean"], std=kw["std"]),
+            T.from_tensor(t.numpy(), mean=kw["mean"], std=kw["std"]),
+        )
 
 
 def test_nn_forward_equal_torch(rng):
     tF = torch.nn.functional
     x = _t(rng, (3, 4, 5, 6), torch.float64) * 3
-    for ours, theirs in [(itorch.relu, tF.relu), (itorch.sigmoid, torch.sigmoid), (itorch.tanh, torch.tanh),
-                         (itorch.gelu, tF.gelu), (lambda t: itorch.leaky_relu(t, 0.2), lambda t: tF.leaky_relu(t, 0.2)),
-                         (lambda t: itorch.softmax(t, 1), lambda t: torch.softmax(t, 1)),
-                         (lambda t: itorch.log_softmax(t, -1), lambda t: torch.log_softmax(t, -1))]:
+    for ours, theirs in [
+        (itorch.relu, tF.relu),
+        (itorch.sigmoid, torch.sigmoid),
+        (itorch.tanh, torch.tanh),
+        (itorch.gelu, tF.gelu),
+        (lambda t: itorch.leaky_relu(t, 0.2), lambda t: tF.leaky_relu(t, 0.2)),
+        (lambda t: itorch.softmax(t, 1), lambda t: torch.softmax(t, 1)),
+        (lambda t: itorch.log_softmax(t, -1), lambda t: torch.log_softmax(t, -1)),
+    ]:
         torch.testing.assert_close(ours(x), theirs(x))
     logits = _t(rng, (6, 5, 3), torch.float64)
     target = torch.from_numpy(rng.integers(0, 5, (6, 3)))
     target[0, 0] = -100
     for red in ("mean", "sum", "none"):
-        torch.testing.assert_close(itorch.cross_entropy(logits, target, reduction=red, label_smoothing=0.1),
-                                   tF.cross_entropy(logits, target, reduction=red, label_smoothing=0.1))
+        torch.testing.assert_close(
+            itorch.cross_entropy(logits, target, reduction=red, label_smoothing=0.1),
+            tF.cross_entropy(logits, target, reduction=red, label_smoothing=0.1),
+        )
     w, b = _t(rng, (4,)), _t(rng, (4,))
     for training in (True, False):
         rm, rv = _t(rng, (4,)), _t(rng, (4,)).abs() + 0.5
         rm2, rv2 = rm.clone(), rv.clone()
-        torch.testing.assert_close(itorch.batch_norm(x, rm, rv, w, b, training, 0.3, 1e-3),
-                                   tF.batch_norm(x, rm2, rv2, w, b, training, 0.3, 1e-3))
+        torch.testing.assert_close(
+            itorch.batch_norm(x, rm, rv, w, b, training, 0.3, 1e-3),
+            tF.batch_norm(x, rm2, rv2, w, b, training, 0.3, 1e-3),
+        )
         torch.testing.assert_close(rm, rm2)
         torch.testing.assert_close(rv, rv2)
     x2 = _t(rng, (7, 4), torch.float32)
-    torch.testing.assert_close(itorch.batch_norm(x2, None, None, training=True), tF.batch_norm(x2, None, None,
-                                                                                            training=True))
+    torch.testing.assert_close(
+        itorch.batch_norm(x2, None, None, training=True), tF.batch_norm(x2, None, None, training=True)
+    )
     y = itorch.dropout(torch.ones(2000, dtype=torch.float64), 0.25, seed=11)
     np.testing.assert_array_equal(y.numpy(), imkern.nn.functional.dropout(np.ones(2000), 0.25, seed=11))
     assert itorch.dropout(x, 0.5, training=False) is x
@@ -199,8 +262,11 @@ def test_nn_forward_equal_torch(rng):
 def test_opcheck_filters(rng, name):
     build, rest, _, _ = FILTER_CASES[name]
     for dt in (torch.uint8, torch.float32, torch.float64) if name != "threshold" else (torch.uint8, torch.float64):
-        grad = dt == torch.float64 and name not in ("median", "minimum_filter", "maximum_filter") and name not in \
-            ("erode", "dilate", "opening", "closing", "morph_gradient", "tophat", "blackhat")
+        grad = (
+            dt == torch.float64
+            and name not in ("median", "minimum_filter", "maximum_filter")
+            and name not in ("erode", "dilate", "opening", "closing", "morph_gradient", "tophat", "blackhat")
+        )
         _opcheck(name, *build(rng, dt, grad), *rest)
 
 
@@ -249,12 +315,13 @@ def test_opcheck_transform(rng):
         _opcheck("rotate90", x2, 2)
         xn, x2n = x.detach(), x2.detach()  # no gradient through the warps
         _opcheck("rotate", xn, 30.0, "bilinear", "constant", 0.0)
-        _opcheck("warp_affine", x2n, torch.tensor([[1.0, 0.2, 0.0], [0.1, 0.9, 1.0]]), 4, 8, "bicubic", "reflect", 0.0,
-                 False)
+        _opcheck(
+            "warp_affine", x2n, torch.tensor([[1.0, 0.2, 0.0], [0.1, 0.9, 1.0]]), 4, 8, "bicubic", "reflect", 0.0, False
+        )
         _opcheck("warp_perspective", xn, torch.eye(3, dtype=torch.float64), 5, 3, "nearest", "constant", 1.0, True)
         _opcheck("to_tensor", x, [0.5], [0.25, 0.5, 1.0], [1, 1, 3, 4], True, "float64")
         _opcheck("to_tensor", x2, None, None, None, False, "float32")
-    _opcheck("from_tensor", _t(rng, (2, 3, 4, 5), torch.float32), [0.5], [0.25], )
+    _opcheck("from_tensor", _t(rng, (2, 3, 4, 5), torch.float32), [0.5], [0.25])
     _opcheck("from_tensor", _t(rng, (3, 4, 5), torch.float64), None, None)
 
 
@@ -269,8 +336,14 @@ def test_opcheck_nn(rng):
         logits = _t(rng, (6, 4), dt, grad=True)
         target = torch.from_numpy(rng.integers(0, 4, 6))
         _opcheck("cross_entropy", logits, target, "mean", 0.0, -100)
-        _opcheck("cross_entropy", _t(rng, (2, 3, 4), dt, grad=True), target.reshape(2, 3)[:, :1].expand(2, 4)
-                 .contiguous() % 3, "none", 0.2, 1)
+        _opcheck(
+            "cross_entropy",
+            _t(rng, (2, 3, 4), dt, grad=True),
+            target.reshape(2, 3)[:, :1].expand(2, 4).contiguous() % 3,
+            "none",
+            0.2,
+            1,
+        )
         w, b = _t(rng, (4,), dt, grad=True), _t(rng, (4,), dt, grad=True)
         rm, rv = _t(rng, (4,), dt), _t(rng, (4,), dt).abs() + 0.5
         _opcheck("batch_norm", x, w, b, rm, rv, True, 0.1, 1e-5)
@@ -285,10 +358,17 @@ def test_gradcheck_linear_filters(rng, border):
     x = _t(rng, (4, 5), grad=True)
     _gradcheck(lambda t: itorch.box(t, (3, 4), border=border, cval=0.4), x)
     _gradcheck(lambda t: itorch.box(t, 2, normalize=False, border=border), _t(rng, (2, 4, 3, 2), grad=True))
-    _gradcheck(lambda t, a, b: itorch.sep_filter(t, a, b, border=border, cval=0.3), x,
-               _t(rng, (3,), grad=True), _t(rng, (4,), grad=True))
-    _gradcheck(lambda t, k: itorch.convolve(t, k, border=border, cval=0.2), _t(rng, (5, 4, 2), grad=True),
-               _t(rng, (2, 3), grad=True))
+    _gradcheck(
+        lambda t, a, b: itorch.sep_filter(t, a, b, border=border, cval=0.3),
+        x,
+        _t(rng, (3,), grad=True),
+        _t(rng, (4,), grad=True),
+    )
+    _gradcheck(
+        lambda t, k: itorch.convolve(t, k, border=border, cval=0.2),
+        _t(rng, (5, 4, 2), grad=True),
+        _t(rng, (2, 3), grad=True),
+    )
     _gradcheck(lambda t: itorch.scharr(t, 0, 1, scale=0.5, border=border), x)
     _gradcheck(lambda t: itorch.prewitt(t, 1, 0, border=border), x)
     _gradcheck(lambda t: itorch.laplacian(t, ksize=1, border=border), x)
@@ -304,7 +384,7 @@ def test_gradcheck_unsharp_threshold_and_threshold(rng):
     x = _t(rng, (4, 5, 2), grad=True)
     _gradcheck(lambda t: itorch.unsharp_mask(t, 1.0, 2.0, threshold=0.05), x)
     for kind in ("binary", "binary_inv", "trunc", "tozero", "tozero_inv"):
-        _gradcheck(lambda t: itorch.threshold(t, 0.4, 1.5, kind), x)
+        _gradcheck(lambda t, kind=kind: itorch.threshold(t, 0.4, 1.5, kind), x)
 
 
 def test_gradcheck_color(rng):
@@ -328,30 +408,41 @@ def test_gradcheck_transform(rng):
     _gradcheck(lambda t: itorch.crop(t, 1, 2, 3, 3), x)
     _gradcheck(lambda t: itorch.center_crop(t, (2, 5)), x2)
     for axis in (0, 1, None):
-        _gradcheck(lambda t: itorch.flip(t, axis), x)
+        _gradcheck(lambda t, axis=axis: itorch.flip(t, axis), x)
     for k in (1, 2, 3, -1):
-        _gradcheck(lambda t: itorch.rotate90(t, k), x2)
-    _gradcheck(lambda t: itorch.to_tensor(t, mean=(0.1, 0.2, 0.3), std=(0.5, 2.0, 0.25), crop=(1, 1, 3, 4), flip=True,
-                                          dtype="float64"), x)
+        _gradcheck(lambda t, k=k: itorch.rotate90(t, k), x2)
+    _gradcheck(
+        lambda t: itorch.to_tensor(
+            t, mean=(0.1, 0.2, 0.3), std=(0.5, 2.0, 0.25), crop=(1, 1, 3, 4), flip=True, dtype="float64"
+        ),
+        x,
+    )
     _gradcheck(lambda t: itorch.to_tensor(t, std=0.5, crop=(3, 5), dtype="float64"), x2)
 
 
 def test_gradcheck_nn(rng):
     x = _t(rng, (3, 4, 3, 2), grad=True)
     x.data[x.data.abs() < 1e-3] = 0.5  # away from relu's kink
-    for fn in (itorch.relu, itorch.sigmoid, itorch.tanh, itorch.gelu, lambda t: itorch.leaky_relu(t, 0.2),
-               lambda t: itorch.softmax(t, 1), lambda t: itorch.log_softmax(t, -1)):
+    for fn in (
+        itorch.relu,
+        itorch.sigmoid,
+        itorch.tanh,
+        itorch.gelu,
+        lambda t: itorch.leaky_relu(t, 0.2),
+        lambda t: itorch.softmax(t, 1),
+        lambda t: itorch.log_softmax(t, -1),
+    ):
         _gradcheck(fn, x)
     logits = _t(rng, (5, 4, 2), grad=True)
     target = torch.from_numpy(rng.integers(0, 4, (5, 2)))
     target[1, 1] = -100
     for red in ("mean", "sum", "none"):
-        _gradcheck(lambda t: itorch.cross_entropy(t, target, reduction=red, label_smoothing=0.15), logits)
+        _gradcheck(lambda t, red=red: itorch.cross_entropy(t, target, reduction=red, label_smoothing=0.15), logits)
     _gradcheck(lambda t: itorch.cross_entropy(t, torch.tensor(2)), _t(rng, (4,), grad=True))  # unbatched
     w, b = _t(rng, (4,), grad=True), _t(rng, (4,), grad=True)
     rm, rv = _t(rng, (4,)), _t(rng, (4,)).abs() + 0.5
     for training in (True, False):
-        _gradcheck(lambda t, ww, bb: itorch.batch_norm(t, rm.clone(), rv.clone(), ww, bb, training), x, w, b)
+        _gradcheck(lambda t, ww, bb, tr=training: itorch.batch_norm(t, rm.clone(), rv.clone(), ww, bb, tr), x, w, b)
     _gradcheck(lambda t: itorch.batch_norm(t, None, None, None, None, True), _t(rng, (6, 3), grad=True))
     _gradcheck(lambda t: itorch.dropout(t, 0.4, seed=3), x)
 
@@ -373,8 +464,12 @@ def test_gradients_equal_torch_float32(rng):
 
 def test_no_gradient_ops_say_so(rng):
     x = _t(rng, (6, 6), grad=True)
-    for fn in (lambda t: itorch.median(t, 3), lambda t: itorch.erode(t), lambda t: itorch.rgb_to_hsv(
-               t[..., None].expand(6, 6, 3).float()), lambda t: itorch.rotate(t, 10.0)):
+    for fn in (
+        lambda t: itorch.median(t, 3),
+        lambda t: itorch.erode(t),
+        lambda t: itorch.rgb_to_hsv(t[..., None].expand(6, 6, 3).float()),
+        lambda t: itorch.rotate(t, 10.0),
+    ):
         with pytest.raises(RuntimeError, match="no autograd formula"):
             fn(x).sum().backward()
 

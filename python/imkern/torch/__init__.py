@@ -33,13 +33,13 @@ try:
 except ImportError as e:  # pragma: no cover - exercised without torch
     raise ImportError("imkern.torch needs PyTorch (pip install torch)") from e
 
-from . import _color_ops, _filter_ops, _nn_ops, _transform_ops
-from ._color_ops import *  # noqa: F401,F403
-from ._filter_ops import *  # noqa: F401,F403
-from ._modules import *  # noqa: F401,F403
-from ._nn_ops import *  # noqa: F401,F403
+from . import _color_ops, _filter_ops, _modules, _nn_ops, _transform_ops
+from ._color_ops import *  # noqa: F403
+from ._filter_ops import *  # noqa: F403
+from ._modules import *  # noqa: F403
+from ._nn_ops import *  # noqa: F403
 from ._ops import adaptive_avg_pool2d, avg_pool2d, conv2d, correlate, gaussian, linear, max_pool2d, resize, sobel
-from ._transform_ops import *  # noqa: F401,F403
+from ._transform_ops import *  # noqa: F403
 
 __all__ = [
     "gaussian",
@@ -51,9 +51,9 @@ __all__ = [
     "max_pool2d",
     "avg_pool2d",
     "adaptive_avg_pool2d",
-    *_filter_ops.__all__,
-    *_color_ops.__all__,
-    *_transform_ops.__all__,
-    *_nn_ops.__all__,
-    *_modules.__all__,
 ]
+__all__ += _filter_ops.__all__
+__all__ += _color_ops.__all__
+__all__ += _transform_ops.__all__
+__all__ += _nn_ops.__all__
+__all__ += _modules.__all__

@@ -90,8 +90,10 @@ def _sep_adj(grad: Tensor, ky, kx, border: str) -> Tensor:
 
 def _fresh(result: Tensor, image: Tensor) -> Tensor:
     """A custom op may not return a view of its input: copy when imkern returned one."""
-    if isinstance(result, Tensor) and result.numel() and result.untyped_storage().data_ptr() == (
-        image.untyped_storage().data_ptr()
+    if (
+        isinstance(result, Tensor)
+        and result.numel()
+        and result.untyped_storage().data_ptr() == (image.untyped_storage().data_ptr())
     ):
         return result.clone(memory_format=torch.contiguous_format)
     return result
@@ -159,8 +161,8 @@ def _sep_filter_backward_op(
         k2 = torch.as_tensor(np.outer(ky, kx), dtype=torch.float64)
         _, gk = torch.ops.imkern.correlate_backward(grad, image, k2, border, cval, False, True)
         gk = gk.to(torch.float64)
-        gky = (gk @ torch.as_tensor(kx)).to(kernel_y.dtype).to(kernel_y.device)
-        gkx = (gk.T @ torch.as_tensor(ky)).to(kernel_x.dtype).to(kernel_x.device)
+        gky = (gk @ torch.as_tensor(kx, device=gk.device)).to(kernel_y.device, kernel_y.dtype)
+        gkx = (gk.T @ torch.as_tensor(ky, device=gk.device)).to(kernel_x.device, kernel_x.dtype)
     else:
         gky, gkx = torch.zeros_like(kernel_y), torch.zeros_like(kernel_x)
     return gi, gky.contiguous(), gkx.contiguous()
@@ -195,9 +197,7 @@ def _kernel_tensor(k, ndim: int) -> Tensor:
     return t
 
 
-def sep_filter(
-    image: Tensor, kernel_y, kernel_x, *, border: str = "reflect101", cval: float = 0.0
-) -> Tensor:
+def sep_filter(image: Tensor, kernel_y, kernel_x, *, border: str = "reflect101", cval: float = 0.0) -> Tensor:
     """:func:`imkern.filters.sep_filter` as ``torch.ops.imkern.sep_filter``: differentiable with
     respect to the image and both 1-D kernels (tensors), for every border mode."""
     return torch.ops.imkern.sep_filter(
@@ -222,8 +222,10 @@ def _convolve_backward_op(
     grad: Tensor, image: Tensor, kernel: Tensor, border: str, cval: float, need_kernel: bool
 ) -> Tuple[Tensor, Tensor]:
     """convolve(I, k) is a correlation with ``k`` flipped, anchored at ``k.shape - 1 - k.shape // 2``:
-    its adjoint correlates with ``k`` itself; the kernel gradient is the flipped one of that
-    correlation's (computed through :func:`imkern.torch.correlate`'s on the mirrored image)."""
+    its adjoint correlates with ``k`` itself. Mirrored on both axes, the same filter is
+    ``R convolve(I, k) = correlate(R I, k)`` anchored at ``k.shape // 2`` (every border rule is
+    symmetric), so ``k``'s gradient is correlate's kernel gradient on the mirrored image and
+    gradient."""
     k = _np64(kernel)
     kh, kw = k.shape
 
@@ -232,15 +234,11 @@ def _convolve_backward_op(
 
     gi = _adjoint(grad, (kh, kw), (kh - 1 - kh // 2, kw - 1 - kw // 2), border, filt).contiguous()
     if need_kernel:
-        # correlate with the flipped kernel at anchor a' = k - 1 - k // 2. Mirroring the image,
-        # the gradient and the kernel on both axes turns it into a correlation anchored at
-        # k // 2 whose border rule is mirrored too (every border mode is symmetric).
         a, b = (1, 2) if image.ndim == 4 else (0, 1)
-        kf = torch.as_tensor(k[::-1, ::-1].copy())
-        _, gkf = torch.ops.imkern.correlate_backward(
-            grad.flip(a, b).contiguous(), image.flip(a, b).contiguous(), kf.flip(0, 1), border, cval, False, True
+        _, gk = torch.ops.imkern.correlate_backward(
+            grad.flip(a, b).contiguous(), image.flip(a, b).contiguous(), torch.as_tensor(k), border, cval, False, True
         )
-        gk = gkf.to(kernel.dtype).contiguous()
+        gk = gk.to(kernel.device, kernel.dtype).contiguous()
     else:
         gk = torch.zeros_like(kernel)
     return gi, gk
@@ -319,7 +317,9 @@ def scharr(
 ) -> Tensor:  # fmt: skip
     """:func:`imkern.filters.scharr` as ``torch.ops.imkern.scharr`` (float32 result, float64 for
     float64 images), differentiable in ``image`` for every border mode."""
-    return torch.ops.imkern.scharr(image, int(dx), int(dy), float(scale), float(delta), parse_border(border), float(cval))
+    return torch.ops.imkern.scharr(
+        image, int(dx), int(dy), float(scale), float(delta), parse_border(border), float(cval)
+    )
 
 
 def prewitt(
