@@ -509,3 +509,40 @@ def test_torch_compile_dropout_draws_new_masks():
     a = itorch.dropout(x, 0.5)
     torch.manual_seed(4)
     assert torch.equal(a, itorch.dropout(x, 0.5))
+
+
+def test_nn_forward_equals_imkern_numpy(rng):
+    nF = imkern.nn.functional
+    x = _t(rng, (2, 3, 4, 5), torch.float32) * 3
+    a = x.numpy()
+    _eq(itorch.relu(x), nF.relu(a))
+    _eq(itorch.leaky_relu(x, 0.3), nF.leaky_relu(a, 0.3))
+    _eq(itorch.gelu(x), nF.gelu(a))
+    _eq(itorch.sigmoid(x), nF.sigmoid(a))
+    _eq(itorch.tanh(x), nF.tanh(a))
+    _eq(itorch.softmax(x, 1), nF.softmax(a, 1))
+    _eq(itorch.log_softmax(x, 3), nF.log_softmax(a, 3))
+    t = torch.from_numpy(rng.integers(0, 3, (2, 4, 5)))
+    _eq(itorch.cross_entropy(x, t, reduction="none"), nF.cross_entropy(a, t.numpy(), reduction="none"))
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    y = itorch.batch_norm(x, torch.zeros(3), torch.ones(3), training=True)
+    _eq(y, nF.batch_norm(a, rm, rv, training=True))
+
+
+def test_strided_tensors(rng):
+    # NCHW tensors permuted to imkern's channels-last layout (not contiguous) work forward and backward
+    x = _t(rng, (2, 3, 6, 7), torch.float64, grad=True)
+    v = x.permute(0, 2, 3, 1)
+    c = v.detach().contiguous()
+    for fn in (
+        lambda t: itorch.box(t, 3),
+        lambda t: itorch.laplacian(t, border="wrap"),
+        lambda t: itorch.rgb_to_gray(t),
+        lambda t: itorch.pad(t, 1, border="reflect"),
+        lambda t: itorch.median(t, 3),
+    ):
+        _eq(fn(v), fn(c))
+    itorch.unsharp_mask(v, 1.0).sum().backward()
+    g = c.clone().requires_grad_()
+    itorch.unsharp_mask(g, 1.0).sum().backward()
+    torch.testing.assert_close(x.grad, g.grad.permute(0, 3, 1, 2))
