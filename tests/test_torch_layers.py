@@ -6,6 +6,11 @@ Skipped without PyTorch."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -196,3 +201,66 @@ def test_torch_compile_train_step_fullgraph():
     for (k, p), q in zip(model.named_parameters(), twin.parameters()):
         torch.testing.assert_close(p.grad, q.grad, msg=k)
     torch.testing.assert_close(model.state_dict(), twin.state_dict())  # running statistics updated once
+
+
+_DDP_WORKER = textwrap.dedent("""
+    import os, sys, numpy as np, torch, torch.distributed as dist
+    import imkern.torch as itorch
+    rank, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    nn = torch.nn
+    result = {}
+    for name, layers in (("torch", nn), ("imkern", itorch)):
+        torch.manual_seed(0)
+        model = nn.Sequential(layers.Conv2d(3, 4, 3, padding=1), layers.BatchNorm2d(4), layers.ReLU(),
+                              layers.AdaptiveAvgPool2d(1), nn.Flatten(), layers.Linear(4, 3)).double()
+        ddp = nn.parallel.DistributedDataParallel(model)
+        opt = torch.optim.SGD(ddp.parameters(), lr=0.3)
+        g = torch.Generator().manual_seed(42 + rank)  # each rank its own data
+        for _ in range(3):
+            x = torch.rand(4, 3, 6, 6, generator=g, dtype=torch.float64)
+            y = torch.randint(0, 3, (4,), generator=g)
+            opt.zero_grad()
+            layers.CrossEntropyLoss()(ddp(x), y).backward()
+            opt.step()
+        result[name] = torch.cat([t.detach().double().flatten() for t in model.state_dict().values()]).numpy()
+    np.savez(out, **result)
+    dist.destroy_process_group()
+""")
+
+
+def test_ddp_batchnorm_two_cpu_processes(tmp_path):
+    # DDP with BatchNorm: buffers broadcast from rank 0, gradients all-reduced; the imkern layers
+    # end each rank with the same state as torch.nn's layers under the same DDP run
+    import socket
+
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed unavailable")
+    script = tmp_path / "worker.py"
+    script.write_text(_DDP_WORKER)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(r), port, str(tmp_path / f"r{r}.npz")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for r in range(2)
+    ]
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=240)[0].decode(errors="replace"))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("DDP workers timed out")
+    assert all(p.returncode == 0 for p in procs), "\n".join(outs)
+    r0, r1 = np.load(tmp_path / "r0.npz"), np.load(tmp_path / "r1.npz")
+    np.testing.assert_allclose(r0["imkern"], r0["torch"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(r1["imkern"], r1["torch"], rtol=1e-10, atol=1e-12)
