@@ -5,8 +5,14 @@
   ``torch.compile`` and backward formulas on imkern's kernels (``register_autograd``), checked
   with ``torch.library.opcheck`` and ``torch.autograd.gradcheck``. CPU tensors run on the C++
   kernels, CUDA tensors on the CUDA kernels, on PyTorch's current stream.
+* Every public op of imkern.filters, imkern.color, imkern.transform and the CNN ops of
+  imkern.nn.functional has its operator (``imkern::<name>``); which ones have gradients, and
+  how, is listed in the docstrings of ``_ops``, ``_filter_ops``, ``_color_ops``,
+  ``_transform_ops`` and ``_nn_ops`` (rank filters, bilateral, HSV/Lab, the warps and the
+  integer-valued results run forward only; backward through them raises).
 * Layers (``imkern.torch.Conv2d``, ``Linear``, ``MaxPool2d``, ``AvgPool2d``,
-  ``AdaptiveAvgPool2d``) subclass the
+  ``AdaptiveAvgPool2d``, ``BatchNorm1d``/``BatchNorm2d``, ``ReLU``, ``LeakyReLU``, ``GELU``,
+  ``Sigmoid``, ``Tanh``, ``Softmax``, ``LogSoftmax``, ``Dropout``, ``CrossEntropyLoss``) subclass the
   torch.nn layers (same init, parameters, state_dict) and compute on those operators; they
   work in DDP and under torch.compile. :func:`replace_layers` swaps them into a model.
 
@@ -27,8 +33,13 @@ try:
 except ImportError as e:  # pragma: no cover - exercised without torch
     raise ImportError("imkern.torch needs PyTorch (pip install torch)") from e
 
-from ._modules import AdaptiveAvgPool2d, AvgPool2d, Conv2d, Linear, MaxPool2d, replace_layers
+from . import _color_ops, _filter_ops, _modules, _nn_ops, _transform_ops
+from ._color_ops import *  # noqa: F403
+from ._filter_ops import *  # noqa: F403
+from ._modules import *  # noqa: F403
+from ._nn_ops import *  # noqa: F403
 from ._ops import adaptive_avg_pool2d, avg_pool2d, conv2d, correlate, gaussian, linear, max_pool2d, resize, sobel
+from ._transform_ops import *  # noqa: F403
 
 __all__ = [
     "gaussian",
@@ -40,10 +51,9 @@ __all__ = [
     "max_pool2d",
     "avg_pool2d",
     "adaptive_avg_pool2d",
-    "Conv2d",
-    "Linear",
-    "MaxPool2d",
-    "AvgPool2d",
-    "AdaptiveAvgPool2d",
-    "replace_layers",
 ]
+__all__ += _filter_ops.__all__
+__all__ += _color_ops.__all__
+__all__ += _transform_ops.__all__
+__all__ += _nn_ops.__all__
+__all__ += _modules.__all__
