@@ -163,6 +163,63 @@ inline void hpassK(const A* __restrict__ v, const int64_t* __restrict__ start, c
   store_out<T, A>(acc, out, dw * C, rshift);
 }
 
+// The same with the tap count known only at run time (antialiased shrinking: a window of
+// 2 * factor + 1 taps), C = 3 or 4: one pixel's channels per 4-lane vector, plain loads of
+// its taps (they lie side by side in v: no gathers), the same products and sums in the same
+// order as the scalar loop. Two pixels at a time for independent chains.
+template <typename T, typename A, int C>
+inline bool hpass_dyn(const A* __restrict__ v, const int64_t* __restrict__ start, const A* __restrict__ w, int kx,
+                      int64_t dw, int rshift, T* __restrict__ out, A* __restrict__ acc) {
+#if defined(__SSE4_1__)
+  if constexpr ((C == 3 || C == 4) && (std::is_same<A, int32_t>::value || std::is_same<A, float>::value)) {
+    int64_t x = 0;
+    for (; x + 2 <= dw; x += 2) {
+      const A* p0 = v + start[x] * C;
+      const A* p1 = v + start[x + 1] * C;
+      const A* w0 = w + static_cast<int64_t>(kx) * x;
+      const A* w1 = w0 + kx;
+      if constexpr (std::is_same<A, int32_t>::value) {
+        __m128i a0 = _mm_mullo_epi32(_mm_set1_epi32(w0[0]), _mm_loadu_si128(reinterpret_cast<const __m128i*>(p0)));
+        __m128i a1 = _mm_mullo_epi32(_mm_set1_epi32(w1[0]), _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1)));
+        for (int k = 1; k < kx; ++k) {
+          a0 = _mm_add_epi32(a0, _mm_mullo_epi32(_mm_set1_epi32(w0[k]),
+                                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(p0 + k * C))));
+          a1 = _mm_add_epi32(a1, _mm_mullo_epi32(_mm_set1_epi32(w1[k]),
+                                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1 + k * C))));
+        }
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(acc + x * C), a0);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(acc + (x + 1) * C), a1);
+      } else {
+        __m128 a0 = _mm_mul_ps(_mm_set1_ps(w0[0]), _mm_loadu_ps(p0));
+        __m128 a1 = _mm_mul_ps(_mm_set1_ps(w1[0]), _mm_loadu_ps(p1));
+        for (int k = 1; k < kx; ++k) {
+          a0 = _mm_add_ps(a0, _mm_mul_ps(_mm_set1_ps(w0[k]), _mm_loadu_ps(p0 + k * C)));
+          a1 = _mm_add_ps(a1, _mm_mul_ps(_mm_set1_ps(w1[k]), _mm_loadu_ps(p1 + k * C)));
+        }
+        _mm_storeu_ps(acc + x * C, a0);
+        _mm_storeu_ps(acc + (x + 1) * C, a1);
+      }
+    }
+    for (; x < dw; ++x) {
+      const A* p = v + start[x] * C;
+      const A* wx = w + static_cast<int64_t>(kx) * x;
+      for (int c = 0; c < C; ++c) {
+        A a = wx[0] * p[c];
+        for (int k = 1; k < kx; ++k) {
+          const A t = wx[k] * p[k * C + c];
+          a = a + t;
+        }
+        acc[x * C + c] = a;
+      }
+    }
+    store_out<T, A>(acc, out, dw * C, rshift);
+    return true;
+  }
+#endif
+  (void)v, (void)start, (void)w, (void)kx, (void)dw, (void)rshift, (void)out, (void)acc;
+  return false;
+}
+
 // Dispatch on the channel count (1, 3, 4) for a tap count K.
 template <typename T, typename A, int K>
 inline bool hpass_fixed(const A* v, const int64_t* start, const A* w, int64_t dw, int64_t C, int rshift, T* out,
@@ -814,6 +871,8 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       if (kx == 2 && hpass_fixed<T, A, 2>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
       if (kx == 4 && hpass_fixed<T, A, 4>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
       if (kx == 8 && hpass_fixed<T, A, 8>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
+      if (C == 3 && kx > 8 && hpass_dyn<T, A, 3>(v, tx.start, wx, kx, DW, rshift, orow, acc)) continue;
+      if (C == 4 && kx > 8 && hpass_dyn<T, A, 4>(v, tx.start, wx, kx, DW, rshift, orow, acc)) continue;
       const int64_t done = hpass_simd<T, A>(v, ip, wp, kx, C, DWC, rshift, orow);
       if (done == DWC) continue;
       for (int64_t e = done; e < DWC; ++e) acc[e] = wp[e] * v[ip[e]];
