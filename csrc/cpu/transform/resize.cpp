@@ -613,52 +613,127 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
 // bytes zero-extended to 16 bits and interleaved, one pmaddwd per pair with the weights
 // (wy[k], wy[k + 1]); the sums stay in registers over all ky rows (interleaving permutes the
 // elements within 128-bit lanes; undone once before the store).
+// Rows and packed weight pairs (wy[2p] low, wy[2p + 1] high) for the pairs; an odd last row
+// is paired with itself at weight 0.
+struct VPairs {
+  const uint8_t* r[66];
+  int32_t w[33];
+  int np;
+  VPairs(const uint8_t* const* rows, const int32_t* wy, int ky) : np((ky + 1) / 2) {
+    for (int p = 0; p < np; ++p) {
+      const int k = 2 * p;
+      const bool two = k + 1 < ky;
+      r[k] = rows[k];
+      r[k + 1] = two ? rows[k + 1] : rows[k];
+      w[p] = static_cast<int32_t>(((two ? static_cast<uint32_t>(wy[k + 1]) : 0u) << 16) |
+                                  (static_cast<uint32_t>(wy[k]) & 0xFFFFu));
+    }
+  }
+};
+
+#if defined(__AVX512BW__)
+// 64 elements per step (four independent sums), 32 for the rest; returns the elements done.
+// MADD(acc, x, w) is acc + pmaddwd(x, w): vpdpwssd where the processor has AVX-512 VNNI.
+#define IMKERN_VPASS512(NAME, ATTR, MADD)                                                                      \
+  ATTR inline int64_t NAME(const VPairs& q, int64_t n, int shift, int32_t* __restrict__ v) {                \
+    const int32_t half = shift > 0 ? int32_t(1) << (shift - 1) : 0;                                          \
+    const __m128i sh = _mm_cvtsi32_si128(shift);                                                             \
+    const __m512i id0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);           \
+    const __m512i id1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);     \
+    const __m512i vh = _mm512_set1_epi32(half);                                                              \
+    auto ld = [&](int k, int64_t j) {                                                                        \
+      return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.r[k] + j)));         \
+    };                                                                                                       \
+    auto fin = [&](__m512i lo, __m512i hi, int32_t* o) {                                                     \
+      if (shift > 0) {                                                                                       \
+        lo = _mm512_sra_epi32(_mm512_add_epi32(lo, vh), sh);                                                 \
+        hi = _mm512_sra_epi32(_mm512_add_epi32(hi, vh), sh);                                                 \
+      }                                                                                                      \
+      _mm512_storeu_si512(o, _mm512_permutex2var_epi32(lo, id0, hi));                                        \
+      _mm512_storeu_si512(o + 16, _mm512_permutex2var_epi32(lo, id1, hi));                                   \
+    };                                                                                                       \
+    int64_t j = 0;                                                                                           \
+    for (; j + 64 <= n; j += 64) {                                                                           \
+      __m512i lo0 = _mm512_setzero_si512(), hi0 = lo0, lo1 = lo0, hi1 = lo0;                                 \
+      for (int p = 0; p < q.np; ++p) {                                                                       \
+        const __m512i wp = _mm512_set1_epi32(q.w[p]);                                                        \
+        const __m512i a0 = ld(2 * p, j), b0 = ld(2 * p + 1, j);                                              \
+        const __m512i a1 = ld(2 * p, j + 32), b1 = ld(2 * p + 1, j + 32);                                    \
+        lo0 = MADD(lo0, _mm512_unpacklo_epi16(a0, b0), wp);                                                  \
+        hi0 = MADD(hi0, _mm512_unpackhi_epi16(a0, b0), wp);                                                  \
+        lo1 = MADD(lo1, _mm512_unpacklo_epi16(a1, b1), wp);                                                  \
+        hi1 = MADD(hi1, _mm512_unpackhi_epi16(a1, b1), wp);                                                  \
+      }                                                                                                      \
+      fin(lo0, hi0, v + j);                                                                                  \
+      fin(lo1, hi1, v + j + 32);                                                                             \
+    }                                                                                                        \
+    for (; j + 32 <= n; j += 32) {                                                                           \
+      __m512i lo = _mm512_setzero_si512(), hi = lo;                                                          \
+      for (int p = 0; p < q.np; ++p) {                                                                       \
+        const __m512i wp = _mm512_set1_epi32(q.w[p]);                                                        \
+        const __m512i a = ld(2 * p, j), b = ld(2 * p + 1, j);                                                \
+        lo = MADD(lo, _mm512_unpacklo_epi16(a, b), wp);                                                      \
+        hi = MADD(hi, _mm512_unpackhi_epi16(a, b), wp);                                                      \
+      }                                                                                                      \
+      fin(lo, hi, v + j);                                                                                    \
+    }                                                                                                        \
+    return j;                                                                                                \
+  }
+#define IMKERN_MADD_BW(acc, x, w) _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))
+#define IMKERN_MADD_VNNI(acc, x, w) _mm512_dpwssd_epi32(acc, x, w)
+IMKERN_VPASS512(vpass_u8_bw, , IMKERN_MADD_BW)
+IMKERN_VPASS512(vpass_u8_vnni, __attribute__((target("avx512vnni"))), IMKERN_MADD_VNNI)
+#undef IMKERN_MADD_BW
+#undef IMKERN_MADD_VNNI
+#undef IMKERN_VPASS512
+#endif
+
 inline void vpass_u8_madd(const uint8_t* const* rows, const int32_t* wy, int ky, int64_t n, int shift,
                           int32_t* __restrict__ v) {
   const int32_t half = shift > 0 ? int32_t(1) << (shift - 1) : 0;
-  const __m128i sh = _mm_cvtsi32_si128(shift);
+  const VPairs q(rows, wy, ky);
   int64_t j = 0;
 #if defined(__AVX512BW__)
-  const __m512i id0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
-  const __m512i id1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
-  const __m512i vh = _mm512_set1_epi32(half);
-  for (; j + 32 <= n; j += 32) {
-    __m512i lo = _mm512_setzero_si512(), hi = _mm512_setzero_si512();
-    for (int k = 0; k < ky; k += 2) {
-      const __m512i a = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + j)));
-      const __m512i b = k + 1 < ky ? _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k + 1] + j)))
-                                   : _mm512_setzero_si512();
-      const int32_t w1 = k + 1 < ky ? wy[k + 1] : 0;
-      const __m512i wp = _mm512_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(w1) << 16) | (static_cast<uint32_t>(wy[k]) & 0xFFFFu)));
-      lo = _mm512_add_epi32(lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(a, b), wp));
-      hi = _mm512_add_epi32(hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(a, b), wp));
-    }
-    if (shift > 0) {
-      lo = _mm512_sra_epi32(_mm512_add_epi32(lo, vh), sh);
-      hi = _mm512_sra_epi32(_mm512_add_epi32(hi, vh), sh);
-    }
-    _mm512_storeu_si512(v + j, _mm512_permutex2var_epi32(lo, id0, hi));
-    _mm512_storeu_si512(v + j + 16, _mm512_permutex2var_epi32(lo, id1, hi));
-  }
+  static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
+  j = has_vnni ? vpass_u8_vnni(q, n, shift, v) : vpass_u8_bw(q, n, shift, v);
 #else
+  const __m128i sh = _mm_cvtsi32_si128(shift);
   const __m256i vh = _mm256_set1_epi32(half);
-  for (; j + 16 <= n; j += 16) {
-    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
-    for (int k = 0; k < ky; k += 2) {
-      const __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + j)));
-      const __m256i b = k + 1 < ky ? _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k + 1] + j)))
-                                   : _mm256_setzero_si256();
-      const int32_t w1 = k + 1 < ky ? wy[k + 1] : 0;
-      const __m256i wp = _mm256_set1_epi32(static_cast<int32_t>((static_cast<uint32_t>(w1) << 16) | (static_cast<uint32_t>(wy[k]) & 0xFFFFu)));
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wp));
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wp));
-    }
+  auto ld = [&](int k, int64_t jj) {
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q.r[k] + jj)));
+  };
+  auto fin = [&](__m256i lo, __m256i hi, int32_t* o) {
     if (shift > 0) {
       lo = _mm256_sra_epi32(_mm256_add_epi32(lo, vh), sh);
       hi = _mm256_sra_epi32(_mm256_add_epi32(hi, vh), sh);
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + j), _mm256_permute2x128_si256(lo, hi, 0x20));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + j + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+  };
+  // 32 elements per step (four independent sums), 16 for the rest
+  for (; j + 32 <= n; j += 32) {
+    __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+    for (int p = 0; p < q.np; ++p) {
+      const __m256i wp = _mm256_set1_epi32(q.w[p]);
+      const __m256i a0 = ld(2 * p, j), b0 = ld(2 * p + 1, j);
+      const __m256i a1 = ld(2 * p, j + 16), b1 = ld(2 * p + 1, j + 16);
+      lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a0, b0), wp));
+      hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(_mm256_unpackhi_epi16(a0, b0), wp));
+      lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(_mm256_unpacklo_epi16(a1, b1), wp));
+      hi1 = _mm256_add_epi32(hi1, _mm256_madd_epi16(_mm256_unpackhi_epi16(a1, b1), wp));
+    }
+    fin(lo0, hi0, v + j);
+    fin(lo1, hi1, v + j + 16);
+  }
+  for (; j + 16 <= n; j += 16) {
+    __m256i lo = _mm256_setzero_si256(), hi = lo;
+    for (int p = 0; p < q.np; ++p) {
+      const __m256i wp = _mm256_set1_epi32(q.w[p]);
+      const __m256i a = ld(2 * p, j), b = ld(2 * p + 1, j);
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wp));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wp));
+    }
+    fin(lo, hi, v + j);
   }
 #endif
   for (; j < n; ++j) {
