@@ -417,7 +417,9 @@ struct U8Hpass {
   // rshift) for e < n, with no int32 rows in between (when no other output row shares them).
   template <int P>
   void run2(const uint8_t* __restrict__ s0, const uint8_t* __restrict__ s1, int32_t w0, int32_t w1, int rshift,
-            uint8_t* __restrict__ out, int64_t n) const {
+            uint8_t* __restrict__ out, int64_t n, bool stream) const {
+    // streaming stores of whole aligned blocks (E bytes; the output is not read back here)
+    stream = stream && (reinterpret_cast<uintptr_t>(out) & (E - 1)) == 0;
     const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
     const __m128i sh = _mm_cvtsi32_si128(rshift);
     const View t = view();
@@ -429,12 +431,15 @@ struct U8Hpass {
       __m512i a = _mm512_add_epi32(_mm512_mullo_epi32(h0, _mm512_set1_epi32(w0)), _mm512_mullo_epi32(h1, _mm512_set1_epi32(w1)));
       a = _mm512_sra_epi32(_mm512_add_epi32(a, _mm512_set1_epi32(half)), sh);
       a = _mm512_max_epi32(a, _mm512_setzero_si512());
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm512_cvtusepi32_epi8(a));
+      if (stream && o != tmp) _mm_stream_si128(reinterpret_cast<__m128i*>(o), _mm512_cvtusepi32_epi8(a));
+      else _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm512_cvtusepi32_epi8(a));
 #elif defined(__AVX2__)
       __m256i a = _mm256_add_epi32(_mm256_mullo_epi32(h0, _mm256_set1_epi32(w0)), _mm256_mullo_epi32(h1, _mm256_set1_epi32(w1)));
       a = _mm256_sra_epi32(_mm256_add_epi32(a, _mm256_set1_epi32(half)), sh);
       const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(o), _mm_packus_epi16(w16, w16));
+      const __m128i b8 = _mm_packus_epi16(w16, w16);
+      if (stream && o != tmp) _mm_stream_si64(reinterpret_cast<long long*>(o), _mm_cvtsi128_si64(b8));
+      else _mm_storel_epi64(reinterpret_cast<__m128i*>(o), b8);
 #else
       __m128i a = _mm_add_epi32(_mm_mullo_epi32(h0, _mm_set1_epi32(w0)), _mm_mullo_epi32(h1, _mm_set1_epi32(w1)));
       a = _mm_sra_epi32(_mm_add_epi32(a, _mm_set1_epi32(half)), sh);
@@ -447,12 +452,12 @@ struct U8Hpass {
   }
 
   void run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
-                int64_t n) const;
+                int64_t n, bool stream) const;
   void run2_pshufb(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
-                   int64_t n) const {
-    if (pairs == 1) run2<1>(s0, s1, w0, w1, rshift, out, n);
-    else if (pairs == 2) run2<2>(s0, s1, w0, w1, rshift, out, n);
-    else run2<0>(s0, s1, w0, w1, rshift, out, n);
+                   int64_t n, bool stream) const {
+    if (pairs == 1) run2<1>(s0, s1, w0, w1, rshift, out, n, stream);
+    else if (pairs == 2) run2<2>(s0, s1, w0, w1, rshift, out, n, stream);
+    else run2<0>(s0, s1, w0, w1, rshift, out, n, stream);
   }
 
   void run_any(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const;
@@ -493,7 +498,9 @@ __attribute__((target("avx512vbmi"))) void vbmi_run(U8Hpass::View t, const uint8
 template <int P>
 __attribute__((target("avx512vbmi"))) void vbmi_run2(U8Hpass::View t, const uint8_t* __restrict__ s0,
                                                        const uint8_t* __restrict__ s1, int32_t w0, int32_t w1,
-                                                       int rshift, uint8_t* __restrict__ out, int64_t n) {
+                                                       int rshift, uint8_t* __restrict__ out, int64_t n,
+                                                       bool stream) {
+  stream = stream && (reinterpret_cast<uintptr_t>(out) & 15) == 0;
   const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
   const __m128i sh = _mm_cvtsi32_si128(rshift);
   const __m512i vw0 = _mm512_set1_epi32(w0), vw1 = _mm512_set1_epi32(w1), vh = _mm512_set1_epi32(half);
@@ -502,7 +509,8 @@ __attribute__((target("avx512vbmi"))) void vbmi_run2(U8Hpass::View t, const uint
     __m512i a = _mm512_add_epi32(_mm512_mullo_epi32(h0, vw0), _mm512_mullo_epi32(h1, vw1));
     a = _mm512_max_epi32(_mm512_sra_epi32(_mm512_add_epi32(a, vh), sh), _mm512_setzero_si512());
     const int64_t m = std::min<int64_t>(16, n - bk * 16);
-    _mm512_mask_cvtusepi32_storeu_epi8(out + bk * 16, static_cast<__mmask16>((1u << m) - 1), a);
+    if (stream && m == 16) _mm_stream_si128(reinterpret_cast<__m128i*>(out + bk * 16), _mm512_cvtusepi32_epi8(a));
+    else _mm512_mask_cvtusepi32_storeu_epi8(out + bk * 16, static_cast<__mmask16>((1u << m) - 1), a);
   }
 }
 #endif
@@ -519,15 +527,15 @@ inline void U8Hpass::run_any(const uint8_t* src, int32_t* h, int64_t bk0, int64_
 }
 
 inline void U8Hpass::run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
-                              int64_t n) const {
+                              int64_t n, bool stream) const {
 #if defined(__AVX512BW__)
   if (vbmi) {
-    if (pairs == 1) return vbmi_run2<1>(view(), s0, s1, w0, w1, rshift, out, n);
-    if (pairs == 2) return vbmi_run2<2>(view(), s0, s1, w0, w1, rshift, out, n);
-    return vbmi_run2<0>(view(), s0, s1, w0, w1, rshift, out, n);
+    if (pairs == 1) return vbmi_run2<1>(view(), s0, s1, w0, w1, rshift, out, n, stream);
+    if (pairs == 2) return vbmi_run2<2>(view(), s0, s1, w0, w1, rshift, out, n, stream);
+    return vbmi_run2<0>(view(), s0, s1, w0, w1, rshift, out, n, stream);
   }
 #endif
-  run2_pshufb(s0, s1, w0, w1, rshift, out, n);
+  run2_pshufb(s0, s1, w0, w1, rshift, out, n, stream);
 }
 #endif
 
@@ -812,8 +820,9 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
         const int64_t sy0 = ty.start[y];
         const int32_t* wr = wy + y * ky;
         hp.run2_any(row_ptr<uint8_t>(src, s, b, sy0), row_ptr<uint8_t>(src, s, b, sy0 + 1), wr[0], wr[1], rshift,
-                    row_ptr<uint8_t>(dst, d, b, y), DWC);
+                    row_ptr<uint8_t>(dst, d, b, y), DWC, stream);
       }
+      if (stream) stream_fence();
       return;
     }
     // column strips whose ring of ky int32 rows stays in L1: the vertical sums read each
