@@ -223,7 +223,14 @@ void float_coords(const WarpSpec& w, int64_t y, int64_t n, float* FX,
   const float mx = static_cast<float>(t1 + m[2]), my = static_cast<float>(t4 + m[5]);
   const float m0 = static_cast<float>(m[0]), m3 = static_cast<float>(m[3]);
   if (!w.perspective) {
-    for (int64_t x = 0; x < n; ++x) {
+    // x through int32 (the same float: the conversion vectorizes without AVX-512DQ)
+    const int32_t n32 = static_cast<int32_t>(std::min<int64_t>(n, INT32_MAX));
+    for (int32_t x = 0; x < n32; ++x) {
+      const float xf = static_cast<float>(x);
+      FX[x] = std::fma(m0, xf, mx);
+      FY[x] = std::fma(m3, xf, my);
+    }
+    for (int64_t x = n32; x < n; ++x) {
       const float xf = static_cast<float>(x);
       FX[x] = std::fma(m0, xf, mx);
       FY[x] = std::fma(m3, xf, my);
@@ -418,7 +425,7 @@ inline void warp_taps(const uint8_t* base, int64_t rs, __m256i off, __m256i& a0,
 #endif
 
 template <int C>
-inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int64_t W, int64_t H, const float* FX,
+__attribute__((always_inline)) inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int64_t W, int64_t H, const float* FX,
                                    const float* FY, bool constant, uint8_t cval, uint8_t* out) {
 #if defined(__AVX512F__)
   const __m512 sx = _mm512_loadu_ps(FX), sy = _mm512_loadu_ps(FY);
@@ -450,10 +457,16 @@ inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int6
   const __m512i m8 = _mm512_set1_epi32(255);
   __m512i res[4];
   for (int c = 0; c < C; ++c) {
-    const __m512 p00 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(a0, 8 * c), m8));
-    const __m512 p01 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(b0, 8 * c), m8));
-    const __m512 p10 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(a1, 8 * c), m8));
-    const __m512 p11 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(b1, 8 * c), m8));
+    // channel c of each tap as int32: the bytes past channel C - 1 are zero (warp_taps), so
+    // the last channel needs no mask and the first no shift
+    auto ext = [&](__m512i t) {
+      if (c == C - 1) return c == 0 ? t : _mm512_srli_epi32(t, 8 * c);
+      return c == 0 ? _mm512_and_si512(t, m8) : _mm512_and_si512(_mm512_srli_epi32(t, 8 * c), m8);
+    };
+    const __m512 p00 = _mm512_cvtepi32_ps(ext(a0));
+    const __m512 p01 = _mm512_cvtepi32_ps(ext(b0));
+    const __m512 p10 = _mm512_cvtepi32_ps(ext(a1));
+    const __m512 p11 = _mm512_cvtepi32_ps(ext(b1));
     const __m512 v0 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p01, p00), p00);
     const __m512 v1 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p11, p10), p10);
     const __m512 r = _mm512_fmadd_ps(ay, _mm512_sub_ps(v1, v0), v0);
@@ -501,10 +514,16 @@ inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int6
   const __m256i m8 = _mm256_set1_epi32(255);
   __m256i res[4];
   for (int c = 0; c < C; ++c) {
-    const __m256 p00 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(a0, 8 * c), m8));
-    const __m256 p01 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(b0, 8 * c), m8));
-    const __m256 p10 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(a1, 8 * c), m8));
-    const __m256 p11 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(b1, 8 * c), m8));
+    // channel c of each tap as int32: the bytes past channel C - 1 are zero (warp_taps), so
+    // the last channel needs no mask and the first no shift
+    auto ext = [&](__m256i t) {
+      if (c == C - 1) return c == 0 ? t : _mm256_srli_epi32(t, 8 * c);
+      return c == 0 ? _mm256_and_si256(t, m8) : _mm256_and_si256(_mm256_srli_epi32(t, 8 * c), m8);
+    };
+    const __m256 p00 = _mm256_cvtepi32_ps(ext(a0));
+    const __m256 p01 = _mm256_cvtepi32_ps(ext(b0));
+    const __m256 p10 = _mm256_cvtepi32_ps(ext(a1));
+    const __m256 p11 = _mm256_cvtepi32_ps(ext(b1));
     const __m256 v0 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p01, p00), p00);
     const __m256 v1 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p11, p10), p10);
     const __m256 r = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
