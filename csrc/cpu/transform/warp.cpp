@@ -223,7 +223,14 @@ void float_coords(const WarpSpec& w, int64_t y, int64_t n, float* FX,
   const float mx = static_cast<float>(t1 + m[2]), my = static_cast<float>(t4 + m[5]);
   const float m0 = static_cast<float>(m[0]), m3 = static_cast<float>(m[3]);
   if (!w.perspective) {
-    for (int64_t x = 0; x < n; ++x) {
+    // x through int32 (the same float: the conversion vectorizes without AVX-512DQ)
+    const int32_t n32 = static_cast<int32_t>(std::min<int64_t>(n, INT32_MAX));
+    for (int32_t x = 0; x < n32; ++x) {
+      const float xf = static_cast<float>(x);
+      FX[x] = std::fma(m0, xf, mx);
+      FY[x] = std::fma(m3, xf, my);
+    }
+    for (int64_t x = n32; x < n; ++x) {
       const float xf = static_cast<float>(x);
       FX[x] = std::fma(m0, xf, mx);
       FY[x] = std::fma(m3, xf, my);
@@ -339,9 +346,10 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 // The float-scheme bilinear uint8 sample of L = 16 (AVX-512) or 8 (AVX2) output pixels at
 // once, C = 1, 3 or 4: the same float32 operations as float_row (floor, the fractions, two
 // fma lerps and a third, round half to even, saturate), lane by lane, so the same bits.
-// Taps are read as 32-bit gathers at byte offsets (channels of a pixel and its right
-// neighbour); a chunk runs here only when every lane's 2 x 2 window, and the 4 bytes each
-// gather reads, lie inside the image (the caller checks the extent fits int32 offsets).
+// Taps are read with plain 8-byte loads per pixel and row (warp_taps: channels of a pixel and
+// its right neighbour); a chunk runs here only when every lane's 2 x 2 window, and the 8
+// bytes each load reads, lie inside the image (the caller checks the extent fits int32
+// offsets).
 // Returns false (nothing written) when some lane is outside: the scalar loop does it.
 #if defined(__AVX512F__)
 inline bool sx_finite(__m512 v) {
@@ -354,8 +362,70 @@ inline bool sx_finite(__m256 v) {
 }
 #endif
 
+// The 2 x 2 taps of output pixels without gathers (slow on several processors): one 16-byte
+// window per pixel (8 bytes at its top-left tap, 8 at the same place one row below: plain
+// loads), a byte shuffle to dwords [p00, p01, p10, p11] (C bytes each, zero-padded), then a
+// 4 x 4 dword transpose within 128-bit lanes. Register j lane L holds pixel 4 L + j, so after
+// the transpose lane L of each tap vector holds pixels 4 L .. 4 L + 3: natural order.
+inline __m128i warp_win(const uint8_t* p, int64_t rs) {
+  const __m128i lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  return _mm_castpd_si128(_mm_loadh_pd(_mm_castsi128_pd(lo), reinterpret_cast<const double*>(p + rs)));
+}
+
 template <int C>
-inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int64_t W, int64_t H, const float* FX,
+inline __m128i warp_win_ctl() {
+  alignas(16) int8_t c[16];
+  for (int d = 0; d < 4; ++d)
+    for (int i = 0; i < 4; ++i) c[4 * d + i] = i < C ? static_cast<int8_t>((d >> 1) * 8 + (d & 1) * C + i) : int8_t(-1);
+  return _mm_load_si128(reinterpret_cast<const __m128i*>(c));
+}
+
+#if defined(__AVX512F__)
+template <int C>
+inline void warp_taps(const uint8_t* base, int64_t rs, __m512i off, __m512i& a0, __m512i& b0, __m512i& a1,
+                      __m512i& b1) {
+  alignas(64) int32_t o[16];
+  _mm512_store_si512(o, off);
+  const __m512i ctl = _mm512_broadcast_i32x4(warp_win_ctl<C>());
+  __m512i r[4];
+  for (int j = 0; j < 4; ++j) {
+    __m512i v = _mm512_castsi128_si512(warp_win(base + o[j], rs));
+    v = _mm512_inserti32x4(v, warp_win(base + o[4 + j], rs), 1);
+    v = _mm512_inserti32x4(v, warp_win(base + o[8 + j], rs), 2);
+    v = _mm512_inserti32x4(v, warp_win(base + o[12 + j], rs), 3);
+    r[j] = C == 4 ? v : _mm512_shuffle_epi8(v, ctl);
+  }
+  const __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]), t1 = _mm512_unpackhi_epi32(r[0], r[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]), t3 = _mm512_unpackhi_epi32(r[2], r[3]);
+  a0 = _mm512_unpacklo_epi64(t0, t2);
+  b0 = _mm512_unpackhi_epi64(t0, t2);
+  a1 = _mm512_unpacklo_epi64(t1, t3);
+  b1 = _mm512_unpackhi_epi64(t1, t3);
+}
+#else
+template <int C>
+inline void warp_taps(const uint8_t* base, int64_t rs, __m256i off, __m256i& a0, __m256i& b0, __m256i& a1,
+                      __m256i& b1) {
+  alignas(32) int32_t o[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(o), off);
+  const __m256i ctl = _mm256_broadcastsi128_si256(warp_win_ctl<C>());
+  __m256i r[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(warp_win(base + o[j], rs)),
+                                              warp_win(base + o[4 + j], rs), 1);
+    r[j] = C == 4 ? v : _mm256_shuffle_epi8(v, ctl);
+  }
+  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+  a0 = _mm256_unpacklo_epi64(t0, t2);
+  b0 = _mm256_unpackhi_epi64(t0, t2);
+  a1 = _mm256_unpacklo_epi64(t1, t3);
+  b1 = _mm256_unpackhi_epi64(t1, t3);
+}
+#endif
+
+template <int C>
+__attribute__((always_inline)) inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int64_t W, int64_t H, const float* FX,
                                    const float* FY, bool constant, uint8_t cval, uint8_t* out) {
 #if defined(__AVX512F__)
   const __m512 sx = _mm512_loadu_ps(FX), sy = _mm512_loadu_ps(FY);
@@ -382,25 +452,21 @@ inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int6
   const __m512i ix = _mm512_cvttps_epi32(fx0), iy = _mm512_cvttps_epi32(fy0);
   const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(iy, _mm512_set1_epi32(static_cast<int32_t>(row_stride))),
                                        _mm512_mullo_epi32(ix, _mm512_set1_epi32(C)));
-  const __m512i rs = _mm512_set1_epi32(static_cast<int32_t>(row_stride));
-  // 8 bytes per lane (the pixel and its right neighbour) in two 8-lane qword gathers per row
-  auto row = [&](__m512i o, __m512i& a, __m512i& b) {
-    const __m512i q0 = _mm512_i32gather_epi64(_mm512_castsi512_si256(o), base, 1);
-    const __m512i q1 = _mm512_i32gather_epi64(_mm512_extracti64x4_epi64(o, 1), base, 1);
-    a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(q0)), _mm512_cvtepi64_epi32(q1), 1);
-    b = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_srli_epi64(q0, 8 * C))),
-                           _mm512_cvtepi64_epi32(_mm512_srli_epi64(q1, 8 * C)), 1);
-  };
   __m512i a0, b0, a1, b1;
-  row(off, a0, b0);
-  row(_mm512_add_epi32(off, rs), a1, b1);
+  warp_taps<C>(base, row_stride, off, a0, b0, a1, b1);
   const __m512i m8 = _mm512_set1_epi32(255);
   __m512i res[4];
   for (int c = 0; c < C; ++c) {
-    const __m512 p00 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(a0, 8 * c), m8));
-    const __m512 p01 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(b0, 8 * c), m8));
-    const __m512 p10 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(a1, 8 * c), m8));
-    const __m512 p11 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(b1, 8 * c), m8));
+    // channel c of each tap as int32: the bytes past channel C - 1 are zero (warp_taps), so
+    // the last channel needs no mask and the first no shift
+    auto ext = [&](__m512i t) {
+      if (c == C - 1) return c == 0 ? t : _mm512_srli_epi32(t, 8 * c);
+      return c == 0 ? _mm512_and_si512(t, m8) : _mm512_and_si512(_mm512_srli_epi32(t, 8 * c), m8);
+    };
+    const __m512 p00 = _mm512_cvtepi32_ps(ext(a0));
+    const __m512 p01 = _mm512_cvtepi32_ps(ext(b0));
+    const __m512 p10 = _mm512_cvtepi32_ps(ext(a1));
+    const __m512 p11 = _mm512_cvtepi32_ps(ext(b1));
     const __m512 v0 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p01, p00), p00);
     const __m512 v1 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p11, p10), p10);
     const __m512 r = _mm512_fmadd_ps(ay, _mm512_sub_ps(v1, v0), v0);
@@ -443,27 +509,21 @@ inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int6
   const __m256i ix = _mm256_cvttps_epi32(fx0), iy = _mm256_cvttps_epi32(fy0);
   const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(iy, _mm256_set1_epi32(static_cast<int32_t>(row_stride))),
                                        _mm256_mullo_epi32(ix, _mm256_set1_epi32(C)));
-  const __m256i rs = _mm256_set1_epi32(static_cast<int32_t>(row_stride));
-  const long long* bq = reinterpret_cast<const long long*>(base);
-  const __m256i lo = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-  // 8 bytes per lane (the pixel and its right neighbour) in two 4-lane qword gathers per row
-  auto row = [&](__m256i o, __m256i& a, __m256i& b) {
-    const __m256i q0 = _mm256_i32gather_epi64(bq, _mm256_castsi256_si128(o), 1);
-    const __m256i q1 = _mm256_i32gather_epi64(bq, _mm256_extracti128_si256(o, 1), 1);
-    a = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(q0, lo), _mm256_permutevar8x32_epi32(q1, lo), 0x20);
-    b = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(_mm256_srli_epi64(q0, 8 * C), lo),
-                                  _mm256_permutevar8x32_epi32(_mm256_srli_epi64(q1, 8 * C), lo), 0x20);
-  };
   __m256i a0, b0, a1, b1;
-  row(off, a0, b0);
-  row(_mm256_add_epi32(off, rs), a1, b1);
+  warp_taps<C>(base, row_stride, off, a0, b0, a1, b1);
   const __m256i m8 = _mm256_set1_epi32(255);
   __m256i res[4];
   for (int c = 0; c < C; ++c) {
-    const __m256 p00 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(a0, 8 * c), m8));
-    const __m256 p01 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(b0, 8 * c), m8));
-    const __m256 p10 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(a1, 8 * c), m8));
-    const __m256 p11 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(b1, 8 * c), m8));
+    // channel c of each tap as int32: the bytes past channel C - 1 are zero (warp_taps), so
+    // the last channel needs no mask and the first no shift
+    auto ext = [&](__m256i t) {
+      if (c == C - 1) return c == 0 ? t : _mm256_srli_epi32(t, 8 * c);
+      return c == 0 ? _mm256_and_si256(t, m8) : _mm256_and_si256(_mm256_srli_epi32(t, 8 * c), m8);
+    };
+    const __m256 p00 = _mm256_cvtepi32_ps(ext(a0));
+    const __m256 p01 = _mm256_cvtepi32_ps(ext(b0));
+    const __m256 p10 = _mm256_cvtepi32_ps(ext(a1));
+    const __m256 p11 = _mm256_cvtepi32_ps(ext(b1));
     const __m256 v0 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p01, p00), p00);
     const __m256 v1 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p11, p10), p10);
     const __m256 r = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
