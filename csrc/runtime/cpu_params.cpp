@@ -233,14 +233,21 @@ int64_t probe_llc(int64_t l2, int64_t nominal, int64_t fallback, double& ms) {
   if (bw_mem > 0 && bw_l3 > 1.4 * bw_mem && !over_budget(30)) {
     const double cut = std::sqrt(bw_l3 * bw_mem);
     int64_t eff = 2 * l2;
+    bool conclusive = true;
     for (int64_t s = 4 * l2;; s = std::min(2 * s, cap)) {
       touch(s);
       read_bw(p, s, 1, sink);
       if (read_bw(p, s, 1, sink) < cut) break;
       eff = s;
-      if (s >= cap || over_budget(60)) break;
+      if (s >= cap) break;
+      if (over_budget(60)) {  // stopped by the load, not by the cache: no figure
+        conclusive = false;
+        break;
+      }
     }
-    result = eff;
+    // A probe cut short keeps the nominal share rather than the part it reached (which made
+    // the threshold differ between processes on a loaded machine).
+    result = conclusive ? eff : fallback;
   }
   std::free(mem);
   ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
