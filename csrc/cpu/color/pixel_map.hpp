@@ -146,6 +146,28 @@ IMKERN_ALWAYS_INLINE inline vi gather_u32(const uint32_t* t, vi i) {
 #endif
 }
 
+// Float lanes to int32 rounded to nearest, ties to even (cvtps2dq under the default MXCSR).
+IMKERN_ALWAYS_INLINE inline vi round_to_int(vf v) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<vi>(_mm512_cvtps_epi32(reinterpret_cast<__m512>(v)));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vi>(_mm256_cvtps_epi32(reinterpret_cast<__m256>(v)));
+#else
+  return reinterpret_cast<vi>(_mm_cvtps_epi32(reinterpret_cast<__m128>(v)));
+#endif
+}
+
+// pmaddwd: per 32-bit lane, lo16(a) * lo16(b) + hi16(a) * hi16(b) (signed 16-bit halves).
+IMKERN_ALWAYS_INLINE inline vi madd16(vi a, vi b) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<vi>(_mm512_madd_epi16(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(b)));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vi>(_mm256_madd_epi16(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(b)));
+#else
+  return reinterpret_cast<vi>(_mm_madd_epi16(reinterpret_cast<__m128i>(a), reinterpret_cast<__m128i>(b)));
+#endif
+}
+
 // A row kernel for 3 -> 3 channel uint8 ops: Op::lanes(c0, c1, c2, o0, o1, o2) on native vectors
 // (a functor object, so it may carry state), 16 pixels per step.
 template <typename Op>
