@@ -43,6 +43,66 @@ ColorParams params_of(bool blend, const std::array<double, 3>& bg) {
   return p;
 }
 
+// One conversion's arguments, as both devices' entry points take them.
+struct Call {
+  ColorOp op;
+  DType dt;
+  const void* sp;
+  ImageDesc s;
+  void* dp;
+  ImageDesc d;
+  ColorParams p;
+};
+
+// The kernel families, each with its CPU entry (dispatched by ISA) and its CUDA launcher side by
+// side (a template, so a CPU-only build never references the launcher). Only Channels reads
+// the ColorParams.
+namespace kc = imkern::cuda;
+struct Gray {
+  static void cpu(const Call& c) { IMKERN_CALL(color_gray, c.op, c.dt, c.sp, c.s, c.dp, c.d); }
+  template <int = 0>
+  static void cuda(const Call& c, void* st) { kc::color_gray_cuda(c.op, c.dt, c.sp, c.s, c.dp, c.d, st); }
+};
+struct Channels {
+  static void cpu(const Call& c) { IMKERN_CALL(color_channels, c.op, c.dt, c.sp, c.s, c.dp, c.d, c.p); }
+  template <int = 0>
+  static void cuda(const Call& c, void* st) { kc::color_channels_cuda(c.op, c.dt, c.sp, c.s, c.dp, c.d, c.p, st); }
+};
+struct Hsv {
+  static void cpu(const Call& c) { IMKERN_CALL(color_hsv, c.op, c.dt, c.sp, c.s, c.dp, c.d); }
+  template <int = 0>
+  static void cuda(const Call& c, void* st) { kc::color_hsv_cuda(c.op, c.dt, c.sp, c.s, c.dp, c.d, st); }
+};
+struct Ycbcr {
+  static void cpu(const Call& c) { IMKERN_CALL(color_ycbcr, c.op, c.dt, c.sp, c.s, c.dp, c.d); }
+  template <int = 0>
+  static void cuda(const Call& c, void* st) { kc::color_ycbcr_cuda(c.op, c.dt, c.sp, c.s, c.dp, c.d, st); }
+};
+struct Lab {
+  static void cpu(const Call& c) { IMKERN_CALL(color_lab, c.op, c.dt, c.sp, c.s, c.dp, c.d); }
+  template <int = 0>
+  static void cuda(const Call& c, void* st) { kc::color_lab_cuda(c.op, c.dt, c.sp, c.s, c.dp, c.d, st); }
+};
+
+// Calls f(Family{}) with the family that implements op.
+template <typename F>
+void with_family(ColorOp op, F&& f) {
+  switch (op) {
+    case ColorOp::rgb_to_gray:
+    case ColorOp::bgr_to_gray:
+    case ColorOp::gray_to_rgb: f(Gray{}); return;
+    case ColorOp::swap_rb:
+    case ColorOp::rgba_to_rgb: f(Channels{}); return;
+    case ColorOp::rgb_to_hsv:
+    case ColorOp::hsv_to_rgb: f(Hsv{}); return;
+    case ColorOp::rgb_to_ycbcr:
+    case ColorOp::ycbcr_to_rgb: f(Ycbcr{}); return;
+    case ColorOp::rgb_to_lab:
+    case ColorOp::lab_to_rgb: f(Lab{}); return;
+  }
+  throw std::invalid_argument("color: unknown op");
+}
+
 }  // namespace
 
 IMKERN_BINDINGS(color) {
@@ -52,22 +112,8 @@ IMKERN_BINDINGS(color) {
     if (dtype_of(dst, "out") != dt) throw py::type_error("out: dtype differs from image");
     const ImageDesc s = image_desc(src, "image"), d = image_desc(dst, "out");
     check_channels(op, s, d);
-    const ColorParams p = params_of(blend, bg);
-    const void* sp = src.data();
-    void* dp = writable_data(dst, "out");
-    switch (op) {
-      case ColorOp::rgb_to_gray:
-      case ColorOp::bgr_to_gray:
-      case ColorOp::gray_to_rgb: IMKERN_CALL(color_gray, op, dt, sp, s, dp, d); break;
-      case ColorOp::swap_rb:
-      case ColorOp::rgba_to_rgb: IMKERN_CALL(color_channels, op, dt, sp, s, dp, d, p); break;
-      case ColorOp::rgb_to_hsv:
-      case ColorOp::hsv_to_rgb: IMKERN_CALL(color_hsv, op, dt, sp, s, dp, d); break;
-      case ColorOp::rgb_to_ycbcr:
-      case ColorOp::ycbcr_to_rgb: IMKERN_CALL(color_ycbcr, op, dt, sp, s, dp, d); break;
-      case ColorOp::rgb_to_lab:
-      case ColorOp::lab_to_rgb: IMKERN_CALL(color_lab, op, dt, sp, s, dp, d); break;
-    }
+    const Call c{op, dt, src.data(), s, writable_data(dst, "out"), d, params_of(blend, bg)};
+    with_family(op, [&](auto fam) { decltype(fam)::cpu(c); });
   });
 
 #if defined(IMKERN_WITH_CUDA)
@@ -75,25 +121,10 @@ IMKERN_BINDINGS(color) {
                                   const ImageDesc& d, bool blend, const std::array<double, 3>& bg, uintptr_t stream) {
     const ColorOp op = op_of(code);
     check_channels(op, s, d);
-    const ColorParams p = params_of(blend, bg);
-    const DType dt = static_cast<DType>(dtype);
-    const void* sp = CudaArg<const void*>::get(src);
-    void* dp = CudaArg<void*>::get(dst);
+    const Call c{op, static_cast<DType>(dtype), CudaArg<const void*>::get(src), s, CudaArg<void*>::get(dst), d,
+                 params_of(blend, bg)};
     void* st = CudaArg<void*>::get(stream);
-    namespace kc = imkern::cuda;
-    switch (op) {
-      case ColorOp::rgb_to_gray:
-      case ColorOp::bgr_to_gray:
-      case ColorOp::gray_to_rgb: kc::color_gray_cuda(op, dt, sp, s, dp, d, st); break;
-      case ColorOp::swap_rb:
-      case ColorOp::rgba_to_rgb: kc::color_channels_cuda(op, dt, sp, s, dp, d, p, st); break;
-      case ColorOp::rgb_to_hsv:
-      case ColorOp::hsv_to_rgb: kc::color_hsv_cuda(op, dt, sp, s, dp, d, st); break;
-      case ColorOp::rgb_to_ycbcr:
-      case ColorOp::ycbcr_to_rgb: kc::color_ycbcr_cuda(op, dt, sp, s, dp, d, st); break;
-      case ColorOp::rgb_to_lab:
-      case ColorOp::lab_to_rgb: kc::color_lab_cuda(op, dt, sp, s, dp, d, st); break;
-    }
+    with_family(op, [&](auto fam) { decltype(fam)::cuda(c, st); });
   });
 #endif
 }

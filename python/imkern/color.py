@@ -280,8 +280,11 @@ def rgb_to_lab(image, *, out=None):
 
     Floats: as skimage.color.rgb2lab (input in [0, 1]; L in [0, 100], a and b roughly in
     [-128, 127]), computed in the image's type. uint8: OpenCV's encoding
-    ``(L * 255 / 100, a + 128, b + 128)``, within 1 of cv2.cvtColor(image, cv2.COLOR_RGB2LAB),
-    computed with integers and tables (the same bits on the CPU and on CUDA).
+    ``(L * 255 / 100, a + 128, b + 128)`` by OpenCV's own 8-bit integer algorithm (sRGB ->
+    linear table, Q12 matrix, cube-root table, Q15 rounding), so the result equals
+    cv2.cvtColor(image, cv2.COLOR_RGB2LAB) bit for bit on every input, and is the same on the
+    CPU (every ISA) and on CUDA. Its 8-bit fixed point departs from the exactly rounded
+    L*a*b* value by up to a few levels on some colors, as OpenCV's does.
 
     Args:
         image: ``(H, W, 3)`` or ``(N, H, W, 3)``; uint8, float32 or float64.
@@ -299,9 +302,11 @@ def lab_to_rgb(image, *, out=None):
     """CIE L*a*b* (D65) to sRGB, the inverse of :func:`rgb_to_lab`.
 
     Floats as skimage.color.lab2rgb (z clipped at 0, the result clipped to [0, 1]); uint8 in
-    OpenCV's encoding, within 1 of cv2.cvtColor(image, cv2.COLOR_LAB2RGB), each channel the
-    sRGB level nearest to the exact linear value (identical on the CPU and on CUDA). 8-bit
-    L*a*b* is coarse: a round trip through it moves dark colors by several levels.
+    OpenCV's encoding by OpenCV's 8-bit integer algorithm (L -> y table, a / 500 and b / 200
+    in Q14, the inverse matrix in Q12, a 4096-entry linear -> sRGB table): equal to
+    cv2.cvtColor(image, cv2.COLOR_LAB2RGB) bit for bit on every input, the same on the CPU and
+    on CUDA. 8-bit L*a*b* is coarse: a round trip through it moves dark colors by several
+    levels.
 
     Example:
         >>> import numpy as np, imkern

@@ -8,12 +8,6 @@
 // 2 divisions (floats).
 #include <cstring>
 
-// The 64-byte lane vectors below never cross a function boundary that is not inlined.
-#pragma GCC diagnostic ignored "-Wpsabi"
-// GCC 12 reports _mm512_undefined_epi32() inside the zero-extending loads as maybe-uninitialized
-// (a known false positive of its AVX-512 headers).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 #include "color/pixel_map.hpp"
 
 namespace imkern {
@@ -46,80 +40,86 @@ struct RgbToHsvU8 {
     color::rgb_to_hsv_u8(r, g, b, sdiv[v], hdiv[v - mn], out);
   }
 };
-// 16 pixels per step in 16 int32 lanes (GCC vector extensions: one zmm, two ymm or four xmm).
-// The two division tables are evaluated in float: rint(N / d) with N < 2^23 is exact in
-// float32 (the quotient's distance from a half-integer, >= 1/(2d), exceeds half an ulp, and
-// exact ties are representable), so the lanes reproduce hsv_sdiv / hsv_hdiv bit for bit. Round
-// to nearest-even by the 1.5 * 2^23 trick (exact for 0 <= q < 2^22).
+#if defined(__SSE4_1__)
+// color::rgb_to_hsv_u8 on 16 pixels per step: V, min and V - min in bytes (pmaxub, pminub),
+// the rest in native int32 lanes. The two division tables are evaluated in float: rint(N / d)
+// with N < 2^23 is exact in float32 (the quotient's distance from a half-integer, >= 1/(2d),
+// exceeds half an ulp, and exact ties are representable), so the lanes reproduce hsv_sdiv /
+// hsv_hdiv bit for bit; cvtps2dq rounds half to even, as cvRound. Where the table's argument is
+// 0 (V = 0, or V - min = 0) the factor it multiplies is 0 too, so d = max(d, 1) is enough.
+typedef int16_t v16i __attribute__((vector_size(32)));
+IMKERN_ALWAYS_INLINE inline v16i u8_to_i16(__m128i b) {
+#if defined(__AVX2__)
+  return reinterpret_cast<v16i>(_mm256_cvtepu8_epi16(b));
+#else
+  union { v16i v; __m128i q[2]; } u;
+  u.q[0] = _mm_cvtepu8_epi16(b);
+  u.q[1] = _mm_cvtepu8_epi16(_mm_srli_si128(b, 8));
+  return u.v;
+#endif
+}
+IMKERN_ALWAYS_INLINE inline void i16_to_i32(v16i a, vi* v) {
+#if defined(__AVX512F__)
+  v[0] = reinterpret_cast<vi>(_mm512_cvtepi16_epi32(reinterpret_cast<__m256i>(a)));
+#elif defined(__AVX2__)
+  v[0] = reinterpret_cast<vi>(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(reinterpret_cast<__m256i>(a))));
+  v[1] = reinterpret_cast<vi>(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(reinterpret_cast<__m256i>(a), 1)));
+#else
+  union { v16i v; __m128i q[2]; } u;
+  u.v = a;
+  v[0] = reinterpret_cast<vi>(_mm_cvtepi16_epi32(u.q[0]));
+  v[1] = reinterpret_cast<vi>(_mm_cvtepi16_epi32(_mm_srli_si128(u.q[0], 8)));
+  v[2] = reinterpret_cast<vi>(_mm_cvtepi16_epi32(u.q[1]));
+  v[3] = reinterpret_cast<vi>(_mm_cvtepi16_epi32(_mm_srli_si128(u.q[1], 8)));
+#endif
+}
+
 struct RgbToHsvRowU8 {
   int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    auto table = [](vi d, float num) IMKERN_ALWAYS_INLINE {
+      return round_to_int((vf{} + num) / __builtin_convertvector(d > 1 ? d : vi{} + 1, vf));
+    };
     int64_t x = 0;
-#if defined(__SSE4_1__)
-    typedef int32_t vi __attribute__((vector_size(64)));
-    typedef float vf __attribute__((vector_size(64)));
-    const vf magic = vf{} + 12582912.0f;
-    // Widening / narrowing without a trip through memory (a 64-byte load of four 16-byte
-    // stores misses store forwarding).
-    auto widen = [](__m128i b) {
-#if defined(__AVX512F__)
-      return reinterpret_cast<vi>(_mm512_cvtepu8_epi32(b));
-#else
-      union { vi v; __m128i q[4]; } u;
-      u.q[0] = _mm_cvtepu8_epi32(b);
-      u.q[1] = _mm_cvtepu8_epi32(_mm_srli_si128(b, 4));
-      u.q[2] = _mm_cvtepu8_epi32(_mm_srli_si128(b, 8));
-      u.q[3] = _mm_cvtepu8_epi32(_mm_srli_si128(b, 12));
-      return u.v;
-#endif
-    };
-    auto narrow = [](vi v) {  // lanes in [0, 255]
-#if defined(__AVX512F__)
-      return _mm512_cvtepi32_epi8(reinterpret_cast<__m512i>(v));
-#else
-      union { vi v; __m128i q[4]; } u;
-      u.v = v;
-      return _mm_packus_epi16(_mm_packs_epi32(u.q[0], u.q[1]), _mm_packs_epi32(u.q[2], u.q[3]));
-#endif
-    };
-    auto table = [&](vi d, float num) {
-      const vf q = (vf{} + num) / __builtin_convertvector(d, vf);
-      const vi t = __builtin_convertvector((q + magic) - magic, vi);
-      return d == 0 ? vi{} : t;  // d == 0: 0 (the quotient is inf there)
-    };
     for (; x + 16 <= w; x += 16) {
       __m128i rb, gb, bb;
       deinterleave3_u8(in + 3 * x, rb, gb, bb);
-      const vi r = widen(rb), g = widen(gb), b = widen(bb);
-      vi v = r > g ? r : g;
-      v = v > b ? v : b;
-      vi mn = r < g ? r : g;
-      mn = mn < b ? mn : b;
-      const vi diff = v - mn;
-      const vi s = (diff * table(v, float(255 << 12)) + (1 << 11)) >> 12;
-      vi h = v == r ? g - b : (v == g ? b - r + 2 * diff : r - g + 4 * diff);
-      h = (h * table(diff, float(180 << 12) / 6.0f) + (1 << 11)) >> 12;
-      h = h < 0 ? h + 180 : h;
-      interleave3_u8(narrow(h), narrow(s), narrow(v), out + 3 * x);
+      const __m128i vb = _mm_max_epu8(_mm_max_epu8(rb, gb), bb);
+      const __m128i db = _mm_sub_epi8(vb, _mm_min_epu8(_mm_min_epu8(rb, gb), bb));
+      // the hue's numerator in 16 int16 lanes (|n| <= 4 * 255): g - b, b - r + 2 d or r - g + 4 d
+      // as V is R, G or B (in that order of precedence)
+      const v16i r16 = u8_to_i16(rb), g16 = u8_to_i16(gb), b16 = u8_to_i16(bb);
+      const v16i v16 = u8_to_i16(vb), d16 = u8_to_i16(db);
+      const v16i n16 = v16 == r16 ? g16 - b16 : (v16 == g16 ? b16 - r16 + 2 * d16 : r16 - g16 + 4 * d16);
+      vi v[kParts], diff[kParts], n[kParts], h[kParts], s[kParts];
+      widen16(vb, v);
+      widen16(db, diff);
+      i16_to_i32(n16, n);
+      for (int k = 0; k < kParts; ++k) {
+        s[k] = (diff[k] * table(v[k], float(255 << 12)) + (1 << 11)) >> 12;
+        const vi hk = (n[k] * table(diff[k], float(180 << 12) / 6.0f) + (1 << 11)) >> 12;
+        h[k] = hk < 0 ? hk + 180 : hk;
+      }
+      interleave3_u8(narrow16(h), narrow16(s), vb, out + 3 * x);
     }
-#endif
     return x;
   }
 };
+#endif
 
 #if defined(__SSE4_1__)
-// color::hsv_to_rgb_u8 in 16 lanes. Its three quotients n / 510 and n / 15300 (n < 2^22) are
+// color::hsv_to_rgb_u8 in native int32 lanes. Its three quotients n / 510 and n / 15300 (n < 2^22) are
 // taken in float: n is exact, the quotient correctly rounded, and an exact quotient is at
 // least 1/15300 below the next integer, far more than half an ulp (< 2^-16 at 256), so the
 // float quotient truncates to the same integer.
 struct HsvToRgbLanes {
-  static void lanes(vi16 h, vi16 s, vi16 v, vi16& r, vi16& g, vi16& b) {
-    h = h - 180 * __builtin_convertvector(__builtin_convertvector(h, vf16) / 180.0f, vi16);  // h %= 180
-    const vi16 sector = __builtin_convertvector(__builtin_convertvector(h, vf16) / 30.0f, vi16);
-    const vi16 f = h - 30 * sector;
-    auto quot = [](vi16 n, float dd) { return __builtin_convertvector(__builtin_convertvector(n, vf16) / dd, vi16); };
-    const vi16 p = quot(2 * v * (255 - s) + 255, 510.0f);
-    const vi16 q = quot(2 * v * (7650 - s * f) + 7650, 15300.0f);
-    const vi16 t = quot(2 * v * (7650 - s * (30 - f)) + 7650, 15300.0f);
+  void lanes(vi h, vi s, vi v, vi& r, vi& g, vi& b) const {
+    h = h - 180 * __builtin_convertvector(__builtin_convertvector(h, vf) / 180.0f, vi);  // h %= 180
+    const vi sector = __builtin_convertvector(__builtin_convertvector(h, vf) / 30.0f, vi);
+    const vi f = h - 30 * sector;
+    auto quot = [](vi n, float dd) { return __builtin_convertvector(__builtin_convertvector(n, vf) / dd, vi); };
+    const vi p = quot(2 * v * (255 - s) + 255, 510.0f);
+    const vi q = quot(2 * v * (7650 - s * f) + 7650, 15300.0f);
+    const vi t = quot(2 * v * (7650 - s * (30 - f)) + 7650, 15300.0f);
     r = ((sector == 0) | (sector == 5)) ? v : (sector == 1 ? q : (sector == 4 ? t : p));
     g = ((sector == 1) | (sector == 2)) ? v : (sector == 0 ? t : (sector == 3 ? q : p));
     b = ((sector == 3) | (sector == 4)) ? v : (sector == 2 ? t : (sector == 5 ? q : p));
@@ -146,7 +146,11 @@ void color_hsv(ColorOp op, DType dtype, const void* src, const ImageDesc& s, voi
     case DType::u8: {
       if (fwd) {
         const HsvTables& t = hsv_tables();
+#if defined(__SSE4_1__)
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8{});
+#else
+        map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv});
+#endif
       } else {
 #if defined(__SSE4_1__)
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, HsvToRgbU8{}, Row3U8<HsvToRgbLanes>{});

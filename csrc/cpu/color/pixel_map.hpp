@@ -6,13 +6,14 @@
 
 #include "imkern/color.hpp"
 #include "imkern/color_pixel.hpp"
+#include "common/simd.hpp"
 #include "imkern/parallel.hpp"
 #if defined(__SSE4_1__)
 #include <immintrin.h>
 #endif
 
-// The 64-byte lane vectors (vi16) live inside inlined row kernels; their "ABI change" without
-// AVX-512 never matters here.
+// The native lane vectors live inside inlined row kernels; their "ABI change" warnings never
+// matter here.
 #pragma GCC diagnostic ignored "-Wpsabi"
 // GCC 12 reports _mm512_undefined_epi32() inside the AVX-512 zero-extending loads and max as
 // maybe-uninitialized (a known false positive of its headers).
@@ -84,45 +85,104 @@ inline void interleave3_u8(__m128i c0, __m128i c1, __m128i c2, uint8_t* p) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 32), o2);
 }
 
-// 16 pixels of 3 uint8 channels as three vectors of 16 int32 lanes (GCC vector extensions:
-// one zmm, two ymm or four xmm), for the integer formulas of color_pixel.hpp; the lane
-// arithmetic is the functor's, in int32 where the functor's int64 sums cannot overflow it.
-typedef int32_t vi16 __attribute__((vector_size(64)));
-typedef float vf16 __attribute__((vector_size(64)));
+// Pixels of 3 uint8 channels as int32 lanes of the ISA's native width (simd::vec_t: 16 lanes
+// AVX-512, 8 AVX2, 4 SSE4), for the integer formulas of color_pixel.hpp; the lane arithmetic
+// is the functor's, in int32 where its sums cannot overflow. A 16-pixel block is kParts
+// vectors. Vectors wider than the ISA's registers would be split by GCC piecewise, often
+// through memory or lane by lane (that made the AVX2 kernels several times slower).
+typedef simd::vec_t<int32_t> vi;
+typedef simd::vec_t<float> vf;
+constexpr int kLanes = simd::Vec<int32_t>::lanes;
+constexpr int kParts = 16 / kLanes;
 
-inline vi16 widen16(__m128i b) {
+// 16 bytes -> kParts vectors of zero-extended lanes.
+IMKERN_ALWAYS_INLINE inline void widen16(__m128i b, vi* v) {
 #if defined(__AVX512F__)
-  return reinterpret_cast<vi16>(_mm512_cvtepu8_epi32(b));
+  v[0] = reinterpret_cast<vi>(_mm512_cvtepu8_epi32(b));
+#elif defined(__AVX2__)
+  v[0] = reinterpret_cast<vi>(_mm256_cvtepu8_epi32(b));
+  v[1] = reinterpret_cast<vi>(_mm256_cvtepu8_epi32(_mm_srli_si128(b, 8)));
 #else
-  union { vi16 v; __m128i q[4]; } u;
-  u.q[0] = _mm_cvtepu8_epi32(b);
-  u.q[1] = _mm_cvtepu8_epi32(_mm_srli_si128(b, 4));
-  u.q[2] = _mm_cvtepu8_epi32(_mm_srli_si128(b, 8));
-  u.q[3] = _mm_cvtepu8_epi32(_mm_srli_si128(b, 12));
-  return u.v;
+  v[0] = reinterpret_cast<vi>(_mm_cvtepu8_epi32(b));
+  v[1] = reinterpret_cast<vi>(_mm_cvtepu8_epi32(_mm_srli_si128(b, 4)));
+  v[2] = reinterpret_cast<vi>(_mm_cvtepu8_epi32(_mm_srli_si128(b, 8)));
+  v[3] = reinterpret_cast<vi>(_mm_cvtepu8_epi32(_mm_srli_si128(b, 12)));
 #endif
 }
-// Saturating narrowing: lanes clamped to [0, 255].
-inline __m128i narrow16(vi16 v) {
+// kParts vectors -> 16 bytes, lanes saturated to [0, 255].
+IMKERN_ALWAYS_INLINE inline __m128i narrow16(const vi* v) {
 #if defined(__AVX512F__)
-  return _mm512_cvtusepi32_epi8(_mm512_max_epi32(reinterpret_cast<__m512i>(v), _mm512_setzero_si512()));
+  return _mm512_cvtusepi32_epi8(_mm512_max_epi32(reinterpret_cast<__m512i>(v[0]), _mm512_setzero_si512()));
+#elif defined(__AVX2__)
+  // packs works within 128-bit halves: (v0 lo, v1 lo, v0 hi, v1 hi); 0xD8 puts v0 before v1
+  const __m256i p = _mm256_permute4x64_epi64(
+      _mm256_packs_epi32(reinterpret_cast<__m256i>(v[0]), reinterpret_cast<__m256i>(v[1])), 0xD8);
+  return _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
 #else
-  union { vi16 v; __m128i q[4]; } u;
-  u.v = v;
-  return _mm_packus_epi16(_mm_packs_epi32(u.q[0], u.q[1]), _mm_packs_epi32(u.q[2], u.q[3]));
+  return _mm_packus_epi16(_mm_packs_epi32(reinterpret_cast<__m128i>(v[0]), reinterpret_cast<__m128i>(v[1])),
+                          _mm_packs_epi32(reinterpret_cast<__m128i>(v[2]), reinterpret_cast<__m128i>(v[3])));
 #endif
 }
 
-// A row kernel for 3 -> 3 channel uint8 ops: Op::lanes(r, g, b, o0, o1, o2) on 16 pixels.
+// t[i] per lane from a uint16 table (i >= 0; the table has one entry past the last index, since
+// the gather reads 32 bits).
+IMKERN_ALWAYS_INLINE inline vi gather_u16(const uint16_t* t, vi i) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<vi>(_mm512_i32gather_epi32(reinterpret_cast<__m512i>(i), t, 2)) & 0xFFFF;
+#elif defined(__AVX2__)
+  return reinterpret_cast<vi>(_mm256_i32gather_epi32(reinterpret_cast<const int*>(t), reinterpret_cast<__m256i>(i), 2)) &
+         0xFFFF;
+#else
+  return vi{t[i[0]], t[i[1]], t[i[2]], t[i[3]]};
+#endif
+}
+IMKERN_ALWAYS_INLINE inline vi gather_u32(const uint32_t* t, vi i) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<vi>(_mm512_i32gather_epi32(reinterpret_cast<__m512i>(i), t, 4));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vi>(_mm256_i32gather_epi32(reinterpret_cast<const int*>(t), reinterpret_cast<__m256i>(i), 4));
+#else
+  return vi{int32_t(t[i[0]]), int32_t(t[i[1]]), int32_t(t[i[2]]), int32_t(t[i[3]])};
+#endif
+}
+
+// Float lanes to int32 rounded to nearest, ties to even (cvtps2dq under the default MXCSR).
+IMKERN_ALWAYS_INLINE inline vi round_to_int(vf v) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<vi>(_mm512_cvtps_epi32(reinterpret_cast<__m512>(v)));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vi>(_mm256_cvtps_epi32(reinterpret_cast<__m256>(v)));
+#else
+  return reinterpret_cast<vi>(_mm_cvtps_epi32(reinterpret_cast<__m128>(v)));
+#endif
+}
+
+// pmaddwd: per 32-bit lane, lo16(a) * lo16(b) + hi16(a) * hi16(b) (signed 16-bit halves).
+IMKERN_ALWAYS_INLINE inline vi madd16(vi a, vi b) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<vi>(_mm512_madd_epi16(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(b)));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vi>(_mm256_madd_epi16(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(b)));
+#else
+  return reinterpret_cast<vi>(_mm_madd_epi16(reinterpret_cast<__m128i>(a), reinterpret_cast<__m128i>(b)));
+#endif
+}
+
+// A row kernel for 3 -> 3 channel uint8 ops: Op::lanes(c0, c1, c2, o0, o1, o2) on native vectors
+// (a functor object, so it may carry state), 16 pixels per step.
 template <typename Op>
 struct Row3U8 {
+  Op op{};
   int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
     int64_t x = 0;
     for (; x + 16 <= w; x += 16) {
       __m128i rb, gb, bb;
       deinterleave3_u8(in + 3 * x, rb, gb, bb);
-      vi16 o0, o1, o2;
-      Op::lanes(widen16(rb), widen16(gb), widen16(bb), o0, o1, o2);
+      vi r[kParts], g[kParts], b[kParts], o0[kParts], o1[kParts], o2[kParts];
+      widen16(rb, r);
+      widen16(gb, g);
+      widen16(bb, b);
+      for (int k = 0; k < kParts; ++k) op.lanes(r[k], g[k], b[k], o0[k], o1[k], o2[k]);
       interleave3_u8(narrow16(o0), narrow16(o1), narrow16(o2), out + 3 * x);
     }
     return x;

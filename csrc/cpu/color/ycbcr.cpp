@@ -5,7 +5,7 @@
 // moved, 9 multiply-adds.
 #include "color/pixel_map.hpp"
 
-// The 64-byte lane vectors never cross a function boundary that is not inlined.
+// The native lane vectors never cross a function boundary that is not inlined.
 #pragma GCC diagnostic ignored "-Wpsabi"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
@@ -16,15 +16,15 @@ namespace {
 #if defined(__SSE4_1__)
 // The Q16 formulas of color::RgbToYcbcr / YcbcrToRgb in int32 lanes (|sums| < 2^25).
 struct RgbToYcbcrLanes {
-  static void lanes(vi16 r, vi16 g, vi16 b, vi16& y, vi16& cb, vi16& cr) {
+  void lanes(vi r, vi g, vi b, vi& y, vi& cb, vi& cr) const {
     y = (19595 * r + 38470 * g + 7471 * b + 32768) >> 16;
     cb = ((128 << 16) - 11058 * r - 21710 * g + 32768 * b + 32768) >> 16;
     cr = ((128 << 16) + 32768 * r - 27439 * g - 5329 * b + 32768) >> 16;
   }
 };
 struct YcbcrToRgbLanes {
-  static void lanes(vi16 y, vi16 cb, vi16 cr, vi16& r, vi16& g, vi16& b) {
-    const vi16 ys = y << 16, u = cb - 128, v = cr - 128;
+  void lanes(vi y, vi cb, vi cr, vi& r, vi& g, vi& b) const {
+    const vi ys = y << 16, u = cb - 128, v = cr - 128;
     r = (ys + 91881 * v + 32768) >> 16;
     g = (ys - 22554 * u - 46802 * v + 32768) >> 16;
     b = (ys + 116130 * u + 32768) >> 16;

@@ -1,6 +1,7 @@
-// rgb_to_lab, lab_to_rgb on CUDA. uint8: the integer formulas of imkern/color_pixel.hpp with
-// the tables the host fills (fill_lab_tables, the same function the CPU uses), copied to
-// constant memory on the caller's stream before the launch: both devices agree bit for bit.
+// rgb_to_lab, lab_to_rgb on CUDA. uint8: OpenCV's integer algorithm, the functions of
+// imkern/color_pixel.hpp with the generated tables of imkern/color_lab_tables.hpp (the ones the
+// CPU reads) copied to constant memory on the caller's stream before the launch: both devices
+// agree bit for bit.
 // Floats as skimage (device pow / cbrt). One thread per pixel.
 
 #include "color/pixel_map.cuh"
@@ -9,16 +10,7 @@ namespace imkern {
 namespace cuda {
 
 namespace {
-__constant__ color::LabTables c_lab;
-
-const color::LabTables& host_lab_tables() {
-  static const color::LabTables t = [] {
-    color::LabTables v;
-    color::fill_lab_tables(v);
-    return v;
-  }();
-  return t;
-}
+__constant__ color::Lab8Tables c_lab;
 
 struct RgbToLabU8 {
   __device__ void operator()(const uint8_t* in, uint8_t* out) const {
@@ -48,7 +40,7 @@ void color_lab_cuda(ColorOp op, DType dtype, const void* src, const ImageDesc& s
     case DType::u8:
       // The tables are constant for the process; every launch (re)writes the same bytes, in
       // stream order, so no launch can read a partly written table.
-      IMKERN_CUDA_CHECK(cudaMemcpyToSymbolAsync(c_lab, &host_lab_tables(), sizeof(color::LabTables), 0,
+      IMKERN_CUDA_CHECK(cudaMemcpyToSymbolAsync(c_lab, &color::kLab8, sizeof(color::Lab8Tables), 0,
                                                 cudaMemcpyHostToDevice, as_stream(stream)));
       if (fwd) colork::map_pixels<uint8_t, 3, 3>(src, s, dst, d, RgbToLabU8{}, stream);
       else colork::map_pixels<uint8_t, 3, 3>(src, s, dst, d, LabToRgbU8{}, stream);

@@ -11,10 +11,12 @@
 //       half up. Floats as skimage.color.rgb2hsv / hsv2rgb (H, S, V in [0, 1]).
 //   YCbCr (BT.601 full range, JPEG / JFIF): Q16 fixed point for integers, offset 2^(bits-1);
 //       floats with offset 0.5.
+//   L*a*b*, uint8: OpenCV's integer algorithm over generated tables (see the L*a*b* section).
 #pragma once
 #include <cmath>
 #include <cstdint>
 
+#include "imkern/color_lab_tables.hpp"
 #include "imkern/common.hpp"
 
 namespace imkern {
@@ -238,91 +240,47 @@ struct YcbcrToRgb {
 
 // ---- CIE L*a*b* (D65, 2-degree observer; sRGB primaries) ------------------------------------------
 // Floats: skimage.color.rgb2lab / lab2rgb (L in [0, 100], a and b about [-128, 127]; lab2rgb
-// clips z at 0 and the result to [0, 1]). uint8: OpenCV's encoding (L * 255 / 100, a + 128,
-// b + 128) computed in integers from three tables (sRGB -> linear, the cube-root branch f(t),
-// the linear thresholds of every sRGB level), which the host fills once (fill_lab_tables) and
-// the CUDA launcher copies to constant memory: both devices compute the same bits.
-struct LabTables {
-  static constexpr int kTShift = 4;                    // f is tabulated every 2^-12 of t (t in Q16)
-  static constexpr int kFSize = (70000 >> kTShift) + 2;
-  int32_t lin[256];      // sRGB level -> linear light, Q16
-  int32_t f[kFSize];     // f(i * 2^-12), Q20; f(t) = cbrt(t) above 0.008856, 7.787 t + 16/116 below
-  int32_t thr[256];      // thr[k], k >= 1: the linear light of sRGB level k - 1/2, Q20 (thr[0] unused)
-  int16_t start[4097];   // start[i]: how many thr[k] are <= i * 2^-12 (where the search starts)
-};
+// clips z at 0 and the result to [0, 1]). uint8: OpenCV's 8-bit algorithm (cv2.cvtColor
+// RGB2Lab / Lab2RGB, equal bit for bit on every input) in OpenCV's encoding (L * 255 / 100,
+// a + 128, b + 128): integer arithmetic over the tables of imkern/color_lab_tables.hpp, which
+// the CPU reads directly and the CUDA launcher copies to constant memory.
+//   forward: R, G, B = gamma[r, g, b] (linear light * 2040); X, Y, Z = the Q12 matrix rounded;
+//            fx, fy, fz = cbrt[X, Y, Z] (f * 2^15); L = 116 fy - 16 scaled to 255 (296 ~ 1.16 *
+//            255 in Q8 of 2^15), a = 500 (fx - fy) + 128, b = 200 (fy - fz) + 128, rounded
+//            in Q15 and saturated.
+//   inverse: y, fy = l_to_y_fy[L] (Q14); fx = fy + a / 500, fz = fy - b / 200 by OpenCV's
+//            multiply-shift approximations; x, z = f^-1 (lab8_f_inv); linear R, G, B = the Q12
+//            matrix, clamped to [0, 4095]; inv_gamma[] -> sRGB level.
+IMKERN_HOST_DEVICE inline int32_t clamp_u8(int32_t v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
 
-inline double srgb_to_linear(double v) { return v > 0.04045 ? std::pow((v + 0.055) / 1.055, 2.4) : v / 12.92; }
+IMKERN_HOST_DEVICE inline void rgb_to_lab_u8(const Lab8Tables& T, int r, int g, int b, uint8_t* out) {
+  const int32_t R = T.gamma[r], G = T.gamma[g], B = T.gamma[b];
+  const int32_t* m = T.rgb_to_xyz;
+  const int32_t fx = T.cbrt[(m[0] * R + m[1] * G + m[2] * B + (1 << 11)) >> 12];
+  const int32_t fy = T.cbrt[(m[3] * R + m[4] * G + m[5] * B + (1 << 11)) >> 12];
+  const int32_t fz = T.cbrt[(m[6] * R + m[7] * G + m[8] * B + (1 << 11)) >> 12];
+  out[0] = static_cast<uint8_t>(clamp_u8((296 * fy - 1336934 + (1 << 14)) >> 15));
+  out[1] = static_cast<uint8_t>(clamp_u8((500 * (fx - fy) + (128 << 15) + (1 << 14)) >> 15));
+  out[2] = static_cast<uint8_t>(clamp_u8((200 * (fy - fz) + (128 << 15) + (1 << 14)) >> 15));
+}
 
-inline void fill_lab_tables(LabTables& t) {
-  for (int i = 0; i < 256; ++i) t.lin[i] = static_cast<int32_t>(std::llround(srgb_to_linear(i / 255.0) * 65536.0));
-  for (int i = 0; i < LabTables::kFSize; ++i) {
-    const double x = i / 4096.0;
-    const double f = x > 0.008856 ? std::cbrt(x) : 7.787 * x + 16.0 / 116.0;
-    t.f[i] = static_cast<int32_t>(std::llround(f * 1048576.0));
+// f^-1 of a Q14 value i in [-8145, 26868] (OpenCV's abToXZ_b): (i - 16/116) / 7.787 at or below
+// 6/29 (3390), else i^3; C's truncating division, and no int32 overflow in the cube.
+IMKERN_HOST_DEVICE inline int32_t lab8_f_inv(int32_t i) {
+  return i <= 3390 ? i * 108 / 841 - 290 : (i * i / 16384) * i / 16384;
+}
+
+IMKERN_HOST_DEVICE inline void lab_to_rgb_u8(const Lab8Tables& T, int l8, int a8, int b8, uint8_t* out) {
+  const uint32_t yf = T.l_to_y_fy[l8];
+  const int32_t y = static_cast<int32_t>(yf & 0xFFFF), fy = static_cast<int32_t>(yf >> 16);
+  const int32_t x = lab8_f_inv(fy + ((5 * a8 * 53687 + (1 << 7)) >> 13) - 4194);
+  const int32_t z = lab8_f_inv(fy - ((b8 * 41943 + (1 << 4)) >> 9) + 10484);
+  const int32_t* m = T.xyz_to_rgb;
+  for (int c = 0; c < 3; ++c) {
+    int32_t v = (m[3 * c] * x + m[3 * c + 1] * y + m[3 * c + 2] * z + (1 << 13)) >> 14;
+    v = v < 0 ? 0 : (v > 4095 ? 4095 : v);
+    out[c] = static_cast<uint8_t>(T.inv_gamma[v]);
   }
-  t.thr[0] = 0;
-  for (int k = 1; k < 256; ++k) t.thr[k] = static_cast<int32_t>(std::llround(srgb_to_linear((k - 0.5) / 255.0) * 1048576.0));
-  for (int i = 0, n = 0; i <= 4096; ++i) {
-    while (n < 255 && t.thr[n + 1] <= (i << 8)) ++n;
-    t.start[i] = static_cast<int16_t>(n);
-  }
-}
-
-// round(n / d) for d > 0, halves up, for any sign of n
-IMKERN_HOST_DEVICE inline int64_t round_div(int64_t n, int64_t d) {
-  const int64_t q = 2 * n + d, dd = 2 * d;
-  return q >= 0 ? q / dd : -((-q + dd - 1) / dd);
-}
-IMKERN_HOST_DEVICE inline int32_t clamp_u8(int64_t v) { return static_cast<int32_t>(v < 0 ? 0 : (v > 255 ? 255 : v)); }
-
-IMKERN_HOST_DEVICE inline int64_t lab_f_q20(const LabTables& T, int64_t t_q16) {
-  constexpr int64_t hi = (LabTables::kFSize - 2) << LabTables::kTShift;
-  t_q16 = t_q16 < 0 ? 0 : (t_q16 > hi ? hi : t_q16);
-  const int64_t i = t_q16 >> LabTables::kTShift, fr = t_q16 & ((1 << LabTables::kTShift) - 1);
-  return T.f[i] + (((T.f[i + 1] - T.f[i]) * fr + (1 << (LabTables::kTShift - 1))) >> LabTables::kTShift);
-}
-
-IMKERN_HOST_DEVICE inline void rgb_to_lab_u8(const LabTables& T, int r, int g, int b, uint8_t* out) {
-  const int64_t R = T.lin[r], G = T.lin[g], B = T.lin[b];
-  // rows of the sRGB -> XYZ matrix divided by the D65 white, Q16
-  const int64_t X = (28439 * R + 24656 * G + 12440 * B + 32768) >> 16;
-  const int64_t Y = (13938 * R + 46869 * G + 4730 * B + 32768) >> 16;
-  const int64_t Z = (1164 * R + 7174 * G + 57194 * B + 32768) >> 16;
-  const int64_t fx = lab_f_q20(T, X), fy = lab_f_q20(T, Y), fz = lab_f_q20(T, Z);
-  out[0] = static_cast<uint8_t>(clamp_u8(round_div((116 * fy - (int64_t(16) << 20)) * 255, int64_t(100) << 20)));
-  out[1] = static_cast<uint8_t>(clamp_u8(round_div(500 * (fx - fy), int64_t(1) << 20) + 128));
-  out[2] = static_cast<uint8_t>(clamp_u8(round_div(200 * (fy - fz), int64_t(1) << 20) + 128));
-}
-
-IMKERN_HOST_DEVICE inline int64_t lab_finv_q20(int64_t f) {
-  if (f > 216947) return (f * f * f + (int64_t(1) << 39)) >> 40;  // f > 0.2068966: f^3
-  return round_div((116 * f - (int64_t(16) << 20)) * 1000, int64_t(116) * 7787);
-}
-
-// The number of thresholds thr[1..255] at or below lin: the nearest sRGB level. The table
-// start[] gives the count at the 2^-12 step below lin; at most a level or two remain to step.
-IMKERN_HOST_DEVICE inline int32_t linear_to_srgb_u8(const LabTables& T, int64_t lin) {
-  if (lin <= 0) return 0;
-  const int64_t i = lin >> 8;
-  int32_t lo = i >= 4096 ? 255 : T.start[i];
-  while (lo < 255 && T.thr[lo + 1] <= lin) ++lo;
-  return lo;
-}
-
-IMKERN_HOST_DEVICE inline void lab_to_rgb_u8(const LabTables& T, int l8, int a8, int b8, uint8_t* out) {
-  const int64_t fy = round_div(int64_t(l8) * 100 * (int64_t(1) << 20) + int64_t(16) * 255 * (int64_t(1) << 20),
-                               int64_t(116) * 255);
-  const int64_t fx = fy + round_div(int64_t(a8 - 128) * (int64_t(1) << 20), 500);
-  int64_t fz = fy - round_div(int64_t(b8 - 128) * (int64_t(1) << 20), 200);
-  fz = fz < 0 ? 0 : fz;  // as skimage: z below 0 is clipped
-  const int64_t X = lab_finv_q20(fx), Y = lab_finv_q20(fy), Z = lab_finv_q20(fz);
-  // XYZ -> linear sRGB (the inverse matrix, columns times the D65 white), Q20
-  const int64_t R = (3229593 * X - 1611820 * Y - 569189 * Z + (1 << 19)) >> 20;
-  const int64_t G = (-965998 * X + 1967118 * Y + 47445 * Z + (1 << 19)) >> 20;
-  const int64_t B = (55460 * X - 213953 * Y + 1207154 * Z + (1 << 19)) >> 20;
-  out[0] = static_cast<uint8_t>(linear_to_srgb_u8(T, R));
-  out[1] = static_cast<uint8_t>(linear_to_srgb_u8(T, G));
-  out[2] = static_cast<uint8_t>(linear_to_srgb_u8(T, B));
 }
 
 template <typename T>

@@ -118,6 +118,7 @@ def _load_folder_setup(n=500, size=(224, 224)):
 CASES = [
     Case("rgb_to_gray uint8 2160x3840x3", "cpu", _color_setup("rgb_to_gray", "COLOR_RGB2GRAY"), bytes=4 * H * W),
     Case("rgb_to_hsv uint8 2160x3840x3", "cpu", _color_setup("rgb_to_hsv", "COLOR_RGB2HSV"), bytes=6 * H * W),
+    Case("rgb_to_lab uint8 2160x3840x3", "cpu", _color_setup("rgb_to_lab", "COLOR_RGB2Lab"), bytes=6 * H * W),
     Case(
         "to_tensor imagenet_mean_std uint8 64x224x224x3", "cpu", _to_tensor_setup(), bytes=64 * 224 * 224 * 3 * (1 + 4)
     ),
