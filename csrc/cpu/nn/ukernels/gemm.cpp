@@ -87,8 +87,34 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
         else
           pa_blk = a_all + p0 * mpad;
         pack_b<T>(tb, b, ldb, p0, kc, j0, nc, pb);
+        // The source of the next B block (this tile's next k block, or the next tile's first)
+        // is prefetched in slices while the microkernels run: packing then reads it from the
+        // L2 instead of memory (B is often a weight read from DRAM, its rows far apart).
+        int64_t nb_rows = 0, nb_line_per_row = 0;
+        const T* nb_src = nullptr;
+        {
+          int64_t q0 = p0 + KC, qj0 = j0, qnc = nc;
+          if (q0 >= k && t + 1 < t1) {
+            q0 = 0;
+            qj0 = ((t + 1) % nt) * nc_blk;
+            qnc = std::min<int64_t>(nc_blk, n - qj0);
+          }
+          if (q0 < k) {
+            const int64_t qkc = std::min<int64_t>(KC, k - q0);
+            nb_src = tb ? b + qj0 * ldb + q0 : b + q0 * ldb + qj0;
+            nb_rows = tb ? qnc : qkc;
+            nb_line_per_row = ((tb ? qkc : qnc) * int64_t(sizeof(T)) + 63) / 64;
+          }
+        }
+        const int64_t nb_lines = nb_rows * nb_line_per_row, njr = (nc + NR - 1) / NR;
         const Store<T> st{alpha, beta, p0 == 0, p0 + kc >= k, ep.relu};
         for (int64_t jr = 0; jr < nc; jr += NR) {
+          if (nb_src) {
+            const int64_t s = jr / NR, l0 = nb_lines * s / njr, l1 = nb_lines * (s + 1) / njr;
+            for (int64_t l = l0; l < l1; ++l)
+              __builtin_prefetch(reinterpret_cast<const char*>(nb_src + (l / nb_line_per_row) * ldb) +
+                                 (l % nb_line_per_row) * 64);
+          }
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const T* bp = pb + jr * kc;
           const T* cb = ep.col_bias ? ep.col_bias + j0 + jr : nullptr;
