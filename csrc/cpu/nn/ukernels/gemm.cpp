@@ -52,20 +52,37 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   const Bk bk = Bk::get();
   const int64_t MC = bk.mc, KC = bk.kc;
   if (k <= 0 || alpha == T(0)) return scale_only(m, n, beta, c, ldc, ep);
-  // MC x NC tiles; NC shrinks (down to 4 slivers) until there are about 4 tiles per thread.
-  // Only the k blocking affects the result, so this choice may depend on the thread count.
+  // Tasks: an NC-wide column of C and a group of MC-row blocks of it. For each k block a task
+  // packs its B block (KC x NC) once, then packs A (MC x KC) and runs the microkernels for each
+  // row block of its group (BLIS's loop order: the packed B is reused by every row block, so
+  // B is packed once in all, A once per column). With several row blocks (m > MC), a task
+  // takes the whole column when there are enough columns for the threads (NC shrinking down to
+  // 4 slivers for about 4 columns per thread; one thread: NC itself); otherwise each tile
+  // (one row block) is a task, NC shrinking until there are about 4 tiles per thread.
+  // Only the k blocking affects the result, so these choices may depend on the thread count.
   const int64_t mt = (m + MC - 1) / MC;
-  const int64_t want = 4 * static_cast<int64_t>(get_num_threads());
-  const int64_t nt_want = std::max<int64_t>(1, (want + mt - 1) / mt);
-  int64_t nc_blk = ((n + nt_want - 1) / nt_want + NR - 1) / NR * NR;
-  nc_blk = std::max<int64_t>(4 * NR, std::min<int64_t>(bk.nc, nc_blk));
+  const int64_t threads = static_cast<int64_t>(get_num_threads());
+  const int64_t want = 4 * threads;
+  auto nc_for = [&](int64_t cols) {
+    const int64_t w = ((n + cols - 1) / cols + NR - 1) / NR * NR;
+    return std::max<int64_t>(4 * NR, std::min<int64_t>(bk.nc, w));
+  };
+  int64_t group = 1, nc_blk = nc_for(std::max<int64_t>(1, (want + mt - 1) / mt));
+  if (mt > 1) {
+    const int64_t nc_col = threads == 1 ? nc_for(1) : nc_for(want);
+    if (threads == 1 || (n + nc_col - 1) / nc_col >= 2 * threads) {
+      group = mt;
+      nc_blk = nc_col;
+    }
+  }
   const int64_t nt = (n + nc_blk - 1) / nc_blk;
-  const int64_t ntiles = mt * nt;
+  const int64_t ngroups = (mt + group - 1) / group;
+  const int64_t ntasks = ngroups * nt;
   // Small products are not worth waking the pool.
   const double flops = 2.0 * double(m) * double(n) * double(k);
-  const int64_t grain = flops < 4e6 ? ntiles : 1;
-  // One row of tiles (m <= MC) sharing all of A: pack A once instead of once per tile.
-  // (In the calling thread's slot 0, which its tiles then leave alone.)
+  const int64_t grain = flops < 4e6 ? ntasks : 1;
+  // One row block (m <= MC) shared by all tasks: pack A once instead of once per task.
+  // (In the calling thread's slot 0, which its tasks then leave alone.)
   const T* a_all = nullptr;
   const int64_t mpad = (m + MR - 1) / MR * MR;
   if (mt == 1 && nt > 1 && mpad * k <= (int64_t(1) << 22)) {
@@ -73,23 +90,19 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
     pack_a_full<T>(ta, a, lda, m, k, KC, buf);
     a_all = buf;
   }
-  parallel_for(0, ntiles, grain, [&](int64_t t0, int64_t t1) {
+  parallel_for(0, ntasks, grain, [&](int64_t t0, int64_t t1) {
     T* pa = a_all ? nullptr : scratch<T>(0, ((MC + MR - 1) / MR * MR) * KC);
     T* pb = scratch<T>(1, ((nc_blk + NR - 1) / NR * NR) * KC);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i0 = (t / nt) * MC, j0 = (t % nt) * nc_blk;
-      const int64_t mc = std::min<int64_t>(MC, m - i0), nc = std::min<int64_t>(nc_blk, n - j0);
+      const int64_t ib0 = (t / nt) * group, ib1 = std::min(mt, ib0 + group), j0 = (t % nt) * nc_blk;
+      const int64_t nc = std::min<int64_t>(nc_blk, n - j0);
       for (int64_t p0 = 0; p0 < k; p0 += KC) {
         const int64_t kc = std::min<int64_t>(KC, k - p0);
-        const T* pa_blk = pa;
-        if (!a_all)
-          pack_a<T>(ta, a, lda, i0, mc, p0, kc, pa);
-        else
-          pa_blk = a_all + p0 * mpad;
         pack_b<T>(tb, b, ldb, p0, kc, j0, nc, pb);
-        // The source of the next B block (this tile's next k block, or the next tile's first)
-        // is prefetched in slices while the microkernels run: packing then reads it from the
-        // L2 instead of memory (B is often a weight read from DRAM, its rows far apart).
+        // The source of the next B block (this task's next k block, or the next task's first)
+        // is prefetched in slices while the first row block's microkernels run: packing then
+        // reads it from the L2 instead of memory (B is often a weight read from DRAM, its
+        // rows far apart).
         int64_t nb_rows = 0, nb_line_per_row = 0;
         const T* nb_src = nullptr;
         {
@@ -108,25 +121,33 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
         }
         const int64_t nb_lines = nb_rows * nb_line_per_row, njr = (nc + NR - 1) / NR;
         const Store<T> st{alpha, beta, p0 == 0, p0 + kc >= k, ep.relu};
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          if (nb_src) {
-            const int64_t s = jr / NR, l0 = nb_lines * s / njr, l1 = nb_lines * (s + 1) / njr;
-            for (int64_t l = l0; l < l1; ++l)
-              __builtin_prefetch(reinterpret_cast<const char*>(nb_src + (l / nb_line_per_row) * ldb) +
-                                 (l % nb_line_per_row) * 64);
-          }
-          const int64_t nr = std::min<int64_t>(NR, nc - jr);
-          const T* bp = pb + jr * kc;
-          const T* cb = ep.col_bias ? ep.col_bias + j0 + jr : nullptr;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int64_t mr = std::min<int64_t>(MR, mc - ir);
-            const T* ap = pa_blk + ir * kc;
-            T* cp = c + (i0 + ir) * ldc + j0 + jr;
-            const T* rb = ep.row_bias ? ep.row_bias + i0 + ir : nullptr;
-            if (mr == MR && nr == NR)
-              microkernel<T>(kc, ap, bp, cp, ldc, st, rb, cb);
-            else
-              microkernel_edge<T>(kc, ap, bp, cp, ldc, mr, nr, st, rb, cb);
+        for (int64_t ib = ib0; ib < ib1; ++ib) {
+          const int64_t i0 = ib * MC, mc = std::min<int64_t>(MC, m - i0);
+          const T* pa_blk = pa;
+          if (!a_all)
+            pack_a<T>(ta, a, lda, i0, mc, p0, kc, pa);
+          else
+            pa_blk = a_all + p0 * mpad;
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            if (nb_src && ib == ib0) {
+              const int64_t s = jr / NR, l0 = nb_lines * s / njr, l1 = nb_lines * (s + 1) / njr;
+              for (int64_t l = l0; l < l1; ++l)
+                __builtin_prefetch(reinterpret_cast<const char*>(nb_src + (l / nb_line_per_row) * ldb) +
+                                   (l % nb_line_per_row) * 64);
+            }
+            const int64_t nr = std::min<int64_t>(NR, nc - jr);
+            const T* bp = pb + jr * kc;
+            const T* cb = ep.col_bias ? ep.col_bias + j0 + jr : nullptr;
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+              const int64_t mr = std::min<int64_t>(MR, mc - ir);
+              const T* ap = pa_blk + ir * kc;
+              T* cp = c + (i0 + ir) * ldc + j0 + jr;
+              const T* rb = ep.row_bias ? ep.row_bias + i0 + ir : nullptr;
+              if (mr == MR && nr == NR)
+                microkernel<T>(kc, ap, bp, cp, ldc, st, rb, cb);
+              else
+                microkernel_edge<T>(kc, ap, bp, cp, ldc, mr, nr, st, rb, cb);
+            }
           }
         }
       }
