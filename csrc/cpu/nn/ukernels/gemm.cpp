@@ -55,10 +55,11 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   // Tasks: an NC-wide column of C and a group of MC-row blocks of it. For each k block a task
   // packs its B block (KC x NC) once, then packs A (MC x KC) and runs the microkernels for each
   // row block of its group (BLIS's loop order: the packed B is reused by every row block, so
-  // B is packed once in all, A once per column). With several row blocks (m > MC), a task
-  // takes the whole column when there are enough columns for the threads (NC shrinking down to
-  // 4 slivers for about 4 columns per thread; one thread: NC itself); otherwise each tile
-  // (one row block) is a task, NC shrinking until there are about 4 tiles per thread.
+  // B is packed once in all, A once per column). Otherwise each tile (one row block) is a task,
+  // NC shrinking (down to 4 slivers) until there are about 4 tiles per thread: A is packed once
+  // per column of tiles, B once per row block. With several row blocks (m > MC) the schedule
+  // that copies fewer elements into the packed panels wins (whole columns: NC shrinking for
+  // about 4 columns per thread, and at least 2 per thread; one thread: NC itself).
   // Only the k blocking affects the result, so these choices may depend on the thread count.
   const int64_t mt = (m + MC - 1) / MC;
   const int64_t threads = static_cast<int64_t>(get_num_threads());
@@ -70,7 +71,11 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   int64_t group = 1, nc_blk = nc_for(std::max<int64_t>(1, (want + mt - 1) / mt));
   if (mt > 1) {
     const int64_t nc_col = threads == 1 ? nc_for(1) : nc_for(want);
-    if (threads == 1 || (n + nc_col - 1) / nc_col >= 2 * threads) {
+    const int64_t nt_col = (n + nc_col - 1) / nc_col, nt_tile = (n + nc_blk - 1) / nc_blk;
+    // Elements packed (per k): A m * columns, B n * (row blocks per column).
+    const double copies_col = double(m) * double(nt_col) + double(n);
+    const double copies_tile = double(m) * double(nt_tile) + double(n) * double(mt);
+    if ((threads == 1 || nt_col >= 2 * threads) && copies_col <= copies_tile) {
       group = mt;
       nc_blk = nc_col;
     }
