@@ -1,14 +1,18 @@
 // Blocked GEMM, BLIS style (compiled per ISA).
 //
-// Algorithm: C is cut into MC x NC tiles, one parallel_for chunk each (NC shrinks so there
-// are about 4 tiles per thread; when m <= MC, A is packed once for all tiles). A tile walks k in KC
-// blocks: it packs op(A)[MC x KC] into MR-row slivers and op(B)[KC x NC] into NR-column
-// slivers (contiguous, 64-byte aligned, zero-padded at the edges), then runs the register
+// Algorithm: C is cut into NC-wide columns and MC-row blocks; a parallel_for task is either a
+// whole column (BLIS's order: each KC x NC block of B packed once and reused by every row
+// block) or one MC x NC tile (NC shrinking for about 4 tiles per thread), whichever packs
+// fewer elements (when m <= MC, A is packed once for all tasks). A task walks k in KC
+// blocks: it packs op(B)[KC x NC] into NR-column slivers (contiguous, 64-byte aligned,
+// zero-padded at the edges; the next block's source prefetched meanwhile) and, per row
+// block, op(A)[MC x KC] into MR-row slivers, then runs the register
 // microkernel over every MR x NR sub-tile: MR x NV vector accumulators (NR = NV * lanes)
 // fed by NV aligned loads of B and MR broadcasts of A per k step (the microkernel alone runs
-// at ~250 GFLOP/s on one Zen 5 core, its FMA peak). The microkernel is written
-// once with simd::vec_t, so it becomes AVX-512 (8 x 3 zmm accumulators), AVX2 or SSE
-// (6 x 2). FLOPs: 2 m n k. Bytes: the packing reads A n/NC times and B m/MC times.
+// at its FMA peak: ~250 GFLOP/s on one Zen 5 core, 115 on a Zen 4 VM core). The microkernel is
+// written once with simd::vec_t, so it becomes AVX-512 (8 x 3 zmm accumulators), AVX2 or SSE
+// (6 x 2). FLOPs: 2 m n k. Bytes: the packing reads A n/NC times and B once (columns) or
+// m/MC times (tiles).
 // Deterministic: an element's k sum runs in KC blocks in increasing order, each block summed
 // in registers in k order, whatever the tile a thread takes. The epilogue (alpha, beta,
 // bias, ReLU) is applied in registers on the last k block.
