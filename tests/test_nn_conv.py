@@ -911,3 +911,29 @@ def test_conv2d_backward_output_mask_skips_grad_input(rng, xp, tf32_off, cfg, dt
     np.testing.assert_array_equal(to_numpy(gi3), to_numpy(gi))
     with pytest.raises(ValueError, match="output_mask"):
         F.conv2d_backward(dgo, dx, dw, output_mask=(False, True), **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_gemm_schedules_same_bits(rng, isa, dtype):
+    """The CPU GEMM's task schedules (one MC x NC tile per task, or a whole column of C per
+    task with its packed B reused by every MC row block, chosen by the thread count and the
+    column count) and the transposed-B packing give the same bits for any thread count, and
+    match the reference, under forced small blocking (m > MC) and the model's."""
+    x = random_array(rng, (301, 203), dtype)
+    w = random_array(rng, (1205, 203), dtype)
+    b = random_array(rng, (1205,), dtype)
+    before = imkern.get_num_threads()
+    try:
+        for params in (dict(mc=16, kc=64), dict(mc=64, nc=200), {}):
+            imkern.reset_cpu_params()
+            imkern.set_cpu_params(**params)
+            ys = []
+            for n in (1, 2, 3, 5):
+                imkern.set_num_threads(n)
+                ys.append(F.linear(x, w, b))
+            for n, y in zip((2, 3, 5), ys[1:]):
+                np.testing.assert_array_equal(y, ys[0], err_msg=f"{params} threads={n}")
+            assert_close(ys[0], R.linear(x, w, b), dtype, scale=203)
+    finally:
+        imkern.reset_cpu_params()
+        imkern.set_num_threads(before)

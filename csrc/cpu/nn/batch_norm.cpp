@@ -15,6 +15,7 @@
 // Variants: float32 (vector loads widened to float64 accumulators) and float64.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -49,26 +50,41 @@ struct Segs {
   int64_t grain() const { return std::max<int64_t>(1, kSeg / seg); }
 };
 
-// Sums of (a - ka) and (a - ka)^2 or (a - ka) * b over n elements, in float64 lanes.
+// Sums of (a - ka) and (a - ka)^2 or (a - ka) * b over n elements, in float64 lanes: lane k
+// (of a T vector's L lanes) accumulates elements k, k + L, ...; the lanes are then added in
+// order k = 0 .. L - 1, and the tail last. The L float64 lanes are held as native vectors
+// (two for float32: a vector of L doubles is twice the register width, which GCC would spill
+// through the stack on every step), so each lane's operations are those of one long vector.
 template <typename T, bool Prod>
 void seg_sums(const T* a, const T* b, int64_t n, double ka, double& s1, double& s2) {
   constexpr int L = simd::Vec<T>::lanes;
-  using DV = vm::vecn_t<double, L>;
-  DV a1{}, a2{};
+  using DV = simd::vec_t<double>;
+  constexpr int LD = simd::Vec<double>::lanes, P = L / LD;  // P native double vectors per T vector
+  using TH = vm::vecn_t<T, LD>;                              // the T lanes of one of them
+  auto wide = [](const T* p) {
+    TH h;
+    std::memcpy(&h, p, sizeof(h));
+    return __builtin_convertvector(h, DV);
+  };
+  DV a1[P] = {}, a2[P] = {};
   int64_t i = 0;
   for (; i + L <= n; i += L) {
-    const DV d = __builtin_convertvector(simd::loadu(a + i), DV) - ka;
-    a1 += d;
-    if (Prod)
-      a2 += d * __builtin_convertvector(simd::loadu(b + i), DV);
-    else
-      a2 += d * d;
+#pragma GCC unroll 4
+    for (int q = 0; q < P; ++q) {
+      const DV d = wide(a + i + q * LD) - ka;
+      a1[q] += d;
+      if (Prod)
+        a2[q] += d * wide(b + i + q * LD);
+      else
+        a2[q] += d * d;
+    }
   }
   double t1 = 0, t2 = 0;
-  for (int k = 0; k < L; ++k) {
-    t1 += a1[k];
-    t2 += a2[k];
-  }
+  for (int q = 0; q < P; ++q)
+    for (int k = 0; k < LD; ++k) {
+      t1 += a1[q][k];
+      t2 += a2[q][k];
+    }
   for (; i < n; ++i) {
     const double d = static_cast<double>(a[i]) - ka;
     t1 += d;

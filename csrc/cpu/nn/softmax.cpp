@@ -123,27 +123,71 @@ void softmax_rows(const T* x, T* y, int64_t rows, int64_t C, bool log) {
   });
 }
 
+// y[j] = e[j] * inv[j] with the 64-byte-aligned whole vectors of y written by non-temporal
+// stores (the same bits as plain stores; the caller fences).
+inline void scale_store_stream(const float* e, const float* inv, float* y, int64_t n) {
+#if defined(__AVX512F__) || defined(__AVX__)
+  using vm::vf;
+  constexpr int64_t W = vm::LF;
+  int64_t i = 0;
+  const int64_t head = static_cast<int64_t>(((W * 4) - (reinterpret_cast<uintptr_t>(y) & (W * 4 - 1))) & (W * 4 - 1)) / 4;
+  if ((reinterpret_cast<uintptr_t>(y) & 3) == 0 && n >= head + W) {
+    for (; i < head; ++i) y[i] = e[i] * inv[i];
+    for (; i + W <= n; i += W) {
+      const vf v = simd::loadu(e + i) * simd::loadu(inv + i);
+#if defined(__AVX512F__)
+      _mm512_stream_ps(y + i, (__m512)v);
+#else
+      _mm256_stream_ps(y + i, (__m256)v);
+#endif
+    }
+  }
+  for (; i < n; ++i) y[i] = e[i] * inv[i];
+#else
+  for (int64_t i = 0; i < n; ++i) y[i] = e[i] * inv[i];
+#endif
+}
+
+// Softmax along c of (outer, c, inner), inner > 1: blocks of B <= kBlock inner positions, the
+// c loop outermost in each pass, so every load is a contiguous run of B elements. The rows of a
+// block are kBlock elements of C rows inner apart: too short for the hardware prefetcher to
+// follow, so the maximum pass (the one that reads the block from memory) prefetches the same
+// rows of the next block. A float32 softmax whose data exceed the cache this process gets
+// (cpu_params().stream_bytes) keeps the exp terms of a block in a scratch (when it fits half
+// the L2) and streams y = e / S out with non-temporal stores (no read-for-ownership of y);
+// otherwise e goes to y and is scaled in place. The same bits either way.
 template <typename T>
 void softmax_strided(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, bool log) {
   const int64_t nb = (inner + kBlock - 1) / kBlock;
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C * std::min(inner, kBlock), 1));
+  const int64_t blk = std::min(inner, kBlock);
+  const bool stream = std::is_same<T, float>::value && !log &&
+                      2 * outer * C * inner * int64_t(sizeof(T)) > params().stream_bytes &&
+                      C * blk * int64_t(sizeof(T)) <= params().l2_block;
   parallel_for(0, outer * nb, grain, [&](int64_t t0, int64_t t1) {
     T mx[kBlock], e[kBlock], ls[kBlock];
     double sm[kBlock];  // float64 sums: the error stays ~1 ulp of T for any C
+    std::vector<T> es(stream ? static_cast<size_t>(C * blk) : 0);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t o = t / nb, b0 = (t % nb) * kBlock, B = std::min(kBlock, inner - b0);
       const T* xs = x + o * C * inner + b0;
       T* ys = y + o * C * inner + b0;
+      // The next block: the following B positions of the same rows, or the next slice's first.
+      const T* nx = t + 1 < outer * nb ? (b0 + kBlock < inner ? xs + kBlock : x + (o + 1) * C * inner) : nullptr;
+      const int64_t nB = b0 + kBlock < inner ? std::min(kBlock, inner - b0 - kBlock) : std::min(kBlock, inner);
       std::fill(mx, mx + B, -std::numeric_limits<T>::infinity());
       std::fill(sm, sm + B, 0.0);
       for (int64_t c = 0; c < C; ++c) {
         const T* xr = xs + c * inner;
+        if (nx)
+          for (int64_t j = 0; j < nB; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(nx + c * inner + j, 0, 3);
         for (int64_t j = 0; j < B; ++j) mx[j] = vm::nanmax_s(mx[j], xr[j]);
       }
       for (int64_t c = 0; c < C; ++c) {
-        exp_diff(xs + c * inner, mx, e, B);
-        for (int64_t j = 0; j < B; ++j) sm[j] += e[j];
-        if (!log) std::copy(e, e + B, ys + c * inner);
+        T* er = stream ? es.data() + c * B : e;
+        exp_diff(xs + c * inner, mx, er, B);
+        for (int64_t j = 0; j < B; ++j) sm[j] += er[j];
+        if (!log && !stream) std::copy(er, er + B, ys + c * inner);
       }
       if (log) {
         // (x - M) - log S, as the contiguous rows: x - (M + log S) would round M + log S to
@@ -156,12 +200,19 @@ void softmax_strided(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, 
         }
       } else {
         for (int64_t j = 0; j < B; ++j) ls[j] = static_cast<T>(1.0 / sm[j]);
+        if constexpr (std::is_same<T, float>::value) {
+          if (stream) {
+            for (int64_t c = 0; c < C; ++c) scale_store_stream(es.data() + c * B, ls, ys + c * inner, B);
+            continue;
+          }
+        }
         for (int64_t c = 0; c < C; ++c) {
           T* yr = ys + c * inner;
           for (int64_t j = 0; j < B; ++j) yr[j] *= ls[j];
         }
       }
     }
+    if (stream) stream_fence();
   });
 }
 

@@ -1,14 +1,18 @@
 // Blocked GEMM, BLIS style (compiled per ISA).
 //
-// Algorithm: C is cut into MC x NC tiles, one parallel_for chunk each (NC shrinks so there
-// are about 4 tiles per thread; when m <= MC, A is packed once for all tiles). A tile walks k in KC
-// blocks: it packs op(A)[MC x KC] into MR-row slivers and op(B)[KC x NC] into NR-column
-// slivers (contiguous, 64-byte aligned, zero-padded at the edges), then runs the register
+// Algorithm: C is cut into NC-wide columns and MC-row blocks; a parallel_for task is either a
+// whole column (BLIS's order: each KC x NC block of B packed once and reused by every row
+// block) or one MC x NC tile (NC shrinking for about 4 tiles per thread), whichever packs
+// fewer elements (when m <= MC, A is packed once for all tasks). A task walks k in KC
+// blocks: it packs op(B)[KC x NC] into NR-column slivers (contiguous, 64-byte aligned,
+// zero-padded at the edges; the next block's source prefetched meanwhile) and, per row
+// block, op(A)[MC x KC] into MR-row slivers, then runs the register
 // microkernel over every MR x NR sub-tile: MR x NV vector accumulators (NR = NV * lanes)
 // fed by NV aligned loads of B and MR broadcasts of A per k step (the microkernel alone runs
-// at ~250 GFLOP/s on one Zen 5 core, its FMA peak). The microkernel is written
-// once with simd::vec_t, so it becomes AVX-512 (8 x 3 zmm accumulators), AVX2 or SSE
-// (6 x 2). FLOPs: 2 m n k. Bytes: the packing reads A n/NC times and B m/MC times.
+// at its FMA peak: ~250 GFLOP/s on one Zen 5 core, 115 on a Zen 4 VM core). The microkernel is
+// written once with simd::vec_t, so it becomes AVX-512 (8 x 3 zmm accumulators), AVX2 or SSE
+// (6 x 2). FLOPs: 2 m n k. Bytes: the packing reads A n/NC times and B once (columns) or
+// m/MC times (tiles).
 // Deterministic: an element's k sum runs in KC blocks in increasing order, each block summed
 // in registers in k order, whatever the tile a thread takes. The epilogue (alpha, beta,
 // bias, ReLU) is applied in registers on the last k block.
@@ -52,20 +56,42 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   const Bk bk = Bk::get();
   const int64_t MC = bk.mc, KC = bk.kc;
   if (k <= 0 || alpha == T(0)) return scale_only(m, n, beta, c, ldc, ep);
-  // MC x NC tiles; NC shrinks (down to 4 slivers) until there are about 4 tiles per thread.
-  // Only the k blocking affects the result, so this choice may depend on the thread count.
+  // Tasks: an NC-wide column of C and a group of MC-row blocks of it. For each k block a task
+  // packs its B block (KC x NC) once, then packs A (MC x KC) and runs the microkernels for each
+  // row block of its group (BLIS's loop order: the packed B is reused by every row block, so
+  // B is packed once in all, A once per column). Otherwise each tile (one row block) is a task,
+  // NC shrinking (down to 4 slivers) until there are about 4 tiles per thread: A is packed once
+  // per column of tiles, B once per row block. With several row blocks (m > MC) the schedule
+  // that copies fewer elements into the packed panels wins (whole columns: NC shrinking for
+  // about 4 columns per thread, and at least 2 per thread; one thread: NC itself).
+  // Only the k blocking affects the result, so these choices may depend on the thread count.
   const int64_t mt = (m + MC - 1) / MC;
-  const int64_t want = 4 * static_cast<int64_t>(get_num_threads());
-  const int64_t nt_want = std::max<int64_t>(1, (want + mt - 1) / mt);
-  int64_t nc_blk = ((n + nt_want - 1) / nt_want + NR - 1) / NR * NR;
-  nc_blk = std::max<int64_t>(4 * NR, std::min<int64_t>(bk.nc, nc_blk));
+  const int64_t threads = static_cast<int64_t>(get_num_threads());
+  const int64_t want = 4 * threads;
+  auto nc_for = [&](int64_t cols) {
+    const int64_t w = ((n + cols - 1) / cols + NR - 1) / NR * NR;
+    return std::max<int64_t>(4 * NR, std::min<int64_t>(bk.nc, w));
+  };
+  int64_t group = 1, nc_blk = nc_for(std::max<int64_t>(1, (want + mt - 1) / mt));
+  if (mt > 1) {
+    const int64_t nc_col = threads == 1 ? nc_for(1) : nc_for(want);
+    const int64_t nt_col = (n + nc_col - 1) / nc_col, nt_tile = (n + nc_blk - 1) / nc_blk;
+    // Elements packed (per k): A m * columns, B n * (row blocks per column).
+    const double copies_col = double(m) * double(nt_col) + double(n);
+    const double copies_tile = double(m) * double(nt_tile) + double(n) * double(mt);
+    if ((threads == 1 || nt_col >= 2 * threads) && copies_col <= copies_tile) {
+      group = mt;
+      nc_blk = nc_col;
+    }
+  }
   const int64_t nt = (n + nc_blk - 1) / nc_blk;
-  const int64_t ntiles = mt * nt;
+  const int64_t ngroups = (mt + group - 1) / group;
+  const int64_t ntasks = ngroups * nt;
   // Small products are not worth waking the pool.
   const double flops = 2.0 * double(m) * double(n) * double(k);
-  const int64_t grain = flops < 4e6 ? ntiles : 1;
-  // One row of tiles (m <= MC) sharing all of A: pack A once instead of once per tile.
-  // (In the calling thread's slot 0, which its tiles then leave alone.)
+  const int64_t grain = flops < 4e6 ? ntasks : 1;
+  // One row block (m <= MC) shared by all tasks: pack A once instead of once per task.
+  // (In the calling thread's slot 0, which its tasks then leave alone.)
   const T* a_all = nullptr;
   const int64_t mpad = (m + MR - 1) / MR * MR;
   if (mt == 1 && nt > 1 && mpad * k <= (int64_t(1) << 22)) {
@@ -73,34 +99,64 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
     pack_a_full<T>(ta, a, lda, m, k, KC, buf);
     a_all = buf;
   }
-  parallel_for(0, ntiles, grain, [&](int64_t t0, int64_t t1) {
+  parallel_for(0, ntasks, grain, [&](int64_t t0, int64_t t1) {
     T* pa = a_all ? nullptr : scratch<T>(0, ((MC + MR - 1) / MR * MR) * KC);
     T* pb = scratch<T>(1, ((nc_blk + NR - 1) / NR * NR) * KC);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i0 = (t / nt) * MC, j0 = (t % nt) * nc_blk;
-      const int64_t mc = std::min<int64_t>(MC, m - i0), nc = std::min<int64_t>(nc_blk, n - j0);
+      const int64_t ib0 = (t / nt) * group, ib1 = std::min(mt, ib0 + group), j0 = (t % nt) * nc_blk;
+      const int64_t nc = std::min<int64_t>(nc_blk, n - j0);
       for (int64_t p0 = 0; p0 < k; p0 += KC) {
         const int64_t kc = std::min<int64_t>(KC, k - p0);
-        const T* pa_blk = pa;
-        if (!a_all)
-          pack_a<T>(ta, a, lda, i0, mc, p0, kc, pa);
-        else
-          pa_blk = a_all + p0 * mpad;
         pack_b<T>(tb, b, ldb, p0, kc, j0, nc, pb);
+        // The source of the next B block (this task's next k block, or the next task's first)
+        // is prefetched in slices while the first row block's microkernels run: packing then
+        // reads it from the L2 instead of memory (B is often a weight read from DRAM, its
+        // rows far apart).
+        int64_t nb_rows = 0, nb_line_per_row = 0;
+        const T* nb_src = nullptr;
+        {
+          int64_t q0 = p0 + KC, qj0 = j0, qnc = nc;
+          if (q0 >= k && t + 1 < t1) {
+            q0 = 0;
+            qj0 = ((t + 1) % nt) * nc_blk;
+            qnc = std::min<int64_t>(nc_blk, n - qj0);
+          }
+          if (q0 < k) {
+            const int64_t qkc = std::min<int64_t>(KC, k - q0);
+            nb_src = tb ? b + qj0 * ldb + q0 : b + q0 * ldb + qj0;
+            nb_rows = tb ? qnc : qkc;
+            nb_line_per_row = ((tb ? qkc : qnc) * int64_t(sizeof(T)) + 63) / 64;
+          }
+        }
+        const int64_t nb_lines = nb_rows * nb_line_per_row, njr = (nc + NR - 1) / NR;
         const Store<T> st{alpha, beta, p0 == 0, p0 + kc >= k, ep.relu};
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          const int64_t nr = std::min<int64_t>(NR, nc - jr);
-          const T* bp = pb + jr * kc;
-          const T* cb = ep.col_bias ? ep.col_bias + j0 + jr : nullptr;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int64_t mr = std::min<int64_t>(MR, mc - ir);
-            const T* ap = pa_blk + ir * kc;
-            T* cp = c + (i0 + ir) * ldc + j0 + jr;
-            const T* rb = ep.row_bias ? ep.row_bias + i0 + ir : nullptr;
-            if (mr == MR && nr == NR)
-              microkernel<T>(kc, ap, bp, cp, ldc, st, rb, cb);
-            else
-              microkernel_edge<T>(kc, ap, bp, cp, ldc, mr, nr, st, rb, cb);
+        for (int64_t ib = ib0; ib < ib1; ++ib) {
+          const int64_t i0 = ib * MC, mc = std::min<int64_t>(MC, m - i0);
+          const T* pa_blk = pa;
+          if (!a_all)
+            pack_a<T>(ta, a, lda, i0, mc, p0, kc, pa);
+          else
+            pa_blk = a_all + p0 * mpad;
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            if (nb_src && ib == ib0) {
+              const int64_t s = jr / NR, l0 = nb_lines * s / njr, l1 = nb_lines * (s + 1) / njr;
+              for (int64_t l = l0; l < l1; ++l)
+                __builtin_prefetch(reinterpret_cast<const char*>(nb_src + (l / nb_line_per_row) * ldb) +
+                                   (l % nb_line_per_row) * 64);
+            }
+            const int64_t nr = std::min<int64_t>(NR, nc - jr);
+            const T* bp = pb + jr * kc;
+            const T* cb = ep.col_bias ? ep.col_bias + j0 + jr : nullptr;
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+              const int64_t mr = std::min<int64_t>(MR, mc - ir);
+              const T* ap = pa_blk + ir * kc;
+              T* cp = c + (i0 + ir) * ldc + j0 + jr;
+              const T* rb = ep.row_bias ? ep.row_bias + i0 + ir : nullptr;
+              if (mr == MR && nr == NR)
+                microkernel<T>(kc, ap, bp, cp, ldc, st, rb, cb);
+              else
+                microkernel_edge<T>(kc, ap, bp, cp, ldc, mr, nr, st, rb, cb);
+            }
           }
         }
       }

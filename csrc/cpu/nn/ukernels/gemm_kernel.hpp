@@ -13,6 +13,10 @@
 #include "imkern/nn.hpp"
 #include "common/simd.hpp"
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 namespace imkern {
 namespace IMKERN_ISA {
 namespace gemm_detail {
@@ -124,6 +128,48 @@ void pack_b(bool trans, const T* b, int64_t ldb, int64_t p0, int64_t kc, int64_t
       // into the L1-resident sliver), prefetching the row 4 ahead (2 and 8 measured slower): the source rows are far
       // apart and often come from DRAM (a linear layer's weight), so latency dominates.
       constexpr int64_t AHEAD = 4, LINE = 64 / sizeof(T);
+#if defined(__AVX2__)
+      if constexpr (sizeof(T) == 4 && NR % 8 == 0) {
+        // Full float32 slivers: 8 x 8 blocks transposed in registers (8 row loads, 24
+        // shuffles, 8 stores of 8 floats instead of 64 scalar loads and stores); the next 8
+        // source rows prefetched while a block of 8 is packed.
+        if (nr == NR) {
+          const int64_t kc8 = kc / 8 * 8;
+          for (int64_t jj = 0; jj < NR; jj += 8) {
+            const T* src = b + (j0 + t + jj) * ldb + p0;
+            if (t + jj + 8 < nc)
+              for (int r = 0; r < 8 && t + jj + 8 + r < nc; ++r)
+                for (int64_t l = 0; l < kc; l += LINE) __builtin_prefetch(src + (8 + r) * ldb + l);
+            for (int64_t p = 0; p < kc8; p += 8) {
+              __m256 r0 = _mm256_loadu_ps(src + p), r1 = _mm256_loadu_ps(src + ldb + p),
+                     r2 = _mm256_loadu_ps(src + 2 * ldb + p), r3 = _mm256_loadu_ps(src + 3 * ldb + p),
+                     r4 = _mm256_loadu_ps(src + 4 * ldb + p), r5 = _mm256_loadu_ps(src + 5 * ldb + p),
+                     r6 = _mm256_loadu_ps(src + 6 * ldb + p), r7 = _mm256_loadu_ps(src + 7 * ldb + p);
+              const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+                           t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+                           t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+              const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+                           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+                           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+                           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+              float* dp = reinterpret_cast<float*>(d) + p * NR + jj;
+              _mm256_storeu_ps(dp + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+              _mm256_storeu_ps(dp + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+              _mm256_storeu_ps(dp + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+              _mm256_storeu_ps(dp + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+              _mm256_storeu_ps(dp + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+              _mm256_storeu_ps(dp + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+              _mm256_storeu_ps(dp + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+              _mm256_storeu_ps(dp + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+            }
+            for (int r = 0; r < 8; ++r)
+              for (int64_t p = kc8; p < kc; ++p) d[p * NR + jj + r] = src[r * ldb + p];
+          }
+          continue;
+        }
+      }
+#endif
       for (int64_t jj = 0; jj < nr; ++jj) {
         if (t + jj + AHEAD < nc) {
           const T* nxt = b + (j0 + t + jj + AHEAD) * ldb + p0;
@@ -231,6 +277,12 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
   using namespace simd;
   using V = vec_t<T>;
   constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L, NR = Blocking<T>::NR;
+  // The C tile (MR rows, ldc apart: usually in L2 or L3, and in the same L1 sets) is fetched
+  // now, while the k loop runs, so that the epilogue's loads and stores do not wait for it.
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int l = 0; l < int(NR * sizeof(T)); l += 64) __builtin_prefetch(reinterpret_cast<const char*>(c + i * ldc) + l, 1, 3);
   V acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
