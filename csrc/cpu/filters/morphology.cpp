@@ -61,7 +61,7 @@ inline void pick_rows(T* dst, const T* a, const T* b, int64_t n) {
 
 // dst[e] = op over k < m of src[k][e] for n elements, in one pass (m >= 1).
 template <bool Max, typename T>
-inline void pick_many(T* __restrict__ dst, const T* const* src, int m, int64_t n) {
+inline void pick_many_rt(T* __restrict__ dst, const T* const* src, int m, int64_t n) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
   int64_t e = 0;
@@ -78,6 +78,50 @@ inline void pick_many(T* __restrict__ dst, const T* const* src, int m, int64_t n
     T a = src[0][e];
     for (int k = 1; k < m; ++k) a = pick1<Max>(a, src[k][e]);
     dst[e] = a;
+  }
+}
+
+// pick_many for a fixed count: the row pointers stay in registers and the taps unroll.
+template <bool Max, int K, typename T>
+inline void pick_many_k(T* __restrict__ dst, const T* const* src, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  const T* p[K];
+  for (int k = 0; k < K; ++k) p[k] = src[k];
+  int64_t e = 0;
+  for (; e + 2 * L <= n; e += 2 * L) {
+    vec_t<T> a = loadu(p[0] + e), b = loadu(p[0] + e + L);
+    for (int k = 1; k < K; ++k) {
+      a = pick<Max>(a, loadu(p[k] + e));
+      b = pick<Max>(b, loadu(p[k] + e + L));
+    }
+    storeu(dst + e, a);
+    storeu(dst + e + L, b);
+  }
+  for (; e + L <= n; e += L) {
+    vec_t<T> a = loadu(p[0] + e);
+    for (int k = 1; k < K; ++k) a = pick<Max>(a, loadu(p[k] + e));
+    storeu(dst + e, a);
+  }
+  for (; e < n; ++e) {
+    T a = p[0][e];
+    for (int k = 1; k < K; ++k) a = pick1<Max>(a, p[k][e]);
+    dst[e] = a;
+  }
+}
+
+template <bool Max, typename T>
+inline void pick_many(T* __restrict__ dst, const T* const* src, int m, int64_t n) {
+  switch (m) {
+    case 1: std::copy(src[0], src[0] + n, dst); return;
+    case 2: return pick_many_k<Max, 2>(dst, src, n);
+    case 3: return pick_many_k<Max, 3>(dst, src, n);
+    case 4: return pick_many_k<Max, 4>(dst, src, n);
+    case 5: return pick_many_k<Max, 5>(dst, src, n);
+    case 6: return pick_many_k<Max, 6>(dst, src, n);
+    case 7: return pick_many_k<Max, 7>(dst, src, n);
+    case 8: return pick_many_k<Max, 8>(dst, src, n);
+    default: return pick_many_rt<Max>(dst, src, m, n);
   }
 }
 
@@ -137,24 +181,42 @@ void hline(const T* p, T* out, int64_t n, int64_t C, int len, T* tmp0, T* tmp1) 
   pick_rows<Max>(out, h, g + span, n);
 }
 
+constexpr int kDirectRows = 8;  // rectangles up to this height: direct vertical pass (below)
+
 // Two output rows sharing their middle: d0 = op(s[0..k-1]), d1 = op(s[1..k]) for n elements
 // (k >= 2; s holds k + 1 rows): k + 1 loads for two rows instead of 2k.
-template <bool Max, typename T>
-inline void pick_pair(T* __restrict__ d0, T* __restrict__ d1, const T* const* s, int k, int64_t n) {
+template <bool Max, int K, typename T>
+inline void pick_pair_k(T* __restrict__ d0, T* __restrict__ d1, const T* const* src, int64_t n) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
+  const T* s[K + 1];
+  for (int i = 0; i <= K; ++i) s[i] = src[i];
   int64_t e = 0;
   for (; e + L <= n; e += L) {
     vec_t<T> c = loadu(s[1] + e);
-    for (int i = 2; i < k; ++i) c = pick<Max>(c, loadu(s[i] + e));
+    for (int i = 2; i < K; ++i) c = pick<Max>(c, loadu(s[i] + e));
     storeu(d0 + e, pick<Max>(loadu(s[0] + e), c));
-    storeu(d1 + e, pick<Max>(c, loadu(s[k] + e)));
+    storeu(d1 + e, pick<Max>(c, loadu(s[K] + e)));
   }
   for (; e < n; ++e) {
     T c = s[1][e];
-    for (int i = 2; i < k; ++i) c = pick1<Max>(c, s[i][e]);
+    for (int i = 2; i < K; ++i) c = pick1<Max>(c, s[i][e]);
     d0[e] = pick1<Max>(s[0][e], c);
-    d1[e] = pick1<Max>(c, s[k][e]);
+    d1[e] = pick1<Max>(c, s[K][e]);
+  }
+}
+
+template <bool Max, typename T>
+inline void pick_pair(T* __restrict__ d0, T* __restrict__ d1, const T* const* s, int k, int64_t n) {
+  static_assert(kDirectRows == 8, "one case per direct height");
+  switch (k) {
+    case 2: return pick_pair_k<Max, 2>(d0, d1, s, n);
+    case 3: return pick_pair_k<Max, 3>(d0, d1, s, n);
+    case 4: return pick_pair_k<Max, 4>(d0, d1, s, n);
+    case 5: return pick_pair_k<Max, 5>(d0, d1, s, n);
+    case 6: return pick_pair_k<Max, 6>(d0, d1, s, n);
+    case 7: return pick_pair_k<Max, 7>(d0, d1, s, n);
+    default: return pick_pair_k<Max, 8>(d0, d1, s, n);
   }
 }
 
@@ -198,8 +260,6 @@ inline void prefix_combine(T* __restrict__ out, T* __restrict__ p, const T* b, c
 // the row buffers fit this machine's L1d (pairs) or L2 (van Herk) (cpu_params: strip_l1 /
 // strip_l2); whole rows when they fit. Every output element is the same min/max of the same
 // inputs whatever the strips, bands or threads, so results never depend on them.
-constexpr int kDirectRows = 8;
-
 template <bool Max, typename T>
 void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int fh, int fw, int ay, int ax,
                 Border border, T cv) {
@@ -218,16 +278,14 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
   if (SW >= W) SW = W;
   parallel_for(0, rows, chunk, [&](int64_t t0, int64_t t1) {
     const int64_t padn = (SW + left + right) * C;
-    const int64_t rl = round_up_line<T>(padn);  // scratch row pitch
+    constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+    const int64_t rl = round_up_line<T>(padn) + kLine;  // scratch row pitch (+ a line of slack)
     T* scratch = thread_scratch<T>(0, static_cast<size_t>((direct ? 6 : fh + 5) * rl));
-    T* tmp0 = scratch;           // hline's scratch
+    T* tmp0 = scratch;  // hline's scratch
     T* tmp1 = scratch + rl;
-    T* row0 = scratch + 2 * rl;  // padded vertical results
-    T* row1 = scratch + 3 * rl;
-    T* cvrow = scratch + 4 * rl;  // the constant border's rows
-    T* prow = scratch + 5 * rl;   // van Herk's running prefix
-    T* sfx = scratch + 6 * rl;    // van Herk's suffix rows (fh - 1)
-    std::fill(cvrow, cvrow + rl, cv);
+    // Rows 2..: the padded vertical results (row0, row1), the constant border's row, van
+    // Herk's running prefix and suffix rows (fh - 1), placed per strip (see `shift`).
+    std::fill(scratch + 4 * rl, scratch + 5 * rl, cv);
     const T* rp[kDirectRows + 1];
     std::vector<const T*> rpv(direct ? 0 : 2 * fh);
     for (int64_t t = t0; t < t1;) {
@@ -244,6 +302,17 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
         const int64_t first = x0 - left, last = x1 + right;
         const int64_t in0 = std::max<int64_t>(first, 0), in1 = std::min<int64_t>(last, W);
         const int64_t cnt = (in1 - in0) * C, off = (in0 - first) * C;
+        // The rows the vertical pass reads and writes start at the same offset within a cache
+        // line as the source row's column in0 (the source rows share it when the row stride is
+        // whole lines): the pass then splits no line the source does not.
+        const uintptr_t sa = reinterpret_cast<uintptr_t>(row_ptr<T>(src, s, b, 0) + in0 * C) & 63;
+        const int64_t shift =
+            sa % sizeof(T) ? 0 : ((static_cast<int64_t>(sa / sizeof(T)) - off) % kLine + kLine) % kLine;
+        T* row0 = scratch + 2 * rl + shift;
+        T* row1 = scratch + 3 * rl + shift;
+        T* cvrow = scratch + 4 * rl + shift + off;  // holds cv from its start
+        T* prow = scratch + 5 * rl + shift + off;
+        T* sfx = scratch + 6 * rl + shift + off;
         // Row sy's in-image columns [in0, in1) (the constant row where sy is outside).
         auto vsrc = [&](int64_t sy) -> const T* {
           const T* r = src_row(sy);
