@@ -275,8 +275,10 @@ def test_rectangles_in_column_strips(rng, dtype, shape):
             f = np.ones(fp, np.uint8)
             for border in (None, "reflect", "wrap", "replicate"):
                 for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
-                    np.testing.assert_array_equal(op(x, f, border=border, cval=3.0),
-                                                  ref(x, f, border=border, cval=3.0),
-                                                  err_msg=f"{op.__name__} {fp} {border}")
+                    np.testing.assert_array_equal(
+                        op(x, f, border=border, cval=3.0),
+                        ref(x, f, border=border, cval=3.0),
+                        err_msg=f"{op.__name__} {fp} {border}",
+                    )
     finally:
         imkern.reset_cpu_params()
