@@ -9,7 +9,9 @@
 // out = sum(w * v) / sum(w), rounded to nearest for uint8. Sums in float32.
 // Vectorized across pixels: rows are converted, padded by the border rule and stored planar
 // (one plane per channel) once per chunk in a ring; per window offset one vector load per
-// channel, a table gather (AVX2/AVX-512) and 2 + 2C FMAs per L pixels.
+// channel, the color weight and 2 + 2C FMAs per L pixels. The color weight is a table gather
+// (AVX2/AVX-512); for uint8, one gather per pixel pair: the forward half of the offsets
+// gathers and keeps its weight rows in small rings, the backward half reads them back.
 // FLOPs/pixel ~ (4 + 3C) * (number of window offsets, ~ 0.785 d^2).
 #include <algorithm>
 #include <cfloat>

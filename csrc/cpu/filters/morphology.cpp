@@ -7,12 +7,12 @@
 //
 // The footprint is split into horizontal runs (per row, maximal spans of ones).
 //  * Every run length L in use gives a horizontal 1-D min/max of each padded source row:
-//    for L <= 32 by doubling (windows of 1, 2, 4, ... taps, log2 L + popcount L vector
-//    passes), beyond by van Herk / Gil-Werman (block prefix and suffix scans, 3 ops per
-//    element whatever L).
-//  * Rectangles taller than 16 rows (one run per row, all equal): the vertical pass is van Herk / Gil-Werman
-//    too, vectorized across the row (prefix and suffix over blocks of kh rows, then one
-//    min/max per element), so the cost per pixel does not grow with the size.
+//    for L <= 8 directly, for L <= 32 by doubling (windows of 1, 2, 4, ..., m taps, then two
+//    overlapping m-windows: floor(log2 L) + 1 vector passes), beyond by van Herk /
+//    Gil-Werman (block prefix and suffix scans, 3 ops per element whatever L).
+//  * Rectangles (one run per row, all equal): separable, vertical pass first (morph_rect):
+//    row pairs sharing their common rows up to 8 rows, van Herk / Gil-Werman across rows
+//    beyond (vectorized across the row: 3 min/max per element whatever the height).
 //  * Other footprints (cross, ellipse, holes): each output row is the min/max over its runs
 //    of the shifted filtered rows (one vector op per run and element).
 // bytes/pixel ~ 2 sizeof(T) C (+ the strip buffers, cache resident).
