@@ -7,8 +7,8 @@ depends on. A comparator (i, j), i < j, puts min in wire i and max in wire j.
 Checked here by the 0-1 principle for 9 and 25 inputs and by random inputs for 49.
 Run: python csrc/cpu/filters/gen_median_networks.py > csrc/cpu/filters/median_networks.hpp
 """
+
 import itertools
-import sys
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def presorted_5x5():
     for cnt in itertools.product(range(6), repeat=5):
         w = np.zeros(n, bool)
         for j, c in enumerate(cnt):
-            w[5 * j + 5 - c:5 * j + 5] = True
+            w[5 * j + 5 - c : 5 * j + 5] = True
         ones.append(w)
     x = np.array(ones).T
     kept = []
@@ -129,19 +129,21 @@ def main():
         print(f"// {n} inputs: {len(net)} comparators ({cx} full, {len(net) - cx} half)")
         print(f"#define IMKERN_MEDIAN_NET_{k}(CX, MIN, MAX) \\")
         for i in range(0, len(net), 8):
-            part = " ".join(f"{kind}({a}, {b})" for a, b, kind in net[i:i + 8])
+            part = " ".join(f"{kind}({a}, {b})" for a, b, kind in net[i : i + 8])
             print("  " + part + (" \\" if i + 8 < len(net) else ""))
         print("")
     net = presorted_5x5()
     cx = sum(1 for c in net if c[2] == "CX")
-    print("// 25 inputs in 5 sorted columns (wire 5 j + i: the i-th smallest of column j): "
-          f"{len(net)} comparators ({cx} full, {len(net) - cx} half),")
+    print(
+        "// 25 inputs in 5 sorted columns (wire 5 j + i: the i-th smallest of column j): "
+        f"{len(net)} comparators ({cx} full, {len(net) - cx} half),"
+    )
     print("// after IMKERN_SORT_5 per column (9 comparators, shared by the 5 windows holding the column).")
     print("#define IMKERN_SORT_5(CX) \\")
     print("  " + " ".join(f"CX({a}, {b})" for a, b in SORT5))
     print("#define IMKERN_MEDIAN_NET_5_SORTED_COLUMNS(CX, MIN, MAX) \\")
     for i in range(0, len(net), 8):
-        part = " ".join(f"{kind}({a}, {b})" for a, b, kind in net[i:i + 8])
+        part = " ".join(f"{kind}({a}, {b})" for a, b, kind in net[i : i + 8])
         print("  " + part + (" \\" if i + 8 < len(net) else ""))
     print("")
 
