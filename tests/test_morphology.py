@@ -261,3 +261,24 @@ def test_threads_do_not_change_results(rng, threads):
     for fp in (5, (31, 17), F.footprint("ellipse", 9)):
         f = F._morphology._as_footprint(fp)
         np.testing.assert_array_equal(F.dilate(x, fp), R.dilate(x, f))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("shape", [(23, 700), (13, 301, 3)])
+def test_rectangles_in_column_strips(rng, dtype, shape):
+    """The rectangle path under the smallest strip budgets: many column strips, whose pads come
+    from the neighbouring columns or (wrap) from the far end of the row."""
+    x = random_array(rng, shape, dtype)
+    try:
+        imkern.set_cpu_params(strip_l1=1024, strip_l2=1024)
+        for fp in ((3, 3), (5, 5), (8, 3), (9, 9), (19, 7), (2, 40), (1, 33), (40, 1)):
+            f = np.ones(fp, np.uint8)
+            for border in (None, "reflect", "wrap", "replicate"):
+                for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+                    np.testing.assert_array_equal(
+                        op(x, f, border=border, cval=3.0),
+                        ref(x, f, border=border, cval=3.0),
+                        err_msg=f"{op.__name__} {fp} {border}",
+                    )
+    finally:
+        imkern.reset_cpu_params()

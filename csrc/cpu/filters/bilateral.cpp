@@ -9,7 +9,9 @@
 // out = sum(w * v) / sum(w), rounded to nearest for uint8. Sums in float32.
 // Vectorized across pixels: rows are converted, padded by the border rule and stored planar
 // (one plane per channel) once per chunk in a ring; per window offset one vector load per
-// channel, a table gather (AVX2/AVX-512) and 2 + 2C FMAs per L pixels.
+// channel, the color weight and 2 + 2C FMAs per L pixels. The color weight is a table gather
+// (AVX2/AVX-512); for uint8, one gather per pixel pair: the forward half of the offsets
+// gathers and keeps its weight rows in small rings, the backward half reads them back.
 // FLOPs/pixel ~ (4 + 3C) * (number of window offsets, ~ 0.785 d^2).
 #include <algorithm>
 #include <cfloat>
@@ -69,6 +71,28 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     }
   const int maxk = static_cast<int>(sw.size());
   constexpr bool is_u8 = std::is_same<T, uint8_t>::value;
+  // uint8: the color weight of a pixel pair does not depend on which one is the center
+  // (|a - b| = |b - a| exactly), so each pair's table lookup is made once: for the offsets
+  // q = (i, j) of the forward half (i > 0, or i = 0 and j > 0) the weights cw_q(y, x) of row y
+  // go to a ring of i + 1 rows, and the backward offset -q of output (y, x) reads
+  // cw_q(y - i, x - j) from it. Half the gathers (the kernel's bottleneck), the same weights
+  // and the same sums in the same order: the same bits as one lookup per offset.
+  std::vector<int> fwd, ring_first;  // forward offsets (indices into off_*) and their ring rows
+  std::vector<int> mirror(maxk, -1);  // per offset: its forward twin's index in fwd (or -1)
+  int ring_rows = 0;
+  if (is_u8) {
+    for (int q = 0; q < maxk; ++q)
+      if (off_i[q] > 0 || (off_i[q] == 0 && off_j[q] > 0)) {
+        fwd.push_back(q);
+        ring_first.push_back(ring_rows);
+        ring_rows += off_i[q] + 1;
+      }
+    for (int q = 0; q < maxk; ++q)
+      for (size_t f = 0; f < fwd.size(); ++f)
+        if ((off_i[fwd[f]] == off_i[q] && off_j[fwd[f]] == off_j[q]) ||
+            (off_i[fwd[f]] == -off_i[q] && off_j[fwd[f]] == -off_j[q]))
+          mirror[q] = static_cast<int>(f);
+  }
   constexpr int kBinsPerChannel = 1 << 12;
   // Per image for float32: the color table depends on the image's value range.
   std::vector<float> u8_table;
@@ -119,7 +143,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
       }
     }
   }
-  const int64_t plane = round_up_line<float>(W + 2 * r + L);
+  const int64_t plane = round_up_line<float>(W + 3 * r + L);  // + r: make_cw reads past W + 2r
   const int64_t slot_len = plane * C;
   parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
     float* ring = thread_scratch<float>(0, static_cast<size_t>(slot_len * k));
@@ -128,8 +152,31 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     std::vector<int64_t> tag(k, INT64_MIN);
     int64_t cur_b = -1;
     std::vector<const float*> P(k);
+    // uint8: the forward weight rings (cw_q(y, x) at [x + r]) and each offset's weight row.
+    const int64_t cw_pitch = round_up_line<float>(W + 2 * r + L);
+    float* cw_ring = is_u8 ? thread_scratch<float>(3, static_cast<size_t>(cw_pitch * std::max(ring_rows, 1))) : nullptr;
+    std::vector<const float*> CW(maxk);
+    auto cw_row = [&](size_t f, int64_t yc) {
+      const int64_t m = off_i[fwd[f]] + 1;
+      return cw_ring + (ring_first[f] + ((yc % m) + m) % m) * cw_pitch + r;
+    };
+    // cw_q(yc, x) for forward offset f and x in [min(0, -j), max(W, W - j)) (the columns its two
+    // uses read), from the planes of rows yc (pc) and yc + i (pn).
+    auto make_cw = [&](size_t f, int64_t yc, const float* pc, const float* pn) {
+      const int q = fwd[f], j = off_j[q];
+      float* o = cw_row(f, yc);
+      const int64_t lo = std::min(0, -j), hi = std::max<int64_t>(W, W - j);
+      const float* lut = u8_table.data();
+      for (int64_t x = lo; x < hi; x += L) {
+        vf dist{};
+        for (int c = 0; c < C; ++c)
+          dist += vabs(simd::loadu(pn + c * plane + x + r + j) - simd::loadu(pc + c * plane + x + r));
+        simd::storeu(o + x, gather(lut, __builtin_convertvector(dist, vi)));
+      }
+    };
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / H, y = t % H;
+      const bool seg_start = t == t0 || y == 0;
       T* drow = row_ptr<T>(dst, d, b, y);
       if (!is_u8 && f32[b].flat) {
         std::copy(row_ptr<T>(src, s, b, y), row_ptr<T>(src, s, b, y) + W * C, drow);
@@ -154,6 +201,21 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         }
         P[i] = base;
       }
+      if constexpr (is_u8) {
+        // Forward weights of rows y - r .. y - 1 at a segment's start (made by the earlier
+        // rows otherwise), then of row y.
+        if (seg_start)
+          for (int64_t yc = y - r; yc < y; ++yc)
+            for (size_t f = 0; f < fwd.size(); ++f)
+              if (yc + off_i[fwd[f]] >= y) make_cw(f, yc, P[r + (yc - y)], P[r + (yc - y) + off_i[fwd[f]]]);
+        for (size_t f = 0; f < fwd.size(); ++f) make_cw(f, y, P[r], P[r + off_i[fwd[f]]]);
+        for (int q = 0; q < maxk; ++q) {
+          const int f = mirror[q];
+          if (f < 0) CW[q] = nullptr;  // the center: lut[0]
+          else if (fwd[f] == q) CW[q] = cw_row(f, y);
+          else CW[q] = cw_row(f, y + off_i[q]) + off_j[q];  // cw_f(y - i_f, x - j_f)
+        }
+      }
       const float* lut = is_u8 ? u8_table.data() : f32[b].lut.data();
       const float minv = is_u8 ? 0.f : f32[b].minv;
       const float scale = is_u8 ? 1.f : f32[b].scale;
@@ -175,8 +237,9 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             dist += vabs(v[c] - v0[c]);
           }
           vf cw;
-          if (is_u8) {
-            cw = gather(lut, __builtin_convertvector(dist, vi));
+          if constexpr (is_u8) {
+            (void)dist;
+            cw = CW[q] ? simd::loadu(CW[q] + x) : simd::splat(lut[0]);
           } else {
             vf alpha = dist * scale;
             // NaN or out-of-range distances (NaN pixels) use the last bin; the NaN value then

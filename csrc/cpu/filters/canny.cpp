@@ -20,6 +20,7 @@
 // Cost per pixel: 1 byte read, 1 written, ~2 C K int ops per filter and direction, ~30 int
 // vector ops of NMS per W lanes; the flood fill is O(edge pixels).
 #include <cstdlib>
+#include <cstring>
 
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
@@ -307,9 +308,18 @@ void canny_impl(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Imag
   const int64_t H = s.h, W = s.w, rows = s.n * H;
   // The states live in a map with a one-pixel frame of zeros around every image (as cv2's),
   // so the flood fill needs no bounds checks and never crosses into another image.
+  // The map is the calling thread's scratch (kept between calls: a fresh zeroed allocation per
+  // call cost page faults and a memset of the whole map); NMS writes every interior state, so
+  // only the frame is cleared here.
   const int64_t MW = W + 2, MH = H + 2;
-  std::vector<uint8_t> map(static_cast<size_t>(checked_mul(checked_mul(s.n, MH), MW)), 0);
-  auto mrow = [&](int64_t b, int64_t y) { return map.data() + (b * MH + y + 1) * MW + 1; };
+  uint8_t* map = thread_scratch<uint8_t>(7, static_cast<size_t>(checked_mul(checked_mul(s.n, MH), MW)));
+  for (int64_t b = 0; b < s.n; ++b) {
+    uint8_t* m0 = map + b * MH * MW;
+    std::memset(m0, 0, static_cast<size_t>(MW));
+    std::memset(m0 + (MH - 1) * MW, 0, static_cast<size_t>(MW));
+    for (int64_t y = 1; y < MH - 1; ++y) m0[y * MW] = m0[y * MW + MW - 1] = 0;
+  }
+  auto mrow = [&](int64_t b, int64_t y) { return map + (b * MH + y + 1) * MW + 1; };
   const int64_t grain = std::max<int64_t>(16, rows / (8 * std::max(1, get_num_threads())));
   const int64_t chunks = parallel_chunks(0, rows, grain);
   std::vector<std::vector<uint8_t*>> strong(static_cast<size_t>(chunks));
@@ -352,7 +362,11 @@ void canny_impl(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Imag
     for (int64_t t = t0; t < t1; ++t) {
       const uint8_t* m = mrow(t / H, t % H);
       uint8_t* o = dst + (t / H) * d.batch_stride + (t % H) * d.row_stride;
-      for (int64_t x = 0; x < W; ++x) o[x] = static_cast<uint8_t>(-(m[x] >> 1));
+      using vb = simd::vec_t<uint8_t>;
+      constexpr int LB = simd::Vec<uint8_t>::lanes;
+      int64_t x = 0;
+      for (; x + LB <= W; x += LB) simd::storeu(o + x, static_cast<vb>(-(simd::loadu(m + x) >> 1)));
+      for (; x < W; ++x) o[x] = static_cast<uint8_t>(-(m[x] >> 1));
     }
   });
 }

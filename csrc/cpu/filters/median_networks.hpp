@@ -73,3 +73,20 @@
   MAX(12, 20) MAX(13, 21) MAX(14, 22) MAX(15, 23) MIN(24, 32) MIN(25, 33) MIN(26, 34) MIN(27, 35) \
   MAX(20, 24) MAX(21, 25) MIN(22, 26) MIN(23, 27) MAX(22, 24) MIN(23, 25) MAX(23, 24)
 
+// 25 inputs in 5 sorted columns (wire 5 j + i: the i-th smallest of column j): 85 comparators (61 full, 24 half),
+// after IMKERN_SORT_5 per column (9 comparators, shared by the 5 windows holding the column).
+#define IMKERN_SORT_5(CX) \
+  CX(0, 1) CX(3, 4) CX(2, 4) CX(2, 3) CX(0, 3) CX(0, 2) CX(1, 4) CX(1, 3) CX(1, 2)
+#define IMKERN_MEDIAN_NET_5_SORTED_COLUMNS(CX, MIN, MAX) \
+  CX(4, 5) CX(14, 15) CX(5, 7) CX(8, 10) CX(9, 11) CX(12, 14) CX(5, 6) CX(9, 10) \
+  CX(13, 14) CX(0, 4) CX(1, 5) CX(2, 6) CX(8, 12) CX(10, 14) CX(11, 15) CX(16, 20) \
+  CX(17, 21) CX(18, 22) CX(19, 23) CX(2, 4) CX(3, 5) CX(10, 12) CX(11, 13) CX(18, 20) \
+  CX(19, 21) CX(1, 2) CX(3, 4) CX(5, 6) CX(9, 10) CX(11, 12) CX(13, 14) CX(17, 18) \
+  CX(19, 20) CX(21, 22) CX(0, 8) CX(1, 9) CX(2, 10) CX(3, 11) CX(4, 12) CX(5, 13) \
+  CX(6, 14) MIN(7, 15) CX(4, 8) CX(5, 9) CX(6, 10) CX(7, 11) CX(20, 24) CX(2, 4) \
+  CX(3, 5) CX(6, 8) CX(7, 9) CX(10, 12) CX(11, 13) CX(22, 24) CX(1, 2) CX(3, 4) \
+  CX(5, 6) CX(7, 8) CX(9, 10) CX(11, 12) MIN(13, 14) CX(21, 22) CX(23, 24) MAX(0, 16) \
+  MAX(1, 17) MAX(2, 18) MAX(3, 19) MAX(4, 20) MAX(5, 21) MIN(6, 22) MIN(7, 23) MIN(8, 24) \
+  MAX(8, 16) MAX(9, 17) MIN(10, 18) MIN(11, 19) MIN(12, 20) MIN(13, 21) MAX(6, 10) MAX(7, 11) \
+  MIN(12, 16) MIN(13, 17) MAX(10, 12) MIN(11, 13) MAX(11, 12)
+

@@ -7,17 +7,18 @@
 //
 // The footprint is split into horizontal runs (per row, maximal spans of ones).
 //  * Every run length L in use gives a horizontal 1-D min/max of each padded source row:
-//    for L <= 32 by doubling (windows of 1, 2, 4, ... taps, log2 L + popcount L vector
-//    passes), beyond by van Herk / Gil-Werman (block prefix and suffix scans, 3 ops per
-//    element whatever L).
-//  * Rectangles taller than 16 rows (one run per row, all equal): the vertical pass is van Herk / Gil-Werman
-//    too, vectorized across the row (prefix and suffix over blocks of kh rows, then one
-//    min/max per element), so the cost per pixel does not grow with the size.
+//    for L <= 8 directly, for L <= 32 by doubling (windows of 1, 2, 4, ..., m taps, then two
+//    overlapping m-windows: floor(log2 L) + 1 vector passes), beyond by van Herk /
+//    Gil-Werman (block prefix and suffix scans, 3 ops per element whatever L).
+//  * Rectangles (one run per row, all equal): separable, vertical pass first (morph_rect):
+//    row pairs sharing their common rows up to 8 rows, van Herk / Gil-Werman across rows
+//    beyond (vectorized across the row: 3 min/max per element whatever the height).
 //  * Other footprints (cross, ellipse, holes): each output row is the min/max over its runs
 //    of the shifted filtered rows (one vector op per run and element).
 // bytes/pixel ~ 2 sizeof(T) C (+ the strip buffers, cache resident).
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "imkern/filters.hpp"
@@ -29,11 +30,17 @@ namespace IMKERN_ISA {
 
 namespace {
 
-// min / max; floats propagate NaN.
+// min / max; floats propagate NaN. Integer lanes take the plain form, which compiles to one
+// vpmaxub/vpminub-style instruction (the NaN test would leave a compare and a blend).
 template <bool Max, typename V>
 inline V pick(V a, V b) {
-  if constexpr (Max) return (a > b) | (a != a) ? a : b;
-  else return (a < b) | (a != a) ? a : b;
+  if constexpr (std::is_integral_v<std::remove_reference_t<decltype(a[0])>>) {
+    if constexpr (Max) return a > b ? a : b;
+    else return a < b ? a : b;
+  } else {
+    if constexpr (Max) return (a > b) | (a != a) ? a : b;
+    else return (a < b) | (a != a) ? a : b;
+  }
 }
 template <bool Max, typename T>
 inline T pick1(T a, T b) {
@@ -54,7 +61,7 @@ inline void pick_rows(T* dst, const T* a, const T* b, int64_t n) {
 
 // dst[e] = op over k < m of src[k][e] for n elements, in one pass (m >= 1).
 template <bool Max, typename T>
-inline void pick_many(T* __restrict__ dst, const T* const* src, int m, int64_t n) {
+inline void pick_many_rt(T* __restrict__ dst, const T* const* src, int m, int64_t n) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
   int64_t e = 0;
@@ -74,6 +81,50 @@ inline void pick_many(T* __restrict__ dst, const T* const* src, int m, int64_t n
   }
 }
 
+// pick_many for a fixed count: the row pointers stay in registers and the taps unroll.
+template <bool Max, int K, typename T>
+inline void pick_many_k(T* __restrict__ dst, const T* const* src, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  const T* p[K];
+  for (int k = 0; k < K; ++k) p[k] = src[k];
+  int64_t e = 0;
+  for (; e + 2 * L <= n; e += 2 * L) {
+    vec_t<T> a = loadu(p[0] + e), b = loadu(p[0] + e + L);
+    for (int k = 1; k < K; ++k) {
+      a = pick<Max>(a, loadu(p[k] + e));
+      b = pick<Max>(b, loadu(p[k] + e + L));
+    }
+    storeu(dst + e, a);
+    storeu(dst + e + L, b);
+  }
+  for (; e + L <= n; e += L) {
+    vec_t<T> a = loadu(p[0] + e);
+    for (int k = 1; k < K; ++k) a = pick<Max>(a, loadu(p[k] + e));
+    storeu(dst + e, a);
+  }
+  for (; e < n; ++e) {
+    T a = p[0][e];
+    for (int k = 1; k < K; ++k) a = pick1<Max>(a, p[k][e]);
+    dst[e] = a;
+  }
+}
+
+template <bool Max, typename T>
+inline void pick_many(T* __restrict__ dst, const T* const* src, int m, int64_t n) {
+  switch (m) {
+    case 1: std::copy(src[0], src[0] + n, dst); return;
+    case 2: return pick_many_k<Max, 2>(dst, src, n);
+    case 3: return pick_many_k<Max, 3>(dst, src, n);
+    case 4: return pick_many_k<Max, 4>(dst, src, n);
+    case 5: return pick_many_k<Max, 5>(dst, src, n);
+    case 6: return pick_many_k<Max, 6>(dst, src, n);
+    case 7: return pick_many_k<Max, 7>(dst, src, n);
+    case 8: return pick_many_k<Max, 8>(dst, src, n);
+    default: return pick_many_rt<Max>(dst, src, m, n);
+  }
+}
+
 // out[e] = op over j < len of p[e + j*C], e in [0, n). p holds n + (len-1)*C elements.
 // tmp: two scratch rows of n + (len-1)*C elements.
 template <bool Max, typename T>
@@ -90,28 +141,25 @@ void hline(const T* p, T* out, int64_t n, int64_t C, int len, T* tmp0, T* tmp1) 
     return;
   }
   if (len <= 32) {
-    // Doubling: block[e] = op of `bs` taps from e; fold in the blocks of kw's set bits.
-    const T* block = p;
-    int64_t bs = 1, offset = 0, valid = total;
-    bool first = true;
+    // Doubling with overlap: windows of 1, 2, 4, ..., m taps (m the largest power of two
+    // <= len, one pass each), then out[e] = op(W_m[e], W_m[e + (len - m) C]): the two
+    // m-windows cover the len taps (overlapping where len is not a power of two).
+    const T* w = p;
+    int64_t bs = 1, valid = total;
     T* ping = tmp0;
-    for (int rem = len;;) {
-      if (rem & 1) {
-        const T* q = block + offset * C;
-        if (first) std::copy(q, q + n, out);
-        else pick_rows<Max>(out, out, q, n);
-        first = false;
-        offset += bs;
-      }
-      rem >>= 1;
-      if (!rem) break;
+    while (2 * bs <= len) {
       const int64_t nvalid = valid - bs * C;
-      pick_rows<Max>(ping, block, block + bs * C, nvalid);
-      block = ping;
+      if (2 * bs == len) {  // the last doubling is the result
+        pick_rows<Max>(out, w, w + bs * C, n);
+        return;
+      }
+      pick_rows<Max>(ping, w, w + bs * C, nvalid);
+      w = ping;
       ping = ping == tmp0 ? tmp1 : tmp0;
       valid = nvalid;
       bs *= 2;
     }
+    pick_rows<Max>(out, w, w + (len - bs) * C, n);
     return;
   }
   // van Herk / Gil-Werman per channel: prefix (g) and suffix (h) scans over blocks of len.
@@ -131,6 +179,214 @@ void hline(const T* p, T* out, int64_t n, int64_t C, int len, T* tmp0, T* tmp1) 
   }
   const int64_t span = static_cast<int64_t>(len - 1) * C;
   pick_rows<Max>(out, h, g + span, n);
+}
+
+constexpr int kDirectRows = 8;  // rectangles up to this height: direct vertical pass (below)
+
+// Two output rows sharing their middle: d0 = op(s[0..k-1]), d1 = op(s[1..k]) for n elements
+// (k >= 2; s holds k + 1 rows): k + 1 loads for two rows instead of 2k.
+template <bool Max, int K, typename T>
+inline void pick_pair_k(T* __restrict__ d0, T* __restrict__ d1, const T* const* src, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  const T* s[K + 1];
+  for (int i = 0; i <= K; ++i) s[i] = src[i];
+  int64_t e = 0;
+  for (; e + L <= n; e += L) {
+    vec_t<T> c = loadu(s[1] + e);
+    for (int i = 2; i < K; ++i) c = pick<Max>(c, loadu(s[i] + e));
+    storeu(d0 + e, pick<Max>(loadu(s[0] + e), c));
+    storeu(d1 + e, pick<Max>(c, loadu(s[K] + e)));
+  }
+  for (; e < n; ++e) {
+    T c = s[1][e];
+    for (int i = 2; i < K; ++i) c = pick1<Max>(c, s[i][e]);
+    d0[e] = pick1<Max>(s[0][e], c);
+    d1[e] = pick1<Max>(c, s[K][e]);
+  }
+}
+
+template <bool Max, typename T>
+inline void pick_pair(T* __restrict__ d0, T* __restrict__ d1, const T* const* s, int k, int64_t n) {
+  static_assert(kDirectRows == 8, "one case per direct height");
+  switch (k) {
+    case 2: return pick_pair_k<Max, 2>(d0, d1, s, n);
+    case 3: return pick_pair_k<Max, 3>(d0, d1, s, n);
+    case 4: return pick_pair_k<Max, 4>(d0, d1, s, n);
+    case 5: return pick_pair_k<Max, 5>(d0, d1, s, n);
+    case 6: return pick_pair_k<Max, 6>(d0, d1, s, n);
+    case 7: return pick_pair_k<Max, 7>(d0, d1, s, n);
+    default: return pick_pair_k<Max, 8>(d0, d1, s, n);
+  }
+}
+
+// One van Herk step across rows: p = first ? b : op(p, b); out = op(a, p) (n elements).
+template <bool Max, typename T>
+inline void prefix_combine(T* __restrict__ out, T* __restrict__ p, const T* b, const T* a, bool first, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  int64_t e = 0;
+  if (first) {
+    for (; e + L <= n; e += L) {
+      const vec_t<T> q = loadu(b + e);
+      storeu(p + e, q);
+      storeu(out + e, pick<Max>(loadu(a + e), q));
+    }
+  } else {
+    for (; e + L <= n; e += L) {
+      const vec_t<T> q = pick<Max>(loadu(p + e), loadu(b + e));
+      storeu(p + e, q);
+      storeu(out + e, pick<Max>(loadu(a + e), q));
+    }
+  }
+  for (; e < n; ++e) {
+    const T q = first ? b[e] : pick1<Max>(p[e], b[e]);
+    p[e] = q;
+    out[e] = pick1<Max>(a[e], q);
+  }
+}
+
+// Rectangles (fh x fw ones): separable, vertical pass first, fused per column strip. For
+// each output row, the vertical min/max of its fh source rows (read in place from the image)
+// goes to a row buffer that stays in L1, padded at the strip's ends by the border rule (the
+// pad of a column-wise result is the result of the padded columns: a border maps columns the
+// same way in every row), and the horizontal pass (hline) writes the output row from it:
+//  * fh <= kDirectRows: output rows in pairs sharing their fh - 1 common source rows
+//    (fh + 1 loads per two rows);
+//  * taller: van Herk / Gil-Werman across rows, in blocks of fh output rows: suffix
+//    minima/maxima of the block's first fh source rows, a running prefix over the next fh, and
+//    each row's result op(suffix, prefix): 3 vector ops per element whatever fh.
+// No copy of the source is made. Strips: the source rows a block re-reads, the suffix rows and
+// the row buffers fit this machine's L1d (pairs) or L2 (van Herk) (cpu_params: strip_l1 /
+// strip_l2); whole rows when they fit. Every output element is the same min/max of the same
+// inputs whatever the strips, bands or threads, so results never depend on them.
+template <bool Max, typename T>
+void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int fh, int fw, int ay, int ax,
+                Border border, T cv) {
+  const int64_t H = s.h, W = s.w, C = s.c;
+  const int64_t rows = s.n * H;
+  const int left = ax, right = fw - 1 - ax;
+  const bool direct = fh <= kDirectRows;
+  const int64_t chunk = filter_grain(rows, fh, get_num_threads());
+  const CpuParams& cp = params();
+  // Rows held per strip pixel: the source rows re-read (fh + 1, or 2 fh), the suffix rows
+  // (van Herk), the two row buffers, hline's two scratch rows and the prefix row.
+  const int held = direct ? fh + 5 : 3 * fh + 5;
+  const int64_t budget = std::max<int64_t>(4096, direct ? cp.strip_l1 : cp.strip_l2);
+  int64_t SW = budget / (static_cast<int64_t>(held) * C * static_cast<int64_t>(sizeof(T)));
+  SW = SW < 64 ? 64 : SW / 64 * 64;
+  if (SW >= W) SW = W;
+  parallel_for(0, rows, chunk, [&](int64_t t0, int64_t t1) {
+    const int64_t padn = (SW + left + right) * C;
+    constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+    const int64_t rl = round_up_line<T>(padn) + kLine;  // scratch row pitch (+ a line of slack)
+    T* scratch = thread_scratch<T>(0, static_cast<size_t>((direct ? 6 : fh + 5) * rl));
+    T* tmp0 = scratch;  // hline's scratch
+    T* tmp1 = scratch + rl;
+    // Rows 2..: the padded vertical results (row0, row1), the constant border's row, van
+    // Herk's running prefix and suffix rows (fh - 1), placed per strip (see `shift`).
+    std::fill(scratch + 4 * rl, scratch + 5 * rl, cv);
+    const T* rp[kDirectRows + 1];
+    std::vector<const T*> rpv(direct ? 0 : 2 * fh);
+    for (int64_t t = t0; t < t1;) {
+      const int64_t b = t / H, y0 = t % H;
+      const int64_t y1 = std::min<int64_t>(H, y0 + (t1 - t));
+      t += y1 - y0;
+      // Source row sy (border-mapped): the whole row, or null for the constant border.
+      auto src_row = [&](int64_t sy) -> const T* {
+        const int64_t yy = border_index(sy, H, border);
+        return yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy);
+      };
+      for (int64_t x0 = 0; x0 < W; x0 += SW) {
+        const int64_t x1 = std::min<int64_t>(W, x0 + SW), n = (x1 - x0) * C;
+        const int64_t first = x0 - left, last = x1 + right;
+        const int64_t in0 = std::max<int64_t>(first, 0), in1 = std::min<int64_t>(last, W);
+        const int64_t cnt = (in1 - in0) * C, off = (in0 - first) * C;
+        // The rows the vertical pass reads and writes start at the same offset within a cache
+        // line as the source row's column in0 (the source rows share it when the row stride is
+        // whole lines): the pass then splits no line the source does not.
+        const uintptr_t sa = reinterpret_cast<uintptr_t>(row_ptr<T>(src, s, b, 0) + in0 * C) & 63;
+        const int64_t shift =
+            sa % sizeof(T) ? 0 : ((static_cast<int64_t>(sa / sizeof(T)) - off) % kLine + kLine) % kLine;
+        T* row0 = scratch + 2 * rl + shift;
+        T* row1 = scratch + 3 * rl + shift;
+        T* cvrow = scratch + 4 * rl + shift + off;  // holds cv from its start
+        T* prow = scratch + 5 * rl + shift + off;
+        T* sfx = scratch + 6 * rl + shift + off;
+        // Row sy's in-image columns [in0, in1) (the constant row where sy is outside).
+        auto vsrc = [&](int64_t sy) -> const T* {
+          const T* r = src_row(sy);
+          return r ? r + in0 * C : cvrow;
+        };
+        // Pads columns [first, in0) and [in1, last) of the vertical result `row` of output
+        // row y (by the border rule from the computed columns, or, for a column the strip did
+        // not compute, from the fh source rows directly), then filters it into the output.
+        auto pad_and_filter = [&](T* row, int64_t y) {
+          for (int64_t x = first; x < last; ++x) {
+            if (x == in0) {
+              x = in1 - 1;
+              continue;
+            }
+            T* dpx = row + (x - first) * C;
+            const int64_t sx = border_index(x, W, border);
+            if (sx < 0) {
+              std::fill(dpx, dpx + C, cv);
+            } else if (sx >= in0 && sx < in1) {
+              std::copy(row + (sx - first) * C, row + (sx - first) * C + C, dpx);
+            } else {
+              for (int64_t ch = 0; ch < C; ++ch) {
+                T v{};
+                for (int i = 0; i < fh; ++i) {
+                  const T* r = src_row(y - ay + i);
+                  const T e = r ? r[sx * C + ch] : cv;
+                  v = i == 0 ? e : pick1<Max>(v, e);
+                }
+                dpx[ch] = v;
+              }
+            }
+          }
+          hline<Max, T>(row, row_ptr<T>(dst, d, b, y) + x0 * C, n, C, fw, tmp0, tmp1);
+        };
+        if (direct) {
+          int64_t y = y0;
+          if (fh > 1) {
+            for (; y + 2 <= y1; y += 2) {
+              for (int i = 0; i <= fh; ++i) rp[i] = vsrc(y - ay + i);
+              pick_pair<Max>(row0 + off, row1 + off, rp, fh, cnt);
+              pad_and_filter(row0, y);
+              pad_and_filter(row1, y + 1);
+            }
+          }
+          for (; y < y1; ++y) {
+            for (int i = 0; i < fh; ++i) rp[i] = vsrc(y - ay + i);
+            pick_many<Max>(row0 + off, rp, fh, cnt);
+            pad_and_filter(row0, y);
+          }
+        } else {
+          // Block of fh output rows from yb: sources q = 0 .. 2 fh - 2 are rows yb - ay + q;
+          // suffix i (i < fh) = op(q = i .. fh - 1), prefix j = op(q = fh .. fh + j - 1).
+          const T** q = rpv.data();
+          for (int64_t yb = y0; yb < y1; yb += fh) {
+            const int m = static_cast<int>(std::min<int64_t>(fh, y1 - yb));
+            for (int i = 0; i < fh + m - 1; ++i) q[i] = vsrc(yb - ay + i);
+            const T* sf = q[fh - 1];  // suffix fh - 1: the source row itself
+            for (int i = fh - 2; i >= 0; --i) {
+              T* o = sfx + i * rl;
+              pick_rows<Max>(o, q[i], sf, cnt);
+              sf = o;
+            }
+            std::copy(sfx, sfx + cnt, row0 + off);
+            pad_and_filter(row0, yb);
+            for (int i = 1; i < m; ++i) {
+              const T* si = i == fh - 1 ? q[fh - 1] : sfx + i * rl;
+              prefix_combine<Max>(row0 + off, prow, q[fh + i - 1], si, i == 1, cnt);
+              pad_and_filter(row0, yb + i);
+            }
+          }
+        }
+      }
+    }
+  });
 }
 
 struct Run {
@@ -161,6 +417,10 @@ void morph_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
     }
   }
   if (runs.empty()) throw std::invalid_argument("footprint: has no nonzero element");
+  if (static_cast<int>(runs.size()) == fh && lens.size() == 1 && lens[0] == fw) {
+    morph_rect<Max, T>(src, s, dst, d, fh, fw, ay, ax, border, cv);
+    return;
+  }
   // Rectangles up to 16 rows take the run path (fh - 1 vector ops per element on rows that
   // stay in L1, written row by row); taller ones the vertical van Herk (3 per element).
   const bool rect = static_cast<int>(runs.size()) == fh && lens.size() == 1 && lens[0] == fw && fh > 16;
