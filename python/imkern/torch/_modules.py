@@ -8,6 +8,8 @@ built from the torch.nn layers can swap them in with :func:`replace_layers`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from . import _nn_ops, _ops
@@ -87,7 +89,7 @@ class _BatchNormMixin:
     """torch's ``_BatchNorm.forward`` (the momentum / cumulative-average bookkeeping and the
     choice of statistics) with :func:`imkern.torch.batch_norm` doing the work."""
 
-    def forward(self, x):
+    def forward(self: Any, x):  # self: the torch.nn batch-norm class this is mixed into
         self._check_input_dim(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
