@@ -35,12 +35,14 @@ static void correlate_row(const A* const* P, T* o, int64_t n, int64_t C, const A
     store_vec<T, A>(o + x + 2 * L, a2);
     store_vec<T, A>(o + x + 3 * L, a3);
   }
-  for (; x + L <= n; x += L) {
+  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
     vec_t<A> a0{};
     for (int i = 0; i < kh; ++i)
-      for (int j = 0; j < kw; ++j) a0 += splat<A>(k[i * kw + j]) * loadu(P[i] + x + j * C);
-    store_vec<T, A>(o + x, a0);
-  }
+      for (int j = 0; j < kw; ++j) a0 += splat<A>(k[i * kw + j]) * loadu(P[i] + e + j * C);
+    return a0;
+  };
+  for (; x + L <= n; x += L) store_vec<T, A>(o + x, one(x));
+  if (x < n && n >= L) return store_vec<T, A>(o + n - L, one(n - L));  // the last vector ends at n
   for (; x < n; ++x) {
     A a = 0;
     for (int i = 0; i < kh; ++i)
@@ -151,7 +153,7 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
   };
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     ring_pipeline<A>(
-        t0, t1, H, W, kh, ay, plan.sp, plan.first, (left + SP + right) * C,
+        t0, t1, H, W, kh, ay, plan.sp, plan.first, plan.merge, (left + SP + right) * C,
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
           load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, slot);
         },

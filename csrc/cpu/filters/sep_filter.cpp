@@ -45,7 +45,7 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
     A* padded = u8_rows ? nullptr : thread_scratch<A>(1, padn);
     T* padded_t = u8_rows ? thread_scratch<T>(1, padn) : nullptr;
     ring_pipeline<A>(
-        t0, t1, H, W, kh, ay, plan.sp, plan.first, SP * C,
+        t0, t1, H, W, kh, ay, plan.sp, plan.first, plan.merge, SP * C,
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
           if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) {
             if (u8_rows) {

@@ -131,7 +131,7 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
     A* tmp = thread_scratch<A>(2, static_cast<size_t>(2 * half));
     std::vector<const A*> r1(kh);
     ring_pipeline<A>(
-        t0, t1, H, W, kh, ay, plan.sp, plan.first, two ? 2 * half : SP * C,
+        t0, t1, H, W, kh, ay, plan.sp, plan.first, plan.merge, two ? 2 * half : SP * C,
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
           load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
           const int64_t n = (x1 - x0) * C;
