@@ -949,3 +949,81 @@ def test_uint8_large_rows_stream_like_small(rng):
         F.gaussian(x, 1.0, ksize=5, out=o)
         np.testing.assert_array_equal(o[:38], small[:38], err_msg=str(off))
         np.testing.assert_array_equal(o[-5:], F.gaussian(x[-40:], 1.0, ksize=5)[-5:], err_msg=str(off))
+
+
+# ---- strips on output lines, streaming plans, the fused box rows, large symmetric kernels -------
+# The strip plan (plan_strips: strip widths, a first strip that puts the later strip starts on
+# output lines, streaming stores) and the output's alignment change speed only: every plan
+# gives the same bits as plain stores over one strip. Forced here on small images: strips of
+# a few vectors, streaming on, outputs starting at several offsets into a line (contiguous rows,
+# so the strips can start on lines; and padded rows, whose starts differ row to row).
+def _offset_out(shape, dtype, off, pad=0):
+    n = int(np.prod(shape[1:]))
+    raw = np.empty(shape[0] * (n + pad) + 128, dtype)
+    a0 = (-raw.ctypes.data % 64) // raw.itemsize + off
+    return raw[a0 : a0 + shape[0] * (n + pad)].reshape(shape[0], n + pad)[:, :n].reshape(shape)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(37, 301), (23, 207, 3), (19, 129, 4)])
+def test_strip_plans_give_the_same_bits(rng, dtype, shape):
+    x = random_array(rng, shape, dtype)
+    ops = [
+        lambda out: F.gaussian(x, 1.0, ksize=5, out=out),
+        lambda out: F.gaussian(x, 2.0, ksize=(3, 13), out=out),
+        lambda out: F.sep_filter(x, np.array([0.1, 0.5, 0.4]), np.array([0.3, 0.3, 0.2, 0.1, 0.1]), out=out),
+        lambda out: F.correlate(x, np.array([[0.1, 0.2, 0.05], [0.15, 0.3, 0.1], [0.02, 0.03, 0.05]]), out=out),
+        lambda out: F.correlate(x, np.array([[0.1, 0.2, 0.05, 0.3], [0.15, 0.3, 0.1, 0.2]]), out=out),
+    ]
+    try:
+        imkern.set_cpu_params(stream_bytes=1 << 62, strip_l1=1 << 24, strip_l2=1 << 26)
+        want = [op(np.empty_like(x)) for op in ops]
+        if dtype != np.uint8:
+            want.append(F.sobel(x, 1, 0))
+        for strip in (1024, 3000, 1 << 24):
+            imkern.set_cpu_params(stream_bytes=0, strip_l1=strip, strip_l2=strip)
+            for off in (0, 1, 5, 16, 37):
+                for pad in (0, 3):
+                    msg = f"strip={strip} off={off} pad={pad}"
+                    for i, op in enumerate(ops):
+                        out = _offset_out(shape, dtype, off % (64 // np.dtype(dtype).itemsize), pad)
+                        op(out)
+                        np.testing.assert_array_equal(out, want[i], err_msg=f"op {i} {msg}")
+                    if dtype != np.uint8:
+                        out = _offset_out(shape, np.dtype(dtype), off % (64 // np.dtype(dtype).itemsize), pad)
+                        F.sobel(x, 1, 0, out=out)
+                        np.testing.assert_array_equal(out, want[-1], err_msg=f"sobel {msg}")
+    finally:
+        imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("size", [(15, 15), (4, 4), (3, 2), (5, 7), (1, 31), (31, 3), (9, 30), (2, 33)])
+@pytest.mark.parametrize("border", ["reflect101", "constant"])
+def test_box_uint8_mean_is_the_rounded_float32_quotient(rng, size, border):
+    # uint8 means: round-half-even of float32(sum) / float32(area), however the kernel forms it
+    # (one fused pass with a reciprocal multiply where that is provably the same integer).
+    x = random_array(rng, (23, 67, 3), np.uint8)
+    kh, kw = size
+    cval = 7.0
+    got = F.box(x, size, border=border, cval=cval)
+    mode = {"reflect101": "reflect", "constant": "constant"}[border]
+    kwargs = {"constant_values": int(cval)} if border == "constant" else {}
+    widths = ((kh // 2, kh - 1 - kh // 2), (kw // 2, kw - 1 - kw // 2), (0, 0))
+    p = np.pad(x.astype(np.int64), widths, mode=mode, **kwargs)
+    c = np.cumsum(np.cumsum(np.pad(p, ((1, 0), (1, 0), (0, 0))), axis=0), axis=1)
+    s = c[kh:, kw:] - c[:-kh, kw:] - c[kh:, :-kw] + c[:-kh, :-kw]
+    want = np.clip(np.rint(s.astype(np.float32) / np.float32(kh * kw)), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("ksize", [13, 31])
+def test_large_symmetric_gaussian(rng, ksize):
+    # Symmetric kernels past the fixed sizes (the run-time tap loops, their tails included):
+    # uint8 keeps the float32 arithmetic bit for bit, and both match the reference.
+    x = random_array(rng, (41, 150, 3), np.uint8)
+    f = x.astype(np.float32)
+    got = F.gaussian(x, ksize / 6.0, ksize=ksize)
+    ref32 = F.gaussian(f, ksize / 6.0, ksize=ksize)
+    np.testing.assert_array_equal(got, np.clip(np.rint(ref32), 0, 255).astype(np.uint8))
+    assert_close(ref32, R.gaussian(f, ksize / 6.0, ksize=ksize), np.float32, scale=255.0)
+    assert_close(got, R.gaussian(x, ksize / 6.0, ksize=ksize), np.uint8, int_atol=1)

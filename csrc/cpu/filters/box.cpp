@@ -35,6 +35,81 @@
 namespace imkern {
 namespace IMKERN_ISA {
 
+// The sum of N consecutive taps (stride C) at p, formed as the doubling passes form it:
+// block(2b, x) = block(b, x) + block(b, x + b C).
+template <int N, typename S>
+IMKERN_ALWAYS_INLINE inline simd::vec_t<S> tap_block(const S* p, int64_t C) {
+  if constexpr (N == 1) return simd::loadu(p);
+  else return tap_block<N / 2, S>(p, C) + tap_block<N / 2, S>(p + (N / 2) * C, C);
+}
+
+// Whether box_row_fused applies: windows up to 31 wide, rows of at least one vector, and the
+// sums already in the accumulation type (or int32 sums with float accumulation).
+template <typename S, typename A>
+constexpr bool box_fusable() {
+  return std::is_same<S, A>::value || (std::is_same<S, int32_t>::value && std::is_same<A, float>::value);
+}
+
+// One output row from its padded column sums in one pass, in registers: the window sums of
+// the binary decomposition (the blocks of kw's set bits, lowest first, each block the tree of
+// tap_block), the same expression per element as the doubling passes below, so float results
+// are bitwise theirs (integer sums are exact either way); then the mean and the store. Every
+// element by the same vector code (a last vector ending at n). kw <= 31, n >= lanes.
+// Norm: 0 the sums, 1 sum / den (correctly rounded), 2 sum * (1 / den): only where the rounded
+// integer output is provably the same (box_reciprocal_exact).
+template <int Norm, typename S, typename A, typename U>
+static void box_row_fused(const S* pad, U* o, int64_t n, int64_t C, int kw, A den) {
+  using namespace simd;
+  constexpr int L = Vec<S>::lanes;
+  static_assert(L == Vec<A>::lanes, "S and A lanes");
+  const vec_t<A> dv = splat<A>(den), rv = splat<A>(A(1) / den);
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    const S* p = pad + x;
+    vec_t<S> h{};
+    bool first = true;
+    int64_t off = 0;
+#define IMKERN_BOX_BIT(B)                                         \
+    if (kw & (B)) {                                               \
+      const vec_t<S> v = tap_block<(B), S>(p + off * C, C);       \
+      h = first ? v : h + v;                                      \
+      first = false;                                              \
+      off += (B);                                                 \
+    }
+    IMKERN_BOX_BIT(1)
+    IMKERN_BOX_BIT(2)
+    IMKERN_BOX_BIT(4)
+    IMKERN_BOX_BIT(8)
+    IMKERN_BOX_BIT(16)
+#undef IMKERN_BOX_BIT
+    vec_t<A> a;
+    if constexpr (std::is_same<S, A>::value) a = h;
+    else a = __builtin_convertvector(h, vec_t<A>);
+    if constexpr (Norm == 1) return a / dv;
+    else if constexpr (Norm == 2) return a * rv;
+    else return a;
+  };
+  int64_t x = 0;
+  for (; x + 2 * L <= n; x += 2 * L) {
+    store_vec<U, A>(o + x, one(x));
+    store_vec<U, A>(o + x + L, one(x + L));
+  }
+  for (; x + L <= n; x += L) store_vec<U, A>(o + x, one(x));
+  if (x < n) store_vec<U, A>(o + n - L, one(n - L));
+}
+
+// Whether rint(v * RN(1 / den)) == rint(RN(v / den)) for every integer v with |v / den| <= maxv
+// (integer outputs of integer sums): den a power of two (1 / den is exact), or den odd, so
+// v / den is never a tie and lies at least 1 / (2 den) from one, while both roundings stay
+// within 2^-23 maxv of v / den (float; 2^-52 for double).
+template <typename A>
+inline bool box_reciprocal_exact(double den, double maxv) {
+  if (den < 1 || den != std::floor(den) || den > 9007199254740992.0) return false;
+  const uint64_t d = static_cast<uint64_t>(den);
+  if ((d & (d - 1)) == 0) return true;
+  const double eps = std::is_same<A, float>::value ? 0x1p-23 : 0x1p-52;
+  return (d & 1) && 2 * den * maxv * eps < 0.5;
+}
+
 template <typename T, typename U, typename S>
 static void box_typed(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw,
                       int ay, int ax, bool normalize, Border border, double cval) {
@@ -45,8 +120,13 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
   const int64_t rows = s.n * H;
   const double area = static_cast<double>(kh) * kw;
   const S cv = static_cast<S>(cval);
+  // The mean by a multiply where that gives the same integer outputs (box_reciprocal_exact).
+  bool rcp_exact = false;
+  if constexpr (Saturate<U>::integer && std::is_integral<S>::value) {
+    const double maxv = std::max<double>(std::numeric_limits<T>::max(), std::fabs(cval));
+    rcp_exact = box_reciprocal_exact<A>(area, maxv);
+  }
   parallel_for(0, rows, filter_grain(rows, 2, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    S* col = thread_scratch<S>(0, static_cast<size_t>(WC));
     S* pad = thread_scratch<S>(1, static_cast<size_t>(WP));
     A* out = thread_scratch<A>(2, static_cast<size_t>(WC));
     S* hs = thread_scratch<S>(3, static_cast<size_t>(WC));
@@ -79,6 +159,15 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
       for (int64_t x = W; x < W + right; ++x) {
         const int64_t sx = border_index(x, W, border);
         for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cv * S(kh) : cs[sx * C + ch];
+      }
+      if constexpr (box_fusable<S, A>()) {
+        if (kw <= 31 && WC >= simd::Vec<S>::lanes) {
+          U* o = row_ptr<U>(dst, d, b, y);
+          if (!normalize) box_row_fused<0, S, A, U>(pad, o, WC, C, kw, A(1));
+          else if (rcp_exact) box_row_fused<2, S, A, U>(pad, o, WC, C, kw, static_cast<A>(area));
+          else box_row_fused<1, S, A, U>(pad, o, WC, C, kw, static_cast<A>(area));
+          return;
+        }
       }
       // Window sums along x (into hs), then scale into the accumulator type.
       if (kFloat || kw <= 64) {
@@ -173,6 +262,7 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
         t += ihi - ilo;
       }
     } else {
+      S* const col = cs;  // the running column sums live where emit reads them (no copy)
       int64_t cur_b = -1;
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t b = t / H, y = t % H;
@@ -194,7 +284,6 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
             }
           }
         }
-        std::copy(col, col + WC, cs);
         emit(b, y);
       }
     }

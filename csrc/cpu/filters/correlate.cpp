@@ -35,12 +35,14 @@ static void correlate_row(const A* const* P, T* o, int64_t n, int64_t C, const A
     store_vec<T, A>(o + x + 2 * L, a2);
     store_vec<T, A>(o + x + 3 * L, a3);
   }
-  for (; x + L <= n; x += L) {
+  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
     vec_t<A> a0{};
     for (int i = 0; i < kh; ++i)
-      for (int j = 0; j < kw; ++j) a0 += splat<A>(k[i * kw + j]) * loadu(P[i] + x + j * C);
-    store_vec<T, A>(o + x, a0);
-  }
+      for (int j = 0; j < kw; ++j) a0 += splat<A>(k[i * kw + j]) * loadu(P[i] + e + j * C);
+    return a0;
+  };
+  for (; x + L <= n; x += L) store_vec<T, A>(o + x, one(x));
+  if (x < n && n >= L) return store_vec<T, A>(o + n - L, one(n - L));  // the last vector ends at n
   for (; x < n; ++x) {
     A a = 0;
     for (int i = 0; i < kh; ++i)
@@ -50,63 +52,74 @@ static void correlate_row(const A* const* P, T* o, int64_t n, int64_t C, const A
 }
 
 // 3x3: the nine taps live in registers for the whole row (the common case: Sobel, Laplacian,
-// sharpening). Same products, same summation order as the generic loop.
+// sharpening). Same products, same summation order as the generic loop. Every element of a
+// row of at least one vector is computed by the same vector code: with Stream, the first
+// vector by a plain store and the loop from the first element aligned for streaming stores
+// (xs, where the shifted ring rows are aligned too); a last vector ending at n (overlapping).
 template <typename T, typename A, bool Stream>
 static void correlate_row_3x3(const A* const* P, T* o, int64_t n, int64_t C, const A* k) {
   using namespace simd;
   constexpr int L = Vec<A>::lanes;
+  if (n < L) return correlate_row<T, A>(P, o, n, C, k, 3, 3);
   vec_t<A> kv[9];
   for (int t = 0; t < 9; ++t) kv[t] = splat<A>(k[t]);
   const A* r0 = P[0];
   const A* r1 = P[1];
   const A* r2 = P[2];
-  int64_t x = 0;
-  for (; x + 2 * L <= n; x += 2 * L) {
-    vec_t<A> a0{}, a1{};
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    vec_t<A> a0{};
     const A* rr[3] = {r0 + x, r1 + x, r2 + x};
 #pragma GCC unroll 3
     for (int i = 0; i < 3; ++i)
 #pragma GCC unroll 3
-      for (int j = 0; j < 3; ++j) {
-        a0 += kv[i * 3 + j] * loadu(rr[i] + j * C);
-        a1 += kv[i * 3 + j] * loadu(rr[i] + j * C + L);
-      }
-    put<T, A, Stream>(o + x, a0);
-    put<T, A, Stream>(o + x + L, a1);
+      for (int j = 0; j < 3; ++j) a0 += kv[i * 3 + j] * loadu(rr[i] + j * C);
+    return a0;
+  };
+  int64_t x = 0;
+  if constexpr (Stream) {
+    x = stream_start<T, A>(o) % L;
+    if (x) store_vec<T, A>(o, one(0));
   }
-  if (x < n) {
-    const A* rest[3] = {r0 + x, r1 + x, r2 + x};
-    correlate_row<T, A>(rest, o + x, n - x, C, k, 3, 3);
+  for (; x + 2 * L <= n; x += 2 * L) {
+    put<T, A, Stream>(o + x, one(x));
+    put<T, A, Stream>(o + x + L, one(x + L));
   }
+  for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
+  if (x < n) store_vec<T, A>(o + n - L, one(n - L));
 }
 
 #if defined(__AVX512F__)
-// AVX-512, float rows, 3x3 with C < 8: the shifted windows come from two aligned loads per row
-// with valignd instead of unaligned loads that split cache lines (the ring rows are 64-byte
-// aligned). Same products and summation order as correlate_row_3x3.
+// AVX-512, float rows, 3x3 with C < 8: the shifted windows come from two loads per row with
+// valignd instead of unaligned loads that split cache lines (the ring rows are 64-byte
+// aligned, or shifted to the output's alignment when it streams: then the loop starts at the
+// first aligned element, the vector before it by a plain store). Every element of a row of at
+// least 16 is computed by the same vector code (a last vector ending at n, overlapping).
 template <typename T, int C, bool Stream>
 static void correlate_row_3x3_align512(const float* const* P, T* o, int64_t n, const float* k) {
+  if (n < 16) return correlate_row<T, float>(P, o, n, C, k, 3, 3);
   __m512 kv[9];
   for (int t = 0; t < 9; ++t) kv[t] = _mm512_set1_ps(k[t]);
-  int64_t x = 0;
-  // Full vectors only; the second load may read up to 16 floats past the padded row, inside
-  // the ring's line-rounded row stride, in lanes that are never used.
-  for (; x + 16 <= n; x += 16) {
+  // The second load may read up to 16 floats past the padded row, inside the ring's
+  // line-rounded row stride (and the scratch's spare line), in lanes that are never used.
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
     __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
 #pragma GCC unroll 3
     for (int i = 0; i < 3; ++i) {
-      const __m512 cur = _mm512_load_ps(P[i] + x), nxt = _mm512_load_ps(P[i] + x + 16);
+      const __m512 cur = _mm512_loadu_ps(P[i] + x), nxt = _mm512_loadu_ps(P[i] + x + 16);
       const __m512i ci = _mm512_castps_si512(cur), ni = _mm512_castps_si512(nxt);
       a = _mm512_fmadd_ps(kv[i * 3], cur, a);
       b = _mm512_fmadd_ps(kv[i * 3 + 1], _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, C)), b);
       a = _mm512_fmadd_ps(kv[i * 3 + 2], _mm512_castsi512_ps(_mm512_alignr_epi32(ni, ci, 2 * C)), a);
     }
-    put<T, float, Stream>(o + x, reinterpret_cast<simd::vec_t<float>>(_mm512_add_ps(a, b)));
+    return reinterpret_cast<simd::vec_t<float>>(_mm512_add_ps(a, b));
+  };
+  int64_t x = 0;
+  if constexpr (Stream) {
+    x = stream_start<T, float>(o) % 16;
+    if (x) store_vec<T, float>(o, one(0));
   }
-  if (x < n) {
-    const float* rest[3] = {P[0] + x, P[1] + x, P[2] + x};
-    correlate_row<T, float>(rest, o + x, n - x, C, k, 3, 3);
-  }
+  for (; x + 16 <= n; x += 16) put<T, float, Stream>(o + x, one(x));
+  if (x < n) store_vec<T, float>(o + n - 16, one(n - 16));
 }
 #endif
 
@@ -119,12 +132,11 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
   const int64_t rows = s.n * H;
   std::vector<A> kv(k, k + static_cast<int64_t>(kh) * kw);
   const A cv = static_cast<A>(cval);
-  // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
-  const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
-  // Streaming output stores for large outputs (see stream_output); the ring rows are not
-  // shifted here (the 3x3 kernels load them aligned), so float rows stream only when they
-  // start on cache lines.
-  const bool stream = stream_output<U>(dst, s, d, SP);
+  // Column strips keep the ring in cache and, when the output streams (large outputs), start
+  // on output lines (see plan_strips); results do not depend on them.
+  const StripPlan plan = plan_strips<U>(dst, s, d, kh, sizeof(A));
+  const int64_t SP = plan.widest();
+  const bool stream = plan.stream;
   auto emit_row = [&](auto stream_tag, const A* const* P, U* drow, int64_t n) {
     constexpr bool St = decltype(stream_tag)::value;
 #if defined(__AVX512F__)
@@ -141,7 +153,7 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
   };
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     ring_pipeline<A>(
-        t0, t1, H, W, kh, ay, SP, (left + SP + right) * C,
+        t0, t1, H, W, kh, ay, plan.sp, plan.first, plan.merge, (left + SP + right) * C,
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
           load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, slot);
         },
@@ -149,6 +161,12 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
           U* drow = row_ptr<U>(dst, d, b, y) + x0 * C;
           if (stream) emit_row(std::true_type{}, P, drow, (x1 - x0) * C);
           else emit_row(std::false_type{}, P, drow, (x1 - x0) * C);
+        },
+        [&](int64_t b, int64_t y, int64_t x0) -> int64_t {
+          // streaming starts at the first aligned output element: align the ring rows with it
+          if (!stream) return 0;
+          const int64_t st = stream_start<U, A>(row_ptr<U>(dst, d, b, y) + x0 * C);
+          return st % simd::Vec<A>::lanes == 0 ? 0 : simd::Vec<A>::lanes - st;
         });
   });
 }

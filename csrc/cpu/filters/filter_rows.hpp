@@ -34,11 +34,13 @@ namespace IMKERN_ISA {
     a3 += ka * LOAD(j, 3 * L);                                                \
   }
 
+// x0: where to start (the kernels below hand their last elements over; the last vector may
+// reach back before x0, rewriting equal values).
 template <typename A>
-inline void hfilter_any(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw) {
+inline void hfilter_any(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw, int64_t x0 = 0) {
   using namespace simd;
   constexpr int L = Vec<A>::lanes;
-  int64_t x = 0;
+  int64_t x = x0;
 #define KV(j) splat<A>(k[j])
 #define LOAD(j, off) loadu(q + (j) * C + (off))
   for (; x + 4 * L <= n; x += 4 * L) {
@@ -52,11 +54,23 @@ inline void hfilter_any(const A* p, A* h, int64_t n, int64_t C, const A* k, int 
   }
 #undef LOAD
 #undef KV
-  for (; x + L <= n; x += L) {
-    vec_t<A> a0{};
-    const A* q = p + x;
-    for (int j = 0; j < kw; ++j, q += C) a0 += splat<A>(k[j]) * loadu(q);
-    storeu(h + x, a0);
+  // The rest by single vectors summed as the body sums (even taps, odd taps, then their sum),
+  // the last one ending at n: an element's bits do not depend on where a row or strip ends.
+  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    vec_t<A> a{}, b{};
+    const A* q = p + e;
+    int j = 0;
+    for (; j + 1 < kw; j += 2) {
+      a += splat<A>(k[j]) * loadu(q + j * C);
+      b += splat<A>(k[j + 1]) * loadu(q + (j + 1) * C);
+    }
+    if (j < kw) a += splat<A>(k[j]) * loadu(q + j * C);
+    return a + b;
+  };
+  if (n >= L) {
+    for (; x + L <= n; x += L) storeu(h + x, one(x));
+    if (x < n) storeu(h + n - L, one(n - L));
+    return;
   }
   for (; x < n; ++x) {
     A a = 0;
@@ -83,10 +97,21 @@ inline void vfilter_any(const A* const* rows, T* o, int64_t n, const A* k, int k
   }
 #undef LOAD
 #undef KV
-  for (; x + L <= n; x += L) {
-    vec_t<A> a0{};
-    for (int i = 0; i < kh; ++i) a0 += splat<A>(k[i]) * loadu(rows[i] + x);
-    store_vec<T, A>(o + x, a0);
+  // As in hfilter_any: single vectors in the body's order, the last one ending at n.
+  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    vec_t<A> a{}, b{};
+    int i = 0;
+    for (; i + 1 < kh; i += 2) {
+      a += splat<A>(k[i]) * loadu(rows[i] + e);
+      b += splat<A>(k[i + 1]) * loadu(rows[i + 1] + e);
+    }
+    if (i < kh) a += splat<A>(k[i]) * loadu(rows[i] + e);
+    return a + b;
+  };
+  if (n >= L) {
+    for (; x + L <= n; x += L) store_vec<T, A>(o + x, one(x));
+    if (x < n) store_vec<T, A>(o + n - L, one(n - L));
+    return;
   }
   for (; x < n; ++x) {
     A a = 0;
@@ -100,7 +125,8 @@ inline void vfilter_any(const A* const* rows, T* o, int64_t n, const A* k, int k
 // packuswb, one dword permute) and one full-width store instead of four narrowing stores;
 // min(255, v) first, so values beyond int32 saturate to 255 and NaN still gives 0 (cvtps2dq's
 // INT_MIN, saturated to 0 by the packs), exactly as store_rounded_saturated. With Stream, a
-// 64-byte-aligned p (AVX-512) is written with one non-temporal store.
+// p aligned to the store's width (64 bytes on AVX-512, 32 on AVX2) is written with one
+// non-temporal store.
 template <typename T, typename A, bool Stream>
 IMKERN_ALWAYS_INLINE inline void put4(T* p, simd::vec_t<A> v0, simd::vec_t<A> v1, simd::vec_t<A> v2,
                                       simd::vec_t<A> v3) {
@@ -121,7 +147,8 @@ IMKERN_ALWAYS_INLINE inline void put4(T* p, simd::vec_t<A> v0, simd::vec_t<A> v1
   }
 #elif defined(__AVX2__) && !defined(__AVX512F__)
   if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) {
-    // (AVX2 streams floats only: uint8 rows take plain stores, as store_vec_stream does)
+    // With Stream, a 32-byte-aligned p is written with one non-temporal store (half a line:
+    // the next put4 completes it).
     const __m256 hi = _mm256_set1_ps(255.f);
     const __m256i i0 = _mm256_cvtps_epi32(_mm256_min_ps(hi, reinterpret_cast<__m256>(v0)));
     const __m256i i1 = _mm256_cvtps_epi32(_mm256_min_ps(hi, reinterpret_cast<__m256>(v1)));
@@ -129,7 +156,8 @@ IMKERN_ALWAYS_INLINE inline void put4(T* p, simd::vec_t<A> v0, simd::vec_t<A> v1
     const __m256i i3 = _mm256_cvtps_epi32(_mm256_min_ps(hi, reinterpret_cast<__m256>(v3)));
     const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
     const __m256i r = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), r);
+    if (Stream && (reinterpret_cast<uintptr_t>(p) & 31) == 0) _mm256_stream_si256(reinterpret_cast<__m256i*>(p), r);
+    else _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), r);
     return;
   }
 #endif
@@ -140,17 +168,24 @@ IMKERN_ALWAYS_INLINE inline void put4(T* p, simd::vec_t<A> v0, simd::vec_t<A> v1
 }
 
 // The first element index at which the vector loops of vfilter_fixed / vfilter_sym start
-// streaming (> 0; the elements before it take plain stores): stream_start's, and for uint8
-// outputs on AVX-512 the first 64-byte-aligned one (put4 then streams whole lines). Either
-// way it is congruent to stream_start modulo the lanes, so the ring rows' alignment holds.
+// streaming (the elements before it take plain stores): 0 when o is aligned for the streaming
+// stores, else stream_start's, and for uint8 outputs the first element aligned to put4's store
+// (64 bytes on AVX-512, 32 on AVX2). Either way it is congruent to stream_start modulo the
+// lanes, so the ring rows' alignment (sep_filter's shift) holds.
 template <typename T, typename A>
 inline int64_t vstream_start(const T* o) {
-  const int64_t x = stream_start<T, A>(o);
+  constexpr int64_t L = simd::Vec<A>::lanes;
+  int64_t unit = L * static_cast<int64_t>(sizeof(T));  // bytes of one streamed store
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-  if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value)
-    return x + static_cast<int64_t>((64 - (reinterpret_cast<uintptr_t>(o + x) & 63)) & 63);
+  if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) unit = 64;
+#elif defined(__AVX2__)
+  if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) unit = 32;
 #endif
-  return x;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(o);
+  if (a % static_cast<uintptr_t>(unit) == 0) return 0;
+  const int64_t x = stream_start<T, A>(o);
+  if (unit <= L * static_cast<int64_t>(sizeof(T))) return x;
+  return x + static_cast<int64_t>((unit - (reinterpret_cast<uintptr_t>(o + x) % unit)) % unit);
 }
 
 // Streaming rows: the elements before the first streamed one (vstream_start) by plain vector
@@ -187,7 +222,7 @@ inline void hfilter_fixed(const A* p, A* h, int64_t n, int64_t C, const A* k) {
   }
 #undef LOAD
 #undef KV
-  if (x < n) hfilter_any(p + x, h + x, n - x, C, k, K);
+  if (x < n) hfilter_any(p, h, n, C, k, K, x);
 }
 
 template <int K, typename T, typename A, bool Stream>
@@ -257,13 +292,15 @@ inline void hfilter_sym(const A* p, A* h, int64_t n, int64_t C, const A* k) {
   vec_t<A> kv[K];
   for (int j = 0; j < K; ++j) kv[j] = splat<A>(k[j]);
   int64_t x = 0;
-  for (; x + L <= n; x += L) {
-    const A* q = p + x;
+  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    const A* q = p + e;
 #define TAP(j) loadu(q + (j) * C)
     IMKERN_SYM_TAPS(K, TAP)
 #undef TAP
-    storeu(h + x, a + b);
-  }
+    return a + b;
+  };
+  for (; x + L <= n; x += L) storeu(h + x, one(x));
+  if (x < n && n >= L) return storeu(h + n - L, one(n - L));  // the last vector ends at n
   for (; x < n; ++x) h[x] = sym_taps<K>(k, [&](int j) { return p[x + j * C]; });
 }
 
@@ -325,7 +362,7 @@ inline void hfilter_align512(const float* p, float* h, int64_t n, const float* k
     _mm512_storeu_ps(h + x, _mm512_add_ps(a, b));
     cur = nxt;
   }
-  if (x < n) hfilter_any(p + x, h + x, n - x, C, k, K);
+  if (x < n) hfilter_any(p, h, n, C, k, K, x);
 }
 
 // hfilter_align512 for symmetric kernels (see IMKERN_SYM_TAPS).
@@ -352,6 +389,19 @@ inline void hfilter_align512_sym(const float* p, float* h, int64_t n, const floa
     storeu(h + x, a + b);
     cur = nxt;
   }
+  if (x < n && n >= 16) {  // the last vector ends at n (its loads stay inside the padded row + 16)
+    x = n - 16;
+    const __m512i ci = _mm512_castps_si512(_mm512_loadu_ps(p + x)), ni = _mm512_castps_si512(_mm512_loadu_ps(p + x + 16));
+    vec_t<A> w[K];
+    w[0] = reinterpret_cast<vec_t<A>>(ci);
+#pragma GCC unroll 8
+    for (int j = 1; j < K; ++j) w[j] = reinterpret_cast<vec_t<A>>(_mm512_alignr_epi32(ni, ci, (j * C) & 15));
+#define TAP(j) w[j]
+    IMKERN_SYM_TAPS(K, TAP)
+#undef TAP
+    storeu(h + x, a + b);
+    return;
+  }
   for (; x < n; ++x) h[x] = sym_taps<K>(k, [&](int j) { return p[x + j * C]; });
 }
 #endif  // __AVX512F__
@@ -373,10 +423,7 @@ inline void hfilter_u8_512(const uint8_t* p, float* h, int64_t n, const float* k
   auto cvt16 = [](const uint8_t* q) IMKERN_ALWAYS_INLINE {
     return _mm512_castps_si512(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)))));
   };
-  int64_t x = 0;
-  __m512i cur = cvt16(p);
-  for (; x + 16 <= n; x += 16) {
-    const __m512i nxt = cvt16(p + x + 16);
+  auto body = [&](int64_t x, __m512i cur, __m512i nxt) IMKERN_ALWAYS_INLINE {
     vec_t<A> w[K];
     w[0] = reinterpret_cast<vec_t<A>>(cur);
 #pragma GCC unroll 8
@@ -396,9 +443,17 @@ inline void hfilter_u8_512(const uint8_t* p, float* h, int64_t n, const float* k
       }
       _mm512_storeu_ps(h + x, _mm512_add_ps(a, b));
     }
+  };
+  int64_t x = 0;
+  __m512i cur = cvt16(p);
+  for (; x + 16 <= n; x += 16) {
+    const __m512i nxt = cvt16(p + x + 16);
+    body(x, cur, nxt);
     cur = nxt;
   }
-  if (x < n) {  // the last < 16 outputs from a converted copy, by the tails of the float kernels
+  // The last vector ends at n, as in the float kernels (p is readable to n + (K - 1) C + 16).
+  if (x < n && n >= 16) return body(n - 16, cvt16(p + n - 16), cvt16(p + n));
+  if (x < n) {  // rows under 16 outputs: from a converted copy, by the tails of the float kernels
     float t[16 + (K - 1) * C];
     const int64_t m = n - x + (K - 1) * C;
     for (int64_t i = 0; i < m; ++i) t[i] = static_cast<float>(p[x + i]);
@@ -527,6 +582,61 @@ inline bool stream_output(const void* dst, const ImageDesc& s, const ImageDesc& 
          (Saturate<T>::integer || rows_on_lines);
 }
 
+// The column strips of a row-ring filter and whether its output is streamed.
+//  * sp: the strip width in pixels (strip_pixels: the ring stays in L1 or L2).
+//  * Streaming (outputs larger than cpu_params().stream_bytes: source and result cannot both
+//    stay in the last-level cache) skips the read-for-ownership of every output line, but only
+//    whole lines gain: a strip row that starts or ends inside a line leaves that line to plain
+//    stores, and a line written partly by streaming and partly by plain stores costs a
+//    write-combining flush and a read. So when a row holds several strips, the strip
+//    boundaries are put on output lines: the strips all start at the same offset in their
+//    line when the row and batch strides are whole lines, and `first` (the first strip's
+//    width, sp plus a phase below one line) moves the later boundaries onto line starts.
+//    Rows of one strip (sp >= w) stream from their first aligned element whatever their
+//    alignment. Float rows whose strips cannot be put on lines do not stream (measured: 2x
+//    slower than plain stores with 448-pixel strips); 8/16-bit rows still do (as before).
+// Results never depend on the plan (every element is summed the same way).
+// A last strip narrower than `merge` pixels joins the one before it (rows under one vector
+// would take the scalar tails, whose roundings can differ from the vector code's).
+struct StripPlan {
+  int64_t sp = 0, first = 0, merge = 0;
+  bool stream = false;
+  int64_t widest() const { return (first > sp ? first : sp) + merge; }
+};
+
+template <typename T>
+inline StripPlan plan_strips(const void* dst, const ImageDesc& s, const ImageDesc& d, int ring_rows, size_t acc_size) {
+  StripPlan p;
+  p.sp = p.first = strip_pixels(s.w, s.c, ring_rows, acc_size);
+  if (p.sp < s.w) p.merge = 16;
+  const bool big = 2 * s.n * s.h * s.w * s.c * static_cast<int64_t>(sizeof(T)) > params().stream_bytes;
+  if (!big) return p;
+  if (p.sp >= s.w) {
+    p.stream = true;
+    return p;
+  }
+  const int64_t line = 64 / static_cast<int64_t>(sizeof(T));  // elements per line
+  const uintptr_t a = reinterpret_cast<uintptr_t>(dst);
+  const bool same = a % sizeof(T) == 0 && d.row_stride % line == 0 && (s.n == 1 || d.batch_stride % line == 0);
+  if (same) {
+    const int64_t sp = p.sp >= line ? p.sp / line * line : line;  // sp * c: whole lines
+    const int64_t m = static_cast<int64_t>((a / sizeof(T)) % static_cast<uintptr_t>(line));
+    for (int64_t ph = 0; ph < line; ++ph) {
+      if ((m + ph * s.c) % line) continue;
+      p.sp = sp;
+      p.first = sp + ph;
+      if (p.first >= s.w) {
+        p.sp = p.first = s.w;
+        p.merge = 0;
+      }
+      p.stream = true;
+      return p;
+    }
+  }
+  p.stream = Saturate<T>::integer;
+  return p;
+}
+
 // Keeps the kh source rows an output row needs, each converted and padded once, in a ring
 // indexed by source-row number modulo kh. `make(r, dst)` fills the slot for source row r
 // (r may lie outside the image: the border decides).
@@ -593,12 +703,15 @@ class RowRing {
 // writes the strip of output row y from the kh ring rows y - ay ... y - ay + kh - 1.
 // shift(b, y, x0) gives the ring-row offset for a strip starting at output row y (see
 // RowRing::set_shift). Ends with a store fence, for emitters that use non-temporal stores.
+// `first`: the first strip's width (StripPlan), the others `strip`; a last strip under `merge`
+// pixels joins the one before (the ring must hold strip + merge pixels).
 template <typename A, typename Make, typename Emit, typename Shift>
-inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, int ay, int64_t strip,
-                          int64_t ring_width, Make&& make, Emit&& emit, Shift&& shift) {
+inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, int ay, int64_t strip, int64_t first,
+                          int64_t merge, int64_t ring_width, Make&& make, Emit&& emit, Shift&& shift) {
   RowRing<A> ring(kh, ring_width);
-  for (int64_t x0 = 0; x0 < W; x0 += strip) {
-    const int64_t x1 = x0 + strip < W ? x0 + strip : W;
+  for (int64_t x0 = 0, x1 = 0; x0 < W; x0 = x1) {
+    x1 = x0 + (x0 == 0 ? first : strip);
+    if (x1 > W || W - x1 < merge) x1 = W;
     int64_t cur_b = -1;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / H, y = t % H;
@@ -613,10 +726,17 @@ inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, 
   stream_fence();
 }
 
+template <typename A, typename Make, typename Emit, typename Shift>
+inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, int ay, int64_t strip,
+                          int64_t ring_width, Make&& make, Emit&& emit, Shift&& shift) {
+  ring_pipeline<A>(t0, t1, H, W, kh, ay, strip, strip, 0, ring_width, make, emit, shift);
+}
+
 template <typename A, typename Make, typename Emit>
 inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, int ay, int64_t strip,
                           int64_t ring_width, Make&& make, Emit&& emit) {
-  ring_pipeline<A>(t0, t1, H, W, kh, ay, strip, ring_width, make, emit, [](int64_t, int64_t, int64_t) { return 0; });
+  ring_pipeline<A>(t0, t1, H, W, kh, ay, strip, strip, 0, ring_width, make, emit,
+                   [](int64_t, int64_t, int64_t) { return 0; });
 }
 
 }  // namespace IMKERN_ISA

@@ -29,9 +29,15 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   const A cv = static_cast<A>(cval);
   // Symmetric kernels (every Gaussian) fold their mirrored taps (see IMKERN_SYM_TAPS).
   const bool sym_x = is_symmetric(kxv.data(), kw), sym_y = is_symmetric(kyv.data(), kh);
-  // Column strips keep the ring in cache (see strip_pixels); results do not depend on them.
-  const int64_t SP = strip_pixels(W, C, kh, sizeof(A));
-  const bool stream = stream_output<U>(dst, s, d, SP);
+  // Column strips keep the ring in cache and, when the output streams, start on output lines
+  // (see plan_strips); results do not depend on them.
+  const StripPlan plan = plan_strips<U>(dst, s, d, kh, sizeof(A));
+  const int64_t SP = plan.widest();
+  // Float outputs of kernels past 7 taps stream only when their rows start on lines (the old
+  // rule): otherwise the ring rows are shifted to the output's alignment, and the wide
+  // horizontal pass's split stores into them cost more than the saved read-for-ownership
+  // (gaussian 31x31 on a 4K float32 image, one thread: 23.9 ms streaming, 21.6 ms plain).
+  const bool stream = plan.stream && (Saturate<U>::integer || (kh <= 7 && kw <= 7) || stream_output<U>(dst, s, d, SP));
   // uint8 rows with a fused horizontal kernel (hfilter_u8) are padded as bytes and converted in
   // registers; a constant border then needs a cval that is a uint8 value.
   bool u8_rows = false;
@@ -43,7 +49,7 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
     A* padded = u8_rows ? nullptr : thread_scratch<A>(1, padn);
     T* padded_t = u8_rows ? thread_scratch<T>(1, padn) : nullptr;
     ring_pipeline<A>(
-        t0, t1, H, W, kh, ay, SP, SP * C,
+        t0, t1, H, W, kh, ay, plan.sp, plan.first, plan.merge, SP * C,
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
           if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) {
             if (u8_rows) {

@@ -119,17 +119,19 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
   const bool sx1 = two && is_symmetric(kx1v.data(), kw), sy1 = two && is_symmetric(ky1v.data(), kh);
   const A cv = static_cast<A>(cval), dl = static_cast<A>(delta);
   // Two ring halves per source row when two filters run: the strip budget counts both.
-  const int64_t SP = strip_pixels(W, C, two ? 2 * kh : kh, sizeof(A));
+  // (plan_strips: strips on output lines when the single-mode output streams)
+  const StripPlan plan = plan_strips<A>(dst0, s, d0, two ? 2 * kh : kh, sizeof(A));
+  const int64_t SP = plan.widest();
   const int64_t half = round_up_line<A>(SP * C + simd::Vec<A>::lanes);  // second half's offset
   // Non-temporal stores for outputs too large for the caches (sep_filter's rule); single mode
   // only (the combined modes write from L1-resident temporaries through plain stores).
-  const bool stream = !two && dl == 0 && stream_output<A>(dst0, s, d0, SP);
+  const bool stream = !two && dl == 0 && plan.stream;
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     A* padded = thread_scratch<A>(1, static_cast<size_t>((left + SP + right) * C));
     A* tmp = thread_scratch<A>(2, static_cast<size_t>(2 * half));
     std::vector<const A*> r1(kh);
     ring_pipeline<A>(
-        t0, t1, H, W, kh, ay, SP, two ? 2 * half : SP * C,
+        t0, t1, H, W, kh, ay, plan.sp, plan.first, plan.merge, two ? 2 * half : SP * C,
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
           load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
           const int64_t n = (x1 - x0) * C;
