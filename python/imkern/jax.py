@@ -978,32 +978,6 @@ def _resize_pass(image, oshape, ytab, xtab, tkind):
     )
 
 
-@functools.lru_cache(maxsize=256)
-def _adjoint_table(src: int, dst: int, mode: str, antialias: bool, area_shrink: bool, kind: str):
-    """The table of the transposed axis map: forward out[i] = sum_k w[i, k] src[start[i] + k]
-    (nearest: one weight 1 at the index) as a (dst x src) matrix W; the adjoint's table is
-    W.T's band, over the consecutive outputs that read each source pixel (zero weights pad the
-    band; a pixel nothing reads gets zeros). Same weight values as the forward table."""
-    if mode in ("nearest", "nearest-exact"):
-        start = _rz._nearest_table(src, dst, mode == "nearest-exact")
-        w = np.ones((dst, 1), np.float64)
-    else:
-        start, w, _, _ = _rz._axis_table(src, dst, mode, antialias, area_shrink, kind)
-    k = w.shape[1]
-    mat = np.zeros((dst, src), np.float64)
-    mat[np.repeat(np.arange(dst), k), (start[:, None] + np.arange(k)).ravel()] = w.astype(np.float64).ravel()
-    mt = mat.T  # (src, dst)
-    nz = mt != 0
-    used = nz.any(axis=1)
-    first = np.where(used, np.argmax(nz, axis=1), 0)
-    last = np.where(used, dst - 1 - np.argmax(nz[:, ::-1], axis=1), 0)
-    kk = int(max(1, (last - first + 1)[used].max(initial=1)))
-    st = np.clip(first, 0, dst - kk).astype(np.int64)
-    wt = mt[np.arange(src)[:, None], st[:, None] + np.arange(kk)[None, :]]
-    wt = np.ascontiguousarray(wt.astype(np.float32 if kind == "f32" else np.float64))
-    return st, wt, 0, float(np.abs(wt).sum(axis=1).max(initial=0))
-
-
 def _resize_impl(image, key):
     sh, sw, h, w, mode, antialias = key
     oshape = _rz._out_shape(image, h, w)
@@ -1043,8 +1017,8 @@ def _resize_diff_bwd(key, _, g):
     sh, sw, h, w, mode, antialias = key
     tkind = _rz._kind_of(g.dtype)
     area_shrink = mode == "area" and sh >= h and sw >= w
-    aty = _adjoint_table(sh, h, mode, antialias, area_shrink, tkind)
-    atx = _adjoint_table(sw, w, mode, antialias, area_shrink, tkind)
+    aty = _rz.adjoint_table(sh, h, mode, antialias, area_shrink, tkind)
+    atx = _rz.adjoint_table(sw, w, mode, antialias, area_shrink, tkind)
     return (_resize_pass(g, _rz._out_shape(g, sh, sw), aty, atx, tkind),)
 
 

@@ -265,40 +265,13 @@ def _(image, h, w, interpolation, antialias):
     return image.new_empty(_resized_shape(image.shape, h, w))
 
 
-def _resize_matrix(src: int, dst: int, mode: str, antialias: bool, area_shrink: bool, dtype, device) -> Tensor:
-    """The forward's (dst, src) matrix along one axis: out = M @ in."""
-    from ..transform import _resize as R
-
-    m = np.zeros((dst, src), np.float64)
-    if mode in ("nearest", "nearest-exact"):
-        m[np.arange(dst), R._nearest_table(src, dst, mode == "nearest-exact")] = 1.0
-    else:
-        kind = "f64" if dtype == torch.float64 else "f32"
-        start, wt, _, _ = R._axis_table(src, dst, mode, antialias, area_shrink, kind)
-        k = wt.shape[1]
-        rows = np.repeat(np.arange(dst), k)
-        cols = (start[:, None] + np.arange(k)[None, :]).ravel()
-        np.add.at(m, (rows, cols), wt.astype(np.float64).ravel())
-    return torch.as_tensor(m, dtype=dtype, device=device)
-
-
 @torch.library.custom_op("imkern::resize_backward", mutates_args=())
 def _resize_backward_op(grad: Tensor, in_h: int, in_w: int, interpolation: str, antialias: bool) -> Tensor:
-    from ..transform._resize import parse_interpolation
+    # The adjoint is imkern's resize kernel with the transposed tables (either device).
+    from .. import _interop
+    from ..transform._resize import resize_adjoint
 
-    mode = parse_interpolation(interpolation)
-    a, b = _hw_axes(grad.ndim)
-    h, w = grad.shape[a], grad.shape[b]
-    area_shrink = mode == "area" and in_h >= h and in_w >= w
-    my = _resize_matrix(in_h, h, mode, antialias, area_shrink, grad.dtype, grad.device)
-    mx = _resize_matrix(in_w, w, mode, antialias, area_shrink, grad.dtype, grad.device)
-    g = torch.tensordot(grad, my, dims=([a], [0]))  # the new H axis goes last
-    g = torch.tensordot(g, mx, dims=([b - 1], [0]))  # then the new W axis
-    perm = list(range(g.ndim))
-    hw = perm[-2:]
-    rest = perm[:-2]
-    order = rest[:a] + hw + rest[a:]
-    return g.permute(order).contiguous()
+    return _interop.call(resize_adjoint, (grad.contiguous(), (in_h, in_w), interpolation, antialias), {})
 
 
 @_resize_backward_op.register_fake

@@ -415,6 +415,50 @@ def _identity_table(n: int, kind: str):
     return start, w, bits, abs_sum
 
 
+@functools.lru_cache(maxsize=256)
+def adjoint_table(src: int, dst: int, mode: str, antialias: bool, area_shrink: bool, kind: str):
+    """The table of the transposed axis map: forward out[i] = sum_k w[i, k] src[start[i] + k]
+    (nearest: one weight 1 at the index) as a (dst x src) matrix W; the adjoint's table is
+    W.T's band, over the consecutive outputs that read each source pixel (zero weights pad the
+    band; a pixel nothing reads gets zeros). Same weight values as the forward table."""
+    if mode in ("nearest", "nearest-exact"):
+        start = _nearest_table(src, dst, mode == "nearest-exact")
+        w = np.ones((dst, 1), np.float64)
+    else:
+        start, w, _, _ = _axis_table(src, dst, mode, antialias, area_shrink, kind)
+    k = w.shape[1]
+    mat = np.zeros((dst, src), np.float64)
+    mat[np.repeat(np.arange(dst), k), (start[:, None] + np.arange(k)).ravel()] = w.astype(np.float64).ravel()
+    mt = mat.T  # (src, dst)
+    nz = mt != 0
+    used = nz.any(axis=1)
+    first = np.where(used, np.argmax(nz, axis=1), 0)
+    last = np.where(used, dst - 1 - np.argmax(nz[:, ::-1], axis=1), 0)
+    kk = int(max(1, (last - first + 1)[used].max(initial=1)))
+    st = np.clip(first, 0, dst - kk).astype(np.int64)
+    wt = mt[np.arange(src)[:, None], st[:, None] + np.arange(kk)[None, :]]
+    wt = np.ascontiguousarray(wt.astype(np.float32 if kind == "f32" else np.float64))
+    return st, wt, 0, float(np.abs(wt).sum(axis=1).max(initial=0))
+
+
+def resize_adjoint(grad, in_hw, interpolation, antialias=False):
+    """The adjoint (backward) of :func:`resize` with respect to a float image: ``grad`` of the
+    resized shape -> the input's shape ``in_hw``. A separable resize's adjoint is a separable
+    resize with the transposed (banded) tables, so this is imkern's resize kernel again on
+    either device (exact up to float rounding; tables cached per size)."""
+    mode = parse_interpolation(interpolation)
+    tkind = _kind_of(grad.dtype)
+    if tkind not in ("f32", "f64"):
+        raise TypeError(f"grad: expected a float32 or float64 array, got {grad.dtype}")
+    o = 1 if grad.ndim == 4 else 0
+    h, w = int(grad.shape[o]), int(grad.shape[o + 1])
+    sh, sw = int(in_hw[0]), int(in_hw[1])
+    area_shrink = mode == "area" and sh >= h and sw >= w
+    aty = adjoint_table(sh, h, mode, bool(antialias), area_shrink, tkind)
+    atx = adjoint_table(sw, w, mode, bool(antialias), area_shrink, tkind)
+    return _separable(grad, None, _out_shape(grad, sh, sw), aty, atx, tkind)
+
+
 def _separable(image, out, oshape, ytab, xtab, tkind):
     ys, yw, ybits, ysum = ytab
     xs, xw, xbits, xsum = xtab
