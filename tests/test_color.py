@@ -357,6 +357,34 @@ def test_uint8_every_color(xp):
     np.testing.assert_array_equal(g, cv2.cvtColor(rgb.reshape(4096, 4096, 3), cv2.COLOR_RGB2GRAY))
 
 
+def _float_specials(rng, dtype, n):
+    """n RGB/HSV triples: values in [0, 1], ties between channels, zeros of both signs, values
+    far outside [0, 1], infinities and NaN, in random positions."""
+    x = rng.random((n, 3)).astype(dtype)
+    pick = rng.random((n, 3))
+    specials = np.array([0.0, -0.0, 1.0, 0.5, -0.25, 7.5, 1e30, -1e30, 7e5, np.inf, -np.inf, np.nan], dtype)
+    x = np.where(pick < 0.15, specials[rng.integers(0, len(specials), (n, 3))], x)
+    ties = rng.random(n) < 0.2
+    x[ties, 1] = x[ties, 0]
+    ties = rng.random(n) < 0.2
+    x[ties, 2] = x[ties, rng.integers(0, 2)]
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hsv_float_vector_rows_equal_scalar(isa, rng, dtype):
+    """The float HSV row kernels (whole vectors of pixels) give the scalar functor's bits: the
+    same pixels as one wide row and as a column of 1-pixel rows (scalar only)."""
+    x = _float_specials(rng, dtype, 16 * 997)
+    with np.errstate(all="ignore"):
+        for fn in (K.rgb_to_hsv, K.hsv_to_rgb):
+            wide = fn(x.reshape(1, -1, 3)).reshape(-1, 3)
+            narrow = fn(x.reshape(-1, 1, 3)).reshape(-1, 3)
+            # bits, with every NaN made the same NaN (its sign and payload are not specified)
+            wide, narrow = (np.where(np.isnan(a), dtype(np.nan), a).view(f"u{x.itemsize}") for a in (wide, narrow))
+            np.testing.assert_array_equal(wide, narrow, err_msg=fn.__name__)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lab_float_equals_skimage(xp, rng, dtype):
     skc = pytest.importorskip("skimage.color")
