@@ -338,7 +338,7 @@ def test_uint8_every_color(xp):
     # every vectorized uint8 row kernel against its scalar functor, on every 3-byte input
     hsv = rgb.copy()
     hsv[..., 0] %= 180
-    for fn, inp in ((K.hsv_to_rgb, hsv), (K.rgb_to_ycbcr, rgb), (K.ycbcr_to_rgb, rgb), (K.rgb_to_bgr, rgb)):
+    for fn, inp in ((K.hsv_to_rgb, hsv), (K.hsv_to_rgb, rgb), (K.rgb_to_ycbcr, rgb), (K.ycbcr_to_rgb, rgb), (K.rgb_to_bgr, rgb)):
         w = to_numpy(fn(xp.asarray(inp.reshape(4096, 4096, 3))))
         n = to_numpy(fn(xp.asarray(inp.reshape(-1, 8, 3))))
         np.testing.assert_array_equal(w.reshape(-1, 3), n.reshape(-1, 3), err_msg=fn.__name__)
