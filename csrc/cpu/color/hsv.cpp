@@ -197,8 +197,8 @@ struct HsvToRgbF {
 template <typename T>
 void hsv_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
 #if defined(__SSE4_1__)
-  if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{}, Row3F<T, RgbToHsvFLanes<T>>{});
-  else map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{}, Row3F<T, HsvToRgbFLanes<T>>{});
+  if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{}, Row3F<T, RgbToHsvFLanes<T>, RgbToHsvF<T>>{});
+  else map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{}, Row3F<T, HsvToRgbFLanes<T>, HsvToRgbF<T>>{});
 #else
   if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{});
   else map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{});

@@ -310,19 +310,22 @@ IMKERN_ALWAYS_INLINE inline fv<T> vfloor(fv<T> x) {
 }
 
 // A row kernel for 3 -> 3 channel float ops: Op::lanes(c, o) maps planes c[3] to planes o[3]
-// on L pixels and returns false where the block needs the scalar functor (the row stops there
-// and the functor finishes it).
-template <typename T, typename Op>
+// on L pixels, or returns false for a block it leaves to the scalar functor F.
+template <typename T, typename Op, typename F>
 struct Row3F {
   Op op{};
+  F f{};
   int64_t operator()(const T* in, T* out, int64_t w) const {
     constexpr int L = simd::Vec<T>::lanes;
     int64_t x = 0;
     for (; x + L <= w; x += L) {
       fv<T> c[3], o[3];
       deinterleave3(in + 3 * x, c);
-      if (!op.lanes(c, o)) break;
-      interleave3(o, out + 3 * x);
+      if (op.lanes(c, o)) {
+        interleave3(o, out + 3 * x);
+      } else {
+        for (int i = 0; i < L; ++i) f(in + 3 * (x + i), out + 3 * (x + i));
+      }
     }
     return x;
   }
