@@ -1,7 +1,9 @@
 """crop, center_crop, pad, flip, rotate90: pure data movement.
 
-These are copies (NumPy / CuPy copy kernels, already at memory bandwidth), never views:
-the result owns its memory, so writing to it never changes the input. ``pad`` applies the
+These are copies, never views: the result owns its memory, so writing to it never changes
+the input. flip and rotate90 run imkern's byte-moving kernels on the CPU (csrc/cpu/transform/
+dihedral.cpp: NumPy's copy of a reversed or transposed view moves one element at a time) and
+CuPy's copy kernels on the GPU; crop and pad are NumPy / CuPy copies. ``pad`` applies the
 border rules of :mod:`imkern.filters` (``border=``, ``cval=``) to any width, even a pad
 wider than the image (the rule is applied repeatedly, as the filters do).
 """
@@ -13,7 +15,9 @@ from typing import Tuple
 import numpy as np
 
 from .. import _arrays as A
+from .. import _core
 from .._borders import parse_border
+from .._driver import run_image_op
 
 __all__ = ["crop", "center_crop", "pad", "flip", "rotate90"]
 
@@ -228,10 +232,19 @@ def flip(image, axis=1, *, out=None):
         axes = (A.as_int(axis, "axis"),)
     if not axes or any(a not in (0, 1) for a in axes) or len(set(axes)) != len(axes):
         raise ValueError(f"axis: expected 0 (vertical), 1 (horizontal), (0, 1) or None, got {axis!r}")
-    sl = [slice(None)] * image.ndim
-    for a in axes:
-        sl[o + a] = slice(None, None, -1)
-    return _finish(image[tuple(sl)], image, kind, out)
+    fx, fy = 1 in axes, 0 in axes
+
+    def cpu(src, dst):
+        _core.flip(src, dst, fx, fy)
+
+    def cuda(dtc, src, dst, stream):
+        xp = A.xp_of(kind)
+        sl = [slice(None)] * src.ndim
+        for a in axes:
+            sl[o + a] = slice(None, None, -1)
+        xp.copyto(dst, src[tuple(sl)])
+
+    return run_image_op(image, out, cpu, cuda)
 
 
 def rotate90(image, k=1, *, out=None):
@@ -247,4 +260,17 @@ def rotate90(image, k=1, *, out=None):
     """
     kind, xp, o = _image(image)
     k = A.as_int(k, "k") % 4
-    return _finish(xp.rot90(image, k, axes=(o, o + 1)), image, kind, out)
+    if k == 0:
+        return _finish(image, image, kind, out)
+    if k == 2:
+        return flip(image, None, out=out)
+    shape = list(image.shape)
+    shape[o], shape[o + 1] = shape[o + 1], shape[o]
+
+    def cpu(src, dst):
+        _core.rotate90(src, dst, k)
+
+    def cuda(dtc, src, dst, stream):
+        xp.copyto(dst, xp.rot90(src, k, axes=(o, o + 1)))
+
+    return run_image_op(image, out, cpu, cuda, out_shape=tuple(shape))
