@@ -1,5 +1,5 @@
-// flip, rotate90 (compiled per ISA): the mirror images and quarter turns of transform.flip /
-// transform.rotate90, as byte moves of whole pixels (any dtype and channel count).
+// flip, rotate90, pad (compiled per ISA): the mirror images, quarter turns and borders of
+// transform.flip / rotate90 / pad, as byte moves of whole pixels (any dtype and channel count).
 //
 // flip: dst row y is source row y (or H - 1 - y) with its pixels in reverse order. With SSSE3
 // the reversal is one pshufb per 16 bytes: the last K = 16 / P pixels of a 16-byte load
@@ -10,7 +10,10 @@
 // rotate90: dst (W x H) from src (H x W) in square tiles of pixels that fit in L1 with their
 // source rows; inside a tile, pixels of 1, 2, 4 or 8 bytes move as 16 x 16-byte blocks
 // transposed in registers (SSE2 unpacks), the rest (and the tile's edges) as fixed-size moves.
-// Rows (flip) or row-tiles (rotate90) are split over the thread pool. Bytes moved: 2 per byte.
+// pad: per output row, the source row's span in one memcpy and the border pixels by the
+// column table (or the constant pixel); rows wholly outside copy the constant.
+// Rows (flip, pad) or row-tiles (rotate90) are split over the thread pool. Bytes moved: 2 per
+// byte.
 #include <cstring>
 
 #include "common/simd.hpp"
@@ -191,6 +194,36 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
             for (int64_t j = (i < ib ? jb : j0); j < j1; ++j) move(o + j * p, src_row(in, j) + sc);
           }
         }
+      }
+    });
+  });
+}
+
+void pad(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int elem_bytes, const int64_t* rows,
+         const int64_t* cols, int64_t left, const void* cval) {
+  const int64_t p = s.c * elem_bytes, n_rows = d.n * d.h;
+  const uint8_t* sp = static_cast<const uint8_t*>(src);
+  uint8_t* dp = static_cast<uint8_t*>(dst);
+  const uint8_t* cv = static_cast<const uint8_t*>(cval);
+  const int64_t grain = d.w * p > 0 ? (65536 + d.w * p - 1) / (d.w * p) : 1;
+  visit_pixel_bytes(p, [&](auto pc) {
+    constexpr int P = decltype(pc)::value;
+    auto move = [p](uint8_t* o, const uint8_t* i) IMKERN_ALWAYS_INLINE {
+      if constexpr (P > 0) std::memcpy(o, i, P);
+      else std::memcpy(o, i, static_cast<size_t>(p));
+    };
+    parallel_for(0, n_rows, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t b = r / d.h, y = r % d.h, sy = rows[y];
+        uint8_t* out = dp + (b * d.batch_stride + y * d.row_stride) * elem_bytes;
+        if (sy < 0) {
+          for (int64_t x = 0; x < d.w; ++x) move(out + x * p, cv);
+          continue;
+        }
+        const uint8_t* in = sp + (b * s.batch_stride + sy * s.row_stride) * elem_bytes;
+        for (int64_t x = 0; x < left; ++x) move(out + x * p, cols[x] < 0 ? cv : in + cols[x] * p);
+        std::memcpy(out + left * p, in, static_cast<size_t>(s.w * p));
+        for (int64_t x = left + s.w; x < d.w; ++x) move(out + x * p, cols[x] < 0 ? cv : in + cols[x] * p);
       }
     });
   });

@@ -3,13 +3,15 @@
 These are copies, never views: the result owns its memory, so writing to it never changes
 the input. flip and rotate90 run imkern's byte-moving kernels on the CPU (csrc/cpu/transform/
 dihedral.cpp: NumPy's copy of a reversed or transposed view moves one element at a time) and
-CuPy's copy kernels on the GPU; crop and pad are NumPy / CuPy copies. ``pad`` applies the
+CuPy's copy kernels on the GPU; pad runs one kernel on the CPU (a memcpy per row plus the
+border pixels by index) and CuPy copies and takes on the GPU; crop is a NumPy / CuPy copy. ``pad`` applies the
 border rules of :mod:`imkern.filters` (``border=``, ``cval=``) to any width, even a pad
 wider than the image (the rule is applied repeatedly, as the filters do).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Tuple
 
 import numpy as np
@@ -115,6 +117,13 @@ def _pad_widths(pad):
     return w
 
 
+@lru_cache(maxsize=256)
+def _border_indices_np(n, before, after, border):
+    idx = _border_indices(n, before, after, border, np)
+    idx.flags.writeable = False
+    return idx
+
+
 def _border_indices(n, before, after, border, xp):
     """Source index of every padded position (-1: the constant), by the filters' border rule."""
     p = np.arange(-before, n + after, dtype=np.int64)
@@ -181,6 +190,14 @@ def pad(image, pad, *, border="constant", cval=0, out=None):
         if b != "constant":
             raise ValueError(f"border: {b!r} needs a non-empty image; got shape {tuple(image.shape)}")
         target[...] = cv
+        return A.finish_out(target, final)
+    if kind == "numpy":
+        # the CPU kernel: per output row one memcpy of the source span and the border pixels
+        # by the column table
+        src = A.packed_image(image, kind)
+        rows, cols = _border_indices_np(H, top, bottom, b), _border_indices_np(W, left, right, b)
+        cpix = np.full(image.shape[-1] if image.ndim >= 3 else 1, cv, dtype=image.dtype)
+        _core.pad(src, target, rows, cols, left, cpix)
         return A.finish_out(target, final)
     lead = (slice(None),) * o
     # the image rows, padded along x
