@@ -5,8 +5,9 @@
 // the reversal is one pshufb per 16 bytes: the last K = 16 / P pixels of a 16-byte load
 // (P = 1, 2, 4, 8, 16 bytes per pixel; P = 3 and 6 use 15 and 12 of its bytes) stored reversed at
 // the front of a 16-byte store, whose tail the next store overwrites; the row's last pixels,
-// where a 16-byte load or store would leave the row, are single moves. A vertical flip alone is
-// a memcpy per row.
+// where a 16-byte load or store would leave the row, are single moves. 12- and 24-byte pixels
+// (float32 / float64 RGB) go 48 bytes at a time through dword shuffles. A vertical flip alone
+// is a memcpy per row.
 // rotate90: dst (W x H) from src (H x W) in square tiles of pixels that fit in L1 with their
 // source rows; inside a tile, pixels of 1, 2, 4 or 8 bytes move as 16 x 16-byte blocks
 // transposed in registers (SSE2 unpacks), the rest (and the tile's edges) as fixed-size moves.
@@ -16,6 +17,7 @@
 // byte.
 #include <cstring>
 
+#include "common/shuffle.hpp"
 #include "common/simd.hpp"
 #include "imkern/parallel.hpp"
 #include "imkern/transform.hpp"
@@ -56,6 +58,29 @@ inline void flip_row(const uint8_t* s, uint8_t* d, int64_t w) {
     }
   }
 #endif
+  if constexpr (P == 12 || P == 24) {
+    // 48 bytes = 4 pixels of 3 dwords (float32 RGB) or 2 of 6 (float64 RGB), reversed by
+    // dword shuffles of the three 16-byte vectors a0, a1, a2
+    typedef int32_t v4 __attribute__((vector_size(16)));
+    typedef int32_t m4 __attribute__((vector_size(16)));
+    constexpr int K = 48 / P;
+    for (; x + K <= w; x += K) {
+      v4 a[3], o[3];
+      const uint8_t* in = s + (w - x - K) * P;
+      for (int i = 0; i < 3; ++i) std::memcpy(&a[i], in + 16 * i, 16);
+      if constexpr (P == 12) {  // pixels q0..q3 = (a0.0 a0.1 a0.2) (a0.3 a1.0 a1.1) (a1.2 a1.3 a2.0) (a2.1 a2.2 a2.3)
+        o[0] = IMKERN_SHUFFLE2(a[2], a[1], (m4{1, 2, 3, 6}));
+        const v4 t = IMKERN_SHUFFLE2(a[1], a[2], (m4{3, 4, 0, 0})), u = IMKERN_SHUFFLE2(a[0], a[1], (m4{3, 4, 0, 0}));
+        o[1] = IMKERN_SHUFFLE2(t, u, (m4{0, 1, 4, 5}));
+        o[2] = IMKERN_SHUFFLE2(a[1], a[0], (m4{1, 4, 5, 6}));
+      } else {  // q0, q1 = (a0.0 .. a1.1) (a1.2 .. a2.3)
+        o[0] = IMKERN_SHUFFLE2(a[1], a[2], (m4{2, 3, 4, 5}));
+        o[1] = IMKERN_SHUFFLE2(a[2], a[0], (m4{2, 3, 4, 5}));
+        o[2] = IMKERN_SHUFFLE2(a[0], a[1], (m4{2, 3, 4, 5}));
+      }
+      for (int i = 0; i < 3; ++i) std::memcpy(d + x * P + 16 * i, &o[i], 16);
+    }
+  }
   for (; x < w; ++x) std::memcpy(d + x * P, s + (w - 1 - x) * P, P);
 }
 
