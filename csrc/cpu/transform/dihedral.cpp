@@ -10,13 +10,16 @@
 // is a memcpy per row.
 // rotate90: dst (W x H) from src (H x W) in square tiles of pixels that fit in L1 with their
 // source rows; inside a tile, pixels of 1, 2, 4 or 8 bytes move as 16 x 16-byte blocks
-// transposed in registers (SSE2 unpacks), the rest (and the tile's edges) as fixed-size moves.
+// transposed in registers (SSE2 unpacks), 3-byte pixels (RGB) as 16 x 16-pixel blocks split
+// into byte planes (pshufb) and transposed plane by plane, the rest (and the tile's edges) as
+// fixed-size moves.
 // pad: per output row, the source row's span in one memcpy and the border pixels by the
 // column table (or the constant pixel); rows wholly outside copy the constant.
 // Rows (flip, pad) or row-tiles (rotate90) are split over the thread pool. Bytes moved: 2 per
 // byte.
 #include <cstring>
 
+#include "color/pixel_map.hpp"  // deinterleave3_u8 / interleave3_u8
 #include "common/shuffle.hpp"
 #include "common/simd.hpp"
 #include "imkern/parallel.hpp"
@@ -140,15 +143,13 @@ IMKERN_ALWAYS_INLINE inline __m128i unpack(__m128i a, __m128i b, bool hi) {
   else return hi ? _mm_unpackhi_epi64(a, b) : _mm_unpacklo_epi64(a, b);
 }
 
-// The N x N block of P-byte pixels (N = 16 / P) whose rows start at rows[t] + c (t = 0..N-1),
-// transposed: output row m (source column c + m, pixels from rows[0..N)) stored at out[m]. The
-// classic unpack network: stage g pairs rows (base + j, base + j + g) of each 2g-block into
-// rows base + 2j (low halves) and base + 2j + 1 (high halves), interleaving g-pixel groups.
+// The N x N block of P-byte pixels (N = 16 / P) in r[0..N) (one row per register), transposed
+// in place. The classic unpack network: stage g pairs rows (base + j, base + j + g) of each
+// 2g-block into rows base + 2j (low halves) and base + 2j + 1 (high halves), interleaving
+// g-pixel groups.
 template <int P>
-IMKERN_ALWAYS_INLINE inline void transpose_block(const uint8_t* const* rows, int64_t c, uint8_t* const* out) {
+IMKERN_ALWAYS_INLINE inline void transpose_regs(__m128i* r) {
   constexpr int N = 16 / P;
-  __m128i r[N];
-  for (int t = 0; t < N; ++t) r[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[t] + c * P));
   auto stage = [&](auto gc) IMKERN_ALWAYS_INLINE {
     constexpr int g = decltype(gc)::value;
     __m128i u[N];
@@ -163,8 +164,31 @@ IMKERN_ALWAYS_INLINE inline void transpose_block(const uint8_t* const* rows, int
   if constexpr (N >= 4) stage(std::integral_constant<int, 2>{});
   if constexpr (N >= 8) stage(std::integral_constant<int, 4>{});
   if constexpr (N >= 16) stage(std::integral_constant<int, 8>{});
+}
+
+// The block whose rows start at rows[t] + c pixels (t = 0..N-1), transposed: output row m
+// (source column c + m, pixels from rows[0..N)) stored at out[m].
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_block(const uint8_t* const* rows, int64_t c, uint8_t* const* out) {
+  constexpr int N = 16 / P;
+  __m128i r[N];
+  for (int t = 0; t < N; ++t) r[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[t] + c * P));
+  transpose_regs<P>(r);
   for (int m = 0; m < N; ++m) _mm_storeu_si128(reinterpret_cast<__m128i*>(out[m]), r[m]);
 }
+
+#if defined(__SSE4_1__)
+// The same for 16 x 16 RGB (3-byte) pixels: each row split into three byte planes (pshufb),
+// the planes transposed as bytes, each output row interleaved back.
+IMKERN_ALWAYS_INLINE inline void transpose_block3(const uint8_t* const* rows, int64_t c, uint8_t* const* out) {
+  __m128i r[16], g[16], b[16];
+  for (int t = 0; t < 16; ++t) deinterleave3_u8(rows[t] + c * 3, r[t], g[t], b[t]);
+  transpose_regs<1>(r);
+  transpose_regs<1>(g);
+  transpose_regs<1>(b);
+  for (int m = 0; m < 16; ++m) interleave3_u8(r[m], g[m], b[m], out[m]);
+}
+#endif
 #endif
 }  // namespace
 
@@ -196,8 +220,8 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
           const int64_t j1 = j0 + T < d.w ? j0 + T : d.w;
           int64_t ib = i0, jb = j1;  // the SIMD part: [i0, ib) x [j0, jb)
 #if defined(__SSE2__)
-          if constexpr (P == 1 || P == 2 || P == 4 || P == 8) {
-            constexpr int N = 16 / P;
+          if constexpr (P == 1 || P == 2 || P == 3 || P == 4 || P == 8) {
+            constexpr int N = P == 3 ? 16 : 16 / P;
             ib = i0 + (i1 - i0) / N * N;
             jb = j0 + (j1 - j0) / N * N;
             for (int64_t i = i0; i < ib; i += N)
@@ -208,7 +232,17 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
                 for (int t = 0; t < N; ++t) rows[t] = src_row(in, j + t);
                 const int64_t c = k == 1 ? W - i - N : i;
                 for (int m = 0; m < N; ++m) outs[m] = out + (k == 1 ? i + N - 1 - m : i + m) * ds + j * P;
-                transpose_block<P>(rows, c, outs);
+#if defined(__SSE4_1__)
+                if constexpr (P == 3) transpose_block3(rows, c, outs);
+                else transpose_block<P>(rows, c, outs);
+#else
+                if constexpr (P == 3) {
+                  for (int m = 0; m < N; ++m)
+                    for (int t = 0; t < N; ++t) move(outs[m] + t * P, rows[t] + (c + m) * P);
+                } else {
+                  transpose_block<P>(rows, c, outs);
+                }
+#endif
               }
           }
 #endif
