@@ -45,25 +45,6 @@ struct VMathCommon {
   using V = fv<T>;
   using I = simd::vec_t<std::conditional_t<sizeof(T) == 4, int32_t, int64_t>>;
   static constexpr int kMant = sizeof(T) == 4 ? 23 : 52, kBias = sizeof(T) == 4 ? 127 : 1023;
-  IMKERN_ALWAYS_INLINE static V round_nearest(V y) {
-    if constexpr (sizeof(T) == 4) {
-#if defined(__AVX512F__)
-      return reinterpret_cast<V>(_mm512_roundscale_ps(reinterpret_cast<__m512>(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#elif defined(__AVX2__)
-      return reinterpret_cast<V>(_mm256_round_ps(reinterpret_cast<__m256>(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#else
-      return reinterpret_cast<V>(_mm_round_ps(reinterpret_cast<__m128>(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#endif
-    } else {
-#if defined(__AVX512F__)
-      return reinterpret_cast<V>(_mm512_roundscale_pd(reinterpret_cast<__m512d>(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#elif defined(__AVX2__)
-      return reinterpret_cast<V>(_mm256_round_pd(reinterpret_cast<__m256d>(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#else
-      return reinterpret_cast<V>(_mm_round_pd(reinterpret_cast<__m128d>(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#endif
-    }
-  }
   template <int N>
   IMKERN_ALWAYS_INLINE static V log2_pos(V x, const T (&odd)[N]) {
     const I bits = reinterpret_cast<I>(x);
@@ -81,7 +62,7 @@ struct VMathCommon {
   }
   template <int N>
   IMKERN_ALWAYS_INLINE static V exp2_(V y, const T (&inv_fact)[N]) {
-    const V n = round_nearest(y);
+    const V n = simd::vround<_MM_FROUND_TO_NEAREST_INT>(y);
     const V z = (y - n) * T(0.6931471805599453);
     V p = V{} + inv_fact[N - 1];
     for (int i = N - 2; i >= 0; --i) p = p * z + inv_fact[i];

@@ -9,6 +9,7 @@
 #include "imkern/color.hpp"
 #include "imkern/color_pixel.hpp"
 #include "common/shuffle.hpp"
+#include "common/vops.hpp"
 #include "common/simd.hpp"
 #include "imkern/parallel.hpp"
 #if defined(__SSE4_1__)
@@ -290,23 +291,7 @@ IMKERN_ALWAYS_INLINE inline void interleave3(const fv<T>* c, T* p) {
 // floor per lane (roundps/pd toward -inf).
 template <typename T>
 IMKERN_ALWAYS_INLINE inline fv<T> vfloor(fv<T> x) {
-  if constexpr (sizeof(T) == 4) {
-#if defined(__AVX512F__)
-    return reinterpret_cast<fv<T>>(_mm512_roundscale_ps(reinterpret_cast<__m512>(x), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-#elif defined(__AVX2__)
-    return reinterpret_cast<fv<T>>(_mm256_floor_ps(reinterpret_cast<__m256>(x)));
-#else
-    return reinterpret_cast<fv<T>>(_mm_floor_ps(reinterpret_cast<__m128>(x)));
-#endif
-  } else {
-#if defined(__AVX512F__)
-    return reinterpret_cast<fv<T>>(_mm512_roundscale_pd(reinterpret_cast<__m512d>(x), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-#elif defined(__AVX2__)
-    return reinterpret_cast<fv<T>>(_mm256_floor_pd(reinterpret_cast<__m256d>(x)));
-#else
-    return reinterpret_cast<fv<T>>(_mm_floor_pd(reinterpret_cast<__m128d>(x)));
-#endif
-  }
+  return simd::vround<_MM_FROUND_TO_NEG_INF>(x);
 }
 
 // A row kernel for 3 -> 3 channel float ops: Op::lanes(c, o) maps planes c[3] to planes o[3]

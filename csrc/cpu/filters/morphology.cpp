@@ -20,51 +20,16 @@
 #include <cstring>
 #include <type_traits>
 #include <vector>
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
 
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
+#include "common/vops.hpp"
 #include "filters/filter_rows.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
 
 namespace {
-
-// maxps / minps (pd) on the ISA's float vectors: b when either lane is NaN (the x86 rule: the
-// second operand). GCC keeps `a > b ? a : b` as a compare and a blend, so the intrinsics.
-template <bool Max, typename V>
-IMKERN_ALWAYS_INLINE inline V simd_minmax(V a, V b) {
-  constexpr bool f32 = std::is_same_v<std::remove_cv_t<std::remove_reference_t<decltype(a[0])>>, float>;
-#if defined(__AVX512F__)
-  if constexpr (sizeof(V) == 64) {
-    if constexpr (f32) return reinterpret_cast<V>(Max ? _mm512_max_ps(reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b))
-                                                      : _mm512_min_ps(reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b)));
-    else return reinterpret_cast<V>(Max ? _mm512_max_pd(reinterpret_cast<__m512d>(a), reinterpret_cast<__m512d>(b))
-                                        : _mm512_min_pd(reinterpret_cast<__m512d>(a), reinterpret_cast<__m512d>(b)));
-  }
-#endif
-#if defined(__AVX__)
-  if constexpr (sizeof(V) == 32) {
-    if constexpr (f32) return reinterpret_cast<V>(Max ? _mm256_max_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b))
-                                                      : _mm256_min_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b)));
-    else return reinterpret_cast<V>(Max ? _mm256_max_pd(reinterpret_cast<__m256d>(a), reinterpret_cast<__m256d>(b))
-                                        : _mm256_min_pd(reinterpret_cast<__m256d>(a), reinterpret_cast<__m256d>(b)));
-  }
-#endif
-#if defined(__SSE2__)
-  if constexpr (sizeof(V) == 16) {
-    if constexpr (f32) return reinterpret_cast<V>(Max ? _mm_max_ps(reinterpret_cast<__m128>(a), reinterpret_cast<__m128>(b))
-                                                      : _mm_min_ps(reinterpret_cast<__m128>(a), reinterpret_cast<__m128>(b)));
-    else return reinterpret_cast<V>(Max ? _mm_max_pd(reinterpret_cast<__m128d>(a), reinterpret_cast<__m128d>(b))
-                                        : _mm_min_pd(reinterpret_cast<__m128d>(a), reinterpret_cast<__m128d>(b)));
-  }
-#endif
-  if constexpr (Max) return a > b ? a : b;
-  else return a < b ? a : b;
-}
 
 // min / max; floats propagate NaN. Integer lanes take the plain form, which compiles to one
 // vpmaxub/vpminub-style instruction (the NaN test would leave a compare and a blend).
@@ -77,7 +42,7 @@ inline V pick(V a, V b) {
     // x86's max/min return their second operand when either is NaN: b's NaN is caught by
     // max(a, b) itself and a's by the select, three instructions instead of two compares, an
     // or and a blend
-    const V m = simd_minmax<Max>(a, b);
+    const V m = simd::vminmax<Max>(a, b);
     return a != a ? a : m;
   }
 }
