@@ -16,7 +16,9 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "imkern/filters.hpp"
@@ -48,6 +50,45 @@ inline vf gather(const float* table, vi idx) {
 inline vf vabs(vf x) {
   const vi m = reinterpret_cast<vi>(x) & 0x7fffffff;
   return reinterpret_cast<vf>(m);
+}
+
+// 2^x for x <= 0 (finite; anything below -126 may give 0 or 2^-126): n = round(x),
+// 2^(x - n) by a degree-5 polynomial (relative error 1.9e-7 on [-1/2, 1/2], fit with the
+// constant term 1 so 2^0 = 1 exactly), times 2^n.
+inline vf exp2_nonpos(vf x) {
+  auto poly = [](vf f) {
+    vf p = simd::splat(0x1.5a8502p-10f);
+    p = p * f + 0x1.3cec16p-7f;
+    p = p * f + 0x1.c6baaap-5f;
+    p = p * f + 0x1.ebf9b6p-3f;
+    p = p * f + 0x1.62e426p-1f;
+    return p * f + 1.0f;
+  };
+#if defined(__AVX512F__)
+  const __m512 n = _mm512_roundscale_ps(reinterpret_cast<__m512>(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf p = poly(x - reinterpret_cast<vf>(n));
+  return reinterpret_cast<vf>(_mm512_scalef_ps(reinterpret_cast<__m512>(p), n));  // 0 below 2^-149
+#else
+  x = x > -126.f ? x : simd::splat(-126.f);
+  const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const vf t = x + magic;
+  const vf p = poly(x - (t - magic));
+  const vi e = (reinterpret_cast<vi>(t) - reinterpret_cast<vi>(magic) + 127) << 23;  // 2^n, n >= -126
+  return p * reinterpret_cast<vf>(e);
+#endif
+}
+
+// Strip width in pixels (a multiple of 64): the environment's IMKERN_BILATERAL_STRIP (tuning),
+// else sized so the strip's rings (k plane rows of C channels, cw_rows weight rows) fit ~L1.
+inline int64_t bilateral_strip(int k, int C, int cw_rows) {
+  static const int64_t env = [] {
+    const char* e = std::getenv("IMKERN_BILATERAL_STRIP");
+    return e ? std::atoll(e) : 0;
+  }();
+  if (env > 0) return (env + 63) / 64 * 64;
+  const int64_t per_px = 4 * (static_cast<int64_t>(k) * C + cw_rows);
+  const int64_t px = 48 * 1024 / per_px;
+  return std::max<int64_t>(64, px / 64 * 64);
 }
 
 template <typename T, int C>
@@ -95,10 +136,15 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   }
   constexpr int kBinsPerChannel = 1 << 12;
   // Per image for float32: the color table depends on the image's value range.
-  std::vector<float> u8_table;
-  if (is_u8) {
-    u8_table.resize(256 * C + 1);
-    for (int i = 0; i < 256 * C + 1; ++i) u8_table[i] = static_cast<float>(std::exp(static_cast<float>(i * i) * gc));
+  // uint8: the whole weight sw * cw = exp(-(i^2 + j^2) / (2 sigma_space^2) - t^2 / (2 sigma_color^2))
+  // as one exp2 of t^2 * gc2 + fwd_s[f] (log2 units; coefficients clamped so that no product
+  // overflows: below -1e6 every weight with t or i^2 + j^2 >= 1 is 0 anyway).
+  constexpr double kLog2e = 1.4426950408889634;
+  const float gc2 = static_cast<float>(std::max(-0.5 / (sigma_color * sigma_color) * kLog2e, -1e6));
+  std::vector<float> fwd_s;
+  for (int q : fwd) {
+    const double rr2 = static_cast<double>(off_i[q]) * off_i[q] + static_cast<double>(off_j[q]) * off_j[q];
+    fwd_s.push_back(static_cast<float>(std::max(-0.5 / (sigma_space * sigma_space) * rr2 * kLog2e, -1e6)));
   }
   struct F32Image {
     bool flat = false;
@@ -143,126 +189,145 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
       }
     }
   }
-  const int64_t plane = round_up_line<float>(W + 3 * r + L);  // + r: make_cw reads past W + 2r
+  // Column strips of SW pixels (a multiple of L), each swept top to bottom: the rings of a
+  // strip (k plane rows, and for uint8 the forward weight rows) stay in L1/L2 while the window
+  // walks down, instead of streaming every tap's row from L2. Results never depend on the strips.
+  const int64_t SW = std::min<int64_t>(W, bilateral_strip(k, C, is_u8 ? ring_rows : 0));
+  const int64_t plane = round_up_line<float>(SW + 3 * r + L);  // + r: make_cw reads past SW + 2r
   const int64_t slot_len = plane * C;
   parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
     float* ring = thread_scratch<float>(0, static_cast<size_t>(slot_len * k));
-    float* pad = thread_scratch<float>(1, static_cast<size_t>((W + 2 * r) * C));
-    float* outp = thread_scratch<float>(2, static_cast<size_t>(C * (W + L)));
+    float* pad = thread_scratch<float>(1, static_cast<size_t>((SW + 2 * r) * C));
+    float* outp = thread_scratch<float>(2, static_cast<size_t>(C * (SW + L)));
     std::vector<int64_t> tag(k, INT64_MIN);
     int64_t cur_b = -1;
     std::vector<const float*> P(k);
     // uint8: the forward weight rings (cw_q(y, x) at [x + r]) and each offset's weight row.
-    const int64_t cw_pitch = round_up_line<float>(W + 2 * r + L);
+    const int64_t cw_pitch = round_up_line<float>(SW + 2 * r + L);
     float* cw_ring = is_u8 ? thread_scratch<float>(3, static_cast<size_t>(cw_pitch * std::max(ring_rows, 1))) : nullptr;
-    std::vector<const float*> CW(maxk);
+    std::vector<const float*> CW(maxk), TP(maxk);
+    float* ones = is_u8 ? thread_scratch<float>(4, static_cast<size_t>(SW + L)) : nullptr;  // the center's weight
+    if (is_u8) std::fill(ones, ones + SW + L, 1.f);
     auto cw_row = [&](size_t f, int64_t yc) {
       const int64_t m = off_i[fwd[f]] + 1;
       return cw_ring + (ring_first[f] + ((yc % m) + m) % m) * cw_pitch + r;
     };
-    // cw_q(yc, x) for forward offset f and x in [min(0, -j), max(W, W - j)) (the columns its two
-    // uses read), from the planes of rows yc (pc) and yc + i (pn).
-    auto make_cw = [&](size_t f, int64_t yc, const float* pc, const float* pn) {
-      const int q = fwd[f], j = off_j[q];
-      float* o = cw_row(f, yc);
-      const int64_t lo = std::min(0, -j), hi = std::max<int64_t>(W, W - j);
-      const float* lut = u8_table.data();
-      for (int64_t x = lo; x < hi; x += L) {
-        vf dist{};
-        for (int c = 0; c < C; ++c)
-          dist += vabs(simd::loadu(pn + c * plane + x + r + j) - simd::loadu(pc + c * plane + x + r));
-        simd::storeu(o + x, gather(lut, __builtin_convertvector(dist, vi)));
-      }
-    };
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / H, y = t % H;
-      const bool seg_start = t == t0 || y == 0;
-      T* drow = row_ptr<T>(dst, d, b, y);
-      if (!is_u8 && f32[b].flat) {
-        std::copy(row_ptr<T>(src, s, b, y), row_ptr<T>(src, s, b, y) + W * C, drow);
-        continue;
-      }
-      if (b != cur_b) {
-        cur_b = b;
-        std::fill(tag.begin(), tag.end(), INT64_MIN);
-      }
-      for (int i = 0; i < k; ++i) {
-        const int64_t sy = y - r + i;
-        const int slot = static_cast<int>(((sy % k) + k) % k);
-        float* base = ring + slot * slot_len;
-        if (tag[slot] != sy) {
-          const int64_t yy = border_index(sy, H, border);
-          load_padded_segment<T, float>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), pad, W, C, 0, W, r, r, border,
-                                        0.f);
-          for (int64_t x = 0; x < W + 2 * r; ++x)
-            for (int c = 0; c < C; ++c) base[c * plane + x] = pad[x * C + c];
-          for (int c = 0; c < C; ++c) std::fill(base + c * plane + W + 2 * r, base + (c + 1) * plane, 0.f);
-          tag[slot] = sy;
-        }
-        P[i] = base;
-      }
-      if constexpr (is_u8) {
-        // Forward weights of rows y - r .. y - 1 at a segment's start (made by the earlier
-        // rows otherwise), then of row y.
-        if (seg_start)
-          for (int64_t yc = y - r; yc < y; ++yc)
-            for (size_t f = 0; f < fwd.size(); ++f)
-              if (yc + off_i[fwd[f]] >= y) make_cw(f, yc, P[r + (yc - y)], P[r + (yc - y) + off_i[fwd[f]]]);
-        for (size_t f = 0; f < fwd.size(); ++f) make_cw(f, y, P[r], P[r + off_i[fwd[f]]]);
-        for (int q = 0; q < maxk; ++q) {
-          const int f = mirror[q];
-          if (f < 0) CW[q] = nullptr;  // the center: lut[0]
-          else if (fwd[f] == q) CW[q] = cw_row(f, y);
-          else CW[q] = cw_row(f, y + off_i[q]) + off_j[q];  // cw_f(y - i_f, x - j_f)
-        }
-      }
-      const float* lut = is_u8 ? u8_table.data() : f32[b].lut.data();
-      const float minv = is_u8 ? 0.f : f32[b].minv;
-      const float scale = is_u8 ? 1.f : f32[b].scale;
-      const int nbins = is_u8 ? 256 * C : kBinsPerChannel * C;
-      (void)minv;
-      for (int64_t x = 0; x < W; x += L) {
-        vf v0[C], sum[C];
-        vf wsum{};
-        for (int c = 0; c < C; ++c) {
-          v0[c] = simd::loadu(P[r] + c * plane + x + r);
-          sum[c] = vf{};
-        }
-        for (int q = 0; q < maxk; ++q) {
-          const float* row = P[r + off_i[q]] + x + r + off_j[q];
-          vf v[C];
+    for (int64_t x0 = 0; x0 < W; x0 += SW) {
+      const int64_t Ws = std::min(SW, W - x0);
+      // cw_q(yc, x) for forward offset f and x in [min(0, -j), max(Ws, Ws - j)) (the columns its
+      // two uses read), from the planes of rows yc (pc) and yc + i (pn).
+      auto make_cw = [&](size_t f, int64_t yc, const float* pc, const float* pn) {
+        const int q = fwd[f], j = off_j[q];
+        float* o = cw_row(f, yc);
+        const int64_t lo = std::min(0, -j), hi = std::max<int64_t>(Ws, Ws - j);
+        const vf s2 = simd::splat(fwd_s[f]);
+        for (int64_t x = lo; x < hi; x += L) {
           vf dist{};
-          for (int c = 0; c < C; ++c) {
-            v[c] = simd::loadu(row + c * plane);
-            dist += vabs(v[c] - v0[c]);
-          }
-          vf cw;
-          if constexpr (is_u8) {
-            (void)dist;
-            cw = CW[q] ? simd::loadu(CW[q] + x) : simd::splat(lut[0]);
-          } else {
-            vf alpha = dist * scale;
-            // NaN or out-of-range distances (NaN pixels) use the last bin; the NaN value then
-            // propagates through the sums.
-            alpha = alpha < static_cast<float>(nbins) ? alpha : static_cast<float>(nbins);
-            const vi idx = __builtin_convertvector(alpha, vi);  // alpha >= 0: truncation = floor
-            const vf frac = alpha - __builtin_convertvector(idx, vf);
-            const vf a = gather(lut, idx), bnext = gather(lut + 1, idx);
-            cw = a + frac * (bnext - a);
-          }
-          const vf w = cw * sw[q];
-          for (int c = 0; c < C; ++c) sum[c] += v[c] * w;
-          wsum += w;
+          for (int c = 0; c < C; ++c)
+            dist += vabs(simd::loadu(pn + c * plane + x + r + j) - simd::loadu(pc + c * plane + x + r));
+          simd::storeu(o + x, exp2_nonpos(dist * dist * gc2 + s2));
         }
-        if (C == 1) {
-          simd::storeu(outp + x, sum[0] / wsum);
-        } else {
-          const vf inv = 1.f / wsum;
-          for (int c = 0; c < C; ++c) simd::storeu(outp + c * (W + L) + x, sum[c] * inv);
+      };
+      std::fill(tag.begin(), tag.end(), INT64_MIN);
+      cur_b = -1;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / H, y = t % H;
+        const bool seg_start = t == t0 || y == 0;
+        T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
+        if (!is_u8 && f32[b].flat) {
+          const T* srow = row_ptr<T>(src, s, b, y) + x0 * C;
+          std::copy(srow, srow + Ws * C, drow);
+          continue;
         }
+        if (b != cur_b) {
+          cur_b = b;
+          std::fill(tag.begin(), tag.end(), INT64_MIN);
+        }
+        for (int i = 0; i < k; ++i) {
+          const int64_t sy = y - r + i;
+          const int slot = static_cast<int>(((sy % k) + k) % k);
+          float* base = ring + slot * slot_len;
+          if (tag[slot] != sy) {
+            const int64_t yy = border_index(sy, H, border);
+            load_padded_segment<T, float>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), pad, W, C, x0, x0 + Ws, r, r,
+                                          border, 0.f);
+            for (int64_t x = 0; x < Ws + 2 * r; ++x)
+              for (int c = 0; c < C; ++c) base[c * plane + x] = pad[x * C + c];
+            for (int c = 0; c < C; ++c) std::fill(base + c * plane + Ws + 2 * r, base + (c + 1) * plane, 0.f);
+            tag[slot] = sy;
+          }
+          P[i] = base;
+        }
+        if constexpr (is_u8) {
+          // Forward weights of rows y - r .. y - 1 at a segment's start (made by the earlier
+          // rows otherwise), then of row y.
+          if (seg_start)
+            for (int64_t yc = y - r; yc < y; ++yc)
+              for (size_t f = 0; f < fwd.size(); ++f)
+                if (yc + off_i[fwd[f]] >= y) make_cw(f, yc, P[r + (yc - y)], P[r + (yc - y) + off_i[fwd[f]]]);
+          for (size_t f = 0; f < fwd.size(); ++f) make_cw(f, y, P[r], P[r + off_i[fwd[f]]]);
+          for (int q = 0; q < maxk; ++q) {
+            const int f = mirror[q];
+            if (f < 0) CW[q] = ones;  // the center
+            else if (fwd[f] == q) CW[q] = cw_row(f, y);
+            else CW[q] = cw_row(f, y + off_i[q]) + off_j[q];  // cw_f(y - i_f, x - j_f)
+          }
+        }
+        for (int q = 0; q < maxk; ++q) TP[q] = P[r + off_i[q]] + r + off_j[q];
+        const float* lut = is_u8 ? nullptr : f32[b].lut.data();
+        const float scale = is_u8 ? 1.f : f32[b].scale;
+        const int nbins = kBinsPerChannel * C;
+        // NV vectors of pixels at x: NV independent accumulator chains per sum hide the FMA
+        // latency (the sums of each pixel are the same, in the same order, whatever NV).
+        auto pixels = [&](int64_t x, auto nv) IMKERN_ALWAYS_INLINE {
+          constexpr int NV = decltype(nv)::value;
+          vf v0[NV][C], sum[NV][C], wsum[NV];
+          for (int u = 0; u < NV; ++u) {
+            wsum[u] = vf{};
+            for (int c = 0; c < C; ++c) {
+              v0[u][c] = simd::loadu(P[r] + c * plane + x + u * L + r);
+              sum[u][c] = vf{};
+            }
+          }
+          for (int q = 0; q < maxk; ++q) {
+            for (int u = 0; u < NV; ++u) {
+              const float* row = TP[q] + x + u * L;
+              vf v[C];
+              for (int c = 0; c < C; ++c) v[c] = simd::loadu(row + c * plane);
+              vf w;
+              if constexpr (is_u8) {
+                w = simd::loadu(CW[q] + x + u * L);
+              } else {
+                vf dist{};
+                for (int c = 0; c < C; ++c) dist += vabs(v[c] - v0[u][c]);
+                vf alpha = dist * scale;
+                // NaN or out-of-range distances (NaN pixels) use the last bin; the NaN value
+                // then propagates through the sums.
+                alpha = alpha < static_cast<float>(nbins) ? alpha : static_cast<float>(nbins);
+                const vi idx = __builtin_convertvector(alpha, vi);  // alpha >= 0: truncation = floor
+                const vf frac = alpha - __builtin_convertvector(idx, vf);
+                const vf a = gather(lut, idx), bnext = gather(lut + 1, idx);
+                w = (a + frac * (bnext - a)) * sw[q];
+              }
+              for (int c = 0; c < C; ++c) sum[u][c] += v[c] * w;
+              wsum[u] += w;
+            }
+          }
+          for (int u = 0; u < NV; ++u) {
+            if (C == 1) {
+              simd::storeu(outp + x + u * L, sum[u][0] / wsum[u]);
+            } else {
+              const vf inv = 1.f / wsum[u];
+              for (int c = 0; c < C; ++c) simd::storeu(outp + c * (SW + L) + x + u * L, sum[u][c] * inv);
+            }
+          }
+        };
+        int64_t x = 0;
+        for (; x + L < Ws; x += 2 * L) pixels(x, std::integral_constant<int, 2>{});
+        if (x < Ws) pixels(x, std::integral_constant<int, 1>{});
+        for (int64_t x = 0; x < Ws; ++x)
+          for (int c = 0; c < C; ++c) drow[x * C + c] = to_output<T, float>(outp[c * (SW + L) + x]);
       }
-      for (int64_t x = 0; x < W; ++x)
-        for (int c = 0; c < C; ++c) drow[x * C + c] = to_output<T, float>(outp[c * (W + L) + x]);
     }
   });
 }
