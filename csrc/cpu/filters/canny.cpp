@@ -234,6 +234,25 @@ inline bool any_lane(simd::vec_t<int32_t> v) {
 #endif
 }
 
+// The L int32 lanes of v (each 0, 1 or 2) as L bytes at o: vpmovdb on AVX-512, packs on AVX2 and
+// SSE4 (GCC scalarizes __builtin_convertvector there, a byte at a time).
+inline void store_bytes(uint8_t* o, simd::vec_t<int32_t> v) {
+#if defined(__AVX512F__)
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm512_cvtepi32_epi8(reinterpret_cast<__m512i>(v)));
+#elif defined(__AVX2__)
+  const __m256i w = _mm256_packs_epi32(reinterpret_cast<__m256i>(v), reinterpret_cast<__m256i>(v));
+  const __m256i b = _mm256_packs_epi16(w, w);  // bytes 0-3 of each 128-bit half: lanes 0-3, 4-7
+  const __m128i r = _mm_unpacklo_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(o), r);
+#elif defined(__SSE4_1__)
+  const __m128i w = _mm_packs_epi32(reinterpret_cast<__m128i>(v), reinterpret_cast<__m128i>(v));
+  const int32_t b = _mm_cvtsi128_si32(_mm_packs_epi16(w, w));
+  std::memcpy(o, &b, 4);
+#else
+  for (int k = 0; k < simd::Vec<int32_t>::lanes; ++k) o[k] = static_cast<uint8_t>(v[k]);
+#endif
+}
+
 // NMS of one row: writes 0 / 1 / 2 into o and returns through `strong` the strong columns.
 inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, const int32_t* ma,
                     const int32_t* mn, int64_t W, int32_t low, int32_t high, uint8_t* o,
@@ -288,9 +307,7 @@ inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, con
     const vi keep = c1 ? hor : (c2 ? ver : dia);
     const vi cand = over & keep;
     const vi val = cand ? ((m > highv) ? two_v : one_v) : zero;
-    typedef uint8_t vb __attribute__((vector_size(L)));
-    const vb bytes = __builtin_convertvector(val, vb);  // vpmovdb on AVX-512
-    std::memcpy(o + j, &bytes, L);
+    store_bytes(o + j, val);
     if (any_lane(val == two_v))
       for (int k = 0; k < L; ++k)
         if (val[k] == 2) strong.push_back(o + j + k);
@@ -322,11 +339,13 @@ void canny_impl(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Imag
   auto mrow = [&](int64_t b, int64_t y) { return map + (b * MH + y + 1) * MW + 1; };
   const int64_t grain = std::max<int64_t>(16, rows / (8 * std::max(1, get_num_threads())));
   const int64_t chunks = parallel_chunks(0, rows, grain);
-  std::vector<std::vector<uint8_t*>> strong(static_cast<size_t>(chunks));
+  // Per chunk: the pixels its hysteresis could not follow (neighbours in other chunks' rows).
+  std::vector<std::vector<uint8_t*>> deferred(static_cast<size_t>(chunks));
+  const int64_t off[8] = {-MW - 1, -MW, -MW + 1, -1, 1, MW - 1, MW, MW + 1};
   parallel_for(0, rows, grain, [&](int64_t t0, int64_t t1) {
     Rows R;
     CannyRows<K> cr(src, s, l2, R);
-    auto& st = strong[static_cast<size_t>(t0 / grain)];
+    std::vector<uint8_t*> st;
     int64_t cur_b = -1;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / H, y = t % H;
@@ -340,12 +359,38 @@ void canny_impl(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Imag
       cr.grad(y, dx, dy, ma);
       nms_row(dx, dy, mp, ma, mn, W, low, high, mrow(b, y), st);
     }
+    // Hysteresis inside the chunk: flood fill from its strong pixels through the candidates
+    // (8-connected) over its own map rows (written by this chunk only, so no races; the frame
+    // rows of its images are zeros nobody writes). A neighbour in another chunk's rows is
+    // deferred to the serial pass below, which continues the fill from there.
+    const uint8_t* lo = mrow(t0 / H, t0 % H) - 1;
+    const uint8_t* hi = mrow((t1 - 1) / H, (t1 - 1) % H) - 1 + MW;
+    auto& dfr = deferred[static_cast<size_t>(t0 / grain)];
+    while (!st.empty()) {
+      uint8_t* m = st.back();
+      st.pop_back();
+      for (int k = 0; k < 8; ++k) {
+        uint8_t* q = m + off[k];
+        if (q < lo || q >= hi) {
+          dfr.push_back(q);
+        } else if (*q == 1) {
+          *q = 2;
+          st.push_back(q);
+        }
+      }
+    }
   });
-  // Hysteresis: flood fill from the strong pixels through the candidates (8-connected).
+  // Hysteresis across chunks: from each deferred pixel that is still a candidate, the fill
+  // over the whole map. The edges are the candidates connected to a strong pixel whatever the
+  // order of the fills, so the result does not depend on the chunks.
   std::vector<uint8_t*> stack;
-  for (auto& v : strong) stack.insert(stack.end(), v.begin(), v.end());
-  strong.clear();
-  const int64_t off[8] = {-MW - 1, -MW, -MW + 1, -1, 1, MW - 1, MW, MW + 1};
+  for (auto& v : deferred)
+    for (uint8_t* q : v)
+      if (*q == 1) {
+        *q = 2;
+        stack.push_back(q);
+      }
+  deferred.clear();
   while (!stack.empty()) {
     uint8_t* m = stack.back();
     stack.pop_back();
