@@ -234,6 +234,21 @@ inline bool any_lane(simd::vec_t<int32_t> v) {
 #endif
 }
 
+// Bit k set where lane k of the comparison result c (0 or -1 per lane) is true.
+inline uint32_t lane_bits(simd::vec_t<int32_t> c) {
+#if defined(__AVX512F__)
+  return _mm512_test_epi32_mask(reinterpret_cast<__m512i>(c), reinterpret_cast<__m512i>(c));
+#elif defined(__AVX2__)
+  return static_cast<uint32_t>(_mm256_movemask_ps(reinterpret_cast<__m256>(c)));
+#elif defined(__SSE4_1__)
+  return static_cast<uint32_t>(_mm_movemask_ps(reinterpret_cast<__m128>(c)));
+#else
+  uint32_t b = 0;
+  for (int k = 0; k < simd::Vec<int32_t>::lanes; ++k) b |= (c[k] != 0 ? 1u : 0u) << k;
+  return b;
+#endif
+}
+
 // The L int32 lanes of v (each 0, 1 or 2) as L bytes at o: vpmovdb on AVX-512, packs on AVX2 and
 // SSE4 (GCC scalarizes __builtin_convertvector there, a byte at a time).
 inline void store_bytes(uint8_t* o, simd::vec_t<int32_t> v) {
@@ -284,7 +299,7 @@ inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, con
   constexpr int L = Vec<int32_t>::lanes;
   int64_t j = 0;
   const vi lowv = splat<int32_t>(low), highv = splat<int32_t>(high), tg = splat<int32_t>(TG22);
-  const vi zero{}, one_v = splat<int32_t>(1), two_v = splat<int32_t>(2);
+  const vi zero{};
   for (; j + L <= W; j += L) {
     const vi m = loadu(ma + j);
     const vi over = m > lowv;
@@ -305,12 +320,10 @@ inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, con
     const vi ver = (m > loadu(mp + j)) & (m >= loadu(mn + j));
     const vi dia = (m > pd) & (m > nd);
     const vi keep = c1 ? hor : (c2 ? ver : dia);
-    const vi cand = over & keep;
-    const vi val = cand ? ((m > highv) ? two_v : one_v) : zero;
-    store_bytes(o + j, val);
-    if (any_lane(val == two_v))
-      for (int k = 0; k < L; ++k)
-        if (val[k] == 2) strong.push_back(o + j + k);
+    const vi cand = over & keep, strong_v = cand & (m > highv);
+    store_bytes(o + j, zero - cand - strong_v);  // masks are -1: 0, 1 (candidate) or 2 (strong)
+    for (uint32_t bits = lane_bits(strong_v); bits != 0; bits &= bits - 1)
+      strong.push_back(o + j + __builtin_ctz(bits));
   }
   for (; j < W; ++j) {
     const int v = one(j);
