@@ -234,19 +234,45 @@ inline bool any_lane(simd::vec_t<int32_t> v) {
 #endif
 }
 
-// Bit k set where lane k of the comparison result c (0 or -1 per lane) is true.
-inline uint32_t lane_bits(simd::vec_t<int32_t> c) {
-#if defined(__AVX512F__)
-  return _mm512_test_epi32_mask(reinterpret_cast<__m512i>(c), reinterpret_cast<__m512i>(c));
+// Bit k set where byte k of the comparison result c (0 or -1 per byte) is true.
+inline uint64_t byte_bits(simd::vec_t<uint8_t> c) {
+#if defined(__AVX512BW__)
+  return _mm512_movepi8_mask(reinterpret_cast<__m512i>(c));
 #elif defined(__AVX2__)
-  return static_cast<uint32_t>(_mm256_movemask_ps(reinterpret_cast<__m256>(c)));
-#elif defined(__SSE4_1__)
-  return static_cast<uint32_t>(_mm_movemask_ps(reinterpret_cast<__m128>(c)));
+  return static_cast<uint32_t>(_mm256_movemask_epi8(reinterpret_cast<__m256i>(c)));
+#elif defined(__SSE2__)
+  return static_cast<uint32_t>(_mm_movemask_epi8(reinterpret_cast<__m128i>(c)));
 #else
-  uint32_t b = 0;
-  for (int k = 0; k < simd::Vec<int32_t>::lanes; ++k) b |= (c[k] != 0 ? 1u : 0u) << k;
+  uint64_t b = 0;
+  for (int k = 0; k < simd::Vec<uint8_t>::lanes; ++k) b |= static_cast<uint64_t>(c[k] != 0) << k;
   return b;
 #endif
+}
+
+// The seeds of the fill in map row m (states of W pixels, rows m - MW and m + MW its
+// neighbours, all final): the strong pixels with a candidate among their 8 neighbours (a
+// strong pixel without one has nothing to fill; the values are 0, 1, 2, so bit 0 of the OR
+// of the neighbours says whether one of them is a candidate).
+inline void seeds_row(uint8_t* m, int64_t W, int64_t MW, std::vector<uint8_t*>& out) {
+  using vb = simd::vec_t<uint8_t>;
+  constexpr int LB = simd::Vec<uint8_t>::lanes;
+  const uint8_t* u = m - MW;
+  const uint8_t* d = m + MW;
+  int64_t x = 0;
+  for (; x + LB <= W; x += LB) {
+    using simd::loadu;
+    const vb c = loadu(m + x);
+    const vb two = simd::splat<uint8_t>(2);
+    if (!byte_bits(c == two)) continue;
+    const vb nb = loadu(u + x - 1) | loadu(u + x) | loadu(u + x + 1) | loadu(m + x - 1) | loadu(m + x + 1) |
+                  loadu(d + x - 1) | loadu(d + x) | loadu(d + x + 1);
+    const vb one = simd::splat<uint8_t>(1);
+    for (uint64_t bits = byte_bits((c == two) & ((nb & one) == one)); bits != 0; bits &= bits - 1)
+      out.push_back(m + x + __builtin_ctzll(bits));
+  }
+  for (; x < W; ++x)
+    if (m[x] == 2 && ((u[x - 1] | u[x] | u[x + 1] | m[x - 1] | m[x + 1] | d[x - 1] | d[x] | d[x + 1]) & 1))
+      out.push_back(m + x);
 }
 
 // The L int32 lanes of v (each 0, 1 or 2) as L bytes at o: vpmovdb on AVX-512, packs on AVX2 and
@@ -268,10 +294,9 @@ inline void store_bytes(uint8_t* o, simd::vec_t<int32_t> v) {
 #endif
 }
 
-// NMS of one row: writes 0 / 1 / 2 into o and returns through `strong` the strong columns.
+// NMS of one row: writes 0 / 1 / 2 into o.
 inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, const int32_t* ma,
-                    const int32_t* mn, int64_t W, int32_t low, int32_t high, uint8_t* o,
-                    std::vector<uint8_t*>& strong) {
+                    const int32_t* mn, int64_t W, int32_t low, int32_t high, uint8_t* o) {
   constexpr int32_t TG22 = 13573;  // (int)(tan(22.5 deg) * 2^15 + 0.5), as cv2
   auto one = [&](int64_t j) -> int {
     const int32_t m = ma[j];
@@ -322,13 +347,9 @@ inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, con
     const vi keep = c1 ? hor : (c2 ? ver : dia);
     const vi cand = over & keep, strong_v = cand & (m > highv);
     store_bytes(o + j, zero - cand - strong_v);  // masks are -1: 0, 1 (candidate) or 2 (strong)
-    for (uint32_t bits = lane_bits(strong_v); bits != 0; bits &= bits - 1)
-      strong.push_back(o + j + __builtin_ctz(bits));
   }
   for (; j < W; ++j) {
-    const int v = one(j);
-    o[j] = static_cast<uint8_t>(v);
-    if (v == 2) strong.push_back(o + j);
+    o[j] = static_cast<uint8_t>(one(j));
   }
 }
 
@@ -370,7 +391,18 @@ void canny_impl(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Imag
       cr.grad(y - 1, tx, ty, mp);
       cr.grad(y + 1, tx, ty, mn);
       cr.grad(y, dx, dy, ma);
-      nms_row(dx, dy, mp, ma, mn, W, low, high, mrow(b, y), st);
+      nms_row(dx, dy, mp, ma, mn, W, low, high, mrow(b, y));
+    }
+    // The seeds: every strong pixel of the chunk's first and last rows (their fills may need to
+    // cross into other chunks), those with a candidate neighbour in the rows between.
+    for (int64_t t = t0; t < t1; ++t) {
+      uint8_t* m = mrow(t / H, t % H);
+      if (t == t0 || t == t1 - 1) {
+        for (int64_t x = 0; x < W; ++x)
+          if (m[x] == 2) st.push_back(m + x);
+      } else {
+        seeds_row(m, W, MW, st);
+      }
     }
     // Hysteresis inside the chunk: flood fill from its strong pixels through the candidates
     // (8-connected) over its own map rows (written by this chunk only, so no races; the frame
