@@ -30,6 +30,10 @@
 #include "imkern/parallel.hpp"
 #include "filters/filter_rows.hpp"
 
+// GCC 12 reports _mm512_undefined_*() inside the AVX-512 conversion intrinsics as
+// maybe-uninitialized (a known false positive of its headers; see color/pixel_map.hpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace imkern {
 namespace IMKERN_ISA {
 

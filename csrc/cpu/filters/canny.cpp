@@ -26,6 +26,10 @@
 #include "imkern/parallel.hpp"
 #include "common/rows.hpp"
 
+// GCC 12 reports _mm512_undefined_*() inside the AVX-512 conversion intrinsics as
+// maybe-uninitialized (a known false positive of its headers; see color/pixel_map.hpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace imkern {
 namespace IMKERN_ISA {
 
@@ -48,8 +52,25 @@ inline int32_t div16_rne(int32_t v) {
   return q + ((r > 8) | ((r == 8) & (q & 1)));
 }
 
+// L bytes at p zero-extended to int32 lanes.
+inline simd::vec_t<int32_t> widen_u8(const uint8_t* p) {
+  using vi = simd::vec_t<int32_t>;
+#if defined(__AVX512F__)
+  return reinterpret_cast<vi>(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vi>(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+#elif defined(__SSE4_1__)
+  int32_t w;
+  std::memcpy(&w, p, 4);
+  return reinterpret_cast<vi>(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(w)));
+#else
+  vi v;
+  for (int k = 0; k < simd::Vec<int32_t>::lanes; ++k) v[k] = p[k];
+  return v;
+#endif
+}
+
 struct Rows {  // per-thread buffers of one chunk
-  std::vector<int32_t> pad;            // (W + K - 1) * C
   std::vector<int32_t> hd, hs;         // K rows of W * C: x-derivative and x-smoothed source rows
   std::vector<int64_t> hrow;           // source row held by each ring slot
   std::vector<int32_t> gdx, gdy, gmag;  // 3 gradient rows: dx, dy (W), magnitude (W + 2, 0 at both ends)
@@ -62,7 +83,6 @@ class CannyRows {
  public:
   CannyRows(const uint8_t* src, const ImageDesc& s, bool l2, Rows& R) : src_(src), s_(s), l2_(l2), R_(R) {
     const int64_t W = s.w, C = s.c, WC = W * C;
-    R.pad.assign((W + K - 1) * C, 0);
     R.hd.assign(K * WC, 0);
     R.hs.assign(K * WC, 0);
     R.hrow.assign(K, INT64_MIN);
@@ -111,42 +131,40 @@ class CannyRows {
     const int64_t yy = sy < 0 ? 0 : (sy >= s_.h ? s_.h - 1 : sy);
     const uint8_t* row = src_ + b_ * s_.batch_stride + yy * s_.row_stride;
     constexpr int r = K / 2;
-    int32_t* p = R_.pad.data();
     using namespace simd;
     using vi = vec_t<int32_t>;
     constexpr int L = Vec<int32_t>::lanes;
-    // interior: a widening copy (vectorized); the r replicated pixels on each side
-    {
-      int32_t* q = p + r * C;
-      for (int64_t e = 0; e < WC; ++e) q[e] = row[e];
-      for (int64_t x = 0; x < r; ++x)
-        for (int64_t c = 0; c < C; ++c) {
-          p[x * C + c] = row[c];
-          q[(W + x) * C + c] = row[(W - 1) * C + c];
-        }
-    }
+    // Elements [r C, WC - r C) read only inside the row: vector taps straight from the bytes;
+    // the r pixels at each end (replicated neighbours) element by element.
+    auto tap = [&](int64_t e, int j) -> int32_t {
+      const int64_t x = e / C + j - r, c = e % C;
+      return row[(x < 0 ? 0 : (x >= W ? W - 1 : x)) * C + c];
+    };
+    auto scalar = [&](int64_t e) {
+      int32_t a = 0, b = 0;
+      for (int j = 0; j < K; ++j) {
+        const int32_t v = tap(e, j);
+        a += SobelTaps<K>::dv[j] * v;
+        b += SobelTaps<K>::sm[j] * v;
+      }
+      hd[e] = a;
+      hs[e] = b;
+    };
+    const int64_t e0 = std::min<int64_t>(r * C, WC), e1 = std::max<int64_t>(e0, WC - r * C);
     int64_t e = 0;
-    for (; e + L <= WC; e += L) {
+    for (; e < e0; ++e) scalar(e);
+    for (; e + L <= e1; e += L) {
       vi a{}, b{};
 #pragma GCC unroll 7
       for (int j = 0; j < K; ++j) {
-        const vi v = loadu(p + e + j * C);
+        const vi v = widen_u8(row + e + (j - r) * C);
         if (SobelTaps<K>::dv[j] != 0) a += SobelTaps<K>::dv[j] * v;
         b += SobelTaps<K>::sm[j] * v;
       }
       storeu(hd + e, a);
       storeu(hs + e, b);
     }
-    for (; e < WC; ++e) {
-      int32_t a = 0, b = 0;
-      for (int j = 0; j < K; ++j) {
-        const int32_t v = p[e + j * C];
-        a += SobelTaps<K>::dv[j] * v;
-        b += SobelTaps<K>::sm[j] * v;
-      }
-      hd[e] = a;
-      hs[e] = b;
-    }
+    for (; e < WC; ++e) scalar(e);
   }
 
   void compute(int64_t y, int32_t* gx, int32_t* gy, int32_t* gm) {
@@ -160,6 +178,7 @@ class CannyRows {
       hd[i] = a;
       hs[i] = b;
     }
+    const bool l2 = l2_;  // a local: the stores below may alias any member
     int32_t* ox = C == 1 ? gx : R_.edx.data();
     int32_t* oy = C == 1 ? gy : R_.edy.data();
     int32_t* om = C == 1 ? gm : R_.emag.data();
@@ -181,7 +200,7 @@ class CannyRows {
       }
       storeu(ox + e, dx);
       storeu(oy + e, dy);
-      const vi m = l2_ ? dx * dx + dy * dy : (dx < 0 ? -dx : dx) + (dy < 0 ? -dy : dy);
+      const vi m = l2 ? dx * dx + dy * dy : (dx < 0 ? -dx : dx) + (dy < 0 ? -dy : dy);
       storeu(om + e, m);
     }
     for (; e < WC; ++e) {
