@@ -373,7 +373,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         for (int q = 0; q < maxk; ++q) TP[q] = P[r + off_i[q]] + r + off_j[q];
         const float* lut = is_u8 ? nullptr : f32[b].lut.data();
         const float scale = is_u8 ? 1.f : f32[b].scale;
-        const int nbins = kBinsPerChannel * C;
+        constexpr int nbins = kBinsPerChannel * C;
         // NV vectors of pixels at x: NV independent accumulator chains per sum hide the FMA
         // latency (the sums of each pixel are the same, in the same order, whatever NV).
         auto pixels = [&](int64_t x, auto nv) IMKERN_ALWAYS_INLINE {
