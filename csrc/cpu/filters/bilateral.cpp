@@ -373,7 +373,6 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         for (int q = 0; q < maxk; ++q) TP[q] = P[r + off_i[q]] + r + off_j[q];
         const float* lut = is_u8 ? nullptr : f32[b].lut.data();
         const float scale = is_u8 ? 1.f : f32[b].scale;
-        constexpr int nbins = kBinsPerChannel * C;
         // NV vectors of pixels at x: NV independent accumulator chains per sum hide the FMA
         // latency (the sums of each pixel are the same, in the same order, whatever NV).
         auto pixels = [&](int64_t x, auto nv) IMKERN_ALWAYS_INLINE {
@@ -400,7 +399,8 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
                 vf alpha = dist * scale;
                 // NaN or out-of-range distances (NaN pixels) use the last bin; the NaN value
                 // then propagates through the sums.
-                alpha = alpha < static_cast<float>(nbins) ? alpha : static_cast<float>(nbins);
+                constexpr float nbins = kBinsPerChannel * C;
+                alpha = alpha < nbins ? alpha : nbins;
                 const vi idx = __builtin_convertvector(alpha, vi);  // alpha >= 0: truncation = floor
                 const vf frac = alpha - __builtin_convertvector(idx, vf);
                 const vf a = gather(lut, idx), bnext = gather(lut + 1, idx);
