@@ -139,6 +139,8 @@ inline int64_t bilateral_strip(int k, int C, int cw_rows) {
   return std::max<int64_t>(64, px / 64 * 64);
 }
 
+constexpr int kNV = 2;  // pixel vectors per pass (3 and 4 measured no faster on Zen 4)
+
 template <typename T, int C>
 void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int r, double sigma_color,
                      double sigma_space, Border border) {
@@ -420,8 +422,8 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           }
         };
         int64_t x = 0;
-        for (; x + L < Ws; x += 2 * L) pixels(x, std::integral_constant<int, 2>{});
-        if (x < Ws) pixels(x, std::integral_constant<int, 1>{});
+        for (; x + (kNV - 1) * L < Ws; x += kNV * L) pixels(x, std::integral_constant<int, kNV>{});
+        for (; x < Ws; x += L) pixels(x, std::integral_constant<int, 1>{});
         store_row<T, float>(outp, drow, Ws * C);
       }
     }
