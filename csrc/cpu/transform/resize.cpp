@@ -550,8 +550,16 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
   // go out with streaming stores (no read for ownership of the output lines), aligned ones
   // only
   if constexpr (K == 2 || K == 4) {
+    // wide steps: W outputs packed with saturating packs and stored (streamed) whole
+#if defined(__AVX512BW__)
+    constexpr int64_t W = 64;
+#else
+    constexpr int64_t W = 32;
+#endif
     int64_t e = 0;
     if (stream) {
+      // (to 16 bytes only: every store after the head is then a streaming one; a line written
+      // both ways is slow)
       const int64_t head = std::min(n, static_cast<int64_t>((16 - (reinterpret_cast<uintptr_t>(out) & 15)) & 15));
       if (head > 0) vsum_u8<K>(rows, wy, ky, head, rshift, out, false);
       e = head;
@@ -562,11 +570,27 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
     const __m512i vh = _mm512_set1_epi32(half);
     __m512i w[K];
     for (int k = 0; k < K; ++k) w[k] = _mm512_set1_epi32(wy[k]);
-    auto step = [&](int64_t i) {
+    auto sum16 = [&](int64_t i) {
       __m512i a = _mm512_mullo_epi32(w[0], _mm512_loadu_si512(rows[0] + i));
       for (int k = 1; k < K; ++k) a = _mm512_add_epi32(a, _mm512_mullo_epi32(w[k], _mm512_loadu_si512(rows[k] + i)));
-      a = _mm512_max_epi32(_mm512_sra_epi32(_mm512_add_epi32(a, vh), sh), _mm512_setzero_si512());
+      return _mm512_sra_epi32(_mm512_add_epi32(a, vh), sh);
+    };
+    auto step = [&](int64_t i) {
+      __m512i a = _mm512_max_epi32(sum16(i), _mm512_setzero_si512());
       return _mm512_cvtusepi32_epi8(a);
+    };
+    // 64 outputs: saturating packs int32 -> [0, 65535] -> [0, 255] (the same as max(v, 0) then
+    // the unsigned saturation of step); 128-bit lane L then holds 4 outputs of each of the 4
+    // sums, put back in order by one dword permute
+    const __m512i wide_order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    auto wide = [&](int64_t i) {
+      const __m512i p0 = _mm512_packus_epi32(sum16(i), sum16(i + 16));
+      const __m512i p1 = _mm512_packus_epi32(sum16(i + 32), sum16(i + 48));
+      return _mm512_permutexvar_epi32(wide_order, _mm512_packus_epi16(p0, p1));
+    };
+    auto wide_store = [&](uint8_t* o, __m512i v, bool nt) {
+      if (nt) _mm512_stream_si512(reinterpret_cast<__m512i*>(o), v);
+      else _mm512_storeu_si512(o, v);
     };
 #else
     const __m256i vh = _mm256_set1_epi32(half);
@@ -583,12 +607,26 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
       const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(half8(i), half8(i + 8)), 0xD8);
       return _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
     };
+    // 32 outputs: the same packs on four sums, then one dword permute for the order
+    const __m256i wide_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    auto wide = [&](int64_t i) {
+      const __m256i p0 = _mm256_packus_epi32(half8(i), half8(i + 8));
+      const __m256i p1 = _mm256_packus_epi32(half8(i + 16), half8(i + 24));
+      return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p0, p1), wide_order);
+    };
+    auto wide_store = [&](uint8_t* o, __m256i v, bool nt) {
+      if (nt) _mm256_stream_si256(reinterpret_cast<__m256i*>(o), v);
+      else _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v);
+    };
 #endif
-    if (stream) {
-      for (; e + 16 <= n; e += 16) _mm_stream_si128(reinterpret_cast<__m128i*>(out + e), step(e));
-    } else {
-      for (; e + 16 <= n; e += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + e), step(e));
-    }
+    auto store16 = [&](int64_t i) {
+      if (stream) _mm_stream_si128(reinterpret_cast<__m128i*>(out + i), step(i));
+      else _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), step(i));
+    };
+    if (stream)
+      for (; e + 16 <= n && (reinterpret_cast<uintptr_t>(out + e) & (W - 1)) != 0; e += 16) store16(e);
+    for (; e + W <= n; e += W) wide_store(out + e, wide(e), stream);
+    for (; e + 16 <= n; e += 16) store16(e);
     if (e < n) {
       const int32_t* rr[K];
       for (int k = 0; k < K; ++k) rr[k] = rows[k] + e;
