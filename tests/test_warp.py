@@ -382,6 +382,10 @@ def test_uint8_bilinear_vector_rows_edge_cases_same_bits_on_every_isa_level(rng,
         np.array([[1e6, 0.0, 0.0], [0.0, 1.0, 0.0]]),
         np.array([[-1.0, 0.0, 30.0], [0.0, -1.0, 20.0]]),
     ]
+    perspectives = [
+        np.array([[1.0, 0.0, -10.0], [0.0, 1.0, 0.0], [-0.1, 0.0, 1.0]]),
+        np.array([[0.5, 0.1, 2.0], [0.0, 1.0, -10.0], [0.0, -0.1, 1.0]]),
+    ]
     before = imkern.get_cpu_isa()
     try:
         for hw in shapes:
@@ -394,5 +398,14 @@ def test_uint8_bilinear_vector_rows_edge_cases_same_bits_on_every_isa_level(rng,
                         res.append(warp_affine(x, m, (23, 37), border=border, cval=201, inverse=True))
                     for r in res[1:]:
                         np.testing.assert_array_equal(r, res[0], err_msg=f"{hw} {m.tolist()} {border}")
+            # perspective maps through w = 0: infinite and NaN coordinates (0 / 0 at x = 10)
+            for p in perspectives:
+                for border in ("constant", "reflect"):
+                    res = []
+                    for isa in imkern.info()["cpu_isa_available"]:
+                        imkern.set_cpu_isa(isa)
+                        res.append(warp_perspective(x, p, (23, 37), border=border, cval=201, inverse=True))
+                    for r in res[1:]:
+                        np.testing.assert_array_equal(r, res[0], err_msg=f"{hw} {p.tolist()} {border}")
     finally:
         imkern.set_cpu_isa(before)

@@ -355,8 +355,8 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 // too long for the out-of-order window to overlap two chunks):
 //  1. warp_prep: per chunk, the byte offsets of the top-left taps, the fractions, and which
 //     lanes' 2 x 2 windows lie inside the image;
-//  2. warp_chunk: for a chunk with lanes inside, plain 8-byte loads per pixel and row (gathers are slow
-//     on several processors, Zen 4 included), a byte shuffle and a dword transpose to one
+//  2. warp_chunk: for a chunk with lanes inside, plain 8-byte loads per pixel and row (gathers
+//     are slow on several processors, Zen 4 included), a byte shuffle and a dword transpose to one
 //     vector per tap, the lerps, and the result rounded by adding 2^23 (the sum's low byte
 //     is the value rounded half to even: the same as cvtps2dq, and the value lies in [0, 255]
 //     because each lerp stays between its float endpoints, so no clamp).
@@ -384,7 +384,6 @@ using WVeci = __m512i;
 inline WVec wv_load(const float* p) { return _mm512_loadu_ps(p); }
 inline void wv_store(float* p, WVec v) { _mm512_storeu_ps(p, v); }
 inline WVec wv_floor(WVec v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
-inline WVec wv_set1(float v) { return _mm512_set1_ps(v); }
 inline WVeci wv_set1i(int32_t v) { return _mm512_set1_epi32(v); }
 // lanes with lo <= v <= hi (false for NaN), as a bit mask
 inline unsigned wv_within(WVec v, float lo, float hi) {
@@ -404,7 +403,6 @@ using WVeci = __m256i;
 inline WVec wv_load(const float* p) { return _mm256_loadu_ps(p); }
 inline void wv_store(float* p, WVec v) { _mm256_storeu_ps(p, v); }
 inline WVec wv_floor(WVec v) { return _mm256_floor_ps(v); }
-inline WVec wv_set1(float v) { return _mm256_set1_ps(v); }
 inline WVeci wv_set1i(int32_t v) { return _mm256_set1_epi32(v); }
 inline unsigned wv_within(WVec v, float lo, float hi) {
   return static_cast<unsigned>(_mm256_movemask_ps(
@@ -423,8 +421,8 @@ constexpr unsigned kAllLanes = 0xFF;
 
 // Pass 1 over n (a multiple of kWarpLanes) pixels: per chunk the mask of lanes whose 2 x 2
 // window (and the 8 bytes each load reads) lies inside the image, the byte offsets of the
-// top-left taps (clamped into the image, so every load of a chunk is safe whatever its other
-// lanes do) and the fractions; fill[k]: every lane outside by more than a pixel with a
+// top-left taps (0 for the other lanes, so every load of a chunk is safe whatever those lanes'
+// coordinates) and the fractions; fill[k]: every lane outside by more than a pixel with a
 // constant border.
 template <int C>
 void warp_prep(const float* FX, const float* FY, int64_t n, int64_t W, int64_t H, int64_t row_stride, bool constant,
@@ -445,20 +443,19 @@ void warp_prep(const float* FX, const float* FY, int64_t n, int64_t W, int64_t H
 #if defined(__AVX512F__)
     wv_store(AX + x, _mm512_sub_ps(sx, fx0));
     wv_store(AY + x, _mm512_sub_ps(sy, fy0));
-    // clamp (max first: it returns 0 for NaN)
-    const __m512 cx = _mm512_min_ps(_mm512_max_ps(fx0, _mm512_setzero_ps()), _mm512_set1_ps(xmax));
-    const __m512 cy = _mm512_min_ps(_mm512_max_ps(fy0, _mm512_setzero_ps()), _mm512_set1_ps(ymax));
-    const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_cvttps_epi32(cy), rs),
-                                         _mm512_mullo_epi32(_mm512_cvttps_epi32(cx), _mm512_set1_epi32(C)));
-    _mm512_storeu_si512(OFF + x, off);
+    // lanes outside read at offset 0 (inside the image when any lane is)
+    const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_cvttps_epi32(fy0), rs),
+                                         _mm512_mullo_epi32(_mm512_cvttps_epi32(fx0), _mm512_set1_epi32(C)));
+    _mm512_storeu_si512(OFF + x, _mm512_maskz_mov_epi32(static_cast<__mmask16>(in), off));
 #else
     wv_store(AX + x, _mm256_sub_ps(sx, fx0));
     wv_store(AY + x, _mm256_sub_ps(sy, fy0));
-    const __m256 cx = _mm256_min_ps(_mm256_max_ps(fx0, _mm256_setzero_ps()), _mm256_set1_ps(xmax));
-    const __m256 cy = _mm256_min_ps(_mm256_max_ps(fy0, _mm256_setzero_ps()), _mm256_set1_ps(ymax));
-    const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_cvttps_epi32(cy), rs),
-                                         _mm256_mullo_epi32(_mm256_cvttps_epi32(cx), _mm256_set1_epi32(C)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(OFF + x), off);
+    const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_cvttps_epi32(fy0), rs),
+                                         _mm256_mullo_epi32(_mm256_cvttps_epi32(fx0), _mm256_set1_epi32(C)));
+    // lanes outside read at offset 0 (inside the image when any lane is)
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i keep = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int32_t>(in)), lane_bit), lane_bit);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(OFF + x), _mm256_and_si256(off, keep));
 #endif
   }
 }
