@@ -5,6 +5,7 @@ count, and (except for gemm_kc) of every parameter."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -83,9 +84,17 @@ def test_model_follows_the_caches():
         q = imkern.get_cpu_params(isa)
         mr = 8 if isa == "avx512" else 6
         assert q["gemm_mc"] % mr == 0 and q["gemm_kc"] % 8 == 0 and 64 <= q["gemm_kc"] <= 1024
-        # The B sliver (kc x nr) and an A sliver (mr x kc) fit the L1 with a way to spare.
-        nr = {"avx512": 48, "avx2": 16, "baseline": 8}[isa]
-        assert (mr + nr) * q["gemm_kc"] * 4 <= c["l1d"]["bytes"] or q["gemm_kc"] == 64
+        # KC: the L1 rule (the B sliver, kc x nr, and an A sliver, mr x kc, in whole L1 ways
+        # with a way to spare), unless that is under half the L2 rule (the square A block,
+        # kc x kc, in half the L2); float32 and float64.
+        for key, elem in (("gemm_kc", 4), ("gemm_kc_f64", 8)):
+            nr = {"avx512": 192, "avx2": 64, "baseline": 32}[isa] // elem
+            ways = max(2, c["l1d"]["ways"])
+            way = max(1024, c["l1d"]["bytes"] // ways)
+            fits = [k for k in range(8, 1025, 8) if -(-mr * k * elem // way) - (-nr * k * elem // way) <= ways - 1]
+            k1 = max([64, *fits])
+            k2 = min(1024, max(64, int(math.sqrt(c["l2"]["bytes"] / 2 / elem)) // 8 * 8))
+            assert q[key] == (k1 if 2 * k1 >= k2 else k2), (isa, key)
 
 
 def test_default_params_fixed_across_processes():

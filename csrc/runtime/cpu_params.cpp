@@ -290,7 +290,9 @@ CpuCaches detect() {
 // ---- the model ---------------------------------------------------------------------------------
 int64_t round_down(int64_t v, int64_t m) { return std::max<int64_t>(m, v / m * m); }
 
-int64_t model_kc(const CacheInfo& l1, int mr, int nr, int elem) {
+// KC by the BLIS L1 rule: the A sliver (MR x KC, streaming from the L2) and the B sliver
+// (KC x NR, reused from the L1 by every A sliver of the block) take whole L1 ways, one to spare.
+int64_t model_kc_l1(const CacheInfo& l1, int mr, int nr, int elem) {
   const int ways = std::max(2, l1.ways);
   const int64_t way = std::max<int64_t>(1024, l1.bytes / ways);
   int64_t best = 64;
@@ -299,6 +301,26 @@ int64_t model_kc(const CacheInfo& l1, int mr, int nr, int elem) {
     if (wa + wb <= ways - 1) best = kc;
   }
   return std::max<int64_t>(64, best);
+}
+
+// KC by the L2 rule: the packed A block square (KC x KC) in half the L2 (BLIS's L2 rule for the
+// A block with MC = KC).
+int64_t model_kc_l2(const CacheInfo& l2, int elem) {
+  const int64_t side = static_cast<int64_t>(std::sqrt(double(std::max<int64_t>(l2.bytes, 1)) / 2 / elem));
+  return std::min<int64_t>(1024, std::max<int64_t>(64, side / 8 * 8));
+}
+
+// The L1 rule, unless the register tile is so wide that its slivers fit the L1 only at a KC
+// under half the L2 rule's (AVX-512's 8 x 48 float32 tile: 224 bytes per k step, KC 128 on a
+// 32 KiB L1): then the per-call costs (the C tile read and written once per KC block, the
+// microkernel's start and drain, B packed in KC-long runs of its rows) outweigh what the L1
+// residency of the B sliver saves, since the L2 feeds that sliver (NR s bytes per MR NR
+// multiply-adds, s / (2 MR) bytes per flop) far below its bandwidth; KC is then the L2 rule's.
+// Measured on a Zen 4 core (256x4096x4096 float32, one thread): AVX-512 KC 360 ~3% faster
+// than 128; AVX2 (6 x 16: the L1 rule gives 320) 320 ~2% faster than 360.
+int64_t model_kc(const CacheInfo& l1, const CacheInfo& l2, int mr, int nr, int elem) {
+  const int64_t k1 = model_kc_l1(l1, mr, nr, elem), k2 = model_kc_l2(l2, elem);
+  return 2 * k1 >= k2 ? k1 : k2;
 }
 
 std::once_flag g_caches_once;
@@ -352,7 +374,7 @@ CpuParams cpu_params_model(Isa isa) {
   const int64_t per_cpu_l3 = std::max<int64_t>(c.l2.bytes, l3_eff / std::max(1, std::min(c.cpus, c.l3.shared)));
   for (int t = 0; t < 2; ++t) {
     const int elem = t == 0 ? 4 : 8, nr = gemm_nr(isa, elem);
-    const int64_t kc = model_kc(c.l1d, mr, nr, elem);
+    const int64_t kc = model_kc(c.l1d, c.l2, mr, nr, elem);
     p.gemm_kc[t] = kc;
     p.gemm_mc[t] = std::min<int64_t>(round_down(c.l2.bytes / 2 / (kc * elem), mr), int64_t(mr) * 128);
     p.gemm_nc[t] = std::min<int64_t>(round_down(per_cpu_l3 / 2 / (kc * elem), nr), int64_t(nr) * 128);

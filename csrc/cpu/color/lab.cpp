@@ -6,7 +6,8 @@
 // uint8 per pixel: 6 bytes moved; forward 6 table reads (3 sRGB -> linear, 3 cube roots) and
 // ~25 integer ops; inverse 4 table reads (L -> y, f(y); 3 linear -> sRGB) and ~40 integer ops.
 // The SIMD rows do the same integer arithmetic in native int32 lanes, with hardware gathers
-// for the table reads on AVX2 / AVX-512 (the tables total ~15 KiB and stay in L1).
+// for the table reads on AVX2 / AVX-512 (the tables total ~15 KiB and stay in L1), except the
+// forward's sRGB -> linear reads: register permutes on AVX-512, scalar loads on AVX2.
 #include "color/lab_float.hpp"
 #include "color/pixel_map.hpp"
 
@@ -28,9 +29,9 @@ struct LabToRgbU8 {
 // pmaddwd on (R, G) and (B, 1) pairs, (m0 R + m1 G) + (m2 B + 2^11), exact in int32 (rows sum
 // to 4096, so each row's sum is < 2^23); the shifts of negative a, b are arithmetic, as in the
 // scalar code. Saturation to [0, 255] happens in the narrowing.
-IMKERN_ALWAYS_INLINE inline void lab_from_linear(vi R, vi G, vi B, vi& L, vi& A, vi& Bo) {
+// The same from the pairs rg = R | G << 16 and b1 = B | 1 << 16.
+IMKERN_ALWAYS_INLINE inline void lab_from_pairs(vi rg, vi b1, vi& L, vi& A, vi& Bo) {
   const int32_t* m = T8.rgb_to_xyz;
-  const vi rg = R | (G << 16), b1 = B | (1 << 16);
   auto row = [&](int k) IMKERN_ALWAYS_INLINE {
     const vi s = madd16(rg, vi{} + (m[3 * k] | (m[3 * k + 1] << 16))) + madd16(b1, vi{} + (m[3 * k + 2] | (1 << 27)));
     return gather_u16(T8.cbrt, s >> 12);
@@ -39,6 +40,9 @@ IMKERN_ALWAYS_INLINE inline void lab_from_linear(vi R, vi G, vi B, vi& L, vi& A,
   L = (296 * fy + (-1336934 + (1 << 14))) >> 15;
   A = (500 * (fx - fy) + ((128 << 15) + (1 << 14))) >> 15;
   Bo = (200 * (fy - fz) + ((128 << 15) + (1 << 14))) >> 15;
+}
+IMKERN_ALWAYS_INLINE inline void lab_from_linear(vi R, vi G, vi B, vi& L, vi& A, vi& Bo) {
+  lab_from_pairs(R | (G << 16), B | (1 << 16), L, A, Bo);
 }
 
 struct RgbToLabLanes {
@@ -73,6 +77,37 @@ struct RgbToLabRowU8 {
                       reinterpret_cast<vi>(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(rg, 1))),
                       reinterpret_cast<vi>(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(bl))), L, A, B);
       interleave3_u8(narrow16(&L), narrow16(&A), narrow16(&B), out + 3 * x);
+    }
+    return x;
+  }
+};
+#elif defined(__AVX2__)
+#if defined(__GNUC__) && !defined(__clang__)
+#define IMKERN_SCALAR_LOOPS __attribute__((optimize("no-tree-vectorize", "no-tree-slp-vectorize")))
+#else
+#define IMKERN_SCALAR_LOOPS
+#endif
+// AVX2: the sRGB -> linear reads as scalar loads straight into the pairs madd16 takes
+// (R | G << 16, B | 1 << 16), then vector loads of those; only the three cube-root reads per
+// pixel stay gathers. (Three gathers of 8 cost more than the 48 scalar loads on Zen 4.)
+struct RgbToLabRowU8 {
+  // (Not vectorized by the compiler: its SLP form extracts each byte from a vector, vpextrb,
+  // ~20% slower than the scalar loads.)
+  IMKERN_SCALAR_LOOPS int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    const uint16_t* g = T8.gamma;
+    int64_t x = 0;
+    for (; x + 16 <= w; x += 16) {
+      alignas(32) int32_t rg[16], b1[16];
+      const uint8_t* p = in + 3 * x;
+      for (int j = 0; j < 16; ++j) {
+        rg[j] = int32_t(g[p[3 * j]]) | (int32_t(g[p[3 * j + 1]]) << 16);
+        b1[j] = int32_t(g[p[3 * j + 2]]) | (1 << 16);
+      }
+      vi L[2], A[2], B[2];
+      for (int k = 0; k < 2; ++k)
+        lab_from_pairs(*reinterpret_cast<const vi*>(rg + 8 * k), *reinterpret_cast<const vi*>(b1 + 8 * k), L[k], A[k],
+                       B[k]);
+      interleave3_u8(narrow16(L), narrow16(A), narrow16(B), out + 3 * x);
     }
     return x;
   }
@@ -135,7 +170,7 @@ void color_lab(ColorOp op, DType dtype, const void* src, const ImageDesc& s, voi
   switch (dtype) {
     case DType::u8:
 #if defined(__SSE4_1__)
-#if defined(__AVX512BW__)
+#if defined(__AVX512BW__) || (defined(__AVX2__) && !defined(__AVX512F__))
       if (fwd) map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToLabU8{}, RgbToLabRowU8{});
 #else
       if (fwd) map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToLabU8{}, Row3U8<RgbToLabLanes>{});

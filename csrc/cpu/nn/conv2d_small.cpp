@@ -20,8 +20,8 @@
 // Every output is bias + its taps in (r, s) order, one FMA chain: the result does not depend
 // on the block, band, thread count or memory alignment. Bias and ReLU are fused (NaN stays
 // NaN, as torch). FLOPs/output = 2 R*R; bytes: the input read once, the output written once.
-// float32 3x3 on AVX-512 takes a second kernel, `forward_flat` (below): the plane flattened
-// into a 1-D stencil over nine shifted copies, no recomputed lanes, aligned loads.
+// float32 3x3 on AVX-512 and AVX2 takes a second kernel, `forward_flat` (below): the plane
+// flattened into a 1-D stencil over nine shifted copies, no recomputed lanes, aligned loads.
 // Both run at ~60% of the FMA peak; what holds them there is the output stores (one 64-byte
 // store per 9 FMAs): a standalone loop of the same FMAs and loads without the stores runs at
 // 80%, with stores to L1-resident lines, non-temporal or 2 x 256-bit stores at 57-59%.
@@ -166,14 +166,15 @@ void forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p
   });
 }
 
-// The 3x3 kernel with 32 vector registers (AVX-512): the image is flattened instead of tiled.
+// The float32 3x3 kernel with 256- or 512-bit vectors: the image is flattened instead of tiled.
 // Per band of output rows (E = rows * OW outputs), nine copies X[t], t = 3 r + s, are laid out
 // with X[t][j] = padded input under tap (r, s) of flat output j (row j / OW, column j % OW), so
 // that output vector j..j+L-1 is bias + sum_t w[t] * X[t][j..j+L-1]: a 1-D stencil with no
 // row structure. Every vector is full (a 28-wide row no longer costs two vectors with 12.5%
 // of their lanes recomputed), every load is aligned (the tiled kernel's loads mostly split
 // cache lines), and each load serves KB = 2 output channels (18 weights, 6 x 2 accumulators
-// and a load in 31 registers): 0.5 aligned loads per FMA. (Broadcasting the weights from
+// and a load in 31 registers): 0.5 aligned loads per FMA; with 16 registers (AVX2) KB = 1
+// (9 weights, 5 accumulators, a load), one aligned load per FMA. (Broadcasting the weights from
 // memory instead, 3-5 vectors x 4-8 channels, measured 10-20% slower.) The copies (9 E
 // elements, ~28 KB for a 28x28 float plane) are built once per (image, band) and stay in L1
 // while all output channels are computed from them. Each output is the same FMA chain as in `block` (bias,
@@ -211,7 +212,9 @@ __attribute__((always_inline)) inline void flat_block(const T* X, int64_t xs, in
 template <typename T, int KB, bool Relu>
 void flat_channels(const T* X, int64_t xs, int64_t E, const vec_t<T>* wk, const vec_t<T>* b0, T* o,
                    int64_t ostride) {
-  constexpr int L = Vec<T>::lanes, V = 6;
+  // Output vectors per block: 6 x KB accumulators, 9 KB weights and a load in 32 registers; in
+  // 16 (AVX2, KB = 1) 5 + 9 + 1.
+  constexpr int L = Vec<T>::lanes, V = simd::kBytes == 64 ? 6 : 5;
   const int64_t nfull = E / L;
   int64_t v = 0;
   for (; v + V <= nfull; v += V) flat_block<T, V, KB, true, Relu>(X, xs, v * L, wk, b0, o, ostride);
@@ -232,7 +235,9 @@ void forward_flat(const T* x, const T* w, const T* bias, T* out, const Conv2dSha
   const int64_t K = p.k, H = p.h, W = p.w, OH = p.oh, OW = p.ow, OHW = OH * OW;
   // Bands of B output rows whose nine copies take at most ~32 KB (a 28x28 float plane is one).
   const int64_t B = std::max<int64_t>(1, std::min(OH, ((int64_t(32) << 10) / (9 * int64_t(sizeof(T)))) / OW));
-  const int64_t nb = (OH + B - 1) / B, KP = (K + 1) / 2;
+  // Output channels per pass over the copies: 2 with 32 vector registers, 1 with 16.
+  constexpr int KB = simd::kBytes == 64 ? 2 : 1;
+  const int64_t nb = (OH + B - 1) / B, KP = (K + KB - 1) / KB;
   const int64_t xs = round_up_line<T>(B * OW);  // copy stride: every copy starts on a line
   // Chunks of whole (image, band)s (each builds its copies once), ~2^17 FMAs or more.
   const int64_t grain = KP * std::max<int64_t>(1, (int64_t(1) << 17) / std::max<int64_t>(1, B * OW * 9 * K));
@@ -254,13 +259,13 @@ void forward_flat(const T* x, const T* w, const T* bias, T* out, const Conv2dSha
             for (int64_t i = 0; i < rows; ++i) copy_row(X + (3 * r + s) * xs + i * OW, pad + (i + r) * Ws + s, OW);
         cur = nbi;
       }
-      const int64_t k0 = 2 * kp;
+      const int64_t k0 = KB * kp;
       T* o = out + (n * K + k0) * OHW + oh_lo * OW;
-      vec_t<T> wk[18], b0[2];
-      if (k0 + 1 < K) {
-        for (int t = 0; t < 18; ++t) wk[t] = simd::splat<T>(w[k0 * 9 + t]);
+      vec_t<T> wk[9 * KB], b0[KB];
+      if (KB == 2 && k0 + 1 < K) {
+        for (int t = 0; t < 9 * KB; ++t) wk[t] = simd::splat<T>(w[k0 * 9 + t]);
         for (int c = 0; c < 2; ++c) b0[c] = simd::splat<T>(bias ? bias[k0 + c] : T(0));
-        flat_channels<T, 2, Relu>(X, xs, E, wk, b0, o, OHW);
+        if constexpr (KB == 2) flat_channels<T, 2, Relu>(X, xs, E, wk, b0, o, OHW);
       } else {
         for (int t = 0; t < 9; ++t) wk[t] = simd::splat<T>(w[k0 * 9 + t]);
         b0[0] = simd::splat<T>(bias ? bias[k0] : T(0));
@@ -287,11 +292,14 @@ bool conv_small_applies(const Conv2dShape& p) {
 
 template <typename T>
 void conv_small_forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p, bool relu) {
-  // The flattened kernel for float32 on AVX-512. Measured against the tiled one (Zen 5, 2 threads,
-  // K 8-32): 28x28 0.195 vs 0.236 ms, 64x64 0.127 vs 0.175 ms (the tiled one recomputes rows
-  // where a band is not a multiple of 7 rows), 40x100 even, 32x32 (no recomputed lanes there)
-  // 0.091 vs 0.082 ms. float64 stays tiled: even to 10% slower flattened (40x100).
-  if constexpr (simd::kBytes == 64 && std::is_same<T, float>::value) {
+  // The flattened kernel for float32 on AVX-512 and AVX2. Measured against the tiled one (Zen 5,
+  // AVX-512, 2 threads, K 8-32): 28x28 0.195 vs 0.236 ms, 64x64 0.127 vs 0.175 ms (the tiled one
+  // recomputes rows where a band is not a multiple of 7 rows), 40x100 even, 32x32 (no
+  // recomputed lanes there) 0.091 vs 0.082 ms. AVX2 (Zen 4, one thread, 32x1x28x28, K 32,
+  // output in cache): 0.214 vs 0.237 ms (the tiled 4 x 1 block recomputes 4 of a 28-wide row's
+  // 32 lanes and splits cache lines; 5 vectors of one channel run at 1 aligned load per FMA).
+  // float64 stays tiled: even to 10% slower flattened (40x100).
+  if constexpr (simd::kBytes >= 32 && std::is_same<T, float>::value) {
     if (p.r == 3) {
       if (relu) forward_flat<T, true>(x, w, bias, out, p);
       else forward_flat<T, false>(x, w, bias, out, p);

@@ -9,12 +9,16 @@
 // B sliver (KC x NR) is reused from L1 across the A slivers of an MC x KC block held in L2:
 //   KC: the largest multiple of 8 with ceil(MR KC s / w) + ceil(NR KC s / w) <= W1 - 1
 //       (s = sizeof(T), w = the L1 way size, W1 its ways): the A sliver streaming through L1
-//       and the B sliver staying there each take whole ways, one way left for the rest;
+//       and the B sliver staying there each take whole ways, one way left for the rest (the
+//       L1 rule); unless that is under half of KC2 = the largest multiple of 8 with
+//       KC2^2 s <= L2 / 2 (the L2 rule: a square A block in half the L2), then KC = KC2 (a
+//       tile too wide to share the L1 at a useful KC, AVX-512's 8 x 48, streams its B
+//       sliver from the L2; see cpu_params.cpp);
 //   MC: the A block (MC x KC) fills half of the L2 (the other half holds the B panel and C
 //       lines passing through), a multiple of MR;
 //   NC: the B panel (KC x NC) fills half of this CPU's share of the effective L3.
 // Only KC changes results (a C element sums its k products in KC blocks), so KC comes from the
-// nominal L1 geometry alone (fixed on a machine: same bits in every process); the measured
+// nominal L1 and L2 geometry alone (fixed on a machine: same bits in every process); the measured
 // cache only sets MC/NC and thresholds that never change a bit.
 #pragma once
 #include <cstdint>

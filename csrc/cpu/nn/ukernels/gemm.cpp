@@ -18,7 +18,7 @@
 // bias, ReLU) is applied in registers on the last k block.
 // MC, KC, NC: read once per call from the run-time parameters (imkern/cpu_params.hpp: a
 // BLIS-style model of this machine's caches, or imkern.set_cpu_params); only KC changes bits,
-// and the default KC depends on the L1's geometry alone.
+// and the default KC depends on the nominal L1 and L2 geometry alone.
 // Variants: f32, f64; trans_a / trans_b handled by the packing routines only.
 #include "imkern/nn.hpp"
 
