@@ -1,0 +1,264 @@
+// uint8 Gaussian blur as cv2.GaussianBlur computes it (its fixed-point "bit-exact" path),
+// compiled per ISA.
+//
+// Algorithm: the taps are integers in 8 fractional bits summing to 256 (gaussian_kernel_q8 in
+// python/imkern/_kernels.py). Each source row is padded by the border rule (as bytes) and
+// filtered along x into 16-bit sums h = sum_j kx[j] * x[j] (at most 255 * 256: exact in 16 bits);
+// the kh rows an output row needs are kept in a ring; each output row is then
+// v = sum_i ky[i] * h_i (at most 255 * 65536: exact in 32 bits) and out = (v + 2^15) >> 16.
+// Every sum is exact, so the result is a pure function of the taps and the input: it does not
+// depend on the summation order, the ISA, the strips or the threads, and it equals OpenCV's.
+//   * Horizontal pass, 16-bit lanes: the taps are symmetric (every Gaussian), so the mirrored
+//     bytes are added first (at most 510; a side tap is at most 128, so the product still fits
+//     16 bits): (kw + 1) / 2 multiplies (vpmullw) per output vector. The ring rows hold h with
+//     its top bit flipped (h - 32768 as int16), for the vertical pass's signed multiply-add.
+//   * Vertical pass, 32-bit sums by vpmaddwd: two ring rows interleaved (unpack lo/hi) times
+//     the tap pair (ky[i], ky[i+1]) gives ky[i] h_i + ky[i+1] h_{i+1} - 32768 (ky[i] + ky[i+1])
+//     per 32-bit lane; the bias (32768 * sum ky, plus the rounding 2^15) starts the sums. The
+//     unpacks work within 128-bit lanes, and packus_epi32 of the (lo, hi) pair restores the
+//     element order; the final packus_epi16 to bytes interleaves 64-bit halves, which one
+//     qword permute puts back (AVX2, AVX-512).
+// Cost per output element: 1 byte read, 1 written (streamed for outputs larger than the cache);
+// ~(kw + 1) / 2 16-bit multiplies and kw adds horizontally, kh / 2 multiply-adds and unpacks
+// vertically, per lane of 32 (AVX-512), 16 (AVX2) or 8 (SSE4.1) elements.
+// Variants: vector code for SSE4.1 (baseline), AVX2 and AVX-512BW from one source through the
+// small wrappers below; a scalar loop for short rows (and for targets without SSE4.1).
+#include "imkern/filters.hpp"
+#include "imkern/parallel.hpp"
+
+#include "filters/filter_rows.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+namespace {
+
+constexpr int kBias = 32768;  // ring rows hold h - kBias as int16
+
+#if defined(__AVX512BW__) || defined(__AVX2__) || defined(__SSE4_1__)
+#define IMKERN_GAUSS_U8_SIMD 1
+// The handful of 16/32-bit integer operations the two passes use, for one vector width.
+struct V {
+#if defined(__AVX512BW__)
+  using T = __m512i;
+  static constexpr int bytes = 64;
+  static T load(const void* p) { return _mm512_loadu_si512(p); }
+  static void store(void* p, T v) { _mm512_storeu_si512(p, v); }
+  static void stream(void* p, T v) { _mm512_stream_si512(reinterpret_cast<__m512i*>(p), v); }
+  static T widen(const uint8_t* p) { return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static T set16(int v) { return _mm512_set1_epi16(static_cast<short>(v)); }
+  static T set32(int v) { return _mm512_set1_epi32(v); }
+  static T zero() { return _mm512_setzero_si512(); }
+  static T add16(T a, T b) { return _mm512_add_epi16(a, b); }
+  static T mul16(T a, T b) { return _mm512_mullo_epi16(a, b); }
+  static T xor_(T a, T b) { return _mm512_xor_si512(a, b); }
+  static T add32(T a, T b) { return _mm512_add_epi32(a, b); }
+  static T lo16(T a, T b) { return _mm512_unpacklo_epi16(a, b); }
+  static T hi16(T a, T b) { return _mm512_unpackhi_epi16(a, b); }
+  static T madd(T a, T b) { return _mm512_madd_epi16(a, b); }
+  static T shr16_32(T a) { return _mm512_srli_epi32(a, 16); }
+  static T pack32(T a, T b) { return _mm512_packus_epi32(a, b); }
+  static T pack_bytes(T a, T b) {
+    return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), _mm512_packus_epi16(a, b));
+  }
+#elif defined(__AVX2__)
+  using T = __m256i;
+  static constexpr int bytes = 32;
+  static T load(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static void store(void* p, T v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+  static void stream(void* p, T v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v); }
+  static T widen(const uint8_t* p) { return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static T set16(int v) { return _mm256_set1_epi16(static_cast<short>(v)); }
+  static T set32(int v) { return _mm256_set1_epi32(v); }
+  static T zero() { return _mm256_setzero_si256(); }
+  static T add16(T a, T b) { return _mm256_add_epi16(a, b); }
+  static T mul16(T a, T b) { return _mm256_mullo_epi16(a, b); }
+  static T xor_(T a, T b) { return _mm256_xor_si256(a, b); }
+  static T add32(T a, T b) { return _mm256_add_epi32(a, b); }
+  static T lo16(T a, T b) { return _mm256_unpacklo_epi16(a, b); }
+  static T hi16(T a, T b) { return _mm256_unpackhi_epi16(a, b); }
+  static T madd(T a, T b) { return _mm256_madd_epi16(a, b); }
+  static T shr16_32(T a) { return _mm256_srli_epi32(a, 16); }
+  static T pack32(T a, T b) { return _mm256_packus_epi32(a, b); }
+  static T pack_bytes(T a, T b) { return _mm256_permute4x64_epi64(_mm256_packus_epi16(a, b), 0xD8); }
+#else
+  using T = __m128i;
+  static constexpr int bytes = 16;
+  static T load(const void* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+  static void store(void* p, T v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+  static void stream(void* p, T v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), v); }
+  static T widen(const uint8_t* p) { return _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+  static T set16(int v) { return _mm_set1_epi16(static_cast<short>(v)); }
+  static T set32(int v) { return _mm_set1_epi32(v); }
+  static T zero() { return _mm_setzero_si128(); }
+  static T add16(T a, T b) { return _mm_add_epi16(a, b); }
+  static T mul16(T a, T b) { return _mm_mullo_epi16(a, b); }
+  static T xor_(T a, T b) { return _mm_xor_si128(a, b); }
+  static T add32(T a, T b) { return _mm_add_epi32(a, b); }
+  static T lo16(T a, T b) { return _mm_unpacklo_epi16(a, b); }
+  static T hi16(T a, T b) { return _mm_unpackhi_epi16(a, b); }
+  static T madd(T a, T b) { return _mm_madd_epi16(a, b); }
+  static T shr16_32(T a) { return _mm_srli_epi32(a, 16); }
+  static T pack32(T a, T b) { return _mm_packus_epi32(a, b); }
+  static T pack_bytes(T a, T b) { return _mm_packus_epi16(a, b); }
+#endif
+  static constexpr int lanes16 = bytes / 2;  // 16-bit lanes per vector
+};
+#else
+#define IMKERN_GAUSS_U8_SIMD 0
+#endif
+
+// One element of each pass, for the tails and short rows.
+inline uint16_t h_one(const uint8_t* p, int64_t C, const int32_t* k, int K) {
+  int32_t a = 0;
+  for (int j = 0; j < K; ++j) a += k[j] * p[j * C];
+  return static_cast<uint16_t>(a - kBias);
+}
+inline uint8_t v_one(const uint16_t* const* r, int64_t x, const int32_t* k, int K) {
+  int64_t a = 0;
+  for (int i = 0; i < K; ++i) a += static_cast<int64_t>(k[i]) * (static_cast<int32_t>(r[i][x]) ^ kBias);
+  return static_cast<uint8_t>((a + (1 << 15)) >> 16);
+}
+
+// h[x] = sum_j k[j] * p[x + j C] - kBias, x in [0, n); p: n + (K - 1) C bytes. sym: k mirrored.
+template <int K>
+inline void hpass(const uint8_t* p, uint16_t* h, int64_t n, int64_t C, const int32_t* k, int kw, bool sym) {
+  const int taps = K > 0 ? K : kw;
+#if IMKERN_GAUSS_U8_SIMD
+  constexpr int L = V::lanes16;
+  if (n >= L) {
+    using T = typename V::T;
+    T kv[64];
+    const int nk = taps > 64 ? 0 : taps;
+    for (int j = 0; j < nk; ++j) kv[j] = V::set16(k[j]);
+    const T bias = V::set16(kBias);
+    auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+      const uint8_t* q = p + x;
+      T a;
+      if (sym) {
+        const int c = taps / 2;
+        a = V::mul16(V::widen(q + c * C), kv[c]);
+#pragma GCC unroll 16
+        for (int j = 0; j < c; ++j) a = V::add16(a, V::mul16(V::add16(V::widen(q + j * C), V::widen(q + (taps - 1 - j) * C)), kv[j]));
+      } else {
+        a = V::mul16(V::widen(q), kv[0]);
+#pragma GCC unroll 16
+        for (int j = 1; j < taps; ++j) a = V::add16(a, V::mul16(V::widen(q + j * C), kv[j]));
+      }
+      V::store(h + x, V::xor_(a, bias));
+    };
+    if (nk == taps) {
+      int64_t x = 0;
+      for (; x + L <= n; x += L) one(x);
+      if (x < n) one(n - L);  // the last vector ends at n (rewrites equal values)
+      return;
+    }
+  }
+#endif
+  (void)sym;
+  for (int64_t x = 0; x < n; ++x) h[x] = h_one(p + x, C, k, taps);
+}
+
+// o[x] = (sum_i k[i] * h_i[x] + 2^15) >> 16 for the K ring rows r.
+template <int K>
+inline void vpass(const uint16_t* const* r, uint8_t* o, int64_t n, const int32_t* k, int kh, bool stream) {
+  const int taps = K > 0 ? K : kh;
+#if IMKERN_GAUSS_U8_SIMD
+  constexpr int L = V::lanes16;
+  if (n >= 2 * L && taps <= 64) {
+    using T = typename V::T;
+    T kp[32];
+    int32_t ksum = 0;
+    for (int i = 0; i < taps; ++i) ksum += k[i];
+    for (int i = 0; i < taps; i += 2) {
+      const int32_t k1 = i + 1 < taps ? k[i + 1] : 0;
+      kp[i / 2] = V::set32(static_cast<int32_t>(static_cast<uint32_t>(k1) << 16 | static_cast<uint16_t>(k[i])));
+    }
+    const T start = V::set32(kBias * ksum + (1 << 15));
+    // 16-bit results for the L elements at x, in order
+    auto half = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+      T lo = start, hi = start;
+#pragma GCC unroll 16
+      for (int i = 0; i + 1 < taps; i += 2) {
+        const T a = V::load(r[i] + x), b = V::load(r[i + 1] + x);
+        lo = V::add32(lo, V::madd(V::lo16(a, b), kp[i / 2]));
+        hi = V::add32(hi, V::madd(V::hi16(a, b), kp[i / 2]));
+      }
+      if (taps & 1) {
+        const T a = V::load(r[taps - 1] + x), z = V::zero();
+        lo = V::add32(lo, V::madd(V::lo16(a, z), kp[taps / 2]));
+        hi = V::add32(hi, V::madd(V::hi16(a, z), kp[taps / 2]));
+      }
+      return V::pack32(V::shr16_32(lo), V::shr16_32(hi));
+    };
+    int64_t x = 0;
+    if (stream) {
+      // plain stores up to the first aligned output vector, streaming from there
+      const int64_t mis = static_cast<int64_t>(reinterpret_cast<uintptr_t>(o) % V::bytes);
+      if (mis) {
+        V::store(o, V::pack_bytes(half(0), half(L)));
+        x = V::bytes - mis;
+      }
+      for (; x + 2 * L <= n; x += 2 * L) V::stream(o + x, V::pack_bytes(half(x), half(x + L)));
+    } else {
+      for (; x + 2 * L <= n; x += 2 * L) V::store(o + x, V::pack_bytes(half(x), half(x + L)));
+    }
+    if (x < n) V::store(o + n - 2 * L, V::pack_bytes(half(n - 2 * L), half(n - L)));
+    return;
+  }
+#endif
+  (void)stream;
+  for (int64_t x = 0; x < n; ++x) o[x] = v_one(r, x, k, taps);
+}
+
+template <int K>
+inline void hpass_k(const uint8_t* p, uint16_t* h, int64_t n, int64_t C, const int32_t* k, int kw, bool sym) {
+  switch (kw) {  // the usual sizes with their loops unrolled
+    case 3: return hpass<3>(p, h, n, C, k, kw, sym);
+    case 5: return hpass<5>(p, h, n, C, k, kw, sym);
+    case 7: return hpass<7>(p, h, n, C, k, kw, sym);
+    default: return hpass<K>(p, h, n, C, k, kw, sym);
+  }
+}
+inline void vpass_k(const uint16_t* const* r, uint8_t* o, int64_t n, const int32_t* k, int kh, bool stream) {
+  switch (kh) {
+    case 3: return vpass<3>(r, o, n, k, kh, stream);
+    case 5: return vpass<5>(r, o, n, k, kh, stream);
+    case 7: return vpass<7>(r, o, n, k, kh, stream);
+    default: return vpass<0>(r, o, n, k, kh, stream);
+  }
+}
+
+}  // namespace
+
+void gaussian_u8(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const ImageDesc& d, const int32_t* ky, int kh,
+                 const int32_t* kx, int kw, Border border, int cval) {
+  const int64_t H = s.h, W = s.w, C = s.c;
+  const int ay = kh / 2, ax = kw / 2;
+  const int64_t left = ax, right = kw - 1 - ax;
+  const int64_t rows = s.n * H;
+  bool sym = kw % 2 == 1;
+  for (int j = 0; j < kw / 2; ++j) sym = sym && kx[j] == kx[kw - 1 - j];
+  // Column strips keep the ring (kh rows of 16-bit sums) in cache; the last strip is at least
+  // two output vectors wide so it stays on the vector path. Results never depend on the strips.
+  StripPlan plan = plan_strips<uint8_t>(dst, s, d, kh, sizeof(uint16_t));
+  if (plan.sp < W) plan.merge = std::max<int64_t>(plan.merge, 128);
+  const int64_t SP = plan.widest();
+  parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    uint8_t* padded = thread_scratch<uint8_t>(1, static_cast<size_t>((left + SP + right) * C) + 64);
+    ring_pipeline<uint16_t>(
+        t0, t1, H, W, kh, ay, plan.sp, plan.first, plan.merge, SP * C,
+        [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, uint16_t* slot) {
+          load_source_segment<uint8_t, uint8_t>(src, s, b, sy, x0, x1, left, right, border, static_cast<uint8_t>(cval),
+                                                padded);
+          hpass_k<0>(padded, slot, (x1 - x0) * C, C, kx, kw, sym);
+        },
+        [&](const uint16_t* const* r, int64_t b, int64_t y, int64_t x0, int64_t x1) {
+          vpass_k(r, row_ptr<uint8_t>(dst, d, b, y) + x0 * C, (x1 - x0) * C, ky, kh, plan.stream);
+        },
+        [](int64_t, int64_t, int64_t) -> int64_t { return 0; });
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern
