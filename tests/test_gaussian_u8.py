@@ -1,22 +1,36 @@
 """imkern.filters.gaussian on uint8 with ksize: cv2.GaussianBlur's fixed-point algorithm, bit for bit
 (against OpenCV, the integer NumPy reference, every ISA, thread counts, views and batches)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import imkern
+from conftest import random_array, to_numpy
 from imkern import _core
 from imkern import filters as F
 from imkern._kernels import gaussian_kernel_cv_exact, gaussian_kernel_q8
 from imkern.reference import filters as R
 
-from conftest import random_array, to_numpy
-
 BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
 # (kh, kw), (sigma_y, sigma_x): imkern's order; cv2 takes ksize=(kw, kh), sigmaX=sx, sigmaY=sy
-KSIZES = [(1, 1), (3, 3), (5, 5), (7, 7), (9, 9), (3, 1), (1, 7), (5, 3), (7, 11), (13, 5), (15, 15), (21, 3),
-          (31, 31), (29, 9)]
+KSIZES = [
+    (1, 1),
+    (3, 3),
+    (5, 5),
+    (7, 7),
+    (9, 9),
+    (3, 1),
+    (1, 7),
+    (5, 3),
+    (7, 11),
+    (13, 5),
+    (15, 15),
+    (21, 3),
+    (31, 31),
+    (29, 9),
+]
 SIGMAS = [(0.0, 0.0), (1.0, 1.0), (1.7, 0.6), (-1.0, 2.5), (0.35, 4.0), (6.0, 6.0)]
 SHAPES = [(1, 1), (1, 9), (7, 1), (2, 3), (13, 17), (24, 33, 3), (9, 70, 4), (40, 129, 1), (3, 5, 3)]
 
@@ -26,8 +40,13 @@ def _cv2():
 
 
 def _cv_border(cv2, border):
-    return {"reflect101": cv2.BORDER_REFLECT101, "reflect": cv2.BORDER_REFLECT, "replicate": cv2.BORDER_REPLICATE,
-            "constant": cv2.BORDER_CONSTANT, "wrap": cv2.BORDER_WRAP}[border]
+    return {
+        "reflect101": cv2.BORDER_REFLECT101,
+        "reflect": cv2.BORDER_REFLECT,
+        "replicate": cv2.BORDER_REPLICATE,
+        "constant": cv2.BORDER_CONSTANT,
+        "wrap": cv2.BORDER_WRAP,
+    }[border]
 
 
 def _cv_blur(x, ksize, sigma, border):
@@ -130,7 +149,13 @@ def test_views_match_opencv(rng, isa):
 def test_matches_reference(xp, rng, border):
     for shape in [(1, 1), (5, 3), (17, 40, 3), (2, 9, 70, 4), (33, 70, 1)]:
         x = random_array(rng, shape, np.uint8)
-        for ksize, sigma in (((5, 5), 1.0), ((3, 7), (0.0, 2.0)), ((11, 1), (3.0, 0.0)), ((25, 25), 4.0), ((3, 3), 0.1)):
+        for ksize, sigma in (
+            ((5, 5), 1.0),
+            ((3, 7), (0.0, 2.0)),
+            ((11, 1), (3.0, 0.0)),
+            ((25, 25), 4.0),
+            ((3, 3), 0.1),
+        ):
             got = to_numpy(F.gaussian(xp.asarray(x), sigma, ksize=ksize, border=border, cval=7))
             want = R.gaussian(x, sigma, ksize=ksize, border=border, cval=7)
             assert np.array_equal(got, want), (shape, ksize, sigma)
@@ -204,5 +229,6 @@ def test_binding_rejects_bad_taps():
     with pytest.raises(ValueError, match="0, 256"):
         _core.gaussian_u8(x, o, np.array([-1, 258, -1], np.int32), np.array([256], np.int32), b, 0)
     with pytest.raises(TypeError):
-        _core.gaussian_u8(x.astype(np.uint16), o.astype(np.uint16), np.array([256], np.int32),
-                          np.array([256], np.int32), b, 0)
+        _core.gaussian_u8(
+            x.astype(np.uint16), o.astype(np.uint16), np.array([256], np.int32), np.array([256], np.int32), b, 0
+        )

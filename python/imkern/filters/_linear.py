@@ -336,7 +336,9 @@ def _gaussian_u8(image, ky: np.ndarray, kx: np.ndarray, border: str, cval, out):
 
     def cuda(code, src, dst, stream):
         if max(len(ky), len(kx)) > _CUDA_MAX_GAUSS_U8_TAPS:
-            raise ValueError(f"ksize: at most {_CUDA_MAX_GAUSS_U8_TAPS} for uint8 images on CUDA, got {(len(ky), len(kx))}")
+            raise ValueError(
+                f"ksize: at most {_CUDA_MAX_GAUSS_U8_TAPS} for uint8 images on CUDA, got {(len(ky), len(kx))}"
+            )
         _core.cuda_gaussian_u8(src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), ky, kx, b, c, stream)
 
     return _run(image, out, cpu, cuda)
