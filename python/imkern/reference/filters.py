@@ -8,7 +8,7 @@ from typing import Any, Dict
 import numpy as np
 
 from .._borders import parse_border
-from .._kernels import gaussian_kernels, gaussian_kernels_q8
+from .._kernels import gaussian_kernel_cv, gaussian_kernels, gaussian_kernels_q8
 
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 
@@ -535,7 +535,8 @@ def adaptive_threshold(image, maxval, method="mean", block_size=3, c=0.0, *, kin
     if method == "mean":
         mean = box(image, block_size, border="replicate")
     else:
-        mean = gaussian(image, 0, ksize=block_size, border="replicate")
+        k = gaussian_kernel_cv(block_size, 0.0)  # cv2 blurs a float32 copy (not the uint8 fixed point)
+        mean = sep_filter(image, k, k, border="replicate")
     diff = np.asarray(image).astype(np.int64) - mean.astype(np.int64)
     mv = int(min(255, max(0, np.rint(maxval))))
     if kind == "binary":
