@@ -117,3 +117,14 @@ def test_canny_bad_arguments():
         F.canny(x, 10, 50, out=np.zeros((8, 8, 1), np.uint8))
     with pytest.raises(TypeError, match="out"):
         F.canny(x, 10, 50, out=np.zeros((8, 8), np.float32))
+
+
+def test_canny_full_hd_photo_threads(threads):
+    # the benchmark's case: many chunks, so the hysteresis continues across chunk borders
+    cv2 = pytest.importorskip("cv2")
+    data = pytest.importorskip("skimage.data")
+    gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    img = cv2.resize(gray, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    for lo, hi in ((50, 150), (10, 30), (100, 200), (5, 250)):
+        assert np.array_equal(F.canny(img, lo, hi), cv2.Canny(img, lo, hi)), (lo, hi)
+        assert np.array_equal(F.canny(img, lo, hi, l2gradient=True), cv2.Canny(img, lo, hi, L2gradient=True)), (lo, hi)

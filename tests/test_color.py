@@ -338,7 +338,7 @@ def test_uint8_every_color(xp):
     # every vectorized uint8 row kernel against its scalar functor, on every 3-byte input
     hsv = rgb.copy()
     hsv[..., 0] %= 180
-    for fn, inp in ((K.hsv_to_rgb, hsv), (K.rgb_to_ycbcr, rgb), (K.ycbcr_to_rgb, rgb), (K.rgb_to_bgr, rgb)):
+    for fn, inp in ((K.hsv_to_rgb, hsv), (K.hsv_to_rgb, rgb), (K.rgb_to_ycbcr, rgb), (K.ycbcr_to_rgb, rgb), (K.rgb_to_bgr, rgb)):
         w = to_numpy(fn(xp.asarray(inp.reshape(4096, 4096, 3))))
         n = to_numpy(fn(xp.asarray(inp.reshape(-1, 8, 3))))
         np.testing.assert_array_equal(w.reshape(-1, 3), n.reshape(-1, 3), err_msg=fn.__name__)
@@ -355,6 +355,57 @@ def test_uint8_every_color(xp):
     g = to_numpy(K.rgb_to_gray(xp.asarray(rgb.reshape(4096, 4096, 3))))
     np.testing.assert_array_equal(g.ravel(), to_numpy(K.rgb_to_gray(xp.asarray(rgb.reshape(-1, 8, 3)))).ravel())
     np.testing.assert_array_equal(g, cv2.cvtColor(rgb.reshape(4096, 4096, 3), cv2.COLOR_RGB2GRAY))
+
+
+def _float_specials(rng, dtype, n):
+    """n RGB/HSV triples: values in [0, 1], ties between channels, zeros of both signs, values
+    far outside [0, 1], infinities and NaN, in random positions."""
+    x = rng.random((n, 3)).astype(dtype)
+    pick = rng.random((n, 3))
+    specials = np.array([0.0, -0.0, 1.0, 0.5, -0.25, 7.5, 1e30, -1e30, 7e5, np.inf, -np.inf, np.nan], dtype)
+    x = np.where(pick < 0.15, specials[rng.integers(0, len(specials), (n, 3))], x)
+    ties = rng.random(n) < 0.2
+    x[ties, 1] = x[ties, 0]
+    ties = rng.random(n) < 0.2
+    x[ties, 2] = x[ties, rng.integers(0, 2)]
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hsv_float_vector_rows_equal_scalar(isa, rng, dtype):
+    """The float HSV row kernels (whole vectors of pixels) give the scalar functor's bits: the
+    same pixels as one wide row and as a column of 1-pixel rows (scalar only)."""
+    x = _float_specials(rng, dtype, 16 * 997)
+    with np.errstate(all="ignore"):
+        for fn in (K.rgb_to_hsv, K.hsv_to_rgb):
+            wide = fn(x.reshape(1, -1, 3)).reshape(-1, 3)
+            narrow = fn(x.reshape(-1, 1, 3)).reshape(-1, 3)
+            # bits, with every NaN made the same NaN (its sign and payload are not specified)
+            wide, narrow = (np.where(np.isnan(a), dtype(np.nan), a).view(f"u{x.itemsize}") for a in (wide, narrow))
+            np.testing.assert_array_equal(wide, narrow, err_msg=fn.__name__)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lab_float_vector_rows_match_scalar(isa, rng, dtype):
+    """The float L*a*b* row kernels (vector pow / cbrt) agree with the scalar functor (std::pow /
+    std::cbrt) to about one ulp, and blocks with NaN, infinities or huge values give the
+    functor's result exactly."""
+    x = _float_specials(rng, dtype, 16 * 997)
+    x[: 16 * 500] = rng.random((16 * 500, 3)).astype(dtype)  # whole blocks of ordinary colors
+    with np.errstate(all="ignore"):
+        for fn, inp in ((K.rgb_to_lab, x), (K.lab_to_rgb, K.rgb_to_lab(x.reshape(-1, 1, 3)).reshape(-1, 3))):
+            wide = fn(inp.reshape(1, -1, 3)).reshape(-1, 3)
+            narrow = fn(inp.reshape(-1, 1, 3)).reshape(-1, 3)
+            np.testing.assert_array_equal(np.isnan(wide), np.isnan(narrow), err_msg=fn.__name__)
+            # a few ulp of 500 f(x) (a* is a difference of cube roots, f ~ cbrt(|input|))
+            np.testing.assert_array_equal(np.isinf(wide), np.isinf(narrow), err_msg=fn.__name__)
+            ok = np.isnan(wide) | np.isinf(wide)
+            scale = np.cbrt(1 + np.abs(inp).max(-1, keepdims=True, where=np.isfinite(inp), initial=0))
+            tol = 4000 * np.finfo(dtype).eps * scale * (1 + np.abs(narrow) * 1e-3)
+            assert (ok | (np.abs(wide.astype(np.float64) - narrow) <= tol)).all(), fn.__name__
+            # the vector rows took the ordinary blocks (a scalar-only run would be bit-equal)
+            if fn is K.rgb_to_lab:
+                assert (wide[: 16 * 500] != narrow[: 16 * 500]).any()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -440,7 +440,10 @@ def test_box_nonfinite_stays_in_windows(xp, rng, dtype, border, threads):
     for size in [(3, 3), (5, 7), (17, 2), (2, 70), (24, 66), (40, 5)]:
         x = random_array(rng, (rng.integers(20, 61), rng.integers(20, 90), 2), dtype)
         idx = [tuple(rng.integers(0, s) for s in x.shape) for _ in range(4)]
-        for i, v in zip(idx, [np.nan, np.inf, -np.inf, np.finfo(dtype).max / 4]):
+        # huge, but a window's sum of it stays finite in the dtype even when a border rule
+        # repeats the pixel over the whole window (else +inf from the overflow meets -inf)
+        huge = np.finfo(dtype).max / (4 * size[0] * size[1])
+        for i, v in zip(idx, [np.nan, np.inf, -np.inf, huge]):
             x[i] = v
         got = F.box(xp.asarray(x), size, border=border, cval=2.0)
         with np.errstate(invalid="ignore", over="ignore"):
@@ -1036,3 +1039,57 @@ def test_large_symmetric_gaussian(rng, ksize):
     assert_close(ref32, R.gaussian(f, ksize / 6.0, ksize=ksize), np.float32, scale=255.0)
     assert_close(got, R.sep_filter(x, k, k), np.uint8, int_atol=1)
     np.testing.assert_array_equal(F.gaussian(x, ksize / 6.0, ksize=ksize), R.gaussian(x, ksize / 6.0, ksize=ksize))
+
+
+# Long symmetric kernels (13 ... 31 taps, float32 accumulation: the folded taps and the blocked
+# kernels hfilter_long / vfilter_long, two output rows at a time): against the reference, and
+# the same bits whatever the threads, strips, row pairing (odd heights, batches, chunk ends),
+# output alignment and streaming plan.
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (5, 17), (40, 37), (33, 150, 3), (3, 17, 70), (2, 9, 131, 4)])
+def test_long_symmetric_kernels(rng, isa, shape):
+    x = random_array(rng, shape, np.float32)
+    cases = [((31, 31), 5.0), ((15, 15), 2.5), ((13, 29), 3.0), ((31, 1), 4.0), ((1, 17), 2.0)]
+    for ksize, sigma in cases:
+        for border in ("reflect101", "constant"):
+            got = F.gaussian(x, sigma, ksize=ksize, border=border, cval=0.5)
+            want = R.gaussian(x, sigma, ksize=ksize, border=border, cval=0.5)
+            assert_close(got, want, np.float32, scale=1.0)
+    ky, kx = np.abs(rng.standard_normal(23)), np.abs(rng.standard_normal(19))
+    ky, kx = (ky + ky[::-1]) / 2, (kx + kx[::-1]) / 2  # symmetric, not Gaussian
+    assert_close(F.sep_filter(x, ky, kx), R.sep_filter(x, ky, kx), np.float32, scale=float(ky.sum() * kx.sum()))
+
+
+@pytest.mark.parametrize("shape", [(61, 203), (37, 101, 3)])
+def test_long_symmetric_kernels_same_bits(rng, shape):
+    x = random_array(rng, shape, np.float32)
+    ops = [
+        lambda out: F.gaussian(x, 5.0, ksize=31, out=out),
+        lambda out: F.gaussian(x, 2.5, ksize=(15, 21), out=out),
+    ]
+    before = imkern.get_num_threads()
+    try:
+        imkern.set_num_threads(1)
+        imkern.set_cpu_params(stream_bytes=1 << 62, strip_l1=1 << 24, strip_l2=1 << 26)
+        want = [op(np.empty_like(x)) for op in ops]
+        for threads in (2, 3, 8):
+            imkern.set_num_threads(threads)
+            for strip in (1024, 5000, 1 << 24):
+                imkern.set_cpu_params(stream_bytes=0, strip_l1=strip, strip_l2=strip)
+                for off in (0, 1, 5):
+                    for pad in (0, 3):
+                        for i, op in enumerate(ops):
+                            out = _offset_out(shape, np.float32, off, pad)
+                            op(out)
+                            np.testing.assert_array_equal(out, want[i], err_msg=f"op {i} {threads} {strip} {off} {pad}")
+        # rows filtered alone (the last row of a chunk or an image) equal rows filtered in pairs
+        # (dropping one row shifts the pairing of every row after it; rows 15 away from the
+        # changed border are unchanged)
+        imkern.reset_cpu_params()
+        imkern.set_num_threads(1)
+        np.testing.assert_array_equal(F.gaussian(x[:-1], 5.0, ksize=31)[:-16], want[0][:-17])
+        np.testing.assert_array_equal(F.gaussian(x[1:], 5.0, ksize=31)[16:], want[0][17:])
+        batch = (x[..., None] if x.ndim == 2 else x)[None].repeat(3, 0)  # (N, H, W, C): rows paired per image
+        np.testing.assert_array_equal(F.gaussian(batch, 5.0, ksize=31)[1].reshape(x.shape), want[0])
+    finally:
+        imkern.set_num_threads(before)
+        imkern.reset_cpu_params()

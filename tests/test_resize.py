@@ -448,3 +448,37 @@ def test_uint8_large_outputs_same_bits_on_every_isa_level(rng, mode):
             np.testing.assert_array_equal(r, res[0])
     finally:
         imkern.set_cpu_isa(before)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic", "lanczos"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_uint8_periodic_tables_equal_the_integer_formula(rng, mode, channels):
+    """Rational factors with a short period (2x, 3x, 1.5x, 4/3, 2.5x, and shrinking by 2 and
+    3) let the horizontal pass read the tables of one period for the blocks away from the
+    edges: the exact integer formula on every ISA level, on rows long enough to have such a
+    period and short ones that do not."""
+    from imkern.transform import _resize as RZ
+
+    sizes = [
+        ((9, 160), (18, 320)),
+        ((5, 101), (15, 303)),
+        ((6, 96), (9, 144)),
+        ((7, 150), (9, 200)),
+        ((4, 88), (10, 220)),
+        ((12, 400), (6, 200)),
+        ((9, 333), (3, 111)),
+        ((5, 12), (10, 24)),
+    ]
+    before = imkern.get_cpu_isa()
+    try:
+        for (sh, sw), (h, w) in sizes:
+            x = random_array(rng, (sh, sw, channels), np.uint8)
+            ytab = RZ._axis_table(sh, h, mode, False, False, "u8")
+            xtab = RZ._axis_table(sw, w, mode, False, False, "u8")
+            expect = _integer_formula(x, ytab, xtab, RZ._vshift(ytab[3], xtab[3]))
+            for isa in imkern.info()["cpu_isa_available"]:
+                imkern.set_cpu_isa(isa)
+                got = resize(x, (h, w), interpolation=mode)
+                np.testing.assert_array_equal(got, expect, err_msg=f"{isa} {(sh, sw)}->{(h, w)}")
+    finally:
+        imkern.set_cpu_isa(before)

@@ -5,8 +5,6 @@ processes. Skipped without PyTorch."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -16,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 import imkern  # noqa: E402
 import imkern.torch as itorch  # noqa: E402
+from _ddp import run_ddp  # noqa: E402
 from conftest import random_array  # noqa: E402
 
 BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
@@ -285,28 +284,8 @@ _DDP_WORKER = textwrap.dedent("""
 
 
 def test_ddp_two_cpu_processes(tmp_path):
-    import socket
-
-    if not torch.distributed.is_available():
-        pytest.skip("torch.distributed unavailable")
-    script = tmp_path / "worker.py"
-    script.write_text(_DDP_WORKER)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
-    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", port, str(tmp_path / f"p{r}.npy")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]
-    outs = []
-    for p in procs:
-        try:
-            outs.append(p.communicate(timeout=240)[0].decode(errors="replace"))
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            pytest.fail("DDP workers timed out")
-    assert all(p.returncode == 0 for p in procs), "\n".join(outs)
-    p0, p1 = np.load(tmp_path / "p0.npy"), np.load(tmp_path / "p1.npy")
+    out0, out1 = run_ddp(tmp_path, _DDP_WORKER)
+    p0, p1 = np.load(out0), np.load(out1)
     np.testing.assert_array_equal(p0, p1)  # gradients were all-reduced: the replicas agree
     # and equal one process training on the whole batch (DDP averages the two halves' gradients)
     nn = torch.nn
@@ -333,7 +312,6 @@ def test_cuda_tensors_equal_cpu(rng):
 
     if not (HAS_GPU and torch.cuda.is_available()):
         pytest.skip("needs a CUDA GPU, a CUDA build of imkern, CuPy and CUDA PyTorch")
-    F = torch.nn.functional
     x = _t(rng, (2, 3, 12, 10), torch.float32)
     w = _t(rng, (4, 3, 3, 3), torch.float32)
     xc, wc = x.detach().cuda().requires_grad_(), w.detach().cuda().requires_grad_()

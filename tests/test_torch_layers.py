@@ -6,9 +6,6 @@ Skipped without PyTorch."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -17,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import imkern.torch as itorch  # noqa: E402
+from _ddp import run_ddp  # noqa: E402
 
 nn = torch.nn
 
@@ -206,9 +204,9 @@ def test_torch_compile_train_step_fullgraph():
 _DDP_WORKER = textwrap.dedent("""
     import os, sys, numpy as np, torch, torch.distributed as dist
     import imkern.torch as itorch
-    rank, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    rank, world, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
     nn = torch.nn
     result = {}
     for name, layers in (("torch", nn), ("imkern", itorch)):
@@ -233,34 +231,7 @@ _DDP_WORKER = textwrap.dedent("""
 def test_ddp_batchnorm_two_cpu_processes(tmp_path):
     # DDP with BatchNorm: buffers broadcast from rank 0, gradients all-reduced; the imkern layers
     # end each rank with the same state as torch.nn's layers under the same DDP run
-    import socket
-
-    if not torch.distributed.is_available():
-        pytest.skip("torch.distributed unavailable")
-    script = tmp_path / "worker.py"
-    script.write_text(_DDP_WORKER)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(r), port, str(tmp_path / f"r{r}.npz")],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for r in range(2)
-    ]
-    outs = []
-    for p in procs:
-        try:
-            outs.append(p.communicate(timeout=240)[0].decode(errors="replace"))
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            pytest.fail("DDP workers timed out")
-    assert all(p.returncode == 0 for p in procs), "\n".join(outs)
-    r0, r1 = np.load(tmp_path / "r0.npz"), np.load(tmp_path / "r1.npz")
+    out0, out1 = run_ddp(tmp_path, _DDP_WORKER, suffix=".npz")
+    r0, r1 = np.load(out0), np.load(out1)
     np.testing.assert_allclose(r0["imkern"], r0["torch"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(r1["imkern"], r1["torch"], rtol=1e-10, atol=1e-12)

@@ -159,3 +159,23 @@ def test_pad_empty_image():
     assert (T.pad(x, 2, cval=9) == 9).all()
     with pytest.raises(ValueError, match="border"):
         T.pad(x, 2, border="wrap")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [None, 1, 2, 3, 4, 5])
+def test_flip_rotate_kernels_every_pixel_size(isa, threads, rng, dtype, channels):
+    """The CPU kernels (pshufb row reversal, 16-byte block transposes, tiles of 16-64 pixels)
+    against NumPy at sizes around their block and tile edges, batches and negative strides."""
+    for h, w in [(1, 1), (1, 37), (37, 1), (16, 16), (17, 33), (64, 64), (65, 130), (131, 67)]:
+        for n in (None, 2):
+            if n and not channels:
+                continue  # (N, H, W) is not an image layout
+            shape = ((n,) if n else ()) + (h, w) + ((channels,) if channels else ())
+            x = random_array(rng, shape, dtype)
+            o = 1 if n else 0
+            for v in (x, np.flip(x, o), np.flip(x, o + 1)):
+                for k in (1, 2, 3):
+                    np.testing.assert_array_equal(T.rotate90(v, k), np.rot90(v, k, axes=(o, o + 1)))
+                for axis in (0, 1, None):
+                    axes = (o, o + 1) if axis is None else o + axis
+                    np.testing.assert_array_equal(T.flip(v, axis), np.flip(v, axes))

@@ -365,3 +365,47 @@ def test_uint8_bilinear_vector_rows_same_bits_on_every_isa_level(rng, channels):
                         _cv_close(res[0], exp, np.uint8, v)
     finally:
         imkern.set_cpu_isa(before)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_uint8_bilinear_vector_rows_edge_cases_same_bits_on_every_isa_level(rng, channels):
+    """Chunks of the vector rows that are partly inside (the vector lanes kept, float_row for
+    the rest), images too small for any vector load, coordinates far outside, every border:
+    the scalar path's bits on every ISA level."""
+    shapes = [(1, 1), (2, 2), (2, 3), (3, 2), (5, 3), (2, 40), (40, 2), (17, 19), (64, 80)]
+    mats = [
+        np.array([[0.96, -0.17, 1.5], [0.17, 0.96, -2.25]]),
+        np.array([[0.5, 0.0, 0.25], [0.0, 0.5, 0.75]]),
+        np.array([[3.0, 0.1, -1.0], [-0.1, 2.5, -0.5]]),
+        np.array([[1.0, 0.0, -0.999], [0.0, 1.0, -0.999]]),
+        np.array([[1e-6, 0.0, 0.5], [0.0, 1e-6, 0.5]]),
+        np.array([[1e6, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+        np.array([[-1.0, 0.0, 30.0], [0.0, -1.0, 20.0]]),
+    ]
+    perspectives = [
+        np.array([[1.0, 0.0, -10.0], [0.0, 1.0, 0.0], [-0.1, 0.0, 1.0]]),
+        np.array([[0.5, 0.1, 2.0], [0.0, 1.0, -10.0], [0.0, -0.1, 1.0]]),
+    ]
+    before = imkern.get_cpu_isa()
+    try:
+        for hw in shapes:
+            x = random_array(rng, hw + (channels,), np.uint8)
+            for m in mats:
+                for border in BORDERS:
+                    res = []
+                    for isa in imkern.info()["cpu_isa_available"]:
+                        imkern.set_cpu_isa(isa)
+                        res.append(warp_affine(x, m, (23, 37), border=border, cval=201, inverse=True))
+                    for r in res[1:]:
+                        np.testing.assert_array_equal(r, res[0], err_msg=f"{hw} {m.tolist()} {border}")
+            # perspective maps through w = 0: infinite and NaN coordinates (0 / 0 at x = 10)
+            for p in perspectives:
+                for border in ("constant", "reflect"):
+                    res = []
+                    for isa in imkern.info()["cpu_isa_available"]:
+                        imkern.set_cpu_isa(isa)
+                        res.append(warp_perspective(x, p, (23, 37), border=border, cval=201, inverse=True))
+                    for r in res[1:]:
+                        np.testing.assert_array_equal(r, res[0], err_msg=f"{hw} {p.tolist()} {border}")
+    finally:
+        imkern.set_cpu_isa(before)

@@ -704,41 +704,32 @@ void max_pool2d_backward_op(const Call& c) {
   IMKERN_CALL(max_pool2d_backward, dt, gy.p, ip, gx.p, p);
 }
 
-void avg_pool2d_op(const Call& c) {
-  const Buf x = c.in(0), y = c.out(0);
-  const DType dt = float_dtype(x, "x");
-  same_dtype(x, y, "out");
-  const imkern::Pool2dShape p = pool_shape(c, x, y, true);
+// Forward: operand x, result y. Backward: operand grad_output, result grad_input. The same
+// window attributes, checks and dispatch; the (H, W) side is x / grad_input.
+template <bool Backward>
+void avg_pool2d_any(const Call& c) {
+  const Buf in = c.in(0), res = c.out(0);
+  const Buf& full = Backward ? res : in;
+  const Buf& pooled = Backward ? in : res;
+  const DType dt = float_dtype(full, Backward ? "grad_input" : "x");
+  same_dtype(full, pooled, Backward ? "grad_output" : "out");
+  const imkern::Pool2dShape p = pool_shape(c, full, pooled, true);
   const bool cip = c.flag("count_include_pad");
   const int64_t dov = c.i64("divisor_override");
-  if (y.count == 0) return;
+  if (res.count == 0) return;
   IMKERN_NO_CUDA(c);
 #if defined(IMKERN_WITH_CUDA)
   if (c.cuda()) {
     if (dov > 0) throw Invalid("avg_pool2d: divisor_override is not supported by the CUDA kernels");
-    return imkern::cuda::avg_pool2d_cuda(dt, p, cip, x.p, y.p, c.stream);
+    if constexpr (Backward) return imkern::cuda::avg_pool2d_backward_cuda(dt, p, cip, in.p, res.p, c.stream);
+    else return imkern::cuda::avg_pool2d_cuda(dt, p, cip, in.p, res.p, c.stream);
   }
 #endif
-  IMKERN_CALL(avg_pool2d, dt, x.p, y.p, p, cip, dov);
+  if constexpr (Backward) IMKERN_CALL(avg_pool2d_backward, dt, in.p, res.p, p, cip, dov);
+  else IMKERN_CALL(avg_pool2d, dt, in.p, res.p, p, cip, dov);
 }
-
-void avg_pool2d_backward_op(const Call& c) {
-  const Buf gy = c.in(0), gx = c.out(0);
-  const DType dt = float_dtype(gx, "grad_input");
-  same_dtype(gx, gy, "grad_output");
-  const imkern::Pool2dShape p = pool_shape(c, gx, gy, true);
-  const bool cip = c.flag("count_include_pad");
-  const int64_t dov = c.i64("divisor_override");
-  if (gx.count == 0) return;
-  IMKERN_NO_CUDA(c);
-#if defined(IMKERN_WITH_CUDA)
-  if (c.cuda()) {
-    if (dov > 0) throw Invalid("avg_pool2d: divisor_override is not supported by the CUDA kernels");
-    return imkern::cuda::avg_pool2d_backward_cuda(dt, p, cip, gy.p, gx.p, c.stream);
-  }
-#endif
-  IMKERN_CALL(avg_pool2d_backward, dt, gy.p, gx.p, p, cip, dov);
-}
+void avg_pool2d_op(const Call& c) { avg_pool2d_any<false>(c); }
+void avg_pool2d_backward_op(const Call& c) { avg_pool2d_any<true>(c); }
 
 imkern::Activation activation_of(const Call& c) {
   const int64_t a = c.i64("activation");

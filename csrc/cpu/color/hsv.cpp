@@ -127,6 +127,61 @@ struct HsvToRgbLanes {
 };
 #endif
 
+#if defined(__SSE4_1__)
+// color::rgb_to_hsv_float on L lanes: the same operations on the same values, the functor's
+// branches taken as selects, so the bits are the functor's.
+template <typename T>
+struct RgbToHsvFLanes {
+  bool lanes(const fv<T>* c, fv<T>* o) const {
+    const fv<T> r = c[0], g = c[1], b = c[2];
+    fv<T> v = r > g ? r : g;
+    v = v > b ? v : b;
+    fv<T> mn = r < g ? r : g;
+    mn = mn < b ? mn : b;
+    const fv<T> delta = v - mn;
+    // one quotient: the numerator and offset of the functor's branch, then offset + quotient
+    // (for V = R the offset 0 turns a -0 quotient into +0, which floor's subtraction below
+    // turns into +0 in the functor too)
+    const auto is_b = b == v, is_g = g == v;
+    const fv<T> num = is_b ? r - g : (is_g ? b - r : g - b);
+    const fv<T> off = is_b ? fv<T>{} + T(4) : (is_g ? fv<T>{} + T(2) : fv<T>{});
+    fv<T> h = off + num / delta;
+    h = h / T(6);
+    h = h - vfloor<T>(h);
+    const auto nz = delta != T(0);
+    o[0] = nz ? h : fv<T>{};
+    o[1] = nz ? delta / v : fv<T>{};
+    o[2] = v;
+    return true;
+  }
+};
+
+// color::hsv_to_rgb_float on L lanes. The functor's sector is int64(floor(6 h)) mod 6; here it
+// is taken in floating point, hi - 6 floor(hi / 6), which is exact for |6 h| < 2^22 (the
+// rounded quotient stays within 1/6 of the true one): a block with any lane outside that
+// (or NaN) is left to the functor.
+template <typename T>
+struct HsvToRgbFLanes {
+  bool lanes(const fv<T>* c, fv<T>* o) const {
+    const fv<T> h = c[0], s = c[1], v = c[2];
+    const fv<T> h6 = h * T(6);
+    const auto ok = (h6 < T(4194304)) & (h6 > T(-4194304));
+    for (int i = 0; i < simd::Vec<T>::lanes; ++i)
+      if (!ok[i]) return false;
+    const fv<T> hi = vfloor<T>(h6);
+    const fv<T> f = h6 - hi;
+    const fv<T> p = v * (T(1) - s);
+    const fv<T> q = v * (T(1) - f * s);
+    const fv<T> t = v * (T(1) - (T(1) - f) * s);
+    const fv<T> sector = hi - T(6) * vfloor<T>(hi / T(6));
+    o[0] = (sector == T(0)) | (sector == T(5)) ? v : (sector == T(1) ? q : (sector == T(4) ? t : p));
+    o[1] = (sector == T(1)) | (sector == T(2)) ? v : (sector == T(0) ? t : (sector == T(3) ? q : p));
+    o[2] = (sector == T(3)) | (sector == T(4)) ? v : (sector == T(2) ? t : (sector == T(5) ? q : p));
+    return true;
+  }
+};
+#endif
+
 struct HsvToRgbU8 {
   void operator()(const uint8_t* in, uint8_t* out) const { color::hsv_to_rgb_u8(in[0], in[1], in[2], out); }
 };
@@ -138,6 +193,17 @@ template <typename T>
 struct HsvToRgbF {
   void operator()(const T* in, T* out) const { color::hsv_to_rgb_float<T>(in[0], in[1], in[2], out); }
 };
+
+template <typename T>
+void hsv_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
+#if defined(__SSE4_1__)
+  if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{}, Row3F<T, RgbToHsvFLanes<T>, RgbToHsvF<T>>{});
+  else map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{}, Row3F<T, HsvToRgbFLanes<T>, HsvToRgbF<T>>{});
+#else
+  if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{});
+  else map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{});
+#endif
+}
 }  // namespace
 
 void color_hsv(ColorOp op, DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
@@ -160,14 +226,8 @@ void color_hsv(ColorOp op, DType dtype, const void* src, const ImageDesc& s, voi
       }
       return;
     }
-    case DType::f32:
-      if (fwd) map_pixels<float, float, 3, 3>(src, s, dst, d, RgbToHsvF<float>{});
-      else map_pixels<float, float, 3, 3>(src, s, dst, d, HsvToRgbF<float>{});
-      return;
-    case DType::f64:
-      if (fwd) map_pixels<double, double, 3, 3>(src, s, dst, d, RgbToHsvF<double>{});
-      else map_pixels<double, double, 3, 3>(src, s, dst, d, HsvToRgbF<double>{});
-      return;
+    case DType::f32: return hsv_float<float>(fwd, src, s, dst, d);
+    case DType::f64: return hsv_float<double>(fwd, src, s, dst, d);
     default: throw std::invalid_argument("hsv: expected uint8, float32 or float64");
   }
 }

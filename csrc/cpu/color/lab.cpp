@@ -7,6 +7,7 @@
 // ~25 integer ops; inverse 4 table reads (L -> y, f(y); 3 linear -> sRGB) and ~40 integer ops.
 // The SIMD rows do the same integer arithmetic in native int32 lanes, with hardware gathers
 // for the table reads on AVX2 / AVX-512 (the tables total ~15 KiB and stay in L1).
+#include "color/lab_float.hpp"
 #include "color/pixel_map.hpp"
 
 namespace imkern {
@@ -116,6 +117,17 @@ template <typename T>
 struct LabToRgbF {
   void operator()(const T* in, T* out) const { color::lab_to_rgb_float<T>(in[0], in[1], in[2], out); }
 };
+
+template <typename T>
+void lab_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
+#if defined(__SSE4_1__)
+  if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToLabF<T>{}, Row3F<T, labf::RgbToLabLanes<T>, RgbToLabF<T>>{});
+  else map_pixels<T, T, 3, 3>(src, s, dst, d, LabToRgbF<T>{}, Row3F<T, labf::LabToRgbLanes<T>, LabToRgbF<T>>{});
+#else
+  if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToLabF<T>{});
+  else map_pixels<T, T, 3, 3>(src, s, dst, d, LabToRgbF<T>{});
+#endif
+}
 }  // namespace
 
 void color_lab(ColorOp op, DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
@@ -134,14 +146,8 @@ void color_lab(ColorOp op, DType dtype, const void* src, const ImageDesc& s, voi
       else map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, LabToRgbU8{});
 #endif
       return;
-    case DType::f32:
-      if (fwd) map_pixels<float, float, 3, 3>(src, s, dst, d, RgbToLabF<float>{});
-      else map_pixels<float, float, 3, 3>(src, s, dst, d, LabToRgbF<float>{});
-      return;
-    case DType::f64:
-      if (fwd) map_pixels<double, double, 3, 3>(src, s, dst, d, RgbToLabF<double>{});
-      else map_pixels<double, double, 3, 3>(src, s, dst, d, LabToRgbF<double>{});
-      return;
+    case DType::f32: return lab_float<float>(fwd, src, s, dst, d);
+    case DType::f64: return lab_float<double>(fwd, src, s, dst, d);
     default: throw std::invalid_argument("lab: expected uint8, float32 or float64");
   }
 }

@@ -3,9 +3,13 @@
 // with compile-time channel counts, so the compiler vectorizes the channel (de)interleave.
 #pragma once
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "imkern/color.hpp"
 #include "imkern/color_pixel.hpp"
+#include "common/shuffle.hpp"
+#include "common/vops.hpp"
 #include "common/simd.hpp"
 #include "imkern/parallel.hpp"
 #if defined(__SSE4_1__)
@@ -224,6 +228,89 @@ struct SwapRowU8 {
       __m128i r, g, b;
       deinterleave3_u8(in + 3 * x, r, g, b);
       interleave3_u8(b, g, r, out + 3 * x);
+    }
+    return x;
+  }
+};
+#endif
+
+#if defined(__SSE4_1__)
+// ---- float pixels: 3 interleaved channels <-> 3 planes of native vectors (L lanes) ----------
+// Two two-operand shuffles per plane (vpermt2ps/pd on AVX-512, permutes and blends on AVX2),
+// with the masks built at compile time from the lane index.
+template <typename T>
+using fv = simd::vec_t<T>;
+template <typename T>
+using fmask = simd::vec_t<std::conditional_t<sizeof(T) == 4, int32_t, int64_t>>;
+// The shuffle masks (Kind, K): deinterleave plane K's two steps (first the elements in a0/a1,
+// index < 2L, then those in a2 over the rest); interleave output vector K's two steps (element
+// e = K L + i is channel e % 3 of pixel e / 3: channels 0 and 1 first, then 2).
+enum class Il3 { de1, de2, in1, in2 };
+template <Il3 Kind, int K, int L>
+constexpr int il3_index(int i) {
+  const int e = 3 * i + K, f = K * L + i;
+  switch (Kind) {
+    case Il3::de1: return e < 2 * L ? e : 0;
+    case Il3::de2: return e < 2 * L ? i : L + e - 2 * L;
+    case Il3::in1: return f % 3 == 0 ? f / 3 : (f % 3 == 1 ? L + f / 3 : 0);
+    default: return f % 3 == 2 ? L + f / 3 : i;
+  }
+}
+template <typename T, Il3 Kind, int K, std::size_t... I>
+constexpr fmask<T> il3_mask(std::index_sequence<I...>) {
+  using E = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  return fmask<T>{static_cast<E>(il3_index<Kind, K, simd::Vec<T>::lanes>(static_cast<int>(I)))...};
+}
+template <typename T, Il3 Kind, int K>
+constexpr fmask<T> il3_mask() {
+  return il3_mask<T, Kind, K>(std::make_index_sequence<simd::Vec<T>::lanes>{});
+}
+
+// 3 * L interleaved values at p -> planes c[0], c[1], c[2] (element 3 i + k -> c[k][i]).
+template <typename T>
+IMKERN_ALWAYS_INLINE inline void deinterleave3(const T* p, fv<T>* c) {
+  constexpr int L = simd::Vec<T>::lanes;
+  const fv<T> a0 = simd::loadu(p), a1 = simd::loadu(p + L), a2 = simd::loadu(p + 2 * L);
+  c[0] = IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(a0, a1, (il3_mask<T, Il3::de1, 0>())), a2, (il3_mask<T, Il3::de2, 0>()));
+  c[1] = IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(a0, a1, (il3_mask<T, Il3::de1, 1>())), a2, (il3_mask<T, Il3::de2, 1>()));
+  c[2] = IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(a0, a1, (il3_mask<T, Il3::de1, 2>())), a2, (il3_mask<T, Il3::de2, 2>()));
+}
+
+// Planes c[0], c[1], c[2] -> 3 * L interleaved values at p (the inverse).
+template <typename T>
+IMKERN_ALWAYS_INLINE inline void interleave3(const fv<T>* c, T* p) {
+  constexpr int L = simd::Vec<T>::lanes;
+  simd::storeu(p, IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(c[0], c[1], (il3_mask<T, Il3::in1, 0>())), c[2],
+                                  (il3_mask<T, Il3::in2, 0>())));
+  simd::storeu(p + L, IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(c[0], c[1], (il3_mask<T, Il3::in1, 1>())), c[2],
+                                      (il3_mask<T, Il3::in2, 1>())));
+  simd::storeu(p + 2 * L, IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(c[0], c[1], (il3_mask<T, Il3::in1, 2>())), c[2],
+                                          (il3_mask<T, Il3::in2, 2>())));
+}
+
+// floor per lane (roundps/pd toward -inf).
+template <typename T>
+IMKERN_ALWAYS_INLINE inline fv<T> vfloor(fv<T> x) {
+  return simd::vround<_MM_FROUND_TO_NEG_INF>(x);
+}
+
+// A row kernel for 3 -> 3 channel float ops: Op::lanes(c, o) maps planes c[3] to planes o[3]
+// on L pixels, or returns false for a block it leaves to the scalar functor F.
+template <typename T, typename Op, typename F>
+struct Row3F {
+  Op op{};
+  F f{};
+  int64_t operator()(const T* in, T* out, int64_t w) const {
+    constexpr int L = simd::Vec<T>::lanes;
+    int64_t x = 0;
+    for (; x + L <= w; x += L) {
+      fv<T> c[3], o[3];
+      deinterleave3(in + 3 * x, c);
+      if (op.lanes(c, o)) {
+        interleave3(o, out + 3 * x);
+      } else {
+        for (int i = 0; i < L; ++i) f(in + 3 * (x + i), out + 3 * (x + i));
+      }
     }
     return x;
   }

@@ -2,26 +2,37 @@
 //
 // Window: the pixels of the (2r+1)^2 square within distance r of the center (r = max(d/2, 1)),
 // space weight exp(-(i^2 + j^2) / (2 sigma_space^2)) (float). Color distance: |a - b| for one
-// channel, the L1 sum over the 3 channels for 3. Color weight from OpenCV's tables:
-//  * uint8: exp(-t^2 / (2 sigma_color^2)) for every integer distance t (float table);
-//  * float32: 4096 * C bins over [0, (max - min) * C] of the padded image's value range
-//    (a constant border adds its zeros, as OpenCV computes it), linearly interpolated (an image with max - min < FLT_EPSILON is copied unchanged).
-// out = sum(w * v) / sum(w), rounded to nearest for uint8. Sums in float32.
-// Vectorized across pixels: rows are converted, padded by the border rule and stored planar
-// (one plane per channel) once per chunk in a ring; per window offset one vector load per
-// channel, the color weight and 2 + 2C FMAs per L pixels. The color weight is a table gather
-// (AVX2/AVX-512); for uint8, one gather per pixel pair: the forward half of the offsets
-// gathers and keeps its weight rows in small rings, the backward half reads them back.
+// channel, the L1 sum over the 3 channels for 3. Color weight exp(-t^2 / (2 sigma_color^2)):
+//  * uint8: the product of the two weights evaluated as one exp2 of t^2 * c1 + (i^2 + j^2) * c2
+//    by a polynomial (relative error ~2e-7, the rounding of OpenCV's float tables), no table;
+//    results within 1 of OpenCV's (about 1e-5 of the pixels differ by 1, as measured on
+//    random images and photographs);
+//  * float32: OpenCV's table, 4096 * C bins over [0, (max - min) * C] of the padded image's
+//    value range (a constant border adds its zeros, as OpenCV computes it), linearly
+//    interpolated (an image with max - min < FLT_EPSILON is copied unchanged).
+// out = sum(w * v) / sum(w), rounded to nearest for uint8. Sums in float32, per pixel in the
+// window offsets' order (the same bits whatever the strips, chunks or threads).
+// Vectorized across pixels, in column strips swept top to bottom: rows are converted, padded
+// by the border rule and stored planar (one plane per channel) once per strip in a ring; per
+// window offset one vector load per channel, the weight and 2C FMAs per L pixels. float32:
+// the color weight is a table gather (AVX2/AVX-512). uint8: one weight per pixel pair (the
+// forward half of the offsets computes its weight rows into small rings, the backward half
+// reads them back), computed software-pipelined.
 // FLOPs/pixel ~ (4 + 3C) * (number of window offsets, ~ 0.785 d^2).
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
 #include "filters/filter_rows.hpp"
+
+// GCC 12 reports _mm512_undefined_*() inside the AVX-512 conversion intrinsics as
+// maybe-uninitialized (a known false positive of its headers; see color/pixel_map.hpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -50,6 +61,86 @@ inline vf vabs(vf x) {
   return reinterpret_cast<vf>(m);
 }
 
+// 2^x for x <= 0 (finite; anything below -126 may give 0 or 2^-126): n = round(x),
+// 2^(x - n) by a degree-5 polynomial (relative error 1.9e-7 on [-1/2, 1/2], fit with the
+// constant term 1 so 2^0 = 1 exactly), times 2^n.
+inline vf exp2_nonpos(vf x) {
+  auto poly = [](vf f) {  // Estrin's scheme: 3 FMAs deep instead of 5
+    const vf f2 = f * f;
+    const vf t0 = f * 0x1.62e426p-1f + 1.0f;
+    const vf t1 = f * 0x1.c6baaap-5f + 0x1.ebf9b6p-3f;
+    const vf t2 = f * 0x1.5a8502p-10f + 0x1.3cec16p-7f;
+    return (t2 * f2 + t1) * f2 + t0;
+  };
+#if defined(__AVX512F__)
+  const __m512 n = _mm512_roundscale_ps(reinterpret_cast<__m512>(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf p = poly(x - reinterpret_cast<vf>(n));
+  return reinterpret_cast<vf>(_mm512_scalef_ps(reinterpret_cast<__m512>(p), n));  // 0 below 2^-149
+#else
+#if defined(__AVX2__)
+  x = reinterpret_cast<vf>(_mm256_max_ps(reinterpret_cast<__m256>(x), _mm256_set1_ps(-126.f)));
+#else
+  x = x > -126.f ? x : simd::splat(-126.f);
+#endif
+  const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  const vf t = x + magic;
+  const vf p = poly(x - (t - magic));
+  const vi e = (reinterpret_cast<vi>(t) - reinterpret_cast<vi>(magic) + 127) << 23;  // 2^n, n >= -126
+  return p * reinterpret_cast<vf>(e);
+#endif
+}
+
+// Shuffle masks of the 3-channel float (de)interleave: L pixels of 3 channels = 3 vectors.
+// Plane ch, lane i is element e = 3i + ch of (a, b, c): t = (a, b)[d1], plane = (t, c)[d2];
+// interleaved vector k, lane i is channel e % 3 of pixel e / 3, e = kL + i: t = (p0, p1)[i1],
+// out = (t, p2)[i2].
+struct Masks3 {
+  int32_t d1[3][L], d2[3][L], i1[3][L], i2[3][L];
+};
+constexpr Masks3 make_masks3() {
+  Masks3 m{};
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < L; ++i) {
+      const int e = 3 * i + c;
+      m.d1[c][i] = e < 2 * L ? e : 0;
+      m.d2[c][i] = e < 2 * L ? i : L + e - 2 * L;
+      const int f = c * L + i, px = f / 3, ch = f % 3;
+      m.i1[c][i] = ch == 0 ? px : ch == 1 ? L + px : 0;
+      m.i2[c][i] = ch == 2 ? L + px : i;
+    }
+  return m;
+}
+constexpr Masks3 kMasks3 = make_masks3();
+
+// 3L interleaved floats at src -> 3 planes of L at p0, p1, p2.
+IMKERN_ALWAYS_INLINE inline void deinterleave3(const float* src, float* p0, float* p1, float* p2) {
+  const vf a = simd::loadu(src), b = simd::loadu(src + L), c = simd::loadu(src + 2 * L);
+  float* out[3] = {p0, p1, p2};
+  for (int ch = 0; ch < 3; ++ch) {
+    const vf t = simd::shuffle2(a, b, simd::loadu(kMasks3.d1[ch]));
+    simd::storeu(out[ch], simd::shuffle2(t, c, simd::loadu(kMasks3.d2[ch])));
+  }
+}
+
+// Planes p0, p1, p2 (L lanes each) -> 3L interleaved floats at dst.
+IMKERN_ALWAYS_INLINE inline void interleave3(vf p0, vf p1, vf p2, float* dst) {
+  for (int k = 0; k < 3; ++k) {
+    const vf t = simd::shuffle2(p0, p1, simd::loadu(kMasks3.i1[k]));
+    simd::storeu(dst + k * L, simd::shuffle2(t, p2, simd::loadu(kMasks3.i2[k])));
+  }
+}
+
+// Strip width in pixels (a multiple of 64): the strip's rings (k plane rows of C channels,
+// cw_rows weight rows) take about half the L2 (measured on Zen 4 at d = 9: strips of 256 to
+// 1920 pixels within noise; the bound keeps large windows on wide images out of memory).
+inline int64_t bilateral_strip(int k, int C, int cw_rows) {
+  const int64_t per_px = 4 * (static_cast<int64_t>(k) * C + cw_rows);
+  const int64_t px = static_cast<int64_t>(params().strip_l2) / 2 / per_px;
+  return std::max<int64_t>(64, px / 64 * 64);
+}
+
+constexpr int kNV = 2;  // pixel vectors per pass (3 and 4 measured no faster on Zen 4)
+
 template <typename T, int C>
 void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int r, double sigma_color,
                      double sigma_space, Border border) {
@@ -71,22 +162,35 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     }
   const int maxk = static_cast<int>(sw.size());
   constexpr bool is_u8 = std::is_same<T, uint8_t>::value;
-  // uint8: the color weight of a pixel pair does not depend on which one is the center
-  // (|a - b| = |b - a| exactly), so each pair's table lookup is made once: for the offsets
-  // q = (i, j) of the forward half (i > 0, or i = 0 and j > 0) the weights cw_q(y, x) of row y
-  // go to a ring of i + 1 rows, and the backward offset -q of output (y, x) reads
-  // cw_q(y - i, x - j) from it. Half the gathers (the kernel's bottleneck), the same weights
-  // and the same sums in the same order: the same bits as one lookup per offset.
-  std::vector<int> fwd, ring_first;  // forward offsets (indices into off_*) and their ring rows
+  // uint8: the weight of a pixel pair does not depend on which one is the center
+  // (|a - b| = |b - a| exactly, the same space distance), so each pair's weight is made once:
+  // for the offsets q = (i, j) of the forward half (i > 0, or i = 0 and j > 0) the weights
+  // cw_q(y, x) of row y go to a ring of i + 1 (rounded up to a power of two) rows, and the
+  // backward offset -q of output (y, x) reads cw_q(y - i, x - j) from it. Half the exp2
+  // evaluations, the same weights and the same sums in the same order as one per offset.
+  std::vector<int> fwd, ring_first, ring_mask;  // forward offsets (indices into off_*), their ring rows
   std::vector<int> mirror(maxk, -1);  // per offset: its forward twin's index in fwd (or -1)
+  std::vector<int> grp_first, grp_jmax;  // forward offsets grp_first[g] .. grp_first[g + 1] - 1 share i; max |j|
   int ring_rows = 0;
   if (is_u8) {
     for (int q = 0; q < maxk; ++q)
       if (off_i[q] > 0 || (off_i[q] == 0 && off_j[q] > 0)) {
         fwd.push_back(q);
         ring_first.push_back(ring_rows);
-        ring_rows += off_i[q] + 1;
+        int m = 1;  // a power of two >= i + 1 rows (the ring index is a mask, not a division)
+        while (m < off_i[q] + 1) m *= 2;
+        ring_mask.push_back(m - 1);
+        ring_rows += m;
       }
+    // groups of forward offsets with the same row offset i (consecutive in fwd)
+    for (size_t f = 0; f < fwd.size(); ++f)
+      if (f == 0 || off_i[fwd[f]] != off_i[fwd[f - 1]]) {
+        grp_first.push_back(static_cast<int>(f));
+        grp_jmax.push_back(0);
+      }
+    grp_first.push_back(static_cast<int>(fwd.size()));
+    for (size_t g = 0; g + 1 < grp_first.size(); ++g)
+      for (int f = grp_first[g]; f < grp_first[g + 1]; ++f) grp_jmax[g] = std::max(grp_jmax[g], std::abs(off_j[fwd[f]]));
     for (int q = 0; q < maxk; ++q)
       for (size_t f = 0; f < fwd.size(); ++f)
         if ((off_i[fwd[f]] == off_i[q] && off_j[fwd[f]] == off_j[q]) ||
@@ -95,10 +199,15 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   }
   constexpr int kBinsPerChannel = 1 << 12;
   // Per image for float32: the color table depends on the image's value range.
-  std::vector<float> u8_table;
-  if (is_u8) {
-    u8_table.resize(256 * C + 1);
-    for (int i = 0; i < 256 * C + 1; ++i) u8_table[i] = static_cast<float>(std::exp(static_cast<float>(i * i) * gc));
+  // uint8: the whole weight sw * cw = exp(-(i^2 + j^2) / (2 sigma_space^2) - t^2 / (2 sigma_color^2))
+  // as one exp2 of t^2 * gc2 + fwd_s[f] (log2 units; coefficients clamped so that no product
+  // overflows: below -1e6 every weight with t or i^2 + j^2 >= 1 is 0 anyway).
+  constexpr double kLog2e = 1.4426950408889634;
+  const float gc2 = static_cast<float>(std::max(-0.5 / (sigma_color * sigma_color) * kLog2e, -1e6));
+  std::vector<float> fwd_s;
+  for (int q : fwd) {
+    const double rr2 = static_cast<double>(off_i[q]) * off_i[q] + static_cast<double>(off_j[q]) * off_j[q];
+    fwd_s.push_back(static_cast<float>(std::max(-0.5 / (sigma_space * sigma_space) * rr2 * kLog2e, -1e6)));
   }
   struct F32Image {
     bool flat = false;
@@ -143,126 +252,180 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
       }
     }
   }
-  const int64_t plane = round_up_line<float>(W + 3 * r + L);  // + r: make_cw reads past W + 2r
+  // Column strips of SW pixels (a multiple of L), each swept top to bottom: the rings of a
+  // strip (k plane rows, and for uint8 the forward weight rows) stay in L1/L2 while the window
+  // walks down, instead of streaming every tap's row from L2. Results never depend on the strips.
+  const int64_t SW = std::min<int64_t>(W, bilateral_strip(k, C, is_u8 ? ring_rows : 0));
+  // A plane row: SL floats of slack (>= the weight rows' left margin OFF, which make_cw may read
+  // back from), then columns x0 - r .. x0 + Ws + r of the strip at P = base + SL, zeros after.
+  // SL + r is a multiple of L: the center column loads are aligned.
+  const int64_t OFF = (r + L - 1) / L * L;
+  const int64_t SL = OFF + (L - r % L) % L;
+  const int64_t plane = round_up_line<float>(SL + SW + 4 * r + 3 * L);
   const int64_t slot_len = plane * C;
   parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
     float* ring = thread_scratch<float>(0, static_cast<size_t>(slot_len * k));
-    float* pad = thread_scratch<float>(1, static_cast<size_t>((W + 2 * r) * C));
-    float* outp = thread_scratch<float>(2, static_cast<size_t>(C * (W + L)));
+    float* pad = thread_scratch<float>(1, static_cast<size_t>((SW + 2 * r + L) * C));
+    float* outp = thread_scratch<float>(2, static_cast<size_t>(C * (SW + 2 * L)));  // interleaved results
     std::vector<int64_t> tag(k, INT64_MIN);
     int64_t cur_b = -1;
     std::vector<const float*> P(k);
     // uint8: the forward weight rings (cw_q(y, x) at [x + r]) and each offset's weight row.
-    const int64_t cw_pitch = round_up_line<float>(W + 2 * r + L);
+    const int64_t cw_pitch = round_up_line<float>(OFF + SW + r + 3 * L);  // x = 0 at OFF (aligned)
     float* cw_ring = is_u8 ? thread_scratch<float>(3, static_cast<size_t>(cw_pitch * std::max(ring_rows, 1))) : nullptr;
-    std::vector<const float*> CW(maxk);
-    auto cw_row = [&](size_t f, int64_t yc) {
-      const int64_t m = off_i[fwd[f]] + 1;
-      return cw_ring + (ring_first[f] + ((yc % m) + m) % m) * cw_pitch + r;
+    std::vector<const float*> CW(maxk), TP(maxk);
+    float* ones = is_u8 ? thread_scratch<float>(4, static_cast<size_t>(SW + L)) : nullptr;  // the center's weight
+    if (is_u8) std::fill(ones, ones + SW + L, 1.f);
+    auto cw_row = [&](size_t f, int64_t yc) { return cw_ring + (ring_first[f] + (yc & ring_mask[f])) * cw_pitch + OFF; };
+    struct FwdOut {
+      float* o;
+      int64_t j;
+      float s;
     };
-    // cw_q(yc, x) for forward offset f and x in [min(0, -j), max(W, W - j)) (the columns its two
-    // uses read), from the planes of rows yc (pc) and yc + i (pn).
-    auto make_cw = [&](size_t f, int64_t yc, const float* pc, const float* pn) {
-      const int q = fwd[f], j = off_j[q];
-      float* o = cw_row(f, yc);
-      const int64_t lo = std::min(0, -j), hi = std::max<int64_t>(W, W - j);
-      const float* lut = u8_table.data();
-      for (int64_t x = lo; x < hi; x += L) {
-        vf dist{};
-        for (int c = 0; c < C; ++c)
-          dist += vabs(simd::loadu(pn + c * plane + x + r + j) - simd::loadu(pc + c * plane + x + r));
-        simd::storeu(o + x, gather(lut, __builtin_convertvector(dist, vi)));
-      }
-    };
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / H, y = t % H;
-      const bool seg_start = t == t0 || y == 0;
-      T* drow = row_ptr<T>(dst, d, b, y);
-      if (!is_u8 && f32[b].flat) {
-        std::copy(row_ptr<T>(src, s, b, y), row_ptr<T>(src, s, b, y) + W * C, drow);
-        continue;
-      }
-      if (b != cur_b) {
-        cur_b = b;
-        std::fill(tag.begin(), tag.end(), INT64_MIN);
-      }
-      for (int i = 0; i < k; ++i) {
-        const int64_t sy = y - r + i;
-        const int slot = static_cast<int>(((sy % k) + k) % k);
-        float* base = ring + slot * slot_len;
-        if (tag[slot] != sy) {
-          const int64_t yy = border_index(sy, H, border);
-          load_padded_segment<T, float>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), pad, W, C, 0, W, r, r, border,
-                                        0.f);
-          for (int64_t x = 0; x < W + 2 * r; ++x)
-            for (int c = 0; c < C; ++c) base[c * plane + x] = pad[x * C + c];
-          for (int c = 0; c < C; ++c) std::fill(base + c * plane + W + 2 * r, base + (c + 1) * plane, 0.f);
-          tag[slot] = sy;
-        }
-        P[i] = base;
-      }
-      if constexpr (is_u8) {
-        // Forward weights of rows y - r .. y - 1 at a segment's start (made by the earlier
-        // rows otherwise), then of row y.
-        if (seg_start)
-          for (int64_t yc = y - r; yc < y; ++yc)
-            for (size_t f = 0; f < fwd.size(); ++f)
-              if (yc + off_i[fwd[f]] >= y) make_cw(f, yc, P[r + (yc - y)], P[r + (yc - y) + off_i[fwd[f]]]);
-        for (size_t f = 0; f < fwd.size(); ++f) make_cw(f, y, P[r], P[r + off_i[fwd[f]]]);
-        for (int q = 0; q < maxk; ++q) {
-          const int f = mirror[q];
-          if (f < 0) CW[q] = nullptr;  // the center: lut[0]
-          else if (fwd[f] == q) CW[q] = cw_row(f, y);
-          else CW[q] = cw_row(f, y + off_i[q]) + off_j[q];  // cw_f(y - i_f, x - j_f)
-        }
-      }
-      const float* lut = is_u8 ? u8_table.data() : f32[b].lut.data();
-      const float minv = is_u8 ? 0.f : f32[b].minv;
-      const float scale = is_u8 ? 1.f : f32[b].scale;
-      const int nbins = is_u8 ? 256 * C : kBinsPerChannel * C;
-      (void)minv;
-      for (int64_t x = 0; x < W; x += L) {
-        vf v0[C], sum[C];
-        vf wsum{};
-        for (int c = 0; c < C; ++c) {
-          v0[c] = simd::loadu(P[r] + c * plane + x + r);
-          sum[c] = vf{};
-        }
-        for (int q = 0; q < maxk; ++q) {
-          const float* row = P[r + off_i[q]] + x + r + off_j[q];
-          vf v[C];
-          vf dist{};
-          for (int c = 0; c < C; ++c) {
-            v[c] = simd::loadu(row + c * plane);
-            dist += vabs(v[c] - v0[c]);
+    std::vector<FwdOut> fo(fwd.size());
+    for (int64_t x0 = 0; x0 < W; x0 += SW) {
+      const int64_t Ws = std::min(SW, W - x0);
+      // cw_q(yc, x) for the forward offsets f of group g (row offset i) from the planes of rows yc
+      // (pc) and yc + i (pn), for x in [-OFF', Ws + jmax) (OFF' = jmax rounded up to L, so the
+      // stores are aligned): the columns both uses of each offset read, [min(0, -j), max(Ws, Ws - j)).
+      auto make_cw = [&](size_t g, int64_t yc, const float* pc, const float* pn) {
+        const int f0 = grp_first[g], f1 = grp_first[g + 1];
+        for (int f = f0; f < f1; ++f) fo[f] = FwdOut{cw_row(f, yc), r + off_j[fwd[f]], fwd_s[f]};
+        const int jm = grp_jmax[g];
+        const FwdOut* const fp = fo.data();
+        const int64_t xs = -static_cast<int64_t>((jm + L - 1) / L) * L, xe = Ws + jm, pl = plane;
+        const float* const a = pc + r;
+        const vf g2 = simd::splat(gc2);
+        // Software-pipelined: each step computes the exponent of one vector and the exp2 of the
+        // previous one (ready by then), so few operations wait on long dependency chains (the
+        // schedulers, not the FP units, bound the plain loop).
+        float junk[L];
+        float* prev = junk;
+        vf pe{};
+        for (int64_t x = xs; x < xe; x += L) {
+          vf a_[C];
+          for (int c = 0; c < C; ++c) a_[c] = simd::loadu(a + c * pl + x);
+          for (int f = f0; f < f1; ++f) {
+            const float* const bn = pn + fp[f].j + x;
+            vf dist = vabs(simd::loadu(bn) - a_[0]);
+            for (int c = 1; c < C; ++c) dist += vabs(simd::loadu(bn + c * pl) - a_[c]);
+            const vf e = dist * dist * g2 + fp[f].s;
+            simd::storeu(prev, exp2_nonpos(pe));
+            pe = e;
+            prev = fp[f].o + x;
           }
-          vf cw;
-          if constexpr (is_u8) {
-            (void)dist;
-            cw = CW[q] ? simd::loadu(CW[q] + x) : simd::splat(lut[0]);
-          } else {
-            vf alpha = dist * scale;
-            // NaN or out-of-range distances (NaN pixels) use the last bin; the NaN value then
-            // propagates through the sums.
-            alpha = alpha < static_cast<float>(nbins) ? alpha : static_cast<float>(nbins);
-            const vi idx = __builtin_convertvector(alpha, vi);  // alpha >= 0: truncation = floor
-            const vf frac = alpha - __builtin_convertvector(idx, vf);
-            const vf a = gather(lut, idx), bnext = gather(lut + 1, idx);
-            cw = a + frac * (bnext - a);
+        }
+        simd::storeu(prev, exp2_nonpos(pe));
+      };
+      std::fill(tag.begin(), tag.end(), INT64_MIN);
+      cur_b = -1;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t b = t / H, y = t % H;
+        const bool seg_start = t == t0 || y == 0;
+        T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
+        if (!is_u8 && f32[b].flat) {
+          const T* srow = row_ptr<T>(src, s, b, y) + x0 * C;
+          std::copy(srow, srow + Ws * C, drow);
+          continue;
+        }
+        if (b != cur_b) {
+          cur_b = b;
+          std::fill(tag.begin(), tag.end(), INT64_MIN);
+        }
+        int slot = static_cast<int>((((y - r) % k) + k) % k);
+        for (int i = 0; i < k; ++i, slot = slot + 1 == k ? 0 : slot + 1) {
+          const int64_t sy = y - r + i;
+          float* const base = ring + slot * slot_len + SL;
+          if (tag[slot] != sy) {
+            const int64_t yy = border_index(sy, H, border);
+            const T* srow = yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy);
+            if constexpr (C == 1) {
+              load_padded_segment<T, float>(srow, base, W, C, x0, x0 + Ws, r, r, border, 0.f);
+            } else {
+              load_padded_segment<T, float>(srow, pad, W, C, x0, x0 + Ws, r, r, border, 0.f);
+              for (int64_t x = 0; x < Ws + 2 * r; x += L)  // (pad and planes have L pixels of slack)
+                deinterleave3(pad + x * C, base + x, base + plane + x, base + 2 * plane + x);
+            }
+            for (int c = 0; c < C; ++c) {
+              std::fill(base + c * plane - SL, base + c * plane, 0.f);
+              std::fill(base + c * plane + Ws + 2 * r, base + (c + 1) * plane - SL, 0.f);
+            }
+            tag[slot] = sy;
           }
-          const vf w = cw * sw[q];
-          for (int c = 0; c < C; ++c) sum[c] += v[c] * w;
-          wsum += w;
+          P[i] = base;
         }
-        if (C == 1) {
-          simd::storeu(outp + x, sum[0] / wsum);
-        } else {
-          const vf inv = 1.f / wsum;
-          for (int c = 0; c < C; ++c) simd::storeu(outp + c * (W + L) + x, sum[c] * inv);
+        if constexpr (is_u8) {
+          // Forward weights of rows y - r .. y - 1 at a segment's start (made by the earlier
+          // rows otherwise), then of row y.
+          const size_t ngrp = grp_first.size() - 1;
+          if (seg_start)
+            for (int64_t yc = y - r; yc < y; ++yc)
+              for (size_t g = 0; g < ngrp; ++g) {
+                const int i = off_i[fwd[grp_first[g]]];
+                if (yc + i >= y) make_cw(g, yc, P[r + (yc - y)], P[r + (yc - y) + i]);
+              }
+          for (size_t g = 0; g < ngrp; ++g) make_cw(g, y, P[r], P[r + off_i[fwd[grp_first[g]]]]);
+          for (int q = 0; q < maxk; ++q) {
+            const int f = mirror[q];
+            if (f < 0) CW[q] = ones;  // the center
+            else if (fwd[f] == q) CW[q] = cw_row(f, y);
+            else CW[q] = cw_row(f, y + off_i[q]) + off_j[q];  // cw_f(y - i_f, x - j_f)
+          }
         }
+        for (int q = 0; q < maxk; ++q) TP[q] = P[r + off_i[q]] + r + off_j[q];
+        const float* lut = is_u8 ? nullptr : f32[b].lut.data();
+        const float scale = is_u8 ? 1.f : f32[b].scale;
+        // NV vectors of pixels at x: NV independent accumulator chains per sum hide the FMA
+        // latency (the sums of each pixel are the same, in the same order, whatever NV).
+        auto pixels = [&](int64_t x, auto nv) IMKERN_ALWAYS_INLINE {
+          constexpr int NV = decltype(nv)::value;
+          vf v0[NV][C], sum[NV][C], wsum[NV];
+          for (int u = 0; u < NV; ++u) {
+            wsum[u] = vf{};
+            for (int c = 0; c < C; ++c) {
+              v0[u][c] = simd::loadu(P[r] + c * plane + x + u * L + r);
+              sum[u][c] = vf{};
+            }
+          }
+          for (int q = 0; q < maxk; ++q) {
+            for (int u = 0; u < NV; ++u) {
+              const float* row = TP[q] + x + u * L;
+              vf v[C];
+              for (int c = 0; c < C; ++c) v[c] = simd::loadu(row + c * plane);
+              vf w;
+              if constexpr (is_u8) {
+                w = simd::loadu(CW[q] + x + u * L);
+              } else {
+                vf dist{};
+                for (int c = 0; c < C; ++c) dist += vabs(v[c] - v0[u][c]);
+                vf alpha = dist * scale;
+                // NaN or out-of-range distances (NaN pixels) use the last bin; the NaN value
+                // then propagates through the sums.
+                constexpr float nbins = kBinsPerChannel * C;
+                alpha = alpha < nbins ? alpha : nbins;
+                const vi idx = __builtin_convertvector(alpha, vi);  // alpha >= 0: truncation = floor
+                const vf frac = alpha - __builtin_convertvector(idx, vf);
+                const vf a = gather(lut, idx), bnext = gather(lut + 1, idx);
+                w = (a + frac * (bnext - a)) * sw[q];
+              }
+              for (int c = 0; c < C; ++c) sum[u][c] += v[c] * w;
+              wsum[u] += w;
+            }
+          }
+          for (int u = 0; u < NV; ++u) {
+            if constexpr (C == 1) {
+              simd::storeu(outp + x + u * L, sum[u][0] / wsum[u]);
+            } else {
+              const vf inv = 1.f / wsum[u];
+              interleave3(sum[u][0] * inv, sum[u][1] * inv, sum[u][2] * inv, outp + (x + u * L) * C);
+            }
+          }
+        };
+        int64_t x = 0;
+        for (; x + (kNV - 1) * L < Ws; x += kNV * L) pixels(x, std::integral_constant<int, kNV>{});
+        for (; x < Ws; x += L) pixels(x, std::integral_constant<int, 1>{});
+        store_row<T, float>(outp, drow, Ws * C);
       }
-      for (int64_t x = 0; x < W; ++x)
-        for (int c = 0; c < C; ++c) drow[x * C + c] = to_output<T, float>(outp[c * (W + L) + x]);
     }
   });
 }

@@ -26,6 +26,10 @@
 #include "imkern/parallel.hpp"
 #include "common/rows.hpp"
 
+// GCC 12 reports _mm512_undefined_*() inside the AVX-512 conversion intrinsics as
+// maybe-uninitialized (a known false positive of its headers; see color/pixel_map.hpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace imkern {
 namespace IMKERN_ISA {
 
@@ -48,8 +52,25 @@ inline int32_t div16_rne(int32_t v) {
   return q + ((r > 8) | ((r == 8) & (q & 1)));
 }
 
+// L bytes at p zero-extended to int32 lanes.
+inline simd::vec_t<int32_t> widen_u8(const uint8_t* p) {
+  using vi = simd::vec_t<int32_t>;
+#if defined(__AVX512F__)
+  return reinterpret_cast<vi>(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vi>(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+#elif defined(__SSE4_1__)
+  int32_t w;
+  std::memcpy(&w, p, 4);
+  return reinterpret_cast<vi>(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(w)));
+#else
+  vi v;
+  for (int k = 0; k < simd::Vec<int32_t>::lanes; ++k) v[k] = p[k];
+  return v;
+#endif
+}
+
 struct Rows {  // per-thread buffers of one chunk
-  std::vector<int32_t> pad;            // (W + K - 1) * C
   std::vector<int32_t> hd, hs;         // K rows of W * C: x-derivative and x-smoothed source rows
   std::vector<int64_t> hrow;           // source row held by each ring slot
   std::vector<int32_t> gdx, gdy, gmag;  // 3 gradient rows: dx, dy (W), magnitude (W + 2, 0 at both ends)
@@ -62,7 +83,6 @@ class CannyRows {
  public:
   CannyRows(const uint8_t* src, const ImageDesc& s, bool l2, Rows& R) : src_(src), s_(s), l2_(l2), R_(R) {
     const int64_t W = s.w, C = s.c, WC = W * C;
-    R.pad.assign((W + K - 1) * C, 0);
     R.hd.assign(K * WC, 0);
     R.hs.assign(K * WC, 0);
     R.hrow.assign(K, INT64_MIN);
@@ -111,42 +131,40 @@ class CannyRows {
     const int64_t yy = sy < 0 ? 0 : (sy >= s_.h ? s_.h - 1 : sy);
     const uint8_t* row = src_ + b_ * s_.batch_stride + yy * s_.row_stride;
     constexpr int r = K / 2;
-    int32_t* p = R_.pad.data();
     using namespace simd;
     using vi = vec_t<int32_t>;
     constexpr int L = Vec<int32_t>::lanes;
-    // interior: a widening copy (vectorized); the r replicated pixels on each side
-    {
-      int32_t* q = p + r * C;
-      for (int64_t e = 0; e < WC; ++e) q[e] = row[e];
-      for (int64_t x = 0; x < r; ++x)
-        for (int64_t c = 0; c < C; ++c) {
-          p[x * C + c] = row[c];
-          q[(W + x) * C + c] = row[(W - 1) * C + c];
-        }
-    }
+    // Elements [r C, WC - r C) read only inside the row: vector taps straight from the bytes;
+    // the r pixels at each end (replicated neighbours) element by element.
+    auto tap = [&](int64_t e, int j) -> int32_t {
+      const int64_t x = e / C + j - r, c = e % C;
+      return row[(x < 0 ? 0 : (x >= W ? W - 1 : x)) * C + c];
+    };
+    auto scalar = [&](int64_t e) {
+      int32_t a = 0, b = 0;
+      for (int j = 0; j < K; ++j) {
+        const int32_t v = tap(e, j);
+        a += SobelTaps<K>::dv[j] * v;
+        b += SobelTaps<K>::sm[j] * v;
+      }
+      hd[e] = a;
+      hs[e] = b;
+    };
+    const int64_t e0 = std::min<int64_t>(r * C, WC), e1 = std::max<int64_t>(e0, WC - r * C);
     int64_t e = 0;
-    for (; e + L <= WC; e += L) {
+    for (; e < e0; ++e) scalar(e);
+    for (; e + L <= e1; e += L) {
       vi a{}, b{};
 #pragma GCC unroll 7
       for (int j = 0; j < K; ++j) {
-        const vi v = loadu(p + e + j * C);
+        const vi v = widen_u8(row + e + (j - r) * C);
         if (SobelTaps<K>::dv[j] != 0) a += SobelTaps<K>::dv[j] * v;
         b += SobelTaps<K>::sm[j] * v;
       }
       storeu(hd + e, a);
       storeu(hs + e, b);
     }
-    for (; e < WC; ++e) {
-      int32_t a = 0, b = 0;
-      for (int j = 0; j < K; ++j) {
-        const int32_t v = p[e + j * C];
-        a += SobelTaps<K>::dv[j] * v;
-        b += SobelTaps<K>::sm[j] * v;
-      }
-      hd[e] = a;
-      hs[e] = b;
-    }
+    for (; e < WC; ++e) scalar(e);
   }
 
   void compute(int64_t y, int32_t* gx, int32_t* gy, int32_t* gm) {
@@ -160,6 +178,7 @@ class CannyRows {
       hd[i] = a;
       hs[i] = b;
     }
+    const bool l2 = l2_;  // a local: the stores below may alias any member
     int32_t* ox = C == 1 ? gx : R_.edx.data();
     int32_t* oy = C == 1 ? gy : R_.edy.data();
     int32_t* om = C == 1 ? gm : R_.emag.data();
@@ -181,7 +200,7 @@ class CannyRows {
       }
       storeu(ox + e, dx);
       storeu(oy + e, dy);
-      const vi m = l2_ ? dx * dx + dy * dy : (dx < 0 ? -dx : dx) + (dy < 0 ? -dy : dy);
+      const vi m = l2 ? dx * dx + dy * dy : (dx < 0 ? -dx : dx) + (dy < 0 ? -dy : dy);
       storeu(om + e, m);
     }
     for (; e < WC; ++e) {
@@ -234,10 +253,69 @@ inline bool any_lane(simd::vec_t<int32_t> v) {
 #endif
 }
 
-// NMS of one row: writes 0 / 1 / 2 into o and returns through `strong` the strong columns.
+// Bit k set where byte k of the comparison result c (0 or -1 per byte) is true.
+inline uint64_t byte_bits(simd::vec_t<uint8_t> c) {
+#if defined(__AVX512BW__)
+  return _mm512_movepi8_mask(reinterpret_cast<__m512i>(c));
+#elif defined(__AVX2__)
+  return static_cast<uint32_t>(_mm256_movemask_epi8(reinterpret_cast<__m256i>(c)));
+#elif defined(__SSE2__)
+  return static_cast<uint32_t>(_mm_movemask_epi8(reinterpret_cast<__m128i>(c)));
+#else
+  uint64_t b = 0;
+  for (int k = 0; k < simd::Vec<uint8_t>::lanes; ++k) b |= static_cast<uint64_t>(c[k] != 0) << k;
+  return b;
+#endif
+}
+
+// The seeds of the fill in map row m (states of W pixels, rows m - MW and m + MW its
+// neighbours, all final): the strong pixels with a candidate among their 8 neighbours (a
+// strong pixel without one has nothing to fill; the values are 0, 1, 2, so bit 0 of the OR
+// of the neighbours says whether one of them is a candidate).
+inline void seeds_row(uint8_t* m, int64_t W, int64_t MW, std::vector<uint8_t*>& out) {
+  using vb = simd::vec_t<uint8_t>;
+  constexpr int LB = simd::Vec<uint8_t>::lanes;
+  const uint8_t* u = m - MW;
+  const uint8_t* d = m + MW;
+  int64_t x = 0;
+  for (; x + LB <= W; x += LB) {
+    using simd::loadu;
+    const vb c = loadu(m + x);
+    const vb two = simd::splat<uint8_t>(2);
+    if (!byte_bits(c == two)) continue;
+    const vb nb = loadu(u + x - 1) | loadu(u + x) | loadu(u + x + 1) | loadu(m + x - 1) | loadu(m + x + 1) |
+                  loadu(d + x - 1) | loadu(d + x) | loadu(d + x + 1);
+    const vb one = simd::splat<uint8_t>(1);
+    for (uint64_t bits = byte_bits((c == two) & ((nb & one) == one)); bits != 0; bits &= bits - 1)
+      out.push_back(m + x + __builtin_ctzll(bits));
+  }
+  for (; x < W; ++x)
+    if (m[x] == 2 && ((u[x - 1] | u[x] | u[x + 1] | m[x - 1] | m[x + 1] | d[x - 1] | d[x] | d[x + 1]) & 1))
+      out.push_back(m + x);
+}
+
+// The L int32 lanes of v (each 0, 1 or 2) as L bytes at o: vpmovdb on AVX-512, packs on AVX2 and
+// SSE4 (GCC scalarizes __builtin_convertvector there, a byte at a time).
+inline void store_bytes(uint8_t* o, simd::vec_t<int32_t> v) {
+#if defined(__AVX512F__)
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm512_cvtepi32_epi8(reinterpret_cast<__m512i>(v)));
+#elif defined(__AVX2__)
+  const __m256i w = _mm256_packs_epi32(reinterpret_cast<__m256i>(v), reinterpret_cast<__m256i>(v));
+  const __m256i b = _mm256_packs_epi16(w, w);  // bytes 0-3 of each 128-bit half: lanes 0-3, 4-7
+  const __m128i r = _mm_unpacklo_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(o), r);
+#elif defined(__SSE4_1__)
+  const __m128i w = _mm_packs_epi32(reinterpret_cast<__m128i>(v), reinterpret_cast<__m128i>(v));
+  const int32_t b = _mm_cvtsi128_si32(_mm_packs_epi16(w, w));
+  std::memcpy(o, &b, 4);
+#else
+  for (int k = 0; k < simd::Vec<int32_t>::lanes; ++k) o[k] = static_cast<uint8_t>(v[k]);
+#endif
+}
+
+// NMS of one row: writes 0 / 1 / 2 into o.
 inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, const int32_t* ma,
-                    const int32_t* mn, int64_t W, int32_t low, int32_t high, uint8_t* o,
-                    std::vector<uint8_t*>& strong) {
+                    const int32_t* mn, int64_t W, int32_t low, int32_t high, uint8_t* o) {
   constexpr int32_t TG22 = 13573;  // (int)(tan(22.5 deg) * 2^15 + 0.5), as cv2
   auto one = [&](int64_t j) -> int {
     const int32_t m = ma[j];
@@ -265,7 +343,7 @@ inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, con
   constexpr int L = Vec<int32_t>::lanes;
   int64_t j = 0;
   const vi lowv = splat<int32_t>(low), highv = splat<int32_t>(high), tg = splat<int32_t>(TG22);
-  const vi zero{}, one_v = splat<int32_t>(1), two_v = splat<int32_t>(2);
+  const vi zero{};
   for (; j + L <= W; j += L) {
     const vi m = loadu(ma + j);
     const vi over = m > lowv;
@@ -286,19 +364,11 @@ inline void nms_row(const int32_t* dx, const int32_t* dy, const int32_t* mp, con
     const vi ver = (m > loadu(mp + j)) & (m >= loadu(mn + j));
     const vi dia = (m > pd) & (m > nd);
     const vi keep = c1 ? hor : (c2 ? ver : dia);
-    const vi cand = over & keep;
-    const vi val = cand ? ((m > highv) ? two_v : one_v) : zero;
-    typedef uint8_t vb __attribute__((vector_size(L)));
-    const vb bytes = __builtin_convertvector(val, vb);  // vpmovdb on AVX-512
-    std::memcpy(o + j, &bytes, L);
-    if (any_lane(val == two_v))
-      for (int k = 0; k < L; ++k)
-        if (val[k] == 2) strong.push_back(o + j + k);
+    const vi cand = over & keep, strong_v = cand & (m > highv);
+    store_bytes(o + j, zero - cand - strong_v);  // masks are -1: 0, 1 (candidate) or 2 (strong)
   }
   for (; j < W; ++j) {
-    const int v = one(j);
-    o[j] = static_cast<uint8_t>(v);
-    if (v == 2) strong.push_back(o + j);
+    o[j] = static_cast<uint8_t>(one(j));
   }
 }
 
@@ -322,11 +392,13 @@ void canny_impl(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Imag
   auto mrow = [&](int64_t b, int64_t y) { return map + (b * MH + y + 1) * MW + 1; };
   const int64_t grain = std::max<int64_t>(16, rows / (8 * std::max(1, get_num_threads())));
   const int64_t chunks = parallel_chunks(0, rows, grain);
-  std::vector<std::vector<uint8_t*>> strong(static_cast<size_t>(chunks));
+  // Per chunk: the pixels its hysteresis could not follow (neighbours in other chunks' rows).
+  std::vector<std::vector<uint8_t*>> deferred(static_cast<size_t>(chunks));
+  const int64_t off[8] = {-MW - 1, -MW, -MW + 1, -1, 1, MW - 1, MW, MW + 1};
   parallel_for(0, rows, grain, [&](int64_t t0, int64_t t1) {
     Rows R;
     CannyRows<K> cr(src, s, l2, R);
-    auto& st = strong[static_cast<size_t>(t0 / grain)];
+    std::vector<uint8_t*> st;
     int64_t cur_b = -1;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / H, y = t % H;
@@ -338,14 +410,51 @@ void canny_impl(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Imag
       cr.grad(y - 1, tx, ty, mp);
       cr.grad(y + 1, tx, ty, mn);
       cr.grad(y, dx, dy, ma);
-      nms_row(dx, dy, mp, ma, mn, W, low, high, mrow(b, y), st);
+      nms_row(dx, dy, mp, ma, mn, W, low, high, mrow(b, y));
+    }
+    // The seeds: every strong pixel of the chunk's first and last rows (their fills may need to
+    // cross into other chunks), those with a candidate neighbour in the rows between.
+    for (int64_t t = t0; t < t1; ++t) {
+      uint8_t* m = mrow(t / H, t % H);
+      if (t == t0 || t == t1 - 1) {
+        for (int64_t x = 0; x < W; ++x)
+          if (m[x] == 2) st.push_back(m + x);
+      } else {
+        seeds_row(m, W, MW, st);
+      }
+    }
+    // Hysteresis inside the chunk: flood fill from its strong pixels through the candidates
+    // (8-connected) over its own map rows (written by this chunk only, so no races; the frame
+    // rows of its images are zeros nobody writes). A neighbour in another chunk's rows is
+    // deferred to the serial pass below, which continues the fill from there.
+    const uint8_t* lo = mrow(t0 / H, t0 % H) - 1;
+    const uint8_t* hi = mrow((t1 - 1) / H, (t1 - 1) % H) - 1 + MW;
+    auto& dfr = deferred[static_cast<size_t>(t0 / grain)];
+    while (!st.empty()) {
+      uint8_t* m = st.back();
+      st.pop_back();
+      for (int k = 0; k < 8; ++k) {
+        uint8_t* q = m + off[k];
+        if (q < lo || q >= hi) {
+          dfr.push_back(q);
+        } else if (*q == 1) {
+          *q = 2;
+          st.push_back(q);
+        }
+      }
     }
   });
-  // Hysteresis: flood fill from the strong pixels through the candidates (8-connected).
+  // Hysteresis across chunks: from each deferred pixel that is still a candidate, the fill
+  // over the whole map. The edges are the candidates connected to a strong pixel whatever the
+  // order of the fills, so the result does not depend on the chunks.
   std::vector<uint8_t*> stack;
-  for (auto& v : strong) stack.insert(stack.end(), v.begin(), v.end());
-  strong.clear();
-  const int64_t off[8] = {-MW - 1, -MW, -MW + 1, -1, 1, MW - 1, MW, MW + 1};
+  for (auto& v : deferred)
+    for (uint8_t* q : v)
+      if (*q == 1) {
+        *q = 2;
+        stack.push_back(q);
+      }
+  deferred.clear();
   while (!stack.empty()) {
     uint8_t* m = stack.back();
     stack.pop_back();

@@ -113,10 +113,35 @@ static void correlate_row_3x3_align512(const float* const* P, T* o, int64_t n, c
     }
     return reinterpret_cast<simd::vec_t<float>>(_mm512_add_ps(a, b));
   };
+  // Two vectors per step (the same sums as one()): the middle load of each row serves both,
+  // 9 loads per 32 outputs instead of 12.
+  auto two = [&](int64_t x, __m512& r0v, __m512& r1v) IMKERN_ALWAYS_INLINE {
+    __m512 a0 = _mm512_setzero_ps(), b0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; ++i) {
+      const __m512 c0 = _mm512_loadu_ps(P[i] + x), c1 = _mm512_loadu_ps(P[i] + x + 16),
+                   c2 = _mm512_loadu_ps(P[i] + x + 32);
+      const __m512i i0 = _mm512_castps_si512(c0), i1 = _mm512_castps_si512(c1), i2 = _mm512_castps_si512(c2);
+      a0 = _mm512_fmadd_ps(kv[i * 3], c0, a0);
+      a1 = _mm512_fmadd_ps(kv[i * 3], c1, a1);
+      b0 = _mm512_fmadd_ps(kv[i * 3 + 1], _mm512_castsi512_ps(_mm512_alignr_epi32(i1, i0, C)), b0);
+      b1 = _mm512_fmadd_ps(kv[i * 3 + 1], _mm512_castsi512_ps(_mm512_alignr_epi32(i2, i1, C)), b1);
+      a0 = _mm512_fmadd_ps(kv[i * 3 + 2], _mm512_castsi512_ps(_mm512_alignr_epi32(i1, i0, 2 * C)), a0);
+      a1 = _mm512_fmadd_ps(kv[i * 3 + 2], _mm512_castsi512_ps(_mm512_alignr_epi32(i2, i1, 2 * C)), a1);
+    }
+    r0v = _mm512_add_ps(a0, b0);
+    r1v = _mm512_add_ps(a1, b1);
+  };
   int64_t x = 0;
   if constexpr (Stream) {
     x = stream_start<T, float>(o) % 16;
     if (x) store_vec<T, float>(o, one(0));
+  }
+  for (; x + 32 <= n; x += 32) {
+    __m512 v0, v1;
+    two(x, v0, v1);
+    put<T, float, Stream>(o + x, reinterpret_cast<simd::vec_t<float>>(v0));
+    put<T, float, Stream>(o + x + 16, reinterpret_cast<simd::vec_t<float>>(v1));
   }
   for (; x + 16 <= n; x += 16) put<T, float, Stream>(o + x, one(x));
   if (x < n) store_vec<T, float>(o + n - 16, one(n - 16));
@@ -134,7 +159,11 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
   const A cv = static_cast<A>(cval);
   // Column strips keep the ring in cache and, when the output streams (large outputs), start
   // on output lines (see plan_strips); results do not depend on them.
-  const StripPlan plan = plan_strips<U>(dst, s, d, kh, sizeof(A));
+  // Small kernels too take the L2 budget (a ring of at least 9 rows: whole 4K rows): the
+  // source rows are then read and the output rows streamed in one run each, and the ring (a
+  // few rows) still fits L2. Measured on a 4K float32 image, 3x3, one thread: 5.0 ms in
+  // whole rows, 5.5 ms in the L1 budget's two strips per row (AVX-512 and AVX2 alike).
+  const StripPlan plan = plan_strips<U>(dst, s, d, kh < 9 ? 9 : kh, sizeof(A));
   const int64_t SP = plan.widest();
   const bool stream = plan.stream;
   auto emit_row = [&](auto stream_tag, const A* const* P, U* drow, int64_t n) {

@@ -335,6 +335,162 @@ inline void vfilter_sym(const A* const* rows, T* o, int64_t n, const A* k) {
   if (x < n) store_vec<T, A>(o + n - L, one(n - L));
 }
 
+// Long symmetric kernels (K = 13 ... 31, float accumulation, any image dtype: an integer image
+// keeps the arithmetic of its float32 copy, bit for bit, as with the shorter kernels): past
+// a dozen taps the loops above are bound by their loads (an unaligned vector load per tap and
+// output vector, plus the broadcast taps), not by their FMAs, so folding alone gains nothing.
+// These kernels fold the mirrored taps and compute R output vectors together, so that each
+// loaded vector serves every output it is a tap of: hfilter_long (C = 1) computes 4
+// consecutive vectors of a row, whose windows overlap (K - 1 + 4 L loads instead of 4 K);
+// vfilter_long<K, 2> computes two output rows, whose windows share K - 1 rows (K + 1 loads
+// instead of 2 K). Per output vector: about K / 2 multiply-adds, K / 2 adds, K / 2 + L / 4
+// (x) or (K + 1) / 2 (y) loads. The pairs of taps are summed in the order 0, h-1, 1, h-2, ...
+// (h = K / 2), alternating two accumulators: with K = 2 L - 1 (31 taps on AVX-512, 15 on AVX2)
+// the right tap of pair j in one vector is the left tap of pair h - 1 - j in the next, used in
+// the next step (short live ranges). Every element is summed in this order, by the vector code
+// and the scalar tails alike, so results do not depend on strips, row pairs or threads.
+#define IMKERN_LONG_SYM_TAPS(X) X(13) X(15) X(17) X(19) X(21) X(23) X(25) X(27) X(29) X(31)
+
+template <int K>
+constexpr int long_pair(int idx) {
+  return (idx & 1) ? K / 2 - 1 - idx / 2 : idx / 2;
+}
+
+// out[r] = sum_j kv[j] * t(r, j), folded, in long_pair order (V: a vector or a scalar; kv: the
+// taps 0 .. K / 2 as V).
+template <int K, int R, typename V, typename Tap>
+IMKERN_ALWAYS_INLINE inline void long_taps(const V* kv, Tap&& t, V (&out)[R]) {
+  constexpr int h = K / 2;
+  V a[R], b[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    a[r] = kv[h] * t(r, h);
+    b[r] = V{};
+  }
+#pragma GCC unroll 16
+  for (int idx = 0; idx < h; ++idx) {
+    const int j = long_pair<K>(idx);
+    V kj = kv[j];
+#if defined(__SSE2__) && !defined(__AVX512F__)
+    // 16 vector registers cannot hold the taps: load each once per step into a register (left
+    // to itself, the compiler folds a reload into each of the R multiply-adds).
+    asm("" : "+x"(kj));
+#endif
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const V s = t(r, j) + t(r, K - 1 - j);
+      if (idx & 1) a[r] += kj * s;
+      else b[r] += kj * s;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) out[r] = a[r] + b[r];
+}
+
+template <int K, typename A>
+inline void hfilter_long(const A* p, A* h, int64_t n, int64_t C, const A* k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  constexpr int R = 4;
+  vec_t<A> kv[K / 2 + 1];
+  for (int j = 0; j <= K / 2; ++j) kv[j] = splat<A>(k[j]);
+  int64_t x = 0;
+  if (C == 1) {  // the tap stride a constant: the loads shared by the R vectors are loaded once
+    for (; x + R * L <= n; x += R * L) {
+      const A* q = p + x;
+      vec_t<A> v[R];
+      long_taps<K, R>(kv, [&](int r, int j) IMKERN_ALWAYS_INLINE { return loadu(q + r * L + j); }, v);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) storeu(h + x + r * L, v[r]);
+    }
+  }
+  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    vec_t<A> v[1];
+    long_taps<K, 1>(kv, [&](int, int j) IMKERN_ALWAYS_INLINE { return loadu(p + e + j * C); }, v);
+    return v[0];
+  };
+  if (n >= L) {  // single vectors, the last one ending at n
+    for (; x + L <= n; x += L) storeu(h + x, one(x));
+    if (x < n) storeu(h + n - L, one(n - L));
+    return;
+  }
+  for (; x < n; ++x) {
+    A v[1];
+    long_taps<K, 1>(k, [&](int, int j) { return p[x + j * C]; }, v);
+    h[x] = v[0];
+  }
+}
+
+// R output rows o[0 .. R-1] (output row q from rows[q .. q + K - 1]).
+template <int K, int R, typename T, typename A, bool Stream>
+inline void vfilter_long(const A* const* rows, T* const* out, int64_t n, const A* k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv[K / 2 + 1];
+  for (int j = 0; j <= K / 2; ++j) kv[j] = splat<A>(k[j]);
+  const A* r[K + R - 1];
+  for (int i = 0; i < K + R - 1; ++i) r[i] = rows[i];
+  T* o[R];
+  for (int q = 0; q < R; ++q) o[q] = out[q];
+  if (n < L) {
+    for (int q = 0; q < R; ++q)
+      for (int64_t x = 0; x < n; ++x) {
+        A v[1];
+        long_taps<K, 1>(k, [&](int, int j) { return r[q + j][x]; }, v);
+        o[q][x] = to_output<T, A>(v[0]);
+      }
+    return;
+  }
+  auto blk = [&](int64_t x, vec_t<A> (&v)[R]) IMKERN_ALWAYS_INLINE {
+    long_taps<K, R>(kv, [&](int q, int j) IMKERN_ALWAYS_INLINE { return loadu(r[q + j] + x); }, v);
+  };
+  // As vfilter_sym: streaming from the first aligned element (the vector before it by plain
+  // stores), the last vector ending at n.
+  int64_t x = 0;
+  if constexpr (Stream) {
+    x = stream_start<T, A>(o[0]) % L;
+    if constexpr (R > 1) {
+      for (int q = 1; q < R; ++q)
+        if (stream_start<T, A>(o[q]) % L != x) {  // rows aligned differently: one at a time
+          for (int qq = 0; qq < R; ++qq) vfilter_long<K, 1, T, A, Stream>(r + qq, o + qq, n, k);
+          return;
+        }
+    }
+    if (x) {
+      vec_t<A> v[R];
+      blk(0, v);
+      for (int q = 0; q < R; ++q) store_vec<T, A>(o[q], v[q]);
+    }
+  }
+  for (; x + L <= n; x += L) {
+    vec_t<A> v[R];
+    blk(x, v);
+#pragma GCC unroll 8
+    for (int q = 0; q < R; ++q) put<T, A, Stream>(o[q] + x, v[q]);
+  }
+  if (x < n) {
+    vec_t<A> v[R];
+    blk(n - L, v);
+    for (int q = 0; q < R; ++q) store_vec<T, A>(o[q] + n - L, v[q]);
+  }
+}
+
+// Whether vfilter2 computes two rows together (else it calls vfilter once per row).
+template <typename T, typename A>
+inline bool vfilter_pairs(int kh, bool sym) {
+  if constexpr (std::is_same<A, float>::value) {
+    switch (kh) {
+#define IMKERN_V(K) case K:
+      IMKERN_LONG_SYM_TAPS(IMKERN_V)
+#undef IMKERN_V
+      return sym;
+      default: return false;
+    }
+  }
+  (void)kh, (void)sym;
+  return false;
+}
+
 #if defined(__AVX512F__)
 // AVX-512, float, small interleaved taps ((K - 1) * C < 16): the shifted windows are built
 // from two aligned loads with valignd instead of K - 1 unaligned (cache-line-splitting) loads.
@@ -515,6 +671,15 @@ inline void hfilter(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw, 
     }
   }
 #endif
+  if constexpr (std::is_same<A, float>::value) {
+    if (sym) switch (kw) {
+#define IMKERN_H(K) \
+  case K: return hfilter_long<K>(p, h, n, C, k);
+      IMKERN_LONG_SYM_TAPS(IMKERN_H)
+#undef IMKERN_H
+      default: break;
+    }
+  }
   if (sym) switch (kw) {
     case 3: return hfilter_sym<3>(p, h, n, C, k);
     case 5: return hfilter_sym<5>(p, h, n, C, k);
@@ -541,6 +706,15 @@ inline void vfilter_taps(const A* const* rows, T* o, int64_t n, const A* k, int 
     case 11: return vfilter_sym<11, T, A, Stream>(rows, o, n, k);
     default: break;
   }
+  if constexpr (std::is_same<A, float>::value) {
+    if (sym) switch (kh) {
+#define IMKERN_V(K) \
+  case K: return vfilter_long<K, 1, T, A, Stream>(rows, &o, n, k);
+      IMKERN_LONG_SYM_TAPS(IMKERN_V)
+#undef IMKERN_V
+      default: break;
+    }
+  }
   switch (kh) {
     case 3: return vfilter_fixed<3, T, A, Stream>(rows, o, n, k);
     case 5: return vfilter_fixed<5, T, A, Stream>(rows, o, n, k);
@@ -555,6 +729,27 @@ template <typename T, typename A>
 inline void vfilter(const A* const* rows, T* o, int64_t n, const A* k, int kh, bool sym, bool stream) {
   if (stream) return vfilter_taps<T, A, true>(rows, o, n, k, kh, sym);
   return vfilter_taps<T, A, false>(rows, o, n, k, kh, sym);
+}
+
+// Output rows o0 and o1 from the kh + 1 rows (o0 from rows[0 .. kh-1], o1 from rows[1 .. kh]):
+// the same values as two vfilter calls, computed together where vfilter_pairs says so.
+template <typename T, typename A>
+inline void vfilter2(const A* const* rows, T* o0, T* o1, int64_t n, const A* k, int kh, bool sym, bool stream) {
+  if constexpr (std::is_same<A, float>::value) {
+    if (vfilter_pairs<T, A>(kh, sym)) {
+      T* const o[2] = {o0, o1};
+      switch (kh) {
+#define IMKERN_V(K)                                                                      \
+  case K:                                                                                \
+    return stream ? vfilter_long<K, 2, T, A, true>(rows, o, n, k) : vfilter_long<K, 2, T, A, false>(rows, o, n, k);
+        IMKERN_LONG_SYM_TAPS(IMKERN_V)
+#undef IMKERN_V
+        default: break;
+      }
+    }
+  }
+  vfilter<T, A>(rows, o0, n, k, kh, sym, stream);
+  vfilter<T, A>(rows + 1, o1, n, k, kh, sym, stream);
 }
 
 // Whether k[j] == k[K - 1 - j] for all j, K odd (the symmetric paths above apply).
@@ -646,19 +841,22 @@ class RowRing {
   // The ring lives in this thread's scratch slot 0.
   // Room for rows of `width` values starting up to one vector past the slot's (aligned)
   // start (see set_shift).
-  RowRing(int kh, int64_t width)
-      : kh_(kh), width_(ring_stride(width + simd::Vec<A>::lanes)),
-        buf_(thread_scratch<A>(0, static_cast<size_t>(kh) * width_)), rows_(kh) {}
+  // `slots` >= kh rows (more for rows_for's count).
+  RowRing(int kh, int64_t width, int slots = 0)
+      : kh_(kh), cap_(slots > kh ? slots : kh), width_(ring_stride(width + simd::Vec<A>::lanes)),
+        buf_(thread_scratch<A>(0, static_cast<size_t>(cap_) * width_)), rows_(cap_) {}
+  // The rows first ... first + count - 1 (count: kh, or up to the slots).
   template <typename Make>
-  const A* const* rows_for(int64_t first, Make&& make) {
-    const int64_t last = first + kh_;  // exclusive
+  const A* const* rows_for(int64_t first, Make&& make, int count = 0) {
+    const int cnt = count > 0 ? count : kh_;
+    const int64_t last = first + cnt;  // exclusive
     if (first < lo_ || first > hi_) lo_ = hi_ = first;  // restart (new image or a jump)
     while (hi_ < last) {
       make(hi_, slot(hi_));
       ++hi_;
     }
     lo_ = first;
-    for (int i = 0; i < kh_; ++i) rows_[i] = slot(first + i);
+    for (int i = 0; i < cnt; ++i) rows_[i] = slot(first + i);
     return rows_.data();
   }
   void reset() { lo_ = hi_ = INT64_MIN / 2; }
@@ -685,11 +883,11 @@ class RowRing {
 
  private:
   A* slot(int64_t r) {
-    int64_t m = r % kh_;
-    if (m < 0) m += kh_;
+    int64_t m = r % cap_;
+    if (m < 0) m += cap_;
     return buf_ + m * width_ + shift_;
   }
-  int kh_;
+  int kh_, cap_;
   int64_t width_;
   A* buf_;
   std::vector<const A*> rows_;
@@ -721,6 +919,37 @@ inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, 
       }
       const A* const* rows = ring.rows_for(y - ay, [&](int64_t sy, A* slot) { make(b, sy, x0, x1, slot); });
       emit(rows, b, y, x0, x1);
+    }
+  }
+  stream_fence();
+}
+
+// ring_pipeline writing two output rows at a time where it can: emit2(rows, b, y, x0, x1)
+// writes rows y and y + 1 from the kh + 1 ring rows y - ay ... y - ay + kh; a row left alone
+// (the last of the range or of an image) goes to emit. The ring holds kh + 1 rows.
+template <typename A, typename Make, typename Emit, typename Emit2, typename Shift>
+inline void ring_pipeline2(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, int ay, int64_t strip, int64_t first,
+                           int64_t merge, int64_t ring_width, Make&& make, Emit&& emit, Emit2&& emit2,
+                           Shift&& shift) {
+  RowRing<A> ring(kh, ring_width, kh + 1);
+  for (int64_t x0 = 0, x1 = 0; x0 < W; x0 = x1) {
+    x1 = x0 + (x0 == 0 ? first : strip);
+    if (x1 > W || W - x1 < merge) x1 = W;
+    int64_t cur_b = -1;
+    for (int64_t t = t0; t < t1;) {
+      const int64_t b = t / H, y = t % H;
+      if (b != cur_b) {
+        cur_b = b;
+        ring.set_shift(shift(b, y, x0));
+      }
+      auto mk = [&](int64_t sy, A* slot) { make(b, sy, x0, x1, slot); };
+      if (t + 1 < t1 && y + 1 < H) {
+        emit2(ring.rows_for(y - ay, mk, kh + 1), b, y, x0, x1);
+        t += 2;
+      } else {
+        emit(ring.rows_for(y - ay, mk), b, y, x0, x1);
+        t += 1;
+      }
     }
   }
   stream_fence();

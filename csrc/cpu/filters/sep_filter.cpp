@@ -8,6 +8,10 @@
 // 2 * C * (kh + kw). The ring (kh x W x C accumulators) stays in L2 for usual sizes.
 // Variants: one per dtype (u8, u16, f32 accumulate in float32; f64 in float64), and per output
 // dtype (the input's, float32 or float64: written directly, float64 accumulation if either is).
+// Symmetric kernels fold their mirrored taps; those of 13 to 31 taps (float32 accumulation)
+// take the blocked kernels hfilter_long / vfilter_long, and the vertical pass then writes two
+// output rows per step (ring_pipeline2: kh + 1 ring rows), so each loaded vector serves several
+// outputs (the long filters are bound by their loads, not their FMAs).
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
 #include <cmath>
@@ -27,11 +31,11 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   const int64_t rows = s.n * H;
   std::vector<A> kyv(ky, ky + kh), kxv(kx, kx + kw);
   const A cv = static_cast<A>(cval);
-  // Symmetric kernels (every Gaussian) fold their mirrored taps (see IMKERN_SYM_TAPS).
+  // Symmetric kernels (every Gaussian) fold their mirrored taps (see IMKERN_SYM_TAPS, vfilter_long).
   const bool sym_x = is_symmetric(kxv.data(), kw), sym_y = is_symmetric(kyv.data(), kh);
   // Column strips keep the ring in cache and, when the output streams, start on output lines
   // (see plan_strips); results do not depend on them.
-  const StripPlan plan = plan_strips<U>(dst, s, d, kh, sizeof(A));
+  const StripPlan plan = plan_strips<U>(dst, s, d, vfilter_pairs<U, A>(kh, sym_y) ? kh + 1 : kh, sizeof(A));
   const int64_t SP = plan.widest();
   // Float outputs of kernels past 7 taps stream only when their rows start on lines (the old
   // rule): otherwise the ring rows are shifted to the output's alignment, and the wide
@@ -44,32 +48,43 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value)
     u8_rows = hfilter_u8_supported(C, kw) &&
               (border != Border::constant || (cval >= 0 && cval <= 255 && cval == std::floor(cval)));
+  // Long symmetric vertical kernels write two output rows at a time (vfilter2, vfilter_long).
+  const bool pairs = vfilter_pairs<U, A>(kh, sym_y);
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     const size_t padn = static_cast<size_t>((left + SP + right) * C);
     A* padded = u8_rows ? nullptr : thread_scratch<A>(1, padn);
     T* padded_t = u8_rows ? thread_scratch<T>(1, padn) : nullptr;
-    ring_pipeline<A>(
-        t0, t1, H, W, kh, ay, plan.sp, plan.first, plan.merge, SP * C,
-        [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
-          if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) {
-            if (u8_rows) {
-              load_source_segment<T, T>(src, s, b, sy, x0, x1, left, right, border, static_cast<T>(cval), padded_t);
-              hfilter_u8(padded_t, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
-              return;
-            }
-          }
-          load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
-          hfilter(padded, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
-        },
-        [&](const A* const* r, int64_t b, int64_t y, int64_t x0, int64_t x1) {
-          vfilter<U, A>(r, row_ptr<U>(dst, d, b, y) + x0 * C, (x1 - x0) * C, kyv.data(), kh, sym_y, stream);
-        },
-        [&](int64_t b, int64_t y, int64_t x0) -> int64_t {
-          // streaming starts at the first aligned output element: align the ring rows with it
-          if (!stream) return 0;
-          const int64_t st = stream_start<U, A>(row_ptr<U>(dst, d, b, y) + x0 * C);
-          return st % simd::Vec<A>::lanes == 0 ? 0 : simd::Vec<A>::lanes - st;
-        });
+    auto make = [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
+      if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) {
+        if (u8_rows) {
+          load_source_segment<T, T>(src, s, b, sy, x0, x1, left, right, border, static_cast<T>(cval), padded_t);
+          hfilter_u8(padded_t, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
+          return;
+        }
+      }
+      load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
+      hfilter(padded, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
+    };
+    auto emit = [&](const A* const* r, int64_t b, int64_t y, int64_t x0, int64_t x1) {
+      vfilter<U, A>(r, row_ptr<U>(dst, d, b, y) + x0 * C, (x1 - x0) * C, kyv.data(), kh, sym_y, stream);
+    };
+    auto emit2 = [&](const A* const* r, int64_t b, int64_t y, int64_t x0, int64_t x1) {
+      vfilter2<U, A>(r, row_ptr<U>(dst, d, b, y) + x0 * C, row_ptr<U>(dst, d, b, y + 1) + x0 * C, (x1 - x0) * C,
+                     kyv.data(), kh, sym_y, stream);
+    };
+    auto shift = [&](int64_t b, int64_t y, int64_t x0) -> int64_t {
+      // streaming starts at the first aligned output element: align the ring rows with it
+      if (!stream) return 0;
+      const int64_t st = stream_start<U, A>(row_ptr<U>(dst, d, b, y) + x0 * C);
+      return st % simd::Vec<A>::lanes == 0 ? 0 : simd::Vec<A>::lanes - st;
+    };
+    if constexpr (std::is_same<A, float>::value) {
+      if (pairs)
+        return ring_pipeline2<A>(t0, t1, H, W, kh, ay, plan.sp, plan.first, plan.merge, SP * C, make, emit, emit2,
+                                 shift);
+    }
+    (void)emit2;
+    ring_pipeline<A>(t0, t1, H, W, kh, ay, plan.sp, plan.first, plan.merge, SP * C, make, emit, shift);
   });
 }
 

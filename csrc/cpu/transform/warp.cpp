@@ -18,6 +18,10 @@
 // uint8 sums are exact int32, rounded as (sum + 2^14) >> 15: the same integers as the CUDA
 // kernel, so both devices give the same bits. Cost per output pixel: K^2 * C multiply-adds,
 // K^2 * C loads (gathered; the window of neighbouring outputs overlaps in cache).
+// Float-scheme bilinear uint8 with 1, 3 or 4 channels has vector rows on AVX2/AVX-512
+// (warp_u8_bilinear_row: a pass of offsets and fractions, then 8-byte loads per tap row,
+// a byte transpose and the same float lerps, 8 or 16 pixels at once; ~4-6 cycles per pixel
+// for 3 channels on Zen 4), the scalar loop for the pixels whose taps leave the image.
 // No contraction of a * b + c into fused multiply-adds anywhere in this file: the float
 // scheme spells out its fmas, and every ISA level (baseline has no FMA) and the CUDA kernel
 // must round the same way. (A per-function optimize attribute would do, but GCC then refuses
@@ -343,35 +347,28 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 }
 
 #if defined(__AVX512F__) || defined(__AVX2__)
-// The float-scheme bilinear uint8 sample of L = 16 (AVX-512) or 8 (AVX2) output pixels at
-// once, C = 1, 3 or 4: the same float32 operations as float_row (floor, the fractions, two
-// fma lerps and a third, round half to even, saturate), lane by lane, so the same bits.
-// Taps are read with plain 8-byte loads per pixel and row (warp_taps: channels of a pixel and
-// its right neighbour); a chunk runs here only when every lane's 2 x 2 window, and the 8
-// bytes each load reads, lie inside the image (the caller checks the extent fits int32
-// offsets).
-// Returns false (nothing written) when some lane is outside: the scalar loop does it.
-#if defined(__AVX512F__)
-inline bool sx_finite(__m512 v) {
-  return _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(2.0e9f), _CMP_LT_OQ) == 0xFFFF;
-}
-#else
-inline bool sx_finite(__m256 v) {
-  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.f), v);
-  return _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(2.0e9f), _CMP_LT_OQ)) == 0xFF;
-}
-#endif
+// The float-scheme bilinear uint8 samples of a row, L = 16 (AVX-512) or 8 (AVX2) output pixels
+// per chunk, C = 1, 3 or 4: the same float32 operations as float_row (floor, the fractions,
+// two fma lerps and a third, round half to even), lane by lane, so the same bits.
+// Two passes over blocks of kWarpBlock pixels, because one pass was bound by its dependency
+// chain (coordinates -> offsets -> loads -> shuffles -> lerps -> store, ~100 cycles per chunk,
+// too long for the out-of-order window to overlap two chunks):
+//  1. warp_prep: per chunk, the byte offsets of the top-left taps, the fractions, and which
+//     lanes' 2 x 2 windows lie inside the image;
+//  2. warp_chunk: for a chunk with lanes inside, plain 8-byte loads per pixel and row (gathers
+//     are slow on several processors, Zen 4 included), a byte shuffle and a dword transpose to one
+//     vector per tap, the lerps, and the result rounded by adding 2^23 (the sum's low byte
+//     is the value rounded half to even: the same as cvtps2dq, and the value lies in [0, 255]
+//     because each lerp stays between its float endpoints, so no clamp).
+constexpr int64_t kWarpBlock = 256;
 
-// The 2 x 2 taps of output pixels without gathers (slow on several processors): one 16-byte
-// window per pixel (8 bytes at its top-left tap, 8 at the same place one row below: plain
-// loads), a byte shuffle to dwords [p00, p01, p10, p11] (C bytes each, zero-padded), then a
-// 4 x 4 dword transpose within 128-bit lanes. Register j lane L holds pixel 4 L + j, so after
-// the transpose lane L of each tap vector holds pixels 4 L .. 4 L + 3: natural order.
+// 8 bytes at the top-left tap and 8 at the same place one row below.
 inline __m128i warp_win(const uint8_t* p, int64_t rs) {
   const __m128i lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
   return _mm_castpd_si128(_mm_loadh_pd(_mm_castsi128_pd(lo), reinterpret_cast<const double*>(p + rs)));
 }
 
+// A window's bytes as dwords [p00, p01, p10, p11], C bytes each, zero-padded.
 template <int C>
 inline __m128i warp_win_ctl() {
   alignas(16) int8_t c[16];
@@ -381,11 +378,96 @@ inline __m128i warp_win_ctl() {
 }
 
 #if defined(__AVX512F__)
+constexpr int64_t kWarpLanes = 16;
+using WVec = __m512;
+using WVeci = __m512i;
+inline WVec wv_load(const float* p) { return _mm512_loadu_ps(p); }
+inline void wv_store(float* p, WVec v) { _mm512_storeu_ps(p, v); }
+inline WVec wv_floor(WVec v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+inline WVeci wv_set1i(int32_t v) { return _mm512_set1_epi32(v); }
+// lanes with lo <= v <= hi (false for NaN), as a bit mask
+inline unsigned wv_within(WVec v, float lo, float hi) {
+  return _mm512_cmp_ps_mask(v, _mm512_set1_ps(lo), _CMP_GE_OQ) & _mm512_cmp_ps_mask(v, _mm512_set1_ps(hi), _CMP_LE_OQ);
+}
+inline unsigned wv_outside(WVec v, float lo, float hi) {
+  return _mm512_cmp_ps_mask(v, _mm512_set1_ps(lo), _CMP_LT_OQ) | _mm512_cmp_ps_mask(v, _mm512_set1_ps(hi), _CMP_GE_OQ);
+}
+inline unsigned wv_finite(WVec v) {
+  return _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(2.0e9f), _CMP_LT_OQ);
+}
+constexpr unsigned kAllLanes = 0xFFFF;
+#else
+constexpr int64_t kWarpLanes = 8;
+using WVec = __m256;
+using WVeci = __m256i;
+inline WVec wv_load(const float* p) { return _mm256_loadu_ps(p); }
+inline void wv_store(float* p, WVec v) { _mm256_storeu_ps(p, v); }
+inline WVec wv_floor(WVec v) { return _mm256_floor_ps(v); }
+inline WVeci wv_set1i(int32_t v) { return _mm256_set1_epi32(v); }
+inline unsigned wv_within(WVec v, float lo, float hi) {
+  return static_cast<unsigned>(_mm256_movemask_ps(
+      _mm256_and_ps(_mm256_cmp_ps(v, _mm256_set1_ps(lo), _CMP_GE_OQ), _mm256_cmp_ps(v, _mm256_set1_ps(hi), _CMP_LE_OQ))));
+}
+inline unsigned wv_outside(WVec v, float lo, float hi) {
+  return static_cast<unsigned>(_mm256_movemask_ps(
+      _mm256_or_ps(_mm256_cmp_ps(v, _mm256_set1_ps(lo), _CMP_LT_OQ), _mm256_cmp_ps(v, _mm256_set1_ps(hi), _CMP_GE_OQ))));
+}
+inline unsigned wv_finite(WVec v) {
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.f), v);
+  return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(2.0e9f), _CMP_LT_OQ)));
+}
+constexpr unsigned kAllLanes = 0xFF;
+#endif
+
+// Pass 1 over n (a multiple of kWarpLanes) pixels: per chunk the mask of lanes whose 2 x 2
+// window (and the 8 bytes each load reads) lies inside the image, the byte offsets of the
+// top-left taps (0 for the other lanes, so every load of a chunk is safe whatever those lanes'
+// coordinates) and the fractions; fill[k]: every lane outside by more than a pixel with a
+// constant border.
 template <int C>
-inline void warp_taps(const uint8_t* base, int64_t rs, __m512i off, __m512i& a0, __m512i& b0, __m512i& a1,
-                      __m512i& b1) {
-  alignas(64) int32_t o[16];
-  _mm512_store_si512(o, off);
+void warp_prep(const float* FX, const float* FY, int64_t n, int64_t W, int64_t H, int64_t row_stride, bool constant,
+               int32_t* OFF, float* AX, float* AY, uint32_t* inside, uint8_t* fill) {
+  // inside: 0 <= fx0, fx0 * C + C + 8 <= W * C (the last byte a load reads), 0 <= fy0 <= H - 2
+  // (compared in float: NaN and huge values fail)
+  const float xmax = static_cast<float>(W - (8 + C - 1) / C), ymax = static_cast<float>(H - 2);
+  const WVeci rs = wv_set1i(static_cast<int32_t>(row_stride));
+  for (int64_t x = 0, k = 0; x < n; x += kWarpLanes, ++k) {
+    const WVec sx = wv_load(FX + x), sy = wv_load(FY + x);
+    const WVec fx0 = wv_floor(sx), fy0 = wv_floor(sy);
+    const unsigned in = wv_within(fx0, 0.f, xmax) & wv_within(fy0, 0.f, ymax);
+    inside[k] = in;
+    fill[k] = in == 0 && constant &&
+              (wv_outside(fx0, -1.f, static_cast<float>(W)) | wv_outside(fy0, -1.f, static_cast<float>(H))) == kAllLanes &&
+              (wv_finite(sx) & wv_finite(sy)) == kAllLanes;
+    if (in == 0) continue;
+#if defined(__AVX512F__)
+    wv_store(AX + x, _mm512_sub_ps(sx, fx0));
+    wv_store(AY + x, _mm512_sub_ps(sy, fy0));
+    // lanes outside read at offset 0 (inside the image when any lane is)
+    const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_cvttps_epi32(fy0), rs),
+                                         _mm512_mullo_epi32(_mm512_cvttps_epi32(fx0), _mm512_set1_epi32(C)));
+    _mm512_storeu_si512(OFF + x, _mm512_maskz_mov_epi32(static_cast<__mmask16>(in), off));
+#else
+    wv_store(AX + x, _mm256_sub_ps(sx, fx0));
+    wv_store(AY + x, _mm256_sub_ps(sy, fy0));
+    const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_cvttps_epi32(fy0), rs),
+                                         _mm256_mullo_epi32(_mm256_cvttps_epi32(fx0), _mm256_set1_epi32(C)));
+    // lanes outside read at offset 0 (inside the image when any lane is)
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i keep = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int32_t>(in)), lane_bit), lane_bit);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(OFF + x), _mm256_and_si256(off, keep));
+#endif
+  }
+}
+
+// Pass 2: one chunk. The taps: one 16-byte window per pixel (warp_win), register j lane
+// L holding pixel 4 L + j, a byte shuffle to dwords [p00, p01, p10, p11], then a 4 x 4 dword
+// transpose within 128-bit lanes, after which lane L of each tap vector holds pixels
+// 4 L .. 4 L + 3: natural order.
+template <int C>
+inline void warp_chunk(const uint8_t* base, int64_t rs, const int32_t* o, const float* AX, const float* AY,
+                       uint8_t* out) {
+#if defined(__AVX512F__)
   const __m512i ctl = _mm512_broadcast_i32x4(warp_win_ctl<C>());
   __m512i r[4];
   for (int j = 0; j < 4; ++j) {
@@ -397,88 +479,34 @@ inline void warp_taps(const uint8_t* base, int64_t rs, __m512i off, __m512i& a0,
   }
   const __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]), t1 = _mm512_unpackhi_epi32(r[0], r[1]);
   const __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]), t3 = _mm512_unpackhi_epi32(r[2], r[3]);
-  a0 = _mm512_unpacklo_epi64(t0, t2);
-  b0 = _mm512_unpackhi_epi64(t0, t2);
-  a1 = _mm512_unpacklo_epi64(t1, t3);
-  b1 = _mm512_unpackhi_epi64(t1, t3);
-}
-#else
-template <int C>
-inline void warp_taps(const uint8_t* base, int64_t rs, __m256i off, __m256i& a0, __m256i& b0, __m256i& a1,
-                      __m256i& b1) {
-  alignas(32) int32_t o[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(o), off);
-  const __m256i ctl = _mm256_broadcastsi128_si256(warp_win_ctl<C>());
-  __m256i r[4];
-  for (int j = 0; j < 4; ++j) {
-    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(warp_win(base + o[j], rs)),
-                                              warp_win(base + o[4 + j], rs), 1);
-    r[j] = C == 4 ? v : _mm256_shuffle_epi8(v, ctl);
-  }
-  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
-  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
-  a0 = _mm256_unpacklo_epi64(t0, t2);
-  b0 = _mm256_unpackhi_epi64(t0, t2);
-  a1 = _mm256_unpacklo_epi64(t1, t3);
-  b1 = _mm256_unpackhi_epi64(t1, t3);
-}
-#endif
-
-template <int C>
-__attribute__((always_inline)) inline bool warp_u8_bilinear_chunk(const uint8_t* base, int64_t row_stride, int64_t W, int64_t H, const float* FX,
-                                   const float* FY, bool constant, uint8_t cval, uint8_t* out) {
-#if defined(__AVX512F__)
-  const __m512 sx = _mm512_loadu_ps(FX), sy = _mm512_loadu_ps(FY);
-  const __m512 fx0 = _mm512_roundscale_ps(sx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  const __m512 fy0 = _mm512_roundscale_ps(sy, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  // inside: 0 <= fx0, fx0 * C + C + 4 <= W * C (the gathers' last byte), 0 <= fy0 < H - 1
-  // (compared in float: NaN and huge values fail)
-  const float xmax = static_cast<float>(W - (8 + C - 1) / C), ymax = static_cast<float>(H - 2);
-  const __mmask16 in = _mm512_cmp_ps_mask(fx0, _mm512_setzero_ps(), _CMP_GE_OQ) &
-                       _mm512_cmp_ps_mask(fx0, _mm512_set1_ps(xmax), _CMP_LE_OQ) &
-                       _mm512_cmp_ps_mask(fy0, _mm512_setzero_ps(), _CMP_GE_OQ) &
-                       _mm512_cmp_ps_mask(fy0, _mm512_set1_ps(ymax), _CMP_LE_OQ);
-  if (in != 0xFFFF) {
-    // every lane outside by more than a pixel with a constant border: the scalar loop's cval
-    const __mmask16 out_c = _mm512_cmp_ps_mask(fx0, _mm512_set1_ps(-1.f), _CMP_LT_OQ) |
-                            _mm512_cmp_ps_mask(fx0, _mm512_set1_ps(static_cast<float>(W)), _CMP_GE_OQ) |
-                            _mm512_cmp_ps_mask(fy0, _mm512_set1_ps(-1.f), _CMP_LT_OQ) |
-                            _mm512_cmp_ps_mask(fy0, _mm512_set1_ps(static_cast<float>(H)), _CMP_GE_OQ);
-    if (!(constant && out_c == 0xFFFF && sx_finite(sx) && sx_finite(sy))) return false;
-    std::memset(out, cval, 16 * C);
-    return true;
-  }
-  const __m512 ax = _mm512_sub_ps(sx, fx0), ay = _mm512_sub_ps(sy, fy0);
-  const __m512i ix = _mm512_cvttps_epi32(fx0), iy = _mm512_cvttps_epi32(fy0);
-  const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(iy, _mm512_set1_epi32(static_cast<int32_t>(row_stride))),
-                                       _mm512_mullo_epi32(ix, _mm512_set1_epi32(C)));
-  __m512i a0, b0, a1, b1;
-  warp_taps<C>(base, row_stride, off, a0, b0, a1, b1);
+  const __m512i a0 = _mm512_unpacklo_epi64(t0, t2), b0 = _mm512_unpackhi_epi64(t0, t2);
+  const __m512i a1 = _mm512_unpacklo_epi64(t1, t3), b1 = _mm512_unpackhi_epi64(t1, t3);
+  const __m512 ax = _mm512_loadu_ps(AX), ay = _mm512_loadu_ps(AY);
   const __m512i m8 = _mm512_set1_epi32(255);
+  const __m512 magic = _mm512_set1_ps(8388608.f);  // 2^23
   __m512i res[4];
   for (int c = 0; c < C; ++c) {
-    // channel c of each tap as int32: the bytes past channel C - 1 are zero (warp_taps), so
-    // the last channel needs no mask and the first no shift
+    // channel c of each tap as int32: the bytes past channel C - 1 are zero (warp_win_ctl),
+    // so the last channel needs no mask and the first no shift
     auto ext = [&](__m512i t) {
       if (c == C - 1) return c == 0 ? t : _mm512_srli_epi32(t, 8 * c);
       return c == 0 ? _mm512_and_si512(t, m8) : _mm512_and_si512(_mm512_srli_epi32(t, 8 * c), m8);
     };
-    const __m512 p00 = _mm512_cvtepi32_ps(ext(a0));
-    const __m512 p01 = _mm512_cvtepi32_ps(ext(b0));
-    const __m512 p10 = _mm512_cvtepi32_ps(ext(a1));
-    const __m512 p11 = _mm512_cvtepi32_ps(ext(b1));
+    const __m512 p00 = _mm512_cvtepi32_ps(ext(a0)), p01 = _mm512_cvtepi32_ps(ext(b0));
+    const __m512 p10 = _mm512_cvtepi32_ps(ext(a1)), p11 = _mm512_cvtepi32_ps(ext(b1));
     const __m512 v0 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p01, p00), p00);
     const __m512 v1 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p11, p10), p10);
-    const __m512 r = _mm512_fmadd_ps(ay, _mm512_sub_ps(v1, v0), v0);
-    res[c] = _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(r), _mm512_setzero_si512()), m8);
+    const __m512 v = _mm512_fmadd_ps(ay, _mm512_sub_ps(v1, v0), v0);
+    res[c] = _mm512_castps_si512(_mm512_add_ps(v, magic));  // 0x4B0000vv
   }
   if constexpr (C == 1) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(res[0]));
   } else {
-    __m512i px = res[0];
-    for (int c = 1; c < C; ++c) px = _mm512_or_si512(px, _mm512_slli_epi32(res[c], 8 * c));
+    // bytes of each dword [r0, r1, r2 (, r3)]; res[c] << 8c drops the exponent byte for c >= 1
+    __m512i px = C == 4 ? _mm512_and_si512(res[0], m8) : res[0];
+    px = _mm512_ternarylogic_epi32(px, _mm512_slli_epi32(res[1], 8), _mm512_slli_epi32(res[2], 16), 0xFE);
     if constexpr (C == 4) {
-      _mm512_storeu_si512(out, px);
+      _mm512_storeu_si512(out, _mm512_or_si512(px, _mm512_slli_epi32(res[3], 24)));
     } else {
       // 3 bytes of each dword, packed: within each 128-bit lane, then the lanes' 12 bytes
       const __m512i sh = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
@@ -487,56 +515,43 @@ __attribute__((always_inline)) inline bool warp_u8_bilinear_chunk(const uint8_t*
       _mm512_mask_storeu_epi8(out, 0x0000FFFFFFFFFFFFULL, px);
     }
   }
-  return true;
 #else
-  const __m256 sx = _mm256_loadu_ps(FX), sy = _mm256_loadu_ps(FY);
-  const __m256 fx0 = _mm256_floor_ps(sx), fy0 = _mm256_floor_ps(sy);
-  const float xmax = static_cast<float>(W - (8 + C - 1) / C), ymax = static_cast<float>(H - 2);
-  const __m256 in = _mm256_and_ps(
-      _mm256_and_ps(_mm256_cmp_ps(fx0, _mm256_setzero_ps(), _CMP_GE_OQ), _mm256_cmp_ps(fx0, _mm256_set1_ps(xmax), _CMP_LE_OQ)),
-      _mm256_and_ps(_mm256_cmp_ps(fy0, _mm256_setzero_ps(), _CMP_GE_OQ), _mm256_cmp_ps(fy0, _mm256_set1_ps(ymax), _CMP_LE_OQ)));
-  if (_mm256_movemask_ps(in) != 0xFF) {
-    const __m256 oc = _mm256_or_ps(
-        _mm256_or_ps(_mm256_cmp_ps(fx0, _mm256_set1_ps(-1.f), _CMP_LT_OQ),
-                     _mm256_cmp_ps(fx0, _mm256_set1_ps(static_cast<float>(W)), _CMP_GE_OQ)),
-        _mm256_or_ps(_mm256_cmp_ps(fy0, _mm256_set1_ps(-1.f), _CMP_LT_OQ),
-                     _mm256_cmp_ps(fy0, _mm256_set1_ps(static_cast<float>(H)), _CMP_GE_OQ)));
-    if (!(constant && _mm256_movemask_ps(oc) == 0xFF && sx_finite(sx) && sx_finite(sy))) return false;
-    std::memset(out, cval, 8 * C);
-    return true;
+  const __m256i ctl = _mm256_broadcastsi128_si256(warp_win_ctl<C>());
+  __m256i r[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m256i v =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(warp_win(base + o[j], rs)), warp_win(base + o[4 + j], rs), 1);
+    r[j] = C == 4 ? v : _mm256_shuffle_epi8(v, ctl);
   }
-  const __m256 ax = _mm256_sub_ps(sx, fx0), ay = _mm256_sub_ps(sy, fy0);
-  const __m256i ix = _mm256_cvttps_epi32(fx0), iy = _mm256_cvttps_epi32(fy0);
-  const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(iy, _mm256_set1_epi32(static_cast<int32_t>(row_stride))),
-                                       _mm256_mullo_epi32(ix, _mm256_set1_epi32(C)));
-  __m256i a0, b0, a1, b1;
-  warp_taps<C>(base, row_stride, off, a0, b0, a1, b1);
+  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+  const __m256i a0 = _mm256_unpacklo_epi64(t0, t2), b0 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i a1 = _mm256_unpacklo_epi64(t1, t3), b1 = _mm256_unpackhi_epi64(t1, t3);
+  const __m256 ax = _mm256_loadu_ps(AX), ay = _mm256_loadu_ps(AY);
   const __m256i m8 = _mm256_set1_epi32(255);
+  const __m256 magic = _mm256_set1_ps(8388608.f);  // 2^23
   __m256i res[4];
   for (int c = 0; c < C; ++c) {
-    // channel c of each tap as int32: the bytes past channel C - 1 are zero (warp_taps), so
-    // the last channel needs no mask and the first no shift
     auto ext = [&](__m256i t) {
       if (c == C - 1) return c == 0 ? t : _mm256_srli_epi32(t, 8 * c);
       return c == 0 ? _mm256_and_si256(t, m8) : _mm256_and_si256(_mm256_srli_epi32(t, 8 * c), m8);
     };
-    const __m256 p00 = _mm256_cvtepi32_ps(ext(a0));
-    const __m256 p01 = _mm256_cvtepi32_ps(ext(b0));
-    const __m256 p10 = _mm256_cvtepi32_ps(ext(a1));
-    const __m256 p11 = _mm256_cvtepi32_ps(ext(b1));
+    const __m256 p00 = _mm256_cvtepi32_ps(ext(a0)), p01 = _mm256_cvtepi32_ps(ext(b0));
+    const __m256 p10 = _mm256_cvtepi32_ps(ext(a1)), p11 = _mm256_cvtepi32_ps(ext(b1));
     const __m256 v0 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p01, p00), p00);
     const __m256 v1 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p11, p10), p10);
-    const __m256 r = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
-    res[c] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(r), _mm256_setzero_si256()), m8);
+    const __m256 v = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
+    res[c] = _mm256_castps_si256(_mm256_add_ps(v, magic));  // 0x4B0000vv
   }
   if constexpr (C == 1) {
-    const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(res[0]), _mm256_extracti128_si256(res[0], 1));
+    const __m256i v = _mm256_and_si256(res[0], m8);
+    const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w16, w16));
   } else {
-    __m256i px = res[0];
-    for (int c = 1; c < C; ++c) px = _mm256_or_si256(px, _mm256_slli_epi32(res[c], 8 * c));
+    __m256i px = _mm256_or_si256(_mm256_and_si256(res[0], m8),
+                                 _mm256_or_si256(_mm256_slli_epi32(res[1], 8), _mm256_slli_epi32(res[2], 16)));
     if constexpr (C == 4) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), px);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_or_si256(px, _mm256_slli_epi32(res[3], 24)));
     } else {
       const __m128i sh = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
       px = _mm256_shuffle_epi8(px, _mm256_broadcastsi128_si256(sh));
@@ -545,35 +560,52 @@ __attribute__((always_inline)) inline bool warp_u8_bilinear_chunk(const uint8_t*
       _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 16), _mm256_extracti128_si256(px, 1));
     }
   }
-  return true;
 #endif
 }
 
-// A row of float-scheme bilinear uint8 samples: vector chunks where the whole chunk is
-// inside, float_row for the rest (the same bits either way).
+// A row of float-scheme bilinear uint8 samples (the caller checks that the image's extent
+// fits int32 byte offsets). A chunk with some lanes inside runs the vector code for all of
+// them, then float_row redoes the others (cval, the border rule, the right edge).
 template <int C>
 void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_t* out, int64_t n, const float* FX,
                           const float* FY, Border border, float cv) {
-#if defined(__AVX512F__)
-  constexpr int64_t L = 16;
-#else
-  constexpr int64_t L = 8;
-#endif
+  constexpr int64_t L = kWarpLanes;
+  alignas(64) int32_t OFF[kWarpBlock];
+  alignas(64) float AX[kWarpBlock], AY[kWarpBlock];
+  uint32_t inside[kWarpBlock / L];
+  uint8_t fill[kWarpBlock / L];
   const uint8_t* base = static_cast<const uint8_t*>(src) + b * s.batch_stride;
   const bool constant = border == Border::constant;
   const uint8_t cvt = static_cast<uint8_t>(cv);
-  int64_t x = 0, pending = 0;  // [pending, x): not yet written, for float_row
-  for (; x + L <= n; x += L) {
-    if (warp_u8_bilinear_chunk<C>(base, s.row_stride, s.w, s.h, FX + x, FY + x, constant, cvt, out + x * C)) {
-      if (pending < x)
-        float_row<uint8_t, C>(src, s, b, out + pending * C, x - pending, FX + pending, FY + pending,
-                              Interp::bilinear, border, cv);
+  auto scalar = [&](int64_t x0, int64_t x1) {
+    float_row<uint8_t, C>(src, s, b, out + x0 * C, x1 - x0, FX + x0, FY + x0, Interp::bilinear, border, cv);
+  };
+  const int64_t nv = n / L * L;
+  int64_t pending = 0;  // [pending, x): not yet written, for float_row
+  for (int64_t x0 = 0; x0 < nv; x0 += kWarpBlock) {
+    const int64_t m = std::min(kWarpBlock, nv - x0);
+    warp_prep<C>(FX + x0, FY + x0, m, s.w, s.h, s.row_stride, constant, OFF, AX, AY, inside, fill);
+    for (int64_t i = 0; i < m; i += L) {
+      const unsigned in = inside[i / L];
+      const int64_t x = x0 + i;
+      if (in == 0 && !fill[i / L]) continue;
+      if (pending < x) scalar(pending, x);
       pending = x + L;
+      if (in == 0) {
+        std::memset(out + x * C, cvt, L * C);
+        continue;
+      }
+      warp_chunk<C>(base, s.row_stride, OFF + i, AX + i, AY + i, out + x * C);
+      for (int64_t j = 0; j < L;) {  // runs of lanes outside
+        if (in >> j & 1) { ++j; continue; }
+        int64_t e = j + 1;
+        while (e < L && !(in >> e & 1)) ++e;
+        scalar(x + j, x + e);
+        j = e;
+      }
     }
   }
-  if (pending < n)
-    float_row<uint8_t, C>(src, s, b, out + pending * C, n - pending, FX + pending, FY + pending, Interp::bilinear,
-                          border, cv);
+  if (pending < n) scalar(pending, n);
 }
 #endif
 

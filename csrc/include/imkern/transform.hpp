@@ -117,3 +117,22 @@ void to_tensor_cuda(DType in_dtype, DType out_dtype, const void* src, const Imag
 }  // namespace cuda
 
 }  // namespace imkern
+
+// ---- flips and quarter turns (pure data movement) --------------------------------------------
+namespace imkern {
+IMKERN_DECLARE_FOR_EACH_ISA(
+  // dst = src mirrored left-right (flip_x) and/or upside down (flip_y), image by image. Pixels
+  // are `pixel_bytes` (elem_bytes * channels) and packed in a row; strides of s and d are in
+  // elements of elem_bytes. d has s's shape.
+  void flip(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int elem_bytes, bool flip_x,
+            bool flip_y);
+  // dst = src turned k quarter turns counter-clockwise (k = 1 or 3; numpy.rot90 on the H, W
+  // axes), image by image: d.h = s.w, d.w = s.h.
+  void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int elem_bytes, int k);
+  // dst (d.h x d.w) = src padded: output row y is source row rows[y] and output column x is
+  // source column cols[x] (-1: the pixel `cval`, pixel_bytes bytes), image by image. The
+  // columns [left, left + s.w) must be the source row in order (one memcpy).
+  void pad(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int elem_bytes, const int64_t* rows,
+           const int64_t* cols, int64_t left, const void* cval);
+)
+}  // namespace imkern

@@ -27,11 +27,13 @@ def _cv2():
     return cv2
 
 
-def _color_setup(fn_name, cv_code):
+def _color_setup(fn_name, cv_code, dtype=np.uint8):
     def setup():
         import imkern
 
-        x = np.random.default_rng(0).integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+        x: np.ndarray = np.random.default_rng(0).integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+        if dtype == np.float32:
+            x = x.astype(np.float32) / np.float32(255)  # [0, 1] RGB for both (cv2's HSV H in degrees)
         fn = getattr(imkern.color, fn_name)
         peers = {}
         cv2 = _cv2()
@@ -119,6 +121,18 @@ CASES = [
     Case("rgb_to_gray uint8 2160x3840x3", "cpu", _color_setup("rgb_to_gray", "COLOR_RGB2GRAY"), bytes=4 * H * W),
     Case("rgb_to_hsv uint8 2160x3840x3", "cpu", _color_setup("rgb_to_hsv", "COLOR_RGB2HSV"), bytes=6 * H * W),
     Case("rgb_to_lab uint8 2160x3840x3", "cpu", _color_setup("rgb_to_lab", "COLOR_RGB2Lab"), bytes=6 * H * W),
+    Case(
+        "rgb_to_hsv float32 2160x3840x3",
+        "cpu",
+        _color_setup("rgb_to_hsv", "COLOR_RGB2HSV", np.float32),
+        bytes=24 * H * W,
+    ),
+    Case(
+        "rgb_to_lab float32 2160x3840x3",
+        "cpu",
+        _color_setup("rgb_to_lab", "COLOR_RGB2Lab", np.float32),
+        bytes=24 * H * W,
+    ),
     Case(
         "to_tensor imagenet_mean_std uint8 64x224x224x3", "cpu", _to_tensor_setup(), bytes=64 * 224 * 224 * 3 * (1 + 4)
     ),

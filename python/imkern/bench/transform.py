@@ -1,4 +1,4 @@
-"""CPU benchmark cases of imkern.transform (resize, warp_affine) against the fastest installed
+"""CPU benchmark cases of imkern.transform (resize, warp_affine, flip, rotate90, pad) against the fastest installed
 peer: OpenCV, and PyTorch for the antialiased resize (the peers use every core this process
 may use, as imkern does)."""
 
@@ -98,5 +98,38 @@ CASES = [
             lambda cv2, x, out: cv2.warpAffine(x, _AFFINE, (W1, H1), dst=out, flags=cv2.INTER_LINEAR),
         ),
         bytes=2 * H1 * W1 * 3,
+    ),
+    Case(
+        "flip horizontal uint8 1080x1920x3",
+        "cpu",
+        _case(
+            (H1, W1, 3),
+            (H1, W1, 3),
+            lambda imkern, x, out: imkern.transform.flip(x, 1, out=out),
+            lambda cv2, x, out: cv2.flip(x, 1, dst=out),
+        ),
+        bytes=2 * H1 * W1 * 3,
+    ),
+    Case(
+        "rotate90 uint8 1080x1920x3",
+        "cpu",
+        _case(
+            (H1, W1, 3),
+            (W1, H1, 3),
+            lambda imkern, x, out: imkern.transform.rotate90(x, 1, out=out),
+            lambda cv2, x, out: cv2.rotate(x, cv2.ROTATE_90_COUNTERCLOCKWISE, dst=out),
+        ),
+        bytes=2 * H1 * W1 * 3,
+    ),
+    Case(
+        "pad 32 reflect101 uint8 1080x1920x3",
+        "cpu",
+        _case(
+            (H1, W1, 3),
+            (H1 + 64, W1 + 64, 3),
+            lambda imkern, x, out: imkern.transform.pad(x, 32, border="reflect101", out=out),
+            lambda cv2, x, out: cv2.copyMakeBorder(x, 32, 32, 32, 32, cv2.BORDER_REFLECT_101, dst=out),
+        ),
+        bytes=H1 * W1 * 3 + (H1 + 64) * (W1 + 64) * 3,
     ),
 ]

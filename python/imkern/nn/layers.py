@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Optional, Tuple, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, cast
 
 import numpy as np
 
@@ -735,7 +735,26 @@ class Linear(Module):
         }
 
 
-class ReLU(Module):
+class _SavesOutput(Module):
+    """An elementwise activation whose backward reads its output: forward ``_f(x)``, backward
+    ``_b(grad, y)`` (each subclass sets both)."""
+
+    _f: Callable[[Any], Any]
+    _b: Callable[[Any, Any], Any]
+
+    def forward(self, x):
+        y = self._f(x)
+        self._save(y=y)
+        return y
+
+    def backward(self, grad):
+        return self._b(grad, self._saved()["y"])
+
+    def _config(self):
+        return {}
+
+
+class ReLU(_SavesOutput):
     """``max(x, 0)``, as ``torch.nn.ReLU``; fused into a preceding :class:`Conv2d` inside a
     :class:`Sequential`.
 
@@ -746,16 +765,8 @@ class ReLU(Module):
         [0.0, 2.0]
     """
 
-    def forward(self, x):
-        y = F.relu(x)
-        self._save(y=y)
-        return y
-
-    def backward(self, grad):
-        return F.relu_backward(grad, self._saved()["y"])
-
-    def _config(self):
-        return {}
+    _f = staticmethod(F.relu)
+    _b = staticmethod(F.relu_backward)  # y > 0 exactly where x > 0
 
 
 class LeakyReLU(Module):
@@ -782,7 +793,7 @@ class LeakyReLU(Module):
         return {"negative_slope": self.negative_slope}
 
 
-class Sigmoid(Module):
+class Sigmoid(_SavesOutput):
     """``1 / (1 + exp(-x))``, as ``torch.nn.Sigmoid``.
 
     Example:
@@ -792,19 +803,11 @@ class Sigmoid(Module):
         [0.5]
     """
 
-    def forward(self, x):
-        y = F.sigmoid(x)
-        self._save(y=y)
-        return y
-
-    def backward(self, grad):
-        return F.sigmoid_backward(grad, y=self._saved()["y"])
-
-    def _config(self):
-        return {}
+    _f = staticmethod(F.sigmoid)
+    _b = staticmethod(lambda grad, y: F.sigmoid_backward(grad, y=y))
 
 
-class Tanh(Module):
+class Tanh(_SavesOutput):
     """``tanh(x)``, as ``torch.nn.Tanh``.
 
     Example:
@@ -814,16 +817,8 @@ class Tanh(Module):
         [0.0]
     """
 
-    def forward(self, x):
-        y = F.tanh(x)
-        self._save(y=y)
-        return y
-
-    def backward(self, grad):
-        return F.tanh_backward(grad, y=self._saved()["y"])
-
-    def _config(self):
-        return {}
+    _f = staticmethod(F.tanh)
+    _b = staticmethod(lambda grad, y: F.tanh_backward(grad, y=y))
 
 
 class GELU(Module):

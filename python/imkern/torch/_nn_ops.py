@@ -44,39 +44,52 @@ def _like(x: Tensor) -> Tensor:
 
 
 # ---- activations ----------------------------------------------------------------------------
-@torch.library.custom_op("imkern::relu", mutates_args=())
-def _relu_op(x: Tensor) -> Tensor:
-    return _F.relu(x)
+def _activation(name: str, forward, backward, *, saves: str, slope: bool = False):
+    """Register ``imkern::<name>`` and ``imkern::<name>_backward`` with autograd: ``forward(x,
+    *args)``, ``backward(grad, saved, *args)`` where ``saved`` is the op's input or output
+    (``saves``) and ``args`` is ``(negative_slope,)`` when ``slope`` else empty."""
+
+    def fwd_slope(x: Tensor, negative_slope: float) -> Tensor:
+        return forward(x, negative_slope)
+
+    def bwd_slope(grad: Tensor, saved: Tensor, negative_slope: float) -> Tensor:
+        return backward(grad, saved, negative_slope)
+
+    def fwd_plain(x: Tensor) -> Tensor:
+        return forward(x)
+
+    def bwd_plain(grad: Tensor, saved: Tensor) -> Tensor:
+        return backward(grad, saved)
+
+    fwd, bwd = (fwd_slope, bwd_slope) if slope else (fwd_plain, bwd_plain)
+    op = torch.library.custom_op(f"imkern::{name}", fwd, mutates_args=())
+    op.register_fake(lambda x, *args: _like(x))
+    backward_op = torch.library.custom_op(f"imkern::{name}_backward", bwd, mutates_args=())
+    backward_op.register_fake(lambda grad, saved, *args: _like(grad))
+    overload = getattr(torch.ops.imkern, f"{name}_backward")
+
+    def setup(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0] if saves == "input" else output)
+        ctx.args = inputs[1:]
+
+    def grad_fn(ctx, grad):
+        (saved,) = ctx.saved_tensors
+        return (overload(grad.contiguous(), saved, *ctx.args), *(None,) * len(ctx.args))
+
+    op.register_autograd(grad_fn, setup_context=setup)
 
 
-_relu_op.register_fake(_like)
-
-
-@torch.library.custom_op("imkern::relu_backward", mutates_args=())
-def _relu_backward_op(grad: Tensor, x: Tensor) -> Tensor:
-    return _F.relu_backward(grad, x)
-
-
-@_relu_backward_op.register_fake
-def _(grad, x):
-    return _like(grad)
-
-
-def _save_input(ctx, inputs, output):
-    ctx.save_for_backward(inputs[0])
-    ctx.args = inputs[1:]
-
-
-def _save_output(ctx, inputs, output):
-    ctx.save_for_backward(output)
-
-
-def _relu_backward(ctx, grad):
-    (x,) = ctx.saved_tensors
-    return torch.ops.imkern.relu_backward(grad.contiguous(), x)
-
-
-_relu_op.register_autograd(_relu_backward, setup_context=_save_input)
+_activation("relu", _F.relu, _F.relu_backward, saves="input")
+_activation(
+    "leaky_relu",
+    _F.leaky_relu,
+    lambda g, x, s: _F.leaky_relu_backward(g, x, None, s),
+    saves="input",
+    slope=True,
+)
+_activation("sigmoid", _F.sigmoid, lambda g, y: _F.sigmoid_backward(g, None, y), saves="output")
+_activation("tanh", _F.tanh, lambda g, y: _F.tanh_backward(g, None, y), saves="output")
+_activation("gelu", _F.gelu, _F.gelu_backward, saves="input")
 
 
 def relu(x: Tensor) -> Tensor:
@@ -84,63 +97,9 @@ def relu(x: Tensor) -> Tensor:
     return torch.ops.imkern.relu(x)
 
 
-@torch.library.custom_op("imkern::leaky_relu", mutates_args=())
-def _leaky_relu_op(x: Tensor, negative_slope: float) -> Tensor:
-    return _F.leaky_relu(x, negative_slope)
-
-
-@_leaky_relu_op.register_fake
-def _(x, negative_slope):
-    return _like(x)
-
-
-@torch.library.custom_op("imkern::leaky_relu_backward", mutates_args=())
-def _leaky_relu_backward_op(grad: Tensor, x: Tensor, negative_slope: float) -> Tensor:
-    return _F.leaky_relu_backward(grad, x, None, negative_slope)
-
-
-@_leaky_relu_backward_op.register_fake
-def _(grad, x, negative_slope):
-    return _like(grad)
-
-
-def _leaky_relu_backward(ctx, grad):
-    (x,) = ctx.saved_tensors
-    return torch.ops.imkern.leaky_relu_backward(grad.contiguous(), x, ctx.args[0]), None
-
-
-_leaky_relu_op.register_autograd(_leaky_relu_backward, setup_context=_save_input)
-
-
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """``torch.nn.functional.leaky_relu`` on imkern's kernel, differentiable."""
     return torch.ops.imkern.leaky_relu(x, float(negative_slope))
-
-
-@torch.library.custom_op("imkern::sigmoid", mutates_args=())
-def _sigmoid_op(x: Tensor) -> Tensor:
-    return _F.sigmoid(x)
-
-
-_sigmoid_op.register_fake(_like)
-
-
-@torch.library.custom_op("imkern::sigmoid_backward", mutates_args=())
-def _sigmoid_backward_op(grad: Tensor, y: Tensor) -> Tensor:
-    return _F.sigmoid_backward(grad, None, y)
-
-
-@_sigmoid_backward_op.register_fake
-def _(grad, y):
-    return _like(grad)
-
-
-def _sigmoid_backward(ctx, grad):
-    (y,) = ctx.saved_tensors
-    return torch.ops.imkern.sigmoid_backward(grad.contiguous(), y)
-
-
-_sigmoid_op.register_autograd(_sigmoid_backward, setup_context=_save_output)
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -148,61 +107,9 @@ def sigmoid(x: Tensor) -> Tensor:
     return torch.ops.imkern.sigmoid(x)
 
 
-@torch.library.custom_op("imkern::tanh", mutates_args=())
-def _tanh_op(x: Tensor) -> Tensor:
-    return _F.tanh(x)
-
-
-_tanh_op.register_fake(_like)
-
-
-@torch.library.custom_op("imkern::tanh_backward", mutates_args=())
-def _tanh_backward_op(grad: Tensor, y: Tensor) -> Tensor:
-    return _F.tanh_backward(grad, None, y)
-
-
-@_tanh_backward_op.register_fake
-def _(grad, y):
-    return _like(grad)
-
-
-def _tanh_backward(ctx, grad):
-    (y,) = ctx.saved_tensors
-    return torch.ops.imkern.tanh_backward(grad.contiguous(), y)
-
-
-_tanh_op.register_autograd(_tanh_backward, setup_context=_save_output)
-
-
 def tanh(x: Tensor) -> Tensor:
     """``torch.tanh`` on imkern's kernel, differentiable (the backward reads the output)."""
     return torch.ops.imkern.tanh(x)
-
-
-@torch.library.custom_op("imkern::gelu", mutates_args=())
-def _gelu_op(x: Tensor) -> Tensor:
-    return _F.gelu(x)
-
-
-_gelu_op.register_fake(_like)
-
-
-@torch.library.custom_op("imkern::gelu_backward", mutates_args=())
-def _gelu_backward_op(grad: Tensor, x: Tensor) -> Tensor:
-    return _F.gelu_backward(grad, x)
-
-
-@_gelu_backward_op.register_fake
-def _(grad, x):
-    return _like(grad)
-
-
-def _gelu_backward(ctx, grad):
-    (x,) = ctx.saved_tensors
-    return torch.ops.imkern.gelu_backward(grad.contiguous(), x)
-
-
-_gelu_op.register_autograd(_gelu_backward, setup_context=_save_input)
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:

@@ -1,19 +1,25 @@
 """crop, center_crop, pad, flip, rotate90: pure data movement.
 
-These are copies (NumPy / CuPy copy kernels, already at memory bandwidth), never views:
-the result owns its memory, so writing to it never changes the input. ``pad`` applies the
+These are copies, never views: the result owns its memory, so writing to it never changes
+the input. flip and rotate90 run imkern's byte-moving kernels on the CPU (csrc/cpu/transform/
+dihedral.cpp: NumPy's copy of a reversed or transposed view moves one element at a time) and
+CuPy's copy kernels on the GPU; pad runs one kernel on the CPU (a memcpy per row plus the
+border pixels by index) and CuPy copies and takes on the GPU; crop is a NumPy / CuPy copy. ``pad`` applies the
 border rules of :mod:`imkern.filters` (``border=``, ``cval=``) to any width, even a pad
 wider than the image (the rule is applied repeatedly, as the filters do).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Tuple
 
 import numpy as np
 
 from .. import _arrays as A
+from .. import _core
 from .._borders import parse_border
+from .._driver import run_image_op
 
 __all__ = ["crop", "center_crop", "pad", "flip", "rotate90"]
 
@@ -111,6 +117,13 @@ def _pad_widths(pad):
     return w
 
 
+@lru_cache(maxsize=256)
+def _border_indices_np(n, before, after, border):
+    idx = _border_indices(n, before, after, border, np)
+    idx.flags.writeable = False
+    return idx
+
+
 def _border_indices(n, before, after, border, xp):
     """Source index of every padded position (-1: the constant), by the filters' border rule."""
     p = np.arange(-before, n + after, dtype=np.int64)
@@ -178,6 +191,14 @@ def pad(image, pad, *, border="constant", cval=0, out=None):
             raise ValueError(f"border: {b!r} needs a non-empty image; got shape {tuple(image.shape)}")
         target[...] = cv
         return A.finish_out(target, final)
+    if kind == "numpy":
+        # the CPU kernel: per output row one memcpy of the source span and the border pixels
+        # by the column table
+        src = A.packed_image(image, kind)
+        rows, cols = _border_indices_np(H, top, bottom, b), _border_indices_np(W, left, right, b)
+        cpix = np.full(image.shape[-1] if image.ndim >= 3 else 1, cv, dtype=image.dtype)
+        _core.pad(src, target, rows, cols, left, cpix)
+        return A.finish_out(target, final)
     lead = (slice(None),) * o
     # the image rows, padded along x
     mid = target[lead + (slice(top, top + H),)]
@@ -228,10 +249,19 @@ def flip(image, axis=1, *, out=None):
         axes = (A.as_int(axis, "axis"),)
     if not axes or any(a not in (0, 1) for a in axes) or len(set(axes)) != len(axes):
         raise ValueError(f"axis: expected 0 (vertical), 1 (horizontal), (0, 1) or None, got {axis!r}")
-    sl = [slice(None)] * image.ndim
-    for a in axes:
-        sl[o + a] = slice(None, None, -1)
-    return _finish(image[tuple(sl)], image, kind, out)
+    fx, fy = 1 in axes, 0 in axes
+
+    def cpu(src, dst):
+        _core.flip(src, dst, fx, fy)
+
+    def cuda(dtc, src, dst, stream):
+        xp = A.xp_of(kind)
+        sl = [slice(None)] * src.ndim
+        for a in axes:
+            sl[o + a] = slice(None, None, -1)
+        xp.copyto(dst, src[tuple(sl)])
+
+    return run_image_op(image, out, cpu, cuda)
 
 
 def rotate90(image, k=1, *, out=None):
@@ -247,4 +277,17 @@ def rotate90(image, k=1, *, out=None):
     """
     kind, xp, o = _image(image)
     k = A.as_int(k, "k") % 4
-    return _finish(xp.rot90(image, k, axes=(o, o + 1)), image, kind, out)
+    if k == 0:
+        return _finish(image, image, kind, out)
+    if k == 2:
+        return flip(image, None, out=out)
+    shape = list(image.shape)
+    shape[o], shape[o + 1] = shape[o + 1], shape[o]
+
+    def cpu(src, dst):
+        _core.rotate90(src, dst, k)
+
+    def cuda(dtc, src, dst, stream):
+        xp.copyto(dst, xp.rot90(src, k, axes=(o, o + 1)))
+
+    return run_image_op(image, out, cpu, cuda, out_shape=tuple(shape))

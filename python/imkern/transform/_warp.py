@@ -1,10 +1,14 @@
 """warp_affine, warp_perspective, rotate: OpenCV's warps (cv2.warpAffine, cv2.warpPerspective).
 
-OpenCV rounds every source coordinate to 1/32 pixel (INTER_BITS = 5) and, for uint8, uses
-15-bit integer weights from a 32 x 32 sub-pixel table. imkern does the same: the coordinate
-terms of an affine map and the weight table are built here on the host, and the CPU kernel
-(csrc/cpu/transform/warp.cpp) and the CUDA kernel (csrc/cuda/transform/warp.cu) run the same
-integer arithmetic, so uint8 results are identical on both devices and within 1 of OpenCV's.
+OpenCV (>= 4.11) has two schemes, and imkern follows the same split (uses_fixed_scheme):
+uint8, uint16 and float32 images with 1, 3 or 4 channels (and bicubic for every dtype) are
+sampled at float32 source coordinates with float32 lerps (OpenCV's warp kernels); float64
+images and bilinear on other channel counts go through OpenCV's remap tables, coordinates
+rounded to 1/32 pixel (INTER_BITS = 5) and, for uint8, 15-bit integer weights from a 32 x 32
+sub-pixel table. The coordinate terms of an affine map and the weight table are built here on
+the host; the CPU kernel (csrc/cpu/transform/warp.cpp) and the CUDA kernel
+(csrc/cuda/transform/warp.cu) spell out the same float operations and the same integer
+arithmetic, so uint8 results are identical on both devices and within 1 of OpenCV's.
 """
 
 from __future__ import annotations
@@ -244,7 +248,8 @@ def warp_affine(image, matrix, size, *, interpolation="bilinear", border="consta
     ``matrix`` (2 x 3) maps source coordinates to output coordinates, as OpenCV's (pixel
     centers at integers, x to the right, y down); with ``inverse=True`` it maps output to
     source (OpenCV's WARP_INVERSE_MAP). Each output pixel samples the source at the mapped
-    point, rounded to 1/32 pixel as OpenCV does; points outside the image follow ``border``
+    point, computed as OpenCV computes it (float32, or rounded to 1/32 pixel for float64
+    images: see the module notes); points outside the image follow ``border``
     (every border mode of :mod:`imkern.filters`; "constant" fills ``cval``).
 
     uint8 results are within 1 of OpenCV's and identical on the CPU and CUDA; uint16 and
@@ -318,10 +323,11 @@ def warp_perspective(
 
     ``matrix`` (3 x 3) maps source to output coordinates (homogeneous), as OpenCV's; with
     ``inverse=True`` it maps output to source. The source point of each output pixel is
-    computed in float64 exactly as OpenCV computes it, rounded to 1/32 pixel, then sampled as
-    :func:`warp_affine` samples. A forward matrix is inverted with NumPy (OpenCV inverts with
-    its own LU, which can differ in the last bit, so a rare pixel can land on the other side
-    of a 1/32 step; with ``inverse=True`` both use the same matrix).
+    computed exactly as OpenCV computes it (float32 divided by the third row, or float64
+    rounded to 1/32 pixel for float64 images), then sampled as :func:`warp_affine` samples. A
+    forward matrix is inverted with NumPy (OpenCV inverts with its own LU, which can differ in
+    the last bit, so a rare pixel can land on the other side of a rounding step; with
+    ``inverse=True`` both use the same matrix).
 
     Example:
         >>> import numpy as np, imkern

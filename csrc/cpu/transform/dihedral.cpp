@@ -1,0 +1,292 @@
+// flip, rotate90, pad (compiled per ISA): the mirror images, quarter turns and borders of
+// transform.flip / rotate90 / pad, as byte moves of whole pixels (any dtype and channel count).
+//
+// flip: dst row y is source row y (or H - 1 - y) with its pixels in reverse order. With SSSE3
+// the reversal is one pshufb per 16 bytes: the last K = 16 / P pixels of a 16-byte load
+// (P = 1, 2, 4, 8, 16 bytes per pixel; P = 3 and 6 use 15 and 12 of its bytes) stored reversed at
+// the front of a 16-byte store, whose tail the next store overwrites; the row's last pixels,
+// where a 16-byte load or store would leave the row, are single moves. 12- and 24-byte pixels
+// (float32 / float64 RGB) go 48 bytes at a time through dword shuffles. A vertical flip alone
+// is a memcpy per row.
+// rotate90: dst (W x H) from src (H x W) in square tiles of pixels that fit in L1 with their
+// source rows; inside a tile, pixels of 1, 2, 4 or 8 bytes move as 16 x 16-byte blocks
+// transposed in registers (SSE2 unpacks), 3-byte pixels (RGB) as 16 x 16-pixel blocks split
+// into byte planes (pshufb) and transposed plane by plane, the rest (and the tile's edges) as
+// fixed-size moves.
+// pad: per output row, the source row's span in one memcpy and the border pixels by the
+// column table (or the constant pixel); rows wholly outside copy the constant.
+// Rows (flip, pad) or row-tiles (rotate90) are split over the thread pool. Bytes moved: 2 per
+// byte.
+#include <cstring>
+
+#include "color/pixel_map.hpp"  // deinterleave3_u8 / interleave3_u8
+#include "common/shuffle.hpp"
+#include "common/simd.hpp"
+#include "imkern/parallel.hpp"
+#include "imkern/transform.hpp"
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+namespace {
+
+#if defined(__SSSE3__)
+// The pshufb mask that reverses the last K = 16 / P pixels of 16 bytes into the first K * P.
+template <int P>
+struct ReverseMask {
+  static constexpr int K = 16 / P, B = K * P;
+  alignas(16) int8_t m[16];
+  constexpr ReverseMask() : m{} {
+    for (int j = 0; j < 16; ++j) m[j] = j < B ? static_cast<int8_t>(16 - B + (K - 1 - j / P) * P + j % P) : -128;
+  }
+};
+#endif
+
+template <int P>
+inline void flip_row(const uint8_t* s, uint8_t* d, int64_t w) {
+  int64_t x = 0;
+#if defined(__SSSE3__)
+  if constexpr (P == 1 || P == 2 || P == 3 || P == 4 || P == 6 || P == 8) {
+    static constexpr ReverseMask<P> rm{};
+    constexpr int K = ReverseMask<P>::K;
+    const __m128i m = _mm_load_si128(reinterpret_cast<const __m128i*>(rm.m));
+    // the load ends at source pixel w - x (exclusive) and starts 16 bytes before; the store
+    // starts at pixel x: both stay in the row while (w - x) * P >= 16
+    for (; (w - x) * P >= 16; x += K) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + (w - x) * P - 16));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + x * P), _mm_shuffle_epi8(v, m));
+    }
+  }
+#endif
+  if constexpr (P == 12 || P == 24) {
+    // 48 bytes = 4 pixels of 3 dwords (float32 RGB) or 2 of 6 (float64 RGB), reversed by
+    // dword shuffles of the three 16-byte vectors a0, a1, a2
+    typedef int32_t v4 __attribute__((vector_size(16)));
+    typedef int32_t m4 __attribute__((vector_size(16)));
+    constexpr int K = 48 / P;
+    for (; x + K <= w; x += K) {
+      v4 a[3], o[3];
+      const uint8_t* in = s + (w - x - K) * P;
+      for (int i = 0; i < 3; ++i) std::memcpy(&a[i], in + 16 * i, 16);
+      if constexpr (P == 12) {  // pixels q0..q3 = (a0.0 a0.1 a0.2) (a0.3 a1.0 a1.1) (a1.2 a1.3 a2.0) (a2.1 a2.2 a2.3)
+        o[0] = IMKERN_SHUFFLE2(a[2], a[1], (m4{1, 2, 3, 6}));
+        const v4 t = IMKERN_SHUFFLE2(a[1], a[2], (m4{3, 4, 0, 0})), u = IMKERN_SHUFFLE2(a[0], a[1], (m4{3, 4, 0, 0}));
+        o[1] = IMKERN_SHUFFLE2(t, u, (m4{0, 1, 4, 5}));
+        o[2] = IMKERN_SHUFFLE2(a[1], a[0], (m4{1, 4, 5, 6}));
+      } else {  // q0, q1 = (a0.0 .. a1.1) (a1.2 .. a2.3)
+        o[0] = IMKERN_SHUFFLE2(a[1], a[2], (m4{2, 3, 4, 5}));
+        o[1] = IMKERN_SHUFFLE2(a[2], a[0], (m4{2, 3, 4, 5}));
+        o[2] = IMKERN_SHUFFLE2(a[0], a[1], (m4{2, 3, 4, 5}));
+      }
+      for (int i = 0; i < 3; ++i) std::memcpy(d + x * P + 16 * i, &o[i], 16);
+    }
+  }
+  for (; x < w; ++x) std::memcpy(d + x * P, s + (w - 1 - x) * P, P);
+}
+
+inline void flip_row_any(const uint8_t* s, uint8_t* d, int64_t w, int64_t p) {
+  for (int64_t x = 0; x < w; ++x) std::memcpy(d + x * p, s + (w - 1 - x) * p, static_cast<size_t>(p));
+}
+
+// Calls fn(std::integral_constant<int, P>) for the pixel sizes with a compiled path, else
+// fn(std::integral_constant<int, 0>) (runtime size).
+template <typename Fn>
+inline void visit_pixel_bytes(int64_t p, Fn&& fn) {
+  switch (p) {
+    case 1: return fn(std::integral_constant<int, 1>{});
+    case 2: return fn(std::integral_constant<int, 2>{});
+    case 3: return fn(std::integral_constant<int, 3>{});
+    case 4: return fn(std::integral_constant<int, 4>{});
+    case 6: return fn(std::integral_constant<int, 6>{});
+    case 8: return fn(std::integral_constant<int, 8>{});
+    case 12: return fn(std::integral_constant<int, 12>{});
+    case 16: return fn(std::integral_constant<int, 16>{});
+    case 24: return fn(std::integral_constant<int, 24>{});
+    case 32: return fn(std::integral_constant<int, 32>{});
+    default: return fn(std::integral_constant<int, 0>{});
+  }
+}
+
+}  // namespace
+
+void flip(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int elem_bytes, bool flip_x,
+          bool flip_y) {
+  const int64_t p = s.c * elem_bytes, rows = s.n * s.h;
+  const uint8_t* sp = static_cast<const uint8_t*>(src);
+  uint8_t* dp = static_cast<uint8_t*>(dst);
+  const int64_t grain = s.w * p > 0 ? (65536 + s.w * p - 1) / (s.w * p) : 1;
+  visit_pixel_bytes(p, [&](auto pc) {
+    constexpr int P = decltype(pc)::value;
+    parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t b = r / s.h, y = r % s.h, sy = flip_y ? s.h - 1 - y : y;
+        const uint8_t* in = sp + (b * s.batch_stride + sy * s.row_stride) * elem_bytes;
+        uint8_t* out = dp + (b * d.batch_stride + y * d.row_stride) * elem_bytes;
+        if (!flip_x) std::memcpy(out, in, static_cast<size_t>(s.w * p));
+        else if constexpr (P > 0) flip_row<P>(in, out, s.w);
+        else flip_row_any(in, out, s.w, p);
+      }
+    });
+  });
+}
+
+namespace {
+#if defined(__SSE2__)
+template <int W>
+IMKERN_ALWAYS_INLINE inline __m128i unpack(__m128i a, __m128i b, bool hi) {
+  if constexpr (W == 1) return hi ? _mm_unpackhi_epi8(a, b) : _mm_unpacklo_epi8(a, b);
+  else if constexpr (W == 2) return hi ? _mm_unpackhi_epi16(a, b) : _mm_unpacklo_epi16(a, b);
+  else if constexpr (W == 4) return hi ? _mm_unpackhi_epi32(a, b) : _mm_unpacklo_epi32(a, b);
+  else return hi ? _mm_unpackhi_epi64(a, b) : _mm_unpacklo_epi64(a, b);
+}
+
+// The N x N block of P-byte pixels (N = 16 / P) in r[0..N) (one row per register), transposed
+// in place. The classic unpack network: stage g pairs rows (base + j, base + j + g) of each
+// 2g-block into rows base + 2j (low halves) and base + 2j + 1 (high halves), interleaving
+// g-pixel groups.
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_regs(__m128i* r) {
+  constexpr int N = 16 / P;
+  auto stage = [&](auto gc) IMKERN_ALWAYS_INLINE {
+    constexpr int g = decltype(gc)::value;
+    __m128i u[N];
+    for (int base = 0; base < N; base += 2 * g)
+      for (int j = 0; j < g; ++j) {
+        u[base + 2 * j] = unpack<g * P>(r[base + j], r[base + j + g], false);
+        u[base + 2 * j + 1] = unpack<g * P>(r[base + j], r[base + j + g], true);
+      }
+    for (int t = 0; t < N; ++t) r[t] = u[t];
+  };
+  if constexpr (N >= 2) stage(std::integral_constant<int, 1>{});
+  if constexpr (N >= 4) stage(std::integral_constant<int, 2>{});
+  if constexpr (N >= 8) stage(std::integral_constant<int, 4>{});
+  if constexpr (N >= 16) stage(std::integral_constant<int, 8>{});
+}
+
+// The block whose rows start at rows[t] + c pixels (t = 0..N-1), transposed: output row m
+// (source column c + m, pixels from rows[0..N)) stored at out[m].
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_block(const uint8_t* const* rows, int64_t c, uint8_t* const* out) {
+  constexpr int N = 16 / P;
+  __m128i r[N];
+  for (int t = 0; t < N; ++t) r[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[t] + c * P));
+  transpose_regs<P>(r);
+  for (int m = 0; m < N; ++m) _mm_storeu_si128(reinterpret_cast<__m128i*>(out[m]), r[m]);
+}
+
+#if defined(__SSE4_1__)
+// The same for 16 x 16 RGB (3-byte) pixels: each row split into three byte planes (pshufb),
+// the planes transposed as bytes, each output row interleaved back.
+IMKERN_ALWAYS_INLINE inline void transpose_block3(const uint8_t* const* rows, int64_t c, uint8_t* const* out) {
+  __m128i r[16], g[16], b[16];
+  for (int t = 0; t < 16; ++t) deinterleave3_u8(rows[t] + c * 3, r[t], g[t], b[t]);
+  transpose_regs<1>(r);
+  transpose_regs<1>(g);
+  transpose_regs<1>(b);
+  for (int m = 0; m < 16; ++m) interleave3_u8(r[m], g[m], b[m], out[m]);
+}
+#endif
+#endif
+}  // namespace
+
+void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int elem_bytes, int k) {
+  const int64_t p = s.c * elem_bytes;
+  // a tile of T x T pixels reads T source rows of T pixels: keep the two tiles within ~16 KiB
+  const int64_t T = p <= 2 ? 64 : (p <= 8 ? 32 : 16);
+  const int64_t tiles_y = (d.h + T - 1) / T, blocks = s.n * tiles_y;
+  const uint8_t* sp = static_cast<const uint8_t*>(src);
+  uint8_t* dp = static_cast<uint8_t*>(dst);
+  const int64_t W = s.w, H = s.h, rs = s.row_stride * elem_bytes, ds = d.row_stride * elem_bytes;
+  visit_pixel_bytes(p, [&](auto pc) {
+    constexpr int P = decltype(pc)::value;
+    // one pixel: a fixed-size move the compiler inlines (P > 0), else memcpy of p bytes
+    auto move = [p](uint8_t* o, const uint8_t* i) IMKERN_ALWAYS_INLINE {
+      if constexpr (P > 0) std::memcpy(o, i, P);
+      else std::memcpy(o, i, static_cast<size_t>(p));
+    };
+    // dst (i, j) = src (srow(j), scol(i)): k = 1: srow = j, scol = W - 1 - i; k = 3: srow =
+    // H - 1 - j, scol = i
+    auto src_row = [&](const uint8_t* in, int64_t j) IMKERN_ALWAYS_INLINE { return in + (k == 1 ? j : H - 1 - j) * rs; };
+    auto src_col = [&](int64_t i) IMKERN_ALWAYS_INLINE { return k == 1 ? W - 1 - i : i; };
+    parallel_for(0, blocks, 1, [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) {
+        const int64_t b = q / tiles_y, i0 = (q % tiles_y) * T, i1 = i0 + T < d.h ? i0 + T : d.h;
+        const uint8_t* in = sp + b * s.batch_stride * elem_bytes;
+        uint8_t* out = dp + b * d.batch_stride * elem_bytes;
+        for (int64_t j0 = 0; j0 < d.w; j0 += T) {
+          const int64_t j1 = j0 + T < d.w ? j0 + T : d.w;
+          int64_t ib = i0, jb = j1;  // the SIMD part: [i0, ib) x [j0, jb)
+#if defined(__SSE2__)
+          if constexpr (P == 1 || P == 2 || P == 3 || P == 4 || P == 8) {
+            constexpr int N = P == 3 ? 16 : 16 / P;
+            ib = i0 + (i1 - i0) / N * N;
+            jb = j0 + (j1 - j0) / N * N;
+            for (int64_t i = i0; i < ib; i += N)
+              for (int64_t j = j0; j < jb; j += N) {
+                // source rows of dst columns j..j+N; dst rows of source columns c..c+N
+                const uint8_t* rows[N];
+                uint8_t* outs[N];
+                for (int t = 0; t < N; ++t) rows[t] = src_row(in, j + t);
+                const int64_t c = k == 1 ? W - i - N : i;
+                for (int m = 0; m < N; ++m) outs[m] = out + (k == 1 ? i + N - 1 - m : i + m) * ds + j * P;
+#if defined(__SSE4_1__)
+                if constexpr (P == 3) transpose_block3(rows, c, outs);
+                else transpose_block<P>(rows, c, outs);
+#else
+                if constexpr (P == 3) {
+                  for (int m = 0; m < N; ++m)
+                    for (int t = 0; t < N; ++t) move(outs[m] + t * P, rows[t] + (c + m) * P);
+                } else {
+                  transpose_block<P>(rows, c, outs);
+                }
+#endif
+              }
+          }
+#endif
+          for (int64_t i = i0; i < i1; ++i) {
+            uint8_t* o = out + i * ds;
+            const int64_t sc = src_col(i) * p;
+            // the rows the SIMD blocks did have their first jb - j0 pixels done
+            for (int64_t j = (i < ib ? jb : j0); j < j1; ++j) move(o + j * p, src_row(in, j) + sc);
+          }
+        }
+      }
+    });
+  });
+}
+
+void pad(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int elem_bytes, const int64_t* rows,
+         const int64_t* cols, int64_t left, const void* cval) {
+  const int64_t p = s.c * elem_bytes, n_rows = d.n * d.h;
+  const uint8_t* sp = static_cast<const uint8_t*>(src);
+  uint8_t* dp = static_cast<uint8_t*>(dst);
+  const uint8_t* cv = static_cast<const uint8_t*>(cval);
+  const int64_t grain = d.w * p > 0 ? (65536 + d.w * p - 1) / (d.w * p) : 1;
+  visit_pixel_bytes(p, [&](auto pc) {
+    constexpr int P = decltype(pc)::value;
+    auto move = [p](uint8_t* o, const uint8_t* i) IMKERN_ALWAYS_INLINE {
+      if constexpr (P > 0) std::memcpy(o, i, P);
+      else std::memcpy(o, i, static_cast<size_t>(p));
+    };
+    parallel_for(0, n_rows, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t b = r / d.h, y = r % d.h, sy = rows[y];
+        uint8_t* out = dp + (b * d.batch_stride + y * d.row_stride) * elem_bytes;
+        if (sy < 0) {
+          for (int64_t x = 0; x < d.w; ++x) move(out + x * p, cv);
+          continue;
+        }
+        const uint8_t* in = sp + (b * s.batch_stride + sy * s.row_stride) * elem_bytes;
+        for (int64_t x = 0; x < left; ++x) move(out + x * p, cols[x] < 0 ? cv : in + cols[x] * p);
+        std::memcpy(out + left * p, in, static_cast<size_t>(s.w * p));
+        for (int64_t x = left + s.w; x < d.w; ++x) move(out + x * p, cols[x] < 0 ? cv : in + cols[x] * p);
+      }
+    });
+  });
+}
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern
