@@ -102,6 +102,19 @@ void check_ksize(int ksize) {
   if (ksize != 3 && ksize != 5 && ksize != 7) throw std::invalid_argument("ksize: 3, 5 or 7");
 }
 
+// gaussian_u8's taps: odd sizes, each summing to 256, every tap in [0, 256] (max_taps: the device's limit).
+const HostVec<int32_t>& q8_taps(const HostVec<int32_t>& k, const char* name, int64_t max_taps) {
+  if (k.ndim() != 1 || k.size() % 2 != 1 || k.size() > max_taps)
+    throw std::invalid_argument(std::string(name) + ": expected an odd number of taps, at most " + std::to_string(max_taps));
+  int64_t sum = 0;
+  for (int32_t t : k.v) {
+    if (t < 0 || t > 256) throw std::invalid_argument(std::string(name) + ": taps must lie in [0, 256]");
+    sum += t;
+  }
+  if (sum != 256) throw std::invalid_argument(std::string(name) + ": taps must sum to 256");
+  return k;
+}
+
 }  // namespace
 
 IMKERN_BINDINGS(filters) {
@@ -215,6 +228,16 @@ IMKERN_BINDINGS(filters) {
                 d, ksize, l2, low, high);
   });
 
+  def(m, "gaussian_u8", [](const Arr& src, const Arr& dst, const HostVec<int32_t>& ky, const HostVec<int32_t>& kx,
+                           int border, int cval) {
+    const Images p = images(src, dst);
+    if (p.dt != DType::u8) throw py::type_error("gaussian_u8: uint8 image expected");
+    q8_taps(ky, "kernel_y", 1 << 20), q8_taps(kx, "kernel_x", 1 << 20);
+    if (cval < 0 || cval > 255) throw std::invalid_argument("cval: expected 0..255");
+    IMKERN_CALL(gaussian_u8, static_cast<const uint8_t*>(p.src), p.s, static_cast<uint8_t*>(p.dst), p.d, ky.data(),
+                static_cast<int>(ky.size()), kx.data(), static_cast<int>(kx.size()), border_of(border), cval);
+  });
+
 #if defined(IMKERN_WITH_CUDA)
   // ---- CUDA: the launchers as they are; weights of the linear filters are device arrays -------
   namespace kc = imkern::cuda;
@@ -251,6 +274,15 @@ IMKERN_BINDINGS(filters) {
     kc::unsharp_mask_cuda(static_cast<DType>(dtype), CudaArg<const void*>::get(src), s, CudaArg<void*>::get(dst), d, ky.data(),
                           static_cast<int>(ky.size()), kx.data(), static_cast<int>(kx.size()), amount, threshold,
                           border_of(border), cval, CudaArg<void*>::get(stream));
+  });
+  def(m, "cuda_gaussian_u8", [](uintptr_t src, const ImageDesc& s, uintptr_t dst, const ImageDesc& d,
+                                const HostVec<int32_t>& ky, const HostVec<int32_t>& kx, int border, int cval,
+                                uintptr_t stream) {
+    q8_taps(ky, "kernel_y", kc::kMaxGaussU8Taps), q8_taps(kx, "kernel_x", kc::kMaxGaussU8Taps);
+    if (cval < 0 || cval > 255) throw std::invalid_argument("cval: expected 0..255");
+    kc::gaussian_u8_cuda(static_cast<const uint8_t*>(CudaArg<const void*>::get(src)), s,
+                         static_cast<uint8_t*>(CudaArg<void*>::get(dst)), d, ky.data(), static_cast<int>(ky.size()),
+                         kx.data(), static_cast<int>(kx.size()), border_of(border), cval, CudaArg<void*>::get(stream));
   });
 #endif
 }

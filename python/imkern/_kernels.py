@@ -3,6 +3,12 @@ these against cv2.getGaussianKernel and scipy.ndimage's kernels)."""
 
 from __future__ import annotations
 
+import functools
+import math
+import struct
+from decimal import Decimal, getcontext
+from fractions import Fraction
+
 import numpy as np
 
 # cv2.getGaussianKernel uses these fixed kernels when sigma <= 0 and ksize <= 9 (OpenCV 5).
@@ -42,3 +48,103 @@ def gaussian_kernels(sigma, ksize, truncate):
         kh, kw = ksize
         return gaussian_kernel_cv(kh, sy), gaussian_kernel_cv(kw, sx)
     return gaussian_kernel_scipy(sy, truncate), gaussian_kernel_scipy(sx, truncate)
+
+
+# ---- cv2.GaussianBlur's bit-exact uint8 kernels --------------------------------------------------
+# OpenCV computes its Gaussian taps in soft (IEEE, correctly rounded) double arithmetic, with its
+# own exp: x * log2(e) * 64 split into an integer k and a fraction f, 2^(k // 64) times a table
+# entry 2^((k % 64) / 64) times a degree-5 polynomial in f / 64. Python floats do the same IEEE
+# operations in the same order, so the taps below are cv2.getGaussianKernel's to the bit (the
+# tests compare them); the polynomial's coefficients are OpenCV's (bit patterns below), the table
+# is computed here (2^(k/64) correctly rounded, which is what OpenCV's table holds).
+
+
+def _f64(bits: int) -> float:
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+
+def _exp2_table():
+    getcontext().prec = 60
+    ln2 = Decimal(2).ln()
+    return tuple(float((Decimal(k) / 64 * ln2).exp()) for k in range(64))
+
+
+_EXP_TAB = _exp2_table()
+_EXP_P0 = _f64(0x3F83CE0F3E46F431)
+# highest degree first; each divided by _EXP_P0 (softdouble division = IEEE division)
+_EXP_POLY = tuple(
+    _f64(b) / _EXP_P0
+    for b in (0x3F55E7AA1566C2A4, 0x3F83B2A72B4F3CD3, 0x3FAC6B08D81FEC75, 0x3FCEBFBDFF82A45A, 0x3FE62E42FEFA39F1)
+) + (1.0 / _EXP_P0,)
+_EXP_PRESCALE = _f64(0x3FF71547652B82FE) * 64.0  # log2(e) * 64
+
+
+def _cv_exp(x: float) -> float:
+    """OpenCV's softdouble exp (for the finite, non-positive arguments the kernels take)."""
+    if (struct.unpack("<Q", struct.pack("<d", x))[0] >> 52) & 0x7FF > 1023 + 10:
+        x0 = math.copysign(3000.0 * 64, x)
+    else:
+        x0 = x * _EXP_PRESCALE
+    k = round(x0)  # ties to even, as cvRound(softdouble)
+    e = min(max((k >> 6) + 1023, 0), 2047)
+    scale = math.ldexp(1.0, e - 1023) if e > 0 else 0.0
+    f = (x0 - float(k)) * (1.0 / 64)
+    p = _EXP_POLY[0]
+    for c in _EXP_POLY[1:]:
+        p = p * f + c
+    return scale * _EXP_P0 * _EXP_TAB[k & 63] * p
+
+
+def _fma(a: float, b: float, c: float) -> float:
+    """a * b + c rounded once (softdouble mulAdd)."""
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+
+def gaussian_kernel_cv_exact(ksize: int, sigma: float) -> list:
+    """cv2.getGaussianKernel(ksize, sigma, CV_64F) to the bit, as Python floats (ksize odd)."""
+    if sigma <= 0 and ksize in _CV_SMALL_GAUSSIAN:
+        return list(_CV_SMALL_GAUSSIAN[ksize])
+    s = float(sigma) if sigma > 0 else _fma(float(ksize), _f64(0x3FC3333333333333), _f64(0x3FD6666666666666))
+    scale = -0.125 / (s * s)
+    half = (ksize - 1) // 2
+    vals = [_cv_exp(float((2 * i + 1 - ksize) ** 2) * scale) for i in range(half)]
+    total = 0.0
+    for v in vals:
+        total += v
+    total = total * 2.0 + 1.0
+    mul = 1.0 / total
+    k = [0.0] * ksize
+    for i, v in enumerate(vals):
+        k[i] = k[ksize - 1 - i] = v * mul
+    k[half] = mul
+    return k
+
+
+@functools.lru_cache(maxsize=256)
+def _gaussian_q8(ksize: int, sigma: float) -> tuple:
+    k = gaussian_kernel_cv_exact(ksize, sigma)
+    half = ksize // 2
+    q = [0] * ksize
+    err, total = 0.0, 0
+    for i in range(half):  # error diffusion from the tails inwards; the center takes the rest
+        v = k[i] * 256.0 + err
+        r = round(v)
+        err = v - float(r)
+        q[i] = q[ksize - 1 - i] = r
+        total += r
+    q[half] = 256 - 2 * total
+    return tuple(q)
+
+
+def gaussian_kernel_q8(ksize: int, sigma: float) -> np.ndarray:
+    """cv2.GaussianBlur's uint8 taps: the bit-exact kernel in 8 fractional bits (ufixedpoint16),
+    rounded with error diffusion so that the taps sum to exactly 256. int32, ksize odd."""
+    return np.array(_gaussian_q8(int(ksize), max(float(sigma), 0.0)), dtype=np.int32)
+
+
+def gaussian_kernels_q8(sigma, ksize):
+    """(kernel_y, kernel_x) of the uint8 fixed-point Gaussian for sigma (sigma_y, sigma_x) and ksize
+    (kh, kw); a sigma <= 0 is derived from its own size, as in gaussian_kernels."""
+    sy, sx = sigma
+    kh, kw = ksize
+    return gaussian_kernel_q8(kh, sy), gaussian_kernel_q8(kw, sx)

@@ -153,3 +153,22 @@ void canny_cuda(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Imag
 
 }  // namespace cuda
 }  // namespace imkern
+
+// ---- uint8 Gaussian as cv2.GaussianBlur (csrc/cpu/filters/gaussian_u8.cpp, csrc/cuda/filters/
+// gaussian_u8.cu): integer taps ky (kh) and kx (kw), odd sizes, 8 fractional bits, each kernel
+// summing to 256 with every tap in [0, 256] and kx symmetric or not;
+// h = sum_j kx[j] src(x + j - kw/2) (exact in 16 bits), out = (sum_i ky[i] h(y + i - kh/2) + 2^15) >> 16,
+// out-of-image pixels by `border` (cval, 0..255, for Border::constant). Exact integer sums: the
+// same bits on every ISA, thread count and device.
+namespace imkern {
+IMKERN_DECLARE_FOR_EACH_ISA(
+  void gaussian_u8(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const ImageDesc& d, const int32_t* ky, int kh,
+                   const int32_t* kx, int kw, Border border, int cval);
+)
+namespace cuda {
+constexpr int kMaxGaussU8Taps = 63;  // kh, kw of the CUDA kernel (taps passed by value)
+// Host taps, copied into the kernel arguments; the caller's stream; nothing launched for empty images.
+void gaussian_u8_cuda(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const ImageDesc& d, const int32_t* ky,
+                      int kh, const int32_t* kx, int kw, Border border, int cval, void* stream);
+}  // namespace cuda
+}  // namespace imkern

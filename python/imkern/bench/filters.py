@@ -49,6 +49,9 @@ _K3 = np.array([[0.1, 0.2, 0.05], [0.15, 0.3, 0.1], [0.02, 0.03, 0.05]])
 
 CASES = [
     Case("gaussian 5x5 s1 uint8 2160x3840x3", "cpu", _setup(*_gauss(5, 1.0), (H, W, 3), np.uint8), bytes=2 * H * W * 3),
+    Case(
+        "gaussian 31x31 s5 uint8 2160x3840x3", "cpu", _setup(*_gauss(31, 5.0), (H, W, 3), np.uint8), bytes=2 * H * W * 3
+    ),
     Case("gaussian 5x5 s1 float32 2160x3840", "cpu", _setup(*_gauss(5, 1.0), (H, W), np.float32), bytes=2 * H * W * 4),
     Case(
         "gaussian 31x31 s5 float32 2160x3840", "cpu", _setup(*_gauss(31, 5.0), (H, W), np.float32), bytes=2 * H * W * 4

@@ -8,7 +8,7 @@ from .. import _arrays as A
 from .. import _core
 from .._borders import BORDER_CODES, parse_border
 from .._driver import run_image_op as _run
-from .._kernels import gaussian_kernels
+from .._kernels import gaussian_kernels, gaussian_kernels_q8
 
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 
@@ -273,6 +273,14 @@ def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cva
     derived from the size as OpenCV does. Without ``ksize`` the radius is
     ``int(truncate * sigma + 0.5)`` per axis, as scipy.ndimage.gaussian_filter.
 
+    A uint8 image with ``ksize`` (and a uint8 output) takes cv2.GaussianBlur's own fixed-point
+    algorithm and equals it bit for bit: the taps in 8 fractional bits (summing to 256), a
+    16-bit horizontal pass, a 32-bit vertical pass and ``(v + 2**15) >> 16``, all sums exact.
+    With ``border="constant"`` this needs a ``cval`` that is an integer in 0..255 (cv2's is 0);
+    another cval, another output dtype, or no ``ksize`` take the float32 separable filter
+    (rounded to nearest at the end). ``sigma=(sy, sx)`` is cv2's ``sigmaY=sy, sigmaX=sx``, each
+    sigma <= 0 derived from its own size.
+
     Args:
         sigma: a number or ``(sigma_y, sigma_x)``.
         ksize: None or ``(kh, kw)`` / an int, odd.
@@ -286,5 +294,51 @@ def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cva
         100
     """
     sig, ksize, truncate = _gaussian_args(sigma, ksize, truncate)
+    if ksize is not None and _fixed_u8(image, dtype, border, cval):
+        ky, kx = gaussian_kernels_q8(sig, ksize)
+        if ky.min() >= 0 and kx.min() >= 0:  # (a negative center tap needs ksize in the hundreds)
+            return _gaussian_u8(image, ky, kx, border, cval, out)
     ky, kx = gaussian_kernels(sig, ksize, truncate)
     return _sep(image, ky, kx, border, cval, out, dtype)
+
+
+_CUDA_MAX_GAUSS_U8_TAPS = 63  # imkern::cuda::kMaxGaussU8Taps (taps passed by value)
+
+
+def _fixed_u8(image, dtype, border, cval) -> bool:
+    """Whether gaussian with ksize takes cv2's uint8 fixed-point algorithm (see its docstring)."""
+    dt = getattr(image, "dtype", None)
+    if dt is None or np.dtype(dt) != np.uint8 or _out_dtype(image, dtype) is not None:
+        return False
+    if parse_border(border) != "constant":
+        return True
+    c = A.as_float(cval, "cval")
+    return 0 <= c <= 255 and c == int(c)
+
+
+def _trim_zeros(k: np.ndarray) -> np.ndarray:
+    """The taps without the zero pairs at both ends (large ksize for the sigma): exact, since
+    they weigh nothing whatever the border brings, and cheaper."""
+    k = np.asarray(k, dtype=np.int32)
+    n = 0
+    while 2 * n + 1 < len(k) and k[n] == 0 and k[len(k) - 1 - n] == 0:
+        n += 1
+    return np.ascontiguousarray(k[n : len(k) - n])
+
+
+def _gaussian_u8(image, ky: np.ndarray, kx: np.ndarray, border: str, cval, out):
+    b = BORDER_CODES[parse_border(border)]
+    c = int(A.as_float(cval, "cval")) if parse_border(border) == "constant" else 0
+    ky, kx = _trim_zeros(ky), _trim_zeros(kx)
+
+    def cpu(src, dst):
+        _core.gaussian_u8(src, dst, ky, kx, b, c)
+
+    def cuda(code, src, dst, stream):
+        if max(len(ky), len(kx)) > _CUDA_MAX_GAUSS_U8_TAPS:
+            raise ValueError(
+                f"ksize: at most {_CUDA_MAX_GAUSS_U8_TAPS} for uint8 images on CUDA, got {(len(ky), len(kx))}"
+            )
+        _core.cuda_gaussian_u8(src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), ky, kx, b, c, stream)
+
+    return _run(image, out, cpu, cuda)

@@ -193,7 +193,8 @@ def adaptive_threshold(image, maxval, method="mean", block_size=3, c=0.0, *, kin
         >>> imkern.filters.adaptive_threshold(img, 255, "mean", 3, 5)
         array([[255, 255,   0, 255,   0, 255, 255]], dtype=uint8)
     """
-    from ._linear import box, gaussian
+    from .._kernels import gaussian_kernel_cv
+    from ._linear import box, sep_filter
 
     kind_ = A.array_kind(image, "image")
     if image.ndim not in (2, 3, 4):
@@ -223,7 +224,9 @@ def adaptive_threshold(image, maxval, method="mean", block_size=3, c=0.0, *, kin
     if method == "mean":
         mean = box(src, bs, border="replicate")
     else:
-        mean = gaussian(src, 0, ksize=bs, border="replicate")
+        # cv2 blurs a float32 copy here (not its uint8 fixed-point GaussianBlur): float32 sums
+        k = gaussian_kernel_cv(bs, 0.0)
+        mean = sep_filter(src, k, k, border="replicate")
     if kind_ == "numpy":
         _core.adaptive_compare(src, mean, target, idelta, mv, inv)
     else:

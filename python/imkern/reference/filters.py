@@ -8,7 +8,7 @@ from typing import Any, Dict
 import numpy as np
 
 from .._borders import parse_border
-from .._kernels import gaussian_kernels
+from .._kernels import gaussian_kernel_cv, gaussian_kernels, gaussian_kernels_q8
 
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 
@@ -107,12 +107,50 @@ def box(image, size, *, normalize=True, border="reflect101", cval=0.0, out=None)
 
 
 def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cval=0.0, out=None):
-    """Separable Gaussian; kernels as cv2.getGaussianKernel (ksize given) or scipy (truncate)."""
+    """Separable Gaussian; kernels as cv2.getGaussianKernel (ksize given) or scipy (truncate).
+
+    uint8 with ``ksize`` (and, for ``border="constant"``, a cval in 0..255 that is an integer) is
+    cv2.GaussianBlur's fixed-point algorithm (:func:`gaussian_fixed_u8`)."""
     sig = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma, sigma)
     if ksize is not None and np.isscalar(ksize):
         ksize = (ksize, ksize)
+    if ksize is not None and gaussian_is_fixed_u8(np.asarray(image).dtype, border, cval):
+        ky, kx = gaussian_kernels_q8(sig, tuple(ksize))
+        return gaussian_fixed_u8(image, ky, kx, border=border, cval=cval, out=out)
     ky, kx = gaussian_kernels(sig, ksize, truncate)
     return sep_filter(image, ky, kx, border=border, cval=cval, out=out)
+
+
+def gaussian_is_fixed_u8(dtype, border, cval) -> bool:
+    """Whether gaussian (with ksize) takes the uint8 fixed-point path for this dtype and border."""
+    if np.dtype(dtype) != np.uint8:
+        return False
+    return parse_border(border) != "constant" or (0 <= cval <= 255 and float(cval) == int(cval))
+
+
+def gaussian_fixed_u8(image, kernel_y, kernel_x, *, border="reflect101", cval=0, out=None):
+    """cv2.GaussianBlur's uint8 algorithm in integers: taps in 8 fractional bits (summing to 256),
+    ``h = sum_j kx[j] * x[.., x + j - kw//2]`` (exact in 16 bits), ``v = sum_i ky[i] * h[y + i - kh//2]``
+    (exact in 32 bits, 16 fractional bits), ``out = (v + 2**15) >> 16``; borders by the rule."""
+    img = np.asarray(image)
+    ky = np.asarray(kernel_y, dtype=np.int64).ravel()
+    kx = np.asarray(kernel_x, dtype=np.int64).ravel()
+    x = _as_nhwc(img).astype(np.int64)
+    _, h, w, _ = x.shape
+    ay, ax = len(ky) // 2, len(kx) // 2
+    p = _pad(x, ay, len(ky) - 1 - ay, ax, len(kx) - 1 - ax, border, int(cval))
+    hs = np.zeros((p.shape[0], p.shape[1], w, p.shape[3]), dtype=np.int64)
+    for j, c in enumerate(kx):
+        hs += c * p[:, :, j : j + w]
+    assert hs.max(initial=0) < 1 << 16
+    v = np.zeros(x.shape, dtype=np.int64)
+    for i, c in enumerate(ky):
+        v += c * hs[:, i : i + h]
+    res = ((v + (1 << 15)) >> 16).astype(np.uint8).reshape(img.shape)
+    if out is not None:
+        out[...] = res
+        return out
+    return res
 
 
 # ---- rank filters ---------------------------------------------------------------------------------
@@ -497,7 +535,8 @@ def adaptive_threshold(image, maxval, method="mean", block_size=3, c=0.0, *, kin
     if method == "mean":
         mean = box(image, block_size, border="replicate")
     else:
-        mean = gaussian(image, 0, ksize=block_size, border="replicate")
+        k = gaussian_kernel_cv(block_size, 0.0)  # cv2 blurs a float32 copy (not the uint8 fixed point)
+        mean = sep_filter(image, k, k, border="replicate")
     diff = np.asarray(image).astype(np.int64) - mean.astype(np.int64)
     mv = int(min(255, max(0, np.rint(maxval))))
     if kind == "binary":

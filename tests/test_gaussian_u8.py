@@ -1,0 +1,234 @@
+"""imkern.filters.gaussian on uint8 with ksize: cv2.GaussianBlur's fixed-point algorithm, bit for bit
+(against OpenCV, the integer NumPy reference, every ISA, thread counts, views and batches)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import imkern
+from conftest import random_array, to_numpy
+from imkern import _core
+from imkern import filters as F
+from imkern._kernels import gaussian_kernel_cv_exact, gaussian_kernel_q8
+from imkern.reference import filters as R
+
+BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
+# (kh, kw), (sigma_y, sigma_x): imkern's order; cv2 takes ksize=(kw, kh), sigmaX=sx, sigmaY=sy
+KSIZES = [
+    (1, 1),
+    (3, 3),
+    (5, 5),
+    (7, 7),
+    (9, 9),
+    (3, 1),
+    (1, 7),
+    (5, 3),
+    (7, 11),
+    (13, 5),
+    (15, 15),
+    (21, 3),
+    (31, 31),
+    (29, 9),
+]
+SIGMAS = [(0.0, 0.0), (1.0, 1.0), (1.7, 0.6), (-1.0, 2.5), (0.35, 4.0), (6.0, 6.0)]
+SHAPES = [(1, 1), (1, 9), (7, 1), (2, 3), (13, 17), (24, 33, 3), (9, 70, 4), (40, 129, 1), (3, 5, 3)]
+
+
+def _cv2():
+    return pytest.importorskip("cv2")
+
+
+def _cv_border(cv2, border):
+    return {
+        "reflect101": cv2.BORDER_REFLECT101,
+        "reflect": cv2.BORDER_REFLECT,
+        "replicate": cv2.BORDER_REPLICATE,
+        "constant": cv2.BORDER_CONSTANT,
+        "wrap": cv2.BORDER_WRAP,
+    }[border]
+
+
+def _cv_blur(x, ksize, sigma, border):
+    """cv2.GaussianBlur in imkern's conventions, image by image for (N, H, W, C) batches."""
+    cv2 = _cv2()
+    (kh, kw), (sy, sx) = ksize, sigma
+    b = _cv_border(cv2, border)
+    if x.ndim == 4:
+        return np.stack([_cv_blur(im, ksize, sigma, border) for im in x])
+    if x.ndim == 3 and x.shape[2] == 1:
+        return _cv_blur(x[..., 0], ksize, sigma, border)[..., None]
+    # cv2 takes sigmaY <= 0 as sigmaX; imkern derives each sigma <= 0 from its own size, which is
+    # cv2 with both <= 0 or with sigmaY > 0 (the callers leave out the other combination)
+    assert not sy <= 0 < sx
+    return cv2.GaussianBlur(np.ascontiguousarray(x), (kw, kh), sigmaX=sx, sigmaY=sy, borderType=b)
+
+
+# ---- the taps -------------------------------------------------------------------------------------
+def test_kernel_is_opencvs_to_the_bit():
+    cv2 = _cv2()
+    rng = np.random.default_rng(0)
+    sigmas = [0.0, -1.0, 1e-3, 0.1, 0.3, 0.8, 1.0, 1.5, 2.0, 5.0, 12.5, 100.0, *rng.uniform(0.05, 20.0, 300)]
+    for sigma in sigmas:
+        for n in (1, 3, 5, 7, 9, 11, 13, 15, 21, 31, 33, 51):
+            want = cv2.getGaussianKernel(n, float(sigma), cv2.CV_64F).ravel()
+            got = np.array(gaussian_kernel_cv_exact(n, float(sigma)))
+            assert np.array_equal(got, want), (n, sigma, np.abs(got - want).max())
+
+
+def test_q8_taps_sum_to_256_and_are_symmetric():
+    for n in (1, 3, 5, 7, 9, 15, 31, 63, 101):
+        for sigma in (0.0, 0.2, 1.0, 3.0, 50.0):
+            k = gaussian_kernel_q8(n, sigma)
+            assert k.dtype == np.int32 and k.sum() == 256 and (k >= 0).all() and (k == k[::-1]).all()
+    assert gaussian_kernel_q8(5, 0).tolist() == [16, 64, 96, 64, 16]
+    assert gaussian_kernel_q8(3, 0.1).tolist() == [0, 256, 0]
+
+
+def test_q8_taps_are_cv2s(rng):
+    # a delta image through cv2 (rows: kh = 1, so the output is round(kx * 255 / 256)) would lose
+    # bits; instead compare whole blurs of random images over many sigmas, where one wrong tap
+    # changes many pixels
+    x = random_array(rng, (60, 60), np.uint8)
+    for sigma in np.concatenate([rng.uniform(0.05, 15.0, 60), [0.0]]):
+        for n in (3, 5, 7, 9, 11, 17, 25, 31):
+            got = F.gaussian(x, float(sigma), ksize=n)
+            assert np.array_equal(got, _cv_blur(x, (n, n), (float(sigma), float(sigma)), "reflect101")), (n, sigma)
+
+
+# ---- against OpenCV -------------------------------------------------------------------------------
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_opencv(rng, isa, border, shape):
+    x = random_array(rng, shape, np.uint8)
+    for ksize in KSIZES:
+        for sigma in SIGMAS:
+            if sigma[0] <= 0 < sigma[1]:
+                continue
+            got = F.gaussian(x, sigma, ksize=ksize, border=border)
+            want = _cv_blur(x, ksize, sigma, border)
+            assert got.dtype == np.uint8 and got.shape == x.shape
+            assert np.array_equal(got, want), (isa, border, shape, ksize, sigma)
+
+
+@pytest.mark.parametrize("shape", [(2160 // 4, 3840 // 4, 3), (301, 1283, 1), (130, 517, 4)])
+@pytest.mark.parametrize("ksize,sigma", [((5, 5), 1.0), ((3, 3), 0.0), ((31, 31), 5.0), ((7, 15), (1.2, 3.1))])
+def test_matches_opencv_big(rng, isa, threads, shape, ksize, sigma):
+    x = random_array(rng, shape, np.uint8)
+    sig = sigma if isinstance(sigma, tuple) else (sigma, sigma)
+    assert np.array_equal(F.gaussian(x, sigma, ksize=ksize), _cv_blur(x, ksize, sig, "reflect101"))
+
+
+def test_batches_match_opencv_per_image(rng, isa):
+    x = random_array(rng, (3, 21, 34, 3), np.uint8)
+    for ksize, sigma in (((5, 5), (1.0, 1.0)), ((9, 3), (2.0, 0.7)), ((1, 11), (0.0, 0.0))):
+        got = F.gaussian(x, sigma, ksize=ksize, border="reflect")
+        assert np.array_equal(got, _cv_blur(x, ksize, sigma, "reflect"))
+
+
+def test_views_match_opencv(rng, isa):
+    base = random_array(rng, (40, 60, 4), np.uint8)
+    views = {
+        "strided rows": base[::2],
+        "strided cols": base[:, ::3],
+        "channel slice": base[:, :, 1:],
+        "negative rows": base[::-1],
+        "negative cols": base[:, ::-1],
+        "fortran": np.asfortranarray(base[:, :, 0]),
+        "transposed": base[:, :, 2].T,
+    }
+    for name, v in views.items():
+        before = v.copy()
+        got = F.gaussian(v, (1.3, 0.9), ksize=(7, 5), border="replicate")
+        assert np.array_equal(got, _cv_blur(np.ascontiguousarray(v), (7, 5), (1.3, 0.9), "replicate")), name
+        assert np.array_equal(v, before), name
+
+
+# ---- against the reference, every device -----------------------------------------------------------
+@pytest.mark.parametrize("border", BORDERS)
+def test_matches_reference(xp, rng, border):
+    for shape in [(1, 1), (5, 3), (17, 40, 3), (2, 9, 70, 4), (33, 70, 1)]:
+        x = random_array(rng, shape, np.uint8)
+        for ksize, sigma in (
+            ((5, 5), 1.0),
+            ((3, 7), (0.0, 2.0)),
+            ((11, 1), (3.0, 0.0)),
+            ((25, 25), 4.0),
+            ((3, 3), 0.1),
+        ):
+            got = to_numpy(F.gaussian(xp.asarray(x), sigma, ksize=ksize, border=border, cval=7))
+            want = R.gaussian(x, sigma, ksize=ksize, border=border, cval=7)
+            assert np.array_equal(got, want), (shape, ksize, sigma)
+
+
+def test_threads_and_isas_agree(rng):
+    x = random_array(rng, (97, 203, 3), np.uint8)
+    results = []
+    before = (imkern.get_cpu_isa(), imkern.get_num_threads())
+    try:
+        from conftest import ISA_LEVELS
+
+        for level in ISA_LEVELS:
+            for n in (1, 2, 5):
+                imkern.set_cpu_isa(level)
+                imkern.set_num_threads(n)
+                results.append(F.gaussian(x, 2.0, ksize=(9, 13)))
+    finally:
+        imkern.set_cpu_isa(before[0])
+        imkern.set_num_threads(before[1])
+    assert all(np.array_equal(r, results[0]) for r in results)
+
+
+def test_out_and_input_unchanged(xp, rng):
+    x = random_array(rng, (19, 23, 3), np.uint8)
+    xd = xp.asarray(x)
+    out = xp.full(x.shape, 77, np.uint8)
+    r = F.gaussian(xd, 1.0, ksize=(5, 5), out=out)
+    assert r is out
+    assert np.array_equal(to_numpy(out), R.gaussian(x, 1.0, ksize=(5, 5)))
+    assert np.array_equal(to_numpy(xd), x)
+    # out sharing memory with the image
+    y = xd.copy()
+    F.gaussian(y, 1.0, ksize=(5, 5), out=y)
+    assert np.array_equal(to_numpy(y), R.gaussian(x, 1.0, ksize=(5, 5)))
+
+
+def test_empty(xp):
+    x = xp.zeros((0, 5, 3), np.uint8)
+    assert F.gaussian(x, 1.0, ksize=5).shape == (0, 5, 3)
+
+
+# ---- what stays on the float path --------------------------------------------------------------------
+def test_other_modes_keep_the_float_path(rng):
+    x = random_array(rng, (20, 30), np.uint8)
+    k = np.array(gaussian_kernel_cv_exact(5, 1.0))
+    # no ksize: scipy-compatible, float32 sums rounded
+    ks = R.gaussian_kernels((1.0, 1.0), None, 4.0)
+    assert np.array_equal(F.gaussian(x, 1.0), F.sep_filter(x, *ks))
+    # a float output dtype: the exact (unquantized) kernel
+    got = F.gaussian(x, 1.0, ksize=5, dtype=np.float32)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, F.sep_filter(x, k, k, dtype=np.float32), rtol=1e-5, atol=1e-4)
+    # constant border with a cval that is no uint8 value
+    got = F.gaussian(x, 1.0, ksize=5, border="constant", cval=300.5)
+    want = R.sep_filter(x, k, k, border="constant", cval=300.5)
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    # uint16 is unchanged by this path
+    x16 = random_array(rng, (20, 30), np.uint16)
+    assert F.gaussian(x16, 1.0, ksize=5).dtype == np.uint16
+
+
+def test_binding_rejects_bad_taps():
+    x = np.zeros((4, 4), np.uint8)
+    o = np.empty_like(x)
+    b = 0
+    with pytest.raises(ValueError, match="sum to 256"):
+        _core.gaussian_u8(x, o, np.array([1, 2, 1], np.int32), np.array([256], np.int32), b, 0)
+    with pytest.raises(ValueError, match="odd"):
+        _core.gaussian_u8(x, o, np.array([128, 128], np.int32), np.array([256], np.int32), b, 0)
+    with pytest.raises(ValueError, match="0, 256"):
+        _core.gaussian_u8(x, o, np.array([-1, 258, -1], np.int32), np.array([256], np.int32), b, 0)
+    with pytest.raises(TypeError):
+        _core.gaussian_u8(
+            x.astype(np.uint16), o.astype(np.uint16), np.array([256], np.int32), np.array([256], np.int32), b, 0
+        )
