@@ -119,7 +119,7 @@ def _gpu_available():
     if not _core.cuda_built or not _core.cuda_devices():
         return False
     try:
-        import cupy  # noqa: F401
+        import cupy
 
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:

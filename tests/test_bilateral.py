@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 import imkern
+from conftest import random_array, to_numpy
 from imkern import filters as F
 from imkern.reference import filters as R
-
-from conftest import random_array, to_numpy
 
 BORDERS = ["reflect101", "reflect", "replicate", "constant"]
 SHAPES = [(1, 1), (2, 1), (1, 1, 3), (3, 2, 3), (31, 45), (40, 37, 3), (23, 70, 1), (2, 13, 17, 3)]

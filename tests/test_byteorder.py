@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_array
 
+from conftest import random_array
 from imkern import color, filters, transform
 from imkern.nn import functional as F
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import random_array, to_numpy
 from imkern import filters as F
 from imkern.reference import filters as R
-
-from conftest import random_array, to_numpy
 
 THRESHOLDS = [(50, 150), (100, 200), (10, 30), (0, 0), (200, 600), (30.7, 90.2)]
 

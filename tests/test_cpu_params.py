@@ -12,9 +12,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_close, random_array
 
 import imkern
+from conftest import assert_close, random_array
 from imkern import filters as FI
 from imkern.nn import functional as F
 from imkern.reference import filters as RF

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from conftest import pool_out_size as _pool_out
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 hyp = pytest.importorskip("hypothesis")
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from imkern import filters as F  # noqa: E402
 

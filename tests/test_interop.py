@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import imkern
+from conftest import HAS_GPU, random_array
 from imkern import _interop
 from imkern.nn import functional as F
-from conftest import HAS_GPU, random_array
 
 torch = pytest.importorskip("torch")
 

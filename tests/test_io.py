@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 import imkern
-from imkern import io as IO
-
 from conftest import random_array
+from imkern import io as IO
 
 Image = pytest.importorskip("PIL.Image")
 

@@ -24,7 +24,7 @@ def _net(dtype, seed=0):
 
 def _torch_net(torch, net):
     nn = torch.nn
-    c1, bn, c2, fc = net.layers[0], net.layers[1], net.layers[3], net.layers[7]
+    c1, c2, fc = net.layers[0], net.layers[3], net.layers[7]
     t = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(6), nn.MaxPool2d(2),
                       nn.Conv2d(6, 8, 3, padding="same"), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(32, 5))
     t = t.double()
@@ -104,7 +104,7 @@ def test_trains_on_synthetic_data():
     loss_fn = L.CrossEntropyLoss()
     opt = L.SGD(net.parameters(), lr=0.1, momentum=0.9)
     first = None
-    for epoch in range(8):
+    for _epoch in range(8):
         for b in range(0, n, 32):
             loss = loss_fn(net(x[b:b + 32]), y[b:b + 32])
             first = loss if first is None else first

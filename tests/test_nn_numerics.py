@@ -8,9 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from imkern.nn import functional as F
-
 from conftest import to_numpy
+from imkern.nn import functional as F
 
 
 # ---- item 3: large logits ------------------------------------------------------------------

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 import imkern
-from imkern.nn import functional as F
-from imkern.reference import nn as R
-
 from conftest import NN_DTYPES, assert_close, device_array, on_device, random_array, to_numpy
 from conftest import pool_out_size as _pool_out
+from imkern.nn import functional as F
+from imkern.reference import nn as R
 
 FLOATS = [np.float32, np.float64]
 

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 import imkern
-from imkern.transform import resize
-from imkern.reference import transform as R
-
 from conftest import HAS_GPU, assert_close, random_array, to_numpy
+from imkern.reference import transform as R
+from imkern.transform import resize
 
 DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
 MODES = ["nearest", "nearest-exact", "bilinear", "bicubic", "area", "lanczos"]

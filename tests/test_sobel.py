@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 import imkern
+from conftest import assert_close, random_array, to_numpy
 from imkern import filters as F
 from imkern.reference import filters as R
-
-from conftest import assert_close, random_array, to_numpy
 
 BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
 DTYPES = [np.uint8, np.uint16, np.float32, np.float64]

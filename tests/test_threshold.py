@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 import imkern
+from conftest import random_array, to_numpy
 from imkern import filters as F
 from imkern.reference import filters as R
-
-from conftest import random_array, to_numpy
 
 DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
 KINDS = ["binary", "binary_inv", "trunc", "tozero", "tozero_inv"]

@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import imkern
+from conftest import random_array, to_numpy
 from imkern import transform as T
 from imkern.reference import transform as R
-
-from conftest import random_array, to_numpy
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

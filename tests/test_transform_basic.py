@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import random_array, to_numpy
 from imkern import transform as T
 from imkern.reference import transform as R
-
-from conftest import random_array, to_numpy
 
 DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
 SHAPES = [(1, 1), (7, 1), (1, 9), (13, 17), (8, 11, 3), (5, 6, 1), (3, 9, 10, 4), (2, 1, 1, 3)]

@@ -2,16 +2,13 @@
 OpenCV, on the CPU and (with a GPU) CUDA."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 import imkern
-from imkern.transform import rotate, warp_affine, warp_perspective
-from imkern.reference import transform as R
-
 from conftest import HAS_GPU, random_array, to_numpy
+from imkern.reference import transform as R
+from imkern.transform import rotate, warp_affine, warp_perspective
 
 DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
 INTERPS = ["nearest", "bilinear", "bicubic"]

@@ -165,9 +165,7 @@ struct HsvToRgbFLanes {
   bool lanes(const fv<T>* c, fv<T>* o) const {
     const fv<T> h = c[0], s = c[1], v = c[2];
     const fv<T> h6 = h * T(6);
-    const auto ok = (h6 < T(4194304)) & (h6 > T(-4194304));
-    for (int i = 0; i < simd::Vec<T>::lanes; ++i)
-      if (!ok[i]) return false;
+    if (!simd::all_lanes((h6 < T(4194304)) & (h6 > T(-4194304)))) return false;
     const fv<T> hi = vfloor<T>(h6);
     const fv<T> f = h6 - hi;
     const fv<T> p = v * (T(1) - s);

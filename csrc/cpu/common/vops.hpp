@@ -3,7 +3,8 @@
 //   vround<Mode>(x)     roundps / roundpd / vrndscale with an _MM_FROUND_* mode (floor,
 //                       nearest, ...), exceptions suppressed;
 //   vminmax<Max>(a, b)  maxps / minps (pd): a > b ? a : b (a < b for min), b when either is
-//                       NaN (the x86 rule), one instruction where GCC emits a compare and a blend.
+//                       NaN (the x86 rule), one instruction where GCC emits a compare and a blend;
+//   all_lanes(m)        whether every lane of a comparison result is true (one movemask).
 #pragma once
 #include <type_traits>
 
@@ -81,6 +82,35 @@ IMKERN_ALWAYS_INLINE inline V vminmax(V a, V b) {
 #endif
   if constexpr (Max) return a > b ? a : b;
   else return a < b ? a : b;
+}
+
+// Whether every lane of a comparison result (GCC's vector of 0 / -1 integers) is true: one
+// movemask (or a mask test) instead of a branch per lane, which GCC emits as extracts on AVX2.
+template <typename M>
+IMKERN_ALWAYS_INLINE inline bool all_lanes(M m) {
+  constexpr int n = static_cast<int>(sizeof(M) / sizeof(m[0]));
+  constexpr bool wide = sizeof(m[0]) == 8;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(M) == 64) {
+    if constexpr (wide) return _mm512_test_epi64_mask(reinterpret_cast<__m512i>(m), reinterpret_cast<__m512i>(m)) == 0xFF;
+    else return _mm512_test_epi32_mask(reinterpret_cast<__m512i>(m), reinterpret_cast<__m512i>(m)) == 0xFFFF;
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (sizeof(M) == 32) {
+    if constexpr (wide) return _mm256_movemask_pd(reinterpret_cast<__m256d>(m)) == 0xF;
+    else return _mm256_movemask_ps(reinterpret_cast<__m256>(m)) == 0xFF;
+  }
+#endif
+#if defined(__SSE2__)
+  if constexpr (sizeof(M) == 16) {
+    if constexpr (wide) return _mm_movemask_pd(reinterpret_cast<__m128d>(m)) == 0x3;
+    else return _mm_movemask_ps(reinterpret_cast<__m128>(m)) == 0xF;
+  }
+#endif
+  for (int i = 0; i < n; ++i)
+    if (!m[i]) return false;
+  return true;
 }
 
 }  // namespace simd
