@@ -118,6 +118,58 @@ inline int64_t hpass_simd(const A* v, const int32_t* ip, const A* wp, int kx, in
   return 0;
 }
 
+// One channel, float sums: each block of L outputs reads a window of at most 2L source
+// elements (bilinear / bicubic / lanczos at scales down to ~1/2 and every upscale), so its
+// taps are two-source lane permutes of the window's two vectors (vpermt2ps; AVX2: two vpermps
+// and a blend) instead of gathers or scalar loads. Same products and sums in the same order as
+// the scalar loop (tap 0's product, then + each further product). Returns how many outputs
+// were done (a block whose window is wider, or would read past the row, ends it).
+template <typename T>
+inline int64_t hpass_perm1(const float* v, int64_t sw, const int32_t* ip, const float* wp, int kx, int64_t n,
+                           T* out) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(__AVX512F__)
+  constexpr int L = 16;
+#else
+  constexpr int L = 8;
+#endif
+  int64_t e = 0;
+  for (; e + L <= n; e += L) {
+    const int32_t base = ip[e];
+    if (ip[e + L - 1] - base + kx > 2 * L || base + 2 * L > sw) break;
+#if defined(__AVX512F__)
+    const __m512 v0 = _mm512_loadu_ps(v + base), v1 = _mm512_loadu_ps(v + base + L);
+    const __m512i rel = _mm512_sub_epi32(_mm512_loadu_si512(ip + e), _mm512_set1_epi32(base));
+    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(wp + e), _mm512_permutex2var_ps(v0, rel, v1));
+    for (int k = 1; k < kx; ++k) {
+      const __m512 tap = _mm512_permutex2var_ps(v0, _mm512_add_epi32(rel, _mm512_set1_epi32(k)), v1);
+      a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_loadu_ps(wp + k * n + e), tap));
+    }
+    simd::vec_t<float> av;
+    std::memcpy(&av, &a, sizeof(av));
+#else
+    const __m256 v0 = _mm256_loadu_ps(v + base), v1 = _mm256_loadu_ps(v + base + L);
+    const __m256i rel =
+        _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip + e)), _mm256_set1_epi32(base));
+    auto perm = [&](__m256i i) {
+      // lanes of v0 where i < 8, of v1 where i >= 8 (vpermps reads the low 3 bits)
+      const __m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(i, 28));
+      return _mm256_blendv_ps(_mm256_permutevar8x32_ps(v0, i), _mm256_permutevar8x32_ps(v1, i), hi);
+    };
+    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(wp + e), perm(rel));
+    for (int k = 1; k < kx; ++k)
+      a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(wp + k * n + e), perm(_mm256_add_epi32(rel, _mm256_set1_epi32(k)))));
+    simd::vec_t<float> av;
+    std::memcpy(&av, &a, sizeof(av));
+#endif
+    store_vec<T, float>(out + e, av);
+  }
+  return e;
+#else
+  return 0;
+#endif
+}
+
 // Two-tap horizontal pass with the channel count known: out[x][c] = w0[x] * v[s][c] +
 // w1[x] * v[s + 1][c] (multiply, multiply, add: the scalar path's order), into acc, then
 // the rounding/saturating store.
@@ -996,7 +1048,22 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
         for (int k = 0; k < ky; ++k) {
           const int64_t sy = sy0 + k, slot = sy % ky, key = b * s.h + sy;
           if (keys[slot] != key) {
-            hrow<T, A>(row_ptr<T>(src, s, b, sy), tx.start, wx, kx, DW, C, ring + slot * DWC);
+            bool done_row = false;
+            if constexpr (std::is_same<T, float>::value) {
+              // float gray: the taps as lane permutes of the row (hpass_perm1), the row's last
+              // elements by the scalar formula (the same products and sums)
+              if (C == 1 && kx <= 8) {
+                const float* sr = row_ptr<T>(src, s, b, sy);
+                float* o = ring + slot * DWC;
+                for (int64_t e = hpass_perm1<float>(sr, SWC, ip, wp, kx, DWC, o); e < DWC; ++e) {
+                  float a = wp[e] * sr[ip[e]];
+                  for (int k = 1; k < kx; ++k) a = a + wp[k * DWC + e] * sr[ip[e] + k];
+                  o[e] = a;
+                }
+                done_row = true;
+              }
+            }
+            if (!done_row) hrow<T, A>(row_ptr<T>(src, s, b, sy), tx.start, wx, kx, DW, C, ring + slot * DWC);
             keys[slot] = key;
           }
         }
@@ -1069,12 +1136,17 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       // short windows (bilinear, bicubic, lanczos) per output pixel: plain loads of its
       // source pixels (gathers are slow on some processors; these loads hit L1), taps and
       // channels unrolled
-      if (kx == 2 && hpass_fixed<T, A, 2>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
-      if (kx == 4 && hpass_fixed<T, A, 4>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
-      if (kx == 8 && hpass_fixed<T, A, 8>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
+      int64_t done = 0;
+      if constexpr (std::is_same<A, float>::value) {
+        if (C == 1 && kx <= 8) done = hpass_perm1<T>(v, SWC, ip, wp, kx, DWC, orow);
+        if (done == DWC) continue;
+      }
+      if (done == 0 && kx == 2 && hpass_fixed<T, A, 2>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
+      if (done == 0 && kx == 4 && hpass_fixed<T, A, 4>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
+      if (done == 0 && kx == 8 && hpass_fixed<T, A, 8>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
       if (C == 3 && kx > 8 && hpass_dyn<T, A, 3>(v, tx.start, wx, kx, DW, rshift, orow, acc)) continue;
       if (C == 4 && kx > 8 && hpass_dyn<T, A, 4>(v, tx.start, wx, kx, DW, rshift, orow, acc)) continue;
-      const int64_t done = hpass_simd<T, A>(v, ip, wp, kx, C, DWC, rshift, orow);
+      if (done == 0) done = hpass_simd<T, A>(v, ip, wp, kx, C, DWC, rshift, orow);
       if (done == DWC) continue;
       for (int64_t e = done; e < DWC; ++e) acc[e] = wp[e] * v[ip[e]];
       for (int k = 1; k < kx; ++k) {
