@@ -314,6 +314,16 @@ def test_every_isa_level(rng, isa, dtype):
             _cmp(resize(x, dst, interpolation=mode), R.resize(x, dst, interpolation=mode), dtype, x, mode)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+def test_gray_float_sums_every_isa_level(rng, isa, dtype):
+    """One channel with float sums: the lane-permute horizontal pass (windows up to two vectors)
+    and its fallbacks (wider windows, row ends), both pass orders, against the reference."""
+    x = random_array(rng, (37, 211), dtype)
+    for mode in ("bilinear", "bicubic", "lanczos"):
+        for dst in [(30, 150), (20, 105), (13, 70), (74, 422), (40, 213), (37, 9)]:
+            _cmp(resize(x, dst, interpolation=mode), R.resize(x, dst, interpolation=mode), dtype, x, mode)
+
+
 def test_same_bits_on_every_isa_level_and_thread_count(rng):
     x = random_array(rng, (2, 130, 170, 3), np.uint8)
     results = []
