@@ -280,6 +280,8 @@ _DDP_WORKER = textwrap.dedent("""
         opt.step()
     np.save(out, torch.cat([p.detach().flatten() for p in model.parameters()]).numpy())
     dist.destroy_process_group()
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: torch's gloo threads can abort there ("terminate called")
 """)
 
 

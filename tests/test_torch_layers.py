@@ -225,6 +225,8 @@ _DDP_WORKER = textwrap.dedent("""
         result[name] = torch.cat([t.detach().double().flatten() for t in model.state_dict().values()]).numpy()
     np.savez(out, **result)
     dist.destroy_process_group()
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: torch's gloo threads can abort there ("terminate called")
 """)
 
 
