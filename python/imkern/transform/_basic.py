@@ -2,7 +2,7 @@
 
 These are copies, never views: the result owns its memory, so writing to it never changes
 the input. flip and rotate90 run imkern's byte-moving kernels on the CPU (csrc/cpu/transform/
-dihedral.cpp: NumPy's copy of a reversed or transposed view moves one element at a time) and
+basic.cpp: NumPy's copy of a reversed or transposed view moves one element at a time) and
 CuPy's copy kernels on the GPU; pad runs one kernel on the CPU (a memcpy per row plus the
 border pixels by index) and CuPy copies and takes on the GPU; crop is a NumPy / CuPy copy. ``pad`` applies the
 border rules of :mod:`imkern.filters` (``border=``, ``cval=``) to any width, even a pad

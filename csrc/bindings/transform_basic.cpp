@@ -1,4 +1,4 @@
-// Bindings of transform.flip / rotate90 / pad's CPU kernels (csrc/cpu/transform/dihedral.cpp):
+// Bindings of transform.flip / rotate90 / pad's CPU kernels (csrc/cpu/transform/basic.cpp):
 // whole-pixel byte moves, any image dtype. The Python layer validates; these checks assert the
 // kernels' assumptions (packed pixels, matching shapes and dtypes, a writable output).
 #include "bind.hpp"
@@ -13,7 +13,7 @@ void same_dtype(const Arr& src, const Arr& dst) {
 }
 }  // namespace
 
-IMKERN_BINDINGS(transform_copy) {
+IMKERN_BINDINGS(transform_basic) {
   def(m, "flip", [](const Arr& src, const Arr& dst, bool flip_x, bool flip_y) {
     same_dtype(src, dst);
     same_shape(src, dst, "image", "out");
