@@ -229,8 +229,9 @@ __all__ += ["bilateral"]
 
 def bilateral(image, d, sigma_color, sigma_space, *, border="reflect101"):
     """cv2.bilateralFilter's definition in float64: a disc of radius max(d // 2, 1), Gaussian
-    space weights, Gaussian color weights of the L1 color distance (exact exp; OpenCV's
-    float32 path interpolates a 4096-bins-per-channel table, within 1e-4 of this)."""
+    space weights, Gaussian color weights of the L1 color distance (exact exp, as imkern's
+    kernels; OpenCV's float32 path interpolates a 4096-bins-per-channel table, within 1e-4 of
+    this)."""
     x = _as_nhwc(image).astype(np.float64)
     r = max(int(d) // 2, 1)
     p = _pad(x, r, r, r, r, border, 0.0)
