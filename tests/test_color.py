@@ -409,6 +409,18 @@ def test_lab_float_vector_rows_match_scalar(isa, rng, dtype):
                 assert (wide[: 16 * 500] != narrow[: 16 * 500]).any()
 
 
+def test_lab_float32_every_gamma_segment(isa, rng):
+    """float32 rgb_to_lab on a dense ramp over [0, 17] (every segment and octave of the vector
+    rows' sRGB gamma table, the linear segment, and blocks past 15.9 that take the general pow),
+    in order and shuffled, agrees with the float64 reference to float32 precision (errors grow
+    as the L*a*b* values do: ~ cbrt(linear) ~ (1 + input)^0.8)."""
+    v = np.linspace(0, 17, 3 * 16 * 4096, dtype=np.float32)
+    for x in (v, rng.permutation(v)):
+        x = x.reshape(1, -1, 3)
+        err = np.abs(K.rgb_to_lab(x).astype(np.float64) - R.rgb_to_lab(x.astype(np.float64)))
+        assert (err <= 2e-4 * (1 + x.max(-1, keepdims=True)) ** 0.8).all()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lab_float_equals_skimage(xp, rng, dtype):
     skc = pytest.importorskip("skimage.color")
