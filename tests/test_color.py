@@ -409,6 +409,32 @@ def test_lab_float_vector_rows_match_scalar(isa, rng, dtype):
                 assert (wide[: 16 * 500] != narrow[: 16 * 500]).any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hsv_float_streamed_rows_equal_plain(isa, rng, dtype):
+    """Float HSV outputs beyond the cache are written by non-temporal stores after a scalar head
+    that aligns them: forced on (stream_bytes=0) for every output alignment and odd widths, the
+    bits are those of the plain rows."""
+    x = rng.random((3, 67, 3), dtype=np.float64).astype(dtype)
+    x[0, :5] = [[0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.2], [0.1, 0.9, 0.9], [0.3, 0.3, 0.7]]
+    h = K.rgb_to_hsv(x)
+    plain = {}
+    try:
+        for stream in (None, 0):
+            imkern.set_cpu_params(stream_bytes=stream)
+            for fn, inp in ((K.rgb_to_hsv, x), (K.hsv_to_rgb, h)):
+                for off in range(17):  # every offset of the output modulo 64 bytes (float32)
+                    buf = np.empty(3 * 67 * 3 + off, dtype)
+                    out = buf[off:].reshape(3, 67, 3)
+                    fn(inp, out=out)
+                    key = (fn.__name__, off)
+                    if stream is None:
+                        plain[key] = out.copy()
+                    else:
+                        np.testing.assert_array_equal(out, plain[key], err_msg=str(key))
+    finally:
+        imkern.reset_cpu_params()
+
+
 def test_lab_float32_every_gamma_segment(isa, rng):
     """float32 rgb_to_lab on a dense ramp over [0, 17] (every segment and octave of the vector
     rows' sRGB gamma table, the linear segment, and blocks past 15.9 that take the general pow),

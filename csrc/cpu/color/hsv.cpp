@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "color/pixel_map.hpp"
+#include "imkern/cpu_params.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -251,8 +252,18 @@ struct HsvToRgbF {
 template <typename T>
 void hsv_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
 #if defined(__SSE4_1__)
-  if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{}, Row3F<T, RgbToHsvFLanes<T>, RgbToHsvF<T>>{});
-  else map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{}, Row3F<T, HsvToRgbFLanes<T>, HsvToRgbF<T>>{});
+  // outputs beyond the cache (input + output bytes above cpu_params' stream_bytes) are streamed
+  // (both directions give the functor's bits)
+  const bool stream = 2 * d.n * d.h * d.w * 3 * int64_t(sizeof(T)) > params().stream_bytes;
+  if (fwd) {
+    Row3F<T, RgbToHsvFLanes<T>, RgbToHsvF<T>> row;
+    row.stream = stream;
+    map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{}, row);
+  } else {
+    Row3F<T, HsvToRgbFLanes<T>, HsvToRgbF<T>> row;
+    row.stream = stream;
+    map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{}, row);
+  }
 #else
   if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{});
   else map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{});
