@@ -158,7 +158,8 @@ void lab_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const I
 #if defined(__SSE4_1__)
 #if defined(__FMA__)
   if constexpr (std::is_same<T, float>::value) {
-    if (fwd) return map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToLabF<T>{}, Row3F<T, labf::fast::RgbToLab, RgbToLabF<T>>{});
+    if (fwd)
+      return map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToLabF<T>{}, Row3F<T, labf::fast::RgbToLab, RgbToLabF<T>>{});
   }
 #endif
   if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToLabF<T>{}, Row3F<T, labf::RgbToLabLanes<T>, RgbToLabF<T>>{});

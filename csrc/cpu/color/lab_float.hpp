@@ -207,15 +207,18 @@ using VI = simd::vec_t<int32_t>;
 
 IMKERN_ALWAYS_INLINE inline V fma(V a, V b, V c) {
 #if defined(__AVX512F__)
-  return reinterpret_cast<V>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b), reinterpret_cast<__m512>(c)));
+  return reinterpret_cast<V>(
+      _mm512_fmadd_ps(reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b), reinterpret_cast<__m512>(c)));
 #else
-  return reinterpret_cast<V>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b), reinterpret_cast<__m256>(c)));
+  return reinterpret_cast<V>(
+      _mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b), reinterpret_cast<__m256>(c)));
 #endif
 }
 // t[i & 7] per lane (t: 8 floats, repeated to the vector's width for AVX-512)
 IMKERN_ALWAYS_INLINE inline V perm8(const float* t, VI i) {
 #if defined(__AVX512F__)
-  return reinterpret_cast<V>(_mm512_permutexvar_ps(reinterpret_cast<__m512i>(i & 7), _mm512_broadcast_f32x8(_mm256_loadu_ps(t))));
+  return reinterpret_cast<V>(
+      _mm512_permutexvar_ps(reinterpret_cast<__m512i>(i & 7), _mm512_broadcast_f32x8(_mm256_loadu_ps(t))));
 #else
   return reinterpret_cast<V>(_mm256_permutevar8x32_ps(_mm256_loadu_ps(t), reinterpret_cast<__m256i>(i)));
 #endif
@@ -223,11 +226,16 @@ IMKERN_ALWAYS_INLINE inline V perm8(const float* t, VI i) {
 
 struct Gamma {
   static constexpr float kPoly[5][8] = {
-      {0x1.281808p+0f, 0x1.82b01ep+0f, 0x1.ebacdap+0f, 0x1.31d272p+1f, 0x1.75934p+1f, 0x1.c15c54p+1f, 0x1.0ab7p+2f, 0x1.3902e8p+2f},
-      {0x1.4e6972p+1f, 0x1.86c224p+1f, 0x1.c18818p+1f, 0x1.fe9702p+1f, 0x1.1ee7ep+2f, 0x1.3f8b9cp+2f, 0x1.612ad2p+2f, 0x1.83baeep+2f},
-      {0x1.b8a30ap+0f, 0x1.ccaefcp+0f, 0x1.df801ap+0f, 0x1.f14528p+0f, 0x1.01114cp+1f, 0x1.091ab4p+1f, 0x1.10ca9p+1f, 0x1.182a94p+1f},
-      {0x1.ba74eep-3f, 0x1.9de034p-3f, 0x1.85be04p-3f, 0x1.7107dep-3f, 0x1.5f044p-3f, 0x1.4f2bfap-3f, 0x1.4119f4p-3f, 0x1.3480e4p-3f},
-      {-0x1.f3f8dap-6f, -0x1.a2676cp-6f, -0x1.647498p-6f, -0x1.34258cp-6f, -0x1.0da506p-6f, -0x1.dcc91cp-7f, -0x1.a941e2p-7f, -0x1.7e3484p-7f},
+      {0x1.281808p+0f, 0x1.82b01ep+0f, 0x1.ebacdap+0f, 0x1.31d272p+1f, 0x1.75934p+1f, 0x1.c15c54p+1f, 0x1.0ab7p+2f,
+       0x1.3902e8p+2f},
+      {0x1.4e6972p+1f, 0x1.86c224p+1f, 0x1.c18818p+1f, 0x1.fe9702p+1f, 0x1.1ee7ep+2f, 0x1.3f8b9cp+2f, 0x1.612ad2p+2f,
+       0x1.83baeep+2f},
+      {0x1.b8a30ap+0f, 0x1.ccaefcp+0f, 0x1.df801ap+0f, 0x1.f14528p+0f, 0x1.01114cp+1f, 0x1.091ab4p+1f, 0x1.10ca9p+1f,
+       0x1.182a94p+1f},
+      {0x1.ba74eep-3f, 0x1.9de034p-3f, 0x1.85be04p-3f, 0x1.7107dep-3f, 0x1.5f044p-3f, 0x1.4f2bfap-3f, 0x1.4119f4p-3f,
+       0x1.3480e4p-3f},
+      {-0x1.f3f8dap-6f, -0x1.a2676cp-6f, -0x1.647498p-6f, -0x1.34258cp-6f, -0x1.0da506p-6f, -0x1.dcc91cp-7f,
+       -0x1.a941e2p-7f, -0x1.7e3484p-7f},
   };
   // 2^(2.4 e) / 1.055^2.4 for e = -4 .. 3
   static constexpr float kScale[8] = {0x1.290fbp-10f, 0x1.87f988p-8f, 0x1.029b5cp-5f, 0x1.553bdcp-3f,

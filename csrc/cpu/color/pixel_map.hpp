@@ -90,6 +90,9 @@ inline void interleave3_u8(__m128i c0, __m128i c1, __m128i c2, uint8_t* p) {
 }
 
 #if defined(__AVX2__)
+// a 16-byte pshufb mask in both 128-bit halves
+IMKERN_ALWAYS_INLINE inline __m256i bc16(__m128i m) { return _mm256_broadcastsi128_si256(m); }
+
 // The same on 32 pixels in 256-bit vectors, each 128-bit half on its own 16 pixels (pshufb and
 // or work within halves): half 0 gets pixels 0-15, half 1 pixels 16-31, so the planes are in
 // pixel order.
@@ -99,45 +102,37 @@ inline void deinterleave3_u8x32(const uint8_t* p, __m256i& r, __m256i& g, __m256
                                    _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
   };
   const __m256i a0 = ld(p, p + 48), a1 = ld(p + 16, p + 64), a2 = ld(p + 32, p + 80);
-  auto m = [](char a, char b, char c, char d, char e, char f, char g, char h, char i, char j, char k, char l, char n,
-              char o, char q, char s) IMKERN_ALWAYS_INLINE {
-    return _mm256_setr_epi8(a, b, c, d, e, f, g, h, i, j, k, l, n, o, q, s, a, b, c, d, e, f, g, h, i, j, k, l, n, o, q, s);
-  };
   auto pick = [&](__m256i m0, __m256i m1, __m256i m2) IMKERN_ALWAYS_INLINE {
     return _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(a0, m0), _mm256_shuffle_epi8(a1, m1)),
                            _mm256_shuffle_epi8(a2, m2));
   };
-  r = pick(m(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1),
-           m(-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1),
-           m(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13));
-  g = pick(m(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1),
-           m(-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1),
-           m(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14));
-  b = pick(m(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1),
-           m(-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1),
-           m(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15));
+  r = pick(bc16(_mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13)));
+  g = pick(bc16(_mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14)));
+  b = pick(bc16(_mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15)));
 }
 
 // Three planes of 32 bytes (pixel order) -> 32 interleaved pixels (96 bytes): the inverse.
 inline void interleave3_u8x32(__m256i c0, __m256i c1, __m256i c2, uint8_t* p) {
-  auto m = [](char a, char b, char c, char d, char e, char f, char g, char h, char i, char j, char k, char l, char n,
-              char o, char q, char s) IMKERN_ALWAYS_INLINE {
-    return _mm256_setr_epi8(a, b, c, d, e, f, g, h, i, j, k, l, n, o, q, s, a, b, c, d, e, f, g, h, i, j, k, l, n, o, q, s);
-  };
   auto put = [&](__m256i m0, __m256i m1, __m256i m2) IMKERN_ALWAYS_INLINE {
     return _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(c0, m0), _mm256_shuffle_epi8(c1, m1)),
                            _mm256_shuffle_epi8(c2, m2));
   };
   // per half: its 48 output bytes as three 16-byte pieces
-  const __m256i o0 = put(m(0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1, 5),
-                         m(-1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1),
-                         m(-1, -1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1));
-  const __m256i o1 = put(m(-1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1, 10, -1),
-                         m(5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1, 10),
-                         m(-1, 5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1));
-  const __m256i o2 = put(m(-1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1, -1),
-                         m(-1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1),
-                         m(10, -1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15));
+  const __m256i o0 = put(bc16(_mm_setr_epi8(0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1, 5)),
+                         bc16(_mm_setr_epi8(-1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1)),
+                         bc16(_mm_setr_epi8(-1, -1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1)));
+  const __m256i o1 = put(bc16(_mm_setr_epi8(-1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1, 10, -1)),
+                         bc16(_mm_setr_epi8(5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1, 10)),
+                         bc16(_mm_setr_epi8(-1, 5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1)));
+  const __m256i o2 = put(bc16(_mm_setr_epi8(-1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1, -1)),
+                         bc16(_mm_setr_epi8(-1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1)),
+                         bc16(_mm_setr_epi8(10, -1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15)));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permute2x128_si256(o0, o1, 0x20));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 32), _mm256_permute2x128_si256(o2, o0, 0x30));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 64), _mm256_permute2x128_si256(o1, o2, 0x31));
@@ -330,7 +325,8 @@ IMKERN_ALWAYS_INLINE inline void deinterleave3(const T* p, fv<T>* c) {
   const fv<T> a0 = simd::loadu(p), a1 = simd::loadu(p + L), a2 = simd::loadu(p + 2 * L);
 #if defined(__AVX2__) && !defined(__AVX512F__)
   if constexpr (sizeof(T) == 4) {
-    const __m256 v0 = reinterpret_cast<__m256>(a0), v1 = reinterpret_cast<__m256>(a1), v2 = reinterpret_cast<__m256>(a2);
+    const __m256 v0 = reinterpret_cast<__m256>(a0), v1 = reinterpret_cast<__m256>(a1),
+                 v2 = reinterpret_cast<__m256>(a2);
     const __m256 lo = _mm256_permute2f128_ps(v0, v2, 0x20), hi = _mm256_permute2f128_ps(v0, v2, 0x31);
     const __m256 b0 = _mm256_blend_ps(_mm256_blend_ps(lo, hi, 0x24), v1, 0x92);
     const __m256 g0 = _mm256_blend_ps(_mm256_blend_ps(hi, lo, 0x92), v1, 0x24);
@@ -352,11 +348,15 @@ template <bool Stream, typename T>
 IMKERN_ALWAYS_INLINE inline void store_vec(T* p, fv<T> v) {
   if constexpr (Stream) {
 #if defined(__AVX512F__)
-    if constexpr (sizeof(T) == 4) _mm512_stream_ps(reinterpret_cast<float*>(p), reinterpret_cast<__m512>(v));
-    else _mm512_stream_pd(reinterpret_cast<double*>(p), reinterpret_cast<__m512d>(v));
+    if constexpr (sizeof(T) == 4)
+      _mm512_stream_ps(reinterpret_cast<float*>(p), reinterpret_cast<__m512>(v));
+    else
+      _mm512_stream_pd(reinterpret_cast<double*>(p), reinterpret_cast<__m512d>(v));
 #elif defined(__AVX__)
-    if constexpr (sizeof(T) == 4) _mm256_stream_ps(reinterpret_cast<float*>(p), reinterpret_cast<__m256>(v));
-    else _mm256_stream_pd(reinterpret_cast<double*>(p), reinterpret_cast<__m256d>(v));
+    if constexpr (sizeof(T) == 4)
+      _mm256_stream_ps(reinterpret_cast<float*>(p), reinterpret_cast<__m256>(v));
+    else
+      _mm256_stream_pd(reinterpret_cast<double*>(p), reinterpret_cast<__m256d>(v));
 #else
     simd::storeu(p, v);
 #endif
