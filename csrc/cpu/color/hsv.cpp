@@ -5,7 +5,7 @@
 // same integer functions the CUDA kernel evaluates, so both devices agree bit for bit), the
 // inverse exact rationals rounded half up. Floats: skimage.color.rgb2hsv / hsv2rgb in the
 // image's type (H, S, V in [0, 1]). Per pixel: 6 elements moved, ~10 integer ops (uint8) or
-// 2 divisions (floats).
+// 2 divisions (floats). Float outputs beyond the cache are written with non-temporal stores.
 #include <cstring>
 
 #include "color/pixel_map.hpp"

@@ -3,7 +3,8 @@
 // functor's constants and operations in the image's type, pow and cbrt replaced by vector
 // versions (VMath: within about one ulp of the type, as std::pow / std::cbrt, which the scalar
 // functor and the tails of the rows use). Branches are selects; blocks
-// with NaN, infinities or huge values go to the functor (moderate()).
+// with NaN, infinities or huge values go to the functor (moderate()). float32 rgb_to_lab with
+// FMA takes labf::fast (below): the same formulas without division or double lanes.
 #pragma once
 #include <cmath>
 
