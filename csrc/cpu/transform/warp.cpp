@@ -596,6 +596,7 @@ void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_
         continue;
       }
       warp_chunk<C>(base, s.row_stride, OFF + i, AX + i, AY + i, out + x * C);
+      if (in == kAllLanes) continue;
       for (int64_t j = 0; j < L;) {  // runs of lanes outside
         if (in >> j & 1) { ++j; continue; }
         int64_t e = j + 1;
