@@ -226,9 +226,9 @@ void float_coords(const WarpSpec& w, int64_t y, int64_t n, float* FX,
   volatile double t1 = yy * m[1], t4 = yy * m[4], t7 = yy * m[7];
   const float mx = static_cast<float>(t1 + m[2]), my = static_cast<float>(t4 + m[5]);
   const float m0 = static_cast<float>(m[0]), m3 = static_cast<float>(m[3]);
+  // x through int32 (the same float: the conversion vectorizes without AVX-512DQ)
+  const int32_t n32 = static_cast<int32_t>(std::min<int64_t>(n, INT32_MAX));
   if (!w.perspective) {
-    // x through int32 (the same float: the conversion vectorizes without AVX-512DQ)
-    const int32_t n32 = static_cast<int32_t>(std::min<int64_t>(n, INT32_MAX));
     for (int32_t x = 0; x < n32; ++x) {
       const float xf = static_cast<float>(x);
       FX[x] = std::fma(m0, xf, mx);
@@ -241,7 +241,13 @@ void float_coords(const WarpSpec& w, int64_t y, int64_t n, float* FX,
     }
   } else {
     const float mw = static_cast<float>(t7 + m[8]), m6 = static_cast<float>(m[6]);
-    for (int64_t x = 0; x < n; ++x) {
+    for (int32_t x = 0; x < n32; ++x) {
+      const float xf = static_cast<float>(x);
+      const float wv = std::fma(m6, xf, mw);
+      FX[x] = std::fma(m0, xf, mx) / wv;
+      FY[x] = std::fma(m3, xf, my) / wv;
+    }
+    for (int64_t x = n32; x < n; ++x) {
       const float xf = static_cast<float>(x);
       const float wv = std::fma(m6, xf, mw);
       FX[x] = std::fma(m0, xf, mx) / wv;
