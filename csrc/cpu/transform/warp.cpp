@@ -461,21 +461,29 @@ void warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, 
   const __m256 m0 = _mm256_set1_ps(rt.m0), m3 = _mm256_set1_ps(rt.m3), mx = _mm256_set1_ps(rt.mx),
                my = _mm256_set1_ps(rt.my);
 #endif
+  // the lanes' x as floats, stepped by kWarpLanes: exact, the same floats as float_coords'
+  // (the caller keeps the row under 2^24 pixels on this path)
+#if defined(__AVX512F__)
+  __m512 xf = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(x0)), iota));
+  const __m512 step = _mm512_set1_ps(static_cast<float>(kWarpLanes));
+#else
+  __m256 xf = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(x0)), iota));
+  const __m256 step = _mm256_set1_ps(static_cast<float>(kWarpLanes));
+#endif
   for (int64_t x = 0, k = 0; x < n; x += kWarpLanes, ++k) {
     WVec sx = wv_zero(), sy = wv_zero();
     if constexpr (kAffine) {
 #if defined(__AVX512F__)
-      const __m512 xf = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(x0 + x)), iota));
       sx = _mm512_fmadd_ps(m0, xf, mx);
       sy = _mm512_fmadd_ps(m3, xf, my);
+      xf = _mm512_add_ps(xf, step);
 #else
-      const __m256 xf = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(x0 + x)), iota));
       sx = _mm256_fmadd_ps(m0, xf, mx);
       sy = _mm256_fmadd_ps(m3, xf, my);
+      xf = _mm256_add_ps(xf, step);
 #endif
-      wv_store(FX + x0 + x, sx);
-      wv_store(FY + x0 + x, sy);
     } else {
+      (void)xf, (void)step;
       (void)m0, (void)m3, (void)mx, (void)my, (void)iota;
       sx = wv_load(FX + x0 + x);
       sy = wv_load(FY + x0 + x);
@@ -633,6 +641,13 @@ void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_
   const bool constant = border == Border::constant;
   const uint8_t cvt = static_cast<uint8_t>(cv);
   auto scalar = [&](int64_t x0, int64_t x1) {
+    if constexpr (kAffine) {  // the source points of these pixels (float_coords' formula)
+      for (int64_t x = x0; x < x1; ++x) {
+        const float xf = static_cast<float>(static_cast<int32_t>(x));
+        FX[x] = std::fma(rt.m0, xf, rt.mx);
+        FY[x] = std::fma(rt.m3, xf, rt.my);
+      }
+    }
     float_row<uint8_t, C>(src, s, b, out + x0 * C, x1 - x0, FX + x0, FY + x0, Interp::bilinear, border, cv);
   };
   const int64_t nv = n / L * L;
@@ -661,13 +676,6 @@ void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_
       }
     }
   }
-  if constexpr (kAffine) {  // the last pixels' source points (float_coords' formula)
-    for (int64_t x = nv; x < n; ++x) {
-      const float xf = static_cast<float>(static_cast<int32_t>(x));
-      FX[x] = std::fma(rt.m0, xf, rt.mx);
-      FY[x] = std::fma(rt.m3, xf, rt.my);
-    }
-  }
   if (pending < n) scalar(pending, n);
 }
 #endif
@@ -684,7 +692,7 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
   const int64_t rows = d.n * d.h;
   // the vector bilinear uint8 rows gather with int32 byte offsets from the image's row 0
   const bool simd_ok = !w.fixed && w.interp == Interp::bilinear && s.h >= 2 && s.w >= 2 &&
-                       (std::abs(s.row_stride) + 8) * s.h + 16 < (int64_t(1) << 31) && d.w < INT32_MAX;
+                       (std::abs(s.row_stride) + 8) * s.h + 16 < (int64_t(1) << 31) && d.w < (int64_t(1) << 24);
   (void)simd_ok;
   // chunks of at most 16 rows: enough of them for the threads to finish together
   const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(16, rows / (4 * std::max(1, get_num_threads()))));
