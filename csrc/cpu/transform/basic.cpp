@@ -8,11 +8,12 @@
 // where a 16-byte load or store would leave the row, are single moves. 12- and 24-byte pixels
 // (float32 / float64 RGB) go 48 bytes at a time through dword shuffles. A vertical flip alone
 // is a memcpy per row.
-// rotate90: dst (W x H) from src (H x W) in square tiles of pixels that fit in L1 with their
-// source rows; inside a tile, pixels of 1, 2, 4 or 8 bytes move as 16 x 16-byte blocks
-// transposed in registers (SSE2 unpacks), 3-byte pixels (RGB) as 16 x 16-pixel blocks split
-// into byte planes (pshufb) and transposed plane by plane, the rest (and the tile's edges) as
-// fixed-size moves.
+// rotate90: dst (W x H) from src (H x W) in square tiles of T x T pixels whose source and
+// destination fill at most 3/4 of the L1d (cpu_params; 64 for RGB with 32 KiB); inside a tile,
+// pixels of 1, 2, 4 or 8 bytes move as 16 x 16-byte blocks transposed in registers (SSE2
+// unpacks), 3-byte pixels (RGB) as blocks of dwords (each pixel padded by pshufb, 16 x 16 in
+// zmm registers with AVX-512, 8 x 8 in ymm with AVX2; SSE4.1: 16 x 16 pixels split into byte
+// planes), the rest (and the tile's edges) as fixed-size moves.
 // pad: per output row, the source row's span in one memcpy and the border pixels by the
 // column table (or the constant pixel); rows wholly outside copy the constant.
 // Rows (flip, pad) or row-tiles (rotate90) are split over the thread pool. Bytes moved: 2 per

@@ -19,9 +19,11 @@
 // kernel, so both devices give the same bits. Cost per output pixel: K^2 * C multiply-adds,
 // K^2 * C loads (gathered; the window of neighbouring outputs overlaps in cache).
 // Float-scheme bilinear uint8 with 1, 3 or 4 channels has vector rows on AVX2/AVX-512
-// (warp_u8_bilinear_row: a pass of offsets and fractions, then 8-byte loads per tap row,
-// a byte transpose and the same float lerps, 8 or 16 pixels at once; ~4-6 cycles per pixel
-// for 3 channels on Zen 4), the scalar loop for the pixels whose taps leave the image.
+// (warp_u8_bilinear_row: a pass of source points (affine: computed in that pass), offsets and
+// fractions, then 8-byte loads per tap row, a byte transpose and the same float lerps, 8 or
+// 16 pixels at once; ~5.5 (AVX-512) / ~7 (AVX2) cycles per RGB pixel on Zen 4, bound by the
+// vector pipes, not memory: a source held in L1 runs only ~7% faster), the scalar loop for
+// the pixels whose taps leave the image.
 // No contraction of a * b + c into fused multiply-adds anywhere in this file: the float
 // scheme spells out its fmas, and every ISA level (baseline has no FMA) and the CUDA kernel
 // must round the same way. (A per-function optimize attribute would do, but GCC then refuses
@@ -372,10 +374,13 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 //  1. warp_prep: per chunk, the byte offsets of the top-left taps, the fractions, and which
 //     lanes' 2 x 2 windows lie inside the image;
 //  2. warp_chunk: for a chunk with lanes inside, plain 8-byte loads per pixel and row (gathers
-//     are slow on several processors, Zen 4 included), a byte shuffle and a dword transpose to one
+//     are slow on several processors: four vpgatherdd per 16 pixels instead of the loads and
+//     the transpose took 1.4x the time on Zen 4), a byte shuffle and a dword transpose to one
 //     vector per tap, the lerps, and the result rounded by adding 2^23 (the sum's low byte
 //     is the value rounded half to even: the same as cvtps2dq, and the value lies in [0, 255]
 //     because each lerp stays between its float endpoints, so no clamp).
+// (Walking a thread's rows in column tiles of 64-256 pixels, to keep the source lines of
+// consecutive rows in L1, measured slower than whole rows on Zen 4.)
 constexpr int64_t kWarpBlock = 256;
 
 // 8 bytes at the top-left tap (row 0 at base0, offset o) and 8 at the same place one row below
