@@ -543,7 +543,7 @@ inline void warp_chunk(const uint8_t* base, const uint8_t* base1, const int32_t*
     v = _mm512_inserti32x4(v, warp_win(base, base1, o[4 + j]), 1);
     v = _mm512_inserti32x4(v, warp_win(base, base1, o[8 + j]), 2);
     v = _mm512_inserti32x4(v, warp_win(base, base1, o[12 + j]), 3);
-    r[j] = C == 4 ? v : _mm512_shuffle_epi8(v, ctl);
+    r[j] = C == 1 ? _mm512_shuffle_epi8(v, ctl) : v;
   }
   const __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]), t1 = _mm512_unpackhi_epi32(r[0], r[1]);
   const __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]), t3 = _mm512_unpackhi_epi32(r[2], r[3]);
@@ -560,8 +560,17 @@ inline void warp_chunk(const uint8_t* base, const uint8_t* base1, const int32_t*
       if (c == C - 1) return c == 0 ? t : _mm512_srli_epi32(t, 8 * c);
       return c == 0 ? _mm512_and_si512(t, m8) : _mm512_and_si512(_mm512_srli_epi32(t, 8 * c), m8);
     };
-    const __m512 p00 = _mm512_cvtepi32_ps(ext(a0)), p01 = _mm512_cvtepi32_ps(ext(b0));
-    const __m512 p10 = _mm512_cvtepi32_ps(ext(a1)), p11 = _mm512_cvtepi32_ps(ext(b1));
+    // 3 channels: no byte shuffle, the dwords are the window's raw bytes (a = bytes 0-3 of
+    // the row's 8, b = bytes 4-7): byte k of the row, zero-extended
+    auto byte3 = [&](__m512i a, __m512i b, int k) {
+      const __m512i t = k < 4 ? a : b;
+      k &= 3;
+      return k == 3 ? _mm512_srli_epi32(t, 24) : _mm512_and_si512(k ? _mm512_srli_epi32(t, 8 * k) : t, m8);
+    };
+    const __m512 p00 = _mm512_cvtepi32_ps(C == 3 ? byte3(a0, b0, c) : ext(a0));
+    const __m512 p01 = _mm512_cvtepi32_ps(C == 3 ? byte3(a0, b0, 3 + c) : ext(b0));
+    const __m512 p10 = _mm512_cvtepi32_ps(C == 3 ? byte3(a1, b1, c) : ext(a1));
+    const __m512 p11 = _mm512_cvtepi32_ps(C == 3 ? byte3(a1, b1, 3 + c) : ext(b1));
     const __m512 v0 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p01, p00), p00);
     const __m512 v1 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p11, p10), p10);
     const __m512 v = _mm512_fmadd_ps(ay, _mm512_sub_ps(v1, v0), v0);
@@ -589,7 +598,7 @@ inline void warp_chunk(const uint8_t* base, const uint8_t* base1, const int32_t*
   for (int j = 0; j < 4; ++j) {
     const __m256i v =
         _mm256_inserti128_si256(_mm256_castsi128_si256(warp_win(base, base1, o[j])), warp_win(base, base1, o[4 + j]), 1);
-    r[j] = C == 4 ? v : _mm256_shuffle_epi8(v, ctl);
+    r[j] = C == 1 ? _mm256_shuffle_epi8(v, ctl) : v;
   }
   const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
   const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
@@ -604,8 +613,15 @@ inline void warp_chunk(const uint8_t* base, const uint8_t* base1, const int32_t*
       if (c == C - 1) return c == 0 ? t : _mm256_srli_epi32(t, 8 * c);
       return c == 0 ? _mm256_and_si256(t, m8) : _mm256_and_si256(_mm256_srli_epi32(t, 8 * c), m8);
     };
-    const __m256 p00 = _mm256_cvtepi32_ps(ext(a0)), p01 = _mm256_cvtepi32_ps(ext(b0));
-    const __m256 p10 = _mm256_cvtepi32_ps(ext(a1)), p11 = _mm256_cvtepi32_ps(ext(b1));
+    auto byte3 = [&](__m256i a, __m256i b, int k) {  // as the AVX-512 code
+      const __m256i t = k < 4 ? a : b;
+      k &= 3;
+      return k == 3 ? _mm256_srli_epi32(t, 24) : _mm256_and_si256(k ? _mm256_srli_epi32(t, 8 * k) : t, m8);
+    };
+    const __m256 p00 = _mm256_cvtepi32_ps(C == 3 ? byte3(a0, b0, c) : ext(a0));
+    const __m256 p01 = _mm256_cvtepi32_ps(C == 3 ? byte3(a0, b0, 3 + c) : ext(b0));
+    const __m256 p10 = _mm256_cvtepi32_ps(C == 3 ? byte3(a1, b1, c) : ext(a1));
+    const __m256 p11 = _mm256_cvtepi32_ps(C == 3 ? byte3(a1, b1, 3 + c) : ext(b1));
     const __m256 v0 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p01, p00), p00);
     const __m256 v1 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p11, p10), p10);
     const __m256 v = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
