@@ -192,29 +192,40 @@ IMKERN_ALWAYS_INLINE inline void transpose_block(const uint8_t* const* rows, int
 // `full` (the 16 bytes past the block are rewritten later by the same task: the block to the
 // right or the tile's scalar tail), else a 48-byte masked store.
 constexpr int kBlock3 = 16;
-IMKERN_ALWAYS_INLINE inline void transpose_block3(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
-                                                  bool full) {
+constexpr bool kWideBlock4 = true;  // 4-byte pixels take the same dword blocks
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_block_dw(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
+                                                    bool full) {
+  static_assert(P == 3 || P == 4, "3- or 4-byte pixels");
   const __m512i spread = _mm512_setr_epi32(0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8, 8, 9, 10, 11, 11);
   const __m512i pad = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1));
   const __m512i unpad = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
   __m512i r[16], t[16];
-  for (int i = 0; i < 16; ++i)
-    r[i] = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(spread, _mm512_maskz_loadu_epi8(0xFFFFFFFFFFFFull, rows[i] + c * 3)), pad);
+  for (int i = 0; i < 16; ++i) {
+    if constexpr (P == 3)
+      r[i] = _mm512_shuffle_epi8(
+          _mm512_permutexvar_epi32(spread, _mm512_maskz_loadu_epi8(0xFFFFFFFFFFFFull, rows[i] + c * 3)), pad);
+    else
+      r[i] = _mm512_loadu_si512(rows[i] + c * 4);
+  }
   for (int a = 0; a < 8; ++a) {
     t[2 * a] = _mm512_unpacklo_epi32(r[2 * a], r[2 * a + 1]);
     t[2 * a + 1] = _mm512_unpackhi_epi32(r[2 * a], r[2 * a + 1]);
   }
+  auto squeeze = [&](__m512i v) IMKERN_ALWAYS_INLINE { return P == 3 ? _mm512_shuffle_epi8(v, unpad) : v; };
   for (int b = 0; b < 4; ++b) {
-    r[4 * b] = _mm512_shuffle_epi8(_mm512_unpacklo_epi64(t[4 * b], t[4 * b + 2]), unpad);
-    r[4 * b + 1] = _mm512_shuffle_epi8(_mm512_unpackhi_epi64(t[4 * b], t[4 * b + 2]), unpad);
-    r[4 * b + 2] = _mm512_shuffle_epi8(_mm512_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]), unpad);
-    r[4 * b + 3] = _mm512_shuffle_epi8(_mm512_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]), unpad);
+    r[4 * b] = squeeze(_mm512_unpacklo_epi64(t[4 * b], t[4 * b + 2]));
+    r[4 * b + 1] = squeeze(_mm512_unpackhi_epi64(t[4 * b], t[4 * b + 2]));
+    r[4 * b + 2] = squeeze(_mm512_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]));
+    r[4 * b + 3] = squeeze(_mm512_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]));
   }
   // v = lanes (0, 2) of u[q] and of u[4 + q], w the same of u[8 + q], u[12 + q]; odd: lanes (1, 3)
   // output row 4L + q = lane L of u[q], u[4 + q], u[8 + q], u[12 + q]: lanes (L / 2 + {0, 2})
-  // of the even (L even) or odd (L odd) pair, 12 bytes (3 dwords) each
-  const __m512i lo = _mm512_setr_epi32(0, 1, 2, 8, 9, 10, 16, 17, 18, 24, 25, 26, 0, 0, 0, 0);
-  const __m512i hi = _mm512_setr_epi32(4, 5, 6, 12, 13, 14, 20, 21, 22, 28, 29, 30, 0, 0, 0, 0);
+  // of the even (L even) or odd (L odd) pair, 12 bytes (3 dwords; 4 for P = 4) each
+  const __m512i lo = P == 3 ? _mm512_setr_epi32(0, 1, 2, 8, 9, 10, 16, 17, 18, 24, 25, 26, 0, 0, 0, 0)
+                            : _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i hi = P == 3 ? _mm512_setr_epi32(4, 5, 6, 12, 13, 14, 20, 21, 22, 28, 29, 30, 0, 0, 0, 0)
+                            : _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
   for (int q = 0; q < 4; ++q) {
     const __m512i ve = _mm512_shuffle_i32x4(r[q], r[4 + q], _MM_SHUFFLE(2, 0, 2, 0));
     const __m512i vo = _mm512_shuffle_i32x4(r[q], r[4 + q], _MM_SHUFFLE(3, 1, 3, 1));
@@ -225,7 +236,7 @@ IMKERN_ALWAYS_INLINE inline void transpose_block3(const uint8_t* const* rows, in
     const __m512i o[4] = {_mm512_permutex2var_epi32(ve, lo, we), _mm512_permutex2var_epi32(vo, lo, wo),
                           _mm512_permutex2var_epi32(ve, hi, we), _mm512_permutex2var_epi32(vo, hi, wo)};
     for (int L = 0; L < 4; ++L) {
-      if (full) _mm512_storeu_si512(out[4 * L + q], o[L]);
+      if (P == 4 || full) _mm512_storeu_si512(out[4 * L + q], o[L]);
       else _mm512_mask_storeu_epi8(out[4 * L + q], 0xFFFFFFFFFFFFull, o[L]);
     }
   }
@@ -239,29 +250,43 @@ IMKERN_ALWAYS_INLINE inline void transpose_block3(const uint8_t* const* rows, in
 // 16-byte stores at bytes 0 and 12. 48 shuffles per 64 pixels (the SSE4.1 plane split takes
 // 120). `full`: the 4 bytes past the 24 may be written (the same task rewrites them later).
 constexpr int kBlock3 = 8;
-IMKERN_ALWAYS_INLINE inline void transpose_block3(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
-                                                  bool full) {
+constexpr bool kWideBlock4 = true;
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_block_dw(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
+                                                    bool full) {
+  static_assert(P == 3 || P == 4, "3- or 4-byte pixels");
   const __m256i pad = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1, 4, 5, 6, -1, 7, 8, 9,
                                        -1, 10, 11, 12, -1, 13, 14, 15, -1);
   const __m256i unpad = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
   __m256i r[8], t[8];
   for (int i = 0; i < 8; ++i) {
-    const uint8_t* p = rows[i] + c * 3;
-    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
-                                              _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)), 1);
-    r[i] = _mm256_shuffle_epi8(v, pad);
+    const uint8_t* p = rows[i] + c * P;
+    if constexpr (P == 3) {
+      const __m256i v = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)), 1);
+      r[i] = _mm256_shuffle_epi8(v, pad);
+    } else {
+      r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    }
   }
   for (int a = 0; a < 4; ++a) {
     t[2 * a] = _mm256_unpacklo_epi32(r[2 * a], r[2 * a + 1]);
     t[2 * a + 1] = _mm256_unpackhi_epi32(r[2 * a], r[2 * a + 1]);
   }
+  auto squeeze = [&](__m256i v) IMKERN_ALWAYS_INLINE { return P == 3 ? _mm256_shuffle_epi8(v, unpad) : v; };
   for (int b = 0; b < 2; ++b) {
-    r[4 * b] = _mm256_shuffle_epi8(_mm256_unpacklo_epi64(t[4 * b], t[4 * b + 2]), unpad);
-    r[4 * b + 1] = _mm256_shuffle_epi8(_mm256_unpackhi_epi64(t[4 * b], t[4 * b + 2]), unpad);
-    r[4 * b + 2] = _mm256_shuffle_epi8(_mm256_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]), unpad);
-    r[4 * b + 3] = _mm256_shuffle_epi8(_mm256_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]), unpad);
+    r[4 * b] = squeeze(_mm256_unpacklo_epi64(t[4 * b], t[4 * b + 2]));
+    r[4 * b + 1] = squeeze(_mm256_unpackhi_epi64(t[4 * b], t[4 * b + 2]));
+    r[4 * b + 2] = squeeze(_mm256_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]));
+    r[4 * b + 3] = squeeze(_mm256_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]));
   }
-  for (int q = 0; q < 4; ++q)
+  for (int q = 0; q < 4; ++q) {
+    if constexpr (P == 4) {  // output row 4L + q: lane L of u[q], then lane L of u[4 + q]
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[q]), _mm256_permute2x128_si256(r[q], r[4 + q], 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[4 + q]), _mm256_permute2x128_si256(r[q], r[4 + q], 0x31));
+      continue;
+    }
     for (int L = 0; L < 2; ++L) {
       const __m128i a = L ? _mm256_extracti128_si256(r[q], 1) : _mm256_castsi256_si128(r[q]);
       const __m128i b = L ? _mm256_extracti128_si256(r[4 + q], 1) : _mm256_castsi256_si128(r[4 + q]);
@@ -275,13 +300,17 @@ IMKERN_ALWAYS_INLINE inline void transpose_block3(const uint8_t* const* rows, in
         std::memcpy(o + 20, &w, 4);
       }
     }
+  }
 }
 #elif defined(__SSE4_1__)
 // The same for 16 x 16 RGB (3-byte) pixels: each row split into three byte planes (pshufb),
 // the planes transposed as bytes, each output row interleaved back.
 constexpr int kBlock3 = 16;
-IMKERN_ALWAYS_INLINE inline void transpose_block3(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
-                                                  bool) {
+constexpr bool kWideBlock4 = false;  // 4-byte pixels: transpose_block<4>
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_block_dw(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
+                                                    bool) {
+  static_assert(P == 3, "3-byte pixels");
   __m128i r[16], g[16], b[16];
   for (int t = 0; t < 16; ++t) deinterleave3_u8(rows[t] + c * 3, r[t], g[t], b[t]);
   transpose_regs<1>(r);
@@ -327,7 +356,8 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
 #if defined(__SSE2__)
           if constexpr (P == 1 || P == 2 || P == 3 || P == 4 || P == 8) {
 #if defined(__SSE4_1__)
-            constexpr int N = P == 3 ? kBlock3 : 16 / P;
+            constexpr bool kDw = P == 3 || (P == 4 && kWideBlock4);  // transpose_block_dw
+            constexpr int N = kDw ? kBlock3 : 16 / P;
 #else
             constexpr int N = P == 3 ? 16 : 16 / P;
 #endif
@@ -342,9 +372,9 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
                 const int64_t c = k == 1 ? W - i - N : i;
                 for (int m = 0; m < N; ++m) outs[m] = out + (k == 1 ? i + N - 1 - m : i + m) * ds + j * P;
 #if defined(__SSE4_1__)
-                // the wide stores of transpose_block3 may spill up to 16 bytes (6 pixels)
+                // the wide stores of transpose_block_dw<3> may spill up to 16 bytes (6 pixels)
                 // past the block: only inside the row, onto pixels this task writes later
-                if constexpr (P == 3) transpose_block3(rows, c, outs, j + N + 6 <= d.w);
+                if constexpr (kDw) transpose_block_dw<P>(rows, c, outs, j + N + 6 <= d.w);
                 else transpose_block<P>(rows, c, outs);
 #else
                 if constexpr (P == 3) {
