@@ -39,6 +39,7 @@ def _case(shape, out_shape, imkern_call, cv2_call=None, torch_call=None):
 
 
 _AFFINE = np.array([[0.96, -0.17, 60.5], [0.17, 0.96, -120.25]])
+_PERSPECTIVE = np.array([[0.96, -0.17, 60.5], [0.17, 0.96, -120.25], [1e-5, 2e-5, 1.0]])
 
 CASES = [
     Case(
@@ -96,6 +97,17 @@ CASES = [
             (H1, W1, 3),
             lambda imkern, x, out: imkern.transform.warp_affine(x, _AFFINE, (H1, W1), out=out),
             lambda cv2, x, out: cv2.warpAffine(x, _AFFINE, (W1, H1), dst=out, flags=cv2.INTER_LINEAR),
+        ),
+        bytes=2 * H1 * W1 * 3,
+    ),
+    Case(
+        "warp_perspective bilinear uint8 1080x1920x3",
+        "cpu",
+        _case(
+            (H1, W1, 3),
+            (H1, W1, 3),
+            lambda imkern, x, out: imkern.transform.warp_perspective(x, _PERSPECTIVE, (H1, W1), out=out),
+            lambda cv2, x, out: cv2.warpPerspective(x, _PERSPECTIVE, (W1, H1), dst=out, flags=cv2.INTER_LINEAR),
         ),
         bytes=2 * H1 * W1 * 3,
     ),
