@@ -156,7 +156,14 @@ inline V vmin(V a, V b) {
   if constexpr (sizeof(V) == 32) return (V)_mm256_min_ps((__m256)a, (__m256)b);
 #endif
 #if defined(__AVX512F__)
+  // (the builtin, not _mm512_min_ps, whose _mm512_undefined_ps() source trips GCC 12's
+  // -Wmaybe-uninitialized; all 16 lanes are written)
+#if defined(__clang__)
   if constexpr (sizeof(V) == 64) return (V)_mm512_min_ps((__m512)a, (__m512)b);
+#else
+  if constexpr (sizeof(V) == 64)
+    return (V)__builtin_ia32_minps512_mask((__v16sf)a, (__v16sf)b, (__v16sf)a, (__mmask16)-1, _MM_FROUND_CUR_DIRECTION);
+#endif
 #endif
   return a < b ? a : b;
 }
@@ -169,7 +176,12 @@ inline V vmax(V a, V b) {
   if constexpr (sizeof(V) == 32) return (V)_mm256_max_ps((__m256)a, (__m256)b);
 #endif
 #if defined(__AVX512F__)
+#if defined(__clang__)
   if constexpr (sizeof(V) == 64) return (V)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+  if constexpr (sizeof(V) == 64)
+    return (V)__builtin_ia32_maxps512_mask((__v16sf)a, (__v16sf)b, (__v16sf)a, (__mmask16)-1, _MM_FROUND_CUR_DIRECTION);
+#endif
 #endif
   return a > b ? a : b;
 }
