@@ -118,56 +118,147 @@ inline int64_t hpass_simd(const A* v, const int32_t* ip, const A* wp, int kx, in
   return 0;
 }
 
-// One channel, float sums: each block of L outputs reads a window of at most 2L source
-// elements (bilinear / bicubic / lanczos at scales down to ~1/2 and every upscale), so its
-// taps are two-source lane permutes of the window's two vectors (vpermt2ps; AVX2: two vpermps
-// and a blend) instead of gathers or scalar loads. Same products and sums in the same order as
-// the scalar loop (tap 0's product, then + each further product). Returns how many outputs
-// were done (a block whose window is wider, or would read past the row, ends it).
-template <typename T>
-inline int64_t hpass_perm1(const float* v, int64_t sw, const int32_t* ip, const float* wp, int kx, int64_t n,
-                           T* out) {
-#if defined(__AVX512F__) || defined(__AVX2__)
+// ---- float sums (float32, uint16): horizontal taps as lane permutes ------------------------
+// Output elements in blocks of L (one vector; element e = x C + c reads the source elements
+// ip[e] + k C, k < kx). Each block's taps lie in a window of NW vectors of the source row that
+// starts at the block's base (found once per call, when the plan is built; -1: the taps spread
+// wider, the block takes the scalar formula), so every tap is a lane permute of the window
+// (AVX-512: vpermt2ps, two and a blend for NW = 4; AVX2: vpermps and blends) instead of a
+// gather or a load per pixel, for any channel count. Sums: tap 0's product, then one fused
+// multiply-add per further tap (the scalar formula: the same products, rounded once per tap).
 #if defined(__AVX512F__)
-  constexpr int L = 16;
+constexpr int kPermL = 16;
+#elif defined(__AVX2__)
+constexpr int kPermL = 8;
 #else
-  constexpr int L = 8;
+constexpr int kPermL = 0;
 #endif
-  int64_t e = 0;
-  for (; e + L <= n; e += L) {
-    const int32_t base = ip[e];
-    if (ip[e + L - 1] - base + kx > 2 * L || base + 2 * L > sw) break;
-#if defined(__AVX512F__)
-    const __m512 v0 = _mm512_loadu_ps(v + base), v1 = _mm512_loadu_ps(v + base + L);
-    const __m512i rel = _mm512_sub_epi32(_mm512_loadu_si512(ip + e), _mm512_set1_epi32(base));
-    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(wp + e), _mm512_permutex2var_ps(v0, rel, v1));
-    for (int k = 1; k < kx; ++k) {
-      const __m512 tap = _mm512_permutex2var_ps(v0, _mm512_add_epi32(rel, _mm512_set1_epi32(k)), v1);
-      a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_loadu_ps(wp + k * n + e), tap));
+
+struct PermPlan {
+  int nw = 0;                    // window vectors (2 or 4); 0: too few blocks fit, no plan
+  aligned_vector<int32_t> base;  // per block of kPermL output elements: the window's first element
+
+  // Windows of 2 vectors, else 4 (bicubic shrinking by 2, three channels); a plan only when at
+  // least 7 blocks in 8 fit.
+  bool build(const int32_t* ip, int kx, int64_t C, int64_t SWC, int64_t n) {
+    nw = 0;
+    if (kPermL == 0 || kx > 8) return false;
+    const int64_t L = std::max(kPermL, 1), nb = n / L;
+    if (nb == 0) return false;
+    for (int w : {2, 4}) {
+      const int64_t win = w * L;
+      if (SWC < win) break;
+      base.assign(static_cast<size_t>(nb), -1);
+      int64_t fit = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int64_t lo = INT64_MAX, hi = -1;
+        for (int64_t e = b * L; e < b * L + L; ++e) {
+          lo = std::min<int64_t>(lo, ip[e]);
+          hi = std::max<int64_t>(hi, ip[e] + (kx - 1) * C);
+        }
+        const int64_t bs = std::min(lo, SWC - win);
+        if (hi - bs < win) {
+          base[b] = static_cast<int32_t>(bs);
+          ++fit;
+        }
+      }
+      if (8 * fit >= 7 * nb) {
+        nw = w;
+        return true;
+      }
     }
-    simd::vec_t<float> av;
-    std::memcpy(&av, &a, sizeof(av));
-#else
-    const __m256 v0 = _mm256_loadu_ps(v + base), v1 = _mm256_loadu_ps(v + base + L);
-    const __m256i rel =
-        _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip + e)), _mm256_set1_epi32(base));
-    auto perm = [&](__m256i i) {
-      // lanes of v0 where i < 8, of v1 where i >= 8 (vpermps reads the low 3 bits)
-      const __m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(i, 28));
-      return _mm256_blendv_ps(_mm256_permutevar8x32_ps(v0, i), _mm256_permutevar8x32_ps(v1, i), hi);
-    };
-    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(wp + e), perm(rel));
-    for (int k = 1; k < kx; ++k)
-      a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(wp + k * n + e), perm(_mm256_add_epi32(rel, _mm256_set1_epi32(k)))));
-    simd::vec_t<float> av;
-    std::memcpy(&av, &a, sizeof(av));
-#endif
-    store_vec<T, float>(out + e, av);
+    return false;
   }
-  return e;
+};
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+// NW vectors of a source row as float, and one permute of them by a vector of indices < NW L.
+template <int NW>
+struct PermWin {
+#if defined(__AVX512F__)
+  using VF = __m512;
+  using VI = __m512i;
 #else
-  return 0;
+  using VF = __m256;
+  using VI = __m256i;
 #endif
+  VF v[NW];
+  template <typename S>
+  explicit PermWin(const S* p) {
+    for (int j = 0; j < NW; ++j) v[j] = reinterpret_cast<VF>(load_vec<float, S>(p + j * kPermL));
+  }
+  VF operator()(VI i) const {
+#if defined(__AVX512F__)
+    const __m512 lo = _mm512_permutex2var_ps(v[0], i, v[1]);
+    if constexpr (NW == 2) return lo;
+    const __m512 hi = _mm512_permutex2var_ps(v[2], i, v[3]);
+    return _mm512_mask_blend_ps(_mm512_test_epi32_mask(i, _mm512_set1_epi32(32)), lo, hi);
+#else
+    // vpermps reads the low 3 bits; bit 3 picks v[1] over v[0], bit 4 the upper pair
+    const __m256 b3 = _mm256_castsi256_ps(_mm256_slli_epi32(i, 28));
+    const __m256 lo = _mm256_blendv_ps(_mm256_permutevar8x32_ps(v[0], i), _mm256_permutevar8x32_ps(v[1], i), b3);
+    if constexpr (NW == 2) return lo;
+    const __m256 hi = _mm256_blendv_ps(_mm256_permutevar8x32_ps(v[2], i), _mm256_permutevar8x32_ps(v[3], i), b3);
+    return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(i, 27)));
+#endif
+  }
+};
+#endif
+
+// The scalar formula for output elements [e0, e1) (weights tap-major with stride n).
+template <typename S, typename T>
+inline void hperm_scalar(const S* v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n, int64_t e0,
+                         int64_t e1, T* out) {
+  for (int64_t e = e0; e < e1; ++e) {
+    const S* p = v + ip[e];
+    float a = wp[e] * static_cast<float>(p[0]);
+    for (int k = 1; k < kx; ++k) a += wp[k * n + e] * static_cast<float>(p[k * C]);
+    out[e] = to_output<T, float>(a);
+  }
+}
+
+// Output elements [e0, e1) of one row (e0 a multiple of kPermL) from the source row v (float
+// vertical sums, or a float32 / uint16 source row); streamed stores where Stream.
+template <typename S, typename T, int NW, bool Stream>
+inline void hperm_run(const S* v, const int32_t* ip, const int32_t* base, const float* wp, int kx, int64_t C,
+                      int64_t n, int64_t e0, int64_t e1, T* out) {
+  int64_t e = e0;
+#if defined(__AVX512F__) || defined(__AVX2__)
+  constexpr int L = kPermL;
+  for (; e + L <= e1; e += L) {
+    const int32_t bs = base[e / L];
+    if (bs < 0) {
+      hperm_scalar<S, T>(v, ip, wp, kx, C, n, e, e + L, out);
+      continue;
+    }
+    const PermWin<NW> w(v + bs);
+#if defined(__AVX512F__)
+    const __m512i rel = _mm512_sub_epi32(_mm512_loadu_si512(ip + e), _mm512_set1_epi32(bs));
+    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(wp + e), w(rel));
+    for (int k = 1; k < kx; ++k)
+      a = _mm512_fmadd_ps(_mm512_loadu_ps(wp + k * n + e),
+                          w(_mm512_add_epi32(rel, _mm512_set1_epi32(static_cast<int32_t>(k * C)))), a);
+#else
+    const __m256i rel =
+        _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip + e)), _mm256_set1_epi32(bs));
+    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(wp + e), w(rel));
+    for (int k = 1; k < kx; ++k)
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(wp + k * n + e),
+                          w(_mm256_add_epi32(rel, _mm256_set1_epi32(static_cast<int32_t>(k * C)))), a);
+#endif
+    simd::vec_t<float> av;
+    std::memcpy(&av, &a, sizeof(av));
+    put<T, float, Stream>(out + e, av);
+  }
+#endif
+  hperm_scalar<S, T>(v, ip, wp, kx, C, n, e, e1, out);
+}
+
+template <typename S, typename T, bool Stream>
+inline void hperm(const PermPlan& plan, const S* v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n,
+                  int64_t e0, int64_t e1, T* out) {
+  if (plan.nw == 4) hperm_run<S, T, 4, Stream>(v, ip, plan.base.data(), wp, kx, C, n, e0, e1, out);
+  else hperm_run<S, T, 2, Stream>(v, ip, plan.base.data(), wp, kx, C, n, e0, e1, out);
 }
 
 // Two-tap horizontal pass with the channel count known: out[x][c] = w0[x] * v[s][c] +
@@ -992,6 +1083,174 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
 }
 #endif
 
+// ---- float sums (float32, uint16 images) -----------------------------------------------------
+// The vertical sums of source elements [j0, j1) of ky rows: v[j] = sum_k wy[k] rows[k][j]
+// (tap 0's product, then a multiply-add per row). K: ky when known at compile time.
+template <typename T, int K>
+inline void vsum_f32(const T* const* rows, const float* wy, int ky, int64_t j0, int64_t j1, float* __restrict__ v) {
+  const int kk = K > 0 ? K : ky;
+  constexpr int L = simd::Vec<float>::lanes;
+  int64_t j = j0;
+  for (; j + 2 * L <= j1; j += 2 * L) {
+    simd::vec_t<float> a0 = wy[0] * load_vec<float, T>(rows[0] + j);
+    simd::vec_t<float> a1 = wy[0] * load_vec<float, T>(rows[0] + j + L);
+    for (int k = 1; k < kk; ++k) {
+      a0 += wy[k] * load_vec<float, T>(rows[k] + j);
+      a1 += wy[k] * load_vec<float, T>(rows[k] + j + L);
+    }
+    simd::storeu(v + j, a0);
+    simd::storeu(v + j + L, a1);
+  }
+  for (; j < j1; ++j) {
+    float a = wy[0] * static_cast<float>(rows[0][j]);
+    for (int k = 1; k < kk; ++k) a += wy[k] * static_cast<float>(rows[k][j]);
+    v[j] = a;
+  }
+}
+
+template <typename T>
+inline void vsum_f32_any(const T* const* rows, const float* wy, int ky, int64_t j0, int64_t j1, float* v) {
+  if (ky == 2) vsum_f32<T, 2>(rows, wy, ky, j0, j1, v);
+  else if (ky == 4) vsum_f32<T, 4>(rows, wy, ky, j0, j1, v);
+  else vsum_f32<T, 0>(rows, wy, ky, j0, j1, v);
+}
+
+// The vertical sums of ring rows straight to the output (the horizontal-first order):
+// out[e] = T(sum_k wy[k] rows[k][e]), streamed where Stream.
+template <typename T, int K, bool Stream>
+inline void vsum_out_f32(const float* const* rows, const float* wy, int ky, int64_t n, T* __restrict__ out) {
+  const int kk = K > 0 ? K : ky;
+  constexpr int L = simd::Vec<float>::lanes;
+  int64_t e = 0;
+  if constexpr (Stream) {
+    // plain stores up to the first aligned vector: every line after it is written by streaming stores only
+    const int64_t head = std::min(n, stream_start<T, float>(out) % L);
+    for (; e < head; ++e) {
+      float a = wy[0] * rows[0][e];
+      for (int k = 1; k < kk; ++k) a += wy[k] * rows[k][e];
+      out[e] = to_output<T, float>(a);
+    }
+  }
+  for (; e + L <= n; e += L) {
+    simd::vec_t<float> a = wy[0] * simd::loadu(rows[0] + e);
+    for (int k = 1; k < kk; ++k) a += wy[k] * simd::loadu(rows[k] + e);
+    put<T, float, Stream>(out + e, a);
+  }
+  for (; e < n; ++e) {
+    float a = wy[0] * rows[0][e];
+    for (int k = 1; k < kk; ++k) a += wy[k] * rows[k][e];
+    out[e] = to_output<T, float>(a);
+  }
+}
+
+template <typename T, bool Stream>
+inline void vsum_out_f32_any(const float* const* rows, const float* wy, int ky, int64_t n, T* out) {
+  if (ky == 2) vsum_out_f32<T, 2, Stream>(rows, wy, ky, n, out);
+  else if (ky == 4) vsum_out_f32<T, 4, Stream>(rows, wy, ky, n, out);
+  else vsum_out_f32<T, 0, Stream>(rows, wy, ky, n, out);
+}
+
+// Height shrinking or kept, float sums: each output row in column chunks whose source span
+// stays in L1 (about 4096 elements): the vertical sums of the chunk's source elements only,
+// then its outputs' horizontal taps (lane permutes where the plan has them, else per-pixel
+// vector loads or the scalar formula). Chunks keep the source rows streaming while the
+// horizontal taps are computed and leave the sums in L1; a shrink by more than 2 computes
+// the sums of the rows its outputs read and nothing else.
+template <typename T>
+void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
+                       const ResizeTable& tx, const int32_t* ip, const float* wp, const PermPlan& plan) {
+  const int64_t C = s.c, SWC = s.w * C, DW = d.w, DWC = DW * C;
+  const int ky = ty.k, kx = tx.k;
+  const float* wy = static_cast<const float*>(ty.w);
+  const float* wx = static_cast<const float*>(tx.w);
+  // chunks of whole pixels and whole permute blocks (a multiple of C * kPermL elements)
+  const int64_t unit = C * std::max(kPermL, 1);
+  const double ratio = static_cast<double>(SWC) / static_cast<double>(DWC);
+  const int64_t ce = std::max<int64_t>(1, static_cast<int64_t>(4096.0 / std::max(ratio, 1.0) / unit)) * unit;
+  const int64_t nch = (DWC + ce - 1) / ce;
+  std::vector<int64_t> lo(static_cast<size_t>(nch)), hi(static_cast<size_t>(nch));
+  for (int64_t c = 0; c < nch; ++c) {
+    int64_t l = INT64_MAX, h = 0;
+    for (int64_t e = c * ce; e < std::min(DWC, (c + 1) * ce); ++e) {
+      l = std::min<int64_t>(l, ip[e]);
+      h = std::max<int64_t>(h, ip[e] + (kx - 1) * C + 1);
+    }
+    lo[c] = l;
+    hi[c] = h;
+  }
+  const int64_t rows = d.n * d.h;
+  const bool stream = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * SWC + rows * DWC) > params().stream_bytes;
+  parallel_for(0, rows, rows_grain(rows, ky * SWC + kx * DWC), [&](int64_t t0, int64_t t1) {
+    float* __restrict__ v = thread_scratch<float>(0, static_cast<size_t>(SWC));
+    float* __restrict__ acc = thread_scratch<float>(1, static_cast<size_t>(DWC + 4));
+    const T* rr[256];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / d.h, y = t % d.h;
+      const float* wr = wy + y * ky;
+      for (int k = 0; k < ky; ++k) rr[k] = row_ptr<T>(src, s, b, ty.start[y] + k);
+      T* orow = row_ptr<T>(dst, d, b, y);
+      for (int64_t c = 0; c < nch; ++c) {
+        const int64_t e0 = c * ce, e1 = std::min(DWC, e0 + ce);
+        vsum_f32_any<T>(rr, wr, ky, lo[c], hi[c], v);
+        if (plan.nw > 0) {
+          if (stream) hperm<float, T, true>(plan, v, ip, wp, kx, C, DWC, e0, e1, orow);
+          else hperm<float, T, false>(plan, v, ip, wp, kx, C, DWC, e0, e1, orow);
+          continue;
+        }
+        const int64_t x0 = e0 / C, x1 = e1 / C;
+        const int64_t* st = tx.start + x0;
+        T* o = orow + e0;
+        if (kx == 2 && hpass_fixed<T, float, 2>(v, st, wx + 2 * x0, x1 - x0, C, 0, o, acc)) continue;
+        if (kx == 4 && hpass_fixed<T, float, 4>(v, st, wx + 4 * x0, x1 - x0, C, 0, o, acc)) continue;
+        if (kx == 8 && hpass_fixed<T, float, 8>(v, st, wx + 8 * x0, x1 - x0, C, 0, o, acc)) continue;
+        if (C == 3 && hpass_dyn<T, float, 3>(v, st, wx + kx * x0, kx, x1 - x0, 0, o, acc)) continue;
+        if (C == 4 && hpass_dyn<T, float, 4>(v, st, wx + kx * x0, kx, x1 - x0, 0, o, acc)) continue;
+        hperm_scalar<float, T>(v, ip, wp, kx, C, DWC, e0, e1, orow);
+      }
+    }
+    if (stream) stream_fence();
+  });
+}
+
+// Height growing, float sums: each source row resized horizontally once (lane permutes where
+// the plan has them) into a ring of ky float rows, then every output row is the ky-row sum,
+// stored (streamed when input and output exceed the cache share) in the same pass.
+template <typename T>
+void resize_f32_hfirst(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
+                       const ResizeTable& tx, const int32_t* ip, const float* wp, const PermPlan& plan) {
+  const int64_t C = s.c, SWC = s.w * C, DW = d.w, DWC = DW * C;
+  const int ky = ty.k, kx = tx.k;
+  const float* wy = static_cast<const float*>(ty.w);
+  const float* wx = static_cast<const float*>(tx.w);
+  const int64_t rows = d.n * d.h;
+  const int64_t stride = round_up_line<float>(DWC);
+  const bool stream = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * SWC + rows * DWC) > params().stream_bytes;
+  parallel_for(0, rows, rows_grain(rows, ky * DWC + kx * DWC), [&](int64_t t0, int64_t t1) {
+    float* __restrict__ ring = thread_scratch<float>(2, static_cast<size_t>(ky * stride));
+    std::vector<int64_t> keys(static_cast<size_t>(ky), -1);
+    const float* rp[256];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / d.h, y = t % d.h;
+      const int64_t sy0 = ty.start[y];
+      for (int k = 0; k < ky; ++k) {
+        const int64_t sy = sy0 + k, slot = sy % ky, key = b * s.h + sy;
+        float* r = ring + slot * stride;
+        if (keys[slot] != key) {
+          const T* sr = row_ptr<T>(src, s, b, sy);
+          if (plan.nw > 0) hperm<T, float, false>(plan, sr, ip, wp, kx, C, DWC, 0, DWC, r);
+          else hrow<T, float>(sr, tx.start, wx, kx, DW, C, r);
+          keys[slot] = key;
+        }
+        rp[k] = r;
+      }
+      T* o = row_ptr<T>(dst, d, b, y);
+      if (stream) vsum_out_f32_any<T, true>(rp, wy + y * ky, ky, DWC, o);
+      else vsum_out_f32_any<T, false>(rp, wy + y * ky, ky, DWC, o);
+    }
+    if (stream) stream_fence();
+  });
+}
+
 template <typename T>
 void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
                  const ResizeTable& tx, int shift) {
@@ -1036,6 +1295,15 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   // shift is needed, so the integer result is the same exact sum in either order (and the
   // CUDA kernel's).
   const bool hfirst = d.h > s.h && (!std::is_same<T, uint8_t>::value || shift == 0);
+  if constexpr (std::is_same<A, float>::value) {
+    if (ky <= 256) {
+      PermPlan plan;
+      plan.build(ip, kx, C, SWC, DWC);
+      if (hfirst) resize_f32_hfirst<T>(src, s, dst, d, ty, tx, ip, wp, plan);
+      else resize_f32_vfirst<T>(src, s, dst, d, ty, tx, ip, wp, plan);
+      return;
+    }
+  }
   if (hfirst) {
     parallel_for(0, rows, rows_grain(rows, ky * DWC + kx * DWC), [&](int64_t t0, int64_t t1) {
       A* __restrict__ ring = thread_scratch<A>(2, static_cast<size_t>(ky * DWC));
@@ -1048,22 +1316,7 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
         for (int k = 0; k < ky; ++k) {
           const int64_t sy = sy0 + k, slot = sy % ky, key = b * s.h + sy;
           if (keys[slot] != key) {
-            bool done_row = false;
-            if constexpr (std::is_same<T, float>::value) {
-              // float gray: the taps as lane permutes of the row (hpass_perm1), the row's last
-              // elements by the scalar formula (the same products and sums)
-              if (C == 1 && kx <= 8) {
-                const float* sr = row_ptr<T>(src, s, b, sy);
-                float* o = ring + slot * DWC;
-                for (int64_t e = hpass_perm1<float>(sr, SWC, ip, wp, kx, DWC, o); e < DWC; ++e) {
-                  float a = wp[e] * sr[ip[e]];
-                  for (int k = 1; k < kx; ++k) a = a + wp[k * DWC + e] * sr[ip[e] + k];
-                  o[e] = a;
-                }
-                done_row = true;
-              }
-            }
-            if (!done_row) hrow<T, A>(row_ptr<T>(src, s, b, sy), tx.start, wx, kx, DW, C, ring + slot * DWC);
+            hrow<T, A>(row_ptr<T>(src, s, b, sy), tx.start, wx, kx, DW, C, ring + slot * DWC);
             keys[slot] = key;
           }
         }
@@ -1137,10 +1390,6 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       // source pixels (gathers are slow on some processors; these loads hit L1), taps and
       // channels unrolled
       int64_t done = 0;
-      if constexpr (std::is_same<A, float>::value) {
-        if (C == 1 && kx <= 8) done = hpass_perm1<T>(v, SWC, ip, wp, kx, DWC, orow);
-        if (done == DWC) continue;
-      }
       if (done == 0 && kx == 2 && hpass_fixed<T, A, 2>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
       if (done == 0 && kx == 4 && hpass_fixed<T, A, 4>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
       if (done == 0 && kx == 8 && hpass_fixed<T, A, 8>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
