@@ -136,15 +136,20 @@ constexpr int kPermL = 0;
 
 struct PermPlan {
   int nw = 0;                    // window vectors (2 or 4); 0: too few blocks fit, no plan
+  int64_t off = 0;               // blocks start at off + b kPermL (off < kPermL)
   aligned_vector<int32_t> base;  // per block of kPermL output elements: the window's first element
 
-  // Windows of 2 vectors, else 4 (bicubic shrinking by 2, three channels); a plan only when at
-  // least 7 blocks in 8 fit.
-  bool build(const int32_t* ip, int kx, int64_t C, int64_t SWC, int64_t n) {
+  // Windows of 2 vectors, else 4 (shrinking by about 2, three channels); a plan only when at
+  // least 7 blocks in 8 fit. off_: the first block's start (outputs aligned for streaming
+  // stores; the elements before it take the scalar formula).
+  bool build(const int32_t* ip, int kx, int64_t C, int64_t SWC, int64_t n, int64_t off_ = 0) {
     nw = 0;
-    if (kPermL == 0 || kx > 8) return false;
-    const int64_t L = std::max(kPermL, 1), nb = n / L;
-    if (nb == 0) return false;
+    off = 0;
+    if (kPermL == 0 || kx > 8 || off_ < 0 || off_ >= kPermL) return false;
+    const int64_t L = std::max(kPermL, 1), nb = (n - off_) / L;
+    if (nb <= 0) return false;
+    off = off_;
+    ip += off;
     for (int w : {2, 4}) {
       const int64_t win = w * L;
       if (SWC < win) break;
@@ -167,9 +172,16 @@ struct PermPlan {
         return true;
       }
     }
+    off = 0;
     return false;
   }
 };
+
+// Element i of a horizontal pass's source row.
+template <typename S>
+inline float src_at(const S* v, int64_t i) {
+  return static_cast<float>(v[i]);
+}
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 // NW vectors of a source row as float, and one permute of them by a vector of indices < NW L.
@@ -184,8 +196,8 @@ struct PermWin {
 #endif
   VF v[NW];
   template <typename S>
-  explicit PermWin(const S* p) {
-    for (int j = 0; j < NW; ++j) v[j] = reinterpret_cast<VF>(load_vec<float, S>(p + j * kPermL));
+  PermWin(const S* p, int64_t off) {
+    for (int j = 0; j < NW; ++j) v[j] = reinterpret_cast<VF>(load_vec<float, S>(p + off + j * kPermL));
   }
   VF operator()(VI i) const {
 #if defined(__AVX512F__)
@@ -206,32 +218,35 @@ struct PermWin {
 #endif
 
 // The scalar formula for output elements [e0, e1) (weights tap-major with stride n).
-template <typename S, typename T>
-inline void hperm_scalar(const S* v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n, int64_t e0,
+template <typename Src, typename T>
+inline void hperm_scalar(const Src& v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n, int64_t e0,
                          int64_t e1, T* out) {
   for (int64_t e = e0; e < e1; ++e) {
-    const S* p = v + ip[e];
-    float a = wp[e] * static_cast<float>(p[0]);
-    for (int k = 1; k < kx; ++k) a += wp[k * n + e] * static_cast<float>(p[k * C]);
+    float a = wp[e] * src_at(v, ip[e]);
+    for (int k = 1; k < kx; ++k) a += wp[k * n + e] * src_at(v, ip[e] + k * C);
     out[e] = to_output<T, float>(a);
   }
 }
 
 // Output elements [e0, e1) of one row (e0 a multiple of kPermL) from the source row v (float
 // vertical sums, or a float32 / uint16 source row); streamed stores where Stream.
-template <typename S, typename T, int NW, bool Stream>
-inline void hperm_run(const S* v, const int32_t* ip, const int32_t* base, const float* wp, int kx, int64_t C,
-                      int64_t n, int64_t e0, int64_t e1, T* out) {
+template <typename Src, typename T, int NW, bool Stream>
+inline void hperm_run(const Src& v, const int32_t* ip, const int32_t* base, int64_t off, const float* wp, int kx,
+                      int64_t C, int64_t n, int64_t e0, int64_t e1, T* out) {
   int64_t e = e0;
 #if defined(__AVX512F__) || defined(__AVX2__)
   constexpr int L = kPermL;
+  // the first block start at or after e0
+  const int64_t eb = std::min(e1, e0 < off ? off : e0 + (L - (e0 - off) % L) % L);
+  hperm_scalar<Src, T>(v, ip, wp, kx, C, n, e0, eb, out);
+  e = eb;
   for (; e + L <= e1; e += L) {
-    const int32_t bs = base[e / L];
+    const int32_t bs = base[(e - off) / L];
     if (bs < 0) {
-      hperm_scalar<S, T>(v, ip, wp, kx, C, n, e, e + L, out);
+      hperm_scalar<Src, T>(v, ip, wp, kx, C, n, e, e + L, out);
       continue;
     }
-    const PermWin<NW> w(v + bs);
+    const PermWin<NW> w(v, bs);
 #if defined(__AVX512F__)
     const __m512i rel = _mm512_sub_epi32(_mm512_loadu_si512(ip + e), _mm512_set1_epi32(bs));
     __m512 a = _mm512_mul_ps(_mm512_loadu_ps(wp + e), w(rel));
@@ -251,14 +266,14 @@ inline void hperm_run(const S* v, const int32_t* ip, const int32_t* base, const 
     put<T, float, Stream>(out + e, av);
   }
 #endif
-  hperm_scalar<S, T>(v, ip, wp, kx, C, n, e, e1, out);
+  hperm_scalar<Src, T>(v, ip, wp, kx, C, n, e, e1, out);
 }
 
-template <typename S, typename T, bool Stream>
-inline void hperm(const PermPlan& plan, const S* v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n,
+template <typename Src, typename T, bool Stream>
+inline void hperm(const PermPlan& plan, const Src& v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n,
                   int64_t e0, int64_t e1, T* out) {
-  if (plan.nw == 4) hperm_run<S, T, 4, Stream>(v, ip, plan.base.data(), wp, kx, C, n, e0, e1, out);
-  else hperm_run<S, T, 2, Stream>(v, ip, plan.base.data(), wp, kx, C, n, e0, e1, out);
+  if (plan.nw == 4) hperm_run<Src, T, 4, Stream>(v, ip, plan.base.data(), plan.off, wp, kx, C, n, e0, e1, out);
+  else hperm_run<Src, T, 2, Stream>(v, ip, plan.base.data(), plan.off, wp, kx, C, n, e0, e1, out);
 }
 
 // Two-tap horizontal pass with the channel count known: out[x][c] = w0[x] * v[s][c] +
@@ -1163,15 +1178,20 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
   const int ky = ty.k, kx = tx.k;
   const float* wy = static_cast<const float*>(ty.w);
   const float* wx = static_cast<const float*>(tx.w);
-  // chunks of whole pixels and whole permute blocks (a multiple of C * kPermL elements)
+  // chunks of whole pixels and whole permute blocks (a multiple of C * kPermL elements, from
+  // the plan's first block on)
   const int64_t unit = C * std::max(kPermL, 1);
   const double ratio = static_cast<double>(SWC) / static_cast<double>(DWC);
   const int64_t ce = std::max<int64_t>(1, static_cast<int64_t>(4096.0 / std::max(ratio, 1.0) / unit)) * unit;
-  const int64_t nch = (DWC + ce - 1) / ce;
+  const int64_t off = plan.nw > 0 ? plan.off : 0;
+  const int64_t nch = (DWC - off + ce - 1) / ce + (off > 0 ? 1 : 0);
+  std::vector<int64_t> cb(static_cast<size_t>(nch + 1));
+  for (int64_t c = 0; c <= nch; ++c) cb[c] = std::min(DWC, c == 0 ? 0 : off + (off > 0 ? c - 1 : c) * ce);
+  cb[nch] = DWC;
   std::vector<int64_t> lo(static_cast<size_t>(nch)), hi(static_cast<size_t>(nch));
   for (int64_t c = 0; c < nch; ++c) {
     int64_t l = INT64_MAX, h = 0;
-    for (int64_t e = c * ce; e < std::min(DWC, (c + 1) * ce); ++e) {
+    for (int64_t e = cb[c]; e < cb[c + 1]; ++e) {
       l = std::min<int64_t>(l, ip[e]);
       h = std::max<int64_t>(h, ip[e] + (kx - 1) * C + 1);
     }
@@ -1182,6 +1202,7 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
   const bool stream = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * SWC + rows * DWC) > params().stream_bytes;
   parallel_for(0, rows, rows_grain(rows, ky * SWC + kx * DWC), [&](int64_t t0, int64_t t1) {
     float* __restrict__ v = thread_scratch<float>(0, static_cast<size_t>(SWC));
+    const float* vc = v;
     float* __restrict__ acc = thread_scratch<float>(1, static_cast<size_t>(DWC + 4));
     const T* rr[256];
     for (int64_t t = t0; t < t1; ++t) {
@@ -1190,11 +1211,12 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
       for (int k = 0; k < ky; ++k) rr[k] = row_ptr<T>(src, s, b, ty.start[y] + k);
       T* orow = row_ptr<T>(dst, d, b, y);
       for (int64_t c = 0; c < nch; ++c) {
-        const int64_t e0 = c * ce, e1 = std::min(DWC, e0 + ce);
+        const int64_t e0 = cb[c], e1 = cb[c + 1];
+        if (e0 >= e1) continue;
         vsum_f32_any<T>(rr, wr, ky, lo[c], hi[c], v);
         if (plan.nw > 0) {
-          if (stream) hperm<float, T, true>(plan, v, ip, wp, kx, C, DWC, e0, e1, orow);
-          else hperm<float, T, false>(plan, v, ip, wp, kx, C, DWC, e0, e1, orow);
+          if (stream) hperm<const float*, T, true>(plan, vc, ip, wp, kx, C, DWC, e0, e1, orow);
+          else hperm<const float*, T, false>(plan, vc, ip, wp, kx, C, DWC, e0, e1, orow);
           continue;
         }
         const int64_t x0 = e0 / C, x1 = e1 / C;
@@ -1205,7 +1227,7 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
         if (kx == 8 && hpass_fixed<T, float, 8>(v, st, wx + 8 * x0, x1 - x0, C, 0, o, acc)) continue;
         if (C == 3 && hpass_dyn<T, float, 3>(v, st, wx + kx * x0, kx, x1 - x0, 0, o, acc)) continue;
         if (C == 4 && hpass_dyn<T, float, 4>(v, st, wx + kx * x0, kx, x1 - x0, 0, o, acc)) continue;
-        hperm_scalar<float, T>(v, ip, wp, kx, C, DWC, e0, e1, orow);
+        hperm_scalar<const float*, T>(vc, ip, wp, kx, C, DWC, e0, e1, orow);
       }
     }
     if (stream) stream_fence();
@@ -1237,7 +1259,7 @@ void resize_f32_hfirst(const void* src, const ImageDesc& s, void* dst, const Ima
         float* r = ring + slot * stride;
         if (keys[slot] != key) {
           const T* sr = row_ptr<T>(src, s, b, sy);
-          if (plan.nw > 0) hperm<T, float, false>(plan, sr, ip, wp, kx, C, DWC, 0, DWC, r);
+          if (plan.nw > 0) hperm<const T*, float, false>(plan, sr, ip, wp, kx, C, DWC, 0, DWC, r);
           else hrow<T, float>(sr, tx.start, wx, kx, DW, C, r);
           keys[slot] = key;
         }
@@ -1297,8 +1319,15 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   const bool hfirst = d.h > s.h && (!std::is_same<T, uint8_t>::value || shift == 0);
   if constexpr (std::is_same<A, float>::value) {
     if (ky <= 256) {
+      // vertical-first: blocks start where the output rows are aligned for streaming stores
+      int64_t off = 0;
+      const uintptr_t a0 = reinterpret_cast<uintptr_t>(dst);
+      const int64_t al = std::max(kPermL, 1) * static_cast<int64_t>(sizeof(T));
+      if (!hfirst && a0 % sizeof(T) == 0 && (d.row_stride * static_cast<int64_t>(sizeof(T))) % al == 0 &&
+          (d.n == 1 || (d.batch_stride * static_cast<int64_t>(sizeof(T))) % al == 0))
+        off = static_cast<int64_t>((al - static_cast<int64_t>(a0 % al)) % al) / static_cast<int64_t>(sizeof(T));
       PermPlan plan;
-      plan.build(ip, kx, C, SWC, DWC);
+      plan.build(ip, kx, C, SWC, DWC, off);
       if (hfirst) resize_f32_hfirst<T>(src, s, dst, d, ty, tx, ip, wp, plan);
       else resize_f32_vfirst<T>(src, s, dst, d, ty, tx, ip, wp, plan);
       return;
