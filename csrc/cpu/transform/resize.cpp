@@ -12,6 +12,11 @@
 // uint8: int32 arithmetic on fixed-point weights (exact; the vertical sums are shifted by
 // `shift` so the horizontal sums cannot overflow), the same integer formula as the CUDA
 // kernel, so both give the same bits. uint16/float32: float32; float64: float64.
+// float32 / uint16 (resize_f32_vfirst / resize_f32_hfirst): the horizontal taps of any channel
+// count as lane permutes of a window of the source row (a plan per call: each block of one
+// vector of outputs and the first element of its window), the vertical-first order in column
+// chunks whose sums stay in L1, the horizontal-first vertical sums fused with the store;
+// outputs larger than the cache share are streamed (blocks placed where the rows align).
 // Bytes per output pixel ~ C * sizeof(T) * (ky * src_w / dst_w + 1); MACs per output pixel
 // C * (ky * src_w / dst_w + kx).
 #include <algorithm>
@@ -123,7 +128,7 @@ inline int64_t hpass_simd(const A* v, const int32_t* ip, const A* wp, int kx, in
 // ip[e] + k C, k < kx). Each block's taps lie in a window of NW vectors of the source row that
 // starts at the block's base (found once per call, when the plan is built; -1: the taps spread
 // wider, the block takes the scalar formula), so every tap is a lane permute of the window
-// (AVX-512: vpermt2ps, two and a blend for NW = 4; AVX2: vpermps and blends) instead of a
+// (AVX-512: vpermt2ps, two and a blend for NW = 4; AVX2: two vpermps and a blend) instead of a
 // gather or a load per pixel, for any channel count. Sums: tap 0's product, then one fused
 // multiply-add per further tap (the scalar formula: the same products, rounded once per tap).
 #if defined(__AVX512F__)
@@ -139,9 +144,9 @@ struct PermPlan {
   int64_t off = 0;               // blocks start at off + b kPermL (off < kPermL)
   aligned_vector<int32_t> base;  // per block of kPermL output elements: the window's first element
 
-  // Windows of 2 vectors, else 4 on AVX-512 (shrinking by about 2, three channels); a plan only when at
-  // least 7 blocks in 8 fit. off_: the first block's start (outputs aligned for streaming
-  // stores; the elements before it take the scalar formula).
+  // Windows of 2 vectors, else 4 on AVX-512 (shrinking by about 2, three channels); a plan
+  // only when at least 7 blocks in 8 fit. off_: the first block's start (outputs aligned for
+  // streaming stores; the elements before it take the scalar formula).
   bool build(const int32_t* ip, int kx, int64_t C, int64_t SWC, int64_t n, int64_t off_ = 0) {
     nw = 0;
     off = 0;
@@ -234,12 +239,10 @@ struct PermWin {
     const __m512 hi = _mm512_permutex2var_ps(v[2], i, v[3]);
     return _mm512_mask_blend_ps(_mm512_test_epi32_mask(i, _mm512_set1_epi32(32)), lo, hi);
 #else
-    // vpermps reads the low 3 bits; bit 3 picks v[1] over v[0], bit 4 the upper pair
+    // vpermps reads the low 3 bits; bit 3 picks v[1] over v[0] (2-vector windows only)
+    static_assert(NW == 2, "AVX2 plans use 2-vector windows");
     const __m256 b3 = _mm256_castsi256_ps(_mm256_slli_epi32(i, 28));
-    const __m256 lo = _mm256_blendv_ps(_mm256_permutevar8x32_ps(v[0], i), _mm256_permutevar8x32_ps(v[1], i), b3);
-    if constexpr (NW == 2) return lo;
-    const __m256 hi = _mm256_blendv_ps(_mm256_permutevar8x32_ps(v[2], i), _mm256_permutevar8x32_ps(v[3], i), b3);
-    return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(i, 27)));
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(v[0], i), _mm256_permutevar8x32_ps(v[1], i), b3);
 #endif
   }
 };
@@ -256,8 +259,9 @@ inline void hperm_scalar(const Src& v, const int32_t* ip, const float* wp, int k
   }
 }
 
-// Output elements [e0, e1) of one row (e0 a multiple of kPermL) from the source row v (float
-// vertical sums, or a float32 / uint16 source row); streamed stores where Stream.
+// Output elements [e0, e1) of one row from the source row v (float vertical sums, or a float32
+// / uint16 source row): whole blocks where the plan puts them, the scalar formula for the
+// elements before the first and after the last; streamed stores where Stream.
 template <typename Src, typename T, int NW, bool Stream>
 inline void hperm_run(const Src& v, const int32_t* ip, const int32_t* base, int64_t off, const float* wp, int kx,
                       int64_t C, int64_t n, int64_t e0, int64_t e1, T* out) {
@@ -300,8 +304,10 @@ inline void hperm_run(const Src& v, const int32_t* ip, const int32_t* base, int6
 template <typename Src, typename T, bool Stream>
 inline void hperm(const PermPlan& plan, const Src& v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n,
                   int64_t e0, int64_t e1, T* out) {
-  if (plan.nw == 4) hperm_run<Src, T, 4, Stream>(v, ip, plan.base.data(), plan.off, wp, kx, C, n, e0, e1, out);
-  else hperm_run<Src, T, 2, Stream>(v, ip, plan.base.data(), plan.off, wp, kx, C, n, e0, e1, out);
+#if defined(__AVX512F__)
+  if (plan.nw == 4) return hperm_run<Src, T, 4, Stream>(v, ip, plan.base.data(), plan.off, wp, kx, C, n, e0, e1, out);
+#endif
+  hperm_run<Src, T, 2, Stream>(v, ip, plan.base.data(), plan.off, wp, kx, C, n, e0, e1, out);
 }
 
 // Two-tap horizontal pass with the channel count known: out[x][c] = w0[x] * v[s][c] +
@@ -1159,49 +1165,56 @@ inline void vsum_f32_any(const T* const* rows, const float* wy, int ky, int64_t 
 }
 
 // The vertical sums of ring rows straight to the output (the horizontal-first order):
-// out[e] = T(sum_k wy[k] rows[k][e]), streamed where Stream.
+// out[e] = T(sum_k wy[k] rows[k][e]), streamed where Stream. Backward: the vectors from the
+// row's end down (see resize_f32_hfirst: 4K aliasing).
 template <typename T, int K, bool Stream>
-inline void vsum_out_f32(const float* const* rows, const float* wy, int ky, int64_t n, T* __restrict__ out) {
+inline void vsum_out_f32(const float* const* rows, const float* wy, int ky, int64_t n, T* __restrict__ out,
+                         bool backward) {
   const int kk = K > 0 ? K : ky;
   constexpr int L = simd::Vec<float>::lanes;
-  int64_t e = 0;
-  if constexpr (Stream) {
-    // plain stores up to the first aligned vector: every line after it is written by streaming stores only
-    const int64_t head = std::min(n, stream_start<T, float>(out) % L);
-    for (; e < head; ++e) {
-      float a = wy[0] * rows[0][e];
-      for (int k = 1; k < kk; ++k) a += wy[k] * rows[k][e];
-      out[e] = to_output<T, float>(a);
-    }
-  }
-  for (; e + L <= n; e += L) {
-    simd::vec_t<float> a = wy[0] * simd::loadu(rows[0] + e);
-    for (int k = 1; k < kk; ++k) a += wy[k] * simd::loadu(rows[k] + e);
-    put_out<T, Stream>(out + e, a);
-  }
-  for (; e < n; ++e) {
+  auto one = [&](int64_t e) {
     float a = wy[0] * rows[0][e];
     for (int k = 1; k < kk; ++k) a += wy[k] * rows[k][e];
     out[e] = to_output<T, float>(a);
+  };
+  auto vec = [&](int64_t e) {
+    simd::vec_t<float> a = wy[0] * simd::loadu(rows[0] + e);
+    for (int k = 1; k < kk; ++k) a += wy[k] * simd::loadu(rows[k] + e);
+    put_out<T, Stream>(out + e, a);
+  };
+  // plain stores up to the first aligned vector when streaming: every line after it is
+  // written by streaming stores only
+  const int64_t head = Stream ? std::min(n, stream_start<T, float>(out) % L) : 0;
+  const int64_t body = head + (n - head) / L * L;
+  if (!backward) {
+    for (int64_t e = 0; e < head; ++e) one(e);
+    for (int64_t e = head; e < body; e += L) vec(e);
+    for (int64_t e = body; e < n; ++e) one(e);
+  } else {
+    for (int64_t e = n - 1; e >= body; --e) one(e);
+    for (int64_t e = body - L; e >= head; e -= L) vec(e);
+    for (int64_t e = head - 1; e >= 0; --e) one(e);
   }
 }
 
 template <typename T, bool Stream>
-inline void vsum_out_f32_any(const float* const* rows, const float* wy, int ky, int64_t n, T* out) {
-  if (ky == 2) vsum_out_f32<T, 2, Stream>(rows, wy, ky, n, out);
-  else if (ky == 4) vsum_out_f32<T, 4, Stream>(rows, wy, ky, n, out);
-  else vsum_out_f32<T, 0, Stream>(rows, wy, ky, n, out);
+inline void vsum_out_f32_any(const float* const* rows, const float* wy, int ky, int64_t n, T* out, bool backward) {
+  if (ky == 2) vsum_out_f32<T, 2, Stream>(rows, wy, ky, n, out, backward);
+  else if (ky == 4) vsum_out_f32<T, 4, Stream>(rows, wy, ky, n, out, backward);
+  else vsum_out_f32<T, 0, Stream>(rows, wy, ky, n, out, backward);
 }
 
 // Height shrinking or kept, float sums: each output row in column chunks whose source span
 // stays in L1 (about 4096 elements): the vertical sums of the chunk's source elements only,
 // then its outputs' horizontal taps (lane permutes where the plan has them, else per-pixel
-// vector loads or the scalar formula). Chunks keep the source rows streaming while the
-// horizontal taps are computed and leave the sums in L1; a shrink by more than 2 computes
-// the sums of the rows its outputs read and nothing else.
+// vector loads or the scalar formula), reading the sums back from L1. Only the ky rows of each
+// output row are read (a shrink by more than 2 skips the rows between), and only the source
+// span of the chunk's outputs. (Software prefetches of the next chunk, chunks of 256 to 8192
+// elements, and a fused pass that sums each window's rows in registers instead of a row of
+// sums all measured the same on Zen 4, 4K -> 1080p bilinear.)
 template <typename T>
 void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
-                       const ResizeTable& tx, const int32_t* ip, const float* wp, const PermPlan& plan) {
+                       const ResizeTable& tx, const int32_t* ip, const float* wp, int64_t ws, const PermPlan& plan) {
   const int64_t C = s.c, SWC = s.w * C, DW = d.w, DWC = DW * C;
   const int ky = ty.k, kx = tx.k;
   const float* wy = static_cast<const float*>(ty.w);
@@ -1243,8 +1256,8 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
         if (e0 >= e1) continue;
         vsum_f32_any<T>(rr, wr, ky, lo[c], hi[c], v);
         if (plan.nw > 0) {
-          if (stream) hperm<const float*, T, true>(plan, vc, ip, wp, kx, C, DWC, e0, e1, orow);
-          else hperm<const float*, T, false>(plan, vc, ip, wp, kx, C, DWC, e0, e1, orow);
+          if (stream) hperm<const float*, T, true>(plan, vc, ip, wp, kx, C, ws, e0, e1, orow);
+          else hperm<const float*, T, false>(plan, vc, ip, wp, kx, C, ws, e0, e1, orow);
           continue;
         }
         const int64_t x0 = e0 / C, x1 = e1 / C;
@@ -1255,7 +1268,7 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
         if (kx == 8 && hpass_fixed<T, float, 8>(v, st, wx + 8 * x0, x1 - x0, C, 0, o, acc)) continue;
         if (C == 3 && hpass_dyn<T, float, 3>(v, st, wx + kx * x0, kx, x1 - x0, 0, o, acc)) continue;
         if (C == 4 && hpass_dyn<T, float, 4>(v, st, wx + kx * x0, kx, x1 - x0, 0, o, acc)) continue;
-        hperm_scalar<const float*, T>(vc, ip, wp, kx, C, DWC, e0, e1, orow);
+        hperm_scalar<const float*, T>(vc, ip, wp, kx, C, ws, e0, e1, orow);
       }
     }
     if (stream) stream_fence();
@@ -1265,18 +1278,35 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
 // Height growing, float sums: each source row resized horizontally once (lane permutes where
 // the plan has them) into a ring of ky float rows, then every output row is the ky-row sum,
 // stored (streamed when input and output exceed the cache share) in the same pass.
+// 4K aliasing: the sums load the ring rows and store the output at the same rate, and a load
+// whose address matches a pending store's in the low 12 bits waits for it (measured on Zen 4
+// at AVX2, 1080p -> 4K bicubic gray float32: 5 to 11 ms depending on the output's address).
+// The ring rows all sit at the same offset modulo 4096 (their stride is whole pages), and
+// each output row is summed forward when the ring is up to 2 KiB ahead of it modulo 4096 (the
+// pending stores lie behind the loads), backward otherwise (they lie ahead).
 template <typename T>
 void resize_f32_hfirst(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
-                       const ResizeTable& tx, const int32_t* ip, const float* wp, const PermPlan& plan) {
+                       const ResizeTable& tx, const int32_t* ip, const float* wp, int64_t ws, const PermPlan& plan) {
   const int64_t C = s.c, SWC = s.w * C, DW = d.w, DWC = DW * C;
   const int ky = ty.k, kx = tx.k;
   const float* wy = static_cast<const float*>(ty.w);
   const float* wx = static_cast<const float*>(tx.w);
   const int64_t rows = d.n * d.h;
-  const int64_t stride = round_up_line<float>(DWC);
+  const int64_t stride = (DWC + 1023) / 1024 * 1024;  // whole 4 KiB pages
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  // (AVX2, one channel, float32 source rows: the permute pass measured 1.5x slower than the
+  // scalar loop on Zen 4, 1080p -> 4K bicubic, for reasons not found; uint16 rows and three
+  // channels gain from it)
+  const bool use_perm = plan.nw > 0 && !(C == 1 && std::is_same<T, float>::value);
+#else
+  const bool use_perm = plan.nw > 0;
+#endif
   const bool stream = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * SWC + rows * DWC) > params().stream_bytes;
   parallel_for(0, rows, rows_grain(rows, ky * DWC + kx * DWC), [&](int64_t t0, int64_t t1) {
-    float* __restrict__ ring = thread_scratch<float>(2, static_cast<size_t>(ky * stride));
+    // the ring 1 KiB behind the tables modulo 4096: their loads never wait for the ring's stores
+    float* scratch = thread_scratch<float>(2, static_cast<size_t>(ky * stride + 1024));
+    const uintptr_t pad = (reinterpret_cast<uintptr_t>(wp) - 1024 - reinterpret_cast<uintptr_t>(scratch)) & 4095;
+    float* __restrict__ ring = scratch + pad / sizeof(float);
     std::vector<int64_t> keys(static_cast<size_t>(ky), -1);
     const float* rp[256];
     for (int64_t t = t0; t < t1; ++t) {
@@ -1287,15 +1317,17 @@ void resize_f32_hfirst(const void* src, const ImageDesc& s, void* dst, const Ima
         float* r = ring + slot * stride;
         if (keys[slot] != key) {
           const T* sr = row_ptr<T>(src, s, b, sy);
-          if (plan.nw > 0) hperm<const T*, float, false>(plan, sr, ip, wp, kx, C, DWC, 0, DWC, r);
+          if (use_perm) hperm<const T*, float, false>(plan, sr, ip, wp, kx, C, ws, 0, DWC, r);
           else hrow<T, float>(sr, tx.start, wx, kx, DW, C, r);
           keys[slot] = key;
         }
         rp[k] = r;
       }
       T* o = row_ptr<T>(dst, d, b, y);
-      if (stream) vsum_out_f32_any<T, true>(rp, wy + y * ky, ky, DWC, o);
-      else vsum_out_f32_any<T, false>(rp, wy + y * ky, ky, DWC, o);
+      const uintptr_t ahead = (reinterpret_cast<uintptr_t>(ring) - reinterpret_cast<uintptr_t>(o)) & 4095;
+      const bool backward = ahead > 2048;
+      if (stream) vsum_out_f32_any<T, true>(rp, wy + y * ky, ky, DWC, o, backward);
+      else vsum_out_f32_any<T, false>(rp, wy + y * ky, ky, DWC, o, backward);
     }
     if (stream) stream_fence();
   });
@@ -1347,6 +1379,14 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   const bool hfirst = d.h > s.h && (!std::is_same<T, uint8_t>::value || shift == 0);
   if constexpr (std::is_same<A, float>::value) {
     if (ky <= 256) {
+      // the tables again with whole-page rows (weights of tap k, then the indices), all at one
+      // offset modulo 4096: see resize_f32_hfirst (4K aliasing)
+      const int64_t ws = (DWC + 1023) / 1024 * 1024;
+      aligned_vector<float> tab(static_cast<size_t>((kx + 1) * ws));
+      int32_t* ipp = reinterpret_cast<int32_t*>(tab.data() + kx * ws);
+      std::memcpy(ipp, ip, static_cast<size_t>(DWC) * sizeof(int32_t));
+      for (int k = 0; k < kx; ++k)
+        std::memcpy(tab.data() + k * ws, wp + k * DWC, static_cast<size_t>(DWC) * sizeof(float));
       // vertical-first: blocks start where the output rows are aligned for streaming stores
       int64_t off = 0;
       const uintptr_t a0 = reinterpret_cast<uintptr_t>(dst);
@@ -1355,9 +1395,9 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
           (d.n == 1 || (d.batch_stride * static_cast<int64_t>(sizeof(T))) % al == 0))
         off = static_cast<int64_t>((al - static_cast<int64_t>(a0 % al)) % al) / static_cast<int64_t>(sizeof(T));
       PermPlan plan;
-      plan.build(ip, kx, C, SWC, DWC, off);
-      if (hfirst) resize_f32_hfirst<T>(src, s, dst, d, ty, tx, ip, wp, plan);
-      else resize_f32_vfirst<T>(src, s, dst, d, ty, tx, ip, wp, plan);
+      plan.build(ipp, kx, C, SWC, DWC, off);
+      if (hfirst) resize_f32_hfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
+      else resize_f32_vfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       return;
     }
   }
