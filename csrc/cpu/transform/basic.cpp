@@ -146,16 +146,35 @@ IMKERN_ALWAYS_INLINE inline __m128i unpack(__m128i a, __m128i b, bool hi) {
   else return hi ? _mm_unpackhi_epi64(a, b) : _mm_unpacklo_epi64(a, b);
 }
 
+#if defined(__AVX2__)
+template <int W>
+IMKERN_ALWAYS_INLINE inline __m256i unpack(__m256i a, __m256i b, bool hi) {
+  if constexpr (W == 1) return hi ? _mm256_unpackhi_epi8(a, b) : _mm256_unpacklo_epi8(a, b);
+  else if constexpr (W == 2) return hi ? _mm256_unpackhi_epi16(a, b) : _mm256_unpacklo_epi16(a, b);
+  else if constexpr (W == 4) return hi ? _mm256_unpackhi_epi32(a, b) : _mm256_unpacklo_epi32(a, b);
+  else return hi ? _mm256_unpackhi_epi64(a, b) : _mm256_unpacklo_epi64(a, b);
+}
+#endif
+#if defined(__AVX512BW__)
+template <int W>
+IMKERN_ALWAYS_INLINE inline __m512i unpack(__m512i a, __m512i b, bool hi) {
+  if constexpr (W == 1) return hi ? _mm512_unpackhi_epi8(a, b) : _mm512_unpacklo_epi8(a, b);
+  else if constexpr (W == 2) return hi ? _mm512_unpackhi_epi16(a, b) : _mm512_unpacklo_epi16(a, b);
+  else if constexpr (W == 4) return hi ? _mm512_unpackhi_epi32(a, b) : _mm512_unpacklo_epi32(a, b);
+  else return hi ? _mm512_unpackhi_epi64(a, b) : _mm512_unpacklo_epi64(a, b);
+}
+#endif
+
 // The N x N block of P-byte pixels (N = 16 / P) in r[0..N) (one row per register), transposed
-// in place. The classic unpack network: stage g pairs rows (base + j, base + j + g) of each
-// 2g-block into rows base + 2j (low halves) and base + 2j + 1 (high halves), interleaving
-// g-pixel groups.
-template <int P>
-IMKERN_ALWAYS_INLINE inline void transpose_regs(__m128i* r) {
+// in place (in each 128-bit lane on its own for ymm / zmm registers). The classic unpack
+// network: stage g pairs rows (base + j, base + j + g) of each 2g-block into rows base + 2j
+// (low halves) and base + 2j + 1 (high halves), interleaving g-pixel groups.
+template <int P, typename V = __m128i>
+IMKERN_ALWAYS_INLINE inline void transpose_regs(V* r) {
   constexpr int N = 16 / P;
   auto stage = [&](auto gc) IMKERN_ALWAYS_INLINE {
     constexpr int g = decltype(gc)::value;
-    __m128i u[N];
+    V u[N];
     for (int base = 0; base < N; base += 2 * g)
       for (int j = 0; j < g; ++j) {
         u[base + 2 * j] = unpack<g * P>(r[base + j], r[base + j + g], false);
@@ -178,6 +197,53 @@ IMKERN_ALWAYS_INLINE inline void transpose_block(const uint8_t* const* rows, int
   for (int t = 0; t < N; ++t) r[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[t] + c * P));
   transpose_regs<P>(r);
   for (int m = 0; m < N; ++m) _mm_storeu_si128(reinterpret_cast<__m128i*>(out[m]), r[m]);
+}
+
+// 1- and 2-byte pixels: an N x (L * N) block (N = 16 / P source columns of L * N source rows;
+// L lanes of 16 bytes: 1 in xmm, 2 in ymm (AVX2), 4 in zmm (AVX-512)): register t holds the N
+// pixels of source rows t, t + N, .. in its lanes, so the in-lane transpose leaves in register
+// m the output row m's L * N pixels (source column c + m), stored as one 16-, 32- or 64-byte
+// store. Per byte: the xmm unpacks / L, plus the lane inserts of the loads. Source row t
+// starts at s + t * ss, output row m at o + m * os (the pointer steps keep the loop free of
+// pointer tables).
+#if defined(__AVX512BW__)
+constexpr int kWideLanes = 4;
+#elif defined(__AVX2__)
+constexpr int kWideLanes = 2;
+#else
+constexpr int kWideLanes = 1;
+#endif
+template <int P, int L>
+IMKERN_ALWAYS_INLINE inline void transpose_block_lanes(const uint8_t* s, int64_t ss, uint8_t* o, int64_t os) {
+  constexpr int N = 16 / P;
+  auto ld = [&](const uint8_t* q) IMKERN_ALWAYS_INLINE { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
+  if constexpr (L == 1) {
+    __m128i r[N];
+    for (int t = 0; t < N; ++t, s += ss) r[t] = ld(s);
+    transpose_regs<P>(r);
+    for (int m = 0; m < N; ++m, o += os) _mm_storeu_si128(reinterpret_cast<__m128i*>(o), r[m]);
+#if defined(__AVX2__)
+  } else if constexpr (L == 2) {
+    __m256i r[N];
+    const int64_t sn = N * ss;
+    for (int t = 0; t < N; ++t, s += ss) r[t] = _mm256_inserti128_si256(_mm256_castsi128_si256(ld(s)), ld(s + sn), 1);
+    transpose_regs<P>(r);
+    for (int m = 0; m < N; ++m, o += os) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), r[m]);
+#endif
+#if defined(__AVX512BW__)
+  } else {
+    __m512i r[N];
+    const int64_t sn = N * ss;
+    const uint8_t* s2 = s + 2 * sn;
+    for (int t = 0; t < N; ++t, s += ss, s2 += ss) {
+      const __m256i a = _mm256_inserti128_si256(_mm256_castsi128_si256(ld(s)), ld(s + sn), 1);
+      const __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(ld(s2)), ld(s2 + sn), 1);
+      r[t] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    }
+    transpose_regs<P>(r);
+    for (int m = 0; m < N; ++m, o += os) _mm512_storeu_si512(o, r[m]);
+#endif
+  }
 }
 
 #if defined(__AVX512BW__)
@@ -328,9 +394,8 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
   // multiple of 16 pixels (every block size divides it) whose two tiles fill at most 3/4 of
   // the L1d, 16 to 128 (32 KiB: 96 for 1-byte pixels, 64 for RGB, 48 for 4 bytes, 32 for 8)
   const int64_t l1 = std::max<int64_t>(cpu_params().strip_l1, 8192);
-  int64_t T = 16;
-  while (T < 128 && 2 * (T + 16) * (T + 16) * p <= l1 * 3 / 4) T += 16;
-  const int64_t tiles_y = (d.h + T - 1) / T, blocks = s.n * tiles_y;
+  int64_t T0 = 16;
+  while (T0 < 128 && 2 * (T0 + 16) * (T0 + 16) * p <= l1 * 3 / 4) T0 += 16;
   const uint8_t* sp = static_cast<const uint8_t*>(src);
   uint8_t* dp = static_cast<uint8_t*>(dst);
   const int64_t W = s.w, H = s.h, rs = s.row_stride * elem_bytes, ds = d.row_stride * elem_bytes;
@@ -345,6 +410,15 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
     // H - 1 - j, scol = i
     auto src_row = [&](const uint8_t* in, int64_t j) IMKERN_ALWAYS_INLINE { return in + (k == 1 ? j : H - 1 - j) * rs; };
     auto src_col = [&](int64_t i) IMKERN_ALWAYS_INLINE { return k == 1 ? W - 1 - i : i; };
+    // the wide blocks of 1- and 2-byte pixels (AVX2 / AVX-512) are JN dst columns wide: the
+    // tile is a multiple of JN (at least JN) so that only the image's edge takes narrower ones
+#if defined(__SSE2__)
+    constexpr int64_t JN = P == 1 || P == 2 ? kWideLanes * 16 / P : 16;
+#else
+    constexpr int64_t JN = 16;
+#endif
+    const int64_t T = std::max(JN, T0 / JN * JN);
+    const int64_t tiles_y = (d.h + T - 1) / T, blocks = s.n * tiles_y;
     parallel_for(0, blocks, 1, [&](int64_t q0, int64_t q1) {
       for (int64_t q = q0; q < q1; ++q) {
         const int64_t b = q / tiles_y, i0 = (q % tiles_y) * T, i1 = i0 + T < d.h ? i0 + T : d.h;
@@ -353,6 +427,20 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
         for (int64_t j0 = 0; j0 < d.w; j0 += T) {
           const int64_t j1 = j0 + T < d.w ? j0 + T : d.w;
           int64_t ib = i0, jb = j1;  // the SIMD part: [i0, ib) x [j0, jb)
+          if (j1 < d.w) {
+            // the next tile's source and destination lines, fetched while this one moves: its
+            // rows are T apart in memory (no hardware prefetcher follows them)
+            const int64_t j2 = j1 + T < d.w ? j1 + T : d.w;
+            const int64_t c0 = (k == 1 ? W - i1 : i0) * p, c1 = (k == 1 ? W - i0 : i1) * p;
+            for (int64_t j = j1; j < j2; ++j) {
+              const uint8_t* r = src_row(in, j);
+              for (int64_t x = c0 & ~int64_t{63}; x < c1; x += 64) __builtin_prefetch(r + x, 0, 3);
+            }
+            for (int64_t i = i0; i < i1; ++i) {
+              uint8_t* r = out + i * ds;
+              for (int64_t x = (j1 * p) & ~int64_t{63}; x < j2 * p; x += 64) __builtin_prefetch(r + x, 1, 3);
+            }
+          }
 #if defined(__SSE2__)
           if constexpr (P == 1 || P == 2 || P == 3 || P == 4 || P == 8) {
 #if defined(__SSE4_1__)
@@ -363,6 +451,20 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
 #endif
             ib = i0 + (i1 - i0) / N * N;
             jb = j0 + (j1 - j0) / N * N;
+            if constexpr (P == 1 || P == 2) {
+              // source rows step ss, output rows os; blocks of kWideLanes, then fewer, lanes
+              const int64_t ss = k == 1 ? rs : -rs, os = k == 1 ? -ds : ds;
+              for (int64_t i = i0; i < ib; i += N) {
+                const uint8_t* s0 = src_row(in, 0) + (k == 1 ? W - i - N : i) * P;
+                uint8_t* o0 = out + (k == 1 ? i + N - 1 : i) * ds;
+                int64_t j = j0;
+                for (; j + kWideLanes * N <= jb; j += kWideLanes * N)
+                  transpose_block_lanes<P, kWideLanes>(s0 + j * ss, ss, o0 + j * P, os);
+                if constexpr (kWideLanes == 4)
+                  for (; j + 2 * N <= jb; j += 2 * N) transpose_block_lanes<P, 2>(s0 + j * ss, ss, o0 + j * P, os);
+                for (; j < jb; j += N) transpose_block_lanes<P, 1>(s0 + j * ss, ss, o0 + j * P, os);
+              }
+            } else
             for (int64_t i = i0; i < ib; i += N)
               for (int64_t j = j0; j < jb; j += N) {
                 // source rows of dst columns j..j+N; dst rows of source columns c..c+N
