@@ -163,9 +163,9 @@ def test_pad_empty_image():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("channels", [None, 1, 2, 3, 4, 5])
 def test_flip_rotate_kernels_every_pixel_size(isa, threads, rng, dtype, channels):
-    """The CPU kernels (pshufb row reversal, 16-byte block transposes, tiles of 16-64 pixels)
+    """The CPU kernels (pshufb row reversal, 16-byte block transposes, tiles of 16-160 pixels)
     against NumPy at sizes around their block and tile edges, batches and negative strides."""
-    for h, w in [(1, 1), (1, 37), (37, 1), (16, 16), (17, 33), (64, 64), (65, 130), (131, 67)]:
+    for h, w in [(1, 1), (1, 37), (37, 1), (16, 16), (17, 33), (64, 64), (65, 130), (131, 67), (290, 333)]:
         for n in (None, 2):
             if n and not channels:
                 continue  # (N, H, W) is not an image layout
