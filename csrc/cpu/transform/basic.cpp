@@ -249,6 +249,19 @@ IMKERN_ALWAYS_INLINE inline void transpose_block_lanes(const uint8_t* s, int64_t
   }
 }
 
+// The same for N / 2 source rows (the block's top half; the rest of the registers don't
+// matter): output rows of 8 bytes.
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_block_half(const uint8_t* s, int64_t ss, uint8_t* o, int64_t os) {
+  constexpr int N = 16 / P;
+  __asm__("" : "+r"(ss), "+r"(os));
+  __m128i r[N];
+  for (int t = 0; t < N / 2; ++t, s += ss) r[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+  for (int t = N / 2; t < N; ++t) r[t] = r[0];
+  transpose_regs<P>(r);
+  for (int m = 0; m < N; ++m, o += os) _mm_storel_epi64(reinterpret_cast<__m128i*>(o), r[m]);
+}
+
 #if defined(__AVX512BW__)
 // RGB (3-byte) pixels, AVX-512: a 16 x 16 block as 16 x 16 dwords (one pixel and a pad
 // byte each), transposed in zmm registers. In: a 48-byte masked load per row, vpermd to put
@@ -458,7 +471,9 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
                 if constexpr (kWideLanes == 4)
                   for (; j + 2 * N <= jb; j += 2 * N) transpose_block_lanes<P, 2>(s0 + j * ss, ss, o0 + j * P, os);
                 for (; j < jb; j += N) transpose_block_lanes<P, 1>(s0 + j * ss, ss, o0 + j * P, os);
+                if (j + N / 2 <= j1) transpose_block_half<P>(s0 + j * ss, ss, o0 + j * P, os);
               }
+              if (ib > i0 && jb + N / 2 <= j1) jb += N / 2;
             } else
             for (int64_t i = i0; i < ib; i += N)
               for (int64_t j = j0; j < jb; j += N) {
