@@ -178,3 +178,21 @@ def test_flip_rotate_kernels_every_pixel_size(isa, threads, rng, dtype, channels
                 for axis in (0, 1, None):
                     axes = (o, o + 1) if axis is None else o + axis
                     np.testing.assert_array_equal(T.flip(v, axis), np.flip(v, axes))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [None, 2, 3])
+def test_rotate90_square_tiles(isa, threads, rng, dtype, channels):
+    """rotate90 with a tiny L2 budget (strip_l2), which turns its width-spanning bands into the
+    square L1 tiles (ragged edges, wide and narrow blocks)."""
+    import imkern
+
+    imkern.set_cpu_params(strip_l2=1024)
+    try:
+        for h, w in [(65, 130), (290, 333)]:
+            x = random_array(rng, (h, w) + ((channels,) if channels else ()), dtype)
+            for v in (x, np.flip(x, 0), np.flip(x, 1)):
+                for k in (1, 3):
+                    np.testing.assert_array_equal(T.rotate90(v, k), np.rot90(v, k))
+    finally:
+        imkern.reset_cpu_params()

@@ -8,12 +8,19 @@
 // where a 16-byte load or store would leave the row, are single moves. 12- and 24-byte pixels
 // (float32 / float64 RGB) go 48 bytes at a time through dword shuffles. A vertical flip alone
 // is a memcpy per row.
-// rotate90: dst (W x H) from src (H x W) in square tiles of T x T pixels whose source and
-// destination fill at most 3/4 of the L1d (cpu_params; 64 for RGB with 32 KiB); inside a tile,
-// pixels of 1, 2, 4 or 8 bytes move as 16 x 16-byte blocks transposed in registers (SSE2
-// unpacks), 3-byte pixels (RGB) as blocks of dwords (each pixel padded by pshufb, 16 x 16 in
-// zmm registers with AVX-512, 8 x 8 in ymm with AVX2; SSE4.1: 16 x 16 pixels split into byte
-// planes), the rest (and the tile's edges) as fixed-size moves.
+// rotate90: dst (W x H) from src (H x W) in bands of T whole destination rows (T = 16..256,
+// source and destination bands in 3/4 of the L2: each destination row written in one run,
+// each source line fetched once) or, for destinations too wide for that, square tiles of
+// T x T pixels whose source and destination fill at most 3/4 of the L1d (cpu_params; 64 for
+// RGB with 32 KiB; 1- and 2-byte pixels: the source tile alone fills it). Inside a tile,
+// 1- and 2-byte pixels move as blocks of 16 / P source columns by 16 / P source rows per
+// 128-bit lane (one row of each block per lane of a zmm with AVX-512, of a ymm with AVX2:
+// 64- / 32-byte output rows; xmm blocks and a half-height block at the tile's edge), the
+// in-lane transposes by unpacks; 4- and 8-byte pixels as 16 x 16-byte SSE2 blocks (4-byte
+// pixels as dword blocks with AVX2 / AVX-512), 3-byte pixels (RGB) as blocks of dwords (each
+// pixel padded by pshufb, 16 x 16 in zmm registers with AVX-512, 8 x 8 in ymm with AVX2;
+// SSE4.1: 16 x 16 pixels split into byte planes), the rest (and the tile's edges) as
+// fixed-size moves.
 // pad: per output row, the source row's span in one memcpy and the border pixels by the
 // column table (or the constant pixel); rows wholly outside copy the constant.
 // Rows (flip, pad) or row-tiles (rotate90) are split over the thread pool. Bytes moved: 2 per
@@ -448,7 +455,7 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
     // each destination row is then written in one sequential run and each source line
     // fetched once, which for images beyond the L3 (12-byte pixels at 1080p) is 1.2-1.6x
     // faster than square L1 tiles and changes nothing measurable for 1- and 2-byte pixels
-    const int64_t l2 = std::max<int64_t>(cpu_params().strip_l2, 262144) * 3 / 4;
+    const int64_t l2 = std::max<int64_t>(cpu_params().strip_l2, 8192) * 3 / 4;
     if (2 * 16 * d.w * p <= l2) {
       TJ = d.w;
       T = 16;
