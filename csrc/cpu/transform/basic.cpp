@@ -481,19 +481,27 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
             ib = i0 + (i1 - i0) / N * N;
             jb = j0 + (j1 - j0) / N * N;
             if constexpr (P == 1 || P == 2) {
-              // source rows step ss, output rows os; blocks of kWideLanes, then fewer, lanes
+              // source rows step ss, output rows os; blocks of kWideLanes, then fewer, lanes.
+              // A column of blocks (all of the tile's source columns for the same source rows)
+              // at a time: each source line is used up by consecutive blocks, so the L1 need
+              // not hold the tile (it cannot where rows of power-of-two strides share sets)
               const int64_t ss = k == 1 ? rs : -rs, os = k == 1 ? -ds : ds;
-              for (int64_t i = i0; i < ib; i += N) {
-                const uint8_t* s0 = src_row(in, 0) + (k == 1 ? W - i - N : i) * P;
-                uint8_t* o0 = out + (k == 1 ? i + N - 1 : i) * ds;
-                int64_t j = j0;
-                for (; j + kWideLanes * N <= jb; j += kWideLanes * N)
-                  transpose_block_lanes<P, kWideLanes>(s0 + j * ss, ss, o0 + j * P, os);
-                if constexpr (kWideLanes == 4)
-                  for (; j + 2 * N <= jb; j += 2 * N) transpose_block_lanes<P, 2>(s0 + j * ss, ss, o0 + j * P, os);
-                for (; j < jb; j += N) transpose_block_lanes<P, 1>(s0 + j * ss, ss, o0 + j * P, os);
-                if (j + N / 2 <= j1) transpose_block_half<P>(s0 + j * ss, ss, o0 + j * P, os);
-              }
+              const uint8_t* sb = src_row(in, 0);
+              auto column = [&](auto lc, int64_t j) IMKERN_ALWAYS_INLINE {
+                constexpr int L = decltype(lc)::value;
+                for (int64_t i = i0; i < ib; i += N) {
+                  const uint8_t* s0 = sb + (k == 1 ? W - i - N : i) * P + j * ss;
+                  uint8_t* o0 = out + (k == 1 ? i + N - 1 : i) * ds + j * P;
+                  if constexpr (L == 0) transpose_block_half<P>(s0, ss, o0, os);
+                  else transpose_block_lanes<P, L>(s0, ss, o0, os);
+                }
+              };
+              int64_t j = j0;
+              for (; j + kWideLanes * N <= jb; j += kWideLanes * N) column(std::integral_constant<int, kWideLanes>{}, j);
+              if constexpr (kWideLanes == 4)
+                for (; j + 2 * N <= jb; j += 2 * N) column(std::integral_constant<int, 2>{}, j);
+              for (; j < jb; j += N) column(std::integral_constant<int, 1>{}, j);
+              if (j + N / 2 <= j1) column(std::integral_constant<int, 0>{}, j);
               if (ib > i0 && jb + N / 2 <= j1) jb += N / 2;
             } else
             for (int64_t i = i0; i < ib; i += N)
