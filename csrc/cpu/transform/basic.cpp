@@ -492,11 +492,19 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
                 for (int64_t i = i0; i < ib; i += N) {
                   const uint8_t* s0 = sb + (k == 1 ? W - i - N : i) * P + j * ss;
                   uint8_t* o0 = out + (k == 1 ? i + N - 1 : i) * ds + j * P;
-                  if constexpr (L == 0) transpose_block_half<P>(s0, ss, o0, os);
-                  else transpose_block_lanes<P, L>(s0, ss, o0, os);
+                  if constexpr (L == 0) {
+                    transpose_block_half<P>(s0, ss, o0, os);
+                  } else if constexpr (L == 8) {  // two ymm blocks: 64-byte output runs
+                    transpose_block_lanes<P, 2>(s0, ss, o0, os);
+                    transpose_block_lanes<P, 2>(s0 + 2 * N * ss, ss, o0 + 2 * N * P, os);
+                  } else {
+                    transpose_block_lanes<P, L>(s0, ss, o0, os);
+                  }
                 }
               };
               int64_t j = j0;
+              if constexpr (kWideLanes == 2)
+                for (; j + 4 * N <= jb; j += 4 * N) column(std::integral_constant<int, 8>{}, j);
               for (; j + kWideLanes * N <= jb; j += kWideLanes * N) column(std::integral_constant<int, kWideLanes>{}, j);
               if constexpr (kWideLanes == 4)
                 for (; j + 2 * N <= jb; j += 2 * N) column(std::integral_constant<int, 2>{}, j);
