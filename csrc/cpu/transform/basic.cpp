@@ -460,6 +460,9 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
       TJ = d.w;
       T = 16;
       while (T < 256 && 2 * (T + 16) * d.w * p <= l2) T += 16;
+      // and at least 4 bands per thread where the image allows (the pool's load balance)
+      const int64_t nt = get_num_threads();
+      if (nt > 1) T = std::min(T, std::max<int64_t>(16, s.n * d.h / (4 * nt) / 16 * 16));
     }
     const int64_t tiles_y = (d.h + T - 1) / T, blocks = s.n * tiles_y;
     parallel_for(0, blocks, 1, [&](int64_t q0, int64_t q1) {
