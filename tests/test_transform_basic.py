@@ -163,9 +163,9 @@ def test_pad_empty_image():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("channels", [None, 1, 2, 3, 4, 5])
 def test_flip_rotate_kernels_every_pixel_size(isa, threads, rng, dtype, channels):
-    """The CPU kernels (pshufb row reversal, 16-byte block transposes, tiles of 16-64 pixels)
+    """The CPU kernels (pshufb row reversal, 16-byte block transposes, tiles of 16-160 pixels)
     against NumPy at sizes around their block and tile edges, batches and negative strides."""
-    for h, w in [(1, 1), (1, 37), (37, 1), (16, 16), (17, 33), (64, 64), (65, 130), (131, 67)]:
+    for h, w in [(1, 1), (1, 37), (37, 1), (16, 16), (17, 33), (64, 64), (65, 130), (131, 67), (290, 333)]:
         for n in (None, 2):
             if n and not channels:
                 continue  # (N, H, W) is not an image layout
@@ -178,3 +178,21 @@ def test_flip_rotate_kernels_every_pixel_size(isa, threads, rng, dtype, channels
                 for axis in (0, 1, None):
                     axes = (o, o + 1) if axis is None else o + axis
                     np.testing.assert_array_equal(T.flip(v, axis), np.flip(v, axes))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [None, 2, 3])
+def test_rotate90_square_tiles(isa, threads, rng, dtype, channels):
+    """rotate90 with a tiny L2 budget (strip_l2), which turns its width-spanning bands into the
+    square L1 tiles (ragged edges, wide and narrow blocks)."""
+    import imkern
+
+    imkern.set_cpu_params(strip_l2=1024)
+    try:
+        for h, w in [(65, 130), (290, 333)]:
+            x = random_array(rng, (h, w) + ((channels,) if channels else ()), dtype)
+            for v in (x, np.flip(x, 0), np.flip(x, 1)):
+                for k in (1, 3):
+                    np.testing.assert_array_equal(T.rotate90(v, k), np.rot90(v, k))
+    finally:
+        imkern.reset_cpu_params()

@@ -8,12 +8,19 @@
 // where a 16-byte load or store would leave the row, are single moves. 12- and 24-byte pixels
 // (float32 / float64 RGB) go 48 bytes at a time through dword shuffles. A vertical flip alone
 // is a memcpy per row.
-// rotate90: dst (W x H) from src (H x W) in square tiles of T x T pixels whose source and
-// destination fill at most 3/4 of the L1d (cpu_params; 64 for RGB with 32 KiB); inside a tile,
-// pixels of 1, 2, 4 or 8 bytes move as 16 x 16-byte blocks transposed in registers (SSE2
-// unpacks), 3-byte pixels (RGB) as blocks of dwords (each pixel padded by pshufb, 16 x 16 in
-// zmm registers with AVX-512, 8 x 8 in ymm with AVX2; SSE4.1: 16 x 16 pixels split into byte
-// planes), the rest (and the tile's edges) as fixed-size moves.
+// rotate90: dst (W x H) from src (H x W) in bands of T whole destination rows (T = 16..256,
+// source and destination bands in 3/4 of the L2: each destination row written in one run,
+// each source line fetched once) or, for destinations too wide for that, square tiles of
+// T x T pixels whose source and destination fill at most 3/4 of the L1d (cpu_params; 64 for
+// RGB with 32 KiB; 1- and 2-byte pixels: the source tile alone fills it). Inside a tile,
+// 1- and 2-byte pixels move as blocks of 16 / P source columns by 16 / P source rows per
+// 128-bit lane (one row of each block per lane of a zmm with AVX-512, of a ymm with AVX2:
+// 64- / 32-byte output rows; xmm blocks and a half-height block at the tile's edge), the
+// in-lane transposes by unpacks; 4- and 8-byte pixels as 16 x 16-byte SSE2 blocks (4-byte
+// pixels as dword blocks with AVX2 / AVX-512), 3-byte pixels (RGB) as blocks of dwords (each
+// pixel padded by pshufb, 16 x 16 in zmm registers with AVX-512, 8 x 8 in ymm with AVX2;
+// SSE4.1: 16 x 16 pixels split into byte planes), the rest (and the tile's edges) as
+// fixed-size moves.
 // pad: per output row, the source row's span in one memcpy and the border pixels by the
 // column table (or the constant pixel); rows wholly outside copy the constant.
 // Rows (flip, pad) or row-tiles (rotate90) are split over the thread pool. Bytes moved: 2 per
@@ -146,16 +153,35 @@ IMKERN_ALWAYS_INLINE inline __m128i unpack(__m128i a, __m128i b, bool hi) {
   else return hi ? _mm_unpackhi_epi64(a, b) : _mm_unpacklo_epi64(a, b);
 }
 
+#if defined(__AVX2__)
+template <int W>
+IMKERN_ALWAYS_INLINE inline __m256i unpack(__m256i a, __m256i b, bool hi) {
+  if constexpr (W == 1) return hi ? _mm256_unpackhi_epi8(a, b) : _mm256_unpacklo_epi8(a, b);
+  else if constexpr (W == 2) return hi ? _mm256_unpackhi_epi16(a, b) : _mm256_unpacklo_epi16(a, b);
+  else if constexpr (W == 4) return hi ? _mm256_unpackhi_epi32(a, b) : _mm256_unpacklo_epi32(a, b);
+  else return hi ? _mm256_unpackhi_epi64(a, b) : _mm256_unpacklo_epi64(a, b);
+}
+#endif
+#if defined(__AVX512BW__)
+template <int W>
+IMKERN_ALWAYS_INLINE inline __m512i unpack(__m512i a, __m512i b, bool hi) {
+  if constexpr (W == 1) return hi ? _mm512_unpackhi_epi8(a, b) : _mm512_unpacklo_epi8(a, b);
+  else if constexpr (W == 2) return hi ? _mm512_unpackhi_epi16(a, b) : _mm512_unpacklo_epi16(a, b);
+  else if constexpr (W == 4) return hi ? _mm512_unpackhi_epi32(a, b) : _mm512_unpacklo_epi32(a, b);
+  else return hi ? _mm512_unpackhi_epi64(a, b) : _mm512_unpacklo_epi64(a, b);
+}
+#endif
+
 // The N x N block of P-byte pixels (N = 16 / P) in r[0..N) (one row per register), transposed
-// in place. The classic unpack network: stage g pairs rows (base + j, base + j + g) of each
-// 2g-block into rows base + 2j (low halves) and base + 2j + 1 (high halves), interleaving
-// g-pixel groups.
-template <int P>
-IMKERN_ALWAYS_INLINE inline void transpose_regs(__m128i* r) {
+// in place (in each 128-bit lane on its own for ymm / zmm registers). The classic unpack
+// network: stage g pairs rows (base + j, base + j + g) of each 2g-block into rows base + 2j
+// (low halves) and base + 2j + 1 (high halves), interleaving g-pixel groups.
+template <int P, typename V = __m128i>
+IMKERN_ALWAYS_INLINE inline void transpose_regs(V* r) {
   constexpr int N = 16 / P;
   auto stage = [&](auto gc) IMKERN_ALWAYS_INLINE {
     constexpr int g = decltype(gc)::value;
-    __m128i u[N];
+    V u[N];
     for (int base = 0; base < N; base += 2 * g)
       for (int j = 0; j < g; ++j) {
         u[base + 2 * j] = unpack<g * P>(r[base + j], r[base + j + g], false);
@@ -178,6 +204,72 @@ IMKERN_ALWAYS_INLINE inline void transpose_block(const uint8_t* const* rows, int
   for (int t = 0; t < N; ++t) r[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[t] + c * P));
   transpose_regs<P>(r);
   for (int m = 0; m < N; ++m) _mm_storeu_si128(reinterpret_cast<__m128i*>(out[m]), r[m]);
+}
+
+// 1- and 2-byte pixels: an N x (L * N) block (N = 16 / P source columns of L * N source rows;
+// L lanes of 16 bytes: 1 in xmm, 2 in ymm (AVX2), 4 in zmm (AVX-512)): register t holds the N
+// pixels of source rows t, t + N, .. in its lanes, so the in-lane transpose leaves in register
+// m the output row m's L * N pixels (source column c + m), stored as one 16-, 32- or 64-byte
+// store. Per byte: the xmm unpacks / L, plus the lane inserts of the loads. Source row t
+// starts at s + t * ss, output row m at o + m * os (the pointer steps keep the loop free of
+// pointer tables).
+#if defined(__AVX512BW__)
+constexpr int kWideLanes = 4;
+#elif defined(__AVX2__)
+constexpr int kWideLanes = 2;
+#else
+constexpr int kWideLanes = 1;
+#endif
+template <int P, int L>
+IMKERN_ALWAYS_INLINE inline void transpose_block_lanes(const uint8_t* s, int64_t ss, uint8_t* o, int64_t os) {
+  constexpr int N = 16 / P;
+  // opaque steps: the row addresses are stepped in registers, not hoisted into tables on the
+  // stack (a second load per row)
+  __asm__("" : "+r"(ss), "+r"(os));
+  auto ld = [&](const uint8_t* q) IMKERN_ALWAYS_INLINE { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
+  if constexpr (L == 1) {
+    __m128i r[N];
+    for (int t = 0; t < N; ++t, s += ss) r[t] = ld(s);
+    transpose_regs<P>(r);
+    for (int m = 0; m < N; ++m, o += os) _mm_storeu_si128(reinterpret_cast<__m128i*>(o), r[m]);
+#if defined(__AVX2__)
+  } else if constexpr (L == 2) {
+    __m256i r[N];
+    const int64_t sn = N * ss;
+    for (int t = 0; t < N; ++t, s += ss) r[t] = _mm256_inserti128_si256(_mm256_castsi128_si256(ld(s)), ld(s + sn), 1);
+    transpose_regs<P>(r);
+    for (int m = 0; m < N; ++m, o += os) _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), r[m]);
+#endif
+#if defined(__AVX512BW__)
+  } else {
+    __m512i r[N];
+    const int64_t sn = N * ss;
+    const uint8_t* s2 = s + 2 * sn;
+    // lanes 1-3 as masked broadcast loads (load and blend uops: the shuffle ports stay free
+    // for the transpose)
+    for (int t = 0; t < N; ++t, s += ss, s2 += ss) {
+      __m512i v = _mm512_castsi128_si512(ld(s));
+      v = _mm512_mask_broadcast_i32x4(v, 0x00F0, ld(s + sn));
+      v = _mm512_mask_broadcast_i32x4(v, 0x0F00, ld(s2));
+      r[t] = _mm512_mask_broadcast_i32x4(v, 0xF000, ld(s2 + sn));
+    }
+    transpose_regs<P>(r);
+    for (int m = 0; m < N; ++m, o += os) _mm512_storeu_si512(o, r[m]);
+#endif
+  }
+}
+
+// The same for N / 2 source rows (the block's top half; the rest of the registers don't
+// matter): output rows of 8 bytes.
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_block_half(const uint8_t* s, int64_t ss, uint8_t* o, int64_t os) {
+  constexpr int N = 16 / P;
+  __asm__("" : "+r"(ss), "+r"(os));
+  __m128i r[N];
+  for (int t = 0; t < N / 2; ++t, s += ss) r[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+  for (int t = N / 2; t < N; ++t) r[t] = r[0];
+  transpose_regs<P>(r);
+  for (int m = 0; m < N; ++m, o += os) _mm_storel_epi64(reinterpret_cast<__m128i*>(o), r[m]);
 }
 
 #if defined(__AVX512BW__)
@@ -328,9 +420,8 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
   // multiple of 16 pixels (every block size divides it) whose two tiles fill at most 3/4 of
   // the L1d, 16 to 128 (32 KiB: 96 for 1-byte pixels, 64 for RGB, 48 for 4 bytes, 32 for 8)
   const int64_t l1 = std::max<int64_t>(cpu_params().strip_l1, 8192);
-  int64_t T = 16;
-  while (T < 128 && 2 * (T + 16) * (T + 16) * p <= l1 * 3 / 4) T += 16;
-  const int64_t tiles_y = (d.h + T - 1) / T, blocks = s.n * tiles_y;
+  int64_t T0 = 16;
+  while (T0 < 128 && 2 * (T0 + 16) * (T0 + 16) * p <= l1 * 3 / 4) T0 += 16;
   const uint8_t* sp = static_cast<const uint8_t*>(src);
   uint8_t* dp = static_cast<uint8_t*>(dst);
   const int64_t W = s.w, H = s.h, rs = s.row_stride * elem_bytes, ds = d.row_stride * elem_bytes;
@@ -345,13 +436,42 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
     // H - 1 - j, scol = i
     auto src_row = [&](const uint8_t* in, int64_t j) IMKERN_ALWAYS_INLINE { return in + (k == 1 ? j : H - 1 - j) * rs; };
     auto src_col = [&](int64_t i) IMKERN_ALWAYS_INLINE { return k == 1 ? W - 1 - i : i; };
+    // the wide blocks of 1- and 2-byte pixels (AVX2 / AVX-512) are JN dst columns wide: the
+    // tile is a multiple of JN (at least JN) so that only the image's edge takes narrower ones
+#if defined(__SSE2__)
+    constexpr int64_t JN = P == 1 || P == 2 ? kWideLanes * 16 / P : 16;
+#else
+    constexpr int64_t JN = 16;
+#endif
+    // 1- and 2-byte pixels: their blocks are cheap enough that memory decides; the largest
+    // multiple of JN whose source tile alone fills the L1d measured best (32 KiB: 128 x 128
+    // pixels with zmm, 160 x 160 bytes with ymm), the two tiles being served from the L2
+    int64_t T = std::max(JN, T0 / JN * JN);
+    if constexpr (P == 1 || P == 2)
+      while ((T + JN) * (T + JN) * P <= l1) T += JN;
+    int64_t TJ = T;
+    // bands: where T whole destination rows and their source columns fit in 3/4 of the L2,
+    // a tile spans the destination's width (TJ = d.w; T rows of 16 up to 256, as many as fit):
+    // each destination row is then written in one sequential run and each source line
+    // fetched once, which for images beyond the L3 (12-byte pixels at 1080p) is 1.2-1.6x
+    // faster than square L1 tiles and changes nothing measurable for 1- and 2-byte pixels
+    const int64_t l2 = std::max<int64_t>(cpu_params().strip_l2, 8192) * 3 / 4;
+    if (2 * 16 * d.w * p <= l2) {
+      TJ = d.w;
+      T = 16;
+      while (T < 256 && 2 * (T + 16) * d.w * p <= l2) T += 16;
+      // and at least 4 bands per thread where the image allows (the pool's load balance)
+      const int64_t nt = get_num_threads();
+      if (nt > 1) T = std::min(T, std::max<int64_t>(16, s.n * d.h / (4 * nt) / 16 * 16));
+    }
+    const int64_t tiles_y = (d.h + T - 1) / T, blocks = s.n * tiles_y;
     parallel_for(0, blocks, 1, [&](int64_t q0, int64_t q1) {
       for (int64_t q = q0; q < q1; ++q) {
         const int64_t b = q / tiles_y, i0 = (q % tiles_y) * T, i1 = i0 + T < d.h ? i0 + T : d.h;
         const uint8_t* in = sp + b * s.batch_stride * elem_bytes;
         uint8_t* out = dp + b * d.batch_stride * elem_bytes;
-        for (int64_t j0 = 0; j0 < d.w; j0 += T) {
-          const int64_t j1 = j0 + T < d.w ? j0 + T : d.w;
+        for (int64_t j0 = 0; j0 < d.w; j0 += TJ) {
+          const int64_t j1 = j0 + TJ < d.w ? j0 + TJ : d.w;
           int64_t ib = i0, jb = j1;  // the SIMD part: [i0, ib) x [j0, jb)
 #if defined(__SSE2__)
           if constexpr (P == 1 || P == 2 || P == 3 || P == 4 || P == 8) {
@@ -363,6 +483,38 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
 #endif
             ib = i0 + (i1 - i0) / N * N;
             jb = j0 + (j1 - j0) / N * N;
+            if constexpr (P == 1 || P == 2) {
+              // source rows step ss, output rows os; blocks of kWideLanes, then fewer, lanes.
+              // A column of blocks (all of the tile's source columns for the same source rows)
+              // at a time: each source line is used up by consecutive blocks, so the L1 need
+              // not hold the tile (it cannot where rows of power-of-two strides share sets)
+              const int64_t ss = k == 1 ? rs : -rs, os = k == 1 ? -ds : ds;
+              const uint8_t* sb = src_row(in, 0);
+              auto column = [&](auto lc, int64_t j) IMKERN_ALWAYS_INLINE {
+                constexpr int L = decltype(lc)::value;
+                for (int64_t i = i0; i < ib; i += N) {
+                  const uint8_t* s0 = sb + (k == 1 ? W - i - N : i) * P + j * ss;
+                  uint8_t* o0 = out + (k == 1 ? i + N - 1 : i) * ds + j * P;
+                  if constexpr (L == 0) {
+                    transpose_block_half<P>(s0, ss, o0, os);
+                  } else if constexpr (L == 8) {  // two ymm blocks: 64-byte output runs
+                    transpose_block_lanes<P, 2>(s0, ss, o0, os);
+                    transpose_block_lanes<P, 2>(s0 + 2 * N * ss, ss, o0 + 2 * N * P, os);
+                  } else {
+                    transpose_block_lanes<P, L>(s0, ss, o0, os);
+                  }
+                }
+              };
+              int64_t j = j0;
+              if constexpr (kWideLanes == 2)
+                for (; j + 4 * N <= jb; j += 4 * N) column(std::integral_constant<int, 8>{}, j);
+              for (; j + kWideLanes * N <= jb; j += kWideLanes * N) column(std::integral_constant<int, kWideLanes>{}, j);
+              if constexpr (kWideLanes == 4)
+                for (; j + 2 * N <= jb; j += 2 * N) column(std::integral_constant<int, 2>{}, j);
+              for (; j < jb; j += N) column(std::integral_constant<int, 1>{}, j);
+              if (j + N / 2 <= j1) column(std::integral_constant<int, 0>{}, j);
+              if (ib > i0 && jb + N / 2 <= j1) jb += N / 2;
+            } else
             for (int64_t i = i0; i < ib; i += N)
               for (int64_t j = j0; j < jb; j += N) {
                 // source rows of dst columns j..j+N; dst rows of source columns c..c+N
