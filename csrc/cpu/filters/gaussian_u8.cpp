@@ -37,6 +37,9 @@
 // wrappers in V, the vertical multiply-adds as VNNI where the CPU has it (cpu_has(avx512vnni));
 // 2 to 4 horizontal terms and 1 to 4 vertical pairs unrolled, any count by a loop; a scalar
 // loop over the same layout for rows under one unit of 64 (AVX-512) / 32 / 16 bytes.
+#include <algorithm>
+#include <vector>
+
 #include "imkern/dispatch.hpp"
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
