@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("dask.array")
 
-from imkern.bench.dask import CASES  # noqa: E402
+from imkern.bench.dask import CASES
 
 
 @pytest.mark.parametrize("impl", ["imkern", "dask_image"])

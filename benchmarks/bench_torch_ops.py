@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from imkern.bench.torch_ops import CASES  # noqa: E402
+from imkern.bench.torch_ops import CASES
 
 
 @pytest.mark.parametrize("impl", ["imkern", "torch"])

@@ -65,15 +65,27 @@ def test_photographs_match_opencv(xp, name):
 
 
 def test_matches_reference(xp, rng):
-    # float32 against the exact float64 definition: the color table's interpolation is the
-    # only approximation (fine bins: well within 1e-3 of the range)
+    # float32 against the exact float64 definition: the weights are exact up to float32
+    # rounding and the exp2 polynomial (relative 2e-7)
     x = (rng.random((21, 26, 3)) * 10).astype(np.float32)
     for d, sc, ss in PARAMS:
         got = to_numpy(F.bilateral(xp.asarray(x), d, sc, ss))
-        np.testing.assert_allclose(got, R.bilateral(x, d, sc, ss), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(got, R.bilateral(x, d, sc, ss), rtol=1e-5, atol=1e-5)
     u = random_array(rng, (19, 23), np.uint8)
     assert np.abs(to_numpy(F.bilateral(xp.asarray(u), 7, 40.0, 4.0)).astype(int)
                   - R.bilateral(u, 7, 40.0, 4.0).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_float_tiny_sigma_color(xp, rng, channels):
+    # sigma_color far below any color distance: only equal neighbors count (weight = their
+    # space weight), never NaN from 0 * inf
+    shape = (13, 16, channels) if channels == 3 else (13, 16)
+    x = rng.integers(0, 3, shape).astype(np.float32) * 0.5
+    for sc in (1e-6, 1e-30):
+        got = to_numpy(F.bilateral(xp.asarray(x), 5, sc, 2.0))
+        np.testing.assert_allclose(got, R.bilateral(x, 5, sc, 2.0), rtol=1e-6, atol=1e-6)
+        assert np.isfinite(got).all()
 
 
 def test_flat_float_image_unchanged(xp):

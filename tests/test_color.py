@@ -410,6 +410,44 @@ def test_lab_float_vector_rows_match_scalar(isa, rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hsv_float_streamed_rows_equal_plain(isa, rng, dtype):
+    """Float HSV outputs beyond the cache are written by non-temporal stores after a scalar head
+    that aligns them: forced on (stream_bytes=0) for every output alignment and odd widths, the
+    bits are those of the plain rows."""
+    x = rng.random((3, 67, 3), dtype=np.float64).astype(dtype)
+    x[0, :5] = [[0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.2], [0.1, 0.9, 0.9], [0.3, 0.3, 0.7]]
+    h = K.rgb_to_hsv(x)
+    plain = {}
+    try:
+        for stream in (None, 0):
+            imkern.set_cpu_params(stream_bytes=stream)
+            for fn, inp in ((K.rgb_to_hsv, x), (K.hsv_to_rgb, h)):
+                for off in range(17):  # every offset of the output modulo 64 bytes (float32)
+                    buf = np.empty(3 * 67 * 3 + off, dtype)
+                    out = buf[off:].reshape(3, 67, 3)
+                    fn(inp, out=out)
+                    key = (fn.__name__, off)
+                    if stream is None:
+                        plain[key] = out.copy()
+                    else:
+                        np.testing.assert_array_equal(out, plain[key], err_msg=str(key))
+    finally:
+        imkern.reset_cpu_params()
+
+
+def test_lab_float32_every_gamma_segment(isa, rng):
+    """float32 rgb_to_lab on a dense ramp over [0, 17] (every segment and octave of the vector
+    rows' sRGB gamma table, the linear segment, and blocks past 15.9 that take the general pow),
+    in order and shuffled, agrees with the float64 reference to float32 precision (errors grow
+    as the L*a*b* values do: ~ cbrt(linear) ~ (1 + input)^0.8)."""
+    v = np.linspace(0, 17, 3 * 16 * 4096, dtype=np.float32)
+    for x in (v, rng.permutation(v)):
+        x = x.reshape(1, -1, 3)
+        err = np.abs(K.rgb_to_lab(x).astype(np.float64) - R.rgb_to_lab(x.astype(np.float64)))
+        assert (err <= 2e-4 * (1 + x.max(-1, keepdims=True)) ** 0.8).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lab_float_equals_skimage(xp, rng, dtype):
     skc = pytest.importorskip("skimage.color")
     data = pytest.importorskip("skimage.data")

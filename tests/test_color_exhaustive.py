@@ -79,6 +79,11 @@ def test_hsv_uint8_every_input(isa, every_triple):
     np.testing.assert_array_equal(_scalar_path(K.hsv_to_rgb, hsv[:256]), back[:256])
 
 
+def test_hsv_to_rgb_uint8_every_input_simd_equals_scalar(isa, every_triple):
+    """hsv_to_rgb's vector rows on every (h, s, v), hues 180-255 (taken mod 180) included."""
+    np.testing.assert_array_equal(K.hsv_to_rgb(every_triple), _scalar_path(K.hsv_to_rgb, every_triple))
+
+
 @pytest.mark.parametrize(
     "name", ["rgb_to_lab", "lab_to_rgb", "rgb_to_hsv", "hsv_to_rgb", "rgb_to_ycbcr", "ycbcr_to_rgb"]
 )

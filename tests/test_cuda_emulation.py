@@ -615,7 +615,7 @@ def test_emulated_adaptive_pool_windows_and_accuracy(rng):
         bound = (_cdiv(H, OH) + 1) * (_cdiv(W, OW) + 1)  # adaptive_avg_pool2d_cuda's window
         assert max(b[5] for b in bins) <= bound
         x = rng.standard_normal((1, 1, H, W)).astype(np.float32)
-        got = _emulate_avg(x[0], OH, OW, lambda i: _adaptive_win(H, W, OH, OW, i), bound)
+        got = _emulate_avg(x[0], OH, OW, lambda i, H=H, W=W, OH=OH, OW=OW: _adaptive_win(H, W, OH, OW, i), bound)
         np.testing.assert_allclose(got[None], F.adaptive_avg_pool2d(x, (OH, OW)), rtol=1e-6, atol=1e-6)
     n = 2048
     x = np.full((1, n, n), 0.1, np.float32)

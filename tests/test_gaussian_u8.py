@@ -1,5 +1,6 @@
-"""imkern.filters.gaussian on uint8 with ksize: cv2.GaussianBlur's fixed-point algorithm, bit for bit
-(against OpenCV, the integer NumPy reference, every ISA, thread counts, views and batches)."""
+"""imkern.filters.gaussian on uint8 and uint16 with ksize: cv2.GaussianBlur's fixed-point algorithms
+(8 and 16 fractional bits), bit for bit (against OpenCV, the integer NumPy reference, every ISA,
+thread counts, views and batches)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import imkern
 from conftest import random_array, to_numpy
 from imkern import _core
 from imkern import filters as F
-from imkern._kernels import gaussian_kernel_cv_exact, gaussian_kernel_q8
+from imkern._kernels import gaussian_kernel_cv_exact, gaussian_kernel_q8, gaussian_kernel_q16
 from imkern.reference import filters as R
 
 BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
+DTYPES = [np.uint8, np.uint16]
 # (kh, kw), (sigma_y, sigma_x): imkern's order; cv2 takes ksize=(kw, kh), sigmaX=sx, sigmaY=sy
 KSIZES = [
     (1, 1),
@@ -89,6 +91,15 @@ def test_q8_taps_sum_to_256_and_are_symmetric():
     assert gaussian_kernel_q8(3, 0.1).tolist() == [0, 256, 0]
 
 
+def test_q16_taps_sum_to_65536_and_are_symmetric():
+    for n in (1, 3, 5, 7, 9, 15, 31, 63, 101):
+        for sigma in (0.0, 0.3, 1.0, 2.5, 9.0):
+            k = gaussian_kernel_q16(n, sigma)
+            assert k.sum() == 65536 and np.array_equal(k, k[::-1]) and k.min() >= 0
+            assert k[: n // 2].max(initial=0) <= 32768  # what the kernels' folded sums need
+    assert gaussian_kernel_q16(3, 0.1).tolist() == [0, 65536, 0]
+
+
 def test_q8_taps_are_cv2s(rng):
     # a delta image through cv2 (rows: kh = 1, so the output is round(kx * 255 / 256)) would lose
     # bits; instead compare whole blurs of random images over many sigmas, where one wrong tap
@@ -101,37 +112,41 @@ def test_q8_taps_are_cv2s(rng):
 
 
 # ---- against OpenCV -------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("border", BORDERS)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_matches_opencv(rng, isa, border, shape):
-    x = random_array(rng, shape, np.uint8)
+def test_matches_opencv(rng, isa, border, shape, dtype):
+    x = random_array(rng, shape, dtype)
     for ksize in KSIZES:
         for sigma in SIGMAS:
             if sigma[0] <= 0 < sigma[1]:
                 continue
             got = F.gaussian(x, sigma, ksize=ksize, border=border)
             want = _cv_blur(x, ksize, sigma, border)
-            assert got.dtype == np.uint8 and got.shape == x.shape
+            assert got.dtype == dtype and got.shape == x.shape
             assert np.array_equal(got, want), (isa, border, shape, ksize, sigma)
 
 
 @pytest.mark.parametrize("shape", [(2160 // 4, 3840 // 4, 3), (301, 1283, 1), (130, 517, 4)])
 @pytest.mark.parametrize("ksize,sigma", [((5, 5), 1.0), ((3, 3), 0.0), ((31, 31), 5.0), ((7, 15), (1.2, 3.1))])
-def test_matches_opencv_big(rng, isa, threads, shape, ksize, sigma):
-    x = random_array(rng, shape, np.uint8)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matches_opencv_big(rng, isa, threads, shape, ksize, sigma, dtype):
+    x = random_array(rng, shape, dtype)
     sig = sigma if isinstance(sigma, tuple) else (sigma, sigma)
     assert np.array_equal(F.gaussian(x, sigma, ksize=ksize), _cv_blur(x, ksize, sig, "reflect101"))
 
 
-def test_batches_match_opencv_per_image(rng, isa):
-    x = random_array(rng, (3, 21, 34, 3), np.uint8)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batches_match_opencv_per_image(rng, isa, dtype):
+    x = random_array(rng, (3, 21, 34, 3), dtype)
     for ksize, sigma in (((5, 5), (1.0, 1.0)), ((9, 3), (2.0, 0.7)), ((1, 11), (0.0, 0.0))):
         got = F.gaussian(x, sigma, ksize=ksize, border="reflect")
         assert np.array_equal(got, _cv_blur(x, ksize, sigma, "reflect"))
 
 
-def test_views_match_opencv(rng, isa):
-    base = random_array(rng, (40, 60, 4), np.uint8)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_views_match_opencv(rng, isa, dtype):
+    base = random_array(rng, (40, 60, 4), dtype)
     views = {
         "strided rows": base[::2],
         "strided cols": base[:, ::3],
@@ -149,10 +164,11 @@ def test_views_match_opencv(rng, isa):
 
 
 # ---- against the reference, every device -----------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("border", BORDERS)
-def test_matches_reference(xp, rng, border):
+def test_matches_reference(xp, rng, border, dtype):
     for shape in [(1, 1), (5, 3), (17, 40, 3), (2, 9, 70, 4), (33, 70, 1)]:
-        x = random_array(rng, shape, np.uint8)
+        x = random_array(rng, shape, dtype)
         for ksize, sigma in (
             ((5, 5), 1.0),
             ((3, 7), (0.0, 2.0)),
@@ -239,8 +255,9 @@ def test_strips_and_streaming_match_opencv(rng, strip_l1):
         imkern.reset_cpu_params()
 
 
-def test_threads_and_isas_agree(rng):
-    x = random_array(rng, (97, 203, 3), np.uint8)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_threads_and_isas_agree(rng, dtype):
+    x = random_array(rng, (97, 203, 3), dtype)
     results = []
     before = (imkern.get_cpu_isa(), imkern.get_num_threads())
     try:
@@ -257,10 +274,11 @@ def test_threads_and_isas_agree(rng):
     assert all(np.array_equal(r, results[0]) for r in results)
 
 
-def test_out_and_input_unchanged(xp, rng):
-    x = random_array(rng, (19, 23, 3), np.uint8)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_and_input_unchanged(xp, rng, dtype):
+    x = random_array(rng, (19, 23, 3), dtype)
     xd = xp.asarray(x)
-    out = xp.full(x.shape, 77, np.uint8)
+    out = xp.full(x.shape, 77, dtype)
     r = F.gaussian(xd, 1.0, ksize=(5, 5), out=out)
     assert r is out
     assert np.array_equal(to_numpy(out), R.gaussian(x, 1.0, ksize=(5, 5)))
@@ -291,9 +309,11 @@ def test_other_modes_keep_the_float_path(rng):
     got = F.gaussian(x, 1.0, ksize=5, border="constant", cval=300.5)
     want = R.sep_filter(x, k, k, border="constant", cval=300.5)
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
-    # uint16 is unchanged by this path
+    # uint16 with a cval beyond its range
     x16 = random_array(rng, (20, 30), np.uint16)
-    assert F.gaussian(x16, 1.0, ksize=5).dtype == np.uint16
+    got = F.gaussian(x16, 1.0, ksize=5, border="constant", cval=70000)
+    want = R.sep_filter(x16, k, k, border="constant", cval=70000)
+    assert got.dtype == np.uint16 and np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 
 def test_binding_rejects_bad_taps():
@@ -310,3 +330,13 @@ def test_binding_rejects_bad_taps():
         _core.gaussian_u8(
             x.astype(np.uint16), o.astype(np.uint16), np.array([256], np.int32), np.array([256], np.int32), b, 0
         )
+    y = np.zeros((4, 4), np.uint16)
+    p = np.empty_like(y)
+    with pytest.raises(ValueError, match="sum to 65536"):
+        _core.gaussian_u16(y, p, np.array([1, 2, 1], np.int32), np.array([65536], np.int32), b, 0)
+    with pytest.raises(ValueError, match="symmetric"):
+        _core.gaussian_u16(y, p, np.array([16384, 32768, 16383, 1, 0], np.int32), np.array([65536], np.int32), b, 0)
+    with pytest.raises(ValueError, match="cval"):
+        _core.gaussian_u16(y, p, np.array([65536], np.int32), np.array([65536], np.int32), b, 65536)
+    with pytest.raises(TypeError):
+        _core.gaussian_u16(x, o, np.array([65536], np.int32), np.array([65536], np.int32), b, 0)

@@ -309,7 +309,8 @@ def test_conv_int_arguments_range_checked(v):
     w = np.ones((2, 2, 1, 1), np.float32)
     for name, kw in (("stride", dict(stride=v)), ("dilation", dict(dilation=(1, v))), ("padding", dict(padding=v)),
                      ("groups", dict(groups=v))):
-        for f in (lambda: F.conv2d(x, w, **kw), lambda: F.conv2d_backward(np.ones((1, 2, 4, 4), np.float32), x, w, **kw)):
+        for f in (lambda kw=kw: F.conv2d(x, w, **kw),
+                  lambda kw=kw: F.conv2d_backward(np.ones((1, 2, 4, 4), np.float32), x, w, **kw)):
             with pytest.raises(ValueError, match=f"^{name}: "):
                 f()
     for name, kw in (("stride", dict(stride=0)), ("dilation", dict(dilation=-1)), ("padding", dict(padding=-(2**70))),

@@ -214,7 +214,7 @@ def test_pool_gradients_finite_difference(rng):
     for cip in (True, False):
         y = F.avg_pool2d(x, 3, 2, 1, True, cip)
         g = random_array(rng, y.shape, np.float64)
-        _fd_check(lambda z: F.avg_pool2d(z, 3, 2, 1, True, cip), x, g,
+        _fd_check(lambda z, cip=cip: F.avg_pool2d(z, 3, 2, 1, True, cip), x, g,
                   F.avg_pool2d_backward(g, x.shape, 3, 2, 1, True, cip), rng=rng)
     y = F.adaptive_avg_pool2d(x, (4, 3))
     g = random_array(rng, y.shape, np.float64)
@@ -400,7 +400,7 @@ def test_cross_entropy_gradient_finite_difference(rng):
     x.flat[0] = 3.0
     for red in ("mean", "sum"):
         kw = dict(reduction=red, label_smoothing=0.2, ignore_index=2)
-        _fd_check(lambda z: F.cross_entropy(z, t, **kw), x, np.ones(()), F.cross_entropy_backward(x, t, **kw),
+        _fd_check(lambda z, kw=kw: F.cross_entropy(z, t, **kw), x, np.ones(()), F.cross_entropy_backward(x, t, **kw),
                   rng=rng, n=15)
 
 

@@ -324,6 +324,30 @@ def test_gray_float_sums_every_isa_level(rng, isa, dtype):
             _cmp(resize(x, dst, interpolation=mode), R.resize(x, dst, interpolation=mode), dtype, x, mode)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+@pytest.mark.parametrize("channels", [2, 3, 4])
+@pytest.mark.parametrize("stream", [False, True])
+def test_float_sums_channels_every_isa_level(rng, isa, dtype, channels, stream):
+    """Several channels with float sums: the lane-permute horizontal taps (windows of 2 or 4
+    vectors, blocks that fall back to the scalar formula, rows' first elements before the
+    first aligned block, row ends), the per-pixel fallback of sparse shrinks, both pass
+    orders, plain and streaming stores, into aligned and misaligned outputs."""
+    x = random_array(rng, (41, 263, channels), dtype)
+    imkern.set_cpu_params(stream_bytes=0 if stream else 1 << 40)
+    try:
+        for mode in ("bilinear", "bicubic", "lanczos"):
+            for dst in [(20, 131), (20, 130), (13, 70), (10, 61), (82, 526), (40, 200), (41, 9), (7, 263)]:
+                ref = R.resize(x, dst, interpolation=mode)
+                _cmp(resize(x, dst, interpolation=mode), ref, dtype, x, mode)
+                # an output view starting 1 element past an aligned address
+                buf = np.empty(dst[0] * dst[1] * channels + 1, dtype)
+                out = buf[1:].reshape(dst + (channels,))
+                resize(x, dst, interpolation=mode, out=out)
+                _cmp(out, ref, dtype, x, mode)
+    finally:
+        imkern.set_cpu_params(stream_bytes=None)
+
+
 def test_same_bits_on_every_isa_level_and_thread_count(rng):
     x = random_array(rng, (2, 130, 170, 3), np.uint8)
     results = []

@@ -77,6 +77,8 @@ def test_opcheck_cnn(rng):
     _opcheck(torch.ops.imkern.conv2d.default, (x, w, b, [1, 2], [1, 0], "", [1, 1], 1))
     _opcheck(torch.ops.imkern.conv2d.default, (x, w, None, [1, 1], [0, 0], "same", [1, 1], 1))
     _opcheck(torch.ops.imkern.max_pool2d.default, (x, [2, 2], [2, 1], [1, 0], [1, 1], True))
+    _opcheck(torch.ops.imkern.max_pool2d_values.default, (x, [2, 2], [2, 1], [1, 0], [1, 1], True))
+    _opcheck(torch.ops.imkern.max_pool2d_values.default, (x, [3, 3], [2, 2], [1, 1], [1, 1], False))
     _opcheck(torch.ops.imkern.avg_pool2d.default, (x, [3, 2], [2, 2], [1, 1], False, False, None))
     _opcheck(torch.ops.imkern.linear.default, (x, _t(rng, (5, 7)), _t(rng, (5,))))
 
@@ -108,6 +110,38 @@ def test_gradcheck_resize(rng, mode, antialias, size):
     assert torch.autograd.gradcheck(lambda t: itorch.resize(t, size, interpolation=mode, antialias=antialias), (x,))
 
 
+def test_max_pool2d_indices_only_with_autograd(rng):
+    # without autograd (no_grad, or an input without requires_grad) imkern.torch.max_pool2d
+    # runs the values-only op; with it, the op with indices; the values are the same
+    F = torch.nn.functional
+    x = _t(rng, (2, 3, 13, 12), torch.float32, grad=False)
+    xg = x.clone().requires_grad_()
+    ops = []
+
+    class Log(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if "imkern" in str(func):
+                ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    want = F.max_pool2d(x, 3, 2, 1)
+    with Log():
+        torch.testing.assert_close(itorch.max_pool2d(x, 3, 2, 1), want, rtol=0, atol=0)
+        with torch.no_grad():
+            torch.testing.assert_close(itorch.max_pool2d(xg, 3, 2, 1), want, rtol=0, atol=0)
+        assert "max_pool2d_values" in ops[0] and "max_pool2d_values" in ops[1], ops
+        y = itorch.max_pool2d(xg, 3, 2, 1)
+        assert "max_pool2d_values" not in ops[2], ops
+        y2, i2 = itorch.max_pool2d(x, 3, 2, 1, return_indices=True)
+        assert "max_pool2d_values" not in ops[3], ops
+    torch.testing.assert_close(y.detach(), want, rtol=0, atol=0)
+    assert torch.equal(i2, F.max_pool2d(x, 3, 2, 1, return_indices=True)[1])
+    y.sum().backward()
+    xt = x.clone().requires_grad_()
+    F.max_pool2d(xt, 3, 2, 1).sum().backward()
+    torch.testing.assert_close(xg.grad, xt.grad, rtol=0, atol=0)
+
+
 def test_gradcheck_cnn(rng):
     x = _t(rng, (2, 3, 7, 6))
     w = _t(rng, (4, 3, 3, 2))
@@ -118,6 +152,9 @@ def test_gradcheck_cnn(rng):
     # distinct values: max pooling is differentiable away from ties
     xd = torch.randperm(2 * 3 * 7 * 6, dtype=torch.float64).reshape(2, 3, 7, 6).requires_grad_()
     assert torch.autograd.gradcheck(lambda a: itorch.max_pool2d(a, 3, 2, 1), (xd,))
+    assert torch.autograd.gradcheck(
+        lambda a: torch.ops.imkern.max_pool2d_values(a, [3, 3], [2, 2], [1, 1], [1, 1], False), (xd,)
+    )
     assert torch.autograd.gradcheck(lambda a: itorch.avg_pool2d(a, 3, 2, 1, ceil_mode=True), (x,))
     assert torch.autograd.gradcheck(lambda a, c, d: itorch.linear(a, c, d), (x, _t(rng, (5, 6)), _t(rng, (5,))))
 

@@ -102,17 +102,26 @@ void check_ksize(int ksize) {
   if (ksize != 3 && ksize != 5 && ksize != 7) throw std::invalid_argument("ksize: 3, 5 or 7");
 }
 
-// gaussian_u8's taps: odd sizes, each summing to 256, every tap in [0, 256] (max_taps: the device's limit).
-const HostVec<int32_t>& q8_taps(const HostVec<int32_t>& k, const char* name, int64_t max_taps) {
+// The fixed-point Gaussian's taps: odd sizes, each summing to `one` (256 for gaussian_u8, 65536
+// for gaussian_u16), every tap in [0, one], mirrored where the kernel needs it (max_taps: the
+// device's limit).
+const HostVec<int32_t>& fixed_taps(const HostVec<int32_t>& k, const char* name, int64_t max_taps, int32_t one,
+                                   bool mirrored = false) {
   if (k.ndim() != 1 || k.size() % 2 != 1 || k.size() > max_taps)
     throw std::invalid_argument(std::string(name) + ": expected an odd number of taps, at most " + std::to_string(max_taps));
   int64_t sum = 0;
   for (int32_t t : k.v) {
-    if (t < 0 || t > 256) throw std::invalid_argument(std::string(name) + ": taps must lie in [0, 256]");
+    if (t < 0 || t > one) throw std::invalid_argument(std::string(name) + ": taps must lie in [0, " + std::to_string(one) + "]");
     sum += t;
   }
-  if (sum != 256) throw std::invalid_argument(std::string(name) + ": taps must sum to 256");
+  if (sum != one) throw std::invalid_argument(std::string(name) + ": taps must sum to " + std::to_string(one));
+  const size_t n = k.v.size();
+  for (size_t i = 0; mirrored && i < n / 2; ++i)
+    if (k.v[i] != k.v[n - 1 - i]) throw std::invalid_argument(std::string(name) + ": taps must be symmetric");
   return k;
+}
+const HostVec<int32_t>& q8_taps(const HostVec<int32_t>& k, const char* name, int64_t max_taps) {
+  return fixed_taps(k, name, max_taps, 256);
 }
 
 }  // namespace
@@ -237,6 +246,15 @@ IMKERN_BINDINGS(filters) {
     IMKERN_CALL(gaussian_u8, static_cast<const uint8_t*>(p.src), p.s, static_cast<uint8_t*>(p.dst), p.d, ky.data(),
                 static_cast<int>(ky.size()), kx.data(), static_cast<int>(kx.size()), border_of(border), cval);
   });
+  def(m, "gaussian_u16", [](const Arr& src, const Arr& dst, const HostVec<int32_t>& ky, const HostVec<int32_t>& kx,
+                            int border, int cval) {
+    const Images p = images(src, dst);
+    if (p.dt != DType::u16) throw py::type_error("gaussian_u16: uint16 image expected");
+    fixed_taps(ky, "kernel_y", 1 << 20, 65536, true), fixed_taps(kx, "kernel_x", 1 << 20, 65536, true);
+    if (cval < 0 || cval > 65535) throw std::invalid_argument("cval: expected 0..65535");
+    IMKERN_CALL(gaussian_u16, static_cast<const uint16_t*>(p.src), p.s, static_cast<uint16_t*>(p.dst), p.d, ky.data(),
+                static_cast<int>(ky.size()), kx.data(), static_cast<int>(kx.size()), border_of(border), cval);
+  });
 
 #if defined(IMKERN_WITH_CUDA)
   // ---- CUDA: the launchers as they are; weights of the linear filters are device arrays -------
@@ -283,6 +301,16 @@ IMKERN_BINDINGS(filters) {
     kc::gaussian_u8_cuda(static_cast<const uint8_t*>(CudaArg<const void*>::get(src)), s,
                          static_cast<uint8_t*>(CudaArg<void*>::get(dst)), d, ky.data(), static_cast<int>(ky.size()),
                          kx.data(), static_cast<int>(kx.size()), border_of(border), cval, CudaArg<void*>::get(stream));
+  });
+  def(m, "cuda_gaussian_u16", [](uintptr_t src, const ImageDesc& s, uintptr_t dst, const ImageDesc& d,
+                                 const HostVec<int32_t>& ky, const HostVec<int32_t>& kx, int border, int cval,
+                                 uintptr_t stream) {
+    fixed_taps(ky, "kernel_y", kc::kMaxGaussU16Taps, 65536, true);
+    fixed_taps(kx, "kernel_x", kc::kMaxGaussU16Taps, 65536, true);
+    if (cval < 0 || cval > 65535) throw std::invalid_argument("cval: expected 0..65535");
+    kc::gaussian_u16_cuda(static_cast<const uint16_t*>(CudaArg<const void*>::get(src)), s,
+                          static_cast<uint16_t*>(CudaArg<void*>::get(dst)), d, ky.data(), static_cast<int>(ky.size()),
+                          kx.data(), static_cast<int>(kx.size()), border_of(border), cval, CudaArg<void*>::get(stream));
   });
 #endif
 }

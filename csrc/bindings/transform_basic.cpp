@@ -1,4 +1,5 @@
-// Bindings of transform.flip / rotate90 / pad's CPU kernels (csrc/cpu/transform/basic.cpp):
+// Bindings of transform.flip / rotate90 / pad's CPU kernels (csrc/cpu/transform/basic.cpp) and
+// pad's CUDA kernel (csrc/cuda/transform/basic.cu):
 // whole-pixel byte moves, any image dtype. The Python layer validates; these checks assert the
 // kernels' assumptions (packed pixels, matching shapes and dtypes, a writable output).
 #include "bind.hpp"
@@ -48,4 +49,7 @@ IMKERN_BINDINGS(transform_basic) {
     void* out = writable_data(dst, "out");
     IMKERN_CALL(pad, src.data(), s, out, d, src.itemsize(), ry, cx, left, cval.data());
   });
+#if defined(IMKERN_WITH_CUDA)
+  def_cuda(m, "cuda_pad", &imkern::cuda::pad_cuda);
+#endif
 }

@@ -121,25 +121,32 @@ def gaussian_kernel_cv_exact(ksize: int, sigma: float) -> list:
 
 
 @functools.lru_cache(maxsize=256)
-def _gaussian_q8(ksize: int, sigma: float) -> tuple:
+def _gaussian_fixed(ksize: int, sigma: float, one: int) -> tuple:
     k = gaussian_kernel_cv_exact(ksize, sigma)
     half = ksize // 2
     q = [0] * ksize
     err, total = 0.0, 0
     for i in range(half):  # error diffusion from the tails inwards; the center takes the rest
-        v = k[i] * 256.0 + err
+        v = k[i] * float(one) + err
         r = round(v)
         err = v - float(r)
         q[i] = q[ksize - 1 - i] = r
         total += r
-    q[half] = 256 - 2 * total
+    q[half] = one - 2 * total
     return tuple(q)
 
 
 def gaussian_kernel_q8(ksize: int, sigma: float) -> np.ndarray:
     """cv2.GaussianBlur's uint8 taps: the bit-exact kernel in 8 fractional bits (ufixedpoint16),
     rounded with error diffusion so that the taps sum to exactly 256. int32, ksize odd."""
-    return np.array(_gaussian_q8(int(ksize), max(float(sigma), 0.0)), dtype=np.int32)
+    return np.array(_gaussian_fixed(int(ksize), max(float(sigma), 0.0), 256), dtype=np.int32)
+
+
+def gaussian_kernel_q16(ksize: int, sigma: float) -> np.ndarray:
+    """cv2.GaussianBlur's uint16 taps: the bit-exact kernel in 16 fractional bits
+    (ufixedpoint32), rounded with error diffusion so that the taps sum to exactly 65536.
+    int32, ksize odd."""
+    return np.array(_gaussian_fixed(int(ksize), max(float(sigma), 0.0), 65536), dtype=np.int32)
 
 
 def gaussian_kernels_q8(sigma, ksize):
@@ -148,3 +155,10 @@ def gaussian_kernels_q8(sigma, ksize):
     sy, sx = sigma
     kh, kw = ksize
     return gaussian_kernel_q8(kh, sy), gaussian_kernel_q8(kw, sx)
+
+
+def gaussian_kernels_q16(sigma, ksize):
+    """(kernel_y, kernel_x) of the uint16 fixed-point Gaussian, as gaussian_kernels_q8."""
+    sy, sx = sigma
+    kh, kw = ksize
+    return gaussian_kernel_q16(kh, sy), gaussian_kernel_q16(kw, sx)

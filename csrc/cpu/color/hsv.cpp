@@ -5,10 +5,11 @@
 // same integer functions the CUDA kernel evaluates, so both devices agree bit for bit), the
 // inverse exact rationals rounded half up. Floats: skimage.color.rgb2hsv / hsv2rgb in the
 // image's type (H, S, V in [0, 1]). Per pixel: 6 elements moved, ~10 integer ops (uint8) or
-// 2 divisions (floats).
+// 2 divisions (floats). Float outputs beyond the cache are written with non-temporal stores.
 #include <cstring>
 
 #include "color/pixel_map.hpp"
+#include "imkern/cpu_params.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -127,6 +128,107 @@ struct HsvToRgbLanes {
 };
 #endif
 
+#if defined(__AVX2__)
+// color::hsv_to_rgb_u8 on 32 pixels per step in 16-bit lanes (AVX-512BW: one 512-bit vector,
+// AVX2: two of 256 bits): h %= 180 by a compare; sector = h / 30 = (h * 2185) >> 16 (exact for
+// h < 180); p = (2 v (255 - s) + 255) / 510 = (v (255 - s) + 127) / 255, taken as
+// (n * 32897) >> 23 (exact for n < 2^16); q and t = (2 v B + 7650) / 15300 = (v B + 3825) / 7650
+// (B = 7650 - s f, or 7650 - s (30 - f), in [255, 7650]) by pmaddwd into int32 and a float
+// multiply-add: (N + 0.5) * fl(1 / 7650), rounded once, lies within 3.1e-5 of the exact
+// (N + 0.5) / 7650, which is at least 0.5 / 7650 from an integer, so truncation gives
+// floor(N / 7650) (checked for every v and B). No divisions; the bits are the scalar function's.
+#if defined(__AVX512BW__)
+IMKERN_ALWAYS_INLINE inline void hsv_to_rgb_words(__m512i h, __m512i s, __m512i v, __m512i& r, __m512i& g, __m512i& b) {
+  auto k16 = [](int x) IMKERN_ALWAYS_INLINE { return _mm512_set1_epi16(int16_t(x)); };
+  h = _mm512_mask_sub_epi16(h, _mm512_cmpgt_epu16_mask(h, k16(179)), h, k16(180));
+  const __m512i sector = _mm512_mulhi_epu16(h, k16(2185));
+  const __m512i f = _mm512_sub_epi16(h, _mm512_mullo_epi16(sector, k16(30)));
+  const __m512i p = _mm512_srli_epi16(
+      _mm512_mulhi_epu16(_mm512_add_epi16(_mm512_mullo_epi16(v, _mm512_sub_epi16(k16(255), s)), k16(127)), k16(32897)),
+      7);
+  const __m512 inv = _mm512_set1_ps(1.0f / 7650), half_inv = _mm512_set1_ps(0.5f / 7650);
+  // (v B + 3825) / 7650: pairs (v, 1) . (B, 3825) per int32 lane; packs restores the order
+  // (unpack and pack both work within 128-bit quarters)
+  auto quot = [&](__m512i B) IMKERN_ALWAYS_INLINE {
+    auto d = [&](__m512i n) IMKERN_ALWAYS_INLINE {
+      return _mm512_cvttps_epi32(_mm512_fmadd_ps(_mm512_cvtepi32_ps(n), inv, half_inv));
+    };
+    const __m512i lo = _mm512_madd_epi16(_mm512_unpacklo_epi16(v, k16(1)), _mm512_unpacklo_epi16(B, k16(3825)));
+    const __m512i hi = _mm512_madd_epi16(_mm512_unpackhi_epi16(v, k16(1)), _mm512_unpackhi_epi16(B, k16(3825)));
+    return _mm512_packs_epi32(d(lo), d(hi));
+  };
+  const __m512i sf = _mm512_mullo_epi16(s, f);
+  const __m512i q = quot(_mm512_sub_epi16(k16(7650), sf));
+  const __m512i t = quot(_mm512_add_epi16(_mm512_sub_epi16(k16(7650), _mm512_mullo_epi16(s, k16(30))), sf));
+  auto is = [&](int k) IMKERN_ALWAYS_INLINE { return _mm512_cmpeq_epi16_mask(sector, k16(k)); };
+  const __mmask32 e0 = is(0), e1 = is(1), e2 = is(2), e3 = is(3), e4 = is(4), e5 = is(5);
+  // (blend(m, a, b): m ? b : a)
+  r = _mm512_mask_blend_epi16(e0 | e5, _mm512_mask_blend_epi16(e4, _mm512_mask_blend_epi16(e1, p, q), t), v);
+  g = _mm512_mask_blend_epi16(e1 | e2, _mm512_mask_blend_epi16(e3, _mm512_mask_blend_epi16(e0, p, t), q), v);
+  b = _mm512_mask_blend_epi16(e3 | e4, _mm512_mask_blend_epi16(e5, _mm512_mask_blend_epi16(e2, p, t), q), v);
+}
+#else
+IMKERN_ALWAYS_INLINE inline void hsv_to_rgb_words(__m256i h, __m256i s, __m256i v, __m256i& r, __m256i& g, __m256i& b) {
+  auto k16 = [](int x) IMKERN_ALWAYS_INLINE { return _mm256_set1_epi16(int16_t(x)); };
+  h = _mm256_sub_epi16(h, _mm256_and_si256(_mm256_cmpgt_epi16(h, k16(179)), k16(180)));
+  const __m256i sector = _mm256_mulhi_epu16(h, k16(2185));
+  const __m256i f = _mm256_sub_epi16(h, _mm256_mullo_epi16(sector, k16(30)));
+  const __m256i p = _mm256_srli_epi16(
+      _mm256_mulhi_epu16(_mm256_add_epi16(_mm256_mullo_epi16(v, _mm256_sub_epi16(k16(255), s)), k16(127)), k16(32897)),
+      7);
+  const __m256 inv = _mm256_set1_ps(1.0f / 7650), half_inv = _mm256_set1_ps(0.5f / 7650);
+  auto quot = [&](__m256i B) IMKERN_ALWAYS_INLINE {
+    auto d = [&](__m256i n) IMKERN_ALWAYS_INLINE {
+      return _mm256_cvttps_epi32(_mm256_fmadd_ps(_mm256_cvtepi32_ps(n), inv, half_inv));
+    };
+    const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(v, k16(1)), _mm256_unpacklo_epi16(B, k16(3825)));
+    const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(v, k16(1)), _mm256_unpackhi_epi16(B, k16(3825)));
+    return _mm256_packs_epi32(d(lo), d(hi));
+  };
+  const __m256i sf = _mm256_mullo_epi16(s, f);
+  const __m256i q = quot(_mm256_sub_epi16(k16(7650), sf));
+  const __m256i t = quot(_mm256_add_epi16(_mm256_sub_epi16(k16(7650), _mm256_mullo_epi16(s, k16(30))), sf));
+  auto is = [&](int k) IMKERN_ALWAYS_INLINE { return _mm256_cmpeq_epi16(sector, k16(k)); };
+  const __m256i e0 = is(0), e1 = is(1), e2 = is(2), e3 = is(3), e4 = is(4), e5 = is(5);
+  auto sel = [](__m256i m, __m256i a, __m256i b) IMKERN_ALWAYS_INLINE { return _mm256_blendv_epi8(b, a, m); };
+  r = sel(_mm256_or_si256(e0, e5), v, sel(e1, q, sel(e4, t, p)));
+  g = sel(_mm256_or_si256(e1, e2), v, sel(e0, t, sel(e3, q, p)));
+  b = sel(_mm256_or_si256(e3, e4), v, sel(e2, t, sel(e5, q, p)));
+}
+#endif
+
+struct HsvToRgbRowU8 {
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    int64_t x = 0;
+    for (; x + 32 <= w; x += 32) {
+      __m256i hb, sb, vb, rb, gb, bb;
+      deinterleave3_u8x32(in + 3 * x, hb, sb, vb);
+#if defined(__AVX512BW__)
+      __m512i r, g, b;
+      hsv_to_rgb_words(_mm512_cvtepu8_epi16(hb), _mm512_cvtepu8_epi16(sb), _mm512_cvtepu8_epi16(vb), r, g, b);
+      rb = _mm512_cvtepi16_epi8(r);  // (vpmovwb: every lane is in [0, 255])
+      gb = _mm512_cvtepi16_epi8(g);
+      bb = _mm512_cvtepi16_epi8(b);
+#else
+      __m256i r[2], g[2], b[2];
+      for (int k = 0; k < 2; ++k) {
+        auto half = [&](__m256i a) IMKERN_ALWAYS_INLINE {
+          return _mm256_cvtepu8_epi16(k ? _mm256_extracti128_si256(a, 1) : _mm256_castsi256_si128(a));
+        };
+        hsv_to_rgb_words(half(hb), half(sb), half(vb), r[k], g[k], b[k]);
+      }
+      // packus interleaves the halves' 64-bit groups; the permute puts them in order
+      rb = _mm256_permute4x64_epi64(_mm256_packus_epi16(r[0], r[1]), 0xD8);
+      gb = _mm256_permute4x64_epi64(_mm256_packus_epi16(g[0], g[1]), 0xD8);
+      bb = _mm256_permute4x64_epi64(_mm256_packus_epi16(b[0], b[1]), 0xD8);
+#endif
+      interleave3_u8x32(rb, gb, bb, out + 3 * x);
+    }
+    return x;
+  }
+};
+#endif
+
 #if defined(__SSE4_1__)
 // color::rgb_to_hsv_float on L lanes: the same operations on the same values, the functor's
 // branches taken as selects, so the bits are the functor's.
@@ -195,8 +297,18 @@ struct HsvToRgbF {
 template <typename T>
 void hsv_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
 #if defined(__SSE4_1__)
-  if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{}, Row3F<T, RgbToHsvFLanes<T>, RgbToHsvF<T>>{});
-  else map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{}, Row3F<T, HsvToRgbFLanes<T>, HsvToRgbF<T>>{});
+  // outputs beyond the cache (input + output bytes above cpu_params' stream_bytes) are streamed
+  // (both directions give the functor's bits)
+  const bool stream = 2 * d.n * d.h * d.w * 3 * int64_t(sizeof(T)) > params().stream_bytes;
+  if (fwd) {
+    Row3F<T, RgbToHsvFLanes<T>, RgbToHsvF<T>> row;
+    row.stream = stream;
+    map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{}, row);
+  } else {
+    Row3F<T, HsvToRgbFLanes<T>, HsvToRgbF<T>> row;
+    row.stream = stream;
+    map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{}, row);
+  }
 #else
   if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{});
   else map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{});
@@ -216,7 +328,9 @@ void color_hsv(ColorOp op, DType dtype, const void* src, const ImageDesc& s, voi
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv});
 #endif
       } else {
-#if defined(__SSE4_1__)
+#if defined(__AVX2__)
+        map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, HsvToRgbU8{}, HsvToRgbRowU8{});
+#elif defined(__SSE4_1__)
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, HsvToRgbU8{}, Row3U8<HsvToRgbLanes>{});
 #else
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, HsvToRgbU8{});

@@ -1,6 +1,9 @@
 // rgb_to_lab, lab_to_rgb: CIE L*a*b*, D65 (compiled per ISA).
 //
-// Floats: skimage.color.rgb2lab / lab2rgb in the image's type (pow, cbrt). uint8: OpenCV's 8-bit
+// Floats: skimage.color.rgb2lab / lab2rgb in the image's type (pow, cbrt); float32 rgb_to_lab
+// with FMA (AVX2, AVX-512) by table-driven polynomials and division-free Newton steps
+// (labf::fast in lab_float.hpp: no division or double lane, within the float functor's error
+// of skimage). uint8: OpenCV's 8-bit
 // integer algorithm (color::rgb_to_lab_u8 / lab_to_rgb_u8 of imkern/color_pixel.hpp, tables of
 // imkern/color_lab_tables.hpp), equal to cv2.cvtColor bit for bit and to the CUDA kernels.
 // uint8 per pixel: 6 bytes moved; forward 6 table reads (3 sRGB -> linear, 3 cube roots) and
@@ -156,6 +159,12 @@ struct LabToRgbF {
 template <typename T>
 void lab_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
 #if defined(__SSE4_1__)
+#if defined(__FMA__)
+  if constexpr (std::is_same<T, float>::value) {
+    if (fwd)
+      return map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToLabF<T>{}, Row3F<T, labf::fast::RgbToLab, RgbToLabF<T>>{});
+  }
+#endif
   if (fwd) map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToLabF<T>{}, Row3F<T, labf::RgbToLabLanes<T>, RgbToLabF<T>>{});
   else map_pixels<T, T, 3, 3>(src, s, dst, d, LabToRgbF<T>{}, Row3F<T, labf::LabToRgbLanes<T>, LabToRgbF<T>>{});
 #else

@@ -89,6 +89,56 @@ inline void interleave3_u8(__m128i c0, __m128i c1, __m128i c2, uint8_t* p) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 32), o2);
 }
 
+#if defined(__AVX2__)
+// a 16-byte pshufb mask in both 128-bit halves
+IMKERN_ALWAYS_INLINE inline __m256i bc16(__m128i m) { return _mm256_broadcastsi128_si256(m); }
+
+// The same on 32 pixels in 256-bit vectors, each 128-bit half on its own 16 pixels (pshufb and
+// or work within halves): half 0 gets pixels 0-15, half 1 pixels 16-31, so the planes are in
+// pixel order.
+inline void deinterleave3_u8x32(const uint8_t* p, __m256i& r, __m256i& g, __m256i& b) {
+  auto ld = [](const uint8_t* lo, const uint8_t* hi) IMKERN_ALWAYS_INLINE {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+  };
+  const __m256i a0 = ld(p, p + 48), a1 = ld(p + 16, p + 64), a2 = ld(p + 32, p + 80);
+  auto pick = [&](__m256i m0, __m256i m1, __m256i m2) IMKERN_ALWAYS_INLINE {
+    return _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(a0, m0), _mm256_shuffle_epi8(a1, m1)),
+                           _mm256_shuffle_epi8(a2, m2));
+  };
+  r = pick(bc16(_mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 1, 4, 7, 10, 13)));
+  g = pick(bc16(_mm_setr_epi8(1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 2, 5, 8, 11, 14)));
+  b = pick(bc16(_mm_setr_epi8(2, 5, 8, 11, 14, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, 1, 4, 7, 10, 13, -1, -1, -1, -1, -1, -1)),
+           bc16(_mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 3, 6, 9, 12, 15)));
+}
+
+// Three planes of 32 bytes (pixel order) -> 32 interleaved pixels (96 bytes): the inverse.
+inline void interleave3_u8x32(__m256i c0, __m256i c1, __m256i c2, uint8_t* p) {
+  auto put = [&](__m256i m0, __m256i m1, __m256i m2) IMKERN_ALWAYS_INLINE {
+    return _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(c0, m0), _mm256_shuffle_epi8(c1, m1)),
+                           _mm256_shuffle_epi8(c2, m2));
+  };
+  // per half: its 48 output bytes as three 16-byte pieces
+  const __m256i o0 = put(bc16(_mm_setr_epi8(0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1, 5)),
+                         bc16(_mm_setr_epi8(-1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1, -1)),
+                         bc16(_mm_setr_epi8(-1, -1, 0, -1, -1, 1, -1, -1, 2, -1, -1, 3, -1, -1, 4, -1)));
+  const __m256i o1 = put(bc16(_mm_setr_epi8(-1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1, 10, -1)),
+                         bc16(_mm_setr_epi8(5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1, 10)),
+                         bc16(_mm_setr_epi8(-1, 5, -1, -1, 6, -1, -1, 7, -1, -1, 8, -1, -1, 9, -1, -1)));
+  const __m256i o2 = put(bc16(_mm_setr_epi8(-1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1, -1)),
+                         bc16(_mm_setr_epi8(-1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15, -1)),
+                         bc16(_mm_setr_epi8(10, -1, -1, 11, -1, -1, 12, -1, -1, 13, -1, -1, 14, -1, -1, 15)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permute2x128_si256(o0, o1, 0x20));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 32), _mm256_permute2x128_si256(o2, o0, 0x30));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 64), _mm256_permute2x128_si256(o1, o2, 0x31));
+}
+#endif
+
 // Pixels of 3 uint8 channels as int32 lanes of the ISA's native width (simd::vec_t: 16 lanes
 // AVX-512, 8 AVX2, 4 SSE4), for the integer formulas of color_pixel.hpp; the lane arithmetic
 // is the functor's, in int32 where its sums cannot overflow. A 16-pixel block is kParts
@@ -267,25 +317,78 @@ constexpr fmask<T> il3_mask() {
 }
 
 // 3 * L interleaved values at p -> planes c[0], c[1], c[2] (element 3 i + k -> c[k][i]).
+// (float on AVX2: 128-bit half swaps, blends and in-lane shuffles, 11 operations each way,
+// where the generic two-operand shuffles take vpermd + blends and run out of registers)
 template <typename T>
 IMKERN_ALWAYS_INLINE inline void deinterleave3(const T* p, fv<T>* c) {
   constexpr int L = simd::Vec<T>::lanes;
   const fv<T> a0 = simd::loadu(p), a1 = simd::loadu(p + L), a2 = simd::loadu(p + 2 * L);
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4) {
+    const __m256 v0 = reinterpret_cast<__m256>(a0), v1 = reinterpret_cast<__m256>(a1),
+                 v2 = reinterpret_cast<__m256>(a2);
+    const __m256 lo = _mm256_permute2f128_ps(v0, v2, 0x20), hi = _mm256_permute2f128_ps(v0, v2, 0x31);
+    const __m256 b0 = _mm256_blend_ps(_mm256_blend_ps(lo, hi, 0x24), v1, 0x92);
+    const __m256 g0 = _mm256_blend_ps(_mm256_blend_ps(hi, lo, 0x92), v1, 0x24);
+    const __m256 r0 = _mm256_blend_ps(_mm256_blend_ps(v1, lo, 0x24), hi, 0x92);
+    c[0] = reinterpret_cast<fv<T>>(_mm256_permute_ps(b0, 0x6c));
+    c[1] = reinterpret_cast<fv<T>>(_mm256_permute_ps(g0, 0xb1));
+    c[2] = reinterpret_cast<fv<T>>(_mm256_permute_ps(r0, 0xc6));
+    return;
+  }
+#endif
   c[0] = IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(a0, a1, (il3_mask<T, Il3::de1, 0>())), a2, (il3_mask<T, Il3::de2, 0>()));
   c[1] = IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(a0, a1, (il3_mask<T, Il3::de1, 1>())), a2, (il3_mask<T, Il3::de2, 1>()));
   c[2] = IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(a0, a1, (il3_mask<T, Il3::de1, 2>())), a2, (il3_mask<T, Il3::de2, 2>()));
 }
 
+// A whole vector to p (Stream: a non-temporal store, p aligned to the vector's size; only for
+// 32- and 64-byte vectors).
+template <bool Stream, typename T>
+IMKERN_ALWAYS_INLINE inline void store_vec(T* p, fv<T> v) {
+  if constexpr (Stream) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4)
+      _mm512_stream_ps(reinterpret_cast<float*>(p), reinterpret_cast<__m512>(v));
+    else
+      _mm512_stream_pd(reinterpret_cast<double*>(p), reinterpret_cast<__m512d>(v));
+#elif defined(__AVX__)
+    if constexpr (sizeof(T) == 4)
+      _mm256_stream_ps(reinterpret_cast<float*>(p), reinterpret_cast<__m256>(v));
+    else
+      _mm256_stream_pd(reinterpret_cast<double*>(p), reinterpret_cast<__m256d>(v));
+#else
+    simd::storeu(p, v);
+#endif
+  } else {
+    simd::storeu(p, v);
+  }
+}
+
 // Planes c[0], c[1], c[2] -> 3 * L interleaved values at p (the inverse).
-template <typename T>
+template <typename T, bool Stream = false>
 IMKERN_ALWAYS_INLINE inline void interleave3(const fv<T>* c, T* p) {
   constexpr int L = simd::Vec<T>::lanes;
-  simd::storeu(p, IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(c[0], c[1], (il3_mask<T, Il3::in1, 0>())), c[2],
-                                  (il3_mask<T, Il3::in2, 0>())));
-  simd::storeu(p + L, IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(c[0], c[1], (il3_mask<T, Il3::in1, 1>())), c[2],
-                                      (il3_mask<T, Il3::in2, 1>())));
-  simd::storeu(p + 2 * L, IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(c[0], c[1], (il3_mask<T, Il3::in1, 2>())), c[2],
-                                          (il3_mask<T, Il3::in2, 2>())));
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4) {
+    const __m256 b0 = _mm256_permute_ps(reinterpret_cast<__m256>(c[0]), 0x6c);
+    const __m256 g0 = _mm256_permute_ps(reinterpret_cast<__m256>(c[1]), 0xb1);
+    const __m256 r0 = _mm256_permute_ps(reinterpret_cast<__m256>(c[2]), 0xc6);
+    const __m256 p0 = _mm256_blend_ps(_mm256_blend_ps(b0, g0, 0x92), r0, 0x24);
+    const __m256 p1 = _mm256_blend_ps(_mm256_blend_ps(g0, r0, 0x92), b0, 0x24);
+    const __m256 p2 = _mm256_blend_ps(_mm256_blend_ps(r0, b0, 0x92), g0, 0x24);
+    store_vec<Stream>(p, reinterpret_cast<fv<T>>(_mm256_permute2f128_ps(p0, p1, 0x20)));
+    store_vec<Stream>(p + L, reinterpret_cast<fv<T>>(p2));
+    store_vec<Stream>(p + 2 * L, reinterpret_cast<fv<T>>(_mm256_permute2f128_ps(p0, p1, 0x31)));
+    return;
+  }
+#endif
+  store_vec<Stream>(p, IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(c[0], c[1], (il3_mask<T, Il3::in1, 0>())), c[2],
+                                       (il3_mask<T, Il3::in2, 0>())));
+  store_vec<Stream>(p + L, IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(c[0], c[1], (il3_mask<T, Il3::in1, 1>())), c[2],
+                                           (il3_mask<T, Il3::in2, 1>())));
+  store_vec<Stream>(p + 2 * L, IMKERN_SHUFFLE2(IMKERN_SHUFFLE2(c[0], c[1], (il3_mask<T, Il3::in1, 2>())), c[2],
+                                               (il3_mask<T, Il3::in2, 2>())));
 }
 
 // floor per lane (roundps/pd toward -inf).
@@ -296,23 +399,47 @@ IMKERN_ALWAYS_INLINE inline fv<T> vfloor(fv<T> x) {
 
 // A row kernel for 3 -> 3 channel float ops: Op::lanes(c, o) maps planes c[3] to planes o[3]
 // on L pixels, or returns false for a block it leaves to the scalar functor F.
+// stream: outputs far larger than the cache (the caller decides) are written by non-temporal
+// stores, which save the read-for-ownership of every output line (a third of the traffic of a
+// memory-bound conversion): the functor takes the row's first pixels up to the one whose
+// output is aligned to the vector's size (the ops that stream give the functor's bits).
 template <typename T, typename Op, typename F>
 struct Row3F {
   Op op{};
   F f{};
-  int64_t operator()(const T* in, T* out, int64_t w) const {
+  bool stream = false;
+  template <bool Stream>
+  IMKERN_ALWAYS_INLINE int64_t blocks(const T* in, T* out, int64_t x, int64_t w) const {
     constexpr int L = simd::Vec<T>::lanes;
-    int64_t x = 0;
     for (; x + L <= w; x += L) {
       fv<T> c[3], o[3];
       deinterleave3(in + 3 * x, c);
       if (op.lanes(c, o)) {
-        interleave3(o, out + 3 * x);
+        interleave3<T, Stream>(o, out + 3 * x);
       } else {
         for (int i = 0; i < L; ++i) f(in + 3 * (x + i), out + 3 * (x + i));
       }
     }
     return x;
+  }
+  int64_t operator()(const T* in, T* out, int64_t w) const {
+#if defined(__AVX__)
+    constexpr int L = simd::Vec<T>::lanes;
+    constexpr uintptr_t A = sizeof(fv<T>);
+    const uintptr_t o = reinterpret_cast<uintptr_t>(out);
+    if (stream && o % sizeof(T) == 0) {
+      // 3 x sizeof(T) steps reach every multiple of sizeof(T) modulo A within L pixels
+      int64_t head = 0;
+      while (head < L && ((o + 3 * head * sizeof(T)) & (A - 1)) != 0) ++head;
+      if (head < L && head + L <= w) {
+        for (int64_t x = 0; x < head; ++x) f(in + 3 * x, out + 3 * x);
+        const int64_t x = blocks<true>(in, out, head, w);
+        _mm_sfence();
+        return x;
+      }
+    }
+#endif
+    return blocks<false>(in, out, 0, w);
   }
 };
 #endif

@@ -11,7 +11,7 @@
 
 #include "common/simd.hpp"
 
-#if defined(__FMA__)
+#if defined(__SSE2__)
 #include <immintrin.h>
 #endif
 
@@ -145,6 +145,47 @@ inline V fmsub(V a, V b, V c) {
 }
 #endif
 
+// x86 MINPS / MAXPS, one instruction: a < b ? a : b and a > b ? a : b, b where either is NaN
+// (GCC keeps the vector-extension ternary as a compare and a blend).
+template <typename V>
+inline V vmin(V a, V b) {
+#if defined(__SSE2__)
+  if constexpr (sizeof(V) == 16) return (V)_mm_min_ps((__m128)a, (__m128)b);
+#endif
+#if defined(__AVX__)
+  if constexpr (sizeof(V) == 32) return (V)_mm256_min_ps((__m256)a, (__m256)b);
+#endif
+#if defined(__AVX512F__)
+  // (the builtin, not _mm512_min_ps, whose _mm512_undefined_ps() source trips GCC 12's
+  // -Wmaybe-uninitialized; all 16 lanes are written)
+#if defined(__clang__)
+  if constexpr (sizeof(V) == 64) return (V)_mm512_min_ps((__m512)a, (__m512)b);
+#else
+  if constexpr (sizeof(V) == 64)
+    return (V)__builtin_ia32_minps512_mask((__v16sf)a, (__v16sf)b, (__v16sf)a, (__mmask16)-1, _MM_FROUND_CUR_DIRECTION);
+#endif
+#endif
+  return a < b ? a : b;
+}
+template <typename V>
+inline V vmax(V a, V b) {
+#if defined(__SSE2__)
+  if constexpr (sizeof(V) == 16) return (V)_mm_max_ps((__m128)a, (__m128)b);
+#endif
+#if defined(__AVX__)
+  if constexpr (sizeof(V) == 32) return (V)_mm256_max_ps((__m256)a, (__m256)b);
+#endif
+#if defined(__AVX512F__)
+#if defined(__clang__)
+  if constexpr (sizeof(V) == 64) return (V)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+  if constexpr (sizeof(V) == 64)
+    return (V)__builtin_ia32_maxps512_mask((__v16sf)a, (__v16sf)b, (__v16sf)a, (__mmask16)-1, _MM_FROUND_CUR_DIRECTION);
+#endif
+#endif
+  return a > b ? a : b;
+}
+
 struct GeluTail {
   vf t;   // |x| clamped to 14.6
   vf r;   // R(t)
@@ -155,7 +196,7 @@ struct GeluTail {
 inline GeluTail gelu_tail(vf x) {
   GeluTail o;
   const vf ax = (vf)((vi)x & (int32_t)0x7fffffff);
-  const vf t = ax > 14.6f ? simd::splat(14.6f) : ax;  // NaN stays NaN
+  const vf t = vmin(simd::splat(14.6f), ax);  // NaN stays NaN
   o.t = t;
   const vf s = 1.0f / (t + 2.5f);
   const vf v = s - 0.22923976f;  // G in powers of s - s0 (s0 mid-range)
@@ -220,7 +261,7 @@ inline vf gelu(vf x) {
   const GeluTail q = gelu_tail(x);
   const vf tq = ((q.t * q.r) * q.p) * q.s1;  // |x| Q(|x|), |x| clamped
   // x >= 0: x - t Q; x < 0: -t Q (-0 where it underflows, as x Phi(x)); NaN: NaN.
-  const vf res = (x >= 0.0f ? x : simd::splat(-0.0f)) - tq;
+  const vf res = vmax(simd::splat(-0.0f), x) - tq;  // x >= 0 (-0 included) or NaN: x; else -0
   return x == -std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
 }
 

@@ -2,22 +2,21 @@
 //
 // Window: the pixels of the (2r+1)^2 square within distance r of the center (r = max(d/2, 1)),
 // space weight exp(-(i^2 + j^2) / (2 sigma_space^2)) (float). Color distance: |a - b| for one
-// channel, the L1 sum over the 3 channels for 3. Color weight exp(-t^2 / (2 sigma_color^2)):
-//  * uint8: the product of the two weights evaluated as one exp2 of t^2 * c1 + (i^2 + j^2) * c2
-//    by a polynomial (relative error ~2e-7, the rounding of OpenCV's float tables), no table;
-//    results within 1 of OpenCV's (about 1e-5 of the pixels differ by 1, as measured on
-//    random images and photographs);
-//  * float32: OpenCV's table, 4096 * C bins over [0, (max - min) * C] of the padded image's
-//    value range (a constant border adds its zeros, as OpenCV computes it), linearly
-//    interpolated (an image with max - min < FLT_EPSILON is copied unchanged).
+// channel, the L1 sum over the 3 channels for 3. Color weight exp(-t^2 / (2 sigma_color^2)).
+// The product of the two weights is evaluated as one exp2 of t^2 * c1 + (i^2 + j^2) * c2 by a
+// polynomial (relative error ~2e-7, the rounding of OpenCV's float tables), no table:
+//  * uint8: results within 1 of OpenCV's (about 1e-5 of the pixels differ by 1, as measured
+//    on random images and photographs);
+//  * float32: the exact weights of the definition (OpenCV interpolates a table of 4096 * C
+//    bins over the image's value range: within 1e-4 of these). As OpenCV, an image whose
+//    max - min (with the constant border's zeros) is below FLT_EPSILON is copied unchanged.
 // out = sum(w * v) / sum(w), rounded to nearest for uint8. Sums in float32, per pixel in the
 // window offsets' order (the same bits whatever the strips, chunks or threads).
 // Vectorized across pixels, in column strips swept top to bottom: rows are converted, padded
 // by the border rule and stored planar (one plane per channel) once per strip in a ring; per
-// window offset one vector load per channel, the weight and 2C FMAs per L pixels. float32:
-// the color weight is a table gather (AVX2/AVX-512). uint8: one weight per pixel pair (the
-// forward half of the offsets computes its weight rows into small rings, the backward half
-// reads them back), computed software-pipelined.
+// window offset one vector load per channel, the weight and 2C FMAs per L pixels. One weight
+// per pixel pair (the forward half of the offsets computes its weight rows into small rings,
+// the backward half reads them back), computed software-pipelined.
 // FLOPs/pixel ~ (4 + 3C) * (number of window offsets, ~ 0.785 d^2).
 #include <algorithm>
 #include <cfloat>
@@ -28,6 +27,7 @@
 
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
+#include "common/vops.hpp"
 #include "filters/filter_rows.hpp"
 
 // GCC 12 reports _mm512_undefined_*() inside the AVX-512 conversion intrinsics as
@@ -43,18 +43,6 @@ using simd::vec_t;
 using vf = vec_t<float>;
 using vi = vec_t<int32_t>;
 constexpr int L = simd::Vec<float>::lanes;
-
-inline vf gather(const float* table, vi idx) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<vf>(_mm512_i32gather_ps(reinterpret_cast<__m512i>(idx), table, 4));
-#elif defined(__AVX2__)
-  return reinterpret_cast<vf>(_mm256_i32gather_ps(table, reinterpret_cast<__m256i>(idx), 4));
-#else
-  vf r;
-  for (int i = 0; i < L; ++i) r[i] = table[idx[i]];
-  return r;
-#endif
-}
 
 inline vf vabs(vf x) {
   const vi m = reinterpret_cast<vi>(x) & 0x7fffffff;
@@ -147,22 +135,18 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   const int64_t H = s.h, W = s.w;
   const int64_t rows = s.n * H;
   const int k = 2 * r + 1;
-  const float gc = static_cast<float>(-0.5 / (sigma_color * sigma_color));
-  const float gs = static_cast<float>(-0.5 / (sigma_space * sigma_space));
-  // Window offsets inside the circle and their space weights (OpenCV's order and values).
+  // Window offsets inside the circle (OpenCV's order).
   std::vector<int> off_i, off_j;
-  std::vector<float> sw;
   for (int i = -r; i <= r; ++i)
     for (int j = -r; j <= r; ++j) {
       const double rr = std::sqrt(static_cast<double>(i) * i + static_cast<double>(j) * j);
       if (rr > r) continue;
-      sw.push_back(static_cast<float>(std::exp(rr * rr * gs)));
       off_i.push_back(i);
       off_j.push_back(j);
     }
-  const int maxk = static_cast<int>(sw.size());
+  const int maxk = static_cast<int>(off_i.size());
   constexpr bool is_u8 = std::is_same<T, uint8_t>::value;
-  // uint8: the weight of a pixel pair does not depend on which one is the center
+  // The weight of a pixel pair does not depend on which one is the center
   // (|a - b| = |b - a| exactly, the same space distance), so each pair's weight is made once:
   // for the offsets q = (i, j) of the forward half (i > 0, or i = 0 and j > 0) the weights
   // cw_q(y, x) of row y go to a ring of i + 1 (rounded up to a power of two) rows, and the
@@ -172,7 +156,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   std::vector<int> mirror(maxk, -1);  // per offset: its forward twin's index in fwd (or -1)
   std::vector<int> grp_first, grp_jmax;  // forward offsets grp_first[g] .. grp_first[g + 1] - 1 share i; max |j|
   int ring_rows = 0;
-  if (is_u8) {
+  {
     for (int q = 0; q < maxk; ++q)
       if (off_i[q] > 0 || (off_i[q] == 0 && off_j[q] > 0)) {
         fwd.push_back(q);
@@ -197,65 +181,44 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             (off_i[fwd[f]] == -off_i[q] && off_j[fwd[f]] == -off_j[q]))
           mirror[q] = static_cast<int>(f);
   }
-  constexpr int kBinsPerChannel = 1 << 12;
-  // Per image for float32: the color table depends on the image's value range.
-  // uint8: the whole weight sw * cw = exp(-(i^2 + j^2) / (2 sigma_space^2) - t^2 / (2 sigma_color^2))
-  // as one exp2 of t^2 * gc2 + fwd_s[f] (log2 units; coefficients clamped so that no product
-  // overflows: below -1e6 every weight with t or i^2 + j^2 >= 1 is 0 anyway).
+  // The whole weight sw * cw = exp(-(i^2 + j^2) / (2 sigma_space^2) - t^2 / (2 sigma_color^2))
+  // as one exp2 of t^2 * gc2 + fwd_s[f] (log2 units). uint8: coefficients clamped so that no
+  // product overflows (below -1e6 every weight with t or i^2 + j^2 >= 1 is 0 anyway). float32:
+  // t may be any size, so gc2 is only kept finite (t = 0 gives 0, not NaN) and the exponent is
+  // clamped at -200 before the exp2 (an infinite or NaN t gives the weight 0).
   constexpr double kLog2e = 1.4426950408889634;
-  const float gc2 = static_cast<float>(std::max(-0.5 / (sigma_color * sigma_color) * kLog2e, -1e6));
+  const float gc2 = static_cast<float>(
+      std::max(-0.5 / (sigma_color * sigma_color) * kLog2e, is_u8 ? -1e6 : -static_cast<double>(FLT_MAX)));
   std::vector<float> fwd_s;
   for (int q : fwd) {
     const double rr2 = static_cast<double>(off_i[q]) * off_i[q] + static_cast<double>(off_j[q]) * off_j[q];
     fwd_s.push_back(static_cast<float>(std::max(-0.5 / (sigma_space * sigma_space) * rr2 * kLog2e, -1e6)));
   }
-  struct F32Image {
-    bool flat = false;
-    float minv = 0, scale = 0;
-    std::vector<float> lut;
-  };
-  std::vector<F32Image> f32(is_u8 ? 0 : s.n);
-  if (!is_u8) {
+  // float32, per image: OpenCV's test for a flat image (max - min < FLT_EPSILON over the padded
+  // image, NaN skipped), which it copies unchanged. The scan stops at the first spread that is
+  // large enough (at once on real images).
+  std::vector<char> flat(is_u8 ? 0 : s.n, 0);
+  if constexpr (!is_u8) {
     for (int64_t b = 0; b < s.n; ++b) {
       float mn = INFINITY, mx = -INFINITY;
-      for (int64_t y = 0; y < H; ++y) {
+      if (border == Border::constant) mn = mx = 0.f;  // OpenCV takes the padded image's range
+      bool is_flat = true;
+      for (int64_t y = 0; y < H && is_flat; ++y) {
         const T* row = row_ptr<T>(src, s, b, y);
         for (int64_t e = 0; e < W * C; ++e) {
           const float v = static_cast<float>(row[e]);
           mn = v < mn ? v : mn;  // NaN skipped
           mx = v > mx ? v : mx;
         }
+        is_flat = !(mx - mn >= FLT_EPSILON);
       }
-      if (border == Border::constant) {  // OpenCV takes the range of the padded image (zeros included)
-        mn = mn < 0.f ? mn : 0.f;
-        mx = mx > 0.f ? mx : 0.f;
-      }
-      F32Image& im = f32[b];
-      im.minv = mn;
-      if (!(std::fabs(mn - mx) >= FLT_EPSILON)) {
-        im.flat = true;
-        continue;
-      }
-      const float len = (mx - mn) * C;
-      const int nb = kBinsPerChannel * C;
-      im.scale = nb / len;
-      im.lut.resize(nb + 2);
-      float last = 1.f;
-      for (int i = 0; i < nb + 2; ++i) {
-        if (last > 0.f) {
-          const float val = i / im.scale;
-          im.lut[i] = static_cast<float>(std::exp(val * val * gc));
-          last = im.lut[i];
-        } else {
-          im.lut[i] = 0.f;
-        }
-      }
+      flat[b] = is_flat;
     }
   }
   // Column strips of SW pixels (a multiple of L), each swept top to bottom: the rings of a
   // strip (k plane rows, and for uint8 the forward weight rows) stay in L1/L2 while the window
   // walks down, instead of streaming every tap's row from L2. Results never depend on the strips.
-  const int64_t SW = std::min<int64_t>(W, bilateral_strip(k, C, is_u8 ? ring_rows : 0));
+  const int64_t SW = std::min<int64_t>(W, bilateral_strip(k, C, ring_rows));
   // A plane row: SL floats of slack (>= the weight rows' left margin OFF, which make_cw may read
   // back from), then columns x0 - r .. x0 + Ws + r of the strip at P = base + SL, zeros after.
   // SL + r is a multiple of L: the center column loads are aligned.
@@ -270,12 +233,12 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     std::vector<int64_t> tag(k, INT64_MIN);
     int64_t cur_b = -1;
     std::vector<const float*> P(k);
-    // uint8: the forward weight rings (cw_q(y, x) at [x + r]) and each offset's weight row.
+    // The forward weight rings (cw_q(y, x) at [x + r]) and each offset's weight row.
     const int64_t cw_pitch = round_up_line<float>(OFF + SW + r + 3 * L);  // x = 0 at OFF (aligned)
-    float* cw_ring = is_u8 ? thread_scratch<float>(3, static_cast<size_t>(cw_pitch * std::max(ring_rows, 1))) : nullptr;
+    float* cw_ring = thread_scratch<float>(3, static_cast<size_t>(cw_pitch * std::max(ring_rows, 1)));
     std::vector<const float*> CW(maxk), TP(maxk);
-    float* ones = is_u8 ? thread_scratch<float>(4, static_cast<size_t>(SW + L)) : nullptr;  // the center's weight
-    if (is_u8) std::fill(ones, ones + SW + L, 1.f);
+    float* ones = thread_scratch<float>(4, static_cast<size_t>(SW + L));  // the center's weight
+    std::fill(ones, ones + SW + L, 1.f);
     auto cw_row = [&](size_t f, int64_t yc) { return cw_ring + (ring_first[f] + (yc & ring_mask[f])) * cw_pitch + OFF; };
     struct FwdOut {
       float* o;
@@ -309,7 +272,8 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             const float* const bn = pn + fp[f].j + x;
             vf dist = vabs(simd::loadu(bn) - a_[0]);
             for (int c = 1; c < C; ++c) dist += vabs(simd::loadu(bn + c * pl) - a_[c]);
-            const vf e = dist * dist * g2 + fp[f].s;
+            vf e = dist * dist * g2 + fp[f].s;
+            if constexpr (!is_u8) e = simd::vminmax<true>(e, vf{} - 200.f);
             simd::storeu(prev, exp2_nonpos(pe));
             pe = e;
             prev = fp[f].o + x;
@@ -323,7 +287,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         const int64_t b = t / H, y = t % H;
         const bool seg_start = t == t0 || y == 0;
         T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
-        if (!is_u8 && f32[b].flat) {
+        if (!is_u8 && flat[b]) {
           const T* srow = row_ptr<T>(src, s, b, y) + x0 * C;
           std::copy(srow, srow + Ws * C, drow);
           continue;
@@ -354,7 +318,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           }
           P[i] = base;
         }
-        if constexpr (is_u8) {
+        {
           // Forward weights of rows y - r .. y - 1 at a segment's start (made by the earlier
           // rows otherwise), then of row y.
           const size_t ngrp = grp_first.size() - 1;
@@ -373,41 +337,21 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           }
         }
         for (int q = 0; q < maxk; ++q) TP[q] = P[r + off_i[q]] + r + off_j[q];
-        const float* lut = is_u8 ? nullptr : f32[b].lut.data();
-        const float scale = is_u8 ? 1.f : f32[b].scale;
         // NV vectors of pixels at x: NV independent accumulator chains per sum hide the FMA
         // latency (the sums of each pixel are the same, in the same order, whatever NV).
         auto pixels = [&](int64_t x, auto nv) IMKERN_ALWAYS_INLINE {
           constexpr int NV = decltype(nv)::value;
-          vf v0[NV][C], sum[NV][C], wsum[NV];
+          vf sum[NV][C], wsum[NV];
           for (int u = 0; u < NV; ++u) {
             wsum[u] = vf{};
-            for (int c = 0; c < C; ++c) {
-              v0[u][c] = simd::loadu(P[r] + c * plane + x + u * L + r);
-              sum[u][c] = vf{};
-            }
+            for (int c = 0; c < C; ++c) sum[u][c] = vf{};
           }
           for (int q = 0; q < maxk; ++q) {
             for (int u = 0; u < NV; ++u) {
               const float* row = TP[q] + x + u * L;
               vf v[C];
               for (int c = 0; c < C; ++c) v[c] = simd::loadu(row + c * plane);
-              vf w;
-              if constexpr (is_u8) {
-                w = simd::loadu(CW[q] + x + u * L);
-              } else {
-                vf dist{};
-                for (int c = 0; c < C; ++c) dist += vabs(v[c] - v0[u][c]);
-                vf alpha = dist * scale;
-                // NaN or out-of-range distances (NaN pixels) use the last bin; the NaN value
-                // then propagates through the sums.
-                constexpr float nbins = kBinsPerChannel * C;
-                alpha = alpha < nbins ? alpha : nbins;
-                const vi idx = __builtin_convertvector(alpha, vi);  // alpha >= 0: truncation = floor
-                const vf frac = alpha - __builtin_convertvector(idx, vf);
-                const vf a = gather(lut, idx), bnext = gather(lut + 1, idx);
-                w = (a + frac * (bnext - a)) * sw[q];
-              }
+              const vf w = simd::loadu(CW[q] + x + u * L);
               for (int c = 0; c < C; ++c) sum[u][c] += v[c] * w;
               wsum[u] += w;
             }

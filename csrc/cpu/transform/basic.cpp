@@ -8,20 +8,23 @@
 // where a 16-byte load or store would leave the row, are single moves. 12- and 24-byte pixels
 // (float32 / float64 RGB) go 48 bytes at a time through dword shuffles. A vertical flip alone
 // is a memcpy per row.
-// rotate90: dst (W x H) from src (H x W) in square tiles of pixels that fit in L1 with their
-// source rows; inside a tile, pixels of 1, 2, 4 or 8 bytes move as 16 x 16-byte blocks
-// transposed in registers (SSE2 unpacks), 3-byte pixels (RGB) as 16 x 16-pixel blocks split
-// into byte planes (pshufb) and transposed plane by plane, the rest (and the tile's edges) as
-// fixed-size moves.
+// rotate90: dst (W x H) from src (H x W) in square tiles of T x T pixels whose source and
+// destination fill at most 3/4 of the L1d (cpu_params; 64 for RGB with 32 KiB); inside a tile,
+// pixels of 1, 2, 4 or 8 bytes move as 16 x 16-byte blocks transposed in registers (SSE2
+// unpacks), 3-byte pixels (RGB) as blocks of dwords (each pixel padded by pshufb, 16 x 16 in
+// zmm registers with AVX-512, 8 x 8 in ymm with AVX2; SSE4.1: 16 x 16 pixels split into byte
+// planes), the rest (and the tile's edges) as fixed-size moves.
 // pad: per output row, the source row's span in one memcpy and the border pixels by the
 // column table (or the constant pixel); rows wholly outside copy the constant.
 // Rows (flip, pad) or row-tiles (rotate90) are split over the thread pool. Bytes moved: 2 per
 // byte.
+#include <algorithm>
 #include <cstring>
 
 #include "color/pixel_map.hpp"  // deinterleave3_u8 / interleave3_u8
 #include "common/shuffle.hpp"
 #include "common/simd.hpp"
+#include "imkern/cpu_params.hpp"
 #include "imkern/parallel.hpp"
 #include "imkern/transform.hpp"
 #if defined(__SSE2__)
@@ -177,10 +180,137 @@ IMKERN_ALWAYS_INLINE inline void transpose_block(const uint8_t* const* rows, int
   for (int m = 0; m < N; ++m) _mm_storeu_si128(reinterpret_cast<__m128i*>(out[m]), r[m]);
 }
 
-#if defined(__SSE4_1__)
+#if defined(__AVX512BW__)
+// RGB (3-byte) pixels, AVX-512: a 16 x 16 block as 16 x 16 dwords (one pixel and a pad
+// byte each), transposed in zmm registers. In: a 48-byte masked load per row, vpermd to put
+// each 4-pixel group's 12 bytes in its own 128-bit lane, pshufb to pad them to dwords. The
+// transpose: dword and qword unpacks within lanes (after which u[4b + q] lane L holds source
+// column 4L + q of rows 4b..4b+3), the pad bytes squeezed out within lanes (pshufb commutes
+// with moves of whole lanes), one shuffle_i32x4 pass, and a vpermt2d that both selects the
+// output row's four lanes and packs their 12-byte groups into 48 bytes. 112 shuffles per 256
+// pixels (the SSE4.1 plane split takes 480 on 128-bit registers). The store is 64 bytes when
+// `full` (the 16 bytes past the block are rewritten later by the same task: the block to the
+// right or the tile's scalar tail), else a 48-byte masked store.
+constexpr int kBlock3 = 16;
+constexpr bool kWideBlock4 = true;  // 4-byte pixels take the same dword blocks
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_block_dw(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
+                                                    bool full) {
+  static_assert(P == 3 || P == 4, "3- or 4-byte pixels");
+  const __m512i spread = _mm512_setr_epi32(0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8, 8, 9, 10, 11, 11);
+  const __m512i pad = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1));
+  const __m512i unpad = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+  __m512i r[16], t[16];
+  for (int i = 0; i < 16; ++i) {
+    if constexpr (P == 3)
+      r[i] = _mm512_shuffle_epi8(
+          _mm512_permutexvar_epi32(spread, _mm512_maskz_loadu_epi8(0xFFFFFFFFFFFFull, rows[i] + c * 3)), pad);
+    else
+      r[i] = _mm512_loadu_si512(rows[i] + c * 4);
+  }
+  for (int a = 0; a < 8; ++a) {
+    t[2 * a] = _mm512_unpacklo_epi32(r[2 * a], r[2 * a + 1]);
+    t[2 * a + 1] = _mm512_unpackhi_epi32(r[2 * a], r[2 * a + 1]);
+  }
+  auto squeeze = [&](__m512i v) IMKERN_ALWAYS_INLINE { return P == 3 ? _mm512_shuffle_epi8(v, unpad) : v; };
+  for (int b = 0; b < 4; ++b) {
+    r[4 * b] = squeeze(_mm512_unpacklo_epi64(t[4 * b], t[4 * b + 2]));
+    r[4 * b + 1] = squeeze(_mm512_unpackhi_epi64(t[4 * b], t[4 * b + 2]));
+    r[4 * b + 2] = squeeze(_mm512_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]));
+    r[4 * b + 3] = squeeze(_mm512_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]));
+  }
+  // v = lanes (0, 2) of u[q] and of u[4 + q], w the same of u[8 + q], u[12 + q]; odd: lanes (1, 3)
+  // output row 4L + q = lane L of u[q], u[4 + q], u[8 + q], u[12 + q]: lanes (L / 2 + {0, 2})
+  // of the even (L even) or odd (L odd) pair, 12 bytes (3 dwords; 4 for P = 4) each
+  const __m512i lo = P == 3 ? _mm512_setr_epi32(0, 1, 2, 8, 9, 10, 16, 17, 18, 24, 25, 26, 0, 0, 0, 0)
+                            : _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i hi = P == 3 ? _mm512_setr_epi32(4, 5, 6, 12, 13, 14, 20, 21, 22, 28, 29, 30, 0, 0, 0, 0)
+                            : _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  for (int q = 0; q < 4; ++q) {
+    const __m512i ve = _mm512_shuffle_i32x4(r[q], r[4 + q], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i vo = _mm512_shuffle_i32x4(r[q], r[4 + q], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512i we = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i wo = _mm512_shuffle_i32x4(r[8 + q], r[12 + q], _MM_SHUFFLE(3, 1, 3, 1));
+    // ve lanes: u[q].0, u[q].2, u[4+q].0, u[4+q].2; we likewise for u[8+q], u[12+q]. Row L = 0
+    // takes lanes 0 and 2 of ve (dwords 0-2, 8-10) then of we (16-18, 24-26); L = 2 lanes 1, 3
+    const __m512i o[4] = {_mm512_permutex2var_epi32(ve, lo, we), _mm512_permutex2var_epi32(vo, lo, wo),
+                          _mm512_permutex2var_epi32(ve, hi, we), _mm512_permutex2var_epi32(vo, hi, wo)};
+    for (int L = 0; L < 4; ++L) {
+      if (P == 4 || full) _mm512_storeu_si512(out[4 * L + q], o[L]);
+      else _mm512_mask_storeu_epi8(out[4 * L + q], 0xFFFFFFFFFFFFull, o[L]);
+    }
+  }
+}
+#elif defined(__AVX2__)
+// RGB (3-byte) pixels, AVX2: an 8 x 8 block as 8 x 8 dwords (one pixel and a pad byte each).
+// In: 16-byte loads at bytes 0 and 8 of the row's 24 (no byte past them), one pshufb padding
+// pixels 0-3 and 4-7 to dwords. The transpose: dword and qword unpacks within lanes (u[4b + q]
+// lane L then holds source column 4L + q of rows 4b..4b+3), the pad bytes squeezed out within
+// lanes; output row 4L + q is lane L of u[q] (12 bytes) then lane L of u[4 + q], stored as two
+// 16-byte stores at bytes 0 and 12. 48 shuffles per 64 pixels (the SSE4.1 plane split takes
+// 120). `full`: the 4 bytes past the 24 may be written (the same task rewrites them later).
+constexpr int kBlock3 = 8;
+constexpr bool kWideBlock4 = true;
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_block_dw(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
+                                                    bool full) {
+  static_assert(P == 3 || P == 4, "3- or 4-byte pixels");
+  const __m256i pad = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1, 4, 5, 6, -1, 7, 8, 9,
+                                       -1, 10, 11, 12, -1, 13, 14, 15, -1);
+  const __m256i unpad = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+  __m256i r[8], t[8];
+  for (int i = 0; i < 8; ++i) {
+    const uint8_t* p = rows[i] + c * P;
+    if constexpr (P == 3) {
+      const __m256i v = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)), 1);
+      r[i] = _mm256_shuffle_epi8(v, pad);
+    } else {
+      r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    }
+  }
+  for (int a = 0; a < 4; ++a) {
+    t[2 * a] = _mm256_unpacklo_epi32(r[2 * a], r[2 * a + 1]);
+    t[2 * a + 1] = _mm256_unpackhi_epi32(r[2 * a], r[2 * a + 1]);
+  }
+  auto squeeze = [&](__m256i v) IMKERN_ALWAYS_INLINE { return P == 3 ? _mm256_shuffle_epi8(v, unpad) : v; };
+  for (int b = 0; b < 2; ++b) {
+    r[4 * b] = squeeze(_mm256_unpacklo_epi64(t[4 * b], t[4 * b + 2]));
+    r[4 * b + 1] = squeeze(_mm256_unpackhi_epi64(t[4 * b], t[4 * b + 2]));
+    r[4 * b + 2] = squeeze(_mm256_unpacklo_epi64(t[4 * b + 1], t[4 * b + 3]));
+    r[4 * b + 3] = squeeze(_mm256_unpackhi_epi64(t[4 * b + 1], t[4 * b + 3]));
+  }
+  for (int q = 0; q < 4; ++q) {
+    if constexpr (P == 4) {  // output row 4L + q: lane L of u[q], then lane L of u[4 + q]
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[q]), _mm256_permute2x128_si256(r[q], r[4 + q], 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[4 + q]), _mm256_permute2x128_si256(r[q], r[4 + q], 0x31));
+      continue;
+    }
+    for (int L = 0; L < 2; ++L) {
+      const __m128i a = L ? _mm256_extracti128_si256(r[q], 1) : _mm256_castsi256_si128(r[q]);
+      const __m128i b = L ? _mm256_extracti128_si256(r[4 + q], 1) : _mm256_castsi256_si128(r[4 + q]);
+      uint8_t* o = out[4 * L + q];
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), a);
+      if (full) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 12), b);
+      } else {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(o + 12), b);
+        const int32_t w = _mm_extract_epi32(b, 2);
+        std::memcpy(o + 20, &w, 4);
+      }
+    }
+  }
+}
+#elif defined(__SSE4_1__)
 // The same for 16 x 16 RGB (3-byte) pixels: each row split into three byte planes (pshufb),
 // the planes transposed as bytes, each output row interleaved back.
-IMKERN_ALWAYS_INLINE inline void transpose_block3(const uint8_t* const* rows, int64_t c, uint8_t* const* out) {
+constexpr int kBlock3 = 16;
+constexpr bool kWideBlock4 = false;  // 4-byte pixels: transpose_block<4>
+template <int P>
+IMKERN_ALWAYS_INLINE inline void transpose_block_dw(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
+                                                    bool) {
+  static_assert(P == 3, "3-byte pixels");
   __m128i r[16], g[16], b[16];
   for (int t = 0; t < 16; ++t) deinterleave3_u8(rows[t] + c * 3, r[t], g[t], b[t]);
   transpose_regs<1>(r);
@@ -194,8 +324,12 @@ IMKERN_ALWAYS_INLINE inline void transpose_block3(const uint8_t* const* rows, in
 
 void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int elem_bytes, int k) {
   const int64_t p = s.c * elem_bytes;
-  // a tile of T x T pixels reads T source rows of T pixels: keep the two tiles within ~16 KiB
-  const int64_t T = p <= 2 ? 64 : (p <= 8 ? 32 : 16);
+  // a tile of T x T pixels reads T source rows of T pixels and writes T rows of T: the largest
+  // multiple of 16 pixels (every block size divides it) whose two tiles fill at most 3/4 of
+  // the L1d, 16 to 128 (32 KiB: 96 for 1-byte pixels, 64 for RGB, 48 for 4 bytes, 32 for 8)
+  const int64_t l1 = std::max<int64_t>(cpu_params().strip_l1, 8192);
+  int64_t T = 16;
+  while (T < 128 && 2 * (T + 16) * (T + 16) * p <= l1 * 3 / 4) T += 16;
   const int64_t tiles_y = (d.h + T - 1) / T, blocks = s.n * tiles_y;
   const uint8_t* sp = static_cast<const uint8_t*>(src);
   uint8_t* dp = static_cast<uint8_t*>(dst);
@@ -221,7 +355,12 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
           int64_t ib = i0, jb = j1;  // the SIMD part: [i0, ib) x [j0, jb)
 #if defined(__SSE2__)
           if constexpr (P == 1 || P == 2 || P == 3 || P == 4 || P == 8) {
+#if defined(__SSE4_1__)
+            constexpr bool kDw = P == 3 || (P == 4 && kWideBlock4);  // transpose_block_dw
+            constexpr int N = kDw ? kBlock3 : 16 / P;
+#else
             constexpr int N = P == 3 ? 16 : 16 / P;
+#endif
             ib = i0 + (i1 - i0) / N * N;
             jb = j0 + (j1 - j0) / N * N;
             for (int64_t i = i0; i < ib; i += N)
@@ -233,7 +372,9 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
                 const int64_t c = k == 1 ? W - i - N : i;
                 for (int m = 0; m < N; ++m) outs[m] = out + (k == 1 ? i + N - 1 - m : i + m) * ds + j * P;
 #if defined(__SSE4_1__)
-                if constexpr (P == 3) transpose_block3(rows, c, outs);
+                // the wide stores of transpose_block_dw<3> may spill up to 16 bytes (6 pixels)
+                // past the block: only inside the row, onto pixels this task writes later
+                if constexpr (kDw) transpose_block_dw<P>(rows, c, outs, j + N + 6 <= d.w);
                 else transpose_block<P>(rows, c, outs);
 #else
                 if constexpr (P == 3) {

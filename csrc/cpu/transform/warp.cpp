@@ -19,9 +19,11 @@
 // kernel, so both devices give the same bits. Cost per output pixel: K^2 * C multiply-adds,
 // K^2 * C loads (gathered; the window of neighbouring outputs overlaps in cache).
 // Float-scheme bilinear uint8 with 1, 3 or 4 channels has vector rows on AVX2/AVX-512
-// (warp_u8_bilinear_row: a pass of offsets and fractions, then 8-byte loads per tap row,
-// a byte transpose and the same float lerps, 8 or 16 pixels at once; ~4-6 cycles per pixel
-// for 3 channels on Zen 4), the scalar loop for the pixels whose taps leave the image.
+// (warp_u8_bilinear_row: a pass of source points (affine: computed in that pass), offsets and
+// fractions, then 8-byte loads per tap row, a byte transpose and the same float lerps, 8 or
+// 16 pixels at once; ~5.5 (AVX-512) / ~7 (AVX2) cycles per RGB pixel on Zen 4, bound by the
+// vector pipes, not memory: a source held in L1 runs only ~7% faster), the scalar loop for
+// the pixels whose taps leave the image.
 // No contraction of a * b + c into fused multiply-adds anywhere in this file: the float
 // scheme spells out its fmas, and every ISA level (baseline has no FMA) and the CUDA kernel
 // must round the same way. (A per-function optimize attribute would do, but GCC then refuses
@@ -218,17 +220,27 @@ inline float cval_float(double cval) {
   }
 }
 
-// Source point of every pixel of output row y (float32, OpenCV's formula).
-void float_coords(const WarpSpec& w, int64_t y, int64_t n, float* FX,
-                                                               float* FY) {
+// The float32 terms of output row y's source points: sx = fma(m0, x, mx), sy = fma(m3, x, my)
+// (perspective: divided by fma(m6, x, mw)).
+struct RowTerms {
+  float m0, m3, m6, mx, my, mw;
+};
+inline RowTerms row_terms(const WarpSpec& w, int64_t y) {
   const double* m = w.m;
   const double yy = static_cast<double>(y);
   volatile double t1 = yy * m[1], t4 = yy * m[4], t7 = yy * m[7];
-  const float mx = static_cast<float>(t1 + m[2]), my = static_cast<float>(t4 + m[5]);
-  const float m0 = static_cast<float>(m[0]), m3 = static_cast<float>(m[3]);
+  return {static_cast<float>(m[0]), static_cast<float>(m[3]), static_cast<float>(m[6]),
+          static_cast<float>(t1 + m[2]), static_cast<float>(t4 + m[5]), static_cast<float>(t7 + m[8])};
+}
+
+// Source point of every pixel of output row y (float32, OpenCV's formula).
+void float_coords(const WarpSpec& w, int64_t y, int64_t n, float* FX,
+                                                               float* FY) {
+  const RowTerms r = row_terms(w, y);
+  const float m0 = r.m0, m3 = r.m3, mx = r.mx, my = r.my;
+  // x through int32 (the same float: the conversion vectorizes without AVX-512DQ)
+  const int32_t n32 = static_cast<int32_t>(std::min<int64_t>(n, INT32_MAX));
   if (!w.perspective) {
-    // x through int32 (the same float: the conversion vectorizes without AVX-512DQ)
-    const int32_t n32 = static_cast<int32_t>(std::min<int64_t>(n, INT32_MAX));
     for (int32_t x = 0; x < n32; ++x) {
       const float xf = static_cast<float>(x);
       FX[x] = std::fma(m0, xf, mx);
@@ -240,8 +252,14 @@ void float_coords(const WarpSpec& w, int64_t y, int64_t n, float* FX,
       FY[x] = std::fma(m3, xf, my);
     }
   } else {
-    const float mw = static_cast<float>(t7 + m[8]), m6 = static_cast<float>(m[6]);
-    for (int64_t x = 0; x < n; ++x) {
+    const float mw = r.mw, m6 = r.m6;
+    for (int32_t x = 0; x < n32; ++x) {
+      const float xf = static_cast<float>(x);
+      const float wv = std::fma(m6, xf, mw);
+      FX[x] = std::fma(m0, xf, mx) / wv;
+      FY[x] = std::fma(m3, xf, my) / wv;
+    }
+    for (int64_t x = n32; x < n; ++x) {
       const float xf = static_cast<float>(x);
       const float wv = std::fma(m6, xf, mw);
       FX[x] = std::fma(m0, xf, mx) / wv;
@@ -356,16 +374,20 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 //  1. warp_prep: per chunk, the byte offsets of the top-left taps, the fractions, and which
 //     lanes' 2 x 2 windows lie inside the image;
 //  2. warp_chunk: for a chunk with lanes inside, plain 8-byte loads per pixel and row (gathers
-//     are slow on several processors, Zen 4 included), a byte shuffle and a dword transpose to one
+//     are slow on several processors: four vpgatherdd per 16 pixels instead of the loads and
+//     the transpose took 1.4x the time on Zen 4), a byte shuffle and a dword transpose to one
 //     vector per tap, the lerps, and the result rounded by adding 2^23 (the sum's low byte
 //     is the value rounded half to even: the same as cvtps2dq, and the value lies in [0, 255]
 //     because each lerp stays between its float endpoints, so no clamp).
+// (Walking a thread's rows in column tiles of 64-256 pixels, to keep the source lines of
+// consecutive rows in L1, measured slower than whole rows on Zen 4.)
 constexpr int64_t kWarpBlock = 256;
 
-// 8 bytes at the top-left tap and 8 at the same place one row below.
-inline __m128i warp_win(const uint8_t* p, int64_t rs) {
-  const __m128i lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-  return _mm_castpd_si128(_mm_loadh_pd(_mm_castsi128_pd(lo), reinterpret_cast<const double*>(p + rs)));
+// 8 bytes at the top-left tap (row 0 at base0, offset o) and 8 at the same place one row below
+// (base1 = base0 + the row stride: both loads are base + index, no address arithmetic).
+inline __m128i warp_win(const uint8_t* base0, const uint8_t* base1, int32_t o) {
+  const __m128i lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(base0 + o));
+  return _mm_castpd_si128(_mm_loadh_pd(_mm_castsi128_pd(lo), reinterpret_cast<const double*>(base1 + o)));
 }
 
 // A window's bytes as dwords [p00, p01, p10, p11], C bytes each, zero-padded.
@@ -382,6 +404,7 @@ constexpr int64_t kWarpLanes = 16;
 using WVec = __m512;
 using WVeci = __m512i;
 inline WVec wv_load(const float* p) { return _mm512_loadu_ps(p); }
+inline WVec wv_zero() { return _mm512_setzero_ps(); }
 inline void wv_store(float* p, WVec v) { _mm512_storeu_ps(p, v); }
 inline WVec wv_floor(WVec v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
 inline WVeci wv_set1i(int32_t v) { return _mm512_set1_epi32(v); }
@@ -401,6 +424,7 @@ constexpr int64_t kWarpLanes = 8;
 using WVec = __m256;
 using WVeci = __m256i;
 inline WVec wv_load(const float* p) { return _mm256_loadu_ps(p); }
+inline WVec wv_zero() { return _mm256_setzero_ps(); }
 inline void wv_store(float* p, WVec v) { _mm256_storeu_ps(p, v); }
 inline WVec wv_floor(WVec v) { return _mm256_floor_ps(v); }
 inline WVeci wv_set1i(int32_t v) { return _mm256_set1_epi32(v); }
@@ -419,22 +443,68 @@ inline unsigned wv_finite(WVec v) {
 constexpr unsigned kAllLanes = 0xFF;
 #endif
 
-// Pass 1 over n (a multiple of kWarpLanes) pixels: per chunk the mask of lanes whose 2 x 2
-// window (and the 8 bytes each load reads) lies inside the image, the byte offsets of the
-// top-left taps (0 for the other lanes, so every load of a chunk is safe whatever those lanes'
-// coordinates) and the fractions; fill[k]: every lane outside by more than a pixel with a
-// constant border.
-template <int C>
-void warp_prep(const float* FX, const float* FY, int64_t n, int64_t W, int64_t H, int64_t row_stride, bool constant,
-               int32_t* OFF, float* AX, float* AY, uint32_t* inside, uint8_t* fill) {
+// Pass 1 over n (a multiple of kWarpLanes) pixels from x0: per chunk the mask of lanes whose
+// 2 x 2 window (and the 8 bytes each load reads) lies inside the image, the byte offsets of
+// the top-left taps (0 for the other lanes, so every load of a chunk is safe whatever those
+// lanes' coordinates) and the fractions; fill[k]: every lane outside by more than a pixel with
+// a constant border. Affine: the source points are computed here (float_coords' fmas, the
+// same bits) and stored to FX/FY for float_row; perspective: read from FX/FY.
+template <int C, bool kAffine>
+void warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, int64_t W, int64_t H,
+               int64_t row_stride, bool constant, int32_t* OFF, float* AX, float* AY, uint32_t* inside,
+               uint8_t* fill) {
   // inside: 0 <= fx0, fx0 * C + C + 8 <= W * C (the last byte a load reads), 0 <= fy0 <= H - 2
   // (compared in float: NaN and huge values fail)
   const float xmax = static_cast<float>(W - (8 + C - 1) / C), ymax = static_cast<float>(H - 2);
   const WVeci rs = wv_set1i(static_cast<int32_t>(row_stride));
+#if defined(__AVX512F__)
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512 m0 = _mm512_set1_ps(rt.m0), m3 = _mm512_set1_ps(rt.m3), mx = _mm512_set1_ps(rt.mx),
+               my = _mm512_set1_ps(rt.my);
+#else
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 m0 = _mm256_set1_ps(rt.m0), m3 = _mm256_set1_ps(rt.m3), mx = _mm256_set1_ps(rt.mx),
+               my = _mm256_set1_ps(rt.my);
+#endif
+  // the lanes' x as floats, stepped by kWarpLanes: exact, the same floats as float_coords'
+  // (the caller keeps the row under 2^24 pixels on this path)
+#if defined(__AVX512F__)
+  __m512 xf = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(x0)), iota));
+  const __m512 step = _mm512_set1_ps(static_cast<float>(kWarpLanes));
+#else
+  __m256 xf = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(x0)), iota));
+  const __m256 step = _mm256_set1_ps(static_cast<float>(kWarpLanes));
+#endif
   for (int64_t x = 0, k = 0; x < n; x += kWarpLanes, ++k) {
-    const WVec sx = wv_load(FX + x), sy = wv_load(FY + x);
+    WVec sx = wv_zero(), sy = wv_zero();
+    if constexpr (kAffine) {
+#if defined(__AVX512F__)
+      sx = _mm512_fmadd_ps(m0, xf, mx);
+      sy = _mm512_fmadd_ps(m3, xf, my);
+      xf = _mm512_add_ps(xf, step);
+#else
+      sx = _mm256_fmadd_ps(m0, xf, mx);
+      sy = _mm256_fmadd_ps(m3, xf, my);
+      xf = _mm256_add_ps(xf, step);
+#endif
+    } else {
+      (void)xf, (void)step;
+      (void)m0, (void)m3, (void)mx, (void)my, (void)iota;
+      sx = wv_load(FX + x0 + x);
+      sy = wv_load(FY + x0 + x);
+    }
     const WVec fx0 = wv_floor(sx), fy0 = wv_floor(sy);
+#if defined(__AVX512F__)
     const unsigned in = wv_within(fx0, 0.f, xmax) & wv_within(fy0, 0.f, ymax);
+#else
+    // the lanes inside as a vector mask too (zeroes the other lanes' offsets)
+    const __m256 keep =
+        _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(fx0, _mm256_setzero_ps(), _CMP_GE_OQ),
+                                    _mm256_cmp_ps(fx0, _mm256_set1_ps(xmax), _CMP_LE_OQ)),
+                      _mm256_and_ps(_mm256_cmp_ps(fy0, _mm256_setzero_ps(), _CMP_GE_OQ),
+                                    _mm256_cmp_ps(fy0, _mm256_set1_ps(ymax), _CMP_LE_OQ)));
+    const unsigned in = static_cast<unsigned>(_mm256_movemask_ps(keep));
+#endif
     inside[k] = in;
     fill[k] = in == 0 && constant &&
               (wv_outside(fx0, -1.f, static_cast<float>(W)) | wv_outside(fy0, -1.f, static_cast<float>(H))) == kAllLanes &&
@@ -453,9 +523,7 @@ void warp_prep(const float* FX, const float* FY, int64_t n, int64_t W, int64_t H
     const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_cvttps_epi32(fy0), rs),
                                          _mm256_mullo_epi32(_mm256_cvttps_epi32(fx0), _mm256_set1_epi32(C)));
     // lanes outside read at offset 0 (inside the image when any lane is)
-    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    const __m256i keep = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int32_t>(in)), lane_bit), lane_bit);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(OFF + x), _mm256_and_si256(off, keep));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(OFF + x), _mm256_and_si256(off, _mm256_castps_si256(keep)));
 #endif
   }
 }
@@ -465,17 +533,17 @@ void warp_prep(const float* FX, const float* FY, int64_t n, int64_t W, int64_t H
 // transpose within 128-bit lanes, after which lane L of each tap vector holds pixels
 // 4 L .. 4 L + 3: natural order.
 template <int C>
-inline void warp_chunk(const uint8_t* base, int64_t rs, const int32_t* o, const float* AX, const float* AY,
+inline void warp_chunk(const uint8_t* base, const uint8_t* base1, const int32_t* o, const float* AX, const float* AY,
                        uint8_t* out) {
 #if defined(__AVX512F__)
   const __m512i ctl = _mm512_broadcast_i32x4(warp_win_ctl<C>());
   __m512i r[4];
   for (int j = 0; j < 4; ++j) {
-    __m512i v = _mm512_castsi128_si512(warp_win(base + o[j], rs));
-    v = _mm512_inserti32x4(v, warp_win(base + o[4 + j], rs), 1);
-    v = _mm512_inserti32x4(v, warp_win(base + o[8 + j], rs), 2);
-    v = _mm512_inserti32x4(v, warp_win(base + o[12 + j], rs), 3);
-    r[j] = C == 4 ? v : _mm512_shuffle_epi8(v, ctl);
+    __m512i v = _mm512_castsi128_si512(warp_win(base, base1, o[j]));
+    v = _mm512_inserti32x4(v, warp_win(base, base1, o[4 + j]), 1);
+    v = _mm512_inserti32x4(v, warp_win(base, base1, o[8 + j]), 2);
+    v = _mm512_inserti32x4(v, warp_win(base, base1, o[12 + j]), 3);
+    r[j] = C == 1 ? _mm512_shuffle_epi8(v, ctl) : v;
   }
   const __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]), t1 = _mm512_unpackhi_epi32(r[0], r[1]);
   const __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]), t3 = _mm512_unpackhi_epi32(r[2], r[3]);
@@ -492,8 +560,17 @@ inline void warp_chunk(const uint8_t* base, int64_t rs, const int32_t* o, const 
       if (c == C - 1) return c == 0 ? t : _mm512_srli_epi32(t, 8 * c);
       return c == 0 ? _mm512_and_si512(t, m8) : _mm512_and_si512(_mm512_srli_epi32(t, 8 * c), m8);
     };
-    const __m512 p00 = _mm512_cvtepi32_ps(ext(a0)), p01 = _mm512_cvtepi32_ps(ext(b0));
-    const __m512 p10 = _mm512_cvtepi32_ps(ext(a1)), p11 = _mm512_cvtepi32_ps(ext(b1));
+    // 3 channels: no byte shuffle, the dwords are the window's raw bytes (a = bytes 0-3 of
+    // the row's 8, b = bytes 4-7): byte k of the row, zero-extended
+    auto byte3 = [&](__m512i a, __m512i b, int k) {
+      const __m512i t = k < 4 ? a : b;
+      k &= 3;
+      return k == 3 ? _mm512_srli_epi32(t, 24) : _mm512_and_si512(k ? _mm512_srli_epi32(t, 8 * k) : t, m8);
+    };
+    const __m512 p00 = _mm512_cvtepi32_ps(C == 3 ? byte3(a0, b0, c) : ext(a0));
+    const __m512 p01 = _mm512_cvtepi32_ps(C == 3 ? byte3(a0, b0, 3 + c) : ext(b0));
+    const __m512 p10 = _mm512_cvtepi32_ps(C == 3 ? byte3(a1, b1, c) : ext(a1));
+    const __m512 p11 = _mm512_cvtepi32_ps(C == 3 ? byte3(a1, b1, 3 + c) : ext(b1));
     const __m512 v0 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p01, p00), p00);
     const __m512 v1 = _mm512_fmadd_ps(ax, _mm512_sub_ps(p11, p10), p10);
     const __m512 v = _mm512_fmadd_ps(ay, _mm512_sub_ps(v1, v0), v0);
@@ -520,8 +597,8 @@ inline void warp_chunk(const uint8_t* base, int64_t rs, const int32_t* o, const 
   __m256i r[4];
   for (int j = 0; j < 4; ++j) {
     const __m256i v =
-        _mm256_inserti128_si256(_mm256_castsi128_si256(warp_win(base + o[j], rs)), warp_win(base + o[4 + j], rs), 1);
-    r[j] = C == 4 ? v : _mm256_shuffle_epi8(v, ctl);
+        _mm256_inserti128_si256(_mm256_castsi128_si256(warp_win(base, base1, o[j])), warp_win(base, base1, o[4 + j]), 1);
+    r[j] = C == 1 ? _mm256_shuffle_epi8(v, ctl) : v;
   }
   const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
   const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
@@ -536,8 +613,15 @@ inline void warp_chunk(const uint8_t* base, int64_t rs, const int32_t* o, const 
       if (c == C - 1) return c == 0 ? t : _mm256_srli_epi32(t, 8 * c);
       return c == 0 ? _mm256_and_si256(t, m8) : _mm256_and_si256(_mm256_srli_epi32(t, 8 * c), m8);
     };
-    const __m256 p00 = _mm256_cvtepi32_ps(ext(a0)), p01 = _mm256_cvtepi32_ps(ext(b0));
-    const __m256 p10 = _mm256_cvtepi32_ps(ext(a1)), p11 = _mm256_cvtepi32_ps(ext(b1));
+    auto byte3 = [&](__m256i a, __m256i b, int k) {  // as the AVX-512 code
+      const __m256i t = k < 4 ? a : b;
+      k &= 3;
+      return k == 3 ? _mm256_srli_epi32(t, 24) : _mm256_and_si256(k ? _mm256_srli_epi32(t, 8 * k) : t, m8);
+    };
+    const __m256 p00 = _mm256_cvtepi32_ps(C == 3 ? byte3(a0, b0, c) : ext(a0));
+    const __m256 p01 = _mm256_cvtepi32_ps(C == 3 ? byte3(a0, b0, 3 + c) : ext(b0));
+    const __m256 p10 = _mm256_cvtepi32_ps(C == 3 ? byte3(a1, b1, c) : ext(a1));
+    const __m256 p11 = _mm256_cvtepi32_ps(C == 3 ? byte3(a1, b1, 3 + c) : ext(b1));
     const __m256 v0 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p01, p00), p00);
     const __m256 v1 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p11, p10), p10);
     const __m256 v = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
@@ -566,9 +650,9 @@ inline void warp_chunk(const uint8_t* base, int64_t rs, const int32_t* o, const 
 // A row of float-scheme bilinear uint8 samples (the caller checks that the image's extent
 // fits int32 byte offsets). A chunk with some lanes inside runs the vector code for all of
 // them, then float_row redoes the others (cval, the border rule, the right edge).
-template <int C>
-void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_t* out, int64_t n, const float* FX,
-                          const float* FY, Border border, float cv) {
+template <int C, bool kAffine>
+void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_t* out, int64_t n, float* FX,
+                          float* FY, const RowTerms& rt, Border border, float cv) {
   constexpr int64_t L = kWarpLanes;
   alignas(64) int32_t OFF[kWarpBlock];
   alignas(64) float AX[kWarpBlock], AY[kWarpBlock];
@@ -578,13 +662,20 @@ void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_
   const bool constant = border == Border::constant;
   const uint8_t cvt = static_cast<uint8_t>(cv);
   auto scalar = [&](int64_t x0, int64_t x1) {
+    if constexpr (kAffine) {  // the source points of these pixels (float_coords' formula)
+      for (int64_t x = x0; x < x1; ++x) {
+        const float xf = static_cast<float>(static_cast<int32_t>(x));
+        FX[x] = std::fma(rt.m0, xf, rt.mx);
+        FY[x] = std::fma(rt.m3, xf, rt.my);
+      }
+    }
     float_row<uint8_t, C>(src, s, b, out + x0 * C, x1 - x0, FX + x0, FY + x0, Interp::bilinear, border, cv);
   };
   const int64_t nv = n / L * L;
   int64_t pending = 0;  // [pending, x): not yet written, for float_row
   for (int64_t x0 = 0; x0 < nv; x0 += kWarpBlock) {
     const int64_t m = std::min(kWarpBlock, nv - x0);
-    warp_prep<C>(FX + x0, FY + x0, m, s.w, s.h, s.row_stride, constant, OFF, AX, AY, inside, fill);
+    warp_prep<C, kAffine>(FX, FY, x0, m, rt, s.w, s.h, s.row_stride, constant, OFF, AX, AY, inside, fill);
     for (int64_t i = 0; i < m; i += L) {
       const unsigned in = inside[i / L];
       const int64_t x = x0 + i;
@@ -595,7 +686,8 @@ void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_
         std::memset(out + x * C, cvt, L * C);
         continue;
       }
-      warp_chunk<C>(base, s.row_stride, OFF + i, AX + i, AY + i, out + x * C);
+      warp_chunk<C>(base, base + s.row_stride, OFF + i, AX + i, AY + i, out + x * C);
+      if (in == kAllLanes) continue;
       for (int64_t j = 0; j < L;) {  // runs of lanes outside
         if (in >> j & 1) { ++j; continue; }
         int64_t e = j + 1;
@@ -621,9 +713,10 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
   const int64_t rows = d.n * d.h;
   // the vector bilinear uint8 rows gather with int32 byte offsets from the image's row 0
   const bool simd_ok = !w.fixed && w.interp == Interp::bilinear && s.h >= 2 && s.w >= 2 &&
-                       (std::abs(s.row_stride) + 8) * s.h + 16 < (int64_t(1) << 31);
+                       (std::abs(s.row_stride) + 8) * s.h + 16 < (int64_t(1) << 31) && d.w < (int64_t(1) << 24);
   (void)simd_ok;
-  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(64, rows / (4 * std::max(1, get_num_threads()))));
+  // chunks of at most 16 rows: enough of them for the threads to finish together
+  const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(16, rows / (4 * std::max(1, get_num_threads()))));
   parallel_for(0, rows, grain, [&](int64_t t0, int64_t t1) {
     int32_t* X = thread_scratch<int32_t>(0, static_cast<size_t>(d.w));
     int32_t* Y = thread_scratch<int32_t>(1, static_cast<size_t>(d.w));
@@ -633,14 +726,26 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
       const int64_t b = t / d.h, y = t % d.h;
       T* out = row_ptr<T>(dst, d, b, y);
       if (!w.fixed) {
-        float_coords(w, y, d.w, FX, FY);
 #if defined(__AVX512F__) || defined(__AVX2__)
         if constexpr (std::is_same<T, uint8_t>::value) {
-          if (simd_ok && s.c == 3) { warp_u8_bilinear_row<3>(src, s, b, out, d.w, FX, FY, w.border, cvf); continue; }
-          if (simd_ok && s.c == 4) { warp_u8_bilinear_row<4>(src, s, b, out, d.w, FX, FY, w.border, cvf); continue; }
-          if (simd_ok && s.c == 1) { warp_u8_bilinear_row<1>(src, s, b, out, d.w, FX, FY, w.border, cvf); continue; }
+          if (simd_ok && (s.c == 3 || s.c == 4 || s.c == 1)) {
+            const RowTerms rt = row_terms(w, y);
+            // affine: the vector rows compute the source points themselves
+            if (w.perspective) float_coords(w, y, d.w, FX, FY);
+            auto row = [&](auto cc, auto affine) {
+              warp_u8_bilinear_row<decltype(cc)::value, decltype(affine)::value>(src, s, b, out, d.w, FX, FY, rt,
+                                                                                w.border, cvf);
+            };
+            using yes = std::true_type;
+            using no = std::false_type;
+            if (s.c == 3) w.perspective ? row(std::integral_constant<int, 3>{}, no{}) : row(std::integral_constant<int, 3>{}, yes{});
+            else if (s.c == 4) w.perspective ? row(std::integral_constant<int, 4>{}, no{}) : row(std::integral_constant<int, 4>{}, yes{});
+            else w.perspective ? row(std::integral_constant<int, 1>{}, no{}) : row(std::integral_constant<int, 1>{}, yes{});
+            continue;
+          }
         }
 #endif
+        float_coords(w, y, d.w, FX, FY);
         if (s.c == 3) float_row<T, 3>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
         else if (s.c == 1) float_row<T, 1>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);
         else if (s.c == 4) float_row<T, 4>(src, s, b, out, d.w, FX, FY, w.interp, w.border, cvf);

@@ -1,13 +1,14 @@
 // Bilateral filter on CUDA, OpenCV's definition (see csrc/cpu/filters/bilateral.cpp): disc
-// window of radius r, Gaussian space weights, L1 color distance, color weights from a table
-// (uint8: one entry per integer distance; float32: 4096 bins per channel over the padded
-// image's value range, linearly interpolated; a flat float image is copied).
+// window of radius r, Gaussian space weights, L1 color distance, color weights exp(-t^2 /
+// (2 sigma_color^2)) (uint8: a table of one entry per integer distance; float32: expf of the
+// distance, the exact weights as on the CPU; a flat float image is copied, as OpenCV does).
 //
-// Kernels: (float32 only) a per-image min/max reduction (atomics on
-// order-preserving integer keys, one pair per image) and a table build per image on the device, so nothing goes
-// back to the host; then one thread per pixel walks the window offsets (a device table of
+// Kernels: (float32 only) a per-image min/max reduction (atomics on order-preserving integer
+// keys, one pair per image) and the flat flag per image on the device, so nothing goes back
+// to the host; then one thread per pixel walks the window offsets (a device table of
 // (dy, dx, space weight)), loading neighbors through L1 (a warp reads consecutive pixels).
 // Loads per pixel: C x (number of offsets, ~0.785 d^2); FLOPs ~ (4 + 3C) per offset.
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <vector>
@@ -20,8 +21,6 @@ namespace cuda {
 
 namespace {
 
-
-constexpr int kBinsPerChannel = 1 << 12;
 
 struct Offset {
   int dy, dx;
@@ -54,35 +53,24 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Per image: flat flag, scale and the interpolation table (nb + 2 entries) from min/max.
+// Per image: the flat flag (max - min < FLT_EPSILON over the padded image) from min/max.
 __global__ void __launch_bounds__(kThreads)
-    table_kernel(const unsigned* __restrict__ mm, float* __restrict__ lut, float* __restrict__ scale,
-                 int* __restrict__ flat, int n, int C, bool constant_border, float gc) {
-  const int nb = kBinsPerChannel * C;
-  for (int b = blockIdx.x; b < n; b += gridDim.x) {
+    flat_kernel(const unsigned* __restrict__ mm, int* __restrict__ flat, int n, bool constant_border) {
+  for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < n; b += gridDim.x * blockDim.x) {
     float mn = funkey(mm[2 * b]), mx = funkey(mm[2 * b + 1]);
     if (constant_border) {
       mn = fminf(mn, 0.f);
       mx = fmaxf(mx, 0.f);
     }
-    const bool is_flat = !(fabsf(mn - mx) >= FLT_EPSILON);
-    const float sc = is_flat ? 0.f : nb / ((mx - mn) * C);
-    if (threadIdx.x == 0) {
-      flat[b] = is_flat;
-      scale[b] = sc;
-    }
-    for (int i = threadIdx.x; i < nb + 2; i += blockDim.x) {
-      const float val = is_flat ? 0.f : i / sc;
-      lut[static_cast<int64_t>(b) * (nb + 2) + i] = expf(val * val * gc);
-    }
+    flat[b] = !(fabsf(mn - mx) >= FLT_EPSILON);
   }
 }
 
 template <typename T, int C>
 __global__ void __launch_bounds__(kThreads)
     bilateral_kernel(const T* __restrict__ src, T* __restrict__ dst, Geom g, const Offset* __restrict__ offs, int maxk,
-                     Border border, const float* __restrict__ lut, int64_t lut_stride, const float* __restrict__ scale,
-                     const int* __restrict__ flat, int nbins, int64_t total) {
+                     Border border, const float* __restrict__ lut, float gc, const int* __restrict__ flat,
+                     int64_t total) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t x = i % g.w, row = i / g.w;
@@ -95,8 +83,6 @@ __global__ void __launch_bounds__(kThreads)
       for (int c = 0; c < C; ++c) out[c] = center[c];
       continue;
     }
-    const float* tb = is_u8 ? lut : lut + b * lut_stride;
-    const float sc = is_u8 ? 1.f : scale[b];
     float v0[C], sum[C];
     for (int c = 0; c < C; ++c) {
       v0[c] = static_cast<float>(center[c]);
@@ -113,16 +99,7 @@ __global__ void __launch_bounds__(kThreads)
         v[c] = (yy < 0 || xx < 0) ? 0.f : static_cast<float>(sb[yy * g.s_rs + xx * C + c]);
         dist += fabsf(v[c] - v0[c]);
       }
-      float cw;
-      if (is_u8) {
-        cw = tb[static_cast<int>(dist)];
-      } else {
-        float alpha = dist * sc;
-        alpha = alpha < static_cast<float>(nbins) ? alpha : static_cast<float>(nbins);  // NaN -> last bin
-        const int idx = static_cast<int>(alpha);
-        const float frac = alpha - idx;
-        cw = tb[idx] + frac * (tb[idx + 1] - tb[idx]);
-      }
+      const float cw = is_u8 ? lut[static_cast<int>(dist)] : expf(dist * dist * gc);
       const float w = cw * o.w;
       for (int c = 0; c < C; ++c) sum[c] += v[c] * w;
       wsum += w;
@@ -134,7 +111,8 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T, int C>
 void run_typed(const T* src, T* dst, const Geom& g, int r, double sigma_color, double sigma_space, Border border,
                cudaStream_t st) {
-  const float gc = static_cast<float>(-0.5 / (sigma_color * sigma_color));
+  // finite, so that a distance of 0 gives the weight 1 (not NaN) whatever sigma_color
+  const float gc = static_cast<float>(std::max(-0.5 / (sigma_color * sigma_color), -static_cast<double>(FLT_MAX)));
   const float gs = static_cast<float>(-0.5 / (sigma_space * sigma_space));
   std::vector<Offset> offs;
   for (int i = -r; i <= r; ++i)
@@ -157,11 +135,10 @@ void run_typed(const T* src, T* dst, const Geom& g, int r, double sigma_color, d
     IMKERN_CUDA_CHECK(cudaMemcpyAsync(dlut.get<float>(), table.data(), sizeof(float) * table.size(),
                                       cudaMemcpyHostToDevice, st));
     bilateral_kernel<T, C><<<grid, kThreads, 0, st>>>(src, dst, g, doffs.get<Offset>(), maxk, border,
-                                                      dlut.get<float>(), 0, nullptr, nullptr, 256 * C, total);
+                                                      dlut.get<float>(), 0.f, nullptr, total);
     IMKERN_CUDA_CHECK_LAUNCH();
     dlut.release();
   } else {
-    const int nb = kBinsPerChannel * C;
     const int64_t per_image = checked_mul(g.h, g.wc), elems = checked_mul(g.n, per_image);
     std::vector<unsigned> init(static_cast<size_t>(2 * g.n));
     for (int64_t b = 0; b < g.n; ++b) {
@@ -175,21 +152,14 @@ void run_typed(const T* src, T* dst, const Geom& g, int r, double sigma_color, d
         reinterpret_cast<const float*>(src), g, mm.get<unsigned>(), per_image, elems);
     IMKERN_CUDA_CHECK_LAUNCH();
     if (g.n > 0x7fffffff) throw std::overflow_error("imkern: bilateral: batch too large");
-    const int64_t lut_stride = nb + 2;
-    DeviceBuffer dlut(static_cast<size_t>(checked_mul(checked_mul(g.n, lut_stride), 4)), st);
-    DeviceBuffer dscale(sizeof(float) * static_cast<size_t>(g.n), st);
     DeviceBuffer dflat(sizeof(int) * static_cast<size_t>(g.n), st);
-    table_kernel<<<grid_for(g.n), kThreads, 0, st>>>(mm.get<unsigned>(), dlut.get<float>(), dscale.get<float>(),
-                                                      dflat.get<int>(), static_cast<int>(g.n), C,
-                                                      border == Border::constant, gc);
+    flat_kernel<<<grid_for(g.n), kThreads, 0, st>>>(mm.get<unsigned>(), dflat.get<int>(), static_cast<int>(g.n),
+                                                     border == Border::constant);
     IMKERN_CUDA_CHECK_LAUNCH();
-    bilateral_kernel<T, C><<<grid, kThreads, 0, st>>>(src, dst, g, doffs.get<Offset>(), maxk, border,
-                                                      dlut.get<float>(), lut_stride, dscale.get<float>(),
-                                                      dflat.get<int>(), nb, total);
+    bilateral_kernel<T, C><<<grid, kThreads, 0, st>>>(src, dst, g, doffs.get<Offset>(), maxk, border, nullptr, gc,
+                                                      dflat.get<int>(), total);
     IMKERN_CUDA_CHECK_LAUNCH();
     dflat.release();
-    dscale.release();
-    dlut.release();
     mm.release();
   }
   doffs.release();

@@ -15,9 +15,14 @@
 // Cost per output element: 1 byte read (plus the (kh - 1) / TH halo rows and kw - 1 overlapping
 // reads from L1), 1 byte written; (TH + kh - 1) / TH * kw + kh integer multiply-adds;
 // shared memory: (TH + kh - 1) / TH writes and kh reads of 16 bits.
+// uint16 (cv2's 16-bit fixed point, csrc/cpu/filters/gaussian_u16.cpp): the same kernel with
+// taps in 16 fractional bits, h in 32 bits (shared rows of 32 bits) and the vertical sums in 64
+// bits, out = (v + 2^31) >> 32.
 // Not yet run on a GPU (written and compiled without one; the tests compare it with the CPU
 // kernels bit for bit when a GPU is present).
-// Variants: one kernel; kh, kw <= kMaxGaussU8Taps (63), TH = 16.
+// Variants: uint8 (kh, kw <= kMaxGaussU8Taps, 63) and uint16 (<= kMaxGaussU16Taps, 33); TH = 16.
+#include <string>
+
 #include "common/common.cuh"
 #include "imkern/filters.hpp"
 
@@ -35,10 +40,32 @@ struct GaussTaps {
   int kh, kw;
 };
 
-__global__ void __launch_bounds__(kThreads) gaussian_u8_kernel(const uint8_t* __restrict__ src, uint8_t* __restrict__ dst,
-                                                               Geom g, GaussTaps t, Border border, int cval,
-                                                               int64_t tiles_x, int64_t tiles_y) {
-  extern __shared__ uint16_t hs[];  // (kTileH + kh - 1) rows x kTileW
+// The integer types of each image type: H, the horizontal sums (exact: at most max * 2^Bits);
+// V, the vertical sums (at most max * 2^(2 Bits)).
+template <typename T>
+struct Fixed;
+template <>
+struct Fixed<uint8_t> {
+  using H = uint16_t;
+  using V = uint32_t;
+  static constexpr int kBits = 8;
+};
+template <>
+struct Fixed<uint16_t> {
+  using H = uint32_t;
+  using V = uint64_t;
+  static constexpr int kBits = 16;
+};
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) gaussian_fixed_kernel(const T* __restrict__ src, T* __restrict__ dst,
+                                                                  Geom g, GaussTaps t, Border border, int cval,
+                                                                  int64_t tiles_x, int64_t tiles_y) {
+  using H = typename Fixed<T>::H;
+  using V = typename Fixed<T>::V;
+  constexpr int kBits = Fixed<T>::kBits;
+  extern __shared__ __align__(16) unsigned char smem[];
+  H* const hs = reinterpret_cast<H*>(smem);  // (kTileH + kh - 1) rows x kTileW
   const int tid = threadIdx.x;
   const int ay = t.kh / 2, ax = t.kw / 2;
   const int rows_in = kTileH + t.kh - 1;
@@ -48,7 +75,7 @@ __global__ void __launch_bounds__(kThreads) gaussian_u8_kernel(const uint8_t* __
     const int64_t rem = tile - b * tiles_x * tiles_y;
     const int64_t y0 = (rem / tiles_x) * kTileH;
     const int64_t e = (rem % tiles_x) * kTileW + tid;  // this thread's row element
-    const uint8_t* sb = src + b * g.s_bs;
+    const T* sb = src + b * g.s_bs;
     const bool live = e < g.wc;
     // 1. horizontal pass of the source rows y0 - ay ... y0 + kTileH - 1 + (kh - 1 - ay)
     for (int r = 0; r < rows_in; ++r) {
@@ -56,9 +83,9 @@ __global__ void __launch_bounds__(kThreads) gaussian_u8_kernel(const uint8_t* __
       uint32_t h = 0;
       if (live) {
         if (sy < 0) {
-          h = static_cast<uint32_t>(cval) * 256u;  // a whole constant row: the taps sum to 256
+          h = static_cast<uint32_t>(cval) << kBits;  // a whole constant row: the taps sum to 2^kBits
         } else {
-          const uint8_t* row = sb + sy * g.s_rs;
+          const T* row = sb + sy * g.s_rs;
           const int64_t base = e - static_cast<int64_t>(ax) * g.c;
           for (int j = 0; j < t.kw; ++j) {
             const int64_t xo = src_col(base + j * g.c, g, border);
@@ -67,16 +94,16 @@ __global__ void __launch_bounds__(kThreads) gaussian_u8_kernel(const uint8_t* __
           }
         }
       }
-      hs[r * kTileW + tid] = static_cast<uint16_t>(h);
+      hs[r * kTileW + tid] = static_cast<H>(h);
     }
     __syncthreads();
     // 2. vertical pass
     if (live) {
-      uint8_t* db = dst + b * g.d_bs;
+      T* db = dst + b * g.d_bs;
       for (int r = 0; r < kTileH && y0 + r < g.h; ++r) {
-        uint32_t v = 1u << 15;
-        for (int i = 0; i < t.kh; ++i) v += static_cast<uint32_t>(t.ky[i]) * hs[(r + i) * kTileW + tid];
-        db[(y0 + r) * g.d_rs + e] = static_cast<uint8_t>(v >> 16);
+        V v = V(1) << (2 * kBits - 1);
+        for (int i = 0; i < t.kh; ++i) v += static_cast<V>(t.ky[i]) * hs[(r + i) * kTileW + tid];
+        db[(y0 + r) * g.d_rs + e] = static_cast<T>(v >> (2 * kBits));
       }
     }
     __syncthreads();  // the next tile reuses the shared rows
@@ -85,11 +112,14 @@ __global__ void __launch_bounds__(kThreads) gaussian_u8_kernel(const uint8_t* __
 
 }  // namespace
 
-void gaussian_u8_cuda(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const ImageDesc& d, const int32_t* ky,
-                      int kh, const int32_t* kx, int kw, Border border, int cval, void* stream) {
-  if (kh < 1 || kw < 1 || kh % 2 == 0 || kw % 2 == 0 || kh > kMaxGaussU8Taps || kw > kMaxGaussU8Taps)
-    throw std::invalid_argument("imkern: gaussian_u8 kernel sizes must be odd, 1 to 63");
-  if (cval < 0 || cval > 255) throw std::invalid_argument("imkern: gaussian_u8 cval must lie in 0..255");
+namespace {
+template <typename T>
+void launch_fixed(const T* src, const ImageDesc& s, T* dst, const ImageDesc& d, const int32_t* ky, int kh,
+                  const int32_t* kx, int kw, Border border, int cval, int max_taps, void* stream) {
+  constexpr int kMaxValue = (1 << (8 * sizeof(T))) - 1;
+  if (kh < 1 || kw < 1 || kh % 2 == 0 || kw % 2 == 0 || kh > max_taps || kw > max_taps)
+    throw std::invalid_argument("imkern: gaussian kernel sizes must be odd, 1 to " + std::to_string(max_taps));
+  if (cval < 0 || cval > kMaxValue) throw std::invalid_argument("imkern: gaussian cval out of the image type's range");
   if (!check_images(src, s, dst, d, kh, kw, kh / 2, kw / 2)) return;
   const Geom g = make_geom(s, d);
   GaussTaps t{};
@@ -98,10 +128,22 @@ void gaussian_u8_cuda(const uint8_t* src, const ImageDesc& s, uint8_t* dst, cons
   t.kh = kh, t.kw = kw;
   const int64_t tiles_x = ceil_div<int64_t>(g.wc, kTileW), tiles_y = ceil_div<int64_t>(g.h, kTileH);
   const int64_t tiles = checked_mul(checked_mul(tiles_x, tiles_y), g.n);
-  const size_t smem = static_cast<size_t>(kTileH + kh - 1) * kTileW * sizeof(uint16_t);  // <= 39 KiB
-  gaussian_u8_kernel<<<grid_blocks(tiles, 65535LL * 64), kThreads, smem, as_stream(stream)>>>(src, dst, g, t, border,
-                                                                                            cval, tiles_x, tiles_y);
+  // <= 39 KiB (uint8, 63 taps) or 48 KiB (uint16, 33 taps)
+  const size_t smem = static_cast<size_t>(kTileH + kh - 1) * kTileW * sizeof(typename Fixed<T>::H);
+  gaussian_fixed_kernel<T><<<grid_blocks(tiles, 65535LL * 64), kThreads, smem, as_stream(stream)>>>(
+      src, dst, g, t, border, cval, tiles_x, tiles_y);
   IMKERN_CUDA_CHECK_LAUNCH();
+}
+}  // namespace
+
+void gaussian_u8_cuda(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const ImageDesc& d, const int32_t* ky,
+                      int kh, const int32_t* kx, int kw, Border border, int cval, void* stream) {
+  launch_fixed<uint8_t>(src, s, dst, d, ky, kh, kx, kw, border, cval, kMaxGaussU8Taps, stream);
+}
+
+void gaussian_u16_cuda(const uint16_t* src, const ImageDesc& s, uint16_t* dst, const ImageDesc& d, const int32_t* ky,
+                       int kh, const int32_t* kx, int kw, Border border, int cval, void* stream) {
+  launch_fixed<uint16_t>(src, s, dst, d, ky, kh, kx, kw, border, cval, kMaxGaussU16Taps, stream);
 }
 
 }  // namespace cuda

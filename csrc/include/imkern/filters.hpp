@@ -172,3 +172,20 @@ void gaussian_u8_cuda(const uint8_t* src, const ImageDesc& s, uint8_t* dst, cons
                       int kh, const int32_t* kx, int kw, Border border, int cval, void* stream);
 }  // namespace cuda
 }  // namespace imkern
+
+// ---- uint16 Gaussian as cv2.GaussianBlur (csrc/cpu/filters/gaussian_u16.cpp, csrc/cuda/filters/
+// gaussian_u8.cu): the same contract with taps in 16 fractional bits, each kernel summing to
+// 65536 and symmetric (so every tap but the center is at most 32768);
+// h = sum_j kx[j] src(x + j - kw/2) (exact in 32 bits), out = (sum_i ky[i] h(y + i - kh/2) + 2^31) >> 32
+// (exact in 64 bits), cval 0..65535. The same bits on every ISA, thread count and device.
+namespace imkern {
+IMKERN_DECLARE_FOR_EACH_ISA(
+  void gaussian_u16(const uint16_t* src, const ImageDesc& s, uint16_t* dst, const ImageDesc& d, const int32_t* ky,
+                    int kh, const int32_t* kx, int kw, Border border, int cval);
+)
+namespace cuda {
+constexpr int kMaxGaussU16Taps = 33;  // kh, kw of the CUDA kernel (its shared rows of 32 bits: <= 48 KiB)
+void gaussian_u16_cuda(const uint16_t* src, const ImageDesc& s, uint16_t* dst, const ImageDesc& d, const int32_t* ky,
+                       int kh, const int32_t* kx, int kw, Border border, int cval, void* stream);
+}  // namespace cuda
+}  // namespace imkern

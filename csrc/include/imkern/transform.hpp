@@ -135,4 +135,10 @@ IMKERN_DECLARE_FOR_EACH_ISA(
   void pad(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int elem_bytes, const int64_t* rows,
            const int64_t* cols, int64_t left, const void* cval);
 )
+namespace cuda {
+// pad on CUDA (csrc/cuda/transform/basic.cu): the CPU pad's contract with device pointers (the
+// tables and the cval pixel on the device) and any column table.
+void pad_cuda(int elem_bytes, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const int64_t* rows,
+              const int64_t* cols, const void* cval, void* stream);
+}  // namespace cuda
 }  // namespace imkern

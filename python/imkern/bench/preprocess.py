@@ -34,6 +34,8 @@ def _color_setup(fn_name, cv_code, dtype=np.uint8):
         x: np.ndarray = np.random.default_rng(0).integers(0, 256, size=(H, W, 3), dtype=np.uint8)
         if dtype == np.float32:
             x = x.astype(np.float32) / np.float32(255)  # [0, 1] RGB for both (cv2's HSV H in degrees)
+        if fn_name == "hsv_to_rgb":
+            x[..., 0] %= 180  # valid uint8 hues (OpenCV's H in [0, 180))
         fn = getattr(imkern.color, fn_name)
         peers = {}
         cv2 = _cv2()
@@ -120,6 +122,7 @@ def _load_folder_setup(n=500, size=(224, 224)):
 CASES = [
     Case("rgb_to_gray uint8 2160x3840x3", "cpu", _color_setup("rgb_to_gray", "COLOR_RGB2GRAY"), bytes=4 * H * W),
     Case("rgb_to_hsv uint8 2160x3840x3", "cpu", _color_setup("rgb_to_hsv", "COLOR_RGB2HSV"), bytes=6 * H * W),
+    Case("hsv_to_rgb uint8 2160x3840x3", "cpu", _color_setup("hsv_to_rgb", "COLOR_HSV2RGB"), bytes=6 * H * W),
     Case("rgb_to_lab uint8 2160x3840x3", "cpu", _color_setup("rgb_to_lab", "COLOR_RGB2Lab"), bytes=6 * H * W),
     Case(
         "rgb_to_hsv float32 2160x3840x3",

@@ -12,16 +12,19 @@ H4, W4 = 2160, 3840
 H1, W1 = 1080, 1920
 
 
-def _img(shape):
-    return np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+def _img(shape, dtype=np.uint8):
+    rng = np.random.default_rng(0)
+    if np.dtype(dtype).kind == "f":
+        return rng.random(shape, dtype=dtype)
+    return rng.integers(0, np.iinfo(dtype).max + 1, size=shape, dtype=dtype)
 
 
-def _case(shape, out_shape, imkern_call, cv2_call=None, torch_call=None):
+def _case(shape, out_shape, imkern_call, cv2_call=None, torch_call=None, dtype=np.uint8):
     def setup():
         import imkern
 
-        x = _img(shape)
-        out = np.empty(out_shape, np.uint8)
+        x = _img(shape, dtype)
+        out = np.empty(out_shape, dtype)
         fn = lambda: imkern_call(imkern, x, out)
         peers = {}
         cv2 = optional_import("cv2")
@@ -39,6 +42,7 @@ def _case(shape, out_shape, imkern_call, cv2_call=None, torch_call=None):
 
 
 _AFFINE = np.array([[0.96, -0.17, 60.5], [0.17, 0.96, -120.25]])
+_PERSPECTIVE = np.array([[0.96, -0.17, 60.5], [0.17, 0.96, -120.25], [1e-5, 2e-5, 1.0]])
 
 CASES = [
     Case(
@@ -62,6 +66,42 @@ CASES = [
             lambda cv2, x, out: cv2.resize(x, (W4, H4), dst=out, interpolation=cv2.INTER_CUBIC),
         ),
         bytes=H4 * W4 * 3 + H1 * W1 * 3,
+    ),
+    Case(
+        "resize 1080x1920 bilinear float32 2160x3840x3",
+        "cpu",
+        _case(
+            (H4, W4, 3),
+            (H1, W1, 3),
+            lambda imkern, x, out: imkern.transform.resize(x, (H1, W1), out=out),
+            lambda cv2, x, out: cv2.resize(x, (W1, H1), dst=out, interpolation=cv2.INTER_LINEAR),
+            dtype=np.float32,
+        ),
+        bytes=4 * (H4 * W4 * 3 + H1 * W1 * 3),
+    ),
+    Case(
+        "resize 2160x3840 bicubic float32 1080x1920x3",
+        "cpu",
+        _case(
+            (H1, W1, 3),
+            (H4, W4, 3),
+            lambda imkern, x, out: imkern.transform.resize(x, (H4, W4), interpolation="bicubic", out=out),
+            lambda cv2, x, out: cv2.resize(x, (W4, H4), dst=out, interpolation=cv2.INTER_CUBIC),
+            dtype=np.float32,
+        ),
+        bytes=4 * (H4 * W4 * 3 + H1 * W1 * 3),
+    ),
+    Case(
+        "resize 540x960 bilinear uint8 2160x3840x3",
+        "cpu",
+        _case(
+            (H4, W4, 3),
+            (H4 // 4, W4 // 4, 3),
+            lambda imkern, x, out: imkern.transform.resize(x, (H4 // 4, W4 // 4), out=out),
+            lambda cv2, x, out: cv2.resize(x, (W4 // 4, H4 // 4), dst=out, interpolation=cv2.INTER_LINEAR),
+        ),
+        # the two source rows of every output row (half the image) and the output
+        bytes=H4 * W4 * 3 // 2 + (H4 // 4) * (W4 // 4) * 3,
     ),
     Case(
         "resize 224x224 area uint8 2160x3840x3",
@@ -96,6 +136,17 @@ CASES = [
             (H1, W1, 3),
             lambda imkern, x, out: imkern.transform.warp_affine(x, _AFFINE, (H1, W1), out=out),
             lambda cv2, x, out: cv2.warpAffine(x, _AFFINE, (W1, H1), dst=out, flags=cv2.INTER_LINEAR),
+        ),
+        bytes=2 * H1 * W1 * 3,
+    ),
+    Case(
+        "warp_perspective bilinear uint8 1080x1920x3",
+        "cpu",
+        _case(
+            (H1, W1, 3),
+            (H1, W1, 3),
+            lambda imkern, x, out: imkern.transform.warp_perspective(x, _PERSPECTIVE, (H1, W1), out=out),
+            lambda cv2, x, out: cv2.warpPerspective(x, _PERSPECTIVE, (W1, H1), dst=out, flags=cv2.INTER_LINEAR),
         ),
         bytes=2 * H1 * W1 * 3,
     ),

@@ -8,7 +8,7 @@ from .. import _arrays as A
 from .. import _core
 from .._borders import BORDER_CODES, parse_border
 from .._driver import run_image_op as _run
-from .._kernels import gaussian_kernels, gaussian_kernels_q8
+from .._kernels import gaussian_kernels, gaussian_kernels_q8, gaussian_kernels_q16
 
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 
@@ -273,10 +273,12 @@ def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cva
     derived from the size as OpenCV does. Without ``ksize`` the radius is
     ``int(truncate * sigma + 0.5)`` per axis, as scipy.ndimage.gaussian_filter.
 
-    A uint8 image with ``ksize`` (and a uint8 output) takes cv2.GaussianBlur's own fixed-point
-    algorithm and equals it bit for bit: the taps in 8 fractional bits (summing to 256), a
-    16-bit horizontal pass, a 32-bit vertical pass and ``(v + 2**15) >> 16``, all sums exact.
-    With ``border="constant"`` this needs a ``cval`` that is an integer in 0..255 (cv2's is 0);
+    A uint8 or uint16 image with ``ksize`` (and an output of its dtype) takes cv2.GaussianBlur's
+    own fixed-point algorithm and equals it bit for bit: for uint8 the taps in 8 fractional
+    bits (summing to 256), a 16-bit horizontal pass, a 32-bit vertical pass and
+    ``(v + 2**15) >> 16``; for uint16 the taps in 16 fractional bits, a 32-bit horizontal pass,
+    a 64-bit vertical pass and ``(v + 2**31) >> 32``; all sums exact. With
+    ``border="constant"`` this needs a ``cval`` that is an integer the dtype holds (cv2's is 0);
     another cval, another output dtype, or no ``ksize`` take the float32 separable filter
     (rounded to nearest at the end). ``sigma=(sy, sx)`` is cv2's ``sigmaY=sy, sigmaX=sx``, each
     sigma <= 0 derived from its own size.
@@ -294,26 +296,29 @@ def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cva
         100
     """
     sig, ksize, truncate = _gaussian_args(sigma, ksize, truncate)
-    if ksize is not None and _fixed_u8(image, dtype, border, cval):
-        ky, kx = gaussian_kernels_q8(sig, ksize)
+    if ksize is not None and _fixed(image, dtype, border, cval):
+        u8 = np.dtype(image.dtype) == np.uint8
+        ky, kx = (gaussian_kernels_q8 if u8 else gaussian_kernels_q16)(sig, ksize)
         if ky.min() >= 0 and kx.min() >= 0:  # (a negative center tap needs ksize in the hundreds)
-            return _gaussian_u8(image, ky, kx, border, cval, out)
+            return _gaussian_fixed(image, ky, kx, border, cval, out)
     ky, kx = gaussian_kernels(sig, ksize, truncate)
     return _sep(image, ky, kx, border, cval, out, dtype)
 
 
-_CUDA_MAX_GAUSS_U8_TAPS = 63  # imkern::cuda::kMaxGaussU8Taps (taps passed by value)
+# imkern::cuda::kMaxGaussU8Taps / kMaxGaussU16Taps (taps passed by value; 32-bit shared rows)
+_CUDA_MAX_GAUSS_FIXED_TAPS = {np.dtype(np.uint8): 63, np.dtype(np.uint16): 33}
 
 
-def _fixed_u8(image, dtype, border, cval) -> bool:
-    """Whether gaussian with ksize takes cv2's uint8 fixed-point algorithm (see its docstring)."""
+def _fixed(image, dtype, border, cval) -> bool:
+    """Whether gaussian with ksize takes cv2's uint8 / uint16 fixed-point algorithm (see its
+    docstring)."""
     dt = getattr(image, "dtype", None)
-    if dt is None or np.dtype(dt) != np.uint8 or _out_dtype(image, dtype) is not None:
+    if dt is None or np.dtype(dt) not in _CUDA_MAX_GAUSS_FIXED_TAPS or _out_dtype(image, dtype) is not None:
         return False
     if parse_border(border) != "constant":
         return True
     c = A.as_float(cval, "cval")
-    return 0 <= c <= 255 and c == int(c)
+    return 0 <= c <= np.iinfo(dt).max and c == int(c)
 
 
 def _trim_zeros(k: np.ndarray) -> np.ndarray:
@@ -326,19 +331,22 @@ def _trim_zeros(k: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(k[n : len(k) - n])
 
 
-def _gaussian_u8(image, ky: np.ndarray, kx: np.ndarray, border: str, cval, out):
+def _gaussian_fixed(image, ky: np.ndarray, kx: np.ndarray, border: str, cval, out):
     b = BORDER_CODES[parse_border(border)]
     c = int(A.as_float(cval, "cval")) if parse_border(border) == "constant" else 0
     ky, kx = _trim_zeros(ky), _trim_zeros(kx)
+    dt = np.dtype(image.dtype)
+    u8 = dt == np.uint8
+    cpu_kernel = _core.gaussian_u8 if u8 else _core.gaussian_u16
 
     def cpu(src, dst):
-        _core.gaussian_u8(src, dst, ky, kx, b, c)
+        cpu_kernel(src, dst, ky, kx, b, c)
 
     def cuda(code, src, dst, stream):
-        if max(len(ky), len(kx)) > _CUDA_MAX_GAUSS_U8_TAPS:
-            raise ValueError(
-                f"ksize: at most {_CUDA_MAX_GAUSS_U8_TAPS} for uint8 images on CUDA, got {(len(ky), len(kx))}"
-            )
-        _core.cuda_gaussian_u8(src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), ky, kx, b, c, stream)
+        most = _CUDA_MAX_GAUSS_FIXED_TAPS[dt]
+        if max(len(ky), len(kx)) > most:
+            raise ValueError(f"ksize: at most {most} for {dt} images on CUDA, got {(len(ky), len(kx))}")
+        kernel = _core.cuda_gaussian_u8 if u8 else _core.cuda_gaussian_u16
+        kernel(src.data.ptr, A.image_desc(src), dst.data.ptr, A.image_desc(dst), ky, kx, b, c, stream)
 
     return _run(image, out, cpu, cuda)

@@ -8,7 +8,7 @@ from typing import Any, Dict
 import numpy as np
 
 from .._borders import parse_border
-from .._kernels import gaussian_kernel_cv, gaussian_kernels, gaussian_kernels_q8
+from .._kernels import gaussian_kernel_cv, gaussian_kernels, gaussian_kernels_q8, gaussian_kernels_q16
 
 __all__ = ["correlate", "convolve", "sep_filter", "box", "gaussian"]
 
@@ -109,29 +109,40 @@ def box(image, size, *, normalize=True, border="reflect101", cval=0.0, out=None)
 def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cval=0.0, out=None):
     """Separable Gaussian; kernels as cv2.getGaussianKernel (ksize given) or scipy (truncate).
 
-    uint8 with ``ksize`` (and, for ``border="constant"``, a cval in 0..255 that is an integer) is
-    cv2.GaussianBlur's fixed-point algorithm (:func:`gaussian_fixed_u8`)."""
+    uint8 / uint16 with ``ksize`` (and, for ``border="constant"``, a cval in the dtype's range
+    that is an integer) is cv2.GaussianBlur's fixed-point algorithm (:func:`gaussian_fixed_u8`,
+    :func:`gaussian_fixed_u16`)."""
     sig = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma, sigma)
     if ksize is not None and np.isscalar(ksize):
         ksize = (ksize, ksize)
-    if ksize is not None and gaussian_is_fixed_u8(np.asarray(image).dtype, border, cval):
-        ky, kx = gaussian_kernels_q8(sig, tuple(ksize))
-        return gaussian_fixed_u8(image, ky, kx, border=border, cval=cval, out=out)
+    dt = np.asarray(image).dtype
+    if ksize is not None and gaussian_is_fixed(dt, border, cval):
+        if dt == np.uint8:
+            ky, kx = gaussian_kernels_q8(sig, tuple(ksize))
+            return gaussian_fixed_u8(image, ky, kx, border=border, cval=cval, out=out)
+        ky, kx = gaussian_kernels_q16(sig, tuple(ksize))
+        return gaussian_fixed_u16(image, ky, kx, border=border, cval=cval, out=out)
     ky, kx = gaussian_kernels(sig, ksize, truncate)
     return sep_filter(image, ky, kx, border=border, cval=cval, out=out)
 
 
+def gaussian_is_fixed(dtype, border, cval) -> bool:
+    """Whether gaussian (with ksize) takes the fixed-point path for this dtype and border: uint8
+    and uint16, with a constant border only for an integer cval the dtype holds."""
+    dt = np.dtype(dtype)
+    if dt not in (np.uint8, np.uint16):
+        return False
+    return parse_border(border) != "constant" or (0 <= cval <= np.iinfo(dt).max and float(cval) == int(cval))
+
+
 def gaussian_is_fixed_u8(dtype, border, cval) -> bool:
     """Whether gaussian (with ksize) takes the uint8 fixed-point path for this dtype and border."""
-    if np.dtype(dtype) != np.uint8:
-        return False
-    return parse_border(border) != "constant" or (0 <= cval <= 255 and float(cval) == int(cval))
+    return np.dtype(dtype) == np.uint8 and gaussian_is_fixed(dtype, border, cval)
 
 
-def gaussian_fixed_u8(image, kernel_y, kernel_x, *, border="reflect101", cval=0, out=None):
-    """cv2.GaussianBlur's uint8 algorithm in integers: taps in 8 fractional bits (summing to 256),
-    ``h = sum_j kx[j] * x[.., x + j - kw//2]`` (exact in 16 bits), ``v = sum_i ky[i] * h[y + i - kh//2]``
-    (exact in 32 bits, 16 fractional bits), ``out = (v + 2**15) >> 16``; borders by the rule."""
+def _gaussian_fixed(image, kernel_y, kernel_x, border, cval, out, bits):
+    # taps in `bits` fractional bits; h exact below 2**(2 * bits) (its integer type), the
+    # vertical sums in 4 * bits - 2 * bits = 2 * bits fractional bits, rounded half up
     img = np.asarray(image)
     ky = np.asarray(kernel_y, dtype=np.int64).ravel()
     kx = np.asarray(kernel_x, dtype=np.int64).ravel()
@@ -142,15 +153,31 @@ def gaussian_fixed_u8(image, kernel_y, kernel_x, *, border="reflect101", cval=0,
     hs = np.zeros((p.shape[0], p.shape[1], w, p.shape[3]), dtype=np.int64)
     for j, c in enumerate(kx):
         hs += c * p[:, :, j : j + w]
-    assert hs.max(initial=0) < 1 << 16
+    assert hs.max(initial=0) < 1 << (2 * bits)
     v = np.zeros(x.shape, dtype=np.int64)
     for i, c in enumerate(ky):
         v += c * hs[:, i : i + h]
-    res = ((v + (1 << 15)) >> 16).astype(np.uint8).reshape(img.shape)
+    shift = 2 * bits
+    res = ((v + (1 << (shift - 1))) >> shift).astype(img.dtype).reshape(img.shape)
     if out is not None:
         out[...] = res
         return out
     return res
+
+
+def gaussian_fixed_u8(image, kernel_y, kernel_x, *, border="reflect101", cval=0, out=None):
+    """cv2.GaussianBlur's uint8 algorithm in integers: taps in 8 fractional bits (summing to 256),
+    ``h = sum_j kx[j] * x[.., x + j - kw//2]`` (exact in 16 bits), ``v = sum_i ky[i] * h[y + i - kh//2]``
+    (exact in 32 bits, 16 fractional bits), ``out = (v + 2**15) >> 16``; borders by the rule."""
+    return _gaussian_fixed(image, kernel_y, kernel_x, border, cval, out, 8)
+
+
+def gaussian_fixed_u16(image, kernel_y, kernel_x, *, border="reflect101", cval=0, out=None):
+    """cv2.GaussianBlur's uint16 algorithm in integers: taps in 16 fractional bits (summing to
+    65536), ``h = sum_j kx[j] * x[.., x + j - kw//2]`` (exact in 32 bits),
+    ``v = sum_i ky[i] * h[y + i - kh//2]`` (exact in 64 bits, 32 fractional bits),
+    ``out = (v + 2**31) >> 32``; borders by the rule."""
+    return _gaussian_fixed(image, kernel_y, kernel_x, border, cval, out, 16)
 
 
 # ---- rank filters ---------------------------------------------------------------------------------
@@ -229,8 +256,9 @@ __all__ += ["bilateral"]
 
 def bilateral(image, d, sigma_color, sigma_space, *, border="reflect101"):
     """cv2.bilateralFilter's definition in float64: a disc of radius max(d // 2, 1), Gaussian
-    space weights, Gaussian color weights of the L1 color distance (exact exp; OpenCV's
-    float32 path interpolates a 4096-bins-per-channel table, within 1e-4 of this)."""
+    space weights, Gaussian color weights of the L1 color distance (exact exp, as imkern's
+    kernels; OpenCV's float32 path interpolates a 4096-bins-per-channel table, within 1e-4 of
+    this)."""
     x = _as_nhwc(image).astype(np.float64)
     r = max(int(d) // 2, 1)
     p = _pad(x, r, r, r, r, border, 0.0)

@@ -497,6 +497,40 @@ def _max_pool2d_backward(ctx, grad, grad_indices):
 _max_pool2d_op.register_autograd(_max_pool2d_backward, setup_context=_max_pool2d_setup)
 
 
+# Without autograd (inference, or an input that needs no gradient) the indices are not needed:
+# they are an int64 tensor twice the output's size, so computing and allocating them cost as
+# much again as the pooling (a fresh 50 MB allocation per call, zeroed by the kernel, in the
+# 32x64x112x112 3x3 benchmark). torch's own kernels skip them the same way. Under torch.compile
+# the choice is made when tracing (dynamo guards on the grad mode and on requires_grad).
+@torch.library.custom_op("imkern::max_pool2d_values", mutates_args=())
+def _max_pool2d_values_op(
+    x: Tensor, kernel_size: List[int], stride: List[int], padding: List[int], dilation: List[int], ceil_mode: bool
+) -> Tensor:
+    return _F.max_pool2d(x, tuple(kernel_size), tuple(stride), tuple(padding), tuple(dilation), ceil_mode)
+
+
+@_max_pool2d_values_op.register_fake
+def _(x, kernel_size, stride, padding, dilation, ceil_mode):
+    return x.new_empty(_pool_shape(x, kernel_size, stride, padding, dilation, ceil_mode))
+
+
+def _max_pool2d_values_setup(ctx, inputs, output):
+    x, ctx.kernel_size, ctx.stride, ctx.padding, ctx.dilation, ctx.ceil_mode = inputs
+    ctx.save_for_backward(x)
+
+
+def _max_pool2d_values_backward(ctx, grad):
+    # differentiable for completeness (max_pool2d() uses this op only without autograd): the
+    # indices are recomputed from the saved input
+    (x,) = ctx.saved_tensors
+    _, indices = torch.ops.imkern.max_pool2d(x, ctx.kernel_size, ctx.stride, ctx.padding, ctx.dilation, ctx.ceil_mode)
+    gi = torch.ops.imkern.max_pool2d_backward(grad.contiguous(), indices, list(x.shape))
+    return gi, None, None, None, None, None
+
+
+_max_pool2d_values_op.register_autograd(_max_pool2d_values_backward, setup_context=_max_pool2d_values_setup)
+
+
 def max_pool2d(
     x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False, return_indices: bool = False
 ):
@@ -504,7 +538,10 @@ def max_pool2d(
     differentiable; ``x`` is ``(N, C, H, W)`` or ``(C, H, W)``."""
     k = _pair(kernel_size)
     s = k if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) else _pair(stride)
-    y, i = torch.ops.imkern.max_pool2d(x, k, s, _pair(padding), _pair(dilation), bool(ceil_mode))
+    p, d, c = _pair(padding), _pair(dilation), bool(ceil_mode)
+    if not return_indices and not (x.requires_grad and torch.is_grad_enabled()):
+        return torch.ops.imkern.max_pool2d_values(x, k, s, p, d, c)
+    y, i = torch.ops.imkern.max_pool2d(x, k, s, p, d, c)
     return (y, i) if return_indices else y
 
 

@@ -137,8 +137,8 @@ def _(image, pad, border, cval):
 @torch.library.custom_op("imkern::pad_backward", mutates_args=())
 def _pad_backward_op(grad: Tensor, in_h: int, in_w: int, pad: List[int], border: str) -> Tensor:
     a, b = _hw_axes(grad.ndim)
-    g = _fold(grad, a, _basic._border_indices(in_h, pad[0], pad[1], border, np), in_h)
-    return _fold(g, b, _basic._border_indices(in_w, pad[2], pad[3], border, np), in_w).contiguous()
+    g = _fold(grad, a, _basic._border_indices_np(in_h, pad[0], pad[1], border), in_h)
+    return _fold(g, b, _basic._border_indices_np(in_w, pad[2], pad[3], border), in_w).contiguous()
 
 
 @_pad_backward_op.register_fake

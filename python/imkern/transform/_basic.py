@@ -3,10 +3,12 @@
 These are copies, never views: the result owns its memory, so writing to it never changes
 the input. flip and rotate90 run imkern's byte-moving kernels on the CPU (csrc/cpu/transform/
 basic.cpp: NumPy's copy of a reversed or transposed view moves one element at a time) and
-CuPy's copy kernels on the GPU; pad runs one kernel on the CPU (a memcpy per row plus the
-border pixels by index) and CuPy copies and takes on the GPU; crop is a NumPy / CuPy copy. ``pad`` applies the
-border rules of :mod:`imkern.filters` (``border=``, ``cval=``) to any width, even a pad
-wider than the image (the rule is applied repeatedly, as the filters do).
+CuPy's copy kernels on the GPU; pad runs one kernel on each device (csrc/cpu/transform/
+basic.cpp: a memcpy per row plus the border pixels by index; csrc/cuda/transform/basic.cu:
+one thread per element through the same row and column tables); crop is a NumPy / CuPy
+copy. ``pad`` applies the border rules of :mod:`imkern.filters` (``border=``, ``cval=``) to
+any width, even a pad wider than the image (the rule is applied repeatedly, as the filters
+do).
 """
 
 from __future__ import annotations
@@ -119,13 +121,8 @@ def _pad_widths(pad):
 
 @lru_cache(maxsize=256)
 def _border_indices_np(n, before, after, border):
-    idx = _border_indices(n, before, after, border, np)
-    idx.flags.writeable = False
-    return idx
-
-
-def _border_indices(n, before, after, border, xp):
-    """Source index of every padded position (-1: the constant), by the filters' border rule."""
+    """Source index of every padded position (-1: the constant), by the filters' border rule
+    (read-only: the arrays are cached)."""
     p = np.arange(-before, n + after, dtype=np.int64)
     if border == "constant":
         idx = np.where((p >= 0) & (p < n), p, -1)
@@ -142,6 +139,7 @@ def _border_indices(n, before, after, border, xp):
         else:
             m = np.mod(p, 2 * n - 2)
             idx = np.where(m < n, m, 2 * n - 2 - m)
+    idx.flags.writeable = False
     return idx
 
 
@@ -175,7 +173,7 @@ def pad(image, pad, *, border="constant", cval=0, out=None):
         >>> imkern.transform.pad(np.array([[1, 2, 3]], np.uint8), (0, 2), border="reflect101").tolist()
         [[3, 2, 1, 2, 3, 2, 1]]
     """
-    kind, xp, o = _image(image)
+    kind, _, o = _image(image)
     top, bottom, left, right = _pad_widths(pad)
     b = parse_border(border)
     cv = _cval_of(cval, image.dtype)
@@ -183,48 +181,36 @@ def pad(image, pad, *, border="constant", cval=0, out=None):
     shape = list(image.shape)
     shape[o] = H + top + bottom
     shape[o + 1] = W + left + right
-    target, final = A.prepare_out(out, image, kind, image.dtype, shape=tuple(shape))
-    if target.size == 0:
-        return final
     if image.size == 0:
-        if b != "constant":
+        target, final = A.prepare_out(out, image, kind, image.dtype, shape=tuple(shape))
+        if target.size and b != "constant":
             raise ValueError(f"border: {b!r} needs a non-empty image; got shape {tuple(image.shape)}")
         target[...] = cv
         return A.finish_out(target, final)
-    if kind == "numpy":
-        # the CPU kernel: per output row one memcpy of the source span and the border pixels
-        # by the column table
-        src = A.packed_image(image, kind)
-        rows, cols = _border_indices_np(H, top, bottom, b), _border_indices_np(W, left, right, b)
-        cpix = np.full(image.shape[-1] if image.ndim >= 3 else 1, cv, dtype=image.dtype)
-        _core.pad(src, target, rows, cols, left, cpix)
-        return A.finish_out(target, final)
-    lead = (slice(None),) * o
-    # the image rows, padded along x
-    mid = target[lead + (slice(top, top + H),)]
-    mid[lead + (slice(None), slice(left, left + W))] = image
-    ix = _border_indices(W, left, right, b, xp)
-    for cols in (np.arange(0, left), np.arange(left + W, left + W + right)):
-        if cols.size == 0:
-            continue
-        src = ix[cols]
-        if b == "constant":
-            mid[lead + (slice(None), slice(int(cols[0]), int(cols[-1]) + 1))] = cv
-        else:
-            mid[lead + (slice(None), slice(int(cols[0]), int(cols[-1]) + 1))] = xp.take(
-                image, xp.asarray(src), axis=o + 1
-            )
-    # the padded rows, copied from the padded image rows
-    iy = _border_indices(H, top, bottom, b, xp)
-    for rows in (np.arange(0, top), np.arange(top + H, top + H + bottom)):
-        if rows.size == 0:
-            continue
-        sl = lead + (slice(int(rows[0]), int(rows[-1]) + 1),)
-        if b == "constant":
-            target[sl] = cv
-        else:
-            target[sl] = xp.take(target, xp.asarray(iy[rows] + top), axis=o)
-    return A.finish_out(target, final)
+    rows, cols = _border_indices_np(H, top, bottom, b), _border_indices_np(W, left, right, b)
+    cpix = np.full(image.shape[-1] if image.ndim >= 3 else 1, cv, dtype=image.dtype)
+
+    def cpu(src, dst):
+        # per output row one memcpy of the source span and the border pixels by the column table
+        _core.pad(src, dst, rows, cols, left, cpix)
+
+    def cuda(dtc, src, dst, stream):
+        import cupy
+
+        d = [cupy.asarray(a) for a in (rows, cols, cpix)]
+        _core.cuda_pad(
+            src.dtype.itemsize,
+            src.data.ptr,
+            A.image_desc(src),
+            dst.data.ptr,
+            A.image_desc(dst),
+            d[0].data.ptr,
+            d[1].data.ptr,
+            d[2].data.ptr,
+            stream,
+        )
+
+    return run_image_op(image, out, cpu, cuda, out_shape=tuple(shape))
 
 
 def flip(image, axis=1, *, out=None):
