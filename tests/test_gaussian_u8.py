@@ -4,6 +4,10 @@ thread counts, views and batches)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -175,6 +179,80 @@ def test_matches_reference(xp, rng, border, dtype):
             got = to_numpy(F.gaussian(xp.asarray(x), sigma, ksize=ksize, border=border, cval=7))
             want = R.gaussian(x, sigma, ksize=ksize, border=border, cval=7)
             assert np.array_equal(got, want), (shape, ksize, sigma)
+
+
+def _q8_taps(rng, n, peak=None):
+    """n non-negative taps summing to 256, not symmetric; peak: a tap of that weight in the middle."""
+    if peak is None:
+        return rng.multinomial(256, rng.dirichlet(np.ones(n))).astype(np.int32)
+    k = np.zeros(n, np.int32)
+    k[n // 2] = peak
+    k += rng.multinomial(256 - peak, np.ones(n) / n).astype(np.int32)
+    return k
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (6, 5, 3), (11, 21, 1), (9, 70, 4), (23, 130, 3), (2, 17, 47, 2)])
+def test_any_taps_match_reference(rng, isa, shape):
+    # the kernel's own contract (any odd taps in [0, 256] summing to 256, symmetric or not): the
+    # pmaddubsw term plans (mirrored pairs, greedy splits of taps over 127, long lists) and the
+    # row-pair counts of every parity, on short rows (the scalar loops) and long ones
+    x = random_array(rng, shape, np.uint8)
+    cases = [
+        (np.array([256], np.int32), np.array([256], np.int32)),
+        (np.array([27, 202, 27], np.int32), np.array([70, 116, 70], np.int32)),
+        (np.array([0, 256, 0], np.int32), np.array([2, 53, 146, 53, 2], np.int32)),
+        (_q8_taps(rng, 5), _q8_taps(rng, 3, peak=250)),
+        (_q8_taps(rng, 7, peak=129), _q8_taps(rng, 9)),
+        (_q8_taps(rng, 11), _q8_taps(rng, 13, peak=128)),
+        (_q8_taps(rng, 1), _q8_taps(rng, 31)),
+        (_q8_taps(rng, 33), _q8_taps(rng, 141)),
+    ]
+    for border in BORDERS:
+        b = imkern._borders.BORDER_CODES[border]
+        for ky, kx in cases:
+            got = np.empty_like(x)
+            _core.gaussian_u8(x, got, ky, kx, b, 200)
+            want = R.gaussian_fixed_u8(x, ky, kx, border=border, cval=200)
+            assert np.array_equal(got, want), (border, ky.tolist(), kx.tolist())
+
+
+def test_without_vnni_matches_opencv():
+    # IMKERN_CPU_DISABLE=avx512vnni: the AVX-512 vertical pass by pmaddwd + vpaddd instead of
+    # vpdpwssd (read once per process, hence a child process)
+    _cv2()
+    code = """
+import numpy as np, cv2, imkern
+rng = np.random.default_rng(5)
+for shape in [(40, 129, 3), (130, 517, 1), (17, 300, 4)]:
+    x = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    for ks, s in [(5, 1.0), (3, 0.0), (7, 1.3), (31, 5.0), (9, 0.6)]:
+        for threads in (1, 2):
+            imkern.set_num_threads(threads)
+            got = imkern.filters.gaussian(x, s, ksize=ks)
+            want = cv2.GaussianBlur(x, (ks, ks), s, borderType=cv2.BORDER_REFLECT101)
+            assert np.array_equal(got, want.reshape(got.shape)), (shape, ks, s)
+print("ok")
+"""
+    env = dict(os.environ, IMKERN_CPU_DISABLE="avx512vnni")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+@pytest.mark.parametrize("strip_l1", [1024, 5000, 1 << 20])
+def test_strips_and_streaming_match_opencv(rng, strip_l1):
+    # narrow and wide column strips, streamed output (aligned and misaligned rows) or not
+    x = random_array(rng, (37, 700, 3), np.uint8)
+    try:
+        for stream in (0, 1 << 62):
+            imkern.set_cpu_params(strip_l1=strip_l1, stream_bytes=stream)
+            for view in (x, x[:, 3:], x[1:, :-5]):
+                got = F.gaussian(view, 1.0, ksize=(5, 5))
+                assert np.array_equal(got, _cv_blur(view, (5, 5), (1.0, 1.0), "reflect101")), (strip_l1, stream)
+                out = np.empty((view.shape[0], view.shape[1] + 3, 3), np.uint8)[:, 1:-2]
+                F.gaussian(view, 1.0, ksize=(5, 5), out=out)
+                assert np.array_equal(out, got)
+    finally:
+        imkern.reset_cpu_params()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

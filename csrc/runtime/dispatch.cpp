@@ -102,6 +102,39 @@ void isa_set_cap(Isa cap) {
   g_active.store(c < s ? c : s, std::memory_order_relaxed);
 }
 
+static bool feature_detected(CpuFeature f) {
+#if defined(IMKERN_X86) && defined(_MSC_VER)
+  int r[4];
+  __cpuid(r, 0);
+  if (r[0] < 7) return false;
+  __cpuidex(r, 7, 0);
+  const unsigned ecx7 = static_cast<unsigned>(r[2]);
+  return f == CpuFeature::avx512vnni ? (ecx7 >> 11 & 1) != 0 : (ecx7 >> 1 & 1) != 0;
+#elif defined(IMKERN_X86) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return f == CpuFeature::avx512vnni ? __builtin_cpu_supports("avx512vnni") != 0
+                                     : __builtin_cpu_supports("avx512vbmi") != 0;
+#else
+  (void)f;
+  return false;
+#endif
+}
+
+static bool feature_disabled(const char* name) {
+  const char* s = std::getenv("IMKERN_CPU_DISABLE");
+  if (!s) return false;
+  const std::string list = std::string(",") + s + ",";
+  std::string want = std::string(",") + name + ",";
+  return list.find(want) != std::string::npos;
+}
+
+bool cpu_has(CpuFeature f) {
+  static const bool has[2] = {
+      isa_supported() == Isa::avx512 && feature_detected(CpuFeature::avx512vnni) && !feature_disabled("avx512vnni"),
+      isa_supported() == Isa::avx512 && feature_detected(CpuFeature::avx512vbmi) && !feature_disabled("avx512vbmi")};
+  return has[static_cast<int>(f)];
+}
+
 // The L3 the first CPU shares (sysfs; glibc's sysconf may report the sum over all of a
 // package's L3 slices, which a thread cannot use); else sysconf; else 8 MiB.
 static int64_t l3_from_sysfs() {

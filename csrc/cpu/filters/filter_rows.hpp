@@ -799,10 +799,11 @@ struct StripPlan {
   int64_t widest() const { return (first > sp ? first : sp) + merge; }
 };
 
+// px: the strip width in pixels (plan_strips: strip_pixels'), before the line alignment.
 template <typename T>
-inline StripPlan plan_strips(const void* dst, const ImageDesc& s, const ImageDesc& d, int ring_rows, size_t acc_size) {
+inline StripPlan plan_strips_px(const void* dst, const ImageDesc& s, const ImageDesc& d, int64_t px) {
   StripPlan p;
-  p.sp = p.first = strip_pixels(s.w, s.c, ring_rows, acc_size);
+  p.sp = p.first = px >= s.w ? s.w : px;
   if (p.sp < s.w) p.merge = 16;
   const bool big = 2 * s.n * s.h * s.w * s.c * static_cast<int64_t>(sizeof(T)) > params().stream_bytes;
   if (!big) return p;
@@ -830,6 +831,11 @@ inline StripPlan plan_strips(const void* dst, const ImageDesc& s, const ImageDes
   }
   p.stream = Saturate<T>::integer;
   return p;
+}
+
+template <typename T>
+inline StripPlan plan_strips(const void* dst, const ImageDesc& s, const ImageDesc& d, int ring_rows, size_t acc_size) {
+  return plan_strips_px<T>(dst, s, d, strip_pixels(s.w, s.c, ring_rows, acc_size));
 }
 
 // Keeps the kh source rows an output row needs, each converted and padded once, in a ring

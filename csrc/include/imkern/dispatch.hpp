@@ -13,6 +13,13 @@ Isa isa_supported();   // best level this processor (and build) supports
 Isa isa_active();      // the level in use: min(supported, cap); read once, cached
 void isa_set_cap(Isa); // for tests and embedding code; IMKERN_CPU_ISA sets the initial cap
 
+// Extensions beyond an ISA level's set that some kernels use where the processor has them
+// (with AVX-512 state enabled; checked once). IMKERN_CPU_DISABLE, a comma-separated list of
+// these names ("avx512vnni,avx512vbmi"), hides them: for tests of the other paths and for
+// comparisons, as OPENCV_CPU_DISABLE does. Read once, at the first call.
+enum class CpuFeature : int { avx512vnni = 0, avx512vbmi = 1 };
+bool cpu_has(CpuFeature);
+
 // Size of the L3 cache the first CPU shares, in bytes, as the OS reports it (8 MiB if none).
 // Kernels that write more than this stream their output past the caches.
 int64_t last_level_cache_bytes();
