@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "imkern/dispatch.hpp"
 #include "imkern/parallel.hpp"
 #include "imkern/transform.hpp"
 #include "common/rows.hpp"
@@ -1008,7 +1009,7 @@ inline void vpass_u8_madd(const uint8_t* const* rows, const int32_t* wy, int ky,
   const VPairs q(rows, wy, ky);
   int64_t j = 0;
 #if defined(__AVX512BW__)
-  static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
+  static const bool has_vnni = cpu_has(CpuFeature::avx512vnni);
   j = has_vnni ? vpass_u8_vnni(q, n, shift, v) : vpass_u8_bw(q, n, shift, v);
 #else
   const __m128i sh = _mm_cvtsi32_si128(shift);
@@ -1348,7 +1349,7 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       U8Hpass hp;
 #if defined(__AVX512BW__)
       // one 64-byte window per 16 outputs where the processor has vpermb (VBMI)
-      static const bool has_vbmi = __builtin_cpu_supports("avx512vbmi");
+      static const bool has_vbmi = cpu_has(CpuFeature::avx512vbmi);
       if (has_vbmi && hp.build(tx, C, SWC, DWC, 16, 1)) {
         hp.vbmi = true;
         return resize_u8_hfirst(src, s, dst, d, ty, hp, rshift);
