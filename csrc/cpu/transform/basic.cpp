@@ -213,13 +213,7 @@ IMKERN_ALWAYS_INLINE inline void transpose_block(const uint8_t* const* rows, int
 // store. Per byte: the xmm unpacks / L, plus the lane inserts of the loads. Source row t
 // starts at s + t * ss, output row m at o + m * os (the pointer steps keep the loop free of
 // pointer tables).
-#if defined(__AVX512BW__)
-constexpr int kWideLanes = 4;
-#elif defined(__AVX2__)
-constexpr int kWideLanes = 2;
-#else
-constexpr int kWideLanes = 1;
-#endif
+constexpr int kWideLanes = simd::kBytes / 16;  // 16-byte lanes per register
 template <int P, int L>
 IMKERN_ALWAYS_INLINE inline void transpose_block_lanes(const uint8_t* s, int64_t ss, uint8_t* o, int64_t os) {
   constexpr int N = 16 / P;

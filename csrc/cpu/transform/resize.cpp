@@ -132,13 +132,7 @@ inline int64_t hpass_simd(const A* v, const int32_t* ip, const A* wp, int kx, in
 // (AVX-512: vpermt2ps, two and a blend for NW = 4; AVX2: two vpermps and a blend) instead of a
 // gather or a load per pixel, for any channel count. Sums: tap 0's product, then one fused
 // multiply-add per further tap (the scalar formula: the same products, rounded once per tap).
-#if defined(__AVX512F__)
-constexpr int kPermL = 16;
-#elif defined(__AVX2__)
-constexpr int kPermL = 8;
-#else
-constexpr int kPermL = 0;
-#endif
+constexpr int kPermL = simd::kBytes >= 32 ? simd::kBytes / 4 : 0;  // float lanes (AVX2 and up only)
 
 struct PermPlan {
   int nw = 0;                    // window vectors (2 or 4); 0: too few blocks fit, no plan
