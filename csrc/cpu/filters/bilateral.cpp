@@ -156,31 +156,29 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   std::vector<int> mirror(maxk, -1);  // per offset: its forward twin's index in fwd (or -1)
   std::vector<int> grp_first, grp_jmax;  // forward offsets grp_first[g] .. grp_first[g + 1] - 1 share i; max |j|
   int ring_rows = 0;
-  {
-    for (int q = 0; q < maxk; ++q)
-      if (off_i[q] > 0 || (off_i[q] == 0 && off_j[q] > 0)) {
-        fwd.push_back(q);
-        ring_first.push_back(ring_rows);
-        int m = 1;  // a power of two >= i + 1 rows (the ring index is a mask, not a division)
-        while (m < off_i[q] + 1) m *= 2;
-        ring_mask.push_back(m - 1);
-        ring_rows += m;
-      }
-    // groups of forward offsets with the same row offset i (consecutive in fwd)
+  for (int q = 0; q < maxk; ++q)
+    if (off_i[q] > 0 || (off_i[q] == 0 && off_j[q] > 0)) {
+      fwd.push_back(q);
+      ring_first.push_back(ring_rows);
+      int m = 1;  // a power of two >= i + 1 rows (the ring index is a mask, not a division)
+      while (m < off_i[q] + 1) m *= 2;
+      ring_mask.push_back(m - 1);
+      ring_rows += m;
+    }
+  // groups of forward offsets with the same row offset i (consecutive in fwd)
+  for (size_t f = 0; f < fwd.size(); ++f)
+    if (f == 0 || off_i[fwd[f]] != off_i[fwd[f - 1]]) {
+      grp_first.push_back(static_cast<int>(f));
+      grp_jmax.push_back(0);
+    }
+  grp_first.push_back(static_cast<int>(fwd.size()));
+  for (size_t g = 0; g + 1 < grp_first.size(); ++g)
+    for (int f = grp_first[g]; f < grp_first[g + 1]; ++f) grp_jmax[g] = std::max(grp_jmax[g], std::abs(off_j[fwd[f]]));
+  for (int q = 0; q < maxk; ++q)
     for (size_t f = 0; f < fwd.size(); ++f)
-      if (f == 0 || off_i[fwd[f]] != off_i[fwd[f - 1]]) {
-        grp_first.push_back(static_cast<int>(f));
-        grp_jmax.push_back(0);
-      }
-    grp_first.push_back(static_cast<int>(fwd.size()));
-    for (size_t g = 0; g + 1 < grp_first.size(); ++g)
-      for (int f = grp_first[g]; f < grp_first[g + 1]; ++f) grp_jmax[g] = std::max(grp_jmax[g], std::abs(off_j[fwd[f]]));
-    for (int q = 0; q < maxk; ++q)
-      for (size_t f = 0; f < fwd.size(); ++f)
-        if ((off_i[fwd[f]] == off_i[q] && off_j[fwd[f]] == off_j[q]) ||
-            (off_i[fwd[f]] == -off_i[q] && off_j[fwd[f]] == -off_j[q]))
-          mirror[q] = static_cast<int>(f);
-  }
+      if ((off_i[fwd[f]] == off_i[q] && off_j[fwd[f]] == off_j[q]) ||
+          (off_i[fwd[f]] == -off_i[q] && off_j[fwd[f]] == -off_j[q]))
+        mirror[q] = static_cast<int>(f);
   // The whole weight sw * cw = exp(-(i^2 + j^2) / (2 sigma_space^2) - t^2 / (2 sigma_color^2))
   // as one exp2 of t^2 * gc2 + fwd_s[f] (log2 units). uint8: coefficients clamped so that no
   // product overflows (below -1e6 every weight with t or i^2 + j^2 >= 1 is 0 anyway). float32:
@@ -318,23 +316,21 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           }
           P[i] = base;
         }
-        {
-          // Forward weights of rows y - r .. y - 1 at a segment's start (made by the earlier
-          // rows otherwise), then of row y.
-          const size_t ngrp = grp_first.size() - 1;
-          if (seg_start)
-            for (int64_t yc = y - r; yc < y; ++yc)
-              for (size_t g = 0; g < ngrp; ++g) {
-                const int i = off_i[fwd[grp_first[g]]];
-                if (yc + i >= y) make_cw(g, yc, P[r + (yc - y)], P[r + (yc - y) + i]);
-              }
-          for (size_t g = 0; g < ngrp; ++g) make_cw(g, y, P[r], P[r + off_i[fwd[grp_first[g]]]]);
-          for (int q = 0; q < maxk; ++q) {
-            const int f = mirror[q];
-            if (f < 0) CW[q] = ones;  // the center
-            else if (fwd[f] == q) CW[q] = cw_row(f, y);
-            else CW[q] = cw_row(f, y + off_i[q]) + off_j[q];  // cw_f(y - i_f, x - j_f)
-          }
+        // Forward weights of rows y - r .. y - 1 at a segment's start (made by the earlier
+        // rows otherwise), then of row y.
+        const size_t ngrp = grp_first.size() - 1;
+        if (seg_start)
+          for (int64_t yc = y - r; yc < y; ++yc)
+            for (size_t g = 0; g < ngrp; ++g) {
+              const int i = off_i[fwd[grp_first[g]]];
+              if (yc + i >= y) make_cw(g, yc, P[r + (yc - y)], P[r + (yc - y) + i]);
+            }
+        for (size_t g = 0; g < ngrp; ++g) make_cw(g, y, P[r], P[r + off_i[fwd[grp_first[g]]]]);
+        for (int q = 0; q < maxk; ++q) {
+          const int f = mirror[q];
+          if (f < 0) CW[q] = ones;  // the center
+          else if (fwd[f] == q) CW[q] = cw_row(f, y);
+          else CW[q] = cw_row(f, y + off_i[q]) + off_j[q];  // cw_f(y - i_f, x - j_f)
         }
         for (int q = 0; q < maxk; ++q) TP[q] = P[r + off_i[q]] + r + off_j[q];
         // NV vectors of pixels at x: NV independent accumulator chains per sum hide the FMA
