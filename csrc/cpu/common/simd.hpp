@@ -82,22 +82,21 @@ inline V shuffle2(V a, V b, M mask) {
 #endif
 }
 
-// Widening loads / narrowing stores between 8/16-bit integers and float lanes. GCC's
+// Widening loads / narrowing stores between 8/16-bit integers and int32 / float lanes. GCC's
 // __builtin_convertvector scalarizes these, so they are spelled with the ISA's intrinsics
 // (pmovzx / vcvtdq2ps; vcvtps2dq / vpmov* or packus); the generic fallback is a plain loop.
+// The int32 lanes of L unsigned 8/16-bit integers at p (zero-extended).
 template <typename U>
-inline vec_t<float> widen_to_f32(const U* p) {
+inline vec_t<int32_t> widen_to_i32(const U* p) {
   static_assert(sizeof(U) <= 2, "8/16-bit integers only");
 #if defined(__AVX512F__)
   __m512i i;
   if constexpr (sizeof(U) == 1) i = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   else i = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return reinterpret_cast<vec_t<float>>(_mm512_cvtepi32_ps(i));
 #elif defined(__AVX2__)
   __m256i i;
   if constexpr (sizeof(U) == 1) i = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
   else i = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return reinterpret_cast<vec_t<float>>(_mm256_cvtepi32_ps(i));
 #elif defined(__SSE4_1__)
   __m128i i;
   if constexpr (sizeof(U) == 1) {
@@ -107,36 +106,33 @@ inline vec_t<float> widen_to_f32(const U* p) {
   } else {
     i = _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
   }
-  return reinterpret_cast<vec_t<float>>(_mm_cvtepi32_ps(i));
 #else
-  vec_t<float> v;
-  for (int k = 0; k < Vec<float>::lanes; ++k) v[k] = static_cast<float>(p[k]);
-  return v;
+  vec_t<int32_t> i;
+  for (int k = 0; k < Vec<int32_t>::lanes; ++k) i[k] = static_cast<int32_t>(p[k]);
 #endif
+  return reinterpret_cast<vec_t<int32_t>>(i);
 }
 
-// Round to nearest-even (the default MXCSR mode) and saturate to U's range; NaN -> 0.
-// min(hi, v) first keeps large values from overflowing the int32 conversion (and passes NaN
-// through to it, which yields INT_MIN, then 0 after max(., 0)); the narrowing saturates.
 template <typename U>
-inline void store_rounded_saturated(U* p, vec_t<float> v) {
+inline vec_t<float> widen_to_f32(const U* p) {
+  return __builtin_convertvector(widen_to_i32<U>(p), vec_t<float>);
+}
+
+// The int32 lanes of i, saturated to U's range (0 for negatives), stored as L U's at p.
+template <typename U>
+inline void store_narrow_saturated(U* p, vec_t<int32_t> v) {
   static_assert(sizeof(U) <= 2, "8/16-bit integers only");
-  constexpr float hi = sizeof(U) == 1 ? 255.f : 65535.f;
 #if defined(__AVX512F__)
-  const __m512 c = _mm512_min_ps(_mm512_set1_ps(hi), reinterpret_cast<__m512>(v));
-  const __m512i i = _mm512_max_epi32(_mm512_cvtps_epi32(c), _mm512_setzero_si512());
+  const __m512i i = _mm512_max_epi32(reinterpret_cast<__m512i>(v), _mm512_setzero_si512());
   if constexpr (sizeof(U) == 1) _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtusepi32_epi8(i));
   else _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtusepi32_epi16(i));
 #elif defined(__AVX2__)
-  const __m256 c = _mm256_min_ps(_mm256_set1_ps(hi), reinterpret_cast<__m256>(v));
-  const __m256i i = _mm256_cvtps_epi32(c);
+  const __m256i i = reinterpret_cast<__m256i>(v);
   const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
   if constexpr (sizeof(U) == 1) _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(w, w));
   else _mm_storeu_si128(reinterpret_cast<__m128i*>(p), w);
 #elif defined(__SSE4_1__)
-  const __m128 c = _mm_min_ps(_mm_set1_ps(hi), reinterpret_cast<__m128>(v));
-  const __m128i i = _mm_cvtps_epi32(c);
-  const __m128i w = _mm_packus_epi32(i, i);
+  const __m128i w = _mm_packus_epi32(reinterpret_cast<__m128i>(v), reinterpret_cast<__m128i>(v));
   if constexpr (sizeof(U) == 1) {
     const int32_t b = _mm_cvtsi128_si32(_mm_packus_epi16(w, w));
     std::memcpy(p, &b, 4);
@@ -144,13 +140,34 @@ inline void store_rounded_saturated(U* p, vec_t<float> v) {
     _mm_storel_epi64(reinterpret_cast<__m128i*>(p), w);
   }
 #else
+  constexpr int32_t hi = sizeof(U) == 1 ? 255 : 65535;
+  for (int k = 0; k < Vec<int32_t>::lanes; ++k) p[k] = static_cast<U>(v[k] < 0 ? 0 : v[k] > hi ? hi : v[k]);
+#endif
+}
+
+// Round to nearest-even (the default MXCSR mode) and saturate to U's range; NaN -> 0.
+// min(hi, v) first keeps large values from overflowing the int32 conversion (and passes NaN
+// through to it, which yields INT_MIN, then 0 after the saturation); the narrowing saturates.
+template <typename U>
+inline void store_rounded_saturated(U* p, vec_t<float> v) {
+  static_assert(sizeof(U) <= 2, "8/16-bit integers only");
+  constexpr float hi = sizeof(U) == 1 ? 255.f : 65535.f;
+#if defined(__AVX512F__)
+  const __m512i i = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(hi), reinterpret_cast<__m512>(v)));
+#elif defined(__AVX2__)
+  const __m256i i = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(hi), reinterpret_cast<__m256>(v)));
+#elif defined(__SSE4_1__)
+  const __m128i i = _mm_cvtps_epi32(_mm_min_ps(_mm_set1_ps(hi), reinterpret_cast<__m128>(v)));
+#else
+  vec_t<int32_t> i;
   for (int k = 0; k < Vec<float>::lanes; ++k) {
     float x = v[k];
     x = x > 0.f ? x : 0.f;
     x = x < hi ? x : hi;
-    p[k] = static_cast<U>(static_cast<int32_t>(__builtin_rintf(x)));
+    i[k] = static_cast<int32_t>(__builtin_rintf(x));
   }
 #endif
+  store_narrow_saturated<U>(p, reinterpret_cast<vec_t<int32_t>>(i));
 }
 
 }  // namespace simd

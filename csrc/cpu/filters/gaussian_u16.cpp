@@ -30,34 +30,10 @@ namespace {
 using vu = simd::vec_t<uint32_t>;
 constexpr int L = simd::Vec<uint32_t>::lanes;
 
-// L uint16 at p widened to uint32 lanes.
-IMKERN_ALWAYS_INLINE inline vu load_u16(const uint16_t* p) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<vu>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
-#elif defined(__AVX2__)
-  return reinterpret_cast<vu>(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-#elif defined(__SSE4_1__)
-  return reinterpret_cast<vu>(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
-#else
-  vu v;
-  for (int i = 0; i < L; ++i) v[i] = p[i];
-  return v;
-#endif
-}
-
-// L uint32 lanes (each at most 65535) stored as uint16 at p.
+// L uint16 at p widened to uint32 lanes; L uint32 lanes (each at most 65535) stored as uint16.
+IMKERN_ALWAYS_INLINE inline vu load_u16(const uint16_t* p) { return reinterpret_cast<vu>(simd::widen_to_i32(p)); }
 IMKERN_ALWAYS_INLINE inline void store_u16(uint16_t* p, vu v) {
-#if defined(__AVX512F__)
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(reinterpret_cast<__m512i>(v)));
-#elif defined(__AVX2__)
-  const __m256i w = reinterpret_cast<__m256i>(v);
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
-                   _mm_packus_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
-#elif defined(__SSE4_1__)
-  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi32(reinterpret_cast<__m128i>(v), _mm_setzero_si128()));
-#else
-  for (int i = 0; i < L; ++i) p[i] = static_cast<uint16_t>(v[i]);
-#endif
+  simd::store_narrow_saturated(p, reinterpret_cast<simd::vec_t<int32_t>>(v));
 }
 
 // h[e] = sum_j kx[j] * p[e + j * C] for e in [0, n) (p: the padded row, uint16).
