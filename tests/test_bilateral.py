@@ -172,13 +172,14 @@ def test_every_isa_level(rng, isa, dtype):
         _check(F.bilateral(x, 9, 40.0, 5.0), cv2.bilateralFilter(x, 9, 40.0, 5.0), dtype, isa)
 
 
-def test_threads_do_not_change_results(rng, threads):
-    x = _data(rng, (300, 257, 3), np.float32)
+@pytest.mark.parametrize("dtype,d,sc,ss", [(np.float32, 7, 20.0, 4.0), (np.uint8, 9, 75.0, 75.0)])
+def test_threads_do_not_change_results(rng, threads, dtype, d, sc, ss):
+    x = _data(rng, (300, 257, 3), dtype)
     before = imkern.get_num_threads()
-    ref = F.bilateral(x, 7, 20.0, 4.0)
+    ref = F.bilateral(x, d, sc, ss)
     imkern.set_num_threads(1)
     try:
-        np.testing.assert_array_equal(F.bilateral(x, 7, 20.0, 4.0), ref)
+        np.testing.assert_array_equal(F.bilateral(x, d, sc, ss), ref)
     finally:
         imkern.set_num_threads(before)
 
@@ -192,17 +193,6 @@ def test_column_strips(rng, isa, dtype):
         _check(F.bilateral(x, 31, 40.0, 9.0, border=border), _cv(cv2, x, 31, 40.0, 9.0, border), dtype, border)
     g = _data(rng, (19, 1700), dtype)
     _check(F.bilateral(g, 9, 30.0, 4.0), cv2.bilateralFilter(g, 9, 30.0, 4.0), dtype, "gray")
-
-
-def test_uint8_threads_do_not_change_results(rng, threads):
-    x = _data(rng, (300, 257, 3), np.uint8)
-    before = imkern.get_num_threads()
-    ref = F.bilateral(x, 9, 75.0, 75.0)
-    imkern.set_num_threads(1)
-    try:
-        np.testing.assert_array_equal(F.bilateral(x, 9, 75.0, 75.0), ref)
-    finally:
-        imkern.set_num_threads(before)
 
 
 def test_photographs_full_hd_within_one(xp):
