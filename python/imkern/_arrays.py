@@ -46,6 +46,8 @@ class _DTypeCodes(dict):
 DTYPE_CODES = _DTypeCodes((np.dtype(name), int(v)) for name, v in _core.DType.__members__.items() if name != "bfloat16")
 IMAGE_DTYPES_CPU = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
 IMAGE_DTYPES_CUDA = IMAGE_DTYPES_CPU + (np.dtype(np.float16),)
+# the same as a set, for the fast path of check_image (a non-native byte order is not a member)
+_IMAGE_DTYPES_CPU_SET = frozenset(IMAGE_DTYPES_CPU)
 
 
 def _dtype_list(dtypes) -> str:
@@ -100,6 +102,8 @@ def check_dtype(x: Any, name: str, kind: str, cpu_dtypes, cuda_dtypes=None) -> n
 
 def check_image(image: Any, name: str = "image") -> Tuple[str, np.dtype]:
     """Validate an image argument: kind, ndim (H, W) / (H, W, C) / (N, H, W, C), dtype."""
+    if type(image) is np.ndarray and image.dtype in _IMAGE_DTYPES_CPU_SET and 2 <= image.ndim <= 4:
+        return "numpy", image.dtype  # the common case, decided in one test (same result)
     kind = array_kind(image, name)
     if image.ndim not in (2, 3, 4):
         raise ValueError(
@@ -126,7 +130,7 @@ def _pixels_packed(a) -> bool:
 
 def packed_image(image, kind: str):
     """The image itself when the kernels can read it in place, else a deliberate C-contiguous copy."""
-    if _pixels_packed(image):
+    if image.flags.c_contiguous or _pixels_packed(image):
         return image
     return xp_of(kind).ascontiguousarray(image)
 
@@ -161,12 +165,12 @@ def prepare_out(out, like, kind: str, dtype, shape=None, name: str = "out"):
     device, writeable); when the kernel cannot write it directly (layout, or memory shared
     with ``like``) the kernel writes a temporary and the caller copies it into ``out``.
     """
+    if out is None:
+        t = empty(kind, like, like.shape if shape is None else shape, dtype)
+        return t, t
     xp = xp_of(kind)
     shape = tuple(like.shape) if shape is None else tuple(shape)
     dtype = np.dtype(dtype)
-    if out is None:
-        t = empty(kind, like, shape, dtype)
-        return t, t
     out_kind = "numpy" if isinstance(out, np.ndarray) else ("cupy" if is_cupy(out) else None)
     if out_kind != kind:
         raise TypeError(
@@ -203,6 +207,31 @@ def cuda_launch(a):
 
     with a.device:
         yield cupy.cuda.get_current_stream().ptr
+
+
+UNCACHED = object()  # cache_key's answer for a value that is not a plain number or tuple of them
+_PLAIN_NUMBERS = (int, float)
+
+
+def cache_key(value: Any) -> Any:
+    """``value`` as a hashable key for an argument-parsing cache (functools.lru_cache), when
+    it is None, a plain int or float, or a tuple / list of them (as a tuple): values that
+    parse the same way whatever their key's equality merges (1 and 1.0). Anything else (bools,
+    NumPy scalars and arrays, strings) is ``UNCACHED``: the caller parses it uncached, so every
+    error is raised as without a cache. A small image's call would otherwise spend most of its
+    time turning the same arguments into the same taps and tables."""
+    t = type(value)
+    if value is None or t is float or t is int:
+        return value
+    if (t is tuple or t is list) and all(type(v) in _PLAIN_NUMBERS for v in value):
+        return tuple(value)
+    return UNCACHED
+
+
+def read_only(a):
+    """``a`` made read-only (an array a cache hands out to every caller) and returned."""
+    a.flags.writeable = False
+    return a
 
 
 def as_int(value: Any, name: str) -> int:

@@ -119,5 +119,9 @@ def run_image_op(image, out, cpu_call, cuda_call, *, out_shape=None, out_dtype=N
     if image.size == 0 or target.size == 0:
         return final
     src = A.packed_image(image, kind)
-    launch(kind, src, lambda: cpu_call(src, target), lambda stream: cuda_call(A.DTYPE_CODES[dt], src, target, stream))
+    if kind == "numpy":
+        cpu_call(src, target)
+    else:
+        with A.cuda_launch(src) as stream:
+            cuda_call(A.DTYPE_CODES[dt], src, target, stream)
     return finish(target, final)

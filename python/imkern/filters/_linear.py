@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .. import _arrays as A
@@ -295,14 +297,28 @@ def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cva
         >>> int(imkern.filters.gaussian(img, 1.0, ksize=(5, 5))[4, 4])
         100
     """
+    fixed = np.dtype(image.dtype) if ksize is not None and _fixed(image, dtype, border, cval) else None
+    key = (A.cache_key(sigma), A.cache_key(ksize), A.cache_key(truncate))
+    plan = (
+        _gaussian_plan.__wrapped__(sigma, ksize, truncate, fixed) if A.UNCACHED in key else _gaussian_plan(*key, fixed)
+    )
+    if plan[0] == "fixed":
+        return _gaussian_fixed(image, plan[1], plan[2], border, cval, out)
+    return _sep(image, plan[1], plan[2], border, cval, out, dtype)
+
+
+@lru_cache(maxsize=512)
+def _gaussian_plan(sigma, ksize, truncate, fixed):
+    """("fixed", ky, kx): cv2's uint8 / uint16 fixed-point taps (zero pairs trimmed), or
+    ("sep", ky, kx): the float taps; validated arguments, read-only arrays (cached: a call on a
+    small image would otherwise spend most of its time here)."""
     sig, ksize, truncate = _gaussian_args(sigma, ksize, truncate)
-    if ksize is not None and _fixed(image, dtype, border, cval):
-        u8 = np.dtype(image.dtype) == np.uint8
-        ky, kx = (gaussian_kernels_q8 if u8 else gaussian_kernels_q16)(sig, ksize)
+    if ksize is not None and fixed is not None:
+        ky, kx = (gaussian_kernels_q8 if fixed == np.uint8 else gaussian_kernels_q16)(sig, ksize)
         if ky.min() >= 0 and kx.min() >= 0:  # (a negative center tap needs ksize in the hundreds)
-            return _gaussian_fixed(image, ky, kx, border, cval, out)
+            return "fixed", A.read_only(_trim_zeros(ky)), A.read_only(_trim_zeros(kx))
     ky, kx = gaussian_kernels(sig, ksize, truncate)
-    return _sep(image, ky, kx, border, cval, out, dtype)
+    return "sep", A.read_only(np.asarray(ky)), A.read_only(np.asarray(kx))
 
 
 # imkern::cuda::kMaxGaussU8Taps / kMaxGaussU16Taps (taps passed by value; 32-bit shared rows)
@@ -332,9 +348,9 @@ def _trim_zeros(k: np.ndarray) -> np.ndarray:
 
 
 def _gaussian_fixed(image, ky: np.ndarray, kx: np.ndarray, border: str, cval, out):
+    """``ky``, ``kx``: the fixed-point taps, their zero pairs trimmed (_trim_zeros)."""
     b = BORDER_CODES[parse_border(border)]
     c = int(A.as_float(cval, "cval")) if parse_border(border) == "constant" else 0
-    ky, kx = _trim_zeros(ky), _trim_zeros(kx)
     dt = np.dtype(image.dtype)
     u8 = dt == np.uint8
     cpu_kernel = _core.gaussian_u8 if u8 else _core.gaussian_u16

@@ -144,12 +144,27 @@ def _border_indices_np(n, before, after, border):
 
 
 def _cval_of(cval, dtype):
+    """``cval`` cast like a kernel result (integers rounded and saturated), as a NumPy scalar."""
+    key = A.cache_key(cval)
+    return (
+        _cval_cached(key, np.dtype(dtype)) if key is not A.UNCACHED else _cval_cached.__wrapped__(cval, np.dtype(dtype))
+    )
+
+
+@lru_cache(maxsize=256)
+def _cval_cached(cval, dt):
     v = A.as_float(cval, "cval")
-    dt = np.dtype(dtype)
     if dt.kind == "u":
         info = np.iinfo(dt)
         return dt.type(np.clip(np.rint(v), info.min, info.max)) if np.isfinite(v) else dt.type(0)
     return dt.type(v)
+
+
+@lru_cache(maxsize=256)
+def _const_pixel(cv, dt, channels: int):
+    """The constant pixel (``channels`` copies of the NumPy scalar ``cv`` of dtype ``dt``: the
+    dtype is part of the key, np.uint8(3) == np.float32(3)), read-only."""
+    return A.read_only(np.full(channels, cv, dtype=dt))
 
 
 def pad(image, pad, *, border="constant", cval=0, out=None):
@@ -188,7 +203,7 @@ def pad(image, pad, *, border="constant", cval=0, out=None):
         target[...] = cv
         return A.finish_out(target, final)
     rows, cols = _border_indices_np(H, top, bottom, b), _border_indices_np(W, left, right, b)
-    cpix = np.full(image.shape[-1] if image.ndim >= 3 else 1, cv, dtype=image.dtype)
+    cpix = _const_pixel(cv, cv.dtype, image.shape[-1] if image.ndim >= 3 else 1)
 
     def cpu(src, dst):
         # per output row one memcpy of the source span and the border pixels by the column table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .. import _arrays as A
@@ -42,6 +44,16 @@ def _per_channel(value, c: int, name: str, default: float) -> np.ndarray:
     if not np.isfinite(v).all():
         raise ValueError(f"{name}: expected finite values, got {v.tolist()}")
     return v
+
+
+@lru_cache(maxsize=256)
+def _affine(mean, std, c: int, rng: float):
+    """(scale, shift) per channel, read-only: x * scale + shift = (x / rng - mean) / std."""
+    m = _per_channel(mean, c, "mean", 0.0)
+    s = _per_channel(std, c, "std", 1.0)
+    if (s == 0).any():
+        raise ValueError(f"std: expected non-zero values, got {s.tolist()}")
+    return A.read_only(1.0 / (rng * s)), A.read_only(-m / s)
 
 
 def _crop_box(crop, H: int, W: int):
@@ -104,14 +116,10 @@ def to_tensor(images, *, mean=None, std=None, crop=None, flip=False, dtype="floa
     o = 1 if images.ndim == 4 else 0
     H, W = images.shape[o], images.shape[o + 1]
     C = 1 if images.ndim == 2 else images.shape[-1]
-    m = _per_channel(mean, C, "mean", 0.0)
-    s = _per_channel(std, C, "std", 1.0)
-    if (s == 0).any():
-        raise ValueError(f"std: expected non-zero values, got {s.tolist()}")
+    key = (A.cache_key(mean), A.cache_key(std))
+    scale, shift = _affine.__wrapped__(mean, std, C, rng) if A.UNCACHED in key else _affine(*key, C, rng)
     top, left, h, w = _crop_box(crop, H, W) if H > 0 and W > 0 else (0, 0, H, W)
     flip = bool(flip)
-    scale = 1.0 / (rng * s)
-    shift = -m / s
     out_shape = ((images.shape[0],) if o else ()) + (C, h, w)
 
     def cpu(src, dst):

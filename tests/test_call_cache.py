@@ -1,0 +1,125 @@
+"""The argument-parsing caches of the small-image fast paths (imkern._arrays.cache_key): a
+cached call gives what an uncached one gives, every argument error is raised on every call,
+and no cached array can be changed by a caller."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import imkern
+from imkern import _arrays as A
+from imkern import filters, transform
+from imkern._kernels import gaussian_kernels_q8
+from imkern.reference import filters as reference_filters
+
+
+@pytest.mark.parametrize(
+    "value, key",
+    [
+        (None, None),
+        (1, 1),
+        (1.5, 1.5),
+        ((1, 2.0), (1, 2.0)),
+        ([3, 3], (3, 3)),
+        ((0.485, 0.456, 0.406), (0.485, 0.456, 0.406)),
+        (True, A.UNCACHED),
+        ((True, 1.0), A.UNCACHED),
+        (np.float64(1.0), A.UNCACHED),
+        (np.array([1.0, 2.0]), A.UNCACHED),
+        ("1", A.UNCACHED),
+        ((1.0, None), A.UNCACHED),
+    ],
+)
+def test_cache_key(value, key):
+    got = A.cache_key(value)
+    assert got is A.UNCACHED if key is A.UNCACHED else got == key
+
+
+def test_gaussian_cached_equals_uncached_and_reference():
+    rng = np.random.default_rng(11)
+    img = rng.integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    f = rng.random((9, 13), dtype=np.float32)
+    for sigma, ksize in [(1.0, (5, 5)), ((0.7, 1.3), (3, 7)), (1, 5), ([1.2, 0.9], [5, 3]), (0.0, (3, 3))]:
+        a = filters.gaussian(img, sigma, ksize=ksize)
+        b = filters.gaussian(
+            img,
+            np.float64(sigma) if not isinstance(sigma, (list, tuple)) else tuple(np.float64(v) for v in sigma),
+            ksize=ksize,
+        )
+        np.testing.assert_array_equal(a, b)  # the uncached path (NumPy arguments) gives the same bits
+        np.testing.assert_array_equal(a, filters.gaussian(img, sigma, ksize=ksize))  # second call: cached
+        sy, sx = sigma if isinstance(sigma, (list, tuple)) else (sigma, sigma)
+        kh, kw = ksize if isinstance(ksize, (list, tuple)) else (ksize, ksize)
+        ky, kx = gaussian_kernels_q8((sy, sx), (kh, kw))
+        np.testing.assert_array_equal(a, reference_filters.gaussian_fixed_u8(img, ky, kx))
+    for sigma in (0.8, (1.5, 0.6)):
+        a = filters.gaussian(f, sigma)
+        ref = reference_filters.gaussian(f, sigma)
+        np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, filters.gaussian(f, sigma))
+
+
+def test_gaussian_errors_raised_every_call():
+    img = np.zeros((5, 5), np.uint8)
+    filters.gaussian(img, 1.0, ksize=(3, 3))  # 1.0 is cached now; True must still be refused
+    for _ in range(2):
+        with pytest.raises(TypeError):
+            filters.gaussian(img, True, ksize=(3, 3))
+        with pytest.raises(ValueError, match="ksize"):
+            filters.gaussian(img, 1.0, ksize=(4, 3))
+        with pytest.raises(ValueError, match="sigma"):
+            filters.gaussian(img, -1.0)
+        with pytest.raises(ValueError, match="sigma"):
+            filters.gaussian(img, (1.0, 2.0, 3.0))
+
+
+def test_pad_constant_pixel_per_dtype():
+    # the same cval on two dtypes: cast per dtype (uint8 rounds and saturates), never shared
+    u = np.zeros((2, 2, 3), np.uint8)
+    f = np.zeros((2, 2, 3), np.float32)
+    for cval, want_u in [(0.5, 0), (1.5, 2), (300, 255), (-4, 0), (3, 3)]:
+        pu = transform.pad(u, 1, cval=cval)
+        pf = transform.pad(f, 1, cval=cval)
+        assert pu[0, 0].tolist() == [want_u] * 3
+        assert pf[0, 0].tolist() == [np.float32(cval)] * 3
+        assert transform.pad(u, 1, cval=cval)[0, 0].tolist() == [want_u] * 3
+    with pytest.raises(TypeError):
+        transform.pad(u, 1, cval="1")
+
+
+def test_to_tensor_cached_params():
+    rng = np.random.default_rng(12)
+    img = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    want = ((img.astype(np.float64) / 255 - np.array(mean)) / np.array(std)).transpose(2, 0, 1)
+    for m, s in [(mean, std), (list(mean), list(std)), (np.array(mean), np.array(std))]:
+        t = transform.to_tensor(img, mean=m, std=s)
+        np.testing.assert_allclose(t, want, rtol=1e-5, atol=1e-5)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="std"):
+            transform.to_tensor(img, mean=mean, std=(0.2, 0.0, 0.2))
+        with pytest.raises(ValueError, match="mean"):
+            transform.to_tensor(img, mean=(0.5, 0.5), std=std)
+    # one channel count per key: the same mean/std on a 1-channel image is a broadcast scalar
+    g = img[..., 0]
+    np.testing.assert_allclose(
+        transform.to_tensor(g, mean=0.5, std=0.25)[0], (g / 255 - 0.5) / 0.25, rtol=1e-5, atol=1e-5
+    )
+
+
+def test_fast_path_keeps_checks():
+    # the one-test fast path of check_image admits only native NumPy images of the CPU dtypes
+    with pytest.raises(TypeError, match="byte order"):
+        filters.box(np.zeros((4, 4), ">u2"), 3)
+    with pytest.raises(TypeError, match="dtype"):
+        filters.box(np.zeros((4, 4), np.int8), 3)
+    with pytest.raises(ValueError, match="shape"):
+        filters.box(np.zeros(4, np.uint8), 3)
+    # a read-only input is fine, an unpacked view is read in place or copied, never changed
+    a = np.arange(60, dtype=np.uint8).reshape(5, 4, 3)
+    a.flags.writeable = False
+    np.testing.assert_array_equal(transform.flip(a, 1), a[:, ::-1])
+    v = np.arange(120, dtype=np.uint8).reshape(5, 8, 3)[:, ::2]
+    np.testing.assert_array_equal(transform.flip(v, 1), v[:, ::-1])
+    assert imkern.transform.flip(np.zeros((0, 3), np.uint8), 1).shape == (0, 3)
