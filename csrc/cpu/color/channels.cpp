@@ -5,6 +5,7 @@
 // rounding for uint8/uint16 (M = 255 / 65535), so CPU and CUDA agree bit for bit.
 // Per pixel: C_in + C_out elements moved.
 #include <cmath>
+#include <type_traits>
 
 #include "color/pixel_map.hpp"
 
@@ -17,11 +18,11 @@ void color_channels(ColorOp op, DType dtype, const void* src, const ImageDesc& s
     using T = decltype(tag);
     if (op == ColorOp::swap_rb) {
 #if defined(__SSE4_1__)
-      if constexpr (sizeof(T) == 1) {
-        if (s.c == 3) {
-          map_pixels<T, T, 3, 3>(src, s, dst, d, color::SwapRB<T, 3>{}, SwapRowU8{});
-          return;
-        }
+      if constexpr (sizeof(T) <= 2 && std::is_integral<T>::value) {
+        static const bool vbmi = cpu_has(CpuFeature::avx512vbmi);
+        if (s.c == 3) map_pixels<T, T, 3, 3>(src, s, dst, d, color::SwapRB<T, 3>{}, SwapRowInt<T, 3>{vbmi});
+        else map_pixels<T, T, 4, 4>(src, s, dst, d, color::SwapRB<T, 4>{}, SwapRowInt<T, 4>{});
+        return;
       }
 #endif
       if (s.c == 3) map_pixels<T, T, 3, 3>(src, s, dst, d, color::SwapRB<T, 3>{});

@@ -12,6 +12,7 @@
 #include "common/vops.hpp"
 #include "common/simd.hpp"
 #include "imkern/parallel.hpp"
+#include "imkern/dispatch.hpp"
 #if defined(__SSE4_1__)
 #include <immintrin.h>
 #endif
@@ -246,40 +247,146 @@ struct Row3U8 {
 // gray -> RGB of 16 pixels: one plane interleaved three times.
 struct GrayToRgbRowU8 {
   int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    // each output byte picks its pixel's gray byte: three pshufb per 16 pixels
+    const __m128i m0 = _mm_setr_epi8(0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5);
+    const __m128i m1 = _mm_setr_epi8(5, 5, 6, 6, 6, 7, 7, 7, 8, 8, 8, 9, 9, 9, 10, 10);
+    const __m128i m2 = _mm_setr_epi8(10, 11, 11, 11, 12, 12, 12, 13, 13, 13, 14, 14, 14, 15, 15, 15);
     int64_t x = 0;
     for (; x + 16 <= w; x += 16) {
       const __m128i g = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + x));
-      interleave3_u8(g, g, g, out + 3 * x);
+      uint8_t* o = out + 3 * x;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_shuffle_epi8(g, m0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 16), _mm_shuffle_epi8(g, m1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 32), _mm_shuffle_epi8(g, m2));
     }
     return x;
   }
 };
+
+// A fixed byte map per group of NP pixels (PI bytes each in, PO out): one pshufb of a 16-byte
+// load per group, the input stepped by NP * PI bytes and the output by NP * PO <= 16; each
+// 16-byte store's bytes past the group are rewritten by the next group's store, so a group is
+// done only while its whole load and store lie in the row. Returns the pixels done.
+template <int PI, int PO, int NP>
+IMKERN_ALWAYS_INLINE inline int64_t shuffle_groups_u8(const uint8_t* in, uint8_t* out, int64_t w, __m128i m) {
+  static_assert(NP * PI <= 16 && NP * PO <= 16, "a group fits one 16-byte register");
+  int64_t x = 0;
+  for (; PI * x + 16 <= PI * w && PO * x + 16 <= PO * w; x += NP) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + PI * x));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + PO * x), _mm_shuffle_epi8(v, m));
+  }
+  return x;
+}
 
 // RGBA -> RGB (alpha dropped), 4 pixels per 16-byte load: pshufb packs their 12 color bytes
 // to the front and the 16-byte store's last 4 bytes are overwritten by the next store, so the
 // loop stops while a whole store still fits in the row (x + 6 <= w).
 struct DropAlphaRowU8 {
   int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
-    int64_t x = 0;
-    const __m128i m = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
-    for (; x + 6 <= w; x += 4) {
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 4 * x));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 3 * x), _mm_shuffle_epi8(v, m));
-    }
-    return x;
+    return shuffle_groups_u8<4, 3, 4>(in, out, w, _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
   }
 };
 
-// rgb <-> bgr of 16 pixels: de-interleave and interleave with the planes swapped.
-struct SwapRowU8 {
-  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+#if defined(__AVX512BW__)
+// rgb <-> bgr of 3-channel rows in 64-byte vectors: output vector k (L elements) is one
+// two-table permute (vpermt2b for uint8, AVX-512 VBMI; vpermt2w for uint16) of the 2L elements
+// from 2 before it (A: its own and those the swap reaches across its start) and the next L (B,
+// which holds the 2 it reaches across its end). B is the next vector's A, so each input vector
+// is loaded once; the row's first A is a masked load (nothing before the row is read). The
+// element index modulo 3 cycles with k (L = 64 or 32), so three index vectors take turns.
+// Returns the pixels whose elements are all done (the caller's tail rewrites a partial one).
+template <typename T>
+struct SwapIdx3 {
+  alignas(64) T v[3][64 / sizeof(T)];
+};
+template <typename T>
+const SwapIdx3<T>& swap_idx3() {
+  static const SwapIdx3<T> t = [] {
+    SwapIdx3<T> s{};
+    constexpr int L = 64 / sizeof(T);
+    for (int k = 0; k < 3; ++k)
+      for (int j = 0; j < L; ++j) {
+        const int e = (k * L + j) % 3;  // channel of output element k L + j
+        s.v[k][j] = static_cast<T>(j + 2 + (e == 0 ? 2 : e == 2 ? -2 : 0));
+      }
+    return s;
+  }();
+  return t;
+}
+
+// The loop, for uint8 (VBMI, in a function of that target) and uint16: one macro body, since a
+// permute of the VBMI target cannot be inlined into a template of the plain AVX-512 one.
+#define IMKERN_SWAP3_WIDE(T, PERM)                                                                       \
+  constexpr int64_t L = 64 / sizeof(T);                                                                \
+  const int64_t n = 3 * w;                                                                             \
+  if (n < 2 * L - 2) return 0;                                                                         \
+  const SwapIdx3<T>& ix = swap_idx3<T>();                                                              \
+  const __m512i i0 = _mm512_load_si512(ix.v[0]), i1 = _mm512_load_si512(ix.v[1]),                     \
+                i2 = _mm512_load_si512(ix.v[2]);                                                       \
+  __m512i a = _mm512_maskz_loadu_epi8(~uint64_t{(1u << (2 * sizeof(T))) - 1},                          \
+                                      reinterpret_cast<const uint8_t*>(in) - 2 * sizeof(T));           \
+  int64_t k = 0;                                                                                       \
+  for (; (k + 4) * L - 2 <= n; k += 3) { /* the B of vector k + 2 ends at (k + 4) L - 2 */             \
+    const __m512i b0 = _mm512_loadu_si512(in + k * L + L - 2);                                         \
+    const __m512i b1 = _mm512_loadu_si512(in + k * L + 2 * L - 2);                                     \
+    const __m512i b2 = _mm512_loadu_si512(in + k * L + 3 * L - 2);                                     \
+    _mm512_storeu_si512(out + k * L, PERM(a, i0, b0));                                                 \
+    _mm512_storeu_si512(out + k * L + L, PERM(b0, i1, b1));                                            \
+    _mm512_storeu_si512(out + k * L + 2 * L, PERM(b1, i2, b2));                                        \
+    a = b2;                                                                                            \
+  }                                                                                                    \
+  for (int t = 0; t < 2 && (k + 2) * L - 2 <= n; ++t, ++k) { /* k % 3 == t here */                    \
+    const __m512i b = _mm512_loadu_si512(in + k * L + L - 2);                                          \
+    _mm512_storeu_si512(out + k * L, PERM(a, t == 0 ? i0 : i1, b));                                    \
+    a = b;                                                                                             \
+  }                                                                                                    \
+  return k * L / 3;
+
+__attribute__((target("avx512vbmi"))) inline int64_t swap3_u8_vbmi(const uint8_t* in, uint8_t* out, int64_t w) {
+  IMKERN_SWAP3_WIDE(uint8_t, _mm512_permutex2var_epi8)
+}
+inline int64_t swap3_u16(const uint16_t* in, uint16_t* out, int64_t w) { IMKERN_SWAP3_WIDE(uint16_t, _mm512_permutex2var_epi16) }
+#undef IMKERN_SWAP3_WIDE
+#endif
+
+// rgb <-> bgr (the first and third channels swapped), 3 or 4 channels of uint8 or uint16: a
+// byte map per 16-byte group (5 RGB / 4 RGBA uint8 pixels, 2 RGB / 2 RGBA uint16 pixels);
+// with AVX-512, 3-channel rows first take swap3_u8_vbmi / swap3_u16 (uint8 where the CPU has VBMI: `vbmi`),
+// and with AVX2 / AVX-512 4-channel rows take the group map in every 16-byte lane of a vector.
+template <typename T, int C>
+struct SwapRowInt {
+  bool vbmi = false;
+  int64_t operator()(const T* in, T* out, int64_t w) const {
     int64_t x = 0;
-    for (; x + 16 <= w; x += 16) {
-      __m128i r, g, b;
-      deinterleave3_u8(in + 3 * x, r, g, b);
-      interleave3_u8(b, g, r, out + 3 * x);
+#if defined(__AVX512BW__)
+    if constexpr (C == 3) {
+      if constexpr (sizeof(T) == 2) x = swap3_u16(in, out, w);
+      else if (vbmi) x = swap3_u8_vbmi(in, out, w);
     }
-    return x;
+#endif
+    const auto* i8 = reinterpret_cast<const uint8_t*>(in + C * x);
+    auto* o8 = reinterpret_cast<uint8_t*>(out + C * x);
+    const int64_t r = w - x;
+    if constexpr (sizeof(T) == 1 && C == 3)
+      return x + shuffle_groups_u8<3, 3, 5>(i8, o8, r, _mm_setr_epi8(2, 1, 0, 5, 4, 3, 8, 7, 6, 11, 10, 9, 14, 13, 12, 15));
+    const __m128i m = sizeof(T) == 1 ? _mm_setr_epi8(2, 1, 0, 3, 6, 5, 4, 7, 10, 9, 8, 11, 14, 13, 12, 15)
+                      : C == 3       ? _mm_setr_epi8(4, 5, 2, 3, 0, 1, 10, 11, 8, 9, 6, 7, 12, 13, 14, 15)
+                                     : _mm_setr_epi8(4, 5, 2, 3, 0, 1, 6, 7, 12, 13, 10, 11, 8, 9, 14, 15);
+    if constexpr (C == 3) return x + shuffle_groups_u8<6, 6, 2>(i8, o8, r, m);
+    int64_t b = 0;  // 4 channels: every 16 bytes hold whole pixels
+#if defined(__AVX512BW__)
+    const __m512i mw = _mm512_broadcast_i32x4(m);
+    for (; (b + 64) <= r * 4 * static_cast<int64_t>(sizeof(T)); b += 64)
+      _mm512_storeu_si512(o8 + b, _mm512_shuffle_epi8(_mm512_loadu_si512(i8 + b), mw));
+#elif defined(__AVX2__)
+    const __m256i mw = _mm256_broadcastsi128_si256(m);
+    for (; (b + 32) <= r * 4 * static_cast<int64_t>(sizeof(T)); b += 32)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o8 + b),
+                          _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(i8 + b)), mw));
+#endif
+    for (; (b + 16) <= r * 4 * static_cast<int64_t>(sizeof(T)); b += 16)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o8 + b), _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(i8 + b)), m));
+    return x + b / (4 * static_cast<int64_t>(sizeof(T)));
   }
 };
 #endif
