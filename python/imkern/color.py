@@ -40,15 +40,21 @@ __all__ = [
 # op codes: the ColorOp enum of csrc/include/imkern/color.hpp, exported once by the bindings
 _OPS = {name: int(v) for name, v in _core.ColorOp.__members__.items()}
 _HSV_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
+# the accepted dtypes as sets, for _check's fast path (a non-native byte order is no member)
+_DTYPE_SETS = {id(d): frozenset(d) for d in (A.IMAGE_DTYPES_CPU, _HSV_DTYPES)}
 
 
 def _channels(image, name="image") -> int:
     return 1 if image.ndim == 2 else int(image.shape[-1])
 
 
-def _convert(op, image, out, out_shape, *, blend=False, bg=(0.0, 0.0, 0.0)):
+_NO_BACKGROUND = (0.0, 0.0, 0.0)
+
+
+def _convert(op, image, out, out_shape, *, blend=False, bg=_NO_BACKGROUND):
     code = _OPS[op]
-    bg = tuple(float(v) for v in bg)
+    if bg is not _NO_BACKGROUND:
+        bg = tuple(float(v) for v in bg)
 
     def cpu(src, dst):
         _core.color_convert(code, src, dst, blend, bg)
@@ -63,8 +69,11 @@ def _convert(op, image, out, out_shape, *, blend=False, bg=(0.0, 0.0, 0.0)):
 
 def _check(image, channels, op, dtypes=A.IMAGE_DTYPES_CPU, allow_2d=False):
     """Kind, dtype, ndim and channel count; returns the kind."""
-    kind = A.array_kind(image, "image")
-    A.check_dtype(image, "image", kind, dtypes)
+    if type(image) is np.ndarray and image.dtype in _DTYPE_SETS.get(id(dtypes), ()):
+        kind = "numpy"  # a native NumPy image of an accepted dtype (the common case, one test)
+    else:
+        kind = A.array_kind(image, "image")
+        A.check_dtype(image, "image", kind, dtypes)
     ok_nd = (2, 3, 4) if allow_2d else (3, 4)
     if image.ndim not in ok_nd or (image.ndim >= 3 and image.shape[-1] not in channels):
         want = " or ".join(str(c) for c in channels)

@@ -29,8 +29,9 @@ void color_channels(ColorOp op, DType dtype, const void* src, const ImageDesc& s
       else map_pixels<T, T, 4, 4>(src, s, dst, d, color::SwapRB<T, 4>{});
     } else if (!p.blend) {
 #if defined(__SSE4_1__)
-      if constexpr (sizeof(T) == 1) {
-        map_pixels<T, T, 4, 3>(src, s, dst, d, color::DropAlpha<T>{}, DropAlphaRowU8{});
+      if constexpr (sizeof(T) <= 2 && std::is_integral<T>::value) {
+        static const bool vbmi = cpu_has(CpuFeature::avx512vbmi);
+        map_pixels<T, T, 4, 3>(src, s, dst, d, color::DropAlpha<T>{}, DropAlphaRowInt<T>{vbmi});
         return;
       }
 #endif

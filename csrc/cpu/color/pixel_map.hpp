@@ -278,15 +278,6 @@ IMKERN_ALWAYS_INLINE inline int64_t shuffle_groups_u8(const uint8_t* in, uint8_t
   return x;
 }
 
-// RGBA -> RGB (alpha dropped), 4 pixels per 16-byte load: pshufb packs their 12 color bytes
-// to the front and the 16-byte store's last 4 bytes are overwritten by the next store, so the
-// loop stops while a whole store still fits in the row (x + 6 <= w).
-struct DropAlphaRowU8 {
-  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
-    return shuffle_groups_u8<4, 3, 4>(in, out, w, _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
-  }
-};
-
 #if defined(__AVX512BW__)
 // rgb <-> bgr of 3-channel rows in 64-byte vectors: output vector k (L elements) is one
 // two-table permute (vpermt2b for uint8, AVX-512 VBMI; vpermt2w for uint16) of the 2L elements
@@ -347,6 +338,49 @@ __attribute__((target("avx512vbmi"))) inline int64_t swap3_u8_vbmi(const uint8_t
 }
 inline int64_t swap3_u16(const uint16_t* in, uint16_t* out, int64_t w) { IMKERN_SWAP3_WIDE(uint16_t, _mm512_permutex2var_epi16) }
 #undef IMKERN_SWAP3_WIDE
+
+// RGBA -> RGB (alpha dropped) in 64-byte vectors: 3 output vectors (64 pixels of uint8, 32 of
+// uint16) from 4 input vectors, output vector k a two-table permute of input vectors k and
+// k + 1 (output element o is element o % 3 of pixel o / 3: input element 4 (o / 3) + o % 3,
+// which for o in vector k lies in input vectors k and k + 1). Returns the pixels done.
+template <typename T>
+const SwapIdx3<T>& drop_alpha_idx() {
+  static const SwapIdx3<T> t = [] {
+    SwapIdx3<T> s{};
+    constexpr int L = 64 / sizeof(T);
+    for (int k = 0; k < 3; ++k)
+      for (int j = 0; j < L; ++j) {
+        const int o = k * L + j;
+        s.v[k][j] = static_cast<T>(4 * (o / 3) + o % 3 - k * L);
+      }
+    return s;
+  }();
+  return t;
+}
+#define IMKERN_DROP_ALPHA_WIDE(T, PERM)                                                     \
+  constexpr int64_t L = 64 / sizeof(T), NP = L;  /* pixels per 3 output vectors */          \
+  const SwapIdx3<T>& ix = drop_alpha_idx<T>();                                             \
+  const __m512i i0 = _mm512_load_si512(ix.v[0]), i1 = _mm512_load_si512(ix.v[1]),          \
+                i2 = _mm512_load_si512(ix.v[2]);                                            \
+  int64_t x = 0;                                                                            \
+  for (; x + NP <= w; x += NP) {                                                            \
+    const T* p = in + 4 * x;                                                                \
+    const __m512i a0 = _mm512_loadu_si512(p), a1 = _mm512_loadu_si512(p + L),               \
+                  a2 = _mm512_loadu_si512(p + 2 * L), a3 = _mm512_loadu_si512(p + 3 * L);   \
+    T* o = out + 3 * x;                                                                     \
+    _mm512_storeu_si512(o, PERM(a0, i0, a1));                                               \
+    _mm512_storeu_si512(o + L, PERM(a1, i1, a2));                                           \
+    _mm512_storeu_si512(o + 2 * L, PERM(a2, i2, a3));                                       \
+  }                                                                                         \
+  return x;
+
+__attribute__((target("avx512vbmi"))) inline int64_t drop_alpha_u8_vbmi(const uint8_t* in, uint8_t* out, int64_t w) {
+  IMKERN_DROP_ALPHA_WIDE(uint8_t, _mm512_permutex2var_epi8)
+}
+inline int64_t drop_alpha_u16(const uint16_t* in, uint16_t* out, int64_t w) {
+  IMKERN_DROP_ALPHA_WIDE(uint16_t, _mm512_permutex2var_epi16)
+}
+#undef IMKERN_DROP_ALPHA_WIDE
 #endif
 
 // rgb <-> bgr (the first and third channels swapped), 3 or 4 channels of uint8 or uint16: a
@@ -387,6 +421,27 @@ struct SwapRowInt {
     for (; (b + 16) <= r * 4 * static_cast<int64_t>(sizeof(T)); b += 16)
       _mm_storeu_si128(reinterpret_cast<__m128i*>(o8 + b), _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(i8 + b)), m));
     return x + b / (4 * static_cast<int64_t>(sizeof(T)));
+  }
+};
+
+// RGBA -> RGB (alpha dropped) of uint8 / uint16 rows: 4 uint8 / 2 uint16 pixels per 16-byte
+// group (pshufb packs their color bytes to the front; each 16-byte store's last bytes are
+// rewritten by the next), after the 64-byte permutes with AVX-512 (uint8 where the CPU has VBMI).
+template <typename T>
+struct DropAlphaRowInt {
+  bool vbmi = false;
+  int64_t operator()(const T* in, T* out, int64_t w) const {
+    int64_t x = 0;
+#if defined(__AVX512BW__)
+    if constexpr (sizeof(T) == 2) x = drop_alpha_u16(in, out, w);
+    else if (vbmi) x = drop_alpha_u8_vbmi(in, out, w);
+#endif
+    const auto* i8 = reinterpret_cast<const uint8_t*>(in + 4 * x);
+    auto* o8 = reinterpret_cast<uint8_t*>(out + 3 * x);
+    if constexpr (sizeof(T) == 1)
+      return x + shuffle_groups_u8<4, 3, 4>(i8, o8, w - x, _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+    else
+      return x + shuffle_groups_u8<8, 6, 2>(i8, o8, w - x, _mm_setr_epi8(0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, -1, -1, -1, -1));
   }
 };
 #endif
