@@ -537,7 +537,7 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
 // transpose within 128-bit lanes, after which lane L of each tap vector holds pixels
 // 4 L .. 4 L + 3: natural order.
 template <int C>
-inline void warp_chunk(const uint8_t* base, const uint8_t* base1, const int32_t* o, const float* AX, const float* AY,
+IMKERN_ALWAYS_INLINE inline void warp_chunk(const uint8_t* base, const uint8_t* base1, const int32_t* o, const float* AX, const float* AY,
                        uint8_t* out) {
 #if defined(__AVX512F__)
   const __m512i ctl = _mm512_broadcast_i32x4(warp_win_ctl<C>());
