@@ -21,7 +21,7 @@
 // Float-scheme bilinear uint8 with 1, 3 or 4 channels has vector rows on AVX2/AVX-512
 // (warp_u8_bilinear_row: a pass of source points (affine: computed in that pass), offsets and
 // fractions, then 8-byte loads per tap row, a byte transpose and the same float lerps, 8 or
-// 16 pixels at once; ~5.5 (AVX-512) / ~5.5 (AVX2) cycles per RGB pixel on Zen 4), the scalar
+// 16 pixels at once; ~4.5 (AVX-512) / ~5 (AVX2) cycles per RGB pixel on Zen 4), the scalar
 // loop for the pixels whose taps leave the image. The tap loads, not the arithmetic, are the
 // larger cost of a rotation's rows: with the same instructions reading an L1-resident 16 KiB
 // instead, AVX2 warp_affine takes ~0.68 of the time. Walking rows in column tiles (64-512
@@ -381,7 +381,7 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 //     are slow on several processors: four vpgatherdd per 16 pixels instead of the loads and
 //     the transpose took 1.4x the time on Zen 4), a byte shuffle and a dword transpose to one
 //     vector per tap (AVX2: broadcast loads, blends and vshufps, pshufb byte extraction and
-//     integer tap differences: 0.86x the time of the AVX-512 scheme at 8 lanes, same bits),
+//     integer tap differences: ~0.94x the row time of the AVX-512 scheme at 8 lanes),
 //     the lerps, and the result rounded by adding 2^23 (the sum's low byte
 //     is the value rounded half to even: the same as cvtps2dq, and the value lies in [0, 255]
 //     because each lerp stays between its float endpoints, so no clamp).
