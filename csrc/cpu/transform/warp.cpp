@@ -21,9 +21,13 @@
 // Float-scheme bilinear uint8 with 1, 3 or 4 channels has vector rows on AVX2/AVX-512
 // (warp_u8_bilinear_row: a pass of source points (affine: computed in that pass), offsets and
 // fractions, then 8-byte loads per tap row, a byte transpose and the same float lerps, 8 or
-// 16 pixels at once; ~5.5 (AVX-512) / ~7 (AVX2) cycles per RGB pixel on Zen 4, bound by the
-// vector pipes, not memory: a source held in L1 runs only ~7% faster), the scalar loop for
-// the pixels whose taps leave the image.
+// 16 pixels at once; ~4.5 (AVX-512) / ~5 (AVX2) cycles per RGB pixel on Zen 4), the scalar
+// loop for the pixels whose taps leave the image. The tap loads, not the arithmetic, are the
+// larger cost of a rotation's rows: with the same instructions reading an L1-resident 16 KiB
+// instead, AVX2 warp_affine takes ~0.68 of the time. Walking rows in column tiles (64-512
+// pixels, 2-16 rows) to reuse source lines in L1 measured 1.2-1.7x slower (it breaks the
+// per-instruction stride that the hardware prefetcher learns along a row); software
+// prefetches 64 pixels ahead gain a few per cent on AVX2.
 // No contraction of a * b + c into fused multiply-adds anywhere in this file: the float
 // scheme spells out its fmas, and every ISA level (baseline has no FMA) and the CUDA kernel
 // must round the same way. (A per-function optimize attribute would do, but GCC then refuses
@@ -376,12 +380,18 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 //  2. warp_chunk: for a chunk with lanes inside, plain 8-byte loads per pixel and row (gathers
 //     are slow on several processors: four vpgatherdd per 16 pixels instead of the loads and
 //     the transpose took 1.4x the time on Zen 4), a byte shuffle and a dword transpose to one
-//     vector per tap, the lerps, and the result rounded by adding 2^23 (the sum's low byte
+//     vector per tap (AVX2: broadcast loads, blends and vshufps, pshufb byte extraction and
+//     integer tap differences: ~0.94x the row time of the AVX-512 scheme at 8 lanes),
+//     the lerps, and the result rounded by adding 2^23 (the sum's low byte
 //     is the value rounded half to even: the same as cvtps2dq, and the value lies in [0, 255]
 //     because each lerp stays between its float endpoints, so no clamp).
 // (Walking a thread's rows in column tiles of 64-256 pixels, to keep the source lines of
-// consecutive rows in L1, measured slower than whole rows on Zen 4.)
+// consecutive rows in L1, measured slower than whole rows on Zen 4.) A block whose chunks are
+// all inside (most of them) runs a loop of chunks alone, without the bookkeeping for the
+// scalar fallback. (Computing the perspective points in pass 1 instead of float_coords was no
+// faster on AVX2 and slower on AVX-512: 16-lane divisions.)
 constexpr int64_t kWarpBlock = 256;
+constexpr int64_t kWarpPrefetch = 64;  // pixels ahead (AVX2)
 
 // 8 bytes at the top-left tap (row 0 at base0, offset o) and 8 at the same place one row below
 // (base1 = base0 + the row stride: both loads are base + index, no address arithmetic).
@@ -450,13 +460,14 @@ constexpr unsigned kAllLanes = 0xFF;
 // a constant border. Affine: the source points are computed here (float_coords' fmas, the
 // same bits) and stored to FX/FY for float_row; perspective: read from FX/FY.
 template <int C, bool kAffine>
-void warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, int64_t W, int64_t H,
+unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, int64_t W, int64_t H,
                int64_t row_stride, bool constant, int32_t* OFF, float* AX, float* AY, uint32_t* inside,
                uint8_t* fill) {
   // inside: 0 <= fx0, fx0 * C + C + 8 <= W * C (the last byte a load reads), 0 <= fy0 <= H - 2
   // (compared in float: NaN and huge values fail)
   const float xmax = static_cast<float>(W - (8 + C - 1) / C), ymax = static_cast<float>(H - 2);
   const WVeci rs = wv_set1i(static_cast<int32_t>(row_stride));
+  unsigned all = kAllLanes;
 #if defined(__AVX512F__)
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512 m0 = _mm512_set1_ps(rt.m0), m3 = _mm512_set1_ps(rt.m3), mx = _mm512_set1_ps(rt.mx),
@@ -506,6 +517,7 @@ void warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, 
     const unsigned in = static_cast<unsigned>(_mm256_movemask_ps(keep));
 #endif
     inside[k] = in;
+    all &= in;
     fill[k] = in == 0 && constant &&
               (wv_outside(fx0, -1.f, static_cast<float>(W)) | wv_outside(fy0, -1.f, static_cast<float>(H))) == kAllLanes &&
               (wv_finite(sx) & wv_finite(sy)) == kAllLanes;
@@ -526,6 +538,7 @@ void warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, 
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(OFF + x), _mm256_and_si256(off, _mm256_castps_si256(keep)));
 #endif
   }
+  return all;
 }
 
 // Pass 2: one chunk. The taps: one 16-byte window per pixel (warp_win), register j lane
@@ -533,7 +546,7 @@ void warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, 
 // transpose within 128-bit lanes, after which lane L of each tap vector holds pixels
 // 4 L .. 4 L + 3: natural order.
 template <int C>
-inline void warp_chunk(const uint8_t* base, const uint8_t* base1, const int32_t* o, const float* AX, const float* AY,
+IMKERN_ALWAYS_INLINE inline void warp_chunk(const uint8_t* base, const uint8_t* base1, const int32_t* o, const float* AX, const float* AY,
                        uint8_t* out) {
 #if defined(__AVX512F__)
   const __m512i ctl = _mm512_broadcast_i32x4(warp_win_ctl<C>());
@@ -593,37 +606,52 @@ inline void warp_chunk(const uint8_t* base, const uint8_t* base1, const int32_t*
     }
   }
 #else
-  const __m256i ctl = _mm256_broadcastsi128_si256(warp_win_ctl<C>());
-  __m256i r[4];
-  for (int j = 0; j < 4; ++j) {
-    const __m256i v =
-        _mm256_inserti128_si256(_mm256_castsi128_si256(warp_win(base, base1, o[j])), warp_win(base, base1, o[4 + j]), 1);
-    r[j] = C == 1 ? _mm256_shuffle_epi8(v, ctl) : v;
-  }
-  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
-  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
-  const __m256i a0 = _mm256_unpacklo_epi64(t0, t2), b0 = _mm256_unpackhi_epi64(t0, t2);
-  const __m256i a1 = _mm256_unpacklo_epi64(t1, t3), b1 = _mm256_unpackhi_epi64(t1, t3);
+  // AVX2: each tap row's 8 bytes broadcast to a ymm (vpbroadcastq from memory: a load, no
+  // shuffle uop), four pixels' rows blended in as qwords, then vshufps picks dword 0 (bytes
+  // 0-3) and dword 1 (bytes 4-7) of eight pixels: 4 shuffles and 12 blends per chunk instead
+  // of the 8 vmovhpd, 4 vinserti128 and 8 unpacks of the window transpose. Pixels {0, 1, 4, 5}
+  // and {2, 3, 6, 7} make the two vectors so that vshufps leaves the lanes in pixel order.
+  auto bq = [&](const uint8_t* p) {
+    int64_t v;
+    std::memcpy(&v, p, 8);
+    return _mm256_set1_epi64x(v);
+  };
+  auto rows4 = [&](const uint8_t* bp, int i0, int i1, int i2, int i3) {
+    const __m256i lo = _mm256_blend_epi32(bq(bp + o[i0]), bq(bp + o[i1]), 0x0C);
+    const __m256i hi = _mm256_blend_epi32(bq(bp + o[i2]), bq(bp + o[i3]), 0xC0);
+    return _mm256_castsi256_ps(_mm256_blend_epi32(lo, hi, 0xF0));
+  };
+  const __m256 x0 = rows4(base, 0, 1, 4, 5), y0 = rows4(base, 2, 3, 6, 7);
+  const __m256 x1 = rows4(base1, 0, 1, 4, 5), y1 = rows4(base1, 2, 3, 6, 7);
+  const __m256i a0 = _mm256_castps_si256(_mm256_shuffle_ps(x0, y0, 0x88));
+  const __m256i a1 = _mm256_castps_si256(_mm256_shuffle_ps(x1, y1, 0x88));
+  // (one channel reads bytes 0 and 1 only)
+  const __m256i b0 = C == 1 ? a0 : _mm256_castps_si256(_mm256_shuffle_ps(x0, y0, 0xDD));
+  const __m256i b1 = C == 1 ? a1 : _mm256_castps_si256(_mm256_shuffle_ps(x1, y1, 0xDD));
   const __m256 ax = _mm256_loadu_ps(AX), ay = _mm256_loadu_ps(AY);
   const __m256i m8 = _mm256_set1_epi32(255);
   const __m256 magic = _mm256_set1_ps(8388608.f);  // 2^23
+  // byte k (0-7) of each pixel's tap row (a: bytes 0-3, b: bytes 4-7), zero-extended to
+  // int32: a mask, a shift, or one pshufb (byte 4 d + k of dword d) where it would take both
+  auto byte = [&](__m256i a, __m256i b, int k) {
+    const __m256i t = k < 4 ? a : b;
+    k &= 3;
+    if (k == 0) return _mm256_and_si256(t, m8);
+    if (k == 3) return _mm256_srli_epi32(t, 24);
+    const int32_t z = static_cast<int32_t>(0xFFFFFF00u) | k;
+    return _mm256_shuffle_epi8(t, _mm256_setr_epi32(z, z + 4, z + 8, z + 12, z, z + 4, z + 8, z + 12));
+  };
   __m256i res[4];
   for (int c = 0; c < C; ++c) {
-    auto ext = [&](__m256i t) {
-      if (c == C - 1) return c == 0 ? t : _mm256_srli_epi32(t, 8 * c);
-      return c == 0 ? _mm256_and_si256(t, m8) : _mm256_and_si256(_mm256_srli_epi32(t, 8 * c), m8);
-    };
-    auto byte3 = [&](__m256i a, __m256i b, int k) {  // as the AVX-512 code
-      const __m256i t = k < 4 ? a : b;
-      k &= 3;
-      return k == 3 ? _mm256_srli_epi32(t, 24) : _mm256_and_si256(k ? _mm256_srli_epi32(t, 8 * k) : t, m8);
-    };
-    const __m256 p00 = _mm256_cvtepi32_ps(C == 3 ? byte3(a0, b0, c) : ext(a0));
-    const __m256 p01 = _mm256_cvtepi32_ps(C == 3 ? byte3(a0, b0, 3 + c) : ext(b0));
-    const __m256 p10 = _mm256_cvtepi32_ps(C == 3 ? byte3(a1, b1, c) : ext(a1));
-    const __m256 p11 = _mm256_cvtepi32_ps(C == 3 ? byte3(a1, b1, 3 + c) : ext(b1));
-    const __m256 v0 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p01, p00), p00);
-    const __m256 v1 = _mm256_fmadd_ps(ax, _mm256_sub_ps(p11, p10), p10);
+    // channel c of the left taps is byte c, of the right taps byte C + c (4 + c for C = 4)
+    const int kl = c, kr = (C == 4 ? 4 : C) + c;
+    const __m256i i00 = byte(a0, b0, kl), i01 = byte(a0, b0, kr);
+    const __m256i i10 = byte(a1, b1, kl), i11 = byte(a1, b1, kr);
+    const __m256 p00 = _mm256_cvtepi32_ps(i00), p10 = _mm256_cvtepi32_ps(i10);
+    // p01 - p00 as an integer difference, converted: the same float as the float difference
+    // (both exact), one vector integer op instead of a conversion and a float subtraction
+    const __m256 v0 = _mm256_fmadd_ps(ax, _mm256_cvtepi32_ps(_mm256_sub_epi32(i01, i00)), p00);
+    const __m256 v1 = _mm256_fmadd_ps(ax, _mm256_cvtepi32_ps(_mm256_sub_epi32(i11, i10)), p10);
     const __m256 v = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
     res[c] = _mm256_castps_si256(_mm256_add_ps(v, magic));  // 0x4B0000vv
   }
@@ -675,7 +703,31 @@ void warp_u8_bilinear_row(const void* src, const ImageDesc& s, int64_t b, uint8_
   int64_t pending = 0;  // [pending, x): not yet written, for float_row
   for (int64_t x0 = 0; x0 < nv; x0 += kWarpBlock) {
     const int64_t m = std::min(kWarpBlock, nv - x0);
-    warp_prep<C, kAffine>(FX, FY, x0, m, rt, s.w, s.h, s.row_stride, constant, OFF, AX, AY, inside, fill);
+    const unsigned all =
+        warp_prep<C, kAffine>(FX, FY, x0, m, rt, s.w, s.h, s.row_stride, constant, OFF, AX, AY, inside, fill);
+    if (all == kAllLanes) {  // the common case, a loop of chunks alone
+      if (pending < x0) scalar(pending, x0);
+      const uint8_t* b0 = base;
+      const uint8_t* b1 = base + s.row_stride;
+      uint8_t* o = out + x0 * C;
+      for (int64_t i = 0; i < m; i += L) {
+#if !defined(__AVX512F__)
+        // AVX2: prefetch the tap rows of lanes 0, 4 and 7 of the chunk 64 pixels ahead
+        if (i + kWarpPrefetch < m) {
+          const int32_t* q = OFF + i + kWarpPrefetch;
+          _mm_prefetch(reinterpret_cast<const char*>(b0 + q[0]), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(b1 + q[0]), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(b0 + q[4]), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(b1 + q[4]), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(b0 + q[7] + 8), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(b1 + q[7] + 8), _MM_HINT_T0);
+        }
+#endif
+        warp_chunk<C>(b0, b1, OFF + i, AX + i, AY + i, o + i * C);
+      }
+      pending = x0 + m;
+      continue;
+    }
     for (int64_t i = 0; i < m; i += L) {
       const unsigned in = inside[i / L];
       const int64_t x = x0 + i;
