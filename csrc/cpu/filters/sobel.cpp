@@ -96,6 +96,157 @@ inline void magnitude_rows(const A* a, const A* b, A* o, int64_t n) {
   }
 }
 
+// Sums of two 3x3 separable filters whose 2-D kernel has the square's symmetries,
+// K = [[a, b, a], [b, c, b], [a, b, a]] (cv2.Laplacian: ksize 1 a = 0, ksize 3 b = 0), in one
+// pass over three padded source rows: o = a ((r0[0] + r0[2]) + (r2[0] + r2[2]))
+// + b ((r0[1] + r2[1]) + (r1[0] + r1[2])) + c r1[1] + delta (offsets in pixels). The zero
+// group is skipped (Corners / Edges), so ksize 1 and 3 take 5 loads, 3 adds and 2 multiplies
+// per vector instead of two horizontal and two vertical passes and a sum through L1. Every
+// element is formed by this expression (the vector body, the last vector ending at n, and the
+// scalar loop of rows under one vector alike).
+template <typename A, bool Corners, bool Edges>
+IMKERN_ALWAYS_INLINE inline A lap3_one(const A* r0, const A* r1, const A* r2, int64_t C, A ka, A kb, A kc, A dl) {
+  A v = kc * r1[C];
+  if constexpr (Corners) v += ka * ((r0[0] + r0[2 * C]) + (r2[0] + r2[2 * C]));
+  if constexpr (Edges) v += kb * ((r0[C] + r2[C]) + (r1[0] + r1[2 * C]));
+  return v + dl;
+}
+
+template <typename A, int CC, bool Corners, bool Edges, bool Stream>
+static void lap3_row(const A* const* P, A* o, int64_t n, int64_t Cr, A ka, A kb, A kc, A dl) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const int64_t C = CC > 0 ? CC : Cr;  // a compile-time channel count where one is given
+  const A* r0 = P[0];
+  const A* r1 = P[1];
+  const A* r2 = P[2];
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x) o[x] = lap3_one<A, Corners, Edges>(r0 + x, r1 + x, r2 + x, C, ka, kb, kc, dl);
+    return;
+  }
+  const vec_t<A> va = splat<A>(ka), vb = splat<A>(kb), vc = splat<A>(kc), vd = splat<A>(dl);
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    const A* p0 = r0 + x;
+    const A* p1 = r1 + x;
+    const A* p2 = r2 + x;
+    vec_t<A> v = vc * loadu(p1 + C);
+    if constexpr (Corners) v += va * ((loadu(p0) + loadu(p0 + 2 * C)) + (loadu(p2) + loadu(p2 + 2 * C)));
+    if constexpr (Edges) v += vb * ((loadu(p0 + C) + loadu(p2 + C)) + (loadu(p1) + loadu(p1 + 2 * C)));
+    return v + vd;
+  };
+  int64_t x = 0;
+  if constexpr (Stream) {  // streaming from the first aligned element, the vector before it plain
+    x = stream_start<A, A>(o) % L;
+    if (x) storeu(o, one(0));
+  }
+  for (; x + 2 * L <= n; x += 2 * L) {
+    put<A, A, Stream>(o + x, one(x));
+    put<A, A, Stream>(o + x + L, one(x + L));
+  }
+  for (; x + L <= n; x += L) put<A, A, Stream>(o + x, one(x));
+  if (x < n) storeu(o + n - L, one(n - L));
+}
+
+// The 2-D kernel of a sum of two 3x3 separable filters, when it has the square's symmetries:
+// k = {a, b, c} (corner, edge, centre), each tap formed in double and rounded once to A.
+template <typename A>
+static bool lap3_kernel(const double* kx0, const double* ky0, const double* kx1, const double* ky1, A k[3]) {
+  double K[3][3];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) K[i][j] = ky0[i] * kx0[j] + ky1[i] * kx1[j];
+  const double a = K[0][0], b = K[0][1], c = K[1][1];
+  if (!(K[0][2] == a && K[2][0] == a && K[2][2] == a && K[1][0] == b && K[1][2] == b && K[2][1] == b)) return false;
+  if (!std::isfinite(a) || !std::isfinite(b) || !std::isfinite(c)) return false;
+  k[0] = static_cast<A>(a);
+  k[1] = static_cast<A>(b);
+  k[2] = static_cast<A>(c);
+  return true;
+}
+
+template <typename T, typename A>
+static void lap3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const A k[3], A dl,
+                      Border border, A cv) {
+  const int64_t H = s.h, W = s.w, C = s.c;
+  const int64_t rows = s.n * H;
+  // As correlate: the ring takes the L2 budget (whole rows on usual widths: source rows read
+  // and output rows written in one run each).
+  const StripPlan plan = plan_strips<A>(dst, s, d, 9, sizeof(A));
+  const int64_t SP = plan.widest();
+  const bool stream = plan.stream;
+  const A ka = k[0], kb = k[1], kc = k[2];
+  auto row = [&](auto st, const A* const* P, A* o, int64_t n) {
+    constexpr bool S = decltype(st)::value;
+#define IMKERN_LAP(CC)                                                                                   \
+  if (ka != 0 && kb != 0) return lap3_row<A, CC, true, true, S>(P, o, n, C, ka, kb, kc, dl);           \
+  if (ka != 0) return lap3_row<A, CC, true, false, S>(P, o, n, C, ka, kb, kc, dl);                     \
+  return lap3_row<A, CC, false, true, S>(P, o, n, C, ka, kb, kc, dl);
+    if (C == 1) { IMKERN_LAP(1) }
+    if (C == 3) { IMKERN_LAP(3) }
+    IMKERN_LAP(0)
+#undef IMKERN_LAP
+  };
+  if constexpr (std::is_same<T, A>::value) {
+    // Float images wide enough for one vector of interior pixels: the taps are read straight
+    // from the source rows (no converted copy); the first and last pixel of each row take
+    // the border rule through a 3-pixel copy, by the same expression (lap3_one).
+    if (C <= 4 && (W - 2) * C >= simd::Vec<A>::lanes) {
+      parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
+        A* cvrow = nullptr;
+        if (border == Border::constant) {
+          cvrow = thread_scratch<A>(1, static_cast<size_t>(W * C));
+          std::fill(cvrow, cvrow + W * C, cv);
+        }
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t b = t / H, y = t % H;
+          const A* P[3];
+          for (int i = 0; i < 3; ++i) {
+            const int64_t yy = border_index(y - 1 + i, H, border);
+            P[i] = yy < 0 ? cvrow : row_ptr<A>(src, s, b, yy);
+          }
+          A* o = row_ptr<A>(dst, d, b, y);
+          if (stream) row(std::true_type{}, P, o + C, (W - 2) * C);
+          else row(std::false_type{}, P, o + C, (W - 2) * C);
+          for (const int64_t x : {int64_t(0), W - 1}) {
+            A tp[3][12];  // pixels x - 1, x, x + 1 of the three rows (C <= 4 here, see below)
+            for (int j = 0; j < 3; ++j) {
+              const int64_t sx = border_index(x - 1 + j, W, border);
+              for (int i = 0; i < 3; ++i)
+                for (int64_t ch = 0; ch < C; ++ch) tp[i][j * C + ch] = sx < 0 ? cv : P[i][sx * C + ch];
+            }
+            for (int64_t ch = 0; ch < C; ++ch) {
+              const A* q0 = tp[0] + ch;
+              const A* q1 = tp[1] + ch;
+              const A* q2 = tp[2] + ch;
+              if (ka != 0 && kb != 0) o[x * C + ch] = lap3_one<A, true, true>(q0, q1, q2, C, ka, kb, kc, dl);
+              else if (ka != 0) o[x * C + ch] = lap3_one<A, true, false>(q0, q1, q2, C, ka, kb, kc, dl);
+              else o[x * C + ch] = lap3_one<A, false, true>(q0, q1, q2, C, ka, kb, kc, dl);
+            }
+          }
+        }
+        stream_fence();
+      });
+      return;
+    }
+  }
+  parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    ring_pipeline<A>(
+        t0, t1, H, W, 3, 1, plan.sp, plan.first, plan.merge, (SP + 2) * C,
+        [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
+          load_source_segment<T, A>(src, s, b, sy, x0, x1, 1, 1, border, cv, slot);
+        },
+        [&](const A* const* P, int64_t b, int64_t y, int64_t x0, int64_t x1) {
+          A* o = row_ptr<A>(dst, d, b, y) + x0 * C;
+          if (stream) row(std::true_type{}, P, o, (x1 - x0) * C);
+          else row(std::false_type{}, P, o, (x1 - x0) * C);
+        },
+        [&](int64_t b, int64_t y, int64_t x0) -> int64_t {
+          if (!stream) return 0;  // streaming starts at the first aligned output element: align the ring rows with it
+          const int64_t st = stream_start<A, A>(row_ptr<A>(dst, d, b, y) + x0 * C);
+          return st % simd::Vec<A>::lanes == 0 ? 0 : simd::Vec<A>::lanes - st;
+        });
+  });
+}
+
 }  // namespace
 
 template <typename T>
@@ -104,6 +255,11 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
                        const double* ky1, int kw, int kh, DerivMode mode, double delta, Border border,
                        double cval) {
   using A = typename AccOf<T>::type;
+  if (mode == DerivMode::sum && kw == 3 && kh == 3) {
+    A k3[3];
+    if (lap3_kernel<A>(kx0, ky0, kx1, ky1, k3))
+      return lap3_impl<T, A>(src, s, dst0, d0, k3, static_cast<A>(delta), border, static_cast<A>(cval));
+  }
   const int64_t H = s.h, W = s.w, C = s.c;
   const int ay = kh / 2, ax = kw / 2;
   const int64_t left = ax, right = kw - 1 - ax;
