@@ -96,24 +96,43 @@ inline void magnitude_rows(const A* a, const A* b, A* o, int64_t n) {
   }
 }
 
-// Sums of two 3x3 separable filters whose 2-D kernel has the square's symmetries,
-// K = [[a, b, a], [b, c, b], [a, b, a]] (cv2.Laplacian: ksize 1 a = 0, ksize 3 b = 0), in one
-// pass over three padded source rows: o = a ((r0[0] + r0[2]) + (r2[0] + r2[2]))
-// + b ((r0[1] + r2[1]) + (r1[0] + r1[2])) + c r1[1] + delta (offsets in pixels). The zero
-// group is skipped (Corners / Edges), so ksize 1 and 3 take 5 loads, 3 adds and 2 multiplies
-// per vector instead of two horizontal and two vertical passes and a sum through L1. Every
-// element is formed by this expression (the vector body, the last vector ending at n, and the
-// scalar loop of rows under one vector alike).
-template <typename A, bool Corners, bool Edges>
-IMKERN_ALWAYS_INLINE inline A lap3_one(const A* r0, const A* r1, const A* r2, int64_t C, A ka, A kb, A kc, A dl) {
-  A v = kc * r1[C];
-  if constexpr (Corners) v += ka * ((r0[0] + r0[2 * C]) + (r2[0] + r2[2 * C]));
-  if constexpr (Edges) v += kb * ((r0[C] + r2[C]) + (r1[0] + r1[2 * C]));
-  return v + dl;
+// 3x3 stencils in one pass over three padded source rows (tap offsets in pixels, r0 r1 r2 the
+// rows y - 1, y, y + 1). Lap3: the sum of two 3x3 separable filters whose 2-D kernel has the
+// square's symmetries, K = [[a, b, a], [b, c, b], [a, b, a]] (cv2.Laplacian: ksize 1 a = 0,
+// ksize 3 b = 0): o = a ((r0[0] + r0[2]) + (r2[0] + r2[2])) + b ((r0[1] + r2[1]) + (r1[0] +
+// r1[2])) + c r1[1] + delta, the zero group skipped: 5 loads, 3 adds, 2 multiplies per vector
+// (was two horizontal and two vertical passes and a sum through L1). The taps are formed in
+// double and rounded once, as cv2 forms K * scale (integer images keep exact integer sums).
+// (Sobel / Scharr 3x3 as such a stencil, 6 loads and 3 differences per vector, measured
+// slower than their separable passes: 224x224x3 float32 62 vs 54 us, 1080p equal; kept separable.)
+// Every element is formed by one expression (eval: the vector body, the last vector ending
+// at n, the border pixels and rows under one vector alike), so strips, threads and row ends
+// never change a bit.
+template <typename V, typename A>
+IMKERN_ALWAYS_INLINE inline V splat_as(A x) {
+  return V{} + x;
 }
 
-template <typename A, int CC, bool Corners, bool Edges, bool Stream>
-static void lap3_row(const A* const* P, A* o, int64_t n, int64_t Cr, A ka, A kb, A kc, A dl) {
+template <typename A, bool Corners, bool Edges>
+struct Lap3 {
+  A ka, kb, kc, dl;
+  template <typename V, typename Ld>
+  IMKERN_ALWAYS_INLINE V eval(const A* p0, const A* p1, const A* p2, int64_t C, Ld&& ld) const {
+    V v = splat_as<V>(kc) * ld(p1 + C);
+    if constexpr (Corners) v += splat_as<V>(ka) * ((ld(p0) + ld(p0 + 2 * C)) + (ld(p2) + ld(p2 + 2 * C)));
+    if constexpr (Edges) v += splat_as<V>(kb) * ((ld(p0 + C) + ld(p2 + C)) + (ld(p1) + ld(p1 + 2 * C)));
+    return v + splat_as<V>(dl);
+  }
+};
+
+template <typename A, typename K>
+IMKERN_ALWAYS_INLINE inline A stencil3_one(const K& k, const A* r0, const A* r1, const A* r2, int64_t C) {
+  return k.template eval<A>(r0, r1, r2, C, [](const A* p) IMKERN_ALWAYS_INLINE { return *p; });
+}
+
+// One output row of n values from the padded rows P[0..2] (tap j of element x at P[i] + x + j C).
+template <typename A, int CC, bool Stream, typename K>
+static void stencil3_row(const K& k, const A* const* P, A* o, int64_t n, int64_t Cr) {
   using namespace simd;
   constexpr int L = Vec<A>::lanes;
   const int64_t C = CC > 0 ? CC : Cr;  // a compile-time channel count where one is given
@@ -121,18 +140,12 @@ static void lap3_row(const A* const* P, A* o, int64_t n, int64_t Cr, A ka, A kb,
   const A* r1 = P[1];
   const A* r2 = P[2];
   if (n < L) {
-    for (int64_t x = 0; x < n; ++x) o[x] = lap3_one<A, Corners, Edges>(r0 + x, r1 + x, r2 + x, C, ka, kb, kc, dl);
+    for (int64_t x = 0; x < n; ++x) o[x] = stencil3_one<A>(k, r0 + x, r1 + x, r2 + x, C);
     return;
   }
-  const vec_t<A> va = splat<A>(ka), vb = splat<A>(kb), vc = splat<A>(kc), vd = splat<A>(dl);
   auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    const A* p0 = r0 + x;
-    const A* p1 = r1 + x;
-    const A* p2 = r2 + x;
-    vec_t<A> v = vc * loadu(p1 + C);
-    if constexpr (Corners) v += va * ((loadu(p0) + loadu(p0 + 2 * C)) + (loadu(p2) + loadu(p2 + 2 * C)));
-    if constexpr (Edges) v += vb * ((loadu(p0 + C) + loadu(p2 + C)) + (loadu(p1) + loadu(p1 + 2 * C)));
-    return v + vd;
+    return k.template eval<vec_t<A>>(r0 + x, r1 + x, r2 + x, C,
+                                     [](const A* p) IMKERN_ALWAYS_INLINE { return loadu(p); });
   };
   int64_t x = 0;
   if constexpr (Stream) {  // streaming from the first aligned element, the vector before it plain
@@ -163,9 +176,9 @@ static bool lap3_kernel(const double* kx0, const double* ky0, const double* kx1,
   return true;
 }
 
-template <typename T, typename A>
-static void lap3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const A k[3], A dl,
-                      Border border, A cv) {
+template <typename T, typename A, typename K>
+static void stencil3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const K& k,
+                          Border border, A cv) {
   const int64_t H = s.h, W = s.w, C = s.c;
   const int64_t rows = s.n * H;
   // As correlate: the ring takes the L2 budget (whole rows on usual widths: source rows read
@@ -173,22 +186,16 @@ static void lap3_impl(const void* src, const ImageDesc& s, void* dst, const Imag
   const StripPlan plan = plan_strips<A>(dst, s, d, 9, sizeof(A));
   const int64_t SP = plan.widest();
   const bool stream = plan.stream;
-  const A ka = k[0], kb = k[1], kc = k[2];
   auto row = [&](auto st, const A* const* P, A* o, int64_t n) {
     constexpr bool S = decltype(st)::value;
-#define IMKERN_LAP(CC)                                                                                   \
-  if (ka != 0 && kb != 0) return lap3_row<A, CC, true, true, S>(P, o, n, C, ka, kb, kc, dl);           \
-  if (ka != 0) return lap3_row<A, CC, true, false, S>(P, o, n, C, ka, kb, kc, dl);                     \
-  return lap3_row<A, CC, false, true, S>(P, o, n, C, ka, kb, kc, dl);
-    if (C == 1) { IMKERN_LAP(1) }
-    if (C == 3) { IMKERN_LAP(3) }
-    IMKERN_LAP(0)
-#undef IMKERN_LAP
+    if (C == 1) return stencil3_row<A, 1, S>(k, P, o, n, C);
+    if (C == 3) return stencil3_row<A, 3, S>(k, P, o, n, C);
+    return stencil3_row<A, 0, S>(k, P, o, n, C);
   };
   if constexpr (std::is_same<T, A>::value) {
     // Float images wide enough for one vector of interior pixels: the taps are read straight
     // from the source rows (no converted copy); the first and last pixel of each row take
-    // the border rule through a 3-pixel copy, by the same expression (lap3_one).
+    // the border rule through a 3-pixel copy, by the same expression.
     if (C <= 4 && (W - 2) * C >= simd::Vec<A>::lanes) {
       parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
         A* cvrow = nullptr;
@@ -207,20 +214,13 @@ static void lap3_impl(const void* src, const ImageDesc& s, void* dst, const Imag
           if (stream) row(std::true_type{}, P, o + C, (W - 2) * C);
           else row(std::false_type{}, P, o + C, (W - 2) * C);
           for (const int64_t x : {int64_t(0), W - 1}) {
-            A tp[3][12];  // pixels x - 1, x, x + 1 of the three rows (C <= 4 here, see below)
+            A tp[3][12];  // pixels x - 1, x, x + 1 of the three rows (C <= 4)
             for (int j = 0; j < 3; ++j) {
               const int64_t sx = border_index(x - 1 + j, W, border);
               for (int i = 0; i < 3; ++i)
                 for (int64_t ch = 0; ch < C; ++ch) tp[i][j * C + ch] = sx < 0 ? cv : P[i][sx * C + ch];
             }
-            for (int64_t ch = 0; ch < C; ++ch) {
-              const A* q0 = tp[0] + ch;
-              const A* q1 = tp[1] + ch;
-              const A* q2 = tp[2] + ch;
-              if (ka != 0 && kb != 0) o[x * C + ch] = lap3_one<A, true, true>(q0, q1, q2, C, ka, kb, kc, dl);
-              else if (ka != 0) o[x * C + ch] = lap3_one<A, true, false>(q0, q1, q2, C, ka, kb, kc, dl);
-              else o[x * C + ch] = lap3_one<A, false, true>(q0, q1, q2, C, ka, kb, kc, dl);
-            }
+            for (int64_t ch = 0; ch < C; ++ch) o[x * C + ch] = stencil3_one<A>(k, tp[0] + ch, tp[1] + ch, tp[2] + ch, C);
           }
         }
         stream_fence();
@@ -247,6 +247,24 @@ static void lap3_impl(const void* src, const ImageDesc& s, void* dst, const Imag
   });
 }
 
+// The fused 3x3 stencil of deriv_filter (see above); false when the kernels have none.
+template <typename T, typename A>
+static bool deriv_3x3(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx0,
+                      const double* ky0, const double* kx1, const double* ky1, DerivMode mode, double delta,
+                      Border border, double cval) {
+  const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
+  if (mode == DerivMode::sum) {
+    A k3[3];
+    if (!lap3_kernel<A>(kx0, ky0, kx1, ky1, k3)) return false;
+    const A ka = k3[0], kb = k3[1], kc = k3[2];
+    if (ka != 0 && kb != 0) stencil3_impl<T, A>(src, s, dst, d, Lap3<A, true, true>{ka, kb, kc, dl}, border, cv);
+    else if (ka != 0) stencil3_impl<T, A>(src, s, dst, d, Lap3<A, true, false>{ka, kb, kc, dl}, border, cv);
+    else stencil3_impl<T, A>(src, s, dst, d, Lap3<A, false, true>{ka, kb, kc, dl}, border, cv);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 template <typename T>
@@ -255,11 +273,7 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
                        const double* ky1, int kw, int kh, DerivMode mode, double delta, Border border,
                        double cval) {
   using A = typename AccOf<T>::type;
-  if (mode == DerivMode::sum && kw == 3 && kh == 3) {
-    A k3[3];
-    if (lap3_kernel<A>(kx0, ky0, kx1, ky1, k3))
-      return lap3_impl<T, A>(src, s, dst0, d0, k3, static_cast<A>(delta), border, static_cast<A>(cval));
-  }
+  if (kw == 3 && kh == 3 && deriv_3x3<T, A>(src, s, dst0, d0, kx0, ky0, kx1, ky1, mode, delta, border, cval)) return;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int ay = kh / 2, ax = kw / 2;
   const int64_t left = ax, right = kw - 1 - ax;
