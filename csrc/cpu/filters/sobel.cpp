@@ -96,6 +96,55 @@ inline void magnitude_rows(const A* a, const A* b, A* o, int64_t n) {
   }
 }
 
+// o = V0(rows0) + V1(rows1) + delta for two symmetric K-tap vertical kernels (laplacian ksize
+// 5 and 7: the d2 and smoothing kernels are both symmetric), in registers: each vector's two
+// folded sums (IMKERN_SYM_TAPS, as vfilter_sym forms them) and their sum, stored once. The
+// same bits as two vfilter_sym rows summed by sum_rows, without the two temporary rows.
+template <int K, typename A>
+static void vsum_sym(const A* const* ra, const A* const* rb, A* o, int64_t n, const A* ka, const A* kb, A dl) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const A* r0[K];
+  const A* r1[K];
+  vec_t<A> kv0[K], kv1[K];
+  for (int i = 0; i < K; ++i) {
+    r0[i] = ra[i];
+    r1[i] = rb[i];
+    kv0[i] = splat<A>(ka[i]);
+    kv1[i] = splat<A>(kb[i]);
+  }
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x)
+      o[x] = (sym_taps<K>(ka, [&](int j) { return r0[j][x]; }) + sym_taps<K>(kb, [&](int j) { return r1[j][x]; })) + dl;
+    return;
+  }
+  const vec_t<A> dv = splat<A>(dl);
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    auto f0 = [&]() IMKERN_ALWAYS_INLINE {
+      const vec_t<A>* kv = kv0;
+#define TAP(j) loadu(r0[j] + x)
+      IMKERN_SYM_TAPS(K, TAP)
+#undef TAP
+      return a + b;
+    };
+    auto f1 = [&]() IMKERN_ALWAYS_INLINE {
+      const vec_t<A>* kv = kv1;
+#define TAP(j) loadu(r1[j] + x)
+      IMKERN_SYM_TAPS(K, TAP)
+#undef TAP
+      return a + b;
+    };
+    return (f0() + f1()) + dv;
+  };
+  int64_t x = 0;
+  for (; x + 2 * L <= n; x += 2 * L) {
+    storeu(o + x, one(x));
+    storeu(o + x + L, one(x + L));
+  }
+  for (; x + L <= n; x += L) storeu(o + x, one(x));
+  if (x < n) storeu(o + n - L, one(n - L));
+}
+
 // 3x3 stencils in one pass over three padded source rows (tap offsets in pixels, r0 r1 r2 the
 // rows y - 1, y, y + 1). Lap3: the sum of two 3x3 separable filters whose 2-D kernel has the
 // square's symmetries, K = [[a, b, a], [b, c, b], [a, b, a]] (cv2.Laplacian: ksize 1 a = 0,
@@ -325,6 +374,11 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
               break;
             }
             case DerivMode::sum:
+              if (sy0 && sy1 && (kh == 5 || kh == 7)) {
+                if (kh == 5) vsum_sym<5, A>(r0, r1.data(), o0, n, ky0v.data(), ky1v.data(), dl);
+                else vsum_sym<7, A>(r0, r1.data(), o0, n, ky0v.data(), ky1v.data(), dl);
+                break;
+              }
               vfilter<A, A>(r0, tmp, n, ky0v.data(), kh, sy0, false);
               vfilter<A, A>(r1.data(), tmp + half, n, ky1v.data(), kh, sy1, false);
               sum_rows(tmp, tmp + half, o0, n, dl);
