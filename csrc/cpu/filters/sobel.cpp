@@ -145,6 +145,45 @@ static void vsum_sym(const A* const* ra, const A* const* rb, A* o, int64_t n, co
   if (x < n) storeu(o + n - L, one(n - L));
 }
 
+// h0 = H0(p), h1 = H1(p) for two symmetric K-tap horizontal kernels over one padded row, each
+// tap vector loaded once for both (laplacian ksize 5 and 7). The same sums as hfilter_sym
+// (IMKERN_SYM_TAPS; hfilter_align512_sym forms the same products in the same order), so the
+// same bits as two hfilter calls.
+template <int K, typename A>
+static void hsum2_sym(const A* p, A* h0, A* h1, int64_t n, int64_t C, const A* ka, const A* kb) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv0[K], kv1[K];
+  for (int j = 0; j < K; ++j) {
+    kv0[j] = splat<A>(ka[j]);
+    kv1[j] = splat<A>(kb[j]);
+  }
+  auto two = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    vec_t<A> t[K];
+#pragma GCC unroll 8
+    for (int j = 0; j < K; ++j) t[j] = loadu(p + e + j * C);
+#define TAP(j) t[j]
+    {
+      const vec_t<A>* kv = kv0;
+      IMKERN_SYM_TAPS(K, TAP)
+      storeu(h0 + e, a + b);
+    }
+    {
+      const vec_t<A>* kv = kv1;
+      IMKERN_SYM_TAPS(K, TAP)
+      storeu(h1 + e, a + b);
+    }
+#undef TAP
+  };
+  int64_t x = 0;
+  for (; x + L <= n; x += L) two(x);
+  if (x < n && n >= L) return two(n - L);  // the last vector ends at n
+  for (; x < n; ++x) {
+    h0[x] = sym_taps<K>(ka, [&](int j) { return p[x + j * C]; });
+    h1[x] = sym_taps<K>(kb, [&](int j) { return p[x + j * C]; });
+  }
+}
+
 // 3x3 stencils in one pass over three padded source rows (tap offsets in pixels, r0 r1 r2 the
 // rows y - 1, y, y + 1). Lap3: the sum of two 3x3 separable filters whose 2-D kernel has the
 // square's symmetries, K = [[a, b, a], [b, c, b], [a, b, a]] (cv2.Laplacian: ksize 1 a = 0,
@@ -354,6 +393,11 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
           load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
           const int64_t n = (x1 - x0) * C;
+          if (mode == DerivMode::sum && sx0 && sx1 && (kw == 5 || kw == 7)) {
+            if (kw == 5) hsum2_sym<5, A>(padded, slot, slot + half, n, C, kx0v.data(), kx1v.data());
+            else hsum2_sym<7, A>(padded, slot, slot + half, n, C, kx0v.data(), kx1v.data());
+            return;
+          }
           hfilter(padded, slot, n, C, kx0v.data(), kw, sx0);
           if (two) hfilter(padded, slot + half, n, C, kx1v.data(), kw, sx1);
         },
