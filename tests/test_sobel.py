@@ -380,3 +380,17 @@ def test_laplacian_3x3_large_streams(rng):
         imkern.reset_cpu_params()
     assert np.array_equal(got, F.laplacian(x, ksize=1, delta=0.5))
     assert_close(got, R.laplacian(x, ksize=1, delta=0.5), np.float32, scale=4)
+
+
+# ---- laplacian ksize 5 / 7: both kernels of each pass fused (hsum2_sym, vsum_sym) -------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_laplacian_5x5_7x7_fused_passes(rng, isa, dtype):
+    for shape in [(1, 1), (2, 5), (6, 1), (9, 15), (8, 17, 3), (11, 40), (7, 33, 4), (5, 70, 3), (2, 4, 19, 1)]:
+        x = random_array(rng, shape, dtype)
+        for k in (5, 7):
+            for border in BORDERS:
+                got = F.laplacian(x, ksize=k, scale=0.5, delta=1.5, border=border, cval=2.0)
+                ref = R.laplacian(x, ksize=k, scale=0.5, delta=1.5, border=border, cval=2.0)
+                assert_close(got, ref, _odt(dtype), scale=_ksum(k) * (_mag(x) + 2), err_msg=f"{shape} k={k} {border}")
+                if np.dtype(dtype).kind == "u" and k == 5:
+                    assert np.array_equal(F.laplacian(x, ksize=k, border=border), R.laplacian(x, ksize=k, border=border))
