@@ -1093,3 +1093,48 @@ def test_long_symmetric_kernels_same_bits(rng, shape):
     finally:
         imkern.set_num_threads(before)
         imkern.reset_cpu_params()
+
+
+# ---- box uint8, small odd windows: the 16-bit path --------------------------------------------
+# area odd and <= 127, normalized, uint8 -> uint8: column and row sums in 16-bit lanes, the mean
+# by a multiply-high; exactly the correctly rounded mean (cv2.blur's). Even areas, larger ones,
+# unnormalized sums and non-uint8 cval take the int32 path; both must give the same bits.
+_BOX16_SIZES = [(1, 1), (3, 3), (5, 5), (3, 5), (5, 3), (1, 3), (3, 1), (7, 7), (1, 9), (11, 11), (4, 4), (12, 12)]
+_BOX16_SHAPES = [(1, 1), (1, 5), (4, 1), (2, 3), (7, 9), (6, 33), (9, 70, 3), (5, 40, 4), (4, 17, 1), (3, 30, 5),
+                 (2, 5, 66, 3)]
+
+
+def _box_u8_want(x, kh, kw, border, cval):
+    # round-half-even of float32(sum) / float32(area) (the sums from the float64 reference, exact)
+    s = np.rint(R.box(x.astype(np.float64), (kh, kw), normalize=False, border=border, cval=cval))
+    return np.clip(np.rint(s.astype(np.float32) / np.float32(kh * kw)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("border", BORDERS)
+def test_box_uint8_small_windows(rng, isa, threads, border):
+    for shape in _BOX16_SHAPES:
+        x = random_array(rng, shape, np.uint8)
+        for kh, kw in _BOX16_SIZES:
+            got = F.box(x, (kh, kw), border=border, cval=7.0)
+            assert np.array_equal(got, _box_u8_want(x, kh, kw, border, 7.0)), f"{shape} {(kh, kw)} {border}"
+    # non-uint8 cval: the int32 path, still exact
+    x = random_array(rng, (6, 21, 3), np.uint8)
+    for cval in (7.5, 300.0, -4.0):
+        got = F.box(x, 3, border=border, cval=cval)
+        assert_close(got, R.box(x, 3, border=border, cval=cval), np.uint8, err_msg=str(cval))
+
+
+@pytest.mark.parametrize("size", [3, 5, (3, 5)])
+def test_box_uint8_small_windows_opencv_and_views(rng, isa, size):
+    cv2 = pytest.importorskip("cv2")
+    base = random_array(rng, (37, 53, 3), np.uint8)
+    ksz = (size, size) if isinstance(size, int) else (size[1], size[0])
+    for name, v in [("plain", base), ("reversed rows", base[::-1]), ("reversed cols", base[:, ::-1]),
+                    ("strided", base[::2, ::3]), ("channel slice", base[..., 1:]), ("gray", base[..., 0]),
+                    ("rgba", np.concatenate([base, base[..., :1]], axis=-1))]:
+        before = v.copy()
+        for border, cb in [("reflect101", cv2.BORDER_REFLECT_101), ("reflect", cv2.BORDER_REFLECT),
+                           ("replicate", cv2.BORDER_REPLICATE), ("constant", cv2.BORDER_CONSTANT)]:
+            got = F.box(v, size, border=border)
+            assert np.array_equal(got, cv2.blur(np.ascontiguousarray(v), ksz, borderType=cb)), f"{name} {border}"
+        assert np.array_equal(v, before), name

@@ -316,3 +316,81 @@ def test_bad_arguments():
         F.unsharp_mask(x, 1.0, amount=np.inf)
     with pytest.raises(TypeError, match="out"):
         F.gradient(x, out=np.zeros((8, 8), np.float32))
+
+
+# ---- laplacian ksize 1 / 3: the fused 3x3 pass --------------------------------------------------
+# Float images at least one vector of interior pixels wide (and C <= 4) read the source rows
+# directly, the first and last pixel by the border rule; narrower rows, C > 4 and integer
+# images take the ring of converted rows. The shapes cover both on every ISA (16, 8, 4 lanes).
+_LAP_SHAPES = [(1, 1), (1, 2), (2, 1), (3, 3), (4, 6), (5, 18), (7, 19, 1), (6, 35), (9, 37, 3), (4, 70, 4),
+               (5, 23, 5), (3, 11, 3), (2, 3, 41, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_laplacian_3x3_paths(rng, isa, threads, dtype, border):
+    for shape in _LAP_SHAPES:
+        x = random_array(rng, shape, dtype)
+        m = _mag(x)
+        for k in (1, 3):
+            for scale, delta in ((1.0, 0.0), (0.75, -2.5)):
+                got = F.laplacian(x, ksize=k, scale=scale, delta=delta, border=border, cval=3.0)
+                ref = R.laplacian(x, ksize=k, scale=scale, delta=delta, border=border, cval=3.0)
+                assert got.dtype == _odt(dtype) and got.shape == x.shape
+                if np.dtype(dtype).kind == "u" and scale == 1.0:
+                    assert np.array_equal(got, ref), f"{shape} k={k} {border}"  # exact integer sums
+                else:
+                    assert_close(got, ref, _odt(dtype), scale=_ksum(k) * (m + 3), err_msg=f"{shape} k={k} {border}")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_laplacian_3x3_views_and_opencv(rng, isa, dtype):
+    cv2 = pytest.importorskip("cv2")
+    base = random_array(rng, (29, 45, 3), dtype)
+    dd = cv2.CV_64F if dtype == np.float64 else cv2.CV_32F
+    for name, view in _VIEWS:
+        v = view(base)
+        before = v.copy()
+        for k in (1, 3):
+            got = F.laplacian(v, ksize=k)
+            assert_close(got, R.laplacian(v, ksize=k), got.dtype, scale=_ksum(k) * _mag(v), err_msg=name)
+            if v.shape[-1] <= 4:
+                ref = cv2.Laplacian(np.ascontiguousarray(v), dd, ksize=k)
+                if dtype == np.uint8:
+                    assert np.array_equal(got, ref), name
+                else:
+                    assert_close(got, ref, got.dtype, scale=_ksum(k) * _mag(v), err_msg=name)
+        assert np.array_equal(v, before), name
+    # a misaligned, padded out= (the stores start mid-vector)
+    x = base[:, 1:, :1].copy()[..., 0]
+    buf = np.full((x.shape[0], x.shape[1] + 5), np.nan, _odt(dtype))
+    out = buf[:, 3:3 + x.shape[1]]
+    F.laplacian(x, ksize=3, out=out)
+    assert np.array_equal(out, F.laplacian(x, ksize=3))
+    assert np.isnan(buf[:, :3]).all() and np.isnan(buf[:, 3 + x.shape[1]:]).all()
+
+
+def test_laplacian_3x3_large_streams(rng):
+    # past the streaming threshold: non-temporal stores from the first aligned element
+    x = random_array(rng, (300, 1000, 3), np.float32)
+    imkern.set_cpu_params(stream_bytes=1 << 20)
+    try:
+        got = F.laplacian(x, ksize=1, delta=0.5)
+    finally:
+        imkern.reset_cpu_params()
+    assert np.array_equal(got, F.laplacian(x, ksize=1, delta=0.5))
+    assert_close(got, R.laplacian(x, ksize=1, delta=0.5), np.float32, scale=4)
+
+
+# ---- laplacian ksize 5 / 7: both kernels of each pass fused (hsum2_sym, vsum_sym) -------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_laplacian_5x5_7x7_fused_passes(rng, isa, dtype):
+    for shape in [(1, 1), (2, 5), (6, 1), (9, 15), (8, 17, 3), (11, 40), (7, 33, 4), (5, 70, 3), (2, 4, 19, 1)]:
+        x = random_array(rng, shape, dtype)
+        for k in (5, 7):
+            for border in BORDERS:
+                got = F.laplacian(x, ksize=k, scale=0.5, delta=1.5, border=border, cval=2.0)
+                ref = R.laplacian(x, ksize=k, scale=0.5, delta=1.5, border=border, cval=2.0)
+                assert_close(got, ref, _odt(dtype), scale=_ksum(k) * (_mag(x) + 2), err_msg=f"{shape} k={k} {border}")
+                if np.dtype(dtype).kind == "u" and k == 5:
+                    assert np.array_equal(F.laplacian(x, ksize=k, border=border), R.laplacian(x, ksize=k, border=border))

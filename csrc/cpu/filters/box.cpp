@@ -290,9 +290,207 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
   });
 }
 
+// uint8 -> uint8 means of small windows with an odd area (3x3, 5x5, 3x5, ...; area <= 127):
+// every sum fits 16 bits, so both passes run in 16-bit lanes (twice the lanes of the int32
+// path) with no running state. Per output row: the column sums of the kh source rows (widened
+// bytes, added directly; border rows by border_index, a constant border by a row of cval)
+// into a padded row of uint16, its border columns by the border rule; then per vector the kw
+// shifted column sums added, and the mean rounded by a multiply-high:
+// round(v / den) = floor((2 v + den) / (2 den)) (den odd: never a tie), the division by
+// D = 2 den as mulhi(u, M) >> sh with M = ceil(2^(16 + sh) / D), exact for every
+// u <= umax when umax * (M D - 2^(16 + sh)) < 2^(16 + sh). That is the correctly rounded mean,
+// the int32 path's result bit for bit (box_reciprocal_exact). Loads and adds per 16-bit
+// vector: kh + kw; the output row written once.
+namespace box16 {
+using V = simd::vec_t<uint16_t>;
+constexpr int L = simd::Vec<uint16_t>::lanes;
+
+IMKERN_ALWAYS_INLINE inline V widen(const uint8_t* p) {
+#if defined(__AVX512BW__)
+  return reinterpret_cast<V>(_mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+#elif defined(__AVX2__)
+  return reinterpret_cast<V>(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+#elif defined(__SSE4_1__)
+  return reinterpret_cast<V>(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+#else
+  V v;
+  for (int i = 0; i < L; ++i) v[i] = p[i];
+  return v;
+#endif
+}
+
+IMKERN_ALWAYS_INLINE inline V mulhi(V a, V m) {
+#if defined(__AVX512BW__)
+  return reinterpret_cast<V>(_mm512_mulhi_epu16(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(m)));
+#elif defined(__AVX2__)
+  return reinterpret_cast<V>(_mm256_mulhi_epu16(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(m)));
+#elif defined(__SSE2__)
+  return reinterpret_cast<V>(_mm_mulhi_epu16(reinterpret_cast<__m128i>(a), reinterpret_cast<__m128i>(m)));
+#else
+  V r;
+  for (int i = 0; i < L; ++i) r[i] = static_cast<uint16_t>((uint32_t(a[i]) * m[i]) >> 16);
+  return r;
+#endif
+}
+
+// L lanes (each <= 255) -> L bytes at p.
+IMKERN_ALWAYS_INLINE inline void narrow_store(uint8_t* p, V v) {
+#if defined(__AVX512BW__)
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi16_epi8(reinterpret_cast<__m512i>(v)));
+#elif defined(__AVX2__)
+  const __m256i i = reinterpret_cast<__m256i>(v);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1)));
+#elif defined(__SSE2__)
+  const __m128i i = reinterpret_cast<__m128i>(v);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(i, i));
+#else
+  for (int i = 0; i < L; ++i) p[i] = static_cast<uint8_t>(v[i]);
+#endif
+}
+
+struct Div {
+  uint16_t m = 0;
+  int sh = 0;
+  bool ok = false;
+};
+
+// floor(u / d) = mulhi(u, m) >> sh for every u <= umax (d >= 2).
+inline Div divider(uint32_t d, uint32_t umax) {
+  Div r;
+  for (int sh = 0; sh < 16; ++sh) {
+    const uint64_t k = uint64_t(1) << (16 + sh);
+    const uint64_t m = (k + d - 1) / d;
+    if (m > 65535) break;
+    if (uint64_t(umax) * (m * d - k) < k) {
+      r.m = static_cast<uint16_t>(m);
+      r.sh = sh;
+      r.ok = true;
+      return r;
+    }
+  }
+  return r;
+}
+}  // namespace box16
+
+// Whether box_u8_small applies (see above).
+inline bool box_u8_small_ok(int kh, int kw, bool normalize, Border border, double cval) {
+  const int area = kh * kw;
+  if (!normalize || area % 2 == 0 || area > 127) return false;
+  if (border == Border::constant && !(cval >= 0 && cval <= 255 && cval == std::floor(cval))) return false;
+  return box16::divider(2 * area, 2 * 255 * area + area).ok;
+}
+
+// KH, KW: the window as compile-time constants (0: kh, kw at run time).
+template <int KH, int KW>
+static void box_u8_small(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh_rt, int kw_rt,
+                         int ay, int ax, Border border, double cval) {
+  const int kh = KH > 0 ? KH : kh_rt, kw = KW > 0 ? KW : kw_rt;
+  using namespace box16;
+  const int64_t H = s.h, W = s.w, C = s.c, WC = W * C;
+  const int64_t left = ax, right = kw - 1 - ax;
+  const uint32_t area = static_cast<uint32_t>(kh * kw);
+  const Div dv = divider(2 * area, 2 * 255 * area + area);
+  const uint8_t cv8 = static_cast<uint8_t>(cval);
+  const uint16_t cvsum = static_cast<uint16_t>(cv8 * kh);
+  const int64_t rows = s.n * H;
+  parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    // padded column sums of two output rows
+    const size_t padn = static_cast<size_t>((left + W + right) * C);
+    uint16_t* pads[2] = {thread_scratch<uint16_t>(1, padn), thread_scratch<uint16_t>(3, padn)};
+    const uint8_t* cvrow = nullptr;
+    if (border == Border::constant) {
+      uint8_t* r = thread_scratch<uint8_t>(2, static_cast<size_t>(WC));
+      std::fill(r, r + WC, cv8);
+      cvrow = r;
+    }
+    const uint8_t* rp[33];
+    const V vm = simd::splat<uint16_t>(dv.m), vden = simd::splat<uint16_t>(static_cast<uint16_t>(area));
+    // Row pair (y, y + 1) shares kh - 1 source rows: their sum is formed once.
+    auto colsums = [&](int np) {
+      uint16_t* c0 = pads[0] + left * C;
+      uint16_t* c1 = pads[1] + left * C;
+      auto colv = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+        V m{};
+        for (int i = 1; i < kh; ++i) m += widen(rp[i] + e);
+        simd::storeu(c0 + e, m + widen(rp[0] + e));
+        if (np == 2) simd::storeu(c1 + e, m + widen(rp[kh] + e));
+      };
+      if (WC >= L) {
+        int64_t e = 0;
+        for (; e + L <= WC; e += L) colv(e);
+        if (e < WC) colv(WC - L);
+      } else {
+        for (int64_t e = 0; e < WC; ++e) {
+          uint16_t m = 0;
+          for (int i = 1; i < kh; ++i) m = static_cast<uint16_t>(m + rp[i][e]);
+          c0[e] = static_cast<uint16_t>(m + rp[0][e]);
+          if (np == 2) c1[e] = static_cast<uint16_t>(m + rp[kh][e]);
+        }
+      }
+    };
+    auto emit = [&](uint16_t* pad, uint8_t* o) {
+      const uint16_t* col = pad + left * C;
+      for (int64_t x = -left; x < 0; ++x) {
+        const int64_t sx = border_index(x, W, border);
+        for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cvsum : col[sx * C + ch];
+      }
+      for (int64_t x = W; x < W + right; ++x) {
+        const int64_t sx = border_index(x, W, border);
+        for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cvsum : col[sx * C + ch];
+      }
+      // window sums along x and the rounded mean
+      auto rowv = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+        const uint16_t* q = pad + e;
+        V h = simd::loadu(q);
+        for (int j = 1; j < kw; ++j) h += simd::loadu(q + j * C);
+        return mulhi(h + h + vden, vm) >> dv.sh;
+      };
+      int64_t e = 0;
+      if (WC >= L) {
+        for (; e + 2 * L <= WC; e += 2 * L) {
+          narrow_store(o + e, rowv(e));
+          narrow_store(o + e + L, rowv(e + L));
+        }
+        for (; e + L <= WC; e += L) narrow_store(o + e, rowv(e));
+        if (e < WC) narrow_store(o + WC - L, rowv(WC - L));
+      } else {
+        for (; e < WC; ++e) {
+          uint32_t h = 0;
+          for (int j = 0; j < kw; ++j) h += pad[e + j * C];
+          o[e] = static_cast<uint8_t>((2 * h + area) / (2 * area));
+        }
+      }
+    };
+    for (int64_t t = t0; t < t1;) {
+      const int64_t b = t / H, y = t % H;
+      const int np = (t + 1 < t1 && y + 1 < H) ? 2 : 1;
+      for (int i = 0; i < kh + np - 1; ++i) {
+        const int64_t yy = border_index(y - ay + i, H, border);
+        rp[i] = yy < 0 ? cvrow : row_ptr<uint8_t>(src, s, b, yy);
+      }
+      colsums(np);
+      emit(pads[0], row_ptr<uint8_t>(dst, d, b, y));
+      if (np == 2) emit(pads[1], row_ptr<uint8_t>(dst, d, b, y + 1));
+      // prefetch the rows the pair after next brings in (the column pass reads them first)
+      for (int64_t i = kh + np + 1; i < kh + 2 * np + 1; ++i) {  // two rows past them
+        const int64_t yy = y - ay + i;
+        if (yy >= 0 && yy < H) prefetch_span(row_ptr<uint8_t>(src, s, b, yy), WC);
+      }
+      t += np;
+    }
+  });
+}
+
 template <typename T, typename U>
 static void box_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw, int ay,
                      int ax, bool normalize, Border border, double cval) {
+  if constexpr (std::is_same<T, uint8_t>::value && std::is_same<U, uint8_t>::value) {
+    if (kh <= 32 && box_u8_small_ok(kh, kw, normalize, border, cval)) {
+      if (kh == 3 && kw == 3) return box_u8_small<3, 3>(src, s, dst, d, kh, kw, ay, ax, border, cval);
+      if (kh == 5 && kw == 5) return box_u8_small<5, 5>(src, s, dst, d, kh, kw, ay, ax, border, cval);
+      return box_u8_small<0, 0>(src, s, dst, d, kh, kw, ay, ax, border, cval);
+    }
+  }
   bool exact_int = false;
   if constexpr (std::is_integral<T>::value) {
     // int32 sums are exact when the largest possible |sum| fits (cval included).

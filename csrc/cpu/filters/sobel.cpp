@@ -14,6 +14,11 @@
 // float64): the integer -> float32 output path without a second pass (the linear filters'
 // sep_filter writes the source dtype; this file keeps its own typed-output loop until a shared
 // `dtype=` mechanism exists, and uses the same vfilter/hfilter inner loops).
+// The Laplacian (sum mode) takes fused variants: 3x3 kernels with the square's symmetries
+// (ksize 1, 3) one 5-tap stencil pass over the source rows (deriv_3x3; float images read
+// them in place), ksize 5 / 7 both horizontal kernels from one load of each tap (hsum2_sym)
+// and both vertical kernels summed in registers (vsum_sym), the latter two with the same bits
+// as the separate passes.
 // Cost per pixel and channel: bytes = sizeof(T) read + sizeof(A) per output written;
 // FLOPs = 2 (kw + kh) per filter (single) or twice that (two filters), + 3 for magnitudes.
 // Scale is folded into the kernels by the caller (as cv2.Sobel does), so a float result has
@@ -96,6 +101,263 @@ inline void magnitude_rows(const A* a, const A* b, A* o, int64_t n) {
   }
 }
 
+// o = V0(rows0) + V1(rows1) + delta for two symmetric K-tap vertical kernels (laplacian ksize
+// 5 and 7: the d2 and smoothing kernels are both symmetric), in registers: each vector's two
+// folded sums (IMKERN_SYM_TAPS, as vfilter_sym forms them) and their sum, stored once. The
+// same bits as two vfilter_sym rows summed by sum_rows, without the two temporary rows.
+template <int K, typename A>
+static void vsum_sym(const A* const* ra, const A* const* rb, A* o, int64_t n, const A* ka, const A* kb, A dl) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const A* r0[K];
+  const A* r1[K];
+  vec_t<A> kv0[K], kv1[K];
+  for (int i = 0; i < K; ++i) {
+    r0[i] = ra[i];
+    r1[i] = rb[i];
+    kv0[i] = splat<A>(ka[i]);
+    kv1[i] = splat<A>(kb[i]);
+  }
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x)
+      o[x] = (sym_taps<K>(ka, [&](int j) { return r0[j][x]; }) + sym_taps<K>(kb, [&](int j) { return r1[j][x]; })) + dl;
+    return;
+  }
+  const vec_t<A> dv = splat<A>(dl);
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    auto f0 = [&]() IMKERN_ALWAYS_INLINE {
+      const vec_t<A>* kv = kv0;
+#define TAP(j) loadu(r0[j] + x)
+      IMKERN_SYM_TAPS(K, TAP)
+#undef TAP
+      return a + b;
+    };
+    auto f1 = [&]() IMKERN_ALWAYS_INLINE {
+      const vec_t<A>* kv = kv1;
+#define TAP(j) loadu(r1[j] + x)
+      IMKERN_SYM_TAPS(K, TAP)
+#undef TAP
+      return a + b;
+    };
+    return (f0() + f1()) + dv;
+  };
+  int64_t x = 0;
+  for (; x + 2 * L <= n; x += 2 * L) {
+    storeu(o + x, one(x));
+    storeu(o + x + L, one(x + L));
+  }
+  for (; x + L <= n; x += L) storeu(o + x, one(x));
+  if (x < n) storeu(o + n - L, one(n - L));
+}
+
+// h0 = H0(p), h1 = H1(p) for two symmetric K-tap horizontal kernels over one padded row, each
+// tap vector loaded once for both (laplacian ksize 5 and 7). The same sums as hfilter_sym
+// (IMKERN_SYM_TAPS; hfilter_align512_sym forms the same products in the same order), so the
+// same bits as two hfilter calls.
+template <int K, typename A>
+static void hsum2_sym(const A* p, A* h0, A* h1, int64_t n, int64_t C, const A* ka, const A* kb) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  vec_t<A> kv0[K], kv1[K];
+  for (int j = 0; j < K; ++j) {
+    kv0[j] = splat<A>(ka[j]);
+    kv1[j] = splat<A>(kb[j]);
+  }
+  auto two = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    vec_t<A> t[K];
+#pragma GCC unroll 8
+    for (int j = 0; j < K; ++j) t[j] = loadu(p + e + j * C);
+#define TAP(j) t[j]
+    {
+      const vec_t<A>* kv = kv0;
+      IMKERN_SYM_TAPS(K, TAP)
+      storeu(h0 + e, a + b);
+    }
+    {
+      const vec_t<A>* kv = kv1;
+      IMKERN_SYM_TAPS(K, TAP)
+      storeu(h1 + e, a + b);
+    }
+#undef TAP
+  };
+  int64_t x = 0;
+  for (; x + L <= n; x += L) two(x);
+  if (x < n && n >= L) return two(n - L);  // the last vector ends at n
+  for (; x < n; ++x) {
+    h0[x] = sym_taps<K>(ka, [&](int j) { return p[x + j * C]; });
+    h1[x] = sym_taps<K>(kb, [&](int j) { return p[x + j * C]; });
+  }
+}
+
+// 3x3 stencils in one pass over three padded source rows (tap offsets in pixels, r0 r1 r2 the
+// rows y - 1, y, y + 1). Lap3: the sum of two 3x3 separable filters whose 2-D kernel has the
+// square's symmetries, K = [[a, b, a], [b, c, b], [a, b, a]] (cv2.Laplacian: ksize 1 a = 0,
+// ksize 3 b = 0): o = a ((r0[0] + r0[2]) + (r2[0] + r2[2])) + b ((r0[1] + r2[1]) + (r1[0] +
+// r1[2])) + c r1[1] + delta, the zero group skipped: 5 loads, 3 adds, 2 multiplies per vector
+// (was two horizontal and two vertical passes and a sum through L1). The taps are formed in
+// double and rounded once, as cv2 forms K * scale (integer images keep exact integer sums).
+// (Sobel / Scharr 3x3 as such a stencil, 6 loads and 3 differences per vector, measured
+// slower than their separable passes: 224x224x3 float32 62 vs 54 us, 1080p equal; kept separable.)
+// Every element is formed by one expression (eval: the vector body, the last vector ending
+// at n, the border pixels and rows under one vector alike), so strips, threads and row ends
+// never change a bit.
+template <typename V, typename A>
+IMKERN_ALWAYS_INLINE inline V splat_as(A x) {
+  return V{} + x;
+}
+
+template <typename A, bool Corners, bool Edges>
+struct Lap3 {
+  A ka, kb, kc, dl;
+  template <typename V, typename Ld>
+  IMKERN_ALWAYS_INLINE V eval(const A* p0, const A* p1, const A* p2, int64_t C, Ld&& ld) const {
+    V v = splat_as<V>(kc) * ld(p1 + C);
+    if constexpr (Corners) v += splat_as<V>(ka) * ((ld(p0) + ld(p0 + 2 * C)) + (ld(p2) + ld(p2 + 2 * C)));
+    if constexpr (Edges) v += splat_as<V>(kb) * ((ld(p0 + C) + ld(p2 + C)) + (ld(p1) + ld(p1 + 2 * C)));
+    return v + splat_as<V>(dl);
+  }
+};
+
+template <typename A, typename K>
+IMKERN_ALWAYS_INLINE inline A stencil3_one(const K& k, const A* r0, const A* r1, const A* r2, int64_t C) {
+  return k.template eval<A>(r0, r1, r2, C, [](const A* p) IMKERN_ALWAYS_INLINE { return *p; });
+}
+
+// One output row of n values from the padded rows P[0..2] (tap j of element x at P[i] + x + j C).
+template <typename A, int CC, bool Stream, typename K>
+static void stencil3_row(const K& k, const A* const* P, A* o, int64_t n, int64_t Cr) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const int64_t C = CC > 0 ? CC : Cr;  // a compile-time channel count where one is given
+  const A* r0 = P[0];
+  const A* r1 = P[1];
+  const A* r2 = P[2];
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x) o[x] = stencil3_one<A>(k, r0 + x, r1 + x, r2 + x, C);
+    return;
+  }
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    return k.template eval<vec_t<A>>(r0 + x, r1 + x, r2 + x, C,
+                                     [](const A* p) IMKERN_ALWAYS_INLINE { return loadu(p); });
+  };
+  int64_t x = 0;
+  if constexpr (Stream) {  // streaming from the first aligned element, the vector before it plain
+    x = stream_start<A, A>(o) % L;
+    if (x) storeu(o, one(0));
+  }
+  for (; x + 2 * L <= n; x += 2 * L) {
+    put<A, A, Stream>(o + x, one(x));
+    put<A, A, Stream>(o + x + L, one(x + L));
+  }
+  for (; x + L <= n; x += L) put<A, A, Stream>(o + x, one(x));
+  if (x < n) storeu(o + n - L, one(n - L));
+}
+
+// The 2-D kernel of a sum of two 3x3 separable filters, when it has the square's symmetries:
+// k = {a, b, c} (corner, edge, centre), each tap formed in double and rounded once to A.
+template <typename A>
+static bool lap3_kernel(const double* kx0, const double* ky0, const double* kx1, const double* ky1, A k[3]) {
+  double K[3][3];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) K[i][j] = ky0[i] * kx0[j] + ky1[i] * kx1[j];
+  const double a = K[0][0], b = K[0][1], c = K[1][1];
+  if (!(K[0][2] == a && K[2][0] == a && K[2][2] == a && K[1][0] == b && K[1][2] == b && K[2][1] == b)) return false;
+  if (!std::isfinite(a) || !std::isfinite(b) || !std::isfinite(c)) return false;
+  k[0] = static_cast<A>(a);
+  k[1] = static_cast<A>(b);
+  k[2] = static_cast<A>(c);
+  return true;
+}
+
+template <typename T, typename A, typename K>
+static void stencil3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const K& k,
+                          Border border, A cv) {
+  const int64_t H = s.h, W = s.w, C = s.c;
+  const int64_t rows = s.n * H;
+  // As correlate: the ring takes the L2 budget (whole rows on usual widths: source rows read
+  // and output rows written in one run each).
+  const StripPlan plan = plan_strips<A>(dst, s, d, 9, sizeof(A));
+  const int64_t SP = plan.widest();
+  const bool stream = plan.stream;
+  auto row = [&](auto st, const A* const* P, A* o, int64_t n) {
+    constexpr bool S = decltype(st)::value;
+    if (C == 1) return stencil3_row<A, 1, S>(k, P, o, n, C);
+    if (C == 3) return stencil3_row<A, 3, S>(k, P, o, n, C);
+    return stencil3_row<A, 0, S>(k, P, o, n, C);
+  };
+  if constexpr (std::is_same<T, A>::value) {
+    // Float images wide enough for one vector of interior pixels: the taps are read straight
+    // from the source rows (no converted copy); the first and last pixel of each row take
+    // the border rule through a 3-pixel copy, by the same expression.
+    if (C <= 4 && (W - 2) * C >= simd::Vec<A>::lanes) {
+      parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
+        A* cvrow = nullptr;
+        if (border == Border::constant) {
+          cvrow = thread_scratch<A>(1, static_cast<size_t>(W * C));
+          std::fill(cvrow, cvrow + W * C, cv);
+        }
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t b = t / H, y = t % H;
+          const A* P[3];
+          for (int i = 0; i < 3; ++i) {
+            const int64_t yy = border_index(y - 1 + i, H, border);
+            P[i] = yy < 0 ? cvrow : row_ptr<A>(src, s, b, yy);
+          }
+          A* o = row_ptr<A>(dst, d, b, y);
+          if (stream) row(std::true_type{}, P, o + C, (W - 2) * C);
+          else row(std::false_type{}, P, o + C, (W - 2) * C);
+          for (const int64_t x : {int64_t(0), W - 1}) {
+            A tp[3][12];  // pixels x - 1, x, x + 1 of the three rows (C <= 4)
+            for (int j = 0; j < 3; ++j) {
+              const int64_t sx = border_index(x - 1 + j, W, border);
+              for (int i = 0; i < 3; ++i)
+                for (int64_t ch = 0; ch < C; ++ch) tp[i][j * C + ch] = sx < 0 ? cv : P[i][sx * C + ch];
+            }
+            for (int64_t ch = 0; ch < C; ++ch) o[x * C + ch] = stencil3_one<A>(k, tp[0] + ch, tp[1] + ch, tp[2] + ch, C);
+          }
+        }
+        stream_fence();
+      });
+      return;
+    }
+  }
+  parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    ring_pipeline<A>(
+        t0, t1, H, W, 3, 1, plan.sp, plan.first, plan.merge, (SP + 2) * C,
+        [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
+          load_source_segment<T, A>(src, s, b, sy, x0, x1, 1, 1, border, cv, slot);
+        },
+        [&](const A* const* P, int64_t b, int64_t y, int64_t x0, int64_t x1) {
+          A* o = row_ptr<A>(dst, d, b, y) + x0 * C;
+          if (stream) row(std::true_type{}, P, o, (x1 - x0) * C);
+          else row(std::false_type{}, P, o, (x1 - x0) * C);
+        },
+        [&](int64_t b, int64_t y, int64_t x0) -> int64_t {
+          if (!stream) return 0;  // streaming starts at the first aligned output element: align the ring rows with it
+          const int64_t st = stream_start<A, A>(row_ptr<A>(dst, d, b, y) + x0 * C);
+          return st % simd::Vec<A>::lanes == 0 ? 0 : simd::Vec<A>::lanes - st;
+        });
+  });
+}
+
+// The fused 3x3 stencil of deriv_filter (see above); false when the kernels have none.
+template <typename T, typename A>
+static bool deriv_3x3(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx0,
+                      const double* ky0, const double* kx1, const double* ky1, DerivMode mode, double delta,
+                      Border border, double cval) {
+  const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
+  if (mode == DerivMode::sum) {
+    A k3[3];
+    if (!lap3_kernel<A>(kx0, ky0, kx1, ky1, k3)) return false;
+    const A ka = k3[0], kb = k3[1], kc = k3[2];
+    if (ka != 0 && kb != 0) stencil3_impl<T, A>(src, s, dst, d, Lap3<A, true, true>{ka, kb, kc, dl}, border, cv);
+    else if (ka != 0) stencil3_impl<T, A>(src, s, dst, d, Lap3<A, true, false>{ka, kb, kc, dl}, border, cv);
+    else stencil3_impl<T, A>(src, s, dst, d, Lap3<A, false, true>{ka, kb, kc, dl}, border, cv);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 template <typename T>
@@ -104,6 +366,7 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
                        const double* ky1, int kw, int kh, DerivMode mode, double delta, Border border,
                        double cval) {
   using A = typename AccOf<T>::type;
+  if (kw == 3 && kh == 3 && deriv_3x3<T, A>(src, s, dst0, d0, kx0, ky0, kx1, ky1, mode, delta, border, cval)) return;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int ay = kh / 2, ax = kw / 2;
   const int64_t left = ax, right = kw - 1 - ax;
@@ -135,6 +398,11 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
         [&](int64_t b, int64_t sy, int64_t x0, int64_t x1, A* slot) {
           load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
           const int64_t n = (x1 - x0) * C;
+          if (mode == DerivMode::sum && sx0 && sx1 && (kw == 5 || kw == 7)) {
+            if (kw == 5) hsum2_sym<5, A>(padded, slot, slot + half, n, C, kx0v.data(), kx1v.data());
+            else hsum2_sym<7, A>(padded, slot, slot + half, n, C, kx0v.data(), kx1v.data());
+            return;
+          }
           hfilter(padded, slot, n, C, kx0v.data(), kw, sx0);
           if (two) hfilter(padded, slot + half, n, C, kx1v.data(), kw, sx1);
         },
@@ -155,6 +423,11 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
               break;
             }
             case DerivMode::sum:
+              if (sy0 && sy1 && (kh == 5 || kh == 7)) {
+                if (kh == 5) vsum_sym<5, A>(r0, r1.data(), o0, n, ky0v.data(), ky1v.data(), dl);
+                else vsum_sym<7, A>(r0, r1.data(), o0, n, ky0v.data(), ky1v.data(), dl);
+                break;
+              }
               vfilter<A, A>(r0, tmp, n, ky0v.data(), kh, sy0, false);
               vfilter<A, A>(r1.data(), tmp + half, n, ky1v.data(), kh, sy1, false);
               sum_rows(tmp, tmp + half, o0, n, dl);

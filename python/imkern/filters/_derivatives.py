@@ -77,8 +77,14 @@ def _scaled(k: np.ndarray, scale: float, acc: np.dtype) -> np.ndarray:
 
 
 def _pad_to(k: np.ndarray, n: int) -> np.ndarray:
+    # k centred in n taps (zeros around it). Not np.pad: ~12 us a call, four per laplacian,
+    # which was most of a 224x224 laplacian's time.
+    if k.size == n:
+        return k
     p = (n - k.size) // 2
-    return np.pad(k, (p, n - k.size - p))
+    out = np.zeros(n)
+    out[p : p + k.size] = k
+    return out
 
 
 def _check_common(image, border, cval, name="image"):
