@@ -435,6 +435,27 @@ def test_hsv_float_streamed_rows_equal_plain(isa, rng, dtype):
         imkern.reset_cpu_params()
 
 
+def test_lab_float32_block_pairs_equal_single_blocks(isa, rng):
+    """float32 rgb_to_lab with FMA converts two vector blocks per step where both are ordinary
+    colors: the same bits as one block per row (rows one vector wide), including pairs where one
+    block is not (values past the polynomial's range, NaN) and rows with an odd block."""
+    lanes = {"avx512": 16, "avx2": 8}.get(isa, 4)
+    x = rng.random((7, 9 * lanes, 3)).astype(np.float32)
+    x[1, 3] = [16.5, 0.2, 0.3]  # (the general vector lanes)
+    x[2, lanes + 1] = [np.nan, 0.5, 0.5]  # (the scalar functor)
+    x[3, 5 * lanes - 1] = [-2000, 0.1, 0.1]
+    x[4, 2 * lanes :] = np.linspace(15.8, 16.0, 7 * lanes * 3, dtype=np.float32).reshape(-1, 3)
+    with np.errstate(all="ignore"):
+        wide = K.rgb_to_lab(x)
+        single = K.rgb_to_lab(x.reshape(-1, lanes, 3)).reshape(x.shape)
+        for w in (2 * lanes + 1, 3 * lanes, 5 * lanes - 3):  # (the last w % lanes pixels: the functor)
+            v = w // lanes * lanes
+            got = K.rgb_to_lab(np.ascontiguousarray(x[:, :w]))[:, :v]
+            np.testing.assert_array_equal(got, wide[:, :v], err_msg=f"width {w}")
+    np.testing.assert_array_equal(wide, single)
+    assert np.isnan(wide[2, lanes + 1]).all()
+
+
 def test_lab_float32_every_gamma_segment(isa, rng):
     """float32 rgb_to_lab on a dense ramp over [0, 17] (every segment and octave of the vector
     rows' sRGB gamma table, the linear segment, and blocks past 15.9 that take the general pow),

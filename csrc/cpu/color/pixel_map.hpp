@@ -565,6 +565,13 @@ IMKERN_ALWAYS_INLINE inline fv<T> vfloor(fv<T> x) {
 // stores, which save the read-for-ownership of every output line (a third of the traffic of a
 // memory-bound conversion): the functor takes the row's first pixels up to the one whose
 // output is aligned to the vector's size (the ops that stream give the functor's bits).
+// Op::kPairs: Op also has lanes2(c[2][3], o[2][3]), two blocks at once with the bits of two
+// lanes() calls, or false (then each block goes through lanes()): for latency-bound ops, whose
+// two chains then overlap in the out-of-order window (labf::fast::RgbToLab).
+template <typename Op, typename = void>
+struct HasPairs : std::false_type {};
+template <typename Op>
+struct HasPairs<Op, std::void_t<decltype(Op::kPairs)>> : std::bool_constant<Op::kPairs> {};
 template <typename T, typename Op, typename F>
 struct Row3F {
   Op op{};
@@ -573,6 +580,26 @@ struct Row3F {
   template <bool Stream>
   IMKERN_ALWAYS_INLINE int64_t blocks(const T* in, T* out, int64_t x, int64_t w) const {
     constexpr int L = simd::Vec<T>::lanes;
+    if constexpr (HasPairs<Op>::value) {
+      for (; x + 2 * L <= w; x += 2 * L) {
+        fv<T> c[2][3], o[2][3];
+        deinterleave3(in + 3 * x, c[0]);
+        deinterleave3(in + 3 * (x + L), c[1]);
+        if (op.lanes2(c, o)) {
+          interleave3<T, Stream>(o[0], out + 3 * x);
+          interleave3<T, Stream>(o[1], out + 3 * (x + L));
+          continue;
+        }
+        for (int k = 0; k < 2; ++k) {
+          const int64_t xk = x + k * L;
+          if (op.lanes(c[k], o[k])) {
+            interleave3<T, Stream>(o[k], out + 3 * xk);
+          } else {
+            for (int i = 0; i < L; ++i) f(in + 3 * (xk + i), out + 3 * (xk + i));
+          }
+        }
+      }
+    }
     for (; x + L <= w; x += L) {
       fv<T> c[3], o[3];
       deinterleave3(in + 3 * x, c);
