@@ -82,7 +82,7 @@ def _pad_to(k: np.ndarray, n: int) -> np.ndarray:
     if k.size == n:
         return k
     p = (n - k.size) // 2
-    out = np.zeros(n)
+    out = np.zeros(n, dtype=k.dtype)
     out[p : p + k.size] = k
     return out
 
