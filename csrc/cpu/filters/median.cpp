@@ -333,7 +333,12 @@ struct Median3 {
       T* sp = span + k * n;
       const int64_t i0 = std::max<int64_t>(-e, 0), i1 = std::clamp<int64_t>(WC - e, 0, n);
       for (int64_t i = 0; i < i0; ++i) sp[i] = pad[e + i + C] < 0 ? cv : r[pad[e + i + C]];
-      if (i1 > i0) std::memcpy(sp + i0, r + e + i0, static_cast<size_t>(i1 - i0) * sizeof(T));
+      if (i1 - i0 >= L) {  // whole vectors, the last one overlapping (no library call: this runs per row)
+        for (int64_t i = i0; i < i1 - L; i += L) simd::storeu(sp + i, simd::loadu(r + e + i));
+        simd::storeu(sp + i1 - L, simd::loadu(r + e + i1 - L));
+      } else {
+        for (int64_t i = i0; i < i1; ++i) sp[i] = r[e + i];
+      }
       const int64_t i2 = std::min<int64_t>(n, WC + C - e);
       for (int64_t i = i1; i < i2; ++i) sp[i] = pad[e + i - WC + C] < 0 ? cv : r[pad[e + i - WC + C]];
       for (int64_t i = std::max(i1, i2); i < n; ++i) sp[i] = cv;
