@@ -5,12 +5,15 @@
 // positive quiet NaN, which orders above +inf, as numpy.sort places NaN). So the result is
 // exactly the middle element of the sorted window, NaN counted as the largest value.
 //
-// Three paths, chosen by dtype and k:
-//  * k = 3, 5, 7: a median selection network (Batcher's odd-even merge sort pruned to the
+// Four paths, chosen by dtype and k:
+//  * k = 3 (Median3): each source row's pixel triples sorted once, output rows in groups of 4
+//    sharing their source rows; ~19 vector min/max and 4.5 loads per L outputs, sources read
+//    in place (see Median3 below). bytes/pixel = 2 sizeof(T) C.
+//  * k = 5, 7: a median selection network (Batcher's odd-even merge sort pruned to the
 //    middle output, median_networks.hpp) run on whole vectors, one lane per output element:
-//    24 / 113 / 319 vector min/max pairs per L outputs (L = 64 u8 lanes on AVX-512), on a
-//    ring of k padded key rows (each source row converted and padded once).
-//    bytes/pixel = 2 sizeof(T) C; ops/pixel ~ 2 * comparators / L.
+//    113 / 319 vector min/max pairs per L outputs (L = 64 u8 lanes on AVX-512; k = 5 on
+//    presorted columns, 85 + 9), on a ring of k padded key rows (each source row converted
+//    and padded once). bytes/pixel = 2 sizeof(T) C; ops/pixel ~ 2 * comparators / L.
 //  * uint8 / uint16, k >= 9: Perreault & Hebert's constant-time median (IEEE TIP 2007):
 //    per column strip, a histogram per column (coarse: the high bits, fine: the low bits)
 //    updated by one entering and one leaving value per row; the window's coarse histogram
