@@ -108,7 +108,9 @@ inline void pick_many_k(T* __restrict__ dst, const T* const* src, int64_t n) {
     storeu(dst + i, a);
   };
   for (; e + L <= n; e += L) one(e);
-  if (e < n && n >= L) {  // the last vector overlaps the one before (dst is none of the sources)
+  // The last vector overlaps the one before: rewriting an element gives the same value even
+  // where dst is also src[0] (morph_impl's running result), as min/max are idempotent.
+  if (e < n && n >= L) {
     one(n - L);
     return;
   }
@@ -272,8 +274,8 @@ inline void prefix_combine(T* __restrict__ out, T* __restrict__ p, const T* b, c
 //    each row's result op(suffix, prefix): 3 vector ops per element whatever fh.
 // No copy of the source is made. Strips: the source rows a block re-reads, the suffix rows and
 // the row buffers fit a quarter of this machine's L2 (pairs) or the L2 (van Herk)
-// (cpu_params: strip_l2); whole rows when they fit. Every output element is the same min/max of the same
-// inputs whatever the strips, bands or threads, so results never depend on them.
+// (cpu_params: strip_l2); whole rows when they fit. Every output element is the same min/max
+// of the same inputs whatever the strips, bands or threads, so results never depend on them.
 template <bool Max, typename T>
 void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int fh, int fw, int ay, int ax,
                 Border border, T cv) {
