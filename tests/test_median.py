@@ -218,3 +218,82 @@ def test_threads_do_not_change_results(rng, threads):
     x = random_array(rng, (300, 257, 2), np.uint16)
     for k in (5, 11):
         np.testing.assert_array_equal(F.median(x, k), R.median(x, k))
+
+
+# ---- the 3 x 3 path (sorted rows, groups of 4 output rows, padded edge spans) ------------------
+def _keys(x):
+    """The kernels' order as integers: -0.0 below +0.0, every NaN the canonical quiet NaN, last."""
+    it = np.int32 if x.dtype == np.float32 else np.int64
+    b = np.ascontiguousarray(x).view(it).copy()
+    b[np.isnan(x)] = np.array(np.nan, x.dtype).view(it)
+    return b ^ ((b >> (8 * b.itemsize - 1)) & np.iinfo(it).max)
+
+
+def _from_keys(k, dtype):
+    return (k ^ ((k >> (8 * k.itemsize - 1)) & np.iinfo(k.dtype).max)).view(dtype)
+
+
+def _median3_exact(x, border, cval):
+    """R.median for size 3, bit for bit for floats (signed zeros and NaN payloads included)."""
+    if x.dtype.kind == "u":
+        return R.median(x, 3, border=border, cval=cval)
+    kc = int(_keys(np.array([cval], x.dtype))[0])
+    return _from_keys(R.median(_keys(x), 3, border=border, cval=kc), x.dtype)
+
+
+def _assert_bits(got, ref, msg):
+    u = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[ref.dtype.itemsize]
+    np.testing.assert_array_equal(np.ascontiguousarray(got).view(u), np.ascontiguousarray(ref).view(u), err_msg=msg)
+
+
+def _special(rng, x):
+    if x.dtype.kind == "f":
+        for v, p in ((np.nan, 0.15), (-np.nan, 0.05), (np.inf, 0.05), (-np.inf, 0.05), (0.0, 0.05), (-0.0, 0.05)):
+            x[rng.random(x.shape) < p] = v
+    return x
+
+
+# widths (pixels) around every vector length (8 to 64 lanes) for 1 to 4 channels, heights around
+# the groups of 4 (and 2, 1) output rows
+M3_WIDTHS = [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 22, 23, 31, 33, 34, 63, 65, 66, 67, 129]
+M3_HEIGHTS = [1, 2, 3, 4, 5, 6, 7, 9, 10, 11]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_size3_widths_channels_borders(rng, isa, dtype, channels):
+    for i, w in enumerate(M3_WIDTHS):
+        h = M3_HEIGHTS[i % len(M3_HEIGHTS)]
+        x = _special(rng, random_array(rng, (h, w, channels), dtype))
+        for border in BORDERS:
+            ref = _median3_exact(x, border, 0.25 if dtype in (np.float32, np.float64) else 7.0)
+            got = F.median(x, 3, border=border, cval=0.25 if dtype in (np.float32, np.float64) else 7.0)
+            _assert_bits(got, ref, f"{isa} {x.shape} {border}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_size3_tiny_images(rng, isa, dtype):
+    for shape in [(1, 1), (1, 2), (2, 1), (2, 2), (1, 1, 3), (2, 2, 4), (1, 2, 2), (2, 1, 3), (3, 1, 1), (1, 3, 1)]:
+        x = _special(rng, random_array(rng, shape, dtype))
+        for border in BORDERS:
+            _assert_bits(F.median(x, 3, border=border, cval=2.0), _median3_exact(x, border, 2.0), f"{shape} {border}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_size3_views_batches_threads(rng, threads, dtype):
+    base = _special(rng, random_array(rng, (61, 83, 3), dtype))
+    for name, v in _views(base):
+        _assert_bits(F.median(v, 3, border="reflect101"), _median3_exact(np.ascontiguousarray(v), "reflect101", 0.0),
+                     name)
+    batch = _special(rng, random_array(rng, (3, 13, 70, 2), dtype))  # images of 13 rows: groups split at image ends
+    _assert_bits(F.median(batch, 3, border="wrap"), _median3_exact(batch, "wrap", 0.0), "batch")
+    tall = _special(rng, random_array(rng, (203, 37, 1), dtype))  # several row chunks
+    _assert_bits(F.median(tall, 3), _median3_exact(tall, "replicate", 0.0), "tall")
+
+
+def test_size3_many_channels(rng, isa):
+    # more channels than vector lanes: every vector reads through the padded spans
+    for dtype in DTYPES:
+        x = _special(rng, random_array(rng, (6, 5, 70), dtype))
+        for border in ("reflect", "constant"):
+            _assert_bits(F.median(x, 3, border=border, cval=1.0), _median3_exact(x, border, 1.0), f"{dtype} {border}")

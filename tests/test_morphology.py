@@ -281,3 +281,33 @@ def test_rectangles_in_column_strips(rng, dtype, shape):
                     )
     finally:
         imkern.reset_cpu_params()
+
+
+# ---- small rectangles: the vertical pair pass and the direct horizontal pass ---------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_small_rectangles_widths(rng, isa, dtype, channels):
+    """Rows of every length around the vector sizes (8 to 64 lanes), so the last vector of each
+    pass overlaps the one before or the row is shorter than one vector; NaN propagates."""
+    fps = [(3, 3), (5, 5), (2, 3), (3, 2), (8, 5), (1, 3), (3, 1), (4, 7)]
+    for i, w in enumerate([1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 22, 23, 31, 33, 63, 65, 67, 129]):
+        x = random_array(rng, (2 + i % 9, w, channels), dtype)
+        if x.dtype.kind == "f":
+            x[rng.random(x.shape) < 0.02] = np.nan
+        fp = np.ones(fps[i % len(fps)], np.uint8)
+        for border in BORDERS:
+            for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+                np.testing.assert_array_equal(op(x, fp, border=border, cval=0.5), ref(x, fp, border=border, cval=0.5),
+                                              err_msg=f"{isa} {op.__name__} {x.shape} {fp.shape} {border}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_rectangles_views_and_wide_rows(rng, threads, dtype):
+    base = random_array(rng, (47, 1100, 3), dtype)  # wide enough for several whole-row strips at small L2
+    for name, v in [("whole", base), ("reversed rows", base[::-1]), ("reversed cols", base[:, ::-1]),
+                    ("strided", base[::2, ::3]), ("channel slice", base[..., 1:])]:
+        for fp in (3, 5, (2, 7)):
+            f = F._morphology._as_footprint(fp)
+            for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+                np.testing.assert_array_equal(op(v, fp, border="reflect101"),
+                                              ref(np.ascontiguousarray(v), f, border="reflect101"), err_msg=name)

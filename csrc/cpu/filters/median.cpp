@@ -5,12 +5,15 @@
 // positive quiet NaN, which orders above +inf, as numpy.sort places NaN). So the result is
 // exactly the middle element of the sorted window, NaN counted as the largest value.
 //
-// Three paths, chosen by dtype and k:
-//  * k = 3, 5, 7: a median selection network (Batcher's odd-even merge sort pruned to the
+// Four paths, chosen by dtype and k:
+//  * k = 3 (Median3): each source row's pixel triples sorted once, output rows in groups of 4
+//    sharing their source rows; ~19 vector min/max and 4.5 loads per L outputs, sources read
+//    in place (see Median3 below). bytes/pixel = 2 sizeof(T) C.
+//  * k = 5, 7: a median selection network (Batcher's odd-even merge sort pruned to the
 //    middle output, median_networks.hpp) run on whole vectors, one lane per output element:
-//    24 / 113 / 319 vector min/max pairs per L outputs (L = 64 u8 lanes on AVX-512), on a
-//    ring of k padded key rows (each source row converted and padded once).
-//    bytes/pixel = 2 sizeof(T) C; ops/pixel ~ 2 * comparators / L.
+//    113 / 319 vector min/max pairs per L outputs (L = 64 u8 lanes on AVX-512; k = 5 on
+//    presorted columns, 85 + 9), on a ring of k padded key rows (each source row converted
+//    and padded once). bytes/pixel = 2 sizeof(T) C; ops/pixel ~ 2 * comparators / L.
 //  * uint8 / uint16, k >= 9: Perreault & Hebert's constant-time median (IEEE TIP 2007):
 //    per column strip, a histogram per column (coarse: the high bits, fine: the low bits)
 //    updated by one entering and one leaving value per row; the window's coarse histogram
@@ -231,6 +234,196 @@ void median_ring(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   });
 }
 
+// Keys as vectors: the same maps as to_keys / from_key, lane by lane, so sources are read in
+// place (no key copy of the rows) and results stored straight to the output.
+template <typename T>
+struct KeyVec {
+  using K = typename KeyOf<T>::type;
+  using V = simd::vec_t<K>;
+  static constexpr int L = simd::Vec<K>::lanes;
+  IMKERN_ALWAYS_INLINE static V load(const T* p) {
+    V b = simd::loadu(reinterpret_cast<const K*>(p));
+    if constexpr (std::is_floating_point<T>::value) {
+      // sign-magnitude -> two's complement order: |b| for b >= 0, ~|b| for b < 0; every NaN
+      // (|b| above the infinity's bits) -> the positive quiet NaN
+      using U = typename std::make_unsigned<K>::type;
+      constexpr int sh = 8 * sizeof(K) - 1;
+      const K mag = static_cast<K>(~(U(1) << sh));
+      const K inf = std::is_same<T, float>::value ? K(0x7f800000) : static_cast<K>(0x7ff0000000000000LL);
+      const K qnan = std::is_same<T, float>::value ? K(0x7fc00000) : static_cast<K>(0x7ff8000000000000LL);
+      const V u = b & mag;
+      b = u > inf ? simd::splat<K>(qnan) : (u ^ (b >> sh));
+    }
+    return b;
+  }
+  IMKERN_ALWAYS_INLINE static void store(T* p, V k) {
+    if constexpr (std::is_floating_point<T>::value) {
+      using U = typename std::make_unsigned<K>::type;
+      constexpr int sh = 8 * sizeof(K) - 1;
+      k ^= (k >> sh) & static_cast<K>(~(U(1) << sh));
+    }
+    simd::storeu(reinterpret_cast<K*>(p), k);
+  }
+  static K key1(T v) {
+    to_keys(&v, 1);
+    K k;
+    std::memcpy(&k, &v, sizeof(K));
+    return k;
+  }
+};
+
+// 3 x 3. The median of a window whose three rows are each sorted (lo <= md <= hi) is
+//   med3(max of the three lo, med3 of the three md, min of the three hi)
+// (exact: the median of the 9; the transpose of cv2.medianBlur's column form). Output rows
+// go in groups of 4: their 6 source rows are each sorted across the pixel triples (x - 1, x,
+// x + 1: elements -C, 0, +C apart, so interleaved channels need no split; 6 min/max per
+// row), and each pair of output rows combines the two source rows it shares once (max of
+// lo, min of hi, sorted md: 4), leaving 8 per output row: ~19 min/max and 4.5 loads per
+// output vector, 1 store, no intermediate rows (every value stays in registers), sources
+// read in place (as keys: floats are mapped lane by lane). Rows are walked left to right
+// whole, so the source and output streams stay sequential. Vectors whose triples reach past
+// the row's ends read small padded copies of their spans (the border rule), so rows of any
+// width and channel count take the same code.
+template <typename X>
+IMKERN_ALWAYS_INLINE inline X med3(X a, X b, X c) {
+  return vmax(vmin(a, b), vmin(vmax(a, b), c));
+}
+
+template <typename T>
+struct Median3 {
+  using KV = KeyVec<T>;
+  using K = typename KV::K;
+  using V = typename KV::V;
+  static constexpr int L = KV::L;
+  struct Sorted {
+    V lo, md, hi;
+  };
+  // The pixel triples of the L elements at p, sorted.
+  IMKERN_ALWAYS_INLINE static Sorted row_sort(const T* p, int64_t C) {
+    const V a = KV::load(p - C), b = KV::load(p), c = KV::load(p + C);
+    const V l = vmin(a, b), h = vmax(a, b);
+    return Sorted{vmin(l, c), vmax(l, vmin(h, c)), vmax(h, c)};
+  }
+  // G output rows (G = 1, 2 or 4) from the sorted source rows s[0 .. G + 1].
+  template <int G>
+  IMKERN_ALWAYS_INLINE static void combine(const Sorted* s, V* out) {
+    if constexpr (G == 1) {
+      out[0] = med3(vmax(vmax(s[0].lo, s[1].lo), s[2].lo), med3(s[0].md, s[1].md, s[2].md),
+                    vmin(vmin(s[0].hi, s[1].hi), s[2].hi));
+    } else {
+      for (int j = 0; j < G; j += 2) {
+        const Sorted &a = s[j], &b = s[j + 1], &c = s[j + 2], &d = s[j + 3];
+        const V lo = vmax(b.lo, c.lo), hi = vmin(b.hi, c.hi);
+        const V mn = vmin(b.md, c.md), mx = vmax(b.md, c.md);
+        out[j] = med3(vmax(a.lo, lo), vmax(mn, vmin(mx, a.md)), vmin(a.hi, hi));
+        out[j + 1] = med3(vmax(d.lo, lo), vmax(mn, vmin(mx, d.md)), vmin(d.hi, hi));
+      }
+    }
+  }
+
+  // Row geometry, the border columns and the padded spans of the edge vectors.
+  struct Row {
+    int64_t C, WC, pitch;
+    int64_t xa, xb;            // vectors at x in [xa, xb) (multiples of L) read the rows in place
+    const int64_t* pad;        // source element of padded elements -C .. -1, WC .. WC + C - 1 (-1: cval)
+    T cv;
+    T* span;                   // 6 spans of L + 2C elements
+    K* tail;                   // L keys
+    // Elements [x - C, x + L + C) of row r into span k (the border rule outside [0, WC),
+    // cval past WC + C, where no output reads); returns where element x is.
+    const T* fill(const T* r, int64_t x, int k) const {
+      const int64_t e = x - C, n = L + 2 * C;
+      T* sp = span + k * n;
+      const int64_t i0 = std::max<int64_t>(-e, 0), i1 = std::clamp<int64_t>(WC - e, 0, n);
+      for (int64_t i = 0; i < i0; ++i) sp[i] = pad[e + i + C] < 0 ? cv : r[pad[e + i + C]];
+      if (i1 - i0 >= L) {  // whole vectors, the last one overlapping (no library call: this runs per row)
+        for (int64_t i = i0; i < i1 - L; i += L) simd::storeu(sp + i, simd::loadu(r + e + i));
+        simd::storeu(sp + i1 - L, simd::loadu(r + e + i1 - L));
+      } else {
+        for (int64_t i = i0; i < i1; ++i) sp[i] = r[e + i];
+      }
+      const int64_t i2 = std::min<int64_t>(n, WC + C - e);
+      for (int64_t i = i1; i < i2; ++i) sp[i] = pad[e + i - WC + C] < 0 ? cv : r[pad[e + i - WC + C]];
+      for (int64_t i = std::max(i1, i2); i < n; ++i) sp[i] = cv;
+      return sp + C;
+    }
+    void put(T* o, int64_t x, V v) const {
+      if (x + L <= WC) {
+        KV::store(o + x, v);
+      } else {
+        KV::store(reinterpret_cast<T*>(tail), v);
+        std::memcpy(o + x, tail, static_cast<size_t>(WC - x) * sizeof(T));
+      }
+    }
+  };
+
+  template <int G>
+  __attribute__((noinline)) static void edge(const Row& g, const T* const* r, T* const* o, int64_t x) {
+    Sorted s[G + 2];
+    for (int i = 0; i < G + 2; ++i) s[i] = row_sort(g.fill(r[i], x, i), g.C);
+    V v[G];
+    combine<G>(s, v);
+    for (int i = 0; i < G; ++i) g.put(o[i], x, v[i]);
+  }
+  // Output rows o[0 .. G - 1] from source rows r[0 .. G + 1].
+  template <int G>
+  __attribute__((noinline)) static void rows(const Row& g, const T* const* r, T* const* o) {
+    const int64_t C = g.C, xa = g.xa, xb = g.xb;
+    const T* p[G + 2];
+    T* q[G];
+    for (int i = 0; i < G + 2; ++i) p[i] = r[i];
+    for (int i = 0; i < G; ++i) q[i] = o[i];
+    for (int64_t x = 0; x < xa; x += L) edge<G>(g, r, o, x);
+    for (int64_t x = xa; x < xb; x += L) {
+      Sorted s[G + 2];
+#pragma GCC unroll 6
+      for (int i = 0; i < G + 2; ++i) s[i] = row_sort(p[i] + x, C);
+      V v[G];
+      combine<G>(s, v);
+#pragma GCC unroll 4
+      for (int i = 0; i < G; ++i) KV::store(q[i] + x, v[i]);
+    }
+    for (int64_t x = std::max(xa, xb); x < g.pitch; x += L) edge<G>(g, r, o, x);
+  }
+
+  static void run(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, Border border, T cv) {
+    const int64_t H = s.h, W = s.w, C = s.c, WC = W * C;
+    const int64_t rows_total = s.n * H;
+    const int64_t pitch = (WC + L - 1) / L * L;  // the last vector may be partial
+    // in place: x >= C and x + L + C <= WC
+    const int64_t xa = (C + L - 1) / L * L;
+    const int64_t xb = WC - C - L >= 0 ? (WC - C - L) / L * L + L : 0;
+    std::vector<int64_t> pad(static_cast<size_t>(2 * C));
+    for (int64_t i = 0; i < 2 * C; ++i) {
+      const int64_t px = i < C ? -1 : W, ch = i % C;
+      const int64_t sx = border_index(px, W, border);
+      pad[i] = sx < 0 ? -1 : sx * C + ch;
+    }
+    parallel_for(0, rows_total, filter_grain(rows_total, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
+      T* cvrow = thread_scratch<T>(0, static_cast<size_t>(WC));
+      std::fill(cvrow, cvrow + WC, cv);
+      const Row g{C, WC, pitch, xa, xb, pad.data(), cv, thread_scratch<T>(1, static_cast<size_t>(6 * (L + 2 * C))),
+                  thread_scratch<K>(2, static_cast<size_t>(L))};
+      for (int64_t t = t0; t < t1;) {
+        const int64_t b = t / H, y = t % H;
+        const int64_t left = std::min(t1 - t, H - y);
+        const int G = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const T* r[6];
+        T* o[4];
+        for (int i = 0; i < G + 2; ++i) {
+          const int64_t yy = border_index(y - 1 + i, H, border);
+          r[i] = yy < 0 ? cvrow : row_ptr<T>(src, s, b, yy);
+        }
+        for (int i = 0; i < G; ++i) o[i] = row_ptr<T>(dst, d, b, y + i);
+        if (G == 4) rows<4>(g, r, o);
+        else if (G == 2) rows<2>(g, r, o);
+        else rows<1>(g, r, o);
+        t += G;
+      }
+    });
+  }
+};
+
 // 16 bins of a histogram as one vector (two on the baseline ISA).
 typedef uint16_t v16u __attribute__((vector_size(32)));
 inline v16u ld16(const uint16_t* p) {
@@ -392,6 +585,7 @@ void median(DType dtype, const void* src, const ImageDesc& s, void* dst, const I
     } else if constexpr (std::is_same<T, uint16_t>::value) {
       if (k >= 9) return median_hist<T, 8, 8>(src, s, dst, d, k, border, cv);
     }
+    if (k == 3) return Median3<T>::run(src, s, dst, d, border, cv);
     median_ring<T>(src, s, dst, d, k, border, cv);
   });
 }
