@@ -27,8 +27,9 @@ def median(image, size, *, border="replicate", cval=0.0, out=None):
     ``np.sort(window)[size * size // 2]``: NaN when more than half of the window is NaN (or
     NaN and +inf), a number otherwise. -0.0 orders below +0.0.
 
-    Algorithms: sizes 3, 5, 7 run a median selection network on whole SIMD vectors (one lane
-    per pixel); uint8/uint16 from size 9 on use Perreault and Hebert's constant-time
+    Algorithms: size 3 sorts each source row's runs of 3 once and takes the middle of the three
+    rows' (largest low, median middle, smallest high) values, four output rows per step; sizes
+    5 and 7 run a median selection network on whole SIMD vectors (one lane per pixel); uint8/uint16 from size 9 on use Perreault and Hebert's constant-time
     histogram median (cost per pixel independent of the size); float sizes from 9 on select
     each window's middle element (cost grows with size**2).
 
