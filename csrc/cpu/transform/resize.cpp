@@ -1206,6 +1206,13 @@ inline void vsum_out_f32(const float* const* rows, const float* wy, int ky, int6
                          bool backward) {
   const int kk = K > 0 ? K : ky;
   constexpr int L = simd::Vec<float>::lanes;
+  // the weights in registers (loads through wy would be repeated after every store: out may
+  // alias them)
+  float wl[K > 0 ? K : 1];
+  if constexpr (K > 0) {
+    for (int k = 0; k < K; ++k) wl[k] = wy[k];
+    wy = wl;
+  }
   auto one = [&](int64_t e) {
     float a = wy[0] * rows[0][e];
     for (int k = 1; k < kk; ++k) a += wy[k] * rows[k][e];
