@@ -17,6 +17,8 @@
 // vector of outputs and the first element of its window), the vertical-first order in column
 // chunks whose sums stay in L1, the horizontal-first vertical sums fused with the store;
 // outputs larger than the cache share are streamed (blocks placed where the rows align).
+// float32 at exactly half the size with taps (0.5, 0.5) on both axes (bilinear, area):
+// resize_f32_halve, the 2x2 mean in one pass (the same bits as the two passes).
 // Bytes per output pixel ~ C * sizeof(T) * (ky * src_w / dst_w + 1); MACs per output pixel
 // C * (ky * src_w / dst_w + kx).
 #include <algorithm>
