@@ -515,3 +515,80 @@ def test_uint8_periodic_tables_equal_the_integer_formula(rng, mode, channels):
                 np.testing.assert_array_equal(got, expect, err_msg=f"{isa} {(sh, sw)}->{(h, w)}")
     finally:
         imkern.set_cpu_isa(before)
+
+
+# ---- float32 exact 2x shrink (bilinear and area: 0.5 / 0.5 taps), one pass -------------------------
+def _mean2x2(x):
+    """The halving path's formula, in float32 and its order: 0.25 ((a + c) + (b + d))."""
+    r0, r1 = x[..., 0::2, :, :], x[..., 1::2, :, :]
+    a, b = r0[..., 0::2, :] + r1[..., 0::2, :], r0[..., 1::2, :] + r1[..., 1::2, :]
+    return np.float32(0.25) * (a + b)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5, 7, 17, 20])
+@pytest.mark.parametrize("stream", [False, True])
+def test_float32_halving_every_isa_level(rng, isa, channels, stream):
+    """Sizes that take the exact-2x path (vector blocks of every residue of the channel count,
+    windows of one or two halves, the scalar formula for wide pixels and row ends; aligned and
+    misaligned outputs, plain and streaming stores): the 2x2 mean bit for bit, and the reference."""
+    imkern.set_cpu_params(stream_bytes=0 if stream else 1 << 40)
+    try:
+        for mode in ("bilinear", "area"):
+            for h, w in [(1, 1), (1, 20), (20, 1), (3, 37), (8, 64), (5, 131), (4, 263)]:
+                x = random_array(rng, (2 * h, 2 * w, channels), np.float32)
+                expect = _mean2x2(x)
+                got = resize(x, (h, w), interpolation=mode)
+                np.testing.assert_array_equal(got, expect, err_msg=f"{mode} {(h, w)}")
+                _cmp(got, R.resize(x, (h, w), interpolation=mode), np.float32, x, "bilinear")
+                buf = np.full(h * w * channels + 1, np.nan, np.float32)
+                out = buf[1:].reshape(h, w, channels)
+                assert resize(x, (h, w), interpolation=mode, out=out) is out
+                np.testing.assert_array_equal(out, expect)
+    finally:
+        imkern.set_cpu_params(stream_bytes=None)
+
+
+def test_float32_halving_layouts_batches_threads(rng, isa, threads):
+    """2-D and batched images, flipped (negative-stride) rows and columns, strided views and a
+    strided out=: the same bits as the 2x2 mean of the contiguous copy."""
+    x = random_array(rng, (3, 34, 90, 3), np.float32)
+    np.testing.assert_array_equal(resize(x, (17, 45)), _mean2x2(x))
+    g = x[0, :, :, 0]
+    np.testing.assert_array_equal(resize(g, (17, 45)), _mean2x2(g[..., None])[..., 0])
+    base = random_array(rng, (68, 180, 4), np.float32)
+    views = {"flipped rows": base[::-1], "flipped cols": base[:, ::-1], "strided": base[::2, ::2],
+             "channel slice": base[..., 1:4], "fortran": np.asfortranarray(base)}
+    for name, v in views.items():
+        before = v.copy()
+        hw = (v.shape[0] // 2, v.shape[1] // 2)
+        np.testing.assert_array_equal(resize(v, hw), _mean2x2(np.ascontiguousarray(v)), err_msg=name)
+        np.testing.assert_array_equal(v, before)
+    big = np.zeros((3, 17, 90, 3), np.float32)
+    view = big[:, :, ::2]
+    assert resize(x, (17, 45), out=view) is view
+    np.testing.assert_array_equal(view, _mean2x2(x))
+
+
+def test_halving_path_only_where_it_applies(rng, isa):
+    """Sizes near 2x that do not take it (odd source sizes, only one axis halved, bicubic) and
+    other dtypes at 2x: the reference, as before."""
+    x = random_array(rng, (41, 67, 3), np.float32)
+    for src, dst, mode in [((41, 67), (20, 33), "bilinear"), ((40, 67), (20, 33), "bilinear"),
+                           ((41, 66), (20, 33), "area"), ((40, 66), (20, 66), "bilinear"),
+                           ((40, 66), (40, 33), "bilinear"), ((40, 66), (20, 33), "bicubic")]:
+        v = x[: src[0], : src[1]]
+        _cmp(resize(v, dst, interpolation=mode), R.resize(v, dst, interpolation=mode), np.float32, v, mode)
+    for dtype in (np.uint8, np.uint16, np.float64):
+        u = random_array(rng, (40, 66, 3), dtype)
+        _cmp(resize(u, (20, 33)), R.resize(u, (20, 33)), dtype, u, "bilinear")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5])
+def test_float_sums_upscale_every_isa_level(rng, isa, dtype, channels):
+    """Upscaling by 2 and by non-integer factors (AVX2: the one-vector permute per tap where a
+    block's taps fit one vector, the two-vector windows at the row ends) against the reference."""
+    x = random_array(rng, (23, 131, channels), dtype)
+    for mode in ("bilinear", "bicubic", "lanczos"):
+        for dst in [(46, 262), (50, 300), (46, 393)]:
+            _cmp(resize(x, dst, interpolation=mode), R.resize(x, dst, interpolation=mode), dtype, x, mode)
