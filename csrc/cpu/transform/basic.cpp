@@ -584,6 +584,90 @@ IMKERN_ALWAYS_INLINE inline void transpose_block_dw(const uint8_t* const* rows, 
   for (int m = 0; m < 16; ++m) interleave3_u8(r[m], g[m], b[m], out[m]);
 }
 #endif
+#if defined(__AVX512BW__)
+// 6-byte pixels (uint16 RGB), AVX-512: an 8 x 8 block as 8 x 8 qwords (one pixel and a pad
+// word each). In: a 48-byte masked load per row, vpermw spreading its 24 words to 8 qwords.
+// The transpose: qword unpacks within lanes, then two shuffle_i64x2 passes. Out: vpermw packing
+// each output row's 8 qwords into 48 bytes, stored as 64 bytes when `full` (the 16 bytes past
+// the block are rewritten later by the same task, as for transpose_block_dw), else masked.
+// 40 shuffles per 64 pixels, against 4 scalar moves per pixel.
+constexpr int kBlock6 = 8;
+IMKERN_ALWAYS_INLINE inline void transpose_block_qw6(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
+                                                     bool full) {
+  alignas(64) static constexpr int16_t kSpread[32] = {0,  1,  2,  2,  3,  4,  5,  5,  6,  7,  8,  8,  9,  10, 11, 11,
+                                                      12, 13, 14, 14, 15, 16, 17, 17, 18, 19, 20, 20, 21, 22, 23, 23};
+  alignas(64) static constexpr int16_t kPack[32] = {0,  1,  2,  4,  5,  6,  8,  9,  10, 12, 13, 14, 16, 17, 18, 20,
+                                                    21, 22, 24, 25, 26, 28, 29, 30, 0,  0,  0,  0,  0,  0,  0,  0};
+  const __m512i spread = _mm512_load_si512(kSpread), pack = _mm512_load_si512(kPack);
+  __m512i r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm512_permutexvar_epi16(spread, _mm512_maskz_loadu_epi16(0xFFFFFF, rows[i] + c * 6));
+  for (int a = 0; a < 4; ++a) {  // t[2a] lane L: (r[2a].2L, r[2a+1].2L); t[2a+1]: the odd pixels
+    t[2 * a] = _mm512_unpacklo_epi64(r[2 * a], r[2 * a + 1]);
+    t[2 * a + 1] = _mm512_unpackhi_epi64(r[2 * a], r[2 * a + 1]);
+  }
+  // u: lanes (0, 2) or (1, 3) of t[q] and t[q + 2] (rows 0-3) or t[q + 4], t[q + 6] (rows 4-7)
+  for (int h = 0; h < 2; ++h)
+    for (int q = 0; q < 2; ++q) {
+      const __m512i a = t[4 * h + q], b = t[4 * h + q + 2];
+      r[4 * h + 2 * q] = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // pixels 4q' + {0, 4}: 0/1 and 4/5
+      r[4 * h + 2 * q + 1] = _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+  // r[4h + 2q + e] lanes: (pixel p of rows 4h + {0,1}), (pixel p + 4 of rows 4h + {0, 1}),
+  // (pixel p of rows 4h + {2,3}), (pixel p + 4 of rows 4h + {2, 3}), p = q + 2e
+  for (int q = 0; q < 2; ++q)
+    for (int e = 0; e < 2; ++e) {
+      const int pcol = q + 2 * e;
+      const __m512i a = r[2 * q + e], b = r[4 + 2 * q + e];
+      const __m512i lo = _mm512_permutexvar_epi16(pack, _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+      const __m512i hi = _mm512_permutexvar_epi16(pack, _mm512_shuffle_i64x2(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+      if (full) {
+        _mm512_storeu_si512(out[pcol], lo);
+        _mm512_storeu_si512(out[pcol + 4], hi);
+      } else {
+        _mm512_mask_storeu_epi16(out[pcol], 0xFFFFFF, lo);
+        _mm512_mask_storeu_epi16(out[pcol + 4], 0xFFFFFF, hi);
+      }
+    }
+}
+#elif defined(__AVX2__)
+// 6-byte pixels (uint16 RGB), AVX2: a 4 x 4 block as 4 x 4 qwords. In: 16-byte loads at bytes 0
+// and 8 of the row's 24 (no byte past them) in the two lanes, pshufb padding pixels 0-1 and
+// 2-3 to qwords. The transpose: qword unpacks, then permute2x128. Out: pshufb packing each
+// lane's two qwords into 12 bytes, stored as 16-byte stores at bytes 0 and 12 (the 4 bytes
+// past the 24 only when `full`).
+constexpr int kBlock6 = 4;
+IMKERN_ALWAYS_INLINE inline void transpose_block_qw6(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
+                                                     bool full) {
+  const __m256i pad = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, -1, -1, 6, 7, 8, 9, 10, 11, -1, -1, 4, 5, 6, 7, 8, 9, -1, -1,
+                                       10, 11, 12, 13, 14, 15, -1, -1);
+  const __m256i unpad = _mm256_broadcastsi128_si256(_mm_setr_epi8(0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, -1, -1, -1, -1));
+  __m256i r[4];
+  for (int i = 0; i < 4; ++i) {
+    const uint8_t* p = rows[i] + c * 6;
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+                                              _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)), 1);
+    r[i] = _mm256_shuffle_epi8(v, pad);
+  }
+  // t0 = (r0.0 r1.0 | r0.2 r1.2), t1 = (r0.1 r1.1 | r0.3 r1.3), t2, t3 likewise for r2, r3
+  const __m256i t0 = _mm256_unpacklo_epi64(r[0], r[1]), t1 = _mm256_unpackhi_epi64(r[0], r[1]);
+  const __m256i t2 = _mm256_unpacklo_epi64(r[2], r[3]), t3 = _mm256_unpackhi_epi64(r[2], r[3]);
+  const __m256i o[4] = {_mm256_permute2x128_si256(t0, t2, 0x20), _mm256_permute2x128_si256(t1, t3, 0x20),
+                        _mm256_permute2x128_si256(t0, t2, 0x31), _mm256_permute2x128_si256(t1, t3, 0x31)};
+  for (int m = 0; m < 4; ++m) {
+    const __m256i v = _mm256_shuffle_epi8(o[m], unpad);
+    uint8_t* q = out[m];
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm256_castsi256_si128(v));
+    const __m128i b = _mm256_extracti128_si256(v, 1);
+    if (full) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 12), b);
+    } else {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(q + 12), b);
+      const int32_t w = _mm_extract_epi32(b, 2);
+      std::memcpy(q + 20, &w, 4);
+    }
+  }
+}
+#endif
 #endif
 }  // namespace
 
@@ -647,10 +731,19 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
           const int64_t j1 = j0 + TJ < d.w ? j0 + TJ : d.w;
           int64_t ib = i0, jb = j1;  // the SIMD part: [i0, ib) x [j0, jb)
 #if defined(__SSE2__)
-          if constexpr (P == 1 || P == 2 || P == 3 || P == 4 || P == 8) {
+#if defined(__AVX2__)
+          constexpr bool kQw = P == 6;  // transpose_block_qw6
+#else
+          constexpr bool kQw = false;
+#endif
+          if constexpr (P == 1 || P == 2 || P == 3 || P == 4 || P == 8 || kQw) {
 #if defined(__SSE4_1__)
             constexpr bool kDw = P == 3 || (P == 4 && kWideBlock4);  // transpose_block_dw
+#if defined(__AVX2__)
+            constexpr int N = kQw ? kBlock6 : kDw ? kBlock3 : 16 / P;
+#else
             constexpr int N = kDw ? kBlock3 : 16 / P;
+#endif
 #else
             constexpr int N = P == 3 ? 16 : 16 / P;
 #endif
@@ -699,6 +792,11 @@ void rotate90(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d
 #if defined(__SSE4_1__)
                 // the wide stores of transpose_block_dw<3> may spill up to 16 bytes (6 pixels)
                 // past the block: only inside the row, onto pixels this task writes later
+#if defined(__AVX2__)
+                // transpose_block_qw6's stores may spill up to 16 bytes (3 pixels) likewise
+                if constexpr (kQw) transpose_block_qw6(rows, c, outs, j + N + 3 <= d.w);
+                else
+#endif
                 if constexpr (kDw) transpose_block_dw<P>(rows, c, outs, j + N + 6 <= d.w);
                 else transpose_block<P>(rows, c, outs);
 #else
