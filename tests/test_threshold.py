@@ -208,7 +208,7 @@ def test_adaptive_threshold_bad_arguments():
 
 
 def test_threshold_streamed_rows(rng, isa, threads):
-    """The non-temporal stores of large outputs (forced by stream_bytes=0; rows of >= 4 KiB):
+    """The non-temporal stores of large outputs (forced by stream_bytes=0; rows of >= 1 KiB):
     outputs aligned, offset by one element (an element-wise head) and by one byte (no vector
     streams), in place, views."""
     import imkern
