@@ -60,10 +60,11 @@ struct ReverseMask {
 };
 #endif
 
-// Row copies as vector loops. glibc's memcpy takes `rep movsb` from ~2 KiB on FSRM CPUs,
-// which measured 1.3-2.4x slower than this loop for 1920- to 3840-byte rows on Zen 4 (the
-// row lengths of 1080p images). copy_bytes: 4 vectors per step, the last partial vector as
-// an overlapping one (n >= V; shorter rows: memcpy). copy_bytes_stream: the same with the
+// Row copies. glibc's memcpy takes `rep movsb` from ~2 KiB on FSRM CPUs, which measured
+// 1.2-2.4x slower than a vector loop for 1920- to 3840-byte rows on Zen 4 (1080 rows, warm
+// L3: 130 vs 54 us for 1920 bytes, 206 vs 168 for 3840) but 1.07-1.17x faster from 5760 bytes
+// on. copy_bytes: under 4 KiB, 4 vectors per step, the last partial vector as an overlapping
+// one (n >= V; shorter rows: memcpy); from 4 KiB memcpy. copy_bytes_stream: the same with the
 // whole 64-byte lines of d written by non-temporal stores (no read-for-ownership: a third
 // less memory traffic once the image no longer fits the cache), the partial lines at both
 // ends by ordinary stores; the caller ends its chunk with stream_fence().
@@ -73,7 +74,7 @@ constexpr int64_t kV = simd::kBytes;
 IMKERN_ALWAYS_INLINE inline void copy_bytes(const uint8_t* s, uint8_t* d, int64_t n) {
   using simd::loadu;
   using simd::storeu;
-  if (n < kV) {
+  if (n < kV || n >= 4096) {
     std::memcpy(d, s, static_cast<size_t>(n));
     return;
   }
@@ -900,7 +901,9 @@ void pad(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int
   uint8_t* dp = static_cast<uint8_t*>(dst);
   const uint8_t* cv = static_cast<const uint8_t*>(cval);
   const int64_t grain = d.w * p > 0 ? (65536 + d.w * p - 1) / (d.w * p) : 1;
-  const bool stream = streams(s.n * s.h * s.w * p + n_rows * d.w * p);
+  // pad streams only past stream_bytes itself (the 2-thread bench's 1080p RGB pad 32 ran
+  // 0.52-0.73 ms streamed against 0.43-0.62 plain, though within this machine's noise)
+  const bool stream = s.n * s.h * s.w * p + n_rows * d.w * p > cpu_params().stream_bytes;
   visit_pixel_bytes(p, [&](auto pc) {
     constexpr int P = decltype(pc)::value;
     auto move = [p](uint8_t* o, const uint8_t* i) IMKERN_ALWAYS_INLINE {
