@@ -88,12 +88,12 @@ template <typename T, ThreshKind K>
 void thresh_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, T t, T mv) {
   const int64_t rows = s.n * s.h, n = s.w * s.c;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, n * sizeof(T)));
-  // images moving more than a third of the effective L3 (input and output bytes; as flip and
-  // pad, csrc/cpu/transform/basic.cpp) stream their output: a third less memory traffic
-  // (1080p float32 gray, one thread: 524-543 vs 757-821 us; uint8 RGB 352-362 vs 512-590).
-  // Rows under 1 KiB keep plain stores (their unaligned heads go element by element).
+  // images moving more than the effective L3 (input and output bytes: stream_bytes, as the
+  // filters and flip / pad) stream their output: a third less memory traffic (1080p float32
+  // RGB, one thread: 1630-1872 vs 2142-2446 us in sweep.py). Rows under 1 KiB keep plain
+  // stores (their unaligned heads go element by element).
   const int64_t bytes = 2 * rows * n * static_cast<int64_t>(sizeof(T));
-  const bool stream = bytes > cpu_params().stream_bytes / 3 && n * static_cast<int64_t>(sizeof(T)) >= 1024;
+  const bool stream = bytes > cpu_params().stream_bytes && n * static_cast<int64_t>(sizeof(T)) >= 1024;
   // contiguous source and output (the common case): one flat run split into 64 KiB chunks, no
   // per-row setup or row tails
   const bool flat = s.row_stride == n && d.row_stride == n &&

@@ -120,13 +120,12 @@ inline void stream_fence() {
 #endif
 }
 
-// Whether an op moving `bytes` (input and output together) streams its output: past a third
-// of the threshold the filters use (cpu_params().stream_bytes, the effective L3). Pure copies
-// gain earlier than filters: on Zen 4 (16 MiB effective L3), one thread, 1080p flip_v with
-// streamed rows measured 194-214 vs 226-294 us (uint16 gray, 8.3 MB moved), 300-322 vs
-// 414-447 (uint8 RGB, 12.4 MB), 529-651 vs 779-794 (float32 gray, 16.6 MB), but 88-96 vs 83
-// for uint8 gray (4.1 MB, which the L3 holds).
-inline bool streams(int64_t bytes) { return bytes > cpu_params().stream_bytes / 3; }
+// Whether an op moving `bytes` (input and output together) streams its output: past
+// cpu_params().stream_bytes (the effective L3), as the filters do. A third of it measured
+// faster for the kernel alone with cold output buffers (1080p flip_v uint16 gray 194-214 vs
+// 226-294 us), but slower in sweep.py, whose outputs come back warm from the allocator
+// (uint16 gray 127 -> 206 us, uint8 RGB 216 -> 283).
+inline bool streams(int64_t bytes) { return bytes > cpu_params().stream_bytes; }
 
 #if defined(__AVX2__)
 // Wide reversal (AVX-512: 64-byte registers, AVX2: 32-byte): a step loads the V bytes that
@@ -901,9 +900,7 @@ void pad(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int
   uint8_t* dp = static_cast<uint8_t*>(dst);
   const uint8_t* cv = static_cast<const uint8_t*>(cval);
   const int64_t grain = d.w * p > 0 ? (65536 + d.w * p - 1) / (d.w * p) : 1;
-  // pad streams only past stream_bytes itself (the 2-thread bench's 1080p RGB pad 32 ran
-  // 0.52-0.73 ms streamed against 0.43-0.62 plain, though within this machine's noise)
-  const bool stream = s.n * s.h * s.w * p + n_rows * d.w * p > cpu_params().stream_bytes;
+  const bool stream = streams(s.n * s.h * s.w * p + n_rows * d.w * p);
   visit_pixel_bytes(p, [&](auto pc) {
     constexpr int P = decltype(pc)::value;
     auto move = [p](uint8_t* o, const uint8_t* i) IMKERN_ALWAYS_INLINE {
