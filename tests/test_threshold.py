@@ -205,3 +205,32 @@ def test_adaptive_threshold_bad_arguments():
         F.adaptive_threshold(x.astype(np.float32), 255, "mean", 3, 0)
     with pytest.raises(TypeError, match="block_size"):
         F.adaptive_threshold(x, 255, "mean", 3.0, 0)
+
+
+def test_threshold_streamed_rows(rng, isa, threads):
+    """The non-temporal stores of large outputs (forced by stream_bytes=0; rows of >= 1 KiB):
+    outputs aligned, offset by one element (an element-wise head) and by one byte (no vector
+    streams), in place, views."""
+    import imkern
+
+    imkern.set_cpu_params(stream_bytes=0)
+    try:
+        for dtype in DTYPES:
+            for shape in ((3, 4099), (2, 1501, 3), (2, 3, 1400, 3)):
+                base = random_array(rng, shape, dtype)
+                t = float(np.median(base.astype(np.float64)))
+                for v in (base, base[::-1], base[..., 1:, :] if base.ndim > 2 else base[:, 1:]):
+                    for kind in KINDS:
+                        exp = R.threshold(v, t, 3, kind)
+                        assert np.array_equal(F.threshold(v, t, 3, kind), exp, equal_nan=True), (shape, kind)
+                        for off in (np.dtype(dtype).itemsize, 1):
+                            buf = np.empty(v.nbytes + 64 + off, np.uint8)
+                            a = (-buf.ctypes.data) % 64 + off
+                            out = buf[a:a + v.nbytes].view(dtype).reshape(v.shape)
+                            assert F.threshold(v, t, 3, kind, out=out) is out
+                            assert np.array_equal(out, exp, equal_nan=True), (shape, kind, off)
+                        inplace = v.copy()
+                        F.threshold(inplace, t, 3, kind, out=inplace)
+                        assert np.array_equal(inplace, exp, equal_nan=True), (shape, kind, "in place")
+    finally:
+        imkern.reset_cpu_params()

@@ -196,3 +196,46 @@ def test_rotate90_square_tiles(isa, threads, rng, dtype, channels):
                     np.testing.assert_array_equal(T.rotate90(v, k), np.rot90(v, k))
     finally:
         imkern.reset_cpu_params()
+
+
+@pytest.fixture(params=["plain", "streamed"])
+def stream(request):
+    """The kernels' plain stores, or (stream_bytes=0) the non-temporal row copies they take for
+    images past the effective L3."""
+    import imkern
+
+    if request.param == "streamed":
+        imkern.set_cpu_params(stream_bytes=0)
+    yield request.param
+    imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("pixel_bytes", range(1, 33))
+def test_flip_pad_every_pixel_byte_size(isa, threads, stream, rng, pixel_bytes):
+    """flip (the 64- / 32-byte permutes, the 16-byte pshufb steps, the per-pixel tail), pad /
+    vertical flip (the vector row copies, streamed or not) and rotate90 (the block transposes,
+    6-byte pixels' qword blocks included) for pixels of 1..32 bytes, at widths
+    around the vector and line sizes, 1-pixel images, batches, strided and negative-stride
+    views; also as uint16 / float32 / float64 pixels of the same byte sizes."""
+    views = [lambda a: a, lambda a: np.flip(a, -2), lambda a: np.flip(a, -3), lambda a: a[..., ::2, :, :]]
+    for w in (1, 7, 22, 63, 65, 300):
+        for shape in ((1, w), (9, w), (2, 3, w)):
+            x = random_array(rng, shape + (pixel_bytes,), np.uint8)
+            alts = [x]
+            for dt in (np.uint16, np.float32, np.float64):
+                if pixel_bytes % np.dtype(dt).itemsize == 0:
+                    alts.append(random_array(rng, shape + (pixel_bytes // np.dtype(dt).itemsize,), dt))
+            for a in alts:
+                for view in views:
+                    v = view(a)
+                    if v.shape[-3] == 0:
+                        continue
+                    for axis in (0, 1, None):
+                        o = v.ndim - 3
+                        axes = (o, o + 1) if axis is None else o + axis
+                        np.testing.assert_array_equal(T.flip(v, axis), np.flip(v, axes), err_msg=f"{v.shape} {axis}")
+                    np.testing.assert_array_equal(T.pad(v, (1, 2, 3, 5), border="reflect101"),
+                                                  R.pad(v, (1, 2, 3, 5), border="reflect101"))
+                    for k in (1, 3):
+                        o = v.ndim - 3
+                        np.testing.assert_array_equal(T.rotate90(v, k), np.rot90(v, k, axes=(o, o + 1)))

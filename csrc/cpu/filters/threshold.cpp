@@ -12,9 +12,13 @@
 #include <cfloat>
 #include <cmath>
 
+#include "imkern/cpu_params.hpp"
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
 #include "common/rows.hpp"
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -34,12 +38,33 @@ inline T thresh_one(T x, T t, T mv) {
   return x;
 }
 
-// Vector body (lane-wise compare and select); the same results as thresh_one.
-template <typename T, ThreshKind K>
+// A whole vector stored with a non-temporal store (p aligned to the vector's size).
+template <typename T>
+IMKERN_ALWAYS_INLINE inline void stream_store(T* p, simd::vec_t<T> v) {
+#if defined(__AVX512F__)
+  _mm512_stream_si512(reinterpret_cast<__m512i*>(p), reinterpret_cast<__m512i>(v));
+#elif defined(__AVX__)
+  _mm256_stream_si256(reinterpret_cast<__m256i*>(p), reinterpret_cast<__m256i>(v));
+#elif defined(__SSE2__)
+  _mm_stream_si128(reinterpret_cast<__m128i*>(p), reinterpret_cast<__m128i>(v));
+#else
+  simd::storeu(p, v);
+#endif
+}
+
+// Vector body (lane-wise compare and select); the same results as thresh_one. Stream: the
+// vectors from the first one aligned in dst are stored non-temporally (the elements before
+// it one by one: src may be dst, so no vector may be computed twice).
+template <typename T, ThreshKind K, bool Stream = false>
 inline void thresh_row(const T* src, T* dst, int64_t n, T t, T mv) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
   int64_t x = 0;
+  if constexpr (Stream) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(dst);
+    const int64_t head = a % sizeof(T) ? n : static_cast<int64_t>((kBytes - a % kBytes) % kBytes / sizeof(T));
+    for (; x < head && x < n; ++x) dst[x] = thresh_one<T, K>(src[x], t, mv);
+  }
   {
     const vec_t<T> tv = splat<T>(t), mvv = splat<T>(mv), zero{};
     for (; x + L <= n; x += L) {
@@ -52,7 +77,8 @@ inline void thresh_row(const T* src, T* dst, int64_t n, T t, T mv) {
         case ThreshKind::tozero: r = v <= tv ? zero : v; break;
         case ThreshKind::tozero_inv: r = v > tv ? zero : v; break;
       }
-      storeu(dst + x, r);
+      if constexpr (Stream) stream_store<T>(dst + x, r);
+      else storeu(dst + x, r);
     }
   }
   for (; x < n; ++x) dst[x] = thresh_one<T, K>(src[x], t, mv);
@@ -62,12 +88,39 @@ template <typename T, ThreshKind K>
 void thresh_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, T t, T mv) {
   const int64_t rows = s.n * s.h, n = s.w * s.c;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, n * sizeof(T)));
-  {
-    parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        thresh_row<T, K>(row_ptr<T>(src, s, r / s.h, r % s.h), row_ptr<T>(dst, d, r / s.h, r % s.h), n, t, mv);
+  // images moving more than the effective L3 (input and output bytes: stream_bytes, as the
+  // filters and flip / pad) stream their output: a third less memory traffic (1080p float32
+  // RGB, one thread: 1630-1872 vs 2142-2446 us in sweep.py). Rows under 1 KiB keep plain
+  // stores (their unaligned heads go element by element).
+  const int64_t bytes = 2 * rows * n * static_cast<int64_t>(sizeof(T));
+  const bool stream = bytes > cpu_params().stream_bytes && n * static_cast<int64_t>(sizeof(T)) >= 1024;
+  // contiguous source and output (the common case): one flat run split into 64 KiB chunks, no
+  // per-row setup or row tails
+  const bool flat = s.row_stride == n && d.row_stride == n &&
+                    (s.n == 1 || (s.batch_stride == s.h * n && d.batch_stride == s.h * n));
+  if (flat) {
+    const T* a = static_cast<const T*>(src);
+    T* o = static_cast<T*>(dst);
+    const int64_t chunk = (int64_t{1} << 16) / static_cast<int64_t>(sizeof(T));
+    parallel_for(0, rows * n, chunk, [&](int64_t e0, int64_t e1) {
+      if (stream) thresh_row<T, K, true>(a + e0, o + e0, e1 - e0, t, mv);
+      else thresh_row<T, K>(a + e0, o + e0, e1 - e0, t, mv);
+      if (stream) stream_fence();
     });
+    return;
   }
+  parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    // (b, y) stepped rather than divided out of r for every row (64-bit divisions)
+    int64_t b = r0 / s.h, y = r0 % s.h;
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* a = row_ptr<T>(src, s, b, y);
+      T* o = row_ptr<T>(dst, d, b, y);
+      if (stream) thresh_row<T, K, true>(a, o, n, t, mv);
+      else thresh_row<T, K>(a, o, n, t, mv);
+      if (++y == s.h) y = 0, ++b;
+    }
+    if (stream) stream_fence();
+  });
 }
 
 template <typename T>
