@@ -187,18 +187,23 @@ inline V vmax(V a, V b) {
 }
 
 struct GeluTail {
-  vf t;   // |x| clamped to 14.6
-  vf r;   // R(t)
-  vf p;   // 2^-30 exp(rr): exp(-t^2 / 2) = p * s1
-  vf s1;
+  vf t;  // |x| clamped to 14.6
+  vf s;  // 1 / (t + 2.5); R(t) = s * g
+  vf g;  // G(s - s0)
+  vf E;  // exp(-t^2 / 2), rounded once (also where it is subnormal)
 };
 
+// Two independent chains (the divide and G; the exp) that meet only in the caller's final
+// products, so neither waits on the other; the exp's 2^(n + 30) scaling is applied to the
+// polynomial alone (an exact power-of-two product while normal, one rounding where E is
+// subnormal), and the caller multiplies E last.
 inline GeluTail gelu_tail(vf x) {
   GeluTail o;
   const vf ax = (vf)((vi)x & (int32_t)0x7fffffff);
   const vf t = vmin(simd::splat(14.6f), ax);  // NaN stays NaN
   o.t = t;
   const vf s = 1.0f / (t + 2.5f);
+  o.s = s;
   const vf v = s - 0.22923976f;  // G in powers of s - s0 (s0 mid-range)
   vf g = simd::splat(311.3095f);
   g = g * v + -39.629814f;
@@ -209,20 +214,19 @@ inline GeluTail gelu_tail(vf x) {
   g = g * v + -2.2913628f;
   g = g * v + 3.1475153f;
   g = g * v + 2.3574615f;
-  g = g * v + 0.7728468f;
-  o.r = s * g;
+  o.g = g * v + 0.7728468f;
   const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
   constexpr float k = 0x1p-30f;  // carried by the exp coefficients (exact)
 #if defined(__FMA__)
-  // t^2 = sq + e2 exactly (fused multiply-subtract), -sq / 2 range-reduced exactly.
-  const vf sq = t * t;
-  const vf e2 = fmsub(t, t, sq);
-  const vf a = sq * -0.5f;
+  // -t^2 / 2 = a + e2 exactly: hm = -t / 2 is exact (t is 0 or at least 2^-126 apart from
+  // subnormals, whose square is 0 anyway), a = hm * t rounded, e2 = fma(hm, t, -a).
+  const vf hm = t * -0.5f;
+  const vf a = hm * t;
+  const vf e2 = fmsub(hm, t, a);
   const vf fl = a * 1.44269504088896341f + magic;
   const vf nf = fl - magic;
-  vf rr = a - nf * 0.693359375f;  // exact
-  rr = rr - nf * -2.12194440e-4f;
-  rr = rr - 0.5f * e2;  // |rr| <= ln2 / 2 (+ 1e-5)
+  // a - n ln2_hi is exact; the small rest (e2 - n ln2_lo) is summed on its own, in parallel.
+  const vf rr = (a - nf * 0.693359375f) + (e2 - nf * -2.12194440e-4f);  // |rr| <= ln2 / 2 (+ 1e-5)
   // 1 + r + r^2 q(r), the degree-6 fit of exp_nonpos
   vf e = simd::splat(k * 1.3813143596053123e-3f);
   e = e * rr + k * 8.369418792426586e-3f;
@@ -251,31 +255,35 @@ inline GeluTail gelu_tail(vf x) {
   e = e * rr + k;
   e = e * rr + k;
 #endif
-  o.p = e;
   // n from the bits of fl (n in its low mantissa bits); 2^(n + 30) from the exponent field.
-  o.s1 = (vf)(((vi)fl - (vi)magic + (127 + 30)) << 23);
+  o.E = e * (vf)(((vi)fl - (vi)magic + (127 + 30)) << 23);
   return o;
 }
 
+// gelu(-inf) = NaN by OR-ing the all-ones pattern (a NaN) over the lane: a compare and an OR,
+// no blend (blendvps takes an FMA port on Zen 4).
 inline vf gelu(vf x) {
   const GeluTail q = gelu_tail(x);
-  const vf tq = ((q.t * q.r) * q.p) * q.s1;  // |x| Q(|x|), |x| clamped
+  const vf tq = ((q.t * q.s) * q.g) * q.E;  // |x| Q(|x|), |x| clamped; E last
   // x >= 0: x - t Q; x < 0: -t Q (-0 where it underflows, as x Phi(x)); NaN: NaN.
-  const vf res = vmax(simd::splat(-0.0f), x) - tq;  // x >= 0 (-0 included) or NaN: x; else -0
-  return x == -std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
+  // (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0)
+  const vf res = vmax((vf)simd::splat(int32_t(0x80000000)), x) - tq;  // x >= 0 (-0 included) or NaN: x; else -0
+  return (vf)((vi)res | (vi)(x == -std::numeric_limits<float>::infinity()));
 }
 
 // d gelu / dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi):
 // E (R - t / sqrt(2 pi)) for x < 0, 1 + E (t / sqrt(2 pi) - R) for x >= 0, E = exp(-t^2 / 2).
-// The float64 reference gives NaN at +-inf (inf * 0); so does this.
+// The float64 reference gives NaN at +-inf (inf * 0); so does this. The two cases by bit
+// operations on the compare mask (a sign flip and a masked 1), not blends.
 inline vf gelu_grad(vf x) {
   const GeluTail q = gelu_tail(x);
-  const vf tk = q.t * 0.3989422804014327f;
-  const vf v = x < 0.0f ? q.r - tk : tk - q.r;
-  const vf ek = (v * q.p) * q.s1;
-  const vf res = x < 0.0f ? ek : 1.0f + ek;
-  const vf ax = x < 0.0f ? -x : x;
-  return ax == std::numeric_limits<float>::infinity() ? simd::splat(std::numeric_limits<float>::quiet_NaN()) : res;
+  const vf r = q.s * q.g;
+  const vi neg = (vi)(x < 0.0f);
+  const vf v = (vf)((vi)(q.t * 0.3989422804014327f - r) ^ (neg & (int32_t)0x80000000));
+  const vf one = (vf)(~neg & (vi)simd::splat(1.0f));
+  const vf res = v * q.E + one;
+  const vi inf = ((vi)x & (int32_t)0x7fffffff) == (int32_t)0x7f800000;
+  return (vf)((vi)res | inf);
 }
 
 // NaN-propagating running maximum: v replaces m when v > m or v is NaN (torch's rule).
