@@ -205,23 +205,25 @@ struct GeluTail {
 #define IMKERN_GELU_STEP for (int j = 0; j < N; ++j)
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* x, GeluTail* o) {
-  vf t[N], v[N], g[N], a[N], fl[N], rr[N], e[N];
+  vf t[N], v[N], g[N], fl[N], rr[N], e[N];
   const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
   constexpr float k = 0x1p-30f;  // carried by the exp coefficients (exact)
   IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), (vf)((vi)x[j] & (int32_t)0x7fffffff));  // NaN stays NaN
   IMKERN_GELU_STEP o[j].t = t[j];
   IMKERN_GELU_STEP o[j].s = 1.0f / (t[j] + 2.5f);
 #if defined(__FMA__)
-  // -t^2 / 2 = a + e2 exactly: hm = -t / 2 is exact (t is 0 or at least 2^-126 apart from
-  // subnormals, whose square is 0 anyway), a = hm * t rounded, e2 = fma(hm, t, -a).
-  // a - n ln2_hi is exact; the small rest (e2 - n ln2_lo) is summed on its own, in parallel.
+  // t^2 / 2 = b + e2 exactly: th = t / 2 by decrementing the exponent field (an integer op,
+  // off the two FMA ports; t raised to 2^-60 first, so th stays normal and exp(-th t) is 1
+  // exactly as for t = 0), b = th * t rounded, e2 = fma(th, t, -b). -b - n ln2_hi is exact;
+  // the small rest (-e2 - n ln2_lo) is summed on its own, in parallel.
   IMKERN_GELU_STEP {
-    const vf hm = t[j] * -0.5f;
-    a[j] = hm * t[j];
-    const vf e2 = fmsub(hm, t[j], a[j]);
-    fl[j] = a[j] * 1.44269504088896341f + magic;
+    const vf te = vmax(t[j], simd::splat(0x1p-60f));
+    const vf th = (vf)((vi)te - (1 << 23));
+    const vf b = th * te;
+    const vf e2 = fmsub(th, te, b);
+    fl[j] = b * -1.44269504088896341f + magic;
     const vf nf = fl[j] - magic;
-    rr[j] = (a[j] - nf * 0.693359375f) + (e2 - nf * -2.12194440e-4f);  // |rr| <= ln2 / 2 (+ 1e-5)
+    rr[j] = (-(nf * 0.693359375f) - b) + (-(nf * -2.12194440e-4f) - e2);  // |rr| <= ln2 / 2 (+ 1e-5)
   }
   // 1 + r + r^2 q(r), the degree-6 fit of exp_nonpos
   IMKERN_GELU_STEP e[j] = rr[j] * (k * 1.3813143596053123e-3f) + k * 8.369418792426586e-3f;
@@ -236,10 +238,10 @@ IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* x, GeluTail* o) {
     const vf grid = simd::splat(49152.0f);  // 1.5 * 2^15: t + grid rounds t to a multiple of 2^-8
     const vf h = (t[j] + grid) - grid;
     const vf l = t[j] - h;
-    a[j] = (h * -0.5f) * h;  // exact: h has at most 12 significant bits
-    fl[j] = a[j] * 1.44269504088896341f + magic;
+    const vf a = (h * -0.5f) * h;  // exact: h has at most 12 significant bits
+    fl[j] = a * 1.44269504088896341f + magic;
     const vf nf = fl[j] - magic;
-    vf r = a[j] - nf * 0.693359375f;  // exact
+    vf r = a - nf * 0.693359375f;  // exact
     r = r - nf * -2.12194440e-4f;
     rr[j] = r - l * (h + 0.5f * l);  // |rr| < 0.38
   }

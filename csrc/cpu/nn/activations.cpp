@@ -9,6 +9,8 @@
 // is x Phi(x) with Phi from the normal upper tail Q(|x|) = Phi(-|x|) (Phi = Q or 1 - Q), which
 // keeps relative accuracy for negative x, where 1 + erf(x / sqrt 2) cancels; float32 within
 // 6 ulp of the float64 result (tests/test_nn_ops.py::test_activation_float32_ulp).
+// float32 gelu / gelu_grad take vm::kGeluVecs vectors per step (two interleaved dependency
+// chains; vmath.hpp's gelu_tail), then single vectors, then the padded tail: the same bits.
 // NaN: relu(NaN) = NaN and every activation propagates NaN, as torch.
 #include <cmath>
 #include <cstdint>
