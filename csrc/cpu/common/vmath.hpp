@@ -268,7 +268,7 @@ IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* x, GeluTail* o) {
   IMKERN_GELU_STEP o[j].E = e[j] * (vf)(((vi)fl[j] - (vi)magic + (127 + 30)) << 23);
 }
 
-inline GeluTail gelu_tail(vf x) {
+IMKERN_ALWAYS_INLINE inline GeluTail gelu_tail(vf x) {
   GeluTail o;
   gelu_tail<1>(&x, &o);
   return o;
@@ -289,7 +289,7 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
   }
 }
 
-inline vf gelu(vf x) {
+IMKERN_ALWAYS_INLINE inline vf gelu(vf x) {
   vf y;
   gelu<1>(&x, &y);
   return y;
@@ -318,7 +318,7 @@ IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
 }
 #undef IMKERN_GELU_STEP
 
-inline vf gelu_grad(vf x) {
+IMKERN_ALWAYS_INLINE inline vf gelu_grad(vf x) {
   vf y;
   gelu_grad<1>(&x, &y);
   return y;

@@ -105,8 +105,9 @@ void forward_f32(Activation act, const float* x, float* y, int64_t n, float slop
     case Activation::gelu:
     {
       constexpr int N = vm::kGeluVecs;
-      const auto fn = [](const vf* v, vf* r) { vm::gelu<N>(v, r); };
-      const auto f1 = [](vf v) { return vm::gelu(v); };
+      // (always_inline: GCC otherwise calls fn out of line, the vectors through memory)
+      const auto fn = [](const vf* v, vf* r) IMKERN_ALWAYS_INLINE { vm::gelu<N>(v, r); };
+      const auto f1 = [](vf v) IMKERN_ALWAYS_INLINE { return vm::gelu(v); };
       if (stream)
         map1_n<N, true>(x, y, n, fn, f1);
       else
@@ -162,7 +163,7 @@ void backward_f32(Activation act, const float* g, const float* x, const float* y
         vm::gelu_grad<N>(v, r);
         for (int j = 0; j < N; ++j) simd::storeu(gx + i + j * L, simd::loadu(g + i + j * L) * r[j]);
       }
-      vm::map2(g + i, x + i, gx + i, n - i, [](vf gv, vf xv) { return gv * vm::gelu_grad(xv); });
+      vm::map2(g + i, x + i, gx + i, n - i, [](vf gv, vf xv) IMKERN_ALWAYS_INLINE { return gv * vm::gelu_grad(xv); });
       break;
     }
   }
