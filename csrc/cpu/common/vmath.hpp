@@ -143,6 +143,38 @@ inline V fmsub(V a, V b, V c) {
     return (V)_mm512_fmsub_ps((__m512)a, (__m512)b, (__m512)c);
   }
 }
+
+// c - a * b and a * b + c with one rounding, written out where the bits must not depend on
+// whether GCC contracts the expression in a given inlining context.
+template <typename V>
+inline V fnmadd(V a, V b, V c) {
+  if constexpr (sizeof(V) == 16) {
+    return (V)_mm_fnmadd_ps((__m128)a, (__m128)b, (__m128)c);
+  } else if constexpr (sizeof(V) == 32) {
+    return (V)_mm256_fnmadd_ps((__m256)a, (__m256)b, (__m256)c);
+  } else {
+    return (V)_mm512_fnmadd_ps((__m512)a, (__m512)b, (__m512)c);
+  }
+}
+template <typename V>
+inline V fmadd(V a, V b, V c) {
+  if constexpr (sizeof(V) == 16) {
+    return (V)_mm_fmadd_ps((__m128)a, (__m128)b, (__m128)c);
+  } else if constexpr (sizeof(V) == 32) {
+    return (V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+  } else {
+    return (V)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+  }
+}
+#else
+template <typename V>
+inline V fnmadd(V a, V b, V c) {
+  return c - a * b;  // no FMA: nothing to contract
+}
+template <typename V>
+inline V fmadd(V a, V b, V c) {
+  return a * b + c;
+}
 #endif
 
 // x86 MINPS / MAXPS, one instruction: a < b ? a : b and a > b ? a : b, b where either is NaN
@@ -281,10 +313,11 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
   GeluTail q[N];
   gelu_tail<N>(x, q);
   IMKERN_GELU_STEP {
-    const vf tq = (q[j].t * (q[j].s * q[j].g)) * q[j].E;  // |x| Q(|x|), |x| clamped; E last (t * R: 0.2 ulp closer than (t * s) * G)
+    // |x| Q(|x|) = (t R) E, |x| clamped; E last (t * R: 0.2 ulp closer than (t * s) * G).
     // x >= 0: x - t Q; x < 0: -t Q (-0 where it underflows, as x Phi(x)); NaN: NaN.
-    // (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0)
-    const vf res = vmax((vf)simd::splat(int32_t(0x80000000)), x[j]) - tq;  // x >= 0 (-0 included) or NaN: x; else -0
+    // (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0; the subtraction fused explicitly)
+    const vf m = vmax((vf)simd::splat(int32_t(0x80000000)), x[j]);  // x >= 0 (-0 included) or NaN: x; else -0
+    const vf res = fnmadd(q[j].t * (q[j].s * q[j].g), q[j].E, m);
     y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));
   }
 }
@@ -307,11 +340,11 @@ IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
   GeluTail q[N];
   gelu_tail<N>(x, q);
   IMKERN_GELU_STEP {
-    const vf r = q[j].s * q[j].g;
     const vi neg = (vi)(x[j] < 0.0f);
-    const vf v = (vf)((vi)(q[j].t * 0.3989422804014327f - r) ^ (neg & (int32_t)0x80000000));
+    const vf tk = q[j].t * 0.3989422804014327f;
+    const vf v = (vf)((vi)fnmadd(q[j].s, q[j].g, tk) ^ (neg & (int32_t)0x80000000));  // +-(tk - R)
     const vf one = (vf)(~neg & (vi)simd::splat(1.0f));
-    const vf res = v * q[j].E + one;
+    const vf res = fmadd(v, q[j].E, one);
     const vi inf = ((vi)x[j] & (int32_t)0x7fffffff) == (int32_t)0x7f800000;
     y[j] = (vf)((vi)res | inf);
   }
