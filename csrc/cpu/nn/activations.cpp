@@ -2,13 +2,15 @@
 //
 // Bytes/element: 2 * sizeof(T) forward, 3-4 * sizeof(T) backward; memory-bound except the
 // transcendental ones. FLOPs/element: relu / leaky_relu 1-2; sigmoid ~20 (vm::exp + divide);
-// tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu ~50 (vm::gelu:
-// a divide, a degree-11 polynomial and an exp(-x^2 / 2) kept free of the rounding of x^2).
+// tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu ~45 (vm::gelu:
+// a divide, a degree-9 polynomial and an exp(-x^2 / 2) kept free of the rounding of x^2).
 // Variants: float32 runs on simd::vec_t<float> with the polynomials of vmath.hpp; float64
 // uses scalar libm (and the compiler's vectorization of the simple ones). GELU (exact erf form)
 // is x Phi(x) with Phi from the normal upper tail Q(|x|) = Phi(-|x|) (Phi = Q or 1 - Q), which
 // keeps relative accuracy for negative x, where 1 + erf(x / sqrt 2) cancels; float32 within
 // 6 ulp of the float64 result (tests/test_nn_ops.py::test_activation_float32_ulp).
+// float32 gelu / gelu_grad take vm::kGeluVecs vectors per step (two interleaved dependency
+// chains; vmath.hpp's gelu_tail), then single vectors, then the padded tail: the same bits.
 // NaN: relu(NaN) = NaN and every activation propagates NaN, as torch.
 #include <cmath>
 #include <cstdint>
@@ -47,32 +49,46 @@ inline double sigmoid_d(double x) {
 // heavy enough to be computed at memory speed only with half the traffic of a
 // read-for-ownership saved): far larger than the caches, they are not read back from cache.
 
-// y[i] = f(x[i]) like vm::map1, with the 64-byte-aligned body of y (whole vectors of 32 or 64
-// bytes) written by non-temporal stores; the same bits as vm::map1 (f is elementwise). The
-// caller fences (sfence) after its chunk.
-template <typename F>
-inline void map1_stream(const float* x, float* y, int64_t n, F&& f) {
-#if defined(__AVX512F__) || defined(__AVX__)
+// y[i] = f(x[i]) like vm::map1 with f1 (one vector), whole vectors N at a time through fn
+// (N vectors in, N out, the same bits per lane as f1): see vm::gelu_tail. Stream: the
+// 64-byte-aligned body of y (whole vectors of 32 or 64 bytes) is written by non-temporal
+// stores; the caller fences (sfence) after its chunk.
+template <int N, bool Stream, typename FN, typename F1>
+inline void map1_n(const float* x, float* y, int64_t n, FN&& fn, F1&& f1) {
   constexpr int L = vm::LF;
+  int64_t i = 0;
+#if defined(__AVX512F__) || defined(__AVX__)
   constexpr uintptr_t A = sizeof(vm::vf);
-  if ((reinterpret_cast<uintptr_t>(y) & 3) == 0 && (L == 16 || L == 8)) {
+  if (Stream && (reinterpret_cast<uintptr_t>(y) & 3) == 0 && (L == 16 || L == 8)) {
     const int64_t head = static_cast<int64_t>((A - (reinterpret_cast<uintptr_t>(y) & (A - 1))) & (A - 1)) / 4;
     if (n >= head + L) {
-      vm::map1(x, y, head, f);
-      int64_t i = head;
-      for (; i + L <= n; i += L) {
-        const vm::vf v = f(simd::loadu(x + i));
+      vm::map1(x, y, head, f1);
+      i = head;
+      const auto put = [](float* p, vm::vf v) {
 #if defined(__AVX512F__)
-        if constexpr (L == 16) _mm512_stream_ps(y + i, (__m512)v);
+        if constexpr (L == 16) _mm512_stream_ps(p, (__m512)v);
 #endif
-        if constexpr (L == 8) _mm256_stream_ps(y + i, (__m256)v);
+        if constexpr (L == 8) _mm256_stream_ps(p, (__m256)v);
+      };
+      for (; i + N * L <= n; i += N * L) {
+        vm::vf v[N], r[N];
+        for (int j = 0; j < N; ++j) v[j] = simd::loadu(x + i + j * L);
+        fn(v, r);
+        for (int j = 0; j < N; ++j) put(y + i + j * L, r[j]);
       }
-      vm::map1(x + i, y + i, n - i, f);
+      for (; i + L <= n; i += L) put(y + i, f1(simd::loadu(x + i)));
+      vm::map1(x + i, y + i, n - i, f1);
       return;
     }
   }
 #endif
-  vm::map1(x, y, n, f);
+  for (; i + N * L <= n; i += N * L) {
+    vm::vf v[N], r[N];
+    for (int j = 0; j < N; ++j) v[j] = simd::loadu(x + i + j * L);
+    fn(v, r);
+    for (int j = 0; j < N; ++j) simd::storeu(y + i + j * L, r[j]);
+  }
+  vm::map1(x + i, y + i, n - i, f1);
 }
 
 void forward_f32(Activation act, const float* x, float* y, int64_t n, float slope, bool stream = false) {
@@ -87,11 +103,17 @@ void forward_f32(Activation act, const float* x, float* y, int64_t n, float slop
     case Activation::sigmoid: vm::map1(x, y, n, [](vf v) { return vm::sigmoid(v); }); break;
     case Activation::tanh: vm::map1(x, y, n, [](vf v) { return vm::tanh(v); }); break;
     case Activation::gelu:
+    {
+      constexpr int N = vm::kGeluVecs;
+      // (always_inline: GCC otherwise calls fn out of line, the vectors through memory)
+      const auto fn = [](const vf* v, vf* r) IMKERN_ALWAYS_INLINE { vm::gelu<N>(v, r); };
+      const auto f1 = [](vf v) IMKERN_ALWAYS_INLINE { return vm::gelu(v); };
       if (stream)
-        map1_stream(x, y, n, [](vf v) { return vm::gelu(v); });
+        map1_n<N, true>(x, y, n, fn, f1);
       else
-        vm::map1(x, y, n, [](vf v) { return vm::gelu(v); });
+        map1_n<N, false>(x, y, n, fn, f1);
       break;
+    }
   }
 }
 
@@ -132,9 +154,18 @@ void backward_f32(Activation act, const float* g, const float* x, const float* y
     case Activation::tanh:
       vm::map2(g, y, gx, n, [](vf gv, vf yv) { return gv * (1.0f - yv * yv); });
       break;
-    case Activation::gelu:
-      vm::map2(g, x, gx, n, [](vf gv, vf xv) { return gv * vm::gelu_grad(xv); });
+    case Activation::gelu: {
+      constexpr int N = vm::kGeluVecs, L = vm::LF;
+      int64_t i = 0;
+      for (; i + N * L <= n; i += N * L) {  // N vectors per step, as the forward
+        vf v[N], r[N];
+        for (int j = 0; j < N; ++j) v[j] = simd::loadu(x + i + j * L);
+        vm::gelu_grad<N>(v, r);
+        for (int j = 0; j < N; ++j) simd::storeu(gx + i + j * L, simd::loadu(g + i + j * L) * r[j]);
+      }
+      vm::map2(g + i, x + i, gx + i, n - i, [](vf gv, vf xv) IMKERN_ALWAYS_INLINE { return gv * vm::gelu_grad(xv); });
       break;
+    }
   }
 }
 
