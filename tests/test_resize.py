@@ -592,3 +592,118 @@ def test_float_sums_upscale_every_isa_level(rng, isa, dtype, channels):
     for mode in ("bilinear", "bicubic", "lanczos"):
         for dst in [(46, 262), (50, 300), (46, 393)]:
             _cmp(resize(x, dst, interpolation=mode), R.resize(x, dst, interpolation=mode), dtype, x, mode)
+
+
+# ---- uint16 / uint8 exact 2x shrink on integer sums (resize_int_halve) -------------------------------
+def _int_mean2x2(x):
+    """The generic paths' bits at exactly 2x: s = the 2x2 block's sum; uint16 (float32 sums, exact)
+    s / 4 rounded to nearest-even = (s + 1 + ((s >> 2) & 1)) >> 2; uint8 (11-bit fixed point, no
+    vertical shift) (s 2^20 + 2^21) >> 22 = (s + 2) >> 2."""
+    v = x.astype(np.int64)
+    s = v[..., 0::2, 0::2, :] + v[..., 1::2, 0::2, :] + v[..., 0::2, 1::2, :] + v[..., 1::2, 1::2, :]
+    if x.dtype == np.uint16:
+        return ((s + 1 + ((s >> 2) & 1)) >> 2).astype(np.uint16)
+    return ((s + 2) >> 2).astype(np.uint8)
+
+
+def test_int_halving_rounding_formula():
+    """Every sum of four uint16: the shift formula is round-half-even of s / 4 (what the float32
+    path's exact s / 4 and rint give); uint8: round half up."""
+    s = np.arange(4 * 65535 + 1, dtype=np.int64)
+    np.testing.assert_array_equal((s + 1 + ((s >> 2) & 1)) >> 2, np.rint(s / 4.0).astype(np.int64))
+    s8 = np.arange(4 * 255 + 1, dtype=np.int64)
+    np.testing.assert_array_equal((s8 * (1 << 20) + (1 << 21)) >> 22, (s8 + 2) >> 2)
+
+
+def _int_image(rng, shape, dtype, kind):
+    hi = np.iinfo(dtype).max
+    if kind == "random":
+        return random_array(rng, shape, dtype)
+    if kind == "extremes":  # 0 and the maximum only
+        return (rng.integers(0, 2, size=shape) * hi).astype(dtype)
+    # near the ends: every residue of the sums modulo 4 and 8, and the largest sums
+    return (hi - rng.integers(0, 9, size=shape)).astype(dtype) if rng.random() < 0.5 else rng.integers(
+        0, 9, size=shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5, 7, 17, 41])
+@pytest.mark.parametrize("stream", [False, True])
+def test_int_halving_every_isa_level(rng, isa, dtype, channels, stream):
+    """Sizes that take the exact-2x path (pair sums: one block or two per step, the int32-lane
+    permutes, the scalar formula for wide pixels and row ends; aligned and misaligned outputs,
+    plain and streaming stores) for random, 0/max-only and near-end data: the generic paths' bits,
+    and within the tolerance of the reference."""
+    imkern.set_cpu_params(stream_bytes=0 if stream else 1 << 40)
+    try:
+        for mode in ("bilinear", "area"):
+            for h, w in [(1, 1), (1, 20), (20, 1), (3, 37), (8, 64), (5, 131), (4, 263), (2, 97)]:
+                for kind in ("random", "extremes", "ends"):
+                    x = _int_image(rng, (2 * h, 2 * w, channels), dtype, kind)
+                    expect = _int_mean2x2(x)
+                    got = resize(x, (h, w), interpolation=mode)
+                    assert got.dtype == dtype
+                    np.testing.assert_array_equal(got, expect, err_msg=f"{mode} {kind} {(h, w)}")
+                _cmp(got, R.resize(x, (h, w), interpolation=mode), dtype, x, mode)
+                buf = np.zeros(h * w * channels + 1, dtype)
+                out = buf[1:].reshape(h, w, channels)
+                assert resize(x, (h, w), interpolation=mode, out=out) is out
+                np.testing.assert_array_equal(out, expect)
+                assert buf[0] == 0
+    finally:
+        imkern.set_cpu_params(stream_bytes=None)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
+def test_int_halving_layouts_batches_threads(rng, isa, threads, dtype):
+    """2-D and batched images, flipped (negative-stride) rows and columns, strided views, channel
+    slices and a strided out=: the same bits as the formula on the contiguous copy."""
+    x = random_array(rng, (3, 34, 90, 3), dtype)
+    np.testing.assert_array_equal(resize(x, (17, 45)), _int_mean2x2(x))
+    g = x[0, :, :, 0]
+    np.testing.assert_array_equal(resize(g, (17, 45)), _int_mean2x2(g[..., None])[..., 0])
+    np.testing.assert_array_equal(resize(x[..., :1], (17, 45), interpolation="area"), _int_mean2x2(x[..., :1]))
+    base = random_array(rng, (68, 180, 4), dtype)
+    views = {"flipped rows": base[::-1], "flipped cols": base[:, ::-1], "strided": base[::2, ::2],
+             "channel slice": base[..., 1:4], "one channel": base[..., 2:3], "fortran": np.asfortranarray(base),
+             "flipped 2-D": base[::-1, ::-1, 0]}
+    for name, v in views.items():
+        before = v.copy()
+        hw = (v.shape[0] // 2, v.shape[1] // 2)
+        c = np.ascontiguousarray(v)
+        expect = _int_mean2x2(c) if c.ndim == 3 else _int_mean2x2(c[..., None])[..., 0]
+        np.testing.assert_array_equal(resize(v, hw), expect, err_msg=name)
+        np.testing.assert_array_equal(v, before)
+    big = np.zeros((3, 17, 90, 3), dtype)
+    view = big[:, :, ::2]
+    assert resize(x, (17, 45), out=view) is view
+    np.testing.assert_array_equal(view, _int_mean2x2(x))
+    np.testing.assert_array_equal(big[:, :, 1::2], 0)
+    big1 = np.zeros((3, 17, 45, 2), dtype)
+    view1 = big1[..., ::-1][..., :1]
+    assert resize(x[..., :1], (17, 45), out=view1) is view1
+    np.testing.assert_array_equal(view1, _int_mean2x2(x[..., :1]))
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
+def test_int_halving_only_where_it_applies(rng, isa, dtype):
+    """Sizes near 2x that do not take it (odd source sizes, one axis halved, bicubic): the
+    reference, as before."""
+    x = random_array(rng, (41, 67, 3), dtype)
+    for src, dst, mode in [((41, 67), (20, 33), "bilinear"), ((40, 67), (20, 33), "bilinear"),
+                           ((41, 66), (20, 33), "area"), ((40, 66), (20, 66), "bilinear"),
+                           ((40, 66), (40, 33), "bilinear"), ((40, 66), (20, 33), "bicubic"),
+                           ((3, 3), (1, 1), "bilinear")]:
+        v = x[: src[0], : src[1]]
+        _cmp(resize(v, dst, interpolation=mode), R.resize(v, dst, interpolation=mode), dtype, v, mode)
+
+
+def test_uint8_halving_matches_cv2(rng, isa):
+    """uint8 at exactly 2x: cv2.resize's bits (INTER_LINEAR and INTER_AREA: the 2x2 mean, half up)."""
+    cv2 = pytest.importorskip("cv2")
+    for shape in [(224, 224, 3), (64, 130), (30, 62, 4)]:
+        x = random_array(rng, shape, np.uint8)
+        hw = (shape[0] // 2, shape[1] // 2)
+        for mode, flag in (("bilinear", cv2.INTER_LINEAR), ("area", cv2.INTER_AREA)):
+            np.testing.assert_array_equal(resize(x, hw, interpolation=mode),
+                                          cv2.resize(x, hw[::-1], interpolation=flag), err_msg=f"{shape} {mode}")
