@@ -290,19 +290,25 @@ template <typename T>
 struct SwapIdx3 {
   alignas(64) T v[3][64 / sizeof(T)];
 };
-template <typename T>
-const SwapIdx3<T>& swap_idx3() {
-  static const SwapIdx3<T> t = [] {
+// The three index vectors (k = 0, 1, 2; entry j of L = 64 / sizeof(T)) of f(k, j, L), built
+// once per table (each caller's lambda type is its own table).
+template <typename T, typename F>
+const SwapIdx3<T>& idx3_table(F f) {
+  static const SwapIdx3<T> t = [&] {
     SwapIdx3<T> s{};
     constexpr int L = 64 / sizeof(T);
     for (int k = 0; k < 3; ++k)
-      for (int j = 0; j < L; ++j) {
-        const int e = (k * L + j) % 3;  // channel of output element k L + j
-        s.v[k][j] = static_cast<T>(j + 2 + (e == 0 ? 2 : e == 2 ? -2 : 0));
-      }
+      for (int j = 0; j < L; ++j) s.v[k][j] = static_cast<T>(f(k, j, L));
     return s;
   }();
   return t;
+}
+template <typename T>
+const SwapIdx3<T>& swap_idx3() {
+  return idx3_table<T>([](int k, int j, int L) {
+    const int e = (k * L + j) % 3;  // channel of output element k L + j
+    return j + 2 + (e == 0 ? 2 : e == 2 ? -2 : 0);
+  });
 }
 
 // The loop, for uint8 (VBMI, in a function of that target) and uint16: one macro body, since a
@@ -345,17 +351,10 @@ inline int64_t swap3_u16(const uint16_t* in, uint16_t* out, int64_t w) { IMKERN_
 // which for o in vector k lies in input vectors k and k + 1). Returns the pixels done.
 template <typename T>
 const SwapIdx3<T>& drop_alpha_idx() {
-  static const SwapIdx3<T> t = [] {
-    SwapIdx3<T> s{};
-    constexpr int L = 64 / sizeof(T);
-    for (int k = 0; k < 3; ++k)
-      for (int j = 0; j < L; ++j) {
-        const int o = k * L + j;
-        s.v[k][j] = static_cast<T>(4 * (o / 3) + o % 3 - k * L);
-      }
-    return s;
-  }();
-  return t;
+  return idx3_table<T>([](int k, int j, int L) {
+    const int o = k * L + j;
+    return 4 * (o / 3) + o % 3 - k * L;
+  });
 }
 #define IMKERN_DROP_ALPHA_WIDE(T, PERM)                                                     \
   constexpr int64_t L = 64 / sizeof(T), NP = L;  /* pixels per 3 output vectors */          \
