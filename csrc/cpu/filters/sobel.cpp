@@ -125,21 +125,14 @@ static void vsum_sym(const A* const* ra, const A* const* rb, A* o, int64_t n, co
   }
   const vec_t<A> dv = splat<A>(dl);
   auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    auto f0 = [&]() IMKERN_ALWAYS_INLINE {
-      const vec_t<A>* kv = kv0;
-#define TAP(j) loadu(r0[j] + x)
+    // one kernel's folded sum over its rows r with its taps kv
+    auto fold = [&](const A* const* r, const vec_t<A>* kv) IMKERN_ALWAYS_INLINE {
+#define TAP(j) loadu(r[j] + x)
       IMKERN_SYM_TAPS(K, TAP)
 #undef TAP
       return a + b;
     };
-    auto f1 = [&]() IMKERN_ALWAYS_INLINE {
-      const vec_t<A>* kv = kv1;
-#define TAP(j) loadu(r1[j] + x)
-      IMKERN_SYM_TAPS(K, TAP)
-#undef TAP
-      return a + b;
-    };
-    return (f0() + f1()) + dv;
+    return (fold(r0, kv0) + fold(r1, kv1)) + dv;
   };
   int64_t x = 0;
   for (; x + 2 * L <= n; x += 2 * L) {
