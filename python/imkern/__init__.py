@@ -9,6 +9,7 @@ from ._runtime import get_num_threads, info, set_num_threads, set_cpu_isa, get_c
 from ._runtime import max_num_threads
 from ._runtime import get_allow_tf32, get_allow_winograd, set_allow_tf32, set_allow_winograd
 from ._runtime import get_cpu_params, reset_cpu_params, set_cpu_params
+from ._runtime import get_output_cache, set_output_cache
 from . import filters, nn, reference
 from . import color, io, transform
 from ._random import manual_seed, initial_seed
@@ -39,6 +40,8 @@ __all__ = [
     "get_cpu_params",
     "set_cpu_params",
     "reset_cpu_params",
+    "get_output_cache",
+    "set_output_cache",
     "__version__",
     "optim",
     "data",

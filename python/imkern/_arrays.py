@@ -10,6 +10,7 @@ kernels cannot write directly (or one overlapping the input) receives the result
 from __future__ import annotations
 
 import contextlib
+import math
 import operator
 import sys
 from typing import Any, Tuple
@@ -146,12 +147,24 @@ def image_desc(a):
     return _core.ImageDesc(a.shape[0], a.shape[1], a.shape[2], a.shape[3], a.strides[0] // it, a.strides[1] // it)
 
 
+# Large NumPy outputs come from the output cache (csrc/bindings/output_cache.cpp): blocks
+# whose pages are mapped already, kept after their array dies. Outputs of at least this many
+# bytes use it; imkern.set_output_cache sets it (and the byte budget) at import and after.
+output_cache_min = [32 << 20]
+_CACHE_MAX_REQUEST = 1 << 62  # beyond: np.empty, which says why it cannot
+
+
 def empty(kind: str, like, shape, dtype):
     """A new array of the device of ``like`` (on ``like``'s GPU for CuPy)."""
     if kind == "cupy":
         with like.device:
             return xp_of(kind).empty(tuple(shape), dtype=dtype)
-    return np.empty(tuple(shape), dtype=dtype)
+    shape = tuple(shape)
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if output_cache_min[0] <= nbytes <= _CACHE_MAX_REQUEST:
+        return _core.cached_empty(nbytes).view(dtype).reshape(shape)
+    return np.empty(shape, dtype=dtype)
 
 
 def _device_id(a) -> int:

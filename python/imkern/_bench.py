@@ -196,7 +196,8 @@ def run(
         f"caches: L1d {cc['l1d']['bytes'] >> 10} KiB, L2 {cc['l2']['bytes'] >> 10} KiB, "
         f"L3 {cc['l3']['bytes'] >> 20} MiB (effective {cc['l3_effective'] >> 20} MiB); "
         f"gemm mc/kc/nc {cp['gemm_mc']}/{cp['gemm_kc']}/{cp['gemm_nc']}, "
-        f"stream above {cp['stream_bytes'] >> 20} MiB"
+        f"stream above {cp['stream_bytes'] >> 20} MiB; "
+        f"output cache {i['output_cache']['max_bytes'] >> 20} MiB for outputs >= {i['output_cache']['min_bytes'] >> 20} MiB"
     )
     min_time = 0.05 if quick else 0.5
     bw = {"cpu": copy_bandwidth(64 << 20 if quick else 256 << 20)}

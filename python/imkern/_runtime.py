@@ -10,7 +10,7 @@ import re
 import threading
 import warnings
 
-from . import _core
+from . import _arrays, _core
 
 _ISAS = ("baseline", "avx2", "avx512")
 
@@ -246,6 +246,95 @@ if _env_params.strip():
         warnings.warn(f"IMKERN_CPU_PARAMS={_env_params!r}: {_e}; ignoring it", RuntimeWarning, stacklevel=2)
 
 
+# ---- the output cache -------------------------------------------------------------------------
+def _default_output_cache_bytes() -> int:
+    """512 MiB, or a sixteenth of the machine's memory where that is less."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        ram = 8 << 30
+    return int(min(512 << 20, max(ram, 0) // 16))
+
+
+def set_output_cache(max_bytes: int, *, min_bytes: int | None = None) -> dict:
+    """Set the cache of large output arrays (NumPy outputs the ops allocate themselves).
+
+    A new array of tens of megabytes costs the operating system as much time as many ops
+    take to fill it: every page is mapped and zeroed on first touch (about 8 ms per 100 MB on
+    one core), and with glibc a new mapping is made for every such array, however often the
+    same size repeats. The memory of an output of at least ``min_bytes`` (default 32 MiB) is
+    kept when the array and all its views are gone, up to ``max_bytes`` in all (default
+    512 MiB, or a sixteenth of the machine's memory if less; the oldest blocks are freed
+    first), and the next output of about the same size reuses it. The environment variable
+    ``IMKERN_OUTPUT_CACHE`` (bytes, with K, M or G; 0 turns the cache off) sets ``max_bytes``
+    at import. Results do not depend on it; arrays given with ``out=`` never touch it.
+
+    Args:
+        max_bytes: the most memory kept for reuse; 0 keeps none (and frees what is kept).
+        min_bytes: outputs of at least this many bytes use the cache (None: unchanged).
+
+    Returns:
+        :func:`get_output_cache` after the change.
+
+    Raises:
+        TypeError: a value is not an int.
+        ValueError: a negative value.
+
+    Example:
+        >>> import imkern
+        >>> old = imkern.get_output_cache()
+        >>> imkern.set_output_cache(0)["held_bytes"]
+        0
+        >>> _ = imkern.set_output_cache(old["max_bytes"])
+    """
+    mx = _check_bytes(max_bytes, "max_bytes")
+    mn = None if min_bytes is None else _check_bytes(min_bytes, "min_bytes")
+    with _params_lock:
+        _core.output_cache_set_max_bytes(mx)
+        if mn is not None:
+            _arrays.output_cache_min[0] = max(mn, 1)
+    return get_output_cache()
+
+
+def get_output_cache() -> dict:
+    """The output cache's settings and state (see :func:`set_output_cache`): ``max_bytes``,
+    ``min_bytes``, ``held_bytes`` and ``held_blocks`` (memory kept for reuse now), ``hits`` and
+    ``misses`` (requests served from it or newly allocated, since import).
+
+    Example:
+        >>> import imkern
+        >>> c = imkern.get_output_cache()
+        >>> c["held_bytes"] <= c["max_bytes"]
+        True
+    """
+    d = dict(_core.output_cache_stats())
+    d["min_bytes"] = _arrays.output_cache_min[0]
+    return d
+
+
+def _check_bytes(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int (bytes), got {type(value).__name__}")
+    if not 0 <= value < 2**62:
+        raise ValueError(f"{name}: expected 0 <= {name} < 2**62 bytes, got {value}")
+    return value
+
+
+_env_cache = os.environ.get("IMKERN_OUTPUT_CACHE", "").strip().lower()
+_cache_bytes = _default_output_cache_bytes()
+if _env_cache:
+    _m = re.fullmatch(r"(\d+)([kmg]?)", _env_cache)
+    if _m:
+        _cache_bytes = int(_m.group(1)) * _UNITS[_m.group(2)]
+    else:
+        warnings.warn(
+            f"IMKERN_OUTPUT_CACHE={_env_cache!r}: expected bytes (optionally with K, M or G); ignoring it",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+_core.output_cache_set_max_bytes(min(_cache_bytes, 2**62 - 1))
+
+
 # ---- algorithm switches ----------------------------------------------------------------------
 _lock = threading.Lock()
 # CPU conv2d: 0 never Winograd, 1 where it is faster than the direct path (the default,
@@ -350,4 +439,5 @@ def info() -> dict:
         "cpu_params": get_cpu_params(),
         "cuda_built": bool(_core.cuda_built),
         "gpus": list(_core.cuda_devices()),
+        "output_cache": get_output_cache(),
     }
