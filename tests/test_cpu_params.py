@@ -66,6 +66,8 @@ def test_info_reports_caches_and_params():
     assert c["cpus"] >= 1 and c["source"] in ("sysfs", "cpuid", "sysconf", "default")
     if c["l3"]["bytes"]:
         assert 0 < c["l3_effective"] <= c["l3"]["bytes"] and 0 < c["l3_share"] <= c["l3"]["bytes"]
+        if c["l3"]["bytes"] >= 8 * c["l2"]["bytes"]:  # probed: at most half the nominal L3
+            assert c["l3_effective"] <= c["l3"]["bytes"] // 2
         assert c["probe_ms"] < 500
     for k in KEYS:
         assert p[k] >= 0

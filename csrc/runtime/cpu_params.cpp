@@ -160,7 +160,7 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 // Sequential reads of a footprint of S bytes run at cache speed while S fits the part of the
 // last-level cache this process really gets, and drop to memory speed past it (a sequential
 // sweep over slightly more than an LRU-like cache misses nearly everywhere). The probe times
-// reads of S = 4 L2, 8 L2, ... up to the nominal L3 (at most 32 MiB), each after a warm-up
+// reads of S = 4 L2, 8 L2, ... up to half the nominal L3 (at most 32 MiB), each after a warm-up
 // pass, against two references: memory (lines flushed with clflush) and a 2 L2 footprint
 // (L3); the effective size is the largest S still above their geometric mean (each S timed
 // as the best of three passes). ~10-35 ms,
@@ -191,8 +191,14 @@ double read_bw(const uint64_t* p, int64_t bytes, int reps, volatile uint64_t& si
 
 int64_t probe_llc(int64_t l2, int64_t nominal, int64_t fallback, double& ms) {
   const auto start = Clock::now();
+  // At most half the nominal L3, whatever the probe reads: a footprint of the whole cache runs
+  // at cache speed only while nothing else (the neighbours of a shared L3, the process's own
+  // code and tables) is in it, so reading it above the cut depended on the moment (16 or 32
+  // MiB between processes on one 32 MiB machine, quiet or loaded), and so did the thresholds.
+  const int64_t ceiling = nominal / 2;
+  fallback = std::min(fallback, ceiling);
   int64_t result = fallback;
-  const int64_t cap = std::min<int64_t>(nominal, int64_t(32) << 20);
+  const int64_t cap = std::min<int64_t>(ceiling, int64_t(32) << 20);
   if (l2 <= 0 || cap < 4 * l2) {
     ms = 0;
     return nominal;
