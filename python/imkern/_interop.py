@@ -214,14 +214,19 @@ def accepts_foreign(fn: Callable) -> Callable:
     if getattr(fn, "_imkern_interop", False):
         return fn
 
+    known = _FOREIGN  # type -> foreign?, looked up inline: this runs on every call of every op
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         for v in args:
-            if is_foreign(v):
+            f = known.get(type(v))
+            if f or (f is None and is_foreign(v)):
                 return call(fn, args, kwargs)
-        for v in kwargs.values():
-            if is_foreign(v):
-                return call(fn, args, kwargs)
+        if kwargs:
+            for v in kwargs.values():
+                f = known.get(type(v))
+                if f or (f is None and is_foreign(v)):
+                    return call(fn, args, kwargs)
         return fn(*args, **kwargs)
 
     wrapper._imkern_interop = True  # type: ignore[attr-defined]
