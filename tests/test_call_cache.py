@@ -123,3 +123,43 @@ def test_fast_path_keeps_checks():
     v = np.arange(120, dtype=np.uint8).reshape(5, 8, 3)[:, ::2]
     np.testing.assert_array_equal(transform.flip(v, 1), v[:, ::-1])
     assert imkern.transform.flip(np.zeros((0, 3), np.uint8), 1).shape == (0, 3)
+
+
+def test_morphology_rect_cache():
+    """A rectangle given as an int or (h, w) comes from a read-only cache: equal to the array
+    footprint, errors raised on every call, and a caller's footprint() stays its own."""
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    for _ in range(2):
+        np.testing.assert_array_equal(filters.erode(x, 3), filters.erode(x, np.ones((3, 3))))
+        np.testing.assert_array_equal(filters.dilate(x, (2, 5)), filters.dilate(x, np.ones((2, 5))))
+        for bad in (0, -2, (0, 3), (3, -1)):
+            with pytest.raises(ValueError, match="size"):
+                filters.erode(x, bad)
+    fp = filters.footprint("rect", 3)
+    assert fp.flags.writeable
+    fp[:] = 0
+    np.testing.assert_array_equal(filters.erode(x, 3), filters.erode(x, np.ones((3, 3))))
+    from imkern.filters._morphology import _rect
+
+    assert not _rect(3, 3).flags.writeable
+
+
+def test_invert_affine_same_bits_as_float64_scalars():
+    """invert_affine on Python floats gives cv2.invertAffineTransform's float64 operations."""
+    from imkern.transform._warp import invert_affine
+
+    rng = np.random.default_rng(13)
+    for _ in range(200):
+        m = rng.standard_normal((2, 3)) * rng.choice([1e-3, 1.0, 1e3])
+        d = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
+        d = 1.0 / d if d != 0 else 0.0
+        a11, a22, a12, a21 = m[1, 1] * d, m[0, 0] * d, -m[0, 1] * d, -m[1, 0] * d
+        want = np.array([[a11, a12, -a11 * m[0, 2] - a12 * m[1, 2]], [a21, a22, -a21 * m[0, 2] - a22 * m[1, 2]]])
+        assert invert_affine(m).tobytes() == want.tobytes()
+    try:
+        import cv2
+    except ImportError:
+        return
+    m = rng.standard_normal((2, 3))
+    assert invert_affine(m).tobytes() == cv2.invertAffineTransform(m).tobytes()

@@ -3,6 +3,8 @@ tophat, blackhat, footprint(), and SciPy's minimum_filter / maximum_filter."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .. import _arrays as A
@@ -70,12 +72,25 @@ def footprint(shape, size):
     return fp
 
 
+@lru_cache(maxsize=64)
+def _rect(h: int, w: int) -> np.ndarray:
+    """footprint("rect", (h, w)), read-only (cached: a small image's call would spend more
+    time building it than filtering)."""
+    return A.read_only(footprint("rect", (h, w)))
+
+
 def _as_footprint(fp) -> np.ndarray:
     """int -> square of ones, (h, w) -> rectangle of ones, 2-D array -> its nonzero entries."""
     if isinstance(fp, (int, np.integer)) and not isinstance(fp, bool):
-        return footprint("rect", int(fp))
+        n = int(fp)
+        if n < 1:
+            raise ValueError(f"size: expected positive sizes, got {(n, n)}")
+        return _rect(n, n)
     if isinstance(fp, tuple) and len(fp) == 2 and all(isinstance(v, (int, np.integer)) for v in fp):
-        return footprint("rect", fp)
+        h, w = A.as_pair(fp, "size")
+        if h < 1 or w < 1:
+            raise ValueError(f"size: expected positive sizes, got {(h, w)}")
+        return _rect(h, w)
     if isinstance(fp, bool):
         raise TypeError("footprint: expected an int, an (h, w) pair or a 2-D array, got bool")
     a = A.host_array(fp, "footprint")
@@ -89,6 +104,7 @@ def _as_footprint(fp) -> np.ndarray:
     return f
 
 
+@lru_cache(maxsize=16)
 def _identity(dt, dilate: bool) -> float:
     dt = np.dtype(dt)
     if dt.kind == "u":

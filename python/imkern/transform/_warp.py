@@ -107,12 +107,14 @@ def _kind_of(dt) -> str:
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:
-    """cv2.invertAffineTransform, the same float64 operations."""
-    d = m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]
+    """cv2.invertAffineTransform, the same float64 operations (on Python floats: IEEE doubles,
+    the same roundings as NumPy's float64 scalars, without their per-operation cost)."""
+    (m00, m01, m02), (m10, m11, m12) = np.asarray(m, np.float64).tolist()
+    d = m00 * m11 - m01 * m10
     d = 1.0 / d if d != 0 else 0.0
-    a11, a22, a12, a21 = m[1, 1] * d, m[0, 0] * d, -m[0, 1] * d, -m[1, 0] * d
-    b1 = -a11 * m[0, 2] - a12 * m[1, 2]
-    b2 = -a21 * m[0, 2] - a22 * m[1, 2]
+    a11, a22, a12, a21 = m11 * d, m00 * d, -m01 * d, -m10 * d
+    b1 = -a11 * m02 - a12 * m12
+    b2 = -a21 * m02 - a22 * m12
     return np.array([[a11, a12, b1], [a21, a22, b2]])
 
 
@@ -192,17 +194,21 @@ def uses_fixed_scheme(dt, channels: int, interp: str) -> bool:
 FIXED_OVERRIDE = None  # tests: force one scheme
 
 
+@functools.lru_cache(maxsize=64)
+def _zeros_i32(n: int) -> np.ndarray:
+    """Unused per-column / per-row tables of the float scheme (read-only: cached)."""
+    return A.read_only(np.zeros(n, np.int32))
+
+
 def _launch(image, m_inv, perspective, h, w, interp, b, cval, dt, out):
     channels = 1 if image.ndim == 2 else int(image.shape[-1])
     fixed = uses_fixed_scheme(dt, channels, interp)
-    m9 = np.eye(3)
-    m9[: m_inv.shape[0]] = m_inv
-    mflat = tuple(float(v) for v in m9.ravel())
+    mflat = tuple(m_inv.ravel().tolist()) + ((0.0, 0.0, 1.0) if m_inv.shape[0] == 2 else ())
     if fixed and not perspective:
         (cx, cy, rx, ry), shift = affine_terms(m_inv[:2], h, w, interp)
     else:
-        cx = cy = np.zeros(w, np.int32)
-        rx = ry = np.zeros(h, np.int32)
+        cx = cy = _zeros_i32(w)
+        rx = ry = _zeros_i32(h)
         shift = 5
     wt = weight_table(interp, _kind_of(dt))
     code = _INTERP_CODES[interp]
