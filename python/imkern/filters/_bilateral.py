@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _arrays as A
@@ -60,9 +62,9 @@ def bilateral(image, d, sigma_color, sigma_space, *, border="reflect101", out=No
         raise ValueError(f"d: expected a positive window diameter, got {d}")
     sc = A.as_float(sigma_color, "sigma_color")
     ss = A.as_float(sigma_space, "sigma_space")
-    if not (sc > 0 and np.isfinite(sc)):
+    if not (sc > 0 and math.isfinite(sc)):
         raise ValueError(f"sigma_color: expected a positive number, got {sigma_color!r}")
-    if not (ss > 0 and np.isfinite(ss)):
+    if not (ss > 0 and math.isfinite(ss)):
         raise ValueError(f"sigma_space: expected a positive number, got {sigma_space!r}")
     b = BORDER_CODES[parse_border(border)]
     if b == BORDER_CODES["wrap"]:

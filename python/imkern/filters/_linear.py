@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -251,7 +252,7 @@ def _gaussian_args(sigma, ksize, truncate):
     else:
         s = A.as_float(sigma, "sigma")
         sig = (s, s)
-    if not all(np.isfinite(sig)):
+    if not (math.isfinite(sig[0]) and math.isfinite(sig[1])):
         raise ValueError(f"sigma: expected finite values, got {sigma!r}")
     truncate = A.as_float(truncate, "truncate")
     if ksize is not None:
@@ -262,7 +263,7 @@ def _gaussian_args(sigma, ksize, truncate):
     else:
         if min(sig) <= 0:
             raise ValueError(f"sigma: expected positive values (or give ksize), got {sigma!r}")
-        if not (truncate > 0 and np.isfinite(truncate)):
+        if not (truncate > 0 and math.isfinite(truncate)):
             raise ValueError(f"truncate: expected a positive number, got {truncate!r}")
     return sig, ksize, truncate
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _arrays as A
@@ -13,6 +15,7 @@ __all__ = ["threshold", "threshold_otsu", "threshold_triangle", "adaptive_thresh
 # ThreshKind of csrc/include/imkern/filters.hpp (the values of cv2.THRESH_*), exported by the bindings
 THRESHOLD_KINDS = {name: int(v) for name, v in _core.ThreshKind.__members__.items()}
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
+_DTYPE_SET = frozenset(_DTYPES)  # (a non-native byte order is not a member)
 
 
 def _check(image, name="image"):
@@ -61,12 +64,13 @@ def threshold(image, thresh, maxval, kind="binary", *, out=None):
     k = THRESHOLD_KINDS.get(kind) if isinstance(kind, str) else None
     if k is None:
         raise ValueError(f"kind: expected one of {', '.join(map(repr, THRESHOLD_KINDS))}; got {kind!r}")
-    _check(image)
+    if not (type(image) is np.ndarray and image.dtype in _DTYPE_SET and 2 <= image.ndim <= 4):
+        _check(image)  # (the common case decided in one test, with the same result)
     thresh = A.as_float(thresh, "thresh")
     maxval = A.as_float(maxval, "maxval")
-    if np.isnan(thresh):
+    if math.isnan(thresh):
         raise ValueError("thresh: NaN is not a level")
-    if np.isnan(maxval):
+    if math.isnan(maxval):
         raise ValueError("maxval: expected a number, got NaN")
 
     def cpu(src, dst):
@@ -211,7 +215,7 @@ def adaptive_threshold(image, maxval, method="mean", block_size=3, c=0.0, *, kin
         raise ValueError(f"block_size: expected an odd size > 1, got {bs}")
     maxval = A.as_float(maxval, "maxval")
     c = A.as_float(c, "c")
-    if not (np.isfinite(maxval) and np.isfinite(c)):
+    if not (math.isfinite(maxval) and math.isfinite(c)):
         raise ValueError("maxval, c: expected finite numbers")
     inv = kind == "binary_inv"
     idelta = int(np.floor(c)) if inv else int(np.ceil(c))
