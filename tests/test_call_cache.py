@@ -163,3 +163,24 @@ def test_invert_affine_same_bits_as_float64_scalars():
         return
     m = rng.standard_normal((2, 3))
     assert invert_affine(m).tobytes() == cv2.invertAffineTransform(m).tobytes()
+
+
+def test_pad_plan_cache_keeps_types_and_errors():
+    """pad's plan is cached per (widths, border, cval, shape, dtype): a cached width of 1 does
+    not let a width of 1.0 through, and every bad argument raises on every call."""
+    x = np.arange(2 * 5 * 3, dtype=np.uint8).reshape(2, 5, 3)
+    for _ in range(2):
+        got = transform.pad(x, (1, 2), border="reflect101")
+        assert got.shape == (4, 9, 3)
+        np.testing.assert_array_equal(got, np.pad(x, ((1, 1), (2, 2), (0, 0)), mode="reflect"))
+        with pytest.raises(TypeError, match="pad"):
+            transform.pad(x, (1.0, 2), border="reflect101")
+        with pytest.raises(ValueError, match="pad"):
+            transform.pad(x, (1, -2))
+        with pytest.raises(ValueError, match="border"):
+            transform.pad(x, 1, border="nope")
+        np.testing.assert_array_equal(transform.pad(x, 1, cval=7)[0], 7)
+        np.testing.assert_array_equal(transform.pad(x, 1, cval=7.0)[0], 7)
+    plan = transform._basic._pad_plan(1, "constant", 0, x.shape, 0, x.dtype)
+    for table in plan[2:]:
+        assert not table.flags.writeable

@@ -167,6 +167,33 @@ def _const_pixel(cv, dt, channels: int):
     return A.read_only(np.full(channels, cv, dtype=dt))
 
 
+def _int_key(value):
+    """``value`` as a cache key when it is an int or a flat tuple / list of ints (types kept
+    strict: pad widths of 1.0 are a TypeError, never a hit on 1's entry), else UNCACHED."""
+    t = type(value)
+    if t is int:
+        return value
+    if (t is tuple or t is list) and all(type(v) is int for v in value):
+        return tuple(value)
+    return A.UNCACHED
+
+
+@lru_cache(maxsize=256)
+def _pad_plan(pad, border, cval, in_shape, o, dtype):
+    """(out_shape, left, row table, column table, constant pixel) of a pad call: every argument
+    checked here (errors are not cached, so they are raised on every call)."""
+    top, bottom, left, right = _pad_widths(pad)
+    b = parse_border(border)
+    cv = _cval_of(cval, dtype)
+    H, W = in_shape[o], in_shape[o + 1]
+    shape = list(in_shape)
+    shape[o] = H + top + bottom
+    shape[o + 1] = W + left + right
+    rows, cols = _border_indices_np(H, top, bottom, b), _border_indices_np(W, left, right, b)
+    cpix = _const_pixel(cv, cv.dtype, in_shape[-1] if len(in_shape) >= 3 else 1)
+    return tuple(shape), left, rows, cols, cpix
+
+
 def pad(image, pad, *, border="constant", cval=0, out=None):
     """Pad the H and W axes of an image by a border rule.
 
@@ -189,21 +216,23 @@ def pad(image, pad, *, border="constant", cval=0, out=None):
         [[3, 2, 1, 2, 3, 2, 1]]
     """
     kind, _, o = _image(image)
-    top, bottom, left, right = _pad_widths(pad)
-    b = parse_border(border)
-    cv = _cval_of(cval, image.dtype)
-    H, W = image.shape[o], image.shape[o + 1]
-    shape = list(image.shape)
-    shape[o] = H + top + bottom
-    shape[o + 1] = W + left + right
     if image.size == 0:
+        top, bottom, left, right = _pad_widths(pad)
+        b = parse_border(border)
+        cv = _cval_of(cval, image.dtype)
+        shape = list(image.shape)
+        shape[o] += top + bottom
+        shape[o + 1] += left + right
         target, final = A.prepare_out(out, image, kind, image.dtype, shape=tuple(shape))
         if target.size and b != "constant":
             raise ValueError(f"border: {b!r} needs a non-empty image; got shape {tuple(image.shape)}")
         target[...] = cv
         return A.finish_out(target, final)
-    rows, cols = _border_indices_np(H, top, bottom, b), _border_indices_np(W, left, right, b)
-    cpix = _const_pixel(cv, cv.dtype, image.shape[-1] if image.ndim >= 3 else 1)
+    pk, ck = _int_key(pad), A.cache_key(cval)
+    plan = _pad_plan if pk is not A.UNCACHED and ck is not A.UNCACHED and type(border) is str else _pad_plan.__wrapped__
+    shape, left, rows, cols, cpix = plan(
+        pad if pk is A.UNCACHED else pk, border, cval if ck is A.UNCACHED else ck, image.shape, o, image.dtype
+    )
 
     def cpu(src, dst):
         # per output row one memcpy of the source span and the border pixels by the column table
@@ -225,7 +254,7 @@ def pad(image, pad, *, border="constant", cval=0, out=None):
             stream,
         )
 
-    return run_image_op(image, out, cpu, cuda, out_shape=tuple(shape))
+    return run_image_op(image, out, cpu, cuda, out_shape=shape)
 
 
 def flip(image, axis=1, *, out=None):
