@@ -79,18 +79,20 @@ def _rect(h: int, w: int) -> np.ndarray:
     return A.read_only(footprint("rect", (h, w)))
 
 
-def _as_footprint(fp) -> np.ndarray:
-    """int -> square of ones, (h, w) -> rectangle of ones, 2-D array -> its nonzero entries."""
+def _as_footprint(fp, cached: bool = True) -> np.ndarray:
+    """int -> square of ones, (h, w) -> rectangle of ones, 2-D array -> its nonzero entries.
+    ``cached=False``: a new writable array (imkern.torch, traced by torch.compile, which
+    cannot trace the read-only flag)."""
     if isinstance(fp, (int, np.integer)) and not isinstance(fp, bool):
         n = int(fp)
         if n < 1:
             raise ValueError(f"size: expected positive sizes, got {(n, n)}")
-        return _rect(n, n)
+        return _rect(n, n) if cached else footprint("rect", n)
     if isinstance(fp, tuple) and len(fp) == 2 and all(isinstance(v, (int, np.integer)) for v in fp):
         h, w = A.as_pair(fp, "size")
         if h < 1 or w < 1:
             raise ValueError(f"size: expected positive sizes, got {(h, w)}")
-        return _rect(h, w)
+        return _rect(h, w) if cached else footprint("rect", (h, w))
     if isinstance(fp, bool):
         raise TypeError("footprint: expected an int, an (h, w) pair or a 2-D array, got bool")
     a = A.host_array(fp, "footprint")

@@ -594,7 +594,7 @@ def _footprint_tensor(footprint) -> Tensor:
 
     if isinstance(footprint, Tensor):
         return footprint
-    return torch.as_tensor(np.ascontiguousarray(_as_footprint(footprint)))
+    return torch.as_tensor(np.ascontiguousarray(_as_footprint(footprint, cached=False)))
 
 
 def _morph_call(name, image, footprint, iterations, border, cval):
