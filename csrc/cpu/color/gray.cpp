@@ -88,6 +88,24 @@ struct GrayRowU8 {
     return x;
   }
 };
+
+#if defined(__SSE4_1__)
+// float / double RGB/BGR -> gray, L pixels per step: the planes (deinterleave3), then luma's
+// expression.
+template <typename T, bool BGR>
+struct GrayRowF {
+  int64_t operator()(const T* in, T* out, int64_t w) const {
+    constexpr int L = simd::Vec<T>::lanes;
+    int64_t x = 0;
+    for (; x + L <= w; x += L) {
+      fv<T> c[3];
+      deinterleave3(in + 3 * x, c);
+      simd::storeu(out + x, T(0.299) * c[BGR ? 2 : 0] + T(0.587) * c[1] + T(0.114) * c[BGR ? 0 : 2]);
+    }
+    return x;
+  }
+};
+#endif
 }  // namespace
 
 void color_gray(ColorOp op, DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
@@ -111,6 +129,15 @@ void color_gray(ColorOp op, DType dtype, const void* src, const ImageDesc& s, vo
         return;
       }
     }
+#if defined(__SSE4_1__)
+    if constexpr (std::is_floating_point<T>::value) {
+      if (s.c == 3) {
+        if (bgr) map_pixels<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, true>{}, GrayRowF<T, true>{});
+        else map_pixels<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, false>{}, GrayRowF<T, false>{});
+        return;
+      }
+    }
+#endif
     if (s.c == 3) {
       if (bgr) map_pixels<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, true>{});
       else map_pixels<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, false>{});

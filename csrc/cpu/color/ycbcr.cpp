@@ -3,7 +3,15 @@
 // uint8/uint16: Q16 fixed point, chroma offset 128 / 32768 (identical on CPU and CUDA);
 // floats: the exact JPEG matrix in the image's type, chroma offset 0.5. Per pixel: 6 elements
 // moved, 9 multiply-adds.
+//
+// uint8 rgb_to_ycbcr with AVX2 / AVX-512 (Row3U8Pairs<RgbToYcbcrPairs>): one int32 lane per pixel, its
+// bytes spread 4 pixels per 128-bit lane (vpermd) and taken as the int16 pairs (r, g) and
+// (b, g) (pshufb), so that each Q16 sum is two pmaddwd (38470 g = 19235 g + 19235 g; the
+// +32768 b of Cb and +32768 r of Cr, beyond int16, are subtracted as -32768); the results sit
+// in byte 2 of their lanes and are gathered back into 3-byte pixels (pshufb, vpermd). 8 / 16
+// pixels per step: 6 pmaddwd, 5 shuffles, ~13 simple ops; the same bits as the functor.
 #include "color/pixel_map.hpp"
+#include "imkern/cpu_params.hpp"
 
 // The native lane vectors never cross a function boundary that is not inlined.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -30,18 +38,210 @@ struct YcbcrToRgbLanes {
     b = (ys + 116130 * u + 32768) >> 16;
   }
 };
+
+// color::RgbToYcbcr / YcbcrToRgb of floats on L lanes: the functor's expressions.
+template <typename T>
+struct RgbToYcbcrFLanes {
+  bool lanes(const fv<T>* c, fv<T>* o) const {
+    const fv<T> r = c[0], g = c[1], b = c[2];
+    o[0] = T(0.299) * r + T(0.587) * g + T(0.114) * b;
+    o[1] = T(0.5) - T(0.299 / 1.772) * r - T(0.587 / 1.772) * g + T(0.5) * b;
+    o[2] = T(0.5) + T(0.5) * r - T(0.587 / 1.402) * g - T(0.114 / 1.402) * b;
+    return true;
+  }
+};
+template <typename T>
+struct YcbcrToRgbFLanes {
+  bool lanes(const fv<T>* c, fv<T>* o) const {
+    const fv<T> y = c[0], cb = c[1] - T(0.5), cr = c[2] - T(0.5);
+    o[0] = y + T(1.402) * cr;
+    o[1] = y - T(0.114 * 1.772 / 0.587) * cb - T(0.299 * 1.402 / 0.587) * cr;
+    o[2] = y + T(1.772) * cb;
+    return true;
+  }
+};
+
+template <typename T>
+void ycbcr_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
+  // outputs beyond the cache are streamed, as hsv_float
+  const bool stream = 2 * d.n * d.h * d.w * 3 * int64_t(sizeof(T)) > params().stream_bytes;
+  if (fwd) {
+    Row3F<T, RgbToYcbcrFLanes<T>, color::RgbToYcbcr<T>> row;
+    row.stream = stream;
+    map_pixels<T, T, 3, 3>(src, s, dst, d, color::RgbToYcbcr<T>{}, row);
+  } else {
+    Row3F<T, YcbcrToRgbFLanes<T>, color::YcbcrToRgb<T>> row;
+    row.stream = stream;
+    map_pixels<T, T, 3, 3>(src, s, dst, d, color::YcbcrToRgb<T>{}, row);
+  }
+}
+#endif
+
+#if defined(__AVX2__)
+// The int16 coefficient pair (lo, hi) of a pmaddwd lane.
+constexpr int32_t pair16(int lo, int hi) {
+  return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(lo)) |
+                              (static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16));
+}
+
+// The operations of Row3U8Pairs on 256- and 512-bit vectors.
+struct V256 {
+  typedef __m256i v;
+  static v set1(int32_t x) { return _mm256_set1_epi32(x); }
+  static v bytes16(__m128i m) { return _mm256_broadcastsi128_si256(m); }
+  static v add(v a, v b) { return _mm256_add_epi32(a, b); }
+  static v sub(v a, v b) { return _mm256_sub_epi32(a, b); }
+  static v madd(v a, v b) { return _mm256_madd_epi16(a, b); }
+  static v min_u32(v a, v b) { return _mm256_min_epu32(a, b); }
+  static v srl(v a, int n) { return _mm256_srli_epi32(a, n); }
+  static v and_(v a, v b) { return _mm256_and_si256(a, b); }
+  static v or_(v a, v b) { return _mm256_or_si256(a, b); }
+  static v pshufb(v a, v m) { return _mm256_shuffle_epi8(a, m); }
+  // the odd int16 halves from b, the even ones from a
+  static v blend_odd16(v a, v b) { return _mm256_blend_epi16(a, b, 0xAA); }
+  static v sll(v a, int n) { return _mm256_slli_epi32(a, n); }
+  static v sra(v a, int n) { return _mm256_srai_epi32(a, n); }
+  static v packs32(v a, v b) { return _mm256_packs_epi32(a, b); }
+  static v packus16(v a, v b) { return _mm256_packus_epi16(a, b); }
+};
+#if defined(__AVX512BW__)
+struct V512 {
+  typedef __m512i v;
+  static v set1(int32_t x) { return _mm512_set1_epi32(x); }
+  static v bytes16(__m128i m) { return _mm512_broadcast_i32x4(m); }
+  static v add(v a, v b) { return _mm512_add_epi32(a, b); }
+  static v sub(v a, v b) { return _mm512_sub_epi32(a, b); }
+  static v madd(v a, v b) { return _mm512_madd_epi16(a, b); }
+  static v min_u32(v a, v b) { return _mm512_min_epu32(a, b); }
+  static v srl(v a, int n) { return _mm512_srli_epi32(a, n); }
+  static v and_(v a, v b) { return _mm512_and_si512(a, b); }
+  static v or_(v a, v b) { return _mm512_or_si512(a, b); }
+  static v pshufb(v a, v m) { return _mm512_shuffle_epi8(a, m); }
+  static v blend_odd16(v a, v b) { return _mm512_mask_blend_epi16(0xAAAAAAAA, a, b); }
+  static v sll(v a, int n) { return _mm512_slli_epi32(a, n); }
+  static v sra(v a, int n) { return _mm512_srai_epi32(a, n); }
+  static v packs32(v a, v b) { return _mm512_packs_epi32(a, b); }
+  static v packus16(v a, v b) { return _mm512_packus_epi16(a, b); }
+};
+#endif
+
+// One step of uint8 rgb_to_ycbcr (lanes<V>) on the pixels whose bytes a holds 4 per 128-bit
+// lane (at the lane's bytes 0-11); returns each lane's 12 output bytes at its bytes 0-11.
+struct RgbToYcbcrPairs {
+  template <typename V>
+  IMKERN_ALWAYS_INLINE static typename V::v lanes(typename V::v a) {
+    typedef typename V::v v;
+    const v rg = V::pshufb(a, V::bytes16(_mm_setr_epi8(0, -1, 1, -1, 3, -1, 4, -1, 6, -1, 7, -1, 9, -1, 10, -1)));
+    const v bg = V::pshufb(a, V::bytes16(_mm_setr_epi8(2, -1, 1, -1, 5, -1, 4, -1, 8, -1, 7, -1, 11, -1, 10, -1)));
+    auto dot = [&](int r, int g1, int b, int g2) IMKERN_ALWAYS_INLINE {
+      return V::add(V::madd(rg, V::set1(pair16(r, g1))), V::madd(bg, V::set1(pair16(b, g2))));
+    };
+    // Y sum in [32768, 2^24); Cb, Cr sums in [65536, 2^24], clamped to 2^24 - 1: each result is
+    // then byte 2 of its lane, saturated as the functor's clamp
+    const v c = V::set1((128 << 16) + 32768), top = V::set1((1 << 24) - 1);
+    const v ys = V::add(dot(19595, 19235, 7471, 19235), V::set1(32768));
+    const v cbs = V::min_u32(V::sub(c, dot(11058, 21710, -32768, 0)), top);
+    const v crs = V::min_u32(V::sub(c, dot(-32768, 27439, 5329, 0)), top);
+    // lanes (y, cb, cr, 0): y >> 16 in the low half, Cr's sum's high half (cr, 0), cb to byte 1
+    const v ycr = V::blend_odd16(V::srl(ys, 16), crs);
+    const v px = V::or_(ycr, V::and_(V::srl(cbs, 8), V::set1(0xFF00)));
+    return V::pshufb(px, V::bytes16(_mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1)));
+  }
+};
+
+// One step of uint8 ycbcr_to_rgb, as RgbToYcbcrPairs. The pairs P = (cr, y), Q = (cb, cr),
+// R = (cr, cb) as int32 lanes are cr + 2^16 y, cb + 2^16 cr, cr + 2^16 cb: their sums give the
+// multiples of 2^16 beyond int16 (65536 y; 91881 = 65536 + 1 + 26344; -46802 = 1 - 65536 +
+// 18733; 116130 = 2 * 65536 - 14942) and one pmaddwd on Q the rest (all mod 2^32, the true
+// sums below 2^25 in magnitude); >> 16, then packssdw / packuswb saturate as the functor's clamp.
+struct YcbcrToRgbPairs {
+  template <typename V>
+  IMKERN_ALWAYS_INLINE static typename V::v lanes(typename V::v a) {
+    typedef typename V::v v;
+    const v p = V::pshufb(a, V::bytes16(_mm_setr_epi8(2, -1, 0, -1, 5, -1, 3, -1, 8, -1, 6, -1, 11, -1, 9, -1)));
+    const v q = V::pshufb(a, V::bytes16(_mm_setr_epi8(1, -1, 2, -1, 4, -1, 5, -1, 7, -1, 8, -1, 10, -1, 11, -1)));
+    const v rr = V::pshufb(a, V::bytes16(_mm_setr_epi8(2, -1, 1, -1, 5, -1, 4, -1, 8, -1, 7, -1, 11, -1, 10, -1)));
+    auto qdot = [&](int cb, int cr) IMKERN_ALWAYS_INLINE { return V::madd(q, V::set1(pair16(cb, cr))); };
+    const v rs = V::add(V::add(p, q), V::add(qdot(-1, 26344), V::set1(32768 - 91881 * 128)));
+    const v gs = V::add(V::sub(p, q), V::add(qdot(-22553, 18733), V::set1(32768 + (22554 + 46802) * 128)));
+    const v bs = V::add(V::add(p, V::sll(rr, 1)), V::add(qdot(-14942, -3), V::set1(32768 - 116130 * 128)));
+    // per 128-bit lane: bytes r0-3, g0-3, b0-3, b0-3 saturated; then the pixels' order
+    const v rgb = V::packus16(V::packs32(V::sra(rs, 16), V::sra(gs, 16)), V::packs32(V::sra(bs, 16), V::sra(bs, 16)));
+    return V::pshufb(rgb, V::bytes16(_mm_setr_epi8(0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1)));
+  }
+};
+
+// A row of 3 -> 3 channel uint8 pixels through Op::lanes (RgbToYcbcrPairs, YcbcrToRgbPairs): AVX-512 16 pixels per step (masked loads and stores at the row's end,
+// so the whole row; rows narrower than 16 pixels go to the functor), AVX2 8 pixels per step (32-byte loads and stores that overrun a step by
+// 8 bytes inside the row, then a last step ending at the row's end; rows narrower than 11
+// pixels go to the functor).
+template <typename Op>
+struct Row3U8Pairs {
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+#if defined(__AVX512BW__)
+    if (w < 16) return 0;
+    const __m512i spread = _mm512_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12);
+    const __m512i gather = _mm512_setr_epi32(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 3, 7, 11, 15);
+    int64_t x = 0;
+    // whole 64-byte loads and stores while they stay in the row (the store's last 16 bytes
+    // are rewritten by the next step)
+    for (; 3 * x + 64 <= 3 * w; x += 16) {
+      const __m512i a = _mm512_permutexvar_epi32(spread, _mm512_loadu_si512(in + 3 * x));
+      _mm512_storeu_si512(out + 3 * x, _mm512_permutexvar_epi32(gather, Op::template lanes<V512>(a)));
+    }
+    for (; x < w; x += 16) {
+      const int64_t n = w - x < 16 ? w - x : 16;
+      const __mmask64 m = n == 16 ? (__mmask64(1) << 48) - 1 : (__mmask64(1) << (3 * n)) - 1;
+      const __m512i a = _mm512_permutexvar_epi32(spread, _mm512_maskz_loadu_epi8(m, in + 3 * x));
+      _mm512_mask_storeu_epi8(out + 3 * x, m, _mm512_permutexvar_epi32(gather, Op::template lanes<V512>(a)));
+    }
+    return w;
+#else
+    if (w < 11) return 0;
+    const __m256i spread = _mm256_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6);
+    const __m256i gather = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
+    int64_t x = 0;
+    for (; 3 * x + 32 <= 3 * w; x += 8) {
+      const __m256i a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 3 * x)), spread);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 3 * x),
+                          _mm256_permutevar8x32_epi32(Op::template lanes<V256>(a), gather));
+    }
+    if (x < w) {
+      // the last 8 pixels: their 24 bytes are the last of a 32-byte load (w >= 11), stored exactly
+      x = w - 8;
+      const __m256i a = _mm256_permutevar8x32_epi32(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 3 * w - 32)), _mm256_setr_epi32(2, 3, 4, 5, 5, 6, 7, 7));
+      const __m256i o = _mm256_permutevar8x32_epi32(Op::template lanes<V256>(a), gather);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 3 * x), _mm256_castsi256_si128(o));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 3 * x + 16), _mm256_extracti128_si256(o, 1));
+    }
+    return w;
+#endif
+  }
+};
 #endif
 }  // namespace
 
 void color_ycbcr(ColorOp op, DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
 #if defined(__SSE4_1__)
   if (dtype == DType::u8) {
-    if (op == ColorOp::rgb_to_ycbcr)
+    if (op == ColorOp::rgb_to_ycbcr) {
+#if defined(__AVX2__)
+      map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, color::RgbToYcbcr<uint8_t>{}, Row3U8Pairs<RgbToYcbcrPairs>{});
+#else
       map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, color::RgbToYcbcr<uint8_t>{}, Row3U8<RgbToYcbcrLanes>{});
-    else
+#endif
+    } else {
+#if defined(__AVX2__)
+      map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, color::YcbcrToRgb<uint8_t>{}, Row3U8Pairs<YcbcrToRgbPairs>{});
+#else
       map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, color::YcbcrToRgb<uint8_t>{}, Row3U8<YcbcrToRgbLanes>{});
+#endif
+    }
     return;
   }
+  if (dtype == DType::f32) return ycbcr_float<float>(op == ColorOp::rgb_to_ycbcr, src, s, dst, d);
+  if (dtype == DType::f64) return ycbcr_float<double>(op == ColorOp::rgb_to_ycbcr, src, s, dst, d);
 #endif
   visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
