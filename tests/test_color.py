@@ -215,6 +215,55 @@ def test_ycbcr_uint8_within_one_of_pillow(rng):
         assert np.abs(K.ycbcr_to_rgb(ycc).astype(int) - back).max() <= 1
 
 
+# The uint8 YCbCr rows (AVX2: 8 pixels per step, a last step ending at the row's end, rows
+# under 11 pixels per pixel; AVX-512: 16 per step, masked at the row's end, with or without
+# VBMI + VNNI): every width up to a few steps, on every ISA, equal to the per-pixel code, and
+# every output byte written (the output poisoned first).
+_YCC_EXTREMES = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]]
+
+
+def _ycc_rows_equal_per_pixel(rng, widths):
+    for fn in (K.rgb_to_ycbcr, K.ycbcr_to_rgb):
+        for w in widths:
+            x = random_array(rng, (3, w, 3), np.uint8)
+            n = min(w, len(_YCC_EXTREMES))
+            x[0, :n] = _YCC_EXTREMES[:n]
+            x[2, -n:] = _YCC_EXTREMES[:n]
+            exp = fn(np.ascontiguousarray(x.reshape(-1, 1, 3))).reshape(x.shape)  # one-pixel rows
+            padded = np.pad(x, ((0, 0), (0, 5), (0, 0)))[:, :w]  # rows apart
+            for view, want in ((x, exp), (x[:, ::-1], exp[:, ::-1]), (padded, exp)):
+                out = np.full(x.shape, 0xA5, np.uint8)
+                fn(view, out=out)
+                np.testing.assert_array_equal(out, want, err_msg=f"{fn.__name__} w={w}")
+
+
+_YCC_WIDTHS = list(range(1, 72)) + [127, 128, 129, 255, 263, 1021]
+
+
+def test_ycbcr_uint8_rows_every_width_equal_per_pixel(isa, rng):
+    _ycc_rows_equal_per_pixel(rng, _YCC_WIDTHS)
+
+
+def test_ycbcr_uint8_rows_without_vbmi_vnni():
+    """The AVX-512 rows without the VBMI / VNNI ones (IMKERN_CPU_DISABLE), in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, imkern, test_color as t\n"
+        "for isa in ('avx512', 'avx2'):\n"
+        "    imkern.set_cpu_isa(isa)\n"
+        "    t._ycc_rows_equal_per_pixel(np.random.default_rng(5), t._YCC_WIDTHS)\n"
+        "print('ok')\n"
+    )
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.pathsep.join([here] + [p for p in sys.path if p])
+    env = dict(os.environ, IMKERN_CPU_DISABLE="avx512vbmi,avx512vnni", PYTHONPATH=path)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 def test_ycbcr_round_trip(xp, rng, dtype):
     x = random_array(
