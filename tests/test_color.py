@@ -484,6 +484,35 @@ def test_hsv_float_streamed_rows_equal_plain(isa, rng, dtype):
         imkern.reset_cpu_params()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ycbcr_gray_float_streamed_rows(isa, rng, dtype):
+    """Float YCbCr and gray outputs beyond the cache are written by non-temporal stores after a
+    per-pixel head that aligns them: forced on (stream_bytes=0) for every output alignment and
+    odd widths, the results are the plain rows' (within an ulp: the head is the functor)."""
+    x = rng.random((3, 67, 3), dtype=np.float64).astype(dtype)
+    tol = 1e-6 if dtype == np.float32 else 1e-15
+    plain = {}
+    try:
+        for stream in (None, 0):
+            imkern.set_cpu_params(stream_bytes=stream)
+            for fn in (K.rgb_to_ycbcr, K.ycbcr_to_rgb, K.rgb_to_gray, K.bgr_to_gray):
+                shape = x.shape if "ycbcr" in fn.__name__ else x.shape[:-1]
+                n = int(np.prod(shape))
+                for off in range(17):  # every offset of the output modulo 64 bytes (float32)
+                    buf = np.full(n + off, np.nan, dtype)
+                    out = buf[off:].reshape(shape)
+                    fn(x, out=out)
+                    key = (fn.__name__, off)
+                    if stream is None:
+                        plain[key] = out.copy()
+                    else:
+                        np.testing.assert_allclose(out, plain[key], rtol=tol, atol=tol, err_msg=str(key))
+                        ref = getattr(R, fn.__name__)(x)
+                        np.testing.assert_allclose(out, ref.reshape(shape), rtol=0, atol=10 * tol)
+    finally:
+        imkern.reset_cpu_params()
+
+
 def test_lab_float32_block_pairs_equal_single_blocks(isa, rng):
     """float32 rgb_to_lab with FMA converts two vector blocks per step where both are ordinary
     colors: the same bits as one block per row (rows one vector wide), including pairs where one

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "color/pixel_map.hpp"
+#include "imkern/cpu_params.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -91,18 +92,37 @@ struct GrayRowU8 {
 
 #if defined(__SSE4_1__)
 // float / double RGB/BGR -> gray, L pixels per step: the planes (deinterleave3), then luma's
-// expression.
+// expression. stream: outputs beyond the cache are written by non-temporal stores (as Row3F),
+// the functor taking the row's first pixels up to the first aligned output vector.
 template <typename T, bool BGR>
 struct GrayRowF {
-  int64_t operator()(const T* in, T* out, int64_t w) const {
+  bool stream = false;
+  template <bool Stream>
+  IMKERN_ALWAYS_INLINE int64_t blocks(const T* in, T* out, int64_t x, int64_t w) const {
     constexpr int L = simd::Vec<T>::lanes;
-    int64_t x = 0;
     for (; x + L <= w; x += L) {
       fv<T> c[3];
       deinterleave3(in + 3 * x, c);
-      simd::storeu(out + x, T(0.299) * c[BGR ? 2 : 0] + T(0.587) * c[1] + T(0.114) * c[BGR ? 0 : 2]);
+      store_vec<Stream>(out + x, T(0.299) * c[BGR ? 2 : 0] + T(0.587) * c[1] + T(0.114) * c[BGR ? 0 : 2]);
     }
     return x;
+  }
+  int64_t operator()(const T* in, T* out, int64_t w) const {
+#if defined(__AVX__)
+    constexpr int L = simd::Vec<T>::lanes;
+    constexpr uintptr_t A = sizeof(fv<T>);
+    const uintptr_t o = reinterpret_cast<uintptr_t>(out);
+    if (stream && o % sizeof(T) == 0) {
+      const int64_t head = static_cast<int64_t>(((A - o % A) % A) / sizeof(T));
+      if (head + L <= w) {
+        for (int64_t x = 0; x < head; ++x) out[x] = color::luma(in[3 * x + (BGR ? 2 : 0)], in[3 * x + 1], in[3 * x + (BGR ? 0 : 2)]);
+        const int64_t x = blocks<true>(in, out, head, w);
+        _mm_sfence();
+        return x;
+      }
+    }
+#endif
+    return blocks<false>(in, out, 0, w);
   }
 };
 #endif
@@ -132,8 +152,10 @@ void color_gray(ColorOp op, DType dtype, const void* src, const ImageDesc& s, vo
 #if defined(__SSE4_1__)
     if constexpr (std::is_floating_point<T>::value) {
       if (s.c == 3) {
-        if (bgr) map_pixels<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, true>{}, GrayRowF<T, true>{});
-        else map_pixels<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, false>{}, GrayRowF<T, false>{});
+        // (input + output bytes beyond the cache: streamed, as hsv_float)
+        const bool stream = d.n * d.h * d.w * 4 * int64_t(sizeof(T)) > params().stream_bytes;
+        if (bgr) map_pixels<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, true>{}, GrayRowF<T, true>{stream});
+        else map_pixels<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, false>{}, GrayRowF<T, false>{stream});
         return;
       }
     }

@@ -142,7 +142,7 @@ IMKERN_ALWAYS_INLINE inline typename V::v rgb_pack(typename V::v rs, typename V:
 // + 5329 b', since the weights of each row sum to 65536, 0 and 0), so each sum is two vpdpwssd.
 struct YccVbmiTables {
   alignas(64) uint8_t rg[64], bg[64], ycc[64];       // rgb_to_ycbcr: pairs; output bytes
-  alignas(64) uint8_t p[64], q[64], r[64], rgb[64];  // ycbcr_to_rgb: pairs P, Q, R; output bytes
+  alignas(64) uint8_t p[64], q[64], rgb[64];         // ycbcr_to_rgb: pairs P, Q; output bytes
   YccVbmiTables() {
     for (int t = 0; t < 64; ++t) {
       const int px = t / 4, pos = t % 4;  // int16 pair (lo, hi) of pixel px: bytes 0 and 2
@@ -151,7 +151,6 @@ struct YccVbmiTables {
       bg[t] = pick(2, 1);
       p[t] = pick(2, 0);
       q[t] = pick(1, 2);
-      r[t] = pick(2, 1);
     }
     for (int j = 0; j < 64; ++j) {
       const int px = j / 3 % 16, ch = j % 3;  // output byte j: channel ch of pixel px (j < 48)
@@ -179,7 +178,7 @@ IMKERN_YCC_TARGET YccVbmiIdx rgb_to_ycbcr_vbmi_idx(const YccVbmiTables& t) {
   return {_mm512_load_si512(t.rg), _mm512_load_si512(t.bg), _mm512_setzero_si512(), _mm512_load_si512(t.ycc)};
 }
 IMKERN_YCC_TARGET YccVbmiIdx ycbcr_to_rgb_vbmi_idx(const YccVbmiTables& t) {
-  return {_mm512_load_si512(t.p), _mm512_load_si512(t.q), _mm512_load_si512(t.r), _mm512_load_si512(t.rgb)};
+  return {_mm512_load_si512(t.p), _mm512_load_si512(t.q), _mm512_setzero_si512(), _mm512_load_si512(t.rgb)};
 }
 
 IMKERN_YCC_TARGET __m512i rgb_to_ycbcr_vbmi_step(__m512i a, const YccVbmiIdx& ix) {
@@ -200,14 +199,13 @@ IMKERN_YCC_TARGET __m512i rgb_to_ycbcr_vbmi_step(__m512i a, const YccVbmiIdx& ix
 IMKERN_YCC_TARGET __m512i ycbcr_to_rgb_vbmi_step(__m512i a, const YccVbmiIdx& ix) {
   const __m512i p = _mm512_maskz_permutexvar_epi8(kPairBytes, ix.i0, a);
   const __m512i q = _mm512_maskz_permutexvar_epi8(kPairBytes, ix.i1, a);
-  const __m512i r = _mm512_maskz_permutexvar_epi8(kPairBytes, ix.i2, a);
   auto k = [](int lo, int hi) { return _mm512_set1_epi32(pair16(lo, hi)); };
   auto c = [](int x) { return _mm512_set1_epi32(x); };
   const __m512i rs = _mm512_dpwssd_epi32(_mm512_add_epi32(_mm512_add_epi32(p, q), c(32768 - 91881 * 128)), q, k(-1, 26344));
   const __m512i gs =
       _mm512_dpwssd_epi32(_mm512_add_epi32(_mm512_sub_epi32(p, q), c(32768 + (22554 + 46802) * 128)), q, k(-22553, 18733));
-  const __m512i bs = _mm512_dpwssd_epi32(
-      _mm512_add_epi32(_mm512_add_epi32(p, _mm512_add_epi32(r, r)), c(32768 - 116130 * 128)), q, k(-14942, -3));
+  const __m512i bs =
+      _mm512_dpwssd_epi32(_mm512_add_epi32(_mm512_add_epi32(p, _mm512_slli_epi32(q, 17)), c(32768 - 116130 * 128)), q, k(-14942, -1));
   return _mm512_permutexvar_epi8(ix.i3, rgb_pack<V512>(rs, gs, bs));
 }
 
@@ -252,11 +250,11 @@ struct RgbToYcbcrPairs {
   }
 };
 
-// One step of uint8 ycbcr_to_rgb, as RgbToYcbcrPairs. The pairs P = (cr, y), Q = (cb, cr),
-// R = (cr, cb) as int32 lanes are cr + 2^16 y, cb + 2^16 cr, cr + 2^16 cb: their sums give the
-// multiples of 2^16 beyond int16 (65536 y; 91881 = 65536 + 1 + 26344; -46802 = 1 - 65536 +
+// One step of uint8 ycbcr_to_rgb, as RgbToYcbcrPairs. The pairs P = (cr, y), Q = (cb, cr) as
+// int32 lanes are cr + 2^16 y and cb + 2^16 cr, and Q << 17 is 2^17 cb (mod 2^32): these give
+// the multiples of 2^16 beyond int16 (65536 y; 91881 = 65536 + 1 + 26344; -46802 = 1 - 65536 +
 // 18733; 116130 = 2 * 65536 - 14942) and one pmaddwd on Q the rest (all mod 2^32, the true
-// sums below 2^25 in magnitude); >> 16, then packssdw / packuswb saturate as the functor's clamp.
+// sums below 2^25 in magnitude); rgb_pack takes the results.
 struct YcbcrToRgbPairs {
 #if defined(__AVX512BW__)
   static int64_t vbmi_row(const uint8_t* in, uint8_t* out, int64_t w) { return ycbcr_to_rgb_vbmi(in, out, w); }
@@ -266,11 +264,10 @@ struct YcbcrToRgbPairs {
     typedef typename V::v v;
     const v p = V::pshufb(a, V::bytes16(_mm_setr_epi8(2, -1, 0, -1, 5, -1, 3, -1, 8, -1, 6, -1, 11, -1, 9, -1)));
     const v q = V::pshufb(a, V::bytes16(_mm_setr_epi8(1, -1, 2, -1, 4, -1, 5, -1, 7, -1, 8, -1, 10, -1, 11, -1)));
-    const v rr = V::pshufb(a, V::bytes16(_mm_setr_epi8(2, -1, 1, -1, 5, -1, 4, -1, 8, -1, 7, -1, 11, -1, 10, -1)));
     auto qdot = [&](int cb, int cr) IMKERN_ALWAYS_INLINE { return V::madd(q, V::set1(pair16(cb, cr))); };
     const v rs = V::add(V::add(p, q), V::add(qdot(-1, 26344), V::set1(32768 - 91881 * 128)));
     const v gs = V::add(V::sub(p, q), V::add(qdot(-22553, 18733), V::set1(32768 + (22554 + 46802) * 128)));
-    const v bs = V::add(V::add(p, V::sll(rr, 1)), V::add(qdot(-14942, -3), V::set1(32768 - 116130 * 128)));
+    const v bs = V::add(V::add(p, V::sll(q, 17)), V::add(qdot(-14942, -1), V::set1(32768 - 116130 * 128)));
     return V::pshufb(rgb_pack<V>(rs, gs, bs), V::bytes16(_mm_setr_epi8(0, 1, 8, 2, 3, 10, 4, 5, 12, 6, 7, 14, -1, -1, -1, -1)));
   }
 };
