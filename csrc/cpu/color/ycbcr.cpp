@@ -4,12 +4,15 @@
 // floats: the exact JPEG matrix in the image's type, chroma offset 0.5. Per pixel: 6 elements
 // moved, 9 multiply-adds.
 //
-// uint8 rgb_to_ycbcr with AVX2 / AVX-512 (Row3U8Pairs<RgbToYcbcrPairs>): one int32 lane per pixel, its
-// bytes spread 4 pixels per 128-bit lane (vpermd) and taken as the int16 pairs (r, g) and
-// (b, g) (pshufb), so that each Q16 sum is two pmaddwd (38470 g = 19235 g + 19235 g; the
-// +32768 b of Cb and +32768 r of Cr, beyond int16, are subtracted as -32768); the results sit
-// in byte 2 of their lanes and are gathered back into 3-byte pixels (pshufb, vpermd). 8 / 16
-// pixels per step: 6 pmaddwd, 5 shuffles, ~13 simple ops; the same bits as the functor.
+// uint8 with AVX2 / AVX-512 (Row3U8Pairs): one int32 lane per pixel, the pixels' bytes spread 4
+// per 128-bit lane (vpermd) and taken as int16 pairs (pshufb) for pmaddwd; the Q16 sums' high
+// halves are the results, packed with saturation (packuswb) and gathered back into 3-byte
+// pixels (pshufb, vpermd). rgb_to_ycbcr: pairs (r, g), (b, g), two pmaddwd per sum (38470 g =
+// 19235 g + 19235 g; the +32768 b of Cb and +32768 r of Cr, beyond int16, subtracted as
+// -32768); ycbcr_to_rgb: see YcbcrToRgbPairs. 8 / 16 pixels per step, ~22 operations; with
+// AVX-512 VBMI + VNNI 16 pixels in ~13 (vpermb, vpdpwssd). The functor's bits. Single thread,
+// 1080p, against cv2.cvtColor YCrCb (Zen 4): 0.5-0.65 of its time (AVX-512), 0.65-0.8 (AVX2).
+// Floats: Row3F (the functor's expressions on planes; outputs beyond the cache streamed).
 #include "color/pixel_map.hpp"
 #include "imkern/cpu_params.hpp"
 
@@ -135,7 +138,7 @@ IMKERN_ALWAYS_INLINE inline typename V::v rgb_pack(typename V::v rs, typename V:
 // ---- AVX-512 with VBMI and VNNI (where the CPU has both: `fast` in color_ycbcr) ----------
 // The same sums with fewer operations, 16 pixels per step: vpermb builds the int16 pairs
 // straight from the 48 loaded bytes (zeroing the high bytes), vpdpwssd accumulates onto the
-// constant, vpermt2b / vpermb gather the results' bytes into 3-byte pixels.
+// constants, one vpermb gathers the packed results into 3-byte pixels.
 // rgb_to_ycbcr takes the complements (255 - r, 255 - g) and (255 - b, 255 - g): every
 // coefficient then fits int16 (Y: 65536 * 255 + 32768 - 19595 r' - 38470 g' - 7471 b';
 // Cb: 2^23 + 32768 + 11058 r' + 21710 g' - 32768 b'; Cr: 2^23 + 32768 - 32768 r' + 27439 g'
@@ -146,7 +149,9 @@ struct YccVbmiTables {
   YccVbmiTables() {
     for (int t = 0; t < 64; ++t) {
       const int px = t / 4, pos = t % 4;  // int16 pair (lo, hi) of pixel px: bytes 0 and 2
-      auto pick = [&](int lo, int hi) { return static_cast<uint8_t>(pos == 0 ? 3 * px + lo : (pos == 2 ? 3 * px + hi : 0)); };
+      auto pick = [&](int lo, int hi) {
+        return static_cast<uint8_t>(pos == 0 ? 3 * px + lo : (pos == 2 ? 3 * px + hi : 0));
+      };
       rg[t] = pick(0, 1);
       bg[t] = pick(2, 1);
       p[t] = pick(2, 0);
@@ -170,57 +175,63 @@ constexpr __mmask64 kPairBytes = 0x5555555555555555ull;  // bytes 0 and 2 of eve
 
 #define IMKERN_YCC_TARGET __attribute__((target("avx512vbmi,avx512vnni"), always_inline)) inline
 
-// The index vectors and mask, loaded once per row (the output stores may alias the tables).
+// The index vectors, loaded once per row (the output's stores might alias the tables).
 struct YccVbmiIdx {
-  __m512i i0, i1, i2, i3;
+  __m512i pair0, pair1, out;
 };
 IMKERN_YCC_TARGET YccVbmiIdx rgb_to_ycbcr_vbmi_idx(const YccVbmiTables& t) {
-  return {_mm512_load_si512(t.rg), _mm512_load_si512(t.bg), _mm512_setzero_si512(), _mm512_load_si512(t.ycc)};
+  return {_mm512_load_si512(t.rg), _mm512_load_si512(t.bg), _mm512_load_si512(t.ycc)};
 }
 IMKERN_YCC_TARGET YccVbmiIdx ycbcr_to_rgb_vbmi_idx(const YccVbmiTables& t) {
-  return {_mm512_load_si512(t.p), _mm512_load_si512(t.q), _mm512_setzero_si512(), _mm512_load_si512(t.rgb)};
+  return {_mm512_load_si512(t.p), _mm512_load_si512(t.q), _mm512_load_si512(t.rgb)};
+}
+
+// acc + pmaddwd(x, (lo, hi)) in one vpdpwssd
+IMKERN_YCC_TARGET __m512i vnni_dot(__m512i acc, __m512i x, int lo, int hi) {
+  return _mm512_dpwssd_epi32(acc, x, _mm512_set1_epi32(pair16(lo, hi)));
 }
 
 IMKERN_YCC_TARGET __m512i rgb_to_ycbcr_vbmi_step(__m512i a, const YccVbmiIdx& ix) {
   // the complements as int16 255 - x (a complement of the loaded bytes becomes a vpternlogd
   // whose destination, an input too, holds the previous step's result: that chains the steps)
   const __m512i w255 = _mm512_set1_epi16(255);
-  const __m512i rg = _mm512_sub_epi16(w255, _mm512_maskz_permutexvar_epi8(kPairBytes, ix.i0, a));
-  const __m512i bg = _mm512_sub_epi16(w255, _mm512_maskz_permutexvar_epi8(kPairBytes, ix.i1, a));
-  auto k = [](int lo, int hi) { return _mm512_set1_epi32(pair16(lo, hi)); };
+  const __m512i rg = _mm512_sub_epi16(w255, _mm512_maskz_permutexvar_epi8(kPairBytes, ix.pair0, a));
+  const __m512i bg = _mm512_sub_epi16(w255, _mm512_maskz_permutexvar_epi8(kPairBytes, ix.pair1, a));
+  // each sum: a constant, then two vpdpwssd with the coefficients of (r', g') and (b', g')
   const __m512i c = _mm512_set1_epi32((128 << 16) + 32768);
-  const __m512i ys = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(_mm512_set1_epi32(65536 * 255 + 32768), rg, k(-19595, -19235)), bg,
-                                         k(-7471, -19235));
-  const __m512i cbs = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(c, rg, k(11058, 21710)), bg, k(-32768, 0));
-  const __m512i crs = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(c, rg, k(-32768, 27439)), bg, k(5329, 0));
-  return _mm512_permutexvar_epi8(ix.i3, ycc_pack<V512>(ys, cbs, crs));
+  const __m512i ys = vnni_dot(vnni_dot(_mm512_set1_epi32(65536 * 255 + 32768), rg, -19595, -19235), bg, -7471, -19235);
+  const __m512i cbs = vnni_dot(vnni_dot(c, rg, 11058, 21710), bg, -32768, 0);
+  const __m512i crs = vnni_dot(vnni_dot(c, rg, -32768, 27439), bg, 5329, 0);
+  return _mm512_permutexvar_epi8(ix.out, ycc_pack<V512>(ys, cbs, crs));
 }
 
 IMKERN_YCC_TARGET __m512i ycbcr_to_rgb_vbmi_step(__m512i a, const YccVbmiIdx& ix) {
-  const __m512i p = _mm512_maskz_permutexvar_epi8(kPairBytes, ix.i0, a);
-  const __m512i q = _mm512_maskz_permutexvar_epi8(kPairBytes, ix.i1, a);
-  auto k = [](int lo, int hi) { return _mm512_set1_epi32(pair16(lo, hi)); };
-  auto c = [](int x) { return _mm512_set1_epi32(x); };
-  const __m512i rs = _mm512_dpwssd_epi32(_mm512_add_epi32(_mm512_add_epi32(p, q), c(32768 - 91881 * 128)), q, k(-1, 26344));
+  const __m512i p = _mm512_maskz_permutexvar_epi8(kPairBytes, ix.pair0, a);
+  const __m512i q = _mm512_maskz_permutexvar_epi8(kPairBytes, ix.pair1, a);
+  // each sum: (lanes + constant) + the pmaddwd of Q, as YcbcrToRgbPairs
+  auto k = [](int32_t c) { return _mm512_set1_epi32(c); };
+  const __m512i rs = vnni_dot(_mm512_add_epi32(_mm512_add_epi32(p, q), k(32768 - 91881 * 128)), q, -1, 26344);
   const __m512i gs =
-      _mm512_dpwssd_epi32(_mm512_add_epi32(_mm512_sub_epi32(p, q), c(32768 + (22554 + 46802) * 128)), q, k(-22553, 18733));
+      vnni_dot(_mm512_add_epi32(_mm512_sub_epi32(p, q), k(32768 + (22554 + 46802) * 128)), q, -22553, 18733);
   const __m512i bs =
-      _mm512_dpwssd_epi32(_mm512_add_epi32(_mm512_add_epi32(p, _mm512_slli_epi32(q, 17)), c(32768 - 116130 * 128)), q, k(-14942, -1));
-  return _mm512_permutexvar_epi8(ix.i3, rgb_pack<V512>(rs, gs, bs));
+      vnni_dot(_mm512_add_epi32(_mm512_add_epi32(p, _mm512_slli_epi32(q, 17)), k(32768 - 116130 * 128)), q, -14942, -1);
+  return _mm512_permutexvar_epi8(ix.out, rgb_pack<V512>(rs, gs, bs));
 }
 
 // A whole row (w >= 1), as Row3U8Pairs at AVX-512.
-#define IMKERN_YCC_VBMI_ROW(name, idx, step)                                                          \
-  __attribute__((target("avx512vbmi,avx512vnni"))) int64_t name(const uint8_t* in, uint8_t* out, int64_t w) { \
-    const YccVbmiIdx ix = idx(ycc_vbmi_tables());                                                      \
-    int64_t x = 0;                                                                                     \
-    for (; 3 * x + 64 <= 3 * w; x += 16) _mm512_storeu_si512(out + 3 * x, step(_mm512_loadu_si512(in + 3 * x), ix)); \
-    for (; x < w; x += 16) {                                                                           \
-      const int64_t n = w - x < 16 ? w - x : 16;                                                       \
-      const __mmask64 m = (__mmask64(1) << (3 * n)) - 1;                                               \
-      _mm512_mask_storeu_epi8(out + 3 * x, m, step(_mm512_maskz_loadu_epi8(m, in + 3 * x), ix));       \
-    }                                                                                                  \
-    return w;                                                                                          \
+#define IMKERN_YCC_VBMI_ROW(name, idx, step)                                                      \
+  __attribute__((target("avx512vbmi,avx512vnni"))) int64_t name(const uint8_t* in, uint8_t* out, \
+                                                                 int64_t w) {                    \
+    const YccVbmiIdx ix = idx(ycc_vbmi_tables());                                                \
+    int64_t x = 0;                                                                               \
+    for (; 3 * x + 64 <= 3 * w; x += 16)                                                         \
+      _mm512_storeu_si512(out + 3 * x, step(_mm512_loadu_si512(in + 3 * x), ix));                \
+    for (; x < w; x += 16) {                                                                     \
+      const int64_t n = w - x < 16 ? w - x : 16;                                                 \
+      const __mmask64 m = (__mmask64(1) << (3 * n)) - 1;                                         \
+      _mm512_mask_storeu_epi8(out + 3 * x, m, step(_mm512_maskz_loadu_epi8(m, in + 3 * x), ix)); \
+    }                                                                                            \
+    return w;                                                                                    \
   }
 IMKERN_YCC_VBMI_ROW(rgb_to_ycbcr_vbmi, rgb_to_ycbcr_vbmi_idx, rgb_to_ycbcr_vbmi_step)
 IMKERN_YCC_VBMI_ROW(ycbcr_to_rgb_vbmi, ycbcr_to_rgb_vbmi_idx, ycbcr_to_rgb_vbmi_step)
@@ -232,7 +243,9 @@ IMKERN_YCC_VBMI_ROW(ycbcr_to_rgb_vbmi, ycbcr_to_rgb_vbmi_idx, ycbcr_to_rgb_vbmi_
 // lane (at the lane's bytes 0-11); returns each lane's 12 output bytes at its bytes 0-11.
 struct RgbToYcbcrPairs {
 #if defined(__AVX512BW__)
-  static int64_t vbmi_row(const uint8_t* in, uint8_t* out, int64_t w) { return rgb_to_ycbcr_vbmi(in, out, w); }
+  static int64_t vbmi_row(const uint8_t* in, uint8_t* out, int64_t w) {
+    return rgb_to_ycbcr_vbmi(in, out, w);
+  }
 #endif
   template <typename V>
   IMKERN_ALWAYS_INLINE static typename V::v lanes(typename V::v a) {
@@ -246,7 +259,8 @@ struct RgbToYcbcrPairs {
     const v ys = V::add(dot(19595, 19235, 7471, 19235), V::set1(32768));
     const v cbs = V::sub(c, dot(11058, 21710, -32768, 0));
     const v crs = V::sub(c, dot(-32768, 27439, 5329, 0));
-    return V::pshufb(ycc_pack<V>(ys, cbs, crs), V::bytes16(_mm_setr_epi8(0, 8, 1, 2, 10, 3, 4, 12, 5, 6, 14, 7, -1, -1, -1, -1)));
+    return V::pshufb(ycc_pack<V>(ys, cbs, crs),
+                     V::bytes16(_mm_setr_epi8(0, 8, 1, 2, 10, 3, 4, 12, 5, 6, 14, 7, -1, -1, -1, -1)));
   }
 };
 
@@ -257,7 +271,9 @@ struct RgbToYcbcrPairs {
 // sums below 2^25 in magnitude); rgb_pack takes the results.
 struct YcbcrToRgbPairs {
 #if defined(__AVX512BW__)
-  static int64_t vbmi_row(const uint8_t* in, uint8_t* out, int64_t w) { return ycbcr_to_rgb_vbmi(in, out, w); }
+  static int64_t vbmi_row(const uint8_t* in, uint8_t* out, int64_t w) {
+    return ycbcr_to_rgb_vbmi(in, out, w);
+  }
 #endif
   template <typename V>
   IMKERN_ALWAYS_INLINE static typename V::v lanes(typename V::v a) {
@@ -268,15 +284,17 @@ struct YcbcrToRgbPairs {
     const v rs = V::add(V::add(p, q), V::add(qdot(-1, 26344), V::set1(32768 - 91881 * 128)));
     const v gs = V::add(V::sub(p, q), V::add(qdot(-22553, 18733), V::set1(32768 + (22554 + 46802) * 128)));
     const v bs = V::add(V::add(p, V::sll(q, 17)), V::add(qdot(-14942, -1), V::set1(32768 - 116130 * 128)));
-    return V::pshufb(rgb_pack<V>(rs, gs, bs), V::bytes16(_mm_setr_epi8(0, 1, 8, 2, 3, 10, 4, 5, 12, 6, 7, 14, -1, -1, -1, -1)));
+    return V::pshufb(rgb_pack<V>(rs, gs, bs),
+                     V::bytes16(_mm_setr_epi8(0, 1, 8, 2, 3, 10, 4, 5, 12, 6, 7, 14, -1, -1, -1, -1)));
   }
 };
 
-
-// A row of 3 -> 3 channel uint8 pixels through Op::lanes (RgbToYcbcrPairs, YcbcrToRgbPairs): AVX-512 16 pixels per step (masked loads and stores at the row's end,
-// so the whole row; rows narrower than 16 pixels go to the functor), AVX2 8 pixels per step (32-byte loads and stores that overrun a step by
-// 8 bytes inside the row, then a last step ending at the row's end; rows narrower than 11
-// pixels go to the functor).
+// A row of 3 -> 3 channel uint8 pixels through Op::lanes (RgbToYcbcrPairs, YcbcrToRgbPairs), or
+// Op::vbmi_row where `fast`. AVX-512: 16 pixels per step, whole 64-byte loads and stores while
+// they stay in the row (each store's last 16 bytes rewritten by the next step), then masked
+// ones to the row's end. AVX2: 8 pixels per step, 32-byte loads and stores (8 bytes past the
+// step, inside the row), then whole steps ending at the row's end. Rows narrower than 16
+// (AVX-512) / 11 (AVX2) pixels go to the functor.
 template <typename Op>
 struct Row3U8Pairs {
   bool fast = false;  // AVX-512 VBMI and VNNI: Op::vbmi_row
@@ -287,15 +305,13 @@ struct Row3U8Pairs {
     const __m512i spread = _mm512_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12);
     const __m512i gather = _mm512_setr_epi32(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 3, 7, 11, 15);
     int64_t x = 0;
-    // whole 64-byte loads and stores while they stay in the row (the store's last 16 bytes
-    // are rewritten by the next step)
     for (; 3 * x + 64 <= 3 * w; x += 16) {
       const __m512i a = _mm512_permutexvar_epi32(spread, _mm512_loadu_si512(in + 3 * x));
       _mm512_storeu_si512(out + 3 * x, _mm512_permutexvar_epi32(gather, Op::template lanes<V512>(a)));
     }
     for (; x < w; x += 16) {
       const int64_t n = w - x < 16 ? w - x : 16;
-      const __mmask64 m = n == 16 ? (__mmask64(1) << 48) - 1 : (__mmask64(1) << (3 * n)) - 1;
+      const __mmask64 m = (__mmask64(1) << (3 * n)) - 1;
       const __m512i a = _mm512_permutexvar_epi32(spread, _mm512_maskz_loadu_epi8(m, in + 3 * x));
       _mm512_mask_storeu_epi8(out + 3 * x, m, _mm512_permutexvar_epi32(gather, Op::template lanes<V512>(a)));
     }
@@ -305,23 +321,23 @@ struct Row3U8Pairs {
     const __m256i spread = _mm256_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6);
     const __m256i gather = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
     int64_t x = 0;
-    for (; 3 * x + 32 <= 3 * w; x += 8) {
-      const __m256i a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 3 * x)), spread);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 3 * x),
+    auto step = [&](int64_t at) IMKERN_ALWAYS_INLINE {
+      const __m256i a =
+          _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 3 * at)), spread);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 3 * at),
                           _mm256_permutevar8x32_epi32(Op::template lanes<V256>(a), gather));
-    }
+    };
+    for (; 3 * x + 32 <= 3 * w; x += 8) step(x);
     if (w - x > 8) {
       // 9 or 10 pixels left (w >= 17): 8 of them by a whole step, the rest by the last one's
       x = w - 16;
-      const __m256i a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 3 * x)), spread);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 3 * x),
-                          _mm256_permutevar8x32_epi32(Op::template lanes<V256>(a), gather));
+      step(x);
     }
     if (x < w) {
       // the last 8 pixels: their 24 bytes are the last of a 32-byte load (w >= 11), stored exactly
       x = w - 8;
-      const __m256i a = _mm256_permutevar8x32_epi32(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 3 * w - 32)), _mm256_setr_epi32(2, 3, 4, 5, 5, 6, 7, 7));
+      const __m256i last = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 3 * w - 32));
+      const __m256i a = _mm256_permutevar8x32_epi32(last, _mm256_setr_epi32(2, 3, 4, 5, 5, 6, 7, 7));
       const __m256i o = _mm256_permutevar8x32_epi32(Op::template lanes<V256>(a), gather);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 3 * x), _mm256_castsi256_si128(o));
       _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 3 * x + 16), _mm256_extracti128_si256(o, 1));
@@ -343,13 +359,15 @@ void color_ycbcr(ColorOp op, DType dtype, const void* src, const ImageDesc& s, v
 #endif
     if (op == ColorOp::rgb_to_ycbcr) {
 #if defined(__AVX2__)
-      map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, color::RgbToYcbcr<uint8_t>{}, Row3U8Pairs<RgbToYcbcrPairs>{fast});
+      map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, color::RgbToYcbcr<uint8_t>{},
+                                         Row3U8Pairs<RgbToYcbcrPairs>{fast});
 #else
       map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, color::RgbToYcbcr<uint8_t>{}, Row3U8<RgbToYcbcrLanes>{});
 #endif
     } else {
 #if defined(__AVX2__)
-      map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, color::YcbcrToRgb<uint8_t>{}, Row3U8Pairs<YcbcrToRgbPairs>{fast});
+      map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, color::YcbcrToRgb<uint8_t>{},
+                                         Row3U8Pairs<YcbcrToRgbPairs>{fast});
 #else
       map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, color::YcbcrToRgb<uint8_t>{}, Row3U8<YcbcrToRgbLanes>{});
 #endif
