@@ -215,6 +215,55 @@ def test_ycbcr_uint8_within_one_of_pillow(rng):
         assert np.abs(K.ycbcr_to_rgb(ycc).astype(int) - back).max() <= 1
 
 
+# The uint8 YCbCr rows (AVX2: 8 pixels per step, a last step ending at the row's end, rows
+# under 11 pixels per pixel; AVX-512: 16 per step, masked at the row's end, with or without
+# VBMI + VNNI): every width up to a few steps, on every ISA, equal to the per-pixel code, and
+# every output byte written (the output poisoned first).
+_YCC_EXTREMES = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]]
+
+
+def _ycc_rows_equal_per_pixel(rng, widths):
+    for fn in (K.rgb_to_ycbcr, K.ycbcr_to_rgb):
+        for w in widths:
+            x = random_array(rng, (3, w, 3), np.uint8)
+            n = min(w, len(_YCC_EXTREMES))
+            x[0, :n] = _YCC_EXTREMES[:n]
+            x[2, -n:] = _YCC_EXTREMES[:n]
+            exp = fn(np.ascontiguousarray(x.reshape(-1, 1, 3))).reshape(x.shape)  # one-pixel rows
+            padded = np.pad(x, ((0, 0), (0, 5), (0, 0)))[:, :w]  # rows apart
+            for view, want in ((x, exp), (x[:, ::-1], exp[:, ::-1]), (padded, exp)):
+                out = np.full(x.shape, 0xA5, np.uint8)
+                fn(view, out=out)
+                np.testing.assert_array_equal(out, want, err_msg=f"{fn.__name__} w={w}")
+
+
+_YCC_WIDTHS = list(range(1, 72)) + [127, 128, 129, 255, 263, 1021]
+
+
+def test_ycbcr_uint8_rows_every_width_equal_per_pixel(isa, rng):
+    _ycc_rows_equal_per_pixel(rng, _YCC_WIDTHS)
+
+
+def test_ycbcr_uint8_rows_without_vbmi_vnni():
+    """The AVX-512 rows without the VBMI / VNNI ones (IMKERN_CPU_DISABLE), in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, imkern, test_color as t\n"
+        "for isa in ('avx512', 'avx2'):\n"
+        "    imkern.set_cpu_isa(isa)\n"
+        "    t._ycc_rows_equal_per_pixel(np.random.default_rng(5), t._YCC_WIDTHS)\n"
+        "print('ok')\n"
+    )
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.pathsep.join([here] + [p for p in sys.path if p])
+    env = dict(os.environ, IMKERN_CPU_DISABLE="avx512vbmi,avx512vnni", PYTHONPATH=path)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 def test_ycbcr_round_trip(xp, rng, dtype):
     x = random_array(
@@ -431,6 +480,35 @@ def test_hsv_float_streamed_rows_equal_plain(isa, rng, dtype):
                         plain[key] = out.copy()
                     else:
                         np.testing.assert_array_equal(out, plain[key], err_msg=str(key))
+    finally:
+        imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ycbcr_gray_float_streamed_rows(isa, rng, dtype):
+    """Float YCbCr and gray outputs beyond the cache are written by non-temporal stores after a
+    per-pixel head that aligns them: forced on (stream_bytes=0) for every output alignment and
+    odd widths, the results are the plain rows' (within an ulp: the head is the functor)."""
+    x = rng.random((3, 67, 3), dtype=np.float64).astype(dtype)
+    tol = 1e-6 if dtype == np.float32 else 1e-15
+    plain = {}
+    try:
+        for stream in (None, 0):
+            imkern.set_cpu_params(stream_bytes=stream)
+            for fn in (K.rgb_to_ycbcr, K.ycbcr_to_rgb, K.rgb_to_gray, K.bgr_to_gray):
+                shape = x.shape if "ycbcr" in fn.__name__ else x.shape[:-1]
+                n = int(np.prod(shape))
+                for off in range(17):  # every offset of the output modulo 64 bytes (float32)
+                    buf = np.full(n + off, np.nan, dtype)
+                    out = buf[off:].reshape(shape)
+                    fn(x, out=out)
+                    key = (fn.__name__, off)
+                    if stream is None:
+                        plain[key] = out.copy()
+                    else:
+                        np.testing.assert_allclose(out, plain[key], rtol=tol, atol=tol, err_msg=str(key))
+                        ref = getattr(R, fn.__name__)(x)
+                        np.testing.assert_allclose(out, ref.reshape(shape), rtol=0, atol=10 * tol)
     finally:
         imkern.reset_cpu_params()
 
