@@ -288,9 +288,10 @@ inline void hperm_scalar(const Src& v, const int32_t* ip, const float* wp, int k
 // Output elements [e0, e1) of one row from the source row v (float vertical sums, or a float32
 // / uint16 source row): whole blocks where the plan puts them, the scalar formula for the
 // elements before the first and after the last; streamed stores where Stream.
-template <typename Src, typename T, int NW, bool Stream>
+template <typename Src, typename T, int NW, bool Stream, int K>
 inline void hperm_run(const Src& v, const int32_t* ip, const int32_t* base, const uint8_t* narrow, int64_t off,
-                      const float* wp, int kx, int64_t C, int64_t n, int64_t e0, int64_t e1, T* out) {
+                      const float* wp, int kx_, int64_t C, int64_t n, int64_t e0, int64_t e1, T* out) {
+  const int kx = K > 0 ? K : kx_;
   int64_t e = e0;
 #if defined(__AVX512F__) || defined(__AVX2__)
   constexpr int L = kPermL;
@@ -336,15 +337,24 @@ inline void hperm_run(const Src& v, const int32_t* ip, const int32_t* base, cons
   hperm_scalar<Src, T>(v, ip, wp, kx, C, n, e, e1, out);
 }
 
+// (2 and 4 taps, bilinear and bicubic, known at compile time: no tap loop; 224x224x3 -> 336x336
+// bilinear float32 79 -> 67 us on Zen 4)
 template <typename Src, typename T, bool Stream>
 inline void hperm(const PermPlan& plan, const Src& v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n,
                   int64_t e0, int64_t e1, T* out) {
+  auto run = [&](auto nw, auto k) {
+    hperm_run<Src, T, decltype(nw)::value, Stream, decltype(k)::value>(v, ip, plan.base.data(), plan.narrow.data(),
+                                                                       plan.off, wp, kx, C, n, e0, e1, out);
+  };
+  using W2 = std::integral_constant<int, 2>;
+  using W4 = std::integral_constant<int, 4>;
+  using K0 = std::integral_constant<int, 0>;
 #if defined(__AVX512F__)
-  if (plan.nw == 4)
-    return hperm_run<Src, T, 4, Stream>(v, ip, plan.base.data(), plan.narrow.data(), plan.off, wp, kx, C, n, e0, e1,
-                                        out);
+  if (plan.nw == 4) return kx == 2 ? run(W4(), W2()) : run(W4(), K0());
 #endif
-  hperm_run<Src, T, 2, Stream>(v, ip, plan.base.data(), plan.narrow.data(), plan.off, wp, kx, C, n, e0, e1, out);
+  if (kx == 2) return run(W2(), W2());
+  if (kx == 4) return run(W2(), W4());
+  run(W2(), K0());
 }
 
 // Two-tap horizontal pass with the channel count known: out[x][c] = w0[x] * v[s][c] +
