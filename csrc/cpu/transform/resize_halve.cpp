@@ -83,9 +83,24 @@ struct HalvePlan {
   std::vector<int8_t> kind;
   std::vector<int32_t> h1;
   aligned_vector<int32_t> idx;  // [C][L]: kind 1 rel; kind 2 rel, minus h1 in the upper half
+  // The row's last block, outputs [n - L, n) of a row of n: one window u[b, b + 2L) that ends
+  // where the row does (b = 2n - C - 2L: its loads reach r[2n - 1]), end_idx its rel from b;
+  // it writes again some outputs before it, with the same bits. (Instead of the scalar formula:
+  // 224x224x3 uint16, single thread, AVX-512 14.7 -> 11.5 us, AVX2 21.9 -> 20.6 us.)
+  bool end_ok = false;
+  aligned_vector<int32_t> end_idx;  // [L]
 
-  explicit HalvePlan(int64_t C) {
+  HalvePlan(int64_t C, int64_t n) {
     if (kHalveL == 0) return;
+    if (n >= L && 2 * n >= 2 * L + C) {
+      end_ok = true;
+      end_idx.assign(static_cast<size_t>(L), 0);
+      const int64_t b = 2 * n - C - 2 * L;
+      for (int j = 0; j < L; ++j) {
+        const int64_t o = n - L + j;
+        end_idx[j] = static_cast<int32_t>(2 * o - o % C - b);  // in [1, 2L)
+      }
+    }
     kind.assign(static_cast<size_t>(C), 0);
     h1.assign(static_cast<size_t>(C), 0);
     idx.assign(static_cast<size_t>(C * L), 0);
@@ -343,6 +358,16 @@ inline void halve_row(const HalvePlan& p, const HalveGrid& g, const T* __restric
       else Op::template put<Stream>(out + e, perm_halves(u(base), i, u(base + p.h1[c0])));
     }
     c0 = c0 + step >= C ? c0 + step - C : c0 + step;
+  }
+  // the row's last block (plain stores; not over outputs this call did not write)
+  if (e < e1 && e1 == n && p.end_ok && n - L >= e0) {
+    halve_scalar(r0, r1, C, e, std::max(e, n - L), out);
+    auto u = [&](int64_t j) {
+      return Op::add(Op::add(Op::wide(r0 + j), Op::wide(r1 + j)), Op::add(Op::wide(r0 + j + C), Op::wide(r1 + j + C)));
+    };
+    const int64_t base = 2 * n - C - 2 * L;
+    Op::template put<false>(out + n - L, perm_win(u(base), load_idx(p.end_idx.data()), u(base + L)));
+    e = n;
   }
 #else
   (void)p;
@@ -619,7 +644,7 @@ template <typename T>
 void halve_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
   const int64_t C = s.c, DWC = d.w * C;
   const int64_t rows = d.n * d.h;
-  const HalvePlan plan(C);
+  const HalvePlan plan(C, DWC);
   const HalveGrid grid(C);
   const HalvePairs<T> pairs(C);
   const bool stream_big = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * s.w * C + rows * DWC) >
