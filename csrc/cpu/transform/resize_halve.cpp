@@ -328,12 +328,17 @@ inline void halve_row(const HalvePlan& p, const HalveGrid& g, const T* __restric
   if (g.ok && (e == 0 || e >= 8)) {
     using V = typename Op::V;
     auto v = [&](int64_t j) { return Op::add(Op::wide(r0 + j), Op::wide(r1 + j)); };
+    // (the tables' pointers in registers: out may alias them for the compiler)
+    const int32_t* __restrict__ ta = g.ia.data();
+    const int32_t* __restrict__ tb = g.ib.data();
+    const uint16_t* __restrict__ tma = g.ma.data();
+    const uint16_t* __restrict__ tmb = g.mb.data();
     V gm1 = e >= 8 ? v(2 * e - 16) : V(), g0 = v(2 * e);
     for (; 2 * e + 48 <= 2 * n && e + L <= e1; e += L) {
       const V g1 = v(2 * e + 16), g2 = v(2 * e + 32);
-      const HalveIdx ia = load_idx(g.ia.data() + c0 * 16), ib = load_idx(g.ib.data() + c0 * 16);
-      const V a = perm_fill(perm_win(gm1, ia, g0), g.ma[c0], ia, g1);
-      const V b = perm_fill(perm_win(g0, ib, g1), g.mb[c0], ib, g2);
+      const HalveIdx ia = load_idx(ta + c0 * 16), ib = load_idx(tb + c0 * 16);
+      const V a = perm_fill(perm_win(gm1, ia, g0), tma[c0], ia, g1);
+      const V b = perm_fill(perm_win(g0, ib, g1), tmb[c0], ib, g2);
       Op::template put<Stream>(out + e, Op::add(a, b));
       gm1 = g1;
       g0 = g2;
