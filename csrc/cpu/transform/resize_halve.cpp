@@ -22,9 +22,11 @@
 // gathers its lanes with one permute (AVX-512 vpermt2ps / vpermt2d of a 2L window; AVX2 vpermps
 // of two vectors and a blend, or of two L windows, one per half of the lanes, where 2L is too
 // short); per residue e0 % C a table of lane indices (HalvePlan); the scalar formula where no
-// window fits (more channels than about L) and at row ends. (A first version summed a chunk
-// of u into an L1 buffer, then permuted: 1.25x slower on Zen 4, 4K RGB: the reads stalled
-// while the second pass ran.)
+// window fits (more channels than about L). Before those, for 2 to L channels, the same sums
+// as two gathers of a grid of row-sum vectors r0 + r1 that consecutive blocks share (HalveGrid:
+// half the loads); the row's last block one window that ends at the row's end (HalvePlan
+// end_idx). (A first version summed a chunk of u into an L1 buffer, then permuted: 1.25x
+// slower on Zen 4, 4K RGB: the reads stalled while the second pass ran.)
 // Ahead of it, where a dtype has them, the pair sums (HalvePairs): the two rows summed first,
 // then each output's two horizontal elements: float32 C = 1 the even and odd lanes of the row
 // sums (vpermt2ps; AVX2 shufps), one add; uint16 / uint8 16-bit multiply-adds with ones
@@ -120,30 +122,33 @@ struct HalvePlan {
   }
 };
 
-// AVX-512, 2 <= C <= 16: the pair sums as the sum of two gathers of the row sums
-// v = r0 + r1 on a grid of vectors G(k) = v[2 e + 16 k, 2 e + 16 k + 16) that consecutive blocks
+// 2 <= C <= L (AVX2 / AVX-512): the pair sums as the sum of two gathers of the row sums
+// v = r0 + r1 on a grid of vectors G(k) = v[2 e + L k, 2 e + L k + L) that consecutive blocks
 // share (each block loads two new ones: 4 loads instead of the 8 of the pair-sum windows, which
 // split cache lines). Output e + j (pixel channel c) is v[p] + v[p + C], p = 2 (e + j) - c:
-// v[p] is lane a[j] = p - 2 e + 16 of (G(-1), G(0)), or of G(1) where a[j] >= 32; v[p + C]
-// lane b[j] = p - 2 e + C of (G(0), G(1)), or of G(2) where b[j] >= 32. Per residue c0 = e % C.
+// v[p] is lane a[j] = p - 2 e + L of (G(-1), G(0), G(1)); v[p + C] lane b[j] = p - 2 e + C of
+// (G(0), G(1), G(2)) (AVX-512: a two-source permute, and the lanes >= 2L (masks ma, mb) from
+// the third vector; AVX2: three permutes and two blends, by bits 3 and 4 of the index). Per
+// residue c0 = e % C.
 struct HalveGrid {
+  static constexpr int L = kHalveL > 0 ? kHalveL : 1;
   bool ok = false;
-  aligned_vector<int32_t> ia, ib;  // [C][16]
-  std::vector<uint16_t> ma, mb;    // lanes from G(1) / G(2)
+  aligned_vector<int32_t> ia, ib;  // [C][L]
+  std::vector<uint16_t> ma, mb;    // lanes from G(1) / G(2) (AVX-512)
 
   explicit HalveGrid(int64_t C) {
-    if (kHalveL != 16 || C < 2 || C > 16) return;
-    ia.assign(static_cast<size_t>(C * 16), 0);
-    ib.assign(static_cast<size_t>(C * 16), 0);
+    if (kHalveL == 0 || C < 2 || C > L) return;
+    ia.assign(static_cast<size_t>(C * L), 0);
+    ib.assign(static_cast<size_t>(C * L), 0);
     ma.assign(static_cast<size_t>(C), 0);
     mb.assign(static_cast<size_t>(C), 0);
     for (int64_t c0 = 0; c0 < C; ++c0)
-      for (int j = 0; j < 16; ++j) {
-        const int64_t p = 2 * j - (c0 + j) % C, a = p + 16, b = p + C;  // 1 <= a, b < 48
-        ia[c0 * 16 + j] = static_cast<int32_t>(a);
-        ib[c0 * 16 + j] = static_cast<int32_t>(b);
-        if (a >= 32) ma[c0] = static_cast<uint16_t>(ma[c0] | (1u << j));
-        if (b >= 32) mb[c0] = static_cast<uint16_t>(mb[c0] | (1u << j));
+      for (int j = 0; j < L; ++j) {
+        const int64_t p = 2 * j - (c0 + j) % C, a = p + L, b = p + C;  // 1 <= a, b < 3L
+        ia[c0 * L + j] = static_cast<int32_t>(a);
+        ib[c0 * L + j] = static_cast<int32_t>(b);
+        if (a >= 2 * L) ma[c0] = static_cast<uint16_t>(ma[c0] | (1u << j));
+        if (b >= 2 * L) mb[c0] = static_cast<uint16_t>(mb[c0] | (1u << j));
       }
     ok = true;
   }
@@ -259,10 +264,11 @@ inline __m512 perm_halves(__m512 a, HalveIdx i, __m512 b) {
 inline __m512i perm_halves(__m512i a, HalveIdx i, __m512i b) {
   return _mm512_mask_blend_epi32(0xFF00, _mm512_permutexvar_epi32(i, a), _mm512_permutexvar_epi32(i, b));
 }
-// the lanes of mask m from a, by the low 4 bits of the index; the others kept from r
-inline __m512 perm_fill(__m512 r, __mmask16 m, HalveIdx i, __m512 a) { return _mm512_mask_permutexvar_ps(r, m, i, a); }
-inline __m512i perm_fill(__m512i r, __mmask16 m, HalveIdx i, __m512i a) {
-  return _mm512_mask_permutexvar_epi32(r, m, i, a);
+// HalveGrid: lanes of (x, y, z) by indices < 48, the lanes of mask m (those >= 32) from z
+template <typename V>
+inline V perm3(V x, V y, V z, HalveIdx i, __mmask16 m) {
+  if constexpr (std::is_same<V, __m512>::value) return _mm512_mask_permutexvar_ps(perm_win(x, i, y), m, i, z);
+  else return _mm512_mask_permutexvar_epi32(perm_win(x, i, y), m, i, z);
 }
 #elif defined(__AVX2__)
 using HalveIdx = __m256i;
@@ -280,6 +286,16 @@ inline __m256 perm_halves(__m256 a, HalveIdx i, __m256 b) {
 }
 inline __m256i perm_halves(__m256i a, HalveIdx i, __m256i b) {
   return _mm256_blend_epi32(_mm256_permutevar8x32_epi32(a, i), _mm256_permutevar8x32_epi32(b, i), 0xF0);
+}
+// HalveGrid: lanes of (x, y, z) by indices < 24 (bit 3 picks y, bit 4 z)
+inline __m256 perm3(__m256 x, __m256 y, __m256 z, HalveIdx i, uint16_t) {
+  const __m256 r = _mm256_blendv_ps(_mm256_permutevar8x32_ps(x, i), _mm256_permutevar8x32_ps(y, i),
+                                    _mm256_castsi256_ps(_mm256_slli_epi32(i, 28)));
+  return _mm256_blendv_ps(r, _mm256_permutevar8x32_ps(z, i), _mm256_castsi256_ps(_mm256_slli_epi32(i, 27)));
+}
+inline __m256i perm3(__m256i x, __m256i y, __m256i z, HalveIdx i, uint16_t m) {
+  return _mm256_castps_si256(
+      perm3(_mm256_castsi256_ps(x), _mm256_castsi256_ps(y), _mm256_castsi256_ps(z), i, m));
 }
 #endif
 
@@ -317,15 +333,14 @@ inline void halve_row(const HalvePlan& p, const HalveGrid& g, const T* __restric
   }
   const int64_t step = L % C;
   int64_t c0 = e % C;
-#if defined(__AVX512F__)
   // the grid: G(-1) before the row's start is not read (no lane of a block at e = 0 takes it); a
-  // block at 0 < e < 8 by the scalar formula
-  if (g.ok && e > 0 && e < 8 && e + L <= e1 && 2 * e + 48 <= 2 * n) {
+  // block at 0 < e < L / 2 by the scalar formula
+  if (g.ok && e > 0 && 2 * e < L && e + L <= e1 && 2 * e + 3 * L <= 2 * n) {
     halve_scalar(r0, r1, C, e, e + L, out);
     e += L;
     c0 = c0 + step >= C ? c0 + step - C : c0 + step;
   }
-  if (g.ok && (e == 0 || e >= 8)) {
+  if (g.ok && (e == 0 || 2 * e >= L)) {
     using V = typename Op::V;
     auto v = [&](int64_t j) { return Op::add(Op::wide(r0 + j), Op::wide(r1 + j)); };
     // (the tables' pointers in registers: out may alias them for the compiler)
@@ -333,21 +348,16 @@ inline void halve_row(const HalvePlan& p, const HalveGrid& g, const T* __restric
     const int32_t* __restrict__ tb = g.ib.data();
     const uint16_t* __restrict__ tma = g.ma.data();
     const uint16_t* __restrict__ tmb = g.mb.data();
-    V gm1 = e >= 8 ? v(2 * e - 16) : V(), g0 = v(2 * e);
-    for (; 2 * e + 48 <= 2 * n && e + L <= e1; e += L) {
-      const V g1 = v(2 * e + 16), g2 = v(2 * e + 32);
-      const HalveIdx ia = load_idx(ta + c0 * 16), ib = load_idx(tb + c0 * 16);
-      const V a = perm_fill(perm_win(gm1, ia, g0), tma[c0], ia, g1);
-      const V b = perm_fill(perm_win(g0, ib, g1), tmb[c0], ib, g2);
-      Op::template put<Stream>(out + e, Op::add(a, b));
+    V gm1 = e > 0 ? v(2 * e - L) : V(), g0 = v(2 * e);
+    for (; 2 * e + 3 * L <= 2 * n && e + L <= e1; e += L) {
+      const V g1 = v(2 * e + L), g2 = v(2 * e + 2 * L);
+      const HalveIdx ia = load_idx(ta + c0 * L), ib = load_idx(tb + c0 * L);
+      Op::template put<Stream>(out + e, Op::add(perm3(gm1, g0, g1, ia, tma[c0]), perm3(g0, g1, g2, ib, tmb[c0])));
       gm1 = g1;
       g0 = g2;
       c0 = c0 + step >= C ? c0 + step - C : c0 + step;
     }
   }
-#else
-  (void)g;
-#endif
   // the windows read source elements up to base + 2L + C - 1 (base <= 2 e): within the row's 2n
   for (; 2 * e + 2 * L + C <= 2 * n && e + L <= e1; e += L) {
     const int k = p.kind[c0];
