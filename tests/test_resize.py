@@ -525,12 +525,14 @@ def _mean2x2(x):
     return np.float32(0.25) * (a + b)
 
 
-@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5, 7, 17, 20])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5, 7, 8, 16, 17, 20])
 @pytest.mark.parametrize("stream", [False, True])
 def test_float32_halving_every_isa_level(rng, isa, channels, stream):
     """Sizes that take the exact-2x path (vector blocks of every residue of the channel count,
-    windows of one or two halves, the scalar formula for wide pixels and row ends; aligned and
-    misaligned outputs, plain and streaming stores): the 2x2 mean bit for bit, and the reference."""
+    windows of one or two halves, the row-sum grid for 2 to 8 (AVX2) or 16 (AVX-512) channels,
+    the even and odd lanes for one channel, the last block of a row, the scalar formula for wide
+    pixels and row ends; aligned and misaligned outputs, plain and streaming stores): the 2x2
+    mean bit for bit, and the reference."""
     imkern.set_cpu_params(stream_bytes=0 if stream else 1 << 40)
     try:
         for mode in ("bilinear", "area"):

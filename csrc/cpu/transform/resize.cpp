@@ -17,9 +17,8 @@
 // vector of outputs and the first element of its window), the vertical-first order in column
 // chunks whose sums stay in L1, the horizontal-first vertical sums fused with the store;
 // outputs larger than the cache share are streamed (blocks placed where the rows align).
-// float32 at exactly half the size with taps (0.5, 0.5) on both axes (bilinear, area):
-// resize_f32_halve, the 2x2 mean in one pass (the same bits as the two passes); uint16 / uint8
-// the same on exact integer sums, rounded as the generic paths round (resize_int_halve).
+// Exactly half the size with taps (0.5, 0.5) on both axes (bilinear, area), float32, uint16
+// and uint8: the 2x2 mean in one pass, with the generic paths' bits (resize_halve.cpp).
 // Bytes per output pixel ~ C * sizeof(T) * (ky * src_w / dst_w + 1); MACs per output pixel
 // C * (ky * src_w / dst_w + kx).
 #include <algorithm>
@@ -29,6 +28,7 @@
 #include "imkern/parallel.hpp"
 #include "imkern/transform.hpp"
 #include "common/rows.hpp"
+#include "transform/resize.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -288,9 +288,10 @@ inline void hperm_scalar(const Src& v, const int32_t* ip, const float* wp, int k
 // Output elements [e0, e1) of one row from the source row v (float vertical sums, or a float32
 // / uint16 source row): whole blocks where the plan puts them, the scalar formula for the
 // elements before the first and after the last; streamed stores where Stream.
-template <typename Src, typename T, int NW, bool Stream>
+template <typename Src, typename T, int NW, bool Stream, int K>
 inline void hperm_run(const Src& v, const int32_t* ip, const int32_t* base, const uint8_t* narrow, int64_t off,
-                      const float* wp, int kx, int64_t C, int64_t n, int64_t e0, int64_t e1, T* out) {
+                      const float* wp, int kx_, int64_t C, int64_t n, int64_t e0, int64_t e1, T* out) {
+  const int kx = K > 0 ? K : kx_;
   int64_t e = e0;
 #if defined(__AVX512F__) || defined(__AVX2__)
   constexpr int L = kPermL;
@@ -336,15 +337,24 @@ inline void hperm_run(const Src& v, const int32_t* ip, const int32_t* base, cons
   hperm_scalar<Src, T>(v, ip, wp, kx, C, n, e, e1, out);
 }
 
+// (2 and 4 taps, bilinear and bicubic, known at compile time: no tap loop; 224x224x3 -> 336x336
+// bilinear float32 79 -> 67 us on Zen 4)
 template <typename Src, typename T, bool Stream>
 inline void hperm(const PermPlan& plan, const Src& v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n,
                   int64_t e0, int64_t e1, T* out) {
+  auto run = [&](auto nw, auto k) {
+    hperm_run<Src, T, decltype(nw)::value, Stream, decltype(k)::value>(v, ip, plan.base.data(), plan.narrow.data(),
+                                                                       plan.off, wp, kx, C, n, e0, e1, out);
+  };
+  using W2 = std::integral_constant<int, 2>;
+  using W4 = std::integral_constant<int, 4>;
+  using K0 = std::integral_constant<int, 0>;
 #if defined(__AVX512F__)
-  if (plan.nw == 4)
-    return hperm_run<Src, T, 4, Stream>(v, ip, plan.base.data(), plan.narrow.data(), plan.off, wp, kx, C, n, e0, e1,
-                                        out);
+  if (plan.nw == 4) return kx == 2 ? run(W4(), W2()) : run(W4(), K0());
 #endif
-  hperm_run<Src, T, 2, Stream>(v, ip, plan.base.data(), plan.narrow.data(), plan.off, wp, kx, C, n, e0, e1, out);
+  if (kx == 2) return run(W2(), W2());
+  if (kx == 4) return run(W2(), W4());
+  run(W2(), K0());
 }
 
 // Two-tap horizontal pass with the channel count known: out[x][c] = w0[x] * v[s][c] +
@@ -1095,13 +1105,6 @@ inline void vpass_u8_madd(const uint8_t* const* rows, const int32_t* wy, int ky,
 }
 #endif
 
-int64_t rows_grain(int64_t rows, int64_t work_per_row) {
-  const int threads = get_num_threads();
-  int64_t g = rows / (4 * (threads > 0 ? threads : 1));
-  const int64_t min_rows = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, work_per_row));
-  return std::max<int64_t>(std::max<int64_t>(g, min_rows), 1);
-}
-
 #if defined(__SSSE3__)
 // uint8 with no intermediate shift: every source row the outputs need is resized
 // horizontally once (U8Hpass) into a ring of ky int32 rows, then each output row is the
@@ -1377,523 +1380,6 @@ void resize_f32_hfirst(const void* src, const ImageDesc& s, void* dst, const Ima
   });
 }
 
-// ---- float32, exact 2x shrink with 0.5 / 0.5 taps on both axes ------------------------------
-// Bilinear (and area) at exactly half the size in both axes: every output is the mean of a 2x2
-// block, out[y][x][c] = 0.25 ((r0[2x][c] + r1[2x][c]) + (r0[2x+1][c] + r1[2x+1][c])) with r0, r1
-// the source rows 2y and 2y + 1 (cv2.resize turns INTER_LINEAR at factor 2 into this average).
-// The generic path gives the same bits (0.5 a + 0.5 b is 0.5 (a + b) exactly), in two passes.
-// One pass here, no buffer: each vector of L outputs from e0 on reads the pair sums
-// u[j] = (r0[j] + r1[j]) + (r0[j + C] + r1[j + C]) of a window of source elements (output
-// x C + c is u[2 x C + c]), summed in registers from unaligned loads of the two rows, and
-// gathers its lanes with one permute (AVX-512 vpermt2ps of a 2L window; AVX2 vpermps of two
-// vectors and a blend, or of two L windows, one per half of the lanes, where 2L is too short);
-// per residue e0 % C a table of lane indices; the scalar formula where no window fits (more
-// channels than about L) and at row ends. Times 0.25, streamed when the output is large.
-// (A first version summed a chunk of u into an L1 buffer, then permuted: 1.25x slower on Zen 4,
-// 4K RGB: the reads stalled while the second pass ran.)
-// The same sums in the same order on every path and ISA level: the same bits everywhere.
-// Bytes per output element 4 * (4 + 1) (the input is read once); 4 FLOPs.
-#if defined(__AVX512F__)
-constexpr int kHalveL = 16;
-#elif defined(__AVX2__)
-constexpr int kHalveL = 8;
-#else
-constexpr int kHalveL = 0;  // baseline: the scalar formula
-#endif
-
-// Whether the table of one axis is the exact halving with taps (0.5, 0.5) at 2i, 2i + 1.
-inline bool is_halving(const ResizeTable& t, int64_t src) {
-  if (t.k != 2 || 2 * t.n != src) return false;
-  const float* w = static_cast<const float*>(t.w);
-  for (int64_t i = 0; i < t.n; ++i)
-    if (t.start[i] != 2 * i || w[2 * i] != 0.5f || w[2 * i + 1] != 0.5f) return false;
-  return true;
-}
-
-// How each vector of L outputs gathers its pair sums, per residue c0 = e0 % C of its first
-// output e0. With base = 2 e0 - c0 (the u index of output e0), output e0 + j is
-// u[base + rel[j]], rel[j] = 2 j - (c0 + j) % C + c0 (increasing in j).
-struct HalvePlan {
-  static constexpr int L = kHalveL > 0 ? kHalveL : 1;
-  // kind: 0 the scalar formula; 1 one window u[base, base + 2L); 2 two windows of L, at base
-  // for the lower half of the lanes and at base + h1 for the upper half
-  std::vector<int8_t> kind;
-  std::vector<int32_t> h1;
-  aligned_vector<int32_t> idx;  // [C][L]: kind 1 rel; kind 2 rel, minus h1 in the upper half
-
-  explicit HalvePlan(int64_t C) {
-    if (kHalveL == 0) return;
-    kind.assign(static_cast<size_t>(C), 0);
-    h1.assign(static_cast<size_t>(C), 0);
-    idx.assign(static_cast<size_t>(C * L), 0);
-    for (int64_t c0 = 0; c0 < C; ++c0) {
-      int64_t rel[L];
-      for (int j = 0; j < L; ++j) rel[j] = 2 * j - (c0 + j) % C + c0;
-      int32_t* ix = idx.data() + c0 * L;
-      if (rel[L - 1] < 2 * L) {
-        kind[c0] = 1;
-        for (int j = 0; j < L; ++j) ix[j] = static_cast<int32_t>(rel[j]);
-      } else if (rel[L / 2 - 1] < L && rel[L - 1] - rel[L / 2] < L) {
-        kind[c0] = 2;
-        h1[c0] = static_cast<int32_t>(rel[L / 2]);
-        for (int j = 0; j < L; ++j) ix[j] = static_cast<int32_t>(j < L / 2 ? rel[j] : rel[j] - rel[L / 2]);
-      }
-    }
-  }
-};
-
-// Outputs [e0, e1) of one row by the scalar formula, a pixel's channels at a time.
-inline void halve_scalar(const float* __restrict__ r0, const float* __restrict__ r1, int64_t C, int64_t e0, int64_t e1,
-                         float* __restrict__ out) {
-  int64_t x = e0 / C, c = e0 % C;
-  for (int64_t e = e0; e < e1; c = 0, ++x) {
-    const int64_t n = std::min(C - c, e1 - e);
-    const float* a0 = r0 + 2 * x * C + c;
-    const float* a1 = r1 + 2 * x * C + c;
-    for (int64_t i = 0; i < n; ++i) out[e + i] = 0.25f * ((a0[i] + a1[i]) + (a0[i + C] + a1[i + C]));
-    e += n;
-  }
-}
-
-// Outputs [e0, n) of one row (n = the row's elements; vectors from e0 on, aligned when Stream).
-template <bool Stream>
-inline void halve_row(const HalvePlan& p, const float* __restrict__ r0, const float* __restrict__ r1, int64_t C,
-                      int64_t e0, int64_t n, float* __restrict__ out) {
-  int64_t e = e0;
-#if defined(__AVX512F__) || defined(__AVX2__)
-  constexpr int L = kHalveL;
-  const int64_t step = L % C;
-  int64_t c0 = e0 % C;
-  // the windows read source elements up to base + 2L + C - 1 (base <= 2 e): within the row's 2n
-  for (; 2 * e + 2 * L + C <= 2 * n && e + L <= n; e += L) {
-    const int k = p.kind[c0];
-    const int64_t base = 2 * e - c0;
-    const int32_t* ix = p.idx.data() + c0 * L;
-#if defined(__AVX512F__)
-    auto u = [&](int64_t j) {
-      return _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(r0 + j), _mm512_loadu_ps(r1 + j)),
-                           _mm512_add_ps(_mm512_loadu_ps(r0 + j + C), _mm512_loadu_ps(r1 + j + C)));
-    };
-    const __m512i i = _mm512_load_si512(ix);
-    __m512 r;
-    if (k == 1) {
-      r = _mm512_permutex2var_ps(u(base), i, u(base + L));
-    } else if (k == 2) {
-      r = _mm512_mask_blend_ps(0xFF00, _mm512_permutexvar_ps(i, u(base)), _mm512_permutexvar_ps(i, u(base + p.h1[c0])));
-    } else {
-      halve_scalar(r0, r1, C, e, e + L, out);
-      c0 = c0 + step >= C ? c0 + step - C : c0 + step;
-      continue;
-    }
-    r = _mm512_mul_ps(r, _mm512_set1_ps(0.25f));
-    if (Stream) _mm512_stream_ps(out + e, r);
-    else _mm512_storeu_ps(out + e, r);
-#else
-    auto u = [&](int64_t j) {
-      return _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(r0 + j), _mm256_loadu_ps(r1 + j)),
-                           _mm256_add_ps(_mm256_loadu_ps(r0 + j + C), _mm256_loadu_ps(r1 + j + C)));
-    };
-    const __m256i i = _mm256_load_si256(reinterpret_cast<const __m256i*>(ix));
-    __m256 r;
-    if (k == 1) {
-      // bit 3 of the index picks the second vector
-      r = _mm256_blendv_ps(_mm256_permutevar8x32_ps(u(base), i), _mm256_permutevar8x32_ps(u(base + L), i),
-                           _mm256_castsi256_ps(_mm256_slli_epi32(i, 28)));
-    } else if (k == 2) {
-      r = _mm256_blend_ps(_mm256_permutevar8x32_ps(u(base), i), _mm256_permutevar8x32_ps(u(base + p.h1[c0]), i), 0xF0);
-    } else {
-      halve_scalar(r0, r1, C, e, e + L, out);
-      c0 = c0 + step >= C ? c0 + step - C : c0 + step;
-      continue;
-    }
-    r = _mm256_mul_ps(r, _mm256_set1_ps(0.25f));
-    if (Stream) _mm256_stream_ps(out + e, r);
-    else _mm256_storeu_ps(out + e, r);
-#endif
-    c0 = c0 + step >= C ? c0 + step - C : c0 + step;
-  }
-#else
-  (void)p;
-#endif
-  halve_scalar(r0, r1, C, e, n, out);
-}
-
-void resize_f32_halve(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
-  const int64_t C = s.c, DWC = d.w * C;
-  const int64_t rows = d.n * d.h;
-  const HalvePlan plan(C);
-  constexpr int64_t L = HalvePlan::L;
-  const bool stream_big = 2 * static_cast<int64_t>(sizeof(float)) * (s.n * s.h * s.w * C + rows * DWC) >
-                          params().stream_bytes;
-  parallel_for(0, rows, rows_grain(rows, 2 * s.w * C + DWC), [&](int64_t t0, int64_t t1) {
-    bool streamed = false;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / d.h, y = t % d.h;
-      const float* r0 = row_ptr<float>(src, s, b, 2 * y);
-      const float* r1 = row_ptr<float>(src, s, b, 2 * y + 1);
-      float* o = row_ptr<float>(dst, d, b, y);
-      // streaming stores from the first vector-aligned output on (plain ones before it)
-      const uintptr_t a = reinterpret_cast<uintptr_t>(o);
-      if (stream_big && kHalveL > 0 && a % sizeof(float) == 0) {
-        const int64_t head = std::min<int64_t>(DWC, static_cast<int64_t>((L - (a / sizeof(float)) % L) % L));
-        halve_scalar(r0, r1, C, 0, head, o);
-        halve_row<true>(plan, r0, r1, C, head, DWC, o);
-        streamed = true;
-      } else {
-        halve_row<false>(plan, r0, r1, C, 0, DWC, o);
-      }
-    }
-    if (streamed) stream_fence();
-  });
-}
-
-// ---- uint16 / uint8 exact 2x shrink: the same one pass on integer sums ----------------------
-// The generic paths give, at exactly half the size with taps (0.5, 0.5) on both axes, the
-// rounded mean of each 2x2 block, s = (a + c) + (b + d): uint16 (float sums) s / 4 exactly
-// (every product and sum is a multiple of 1/4 below 2^17, exact in float32), rounded to
-// nearest-even: with s = 4q + r that is q for r = 0, 1, q + (q & 1) for r = 2, q + 1 for r = 3,
-// i.e. (s + 1 + ((s >> 2) & 1)) >> 2; uint8 (fixed point, weights Wy, Wx with 4 Wy Wx =
-// 2^rshift, no vertical shift) (Wy Wx s + 2^(rshift - 1)) >> rshift = (s + 2) >> 2 (round half
-// up; at most 255: no saturation). Here the sums are exact int32 lanes (rows widened and
-// added, then the pair sums), gathered with the float path's permutes (HalvePlan), rounded by
-// the formula and narrowed: the same bits as the generic paths on every ISA level.
-template <typename T>
-inline int32_t halve_round(int32_t s) {
-  if constexpr (std::is_same<T, uint16_t>::value) return (s + 1 + ((s >> 2) & 1)) >> 2;
-  else return (s + 2) >> 2;
-}
-
-template <typename T>
-inline void halve_int_scalar(const T* __restrict__ r0, const T* __restrict__ r1, int64_t C, int64_t e0, int64_t e1,
-                             T* __restrict__ out) {
-  int64_t x = e0 / C, c = e0 % C;
-  for (int64_t e = e0; e < e1; c = 0, ++x) {
-    const int64_t n = std::min(C - c, e1 - e);
-    const T* a0 = r0 + 2 * x * C + c;
-    const T* a1 = r1 + 2 * x * C + c;
-    for (int64_t i = 0; i < n; ++i) {
-      const int32_t s = (int32_t(a0[i]) + int32_t(a1[i])) + (int32_t(a0[i + C]) + int32_t(a1[i + C]));
-      out[e + i] = static_cast<T>(halve_round<T>(s));
-    }
-    e += n;
-  }
-}
-
-template <typename T>
-inline void halve_int_row(const HalvePlan& p, const T* __restrict__ r0, const T* __restrict__ r1, int64_t C,
-                          int64_t e0, int64_t n, T* __restrict__ out, bool stream) {
-  int64_t e = e0;
-#if defined(__AVX512F__) || defined(__AVX2__)
-  constexpr int L = kHalveL;
-  const int64_t step = L % C;
-  int64_t c0 = e0 % C;
-  (void)stream;
-  for (; 2 * e + 2 * L + C <= 2 * n && e + L <= n; e += L) {
-    const int k = p.kind[c0];
-    const int64_t base = 2 * e - c0;
-    const int32_t* ix = p.idx.data() + c0 * L;
-#if defined(__AVX512F__)
-    auto wide = [&](const T* q) {
-      if constexpr (sizeof(T) == 2) return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
-      else return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-    };
-    auto u = [&](int64_t j) {
-      return _mm512_add_epi32(_mm512_add_epi32(wide(r0 + j), wide(r1 + j)),
-                              _mm512_add_epi32(wide(r0 + j + C), wide(r1 + j + C)));
-    };
-    const __m512i i = _mm512_load_si512(ix);
-    __m512i s;
-    if (k == 1) {
-      s = _mm512_permutex2var_epi32(u(base), i, u(base + L));
-    } else if (k == 2) {
-      s = _mm512_mask_blend_epi32(0xFF00, _mm512_permutexvar_epi32(i, u(base)),
-                                  _mm512_permutexvar_epi32(i, u(base + p.h1[c0])));
-    } else {
-      halve_int_scalar(r0, r1, C, e, e + L, out);
-      c0 = c0 + step >= C ? c0 + step - C : c0 + step;
-      continue;
-    }
-    if constexpr (sizeof(T) == 2) {
-      const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(s, 2), _mm512_set1_epi32(1));
-      s = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(s, _mm512_set1_epi32(1)), odd), 2);
-      const __m256i v = _mm512_cvtepi32_epi16(s);
-      if (stream && (reinterpret_cast<uintptr_t>(out + e) & 31) == 0)
-        _mm256_stream_si256(reinterpret_cast<__m256i*>(out + e), v);
-      else
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + e), v);
-    } else {
-      s = _mm512_srli_epi32(_mm512_add_epi32(s, _mm512_set1_epi32(2)), 2);
-      const __m128i v = _mm512_cvtepi32_epi8(s);
-      if (stream && (reinterpret_cast<uintptr_t>(out + e) & 15) == 0)
-        _mm_stream_si128(reinterpret_cast<__m128i*>(out + e), v);
-      else
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + e), v);
-    }
-#else
-    auto wide = [&](const T* q) {
-      if constexpr (sizeof(T) == 2) return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-      else return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
-    };
-    auto u = [&](int64_t j) {
-      return _mm256_add_epi32(_mm256_add_epi32(wide(r0 + j), wide(r1 + j)),
-                              _mm256_add_epi32(wide(r0 + j + C), wide(r1 + j + C)));
-    };
-    const __m256i i = _mm256_load_si256(reinterpret_cast<const __m256i*>(ix));
-    __m256i s;
-    if (k == 1) {
-      // bit 3 of the index picks the second vector
-      s = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(_mm256_permutevar8x32_epi32(u(base), i)),
-                                               _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(u(base + L), i)),
-                                               _mm256_castsi256_ps(_mm256_slli_epi32(i, 28))));
-    } else if (k == 2) {
-      s = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(u(base), i), _mm256_permutevar8x32_epi32(u(base + p.h1[c0]), i),
-                             0xF0);
-    } else {
-      halve_int_scalar(r0, r1, C, e, e + L, out);
-      c0 = c0 + step >= C ? c0 + step - C : c0 + step;
-      continue;
-    }
-    if constexpr (sizeof(T) == 2) {
-      const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(s, 2), _mm256_set1_epi32(1));
-      s = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(s, _mm256_set1_epi32(1)), odd), 2);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + e),
-                       _mm_packus_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1)));
-    } else {
-      s = _mm256_srli_epi32(_mm256_add_epi32(s, _mm256_set1_epi32(2)), 2);
-      const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + e), _mm_packus_epi16(w16, w16));
-    }
-#endif
-    c0 = c0 + step >= C ? c0 + step - C : c0 + step;
-  }
-#else
-  (void)p;
-  (void)stream;
-#endif
-  halve_int_scalar(r0, r1, C, e, n, out);
-}
-
-// Pair sums by 16-bit multiply-adds (AVX-512BW / AVX2): each output's two horizontal source
-// elements made adjacent (C = 1: already; else one vpermt2w / vpermt2b of a window per row),
-// then pmaddwd with ones (uint16, biased by -32768 to fit the signed lanes: +131072 after the
-// two rows) or pmaddubsw with ones (uint8, the sums fit int16), the rows added. Per residue
-// c0 of a block's first output: 64 bytes of lane indices (lane 2j: rel[j], 2j + 1: rel[j] + C,
-// rel as in HalvePlan); ok only where every residue's window fits 64 (uint16) / 128 (uint8)
-// elements. Returns the outputs done from 0 (whole blocks; the rest by halve_int_row).
-template <typename T>
-struct PairPlan {
-  static constexpr int W = sizeof(T) == 2 ? 16 : 32;  // outputs per block (one zmm of pairs)
-  static constexpr int Win = 4 * W;                   // window elements
-  bool ok = false;
-  aligned_vector<uint8_t> idx;  // [C][64]
-  explicit PairPlan(int64_t C) {
-    if (C > 40) return;
-    idx.assign(static_cast<size_t>(C * 64), 0);
-    for (int64_t c0 = 0; c0 < C; ++c0)
-      for (int j = 0; j < W; ++j) {
-        const int64_t rel = 2 * j - (c0 + j) % C + c0;
-        if (rel + C >= Win) return;
-        if constexpr (sizeof(T) == 2) {
-          int16_t* q = reinterpret_cast<int16_t*>(idx.data() + c0 * 64);
-          q[2 * j] = static_cast<int16_t>(rel);
-          q[2 * j + 1] = static_cast<int16_t>(rel + C);
-        } else {
-          idx[c0 * 64 + 2 * j] = static_cast<uint8_t>(rel);
-          idx[c0 * 64 + 2 * j + 1] = static_cast<uint8_t>(rel + C);
-        }
-      }
-    ok = true;
-  }
-};
-
-#if defined(__AVX512BW__)
-// uint16, AVX-512BW: Perm false for C = 1 (the pairs are adjacent)
-template <bool Perm>
-inline int64_t halve_pairs_u16(const PairPlan<uint16_t>& p, const uint16_t* __restrict__ r0,
-                               const uint16_t* __restrict__ r1, int64_t C, int64_t n, uint16_t* __restrict__ out,
-                               bool stream) {
-  const __m512i bias = _mm512_set1_epi16(static_cast<int16_t>(0x8000));
-  const __m512i ones = _mm512_set1_epi16(1);
-  const int64_t step = 16 % C;
-  int64_t c0 = 0, e = 0;
-  // the rounded outputs [e, e + 16) as int32 lanes (c0 = e % C); reads 2 e - c0 + [0, 64)
-  auto block = [&](int64_t e1, int64_t c) {
-    const int64_t base = 2 * e1 - c;
-    auto row = [&](const uint16_t* r) {
-      __m512i v;
-      if constexpr (Perm)
-        v = _mm512_permutex2var_epi16(_mm512_loadu_si512(r + base), _mm512_load_si512(p.idx.data() + c * 64),
-                                      _mm512_loadu_si512(r + base + 32));
-      else
-        v = _mm512_loadu_si512(r + base);
-      return _mm512_madd_epi16(_mm512_xor_si512(v, bias), ones);
-    };
-    // the biased sum s - 131072 (bit 2 is s's), then (s + 1 + ((s >> 2) & 1)) >> 2
-    const __m512i sb = _mm512_add_epi32(row(r0), row(r1));
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(sb, 2), _mm512_set1_epi32(1));
-    return _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(sb, _mm512_set1_epi32(131073)), odd), 2);
-  };
-  auto next = [&](int64_t c) { return c + step >= C ? c + step - C : c + step; };
-  // two blocks per step, packed in-lane and the qwords put in order
-  const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
-  for (; 2 * e + 96 <= 2 * n && e + 32 <= n; e += 32) {
-    const int64_t c1 = Perm ? next(c0) : 0;
-    const __m512i v = _mm512_permutexvar_epi64(order, _mm512_packus_epi32(block(e, c0), block(e + 16, c1)));
-    if (stream && (reinterpret_cast<uintptr_t>(out + e) & 63) == 0) _mm512_stream_si512(reinterpret_cast<__m512i*>(out + e), v);
-    else _mm512_storeu_si512(out + e, v);
-    if constexpr (Perm) c0 = next(c1);
-  }
-  for (; 2 * e + 64 <= 2 * n && e + 16 <= n; e += 16) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + e), _mm512_cvtepi32_epi16(block(e, c0)));
-    if constexpr (Perm) c0 = next(c0);
-  }
-  return e;
-}
-
-// uint8, C > 1: vpermt2b (VBMI)
-__attribute__((target("avx512vbmi"))) int64_t halve_pairs_u8(const PairPlan<uint8_t>& p,
-                                                              const uint8_t* __restrict__ r0,
-                                                              const uint8_t* __restrict__ r1, int64_t C, int64_t n,
-                                                              uint8_t* __restrict__ out, bool stream) {
-  const __m512i ones = _mm512_set1_epi8(1);
-  const int64_t step = 32 % C;
-  int64_t c0 = 0, e = 0;
-  for (; 2 * e + 128 <= 2 * n && e + 32 <= n; e += 32) {
-    const int64_t base = 2 * e - c0;
-    // (no lambda: it would not inherit the target attribute)
-    const __m512i ix = _mm512_load_si512(p.idx.data() + c0 * 64);
-    const __m512i s0 = _mm512_maddubs_epi16(
-        _mm512_permutex2var_epi8(_mm512_loadu_si512(r0 + base), ix, _mm512_loadu_si512(r0 + base + 64)), ones);
-    const __m512i s1 = _mm512_maddubs_epi16(
-        _mm512_permutex2var_epi8(_mm512_loadu_si512(r1 + base), ix, _mm512_loadu_si512(r1 + base + 64)), ones);
-    const __m512i s = _mm512_srli_epi16(_mm512_add_epi16(_mm512_add_epi16(s0, s1), _mm512_set1_epi16(2)), 2);
-    const __m256i v = _mm512_cvtepi16_epi8(s);
-    if (stream && (reinterpret_cast<uintptr_t>(out + e) & 31) == 0)
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(out + e), v);
-    else
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + e), v);
-    c0 = c0 + step >= C ? c0 + step - C : c0 + step;
-  }
-  return e;
-}
-// uint8, C = 1 (AVX-512BW alone)
-inline int64_t halve_pairs_u8_c1(const uint8_t* __restrict__ r0, const uint8_t* __restrict__ r1, int64_t n,
-                                 uint8_t* __restrict__ out, bool stream) {
-  const __m512i ones = _mm512_set1_epi8(1);
-  int64_t e = 0;
-  for (; e + 32 <= n; e += 32) {
-    const __m512i s0 = _mm512_maddubs_epi16(_mm512_loadu_si512(r0 + 2 * e), ones);
-    const __m512i s1 = _mm512_maddubs_epi16(_mm512_loadu_si512(r1 + 2 * e), ones);
-    const __m256i v = _mm512_cvtepi16_epi8(_mm512_srli_epi16(_mm512_add_epi16(_mm512_add_epi16(s0, s1), _mm512_set1_epi16(2)), 2));
-    if (stream && (reinterpret_cast<uintptr_t>(out + e) & 31) == 0)
-      _mm256_stream_si256(reinterpret_cast<__m256i*>(out + e), v);
-    else
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + e), v);
-  }
-  return e;
-}
-#elif defined(__AVX2__)
-// AVX2, C = 1 only: 16 outputs per step
-inline int64_t halve_pairs_u16_c1(const uint16_t* __restrict__ r0, const uint16_t* __restrict__ r1, int64_t n,
-                                  uint16_t* __restrict__ out) {
-  const __m256i bias = _mm256_set1_epi16(static_cast<int16_t>(0x8000));
-  const __m256i ones = _mm256_set1_epi16(1);
-  int64_t e = 0;
-  auto blk = [&](int64_t j) {
-    auto row = [&](const uint16_t* r) {
-      return _mm256_madd_epi16(_mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + j)), bias), ones);
-    };
-    __m256i s = _mm256_add_epi32(_mm256_add_epi32(row(r0), row(r1)), _mm256_set1_epi32(131072));
-    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(s, 2), _mm256_set1_epi32(1));
-    return _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(s, _mm256_set1_epi32(1)), odd), 2);
-  };
-  for (; e + 16 <= n; e += 16) {
-    const __m256i v = _mm256_permute4x64_epi64(_mm256_packus_epi32(blk(2 * e), blk(2 * e + 16)), 0xD8);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + e), v);
-  }
-  return e;
-}
-inline int64_t halve_pairs_u8_c1(const uint8_t* __restrict__ r0, const uint8_t* __restrict__ r1, int64_t n,
-                                 uint8_t* __restrict__ out) {
-  const __m256i ones = _mm256_set1_epi8(1);
-  int64_t e = 0;
-  auto blk = [&](int64_t j) {
-    auto row = [&](const uint8_t* r) {
-      return _mm256_maddubs_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + j)), ones);
-    };
-    return _mm256_srli_epi16(_mm256_add_epi16(_mm256_add_epi16(row(r0), row(r1)), _mm256_set1_epi16(2)), 2);
-  };
-  for (; e + 32 <= n; e += 32) {
-    const __m256i v = _mm256_permute4x64_epi64(_mm256_packus_epi16(blk(2 * e), blk(2 * e + 32)), 0xD8);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + e), v);
-  }
-  return e;
-}
-#endif
-
-template <typename T>
-void resize_int_halve(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
-  const int64_t C = s.c, DWC = d.w * C;
-  const int64_t rows = d.n * d.h;
-  const HalvePlan plan(C);
-  const PairPlan<T> pairs(C);
-  const bool stream_big = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * s.w * C + rows * DWC) >
-                          params().stream_bytes;
-#if defined(__AVX512BW__)
-  static const bool has_vbmi = cpu_has(CpuFeature::avx512vbmi);
-#endif
-  parallel_for(0, rows, rows_grain(rows, 2 * s.w * C + DWC), [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / d.h, y = t % d.h;
-      const T* r0 = row_ptr<T>(src, s, b, 2 * y);
-      const T* r1 = row_ptr<T>(src, s, b, 2 * y + 1);
-      T* o = row_ptr<T>(dst, d, b, y);
-      int64_t e = 0;
-#if defined(__AVX512BW__)
-      if constexpr (sizeof(T) == 2) {
-        if (C == 1) e = halve_pairs_u16<false>(pairs, r0, r1, C, DWC, o, stream_big);
-        else if (pairs.ok) e = halve_pairs_u16<true>(pairs, r0, r1, C, DWC, o, stream_big);
-      } else {
-        if (C == 1) e = halve_pairs_u8_c1(r0, r1, DWC, o, stream_big);
-        else if (pairs.ok && has_vbmi) e = halve_pairs_u8(pairs, r0, r1, C, DWC, o, stream_big);
-      }
-#elif defined(__AVX2__)
-      if (C == 1) {
-        if constexpr (sizeof(T) == 2) e = halve_pairs_u16_c1(r0, r1, DWC, o);
-        else e = halve_pairs_u8_c1(r0, r1, DWC, o);
-      }
-#endif
-      halve_int_row<T>(plan, r0, r1, C, e, DWC, o, stream_big);
-    }
-    if (stream_big) stream_fence();
-  });
-}
-
-// Whether resize_int_halve is faster than the generic uint8 paths: where its pair sums apply
-// (AVX-512BW or AVX2, C = 1; AVX-512 VBMI, C up to about 40). Elsewhere the int32-lane permutes
-// are slower than the generic path's pshufb / vpermb windows (1080p RGB 0.73 vs 0.58 of cv2).
-inline bool u8_halve_fast(int64_t C) {
-#if defined(__AVX512BW__)
-  static const bool has_vbmi = cpu_has(CpuFeature::avx512vbmi);
-  return C == 1 || (has_vbmi && PairPlan<uint8_t>(C).ok);
-#elif defined(__AVX2__)
-  return C == 1;
-#else
-  (void)C;
-  return false;
-#endif
-}
-
-// Whether a uint8 fixed-point table is the exact halving with equal taps at 2i, 2i + 1 (w: the tap).
-inline bool is_halving_fixed(const ResizeTable& t, int64_t src, int32_t& w) {
-  if (t.k != 2 || 2 * t.n != src) return false;
-  const int32_t* q = static_cast<const int32_t*>(t.w);
-  w = q[0];
-  for (int64_t i = 0; i < t.n; ++i)
-    if (t.start[i] != 2 * i || q[2 * i] != w || q[2 * i + 1] != w) return false;
-  return true;
-}
-
 template <typename T>
 void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
                  const ResizeTable& tx, int shift) {
@@ -1903,14 +1389,9 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   const A* wy = static_cast<const A*>(ty.w);
   const A* wx = static_cast<const A*>(tx.w);
   const int rshift = std::is_same<T, uint8_t>::value ? ty.bits + tx.bits - shift : 0;
-  if constexpr (std::is_same<T, uint16_t>::value) {
-    if (is_halving(ty, s.h) && is_halving(tx, s.w)) return resize_int_halve<uint16_t>(src, s, dst, d);
-  }
-  if constexpr (std::is_same<T, uint8_t>::value) {
-    int32_t qy = 0, qx = 0;
-    if (shift == 0 && rshift >= 2 && rshift < 62 && is_halving_fixed(ty, s.h, qy) && is_halving_fixed(tx, s.w, qx) &&
-        4 * int64_t(qy) * int64_t(qx) == int64_t(1) << rshift && u8_halve_fast(C))
-      return resize_int_halve<uint8_t>(src, s, dst, d);
+  // the exact 2x shrink in one pass (resize_halve.cpp)
+  if constexpr (!std::is_same<T, double>::value) {
+    if (resize_halve<T>(src, s, dst, d, ty, tx, shift)) return;
   }
 #if defined(__SSSE3__)
   if constexpr (std::is_same<T, uint8_t>::value) {
@@ -1928,9 +1409,6 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
     }
   }
 #endif
-  if constexpr (std::is_same<T, float>::value) {
-    if (is_halving(ty, s.h) && is_halving(tx, s.w)) return resize_f32_halve(src, s, dst, d);
-  }
   // Per output element: the source element of its first tap, and its weights tap-major.
   if (SWC + kx * C >= (int64_t(1) << 31)) throw std::overflow_error("resize: a source row is too long for int32 indices");
   aligned_vector<int32_t> idx(static_cast<size_t>(DWC));

@@ -1,0 +1,31 @@
+// What the resize kernels (compiled per ISA) share across their files: resize.cpp (the
+// separable passes) and resize_halve.cpp (the exact 2x shrink).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "imkern/common.hpp"
+#include "imkern/parallel.hpp"
+#include "imkern/transform.hpp"
+
+namespace imkern {
+namespace IMKERN_ISA {
+
+// Rows per parallel task: about 4 tasks per thread, and at least 16384 elements of work each.
+inline int64_t rows_grain(int64_t rows, int64_t work_per_row) {
+  const int threads = get_num_threads();
+  int64_t g = rows / (4 * (threads > 0 ? threads : 1));
+  const int64_t min_rows = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, work_per_row));
+  return std::max<int64_t>(std::max<int64_t>(g, min_rows), 1);
+}
+
+// The exact 2x shrink (bilinear and area at exactly half the size on both axes) in one pass,
+// T = float, uint16_t, uint8_t, with the generic paths' bits: when the tables ty, tx (and the
+// uint8 vertical shift) are that and the one-pass kernel is the faster one, computes dst and
+// returns true; else returns false and writes nothing.
+template <typename T>
+bool resize_halve(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
+                  const ResizeTable& tx, int shift);
+
+}  // namespace IMKERN_ISA
+}  // namespace imkern
