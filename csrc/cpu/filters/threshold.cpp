@@ -2,15 +2,19 @@
 //
 // threshold: one pass, 1 compare + 1 select per element (bytes/pixel = 2 sizeof(T) C), in
 // vectors of the ISA's width for every dtype (64 uint8 lanes per AVX-512 compare; a 256-entry
-// table lookup per byte measured ~50x slower than cv2's vector loop). Integer semantics follow cv2.threshold: the
+// table lookup per byte measured ~50x slower than cv2's vector loop), the stores aligned to
+// the vector size. It runs at the speed of a copy of the same bytes (np.copyto, one thread),
+// the limit of a streaming map. Integer semantics follow cv2.threshold: the
 // level is floor(thresh) and maxval is round(maxval) saturated, so integer pixels compare
 // exactly as cv2 does; float32 compares against float32(thresh) (as cv2's thresh_32f).
-// histogram_int: per-chunk private histograms (u8: 4 interleaved tables to break the
+// adaptive_compare_u8: adaptive_threshold's second pass, one uint8 compare per pixel.
+// histogram_int: per-chunk private histograms (u8: 8 interleaved tables to break the
 // store-to-load dependency on repeated values), summed in chunk order (integers: exact).
 // otsu_level / triangle_level: cv2's loops over the histogram in the same float64 operation
 // order, compiled without FMA contraction so every rounding matches cv2's.
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 
 #include "imkern/cpu_params.hpp"
 #include "imkern/filters.hpp"
@@ -287,21 +291,23 @@ void histogram_int(DType dtype, const void* src, const ImageDesc& s, int64_t* hi
     const int64_t ci = r0 / grain;
     auto& h = part[static_cast<size_t>(ci)];
     if (dtype == DType::u8) {
-      // 4 tables, combined at the end: repeated values do not serialize on one counter.
-      h.assign(4 * 256, 0);
+      // 8 tables, combined at the end: repeated values do not serialize on one counter; the
+      // pixels come 8 at a time in one 64-bit load (one memory operation per pixel fewer:
+      // astronaut 1080p gray, one thread, 646 -> 580 us in a standalone loop).
+      h.assign(8 * 256, 0);
       uint32_t* h0 = h.data();
       for (int64_t r = r0; r < r1; ++r) {
         const uint8_t* a = row_ptr<uint8_t>(src, s, r / s.h, r % s.h);
         int64_t x = 0;
-        for (; x + 4 <= n; x += 4) {
-          ++h0[a[x]];
-          ++h0[256 + a[x + 1]];
-          ++h0[512 + a[x + 2]];
-          ++h0[768 + a[x + 3]];
+        for (; x + 8 <= n; x += 8) {
+          uint64_t w;
+          std::memcpy(&w, a + x, 8);
+          for (int k = 0; k < 8; ++k) ++h0[256 * k + ((w >> (8 * k)) & 255)];
         }
         for (; x < n; ++x) ++h0[a[x]];
       }
-      for (int v = 0; v < 256; ++v) h0[v] += h0[256 + v] + h0[512 + v] + h0[768 + v];
+      for (int v = 0; v < 256; ++v)
+        for (int k = 1; k < 8; ++k) h0[v] += h0[256 * k + v];
       h.resize(256);
     } else {
       h.assign(65536, 0);
