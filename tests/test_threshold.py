@@ -238,14 +238,15 @@ def test_threshold_streamed_rows(rng, isa, threads):
 
 def test_adaptive_compare_every_pair(isa, threads):
     """The compare kernel against its integer definition: every (pixel, mean) pair, every
-    offset adaptive_threshold passes (-256..256), both kinds, several maxvals; row widths that
+    offset adaptive_threshold passes (-256..256) and a few beyond (to the int limits), both
+    kinds, several maxvals; row widths that
     leave vector tails (201, 253) or none (256), 1-pixel rows, and strided / reversed views."""
     v = np.arange(256, dtype=np.uint8)
     src = np.repeat(v, 256).reshape(256, 256)  # src[i, j] = i
     mean = np.ascontiguousarray(src.T)  # mean[i, j] = j
     d = src.astype(np.int32) - mean
     views = [np.s_[:, :], np.s_[:, 3:], np.s_[::-1, :201], np.s_[:, 7:8]]
-    for idelta in range(-256, 257):
+    for idelta in [*range(-256, 257), -1000, 999, -(2**31), 2**31 - 1]:
         for inv, mv in ((False, 255), (True, 255), (False, 1), (True, 77)):
             exp = np.where((d <= -idelta) if inv else (d > -idelta), mv, 0).astype(np.uint8)
             for sl in views:

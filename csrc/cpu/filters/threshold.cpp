@@ -247,9 +247,9 @@ void threshold(DType dtype, const void* src, const ImageDesc& s, void* dst, cons
 // and (yes, no) = (maxval, 0) or (0, maxval): exact, no widening.
 void adaptive_compare_u8(const uint8_t* src, const ImageDesc& s, const uint8_t* mean, const ImageDesc& m,
                          uint8_t* dst, const ImageDesc& d, int idelta, uint8_t maxval, bool inv) {
-  const int lim = -idelta;
+  const int64_t lim = -static_cast<int64_t>(idelta);  // any int: levels beyond +-255 saturate k
   const bool pos = lim >= 0;
-  const uint8_t k = static_cast<uint8_t>(pos ? std::min(lim, 255) : std::min(-lim - 1, 255));
+  const uint8_t k = static_cast<uint8_t>(pos ? std::min<int64_t>(lim, 255) : std::min<int64_t>(-lim - 1, 255));
   const bool flip = !pos != inv;
   const uint8_t yes = flip ? 0 : maxval, no = flip ? maxval : 0;
   const int64_t rows = s.n * s.h, n = s.w * s.c;
