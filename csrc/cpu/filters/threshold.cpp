@@ -275,9 +275,9 @@ void adaptive_compare_u8(const uint8_t* src, const ImageDesc& s, const uint8_t* 
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, n));
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     using namespace simd;
-    using v8 = vec_t<uint8_t>;
-    constexpr int64_t L = Vec<uint8_t>::lanes;
-    const v8 kv = splat<uint8_t>(k), yv = splat<uint8_t>(yes), nv = splat<uint8_t>(no);
+    using v8 = BodyVec<uint8_t>::type;
+    constexpr int64_t L = sizeof(v8);
+    const v8 kv = v8{} + k, yv = v8{} + yes, nv = v8{} + no;
     int64_t b = r0 / s.h, y = r0 % s.h;
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* a = row_ptr<uint8_t>(src, s, b, y);
@@ -287,9 +287,12 @@ void adaptive_compare_u8(const uint8_t* src, const ImageDesc& s, const uint8_t* 
       uint8_t* o = row_ptr<uint8_t>(dst, d, b, y);
       int64_t x = 0;
       for (; x + L <= n; x += L) {
-        const v8 vp = loadu(p + x), vq = loadu(q + x);
+        v8 vp, vq;
+        std::memcpy(&vp, p + x, L);
+        std::memcpy(&vq, q + x, L);
         const v8 sub = (vp > vq ? vp : vq) - vq;  // p (-) q
-        storeu(o + x, sub > kv ? yv : nv);
+        const v8 r = sub > kv ? yv : nv;
+        std::memcpy(o + x, &r, L);
       }
       for (; x < n; ++x) o[x] = (p[x] > q[x] ? p[x] - q[x] : 0) > k ? yes : no;
       if (++y == s.h) y = 0, ++b;
