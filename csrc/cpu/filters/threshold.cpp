@@ -1,9 +1,9 @@
 // Fixed thresholds, integer histograms, and cv2's Otsu / triangle levels (compiled per ISA).
 //
 // threshold: one pass, 1 compare + 1 select per element (bytes/pixel = 2 sizeof(T) C), in
-// vectors of the ISA's width for every dtype (64 uint8 lanes per AVX-512 compare; a 256-entry
-// table lookup per byte measured ~50x slower than cv2's vector loop), the stores aligned to
-// the vector size. It runs at the speed of a copy of the same bytes (np.copyto, one thread),
+// vectors for every dtype (32 bytes on AVX2 and AVX-512, see BodyVec; 16 on the baseline; a
+// 256-entry table lookup per byte measured ~50x slower than cv2's vector loop), the stores
+// aligned to the vector size. It runs at the speed of a copy of the same bytes (np.copyto, one thread),
 // the limit of a streaming map. Integer semantics follow cv2.threshold: the
 // level is floor(thresh) and maxval is round(maxval) saturated, so integer pixels compare
 // exactly as cv2 does; float32 compares against float32(thresh) (as cv2's thresh_32f).
@@ -255,8 +255,8 @@ void threshold(DType dtype, const void* src, const ImageDesc& s, void* dst, cons
 }
 
 // adaptive_threshold's compare: out = (src - mean > -idelta) ? maxval : 0 (binary) or
-// (src - mean <= -idelta) ? maxval : 0 (binary_inv), uint8, in uint8 lanes (64 per AVX-512
-// vector: one pass near the speed of a copy; the 16-bit lanes filled element by element that
+// (src - mean <= -idelta) ? maxval : 0 (binary_inv), uint8, in uint8 lanes (32 per vector
+// on AVX2 and AVX-512: one pass near the speed of a copy; the 16-bit lanes filled element by element that
 // it replaces ran 11x slower: 811 -> 74 us on 1080p gray, np.copyto 46). With lim = -idelta
 // (adaptive_threshold passes [-256, 256]), d = src - mean in [-255, 255] and
 // a (-) b = max(a - b, 0) (saturating):
