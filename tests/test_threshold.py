@@ -234,3 +234,68 @@ def test_threshold_streamed_rows(rng, isa, threads):
                         assert np.array_equal(inplace, exp, equal_nan=True), (shape, kind, "in place")
     finally:
         imkern.reset_cpu_params()
+
+
+def test_adaptive_compare_every_pair(isa, threads):
+    """The compare kernel against its integer definition: every (pixel, mean) pair, every
+    offset adaptive_threshold passes (-256..256) and a few beyond (to the int limits), both
+    kinds, several maxvals; row widths that
+    leave vector tails (201, 253) or none (256), 1-pixel rows, and strided / reversed views."""
+    v = np.arange(256, dtype=np.uint8)
+    src = np.repeat(v, 256).reshape(256, 256)  # src[i, j] = i
+    mean = np.ascontiguousarray(src.T)  # mean[i, j] = j
+    d = src.astype(np.int32) - mean
+    views = [np.s_[:, :], np.s_[:, 3:], np.s_[::-1, :201], np.s_[:, 7:8]]
+    for idelta in [*range(-256, 257), -1000, 999, -(2**31), 2**31 - 1]:
+        for inv, mv in ((False, 255), (True, 255), (False, 1), (True, 77)):
+            exp = np.where((d <= -idelta) if inv else (d > -idelta), mv, 0).astype(np.uint8)
+            for sl in views:
+                out = np.full(exp[sl].shape, 0xA5, np.uint8)
+                imkern._core.adaptive_compare(src[sl], mean[sl], out, idelta, mv, inv)
+                assert np.array_equal(out, exp[sl]), (idelta, inv, mv, sl)
+
+
+def test_adaptive_compare_in_place(rng, isa):
+    """The compare may write over its mean (or its image): each element is read before the
+    output element at the same index is written (adaptive_threshold can then build the mean
+    in its output buffer, with no temporary)."""
+    x = random_array(rng, (37, 301), np.uint8)
+    mean = random_array(rng, (37, 301), np.uint8)
+    for idelta, inv in ((3, False), (-5, True), (0, False), (256, True)):
+        exp = np.empty_like(x)
+        imkern._core.adaptive_compare(x, mean, exp, idelta, 200, inv)
+        m = mean.copy()
+        imkern._core.adaptive_compare(x, m, m, idelta, 200, inv)
+        assert np.array_equal(m, exp)
+        s = x.copy()
+        imkern._core.adaptive_compare(s, mean, s, idelta, 200, inv)
+        assert np.array_equal(s, exp)
+
+
+def test_threshold_aligned_body_heads_and_tails(rng, isa):
+    """The vector stores start where the output is vector-aligned: outputs at every element
+    offset in a 64-byte line, sources at other offsets, lengths around the vector widths and
+    over the 64 KiB chunks of contiguous images, in place (no element thresholded twice) and
+    into a separate buffer; levels below 0 (the all-pass kinds) as well."""
+    for dtype in DTYPES:
+        it = np.dtype(dtype).itemsize
+        for n in (1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 130, 1000, 70001):
+            x = random_array(rng, (1, n), dtype)
+            t = float(np.median(x.astype(np.float64)))
+            for off in range(0, 64, it * 5 if n > 1000 else it):
+                buf = np.empty(n * it + 192, np.uint8)
+                base = (-buf.ctypes.data) % 64
+                out = buf[base + off : base + off + n * it].view(dtype).reshape(1, n)
+                sbuf = np.empty(n * it + 192, np.uint8)
+                sb = (-sbuf.ctypes.data) % 64 + (off * 5 + it) % 64 // it * it
+                src = sbuf[sb : sb + n * it].view(dtype).reshape(1, n)
+                for level in (t, -1.0):
+                    for kind in KINDS:
+                        exp = R.threshold(x, level, 3, kind)
+                        src[...] = x
+                        out[...] = 0
+                        assert F.threshold(src, level, 3, kind, out=out) is out
+                        assert np.array_equal(out, exp, equal_nan=True), (dtype, n, off, kind, level)
+                        out[...] = x
+                        imkern._core.threshold(out, out, _CV_KIND[kind], level, 3.0)
+                        assert np.array_equal(out, exp, equal_nan=True), (dtype, n, off, kind, level, "in place")

@@ -1,16 +1,21 @@
 // Fixed thresholds, integer histograms, and cv2's Otsu / triangle levels (compiled per ISA).
 //
 // threshold: one pass, 1 compare + 1 select per element (bytes/pixel = 2 sizeof(T) C), in
-// vectors of the ISA's width for every dtype (64 uint8 lanes per AVX-512 compare; a 256-entry
-// table lookup per byte measured ~50x slower than cv2's vector loop). Integer semantics follow cv2.threshold: the
+// vectors for every dtype (32 bytes on AVX2 and AVX-512, see BodyVec; 16 on the baseline; a
+// 256-entry table lookup per byte measured ~50x slower than cv2's vector loop), the stores
+// aligned to the vector size. It runs at the speed of a copy of the same bytes (np.copyto, one thread),
+// the limit of a streaming map. Integer semantics follow cv2.threshold: the
 // level is floor(thresh) and maxval is round(maxval) saturated, so integer pixels compare
 // exactly as cv2 does; float32 compares against float32(thresh) (as cv2's thresh_32f).
-// histogram_int: per-chunk private histograms (u8: 4 interleaved tables to break the
+// adaptive_compare_u8: adaptive_threshold's second pass, one uint8 compare per pixel.
+// histogram_int: per-chunk private histograms (u8: 8 interleaved tables to break the
 // store-to-load dependency on repeated values), summed in chunk order (integers: exact).
 // otsu_level / triangle_level: cv2's loops over the histogram in the same float64 operation
 // order, compiled without FMA contraction so every rounding matches cv2's.
 #include <cfloat>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 
 #include "imkern/cpu_params.hpp"
 #include "imkern/filters.hpp"
@@ -52,36 +57,100 @@ IMKERN_ALWAYS_INLINE inline void stream_store(T* p, simd::vec_t<T> v) {
 #endif
 }
 
-// Vector body (lane-wise compare and select); the same results as thresh_one. Stream: the
-// vectors from the first one aligned in dst are stored non-temporally (the elements before
-// it one by one: src may be dst, so no vector may be computed twice).
+// The vector form of thresh_one (comparisons are false for NaN lanes: the same results).
+template <ThreshKind K, typename V>
+IMKERN_ALWAYS_INLINE inline V thresh_vec(V v, V tv, V mvv) {
+  const V zero{};
+  switch (K) {
+    case ThreshKind::binary: return v > tv ? mvv : zero;
+    case ThreshKind::binary_inv: return v <= tv ? mvv : zero;
+    case ThreshKind::trunc: return v > tv ? tv : v;
+    case ThreshKind::tozero: return v <= tv ? zero : v;
+    case ThreshKind::tozero_inv: return v > tv ? zero : v;
+  }
+  return v;
+}
+
+// Elements [x0, x1) of a row, fewer than a vector: one masked load and store on AVX-512
+// (a masked load does not touch, or fault on, the bytes it skips), else one by one.
+template <typename T, ThreshKind K>
+IMKERN_ALWAYS_INLINE inline void thresh_part(const T* src, T* dst, int64_t x0, int64_t x1, T t, T mv) {
+#if defined(__AVX512BW__) && defined(__BMI2__)
+  if (x1 <= x0) return;
+  const __mmask64 m = _bzhi_u64(~uint64_t{0}, static_cast<unsigned>((x1 - x0) * static_cast<int64_t>(sizeof(T))));
+  const __m512i v = _mm512_maskz_loadu_epi8(m, src + x0);
+  const simd::vec_t<T> r = thresh_vec<K>(reinterpret_cast<simd::vec_t<T>>(v), simd::splat<T>(t), simd::splat<T>(mv));
+  _mm512_mask_storeu_epi8(dst + x0, m, reinterpret_cast<__m512i>(r));
+#else
+  for (int64_t x = x0; x < x1; ++x) dst[x] = thresh_one<T, K>(src[x], t, mv);
+#endif
+}
+
+// The vector of the plain-store body: at most 32 bytes. On Zen 4 (which splits 512-bit
+// stores in two) the 256-bit loop ran 4-10% faster than the 512-bit one wherever the image
+// lives in the L3 (1080p, one thread, fresh outputs: uint8 RGB 176 -> 153 us, uint16 gray
+// 94 -> 92, float32 gray 265 -> 224; imkern/cv2 1.08-1.12 -> 0.98-1.07) and the same in the
+// L2 (224x224x3); glibc's memcpy uses 32-byte vectors on this CPU too. The streamed body
+// keeps whole 64-byte lines per non-temporal store.
+template <typename T>
+struct BodyVec {
+  typedef T type __attribute__((vector_size(simd::kBytes > 32 ? 32 : simd::kBytes)));
+};
+
+// One row (or flat run) of n elements. The vector stores start at the first element whose
+// address is aligned to the vector size: a misaligned 64-byte store writes two cache lines,
+// and numpy's buffers are only 16-byte aligned (1080p uint8 gray into an output at +16 or
+// +48 bytes, one thread, AVX-512: ~50 -> ~45 us).
+// The head before it and the tail after the last whole vector are masked (AVX-512); on the
+// other ISAs they are one vector each, stored unaligned over elements the body rewrites,
+// when src and dst do not overlap (recomputing from the unchanged src gives the same
+// values), else element by element (in place: no element may be thresholded twice).
+// Stream: the body's aligned vectors are stored non-temporally.
 template <typename T, ThreshKind K, bool Stream = false>
 inline void thresh_row(const T* src, T* dst, int64_t n, T t, T mv) {
   using namespace simd;
-  constexpr int L = Vec<T>::lanes;
-  int64_t x = 0;
-  if constexpr (Stream) {
-    const uintptr_t a = reinterpret_cast<uintptr_t>(dst);
-    const int64_t head = a % sizeof(T) ? n : static_cast<int64_t>((kBytes - a % kBytes) % kBytes / sizeof(T));
-    for (; x < head && x < n; ++x) dst[x] = thresh_one<T, K>(src[x], t, mv);
+  constexpr int64_t L = Vec<T>::lanes;
+  const vec_t<T> tv = splat<T>(t), mvv = splat<T>(mv);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(dst);
+  if (n < L || a % sizeof(T) != 0) {
+    // short, or dst not even aligned to its element (a view into a byte buffer): plain stores
+    int64_t x = 0;
+    for (; x + L <= n; x += L) storeu(dst + x, thresh_vec<K>(loadu(src + x), tv, mvv));
+    thresh_part<T, K>(src, dst, x, n, t, mv);
+    return;
   }
-  {
-    const vec_t<T> tv = splat<T>(t), mvv = splat<T>(mv), zero{};
-    for (; x + L <= n; x += L) {
-      const vec_t<T> v = loadu(src + x);
-      vec_t<T> r;  // comparisons are false for NaN lanes: the same results as thresh_one
-      switch (K) {
-        case ThreshKind::binary: r = v > tv ? mvv : zero; break;
-        case ThreshKind::binary_inv: r = v <= tv ? mvv : zero; break;
-        case ThreshKind::trunc: r = v > tv ? tv : v; break;
-        case ThreshKind::tozero: r = v <= tv ? zero : v; break;
-        case ThreshKind::tozero_inv: r = v > tv ? zero : v; break;
-      }
-      if constexpr (Stream) stream_store<T>(dst + x, r);
-      else storeu(dst + x, r);
-    }
+  const int64_t head = static_cast<int64_t>((kBytes - a % kBytes) % kBytes / sizeof(T));
+#if !(defined(__AVX512BW__) && defined(__BMI2__))
+  const uintptr_t s0 = reinterpret_cast<uintptr_t>(src), bytes = static_cast<uintptr_t>(n) * sizeof(T);
+  const bool disjoint = s0 + bytes <= a || a + bytes <= s0;
+#endif
+  if (head) {
+#if defined(__AVX512BW__) && defined(__BMI2__)
+    thresh_part<T, K>(src, dst, 0, head, t, mv);
+#else
+    if (disjoint) storeu(dst, thresh_vec<K>(loadu(src), tv, mvv));
+    else thresh_part<T, K>(src, dst, 0, head, t, mv);
+#endif
   }
-  for (; x < n; ++x) dst[x] = thresh_one<T, K>(src[x], t, mv);
+  int64_t x = head;
+  using B = typename std::conditional<Stream, vec_t<T>, typename BodyVec<T>::type>::type;
+  constexpr int64_t LB = static_cast<int64_t>(sizeof(B) / sizeof(T));
+  const B tb = B{} + t, mb = B{} + mv;
+  for (; x + LB <= n; x += LB) {
+    B v;
+    std::memcpy(&v, src + x, sizeof(B));
+    const B r = thresh_vec<K>(v, tb, mb);
+    if constexpr (Stream) stream_store<T>(dst + x, r);
+    else std::memcpy(dst + x, &r, sizeof(B));
+  }
+  if (x < n) {
+#if defined(__AVX512BW__) && defined(__BMI2__)
+    thresh_part<T, K>(src, dst, x, n, t, mv);
+#else
+    if (disjoint) storeu(dst + n - L, thresh_vec<K>(loadu(src + n - L), tv, mvv));
+    else thresh_part<T, K>(src, dst, x, n, t, mv);
+#endif
+  }
 }
 
 template <typename T, ThreshKind K>
@@ -91,21 +160,30 @@ void thresh_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   // images moving more than the effective L3 (input and output bytes: stream_bytes, as the
   // filters and flip / pad) stream their output: a third less memory traffic (1080p float32
   // RGB, one thread: 1630-1872 vs 2142-2446 us in sweep.py). Rows under 1 KiB keep plain
-  // stores (their unaligned heads go element by element).
+  // stores (a row's head and tail are a larger share of it).
   const int64_t bytes = 2 * rows * n * static_cast<int64_t>(sizeof(T));
   const bool stream = bytes > cpu_params().stream_bytes && n * static_cast<int64_t>(sizeof(T)) >= 1024;
   // contiguous source and output (the common case): one flat run split into 64 KiB chunks, no
-  // per-row setup or row tails
+  // per-row setup or row tails; the chunks start where the output is vector-aligned (after a
+  // head of less than a vector), so only the first and last pay a head or tail
   const bool flat = s.row_stride == n && d.row_stride == n &&
                     (s.n == 1 || (s.batch_stride == s.h * n && d.batch_stride == s.h * n));
   if (flat) {
     const T* a = static_cast<const T*>(src);
     T* o = static_cast<T*>(dst);
+    const int64_t total = rows * n;
+    const uintptr_t oa = reinterpret_cast<uintptr_t>(o);
+    const int64_t head = oa % sizeof(T) ? 0 : std::min<int64_t>(total,
+        static_cast<int64_t>((simd::kBytes - oa % simd::kBytes) % simd::kBytes / sizeof(T)));
     const int64_t chunk = (int64_t{1} << 16) / static_cast<int64_t>(sizeof(T));
-    parallel_for(0, rows * n, chunk, [&](int64_t e0, int64_t e1) {
-      if (stream) thresh_row<T, K, true>(a + e0, o + e0, e1 - e0, t, mv);
-      else thresh_row<T, K>(a + e0, o + e0, e1 - e0, t, mv);
-      if (stream) stream_fence();
+    if (head) thresh_row<T, K>(a, o, head, t, mv);
+    parallel_for(head, total, chunk, [&](int64_t e0, int64_t e1) {
+      if (stream) {
+        thresh_row<T, K, true>(a + e0, o + e0, e1 - e0, t, mv);
+        stream_fence();
+      } else {
+        thresh_row<T, K>(a + e0, o + e0, e1 - e0, t, mv);
+      }
     });
     return;
   }
@@ -149,24 +227,13 @@ void thresh_int(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
   rm = rm < 0 ? 0 : (rm > static_cast<double>(top) ? static_cast<double>(top) : rm);
   const T mv = static_cast<T>(rm);
   if (it < 0) {
-    // every pixel is > thresh: binary -> maxval, binary_inv -> 0, trunc -> saturate(thresh) = 0,
-    // tozero -> x, tozero_inv -> 0. Express it with a level that no pixel fails.
-    const ImageDesc& ss = s;
-    const int64_t rows = ss.n * ss.h, n = ss.w * ss.c;
-    parallel_for(0, rows, 64, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const T* a = row_ptr<T>(src, s, r / s.h, r % s.h);
-        T* o = row_ptr<T>(dst, d, r / s.h, r % s.h);
-        for (int64_t x = 0; x < n; ++x) {
-          switch (kind) {
-            case ThreshKind::binary: o[x] = mv; break;
-            case ThreshKind::tozero: o[x] = a[x]; break;
-            default: o[x] = 0; break;
-          }
-        }
-      }
-    });
-    return;
+    // every pixel is > thresh: binary -> maxval, binary_inv / trunc (saturate(thresh)) /
+    // tozero_inv -> 0, tozero -> x. The kinds at the level top, which no pixel exceeds, give
+    // the same: binary_inv -> maxval, tozero_inv -> x, binary -> 0 (the vector loops).
+    const T tt = static_cast<T>(top);
+    if (kind == ThreshKind::binary) return thresh_dispatch<T>(src, s, dst, d, ThreshKind::binary_inv, tt, mv);
+    if (kind == ThreshKind::tozero) return thresh_dispatch<T>(src, s, dst, d, ThreshKind::tozero_inv, tt, mv);
+    return thresh_dispatch<T>(src, s, dst, d, ThreshKind::binary, tt, mv);
   }
   const T t = static_cast<T>(it);
   // trunc maps x > t to t itself (maxval is not used)
@@ -188,36 +255,47 @@ void threshold(DType dtype, const void* src, const ImageDesc& s, void* dst, cons
 }
 
 // adaptive_threshold's compare: out = (src - mean > -idelta) ? maxval : 0 (binary) or
-// (src - mean <= -idelta) ? maxval : 0 (binary_inv), uint8, in 16-bit lanes.
+// (src - mean <= -idelta) ? maxval : 0 (binary_inv), uint8, in uint8 lanes (32 per vector
+// on AVX2 and AVX-512: one pass near the speed of a copy; the 16-bit lanes filled element by element that
+// it replaces ran 11x slower: 811 -> 74 us on 1080p gray, np.copyto 46). With lim = -idelta
+// (adaptive_threshold passes [-256, 256]), d = src - mean in [-255, 255] and
+// a (-) b = max(a - b, 0) (saturating):
+//   lim >= 0: d > lim  <=>  (src (-) mean) > min(lim, 255)
+//   lim < 0:  d > lim  <=>  (mean (-) src) < -lim  <=>  !((mean (-) src) > -lim - 1)
+// so every case is out = (p (-) q) > k ? yes : no, with (p, q) = (src, mean) or (mean, src)
+// and (yes, no) = (maxval, 0) or (0, maxval): exact, no widening.
 void adaptive_compare_u8(const uint8_t* src, const ImageDesc& s, const uint8_t* mean, const ImageDesc& m,
                          uint8_t* dst, const ImageDesc& d, int idelta, uint8_t maxval, bool inv) {
+  const int64_t lim = -static_cast<int64_t>(idelta);  // any int: levels beyond +-255 saturate k
+  const bool pos = lim >= 0;
+  const uint8_t k = static_cast<uint8_t>(pos ? std::min<int64_t>(lim, 255) : std::min<int64_t>(-lim - 1, 255));
+  const bool flip = !pos != inv;
+  const uint8_t yes = flip ? 0 : maxval, no = flip ? maxval : 0;
   const int64_t rows = s.n * s.h, n = s.w * s.c;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, n));
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     using namespace simd;
-    using vs = vec_t<int16_t>;
-    constexpr int L = Vec<int16_t>::lanes;
-    const vs lim = splat<int16_t>(static_cast<int16_t>(-idelta)), mv = splat<int16_t>(maxval), zero{};
+    using v8 = BodyVec<uint8_t>::type;
+    constexpr int64_t L = sizeof(v8);
+    const v8 kv = v8{} + k, yv = v8{} + yes, nv = v8{} + no;
+    int64_t b = r0 / s.h, y = r0 % s.h;
     for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r / s.h, y = r % s.h;
       const uint8_t* a = row_ptr<uint8_t>(src, s, b, y);
       const uint8_t* mm = row_ptr<uint8_t>(mean, m, b, y);
+      const uint8_t* p = pos ? a : mm;
+      const uint8_t* q = pos ? mm : a;
       uint8_t* o = row_ptr<uint8_t>(dst, d, b, y);
       int64_t x = 0;
       for (; x + L <= n; x += L) {
-        vs va{}, vm{};
-        for (int k = 0; k < L; ++k) {
-          va[k] = a[x + k];
-          vm[k] = mm[x + k];
-        }
-        const vs diff = va - vm;
-        const vs res = inv ? (diff <= lim ? mv : zero) : (diff > lim ? mv : zero);
-        for (int k = 0; k < L; ++k) o[x + k] = static_cast<uint8_t>(res[k]);
+        v8 vp, vq;
+        std::memcpy(&vp, p + x, L);
+        std::memcpy(&vq, q + x, L);
+        const v8 sub = (vp > vq ? vp : vq) - vq;  // p (-) q
+        const v8 r = sub > kv ? yv : nv;
+        std::memcpy(o + x, &r, L);
       }
-      for (; x < n; ++x) {
-        const int diff = static_cast<int>(a[x]) - static_cast<int>(mm[x]);
-        o[x] = (inv ? diff <= -idelta : diff > -idelta) ? maxval : 0;
-      }
+      for (; x < n; ++x) o[x] = (p[x] > q[x] ? p[x] - q[x] : 0) > k ? yes : no;
+      if (++y == s.h) y = 0, ++b;
     }
   });
 }
@@ -235,21 +313,23 @@ void histogram_int(DType dtype, const void* src, const ImageDesc& s, int64_t* hi
     const int64_t ci = r0 / grain;
     auto& h = part[static_cast<size_t>(ci)];
     if (dtype == DType::u8) {
-      // 4 tables, combined at the end: repeated values do not serialize on one counter.
-      h.assign(4 * 256, 0);
+      // 8 tables, combined at the end: repeated values do not serialize on one counter; the
+      // pixels come 8 at a time in one 64-bit load (one memory operation per pixel fewer:
+      // astronaut 1080p gray, one thread, 646 -> 580 us in a standalone loop).
+      h.assign(8 * 256, 0);
       uint32_t* h0 = h.data();
       for (int64_t r = r0; r < r1; ++r) {
         const uint8_t* a = row_ptr<uint8_t>(src, s, r / s.h, r % s.h);
         int64_t x = 0;
-        for (; x + 4 <= n; x += 4) {
-          ++h0[a[x]];
-          ++h0[256 + a[x + 1]];
-          ++h0[512 + a[x + 2]];
-          ++h0[768 + a[x + 3]];
+        for (; x + 8 <= n; x += 8) {
+          uint64_t w;
+          std::memcpy(&w, a + x, 8);
+          for (int k = 0; k < 8; ++k) ++h0[256 * k + ((w >> (8 * k)) & 255)];
         }
         for (; x < n; ++x) ++h0[a[x]];
       }
-      for (int v = 0; v < 256; ++v) h0[v] += h0[256 + v] + h0[512 + v] + h0[768 + v];
+      for (int v = 0; v < 256; ++v)
+        for (int k = 1; k < 8; ++k) h0[v] += h0[256 * k + v];
       h.resize(256);
     } else {
       h.assign(65536, 0);
