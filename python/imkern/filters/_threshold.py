@@ -225,12 +225,16 @@ def adaptive_threshold(image, maxval, method="mean", block_size=3, c=0.0, *, kin
     if image.size == 0:
         return final
     src = A.packed_image(image, kind_)
+    # On the CPU the local mean is written into the output and compared in place (the compare
+    # reads each mean byte before writing it): a temporary of the image's size would be freed
+    # at return, the heap trimmed, and its ~500 pages faulted in again on every call.
+    scratch = target if kind_ == "numpy" else None
     if method == "mean":
-        mean = box(src, bs, border="replicate")
+        mean = box(src, bs, border="replicate", out=scratch)
     else:
         # cv2 blurs a float32 copy here (not its uint8 fixed-point GaussianBlur): float32 sums
         k = gaussian_kernel_cv(bs, 0.0)
-        mean = sep_filter(src, k, k, border="replicate")
+        mean = sep_filter(src, k, k, border="replicate", out=scratch)
     if kind_ == "numpy":
         _core.adaptive_compare(src, mean, target, idelta, mv, inv)
     else:
