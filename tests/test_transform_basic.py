@@ -239,3 +239,55 @@ def test_flip_pad_every_pixel_byte_size(isa, threads, stream, rng, pixel_bytes):
                     for k in (1, 3):
                         o = v.ndim - 3
                         np.testing.assert_array_equal(T.rotate90(v, k), np.rot90(v, k, axes=(o, o + 1)))
+
+
+@pytest.mark.parametrize("pixel_bytes", [1, 2, 3, 4, 6, 8, 12, 16, 24, 32])
+def test_flip_output_alignment(isa, threads, stream, rng, pixel_bytes):
+    """flip into outputs at every element offset from a 64-byte line and with padded rows (each
+    row its own offset): the horizontal reversal's line-aligned vectors (two-source permutes,
+    streamed in descending order) and the partial pixels written around them, and the
+    vertical flip's aligned row copies, at widths around 4 lines of the row and beyond."""
+    for dt in (np.uint8, np.uint16, np.float32, np.float64):
+        item = np.dtype(dt).itemsize
+        if pixel_bytes % item:
+            continue
+        c = pixel_bytes // item
+        for w in (int(256 // pixel_bytes) + 1, 97, 300):
+            x = random_array(rng, (5, w, c), dt)
+            for v in (x, x[:, ::-1]):
+                for axis in (0, 1, None):
+                    exp = np.flip(v, (0, 1) if axis is None else axis)
+                    for off in range(0, 64, item * max(1, 7 // item)):
+                        for pad_row in (0, 3):  # 3 extra pixels per row: each row at another offset
+                            nb = 5 * (w + pad_row) * pixel_bytes
+                            buf = np.zeros(nb + 128, np.uint8)
+                            base = (-buf.ctypes.data) % 64 + off
+                            out = buf[base:base + nb].view(dt).reshape(5, w + pad_row, c)[:, :w]
+                            out[...] = 0
+                            got = T.flip(v, axis, out=out)
+                            assert got is out
+                            np.testing.assert_array_equal(out, exp, err_msg=f"{w} {axis} off={off} pad={pad_row}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [None, 1, 3, 4])
+def test_pad_edge_chunks(isa, threads, stream, rng, dtype, channels):
+    """pad's 16-byte border chunks (two loads, two pshufb, the constant's bytes) against the
+    reference for every border rule, pads of 0 to 40 pixels a side, source rows around the 32
+    bytes the chunks need, batches and negative-stride views; and the constant rows copied
+    from a chunk's first one."""
+    cval = -2.5 if np.dtype(dtype).kind == "f" else 77
+    pads = [(0, 0, 1, 1), (2, 3, 8, 8), (1, 1, 0, 5), (3, 0, 7, 0), (1, 2, 16, 17), (4, 4, 40, 3), (0, 0, 9, 31)]
+    for w in (5, 8, 11, 33, 100):
+        for shape in ((6, w), (2, 6, w)):
+            if len(shape) == 3 and channels is None:
+                continue
+            full = shape + ((channels,) if channels else ())
+            x = random_array(rng, full, dtype)
+            o = x.ndim - (3 if channels else 2)
+            for v in (x, np.flip(x, o + 1)):
+                for border in BORDERS:
+                    for widths in pads:
+                        got = T.pad(v, widths, border=border, cval=cval)
+                        exp = R.pad(v, widths, border=border, cval=cval)
+                        np.testing.assert_array_equal(got, exp, err_msg=f"{v.shape} {border} {widths}")
