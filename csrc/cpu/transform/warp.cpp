@@ -764,6 +764,15 @@ IMKERN_ALWAYS_INLINE inline void warp_chunk_f32(const uint8_t* base, const uint8
 #endif
 }
 
+// One chunk of either dtype (always inlined: a call per chunk would reload the constants and
+// spill the loop's vectors, every vector register being caller-saved).
+template <int C, typename T>
+IMKERN_ALWAYS_INLINE inline void warp_chunk_t(const uint8_t* b0, const uint8_t* b1, const int32_t* o, const float* ax,
+                                              const float* ay, T* dst) {
+  if constexpr (std::is_same<T, uint8_t>::value) warp_chunk<C>(b0, b1, o, ax, ay, dst);
+  else warp_chunk_f32<C>(b0, b1, o, ax, ay, dst);
+}
+
 // A row of float-scheme bilinear uint8 or float32 samples (the caller checks that the image's
 // extent fits int32 byte offsets). A chunk with some lanes inside runs the vector code for all of
 // them, then float_row redoes the others (cval, the border rule, the right edge).
@@ -784,10 +793,6 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
   // the largest fx0 whose loads stay in the row: uint8 reads 8 bytes from the left tap;
   // float32 the two taps (three channels: 4 floats from the right tap)
   const float xmax = static_cast<float>(kU8 ? s.w - (8 + C - 1) / C : s.w - (C == 3 ? 3 : 2));
-  auto chunk = [&](const uint8_t* b0, const uint8_t* b1, const int32_t* o, const float* ax, const float* ay, T* dst) {
-    if constexpr (kU8) warp_chunk<C>(b0, b1, o, ax, ay, dst);
-    else warp_chunk_f32<C>(b0, b1, o, ax, ay, dst);
-  };
   auto scalar = [&](int64_t x0, int64_t x1) {
     if constexpr (kAffine) {  // the source points of these pixels (float_coords' formula)
       for (int64_t x = x0; x < x1; ++x) {
@@ -833,7 +838,7 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
           for (int j = 0; j < L; j += 4) prefetch(q[j]);
           prefetch(q[L - 1] + 2 * PB);
         }
-        chunk(b0, b1, OFF + i, AX + i, AY + i, o + i * C);
+        warp_chunk_t<C>(b0, b1, OFF + i, AX + i, AY + i, o + i * C);
       }
       pending = x0 + m;
       continue;
@@ -848,22 +853,20 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
         std::fill_n(out + x * C, L * C, cvt);
         continue;
       }
-      if (in != 0) chunk(base, base + rsb, OFF + i, AX + i, AY + i, out + x * C);
+      if (in != 0) warp_chunk_t<C>(base, base + rsb, OFF + i, AX + i, AY + i, out + x * C);
       if (in == kAllLanes) continue;
-      // the other lanes: cval where far, float_row for runs of the rest (windows that
-      // straddle the edge, or any border but constant)
-      for (int64_t j = 0; j < L;) {
-        if (in >> j & 1) { ++j; continue; }
-        if (fr >> j & 1) {
-          std::fill_n(out + (x + j) * C, C, cvt);
-          ++j;
-          continue;
+      // the other lanes, by runs of set bits: cval where far, float_row for the rest (windows
+      // that straddle the edge, or any border but constant)
+      auto runs = [&](unsigned bits, auto&& f) {
+        while (bits != 0) {
+          const int j = __builtin_ctz(bits);
+          const int e = j + __builtin_ctz(~(bits >> j));  // bits < 2^16: a zero above the run
+          f(j, e);
+          bits &= ~(((1u << (e - j)) - 1u) << j);
         }
-        int64_t e = j + 1;
-        while (e < L && !((in | fr) >> e & 1)) ++e;
-        scalar(x + j, x + e);
-        j = e;
-      }
+      };
+      runs(fr, [&](int j, int e) { std::fill_n(out + (x + j) * C, (e - j) * C, cvt); });
+      runs(kAllLanes & ~(in | fr), [&](int j, int e) { scalar(x + j, x + e); });
     }
   }
   if (pending < n) scalar(pending, n);
