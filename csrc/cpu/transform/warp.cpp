@@ -477,8 +477,9 @@ constexpr unsigned kAllLanes = 0xFF;
 // 2 x 2 window (and the 8 bytes each load reads) lies inside the image, the byte offsets of
 // the top-left taps (0 for the other lanes, so every load of a chunk is safe whatever those
 // lanes' coordinates) and the fractions; far[k] (constant border only, else 0): the lanes that
-// float_row would fill with cval (outside by more than a pixel, or not finite). Affine: the source points are computed here (float_coords' fmas, the
-// same bits) and stored to FX/FY for float_row; perspective: read from FX/FY.
+// float_row would fill with cval (outside by more than a pixel, or not finite). Affine: the
+// source points are computed here (float_coords' fmas, the same bits) and stored to FX/FY for
+// float_row; perspective: read from FX/FY.
 // PB: bytes per pixel (the offsets' x step); row_stride in bytes; xmax: the largest fx0 whose
 // loads stay in the row (uint8: fx0 * C + 8 <= W * C, the last byte a load reads).
 template <int PB, bool kAffine>
