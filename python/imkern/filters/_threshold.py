@@ -110,6 +110,9 @@ def _skimage_otsu(image, kind, nbins=256):
         return float(first)
     lo, hi = image.min(), image.max()
     counts, edges = np.histogram(flat, bins=nbins, range=(lo, hi))
+    # skimage (0.26) sums float32 counts: for a float32 image its class weights, means and
+    # variances are float32, and its argmax follows their rounding in near ties
+    counts = counts.astype(np.float32)
     centers = (edges[:-1] + edges[1:]) / 2.0
     w1 = np.cumsum(counts)
     w2 = np.cumsum(counts[::-1])[::-1]
@@ -124,7 +127,8 @@ def threshold_otsu(image):
 
     uint8 and uint16: exactly the level cv2.threshold(image, 0, maxval, THRESH_OTSU) returns
     (its histogram of every value and its float64 loop); float32 / float64: exactly
-    skimage.filters.threshold_otsu (256 bins over [min, max], the bin center; an image of one
+    skimage.filters.threshold_otsu (256 bins over [min, max], float32 counts as scikit-image 0.26
+    sums them, the bin center; an image of one
     value returns that value). All channels and images of the array are pooled. NaN in a float
     image gives an undefined level (as skimage). Float images are binned by NumPy (a CuPy float
     image is copied to the host for it); integer images by imkern's histogram kernels.

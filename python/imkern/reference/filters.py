@@ -460,6 +460,7 @@ def threshold_otsu(image):
     if np.all(x == x.ravel()[0]):
         return float(x.ravel()[0])
     counts, edges = np.histogram(x.ravel(), bins=256, range=(x.min(), x.max()))
+    counts = counts.astype(np.float32)  # as skimage: float32 arithmetic for float32 images
     centers = (edges[:-1] + edges[1:]) / 2.0
     w1, w2 = np.cumsum(counts), np.cumsum(counts[::-1])[::-1]
     m1 = np.cumsum(counts * centers) / w1
