@@ -257,7 +257,7 @@ def test_every_isa_level(rng, isa, dtype):
 
 def test_threads_do_not_change_results(rng, threads):
     x = random_array(rng, (300, 257, 2), np.uint16)
-    for fp in (5, (31, 17), F.footprint("ellipse", 9)):
+    for fp in (5, (31, 17), F.footprint("ellipse", 9), F.footprint("ellipse", 5), F.footprint("cross", 5)):
         f = F._morphology._as_footprint(fp)
         np.testing.assert_array_equal(F.dilate(x, fp), R.dilate(x, f))
 
@@ -357,5 +357,32 @@ def test_streamed_outputs(rng, isa, dtype):
                     np.testing.assert_array_equal(out, expect, err_msg=f"{name} {fp} out offset {off}")
         imkern.set_cpu_params(strip_l1=1024, strip_l2=1024)
         np.testing.assert_array_equal(F.erode(base, 3), R.erode(base, np.ones((3, 3), np.uint8)))
+    finally:
+        imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("shape", [(23, 700), (13, 301, 3), (9, 40, 4)])
+def test_rectangle_covers(rng, isa, dtype, shape):
+    """Footprints taken as a few rectangles of ones (cross, ellipse, a ring, an L), also under
+    the smallest strip budgets (pads of columns outside the strip come from the source rows)."""
+    x = random_array(rng, shape, dtype)
+    ring = np.ones((5, 5), np.uint8)
+    ring[1:4, 1:4] = 0
+    ell = np.zeros((4, 6), np.uint8)
+    ell[:, 0] = 1
+    ell[3, :] = 1
+    fps = [F.footprint("cross", 5), F.footprint("ellipse", 5), F.footprint("cross", (3, 7)),
+           F.footprint("ellipse", (7, 5)), F.footprint("ellipse", (8, 8)), ring, ell]
+    try:
+        for budget in (None, 1024):
+            if budget:
+                imkern.set_cpu_params(strip_l1=budget, strip_l2=budget)
+            for fp in fps:
+                for border in BORDERS:
+                    for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+                        np.testing.assert_array_equal(op(x, fp, border=border, cval=3.0),
+                                                      ref(x, fp, border=border, cval=3.0),
+                                                      err_msg=f"{isa} {op.__name__} {fp.shape} {border} {budget}")
     finally:
         imkern.reset_cpu_params()
