@@ -7,13 +7,18 @@
 //
 // The footprint is split into horizontal runs (per row, maximal spans of ones).
 //  * Every run length L in use gives a horizontal 1-D min/max of each padded source row:
-//    for L <= 8 directly, for L <= 32 by doubling (windows of 1, 2, 4, ..., m taps, then two
-//    overlapping m-windows: floor(log2 L) + 1 vector passes), beyond by van Herk /
-//    Gil-Werman (block prefix and suffix scans, 3 ops per element whatever L).
+//    for L <= 8 directly (C <= 4: the taps off the 16-byte lanes of the window, one palignr
+//    each, as loads bound this pass; else one load per tap), for L <= 32 by doubling (windows
+//    of 1, 2, 4, ..., m taps, then two overlapping m-windows: floor(log2 L) + 1 vector
+//    passes), beyond by van Herk / Gil-Werman (block prefix and suffix scans, 3 ops per
+//    element whatever L).
 //  * Rectangles (one run per row, all equal): separable, vertical pass first (morph_rect):
-//    row pairs sharing their common rows up to 8 rows, van Herk / Gil-Werman across rows
-//    beyond (vectorized across the row: 3 min/max per element whatever the height).
-//  * Other footprints (cross, ellipse, holes): each output row is the min/max over its runs
+//    four (then two) output rows sharing their common rows up to 8 rows, van Herk /
+//    Gil-Werman across rows beyond (vectorized across the row: 3 min/max per element
+//    whatever the height). Outputs past stream_bytes are written by non-temporal stores.
+//  * Footprints covered by up to 4 rectangles of ones, each at most 8x8 (cross, ellipse):
+//    the min/max of the rectangles' separable passes (morph_cover).
+//  * Other footprints (large ellipses, holes): each output row is the min/max over its runs
 //    of the shifted filtered rows (one vector op per run and element).
 // bytes/pixel ~ 2 sizeof(T) C (+ the strip buffers, cache resident).
 #include <algorithm>
