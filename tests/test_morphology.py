@@ -257,7 +257,7 @@ def test_every_isa_level(rng, isa, dtype):
 
 def test_threads_do_not_change_results(rng, threads):
     x = random_array(rng, (300, 257, 2), np.uint16)
-    for fp in (5, (31, 17), F.footprint("ellipse", 9)):
+    for fp in (5, (31, 17), F.footprint("ellipse", 9), F.footprint("ellipse", 5), F.footprint("cross", 5)):
         f = F._morphology._as_footprint(fp)
         np.testing.assert_array_equal(F.dilate(x, fp), R.dilate(x, f))
 
@@ -311,3 +311,78 @@ def test_small_rectangles_views_and_wide_rows(rng, threads, dtype):
             for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
                 np.testing.assert_array_equal(op(v, fp, border="reflect101"),
                                               ref(np.ascontiguousarray(v), f, border="reflect101"), err_msg=name)
+
+
+# ---- every small rectangle: the lanes' horizontal taps, the four-row vertical pass, streaming ----
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_small_rectangle(rng, isa, dtype):
+    """Every rectangle up to 8 x 8 on every channel count 1-4 (the horizontal pass takes its taps
+    off 16-byte lanes for C <= 4 and widths 2-8, the vertical pass four rows at a time up to 8
+    rows), heights that leave 0-3 rows after the fours and rows around the vector sizes."""
+    heights = [1, 2, 3, 4, 5, 6, 7, 9, 11, 13]
+    widths = [1, 3, 8, 9, 16, 17, 33, 65, 70]
+    k = 0
+    for channels in (1, 2, 3, 4):
+        for fh in range(1, 9):
+            for fw in range(1, 9):
+                k += 1
+                x = random_array(rng, (heights[k % len(heights)], widths[k % len(widths)], channels), dtype)
+                if x.dtype.kind == "f":
+                    x[rng.random(x.shape) < 0.02] = np.nan
+                fp = np.ones((fh, fw), np.uint8)
+                border = BORDERS[k % len(BORDERS)]
+                for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+                    np.testing.assert_array_equal(op(x, fp, border=border, cval=0.5),
+                                                  ref(x, fp, border=border, cval=0.5),
+                                                  err_msg=f"{isa} {op.__name__} {x.shape} {fp.shape} {border}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_streamed_outputs(rng, isa, dtype):
+    """Outputs written by non-temporal stores (every output, stream_bytes=0): rows that start on
+    a vector boundary and rows that do not (views at any offset, reversed), whole or in strips."""
+    base = random_array(rng, (21, 150, 3), dtype)
+    try:
+        imkern.set_cpu_params(stream_bytes=0)
+        for fp in ((3, 3), (5, 5), (2, 7), (1, 4), (12, 3)):
+            f = np.ones(fp, np.uint8)
+            for name, v in [("whole", base), ("channel slice", base[..., 1:]), ("offset", base[:, 3:]),
+                            ("reversed cols", base[:, ::-1]), ("gray", base[..., 0])]:
+                expect = R.dilate(np.ascontiguousarray(v), f, border="reflect")
+                np.testing.assert_array_equal(F.dilate(v, f, border="reflect"), expect, err_msg=f"{name} {fp}")
+                big = np.zeros((v.shape[0], v.shape[1] + 5) + v.shape[2:], dtype)
+                for off in (1, 2, 5):
+                    out = big[:, off:off + v.shape[1]]
+                    F.dilate(v, f, border="reflect", out=out)
+                    np.testing.assert_array_equal(out, expect, err_msg=f"{name} {fp} out offset {off}")
+        imkern.set_cpu_params(strip_l1=1024, strip_l2=1024)
+        np.testing.assert_array_equal(F.erode(base, 3), R.erode(base, np.ones((3, 3), np.uint8)))
+    finally:
+        imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("shape", [(23, 700), (13, 301, 3), (9, 40, 4)])
+def test_rectangle_covers(rng, isa, dtype, shape):
+    """Footprints taken as a few rectangles of ones (cross, ellipse, a ring, an L), also under
+    the smallest strip budgets (pads of columns outside the strip come from the source rows)."""
+    x = random_array(rng, shape, dtype)
+    ring = np.ones((5, 5), np.uint8)
+    ring[1:4, 1:4] = 0
+    ell = np.zeros((4, 6), np.uint8)
+    ell[:, 0] = 1
+    ell[3, :] = 1
+    fps = [F.footprint("cross", 5), F.footprint("ellipse", 5), F.footprint("cross", (3, 7)),
+           F.footprint("ellipse", (7, 5)), F.footprint("ellipse", (8, 8)), ring, ell]
+    try:
+        for budget in (None, 1024):
+            if budget:
+                imkern.set_cpu_params(strip_l1=budget, strip_l2=budget)
+            for fp in fps:
+                for border in BORDERS:
+                    for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+                        np.testing.assert_array_equal(op(x, fp, border=border, cval=3.0),
+                                                      ref(x, fp, border=border, cval=3.0),
+                                                      err_msg=f"{isa} {op.__name__} {fp.shape} {border} {budget}")
+    finally:
+        imkern.reset_cpu_params()
