@@ -24,9 +24,12 @@
 // Scale is folded into the kernels by the caller (as cv2.Sobel does), so a float result has
 // the rounding of cv2's sepFilter2D up to the order of the taps.
 #include <cmath>
+#include <type_traits>
+#include <utility>
 
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
+#include "common/shuffle.hpp"
 #include "filters/filter_rows.hpp"
 
 namespace imkern {
@@ -196,14 +199,21 @@ static void hsum2_sym(const A* p, A* h0, A* h1, int64_t n, int64_t C, const A* k
 // never change a bit.
 template <typename V, typename A>
 IMKERN_ALWAYS_INLINE inline V splat_as(A x) {
-  return V{} + x;
+  if constexpr (std::is_same<V, A>::value) return x;
+  else return V{} + x;
 }
 
+// (as<V>(): the taps broadcast to V once, so that the row loops hold them in registers
+// instead of reloading and broadcasting them for every vector.)
 template <typename A, bool Corners, bool Edges>
 struct Lap3 {
   A ka, kb, kc, dl;
-  template <typename V, typename Ld>
-  IMKERN_ALWAYS_INLINE V eval(const A* p0, const A* p1, const A* p2, int64_t C, Ld&& ld) const {
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Lap3<V, Corners, Edges> as() const {
+    return {splat_as<V>(ka), splat_as<V>(kb), splat_as<V>(kc), splat_as<V>(dl)};
+  }
+  template <typename V, typename P, typename Ld>
+  IMKERN_ALWAYS_INLINE V eval(const P* p0, const P* p1, const P* p2, int64_t C, Ld&& ld) const {
     V v = splat_as<V>(kc) * ld(p1 + C);
     if constexpr (Corners) v += splat_as<V>(ka) * ((ld(p0) + ld(p0 + 2 * C)) + (ld(p2) + ld(p2 + 2 * C)));
     if constexpr (Edges) v += splat_as<V>(kb) * ((ld(p0 + C) + ld(p2 + C)) + (ld(p1) + ld(p1 + 2 * C)));
@@ -229,9 +239,10 @@ static void stencil3_row(const K& k, const A* const* P, A* o, int64_t n, int64_t
     for (int64_t x = 0; x < n; ++x) o[x] = stencil3_one<A>(k, r0 + x, r1 + x, r2 + x, C);
     return;
   }
+  const auto kv = k.template as<vec_t<A>>();
   auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    return k.template eval<vec_t<A>>(r0 + x, r1 + x, r2 + x, C,
-                                     [](const A* p) IMKERN_ALWAYS_INLINE { return loadu(p); });
+    return kv.template eval<vec_t<A>>(r0 + x, r1 + x, r2 + x, C,
+                                      [](const A* p) IMKERN_ALWAYS_INLINE { return loadu(p); });
   };
   int64_t x = 0;
   if constexpr (Stream) {  // streaming from the first aligned element, the vector before it plain
@@ -351,6 +362,281 @@ static bool deriv_3x3(const void* src, const ImageDesc& s, void* dst, const Imag
   return false;
 }
 
+// Separable 3x3 derivatives (sobel / scharr / prewitt ksize 3, single mode): vertical pass
+// first, straight from the source rows (float images read in place, integer images widened
+// in registers: no converted, padded copy of each row and no ring), into one L1 row of
+// v = ky (x) rows, then the horizontal pass from that row into the output (the border columns
+// of v by the border rule, since v is per column). Every 3-tap derivative kernel is symmetric
+// (a, b, a) or antisymmetric (-a, 0, a): Sym3 / Anti3 form them with 2 or 1 multiplies and no
+// zero tap. Per vector: 3 source loads, the v store, 2-3 loads of v, one output store.
+// Integer images with integer taps give exact integer sums (the same bits as before); float
+// images round as (ky (x) x) (x) kx instead of ky (x) (x (x) kx), within a few ulps of it.
+// Every element is formed by one expression (the vector body, the last vector ending at n and
+// rows under one vector alike), so threads never change a bit.
+// (as<V>(): the taps broadcast to V once, held in registers by the loops)
+template <typename A>
+struct Sym3 {  // a * (t0 + t2) + b * t1
+  A a, b;
+  template <typename V>
+  IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V t2) const {
+    return a * (t0 + t2) + b * t1;
+  }
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Sym3<V> as() const {
+    return {splat_as<V>(a), splat_as<V>(b)};
+  }
+};
+template <typename A>
+struct Anti3 {  // a * (t2 - t0)
+  A a;
+  template <typename V>
+  IMKERN_ALWAYS_INLINE V eval(V t0, V, V t2) const {
+    return a * (t2 - t0);
+  }
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Anti3<V> as() const {
+    return {splat_as<V>(a)};
+  }
+};
+
+// v[0 .. n) = k(p0, p1, p2) (p*: source rows of S, converted to A exactly).
+template <typename S, typename A, typename K>
+static void sep3_vpass(const S* p0, const S* p1, const S* p2, A* v, int64_t n, const K& k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x)
+      v[x] = k.template eval<A>(static_cast<A>(p0[x]), static_cast<A>(p1[x]), static_cast<A>(p2[x]));
+    return;
+  }
+  const auto kv = k.template as<vec_t<A>>();
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    return kv.template eval<vec_t<A>>(load_vec<A, S>(p0 + x), load_vec<A, S>(p1 + x), load_vec<A, S>(p2 + x));
+  };
+  int64_t x = 0;
+  for (; x + 2 * L <= n; x += 2 * L) {
+    storeu(v + x, one(x));
+    storeu(v + x + L, one(x + L));
+  }
+  for (; x + L <= n; x += L) storeu(v + x, one(x));
+  if (x < n) storeu(v + n - L, one(n - L));
+}
+
+// o[0 .. n) = k(v[x - C], v[x], v[x + C]) (+ dl when Delta).
+template <typename A, int CC, bool Stream, bool Delta, typename K>
+static void sep3_hpass(const A* v, A* o, int64_t n, int64_t Cr, const K& k, A dl) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const int64_t C = CC > 0 ? CC : Cr;
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x) {
+      const A r = k.template eval<A>(v[x - C], v[x], v[x + C]);
+      o[x] = Delta ? r + dl : r;
+    }
+    return;
+  }
+  const auto kv = k.template as<vec_t<A>>();
+  const vec_t<A> dv = splat<A>(dl);
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    const vec_t<A> r = kv.template eval<vec_t<A>>(loadu(v + x - C), loadu(v + x), loadu(v + x + C));
+    if constexpr (Delta) return r + dv;
+    else return r;
+  };
+  int64_t x = 0;
+  if constexpr (Stream) {  // streaming from the first aligned element, the vector before it plain
+    x = stream_start<A, A>(o) % L;
+    if (x) storeu(o, one(0));
+  }
+  for (; x + 2 * L <= n; x += 2 * L) {
+    put<A, A, Stream>(o + x, one(x));
+    put<A, A, Stream>(o + x + L, one(x + L));
+  }
+  for (; x + L <= n; x += L) put<A, A, Stream>(o + x, one(x));
+  if (x < n) storeu(o + n - L, one(n - L));
+}
+
+// Lanes S .. S + L - 1 of the concatenation (a, b): the vector of elements S further on
+// (a constant mask: valignd / vpalignr-like permutes).
+template <int S, typename V, size_t... J>
+IMKERN_ALWAYS_INLINE inline V lanes_from_seq(V a, V b, std::index_sequence<J...>) {
+  using E = std::remove_reference_t<decltype(a[0])>;
+  using I = std::conditional_t<sizeof(E) == 4, int32_t, int64_t>;
+  typedef I M __attribute__((vector_size(sizeof(V))));
+  return IMKERN_SHUFFLE2(a, b, M{static_cast<I>(S + static_cast<int>(J))...});
+}
+template <int S, typename V>
+IMKERN_ALWAYS_INLINE inline V lanes_from(V a, V b) {
+  return lanes_from_seq<S>(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{});
+}
+
+// One output row with both passes in registers (rows of n >= 3 L elements, C < L channels):
+// the vector of v at x is computed once from the three source rows, and its neighbours
+// v[x -+ C ...] are lane shifts of it and the next vector, so each output vector takes three
+// source loads and one store. pads: the border columns' source values (3 rows of L lanes:
+// lanes L - C .. L - 1 the left pixel, lanes L .. L + C - 1 of the next 3 L the right one),
+// whose v vectors stand for v[-C .. -1] and v[n .. n + C - 1]. Streaming starts at the first
+// aligned element; the vectors before it and the last two (overlapping, the same values) by
+// direct loads.
+template <typename S, typename A, int C, bool Stream, typename KV, typename KH>
+static void sep3_fused_row(const S* p0, const S* p1, const S* p2, A* o, int64_t n, const KV& kvs, const KH& khs,
+                           bool delta, A dl, const A* pads) {
+  using namespace simd;
+  using V = vec_t<A>;
+  constexpr int L = Vec<A>::lanes;
+  static_assert(C < L, "channels under one vector");
+  const auto kv = kvs.template as<V>();
+  const auto kh = khs.template as<V>();
+  const V dv = splat<A>(dl);
+  auto vs = [&](int64_t i) IMKERN_ALWAYS_INLINE {
+    return kv.template eval<V>(load_vec<A, S>(p0 + i), load_vec<A, S>(p1 + i), load_vec<A, S>(p2 + i));
+  };
+  const V pl = kv.template eval<V>(loadu(pads), loadu(pads + L), loadu(pads + 2 * L));
+  const V pr = kv.template eval<V>(loadu(pads + 3 * L), loadu(pads + 4 * L), loadu(pads + 5 * L));
+  auto hsum = [&](V l, V c, V r) IMKERN_ALWAYS_INLINE {
+    const V t = kh.template eval<V>(l, c, r);
+    return delta ? t + dv : t;
+  };
+  auto out_at = [&](int64_t e) IMKERN_ALWAYS_INLINE {  // e = 0, L, n - 2 L or n - L
+    const V c = vs(e);
+    const V l = e >= C ? vs(e - C) : lanes_from<L - C>(pl, c);
+    const V r = e + L + C <= n ? vs(e + C) : lanes_from<C>(c, pr);
+    storeu(o + e, hsum(l, c, r));
+  };
+  int64_t x = 0;
+  if constexpr (Stream) {
+    x = stream_start<A, A>(o) % L;
+    if (x > 0 && x < C) x += L;  // the loop's first left vector by direct loads
+    if (x > 0) out_at(0);
+    if (x > L) out_at(L);
+  }
+  V cur = vs(x);
+  V left = x >= C ? vs(x - C) : lanes_from<L - C>(pl, cur);
+  for (; x + 2 * L <= n; x += L) {
+    const V nxt = vs(x + L);
+    put<A, A, Stream>(o + x, hsum(left, cur, lanes_from<C>(cur, nxt)));
+    left = lanes_from<L - C>(cur, nxt);
+    cur = nxt;
+  }
+  if (x < n - L) out_at(n - 2 * L);
+  out_at(n - L);
+}
+
+template <typename T, typename A, typename KV, typename KH>
+static void sep3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const KV& kv, const KH& kh,
+                      A dl, Border border, A cv) {
+  using namespace simd;
+  constexpr int64_t L = Vec<A>::lanes;
+  const int64_t H = s.h, W = s.w, C = s.c, n = W * C;
+  const int64_t rows = s.n * H;
+  const int64_t off = (C + L - 1) / L * L;  // v's first column: aligned, with room for the left pad
+  const int64_t vlen = off + n + C;
+  // As the ring filters: streaming when source and result cannot both stay in the LLC.
+  const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
+  auto hpass = [&](auto st, auto de, const A* v, A* o) {
+    constexpr bool S = decltype(st)::value, D = decltype(de)::value;
+    if (C == 1) return sep3_hpass<A, 1, S, D>(v, o, n, C, kh, dl);
+    if (C == 3) return sep3_hpass<A, 3, S, D>(v, o, n, C, kh, dl);
+    return sep3_hpass<A, 0, S, D>(v, o, n, C, kh, dl);
+  };
+  // Rows of 3 L elements and C < L (1, 3, 4 channels): both passes fused in registers.
+  const bool fused = n >= 3 * L && (C == 1 || C == 3 || C == 4) && C < L;
+  auto fused_row = [&](const T* p0, const T* p1, const T* p2, A* o, const A* pads) {
+    if constexpr (L > 4) {
+      if (C == 4) {
+        if (stream) return sep3_fused_row<T, A, 4, true>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
+        return sep3_fused_row<T, A, 4, false>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
+      }
+    }
+    if constexpr (L > 3) {
+      if (C == 3) {
+        if (stream) return sep3_fused_row<T, A, 3, true>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
+        return sep3_fused_row<T, A, 3, false>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
+      }
+    }
+    if constexpr (L > 1) {
+      if (stream) return sep3_fused_row<T, A, 1, true>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
+      return sep3_fused_row<T, A, 1, false>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
+    }
+  };
+  parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    A* vrow = thread_scratch<A>(1, static_cast<size_t>(vlen));
+    A* v = vrow + off;
+    A* pads = thread_scratch<A>(3, static_cast<size_t>(6 * L));
+    std::fill(pads, pads + 6 * L, A(0));
+    A* crow = nullptr;  // constant border: the three rows as A (the cval rows among them)
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / H, y = t % H;
+      int64_t yy[3];
+      bool outside = false;
+      for (int i = 0; i < 3; ++i) {
+        yy[i] = border_index(y - 1 + i, H, border);
+        outside = outside || yy[i] < 0;
+      }
+      A* o = row_ptr<A>(dst, d, b, y);
+      if (fused && !outside) {
+        // the border pixels' source values (see sep3_fused_row)
+        for (int side = 0; side < 2; ++side) {
+          const int64_t sx = border_index(side ? W : -1, W, border);
+          for (int i = 0; i < 3; ++i) {
+            const T* r = row_ptr<T>(src, s, b, yy[i]);
+            A* q = pads + (3 * side + i) * L + (side ? 0 : L - C);
+            for (int64_t ch = 0; ch < C; ++ch) q[ch] = sx < 0 ? cv : static_cast<A>(r[sx * C + ch]);
+          }
+        }
+        fused_row(row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]), o, pads);
+        continue;
+      }
+      if (!outside) {
+        sep3_vpass<T, A>(row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]),
+                         v, n, kv);
+      } else {
+        if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(3 * n));
+        for (int i = 0; i < 3; ++i) {
+          A* r = crow + i * n;
+          if (yy[i] < 0) std::fill(r, r + n, cv);
+          else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
+        }
+        sep3_vpass<A, A>(crow, crow + n, crow + 2 * n, v, n, kv);
+      }
+      // the border columns of v: v is per column, so a border pixel's v is its source column's
+      for (const int64_t x : {int64_t(-1), W}) {
+        const int64_t sx = border_index(x, W, border);
+        for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? kv.template eval<A>(cv, cv, cv) : v[sx * C + ch];
+      }
+      if (stream) {
+        if (dl != 0) hpass(std::true_type{}, std::true_type{}, v, o);
+        else hpass(std::true_type{}, std::false_type{}, v, o);
+      } else {
+        if (dl != 0) hpass(std::false_type{}, std::true_type{}, v, o);
+        else hpass(std::false_type{}, std::false_type{}, v, o);
+      }
+    }
+    stream_fence();
+  });
+}
+
+// A 3-tap kernel as Sym3 (0) or Anti3 (1), or neither (-1).
+inline int tap3_form(const double* k) {
+  if (k[0] == k[2] && std::isfinite(k[0]) && std::isfinite(k[1])) return 0;
+  if (k[0] == -k[2] && k[1] == 0 && std::isfinite(k[0])) return 1;
+  return -1;
+}
+
+template <typename T, typename A>
+static bool deriv_sep3(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx,
+                       const double* ky, double delta, Border border, double cval) {
+  const int fx = tap3_form(kx), fy = tap3_form(ky);
+  if (fx < 0 || fy < 0) return false;
+  const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
+  auto run_h = [&](const auto& kvert) {
+    if (fx == 0) sep3_impl<T, A>(src, s, dst, d, kvert, Sym3<A>{static_cast<A>(kx[0]), static_cast<A>(kx[1])}, dl, border, cv);
+    else sep3_impl<T, A>(src, s, dst, d, kvert, Anti3<A>{static_cast<A>(kx[2])}, dl, border, cv);
+  };
+  if (fy == 0) run_h(Sym3<A>{static_cast<A>(ky[0]), static_cast<A>(ky[1])});
+  else run_h(Anti3<A>{static_cast<A>(ky[2])});
+  return true;
+}
+
 }  // namespace
 
 template <typename T>
@@ -360,6 +646,8 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
                        double cval) {
   using A = typename AccOf<T>::type;
   if (kw == 3 && kh == 3 && deriv_3x3<T, A>(src, s, dst0, d0, kx0, ky0, kx1, ky1, mode, delta, border, cval)) return;
+  if (kw == 3 && kh == 3 && mode == DerivMode::single && deriv_sep3<T, A>(src, s, dst0, d0, kx0, ky0, delta, border, cval))
+    return;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int ay = kh / 2, ax = kw / 2;
   const int64_t left = ax, right = kw - 1 - ax;
