@@ -344,23 +344,6 @@ static void stencil3_impl(const void* src, const ImageDesc& s, void* dst, const 
   });
 }
 
-// The fused 3x3 stencil of deriv_filter (see above); false when the kernels have none.
-template <typename T, typename A>
-static bool deriv_3x3(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx0,
-                      const double* ky0, const double* kx1, const double* ky1, DerivMode mode, double delta,
-                      Border border, double cval) {
-  const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
-  if (mode == DerivMode::sum) {
-    A k3[3];
-    if (!lap3_kernel<A>(kx0, ky0, kx1, ky1, k3)) return false;
-    const A ka = k3[0], kb = k3[1], kc = k3[2];
-    if (ka != 0 && kb != 0) stencil3_impl<T, A>(src, s, dst, d, Lap3<A, true, true>{ka, kb, kc, dl}, border, cv);
-    else if (ka != 0) stencil3_impl<T, A>(src, s, dst, d, Lap3<A, true, false>{ka, kb, kc, dl}, border, cv);
-    else stencil3_impl<T, A>(src, s, dst, d, Lap3<A, false, true>{ka, kb, kc, dl}, border, cv);
-    return true;
-  }
-  return false;
-}
 
 // Separable 3x3 derivatives (sobel / scharr / prewitt ksize 3, single mode): vertical pass
 // first, straight from the source rows (float images read in place, integer images widened
@@ -469,38 +452,73 @@ IMKERN_ALWAYS_INLINE inline V lanes_from(V a, V b) {
   return lanes_from_seq<S>(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{});
 }
 
-// One output row with both passes in registers (rows of n >= 3 L elements, C < L channels):
-// the vector of v at x is computed once from the three source rows, and its neighbours
-// v[x -+ C ...] are lane shifts of it and the next vector, so each output vector takes three
-// source loads and one store. pads: the border columns' source values (3 rows of L lanes:
-// lanes L - C .. L - 1 the left pixel, lanes L .. L + C - 1 of the next 3 L the right one),
-// whose v vectors stand for v[-C .. -1] and v[n .. n + C - 1]. Streaming starts at the first
-// aligned element; the vectors before it and the last two (overlapping, the same values) by
-// direct loads.
-template <typename S, typename A, int C, bool Stream, typename KV, typename KH>
-static void sep3_fused_row(const S* p0, const S* p1, const S* p2, A* o, int64_t n, const KV& kvs, const KH& khs,
-                           bool delta, A dl, const A* pads) {
+// Fused 3x3 rows. Every 3x3 operator here is a function of per-column values of the three
+// source rows (Col: the vertical pass) and of those columns at x - C, x, x + C (the horizontal
+// pass): the column vector at x is computed once from three source loads, and its neighbours
+// are lane shifts of it and the next one (rows of n >= 3 L elements, C < L channels), so each
+// output vector takes three source loads and one store.
+template <typename V>
+struct Col2 {
+  V u, w;
+};
+template <int S, typename V>
+IMKERN_ALWAYS_INLINE inline Col2<V> lanes_from(const Col2<V>& a, const Col2<V>& b) {
+  return {lanes_from<S>(a.u, b.u), lanes_from<S>(a.w, b.w)};
+}
+
+// Separable: col = ky (x) rows, out = kx (x) col (+ delta).
+template <typename V, typename KV, typename KH>
+struct SepOp {
+  KV kv;
+  KH kh;
+  V dl;
+  bool delta;
+  IMKERN_ALWAYS_INLINE Col2<V> col(V t0, V t1, V t2) const {
+    const V v = kv.template eval<V>(t0, t1, t2);
+    return {v, v};
+  }
+  IMKERN_ALWAYS_INLINE V row(const Col2<V>& l, const Col2<V>& c, const Col2<V>& r) const {
+    const V t = kh.template eval<V>(l.u, c.u, r.u);
+    return delta ? t + dl : t;
+  }
+};
+
+// Lap3's kernel [[a, b, a], [b, c, b], [a, b, a]]: col = (r0 + r2, r1), out = c r1[x] +
+// a (col.u[x - 1] + col.u[x + 1]) + b (col.u[x] + (r1[x - 1] + r1[x + 1])) + delta (the
+// corner sums paired by column instead of by row; the edge sum as Lap3's).
+template <typename V, bool Corners, bool Edges>
+struct LapOp {
+  V ka, kb, kc, dl;
+  IMKERN_ALWAYS_INLINE Col2<V> col(V t0, V t1, V t2) const { return {t0 + t2, t1}; }
+  IMKERN_ALWAYS_INLINE V row(const Col2<V>& l, const Col2<V>& c, const Col2<V>& r) const {
+    V v = kc * c.w;
+    if constexpr (Corners) v += ka * (l.u + r.u);
+    if constexpr (Edges) v += kb * (c.u + (l.w + r.w));
+    return v + dl;
+  }
+};
+
+// One output row. pads: the border columns' source values (3 rows of L lanes: lanes L - C ..
+// L - 1 the left pixel; in the next 3 L, lanes 0 .. C - 1 the right one), whose columns stand
+// for col[-C .. -1] and col[n .. n + C - 1]. Streaming starts at the first aligned element;
+// the vectors before it and the last two (overlapping: the same values) by direct loads.
+template <typename S, typename A, int C, bool Stream, typename Op>
+static void fused3_row(const S* p0, const S* p1, const S* p2, A* o, int64_t n, const Op& opr, const A* pads) {
   using namespace simd;
   using V = vec_t<A>;
   constexpr int L = Vec<A>::lanes;
   static_assert(C < L, "channels under one vector");
-  const auto kv = kvs.template as<V>();
-  const auto kh = khs.template as<V>();
-  const V dv = splat<A>(dl);
-  auto vs = [&](int64_t i) IMKERN_ALWAYS_INLINE {
-    return kv.template eval<V>(load_vec<A, S>(p0 + i), load_vec<A, S>(p1 + i), load_vec<A, S>(p2 + i));
+  const Op op = opr;  // a local copy: its taps stay in registers across the stores
+  auto cs = [&](int64_t i) IMKERN_ALWAYS_INLINE {
+    return op.col(load_vec<A, S>(p0 + i), load_vec<A, S>(p1 + i), load_vec<A, S>(p2 + i));
   };
-  const V pl = kv.template eval<V>(loadu(pads), loadu(pads + L), loadu(pads + 2 * L));
-  const V pr = kv.template eval<V>(loadu(pads + 3 * L), loadu(pads + 4 * L), loadu(pads + 5 * L));
-  auto hsum = [&](V l, V c, V r) IMKERN_ALWAYS_INLINE {
-    const V t = kh.template eval<V>(l, c, r);
-    return delta ? t + dv : t;
-  };
+  const Col2<V> pl = op.col(loadu(pads), loadu(pads + L), loadu(pads + 2 * L));
+  const Col2<V> pr = op.col(loadu(pads + 3 * L), loadu(pads + 4 * L), loadu(pads + 5 * L));
   auto out_at = [&](int64_t e) IMKERN_ALWAYS_INLINE {  // e = 0, L, n - 2 L or n - L
-    const V c = vs(e);
-    const V l = e >= C ? vs(e - C) : lanes_from<L - C>(pl, c);
-    const V r = e + L + C <= n ? vs(e + C) : lanes_from<C>(c, pr);
-    storeu(o + e, hsum(l, c, r));
+    const Col2<V> c = cs(e);
+    const Col2<V> l = e >= C ? cs(e - C) : lanes_from<L - C>(pl, c);
+    const Col2<V> r = e + L + C <= n ? cs(e + C) : lanes_from<C>(c, pr);
+    storeu(o + e, op.row(l, c, r));
   };
   int64_t x = 0;
   if constexpr (Stream) {
@@ -509,16 +527,92 @@ static void sep3_fused_row(const S* p0, const S* p1, const S* p2, A* o, int64_t 
     if (x > 0) out_at(0);
     if (x > L) out_at(L);
   }
-  V cur = vs(x);
-  V left = x >= C ? vs(x - C) : lanes_from<L - C>(pl, cur);
+  Col2<V> cur = cs(x);
+  Col2<V> left = x >= C ? cs(x - C) : lanes_from<L - C>(pl, cur);
   for (; x + 2 * L <= n; x += L) {
-    const V nxt = vs(x + L);
-    put<A, A, Stream>(o + x, hsum(left, cur, lanes_from<C>(cur, nxt)));
+    const Col2<V> nxt = cs(x + L);
+    put<A, A, Stream>(o + x, op.row(left, cur, lanes_from<C>(cur, nxt)));
     left = lanes_from<L - C>(cur, nxt);
     cur = nxt;
   }
   if (x < n - L) out_at(n - 2 * L);
   out_at(n - L);
+}
+
+// Whether fused3_impl takes an image of rows of n elements and C channels.
+template <typename A>
+inline bool fused3_fits(int64_t n, int64_t C) {
+  constexpr int64_t L = simd::Vec<A>::lanes;
+  return n >= 3 * L && (C == 1 || C == 3 || C == 4) && C < L;
+}
+
+// The whole image by fused3_row (fused3_fits only). Rows next to a constant border read
+// converted copies of their three rows (the cval rows among them).
+template <typename T, typename A, typename Op>
+static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const Op& op,
+                        Border border, A cv) {
+  using namespace simd;
+  constexpr int64_t L = Vec<A>::lanes;
+  const int64_t H = s.h, W = s.w, C = s.c, n = W * C;
+  const int64_t rows = s.n * H;
+  // As the ring filters: streaming when source and result cannot both stay in the LLC.
+  const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
+  auto run = [&](auto cc, auto st, const auto* p0, const auto* p1, const auto* p2, A* o, const A* pads) {
+    using S = std::remove_cv_t<std::remove_pointer_t<decltype(p0)>>;
+    constexpr int CC = decltype(cc)::value;
+    if constexpr (CC < L) fused3_row<S, A, CC, decltype(st)::value>(p0, p1, p2, o, n, op, pads);
+  };
+  auto row = [&](const auto* p0, const auto* p1, const auto* p2, A* o, const A* pads) {
+    if (stream) {
+      if (C == 4) return run(std::integral_constant<int, 4>{}, std::true_type{}, p0, p1, p2, o, pads);
+      if (C == 3) return run(std::integral_constant<int, 3>{}, std::true_type{}, p0, p1, p2, o, pads);
+      return run(std::integral_constant<int, 1>{}, std::true_type{}, p0, p1, p2, o, pads);
+    }
+    if (C == 4) return run(std::integral_constant<int, 4>{}, std::false_type{}, p0, p1, p2, o, pads);
+    if (C == 3) return run(std::integral_constant<int, 3>{}, std::false_type{}, p0, p1, p2, o, pads);
+    return run(std::integral_constant<int, 1>{}, std::false_type{}, p0, p1, p2, o, pads);
+  };
+  parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    A* pads = thread_scratch<A>(3, static_cast<size_t>(6 * L));
+    std::fill(pads, pads + 6 * L, A(0));
+    A* crow = nullptr;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / H, y = t % H;
+      int64_t yy[3];
+      bool outside = false;
+      for (int i = 0; i < 3; ++i) {
+        yy[i] = border_index(y - 1 + i, H, border);
+        outside = outside || yy[i] < 0;
+      }
+      for (int side = 0; side < 2; ++side) {
+        const int64_t sx = border_index(side ? W : -1, W, border);
+        for (int i = 0; i < 3; ++i) {
+          A* q = pads + (3 * side + i) * L + (side ? 0 : L - C);
+          if (sx < 0 || yy[i] < 0) {
+            for (int64_t ch = 0; ch < C; ++ch) q[ch] = cv;
+          } else {
+            const T* r = row_ptr<T>(src, s, b, yy[i]);
+            for (int64_t ch = 0; ch < C; ++ch) q[ch] = static_cast<A>(r[sx * C + ch]);
+          }
+        }
+      }
+      A* o = row_ptr<A>(dst, d, b, y);
+      if (!outside) {
+        row(row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]), o, pads);
+        continue;
+      }
+      if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(3 * n));
+      const A* P[3];
+      for (int i = 0; i < 3; ++i) {
+        A* r = crow + i * n;
+        if (yy[i] < 0) std::fill(r, r + n, cv);
+        else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
+        P[i] = r;
+      }
+      row(P[0], P[1], P[2], o, pads);
+    }
+    stream_fence();
+  });
 }
 
 template <typename T, typename A, typename KV, typename KH>
@@ -538,31 +632,9 @@ static void sep3_impl(const void* src, const ImageDesc& s, void* dst, const Imag
     if (C == 3) return sep3_hpass<A, 3, S, D>(v, o, n, C, kh, dl);
     return sep3_hpass<A, 0, S, D>(v, o, n, C, kh, dl);
   };
-  // Rows of 3 L elements and C < L (1, 3, 4 channels): both passes fused in registers.
-  const bool fused = n >= 3 * L && (C == 1 || C == 3 || C == 4) && C < L;
-  auto fused_row = [&](const T* p0, const T* p1, const T* p2, A* o, const A* pads) {
-    if constexpr (L > 4) {
-      if (C == 4) {
-        if (stream) return sep3_fused_row<T, A, 4, true>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
-        return sep3_fused_row<T, A, 4, false>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
-      }
-    }
-    if constexpr (L > 3) {
-      if (C == 3) {
-        if (stream) return sep3_fused_row<T, A, 3, true>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
-        return sep3_fused_row<T, A, 3, false>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
-      }
-    }
-    if constexpr (L > 1) {
-      if (stream) return sep3_fused_row<T, A, 1, true>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
-      return sep3_fused_row<T, A, 1, false>(p0, p1, p2, o, n, kv, kh, dl != 0, dl, pads);
-    }
-  };
   parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
     A* vrow = thread_scratch<A>(1, static_cast<size_t>(vlen));
     A* v = vrow + off;
-    A* pads = thread_scratch<A>(3, static_cast<size_t>(6 * L));
-    std::fill(pads, pads + 6 * L, A(0));
     A* crow = nullptr;  // constant border: the three rows as A (the cval rows among them)
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / H, y = t % H;
@@ -571,20 +643,6 @@ static void sep3_impl(const void* src, const ImageDesc& s, void* dst, const Imag
       for (int i = 0; i < 3; ++i) {
         yy[i] = border_index(y - 1 + i, H, border);
         outside = outside || yy[i] < 0;
-      }
-      A* o = row_ptr<A>(dst, d, b, y);
-      if (fused && !outside) {
-        // the border pixels' source values (see sep3_fused_row)
-        for (int side = 0; side < 2; ++side) {
-          const int64_t sx = border_index(side ? W : -1, W, border);
-          for (int i = 0; i < 3; ++i) {
-            const T* r = row_ptr<T>(src, s, b, yy[i]);
-            A* q = pads + (3 * side + i) * L + (side ? 0 : L - C);
-            for (int64_t ch = 0; ch < C; ++ch) q[ch] = sx < 0 ? cv : static_cast<A>(r[sx * C + ch]);
-          }
-        }
-        fused_row(row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]), o, pads);
-        continue;
       }
       if (!outside) {
         sep3_vpass<T, A>(row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]),
@@ -603,6 +661,7 @@ static void sep3_impl(const void* src, const ImageDesc& s, void* dst, const Imag
         const int64_t sx = border_index(x, W, border);
         for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? kv.template eval<A>(cv, cv, cv) : v[sx * C + ch];
       }
+      A* o = row_ptr<A>(dst, d, b, y);
       if (stream) {
         if (dl != 0) hpass(std::true_type{}, std::true_type{}, v, o);
         else hpass(std::true_type{}, std::false_type{}, v, o);
@@ -613,6 +672,32 @@ static void sep3_impl(const void* src, const ImageDesc& s, void* dst, const Imag
     }
     stream_fence();
   });
+}
+
+// The fused 3x3 stencil of deriv_filter (see above); false when the kernels have none.
+template <typename T, typename A>
+static bool deriv_3x3(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx0,
+                      const double* ky0, const double* kx1, const double* ky1, DerivMode mode, double delta,
+                      Border border, double cval) {
+  const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
+  if (mode == DerivMode::sum) {
+    A k3[3];
+    if (!lap3_kernel<A>(kx0, ky0, kx1, ky1, k3)) return false;
+    const A ka = k3[0], kb = k3[1], kc = k3[2];
+    if (fused3_fits<A>(s.w * s.c, s.c)) {
+      using V = simd::vec_t<A>;
+      auto sp = [](A v) { return simd::splat<A>(v); };
+      if (ka != 0 && kb != 0) fused3_impl<T, A>(src, s, dst, d, LapOp<V, true, true>{sp(ka), sp(kb), sp(kc), sp(dl)}, border, cv);
+      else if (ka != 0) fused3_impl<T, A>(src, s, dst, d, LapOp<V, true, false>{sp(ka), sp(kb), sp(kc), sp(dl)}, border, cv);
+      else fused3_impl<T, A>(src, s, dst, d, LapOp<V, false, true>{sp(ka), sp(kb), sp(kc), sp(dl)}, border, cv);
+      return true;
+    }
+    if (ka != 0 && kb != 0) stencil3_impl<T, A>(src, s, dst, d, Lap3<A, true, true>{ka, kb, kc, dl}, border, cv);
+    else if (ka != 0) stencil3_impl<T, A>(src, s, dst, d, Lap3<A, true, false>{ka, kb, kc, dl}, border, cv);
+    else stencil3_impl<T, A>(src, s, dst, d, Lap3<A, false, true>{ka, kb, kc, dl}, border, cv);
+    return true;
+  }
+  return false;
 }
 
 // A 3-tap kernel as Sym3 (0) or Anti3 (1), or neither (-1).
@@ -628,9 +713,20 @@ static bool deriv_sep3(const void* src, const ImageDesc& s, void* dst, const Ima
   const int fx = tap3_form(kx), fy = tap3_form(ky);
   if (fx < 0 || fy < 0) return false;
   const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
+  using V = simd::vec_t<A>;
+  const bool fused = fused3_fits<A>(s.w * s.c, s.c);
+  auto run = [&](const auto& kvert, const auto& khor) {
+    if (fused) {
+      const SepOp<V, decltype(kvert.template as<V>()), decltype(khor.template as<V>())> op{
+          kvert.template as<V>(), khor.template as<V>(), simd::splat<A>(dl), dl != 0};
+      fused3_impl<T, A>(src, s, dst, d, op, border, cv);
+    } else {
+      sep3_impl<T, A>(src, s, dst, d, kvert, khor, dl, border, cv);
+    }
+  };
   auto run_h = [&](const auto& kvert) {
-    if (fx == 0) sep3_impl<T, A>(src, s, dst, d, kvert, Sym3<A>{static_cast<A>(kx[0]), static_cast<A>(kx[1])}, dl, border, cv);
-    else sep3_impl<T, A>(src, s, dst, d, kvert, Anti3<A>{static_cast<A>(kx[2])}, dl, border, cv);
+    if (fx == 0) run(kvert, Sym3<A>{static_cast<A>(kx[0]), static_cast<A>(kx[1])});
+    else run(kvert, Anti3<A>{static_cast<A>(kx[2])});
   };
   if (fy == 0) run_h(Sym3<A>{static_cast<A>(ky[0]), static_cast<A>(ky[1])});
   else run_h(Anti3<A>{static_cast<A>(ky[2])});
