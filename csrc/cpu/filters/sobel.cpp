@@ -500,7 +500,7 @@ struct LapOp {
 
 // One output row. pads: the border columns' source values (3 rows of L lanes: lanes L - C ..
 // L - 1 the left pixel; in the next 3 L, lanes 0 .. C - 1 the right one), whose columns stand
-// for col[-C .. -1] and col[n .. n + C - 1]. Streaming starts at the first aligned element;
+// for col[-C .. -1] and col[n .. n + C - 1]. The loop starts at the first aligned element;
 // the vectors before it and the last two (overlapping: the same values) by direct loads.
 template <typename S, typename A, int C, bool Stream, typename Op>
 static void fused3_row(const S* p0, const S* p1, const S* p2, A* o, int64_t n, const Op& opr, const A* pads) {
@@ -520,13 +520,12 @@ static void fused3_row(const S* p0, const S* p1, const S* p2, A* o, int64_t n, c
     const Col2<V> r = e + L + C <= n ? cs(e + C) : lanes_from<C>(c, pr);
     storeu(o + e, op.row(l, c, r));
   };
-  int64_t x = 0;
-  if constexpr (Stream) {
-    x = stream_start<A, A>(o) % L;
-    if (x > 0 && x < C) x += L;  // the loop's first left vector by direct loads
-    if (x > 0) out_at(0);
-    if (x > L) out_at(L);
-  }
+  // The loop from the first aligned output element (aligned stores, streamed or not; the
+  // source rows, as a rule, share the output's alignment).
+  int64_t x = stream_start<A, A>(o) % L;
+  if (x > 0 && x < C) x += L;  // the loop's first left vector by direct loads
+  if (x > 0) out_at(0);
+  if (x > L) out_at(L);
   Col2<V> cur = cs(x);
   Col2<V> left = x >= C ? cs(x - C) : lanes_from<L - C>(pl, cur);
   for (; x + 2 * L <= n; x += L) {
