@@ -14,11 +14,16 @@
 // float64): the integer -> float32 output path without a second pass (the linear filters'
 // sep_filter writes the source dtype; this file keeps its own typed-output loop until a shared
 // `dtype=` mechanism exists, and uses the same vfilter/hfilter inner loops).
-// The Laplacian (sum mode) takes fused variants: 3x3 kernels with the square's symmetries
-// (ksize 1, 3) one 5-tap stencil pass over the source rows (deriv_3x3; float images read
-// them in place), ksize 5 / 7 both horizontal kernels from one load of each tap (hsum2_sym)
-// and both vertical kernels summed in registers (vsum_sym), the latter two with the same bits
-// as the separate passes.
+// 3x3 operators (sobel / scharr / prewitt ksize 3 in single mode, the Laplacian ksize 1 / 3)
+// take one fused pass straight from the source rows (fused3_impl: rows of at least 3 vectors
+// with 1, 3 or 4 channels): per-column values of the three rows first (the vertical pass,
+// three source loads per vector, integer images widened in registers), their neighbours at
+// x -+ C by lane shifts, one store; narrower rows and other channel counts take a two-pass
+// version of the same (sep3_impl) or the 5-tap Laplacian stencil (stencil3_impl). Float
+// results round as ky (x) (x (x) ...) columns first instead of rows first (a few ulps apart;
+// integer images keep exact sums, the bits of cv2). The Laplacian ksize 5 / 7 takes both
+// horizontal kernels from one load of each tap (hsum2_sym) and both vertical kernels summed in
+// registers (vsum_sym), with the same bits as the separate passes.
 // Cost per pixel and channel: bytes = sizeof(T) read + sizeof(A) per output written;
 // FLOPs = 2 (kw + kh) per filter (single) or twice that (two filters), + 3 for magnitudes.
 // Scale is folded into the kernels by the caller (as cv2.Sobel does), so a float result has
