@@ -503,44 +503,63 @@ struct LapOp {
   }
 };
 
-// One output row. pads: the border columns' source values (3 rows of L lanes: lanes L - C ..
-// L - 1 the left pixel; in the next 3 L, lanes 0 .. C - 1 the right one), whose columns stand
-// for col[-C .. -1] and col[n .. n + C - 1]. The loop starts at the first aligned element;
-// the vectors before it and the last two (overlapping: the same values) by direct loads.
-template <typename S, typename A, int C, bool Stream, typename Op>
-static void fused3_row(const S* p0, const S* p1, const S* p2, A* o, int64_t n, const Op& opr, const A* pads) {
+// R output rows (1 or 2: rows y and y + 1 share two of their source rows' loads) from the
+// R + 2 source rows p. pads (R x 6 L): per output row, the border columns' source values (3
+// rows of L lanes: lanes L - C .. L - 1 the left pixel; in the next 3 L, lanes 0 .. C - 1 the
+// right one), whose columns stand for col[-C .. -1] and col[n .. n + C - 1]. The loop starts
+// at the first aligned element of o[0] (the rows share their alignment; the source rows, as a
+// rule, too); the vectors before it and the last two (overlapping: the same values) by direct
+// loads. Every element by the same expression, whatever R.
+template <typename S, typename A, int C, bool Stream, int R, typename Op>
+static void fused3_rows(const S* const* p, A* const* o, int64_t n, const Op& opr, const A* pads) {
   using namespace simd;
   using V = vec_t<A>;
   constexpr int L = Vec<A>::lanes;
   static_assert(C < L, "channels under one vector");
   const Op op = opr;  // a local copy: its taps stay in registers across the stores
-  auto cs = [&](int64_t i) IMKERN_ALWAYS_INLINE {
-    return op.col(load_vec<A, S>(p0 + i), load_vec<A, S>(p1 + i), load_vec<A, S>(p2 + i));
+  const S* q[R + 2];
+  A* out[R];
+  for (int r = 0; r < R + 2; ++r) q[r] = p[r];
+  for (int r = 0; r < R; ++r) out[r] = o[r];
+  auto cs = [&](int r, int64_t i) IMKERN_ALWAYS_INLINE {
+    return op.col(load_vec<A, S>(q[r] + i), load_vec<A, S>(q[r + 1] + i), load_vec<A, S>(q[r + 2] + i));
   };
-  const Col2<V> pl = op.col(loadu(pads), loadu(pads + L), loadu(pads + 2 * L));
-  const Col2<V> pr = op.col(loadu(pads + 3 * L), loadu(pads + 4 * L), loadu(pads + 5 * L));
-  auto out_at = [&](int64_t e) IMKERN_ALWAYS_INLINE {  // e = 0, L, n - 2 L or n - L
-    const Col2<V> c = cs(e);
-    const Col2<V> l = e >= C ? cs(e - C) : lanes_from<L - C>(pl, c);
-    const Col2<V> r = e + L + C <= n ? cs(e + C) : lanes_from<C>(c, pr);
-    storeu(o + e, op.row(l, c, r));
-  };
-  // The loop from the first aligned output element (aligned stores, streamed or not; the
-  // source rows, as a rule, share the output's alignment).
-  int64_t x = stream_start<A, A>(o) % L;
-  if (x > 0 && x < C) x += L;  // the loop's first left vector by direct loads
-  if (x > 0) out_at(0);
-  if (x > L) out_at(L);
-  Col2<V> cur = cs(x);
-  Col2<V> left = x >= C ? cs(x - C) : lanes_from<L - C>(pl, cur);
-  for (; x + 2 * L <= n; x += L) {
-    const Col2<V> nxt = cs(x + L);
-    put<A, A, Stream>(o + x, op.row(left, cur, lanes_from<C>(cur, nxt)));
-    left = lanes_from<L - C>(cur, nxt);
-    cur = nxt;
+  Col2<V> pl[R], pr[R];
+  for (int r = 0; r < R; ++r) {
+    const A* pd = pads + r * 6 * L;
+    pl[r] = op.col(loadu(pd), loadu(pd + L), loadu(pd + 2 * L));
+    pr[r] = op.col(loadu(pd + 3 * L), loadu(pd + 4 * L), loadu(pd + 5 * L));
   }
-  if (x < n - L) out_at(n - 2 * L);
-  out_at(n - L);
+  auto out_at = [&](int r, int64_t e) IMKERN_ALWAYS_INLINE {  // e = 0, L, n - 2 L or n - L
+    const Col2<V> c = cs(r, e);
+    const Col2<V> l = e >= C ? cs(r, e - C) : lanes_from<L - C>(pl[r], c);
+    const Col2<V> rt = e + L + C <= n ? cs(r, e + C) : lanes_from<C>(c, pr[r]);
+    storeu(out[r] + e, op.row(l, c, rt));
+  };
+  int64_t x = stream_start<A, A>(out[0]) % L;
+  if (x > 0 && x < C) x += L;  // the loop's first left vector by direct loads
+  for (int r = 0; r < R; ++r) {
+    if (x > 0) out_at(r, 0);
+    if (x > L) out_at(r, L);
+  }
+  Col2<V> cur[R], left[R];
+  for (int r = 0; r < R; ++r) {
+    cur[r] = cs(r, x);
+    left[r] = x >= C ? cs(r, x - C) : lanes_from<L - C>(pl[r], cur[r]);
+  }
+  for (; x + 2 * L <= n; x += L) {
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      const Col2<V> nxt = cs(r, x + L);
+      put<A, A, Stream>(out[r] + x, op.row(left[r], cur[r], lanes_from<C>(cur[r], nxt)));
+      left[r] = lanes_from<L - C>(cur[r], nxt);
+      cur[r] = nxt;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    if (x < n - L) out_at(r, n - 2 * L);
+    out_at(r, n - L);
+  }
 }
 
 // Whether fused3_impl takes an image of rows of n elements and C channels.
@@ -550,7 +569,7 @@ inline bool fused3_fits(int64_t n, int64_t C) {
   return n >= 3 * L && (C == 1 || C == 3 || C == 4) && C < L;
 }
 
-// The whole image by fused3_row (fused3_fits only). Rows next to a constant border read
+// The whole image by fused3_rows (fused3_fits only). Rows next to a constant border read
 // converted copies of their three rows (the cval rows among them).
 template <typename T, typename A, typename Op>
 static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const Op& op,
@@ -561,28 +580,33 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
   const int64_t rows = s.n * H;
   // As the ring filters: streaming when source and result cannot both stay in the LLC.
   const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
-  auto run = [&](auto cc, auto st, const auto* p0, const auto* p1, const auto* p2, A* o, const A* pads) {
-    using S = std::remove_cv_t<std::remove_pointer_t<decltype(p0)>>;
+  // Two rows at a time where their outputs share an alignment.
+  const bool pairs = d.row_stride % L == 0;
+  auto run = [&](auto cc, auto st, auto rr, const auto* const* p, A* const* o, const A* pads) {
+    using S = std::remove_cv_t<std::remove_pointer_t<std::remove_cv_t<std::remove_pointer_t<decltype(p)>>>>;
     constexpr int CC = decltype(cc)::value;
-    if constexpr (CC < L) fused3_row<S, A, CC, decltype(st)::value>(p0, p1, p2, o, n, op, pads);
+    if constexpr (CC < L) fused3_rows<S, A, CC, decltype(st)::value, decltype(rr)::value>(p, o, n, op, pads);
   };
-  auto row = [&](const auto* p0, const auto* p1, const auto* p2, A* o, const A* pads) {
+  auto rows_of = [&](auto rr, const auto* const* p, A* const* o, const A* pads) {
+    using I4 = std::integral_constant<int, 4>;
+    using I3 = std::integral_constant<int, 3>;
+    using I1 = std::integral_constant<int, 1>;
     if (stream) {
-      if (C == 4) return run(std::integral_constant<int, 4>{}, std::true_type{}, p0, p1, p2, o, pads);
-      if (C == 3) return run(std::integral_constant<int, 3>{}, std::true_type{}, p0, p1, p2, o, pads);
-      return run(std::integral_constant<int, 1>{}, std::true_type{}, p0, p1, p2, o, pads);
+      if (C == 4) return run(I4{}, std::true_type{}, rr, p, o, pads);
+      if (C == 3) return run(I3{}, std::true_type{}, rr, p, o, pads);
+      return run(I1{}, std::true_type{}, rr, p, o, pads);
     }
-    if (C == 4) return run(std::integral_constant<int, 4>{}, std::false_type{}, p0, p1, p2, o, pads);
-    if (C == 3) return run(std::integral_constant<int, 3>{}, std::false_type{}, p0, p1, p2, o, pads);
-    return run(std::integral_constant<int, 1>{}, std::false_type{}, p0, p1, p2, o, pads);
+    if (C == 4) return run(I4{}, std::false_type{}, rr, p, o, pads);
+    if (C == 3) return run(I3{}, std::false_type{}, rr, p, o, pads);
+    return run(I1{}, std::false_type{}, rr, p, o, pads);
   };
   parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    A* pads = thread_scratch<A>(3, static_cast<size_t>(6 * L));
-    std::fill(pads, pads + 6 * L, A(0));
+    A* pads = thread_scratch<A>(3, static_cast<size_t>(12 * L));
+    std::fill(pads, pads + 12 * L, A(0));
     A* crow = nullptr;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / H, y = t % H;
-      int64_t yy[3];
+    // The source rows of output row y (image b) and its border columns' values in pd;
+    // whether a row lies outside (constant border).
+    auto prep = [&](int64_t b, int64_t y, int64_t* yy, A* pd) {
       bool outside = false;
       for (int i = 0; i < 3; ++i) {
         yy[i] = border_index(y - 1 + i, H, border);
@@ -591,7 +615,7 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
       for (int side = 0; side < 2; ++side) {
         const int64_t sx = border_index(side ? W : -1, W, border);
         for (int i = 0; i < 3; ++i) {
-          A* q = pads + (3 * side + i) * L + (side ? 0 : L - C);
+          A* q = pd + (3 * side + i) * L + (side ? 0 : L - C);
           if (sx < 0 || yy[i] < 0) {
             for (int64_t ch = 0; ch < C; ++ch) q[ch] = cv;
           } else {
@@ -600,9 +624,28 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
           }
         }
       }
-      A* o = row_ptr<A>(dst, d, b, y);
+      return outside;
+    };
+    for (int64_t t = t0; t < t1;) {
+      const int64_t b = t / H, y = t % H;
+      int64_t yy[3];
+      const bool outside = prep(b, y, yy, pads);
+      A* o[2] = {row_ptr<A>(dst, d, b, y), nullptr};
+      if (!outside && pairs && t + 1 < t1 && y + 1 < H) {
+        int64_t yn[3];
+        if (!prep(b, y + 1, yn, pads + 6 * L)) {
+          const T* P[4] = {row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]),
+                           row_ptr<T>(src, s, b, yn[2])};
+          o[1] = row_ptr<A>(dst, d, b, y + 1);
+          rows_of(std::integral_constant<int, 2>{}, P, o, pads);
+          t += 2;
+          continue;
+        }
+      }
+      t += 1;
       if (!outside) {
-        row(row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]), o, pads);
+        const T* P[3] = {row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2])};
+        rows_of(std::integral_constant<int, 1>{}, P, o, pads);
         continue;
       }
       if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(3 * n));
@@ -613,7 +656,7 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
         else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
         P[i] = r;
       }
-      row(P[0], P[1], P[2], o, pads);
+      rows_of(std::integral_constant<int, 1>{}, P, o, pads);
     }
     stream_fence();
   });
