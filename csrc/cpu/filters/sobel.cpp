@@ -580,12 +580,15 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
   const int64_t rows = s.n * H;
   // As the ring filters: streaming when source and result cannot both stay in the LLC.
   const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
-  // Two rows at a time where their outputs share an alignment.
-  const bool pairs = d.row_stride % L == 0;
+  // Two rows at a time for float images where their outputs share an alignment (integer
+  // images measured slower so: their widening loads twice over).
+  constexpr bool float_src = std::is_same<T, A>::value;
+  const bool pairs = float_src && d.row_stride % L == 0;
   auto run = [&](auto cc, auto st, auto rr, const auto* const* p, A* const* o, const A* pads) {
     using S = std::remove_cv_t<std::remove_pointer_t<std::remove_cv_t<std::remove_pointer_t<decltype(p)>>>>;
     constexpr int CC = decltype(cc)::value;
-    if constexpr (CC < L) fused3_rows<S, A, CC, decltype(st)::value, decltype(rr)::value>(p, o, n, op, pads);
+    constexpr int RR = decltype(rr)::value;
+    if constexpr (CC < L && (RR == 1 || float_src)) fused3_rows<S, A, CC, decltype(st)::value, RR>(p, o, n, op, pads);
   };
   auto rows_of = [&](auto rr, const auto* const* p, A* const* o, const A* pads) {
     using I4 = std::integral_constant<int, 4>;
