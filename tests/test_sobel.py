@@ -394,3 +394,107 @@ def test_laplacian_5x5_7x7_fused_passes(rng, isa, dtype):
                 assert_close(got, ref, _odt(dtype), scale=_ksum(k) * (_mag(x) + 2), err_msg=f"{shape} k={k} {border}")
                 if np.dtype(dtype).kind == "u" and k == 5:
                     assert np.array_equal(F.laplacian(x, ksize=k, border=border), R.laplacian(x, ksize=k, border=border))
+
+
+# ---- sobel / scharr / prewitt 3x3: the vertical-first passes -----------------------------------
+# Rows of at least 3 vectors of elements (48 float32 on AVX-512, 24 on AVX2, 12 on baseline;
+# half that for float64) with 1, 3 or 4 channels take the fused pass (both passes in
+# registers, the border columns by lane shifts); narrower rows, other channel counts and the
+# rows next to a constant border take the two-pass path. Widths around those limits on every ISA.
+_SEP3_SHAPES = [(1, 1), (1, 5), (5, 1), (2, 2, 3), (4, 11), (5, 12), (3, 23), (4, 24), (6, 25), (3, 47), (5, 48),
+                (4, 49), (7, 65), (6, 97), (4, 15, 3), (5, 16, 3), (3, 17, 3), (6, 33, 3), (4, 11, 4), (5, 12, 4),
+                (3, 13, 4), (4, 30, 2), (3, 20, 5), (2, 3, 50, 1), (2, 4, 19, 3)]
+
+
+def _sep3_ops():
+    # (name, the op with keyword arguments, sum of |taps|)
+    for dx, dy in [(1, 0), (0, 1), (1, 1), (2, 0), (0, 2)]:
+        yield f"sobel {dx}{dy}", lambda m, a, dx=dx, dy=dy, **kw: m.sobel(a, dx, dy, **kw), 16.0
+    for dx, dy in [(1, 0), (0, 1)]:
+        yield f"scharr {dx}{dy}", lambda m, a, dx=dx, dy=dy, **kw: m.scharr(a, dx, dy, **kw), 64.0
+        yield f"prewitt {dx}{dy}", lambda m, a, dx=dx, dy=dy, **kw: m.prewitt(a, dx, dy, **kw), 9.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_sobel_3x3_paths(rng, isa, threads, dtype, border):
+    for shape in _SEP3_SHAPES:
+        x = random_array(rng, shape, dtype)
+        m = _mag(x)
+        for name, op, ks in _sep3_ops():
+            for scale, delta in ((1.0, 0.0), (0.75, -2.5)):
+                kw = dict(scale=scale, delta=delta, border=border, cval=3.0)
+                got = op(F, x, **kw)
+                ref = op(R, x, **kw)
+                assert got.dtype == _odt(dtype) and got.shape == x.shape
+                if np.dtype(dtype).kind == "u" and scale == 1.0:
+                    assert np.array_equal(got, ref), f"{shape} {name} {border}"  # exact integer sums
+                else:
+                    assert_close(got, ref, _odt(dtype), scale=ks * (m + 3), err_msg=f"{shape} {name} {border}")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_sobel_3x3_views_streaming_and_opencv(rng, isa, dtype):
+    cv2 = pytest.importorskip("cv2")
+    base = random_array(rng, (29, 57, 3), dtype)
+    dd = cv2.CV_64F if dtype == np.float64 else cv2.CV_32F
+    for name, view in _VIEWS:
+        v = view(base)
+        before = v.copy()
+        for dx, dy in [(1, 0), (0, 1)]:
+            got = F.sobel(v, dx, dy)
+            assert_close(got, R.sobel(v, dx, dy), got.dtype, scale=16 * _mag(v), err_msg=name)
+            if v.shape[-1] <= 4:
+                ref = cv2.Sobel(np.ascontiguousarray(v), dd, dx, dy)
+                if dtype == np.uint8:
+                    assert np.array_equal(got, ref), name
+                else:
+                    assert_close(got, ref, got.dtype, scale=16 * _mag(v), err_msg=name)
+                assert_close(F.scharr(v, dx, dy), cv2.Scharr(np.ascontiguousarray(v), dd, dx, dy), got.dtype,
+                             scale=64 * _mag(v), err_msg=name)
+        assert np.array_equal(v, before), name
+    # misaligned, padded out= (the stores start mid-vector), 1 and 3 channels
+    for x in (base[:, 1:, 0].copy(), base[:, 1:].copy()):
+        buf = np.full((x.shape[0], x.shape[1] + 5) + x.shape[2:], np.nan, _odt(dtype))
+        out = buf[:, 3:3 + x.shape[1]]
+        F.sobel(x, 1, 0, out=out)
+        assert np.array_equal(out, F.sobel(x, 1, 0))
+        assert np.isnan(buf[:, :3]).all() and np.isnan(buf[:, 3 + x.shape[1]:]).all()
+    # past the streaming threshold: non-temporal stores from the first aligned element, the
+    # same bits; every alignment of the output rows
+    imkern.set_cpu_params(stream_bytes=1 << 10)
+    try:
+        for x in (base[:, :, 0].copy(), base[:, 1:].copy(), base[:, :50, :1].copy()):
+            plain = []
+            for off in range(4):
+                buf = np.full((x.shape[0], x.shape[1] + 8) + x.shape[2:], np.nan, _odt(dtype))
+                out = buf[:, off:off + x.shape[1]]
+                F.sobel(x, 1, 0, delta=0.5, out=out)
+                plain.append(out)
+            imkern.reset_cpu_params()
+            ref = F.sobel(x, 1, 0, delta=0.5)
+            imkern.set_cpu_params(stream_bytes=1 << 10)
+            for o in plain:
+                assert np.array_equal(o, ref)
+    finally:
+        imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_3x3_paths_threads_give_identical_bits(rng, isa, dtype):
+    # the fused pass pairs output rows within each thread's chunk: the chunking never changes a bit
+    before = imkern.get_num_threads()
+    for shape in [(257, 190, 3), (301, 67), (2, 37, 50, 4)]:
+        x = random_array(rng, shape, dtype)
+        ops = [lambda a: F.sobel(a, 1, 0, scale=0.3, delta=0.1), lambda a: F.sobel(a, 0, 1), F.scharr,
+               lambda a: F.laplacian(a, ksize=1), lambda a: F.laplacian(a, ksize=3, scale=0.7),
+               lambda a: F.sobel(a, 1, 0, border="constant", cval=2.0)]
+        try:
+            imkern.set_num_threads(1)
+            one = [op(x) for op in ops]
+            imkern.set_num_threads(3)
+            many = [op(x) for op in ops]
+        finally:
+            imkern.set_num_threads(before)
+        for i, (a, b) in enumerate(zip(one, many)):
+            assert np.array_equal(a, b), (shape, i)

@@ -14,19 +14,27 @@
 // float64): the integer -> float32 output path without a second pass (the linear filters'
 // sep_filter writes the source dtype; this file keeps its own typed-output loop until a shared
 // `dtype=` mechanism exists, and uses the same vfilter/hfilter inner loops).
-// The Laplacian (sum mode) takes fused variants: 3x3 kernels with the square's symmetries
-// (ksize 1, 3) one 5-tap stencil pass over the source rows (deriv_3x3; float images read
-// them in place), ksize 5 / 7 both horizontal kernels from one load of each tap (hsum2_sym)
-// and both vertical kernels summed in registers (vsum_sym), the latter two with the same bits
-// as the separate passes.
+// 3x3 operators (sobel / scharr / prewitt ksize 3 in single mode, the Laplacian ksize 1 / 3)
+// take one fused pass straight from the source rows (fused3_impl: rows of at least 3 vectors
+// with 1, 3 or 4 channels): per-column values of the three rows first (the vertical pass,
+// three source loads per vector, integer images widened in registers), their neighbours at
+// x -+ C by lane shifts, one store; narrower rows and other channel counts take a two-pass
+// version of the same (sep3_impl) or the 5-tap Laplacian stencil (stencil3_impl). Float
+// results round as ky (x) (x (x) ...) columns first instead of rows first (a few ulps apart;
+// integer images keep exact sums, the bits of cv2). The Laplacian ksize 5 / 7 takes both
+// horizontal kernels from one load of each tap (hsum2_sym) and both vertical kernels summed in
+// registers (vsum_sym), with the same bits as the separate passes.
 // Cost per pixel and channel: bytes = sizeof(T) read + sizeof(A) per output written;
 // FLOPs = 2 (kw + kh) per filter (single) or twice that (two filters), + 3 for magnitudes.
 // Scale is folded into the kernels by the caller (as cv2.Sobel does), so a float result has
 // the rounding of cv2's sepFilter2D up to the order of the taps.
 #include <cmath>
+#include <type_traits>
+#include <utility>
 
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
+#include "common/shuffle.hpp"
 #include "filters/filter_rows.hpp"
 
 namespace imkern {
@@ -196,14 +204,21 @@ static void hsum2_sym(const A* p, A* h0, A* h1, int64_t n, int64_t C, const A* k
 // never change a bit.
 template <typename V, typename A>
 IMKERN_ALWAYS_INLINE inline V splat_as(A x) {
-  return V{} + x;
+  if constexpr (std::is_same<V, A>::value) return x;
+  else return V{} + x;
 }
 
+// (as<V>(): the taps broadcast to V once, so that the row loops hold them in registers
+// instead of reloading and broadcasting them for every vector.)
 template <typename A, bool Corners, bool Edges>
 struct Lap3 {
   A ka, kb, kc, dl;
-  template <typename V, typename Ld>
-  IMKERN_ALWAYS_INLINE V eval(const A* p0, const A* p1, const A* p2, int64_t C, Ld&& ld) const {
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Lap3<V, Corners, Edges> as() const {
+    return {splat_as<V>(ka), splat_as<V>(kb), splat_as<V>(kc), splat_as<V>(dl)};
+  }
+  template <typename V, typename P, typename Ld>
+  IMKERN_ALWAYS_INLINE V eval(const P* p0, const P* p1, const P* p2, int64_t C, Ld&& ld) const {
     V v = splat_as<V>(kc) * ld(p1 + C);
     if constexpr (Corners) v += splat_as<V>(ka) * ((ld(p0) + ld(p0 + 2 * C)) + (ld(p2) + ld(p2 + 2 * C)));
     if constexpr (Edges) v += splat_as<V>(kb) * ((ld(p0 + C) + ld(p2 + C)) + (ld(p1) + ld(p1 + 2 * C)));
@@ -229,9 +244,10 @@ static void stencil3_row(const K& k, const A* const* P, A* o, int64_t n, int64_t
     for (int64_t x = 0; x < n; ++x) o[x] = stencil3_one<A>(k, r0 + x, r1 + x, r2 + x, C);
     return;
   }
+  const auto kv = k.template as<vec_t<A>>();
   auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    return k.template eval<vec_t<A>>(r0 + x, r1 + x, r2 + x, C,
-                                     [](const A* p) IMKERN_ALWAYS_INLINE { return loadu(p); });
+    return kv.template eval<vec_t<A>>(r0 + x, r1 + x, r2 + x, C,
+                                      [](const A* p) IMKERN_ALWAYS_INLINE { return loadu(p); });
   };
   int64_t x = 0;
   if constexpr (Stream) {  // streaming from the first aligned element, the vector before it plain
@@ -333,6 +349,381 @@ static void stencil3_impl(const void* src, const ImageDesc& s, void* dst, const 
   });
 }
 
+
+// Separable 3x3 derivatives (sobel / scharr / prewitt ksize 3, single mode): vertical pass
+// first, straight from the source rows (float images read in place, integer images widened
+// in registers: no converted, padded copy of each row and no ring), into one L1 row of
+// v = ky (x) rows, then the horizontal pass from that row into the output (the border columns
+// of v by the border rule, since v is per column). Every 3-tap derivative kernel is symmetric
+// (a, b, a) or antisymmetric (-a, 0, a): Sym3 / Anti3 form them with 2 or 1 multiplies and no
+// zero tap. Per vector: 3 source loads, the v store, 2-3 loads of v, one output store.
+// Integer images with integer taps give exact integer sums (the same bits as before); float
+// images round as (ky (x) x) (x) kx instead of ky (x) (x (x) kx), within a few ulps of it.
+// Every element is formed by one expression (the vector body, the last vector ending at n and
+// rows under one vector alike), so threads never change a bit.
+// (as<V>(): the taps broadcast to V once, held in registers by the loops)
+template <typename A>
+struct Sym3 {  // a * (t0 + t2) + b * t1
+  A a, b;
+  template <typename V>
+  IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V t2) const {
+    return a * (t0 + t2) + b * t1;
+  }
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Sym3<V> as() const {
+    return {splat_as<V>(a), splat_as<V>(b)};
+  }
+};
+template <typename A>
+struct Anti3 {  // a * (t2 - t0)
+  A a;
+  template <typename V>
+  IMKERN_ALWAYS_INLINE V eval(V t0, V, V t2) const {
+    return a * (t2 - t0);
+  }
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Anti3<V> as() const {
+    return {splat_as<V>(a)};
+  }
+};
+
+// v[0 .. n) = k(p0, p1, p2) (p*: source rows of S, converted to A exactly).
+template <typename S, typename A, typename K>
+static void sep3_vpass(const S* p0, const S* p1, const S* p2, A* v, int64_t n, const K& k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x)
+      v[x] = k.template eval<A>(static_cast<A>(p0[x]), static_cast<A>(p1[x]), static_cast<A>(p2[x]));
+    return;
+  }
+  const auto kv = k.template as<vec_t<A>>();
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    return kv.template eval<vec_t<A>>(load_vec<A, S>(p0 + x), load_vec<A, S>(p1 + x), load_vec<A, S>(p2 + x));
+  };
+  int64_t x = 0;
+  for (; x + 2 * L <= n; x += 2 * L) {
+    storeu(v + x, one(x));
+    storeu(v + x + L, one(x + L));
+  }
+  for (; x + L <= n; x += L) storeu(v + x, one(x));
+  if (x < n) storeu(v + n - L, one(n - L));
+}
+
+// o[0 .. n) = k(v[x - C], v[x], v[x + C]) (+ dl when Delta).
+template <typename A, int CC, bool Stream, bool Delta, typename K>
+static void sep3_hpass(const A* v, A* o, int64_t n, int64_t Cr, const K& k, A dl) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const int64_t C = CC > 0 ? CC : Cr;
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x) {
+      const A r = k.template eval<A>(v[x - C], v[x], v[x + C]);
+      o[x] = Delta ? r + dl : r;
+    }
+    return;
+  }
+  const auto kv = k.template as<vec_t<A>>();
+  const vec_t<A> dv = splat<A>(dl);
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    const vec_t<A> r = kv.template eval<vec_t<A>>(loadu(v + x - C), loadu(v + x), loadu(v + x + C));
+    if constexpr (Delta) return r + dv;
+    else return r;
+  };
+  int64_t x = 0;
+  if constexpr (Stream) {  // streaming from the first aligned element, the vector before it plain
+    x = stream_start<A, A>(o) % L;
+    if (x) storeu(o, one(0));
+  }
+  for (; x + 2 * L <= n; x += 2 * L) {
+    put<A, A, Stream>(o + x, one(x));
+    put<A, A, Stream>(o + x + L, one(x + L));
+  }
+  for (; x + L <= n; x += L) put<A, A, Stream>(o + x, one(x));
+  if (x < n) storeu(o + n - L, one(n - L));
+}
+
+// Lanes S .. S + L - 1 of the concatenation (a, b): the vector of elements S further on
+// (a constant mask: valignd / vpalignr-like permutes).
+template <int S, typename V, size_t... J>
+IMKERN_ALWAYS_INLINE inline V lanes_from_seq(V a, V b, std::index_sequence<J...>) {
+  using E = std::remove_reference_t<decltype(a[0])>;
+  using I = std::conditional_t<sizeof(E) == 4, int32_t, int64_t>;
+  typedef I M __attribute__((vector_size(sizeof(V))));
+  return IMKERN_SHUFFLE2(a, b, M{static_cast<I>(S + static_cast<int>(J))...});
+}
+template <int S, typename V>
+IMKERN_ALWAYS_INLINE inline V lanes_from(V a, V b) {
+  return lanes_from_seq<S>(a, b, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{});
+}
+
+// Fused 3x3 rows. Every 3x3 operator here is a function of per-column values of the three
+// source rows (Col: the vertical pass) and of those columns at x - C, x, x + C (the horizontal
+// pass): the column vector at x is computed once from three source loads, and its neighbours
+// are lane shifts of it and the next one (rows of n >= 3 L elements, C < L channels), so each
+// output vector takes three source loads and one store.
+template <typename V>
+struct Col2 {
+  V u, w;
+};
+template <int S, typename V>
+IMKERN_ALWAYS_INLINE inline Col2<V> lanes_from(const Col2<V>& a, const Col2<V>& b) {
+  return {lanes_from<S>(a.u, b.u), lanes_from<S>(a.w, b.w)};
+}
+
+// Separable: col = ky (x) rows, out = kx (x) col (+ delta).
+template <typename V, typename KV, typename KH>
+struct SepOp {
+  KV kv;
+  KH kh;
+  V dl;
+  bool delta;
+  IMKERN_ALWAYS_INLINE Col2<V> col(V t0, V t1, V t2) const {
+    const V v = kv.template eval<V>(t0, t1, t2);
+    return {v, v};
+  }
+  IMKERN_ALWAYS_INLINE V row(const Col2<V>& l, const Col2<V>& c, const Col2<V>& r) const {
+    const V t = kh.template eval<V>(l.u, c.u, r.u);
+    return delta ? t + dl : t;
+  }
+};
+
+// Lap3's kernel [[a, b, a], [b, c, b], [a, b, a]]: col = (r0 + r2, r1), out = c r1[x] +
+// a (col.u[x - 1] + col.u[x + 1]) + b (col.u[x] + (r1[x - 1] + r1[x + 1])) + delta (the
+// corner sums paired by column instead of by row; the edge sum as Lap3's).
+template <typename V, bool Corners, bool Edges>
+struct LapOp {
+  V ka, kb, kc, dl;
+  IMKERN_ALWAYS_INLINE Col2<V> col(V t0, V t1, V t2) const { return {t0 + t2, t1}; }
+  IMKERN_ALWAYS_INLINE V row(const Col2<V>& l, const Col2<V>& c, const Col2<V>& r) const {
+    V v = kc * c.w;
+    if constexpr (Corners) v += ka * (l.u + r.u);
+    if constexpr (Edges) v += kb * (c.u + (l.w + r.w));
+    return v + dl;
+  }
+};
+
+// R output rows (1 or 2: rows y and y + 1 share two of their source rows' loads) from the
+// R + 2 source rows p. pads (R x 6 L): per output row, the border columns' source values (3
+// rows of L lanes: lanes L - C .. L - 1 the left pixel; in the next 3 L, lanes 0 .. C - 1 the
+// right one), whose columns stand for col[-C .. -1] and col[n .. n + C - 1]. The loop starts
+// at the first aligned element of o[0] (the rows share their alignment; the source rows, as a
+// rule, too); the vectors before it and the last two (overlapping: the same values) by direct
+// loads. Every element by the same expression, whatever R.
+template <typename S, typename A, int C, bool Stream, int R, typename Op>
+static void fused3_rows(const S* const* p, A* const* o, int64_t n, const Op& opr, const A* pads) {
+  using namespace simd;
+  using V = vec_t<A>;
+  constexpr int L = Vec<A>::lanes;
+  static_assert(C < L, "channels under one vector");
+  const Op op = opr;  // a local copy: its taps stay in registers across the stores
+  const S* q[R + 2];
+  A* out[R];
+  for (int r = 0; r < R + 2; ++r) q[r] = p[r];
+  for (int r = 0; r < R; ++r) out[r] = o[r];
+  auto cs = [&](int r, int64_t i) IMKERN_ALWAYS_INLINE {
+    return op.col(load_vec<A, S>(q[r] + i), load_vec<A, S>(q[r + 1] + i), load_vec<A, S>(q[r + 2] + i));
+  };
+  Col2<V> pl[R], pr[R];
+  for (int r = 0; r < R; ++r) {
+    const A* pd = pads + r * 6 * L;
+    pl[r] = op.col(loadu(pd), loadu(pd + L), loadu(pd + 2 * L));
+    pr[r] = op.col(loadu(pd + 3 * L), loadu(pd + 4 * L), loadu(pd + 5 * L));
+  }
+  auto out_at = [&](int r, int64_t e) IMKERN_ALWAYS_INLINE {  // e = 0, L, n - 2 L or n - L
+    const Col2<V> c = cs(r, e);
+    const Col2<V> l = e >= C ? cs(r, e - C) : lanes_from<L - C>(pl[r], c);
+    const Col2<V> rt = e + L + C <= n ? cs(r, e + C) : lanes_from<C>(c, pr[r]);
+    storeu(out[r] + e, op.row(l, c, rt));
+  };
+  int64_t x = stream_start<A, A>(out[0]) % L;
+  if (x > 0 && x < C) x += L;  // the loop's first left vector by direct loads
+  for (int r = 0; r < R; ++r) {
+    if (x > 0) out_at(r, 0);
+    if (x > L) out_at(r, L);
+  }
+  Col2<V> cur[R], left[R];
+  for (int r = 0; r < R; ++r) {
+    cur[r] = cs(r, x);
+    left[r] = x >= C ? cs(r, x - C) : lanes_from<L - C>(pl[r], cur[r]);
+  }
+  for (; x + 2 * L <= n; x += L) {
+#pragma GCC unroll 2
+    for (int r = 0; r < R; ++r) {
+      const Col2<V> nxt = cs(r, x + L);
+      put<A, A, Stream>(out[r] + x, op.row(left[r], cur[r], lanes_from<C>(cur[r], nxt)));
+      left[r] = lanes_from<L - C>(cur[r], nxt);
+      cur[r] = nxt;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    if (x < n - L) out_at(r, n - 2 * L);
+    out_at(r, n - L);
+  }
+}
+
+// Whether fused3_impl takes an image of rows of n elements and C channels.
+template <typename A>
+inline bool fused3_fits(int64_t n, int64_t C) {
+  constexpr int64_t L = simd::Vec<A>::lanes;
+  return n >= 3 * L && (C == 1 || C == 3 || C == 4) && C < L;
+}
+
+// The whole image by fused3_rows (fused3_fits only). Rows next to a constant border read
+// converted copies of their three rows (the cval rows among them).
+template <typename T, typename A, typename Op>
+static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const Op& op,
+                        Border border, A cv) {
+  using namespace simd;
+  constexpr int64_t L = Vec<A>::lanes;
+  const int64_t H = s.h, W = s.w, C = s.c, n = W * C;
+  const int64_t rows = s.n * H;
+  // As the ring filters: streaming when source and result cannot both stay in the LLC.
+  const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
+  // Two rows at a time for float images where their outputs share an alignment (integer
+  // images measured slower so: their widening loads twice over).
+  constexpr bool float_src = std::is_same<T, A>::value;
+  const bool pairs = float_src && d.row_stride % L == 0;
+  auto run = [&](auto cc, auto st, auto rr, const auto* const* p, A* const* o, const A* pads) {
+    using S = std::remove_cv_t<std::remove_pointer_t<std::remove_cv_t<std::remove_pointer_t<decltype(p)>>>>;
+    constexpr int CC = decltype(cc)::value;
+    constexpr int RR = decltype(rr)::value;
+    if constexpr (CC < L && (RR == 1 || float_src)) fused3_rows<S, A, CC, decltype(st)::value, RR>(p, o, n, op, pads);
+  };
+  auto rows_of = [&](auto rr, const auto* const* p, A* const* o, const A* pads) {
+    using I4 = std::integral_constant<int, 4>;
+    using I3 = std::integral_constant<int, 3>;
+    using I1 = std::integral_constant<int, 1>;
+    if (stream) {
+      if (C == 4) return run(I4{}, std::true_type{}, rr, p, o, pads);
+      if (C == 3) return run(I3{}, std::true_type{}, rr, p, o, pads);
+      return run(I1{}, std::true_type{}, rr, p, o, pads);
+    }
+    if (C == 4) return run(I4{}, std::false_type{}, rr, p, o, pads);
+    if (C == 3) return run(I3{}, std::false_type{}, rr, p, o, pads);
+    return run(I1{}, std::false_type{}, rr, p, o, pads);
+  };
+  parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    A* pads = thread_scratch<A>(3, static_cast<size_t>(12 * L));
+    std::fill(pads, pads + 12 * L, A(0));
+    A* crow = nullptr;
+    // The source rows of output row y (image b) and its border columns' values in pd;
+    // whether a row lies outside (constant border).
+    auto prep = [&](int64_t b, int64_t y, int64_t* yy, A* pd) {
+      bool outside = false;
+      for (int i = 0; i < 3; ++i) {
+        yy[i] = border_index(y - 1 + i, H, border);
+        outside = outside || yy[i] < 0;
+      }
+      for (int side = 0; side < 2; ++side) {
+        const int64_t sx = border_index(side ? W : -1, W, border);
+        for (int i = 0; i < 3; ++i) {
+          A* q = pd + (3 * side + i) * L + (side ? 0 : L - C);
+          if (sx < 0 || yy[i] < 0) {
+            for (int64_t ch = 0; ch < C; ++ch) q[ch] = cv;
+          } else {
+            const T* r = row_ptr<T>(src, s, b, yy[i]);
+            for (int64_t ch = 0; ch < C; ++ch) q[ch] = static_cast<A>(r[sx * C + ch]);
+          }
+        }
+      }
+      return outside;
+    };
+    for (int64_t t = t0; t < t1;) {
+      const int64_t b = t / H, y = t % H;
+      int64_t yy[3];
+      const bool outside = prep(b, y, yy, pads);
+      A* o[2] = {row_ptr<A>(dst, d, b, y), nullptr};
+      if (!outside && pairs && t + 1 < t1 && y + 1 < H) {
+        int64_t yn[3];
+        if (!prep(b, y + 1, yn, pads + 6 * L)) {
+          const T* P[4] = {row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]),
+                           row_ptr<T>(src, s, b, yn[2])};
+          o[1] = row_ptr<A>(dst, d, b, y + 1);
+          rows_of(std::integral_constant<int, 2>{}, P, o, pads);
+          t += 2;
+          continue;
+        }
+      }
+      t += 1;
+      if (!outside) {
+        const T* P[3] = {row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2])};
+        rows_of(std::integral_constant<int, 1>{}, P, o, pads);
+        continue;
+      }
+      if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(3 * n));
+      const A* P[3];
+      for (int i = 0; i < 3; ++i) {
+        A* r = crow + i * n;
+        if (yy[i] < 0) std::fill(r, r + n, cv);
+        else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
+        P[i] = r;
+      }
+      rows_of(std::integral_constant<int, 1>{}, P, o, pads);
+    }
+    stream_fence();
+  });
+}
+
+template <typename T, typename A, typename KV, typename KH>
+static void sep3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const KV& kv, const KH& kh,
+                      A dl, Border border, A cv) {
+  using namespace simd;
+  constexpr int64_t L = Vec<A>::lanes;
+  const int64_t H = s.h, W = s.w, C = s.c, n = W * C;
+  const int64_t rows = s.n * H;
+  const int64_t off = (C + L - 1) / L * L;  // v's first column: aligned, with room for the left pad
+  const int64_t vlen = off + n + C;
+  // As the ring filters: streaming when source and result cannot both stay in the LLC.
+  const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
+  auto hpass = [&](auto st, auto de, const A* v, A* o) {
+    constexpr bool S = decltype(st)::value, D = decltype(de)::value;
+    if (C == 1) return sep3_hpass<A, 1, S, D>(v, o, n, C, kh, dl);
+    if (C == 3) return sep3_hpass<A, 3, S, D>(v, o, n, C, kh, dl);
+    return sep3_hpass<A, 0, S, D>(v, o, n, C, kh, dl);
+  };
+  parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    A* vrow = thread_scratch<A>(1, static_cast<size_t>(vlen));
+    A* v = vrow + off;
+    A* crow = nullptr;  // constant border: the three rows as A (the cval rows among them)
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / H, y = t % H;
+      int64_t yy[3];
+      bool outside = false;
+      for (int i = 0; i < 3; ++i) {
+        yy[i] = border_index(y - 1 + i, H, border);
+        outside = outside || yy[i] < 0;
+      }
+      if (!outside) {
+        sep3_vpass<T, A>(row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]),
+                         v, n, kv);
+      } else {
+        if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(3 * n));
+        for (int i = 0; i < 3; ++i) {
+          A* r = crow + i * n;
+          if (yy[i] < 0) std::fill(r, r + n, cv);
+          else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
+        }
+        sep3_vpass<A, A>(crow, crow + n, crow + 2 * n, v, n, kv);
+      }
+      // the border columns of v: v is per column, so a border pixel's v is its source column's
+      for (const int64_t x : {int64_t(-1), W}) {
+        const int64_t sx = border_index(x, W, border);
+        for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? kv.template eval<A>(cv, cv, cv) : v[sx * C + ch];
+      }
+      A* o = row_ptr<A>(dst, d, b, y);
+      if (stream) {
+        if (dl != 0) hpass(std::true_type{}, std::true_type{}, v, o);
+        else hpass(std::true_type{}, std::false_type{}, v, o);
+      } else {
+        if (dl != 0) hpass(std::false_type{}, std::true_type{}, v, o);
+        else hpass(std::false_type{}, std::false_type{}, v, o);
+      }
+    }
+    stream_fence();
+  });
+}
+
 // The fused 3x3 stencil of deriv_filter (see above); false when the kernels have none.
 template <typename T, typename A>
 static bool deriv_3x3(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx0,
@@ -343,12 +734,53 @@ static bool deriv_3x3(const void* src, const ImageDesc& s, void* dst, const Imag
     A k3[3];
     if (!lap3_kernel<A>(kx0, ky0, kx1, ky1, k3)) return false;
     const A ka = k3[0], kb = k3[1], kc = k3[2];
+    if (fused3_fits<A>(s.w * s.c, s.c)) {
+      using V = simd::vec_t<A>;
+      auto sp = [](A v) { return simd::splat<A>(v); };
+      if (ka != 0 && kb != 0) fused3_impl<T, A>(src, s, dst, d, LapOp<V, true, true>{sp(ka), sp(kb), sp(kc), sp(dl)}, border, cv);
+      else if (ka != 0) fused3_impl<T, A>(src, s, dst, d, LapOp<V, true, false>{sp(ka), sp(kb), sp(kc), sp(dl)}, border, cv);
+      else fused3_impl<T, A>(src, s, dst, d, LapOp<V, false, true>{sp(ka), sp(kb), sp(kc), sp(dl)}, border, cv);
+      return true;
+    }
     if (ka != 0 && kb != 0) stencil3_impl<T, A>(src, s, dst, d, Lap3<A, true, true>{ka, kb, kc, dl}, border, cv);
     else if (ka != 0) stencil3_impl<T, A>(src, s, dst, d, Lap3<A, true, false>{ka, kb, kc, dl}, border, cv);
     else stencil3_impl<T, A>(src, s, dst, d, Lap3<A, false, true>{ka, kb, kc, dl}, border, cv);
     return true;
   }
   return false;
+}
+
+// A 3-tap kernel as Sym3 (0) or Anti3 (1), or neither (-1).
+inline int tap3_form(const double* k) {
+  if (k[0] == k[2] && std::isfinite(k[0]) && std::isfinite(k[1])) return 0;
+  if (k[0] == -k[2] && k[1] == 0 && std::isfinite(k[0])) return 1;
+  return -1;
+}
+
+template <typename T, typename A>
+static bool deriv_sep3(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx,
+                       const double* ky, double delta, Border border, double cval) {
+  const int fx = tap3_form(kx), fy = tap3_form(ky);
+  if (fx < 0 || fy < 0) return false;
+  const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
+  using V = simd::vec_t<A>;
+  const bool fused = fused3_fits<A>(s.w * s.c, s.c);
+  auto run = [&](const auto& kvert, const auto& khor) {
+    if (fused) {
+      const SepOp<V, decltype(kvert.template as<V>()), decltype(khor.template as<V>())> op{
+          kvert.template as<V>(), khor.template as<V>(), simd::splat<A>(dl), dl != 0};
+      fused3_impl<T, A>(src, s, dst, d, op, border, cv);
+    } else {
+      sep3_impl<T, A>(src, s, dst, d, kvert, khor, dl, border, cv);
+    }
+  };
+  auto run_h = [&](const auto& kvert) {
+    if (fx == 0) run(kvert, Sym3<A>{static_cast<A>(kx[0]), static_cast<A>(kx[1])});
+    else run(kvert, Anti3<A>{static_cast<A>(kx[2])});
+  };
+  if (fy == 0) run_h(Sym3<A>{static_cast<A>(ky[0]), static_cast<A>(ky[1])});
+  else run_h(Anti3<A>{static_cast<A>(ky[2])});
+  return true;
 }
 
 }  // namespace
@@ -360,6 +792,8 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
                        double cval) {
   using A = typename AccOf<T>::type;
   if (kw == 3 && kh == 3 && deriv_3x3<T, A>(src, s, dst0, d0, kx0, ky0, kx1, ky1, mode, delta, border, cval)) return;
+  if (kw == 3 && kh == 3 && mode == DerivMode::single && deriv_sep3<T, A>(src, s, dst0, d0, kx0, ky0, delta, border, cval))
+    return;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int ay = kh / 2, ax = kw / 2;
   const int64_t left = ax, right = kw - 1 - ax;
