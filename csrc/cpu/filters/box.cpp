@@ -25,6 +25,9 @@
 // C * (2..3 + ~2 log2(min(kw, 64))).
 // The output dtype U may differ from the input's (uint8 -> float32 ...): the mean is formed in
 // float64 when U or T is float64, else float32, and written straight into the output.
+// 3x3 and 5x5 windows of float32 -> float32 and uint16 -> uint16 take sep_direct instead
+// (filter_rows.hpp): plain sums vertically in registers, then horizontally by lane shifts, one
+// pass (no subtraction either; uint16 sums are exact in float32, so the int32 path's bits).
 #include <cmath>
 #include <limits>
 
