@@ -1051,7 +1051,17 @@ struct DirectSep {
 
   template <typename TL>
   IMKERN_ALWAYS_INLINE static V vsum(const V* ky, const TL* const* r, int64_t p) {
-    return taps(ky, [&](int i) IMKERN_ALWAYS_INLINE { return load_vec<float, TL>(r[i] + p); });
+    if constexpr (Mode == 1 && std::is_same<TL, uint16_t>::value) {
+      // plain sums of uint16 rows in int32 lanes, converted once: exact, so the float sums' bits
+      (void)ky;
+      auto t = [&](int i) IMKERN_ALWAYS_INLINE { return simd::widen_to_i32<uint16_t>(r[i] + p); };
+      simd::vec_t<int32_t> si;
+      if constexpr (K == 3) si = (t(0) + t(1)) + t(2);
+      else si = ((t(0) + t(1)) + (t(2) + t(3))) + t(4);
+      return __builtin_convertvector(si, V);
+    } else {
+      return taps(ky, [&](int i) IMKERN_ALWAYS_INLINE { return load_vec<float, TL>(r[i] + p); });
+    }
   }
   template <int J>
   IMKERN_ALWAYS_INLINE static V tap_window(V vp, V vc, V vn) {
