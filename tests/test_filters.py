@@ -1138,3 +1138,130 @@ def test_box_uint8_small_windows_opencv_and_views(rng, isa, size):
             got = F.box(v, size, border=border)
             assert np.array_equal(got, cv2.blur(np.ascontiguousarray(v), ksz, borderType=cb)), f"{name} {border}"
         assert np.array_equal(v, before), name
+
+
+# ---- 3x3 / 5x5 in one pass (sep_direct): vertical sums in registers, lane-shifted horizontally --
+# Symmetric 3- and 5-tap separable filters (gaussian with ksize 3 / 5, sep_filter with symmetric
+# taps) of any image dtype with float32 arithmetic, float32 box 3x3 / 5x5 and uint16 box 3x3 /
+# 5x5 (exact integer sums, the same bits as the int32 path) take the direct path when the
+# channels' halo fits one vector (C = 1 .. 4; 5x5 with C = 3, 4 on AVX2 and AVX-512 only).
+# Shapes: 1 pixel, rows under one vector, exactly one, between one and two, odd widths; every
+# border (constant with a cval an integer image cannot hold); views; batches.
+_DIRECT_SHAPES = [(1, 1), (1, 5), (4, 1), (2, 3), (3, 7, 3), (5, 16), (6, 4, 4), (4, 6, 4), (7, 17), (5, 9, 2),
+                  (9, 11, 3), (6, 33, 1), (8, 45, 4), (2, 5, 23, 3), (3, 130, 3), (40, 37)]
+
+
+def _direct_ops(x):
+    ks = np.array([0.2, 0.6, 0.2])
+    k5 = np.array([0.05, 0.3, 0.3, 0.3, 0.05])  # symmetric, not a Gaussian
+    return [
+        ("gauss3", lambda v, **kw: F.gaussian(v, 0.8, ksize=3, **kw), lambda v, **kw: R.gaussian(v, 0.8, ksize=3, **kw)),
+        ("gauss5", lambda v, **kw: F.gaussian(v, 1.1, ksize=5, **kw), lambda v, **kw: R.gaussian(v, 1.1, ksize=5, **kw)),
+        ("sep3", lambda v, **kw: F.sep_filter(v, ks, ks, **kw), lambda v, **kw: R.sep_filter(v, ks, ks, **kw)),
+        ("sep5", lambda v, **kw: F.sep_filter(v, k5, k5, **kw), lambda v, **kw: R.sep_filter(v, k5, k5, **kw)),
+        ("box3", lambda v, **kw: F.box(v, 3, **kw), lambda v, **kw: R.box(v, 3, **kw)),
+        ("box5", lambda v, **kw: F.box(v, 5, **kw), lambda v, **kw: R.box(v, 5, **kw)),
+        ("box5 sums", lambda v, **kw: F.box(v, 5, normalize=False, **kw),
+         lambda v, **kw: R.box(v, 5, normalize=False, **kw)),
+    ]
+
+
+@pytest.mark.parametrize("border", BORDERS)
+def test_direct_small_filters_match_reference(rng, isa, border):
+    for shape in _DIRECT_SHAPES:
+        x = random_array(rng, shape, np.float32)
+        for name, f, ref in _direct_ops(x):
+            kw = {"border": border, "cval": -1.75}
+            scale = 25.0 if "sums" in name else 1.0
+            assert_close(f(x, **kw), ref(x.astype(np.float64), **kw), np.float32, scale=scale,
+                         err_msg=f"{name} {shape}")
+        # views (negative rows and columns, strided) give the contiguous copy's bits
+        v = x[::-1, ::-2] if x.ndim == 2 else x[::-1, ::-2, ::-1]
+        for name, f, _ in _direct_ops(x):
+            np.testing.assert_array_equal(f(v, border=border, cval=0.5), f(np.ascontiguousarray(v), border=border,
+                                                                           cval=0.5), err_msg=f"{name} {shape}")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("border", BORDERS)
+def test_direct_integer_images_keep_float32_arithmetic(rng, isa, dtype, border):
+    # an integer image gets its float32 copy's arithmetic bit for bit (widened as loaded),
+    # also with a constant border whose cval the integer type cannot hold
+    for shape in _DIRECT_SHAPES:
+        x = random_array(rng, shape, dtype)
+        f32 = x.astype(np.float32)
+        for cval in ([0.0] if border != "constant" else [7.0, 2.5, -3.0]):
+            for sigma, ks in ((0.8, 3), (1.2, 5), (0, 5)):
+                got = F.gaussian(x, sigma, ksize=ks, border=border, cval=cval, dtype=np.float32)
+                want = F.gaussian(f32, sigma, ksize=ks, border=border, cval=cval)
+                np.testing.assert_array_equal(got, want, err_msg=f"{shape} {ks} {cval}")
+            k5 = np.array([0.1, 0.2, 0.4, 0.2, 0.1])
+            got = F.sep_filter(x, k5, k5, border=border, cval=cval)  # the image's dtype: rounded, saturated
+            want = F.sep_filter(f32, k5, k5, border=border, cval=cval)
+            lim = np.iinfo(dtype).max
+            np.testing.assert_array_equal(got, np.clip(np.rint(want), 0, lim).astype(dtype), err_msg=f"{shape} {cval}")
+
+
+@pytest.mark.parametrize("border", BORDERS)
+def test_direct_box_uint16_exact(rng, isa, border):
+    # uint16 box 3x3 / 5x5: round-half-even of float32(sum) / float32(area) (the int32 path's
+    # bits), saturated; cval any integer (negative, or past 65535), others take the int32 path
+    for shape in _DIRECT_SHAPES:
+        x = random_array(rng, shape, np.uint16)
+        for k in (3, 5):
+            for cval in ([0.0] if border != "constant" else [7.0, -4.0, 300000.0, 7.5]):
+                got = F.box(x, k, border=border, cval=cval)
+                s = np.rint(R.box(x.astype(np.float64), k, normalize=False, border=border, cval=cval))
+                if cval == int(cval):
+                    want = np.clip(np.rint(s.astype(np.float32) / np.float32(k * k)), 0, 65535).astype(np.uint16)
+                    np.testing.assert_array_equal(got, want, err_msg=f"{shape} {k} {cval}")
+                else:
+                    assert_close(got, R.box(x, k, border=border, cval=cval), np.uint16)
+                sums = F.box(x, k, normalize=False, border=border, cval=cval)
+                if cval == int(cval):
+                    np.testing.assert_array_equal(sums, np.clip(s, 0, 65535).astype(np.uint16))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_direct_same_bits_any_plan(rng, dtype):
+    # threads, output alignment (row starts at any offset into a line, padded rows) and
+    # streaming stores change speed only
+    x = random_array(rng, (29, 203, 3), dtype)
+    ops = [lambda out: F.gaussian(x, 0.8, ksize=3, dtype=np.float32 if dtype == np.uint8 else None, out=out),
+           lambda out: F.sep_filter(x, [0.1, 0.2, 0.4, 0.2, 0.1], [0.25, 0.5, 0.25], out=out),
+           lambda out: F.sep_filter(x, [0.1, 0.2, 0.4, 0.2, 0.1], [0.1, 0.2, 0.4, 0.2, 0.1], out=out),
+           lambda out: F.box(x, 5, out=out)]
+    odt = [np.float32 if dtype == np.uint8 else dtype, dtype, dtype, dtype]
+    before = imkern.get_num_threads()
+    try:
+        imkern.set_num_threads(1)
+        imkern.set_cpu_params(stream_bytes=1 << 62)
+        want = [op(np.empty(x.shape, odt[i])) for i, op in enumerate(ops)]
+        for threads in (1, 3):
+            imkern.set_num_threads(threads)
+            imkern.set_cpu_params(stream_bytes=0)
+            for off in (0, 1, 5, 16, 37):
+                for pad in (0, 3):
+                    for i, op in enumerate(ops):
+                        dt = np.dtype(odt[i])
+                        out = _offset_out(x.shape, dt, off % (64 // dt.itemsize), pad)
+                        op(out)
+                        np.testing.assert_array_equal(out, want[i], err_msg=f"op {i} {threads} {off} {pad}")
+    finally:
+        imkern.set_num_threads(before)
+        imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("border", BORDERS)
+def test_direct_box_nonfinite_stays_in_windows(rng, isa, border):
+    for c in (1, 3, 4):
+        x = random_array(rng, (23, 41, c), np.float32)
+        x[3, 5, 0], x[12, 20, c - 1], x[20, 39, 0] = np.nan, np.inf, -np.inf
+        for k in (3, 5):
+            got = F.box(x, k, border=border, cval=2.0).astype(np.float64)
+            with np.errstate(invalid="ignore"):
+                ref = R.box(x.astype(np.float64), k, border=border, cval=2.0)
+            assert (np.isnan(got) == np.isnan(ref)).all(), (c, k)
+            assert (got[np.isinf(ref)] == ref[np.isinf(ref)]).all(), (c, k)
+            fin = np.isfinite(ref)
+            assert_close(got[fin], ref[fin], np.float32, scale=2.0)

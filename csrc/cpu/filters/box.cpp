@@ -25,6 +25,9 @@
 // C * (2..3 + ~2 log2(min(kw, 64))).
 // The output dtype U may differ from the input's (uint8 -> float32 ...): the mean is formed in
 // float64 when U or T is float64, else float32, and written straight into the output.
+// 3x3 and 5x5 windows of float32 -> float32 and uint16 -> uint16 take sep_direct instead
+// (filter_rows.hpp): plain sums vertically in registers, then horizontally by lane shifts, one
+// pass (no subtraction either; uint16 sums are exact in float32, so the int32 path's bits).
 #include <cmath>
 #include <limits>
 
@@ -489,6 +492,29 @@ static void box_impl(const void* src, const ImageDesc& s, void* dst, const Image
       if (kh == 3 && kw == 3) return box_u8_small<3, 3>(src, s, dst, d, kh, kw, ay, ax, border, cval);
       if (kh == 5 && kw == 5) return box_u8_small<5, 5>(src, s, dst, d, kh, kw, ay, ax, border, cval);
       return box_u8_small<0, 0>(src, s, dst, d, kh, kw, ay, ax, border, cval);
+    }
+  }
+  if constexpr (std::is_same<T, float>::value && std::is_same<U, float>::value) {
+    // 3x3 / 5x5 float32: plain sums vertically then horizontally in registers, one pass
+    // (sep_direct; no subtraction, so non-finite values stay in their windows), times 1 / area
+    if (sep_direct_ok(kh, kw, ay, ax, s.c)) {
+      const StripPlan whole = plan_strips_px<U>(dst, s, d, s.w);
+      return sep_direct<1, float, float>(static_cast<const float*>(src), s, static_cast<float*>(dst), d, kh, nullptr,
+                                         nullptr, normalize, 1.f / static_cast<float>(kh * kw), border,
+                                         static_cast<float>(cval), whole.stream);
+    }
+  }
+  if constexpr (std::is_same<T, uint16_t>::value && std::is_same<U, uint16_t>::value) {
+    // 3x3 / 5x5 uint16: float32 sums of at most 25 values are exact integers (< 2^24), as the
+    // int32 sums below, and the mean by the reciprocal rounds to the same integers where
+    // box_reciprocal_exact says so: the int32 path's bits, in one pass (sep_direct).
+    const double maxv = std::max<double>(65535.0, std::fabs(cval));
+    const bool cval_ok = border != Border::constant || (cval == std::floor(cval) && maxv * kh * kw < 16777216.0);
+    if (cval_ok && sep_direct_ok(kh, kw, ay, ax, s.c) && (!normalize || box_reciprocal_exact<float>(kh * kw, maxv))) {
+      const StripPlan whole = plan_strips_px<U>(dst, s, d, s.w);
+      return sep_direct<1, uint16_t, uint16_t>(static_cast<const uint16_t*>(src), s, static_cast<uint16_t*>(dst), d, kh,
+                                               nullptr, nullptr, normalize, 1.f / static_cast<float>(kh * kw), border,
+                                               static_cast<float>(cval), whole.stream);
     }
   }
   bool exact_int = false;

@@ -3,7 +3,10 @@
 //   vfilter:  o[x] = sum_i k[i] * rows[i][x]           kh FMAs per output element
 // Both keep 4 vectors x 2 accumulators in registers and stream the taps; the tails are scalar.
 #pragma once
+#include <stdexcept>
+
 #include "imkern/dispatch.hpp"
+#include "imkern/parallel.hpp"
 #include "common/rows.hpp"
 
 namespace imkern {
@@ -972,6 +975,300 @@ inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, 
                           int64_t ring_width, Make&& make, Emit&& emit) {
   ring_pipeline<A>(t0, t1, H, W, kh, ay, strip, strip, 0, ring_width, make, emit,
                    [](int64_t, int64_t, int64_t) { return 0; });
+}
+
+
+// ---- Direct small separable filters: K x K taps, K = 3 or 5, float32 arithmetic ---------------
+// Vertical first, in registers: for each output row the K source rows are read in place (no
+// padded copy, no ring of filtered rows), each vector of vertical sums v(p) (p: the element
+// offset in the row) is formed once, and the horizontal taps come from the previous, current and
+// next vectors of v by lane shifts (shuffle2 with constant masks: valignd on AVX-512, vperm2f128
+// + vpalignr on AVX2), so every output vector costs K loads and one store, with no intermediate
+// row written or read back: one pass over memory (the K - 1 rows above the newest come from L1
+// or L2). Needs (K / 2) * C <= lanes (the horizontal halo inside one vector each side).
+// bytes/pixel = (sizeof(T) + sizeof(U)) * C; FLOPs/pixel about 2 K C (folded taps: K + 1 adds
+// and K + 1 multiplies per element).
+// Integer images (uint8, uint16) are widened to float32 as they are loaded (exact), so they get
+// the float32 image's arithmetic bit for bit, rounded and saturated at the store.
+// The column border: v at a column outside the image is v of the column border_index maps it
+// to (every row's value there is that column's), or, for the constant border, v of K cval
+// values; the same bits whatever the row, chunk or thread. Rows of at least one vector are
+// computed by the same vector code for every element (the last vector overlapping); narrower
+// rows by a scalar loop in the same order.
+// Sums: Mode 0: symmetric taps folded as IMKERN_SYM_TAPS, vertically then horizontally (other
+// roundings than the ring path's horizontal-first, within the float32 tolerance of the float64
+// reference); Mode 1: plain sums (the box filter), then times `post` (1 / area) or as they are.
+
+// concat(a, b)[S .. S + lanes): a constant two-source shuffle.
+template <int S>
+IMKERN_ALWAYS_INLINE inline simd::vec_t<float> lane_window(simd::vec_t<float> a, simd::vec_t<float> b) {
+  constexpr int L = simd::Vec<float>::lanes;
+  if constexpr (S == 0) {
+    (void)b;
+    return a;
+  } else if constexpr (S == L) {
+    (void)a;
+    return b;
+  } else {
+    typedef int32_t mi __attribute__((vector_size(sizeof(simd::vec_t<float>))));
+    mi mask;
+    for (int i = 0; i < L; ++i) mask[i] = S + i;
+    return simd::shuffle2(a, b, mask);
+  }
+}
+
+template <int K, int C, int Mode, typename U>
+struct DirectSep {
+  using V = simd::vec_t<float>;
+  static constexpr int L = simd::Vec<float>::lanes;
+  static constexpr int H = (K / 2) * C;  // horizontal halo in elements
+  static_assert(K == 3 || K == 5, "3 or 5 taps");
+  static_assert(H <= L, "halo within one vector");
+  V ky[K], kx[K];
+  float kys[K], kxs[K];
+  V post;  // Mode 1: the factor applied to the sums (with scale)
+  float posts = 1.f;
+  bool scale = false;
+
+  // sum_j k[j] t(j): folded symmetric taps (Mode 0) or plain sums (Mode 1). S: V or float.
+  template <typename S, typename Tap>
+  IMKERN_ALWAYS_INLINE static S taps(const S* k, Tap&& t) {
+    if constexpr (Mode == 0) {
+      if constexpr (K == 3) {
+        S a = k[1] * t(1), b = k[0] * (t(0) + t(2));
+        return a + b;
+      } else {
+        S a = k[2] * t(2), b = k[0] * (t(0) + t(4));
+        a += k[1] * (t(1) + t(3));
+        return a + b;
+      }
+    } else {
+      (void)k;
+      if constexpr (K == 3) return (t(0) + t(1)) + t(2);
+      else return ((t(0) + t(1)) + (t(2) + t(3))) + t(4);
+    }
+  }
+
+  template <typename TL>
+  IMKERN_ALWAYS_INLINE static V vsum(const V* ky, const TL* const* r, int64_t p) {
+    if constexpr (Mode == 1 && std::is_same<TL, uint16_t>::value) {
+      // plain sums of uint16 rows in int32 lanes, converted once: exact, so the float sums' bits
+      (void)ky;
+      auto t = [&](int i) IMKERN_ALWAYS_INLINE { return simd::widen_to_i32<uint16_t>(r[i] + p); };
+      simd::vec_t<int32_t> si;
+      if constexpr (K == 3) si = (t(0) + t(1)) + t(2);
+      else si = ((t(0) + t(1)) + (t(2) + t(3))) + t(4);
+      return __builtin_convertvector(si, V);
+    } else {
+      return taps(ky, [&](int i) IMKERN_ALWAYS_INLINE { return load_vec<float, TL>(r[i] + p); });
+    }
+  }
+  template <int J>
+  IMKERN_ALWAYS_INLINE static V tap_window(V vp, V vc, V vn) {
+    constexpr int d = (J - K / 2) * C;
+    if constexpr (d < 0) return lane_window<L + d>(vp, vc);
+    else return lane_window<d>(vc, vn);
+  }
+  IMKERN_ALWAYS_INLINE static V hsum(const V* kx, bool scale, V post, V vp, V vc, V vn) {
+    V w[K];
+    w[0] = tap_window<0>(vp, vc, vn);
+    w[1] = tap_window<1>(vp, vc, vn);
+    w[2] = tap_window<2>(vp, vc, vn);
+    if constexpr (K == 5) {
+      w[3] = tap_window<3>(vp, vc, vn);
+      w[4] = tap_window<4>(vp, vc, vn);
+    }
+    V s = taps(kx, [&](int j) IMKERN_ALWAYS_INLINE { return w[j]; });
+    if constexpr (Mode == 1) {
+      if (scale) s *= post;
+    }
+    return s;
+  }
+
+  // One output row (n >= L elements) from the K source rows r. halo_l / halo_r: for the H
+  // elements left of the row and right of it, the element offset they map to (-1: vcv, the
+  // constant border's v).
+  // pf: a source row read soon (prefetched along, a vector per vector of output).
+  template <typename TL, bool Stream>
+  IMKERN_ALWAYS_INLINE void row(const TL* const* r, U* o, int64_t n, const int64_t* halo_l, const int64_t* halo_r,
+                                float vcv, const TL* pf) const {
+    // the taps in locals: the stores to o could alias the members, which would then be
+    // reloaded for every vector
+    V kyl[K], kxl[K];
+    for (int i = 0; i < K; ++i) {
+      kyl[i] = ky[i];
+      kxl[i] = kx[i];
+    }
+    const bool sc = scale;
+    const V pv = post;
+    auto vsum = [&](const TL* const* rr, int64_t p) IMKERN_ALWAYS_INLINE { return DirectSep::vsum(kyl, rr, p); };
+    auto hsum = [&](V a, V b, V c) IMKERN_ALWAYS_INLINE { return DirectSep::hsum(kxl, sc, pv, a, b, c); };
+    alignas(64) float le[2 * L], ri[2 * L];  // v at [-L, L) and at [n - L, n + L)
+    const V vfirst = vsum(r, 0), vlast = vsum(r, n - L);
+    simd::storeu(le + L, vfirst);
+    simd::storeu(ri, vlast);
+    auto val = [&](int64_t m) IMKERN_ALWAYS_INLINE -> float {
+      if (m < 0) return vcv;
+      if (m < L) return le[L + m];
+      if (m >= n - L) return ri[m - (n - L)];
+      return vsum(r, m)[0];
+    };
+    for (int i = 0; i < L - H; ++i) le[i] = 0.f;
+    for (int i = 0; i < H; ++i) le[L - H + i] = val(halo_l[i]);
+    for (int i = 0; i < H; ++i) ri[L + i] = val(halo_r[i]);
+    for (int i = H; i < L; ++i) ri[L + i] = 0.f;
+    int64_t e = 0;
+    if constexpr (Stream) {
+      // streaming from the first aligned vector: the one at 0 by a plain store, the loop from
+      // the aligned element on (recomputing a few)
+      const int64_t xs = stream_start<U, float>(o) % L;
+      if (xs != 0 && n >= 2 * L) {
+        store_vec<U, float>(o, hsum(simd::loadu(le), vfirst, vsum(r, L)));
+        e = xs;
+      }
+    }
+    V vp = e == 0 ? simd::loadu(le) : simd::loadu(le + e);  // e < L
+    V vc = e == 0 ? vfirst : vsum(r, e);
+    for (; e + 2 * L <= n; e += L) {
+      __builtin_prefetch(pf + e, 0, 3);
+      const V vn = vsum(r, e + L);
+      put<U, float, Stream>(o + e, hsum(vp, vc, vn));
+      vp = vc;
+      vc = vn;
+    }
+    if (e + L <= n) {  // the next vector reaches past n: from ri
+      store_vec<U, float>(o + e, hsum(vp, vc, simd::loadu(ri + (e + L - (n - L)))));
+      e += L;
+    }
+    if (e < n) {  // the last vector ends at n
+      const V vpl = n - 2 * L >= 0 ? vsum(r, n - 2 * L) : simd::loadu(le + L + (n - 2 * L));
+      store_vec<U, float>(o + n - L, hsum(vpl, vlast, simd::loadu(ri + L)));
+    }
+  }
+
+  // Rows narrower than one vector: scalars, in the order of the vector code.
+  template <typename TL>
+  void row_narrow(const TL* const* r, U* o, int64_t n, const int64_t* halo_l, const int64_t* halo_r,
+                  float vcv) const {
+    float v[L + 2 * H];
+    for (int64_t p = 0; p < n; ++p) v[H + p] = taps(kys, [&](int i) { return static_cast<float>(r[i][p]); });
+    for (int i = 0; i < H; ++i) v[i] = halo_l[i] < 0 ? vcv : v[H + halo_l[i]];
+    for (int i = 0; i < H; ++i) v[H + n + i] = halo_r[i] < 0 ? vcv : v[H + halo_r[i]];
+    for (int64_t p = 0; p < n; ++p) {
+      float s = taps(kxs, [&](int j) { return v[H + p + (j - K / 2) * C]; });
+      if constexpr (Mode == 1) {
+        if (scale) s *= posts;
+      }
+      o[p] = to_output<U, float>(s);
+    }
+  }
+
+  template <typename TL>
+  IMKERN_ALWAYS_INLINE void any_row(const TL* const* r, U* o, int64_t n, const int64_t* halo_l, const int64_t* halo_r,
+                                    float vcv, bool stream, const TL* pf) const {
+    if (n < L) return row_narrow<TL>(r, o, n, halo_l, halo_r, vcv);
+    if (stream) row<TL, true>(r, o, n, halo_l, halo_r, vcv, pf);
+    else row<TL, false>(r, o, n, halo_l, halo_r, vcv, pf);
+  }
+};
+
+// Whether sep_direct takes a filter: square 3x3 or 5x5 taps, centred; 1 to 4 channels with the
+// horizontal halo inside one vector.
+inline bool sep_direct_ok(int kh, int kw, int ay, int ax, int64_t c) {
+  if (kh != kw || (kh != 3 && kh != 5) || ay != kh / 2 || ax != kw / 2 || c < 1 || c > 4) return false;
+  return (kw / 2) * c <= simd::Vec<float>::lanes;
+}
+
+// The whole image: T -> U with float32 arithmetic. ky, kx: the taps (Mode 0; Mode 1 ignores
+// them); Mode 1 multiplies the sums by post when scale. stream: non-temporal stores.
+template <int K, int C, int Mode, typename T, typename U>
+inline void sep_direct_run(const T* src, const ImageDesc& s, U* dst, const ImageDesc& d, const float* ky,
+                           const float* kx, bool scale, float post, Border border, float cval, bool stream) {
+  using D = DirectSep<K, C, Mode, U>;
+  D f;
+  for (int i = 0; i < K; ++i) {
+    f.kys[i] = Mode == 0 ? ky[i] : 1.f;
+    f.kxs[i] = Mode == 0 ? kx[i] : 1.f;
+    f.ky[i] = simd::splat<float>(f.kys[i]);
+    f.kx[i] = simd::splat<float>(f.kxs[i]);
+  }
+  f.scale = scale;
+  f.posts = post;
+  f.post = simd::splat<float>(post);
+  constexpr int H = D::H;
+  const int64_t Hh = s.h, W = s.w, n = W * C;
+  // halo maps: the element offsets of the H elements left and right of a row
+  int64_t halo_l[H], halo_r[H];
+  for (int i = 0; i < H; ++i) {
+    const int64_t ch = i % C;
+    const int64_t ml = border_index(-(K / 2) + i / C, W, border), mr = border_index(W + i / C, W, border);
+    halo_l[i] = ml < 0 ? -1 : ml * C + ch;
+    halo_r[i] = mr < 0 ? -1 : mr * C + ch;
+  }
+  // v of K cval values (the constant border's columns), as the vector code forms it
+  const simd::vec_t<float> cvv = simd::splat<float>(cval);
+  const float vcv = D::taps(f.ky, [&](int) { return cvv; })[0];
+  // The constant border of an integer image: cval need not be a T, so the rows of an output
+  // row that reaches outside are widened into float rows first (exact: the same bits).
+  const bool float_rows = border == Border::constant && !std::is_same<T, float>::value;
+  const int64_t rows = s.n * Hh;
+  parallel_for(0, rows, filter_grain(rows, K, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    float* cvrow = nullptr;
+    if (border == Border::constant) {
+      cvrow = thread_scratch<float>(1, static_cast<size_t>(n));
+      std::fill(cvrow, cvrow + n, cval);
+    }
+    float* frows = float_rows ? thread_scratch<float>(2, static_cast<size_t>(K * n)) : nullptr;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / Hh, y = t % Hh;
+      U* o = row_ptr<U>(dst, d, b, y);
+      const bool outside = y < K / 2 || y + K / 2 >= Hh;
+      if (outside && border == Border::constant) {
+        const float* fr[K];
+        for (int i = 0; i < K; ++i) {
+          const int64_t yy = border_index(y - K / 2 + i, Hh, border);
+          if (yy < 0) {
+            fr[i] = cvrow;
+          } else if constexpr (std::is_same<T, float>::value) {
+            fr[i] = row_ptr<float>(src, s, b, yy);
+          } else {
+            convert_row<T, float>(row_ptr<T>(src, s, b, yy), frows + i * n, n);
+            fr[i] = frows + i * n;
+          }
+        }
+        f.template any_row<float>(fr, o, n, halo_l, halo_r, vcv, stream, fr[K - 1]);
+        continue;
+      }
+      const T* r[K];
+      for (int i = 0; i < K; ++i) r[i] = row_ptr<T>(src, s, b, border_index(y - K / 2 + i, Hh, border));
+      // the row two past the newest one this row reads, prefetched along the row
+      const int64_t ahead = y + K / 2 + 2;
+      f.template any_row<T>(r, o, n, halo_l, halo_r, vcv, stream, ahead < Hh ? row_ptr<T>(src, s, b, ahead) : r[K - 1]);
+    }
+    if (stream) stream_fence();
+  });
+}
+
+// Dispatch on K and C (sep_direct_ok must hold).
+template <int Mode, typename T, typename U>
+inline void sep_direct(const T* src, const ImageDesc& s, U* dst, const ImageDesc& d, int k, const float* ky,
+                       const float* kx, bool scale, float post, Border border, float cval, bool stream) {
+  constexpr int L = simd::Vec<float>::lanes;
+#define IMKERN_DIRECT(KK, CC)                                                                             \
+  if constexpr ((KK / 2) * CC <= L) {                                                                     \
+    if (k == KK && s.c == CC)                                                                             \
+      return sep_direct_run<KK, CC, Mode, T, U>(src, s, dst, d, ky, kx, scale, post, border, cval, stream); \
+  }
+  IMKERN_DIRECT(3, 1)
+  IMKERN_DIRECT(3, 2)
+  IMKERN_DIRECT(3, 3)
+  IMKERN_DIRECT(3, 4)
+  IMKERN_DIRECT(5, 1)
+  IMKERN_DIRECT(5, 2)
+  IMKERN_DIRECT(5, 3)
+  IMKERN_DIRECT(5, 4)
+#undef IMKERN_DIRECT
+  throw std::logic_error("sep_direct: no kernel for these taps and channels");
 }
 
 }  // namespace IMKERN_ISA

@@ -33,6 +33,14 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   const A cv = static_cast<A>(cval);
   // Symmetric kernels (every Gaussian) fold their mirrored taps (see IMKERN_SYM_TAPS, vfilter_long).
   const bool sym_x = is_symmetric(kxv.data(), kw), sym_y = is_symmetric(kyv.data(), kh);
+  if constexpr (std::is_same<A, float>::value) {
+    // 3x3 / 5x5 symmetric taps: vertical first in registers, one pass (sep_direct)
+    if (sym_x && sym_y && sep_direct_ok(kh, kw, ay, ax, C)) {
+      const StripPlan whole = plan_strips_px<U>(dst, s, d, W);
+      return sep_direct<0, T, U>(static_cast<const T*>(src), s, static_cast<U*>(dst), d, kh, kyv.data(), kxv.data(),
+                                 false, 1.f, border, cv, whole.stream);
+    }
+  }
   // Column strips keep the ring in cache and, when the output streams, start on output lines
   // (see plan_strips); results do not depend on them.
   const StripPlan plan = plan_strips<U>(dst, s, d, vfilter_pairs<U, A>(kh, sym_y) ? kh + 1 : kh, sizeof(A));
