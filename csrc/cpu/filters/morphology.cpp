@@ -470,6 +470,38 @@ inline void prefix_combine(T* __restrict__ out, T* __restrict__ p, const T* b, c
 // the row buffers fit a quarter of this machine's L2 (pairs) or the L2 (van Herk)
 // (cpu_params: strip_l2); whole rows when they fit. Every output element is the same min/max
 // of the same inputs whatever the strips, bands or threads, so results never depend on them.
+// Columns [first, in0) and [in1, last) of `row`, the vertical min/max (Max) of the nh source
+// rows from y0 over columns [first, last) whose part [in0, in1) is computed: by the border rule
+// from a computed column, or, for a column outside it, from the nh source rows directly
+// (src_row(y): a source row, or null for the constant). Both rectangle paths pad with it.
+template <bool Max, typename T, typename SrcRow>
+void pad_vertical_row(T* row, int64_t first, int64_t last, int64_t in0, int64_t in1, int64_t W, Border border,
+                      int64_t C, T cv, int64_t y0, int nh, const SrcRow& src_row) {
+  for (int64_t x = first; x < last; ++x) {
+    if (x == in0) {
+      x = in1 - 1;
+      continue;
+    }
+    T* dpx = row + (x - first) * C;
+    const int64_t sx = border_index(x, W, border);
+    if (sx < 0) {
+      std::fill(dpx, dpx + C, cv);
+    } else if (sx >= in0 && sx < in1) {
+      std::copy(row + (sx - first) * C, row + (sx - first) * C + C, dpx);
+    } else {
+      for (int64_t ch = 0; ch < C; ++ch) {
+        T v{};
+        for (int i = 0; i < nh; ++i) {
+          const T* r = src_row(y0 + i);
+          const T e = r ? r[sx * C + ch] : cv;
+          v = i == 0 ? e : pick1<Max>(v, e);
+        }
+        dpx[ch] = v;
+      }
+    }
+  }
+}
+
 template <bool Max, typename T>
 void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int fh, int fw, int ay, int ax,
                 Border border, T cv) {
@@ -540,29 +572,7 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
         // row y (by the border rule from the computed columns, or, for a column the strip did
         // not compute, from the fh source rows directly), then filters it into the output.
         auto pad_and_filter = [&](T* row, int64_t y) {
-          for (int64_t x = first; x < last; ++x) {
-            if (x == in0) {
-              x = in1 - 1;
-              continue;
-            }
-            T* dpx = row + (x - first) * C;
-            const int64_t sx = border_index(x, W, border);
-            if (sx < 0) {
-              std::fill(dpx, dpx + C, cv);
-            } else if (sx >= in0 && sx < in1) {
-              std::copy(row + (sx - first) * C, row + (sx - first) * C + C, dpx);
-            } else {
-              for (int64_t ch = 0; ch < C; ++ch) {
-                T v{};
-                for (int i = 0; i < fh; ++i) {
-                  const T* r = src_row(y - ay + i);
-                  const T e = r ? r[sx * C + ch] : cv;
-                  v = i == 0 ? e : pick1<Max>(v, e);
-                }
-                dpx[ch] = v;
-              }
-            }
-          }
+          pad_vertical_row<Max>(row, first, last, in0, in1, W, border, C, cv, y - ay, fh, src_row);
           hline<Max, T>(row, row_ptr<T>(dst, d, b, y) + x0 * C, n, C, fw, tmp0, tmp1, stream);
         };
         if (direct) {
@@ -679,29 +689,7 @@ void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc
         };
         // Pads the vertical result `row` of rectangle `rc` for output row y (as morph_rect).
         auto pad = [&](T* row, const Rect& rc, int64_t y) {
-          for (int64_t x = first; x < last; ++x) {
-            if (x == in0) {
-              x = in1 - 1;
-              continue;
-            }
-            T* dpx = row + (x - first) * C;
-            const int64_t sx = border_index(x, W, border);
-            if (sx < 0) {
-              std::fill(dpx, dpx + C, cv);
-            } else if (sx >= in0 && sx < in1) {
-              std::copy(row + (sx - first) * C, row + (sx - first) * C + C, dpx);
-            } else {
-              for (int64_t ch = 0; ch < C; ++ch) {
-                T v{};
-                for (int i = 0; i < rc.h; ++i) {
-                  const T* r = src_row(y - ay + rc.r0 + i);
-                  const T e = r ? r[sx * C + ch] : cv;
-                  v = i == 0 ? e : pick1<Max>(v, e);
-                }
-                dpx[ch] = v;
-              }
-            }
-          }
+          pad_vertical_row<Max>(row, first, last, in0, in1, W, border, C, cv, y - ay + rc.r0, rc.h, src_row);
         };
         // Output row y from the rectangles' vertical rows q.
         auto finish = [&](int q, int64_t y) {

@@ -226,6 +226,27 @@ struct Lap3 {
   }
 };
 
+// o[0 .. n) = one(x), a vector of L lanes at a time (n >= L): two vectors a step, the last one
+// overlapping its predecessor when L does not divide n; with Stream, non-temporal stores from
+// the first aligned element (the vector before it stored plainly). The one store loop of every
+// 3x3 row kernel here.
+template <typename A, bool Stream, typename F>
+IMKERN_ALWAYS_INLINE inline void store_row_vectors(A* o, int64_t n, F&& one) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  int64_t x = 0;
+  if constexpr (Stream) {
+    x = stream_start<A, A>(o) % L;
+    if (x) storeu(o, one(0));
+  }
+  for (; x + 2 * L <= n; x += 2 * L) {
+    put<A, A, Stream>(o + x, one(x));
+    put<A, A, Stream>(o + x + L, one(x + L));
+  }
+  for (; x + L <= n; x += L) put<A, A, Stream>(o + x, one(x));
+  if (x < n) storeu(o + n - L, one(n - L));
+}
+
 template <typename A, typename K>
 IMKERN_ALWAYS_INLINE inline A stencil3_one(const K& k, const A* r0, const A* r1, const A* r2, int64_t C) {
   return k.template eval<A>(r0, r1, r2, C, [](const A* p) IMKERN_ALWAYS_INLINE { return *p; });
@@ -249,17 +270,7 @@ static void stencil3_row(const K& k, const A* const* P, A* o, int64_t n, int64_t
     return kv.template eval<vec_t<A>>(r0 + x, r1 + x, r2 + x, C,
                                       [](const A* p) IMKERN_ALWAYS_INLINE { return loadu(p); });
   };
-  int64_t x = 0;
-  if constexpr (Stream) {  // streaming from the first aligned element, the vector before it plain
-    x = stream_start<A, A>(o) % L;
-    if (x) storeu(o, one(0));
-  }
-  for (; x + 2 * L <= n; x += 2 * L) {
-    put<A, A, Stream>(o + x, one(x));
-    put<A, A, Stream>(o + x + L, one(x + L));
-  }
-  for (; x + L <= n; x += L) put<A, A, Stream>(o + x, one(x));
-  if (x < n) storeu(o + n - L, one(n - L));
+  store_row_vectors<A, Stream>(o, n, one);
 }
 
 // The 2-D kernel of a sum of two 3x3 separable filters, when it has the square's symmetries:
@@ -401,13 +412,7 @@ static void sep3_vpass(const S* p0, const S* p1, const S* p2, A* v, int64_t n, c
   auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
     return kv.template eval<vec_t<A>>(load_vec<A, S>(p0 + x), load_vec<A, S>(p1 + x), load_vec<A, S>(p2 + x));
   };
-  int64_t x = 0;
-  for (; x + 2 * L <= n; x += 2 * L) {
-    storeu(v + x, one(x));
-    storeu(v + x + L, one(x + L));
-  }
-  for (; x + L <= n; x += L) storeu(v + x, one(x));
-  if (x < n) storeu(v + n - L, one(n - L));
+  store_row_vectors<A, false>(v, n, one);
 }
 
 // o[0 .. n) = k(v[x - C], v[x], v[x + C]) (+ dl when Delta).
@@ -430,17 +435,7 @@ static void sep3_hpass(const A* v, A* o, int64_t n, int64_t Cr, const K& k, A dl
     if constexpr (Delta) return r + dv;
     else return r;
   };
-  int64_t x = 0;
-  if constexpr (Stream) {  // streaming from the first aligned element, the vector before it plain
-    x = stream_start<A, A>(o) % L;
-    if (x) storeu(o, one(0));
-  }
-  for (; x + 2 * L <= n; x += 2 * L) {
-    put<A, A, Stream>(o + x, one(x));
-    put<A, A, Stream>(o + x + L, one(x + L));
-  }
-  for (; x + L <= n; x += L) put<A, A, Stream>(o + x, one(x));
-  if (x < n) storeu(o + n - L, one(n - L));
+  store_row_vectors<A, Stream>(o, n, one);
 }
 
 // Lanes S .. S + L - 1 of the concatenation (a, b): the vector of elements S further on
