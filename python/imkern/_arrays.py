@@ -159,7 +159,8 @@ def empty(kind: str, like, shape, dtype):
     if kind == "cupy":
         with like.device:
             return xp_of(kind).empty(tuple(shape), dtype=dtype)
-    dtype = np.dtype(dtype)
+    if not isinstance(dtype, np.dtype):
+        dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     if output_cache_min[0] <= nbytes <= _CACHE_MAX_REQUEST:
         return _core.cached_empty(nbytes).view(dtype).reshape(shape)

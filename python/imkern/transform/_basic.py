@@ -271,7 +271,9 @@ def flip(image, axis=1, *, out=None):
     """
     kind, _, o = _image(image)
     axes: Tuple[int, ...]
-    if axis is None:
+    if type(axis) is int and (axis == 0 or axis == 1):
+        axes = (axis,)  # the common call, decided in one test
+    elif axis is None:
         axes = (0, 1)
     elif isinstance(axis, (tuple, list)):
         axes = tuple(A.as_int(a, "axis") for a in axis)
