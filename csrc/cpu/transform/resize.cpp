@@ -1541,8 +1541,8 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       if (done == 0 && kx == 2 && hpass_fixed<T, A, 2>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
       if (done == 0 && kx == 4 && hpass_fixed<T, A, 4>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
       if (done == 0 && kx == 8 && hpass_fixed<T, A, 8>(v, tx.start, wx, DW, C, rshift, orow, acc)) continue;
-      if (C == 3 && kx > 8 && hpass_dyn<T, A, 3>(v, tx.start, wx, kx, DW, rshift, orow, acc)) continue;
-      if (C == 4 && kx > 8 && hpass_dyn<T, A, 4>(v, tx.start, wx, kx, DW, rshift, orow, acc)) continue;
+      if (C == 3 && kx != 2 && hpass_dyn<T, A, 3>(v, tx.start, wx, kx, DW, rshift, orow, acc)) continue;
+      if (C == 4 && kx != 2 && hpass_dyn<T, A, 4>(v, tx.start, wx, kx, DW, rshift, orow, acc)) continue;
       if (done == 0) done = hpass_simd<T, A>(v, ip, wp, kx, C, DWC, rshift, orow);
       if (done == DWC) continue;
       for (int64_t e = done; e < DWC; ++e) acc[e] = wp[e] * v[ip[e]];
