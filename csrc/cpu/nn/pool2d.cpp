@@ -52,22 +52,35 @@ inline int64_t rows_grain(int64_t ow) {
   return g < 1 ? 1 : g;
 }
 
-template <typename T, bool WithIdx>
+// Output columns of a max-pool row whose window row lies inside [0, W): [cx0, cx1).
+inline void inner_columns(const Pool2dShape& p, int64_t& cx0, int64_t& cx1) {
+  cx0 = p.pw > 0 ? (p.pw + p.sw - 1) / p.sw : 0;
+  const int64_t span = static_cast<int64_t>(p.kw - 1) * p.dw;  // last tap's column offset
+  cx1 = p.w - 1 - span + p.pw < 0 ? 0 : (p.w - 1 - span + p.pw) / p.sw + 1;
+  if (cx1 > p.ow) cx1 = p.ow;
+  if (cx0 > cx1) cx0 = cx1;
+}
+
+// L: the vector lanes (the native width, or a half or a quarter of it for rows of fewer
+// inner columns than the native width has lanes: 16x16 -> 8x8 planes at AVX-512, where the
+// scalar loop's data-dependent branch cost 6 ns per input).
+template <typename T, bool WithIdx, int L>
 void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2dShape& p, int64_t r0, int64_t r1) {
-  constexpr int L = simd::Vec<T>::lanes;
-  using V = vec_t<T>;
+  using V = vm::vecn_t<T, L>;
   using IV = vm::vecn_t<typename vm::IntOf<T>::type, L>;
   using I32V = vm::vecn_t<int32_t, L>;
   using I64V = vm::vecn_t<int64_t, L>;
+  const auto loadu = [](const T* q) {
+    V v;
+    std::memcpy(&v, q, sizeof(v));
+    return v;
+  };
   const int64_t H = p.h, W = p.w, OH = p.oh, OW = p.ow;
   const T ninf = -std::numeric_limits<T>::infinity();
   const bool vec_ok = (p.sw == 1 || p.sw == 2) && H * W < (int64_t(1) << 31);
   // Output columns whose window row lies inside [0, W): [cx0, cx1); chunk starts <= vlast.
-  int64_t cx0 = p.pw > 0 ? (p.pw + p.sw - 1) / p.sw : 0;
-  const int64_t span = static_cast<int64_t>(p.kw - 1) * p.dw;  // last tap's column offset
-  int64_t cx1 = W - 1 - span + p.pw < 0 ? 0 : (W - 1 - span + p.pw) / p.sw + 1;
-  if (cx1 > OW) cx1 = OW;
-  if (cx0 > cx1) cx0 = cx1;
+  int64_t cx0, cx1;
+  inner_columns(p, cx0, cx1);
   const int64_t vlast = cx1 - L;  // start of the last vector chunk that stays inside
   IV even{}, ev2{}, od2{};
   for (int k = 0; k < L; ++k) {
@@ -115,13 +128,13 @@ void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2dShape& p, int64_t
 
     auto vchunk = [&](int64_t ox) {
       const int64_t xs = ox * p.sw - p.pw;
-      V m = simd::splat<T>(ninf);
+      V m = V{} + ninf;
       I32V mi = I32V{} + static_cast<int32_t>((ys + int64_t(i0) * p.dh) * W + xs) + lane_idx;
       if (pair) {
         for (int i = i0; i < i1; ++i) {
           const int64_t iy = ys + int64_t(i) * p.dh;
           const T* q = X + iy * W + xs;
-          const V a = simd::loadu(q), b = simd::loadu(q + L);
+          const V a = loadu(q), b = loadu(q + L);
           const V e = IMKERN_SHUFFLE2(a, b, ev2), o = IMKERN_SHUFFLE2(a, b, od2);
           const auto uo = (o > e) | (o != o);
           const V pv = uo ? o : e;
@@ -133,7 +146,7 @@ void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2dShape& p, int64_t
             mi = __builtin_convertvector(upd, I32V) ? pi : mi;
           }
         }
-        simd::storeu(Y + ox, m);
+        std::memcpy(Y + ox, &m, sizeof(m));
         if (WithIdx) {
           const I64V w = __builtin_convertvector(mi, I64V);
           std::memcpy(I + ox, &w, sizeof(w));
@@ -147,10 +160,10 @@ void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2dShape& p, int64_t
           const T* q = row + int64_t(j) * p.dw;
           V v;
           if (p.sw == 1) {
-            v = simd::loadu(q);
+            v = loadu(q);
           } else {
             // Columns q[0], q[2], ..., q[2L-2]: the second load ends at q[2L-2], never past it.
-            v = IMKERN_SHUFFLE2(simd::loadu(q), simd::loadu(q + L - 1), even);
+            v = IMKERN_SHUFFLE2(loadu(q), loadu(q + L - 1), even);
           }
           const auto upd = (v > m) | (v != v);
           m = upd ? v : m;
@@ -161,7 +174,7 @@ void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2dShape& p, int64_t
           }
         }
       }
-      simd::storeu(Y + ox, m);
+      std::memcpy(Y + ox, &m, sizeof(m));
       if (WithIdx) {
         const I64V w = __builtin_convertvector(mi, I64V);
         std::memcpy(I + ox, &w, sizeof(w));
@@ -184,11 +197,23 @@ void max_pool_rows(const T* x, T* y, int64_t* idx, const Pool2dShape& p, int64_t
 template <typename T>
 void max_pool_impl(const T* x, T* y, int64_t* idx, const Pool2dShape& p) {
   const int64_t rows = p.planes * p.oh;
+  constexpr int L = simd::Vec<T>::lanes;
+  constexpr int L2 = L / 2 >= 2 ? L / 2 : L, L4 = L / 4 >= 2 ? L / 4 : L2;
+  int64_t cx0, cx1;
+  inner_columns(p, cx0, cx1);
+  const int64_t inner = cx1 - cx0;
+  const int lanes = inner >= L ? L : inner >= L2 ? L2 : L4;
   parallel_for(0, rows, rows_grain(p.ow), [&](int64_t r0, int64_t r1) {
-    if (idx)
-      max_pool_rows<T, true>(x, y, idx, p, r0, r1);
-    else
-      max_pool_rows<T, false>(x, y, nullptr, p, r0, r1);
+    if (lanes == L) {
+      if (idx) max_pool_rows<T, true, L>(x, y, idx, p, r0, r1);
+      else max_pool_rows<T, false, L>(x, y, nullptr, p, r0, r1);
+    } else if (lanes == L2) {
+      if (idx) max_pool_rows<T, true, L2>(x, y, idx, p, r0, r1);
+      else max_pool_rows<T, false, L2>(x, y, nullptr, p, r0, r1);
+    } else {
+      if (idx) max_pool_rows<T, true, L4>(x, y, idx, p, r0, r1);
+      else max_pool_rows<T, false, L4>(x, y, nullptr, p, r0, r1);
+    }
   });
 }
 
@@ -264,14 +289,19 @@ void avg_pool_wide(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov
   });
 }
 
-template <typename T>
-void avg_pool_impl(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov) {
-  if (p.kh * p.kw > kWideWindow) return avg_pool_wide(x, y, p, cip, dov);
+// Average pool over output columns [cx0, cx1) whose window lies inside the row, L lanes at a
+// time (the native width, or a half or a quarter of it for narrow rows, as max_pool_rows).
+template <typename T, int L>
+void avg_pool_run(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov, int64_t cx0, int64_t cx1) {
   const int64_t rows = p.planes * p.oh;
   const int64_t H = p.h, W = p.w;
-  constexpr int L = simd::Vec<T>::lanes;
-  using V = vec_t<T>;
+  using V = vm::vecn_t<T, L>;
   using IV = vm::vecn_t<typename vm::IntOf<T>::type, L>;
+  const auto loadu = [](const T* q) {
+    V v;
+    std::memcpy(&v, q, sizeof(v));
+    return v;
+  };
   IV even{}, ev2{}, od2{};
   for (int k = 0; k < L; ++k) {
     even[k] = k < L / 2 ? 2 * k : L + 1 + 2 * (k - L / 2);
@@ -279,11 +309,6 @@ void avg_pool_impl(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov
     od2[k] = 2 * k + 1;
   }
   const bool vec_ok = p.sw == 1 || p.sw == 2;
-  // Output columns whose window lies inside [0, W): [cx0, cx1).
-  int64_t cx0 = p.pw > 0 ? (p.pw + p.sw - 1) / p.sw : 0;
-  int64_t cx1 = W - p.kw + p.pw < 0 ? 0 : (W - p.kw + p.pw) / p.sw + 1;
-  if (cx1 > p.ow) cx1 = p.ow;
-  if (cx0 > cx1) cx0 = cx1;
   // 2-wide windows at stride 2 (2x2/2): each window row is one adjacent pair read straight
   // from the input rows (two aligned loads, even + odd); the row buffer is then only needed
   // when some columns are left to the scalar loop.
@@ -323,7 +348,7 @@ void avg_pool_impl(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov
       if (vec_ok && cx1 - cx0 >= L) {
         // Interior columns: the whole window row is inside, so the divisor is the row's.
         const AvgWin wi = avg_window(p, oy, cx0, cip, dov);
-        const V dv = simd::splat(static_cast<T>(wi.div));
+        const V dv = V{} + static_cast<T>(wi.div);
         const T* a = acc.data();
         auto vchunk = [&](int64_t o) {
           const T* q = a + o * p.sw - p.pw;
@@ -332,17 +357,18 @@ void avg_pool_impl(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov
             s = V{};
             for (int64_t iy = w0.y0; iy < w0.y1; ++iy) {
               const T* r = X + iy * W + o * 2 - p.pw;
-              const V u = simd::loadu(r), v = simd::loadu(r + L);
+              const V u = loadu(r), v = loadu(r + L);
               s += IMKERN_SHUFFLE2(u, v, ev2) + IMKERN_SHUFFLE2(u, v, od2);
             }
           } else if (p.sw == 1) {
-            s = simd::loadu(q);
-            for (int j = 1; j < p.kw; ++j) s += simd::loadu(q + j);
+            s = loadu(q);
+            for (int j = 1; j < p.kw; ++j) s += loadu(q + j);
           } else {
-            s = IMKERN_SHUFFLE2(simd::loadu(q), simd::loadu(q + L - 1), even);
-            for (int j = 1; j < p.kw; ++j) s += IMKERN_SHUFFLE2(simd::loadu(q + j), simd::loadu(q + j + L - 1), even);
+            s = IMKERN_SHUFFLE2(loadu(q), loadu(q + L - 1), even);
+            for (int j = 1; j < p.kw; ++j) s += IMKERN_SHUFFLE2(loadu(q + j), loadu(q + j + L - 1), even);
           }
-          simd::storeu(Y + o, s / dv);
+          const V q2 = s / dv;
+          std::memcpy(Y + o, &q2, sizeof(q2));
         };
         for (; ox < cx0; ++ox) scalar(ox);
         for (; ox <= cx1 - L; ox += L) vchunk(ox);
@@ -354,6 +380,22 @@ void avg_pool_impl(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov
       for (; ox < p.ow; ++ox) scalar(ox);
     }
   });
+}
+
+template <typename T>
+void avg_pool_impl(const T* x, T* y, const Pool2dShape& p, bool cip, int64_t dov) {
+  if (p.kh * p.kw > kWideWindow) return avg_pool_wide(x, y, p, cip, dov);
+  // Output columns whose window lies inside [0, W): [cx0, cx1).
+  int64_t cx0 = p.pw > 0 ? (p.pw + p.sw - 1) / p.sw : 0;
+  int64_t cx1 = p.w - p.kw + p.pw < 0 ? 0 : (p.w - p.kw + p.pw) / p.sw + 1;
+  if (cx1 > p.ow) cx1 = p.ow;
+  if (cx0 > cx1) cx0 = cx1;
+  constexpr int L = simd::Vec<T>::lanes;
+  constexpr int L2 = L / 2 >= 2 ? L / 2 : L, L4 = L / 4 >= 2 ? L / 4 : L2;
+  const int64_t inner = cx1 - cx0;
+  if (inner >= L) return avg_pool_run<T, L>(x, y, p, cip, dov, cx0, cx1);
+  if (inner >= L2) return avg_pool_run<T, L2>(x, y, p, cip, dov, cx0, cx1);
+  return avg_pool_run<T, L4>(x, y, p, cip, dov, cx0, cx1);
 }
 
 template <typename T>
