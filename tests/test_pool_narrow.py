@@ -66,3 +66,28 @@ def test_avg_pool2d_narrow_rows_every_isa(rng, dtype):
                     assert_close(F.avg_pool2d(x, k, s, p, False, cip), r, dtype)
     finally:
         imkern.set_cpu_isa(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_average_pool_every_isa(rng, dtype):
+    """adaptive_avg_pool2d(x, 1) (one blocked float64 sum per plane): within rounding of the
+    float64 mean, over plane sizes from 1 pixel to 300x300, every ISA level and thread count."""
+    before, threads = imkern.get_cpu_isa(), imkern.get_num_threads()
+    try:
+        for shape in [(2, 3, 1, 1), (1, 5, 1, 7), (3, 4, 4, 4), (2, 3, 8, 8), (1, 2, 33, 65), (1, 2, 300, 300)]:
+            x = random_array(rng, shape, dtype) + 0.25
+            exact = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+            first = None
+            for isa in imkern.info()["cpu_isa_available"]:
+                for t in (1, 2):
+                    imkern.set_cpu_isa(isa)
+                    imkern.set_num_threads(t)
+                    y = F.adaptive_avg_pool2d(x, 1)
+                    assert y.shape == shape[:2] + (1, 1) and y.dtype == dtype
+                    np.testing.assert_allclose(y, exact, rtol=4 * np.finfo(dtype).eps, atol=0)
+                    if first is None:
+                        first = y
+                    np.testing.assert_array_equal(y, first)  # the same bits everywhere
+    finally:
+        imkern.set_cpu_isa(before)
+        imkern.set_num_threads(threads)
