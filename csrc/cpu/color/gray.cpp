@@ -30,19 +30,23 @@ inline int64_t aligned_head_u8(const uint8_t* out, int64_t A) {
 }
 
 #if defined(__AVX2__)
-// 8 pixels per step in int32 lanes, pixels 0-3 in the low 128-bit half and 4-7 in the high one
-// (C = 3: 16-byte loads at p and p + 8, so nothing past the step's 24 bytes is read), spread to
-// int16 pairs (c0, c1) and (c2, 0) by pshufb for two pmaddwd; 4 steps packed (packssdw,
-// packuswb, vpermd) to 32 output bytes.
+// 8 pixels per step in int32 lanes, 4 in each 128-bit half, each half from a 16-byte load
+// (vbroadcasti128, then vpblendd: no shuffle port) spread to int16 pairs (c0, c1) and (c2, 0)
+// by pshufb for two pmaddwd. A 32-pixel block takes pixels 4 q .. 4 q + 3 in the low halves and
+// 16 + 4 q .. in the high ones (q = 0..3), so packssdw + packuswb leave them in order; C = 3: the
+// last high half is loaded 4 bytes early (nothing past the block is read). A single step (row
+// tails) takes pixels 0-3 and 4-7 and puts them in order with vpermd.
 struct GrayAvx2 {
-  __m256i m01, m2, w01, w2, bias, order;
+  __m256i m01, m2;    // pair masks: pixels at byte 0 of both halves (C = 3: at byte 4 of the high one: m01b, m2b)
+  __m256i m01b, m2b;
+  __m256i w01, w2, bias, order;
 };
 template <int C>
-inline __m256i gray_pair_mask(int first, int second) {
+inline __m256i gray_pair_mask(int first, int second, int high_offset) {
   alignas(32) int8_t m[32];
   for (int h = 0; h < 2; ++h)
     for (int j = 0; j < 4; ++j) {
-      const int base = C == 3 ? 4 * h + 3 * j : 4 * j;
+      const int base = h * high_offset + C * j;
       int8_t* q = m + 16 * h + 4 * j;
       q[0] = static_cast<int8_t>(base + first);
       q[1] = -1;
@@ -54,30 +58,38 @@ inline __m256i gray_pair_mask(int first, int second) {
 template <int C, bool BGR>
 inline GrayAvx2 gray_avx2_consts() {
   typedef GrayQ15<BGR> Q;
-  return {gray_pair_mask<C>(0, 1), gray_pair_mask<C>(2, -1), _mm256_set1_epi32(Q::w0 | Q::w1 << 16),
-          _mm256_set1_epi32(Q::w2), _mm256_set1_epi32(1 << 14), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)};
+  return {gray_pair_mask<C>(0, 1, 0),
+          gray_pair_mask<C>(2, -1, 0),
+          gray_pair_mask<C>(0, 1, C == 3 ? 4 : 0),
+          gray_pair_mask<C>(2, -1, C == 3 ? 4 : 0),
+          _mm256_set1_epi32(Q::w0 | Q::w1 << 16),
+          _mm256_set1_epi32(Q::w2),
+          _mm256_set1_epi32(1 << 14),
+          _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)};
 }
-template <int C>
-IMKERN_ALWAYS_INLINE inline __m256i gray8_avx2(const uint8_t* p, const GrayAvx2& k) {
-  __m256i v;
-  if constexpr (C == 3)
-    v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
-                                _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)), 1);
-  else
-    v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(v, k.m01), k.w01),
-                                     _mm256_madd_epi16(_mm256_shuffle_epi8(v, k.m2), k.w2));
+// The sums of the 4 + 4 pixels whose 16-byte loads start at p0 and p1.
+IMKERN_ALWAYS_INLINE inline __m256i gray8_avx2(const uint8_t* p0, const uint8_t* p1, __m256i m01, __m256i m2,
+                                               const GrayAvx2& k) {
+  const __m256i v = _mm256_blend_epi32(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0))),
+                                       _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p1))), 0xF0);
+  const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(v, m01), k.w01),
+                                     _mm256_madd_epi16(_mm256_shuffle_epi8(v, m2), k.w2));
   return _mm256_srli_epi32(_mm256_add_epi32(s, k.bias), 15);
 }
 template <int C>
 IMKERN_ALWAYS_INLINE inline __m256i gray32_avx2(const uint8_t* p, const GrayAvx2& k) {
-  const __m256i a = _mm256_packs_epi32(gray8_avx2<C>(p, k), gray8_avx2<C>(p + 8 * C, k));
-  const __m256i b = _mm256_packs_epi32(gray8_avx2<C>(p + 16 * C, k), gray8_avx2<C>(p + 24 * C, k));
-  return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), k.order);
+  constexpr int H = 16 * C;  // the high halves' first pixel
+  const __m256i y0 = gray8_avx2(p, p + H, k.m01, k.m2, k);
+  const __m256i y1 = gray8_avx2(p + 4 * C, p + H + 4 * C, k.m01, k.m2, k);
+  const __m256i y2 = gray8_avx2(p + 8 * C, p + H + 8 * C, k.m01, k.m2, k);
+  const __m256i y3 = C == 3 ? gray8_avx2(p + 36, p + H + 32, k.m01b, k.m2b, k)
+                            : gray8_avx2(p + 12 * C, p + H + 12 * C, k.m01, k.m2, k);
+  return _mm256_packus_epi16(_mm256_packs_epi32(y0, y1), _mm256_packs_epi32(y2, y3));
 }
 template <int C>
 IMKERN_ALWAYS_INLINE inline void gray8_store_avx2(const uint8_t* p, uint8_t* o, const GrayAvx2& k) {
-  const __m256i y = gray8_avx2<C>(p, k), b = _mm256_packus_epi16(_mm256_packs_epi32(y, y), y);
+  const __m256i y = C == 3 ? gray8_avx2(p, p + 8, k.m01b, k.m2b, k) : gray8_avx2(p, p + 16, k.m01, k.m2, k);
+  const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(y, y), y);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, k.order)));
 }
 // Pixels [x0, x1) of a row by 8-pixel steps, the last one ending at x1 (x1 - x0 >= 8).
