@@ -168,9 +168,10 @@ GrayVnni gray_vnni_consts() {
 }
 
 #define IMKERN_GRAY_TARGET __attribute__((target("avx512vbmi,avx512vnni"), always_inline)) inline
+// T = floor(sum / 2^8) (in [64, 32704]); the result is T >> 7.
 IMKERN_GRAY_TARGET __m512i gray16_vnni(__m512i x, const GrayVnni& k) {
   const __m512i lo = _mm512_dpbusd_epi32(k.bias, x, k.wlo);
-  return _mm512_srli_epi32(_mm512_dpbusd_epi32(_mm512_srai_epi32(lo, 8), x, k.whi), 7);
+  return _mm512_dpbusd_epi32(_mm512_srai_epi32(lo, 8), x, k.whi);
 }
 template <int C>
 IMKERN_GRAY_TARGET __m512i gray64_vnni(const uint8_t* p, const GrayVnni& k) {
@@ -184,7 +185,9 @@ IMKERN_GRAY_TARGET __m512i gray64_vnni(const uint8_t* p, const GrayVnni& k) {
       x = _mm512_loadu_si512(p + 64 * q);
     y[q] = gray16_vnni(x, k);
   }
-  const __m512i b = _mm512_packus_epi16(_mm512_packus_epi32(y[0], y[1]), _mm512_packus_epi32(y[2], y[3]));
+  // T fits 16 bits: shifted after the first pack, two vectors at once
+  const __m512i b = _mm512_packus_epi16(_mm512_srli_epi16(_mm512_packus_epi32(y[0], y[1]), 7),
+                                        _mm512_srli_epi16(_mm512_packus_epi32(y[2], y[3]), 7));
   return _mm512_permutexvar_epi32(k.order, b);
 }
 // Pixels [x0, x1) by masked 16-pixel steps (nothing outside them is read or written).
@@ -198,7 +201,8 @@ IMKERN_GRAY_TARGET void gray_span16_vnni(const uint8_t* in, uint8_t* out, int64_
       x = _mm512_permutexvar_epi8(k.spread0, _mm512_maskz_loadu_epi8((__mmask64(1) << (3 * n)) - 1, in + 3 * x0));
     else
       x = _mm512_maskz_loadu_epi32(static_cast<__mmask16>((1u << n) - 1), in + 4 * x0);
-    _mm_mask_storeu_epi8(out + x0, static_cast<__mmask16>((1u << n) - 1), _mm512_cvtepi32_epi8(gray16_vnni(x, k)));
+    _mm_mask_storeu_epi8(out + x0, static_cast<__mmask16>((1u << n) - 1),
+                         _mm512_cvtepi32_epi8(_mm512_srli_epi32(gray16_vnni(x, k), 7)));
   }
 }
 #undef IMKERN_GRAY_TARGET
@@ -206,7 +210,8 @@ IMKERN_GRAY_TARGET void gray_span16_vnni(const uint8_t* in, uint8_t* out, int64_
 // masked 16-pixel steps.
 template <int C>
 __attribute__((target("avx512vbmi,avx512vnni"))) void gray_row_vnni(const uint8_t* in, uint8_t* out, int64_t w,
-                                                                   const GrayVnni& k, bool stream) {
+                                                                   const GrayVnni& consts, bool stream) {
+  const GrayVnni k = consts;  // in registers (the stores could alias the caller's copy)
   int64_t x = 0;
   if (stream) {
     const int64_t head = aligned_head_u8(out, 64);
