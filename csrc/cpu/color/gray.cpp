@@ -24,11 +24,6 @@ struct GrayQ15 {
   static constexpr int w0 = BGR ? 3735 : 9798, w1 = 19235, w2 = BGR ? 9798 : 3735;
 };
 
-// The pixels of a row before the first whose output (uint8) starts on an A-byte boundary.
-inline int64_t aligned_head_u8(const uint8_t* out, int64_t A) {
-  return static_cast<int64_t>((A - reinterpret_cast<uintptr_t>(out) % A) % A);
-}
-
 #if defined(__AVX2__)
 // 8 pixels per step in int32 lanes, 4 in each 128-bit half, each half from a 16-byte load
 // (vbroadcasti128, then vpblendd: no shuffle port) spread to int16 pairs (c0, c1) and (c2, 0)
@@ -111,7 +106,7 @@ void gray_row_avx2(const uint8_t* in, uint8_t* out, int64_t w, bool stream) {
   const GrayAvx2 k = gray_avx2_consts<C, BGR>();
   int64_t x = 0;
   if (stream) {
-    const int64_t head = aligned_head_u8(out, 32);
+    const int64_t head = stream_head<uint8_t, 1>(out, 32);
     if (head + 32 <= w) {
       if (head < 8) {
         for (; x < head; ++x) f(in + C * x, out + x);
@@ -214,7 +209,7 @@ __attribute__((target("avx512vbmi,avx512vnni"))) void gray_row_vnni(const uint8_
   const GrayVnni k = consts;  // in registers (the stores could alias the caller's copy)
   int64_t x = 0;
   if (stream) {
-    const int64_t head = aligned_head_u8(out, 64);
+    const int64_t head = stream_head<uint8_t, 1>(out, 64);
     if (head + 64 <= w) {
       gray_span16_vnni<C>(in, out, 0, head, k);
       for (x = head; x + 64 <= w; x += 64) _mm512_stream_si512(reinterpret_cast<__m512i*>(out + x), gray64_vnni<C>(in + C * x, k));
@@ -322,21 +317,7 @@ struct GrayRowF {
     return x;
   }
   int64_t operator()(const T* in, T* out, int64_t w) const {
-#if defined(__AVX__)
-    constexpr int L = simd::Vec<T>::lanes;
-    constexpr uintptr_t A = sizeof(fv<T>);
-    const uintptr_t o = reinterpret_cast<uintptr_t>(out);
-    if (stream && o % sizeof(T) == 0) {
-      const int64_t head = static_cast<int64_t>(((A - o % A) % A) / sizeof(T));
-      if (head + L <= w) {
-        for (int64_t x = 0; x < head; ++x) color::ToGray<T, BGR>{}(in + 3 * x, out + x);
-        const int64_t x = blocks<true>(in, out, head, w);
-        _mm_sfence();
-        return x;
-      }
-    }
-#endif
-    return blocks<false>(in, out, 0, w);
+    return stream_row<3, 1>(*this, color::ToGray<T, BGR>{}, in, out, w, stream);
   }
 };
 #endif
