@@ -30,10 +30,12 @@ struct GrayQ15 {
 // by pshufb for two pmaddwd. A 32-pixel block takes pixels 4 q .. 4 q + 3 in the low halves and
 // 16 + 4 q .. in the high ones (q = 0..3), so packssdw + packuswb leave them in order; C = 3: the
 // last high half is loaded 4 bytes early (nothing past the block is read). A single step (row
-// tails) takes pixels 0-3 and 4-7 and puts them in order with vpermd.
+// tails) takes pixels 0-3 and 4-7 and puts them in order with vpermd. C = 4: 8 pixels from one
+// 32-byte load, the pairs (c0, c2) by an AND and (c1, alpha) by a 16-bit shift (no pshufb: 7
+// operations per step instead of 8), 4 steps put in order by vpermd.
 struct GrayAvx2 {
-  __m256i m01, m2;    // pair masks: pixels at byte 0 of both halves (C = 3: at byte 4 of the high one: m01b, m2b)
-  __m256i m01b, m2b;
+  __m256i m01, m2;    // pair masks: pixels at byte 0 of both halves (C = 4: m01 the low bytes of int16)
+  __m256i m01b, m2b;  // C = 3: pixels at byte 4 of the high half
   __m256i w01, w2, bias, order;
 };
 template <int C>
@@ -53,6 +55,10 @@ inline __m256i gray_pair_mask(int first, int second, int high_offset) {
 template <int C, bool BGR>
 inline GrayAvx2 gray_avx2_consts() {
   typedef GrayQ15<BGR> Q;
+  if constexpr (C == 4)
+    return {_mm256_set1_epi16(0xFF), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+            _mm256_set1_epi32(Q::w0 | Q::w2 << 16), _mm256_set1_epi32(Q::w1), _mm256_set1_epi32(1 << 14),
+            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)};
   return {gray_pair_mask<C>(0, 1, 0),
           gray_pair_mask<C>(2, -1, 0),
           gray_pair_mask<C>(0, 1, C == 3 ? 4 : 0),
@@ -71,19 +77,28 @@ IMKERN_ALWAYS_INLINE inline __m256i gray8_avx2(const uint8_t* p0, const uint8_t*
                                      _mm256_madd_epi16(_mm256_shuffle_epi8(v, m2), k.w2));
   return _mm256_srli_epi32(_mm256_add_epi32(s, k.bias), 15);
 }
+IMKERN_ALWAYS_INLINE inline __m256i gray8_avx2_c4(const uint8_t* p, const GrayAvx2& k) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(_mm256_and_si256(v, k.m01), k.w01),
+                                     _mm256_madd_epi16(_mm256_srli_epi16(v, 8), k.w2));
+  return _mm256_srli_epi32(_mm256_add_epi32(s, k.bias), 15);
+}
 template <int C>
 IMKERN_ALWAYS_INLINE inline __m256i gray32_avx2(const uint8_t* p, const GrayAvx2& k) {
-  constexpr int H = 16 * C;  // the high halves' first pixel
-  const __m256i y0 = gray8_avx2(p, p + H, k.m01, k.m2, k);
-  const __m256i y1 = gray8_avx2(p + 4 * C, p + H + 4 * C, k.m01, k.m2, k);
-  const __m256i y2 = gray8_avx2(p + 8 * C, p + H + 8 * C, k.m01, k.m2, k);
-  const __m256i y3 = C == 3 ? gray8_avx2(p + 36, p + H + 32, k.m01b, k.m2b, k)
-                            : gray8_avx2(p + 12 * C, p + H + 12 * C, k.m01, k.m2, k);
+  if constexpr (C == 4) {
+    const __m256i a = _mm256_packs_epi32(gray8_avx2_c4(p, k), gray8_avx2_c4(p + 32, k));
+    const __m256i b = _mm256_packs_epi32(gray8_avx2_c4(p + 64, k), gray8_avx2_c4(p + 96, k));
+    return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), k.order);
+  }
+  const __m256i y0 = gray8_avx2(p, p + 48, k.m01, k.m2, k);  // the high halves from pixel 16 on
+  const __m256i y1 = gray8_avx2(p + 12, p + 60, k.m01, k.m2, k);
+  const __m256i y2 = gray8_avx2(p + 24, p + 72, k.m01, k.m2, k);
+  const __m256i y3 = gray8_avx2(p + 36, p + 80, k.m01b, k.m2b, k);
   return _mm256_packus_epi16(_mm256_packs_epi32(y0, y1), _mm256_packs_epi32(y2, y3));
 }
 template <int C>
 IMKERN_ALWAYS_INLINE inline void gray8_store_avx2(const uint8_t* p, uint8_t* o, const GrayAvx2& k) {
-  const __m256i y = C == 3 ? gray8_avx2(p, p + 8, k.m01b, k.m2b, k) : gray8_avx2(p, p + 16, k.m01, k.m2, k);
+  const __m256i y = C == 3 ? gray8_avx2(p, p + 8, k.m01b, k.m2b, k) : gray8_avx2_c4(p, k);
   const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(y, y), y);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, k.order)));
 }
