@@ -572,3 +572,133 @@ def test_lab_uint8_photo_equals_opencv(xp):
     lab = to_numpy(K.rgb_to_lab(xp.asarray(rgb)))
     np.testing.assert_array_equal(lab, cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB))
     np.testing.assert_array_equal(to_numpy(K.lab_to_rgb(xp.asarray(lab))), cv2.cvtColor(lab, cv2.COLOR_LAB2RGB))
+
+
+# ---- uint8 gray rows (csrc/cpu/color/gray.cpp) ------------------------------------------------
+# A contiguous image is converted as one span of n h w pixels (chunks placed on the output's
+# 64-byte lines, split between threads); other layouts row by row. AVX-512 with VBMI + VNNI: 64
+# pixels per block, masked 16-pixel heads and tails; AVX2 (and AVX-512 without them): 32 pixels
+# per block, 8-pixel steps, the last one overlapping, the functor under 8 pixels. Outputs beyond
+# the cache (or every output with stream_bytes=0) are streamed from the first aligned pixel.
+_GRAY_WIDTHS = list(range(1, 72)) + [95, 96, 97, 127, 128, 129, 191, 255, 263, 1021]
+
+
+def _gray_q15(x, bgr):
+    """OpenCV's fixed point, computed here independently of the kernels (and of the reference)."""
+    c = x[..., :3].astype(np.uint32)
+    r, g, b = (c[..., 2], c[..., 1], c[..., 0]) if bgr else (c[..., 0], c[..., 1], c[..., 2])
+    return ((9798 * r + 19235 * g + 3735 * b + (1 << 14)) >> 15).astype(np.uint8)
+
+
+def _gray_input(rng, shape):
+    """Random pixels, the extremes (white, black, the primaries) first and last."""
+    x = random_array(rng, shape, np.uint8)
+    flat = x.reshape(-1, shape[-1])
+    extremes = np.array([[255, 255, 255, 255], [0, 0, 0, 0], [255, 0, 0, 7], [0, 255, 0, 9], [0, 0, 255, 1]], np.uint8)
+    k = min(len(flat), len(extremes))
+    flat[:k] = extremes[:k, : shape[-1]]
+    flat[-k:] = extremes[:k, : shape[-1]]
+    return x
+
+
+def _gray_rows_equal_q15(rng, widths, heights=(1, 3)):
+    """Every width and layout (dense: one span; batches; rows apart; negative row strides; every
+    output offset modulo 64 for the dense span) against the fixed-point formula, outputs poisoned."""
+    for c in (3, 4):
+        for fn, bgr in ((K.rgb_to_gray, False), (K.bgr_to_gray, True)):
+            for w in widths:
+                for h in heights:
+                    x = _gray_input(rng, (h, w, c))
+                    want = _gray_q15(x, bgr)
+                    padded = np.pad(x, ((0, 0), (0, 3), (0, 0)))[:, :w]  # rows apart
+                    for view, exp in ((x, want), (x[::-1], want[::-1]), (padded, want)):
+                        out = np.full((h, w), 0xA5, np.uint8)
+                        fn(view, out=out)
+                        np.testing.assert_array_equal(out, exp, err_msg=f"{fn.__name__} c={c} w={w} h={h}")
+                    off = (w * 7 + h) % 64  # an output offset modulo the line (all of them over the widths)
+                    buf = np.full(h * w + 64, 0x5A, np.uint8)
+                    out = buf[off : off + h * w].reshape(h, w)
+                    fn(x, out=out)
+                    np.testing.assert_array_equal(out, want, err_msg=f"{fn.__name__} c={c} w={w} h={h} off={off}")
+                    assert (buf[:off] == 0x5A).all() and (buf[off + h * w :] == 0x5A).all()
+                batch = _gray_input(rng, (2, 3, w, c))
+                got = fn(batch)
+                np.testing.assert_array_equal(got[..., 0], _gray_q15(batch, bgr), err_msg=f"batch c={c} w={w}")
+
+
+def test_gray_uint8_rows_every_width(isa, rng):
+    _gray_rows_equal_q15(rng, _GRAY_WIDTHS)
+
+
+@pytest.mark.parametrize("stream_bytes", [0, None])
+def test_gray_uint8_spans_threads_and_streams(isa, threads, rng, stream_bytes):
+    """Dense images of several chunks (16384 pixels each, placed on the output's lines) at every
+    output offset modulo 64, streamed (stream_bytes=0) and not, 1 and 3 threads; rows of a
+    strided view streamed from their first aligned pixel."""
+    try:
+        imkern.set_cpu_params(stream_bytes=stream_bytes)
+        for c in (3, 4):
+            x = _gray_input(rng, (2, 97, 389, c))  # 75466 pixels: 5 chunks and a partial one
+            for fn, bgr in ((K.rgb_to_gray, False), (K.bgr_to_gray, True)):
+                want = _gray_q15(x, bgr)[..., None]
+                for off in (0, 1, 15, 16, 31, 33, 63):
+                    buf = np.full(x[..., 0].size + 64, 0x5A, np.uint8)
+                    out = buf[off : off + x[..., 0].size].reshape(want.shape)
+                    fn(x, out=out)
+                    np.testing.assert_array_equal(out, want, err_msg=f"{fn.__name__} c={c} off={off}")
+                    assert (buf[:off] == 0x5A).all() and (buf[off + want.size :] == 0x5A).all()
+                view = x[:, ::-1, 3:-2]  # rows apart, negative row stride: row by row
+                np.testing.assert_array_equal(fn(view), want[:, ::-1, 3:-2], err_msg=f"{fn.__name__} c={c} view")
+        if stream_bytes == 0:
+            _gray_rows_equal_q15(rng, [1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 200], heights=(2,))
+    finally:
+        imkern.reset_cpu_params()
+
+
+@pytest.fixture(scope="module")
+def gray_every_color():
+    """All 2**24 colors as RGB and as RGBA (alpha varying), with their four expected results."""
+    v = np.arange(1 << 24, dtype=np.uint32)
+    rgba = np.stack([(v >> 16) & 255, (v >> 8) & 255, v & 255, (v * 2654435761) >> 24], -1).astype(np.uint8)
+    xs = {3: np.ascontiguousarray(rgba[:, :3]), 4: rgba}
+    return xs, {bgr: _gray_q15(rgba, bgr) for bgr in (False, True)}
+
+
+def test_gray_uint8_every_color_every_path(isa, gray_every_color):
+    """All 2**24 colors, RGB / BGR and RGBA / BGRA, through the dense span and through rows of
+    odd widths (a strided view: the row kernels' heads and tails), bit for bit against the
+    fixed-point formula."""
+    xs, wants = gray_every_color
+    n = (1 << 24) // 1021 * 1021
+    for c, x in xs.items():
+        for fn, bgr in ((K.rgb_to_gray, False), (K.bgr_to_gray, True)):
+            want = wants[bgr]
+            np.testing.assert_array_equal(fn(x.reshape(4096, 4096, c)).ravel(), want, err_msg=f"{fn.__name__} c={c}")
+            if c == 3:  # rows apart (2 pixels of each skipped)
+                rows, exp = x[:n].reshape(-1, 1021, 3)[:, :1019], want[:n].reshape(-1, 1021)[:, :1019]
+            else:  # a negative row stride
+                rows, exp = x[:n].reshape(-1, 1021, 4)[::-1], want[:n].reshape(-1, 1021)[::-1]
+            np.testing.assert_array_equal(fn(rows), exp, err_msg=f"{fn.__name__} c={c} rows")
+
+
+def test_gray_uint8_rows_without_vbmi_vnni():
+    """The AVX-512 build's AVX2 rows (the CPU without VBMI / VNNI: IMKERN_CPU_DISABLE), in a
+    fresh process, every width and layout, streamed and not."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, imkern, test_color as t\n"
+        "for isa in ('avx512', 'avx2'):\n"
+        "    imkern.set_cpu_isa(isa)\n"
+        "    for s in (0, None):\n"
+        "        imkern.set_cpu_params(stream_bytes=s)\n"
+        "        t._gray_rows_equal_q15(np.random.default_rng(7), t._GRAY_WIDTHS)\n"
+        "print('ok')\n"
+    )
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.pathsep.join([here] + [p for p in sys.path if p])
+    env = dict(os.environ, IMKERN_CPU_DISABLE="avx512vbmi,avx512vnni", PYTHONPATH=path)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

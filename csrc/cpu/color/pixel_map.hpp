@@ -558,6 +558,40 @@ IMKERN_ALWAYS_INLINE inline fv<T> vfloor(fv<T> x) {
   return simd::vround<_MM_FROUND_TO_NEG_INF>(x);
 }
 
+// Streamed rows (non-temporal stores, which need aligned addresses) start at the first pixel
+// whose output (P elements of T) starts on an A-byte boundary: its index, or -1 where no pixel
+// within A / sizeof(T) does (an output not aligned to T). With P odd and A a power of two,
+// steps of P sizeof(T) bytes reach every multiple of sizeof(T) modulo A in that many pixels.
+template <typename T, int P>
+inline int64_t stream_head(const T* out, uintptr_t A) {
+  const uintptr_t o = reinterpret_cast<uintptr_t>(out);
+  if (o % sizeof(T) != 0) return -1;
+  for (int64_t h = 0; h < static_cast<int64_t>(A / sizeof(T)); ++h)
+    if (((o + P * h * sizeof(T)) & (A - 1)) == 0) return h;
+  return -1;
+}
+
+// A row of a float row kernel k, whose k.blocks<Stream>(in, out, x, w) converts whole vectors of
+// L pixels from pixel x on and returns where it stops, and whose functor f converts one pixel
+// (PI input and PO output elements): streamed from the first pixel whose output is aligned to
+// the vector's size (f before it) when `stream` and a whole vector follows it, else plain.
+template <int PI, int PO, typename T, typename K, typename F>
+IMKERN_ALWAYS_INLINE inline int64_t stream_row(const K& k, const F& f, const T* in, T* out, int64_t w, bool stream) {
+#if defined(__AVX__)
+  const int64_t head = stream ? stream_head<T, PO>(out, sizeof(fv<T>)) : -1;
+  if (head >= 0 && head + simd::Vec<T>::lanes <= w) {
+    for (int64_t x = 0; x < head; ++x) f(in + PI * x, out + PO * x);
+    const int64_t x = k.template blocks<true>(in, out, head, w);
+    _mm_sfence();
+    return x;
+  }
+#else
+  (void)f;
+  (void)stream;
+#endif
+  return k.template blocks<false>(in, out, 0, w);
+}
+
 // A row kernel for 3 -> 3 channel float ops: Op::lanes(c, o) maps planes c[3] to planes o[3]
 // on L pixels, or returns false for a block it leaves to the scalar functor F.
 // stream: outputs far larger than the cache (the caller decides) are written by non-temporal
@@ -610,25 +644,7 @@ struct Row3F {
     }
     return x;
   }
-  int64_t operator()(const T* in, T* out, int64_t w) const {
-#if defined(__AVX__)
-    constexpr int L = simd::Vec<T>::lanes;
-    constexpr uintptr_t A = sizeof(fv<T>);
-    const uintptr_t o = reinterpret_cast<uintptr_t>(out);
-    if (stream && o % sizeof(T) == 0) {
-      // 3 x sizeof(T) steps reach every multiple of sizeof(T) modulo A within L pixels
-      int64_t head = 0;
-      while (head < L && ((o + 3 * head * sizeof(T)) & (A - 1)) != 0) ++head;
-      if (head < L && head + L <= w) {
-        for (int64_t x = 0; x < head; ++x) f(in + 3 * x, out + 3 * x);
-        const int64_t x = blocks<true>(in, out, head, w);
-        _mm_sfence();
-        return x;
-      }
-    }
-#endif
-    return blocks<false>(in, out, 0, w);
-  }
+  int64_t operator()(const T* in, T* out, int64_t w) const { return stream_row<3, 3>(*this, f, in, out, w, stream); }
 };
 #endif
 
