@@ -771,3 +771,25 @@ def test_uint8_halving_lane_pairs_views_threads(rng, isa, threads, channels):
     np.testing.assert_array_equal(big[:, :, 1::2], 0)
     one = random_array(rng, (2, 2, channels), np.uint8)
     np.testing.assert_array_equal(resize(one, (1, 1)), _int_mean2x2(one))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("channels", [1, 3, 97])
+def test_halving_streamed_row_ends_every_isa_level(rng, isa, dtype, channels):
+    """Streamed rows: the plain head up to the first whole line and the tail after the last one
+    (through a small buffer, or in place for pixels too wide for it), at every phase of a line
+    and row lengths around the vector blocks: the same bits as unstreamed, nothing written
+    outside the output."""
+    imkern.set_cpu_params(stream_bytes=0)
+    try:
+        for w in [1, 15, 16, 17, 40, 129]:
+            x = _int_image(rng, (4, 2 * w, channels), dtype, "random") if dtype != np.float32 else \
+                random_array(rng, (4, 2 * w, channels), dtype)
+            expect = _int_mean2x2(x) if dtype != np.float32 else _mean2x2(x)
+            for phase in range(0, 64, np.dtype(dtype).itemsize * (1 if w == 129 else 5)):
+                buf, off, out = _aligned_out((2, w, channels), dtype, phase)
+                assert resize(x, (2, w), out=out) is out
+                np.testing.assert_array_equal(out, expect, err_msg=f"w {w} phase {phase}")
+                assert (buf[:off] == 0xA5).all() and (buf[off + out.nbytes:] == 0xA5).all()
+    finally:
+        imkern.set_cpu_params(stream_bytes=None)
