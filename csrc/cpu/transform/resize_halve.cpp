@@ -34,7 +34,9 @@
 // (AVX-512BW, VBMI) of a window per row: half the loads and adds of the pair-sum windows;
 // uint8 on AVX2 (no vpermb) with 2 to 8 channels where whole pixel pairs fill a 128-bit lane
 // (C dividing 8: 8 outputs a lane; C dividing 6: 6 from 12 bytes), the pairs by one pshufb per
-// lane (LanePairs; 4K -> 1080p RGB, one thread, 2.7 -> 1.8 ms, 1080p -> 540p 590 -> 210 us).
+// lane (LanePairs; 4K -> 1080p RGB, one thread, 2.7 -> 1.8 ms, 1080p -> 540p 590 -> 210 us);
+// on AVX-512BW the same for C dividing 8 on whole 64-byte loads (no two-source vpermb; 4K RGBA
+// one thread 2.13-2.26 -> 1.78-1.89 ms).
 // Outputs larger than the cache share are streamed, from the first 64-byte aligned output on.
 // Bytes per output element sizeof(T) (4 + 1) (the input is read once); 4 adds.
 #include <algorithm>
@@ -465,6 +467,30 @@ struct PairPlan {
   }
 };
 
+// uint8, C = 2, 4, 8 (AVX2 and AVX-512BW) and C = 3, 6 (AVX2, no vpermb): pshufb inside each 128-bit lane puts every
+// output's two horizontal bytes side by side, pmaddubsw with ones sums them, the rows are added in
+// 16-bit lanes, (s + 2) >> 2 (the sums as in halve_pairs_u8_c1: exact). A lane holds whole pixel
+// pairs: for C dividing 8, its 16 source bytes give 8 outputs (32 outputs per step, as C = 1);
+// for C dividing 6, 12 of its bytes give 6 outputs, so 4 lanes make 24 outputs, put together by
+// a pshufb and a vpermd (and with streaming stores, four such groups make three aligned vectors).
+// Blocks start on a pixel (e0 % C == 0), where the caller's start is one; else nothing is done.
+struct LanePairs {
+  int k = 0;  // outputs per lane: 8 (C divides 8), 6 (C divides 6); 0: not this path
+  alignas(64) uint8_t ctl[64];  // the 16-byte lane control, four times
+  explicit LanePairs(int64_t C) {
+    std::memset(ctl, 0x80, sizeof(ctl));
+    if (C < 2 || C > 8) return;
+    k = 8 % C == 0 ? 8 : 6 % C == 0 ? 6 : 0;
+    for (int j = 0; j < k; ++j) {
+      const int src = static_cast<int>(2 * C * (j / C) + j % C);  // the output's first byte in the lane
+      for (int h = 0; h < 4; ++h) {
+        ctl[16 * h + 2 * j] = static_cast<uint8_t>(src);
+        ctl[16 * h + 2 * j + 1] = static_cast<uint8_t>(src + C);
+      }
+    }
+  }
+};
+
 #if defined(__AVX512BW__)
 // uint16, AVX-512BW: Perm false for C = 1 (the pairs are adjacent)
 template <bool Perm, bool Stream>
@@ -553,6 +579,29 @@ inline int64_t halve_pairs_u8_c1(const uint8_t* __restrict__ r0, const uint8_t* 
   }
   return e;
 }
+
+// uint8, C dividing 8 (AVX-512BW; LanePairs): one pshufb of a whole 64-byte load per row for 32
+// outputs, where the vpermb path needs two loads and a two-source permute; blocks on a pixel.
+template <bool Stream>
+inline int64_t halve_pairs_u8_lanes(const LanePairs& lp, const uint8_t* __restrict__ r0,
+                                    const uint8_t* __restrict__ r1, int64_t C, int64_t e0, int64_t e1, int64_t,
+                                    uint8_t* __restrict__ out) {
+  int64_t e = e0;
+  if (lp.k != 8 || e0 % C != 0) return e0;
+  const __m512i ctl = _mm512_load_si512(lp.ctl), ones = _mm512_set1_epi8(1);
+  auto blk = [&](int64_t j) {  // 32 outputs (16-bit, in-lane order) of source bytes [j, j + 64)
+    const __m512i s0 = _mm512_maddubs_epi16(_mm512_shuffle_epi8(_mm512_loadu_si512(r0 + j), ctl), ones);
+    const __m512i s1 = _mm512_maddubs_epi16(_mm512_shuffle_epi8(_mm512_loadu_si512(r1 + j), ctl), ones);
+    return _mm512_srli_epi16(_mm512_add_epi16(_mm512_add_epi16(s0, s1), _mm512_set1_epi16(2)), 2);
+  };
+  const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+  for (; e + 64 <= e1; e += 64) {
+    const __m512i v = _mm512_permutexvar_epi64(order, _mm512_packus_epi16(blk(2 * e), blk(2 * e + 64)));
+    if (Stream) _mm512_stream_si512(reinterpret_cast<__m512i*>(out + e), v);
+    else _mm512_storeu_si512(out + e, v);
+  }
+  return e;
+}
 #elif defined(__AVX2__)
 // AVX2, C = 1 only: uint16, 16 outputs per step
 template <bool Stream>
@@ -595,30 +644,6 @@ inline int64_t halve_pairs_u8_c1(const uint8_t* __restrict__ r0, const uint8_t* 
   }
   return e;
 }
-
-// uint8, C = 2, 4, 8 and C = 3, 6 (AVX2, no vpermb): pshufb inside each 128-bit lane puts every
-// output's two horizontal bytes side by side, pmaddubsw with ones sums them, the rows are added in
-// 16-bit lanes, (s + 2) >> 2 (the sums as in halve_pairs_u8_c1: exact). A lane holds whole pixel
-// pairs: for C dividing 8, its 16 source bytes give 8 outputs (32 outputs per step, as C = 1);
-// for C dividing 6, 12 of its bytes give 6 outputs, so 4 lanes make 24 outputs, put together by
-// a pshufb and a vpermd (and with streaming stores, four such groups make three aligned vectors).
-// Blocks start on a pixel (e0 % C == 0), where the caller's start is one; else nothing is done.
-struct LanePairs {
-  int k = 0;  // outputs per lane: 8 (C divides 8), 6 (C divides 6); 0: not this path
-  alignas(32) uint8_t ctl[32];
-  explicit LanePairs(int64_t C) {
-    std::memset(ctl, 0x80, sizeof(ctl));
-    if (C < 2 || C > 8) return;
-    k = 8 % C == 0 ? 8 : 6 % C == 0 ? 6 : 0;
-    for (int j = 0; j < k; ++j) {
-      const int src = static_cast<int>(2 * C * (j / C) + j % C);  // the output's first byte in the lane
-      for (int h = 0; h < 2; ++h) {
-        ctl[16 * h + 2 * j] = static_cast<uint8_t>(src);
-        ctl[16 * h + 2 * j + 1] = static_cast<uint8_t>(src + C);
-      }
-    }
-  }
-};
 
 // the 16-bit rounded outputs of the pixel pairs in the two lanes' source windows (lane 0 from
 // r + a, lane 1 from r + b)
@@ -691,12 +716,8 @@ inline bool has_vbmi() {
 template <typename T>
 struct HalvePairs {
   PairPlan<T> plan;
-#if defined(__AVX2__) && !defined(__AVX512BW__)
   LanePairs lanes;
   explicit HalvePairs(int64_t C) : plan(C), lanes(sizeof(T) == 1 ? C : 0) {}
-#else
-  explicit HalvePairs(int64_t C) : plan(C) {}
-#endif
   // The first output of a row's streamed part, from h, the first one on a 64-byte line: whole
   // lines further where the blocks must start on a pixel (AVX2 uint8, C = 3, 6: 64 = 1 mod 3).
   int64_t stream_head(int64_t C, int64_t h) const {
@@ -717,7 +738,10 @@ struct HalvePairs {
       if (plan.ok) return halve_pairs_u16<true, Stream>(plan, r0, r1, C, e0, e1, n, out);
     } else {
       if (C == 1) return halve_pairs_u8_c1<Stream>(r0, r1, e0, e1, out);
-      if (plan.ok && has_vbmi()) return halve_pairs_u8<Stream>(plan, r0, r1, C, e0, e1, n, out);
+      // C dividing 8: the lane pairs, the vpermb blocks for the rest (or all, off a pixel)
+      const int64_t e = halve_pairs_u8_lanes<Stream>(lanes, r0, r1, C, e0, e1, n, out);
+      if (plan.ok && has_vbmi()) return halve_pairs_u8<Stream>(plan, r0, r1, C, e, e1, n, out);
+      return e;
     }
 #elif defined(__AVX2__)
     if (C == 1) {
@@ -752,7 +776,7 @@ struct HalvePairs<float> {
 // are slower than the generic path's pshufb / vpermb windows (1080p RGB 0.73 vs 0.58 of cv2).
 inline bool u8_halve_fast(int64_t C) {
 #if defined(__AVX512BW__)
-  return C == 1 || (has_vbmi() && PairPlan<uint8_t>(C).ok);
+  return C == 1 || LanePairs(C).k == 8 || (has_vbmi() && PairPlan<uint8_t>(C).ok);
 #elif defined(__AVX2__)
   return C == 1 || LanePairs(C).k > 0;
 #else
