@@ -709,3 +709,87 @@ def test_uint8_halving_matches_cv2(rng, isa):
         for mode, flag in (("bilinear", cv2.INTER_LINEAR), ("area", cv2.INTER_AREA)):
             np.testing.assert_array_equal(resize(x, hw, interpolation=mode),
                                           cv2.resize(x, hw[::-1], interpolation=flag), err_msg=f"{shape} {mode}")
+
+
+# ---- uint8 exact 2x shrink, 2 to 8 channels: pshufb pixel pairs in 128-bit lanes (AVX2) ------------
+def _aligned_out(shape, dtype, phase):
+    """An output array whose first element sits `phase` bytes past a 64-byte boundary (rows of
+    other lengths then start at every phase in turn), the bytes around it poisoned."""
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = np.full(n + 192, 0xA5, np.uint8)
+    off = (phase - buf.ctypes.data) % 64 + 64
+    return buf, off, buf[off: off + n].view(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4, 6, 8])
+@pytest.mark.parametrize("stream", [False, True])
+def test_uint8_halving_lane_pairs_every_isa_level(rng, isa, channels, stream):
+    """Widths that take the lane-pair blocks (AVX2: 32 outputs a step for 2, 4, 8 channels; 24
+    and 96 for 3, 6, the 96 ones streamed from a whole line on a pixel) and their ends, rows
+    starting at every phase of a cache line (the streamed head found on a pixel, or none for 6
+    channels at odd phases), 0/255-only and near-end data: the 2x2 mean rounded half up, bit
+    for bit, and nothing written outside the output."""
+    imkern.set_cpu_params(stream_bytes=0 if stream else 1 << 40)
+    try:
+        for h, w in [(1, 1), (2, 5), (3, 16), (2, 33), (4, 48), (3, 97), (2, 200), (2, 333)]:
+            for kind in ("random", "extremes", "ends"):
+                x = _int_image(rng, (2 * h, 2 * w, channels), np.uint8, kind)
+                expect = _int_mean2x2(x)
+                np.testing.assert_array_equal(resize(x, (h, w)), expect, err_msg=f"{kind} {(h, w)}")
+            for phase in range(0, 64, 1 if w == 200 else 13):
+                buf, off, out = _aligned_out((h, w, channels), np.uint8, phase)
+                assert resize(x, (h, w), interpolation="area", out=out) is out
+                np.testing.assert_array_equal(out, expect, err_msg=f"{(h, w)} phase {phase}")
+                assert (buf[:off] == 0xA5).all() and (buf[off + out.nbytes:] == 0xA5).all()
+    finally:
+        imkern.set_cpu_params(stream_bytes=None)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_uint8_halving_lane_pairs_views_threads(rng, isa, threads, channels):
+    """Flipped (negative-stride) rows and columns, strided and channel-sliced inputs, a batch, a
+    strided out= and a 1-pixel image: the formula on the contiguous copy, and cv2's bits."""
+    cv2 = pytest.importorskip("cv2")
+    base = random_array(rng, (2, 132, 412, channels + 1), np.uint8)
+    x = base[0, ..., :channels]
+    views = {"contiguous": np.ascontiguousarray(x), "flipped rows": x[::-1], "flipped cols": x[:, ::-1],
+             "strided": base[0, ::2, ::2, :channels], "channel slice": x}
+    for name, v in views.items():
+        before = v.copy()
+        hw = (v.shape[0] // 2, v.shape[1] // 2)
+        expect = _int_mean2x2(np.ascontiguousarray(v))
+        np.testing.assert_array_equal(resize(v, hw), expect, err_msg=name)
+        np.testing.assert_array_equal(resize(v, hw), cv2.resize(np.ascontiguousarray(v), hw[::-1],
+                                                                interpolation=cv2.INTER_LINEAR), err_msg=name)
+        np.testing.assert_array_equal(v, before)
+    xb = np.ascontiguousarray(base[..., :channels])
+    np.testing.assert_array_equal(resize(xb, (66, 206)), _int_mean2x2(xb))
+    big = np.zeros((2, 66, 412, channels), np.uint8)
+    view = big[:, ::-1, ::2]
+    assert resize(xb, (66, 206), out=view) is view
+    np.testing.assert_array_equal(view, _int_mean2x2(xb))
+    np.testing.assert_array_equal(big[:, :, 1::2], 0)
+    one = random_array(rng, (2, 2, channels), np.uint8)
+    np.testing.assert_array_equal(resize(one, (1, 1)), _int_mean2x2(one))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("channels", [1, 3, 97])
+def test_halving_streamed_row_ends_every_isa_level(rng, isa, dtype, channels):
+    """Streamed rows: the plain head up to the first whole line and the tail after the last one
+    (through a small buffer, or in place for pixels too wide for it), at every phase of a line
+    and row lengths around the vector blocks: the same bits as unstreamed, nothing written
+    outside the output."""
+    imkern.set_cpu_params(stream_bytes=0)
+    try:
+        for w in [1, 15, 16, 17, 40, 129]:
+            x = _int_image(rng, (4, 2 * w, channels), dtype, "random") if dtype != np.float32 else \
+                random_array(rng, (4, 2 * w, channels), dtype)
+            expect = _int_mean2x2(x) if dtype != np.float32 else _mean2x2(x)
+            for phase in range(0, 64, np.dtype(dtype).itemsize * (1 if w == 129 else 5)):
+                buf, off, out = _aligned_out((2, w, channels), dtype, phase)
+                assert resize(x, (2, w), out=out) is out
+                np.testing.assert_array_equal(out, expect, err_msg=f"w {w} phase {phase}")
+                assert (buf[:off] == 0xA5).all() and (buf[off + out.nbytes:] == 0xA5).all()
+    finally:
+        imkern.set_cpu_params(stream_bytes=None)

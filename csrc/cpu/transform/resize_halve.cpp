@@ -31,7 +31,12 @@
 // then each output's two horizontal elements: float32 C = 1 the even and odd lanes of the row
 // sums (vpermt2ps; AVX2 shufps), one add; uint16 / uint8 16-bit multiply-adds with ones
 // (pmaddwd / pmaddubsw) of each row, C = 1 as loaded, else after one vpermt2w / vpermt2b
-// (AVX-512BW, VBMI) of a window per row: half the loads and adds of the pair-sum windows.
+// (AVX-512BW, VBMI) of a window per row: half the loads and adds of the pair-sum windows;
+// uint8 on AVX2 (no vpermb) with 2 to 8 channels where whole pixel pairs fill a 128-bit lane
+// (C dividing 8: 8 outputs a lane; C dividing 6: 6 from 12 bytes), the pairs by one pshufb per
+// lane (LanePairs; 4K -> 1080p RGB, one thread, 2.7 -> 1.8 ms, 1080p -> 540p 590 -> 210 us);
+// on AVX-512BW the same for C dividing 8 on whole 64-byte loads (no two-source vpermb; 4K RGBA
+// one thread 2.13-2.26 -> 1.78-1.89 ms).
 // Outputs larger than the cache share are streamed, from the first 64-byte aligned output on.
 // Bytes per output element sizeof(T) (4 + 1) (the input is read once); 4 adds.
 #include <algorithm>
@@ -305,6 +310,7 @@ inline void halve_scalar(const T* __restrict__ r0, const T* __restrict__ r1, int
                          T* __restrict__ out) {
   using Op = HalveOps<T>;
   using S = typename Op::S;
+  if (e0 >= e1) return;  // (no divisions for nothing: several calls a row)
   int64_t x = e0 / C, c = e0 % C;
   for (int64_t e = e0; e < e1; c = 0, ++x) {
     const int64_t n = std::min(C - c, e1 - e);
@@ -321,6 +327,7 @@ inline void halve_scalar(const T* __restrict__ r0, const T* __restrict__ r1, int
 template <typename T, bool Stream>
 inline void halve_row(const HalvePlan& p, const HalveGrid& g, const T* __restrict__ r0, const T* __restrict__ r1,
                       int64_t C, int64_t e0, int64_t e1, int64_t n, T* __restrict__ out) {
+  if (e0 >= e1) return;
   int64_t e = e0;
 #if defined(__AVX512F__) || defined(__AVX2__)
   using Op = HalveOps<T>;
@@ -460,6 +467,30 @@ struct PairPlan {
   }
 };
 
+// uint8, C = 2, 4, 8 (AVX2 and AVX-512BW) and C = 3, 6 (AVX2, no vpermb): pshufb inside each 128-bit lane puts every
+// output's two horizontal bytes side by side, pmaddubsw with ones sums them, the rows are added in
+// 16-bit lanes, (s + 2) >> 2 (the sums as in halve_pairs_u8_c1: exact). A lane holds whole pixel
+// pairs: for C dividing 8, its 16 source bytes give 8 outputs (32 outputs per step, as C = 1);
+// for C dividing 6, 12 of its bytes give 6 outputs, so 4 lanes make 24 outputs, put together by
+// a pshufb and a vpermd (and with streaming stores, four such groups make three aligned vectors).
+// Blocks start on a pixel (e0 % C == 0), where the caller's start is one; else nothing is done.
+struct LanePairs {
+  int k = 0;  // outputs per lane: 8 (C divides 8), 6 (C divides 6); 0: not this path
+  alignas(64) uint8_t ctl[64];  // the 16-byte lane control, four times
+  explicit LanePairs(int64_t C) {
+    std::memset(ctl, 0x80, sizeof(ctl));
+    if (C < 2 || C > 8) return;
+    k = 8 % C == 0 ? 8 : 6 % C == 0 ? 6 : 0;
+    for (int j = 0; j < k; ++j) {
+      const int src = static_cast<int>(2 * C * (j / C) + j % C);  // the output's first byte in the lane
+      for (int h = 0; h < 4; ++h) {
+        ctl[16 * h + 2 * j] = static_cast<uint8_t>(src);
+        ctl[16 * h + 2 * j + 1] = static_cast<uint8_t>(src + C);
+      }
+    }
+  }
+};
+
 #if defined(__AVX512BW__)
 // uint16, AVX-512BW: Perm false for C = 1 (the pairs are adjacent)
 template <bool Perm, bool Stream>
@@ -548,6 +579,29 @@ inline int64_t halve_pairs_u8_c1(const uint8_t* __restrict__ r0, const uint8_t* 
   }
   return e;
 }
+
+// uint8, C dividing 8 (AVX-512BW; LanePairs): one pshufb of a whole 64-byte load per row for 32
+// outputs, where the vpermb path needs two loads and a two-source permute; blocks on a pixel.
+template <bool Stream>
+inline int64_t halve_pairs_u8_lanes(const LanePairs& lp, const uint8_t* __restrict__ r0,
+                                    const uint8_t* __restrict__ r1, int64_t C, int64_t e0, int64_t e1, int64_t,
+                                    uint8_t* __restrict__ out) {
+  int64_t e = e0;
+  if (lp.k != 8 || e0 % C != 0) return e0;
+  const __m512i ctl = _mm512_load_si512(lp.ctl), ones = _mm512_set1_epi8(1);
+  auto blk = [&](int64_t j) {  // 32 outputs (16-bit, in-lane order) of source bytes [j, j + 64)
+    const __m512i s0 = _mm512_maddubs_epi16(_mm512_shuffle_epi8(_mm512_loadu_si512(r0 + j), ctl), ones);
+    const __m512i s1 = _mm512_maddubs_epi16(_mm512_shuffle_epi8(_mm512_loadu_si512(r1 + j), ctl), ones);
+    return _mm512_srli_epi16(_mm512_add_epi16(_mm512_add_epi16(s0, s1), _mm512_set1_epi16(2)), 2);
+  };
+  const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+  for (; e + 64 <= e1; e += 64) {
+    const __m512i v = _mm512_permutexvar_epi64(order, _mm512_packus_epi16(blk(2 * e), blk(2 * e + 64)));
+    if (Stream) _mm512_stream_si512(reinterpret_cast<__m512i*>(out + e), v);
+    else _mm512_storeu_si512(out + e, v);
+  }
+  return e;
+}
 #elif defined(__AVX2__)
 // AVX2, C = 1 only: uint16, 16 outputs per step
 template <bool Stream>
@@ -590,6 +644,64 @@ inline int64_t halve_pairs_u8_c1(const uint8_t* __restrict__ r0, const uint8_t* 
   }
   return e;
 }
+
+// the 16-bit rounded outputs of the pixel pairs in the two lanes' source windows (lane 0 from
+// r + a, lane 1 from r + b)
+inline __m256i lane_pair_sums(const uint8_t* __restrict__ r0, const uint8_t* __restrict__ r1, int64_t a, int64_t b,
+                              __m256i ctl) {
+  const __m256i ones = _mm256_set1_epi8(1);
+  auto row = [&](const uint8_t* r) {
+    const __m256i w = a + 16 == b ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + a))
+                                  : _mm256_inserti128_si256(
+                                        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + a))),
+                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + b)), 1);
+    return _mm256_maddubs_epi16(_mm256_shuffle_epi8(w, ctl), ones);
+  };
+  return _mm256_srli_epi16(_mm256_add_epi16(_mm256_add_epi16(row(r0), row(r1)), _mm256_set1_epi16(2)), 2);
+}
+
+// C dividing 6: outputs [e, e + 24) of source bytes j = 2 e .. j + 48 (loads reach j + 52), in
+// the low 24 bytes (qwords 0-2). Vector A's lanes hold outputs e, e + 12 (sources j, j + 24), B's
+// e + 6, e + 18 (j + 12, j + 36): after packus each lane has 12 consecutive outputs.
+inline __m256i lane_pairs24(const uint8_t* __restrict__ r0, const uint8_t* __restrict__ r1, int64_t j, __m256i ctl) {
+  const __m256i A = lane_pair_sums(r0, r1, j, j + 24, ctl), B = lane_pair_sums(r0, r1, j + 12, j + 36, ctl);
+  const __m256i pack = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, -1, -1, -1, -1, 0, 1, 2, 3, 4, 5, 8, 9,
+                                        10, 11, 12, 13, -1, -1, -1, -1);
+  return _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_packus_epi16(A, B), pack),
+                                     _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+}
+
+template <bool Stream>
+inline int64_t halve_pairs_u8_lanes(const LanePairs& lp, const uint8_t* __restrict__ r0,
+                                    const uint8_t* __restrict__ r1, int64_t C, int64_t e0, int64_t e1, int64_t n,
+                                    uint8_t* __restrict__ out) {
+  int64_t e = e0;
+  if (lp.k == 0 || e0 % C != 0) return e0;
+  const __m256i ctl = _mm256_load_si256(reinterpret_cast<const __m256i*>(lp.ctl));
+  auto put = [&](int64_t at, __m256i v) {
+    if (Stream) _mm256_stream_si256(reinterpret_cast<__m256i*>(out + at), v);
+    else _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + at), v);
+  };
+  if (lp.k == 8) {
+    for (; e + 32 <= e1; e += 32)
+      put(e, _mm256_permute4x64_epi64(_mm256_packus_epi16(lane_pair_sums(r0, r1, 2 * e, 2 * e + 16, ctl),
+                                                          lane_pair_sums(r0, r1, 2 * e + 32, 2 * e + 48, ctl)),
+                                      0xD8));
+    return e;
+  }
+  // four groups of 24 in three whole vectors (qwords: x0 x1 x2 | y0 y1 y2 | z0 z1 z2 | w0 w1 w2)
+  for (; 2 * e + 196 <= 2 * n && e + 96 <= e1; e += 96) {
+    const __m256i x = lane_pairs24(r0, r1, 2 * e, ctl), y = lane_pairs24(r0, r1, 2 * e + 48, ctl);
+    const __m256i z = lane_pairs24(r0, r1, 2 * e + 96, ctl), w = lane_pairs24(r0, r1, 2 * e + 144, ctl);
+    put(e, _mm256_blend_epi32(x, _mm256_permute4x64_epi64(y, 0x00), 0xC0));
+    put(e + 32, _mm256_blend_epi32(_mm256_permute4x64_epi64(y, 0xF9), _mm256_permute4x64_epi64(z, 0x40), 0xF0));
+    put(e + 64, _mm256_blend_epi32(_mm256_permute4x64_epi64(z, 0x02), _mm256_permute4x64_epi64(w, 0x90), 0xFC));
+  }
+  // plain stores: 24 outputs a step, the 32-byte store's last 8 rewritten by the next one
+  if (!Stream)
+    for (; 2 * e + 52 <= 2 * n && e + 32 <= e1; e += 24) put(e, lane_pairs24(r0, r1, 2 * e, ctl));
+  return e;
+}
 #endif
 
 #if defined(__AVX512BW__)
@@ -604,7 +716,20 @@ inline bool has_vbmi() {
 template <typename T>
 struct HalvePairs {
   PairPlan<T> plan;
-  explicit HalvePairs(int64_t C) : plan(C) {}
+  LanePairs lanes;
+  explicit HalvePairs(int64_t C) : plan(C), lanes(sizeof(T) == 1 ? C : 0) {}
+  // The first output of a row's streamed part, from h, the first one on a 64-byte line: whole
+  // lines further where the blocks must start on a pixel (AVX2 uint8, C = 3, 6: 64 = 1 mod 3).
+  int64_t stream_head(int64_t C, int64_t h) const {
+#if defined(__AVX2__) && !defined(__AVX512BW__)
+    constexpr int64_t line = 64 / sizeof(T);
+    if (lanes.k == 6)
+      for (int64_t k = 0; k < C; ++k)
+        if ((h + k * line) % C == 0) return h + k * line;
+#endif
+    (void)C;
+    return h;
+  }
   template <bool Stream>
   int64_t run(const T* r0, const T* r1, int64_t C, int64_t e0, int64_t e1, int64_t n, T* out) const {
 #if defined(__AVX512BW__)
@@ -613,13 +738,17 @@ struct HalvePairs {
       if (plan.ok) return halve_pairs_u16<true, Stream>(plan, r0, r1, C, e0, e1, n, out);
     } else {
       if (C == 1) return halve_pairs_u8_c1<Stream>(r0, r1, e0, e1, out);
-      if (plan.ok && has_vbmi()) return halve_pairs_u8<Stream>(plan, r0, r1, C, e0, e1, n, out);
+      // C dividing 8: the lane pairs, the vpermb blocks for the rest (or all, off a pixel)
+      const int64_t e = halve_pairs_u8_lanes<Stream>(lanes, r0, r1, C, e0, e1, n, out);
+      if (plan.ok && has_vbmi()) return halve_pairs_u8<Stream>(plan, r0, r1, C, e, e1, n, out);
+      return e;
     }
 #elif defined(__AVX2__)
     if (C == 1) {
       if constexpr (sizeof(T) == 2) return halve_pairs_u16_c1<Stream>(r0, r1, e0, e1, out);
       else return halve_pairs_u8_c1<Stream>(r0, r1, e0, e1, out);
     }
+    if constexpr (sizeof(T) == 1) return halve_pairs_u8_lanes<Stream>(lanes, r0, r1, C, e0, e1, n, out);
 #else
     (void)r0;
     (void)r1;
@@ -635,6 +764,7 @@ struct HalvePairs {
 template <>
 struct HalvePairs<float> {
   explicit HalvePairs(int64_t) {}
+  int64_t stream_head(int64_t, int64_t h) const { return h; }
   template <bool Stream>
   int64_t run(const float* r0, const float* r1, int64_t C, int64_t e0, int64_t e1, int64_t, float* out) const {
     return C == 1 ? halve_pairs_f32_c1<Stream>(r0, r1, e0, e1, out) : e0;
@@ -642,13 +772,13 @@ struct HalvePairs<float> {
 };
 
 // Whether the one pass is faster than the generic uint8 paths: where its pair sums apply
-// (AVX-512BW or AVX2, C = 1; AVX-512 VBMI, C up to about 40). Elsewhere the int32-lane permutes
+// (AVX-512BW or AVX2, C = 1; AVX-512 VBMI, C up to about 40; AVX2, C = 2, 3, 4, 6, 8). Elsewhere the int32-lane permutes
 // are slower than the generic path's pshufb / vpermb windows (1080p RGB 0.73 vs 0.58 of cv2).
 inline bool u8_halve_fast(int64_t C) {
 #if defined(__AVX512BW__)
-  return C == 1 || (has_vbmi() && PairPlan<uint8_t>(C).ok);
+  return C == 1 || LanePairs(C).k == 8 || (has_vbmi() && PairPlan<uint8_t>(C).ok);
 #elif defined(__AVX2__)
-  return C == 1;
+  return C == 1 || LanePairs(C).k > 0;
 #else
   (void)C;
   return false;
@@ -664,6 +794,27 @@ void halve_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
   const HalvePairs<T> pairs(C);
   const bool stream_big = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * s.w * C + rows * DWC) >
                           params().stream_bytes;
+  // Outputs [e0, e1) of a row (plain stores), from the vector blocks of a window [w0, w1) of the
+  // row written to a stack buffer: w0 a whole pixel, so the plans' residues hold; w1 the row's
+  // end or a block boundary, so the last block (planned for rows of DWC) is only used at the end.
+  constexpr int64_t kBuf = 256;
+  auto via_buffer = [&](const T* r0, const T* r1, T* o, int64_t e0, int64_t e1) {
+    if (e0 >= e1) return;
+    const int64_t L = std::max(kHalveL, 1);
+    const int64_t w0 = e0 == 0 ? 0 : std::max<int64_t>(0, std::min(e0, DWC - L - C)) / C * C;
+    const int64_t w1 = e1 == DWC ? DWC : std::min(DWC, w0 + (e1 - w0 + L - 1) / L * L);
+    if (w1 - w0 > kBuf) {
+      halve_row<T, false>(plan, grid, r0, r1, C, e0, e1, DWC, o);
+      return;
+    }
+    alignas(64) T buf[kBuf];
+    const T* q0 = r0 + 2 * w0;
+    const T* q1 = r1 + 2 * w0;
+    const int64_t n = DWC - w0;
+    halve_row<T, false>(plan, grid, q0, q1, C, pairs.template run<false>(q0, q1, C, 0, w1 - w0, n, buf), w1 - w0, n,
+                        buf);
+    std::memcpy(o + e0, buf + (e0 - w0), static_cast<size_t>(e1 - e0) * sizeof(T));
+  };
   parallel_for(0, rows, rows_grain(rows, 2 * s.w * C + DWC), [&](int64_t t0, int64_t t1) {
     bool streamed = false;
     for (int64_t t = t0; t < t1; ++t) {
@@ -677,11 +828,15 @@ void halve_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
         // plain ones up to the first, and from the last line the vector blocks cannot fill
         // (their windows read up to C / 2 source pixels past the block's own)
         constexpr int64_t line = 64 / sizeof(T);
-        const int64_t head = std::min<int64_t>(DWC, static_cast<int64_t>((64 - a % 64) % 64 / sizeof(T)));
+        const int64_t head =
+            std::min<int64_t>(DWC, pairs.stream_head(C, static_cast<int64_t>((64 - a % 64) % 64 / sizeof(T))));
         const int64_t body = head + std::max<int64_t>(0, DWC - (C + 1) / 2 - head) / line * line;
-        halve_scalar(r0, r1, C, 0, head, o);
+        // the head [0, head) and the tail [body, DWC) by the vector blocks into a buffer, then
+        // copied (too short for the blocks in place: the scalar formula on up to a line and a
+        // half per row, 1080p gray float32 192 -> 151 us against 151 unstreamed)
+        via_buffer(r0, r1, o, 0, head);
         halve_row<T, true>(plan, grid, r0, r1, C, pairs.template run<true>(r0, r1, C, head, body, DWC, o), body, DWC, o);
-        halve_row<T, false>(plan, grid, r0, r1, C, body, DWC, DWC, o);
+        via_buffer(r0, r1, o, body, DWC);
         streamed = true;
       } else {
         halve_row<T, false>(plan, grid, r0, r1, C, pairs.template run<false>(r0, r1, C, 0, DWC, DWC, o), DWC, DWC, o);
