@@ -359,11 +359,12 @@ inline void flip_elems(const uint8_t* s, uint8_t* d, int64_t w, int64_t e0, int6
 // one two-source permute (vpermt2w / d / q; AVX2: two vpermd and a blend) by the pattern of the
 // phase i mod q (q patterns, 16 / P pixels' worth of elements apart). The elements before the
 // first aligned vector and after the last are written exactly (flip_elems).
-// Cached stores go in ascending output order; streamed ones in descending output order, which
+// Cached stores go in ascending output order; streamed ones in descending output order (D), which
 // reads the source ascending: 1080p float32 RGB 2.0 -> 1.4 ms, uint16 RGB 0.80 -> 0.70 ms, the
 // ascending order with streamed stores 2.0 and 1.1 (descending reads out of DRAM are what the
 // hardware prefetchers serve worst), while with cached stores the descending order measured up
-// to 3x slower.
+// to 3x slower. Flipping both axes, the rows are read bottom-up: there the ascending order
+// makes the source (each row from its end down) and the output each one continuous stream.
 constexpr int al_elem(int P) {
   if (P % 8 == 0) return 8;
   if (P % 4 == 0) return 4;
@@ -476,7 +477,7 @@ struct ByteRev {
   }
 };
 
-template <int P, bool NT>
+template <int P, bool NT, bool D = NT>
 inline void flip_row_b(const uint8_t* s, uint8_t* d, int64_t w) {
   static constexpr ByteRev<P> br{};
   const int64_t ne = w * P;
@@ -505,7 +506,7 @@ inline void flip_row_b(const uint8_t* s, uint8_t* d, int64_t w) {
     al_store<NT>(d + i, _mm256_or_si256(_mm256_shuffle_epi8(lo, mlo[j]), _mm256_shuffle_epi8(hi, mhi[j])));
   };
   const int64_t m = nb % 3;  // block k has phase j = k mod 3
-  if constexpr (NT) {
+  if constexpr (D) {
     for (int64_t k = nb - 1; k >= nb - m; --k) blk(a + k * 32, static_cast<int>(k - (nb - m)));
     for (int64_t g = nb - m - 3; g >= 0; g -= 3)
       for (int j = 2; j >= 0; --j) blk(a + (g + j) * 32, j);
@@ -522,13 +523,13 @@ inline void flip_row_b(const uint8_t* s, uint8_t* d, int64_t w) {
 // AVX2 3- and 6-byte pixels by flip_row_b, streamed only; q > 1 only streamed: with cached stores the two loads and the two-source permute per vector
 // measured slower than flip_row's unaligned stores, 224x224 uint16 / float32 RGB 8 -> 11 and
 // 16 -> 20 us), else flip_row.
-template <int P, bool NT>
+template <int P, bool NT, bool D = NT>
 inline void flip_row_al(const uint8_t* s, uint8_t* d, int64_t w) {
   using A = AlignedRev<P>;
   constexpr int E = A::E, q = A::q, n = A::n;
   if constexpr (kV == 32 && (P == 3 || P == 6) && NT) {
 #if !defined(__AVX512F__)
-    flip_row_b<P, NT>(s, d, w);
+    flip_row_b<P, NT, D>(s, d, w);
 #endif
   } else if constexpr (!A::ok || (q > 1 && !NT)) {
     flip_row<P>(s, d, w);
@@ -546,7 +547,7 @@ inline void flip_row_al(const uint8_t* s, uint8_t* d, int64_t w) {
     if constexpr (q == 1) {
       const VA idx = al_pattern<P>(0);
       auto blk = [&](int64_t i) IMKERN_ALWAYS_INLINE { al_store<NT>(d + i * E, al_rev1<P>(al_load(s + (ne - i - n) * E), idx)); };
-      if constexpr (NT)
+      if constexpr (D)
         for (int64_t k = nb - 1; k >= 0; --k) blk(a + k * n);
       else
         for (int64_t k = 0; k < nb; ++k) blk(a + k * n);
@@ -560,7 +561,7 @@ inline void flip_row_al(const uint8_t* s, uint8_t* d, int64_t w) {
         al_store<NT>(d + i * E, al_perm2<P>(al_load(b), p, al_load(b + kV)));
       };
       const int64_t m = nb % q;  // block k takes pattern k mod q
-      if constexpr (NT) {
+      if constexpr (D) {
         for (int64_t k = nb - 1; k >= nb - m; --k) blk(a + k * n, pat[k - (nb - m)]);
         for (int64_t g = nb - m - q; g >= 0; g -= q)
           for (int j = q - 1; j >= 0; --j) blk(a + (g + j) * n, pat[j]);
@@ -609,7 +610,8 @@ void flip(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, in
     auto rev = [&](const uint8_t* in, uint8_t* out, int64_t w) IMKERN_ALWAYS_INLINE {
 #if defined(__AVX2__)
       if constexpr (P > 0) {
-        if (stream) flip_row_al<P, true>(in, out, w);
+        if (stream && flip_y) flip_row_al<P, true, false>(in, out, w);
+        else if (stream) flip_row_al<P, true, true>(in, out, w);
         else flip_row_al<P, false>(in, out, w);
       }
 #else
