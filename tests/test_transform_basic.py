@@ -291,3 +291,35 @@ def test_pad_edge_chunks(isa, threads, stream, rng, dtype, channels):
                         got = T.pad(v, widths, border=border, cval=cval)
                         exp = R.pad(v, widths, border=border, cval=cval)
                         np.testing.assert_array_equal(got, exp, err_msg=f"{v.shape} {border} {widths}")
+
+
+@pytest.mark.parametrize("dtype,channels", [(np.uint8, None), (np.uint8, 1), (np.uint8, 3), (np.uint8, 4),
+                                            (np.uint16, None), (np.uint16, 3), (np.float32, None), (np.float32, 3)])
+def test_flip_odd_widths(isa, threads, stream, rng, dtype, channels):
+    """The horizontal reversal's wide steps (AVX2 3- and 6-byte pixels: one 32-byte load, a
+    lane swap and two pshufb per 30 output bytes; the permutes of the other sizes) and the
+    narrower steps and single pixels after them, at widths on both sides of each step's
+    size (10 / 5 pixels for uint8 / uint16 RGB), 1-pixel images, batches, strided and
+    negative-stride views, outputs with padded rows; every axis, against NumPy."""
+    widths = (1, 2, 3, 5, 10, 11, 12, 15, 20, 21, 22, 31, 33, 41, 65, 97, 331, 641)
+    for w in widths:
+        for shape in ((1, w), (3, w), (2, 4, w)):
+            if len(shape) == 3 and channels is None:
+                continue
+            x = random_array(rng, shape + ((channels,) if channels else ()), dtype)
+            o = x.ndim - (3 if channels else 2)
+            views = [x, np.flip(x, o + 1), np.flip(x, o), x[..., ::2, :, :] if channels else x[..., ::2, :]]
+            if w > 2:  # a column-strided view (pixels 2 apart) and one cut at both ends
+                views += [x[..., ::2, :] if channels else x[..., ::2], x[..., 1:-1, :] if channels else x[..., 1:-1]]
+            for v in views:
+                for axis in (1, 0, None):
+                    axes = (o, o + 1) if axis is None else o + axis
+                    exp = np.flip(v, axes)
+                    np.testing.assert_array_equal(T.flip(v, axis), exp, err_msg=f"{v.shape} {v.strides} {axis}")
+                    # into a poisoned output whose rows are padded (each row at another offset)
+                    big = np.full(v.shape[:o + 1] + (v.shape[o + 1] + 3,) + v.shape[o + 2:], 7, dtype)
+                    out = big[..., :-3, :] if channels else big[..., :-3]
+                    assert T.flip(v, axis, out=out) is out
+                    np.testing.assert_array_equal(out, exp, err_msg=f"out {v.shape} {axis}")
+                    tail = big[..., -3:, :] if channels else big[..., -3:]
+                    assert (tail == 7).all()

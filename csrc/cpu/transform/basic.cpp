@@ -8,7 +8,8 @@
 // where a 16-byte load or store would leave the row, are single moves. 12- and 24-byte pixels
 // (float32 / float64 RGB) go 48 bytes at a time through dword shuffles. Before those, with
 // AVX2 / AVX-512, 32- / 64-byte steps (flip_row_wide: one vpermq / vpermd / vpermw, or pshufb
-// and a lane reversal). With AVX2 / AVX-512 whole rows go through flip_row_al: the output as
+// and a lane reversal; AVX2 3- and 6-byte pixels 30 bytes per step by two pshufb of the load
+// and of its lane swap). With AVX2 / AVX-512 whole rows go through flip_row_al: the output as
 // 64-byte-aligned vectors (element permutes of one, or for 6-, 12-, 24-byte pixels two, loads;
 // see there), streamed past cpu_params().stream_bytes in descending output order, and for
 // 1-, 2-, 4-, 8-byte pixels also cached. A vertical flip alone is a vector copy per row
@@ -167,10 +168,51 @@ struct WideRev {
   }
 };
 
+#if !defined(__AVX512F__)
+// AVX2, 3- and 6-byte pixels: a step loads the 32 bytes that end at source pixel w - x and
+// stores at output pixel x the K = 32 / P pixels at their end (30 bytes), reversed. Output
+// byte o comes from window byte j(o) = 32 - P (o / P + 1) + o % P; the output's first lane
+// needs window bytes 14..31 and its second 2..19 (both lanes of the load), so
+// r = pshufb(v, a) | pshufb(v with its lanes swapped, b): a picks the bytes in the lane's own
+// half of the window, b those in the other half. Per 30 bytes one load, one vpermq, two
+// pshufb, one or, one store, against two loads, pshufb and stores of 15 bytes each.
+template <int P>
+struct SwapRev {
+  static constexpr int K = 32 / P;
+  alignas(32) int8_t a[32], b[32];
+  constexpr SwapRev() : a{}, b{} {
+    for (int o = 0; o < 32; ++o) {
+      a[o] = b[o] = -128;
+      if (o >= K * P) continue;
+      const int j = 32 - P * (o / P + 1) + o % P;
+      if (j / 16 == o / 16) a[o] = static_cast<int8_t>(j % 16);
+      else b[o] = static_cast<int8_t>(j % 16);
+    }
+  }
+};
+#endif
+
 template <int P>
 IMKERN_ALWAYS_INLINE inline int64_t flip_row_wide(const uint8_t* s, uint8_t* d, int64_t w) {
   constexpr int E = wide_elem(P);
   int64_t x = 0;
+#if !defined(__AVX512F__)
+  if constexpr (P == 3 || P == 6) {
+    static constexpr SwapRev<P> sr{};
+    constexpr int K = SwapRev<P>::K;
+    const __m256i ma = _mm256_load_si256(reinterpret_cast<const __m256i*>(sr.a));
+    const __m256i mb = _mm256_load_si256(reinterpret_cast<const __m256i*>(sr.b));
+    // the load ends at source pixel w - x and the store starts at output pixel x: both stay
+    // in the row while (w - x) P >= 32
+    for (; (w - x) * P >= 32; x += K) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + (w - x) * P - 32));
+      const __m256i r = _mm256_or_si256(_mm256_shuffle_epi8(v, ma),
+                                        _mm256_shuffle_epi8(_mm256_permute4x64_epi64(v, 0x4E), mb));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + x * P), r);
+    }
+    return x;
+  }
+#endif
   if constexpr (E == 0) {
     return 0;
   } else {
@@ -317,11 +359,12 @@ inline void flip_elems(const uint8_t* s, uint8_t* d, int64_t w, int64_t e0, int6
 // one two-source permute (vpermt2w / d / q; AVX2: two vpermd and a blend) by the pattern of the
 // phase i mod q (q patterns, 16 / P pixels' worth of elements apart). The elements before the
 // first aligned vector and after the last are written exactly (flip_elems).
-// Cached stores go in ascending output order; streamed ones in descending output order, which
+// Cached stores go in ascending output order; streamed ones in descending output order (D), which
 // reads the source ascending: 1080p float32 RGB 2.0 -> 1.4 ms, uint16 RGB 0.80 -> 0.70 ms, the
 // ascending order with streamed stores 2.0 and 1.1 (descending reads out of DRAM are what the
 // hardware prefetchers serve worst), while with cached stores the descending order measured up
-// to 3x slower.
+// to 3x slower. Flipping both axes, the rows are read bottom-up: there the ascending order
+// makes the source (each row from its end down) and the output each one continuous stream.
 constexpr int al_elem(int P) {
   if (P % 8 == 0) return 8;
   if (P % 4 == 0) return 4;
@@ -434,7 +477,7 @@ struct ByteRev {
   }
 };
 
-template <int P, bool NT>
+template <int P, bool NT, bool D = NT>
 inline void flip_row_b(const uint8_t* s, uint8_t* d, int64_t w) {
   static constexpr ByteRev<P> br{};
   const int64_t ne = w * P;
@@ -463,7 +506,7 @@ inline void flip_row_b(const uint8_t* s, uint8_t* d, int64_t w) {
     al_store<NT>(d + i, _mm256_or_si256(_mm256_shuffle_epi8(lo, mlo[j]), _mm256_shuffle_epi8(hi, mhi[j])));
   };
   const int64_t m = nb % 3;  // block k has phase j = k mod 3
-  if constexpr (NT) {
+  if constexpr (D) {
     for (int64_t k = nb - 1; k >= nb - m; --k) blk(a + k * 32, static_cast<int>(k - (nb - m)));
     for (int64_t g = nb - m - 3; g >= 0; g -= 3)
       for (int j = 2; j >= 0; --j) blk(a + (g + j) * 32, j);
@@ -480,13 +523,13 @@ inline void flip_row_b(const uint8_t* s, uint8_t* d, int64_t w) {
 // AVX2 3- and 6-byte pixels by flip_row_b, streamed only; q > 1 only streamed: with cached stores the two loads and the two-source permute per vector
 // measured slower than flip_row's unaligned stores, 224x224 uint16 / float32 RGB 8 -> 11 and
 // 16 -> 20 us), else flip_row.
-template <int P, bool NT>
+template <int P, bool NT, bool D = NT>
 inline void flip_row_al(const uint8_t* s, uint8_t* d, int64_t w) {
   using A = AlignedRev<P>;
   constexpr int E = A::E, q = A::q, n = A::n;
   if constexpr (kV == 32 && (P == 3 || P == 6) && NT) {
 #if !defined(__AVX512F__)
-    flip_row_b<P, NT>(s, d, w);
+    flip_row_b<P, NT, D>(s, d, w);
 #endif
   } else if constexpr (!A::ok || (q > 1 && !NT)) {
     flip_row<P>(s, d, w);
@@ -504,7 +547,7 @@ inline void flip_row_al(const uint8_t* s, uint8_t* d, int64_t w) {
     if constexpr (q == 1) {
       const VA idx = al_pattern<P>(0);
       auto blk = [&](int64_t i) IMKERN_ALWAYS_INLINE { al_store<NT>(d + i * E, al_rev1<P>(al_load(s + (ne - i - n) * E), idx)); };
-      if constexpr (NT)
+      if constexpr (D)
         for (int64_t k = nb - 1; k >= 0; --k) blk(a + k * n);
       else
         for (int64_t k = 0; k < nb; ++k) blk(a + k * n);
@@ -518,7 +561,7 @@ inline void flip_row_al(const uint8_t* s, uint8_t* d, int64_t w) {
         al_store<NT>(d + i * E, al_perm2<P>(al_load(b), p, al_load(b + kV)));
       };
       const int64_t m = nb % q;  // block k takes pattern k mod q
-      if constexpr (NT) {
+      if constexpr (D) {
         for (int64_t k = nb - 1; k >= nb - m; --k) blk(a + k * n, pat[k - (nb - m)]);
         for (int64_t g = nb - m - q; g >= 0; g -= q)
           for (int j = q - 1; j >= 0; --j) blk(a + (g + j) * n, pat[j]);
@@ -561,12 +604,14 @@ void flip(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, in
   uint8_t* dp = static_cast<uint8_t*>(dst);
   const int64_t grain = s.w * p > 0 ? (65536 + s.w * p - 1) / (s.w * p) : 1;
   const bool stream = streams(2 * rows * s.w * p);
+  const bool pf = flip_x && !stream && s.w * p >= 4096;
   visit_pixel_bytes(p, [&](auto pc) {
     constexpr int P = decltype(pc)::value;
     auto rev = [&](const uint8_t* in, uint8_t* out, int64_t w) IMKERN_ALWAYS_INLINE {
 #if defined(__AVX2__)
       if constexpr (P > 0) {
-        if (stream) flip_row_al<P, true>(in, out, w);
+        if (stream && flip_y) flip_row_al<P, true, false>(in, out, w);
+        else if (stream) flip_row_al<P, true, true>(in, out, w);
         else flip_row_al<P, false>(in, out, w);
       }
 #else
@@ -581,6 +626,17 @@ void flip(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, in
         const int64_t sy = flip_y ? s.h - 1 - y : y;
         const uint8_t* in = sp + (b * s.batch_stride + sy * s.row_stride) * elem_bytes;
         uint8_t* out = dp + (b * d.batch_stride + y * d.row_stride) * elem_bytes;
+#if defined(__SSE2__)
+        // the source row is read from its end down: each row starts a new descending stream,
+        // which the hardware prefetchers take a while to find (flipping both axes, one
+        // continuous stream, measured 166 against 216 us for 1080p uint8 RGB at AVX2, warm
+        // L3); the first 8 lines of the next row, fetched now, took it to 197-200 (AVX-512
+        // 190 -> 183). Rows under 4 KiB (1080p gray: 57 -> 61 us) and streamed images do without.
+        if (pf && r + 1 < r1 && y + 1 < s.h) {
+          const uint8_t* nx = in + (flip_y ? -s.row_stride : s.row_stride) * elem_bytes + s.w * p;
+          for (int k = 1; k <= 8; ++k) _mm_prefetch(reinterpret_cast<const char*>(nx - 64 * k), _MM_HINT_T0);
+        }
+#endif
         if (flip_x) rev(in, out, s.w);
         else if (stream) copy_bytes_stream(in, out, s.w * p);
         else copy_bytes(in, out, s.w * p);
