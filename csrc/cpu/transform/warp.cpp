@@ -473,6 +473,150 @@ inline unsigned wv_finite(WVec v) {
 constexpr unsigned kAllLanes = 0xFF;
 #endif
 
+// ---- int32 lanes: source indices mapped by the border rule, gathers, stores ------------------
+// The border rule's closed forms (border_index's results for an index within one period of the
+// image: -n <= v < 2n; reflect101 -(n - 1) <= v <= 2n - 2; replicate any v). The callers mark
+// the lanes whose taps lie within those ranges (border_range) and leave the others to float_row.
+#if defined(__AVX512F__)
+inline WVeci wi_cvt(WVec v) { return _mm512_cvttps_epi32(v); }
+inline WVeci wi_add(WVeci a, WVeci b) { return _mm512_add_epi32(a, b); }
+inline WVeci wi_mul(WVeci a, int32_t m) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(m)); }
+inline WVeci wi_mad(WVeci a, int32_t m, WVeci b) { return _mm512_add_epi32(wi_mul(a, m), b); }
+inline WVeci wi_load(const int32_t* p) { return _mm512_loadu_si512(p); }
+inline void wi_store(int32_t* p, WVeci v) { _mm512_storeu_si512(p, v); }
+inline WVeci wi_map(WVeci v, int32_t n, Border b) {
+  const __m512i zero = _mm512_setzero_si512(), nv = _mm512_set1_epi32(n);
+  if (b == Border::replicate) return _mm512_min_epi32(_mm512_max_epi32(v, zero), _mm512_set1_epi32(n - 1));
+  const __mmask16 lo = _mm512_cmplt_epi32_mask(v, zero), hi = _mm512_cmpge_epi32_mask(v, nv);
+  if (b == Border::wrap) return _mm512_mask_sub_epi32(_mm512_mask_add_epi32(v, lo, v, nv), hi, v, nv);
+  if (b == Border::reflect || b == Border::reflect101) {
+    const int32_t r = b == Border::reflect ? 1 : 0;
+    v = _mm512_mask_sub_epi32(v, lo, _mm512_set1_epi32(-r), v);
+    return _mm512_mask_sub_epi32(v, hi, _mm512_set1_epi32(2 * n - 2 + r), v);
+  }
+  return v;  // constant: the callers mask the taps outside
+}
+// lanes of v >= lo (as bits)
+inline unsigned wi_ge(WVeci v, int32_t lo) { return _mm512_cmpge_epi32_mask(v, _mm512_set1_epi32(lo)); }
+inline unsigned wi_le(WVeci v, int32_t hi) { return _mm512_cmple_epi32_mask(v, _mm512_set1_epi32(hi)); }
+// the dwords at base + off of the lanes in m, src elsewhere (no load for those lanes)
+inline WVeci wi_gather(WVeci src, unsigned m, WVeci off, const void* base) {
+  return _mm512_mask_i32gather_epi32(src, static_cast<__mmask16>(m), off, base, 1);
+}
+inline WVec wv_gather(WVec src, unsigned m, WVeci off, const void* base) {
+  return _mm512_mask_i32gather_ps(src, static_cast<__mmask16>(m), off, base, 1);
+}
+// lanes in m: v >> s (s a multiple of 8), the others unchanged
+inline WVeci wi_srl_masked(WVeci v, unsigned m, int s) {
+  return _mm512_mask_srlv_epi32(v, static_cast<__mmask16>(m), v, _mm512_set1_epi32(s));
+}
+inline WVeci wi_sub_masked(WVeci v, unsigned m, int32_t d) {
+  return _mm512_mask_sub_epi32(v, static_cast<__mmask16>(m), v, _mm512_set1_epi32(d));
+}
+inline unsigned wi_gt(WVeci v, int32_t t) { return _mm512_cmpgt_epi32_mask(v, _mm512_set1_epi32(t)); }
+// the low PB (1-4) bytes of each dword, packed to PB * 16 bytes at out
+template <int PB>
+IMKERN_ALWAYS_INLINE inline void store_dwords(uint8_t* out, WVeci v) {
+  if constexpr (PB == 1) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(v));
+  } else if constexpr (PB == 2) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(v));
+  } else if constexpr (PB == 3) {
+    const __m512i sh = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+    v = _mm512_shuffle_epi8(v, sh);
+    v = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 15, 15, 15, 15), v);
+    _mm512_mask_storeu_epi8(out, 0x0000FFFFFFFFFFFFULL, v);
+  } else {
+    _mm512_storeu_si512(out, v);
+  }
+}
+#else
+inline WVeci wi_cvt(WVec v) { return _mm256_cvttps_epi32(v); }
+inline WVeci wi_add(WVeci a, WVeci b) { return _mm256_add_epi32(a, b); }
+inline WVeci wi_mul(WVeci a, int32_t m) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(m)); }
+inline WVeci wi_mad(WVeci a, int32_t m, WVeci b) { return _mm256_add_epi32(wi_mul(a, m), b); }
+inline WVeci wi_load(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline void wi_store(int32_t* p, WVeci v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+inline WVeci wi_map(WVeci v, int32_t n, Border b) {
+  const __m256i zero = _mm256_setzero_si256(), n1 = _mm256_set1_epi32(n - 1);
+  if (b == Border::replicate) return _mm256_min_epi32(_mm256_max_epi32(v, zero), n1);
+  const __m256i lo = _mm256_cmpgt_epi32(zero, v), hi = _mm256_cmpgt_epi32(v, n1);
+  if (b == Border::wrap) {
+    const __m256i nv = _mm256_set1_epi32(n);
+    return _mm256_sub_epi32(_mm256_add_epi32(v, _mm256_and_si256(lo, nv)), _mm256_and_si256(hi, nv));
+  }
+  if (b == Border::reflect || b == Border::reflect101) {
+    const int32_t r = b == Border::reflect ? 1 : 0;
+    v = _mm256_blendv_epi8(v, _mm256_sub_epi32(_mm256_set1_epi32(-r), v), lo);
+    return _mm256_blendv_epi8(v, _mm256_sub_epi32(_mm256_set1_epi32(2 * n - 2 + r), v), hi);
+  }
+  return v;
+}
+inline unsigned wi_bits(__m256i m) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))); }
+inline __m256i wi_mask(unsigned bits) {
+  const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int32_t>(bits)), sel), sel);
+}
+inline unsigned wi_ge(WVeci v, int32_t lo) { return wi_bits(_mm256_cmpgt_epi32(v, _mm256_set1_epi32(lo - 1))); }
+inline unsigned wi_le(WVeci v, int32_t hi) { return wi_bits(_mm256_cmpgt_epi32(_mm256_set1_epi32(hi + 1), v)); }
+inline unsigned wi_gt(WVeci v, int32_t t) { return wi_bits(_mm256_cmpgt_epi32(v, _mm256_set1_epi32(t))); }
+inline WVeci wi_gather(WVeci src, unsigned m, WVeci off, const void* base) {
+  return _mm256_mask_i32gather_epi32(src, static_cast<const int*>(base), off, wi_mask(m), 1);
+}
+inline WVec wv_gather(WVec src, unsigned m, WVeci off, const void* base) {
+  return _mm256_mask_i32gather_ps(src, static_cast<const float*>(base), off, _mm256_castsi256_ps(wi_mask(m)), 1);
+}
+inline WVeci wi_srl_masked(WVeci v, unsigned m, int s) {
+  return _mm256_blendv_epi8(v, _mm256_srlv_epi32(v, _mm256_set1_epi32(s)), wi_mask(m));
+}
+inline WVeci wi_sub_masked(WVeci v, unsigned m, int32_t d) {
+  return _mm256_sub_epi32(v, _mm256_and_si256(wi_mask(m), _mm256_set1_epi32(d)));
+}
+template <int PB>
+IMKERN_ALWAYS_INLINE inline void store_dwords(uint8_t* out, WVeci v) {
+  if constexpr (PB == 1) {
+    const __m256i b = _mm256_and_si256(v, _mm256_set1_epi32(255));
+    const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w16, w16));
+  } else if constexpr (PB == 2) {
+    const __m256i b = _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                     _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)));
+  } else if constexpr (PB == 3) {
+    const __m128i sh = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+    v = _mm256_shuffle_epi8(v, _mm256_broadcastsi128_si256(sh));
+    v = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(v));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 16), _mm256_extracti128_si256(v, 1));
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v);
+  }
+}
+#endif
+
+// The float ranges of a tap's floored coordinate (bilinear: the left / top one, taps - 1 more
+// to its right / below) for which every tap of the lane maps by wi_map's closed forms; for
+// constant, where some tap is inside (the others are cval). Replicate: any, as long as the
+// conversion to int32 is exact (|v| <= 2^30, which also keeps float_row's "far" lanes, beyond
+// 2e9, out).
+struct BorderRange {
+  float lox, hix, loy, hiy;
+};
+inline BorderRange border_range(Border b, int64_t W, int64_t H, int taps) {
+  auto range = [&](int64_t n, float& lo, float& hi) {
+    switch (b) {
+      case Border::replicate: lo = -1073741824.f, hi = 1073741824.f; return;
+      case Border::constant: lo = static_cast<float>(1 - taps), hi = static_cast<float>(n - 1); return;
+      case Border::reflect101: lo = static_cast<float>(1 - n), hi = static_cast<float>(2 * n - 1 - taps); return;
+      default: lo = static_cast<float>(-n), hi = static_cast<float>(2 * n - taps); return;
+    }
+  };
+  BorderRange r;
+  range(W, r.lox, r.hix);
+  range(H, r.loy, r.hiy);
+  return r;
+}
+
 // Pass 1 over n (a multiple of kWarpLanes) pixels from x0: per chunk the mask of lanes whose
 // 2 x 2 window (and the 8 bytes each load reads) lies inside the image, the byte offsets of
 // the top-left taps (0 for the other lanes, so every load of a chunk is safe whatever those
@@ -872,6 +1016,138 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
   }
   if (pending < n) scalar(pending, n);
 }
+
+// A row of float-scheme nearest samples (uint8, uint16 or float32, C = 1-4), kWarpLanes pixels
+// a chunk: the source points (affine: float_coords' fmas; perspective: read from FX/FY),
+// floor(s + 0.5f) as float_row, the lanes inside or (other borders) mapped by wi_map, their byte
+// offsets, then the pixels copied: pixels of at most 4 bytes by one masked dword gather (the
+// lanes left out get the cval dword) and a pack; wider pixels by a memcpy each. Lanes that no
+// closed form maps (farther than a period, not finite) are float_row's. The copies are the
+// pixels' own bits, as float_row's (float_store of an integer or a float32 is the value).
+// A dword read at the image's last bytes would run past them: such lanes (uint8 C = 1-3,
+// uint16 C = 1) read the dword that ends at the pixel's last byte and shift it down.
+template <typename T, int C, bool kAffine>
+void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, int64_t n, float* FX, float* FY,
+                      const RowTerms& rt, Border border, float cv, const BorderRange& br) {
+  constexpr int PB = C * static_cast<int>(sizeof(T));
+  constexpr int64_t L = kWarpLanes;
+  constexpr bool kGather = PB <= 4;
+  const uint8_t* base = static_cast<const uint8_t*>(src) + b * s.batch_stride * int64_t(sizeof(T));
+  const int64_t rsb = s.row_stride * int64_t(sizeof(T));
+  const int32_t W = static_cast<int32_t>(s.w), H = static_cast<int32_t>(s.h);
+  const bool constant = border == Border::constant;
+  const T cvt = static_cast<T>(cv);
+  // the last dword that ends inside the image (the caller keeps the image >= 8 bytes)
+  const int32_t omax = static_cast<int32_t>(std::max<int64_t>(0, (s.h - 1) * rsb) + s.w * PB - 4);
+  int32_t cvd = 0;  // cval's pixel, as a gathered dword holds it
+  for (int c = 0; c < C && kGather; ++c) std::memcpy(reinterpret_cast<uint8_t*>(&cvd) + c * sizeof(T), &cvt, sizeof(T));
+  const float wmax = static_cast<float>(W - 1), hmax = static_cast<float>(H - 1);
+  alignas(64) int32_t OFF[L];
+  auto scalar = [&](int64_t x0, int64_t x1) {
+    if constexpr (kAffine) {
+      for (int64_t x = x0; x < x1; ++x) {
+        const float xf = static_cast<float>(static_cast<int32_t>(x));
+        FX[x] = std::fma(rt.m0, xf, rt.mx);
+        FY[x] = std::fma(rt.m3, xf, rt.my);
+      }
+    }
+    float_row<T, C>(src, s, b, out + x0 * C, x1 - x0, FX + x0, FY + x0, Interp::nearest, border, cv);
+  };
+  // the lines that the output row kWarpPrefetchRows below will read, as warp_bilinear_row
+  const bool pf = std::abs(rt.m1) < 64 && std::abs(rt.m4) < 64;
+  const uintptr_t pbase =
+      reinterpret_cast<uintptr_t>(base) +
+      static_cast<uintptr_t>(pf ? static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m4)) * rsb +
+                                      static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m1)) * PB
+                                : 0);
+#if defined(__AVX512F__)
+  const __m512 m0 = _mm512_set1_ps(rt.m0), m3 = _mm512_set1_ps(rt.m3), mx = _mm512_set1_ps(rt.mx),
+               my = _mm512_set1_ps(rt.my), half = _mm512_set1_ps(0.5f);
+  __m512 xf = _mm512_cvtepi32_ps(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m512 step = _mm512_set1_ps(static_cast<float>(L));
+  const __m512i cvv = _mm512_set1_epi32(cvd);
+#else
+  const __m256 m0 = _mm256_set1_ps(rt.m0), m3 = _mm256_set1_ps(rt.m3), mx = _mm256_set1_ps(rt.mx),
+               my = _mm256_set1_ps(rt.my), half = _mm256_set1_ps(0.5f);
+  __m256 xf = _mm256_cvtepi32_ps(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256 step = _mm256_set1_ps(static_cast<float>(L));
+  const __m256i cvv = _mm256_set1_epi32(cvd);
+#endif
+  int64_t x = 0;
+  for (; x + L <= n; x += L) {
+    WVec sx, sy;
+    if constexpr (kAffine) {
+#if defined(__AVX512F__)
+      sx = _mm512_fmadd_ps(m0, xf, mx);
+      sy = _mm512_fmadd_ps(m3, xf, my);
+      xf = _mm512_add_ps(xf, step);
+#else
+      sx = _mm256_fmadd_ps(m0, xf, mx);
+      sy = _mm256_fmadd_ps(m3, xf, my);
+      xf = _mm256_add_ps(xf, step);
+#endif
+    } else {
+      (void)m0, (void)m3, (void)mx, (void)my, (void)xf, (void)step;
+      sx = wv_load(FX + x);
+      sy = wv_load(FY + x);
+    }
+#if defined(__AVX512F__)
+    const WVec fx = wv_floor(_mm512_add_ps(sx, half)), fy = wv_floor(_mm512_add_ps(sy, half));
+#else
+    const WVec fx = wv_floor(_mm256_add_ps(sx, half)), fy = wv_floor(_mm256_add_ps(sy, half));
+#endif
+    const unsigned in = wv_within(fx, 0.f, wmax) & wv_within(fy, 0.f, hmax);
+    WVeci ix = wi_cvt(fx), iy = wi_cvt(fy);
+    unsigned valid = in, fill = 0;
+    if (in != kAllLanes) {
+      if (constant) {
+        fill = kAllLanes & ~in;
+      } else {
+        valid = wv_within(fx, br.lox, br.hix) & wv_within(fy, br.loy, br.hiy);
+        ix = wi_map(ix, W, border);
+        iy = wi_map(iy, H, border);
+      }
+    }
+    WVeci offv = wi_mad(iy, static_cast<int32_t>(rsb), wi_mul(ix, PB));
+    T* o = out + x * C;
+    if (pf) {
+      wi_store(OFF, offv);
+      for (int j = 0; j < L; j += 4)
+        _mm_prefetch(reinterpret_cast<const char*>(pbase + static_cast<uintptr_t>(static_cast<intptr_t>(OFF[j]))),
+                     _MM_HINT_T0);
+    }
+    if constexpr (kGather) {
+      unsigned late = 0;
+      if constexpr (PB < 4) {
+        late = wi_gt(offv, omax) & valid;
+        if (late) offv = wi_sub_masked(offv, late, 4 - PB);
+      }
+      WVeci v = wi_gather(cvv, valid, offv, base);
+      if constexpr (PB < 4) {
+        if (late) v = wi_srl_masked(v, late, 8 * (4 - PB));
+      }
+      store_dwords<PB>(reinterpret_cast<uint8_t*>(o), v);
+    } else {
+      wi_store(OFF, offv);
+      if (valid == kAllLanes) {
+        for (int j = 0; j < L; ++j) std::memcpy(o + j * C, base + OFF[j], PB);
+      } else {
+        for (int j = 0; j < L; ++j) {
+          if (valid >> j & 1u) std::memcpy(o + j * C, base + OFF[j], PB);
+          else std::fill_n(o + j * C, C, cvt);
+        }
+      }
+    }
+    unsigned rest = kAllLanes & ~(valid | fill);
+    while (rest != 0) {  // runs of lanes for float_row
+      const int j = __builtin_ctz(rest);
+      const int e = j + __builtin_ctz(~(rest >> j));
+      scalar(x + j, x + e);
+      rest &= ~(((1u << (e - j)) - 1u) << j);
+    }
+  }
+  if (x < n) scalar(x, n);
+}
 #endif
 
 template <typename T>
@@ -890,6 +1166,16 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
                        (std::abs(s.row_stride) * s.h + s.w * s.c + 8 * s.h + 16) * esz < (int64_t(1) << 31) &&
                        d.w < (int64_t(1) << 24);
   (void)simd_ok;
+  // the vector nearest rows: the same int32 offsets, and the image's span at least 8 bytes (a
+  // dword read that would run past its end reads the dword before instead)
+  const bool near_ok = !w.fixed && nearest && s.c <= 4 &&
+                       (std::abs(s.row_stride) * (s.h - 1) + s.w * s.c) * esz >= 8 &&
+                       (std::abs(s.row_stride) * s.h + s.w * s.c + 16) * esz < (int64_t(1) << 31) &&
+                       d.w < (int64_t(1) << 24);
+  (void)near_ok;
+#if defined(__AVX512F__) || defined(__AVX2__)
+  const BorderRange near_range = border_range(w.border, s.w, s.h, 1);
+#endif
   // chunks of at most 16 rows: enough of them for the threads to finish together
   const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(16, rows / (4 * std::max(1, get_num_threads()))));
   parallel_for(0, rows, grain, [&](int64_t t0, int64_t t1) {
@@ -916,6 +1202,27 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
             if (s.c == 3) w.perspective ? row(std::integral_constant<int, 3>{}, no{}) : row(std::integral_constant<int, 3>{}, yes{});
             else if (s.c == 4) w.perspective ? row(std::integral_constant<int, 4>{}, no{}) : row(std::integral_constant<int, 4>{}, yes{});
             else w.perspective ? row(std::integral_constant<int, 1>{}, no{}) : row(std::integral_constant<int, 1>{}, yes{});
+            continue;
+          }
+        }
+        if constexpr (!std::is_same<T, double>::value) {
+          if (near_ok) {
+            const RowTerms rt = row_terms(w, y);
+            if (w.perspective) float_coords(w, y, d.w, FX, FY);
+            auto row = [&](auto cc, auto affine) {
+              warp_nearest_row<T, decltype(cc)::value, decltype(affine)::value>(src, s, b, out, d.w, FX, FY, rt,
+                                                                              w.border, cvf, near_range);
+            };
+            auto by_c = [&](auto affine) {
+              switch (s.c) {
+                case 1: row(std::integral_constant<int, 1>{}, affine); break;
+                case 2: row(std::integral_constant<int, 2>{}, affine); break;
+                case 3: row(std::integral_constant<int, 3>{}, affine); break;
+                default: row(std::integral_constant<int, 4>{}, affine); break;
+              }
+            };
+            if (w.perspective) by_c(std::false_type{});
+            else by_c(std::true_type{});
             continue;
           }
         }
