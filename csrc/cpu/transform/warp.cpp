@@ -626,13 +626,24 @@ inline BorderRange border_range(Border b, int64_t W, int64_t H, int taps) {
 // float_row; perspective: read from FX/FY.
 // PB: bytes per pixel (the offsets' x step); row_stride in bytes; xmax: the largest fx0 whose
 // loads stay in the row (uint8: fx0 * C + 8 <= W * C, the last byte a load reads).
+// Pass 1's results for the chunks that are not all inside (warp_chunk_mapped): every lane whose
+// taps wi_map maps (valid), their four tap offsets (the top-left ones in OFF), and per tap the
+// lanes that read it (constant: the taps inside; the others are cval).
+struct WarpMapped {
+  Border border;
+  BorderRange br;
+  int32_t omax;  // the largest tap offset a dword read may start at (uint8 with 1 or 3 channels)
+  alignas(64) int32_t O01[kWarpBlock], O10[kWarpBlock], O11[kWarpBlock];
+  uint32_t valid[kWarpBlock / kWarpLanes];
+  uint32_t tm[4][kWarpBlock / kWarpLanes];
+};
+
 template <int PB, bool kAffine>
 unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, int64_t W, int64_t H,
                int64_t row_stride, float xmax, bool constant, int32_t* OFF, float* AX, float* AY, uint32_t* inside,
-               uint32_t* far) {
+               uint32_t* far, WarpMapped& mp) {
   // inside: 0 <= fx0 <= xmax, 0 <= fy0 <= H - 2 (compared in float: NaN and huge values fail)
   const float ymax = static_cast<float>(H - 2);
-  const WVeci rs = wv_set1i(static_cast<int32_t>(row_stride));
   unsigned all = kAllLanes;
 #if defined(__AVX512F__)
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -689,22 +700,48 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
                  : ((wv_outside(fx0, -1.f, static_cast<float>(W)) | wv_outside(fy0, -1.f, static_cast<float>(H)) |
                      ~(wv_finite(sx) & wv_finite(sy))) &
                     kAllLanes);
-    if (in == 0) continue;
 #if defined(__AVX512F__)
     wv_store(AX + x, _mm512_sub_ps(sx, fx0));
     wv_store(AY + x, _mm512_sub_ps(sy, fy0));
-    // lanes outside read at offset 0 (inside the image when any lane is)
-    const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_cvttps_epi32(fy0), rs),
-                                         _mm512_mullo_epi32(_mm512_cvttps_epi32(fx0), _mm512_set1_epi32(PB)));
-    _mm512_storeu_si512(OFF + x, _mm512_maskz_mov_epi32(static_cast<__mmask16>(in), off));
 #else
+    (void)keep;
     wv_store(AX + x, _mm256_sub_ps(sx, fx0));
     wv_store(AY + x, _mm256_sub_ps(sy, fy0));
-    const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_cvttps_epi32(fy0), rs),
-                                         _mm256_mullo_epi32(_mm256_cvttps_epi32(fx0), _mm256_set1_epi32(PB)));
-    // lanes outside read at offset 0 (inside the image when any lane is)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(OFF + x), _mm256_and_si256(off, _mm256_castps_si256(keep)));
 #endif
+    const WVeci ix = wi_cvt(fx0), iy = wi_cvt(fy0);
+    if (in == kAllLanes) {
+      wi_store(OFF + x, wi_add(wi_mul(iy, static_cast<int32_t>(row_stride)), wi_mul(ix, PB)));
+      continue;
+    }
+    // a chunk partly or wholly outside: the lanes whose taps the rule maps in vectors
+    unsigned vm = wv_within(fx0, mp.br.lox, mp.br.hix) & wv_within(fy0, mp.br.loy, mp.br.hiy);
+    mp.valid[k] = 0;
+    if (vm == 0) continue;
+    const Border mb = constant ? Border::replicate : mp.border;  // constant: in-image offsets, masked
+    const int32_t W32 = static_cast<int32_t>(W), H32 = static_cast<int32_t>(H);
+    const WVeci one = wv_set1i(1);
+    const WVeci c0 = wi_mul(wi_map(ix, W32, mb), PB), c1 = wi_mul(wi_map(wi_add(ix, one), W32, mb), PB);
+    const int32_t rs32 = static_cast<int32_t>(row_stride);
+    const WVeci r0 = wi_mul(wi_map(iy, H32, mb), rs32), r1 = wi_mul(wi_map(wi_add(iy, one), H32, mb), rs32);
+    const WVeci o00 = wi_add(r0, c0), o01 = wi_add(r0, c1), o10 = wi_add(r1, c0), o11 = wi_add(r1, c1);
+    wi_store(OFF + x, o00);
+    wi_store(mp.O01 + x, o01);
+    wi_store(mp.O10 + x, o10);
+    wi_store(mp.O11 + x, o11);
+    if (mp.omax != INT32_MAX)
+      vm &= ~(wi_gt(o00, mp.omax) | wi_gt(o01, mp.omax) | wi_gt(o10, mp.omax) | wi_gt(o11, mp.omax));
+    unsigned tx0 = vm, tx1 = vm, ty0 = vm, ty1 = vm;
+    if (constant) {
+      tx0 &= wi_ge(ix, 0);
+      tx1 &= wi_le(ix, W32 - 2);
+      ty0 &= wi_ge(iy, 0);
+      ty1 &= wi_le(iy, H32 - 2);
+    }
+    mp.tm[0][k] = tx0 & ty0;
+    mp.tm[1][k] = tx1 & ty0;
+    mp.tm[2][k] = tx0 & ty1;
+    mp.tm[3][k] = tx1 & ty1;
+    mp.valid[k] = vm;
   }
   return all;
 }
@@ -918,6 +955,73 @@ IMKERN_ALWAYS_INLINE inline void warp_chunk_t(const uint8_t* b0, const uint8_t* 
   else warp_chunk_f32<C>(b0, b1, o, ax, ay, dst);
 }
 
+// One chunk whose taps pass 1 mapped (warp_prep's WarpMapped): each tap by a masked gather
+// (uint8: a dword holding the pixel's C bytes; float32: one per channel), cval where the tap's
+// lane is left out, then float_row's operations lane by lane (the lerps; uint8: rounded half to
+// even, the value lying in [0, 255]), so the same bits. All kWarpLanes pixels are written; the
+// caller rewrites the lanes that are not valid.
+#if defined(__AVX512F__)
+inline WVec wv_fma(WVec a, WVec b, WVec c) { return _mm512_fmadd_ps(a, b, c); }
+inline WVec wv_sub(WVec a, WVec b) { return _mm512_sub_ps(a, b); }
+inline WVec wv_set1(float v) { return _mm512_set1_ps(v); }
+inline WVec wi_to_f(WVeci v) { return _mm512_cvtepi32_ps(v); }
+inline WVeci wv_round(WVec v) { return _mm512_cvtps_epi32(v); }
+inline WVeci wi_byte(WVeci v, int k) {
+  return _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_set1_epi32(8 * k)), _mm512_set1_epi32(255));
+}
+inline WVeci wi_or_shl(WVeci a, WVeci b, int k) { return _mm512_or_si512(a, _mm512_sllv_epi32(b, _mm512_set1_epi32(8 * k))); }
+#else
+inline WVec wv_fma(WVec a, WVec b, WVec c) { return _mm256_fmadd_ps(a, b, c); }
+inline WVec wv_sub(WVec a, WVec b) { return _mm256_sub_ps(a, b); }
+inline WVec wv_set1(float v) { return _mm256_set1_ps(v); }
+inline WVec wi_to_f(WVeci v) { return _mm256_cvtepi32_ps(v); }
+inline WVeci wv_round(WVec v) { return _mm256_cvtps_epi32(v); }
+inline WVeci wi_byte(WVeci v, int k) {
+  return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_set1_epi32(8 * k)), _mm256_set1_epi32(255));
+}
+inline WVeci wi_or_shl(WVeci a, WVeci b, int k) { return _mm256_or_si256(a, _mm256_sllv_epi32(b, _mm256_set1_epi32(8 * k))); }
+#endif
+
+template <int C, typename T>
+IMKERN_ALWAYS_INLINE inline void warp_chunk_mapped(const uint8_t* base, const int32_t* o00, const int32_t* o01,
+                                                   const int32_t* o10, const int32_t* o11, const unsigned* tm,
+                                                   const float* AX, const float* AY, float cv, T* out) {
+  const WVec ax = wv_load(AX), ay = wv_load(AY);
+  const WVeci i00 = wi_load(o00), i01 = wi_load(o01), i10 = wi_load(o10), i11 = wi_load(o11);
+  auto lerp = [&](WVec p00, WVec p01, WVec p10, WVec p11) {
+    const WVec v0 = wv_fma(ax, wv_sub(p01, p00), p00);
+    const WVec v1 = wv_fma(ax, wv_sub(p11, p10), p10);
+    return wv_fma(ay, wv_sub(v1, v0), v0);
+  };
+  if constexpr (std::is_same<T, uint8_t>::value) {
+    const int32_t cb = static_cast<int32_t>(cv) * 0x01010101;
+    const WVeci cvv = wv_set1i(cb);
+    const WVeci t00 = wi_gather(cvv, tm[0], i00, base), t01 = wi_gather(cvv, tm[1], i01, base);
+    const WVeci t10 = wi_gather(cvv, tm[2], i10, base), t11 = wi_gather(cvv, tm[3], i11, base);
+    WVeci px = wv_set1i(0);
+    for (int c = 0; c < C; ++c) {
+      const WVec v = lerp(wi_to_f(wi_byte(t00, c)), wi_to_f(wi_byte(t01, c)), wi_to_f(wi_byte(t10, c)),
+                          wi_to_f(wi_byte(t11, c)));
+      px = wi_or_shl(px, wv_round(v), c);
+    }
+    store_dwords<C>(out, px);
+  } else {
+    const WVec cvv = wv_set1(cv);
+    alignas(64) float tmp[C][kWarpLanes];
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* bc = base + 4 * c;
+      const WVec v = lerp(wv_gather(cvv, tm[0], i00, bc), wv_gather(cvv, tm[1], i01, bc),
+                          wv_gather(cvv, tm[2], i10, bc), wv_gather(cvv, tm[3], i11, bc));
+      if constexpr (C == 1) wv_store(out, v);
+      else wv_store(tmp[c], v);
+    }
+    if constexpr (C > 1) {
+      for (int j = 0; j < kWarpLanes; ++j)
+        for (int c = 0; c < C; ++c) out[j * C + c] = tmp[c][j];
+    }
+  }
+}
+
 // A row of float-scheme bilinear uint8 or float32 samples (the caller checks that the image's
 // extent fits int32 byte offsets). A chunk with some lanes inside runs the vector code for all of
 // them, then float_row redoes the others (cval, the border rule, the right edge).
@@ -938,6 +1042,11 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
   // the largest fx0 whose loads stay in the row: uint8 reads 8 bytes from the left tap;
   // float32 the two taps (three channels: 4 floats from the right tap)
   const float xmax = static_cast<float>(kU8 ? s.w - (8 + C - 1) / C : s.w - (C == 3 ? 3 : 2));
+  WarpMapped mp;
+  mp.border = border;
+  mp.br = border_range(border, s.w, s.h, 2);
+  // uint8 dword reads of 1- or 3-byte pixels end past the pixel: not at the image's last bytes
+  mp.omax = kU8 && C != 4 ? static_cast<int32_t>(std::max<int64_t>(0, (s.h - 1) * rsb) + s.w * PB - 4) : INT32_MAX;
   auto scalar = [&](int64_t x0, int64_t x1) {
     if constexpr (kAffine) {  // the source points of these pixels (float_coords' formula)
       for (int64_t x = x0; x < x1; ++x) {
@@ -953,7 +1062,7 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
   for (int64_t x0 = 0; x0 < nv; x0 += kWarpBlock) {
     const int64_t m = std::min(kWarpBlock, nv - x0);
     const unsigned all =
-        warp_prep<PB, kAffine>(FX, FY, x0, m, rt, s.w, s.h, rsb, xmax, constant, OFF, AX, AY, inside, far);
+        warp_prep<PB, kAffine>(FX, FY, x0, m, rt, s.w, s.h, rsb, xmax, constant, OFF, AX, AY, inside, far, mp);
     if (all == kAllLanes) {  // the common case, a loop of chunks alone
       if (pending < x0) scalar(pending, x0);
       const uint8_t* b0 = base;
@@ -989,19 +1098,28 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
       continue;
     }
     for (int64_t i = 0; i < m; i += L) {
-      const unsigned in = inside[i / L], fr = far[i / L];
+      const int64_t k = i / L;
+      const unsigned in = inside[k], fr = far[k], vm = in == kAllLanes ? in : mp.valid[k];
       const int64_t x = x0 + i;
-      if (in == 0 && fr == 0) continue;  // float_row's, with the pixels before
+      if (vm == 0 && fr == 0) continue;  // float_row's, with the pixels before
       if (pending < x) scalar(pending, x);
       pending = x + L;
       if (fr == kAllLanes) {
         std::fill_n(out + x * C, L * C, cvt);
         continue;
       }
-      if (in != 0) warp_chunk_t<C>(base, base + rsb, OFF + i, AX + i, AY + i, out + x * C);
-      if (in == kAllLanes) continue;
-      // the other lanes, by runs of set bits: cval where far, float_row for the rest (windows
-      // that straddle the edge, or any border but constant)
+      if (in == kAllLanes) {
+        warp_chunk_t<C>(base, base + rsb, OFF + i, AX + i, AY + i, out + x * C);
+        continue;
+      }
+      // taps mapped by the border rule (inside lanes too: their map is the identity)
+      if (vm != 0) {
+        const unsigned tm[4] = {mp.tm[0][k], mp.tm[1][k], mp.tm[2][k], mp.tm[3][k]};
+        warp_chunk_mapped<C>(base, OFF + i, mp.O01 + i, mp.O10 + i, mp.O11 + i, tm, AX + i, AY + i, cv,
+                             out + x * C);
+      }
+      // the other lanes, by runs of set bits: cval where far, float_row for the rest (taps no
+      // closed form maps, not finite, or dword reads at the image's end)
       auto runs = [&](unsigned bits, auto&& f) {
         while (bits != 0) {
           const int j = __builtin_ctz(bits);
@@ -1011,7 +1129,7 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
         }
       };
       runs(fr, [&](int j, int e) { std::fill_n(out + (x + j) * C, (e - j) * C, cvt); });
-      runs(kAllLanes & ~(in | fr), [&](int j, int e) { scalar(x + j, x + e); });
+      runs(kAllLanes & ~(vm | fr), [&](int j, int e) { scalar(x + j, x + e); });
     }
   }
   if (pending < n) scalar(pending, n);
