@@ -23,7 +23,15 @@
 // offsets and fractions, then 8-byte (float32: 8- or 16-byte) loads per tap row, a transpose
 // and the same float lerps, 8 or 16 pixels at once; ~4.5 (AVX-512) / ~5 (AVX2) cycles per
 // uint8 RGB pixel on Zen 4), cval written in place for the lanes outside by more than a pixel
-// (constant border), the scalar loop for the pixels whose taps straddle the edge. The tap
+// (constant border); chunks that are not all inside map each tap's column and row by the
+// border rule's closed forms (valid within one period of the edge: every border mode) and read
+// the taps by four masked gathers (cval for constant-border taps outside), so only lanes farther
+// out, not finite, or whose dword reads would pass the image's end take the scalar loop (1080p
+// RGB reflect101 was ~5x the constant border's time through border_index per tap, now ~1.25x).
+// Float-scheme nearest (uint8, uint16, float32, 1-4 channels) has vector rows too
+// (warp_nearest_row: the same mapping, one dword gather per chunk for pixels of up to 4 bytes;
+// gathers lose to plain loads for the bilinear windows on Zen 4, 1-channel included, but win
+// for nearest's single taps over a copy per pixel). The tap
 // loads, not the arithmetic, are the larger cost of a rotation's rows: with the same
 // instructions reading an L1-resident 16 KiB instead, AVX2 warp_affine takes ~0.68 of the
 // time. Walking rows in column tiles (64-512 pixels, 2-16 rows) to reuse source lines in L1
@@ -619,13 +627,14 @@ inline BorderRange border_range(Border b, int64_t W, int64_t H, int taps) {
 
 // Pass 1 over n (a multiple of kWarpLanes) pixels from x0: per chunk the mask of lanes whose
 // 2 x 2 window (and the 8 bytes each load reads) lies inside the image, the byte offsets of
-// the top-left taps (0 for the other lanes, so every load of a chunk is safe whatever those
-// lanes' coordinates) and the fractions; far[k] (constant border only, else 0): the lanes that
+// the top-left taps (a chunk not all inside: the four taps' mapped offsets, in OFF and mp, and
+// mp's masks of the lanes and taps the gathers read) and the fractions; far[k] (constant border only, else 0): the lanes that
 // float_row would fill with cval (outside by more than a pixel, or not finite). Affine: the
 // source points are computed here (float_coords' fmas, the same bits) and stored to FX/FY for
 // float_row; perspective: read from FX/FY.
 // PB: bytes per pixel (the offsets' x step); row_stride in bytes; xmax: the largest fx0 whose
 // loads stay in the row (uint8: fx0 * C + 8 <= W * C, the last byte a load reads).
+//
 // Pass 1's results for the chunks that are not all inside (warp_chunk_mapped): every lane whose
 // taps wi_map maps (valid), their four tap offsets (the top-left ones in OFF), and per tap the
 // lanes that read it (constant: the taps inside; the others are cval).
