@@ -23,7 +23,15 @@
 // offsets and fractions, then 8-byte (float32: 8- or 16-byte) loads per tap row, a transpose
 // and the same float lerps, 8 or 16 pixels at once; ~4.5 (AVX-512) / ~5 (AVX2) cycles per
 // uint8 RGB pixel on Zen 4), cval written in place for the lanes outside by more than a pixel
-// (constant border), the scalar loop for the pixels whose taps straddle the edge. The tap
+// (constant border); chunks that are not all inside map each tap's column and row by the
+// border rule's closed forms (valid within one period of the edge: every border mode) and read
+// the taps by four masked gathers (cval for constant-border taps outside), so only lanes farther
+// out, not finite, or whose dword reads would pass the image's end take the scalar loop (1080p
+// RGB reflect101 was ~5x the constant border's time through border_index per tap, now ~1.25x).
+// Float-scheme nearest (uint8, uint16, float32, 1-4 channels) has vector rows too
+// (warp_nearest_row: the same mapping, one dword gather per chunk for pixels of up to 4 bytes;
+// gathers lose to plain loads for the bilinear windows on Zen 4, 1-channel included, but win
+// for nearest's single taps over a copy per pixel). The tap
 // loads, not the arithmetic, are the larger cost of a rotation's rows: with the same
 // instructions reading an L1-resident 16 KiB instead, AVX2 warp_affine takes ~0.68 of the
 // time. Walking rows in column tiles (64-512 pixels, 2-16 rows) to reuse source lines in L1
@@ -473,22 +481,178 @@ inline unsigned wv_finite(WVec v) {
 constexpr unsigned kAllLanes = 0xFF;
 #endif
 
+// ---- int32 lanes: source indices mapped by the border rule, gathers, stores ------------------
+// The border rule's closed forms (border_index's results for an index within one period of the
+// image: -n <= v < 2n; reflect101 -(n - 1) <= v <= 2n - 2; replicate any v). The callers mark
+// the lanes whose taps lie within those ranges (border_range) and leave the others to float_row.
+#if defined(__AVX512F__)
+inline WVeci wi_cvt(WVec v) { return _mm512_cvttps_epi32(v); }
+inline WVeci wi_add(WVeci a, WVeci b) { return _mm512_add_epi32(a, b); }
+inline WVeci wi_mul(WVeci a, int32_t m) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(m)); }
+inline WVeci wi_mad(WVeci a, int32_t m, WVeci b) { return _mm512_add_epi32(wi_mul(a, m), b); }
+inline WVeci wi_load(const int32_t* p) { return _mm512_loadu_si512(p); }
+inline void wi_store(int32_t* p, WVeci v) { _mm512_storeu_si512(p, v); }
+inline WVeci wi_map(WVeci v, int32_t n, Border b) {
+  const __m512i zero = _mm512_setzero_si512(), nv = _mm512_set1_epi32(n);
+  if (b == Border::replicate) return _mm512_min_epi32(_mm512_max_epi32(v, zero), _mm512_set1_epi32(n - 1));
+  const __mmask16 lo = _mm512_cmplt_epi32_mask(v, zero), hi = _mm512_cmpge_epi32_mask(v, nv);
+  if (b == Border::wrap) return _mm512_mask_sub_epi32(_mm512_mask_add_epi32(v, lo, v, nv), hi, v, nv);
+  if (b == Border::reflect || b == Border::reflect101) {
+    const int32_t r = b == Border::reflect ? 1 : 0;
+    v = _mm512_mask_sub_epi32(v, lo, _mm512_set1_epi32(-r), v);
+    return _mm512_mask_sub_epi32(v, hi, _mm512_set1_epi32(2 * n - 2 + r), v);
+  }
+  return v;  // constant: the callers mask the taps outside
+}
+// lanes of v >= lo (as bits)
+inline unsigned wi_ge(WVeci v, int32_t lo) { return _mm512_cmpge_epi32_mask(v, _mm512_set1_epi32(lo)); }
+inline unsigned wi_le(WVeci v, int32_t hi) { return _mm512_cmple_epi32_mask(v, _mm512_set1_epi32(hi)); }
+// the dwords at base + off of the lanes in m, src elsewhere (no load for those lanes)
+inline WVeci wi_gather(WVeci src, unsigned m, WVeci off, const void* base) {
+  return _mm512_mask_i32gather_epi32(src, static_cast<__mmask16>(m), off, base, 1);
+}
+inline WVec wv_gather(WVec src, unsigned m, WVeci off, const void* base) {
+  return _mm512_mask_i32gather_ps(src, static_cast<__mmask16>(m), off, base, 1);
+}
+// lanes in m: v >> s (s a multiple of 8), the others unchanged
+inline WVeci wi_srl_masked(WVeci v, unsigned m, int s) {
+  return _mm512_mask_srlv_epi32(v, static_cast<__mmask16>(m), v, _mm512_set1_epi32(s));
+}
+inline WVeci wi_sub_masked(WVeci v, unsigned m, int32_t d) {
+  return _mm512_mask_sub_epi32(v, static_cast<__mmask16>(m), v, _mm512_set1_epi32(d));
+}
+inline unsigned wi_gt(WVeci v, int32_t t) { return _mm512_cmpgt_epi32_mask(v, _mm512_set1_epi32(t)); }
+// the low PB (1-4) bytes of each dword, packed to PB * 16 bytes at out
+template <int PB>
+IMKERN_ALWAYS_INLINE inline void store_dwords(uint8_t* out, WVeci v) {
+  if constexpr (PB == 1) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtepi32_epi8(v));
+  } else if constexpr (PB == 2) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(v));
+  } else if constexpr (PB == 3) {
+    const __m512i sh = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+    v = _mm512_shuffle_epi8(v, sh);
+    v = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 15, 15, 15, 15), v);
+    _mm512_mask_storeu_epi8(out, 0x0000FFFFFFFFFFFFULL, v);
+  } else {
+    _mm512_storeu_si512(out, v);
+  }
+}
+#else
+inline WVeci wi_cvt(WVec v) { return _mm256_cvttps_epi32(v); }
+inline WVeci wi_add(WVeci a, WVeci b) { return _mm256_add_epi32(a, b); }
+inline WVeci wi_mul(WVeci a, int32_t m) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(m)); }
+inline WVeci wi_mad(WVeci a, int32_t m, WVeci b) { return _mm256_add_epi32(wi_mul(a, m), b); }
+inline WVeci wi_load(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline void wi_store(int32_t* p, WVeci v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+inline WVeci wi_map(WVeci v, int32_t n, Border b) {
+  const __m256i zero = _mm256_setzero_si256(), n1 = _mm256_set1_epi32(n - 1);
+  if (b == Border::replicate) return _mm256_min_epi32(_mm256_max_epi32(v, zero), n1);
+  const __m256i lo = _mm256_cmpgt_epi32(zero, v), hi = _mm256_cmpgt_epi32(v, n1);
+  if (b == Border::wrap) {
+    const __m256i nv = _mm256_set1_epi32(n);
+    return _mm256_sub_epi32(_mm256_add_epi32(v, _mm256_and_si256(lo, nv)), _mm256_and_si256(hi, nv));
+  }
+  if (b == Border::reflect || b == Border::reflect101) {
+    const int32_t r = b == Border::reflect ? 1 : 0;
+    v = _mm256_blendv_epi8(v, _mm256_sub_epi32(_mm256_set1_epi32(-r), v), lo);
+    return _mm256_blendv_epi8(v, _mm256_sub_epi32(_mm256_set1_epi32(2 * n - 2 + r), v), hi);
+  }
+  return v;
+}
+inline unsigned wi_bits(__m256i m) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(m))); }
+inline __m256i wi_mask(unsigned bits) {
+  const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int32_t>(bits)), sel), sel);
+}
+inline unsigned wi_ge(WVeci v, int32_t lo) { return wi_bits(_mm256_cmpgt_epi32(v, _mm256_set1_epi32(lo - 1))); }
+inline unsigned wi_le(WVeci v, int32_t hi) { return wi_bits(_mm256_cmpgt_epi32(_mm256_set1_epi32(hi + 1), v)); }
+inline unsigned wi_gt(WVeci v, int32_t t) { return wi_bits(_mm256_cmpgt_epi32(v, _mm256_set1_epi32(t))); }
+inline WVeci wi_gather(WVeci src, unsigned m, WVeci off, const void* base) {
+  return _mm256_mask_i32gather_epi32(src, static_cast<const int*>(base), off, wi_mask(m), 1);
+}
+inline WVec wv_gather(WVec src, unsigned m, WVeci off, const void* base) {
+  return _mm256_mask_i32gather_ps(src, static_cast<const float*>(base), off, _mm256_castsi256_ps(wi_mask(m)), 1);
+}
+inline WVeci wi_srl_masked(WVeci v, unsigned m, int s) {
+  return _mm256_blendv_epi8(v, _mm256_srlv_epi32(v, _mm256_set1_epi32(s)), wi_mask(m));
+}
+inline WVeci wi_sub_masked(WVeci v, unsigned m, int32_t d) {
+  return _mm256_sub_epi32(v, _mm256_and_si256(wi_mask(m), _mm256_set1_epi32(d)));
+}
+template <int PB>
+IMKERN_ALWAYS_INLINE inline void store_dwords(uint8_t* out, WVeci v) {
+  if constexpr (PB == 1) {
+    const __m256i b = _mm256_and_si256(v, _mm256_set1_epi32(255));
+    const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w16, w16));
+  } else if constexpr (PB == 2) {
+    const __m256i b = _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                     _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)));
+  } else if constexpr (PB == 3) {
+    const __m128i sh = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+    v = _mm256_shuffle_epi8(v, _mm256_broadcastsi128_si256(sh));
+    v = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(v));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 16), _mm256_extracti128_si256(v, 1));
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v);
+  }
+}
+#endif
+
+// The float ranges of a tap's floored coordinate (bilinear: the left / top one, taps - 1 more
+// to its right / below) for which every tap of the lane maps by wi_map's closed forms; for
+// constant, where some tap is inside (the others are cval). Replicate: any, as long as the
+// conversion to int32 is exact (|v| <= 2^30, which also keeps float_row's "far" lanes, beyond
+// 2e9, out).
+struct BorderRange {
+  float lox, hix, loy, hiy;
+};
+inline BorderRange border_range(Border b, int64_t W, int64_t H, int taps) {
+  auto range = [&](int64_t n, float& lo, float& hi) {
+    switch (b) {
+      case Border::replicate: lo = -1073741824.f, hi = 1073741824.f; return;
+      case Border::constant: lo = static_cast<float>(1 - taps), hi = static_cast<float>(n - 1); return;
+      case Border::reflect101: lo = static_cast<float>(1 - n), hi = static_cast<float>(2 * n - 1 - taps); return;
+      default: lo = static_cast<float>(-n), hi = static_cast<float>(2 * n - taps); return;
+    }
+  };
+  BorderRange r;
+  range(W, r.lox, r.hix);
+  range(H, r.loy, r.hiy);
+  return r;
+}
+
 // Pass 1 over n (a multiple of kWarpLanes) pixels from x0: per chunk the mask of lanes whose
 // 2 x 2 window (and the 8 bytes each load reads) lies inside the image, the byte offsets of
-// the top-left taps (0 for the other lanes, so every load of a chunk is safe whatever those
-// lanes' coordinates) and the fractions; far[k] (constant border only, else 0): the lanes that
+// the top-left taps (a chunk not all inside: the four taps' mapped offsets, in OFF and mp, and
+// mp's masks of the lanes and taps the gathers read) and the fractions; far[k] (constant border only, else 0): the lanes that
 // float_row would fill with cval (outside by more than a pixel, or not finite). Affine: the
 // source points are computed here (float_coords' fmas, the same bits) and stored to FX/FY for
 // float_row; perspective: read from FX/FY.
 // PB: bytes per pixel (the offsets' x step); row_stride in bytes; xmax: the largest fx0 whose
 // loads stay in the row (uint8: fx0 * C + 8 <= W * C, the last byte a load reads).
+//
+// Pass 1's results for the chunks that are not all inside (warp_chunk_mapped): every lane whose
+// taps wi_map maps (valid), their four tap offsets (the top-left ones in OFF), and per tap the
+// lanes that read it (constant: the taps inside; the others are cval).
+struct WarpMapped {
+  Border border;
+  BorderRange br;
+  int32_t omax;  // the largest tap offset a dword read may start at (uint8 with 1 or 3 channels)
+  alignas(64) int32_t O01[kWarpBlock], O10[kWarpBlock], O11[kWarpBlock];
+  uint32_t valid[kWarpBlock / kWarpLanes];
+  uint32_t tm[4][kWarpBlock / kWarpLanes];
+};
+
 template <int PB, bool kAffine>
 unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, int64_t W, int64_t H,
                int64_t row_stride, float xmax, bool constant, int32_t* OFF, float* AX, float* AY, uint32_t* inside,
-               uint32_t* far) {
+               uint32_t* far, WarpMapped& mp) {
   // inside: 0 <= fx0 <= xmax, 0 <= fy0 <= H - 2 (compared in float: NaN and huge values fail)
   const float ymax = static_cast<float>(H - 2);
-  const WVeci rs = wv_set1i(static_cast<int32_t>(row_stride));
   unsigned all = kAllLanes;
 #if defined(__AVX512F__)
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -545,22 +709,48 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
                  : ((wv_outside(fx0, -1.f, static_cast<float>(W)) | wv_outside(fy0, -1.f, static_cast<float>(H)) |
                      ~(wv_finite(sx) & wv_finite(sy))) &
                     kAllLanes);
-    if (in == 0) continue;
 #if defined(__AVX512F__)
     wv_store(AX + x, _mm512_sub_ps(sx, fx0));
     wv_store(AY + x, _mm512_sub_ps(sy, fy0));
-    // lanes outside read at offset 0 (inside the image when any lane is)
-    const __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_cvttps_epi32(fy0), rs),
-                                         _mm512_mullo_epi32(_mm512_cvttps_epi32(fx0), _mm512_set1_epi32(PB)));
-    _mm512_storeu_si512(OFF + x, _mm512_maskz_mov_epi32(static_cast<__mmask16>(in), off));
 #else
+    (void)keep;
     wv_store(AX + x, _mm256_sub_ps(sx, fx0));
     wv_store(AY + x, _mm256_sub_ps(sy, fy0));
-    const __m256i off = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_cvttps_epi32(fy0), rs),
-                                         _mm256_mullo_epi32(_mm256_cvttps_epi32(fx0), _mm256_set1_epi32(PB)));
-    // lanes outside read at offset 0 (inside the image when any lane is)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(OFF + x), _mm256_and_si256(off, _mm256_castps_si256(keep)));
 #endif
+    const WVeci ix = wi_cvt(fx0), iy = wi_cvt(fy0);
+    if (in == kAllLanes) {
+      wi_store(OFF + x, wi_add(wi_mul(iy, static_cast<int32_t>(row_stride)), wi_mul(ix, PB)));
+      continue;
+    }
+    // a chunk partly or wholly outside: the lanes whose taps the rule maps in vectors
+    unsigned vm = wv_within(fx0, mp.br.lox, mp.br.hix) & wv_within(fy0, mp.br.loy, mp.br.hiy);
+    mp.valid[k] = 0;
+    if (vm == 0) continue;
+    const Border mb = constant ? Border::replicate : mp.border;  // constant: in-image offsets, masked
+    const int32_t W32 = static_cast<int32_t>(W), H32 = static_cast<int32_t>(H);
+    const WVeci one = wv_set1i(1);
+    const WVeci c0 = wi_mul(wi_map(ix, W32, mb), PB), c1 = wi_mul(wi_map(wi_add(ix, one), W32, mb), PB);
+    const int32_t rs32 = static_cast<int32_t>(row_stride);
+    const WVeci r0 = wi_mul(wi_map(iy, H32, mb), rs32), r1 = wi_mul(wi_map(wi_add(iy, one), H32, mb), rs32);
+    const WVeci o00 = wi_add(r0, c0), o01 = wi_add(r0, c1), o10 = wi_add(r1, c0), o11 = wi_add(r1, c1);
+    wi_store(OFF + x, o00);
+    wi_store(mp.O01 + x, o01);
+    wi_store(mp.O10 + x, o10);
+    wi_store(mp.O11 + x, o11);
+    if (mp.omax != INT32_MAX)
+      vm &= ~(wi_gt(o00, mp.omax) | wi_gt(o01, mp.omax) | wi_gt(o10, mp.omax) | wi_gt(o11, mp.omax));
+    unsigned tx0 = vm, tx1 = vm, ty0 = vm, ty1 = vm;
+    if (constant) {
+      tx0 &= wi_ge(ix, 0);
+      tx1 &= wi_le(ix, W32 - 2);
+      ty0 &= wi_ge(iy, 0);
+      ty1 &= wi_le(iy, H32 - 2);
+    }
+    mp.tm[0][k] = tx0 & ty0;
+    mp.tm[1][k] = tx1 & ty0;
+    mp.tm[2][k] = tx0 & ty1;
+    mp.tm[3][k] = tx1 & ty1;
+    mp.valid[k] = vm;
   }
   return all;
 }
@@ -774,6 +964,73 @@ IMKERN_ALWAYS_INLINE inline void warp_chunk_t(const uint8_t* b0, const uint8_t* 
   else warp_chunk_f32<C>(b0, b1, o, ax, ay, dst);
 }
 
+// One chunk whose taps pass 1 mapped (warp_prep's WarpMapped): each tap by a masked gather
+// (uint8: a dword holding the pixel's C bytes; float32: one per channel), cval where the tap's
+// lane is left out, then float_row's operations lane by lane (the lerps; uint8: rounded half to
+// even, the value lying in [0, 255]), so the same bits. All kWarpLanes pixels are written; the
+// caller rewrites the lanes that are not valid.
+#if defined(__AVX512F__)
+inline WVec wv_fma(WVec a, WVec b, WVec c) { return _mm512_fmadd_ps(a, b, c); }
+inline WVec wv_sub(WVec a, WVec b) { return _mm512_sub_ps(a, b); }
+inline WVec wv_set1(float v) { return _mm512_set1_ps(v); }
+inline WVec wi_to_f(WVeci v) { return _mm512_cvtepi32_ps(v); }
+inline WVeci wv_round(WVec v) { return _mm512_cvtps_epi32(v); }
+inline WVeci wi_byte(WVeci v, int k) {
+  return _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_set1_epi32(8 * k)), _mm512_set1_epi32(255));
+}
+inline WVeci wi_or_shl(WVeci a, WVeci b, int k) { return _mm512_or_si512(a, _mm512_sllv_epi32(b, _mm512_set1_epi32(8 * k))); }
+#else
+inline WVec wv_fma(WVec a, WVec b, WVec c) { return _mm256_fmadd_ps(a, b, c); }
+inline WVec wv_sub(WVec a, WVec b) { return _mm256_sub_ps(a, b); }
+inline WVec wv_set1(float v) { return _mm256_set1_ps(v); }
+inline WVec wi_to_f(WVeci v) { return _mm256_cvtepi32_ps(v); }
+inline WVeci wv_round(WVec v) { return _mm256_cvtps_epi32(v); }
+inline WVeci wi_byte(WVeci v, int k) {
+  return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_set1_epi32(8 * k)), _mm256_set1_epi32(255));
+}
+inline WVeci wi_or_shl(WVeci a, WVeci b, int k) { return _mm256_or_si256(a, _mm256_sllv_epi32(b, _mm256_set1_epi32(8 * k))); }
+#endif
+
+template <int C, typename T>
+IMKERN_ALWAYS_INLINE inline void warp_chunk_mapped(const uint8_t* base, const int32_t* o00, const int32_t* o01,
+                                                   const int32_t* o10, const int32_t* o11, const unsigned* tm,
+                                                   const float* AX, const float* AY, float cv, T* out) {
+  const WVec ax = wv_load(AX), ay = wv_load(AY);
+  const WVeci i00 = wi_load(o00), i01 = wi_load(o01), i10 = wi_load(o10), i11 = wi_load(o11);
+  auto lerp = [&](WVec p00, WVec p01, WVec p10, WVec p11) {
+    const WVec v0 = wv_fma(ax, wv_sub(p01, p00), p00);
+    const WVec v1 = wv_fma(ax, wv_sub(p11, p10), p10);
+    return wv_fma(ay, wv_sub(v1, v0), v0);
+  };
+  if constexpr (std::is_same<T, uint8_t>::value) {
+    const int32_t cb = static_cast<int32_t>(cv) * 0x01010101;
+    const WVeci cvv = wv_set1i(cb);
+    const WVeci t00 = wi_gather(cvv, tm[0], i00, base), t01 = wi_gather(cvv, tm[1], i01, base);
+    const WVeci t10 = wi_gather(cvv, tm[2], i10, base), t11 = wi_gather(cvv, tm[3], i11, base);
+    WVeci px = wv_set1i(0);
+    for (int c = 0; c < C; ++c) {
+      const WVec v = lerp(wi_to_f(wi_byte(t00, c)), wi_to_f(wi_byte(t01, c)), wi_to_f(wi_byte(t10, c)),
+                          wi_to_f(wi_byte(t11, c)));
+      px = wi_or_shl(px, wv_round(v), c);
+    }
+    store_dwords<C>(out, px);
+  } else {
+    const WVec cvv = wv_set1(cv);
+    alignas(64) float tmp[C][kWarpLanes];
+    for (int c = 0; c < C; ++c) {
+      const uint8_t* bc = base + 4 * c;
+      const WVec v = lerp(wv_gather(cvv, tm[0], i00, bc), wv_gather(cvv, tm[1], i01, bc),
+                          wv_gather(cvv, tm[2], i10, bc), wv_gather(cvv, tm[3], i11, bc));
+      if constexpr (C == 1) wv_store(out, v);
+      else wv_store(tmp[c], v);
+    }
+    if constexpr (C > 1) {
+      for (int j = 0; j < kWarpLanes; ++j)
+        for (int c = 0; c < C; ++c) out[j * C + c] = tmp[c][j];
+    }
+  }
+}
+
 // A row of float-scheme bilinear uint8 or float32 samples (the caller checks that the image's
 // extent fits int32 byte offsets). A chunk with some lanes inside runs the vector code for all of
 // them, then float_row redoes the others (cval, the border rule, the right edge).
@@ -794,6 +1051,11 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
   // the largest fx0 whose loads stay in the row: uint8 reads 8 bytes from the left tap;
   // float32 the two taps (three channels: 4 floats from the right tap)
   const float xmax = static_cast<float>(kU8 ? s.w - (8 + C - 1) / C : s.w - (C == 3 ? 3 : 2));
+  WarpMapped mp;
+  mp.border = border;
+  mp.br = border_range(border, s.w, s.h, 2);
+  // uint8 dword reads of 1- or 3-byte pixels end past the pixel: not at the image's last bytes
+  mp.omax = kU8 && C != 4 ? static_cast<int32_t>(std::max<int64_t>(0, (s.h - 1) * rsb) + s.w * PB - 4) : INT32_MAX;
   auto scalar = [&](int64_t x0, int64_t x1) {
     if constexpr (kAffine) {  // the source points of these pixels (float_coords' formula)
       for (int64_t x = x0; x < x1; ++x) {
@@ -809,7 +1071,7 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
   for (int64_t x0 = 0; x0 < nv; x0 += kWarpBlock) {
     const int64_t m = std::min(kWarpBlock, nv - x0);
     const unsigned all =
-        warp_prep<PB, kAffine>(FX, FY, x0, m, rt, s.w, s.h, rsb, xmax, constant, OFF, AX, AY, inside, far);
+        warp_prep<PB, kAffine>(FX, FY, x0, m, rt, s.w, s.h, rsb, xmax, constant, OFF, AX, AY, inside, far, mp);
     if (all == kAllLanes) {  // the common case, a loop of chunks alone
       if (pending < x0) scalar(pending, x0);
       const uint8_t* b0 = base;
@@ -845,19 +1107,28 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
       continue;
     }
     for (int64_t i = 0; i < m; i += L) {
-      const unsigned in = inside[i / L], fr = far[i / L];
+      const int64_t k = i / L;
+      const unsigned in = inside[k], fr = far[k], vm = in == kAllLanes ? in : mp.valid[k];
       const int64_t x = x0 + i;
-      if (in == 0 && fr == 0) continue;  // float_row's, with the pixels before
+      if (vm == 0 && fr == 0) continue;  // float_row's, with the pixels before
       if (pending < x) scalar(pending, x);
       pending = x + L;
       if (fr == kAllLanes) {
         std::fill_n(out + x * C, L * C, cvt);
         continue;
       }
-      if (in != 0) warp_chunk_t<C>(base, base + rsb, OFF + i, AX + i, AY + i, out + x * C);
-      if (in == kAllLanes) continue;
-      // the other lanes, by runs of set bits: cval where far, float_row for the rest (windows
-      // that straddle the edge, or any border but constant)
+      if (in == kAllLanes) {
+        warp_chunk_t<C>(base, base + rsb, OFF + i, AX + i, AY + i, out + x * C);
+        continue;
+      }
+      // taps mapped by the border rule (inside lanes too: their map is the identity)
+      if (vm != 0) {
+        const unsigned tm[4] = {mp.tm[0][k], mp.tm[1][k], mp.tm[2][k], mp.tm[3][k]};
+        warp_chunk_mapped<C>(base, OFF + i, mp.O01 + i, mp.O10 + i, mp.O11 + i, tm, AX + i, AY + i, cv,
+                             out + x * C);
+      }
+      // the other lanes, by runs of set bits: cval where far, float_row for the rest (taps no
+      // closed form maps, not finite, or dword reads at the image's end)
       auto runs = [&](unsigned bits, auto&& f) {
         while (bits != 0) {
           const int j = __builtin_ctz(bits);
@@ -867,10 +1138,142 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
         }
       };
       runs(fr, [&](int j, int e) { std::fill_n(out + (x + j) * C, (e - j) * C, cvt); });
-      runs(kAllLanes & ~(in | fr), [&](int j, int e) { scalar(x + j, x + e); });
+      runs(kAllLanes & ~(vm | fr), [&](int j, int e) { scalar(x + j, x + e); });
     }
   }
   if (pending < n) scalar(pending, n);
+}
+
+// A row of float-scheme nearest samples (uint8, uint16 or float32, C = 1-4), kWarpLanes pixels
+// a chunk: the source points (affine: float_coords' fmas; perspective: read from FX/FY),
+// floor(s + 0.5f) as float_row, the lanes inside or (other borders) mapped by wi_map, their byte
+// offsets, then the pixels copied: pixels of at most 4 bytes by one masked dword gather (the
+// lanes left out get the cval dword) and a pack; wider pixels by a memcpy each. Lanes that no
+// closed form maps (farther than a period, not finite) are float_row's. The copies are the
+// pixels' own bits, as float_row's (float_store of an integer or a float32 is the value).
+// A dword read at the image's last bytes would run past them: such lanes (uint8 C = 1-3,
+// uint16 C = 1) read the dword that ends at the pixel's last byte and shift it down.
+template <typename T, int C, bool kAffine>
+void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, int64_t n, float* FX, float* FY,
+                      const RowTerms& rt, Border border, float cv, const BorderRange& br) {
+  constexpr int PB = C * static_cast<int>(sizeof(T));
+  constexpr int64_t L = kWarpLanes;
+  constexpr bool kGather = PB <= 4;
+  const uint8_t* base = static_cast<const uint8_t*>(src) + b * s.batch_stride * int64_t(sizeof(T));
+  const int64_t rsb = s.row_stride * int64_t(sizeof(T));
+  const int32_t W = static_cast<int32_t>(s.w), H = static_cast<int32_t>(s.h);
+  const bool constant = border == Border::constant;
+  const T cvt = static_cast<T>(cv);
+  // the last dword that ends inside the image (the caller keeps the image >= 8 bytes)
+  const int32_t omax = static_cast<int32_t>(std::max<int64_t>(0, (s.h - 1) * rsb) + s.w * PB - 4);
+  int32_t cvd = 0;  // cval's pixel, as a gathered dword holds it
+  for (int c = 0; c < C && kGather; ++c) std::memcpy(reinterpret_cast<uint8_t*>(&cvd) + c * sizeof(T), &cvt, sizeof(T));
+  const float wmax = static_cast<float>(W - 1), hmax = static_cast<float>(H - 1);
+  alignas(64) int32_t OFF[L];
+  auto scalar = [&](int64_t x0, int64_t x1) {
+    if constexpr (kAffine) {
+      for (int64_t x = x0; x < x1; ++x) {
+        const float xf = static_cast<float>(static_cast<int32_t>(x));
+        FX[x] = std::fma(rt.m0, xf, rt.mx);
+        FY[x] = std::fma(rt.m3, xf, rt.my);
+      }
+    }
+    float_row<T, C>(src, s, b, out + x0 * C, x1 - x0, FX + x0, FY + x0, Interp::nearest, border, cv);
+  };
+  // the lines that the output row kWarpPrefetchRows below will read, as warp_bilinear_row
+  const bool pf = std::abs(rt.m1) < 64 && std::abs(rt.m4) < 64;
+  const uintptr_t pbase =
+      reinterpret_cast<uintptr_t>(base) +
+      static_cast<uintptr_t>(pf ? static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m4)) * rsb +
+                                      static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m1)) * PB
+                                : 0);
+#if defined(__AVX512F__)
+  const __m512 m0 = _mm512_set1_ps(rt.m0), m3 = _mm512_set1_ps(rt.m3), mx = _mm512_set1_ps(rt.mx),
+               my = _mm512_set1_ps(rt.my), half = _mm512_set1_ps(0.5f);
+  __m512 xf = _mm512_cvtepi32_ps(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m512 step = _mm512_set1_ps(static_cast<float>(L));
+  const __m512i cvv = _mm512_set1_epi32(cvd);
+#else
+  const __m256 m0 = _mm256_set1_ps(rt.m0), m3 = _mm256_set1_ps(rt.m3), mx = _mm256_set1_ps(rt.mx),
+               my = _mm256_set1_ps(rt.my), half = _mm256_set1_ps(0.5f);
+  __m256 xf = _mm256_cvtepi32_ps(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256 step = _mm256_set1_ps(static_cast<float>(L));
+  const __m256i cvv = _mm256_set1_epi32(cvd);
+#endif
+  int64_t x = 0;
+  for (; x + L <= n; x += L) {
+    WVec sx, sy;
+    if constexpr (kAffine) {
+#if defined(__AVX512F__)
+      sx = _mm512_fmadd_ps(m0, xf, mx);
+      sy = _mm512_fmadd_ps(m3, xf, my);
+      xf = _mm512_add_ps(xf, step);
+#else
+      sx = _mm256_fmadd_ps(m0, xf, mx);
+      sy = _mm256_fmadd_ps(m3, xf, my);
+      xf = _mm256_add_ps(xf, step);
+#endif
+    } else {
+      (void)m0, (void)m3, (void)mx, (void)my, (void)xf, (void)step;
+      sx = wv_load(FX + x);
+      sy = wv_load(FY + x);
+    }
+#if defined(__AVX512F__)
+    const WVec fx = wv_floor(_mm512_add_ps(sx, half)), fy = wv_floor(_mm512_add_ps(sy, half));
+#else
+    const WVec fx = wv_floor(_mm256_add_ps(sx, half)), fy = wv_floor(_mm256_add_ps(sy, half));
+#endif
+    const unsigned in = wv_within(fx, 0.f, wmax) & wv_within(fy, 0.f, hmax);
+    WVeci ix = wi_cvt(fx), iy = wi_cvt(fy);
+    unsigned valid = in, fill = 0;
+    if (in != kAllLanes) {
+      if (constant) {
+        fill = kAllLanes & ~in;
+      } else {
+        valid = wv_within(fx, br.lox, br.hix) & wv_within(fy, br.loy, br.hiy);
+        ix = wi_map(ix, W, border);
+        iy = wi_map(iy, H, border);
+      }
+    }
+    WVeci offv = wi_mad(iy, static_cast<int32_t>(rsb), wi_mul(ix, PB));
+    T* o = out + x * C;
+    if (pf) {
+      wi_store(OFF, offv);
+      for (int j = 0; j < L; j += 4)
+        _mm_prefetch(reinterpret_cast<const char*>(pbase + static_cast<uintptr_t>(static_cast<intptr_t>(OFF[j]))),
+                     _MM_HINT_T0);
+    }
+    if constexpr (kGather) {
+      unsigned late = 0;
+      if constexpr (PB < 4) {
+        late = wi_gt(offv, omax) & valid;
+        if (late) offv = wi_sub_masked(offv, late, 4 - PB);
+      }
+      WVeci v = wi_gather(cvv, valid, offv, base);
+      if constexpr (PB < 4) {
+        if (late) v = wi_srl_masked(v, late, 8 * (4 - PB));
+      }
+      store_dwords<PB>(reinterpret_cast<uint8_t*>(o), v);
+    } else {
+      wi_store(OFF, offv);
+      if (valid == kAllLanes) {
+        for (int j = 0; j < L; ++j) std::memcpy(o + j * C, base + OFF[j], PB);
+      } else {
+        for (int j = 0; j < L; ++j) {
+          if (valid >> j & 1u) std::memcpy(o + j * C, base + OFF[j], PB);
+          else std::fill_n(o + j * C, C, cvt);
+        }
+      }
+    }
+    unsigned rest = kAllLanes & ~(valid | fill);
+    while (rest != 0) {  // runs of lanes for float_row
+      const int j = __builtin_ctz(rest);
+      const int e = j + __builtin_ctz(~(rest >> j));
+      scalar(x + j, x + e);
+      rest &= ~(((1u << (e - j)) - 1u) << j);
+    }
+  }
+  if (x < n) scalar(x, n);
 }
 #endif
 
@@ -890,6 +1293,16 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
                        (std::abs(s.row_stride) * s.h + s.w * s.c + 8 * s.h + 16) * esz < (int64_t(1) << 31) &&
                        d.w < (int64_t(1) << 24);
   (void)simd_ok;
+  // the vector nearest rows: the same int32 offsets, and the image's span at least 8 bytes (a
+  // dword read that would run past its end reads the dword before instead)
+  const bool near_ok = !w.fixed && nearest && s.c <= 4 &&
+                       (std::abs(s.row_stride) * (s.h - 1) + s.w * s.c) * esz >= 8 &&
+                       (std::abs(s.row_stride) * s.h + s.w * s.c + 16) * esz < (int64_t(1) << 31) &&
+                       d.w < (int64_t(1) << 24);
+  (void)near_ok;
+#if defined(__AVX512F__) || defined(__AVX2__)
+  const BorderRange near_range = border_range(w.border, s.w, s.h, 1);
+#endif
   // chunks of at most 16 rows: enough of them for the threads to finish together
   const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(16, rows / (4 * std::max(1, get_num_threads()))));
   parallel_for(0, rows, grain, [&](int64_t t0, int64_t t1) {
@@ -916,6 +1329,27 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
             if (s.c == 3) w.perspective ? row(std::integral_constant<int, 3>{}, no{}) : row(std::integral_constant<int, 3>{}, yes{});
             else if (s.c == 4) w.perspective ? row(std::integral_constant<int, 4>{}, no{}) : row(std::integral_constant<int, 4>{}, yes{});
             else w.perspective ? row(std::integral_constant<int, 1>{}, no{}) : row(std::integral_constant<int, 1>{}, yes{});
+            continue;
+          }
+        }
+        if constexpr (!std::is_same<T, double>::value) {
+          if (near_ok) {
+            const RowTerms rt = row_terms(w, y);
+            if (w.perspective) float_coords(w, y, d.w, FX, FY);
+            auto row = [&](auto cc, auto affine) {
+              warp_nearest_row<T, decltype(cc)::value, decltype(affine)::value>(src, s, b, out, d.w, FX, FY, rt,
+                                                                              w.border, cvf, near_range);
+            };
+            auto by_c = [&](auto affine) {
+              switch (s.c) {
+                case 1: row(std::integral_constant<int, 1>{}, affine); break;
+                case 2: row(std::integral_constant<int, 2>{}, affine); break;
+                case 3: row(std::integral_constant<int, 3>{}, affine); break;
+                default: row(std::integral_constant<int, 4>{}, affine); break;
+              }
+            };
+            if (w.perspective) by_c(std::false_type{});
+            else by_c(std::true_type{});
             continue;
           }
         }
