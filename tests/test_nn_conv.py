@@ -917,14 +917,17 @@ def test_conv2d_backward_output_mask_skips_grad_input(rng, xp, tf32_off, cfg, dt
 def test_linear_gemm_schedules_same_bits(rng, isa, dtype):
     """The CPU GEMM's task schedules (one MC x NC tile per task, or a whole column of C per
     task with its packed B reused by every MC row block, chosen by the thread count and the
-    column count) and the transposed-B packing give the same bits for any thread count, and
-    match the reference, under forced small blocking (m > MC) and the model's."""
+    column count; B packed a sliver at a time when a task has one row block, columns split
+    between tasks in whole slivers) and the transposed-B packing give the same bits for any
+    thread count, and match the reference, under forced small blocking (m > MC), m <= MC with
+    several k blocks (the shared A panel packed by all threads) and many column tasks, and the
+    model's."""
     x = random_array(rng, (301, 203), dtype)
     w = random_array(rng, (1205, 203), dtype)
     b = random_array(rng, (1205,), dtype)
     before = imkern.get_num_threads()
     try:
-        for params in (dict(mc=16, kc=64), dict(mc=64, nc=200), {}):
+        for params in (dict(mc=16, kc=64), dict(mc=64, nc=200), dict(kc=64), dict(kc=40, nc=100), {}):
             imkern.reset_cpu_params()
             imkern.set_cpu_params(**params)
             ys = []

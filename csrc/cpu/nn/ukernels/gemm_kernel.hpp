@@ -288,7 +288,7 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) acc[i][j] = V{};
-  for (int64_t p = 0; p < kc; ++p) {
+  auto step = [&]() __attribute__((always_inline)) {
     V bv[NV];
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V*>(b + j * L);
@@ -300,6 +300,20 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
     }
     a += MR;
     b += NR;
+  };
+  // The C tile again, CTAIL steps before the end: with a long kc the A and B slivers streamed
+  // through the L1 since the first prefetch have evicted it to the L2, and the epilogue's loads
+  // and stores (every k block after the first reads C) would wait for it there.
+  constexpr int64_t CTAIL = 16;
+  const int64_t k1 = kc > 2 * CTAIL ? kc - CTAIL : kc;
+  int64_t p = 0;
+  for (; p < k1; ++p) step();
+  if (k1 < kc) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int l = 0; l < int(NR * sizeof(T)); l += 64) __builtin_prefetch(reinterpret_cast<const char*>(c + i * ldc) + l, 1, 3);
+    for (; p < kc; ++p) step();
   }
   store_tile<T>(acc, c, ldc, st, rb, cb);
 }
