@@ -14,7 +14,9 @@
 // float64): the integer -> float32 output path without a second pass (the linear filters'
 // sep_filter writes the source dtype; this file keeps its own typed-output loop until a shared
 // `dtype=` mechanism exists, and uses the same vfilter/hfilter inner loops).
-// 3x3 operators (sobel / scharr / prewitt ksize 3 in single mode, the Laplacian ksize 1 / 3)
+// 3x3 operators (sobel / scharr / prewitt ksize 3 in single mode, the Laplacian ksize 1 / 3,
+// gradient and gradient_magnitude ksize 1 / 3 / Scharr: GradOp, both derivatives from the
+// same columns, the pair stored or the magnitude formed in registers and stored once)
 // take one fused pass straight from the source rows (fused3_impl: rows of at least 3 vectors
 // with 1, 3 or 4 channels): per-column values of the three rows first (the vertical pass,
 // three source loads per vector, integer images widened in registers), their neighbours at
