@@ -498,3 +498,176 @@ def test_3x3_paths_threads_give_identical_bits(rng, isa, dtype):
             imkern.set_num_threads(before)
         for i, (a, b) in enumerate(zip(one, many)):
             assert np.array_equal(a, b), (shape, i)
+
+
+# ---- gradient / gradient_magnitude 3x3: both derivatives in the fused pass ----------------------
+# ksize 1, 3 and Scharr (-1) take the fused 3x3 pass where sobel does (rows of at least 3
+# vectors, 1 / 3 / 4 channels): both derivatives from the same columns, the magnitude formed in
+# registers and stored once; float rows whose stride is a whole number of vectors two at a
+# time. Other images: the pair by sobel's two-pass path, magnitudes by the ring. Either way the
+# pair equals the two sobel calls bit for bit, and the magnitudes equal their formula on it.
+_GRAD_SHAPES = _SEP3_SHAPES + [(9, 64), (5, 32, 3), (6, 16, 4), (7, 96), (3, 40, 4), (2, 5, 64, 1), (4, 70, 2),
+                               (2, 3, 7)]
+
+
+def _grad_pair_ref(x, k, **kw):
+    if k == -1:
+        return F.scharr(x, 1, 0, **kw), F.scharr(x, 0, 1, **kw)
+    return F.sobel(x, 1, 0, ksize=k, **kw), F.sobel(x, 0, 1, ksize=k, **kw)
+
+
+def _l2_of(gx, gy):
+    return np.sqrt(gx.astype(np.float64) ** 2 + gy.astype(np.float64) ** 2)
+
+
+def _fused3(shape, dtype, isa):
+    # whether the fused 3x3 pass takes the image (fused3_fits): rows of >= 3 vectors, C in 1 / 3 / 4
+    lanes = {"avx512": 64, "avx2": 32, "baseline": 16}[isa] // np.dtype(_odt(dtype)).itemsize
+    c = shape[-1] if len(shape) >= 3 else 1
+    n = shape[-2] * c if len(shape) >= 3 else shape[-1]
+    return n >= 3 * lanes and c in (1, 3, 4) and c < lanes
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_gradient_3x3_paths(rng, isa, threads, dtype, border):
+    odt = _odt(dtype)
+    for shape in _GRAD_SHAPES:
+        x = random_array(rng, shape, dtype)
+        m = _mag(x) + 3
+        for k in (1, 3, -1):
+            kw = dict(border=border, cval=3.0)
+            gx, gy = F.gradient(x, ksize=k, **kw)
+            assert gx.dtype == gy.dtype == odt and gx.shape == gy.shape == x.shape
+            sx, sy = _grad_pair_ref(x, k, **kw)
+            assert np.array_equal(gx, sx) and np.array_equal(gy, sy), f"{shape} k={k} {border}"
+            rx, ry = R.gradient(x, ksize=k, **kw)
+            if np.dtype(dtype).kind == "u":
+                assert np.array_equal(gx, rx) and np.array_equal(gy, ry), f"{shape} k={k} {border}"
+            else:
+                assert_close(gx, rx, odt, scale=_ksum(k) * m, err_msg=f"{shape} k={k} {border}")
+                assert_close(gy, ry, odt, scale=_ksum(k) * m, err_msg=f"{shape} k={k} {border}")
+            # the magnitudes of the pair above: exactly on the fused pass (the ring's sums round
+            # rows first: within their rounding elsewhere)
+            fused = _fused3(shape, dtype, isa) or np.dtype(dtype).kind == "u"
+            l1 = F.gradient_magnitude(x, ksize=k, l2=False, **kw)
+            assert l1.dtype == odt
+            if fused:
+                assert np.array_equal(l1, np.abs(gx) + np.abs(gy)), f"{shape} k={k} {border}"
+            else:
+                assert_close(l1, np.abs(rx) + np.abs(ry), odt, scale=2 * _ksum(k) * m, err_msg=f"{shape} k={k}")
+            l2 = F.gradient_magnitude(x, ksize=k, **kw)
+            assert l2.dtype == odt
+            if dtype == np.uint8 and k != -1:
+                # |g| <= 1020: the squares' sum is exact in float32, the sqrt correctly rounded
+                assert np.array_equal(l2, _l2_of(gx, gy).astype(np.float32)), f"{shape} k={k} {border}"
+            elif fused:
+                assert_close(l2, _l2_of(gx, gy), odt, scale=1.0, err_msg=f"{shape} k={k} {border}")
+            assert_close(l2, R.gradient_magnitude(x, ksize=k, **kw), odt, scale=2 * _ksum(k) * m)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_gradient_3x3_views_out_and_opencv(rng, isa, dtype):
+    cv2 = pytest.importorskip("cv2")
+    odt = _odt(dtype)
+    dd = cv2.CV_64F if dtype == np.float64 else cv2.CV_32F
+    base = random_array(rng, (23, 70, 3), dtype)
+    for name, view in _VIEWS + [("1 channel", lambda a: a[..., 1]), ("4 channels", lambda a: np.dstack([a, a[..., :1]]))]:
+        v = view(base)
+        before = v.copy()
+        c = np.ascontiguousarray(v)
+        gx, gy = F.gradient(v)
+        cx, cy = F.gradient(c)
+        assert np.array_equal(gx, cx) and np.array_equal(gy, cy), name
+        for l2 in (True, False):
+            assert np.array_equal(F.gradient_magnitude(v, l2=l2), F.gradient_magnitude(c, l2=l2)), name
+        if c.ndim == 2 or c.shape[-1] <= 4:
+            ox, oy = cv2.Sobel(c, dd, 1, 0), cv2.Sobel(c, dd, 0, 1)
+            mag = cv2.magnitude(ox, oy)
+            if dtype == np.uint8:
+                # (cv2.magnitude's sqrt is within a few ulps; imkern's is correctly rounded)
+                assert np.array_equal(gx, ox) and np.array_equal(gy, oy), name
+                assert_close(F.gradient_magnitude(v), mag, odt, scale=1.0, err_msg=name)
+            else:
+                m = 16 * _mag(v)
+                assert_close(gx, ox, odt, scale=m, err_msg=name)
+                assert_close(gy, oy, odt, scale=m, err_msg=name)
+                assert_close(F.gradient_magnitude(v), mag, odt, scale=2 * m, err_msg=name)
+        assert np.array_equal(v, before), name
+    # out= pairs at every relative alignment (the second output's differing from the first's),
+    # with and without streaming stores: the same bits
+    for x in (base[..., 0].copy(), base[:, 1:].copy(), np.dstack([base, base[..., :1]])):
+        rx, ry = F.gradient(x)
+        rm = F.gradient_magnitude(x)
+        for stream_bytes in (None, 1 << 10):
+            if stream_bytes:
+                imkern.set_cpu_params(stream_bytes=stream_bytes)
+            try:
+                for ox_off, oy_off in ((0, 0), (1, 3), (2, 2), (3, 0)):
+                    bx = np.full((x.shape[0], x.shape[1] + 8) + x.shape[2:], np.nan, odt)
+                    by = np.full_like(bx, np.nan)
+                    ox, oy = bx[:, ox_off:ox_off + x.shape[1]], by[:, oy_off:oy_off + x.shape[1]]
+                    gx, gy = F.gradient(x, out=(ox, oy))
+                    assert gx is ox and gy is oy
+                    assert np.array_equal(ox, rx) and np.array_equal(oy, ry), (x.shape, ox_off, oy_off)
+                    assert np.isnan(bx[:, :ox_off]).all() and np.isnan(bx[:, ox_off + x.shape[1]:]).all()
+                    assert np.isnan(by[:, :oy_off]).all() and np.isnan(by[:, oy_off + x.shape[1]:]).all()
+                    om = bx[:, oy_off:oy_off + x.shape[1]]
+                    F.gradient_magnitude(x, out=om)
+                    assert np.array_equal(om, rm), (x.shape, oy_off)
+            finally:
+                imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_gradient_3x3_threads_give_identical_bits(rng, isa, dtype):
+    before = imkern.get_num_threads()
+    for shape in [(257, 190, 3), (301, 67), (2, 37, 50, 4), (64, 128)]:
+        x = random_array(rng, shape, dtype)
+        ops = [F.gradient, lambda a: F.gradient(a, ksize=-1, border="constant", cval=2.0), F.gradient_magnitude,
+               lambda a: F.gradient_magnitude(a, l2=False, ksize=1, border="wrap")]
+        try:
+            imkern.set_num_threads(1)
+            one = [op(x) for op in ops]
+            imkern.set_num_threads(3)
+            many = [op(x) for op in ops]
+        finally:
+            imkern.set_num_threads(before)
+        for i, (a, b) in enumerate(zip(one, many)):
+            if isinstance(a, tuple):
+                assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), (shape, i)
+            else:
+                assert np.array_equal(a, b), (shape, i)
+
+
+def test_gradient_magnitude_nan_propagates(rng):
+    for shape in [(9, 9), (12, 64), (10, 40, 3)]:
+        x = random_array(rng, shape, np.float32)
+        x[4, 4] = np.nan
+        for l2 in (True, False):
+            g = F.gradient_magnitude(x, l2=l2)
+            ring = np.isnan(g[3:6, 3:6])
+            ring[1, 1] = True  # the centre's own taps are zero in both kernels
+            assert ring.all() and not np.isnan(g[:2]).any() and not np.isnan(g[7:]).any(), (shape, l2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_3x3_float_bits_independent_of_output_alignment(rng, isa, dtype):
+    # every element by the same roundings (explicit fused multiply-adds), whether the fused pass
+    # forms it in its aligned loop or by the direct loads before and after it
+    ops = [lambda a, **k: F.scharr(a, 1, 0, **k), lambda a, **k: F.sobel(a, 1, 0, scale=0.3, delta=0.7, **k),
+           lambda a, **k: F.sobel(a, 1, 1, scale=0.3, **k), lambda a, **k: F.laplacian(a, ksize=3, scale=0.3, **k),
+           lambda a, **k: F.gradient_magnitude(a, ksize=-1, **k),
+           lambda a, **k: F.gradient(a, ksize=-1, out=(k["out"], np.empty_like(k["out"])))[0],
+           lambda a, **k: F.gradient(a, out=(np.empty_like(k["out"]), k["out"]))[1]]
+    for shape in [(4, 48), (6, 64), (3, 101), (5, 30, 3), (5, 40, 4)]:
+        x = (random_array(rng, shape, dtype) * 100).astype(dtype)
+        for i, op in enumerate(ops):
+            res = []
+            for off in range(8):
+                buf = np.zeros((shape[0], shape[1] + 8) + shape[2:], dtype)
+                o = buf[:, off:off + shape[1]]
+                op(x, out=o)
+                res.append(o)
+            for off, r in enumerate(res):
+                assert np.array_equal(r, res[0]), (shape, i, off)

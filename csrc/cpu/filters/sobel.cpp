@@ -14,7 +14,9 @@
 // float64): the integer -> float32 output path without a second pass (the linear filters'
 // sep_filter writes the source dtype; this file keeps its own typed-output loop until a shared
 // `dtype=` mechanism exists, and uses the same vfilter/hfilter inner loops).
-// 3x3 operators (sobel / scharr / prewitt ksize 3 in single mode, the Laplacian ksize 1 / 3)
+// 3x3 operators (sobel / scharr / prewitt ksize 3 in single mode, the Laplacian ksize 1 / 3,
+// gradient and gradient_magnitude ksize 1 / 3 / Scharr: GradOp, both derivatives from the
+// same columns, the pair stored or the magnitude formed in registers and stored once)
 // take one fused pass straight from the source rows (fused3_impl: rows of at least 3 vectors
 // with 1, 3 or 4 channels): per-column values of the three rows first (the vertical pass,
 // three source loads per vector, integer images widened in registers), their neighbours at
@@ -68,6 +70,27 @@ inline simd::vec_t<A> vabs(simd::vec_t<A> v) {
   return v < 0 ? -v : v;  // lane-wise select; -0.0 stays -0.0 only for v == -0 (|.| of 0 is 0 anyway)
 }
 
+// Lane-wise IEEE sqrt (correctly rounded, so every ISA gives the same bits).
+template <typename A>
+IMKERN_ALWAYS_INLINE inline simd::vec_t<A> vsqrt(simd::vec_t<A> s) {
+  using namespace simd;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same<A, float>::value) return reinterpret_cast<vec_t<A>>(_mm512_sqrt_ps(reinterpret_cast<__m512>(s)));
+  else return reinterpret_cast<vec_t<A>>(_mm512_sqrt_pd(reinterpret_cast<__m512d>(s)));
+#elif defined(__AVX__)
+  if constexpr (std::is_same<A, float>::value) return reinterpret_cast<vec_t<A>>(_mm256_sqrt_ps(reinterpret_cast<__m256>(s)));
+  else return reinterpret_cast<vec_t<A>>(_mm256_sqrt_pd(reinterpret_cast<__m256d>(s)));
+#elif defined(__SSE2__)
+  if constexpr (std::is_same<A, float>::value) return reinterpret_cast<vec_t<A>>(_mm_sqrt_ps(reinterpret_cast<__m128>(s)));
+  else return reinterpret_cast<vec_t<A>>(_mm_sqrt_pd(reinterpret_cast<__m128d>(s)));
+#else
+  // Other CPUs: per lane (sqrt is correctly rounded, as the instructions above).
+  vec_t<A> r;
+  for (int l = 0; l < Vec<A>::lanes; ++l) r[l] = std::sqrt(s[l]);
+  return r;
+#endif
+}
+
 // Magnitudes: L2 = sqrt(a*a + b*b) (IEEE sqrt, correctly rounded), L1 = |a| + |b|.
 template <typename A, bool L2>
 inline void magnitude_rows(const A* a, const A* b, A* o, int64_t n) {
@@ -78,23 +101,9 @@ inline void magnitude_rows(const A* a, const A* b, A* o, int64_t n) {
     const vec_t<A> va = loadu(a + x), vb = loadu(b + x);
     vec_t<A> r;
     if constexpr (L2) {
-      const vec_t<A> s = va * va + vb * vb;
-#if defined(__AVX512F__)
-      if constexpr (std::is_same<A, float>::value) r = reinterpret_cast<vec_t<A>>(_mm512_sqrt_ps(reinterpret_cast<__m512>(s)));
-      else r = reinterpret_cast<vec_t<A>>(_mm512_sqrt_pd(reinterpret_cast<__m512d>(s)));
-#elif defined(__AVX__)
-      if constexpr (std::is_same<A, float>::value) r = reinterpret_cast<vec_t<A>>(_mm256_sqrt_ps(reinterpret_cast<__m256>(s)));
-      else r = reinterpret_cast<vec_t<A>>(_mm256_sqrt_pd(reinterpret_cast<__m256d>(s)));
-#elif defined(__SSE2__)
-      if constexpr (std::is_same<A, float>::value) r = reinterpret_cast<vec_t<A>>(_mm_sqrt_ps(reinterpret_cast<__m128>(s)));
-      else r = reinterpret_cast<vec_t<A>>(_mm_sqrt_pd(reinterpret_cast<__m128d>(s)));
-#else
-      // Other CPUs: per lane (sqrt is correctly rounded, as the instructions above).
-      for (int l = 0; l < L; ++l) r[l] = std::sqrt(s[l]);
-#endif
+      r = vsqrt<A>(va * va + vb * vb);
     } else {
-      const vec_t<A> aa = va < 0 ? -va : va, ab = vb < 0 ? -vb : vb;
-      r = aa + ab;
+      r = vabs<A>(va) + vabs<A>(vb);
     }
     storeu(o + x, r);
   }
@@ -373,12 +382,52 @@ static void stencil3_impl(const void* src, const ImageDesc& s, void* dst, const 
 // Every element is formed by one expression (the vector body, the last vector ending at n and
 // rows under one vector alike), so threads never change a bit.
 // (as<V>(): the taps broadcast to V once, held in registers by the loops)
+// The roundings are explicit: Sym3 one fused multiply-add where the ISA has one (a plain
+// multiply and add otherwise), Anti3's product rounded on its own (`rounded`), so that no
+// code path contracts differently (GCC's -ffp-contract=fast fused these per context: the
+// vectors before the aligned start or at a row's end, and the scalar tails, rounded otherwise
+// than the loop, so a float result depended on the output's alignment).
+template <typename V>
+IMKERN_ALWAYS_INLINE inline V rounded(V v) {
+#if defined(__AVX512F__)
+  asm("" : "+v"(v));  // opaque: the value is formed here, not fused into its use
+#elif defined(__SSE2__)
+  asm("" : "+x"(v));
+#endif
+  return v;
+}
+template <typename V>
+IMKERN_ALWAYS_INLINE inline V mul_add(V a, V b, V c) {  // a * b + c
+#if defined(__FMA__)
+  if constexpr (std::is_floating_point<V>::value) {
+    return std::fma(a, b, c);
+  } else {
+    using E = std::remove_cv_t<std::remove_reference_t<decltype(a[0])>>;
+    if constexpr (std::is_same<E, float>::value) {
+      if constexpr (sizeof(V) == 16) return reinterpret_cast<V>(_mm_fmadd_ps((__m128)a, (__m128)b, (__m128)c));
+      else if constexpr (sizeof(V) == 32) return reinterpret_cast<V>(_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c));
+#if defined(__AVX512F__)
+      else return reinterpret_cast<V>(_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c));
+#endif
+    } else {
+      if constexpr (sizeof(V) == 16) return reinterpret_cast<V>(_mm_fmadd_pd((__m128d)a, (__m128d)b, (__m128d)c));
+      else if constexpr (sizeof(V) == 32) return reinterpret_cast<V>(_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c));
+#if defined(__AVX512F__)
+      else return reinterpret_cast<V>(_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c));
+#endif
+    }
+  }
+#else
+  return rounded(a * b) + c;
+#endif
+}
+
 template <typename A>
 struct Sym3 {  // a * (t0 + t2) + b * t1
   A a, b;
   template <typename V>
   IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V t2) const {
-    return a * (t0 + t2) + b * t1;
+    return mul_add<V>(a, t0 + t2, b * t1);
   }
   template <typename V>
   IMKERN_ALWAYS_INLINE Sym3<V> as() const {
@@ -390,7 +439,7 @@ struct Anti3 {  // a * (t2 - t0)
   A a;
   template <typename V>
   IMKERN_ALWAYS_INLINE V eval(V t0, V, V t2) const {
-    return a * (t2 - t0);
+    return rounded<V>(a * (t2 - t0));
   }
   template <typename V>
   IMKERN_ALWAYS_INLINE Anti3<V> as() const {
@@ -469,6 +518,7 @@ IMKERN_ALWAYS_INLINE inline Col2<V> lanes_from(const Col2<V>& a, const Col2<V>& 
 // Separable: col = ky (x) rows, out = kx (x) col (+ delta).
 template <typename V, typename KV, typename KH>
 struct SepOp {
+  static constexpr int outs = 1;
   KV kv;
   KH kh;
   V dl;
@@ -488,6 +538,7 @@ struct SepOp {
 // corner sums paired by column instead of by row; the edge sum as Lap3's).
 template <typename V, bool Corners, bool Edges>
 struct LapOp {
+  static constexpr int outs = 1;
   V ka, kb, kc, dl;
   IMKERN_ALWAYS_INLINE Col2<V> col(V t0, V t1, V t2) const { return {t0 + t2, t1}; }
   IMKERN_ALWAYS_INLINE V row(const Col2<V>& l, const Col2<V>& c, const Col2<V>& r) const {
@@ -498,13 +549,43 @@ struct LapOp {
   }
 };
 
+// Both Sobel / Scharr derivatives from the same columns (gradient, gradient_magnitude): the
+// smoothing kernel sm = (a, b, a) and the difference dv = (-c, 0, c) along each axis,
+// col = (sm (x) rows, dv (x) rows), gx = dv (x) col.u, gy = sm (x) col.w: the expressions of
+// SepOp for sobel (1, 0) and (0, 1), so each derivative has sobel's bits. pair: both stored
+// (outs = 2); l1 / l2: |gx| + |gy| or sqrt(gx gx + gy gy) (magnitude_rows' expressions) stored
+// once, without the two derivative rows.
+enum class GradOut { pair, l1, l2 };
+template <typename V>
+struct Two {
+  V a, b;
+};
+template <typename A, GradOut M>
+struct GradOp {
+  using V = simd::vec_t<A>;
+  static constexpr int outs = M == GradOut::pair ? 2 : 1;
+  Sym3<V> sm;
+  Anti3<V> dv;
+  IMKERN_ALWAYS_INLINE Col2<V> col(V t0, V t1, V t2) const {
+    return {sm.template eval<V>(t0, t1, t2), dv.template eval<V>(t0, t1, t2)};
+  }
+  IMKERN_ALWAYS_INLINE auto row(const Col2<V>& l, const Col2<V>& c, const Col2<V>& r) const {
+    const V gx = dv.template eval<V>(l.u, c.u, r.u);
+    const V gy = sm.template eval<V>(l.w, c.w, r.w);
+    if constexpr (M == GradOut::pair) return Two<V>{gx, gy};
+    else if constexpr (M == GradOut::l1) return vabs<A>(gx) + vabs<A>(gy);
+    else return vsqrt<A>(mul_add<V>(gx, gx, gy * gy));
+  }
+};
+
 // R output rows (1 or 2: rows y and y + 1 share two of their source rows' loads) from the
 // R + 2 source rows p. pads (R x 6 L): per output row, the border columns' source values (3
 // rows of L lanes: lanes L - C .. L - 1 the left pixel; in the next 3 L, lanes 0 .. C - 1 the
 // right one), whose columns stand for col[-C .. -1] and col[n .. n + C - 1]. The loop starts
 // at the first aligned element of o[0] (the rows share their alignment; the source rows, as a
 // rule, too); the vectors before it and the last two (overlapping: the same values) by direct
-// loads. Every element by the same expression, whatever R.
+// loads. Every element by the same expression, whatever R. Ops with two outputs (outs = 2)
+// store row r's to o[r] and o[R + r] (of the same alignment when streaming).
 template <typename S, typename A, int C, bool Stream, int R, typename Op>
 static void fused3_rows(const S* const* p, A* const* o, int64_t n, const Op& opr, const A* pads) {
   using namespace simd;
@@ -512,10 +593,20 @@ static void fused3_rows(const S* const* p, A* const* o, int64_t n, const Op& opr
   constexpr int L = Vec<A>::lanes;
   static_assert(C < L, "channels under one vector");
   const Op op = opr;  // a local copy: its taps stay in registers across the stores
+  constexpr int NO = Op::outs;
   const S* q[R + 2];
-  A* out[R];
+  A* out[R * NO];
   for (int r = 0; r < R + 2; ++r) q[r] = p[r];
-  for (int r = 0; r < R; ++r) out[r] = o[r];
+  for (int r = 0; r < R * NO; ++r) out[r] = o[r];
+  auto emit = [&](auto st, int r, int64_t e, const auto& v) IMKERN_ALWAYS_INLINE {
+    constexpr bool St = decltype(st)::value;
+    if constexpr (NO == 2) {
+      put<A, A, St>(out[r] + e, v.a);
+      put<A, A, St>(out[R + r] + e, v.b);
+    } else {
+      put<A, A, St>(out[r] + e, v);
+    }
+  };
   auto cs = [&](int r, int64_t i) IMKERN_ALWAYS_INLINE {
     return op.col(load_vec<A, S>(q[r] + i), load_vec<A, S>(q[r + 1] + i), load_vec<A, S>(q[r + 2] + i));
   };
@@ -529,7 +620,7 @@ static void fused3_rows(const S* const* p, A* const* o, int64_t n, const Op& opr
     const Col2<V> c = cs(r, e);
     const Col2<V> l = e >= C ? cs(r, e - C) : lanes_from<L - C>(pl[r], c);
     const Col2<V> rt = e + L + C <= n ? cs(r, e + C) : lanes_from<C>(c, pr[r]);
-    storeu(out[r] + e, op.row(l, c, rt));
+    emit(std::false_type{}, r, e, op.row(l, c, rt));
   };
   int64_t x = stream_start<A, A>(out[0]) % L;
   if (x > 0 && x < C) x += L;  // the loop's first left vector by direct loads
@@ -546,7 +637,7 @@ static void fused3_rows(const S* const* p, A* const* o, int64_t n, const Op& opr
 #pragma GCC unroll 2
     for (int r = 0; r < R; ++r) {
       const Col2<V> nxt = cs(r, x + L);
-      put<A, A, Stream>(out[r] + x, op.row(left[r], cur[r], lanes_from<C>(cur[r], nxt)));
+      emit(std::bool_constant<Stream>{}, r, x, op.row(left[r], cur[r], lanes_from<C>(cur[r], nxt)));
       left[r] = lanes_from<L - C>(cur[r], nxt);
       cur[r] = nxt;
     }
@@ -565,20 +656,29 @@ inline bool fused3_fits(int64_t n, int64_t C) {
 }
 
 // The whole image by fused3_rows (fused3_fits only). Rows next to a constant border read
-// converted copies of their three rows (the cval rows among them).
+// converted copies of their three rows (the cval rows among them). Ops with two outputs write
+// the second to dst1 (d1).
 template <typename T, typename A, typename Op>
 static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const Op& op,
-                        Border border, A cv) {
+                        Border border, A cv, void* dst1 = nullptr, const ImageDesc* d1 = nullptr) {
   using namespace simd;
   constexpr int64_t L = Vec<A>::lanes;
+  constexpr int NO = Op::outs;
   const int64_t H = s.h, W = s.w, C = s.c, n = W * C;
   const int64_t rows = s.n * H;
-  // As the ring filters: streaming when source and result cannot both stay in the LLC.
-  const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
+  // As the ring filters: streaming when source and results cannot all stay in the LLC.
+  const bool stream = (1 + NO) * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
   // Two rows at a time for float images where their outputs share an alignment (integer
   // images measured slower so: their widening loads twice over).
   constexpr bool float_src = std::is_same<T, A>::value;
-  const bool pairs = float_src && d.row_stride % L == 0;
+  const bool pairs = float_src && d.row_stride % L == 0 && (NO == 1 || d1->row_stride % L == 0);
+  // The output rows of rows y .. y + R - 1 (image b) into o (o[R + r]: the second output's).
+  auto outs_at = [&](int64_t b, int64_t y, int R, A** o) {
+    for (int r = 0; r < R; ++r) {
+      o[r] = row_ptr<A>(dst, d, b, y + r);
+      if constexpr (NO == 2) o[R + r] = row_ptr<A>(dst1, *d1, b, y + r);
+    }
+  };
   auto run = [&](auto cc, auto st, auto rr, const auto* const* p, A* const* o, const A* pads) {
     using S = std::remove_cv_t<std::remove_pointer_t<std::remove_cv_t<std::remove_pointer_t<decltype(p)>>>>;
     constexpr int CC = decltype(cc)::value;
@@ -589,7 +689,12 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
     using I4 = std::integral_constant<int, 4>;
     using I3 = std::integral_constant<int, 3>;
     using I1 = std::integral_constant<int, 1>;
-    if (stream) {
+    bool st = stream;
+    if constexpr (NO == 2) {
+      // two outputs stream only when aligned alike (the loop's aligned start is the first's)
+      st = st && stream_start<A, A>(o[0]) % L == stream_start<A, A>(o[decltype(rr)::value]) % L;
+    }
+    if (st) {
       if (C == 4) return run(I4{}, std::true_type{}, rr, p, o, pads);
       if (C == 3) return run(I3{}, std::true_type{}, rr, p, o, pads);
       return run(I1{}, std::true_type{}, rr, p, o, pads);
@@ -628,19 +733,20 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
       const int64_t b = t / H, y = t % H;
       int64_t yy[3];
       const bool outside = prep(b, y, yy, pads);
-      A* o[2] = {row_ptr<A>(dst, d, b, y), nullptr};
+      A* o[4];  // R x outs output rows
       if (!outside && pairs && t + 1 < t1 && y + 1 < H) {
         int64_t yn[3];
         if (!prep(b, y + 1, yn, pads + 6 * L)) {
           const T* P[4] = {row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]),
                            row_ptr<T>(src, s, b, yn[2])};
-          o[1] = row_ptr<A>(dst, d, b, y + 1);
+          outs_at(b, y, 2, o);
           rows_of(std::integral_constant<int, 2>{}, P, o, pads);
           t += 2;
           continue;
         }
       }
       t += 1;
+      outs_at(b, y, 1, o);
       if (!outside) {
         const T* P[3] = {row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2])};
         rows_of(std::integral_constant<int, 1>{}, P, o, pads);
@@ -778,6 +884,35 @@ static bool deriv_sep3(const void* src, const ImageDesc& s, void* dst, const Ima
   return true;
 }
 
+// gradient / gradient_magnitude 3x3 (Sobel ksize 1 or 3, Scharr): gx = dv (x) sm, gy = sm (x)
+// dv with dv antisymmetric and sm symmetric (the kernels transposed), in one fused pass; the
+// pair on images fused3_fits does not take by sobel's two-pass path for each (so gradient
+// equals the two sobel calls bit for bit on every path); false when the kernels do not fit,
+// or for magnitudes of such images (the ring path).
+template <typename T, typename A>
+static bool deriv_grad3(const void* src, const ImageDesc& s, void* dst0, const ImageDesc& d0, void* dst1,
+                        const ImageDesc& d1, const double* kx0, const double* ky0, const double* kx1,
+                        const double* ky1, DerivMode mode, Border border, double cval) {
+  if (mode != DerivMode::pair && mode != DerivMode::mag_l1 && mode != DerivMode::mag_l2) return false;
+  if (tap3_form(kx0) != 1 || tap3_form(ky0) != 0) return false;
+  for (int i = 0; i < 3; ++i)
+    if (kx1[i] != ky0[i] || ky1[i] != kx0[i]) return false;
+  if (!fused3_fits<A>(s.w * s.c, s.c)) {
+    if (mode != DerivMode::pair) return false;
+    deriv_sep3<T, A>(src, s, dst0, d0, kx0, ky0, 0.0, border, cval);
+    deriv_sep3<T, A>(src, s, dst1, d1, kx1, ky1, 0.0, border, cval);
+    return true;
+  }
+  using V = simd::vec_t<A>;
+  const Sym3<V> sm{simd::splat<A>(static_cast<A>(ky0[0])), simd::splat<A>(static_cast<A>(ky0[1]))};
+  const Anti3<V> dv{simd::splat<A>(static_cast<A>(kx0[2]))};
+  const A cv = static_cast<A>(cval);
+  if (mode == DerivMode::pair) fused3_impl<T, A>(src, s, dst0, d0, GradOp<A, GradOut::pair>{sm, dv}, border, cv, dst1, &d1);
+  else if (mode == DerivMode::mag_l1) fused3_impl<T, A>(src, s, dst0, d0, GradOp<A, GradOut::l1>{sm, dv}, border, cv);
+  else fused3_impl<T, A>(src, s, dst0, d0, GradOp<A, GradOut::l2>{sm, dv}, border, cv);
+  return true;
+}
+
 }  // namespace
 
 template <typename T>
@@ -788,6 +923,9 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
   using A = typename AccOf<T>::type;
   if (kw == 3 && kh == 3 && deriv_3x3<T, A>(src, s, dst0, d0, kx0, ky0, kx1, ky1, mode, delta, border, cval)) return;
   if (kw == 3 && kh == 3 && mode == DerivMode::single && deriv_sep3<T, A>(src, s, dst0, d0, kx0, ky0, delta, border, cval))
+    return;
+  if (kw == 3 && kh == 3 && delta == 0 &&
+      deriv_grad3<T, A>(src, s, dst0, d0, dst1, d1, kx0, ky0, kx1, ky1, mode, border, cval))
     return;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int ay = kh / 2, ax = kw / 2;
