@@ -17,6 +17,10 @@
 // vector of outputs and the first element of its window), the vertical-first order in column
 // chunks whose sums stay in L1, the horizontal-first vertical sums fused with the store;
 // outputs larger than the cache share are streamed (blocks placed where the rows align).
+// Tables that repeat along the row (2x, 3x, 1.5x, ...) are read from their first period, and
+// whole periods run with its index and weight vectors (hperm_periods); when the height grows,
+// consecutive output rows with the same window (2x: rows 2i + 1, 2i + 2) are summed in one
+// pass over the ring (vsum_out2_f32). Same values and order: the same bits.
 // Exactly half the size with taps (0.5, 0.5) on both axes (bilinear, area), float32, uint16
 // and uint8: the 2x2 mean in one pass, with the generic paths' bits (resize_halve.cpp).
 // Bytes per output pixel ~ C * sizeof(T) * (ky * src_w / dst_w + 1); MACs per output pixel
@@ -151,6 +155,9 @@ struct PermPlan {
   bool build(const int32_t* ip, int kx, int64_t C, int64_t SWC, int64_t n, int64_t off_ = 0) {
     nw = 0;
     off = 0;
+    per = 0;
+    fast = false;
+    C_ = C;
     if (kPermL == 0 || kx > 8 || off_ < 0 || off_ >= kPermL) return false;
     const int64_t L = std::max(kPermL, 1), nb = (n - off_) / L;
     if (nb <= 0) return false;
@@ -196,6 +203,72 @@ struct PermPlan {
     off = 0;
     return false;
   }
+
+  // Tables that repeat along the row (rational factors with a short period: 2x every 3
+  // blocks of three channels) in blocks per_lo .. per_hi - 1 (away from the edges' clamped
+  // taps): block b >= per_lo + per reads the weights and the window-relative indices of
+  // block per_lo + (b - per_lo) % per, which stay in L1, instead of a table row as long as
+  // the output row (4K: five 46 KB rows read from L2 per source row). The same values, so
+  // the same bits. per = 0: no period.
+  int64_t per_lo = 0, per = 0, per_hi = 0;
+  void find_period(const int32_t* ip, const float* wp, int kx, int64_t ws) {
+    per = 0;
+    if (nw == 0) return;
+    const int64_t L = std::max(kPermL, 1), nb = static_cast<int64_t>(base.size());
+    const int64_t lo = 4, hi = nb - 4;
+    auto same = [&](int64_t a, int64_t b) {
+      if ((base[a] < 0) != (base[b] < 0) || narrow[a] != narrow[b]) return false;
+      if (base[a] < 0) return true;  // the scalar formula reads the block's own entries
+      const int64_t ea = off + a * L, eb = off + b * L;
+      for (int64_t i = 0; i < L; ++i)
+        if (ip[ea + i] - base[a] != ip[eb + i] - base[b]) return false;
+      for (int k = 0; k < kx; ++k)
+        if (std::memcmp(wp + k * ws + ea, wp + k * ws + eb, static_cast<size_t>(L) * sizeof(float)) != 0) return false;
+      return true;
+    };
+    for (int64_t p = 1; p <= 32 && lo + 4 * p <= hi; ++p) {
+      bool ok = true;
+      for (int64_t b = lo + p; b < hi && ok; ++b) ok = same(b, b - p);
+      if (ok) {
+        per_lo = lo;
+        per = p;
+        per_hi = hi;
+        fill_period(ip, wp, kx, ws);
+        return;
+      }
+    }
+  }
+
+  // The first period's tables as vectors for hperm_periods: prel [per][kx][L] the lane
+  // indices of each tap (AVX-512: into the block's 2- or 4-vector window, rel + k C; AVX2:
+  // into the one vector at base + k C, rel for every tap), pw [per][kx][L] the weights.
+  // fast: every block of the period has a window (AVX2: a narrow one).
+  aligned_vector<int32_t> prel;
+  aligned_vector<float> pw;
+  bool fast = false;
+  void fill_period(const int32_t* ip, const float* wp, int kx, int64_t ws) {
+    const int64_t L = std::max(kPermL, 1);
+    fast = true;
+    prel.assign(static_cast<size_t>(per * kx * L), 0);
+    pw.assign(static_cast<size_t>(per * kx * L), 0.f);
+    for (int64_t j = 0; j < per; ++j) {
+      const int64_t b = per_lo + j, e0 = off + b * L;
+      if (base[b] < 0) fast = false;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+      if (!narrow[b]) fast = false;
+#endif
+      for (int k = 0; k < kx; ++k)
+        for (int64_t i = 0; i < L; ++i) {
+          int32_t r = ip[e0 + i] - base[b];
+#if defined(__AVX512F__)
+          r += static_cast<int32_t>(k * C_);
+#endif
+          prel[(j * kx + k) * L + i] = r;
+          pw[(j * kx + k) * L + i] = wp[k * ws + e0 + i];
+        }
+    }
+  }
+  int64_t C_ = 1;  // the channel count (set by build)
 };
 
 // One vector of float sums stored as T (rounded and saturated for uint16), streamed where
@@ -261,10 +334,12 @@ struct PermWin {
 // bs + k C (one vpermps, no index arithmetic or blends: 2 vpermps, a blend and two integer
 // ops per tap otherwise; 1080p -> 4K RGB bicubic float32 11.7 -> 11.1 ms on Zen 4); the same
 // products and sums as the window permutes.
+// ip, tbs: the indices and window start of the block whose tables it reads (PermPlan::find_period).
 template <typename Src>
-inline __m256 hperm_narrow(const Src& v, const int32_t* ip, int32_t bs, const float* wp, int kx, int64_t C, int64_t n) {
+inline __m256 hperm_narrow(const Src v, const int32_t* ip, int32_t tbs, int32_t bs, const float* wp, int kx, int64_t C,
+                           int64_t n) {
   const int kk = kx;
-  const __m256i rel = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip)), _mm256_set1_epi32(bs));
+  const __m256i rel = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip)), _mm256_set1_epi32(tbs));
   auto tap = [&](int k) {
     return _mm256_permutevar8x32_ps(reinterpret_cast<__m256>(load_vec<float>(v + bs + k * C)), rel);
   };
@@ -274,9 +349,53 @@ inline __m256 hperm_narrow(const Src& v, const int32_t* ip, int32_t bs, const fl
 }
 #endif
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+// Whole periods of a periodic plan (PermPlan::fill_period, `fast`), from block b (the start of
+// a period) for nper periods: the first period's index and weight vectors from L1, the
+// window of each block from base. The same taps, products and sums as hperm_run's blocks
+// (tap 0's product, then one fused multiply-add per tap), so the same bits; about half the
+// instructions per block (no index arithmetic, no table of the row's length, no per-block
+// branches).
+template <typename Src, typename T, int NW, bool Stream, int K>
+inline void hperm_periods(const Src v, const PermPlan& plan, int kx_, int64_t C, int64_t b, int64_t nper, T* out) {
+  constexpr int L = kPermL;
+  const int kx = K > 0 ? K : kx_;
+  const int per = static_cast<int>(plan.per);
+  const int32_t* __restrict__ base = plan.base.data() + b;
+  const int32_t* __restrict__ prel = plan.prel.data();
+  const float* __restrict__ pw = plan.pw.data();
+  T* o = out + plan.off + b * L;
+  for (int64_t m = 0; m < nper; ++m) {
+    for (int j = 0; j < per; ++j, ++base, o += L) {
+      const int32_t bs = *base;
+      const int32_t* rj = prel + j * kx * L;
+      const float* wj = pw + j * kx * L;
+#if defined(__AVX512F__)
+      const PermWin<NW> w(v, bs);
+      __m512 a = _mm512_mul_ps(_mm512_load_ps(wj), w(_mm512_load_si512(rj)));
+      for (int k = 1; k < kx; ++k)
+        a = _mm512_fmadd_ps(_mm512_load_ps(wj + k * L), w(_mm512_load_si512(rj + k * L)), a);
+#else
+      static_assert(NW == 2, "AVX2 plans use 2-vector windows");
+      // every block narrow: tap k permutes the vector at bs + k C by the same indices
+      const __m256i rel = _mm256_load_si256(reinterpret_cast<const __m256i*>(rj));
+      auto tap = [&](int k) {
+        return _mm256_permutevar8x32_ps(reinterpret_cast<__m256>(load_vec<float>(v + bs + k * C)), rel);
+      };
+      __m256 a = _mm256_mul_ps(_mm256_load_ps(wj), tap(0));
+      for (int k = 1; k < kx; ++k) a = _mm256_fmadd_ps(_mm256_load_ps(wj + k * L), tap(k), a);
+#endif
+      simd::vec_t<float> av;
+      std::memcpy(&av, &a, sizeof(av));
+      put_out<T, Stream>(o, av);
+    }
+  }
+}
+#endif
+
 // The scalar formula for output elements [e0, e1) (weights tap-major with stride n).
 template <typename Src, typename T>
-inline void hperm_scalar(const Src& v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n, int64_t e0,
+inline void hperm_scalar(const Src v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n, int64_t e0,
                          int64_t e1, T* out) {
   for (int64_t e = e0; e < e1; ++e) {
     float a = wp[e] * src_at(v, ip[e]);
@@ -289,49 +408,79 @@ inline void hperm_scalar(const Src& v, const int32_t* ip, const float* wp, int k
 // / uint16 source row): whole blocks where the plan puts them, the scalar formula for the
 // elements before the first and after the last; streamed stores where Stream.
 template <typename Src, typename T, int NW, bool Stream, int K>
-inline void hperm_run(const Src& v, const int32_t* ip, const int32_t* base, const uint8_t* narrow, int64_t off,
-                      const float* wp, int kx_, int64_t C, int64_t n, int64_t e0, int64_t e1, T* out) {
+inline void hperm_run(const Src v, const int32_t* ip, const PermPlan& plan, const float* wp, int kx_, int64_t C,
+                      int64_t n, int64_t e0, int64_t e1, T* out) {
   const int kx = K > 0 ? K : kx_;
   int64_t e = e0;
 #if defined(__AVX512F__) || defined(__AVX2__)
   constexpr int L = kPermL;
+  const int32_t* base = plan.base.data();
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  const uint8_t* narrow = plan.narrow.data();
+#endif
+  const int64_t off = plan.off, per_lo = plan.per_lo, per = plan.per, per_hi = plan.per_hi;
   // the first block start at or after e0
   const int64_t eb = std::min(e1, e0 < off ? off : e0 + (L - (e0 - off) % L) % L);
   hperm_scalar<Src, T>(v, ip, wp, kx, C, n, e0, eb, out);
   e = eb;
-  for (; e + L <= e1; e += L) {
-    const int32_t bs = base[(e - off) / L];
+  // One block: the window of block b, the tables of block ub (b itself, or its place in the
+  // first period: find_period)
+  auto block = [&](int64_t e, int64_t b, int64_t ub) __attribute__((always_inline)) {
+    const int32_t bs = base[b];
     if (bs < 0) {
       hperm_scalar<Src, T>(v, ip, wp, kx, C, n, e, e + L, out);
-      continue;
+      return;
     }
+    const int64_t te = off + ub * L;
+    const int32_t tbs = base[ub];
 #if defined(__AVX2__) && !defined(__AVX512F__)
-    if (narrow[(e - off) / L]) {
-      const __m256 a = hperm_narrow(v, ip + e, bs, wp + e, kx, C, n);
+    if (narrow[b]) {
+      const __m256 a = hperm_narrow(v, ip + te, tbs, bs, wp + te, kx, C, n);
       simd::vec_t<float> av;
       std::memcpy(&av, &a, sizeof(av));
       put_out<T, Stream>(out + e, av);
-      continue;
+      return;
     }
 #endif
     const PermWin<NW> w(v, bs);
 #if defined(__AVX512F__)
-    const __m512i rel = _mm512_sub_epi32(_mm512_loadu_si512(ip + e), _mm512_set1_epi32(bs));
-    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(wp + e), w(rel));
+    const __m512i rel = _mm512_sub_epi32(_mm512_loadu_si512(ip + te), _mm512_set1_epi32(tbs));
+    __m512 a = _mm512_mul_ps(_mm512_loadu_ps(wp + te), w(rel));
     for (int k = 1; k < kx; ++k)
-      a = _mm512_fmadd_ps(_mm512_loadu_ps(wp + k * n + e),
+      a = _mm512_fmadd_ps(_mm512_loadu_ps(wp + k * n + te),
                           w(_mm512_add_epi32(rel, _mm512_set1_epi32(static_cast<int32_t>(k * C)))), a);
 #else
     const __m256i rel =
-        _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip + e)), _mm256_set1_epi32(bs));
-    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(wp + e), w(rel));
+        _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ip + te)), _mm256_set1_epi32(tbs));
+    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(wp + te), w(rel));
     for (int k = 1; k < kx; ++k)
-      a = _mm256_fmadd_ps(_mm256_loadu_ps(wp + k * n + e),
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(wp + k * n + te),
                           w(_mm256_add_epi32(rel, _mm256_set1_epi32(static_cast<int32_t>(k * C)))), a);
 #endif
     simd::vec_t<float> av;
     std::memcpy(&av, &a, sizeof(av));
     put_out<T, Stream>(out + e, av);
+  };
+  int64_t b = (e - off) / L;
+  if (per == 0) {
+    for (; e + L <= e1; e += L, ++b) block(e, b, b);
+  } else {
+    // tb cycles through the first period in step with b; whole periods go to hperm_periods
+    int64_t tb = b < per_lo ? per_lo : per_lo + (b - per_lo) % per;
+    for (; e + L <= e1; e += L, ++b) {
+      if (plan.fast && tb == per_lo && b >= per_lo) {
+        const int64_t np = std::min((per_hi - b) / per, (e1 - e) / (per * L));
+        if (np > 0) {
+          hperm_periods<Src, T, NW, Stream, K>(v, plan, kx, C, b, np, out);
+          e += np * per * L;
+          b += np * per;
+          if (e + L > e1) break;
+        }
+      }
+      const int64_t ub = b >= per_lo && b < per_hi ? tb : b;
+      if (b >= per_lo) tb = tb + 1 == per_lo + per ? per_lo : tb + 1;
+      block(e, b, ub);
+    }
   }
 #endif
   hperm_scalar<Src, T>(v, ip, wp, kx, C, n, e, e1, out);
@@ -340,11 +489,10 @@ inline void hperm_run(const Src& v, const int32_t* ip, const int32_t* base, cons
 // (2 and 4 taps, bilinear and bicubic, known at compile time: no tap loop; 224x224x3 -> 336x336
 // bilinear float32 79 -> 67 us on Zen 4)
 template <typename Src, typename T, bool Stream>
-inline void hperm(const PermPlan& plan, const Src& v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n,
+inline void hperm(const PermPlan& plan, const Src v, const int32_t* ip, const float* wp, int kx, int64_t C, int64_t n,
                   int64_t e0, int64_t e1, T* out) {
   auto run = [&](auto nw, auto k) {
-    hperm_run<Src, T, decltype(nw)::value, Stream, decltype(k)::value>(v, ip, plan.base.data(), plan.narrow.data(),
-                                                                       plan.off, wp, kx, C, n, e0, e1, out);
+    hperm_run<Src, T, decltype(nw)::value, Stream, decltype(k)::value>(v, ip, plan, wp, kx, C, n, e0, e1, out);
   };
   using W2 = std::integral_constant<int, 2>;
   using W4 = std::integral_constant<int, 4>;
@@ -1251,6 +1399,65 @@ inline void vsum_out_f32_any(const float* const* rows, const float* wy, int ky, 
   else vsum_out_f32<T, 0, Stream>(rows, wy, ky, n, out, backward);
 }
 
+// Two output rows with the same window of K ring rows (an upscale by 2 pairs rows 2i + 1 and
+// 2i + 2): each ring vector is loaded once for both rows, and each row's sum is
+// vsum_out_f32's, in its order (the same bits). The caller checks that both rows stream from
+// the same element (the same head).
+template <typename T, int K, bool Stream>
+inline void vsum_out2_f32(const float* const* rows, const float* wa, const float* wb, int64_t n, T* __restrict__ oa,
+                          T* __restrict__ ob, bool backward) {
+  constexpr int L = simd::Vec<float>::lanes;
+  float ua[K], ub[K];  // the weights in registers (out may alias them)
+  const float* r[K];
+  for (int k = 0; k < K; ++k) ua[k] = wa[k], ub[k] = wb[k], r[k] = rows[k];
+  auto one = [&](int64_t e) {
+    float a = ua[0] * r[0][e];
+    for (int k = 1; k < K; ++k) a += ua[k] * r[k][e];
+    float b = ub[0] * r[0][e];
+    for (int k = 1; k < K; ++k) b += ub[k] * r[k][e];
+    oa[e] = to_output<T, float>(a);
+    ob[e] = to_output<T, float>(b);
+  };
+  // (always inlined: GCC made this a call per vector, 1.2x slower at AVX2)
+  auto vec = [&](int64_t e) __attribute__((always_inline)) {
+    simd::vec_t<float> x[K];
+    for (int k = 0; k < K; ++k) x[k] = simd::loadu(r[k] + e);
+    simd::vec_t<float> a = ua[0] * x[0], b = ub[0] * x[0];
+    for (int k = 1; k < K; ++k) a += ua[k] * x[k];
+    for (int k = 1; k < K; ++k) b += ub[k] * x[k];
+    put_out<T, Stream>(oa + e, a);
+    put_out<T, Stream>(ob + e, b);
+  };
+  const int64_t head = Stream ? std::min(n, stream_start<T, float>(oa) % L) : 0;
+  const int64_t body = head + (n - head) / L * L;
+  if (!backward) {
+    for (int64_t e = 0; e < head; ++e) one(e);
+    for (int64_t e = head; e < body; e += L) vec(e);
+    for (int64_t e = body; e < n; ++e) one(e);
+  } else {
+    for (int64_t e = n - 1; e >= body; --e) one(e);
+    for (int64_t e = body - L; e >= head; e -= L) vec(e);
+    for (int64_t e = head - 1; e >= 0; --e) one(e);
+  }
+}
+
+// 4K aliasing (see resize_f32_hfirst): the sums of output rows at `outs` from ring rows at
+// `ring` (all ring rows at one offset modulo 4096) go backward when that keeps every
+// pending store further from the loads modulo 4096 than going forward does. Forward, a store
+// e' bytes behind the loads aliases them when e' = (out - ring) mod 4096; backward, when
+// e' = (ring - out) mod 4096 (ahead of them); the larger the distance, the more stores drain
+// first. One row: backward when the ring is more than 2 KiB ahead of it, as before.
+inline bool sum_backward(const void* ring, const void* const* outs, int n_out) {
+  int64_t fwd = 4096, bwd = 4096;
+  for (int i = 0; i < n_out; ++i) {
+    const int64_t ahead =
+        static_cast<int64_t>((reinterpret_cast<uintptr_t>(ring) - reinterpret_cast<uintptr_t>(outs[i])) & 4095);
+    fwd = std::min(fwd, ahead == 0 ? 4096 : 4096 - ahead);
+    bwd = std::min(bwd, ahead == 0 ? 4096 : ahead);
+  }
+  return bwd > fwd;
+}
+
 // Height shrinking or kept, float sums: each output row in column chunks whose source span
 // stays in L1 (about 4096 elements): the vertical sums of the chunk's source elements only,
 // then its outputs' horizontal taps (lane permutes where the plan has them, else per-pixel
@@ -1340,14 +1547,9 @@ void resize_f32_hfirst(const void* src, const ImageDesc& s, void* dst, const Ima
   const float* wx = static_cast<const float*>(tx.w);
   const int64_t rows = d.n * d.h;
   const int64_t stride = (DWC + 1023) / 1024 * 1024;  // whole 4 KiB pages
-#if defined(__AVX2__) && !defined(__AVX512F__)
-  // (AVX2, one channel, float32 source rows: the permute pass measured 1.5x slower than the
-  // scalar loop on Zen 4, 1080p -> 4K bicubic, for reasons not found; uint16 rows and three
-  // channels gain from it)
-  const bool use_perm = plan.nw > 0 && !(C == 1 && std::is_same<T, float>::value);
-#else
+  // (AVX2, one channel, float32: the scalar loop ran here until the periodic blocks; 1080p ->
+  // 4K bicubic gray, horizontal pass 5.4 ms scalar, 2.8 ms permutes, 1.4 ms periodic permutes)
   const bool use_perm = plan.nw > 0;
-#endif
   const bool stream = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * SWC + rows * DWC) > params().stream_bytes;
   parallel_for(0, rows, rows_grain(rows, ky * DWC + kx * DWC), [&](int64_t t0, int64_t t1) {
     // the ring 1 KiB behind the tables modulo 4096: their loads never wait for the ring's stores
@@ -1371,8 +1573,27 @@ void resize_f32_hfirst(const void* src, const ImageDesc& s, void* dst, const Ima
         rp[k] = r;
       }
       T* o = row_ptr<T>(dst, d, b, y);
-      const uintptr_t ahead = (reinterpret_cast<uintptr_t>(ring) - reinterpret_cast<uintptr_t>(o)) & 4095;
-      const bool backward = ahead > 2048;
+      // the next output row with the same window (2x: rows 2i + 1 and 2i + 2) in the same pass
+      if ((ky == 2 || ky == 4) && t + 1 < t1 && y + 1 < d.h && ty.start[y + 1] == sy0) {
+        T* o2 = row_ptr<T>(dst, d, b, y + 1);
+        constexpr int64_t L = simd::Vec<float>::lanes;
+        if (!stream || stream_start<T, float>(o) % L == stream_start<T, float>(o2) % L) {
+          const void* outs[2] = {o, o2};
+          const bool bw = sum_backward(ring, outs, 2);
+          const float *wa = wy + y * ky, *wb = wa + ky;
+          if (ky == 2) {
+            if (stream) vsum_out2_f32<T, 2, true>(rp, wa, wb, DWC, o, o2, bw);
+            else vsum_out2_f32<T, 2, false>(rp, wa, wb, DWC, o, o2, bw);
+          } else {
+            if (stream) vsum_out2_f32<T, 4, true>(rp, wa, wb, DWC, o, o2, bw);
+            else vsum_out2_f32<T, 4, false>(rp, wa, wb, DWC, o, o2, bw);
+          }
+          ++t;
+          continue;
+        }
+      }
+      const void* outs[1] = {o};
+      const bool backward = sum_backward(ring, outs, 1);
       if (stream) vsum_out_f32_any<T, true>(rp, wy + y * ky, ky, DWC, o, backward);
       else vsum_out_f32_any<T, false>(rp, wy + y * ky, ky, DWC, o, backward);
     }
@@ -1447,6 +1668,12 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
         off = static_cast<int64_t>((al - static_cast<int64_t>(a0 % al)) % al) / static_cast<int64_t>(sizeof(T));
       PermPlan plan;
       plan.build(ipp, kx, C, SWC, DWC, off);
+#if defined(__AVX512F__)
+      // (AVX-512: only tables past the L1, 224 -> 448 gray bilinear 49 -> 54 us with periods)
+      if (static_cast<int64_t>(kx + 1) * DWC * 4 > 65536) plan.find_period(ipp, tab.data(), kx, ws);
+#else
+      plan.find_period(ipp, tab.data(), kx, ws);
+#endif
       if (hfirst) resize_f32_hfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       else resize_f32_vfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       return;
