@@ -415,7 +415,7 @@ def test_float_rectangles_sparse_nan(rng, isa, dtype, channels):
     NaN-propagating min/max, the others the plain one; every border, direct and van Herk
     heights, odd widths and 1-pixel images."""
     fps = [(3, 3), (5, 5), (1, 5), (5, 1), (2, 6), (8, 8), (15, 15), (9, 4)]
-    for i, shape in enumerate([(40, 67), (1, 1), (13, 1), (1, 29), (71, 33), (25, 130)]):
+    for shape in [(40, 67), (1, 1), (13, 1), (1, 29), (71, 33), (25, 130)]:
         x = _sparse_nan(rng, shape + (channels,), dtype)
         for fp in fps:
             f = np.ones(fp, np.uint8)
