@@ -388,10 +388,10 @@ def test_rectangle_covers(rng, isa, dtype, shape):
         imkern.reset_cpu_params()
 
 
-# ---- float rectangles: plain min/max where a strip's rows hold no NaN ----------------------------
+# ---- float rectangles: isolated NaN, infinities and signed zeros ----------------------------------
 def _sparse_nan(rng, shape, dtype, k=3):
-    """Values with ties of signed zeros and infinities, and a few NaN rows: most row windows hold
-    none (the plain min/max), some do (the NaN-propagating form), at the edges too."""
+    """Values with ties of signed zeros and infinities, and a few isolated NaN (most row windows
+    hold none, some do, at the edges too)."""
     x = rng.choice(np.array([-0.0, 0.0, 1.0, -1.0, 0.5, np.inf, -np.inf], dtype), size=shape)
     x += (rng.random(shape) * 1e-3).astype(dtype) * (rng.random(shape) < 0.5)
     h, w = shape[0], shape[1]
@@ -411,8 +411,7 @@ def _same_bits(a, b, msg=""):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_float_rectangles_sparse_nan(rng, isa, dtype, channels):
-    """Isolated NaN (first and last pixel, middle, random): the rows around them take the
-    NaN-propagating min/max, the others the plain one; every border, direct and van Herk
+    """Isolated NaN (first and last pixel, middle, random): every border, direct and van Herk
     heights, odd widths and 1-pixel images."""
     fps = [(3, 3), (5, 5), (1, 5), (5, 1), (2, 6), (8, 8), (15, 15), (9, 4)]
     for shape in [(40, 67), (1, 1), (13, 1), (1, 29), (71, 33), (25, 130)]:
@@ -432,9 +431,9 @@ def test_float_rectangles_sparse_nan(rng, isa, dtype, channels):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_float_rectangles_plain_equals_nan_form_bits(rng, isa, dtype):
-    """The plain min/max gives the NaN-propagating form's bits where no NaN is present (ties of
-    +0 and -0 included): a NaN constant border forces the NaN form, whose interior must equal a
-    finite constant's bit for bit; also in small column strips and views."""
+    """Away from the edges the border's constant never matters, NaN or not, bit for bit (ties of
+    +0 and -0 included): a guard for any min/max that treats NaN-free windows differently; also
+    in small column strips and views."""
     base = _sparse_nan(rng, (37, 90, 3), dtype, k=0)
     base[np.isnan(base)] = -0.0
     try:

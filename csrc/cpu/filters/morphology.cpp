@@ -560,39 +560,6 @@ void pad_vertical_row(T* row, const Strip<T>& st, T cv, int64_t y0, int nh) {
   }
 }
 
-// Whether p[0 .. n) may hold a NaN: the sum of its elements is NaN (inf - inf gives NaN too, a
-// false alarm that only costs the NaN-propagating path). Integers never do.
-template <typename T>
-bool may_hold_nan(const T* p, int64_t n) {
-  if constexpr (std::is_integral_v<T>) {
-    return false;
-  } else {
-    using namespace simd;
-    constexpr int L = Vec<T>::lanes;
-    vec_t<T> a = splat<T>(0), b = a;
-    int64_t e = 0;
-    for (; e + 2 * L <= n; e += 2 * L) {
-      a += loadu(p + e);
-      b += loadu(p + e + L);
-    }
-    T t = 0;
-    for (; e < n; ++e) t += p[e];
-    a += b;
-    return !all_lanes(a == a) || t != t;
-  }
-}
-
-// Whether the padded columns of a strip row (those pad_vertical_row wrote) may hold a NaN.
-template <typename T>
-bool pad_may_hold_nan(const T* row, const Strip<T>& st) {
-  const int64_t end = (st.last - st.first) * st.s->c;
-  for (int64_t e = 0; e < st.off; ++e)
-    if (row[e] != row[e]) return true;
-  for (int64_t e = st.off + st.cnt; e < end; ++e)
-    if (row[e] != row[e]) return true;
-  return false;
-}
-
 // dst[e] = a[e] - b[e], integers saturated at 0 as cv2.subtract (a footprint that misses its
 // anchor can see no pixel: the two ops' constants then); dst may be a.
 template <typename T>
@@ -625,16 +592,12 @@ void sub_rows(T* dst, const T* a, const T* b, int64_t n) {
 // the row buffers fit a quarter of this machine's L2 (pairs) or the L2 (van Herk)
 // (cpu_params: strip_l2); whole rows when they fit. Every output element is the same min/max
 // of the same inputs whatever the strips, bands or threads, so results never depend on them.
-// Floats: each source row of a strip is scanned for NaN (one load and add per vector) before
-// the first pass that reads it; passes whose rows (and pads) hold none take the plain min/max,
-// one instruction where propagating NaN takes three, the same values where no NaN is present.
 // Grad (fh <= kDirectRows only): the morphological gradient dilate - erode in one pass: the
 // vertical maxima and minima from the same loads, the horizontal ones from their two rows, and
 // max - min stored (cv: the dilation's constant, cvn the erosion's).
 template <bool Max, bool Grad, typename T>
 void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int fh, int fw, int ay, int ax,
                 Border border, T cv, T cvn) {
-  constexpr bool kFloat = std::is_floating_point_v<T>;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int64_t rows = s.n * H;
   const int left = ax, right = fw - 1 - ax;
@@ -655,8 +618,6 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
   int64_t SW = budget / (static_cast<int64_t>(held) * C * static_cast<int64_t>(sizeof(T)));
   SW = SW < 64 ? 64 : SW / 64 * 64;
   if (SW >= W) SW = W;
-  // A NaN constant (cval) reaches every strip's edges: NaN-propagating passes throughout.
-  const bool nan_cv = kFloat && (cv != cv || (Grad && cvn != cvn));
   parallel_for(0, rows, chunk, [&](int64_t t0, int64_t t1) {
     const int64_t padn = (SW + left + right) * C;
     constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
@@ -696,44 +657,17 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
         T* row0 = rows4[0];
         // Row sy's in-image columns [in0, in1) (the constant row where sy is outside).
         auto vsrc = [&](int64_t sy) { return st.in_row(sy, cvrow); };
-        // Floats: whether source rows [lo, hi] may hold NaN (each row scanned once per strip,
-        // in order: the windows only move down).
-        int64_t scanned = INT64_MIN, last_nan = INT64_MIN;
-        auto nan_rows = [&](int64_t lo, int64_t hi) {
-          if constexpr (!kFloat) {
-            return false;
-          } else {
-            if (nan_cv) return true;
-            for (int64_t sy = std::max(lo, scanned + 1); sy <= hi; ++sy) {
-              const T* r = st.row(sy);
-              if (r && may_hold_nan(r + st.in0 * C, cnt)) last_nan = sy;
-            }
-            scanned = std::max(scanned, hi);
-            return last_nan >= lo;
-          }
-        };
-        // f(std::bool_constant<Nan>): integers take one instantiation (their min/max ignore it).
-        auto with_nan = [](bool nan, auto&& f) {
-          if constexpr (std::is_floating_point_v<T>) {
-            if (nan) f(std::true_type{});
-            else f(std::false_type{});
-          } else {
-            f(std::true_type{});
-          }
-        };
         // Pads columns [first, in0) and [in1, last) of the vertical result in rows4[q] (Grad:
         // and rowsn[q]) of output row y (by the border rule from the computed columns, or, for
         // a column the strip did not compute, from the fh source rows directly), then filters
-        // it into the output; NaN-propagating where the vertical pass was or a pad holds NaN.
-        auto pad_and_filter = [&](int q, int64_t y, bool nan) {
+        // it into the output.
+        auto pad_and_filter = [&](int q, int64_t y) {
           T* row = rows4[q];
           pad_vertical_row<Max>(row, st, cv, y - ay, fh);
           if constexpr (Grad) pad_vertical_row<false>(rowsn[q], st, cvn, y - ay, fh);
-          if (kFloat && !nan)
-            nan = pad_may_hold_nan(row, st) || (Grad && pad_may_hold_nan(rowsn[q], st));
           T* out = row_ptr<T>(dst, d, b, y) + x0 * C;
-          with_nan(nan, [&](auto nan_c) {
-            constexpr bool Nan = decltype(nan_c)::value;
+          [&] {
+            constexpr bool Nan = true;
             if constexpr (Grad) {
               if (hline_lanes_any<true, Nan, T, true>(row, out, n, C, fw, stream, rowsn[q])) return;
               T* hx = srow(13);
@@ -744,7 +678,7 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
             } else {
               hline<Max, Nan, T>(row, out, n, C, fw, tmp0, tmp1, stream);
             }
-          });
+          }();
         };
         if (direct) {
           // Output rows y .. y + m - 1 (m = 4, 2, 1) from source rows y - ay .. y - ay + fh + m - 2.
@@ -755,9 +689,8 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
               rp[i] = vsrc(y - ay + i);
               cvrows = cvrows || rp[i] == cvrow;
             }
-            const bool nan = nan_rows(y - ay, y - ay + nsrc - 1);
-            with_nan(nan, [&](auto nan_c) {
-              constexpr bool Nan = decltype(nan_c)::value;
+            [&] {
+              constexpr bool Nan = true;
               T* d4[4] = {rows4[0] + off, rows4[1] + off, rows4[2] + off, rows4[3] + off};
               T* n4[4] = {rowsn[0] + off, rowsn[1] + off, rowsn[2] + off, rowsn[3] + off};
               if (Grad && !cvrows && m == 4) {
@@ -785,8 +718,8 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
                   go(std::bool_constant<Max>{});
                 }
               }
-            });
-            for (int q = 0; q < m; ++q) pad_and_filter(q, y + q, nan);
+            }();
+            for (int q = 0; q < m; ++q) pad_and_filter(q, y + q);
           };
           int64_t y = y0;
           if (fh > 1) {
@@ -801,9 +734,8 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
           for (int64_t yb = y0; yb < y1; yb += fh) {
             const int m = static_cast<int>(std::min<int64_t>(fh, y1 - yb));
             for (int i = 0; i < fh + m - 1; ++i) q[i] = vsrc(yb - ay + i);
-            const bool nan = nan_rows(yb - ay, yb - ay + fh + m - 2);
-            with_nan(nan, [&](auto nan_c) {
-              constexpr bool Nan = decltype(nan_c)::value;
+            {
+              constexpr bool Nan = true;
               const T* sf = q[fh - 1];  // suffix fh - 1: the source row itself
               for (int i = fh - 2; i >= 0; --i) {
                 T* o = sfx + i * rl;
@@ -811,13 +743,13 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
                 sf = o;
               }
               std::copy(sfx, sfx + cnt, row0 + off);
-              pad_and_filter(0, yb, Nan);
+              pad_and_filter(0, yb);
               for (int i = 1; i < m; ++i) {
                 const T* si = i == fh - 1 ? q[fh - 1] : sfx + i * rl;
                 prefix_combine<Max, Nan>(row0 + off, prow, q[fh + i - 1], si, i == 1, cnt);
-                pad_and_filter(0, yb + i, Nan);
+                pad_and_filter(0, yb + i);
               }
-            });
+            }
           }
         }
       }
