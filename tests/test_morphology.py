@@ -386,3 +386,138 @@ def test_rectangle_covers(rng, isa, dtype, shape):
                                                       err_msg=f"{isa} {op.__name__} {fp.shape} {border} {budget}")
     finally:
         imkern.reset_cpu_params()
+
+
+# ---- float rectangles: isolated NaN, infinities and signed zeros ----------------------------------
+def _sparse_nan(rng, shape, dtype, k=3):
+    """Values with ties of signed zeros and infinities, and a few isolated NaN (most row windows
+    hold none, some do, at the edges too)."""
+    x = rng.choice(np.array([-0.0, 0.0, 1.0, -1.0, 0.5, np.inf, -np.inf], dtype), size=shape)
+    x += (rng.random(shape) * 1e-3).astype(dtype) * (rng.random(shape) < 0.5)
+    h, w = shape[0], shape[1]
+    for y, xx in [(0, 0), (h - 1, w - 1), (h // 2, w // 2)] + [(int(rng.integers(h)), int(rng.integers(w)))
+                                                              for _ in range(k)]:
+        x[y, xx] = np.nan
+    return x
+
+
+def _same_bits(a, b, msg=""):
+    """Equal including the signs of zeros and the NaN payloads."""
+    assert a.dtype == b.dtype and a.shape == b.shape, msg
+    u = np.uint32 if a.dtype == np.float32 else np.uint64
+    np.testing.assert_array_equal(np.ascontiguousarray(a).view(u), np.ascontiguousarray(b).view(u), err_msg=msg)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_float_rectangles_sparse_nan(rng, isa, dtype, channels):
+    """Isolated NaN (first and last pixel, middle, random): every border, direct and van Herk
+    heights, odd widths and 1-pixel images."""
+    fps = [(3, 3), (5, 5), (1, 5), (5, 1), (2, 6), (8, 8), (15, 15), (9, 4)]
+    for shape in [(40, 67), (1, 1), (13, 1), (1, 29), (71, 33), (25, 130)]:
+        x = _sparse_nan(rng, shape + (channels,), dtype)
+        for fp in fps:
+            f = np.ones(fp, np.uint8)
+            for border in BORDERS:
+                for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+                    np.testing.assert_array_equal(op(x, f, border=border, cval=0.5),
+                                                  ref(x, f, border=border, cval=0.5),
+                                                  err_msg=f"{isa} {op.__name__} {x.shape} {fp} {border}")
+            # NaN only in the column pads of other strips (wrap) and NaN constants
+            for border, cval in (("wrap", 0.0), ("constant", np.nan)):
+                np.testing.assert_array_equal(F.dilate(x, f, border=border, cval=cval),
+                                              R.dilate(x, f, border=border, cval=cval), err_msg=f"{fp} {border}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_rectangles_plain_equals_nan_form_bits(rng, isa, dtype):
+    """Away from the edges the border's constant never matters, NaN or not, bit for bit (ties of
+    +0 and -0 included): a guard for any min/max that treats NaN-free windows differently; also
+    in small column strips and views."""
+    base = _sparse_nan(rng, (37, 90, 3), dtype, k=0)
+    base[np.isnan(base)] = -0.0
+    try:
+        for budget in (None, 1024):
+            if budget:
+                imkern.set_cpu_params(strip_l1=budget, strip_l2=budget)
+            for name, x in [("whole", base), ("reversed rows", base[::-1]), ("reversed cols", base[:, ::-1]),
+                            ("strided", base[::2, ::3]), ("gray", base[..., 0])]:
+                for fp in ((3, 3), (5, 5), (4, 7), (15, 15), (11, 2)):
+                    ry, rx = fp[0] // 2 + 1, fp[1] // 2 + 1
+                    for op in (F.erode, F.dilate):
+                        a = op(x, fp, border="constant", cval=np.nan)
+                        b = op(x, fp, border="constant", cval=0.25)
+                        c = op(x, fp)
+                        for r in (a, b, c):
+                            assert not np.isnan(r[ry:-ry, rx:-rx]).any()
+                        _same_bits(a[ry:-ry, rx:-rx], b[ry:-ry, rx:-rx], f"{name} {fp} {op.__name__} {budget}")
+                        _same_bits(a[ry:-ry, rx:-rx], c[ry:-ry, rx:-rx], f"{name} {fp} {op.__name__} {budget}")
+    finally:
+        imkern.reset_cpu_params()
+
+
+# ---- morph_gradient in one pass ------------------------------------------------------------------
+def _gradient_two_pass(x, fp, **kw):
+    """dilate - erode as two calls and a subtraction (the unfused path's result)."""
+    a, b = F.dilate(x, fp, **kw), F.erode(x, fp, **kw)
+    if x.dtype.kind == "u":
+        return np.subtract(np.maximum(a, b), b)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.subtract(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_gradient_one_pass(rng, isa, dtype, channels):
+    """The fused gradient (rectangles up to 8 rows; other footprints by two passes in C++) equals
+    dilate - erode bit for bit: every border, widths around the vector sizes, 1-pixel images,
+    NaN, iterations."""
+    fps = [(3, 3), (5, 5), (1, 1), (1, 4), (6, 1), (2, 7), (8, 8), (9, 9), (12, 3), F.footprint("cross", 5),
+           F.footprint("ellipse", (5, 7))]
+    widths = [1, 2, 7, 9, 16, 17, 33, 65, 70]
+    for i, fp in enumerate(fps):
+        x = random_array(rng, (1 + 5 * i % 23, widths[i % len(widths)], channels), dtype)
+        if x.dtype.kind == "f":
+            x = _sparse_nan(rng, x.shape, dtype, k=1)
+        for border in BORDERS:
+            got = F.morph_gradient(x, fp, border=border, cval=0.5)
+            expect = _gradient_two_pass(x, fp, border=border, cval=0.5)
+            if x.dtype.kind == "f":
+                _same_bits(got, expect, f"{isa} {x.shape} {np.shape(fp)} {border}")
+            else:
+                np.testing.assert_array_equal(got, expect, err_msg=f"{isa} {x.shape} {np.shape(fp)} {border}")
+        for it in (2, 3):
+            np.testing.assert_array_equal(F.morph_gradient(x, fp, iterations=it),
+                                          _gradient_two_pass(x, fp, iterations=it), err_msg=f"{np.shape(fp)} {it}")
+    x = random_array(rng, (9, 10), np.uint8)
+    np.testing.assert_array_equal(F.morph_gradient(x, 3, iterations=0), np.zeros_like(x))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_gradient_one_pass_views_strips_streams(rng, threads, dtype):
+    """Views (reversed, strided, channel slices), out= views, small column strips and streamed
+    outputs; against OpenCV's MORPH_GRADIENT too."""
+    cv2 = pytest.importorskip("cv2")
+    base = random_array(rng, (45, 301, 3), dtype)
+    try:
+        for params in ({}, {"strip_l1": 1024, "strip_l2": 1024}, {"stream_bytes": 0}):
+            imkern.reset_cpu_params()
+            if params:
+                imkern.set_cpu_params(**params)
+            for name, v in [("whole", base), ("reversed rows", base[::-1]), ("reversed cols", base[:, ::-1]),
+                            ("strided", base[::2, ::3]), ("channel slice", base[..., 1:]), ("gray", base[..., 0])]:
+                for fp in ((3, 3), (5, 5), (3, 8)):
+                    f = np.ones(fp, np.uint8)
+                    expect = _gradient_two_pass(np.ascontiguousarray(v), f, border="reflect")
+                    np.testing.assert_array_equal(F.morph_gradient(v, f, border="reflect"), expect,
+                                                  err_msg=f"{name} {fp} {params}")
+                    big = np.zeros((v.shape[0], v.shape[1] + 3) + v.shape[2:], dtype)
+                    out = big[:, 1:1 + v.shape[1]]
+                    assert F.morph_gradient(v, f, border="reflect", out=out) is out
+                    np.testing.assert_array_equal(out, expect, err_msg=f"{name} {fp} out")
+                    c = np.ascontiguousarray(v)
+                    if c.ndim == 2 or c.shape[-1] in (1, 3, 4):
+                        np.testing.assert_array_equal(F.morph_gradient(c, f),
+                                                      cv2.morphologyEx(c, cv2.MORPH_GRADIENT, f), err_msg=name)
+    finally:
+        imkern.reset_cpu_params()

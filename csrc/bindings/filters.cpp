@@ -162,6 +162,13 @@ IMKERN_BINDINGS(filters) {
     IMKERN_CALL(morphology, p.dt, p.src, p.s, p.dst, p.d, fp.data(), static_cast<int>(fp.shape(0)),
                 static_cast<int>(fp.shape(1)), ay, ax, dilate, border_of(border), cval);
   });
+  def(m, "morph_gradient", [](const Arr& src, const Arr& dst, const HostVec<uint8_t>& fp, int ay, int ax, int border,
+                              double cval_dilate, double cval_erode) {
+    const Images p = images(src, dst);
+    footprint(fp, ay, ax);
+    IMKERN_CALL(morph_gradient, p.dt, p.src, p.s, p.dst, p.d, fp.data(), static_cast<int>(fp.shape(0)),
+                static_cast<int>(fp.shape(1)), ay, ax, border_of(border), cval_dilate, cval_erode);
+  });
   def(m, "bilateral", [](const Arr& src, const Arr& dst, int radius, double sigma_color, double sigma_space,
                          int border) {
     const Images p = images(src, dst);

@@ -39,9 +39,11 @@ namespace {
 
 // min / max; floats propagate NaN. Integer lanes take the plain form, which compiles to one
 // vpmaxub/vpminub-style instruction (the NaN test would leave a compare and a blend).
-template <bool Max, typename V>
+template <bool Max, bool Nan, typename V>
 inline V pick(V a, V b) {
-  if constexpr (std::is_integral_v<std::remove_reference_t<decltype(a[0])>>) {
+  if constexpr (!Nan && !std::is_integral_v<std::remove_reference_t<decltype(a[0])>>) {
+    return simd::vminmax<Max>(a, b);  // no NaN in either: the same value as below
+  } else if constexpr (std::is_integral_v<std::remove_reference_t<decltype(a[0])>>) {
     if constexpr (Max) return a > b ? a : b;
     else return a < b ? a : b;
   } else {
@@ -60,17 +62,17 @@ inline T pick1(T a, T b) {
 
 // dst[e] = op(a[e], b[e]) for n elements; dst may be a or b (element e is read before it is
 // written, so no restrict).
-template <bool Max, typename T>
+template <bool Max, bool Nan, typename T>
 inline void pick_rows(T* dst, const T* a, const T* b, int64_t n) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
   int64_t e = 0;
-  for (; e + L <= n; e += L) storeu(dst + e, pick<Max>(loadu(a + e), loadu(b + e)));
+  for (; e + L <= n; e += L) storeu(dst + e, pick<Max, Nan>(loadu(a + e), loadu(b + e)));
   for (; e < n; ++e) dst[e] = pick1<Max>(a[e], b[e]);
 }
 
 // dst[e] = op over k < m of src[k][e] for n elements, in one pass (m >= 1).
-template <bool Max, typename T>
+template <bool Max, bool Nan, typename T>
 inline void pick_many_rt(T* __restrict__ dst, const T* const* src, int m, int64_t n) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
@@ -78,8 +80,8 @@ inline void pick_many_rt(T* __restrict__ dst, const T* const* src, int m, int64_
   for (; e + 2 * L <= n; e += 2 * L) {
     vec_t<T> a = loadu(src[0] + e), b = loadu(src[0] + e + L);
     for (int k = 1; k < m; ++k) {
-      a = pick<Max>(a, loadu(src[k] + e));
-      b = pick<Max>(b, loadu(src[k] + e + L));
+      a = pick<Max, Nan>(a, loadu(src[k] + e));
+      b = pick<Max, Nan>(b, loadu(src[k] + e + L));
     }
     storeu(dst + e, a);
     storeu(dst + e + L, b);
@@ -92,7 +94,7 @@ inline void pick_many_rt(T* __restrict__ dst, const T* const* src, int m, int64_
 }
 
 // pick_many for a fixed count: the row pointers stay in registers and the taps unroll.
-template <bool Max, int K, typename T>
+template <bool Max, bool Nan, int K, typename T>
 inline void pick_many_k(T* __restrict__ dst, const T* const* src, int64_t n) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
@@ -102,15 +104,15 @@ inline void pick_many_k(T* __restrict__ dst, const T* const* src, int64_t n) {
   for (; e + 2 * L <= n; e += 2 * L) {
     vec_t<T> a = loadu(p[0] + e), b = loadu(p[0] + e + L);
     for (int k = 1; k < K; ++k) {
-      a = pick<Max>(a, loadu(p[k] + e));
-      b = pick<Max>(b, loadu(p[k] + e + L));
+      a = pick<Max, Nan>(a, loadu(p[k] + e));
+      b = pick<Max, Nan>(b, loadu(p[k] + e + L));
     }
     storeu(dst + e, a);
     storeu(dst + e + L, b);
   }
   auto one = [&](int64_t i) IMKERN_ALWAYS_INLINE {
     vec_t<T> a = loadu(p[0] + i);
-    for (int k = 1; k < K; ++k) a = pick<Max>(a, loadu(p[k] + i));
+    for (int k = 1; k < K; ++k) a = pick<Max, Nan>(a, loadu(p[k] + i));
     storeu(dst + i, a);
   };
   for (; e + L <= n; e += L) one(e);
@@ -127,18 +129,18 @@ inline void pick_many_k(T* __restrict__ dst, const T* const* src, int64_t n) {
   }
 }
 
-template <bool Max, typename T>
+template <bool Max, bool Nan, typename T>
 inline void pick_many(T* __restrict__ dst, const T* const* src, int m, int64_t n) {
   switch (m) {
     case 1: std::copy(src[0], src[0] + n, dst); return;
-    case 2: return pick_many_k<Max, 2>(dst, src, n);
-    case 3: return pick_many_k<Max, 3>(dst, src, n);
-    case 4: return pick_many_k<Max, 4>(dst, src, n);
-    case 5: return pick_many_k<Max, 5>(dst, src, n);
-    case 6: return pick_many_k<Max, 6>(dst, src, n);
-    case 7: return pick_many_k<Max, 7>(dst, src, n);
-    case 8: return pick_many_k<Max, 8>(dst, src, n);
-    default: return pick_many_rt<Max>(dst, src, m, n);
+    case 2: return pick_many_k<Max, Nan, 2>(dst, src, n);
+    case 3: return pick_many_k<Max, Nan, 3>(dst, src, n);
+    case 4: return pick_many_k<Max, Nan, 4>(dst, src, n);
+    case 5: return pick_many_k<Max, Nan, 5>(dst, src, n);
+    case 6: return pick_many_k<Max, Nan, 6>(dst, src, n);
+    case 7: return pick_many_k<Max, Nan, 7>(dst, src, n);
+    case 8: return pick_many_k<Max, Nan, 8>(dst, src, n);
+    default: return pick_many_rt<Max, Nan>(dst, src, m, n);
   }
 }
 
@@ -179,10 +181,10 @@ IMKERN_ALWAYS_INLINE inline simd::vec_t<T> lane_tap(const simd::vec_t<T>* x) {
   else return lane_alignr<K % 16>(x[K / 16 + 1], x[K / 16]);
 }
 
-template <bool Max, typename T, int C, int... J>
+template <bool Max, bool Nan, typename T, int C, int... J>
 IMKERN_ALWAYS_INLINE inline simd::vec_t<T> lane_taps(const simd::vec_t<T>* x, std::integer_sequence<int, J...>) {
   simd::vec_t<T> acc = x[0];
-  ((acc = pick<Max>(acc, lane_tap<T, C, J + 1>(x))), ...);  // taps in order, as pick_many_k
+  ((acc = pick<Max, Nan>(acc, lane_tap<T, C, J + 1>(x))), ...);  // taps in order, as pick_many_k
   return acc;
 }
 
@@ -210,17 +212,21 @@ IMKERN_ALWAYS_INLINE inline void store_nt(T* p, simd::vec_t<T> v) {
 // elements (the scratch rows hline reads have that slack); needs n >= one vector. stream:
 // the vectors aligned in `out` are written by non-temporal stores (large images: the output is
 // not read back soon, and skipping its read-for-ownership saves a third of the traffic).
-template <bool Max, typename T, int C, int LEN>
-void hline_lanes(const T* p, T* __restrict__ out, int64_t n, bool stream) {
+template <bool Max, bool Nan, typename T, int C, int LEN, bool Grad = false>
+void hline_lanes(const T* p, T* __restrict__ out, int64_t n, bool stream, const T* pn = nullptr) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
   constexpr int E16 = 16 / static_cast<int>(sizeof(T));
   constexpr int M = ((LEN - 1) * C * static_cast<int>(sizeof(T)) + 15) / 16;
-  auto taps = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+  auto window = [&](const T* q, auto max) IMKERN_ALWAYS_INLINE {
     vec_t<T> x[M + 1];
 #pragma GCC unroll 16
-    for (int m = 0; m <= M; ++m) x[m] = loadu(p + e + m * E16);
-    return lane_taps<Max, T, C>(x, std::make_integer_sequence<int, LEN - 1>{});
+    for (int m = 0; m <= M; ++m) x[m] = loadu(q + m * E16);
+    return lane_taps<decltype(max)::value, Nan, T, C>(x, std::make_integer_sequence<int, LEN - 1>{});
+  };
+  auto taps = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    if constexpr (Grad) return window(p + e, std::true_type{}) - window(pn + e, std::false_type{});
+    else return window(p + e, std::bool_constant<Max>{});
   };
   auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE { storeu(out + e, taps(e)); };
   int64_t e = 0;
@@ -237,39 +243,40 @@ void hline_lanes(const T* p, T* __restrict__ out, int64_t n, bool stream) {
   if (e < n) one(n - L);  // overlaps the vector before (out is not p)
 }
 
-template <bool Max, typename T, int C>
-bool hline_lanes_len(const T* p, T* out, int64_t n, int len, bool stream) {
+template <bool Max, bool Nan, typename T, int C, bool Grad>
+bool hline_lanes_len(const T* p, T* out, int64_t n, int len, bool stream, const T* pn) {
   switch (len) {
-    case 2: hline_lanes<Max, T, C, 2>(p, out, n, stream); return true;
-    case 3: hline_lanes<Max, T, C, 3>(p, out, n, stream); return true;
-    case 4: hline_lanes<Max, T, C, 4>(p, out, n, stream); return true;
-    case 5: hline_lanes<Max, T, C, 5>(p, out, n, stream); return true;
-    case 6: hline_lanes<Max, T, C, 6>(p, out, n, stream); return true;
-    case 7: hline_lanes<Max, T, C, 7>(p, out, n, stream); return true;
-    case 8: hline_lanes<Max, T, C, 8>(p, out, n, stream); return true;
+    case 2: hline_lanes<Max, Nan, T, C, 2, Grad>(p, out, n, stream, pn); return true;
+    case 3: hline_lanes<Max, Nan, T, C, 3, Grad>(p, out, n, stream, pn); return true;
+    case 4: hline_lanes<Max, Nan, T, C, 4, Grad>(p, out, n, stream, pn); return true;
+    case 5: hline_lanes<Max, Nan, T, C, 5, Grad>(p, out, n, stream, pn); return true;
+    case 6: hline_lanes<Max, Nan, T, C, 6, Grad>(p, out, n, stream, pn); return true;
+    case 7: hline_lanes<Max, Nan, T, C, 7, Grad>(p, out, n, stream, pn); return true;
+    case 8: hline_lanes<Max, Nan, T, C, 8, Grad>(p, out, n, stream, pn); return true;
     default: return false;
   }
 }
 
-// hline_lanes where it applies (C <= 4, 2 <= len <= 8, n >= one vector); false if not.
-template <bool Max, typename T>
-bool hline_lanes_any(const T* p, T* out, int64_t n, int64_t C, int len, bool stream) {
+// hline_lanes where it applies (C <= 4, 2 <= len <= 8, n >= one vector); false if not. Grad:
+// out = the max over p's windows - the min over pn's (morph_rect's gradient).
+template <bool Max, bool Nan, typename T, bool Grad = false>
+bool hline_lanes_any(const T* p, T* out, int64_t n, int64_t C, int len, bool stream, const T* pn = nullptr) {
   if (n < simd::Vec<T>::lanes) return false;
   // 32-byte vectors load two a cycle (Zen 4): for 2-3 taps the loads beat the shuffles there
   // (uint8 1080p erode 3x3, AVX2: 122 us with loads, 133 with lanes).
-  if (sizeof(simd::vec_t<T>) == 32 && len <= 3) return false;
+  if (!Grad && sizeof(simd::vec_t<T>) == 32 && len <= 3) return false;
   switch (C) {
-    case 1: return hline_lanes_len<Max, T, 1>(p, out, n, len, stream);
-    case 2: return hline_lanes_len<Max, T, 2>(p, out, n, len, stream);
-    case 3: return hline_lanes_len<Max, T, 3>(p, out, n, len, stream);
-    case 4: return hline_lanes_len<Max, T, 4>(p, out, n, len, stream);
+    case 1: return hline_lanes_len<Max, Nan, T, 1, Grad>(p, out, n, len, stream, pn);
+    case 2: return hline_lanes_len<Max, Nan, T, 2, Grad>(p, out, n, len, stream, pn);
+    case 3: return hline_lanes_len<Max, Nan, T, 3, Grad>(p, out, n, len, stream, pn);
+    case 4: return hline_lanes_len<Max, Nan, T, 4, Grad>(p, out, n, len, stream, pn);
     default: return false;
   }
 }
 
 // out[e] = op over j < len of p[e + j*C], e in [0, n). p holds n + (len-1)*C elements.
 // tmp: two scratch rows of n + (len-1)*C elements. stream: as hline_lanes (where it applies).
-template <bool Max, typename T>
+template <bool Max, bool Nan, typename T>
 void hline(const T* p, T* out, int64_t n, int64_t C, int len, T* tmp0, T* tmp1, bool stream = false) {
   if (len == 1) {
     std::copy(p, p + n, out);
@@ -277,10 +284,10 @@ void hline(const T* p, T* out, int64_t n, int64_t C, int len, T* tmp0, T* tmp1, 
   }
   const int64_t total = n + static_cast<int64_t>(len - 1) * C;
   if (len <= 8) {  // direct: one pass, len loads per vector (or the lanes' taps)
-    if (hline_lanes_any<Max, T>(p, out, n, C, len, stream)) return;
+    if (hline_lanes_any<Max, Nan, T>(p, out, n, C, len, stream)) return;
     const T* taps[8];
     for (int j = 0; j < len; ++j) taps[j] = p + j * C;
-    pick_many<Max>(out, taps, len, n);
+    pick_many<Max, Nan>(out, taps, len, n);
     return;
   }
   if (len <= 32) {
@@ -293,16 +300,16 @@ void hline(const T* p, T* out, int64_t n, int64_t C, int len, T* tmp0, T* tmp1, 
     while (2 * bs <= len) {
       const int64_t nvalid = valid - bs * C;
       if (2 * bs == len) {  // the last doubling is the result
-        pick_rows<Max>(out, w, w + bs * C, n);
+        pick_rows<Max, Nan>(out, w, w + bs * C, n);
         return;
       }
-      pick_rows<Max>(ping, w, w + bs * C, nvalid);
+      pick_rows<Max, Nan>(ping, w, w + bs * C, nvalid);
       w = ping;
       ping = ping == tmp0 ? tmp1 : tmp0;
       valid = nvalid;
       bs *= 2;
     }
-    pick_rows<Max>(out, w, w + (len - bs) * C, n);
+    pick_rows<Max, Nan>(out, w, w + (len - bs) * C, n);
     return;
   }
   // van Herk / Gil-Werman per channel: prefix (g) and suffix (h) scans over blocks of len.
@@ -321,14 +328,14 @@ void hline(const T* p, T* out, int64_t n, int64_t C, int len, T* tmp0, T* tmp1, 
     }
   }
   const int64_t span = static_cast<int64_t>(len - 1) * C;
-  pick_rows<Max>(out, h, g + span, n);
+  pick_rows<Max, Nan>(out, h, g + span, n);
 }
 
 constexpr int kDirectRows = 8;  // rectangles up to this height: direct vertical pass (below)
 
 // Two output rows sharing their middle: d0 = op(s[0..k-1]), d1 = op(s[1..k]) for n elements
 // (k >= 2; s holds k + 1 rows): k + 1 loads for two rows instead of 2k.
-template <bool Max, int K, typename T>
+template <bool Max, bool Nan, int K, typename T>
 inline void pick_pair_k(T* __restrict__ d0, T* __restrict__ d1, const T* const* src, int64_t n) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
@@ -336,9 +343,9 @@ inline void pick_pair_k(T* __restrict__ d0, T* __restrict__ d1, const T* const* 
   for (int i = 0; i <= K; ++i) s[i] = src[i];
   auto one = [&](int64_t i) IMKERN_ALWAYS_INLINE {
     vec_t<T> c = loadu(s[1] + i);
-    for (int k = 2; k < K; ++k) c = pick<Max>(c, loadu(s[k] + i));
-    storeu(d0 + i, pick<Max>(loadu(s[0] + i), c));
-    storeu(d1 + i, pick<Max>(c, loadu(s[K] + i)));
+    for (int k = 2; k < K; ++k) c = pick<Max, Nan>(c, loadu(s[k] + i));
+    storeu(d0 + i, pick<Max, Nan>(loadu(s[0] + i), c));
+    storeu(d1 + i, pick<Max, Nan>(c, loadu(s[K] + i)));
   };
   int64_t e = 0;
   for (; e + L <= n; e += L) one(e);
@@ -354,51 +361,77 @@ inline void pick_pair_k(T* __restrict__ d0, T* __restrict__ d1, const T* const* 
   }
 }
 
-template <bool Max, typename T>
+template <bool Max, bool Nan, typename T>
 inline void pick_pair(T* __restrict__ d0, T* __restrict__ d1, const T* const* s, int k, int64_t n) {
   static_assert(kDirectRows == 8, "one case per direct height");
   switch (k) {
-    case 2: return pick_pair_k<Max, 2>(d0, d1, s, n);
-    case 3: return pick_pair_k<Max, 3>(d0, d1, s, n);
-    case 4: return pick_pair_k<Max, 4>(d0, d1, s, n);
-    case 5: return pick_pair_k<Max, 5>(d0, d1, s, n);
-    case 6: return pick_pair_k<Max, 6>(d0, d1, s, n);
-    case 7: return pick_pair_k<Max, 7>(d0, d1, s, n);
-    default: return pick_pair_k<Max, 8>(d0, d1, s, n);
+    case 2: return pick_pair_k<Max, Nan, 2>(d0, d1, s, n);
+    case 3: return pick_pair_k<Max, Nan, 3>(d0, d1, s, n);
+    case 4: return pick_pair_k<Max, Nan, 4>(d0, d1, s, n);
+    case 5: return pick_pair_k<Max, Nan, 5>(d0, d1, s, n);
+    case 6: return pick_pair_k<Max, Nan, 6>(d0, d1, s, n);
+    case 7: return pick_pair_k<Max, Nan, 7>(d0, d1, s, n);
+    default: return pick_pair_k<Max, Nan, 8>(d0, d1, s, n);
   }
+}
+
+// The four windows of K rows in v[0 .. K+2], sharing their middles: r[q] = op(v[q .. q+K-1])
+// (K >= 2).
+template <bool Max, bool Nan, int K, typename V>
+IMKERN_ALWAYS_INLINE inline void quad_windows(const V* v, V* r) {
+  V c1 = v[1], c3 = v[3];  // c1 = op(v[1 .. k-1]), c3 = op(v[3 .. k+1])
+  if constexpr (K >= 4) {
+    V m = v[3];  // op(v[3 .. k-1]), common to the four rows
+#pragma GCC unroll 8
+    for (int i = 4; i < K; ++i) m = pick<Max, Nan>(m, v[i]);
+    c1 = pick<Max, Nan>(pick<Max, Nan>(v[1], v[2]), m);
+    c3 = pick<Max, Nan>(pick<Max, Nan>(m, v[K]), v[K + 1]);
+  } else {
+#pragma GCC unroll 8
+    for (int i = 2; i < K; ++i) c1 = pick<Max, Nan>(c1, v[i]);
+#pragma GCC unroll 8
+    for (int i = 4; i <= K + 1; ++i) c3 = pick<Max, Nan>(c3, v[i]);
+  }
+  r[0] = pick<Max, Nan>(v[0], c1);
+  r[1] = pick<Max, Nan>(c1, v[K]);
+  r[2] = pick<Max, Nan>(v[2], c3);
+  r[3] = pick<Max, Nan>(c3, v[K + 2]);
 }
 
 // Four output rows sharing their middles: d_q = op(s[q .. q+k-1]), q < 4, for n elements
 // (2 <= k; s holds k + 3 rows): k + 3 loads for four rows (pairs: 2k + 2), which bound this
-// pass (5 rows: 2 loads per output row instead of 3; 3 rows: 1.5 instead of 2).
-template <bool Max, int K, typename T>
-inline void pick_quad_k(T* __restrict__ d0, T* __restrict__ d1, T* __restrict__ d2, T* __restrict__ d3,
-                        const T* const* src, int64_t n) {
+// pass (5 rows: 2 loads per output row instead of 3; 3 rows: 1.5 instead of 2). Grad: both
+// extremes from the same loads, the maxima to d (as Max) and the minima to g.
+template <bool Max, bool Nan, int K, typename T, bool Grad = false>
+inline void pick_quad_k(T* const* d, const T* const* src, int64_t n, T* const* g = nullptr) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
   const T* s[K + 3];
   for (int i = 0; i < K + 3; ++i) s[i] = src[i];
+  T* __restrict__ d0 = d[0];
+  T* __restrict__ d1 = d[1];
+  T* __restrict__ d2 = d[2];
+  T* __restrict__ d3 = d[3];
+  T* __restrict__ g0 = Grad ? g[0] : nullptr;
+  T* __restrict__ g1 = Grad ? g[1] : nullptr;
+  T* __restrict__ g2 = Grad ? g[2] : nullptr;
+  T* __restrict__ g3 = Grad ? g[3] : nullptr;
   auto one = [&](int64_t i) IMKERN_ALWAYS_INLINE {
-    vec_t<T> v[K + 3];
+    vec_t<T> v[K + 3], r[4];
 #pragma GCC unroll 16
-    for (int r = 0; r < K + 3; ++r) v[r] = loadu(s[r] + i);
-    vec_t<T> c1 = v[1], c3 = v[3];  // c1 = op(s[1 .. k-1]), c3 = op(s[3 .. k+1])
-    if constexpr (K >= 4) {
-      vec_t<T> m = v[3];  // op(s[3 .. k-1]), common to the four rows
-#pragma GCC unroll 8
-      for (int r = 4; r < K; ++r) m = pick<Max>(m, v[r]);
-      c1 = pick<Max>(pick<Max>(v[1], v[2]), m);
-      c3 = pick<Max>(pick<Max>(m, v[K]), v[K + 1]);
-    } else {
-#pragma GCC unroll 8
-      for (int r = 2; r < K; ++r) c1 = pick<Max>(c1, v[r]);
-#pragma GCC unroll 8
-      for (int r = 4; r <= K + 1; ++r) c3 = pick<Max>(c3, v[r]);
+    for (int k = 0; k < K + 3; ++k) v[k] = loadu(s[k] + i);
+    quad_windows<Max, Nan, K>(v, r);
+    storeu(d0 + i, r[0]);
+    storeu(d1 + i, r[1]);
+    storeu(d2 + i, r[2]);
+    storeu(d3 + i, r[3]);
+    if constexpr (Grad) {
+      quad_windows<false, Nan, K>(v, r);
+      storeu(g0 + i, r[0]);
+      storeu(g1 + i, r[1]);
+      storeu(g2 + i, r[2]);
+      storeu(g3 + i, r[3]);
     }
-    storeu(d0 + i, pick<Max>(v[0], c1));
-    storeu(d1 + i, pick<Max>(c1, v[K]));
-    storeu(d2 + i, pick<Max>(v[2], c3));
-    storeu(d3 + i, pick<Max>(c3, v[K + 2]));
   };
   int64_t e = 0;
   for (; e + L <= n; e += L) one(e);
@@ -406,32 +439,35 @@ inline void pick_quad_k(T* __restrict__ d0, T* __restrict__ d1, T* __restrict__ 
     one(n - L);
     return;
   }
-  T* d[4] = {d0, d1, d2, d3};
   for (; e < n; ++e) {
     for (int q = 0; q < 4; ++q) {
-      T a = s[q][e];
-      for (int r = q + 1; r < q + K; ++r) a = pick1<Max>(a, s[r][e]);
+      T a = s[q][e], b = a;
+      for (int r = q + 1; r < q + K; ++r) {
+        a = pick1<Max>(a, s[r][e]);
+        b = pick1<false>(b, s[r][e]);
+      }
       d[q][e] = a;
+      if constexpr (Grad) g[q][e] = b;
     }
   }
 }
 
-template <bool Max, typename T>
-inline void pick_quad(T* d0, T* d1, T* d2, T* d3, const T* const* s, int k, int64_t n) {
+template <bool Max, bool Nan, typename T, bool Grad = false>
+inline void pick_quad(T* const* d, const T* const* s, int k, int64_t n, T* const* g = nullptr) {
   static_assert(kDirectRows == 8, "one case per direct height");
   switch (k) {
-    case 2: return pick_quad_k<Max, 2>(d0, d1, d2, d3, s, n);
-    case 3: return pick_quad_k<Max, 3>(d0, d1, d2, d3, s, n);
-    case 4: return pick_quad_k<Max, 4>(d0, d1, d2, d3, s, n);
-    case 5: return pick_quad_k<Max, 5>(d0, d1, d2, d3, s, n);
-    case 6: return pick_quad_k<Max, 6>(d0, d1, d2, d3, s, n);
-    case 7: return pick_quad_k<Max, 7>(d0, d1, d2, d3, s, n);
-    default: return pick_quad_k<Max, 8>(d0, d1, d2, d3, s, n);
+    case 2: return pick_quad_k<Max, Nan, 2, T, Grad>(d, s, n, g);
+    case 3: return pick_quad_k<Max, Nan, 3, T, Grad>(d, s, n, g);
+    case 4: return pick_quad_k<Max, Nan, 4, T, Grad>(d, s, n, g);
+    case 5: return pick_quad_k<Max, Nan, 5, T, Grad>(d, s, n, g);
+    case 6: return pick_quad_k<Max, Nan, 6, T, Grad>(d, s, n, g);
+    case 7: return pick_quad_k<Max, Nan, 7, T, Grad>(d, s, n, g);
+    default: return pick_quad_k<Max, Nan, 8, T, Grad>(d, s, n, g);
   }
 }
 
 // One van Herk step across rows: p = first ? b : op(p, b); out = op(a, p) (n elements).
-template <bool Max, typename T>
+template <bool Max, bool Nan, typename T>
 inline void prefix_combine(T* __restrict__ out, T* __restrict__ p, const T* b, const T* a, bool first, int64_t n) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
@@ -440,13 +476,13 @@ inline void prefix_combine(T* __restrict__ out, T* __restrict__ p, const T* b, c
     for (; e + L <= n; e += L) {
       const vec_t<T> q = loadu(b + e);
       storeu(p + e, q);
-      storeu(out + e, pick<Max>(loadu(a + e), q));
+      storeu(out + e, pick<Max, Nan>(loadu(a + e), q));
     }
   } else {
     for (; e + L <= n; e += L) {
-      const vec_t<T> q = pick<Max>(loadu(p + e), loadu(b + e));
+      const vec_t<T> q = pick<Max, Nan>(loadu(p + e), loadu(b + e));
       storeu(p + e, q);
-      storeu(out + e, pick<Max>(loadu(a + e), q));
+      storeu(out + e, pick<Max, Nan>(loadu(a + e), q));
     }
   }
   for (; e < n; ++e) {
@@ -456,43 +492,65 @@ inline void prefix_combine(T* __restrict__ out, T* __restrict__ p, const T* b, c
   }
 }
 
-// Rectangles (fh x fw ones): separable, vertical pass first, fused per column strip. For
-// each output row, the vertical min/max of its fh source rows (read in place from the image)
-// goes to a row buffer that stays in L1, padded at the strip's ends by the border rule (the
-// pad of a column-wise result is the result of the padded columns: a border maps columns the
-// same way in every row), and the horizontal pass (hline) writes the output row from it:
-//  * fh <= kDirectRows: output rows in pairs sharing their fh - 1 common source rows
-//    (fh + 1 loads per two rows);
-//  * taller: van Herk / Gil-Werman across rows, in blocks of fh output rows: suffix
-//    minima/maxima of the block's first fh source rows, a running prefix over the next fh, and
-//    each row's result op(suffix, prefix): 3 vector ops per element whatever fh.
-// No copy of the source is made. Strips: the source rows a block re-reads, the suffix rows and
-// the row buffers fit a quarter of this machine's L2 (pairs) or the L2 (van Herk)
-// (cpu_params: strip_l2); whole rows when they fit. Every output element is the same min/max
-// of the same inputs whatever the strips, bands or threads, so results never depend on them.
+// One column strip [x0, x1) of a rectangle pass (morph_rect, morph_cover) over the rows of image
+// b: the source columns [first, last) its outputs read (the footprint's reach left and right
+// added), their in-image part [in0, in1), that part's element count and its offset in a padded
+// row, and the border-mapped source rows.
+template <typename T>
+struct Strip {
+  const void* src;
+  const ImageDesc* s;
+  int64_t b;
+  Border border;
+  int64_t x0, x1, n, first, last, in0, in1, cnt, off;
+  // Source row sy (border-mapped): the whole row, or null for the constant border.
+  const T* row(int64_t sy) const {
+    const int64_t yy = border_index(sy, s->h, border);
+    return yy < 0 ? nullptr : row_ptr<T>(src, *s, b, yy);
+  }
+  // Row sy's in-image columns [in0, in1), or `cvrow` (the constant) where sy maps outside.
+  const T* in_row(int64_t sy, const T* cvrow) const {
+    const T* r = row(sy);
+    return r ? r + in0 * s->c : cvrow;
+  }
+};
+
+template <typename T>
+Strip<T> strip_at(const void* src, const ImageDesc& s, int64_t b, Border border, int64_t x0, int64_t SW, int left,
+                  int right) {
+  Strip<T> st{src, &s, b, border, x0, std::min<int64_t>(s.w, x0 + SW), 0, x0 - left, 0, 0, 0, 0, 0};
+  st.n = (st.x1 - x0) * s.c;
+  st.last = st.x1 + right;
+  st.in0 = std::max<int64_t>(st.first, 0);
+  st.in1 = std::min<int64_t>(st.last, s.w);
+  st.cnt = (st.in1 - st.in0) * s.c;
+  st.off = (st.in0 - st.first) * s.c;
+  return st;
+}
+
 // Columns [first, in0) and [in1, last) of `row`, the vertical min/max (Max) of the nh source
-// rows from y0 over columns [first, last) whose part [in0, in1) is computed: by the border rule
-// from a computed column, or, for a column outside it, from the nh source rows directly
-// (src_row(y): a source row, or null for the constant). Both rectangle paths pad with it.
-template <bool Max, typename T, typename SrcRow>
-void pad_vertical_row(T* row, int64_t first, int64_t last, int64_t in0, int64_t in1, int64_t W, Border border,
-                      int64_t C, T cv, int64_t y0, int nh, const SrcRow& src_row) {
-  for (int64_t x = first; x < last; ++x) {
-    if (x == in0) {
-      x = in1 - 1;
+// rows from y0 over the strip's columns [first, last) whose part [in0, in1) is computed: by the
+// border rule from a computed column, or, for a column outside it, from the nh source rows
+// directly. Both rectangle paths pad with it.
+template <bool Max, typename T>
+void pad_vertical_row(T* row, const Strip<T>& st, T cv, int64_t y0, int nh) {
+  const int64_t W = st.s->w, C = st.s->c;
+  for (int64_t x = st.first; x < st.last; ++x) {
+    if (x == st.in0) {
+      x = st.in1 - 1;
       continue;
     }
-    T* dpx = row + (x - first) * C;
-    const int64_t sx = border_index(x, W, border);
+    T* dpx = row + (x - st.first) * C;
+    const int64_t sx = border_index(x, W, st.border);
     if (sx < 0) {
       std::fill(dpx, dpx + C, cv);
-    } else if (sx >= in0 && sx < in1) {
-      std::copy(row + (sx - first) * C, row + (sx - first) * C + C, dpx);
+    } else if (sx >= st.in0 && sx < st.in1) {
+      std::copy(row + (sx - st.first) * C, row + (sx - st.first) * C + C, dpx);
     } else {
       for (int64_t ch = 0; ch < C; ++ch) {
         T v{};
         for (int i = 0; i < nh; ++i) {
-          const T* r = src_row(y0 + i);
+          const T* r = st.row(y0 + i);
           const T e = r ? r[sx * C + ch] : cv;
           v = i == 0 ? e : pick1<Max>(v, e);
         }
@@ -502,9 +560,44 @@ void pad_vertical_row(T* row, int64_t first, int64_t last, int64_t in0, int64_t 
   }
 }
 
-template <bool Max, typename T>
+// dst[e] = a[e] - b[e], integers saturated at 0 as cv2.subtract (a footprint that misses its
+// anchor can see no pixel: the two ops' constants then); dst may be a.
+template <typename T>
+void sub_rows(T* dst, const T* a, const T* b, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  int64_t e = 0;
+  for (; e + L <= n; e += L) {
+    const vec_t<T> x = loadu(a + e), y = loadu(b + e);
+    if constexpr (std::is_integral_v<T>) storeu(dst + e, (x > y ? x : y) - y);
+    else storeu(dst + e, x - y);
+  }
+  for (; e < n; ++e) {
+    if constexpr (std::is_integral_v<T>) dst[e] = a[e] > b[e] ? static_cast<T>(a[e] - b[e]) : T{0};
+    else dst[e] = a[e] - b[e];
+  }
+}
+
+// Rectangles (fh x fw ones): separable, vertical pass first, fused per column strip. For
+// each output row, the vertical min/max of its fh source rows (read in place from the image)
+// goes to a row buffer that stays in L1, padded at the strip's ends by the border rule (the
+// pad of a column-wise result is the result of the padded columns: a border maps columns the
+// same way in every row), and the horizontal pass (hline) writes the output row from it:
+//  * fh <= kDirectRows: output rows in fours (then pairs) sharing their common source rows
+//    (fh + 3 loads per four rows);
+//  * taller: van Herk / Gil-Werman across rows, in blocks of fh output rows: suffix
+//    minima/maxima of the block's first fh source rows, a running prefix over the next fh, and
+//    each row's result op(suffix, prefix): 3 vector ops per element whatever fh.
+// No copy of the source is made. Strips: the source rows a block re-reads, the suffix rows and
+// the row buffers fit a quarter of this machine's L2 (pairs) or the L2 (van Herk)
+// (cpu_params: strip_l2); whole rows when they fit. Every output element is the same min/max
+// of the same inputs whatever the strips, bands or threads, so results never depend on them.
+// Grad (fh <= kDirectRows only): the morphological gradient dilate - erode in one pass: the
+// vertical maxima and minima from the same loads, the horizontal ones from their two rows, and
+// max - min stored (cv: the dilation's constant, cvn the erosion's).
+template <bool Max, bool Grad, typename T>
 void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int fh, int fw, int ay, int ax,
-                Border border, T cv) {
+                Border border, T cv, T cvn) {
   const int64_t H = s.h, W = s.w, C = s.c;
   const int64_t rows = s.n * H;
   const int left = ax, right = fw - 1 - ax;
@@ -513,9 +606,10 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
   const CpuParams& cp = params();
   // Outputs past the cache this process gets are written by non-temporal stores (hline_lanes).
   const bool stream = 2 * s.n * H * W * C * static_cast<int64_t>(sizeof(T)) > cp.stream_bytes;
-  // Rows held per strip pixel: the source rows re-read (fh + 1, or 2 fh), the suffix rows
-  // (van Herk), the two row buffers, hline's two scratch rows and the prefix row.
-  const int held = direct ? fh + 10 : 3 * fh + 5;
+  // Rows held per strip pixel: the source rows re-read (fh + 3, or 2 fh), the suffix rows
+  // (van Herk), the four row buffers (Grad: eight, and two horizontal results), hline's two
+  // scratch rows and the prefix row.
+  const int held = direct ? fh + 10 + (Grad ? 7 : 0) : 3 * fh + 5;
   // Direct: a quarter of the L2 (whole rows up to ~4K RGB uint8 / 1080p RGB float32 for 3x3):
   // the source rows are re-read from L2 instead of L1, but they stream whole and in order
   // (L1-sized strips of a few KiB per row left the hardware prefetcher behind: float32
@@ -528,76 +622,111 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
     const int64_t padn = (SW + left + right) * C;
     constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
     const int64_t rl = round_up_line<T>(padn) + kLine;  // scratch row pitch (+ a line of slack)
-    T* scratch = thread_scratch<T>(0, static_cast<size_t>((direct ? 8 : fh + 5) * rl));
+    const int nscratch = direct ? (Grad ? 15 : 8) : fh + 5;
+    T* scratch = thread_scratch<T>(0, static_cast<size_t>(nscratch * rl));
     T* tmp0 = scratch;  // hline's scratch
     T* tmp1 = scratch + rl;
-    // Rows 2..: the padded vertical results (row0, row1), the constant border's row, van
-    // Herk's running prefix and suffix rows (fh - 1), placed per strip (see `shift`).
+    // Rows 2..: the padded vertical results (row0 .. row3; Grad: the minima's in rows 8 .. 11),
+    // the constant border's rows (4; Grad: 12), van Herk's running prefix and suffix rows
+    // (fh - 1), Grad's horizontal maxima and minima (13, 14), placed per strip (see `shift`).
     std::fill(scratch + 4 * rl, scratch + 5 * rl, cv);
+    if (Grad) std::fill(scratch + 12 * rl, scratch + 13 * rl, cvn);
     const T* rp[kDirectRows + 3];
+    const T* rpn[kDirectRows + 3];
     std::vector<const T*> rpv(direct ? 0 : 2 * fh);
     for (int64_t t = t0; t < t1;) {
       const int64_t b = t / H, y0 = t % H;
       const int64_t y1 = std::min<int64_t>(H, y0 + (t1 - t));
       t += y1 - y0;
-      // Source row sy (border-mapped): the whole row, or null for the constant border.
-      auto src_row = [&](int64_t sy) -> const T* {
-        const int64_t yy = border_index(sy, H, border);
-        return yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy);
-      };
       for (int64_t x0 = 0; x0 < W; x0 += SW) {
-        const int64_t x1 = std::min<int64_t>(W, x0 + SW), n = (x1 - x0) * C;
-        const int64_t first = x0 - left, last = x1 + right;
-        const int64_t in0 = std::max<int64_t>(first, 0), in1 = std::min<int64_t>(last, W);
-        const int64_t cnt = (in1 - in0) * C, off = (in0 - first) * C;
+        const Strip<T> st = strip_at<T>(src, s, b, border, x0, SW, left, right);
+        const int64_t n = st.n, cnt = st.cnt, off = st.off;
         // The rows the vertical pass reads and writes start at the same offset within a cache
         // line as the source row's column in0 (the source rows share it when the row stride is
         // whole lines): the pass then splits no line the source does not.
-        const uintptr_t sa = reinterpret_cast<uintptr_t>(row_ptr<T>(src, s, b, 0) + in0 * C) & 63;
+        const uintptr_t sa = reinterpret_cast<uintptr_t>(row_ptr<T>(src, s, b, 0) + st.in0 * C) & 63;
         const int64_t shift =
             sa % sizeof(T) ? 0 : ((static_cast<int64_t>(sa / sizeof(T)) - off) % kLine + kLine) % kLine;
-        T* row0 = scratch + 2 * rl + shift;
-        T* row1 = scratch + 3 * rl + shift;
-        T* cvrow = scratch + 4 * rl + shift + off;  // holds cv from its start
-        T* prow = scratch + 5 * rl + shift + off;
-        T* sfx = scratch + 6 * rl + shift + off;
-        T* row2 = scratch + 6 * rl + shift;  // the direct pass's rows 2 and 3 (no suffix rows there)
-        T* row3 = scratch + 7 * rl + shift;
+        auto srow = [&](int i) { return scratch + i * rl + shift; };
+        T* rows4[4] = {srow(2), srow(3), srow(6), srow(7)};  // (rows 6, 7: no suffix rows in the direct pass)
+        T* rowsn[4] = {srow(8), srow(9), srow(10), srow(11)};
+        T* cvrow = srow(4) + off;  // holds cv from its start
+        T* cvrown = srow(12) + off;
+        T* prow = srow(5) + off;
+        T* sfx = srow(6) + off;
+        T* row0 = rows4[0];
         // Row sy's in-image columns [in0, in1) (the constant row where sy is outside).
-        auto vsrc = [&](int64_t sy) -> const T* {
-          const T* r = src_row(sy);
-          return r ? r + in0 * C : cvrow;
-        };
-        // Pads columns [first, in0) and [in1, last) of the vertical result `row` of output
-        // row y (by the border rule from the computed columns, or, for a column the strip did
-        // not compute, from the fh source rows directly), then filters it into the output.
-        auto pad_and_filter = [&](T* row, int64_t y) {
-          pad_vertical_row<Max>(row, first, last, in0, in1, W, border, C, cv, y - ay, fh, src_row);
-          hline<Max, T>(row, row_ptr<T>(dst, d, b, y) + x0 * C, n, C, fw, tmp0, tmp1, stream);
+        auto vsrc = [&](int64_t sy) { return st.in_row(sy, cvrow); };
+        // Pads columns [first, in0) and [in1, last) of the vertical result in rows4[q] (Grad:
+        // and rowsn[q]) of output row y (by the border rule from the computed columns, or, for
+        // a column the strip did not compute, from the fh source rows directly), then filters
+        // it into the output.
+        auto pad_and_filter = [&](int q, int64_t y) {
+          T* row = rows4[q];
+          pad_vertical_row<Max>(row, st, cv, y - ay, fh);
+          if constexpr (Grad) pad_vertical_row<false>(rowsn[q], st, cvn, y - ay, fh);
+          T* out = row_ptr<T>(dst, d, b, y) + x0 * C;
+          [&] {
+            constexpr bool Nan = true;
+            if constexpr (Grad) {
+              if (hline_lanes_any<true, Nan, T, true>(row, out, n, C, fw, stream, rowsn[q])) return;
+              T* hx = srow(13);
+              T* hn = srow(14);
+              hline<true, Nan, T>(row, hx, n, C, fw, tmp0, tmp1);
+              hline<false, Nan, T>(rowsn[q], hn, n, C, fw, tmp0, tmp1);
+              sub_rows(out, hx, hn, n);
+            } else {
+              hline<Max, Nan, T>(row, out, n, C, fw, tmp0, tmp1, stream);
+            }
+          }();
         };
         if (direct) {
+          // Output rows y .. y + m - 1 (m = 4, 2, 1) from source rows y - ay .. y - ay + fh + m - 2.
+          auto direct_rows = [&](int64_t y, int m) {
+            const int nsrc = fh + m - 1;
+            bool cvrows = false;  // Grad: a constant row read (the two ops' constants differ)
+            for (int i = 0; i < nsrc; ++i) {
+              rp[i] = vsrc(y - ay + i);
+              cvrows = cvrows || rp[i] == cvrow;
+            }
+            [&] {
+              constexpr bool Nan = true;
+              T* d4[4] = {rows4[0] + off, rows4[1] + off, rows4[2] + off, rows4[3] + off};
+              T* n4[4] = {rowsn[0] + off, rowsn[1] + off, rowsn[2] + off, rowsn[3] + off};
+              if (Grad && !cvrows && m == 4) {
+                pick_quad<true, Nan, T, true>(d4, rp, fh, cnt, n4);
+                return;
+              }
+              for (int g = 0; g < (Grad ? 2 : 1); ++g) {
+                const T* const* r = rp;
+                T* const* o = d4;
+                if (g == 1) {
+                  for (int i = 0; i < nsrc; ++i) rpn[i] = rp[i] == cvrow ? cvrown : rp[i];
+                  r = rpn;
+                  o = n4;
+                }
+                auto go = [&](auto max_c) {
+                  constexpr bool M = decltype(max_c)::value;
+                  if (m == 4) pick_quad<M, Nan>(o, r, fh, cnt);
+                  else if (m == 2) pick_pair<M, Nan>(o[0], o[1], r, fh, cnt);
+                  else pick_many<M, Nan>(o[0], r, fh, cnt);
+                };
+                if constexpr (Grad) {
+                  if (g == 1) go(std::false_type{});
+                  else go(std::true_type{});
+                } else {
+                  go(std::bool_constant<Max>{});
+                }
+              }
+            }();
+            for (int q = 0; q < m; ++q) pad_and_filter(q, y + q);
+          };
           int64_t y = y0;
           if (fh > 1) {
-            for (; y + 4 <= y1; y += 4) {
-              for (int i = 0; i < fh + 3; ++i) rp[i] = vsrc(y - ay + i);
-              pick_quad<Max>(row0 + off, row1 + off, row2 + off, row3 + off, rp, fh, cnt);
-              pad_and_filter(row0, y);
-              pad_and_filter(row1, y + 1);
-              pad_and_filter(row2, y + 2);
-              pad_and_filter(row3, y + 3);
-            }
-            for (; y + 2 <= y1; y += 2) {
-              for (int i = 0; i <= fh; ++i) rp[i] = vsrc(y - ay + i);
-              pick_pair<Max>(row0 + off, row1 + off, rp, fh, cnt);
-              pad_and_filter(row0, y);
-              pad_and_filter(row1, y + 1);
-            }
+            for (; y + 4 <= y1; y += 4) direct_rows(y, 4);
+            for (; y + 2 <= y1; y += 2) direct_rows(y, 2);
           }
-          for (; y < y1; ++y) {
-            for (int i = 0; i < fh; ++i) rp[i] = vsrc(y - ay + i);
-            pick_many<Max>(row0 + off, rp, fh, cnt);
-            pad_and_filter(row0, y);
-          }
+          for (; y < y1; ++y) direct_rows(y, 1);
         } else {
           // Block of fh output rows from yb: sources q = 0 .. 2 fh - 2 are rows yb - ay + q;
           // suffix i (i < fh) = op(q = i .. fh - 1), prefix j = op(q = fh .. fh + j - 1).
@@ -605,18 +734,21 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
           for (int64_t yb = y0; yb < y1; yb += fh) {
             const int m = static_cast<int>(std::min<int64_t>(fh, y1 - yb));
             for (int i = 0; i < fh + m - 1; ++i) q[i] = vsrc(yb - ay + i);
-            const T* sf = q[fh - 1];  // suffix fh - 1: the source row itself
-            for (int i = fh - 2; i >= 0; --i) {
-              T* o = sfx + i * rl;
-              pick_rows<Max>(o, q[i], sf, cnt);
-              sf = o;
-            }
-            std::copy(sfx, sfx + cnt, row0 + off);
-            pad_and_filter(row0, yb);
-            for (int i = 1; i < m; ++i) {
-              const T* si = i == fh - 1 ? q[fh - 1] : sfx + i * rl;
-              prefix_combine<Max>(row0 + off, prow, q[fh + i - 1], si, i == 1, cnt);
-              pad_and_filter(row0, yb + i);
+            {
+              constexpr bool Nan = true;
+              const T* sf = q[fh - 1];  // suffix fh - 1: the source row itself
+              for (int i = fh - 2; i >= 0; --i) {
+                T* o = sfx + i * rl;
+                pick_rows<Max, Nan>(o, q[i], sf, cnt);
+                sf = o;
+              }
+              std::copy(sfx, sfx + cnt, row0 + off);
+              pad_and_filter(0, yb);
+              for (int i = 1; i < m; ++i) {
+                const T* si = i == fh - 1 ? q[fh - 1] : sfx + i * rl;
+                prefix_combine<Max, Nan>(row0 + off, prow, q[fh + i - 1], si, i == 1, cnt);
+                pad_and_filter(0, yb + i);
+              }
             }
           }
         }
@@ -648,6 +780,7 @@ constexpr int kCoverRects = 4;
 template <bool Max, typename T>
 void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const Rect* rects, int nr,
                  int fh, int fw, int ay, int ax, Border border, T cv) {
+  constexpr bool Nan = true;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int64_t rows = s.n * H;
   const int left = ax, right = fw - 1 - ax;
@@ -672,25 +805,14 @@ void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       const int64_t b = t / H, y0 = t % H;
       const int64_t y1 = std::min<int64_t>(H, y0 + (t1 - t));
       t += y1 - y0;
-      auto src_row = [&](int64_t sy) -> const T* {
-        const int64_t yy = border_index(sy, H, border);
-        return yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy);
-      };
       for (int64_t x0 = 0; x0 < W; x0 += SW) {
-        const int64_t x1 = std::min<int64_t>(W, x0 + SW), n = (x1 - x0) * C;
-        const int64_t first = x0 - left, last = x1 + right;
-        const int64_t in0 = std::max<int64_t>(first, 0), in1 = std::min<int64_t>(last, W);
-        const int64_t cnt = (in1 - in0) * C, off = (in0 - first) * C;
+        const Strip<T> st = strip_at<T>(src, s, b, border, x0, SW, left, right);
+        const int64_t n = st.n, cnt = st.cnt, off = st.off;
         auto vrow = [&](int k, int q) { return scratch + static_cast<int64_t>(3 + 4 * k + q) * rl; };
         auto hrow = [&](int k) { return scratch + static_cast<int64_t>(3 + 4 * nr + k) * rl; };
-        auto vsrc = [&](int64_t sy) -> const T* {
-          const T* r = src_row(sy);
-          return r ? r + in0 * C : cvrow;
-        };
+        auto vsrc = [&](int64_t sy) { return st.in_row(sy, cvrow); };
         // Pads the vertical result `row` of rectangle `rc` for output row y (as morph_rect).
-        auto pad = [&](T* row, const Rect& rc, int64_t y) {
-          pad_vertical_row<Max>(row, first, last, in0, in1, W, border, C, cv, y - ay + rc.r0, rc.h, src_row);
-        };
+        auto pad = [&](T* row, const Rect& rc, int64_t y) { pad_vertical_row<Max>(row, st, cv, y - ay + rc.r0, rc.h); };
         // Output row y from the rectangles' vertical rows q.
         auto finish = [&](int q, int64_t y) {
           const T* srcs[kCoverRects];
@@ -701,11 +823,11 @@ void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc
             if (rc.w == 1) {
               srcs[k] = v + static_cast<int64_t>(rc.j0) * C;
             } else {
-              hline<Max, T>(v + static_cast<int64_t>(rc.j0) * C, hrow(k), n, C, rc.w, tmp0, tmp1);
+              hline<Max, Nan, T>(v + static_cast<int64_t>(rc.j0) * C, hrow(k), n, C, rc.w, tmp0, tmp1);
               srcs[k] = hrow(k);
             }
           }
-          pick_many<Max>(row_ptr<T>(dst, d, b, y) + x0 * C, srcs, nr, n);
+          pick_many<Max, Nan>(row_ptr<T>(dst, d, b, y) + x0 * C, srcs, nr, n);
         };
         int64_t y = y0;
         for (; y + 4 <= y1; y += 4) {
@@ -719,7 +841,8 @@ void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc
               continue;
             }
             for (int i = 0; i < rc.h + 3; ++i) rp[i] = vsrc(y - ay + rc.r0 + i);
-            pick_quad<Max>(vrow(k, 0) + off, vrow(k, 1) + off, vrow(k, 2) + off, vrow(k, 3) + off, rp, rc.h, cnt);
+            T* const d4[4] = {vrow(k, 0) + off, vrow(k, 1) + off, vrow(k, 2) + off, vrow(k, 3) + off};
+            pick_quad<Max, Nan>(d4, rp, rc.h, cnt);
           }
           for (int q = 0; q < 4; ++q) finish(q, y + q);
         }
@@ -727,7 +850,7 @@ void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc
           for (int k = 0; k < nr; ++k) {
             const Rect& rc = rects[k];
             for (int i = 0; i < rc.h; ++i) rp[i] = vsrc(y - ay + rc.r0 + i);
-            pick_many<Max>(vrow(k, 0) + off, rp, rc.h, cnt);
+            pick_many<Max, Nan>(vrow(k, 0) + off, rp, rc.h, cnt);
           }
           finish(0, y);
         }
@@ -739,6 +862,7 @@ void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc
 template <bool Max, typename T>
 void morph_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const uint8_t* fp, int fh, int fw,
                 int ay, int ax, Border border, T cv) {
+  constexpr bool Nan = true;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int64_t rows = s.n * H;
   // Runs of the footprint and the distinct run lengths.
@@ -792,7 +916,7 @@ void morph_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
     }
   }
   if (static_cast<int>(runs.size()) == fh && lens.size() == 1 && lens[0] == fw) {
-    morph_rect<Max, T>(src, s, dst, d, fh, fw, ay, ax, border, cv);
+    morph_rect<Max, false, T>(src, s, dst, d, fh, fw, ay, ax, border, cv, cv);
     return;
   }
   // Rectangles up to 16 rows take the run path (fh - 1 vector ops per element on rows that
@@ -830,7 +954,7 @@ void morph_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
           T* P = thread_scratch<T>(4, static_cast<size_t>(nsrc * n));
           for (int64_t q = 0; q < nsrc; ++q) {
             load(y0 - ay + q);
-            hline<Max, T>(pad, R + q * n, n, C, fw, tmp0, tmp1);
+            hline<Max, Nan, T>(pad, R + q * n, n, C, fw, tmp0, tmp1);
           }
           if (fh == 1) {
             for (int64_t q = 0; q < nsrc; ++q) std::copy(R + q * n, R + q * n + n, row_ptr<T>(dst, d, b, y0 + q) + x0 * C);
@@ -838,12 +962,12 @@ void morph_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
           }
           for (int64_t q = 0; q < nsrc; ++q) {
             if (q % fh == 0) std::copy(R + q * n, R + q * n + n, P + q * n);
-            else pick_rows<Max>(P + q * n, P + (q - 1) * n, R + q * n, n);
+            else pick_rows<Max, Nan>(P + q * n, P + (q - 1) * n, R + q * n, n);
           }
           for (int64_t q = nsrc - 2; q >= 0; --q)
-            if (q % fh != fh - 1) pick_rows<Max>(R + q * n, R + (q + 1) * n, R + q * n, n);
+            if (q % fh != fh - 1) pick_rows<Max, Nan>(R + q * n, R + (q + 1) * n, R + q * n, n);
           for (int64_t q = 0; q < y1 - y0; ++q)
-            pick_rows<Max>(row_ptr<T>(dst, d, b, y0 + q) + x0 * C, R + q * n, P + (q + fh - 1) * n, n);
+            pick_rows<Max, Nan>(row_ptr<T>(dst, d, b, y0 + q) + x0 * C, R + q * n, P + (q + fh - 1) * n, n);
         } else {
           // Ring of fh source rows, each filtered for every run length.
           const int64_t rl = n + static_cast<int64_t>(fw) * C;  // filtered row length (with the shift room)
@@ -860,7 +984,7 @@ void morph_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
                 load(sy);
                 // Filtered row for length L covers window starts [0, n + (fw - L) * C).
                 for (int li = 0; li < nl; ++li)
-                  hline<Max, T>(pad, rows_l + li * rl, n + static_cast<int64_t>(fw - lens[li]) * C, C, lens[li],
+                  hline<Max, Nan, T>(pad, rows_l + li * rl, n + static_cast<int64_t>(fw - lens[li]) * C, C, lens[li],
                                 tmp0, tmp1);
                 tag[slot] = sy;
               }
@@ -877,7 +1001,7 @@ void morph_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
                 const int slot = static_cast<int>(((sy % fh) + fh) % fh);
                 srcs[m++] = ring + (static_cast<int64_t>(slot) * nl + r.len_index) * rl + static_cast<int64_t>(r.col) * C;
               }
-              pick_many<Max>(out, srcs, m, n);
+              pick_many<Max, Nan>(out, srcs, m, n);
               first = false;
             }
           }
@@ -896,6 +1020,33 @@ void morphology(DType dtype, const void* src, const ImageDesc& s, void* dst, con
     const T cv = to_output<T, double>(cval);
     if (dilate) morph_impl<true, T>(src, s, dst, d, fp, fh, fw, ay, ax, border, cv);
     else morph_impl<false, T>(src, s, dst, d, fp, fh, fw, ay, ax, border, cv);
+  });
+}
+
+void morph_gradient(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                    const uint8_t* fp, int fh, int fw, int ay, int ax, Border border, double cval_dilate,
+                    double cval_erode) {
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T cx = to_output<T, double>(cval_dilate), cn = to_output<T, double>(cval_erode);
+    if (fh <= kDirectRows && std::all_of(fp, fp + static_cast<int64_t>(fh) * fw, [](uint8_t v) { return v != 0; })) {
+      morph_rect<true, true, T>(src, s, dst, d, fh, fw, ay, ax, border, cx, cn);
+      return;
+    }
+    // Other footprints: the dilation into dst, the erosion into a packed scratch image, then
+    // their difference row by row.
+    ImageDesc e = s;
+    e.row_stride = s.w * s.c;
+    e.batch_stride = s.h * e.row_stride;
+    std::vector<T> ero(static_cast<size_t>(s.n * e.batch_stride));
+    morph_impl<true, T>(src, s, dst, d, fp, fh, fw, ay, ax, border, cx);
+    morph_impl<false, T>(src, s, ero.data(), e, fp, fh, fw, ay, ax, border, cn);
+    parallel_for(0, s.n * s.h, 16, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        T* o = row_ptr<T>(dst, d, t / s.h, t % s.h);
+        sub_rows(o, o, row_ptr<T>(static_cast<const void*>(ero.data()), e, t / s.h, t % s.h), e.row_stride);
+      }
+    });
   });
 }
 

@@ -67,6 +67,12 @@ IMKERN_DECLARE_FOR_EACH_ISA(
   // src(y + i - ay, x + j - ax). Floats propagate NaN.
   void morphology(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
                   const uint8_t* fp, int fh, int fw, int ay, int ax, bool dilate, Border border, double cval);
+  // The morphological gradient dilation - erosion (same footprint, anchor and border; cval_dilate
+  // and cval_erode: each op's constant), in one pass for rectangles up to 8 rows. Exactly the
+  // difference of the two morphology() results (integers: never negative).
+  void morph_gradient(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
+                      const uint8_t* fp, int fh, int fw, int ay, int ax, Border border, double cval_dilate,
+                      double cval_erode);
   // Bilateral filter as cv2.bilateralFilter (window radius `radius`, circular), uint8 or
   // float32 with 1 or 3 channels; sigmas positive.
   void bilateral(DType dtype, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int radius,

@@ -289,6 +289,25 @@ def morph_gradient(image, footprint=3, *, iterations=1, border=None, cval=0.0, o
             >>> imkern.filters.morph_gradient(img, (1, 3))
             array([[0, 7, 7, 0, 0]], dtype=uint8)
     """
+    _check_dtype(image)
+    kind, _ = A.check_image(image)
+    f = _as_footprint(footprint)
+    n = _iterations(iterations)
+    if kind == "numpy" and (n == 1 or (n > 1 and f.all())):
+        # One pass computing both extremes (rectangles; other footprints: two passes in C++).
+        b, cv, ignore = _border(border, cval)
+        fh, fw = f.shape
+        ay, ax = fh // 2, fw // 2
+        if n > 1:  # as _morph: n passes of a rectangle are one pass of the enlarged rectangle
+            f = np.ones((fh + (n - 1) * (fh - 1), fw + (n - 1) * (fw - 1)), np.uint8)
+            ay, ax = ay * n, ax * n
+
+        def cpu(src, dst):
+            cx = _identity(src.dtype, True) if ignore else cv
+            cn = _identity(src.dtype, False) if ignore else cv
+            _core.morph_gradient(src, dst, f, ay, ax, b, cx, cn)
+
+        return _run(image, out, cpu, None)
     kw = dict(iterations=iterations, border=border, cval=cval)
     return _combine(image, dilate(image, footprint, **kw), erode(image, footprint, **kw), out)
 
