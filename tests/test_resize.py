@@ -8,6 +8,7 @@ import pytest
 import imkern
 from conftest import HAS_GPU, assert_close, random_array, to_numpy
 from imkern.reference import transform as R
+from imkern.transform import _resize as _RZ
 from imkern.transform import resize
 
 DTYPES = [np.uint8, np.uint16, np.float32, np.float64]
@@ -793,3 +794,54 @@ def test_halving_streamed_row_ends_every_isa_level(rng, isa, dtype, channels):
                 assert (buf[:off] == 0xA5).all() and (buf[off + out.nbytes:] == 0xA5).all()
     finally:
         imkern.set_cpu_params(stream_bytes=None)
+
+
+# ---- uint8 resizes whose fixed-point weights need an intermediate shift (area shrinking by a
+# non-integer factor, antialiased shrinking, lanczos): the general vertical-first path, whose
+# horizontal pass takes plain loads per pixel for 3 and 4 channels at every tap count (1, 3,
+# 5, 6, 7, ... taps; 2, 4 and 8 have their own unrolled loops) and gathers otherwise. Each must
+# give the CUDA kernel's integer formula exactly, on every ISA level.
+# (source, destination): area by non-integer factors (1 to 4 horizontal taps, 1 where the
+# width is kept), antialiased shrinks (5 to 9 taps), and small / 1-pixel images
+SIZES = [((240, 320), (224, 224)), ((240, 320), (224, 320)), ((240, 320), (240, 224)), ((50, 77), (20, 23)),
+         ((31, 101), (17, 29)), ((64, 200), (30, 41)), ((5, 9), (1, 1)), ((3, 40), (2, 13)), ((1, 33), (1, 7))]
+
+
+@pytest.mark.parametrize("mode,antialias", [("area", False), ("bilinear", True), ("bicubic", False),
+                                            ("lanczos", False)])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_shifted_uint8_resize_equals_the_integer_formula(rng, mode, antialias, channels):
+    before = imkern.get_cpu_isa()
+    try:
+        for (sh, sw), (h, w) in SIZES:
+            shrink = mode == "area" and sh >= h and sw >= w
+            ytab = _RZ._axis_table(sh, h, mode, antialias, shrink, "u8")
+            xtab = _RZ._axis_table(sw, w, mode, antialias, shrink, "u8")
+            shift = _RZ._vshift(ytab[3], xtab[3])
+            big = random_array(rng, (2, sh, 2 * sw + 3, channels), np.uint8)
+            views = [big[0, :, :sw], big[1, ::-1, sw:2 * sw], big[:, :, 1:2 * sw + 1:2]]
+            for v in views:
+                vv = np.ascontiguousarray(v)
+                expect = (np.stack([_integer_formula(im, ytab, xtab, shift) for im in vv]) if vv.ndim == 4
+                          else _integer_formula(vv, ytab, xtab, shift))
+                for isa in imkern.info()["cpu_isa_available"]:
+                    imkern.set_cpu_isa(isa)
+                    got = resize(v, (h, w), interpolation=mode, antialias=antialias)
+                    np.testing.assert_array_equal(
+                        got, expect, err_msg=f"{isa} {(sh, sw)}->{(h, w)} {v.shape} shift={shift}")
+    finally:
+        imkern.set_cpu_isa(before)
+
+
+def test_the_sizes_cover_the_shifted_path_and_its_tap_counts():
+    """The cases above reach the shifted path (shift > 0) with the tap counts it has loops for."""
+    taps = set()
+    for (sh, sw), (h, w) in SIZES:
+        shrink = sh >= h and sw >= w
+        ytab = _RZ._axis_table(sh, h, "area", False, shrink, "u8")
+        xtab = _RZ._axis_table(sw, w, "area", False, shrink, "u8")
+        if shrink:
+            assert _RZ._vshift(ytab[3], xtab[3]) > 0
+        taps.add(xtab[1].shape[1])
+        taps.add(_RZ._axis_table(sw, w, "bilinear", True, False, "u8")[1].shape[1])
+    assert {1, 2, 3}.issubset(taps) and any(k > 4 and k != 8 for k in taps), taps

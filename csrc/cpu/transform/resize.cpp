@@ -1355,6 +1355,23 @@ inline void vsum_f32_any(const T* const* rows, const float* wy, int ky, int64_t 
 // The vertical sums of ring rows straight to the output (the horizontal-first order):
 // out[e] = T(sum_k wy[k] rows[k][e]), streamed where Stream. Backward: the vectors from the
 // row's end down (see resize_f32_hfirst: 4K aliasing).
+// Elements [0, n) of an output row: `one(e)` for the elements before `head` and after the last
+// whole vector, `vec(e)` for the vectors of L elements from `head`; first to last, or last to
+// first (`backward`: the order that keeps the stores off the loads' 4 KiB aliases).
+template <int L, typename One, typename Vec>
+__attribute__((always_inline)) inline void walk_row(int64_t n, int64_t head, bool backward, One&& one, Vec&& vec) {
+  const int64_t body = head + (n - head) / L * L;
+  if (!backward) {
+    for (int64_t e = 0; e < head; ++e) one(e);
+    for (int64_t e = head; e < body; e += L) vec(e);
+    for (int64_t e = body; e < n; ++e) one(e);
+  } else {
+    for (int64_t e = n - 1; e >= body; --e) one(e);
+    for (int64_t e = body - L; e >= head; e -= L) vec(e);
+    for (int64_t e = head - 1; e >= 0; --e) one(e);
+  }
+}
+
 template <typename T, int K, bool Stream>
 inline void vsum_out_f32(const float* const* rows, const float* wy, int ky, int64_t n, T* __restrict__ out,
                          bool backward) {
@@ -1380,16 +1397,7 @@ inline void vsum_out_f32(const float* const* rows, const float* wy, int ky, int6
   // plain stores up to the first aligned vector when streaming: every line after it is
   // written by streaming stores only
   const int64_t head = Stream ? std::min(n, stream_start<T, float>(out) % L) : 0;
-  const int64_t body = head + (n - head) / L * L;
-  if (!backward) {
-    for (int64_t e = 0; e < head; ++e) one(e);
-    for (int64_t e = head; e < body; e += L) vec(e);
-    for (int64_t e = body; e < n; ++e) one(e);
-  } else {
-    for (int64_t e = n - 1; e >= body; --e) one(e);
-    for (int64_t e = body - L; e >= head; e -= L) vec(e);
-    for (int64_t e = head - 1; e >= 0; --e) one(e);
-  }
+  walk_row<L>(n, head, backward, one, vec);
 }
 
 template <typename T, bool Stream>
@@ -1429,16 +1437,7 @@ inline void vsum_out2_f32(const float* const* rows, const float* wa, const float
     put_out<T, Stream>(ob + e, b);
   };
   const int64_t head = Stream ? std::min(n, stream_start<T, float>(oa) % L) : 0;
-  const int64_t body = head + (n - head) / L * L;
-  if (!backward) {
-    for (int64_t e = 0; e < head; ++e) one(e);
-    for (int64_t e = head; e < body; e += L) vec(e);
-    for (int64_t e = body; e < n; ++e) one(e);
-  } else {
-    for (int64_t e = n - 1; e >= body; --e) one(e);
-    for (int64_t e = body - L; e >= head; e -= L) vec(e);
-    for (int64_t e = head - 1; e >= 0; --e) one(e);
-  }
+  walk_row<L>(n, head, backward, one, vec);
 }
 
 // 4K aliasing (see resize_f32_hfirst): the sums of output rows at `outs` from ring rows at

@@ -647,6 +647,38 @@ struct WarpMapped {
   uint32_t tm[4][kWarpBlock / kWarpLanes];
 };
 
+// The source points of an affine row's lanes, a vector at a time from column x0: (m0 x + mx,
+// m3 x + my) with the lanes' x as exact floats stepped by kWarpLanes (the caller keeps the row
+// under 2^24 pixels), the same floats as float_coords'.
+struct AffineLanes {
+  WVec m0, m3, mx, my, xf, step;
+  AffineLanes(const RowTerms& rt, int64_t x0) {
+#if defined(__AVX512F__)
+    m0 = _mm512_set1_ps(rt.m0), m3 = _mm512_set1_ps(rt.m3), mx = _mm512_set1_ps(rt.mx), my = _mm512_set1_ps(rt.my);
+    xf = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(x0)),
+                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
+    step = _mm512_set1_ps(static_cast<float>(kWarpLanes));
+#else
+    m0 = _mm256_set1_ps(rt.m0), m3 = _mm256_set1_ps(rt.m3), mx = _mm256_set1_ps(rt.mx), my = _mm256_set1_ps(rt.my);
+    xf = _mm256_cvtepi32_ps(
+        _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(x0)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    step = _mm256_set1_ps(static_cast<float>(kWarpLanes));
+#endif
+  }
+  // the next vector of lanes' source points
+  void next(WVec& sx, WVec& sy) {
+#if defined(__AVX512F__)
+    sx = _mm512_fmadd_ps(m0, xf, mx);
+    sy = _mm512_fmadd_ps(m3, xf, my);
+    xf = _mm512_add_ps(xf, step);
+#else
+    sx = _mm256_fmadd_ps(m0, xf, mx);
+    sy = _mm256_fmadd_ps(m3, xf, my);
+    xf = _mm256_add_ps(xf, step);
+#endif
+  }
+};
+
 template <int PB, bool kAffine>
 unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, int64_t W, int64_t H,
                int64_t row_stride, float xmax, bool constant, int32_t* OFF, float* AX, float* AY, uint32_t* inside,
@@ -654,39 +686,12 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
   // inside: 0 <= fx0 <= xmax, 0 <= fy0 <= H - 2 (compared in float: NaN and huge values fail)
   const float ymax = static_cast<float>(H - 2);
   unsigned all = kAllLanes;
-#if defined(__AVX512F__)
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512 m0 = _mm512_set1_ps(rt.m0), m3 = _mm512_set1_ps(rt.m3), mx = _mm512_set1_ps(rt.mx),
-               my = _mm512_set1_ps(rt.my);
-#else
-  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256 m0 = _mm256_set1_ps(rt.m0), m3 = _mm256_set1_ps(rt.m3), mx = _mm256_set1_ps(rt.mx),
-               my = _mm256_set1_ps(rt.my);
-#endif
-  // the lanes' x as floats, stepped by kWarpLanes: exact, the same floats as float_coords'
-  // (the caller keeps the row under 2^24 pixels on this path)
-#if defined(__AVX512F__)
-  __m512 xf = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(x0)), iota));
-  const __m512 step = _mm512_set1_ps(static_cast<float>(kWarpLanes));
-#else
-  __m256 xf = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(x0)), iota));
-  const __m256 step = _mm256_set1_ps(static_cast<float>(kWarpLanes));
-#endif
+  AffineLanes lanes(rt, x0);  // affine rows; perspective rows read FX / FY
   for (int64_t x = 0, k = 0; x < n; x += kWarpLanes, ++k) {
     WVec sx = wv_zero(), sy = wv_zero();
     if constexpr (kAffine) {
-#if defined(__AVX512F__)
-      sx = _mm512_fmadd_ps(m0, xf, mx);
-      sy = _mm512_fmadd_ps(m3, xf, my);
-      xf = _mm512_add_ps(xf, step);
-#else
-      sx = _mm256_fmadd_ps(m0, xf, mx);
-      sy = _mm256_fmadd_ps(m3, xf, my);
-      xf = _mm256_add_ps(xf, step);
-#endif
+      lanes.next(sx, sy);
     } else {
-      (void)xf, (void)step;
-      (void)m0, (void)m3, (void)mx, (void)my, (void)iota;
       sx = wv_load(FX + x0 + x);
       sy = wv_load(FY + x0 + x);
     }
@@ -1187,34 +1192,20 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
       static_cast<uintptr_t>(pf ? static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m4)) * rsb +
                                       static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m1)) * PB
                                 : 0);
+  AffineLanes lanes(rt, 0);  // affine rows; perspective rows read FX / FY
 #if defined(__AVX512F__)
-  const __m512 m0 = _mm512_set1_ps(rt.m0), m3 = _mm512_set1_ps(rt.m3), mx = _mm512_set1_ps(rt.mx),
-               my = _mm512_set1_ps(rt.my), half = _mm512_set1_ps(0.5f);
-  __m512 xf = _mm512_cvtepi32_ps(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-  const __m512 step = _mm512_set1_ps(static_cast<float>(L));
+  const __m512 half = _mm512_set1_ps(0.5f);
   const __m512i cvv = _mm512_set1_epi32(cvd);
 #else
-  const __m256 m0 = _mm256_set1_ps(rt.m0), m3 = _mm256_set1_ps(rt.m3), mx = _mm256_set1_ps(rt.mx),
-               my = _mm256_set1_ps(rt.my), half = _mm256_set1_ps(0.5f);
-  __m256 xf = _mm256_cvtepi32_ps(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  const __m256 step = _mm256_set1_ps(static_cast<float>(L));
+  const __m256 half = _mm256_set1_ps(0.5f);
   const __m256i cvv = _mm256_set1_epi32(cvd);
 #endif
   int64_t x = 0;
   for (; x + L <= n; x += L) {
     WVec sx, sy;
     if constexpr (kAffine) {
-#if defined(__AVX512F__)
-      sx = _mm512_fmadd_ps(m0, xf, mx);
-      sy = _mm512_fmadd_ps(m3, xf, my);
-      xf = _mm512_add_ps(xf, step);
-#else
-      sx = _mm256_fmadd_ps(m0, xf, mx);
-      sy = _mm256_fmadd_ps(m3, xf, my);
-      xf = _mm256_add_ps(xf, step);
-#endif
+      lanes.next(sx, sy);
     } else {
-      (void)m0, (void)m3, (void)mx, (void)my, (void)xf, (void)step;
       sx = wv_load(FX + x);
       sy = wv_load(FY + x);
     }
