@@ -502,13 +502,13 @@ def test_vector_rows_every_border_same_bits_on_every_isa_level(rng, interp, dtyp
     for x in images:
         for border in BORDERS:
             for m in mats:
-                res = _all_isas(lambda: warp_affine(x, m, (33, 41), interpolation=interp, border=border, cval=77,
-                                                    inverse=True))
+                res = _all_isas(lambda x=x, m=m, border=border: warp_affine(x, m, (33, 41), interpolation=interp,
+                                                                              border=border, cval=77, inverse=True))
                 for r in res[1:]:
                     np.testing.assert_array_equal(r, res[0], err_msg=f"{x.shape} {m.tolist()} {border}")
             for p in perspectives:
-                res = _all_isas(lambda: warp_perspective(x, p, (33, 41), interpolation=interp, border=border,
-                                                         cval=77, inverse=True))
+                res = _all_isas(lambda x=x, p=p, border=border: warp_perspective(x, p, (33, 41), interpolation=interp,
+                                                                                   border=border, cval=77, inverse=True))
                 for r in res[1:]:
                     np.testing.assert_array_equal(r, res[0], err_msg=f"{x.shape} {p.tolist()} {border}")
 
@@ -526,7 +526,8 @@ def test_vector_rows_every_border_wide_rows_match_opencv(rng, interp, dtype, cha
     p = np.array([[0.96, -0.17, 12.5], [0.17, 0.96, -30.25], [1e-5, 2e-5, 1.0]])
     for border in BORDERS:
         for fn, cvfn, mat in ((warp_affine, cv2.warpAffine, m), (warp_perspective, cv2.warpPerspective, p)):
-            res = _all_isas(lambda: fn(x, mat, (167, 777), interpolation=interp, border=border, cval=9, inverse=True))
+            res = _all_isas(lambda fn=fn, mat=mat, border=border: fn(x, mat, (167, 777), interpolation=interp, border=border,
+                                                                 cval=9, inverse=True))
             for r in res[1:]:
                 np.testing.assert_array_equal(r, res[0], err_msg=f"{fn.__name__} {border}")
             exp = cvfn(x, mat, (777, 167), flags=getattr(cv2, _CVI[interp]) | cv2.WARP_INVERSE_MAP,
