@@ -129,6 +129,52 @@ def test_linear_matches_reference(rng, xp, tf32_off, shape, dtype):
         assert_close(a, e, dtype, scale=max(1.0, s))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_small_batch_dot_path(rng, isa, dtype):
+    # Batches of <= 32 rows (or <= 64 with <= 64 outputs) take the packing-free dot-product
+    # kernel (csrc/cpu/nn/linear.cpp, use_dot), the others the GEMM: both sides of each bound,
+    # edge tiles in both directions (4 rows x 6 or 3 outputs per tile), k with and without a
+    # vector tail and long enough for several L1 chunks (~336 .. 1364 elements per chunk).
+    before = imkern.get_num_threads()
+    try:
+        for m, n in [(1, 1), (1, 130), (2, 5), (3, 7), (4, 6), (5, 13), (7, 65), (31, 3), (32, 66), (33, 64),
+                     (33, 65), (64, 10), (64, 65), (65, 10)]:
+            for k in (1, 15, 17, 700, 3001):
+                x = random_array(rng, (m, k), dtype)
+                w = random_array(rng, (n, k), dtype)
+                b = random_array(rng, (n,), dtype)
+                exp = R.linear(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
+                outs = []
+                for t in (1, 3):
+                    imkern.set_num_threads(t)
+                    out = np.full((m, n), np.nan, dtype)
+                    assert F.linear(x, w, b, out=out) is out
+                    outs.append(out)
+                msg = f"{m}x{k} -> {n} {isa}"
+                assert_close(outs[0], exp, dtype, scale=k, err_msg=msg)
+                np.testing.assert_array_equal(outs[0], outs[1], err_msg=msg)  # thread count: same bits
+                assert_close(F.linear(x, w), exp - b, dtype, scale=k, err_msg=msg)
+                # Strided and reversed views give the same bits as contiguous copies.
+                xr, wr = x[::-1].copy()[::-1], np.asfortranarray(w)
+                np.testing.assert_array_equal(F.linear(xr, wr, b[::-1].copy()[::-1]), outs[0], err_msg=msg)
+                if m > 1:
+                    np.testing.assert_array_equal(F.linear(x[::-1], w, b), outs[0][::-1], err_msg=msg)
+    finally:
+        imkern.set_num_threads(before)
+
+
+def test_linear_small_batch_nan_inf(rng):
+    # A NaN or inf in x or W spreads to exactly the outputs whose sums include it (dot path).
+    x = random_array(rng, (5, 40), np.float32)
+    w = random_array(rng, (7, 40), np.float32)
+    x[2, 17] = np.nan
+    w[4, 33] = np.inf
+    y = F.linear(x, w)
+    e = R.linear(x.astype(np.float64), w.astype(np.float64))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(e))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(e))
+
+
 def test_linear_matches_torch(rng):
     torch = pytest.importorskip("torch")
     for dtype in DTYPES:
