@@ -210,6 +210,32 @@ def test_gemm_transposes_alpha_beta(rng, dtype):
     assert_close(c, a.astype(np.float64) @ b, dtype, scale=11)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_edge_tiles_same_bits(rng, isa, dtype):
+    # Edge tiles (fewer rows than the register tile, or fewer columns: whole vectors run a
+    # smaller microkernel on C itself, others a padded copy) sum every element's products in the
+    # same order as full tiles: each row and column prefix of a product equals that part of the
+    # whole product, bit for bit, and all of them match the float64 reference.
+    k = 97
+    a = random_array(rng, (19, k), dtype)
+    b = random_array(rng, (k, 200), dtype)
+    c0 = random_array(rng, (19, 200), dtype)
+    for ta, tb, alpha, beta in ((False, False, 1.0, 0.0), (False, True, 1.5, -0.5), (True, False, 1.0, 1.0)):
+        aa = np.ascontiguousarray(a.T) if ta else a
+        bb = np.ascontiguousarray(b.T) if tb else b
+        full = c0.copy()
+        _core.gemm(aa, bb, full, ta, tb, alpha, beta)
+        exp = alpha * a.astype(np.float64) @ b + beta * c0
+        assert_close(full, exp, dtype, scale=2 * k, err_msg=f"{isa} ta={ta} tb={tb}")
+        for m, n in [(1, 200), (2, 200), (3, 200), (4, 16), (5, 32), (6, 48), (7, 8), (9, 96), (13, 17), (19, 1),
+                     (19, 24), (19, 64), (19, 100), (19, 144)]:
+            sa = np.ascontiguousarray(aa[:, :m]) if ta else np.ascontiguousarray(aa[:m])
+            sb = np.ascontiguousarray(bb[:n]) if tb else np.ascontiguousarray(bb[:, :n])
+            c = c0[:m, :n].copy()
+            _core.gemm(sa, sb, c, ta, tb, alpha, beta)
+            np.testing.assert_array_equal(c, full[:m, :n], err_msg=f"{m}x{n} {isa} ta={ta} tb={tb}")
+
+
 def test_gemm_peak_shape(rng):
     # Large enough for several MC x NC tiles and KC blocks.
     a = random_array(rng, (300, 700), np.float32)
