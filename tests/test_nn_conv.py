@@ -129,6 +129,52 @@ def test_linear_matches_reference(rng, xp, tf32_off, shape, dtype):
         assert_close(a, e, dtype, scale=max(1.0, s))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_small_batch_dot_path(rng, isa, dtype):
+    # Batches of <= 32 rows (or <= 64 with <= 64 outputs) take the packing-free dot-product
+    # kernel (csrc/cpu/nn/linear.cpp, use_dot), the others the GEMM: both sides of each bound,
+    # edge tiles in both directions (4 rows x 6 or 3 outputs per tile), k with and without a
+    # vector tail and long enough for several L1 chunks (~336 .. 1364 elements per chunk).
+    before = imkern.get_num_threads()
+    try:
+        for m, n in [(1, 1), (1, 130), (2, 5), (3, 7), (4, 6), (5, 13), (7, 65), (31, 3), (32, 66), (33, 64),
+                     (33, 65), (64, 10), (64, 65), (65, 10)]:
+            for k in (1, 15, 17, 700, 3001):
+                x = random_array(rng, (m, k), dtype)
+                w = random_array(rng, (n, k), dtype)
+                b = random_array(rng, (n,), dtype)
+                exp = R.linear(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64))
+                outs = []
+                for t in (1, 3):
+                    imkern.set_num_threads(t)
+                    out = np.full((m, n), np.nan, dtype)
+                    assert F.linear(x, w, b, out=out) is out
+                    outs.append(out)
+                msg = f"{m}x{k} -> {n} {isa}"
+                assert_close(outs[0], exp, dtype, scale=k, err_msg=msg)
+                np.testing.assert_array_equal(outs[0], outs[1], err_msg=msg)  # thread count: same bits
+                assert_close(F.linear(x, w), exp - b, dtype, scale=k, err_msg=msg)
+                # Strided and reversed views give the same bits as contiguous copies.
+                xr, wr = x[::-1].copy()[::-1], np.asfortranarray(w)
+                np.testing.assert_array_equal(F.linear(xr, wr, b[::-1].copy()[::-1]), outs[0], err_msg=msg)
+                if m > 1:
+                    np.testing.assert_array_equal(F.linear(x[::-1], w, b), outs[0][::-1], err_msg=msg)
+    finally:
+        imkern.set_num_threads(before)
+
+
+def test_linear_small_batch_nan_inf(rng):
+    # A NaN or inf in x or W spreads to exactly the outputs whose sums include it (dot path).
+    x = random_array(rng, (5, 40), np.float32)
+    w = random_array(rng, (7, 40), np.float32)
+    x[2, 17] = np.nan
+    w[4, 33] = np.inf
+    y = F.linear(x, w)
+    e = R.linear(x.astype(np.float64), w.astype(np.float64))
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(e))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(e))
+
+
 def test_linear_matches_torch(rng):
     torch = pytest.importorskip("torch")
     for dtype in DTYPES:
@@ -162,6 +208,32 @@ def test_gemm_transposes_alpha_beta(rng, dtype):
     c = np.full((9, 50), np.nan, dtype)
     _core.gemm(a, b, c, False, False, 1.0, 0.0)
     assert_close(c, a.astype(np.float64) @ b, dtype, scale=11)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_edge_tiles_same_bits(rng, isa, dtype):
+    # Edge tiles (fewer rows than the register tile, or fewer columns: whole vectors run a
+    # smaller microkernel on C itself, others a padded copy) sum every element's products in the
+    # same order as full tiles: each row and column prefix of a product equals that part of the
+    # whole product, bit for bit, and all of them match the float64 reference.
+    k = 97
+    a = random_array(rng, (19, k), dtype)
+    b = random_array(rng, (k, 200), dtype)
+    c0 = random_array(rng, (19, 200), dtype)
+    for ta, tb, alpha, beta in ((False, False, 1.0, 0.0), (False, True, 1.5, -0.5), (True, False, 1.0, 1.0)):
+        aa = np.ascontiguousarray(a.T) if ta else a
+        bb = np.ascontiguousarray(b.T) if tb else b
+        full = c0.copy()
+        _core.gemm(aa, bb, full, ta, tb, alpha, beta)
+        exp = alpha * a.astype(np.float64) @ b + beta * c0
+        assert_close(full, exp, dtype, scale=2 * k, err_msg=f"{isa} ta={ta} tb={tb}")
+        for m, n in [(1, 200), (2, 200), (3, 200), (4, 16), (5, 32), (6, 48), (7, 8), (9, 96), (13, 17), (19, 1),
+                     (19, 24), (19, 64), (19, 100), (19, 144)]:
+            sa = np.ascontiguousarray(aa[:, :m]) if ta else np.ascontiguousarray(aa[:m])
+            sb = np.ascontiguousarray(bb[:n]) if tb else np.ascontiguousarray(bb[:, :n])
+            c = c0[:m, :n].copy()
+            _core.gemm(sa, sb, c, ta, tb, alpha, beta)
+            np.testing.assert_array_equal(c, full[:m, :n], err_msg=f"{m}x{n} {isa} ta={ta} tb={tb}")
 
 
 def test_gemm_peak_shape(rng):

@@ -200,6 +200,8 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
               const T* rb = ep.row_bias ? ep.row_bias + i0 + ir : nullptr;
               if (mr == MR && nr == NR)
                 microkernel<T>(kc, ap, bp, cp, ldc, st, rb, cb);
+              else if (nr % Bk::L == 0)  // e.g. AVX2's 6-row tile over m = 256: a 4-row tile, not 6
+                microkernel_fit<T>(static_cast<int>(mr), static_cast<int>(nr / Bk::L), kc, ap, bp, cp, ldc, st, rb, cb);
               else
                 microkernel_edge<T>(kc, ap, bp, cp, ldc, mr, nr, st, rb, cb);
             }

@@ -197,13 +197,14 @@ struct Store {
   bool first, last, relu;
 };
 
-// The epilogue of a tile: alpha, beta (or accumulation into C), bias, ReLU, in registers.
-template <typename T>
-inline void store_tile(const simd::vec_t<T> (&acc)[Blocking<T>::MR][Blocking<T>::NV], T* c, int64_t ldc,
-                       const Store<T>& st, const T* rb, const T* cb) {
+// The epilogue of a tile (MR x NV vectors, or a smaller edge tile): alpha, beta (or accumulation
+// into C), bias, ReLU, in registers.
+template <typename T, int MR, int NV>
+inline void store_tile(const simd::vec_t<T> (&acc)[MR][NV], T* c, int64_t ldc, const Store<T>& st, const T* rb,
+                       const T* cb) {
   using namespace simd;
   using V = vec_t<T>;
-  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L;
+  constexpr int L = Blocking<T>::L;
   if (st.first && st.last && st.alpha == T(1) && st.beta == T(0)) {
     // The common one-pass case (conv forward): C = acc + bias, ReLU; no C read, no branches.
     const bool relu = st.relu;
@@ -270,13 +271,15 @@ inline void microkernel_off(int64_t kc, const T* __restrict a, const T* b, const
   store_tile<T>(acc, c, ldc, st, rb, nullptr);
 }
 
-// One MR x NR tile of C (row stride ldc) from kc steps of packed A and B.
-template <typename T>
+// One MR x NR tile of C (row stride ldc) from kc steps of packed A and B; or, for an edge tile,
+// its first MR rows and NV vectors (A and B keep the packed slivers' strides, Blocking's MR and
+// NR): every element sums the same products in the same order as in a full tile.
+template <typename T, int MR = Blocking<T>::MR, int NV = Blocking<T>::NV>
 inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t ldc,
                         const Store<T>& st, const T* rb, const T* cb) {
   using namespace simd;
   using V = vec_t<T>;
-  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, L = Blocking<T>::L, NR = Blocking<T>::NR;
+  constexpr int L = Blocking<T>::L, NR = NV * L, AS = Blocking<T>::MR, BS = Blocking<T>::NR;
   // The C tile (MR rows, ldc apart: usually in L2 or L3, and in the same L1 sets) is fetched
   // now, while the k loop runs, so that the epilogue's loads and stores do not wait for it.
 #pragma GCC unroll 32
@@ -298,8 +301,8 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] += av * bv[j];
     }
-    a += MR;
-    b += NR;
+    a += AS;
+    b += BS;
   };
   // The C tile again, CTAIL steps before the end: with a long kc the A and B slivers streamed
   // through the L1 since the first prefetch have evicted it to the L2, and the epilogue's loads
@@ -316,6 +319,18 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
     for (; p < kc; ++p) step();
   }
   store_tile<T>(acc, c, ldc, st, rb, cb);
+}
+
+// An edge tile whose width is whole vectors (nr = nv L): the microkernel of that size, on C itself
+// (1 <= mr <= MR, 1 <= nv <= NV).
+template <typename T, int MR = Blocking<T>::MR, int NV = Blocking<T>::NV>
+inline void microkernel_fit(int mr, int nv, int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
+                            const Store<T>& st, const T* rb, const T* cb) {
+  if constexpr (MR >= 1 && NV >= 1) {
+    if (mr < MR) return microkernel_fit<T, MR - 1, NV>(mr, nv, kc, a, b, c, ldc, st, rb, cb);
+    if (nv < NV) return microkernel_fit<T, MR, NV - 1>(mr, nv, kc, a, b, c, ldc, st, rb, cb);
+    microkernel<T, MR, NV>(kc, a, b, c, ldc, st, rb, cb);
+  }
 }
 
 // An edge tile (mr < MR or nr < NR): run the microkernel on a local MR x NR copy.
