@@ -236,9 +236,38 @@ def cache_key(value: Any) -> Any:
     t = type(value)
     if value is None or t is float or t is int:
         return value
-    if (t is tuple or t is list) and all(type(v) in _PLAIN_NUMBERS for v in value):
-        return tuple(value)
+    if t is tuple or t is list:
+        for v in value:  # (a loop: a generator costs more than these few tests)
+            tv = type(v)
+            if tv is not float and tv is not int:
+                return UNCACHED
+        return value if t is tuple else tuple(value)
     return UNCACHED
+
+
+def int_key(value: Any) -> Any:
+    """``value`` as a cache key when it is None, an int or a flat tuple / list of ints (types
+    kept strict: sizes of 1.0 are a TypeError, never a hit on 1's entry), else ``UNCACHED``."""
+    t = type(value)
+    if t is int or value is None:
+        return value
+    if t is tuple or t is list:
+        for v in value:
+            if type(v) is not int:
+                return UNCACHED
+        return value if t is tuple else tuple(value)
+    return UNCACHED
+
+
+_CALL_CACHE_MAX = 1024
+
+
+def bounded_put(cache: dict, key, value) -> None:
+    """``cache[key] = value``, the cache emptied first when full (keys made of user values,
+    distinct NaN objects for one, must not grow it without bound)."""
+    if len(cache) >= _CALL_CACHE_MAX:
+        cache.clear()
+    cache[key] = value
 
 
 def read_only(a):
@@ -248,6 +277,8 @@ def read_only(a):
 
 
 def as_int(value: Any, name: str) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         raise TypeError(f"{name}: expected an int, got bool")
     try:
@@ -267,6 +298,11 @@ def as_pair(value: Any, name: str) -> Tuple[int, int]:
 
 
 def as_float(value: Any, name: str) -> float:
+    t = type(value)
+    if t is float:
+        return value
+    if t is int:
+        return float(value)  # (OverflowError past the float range, as below)
     if isinstance(value, (bool, str, bytes)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
     try:

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _arrays as A
 from . import _core
+from ._driver import cpu_image_op
 from ._driver import run_image_op as _run
 
 __all__ = [
@@ -51,10 +52,17 @@ def _channels(image, name="image") -> int:
 _NO_BACKGROUND = (0.0, 0.0, 0.0)
 
 
+def _color_cpu(src, dst, code, blend, bg):
+    _core.color_convert(code, src, dst, blend, bg)
+
+
 def _convert(op, image, out, out_shape, *, blend=False, bg=_NO_BACKGROUND):
     code = _OPS[op]
     if bg is not _NO_BACKGROUND:
         bg = tuple(float(v) for v in bg)
+    r = cpu_image_op(image, out, _color_cpu, (code, blend, bg), out_shape)
+    if r is not None:
+        return r
 
     def cpu(src, dst):
         _core.color_convert(code, src, dst, blend, bg)
@@ -86,7 +94,7 @@ def _check(image, channels, op, dtypes=A.IMAGE_DTYPES_CPU, allow_2d=False):
 
 def _to_gray(op, image, out):
     _check(image, (3, 4), op)
-    shape = tuple(image.shape[:-1]) if image.ndim == 3 else tuple(image.shape[:-1]) + (1,)
+    shape = image.shape[:-1] if image.ndim == 3 else image.shape[:-1] + (1,)
     return _convert(op, image, out, shape)
 
 
