@@ -149,7 +149,9 @@ def cpu_image_op(image, out, kernel, args=(), out_shape=None, out_dtype=None):
     # (new_numpy, inline: this runs on every call)
     dst = np.empty(out_shape, dt) if nbytes < _CACHE_MIN[0] else A.empty("numpy", None, out_shape, dt)
     if nbytes and image.size:
-        kernel(image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image), dst, *args)
+        kernel(
+            image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image), dst, *args
+        )
     return dst
 
 

@@ -333,14 +333,15 @@ def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cva
     if dtype is None and type(image) is np.ndarray and type(border) is str:
         # The whole call, once its arguments were checked on a NumPy image of this dtype: a
         # small image's call would otherwise spend most of its time parsing them again.
-        ck = (A.cache_key(sigma), A.cache_key(ksize), A.cache_key(truncate), border, A.cache_key(cval), image.dtype)
+        ck = (A.cache_key(sigma), A.int_key(ksize), A.cache_key(truncate), border, A.cache_key(cval), image.dtype)
         call = _CALLS.get(ck)
         if call is not None:
             r = cpu_image_op(image, out, call[0], call[1], None, call[2])
             if r is not None:
                 return r
     fixed = np.dtype(image.dtype) if ksize is not None and _fixed(image, dtype, border, cval) else None
-    key = (A.cache_key(sigma), A.cache_key(ksize), A.cache_key(truncate))
+    # (ksize by int_key: a ksize of 3.0 is a TypeError, never a hit on 3's entry)
+    key = (A.cache_key(sigma), A.int_key(ksize), A.cache_key(truncate))
     plan = (
         _gaussian_plan.__wrapped__(sigma, ksize, truncate, fixed) if A.UNCACHED in key else _gaussian_plan(*key, fixed)
     )
