@@ -222,6 +222,7 @@ def cuda_launch(a):
         yield cupy.cuda.get_current_stream().ptr
 
 
+_copysign = math.copysign
 UNCACHED = object()  # cache_key's answer for a value that is not a plain number or tuple of them
 _PLAIN_NUMBERS = (int, float)
 
@@ -230,15 +231,47 @@ def cache_key(value: Any) -> Any:
     """``value`` as a hashable key for an argument-parsing cache (functools.lru_cache), when
     it is None, a plain int or float, or a tuple / list of them (as a tuple): values that
     parse the same way whatever their key's equality merges (1 and 1.0). Anything else (bools,
-    NumPy scalars and arrays, strings) is ``UNCACHED``: the caller parses it uncached, so every
+    NumPy scalars and arrays, strings, and -0.0, which equals 0.0 but is another value of a
+    border constant) is ``UNCACHED``: the caller parses it uncached, so every
     error is raised as without a cache. A small image's call would otherwise spend most of its
     time turning the same arguments into the same taps and tables."""
     t = type(value)
-    if value is None or t is float or t is int:
+    if value is None or t is int:
         return value
-    if (t is tuple or t is list) and all(type(v) in _PLAIN_NUMBERS for v in value):
-        return tuple(value)
+    if t is float:
+        return value if value or _copysign(1.0, value) > 0 else UNCACHED  # -0.0 == 0.0: not its key
+    if t is tuple or t is list:
+        for v in value:  # (a loop: a generator costs more than these few tests)
+            tv = type(v)
+            if tv is not int and (tv is not float or not v and _copysign(1.0, v) < 0):
+                return UNCACHED
+        return value if t is tuple else tuple(value)
     return UNCACHED
+
+
+def int_key(value: Any) -> Any:
+    """``value`` as a cache key when it is None, an int or a flat tuple / list of ints (types
+    kept strict: sizes of 1.0 are a TypeError, never a hit on 1's entry), else ``UNCACHED``."""
+    t = type(value)
+    if t is int or value is None:
+        return value
+    if t is tuple or t is list:
+        for v in value:
+            if type(v) is not int:
+                return UNCACHED
+        return value if t is tuple else tuple(value)
+    return UNCACHED
+
+
+_CALL_CACHE_MAX = 1024
+
+
+def bounded_put(cache: dict, key, value) -> None:
+    """``cache[key] = value``, the cache emptied first when full (keys made of user values,
+    distinct NaN objects for one, must not grow it without bound)."""
+    if len(cache) >= _CALL_CACHE_MAX:
+        cache.clear()
+    cache[key] = value
 
 
 def read_only(a):
@@ -248,6 +281,8 @@ def read_only(a):
 
 
 def as_int(value: Any, name: str) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         raise TypeError(f"{name}: expected an int, got bool")
     try:
@@ -267,6 +302,11 @@ def as_pair(value: Any, name: str) -> Tuple[int, int]:
 
 
 def as_float(value: Any, name: str) -> float:
+    t = type(value)
+    if t is float:
+        return value
+    if t is int:
+        return float(value)  # (OverflowError past the float range, as below)
     if isinstance(value, (bool, str, bytes)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
     try:

@@ -19,6 +19,7 @@ Ops with several outputs (the backward passes) use the steps directly: :func:`co
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -116,6 +117,44 @@ def run_op(
     return finish(target, final)
 
 
+_CACHE_MIN = A.output_cache_min  # (a list: imkern.set_output_cache changes its one element)
+
+
+def new_numpy(shape, dtype: np.dtype, nbytes: int):
+    """A new NumPy output of ``nbytes`` bytes: :func:`empty` for a NumPy array, one comparison
+    before np.empty for the small ones (the output cache holds only large blocks)."""
+    if nbytes < _CACHE_MIN[0]:
+        return np.empty(shape, dtype)
+    return A.empty("numpy", None, shape, dtype)
+
+
+def cpu_image_op(image, out, kernel, args=(), out_shape=None, out_dtype=None):
+    """The common case of :func:`run_image_op` in one step, or None.
+
+    When ``image`` is a NumPy array of a kernel dtype with 2-4 axes (native byte order) and
+    ``out`` is None: a new output of ``out_shape`` / ``out_dtype`` (an np.dtype; default the
+    input's), ``kernel(src, dst, *args)`` unless either is empty, and the output returned,
+    exactly as :func:`run_image_op` would. Anything else returns None, and the op takes
+    :func:`run_image_op`. A small image's call is mostly Python: this one skips the per-call
+    closures and the generic checks (an op calls it with its validated arguments).
+    """
+    if out is not None or type(image) is not np.ndarray or image.dtype not in _IMAGE_DTYPES or not 2 <= image.ndim <= 4:
+        return None
+    dt = image.dtype if out_dtype is None else out_dtype
+    if out_shape is None:
+        out_shape = image.shape
+        nbytes = image.size * dt.itemsize
+    else:
+        nbytes = math.prod(out_shape) * dt.itemsize
+    # (new_numpy, inline: this runs on every call)
+    dst = np.empty(out_shape, dt) if nbytes < _CACHE_MIN[0] else A.empty("numpy", None, out_shape, dt)
+    if nbytes and image.size:
+        kernel(
+            image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image), dst, *args
+        )
+    return dst
+
+
 def run_image_op(image, out, cpu_call, cuda_call, *, out_shape=None, out_dtype=None, name="image"):
     """Run an image -> image op.
 
@@ -126,12 +165,9 @@ def run_image_op(image, out, cpu_call, cuda_call, *, out_shape=None, out_dtype=N
     if out is None and type(image) is np.ndarray and image.dtype in _IMAGE_DTYPES and 2 <= image.ndim <= 4:
         # The common case (a NumPy image of a kernel dtype, a new output) in as few steps as
         # possible: a small image's call is mostly this function. Same checks, same result.
-        target = A.empty(
-            "numpy",
-            image,
-            image.shape if out_shape is None else out_shape,
-            image.dtype if out_dtype is None else out_dtype,
-        )
+        shape = image.shape if out_shape is None else out_shape
+        dt = image.dtype if out_dtype is None else np.dtype(out_dtype)
+        target = new_numpy(shape, dt, math.prod(shape) * dt.itemsize)
         if image.size and target.size:
             cpu_call(
                 image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image), target

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _arrays as A
 from . import _core
+from ._driver import cpu_image_op
 from ._driver import run_image_op as _run
 
 __all__ = [
@@ -49,12 +50,20 @@ def _channels(image, name="image") -> int:
 
 
 _NO_BACKGROUND = (0.0, 0.0, 0.0)
+_SWAP_RB = _OPS["swap_rb"]
+
+
+def _color_cpu(src, dst, code, blend, bg):
+    _core.color_convert(code, src, dst, blend, bg)
 
 
 def _convert(op, image, out, out_shape, *, blend=False, bg=_NO_BACKGROUND):
     code = _OPS[op]
     if bg is not _NO_BACKGROUND:
         bg = tuple(float(v) for v in bg)
+    r = cpu_image_op(image, out, _color_cpu, (code, blend, bg), out_shape)
+    if r is not None:
+        return r
 
     def cpu(src, dst):
         _core.color_convert(code, src, dst, blend, bg)
@@ -67,9 +76,14 @@ def _convert(op, image, out, out_shape, *, blend=False, bg=_NO_BACKGROUND):
     return _run(image, out, cpu, cuda, out_shape=out_shape)
 
 
+_IMAGE_DTYPE_SET = _DTYPE_SETS[id(A.IMAGE_DTYPES_CPU)]
+
+
 def _check(image, channels, op, dtypes=A.IMAGE_DTYPES_CPU, allow_2d=False):
     """Kind, dtype, ndim and channel count; returns the kind."""
-    if type(image) is np.ndarray and image.dtype in _DTYPE_SETS.get(id(dtypes), ()):
+    if type(image) is np.ndarray and image.dtype in (
+        _IMAGE_DTYPE_SET if dtypes is A.IMAGE_DTYPES_CPU else _DTYPE_SETS.get(id(dtypes), ())
+    ):
         kind = "numpy"  # a native NumPy image of an accepted dtype (the common case, one test)
     else:
         kind = A.array_kind(image, "image")
@@ -86,7 +100,10 @@ def _check(image, channels, op, dtypes=A.IMAGE_DTYPES_CPU, allow_2d=False):
 
 def _to_gray(op, image, out):
     _check(image, (3, 4), op)
-    shape = tuple(image.shape[:-1]) if image.ndim == 3 else tuple(image.shape[:-1]) + (1,)
+    shape = image.shape[:-1] if image.ndim == 3 else image.shape[:-1] + (1,)
+    r = cpu_image_op(image, out, _color_cpu, (_OPS[op], False, _NO_BACKGROUND), shape)
+    if r is not None:
+        return r
     return _convert(op, image, out, shape)
 
 
@@ -156,6 +173,9 @@ def rgb_to_bgr(image, *, out=None):
         [[[3, 2, 1, 4]]]
     """
     _check(image, (3, 4), "rgb_to_bgr")
+    r = cpu_image_op(image, out, _color_cpu, (_SWAP_RB, False, _NO_BACKGROUND))
+    if r is not None:
+        return r
     return _convert("swap_rb", image, out, tuple(image.shape))
 
 
@@ -172,6 +192,9 @@ def bgr_to_rgb(image, *, out=None):
         [[[0.0, 0.5, 1.0]]]
     """
     _check(image, (3, 4), "bgr_to_rgb")
+    r = cpu_image_op(image, out, _color_cpu, (_SWAP_RB, False, _NO_BACKGROUND))
+    if r is not None:
+        return r
     return _convert("swap_rb", image, out, tuple(image.shape))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from .. import _arrays as A
 from .. import _core
 from .._borders import BORDER_CODES, parse_border
+from .._driver import cpu_image_op
 from .._driver import run_image_op as _run
 from .._kernels import gaussian_kernels, gaussian_kernels_q8, gaussian_kernels_q16
 
@@ -140,12 +141,23 @@ def convolve(image, kernel, *, border="reflect101", cval=0.0, dtype=None, out=No
     return _correlate(image, k[::-1, ::-1].copy(), kh - 1 - kh // 2, kw - 1 - kw // 2, border, cval, out, dtype)
 
 
-def _sep(image, ky: np.ndarray, kx: np.ndarray, border: str, cval: float, out, dtype=None):
+def _sep_call(image, ky: np.ndarray, kx: np.ndarray, border: str, cval, dtype):
+    """(CPU kernel, its arguments after (src, dst), output dtype or None) of a separable
+    filter, every argument checked."""
     b = BORDER_CODES[parse_border(border)]
     cval = A.as_float(cval, "cval")
     odt = _out_dtype(image, dtype)
+    return _core.sep_filter, (ky, ky.shape[0] // 2, kx, kx.shape[0] // 2, b, cval), odt
+
+
+def _sep(image, ky: np.ndarray, kx: np.ndarray, border: str, cval: float, out, dtype=None, call=None):
+    """``call``: what :func:`_sep_call` returned for these arguments (or None: computed here)."""
+    kernel, args, odt = call or _sep_call(image, ky, kx, border, cval, dtype)
+    r = cpu_image_op(image, out, kernel, args, None, odt)
+    if r is not None:
+        return r
+    _, ay, _, ax, b, cval = args
     kh, kw = ky.shape[0], kx.shape[0]
-    ay, ax = kh // 2, kw // 2
 
     def cpu(src, dst):
         _core.sep_filter(src, dst, ky, ay, kx, ax, b, cval)
@@ -193,6 +205,10 @@ def sep_filter(image, kernel_y, kernel_x, *, border="reflect101", cval=0.0, dtyp
     return _sep(image, ky, kx, border, cval, out, dtype)
 
 
+# (size, border, cval keys, normalize) -> the checked arguments of box's CPU kernel (dtype=None)
+_BOX_ARGS: dict = {}
+
+
 def box(image, size, *, normalize=True, border="reflect101", cval=0.0, dtype=None, out=None):
     """Box filter: the mean (``normalize=True``) or sum of each ``size`` window.
 
@@ -212,6 +228,15 @@ def box(image, size, *, normalize=True, border="reflect101", cval=0.0, dtype=Non
         >>> int(imkern.filters.box(img, 3, normalize=False)[1, 1])
         36
     """
+    ck = None
+    if dtype is None and type(image) is np.ndarray and type(border) is str and type(normalize) is bool:
+        # the checked arguments of the call (a small image's call is mostly their parsing)
+        ck = (A.int_key(size), border, A.cache_key(cval), normalize)
+        args = _BOX_ARGS.get(ck)
+        if args is not None:
+            r = cpu_image_op(image, out, _core.box, args)
+            if r is not None:
+                return r
     kh, kw = A.as_pair(size, "size")
     if kh < 1 or kw < 1:
         raise ValueError(f"size: expected positive window sizes, got {(kh, kw)}")
@@ -219,6 +244,12 @@ def box(image, size, *, normalize=True, border="reflect101", cval=0.0, dtype=Non
     cval = A.as_float(cval, "cval")
     normalize = bool(normalize)
     ay, ax = kh // 2, kw // 2
+    odt = None if dtype is None else _out_dtype(image, dtype)
+    if ck is not None and ck[0] is not A.UNCACHED and ck[2] is not A.UNCACHED:
+        A.bounded_put(_BOX_ARGS, ck, (kh, kw, ay, ax, normalize, b, cval))
+    r = cpu_image_op(image, out, _core.box, (kh, kw, ay, ax, normalize, b, cval), None, odt)
+    if r is not None:
+        return r
 
     def cpu(src, dst):
         _core.box(src, dst, kh, kw, ay, ax, normalize, b, cval)
@@ -241,7 +272,7 @@ def box(image, size, *, normalize=True, border="reflect101", cval=0.0, dtype=Non
             stream,
         )
 
-    return _run(image, out, cpu, cuda, out_dtype=_out_dtype(image, dtype))
+    return _run(image, out, cpu, cuda, out_dtype=odt)
 
 
 def _gaussian_args(sigma, ksize, truncate):
@@ -298,14 +329,37 @@ def gaussian(image, sigma, *, ksize=None, truncate=4.0, border="reflect101", cva
         >>> int(imkern.filters.gaussian(img, 1.0, ksize=(5, 5))[4, 4])
         100
     """
+    ck = None
+    if dtype is None and type(image) is np.ndarray and type(border) is str:
+        # The whole call, once its arguments were checked on a NumPy image of this dtype: a
+        # small image's call would otherwise spend most of its time parsing them again.
+        ck = (A.cache_key(sigma), A.int_key(ksize), A.cache_key(truncate), border, A.cache_key(cval), image.dtype)
+        call = _CALLS.get(ck)
+        if call is not None:
+            r = cpu_image_op(image, out, call[0], call[1], None, call[2])
+            if r is not None:
+                return r
     fixed = np.dtype(image.dtype) if ksize is not None and _fixed(image, dtype, border, cval) else None
-    key = (A.cache_key(sigma), A.cache_key(ksize), A.cache_key(truncate))
+    # (ksize by int_key: a ksize of 3.0 is a TypeError, never a hit on 3's entry)
+    key = (A.cache_key(sigma), A.int_key(ksize), A.cache_key(truncate))
     plan = (
         _gaussian_plan.__wrapped__(sigma, ksize, truncate, fixed) if A.UNCACHED in key else _gaussian_plan(*key, fixed)
     )
     if plan[0] == "fixed":
-        return _gaussian_fixed(image, plan[1], plan[2], border, cval, out)
-    return _sep(image, plan[1], plan[2], border, cval, out, dtype)
+        call = _gaussian_fixed_call(image, plan[1], plan[2], border, cval)
+    else:
+        call = _sep_call(image, plan[1], plan[2], border, cval, dtype)
+    if ck is not None and image.dtype in _CALL_DTYPES and not any(v is A.UNCACHED for v in ck[:5]):
+        A.bounded_put(_CALLS, ck, call)
+    if plan[0] == "fixed":
+        return _gaussian_fixed(image, plan[1], plan[2], border, cval, out, call)
+    return _sep(image, plan[1], plan[2], border, cval, out, dtype, call)
+
+
+# (sigma, ksize, truncate, border, cval keys (A.cache_key), image dtype) -> the checked CPU call
+# (kernel, arguments, output dtype) of gaussian with dtype=None
+_CALLS: dict = {}
+_CALL_DTYPES = A._IMAGE_DTYPES_CPU_SET
 
 
 @lru_cache(maxsize=512)
@@ -348,13 +402,24 @@ def _trim_zeros(k: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(k[n : len(k) - n])
 
 
-def _gaussian_fixed(image, ky: np.ndarray, kx: np.ndarray, border: str, cval, out):
-    """``ky``, ``kx``: the fixed-point taps, their zero pairs trimmed (_trim_zeros)."""
+def _gaussian_fixed_call(image, ky: np.ndarray, kx: np.ndarray, border: str, cval):
+    """(CPU kernel, its arguments after (src, dst), None) of the fixed-point Gaussian."""
     b = BORDER_CODES[parse_border(border)]
     c = int(A.as_float(cval, "cval")) if parse_border(border) == "constant" else 0
+    cpu_kernel = _core.gaussian_u8 if np.dtype(image.dtype) == np.uint8 else _core.gaussian_u16
+    return cpu_kernel, (ky, kx, b, c), None
+
+
+def _gaussian_fixed(image, ky: np.ndarray, kx: np.ndarray, border: str, cval, out, call):
+    """``ky``, ``kx``: the fixed-point taps, their zero pairs trimmed (_trim_zeros); ``call``:
+    what :func:`_gaussian_fixed_call` returned for them."""
+    cpu_kernel, args, _ = call
+    r = cpu_image_op(image, out, cpu_kernel, args)
+    if r is not None:
+        return r
+    b, c = args[2], args[3]
     dt = np.dtype(image.dtype)
     u8 = dt == np.uint8
-    cpu_kernel = _core.gaussian_u8 if u8 else _core.gaussian_u16
 
     def cpu(src, dst):
         cpu_kernel(src, dst, ky, kx, b, c)

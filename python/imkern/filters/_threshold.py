@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import _arrays as A
 from .. import _core
+from .._driver import cpu_image_op
 from .._driver import run_image_op as _run
 
 __all__ = ["threshold", "threshold_otsu", "threshold_triangle", "adaptive_threshold"]
@@ -72,6 +73,9 @@ def threshold(image, thresh, maxval, kind="binary", *, out=None):
         raise ValueError("thresh: NaN is not a level")
     if math.isnan(maxval):
         raise ValueError("maxval: expected a number, got NaN")
+    r = cpu_image_op(image, out, _core.threshold, (k, thresh, maxval))  # the common call, in one step
+    if r is not None:
+        return r
 
     def cpu(src, dst):
         _core.threshold(src, dst, k, thresh, maxval)

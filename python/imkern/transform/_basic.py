@@ -21,7 +21,9 @@ import numpy as np
 from .. import _arrays as A
 from .. import _core
 from .._borders import parse_border
-from .._driver import run_image_op
+from .._driver import cpu_image_op, new_numpy, run_image_op
+
+_CACHE_MIN = A.output_cache_min
 
 __all__ = ["crop", "center_crop", "pad", "flip", "rotate90"]
 
@@ -34,6 +36,14 @@ def _image(image, name="image"):
 
 def _finish(result, image, kind, out):
     """Copy ``result`` (a view of the input) into a new array or into ``out``."""
+    if out is None and kind == "numpy":  # a new NumPy array (the common case, in few steps)
+        nbytes = result.nbytes
+        if nbytes < _CACHE_MIN[0] and type(result) is np.ndarray:
+            return result.copy()  # (C order: what np.empty + np.copyto make, in one step)
+        target = new_numpy(result.shape, result.dtype, nbytes)
+        if result.size:
+            np.copyto(target, result)
+        return target
     xp = A.xp_of(kind)
     target, final = A.prepare_out(out, image, kind, image.dtype, shape=result.shape)
     if result.size:
@@ -69,8 +79,9 @@ def crop(image, top, left, height, width, *, out=None):
         raise ValueError(
             f"crop: region (top={top}, left={left}, height={height}, width={width}) is not inside the {H}x{W} image"
         )
-    sl = (slice(None),) * o + (slice(top, top + height), slice(left, left + width))
-    return _finish(image[sl], image, kind, out)
+    if o:
+        return _finish(image[:, top : top + height, left : left + width], image, kind, out)
+    return _finish(image[top : top + height, left : left + width], image, kind, out)
 
 
 def center_crop(image, size, *, out=None):
@@ -167,17 +178,6 @@ def _const_pixel(cv, dt, channels: int):
     return A.read_only(np.full(channels, cv, dtype=dt))
 
 
-def _int_key(value):
-    """``value`` as a cache key when it is an int or a flat tuple / list of ints (types kept
-    strict: pad widths of 1.0 are a TypeError, never a hit on 1's entry), else UNCACHED."""
-    t = type(value)
-    if t is int:
-        return value
-    if (t is tuple or t is list) and all(type(v) is int for v in value):
-        return tuple(value)
-    return A.UNCACHED
-
-
 @lru_cache(maxsize=256)
 def _pad_plan(pad, border, cval, in_shape, o, dtype):
     """(out_shape, left, row table, column table, constant pixel) of a pad call: every argument
@@ -192,6 +192,11 @@ def _pad_plan(pad, border, cval, in_shape, o, dtype):
     rows, cols = _border_indices_np(H, top, bottom, b), _border_indices_np(W, left, right, b)
     cpix = _const_pixel(cv, cv.dtype, in_shape[-1] if len(in_shape) >= 3 else 1)
     return tuple(shape), left, rows, cols, cpix
+
+
+# (pad, border, cval keys, image dtype, image shape) -> the checked CPU call (the kernel's
+# arguments, output shape) of pad on a non-empty image
+_PAD_CALLS: dict = {}
 
 
 def pad(image, pad, *, border="constant", cval=0, out=None):
@@ -215,6 +220,16 @@ def pad(image, pad, *, border="constant", cval=0, out=None):
         >>> imkern.transform.pad(np.array([[1, 2, 3]], np.uint8), (0, 2), border="reflect101").tolist()
         [[3, 2, 1, 2, 3, 2, 1]]
     """
+    call_key = None
+    if type(image) is np.ndarray and type(border) is str:
+        # The whole call, once its arguments were checked on a non-empty NumPy image of this
+        # shape and dtype (a small image's call would otherwise be mostly argument parsing).
+        call_key = (A.int_key(pad), border, A.cache_key(cval), image.dtype, image.shape)
+        call = _PAD_CALLS.get(call_key)
+        if call is not None:
+            r = cpu_image_op(image, out, _core.pad, call[0], call[1])
+            if r is not None:
+                return r
     kind, _, o = _image(image)
     if image.size == 0:
         top, bottom, left, right = _pad_widths(pad)
@@ -228,11 +243,17 @@ def pad(image, pad, *, border="constant", cval=0, out=None):
             raise ValueError(f"border: {b!r} needs a non-empty image; got shape {tuple(image.shape)}")
         target[...] = cv
         return A.finish_out(target, final)
-    pk, ck = _int_key(pad), A.cache_key(cval)
+    pk, ck = A.int_key(pad), A.cache_key(cval)
     plan = _pad_plan if pk is not A.UNCACHED and ck is not A.UNCACHED and type(border) is str else _pad_plan.__wrapped__
     shape, left, rows, cols, cpix = plan(
         pad if pk is A.UNCACHED else pk, border, cval if ck is A.UNCACHED else ck, image.shape, o, image.dtype
     )
+
+    if call_key is not None and kind == "numpy" and A.UNCACHED not in (call_key[0], call_key[2]):
+        A.bounded_put(_PAD_CALLS, call_key, ((rows, cols, left, cpix), shape))
+    r = cpu_image_op(image, out, _core.pad, (rows, cols, left, cpix), shape)
+    if r is not None:
+        return r
 
     def cpu(src, dst):
         # per output row one memcpy of the source span and the border pixels by the column table
@@ -269,6 +290,10 @@ def flip(image, axis=1, *, out=None):
         >>> imkern.transform.flip(np.array([[1, 2, 3]], np.uint8)).tolist()
         [[3, 2, 1]]
     """
+    if type(axis) is int and (axis == 0 or axis == 1):
+        r = cpu_image_op(image, out, _core.flip, (axis == 1, axis == 0))  # the common call, in one step
+        if r is not None:
+            return r
     kind, _, o = _image(image)
     axes: Tuple[int, ...]
     if type(axis) is int and (axis == 0 or axis == 1):

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _arrays as A
 from .. import _core
+from .._driver import cpu_image_op
 from .._driver import run_image_op as _run
 
 __all__ = ["resize"]
@@ -341,6 +342,16 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
         >>> imkern.transform.resize(img, (1, 1), interpolation="area")
         array([[139]], dtype=uint8)
     """
+    ck = None
+    if type(image) is np.ndarray and type(interpolation) is str and type(antialias) is bool:
+        # The whole call, once its arguments were checked on a NumPy image of this shape and
+        # dtype: a small image's call would otherwise spend most of its time parsing them again.
+        ck = (A.int_key(size), interpolation, antialias, image.dtype, image.shape)
+        call = _CALLS.get(ck)
+        if call is not None:
+            r = cpu_image_op(image, out, call[0], call[1], call[2])
+            if r is not None:
+                return r
     kind, dt = A.check_image(image, "image")
     A.check_dtype(image, "image", kind, A.IMAGE_DTYPES_CPU)  # no float16 tables on CUDA
     if isinstance(size, (str, bytes)) or not hasattr(size, "__len__"):
@@ -365,6 +376,12 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
     if mode in ("nearest", "nearest-exact"):
         exact = mode == "nearest-exact"
         iy, ix = _nearest_table(sh, h, exact), _nearest_table(sw, w, exact)
+        call = (_core.resize_nearest, (iy, ix), oshape)
+        if ck is not None and ck[0] is not A.UNCACHED and kind == "numpy":
+            A.bounded_put(_CALLS, ck, call)
+        r = cpu_image_op(image, out, *call)
+        if r is not None:
+            return r
 
         def cpu(src, dst):
             _core.resize_nearest(src, dst, iy, ix)
@@ -397,7 +414,12 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
         mid = (sh, w)
         tmp = _separable(image, None, _out_shape(image, *mid), _identity_table(sh, tkind), xtab, tkind)
         return _separable(tmp, out, oshape, ytab, _identity_table(w, tkind), tkind)
-    return _separable(image, out, oshape, ytab, xtab, tkind)
+    return _separable(image, out, oshape, ytab, xtab, tkind, ck)
+
+
+# (size key, interpolation, antialias, image dtype, image shape) -> the checked CPU call
+# (kernel, its arguments after (src, dst), output shape) of a one-pass resize
+_CALLS: dict = {}
 
 
 @functools.lru_cache(maxsize=64)
@@ -459,11 +481,18 @@ def resize_adjoint(grad, in_hw, interpolation, antialias=False):
     return _separable(grad, None, _out_shape(grad, sh, sw), aty, atx, tkind)
 
 
-def _separable(image, out, oshape, ytab, xtab, tkind):
+def _separable(image, out, oshape, ytab, xtab, tkind, ck=None):
+    """``ck``: resize's key of this call (its checked arguments), None when not cacheable."""
     ys, yw, ybits, ysum = ytab
     xs, xw, xbits, xsum = xtab
     shift = _vshift(ysum, xsum) if tkind == "u8" else 0
     ky, kx = yw.shape[1], xw.shape[1]
+    call = (_core.resize, (ys, yw, xs, xw, ybits, xbits, shift), oshape)
+    if ck is not None and ck[0] is not A.UNCACHED and type(image) is np.ndarray:
+        A.bounded_put(_CALLS, ck, call)
+    r = cpu_image_op(image, out, *call)
+    if r is not None:
+        return r
 
     def cpu(src, dst):
         _core.resize(src, dst, ys, yw, xs, xw, ybits, xbits, shift)

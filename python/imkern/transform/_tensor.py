@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import _arrays as A
 from .. import _core
+from .._driver import cpu_image_op
 from .._driver import run_image_op as _run
 
 __all__ = ["to_tensor", "from_tensor"]
@@ -102,6 +103,16 @@ def to_tensor(images, *, mean=None, std=None, crop=None, flip=False, dtype="floa
         >>> t.shape, t.dtype, [round(float(v), 6) for v in t.ravel()]
         ((3, 1, 1), dtype('float32'), [-1.0, 1.0, -0.6])
     """
+    ck = None
+    if type(images) is np.ndarray and type(dtype) is str and type(flip) is bool:
+        # The whole call, once its arguments were checked on a NumPy image of this shape and
+        # dtype: a small image's call would otherwise spend most of its time parsing them again.
+        ck = (A.cache_key(mean), A.cache_key(std), A.int_key(crop), flip, dtype, images.dtype, images.shape)
+        call = _CALLS.get(ck)
+        if call is not None:
+            r = cpu_image_op(images, out, _core.to_tensor, call[0], call[1], call[2])
+            if r is not None:
+                return r
     A.array_kind(images, "images")  # TypeError for anything but a NumPy or CuPy array
     odt = _out_dtype(dtype)
     if images.ndim not in (2, 3, 4):
@@ -121,6 +132,12 @@ def to_tensor(images, *, mean=None, std=None, crop=None, flip=False, dtype="floa
     top, left, h, w = _crop_box(crop, H, W) if H > 0 and W > 0 else (0, 0, H, W)
     flip = bool(flip)
     out_shape = ((images.shape[0],) if o else ()) + (C, h, w)
+    args = (top, left, flip, scale, shift)
+    if ck is not None and dt in _NATIVE and not any(v is A.UNCACHED for v in ck[:3]):
+        A.bounded_put(_CALLS, ck, (args, out_shape, odt))
+    r = cpu_image_op(images, out, _core.to_tensor, args, out_shape, odt)
+    if r is not None:
+        return r
 
     def cpu(src, dst):
         _core.to_tensor(src, dst, top, left, flip, scale, shift)
@@ -144,6 +161,11 @@ def to_tensor(images, *, mean=None, std=None, crop=None, flip=False, dtype="floa
         )
 
     return _run(images, out, cpu, cuda, out_shape=out_shape, out_dtype=odt, name="images")
+
+
+# (mean, std, crop keys, flip, dtype name, image dtype, image shape) -> the checked CPU call
+# (the kernel's arguments, output shape, output dtype) of to_tensor
+_CALLS: dict = {}
 
 
 def _tensor_desc(t):
