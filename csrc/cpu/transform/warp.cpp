@@ -679,6 +679,20 @@ struct AffineLanes {
   }
 };
 
+// One axis of a bilinear window mapped by the border rule (columns against W, scaled by the
+// pixel's bytes; rows against H, scaled by the row stride): the two taps' mapped indices times
+// `scale`, and the lanes whose first / second tap lies inside [0, n) (constant: the others read
+// cval; every other rule maps all of them).
+struct MappedAxis {
+  WVeci o0, o1;
+  unsigned in0, in1;
+};
+inline MappedAxis map_axis(WVeci i, int32_t n, Border rule, int32_t scale, bool constant) {
+  const WVeci i1 = wi_add(i, wv_set1i(1));
+  return {wi_mul(wi_map(i, n, rule), scale), wi_mul(wi_map(i1, n, rule), scale),
+          constant ? wi_ge(i, 0) : kAllLanes, constant ? wi_le(i, n - 2) : kAllLanes};
+}
+
 template <int PB, bool kAffine>
 unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, int64_t W, int64_t H,
                int64_t row_stride, float xmax, bool constant, int32_t* OFF, float* AX, float* AY, uint32_t* inside,
@@ -732,29 +746,20 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
     mp.valid[k] = 0;
     if (vm == 0) continue;
     const Border mb = constant ? Border::replicate : mp.border;  // constant: in-image offsets, masked
-    const int32_t W32 = static_cast<int32_t>(W), H32 = static_cast<int32_t>(H);
-    const WVeci one = wv_set1i(1);
-    const WVeci c0 = wi_mul(wi_map(ix, W32, mb), PB), c1 = wi_mul(wi_map(wi_add(ix, one), W32, mb), PB);
-    const int32_t rs32 = static_cast<int32_t>(row_stride);
-    const WVeci r0 = wi_mul(wi_map(iy, H32, mb), rs32), r1 = wi_mul(wi_map(wi_add(iy, one), H32, mb), rs32);
-    const WVeci o00 = wi_add(r0, c0), o01 = wi_add(r0, c1), o10 = wi_add(r1, c0), o11 = wi_add(r1, c1);
+    const MappedAxis cx = map_axis(ix, static_cast<int32_t>(W), mb, PB, constant);
+    const MappedAxis ry = map_axis(iy, static_cast<int32_t>(H), mb, static_cast<int32_t>(row_stride), constant);
+    const WVeci o00 = wi_add(ry.o0, cx.o0), o01 = wi_add(ry.o0, cx.o1), o10 = wi_add(ry.o1, cx.o0),
+                o11 = wi_add(ry.o1, cx.o1);
     wi_store(OFF + x, o00);
     wi_store(mp.O01 + x, o01);
     wi_store(mp.O10 + x, o10);
     wi_store(mp.O11 + x, o11);
     if (mp.omax != INT32_MAX)
       vm &= ~(wi_gt(o00, mp.omax) | wi_gt(o01, mp.omax) | wi_gt(o10, mp.omax) | wi_gt(o11, mp.omax));
-    unsigned tx0 = vm, tx1 = vm, ty0 = vm, ty1 = vm;
-    if (constant) {
-      tx0 &= wi_ge(ix, 0);
-      tx1 &= wi_le(ix, W32 - 2);
-      ty0 &= wi_ge(iy, 0);
-      ty1 &= wi_le(iy, H32 - 2);
-    }
-    mp.tm[0][k] = tx0 & ty0;
-    mp.tm[1][k] = tx1 & ty0;
-    mp.tm[2][k] = tx0 & ty1;
-    mp.tm[3][k] = tx1 & ty1;
+    mp.tm[0][k] = vm & cx.in0 & ry.in0;
+    mp.tm[1][k] = vm & cx.in1 & ry.in0;
+    mp.tm[2][k] = vm & cx.in0 & ry.in1;
+    mp.tm[3][k] = vm & cx.in1 & ry.in1;
     mp.valid[k] = vm;
   }
   return all;
