@@ -679,6 +679,39 @@ struct AffineLanes {
   }
 };
 
+// The source points of a perspective row's lanes at column x (a multiple of kWarpLanes):
+// float_coords' operations (fma(m0, x, mx) / fma(m6, x, mw), likewise y), the same bits. The
+// bilinear rows compute the next block's points while they load the taps of this one: two
+// divisions per pixel, which were 13% of a 1080p RGB row's time at AVX2 in a pass of their own
+// (bound by the divider), overlap the tap loads and shuffles there.
+struct PerspLanes {
+  WVec m0, m3, m6, mx, my, mw;
+  explicit PerspLanes(const RowTerms& rt) {
+#if defined(__AVX512F__)
+    m0 = _mm512_set1_ps(rt.m0), m3 = _mm512_set1_ps(rt.m3), m6 = _mm512_set1_ps(rt.m6);
+    mx = _mm512_set1_ps(rt.mx), my = _mm512_set1_ps(rt.my), mw = _mm512_set1_ps(rt.mw);
+#else
+    m0 = _mm256_set1_ps(rt.m0), m3 = _mm256_set1_ps(rt.m3), m6 = _mm256_set1_ps(rt.m6);
+    mx = _mm256_set1_ps(rt.mx), my = _mm256_set1_ps(rt.my), mw = _mm256_set1_ps(rt.mw);
+#endif
+  }
+  IMKERN_ALWAYS_INLINE void at(int64_t x, float* FX, float* FY) const {
+#if defined(__AVX512F__)
+    const __m512 xf = _mm512_cvtepi32_ps(_mm512_add_epi32(
+        _mm512_set1_epi32(static_cast<int32_t>(x)), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
+    const __m512 wv = _mm512_fmadd_ps(m6, xf, mw);
+    _mm512_storeu_ps(FX + x, _mm512_div_ps(_mm512_fmadd_ps(m0, xf, mx), wv));
+    _mm512_storeu_ps(FY + x, _mm512_div_ps(_mm512_fmadd_ps(m3, xf, my), wv));
+#else
+    const __m256 xf = _mm256_cvtepi32_ps(
+        _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(x)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    const __m256 wv = _mm256_fmadd_ps(m6, xf, mw);
+    _mm256_storeu_ps(FX + x, _mm256_div_ps(_mm256_fmadd_ps(m0, xf, mx), wv));
+    _mm256_storeu_ps(FY + x, _mm256_div_ps(_mm256_fmadd_ps(m3, xf, my), wv));
+#endif
+  }
+};
+
 // One axis of a bilinear window mapped by the border rule (columns against W, scaled by the
 // pixel's bytes; rows against H, scaled by the row stride): the two taps' mapped indices times
 // `scale`, and the lanes whose first / second tap lies inside [0, n) (constant: the others read
@@ -1078,8 +1111,14 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
   };
   const int64_t nv = n / L * L;
   int64_t pending = 0;  // [pending, x): not yet written, for float_row
+  // perspective: the source points of [0, ready) are in FX / FY (PerspLanes)
+  const PerspLanes persp(rt);
+  int64_t ready = 0;
   for (int64_t x0 = 0; x0 < nv; x0 += kWarpBlock) {
     const int64_t m = std::min(kWarpBlock, nv - x0);
+    if constexpr (!kAffine) {
+      for (; ready < x0 + m; ready += L) persp.at(ready, FX, FY);
+    }
     const unsigned all =
         warp_prep<PB, kAffine>(FX, FY, x0, m, rt, s.w, s.h, rsb, xmax, constant, OFF, AX, AY, inside, far, mp);
     if (all == kAllLanes) {  // the common case, a loop of chunks alone
@@ -1112,6 +1151,12 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
           prefetch(q[L - 1] + 2 * PB);
         }
         warp_chunk_t<C>(b0, b1, OFF + i, AX + i, AY + i, o + i * C);
+        if constexpr (!kAffine) {  // the next block's points, a vector per chunk
+          if (ready < nv) {
+            persp.at(ready, FX, FY);
+            ready += L;
+          }
+        }
       }
       pending = x0 + m;
       continue;
@@ -1149,6 +1194,14 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
       };
       runs(fr, [&](int j, int e) { std::fill_n(out + (x + j) * C, (e - j) * C, cvt); });
       runs(kAllLanes & ~(vm | fr), [&](int j, int e) { scalar(x + j, x + e); });
+    }
+  }
+  if constexpr (!kAffine) {  // the tail's points (float_coords' scalar loop: the same bits)
+    for (int64_t x = ready; x < n; ++x) {
+      const float xf = static_cast<float>(static_cast<int32_t>(x));
+      const float wv = std::fma(rt.m6, xf, rt.mw);
+      FX[x] = std::fma(rt.m0, xf, rt.mx) / wv;
+      FY[x] = std::fma(rt.m3, xf, rt.my) / wv;
     }
   }
   if (pending < n) scalar(pending, n);
@@ -1314,8 +1367,7 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
         if constexpr (std::is_same<T, uint8_t>::value || std::is_same<T, float>::value) {
           if (simd_ok && (s.c == 3 || s.c == 4 || s.c == 1)) {
             const RowTerms rt = row_terms(w, y);
-            // affine: the vector rows compute the source points themselves
-            if (w.perspective) float_coords(w, y, d.w, FX, FY);
+            // the vector rows compute the source points themselves
             auto row = [&](auto cc, auto affine) {
               warp_bilinear_row<T, decltype(cc)::value, decltype(affine)::value>(src, s, b, out, d.w, FX, FY, rt,
                                                                              w.border, cvf);
