@@ -686,7 +686,8 @@ struct AffineLanes {
 // (bound by the divider), overlap the tap loads and shuffles there.
 struct PerspLanes {
   WVec m0, m3, m6, mx, my, mw;
-  explicit PerspLanes(const RowTerms& rt) {
+  RowTerms rt;
+  explicit PerspLanes(const RowTerms& r) : rt(r) {
 #if defined(__AVX512F__)
     m0 = _mm512_set1_ps(rt.m0), m3 = _mm512_set1_ps(rt.m3), m6 = _mm512_set1_ps(rt.m6);
     mx = _mm512_set1_ps(rt.mx), my = _mm512_set1_ps(rt.my), mw = _mm512_set1_ps(rt.mw);
@@ -709,6 +710,15 @@ struct PerspLanes {
     _mm256_storeu_ps(FX + x, _mm256_div_ps(_mm256_fmadd_ps(m0, xf, mx), wv));
     _mm256_storeu_ps(FY + x, _mm256_div_ps(_mm256_fmadd_ps(m3, xf, my), wv));
 #endif
+  }
+  // the points of columns [x0, x1) one at a time (float_coords' scalar loop)
+  void tail(int64_t x0, int64_t x1, float* FX, float* FY) const {
+    for (int64_t x = x0; x < x1; ++x) {
+      const float xf = static_cast<float>(static_cast<int32_t>(x));
+      const float wv = std::fma(rt.m6, xf, rt.mw);
+      FX[x] = std::fma(rt.m0, xf, rt.mx) / wv;
+      FY[x] = std::fma(rt.m3, xf, rt.my) / wv;
+    }
   }
 };
 
@@ -1196,13 +1206,8 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
       runs(kAllLanes & ~(vm | fr), [&](int j, int e) { scalar(x + j, x + e); });
     }
   }
-  if constexpr (!kAffine) {  // the tail's points (float_coords' scalar loop: the same bits)
-    for (int64_t x = ready; x < n; ++x) {
-      const float xf = static_cast<float>(static_cast<int32_t>(x));
-      const float wv = std::fma(rt.m6, xf, rt.mw);
-      FX[x] = std::fma(rt.m0, xf, rt.mx) / wv;
-      FY[x] = std::fma(rt.m3, xf, rt.my) / wv;
-    }
+  if constexpr (!kAffine) {  // the tail's points
+    persp.tail(ready, n, FX, FY);
   }
   if (pending < n) scalar(pending, n);
 }
@@ -1250,7 +1255,10 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
       static_cast<uintptr_t>(pf ? static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m4)) * rsb +
                                       static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m1)) * PB
                                 : 0);
-  AffineLanes lanes(rt, 0);  // affine rows; perspective rows read FX / FY
+  AffineLanes lanes(rt, 0);  // affine rows
+  const PerspLanes persp(rt);  // perspective rows (the points of float_coords, computed here)
+  constexpr int64_t kAhead = 8 * L;
+  int64_t ready = 0;  // perspective: the points of [0, ready) are in FX / FY
 #if defined(__AVX512F__)
   const __m512 half = _mm512_set1_ps(0.5f);
   const __m512i cvv = _mm512_set1_epi32(cvd);
@@ -1264,6 +1272,8 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
     if constexpr (kAffine) {
       lanes.next(sx, sy);
     } else {
+      // the points a few chunks ahead: the divisions off the chain of this chunk's gather
+      for (; ready < x + kAhead && ready + L <= n; ready += L) persp.at(ready, FX, FY);
       sx = wv_load(FX + x);
       sy = wv_load(FY + x);
     }
@@ -1321,6 +1331,9 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
       scalar(x + j, x + e);
       rest &= ~(((1u << (e - j)) - 1u) << j);
     }
+  }
+  if constexpr (!kAffine) {
+    persp.tail(std::max(x, ready), n, FX, FY);  // the tail's points
   }
   if (x < n) scalar(x, n);
 }
@@ -1383,7 +1396,6 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
         if constexpr (!std::is_same<T, double>::value) {
           if (near_ok) {
             const RowTerms rt = row_terms(w, y);
-            if (w.perspective) float_coords(w, y, d.w, FX, FY);
             auto row = [&](auto cc, auto affine) {
               warp_nearest_row<T, decltype(cc)::value, decltype(affine)::value>(src, s, b, out, d.w, FX, FY, rt,
                                                                               w.border, cvf, near_range);
