@@ -416,8 +416,9 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 // (Walking a thread's rows in column tiles of 64-256 pixels, to keep the source lines of
 // consecutive rows in L1, measured slower than whole rows on Zen 4.) A block whose chunks are
 // all inside (most of them) runs a loop of chunks alone, without the bookkeeping for the
-// scalar fallback. (Computing the perspective points in pass 1 instead of float_coords was no
-// faster on AVX2 and slower on AVX-512: 16-lane divisions.)
+// scalar fallback. Perspective rows compute each block's source points (PerspLanes: two
+// divisions per pixel) a vector per chunk during the block before: in pass 1 they were no
+// faster on AVX2 and slower on AVX-512, in a pass of their own the divider bound it.
 constexpr int64_t kWarpBlock = 256;
 constexpr int kWarpPrefetchRows = 3;  // output rows ahead
 
