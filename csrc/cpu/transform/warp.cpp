@@ -416,8 +416,9 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 // (Walking a thread's rows in column tiles of 64-256 pixels, to keep the source lines of
 // consecutive rows in L1, measured slower than whole rows on Zen 4.) A block whose chunks are
 // all inside (most of them) runs a loop of chunks alone, without the bookkeeping for the
-// scalar fallback. (Computing the perspective points in pass 1 instead of float_coords was no
-// faster on AVX2 and slower on AVX-512: 16-lane divisions.)
+// scalar fallback. Perspective rows compute each block's source points (PerspLanes: two
+// divisions per pixel) a vector per chunk during the block before: in pass 1 they were no
+// faster on AVX2 and slower on AVX-512, in a pass of their own the divider bound it.
 constexpr int64_t kWarpBlock = 256;
 constexpr int kWarpPrefetchRows = 3;  // output rows ahead
 
@@ -679,6 +680,63 @@ struct AffineLanes {
   }
 };
 
+// The source points of a perspective row's lanes at column x (a multiple of kWarpLanes):
+// float_coords' operations (fma(m0, x, mx) / fma(m6, x, mw), likewise y), the same bits. The
+// bilinear rows compute the next block's points while they load the taps of this one: two
+// divisions per pixel, which were 13% of a 1080p RGB row's time at AVX2 in a pass of their own
+// (bound by the divider), overlap the tap loads and shuffles there.
+struct PerspLanes {
+  WVec m0, m3, m6, mx, my, mw;
+  RowTerms rt;
+  explicit PerspLanes(const RowTerms& r) : rt(r) {
+#if defined(__AVX512F__)
+    m0 = _mm512_set1_ps(rt.m0), m3 = _mm512_set1_ps(rt.m3), m6 = _mm512_set1_ps(rt.m6);
+    mx = _mm512_set1_ps(rt.mx), my = _mm512_set1_ps(rt.my), mw = _mm512_set1_ps(rt.mw);
+#else
+    m0 = _mm256_set1_ps(rt.m0), m3 = _mm256_set1_ps(rt.m3), m6 = _mm256_set1_ps(rt.m6);
+    mx = _mm256_set1_ps(rt.mx), my = _mm256_set1_ps(rt.my), mw = _mm256_set1_ps(rt.mw);
+#endif
+  }
+  IMKERN_ALWAYS_INLINE void at(int64_t x, float* FX, float* FY) const {
+#if defined(__AVX512F__)
+    const __m512 xf = _mm512_cvtepi32_ps(_mm512_add_epi32(
+        _mm512_set1_epi32(static_cast<int32_t>(x)), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
+    const __m512 wv = _mm512_fmadd_ps(m6, xf, mw);
+    _mm512_storeu_ps(FX + x, _mm512_div_ps(_mm512_fmadd_ps(m0, xf, mx), wv));
+    _mm512_storeu_ps(FY + x, _mm512_div_ps(_mm512_fmadd_ps(m3, xf, my), wv));
+#else
+    const __m256 xf = _mm256_cvtepi32_ps(
+        _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(x)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    const __m256 wv = _mm256_fmadd_ps(m6, xf, mw);
+    _mm256_storeu_ps(FX + x, _mm256_div_ps(_mm256_fmadd_ps(m0, xf, mx), wv));
+    _mm256_storeu_ps(FY + x, _mm256_div_ps(_mm256_fmadd_ps(m3, xf, my), wv));
+#endif
+  }
+  // the points of columns [x0, x1) one at a time (float_coords' scalar loop)
+  void tail(int64_t x0, int64_t x1, float* FX, float* FY) const {
+    for (int64_t x = x0; x < x1; ++x) {
+      const float xf = static_cast<float>(static_cast<int32_t>(x));
+      const float wv = std::fma(rt.m6, xf, rt.mw);
+      FX[x] = std::fma(rt.m0, xf, rt.mx) / wv;
+      FY[x] = std::fma(rt.m3, xf, rt.my) / wv;
+    }
+  }
+};
+
+// One axis of a bilinear window mapped by the border rule (columns against W, scaled by the
+// pixel's bytes; rows against H, scaled by the row stride): the two taps' mapped indices times
+// `scale`, and the lanes whose first / second tap lies inside [0, n) (constant: the others read
+// cval; every other rule maps all of them).
+struct MappedAxis {
+  WVeci o0, o1;
+  unsigned in0, in1;
+};
+inline MappedAxis map_axis(WVeci i, int32_t n, Border rule, int32_t scale, bool constant) {
+  const WVeci i1 = wi_add(i, wv_set1i(1));
+  return {wi_mul(wi_map(i, n, rule), scale), wi_mul(wi_map(i1, n, rule), scale),
+          constant ? wi_ge(i, 0) : kAllLanes, constant ? wi_le(i, n - 2) : kAllLanes};
+}
+
 template <int PB, bool kAffine>
 unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, int64_t W, int64_t H,
                int64_t row_stride, float xmax, bool constant, int32_t* OFF, float* AX, float* AY, uint32_t* inside,
@@ -732,29 +790,20 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
     mp.valid[k] = 0;
     if (vm == 0) continue;
     const Border mb = constant ? Border::replicate : mp.border;  // constant: in-image offsets, masked
-    const int32_t W32 = static_cast<int32_t>(W), H32 = static_cast<int32_t>(H);
-    const WVeci one = wv_set1i(1);
-    const WVeci c0 = wi_mul(wi_map(ix, W32, mb), PB), c1 = wi_mul(wi_map(wi_add(ix, one), W32, mb), PB);
-    const int32_t rs32 = static_cast<int32_t>(row_stride);
-    const WVeci r0 = wi_mul(wi_map(iy, H32, mb), rs32), r1 = wi_mul(wi_map(wi_add(iy, one), H32, mb), rs32);
-    const WVeci o00 = wi_add(r0, c0), o01 = wi_add(r0, c1), o10 = wi_add(r1, c0), o11 = wi_add(r1, c1);
+    const MappedAxis cx = map_axis(ix, static_cast<int32_t>(W), mb, PB, constant);
+    const MappedAxis ry = map_axis(iy, static_cast<int32_t>(H), mb, static_cast<int32_t>(row_stride), constant);
+    const WVeci o00 = wi_add(ry.o0, cx.o0), o01 = wi_add(ry.o0, cx.o1), o10 = wi_add(ry.o1, cx.o0),
+                o11 = wi_add(ry.o1, cx.o1);
     wi_store(OFF + x, o00);
     wi_store(mp.O01 + x, o01);
     wi_store(mp.O10 + x, o10);
     wi_store(mp.O11 + x, o11);
     if (mp.omax != INT32_MAX)
       vm &= ~(wi_gt(o00, mp.omax) | wi_gt(o01, mp.omax) | wi_gt(o10, mp.omax) | wi_gt(o11, mp.omax));
-    unsigned tx0 = vm, tx1 = vm, ty0 = vm, ty1 = vm;
-    if (constant) {
-      tx0 &= wi_ge(ix, 0);
-      tx1 &= wi_le(ix, W32 - 2);
-      ty0 &= wi_ge(iy, 0);
-      ty1 &= wi_le(iy, H32 - 2);
-    }
-    mp.tm[0][k] = tx0 & ty0;
-    mp.tm[1][k] = tx1 & ty0;
-    mp.tm[2][k] = tx0 & ty1;
-    mp.tm[3][k] = tx1 & ty1;
+    mp.tm[0][k] = vm & cx.in0 & ry.in0;
+    mp.tm[1][k] = vm & cx.in1 & ry.in0;
+    mp.tm[2][k] = vm & cx.in0 & ry.in1;
+    mp.tm[3][k] = vm & cx.in1 & ry.in1;
     mp.valid[k] = vm;
   }
   return all;
@@ -1073,8 +1122,14 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
   };
   const int64_t nv = n / L * L;
   int64_t pending = 0;  // [pending, x): not yet written, for float_row
+  // perspective: the source points of [0, ready) are in FX / FY (PerspLanes)
+  const PerspLanes persp(rt);
+  int64_t ready = 0;
   for (int64_t x0 = 0; x0 < nv; x0 += kWarpBlock) {
     const int64_t m = std::min(kWarpBlock, nv - x0);
+    if constexpr (!kAffine) {
+      for (; ready < x0 + m; ready += L) persp.at(ready, FX, FY);
+    }
     const unsigned all =
         warp_prep<PB, kAffine>(FX, FY, x0, m, rt, s.w, s.h, rsb, xmax, constant, OFF, AX, AY, inside, far, mp);
     if (all == kAllLanes) {  // the common case, a loop of chunks alone
@@ -1107,6 +1162,12 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
           prefetch(q[L - 1] + 2 * PB);
         }
         warp_chunk_t<C>(b0, b1, OFF + i, AX + i, AY + i, o + i * C);
+        if constexpr (!kAffine) {  // the next block's points, a vector per chunk
+          if (ready < nv) {
+            persp.at(ready, FX, FY);
+            ready += L;
+          }
+        }
       }
       pending = x0 + m;
       continue;
@@ -1145,6 +1206,9 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
       runs(fr, [&](int j, int e) { std::fill_n(out + (x + j) * C, (e - j) * C, cvt); });
       runs(kAllLanes & ~(vm | fr), [&](int j, int e) { scalar(x + j, x + e); });
     }
+  }
+  if constexpr (!kAffine) {  // the tail's points
+    persp.tail(ready, n, FX, FY);
   }
   if (pending < n) scalar(pending, n);
 }
@@ -1192,7 +1256,10 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
       static_cast<uintptr_t>(pf ? static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m4)) * rsb +
                                       static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m1)) * PB
                                 : 0);
-  AffineLanes lanes(rt, 0);  // affine rows; perspective rows read FX / FY
+  AffineLanes lanes(rt, 0);  // affine rows
+  const PerspLanes persp(rt);  // perspective rows (the points of float_coords, computed here)
+  constexpr int64_t kAhead = 8 * L;
+  int64_t ready = 0;  // perspective: the points of [0, ready) are in FX / FY
 #if defined(__AVX512F__)
   const __m512 half = _mm512_set1_ps(0.5f);
   const __m512i cvv = _mm512_set1_epi32(cvd);
@@ -1206,6 +1273,8 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
     if constexpr (kAffine) {
       lanes.next(sx, sy);
     } else {
+      // the points a few chunks ahead: the divisions off the chain of this chunk's gather
+      for (; ready < x + kAhead && ready + L <= n; ready += L) persp.at(ready, FX, FY);
       sx = wv_load(FX + x);
       sy = wv_load(FY + x);
     }
@@ -1264,6 +1333,9 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
       rest &= ~(((1u << (e - j)) - 1u) << j);
     }
   }
+  if constexpr (!kAffine) {
+    persp.tail(std::max(x, ready), n, FX, FY);  // the tail's points
+  }
   if (x < n) scalar(x, n);
 }
 #endif
@@ -1309,8 +1381,7 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
         if constexpr (std::is_same<T, uint8_t>::value || std::is_same<T, float>::value) {
           if (simd_ok && (s.c == 3 || s.c == 4 || s.c == 1)) {
             const RowTerms rt = row_terms(w, y);
-            // affine: the vector rows compute the source points themselves
-            if (w.perspective) float_coords(w, y, d.w, FX, FY);
+            // the vector rows compute the source points themselves
             auto row = [&](auto cc, auto affine) {
               warp_bilinear_row<T, decltype(cc)::value, decltype(affine)::value>(src, s, b, out, d.w, FX, FY, rt,
                                                                              w.border, cvf);
@@ -1326,7 +1397,6 @@ void warp_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& 
         if constexpr (!std::is_same<T, double>::value) {
           if (near_ok) {
             const RowTerms rt = row_terms(w, y);
-            if (w.perspective) float_coords(w, y, d.w, FX, FY);
             auto row = [&](auto cc, auto affine) {
               warp_nearest_row<T, decltype(cc)::value, decltype(affine)::value>(src, s, b, out, d.w, FX, FY, rt,
                                                                               w.border, cvf, near_range);
