@@ -484,6 +484,171 @@ static void box_u8_small(const void* src, const ImageDesc& s, void* dst, const I
   });
 }
 
+// uint8 -> uint8 means of larger windows whose sums still fit 16 bits (odd area, 255 * area +
+// (area - 1) / 2 < 65536: up to 15x17, 15x15, 11x23, ...; kw <= 63), where box_u8_small's
+// kh + kw loads per vector cost more than running sums. Per output row: running column sums in
+// uint16 lanes (add the widened row entering the window, subtract the one leaving it: the true
+// sums fit 16 bits, so the wrapping arithmetic is exact), primed from kh rows at the start of
+// each chunk and image; the border columns by the border rule; then per 16-bit vector the kw
+// shifted column sums (blocks of kw's set bits, as box_row_fused) and the mean rounded by a
+// multiply-high: den odd, so v / den is never a tie and round(v / den) = floor((v + (den - 1)
+// / 2) / den), the division as mulhi(u, M) >> sh, exact for every u <= 255 den + (den - 1) / 2
+// (box16::divider; checked exhaustively by tests/test_box.py's twin of it): the correctly
+// rounded mean, the int32 path's result bit for bit. Per 16-bit vector: 3 loads + 2 adds for
+// the column sums, kw loads and adds along x, twice the lanes of the int32 path.
+inline bool box_u8_run_ok(int kh, int kw, bool normalize, Border border, double cval) {
+  const int area = kh * kw;
+  if (!normalize || area % 2 == 0 || area < 3 || 255 * area + (area - 1) / 2 > 65535) return false;
+  if (border == Border::constant && !(cval >= 0 && cval <= 255 && cval == std::floor(cval))) return false;
+  return box16::divider(area, 255 * area + (area - 1) / 2).ok;
+}
+
+namespace box16 {
+// out[x] = a[x] + a[x + C] + a[x + 2 C] + a[x + 3 C] for x < n (uint16, wrapping: the true sums
+// fit).
+static void sum4_row(const uint16_t* __restrict a, int64_t C, uint16_t* __restrict out, int64_t n) {
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    return (simd::loadu(a + x) + simd::loadu(a + x + C)) + (simd::loadu(a + x + 2 * C) + simd::loadu(a + x + 3 * C));
+  };
+  int64_t x = 0;
+  for (; x + 2 * L <= n; x += 2 * L) {
+    simd::storeu(out + x, one(x));
+    simd::storeu(out + x + L, one(x + L));
+  }
+  for (; x < n; ++x) out[x] = static_cast<uint16_t>(a[x] + a[x + C] + a[x + 2 * C] + a[x + 3 * C]);
+}
+
+// The window sums of one row (kw taps at stride C) from the padded column sums p1 and their
+// sums of 4 consecutive taps p4 (defined where its taps are), the mean rounded (see
+// box_u8_run), n bytes out, n >= L. N4: kw / 4 at compile time (-1: at run time).
+template <int N4>
+static void window_row(const uint16_t* __restrict p1, const uint16_t* __restrict p4, uint8_t* __restrict o, int64_t n,
+                       int64_t C, int kw, V vhalf, V vm, int sh) {
+  const int n4 = N4 >= 0 ? N4 : kw / 4;
+  const int64_t s4 = 4 * C, o2 = int64_t(n4) * s4;
+  const int r = kw & 3;
+  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    const uint16_t* q = p1 + e + o2;
+    V h = vhalf;
+    if (r == 1) h += simd::loadu(q);
+    else if (r == 2) h += simd::loadu(q) + simd::loadu(q + C);
+    else if (r == 3) h += simd::loadu(q) + simd::loadu(q + C) + simd::loadu(q + 2 * C);
+    if constexpr (N4 >= 0) {
+      for (int j = 0; j < N4; ++j) h += simd::loadu(p4 + e + j * s4);
+    } else {
+      for (int j = 0; j < n4; ++j) h += simd::loadu(p4 + e + j * s4);
+    }
+    return mulhi(h, vm) >> sh;
+  };
+  int64_t e = 0;
+  for (; e + 2 * L <= n; e += 2 * L) {
+    narrow_store(o + e, one(e));
+    narrow_store(o + e + L, one(e + L));
+  }
+  for (; e + L <= n; e += L) narrow_store(o + e, one(e));
+  if (e < n) narrow_store(o + n - L, one(n - L));
+}
+
+using WindowRowFn = void (*)(const uint16_t*, const uint16_t*, uint8_t*, int64_t, int64_t, int, V, V, int);
+inline WindowRowFn window_row_for(int kw) {
+  switch (kw / 4) {
+    case 0: return window_row<0>;
+    case 1: return window_row<1>;
+    case 2: return window_row<2>;
+    case 3: return window_row<3>;
+    case 4: return window_row<4>;
+    case 5: return window_row<5>;
+    case 6: return window_row<6>;
+    case 7: return window_row<7>;
+    case 8: return window_row<8>;
+    default: return window_row<-1>;
+  }
+}
+}  // namespace box16
+
+static void box_u8_run(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw, int ay,
+                       int ax, Border border, double cval) {
+  using namespace box16;
+  const int64_t H = s.h, W = s.w, C = s.c, WC = W * C;
+  const int64_t left = ax, right = kw - 1 - ax, WP = (left + W + right) * C;
+  const uint32_t area = static_cast<uint32_t>(kh * kw);
+  const uint16_t half = static_cast<uint16_t>((area - 1) / 2);
+  const Div dv = divider(area, 255 * area + half);
+  const uint8_t cv8 = static_cast<uint8_t>(cval);
+  const uint16_t cvsum = static_cast<uint16_t>(cv8 * kh);
+  const int64_t rows = s.n * H;
+  const WindowRowFn wrow = window_row_for(kw);
+  parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    uint16_t* const pad = thread_scratch<uint16_t>(1, static_cast<size_t>(WP));
+    uint16_t* const p4 = thread_scratch<uint16_t>(3, static_cast<size_t>(WP));
+    uint16_t* const col = pad + left * C;
+    const uint8_t* cvrow = nullptr;
+    if (border == Border::constant) {
+      uint8_t* r = thread_scratch<uint8_t>(2, static_cast<size_t>(WC));
+      std::fill(r, r + WC, cv8);
+      cvrow = r;
+    }
+    const V vm = simd::splat<uint16_t>(dv.m), vhalf = simd::splat<uint16_t>(half);
+    auto src_row = [&](int64_t b, int64_t sy) -> const uint8_t* {
+      const int64_t yy = border_index(sy, H, border);
+      return yy < 0 ? cvrow : row_ptr<uint8_t>(src, s, b, yy);
+    };
+    const int64_t WCv = WC / L * L;  // in-place updates: whole vectors, then a scalar tail
+    auto prime = [&](int64_t b, int64_t y) {
+      std::fill(col, col + WC, uint16_t(0));
+      for (int i = 0; i < kh; ++i) {
+        const uint8_t* r = src_row(b, y - ay + i);
+        int64_t e = 0;
+        for (; e < WCv; e += L) simd::storeu(col + e, simd::loadu(col + e) + widen(r + e));
+        for (; e < WC; ++e) col[e] = static_cast<uint16_t>(col[e] + r[e]);
+      }
+    };
+    auto slide = [&](const uint8_t* __restrict in, const uint8_t* __restrict gone) {
+      uint16_t* __restrict c = col;
+      int64_t e = 0;
+      for (; e < WCv; e += L) simd::storeu(c + e, simd::loadu(c + e) + widen(in + e) - widen(gone + e));
+      for (; e < WC; ++e) c[e] = static_cast<uint16_t>(c[e] + in[e] - gone[e]);
+    };
+    auto emit = [&](uint8_t* o) {
+      for (int64_t x = -left; x < 0; ++x) {
+        const int64_t sx = border_index(x, W, border);
+        for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cvsum : col[sx * C + ch];
+      }
+      for (int64_t x = W; x < W + right; ++x) {
+        const int64_t sx = border_index(x, W, border);
+        for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cvsum : col[sx * C + ch];
+      }
+      if (WC >= L) {
+        // sums of 4 consecutive taps where the window needs them
+        if (kw >= 4) sum4_row(pad, C, p4, WC + (kw / 4 - 1) * 4 * C);
+        wrow(pad, p4, o, WC, C, kw, vhalf, vm, dv.sh);
+      } else {
+        for (int64_t e = 0; e < WC; ++e) {
+          uint32_t h = 0;
+          for (int j = 0; j < kw; ++j) h += pad[e + j * C];
+          o[e] = static_cast<uint8_t>((h + half) / area);
+        }
+      }
+    };
+    int64_t cur_b = -1;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / H, y = t % H;
+      if (b != cur_b) {
+        cur_b = b;
+        prime(b, y);
+      } else {
+        slide(src_row(b, y - ay + kh - 1), src_row(b, y - 1 - ay));
+      }
+      // the row the next slide brings in: fetched while this row's sums along x run
+      if (t + 1 < t1 && y + 1 < H) {
+        const int64_t yy = y + 1 - ay + kh - 1;
+        if (yy >= 0 && yy < H) prefetch_span(row_ptr<uint8_t>(src, s, b, yy), WC);
+      }
+      emit(row_ptr<uint8_t>(dst, d, b, y));
+    }
+  });
+}
+
 template <typename T, typename U>
 static void box_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw, int ay,
                      int ax, bool normalize, Border border, double cval) {
@@ -493,6 +658,7 @@ static void box_impl(const void* src, const ImageDesc& s, void* dst, const Image
       if (kh == 5 && kw == 5) return box_u8_small<5, 5>(src, s, dst, d, kh, kw, ay, ax, border, cval);
       return box_u8_small<0, 0>(src, s, dst, d, kh, kw, ay, ax, border, cval);
     }
+    if (box_u8_run_ok(kh, kw, normalize, border, cval)) return box_u8_run(src, s, dst, d, kh, kw, ay, ax, border, cval);
   }
   if constexpr (std::is_same<T, float>::value && std::is_same<U, float>::value) {
     // 3x3 / 5x5 float32: plain sums vertically then horizontally in registers, one pass
