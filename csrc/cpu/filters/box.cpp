@@ -504,56 +504,71 @@ inline bool box_u8_run_ok(int kh, int kw, bool normalize, Border border, double 
 }
 
 namespace box16 {
-// out[x] = a[x] + a[x + C] + a[x + 2 C] + a[x + 3 C] for x < n (uint16, wrapping: the true sums
-// fit).
-static void sum4_row(const uint16_t* __restrict a, int64_t C, uint16_t* __restrict out, int64_t n) {
-  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    return (simd::loadu(a + x) + simd::loadu(a + x + C)) + (simd::loadu(a + x + 2 * C) + simd::loadu(a + x + 3 * C));
-  };
-  int64_t x = 0;
-  for (; x + 2 * L <= n; x += 2 * L) {
-    simd::storeu(out + x, one(x));
-    simd::storeu(out + x + L, one(x + L));
+// Row sums of G consecutive taps (stride C): out[x - a] = p[x] + p[x + C] + ... + p[x + (G - 1) C]
+// for x in [a, b) (uint16, wrapping: the true sums fit).
+template <int G>
+static void sum_taps(const uint16_t* __restrict p, int64_t C, uint16_t* __restrict out, int64_t a, int64_t b) {
+  int64_t x = a;
+  for (; x + L <= b; x += L) {
+    V h = simd::loadu(p + x);
+    for (int i = 1; i < G; ++i) h += simd::loadu(p + x + i * C);
+    simd::storeu(out + (x - a), h);
   }
-  for (; x < n; ++x) out[x] = static_cast<uint16_t>(a[x] + a[x + C] + a[x + 2 * C] + a[x + 3 * C]);
+  for (; x < b; ++x) {
+    uint16_t h = 0;
+    for (int i = 0; i < G; ++i) h = static_cast<uint16_t>(h + p[x + i * C]);
+    out[x - a] = h;
+  }
 }
 
-// The window sums of one row (kw taps at stride C) from the padded column sums p1 and their
-// sums of 4 consecutive taps p4 (defined where its taps are), the mean rounded (see
-// box_u8_run), n bytes out, n >= L. N4: kw / 4 at compile time (-1: at run time).
-template <int N4>
-static void window_row(const uint16_t* __restrict p1, const uint16_t* __restrict p4, uint8_t* __restrict o, int64_t n,
-                       int64_t C, int kw, V vhalf, V vm, int sh) {
-  const int n4 = N4 >= 0 ? N4 : kw / 4;
-  const int64_t s4 = 4 * C, o2 = int64_t(n4) * s4;
-  const int r = kw & 3;
+// Output bytes [e0, e1) (e1 - e0 >= L) of one row: the window sum at x is m taps of the G-tap
+// sums pg (pg[x] = the G taps from x; indexed from gbase) plus r single taps of p1 after them
+// (kw = m G + r), the mean rounded (see box_u8_run).
+template <int G>
+static void window_span(const uint16_t* __restrict p1, const uint16_t* __restrict pg, int64_t gbase,
+                        uint8_t* __restrict o, int64_t e0, int64_t e1, int64_t C, int m, int r, V vhalf, V vm,
+                        int sh) {
+  const int64_t sg = G * C, o1 = m * sg;
   auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
-    const uint16_t* q = p1 + e + o2;
     V h = vhalf;
-    if (r == 1) h += simd::loadu(q);
-    else if (r == 2) h += simd::loadu(q) + simd::loadu(q + C);
-    else if (r == 3) h += simd::loadu(q) + simd::loadu(q + C) + simd::loadu(q + 2 * C);
-    if constexpr (N4 >= 0) {
-      for (int j = 0; j < N4; ++j) h += simd::loadu(p4 + e + j * s4);
-    } else {
-      for (int j = 0; j < n4; ++j) h += simd::loadu(p4 + e + j * s4);
-    }
+    const uint16_t* q = pg + (e - gbase);
+    for (int j = 0; j < m; ++j) h += simd::loadu(q + j * sg);
+    const uint16_t* t = p1 + e + o1;
+    for (int j = 0; j < r; ++j) h += simd::loadu(t + j * C);
     return mulhi(h, vm) >> sh;
   };
-  int64_t e = 0;
-  for (; e + 2 * L <= n; e += 2 * L) {
+  int64_t e = e0;
+  for (; e + 2 * L <= e1; e += 2 * L) {
     narrow_store(o + e, one(e));
     narrow_store(o + e + L, one(e + L));
   }
-  for (; e + L <= n; e += L) narrow_store(o + e, one(e));
-  if (e < n) narrow_store(o + n - L, one(n - L));
+  for (; e + L <= e1; e += L) narrow_store(o + e, one(e));
+  if (e < e1) narrow_store(o + e1 - L, one(e1 - L));
 }
 
-using WindowRowFn = void (*)(const uint16_t*, const uint16_t*, uint8_t*, int64_t, int64_t, int, V, V, int);
-inline WindowRowFn window_row_for(int kw) {
-  switch (kw / 4) {
-    case 0: return window_row<0>;
-    case 1: return window_row<1>;
+// The sums along x of one row in chunks of K outputs whose G-tap sums stay in L1 (gbuf): for
+// each chunk, the G-tap sums it needs, then its outputs. WC >= L.
+template <int G>
+static void window_row(const uint16_t* p1, uint16_t* gbuf, uint8_t* o, int64_t e0, int64_t e1, int64_t C, int m,
+                       int r, V vhalf, V vm, int sh) {
+  if (G > 1 && m > 0) sum_taps<G>(p1, C, gbuf, e0, e1 + int64_t(m - 1) * G * C);
+  window_span<G>(p1, gbuf, e0, o, e0, e1, C, m, r, vhalf, vm, sh);
+}
+
+using WindowRowFn = void (*)(const uint16_t*, uint16_t*, uint8_t*, int64_t, int64_t, int64_t, int, int, V, V, int);
+
+// The G-tap grouping with the fewest loads per vector: G (the G-tap sums) + kw / G + kw % G.
+inline int best_group(int kw) {
+  int best = 1, cost = kw;
+  for (int g = 2; g <= 8 && g <= kw; ++g) {
+    const int c = g + kw / g + kw % g;
+    if (c < cost) cost = c, best = g;
+  }
+  return best;
+}
+
+inline WindowRowFn window_row_for(int g) {
+  switch (g) {
     case 2: return window_row<2>;
     case 3: return window_row<3>;
     case 4: return window_row<4>;
@@ -561,7 +576,7 @@ inline WindowRowFn window_row_for(int kw) {
     case 6: return window_row<6>;
     case 7: return window_row<7>;
     case 8: return window_row<8>;
-    default: return window_row<-1>;
+    default: return window_row<1>;
   }
 }
 }  // namespace box16
@@ -577,74 +592,112 @@ static void box_u8_run(const void* src, const ImageDesc& s, void* dst, const Ima
   const uint8_t cv8 = static_cast<uint8_t>(cval);
   const uint16_t cvsum = static_cast<uint16_t>(cv8 * kh);
   const int64_t rows = s.n * H;
-  const WindowRowFn wrow = window_row_for(kw);
+  const int g = best_group(kw), m = g > 1 ? kw / g : 0, r = g > 1 ? kw % g : kw;
+  const WindowRowFn wrow = window_row_for(g);
+  // outputs per chunk of the row: the chunk's column sums, G-tap sums and bytes stay in L1
+  constexpr int64_t K = 1024;
+  // the column sums the left border copies (wrap: the right end of the row)
+  int64_t left_need = 0;
+  for (int64_t x = -left; x < 0; ++x) left_need = std::max(left_need, (border_index(x, W, border) + 1) * C);
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     uint16_t* const pad = thread_scratch<uint16_t>(1, static_cast<size_t>(WP));
-    uint16_t* const p4 = thread_scratch<uint16_t>(3, static_cast<size_t>(WP));
+    uint16_t* const gbuf = thread_scratch<uint16_t>(3, static_cast<size_t>(K + L + int64_t(kw) * C));
     uint16_t* const col = pad + left * C;
     const uint8_t* cvrow = nullptr;
     if (border == Border::constant) {
-      uint8_t* r = thread_scratch<uint8_t>(2, static_cast<size_t>(WC));
-      std::fill(r, r + WC, cv8);
-      cvrow = r;
+      uint8_t* rr = thread_scratch<uint8_t>(2, static_cast<size_t>(WC));
+      std::fill(rr, rr + WC, cv8);
+      cvrow = rr;
     }
     const V vm = simd::splat<uint16_t>(dv.m), vhalf = simd::splat<uint16_t>(half);
     auto src_row = [&](int64_t b, int64_t sy) -> const uint8_t* {
       const int64_t yy = border_index(sy, H, border);
       return yy < 0 ? cvrow : row_ptr<uint8_t>(src, s, b, yy);
     };
-    const int64_t WCv = WC / L * L;  // in-place updates: whole vectors, then a scalar tail
     auto prime = [&](int64_t b, int64_t y) {
+      const int64_t WCv = WC / L * L;
       std::fill(col, col + WC, uint16_t(0));
       for (int i = 0; i < kh; ++i) {
-        const uint8_t* r = src_row(b, y - ay + i);
+        const uint8_t* rr = src_row(b, y - ay + i);
         int64_t e = 0;
-        for (; e < WCv; e += L) simd::storeu(col + e, simd::loadu(col + e) + widen(r + e));
-        for (; e < WC; ++e) col[e] = static_cast<uint16_t>(col[e] + r[e]);
+        for (; e < WCv; e += L) simd::storeu(col + e, simd::loadu(col + e) + widen(rr + e));
+        for (; e < WC; ++e) col[e] = static_cast<uint16_t>(col[e] + rr[e]);
       }
     };
-    auto slide = [&](const uint8_t* __restrict in, const uint8_t* __restrict gone) {
+    // col[a, b) += in - gone: whole vectors (in place: no overlapping tail), then scalars
+    auto slide = [&](const uint8_t* __restrict in, const uint8_t* __restrict gone, int64_t a, int64_t b) {
       uint16_t* __restrict c = col;
-      int64_t e = 0;
-      for (; e < WCv; e += L) simd::storeu(c + e, simd::loadu(c + e) + widen(in + e) - widen(gone + e));
-      for (; e < WC; ++e) c[e] = static_cast<uint16_t>(c[e] + in[e] - gone[e]);
+      int64_t e = a;
+      for (; e + L <= b; e += L) simd::storeu(c + e, simd::loadu(c + e) + widen(in + e) - widen(gone + e));
+      for (; e < b; ++e) c[e] = static_cast<uint16_t>(c[e] + in[e] - gone[e]);
     };
-    auto emit = [&](uint8_t* o) {
+    auto pad_left = [&] {
       for (int64_t x = -left; x < 0; ++x) {
         const int64_t sx = border_index(x, W, border);
         for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cvsum : col[sx * C + ch];
       }
+    };
+    auto pad_right = [&] {
       for (int64_t x = W; x < W + right; ++x) {
         const int64_t sx = border_index(x, W, border);
         for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cvsum : col[sx * C + ch];
       }
-      if (WC >= L) {
-        // sums of 4 consecutive taps where the window needs them
-        if (kw >= 4) sum4_row(pad, C, p4, WC + (kw / 4 - 1) * 4 * C);
-        wrow(pad, p4, o, WC, C, kw, vhalf, vm, dv.sh);
-      } else {
+    };
+    // One output row; in/gone: the rows that slide the column sums (null: primed already).
+    auto row = [&](const uint8_t* in, const uint8_t* gone, uint8_t* o) {
+      if (WC < L) {
+        if (in) slide(in, gone, 0, WC);
+        pad_left();
+        pad_right();
         for (int64_t e = 0; e < WC; ++e) {
           uint32_t h = 0;
           for (int j = 0; j < kw; ++j) h += pad[e + j * C];
           o[e] = static_cast<uint8_t>((h + half) / area);
         }
+        return;
+      }
+      // Chunk k's outputs need the column sums up to e1 + right C and (the left border) up to
+      // (left + 1) C: slid just before, so they are read back from L1.
+      int64_t slid = in ? 0 : WC;
+      bool have_left = false, have_right = false;
+      for (int64_t e0 = 0; e0 < WC; e0 += K) {
+        const int64_t e1 = std::min(WC, e0 + K);
+        int64_t need = std::max(e1 + right * C, left_need);
+        need = std::min(WC, (need + L - 1) / L * L);
+        if (slid < need) {
+          slide(in, gone, slid, need);
+          slid = need;
+        }
+        if (!have_left) {
+          pad_left();
+          have_left = true;
+        }
+        if (slid == WC && !have_right) {
+          pad_right();
+          have_right = true;
+        }
+        // a short last chunk reaches back to one whole vector (rewriting the same bytes)
+        wrow(pad, gbuf, o, e1 - e0 < L ? e1 - L : e0, e1, C, m, r, vhalf, vm, dv.sh);
       }
     };
     int64_t cur_b = -1;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / H, y = t % H;
+      const uint8_t* in = nullptr;
+      const uint8_t* gone = nullptr;
       if (b != cur_b) {
         cur_b = b;
         prime(b, y);
       } else {
-        slide(src_row(b, y - ay + kh - 1), src_row(b, y - 1 - ay));
+        in = src_row(b, y - ay + kh - 1);
+        gone = src_row(b, y - 1 - ay);
       }
-      // the row the next slide brings in: fetched while this row's sums along x run
+      // the row the next slide brings in: fetched while this row runs
       if (t + 1 < t1 && y + 1 < H) {
         const int64_t yy = y + 1 - ay + kh - 1;
         if (yy >= 0 && yy < H) prefetch_span(row_ptr<uint8_t>(src, s, b, yy), WC);
       }
-      emit(row_ptr<uint8_t>(dst, d, b, y));
+      row(in, gone, row_ptr<uint8_t>(dst, d, b, y));
     }
   });
 }
