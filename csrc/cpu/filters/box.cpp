@@ -351,6 +351,22 @@ IMKERN_ALWAYS_INLINE inline void narrow_store(uint8_t* p, V v) {
 #endif
 }
 
+// 2 L lanes (each <= 255) -> 2 L bytes at p: one pack and one lane fix-up for both vectors.
+IMKERN_ALWAYS_INLINE inline void narrow_store2(uint8_t* p, V a, V b) {
+#if defined(__AVX512BW__)
+  const __m512i k = _mm512_packus_epi16(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(b));
+  _mm512_storeu_si512(p, _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), k));
+#elif defined(__AVX2__)
+  const __m256i k = _mm256_packus_epi16(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(b));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permute4x64_epi64(k, 0xD8));
+#elif defined(__SSE2__)
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(reinterpret_cast<__m128i>(a), reinterpret_cast<__m128i>(b)));
+#else
+  narrow_store(p, a);
+  narrow_store(p + L, b);
+#endif
+}
+
 struct Div {
   uint16_t m = 0;
   int sh = 0;
@@ -524,59 +540,75 @@ static void sum_taps(const uint16_t* __restrict p, int64_t C, uint16_t* __restri
 // Output bytes [e0, e1) (e1 - e0 >= L) of one row: the window sum at x is m taps of the G-tap
 // sums pg (pg[x] = the G taps from x; indexed from gbase) plus r single taps of p1 after them
 // (kw = m G + r), the mean rounded (see box_u8_run).
-template <int G>
+// M, R: m and r at compile time (-1: at run time).
+template <int G, int M, int R>
 static void window_span(const uint16_t* __restrict p1, const uint16_t* __restrict pg, int64_t gbase,
-                        uint8_t* __restrict o, int64_t e0, int64_t e1, int64_t C, int m, int r, V vhalf, V vm,
-                        int sh) {
+                        uint8_t* __restrict o, int64_t e0, int64_t e1, int64_t C, int m_rt, int r_rt, V vhalf,
+                        V vm, int sh) {
+  const int m = M >= 0 ? M : m_rt, r = R >= 0 ? R : r_rt;
   const int64_t sg = G * C, o1 = m * sg;
   auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
     V h = vhalf;
     const uint16_t* q = pg + (e - gbase);
-    for (int j = 0; j < m; ++j) h += simd::loadu(q + j * sg);
+    if constexpr (M >= 0) {
+      for (int j = 0; j < M; ++j) h += simd::loadu(q + j * sg);
+    } else {
+      for (int j = 0; j < m; ++j) h += simd::loadu(q + j * sg);
+    }
     const uint16_t* t = p1 + e + o1;
-    for (int j = 0; j < r; ++j) h += simd::loadu(t + j * C);
+    if constexpr (R >= 0) {
+      for (int j = 0; j < R; ++j) h += simd::loadu(t + j * C);
+    } else {
+      for (int j = 0; j < r; ++j) h += simd::loadu(t + j * C);
+    }
     return mulhi(h, vm) >> sh;
   };
   int64_t e = e0;
-  for (; e + 2 * L <= e1; e += 2 * L) {
-    narrow_store(o + e, one(e));
-    narrow_store(o + e + L, one(e + L));
-  }
+  for (; e + 2 * L <= e1; e += 2 * L) narrow_store2(o + e, one(e), one(e + L));
   for (; e + L <= e1; e += L) narrow_store(o + e, one(e));
   if (e < e1) narrow_store(o + e1 - L, one(e1 - L));
 }
 
 // The sums along x of one row in chunks of K outputs whose G-tap sums stay in L1 (gbuf): for
 // each chunk, the G-tap sums it needs, then its outputs. WC >= L.
-template <int G>
+template <int G, int M, int R>
 static void window_row(const uint16_t* p1, uint16_t* gbuf, uint8_t* o, int64_t e0, int64_t e1, int64_t C, int m,
                        int r, V vhalf, V vm, int sh) {
   if (G > 1 && m > 0) sum_taps<G>(p1, C, gbuf, e0, e1 + int64_t(m - 1) * G * C);
-  window_span<G>(p1, gbuf, e0, o, e0, e1, C, m, r, vhalf, vm, sh);
+  window_span<G, M, R>(p1, gbuf, e0, o, e0, e1, C, m, r, vhalf, vm, sh);
 }
 
 using WindowRowFn = void (*)(const uint16_t*, uint16_t*, uint8_t*, int64_t, int64_t, int64_t, int, int, V, V, int);
 
-// The G-tap grouping with the fewest loads per vector: G (the G-tap sums) + kw / G + kw % G.
+// The G-tap grouping with the fewest loads per vector: G (the G-tap sums) + kw / G + kw % G
+// (ties: the larger G, fewer loads in the output pass).
 inline int best_group(int kw) {
   int best = 1, cost = kw;
   for (int g = 2; g <= 8 && g <= kw; ++g) {
     const int c = g + kw / g + kw % g;
-    if (c < cost) cost = c, best = g;
+    if (c <= cost) cost = c, best = g;
   }
   return best;
 }
 
-inline WindowRowFn window_row_for(int g) {
+// Compile-time loop counts for the windows of the common odd widths (kw 5..31: 9 = 3 x 3,
+// 13 = 4 x 3 + 1, 15 = 5 x 3, ...; best_group's choices), run-time counts for the others.
+inline WindowRowFn window_row_for(int kw, int g) {
+#define IMKERN_BOX_W(KW, G) \
+  if (kw == KW && g == G) return window_row<G, KW / G, KW % G>;
+  IMKERN_BOX_W(5, 2) IMKERN_BOX_W(7, 3) IMKERN_BOX_W(9, 3) IMKERN_BOX_W(11, 5) IMKERN_BOX_W(13, 4)
+  IMKERN_BOX_W(15, 5) IMKERN_BOX_W(17, 4) IMKERN_BOX_W(19, 6) IMKERN_BOX_W(21, 7) IMKERN_BOX_W(23, 7)
+  IMKERN_BOX_W(25, 5) IMKERN_BOX_W(27, 5) IMKERN_BOX_W(29, 7) IMKERN_BOX_W(31, 6)
+#undef IMKERN_BOX_W
   switch (g) {
-    case 2: return window_row<2>;
-    case 3: return window_row<3>;
-    case 4: return window_row<4>;
-    case 5: return window_row<5>;
-    case 6: return window_row<6>;
-    case 7: return window_row<7>;
-    case 8: return window_row<8>;
-    default: return window_row<1>;
+    case 2: return window_row<2, -1, -1>;
+    case 3: return window_row<3, -1, -1>;
+    case 4: return window_row<4, -1, -1>;
+    case 5: return window_row<5, -1, -1>;
+    case 6: return window_row<6, -1, -1>;
+    case 7: return window_row<7, -1, -1>;
+    case 8: return window_row<8, -1, -1>;
+    default: return window_row<1, -1, -1>;
   }
 }
 }  // namespace box16
@@ -593,7 +625,7 @@ static void box_u8_run(const void* src, const ImageDesc& s, void* dst, const Ima
   const uint16_t cvsum = static_cast<uint16_t>(cv8 * kh);
   const int64_t rows = s.n * H;
   const int g = best_group(kw), m = g > 1 ? kw / g : 0, r = g > 1 ? kw % g : kw;
-  const WindowRowFn wrow = window_row_for(g);
+  const WindowRowFn wrow = window_row_for(kw, g);
   // outputs per chunk of the row: the chunk's column sums, G-tap sums and bytes stay in L1
   constexpr int64_t K = 1024;
   // the column sums the left border copies (wrap: the right end of the row)
