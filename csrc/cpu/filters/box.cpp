@@ -100,6 +100,81 @@ static void box_row_fused(const S* pad, U* o, int64_t n, int64_t C, int kw, A de
   if (x < n) store_vec<U, A>(o + n - L, one(n - L));
 }
 
+// The G-tap grouping with the fewest loads per vector: G (the G-tap sums) + kw / G + kw % G
+// (ties: the larger G, fewer loads in the output pass).
+inline int box_best_group(int kw) {
+  int best = 1, cost = kw;
+  for (int g = 2; g <= 8 && g <= kw; ++g) {
+    const int c = g + kw / g + kw % g;
+    if (c <= cost) cost = c, best = g;
+  }
+  return best;
+}
+
+// Integer column sums (int32, exact) to one output row, as box_row_fused, but in chunks of K
+// outputs: the sums of G consecutive taps of the chunk into gbuf (L1), then per vector m of
+// those and r single taps (kw = m G + r): kw / G + kw % G + G loads per vector instead of kw.
+// Integer sums are exact in any order, so the outputs are box_row_fused's bits.
+template <int Norm, int G, typename U>
+static void box_row_grouped(const int32_t* pad, int32_t* gbuf, U* o, int64_t n, int64_t C, int kw, float den) {
+  using namespace simd;
+  using S = int32_t;
+  constexpr int L = Vec<S>::lanes;
+  constexpr int64_t K = 1024;
+  const int m = kw / G, r = kw % G;
+  const int64_t sg = G * C, o1 = m * sg;
+  const vec_t<float> dv = splat<float>(den), rv = splat<float>(1.f / den);
+  for (int64_t e0 = 0; e0 < n; e0 += K) {
+    const int64_t e1 = std::min(n, e0 + K), s0 = e1 - e0 < L ? e1 - L : e0;
+    const int64_t gend = e1 + int64_t(m - 1) * sg;
+    {
+      int64_t x = s0;
+      for (; x + L <= gend; x += L) {
+        vec_t<S> h = loadu(pad + x);
+        for (int i = 1; i < G; ++i) h += loadu(pad + x + i * C);
+        storeu(gbuf + (x - s0), h);
+      }
+      for (; x < gend; ++x) {
+        S h = 0;
+        for (int i = 0; i < G; ++i) h += pad[x + i * C];
+        gbuf[x - s0] = h;
+      }
+    }
+    auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+      const S* q = gbuf + (e - s0);
+      vec_t<S> h = loadu(q);
+      for (int j = 1; j < m; ++j) h += loadu(q + j * sg);
+      const S* t = pad + e + o1;
+      for (int j = 0; j < r; ++j) h += loadu(t + j * C);
+      const vec_t<float> a = __builtin_convertvector(h, vec_t<float>);
+      if constexpr (Norm == 1) return a / dv;
+      else if constexpr (Norm == 2) return a * rv;
+      else return a;
+    };
+    int64_t e = s0;
+    for (; e + 2 * L <= e1; e += 2 * L) {
+      store_vec<U, float>(o + e, one(e));
+      store_vec<U, float>(o + e + L, one(e + L));
+    }
+    for (; e + L <= e1; e += L) store_vec<U, float>(o + e, one(e));
+    if (e < e1) store_vec<U, float>(o + e1 - L, one(e1 - L));
+  }
+}
+
+template <int Norm, typename U>
+static void box_row_grouped_g(int g, const int32_t* pad, int32_t* gbuf, U* o, int64_t n, int64_t C, int kw,
+                              float den) {
+  switch (g) {
+    case 2: return box_row_grouped<Norm, 2, U>(pad, gbuf, o, n, C, kw, den);
+    case 3: return box_row_grouped<Norm, 3, U>(pad, gbuf, o, n, C, kw, den);
+    case 4: return box_row_grouped<Norm, 4, U>(pad, gbuf, o, n, C, kw, den);
+    case 5: return box_row_grouped<Norm, 5, U>(pad, gbuf, o, n, C, kw, den);
+    case 6: return box_row_grouped<Norm, 6, U>(pad, gbuf, o, n, C, kw, den);
+    case 7: return box_row_grouped<Norm, 7, U>(pad, gbuf, o, n, C, kw, den);
+    default: return box_row_grouped<Norm, 8, U>(pad, gbuf, o, n, C, kw, den);
+  }
+}
+
 // Whether rint(v * RN(1 / den)) == rint(RN(v / den)) for every integer v with |v / den| <= maxv
 // (integer outputs of integer sums): den a power of two (1 / den is exact), or den odd, so
 // v / den is never a tie and lies at least 1 / (2 den) from one, while both roundings stay
@@ -135,6 +210,9 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
     S* hs = thread_scratch<S>(3, static_cast<size_t>(WC));
     S* dbl0 = thread_scratch<S>(4, static_cast<size_t>(WP));  // doubling ping-pong rows
     S* dbl1 = thread_scratch<S>(5, static_cast<size_t>(WP));
+    // G-tap sums of one chunk of the row (box_row_grouped; slot 6 is the float path's)
+    S* gbuf = std::is_integral<S>::value ? thread_scratch<S>(6, static_cast<size_t>(1024 + 64 + checked_mul(kw, C)))
+                                         : nullptr;
     auto src_row = [&](int64_t b, int64_t sy) -> const T* {
       const int64_t yy = border_index(sy, H, border);
       return yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy);
@@ -162,6 +240,18 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
       for (int64_t x = W; x < W + right; ++x) {
         const int64_t sx = border_index(x, W, border);
         for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cv * S(kh) : cs[sx * C + ch];
+      }
+      if constexpr (std::is_same<S, int32_t>::value && std::is_same<A, float>::value) {
+        // integer sums: grouped taps (exact, so box_row_fused's bits), any width
+        if (kw >= 7 && WC >= simd::Vec<S>::lanes) {
+          U* o = row_ptr<U>(dst, d, b, y);
+          const int g = box_best_group(kw);
+          const float den = static_cast<float>(area);
+          if (!normalize) box_row_grouped_g<0, U>(g, pad, gbuf, o, WC, C, kw, 1.f);
+          else if (rcp_exact) box_row_grouped_g<2, U>(g, pad, gbuf, o, WC, C, kw, den);
+          else box_row_grouped_g<1, U>(g, pad, gbuf, o, WC, C, kw, den);
+          return;
+        }
       }
       if constexpr (box_fusable<S, A>()) {
         if (kw <= 31 && WC >= simd::Vec<S>::lanes) {
