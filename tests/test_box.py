@@ -38,8 +38,8 @@ def _divider(d, umax):
     return None
 
 
-def _ref(x, kh, kw, border, cval):
-    """Correctly rounded window means of uint8 data from int64 sums, the borders padded as the NumPy reference pads them."""
+def _ref(x, kh, kw, border, cval, sums=False):
+    """Correctly rounded window means of integer data from int64 sums (or the sums), the borders padded as the NumPy reference pads them."""
     xi = x.astype(np.int64).reshape((1,) * (4 - x.ndim) + x.shape if x.ndim == 4 else
                                     (1,) + x.shape[:2] + (x.shape[2] if x.ndim == 3 else 1,))
     ay, ax = kh // 2, kw // 2
@@ -52,10 +52,12 @@ def _ref(x, kh, kw, border, cval):
     cs = np.zeros((n, h + kh, w + kw, c), np.int64)
     cs[:, 1:, 1:] = p.cumsum(1).cumsum(2)
     s = cs[:, kh:, kw:] - cs[:, :h, kw:] - cs[:, kh:, :w] + cs[:, :h, :w]
+    if sums:
+        return s.reshape(x.shape)
     area = kh * kw
     q, r = np.divmod(s, area)
     q += (2 * r > area) | ((2 * r == area) & (q % 2 == 1))  # round half to even (ties: even area)
-    return q.astype(np.uint8).reshape(x.shape)
+    return q.astype(x.dtype).reshape(x.shape)
 
 
 def test_divider_exhaustive():
@@ -193,3 +195,46 @@ def _ref_sum(x, kh, kw):
     c = np.zeros((p.shape[0] + 1, p.shape[1] + 1, p.shape[2]), np.int64)
     c[1:, 1:] = p.cumsum(0).cumsum(1)
     return (c[kh:, kw:] - c[:-kh, kw:] - c[kh:, :-kw] + c[:-kh, :-kw]).astype(np.float64)
+
+
+# ---- the int32 path's grouped row sums (box_row_grouped: windows 7 and more wide) -----------------
+GROUPED_SIZES = [(31, 31), (7, 7), (9, 8), (4, 19), (33, 47), (1, 64), (3, 71), (17, 17), (2, 150)]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("size", GROUPED_SIZES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 257), (17, 13), (9, 11, 3), (5, 8, 4), (2, 7, 9, 3), (40, 37, 3),
+                                   (33, 70), (24, 129, 4), (70, 1100, 1), (3, 45, 1)])
+def test_box_int_grouped_exact(isa, rng, dtype, size, shape):
+    x = random_array(rng, shape, dtype)
+    for border in BORDERS:
+        cval = float(rng.integers(0, 256))
+        got = F.box(x, size, border=border, cval=cval)
+        assert got.dtype == x.dtype and got.shape == x.shape
+        area = size[0] * size[1]
+        if np.iinfo(dtype).max * area < 2**24:
+            exp = _ref(x, *size, border, cval)
+        else:
+            # sums past 2^24 reach the mean as float32 (the int32 path's rounding, unchanged)
+            s32 = _ref(x, *size, border, cval, sums=True).astype(np.float32)
+            exp = np.rint(s32 / np.float32(area)).astype(dtype)
+        np.testing.assert_array_equal(got, exp, err_msg=f"{isa} {size} {shape} {border}")
+    # unnormalized sums and a float32 mean out of the same integer sums
+    s = _ref(x, *size, "reflect101", 0.0, sums=True)
+    np.testing.assert_array_equal(F.box(x, size, normalize=False, dtype=np.float32), s.astype(np.float32))
+    np.testing.assert_allclose(F.box(x, size, dtype=np.float32), s / (size[0] * size[1]), rtol=2e-7, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_box_int_grouped_views_threads(isa, rng, dtype):
+    base = random_array(rng, (130, 1030, 3), dtype)
+    before = imkern.get_num_threads()
+    try:
+        for threads in (1, 3):
+            imkern.set_num_threads(threads)
+            for name, v in _views(base):
+                s32 = _ref(np.ascontiguousarray(v), 31, 31, "reflect", 0.0, sums=True).astype(np.float32)
+                exp = np.rint(s32 / np.float32(961)).astype(dtype)  # exact sums < 2^24 for uint8
+                np.testing.assert_array_equal(F.box(v, 31, border="reflect"), exp, err_msg=f"{isa} {name}")
+    finally:
+        imkern.set_num_threads(before)
