@@ -25,6 +25,12 @@
 // C * (2..3 + ~2 log2(min(kw, 64))).
 // The output dtype U may differ from the input's (uint8 -> float32 ...): the mean is formed in
 // float64 when U or T is float64, else float32, and written straight into the output.
+// Integer column sums (int32) take box_row_grouped for windows 7 and more wide: the sums of G
+// consecutive taps of an L1-sized chunk of the row, then kw / G of those and kw % G single taps
+// per vector (kw / G + kw % G + G loads instead of kw; exact, so the same bits).
+// uint8 -> uint8 means: small odd windows (area <= 127) take box_u8_small, larger odd ones whose
+// sums fit 16 bits (area <= 255, e.g. 15x15) box_u8_run: both in uint16 lanes, twice the int32
+// path's, with the mean rounded by a multiply-high (exact for every sum; see each).
 // 3x3 and 5x5 windows of float32 -> float32 and uint16 -> uint16 take sep_direct instead
 // (filter_rows.hpp): plain sums vertically in registers, then horizontally by lane shifts, one
 // pass (no subtraction either; uint16 sums are exact in float32, so the int32 path's bits).
