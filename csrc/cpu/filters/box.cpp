@@ -25,6 +25,12 @@
 // C * (2..3 + ~2 log2(min(kw, 64))).
 // The output dtype U may differ from the input's (uint8 -> float32 ...): the mean is formed in
 // float64 when U or T is float64, else float32, and written straight into the output.
+// Integer column sums (int32) take box_row_grouped for windows 7 and more wide: the sums of G
+// consecutive taps of an L1-sized chunk of the row, then kw / G of those and kw % G single taps
+// per vector (kw / G + kw % G + G loads instead of kw; exact, so the same bits).
+// uint8 -> uint8 means: small odd windows (area <= 127) take box_u8_small, larger odd ones whose
+// sums fit 16 bits (area <= 255, e.g. 15x15) box_u8_run: both in uint16 lanes, twice the int32
+// path's, with the mean rounded by a multiply-high (exact for every sum; see each).
 // 3x3 and 5x5 windows of float32 -> float32 and uint16 -> uint16 take sep_direct instead
 // (filter_rows.hpp): plain sums vertically in registers, then horizontally by lane shifts, one
 // pass (no subtraction either; uint16 sums are exact in float32, so the int32 path's bits).
@@ -100,6 +106,81 @@ static void box_row_fused(const S* pad, U* o, int64_t n, int64_t C, int kw, A de
   if (x < n) store_vec<U, A>(o + n - L, one(n - L));
 }
 
+// The G-tap grouping with the fewest loads per vector: G (the G-tap sums) + kw / G + kw % G
+// (ties: the larger G, fewer loads in the output pass).
+inline int box_best_group(int kw) {
+  int best = 1, cost = kw;
+  for (int g = 2; g <= 8 && g <= kw; ++g) {
+    const int c = g + kw / g + kw % g;
+    if (c <= cost) cost = c, best = g;
+  }
+  return best;
+}
+
+// Integer column sums (int32, exact) to one output row, as box_row_fused, but in chunks of K
+// outputs: the sums of G consecutive taps of the chunk into gbuf (L1), then per vector m of
+// those and r single taps (kw = m G + r): kw / G + kw % G + G loads per vector instead of kw.
+// Integer sums are exact in any order, so the outputs are box_row_fused's bits.
+template <int Norm, int G, typename U>
+static void box_row_grouped(const int32_t* pad, int32_t* gbuf, U* o, int64_t n, int64_t C, int kw, float den) {
+  using namespace simd;
+  using S = int32_t;
+  constexpr int L = Vec<S>::lanes;
+  constexpr int64_t K = 1024;
+  const int m = kw / G, r = kw % G;
+  const int64_t sg = G * C, o1 = m * sg;
+  const vec_t<float> dv = splat<float>(den), rv = splat<float>(1.f / den);
+  for (int64_t e0 = 0; e0 < n; e0 += K) {
+    const int64_t e1 = std::min(n, e0 + K), s0 = e1 - e0 < L ? e1 - L : e0;
+    const int64_t gend = e1 + int64_t(m - 1) * sg;
+    {
+      int64_t x = s0;
+      for (; x + L <= gend; x += L) {
+        vec_t<S> h = loadu(pad + x);
+        for (int i = 1; i < G; ++i) h += loadu(pad + x + i * C);
+        storeu(gbuf + (x - s0), h);
+      }
+      for (; x < gend; ++x) {
+        S h = 0;
+        for (int i = 0; i < G; ++i) h += pad[x + i * C];
+        gbuf[x - s0] = h;
+      }
+    }
+    auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+      const S* q = gbuf + (e - s0);
+      vec_t<S> h = loadu(q);
+      for (int j = 1; j < m; ++j) h += loadu(q + j * sg);
+      const S* t = pad + e + o1;
+      for (int j = 0; j < r; ++j) h += loadu(t + j * C);
+      const vec_t<float> a = __builtin_convertvector(h, vec_t<float>);
+      if constexpr (Norm == 1) return a / dv;
+      else if constexpr (Norm == 2) return a * rv;
+      else return a;
+    };
+    int64_t e = s0;
+    for (; e + 2 * L <= e1; e += 2 * L) {
+      store_vec<U, float>(o + e, one(e));
+      store_vec<U, float>(o + e + L, one(e + L));
+    }
+    for (; e + L <= e1; e += L) store_vec<U, float>(o + e, one(e));
+    if (e < e1) store_vec<U, float>(o + e1 - L, one(e1 - L));
+  }
+}
+
+template <int Norm, typename U>
+static void box_row_grouped_g(int g, const int32_t* pad, int32_t* gbuf, U* o, int64_t n, int64_t C, int kw,
+                              float den) {
+  switch (g) {
+    case 2: return box_row_grouped<Norm, 2, U>(pad, gbuf, o, n, C, kw, den);
+    case 3: return box_row_grouped<Norm, 3, U>(pad, gbuf, o, n, C, kw, den);
+    case 4: return box_row_grouped<Norm, 4, U>(pad, gbuf, o, n, C, kw, den);
+    case 5: return box_row_grouped<Norm, 5, U>(pad, gbuf, o, n, C, kw, den);
+    case 6: return box_row_grouped<Norm, 6, U>(pad, gbuf, o, n, C, kw, den);
+    case 7: return box_row_grouped<Norm, 7, U>(pad, gbuf, o, n, C, kw, den);
+    default: return box_row_grouped<Norm, 8, U>(pad, gbuf, o, n, C, kw, den);
+  }
+}
+
 // Whether rint(v * RN(1 / den)) == rint(RN(v / den)) for every integer v with |v / den| <= maxv
 // (integer outputs of integer sums): den a power of two (1 / den is exact), or den odd, so
 // v / den is never a tie and lies at least 1 / (2 den) from one, while both roundings stay
@@ -135,6 +216,9 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
     S* hs = thread_scratch<S>(3, static_cast<size_t>(WC));
     S* dbl0 = thread_scratch<S>(4, static_cast<size_t>(WP));  // doubling ping-pong rows
     S* dbl1 = thread_scratch<S>(5, static_cast<size_t>(WP));
+    // G-tap sums of one chunk of the row (box_row_grouped; slot 6 is the float path's)
+    S* gbuf = std::is_integral<S>::value ? thread_scratch<S>(6, static_cast<size_t>(1024 + 64 + checked_mul(kw, C)))
+                                         : nullptr;
     auto src_row = [&](int64_t b, int64_t sy) -> const T* {
       const int64_t yy = border_index(sy, H, border);
       return yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy);
@@ -162,6 +246,18 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
       for (int64_t x = W; x < W + right; ++x) {
         const int64_t sx = border_index(x, W, border);
         for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cv * S(kh) : cs[sx * C + ch];
+      }
+      if constexpr (std::is_same<S, int32_t>::value && std::is_same<A, float>::value) {
+        // integer sums: grouped taps (exact, so box_row_fused's bits), any width
+        if (kw >= 7 && WC >= simd::Vec<S>::lanes) {
+          U* o = row_ptr<U>(dst, d, b, y);
+          const int g = box_best_group(kw);
+          const float den = static_cast<float>(area);
+          if (!normalize) box_row_grouped_g<0, U>(g, pad, gbuf, o, WC, C, kw, 1.f);
+          else if (rcp_exact) box_row_grouped_g<2, U>(g, pad, gbuf, o, WC, C, kw, den);
+          else box_row_grouped_g<1, U>(g, pad, gbuf, o, WC, C, kw, den);
+          return;
+        }
       }
       if constexpr (box_fusable<S, A>()) {
         if (kw <= 31 && WC >= simd::Vec<S>::lanes) {
@@ -351,6 +447,22 @@ IMKERN_ALWAYS_INLINE inline void narrow_store(uint8_t* p, V v) {
 #endif
 }
 
+// 2 L lanes (each <= 255) -> 2 L bytes at p: one pack and one lane fix-up for both vectors.
+IMKERN_ALWAYS_INLINE inline void narrow_store2(uint8_t* p, V a, V b) {
+#if defined(__AVX512BW__)
+  const __m512i k = _mm512_packus_epi16(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(b));
+  _mm512_storeu_si512(p, _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), k));
+#elif defined(__AVX2__)
+  const __m256i k = _mm256_packus_epi16(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(b));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_permute4x64_epi64(k, 0xD8));
+#elif defined(__SSE2__)
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(reinterpret_cast<__m128i>(a), reinterpret_cast<__m128i>(b)));
+#else
+  narrow_store(p, a);
+  narrow_store(p + L, b);
+#endif
+}
+
 struct Div {
   uint16_t m = 0;
   int sh = 0;
@@ -484,6 +596,240 @@ static void box_u8_small(const void* src, const ImageDesc& s, void* dst, const I
   });
 }
 
+// uint8 -> uint8 means of larger windows whose sums still fit 16 bits (odd area, 255 * area +
+// (area - 1) / 2 < 65536: up to 15x17, 15x15, 11x23, ...; kw <= 63), where box_u8_small's
+// kh + kw loads per vector cost more than running sums. Per output row: running column sums in
+// uint16 lanes (add the widened row entering the window, subtract the one leaving it: the true
+// sums fit 16 bits, so the wrapping arithmetic is exact), primed from kh rows at the start of
+// each chunk and image; the border columns by the border rule; then per 16-bit vector the kw
+// shifted column sums (blocks of kw's set bits, as box_row_fused) and the mean rounded by a
+// multiply-high: den odd, so v / den is never a tie and round(v / den) = floor((v + (den - 1)
+// / 2) / den), the division as mulhi(u, M) >> sh, exact for every u <= 255 den + (den - 1) / 2
+// (box16::divider; checked exhaustively by tests/test_box.py's twin of it): the correctly
+// rounded mean, the int32 path's result bit for bit. Per 16-bit vector: 3 loads + 2 adds for
+// the column sums, kw loads and adds along x, twice the lanes of the int32 path.
+inline bool box_u8_run_ok(int kh, int kw, bool normalize, Border border, double cval) {
+  const int area = kh * kw;
+  if (!normalize || area % 2 == 0 || area < 3 || 255 * area + (area - 1) / 2 > 65535) return false;
+  if (border == Border::constant && !(cval >= 0 && cval <= 255 && cval == std::floor(cval))) return false;
+  return box16::divider(area, 255 * area + (area - 1) / 2).ok;
+}
+
+namespace box16 {
+// Row sums of G consecutive taps (stride C): out[x - a] = p[x] + p[x + C] + ... + p[x + (G - 1) C]
+// for x in [a, b) (uint16, wrapping: the true sums fit).
+template <int G>
+static void sum_taps(const uint16_t* __restrict p, int64_t C, uint16_t* __restrict out, int64_t a, int64_t b) {
+  int64_t x = a;
+  for (; x + L <= b; x += L) {
+    V h = simd::loadu(p + x);
+    for (int i = 1; i < G; ++i) h += simd::loadu(p + x + i * C);
+    simd::storeu(out + (x - a), h);
+  }
+  for (; x < b; ++x) {
+    uint16_t h = 0;
+    for (int i = 0; i < G; ++i) h = static_cast<uint16_t>(h + p[x + i * C]);
+    out[x - a] = h;
+  }
+}
+
+// Output bytes [e0, e1) (e1 - e0 >= L) of one row: the window sum at x is m taps of the G-tap
+// sums pg (pg[x] = the G taps from x; indexed from gbase) plus r single taps of p1 after them
+// (kw = m G + r), the mean rounded (see box_u8_run).
+// M, R: m and r at compile time (-1: at run time).
+template <int G, int M, int R>
+static void window_span(const uint16_t* __restrict p1, const uint16_t* __restrict pg, int64_t gbase,
+                        uint8_t* __restrict o, int64_t e0, int64_t e1, int64_t C, int m_rt, int r_rt, V vhalf,
+                        V vm, int sh) {
+  const int m = M >= 0 ? M : m_rt, r = R >= 0 ? R : r_rt;
+  const int64_t sg = G * C, o1 = m * sg;
+  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    V h = vhalf;
+    const uint16_t* q = pg + (e - gbase);
+    if constexpr (M >= 0) {
+      for (int j = 0; j < M; ++j) h += simd::loadu(q + j * sg);
+    } else {
+      for (int j = 0; j < m; ++j) h += simd::loadu(q + j * sg);
+    }
+    const uint16_t* t = p1 + e + o1;
+    if constexpr (R >= 0) {
+      for (int j = 0; j < R; ++j) h += simd::loadu(t + j * C);
+    } else {
+      for (int j = 0; j < r; ++j) h += simd::loadu(t + j * C);
+    }
+    return mulhi(h, vm) >> sh;
+  };
+  int64_t e = e0;
+  for (; e + 2 * L <= e1; e += 2 * L) narrow_store2(o + e, one(e), one(e + L));
+  for (; e + L <= e1; e += L) narrow_store(o + e, one(e));
+  if (e < e1) narrow_store(o + e1 - L, one(e1 - L));
+}
+
+// The sums along x of one row in chunks of K outputs whose G-tap sums stay in L1 (gbuf): for
+// each chunk, the G-tap sums it needs, then its outputs. WC >= L.
+template <int G, int M, int R>
+static void window_row(const uint16_t* p1, uint16_t* gbuf, uint8_t* o, int64_t e0, int64_t e1, int64_t C, int m,
+                       int r, V vhalf, V vm, int sh) {
+  if (G > 1 && m > 0) sum_taps<G>(p1, C, gbuf, e0, e1 + int64_t(m - 1) * G * C);
+  window_span<G, M, R>(p1, gbuf, e0, o, e0, e1, C, m, r, vhalf, vm, sh);
+}
+
+using WindowRowFn = void (*)(const uint16_t*, uint16_t*, uint8_t*, int64_t, int64_t, int64_t, int, int, V, V, int);
+
+// The G-tap grouping with the fewest loads per vector: G (the G-tap sums) + kw / G + kw % G
+// (ties: the larger G, fewer loads in the output pass).
+inline int best_group(int kw) {
+  int best = 1, cost = kw;
+  for (int g = 2; g <= 8 && g <= kw; ++g) {
+    const int c = g + kw / g + kw % g;
+    if (c <= cost) cost = c, best = g;
+  }
+  return best;
+}
+
+// Compile-time loop counts for the windows of the common odd widths (kw 5..31: 9 = 3 x 3,
+// 13 = 4 x 3 + 1, 15 = 5 x 3, ...; best_group's choices), run-time counts for the others.
+inline WindowRowFn window_row_for(int kw, int g) {
+#define IMKERN_BOX_W(KW, G) \
+  if (kw == KW && g == G) return window_row<G, KW / G, KW % G>;
+  IMKERN_BOX_W(5, 2) IMKERN_BOX_W(7, 3) IMKERN_BOX_W(9, 3) IMKERN_BOX_W(11, 5) IMKERN_BOX_W(13, 4)
+  IMKERN_BOX_W(15, 5) IMKERN_BOX_W(17, 4) IMKERN_BOX_W(19, 6) IMKERN_BOX_W(21, 7) IMKERN_BOX_W(23, 7)
+  IMKERN_BOX_W(25, 5) IMKERN_BOX_W(27, 5) IMKERN_BOX_W(29, 7) IMKERN_BOX_W(31, 6)
+#undef IMKERN_BOX_W
+  switch (g) {
+    case 2: return window_row<2, -1, -1>;
+    case 3: return window_row<3, -1, -1>;
+    case 4: return window_row<4, -1, -1>;
+    case 5: return window_row<5, -1, -1>;
+    case 6: return window_row<6, -1, -1>;
+    case 7: return window_row<7, -1, -1>;
+    case 8: return window_row<8, -1, -1>;
+    default: return window_row<1, -1, -1>;
+  }
+}
+}  // namespace box16
+
+static void box_u8_run(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw, int ay,
+                       int ax, Border border, double cval) {
+  using namespace box16;
+  const int64_t H = s.h, W = s.w, C = s.c, WC = W * C;
+  const int64_t left = ax, right = kw - 1 - ax, WP = (left + W + right) * C;
+  const uint32_t area = static_cast<uint32_t>(kh * kw);
+  const uint16_t half = static_cast<uint16_t>((area - 1) / 2);
+  const Div dv = divider(area, 255 * area + half);
+  const uint8_t cv8 = static_cast<uint8_t>(cval);
+  const uint16_t cvsum = static_cast<uint16_t>(cv8 * kh);
+  const int64_t rows = s.n * H;
+  const int g = best_group(kw), m = g > 1 ? kw / g : 0, r = g > 1 ? kw % g : kw;
+  const WindowRowFn wrow = window_row_for(kw, g);
+  // outputs per chunk of the row: the chunk's column sums, G-tap sums and bytes stay in L1
+  constexpr int64_t K = 1024;
+  // the column sums the left border copies (wrap: the right end of the row)
+  int64_t left_need = 0;
+  for (int64_t x = -left; x < 0; ++x) left_need = std::max(left_need, (border_index(x, W, border) + 1) * C);
+  parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    uint16_t* const pad = thread_scratch<uint16_t>(1, static_cast<size_t>(WP));
+    uint16_t* const gbuf = thread_scratch<uint16_t>(3, static_cast<size_t>(K + L + int64_t(kw) * C));
+    uint16_t* const col = pad + left * C;
+    const uint8_t* cvrow = nullptr;
+    if (border == Border::constant) {
+      uint8_t* rr = thread_scratch<uint8_t>(2, static_cast<size_t>(WC));
+      std::fill(rr, rr + WC, cv8);
+      cvrow = rr;
+    }
+    const V vm = simd::splat<uint16_t>(dv.m), vhalf = simd::splat<uint16_t>(half);
+    auto src_row = [&](int64_t b, int64_t sy) -> const uint8_t* {
+      const int64_t yy = border_index(sy, H, border);
+      return yy < 0 ? cvrow : row_ptr<uint8_t>(src, s, b, yy);
+    };
+    auto prime = [&](int64_t b, int64_t y) {
+      const int64_t WCv = WC / L * L;
+      std::fill(col, col + WC, uint16_t(0));
+      for (int i = 0; i < kh; ++i) {
+        const uint8_t* rr = src_row(b, y - ay + i);
+        int64_t e = 0;
+        for (; e < WCv; e += L) simd::storeu(col + e, simd::loadu(col + e) + widen(rr + e));
+        for (; e < WC; ++e) col[e] = static_cast<uint16_t>(col[e] + rr[e]);
+      }
+    };
+    // col[a, b) += in - gone: whole vectors (in place: no overlapping tail), then scalars
+    auto slide = [&](const uint8_t* __restrict in, const uint8_t* __restrict gone, int64_t a, int64_t b) {
+      uint16_t* __restrict c = col;
+      int64_t e = a;
+      for (; e + L <= b; e += L) simd::storeu(c + e, simd::loadu(c + e) + widen(in + e) - widen(gone + e));
+      for (; e < b; ++e) c[e] = static_cast<uint16_t>(c[e] + in[e] - gone[e]);
+    };
+    auto pad_left = [&] {
+      for (int64_t x = -left; x < 0; ++x) {
+        const int64_t sx = border_index(x, W, border);
+        for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cvsum : col[sx * C + ch];
+      }
+    };
+    auto pad_right = [&] {
+      for (int64_t x = W; x < W + right; ++x) {
+        const int64_t sx = border_index(x, W, border);
+        for (int64_t ch = 0; ch < C; ++ch) pad[(x + left) * C + ch] = sx < 0 ? cvsum : col[sx * C + ch];
+      }
+    };
+    // One output row; in/gone: the rows that slide the column sums (null: primed already).
+    auto row = [&](const uint8_t* in, const uint8_t* gone, uint8_t* o) {
+      if (WC < L) {
+        if (in) slide(in, gone, 0, WC);
+        pad_left();
+        pad_right();
+        for (int64_t e = 0; e < WC; ++e) {
+          uint32_t h = 0;
+          for (int j = 0; j < kw; ++j) h += pad[e + j * C];
+          o[e] = static_cast<uint8_t>((h + half) / area);
+        }
+        return;
+      }
+      // Chunk k's outputs need the column sums up to e1 + right C and (the left border) up to
+      // (left + 1) C: slid just before, so they are read back from L1.
+      int64_t slid = in ? 0 : WC;
+      bool have_left = false, have_right = false;
+      for (int64_t e0 = 0; e0 < WC; e0 += K) {
+        const int64_t e1 = std::min(WC, e0 + K);
+        int64_t need = std::max(e1 + right * C, left_need);
+        need = std::min(WC, (need + L - 1) / L * L);
+        if (slid < need) {
+          slide(in, gone, slid, need);
+          slid = need;
+        }
+        if (!have_left) {
+          pad_left();
+          have_left = true;
+        }
+        if (slid == WC && !have_right) {
+          pad_right();
+          have_right = true;
+        }
+        // a short last chunk reaches back to one whole vector (rewriting the same bytes)
+        wrow(pad, gbuf, o, e1 - e0 < L ? e1 - L : e0, e1, C, m, r, vhalf, vm, dv.sh);
+      }
+    };
+    int64_t cur_b = -1;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / H, y = t % H;
+      const uint8_t* in = nullptr;
+      const uint8_t* gone = nullptr;
+      if (b != cur_b) {
+        cur_b = b;
+        prime(b, y);
+      } else {
+        in = src_row(b, y - ay + kh - 1);
+        gone = src_row(b, y - 1 - ay);
+      }
+      // the row the next slide brings in: fetched while this row runs
+      if (t + 1 < t1 && y + 1 < H) {
+        const int64_t yy = y + 1 - ay + kh - 1;
+        if (yy >= 0 && yy < H) prefetch_span(row_ptr<uint8_t>(src, s, b, yy), WC);
+      }
+      row(in, gone, row_ptr<uint8_t>(dst, d, b, y));
+    }
+  });
+}
+
 template <typename T, typename U>
 static void box_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw, int ay,
                      int ax, bool normalize, Border border, double cval) {
@@ -493,6 +839,7 @@ static void box_impl(const void* src, const ImageDesc& s, void* dst, const Image
       if (kh == 5 && kw == 5) return box_u8_small<5, 5>(src, s, dst, d, kh, kw, ay, ax, border, cval);
       return box_u8_small<0, 0>(src, s, dst, d, kh, kw, ay, ax, border, cval);
     }
+    if (box_u8_run_ok(kh, kw, normalize, border, cval)) return box_u8_run(src, s, dst, d, kh, kw, ay, ax, border, cval);
   }
   if constexpr (std::is_same<T, float>::value && std::is_same<U, float>::value) {
     // 3x3 / 5x5 float32: plain sums vertically then horizontally in registers, one pass
