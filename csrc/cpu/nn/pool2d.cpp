@@ -476,6 +476,23 @@ IMKERN_ALWAYS_INLINE inline vm::vecn_t<T, N> load_first(const T* p, int64_t m) {
   return v;
 }
 
+// The first m of the L (native) elements at p, the others zero, from a plain load: p[0, L)
+// must be readable. AVX2 and baseline use this where a plane's padded end lies inside the
+// array: AVX2's vmaskmov loads ran global pooling of a 12.8 MB input at 1/4 of the speed of
+// plain loads on Zen 4 (AVX-512's masked loads are as fast as plain ones).
+template <typename T>
+IMKERN_ALWAYS_INLINE inline simd::vec_t<T> load_keep(const T* p, int64_t m) {
+  using I = typename vm::IntOf<T>::type;
+  constexpr int L = simd::Vec<T>::lanes;
+  using IV = vm::vecn_t<I, L>;
+  IV iota;
+  for (int k = 0; k < L; ++k) iota[k] = k;
+  const IV keep = iota < static_cast<I>(std::min<int64_t>(std::max<int64_t>(m, 0), L));
+  simd::vec_t<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return reinterpret_cast<simd::vec_t<T>>(reinterpret_cast<IV>(v) & keep);
+}
+
 template <typename T, int N>
 IMKERN_ALWAYS_INLINE inline vm::vecn_t<T, N> load_n(const T* p) {
   vm::vecn_t<T, N> v;
@@ -495,18 +512,38 @@ IMKERN_ALWAYS_INLINE inline vm::vecn_t<T, N / 2> half(vm::vecn_t<T, N> v, int h)
 }
 
 using D8 = vm::vecn_t<double, 8>;
+constexpr int kLD = simd::Vec<double>::lanes;  // native float64 lanes: 8, 4 or 2
+
+// 8 logical float64 lanes in native vectors (one at AVX-512; GCC keeps a wider generic vector
+// in memory at AVX2, which cost 4-6x there).
+struct Lanes8 {
+  simd::vec_t<double> v[8 / kLD];
+};
 
 // The last steps of every sum below, from 8 float64 lanes b: c[k] = b[k] + b[k + 4], then
-// (c[0] + c[2]) + (c[1] + c[3]).
-IMKERN_ALWAYS_INLINE inline double lanes8_sum(D8 b) {
-  const vm::vecn_t<double, 4> c = half<double, 8>(b, 0) + half<double, 8>(b, 1);
-  return (c[0] + c[2]) + (c[1] + c[3]);
+// (c[0] + c[2]) + (c[1] + c[3]). The same adds at every width.
+IMKERN_ALWAYS_INLINE inline double lanes8_sum(const Lanes8& b) {
+  if constexpr (kLD == 8) {
+    D8 v;
+    std::memcpy(&v, &b, sizeof(v));  // the one native vector (discarded branches still compile)
+    const vm::vecn_t<double, 4> c = half<double, 8>(v, 0) + half<double, 8>(v, 1);
+    return (c[0] + c[2]) + (c[1] + c[3]);
+  } else if constexpr (kLD == 4) {
+    const simd::vec_t<double> c = b.v[0] + b.v[1 % (8 / kLD)];
+    return (c[0] + c[2 % kLD]) + (c[1] + c[3 % kLD]);
+  } else {
+    // c01 = lanes 0-1 of c, c23 = lanes 2-3; u = [c0 + c2, c1 + c3]
+    const simd::vec_t<double> u = (b.v[0] + b.v[2 % (8 / kLD)]) + (b.v[1 % (8 / kLD)] + b.v[3 % (8 / kLD)]);
+    return u[0] + u[1];
+  }
 }
 
-// lanes8_sum of 8 vectors at once (lane i of the result: lanes8_sum(b[i])), the same adds in
-// the same order, as a transpose network: 7 vector adds for 8 sums instead of 24 scalar steps.
-IMKERN_ALWAYS_INLINE inline D8 lanes8_sum8(const D8* b) {
-  D8 c[4], d[2];
+// lanes8_sum of 8 planes at once at AVX-512 (lane i of the result: lanes8_sum(b[i])), the
+// same adds in the same order, as a transpose network: 7 vector adds for 8 sums instead of 24
+// scalar steps.
+IMKERN_ALWAYS_INLINE inline D8 lanes8_sum8(const Lanes8* lb) {
+  D8 b[8], c[4], d[2];
+  for (int j = 0; j < 8; ++j) std::memcpy(&b[j], &lb[j], sizeof(D8));
   // c[j]: lanes 0-3 of b[2j] + its lanes 4-7, then the same for b[2j + 1]
   for (int j = 0; j < 4; ++j)
     c[j] = __builtin_shufflevector(b[2 * j], b[2 * j + 1], 0, 1, 2, 3, 8, 9, 10, 11) +
@@ -532,12 +569,12 @@ IMKERN_ALWAYS_INLINE inline simd::vec_t<double> widen(vm::vecn_t<float, simd::Ve
 // k + 8 m -> k, halving: v[j] += v[j + K / 2] until 8 lanes are left. Lane k of the result is
 // the same sum on every ISA (the logical lanes, not the registers, fix the order).
 template <int K, typename NV>
-IMKERN_ALWAYS_INLINE inline D8 fold_to_8(NV* v) {
+IMKERN_ALWAYS_INLINE inline Lanes8 fold_to_8(NV* v) {
   constexpr int L = sizeof(NV) / sizeof(double);
   for (int w = K / 2; w * L >= 8; w /= 2)
     for (int j = 0; j < w; ++j) v[j] += v[j + w];
-  D8 r;
-  std::memcpy(&r, v, sizeof(r));
+  Lanes8 r;
+  for (int j = 0; j < 8 / L; ++j) r.v[j] = v[j];
   return r;
 }
 
@@ -547,7 +584,7 @@ IMKERN_ALWAYS_INLINE inline D8 fold_to_8(NV* v) {
 // native vectors, so the order depends on n only, never on the ISA (four independent vector
 // chains at AVX-512, so the adds are not held up by their latency); ~1 ulp of float64.
 template <typename T>
-IMKERN_ALWAYS_INLINE inline D8 span_lanes(const T* x, int64_t n) {
+IMKERN_ALWAYS_INLINE inline Lanes8 span_lanes(const T* x, int64_t n) {
   using NV = simd::vec_t<double>;
   constexpr int L = simd::Vec<double>::lanes, K = 32 / L;
   NV acc[K];
@@ -582,7 +619,7 @@ inline double span_sum(const T* x, int64_t n) {
 // partial sum, so at most 3u sum|x| overall (float64 adds add ~n 2^-53); for values of one
 // sign the mean is within 4u (2 ulp) after the final rounding. The conversion to float64 is
 // per block, not per value: 2 float64 adds and conversions per 64 values instead of 8 each.
-IMKERN_ALWAYS_INLINE inline D8 global_lanes(const float* x, int64_t n) {
+IMKERN_ALWAYS_INLINE inline Lanes8 global_lanes(const float* x, int64_t n) {
   using NF = simd::vec_t<float>;
   using ND = simd::vec_t<double>;
   constexpr int L = simd::Vec<float>::lanes, K = 16 / (L < 16 ? L : 16);
@@ -622,22 +659,84 @@ IMKERN_ALWAYS_INLINE inline D8 global_lanes(const float* x, int64_t n) {
   return fold_to_8<2 * K>(d);
 }
 
-IMKERN_ALWAYS_INLINE inline D8 global_lanes(const double* x, int64_t n) { return span_lanes(x, n); }
-
-// Global average pool of planes [a, b): 8 planes at a time share the final reduction
-// (lanes8_sum8) and one vector division; the rest one by one, with the same adds.
-template <typename T>
-void global_pool_planes(const T* x, T* y, int64_t HW, int64_t a, int64_t b) {
-  const double n = static_cast<double>(HW);
-  int64_t pl = a;
-  for (; pl + 8 <= b; pl += 8) {
-    D8 lanes[8];
-    for (int j = 0; j < 8; ++j) lanes[j] = global_lanes(x + (pl + j) * HW, HW);
-    const D8 mean = lanes8_sum8(lanes) / n;
-    const vm::vecn_t<T, 8> v = __builtin_convertvector(mean, vm::vecn_t<T, 8>);
-    std::memcpy(y + pl, &v, sizeof(v));
+// global_lanes of a plane of n <= 64 values without branches: four masked loads (the masks
+// the same for every plane), their sum, one conversion, the fold. The same sums: the zero lanes
+// add nothing, and a -0 that the +0 start would have made +0 becomes +0 where the caller adds
+// +0 (global_pool_planes, after the reduction).
+// Safe: x[0, 64) is readable (plain loads with cleared lanes below AVX-512).
+template <bool Safe>
+IMKERN_ALWAYS_INLINE inline Lanes8 global_lanes_small(const float* x, int64_t n) {
+  using NF = simd::vec_t<float>;
+  using ND = simd::vec_t<double>;
+  constexpr int L = simd::Vec<float>::lanes, K = 16 / L;
+  const auto ld = [](const float* q, int64_t m) IMKERN_ALWAYS_INLINE {
+    if constexpr (Safe && L < 16) return load_keep(q, m);
+    else return load_first<float, L>(q, m);
+  };
+  NF s[K];
+  for (int j = 0; j < K; ++j) {
+    const float* q = x + j * L;
+    const int64_t m = n - int64_t(j) * L;
+    s[j] = ld(q, m) + ld(q + 16, m - 16);
+    s[j] += ld(q + 32, m - 32);
+    s[j] += ld(q + 48, m - 48);
   }
-  for (; pl < b; ++pl) y[pl] = static_cast<T>(lanes8_sum(global_lanes(x + pl * HW, HW)) / n);
+  ND d[2 * K];
+  for (int j = 0; j < K; ++j) d[2 * j] = widen(half<float, L>(s[j], 0)), d[2 * j + 1] = widen(half<float, L>(s[j], 1));
+  return fold_to_8<2 * K>(d);
+}
+
+// span_lanes of n <= 64 float64 values without branches: two masked loads per native vector
+// (the masks the same for every plane), one add, the fold; the same sums (see
+// global_lanes_small on -0).
+template <bool Safe>
+IMKERN_ALWAYS_INLINE inline Lanes8 span_lanes_small(const double* x, int64_t n) {
+  using ND = simd::vec_t<double>;
+  constexpr int L = simd::Vec<double>::lanes, K = 32 / L;
+  const auto ld = [](const double* q, int64_t m) IMKERN_ALWAYS_INLINE {
+    if constexpr (Safe && L < 8) return load_keep(q, m);
+    else return load_first<double, L>(q, m);
+  };
+  ND acc[K];
+  for (int j = 0; j < K; ++j) {
+    const int64_t m = n - int64_t(j) * L;
+    acc[j] = ld(x + j * L, m) + ld(x + 32 + j * L, m - 32);
+  }
+  return fold_to_8<K>(acc);
+}
+
+IMKERN_ALWAYS_INLINE inline Lanes8 global_lanes(const double* x, int64_t n) { return span_lanes(x, n); }
+
+// Global average pool of planes [a, b) of `planes`: 8 planes at a time share the final
+// reduction (lanes8_sum8) and one vector division at AVX-512; the rest one by one, with the
+// same adds.
+template <typename T>
+void global_pool_planes(const T* x, T* y, int64_t HW, int64_t planes, int64_t a, int64_t b) {
+  const double n = static_cast<double>(HW);
+  const bool small = HW <= 64;
+  // Planes whose padded 64 values lie inside the array: [0, safe)
+  const int64_t total = planes * HW;
+  const int64_t safe = total >= 64 ? (total - 64) / HW + 1 : 0;
+  const auto lanes = [&](const T* p, auto safe_tag) IMKERN_ALWAYS_INLINE {
+    constexpr bool S = decltype(safe_tag)::value;
+    if constexpr (std::is_same_v<T, float>) return small ? global_lanes_small<S>(p, HW) : global_lanes(p, HW);
+    else return small ? span_lanes_small<S>(p, HW) : global_lanes(p, HW);
+  };
+  int64_t pl = a;
+  if constexpr (kLD == 8) {
+    for (; pl + 8 <= b; pl += 8) {
+      Lanes8 l8[8];
+      for (int j = 0; j < 8; ++j) l8[j] = lanes(x + (pl + j) * HW, std::false_type{});
+      // + 0: a plane of -0 sums to -0 without the +0 start of the lanes (see global_lanes_small)
+      const D8 mean = (lanes8_sum8(l8) + D8{}) / n;
+      const vm::vecn_t<T, 8> v = __builtin_convertvector(mean, vm::vecn_t<T, 8>);
+      std::memcpy(y + pl, &v, sizeof(v));
+    }
+  } else {
+    for (; pl < std::min(b, safe); ++pl)
+      y[pl] = static_cast<T>((lanes8_sum(lanes(x + pl * HW, std::true_type{})) + 0.0) / n);
+  }
+  for (; pl < b; ++pl) y[pl] = static_cast<T>((lanes8_sum(lanes(x + pl * HW, std::false_type{})) + 0.0) / n);
 }
 
 inline int64_t start_index(int64_t o, int64_t out, int64_t in) { return (o * in) / out; }
@@ -650,7 +749,10 @@ void adaptive_impl(const T* x, T* y, int64_t planes, int64_t H, int64_t W, int64
     // span, no window arithmetic (a sum per row and two divisions per plane made small planes
     // cost 3-4x torch's time).
     const int64_t HW = H * W;
-    parallel_for(0, planes, planes_grain(HW), [&](int64_t a, int64_t b) { global_pool_planes(x, y, HW, a, b); });
+    // Chunks of ~128K values: a second thread only where the work outweighs waking it
+    // (32x64x7x7 runs on one; the sums never depend on the chunking).
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 17) / std::max<int64_t>(HW, 1));
+    parallel_for(0, planes, grain, [&](int64_t a, int64_t b) { global_pool_planes(x, y, HW, planes, a, b); });
     return;
   }
   if (H % OH == 0 && W % OW == 0 && (H / OH) * (W / OW) <= kWideWindow) {
