@@ -722,21 +722,35 @@ void global_pool_planes(const T* x, T* y, int64_t HW, int64_t planes, int64_t a,
     if constexpr (std::is_same_v<T, float>) return small ? global_lanes_small<S>(p, HW) : global_lanes(p, HW);
     else return small ? span_lanes_small<S>(p, HW) : global_lanes(p, HW);
   };
+  // A float32 block sum can overflow where the float64 sum does not (values near FLT_MAX):
+  // a plane whose sum is not finite is summed again in float64 lanes (span_lanes, the
+  // previous algorithm), which also gives an inf or NaN input its inf or NaN.
+  const auto finish = [&](int64_t p, double sum) IMKERN_ALWAYS_INLINE {
+    if constexpr (std::is_same_v<T, float>) {
+      if (!std::isfinite(sum)) sum = lanes8_sum(span_lanes(x + p * HW, HW));
+    }
+    y[p] = static_cast<T>((sum + 0.0) / n);
+  };
   int64_t pl = a;
   if constexpr (kLD == 8) {
     for (; pl + 8 <= b; pl += 8) {
       Lanes8 l8[8];
       for (int j = 0; j < 8; ++j) l8[j] = lanes(x + (pl + j) * HW, std::false_type{});
+      const D8 sum = lanes8_sum8(l8);
       // + 0: a plane of -0 sums to -0 without the +0 start of the lanes (see global_lanes_small)
-      const D8 mean = (lanes8_sum8(l8) + D8{}) / n;
+      const D8 mean = (sum + D8{}) / n;
       const vm::vecn_t<T, 8> v = __builtin_convertvector(mean, vm::vecn_t<T, 8>);
       std::memcpy(y + pl, &v, sizeof(v));
+      if constexpr (std::is_same_v<T, float>) {
+        const auto bad = (sum - sum) != 0.0;  // inf - inf and NaN are NaN
+        for (int j = 0; j < 8; ++j)
+          if (bad[j]) finish(pl + j, sum[j]);
+      }
     }
   } else {
-    for (; pl < std::min(b, safe); ++pl)
-      y[pl] = static_cast<T>((lanes8_sum(lanes(x + pl * HW, std::true_type{})) + 0.0) / n);
+    for (; pl < std::min(b, safe); ++pl) finish(pl, lanes8_sum(lanes(x + pl * HW, std::true_type{})));
   }
-  for (; pl < b; ++pl) y[pl] = static_cast<T>((lanes8_sum(lanes(x + pl * HW, std::false_type{})) + 0.0) / n);
+  for (; pl < b; ++pl) finish(pl, lanes8_sum(lanes(x + pl * HW, std::false_type{})));
 }
 
 inline int64_t start_index(int64_t o, int64_t out, int64_t in) { return (o * in) / out; }
