@@ -707,6 +707,10 @@ IMKERN_ALWAYS_INLINE inline Lanes8 span_lanes_small(const double* x, int64_t n) 
 
 IMKERN_ALWAYS_INLINE inline Lanes8 global_lanes(const double* x, int64_t n) { return span_lanes(x, n); }
 
+// span_sum out of line, for the rare planes the float32 blocks cannot sum (kept out of the
+// hot loop, whose registers it would take).
+__attribute__((noinline, cold)) double span_sum_cold(const float* x, int64_t n) { return span_sum(x, n); }
+
 // Global average pool of planes [a, b) of `planes`: 8 planes at a time share the final
 // reduction (lanes8_sum8) and one vector division at AVX-512; the rest one by one, with the
 // same adds.
@@ -727,7 +731,7 @@ void global_pool_planes(const T* x, T* y, int64_t HW, int64_t planes, int64_t a,
   // previous algorithm), which also gives an inf or NaN input its inf or NaN.
   const auto finish = [&](int64_t p, double sum) IMKERN_ALWAYS_INLINE {
     if constexpr (std::is_same_v<T, float>) {
-      if (!std::isfinite(sum)) sum = lanes8_sum(span_lanes(x + p * HW, HW));
+      if (__builtin_expect(!std::isfinite(sum), 0)) sum = span_sum_cold(x + p * HW, HW);
     }
     y[p] = static_cast<T>((sum + 0.0) / n);
   };
@@ -742,9 +746,13 @@ void global_pool_planes(const T* x, T* y, int64_t HW, int64_t planes, int64_t a,
       const vm::vecn_t<T, 8> v = __builtin_convertvector(mean, vm::vecn_t<T, 8>);
       std::memcpy(y + pl, &v, sizeof(v));
       if constexpr (std::is_same_v<T, float>) {
-        const auto bad = (sum - sum) != 0.0;  // inf - inf and NaN are NaN
-        for (int j = 0; j < 8; ++j)
-          if (bad[j]) finish(pl + j, sum[j]);
+        const D8 z = sum - sum;  // 0, or NaN where the sum is inf or NaN
+        Lanes8 lz;
+        std::memcpy(&lz, &z, sizeof(z));
+        if (__builtin_expect(lanes8_sum(lz) != 0.0, 0)) {
+          for (int j = 0; j < 8; ++j)
+            if (z[j] != 0.0) finish(pl + j, sum[j]);
+        }
       }
     }
   } else {
