@@ -21,8 +21,21 @@ from imkern.reference import nn as R
 
 # Plane sizes around the paths' edges: 1 pixel, rows, columns, < 16, 49 (7x7), 64 (the small
 # path's limit), 65, several blocks with a tail, and large planes.
-PLANES = [(1, 1), (1, 7), (9, 1), (3, 5), (4, 4), (7, 7), (8, 8), (5, 13), (9, 9), (16, 16), (32, 32), (33, 65),
-          (300, 300)]
+PLANES = [
+    (1, 1),
+    (1, 7),
+    (9, 1),
+    (3, 5),
+    (4, 4),
+    (7, 7),
+    (8, 8),
+    (5, 13),
+    (9, 9),
+    (16, 16),
+    (32, 32),
+    (33, 65),
+    (300, 300),
+]
 # Plane counts: fewer than 4, a group of 4 / 8 and a remainder, several groups.
 COUNTS = [(1, 1), (1, 3), (1, 8), (3, 3), (2, 9), (4, 17)]
 
@@ -72,7 +85,6 @@ def test_global_pool_mean_every_isa(rng, dtype, hw):
         if hw == (300, 300) and nc[0] * nc[1] > 3:
             continue
         x = random_array(rng, nc + hw, dtype) + dtype(0.25)
-        exact = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
         y = _check_same(_global_results(x), f"{nc + hw}")
         assert y.shape == nc + (1, 1) and y.dtype == dtype
         _assert_mean(y, x, f"{nc + hw}")
@@ -101,7 +113,9 @@ def test_global_pool_batch_split_and_layouts(rng, dtype, hw):
         np.testing.assert_array_equal(F.adaptive_avg_pool2d(x, 1), y, err_msg=str(k))
         for i in range(3):
             for j in (0, 3, 6):
-                np.testing.assert_array_equal(F.adaptive_avg_pool2d(x[i : i + 1, j : j + 1], 1), y[i : i + 1, j : j + 1])
+                np.testing.assert_array_equal(
+                    F.adaptive_avg_pool2d(x[i : i + 1, j : j + 1], 1), y[i : i + 1, j : j + 1]
+                )
         # Views: the kernel sees a contiguous copy with the same values in the same order
         for view in (x[::-1], x[:, ::-1], x[:, ::2]):
             np.testing.assert_array_equal(F.adaptive_avg_pool2d(view, 1), F.adaptive_avg_pool2d(view.copy(), 1))
@@ -131,10 +145,21 @@ def test_global_pool_special_values(dtype):
 
 
 # Disjoint windows (H % OH == 0, W % OW == 0) and others, incl. 1 pixel and odd sizes
-ADAPTIVE = [((2, 3, 14, 14), 7), ((1, 4, 56, 56), 7), ((2, 3, 32, 32), 4), ((1, 2, 9, 15), (3, 5)),
-            ((2, 3, 8, 8), (8, 8)), ((1, 3, 16, 48), (2, 3)), ((1, 2, 1, 1), 1), ((1, 2, 5, 1), (5, 1)),
-            ((1, 2, 6, 40), (1, 5)), ((2, 3, 7, 5), (3, 2)), ((1, 2, 13, 17), (5, None)), ((1, 1, 80, 80), 8),
-            ((1, 2, 96, 90), (2, 3))]
+ADAPTIVE = [
+    ((2, 3, 14, 14), 7),
+    ((1, 4, 56, 56), 7),
+    ((2, 3, 32, 32), 4),
+    ((1, 2, 9, 15), (3, 5)),
+    ((2, 3, 8, 8), (8, 8)),
+    ((1, 3, 16, 48), (2, 3)),
+    ((1, 2, 1, 1), 1),
+    ((1, 2, 5, 1), (5, 1)),
+    ((1, 2, 6, 40), (1, 5)),
+    ((2, 3, 7, 5), (3, 2)),
+    ((1, 2, 13, 17), (5, None)),
+    ((1, 1, 80, 80), 8),
+    ((1, 2, 96, 90), (2, 3)),
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -151,10 +176,13 @@ def test_adaptive_forward_backward_every_isa(rng, dtype, shape, osize):
         gi = F.adaptive_avg_pool2d_backward(g, shape)
         assert_close(gi, gref, dtype, err_msg=str(k))
         # views give the contiguous copy's bits
-        np.testing.assert_array_equal(F.adaptive_avg_pool2d(x[:, ::-1], osize), F.adaptive_avg_pool2d(x[:, ::-1].copy(), osize))
+        np.testing.assert_array_equal(
+            F.adaptive_avg_pool2d(x[:, ::-1], osize), F.adaptive_avg_pool2d(x[:, ::-1].copy(), osize)
+        )
         gv = np.concatenate([g, g], axis=3)[..., ::2][:, ::-1]
-        np.testing.assert_array_equal(F.adaptive_avg_pool2d_backward(gv, shape),
-                                      F.adaptive_avg_pool2d_backward(gv.copy(), shape))
+        np.testing.assert_array_equal(
+            F.adaptive_avg_pool2d_backward(gv, shape), F.adaptive_avg_pool2d_backward(gv.copy(), shape)
+        )
         if first is None:
             first = (y, gi)
         np.testing.assert_array_equal(y, first[0], err_msg=str(k))
