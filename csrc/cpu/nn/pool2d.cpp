@@ -14,8 +14,14 @@
 // (kh adds/input column), then kw adds and one divide per output, L outputs at a time for
 // interior columns at strides 1 and 2 (scalar at the borders); 2x2/2 windows are summed as
 // pairs straight from the input rows, without the row buffer.
-// Adaptive average pool: a direct sum per output window. The backward passes scatter each
-// output's gradient into its window, one plane per task (no write conflicts, fixed order).
+// Adaptive average pool: global pooling (1x1) sums each plane in float32 blocks of 64 values
+// (16 lanes x 4, widened to float64 per block; float64 input in 32 float64 lanes), planes of
+// <= 64 values without branches and 8 planes sharing one reduction at AVX-512; the order is
+// fixed by the plane size alone (same bits at every ISA and thread count). Disjoint windows of
+// <= 64 values run as avg_pool2d (kernel = stride); other windows a float64 sum per window.
+// Bytes/output: sizeof(T) * window + sizeof(T). The backward passes write disjoint windows'
+// shares row by row; overlapping windows scatter each output's gradient into its window, one
+// plane per task (no write conflicts, fixed order).
 // Variants: float32 and float64; the max-pool vector path needs h * w < 2^31 (int32 lanes).
 #include <algorithm>
 #include <cmath>
