@@ -203,6 +203,19 @@ IMKERN_ALWAYS_INLINE inline void store_nt(T* p, simd::vec_t<T> v) {
   simd::storeu(p, v);
 }
 
+// op over j < LEN of the vectors at q + jC (C <= 4): the taps off the 16-byte lanes of the
+// window (hline_lanes), in order. Reads up to 15 bytes past the window's (LEN-1)C + one vector.
+template <bool Max, bool Nan, typename T, int C, int LEN>
+IMKERN_ALWAYS_INLINE inline simd::vec_t<T> lane_window(const T* q) {
+  using namespace simd;
+  constexpr int E16 = 16 / static_cast<int>(sizeof(T));
+  constexpr int M = ((LEN - 1) * C * static_cast<int>(sizeof(T)) + 15) / 16;
+  vec_t<T> x[M + 1];
+#pragma GCC unroll 16
+  for (int m = 0; m <= M; ++m) x[m] = loadu(q + m * E16);
+  return lane_taps<Max, Nan, T, C>(x, std::make_integer_sequence<int, LEN - 1>{});
+}
+
 // hline's direct pass for C <= 4 and len <= 8 taps: out[e] = op over j < LEN of p[e + jC].
 // The taps come from the vectors at every 16 bytes of the window (1 + (LEN-1)C sizeof(T)/16
 // loads, 2 for 8-bit rows up to 17 bytes of window) and one palignr per tap off those lanes,
@@ -216,13 +229,8 @@ template <bool Max, bool Nan, typename T, int C, int LEN, bool Grad = false>
 void hline_lanes(const T* p, T* __restrict__ out, int64_t n, bool stream, const T* pn = nullptr) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
-  constexpr int E16 = 16 / static_cast<int>(sizeof(T));
-  constexpr int M = ((LEN - 1) * C * static_cast<int>(sizeof(T)) + 15) / 16;
   auto window = [&](const T* q, auto max) IMKERN_ALWAYS_INLINE {
-    vec_t<T> x[M + 1];
-#pragma GCC unroll 16
-    for (int m = 0; m <= M; ++m) x[m] = loadu(q + m * E16);
-    return lane_taps<decltype(max)::value, Nan, T, C>(x, std::make_integer_sequence<int, LEN - 1>{});
+    return lane_window<decltype(max)::value, Nan, T, C, LEN>(q);
   };
   auto taps = [&](int64_t e) IMKERN_ALWAYS_INLINE {
     if constexpr (Grad) return window(p + e, std::true_type{}) - window(pn + e, std::false_type{});
@@ -767,6 +775,74 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
   });
 }
 
+// A cross (morph_cover's two rectangles: a K x 1 column through the anchor column, then a
+// 1 x K row), four output rows in one pass: out_q = op(column window q, row window q), the
+// column windows from the K + 3 source rows read in place (quad_windows, as pick_quad) and the
+// row windows (the taps of hline, in its order) from the centre rows: read in place where the
+// vector's reads stay inside the source row (ea <= e < eb: hs[q] + base + e), else from the
+// padded rows hp[q] + e (filled where such vectors read). The same values as the two
+// rectangles' separate passes and their pick_many, without their row buffers (cross 5x5:
+// vertical rows, a copy, a horizontal pass and a combining pass become one pass). rp[i]: the
+// column's source rows at the output's first element; n >= one vector.
+template <bool Max, bool Nan, typename T, int C, int K>
+void cross_quad_k(T* const* out, const T* const* rp, const T* const* hp, const T* const* hs, int64_t base,
+                  int64_t ea, int64_t eb, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  const T* s[K + 3];
+  for (int i = 0; i < K + 3; ++i) s[i] = rp[i];
+  T* __restrict__ o[4] = {out[0], out[1], out[2], out[3]};
+  auto hwin = [&](const T* q) IMKERN_ALWAYS_INLINE {
+    // 32-byte vectors: plain loads for up to 3 taps (hline_lanes_any's choice; same taps)
+    if constexpr (sizeof(vec_t<T>) == 32 && K <= 3) {
+      vec_t<T> a = loadu(q);
+      for (int j = 1; j < K; ++j) a = pick<Max, Nan>(a, loadu(q + j * C));
+      return a;
+    } else {
+      return lane_window<Max, Nan, T, C, K>(q);
+    }
+  };
+  auto one = [&](int64_t i) IMKERN_ALWAYS_INLINE {
+    vec_t<T> v[K + 3], r[4];
+#pragma GCC unroll 16
+    for (int k = 0; k < K + 3; ++k) v[k] = loadu(s[k] + i);
+    quad_windows<Max, Nan, K>(v, r);
+    const bool direct = i >= ea && i < eb;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const T* w = direct ? hs[q] + (base + i) : hp[q] + i;
+      storeu(o[q] + i, pick<Max, Nan>(r[q], hwin(w)));
+    }
+  };
+  int64_t e = 0;
+  for (; e + L <= n; e += L) one(e);
+  if (e < n) one(n - L);  // overlaps the vector before (no output is a source)
+}
+
+// cross_quad_k for C <= 4 and K in {3, 5, 7}; false where it does not apply.
+template <bool Max, typename T>
+bool cross_quad(T* const* out, const T* const* rp, const T* const* hp, const T* const* hs, int64_t base, int64_t ea,
+                int64_t eb, int64_t n, int64_t C, int k) {
+  constexpr bool Nan = true;
+  if (n < simd::Vec<T>::lanes) return false;
+  auto go = [&](auto c) {
+    constexpr int CC = decltype(c)::value;
+    switch (k) {
+      case 3: cross_quad_k<Max, Nan, T, CC, 3>(out, rp, hp, hs, base, ea, eb, n); return true;
+      case 5: cross_quad_k<Max, Nan, T, CC, 5>(out, rp, hp, hs, base, ea, eb, n); return true;
+      case 7: cross_quad_k<Max, Nan, T, CC, 7>(out, rp, hp, hs, base, ea, eb, n); return true;
+      default: return false;
+    }
+  };
+  switch (C) {
+    case 1: return go(std::integral_constant<int, 1>{});
+    case 2: return go(std::integral_constant<int, 2>{});
+    case 3: return go(std::integral_constant<int, 3>{});
+    case 4: return go(std::integral_constant<int, 4>{});
+    default: return false;
+  }
+}
+
 struct Run {
   int row, col, len_index;
 };
@@ -800,6 +876,10 @@ void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   int64_t SW = budget / (static_cast<int64_t>(slots + fh + 3) * C * static_cast<int64_t>(sizeof(T)));
   SW = SW < 64 ? 64 : SW / 64 * 64;
   if (SW >= W) SW = W;
+  // A cross: a column of K rows through the anchor column, then a row of K columns (K = 3, 5,
+  // 7, C <= 4): four output rows in one pass (cross_quad).
+  const bool cross = nr == 2 && rects[0].w == 1 && rects[0].j0 == ax && rects[1].h == 1 &&
+                     rects[1].w == rects[0].h && rects[0].h % 2 == 1 && rects[0].h <= 7 && C <= 4;
   parallel_for(0, rows, chunk, [&](int64_t t0, int64_t t1) {
     const int64_t padn = (SW + left + right) * C;
     constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
@@ -836,6 +916,62 @@ void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       };
       int64_t y = y0;
       for (; y + 4 <= y1; y += 4) {
+        if (cross && n >= simd::Vec<T>::lanes) {
+          // The centre rows (rectangle 1) are read in place by the row windows whose reads stay
+          // inside the source row: e in [ea, eb) (none where a centre row is the constant
+          // border's); the others read padded rows, filled only where they read (in-image
+          // columns copied, the others by the border rule, as pad_vertical_row).
+          const Rect& rv = rects[0];
+          const Rect& rh = rects[1];
+          const int64_t cbase = x0 - ax + rh.j0;  // the source column of a row window's element 0
+          const int64_t base = cbase * C, padlen = n + static_cast<int64_t>(rh.w - 1) * C;
+          const int64_t span = static_cast<int64_t>(rh.w - 1) * C + simd::Vec<T>::lanes + 16 / static_cast<int64_t>(sizeof(T));
+          int64_t ea = std::max<int64_t>(0, -base), eb = W * C - base - span + 1;
+          const T* hs[4];
+          const T* hp[4];
+          T* o4[4];
+          for (int q = 0; q < 4; ++q) {
+            hs[q] = st.row(y + q - ay + rh.r0);
+            if (!hs[q]) ea = n, eb = 0;
+            o4[q] = row_ptr<T>(dst, d, b, y + q) + x0 * C;
+          }
+          const int64_t lend = ea >= eb ? padlen : ea > 0 ? std::min(padlen, ea + span) : 0;
+          const int64_t rs = std::clamp<int64_t>(eb, 0, padlen);
+          for (int q = 0; q < 4; ++q) {
+            const T* r = hs[q];
+            if (!r) {
+              hp[q] = cvrow;
+              continue;
+            }
+            T* v = vrow(1, q);
+            hp[q] = v;
+            // Padded columns [pc0, pc1) (source columns cbase + pc) into v.
+            auto fill = [&](int64_t pc0, int64_t pc1) {
+              auto scalar = [&](int64_t pc) {
+                const int64_t sx = border_index(cbase + pc, W, border);
+                if (sx < 0) std::fill(v + pc * C, v + pc * C + C, cv);
+                else std::copy(r + sx * C, r + sx * C + C, v + pc * C);
+              };
+              int64_t pc = pc0;
+              for (; pc < pc1 && cbase + pc < 0; ++pc) scalar(pc);
+              const int64_t pe = std::min<int64_t>(pc1, W - cbase);
+              if (pe > pc) {
+                std::copy(r + (cbase + pc) * C, r + (cbase + pe) * C, v + pc * C);
+                pc = pe;
+              }
+              for (; pc < pc1; ++pc) scalar(pc);
+            };
+            const int64_t ncol = (padlen + C - 1) / C;
+            if (lend >= rs) {
+              fill(0, ncol);
+            } else {
+              fill(0, (lend + C - 1) / C);
+              fill(rs / C, ncol);
+            }
+          }
+          for (int i = 0; i < rv.h + 3; ++i) rp[i] = vsrc(y - ay + rv.r0 + i) + (x0 - st.in0) * C;
+          if (cross_quad<Max, T>(o4, rp, hp, hs, base, ea, eb, n, C, rv.h)) continue;
+        }
         for (int k = 0; k < nr; ++k) {
           const Rect& rc = rects[k];
           if (rc.h == 1) {
