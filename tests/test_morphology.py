@@ -521,3 +521,77 @@ def test_gradient_one_pass_views_strips_streams(rng, threads, dtype):
                                                       cv2.morphologyEx(c, cv2.MORPH_GRADIENT, f), err_msg=name)
     finally:
         imkern.reset_cpu_params()
+
+
+# ---- crosses in one pass ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5])
+def test_cross_one_pass(rng, isa, dtype, channels):
+    """Crosses 3, 5, 7 with C <= 4 take the fused four-row pass (column and row windows in one
+    pass); (5, 7), (3, 5) crosses, a plus inside a larger box, a T and C = 5 do not. Heights
+    that leave 0-3 rows after the fours, rows shorter than a vector (1 pixel too), rows around
+    the vector sizes, every border, NaN; also in small column strips."""
+    plus = np.zeros((7, 7), np.uint8)
+    plus[1:6, 3] = 1
+    plus[3, 1:6] = 1
+    tee = np.zeros((3, 3), np.uint8)
+    tee[:, 1] = 1
+    tee[2, :] = 1
+    fps = [F.footprint("cross", 3), F.footprint("cross", 5), F.footprint("cross", 7), F.footprint("cross", (5, 7)),
+           F.footprint("cross", (3, 5)), plus, tee]
+    shapes = [(1, 1), (4, 1), (8, 3), (5, 7), (9, 16), (10, 17), (11, 33), (12, 65), (13, 70), (7, 129)]
+    try:
+        for budget in (None, 1024):
+            if budget:
+                imkern.set_cpu_params(strip_l1=budget, strip_l2=budget)
+            for i, shape in enumerate(shapes):
+                x = random_array(rng, shape + (channels,), dtype)
+                if x.dtype.kind == "f":
+                    x[rng.random(x.shape) < 0.02] = np.nan
+                for k, fp in enumerate(fps):
+                    border = BORDERS[(i + k) % len(BORDERS)]
+                    for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+                        np.testing.assert_array_equal(op(x, fp, border=border, cval=0.5),
+                                                      ref(x, fp, border=border, cval=0.5),
+                                                      err_msg=f"{isa} {op.__name__} {x.shape} {fp.shape} {border}")
+    finally:
+        imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_cross_one_pass_views_and_peers(rng, threads, dtype):
+    """The fused cross on views (reversed rows and columns, strided, channel slices, gray) and
+    out= views, against the reference, OpenCV (also iterations) and the cover path's bits
+    (signed zeros: the same op order)."""
+    cv2 = pytest.importorskip("cv2")
+    base = random_array(rng, (45, 301, 3), dtype)
+    if base.dtype.kind == "f":
+        base = _sparse_nan(rng, base.shape, dtype, k=0)
+        base[np.isnan(base)] = -0.0
+    for name, v in [("whole", base), ("reversed rows", base[::-1]), ("reversed cols", base[:, ::-1]),
+                    ("strided", base[::2, ::3]), ("channel slice", base[..., 1:]), ("gray", base[..., 0])]:
+        c = np.ascontiguousarray(v)
+        for k in (3, 5, 7):
+            fp = F.footprint("cross", k)
+            for op, ref, cvop in ((F.erode, R.erode, cv2.erode), (F.dilate, R.dilate, cv2.dilate)):
+                expect = ref(c, fp, border="reflect101")
+                np.testing.assert_array_equal(op(v, fp, border="reflect101"), expect, err_msg=f"{name} {k}")
+                big = np.zeros((v.shape[0], v.shape[1] + 3) + v.shape[2:], dtype)
+                out = big[:, 1:1 + v.shape[1]]
+                assert op(v, fp, border="reflect101", out=out) is out
+                np.testing.assert_array_equal(out, expect, err_msg=f"{name} {k} out")
+                if c.ndim == 2 or c.shape[-1] in (1, 3, 4):
+                    for it in (1, 2):
+                        np.testing.assert_array_equal(op(c, fp, iterations=it), cvop(c, fp, iterations=it),
+                                                      err_msg=f"{name} {k} {it}")
+            if dtype == np.float32:
+                # the fused pass's op order is the cover path's: a footprint the fused pass does
+                # not take (the cross in a box one column wider, the anchor one column right of
+                # the cross's centre) gives the same bits, one column on
+                wide = np.zeros((k, k + 1), np.uint8)
+                wide[:, :-1] = fp
+                pad = [(0, 0), (1, 1)] + [(0, 0)] * (c.ndim - 2)
+                for op in (F.erode, F.dilate):
+                    a = op(c, fp, border="constant", cval=0.25)
+                    b = op(np.pad(c, pad, constant_values=0.25), wide, border="constant", cval=0.25)[:, 2:]
+                    _same_bits(a, b, f"{name} {k} {op.__name__}")

@@ -203,6 +203,19 @@ IMKERN_ALWAYS_INLINE inline void store_nt(T* p, simd::vec_t<T> v) {
   simd::storeu(p, v);
 }
 
+// op over j < LEN of the vectors at q + jC (C <= 4): the taps off the 16-byte lanes of the
+// window (hline_lanes), in order. Reads up to 15 bytes past the window's (LEN-1)C + one vector.
+template <bool Max, bool Nan, typename T, int C, int LEN>
+IMKERN_ALWAYS_INLINE inline simd::vec_t<T> lane_window(const T* q) {
+  using namespace simd;
+  constexpr int E16 = 16 / static_cast<int>(sizeof(T));
+  constexpr int M = ((LEN - 1) * C * static_cast<int>(sizeof(T)) + 15) / 16;
+  vec_t<T> x[M + 1];
+#pragma GCC unroll 16
+  for (int m = 0; m <= M; ++m) x[m] = loadu(q + m * E16);
+  return lane_taps<Max, Nan, T, C>(x, std::make_integer_sequence<int, LEN - 1>{});
+}
+
 // hline's direct pass for C <= 4 and len <= 8 taps: out[e] = op over j < LEN of p[e + jC].
 // The taps come from the vectors at every 16 bytes of the window (1 + (LEN-1)C sizeof(T)/16
 // loads, 2 for 8-bit rows up to 17 bytes of window) and one palignr per tap off those lanes,
@@ -216,13 +229,8 @@ template <bool Max, bool Nan, typename T, int C, int LEN, bool Grad = false>
 void hline_lanes(const T* p, T* __restrict__ out, int64_t n, bool stream, const T* pn = nullptr) {
   using namespace simd;
   constexpr int L = Vec<T>::lanes;
-  constexpr int E16 = 16 / static_cast<int>(sizeof(T));
-  constexpr int M = ((LEN - 1) * C * static_cast<int>(sizeof(T)) + 15) / 16;
   auto window = [&](const T* q, auto max) IMKERN_ALWAYS_INLINE {
-    vec_t<T> x[M + 1];
-#pragma GCC unroll 16
-    for (int m = 0; m <= M; ++m) x[m] = loadu(q + m * E16);
-    return lane_taps<decltype(max)::value, Nan, T, C>(x, std::make_integer_sequence<int, LEN - 1>{});
+    return lane_window<decltype(max)::value, Nan, T, C, LEN>(q);
   };
   auto taps = [&](int64_t e) IMKERN_ALWAYS_INLINE {
     if constexpr (Grad) return window(p + e, std::true_type{}) - window(pn + e, std::false_type{});
@@ -528,6 +536,20 @@ Strip<T> strip_at(const void* src, const ImageDesc& s, int64_t b, Border border,
   return st;
 }
 
+// The column strips of width SW over rows [t0, t1) of the flattened (image, row) range, in
+// order: body(strip, y0, y1) per strip of each image's run of rows [y0, y1) (the chunk of a
+// parallel_for: it may span images). Both rectangle paths (morph_rect, morph_cover) walk so.
+template <typename T, typename Body>
+IMKERN_ALWAYS_INLINE inline void for_each_strip(const void* src, const ImageDesc& s, Border border, int64_t t0,
+                                                int64_t t1, int64_t SW, int left, int right, Body&& body) {
+  for (int64_t t = t0; t < t1;) {
+    const int64_t b = t / s.h, y0 = t % s.h;
+    const int64_t y1 = std::min<int64_t>(s.h, y0 + (t1 - t));
+    t += y1 - y0;
+    for (int64_t x0 = 0; x0 < s.w; x0 += SW) body(strip_at<T>(src, s, b, border, x0, SW, left, right), y0, y1);
+  }
+}
+
 // Columns [first, in0) and [in1, last) of `row`, the vertical min/max (Max) of the nh source
 // rows from y0 over the strip's columns [first, last) whose part [in0, in1) is computed: by the
 // border rule from a computed column, or, for a column outside it, from the nh source rows
@@ -634,128 +656,191 @@ void morph_rect(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
     const T* rp[kDirectRows + 3];
     const T* rpn[kDirectRows + 3];
     std::vector<const T*> rpv(direct ? 0 : 2 * fh);
-    for (int64_t t = t0; t < t1;) {
-      const int64_t b = t / H, y0 = t % H;
-      const int64_t y1 = std::min<int64_t>(H, y0 + (t1 - t));
-      t += y1 - y0;
-      for (int64_t x0 = 0; x0 < W; x0 += SW) {
-        const Strip<T> st = strip_at<T>(src, s, b, border, x0, SW, left, right);
-        const int64_t n = st.n, cnt = st.cnt, off = st.off;
-        // The rows the vertical pass reads and writes start at the same offset within a cache
-        // line as the source row's column in0 (the source rows share it when the row stride is
-        // whole lines): the pass then splits no line the source does not.
-        const uintptr_t sa = reinterpret_cast<uintptr_t>(row_ptr<T>(src, s, b, 0) + st.in0 * C) & 63;
-        const int64_t shift =
-            sa % sizeof(T) ? 0 : ((static_cast<int64_t>(sa / sizeof(T)) - off) % kLine + kLine) % kLine;
-        auto srow = [&](int i) { return scratch + i * rl + shift; };
-        T* rows4[4] = {srow(2), srow(3), srow(6), srow(7)};  // (rows 6, 7: no suffix rows in the direct pass)
-        T* rowsn[4] = {srow(8), srow(9), srow(10), srow(11)};
-        T* cvrow = srow(4) + off;  // holds cv from its start
-        T* cvrown = srow(12) + off;
-        T* prow = srow(5) + off;
-        T* sfx = srow(6) + off;
-        T* row0 = rows4[0];
-        // Row sy's in-image columns [in0, in1) (the constant row where sy is outside).
-        auto vsrc = [&](int64_t sy) { return st.in_row(sy, cvrow); };
-        // Pads columns [first, in0) and [in1, last) of the vertical result in rows4[q] (Grad:
-        // and rowsn[q]) of output row y (by the border rule from the computed columns, or, for
-        // a column the strip did not compute, from the fh source rows directly), then filters
-        // it into the output.
-        auto pad_and_filter = [&](int q, int64_t y) {
-          T* row = rows4[q];
-          pad_vertical_row<Max>(row, st, cv, y - ay, fh);
-          if constexpr (Grad) pad_vertical_row<false>(rowsn[q], st, cvn, y - ay, fh);
-          T* out = row_ptr<T>(dst, d, b, y) + x0 * C;
+    for_each_strip<T>(src, s, border, t0, t1, SW, left, right, [&](const Strip<T>& st, int64_t y0, int64_t y1) {
+      const int64_t b = st.b, x0 = st.x0;
+      const int64_t n = st.n, cnt = st.cnt, off = st.off;
+      // The rows the vertical pass reads and writes start at the same offset within a cache
+      // line as the source row's column in0 (the source rows share it when the row stride is
+      // whole lines): the pass then splits no line the source does not.
+      const uintptr_t sa = reinterpret_cast<uintptr_t>(row_ptr<T>(src, s, b, 0) + st.in0 * C) & 63;
+      const int64_t shift =
+          sa % sizeof(T) ? 0 : ((static_cast<int64_t>(sa / sizeof(T)) - off) % kLine + kLine) % kLine;
+      auto srow = [&](int i) { return scratch + i * rl + shift; };
+      T* rows4[4] = {srow(2), srow(3), srow(6), srow(7)};  // (rows 6, 7: no suffix rows in the direct pass)
+      T* rowsn[4] = {srow(8), srow(9), srow(10), srow(11)};
+      T* cvrow = srow(4) + off;  // holds cv from its start
+      T* cvrown = srow(12) + off;
+      T* prow = srow(5) + off;
+      T* sfx = srow(6) + off;
+      T* row0 = rows4[0];
+      // Row sy's in-image columns [in0, in1) (the constant row where sy is outside).
+      auto vsrc = [&](int64_t sy) { return st.in_row(sy, cvrow); };
+      // Pads columns [first, in0) and [in1, last) of the vertical result in rows4[q] (Grad:
+      // and rowsn[q]) of output row y (by the border rule from the computed columns, or, for
+      // a column the strip did not compute, from the fh source rows directly), then filters
+      // it into the output.
+      auto pad_and_filter = [&](int q, int64_t y) {
+        T* row = rows4[q];
+        pad_vertical_row<Max>(row, st, cv, y - ay, fh);
+        if constexpr (Grad) pad_vertical_row<false>(rowsn[q], st, cvn, y - ay, fh);
+        T* out = row_ptr<T>(dst, d, b, y) + x0 * C;
+        [&] {
+          constexpr bool Nan = true;
+          if constexpr (Grad) {
+            if (hline_lanes_any<true, Nan, T, true>(row, out, n, C, fw, stream, rowsn[q])) return;
+            T* hx = srow(13);
+            T* hn = srow(14);
+            hline<true, Nan, T>(row, hx, n, C, fw, tmp0, tmp1);
+            hline<false, Nan, T>(rowsn[q], hn, n, C, fw, tmp0, tmp1);
+            sub_rows(out, hx, hn, n);
+          } else {
+            hline<Max, Nan, T>(row, out, n, C, fw, tmp0, tmp1, stream);
+          }
+        }();
+      };
+      if (direct) {
+        // Output rows y .. y + m - 1 (m = 4, 2, 1) from source rows y - ay .. y - ay + fh + m - 2.
+        auto direct_rows = [&](int64_t y, int m) {
+          const int nsrc = fh + m - 1;
+          bool cvrows = false;  // Grad: a constant row read (the two ops' constants differ)
+          for (int i = 0; i < nsrc; ++i) {
+            rp[i] = vsrc(y - ay + i);
+            cvrows = cvrows || rp[i] == cvrow;
+          }
           [&] {
             constexpr bool Nan = true;
-            if constexpr (Grad) {
-              if (hline_lanes_any<true, Nan, T, true>(row, out, n, C, fw, stream, rowsn[q])) return;
-              T* hx = srow(13);
-              T* hn = srow(14);
-              hline<true, Nan, T>(row, hx, n, C, fw, tmp0, tmp1);
-              hline<false, Nan, T>(rowsn[q], hn, n, C, fw, tmp0, tmp1);
-              sub_rows(out, hx, hn, n);
-            } else {
-              hline<Max, Nan, T>(row, out, n, C, fw, tmp0, tmp1, stream);
+            T* d4[4] = {rows4[0] + off, rows4[1] + off, rows4[2] + off, rows4[3] + off};
+            T* n4[4] = {rowsn[0] + off, rowsn[1] + off, rowsn[2] + off, rowsn[3] + off};
+            if (Grad && !cvrows && m == 4) {
+              pick_quad<true, Nan, T, true>(d4, rp, fh, cnt, n4);
+              return;
+            }
+            for (int g = 0; g < (Grad ? 2 : 1); ++g) {
+              const T* const* r = rp;
+              T* const* o = d4;
+              if (g == 1) {
+                for (int i = 0; i < nsrc; ++i) rpn[i] = rp[i] == cvrow ? cvrown : rp[i];
+                r = rpn;
+                o = n4;
+              }
+              auto go = [&](auto max_c) {
+                constexpr bool M = decltype(max_c)::value;
+                if (m == 4) pick_quad<M, Nan>(o, r, fh, cnt);
+                else if (m == 2) pick_pair<M, Nan>(o[0], o[1], r, fh, cnt);
+                else pick_many<M, Nan>(o[0], r, fh, cnt);
+              };
+              if constexpr (Grad) {
+                if (g == 1) go(std::false_type{});
+                else go(std::true_type{});
+              } else {
+                go(std::bool_constant<Max>{});
+              }
             }
           }();
+          for (int q = 0; q < m; ++q) pad_and_filter(q, y + q);
         };
-        if (direct) {
-          // Output rows y .. y + m - 1 (m = 4, 2, 1) from source rows y - ay .. y - ay + fh + m - 2.
-          auto direct_rows = [&](int64_t y, int m) {
-            const int nsrc = fh + m - 1;
-            bool cvrows = false;  // Grad: a constant row read (the two ops' constants differ)
-            for (int i = 0; i < nsrc; ++i) {
-              rp[i] = vsrc(y - ay + i);
-              cvrows = cvrows || rp[i] == cvrow;
+        int64_t y = y0;
+        if (fh > 1) {
+          for (; y + 4 <= y1; y += 4) direct_rows(y, 4);
+          for (; y + 2 <= y1; y += 2) direct_rows(y, 2);
+        }
+        for (; y < y1; ++y) direct_rows(y, 1);
+      } else {
+        // Block of fh output rows from yb: sources q = 0 .. 2 fh - 2 are rows yb - ay + q;
+        // suffix i (i < fh) = op(q = i .. fh - 1), prefix j = op(q = fh .. fh + j - 1).
+        const T** q = rpv.data();
+        for (int64_t yb = y0; yb < y1; yb += fh) {
+          const int m = static_cast<int>(std::min<int64_t>(fh, y1 - yb));
+          for (int i = 0; i < fh + m - 1; ++i) q[i] = vsrc(yb - ay + i);
+          {
+            constexpr bool Nan = true;
+            const T* sf = q[fh - 1];  // suffix fh - 1: the source row itself
+            for (int i = fh - 2; i >= 0; --i) {
+              T* o = sfx + i * rl;
+              pick_rows<Max, Nan>(o, q[i], sf, cnt);
+              sf = o;
             }
-            [&] {
-              constexpr bool Nan = true;
-              T* d4[4] = {rows4[0] + off, rows4[1] + off, rows4[2] + off, rows4[3] + off};
-              T* n4[4] = {rowsn[0] + off, rowsn[1] + off, rowsn[2] + off, rowsn[3] + off};
-              if (Grad && !cvrows && m == 4) {
-                pick_quad<true, Nan, T, true>(d4, rp, fh, cnt, n4);
-                return;
-              }
-              for (int g = 0; g < (Grad ? 2 : 1); ++g) {
-                const T* const* r = rp;
-                T* const* o = d4;
-                if (g == 1) {
-                  for (int i = 0; i < nsrc; ++i) rpn[i] = rp[i] == cvrow ? cvrown : rp[i];
-                  r = rpn;
-                  o = n4;
-                }
-                auto go = [&](auto max_c) {
-                  constexpr bool M = decltype(max_c)::value;
-                  if (m == 4) pick_quad<M, Nan>(o, r, fh, cnt);
-                  else if (m == 2) pick_pair<M, Nan>(o[0], o[1], r, fh, cnt);
-                  else pick_many<M, Nan>(o[0], r, fh, cnt);
-                };
-                if constexpr (Grad) {
-                  if (g == 1) go(std::false_type{});
-                  else go(std::true_type{});
-                } else {
-                  go(std::bool_constant<Max>{});
-                }
-              }
-            }();
-            for (int q = 0; q < m; ++q) pad_and_filter(q, y + q);
-          };
-          int64_t y = y0;
-          if (fh > 1) {
-            for (; y + 4 <= y1; y += 4) direct_rows(y, 4);
-            for (; y + 2 <= y1; y += 2) direct_rows(y, 2);
-          }
-          for (; y < y1; ++y) direct_rows(y, 1);
-        } else {
-          // Block of fh output rows from yb: sources q = 0 .. 2 fh - 2 are rows yb - ay + q;
-          // suffix i (i < fh) = op(q = i .. fh - 1), prefix j = op(q = fh .. fh + j - 1).
-          const T** q = rpv.data();
-          for (int64_t yb = y0; yb < y1; yb += fh) {
-            const int m = static_cast<int>(std::min<int64_t>(fh, y1 - yb));
-            for (int i = 0; i < fh + m - 1; ++i) q[i] = vsrc(yb - ay + i);
-            {
-              constexpr bool Nan = true;
-              const T* sf = q[fh - 1];  // suffix fh - 1: the source row itself
-              for (int i = fh - 2; i >= 0; --i) {
-                T* o = sfx + i * rl;
-                pick_rows<Max, Nan>(o, q[i], sf, cnt);
-                sf = o;
-              }
-              std::copy(sfx, sfx + cnt, row0 + off);
-              pad_and_filter(0, yb);
-              for (int i = 1; i < m; ++i) {
-                const T* si = i == fh - 1 ? q[fh - 1] : sfx + i * rl;
-                prefix_combine<Max, Nan>(row0 + off, prow, q[fh + i - 1], si, i == 1, cnt);
-                pad_and_filter(0, yb + i);
-              }
+            std::copy(sfx, sfx + cnt, row0 + off);
+            pad_and_filter(0, yb);
+            for (int i = 1; i < m; ++i) {
+              const T* si = i == fh - 1 ? q[fh - 1] : sfx + i * rl;
+              prefix_combine<Max, Nan>(row0 + off, prow, q[fh + i - 1], si, i == 1, cnt);
+              pad_and_filter(0, yb + i);
             }
           }
         }
       }
-    }
+    });
     if (stream) stream_fence();
   });
+}
+
+// A cross (morph_cover's two rectangles: a K x 1 column through the anchor column, then a
+// 1 x K row), four output rows in one pass: out_q = op(column window q, row window q), the
+// column windows from the K + 3 source rows read in place (quad_windows, as pick_quad) and the
+// row windows (the taps of hline, in its order) from the centre rows: read in place where the
+// vector's reads stay inside the source row (ea <= e < eb: hs[q] + base + e), else from the
+// padded rows hp[q] + e (filled where such vectors read). The same values as the two
+// rectangles' separate passes and their pick_many, without their row buffers (cross 5x5:
+// vertical rows, a copy, a horizontal pass and a combining pass become one pass). rp[i]: the
+// column's source rows at the output's first element; n >= one vector.
+template <bool Max, bool Nan, typename T, int C, int K>
+void cross_quad_k(T* const* out, const T* const* rp, const T* const* hp, const T* const* hs, int64_t base,
+                  int64_t ea, int64_t eb, int64_t n) {
+  using namespace simd;
+  constexpr int L = Vec<T>::lanes;
+  const T* s[K + 3];
+  for (int i = 0; i < K + 3; ++i) s[i] = rp[i];
+  T* __restrict__ o[4] = {out[0], out[1], out[2], out[3]};
+  auto hwin = [&](const T* q) IMKERN_ALWAYS_INLINE {
+    // 32-byte vectors: plain loads for up to 3 taps (hline_lanes_any's choice; same taps)
+    if constexpr (sizeof(vec_t<T>) == 32 && K <= 3) {
+      vec_t<T> a = loadu(q);
+      for (int j = 1; j < K; ++j) a = pick<Max, Nan>(a, loadu(q + j * C));
+      return a;
+    } else {
+      return lane_window<Max, Nan, T, C, K>(q);
+    }
+  };
+  auto one = [&](int64_t i) IMKERN_ALWAYS_INLINE {
+    vec_t<T> v[K + 3], r[4];
+#pragma GCC unroll 16
+    for (int k = 0; k < K + 3; ++k) v[k] = loadu(s[k] + i);
+    quad_windows<Max, Nan, K>(v, r);
+    const bool direct = i >= ea && i < eb;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const T* w = direct ? hs[q] + (base + i) : hp[q] + i;
+      storeu(o[q] + i, pick<Max, Nan>(r[q], hwin(w)));
+    }
+  };
+  int64_t e = 0;
+  for (; e + L <= n; e += L) one(e);
+  if (e < n) one(n - L);  // overlaps the vector before (no output is a source)
+}
+
+// cross_quad_k for C <= 4 and K in {3, 5, 7}; false where it does not apply.
+template <bool Max, typename T>
+bool cross_quad(T* const* out, const T* const* rp, const T* const* hp, const T* const* hs, int64_t base, int64_t ea,
+                int64_t eb, int64_t n, int64_t C, int k) {
+  constexpr bool Nan = true;
+  if (n < simd::Vec<T>::lanes) return false;
+  auto go = [&](auto c) {
+    constexpr int CC = decltype(c)::value;
+    switch (k) {
+      case 3: cross_quad_k<Max, Nan, T, CC, 3>(out, rp, hp, hs, base, ea, eb, n); return true;
+      case 5: cross_quad_k<Max, Nan, T, CC, 5>(out, rp, hp, hs, base, ea, eb, n); return true;
+      case 7: cross_quad_k<Max, Nan, T, CC, 7>(out, rp, hp, hs, base, ea, eb, n); return true;
+      default: return false;
+    }
+  };
+  switch (C) {
+    case 1: return go(std::integral_constant<int, 1>{});
+    case 2: return go(std::integral_constant<int, 2>{});
+    case 3: return go(std::integral_constant<int, 3>{});
+    case 4: return go(std::integral_constant<int, 4>{});
+    default: return false;
+  }
 }
 
 struct Run {
@@ -791,6 +876,10 @@ void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   int64_t SW = budget / (static_cast<int64_t>(slots + fh + 3) * C * static_cast<int64_t>(sizeof(T)));
   SW = SW < 64 ? 64 : SW / 64 * 64;
   if (SW >= W) SW = W;
+  // A cross: a column of K rows through the anchor column, then a row of K columns (K = 3, 5,
+  // 7, C <= 4): four output rows in one pass (cross_quad).
+  const bool cross = nr == 2 && rects[0].w == 1 && rects[0].j0 == ax && rects[1].h == 1 &&
+                     rects[1].w == rects[0].h && rects[0].h % 2 == 1 && rects[0].h <= 7 && C <= 4;
   parallel_for(0, rows, chunk, [&](int64_t t0, int64_t t1) {
     const int64_t padn = (SW + left + right) * C;
     constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
@@ -801,61 +890,112 @@ void morph_cover(const void* src, const ImageDesc& s, void* dst, const ImageDesc
     T* cvrow = scratch + 2 * rl;
     std::fill(cvrow, cvrow + rl, cv);
     const T* rp[kDirectRows + 3];
-    for (int64_t t = t0; t < t1;) {
-      const int64_t b = t / H, y0 = t % H;
-      const int64_t y1 = std::min<int64_t>(H, y0 + (t1 - t));
-      t += y1 - y0;
-      for (int64_t x0 = 0; x0 < W; x0 += SW) {
-        const Strip<T> st = strip_at<T>(src, s, b, border, x0, SW, left, right);
-        const int64_t n = st.n, cnt = st.cnt, off = st.off;
-        auto vrow = [&](int k, int q) { return scratch + static_cast<int64_t>(3 + 4 * k + q) * rl; };
-        auto hrow = [&](int k) { return scratch + static_cast<int64_t>(3 + 4 * nr + k) * rl; };
-        auto vsrc = [&](int64_t sy) { return st.in_row(sy, cvrow); };
-        // Pads the vertical result `row` of rectangle `rc` for output row y (as morph_rect).
-        auto pad = [&](T* row, const Rect& rc, int64_t y) { pad_vertical_row<Max>(row, st, cv, y - ay + rc.r0, rc.h); };
-        // Output row y from the rectangles' vertical rows q.
-        auto finish = [&](int q, int64_t y) {
-          const T* srcs[kCoverRects];
-          for (int k = 0; k < nr; ++k) {
-            const Rect& rc = rects[k];
-            T* v = vrow(k, q);
-            pad(v, rc, y);
-            if (rc.w == 1) {
-              srcs[k] = v + static_cast<int64_t>(rc.j0) * C;
-            } else {
-              hline<Max, Nan, T>(v + static_cast<int64_t>(rc.j0) * C, hrow(k), n, C, rc.w, tmp0, tmp1);
-              srcs[k] = hrow(k);
-            }
+    for_each_strip<T>(src, s, border, t0, t1, SW, left, right, [&](const Strip<T>& st, int64_t y0, int64_t y1) {
+      const int64_t b = st.b, x0 = st.x0;
+      const int64_t n = st.n, cnt = st.cnt, off = st.off;
+      auto vrow = [&](int k, int q) { return scratch + static_cast<int64_t>(3 + 4 * k + q) * rl; };
+      auto hrow = [&](int k) { return scratch + static_cast<int64_t>(3 + 4 * nr + k) * rl; };
+      auto vsrc = [&](int64_t sy) { return st.in_row(sy, cvrow); };
+      // Pads the vertical result `row` of rectangle `rc` for output row y (as morph_rect).
+      auto pad = [&](T* row, const Rect& rc, int64_t y) { pad_vertical_row<Max>(row, st, cv, y - ay + rc.r0, rc.h); };
+      // Output row y from the rectangles' vertical rows q.
+      auto finish = [&](int q, int64_t y) {
+        const T* srcs[kCoverRects];
+        for (int k = 0; k < nr; ++k) {
+          const Rect& rc = rects[k];
+          T* v = vrow(k, q);
+          pad(v, rc, y);
+          if (rc.w == 1) {
+            srcs[k] = v + static_cast<int64_t>(rc.j0) * C;
+          } else {
+            hline<Max, Nan, T>(v + static_cast<int64_t>(rc.j0) * C, hrow(k), n, C, rc.w, tmp0, tmp1);
+            srcs[k] = hrow(k);
           }
-          pick_many<Max, Nan>(row_ptr<T>(dst, d, b, y) + x0 * C, srcs, nr, n);
-        };
-        int64_t y = y0;
-        for (; y + 4 <= y1; y += 4) {
-          for (int k = 0; k < nr; ++k) {
-            const Rect& rc = rects[k];
-            if (rc.h == 1) {
-              for (int q = 0; q < 4; ++q) {
-                const T* r = vsrc(y + q - ay + rc.r0);
-                std::copy(r, r + cnt, vrow(k, q) + off);
-              }
+        }
+        pick_many<Max, Nan>(row_ptr<T>(dst, d, b, y) + x0 * C, srcs, nr, n);
+      };
+      int64_t y = y0;
+      for (; y + 4 <= y1; y += 4) {
+        if (cross && n >= simd::Vec<T>::lanes) {
+          // The centre rows (rectangle 1) are read in place by the row windows whose reads stay
+          // inside the source row: e in [ea, eb) (none where a centre row is the constant
+          // border's); the others read padded rows, filled only where they read (in-image
+          // columns copied, the others by the border rule, as pad_vertical_row).
+          const Rect& rv = rects[0];
+          const Rect& rh = rects[1];
+          const int64_t cbase = x0 - ax + rh.j0;  // the source column of a row window's element 0
+          const int64_t base = cbase * C, padlen = n + static_cast<int64_t>(rh.w - 1) * C;
+          const int64_t span = static_cast<int64_t>(rh.w - 1) * C + simd::Vec<T>::lanes + 16 / static_cast<int64_t>(sizeof(T));
+          int64_t ea = std::max<int64_t>(0, -base), eb = W * C - base - span + 1;
+          const T* hs[4];
+          const T* hp[4];
+          T* o4[4];
+          for (int q = 0; q < 4; ++q) {
+            hs[q] = st.row(y + q - ay + rh.r0);
+            if (!hs[q]) ea = n, eb = 0;
+            o4[q] = row_ptr<T>(dst, d, b, y + q) + x0 * C;
+          }
+          const int64_t lend = ea >= eb ? padlen : ea > 0 ? std::min(padlen, ea + span) : 0;
+          const int64_t rs = std::clamp<int64_t>(eb, 0, padlen);
+          for (int q = 0; q < 4; ++q) {
+            const T* r = hs[q];
+            if (!r) {
+              hp[q] = cvrow;
               continue;
             }
-            for (int i = 0; i < rc.h + 3; ++i) rp[i] = vsrc(y - ay + rc.r0 + i);
-            T* const d4[4] = {vrow(k, 0) + off, vrow(k, 1) + off, vrow(k, 2) + off, vrow(k, 3) + off};
-            pick_quad<Max, Nan>(d4, rp, rc.h, cnt);
+            T* v = vrow(1, q);
+            hp[q] = v;
+            // Padded columns [pc0, pc1) (source columns cbase + pc) into v.
+            auto fill = [&](int64_t pc0, int64_t pc1) {
+              auto scalar = [&](int64_t pc) {
+                const int64_t sx = border_index(cbase + pc, W, border);
+                if (sx < 0) std::fill(v + pc * C, v + pc * C + C, cv);
+                else std::copy(r + sx * C, r + sx * C + C, v + pc * C);
+              };
+              int64_t pc = pc0;
+              for (; pc < pc1 && cbase + pc < 0; ++pc) scalar(pc);
+              const int64_t pe = std::min<int64_t>(pc1, W - cbase);
+              if (pe > pc) {
+                std::copy(r + (cbase + pc) * C, r + (cbase + pe) * C, v + pc * C);
+                pc = pe;
+              }
+              for (; pc < pc1; ++pc) scalar(pc);
+            };
+            const int64_t ncol = (padlen + C - 1) / C;
+            if (lend >= rs) {
+              fill(0, ncol);
+            } else {
+              fill(0, (lend + C - 1) / C);
+              fill(rs / C, ncol);
+            }
           }
-          for (int q = 0; q < 4; ++q) finish(q, y + q);
+          for (int i = 0; i < rv.h + 3; ++i) rp[i] = vsrc(y - ay + rv.r0 + i) + (x0 - st.in0) * C;
+          if (cross_quad<Max, T>(o4, rp, hp, hs, base, ea, eb, n, C, rv.h)) continue;
         }
-        for (; y < y1; ++y) {
-          for (int k = 0; k < nr; ++k) {
-            const Rect& rc = rects[k];
-            for (int i = 0; i < rc.h; ++i) rp[i] = vsrc(y - ay + rc.r0 + i);
-            pick_many<Max, Nan>(vrow(k, 0) + off, rp, rc.h, cnt);
+        for (int k = 0; k < nr; ++k) {
+          const Rect& rc = rects[k];
+          if (rc.h == 1) {
+            for (int q = 0; q < 4; ++q) {
+              const T* r = vsrc(y + q - ay + rc.r0);
+              std::copy(r, r + cnt, vrow(k, q) + off);
+            }
+            continue;
           }
-          finish(0, y);
+          for (int i = 0; i < rc.h + 3; ++i) rp[i] = vsrc(y - ay + rc.r0 + i);
+          T* const d4[4] = {vrow(k, 0) + off, vrow(k, 1) + off, vrow(k, 2) + off, vrow(k, 3) + off};
+          pick_quad<Max, Nan>(d4, rp, rc.h, cnt);
         }
+        for (int q = 0; q < 4; ++q) finish(q, y + q);
       }
-    }
+      for (; y < y1; ++y) {
+        for (int k = 0; k < nr; ++k) {
+          const Rect& rc = rects[k];
+          for (int i = 0; i < rc.h; ++i) rp[i] = vsrc(y - ay + rc.r0 + i);
+          pick_many<Max, Nan>(vrow(k, 0) + off, rp, rc.h, cnt);
+        }
+        finish(0, y);
+      }
+    });
   });
 }
 
