@@ -671,3 +671,106 @@ def test_3x3_float_bits_independent_of_output_alignment(rng, isa, dtype):
                 res.append(o)
             for off, r in enumerate(res):
                 assert np.array_equal(r, res[0]), (shape, i, off)
+
+
+# ---- sobel 5x5: the vertical-first pass ----------------------------------------------------------
+# Every ksize-5 Sobel kernel is symmetric or antisymmetric: single-mode 5x5 derivatives take
+# the vertical-first pass (sep5_impl: v = ky (x) rows into an L1 row, then kx (x) v), two output
+# rows from six source rows where both rows' source rows lie inside the image (a constant
+# border's rows one at a time), the horizontal pass by lane shifts for 1 / 3 / 4 channels
+# where two pixels fit a vector (by direct loads otherwise, and for rows under two vectors).
+# Widths around one and two vectors of every ISA (16, 8, 4 float32 lanes), 1 to 5 channels.
+_SEP5_SHAPES = [(1, 1), (1, 6), (6, 1), (2, 2, 3), (3, 3), (4, 7), (5, 8), (6, 9), (7, 15), (5, 16), (4, 17), (6, 31),
+                (7, 32), (5, 33), (8, 47), (6, 49), (9, 65), (4, 5, 3), (5, 6, 3), (6, 11, 3), (7, 17, 3), (5, 4, 4),
+                (6, 9, 4), (4, 13, 4), (5, 10, 2), (6, 20, 2), (4, 9, 5), (2, 3, 50, 1), (2, 6, 19, 3), (3, 1, 40, 4)]
+_SEP5_ORDERS = [(1, 0), (0, 1), (1, 1), (2, 0), (0, 2), (2, 1), (1, 2), (2, 2), (3, 0), (0, 3), (4, 0), (3, 1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_sobel_5x5_paths(rng, isa, threads, dtype, border):
+    for shape in _SEP5_SHAPES:
+        x = random_array(rng, shape, dtype)
+        m = _mag(x)
+        for dx, dy in _SEP5_ORDERS:
+            for scale, delta in ((1.0, 0.0), (0.75, -2.5)):
+                kw = dict(ksize=5, scale=scale, delta=delta, border=border, cval=3.0)
+                got = F.sobel(x, dx, dy, **kw)
+                ref = R.sobel(x, dx, dy, **kw)
+                assert got.dtype == _odt(dtype) and got.shape == x.shape
+                msg = f"{shape} ({dx},{dy}) {scale} {border}"
+                if dtype == np.uint8 or (dtype == np.uint16 and scale == 1.0):
+                    # exact integer sums (uint8's with scale 0.75 too: multiples of 1/4 under 2^22)
+                    assert np.array_equal(got, ref), msg
+                else:
+                    assert_close(got, ref, _odt(dtype), scale=_ksum(5) * (m + 3), err_msg=msg)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_sobel_5x5_views_alignment_and_opencv(rng, isa, dtype):
+    cv2 = pytest.importorskip("cv2")
+    base = random_array(rng, (27, 61, 3), dtype)
+    dd = cv2.CV_64F if dtype == np.float64 else cv2.CV_32F
+    views = _VIEWS + [("1 channel", lambda a: a[..., 1]), ("4 channels", lambda a: np.dstack([a, a[..., :1]])),
+                      ("reversed 1 channel", lambda a: a[::-1, ::-1, 0])]
+    for name, view in views:
+        v = view(base)
+        before = v.copy()
+        c = np.ascontiguousarray(v)
+        for dx, dy in [(1, 0), (0, 1), (2, 1)]:
+            got = F.sobel(v, dx, dy, ksize=5, scale=1.25, delta=0.5)
+            # every element by the same expression: a view gives its contiguous copy's bits
+            assert np.array_equal(got, F.sobel(c, dx, dy, ksize=5, scale=1.25, delta=0.5)), name
+            if c.ndim == 2 or c.shape[-1] <= 4:
+                ref = cv2.Sobel(c, dd, dx, dy, ksize=5, scale=1.25, delta=0.5)
+                if dtype == np.uint8:
+                    assert np.array_equal(got, ref), name  # cv2's bits
+                else:
+                    assert_close(got, ref, got.dtype, scale=256 * 2 * _mag(v), err_msg=name)
+        assert np.array_equal(v, before), name
+    # every alignment of the output rows, with and without streaming stores: the same bits
+    odt = _odt(dtype)
+    for x in (base[..., 0].copy(), base[:, 1:].copy(), np.dstack([base, base[..., :1]]), base[:, :9, :1].copy()):
+        ref = F.sobel(x, 1, 2, ksize=5, scale=0.3, delta=0.7)
+        for stream_bytes in (None, 1 << 10):
+            if stream_bytes:
+                imkern.set_cpu_params(stream_bytes=stream_bytes)
+            try:
+                for off in range(8):
+                    buf = np.full((x.shape[0], x.shape[1] + 8) + x.shape[2:], np.nan, odt)
+                    out = buf[:, off:off + x.shape[1]]
+                    assert F.sobel(x, 1, 2, ksize=5, scale=0.3, delta=0.7, out=out) is out
+                    assert np.array_equal(out, ref), (x.shape, off, stream_bytes)
+                    assert np.isnan(buf[:, :off]).all() and np.isnan(buf[:, off + x.shape[1]:]).all()
+            finally:
+                imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_sobel_5x5_threads_give_identical_bits(rng, isa, dtype):
+    # rows are paired within each thread's chunk: the chunking never changes a bit
+    before = imkern.get_num_threads()
+    for shape in [(257, 190, 3), (301, 67), (2, 37, 50, 4), (33, 9, 2)]:
+        x = random_array(rng, shape, dtype)
+        ops = [lambda a: F.sobel(a, 1, 0, ksize=5, scale=0.3, delta=0.1), lambda a: F.sobel(a, 0, 2, ksize=5),
+               lambda a: F.sobel(a, 1, 1, ksize=5, border="constant", cval=2.0),
+               lambda a: F.sobel(a, 2, 0, ksize=5, border="wrap")]
+        try:
+            imkern.set_num_threads(1)
+            one = [op(x) for op in ops]
+            imkern.set_num_threads(3)
+            many = [op(x) for op in ops]
+        finally:
+            imkern.set_num_threads(before)
+        for i, (a, b) in enumerate(zip(one, many)):
+            assert np.array_equal(a, b), (shape, i)
+
+
+def test_sobel_5x5_nan_propagates(rng):
+    for shape in [(11, 11), (12, 70), (10, 40, 3)]:
+        x = random_array(rng, shape, np.float32)
+        x[5, 5] = np.nan
+        g = F.sobel(x, 1, 0, ksize=5)
+        nan = np.isnan(g if g.ndim == 2 else g[..., 0])
+        # the 5x5 window's columns 5 -+ 1, 2 (the kernel's zero column is x = 5)
+        assert nan[3:8, [3, 4, 6, 7]].all() and not nan[:3].any() and not nan[8:].any(), shape

@@ -884,6 +884,273 @@ static bool deriv_sep3(const void* src, const ImageDesc& s, void* dst, const Ima
   return true;
 }
 
+// Separable 5x5 derivatives (sobel ksize 5 in single mode: every ky (x) kx whose two 5-tap
+// kernels are symmetric or antisymmetric), vertical pass first as sep3_impl: per output row,
+// v = ky (x) rows from the five source rows (float images read in place, integer images
+// widened in registers), into one L1 row with its 2 C border columns by the border rule
+// (v is per column), then out = kx (x) v (+ delta) from that row. Per vector: 5 source loads,
+// the v store, 5 loads of v from L1, one output store (the ring path converted and padded
+// each source row, filtered it along x into the ring and summed 5 ring rows: 3 stores and
+// ~11 loads). Sym5 / Anti5 fold the mirrored taps first (3 or 2 multiplies, as fused
+// multiply-adds where the ISA has them, the other products rounded on their own), so every
+// element has the same roundings on every code path (vector body, the last overlapping
+// vector, scalar rows): alignment, strips and threads never change a bit. Integer images
+// with integer taps (and cv2's scales that keep them exact) give exact sums, cv2's bits;
+// float images round as ky (x) x first (within a few ulps of the rows-first ring path).
+template <typename A>
+struct Sym5 {  // a (t0 + t4) + b (t1 + t3) + c t2
+  A a, b, c;
+  template <typename V>
+  IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V t2, V t3, V t4) const {
+    return mul_add<V>(a, t0 + t4, mul_add<V>(b, t1 + t3, rounded<V>(c * t2)));
+  }
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Sym5<V> as() const {
+    return {splat_as<V>(a), splat_as<V>(b), splat_as<V>(c)};
+  }
+};
+template <typename A>
+struct Anti5 {  // a (t4 - t0) + b (t3 - t1)
+  A a, b;
+  template <typename V>
+  IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V, V t3, V t4) const {
+    return mul_add<V>(a, t4 - t0, rounded<V>(b * (t3 - t1)));
+  }
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Anti5<V> as() const {
+    return {splat_as<V>(a), splat_as<V>(b)};
+  }
+};
+
+// A 5-tap kernel as Sym5 (0) or Anti5 (1), or neither (-1).
+inline int tap5_form(const double* k) {
+  for (int i = 0; i < 5; ++i)
+    if (!std::isfinite(k[i])) return -1;
+  if (k[0] == k[4] && k[1] == k[3]) return 0;
+  if (k[0] == -k[4] && k[1] == -k[3] && k[2] == 0) return 1;
+  return -1;
+}
+
+// v[0 .. n) = k(p0 .. p4) (p*: source rows of S, converted to A exactly).
+template <typename S, typename A, typename K>
+static void sep5_vpass(const S* const* p, A* v, int64_t n, const K& k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const S* p0 = p[0];
+  const S* p1 = p[1];
+  const S* p2 = p[2];
+  const S* p3 = p[3];
+  const S* p4 = p[4];
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x)
+      v[x] = k.template eval<A>(static_cast<A>(p0[x]), static_cast<A>(p1[x]), static_cast<A>(p2[x]),
+                                static_cast<A>(p3[x]), static_cast<A>(p4[x]));
+    return;
+  }
+  const auto kv = k.template as<vec_t<A>>();
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    return kv.template eval<vec_t<A>>(load_vec<A, S>(p0 + x), load_vec<A, S>(p1 + x), load_vec<A, S>(p2 + x),
+                                      load_vec<A, S>(p3 + x), load_vec<A, S>(p4 + x));
+  };
+  store_row_vectors<A, false>(v, n, one);
+}
+
+// o[0 .. n) = k(v[x - 2C] .. v[x + 2C]) (+ dl when Delta).
+template <typename A, int CC, bool Stream, bool Delta, typename K>
+static void sep5_hpass(const A* v, A* o, int64_t n, int64_t Cr, const K& k, A dl) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const int64_t C = CC > 0 ? CC : Cr;
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x) {
+      const A r = k.template eval<A>(v[x - 2 * C], v[x - C], v[x], v[x + C], v[x + 2 * C]);
+      o[x] = Delta ? r + dl : r;
+    }
+    return;
+  }
+  const auto kv = k.template as<vec_t<A>>();
+  const vec_t<A> dv = splat<A>(dl);
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    const vec_t<A> r = kv.template eval<vec_t<A>>(loadu(v + x - 2 * C), loadu(v + x - C), loadu(v + x),
+                                                  loadu(v + x + C), loadu(v + x + 2 * C));
+    if constexpr (Delta) return r + dv;
+    else return r;
+  };
+  store_row_vectors<A, Stream>(o, n, one);
+}
+
+// Two rows of v at once (output rows y and y + 1: the six source rows p[0 .. 5], each loaded
+// once for both), by the same expression as sep5_vpass.
+template <typename S, typename A, typename K>
+static void sep5_vpass2(const S* const* p, A* va, A* vb, int64_t n, const K& k) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  if (n < L) {
+    sep5_vpass<S, A>(p, va, n, k);
+    sep5_vpass<S, A>(p + 1, vb, n, k);
+    return;
+  }
+  const auto kv = k.template as<vec_t<A>>();
+  const S* q[6];
+  for (int i = 0; i < 6; ++i) q[i] = p[i];
+  auto two = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    const vec_t<A> t0 = load_vec<A, S>(q[0] + x), t1 = load_vec<A, S>(q[1] + x), t2 = load_vec<A, S>(q[2] + x);
+    const vec_t<A> t3 = load_vec<A, S>(q[3] + x), t4 = load_vec<A, S>(q[4] + x), t5 = load_vec<A, S>(q[5] + x);
+    storeu(va + x, kv.template eval<vec_t<A>>(t0, t1, t2, t3, t4));
+    storeu(vb + x, kv.template eval<vec_t<A>>(t1, t2, t3, t4, t5));
+  };
+  int64_t x = 0;
+  for (; x + L <= n; x += L) two(x);
+  if (x < n) two(n - L);
+}
+
+// sep5_hpass for C channels with 2 C <= L, where v + x is aligned exactly where o + x is (the
+// caller shifts v by o's phase): from o's first aligned element on, one aligned load of v per
+// vector, its neighbours at x -+ C, x -+ 2 C by lane shifts of it and the vectors before and
+// after; the vector before the loop and the last one (overlapping) by direct loads. The same
+// expression on the same values as sep5_hpass, so the same bits.
+template <typename A, int C, bool Stream, bool Delta, typename K>
+static void sep5_hpass_lanes(const A* v, A* o, int64_t n, const K& k, A dl) {
+  using namespace simd;
+  using V = vec_t<A>;
+  constexpr int L = Vec<A>::lanes;
+  static_assert(2 * C <= L, "two pixels under one vector");
+  if (n < 2 * L) return sep5_hpass<A, C, Stream, Delta>(v, o, n, C, k, dl);
+  const auto kv = k.template as<V>();
+  const V dv = splat<A>(dl);
+  auto fin = [&](V r) IMKERN_ALWAYS_INLINE {
+    if constexpr (Delta) return r + dv;
+    else return r;
+  };
+  auto direct = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    return fin(kv.template eval<V>(loadu(v + x - 2 * C), loadu(v + x - C), loadu(v + x), loadu(v + x + C),
+                                   loadu(v + x + 2 * C)));
+  };
+  int64_t x = stream_start<A, A>(o) % L;
+  if (x) storeu(o, direct(0));
+  V prev = loadu(v + x - L), cur = loadu(v + x);
+  for (; x + L <= n; x += L) {
+    const V nxt = loadu(v + x + L);
+    put<A, A, Stream>(o + x, fin(kv.template eval<V>(lanes_from<L - 2 * C>(prev, cur), lanes_from<L - C>(prev, cur),
+                                                     cur, lanes_from<C>(cur, nxt), lanes_from<2 * C>(cur, nxt))));
+    prev = cur;
+    cur = nxt;
+  }
+  if (x < n) storeu(o + n - L, direct(n - L));
+}
+
+template <typename T, typename A, typename KV, typename KH>
+static void sep5_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const KV& kv, const KH& kh,
+                      A dl, Border border, A cv) {
+  using namespace simd;
+  constexpr int64_t L = Vec<A>::lanes;
+  const int64_t H = s.h, W = s.w, C = s.c, n = W * C;
+  const int64_t rows = s.n * H;
+  const int64_t off = (2 * C + L - 1) / L * L;  // v's first column: aligned, with room for the left pad
+  // a v row: the pads, the output's phase (< L), n values and the lane loop's reads past them
+  const int64_t vlen = (off + n + 3 * L + 2 * C + L - 1) / L * L;
+  // As the ring filters: streaming when source and result cannot both stay in the LLC.
+  const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
+  auto hpass = [&](auto st, auto de, const A* v, A* o) {
+    constexpr bool St = decltype(st)::value, D = decltype(de)::value;
+    if constexpr (2 * 4 <= L) {
+      if (C == 4) return sep5_hpass_lanes<A, 4, St, D>(v, o, n, kh, dl);
+    }
+    if constexpr (2 * 3 <= L) {
+      if (C == 3) return sep5_hpass_lanes<A, 3, St, D>(v, o, n, kh, dl);
+    }
+    if (C == 1) return sep5_hpass_lanes<A, 1, St, D>(v, o, n, kh, dl);
+    if (C == 3) return sep5_hpass<A, 3, St, D>(v, o, n, C, kh, dl);
+    return sep5_hpass<A, 0, St, D>(v, o, n, C, kh, dl);
+  };
+  auto hrow = [&](const A* v, A* o) {
+    if (stream) {
+      if (dl != 0) hpass(std::true_type{}, std::true_type{}, v, o);
+      else hpass(std::true_type{}, std::false_type{}, v, o);
+    } else {
+      if (dl != 0) hpass(std::false_type{}, std::true_type{}, v, o);
+      else hpass(std::false_type{}, std::false_type{}, v, o);
+    }
+  };
+  parallel_for(0, rows, filter_grain(rows, 5, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    A* vrows = thread_scratch<A>(1, static_cast<size_t>(2 * vlen));
+    A* crow = nullptr;  // constant border: the five rows as A (the cval rows among them)
+    const A vcv = kv.template eval<A>(cv, cv, cv, cv, cv);  // v of a column outside the image
+    // v of output row y in buffer i: shifted so that v + x is aligned where o + x is
+    auto v_for = [&](int i, const A* o) { return vrows + i * vlen + off + (L - stream_start<A, A>(o) % L) % L; };
+    // the border columns of v: v is per column, so a border pixel's v is its source column's
+    auto pad = [&](A* v) {
+      for (const int64_t x : {int64_t(-2), int64_t(-1), W, W + 1}) {
+        const int64_t sx = border_index(x, W, border);
+        for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? vcv : v[sx * C + ch];
+      }
+    };
+    for (int64_t t = t0; t < t1;) {
+      const int64_t b = t / H, y = t % H;
+      int64_t yy[6];
+      bool outside = false;
+      for (int i = 0; i < 6; ++i) {
+        yy[i] = i < 5 || y + 1 < H ? border_index(y - 2 + i, H, border) : 0;
+        outside = outside || (i < 5 && yy[i] < 0);
+      }
+      A* o = row_ptr<A>(dst, d, b, y);
+      A* v = v_for(0, o);
+      if (!outside && t + 1 < t1 && y + 1 < H && yy[5] >= 0) {
+        // two output rows from six source rows
+        A* o1 = row_ptr<A>(dst, d, b, y + 1);
+        A* v1 = v_for(1, o1);
+        const T* P[6];
+        for (int i = 0; i < 6; ++i) P[i] = row_ptr<T>(src, s, b, yy[i]);
+        sep5_vpass2<T, A>(P, v, v1, n, kv);
+        pad(v);
+        pad(v1);
+        hrow(v, o);
+        hrow(v1, o1);
+        t += 2;
+        continue;
+      }
+      t += 1;
+      if (!outside) {
+        const T* P[5];
+        for (int i = 0; i < 5; ++i) P[i] = row_ptr<T>(src, s, b, yy[i]);
+        sep5_vpass<T, A>(P, v, n, kv);
+      } else {
+        if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(5 * n));
+        const A* P[5];
+        for (int i = 0; i < 5; ++i) {
+          A* r = crow + i * n;
+          if (yy[i] < 0) std::fill(r, r + n, cv);
+          else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
+          P[i] = r;
+        }
+        sep5_vpass<A, A>(P, v, n, kv);
+      }
+      pad(v);
+      hrow(v, o);
+    }
+    stream_fence();
+  });
+}
+
+// The 5x5 vertical-first pass of deriv_filter (single mode); false when a kernel is neither
+// symmetric nor antisymmetric.
+template <typename T, typename A>
+static bool deriv_sep5(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx,
+                       const double* ky, double delta, Border border, double cval) {
+  const int fx = tap5_form(kx), fy = tap5_form(ky);
+  if (fx < 0 || fy < 0) return false;
+  const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
+  auto run_h = [&](const auto& kvert) {
+    if (fx == 0)
+      sep5_impl<T, A>(src, s, dst, d, kvert,
+                      Sym5<A>{static_cast<A>(kx[0]), static_cast<A>(kx[1]), static_cast<A>(kx[2])}, dl, border, cv);
+    else sep5_impl<T, A>(src, s, dst, d, kvert, Anti5<A>{static_cast<A>(kx[4]), static_cast<A>(kx[3])}, dl, border, cv);
+  };
+  if (fy == 0) run_h(Sym5<A>{static_cast<A>(ky[0]), static_cast<A>(ky[1]), static_cast<A>(ky[2])});
+  else run_h(Anti5<A>{static_cast<A>(ky[4]), static_cast<A>(ky[3])});
+  return true;
+}
+
 // gradient / gradient_magnitude 3x3 (Sobel ksize 1 or 3, Scharr): gx = dv (x) sm, gy = sm (x)
 // dv with dv antisymmetric and sm symmetric (the kernels transposed), in one fused pass; the
 // pair on images fused3_fits does not take by sobel's two-pass path for each (so gradient
@@ -926,6 +1193,8 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
     return;
   if (kw == 3 && kh == 3 && delta == 0 &&
       deriv_grad3<T, A>(src, s, dst0, d0, dst1, d1, kx0, ky0, kx1, ky1, mode, border, cval))
+    return;
+  if (kw == 5 && kh == 5 && mode == DerivMode::single && deriv_sep5<T, A>(src, s, dst0, d0, kx0, ky0, delta, border, cval))
     return;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int ay = kh / 2, ax = kw / 2;
