@@ -472,7 +472,7 @@ def test_uint8_horizontal_first_paths_equal_the_integer_formula(rng, mode, chann
     _assert_integer_formula_on_every_isa(rng, sizes, mode, False, channels)
 
 
-@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic", "lanczos"])
 def test_uint8_large_outputs_same_bits_on_every_isa_level(rng, mode):
     """Outputs larger than the caches (over 8 MiB) are written with streaming stores on AVX-512,
     aligned 16-byte pieces with the unaligned head and tail of each row written normally:
@@ -824,6 +824,17 @@ SHIFTED_SIZES = [((240, 320), (224, 224)), ((240, 320), (224, 320)), ((240, 320)
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_shifted_uint8_resize_equals_the_integer_formula(rng, mode, antialias, channels):
     _assert_integer_formula_on_every_isa(rng, SHIFTED_SIZES, mode, antialias, channels)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_shifted_uint8_lanczos_streamed_equals_the_integer_formula(rng, channels):
+    """Lanczos shrinking by non-integer factors (8 taps, an intermediate shift), every output
+    streamed: the integer formula on every ISA level, as unstreamed."""
+    imkern.set_cpu_params(stream_bytes=0)
+    try:
+        _assert_integer_formula_on_every_isa(rng, SHIFTED_SIZES, "lanczos", False, channels)
+    finally:
+        imkern.set_cpu_params(stream_bytes=None)
 
 
 def test_the_sizes_cover_the_shifted_path_and_its_tap_counts():
