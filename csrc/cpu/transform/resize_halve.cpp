@@ -491,6 +491,31 @@ struct LanePairs {
   }
 };
 
+// uint16, C = 2, 3, 4 (AVX2: no vpermw): LanePairs for 16-bit elements. pshufb inside each
+// 128-bit lane puts every output's two horizontal elements side by side, pmaddwd with ones sums
+// them (biased as in halve_pairs_u16); a lane holds whole pixel pairs: C dividing 4, its 8
+// elements give 4 outputs (16 per step, as C = 1); C = 3, 6 of them give 3 outputs (the fourth
+// int32 lane is ignored), so 4 lanes make 12 outputs, put together by a pshufb and a vpermd.
+// Blocks start on a pixel (e0 % C == 0), where the caller's start is one; else nothing is done.
+struct LanePairs16 {
+  int k = 0;  // outputs per lane: 4 (C divides 4), 3 (C = 3); 0: not this path
+  alignas(64) uint8_t ctl[32];  // the 16-byte lane control, twice
+  explicit LanePairs16(int64_t C) {
+    std::memset(ctl, 0x80, sizeof(ctl));
+    if (C < 2 || C > 4) return;
+    k = 4 % C == 0 ? 4 : 3;
+    for (int j = 0; j < k; ++j) {
+      const int src = static_cast<int>(2 * C * (j / C) + j % C);  // the output's first element in the lane
+      for (int h = 0; h < 2; ++h) {
+        ctl[16 * h + 4 * j] = static_cast<uint8_t>(2 * src);
+        ctl[16 * h + 4 * j + 1] = static_cast<uint8_t>(2 * src + 1);
+        ctl[16 * h + 4 * j + 2] = static_cast<uint8_t>(2 * (src + C));
+        ctl[16 * h + 4 * j + 3] = static_cast<uint8_t>(2 * (src + C) + 1);
+      }
+    }
+  }
+};
+
 #if defined(__AVX512BW__)
 // uint16, AVX-512BW: Perm false for C = 1 (the pairs are adjacent)
 template <bool Perm, bool Stream>
@@ -702,6 +727,69 @@ inline int64_t halve_pairs_u8_lanes(const LanePairs& lp, const uint8_t* __restri
     for (; 2 * e + 52 <= 2 * n && e + 32 <= e1; e += 24) put(e, lane_pairs24(r0, r1, 2 * e, ctl));
   return e;
 }
+
+// uint16 (LanePairs16): the rounded outputs of the pixel pairs in the two lanes' source windows
+// (lane 0 from r + a, lane 1 from r + b), as int32 lanes (C = 3: lanes 3 and 7 unused)
+inline __m256i lane_pair_sums16(const uint16_t* __restrict__ r0, const uint16_t* __restrict__ r1, int64_t a,
+                                int64_t b, __m256i ctl) {
+  const __m256i bias = _mm256_set1_epi16(static_cast<int16_t>(0x8000));
+  const __m256i ones = _mm256_set1_epi16(1);
+  auto row = [&](const uint16_t* r) {
+    const __m256i w = a + 8 == b ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + a))
+                                 : _mm256_inserti128_si256(
+                                       _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + a))),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + b)), 1);
+    return _mm256_madd_epi16(_mm256_shuffle_epi8(_mm256_xor_si256(w, bias), ctl), ones);
+  };
+  // the biased sum s - 131072 (bit 2 is s's), then (s + 1 + ((s >> 2) & 1)) >> 2
+  const __m256i sb = _mm256_add_epi32(row(r0), row(r1));
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(sb, 2), _mm256_set1_epi32(1));
+  return _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(sb, _mm256_set1_epi32(131073)), odd), 2);
+}
+
+// C = 3: outputs [e, e + 12) of source elements j = 2 e .. j + 24 (loads reach j + 26), in the
+// low 24 bytes (qwords 0-2). A's lanes hold outputs e, e + 6 (sources j, j + 12), B's e + 3,
+// e + 9 (j + 6, j + 18): after packus each lane has 6 consecutive outputs.
+inline __m256i lane_pairs12_u16(const uint16_t* __restrict__ r0, const uint16_t* __restrict__ r1, int64_t j,
+                                __m256i ctl) {
+  const __m256i A = lane_pair_sums16(r0, r1, j, j + 12, ctl), B = lane_pair_sums16(r0, r1, j + 6, j + 18, ctl);
+  const __m256i pack = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, -1, -1, -1, -1, 0, 1, 2, 3, 4, 5, 8, 9,
+                                        10, 11, 12, 13, -1, -1, -1, -1);
+  return _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_packus_epi32(A, B), pack),
+                                     _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+}
+
+template <bool Stream>
+inline int64_t halve_pairs_u16_lanes(const LanePairs16& lp, const uint16_t* __restrict__ r0,
+                                     const uint16_t* __restrict__ r1, int64_t C, int64_t e0, int64_t e1, int64_t n,
+                                     uint16_t* __restrict__ out) {
+  int64_t e = e0;
+  if (lp.k == 0 || e0 % C != 0) return e0;
+  const __m256i ctl = _mm256_load_si256(reinterpret_cast<const __m256i*>(lp.ctl));
+  auto put = [&](int64_t at, __m256i v) {
+    if (Stream) _mm256_stream_si256(reinterpret_cast<__m256i*>(out + at), v);
+    else _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + at), v);
+  };
+  if (lp.k == 4) {
+    for (; e + 16 <= e1; e += 16)
+      put(e, _mm256_permute4x64_epi64(_mm256_packus_epi32(lane_pair_sums16(r0, r1, 2 * e, 2 * e + 8, ctl),
+                                                          lane_pair_sums16(r0, r1, 2 * e + 16, 2 * e + 24, ctl)),
+                                      0xD8));
+    return e;
+  }
+  // four groups of 12 in three whole vectors (qwords: x0 x1 x2 | y0 y1 y2 | z0 z1 z2 | w0 w1 w2)
+  for (; 2 * e + 98 <= 2 * n && e + 48 <= e1; e += 48) {
+    const __m256i x = lane_pairs12_u16(r0, r1, 2 * e, ctl), y = lane_pairs12_u16(r0, r1, 2 * e + 24, ctl);
+    const __m256i z = lane_pairs12_u16(r0, r1, 2 * e + 48, ctl), w = lane_pairs12_u16(r0, r1, 2 * e + 72, ctl);
+    put(e, _mm256_blend_epi32(x, _mm256_permute4x64_epi64(y, 0x00), 0xC0));
+    put(e + 16, _mm256_blend_epi32(_mm256_permute4x64_epi64(y, 0xF9), _mm256_permute4x64_epi64(z, 0x40), 0xF0));
+    put(e + 32, _mm256_blend_epi32(_mm256_permute4x64_epi64(z, 0x02), _mm256_permute4x64_epi64(w, 0x90), 0xFC));
+  }
+  // plain stores: 12 outputs a step, the 32-byte store's last 4 rewritten by the next one
+  if (!Stream)
+    for (; 2 * e + 26 <= 2 * n && e + 16 <= e1; e += 12) put(e, lane_pairs12_u16(r0, r1, 2 * e, ctl));
+  return e;
+}
 #endif
 
 #if defined(__AVX512BW__)
@@ -717,13 +805,14 @@ template <typename T>
 struct HalvePairs {
   PairPlan<T> plan;
   LanePairs lanes;
-  explicit HalvePairs(int64_t C) : plan(C), lanes(sizeof(T) == 1 ? C : 0) {}
+  LanePairs16 lanes16;
+  explicit HalvePairs(int64_t C) : plan(C), lanes(sizeof(T) == 1 ? C : 0), lanes16(sizeof(T) == 2 ? C : 0) {}
   // The first output of a row's streamed part, from h, the first one on a 64-byte line: whole
   // lines further where the blocks must start on a pixel (AVX2 uint8, C = 3, 6: 64 = 1 mod 3).
   int64_t stream_head(int64_t C, int64_t h) const {
 #if defined(__AVX2__) && !defined(__AVX512BW__)
     constexpr int64_t line = 64 / sizeof(T);
-    if (lanes.k == 6)
+    if (lanes.k == 6 || lanes16.k > 0)
       for (int64_t k = 0; k < C; ++k)
         if ((h + k * line) % C == 0) return h + k * line;
 #endif
@@ -749,6 +838,7 @@ struct HalvePairs {
       else return halve_pairs_u8_c1<Stream>(r0, r1, e0, e1, out);
     }
     if constexpr (sizeof(T) == 1) return halve_pairs_u8_lanes<Stream>(lanes, r0, r1, C, e0, e1, n, out);
+    else return halve_pairs_u16_lanes<Stream>(lanes16, r0, r1, C, e0, e1, n, out);
 #else
     (void)r0;
     (void)r1;
