@@ -297,3 +297,84 @@ def test_cpu_image_op_declines():
     assert not calls
     assert _driver.cpu_image_op(x, None, k).shape == (3, 3) and calls == [1]
     assert _driver.cpu_image_op(x, None, k, (), (0, 2)).shape == (0, 2) and calls == [1]
+
+
+# ---- nn.functional.linear's one-step NumPy path --------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,inf,of", [(8, 512, 10), (1, 1, 1), (0, 5, 3), (4, 0, 3), (3, 5, 0), (33, 70, 129)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_fast_path_equals_the_general_path(dtype, m, inf, of, with_bias):
+    from imkern.nn import functional as F
+
+    rng = np.random.default_rng(m * 1000 + inf * 10 + of)
+    x = rng.standard_normal((m, inf)).astype(dtype)
+    w = rng.standard_normal((of, inf)).astype(dtype)
+    b = rng.standard_normal(of).astype(dtype) if with_bias else None
+    keep = [a.copy() for a in (x, w) + ((b,) if with_bias else ())]
+    got = F.linear(x, w, b)  # the one-step path
+    ref = np.full((m, of), np.nan, dtype)
+    F.linear(x, w, b, out=ref)  # the general path (out= never takes the one-step path)
+    assert got.dtype == dtype and got.shape == (m, of) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, ref)
+    want = x.astype(np.float64) @ w.astype(np.float64).T + (b if with_bias else 0)
+    np.testing.assert_allclose(
+        got, want, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-12
+    )
+    for a, k in zip((x, w) + ((b,) if with_bias else ()), keep):
+        np.testing.assert_array_equal(a, k)
+
+
+def test_linear_inputs_off_the_fast_path_keep_their_results_and_errors():
+    from imkern.nn import functional as F
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 9)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    want = F.linear(x, w, b)
+    # views, Fortran order, 3-D batches, a subclass: the general path, same values
+    np.testing.assert_array_equal(F.linear(np.asfortranarray(x), np.asfortranarray(w), b), want)
+    np.testing.assert_array_equal(F.linear(x[::-1], w, b), want[::-1])
+    np.testing.assert_array_equal(F.linear(x.reshape(2, 3, 9), w, b), want.reshape(2, 3, 4))
+    np.testing.assert_array_equal(np.asarray(F.linear(x.view(np.matrix), w, b)), want)
+    # errors name the argument as before
+    with pytest.raises(TypeError, match="weight"):
+        F.linear(x, w.astype(np.float64), b)
+    with pytest.raises(TypeError):
+        F.linear(x.astype(">f4"), w, b)
+    with pytest.raises(ValueError, match="bias"):
+        F.linear(x, w, b[:3])
+    with pytest.raises(ValueError, match="weight"):
+        F.linear(x, w[:, :8], b)
+    with pytest.raises(TypeError):
+        F.linear(x.astype(np.int32), w, b)
+
+
+# ---- morphology's footprint cache ---------------------------------------------------------
+def test_footprint_cache_by_value_keeps_results_and_errors():
+    from imkern.filters import _morphology as M
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+    first = filters.erode(img, cross)
+    again = filters.erode(img, cross.astype(np.float64))  # another dtype: another key, same mask
+    np.testing.assert_array_equal(first, again)
+    f = M._as_footprint(cross)
+    assert not f.flags.writeable and M._as_footprint(cross.copy()) is f  # by value
+    cross[0, 0] = 1  # the caller changes its array: the next call sees the new value
+    np.testing.assert_array_equal(filters.erode(img, cross), filters.erode(img, cross.copy().astype(np.int32)))
+    assert not np.array_equal(filters.erode(img, cross), first)
+    assert cross.flags.writeable  # the caller's array is untouched
+    # bad footprints raise on every call (they are never cached)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="NaN"):
+            filters.erode(img, np.array([[1.0, np.nan]]))
+        with pytest.raises(ValueError, match="no nonzero"):
+            filters.erode(img, np.zeros((3, 3), np.uint8))
+    # bounded
+    for k in range(200):
+        M._as_footprint(np.eye(3, dtype=np.uint8) * (k % 7 + 1) + np.arange(k, k + 9).reshape(3, 3) % 2)
+    assert len(M._FOOTPRINTS) <= 64
+    # the uncached form (imkern.torch) is a new writable array
+    assert M._as_footprint(np.ones((3, 3)), cached=False).flags.writeable

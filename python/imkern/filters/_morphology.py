@@ -95,6 +95,14 @@ def _as_footprint(fp, cached: bool = True) -> np.ndarray:
         return _rect(h, w) if cached else footprint("rect", (h, w))
     if isinstance(fp, bool):
         raise TypeError("footprint: expected an int, an (h, w) pair or a 2-D array, got bool")
+    key = None
+    if cached and type(fp) is np.ndarray and fp.ndim == 2 and 0 < fp.size <= 4096 and fp.dtype.kind in "biuf":
+        # A small footprint array (a structuring element, usually the same one call after
+        # call): its normalised form by value, read-only; the checks ran when it was cached.
+        key = (fp.dtype.str, fp.shape, fp.tobytes())
+        hit = _FOOTPRINTS.get(key)
+        if hit is not None:
+            return hit
     a = A.host_array(fp, "footprint")
     if a.ndim != 2 or a.size == 0:
         raise ValueError(f"footprint: expected a non-empty 2-D array, got shape {a.shape}")
@@ -103,7 +111,15 @@ def _as_footprint(fp, cached: bool = True) -> np.ndarray:
     f = np.ascontiguousarray(a != 0, dtype=np.uint8)
     if not f.any():
         raise ValueError("footprint: has no nonzero element")
+    if key is not None:
+        f.flags.writeable = False
+        if len(_FOOTPRINTS) >= 64:
+            _FOOTPRINTS.clear()
+        _FOOTPRINTS[key] = f
     return f
+
+
+_FOOTPRINTS: dict = {}  # (dtype, shape, bytes) of a small footprint array -> its uint8 mask
 
 
 @lru_cache(maxsize=16)
