@@ -361,6 +361,13 @@ def test_streamed_outputs(rng, isa, dtype):
         imkern.reset_cpu_params()
 
 
+def _assert_erode_dilate_equal_reference(x, fp, border, cval, msg):
+    """erode and dilate of x by fp equal the reference's, bit for bit."""
+    for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
+        np.testing.assert_array_equal(op(x, fp, border=border, cval=cval), ref(x, fp, border=border, cval=cval),
+                                      err_msg=f"{op.__name__} {msg}")
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 @pytest.mark.parametrize("shape", [(23, 700), (13, 301, 3), (9, 40, 4)])
 def test_rectangle_covers(rng, isa, dtype, shape):
@@ -380,10 +387,7 @@ def test_rectangle_covers(rng, isa, dtype, shape):
                 imkern.set_cpu_params(strip_l1=budget, strip_l2=budget)
             for fp in fps:
                 for border in BORDERS:
-                    for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
-                        np.testing.assert_array_equal(op(x, fp, border=border, cval=3.0),
-                                                      ref(x, fp, border=border, cval=3.0),
-                                                      err_msg=f"{isa} {op.__name__} {fp.shape} {border} {budget}")
+                    _assert_erode_dilate_equal_reference(x, fp, border, 3.0, f"{isa} {fp.shape} {border} {budget}")
     finally:
         imkern.reset_cpu_params()
 
@@ -550,10 +554,7 @@ def test_cross_one_pass(rng, isa, dtype, channels):
                     x[rng.random(x.shape) < 0.02] = np.nan
                 for k, fp in enumerate(fps):
                     border = BORDERS[(i + k) % len(BORDERS)]
-                    for op, ref in ((F.erode, R.erode), (F.dilate, R.dilate)):
-                        np.testing.assert_array_equal(op(x, fp, border=border, cval=0.5),
-                                                      ref(x, fp, border=border, cval=0.5),
-                                                      err_msg=f"{isa} {op.__name__} {x.shape} {fp.shape} {border}")
+                    _assert_erode_dilate_equal_reference(x, fp, border, 0.5, f"{isa} {x.shape} {fp.shape} {border}")
     finally:
         imkern.reset_cpu_params()
 
