@@ -665,6 +665,16 @@ IMKERN_ALWAYS_INLINE inline Lanes8 global_lanes(const float* x, int64_t n) {
   return fold_to_8<2 * K>(d);
 }
 
+// The first m values at q in one native vector, the others zero (m may be <= 0 or past the
+// lanes), for the small planes: Safe (q[0, lanes) readable) plain loads with cleared lanes
+// below AVX-512, else masked loads (load_first).
+template <bool Safe, typename T>
+IMKERN_ALWAYS_INLINE inline auto load_small(const T* q, int64_t m) {
+  constexpr int L = simd::Vec<T>::lanes;
+  if constexpr (Safe && L * sizeof(T) < 64) return load_keep(q, m);
+  else return load_first<T, L>(q, m);
+}
+
 // global_lanes of a plane of n <= 64 values without branches: four masked loads (the masks
 // the same for every plane), their sum, one conversion, the fold. The same sums: the zero lanes
 // add nothing, and a -0 that the +0 start would have made +0 becomes +0 where the caller adds
@@ -675,17 +685,13 @@ IMKERN_ALWAYS_INLINE inline Lanes8 global_lanes_small(const float* x, int64_t n)
   using NF = simd::vec_t<float>;
   using ND = simd::vec_t<double>;
   constexpr int L = simd::Vec<float>::lanes, K = 16 / L;
-  const auto ld = [](const float* q, int64_t m) IMKERN_ALWAYS_INLINE {
-    if constexpr (Safe && L < 16) return load_keep(q, m);
-    else return load_first<float, L>(q, m);
-  };
   NF s[K];
   for (int j = 0; j < K; ++j) {
     const float* q = x + j * L;
     const int64_t m = n - int64_t(j) * L;
-    s[j] = ld(q, m) + ld(q + 16, m - 16);
-    s[j] += ld(q + 32, m - 32);
-    s[j] += ld(q + 48, m - 48);
+    s[j] = load_small<Safe>(q, m) + load_small<Safe>(q + 16, m - 16);
+    s[j] += load_small<Safe>(q + 32, m - 32);
+    s[j] += load_small<Safe>(q + 48, m - 48);
   }
   ND d[2 * K];
   for (int j = 0; j < K; ++j) d[2 * j] = widen(half<float, L>(s[j], 0)), d[2 * j + 1] = widen(half<float, L>(s[j], 1));
@@ -699,14 +705,10 @@ template <bool Safe>
 IMKERN_ALWAYS_INLINE inline Lanes8 span_lanes_small(const double* x, int64_t n) {
   using ND = simd::vec_t<double>;
   constexpr int L = simd::Vec<double>::lanes, K = 32 / L;
-  const auto ld = [](const double* q, int64_t m) IMKERN_ALWAYS_INLINE {
-    if constexpr (Safe && L < 8) return load_keep(q, m);
-    else return load_first<double, L>(q, m);
-  };
   ND acc[K];
   for (int j = 0; j < K; ++j) {
     const int64_t m = n - int64_t(j) * L;
-    acc[j] = ld(x + j * L, m) + ld(x + 32 + j * L, m - 32);
+    acc[j] = load_small<Safe>(x + j * L, m) + load_small<Safe>(x + 32 + j * L, m - 32);
   }
   return fold_to_8<K>(acc);
 }

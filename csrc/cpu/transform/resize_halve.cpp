@@ -670,99 +670,86 @@ inline int64_t halve_pairs_u8_c1(const uint8_t* __restrict__ r0, const uint8_t* 
   return e;
 }
 
-// the 16-bit rounded outputs of the pixel pairs in the two lanes' source windows (lane 0 from
-// r + a, lane 1 from r + b)
-inline __m256i lane_pair_sums(const uint8_t* __restrict__ r0, const uint8_t* __restrict__ r1, int64_t a, int64_t b,
-                              __m256i ctl) {
+// The two 128-bit lanes' source windows of a row: lane 0 from r + a, lane 1 from r + b (one
+// load where they are adjacent)
+template <typename T>
+inline __m256i lane_window(const T* __restrict__ r, int64_t a, int64_t b) {
+  constexpr int64_t lane = 16 / sizeof(T);
+  if (a + lane == b) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + a));
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + a))),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + b)), 1);
+}
+
+// The lane pairs of one element type (uint8: LanePairs, uint16: LanePairs16): sums(r0, r1, a,
+// b, ctl), the rounded outputs of the pixel pairs in the two lanes' source windows
+// (lane_window); packus, their narrowing to T; the counts in outputs: step, one vector (two
+// lanes of whole = 8 / 4 outputs, C dividing whole); group, four lanes of 6 / 3 (C dividing 6 /
+// C = 3) in the low 24 bytes, whose loads reach source element j + reach (j its first).
+template <typename T>
+struct LaneOps {
+  using Plan = std::conditional_t<sizeof(T) == 1, LanePairs, LanePairs16>;
+  static constexpr int whole = 8 / sizeof(T);
+  static constexpr int64_t step = 32 / sizeof(T), group = 24 / sizeof(T), reach = 52 / sizeof(T);
+  static __m256i sums(const T* __restrict__ r0, const T* __restrict__ r1, int64_t a, int64_t b, __m256i ctl);
+  static __m256i packus(__m256i x, __m256i y);
+};
+
+// uint8: 16-bit lanes, (s + 2) >> 2
+template <>
+inline __m256i LaneOps<uint8_t>::sums(const uint8_t* __restrict__ r0, const uint8_t* __restrict__ r1, int64_t a,
+                                      int64_t b, __m256i ctl) {
   const __m256i ones = _mm256_set1_epi8(1);
   auto row = [&](const uint8_t* r) {
-    const __m256i w = a + 16 == b ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + a))
-                                  : _mm256_inserti128_si256(
-                                        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + a))),
-                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + b)), 1);
-    return _mm256_maddubs_epi16(_mm256_shuffle_epi8(w, ctl), ones);
+    return _mm256_maddubs_epi16(_mm256_shuffle_epi8(lane_window(r, a, b), ctl), ones);
   };
   return _mm256_srli_epi16(_mm256_add_epi16(_mm256_add_epi16(row(r0), row(r1)), _mm256_set1_epi16(2)), 2);
 }
-
-// C dividing 6: outputs [e, e + 24) of source bytes j = 2 e .. j + 48 (loads reach j + 52), in
-// the low 24 bytes (qwords 0-2). Vector A's lanes hold outputs e, e + 12 (sources j, j + 24), B's
-// e + 6, e + 18 (j + 12, j + 36): after packus each lane has 12 consecutive outputs.
-inline __m256i lane_pairs24(const uint8_t* __restrict__ r0, const uint8_t* __restrict__ r1, int64_t j, __m256i ctl) {
-  const __m256i A = lane_pair_sums(r0, r1, j, j + 24, ctl), B = lane_pair_sums(r0, r1, j + 12, j + 36, ctl);
-  const __m256i pack = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, -1, -1, -1, -1, 0, 1, 2, 3, 4, 5, 8, 9,
-                                        10, 11, 12, 13, -1, -1, -1, -1);
-  return _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_packus_epi16(A, B), pack),
-                                     _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+template <>
+inline __m256i LaneOps<uint8_t>::packus(__m256i x, __m256i y) {
+  return _mm256_packus_epi16(x, y);
 }
 
-template <bool Stream>
-inline int64_t halve_pairs_u8_lanes(const LanePairs& lp, const uint8_t* __restrict__ r0,
-                                    const uint8_t* __restrict__ r1, int64_t C, int64_t e0, int64_t e1, int64_t n,
-                                    uint8_t* __restrict__ out) {
-  int64_t e = e0;
-  if (lp.k == 0 || e0 % C != 0) return e0;
-  const __m256i ctl = _mm256_load_si256(reinterpret_cast<const __m256i*>(lp.ctl));
-  auto put = [&](int64_t at, __m256i v) {
-    if (Stream) _mm256_stream_si256(reinterpret_cast<__m256i*>(out + at), v);
-    else _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + at), v);
-  };
-  if (lp.k == 8) {
-    for (; e + 32 <= e1; e += 32)
-      put(e, _mm256_permute4x64_epi64(_mm256_packus_epi16(lane_pair_sums(r0, r1, 2 * e, 2 * e + 16, ctl),
-                                                          lane_pair_sums(r0, r1, 2 * e + 32, 2 * e + 48, ctl)),
-                                      0xD8));
-    return e;
-  }
-  // four groups of 24 in three whole vectors (qwords: x0 x1 x2 | y0 y1 y2 | z0 z1 z2 | w0 w1 w2)
-  for (; 2 * e + 196 <= 2 * n && e + 96 <= e1; e += 96) {
-    const __m256i x = lane_pairs24(r0, r1, 2 * e, ctl), y = lane_pairs24(r0, r1, 2 * e + 48, ctl);
-    const __m256i z = lane_pairs24(r0, r1, 2 * e + 96, ctl), w = lane_pairs24(r0, r1, 2 * e + 144, ctl);
-    put(e, _mm256_blend_epi32(x, _mm256_permute4x64_epi64(y, 0x00), 0xC0));
-    put(e + 32, _mm256_blend_epi32(_mm256_permute4x64_epi64(y, 0xF9), _mm256_permute4x64_epi64(z, 0x40), 0xF0));
-    put(e + 64, _mm256_blend_epi32(_mm256_permute4x64_epi64(z, 0x02), _mm256_permute4x64_epi64(w, 0x90), 0xFC));
-  }
-  // plain stores: 24 outputs a step, the 32-byte store's last 8 rewritten by the next one
-  if (!Stream)
-    for (; 2 * e + 52 <= 2 * n && e + 32 <= e1; e += 24) put(e, lane_pairs24(r0, r1, 2 * e, ctl));
-  return e;
-}
-
-// uint16 (LanePairs16): the rounded outputs of the pixel pairs in the two lanes' source windows
-// (lane 0 from r + a, lane 1 from r + b), as int32 lanes (C = 3: lanes 3 and 7 unused)
-inline __m256i lane_pair_sums16(const uint16_t* __restrict__ r0, const uint16_t* __restrict__ r1, int64_t a,
-                                int64_t b, __m256i ctl) {
+// uint16: int32 lanes (C = 3: lanes 3 and 7 unused)
+template <>
+inline __m256i LaneOps<uint16_t>::sums(const uint16_t* __restrict__ r0, const uint16_t* __restrict__ r1, int64_t a,
+                                       int64_t b, __m256i ctl) {
   const __m256i bias = _mm256_set1_epi16(static_cast<int16_t>(0x8000));
   const __m256i ones = _mm256_set1_epi16(1);
   auto row = [&](const uint16_t* r) {
-    const __m256i w = a + 8 == b ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + a))
-                                 : _mm256_inserti128_si256(
-                                       _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + a))),
-                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + b)), 1);
-    return _mm256_madd_epi16(_mm256_shuffle_epi8(_mm256_xor_si256(w, bias), ctl), ones);
+    return _mm256_madd_epi16(_mm256_shuffle_epi8(_mm256_xor_si256(lane_window(r, a, b), bias), ctl), ones);
   };
   // the biased sum s - 131072 (bit 2 is s's), then (s + 1 + ((s >> 2) & 1)) >> 2
   const __m256i sb = _mm256_add_epi32(row(r0), row(r1));
   const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(sb, 2), _mm256_set1_epi32(1));
   return _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(sb, _mm256_set1_epi32(131073)), odd), 2);
 }
+template <>
+inline __m256i LaneOps<uint16_t>::packus(__m256i x, __m256i y) {
+  return _mm256_packus_epi32(x, y);
+}
 
-// C = 3: outputs [e, e + 12) of source elements j = 2 e .. j + 24 (loads reach j + 26), in the
-// low 24 bytes (qwords 0-2). A's lanes hold outputs e, e + 6 (sources j, j + 12), B's e + 3,
-// e + 9 (j + 6, j + 18): after packus each lane has 6 consecutive outputs.
-inline __m256i lane_pairs12_u16(const uint16_t* __restrict__ r0, const uint16_t* __restrict__ r1, int64_t j,
-                                __m256i ctl) {
-  const __m256i A = lane_pair_sums16(r0, r1, j, j + 12, ctl), B = lane_pair_sums16(r0, r1, j + 6, j + 18, ctl);
+// One group: outputs [e, e + G) of source elements j = 2 e .. j + 2 G (G = group: 24 uint8,
+// 12 uint16), in the low 24 bytes (qwords 0-2). A's lanes hold outputs e, e + G / 2 (sources
+// j, j + G), B's e + G / 4, e + 3 G / 4 (j + G / 2, j + 3 G / 2): after packus each lane has
+// G / 2 consecutive outputs.
+template <typename T>
+inline __m256i lane_group(const T* __restrict__ r0, const T* __restrict__ r1, int64_t j, __m256i ctl) {
+  using O = LaneOps<T>;
+  constexpr int64_t G = O::group;
+  const __m256i A = O::sums(r0, r1, j, j + G, ctl), B = O::sums(r0, r1, j + G / 2, j + 3 * G / 2, ctl);
   const __m256i pack = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, -1, -1, -1, -1, 0, 1, 2, 3, 4, 5, 8, 9,
                                         10, 11, 12, 13, -1, -1, -1, -1);
-  return _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_packus_epi32(A, B), pack),
+  return _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(O::packus(A, B), pack),
                                      _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
 }
 
-template <bool Stream>
-inline int64_t halve_pairs_u16_lanes(const LanePairs16& lp, const uint16_t* __restrict__ r0,
-                                     const uint16_t* __restrict__ r1, int64_t C, int64_t e0, int64_t e1, int64_t n,
-                                     uint16_t* __restrict__ out) {
+// uint8 and uint16 on AVX2 (LanePairs, LanePairs16)
+template <typename T, bool Stream>
+inline int64_t halve_pairs_lanes(const typename LaneOps<T>::Plan& lp, const T* __restrict__ r0,
+                                 const T* __restrict__ r1, int64_t C, int64_t e0, int64_t e1, int64_t n,
+                                 T* __restrict__ out) {
+  using O = LaneOps<T>;
+  constexpr int64_t V = O::step, G = O::group;
   int64_t e = e0;
   if (lp.k == 0 || e0 % C != 0) return e0;
   const __m256i ctl = _mm256_load_si256(reinterpret_cast<const __m256i*>(lp.ctl));
@@ -770,24 +757,24 @@ inline int64_t halve_pairs_u16_lanes(const LanePairs16& lp, const uint16_t* __re
     if (Stream) _mm256_stream_si256(reinterpret_cast<__m256i*>(out + at), v);
     else _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + at), v);
   };
-  if (lp.k == 4) {
-    for (; e + 16 <= e1; e += 16)
-      put(e, _mm256_permute4x64_epi64(_mm256_packus_epi32(lane_pair_sums16(r0, r1, 2 * e, 2 * e + 8, ctl),
-                                                          lane_pair_sums16(r0, r1, 2 * e + 16, 2 * e + 24, ctl)),
+  if (lp.k == O::whole) {
+    for (; e + V <= e1; e += V)
+      put(e, _mm256_permute4x64_epi64(O::packus(O::sums(r0, r1, 2 * e, 2 * e + V / 2, ctl),
+                                                O::sums(r0, r1, 2 * e + V, 2 * e + 3 * V / 2, ctl)),
                                       0xD8));
     return e;
   }
-  // four groups of 12 in three whole vectors (qwords: x0 x1 x2 | y0 y1 y2 | z0 z1 z2 | w0 w1 w2)
-  for (; 2 * e + 98 <= 2 * n && e + 48 <= e1; e += 48) {
-    const __m256i x = lane_pairs12_u16(r0, r1, 2 * e, ctl), y = lane_pairs12_u16(r0, r1, 2 * e + 24, ctl);
-    const __m256i z = lane_pairs12_u16(r0, r1, 2 * e + 48, ctl), w = lane_pairs12_u16(r0, r1, 2 * e + 72, ctl);
+  // four groups in three whole vectors (qwords: x0 x1 x2 | y0 y1 y2 | z0 z1 z2 | w0 w1 w2)
+  for (; 2 * e + 6 * G + O::reach <= 2 * n && e + 4 * G <= e1; e += 4 * G) {
+    const __m256i x = lane_group(r0, r1, 2 * e, ctl), y = lane_group(r0, r1, 2 * e + 2 * G, ctl);
+    const __m256i z = lane_group(r0, r1, 2 * e + 4 * G, ctl), w = lane_group(r0, r1, 2 * e + 6 * G, ctl);
     put(e, _mm256_blend_epi32(x, _mm256_permute4x64_epi64(y, 0x00), 0xC0));
-    put(e + 16, _mm256_blend_epi32(_mm256_permute4x64_epi64(y, 0xF9), _mm256_permute4x64_epi64(z, 0x40), 0xF0));
-    put(e + 32, _mm256_blend_epi32(_mm256_permute4x64_epi64(z, 0x02), _mm256_permute4x64_epi64(w, 0x90), 0xFC));
+    put(e + V, _mm256_blend_epi32(_mm256_permute4x64_epi64(y, 0xF9), _mm256_permute4x64_epi64(z, 0x40), 0xF0));
+    put(e + 2 * V, _mm256_blend_epi32(_mm256_permute4x64_epi64(z, 0x02), _mm256_permute4x64_epi64(w, 0x90), 0xFC));
   }
-  // plain stores: 12 outputs a step, the 32-byte store's last 4 rewritten by the next one
+  // plain stores: one group a step, the 32-byte store's last V - G outputs rewritten by the next
   if (!Stream)
-    for (; 2 * e + 26 <= 2 * n && e + 16 <= e1; e += 12) put(e, lane_pairs12_u16(r0, r1, 2 * e, ctl));
+    for (; 2 * e + O::reach <= 2 * n && e + V <= e1; e += G) put(e, lane_group(r0, r1, 2 * e, ctl));
   return e;
 }
 #endif
@@ -837,8 +824,8 @@ struct HalvePairs {
       if constexpr (sizeof(T) == 2) return halve_pairs_u16_c1<Stream>(r0, r1, e0, e1, out);
       else return halve_pairs_u8_c1<Stream>(r0, r1, e0, e1, out);
     }
-    if constexpr (sizeof(T) == 1) return halve_pairs_u8_lanes<Stream>(lanes, r0, r1, C, e0, e1, n, out);
-    else return halve_pairs_u16_lanes<Stream>(lanes16, r0, r1, C, e0, e1, n, out);
+    if constexpr (sizeof(T) == 1) return halve_pairs_lanes<T, Stream>(lanes, r0, r1, C, e0, e1, n, out);
+    else return halve_pairs_lanes<T, Stream>(lanes16, r0, r1, C, e0, e1, n, out);
 #else
     (void)r0;
     (void)r1;
