@@ -376,8 +376,8 @@ static void stencil3_impl(const void* src, const ImageDesc& s, void* dst, const 
 // of each row and no ring), into one L1 row of v = ky (x) rows, then the horizontal pass from
 // that row into the output (the border columns of v by the border rule, since v is per
 // column). Every 3-tap derivative kernel is symmetric (a, b, a) or antisymmetric (-a, 0, a):
-// Sym3 / Anti3 form them with 2 or 1 multiplies and no zero tap. Per vector: 3 source loads
-// (2 for a pair of rows), the v store, 1-3 loads of v, one output store.
+// Sym3 / Anti3 form them with 2 or 1 multiplies and no zero tap. Per vector: 3 source loads,
+// the v store, 2-3 loads of v, one output store.
 // Integer images with integer taps give exact integer sums (the same bits as before); float
 // images round as (ky (x) x) (x) kx instead of ky (x) (x (x) kx), within a few ulps of it.
 // Every element is formed by one expression (the vector body, the last vector ending at n and
@@ -919,12 +919,16 @@ IMKERN_ALWAYS_INLINE inline A eval_same(const K& k, A x, std::index_sequence<I..
 // (+ delta) from that row; two output rows from N + 1 source rows where both rows' source rows
 // lie inside the image (a constant border's rows one at a time, from converted copies), the
 // horizontal pass by lane shifts for 1 / 3 / 4 channels where h pixels fit a vector.
+// Row pairs and lane shifts (Wide) for 5 taps only: with 3 taps, one row at a time by direct
+// loads as before measured faster (1 thread, AVX-512: scharr dy 1080x960x2 float32 +27% with
+// row pairs; 2000x40 float32 +13%, 4000x13x3 +20% with lane shifts and v aligned with o).
 template <int N, typename T, typename A, typename KV, typename KH>
 static void sep_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const KV& kv, const KH& kh,
                      A dl, Border border, A cv) {
   using namespace simd;
   constexpr int64_t L = Vec<A>::lanes;
   constexpr int h = N / 2;
+  constexpr bool Wide = N >= 5;
   const int64_t H = s.h, W = s.w, C = s.c, n = W * C;
   const int64_t rows = s.n * H;
   const int64_t off = (h * C + L - 1) / L * L;  // v's first column: aligned, with room for the left pad
@@ -934,13 +938,17 @@ static void sep_impl(const void* src, const ImageDesc& s, void* dst, const Image
   const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
   auto hpass = [&](auto st, auto de, const A* v, A* o) {
     constexpr bool St = decltype(st)::value, D = decltype(de)::value;
-    if constexpr (h * 4 <= L) {
+    if constexpr (Wide && h * 4 <= L) {
       if (C == 4) return sep_hpass_lanes<N, A, 4, St, D>(v, o, n, kh, dl);
     }
-    if constexpr (h * 3 <= L) {
+    if constexpr (Wide && h * 3 <= L) {
       if (C == 3) return sep_hpass_lanes<N, A, 3, St, D>(v, o, n, kh, dl);
     }
-    if (C == 1) return sep_hpass_lanes<N, A, 1, St, D>(v, o, n, kh, dl);
+    if constexpr (Wide) {
+      if (C == 1) return sep_hpass_lanes<N, A, 1, St, D>(v, o, n, kh, dl);
+    } else {
+      if (C == 1) return sep_hpass<N, A, 1, St, D>(v, o, n, C, kh, dl);
+    }
     if (C == 3) return sep_hpass<N, A, 3, St, D>(v, o, n, C, kh, dl);
     return sep_hpass<N, A, 0, St, D>(v, o, n, C, kh, dl);
   };
@@ -957,8 +965,10 @@ static void sep_impl(const void* src, const ImageDesc& s, void* dst, const Image
     A* vrows = thread_scratch<A>(1, static_cast<size_t>(2 * vlen));
     A* crow = nullptr;  // constant border: the N rows as A (the cval rows among them)
     const A vcv = eval_same(kv, cv, std::make_index_sequence<N>{});  // v of a column outside the image
-    // v of output row y in buffer i: shifted so that v + x is aligned where o + x is
-    auto v_for = [&](int i, const A* o) { return vrows + i * vlen + off + (L - stream_start<A, A>(o) % L) % L; };
+    // v of output row y in buffer i: shifted so that v + x is aligned where o + x is (Wide)
+    auto v_for = [&](int i, const A* o) {
+      return vrows + i * vlen + off + (Wide ? (L - stream_start<A, A>(o) % L) % L : 0);
+    };
     // the border columns of v: v is per column, so a border pixel's v is its source column's
     auto pad = [&](A* v) {
       for (int64_t j = 1; j <= h; ++j) {
@@ -972,13 +982,13 @@ static void sep_impl(const void* src, const ImageDesc& s, void* dst, const Image
       const int64_t b = t / H, y = t % H;
       int64_t yy[N + 1];
       bool outside = false;
-      for (int i = 0; i <= N; ++i) {
+      for (int i = 0; i < N + Wide; ++i) {
         yy[i] = i < N || y + 1 < H ? border_index(y - h + i, H, border) : 0;
         outside = outside || (i < N && yy[i] < 0);
       }
       A* o = row_ptr<A>(dst, d, b, y);
       A* v = v_for(0, o);
-      if (!outside && t + 1 < t1 && y + 1 < H && yy[N] >= 0) {
+      if (Wide && !outside && t + 1 < t1 && y + 1 < H && yy[N] >= 0) {
         // two output rows from N + 1 source rows
         A* o1 = row_ptr<A>(dst, d, b, y + 1);
         A* v1 = v_for(1, o1);
