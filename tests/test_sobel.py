@@ -326,21 +326,50 @@ _LAP_SHAPES = [(1, 1), (1, 2), (2, 1), (3, 3), (4, 6), (5, 18), (7, 19, 1), (6, 
                (5, 23, 5), (3, 11, 3), (2, 3, 41, 3)]
 
 
+def _check_paths(rng, shapes, ops, dtype, border, uint8_scaled_exact=False):
+    # every op of ops (name, the op of a module with keyword arguments, sum of |taps|) on every
+    # shape, with and without scale and delta, against the reference: integer images exactly
+    # where the sums are exact (uint8's scaled sums too where uint8_scaled_exact)
+    for shape in shapes:
+        x = random_array(rng, shape, dtype)
+        m = _mag(x)
+        for name, op, ks in ops:
+            for scale, delta in ((1.0, 0.0), (0.75, -2.5)):
+                kw = dict(scale=scale, delta=delta, border=border, cval=3.0)
+                got = op(F, x, **kw)
+                ref = op(R, x, **kw)
+                assert got.dtype == _odt(dtype) and got.shape == x.shape
+                msg = f"{shape} {name} {scale} {border}"
+                if np.dtype(dtype).kind == "u" and (scale == 1.0 or (uint8_scaled_exact and dtype == np.uint8)):
+                    assert np.array_equal(got, ref), msg  # exact integer sums
+                else:
+                    assert_close(got, ref, _odt(dtype), scale=ks * (m + 3), err_msg=msg)
+
+
+def _same_bits_any_threads(rng, dtype, shapes, ops):
+    # one thread and three: the chunking (the row pairs within each chunk) never changes a bit
+    before = imkern.get_num_threads()
+    for shape in shapes:
+        x = random_array(rng, shape, dtype)
+        try:
+            imkern.set_num_threads(1)
+            one = [op(x) for op in ops]
+            imkern.set_num_threads(3)
+            many = [op(x) for op in ops]
+        finally:
+            imkern.set_num_threads(before)
+        for i, (a, b) in enumerate(zip(one, many)):
+            a, b = (a, b) if isinstance(a, tuple) else ((a,), (b,))
+            assert all(np.array_equal(p, q) for p, q in zip(a, b)), (shape, i)
+
+
+_LAP3_OPS = [(f"k={k}", lambda m, a, k=k, **kw: m.laplacian(a, ksize=k, **kw), _ksum(k)) for k in (1, 3)]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("border", BORDERS)
 def test_laplacian_3x3_paths(rng, isa, threads, dtype, border):
-    for shape in _LAP_SHAPES:
-        x = random_array(rng, shape, dtype)
-        m = _mag(x)
-        for k in (1, 3):
-            for scale, delta in ((1.0, 0.0), (0.75, -2.5)):
-                got = F.laplacian(x, ksize=k, scale=scale, delta=delta, border=border, cval=3.0)
-                ref = R.laplacian(x, ksize=k, scale=scale, delta=delta, border=border, cval=3.0)
-                assert got.dtype == _odt(dtype) and got.shape == x.shape
-                if np.dtype(dtype).kind == "u" and scale == 1.0:
-                    assert np.array_equal(got, ref), f"{shape} k={k} {border}"  # exact integer sums
-                else:
-                    assert_close(got, ref, _odt(dtype), scale=_ksum(k) * (m + 3), err_msg=f"{shape} k={k} {border}")
+    _check_paths(rng, _LAP_SHAPES, _LAP3_OPS, dtype, border)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
@@ -418,19 +447,7 @@ def _sep3_ops():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("border", BORDERS)
 def test_sobel_3x3_paths(rng, isa, threads, dtype, border):
-    for shape in _SEP3_SHAPES:
-        x = random_array(rng, shape, dtype)
-        m = _mag(x)
-        for name, op, ks in _sep3_ops():
-            for scale, delta in ((1.0, 0.0), (0.75, -2.5)):
-                kw = dict(scale=scale, delta=delta, border=border, cval=3.0)
-                got = op(F, x, **kw)
-                ref = op(R, x, **kw)
-                assert got.dtype == _odt(dtype) and got.shape == x.shape
-                if np.dtype(dtype).kind == "u" and scale == 1.0:
-                    assert np.array_equal(got, ref), f"{shape} {name} {border}"  # exact integer sums
-                else:
-                    assert_close(got, ref, _odt(dtype), scale=ks * (m + 3), err_msg=f"{shape} {name} {border}")
+    _check_paths(rng, _SEP3_SHAPES, list(_sep3_ops()), dtype, border)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
@@ -482,22 +499,11 @@ def test_sobel_3x3_views_streaming_and_opencv(rng, isa, dtype):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 def test_3x3_paths_threads_give_identical_bits(rng, isa, dtype):
-    # the fused pass pairs output rows within each thread's chunk: the chunking never changes a bit
-    before = imkern.get_num_threads()
-    for shape in [(257, 190, 3), (301, 67), (2, 37, 50, 4)]:
-        x = random_array(rng, shape, dtype)
-        ops = [lambda a: F.sobel(a, 1, 0, scale=0.3, delta=0.1), lambda a: F.sobel(a, 0, 1), F.scharr,
-               lambda a: F.laplacian(a, ksize=1), lambda a: F.laplacian(a, ksize=3, scale=0.7),
-               lambda a: F.sobel(a, 1, 0, border="constant", cval=2.0)]
-        try:
-            imkern.set_num_threads(1)
-            one = [op(x) for op in ops]
-            imkern.set_num_threads(3)
-            many = [op(x) for op in ops]
-        finally:
-            imkern.set_num_threads(before)
-        for i, (a, b) in enumerate(zip(one, many)):
-            assert np.array_equal(a, b), (shape, i)
+    # the fused pass pairs output rows within each thread's chunk
+    ops = [lambda a: F.sobel(a, 1, 0, scale=0.3, delta=0.1), lambda a: F.sobel(a, 0, 1), F.scharr,
+           lambda a: F.laplacian(a, ksize=1), lambda a: F.laplacian(a, ksize=3, scale=0.7),
+           lambda a: F.sobel(a, 1, 0, border="constant", cval=2.0)]
+    _same_bits_any_threads(rng, dtype, [(257, 190, 3), (301, 67), (2, 37, 50, 4)], ops)
 
 
 # ---- gradient / gradient_magnitude 3x3: both derivatives in the fused pass ----------------------
@@ -621,23 +627,9 @@ def test_gradient_3x3_views_out_and_opencv(rng, isa, dtype):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 def test_gradient_3x3_threads_give_identical_bits(rng, isa, dtype):
-    before = imkern.get_num_threads()
-    for shape in [(257, 190, 3), (301, 67), (2, 37, 50, 4), (64, 128)]:
-        x = random_array(rng, shape, dtype)
-        ops = [F.gradient, lambda a: F.gradient(a, ksize=-1, border="constant", cval=2.0), F.gradient_magnitude,
-               lambda a: F.gradient_magnitude(a, l2=False, ksize=1, border="wrap")]
-        try:
-            imkern.set_num_threads(1)
-            one = [op(x) for op in ops]
-            imkern.set_num_threads(3)
-            many = [op(x) for op in ops]
-        finally:
-            imkern.set_num_threads(before)
-        for i, (a, b) in enumerate(zip(one, many)):
-            if isinstance(a, tuple):
-                assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), (shape, i)
-            else:
-                assert np.array_equal(a, b), (shape, i)
+    ops = [F.gradient, lambda a: F.gradient(a, ksize=-1, border="constant", cval=2.0), F.gradient_magnitude,
+           lambda a: F.gradient_magnitude(a, l2=False, ksize=1, border="wrap")]
+    _same_bits_any_threads(rng, dtype, [(257, 190, 3), (301, 67), (2, 37, 50, 4), (64, 128)], ops)
 
 
 def test_gradient_magnitude_nan_propagates(rng):
@@ -675,7 +667,7 @@ def test_3x3_float_bits_independent_of_output_alignment(rng, isa, dtype):
 
 # ---- sobel 5x5: the vertical-first pass ----------------------------------------------------------
 # Every ksize-5 Sobel kernel is symmetric or antisymmetric: single-mode 5x5 derivatives take
-# the vertical-first pass (sep5_impl: v = ky (x) rows into an L1 row, then kx (x) v), two output
+# the vertical-first pass (sep_impl<5>: v = ky (x) rows into an L1 row, then kx (x) v), two output
 # rows from six source rows where both rows' source rows lie inside the image (a constant
 # border's rows one at a time), the horizontal pass by lane shifts for 1 / 3 / 4 channels
 # where two pixels fit a vector (by direct loads otherwise, and for rows under two vectors).
@@ -686,24 +678,15 @@ _SEP5_SHAPES = [(1, 1), (1, 6), (6, 1), (2, 2, 3), (3, 3), (4, 7), (5, 8), (6, 9
 _SEP5_ORDERS = [(1, 0), (0, 1), (1, 1), (2, 0), (0, 2), (2, 1), (1, 2), (2, 2), (3, 0), (0, 3), (4, 0), (3, 1)]
 
 
+_SEP5_OPS = [(f"({dx},{dy})", lambda m, a, dx=dx, dy=dy, **kw: m.sobel(a, dx, dy, ksize=5, **kw), _ksum(5))
+             for dx, dy in _SEP5_ORDERS]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("border", BORDERS)
 def test_sobel_5x5_paths(rng, isa, threads, dtype, border):
-    for shape in _SEP5_SHAPES:
-        x = random_array(rng, shape, dtype)
-        m = _mag(x)
-        for dx, dy in _SEP5_ORDERS:
-            for scale, delta in ((1.0, 0.0), (0.75, -2.5)):
-                kw = dict(ksize=5, scale=scale, delta=delta, border=border, cval=3.0)
-                got = F.sobel(x, dx, dy, **kw)
-                ref = R.sobel(x, dx, dy, **kw)
-                assert got.dtype == _odt(dtype) and got.shape == x.shape
-                msg = f"{shape} ({dx},{dy}) {scale} {border}"
-                if dtype == np.uint8 or (dtype == np.uint16 and scale == 1.0):
-                    # exact integer sums (uint8's with scale 0.75 too: multiples of 1/4 under 2^22)
-                    assert np.array_equal(got, ref), msg
-                else:
-                    assert_close(got, ref, _odt(dtype), scale=_ksum(5) * (m + 3), err_msg=msg)
+    # uint8 exactly with scale 0.75 too (multiples of 1/4 under 2^22)
+    _check_paths(rng, _SEP5_SHAPES, _SEP5_OPS, dtype, border, uint8_scaled_exact=True)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
@@ -748,22 +731,11 @@ def test_sobel_5x5_views_alignment_and_opencv(rng, isa, dtype):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 def test_sobel_5x5_threads_give_identical_bits(rng, isa, dtype):
-    # rows are paired within each thread's chunk: the chunking never changes a bit
-    before = imkern.get_num_threads()
-    for shape in [(257, 190, 3), (301, 67), (2, 37, 50, 4), (33, 9, 2)]:
-        x = random_array(rng, shape, dtype)
-        ops = [lambda a: F.sobel(a, 1, 0, ksize=5, scale=0.3, delta=0.1), lambda a: F.sobel(a, 0, 2, ksize=5),
-               lambda a: F.sobel(a, 1, 1, ksize=5, border="constant", cval=2.0),
-               lambda a: F.sobel(a, 2, 0, ksize=5, border="wrap")]
-        try:
-            imkern.set_num_threads(1)
-            one = [op(x) for op in ops]
-            imkern.set_num_threads(3)
-            many = [op(x) for op in ops]
-        finally:
-            imkern.set_num_threads(before)
-        for i, (a, b) in enumerate(zip(one, many)):
-            assert np.array_equal(a, b), (shape, i)
+    # rows are paired within each thread's chunk
+    ops = [lambda a: F.sobel(a, 1, 0, ksize=5, scale=0.3, delta=0.1), lambda a: F.sobel(a, 0, 2, ksize=5),
+           lambda a: F.sobel(a, 1, 1, ksize=5, border="constant", cval=2.0),
+           lambda a: F.sobel(a, 2, 0, ksize=5, border="wrap")]
+    _same_bits_any_threads(rng, dtype, [(257, 190, 3), (301, 67), (2, 37, 50, 4), (33, 9, 2)], ops)
 
 
 def test_sobel_5x5_nan_propagates(rng):

@@ -21,7 +21,7 @@
 // with 1, 3 or 4 channels): per-column values of the three rows first (the vertical pass,
 // three source loads per vector, integer images widened in registers), their neighbours at
 // x -+ C by lane shifts, one store; narrower rows and other channel counts take a two-pass
-// version of the same (sep3_impl) or the 5-tap Laplacian stencil (stencil3_impl). Float
+// version of the same (sep_impl<3>) or the 5-tap Laplacian stencil (stencil3_impl). Float
 // results round as ky (x) (x (x) ...) columns first instead of rows first (a few ulps apart;
 // integer images keep exact sums, the bits of cv2). The Laplacian ksize 5 / 7 takes both
 // horizontal kernels from one load of each tap (hsum2_sym) and both vertical kernels summed in
@@ -370,13 +370,14 @@ static void stencil3_impl(const void* src, const ImageDesc& s, void* dst, const 
 }
 
 
-// Separable 3x3 derivatives (sobel / scharr / prewitt ksize 3, single mode): vertical pass
-// first, straight from the source rows (float images read in place, integer images widened
-// in registers: no converted, padded copy of each row and no ring), into one L1 row of
-// v = ky (x) rows, then the horizontal pass from that row into the output (the border columns
-// of v by the border rule, since v is per column). Every 3-tap derivative kernel is symmetric
-// (a, b, a) or antisymmetric (-a, 0, a): Sym3 / Anti3 form them with 2 or 1 multiplies and no
-// zero tap. Per vector: 3 source loads, the v store, 2-3 loads of v, one output store.
+// Separable 3x3 derivatives (sobel / scharr / prewitt ksize 3, single mode; sep_impl<3> where
+// the fused pass does not take the image): vertical pass first, straight from the source rows
+// (float images read in place, integer images widened in registers: no converted, padded copy
+// of each row and no ring), into one L1 row of v = ky (x) rows, then the horizontal pass from
+// that row into the output (the border columns of v by the border rule, since v is per
+// column). Every 3-tap derivative kernel is symmetric (a, b, a) or antisymmetric (-a, 0, a):
+// Sym3 / Anti3 form them with 2 or 1 multiplies and no zero tap. Per vector: 3 source loads,
+// the v store, 2-3 loads of v, one output store.
 // Integer images with integer taps give exact integer sums (the same bits as before); float
 // images round as (ky (x) x) (x) kx instead of ky (x) (x (x) kx), within a few ulps of it.
 // Every element is formed by one expression (the vector body, the last vector ending at n and
@@ -433,6 +434,7 @@ struct Sym3 {  // a * (t0 + t2) + b * t1
   IMKERN_ALWAYS_INLINE Sym3<V> as() const {
     return {splat_as<V>(a), splat_as<V>(b)};
   }
+  static Sym3 from(const double* k) { return {static_cast<A>(k[0]), static_cast<A>(k[1])}; }
 };
 template <typename A>
 struct Anti3 {  // a * (t2 - t0)
@@ -445,46 +447,63 @@ struct Anti3 {  // a * (t2 - t0)
   IMKERN_ALWAYS_INLINE Anti3<V> as() const {
     return {splat_as<V>(a)};
   }
+  static Anti3 from(const double* k) { return {static_cast<A>(k[2])}; }
 };
 
-// v[0 .. n) = k(p0, p1, p2) (p*: source rows of S, converted to A exactly).
-template <typename S, typename A, typename K>
-static void sep3_vpass(const S* p0, const S* p1, const S* p2, A* v, int64_t n, const K& k) {
-  using namespace simd;
-  constexpr int L = Vec<A>::lanes;
-  if (n < L) {
-    for (int64_t x = 0; x < n; ++x)
-      v[x] = k.template eval<A>(static_cast<A>(p0[x]), static_cast<A>(p1[x]), static_cast<A>(p2[x]));
-    return;
-  }
-  const auto kv = k.template as<vec_t<A>>();
-  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    return kv.template eval<vec_t<A>>(load_vec<A, S>(p0 + x), load_vec<A, S>(p1 + x), load_vec<A, S>(p2 + x));
-  };
-  store_row_vectors<A, false>(v, n, one);
+// A 3-tap kernel as Sym3 (0) or Anti3 (1), or neither (-1).
+inline int tap3_form(const double* k) {
+  if (k[0] == k[2] && std::isfinite(k[0]) && std::isfinite(k[1])) return 0;
+  if (k[0] == -k[2] && k[1] == 0 && std::isfinite(k[0])) return 1;
+  return -1;
 }
 
-// o[0 .. n) = k(v[x - C], v[x], v[x + C]) (+ dl when Delta).
-template <typename A, int CC, bool Stream, bool Delta, typename K>
-static void sep3_hpass(const A* v, A* o, int64_t n, int64_t Cr, const K& k, A dl) {
-  using namespace simd;
-  constexpr int L = Vec<A>::lanes;
-  const int64_t C = CC > 0 ? CC : Cr;
-  if (n < L) {
-    for (int64_t x = 0; x < n; ++x) {
-      const A r = k.template eval<A>(v[x - C], v[x], v[x + C]);
-      o[x] = Delta ? r + dl : r;
-    }
-    return;
+// Separable 5x5 derivatives (sobel ksize 5 in single mode: every ky (x) kx whose two 5-tap
+// kernels are symmetric or antisymmetric), vertical pass first (sep_impl<5>): per output row,
+// v = ky (x) rows from the five source rows (float images read in place, integer images
+// widened in registers), into one L1 row with its 2 C border columns by the border rule
+// (v is per column), then out = kx (x) v (+ delta) from that row. Per vector: 5 source loads,
+// the v store, 5 loads of v from L1, one output store (the ring path converted and padded
+// each source row, filtered it along x into the ring and summed 5 ring rows: 3 stores and
+// ~11 loads). Sym5 / Anti5 fold the mirrored taps first (3 or 2 multiplies, as fused
+// multiply-adds where the ISA has them, the other products rounded on their own), so every
+// element has the same roundings on every code path (vector body, the last overlapping
+// vector, scalar rows): alignment, strips and threads never change a bit. Integer images
+// with integer taps (and cv2's scales that keep them exact) give exact sums, cv2's bits;
+// float images round as ky (x) x first (within a few ulps of the rows-first ring path).
+template <typename A>
+struct Sym5 {  // a (t0 + t4) + b (t1 + t3) + c t2
+  A a, b, c;
+  template <typename V>
+  IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V t2, V t3, V t4) const {
+    return mul_add<V>(a, t0 + t4, mul_add<V>(b, t1 + t3, rounded<V>(c * t2)));
   }
-  const auto kv = k.template as<vec_t<A>>();
-  const vec_t<A> dv = splat<A>(dl);
-  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    const vec_t<A> r = kv.template eval<vec_t<A>>(loadu(v + x - C), loadu(v + x), loadu(v + x + C));
-    if constexpr (Delta) return r + dv;
-    else return r;
-  };
-  store_row_vectors<A, Stream>(o, n, one);
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Sym5<V> as() const {
+    return {splat_as<V>(a), splat_as<V>(b), splat_as<V>(c)};
+  }
+  static Sym5 from(const double* k) { return {static_cast<A>(k[0]), static_cast<A>(k[1]), static_cast<A>(k[2])}; }
+};
+template <typename A>
+struct Anti5 {  // a (t4 - t0) + b (t3 - t1)
+  A a, b;
+  template <typename V>
+  IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V, V t3, V t4) const {
+    return mul_add<V>(a, t4 - t0, rounded<V>(b * (t3 - t1)));
+  }
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Anti5<V> as() const {
+    return {splat_as<V>(a), splat_as<V>(b)};
+  }
+  static Anti5 from(const double* k) { return {static_cast<A>(k[4]), static_cast<A>(k[3])}; }
+};
+
+// A 5-tap kernel as Sym5 (0) or Anti5 (1), or neither (-1).
+inline int tap5_form(const double* k) {
+  for (int i = 0; i < 5; ++i)
+    if (!std::isfinite(k[i])) return -1;
+  if (k[0] == k[4] && k[1] == k[3]) return 0;
+  if (k[0] == -k[4] && k[1] == -k[3] && k[2] == 0) return 1;
+  return -1;
 }
 
 // Lanes S .. S + L - 1 of the concatenation (a, b): the vector of elements S further on
@@ -766,60 +785,241 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
   });
 }
 
-template <typename T, typename A, typename KV, typename KH>
-static void sep3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const KV& kv, const KH& kh,
-                      A dl, Border border, A cv) {
+// The vertical-first passes of the separable 3x3 and 5x5 derivatives (N = 3 or 5 taps, h = N / 2;
+// K: Sym3 / Anti3 or Sym5 / Anti5, eval taking the N taps in order).
+
+// v[0 .. n) = k(p[0] .. p[N - 1]) (p: source rows of S, converted to A exactly).
+template <typename S, typename A, typename K, size_t... I>
+static void sep_vpass_seq(const S* const* pr, A* v, int64_t n, const K& k, std::index_sequence<I...>) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const S* const p[] = {pr[I]...};
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x) v[x] = k.template eval<A>(static_cast<A>(p[I][x])...);
+    return;
+  }
+  const auto kv = k.template as<vec_t<A>>();
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE { return kv.template eval<vec_t<A>>(load_vec<A, S>(p[I] + x)...); };
+  store_row_vectors<A, false>(v, n, one);
+}
+template <int N, typename S, typename A, typename K>
+static void sep_vpass(const S* const* p, A* v, int64_t n, const K& k) {
+  sep_vpass_seq<S, A>(p, v, n, k, std::make_index_sequence<N>{});
+}
+
+// Two rows of v at once (output rows y and y + 1: the N + 1 source rows p[0 .. N], each loaded
+// once for both), by the same expression as sep_vpass.
+template <typename S, typename A, typename K, size_t... I>
+static void sep_vpass2_seq(const S* const* p, A* va, A* vb, int64_t n, const K& k, std::index_sequence<I...>) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  constexpr int N = sizeof...(I);
+  if (n < L) {
+    sep_vpass<N, S, A>(p, va, n, k);
+    sep_vpass<N, S, A>(p + 1, vb, n, k);
+    return;
+  }
+  const auto kv = k.template as<vec_t<A>>();
+  const S* const q[] = {p[I]..., p[N]};
+  auto two = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    const vec_t<A> t[] = {load_vec<A, S>(q[I] + x)..., load_vec<A, S>(q[N] + x)};
+    storeu(va + x, kv.template eval<vec_t<A>>(t[I]...));
+    storeu(vb + x, kv.template eval<vec_t<A>>(t[I + 1]...));
+  };
+  int64_t x = 0;
+  for (; x + L <= n; x += L) two(x);
+  if (x < n) two(n - L);
+}
+
+// o[0 .. n) = k(v[x - h C] .. v[x + h C]) (+ dl when Delta).
+template <typename A, int CC, bool Stream, bool Delta, typename K, size_t... I>
+static void sep_hpass_seq(const A* v, A* o, int64_t n, int64_t Cr, const K& k, A dl, std::index_sequence<I...>) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  constexpr int64_t h = sizeof...(I) / 2;
+  const int64_t C = CC > 0 ? CC : Cr;
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x) {
+      const A r = k.template eval<A>(v[x + (static_cast<int64_t>(I) - h) * C]...);
+      o[x] = Delta ? r + dl : r;
+    }
+    return;
+  }
+  const auto kv = k.template as<vec_t<A>>();
+  const vec_t<A> dv = splat<A>(dl);
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    const vec_t<A> r = kv.template eval<vec_t<A>>(loadu(v + x + (static_cast<int64_t>(I) - h) * C)...);
+    if constexpr (Delta) return r + dv;
+    else return r;
+  };
+  store_row_vectors<A, Stream>(o, n, one);
+}
+template <int N, typename A, int CC, bool Stream, bool Delta, typename K>
+static void sep_hpass(const A* v, A* o, int64_t n, int64_t Cr, const K& k, A dl) {
+  sep_hpass_seq<A, CC, Stream, Delta>(v, o, n, Cr, k, dl, std::make_index_sequence<N>{});
+}
+
+// The vector of elements J C further on than cur (|J| C <= L), from it and its neighbours.
+template <int J, int C, typename V>
+IMKERN_ALWAYS_INLINE inline V lanes_at(V prev, V cur, V nxt) {
+  constexpr int L = sizeof(V) / sizeof(cur[0]);
+  if constexpr (J < 0) return lanes_from<L + J * C>(prev, cur);
+  else if constexpr (J == 0) return cur;
+  else return lanes_from<J * C>(cur, nxt);
+}
+
+// sep_hpass for C channels with h C <= L, where v + x is aligned exactly where o + x is (the
+// caller shifts v by o's phase): from o's first aligned element on, one aligned load of v per
+// vector, its neighbours at x -+ C .. x -+ h C by lane shifts of it and the vectors before and
+// after; the vector before the loop and the last one (overlapping) by direct loads. The same
+// expression on the same values as sep_hpass, so the same bits.
+template <typename A, int C, bool Stream, bool Delta, typename K, size_t... I>
+static void sep_hpass_lanes_seq(const A* v, A* o, int64_t n, const K& k, A dl, std::index_sequence<I...>) {
+  using namespace simd;
+  using V = vec_t<A>;
+  constexpr int L = Vec<A>::lanes;
+  constexpr int N = sizeof...(I), h = N / 2;
+  static_assert(h * C <= L, "h pixels under one vector");
+  if (n < 2 * L) return sep_hpass<N, A, C, Stream, Delta>(v, o, n, C, k, dl);
+  const auto kv = k.template as<V>();
+  const V dv = splat<A>(dl);
+  auto fin = [&](V r) IMKERN_ALWAYS_INLINE {
+    if constexpr (Delta) return r + dv;
+    else return r;
+  };
+  auto direct = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    return fin(kv.template eval<V>(loadu(v + x + (static_cast<int64_t>(I) - h) * C)...));
+  };
+  int64_t x = stream_start<A, A>(o) % L;
+  if (x) storeu(o, direct(0));
+  V prev = loadu(v + x - L), cur = loadu(v + x);
+  for (; x + L <= n; x += L) {
+    const V nxt = loadu(v + x + L);
+    put<A, A, Stream>(o + x, fin(kv.template eval<V>(lanes_at<static_cast<int>(I) - h, C>(prev, cur, nxt)...)));
+    prev = cur;
+    cur = nxt;
+  }
+  if (x < n) storeu(o + n - L, direct(n - L));
+}
+template <int N, typename A, int C, bool Stream, bool Delta, typename K>
+static void sep_hpass_lanes(const A* v, A* o, int64_t n, const K& k, A dl) {
+  sep_hpass_lanes_seq<A, C, Stream, Delta>(v, o, n, k, dl, std::make_index_sequence<N>{});
+}
+
+// k(x, .., x): v of a column outside the image (constant border).
+template <typename A, typename K, size_t... I>
+IMKERN_ALWAYS_INLINE inline A eval_same(const K& k, A x, std::index_sequence<I...>) {
+  return k.template eval<A>((static_cast<void>(I), x)...);
+}
+
+// The separable N x N derivative (sobel / scharr / prewitt ksize 3 on images fused3_fits does
+// not take, sobel ksize 5), vertical pass first: per output row, v = ky (x) rows from the N
+// source rows (float images read in place, integer images widened in registers) into one L1
+// row with its h C border columns by the border rule (v is per column), then out = kx (x) v
+// (+ delta) from that row; two output rows from N + 1 source rows where both rows' source rows
+// lie inside the image (a constant border's rows one at a time, from converted copies), the
+// horizontal pass by lane shifts for 1 / 3 / 4 channels where h pixels fit a vector.
+// Row pairs and lane shifts (Wide) for 5 taps only: with 3 taps, one row at a time by direct
+// loads as before measured faster (1 thread, AVX-512: scharr dy 1080x960x2 float32 +27% with
+// row pairs; 2000x40 float32 +13%, 4000x13x3 +20% with lane shifts and v aligned with o).
+template <int N, typename T, typename A, typename KV, typename KH>
+static void sep_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const KV& kv, const KH& kh,
+                     A dl, Border border, A cv) {
   using namespace simd;
   constexpr int64_t L = Vec<A>::lanes;
+  constexpr int h = N / 2;
+  constexpr bool Wide = N >= 5;
   const int64_t H = s.h, W = s.w, C = s.c, n = W * C;
   const int64_t rows = s.n * H;
-  const int64_t off = (C + L - 1) / L * L;  // v's first column: aligned, with room for the left pad
-  const int64_t vlen = off + n + C;
+  const int64_t off = (h * C + L - 1) / L * L;  // v's first column: aligned, with room for the left pad
+  // a v row: the pads, the output's phase (< L), n values and the lane loop's reads past them
+  const int64_t vlen = (off + n + 3 * L + h * C + L - 1) / L * L;
   // As the ring filters: streaming when source and result cannot both stay in the LLC.
   const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
   auto hpass = [&](auto st, auto de, const A* v, A* o) {
-    constexpr bool S = decltype(st)::value, D = decltype(de)::value;
-    if (C == 1) return sep3_hpass<A, 1, S, D>(v, o, n, C, kh, dl);
-    if (C == 3) return sep3_hpass<A, 3, S, D>(v, o, n, C, kh, dl);
-    return sep3_hpass<A, 0, S, D>(v, o, n, C, kh, dl);
+    constexpr bool St = decltype(st)::value, D = decltype(de)::value;
+    if constexpr (Wide && h * 4 <= L) {
+      if (C == 4) return sep_hpass_lanes<N, A, 4, St, D>(v, o, n, kh, dl);
+    }
+    if constexpr (Wide && h * 3 <= L) {
+      if (C == 3) return sep_hpass_lanes<N, A, 3, St, D>(v, o, n, kh, dl);
+    }
+    if constexpr (Wide) {
+      if (C == 1) return sep_hpass_lanes<N, A, 1, St, D>(v, o, n, kh, dl);
+    } else {
+      if (C == 1) return sep_hpass<N, A, 1, St, D>(v, o, n, C, kh, dl);
+    }
+    if (C == 3) return sep_hpass<N, A, 3, St, D>(v, o, n, C, kh, dl);
+    return sep_hpass<N, A, 0, St, D>(v, o, n, C, kh, dl);
   };
-  parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    A* vrow = thread_scratch<A>(1, static_cast<size_t>(vlen));
-    A* v = vrow + off;
-    A* crow = nullptr;  // constant border: the three rows as A (the cval rows among them)
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / H, y = t % H;
-      int64_t yy[3];
-      bool outside = false;
-      for (int i = 0; i < 3; ++i) {
-        yy[i] = border_index(y - 1 + i, H, border);
-        outside = outside || yy[i] < 0;
+  auto hrow = [&](const A* v, A* o) {
+    if (stream) {
+      if (dl != 0) hpass(std::true_type{}, std::true_type{}, v, o);
+      else hpass(std::true_type{}, std::false_type{}, v, o);
+    } else {
+      if (dl != 0) hpass(std::false_type{}, std::true_type{}, v, o);
+      else hpass(std::false_type{}, std::false_type{}, v, o);
+    }
+  };
+  parallel_for(0, rows, filter_grain(rows, N, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    A* vrows = thread_scratch<A>(1, static_cast<size_t>(2 * vlen));
+    A* crow = nullptr;  // constant border: the N rows as A (the cval rows among them)
+    const A vcv = eval_same(kv, cv, std::make_index_sequence<N>{});  // v of a column outside the image
+    // v of output row y in buffer i: shifted so that v + x is aligned where o + x is (Wide)
+    auto v_for = [&](int i, const A* o) {
+      return vrows + i * vlen + off + (Wide ? (L - stream_start<A, A>(o) % L) % L : 0);
+    };
+    // the border columns of v: v is per column, so a border pixel's v is its source column's
+    auto pad = [&](A* v) {
+      for (int64_t j = 1; j <= h; ++j) {
+        for (const int64_t x : {-j, W - 1 + j}) {
+          const int64_t sx = border_index(x, W, border);
+          for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? vcv : v[sx * C + ch];
+        }
       }
+    };
+    for (int64_t t = t0; t < t1;) {
+      const int64_t b = t / H, y = t % H;
+      int64_t yy[N + 1];
+      bool outside = false;
+      for (int i = 0; i < N + Wide; ++i) {
+        yy[i] = i < N || y + 1 < H ? border_index(y - h + i, H, border) : 0;
+        outside = outside || (i < N && yy[i] < 0);
+      }
+      A* o = row_ptr<A>(dst, d, b, y);
+      A* v = v_for(0, o);
+      if (Wide && !outside && t + 1 < t1 && y + 1 < H && yy[N] >= 0) {
+        // two output rows from N + 1 source rows
+        A* o1 = row_ptr<A>(dst, d, b, y + 1);
+        A* v1 = v_for(1, o1);
+        const T* P[N + 1];
+        for (int i = 0; i <= N; ++i) P[i] = row_ptr<T>(src, s, b, yy[i]);
+        sep_vpass2_seq<T, A>(P, v, v1, n, kv, std::make_index_sequence<N>{});
+        pad(v);
+        pad(v1);
+        hrow(v, o);
+        hrow(v1, o1);
+        t += 2;
+        continue;
+      }
+      t += 1;
       if (!outside) {
-        sep3_vpass<T, A>(row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]),
-                         v, n, kv);
+        const T* P[N];
+        for (int i = 0; i < N; ++i) P[i] = row_ptr<T>(src, s, b, yy[i]);
+        sep_vpass<N, T, A>(P, v, n, kv);
       } else {
-        if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(3 * n));
-        for (int i = 0; i < 3; ++i) {
+        if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(N * n));
+        const A* P[N];
+        for (int i = 0; i < N; ++i) {
           A* r = crow + i * n;
           if (yy[i] < 0) std::fill(r, r + n, cv);
           else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
+          P[i] = r;
         }
-        sep3_vpass<A, A>(crow, crow + n, crow + 2 * n, v, n, kv);
+        sep_vpass<N, A, A>(P, v, n, kv);
       }
-      // the border columns of v: v is per column, so a border pixel's v is its source column's
-      for (const int64_t x : {int64_t(-1), W}) {
-        const int64_t sx = border_index(x, W, border);
-        for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? kv.template eval<A>(cv, cv, cv) : v[sx * C + ch];
-      }
-      A* o = row_ptr<A>(dst, d, b, y);
-      if (stream) {
-        if (dl != 0) hpass(std::true_type{}, std::true_type{}, v, o);
-        else hpass(std::true_type{}, std::false_type{}, v, o);
-      } else {
-        if (dl != 0) hpass(std::false_type{}, std::true_type{}, v, o);
-        else hpass(std::false_type{}, std::false_type{}, v, o);
-      }
+      pad(v);
+      hrow(v, o);
     }
     stream_fence();
   });
@@ -851,303 +1051,36 @@ static bool deriv_3x3(const void* src, const ImageDesc& s, void* dst, const Imag
   return false;
 }
 
-// A 3-tap kernel as Sym3 (0) or Anti3 (1), or neither (-1).
-inline int tap3_form(const double* k) {
-  if (k[0] == k[2] && std::isfinite(k[0]) && std::isfinite(k[1])) return 0;
-  if (k[0] == -k[2] && k[1] == 0 && std::isfinite(k[0])) return 1;
-  return -1;
-}
-
-template <typename T, typename A>
-static bool deriv_sep3(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx,
-                       const double* ky, double delta, Border border, double cval) {
-  const int fx = tap3_form(kx), fy = tap3_form(ky);
+// The separable N x N pass of deriv_filter (single mode: sobel / scharr / prewitt ksize 3 by
+// the fused pass where fused3_fits takes the image, by sep_impl<3> otherwise; sobel ksize 5 by
+// sep_impl<5>); false when a kernel is neither symmetric nor antisymmetric.
+template <int N, typename T, typename A>
+static bool deriv_sep(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx,
+                      const double* ky, double delta, Border border, double cval) {
+  static_assert(N == 3 || N == 5, "3 or 5 taps");
+  const int fx = N == 3 ? tap3_form(kx) : tap5_form(kx), fy = N == 3 ? tap3_form(ky) : tap5_form(ky);
   if (fx < 0 || fy < 0) return false;
   const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
-  using V = simd::vec_t<A>;
-  const bool fused = fused3_fits<A>(s.w * s.c, s.c);
+  using Sym = std::conditional_t<N == 3, Sym3<A>, Sym5<A>>;
+  using Anti = std::conditional_t<N == 3, Anti3<A>, Anti5<A>>;
   auto run = [&](const auto& kvert, const auto& khor) {
-    if (fused) {
-      const SepOp<V, decltype(kvert.template as<V>()), decltype(khor.template as<V>())> op{
-          kvert.template as<V>(), khor.template as<V>(), simd::splat<A>(dl), dl != 0};
-      fused3_impl<T, A>(src, s, dst, d, op, border, cv);
-    } else {
-      sep3_impl<T, A>(src, s, dst, d, kvert, khor, dl, border, cv);
+    if constexpr (N == 3) {
+      if (fused3_fits<A>(s.w * s.c, s.c)) {
+        using V = simd::vec_t<A>;
+        const SepOp<V, decltype(kvert.template as<V>()), decltype(khor.template as<V>())> op{
+            kvert.template as<V>(), khor.template as<V>(), simd::splat<A>(dl), dl != 0};
+        fused3_impl<T, A>(src, s, dst, d, op, border, cv);
+        return;
+      }
     }
+    sep_impl<N, T, A>(src, s, dst, d, kvert, khor, dl, border, cv);
   };
   auto run_h = [&](const auto& kvert) {
-    if (fx == 0) run(kvert, Sym3<A>{static_cast<A>(kx[0]), static_cast<A>(kx[1])});
-    else run(kvert, Anti3<A>{static_cast<A>(kx[2])});
+    if (fx == 0) run(kvert, Sym::from(kx));
+    else run(kvert, Anti::from(kx));
   };
-  if (fy == 0) run_h(Sym3<A>{static_cast<A>(ky[0]), static_cast<A>(ky[1])});
-  else run_h(Anti3<A>{static_cast<A>(ky[2])});
-  return true;
-}
-
-// Separable 5x5 derivatives (sobel ksize 5 in single mode: every ky (x) kx whose two 5-tap
-// kernels are symmetric or antisymmetric), vertical pass first as sep3_impl: per output row,
-// v = ky (x) rows from the five source rows (float images read in place, integer images
-// widened in registers), into one L1 row with its 2 C border columns by the border rule
-// (v is per column), then out = kx (x) v (+ delta) from that row. Per vector: 5 source loads,
-// the v store, 5 loads of v from L1, one output store (the ring path converted and padded
-// each source row, filtered it along x into the ring and summed 5 ring rows: 3 stores and
-// ~11 loads). Sym5 / Anti5 fold the mirrored taps first (3 or 2 multiplies, as fused
-// multiply-adds where the ISA has them, the other products rounded on their own), so every
-// element has the same roundings on every code path (vector body, the last overlapping
-// vector, scalar rows): alignment, strips and threads never change a bit. Integer images
-// with integer taps (and cv2's scales that keep them exact) give exact sums, cv2's bits;
-// float images round as ky (x) x first (within a few ulps of the rows-first ring path).
-template <typename A>
-struct Sym5 {  // a (t0 + t4) + b (t1 + t3) + c t2
-  A a, b, c;
-  template <typename V>
-  IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V t2, V t3, V t4) const {
-    return mul_add<V>(a, t0 + t4, mul_add<V>(b, t1 + t3, rounded<V>(c * t2)));
-  }
-  template <typename V>
-  IMKERN_ALWAYS_INLINE Sym5<V> as() const {
-    return {splat_as<V>(a), splat_as<V>(b), splat_as<V>(c)};
-  }
-};
-template <typename A>
-struct Anti5 {  // a (t4 - t0) + b (t3 - t1)
-  A a, b;
-  template <typename V>
-  IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V, V t3, V t4) const {
-    return mul_add<V>(a, t4 - t0, rounded<V>(b * (t3 - t1)));
-  }
-  template <typename V>
-  IMKERN_ALWAYS_INLINE Anti5<V> as() const {
-    return {splat_as<V>(a), splat_as<V>(b)};
-  }
-};
-
-// A 5-tap kernel as Sym5 (0) or Anti5 (1), or neither (-1).
-inline int tap5_form(const double* k) {
-  for (int i = 0; i < 5; ++i)
-    if (!std::isfinite(k[i])) return -1;
-  if (k[0] == k[4] && k[1] == k[3]) return 0;
-  if (k[0] == -k[4] && k[1] == -k[3] && k[2] == 0) return 1;
-  return -1;
-}
-
-// v[0 .. n) = k(p0 .. p4) (p*: source rows of S, converted to A exactly).
-template <typename S, typename A, typename K>
-static void sep5_vpass(const S* const* p, A* v, int64_t n, const K& k) {
-  using namespace simd;
-  constexpr int L = Vec<A>::lanes;
-  const S* p0 = p[0];
-  const S* p1 = p[1];
-  const S* p2 = p[2];
-  const S* p3 = p[3];
-  const S* p4 = p[4];
-  if (n < L) {
-    for (int64_t x = 0; x < n; ++x)
-      v[x] = k.template eval<A>(static_cast<A>(p0[x]), static_cast<A>(p1[x]), static_cast<A>(p2[x]),
-                                static_cast<A>(p3[x]), static_cast<A>(p4[x]));
-    return;
-  }
-  const auto kv = k.template as<vec_t<A>>();
-  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    return kv.template eval<vec_t<A>>(load_vec<A, S>(p0 + x), load_vec<A, S>(p1 + x), load_vec<A, S>(p2 + x),
-                                      load_vec<A, S>(p3 + x), load_vec<A, S>(p4 + x));
-  };
-  store_row_vectors<A, false>(v, n, one);
-}
-
-// o[0 .. n) = k(v[x - 2C] .. v[x + 2C]) (+ dl when Delta).
-template <typename A, int CC, bool Stream, bool Delta, typename K>
-static void sep5_hpass(const A* v, A* o, int64_t n, int64_t Cr, const K& k, A dl) {
-  using namespace simd;
-  constexpr int L = Vec<A>::lanes;
-  const int64_t C = CC > 0 ? CC : Cr;
-  if (n < L) {
-    for (int64_t x = 0; x < n; ++x) {
-      const A r = k.template eval<A>(v[x - 2 * C], v[x - C], v[x], v[x + C], v[x + 2 * C]);
-      o[x] = Delta ? r + dl : r;
-    }
-    return;
-  }
-  const auto kv = k.template as<vec_t<A>>();
-  const vec_t<A> dv = splat<A>(dl);
-  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    const vec_t<A> r = kv.template eval<vec_t<A>>(loadu(v + x - 2 * C), loadu(v + x - C), loadu(v + x),
-                                                  loadu(v + x + C), loadu(v + x + 2 * C));
-    if constexpr (Delta) return r + dv;
-    else return r;
-  };
-  store_row_vectors<A, Stream>(o, n, one);
-}
-
-// Two rows of v at once (output rows y and y + 1: the six source rows p[0 .. 5], each loaded
-// once for both), by the same expression as sep5_vpass.
-template <typename S, typename A, typename K>
-static void sep5_vpass2(const S* const* p, A* va, A* vb, int64_t n, const K& k) {
-  using namespace simd;
-  constexpr int L = Vec<A>::lanes;
-  if (n < L) {
-    sep5_vpass<S, A>(p, va, n, k);
-    sep5_vpass<S, A>(p + 1, vb, n, k);
-    return;
-  }
-  const auto kv = k.template as<vec_t<A>>();
-  const S* q[6];
-  for (int i = 0; i < 6; ++i) q[i] = p[i];
-  auto two = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    const vec_t<A> t0 = load_vec<A, S>(q[0] + x), t1 = load_vec<A, S>(q[1] + x), t2 = load_vec<A, S>(q[2] + x);
-    const vec_t<A> t3 = load_vec<A, S>(q[3] + x), t4 = load_vec<A, S>(q[4] + x), t5 = load_vec<A, S>(q[5] + x);
-    storeu(va + x, kv.template eval<vec_t<A>>(t0, t1, t2, t3, t4));
-    storeu(vb + x, kv.template eval<vec_t<A>>(t1, t2, t3, t4, t5));
-  };
-  int64_t x = 0;
-  for (; x + L <= n; x += L) two(x);
-  if (x < n) two(n - L);
-}
-
-// sep5_hpass for C channels with 2 C <= L, where v + x is aligned exactly where o + x is (the
-// caller shifts v by o's phase): from o's first aligned element on, one aligned load of v per
-// vector, its neighbours at x -+ C, x -+ 2 C by lane shifts of it and the vectors before and
-// after; the vector before the loop and the last one (overlapping) by direct loads. The same
-// expression on the same values as sep5_hpass, so the same bits.
-template <typename A, int C, bool Stream, bool Delta, typename K>
-static void sep5_hpass_lanes(const A* v, A* o, int64_t n, const K& k, A dl) {
-  using namespace simd;
-  using V = vec_t<A>;
-  constexpr int L = Vec<A>::lanes;
-  static_assert(2 * C <= L, "two pixels under one vector");
-  if (n < 2 * L) return sep5_hpass<A, C, Stream, Delta>(v, o, n, C, k, dl);
-  const auto kv = k.template as<V>();
-  const V dv = splat<A>(dl);
-  auto fin = [&](V r) IMKERN_ALWAYS_INLINE {
-    if constexpr (Delta) return r + dv;
-    else return r;
-  };
-  auto direct = [&](int64_t x) IMKERN_ALWAYS_INLINE {
-    return fin(kv.template eval<V>(loadu(v + x - 2 * C), loadu(v + x - C), loadu(v + x), loadu(v + x + C),
-                                   loadu(v + x + 2 * C)));
-  };
-  int64_t x = stream_start<A, A>(o) % L;
-  if (x) storeu(o, direct(0));
-  V prev = loadu(v + x - L), cur = loadu(v + x);
-  for (; x + L <= n; x += L) {
-    const V nxt = loadu(v + x + L);
-    put<A, A, Stream>(o + x, fin(kv.template eval<V>(lanes_from<L - 2 * C>(prev, cur), lanes_from<L - C>(prev, cur),
-                                                     cur, lanes_from<C>(cur, nxt), lanes_from<2 * C>(cur, nxt))));
-    prev = cur;
-    cur = nxt;
-  }
-  if (x < n) storeu(o + n - L, direct(n - L));
-}
-
-template <typename T, typename A, typename KV, typename KH>
-static void sep5_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const KV& kv, const KH& kh,
-                      A dl, Border border, A cv) {
-  using namespace simd;
-  constexpr int64_t L = Vec<A>::lanes;
-  const int64_t H = s.h, W = s.w, C = s.c, n = W * C;
-  const int64_t rows = s.n * H;
-  const int64_t off = (2 * C + L - 1) / L * L;  // v's first column: aligned, with room for the left pad
-  // a v row: the pads, the output's phase (< L), n values and the lane loop's reads past them
-  const int64_t vlen = (off + n + 3 * L + 2 * C + L - 1) / L * L;
-  // As the ring filters: streaming when source and result cannot both stay in the LLC.
-  const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
-  auto hpass = [&](auto st, auto de, const A* v, A* o) {
-    constexpr bool St = decltype(st)::value, D = decltype(de)::value;
-    if constexpr (2 * 4 <= L) {
-      if (C == 4) return sep5_hpass_lanes<A, 4, St, D>(v, o, n, kh, dl);
-    }
-    if constexpr (2 * 3 <= L) {
-      if (C == 3) return sep5_hpass_lanes<A, 3, St, D>(v, o, n, kh, dl);
-    }
-    if (C == 1) return sep5_hpass_lanes<A, 1, St, D>(v, o, n, kh, dl);
-    if (C == 3) return sep5_hpass<A, 3, St, D>(v, o, n, C, kh, dl);
-    return sep5_hpass<A, 0, St, D>(v, o, n, C, kh, dl);
-  };
-  auto hrow = [&](const A* v, A* o) {
-    if (stream) {
-      if (dl != 0) hpass(std::true_type{}, std::true_type{}, v, o);
-      else hpass(std::true_type{}, std::false_type{}, v, o);
-    } else {
-      if (dl != 0) hpass(std::false_type{}, std::true_type{}, v, o);
-      else hpass(std::false_type{}, std::false_type{}, v, o);
-    }
-  };
-  parallel_for(0, rows, filter_grain(rows, 5, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    A* vrows = thread_scratch<A>(1, static_cast<size_t>(2 * vlen));
-    A* crow = nullptr;  // constant border: the five rows as A (the cval rows among them)
-    const A vcv = kv.template eval<A>(cv, cv, cv, cv, cv);  // v of a column outside the image
-    // v of output row y in buffer i: shifted so that v + x is aligned where o + x is
-    auto v_for = [&](int i, const A* o) { return vrows + i * vlen + off + (L - stream_start<A, A>(o) % L) % L; };
-    // the border columns of v: v is per column, so a border pixel's v is its source column's
-    auto pad = [&](A* v) {
-      for (const int64_t x : {int64_t(-2), int64_t(-1), W, W + 1}) {
-        const int64_t sx = border_index(x, W, border);
-        for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? vcv : v[sx * C + ch];
-      }
-    };
-    for (int64_t t = t0; t < t1;) {
-      const int64_t b = t / H, y = t % H;
-      int64_t yy[6];
-      bool outside = false;
-      for (int i = 0; i < 6; ++i) {
-        yy[i] = i < 5 || y + 1 < H ? border_index(y - 2 + i, H, border) : 0;
-        outside = outside || (i < 5 && yy[i] < 0);
-      }
-      A* o = row_ptr<A>(dst, d, b, y);
-      A* v = v_for(0, o);
-      if (!outside && t + 1 < t1 && y + 1 < H && yy[5] >= 0) {
-        // two output rows from six source rows
-        A* o1 = row_ptr<A>(dst, d, b, y + 1);
-        A* v1 = v_for(1, o1);
-        const T* P[6];
-        for (int i = 0; i < 6; ++i) P[i] = row_ptr<T>(src, s, b, yy[i]);
-        sep5_vpass2<T, A>(P, v, v1, n, kv);
-        pad(v);
-        pad(v1);
-        hrow(v, o);
-        hrow(v1, o1);
-        t += 2;
-        continue;
-      }
-      t += 1;
-      if (!outside) {
-        const T* P[5];
-        for (int i = 0; i < 5; ++i) P[i] = row_ptr<T>(src, s, b, yy[i]);
-        sep5_vpass<T, A>(P, v, n, kv);
-      } else {
-        if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(5 * n));
-        const A* P[5];
-        for (int i = 0; i < 5; ++i) {
-          A* r = crow + i * n;
-          if (yy[i] < 0) std::fill(r, r + n, cv);
-          else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
-          P[i] = r;
-        }
-        sep5_vpass<A, A>(P, v, n, kv);
-      }
-      pad(v);
-      hrow(v, o);
-    }
-    stream_fence();
-  });
-}
-
-// The 5x5 vertical-first pass of deriv_filter (single mode); false when a kernel is neither
-// symmetric nor antisymmetric.
-template <typename T, typename A>
-static bool deriv_sep5(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx,
-                       const double* ky, double delta, Border border, double cval) {
-  const int fx = tap5_form(kx), fy = tap5_form(ky);
-  if (fx < 0 || fy < 0) return false;
-  const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
-  auto run_h = [&](const auto& kvert) {
-    if (fx == 0)
-      sep5_impl<T, A>(src, s, dst, d, kvert,
-                      Sym5<A>{static_cast<A>(kx[0]), static_cast<A>(kx[1]), static_cast<A>(kx[2])}, dl, border, cv);
-    else sep5_impl<T, A>(src, s, dst, d, kvert, Anti5<A>{static_cast<A>(kx[4]), static_cast<A>(kx[3])}, dl, border, cv);
-  };
-  if (fy == 0) run_h(Sym5<A>{static_cast<A>(ky[0]), static_cast<A>(ky[1]), static_cast<A>(ky[2])});
-  else run_h(Anti5<A>{static_cast<A>(ky[4]), static_cast<A>(ky[3])});
+  if (fy == 0) run_h(Sym::from(ky));
+  else run_h(Anti::from(ky));
   return true;
 }
 
@@ -1166,8 +1099,8 @@ static bool deriv_grad3(const void* src, const ImageDesc& s, void* dst0, const I
     if (kx1[i] != ky0[i] || ky1[i] != kx0[i]) return false;
   if (!fused3_fits<A>(s.w * s.c, s.c)) {
     if (mode != DerivMode::pair) return false;
-    deriv_sep3<T, A>(src, s, dst0, d0, kx0, ky0, 0.0, border, cval);
-    deriv_sep3<T, A>(src, s, dst1, d1, kx1, ky1, 0.0, border, cval);
+    deriv_sep<3, T, A>(src, s, dst0, d0, kx0, ky0, 0.0, border, cval);
+    deriv_sep<3, T, A>(src, s, dst1, d1, kx1, ky1, 0.0, border, cval);
     return true;
   }
   using V = simd::vec_t<A>;
@@ -1189,12 +1122,14 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
                        double cval) {
   using A = typename AccOf<T>::type;
   if (kw == 3 && kh == 3 && deriv_3x3<T, A>(src, s, dst0, d0, kx0, ky0, kx1, ky1, mode, delta, border, cval)) return;
-  if (kw == 3 && kh == 3 && mode == DerivMode::single && deriv_sep3<T, A>(src, s, dst0, d0, kx0, ky0, delta, border, cval))
+  if (kw == 3 && kh == 3 && mode == DerivMode::single &&
+      deriv_sep<3, T, A>(src, s, dst0, d0, kx0, ky0, delta, border, cval))
     return;
   if (kw == 3 && kh == 3 && delta == 0 &&
       deriv_grad3<T, A>(src, s, dst0, d0, dst1, d1, kx0, ky0, kx1, ky1, mode, border, cval))
     return;
-  if (kw == 5 && kh == 5 && mode == DerivMode::single && deriv_sep5<T, A>(src, s, dst0, d0, kx0, ky0, delta, border, cval))
+  if (kw == 5 && kh == 5 && mode == DerivMode::single &&
+      deriv_sep<5, T, A>(src, s, dst0, d0, kx0, ky0, delta, border, cval))
     return;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int ay = kh / 2, ax = kw / 2;
