@@ -162,17 +162,10 @@ def run_image_op(image, out, cpu_call, cuda_call, *, out_shape=None, out_dtype=N
     ``cuda_call(dtype_code, src, dst, stream)`` gets CuPy arrays and the current stream's handle.
     ``out_shape`` / ``out_dtype`` default to the input's.
     """
-    if out is None and type(image) is np.ndarray and image.dtype in _IMAGE_DTYPES and 2 <= image.ndim <= 4:
-        # The common case (a NumPy image of a kernel dtype, a new output) in as few steps as
-        # possible: a small image's call is mostly this function. Same checks, same result.
-        shape = image.shape if out_shape is None else out_shape
-        dt = image.dtype if out_dtype is None else np.dtype(out_dtype)
-        target = new_numpy(shape, dt, math.prod(shape) * dt.itemsize)
-        if image.size and target.size:
-            cpu_call(
-                image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image), target
-            )
-        return target
+    # The common case (a NumPy image of a kernel dtype, a new output) in one step.
+    done = cpu_image_op(image, out, cpu_call, (), out_shape, None if out_dtype is None else np.dtype(out_dtype))
+    if done is not None:
+        return done
     kind, dt = A.check_image(image, name)
     odt = dt if out_dtype is None else out_dtype
     target, final = A.prepare_out(out, image, kind, odt, shape=out_shape)
