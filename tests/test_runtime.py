@@ -202,6 +202,45 @@ def test_parallel_for_runs_every_chunk_once(threads):
         imkern.set_num_threads(before)
 
 
+def test_thread_local_limit():
+    """A thread-local limit (load_folder's decoding threads set 1): that thread's kernels use at
+    most that many threads (1: the caller alone) and get_num_threads says so there; other threads
+    keep the global count; results do not change."""
+    from imkern import _core
+
+    before = imkern.get_num_threads()
+    x = np.random.default_rng(7).random((67, 301, 3), dtype=np.float32)
+    res = {}
+
+    def body(limit):
+        _core.set_thread_local_num_threads(limit)
+        try:
+            probes = [_core._parallel_probe(0, 4000, 1) for _ in range(3)]
+            res[limit] = (imkern.get_num_threads(), _core.get_thread_local_num_threads(), probes,
+                          imkern.filters.gaussian(x, 3.0))
+        finally:
+            _core.set_thread_local_num_threads(0)
+
+    try:
+        imkern.set_num_threads(4)
+        want = imkern.filters.gaussian(x, 3.0)
+        for limit in (1, 2, 9):
+            t = threading.Thread(target=body, args=(limit,))
+            t.start()
+            t.join()
+        for limit, threads in ((1, 1), (2, 2), (9, 4)):
+            n, local, probes, got = res[limit]
+            assert (n, local) == (threads, limit)
+            assert all(0 <= tid < threads for p in probes for _, _, runs, tid in p)
+            assert all(runs == 1 for p in probes for _, _, runs, _ in p)
+            assert np.array_equal(got, want)
+        assert {tid for p in res[1][2] for *_, tid in p} == {0}
+        # this thread was never limited
+        assert imkern.get_num_threads() == 4 and _core.get_thread_local_num_threads() == 0
+    finally:
+        imkern.set_num_threads(before)
+
+
 def test_set_num_threads_cap():
     """issue 9, item 8: a documented cap, the argument named, no pybind11 signature error."""
     cap = imkern.max_num_threads()

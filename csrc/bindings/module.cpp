@@ -45,6 +45,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &imkern::get_num_threads);
   m.def("set_num_threads", &imkern::set_num_threads);
   m.def("default_num_threads", &imkern::default_num_threads);
+  m.def("set_thread_local_num_threads", &imkern::set_thread_local_num_threads);
+  m.def("get_thread_local_num_threads", &imkern::get_thread_local_num_threads);
   m.def("max_num_threads", &imkern::max_num_threads);
   // For tests of the thread pool: runs parallel_for over [begin, end) with `grain` and returns,
   // per chunk in order, (lo, hi, how many times it ran, a thread id: 0 for the calling thread,

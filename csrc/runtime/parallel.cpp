@@ -76,6 +76,7 @@ struct Job {
 };
 
 thread_local bool t_in_parallel = false;
+thread_local int t_local_threads = 0;  // set_thread_local_num_threads (0: no limit)
 
 constexpr std::chrono::microseconds kSpin{200};
 
@@ -129,8 +130,10 @@ class Pool {
   int requested() const { return requested_; }
 
   // Caller holds run_mutex_.
-  void run(Job& job) {
-    job.nhomes = std::min(size() + 1, kMaxHomes);
+  // `threads`: how many take part (the caller and the first threads - 1 workers; the others
+  // leave the job alone).
+  void run(Job& job, int threads) {
+    job.nhomes = std::min({size() + 1, kMaxHomes, threads});
     for (int h = 0; h < job.nhomes; ++h) {
       job.homes[h].next.store(job.nchunks * h / job.nhomes, std::memory_order_relaxed);
       job.homes[h].end = job.nchunks * (h + 1) / job.nhomes;
@@ -190,7 +193,7 @@ class Pool {
         job = job_;
         ++active_;
       }
-      work(*job, tid);
+      if (tid < job->nhomes) work(*job, tid);
       {
         std::lock_guard<std::mutex> lk(m_);
         --active_;
@@ -265,8 +268,12 @@ int default_num_threads() {
 int get_num_threads() {
   std::lock_guard<std::mutex> lk(g_cfg_mutex);
   if (g_threads <= 0) g_threads = default_num_threads();
-  return g_threads;
+  return t_local_threads > 0 ? std::min(g_threads, t_local_threads) : g_threads;
 }
+
+void set_thread_local_num_threads(int n) { t_local_threads = n > 0 ? std::min(n, max_num_threads()) : 0; }
+
+int get_thread_local_num_threads() { return t_local_threads; }
 
 void set_num_threads(int n) {
   std::lock_guard<std::mutex> lk(g_cfg_mutex);
@@ -296,17 +303,19 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
       fn(lo, lo + grain < end ? lo + grain : end);
     }
   };
-  if (job.nchunks == 1 || t_in_parallel) return serial();
+  if (job.nchunks == 1 || t_in_parallel || t_local_threads == 1) return serial();
 
   Pool* pool;
+  int threads;
   {
     std::lock_guard<std::mutex> lk(g_cfg_mutex);
     if (g_threads <= 0) g_threads = default_num_threads();
-    pool = acquire_pool(g_threads);
+    threads = g_threads;
+    pool = acquire_pool(g_threads);  // sized by the global count: a local limit never rebuilds it
   }
   if (!pool) return serial();
   std::unique_lock<std::mutex> run_lock(pool->run_mutex_, std::adopt_lock);
-  pool->run(job);
+  pool->run(job, t_local_threads > 0 ? std::min(threads, t_local_threads) : threads);
   if (job.error) std::rethrow_exception(job.error);
 }
 

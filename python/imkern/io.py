@@ -19,7 +19,7 @@ from typing import List, Tuple
 import numpy as np
 
 from . import _arrays as A
-from . import _interop
+from . import _core, _interop
 
 __all__ = ["imread", "imwrite", "load_folder", "IMAGE_EXTENSIONS"]
 
@@ -357,7 +357,12 @@ def load_folder(root, *, size, mode="RGB", workers=None, progress=True):
                 if bar is not None:
                     bar.update(1)
         else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            # The decoding threads are the parallelism: each one's resize runs in that thread
+            # (a thread-local limit of 1), not on imkern's pool, whose worker would otherwise
+            # compete with them for the CPUs (and spin after each call).
+            with ThreadPoolExecutor(
+                max_workers=workers, initializer=_core.set_thread_local_num_threads, initargs=(1,)
+            ) as pool:
                 for i, err in pool.map(work, range(n)):
                     if err:
                         errors.append((items[i][0], err))

@@ -10,6 +10,14 @@ int get_num_threads();
 void set_num_threads(int n);  // n <= 0 restores the default (OMP_NUM_THREADS, else CPUs usable);
                               // capped at max_num_threads()
 int default_num_threads();
+// A limit for the calling thread alone (0, the default: none). Kernels called from this thread
+// plan for and use at most min(n, get_num_threads()) threads, and get_num_threads() called here
+// says so; n == 1 runs them in the caller without waking the pool. For callers that are
+// already parallel across items (load_folder's decoding threads), where the pool's worker
+// would only compete with them for the CPUs. Results do not depend on it: the chunking never
+// depends on the thread count.
+void set_thread_local_num_threads(int n);
+int get_thread_local_num_threads();
 // The largest thread count: max(256, 4 x the CPUs this process may run on). Beyond the CPUs
 // more threads only add overhead; the cap keeps a typo (1000, 2**31) from building a pool of
 // thousands of threads. If the system refuses to start threads, the pool runs with those it
