@@ -168,32 +168,35 @@ IMKERN_ALWAYS_INLINE inline void hsv_to_rgb_words(__m512i h, __m512i s, __m512i 
   b = _mm512_mask_blend_epi16(e3 | e4, _mm512_mask_blend_epi16(e5, _mm512_mask_blend_epi16(e2, p, t), q), v);
 }
 #else
-IMKERN_ALWAYS_INLINE inline void hsv_to_rgb_words(__m256i h, __m256i s, __m256i v, __m256i& r, __m256i& g, __m256i& b) {
-  auto k16 = [](int x) IMKERN_ALWAYS_INLINE { return _mm256_set1_epi16(int16_t(x)); };
+// AVX2: a pixel's channels are v, p or X, X being q in the odd sectors and t in the even ones
+// (each sector takes one of the two), so one quotient per pixel: (v B + 3825) / 7650 with B =
+// 7650 - s f', f' = f (odd) or 30 - f (even, t's B). The words give sector, p and X; the
+// selection is done in bytes (hsv_to_rgb_select).
+IMKERN_ALWAYS_INLINE inline void hsv_to_rgb_words(__m256i h, __m256i s, __m256i v, __m256i& sector, __m256i& p,
+                                                  __m256i& x) {
+  auto k16 = [](int c) IMKERN_ALWAYS_INLINE { return _mm256_set1_epi16(int16_t(c)); };
   h = _mm256_sub_epi16(h, _mm256_and_si256(_mm256_cmpgt_epi16(h, k16(179)), k16(180)));
-  const __m256i sector = _mm256_mulhi_epu16(h, k16(2185));
+  sector = _mm256_mulhi_epu16(h, k16(2185));
   const __m256i f = _mm256_sub_epi16(h, _mm256_mullo_epi16(sector, k16(30)));
-  const __m256i p = _mm256_srli_epi16(
+  p = _mm256_srli_epi16(
       _mm256_mulhi_epu16(_mm256_add_epi16(_mm256_mullo_epi16(v, _mm256_sub_epi16(k16(255), s)), k16(127)), k16(32897)),
       7);
+  const __m256i even = _mm256_cmpeq_epi16(_mm256_and_si256(sector, k16(1)), _mm256_setzero_si256());
+  const __m256i fs = _mm256_blendv_epi8(f, _mm256_sub_epi16(k16(30), f), even);
+  const __m256i B = _mm256_sub_epi16(k16(7650), _mm256_mullo_epi16(s, fs));
   const __m256 inv = _mm256_set1_ps(1.0f / 7650), half_inv = _mm256_set1_ps(0.5f / 7650);
-  auto quot = [&](__m256i B) IMKERN_ALWAYS_INLINE {
-    auto d = [&](__m256i n) IMKERN_ALWAYS_INLINE {
-      return _mm256_cvttps_epi32(_mm256_fmadd_ps(_mm256_cvtepi32_ps(n), inv, half_inv));
-    };
-    const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(v, k16(1)), _mm256_unpacklo_epi16(B, k16(3825)));
-    const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(v, k16(1)), _mm256_unpackhi_epi16(B, k16(3825)));
-    return _mm256_packs_epi32(d(lo), d(hi));
+  auto d = [&](__m256i n) IMKERN_ALWAYS_INLINE {
+    return _mm256_cvttps_epi32(_mm256_fmadd_ps(_mm256_cvtepi32_ps(n), inv, half_inv));
   };
-  const __m256i sf = _mm256_mullo_epi16(s, f);
-  const __m256i q = quot(_mm256_sub_epi16(k16(7650), sf));
-  const __m256i t = quot(_mm256_add_epi16(_mm256_sub_epi16(k16(7650), _mm256_mullo_epi16(s, k16(30))), sf));
-  auto is = [&](int k) IMKERN_ALWAYS_INLINE { return _mm256_cmpeq_epi16(sector, k16(k)); };
-  const __m256i e0 = is(0), e1 = is(1), e2 = is(2), e3 = is(3), e4 = is(4), e5 = is(5);
-  auto sel = [](__m256i m, __m256i a, __m256i b) IMKERN_ALWAYS_INLINE { return _mm256_blendv_epi8(b, a, m); };
-  r = sel(_mm256_or_si256(e0, e5), v, sel(e1, q, sel(e4, t, p)));
-  g = sel(_mm256_or_si256(e1, e2), v, sel(e0, t, sel(e3, q, p)));
-  b = sel(_mm256_or_si256(e3, e4), v, sel(e2, t, sel(e5, q, p)));
+  const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(v, k16(1)), _mm256_unpacklo_epi16(B, k16(3825)));
+  const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(v, k16(1)), _mm256_unpackhi_epi16(B, k16(3825)));
+  x = _mm256_packs_epi32(d(lo), d(hi));
+}
+// One channel of 32 pixels from the bytes of sector, v, p and X: a pshufb of the sector picks
+// the channel's code, bit 7 for v and bit 6 for X (neither: p).
+IMKERN_ALWAYS_INLINE inline __m256i hsv_to_rgb_select(__m256i sector, __m256i v, __m256i p, __m256i x, __m128i code) {
+  const __m256i c = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(code), sector);
+  return _mm256_blendv_epi8(_mm256_blendv_epi8(p, x, _mm256_slli_epi16(c, 1)), v, c);
 }
 #endif
 
@@ -210,17 +213,20 @@ struct HsvToRgbRowU8 {
       gb = _mm512_cvtepi16_epi8(g);
       bb = _mm512_cvtepi16_epi8(b);
 #else
-      __m256i r[2], g[2], b[2];
-      for (int k = 0; k < 2; ++k) {
-        auto half = [&](__m256i a) IMKERN_ALWAYS_INLINE {
-          return _mm256_cvtepu8_epi16(k ? _mm256_extracti128_si256(a, 1) : _mm256_castsi256_si128(a));
-        };
-        hsv_to_rgb_words(half(hb), half(sb), half(vb), r[k], g[k], b[k]);
-      }
-      // packus interleaves the halves' 64-bit groups; the permute puts them in order
-      rb = _mm256_permute4x64_epi64(_mm256_packus_epi16(r[0], r[1]), 0xD8);
-      gb = _mm256_permute4x64_epi64(_mm256_packus_epi16(g[0], g[1]), 0xD8);
-      bb = _mm256_permute4x64_epi64(_mm256_packus_epi16(b[0], b[1]), 0xD8);
+      // unpack and pack both work within 128-bit halves: pixels 0-7 and 16-23 in the low words,
+      // 8-15 and 24-31 in the high ones, and packus puts them back in order
+      const __m256i zero = _mm256_setzero_si256();
+      __m256i sec[2], p[2], xq[2];
+      hsv_to_rgb_words(_mm256_unpacklo_epi8(hb, zero), _mm256_unpacklo_epi8(sb, zero), _mm256_unpacklo_epi8(vb, zero),
+                       sec[0], p[0], xq[0]);
+      hsv_to_rgb_words(_mm256_unpackhi_epi8(hb, zero), _mm256_unpackhi_epi8(sb, zero), _mm256_unpackhi_epi8(vb, zero),
+                       sec[1], p[1], xq[1]);
+      const __m256i secb = _mm256_packus_epi16(sec[0], sec[1]), pb = _mm256_packus_epi16(p[0], p[1]),
+                    xb = _mm256_packus_epi16(xq[0], xq[1]);
+      // codes per sector 0..5: 0x80 v, 0x40 X (q or t), 0 p
+      rb = hsv_to_rgb_select(secb, vb, pb, xb, _mm_setr_epi8(-128, 0x40, 0, 0, 0x40, -128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+      gb = hsv_to_rgb_select(secb, vb, pb, xb, _mm_setr_epi8(0x40, -128, -128, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+      bb = hsv_to_rgb_select(secb, vb, pb, xb, _mm_setr_epi8(0, 0, 0x40, -128, -128, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
 #endif
       interleave3_u8x32(rb, gb, bb, out + 3 * x);
     }
