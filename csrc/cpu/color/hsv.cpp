@@ -107,6 +107,73 @@ struct RgbToHsvRowU8 {
 };
 #endif
 
+#if defined(__AVX2__)
+// The same on 32 pixels per step, every stage in vectors of the ISA's width: V, V - min and
+// the hue numerator's operands selected in bytes (n = X - Y + k d, (X, Y, k) = (g, b, 0),
+// (b, r, 2) or (r, g, 4) as V is R, G or B), the numerator in int16 words, the products with the
+// division tables in int32. Bytes become words by unpacking with zero (words become dwords the
+// same way on AVX2), both within 128-bit halves, so the packs at the end restore pixel order
+// without permutes; AVX-512 widens each 16 words to one vector of dwords.
+IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m256i n16, __m256i& s16, __m256i& h16) {
+#if defined(__AVX512F__)
+  auto table = [](__m512i x, float num) IMKERN_ALWAYS_INLINE {
+    return _mm512_cvtps_epi32(_mm512_div_ps(_mm512_set1_ps(num), _mm512_max_ps(_mm512_cvtepi32_ps(x), _mm512_set1_ps(1.0f))));
+  };
+  const __m512i v = _mm512_cvtepu16_epi32(v16), d = _mm512_cvtepu16_epi32(d16), n = _mm512_cvtepi16_epi32(n16);
+  const __m512i round = _mm512_set1_epi32(1 << 11);
+  const __m512i s = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(d, table(v, float(255 << 12))), round), 12);
+  __m512i h = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(n, table(d, float(180 << 12) / 6.0f)), round), 12);
+  h = _mm512_mask_add_epi32(h, _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()), h, _mm512_set1_epi32(180));
+  s16 = _mm512_cvtepi32_epi16(s);
+  h16 = _mm512_cvtepi32_epi16(h);
+#else
+  auto table = [](__m256i x, float num) IMKERN_ALWAYS_INLINE {
+    return _mm256_cvtps_epi32(_mm256_div_ps(_mm256_set1_ps(num), _mm256_max_ps(_mm256_cvtepi32_ps(x), _mm256_set1_ps(1.0f))));
+  };
+  const __m256i zero = _mm256_setzero_si256(), round = _mm256_set1_epi32(1 << 11);
+  __m256i s[2], h[2];
+  for (int k = 0; k < 2; ++k) {
+    const __m256i v = k ? _mm256_unpackhi_epi16(v16, zero) : _mm256_unpacklo_epi16(v16, zero);
+    const __m256i d = k ? _mm256_unpackhi_epi16(d16, zero) : _mm256_unpacklo_epi16(d16, zero);
+    const __m256i n = _mm256_srai_epi32(k ? _mm256_unpackhi_epi16(n16, n16) : _mm256_unpacklo_epi16(n16, n16), 16);
+    s[k] = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(d, table(v, float(255 << 12))), round), 12);
+    const __m256i hk = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(n, table(d, float(180 << 12) / 6.0f)), round), 12);
+    h[k] = _mm256_add_epi32(hk, _mm256_and_si256(_mm256_srai_epi32(hk, 31), _mm256_set1_epi32(180)));
+  }
+  s16 = _mm256_packs_epi32(s[0], s[1]);
+  h16 = _mm256_packs_epi32(h[0], h[1]);
+#endif
+}
+struct RgbToHsvRowU8x32 {
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    const __m256i zero = _mm256_setzero_si256(), two = _mm256_set1_epi8(2), four = _mm256_set1_epi8(4);
+    int64_t x = 0;
+    for (; x + 32 <= w; x += 32) {
+      __m256i rb, gb, bb;
+      deinterleave3_u8x32(in + 3 * x, rb, gb, bb);
+      const __m256i vb = _mm256_max_epu8(_mm256_max_epu8(rb, gb), bb);
+      const __m256i db = _mm256_sub_epi8(vb, _mm256_min_epu8(_mm256_min_epu8(rb, gb), bb));
+      const __m256i mr = _mm256_cmpeq_epi8(vb, rb), mg = _mm256_cmpeq_epi8(vb, gb);
+      // (blendv(a, b, m): m ? b : a)
+      const __m256i xb = _mm256_blendv_epi8(_mm256_blendv_epi8(rb, bb, mg), gb, mr);
+      const __m256i yb = _mm256_blendv_epi8(_mm256_blendv_epi8(gb, rb, mg), bb, mr);
+      const __m256i kb = _mm256_andnot_si256(mr, _mm256_blendv_epi8(four, two, mg));
+      __m256i s16[2], h16[2];
+      for (int k = 0; k < 2; ++k) {
+        auto word = [&](__m256i b) IMKERN_ALWAYS_INLINE {
+          return k ? _mm256_unpackhi_epi8(b, zero) : _mm256_unpacklo_epi8(b, zero);
+        };
+        const __m256i d16 = word(db);
+        const __m256i n16 = _mm256_add_epi16(_mm256_sub_epi16(word(xb), word(yb)), _mm256_mullo_epi16(word(kb), d16));
+        rgb_to_hsv_words(word(vb), d16, n16, s16[k], h16[k]);
+      }
+      interleave3_u8x32(_mm256_packus_epi16(h16[0], h16[1]), _mm256_packus_epi16(s16[0], s16[1]), vb, out + 3 * x);
+    }
+    return x + RgbToHsvRowU8{}(in + 3 * x, out + 3 * x, w - x);  // a tail of 16 or more pixels
+  }
+};
+#endif
+
 #if defined(__SSE4_1__)
 // color::hsv_to_rgb_u8 in native int32 lanes. Its three quotients n / 510 and n / 15300 (n < 2^22) are
 // taken in float: n is exact, the quotient correctly rounded, and an exact quotient is at
@@ -328,7 +395,9 @@ void color_hsv(ColorOp op, DType dtype, const void* src, const ImageDesc& s, voi
     case DType::u8: {
       if (fwd) {
         const HsvTables& t = hsv_tables();
-#if defined(__SSE4_1__)
+#if defined(__AVX2__)
+        map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8x32{});
+#elif defined(__SSE4_1__)
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8{});
 #else
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv});
