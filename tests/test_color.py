@@ -603,7 +603,7 @@ def test_lab_uint8_photo_equals_opencv(xp):
 # pixels per block, masked 16-pixel heads and tails; AVX2 (and AVX-512 without them): 32 pixels
 # per block, 8-pixel steps, the last one overlapping, the functor under 8 pixels. Outputs beyond
 # the cache (or every output with stream_bytes=0) are streamed from the first aligned pixel.
-_GRAY_WIDTHS = list(range(1, 72)) + [95, 96, 97, 127, 128, 129, 191, 255, 263, 1021]
+_GRAY_WIDTHS = list(range(1, 72)) + [95, 96, 97, 98, 99, 127, 128, 129, 130, 131, 191, 255, 263, 1021]
 
 
 def _gray_q15(x, bgr):
