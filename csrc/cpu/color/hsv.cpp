@@ -297,7 +297,7 @@ struct HsvToRgbRowU8 {
 #endif
       interleave3_u8x32(rb, gb, bb, out + 3 * x);
     }
-    return x;
+    return x + Row3U8<HsvToRgbLanes>{}(in + 3 * x, out + 3 * x, w - x);  // a tail of 16 or more pixels
   }
 };
 #endif
