@@ -70,6 +70,26 @@ struct RgbToLabRowU8 {
       return _mm512_mask_blend_epi16(m7, _mm512_mask_blend_epi16(m6, a, b), _mm512_mask_blend_epi16(m6, c, d));
     };
     int64_t x = 0;
+    // 32 pixels per step: three full lookups (R, G, B words); the pairs (R, G) and (B, 1) by
+    // unpacking within 128-bit quarters (pixels 0-3, 8-11, .. in the low dwords, 4-7, 12-15, ..
+    // in the high ones), which packssdw undoes; vpmovuswb narrows the words in order.
+    const __m512i one = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
+    auto bytes = [&](vi lo, vi hi) IMKERN_ALWAYS_INLINE {
+      return _mm512_cvtusepi16_epi8(
+          _mm512_max_epi16(_mm512_packs_epi32(reinterpret_cast<__m512i>(lo), reinterpret_cast<__m512i>(hi)), zero));
+    };
+    for (; x + 32 <= w; x += 32) {
+      __m256i rb, gb, bb;
+      deinterleave3_u8x32(in + 3 * x, rb, gb, bb);
+      const __m512i r = lookup(_mm512_cvtepu8_epi16(rb)), g = lookup(_mm512_cvtepu8_epi16(gb)),
+                    b = lookup(_mm512_cvtepu8_epi16(bb));
+      vi L[2], A[2], B[2];
+      lab_from_pairs(reinterpret_cast<vi>(_mm512_unpacklo_epi16(r, g)), reinterpret_cast<vi>(_mm512_unpacklo_epi16(b, one)),
+                     L[0], A[0], B[0]);
+      lab_from_pairs(reinterpret_cast<vi>(_mm512_unpackhi_epi16(r, g)), reinterpret_cast<vi>(_mm512_unpackhi_epi16(b, one)),
+                     L[1], A[1], B[1]);
+      interleave3_u8x32(bytes(L[0], L[1]), bytes(A[0], A[1]), bytes(B[0], B[1]), out + 3 * x);
+    }
     for (; x + 16 <= w; x += 16) {
       __m128i rb, gb, bb;
       deinterleave3_u8(in + 3 * x, rb, gb, bb);
