@@ -5,7 +5,7 @@
 // 3 multiply-adds. gray_to_rgb replicates the one channel. Variants: C_in 3 or 4 per dtype;
 // vector rows for uint8 (GrayRowU8, 3 and 4 channels: AVX-512 VBMI + VNNI 64 pixels per block
 // by vpermb and two vpdpbusd of 8-bit weight halves; AVX2 32 by pshufb or AND/shift pairs and
-// pmaddwd; SSE4.1 3 channels; contiguous images as one span split between the threads) and
+// pmaddwd, 3 channels 8 pixels per 32-byte load inside a span; SSE4.1 3 channels; contiguous images as one span split between the threads) and
 // float / double (GrayRowF, 3 channels: planes, then the weights). Outputs beyond the cache
 // are streamed: at 1080p float32 RGB that takes the single thread from ~0.95-1.0 to ~0.85-0.9
 // of cv2's time (memory-bound); uint8 4K RGB ~1.1 -> 0.9 ms (plain vs streamed stores, AVX-512,

@@ -6,6 +6,10 @@
 // inverse exact rationals rounded half up. Floats: skimage.color.rgb2hsv / hsv2rgb in the
 // image's type (H, S, V in [0, 1]). Per pixel: 6 elements moved, ~10 integer ops (uint8) or
 // 2 divisions (floats). Float outputs beyond the cache are written with non-temporal stores.
+// uint8 vector rows: rgb_to_hsv 32 pixels per step on AVX2 / AVX-512 (bytes, words, then the
+// two table quotients in float dwords), 16 on SSE4.1 and for a tail; hsv_to_rgb 32 per step
+// in words on AVX2 / AVX-512 (AVX2: one quotient per pixel and the selection in bytes), 16 per
+// step in dwords on SSE4.1 and for a tail; the per-pixel functor for the rest.
 #include <cstring>
 
 #include "color/pixel_map.hpp"
@@ -200,7 +204,7 @@ struct HsvToRgbLanes {
 // AVX2: two of 256 bits): h %= 180 by a compare; sector = h / 30 = (h * 2185) >> 16 (exact for
 // h < 180); p = (2 v (255 - s) + 255) / 510 = (v (255 - s) + 127) / 255, taken as
 // (n * 32897) >> 23 (exact for n < 2^16); q and t = (2 v B + 7650) / 15300 = (v B + 3825) / 7650
-// (B = 7650 - s f, or 7650 - s (30 - f), in [255, 7650]) by pmaddwd into int32 and a float
+// (B = 7650 - s f, or 7650 - s (30 - f), in [0, 7650]) by pmaddwd into int32 and a float
 // multiply-add: (N + 0.5) * fl(1 / 7650), rounded once, lies within 3.1e-5 of the exact
 // (N + 0.5) / 7650, which is at least 0.5 / 7650 from an integer, so truncation gives
 // floor(N / 7650) (checked for every v and B). No divisions; the bits are the scalar function's.

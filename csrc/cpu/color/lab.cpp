@@ -10,7 +10,8 @@
 // ~25 integer ops; inverse 4 table reads (L -> y, f(y); 3 linear -> sRGB) and ~40 integer ops.
 // The SIMD rows do the same integer arithmetic in native int32 lanes, with hardware gathers
 // for the table reads on AVX2 / AVX-512 (the tables total ~15 KiB and stay in L1), except the
-// forward's sRGB -> linear reads: register permutes on AVX-512, scalar loads on AVX2.
+// forward's sRGB -> linear reads: register permutes on AVX-512 (32 pixels per step, then 16),
+// scalar loads on AVX2 (one block ahead of the vector code that reads them).
 #include "color/lab_float.hpp"
 #include "color/pixel_map.hpp"
 
