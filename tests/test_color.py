@@ -264,6 +264,30 @@ def test_ycbcr_uint8_rows_without_vbmi_vnni():
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+# The uint8 HSV and L*a*b* rows (AVX2 / AVX-512: 32 pixels per step, then 16 per step, then the
+# per-pixel code): every width up to a few steps and some longer rows, on every ISA, equal to
+# the per-pixel code (one-pixel rows), through contiguous, reversed and padded views, every
+# output byte written. Hues 180-255 go to hsv_to_rgb too (taken mod 180).
+_HSV_WIDTHS = list(range(1, 100)) + [127, 128, 129, 255, 263, 1021]
+
+
+@pytest.mark.parametrize("name", ["rgb_to_hsv", "hsv_to_rgb", "rgb_to_lab", "lab_to_rgb"])
+def test_uint8_rows_every_width_equal_per_pixel(isa, rng, name):
+    fn = getattr(K, name)
+    for w in _HSV_WIDTHS:
+        x = random_array(rng, (3, w, 3), np.uint8)
+        n = min(w, len(_YCC_EXTREMES))
+        x[0, :n] = _YCC_EXTREMES[:n]  # gray, primaries, ties of the maximum
+        x[1, ::2] = x[1, ::2, :1]  # gray pixels (V - min = 0)
+        x[2, -n:] = _YCC_EXTREMES[:n]
+        exp = fn(np.ascontiguousarray(x.reshape(-1, 1, 3))).reshape(x.shape)  # one-pixel rows
+        padded = np.pad(x, ((0, 0), (0, 5), (0, 0)))[:, :w]  # rows apart
+        for view, want in ((x, exp), (x[:, ::-1], exp[:, ::-1]), (padded, exp)):
+            out = np.full(x.shape, 0xA5, np.uint8)
+            fn(view, out=out)
+            np.testing.assert_array_equal(out, want, err_msg=f"{fn.__name__} w={w}")
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 def test_ycbcr_round_trip(xp, rng, dtype):
     x = random_array(
@@ -580,7 +604,7 @@ def test_lab_uint8_photo_equals_opencv(xp):
 # pixels per block, masked 16-pixel heads and tails; AVX2 (and AVX-512 without them): 32 pixels
 # per block, 8-pixel steps, the last one overlapping, the functor under 8 pixels. Outputs beyond
 # the cache (or every output with stream_bytes=0) are streamed from the first aligned pixel.
-_GRAY_WIDTHS = list(range(1, 72)) + [95, 96, 97, 127, 128, 129, 191, 255, 263, 1021]
+_GRAY_WIDTHS = list(range(1, 72)) + [95, 96, 97, 98, 99, 127, 128, 129, 130, 131, 191, 255, 263, 1021]
 
 
 def _gray_q15(x, bgr):

@@ -5,7 +5,7 @@
 // 3 multiply-adds. gray_to_rgb replicates the one channel. Variants: C_in 3 or 4 per dtype;
 // vector rows for uint8 (GrayRowU8, 3 and 4 channels: AVX-512 VBMI + VNNI 64 pixels per block
 // by vpermb and two vpdpbusd of 8-bit weight halves; AVX2 32 by pshufb or AND/shift pairs and
-// pmaddwd; SSE4.1 3 channels; contiguous images as one span split between the threads) and
+// pmaddwd, 3 channels 8 pixels per 32-byte load inside a span; SSE4.1 3 channels; contiguous images as one span split between the threads) and
 // float / double (GrayRowF, 3 channels: planes, then the weights). Outputs beyond the cache
 // are streamed: at 1080p float32 RGB that takes the single thread from ~0.95-1.0 to ~0.85-0.9
 // of cv2's time (memory-bound); uint8 4K RGB ~1.1 -> 0.9 ms (plain vs streamed stores, AVX-512,
@@ -40,14 +40,15 @@ struct GrayQ15 {
 struct GrayAvx2 {
   __m256i m01, m2;    // pair masks: pixels at byte 0 of both halves (C = 4: m01 the low bytes of int16)
   __m256i m01b, m2b;  // C = 3: pixels at byte 4 of the high half
-  __m256i w01, w2, bias, order;
+  __m256i m01c, m2c;  // C = 3: pixels at byte 4 of the low half and byte 0 of the high one
+  __m256i w01, w2, order;
 };
 template <int C>
-inline __m256i gray_pair_mask(int first, int second, int high_offset) {
+inline __m256i gray_pair_mask(int first, int second, int high_offset, int low_offset = 0) {
   alignas(32) int8_t m[32];
   for (int h = 0; h < 2; ++h)
     for (int j = 0; j < 4; ++j) {
-      const int base = h * high_offset + C * j;
+      const int base = (h ? high_offset : low_offset) + C * j;
       int8_t* q = m + 16 * h + 4 * j;
       q[0] = static_cast<int8_t>(base + first);
       q[1] = -1;
@@ -60,50 +61,85 @@ template <int C, bool BGR>
 inline GrayAvx2 gray_avx2_consts() {
   typedef GrayQ15<BGR> Q;
   if constexpr (C == 4)
-    return {_mm256_set1_epi16(0xFF), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-            _mm256_set1_epi32(Q::w0 | Q::w2 << 16), _mm256_set1_epi32(Q::w1), _mm256_set1_epi32(1 << 14),
+    return {_mm256_set1_epi16(0xFF),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_set1_epi32(Q::w0 | Q::w2 << 16),
+            _mm256_set1_epi32(Q::w1),
             _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)};
   return {gray_pair_mask<C>(0, 1, 0),
           gray_pair_mask<C>(2, -1, 0),
           gray_pair_mask<C>(0, 1, C == 3 ? 4 : 0),
           gray_pair_mask<C>(2, -1, C == 3 ? 4 : 0),
+          gray_pair_mask<C>(0, 1, 0, 4),
+          gray_pair_mask<C>(2, -1, 0, 4),
           _mm256_set1_epi32(Q::w0 | Q::w1 << 16),
           _mm256_set1_epi32(Q::w2),
-          _mm256_set1_epi32(1 << 14),
           _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)};
 }
-// The sums of the 4 + 4 pixels whose 16-byte loads start at p0 and p1.
+// The rounding: Y = (S + 2^14) >> 15 = ((S >> 14) + 1) >> 1, so the dword steps return S >> 14
+// (<= 510) and the words take the last step by vpavgw with zero (one per 16 pixels instead of
+// an add of the bias per 8).
+IMKERN_ALWAYS_INLINE inline __m256i gray_round_words(__m256i w) { return _mm256_avg_epu16(w, _mm256_setzero_si256()); }
+// S >> 14 of the 4 + 4 pixels whose 16-byte loads start at p0 and p1.
 IMKERN_ALWAYS_INLINE inline __m256i gray8_avx2(const uint8_t* p0, const uint8_t* p1, __m256i m01, __m256i m2,
                                                const GrayAvx2& k) {
   const __m256i v = _mm256_blend_epi32(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0))),
                                        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p1))), 0xF0);
   const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(v, m01), k.w01),
                                      _mm256_madd_epi16(_mm256_shuffle_epi8(v, m2), k.w2));
-  return _mm256_srli_epi32(_mm256_add_epi32(s, k.bias), 15);
+  return _mm256_srli_epi32(s, 14);
+}
+// The same for 8 pixels from one 32-byte load at p - 4 (C = 3: pixels 0-3 at byte 4 of the low
+// half, 4-7 at byte 0 of the high one; reads 4 bytes either side of the pixels).
+IMKERN_ALWAYS_INLINE inline __m256i gray8_avx2_mid(const uint8_t* p, const GrayAvx2& k) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p - 4));
+  const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(v, k.m01c), k.w01),
+                                     _mm256_madd_epi16(_mm256_shuffle_epi8(v, k.m2c), k.w2));
+  return _mm256_srli_epi32(s, 14);
 }
 IMKERN_ALWAYS_INLINE inline __m256i gray8_avx2_c4(const uint8_t* p, const GrayAvx2& k) {
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(_mm256_and_si256(v, k.m01), k.w01),
                                      _mm256_madd_epi16(_mm256_srli_epi16(v, 8), k.w2));
-  return _mm256_srli_epi32(_mm256_add_epi32(s, k.bias), 15);
+  return _mm256_srli_epi32(s, 14);
 }
 template <int C>
 IMKERN_ALWAYS_INLINE inline __m256i gray32_avx2(const uint8_t* p, const GrayAvx2& k) {
   if constexpr (C == 4) {
-    const __m256i a = _mm256_packs_epi32(gray8_avx2_c4(p, k), gray8_avx2_c4(p + 32, k));
-    const __m256i b = _mm256_packs_epi32(gray8_avx2_c4(p + 64, k), gray8_avx2_c4(p + 96, k));
+    const __m256i a = gray_round_words(_mm256_packs_epi32(gray8_avx2_c4(p, k), gray8_avx2_c4(p + 32, k)));
+    const __m256i b = gray_round_words(_mm256_packs_epi32(gray8_avx2_c4(p + 64, k), gray8_avx2_c4(p + 96, k)));
     return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), k.order);
   }
   const __m256i y0 = gray8_avx2(p, p + 48, k.m01, k.m2, k);  // the high halves from pixel 16 on
   const __m256i y1 = gray8_avx2(p + 12, p + 60, k.m01, k.m2, k);
   const __m256i y2 = gray8_avx2(p + 24, p + 72, k.m01, k.m2, k);
   const __m256i y3 = gray8_avx2(p + 36, p + 80, k.m01b, k.m2b, k);
-  return _mm256_packus_epi16(_mm256_packs_epi32(y0, y1), _mm256_packs_epi32(y2, y3));
+  return _mm256_packus_epi16(gray_round_words(_mm256_packs_epi32(y0, y1)), gray_round_words(_mm256_packs_epi32(y2, y3)));
+}
+// C = 3, 32 pixels at p with 4 readable bytes before p and after p + 96: 8 pixels per 32-byte
+// load (no blends, half the loads), dwords (pixels 8 j .. 8 j + 3 | 8 j + 4 .. 8 j + 7) put in
+// order by vpermd after the packs.
+IMKERN_ALWAYS_INLINE inline __m256i gray32_avx2_mid(const uint8_t* p, const GrayAvx2& k) {
+  const __m256i a = gray_round_words(_mm256_packs_epi32(gray8_avx2_mid(p, k), gray8_avx2_mid(p + 24, k)));
+  const __m256i b = gray_round_words(_mm256_packs_epi32(gray8_avx2_mid(p + 48, k), gray8_avx2_mid(p + 72, k)));
+  return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), k.order);
+}
+// A 32-pixel block at pixel x of a row (or span) of w pixels.
+template <int C>
+IMKERN_ALWAYS_INLINE inline __m256i gray32_avx2_at(const uint8_t* in, int64_t x, int64_t w, const GrayAvx2& k) {
+  if constexpr (C == 3) {
+    if (x >= 2 && x + 34 <= w) return gray32_avx2_mid(in + 3 * x, k);
+  }
+  return gray32_avx2<C>(in + C * x, k);
 }
 template <int C>
 IMKERN_ALWAYS_INLINE inline void gray8_store_avx2(const uint8_t* p, uint8_t* o, const GrayAvx2& k) {
   const __m256i y = C == 3 ? gray8_avx2(p, p + 8, k.m01b, k.m2b, k) : gray8_avx2_c4(p, k);
-  const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(y, y), y);
+  const __m256i b = _mm256_packus_epi16(gray_round_words(_mm256_packs_epi32(y, y)), y);
   _mm_storel_epi64(reinterpret_cast<__m128i*>(o), _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, k.order)));
 }
 // Pixels [x0, x1) of a row by 8-pixel steps, the last one ending at x1 (x1 - x0 >= 8).
@@ -135,11 +171,11 @@ void gray_row_avx2(const uint8_t* in, uint8_t* out, int64_t w, bool stream) {
         x = head;
       }
       for (; x + 32 <= w; x += 32)
-        _mm256_stream_si256(reinterpret_cast<__m256i*>(out + x), gray32_avx2<C>(in + C * x, k));
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(out + x), gray32_avx2_at<C>(in, x, w, k));
       _mm_sfence();
     }
   }
-  for (; x + 32 <= w; x += 32) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + x), gray32_avx2<C>(in + C * x, k));
+  for (; x + 32 <= w; x += 32) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + x), gray32_avx2_at<C>(in, x, w, k));
   if (x < w) gray_span8_avx2<C>(in, out, x, w, k);
 }
 #endif

@@ -6,6 +6,10 @@
 // inverse exact rationals rounded half up. Floats: skimage.color.rgb2hsv / hsv2rgb in the
 // image's type (H, S, V in [0, 1]). Per pixel: 6 elements moved, ~10 integer ops (uint8) or
 // 2 divisions (floats). Float outputs beyond the cache are written with non-temporal stores.
+// uint8 vector rows: rgb_to_hsv 32 pixels per step on AVX2 / AVX-512 (bytes, words, then the
+// two table quotients in float dwords), 16 on SSE4.1 and for a tail; hsv_to_rgb 32 per step
+// in words on AVX2 / AVX-512 (AVX2: one quotient per pixel and the selection in bytes), 16 per
+// step in dwords on SSE4.1 and for a tail; the per-pixel functor for the rest.
 #include <cstring>
 
 #include "color/pixel_map.hpp"
@@ -107,6 +111,73 @@ struct RgbToHsvRowU8 {
 };
 #endif
 
+#if defined(__AVX2__)
+// The same on 32 pixels per step, every stage in vectors of the ISA's width: V, V - min and
+// the hue numerator's operands selected in bytes (n = X - Y + k d, (X, Y, k) = (g, b, 0),
+// (b, r, 2) or (r, g, 4) as V is R, G or B), the numerator in int16 words, the products with the
+// division tables in int32. Bytes become words by unpacking with zero (words become dwords the
+// same way on AVX2), both within 128-bit halves, so the packs at the end restore pixel order
+// without permutes; AVX-512 widens each 16 words to one vector of dwords.
+IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m256i n16, __m256i& s16, __m256i& h16) {
+#if defined(__AVX512F__)
+  auto table = [](__m512i x, float num) IMKERN_ALWAYS_INLINE {
+    return _mm512_cvtps_epi32(_mm512_div_ps(_mm512_set1_ps(num), _mm512_max_ps(_mm512_cvtepi32_ps(x), _mm512_set1_ps(1.0f))));
+  };
+  const __m512i v = _mm512_cvtepu16_epi32(v16), d = _mm512_cvtepu16_epi32(d16), n = _mm512_cvtepi16_epi32(n16);
+  const __m512i round = _mm512_set1_epi32(1 << 11);
+  const __m512i s = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(d, table(v, float(255 << 12))), round), 12);
+  __m512i h = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(n, table(d, float(180 << 12) / 6.0f)), round), 12);
+  h = _mm512_mask_add_epi32(h, _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()), h, _mm512_set1_epi32(180));
+  s16 = _mm512_cvtepi32_epi16(s);
+  h16 = _mm512_cvtepi32_epi16(h);
+#else
+  auto table = [](__m256i x, float num) IMKERN_ALWAYS_INLINE {
+    return _mm256_cvtps_epi32(_mm256_div_ps(_mm256_set1_ps(num), _mm256_max_ps(_mm256_cvtepi32_ps(x), _mm256_set1_ps(1.0f))));
+  };
+  const __m256i zero = _mm256_setzero_si256(), round = _mm256_set1_epi32(1 << 11);
+  __m256i s[2], h[2];
+  for (int k = 0; k < 2; ++k) {
+    const __m256i v = k ? _mm256_unpackhi_epi16(v16, zero) : _mm256_unpacklo_epi16(v16, zero);
+    const __m256i d = k ? _mm256_unpackhi_epi16(d16, zero) : _mm256_unpacklo_epi16(d16, zero);
+    const __m256i n = _mm256_srai_epi32(k ? _mm256_unpackhi_epi16(n16, n16) : _mm256_unpacklo_epi16(n16, n16), 16);
+    s[k] = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(d, table(v, float(255 << 12))), round), 12);
+    const __m256i hk = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(n, table(d, float(180 << 12) / 6.0f)), round), 12);
+    h[k] = _mm256_add_epi32(hk, _mm256_and_si256(_mm256_srai_epi32(hk, 31), _mm256_set1_epi32(180)));
+  }
+  s16 = _mm256_packs_epi32(s[0], s[1]);
+  h16 = _mm256_packs_epi32(h[0], h[1]);
+#endif
+}
+struct RgbToHsvRowU8x32 {
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    const __m256i zero = _mm256_setzero_si256(), two = _mm256_set1_epi8(2), four = _mm256_set1_epi8(4);
+    int64_t x = 0;
+    for (; x + 32 <= w; x += 32) {
+      __m256i rb, gb, bb;
+      deinterleave3_u8x32(in + 3 * x, rb, gb, bb);
+      const __m256i vb = _mm256_max_epu8(_mm256_max_epu8(rb, gb), bb);
+      const __m256i db = _mm256_sub_epi8(vb, _mm256_min_epu8(_mm256_min_epu8(rb, gb), bb));
+      const __m256i mr = _mm256_cmpeq_epi8(vb, rb), mg = _mm256_cmpeq_epi8(vb, gb);
+      // (blendv(a, b, m): m ? b : a)
+      const __m256i xb = _mm256_blendv_epi8(_mm256_blendv_epi8(rb, bb, mg), gb, mr);
+      const __m256i yb = _mm256_blendv_epi8(_mm256_blendv_epi8(gb, rb, mg), bb, mr);
+      const __m256i kb = _mm256_andnot_si256(mr, _mm256_blendv_epi8(four, two, mg));
+      __m256i s16[2], h16[2];
+      for (int k = 0; k < 2; ++k) {
+        auto word = [&](__m256i b) IMKERN_ALWAYS_INLINE {
+          return k ? _mm256_unpackhi_epi8(b, zero) : _mm256_unpacklo_epi8(b, zero);
+        };
+        const __m256i d16 = word(db);
+        const __m256i n16 = _mm256_add_epi16(_mm256_sub_epi16(word(xb), word(yb)), _mm256_mullo_epi16(word(kb), d16));
+        rgb_to_hsv_words(word(vb), d16, n16, s16[k], h16[k]);
+      }
+      interleave3_u8x32(_mm256_packus_epi16(h16[0], h16[1]), _mm256_packus_epi16(s16[0], s16[1]), vb, out + 3 * x);
+    }
+    return x + RgbToHsvRowU8{}(in + 3 * x, out + 3 * x, w - x);  // a tail of 16 or more pixels
+  }
+};
+#endif
+
 #if defined(__SSE4_1__)
 // color::hsv_to_rgb_u8 in native int32 lanes. Its three quotients n / 510 and n / 15300 (n < 2^22) are
 // taken in float: n is exact, the quotient correctly rounded, and an exact quotient is at
@@ -133,7 +204,7 @@ struct HsvToRgbLanes {
 // AVX2: two of 256 bits): h %= 180 by a compare; sector = h / 30 = (h * 2185) >> 16 (exact for
 // h < 180); p = (2 v (255 - s) + 255) / 510 = (v (255 - s) + 127) / 255, taken as
 // (n * 32897) >> 23 (exact for n < 2^16); q and t = (2 v B + 7650) / 15300 = (v B + 3825) / 7650
-// (B = 7650 - s f, or 7650 - s (30 - f), in [255, 7650]) by pmaddwd into int32 and a float
+// (B = 7650 - s f, or 7650 - s (30 - f), in [0, 7650]) by pmaddwd into int32 and a float
 // multiply-add: (N + 0.5) * fl(1 / 7650), rounded once, lies within 3.1e-5 of the exact
 // (N + 0.5) / 7650, which is at least 0.5 / 7650 from an integer, so truncation gives
 // floor(N / 7650) (checked for every v and B). No divisions; the bits are the scalar function's.
@@ -168,32 +239,35 @@ IMKERN_ALWAYS_INLINE inline void hsv_to_rgb_words(__m512i h, __m512i s, __m512i 
   b = _mm512_mask_blend_epi16(e3 | e4, _mm512_mask_blend_epi16(e5, _mm512_mask_blend_epi16(e2, p, t), q), v);
 }
 #else
-IMKERN_ALWAYS_INLINE inline void hsv_to_rgb_words(__m256i h, __m256i s, __m256i v, __m256i& r, __m256i& g, __m256i& b) {
-  auto k16 = [](int x) IMKERN_ALWAYS_INLINE { return _mm256_set1_epi16(int16_t(x)); };
+// AVX2: a pixel's channels are v, p or X, X being q in the odd sectors and t in the even ones
+// (each sector takes one of the two), so one quotient per pixel: (v B + 3825) / 7650 with B =
+// 7650 - s f', f' = f (odd) or 30 - f (even, t's B). The words give sector, p and X; the
+// selection is done in bytes (hsv_to_rgb_select).
+IMKERN_ALWAYS_INLINE inline void hsv_to_rgb_words(__m256i h, __m256i s, __m256i v, __m256i& sector, __m256i& p,
+                                                  __m256i& x) {
+  auto k16 = [](int c) IMKERN_ALWAYS_INLINE { return _mm256_set1_epi16(int16_t(c)); };
   h = _mm256_sub_epi16(h, _mm256_and_si256(_mm256_cmpgt_epi16(h, k16(179)), k16(180)));
-  const __m256i sector = _mm256_mulhi_epu16(h, k16(2185));
+  sector = _mm256_mulhi_epu16(h, k16(2185));
   const __m256i f = _mm256_sub_epi16(h, _mm256_mullo_epi16(sector, k16(30)));
-  const __m256i p = _mm256_srli_epi16(
+  p = _mm256_srli_epi16(
       _mm256_mulhi_epu16(_mm256_add_epi16(_mm256_mullo_epi16(v, _mm256_sub_epi16(k16(255), s)), k16(127)), k16(32897)),
       7);
+  const __m256i even = _mm256_cmpeq_epi16(_mm256_and_si256(sector, k16(1)), _mm256_setzero_si256());
+  const __m256i fs = _mm256_blendv_epi8(f, _mm256_sub_epi16(k16(30), f), even);
+  const __m256i B = _mm256_sub_epi16(k16(7650), _mm256_mullo_epi16(s, fs));
   const __m256 inv = _mm256_set1_ps(1.0f / 7650), half_inv = _mm256_set1_ps(0.5f / 7650);
-  auto quot = [&](__m256i B) IMKERN_ALWAYS_INLINE {
-    auto d = [&](__m256i n) IMKERN_ALWAYS_INLINE {
-      return _mm256_cvttps_epi32(_mm256_fmadd_ps(_mm256_cvtepi32_ps(n), inv, half_inv));
-    };
-    const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(v, k16(1)), _mm256_unpacklo_epi16(B, k16(3825)));
-    const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(v, k16(1)), _mm256_unpackhi_epi16(B, k16(3825)));
-    return _mm256_packs_epi32(d(lo), d(hi));
+  auto d = [&](__m256i n) IMKERN_ALWAYS_INLINE {
+    return _mm256_cvttps_epi32(_mm256_fmadd_ps(_mm256_cvtepi32_ps(n), inv, half_inv));
   };
-  const __m256i sf = _mm256_mullo_epi16(s, f);
-  const __m256i q = quot(_mm256_sub_epi16(k16(7650), sf));
-  const __m256i t = quot(_mm256_add_epi16(_mm256_sub_epi16(k16(7650), _mm256_mullo_epi16(s, k16(30))), sf));
-  auto is = [&](int k) IMKERN_ALWAYS_INLINE { return _mm256_cmpeq_epi16(sector, k16(k)); };
-  const __m256i e0 = is(0), e1 = is(1), e2 = is(2), e3 = is(3), e4 = is(4), e5 = is(5);
-  auto sel = [](__m256i m, __m256i a, __m256i b) IMKERN_ALWAYS_INLINE { return _mm256_blendv_epi8(b, a, m); };
-  r = sel(_mm256_or_si256(e0, e5), v, sel(e1, q, sel(e4, t, p)));
-  g = sel(_mm256_or_si256(e1, e2), v, sel(e0, t, sel(e3, q, p)));
-  b = sel(_mm256_or_si256(e3, e4), v, sel(e2, t, sel(e5, q, p)));
+  const __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(v, k16(1)), _mm256_unpacklo_epi16(B, k16(3825)));
+  const __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(v, k16(1)), _mm256_unpackhi_epi16(B, k16(3825)));
+  x = _mm256_packs_epi32(d(lo), d(hi));
+}
+// One channel of 32 pixels from the bytes of sector, v, p and X: a pshufb of the sector picks
+// the channel's code, bit 7 for v and bit 6 for X (neither: p).
+IMKERN_ALWAYS_INLINE inline __m256i hsv_to_rgb_select(__m256i sector, __m256i v, __m256i p, __m256i x, __m128i code) {
+  const __m256i c = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(code), sector);
+  return _mm256_blendv_epi8(_mm256_blendv_epi8(p, x, _mm256_slli_epi16(c, 1)), v, c);
 }
 #endif
 
@@ -210,21 +284,24 @@ struct HsvToRgbRowU8 {
       gb = _mm512_cvtepi16_epi8(g);
       bb = _mm512_cvtepi16_epi8(b);
 #else
-      __m256i r[2], g[2], b[2];
-      for (int k = 0; k < 2; ++k) {
-        auto half = [&](__m256i a) IMKERN_ALWAYS_INLINE {
-          return _mm256_cvtepu8_epi16(k ? _mm256_extracti128_si256(a, 1) : _mm256_castsi256_si128(a));
-        };
-        hsv_to_rgb_words(half(hb), half(sb), half(vb), r[k], g[k], b[k]);
-      }
-      // packus interleaves the halves' 64-bit groups; the permute puts them in order
-      rb = _mm256_permute4x64_epi64(_mm256_packus_epi16(r[0], r[1]), 0xD8);
-      gb = _mm256_permute4x64_epi64(_mm256_packus_epi16(g[0], g[1]), 0xD8);
-      bb = _mm256_permute4x64_epi64(_mm256_packus_epi16(b[0], b[1]), 0xD8);
+      // unpack and pack both work within 128-bit halves: pixels 0-7 and 16-23 in the low words,
+      // 8-15 and 24-31 in the high ones, and packus puts them back in order
+      const __m256i zero = _mm256_setzero_si256();
+      __m256i sec[2], p[2], xq[2];
+      hsv_to_rgb_words(_mm256_unpacklo_epi8(hb, zero), _mm256_unpacklo_epi8(sb, zero), _mm256_unpacklo_epi8(vb, zero),
+                       sec[0], p[0], xq[0]);
+      hsv_to_rgb_words(_mm256_unpackhi_epi8(hb, zero), _mm256_unpackhi_epi8(sb, zero), _mm256_unpackhi_epi8(vb, zero),
+                       sec[1], p[1], xq[1]);
+      const __m256i secb = _mm256_packus_epi16(sec[0], sec[1]), pb = _mm256_packus_epi16(p[0], p[1]),
+                    xb = _mm256_packus_epi16(xq[0], xq[1]);
+      // codes per sector 0..5: 0x80 v, 0x40 X (q or t), 0 p
+      rb = hsv_to_rgb_select(secb, vb, pb, xb, _mm_setr_epi8(-128, 0x40, 0, 0, 0x40, -128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+      gb = hsv_to_rgb_select(secb, vb, pb, xb, _mm_setr_epi8(0x40, -128, -128, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+      bb = hsv_to_rgb_select(secb, vb, pb, xb, _mm_setr_epi8(0, 0, 0x40, -128, -128, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
 #endif
       interleave3_u8x32(rb, gb, bb, out + 3 * x);
     }
-    return x;
+    return x + Row3U8<HsvToRgbLanes>{}(in + 3 * x, out + 3 * x, w - x);  // a tail of 16 or more pixels
   }
 };
 #endif
@@ -322,7 +399,9 @@ void color_hsv(ColorOp op, DType dtype, const void* src, const ImageDesc& s, voi
     case DType::u8: {
       if (fwd) {
         const HsvTables& t = hsv_tables();
-#if defined(__SSE4_1__)
+#if defined(__AVX2__)
+        map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8x32{});
+#elif defined(__SSE4_1__)
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8{});
 #else
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv});

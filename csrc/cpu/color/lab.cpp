@@ -10,7 +10,8 @@
 // ~25 integer ops; inverse 4 table reads (L -> y, f(y); 3 linear -> sRGB) and ~40 integer ops.
 // The SIMD rows do the same integer arithmetic in native int32 lanes, with hardware gathers
 // for the table reads on AVX2 / AVX-512 (the tables total ~15 KiB and stay in L1), except the
-// forward's sRGB -> linear reads: register permutes on AVX-512, scalar loads on AVX2.
+// forward's sRGB -> linear reads: register permutes on AVX-512 (32 pixels per step, then 16),
+// scalar loads on AVX2 (one block ahead of the vector code that reads them).
 #include "color/lab_float.hpp"
 #include "color/pixel_map.hpp"
 
@@ -70,6 +71,26 @@ struct RgbToLabRowU8 {
       return _mm512_mask_blend_epi16(m7, _mm512_mask_blend_epi16(m6, a, b), _mm512_mask_blend_epi16(m6, c, d));
     };
     int64_t x = 0;
+    // 32 pixels per step: three full lookups (R, G, B words); the pairs (R, G) and (B, 1) by
+    // unpacking within 128-bit quarters (pixels 0-3, 8-11, .. in the low dwords, 4-7, 12-15, ..
+    // in the high ones), which packssdw undoes; vpmovuswb narrows the words in order.
+    const __m512i one = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
+    auto bytes = [&](vi lo, vi hi) IMKERN_ALWAYS_INLINE {
+      return _mm512_cvtusepi16_epi8(
+          _mm512_max_epi16(_mm512_packs_epi32(reinterpret_cast<__m512i>(lo), reinterpret_cast<__m512i>(hi)), zero));
+    };
+    for (; x + 32 <= w; x += 32) {
+      __m256i rb, gb, bb;
+      deinterleave3_u8x32(in + 3 * x, rb, gb, bb);
+      const __m512i r = lookup(_mm512_cvtepu8_epi16(rb)), g = lookup(_mm512_cvtepu8_epi16(gb)),
+                    b = lookup(_mm512_cvtepu8_epi16(bb));
+      vi L[2], A[2], B[2];
+      lab_from_pairs(reinterpret_cast<vi>(_mm512_unpacklo_epi16(r, g)), reinterpret_cast<vi>(_mm512_unpacklo_epi16(b, one)),
+                     L[0], A[0], B[0]);
+      lab_from_pairs(reinterpret_cast<vi>(_mm512_unpackhi_epi16(r, g)), reinterpret_cast<vi>(_mm512_unpackhi_epi16(b, one)),
+                     L[1], A[1], B[1]);
+      interleave3_u8x32(bytes(L[0], L[1]), bytes(A[0], A[1]), bytes(B[0], B[1]), out + 3 * x);
+    }
     for (; x + 16 <= w; x += 16) {
       __m128i rb, gb, bb;
       deinterleave3_u8(in + 3 * x, rb, gb, bb);
@@ -93,22 +114,43 @@ struct RgbToLabRowU8 {
 // AVX2: the sRGB -> linear reads as scalar loads straight into the pairs madd16 takes
 // (R | G << 16, B | 1 << 16), then vector loads of those; only the three cube-root reads per
 // pixel stay gathers. (Three gathers of 8 cost more than the 48 scalar loads on Zen 4.)
+// The gamma table as the pairs' dwords: R, G << 16 and B | 1 << 16 (3 KiB), so that a pixel's
+// pairs take three loads and an or (the uint16 table took three more instructions per pixel).
+struct LabGammaPairs {
+  alignas(64) int32_t r[256], g[256], b[256];
+  LabGammaPairs() {
+    for (int i = 0; i < 256; ++i) {
+      r[i] = T8.gamma[i];
+      g[i] = int32_t(T8.gamma[i]) << 16;
+      b[i] = int32_t(T8.gamma[i]) | (1 << 16);
+    }
+  }
+};
 struct RgbToLabRowU8 {
   // (Not vectorized by the compiler: its SLP form extracts each byte from a vector, vpextrb,
   // ~20% slower than the scalar loads.)
   IMKERN_SCALAR_LOOPS int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
-    const uint16_t* g = T8.gamma;
-    int64_t x = 0;
-    for (; x + 16 <= w; x += 16) {
-      alignas(32) int32_t rg[16], b1[16];
-      const uint8_t* p = in + 3 * x;
+    static const LabGammaPairs t;
+    if (w < 16) return 0;
+    // The pairs of block x + 16 are written while block x is converted: the vector loads of a
+    // block's pairs come a whole block after their scalar stores (a vector load right after
+    // narrower stores to the same bytes waits for them to reach the cache).
+    alignas(32) int32_t pairs[2][32];  // per block: R | G << 16 of 16 pixels, then B | 1 << 16
+    auto fill = [&](const uint8_t* p, int32_t* q) IMKERN_ALWAYS_INLINE {
+#pragma GCC unroll 16
       for (int j = 0; j < 16; ++j) {
-        rg[j] = int32_t(g[p[3 * j]]) | (int32_t(g[p[3 * j + 1]]) << 16);
-        b1[j] = int32_t(g[p[3 * j + 2]]) | (1 << 16);
+        q[j] = t.r[p[3 * j]] | t.g[p[3 * j + 1]];
+        q[16 + j] = t.b[p[3 * j + 2]];
       }
+    };
+    fill(in, pairs[0]);
+    int64_t x = 0;
+    for (int cur = 0; x + 16 <= w; x += 16, cur ^= 1) {
+      if (x + 32 <= w) fill(in + 3 * (x + 16), pairs[cur ^ 1]);
+      const int32_t* q = pairs[cur];
       vi L[2], A[2], B[2];
       for (int k = 0; k < 2; ++k)
-        lab_from_pairs(*reinterpret_cast<const vi*>(rg + 8 * k), *reinterpret_cast<const vi*>(b1 + 8 * k), L[k], A[k],
+        lab_from_pairs(*reinterpret_cast<const vi*>(q + 8 * k), *reinterpret_cast<const vi*>(q + 16 + 8 * k), L[k], A[k],
                        B[k]);
       interleave3_u8(narrow16(L), narrow16(A), narrow16(B), out + 3 * x);
     }
