@@ -297,3 +297,40 @@ def test_size3_many_channels(rng, isa):
         x = _special(rng, random_array(rng, (6, 5, 70), dtype))
         for border in ("reflect", "constant"):
             _assert_bits(F.median(x, 3, border=border, cval=1.0), _median3_exact(x, border, 1.0), f"{dtype} {border}")
+
+
+# ---- the 5 x 5 path (pairs of output rows sharing 4 source rows; a last odd row alone) ----------
+def _median5_exact(x, border, cval):
+    """R.median for size 5, bit for bit for floats (signed zeros and NaN payloads included)."""
+    if x.dtype.kind == "u":
+        return R.median(x, 5, border=border, cval=cval)
+    kc = int(_keys(np.array([cval], x.dtype))[0])
+    return _from_keys(R.median(_keys(x), 5, border=border, cval=kc), x.dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_size5_pairs_widths_channels_borders(rng, isa, dtype, channels):
+    # heights 1 .. 11: pairs only, pairs and a last single row; widths around the vector lengths
+    for i, w in enumerate(M3_WIDTHS):
+        h = 1 + i % 11
+        for few in (False, True):
+            x = _special(rng, _data(rng, (h, w, channels), dtype, few))
+            for border in BORDERS:
+                cval = 0.25 if dtype in (np.float32, np.float64) else 7.0
+                _assert_bits(F.median(x, 5, border=border, cval=cval), _median5_exact(x, border, cval),
+                             f"{isa} {x.shape} {border} few={few}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_size5_views_batches_threads(rng, threads, dtype):
+    base = _special(rng, random_array(rng, (61, 83, 3), dtype))
+    for name, v in _views(base):
+        _assert_bits(F.median(v, 5, border="reflect101"), _median5_exact(np.ascontiguousarray(v), "reflect101", 0.0),
+                     name)
+    batch = _special(rng, random_array(rng, (3, 13, 70, 2), dtype))  # odd heights: no pair crosses an image
+    _assert_bits(F.median(batch, 5, border="wrap"), _median5_exact(batch, "wrap", 0.0), "batch")
+    tall = _special(rng, random_array(rng, (203, 37, 1), dtype))  # several row chunks, odd and even
+    _assert_bits(F.median(tall, 5), _median5_exact(tall, "replicate", 0.0), "tall")
+    gray = _data(rng, (123, 517), dtype, few_values=True)
+    _assert_bits(F.median(gray, 5, border="constant", cval=3.0), _median5_exact(gray, "constant", 3.0), "gray")

@@ -11,9 +11,11 @@
 //    in place (see Median3 below). bytes/pixel = 2 sizeof(T) C.
 //  * k = 5, 7: a median selection network (Batcher's odd-even merge sort pruned to the
 //    middle output, median_networks.hpp) run on whole vectors, one lane per output element:
-//    113 / 319 vector min/max pairs per L outputs (L = 64 u8 lanes on AVX-512; k = 5 on
-//    presorted columns, 85 + 9), on a ring of k padded key rows (each source row converted
-//    and padded once). bytes/pixel = 2 sizeof(T) C; ops/pixel ~ 2 * comparators / L.
+//    113 / 319 vector min/max pairs per L outputs (L = 64 u8 lanes on AVX-512), on a ring of
+//    k padded key rows (each source row converted and padded once). k = 5 takes output rows
+//    in pairs sharing 4 source rows (network_pair5: 56.5 comparators per output vector; a
+//    row left alone: 9 + 85 on presorted columns). bytes/pixel = 2 sizeof(T) C;
+//    ops/pixel ~ 2 * comparators / L.
 //  * uint8 / uint16, k >= 9: Perreault & Hebert's constant-time median (IEEE TIP 2007):
 //    per column strip, a histogram per column (coarse: the high bits, fine: the low bits)
 //    updated by one entering and one leaving value per row; the window's coarse histogram
@@ -182,6 +184,66 @@ void network_row_sorted5(const K* const* S, K* o, int64_t n, int64_t C) {
   }
 }
 
+// k = 5, two output rows at once (y and y + 1 share the 4 source rows y - 1 .. y + 2): the
+// shared rows' columns sorted once per pair (IMKERN_SORT_4, 5 comparators), per window the
+// ranks 7 .. 12 of the shared 20 values (IMKERN_MEDIAN_PAIR5_SHARED, 64), then each output's
+// median from those 6 and the 5 values of its own row (y - 2 or y + 3; IMKERN_MEDIAN_PAIR5_EXTRA,
+// 22): (5 + 64 + 2 x 22) / 2 = 56.5 comparators per output vector instead of 9 + 85. The same
+// median, exactly (gen_median_networks.py checks both networks on every 0-1 input and end to end).
+template <typename K>
+void sort_columns4(const K* const* P, K* const* S, int64_t n) {
+  using namespace simd;
+  using V = vec_t<K>;
+  constexpr int L = Vec<K>::lanes;
+  for (int64_t x = 0; x < n; x += L) {
+    V v[4];
+    for (int i = 0; i < 4; ++i) v[i] = loadu(P[i] + x);
+    IMKERN_SORT_4(IMKERN_MCX)
+    for (int i = 0; i < 4; ++i) storeu(S[i] + x, v[i]);
+  }
+}
+
+// Outputs of rows y (extra row ra: source row y - 2) and y + 1 (rb: y + 3) from the sorted
+// columns S of the shared rows.
+template <typename K>
+void network_pair5(const K* const* S, const K* ra, const K* rb, K* o0, K* o1, int64_t n, int64_t C) {
+  using namespace simd;
+  using V = vec_t<K>;
+  constexpr int L = Vec<K>::lanes;
+  auto put = [&](K* o, int64_t x, V r) IMKERN_ALWAYS_INLINE {
+    if (x + L <= n) {
+      storeu(o + x, r);
+    } else {
+      K tmp[L];
+      storeu(tmp, r);
+      std::copy(tmp, tmp + (n - x), o + x);
+    }
+  };
+  for (int64_t x = 0; x < n; x += L) {
+    V c[6];
+    {
+      V v[20];
+#pragma GCC unroll 5
+      for (int j = 0; j < 5; ++j)
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i) v[4 * j + i] = loadu(S[i] + x + j * C);
+      IMKERN_MEDIAN_PAIR5_SHARED(IMKERN_MCX, IMKERN_MMIN, IMKERN_MMAX)
+      for (int i = 0; i < 6; ++i) c[i] = v[7 + i];
+    }
+    const K* rows[2] = {ra, rb};
+    K* outs[2] = {o0, o1};
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      V v[11];
+      for (int i = 0; i < 6; ++i) v[i] = c[i];
+#pragma GCC unroll 5
+      for (int j = 0; j < 5; ++j) v[6 + j] = loadu(rows[h] + x + j * C);
+      IMKERN_MEDIAN_PAIR5_EXTRA(IMKERN_MCX, IMKERN_MMIN, IMKERN_MMAX)
+      put(outs[h], x, v[5]);
+    }
+  }
+}
+
 // Network and selection paths: a ring of k padded key rows per chunk of output rows.
 template <typename T>
 void median_ring(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int k, Border border, T cv) {
@@ -192,24 +254,28 @@ void median_ring(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   const int64_t stride = round_up_line<K>((W + 2 * r) * C + L);
   const int64_t rows = s.n * H;
   parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    K* ring = thread_scratch<K>(0, static_cast<size_t>(stride * k));
-    K* obuf = thread_scratch<K>(1, static_cast<size_t>(WC + L));
+    K* ring = thread_scratch<K>(0, static_cast<size_t>(stride * (k == 5 ? 6 : k)));
+    K* obuf = thread_scratch<K>(1, static_cast<size_t>(2 * (WC + L)));
     K* gather = thread_scratch<K>(2, static_cast<size_t>(k) * k);
     K* sorted = k == 5 ? thread_scratch<K>(3, static_cast<size_t>(stride * 5)) : nullptr;
     K* S[5];
     for (int i = 0; i < 5; ++i) S[i] = sorted ? sorted + i * stride : nullptr;
-    std::vector<int64_t> tag(k);
+    // k = 5 keeps one more row (pairs of output rows read 6)
+    const int slots = k == 5 ? 6 : k;
+    std::vector<int64_t> tag(slots);
     int64_t cur_b = -1;
-    std::vector<const K*> P(k);
-    for (int64_t t = t0; t < t1; ++t) {
+    std::vector<const K*> P(slots);
+    for (int64_t t = t0; t < t1;) {
       const int64_t b = t / H, y = t % H;
       if (b != cur_b) {
         cur_b = b;
         std::fill(tag.begin(), tag.end(), INT64_MIN);
       }
-      for (int i = 0; i < k; ++i) {
+      const bool pair = k == 5 && t + 1 < t1 && y + 1 < H;
+      const int nrows = pair ? k + 1 : k;
+      for (int i = 0; i < nrows; ++i) {
         const int64_t sy = y - r + i;
-        const int slot = static_cast<int>(((sy % k) + k) % k);
+        const int slot = static_cast<int>(((sy % slots) + slots) % slots);
         K* row = ring + slot * stride;
         if (tag[slot] != sy) {
           load_key_row<T>(src, s, b, sy, r, border, cv, reinterpret_cast<T*>(row));
@@ -219,17 +285,27 @@ void median_ring(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       }
       T* drow = row_ptr<T>(dst, d, b, y);
       K* o = std::is_same<K, T>::value ? reinterpret_cast<K*>(drow) : obuf;
-      switch (k) {
-        case 3: network_row<3, K>(P.data(), o, WC, C); break;
-        case 5:
-          sort_columns5<K>(P.data(), S, (W + 2 * r) * C);
-          network_row_sorted5<K>(S, o, WC, C);
-          break;
-        case 7: network_row<7, K>(P.data(), o, WC, C); break;
-        default: select_row<K>(P.data(), o, WC, C, k, gather); break;
+      if (pair) {
+        T* drow1 = row_ptr<T>(dst, d, b, y + 1);
+        K* o1 = std::is_same<K, T>::value ? reinterpret_cast<K*>(drow1) : obuf + WC + L;
+        sort_columns4<K>(P.data() + 1, S, (W + 2 * r) * C);
+        network_pair5<K>(S, P[0], P[5], o, o1, WC, C);
+        if (!std::is_same<K, T>::value)
+          for (int64_t e = 0; e < WC; ++e) drow1[e] = from_key<T, K>(o1[e]);
+      } else {
+        switch (k) {
+          case 3: network_row<3, K>(P.data(), o, WC, C); break;
+          case 5:
+            sort_columns5<K>(P.data(), S, (W + 2 * r) * C);
+            network_row_sorted5<K>(S, o, WC, C);
+            break;
+          case 7: network_row<7, K>(P.data(), o, WC, C); break;
+          default: select_row<K>(P.data(), o, WC, C, k, gather); break;
+        }
       }
       if (!std::is_same<K, T>::value)
         for (int64_t e = 0; e < WC; ++e) drow[e] = from_key<T, K>(o[e]);
+      t += pair ? 2 : 1;
     }
   });
 }

@@ -90,3 +90,24 @@
   MAX(8, 16) MAX(9, 17) MIN(10, 18) MIN(11, 19) MIN(12, 20) MIN(13, 21) MAX(6, 10) MAX(7, 11) \
   MIN(12, 16) MIN(13, 17) MAX(10, 12) MIN(11, 13) MAX(11, 12)
 
+// Two 5x5 windows one row apart (see pair_5x5 in the generator): columns of the 4 shared rows
+// sorted by IMKERN_SORT_4; IMKERN_MEDIAN_PAIR5_SHARED (wire 4 j + i: i-th smallest of column
+// j) leaves their ranks 7 .. 12 sorted in wires 7 .. 12 (64 comparators); per window,
+// IMKERN_MEDIAN_PAIR5_EXTRA on wires 0 .. 5 = those ranks and 6 .. 10 = its own row's 5 values
+// leaves the median in wire 5 (22 comparators).
+#define IMKERN_SORT_4(CX) \
+  CX(0, 1) CX(2, 3) CX(0, 2) CX(1, 3) CX(1, 2)
+#define IMKERN_MEDIAN_PAIR5_SHARED(CX, MIN, MAX) \
+  CX(0, 4) CX(1, 5) CX(2, 6) CX(3, 7) CX(8, 12) CX(9, 13) CX(10, 14) CX(11, 15) \
+  CX(2, 4) CX(3, 5) CX(10, 12) CX(11, 13) CX(1, 2) CX(3, 4) CX(5, 6) CX(9, 10) \
+  CX(11, 12) CX(13, 14) CX(0, 8) CX(1, 9) CX(2, 10) CX(3, 11) CX(4, 12) CX(5, 13) \
+  CX(6, 14) MIN(7, 15) CX(4, 8) CX(5, 9) CX(6, 10) CX(7, 11) CX(2, 4) CX(3, 5) \
+  CX(6, 8) CX(7, 9) CX(10, 12) CX(11, 13) CX(1, 2) CX(3, 4) CX(5, 6) CX(7, 8) \
+  CX(9, 10) CX(11, 12) MIN(13, 14) MAX(0, 16) MAX(1, 17) MAX(2, 18) MAX(3, 19) CX(8, 16) \
+  CX(9, 17) MIN(10, 18) MIN(11, 19) MAX(4, 8) MAX(5, 9) CX(6, 10) CX(7, 11) MIN(12, 16) \
+  MIN(13, 17) MAX(6, 8) CX(7, 9) CX(10, 12) MIN(11, 13) CX(7, 8) CX(9, 10) CX(11, 12)
+#define IMKERN_MEDIAN_PAIR5_EXTRA(CX, MIN, MAX) \
+  CX(6, 7) CX(8, 9) CX(4, 6) MIN(5, 7) CX(8, 10) CX(5, 6) CX(9, 10) CX(0, 4) \
+  CX(1, 5) CX(2, 4) CX(3, 5) CX(1, 2) CX(3, 4) MAX(0, 8) MAX(1, 9) MAX(2, 10) \
+  MAX(4, 8) MIN(5, 9) MIN(6, 10) MAX(3, 5) MIN(6, 8) MIN(5, 6)
+
