@@ -381,6 +381,11 @@ def test_bilinear_vector_rows_edge_cases_same_bits_on_every_isa_level(rng, chann
         np.array([[1e-6, 0.0, 0.5], [0.0, 1e-6, 0.5]]),
         np.array([[1e6, 0.0, 0.0], [0.0, 1.0, 0.0]]),
         np.array([[-1.0, 0.0, 30.0], [0.0, -1.0, 20.0]]),
+        # floored coordinates at int32's limits (the inside test compares them as unsigned
+        # integers: just below 2^31, and past it either way, where the conversion gives 0x80000000)
+        np.array([[1.0, 0.0, 2147483000.0], [0.0, 1.0, 0.0]]),
+        np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -2147483000.0]]),
+        np.array([[1.0, 0.0, 2.2e9], [0.0, 1.0, -2.2e9]]),
     ]
     perspectives = [
         np.array([[1.0, 0.0, -10.0], [0.0, 1.0, 0.0], [-0.1, 0.0, 1.0]]),

@@ -741,8 +741,10 @@ template <int PB, bool kAffine>
 unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, int64_t W, int64_t H,
                int64_t row_stride, float xmax, bool constant, int32_t* OFF, float* AX, float* AY, uint32_t* inside,
                uint32_t* far, WarpMapped& mp) {
-  // inside: 0 <= fx0 <= xmax, 0 <= fy0 <= H - 2 (compared in float: NaN and huge values fail)
+  // inside: 0 <= fx0 <= xmax, 0 <= fy0 <= H - 2 (NaN and huge values fail)
   const float ymax = static_cast<float>(H - 2);
+  const bool any_in = xmax >= 0.f && ymax >= 0.f;
+  const WVeci xlim = wv_set1i(static_cast<int32_t>(std::max(xmax, 0.f))), ylim = wv_set1i(static_cast<int32_t>(std::max(ymax, 0.f)));
   unsigned all = kAllLanes;
   AffineLanes lanes(rt, x0);  // affine rows; perspective rows read FX / FY
   for (int64_t x = 0, k = 0; x < n; x += kWarpLanes, ++k) {
@@ -754,16 +756,15 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
       sy = wv_load(FY + x0 + x);
     }
     const WVec fx0 = wv_floor(sx), fy0 = wv_floor(sy);
+    // inside as unsigned integer comparisons of the floored coordinates: negative, NaN and
+    // huge values convert to int32 as negatives or 0x80000000, both above the limits
+    const WVeci ix = wi_cvt(fx0), iy = wi_cvt(fy0);
 #if defined(__AVX512F__)
-    const unsigned in = wv_within(fx0, 0.f, xmax) & wv_within(fy0, 0.f, ymax);
+    const unsigned in = any_in ? static_cast<unsigned>(_mm512_cmple_epu32_mask(ix, xlim) & _mm512_cmple_epu32_mask(iy, ylim)) : 0u;
 #else
-    // the lanes inside as a vector mask too (zeroes the other lanes' offsets)
-    const __m256 keep =
-        _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(fx0, _mm256_setzero_ps(), _CMP_GE_OQ),
-                                    _mm256_cmp_ps(fx0, _mm256_set1_ps(xmax), _CMP_LE_OQ)),
-                      _mm256_and_ps(_mm256_cmp_ps(fy0, _mm256_setzero_ps(), _CMP_GE_OQ),
-                                    _mm256_cmp_ps(fy0, _mm256_set1_ps(ymax), _CMP_LE_OQ)));
-    const unsigned in = static_cast<unsigned>(_mm256_movemask_ps(keep));
+    const __m256i kin = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_min_epu32(ix, xlim), ix),
+                                         _mm256_cmpeq_epi32(_mm256_min_epu32(iy, ylim), iy));
+    const unsigned in = any_in ? wi_bits(kin) : 0u;
 #endif
     inside[k] = in;
     all &= in;
@@ -776,11 +777,9 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
     wv_store(AX + x, _mm512_sub_ps(sx, fx0));
     wv_store(AY + x, _mm512_sub_ps(sy, fy0));
 #else
-    (void)keep;
     wv_store(AX + x, _mm256_sub_ps(sx, fx0));
     wv_store(AY + x, _mm256_sub_ps(sy, fy0));
 #endif
-    const WVeci ix = wi_cvt(fx0), iy = wi_cvt(fy0);
     if (in == kAllLanes) {
       wi_store(OFF + x, wi_add(wi_mul(iy, static_cast<int32_t>(row_stride)), wi_mul(ix, PB)));
       continue;
@@ -921,19 +920,25 @@ IMKERN_ALWAYS_INLINE inline void warp_chunk(const uint8_t* base, const uint8_t* 
     const __m256 v0 = _mm256_fmadd_ps(ax, _mm256_cvtepi32_ps(_mm256_sub_epi32(i01, i00)), p00);
     const __m256 v1 = _mm256_fmadd_ps(ax, _mm256_cvtepi32_ps(_mm256_sub_epi32(i11, i10)), p10);
     const __m256 v = _mm256_fmadd_ps(ay, _mm256_sub_ps(v1, v0), v0);
-    res[c] = _mm256_castps_si256(_mm256_add_ps(v, magic));  // 0x4B0000vv
+    // one channel: the low byte of v + 2^23 (0x4B0000vv); more: cvtps2dq (the same rounding,
+    // half to even) and packs, which take fewer instructions than masks, shifts and ors
+    res[c] = C == 1 ? _mm256_castps_si256(_mm256_add_ps(v, magic)) : _mm256_cvtps_epi32(v);
   }
   if constexpr (C == 1) {
     const __m256i v = _mm256_and_si256(res[0], m8);
     const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w16, w16));
   } else {
-    __m256i px = _mm256_or_si256(_mm256_and_si256(res[0], m8),
-                                 _mm256_or_si256(_mm256_slli_epi32(res[1], 8), _mm256_slli_epi32(res[2], 16)));
+    // per 128-bit lane (pixels 0-3, then 4-7): bytes [r0 of 4 pixels, r1, r2, r3 (C = 3: r2)],
+    // then one pshufb to pixel order
+    const __m256i w01 = _mm256_packus_epi32(res[0], res[1]);
+    const __m256i w23 = _mm256_packus_epi32(res[2], res[C == 4 ? 3 : 2]);
+    __m256i px = _mm256_packus_epi16(w01, w23);
     if constexpr (C == 4) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_or_si256(px, _mm256_slli_epi32(res[3], 24)));
+      const __m128i sh = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_shuffle_epi8(px, _mm256_broadcastsi128_si256(sh)));
     } else {
-      const __m128i sh = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+      const __m128i sh = _mm_setr_epi8(0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1);
       px = _mm256_shuffle_epi8(px, _mm256_broadcastsi128_si256(sh));
       px = _mm256_permutevar8x32_epi32(px, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 7, 7));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(px));
@@ -1085,6 +1090,16 @@ IMKERN_ALWAYS_INLINE inline void warp_chunk_mapped(const uint8_t* base, const in
   }
 }
 
+// Prefetches for one chunk: the lines at pbase + the offsets of lanes 0, 4, ... and past the last
+// one (warp_bilinear_row).
+template <int PB>
+IMKERN_ALWAYS_INLINE inline void warp_prefetch(uintptr_t pbase, const int32_t* q) {
+  for (int j = 0; j < kWarpLanes; j += 4)
+    _mm_prefetch(reinterpret_cast<const char*>(pbase + static_cast<uintptr_t>(static_cast<intptr_t>(q[j]))), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(pbase + static_cast<uintptr_t>(static_cast<intptr_t>(q[kWarpLanes - 1] + 2 * PB))),
+               _MM_HINT_T0);
+}
+
 // A row of float-scheme bilinear uint8 or float32 samples (the caller checks that the image's
 // extent fits int32 byte offsets). A chunk with some lanes inside runs the vector code for all of
 // them, then float_row redoes the others (cval, the border rule, the right edge).
@@ -1122,6 +1137,22 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
   };
   const int64_t nv = n / L * L;
   int64_t pending = 0;  // [pending, x): not yet written, for float_row
+  // prefetch for the output row kWarpPrefetchRows below: its source points are these plus
+  // kWarpPrefetchRows (m1, m4) (affine; roughly so for perspective), so the lower tap row
+  // of lanes 0, 4, 8, 12 and past the last one, moved by that many source rows and
+  // columns, is what that row will read. The source lines of a rotation's or a zoom's row
+  // lie along a diagonal (a line or two per source row), a pattern the hardware prefetchers
+  // do not follow: without this, the lower tap row's loads wait on memory (float32 RGB
+  // 1080p 7.6 -> 4.3 ms; uint8 RGB 3.8 -> 2.8 ms on Zen 4; the earlier prefetch 64 pixels
+  // ahead in the same row, which found its lines already on their way, gained less).
+  // Every chunk whose lanes are all inside prefetches, also in blocks that are not (the
+  // rows that cross the image's edge: a sixth of a rotation's 1080p output).
+  const bool pf = std::abs(rt.m1) < 64 && std::abs(rt.m4) < 64;
+  const uintptr_t pbase =
+      reinterpret_cast<uintptr_t>(base + rsb) +
+      static_cast<uintptr_t>(pf ? static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m4)) * rsb +
+                                      static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m1)) * PB
+                                : 0);
   // perspective: the source points of [0, ready) are in FX / FY (PerspLanes)
   const PerspLanes persp(rt);
   int64_t ready = 0;
@@ -1137,30 +1168,8 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
       const uint8_t* b0 = base;
       const uint8_t* b1 = base + rsb;
       T* o = out + x0 * C;
-      // prefetch for the output row kWarpPrefetchRows below: its source points are these plus
-      // kWarpPrefetchRows (m1, m4) (affine; roughly so for perspective), so the lower tap row
-      // of lanes 0, 4, 8, 12 and past the last one, moved by that many source rows and
-      // columns, is what that row will read. The source lines of a rotation's or a zoom's row
-      // lie along a diagonal (a line or two per source row), a pattern the hardware prefetchers
-      // do not follow: without this, the lower tap row's loads wait on memory (float32 RGB
-      // 1080p 7.6 -> 4.3 ms; uint8 RGB 3.8 -> 2.8 ms on Zen 4; the earlier prefetch 64 pixels
-      // ahead in the same row, which found its lines already on their way, gained less).
-      const bool pf = std::abs(rt.m1) < 64 && std::abs(rt.m4) < 64;
-      const uintptr_t pbase =
-          reinterpret_cast<uintptr_t>(b1) +
-          static_cast<uintptr_t>(pf ? static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m4)) * rsb +
-                                          static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m1)) * PB
-                                    : 0);
-      auto prefetch = [&](int32_t off) {
-        _mm_prefetch(reinterpret_cast<const char*>(pbase + static_cast<uintptr_t>(static_cast<intptr_t>(off))),
-                     _MM_HINT_T0);
-      };
       for (int64_t i = 0; i < m; i += L) {
-        if (pf) {
-          const int32_t* q = OFF + i;
-          for (int j = 0; j < L; j += 4) prefetch(q[j]);
-          prefetch(q[L - 1] + 2 * PB);
-        }
+        if (pf) warp_prefetch<PB>(pbase, OFF + i);
         warp_chunk_t<C>(b0, b1, OFF + i, AX + i, AY + i, o + i * C);
         if constexpr (!kAffine) {  // the next block's points, a vector per chunk
           if (ready < nv) {
@@ -1184,6 +1193,7 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
         continue;
       }
       if (in == kAllLanes) {
+        if (pf) warp_prefetch<PB>(pbase, OFF + i);
         warp_chunk_t<C>(base, base + rsb, OFF + i, AX + i, AY + i, out + x * C);
         continue;
       }
