@@ -172,22 +172,32 @@ void forward(const T* x, const T* w, const T* bias, T* out, const Conv2dShape& p
 // that output vector j..j+L-1 is bias + sum_t w[t] * X[t][j..j+L-1]: a 1-D stencil with no
 // row structure. Every vector is full (a 28-wide row no longer costs two vectors with 12.5%
 // of their lanes recomputed), every load is aligned (the tiled kernel's loads mostly split
-// cache lines), and each load serves KB = 2 output channels (18 weights, 6 x 2 accumulators
-// and a load in 31 registers): 0.5 aligned loads per FMA; with 16 registers (AVX2) KB = 1
+// cache lines), and each load serves KB = 3 output channels (4 x 3 accumulators, 27 weights
+// partly as memory operands): a third of an aligned load per FMA; with 16 registers (AVX2) KB = 1
 // (9 weights, 5 accumulators, a load), one aligned load per FMA. (Broadcasting the weights from
 // memory instead, 3-5 vectors x 4-8 channels, measured 10-20% slower.) The copies (9 E
 // elements, ~28 KB for a 28x28 float plane) are built once per (image, band) and stay in L1
 // while all output channels are computed from them. Each output is the same FMA chain as in `block` (bias,
 // then the taps in (r, s) order), so both kernels give the same bits.
-template <typename T, int V, int KB, bool Aligned, bool Relu>
+// The bias of channel c: broadcast from a scalar, or a vector splatted before the blocks.
+template <typename T>
+__attribute__((always_inline)) inline vec_t<T> bias_vec(const T* b, int c) {
+  return simd::splat<T>(b[c]);
+}
+template <typename T>
+__attribute__((always_inline)) inline vec_t<T> bias_vec(const vec_t<T>* b, int c) {
+  return b[c];
+}
+
+template <typename T, int V, int KB, bool Aligned, bool Relu, typename B>
 __attribute__((always_inline)) inline void flat_block(const T* X, int64_t xs, int64_t j0, const vec_t<T>* wk,
-                                                      const vec_t<T>* b0, T* o, int64_t ostride) {
+                                                      const B* b0, T* o, int64_t ostride) {
   constexpr int L = Vec<T>::lanes;
   vec_t<T> acc[V][KB];
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v)
 #pragma GCC unroll 2
-    for (int c = 0; c < KB; ++c) acc[v][c] = b0[c];
+    for (int c = 0; c < KB; ++c) acc[v][c] = bias_vec<T>(b0, c);
 #pragma GCC unroll 9
   for (int t = 0; t < 9; ++t) {
 #pragma GCC unroll 8
@@ -210,11 +220,26 @@ __attribute__((always_inline)) inline void flat_block(const T* X, int64_t xs, in
 
 // Outputs [0, E) of KB channels (planes ostride apart, starting at o) from the copies X.
 template <typename T, int KB, bool Relu>
-void flat_channels(const T* X, int64_t xs, int64_t E, const vec_t<T>* wk, const vec_t<T>* b0, T* o,
+void flat_channels(const T* X, int64_t xs, int64_t E, const vec_t<T>* wk, const T* bias, T* o,
                    int64_t ostride) {
-  // Output vectors per block: 6 x KB accumulators, 9 KB weights and a load in 32 registers; in
-  // 16 (AVX2, KB = 1) 5 + 9 + 1.
-  constexpr int L = Vec<T>::lanes, V = simd::kBytes == 64 ? 6 : 5;
+  // Output vectors per block. AVX-512, KB = 3: 4 x 3 accumulators, and the 27 weights where
+  // registers are left (the rest are memory operands of the FMAs): a third fewer copy loads per
+  // FMA than 6 x 2 (18 weights in registers), 1.1-1.2x its speed in a standalone loop of the
+  // block on Zen 4 (outputs in L3 and in L1), but only 2-4% in the whole kernel (one thread,
+  // 16 x 1 x 28 x 28, K 32, outputs in L2/L3: 0.089-0.091 vs 0.091-0.093 ms, same bits).
+  // KB = 2 and 1 (the last channels): 6 x KB. AVX2 (16 registers, KB = 1): 5 + 9 weights + a load.
+  constexpr int L = Vec<T>::lanes, V = simd::kBytes == 64 ? (KB == 3 ? 4 : 6) : 5;
+  // The biases: broadcast in every block with 3 channels (as vectors splatted here, GCC kept
+  // them on the stack and that loop ran ~10% slower; splatted in the caller, it copied them
+  // to the stack in 256-bit halves per block and read them back whole, a failed store
+  // forwarding that cost a fifth of the time); vectors otherwise (AVX2's loop is bound by its
+  // one load per FMA, and a broadcast per accumulator measured ~3% slower).
+  vec_t<T> bv[KB];
+  for (int c = 0; c < KB; ++c) bv[c] = simd::splat<T>(bias[c]);
+  const auto* b0 = [&] {
+    if constexpr (KB == 3) return bias;
+    else return static_cast<const vec_t<T>*>(bv);
+  }();
   const int64_t nfull = E / L;
   int64_t v = 0;
   for (; v + V <= nfull; v += V) {
@@ -233,9 +258,13 @@ void flat_channels(const T* X, int64_t xs, int64_t E, const vec_t<T>* wk, const 
     }
     flat_block<T, V, KB, true, Relu>(X, xs, v * L, wk, b0, o, ostride);
   }
-  switch (nfull - v) {  // the rest of the full vectors
-    case 5: flat_block<T, 5, KB, true, Relu>(X, xs, v * L, wk, b0, o, ostride); break;
-    case 4: flat_block<T, 4, KB, true, Relu>(X, xs, v * L, wk, b0, o, ostride); break;
+  switch (nfull - v) {  // the rest of the full vectors (fewer than V)
+    case 5:
+      if constexpr (V > 5) flat_block<T, 5, KB, true, Relu>(X, xs, v * L, wk, b0, o, ostride);
+      break;
+    case 4:
+      if constexpr (V > 4) flat_block<T, 4, KB, true, Relu>(X, xs, v * L, wk, b0, o, ostride);
+      break;
     case 3: flat_block<T, 3, KB, true, Relu>(X, xs, v * L, wk, b0, o, ostride); break;
     case 2: flat_block<T, 2, KB, true, Relu>(X, xs, v * L, wk, b0, o, ostride); break;
     case 1: flat_block<T, 1, KB, true, Relu>(X, xs, v * L, wk, b0, o, ostride); break;
@@ -250,8 +279,8 @@ void forward_flat(const T* x, const T* w, const T* bias, T* out, const Conv2dSha
   const int64_t K = p.k, H = p.h, W = p.w, OH = p.oh, OW = p.ow, OHW = OH * OW;
   // Bands of B output rows whose nine copies take at most ~32 KB (a 28x28 float plane is one).
   const int64_t B = std::max<int64_t>(1, std::min(OH, ((int64_t(32) << 10) / (9 * int64_t(sizeof(T)))) / OW));
-  // Output channels per pass over the copies: 2 with 32 vector registers, 1 with 16.
-  constexpr int KB = simd::kBytes == 64 ? 2 : 1;
+  // Output channels per pass over the copies: 3 with 32 vector registers, 1 with 16.
+  constexpr int KB = simd::kBytes == 64 ? 3 : 1;
   const int64_t nb = (OH + B - 1) / B, KP = (K + KB - 1) / KB;
   const int64_t xs = round_up_line<T>(B * OW);  // copy stride: every copy starts on a line
   // Chunks of whole (image, band)s (each builds its copies once), ~2^17 FMAs or more.
@@ -274,16 +303,17 @@ void forward_flat(const T* x, const T* w, const T* bias, T* out, const Conv2dSha
             for (int64_t i = 0; i < rows; ++i) copy_row(X + (3 * r + s) * xs + i * OW, pad + (i + r) * Ws + s, OW);
         cur = nbi;
       }
-      const int64_t k0 = KB * kp;
+      const int64_t k0 = KB * kp, kb = std::min<int64_t>(KB, K - k0);  // channels k0 .. k0 + kb - 1
       T* o = out + (n * K + k0) * OHW + oh_lo * OW;
-      vec_t<T> wk[9 * KB], b0[KB];
-      if (KB == 2 && k0 + 1 < K) {
-        for (int t = 0; t < 9 * KB; ++t) wk[t] = simd::splat<T>(w[k0 * 9 + t]);
-        for (int c = 0; c < 2; ++c) b0[c] = simd::splat<T>(bias ? bias[k0 + c] : T(0));
-        if constexpr (KB == 2) flat_channels<T, 2, Relu>(X, xs, E, wk, b0, o, OHW);
+      vec_t<T> wk[9 * KB];
+      T b0[KB];
+      for (int t = 0; t < 9 * KB; ++t) wk[t] = simd::splat<T>(t < 9 * kb ? w[k0 * 9 + t] : T(0));
+      for (int c = 0; c < KB; ++c) b0[c] = bias && c < kb ? bias[k0 + c] : T(0);
+      if constexpr (KB == 3) {
+        if (kb == 3) flat_channels<T, 3, Relu>(X, xs, E, wk, b0, o, OHW);
+        else if (kb == 2) flat_channels<T, 2, Relu>(X, xs, E, wk, b0, o, OHW);
+        else flat_channels<T, 1, Relu>(X, xs, E, wk, b0, o, OHW);
       } else {
-        for (int t = 0; t < 9; ++t) wk[t] = simd::splat<T>(w[k0 * 9 + t]);
-        b0[0] = simd::splat<T>(bias ? bias[k0] : T(0));
         flat_channels<T, 1, Relu>(X, xs, E, wk, b0, o, OHW);
       }
     }
