@@ -21,6 +21,9 @@
 // whole periods run with its index and weight vectors (hperm_periods); when the height grows,
 // consecutive output rows with the same window (2x: rows 2i + 1, 2i + 2) are summed in one
 // pass over the ring (vsum_out2_f32). Same values and order: the same bits.
+// uint8 horizontal first: consecutive output rows with one window and mirrored weights (2x:
+// rows 2i + 1, 2i + 2) are summed together from sums and differences of the mirrored ring
+// rows (vsum2_u8: half the int32 multiplies, the same integers).
 // Exactly half the size with taps (0.5, 0.5) on both axes (bilinear, area), float32, uint16
 // and uint8: the 2x2 mean in one pass, with the generic paths' bits (resize_halve.cpp).
 // Bytes per output pixel ~ C * sizeof(T) * (ky * src_w / dst_w + 1); MACs per output pixel
