@@ -524,6 +524,55 @@ def test_uint8_periodic_tables_equal_the_integer_formula(rng, mode, channels):
         imkern.set_cpu_isa(before)
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("stream", [False, True])
+def test_uint8_mirrored_row_pairs_equal_the_integer_formula(rng, mode, channels, stream):
+    """Upscaling uint8 (no intermediate shift), consecutive output rows with the same window
+    and mirrored weights (2x: rows 2i + 1, 2i + 2; the middle rows of 4x) are summed together
+    from the sums and differences of the mirrored ring rows, in wrapping int32 with an offset
+    (vsum2_u8): the exact integer formula on every ISA level, for random and 0/255 images
+    (the largest overshoots), aligned and misaligned output rows (heads, 16-byte steps, wide
+    steps, tails), plain and streaming stores (pairs stream when both rows share an alignment
+    modulo 64 bytes, else go as single rows), 1 and 2 threads (pairs split between chunks),
+    negative-stride and strided views; 3x (no pairs) and 1-row outputs as controls."""
+    from imkern.transform import _resize as RZ
+
+    sizes = [((9, 100), (18, 200)), ((7, 45), (14, 90)), ((5, 37), (20, 148)), ((11, 33), (22, 67)),
+             ((6, 50), (18, 150)), ((1, 40), (2, 80)), ((8, 3), (16, 6)),
+             # rows of a multiple of 64 bytes: streamed pairs (rows at one alignment)
+             ((9, 64), (18, 128)), ((6, 96), (12, 192)), ((5, 40), (10, 320))]
+    before_isa, before_n = imkern.get_cpu_isa(), imkern.get_num_threads()
+    imkern.set_cpu_params(stream_bytes=0 if stream else 1 << 40)
+    try:
+        for (sh, sw), (h, w) in sizes:
+            ytab = RZ._axis_table(sh, h, mode, False, False, "u8")
+            xtab = RZ._axis_table(sw, w, mode, False, False, "u8")
+            assert RZ._vshift(ytab[3], xtab[3]) == 0
+            big = random_array(rng, (2, sh, 2 * sw + 3, channels), np.uint8)
+            big[1] = np.where(big[1] & 1, 255, 0)
+            views = [big[0, :, :sw], big[1, ::-1, sw:2 * sw], big[:, :, 1:2 * sw + 1:2]]
+            for v in views:
+                vv = np.ascontiguousarray(v)
+                expect = (np.stack([_integer_formula(im, ytab, xtab, 0) for im in vv]) if vv.ndim == 4
+                          else _integer_formula(vv, ytab, xtab, 0))
+                for isa in imkern.info()["cpu_isa_available"]:
+                    imkern.set_cpu_isa(isa)
+                    for threads in (1, 2):
+                        imkern.set_num_threads(threads)
+                        for shift in (0, 5):  # output rows at another alignment
+                            buf = np.full(expect.size + 64, 77, np.uint8)
+                            out = buf[shift:shift + expect.size].reshape(expect.shape)
+                            got = resize(v, (h, w), interpolation=mode, out=out)
+                            np.testing.assert_array_equal(
+                                got, expect, err_msg=f"{isa} t={threads} {(sh, sw)}->{(h, w)} {v.shape} +{shift}")
+                            assert (buf[:shift] == 77).all() and (buf[shift + expect.size:] == 77).all()
+    finally:
+        imkern.set_cpu_isa(before_isa)
+        imkern.set_num_threads(before_n)
+        imkern.set_cpu_params(stream_bytes=None)
+
+
 # ---- float32 exact 2x shrink (bilinear and area: 0.5 / 0.5 taps), one pass -------------------------
 def _mean2x2(x):
     """The halving path's formula, in float32 and its order: 0.25 ((a + c) + (b + d))."""

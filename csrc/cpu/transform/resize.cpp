@@ -21,6 +21,9 @@
 // whole periods run with its index and weight vectors (hperm_periods); when the height grows,
 // consecutive output rows with the same window (2x: rows 2i + 1, 2i + 2) are summed in one
 // pass over the ring (vsum_out2_f32). Same values and order: the same bits.
+// uint8 horizontal first: consecutive output rows with one window and mirrored weights (2x:
+// rows 2i + 1, 2i + 2) are summed together from sums and differences of the mirrored ring
+// rows (vsum2_u8: half the int32 multiplies, the same integers).
 // Exactly half the size with taps (0.5, 0.5) on both axes (bilinear, area), float32, uint16
 // and uint8: the 2x2 mean in one pass, with the generic paths' bits (resize_halve.cpp).
 // Bytes per output pixel ~ C * sizeof(T) * (ky * src_w / dst_w + 1); MACs per output pixel
@@ -943,6 +946,14 @@ struct U8Hpass {
   }
 
   void run_any(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const;
+  // Prefetches the bytes of one source row that blocks bk0 .. bk1 - 1 read (the strips walk
+  // down the rows: the hardware prefetchers see a new short run per row and miss its start).
+  void prefetch(const uint8_t* src, int64_t bk0, int64_t bk1) const {
+    const uint8_t* p = src + base[static_cast<size_t>(bk0 * gpb)];
+    const uint8_t* e = src + base[static_cast<size_t>(bk1 * gpb - 1)] + 4 * ge;
+    for (; p < e; p += 64) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(e - 1), _MM_HINT_T0);
+  }
   void run_pshufb(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const {
     if (pairs == 1) run<1>(src, h, bk0, bk1);
     else if (pairs == 2) run<2>(src, h, bk0, bk1);
@@ -1163,6 +1174,167 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
   }
 }
 
+// Two output rows that share their window with mirrored weights (wb[k] = wa[K - 1 - k]: the
+// rows 2i + 1, 2i + 2 of a 2x upscale) from the sums and differences of the mirrored ring rows:
+//   ta + tb = sum_k<K/2 (wa[k] + wa[K-1-k]) (r_k + r_{K-1-k}),
+//   ta - tb = sum_k<K/2 (wa[k] - wa[K-1-k]) (r_k - r_{K-1-k}),
+// K/2 multiplies per output element instead of K. Every step is exact modulo 2^32 (wrapping
+// int32 adds and multiplies), and 2 (t + half + off) with off = 128 << rshift lies in
+// [0, 2^32) (the caller checks the bound from the weights), so a logical shift by rshift + 1
+// gives ((t + half) >> rshift) + 128 exactly: the single rows' integers, then saturated.
+// Streams when `stream` (both rows at the same alignment modulo 64; the caller checks).
+template <int K>
+inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, int rshift, uint8_t* __restrict__ oa,
+                     uint8_t* __restrict__ ob, bool stream) {
+  static_assert(K == 2 || K == 4, "mirrored pairs of 2 or 4 taps");
+  const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
+  int64_t e = 0;
+  // the single rows' formula for heads and tails (the same integers)
+  auto scalar = [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      uint32_t a = 0, b = 0;  // (wrapping; the sums themselves fit int32)
+      for (int k = 0; k < K; ++k) {
+        a += static_cast<uint32_t>(wa[k]) * static_cast<uint32_t>(rows[k][i]);
+        b += static_cast<uint32_t>(wa[K - 1 - k]) * static_cast<uint32_t>(rows[k][i]);
+      }
+      oa[i] = static_cast<uint8_t>(std::min(std::max((static_cast<int32_t>(a) + half) >> rshift, 0), 255));
+      ob[i] = static_cast<uint8_t>(std::min(std::max((static_cast<int32_t>(b) + half) >> rshift, 0), 255));
+    }
+  };
+#if defined(__AVX512BW__) || defined(__AVX2__)
+  constexpr int H = K / 2;
+  const uint32_t bias = 2u * (static_cast<uint32_t>(half) + (128u << rshift));
+#if defined(__AVX512BW__)
+  using VI = __m512i;
+  constexpr int64_t L = 16, W = 64;
+  auto set1 = [](uint32_t v) { return _mm512_set1_epi32(static_cast<int32_t>(v)); };
+  auto ld = [](const int32_t* p) { return _mm512_loadu_si512(p); };
+  auto add = [](VI x, VI y) { return _mm512_add_epi32(x, y); };
+  auto sub = [](VI x, VI y) { return _mm512_sub_epi32(x, y); };
+  auto mul = [](VI x, VI y) { return _mm512_mullo_epi32(x, y); };
+  auto srl = [](VI x, __m128i c) { return _mm512_srl_epi32(x, c); };
+  const VI c128 = _mm512_set1_epi16(128);
+  // 4 vectors of v + 128 (< 512) -> 64 bytes in order, v saturated to [0, 255]
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  auto pack4 = [&](VI x0, VI x1, VI x2, VI x3) {
+    const VI p0 = _mm512_subs_epu16(_mm512_packus_epi32(x0, x1), c128);
+    const VI p1 = _mm512_subs_epu16(_mm512_packus_epi32(x2, x3), c128);
+    return _mm512_permutexvar_epi32(order, _mm512_packus_epi16(p0, p1));
+  };
+  auto put = [&](uint8_t* o, VI v) {
+    if (stream) _mm512_stream_si512(reinterpret_cast<__m512i*>(o), v);
+    else _mm512_storeu_si512(o, v);
+  };
+#else
+  using VI = __m256i;
+  constexpr int64_t L = 8, W = 32;
+  auto set1 = [](uint32_t v) { return _mm256_set1_epi32(static_cast<int32_t>(v)); };
+  auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  auto add = [](VI x, VI y) { return _mm256_add_epi32(x, y); };
+  auto sub = [](VI x, VI y) { return _mm256_sub_epi32(x, y); };
+  auto mul = [](VI x, VI y) { return _mm256_mullo_epi32(x, y); };
+  auto srl = [](VI x, __m128i c) { return _mm256_srl_epi32(x, c); };
+  const VI c128 = _mm256_set1_epi16(128);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  auto pack4 = [&](VI x0, VI x1, VI x2, VI x3) {
+    const VI p0 = _mm256_subs_epu16(_mm256_packus_epi32(x0, x1), c128);
+    const VI p1 = _mm256_subs_epu16(_mm256_packus_epi32(x2, x3), c128);
+    return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p0, p1), order);
+  };
+  auto put = [&](uint8_t* o, VI v) {
+    if (stream) _mm256_stream_si256(reinterpret_cast<__m256i*>(o), v);
+    else _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v);
+  };
+#endif
+  VI ws[H], wd[H];
+  for (int k = 0; k < H; ++k) {
+    ws[k] = set1(static_cast<uint32_t>(wa[k]) + static_cast<uint32_t>(wa[K - 1 - k]));
+    wd[k] = set1(static_cast<uint32_t>(wa[k]) - static_cast<uint32_t>(wa[K - 1 - k]));
+  }
+  const VI vb = set1(bias);
+  const __m128i sh = _mm_cvtsi32_si128(rshift + 1);
+  // L elements of both rows: v + 128 each
+  auto two = [&](int64_t i, VI& xa, VI& xb) {
+    VI sum = vb, dif;
+    {
+      const VI r0 = ld(rows[0] + i), r1 = ld(rows[K - 1] + i);
+      sum = add(sum, mul(ws[0], add(r0, r1)));
+      dif = mul(wd[0], sub(r0, r1));
+    }
+    for (int k = 1; k < H; ++k) {
+      const VI r0 = ld(rows[k] + i), r1 = ld(rows[K - 1 - k] + i);
+      sum = add(sum, mul(ws[k], add(r0, r1)));
+      dif = add(dif, mul(wd[k], sub(r0, r1)));
+    }
+    xa = srl(add(sum, dif), sh);
+    xb = srl(sub(sum, dif), sh);
+  };
+  // 16 outputs of both rows
+  auto put16 = [&](uint8_t* o, __m128i v) {
+    if (stream) _mm_stream_si128(reinterpret_cast<__m128i*>(o), v);
+    else _mm_storeu_si128(reinterpret_cast<__m128i*>(o), v);
+  };
+  auto step16 = [&](int64_t i) {
+#if defined(__AVX512BW__)
+    VI xa, xb;
+    two(i, xa, xb);
+    const VI c = _mm512_set1_epi32(128), z = _mm512_setzero_si512();
+    put16(oa + i, _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_sub_epi32(xa, c), z)));
+    put16(ob + i, _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_sub_epi32(xb, c), z)));
+#else
+    VI a0, a1, b0, b1;
+    two(i, a0, b0);
+    two(i + L, a1, b1);
+    auto pk = [&](VI x0, VI x1) {
+      const VI p = _mm256_permute4x64_epi64(_mm256_subs_epu16(_mm256_packus_epi32(x0, x1), c128), 0xD8);
+      return _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    };
+    put16(oa + i, pk(a0, a1));
+    put16(ob + i, pk(b0, b1));
+#endif
+  };
+  if (stream) {
+    // (to 16 bytes only: every store after the head is then a streaming one; a line written
+    // both ways is slow)
+    e = std::min(n, static_cast<int64_t>((16 - (reinterpret_cast<uintptr_t>(oa) & 15)) & 15));
+    scalar(0, e);
+    for (; e + 16 <= n && (reinterpret_cast<uintptr_t>(oa + e) & (W - 1)) != 0; e += 16) step16(e);
+  }
+  for (; e + W <= n; e += W) {
+    VI a0, a1, a2, a3, b0, b1, b2, b3;
+    two(e, a0, b0);
+    two(e + L, a1, b1);
+    two(e + 2 * L, a2, b2);
+    two(e + 3 * L, a3, b3);
+    put(oa + e, pack4(a0, a1, a2, a3));
+    put(ob + e, pack4(b0, b1, b2, b3));
+  }
+  for (; e + 16 <= n; e += 16) step16(e);
+#else
+  (void)stream;
+#endif
+  scalar(e, n);
+}
+
+// Whether output rows y, y + 1 (of ky taps) can go through vsum2_u8: the same window,
+// mirrored weights, and every possible sum within vsum2_u8's range. pmax / nmax: the largest
+// sums of positive / negative horizontal weights of any output column.
+inline bool mirrored_pair(const ResizeTable& ty, int64_t y, int rshift, int64_t pmax, int64_t nmax) {
+  const int ky = ty.k;
+  if ((ky != 2 && ky != 4) || y + 1 >= ty.n || ty.start[y + 1] != ty.start[y] || rshift < 1 || rshift > 22) return false;
+  const int32_t* wa = static_cast<const int32_t*>(ty.w) + y * ky;
+  const int32_t* wb = wa + ky;
+  int64_t py = 0, ny = 0;
+  for (int k = 0; k < ky; ++k) {
+    if (wb[k] != wa[ky - 1 - k]) return false;
+    (wa[k] > 0 ? py : ny) += wa[k] > 0 ? wa[k] : -int64_t(wa[k]);
+  }
+  // t = sum w_y w_x p, p in [0, 255]: t in [-255 (py nmax + ny pmax), 255 (py pmax + ny nmax)]
+  const int64_t half = int64_t(1) << (rshift - 1), off = int64_t(128) << rshift;
+  const int64_t tmax = 255 * (py * pmax + ny * nmax), tmin = -255 * (py * nmax + ny * pmax);
+  return tmin + half + off >= 0 && tmax + half + off < (int64_t(1) << 31);
+}
+
 #if defined(__AVX2__)
 // The vertical pass of uint8 rows (vertical-first order): v[j] = sum_k wy[k] * r_k[j], then
 // (v + half) >> shift when shift > 0; exact int32, the scalar loop's integers. Rows in pairs,
@@ -1306,7 +1478,7 @@ inline void vpass_u8_madd(const uint8_t* const* rows, const int32_t* wy, int ky,
 // ky-row weighted sum, rounded once: the same exact integer sum as the vertical-first order
 // and the CUDA kernel.
 void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
-                      const U8Hpass& hp, int rshift) {
+                      const ResizeTable& tx, const U8Hpass& hp, int rshift) {
   const int ky = ty.k;
   const int32_t* wy = static_cast<const int32_t*>(ty.w);
   const int64_t DWC = d.w * d.c;
@@ -1323,6 +1495,27 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
   // L3) runs 1.2x faster streamed
   const bool stream = 2 * (s.n * s.h * s.w * s.c + rows * DWC) > params().stream_bytes;
   for (int64_t y = 1; y < d.h && fused; ++y) fused = ty.start[y] >= ty.start[y - 1] + 2;
+  // output rows y, y + 1 summed together (vsum2_u8): pair[y] = 1
+  std::vector<uint8_t> pair;
+  if (!fused && (ky == 2 || ky == 4)) {
+    int64_t pmax = 0, nmax = 0;
+    const int32_t* wx = static_cast<const int32_t*>(tx.w);
+    for (int64_t x = 0; x < tx.n; ++x) {
+      int64_t px = 0, nx = 0;
+      for (int k = 0; k < tx.k; ++k) (wx[x * tx.k + k] > 0 ? px : nx) += std::abs(int64_t(wx[x * tx.k + k]));
+      pmax = std::max(pmax, px);
+      nmax = std::max(nmax, nx);
+    }
+    pair.assign(static_cast<size_t>(d.h), 0);
+    bool any = false;
+    for (int64_t y = 0; y + 1 < d.h; ++y)
+      if (mirrored_pair(ty, y, rshift, pmax, nmax)) {
+        pair[static_cast<size_t>(y)] = 1;
+        any = true;
+        ++y;
+      }
+    if (!any) pair.clear();
+  }
   parallel_for(0, rows, rows_grain(rows, (ky + 2 * hp.pairs) * DWC), [&](int64_t t0, int64_t t1) {
     int32_t* ring = thread_scratch<int32_t>(2, static_cast<size_t>(ky * stride));
     int64_t keys[16];
@@ -1349,6 +1542,12 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
         const int64_t sy0 = ty.start[y];
         const int32_t* wr = wy + y * ky;
         uint8_t* o = row_ptr<uint8_t>(dst, d, b, y) + e0;
+        uint8_t* o2 = nullptr;  // the next row's, when the pair is summed together
+        if (!pair.empty() && pair[static_cast<size_t>(y)] && t + 1 < t1) {
+          o2 = row_ptr<uint8_t>(dst, d, b, y + 1) + e0;
+          // streamed pairs need one alignment (within 64 bytes) for both rows
+          if (stream && ((reinterpret_cast<uintptr_t>(o) ^ reinterpret_cast<uintptr_t>(o2)) & 63) != 0) o2 = nullptr;
+        }
         for (int k = 0; k < ky; ++k) {
           const int64_t sy = sy0 + k, slot = sy % ky, key = b * s.h + sy;
           if (keys[slot] != key) {
@@ -1357,7 +1556,13 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
           }
           rp[k] = ring + slot * stride;
         }
-        if (ky == 2) vsum_u8<2>(rp, wr, ky, n, rshift, o, stream);
+        for (int64_t sy = sy0 + ky; sy < std::min<int64_t>(s.h, sy0 + ky + 2); ++sy)
+          hp.prefetch(row_ptr<uint8_t>(src, s, b, sy), bk0, bk1);
+        if (o2 != nullptr) {
+          if (ky == 2) vsum2_u8<2>(rp, wr, n, rshift, o, o2, stream);
+          else vsum2_u8<4>(rp, wr, n, rshift, o, o2, stream);
+          ++t;
+        } else if (ky == 2) vsum_u8<2>(rp, wr, ky, n, rshift, o, stream);
         else if (ky == 4) vsum_u8<4>(rp, wr, ky, n, rshift, o, stream);
         else vsum_u8<0>(rp, wr, ky, n, rshift, o);
       }
@@ -1673,10 +1878,10 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       static const bool has_vbmi = cpu_has(CpuFeature::avx512vbmi);
       if (has_vbmi && hp.build(tx, C, SWC, DWC, 16, 1)) {
         hp.vbmi = true;
-        return resize_u8_hfirst(src, s, dst, d, ty, hp, rshift);
+        return resize_u8_hfirst(src, s, dst, d, ty, tx, hp, rshift);
       }
 #endif
-      if (hp.build(tx, C, SWC, DWC, 4, U8Hpass::G)) return resize_u8_hfirst(src, s, dst, d, ty, hp, rshift);
+      if (hp.build(tx, C, SWC, DWC, 4, U8Hpass::G)) return resize_u8_hfirst(src, s, dst, d, ty, tx, hp, rshift);
     }
   }
 #endif
