@@ -271,12 +271,30 @@ inline void microkernel_off(int64_t kc, const T* __restrict a, const T* b, const
   store_tile<T>(acc, c, ldc, st, rb, nullptr);
 }
 
+// The source lines of a B sliver packed later (rows of b, `stride` bytes apart, `lpr` lines
+// each), walked in order by a cursor: a microkernel given one issues `left` of them spread
+// through its k loop (a line every few k steps) instead of the caller issuing them in a burst
+// (a burst of lines from DRAM fills the miss buffers and stalls the prefetch instructions).
+struct LineCursor {
+  const char* row = nullptr;  // the current row's first line
+  int64_t stride = 0, lpr = 0, col = 0;
+  int64_t left = 0;  // lines this microkernel issues
+  inline void next() {
+    __builtin_prefetch(row + col * 64, 0, 3);
+    if (++col == lpr) {
+      col = 0;
+      row += stride;
+    }
+    --left;
+  }
+};
+
 // One MR x NR tile of C (row stride ldc) from kc steps of packed A and B; or, for an edge tile,
 // its first MR rows and NV vectors (A and B keep the packed slivers' strides, Blocking's MR and
 // NR): every element sums the same products in the same order as in a full tile.
 template <typename T, int MR = Blocking<T>::MR, int NV = Blocking<T>::NV>
 inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t ldc,
-                        const Store<T>& st, const T* rb, const T* cb) {
+                        const Store<T>& st, const T* rb, const T* cb, LineCursor* pf = nullptr) {
   using namespace simd;
   using V = vec_t<T>;
   constexpr int L = Blocking<T>::L, NR = NV * L, AS = Blocking<T>::MR, BS = Blocking<T>::NR;
@@ -310,6 +328,17 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
   constexpr int64_t CTAIL = 16;
   const int64_t k1 = kc > 2 * CTAIL ? kc - CTAIL : kc;
   int64_t p = 0;
+  if (pf) {
+    // A line of the future sliver every PS k steps from the start, while lines are left.
+    constexpr int PS = 4;
+    for (; p + PS <= k1; p += PS) {
+      // Not unrolled: with AVX2's 16 registers an unrolled body spilled accumulators.
+#pragma GCC unroll 1
+      for (int u = 0; u < PS; ++u) step();
+      if (pf->left > 0) pf->next();
+    }
+    while (pf->left > 0) pf->next();
+  }
   for (; p < k1; ++p) step();
   if (k1 < kc) {
 #pragma GCC unroll 32
