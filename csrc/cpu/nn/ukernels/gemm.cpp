@@ -15,7 +15,9 @@
 // (6 x 2). A task with a single row block (m <= MC, or one tile) packs B one sliver at a time
 // instead, just before the microkernels that use it, prefetching the next sliver's source a
 // slice per microkernel (x 256x4096 W^T 4096x4096 float32, one Zen 4 core: 84 -> 88-90% of the
-// FMA peak at AVX-512, 82 -> 87-90% at AVX2). FLOPs: 2 m n k. Bytes: the packing reads A n/NC times and B once (columns) or
+// FMA peak at AVX-512, 82 -> 87-90% at AVX2), a line every few k steps inside the microkernel's
+// loop (issued in one burst before each microkernel, the lines from DRAM filled the miss buffers
+// and the prefetch instructions stalled: 4% of the time; AVX-512 87-88 -> 90-91%). FLOPs: 2 m n k. Bytes: the packing reads A n/NC times and B once (columns) or
 // m/MC times (tiles).
 // Deterministic: an element's k sum runs in KC blocks in increasing order, each block summed
 // in registers in k order, whatever the tile a thread takes. The epilogue (alpha, beta,
@@ -101,8 +103,9 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   // one NR-wide sliver at a time just before the microkernels that use it (the packed sliver
   // stays in L1/L2 instead of a KC x NC block that, with the A block and the C tile, overflows
   // the L2), and the source of the next sliver is prefetched in small slices, one per
-  // microkernel (a few dozen lines per 8640 FMA cycles at 8 x 48, KC 360) instead of a block's
-  // worth of lines in bursts that filled the miss queues while the microkernels waited.
+  // microkernel (a few dozen lines per 8640 FMA cycles at 8 x 48, KC 360, one every 4 k steps
+  // of its loop: LineCursor) instead of a block's worth of lines in bursts that filled the miss
+  // queues while the microkernels waited.
   const bool per_sliver = group == 1;
   // Small products are not worth waking the pool.
   const double flops = 2.0 * double(m) * double(n) * double(k);
@@ -175,6 +178,7 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
             const int64_t nr = std::min<int64_t>(NR, nc - jr);
             const T* bp = pb + jr * kc;
             Src ns;  // per sliver: the next sliver's source (this k block, the next, the next task)
+            LineCursor cur;
             if (per_sliver) {
               pack_b<T>(tb, b, ldb, p0, kc, j0 + jr, nr, pb);
               bp = pb;
@@ -191,16 +195,22 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
               prefetch_lines(nb, nb_lines * s / njr, nb_lines * (s + 1) / njr);
             }
             const int64_t ns_lines = ns.rows * ns.lpr;
+            cur.row = ns.p;
+            cur.stride = ldb_bytes;
+            cur.lpr = ns.lpr;
             const T* cb = ep.col_bias ? ep.col_bias + j0 + jr : nullptr;
             for (int64_t ir = 0, ii = 0; ir < mc; ir += MR, ++ii) {
-              if (ns_lines) prefetch_lines(ns, ns_lines * ii / nir, ns_lines * (ii + 1) / nir);
+              cur.left = ns_lines * (ii + 1) / nir - ns_lines * ii / nir;
               const int64_t mr = std::min<int64_t>(MR, mc - ir);
               const T* ap = pa_blk + ir * kc;
               T* cp = c + (i0 + ir) * ldc + j0 + jr;
               const T* rb = ep.row_bias ? ep.row_bias + i0 + ir : nullptr;
-              if (mr == MR && nr == NR)
-                microkernel<T>(kc, ap, bp, cp, ldc, st, rb, cb);
-              else if (nr % Bk::L == 0)  // e.g. AVX2's 6-row tile over m = 256: a 4-row tile, not 6
+              if (mr == MR && nr == NR) {
+                microkernel<T>(kc, ap, bp, cp, ldc, st, rb, cb, ns_lines ? &cur : nullptr);
+                continue;
+              }
+              while (cur.left > 0) cur.next();
+              if (nr % Bk::L == 0)  // e.g. AVX2's 6-row tile over m = 256: a 4-row tile, not 6
                 microkernel_fit<T>(static_cast<int>(mr), static_cast<int>(nr / Bk::L), kc, ap, bp, cp, ldc, st, rb, cb);
               else
                 microkernel_edge<T>(kc, ap, bp, cp, ldc, mr, nr, st, rb, cb);

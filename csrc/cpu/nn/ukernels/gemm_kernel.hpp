@@ -74,6 +74,31 @@ T* scratch(int slot, int64_t n) {
   return static_cast<T*>(bufs[slot].get(static_cast<size_t>(n) * sizeof(T)));
 }
 
+#if defined(__AVX2__)
+// dst[q * ds + r] = src[r * ls + q] for r, q < 8: an 8 x 8 float block transposed in registers (8
+// row loads, 24 shuffles, 8 stores of 8 floats instead of 64 scalar loads and stores).
+inline void transpose8x8(const float* src, int64_t ls, float* dst, int64_t ds) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ls), r2 = _mm256_loadu_ps(src + 2 * ls),
+         r3 = _mm256_loadu_ps(src + 3 * ls), r4 = _mm256_loadu_ps(src + 4 * ls), r5 = _mm256_loadu_ps(src + 5 * ls),
+         r6 = _mm256_loadu_ps(src + 6 * ls), r7 = _mm256_loadu_ps(src + 7 * ls);
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+               t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+               t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+               u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+               u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+               u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst + 0 * ds, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + 1 * ds, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
 // op(A)[i0:i0+mc, p0:p0+kc] -> MR-row slivers: dst[s][p][ii].
 template <typename T>
 void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* dst) {
@@ -81,6 +106,20 @@ void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t mc, int64_t
   for (int64_t s = 0; s < mc; s += MR) {
     const int64_t mr = std::min<int64_t>(MR, mc - s);
     T* d = dst + s * kc;
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == 4 && MR == 8) {
+      // Whole 8-row slivers (AVX-512's tile): 8 x 8 blocks transposed in registers.
+      if (!trans && mr == MR) {
+        const float* src = reinterpret_cast<const float*>(a + (i0 + s) * lda + p0);
+        float* df = reinterpret_cast<float*>(d);
+        const int64_t kc8 = kc / 8 * 8;
+        for (int64_t p = 0; p < kc8; p += 8) transpose8x8(src + p, lda, df + p * MR, MR);
+        for (int64_t ii = 0; ii < MR; ++ii)
+          for (int64_t p = kc8; p < kc; ++p) d[p * MR + ii] = a[(i0 + s + ii) * lda + p0 + p];
+        continue;
+      }
+    }
+#endif
     if (!trans) {
       for (int64_t ii = 0; ii < mr; ++ii) {
         const T* src = a + (i0 + s + ii) * lda + p0;
@@ -140,29 +179,8 @@ void pack_b(bool trans, const T* b, int64_t ldb, int64_t p0, int64_t kc, int64_t
             if (t + jj + 8 < nc)
               for (int r = 0; r < 8 && t + jj + 8 + r < nc; ++r)
                 for (int64_t l = 0; l < kc; l += LINE) __builtin_prefetch(src + (8 + r) * ldb + l);
-            for (int64_t p = 0; p < kc8; p += 8) {
-              __m256 r0 = _mm256_loadu_ps(src + p), r1 = _mm256_loadu_ps(src + ldb + p),
-                     r2 = _mm256_loadu_ps(src + 2 * ldb + p), r3 = _mm256_loadu_ps(src + 3 * ldb + p),
-                     r4 = _mm256_loadu_ps(src + 4 * ldb + p), r5 = _mm256_loadu_ps(src + 5 * ldb + p),
-                     r6 = _mm256_loadu_ps(src + 6 * ldb + p), r7 = _mm256_loadu_ps(src + 7 * ldb + p);
-              const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
-                           t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
-                           t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-                           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-              const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
-                           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
-                           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-                           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-              float* dp = reinterpret_cast<float*>(d) + p * NR + jj;
-              _mm256_storeu_ps(dp + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
-              _mm256_storeu_ps(dp + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
-              _mm256_storeu_ps(dp + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
-              _mm256_storeu_ps(dp + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
-              _mm256_storeu_ps(dp + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
-              _mm256_storeu_ps(dp + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
-              _mm256_storeu_ps(dp + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
-              _mm256_storeu_ps(dp + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
-            }
+            for (int64_t p = 0; p < kc8; p += 8)
+              transpose8x8(reinterpret_cast<const float*>(src + p), ldb, reinterpret_cast<float*>(d) + p * NR + jj, NR);
             for (int r = 0; r < 8; ++r)
               for (int64_t p = kc8; p < kc; ++p) d[p * NR + jj + r] = src[r * ldb + p];
           }
@@ -198,43 +216,73 @@ struct Store {
 };
 
 // The epilogue of a tile (MR x NV vectors, or a smaller edge tile): alpha, beta (or accumulation
-// into C), bias, ReLU, in registers.
+// into C), bias, ReLU, in registers. C is read only where the sum continues (not the first k
+// block) or beta asks for it.
+template <typename T, int MR, int NV, bool READ_C, bool LAST>
+inline void store_tile_as(const simd::vec_t<T> (&acc)[MR][NV], T* c, int64_t ldc, bool relu, const T* rb,
+                          const T* cb) {
+  using namespace simd;
+  using V = vec_t<T>;
+  constexpr int L = Blocking<T>::L;
+  // Every load before the first store: C's rows are often a multiple of 4 KiB apart, so a row's
+  // loads issued after the previous row's stores would wait on them (4K aliasing: the store
+  // buffer matches addresses by their low 12 bits).
+  V v[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      v[i][j] = acc[i][j];
+      if constexpr (READ_C) v[i][j] += loadu(c + i * ldc + j * L);
+      if constexpr (LAST) {
+        if (rb) v[i][j] += bcast<T>(rb[i]);
+        if (cb) v[i][j] += loadu(cb + j * L);
+        if (relu) v[i][j] = v[i][j] < V{} ? V{} : v[i][j];
+      }
+    }
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) storeu(c + i * ldc + j * L, v[i][j]);
+}
+
 template <typename T, int MR, int NV>
 inline void store_tile(const simd::vec_t<T> (&acc)[MR][NV], T* c, int64_t ldc, const Store<T>& st, const T* rb,
                        const T* cb) {
   using namespace simd;
   using V = vec_t<T>;
   constexpr int L = Blocking<T>::L;
-  if (st.first && st.last && st.alpha == T(1) && st.beta == T(0)) {
-    // The common one-pass case (conv forward): C = acc + bias, ReLU; no C read, no branches.
-    const bool relu = st.relu;
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
-      const V b = rb ? bcast<T>(rb[i]) : V{};
-#pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) {
-        V v = rb ? acc[i][j] + b : acc[i][j];
-        if (cb) v += loadu(cb + j * L);
-        if (relu) v = v < V{} ? V{} : v;
-        storeu(c + i * ldc + j * L, v);
-      }
+  // The fields in locals: read through the reference, every one would be reloaded after each
+  // store to C (which might alias it), a compare and branch per vector.
+  const T alpha = st.alpha, beta = st.beta;
+  const bool first = st.first, last = st.last, relu = st.relu;
+  if (alpha == T(1) && (!first || beta == T(0))) {
+    // The GEMM's k blocks (C = acc, or C += acc), without scaling: the same operations in the
+    // same order as the general loop below.
+    if (first) {
+      if (last) return store_tile_as<T, MR, NV, false, true>(acc, c, ldc, relu, rb, cb);
+      return store_tile_as<T, MR, NV, false, false>(acc, c, ldc, relu, rb, cb);
     }
-    return;
+    if (last) return store_tile_as<T, MR, NV, true, true>(acc, c, ldc, relu, rb, cb);
+    return store_tile_as<T, MR, NV, true, false>(acc, c, ldc, relu, rb, cb);
   }
-  const V valpha = bcast<T>(st.alpha), vbeta = bcast<T>(st.beta);
+  // Scaling (alpha != 1, or beta != 0 in the first block): the original element loop, kept as
+  // it was (its multiply-adds contract the same way in every tile instantiation).
+  const V valpha = bcast<T>(alpha), vbeta = bcast<T>(beta);
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
       T* cp = c + i * ldc + j * L;
       V v = acc[i][j];
-      if (st.alpha != T(1)) v *= valpha;
-      if (!st.first) v += loadu(cp);
-      else if (st.beta != T(0)) v += vbeta * loadu(cp);
-      if (st.last) {
+      if (alpha != T(1)) v *= valpha;
+      if (!first) v += loadu(cp);
+      else if (beta != T(0)) v += vbeta * loadu(cp);
+      if (last) {
         if (rb) v += bcast<T>(rb[i]);
         if (cb) v += loadu(cb + j * L);
-        if (st.relu) v = v < V{} ? V{} : v;
+        if (relu) v = v < V{} ? V{} : v;
       }
       storeu(cp, v);
     }
@@ -271,12 +319,30 @@ inline void microkernel_off(int64_t kc, const T* __restrict a, const T* b, const
   store_tile<T>(acc, c, ldc, st, rb, nullptr);
 }
 
+// The source lines of a B sliver packed later (rows of b, `stride` bytes apart, `lpr` lines
+// each), walked in order by a cursor: a microkernel given one issues `left` of them spread
+// through its k loop (a line every few k steps) instead of the caller issuing them in a burst
+// (a burst of lines from DRAM fills the miss buffers and stalls the prefetch instructions).
+struct LineCursor {
+  const char* row = nullptr;  // the current row's first line
+  int64_t stride = 0, lpr = 0, col = 0;
+  int64_t left = 0;  // lines this microkernel issues
+  inline void next() {
+    __builtin_prefetch(row + col * 64, 0, 3);
+    if (++col == lpr) {
+      col = 0;
+      row += stride;
+    }
+    --left;
+  }
+};
+
 // One MR x NR tile of C (row stride ldc) from kc steps of packed A and B; or, for an edge tile,
 // its first MR rows and NV vectors (A and B keep the packed slivers' strides, Blocking's MR and
 // NR): every element sums the same products in the same order as in a full tile.
 template <typename T, int MR = Blocking<T>::MR, int NV = Blocking<T>::NV>
 inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t ldc,
-                        const Store<T>& st, const T* rb, const T* cb) {
+                        const Store<T>& st, const T* rb, const T* cb, LineCursor* pf = nullptr) {
   using namespace simd;
   using V = vec_t<T>;
   constexpr int L = Blocking<T>::L, NR = NV * L, AS = Blocking<T>::MR, BS = Blocking<T>::NR;
@@ -310,6 +376,17 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
   constexpr int64_t CTAIL = 16;
   const int64_t k1 = kc > 2 * CTAIL ? kc - CTAIL : kc;
   int64_t p = 0;
+  if (pf) {
+    // A line of the future sliver every PS k steps from the start, while lines are left.
+    constexpr int PS = 4;
+    for (; p + PS <= k1; p += PS) {
+      // Not unrolled: with AVX2's 16 registers an unrolled body spilled accumulators.
+#pragma GCC unroll 1
+      for (int u = 0; u < PS; ++u) step();
+      if (pf->left > 0) pf->next();
+    }
+    while (pf->left > 0) pf->next();
+  }
   for (; p < k1; ++p) step();
   if (k1 < kc) {
 #pragma GCC unroll 32
