@@ -342,7 +342,7 @@ def test_bench_percentages_use_the_runs_best_peak_reading(monkeypatch, tmp_path,
     # the best reading, so a low reading (a vCPU taken away) cannot push a case over 100%.
     from imkern import _bench, bench
 
-    readings = iter([100e9, 400e9, 50e9])
+    readings = iter([100e9, 400e9, 50e9, 60e9])
     monkeypatch.setattr(_bench, "fma_peak", lambda seconds=0.2, threads=None, rounds=4: next(readings))
     monkeypatch.setattr(_bench, "copy_bandwidth", lambda nbytes=0: 10e9)
     x = np.ones(4)
@@ -350,18 +350,24 @@ def test_bench_percentages_use_the_runs_best_peak_reading(monkeypatch, tmp_path,
     def case(name, **kw):
         return bench.Case(name, "cpu", lambda: (lambda: x.sum(), {"numpy": lambda: x.sum()}), **kw)
 
-    fake = [case("fake gemm a", flops=10**9), case("fake copy", bytes=10**6), case("fake gemm b", flops=10**9)]
+    fake = [
+        case("fake gemm a", flops=10**9),
+        case("fake copy", bytes=10**6),
+        case("fake gemm b", flops=10**9),
+        case("fake conv", flops=10**9, bytes=10**6),  # both rates shown
+    ]
     monkeypatch.setattr(bench, "all_cases", lambda device="all": fake)
     js = tmp_path / "b.json"
     assert _bench.run(device="cpu", quick=True, markdown=True, json_path=str(js)) == 0
     text = capsys.readouterr().out
     out = json.loads(js.read_text())
-    assert out["fma_peak"] == 400e9 and out["fma_peak_readings"] == [100e9, 400e9, 50e9]
-    assert "FMA peak: cpu 400 GFLOP/s" in text and "best of 3 readings, lowest 50" in text
+    assert out["fma_peak"] == 400e9 and out["fma_peak_readings"] == [100e9, 400e9, 50e9, 60e9]
+    assert "FMA peak: cpu 400 GFLOP/s" in text and "best of 4 readings, lowest 50" in text
     by_case = {r["case"]: r for r in out["results"]}
-    for name in ("fake gemm a", "fake gemm b"):
+    for name in ("fake gemm a", "fake gemm b", "fake conv"):
         rate = by_case[name]["rate"]
-        assert rate.endswith("% of FMA peak)") and f"| {name} |" in text and rate in text
+        assert "% of FMA peak)" in rate and f"| {name} |" in text and rate in text
+        assert rate.endswith("of copy)") == (name == "fake conv")
         pct = float(rate.split("(")[1].split("%")[0])
         expect = 1e9 / (by_case[name]["imkern_ms"] / 1e3) / 400e9 * 100
         assert abs(pct - expect) <= 0.5 + 1e-9 * expect

@@ -227,7 +227,7 @@ def run(
             rows.append((c.name, "setup failed: " + str(e)[:60], "", "", "", ""))
             results.append({"case": c.name, "device": c.device, "error": str(e)})
             continue
-        if c.flops and not c.bytes and c.device == "cpu":
+        if c.flops and c.device == "cpu":
             peak_readings.append(fma_peak(peak_seconds))
         t = _time(fn, min_time=min_time)
         rate = ""
@@ -252,13 +252,14 @@ def run(
         del fn, peers
     peak = {"cpu": max(peak_readings)}
     for first, end, c, t in rated:
-        rate = ""
-        if c.bytes:
-            rate = f"{c.bytes / t / 1e9:.1f} GB/s ({c.bytes / t / bw[c.device]:.0%} of copy)"
-        elif c.flops:
-            rate = f"{c.flops / t / 1e9:.1f} GFLOP/s"
+        parts = []
+        if c.flops:
+            parts.append(f"{c.flops / t / 1e9:.1f} GFLOP/s")
             if c.device in peak:
-                rate += f" ({c.flops / t / peak[c.device]:.0%} of FMA peak)"
+                parts[-1] += f" ({c.flops / t / peak[c.device]:.0%} of FMA peak)"
+        if c.bytes:
+            parts.append(f"{c.bytes / t / 1e9:.1f} GB/s ({c.bytes / t / bw[c.device]:.0%} of copy)")
+        rate = "; ".join(parts)
         for j in range(first, end):  # the case's rows (one per peer) and results, appended in step
             rows[j] = rows[j][:5] + (rate,)
             if rate:

@@ -32,6 +32,9 @@ class Case:
     # Each fn takes no arguments and runs the op once on the prepared input (CUDA fns must
     # synchronize before returning, so wall time is device time).
     setup: Callable[[], Tuple[Callable[[], object], Dict[str, Callable[[], object]]]]
+    # A case may declare both: one whose arithmetic intensity (flops / bytes) is below the
+    # machine's balance (FMA peak / copy bandwidth, ~8 FLOP/byte on the 2-vCPU Zen 4) is held by
+    # memory, and the bench then shows both rates.
     bytes: int = 0  # bytes read + written by one call (0: not a bandwidth case)
     flops: int = 0  # floating-point operations of one call (0: not a compute case)
     note: str = ""
