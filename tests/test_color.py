@@ -222,19 +222,27 @@ def test_ycbcr_uint8_within_one_of_pillow(rng):
 _YCC_EXTREMES = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]]
 
 
+def _rows_equal_per_pixel(fn, rng, widths, gray_pixels=False):
+    """fn's uint8 rows of every width equal fn on one-pixel rows, through contiguous, reversed
+    and padded views, every output byte written."""
+    for w in widths:
+        x = random_array(rng, (3, w, 3), np.uint8)
+        n = min(w, len(_YCC_EXTREMES))
+        x[0, :n] = _YCC_EXTREMES[:n]  # gray, primaries, ties of the maximum
+        if gray_pixels:
+            x[1, ::2] = x[1, ::2, :1]  # (HSV: V - min = 0)
+        x[2, -n:] = _YCC_EXTREMES[:n]
+        exp = fn(np.ascontiguousarray(x.reshape(-1, 1, 3))).reshape(x.shape)  # one-pixel rows
+        padded = np.pad(x, ((0, 0), (0, 5), (0, 0)))[:, :w]  # rows apart
+        for view, want in ((x, exp), (x[:, ::-1], exp[:, ::-1]), (padded, exp)):
+            out = np.full(x.shape, 0xA5, np.uint8)
+            fn(view, out=out)
+            np.testing.assert_array_equal(out, want, err_msg=f"{fn.__name__} w={w}")
+
+
 def _ycc_rows_equal_per_pixel(rng, widths):
     for fn in (K.rgb_to_ycbcr, K.ycbcr_to_rgb):
-        for w in widths:
-            x = random_array(rng, (3, w, 3), np.uint8)
-            n = min(w, len(_YCC_EXTREMES))
-            x[0, :n] = _YCC_EXTREMES[:n]
-            x[2, -n:] = _YCC_EXTREMES[:n]
-            exp = fn(np.ascontiguousarray(x.reshape(-1, 1, 3))).reshape(x.shape)  # one-pixel rows
-            padded = np.pad(x, ((0, 0), (0, 5), (0, 0)))[:, :w]  # rows apart
-            for view, want in ((x, exp), (x[:, ::-1], exp[:, ::-1]), (padded, exp)):
-                out = np.full(x.shape, 0xA5, np.uint8)
-                fn(view, out=out)
-                np.testing.assert_array_equal(out, want, err_msg=f"{fn.__name__} w={w}")
+        _rows_equal_per_pixel(fn, rng, widths)
 
 
 _YCC_WIDTHS = list(range(1, 72)) + [127, 128, 129, 255, 263, 1021]
@@ -273,19 +281,7 @@ _HSV_WIDTHS = list(range(1, 100)) + [127, 128, 129, 255, 263, 1021]
 
 @pytest.mark.parametrize("name", ["rgb_to_hsv", "hsv_to_rgb", "rgb_to_lab", "lab_to_rgb"])
 def test_uint8_rows_every_width_equal_per_pixel(isa, rng, name):
-    fn = getattr(K, name)
-    for w in _HSV_WIDTHS:
-        x = random_array(rng, (3, w, 3), np.uint8)
-        n = min(w, len(_YCC_EXTREMES))
-        x[0, :n] = _YCC_EXTREMES[:n]  # gray, primaries, ties of the maximum
-        x[1, ::2] = x[1, ::2, :1]  # gray pixels (V - min = 0)
-        x[2, -n:] = _YCC_EXTREMES[:n]
-        exp = fn(np.ascontiguousarray(x.reshape(-1, 1, 3))).reshape(x.shape)  # one-pixel rows
-        padded = np.pad(x, ((0, 0), (0, 5), (0, 0)))[:, :w]  # rows apart
-        for view, want in ((x, exp), (x[:, ::-1], exp[:, ::-1]), (padded, exp)):
-            out = np.full(x.shape, 0xA5, np.uint8)
-            fn(view, out=out)
-            np.testing.assert_array_equal(out, want, err_msg=f"{fn.__name__} w={w}")
+    _rows_equal_per_pixel(getattr(K, name), rng, _HSV_WIDTHS, gray_pixels=True)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])

@@ -279,16 +279,21 @@ def test_size3_tiny_images(rng, isa, dtype):
             _assert_bits(F.median(x, 3, border=border, cval=2.0), _median3_exact(x, border, 2.0), f"{shape} {border}")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_size3_views_batches_threads(rng, threads, dtype):
+def _views_batches_threads(rng, dtype, size, exact):
+    """Views, a batch of images of 13 rows (row groups / pairs split at image ends: no pair
+    crosses an image) and a tall image of several row chunks, bit for bit."""
     base = _special(rng, random_array(rng, (61, 83, 3), dtype))
     for name, v in _views(base):
-        _assert_bits(F.median(v, 3, border="reflect101"), _median3_exact(np.ascontiguousarray(v), "reflect101", 0.0),
-                     name)
-    batch = _special(rng, random_array(rng, (3, 13, 70, 2), dtype))  # images of 13 rows: groups split at image ends
-    _assert_bits(F.median(batch, 3, border="wrap"), _median3_exact(batch, "wrap", 0.0), "batch")
-    tall = _special(rng, random_array(rng, (203, 37, 1), dtype))  # several row chunks
-    _assert_bits(F.median(tall, 3), _median3_exact(tall, "replicate", 0.0), "tall")
+        _assert_bits(F.median(v, size, border="reflect101"), exact(np.ascontiguousarray(v), "reflect101", 0.0), name)
+    batch = _special(rng, random_array(rng, (3, 13, 70, 2), dtype))
+    _assert_bits(F.median(batch, size, border="wrap"), exact(batch, "wrap", 0.0), "batch")
+    tall = _special(rng, random_array(rng, (203, 37, 1), dtype))
+    _assert_bits(F.median(tall, size), exact(tall, "replicate", 0.0), "tall")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_size3_views_batches_threads(rng, threads, dtype):
+    _views_batches_threads(rng, dtype, 3, _median3_exact)
 
 
 def test_size3_many_channels(rng, isa):
@@ -324,13 +329,6 @@ def test_size5_pairs_widths_channels_borders(rng, isa, dtype, channels):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_size5_views_batches_threads(rng, threads, dtype):
-    base = _special(rng, random_array(rng, (61, 83, 3), dtype))
-    for name, v in _views(base):
-        _assert_bits(F.median(v, 5, border="reflect101"), _median5_exact(np.ascontiguousarray(v), "reflect101", 0.0),
-                     name)
-    batch = _special(rng, random_array(rng, (3, 13, 70, 2), dtype))  # odd heights: no pair crosses an image
-    _assert_bits(F.median(batch, 5, border="wrap"), _median5_exact(batch, "wrap", 0.0), "batch")
-    tall = _special(rng, random_array(rng, (203, 37, 1), dtype))  # several row chunks, odd and even
-    _assert_bits(F.median(tall, 5), _median5_exact(tall, "replicate", 0.0), "tall")
+    _views_batches_threads(rng, dtype, 5, _median5_exact)
     gray = _data(rng, (123, 517), dtype, few_values=True)
     _assert_bits(F.median(gray, 5, border="constant", cval=3.0), _median5_exact(gray, "constant", 3.0), "gray")

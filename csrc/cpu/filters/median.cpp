@@ -144,20 +144,27 @@ void select_row(const K* const* P, K* o, int64_t n, int64_t C, int k, K* buf) {
   }
 }
 
-// k = 5 on presorted columns: S[i] is the i-th smallest of the 5 rows' column (sort_columns5),
+// k = 5 on presorted columns: S[i] is the i-th smallest of the 5 rows' column (sort_columns<5>),
 // so each window is 5 sorted columns of 5 and the median takes 85 comparators instead of 113
 // (IMKERN_MEDIAN_NET_5_SORTED_COLUMNS, wire 5 j + i); each column is sorted once (9
 // comparators) for the 5 windows that hold it. The same median, exactly.
-template <typename K>
-void sort_columns5(const K* const* P, K* const* S, int64_t n) {
+// S[i][x] = the i-th smallest of P[0][x] .. P[R - 1][x], R = 4 (IMKERN_SORT_4, the pair path's
+// shared rows) or 5 (IMKERN_SORT_5).
+template <int R, typename K>
+void sort_columns(const K* const* P, K* const* S, int64_t n) {
+  static_assert(R == 4 || R == 5, "sorting networks of 4 and 5 rows");
   using namespace simd;
   using V = vec_t<K>;
   constexpr int L = Vec<K>::lanes;
   for (int64_t x = 0; x < n; x += L) {
-    V v[5];
-    for (int i = 0; i < 5; ++i) v[i] = loadu(P[i] + x);
-    IMKERN_SORT_5(IMKERN_MCX)
-    for (int i = 0; i < 5; ++i) storeu(S[i] + x, v[i]);
+    V v[R];
+    for (int i = 0; i < R; ++i) v[i] = loadu(P[i] + x);
+    if constexpr (R == 5) {
+      IMKERN_SORT_5(IMKERN_MCX)
+    } else {
+      IMKERN_SORT_4(IMKERN_MCX)
+    }
+    for (int i = 0; i < R; ++i) storeu(S[i] + x, v[i]);
   }
 }
 
@@ -190,19 +197,6 @@ void network_row_sorted5(const K* const* S, K* o, int64_t n, int64_t C) {
 // median from those 6 and the 5 values of its own row (y - 2 or y + 3; IMKERN_MEDIAN_PAIR5_EXTRA,
 // 22): (5 + 64 + 2 x 22) / 2 = 56.5 comparators per output vector instead of 9 + 85. The same
 // median, exactly (gen_median_networks.py checks both networks on every 0-1 input and end to end).
-template <typename K>
-void sort_columns4(const K* const* P, K* const* S, int64_t n) {
-  using namespace simd;
-  using V = vec_t<K>;
-  constexpr int L = Vec<K>::lanes;
-  for (int64_t x = 0; x < n; x += L) {
-    V v[4];
-    for (int i = 0; i < 4; ++i) v[i] = loadu(P[i] + x);
-    IMKERN_SORT_4(IMKERN_MCX)
-    for (int i = 0; i < 4; ++i) storeu(S[i] + x, v[i]);
-  }
-}
-
 // Outputs of rows y (extra row ra: source row y - 2) and y + 1 (rb: y + 3) from the sorted
 // columns S of the shared rows.
 template <typename K>
@@ -288,7 +282,7 @@ void median_ring(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       if (pair) {
         T* drow1 = row_ptr<T>(dst, d, b, y + 1);
         K* o1 = std::is_same<K, T>::value ? reinterpret_cast<K*>(drow1) : obuf + WC + L;
-        sort_columns4<K>(P.data() + 1, S, (W + 2 * r) * C);
+        sort_columns<4, K>(P.data() + 1, S, (W + 2 * r) * C);
         network_pair5<K>(S, P[0], P[5], o, o1, WC, C);
         if (!std::is_same<K, T>::value)
           for (int64_t e = 0; e < WC; ++e) drow1[e] = from_key<T, K>(o1[e]);
@@ -296,7 +290,7 @@ void median_ring(const void* src, const ImageDesc& s, void* dst, const ImageDesc
         switch (k) {
           case 3: network_row<3, K>(P.data(), o, WC, C); break;
           case 5:
-            sort_columns5<K>(P.data(), S, (W + 2 * r) * C);
+            sort_columns<5, K>(P.data(), S, (W + 2 * r) * C);
             network_row_sorted5<K>(S, o, WC, C);
             break;
           case 7: network_row<7, K>(P.data(), o, WC, C); break;
