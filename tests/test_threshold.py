@@ -127,6 +127,19 @@ def test_histogram_threads_and_isa(rng, isa, threads):
                                                                          else 65536))
 
 
+
+def test_histogram_chunks_across_images(rng, isa, threads):
+    cv2 = pytest.importorskip("cv2")
+    # uint8 chunks of ~256 KiB of pixels: 137 rows of 1901 here, so chunks start inside an
+    # image and span two of a batch; a 1-pixel image, an odd-width RGB view and a reversed view
+    for shape in ((3, 157, 1901), (1, 1), (5, 300, 401, 3)):
+        x = random_array(rng, shape, np.uint8)
+        assert np.array_equal(imkern._core.histogram_int(x), np.bincount(x.ravel(), minlength=256))
+    x = random_array(rng, (700, 1203, 3), np.uint8)
+    for v in (x[::-1], x[:, ::-2], x[1:-1, 3:, 1:]):
+        assert F.threshold_otsu(v) == cv2.threshold(np.ascontiguousarray(v).reshape(v.shape[0], -1), 0, 255,
+                                                    cv2.THRESH_OTSU)[0]
+
 def test_threshold_bad_arguments():
     x = np.zeros((4, 4), np.uint8)
     with pytest.raises(ValueError, match="kind"):
