@@ -69,8 +69,8 @@ struct Scratch {
 template <typename T>
 T* scratch(int slot, int64_t n) {
   // Slots 0, 1: gemm's A and B panels (0 also the Winograd weights, in the calling thread);
-  // 2..4: the conv drivers' buffers.
-  thread_local Scratch bufs[5];
+  // 2..4: the conv drivers' buffers; 5: gemm's task-local C tile.
+  thread_local Scratch bufs[6];
   return static_cast<T*>(bufs[slot].get(static_cast<size_t>(n) * sizeof(T)));
 }
 
