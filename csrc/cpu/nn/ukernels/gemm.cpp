@@ -91,8 +91,8 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
     }
   }
   // One row block per task, several k blocks, beta = 0: each task sums its C tile in a
-  // contiguous thread-local buffer (slot 5, rows not a multiple of 4 KiB apart) and copies it to
-  // C after the last k block. C's own rows are ldc apart (often 16 KiB: the tile's lines fall in
+  // contiguous thread-local buffer (slot 5, rows not a multiple of 4 KiB apart) until its last k
+  // block, whose epilogue reads the buffer and writes C. C's own rows are ldc apart (often 16 KiB: the tile's lines fall in
   // a few L1 and L2 sets, and its rows alias each other at 4 KiB), so every k block's epilogue
   // waited for C's lines (x 256x4096 W^T 4096x4096 float32, one Zen 4 core: ~2.5% of the
   // microkernel's samples on its C loads at AVX2, 0.1% with the buffer). Narrowing the task so
@@ -161,8 +161,6 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ib0 = (t / nt) * group, ib1 = std::min(mt, ib0 + group), j0 = col_lo(t % nt);
       const int64_t nc = col_lo(t % nt + 1) - j0;
-      // Where the microkernels write this task's C: C itself, or the buffer (column j0 at 0).
-      const int64_t ldct = cw ? ldw : ldc;
       for (int64_t p0 = 0; p0 < k; p0 += KC) {
         const int64_t kc = std::min<int64_t>(KC, k - p0);
         // Whole-block packing: the source of the next B block (this task's next k block, or the
@@ -181,7 +179,10 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
           if (q0 < k) nb = b_src(q0, std::min<int64_t>(KC, k - q0), qj0, qnc);
         }
         const int64_t nb_lines = nb.rows * nb.lpr, njr = (nc + NR - 1) / NR;
-        const Store<T> st{alpha, beta, p0 == 0, p0 + kc >= k, ep.relu};
+        Store<T> st{alpha, beta, p0 == 0, p0 + kc >= k, ep.relu};
+        // Where the microkernels write: the buffer (column j0 at 0) before the last k block.
+        T* const cwb = cw && !st.last ? cw : nullptr;
+        const int64_t ldct = cwb ? ldw : ldc;
         for (int64_t ib = ib0; ib < ib1; ++ib) {
           const int64_t i0 = ib * MC, mc = std::min<int64_t>(MC, m - i0), nir = (mc + MR - 1) / MR;
           const T* pa_blk = pa;
@@ -218,7 +219,11 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
               cur.left = ns_lines * (ii + 1) / nir - ns_lines * ii / nir;
               const int64_t mr = std::min<int64_t>(MR, mc - ir);
               const T* ap = pa_blk + ir * kc;
-              T* cp = cw ? cw + ir * ldw + jr : c + (i0 + ir) * ldc + j0 + jr;
+              T* cp = cwb ? cwb + ir * ldw + jr : c + (i0 + ir) * ldc + j0 + jr;
+              if (cw && st.last) {
+                st.src = cw + ir * ldw + jr;
+                st.lds = ldw;
+              }
               const T* rb = ep.row_bias ? ep.row_bias + i0 + ir : nullptr;
               if (mr == MR && nr == NR) {
                 microkernel<T>(kc, ap, bp, cp, ldct, st, rb, cb, ns_lines ? &cur : nullptr);
@@ -233,8 +238,6 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
           }
         }
       }
-      if (cw)
-        for (int64_t i = 0; i < m; ++i) std::copy(cw + i * ldw, cw + i * ldw + nc, c + i * ldc + j0);
     }
   });
 }
