@@ -17,7 +17,9 @@
 // slice per microkernel (x 256x4096 W^T 4096x4096 float32, one Zen 4 core: 84 -> 88-90% of the
 // FMA peak at AVX-512, 82 -> 87-90% at AVX2), a line every few k steps inside the microkernel's
 // loop (issued in one burst before each microkernel, the lines from DRAM filled the miss buffers
-// and the prefetch instructions stalled: 4% of the time; AVX-512 87-88 -> 90-91%). FLOPs: 2 m n k. Bytes: the packing reads A n/NC times and B once (columns) or
+// and the prefetch instructions stalled: 4% of the time; AVX-512 87-88 -> 90-91%). Such a task,
+// when k has several blocks, keeps its C tile's partial sums in a contiguous buffer until the last
+// k block (C's own rows, often 16 KiB apart, made every epilogue wait on C: AVX2 87.5 -> 90%). FLOPs: 2 m n k. Bytes: the packing reads A n/NC times and B once (columns) or
 // m/MC times (tiles).
 // Deterministic: an element's k sum runs in KC blocks in increasing order, each block summed
 // in registers in k order, whatever the tile a thread takes. The epilogue (alpha, beta,
