@@ -236,6 +236,52 @@ def test_gemm_edge_tiles_same_bits(rng, isa, dtype):
             np.testing.assert_array_equal(c, full[:m, :n], err_msg=f"{m}x{n} {isa} ta={ta} tb={tb}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_c_buffer_same_bits(rng, isa, dtype):
+    # One row block (m <= MC), several k blocks, beta == 0: each task sums its C tile in a
+    # thread-local buffer and copies it to C at the end (csrc/cpu/nn/ukernels/gemm.cpp, c_local).
+    # beta == 1 on a zero C writes C directly with the same sums: the same bits, at 1 and 3
+    # threads, with edge tiles in both directions; the NaN in C is never read; k <= KC (one k
+    # block, no buffer) and linear's bias, strided and reversed views too.
+    p = imkern.get_cpu_params()
+    kc = p["gemm_kc"] if dtype == np.float32 else p["gemm_kc_f64"]
+    before = imkern.get_num_threads()
+    try:
+        for m, n, k in [(1, 5, 2 * kc + 1), (6, 16, kc + 1), (7, 33, 2 * kc + 3), (19, 200, 3 * kc), (37, 1030, kc + 17),
+                        (256, 130, 2 * kc + 5), (19, 40, kc)]:
+            for ta, tb, alpha in ((False, True, 1.0), (False, False, 1.5), (True, True, 1.0)):
+                a = random_array(rng, (k, m) if ta else (m, k), dtype)
+                b = random_array(rng, (n, k) if tb else (k, n), dtype)
+                exp = alpha * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
+                direct = np.zeros((m, n), dtype)
+                _core.gemm(a, b, direct, ta, tb, alpha, 1.0)
+                msg = f"{m}x{n}x{k} {isa} ta={ta} tb={tb}"
+                assert_close(direct, exp, dtype, scale=2 * k, err_msg=msg)
+                for t in (1, 3):
+                    imkern.set_num_threads(t)
+                    c = np.full((m, n), np.nan, dtype)
+                    _core.gemm(a, b, c, ta, tb, alpha, 0.0)
+                    np.testing.assert_array_equal(c, direct, err_msg=f"{msg} threads={t}")
+        m, n, k = 37, 70, 2 * kc + 3
+        x = random_array(rng, (m, k), dtype)
+        w = random_array(rng, (n, k), dtype)
+        bias = random_array(rng, (n,), dtype)
+        direct = np.zeros((m, n), dtype)
+        _core.gemm(x, w, direct, False, True, 1.0, 1.0)
+        want = direct + bias  # the epilogue adds the bias to the finished sum: one rounding
+        assert_close(want, R.linear(x.astype(np.float64), w.astype(np.float64), bias.astype(np.float64)), dtype,
+                     scale=k)
+        for t in (1, 3):
+            imkern.set_num_threads(t)
+            np.testing.assert_array_equal(F.linear(x, w, bias), want, err_msg=f"linear {isa} threads={t}")
+            np.testing.assert_array_equal(F.linear(x[::-1], w, bias), want[::-1], err_msg=f"linear reversed {isa}")
+            xs = np.zeros((m, 2 * k), dtype)[:, ::2]
+            xs[...] = x
+            np.testing.assert_array_equal(F.linear(xs, np.asfortranarray(w), bias), want, err_msg=f"strided {isa}")
+    finally:
+        imkern.set_num_threads(before)
+
+
 def test_gemm_peak_shape(rng):
     # Large enough for several MC x NC tiles and KC blocks.
     a = random_array(rng, (300, 700), np.float32)

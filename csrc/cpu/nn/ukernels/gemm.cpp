@@ -17,7 +17,9 @@
 // slice per microkernel (x 256x4096 W^T 4096x4096 float32, one Zen 4 core: 84 -> 88-90% of the
 // FMA peak at AVX-512, 82 -> 87-90% at AVX2), a line every few k steps inside the microkernel's
 // loop (issued in one burst before each microkernel, the lines from DRAM filled the miss buffers
-// and the prefetch instructions stalled: 4% of the time; AVX-512 87-88 -> 90-91%). FLOPs: 2 m n k. Bytes: the packing reads A n/NC times and B once (columns) or
+// and the prefetch instructions stalled: 4% of the time; AVX-512 87-88 -> 90-91%). Such a task,
+// when k has several blocks, keeps its C tile's partial sums in a contiguous buffer until the last
+// k block (C's own rows, often 16 KiB apart, made every epilogue wait on C: AVX2 87.5 -> 90%). FLOPs: 2 m n k. Bytes: the packing reads A n/NC times and B once (columns) or
 // m/MC times (tiles).
 // Deterministic: an element's k sum runs in KC blocks in increasing order, each block summed
 // in registers in k order, whatever the tile a thread takes. The epilogue (alpha, beta,
@@ -90,6 +92,15 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
       nc_blk = nc_col;
     }
   }
+  // One row block per task, several k blocks, beta = 0: each task sums its C tile in a
+  // contiguous thread-local buffer (slot 5, rows not a multiple of 4 KiB apart) until its last k
+  // block, whose epilogue reads the buffer and writes C. C's own rows are ldc apart (often 16 KiB: the tile's lines fall in
+  // a few L1 and L2 sets, and its rows alias each other at 4 KiB), so every k block's epilogue
+  // waited for C's lines (x 256x4096 W^T 4096x4096 float32, one Zen 4 core: ~2.5% of the
+  // microkernel's samples on its C loads at AVX2, 0.1% with the buffer). Narrowing the task so
+  // that its buffer stays in the L2 measured slower (the A block then comes from the L3 more
+  // often). Same operations on the same values: the same bits.
+  const bool c_local = group == 1 && mt == 1 && k > KC && beta == T(0);
   const int64_t nt = (n + nc_blk - 1) / nc_blk;
   const int64_t ngroups = (mt + group - 1) / group;
   const int64_t ntasks = ngroups * nt;
@@ -145,6 +156,10 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   parallel_for(0, ntasks, grain, [&](int64_t t0, int64_t t1) {
     T* pa = a_all ? nullptr : scratch<T>(0, ((MC + MR - 1) / MR * MR) * KC);
     T* pb = scratch<T>(1, (per_sliver ? NR : nc_max) * KC);
+    // The C buffer's rows: whole vectors, and not a multiple of 4 KiB apart.
+    int64_t ldw = (nc_max + Bk::L - 1) / Bk::L * Bk::L;
+    if ((ldw * int64_t(sizeof(T))) % 4096 == 0) ldw += Bk::L;
+    T* cw = c_local ? scratch<T>(5, m * ldw) : nullptr;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t ib0 = (t / nt) * group, ib1 = std::min(mt, ib0 + group), j0 = col_lo(t % nt);
       const int64_t nc = col_lo(t % nt + 1) - j0;
@@ -166,7 +181,10 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
           if (q0 < k) nb = b_src(q0, std::min<int64_t>(KC, k - q0), qj0, qnc);
         }
         const int64_t nb_lines = nb.rows * nb.lpr, njr = (nc + NR - 1) / NR;
-        const Store<T> st{alpha, beta, p0 == 0, p0 + kc >= k, ep.relu};
+        Store<T> st{alpha, beta, p0 == 0, p0 + kc >= k, ep.relu};
+        // Where the microkernels write: the buffer (column j0 at 0) before the last k block.
+        T* const cwb = cw && !st.last ? cw : nullptr;
+        const int64_t ldct = cwb ? ldw : ldc;
         for (int64_t ib = ib0; ib < ib1; ++ib) {
           const int64_t i0 = ib * MC, mc = std::min<int64_t>(MC, m - i0), nir = (mc + MR - 1) / MR;
           const T* pa_blk = pa;
@@ -203,17 +221,21 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
               cur.left = ns_lines * (ii + 1) / nir - ns_lines * ii / nir;
               const int64_t mr = std::min<int64_t>(MR, mc - ir);
               const T* ap = pa_blk + ir * kc;
-              T* cp = c + (i0 + ir) * ldc + j0 + jr;
+              T* cp = cwb ? cwb + ir * ldw + jr : c + (i0 + ir) * ldc + j0 + jr;
+              if (cw && st.last) {
+                st.src = cw + ir * ldw + jr;
+                st.lds = ldw;
+              }
               const T* rb = ep.row_bias ? ep.row_bias + i0 + ir : nullptr;
               if (mr == MR && nr == NR) {
-                microkernel<T>(kc, ap, bp, cp, ldc, st, rb, cb, ns_lines ? &cur : nullptr);
+                microkernel<T>(kc, ap, bp, cp, ldct, st, rb, cb, ns_lines ? &cur : nullptr);
                 continue;
               }
               while (cur.left > 0) cur.next();
               if (nr % Bk::L == 0)  // e.g. AVX2's 6-row tile over m = 256: a 4-row tile, not 6
-                microkernel_fit<T>(static_cast<int>(mr), static_cast<int>(nr / Bk::L), kc, ap, bp, cp, ldc, st, rb, cb);
+                microkernel_fit<T>(static_cast<int>(mr), static_cast<int>(nr / Bk::L), kc, ap, bp, cp, ldct, st, rb, cb);
               else
-                microkernel_edge<T>(kc, ap, bp, cp, ldc, mr, nr, st, rb, cb);
+                microkernel_edge<T>(kc, ap, bp, cp, ldct, mr, nr, st, rb, cb);
             }
           }
         }

@@ -69,8 +69,8 @@ struct Scratch {
 template <typename T>
 T* scratch(int slot, int64_t n) {
   // Slots 0, 1: gemm's A and B panels (0 also the Winograd weights, in the calling thread);
-  // 2..4: the conv drivers' buffers.
-  thread_local Scratch bufs[5];
+  // 2..4: the conv drivers' buffers; 5: gemm's task-local C tile.
+  thread_local Scratch bufs[6];
   return static_cast<T*>(bufs[slot].get(static_cast<size_t>(n) * sizeof(T)));
 }
 
@@ -213,14 +213,18 @@ template <typename T>
 struct Store {
   T alpha, beta;
   bool first, last, relu;
+  // Where the sum so far is read (rows lds apart) when not from C itself: a task-local buffer
+  // that held the earlier k blocks (gemm.cpp).
+  const T* src = nullptr;
+  int64_t lds = 0;
 };
 
 // The epilogue of a tile (MR x NV vectors, or a smaller edge tile): alpha, beta (or accumulation
 // into C), bias, ReLU, in registers. C is read only where the sum continues (not the first k
 // block) or beta asks for it.
 template <typename T, int MR, int NV, bool READ_C, bool LAST>
-inline void store_tile_as(const simd::vec_t<T> (&acc)[MR][NV], T* c, int64_t ldc, bool relu, const T* rb,
-                          const T* cb) {
+inline void store_tile_as(const simd::vec_t<T> (&acc)[MR][NV], T* c, int64_t ldc, const T* cin, int64_t ldin,
+                          bool relu, const T* rb, const T* cb) {
   using namespace simd;
   using V = vec_t<T>;
   constexpr int L = Blocking<T>::L;
@@ -233,7 +237,7 @@ inline void store_tile_as(const simd::vec_t<T> (&acc)[MR][NV], T* c, int64_t ldc
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
       v[i][j] = acc[i][j];
-      if constexpr (READ_C) v[i][j] += loadu(c + i * ldc + j * L);
+      if constexpr (READ_C) v[i][j] += loadu(cin + i * ldin + j * L);
       if constexpr (LAST) {
         if (rb) v[i][j] += bcast<T>(rb[i]);
         if (cb) v[i][j] += loadu(cb + j * L);
@@ -257,15 +261,17 @@ inline void store_tile(const simd::vec_t<T> (&acc)[MR][NV], T* c, int64_t ldc, c
   // store to C (which might alias it), a compare and branch per vector.
   const T alpha = st.alpha, beta = st.beta;
   const bool first = st.first, last = st.last, relu = st.relu;
+  const T* const cin = st.src ? st.src : c;
+  const int64_t ldin = st.src ? st.lds : ldc;
   if (alpha == T(1) && (!first || beta == T(0))) {
     // The GEMM's k blocks (C = acc, or C += acc), without scaling: the same operations in the
     // same order as the general loop below.
     if (first) {
-      if (last) return store_tile_as<T, MR, NV, false, true>(acc, c, ldc, relu, rb, cb);
-      return store_tile_as<T, MR, NV, false, false>(acc, c, ldc, relu, rb, cb);
+      if (last) return store_tile_as<T, MR, NV, false, true>(acc, c, ldc, cin, ldin, relu, rb, cb);
+      return store_tile_as<T, MR, NV, false, false>(acc, c, ldc, cin, ldin, relu, rb, cb);
     }
-    if (last) return store_tile_as<T, MR, NV, true, true>(acc, c, ldc, relu, rb, cb);
-    return store_tile_as<T, MR, NV, true, false>(acc, c, ldc, relu, rb, cb);
+    if (last) return store_tile_as<T, MR, NV, true, true>(acc, c, ldc, cin, ldin, relu, rb, cb);
+    return store_tile_as<T, MR, NV, true, false>(acc, c, ldc, cin, ldin, relu, rb, cb);
   }
   // Scaling (alpha != 1, or beta != 0 in the first block): the original element loop, kept as
   // it was (its multiply-adds contract the same way in every tile instantiation).
@@ -275,10 +281,11 @@ inline void store_tile(const simd::vec_t<T> (&acc)[MR][NV], T* c, int64_t ldc, c
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j) {
       T* cp = c + i * ldc + j * L;
+      const T* cr = cin + i * ldin + j * L;
       V v = acc[i][j];
       if (alpha != T(1)) v *= valpha;
-      if (!first) v += loadu(cp);
-      else if (beta != T(0)) v += vbeta * loadu(cp);
+      if (!first) v += loadu(cr);
+      else if (beta != T(0)) v += vbeta * loadu(cr);
       if (last) {
         if (rb) v += bcast<T>(rb[i]);
         if (cb) v += loadu(cb + j * L);
@@ -347,11 +354,23 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
   using V = vec_t<T>;
   constexpr int L = Blocking<T>::L, NR = NV * L, AS = Blocking<T>::MR, BS = Blocking<T>::NR;
   // The C tile (MR rows, ldc apart: usually in L2 or L3, and in the same L1 sets) is fetched
-  // now, while the k loop runs, so that the epilogue's loads and stores do not wait for it.
+  // now, while the k loop runs, so that the epilogue's loads and stores do not wait for it (and
+  // the sum so far, when it is read from elsewhere).
+  const T* const cin = st.src;
+  const int64_t ldin = st.lds;
+  auto prefetch_c = [&]() __attribute__((always_inline)) {
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-    for (int l = 0; l < int(NR * sizeof(T)); l += 64) __builtin_prefetch(reinterpret_cast<const char*>(c + i * ldc) + l, 1, 3);
+      for (int l = 0; l < int(NR * sizeof(T)); l += 64) __builtin_prefetch(reinterpret_cast<const char*>(c + i * ldc) + l, 1, 3);
+    if (cin) {
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+        for (int l = 0; l < int(NR * sizeof(T)); l += 64) __builtin_prefetch(reinterpret_cast<const char*>(cin + i * ldin) + l, 0, 3);
+    }
+  };
+  prefetch_c();
   V acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
@@ -389,10 +408,7 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
   }
   for (; p < k1; ++p) step();
   if (k1 < kc) {
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-      for (int l = 0; l < int(NR * sizeof(T)); l += 64) __builtin_prefetch(reinterpret_cast<const char*>(c + i * ldc) + l, 1, 3);
+    prefetch_c();
     for (; p < kc; ++p) step();
   }
   store_tile<T>(acc, c, ldc, st, rb, cb);
@@ -419,8 +435,12 @@ void microkernel_edge(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int
   alignas(64) T rbuf[MR];
   alignas(64) T cbuf[NR];
   const bool read_c = !st.first || st.beta != T(0);
+  const T* const cin = st.src ? st.src : c;
+  const int64_t ldin = st.src ? st.lds : ldc;
   for (int64_t i = 0; i < MR; ++i)
-    for (int64_t j = 0; j < NR; ++j) tmp[i * NR + j] = (read_c && i < mr && j < nr) ? c[i * ldc + j] : T(0);
+    for (int64_t j = 0; j < NR; ++j) tmp[i * NR + j] = (read_c && i < mr && j < nr) ? cin[i * ldin + j] : T(0);
+  Store<T> sl = st;
+  sl.src = nullptr;
   if (rb) {
     for (int64_t i = 0; i < MR; ++i) rbuf[i] = i < mr ? rb[i] : T(0);
     rb = rbuf;
@@ -429,7 +449,7 @@ void microkernel_edge(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int
     for (int64_t j = 0; j < NR; ++j) cbuf[j] = j < nr ? cb[j] : T(0);
     cb = cbuf;
   }
-  microkernel<T>(kc, a, b, tmp, NR, st, rb, cb);
+  microkernel<T>(kc, a, b, tmp, NR, sl, rb, cb);
   for (int64_t i = 0; i < mr; ++i)
     for (int64_t j = 0; j < nr; ++j) c[i * ldc + j] = tmp[i * NR + j];
 }
