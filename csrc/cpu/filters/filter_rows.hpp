@@ -424,6 +424,51 @@ inline void hfilter_long(const A* p, A* h, int64_t n, int64_t C, const A* k) {
   }
 }
 
+// The vertical long kernels' sums on AVX2 (16 registers, 256-bit FMAs of latency 4 at two per
+// cycle: eight independent chains are needed, and long_taps' two per row give R = 2 rows only
+// four): pair j goes to accumulator j % 4 (its first pair by a plain product), the centre tap
+// to accumulator h % 4, then (s0 + s1) + (s2 + s3). The pairs in natural order: with R = 2
+// the rows j + 1 and K - 1 - j of step j are the rows of step j + 1's other output row, so
+// each row is loaded once and used in two consecutive steps (short live ranges, no spills).
+// The same order for every element (vector code, single rows, scalar tails), so results do
+// not depend on strips, row pairing or threads. Other ISAs: long_taps.
+template <int K, int R, typename V, typename Tap>
+IMKERN_ALWAYS_INLINE inline void vlong_taps(const V* kv, Tap&& t, V (&out)[R]) {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  constexpr int h = K / 2;
+  static_assert(h >= 4, "every accumulator gets a pair");
+  V s[R][4];
+#pragma GCC unroll 16
+  for (int j = 0; j < h; ++j) {
+    V kj = kv[j];
+    if constexpr (!std::is_arithmetic<V>::value) asm("" : "+x"(kj));  // one tap load per step
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const V p = t(r, j) + t(r, K - 1 - j);
+      if (j < 4) s[r][j] = kj * p;
+      else s[r][j & 3] += kj * p;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    s[r][h & 3] += kv[h] * t(r, h);
+    out[r] = (s[r][0] + s[r][1]) + (s[r][2] + s[r][3]);
+  }
+#else
+  long_taps<K, R>(kv, t, out);
+#endif
+}
+
+// A float vector load as a float load (simd::loadu's memcpy is an integer-typed load, which
+// GCC spills and reloads through the stack in the long kernels' unrolled bodies on AVX2).
+template <typename A>
+IMKERN_ALWAYS_INLINE inline simd::vec_t<A> vload_f(const A* p) {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  if constexpr (std::is_same<A, float>::value) return reinterpret_cast<simd::vec_t<A>>(_mm256_loadu_ps(p));
+#endif
+  return simd::loadu(p);
+}
+
 // R output rows o[0 .. R-1] (output row q from rows[q .. q + K - 1]).
 template <int K, int R, typename T, typename A, bool Stream>
 inline void vfilter_long(const A* const* rows, T* const* out, int64_t n, const A* k) {
@@ -439,13 +484,13 @@ inline void vfilter_long(const A* const* rows, T* const* out, int64_t n, const A
     for (int q = 0; q < R; ++q)
       for (int64_t x = 0; x < n; ++x) {
         A v[1];
-        long_taps<K, 1>(k, [&](int, int j) { return r[q + j][x]; }, v);
+        vlong_taps<K, 1>(k, [&](int, int j) { return r[q + j][x]; }, v);
         o[q][x] = to_output<T, A>(v[0]);
       }
     return;
   }
   auto blk = [&](int64_t x, vec_t<A> (&v)[R]) IMKERN_ALWAYS_INLINE {
-    long_taps<K, R>(kv, [&](int q, int j) IMKERN_ALWAYS_INLINE { return loadu(r[q + j] + x); }, v);
+    vlong_taps<K, R>(kv, [&](int q, int j) IMKERN_ALWAYS_INLINE { return vload_f(r[q + j] + x); }, v);
   };
   // As vfilter_sym: streaming from the first aligned element (the vector before it by plain
   // stores), the last vector ending at n.
