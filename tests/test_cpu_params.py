@@ -387,3 +387,39 @@ def test_bench_isa_avx2_restricts_everyone(tmp_path):
     out = json.loads(js.read_text())
     assert out["cpu_isa"] == "avx2" and out["fma_peak"] > 0 and out["copy_bandwidth"] > 0
     assert out["peers_restricted_by"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+
+
+def test_bench_times_imkern_and_its_peers_in_turns(monkeypatch, tmp_path):
+    # Each round calls imkern and every peer once, the first of the round rotating, so a slow
+    # spell of the machine falls on all of them; each median is of its own function's calls.
+    import time
+
+    from imkern import _bench, bench
+
+    monkeypatch.setattr(_bench, "fma_peak", lambda seconds=0.2, threads=None, rounds=4: 1e9)
+    monkeypatch.setattr(_bench, "copy_bandwidth", lambda nbytes=0: 10e9)
+    calls = []
+
+    def timed(name, seconds):
+        def f():
+            calls.append(name)
+            time.sleep(seconds)
+
+        return f
+
+    case = bench.Case(
+        "fake turns",
+        "cpu",
+        lambda: (timed("i", 0.02), {"p": timed("p", 0.001), "q": timed("q", 0.006)}),
+    )
+    monkeypatch.setattr(bench, "all_cases", lambda device="all": [case])
+    js = tmp_path / "b.json"
+    assert _bench.run(device="cpu", quick=True, markdown=True, json_path=str(js)) == 0
+    assert calls[:3] == ["i", "p", "q"]  # the warm-up calls
+    rounds = [calls[k : k + 3] for k in range(3, len(calls), 3)]
+    assert len(rounds) >= 5 and len(calls) % 3 == 0
+    for r, got in enumerate(rounds):
+        assert got == [["i", "p", "q"][(r + j) % 3] for j in range(3)]
+    res = {r["peer"]: r for r in json.loads(js.read_text())["results"]}
+    assert res["p"]["imkern_ms"] == res["q"]["imkern_ms"] >= 19.0
+    assert 0.9 <= res["p"]["peer_ms"] < 5.5 and 5.5 <= res["q"]["peer_ms"] < 19.0

@@ -1,5 +1,5 @@
 """The ``python -m imkern bench`` runner: median wall times of imkern and each installed peer on
-the same input in the same run, their ratio, and the fraction of the machine's copy bandwidth
+the same input in the same run (timed in turns), their ratio, and the fraction of the machine's copy bandwidth
 (bandwidth cases, which declare their bytes) or of its measured FMA peak (compute cases, which
 declare their FLOPs). ``--isa avx2`` holds imkern and the peers to one instruction-set level
 (ISA_ENV: the switches of PyTorch/oneDNN/MKL and OpenCV, set before they are imported)."""
@@ -13,15 +13,31 @@ from typing import Any, Dict, List
 import numpy as np
 
 
-def _time(fn, min_time=0.4, min_reps=5, max_reps=200):
-    fn()  # warm-up (allocations, thread pool, caches)
-    ts: List[float] = []
+def _time_interleaved(fns, min_time=0.4, min_reps=5, max_reps=200):
+    """The median wall time of each of ``fns``, timed in turns: each round calls every function
+    once, the first one of the round rotating, until each has at least ``min_reps`` calls and
+    the rounds have taken ``min_time`` per function (at most ``max_reps`` rounds). A slow spell
+    of the machine (a vCPU taken away by the host, another process) then falls on imkern and
+    its peers alike instead of on whichever was being timed: timed one after the other, one
+    run's demo-CNN epoch read 0.90x torch and the next run's 0.52x."""
+    for f in fns:
+        f()  # warm-up (allocations, thread pool, caches)
+    n = len(fns)
+    ts: List[List[float]] = [[] for _ in range(n)]
     start = time.perf_counter()
-    while len(ts) < max_reps and (len(ts) < min_reps or time.perf_counter() - start < min_time):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    r = 0
+    while r < max_reps and (r < min_reps or time.perf_counter() - start < min_time * n):
+        for j in range(n):
+            k = (r + j) % n
+            t0 = time.perf_counter()
+            fns[k]()
+            ts[k].append(time.perf_counter() - t0)
+        r += 1
+    return [statistics.median(t) for t in ts]
+
+
+def _time(fn, min_time=0.4, min_reps=5, max_reps=200):
+    return _time_interleaved([fn], min_time, min_reps, max_reps)[0]
 
 
 def copy_bandwidth(nbytes=256 << 20):
@@ -229,14 +245,14 @@ def run(
             continue
         if c.flops and c.device == "cpu":
             peak_readings.append(fma_peak(peak_seconds))
-        t = _time(fn, min_time=min_time)
+        # imkern and its peers in turns (see _time_interleaved)
+        t, *tps = _time_interleaved([fn, *peers.values()], min_time=min_time)
         rate = ""
         first = len(rows)
         if not peers:
             rows.append((c.name, f"{t * 1e3:.3f}", "-", "(no peer installed)", "-", rate))
             results.append({"case": c.name, "device": c.device, "imkern_ms": t * 1e3, "peer": None})
-        for pname, pfn in peers.items():
-            tp = _time(pfn, min_time=min_time)
+        for pname, tp in zip(peers, tps):
             rows.append((c.name, f"{t * 1e3:.3f}", f"{tp * 1e3:.3f}", pname, f"{t / tp:.2f}", rate))
             results.append(
                 {
