@@ -172,6 +172,48 @@ def test_every_isa_level(rng, isa, dtype):
         _check(F.bilateral(x, 9, 40.0, 5.0), cv2.bilateralFilter(x, 9, 40.0, 5.0), dtype, isa)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_every_window_size_and_isa(rng, isa, dtype):
+    # the weight rows are made a few forward offsets per pass (2 at AVX2 and baseline, 4 at
+    # AVX-512; the last pass of each window row takes the 1 to 3 left): every window size, odd
+    # widths and 1-pixel images, gray and RGB, at each ISA level
+    cv2 = pytest.importorskip("cv2")
+    for shape in ((21, 37, 3), (18, 29), (1, 1), (1, 1, 3), (2, 5, 3), (9, 1)):
+        x = _data(rng, shape, dtype)
+        for d in range(1, 18):
+            _check(F.bilateral(x, d, 30.0, 4.0), _cv(cv2, x, d, 30.0, 4.0, "reflect101"), dtype, f"{isa} {shape} d={d}")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_views_every_isa(rng, isa, dtype):
+    base = _data(rng, (27, 41, 3), dtype)
+    for v in (base[::-1, ::-1], base[::2, ::3], base[..., ::-1], base[:, 3:40, 1]):
+        np.testing.assert_array_equal(F.bilateral(v, 9, 40.0, 5.0), F.bilateral(np.ascontiguousarray(v), 9, 40.0, 5.0))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_uint8_weight_exponent_bound(rng, isa, channels):
+    # uint8: exp2 drops its clamp of the exponent at -125 (log2 units) when no pixel pair's can go
+    # below it (sigma_color large enough for the window). Just above and below that bound, and far
+    # below, on images with the largest color distances (a 0 / 255 checkerboard, noise): a weight
+    # made without the clamp it needed would be 2^(huge) instead of ~0.
+    cv2 = pytest.importorskip("cv2")
+    shape = (23, 31, 3) if channels == 3 else (23, 31)
+    yy, xx = np.indices(shape[:2])
+    board = np.where((yy + xx) % 2 == 0, 0, 255).astype(np.uint8)
+    if channels == 3:
+        board = np.repeat(board[..., None], 3, axis=-1)
+    noise = random_array(rng, shape, np.uint8)
+    d, ss, t = 9, 3.0, 255.0 * channels
+    s_min = -0.5 * 16 / ss**2 * np.log2(np.e)  # the farthest offset (i^2 + j^2 = 16 at d = 9)
+    for target in (-100.0, -124.5, -125.5, -130.0, -400.0):
+        sc = float(np.sqrt(0.5 * t * t * np.log2(np.e) / (s_min - target)))
+        for x in (board, noise):
+            got = F.bilateral(x, d, sc, ss)
+            _check(got, cv2.bilateralFilter(x, d, sc, ss), np.uint8, f"{isa} target={target}")
+            assert np.abs(got.astype(int) - R.bilateral(x, d, sc, ss).astype(int)).max() <= 1
+
+
 @pytest.mark.parametrize("dtype,d,sc,ss", [(np.float32, 7, 20.0, 4.0), (np.uint8, 9, 75.0, 75.0)])
 def test_threads_do_not_change_results(rng, threads, dtype, d, sc, ss):
     x = _data(rng, (300, 257, 3), dtype)

@@ -49,10 +49,12 @@ inline vf vabs(vf x) {
   return reinterpret_cast<vf>(m);
 }
 
-// 2^x for x <= 0 (finite; anything below -126 may give 0 or 2^-126): n = round(x),
+// 2^x for x <= 0 (finite; anything below -125 may give 0 or 2^-125): n = round(x),
 // 2^(x - n) by a degree-5 polynomial (relative error 1.9e-7 on [-1/2, 1/2], fit with the
-// constant term 1 so 2^0 = 1 exactly), times 2^n.
-inline vf exp2_nonpos(vf x) {
+// constant term 1 so 2^0 = 1 exactly), times 2^n. Low = false: the caller knows x >= -125
+// (no clamp).
+template <bool Low = true>
+IMKERN_ALWAYS_INLINE inline vf exp2_nonpos(vf x) {
   auto poly = [](vf f) {  // Estrin's scheme: 3 FMAs deep instead of 5
     const vf f2 = f * f;
     const vf t0 = f * 0x1.62e426p-1f + 1.0f;
@@ -65,16 +67,19 @@ inline vf exp2_nonpos(vf x) {
   const vf p = poly(x - reinterpret_cast<vf>(n));
   return reinterpret_cast<vf>(_mm512_scalef_ps(reinterpret_cast<__m512>(p), n));  // 0 below 2^-149
 #else
+  if constexpr (Low) {
 #if defined(__AVX2__)
-  x = reinterpret_cast<vf>(_mm256_max_ps(reinterpret_cast<__m256>(x), _mm256_set1_ps(-126.f)));
+    x = reinterpret_cast<vf>(_mm256_max_ps(reinterpret_cast<__m256>(x), _mm256_set1_ps(-125.f)));
 #else
-  x = x > -126.f ? x : simd::splat(-126.f);
+    x = x > -125.f ? x : simd::splat(-125.f);
 #endif
+  }
   const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const vf t = x + magic;
   const vf p = poly(x - (t - magic));
-  const vi e = (reinterpret_cast<vi>(t) - reinterpret_cast<vi>(magic) + 127) << 23;  // 2^n, n >= -126
-  return p * reinterpret_cast<vf>(e);
+  // p * 2^n as an integer add to p's exponent (n >= -125 and p >= 2^-1/2 keep it normal: the
+  // bits of the product): t's low mantissa bits are 2^22 + n, shifted out but for n.
+  return reinterpret_cast<vf>(reinterpret_cast<vi>(p) + (reinterpret_cast<vi>(t) << 23));
 #endif
 }
 
@@ -127,7 +132,52 @@ inline int64_t bilateral_strip(int k, int C, int cw_rows) {
   return std::max<int64_t>(64, px / 64 * 64);
 }
 
-constexpr int kNV = 2;  // pixel vectors per pass (3 and 4 measured no faster on Zen 4)
+// F rows of pair weights that share the centers a: o[u][x] = exp2(t^2 * gc2 + s[u]) for x in
+// [xs, xe) (rounded up to L), t the L1 color distance of the pixels at a + x and b[u] + x (C planes
+// pl floats apart). Clamp: the exponent is kept >= -200 (float32 images, whose t may be anything);
+// Low: it may go below -125 (exp2 clamps it).
+// The offsets outer, x inner: no per-offset pointers or constants reloaded per vector (the loop
+// of one offset at a time per vector was bound by its instruction count at AVX2), F independent
+// chains interleaved, software-pipelined: each step computes the exponents of one vector and the
+// exp2 of the previous ones (ready by then), so few operations wait on long dependency chains.
+template <int C, bool Clamp, bool Low, int F>
+IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const float* a, const float* const* b, int64_t pl,
+                                             int64_t xs, int64_t xe, float gc2, const float* s) {
+  const vf g2 = simd::splat(gc2);
+  vf sv[F];
+  for (int u = 0; u < F; ++u) sv[u] = simd::splat(s[u]);
+  auto expo = [&](int64_t x, vf* e) IMKERN_ALWAYS_INLINE {
+    vf av[C];
+    for (int c = 0; c < C; ++c) av[c] = simd::loadu(a + c * pl + x);
+    for (int u = 0; u < F; ++u) {
+      vf dist = vabs(simd::loadu(b[u] + x) - av[0]);
+      for (int c = 1; c < C; ++c) dist += vabs(simd::loadu(b[u] + c * pl + x) - av[c]);
+      e[u] = dist * dist * g2 + sv[u];
+      if constexpr (Clamp) e[u] = simd::vminmax<true>(e[u], vf{} - 200.f);
+    }
+  };
+  int64_t x = xs;
+  vf pe[F];
+  expo(x, pe);
+  for (; x + L < xe; x += L) {
+    vf e[F];
+    expo(x + L, e);
+    for (int u = 0; u < F; ++u) {
+      simd::storeu(o[u] + x, exp2_nonpos<Low>(pe[u]));
+      pe[u] = e[u];
+    }
+  }
+  for (int u = 0; u < F; ++u) simd::storeu(o[u] + x, exp2_nonpos<Low>(pe[u]));
+}
+
+// Forward offsets per weight pass (sharing the center loads): AVX2 (16 registers) 2 and 3 within
+// noise, 4 slower; AVX-512 (32) 4 fastest.
+constexpr int kF = L >= 16 ? 4 : 2;
+static_assert(kF == 2 || kF == 4, "make_cw dispatches 1, 2 (and 3) offsets");
+// Pixel vectors per pass: 2, but 3 for RGB at AVX2 (12 sums in 16 registers; 1080p d = 9 about
+// 3% faster on Zen 4; gray and AVX-512 no faster with 3 or 4).
+template <int C>
+constexpr int kNV = L == 8 && C == 3 ? 3 : 2;
 
 template <typename T, int C>
 void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int r, double sigma_color,
@@ -154,7 +204,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   // evaluations, the same weights and the same sums in the same order as one per offset.
   std::vector<int> fwd, ring_first, ring_mask;  // forward offsets (indices into off_*), their ring rows
   std::vector<int> mirror(maxk, -1);  // per offset: its forward twin's index in fwd (or -1)
-  std::vector<int> grp_first, grp_jmax;  // forward offsets grp_first[g] .. grp_first[g + 1] - 1 share i; max |j|
+  std::vector<int> grp_first;  // forward offsets grp_first[g] .. grp_first[g + 1] - 1 share i
   int ring_rows = 0;
   for (int q = 0; q < maxk; ++q)
     if (off_i[q] > 0 || (off_i[q] == 0 && off_j[q] > 0)) {
@@ -167,13 +217,8 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     }
   // groups of forward offsets with the same row offset i (consecutive in fwd)
   for (size_t f = 0; f < fwd.size(); ++f)
-    if (f == 0 || off_i[fwd[f]] != off_i[fwd[f - 1]]) {
-      grp_first.push_back(static_cast<int>(f));
-      grp_jmax.push_back(0);
-    }
+    if (f == 0 || off_i[fwd[f]] != off_i[fwd[f - 1]]) grp_first.push_back(static_cast<int>(f));
   grp_first.push_back(static_cast<int>(fwd.size()));
-  for (size_t g = 0; g + 1 < grp_first.size(); ++g)
-    for (int f = grp_first[g]; f < grp_first[g + 1]; ++f) grp_jmax[g] = std::max(grp_jmax[g], std::abs(off_j[fwd[f]]));
   for (int q = 0; q < maxk; ++q)
     for (size_t f = 0; f < fwd.size(); ++f)
       if ((off_i[fwd[f]] == off_i[q] && off_j[fwd[f]] == off_j[q]) ||
@@ -192,6 +237,11 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     const double rr2 = static_cast<double>(off_i[q]) * off_i[q] + static_cast<double>(off_j[q]) * off_j[q];
     fwd_s.push_back(static_cast<float>(std::max(-0.5 / (sigma_space * sigma_space) * rr2 * kLog2e, -1e6)));
   }
+  // uint8: whether an exponent may go below -125 (t <= 255 C; a margin for the float rounding
+  // of t^2 * gc2 + s): else exp2 needs no clamp (sigma_color >= ~60 at d = 9).
+  double s_min = 0;
+  for (float v : fwd_s) s_min = std::min<double>(s_min, v);
+  const bool low = !is_u8 || static_cast<double>(gc2) * (255.0 * C) * (255.0 * C) + s_min < -124.9;
   // float32, per image: OpenCV's test for a flat image (max - min < FLT_EPSILON over the padded
   // image, NaN skipped), which it copies unchanged. The scan stops at the first spread that is
   // large enough (at once on real images).
@@ -238,46 +288,41 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     float* ones = thread_scratch<float>(4, static_cast<size_t>(SW + L));  // the center's weight
     std::fill(ones, ones + SW + L, 1.f);
     auto cw_row = [&](size_t f, int64_t yc) { return cw_ring + (ring_first[f] + (yc & ring_mask[f])) * cw_pitch + OFF; };
-    struct FwdOut {
-      float* o;
-      int64_t j;
-      float s;
-    };
-    std::vector<FwdOut> fo(fwd.size());
     for (int64_t x0 = 0; x0 < W; x0 += SW) {
       const int64_t Ws = std::min(SW, W - x0);
       // cw_q(yc, x) for the forward offsets f of group g (row offset i) from the planes of rows yc
-      // (pc) and yc + i (pn), for x in [-OFF', Ws + jmax) (OFF' = jmax rounded up to L, so the
-      // stores are aligned): the columns both uses of each offset read, [min(0, -j), max(Ws, Ws - j)).
+      // (pc) and yc + i (pn), kF offsets a pass: at least the columns both uses of each offset (i, j)
+      // read, [min(0, -j), max(Ws, Ws - j)), from -j rounded down to a multiple of L (aligned stores).
       auto make_cw = [&](size_t g, int64_t yc, const float* pc, const float* pn) {
-        const int f0 = grp_first[g], f1 = grp_first[g + 1];
-        for (int f = f0; f < f1; ++f) fo[f] = FwdOut{cw_row(f, yc), r + off_j[fwd[f]], fwd_s[f]};
-        const int jm = grp_jmax[g];
-        const FwdOut* const fp = fo.data();
-        const int64_t xs = -static_cast<int64_t>((jm + L - 1) / L) * L, xe = Ws + jm, pl = plane;
-        const float* const a = pc + r;
-        const vf g2 = simd::splat(gc2);
-        // Software-pipelined: each step computes the exponent of one vector and the exp2 of the
-        // previous one (ready by then), so few operations wait on long dependency chains (the
-        // schedulers, not the FP units, bound the plain loop).
-        float junk[L];
-        float* prev = junk;
-        vf pe{};
-        for (int64_t x = xs; x < xe; x += L) {
-          vf a_[C];
-          for (int c = 0; c < C; ++c) a_[c] = simd::loadu(a + c * pl + x);
-          for (int f = f0; f < f1; ++f) {
-            const float* const bn = pn + fp[f].j + x;
-            vf dist = vabs(simd::loadu(bn) - a_[0]);
-            for (int c = 1; c < C; ++c) dist += vabs(simd::loadu(bn + c * pl) - a_[c]);
-            vf e = dist * dist * g2 + fp[f].s;
-            if constexpr (!is_u8) e = simd::vminmax<true>(e, vf{} - 200.f);
-            simd::storeu(prev, exp2_nonpos(pe));
-            pe = e;
-            prev = fp[f].o + x;
+        const int f1 = grp_first[g + 1];
+        for (int f = grp_first[g]; f < f1; f += kF) {
+          const int nf = std::min(kF, f1 - f);
+          float* o[kF];
+          const float* bb[kF];
+          float sv[kF];
+          int64_t xs = 0, xe = 0;
+          for (int u = 0; u < nf; ++u) {
+            const int j = off_j[fwd[f + u]];
+            o[u] = cw_row(f + u, yc);
+            bb[u] = pn + r + j;
+            sv[u] = fwd_s[f + u];
+            xs = std::min(xs, -static_cast<int64_t>((std::max(j, 0) + L - 1) / L) * L);
+            xe = std::max(xe, Ws + std::max(-j, 0));
+          }
+          auto run = [&](auto nfc) IMKERN_ALWAYS_INLINE {
+            constexpr int NF = decltype(nfc)::value;
+            if (low) weight_rows<C, !is_u8, true, NF>(o, pc + r, bb, plane, xs, xe, gc2, sv);
+            else weight_rows<C, false, false, NF>(o, pc + r, bb, plane, xs, xe, gc2, sv);
+          };
+          if (nf == kF) {
+            run(std::integral_constant<int, kF>{});
+          } else if (nf == 1) {
+            run(std::integral_constant<int, 1>{});
+          } else if constexpr (kF == 4) {
+            if (nf == 2) run(std::integral_constant<int, 2>{});
+            else run(std::integral_constant<int, 3>{});
           }
         }
-        simd::storeu(prev, exp2_nonpos(pe));
       };
       std::fill(tag.begin(), tag.end(), INT64_MIN);
       cur_b = -1;
@@ -362,7 +407,8 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           }
         };
         int64_t x = 0;
-        for (; x + (kNV - 1) * L < Ws; x += kNV * L) pixels(x, std::integral_constant<int, kNV>{});
+        constexpr int NV = kNV<C>;
+        for (; x + (NV - 1) * L < Ws; x += NV * L) pixels(x, std::integral_constant<int, NV>{});
         for (; x < Ws; x += L) pixels(x, std::integral_constant<int, 1>{});
         store_row<T, float>(outp, drow, Ws * C);
       }
