@@ -11,6 +11,7 @@ left at their first chunk with a lane outside, chunks wholly outside by more tha
 huge, infinite or NaN (a perspective denominator through zero); widths around the 256-pixel
 block and the 8- and 16-pixel chunks; contiguous, strided and negative-stride views.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -108,7 +109,8 @@ def _check(x, mats, warp, ref_warp, dtype, widths=WIDTHS, rows=7):
                 for j, w in enumerate(widths):
                     size = (rows, w)
 
-                    def run():
+                    def run(v=v, m=m, size=size, border=border):
+                        # the output poisoned: every pixel must be written
                         out = np.full(size + v.shape[2:], 255 if np.dtype(dtype) == np.uint8 else np.nan, dtype)
                         return warp(v, m, size, border=border, cval=cval, inverse=True, out=out)
 
@@ -162,7 +164,21 @@ def test_tiny_images_and_outputs(rng, dtype):
         x = random_array(rng, shape, dtype)
         if len(shape) == 3 and shape[2] == 1:
             x = x[..., 0]
-        _check(x, AFFINES[:2] + [np.array([[0.3, 0.0, 0.1], [0.0, 0.3, 0.2]])], warp_affine, R.warp_affine, dtype,
-               widths=[1, 8, 17, 300], rows=3)
-        _check(x, PERSPECTIVES[:1] + PERSPECTIVES[3:4], warp_perspective, R.warp_perspective, dtype,
-               widths=[1, 8, 17, 300], rows=3)
+        _check(
+            x,
+            AFFINES[:2] + [np.array([[0.3, 0.0, 0.1], [0.0, 0.3, 0.2]])],
+            warp_affine,
+            R.warp_affine,
+            dtype,
+            widths=[1, 8, 17, 300],
+            rows=3,
+        )
+        _check(
+            x,
+            PERSPECTIVES[:1] + PERSPECTIVES[3:4],
+            warp_perspective,
+            R.warp_perspective,
+            dtype,
+            widths=[1, 8, 17, 300],
+            rows=3,
+        )
