@@ -417,8 +417,11 @@ void float_row(const void* src, const ImageDesc& s, int64_t b, T* out,
 // consecutive rows in L1, measured slower than whole rows on Zen 4.) A block whose chunks are
 // all inside (most of them) runs a loop of chunks alone, without the bookkeeping for the
 // scalar fallback. Perspective rows compute each block's source points (PerspLanes: two
-// divisions per pixel) a vector per chunk during the block before: in pass 1 they were no
-// faster on AVX2 and slower on AVX-512, in a pass of their own the divider bound it.
+// divisions per pixel) a vector per chunk during the block before (in pass 1 for every block
+// they were no faster on AVX2 and slower on AVX-512, in a pass of their own the divider bound
+// it); a block without them (the row's first) computes them in pass 1, in registers. Pass 1
+// runs the leading chunks that are all inside in a loop of their own (warp_prep_inside: no
+// masks), and skips the rest of a chunk wholly outside by more than a pixel (constant border).
 // Measured within noise (1080p RGB, single thread, AVX2 and AVX-512) and not kept: prefetching
 // this row's taps 2-8 chunks ahead (the loads are not waiting on L2), the AVX2 tap rows by
 // movq + movhps + vinserti128 instead of broadcasts and blends, the perspective columns as a
@@ -701,20 +704,28 @@ struct PerspLanes {
     mx = _mm256_set1_ps(rt.mx), my = _mm256_set1_ps(rt.my), mw = _mm256_set1_ps(rt.mw);
 #endif
   }
-  IMKERN_ALWAYS_INLINE void at(int64_t x, float* FX, float* FY) const {
+  // the points of columns x .. x + kWarpLanes - 1, in registers
+  IMKERN_ALWAYS_INLINE void point(int64_t x, WVec& sx, WVec& sy) const {
 #if defined(__AVX512F__)
     const __m512 xf = _mm512_cvtepi32_ps(_mm512_add_epi32(
         _mm512_set1_epi32(static_cast<int32_t>(x)), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
     const __m512 wv = _mm512_fmadd_ps(m6, xf, mw);
-    _mm512_storeu_ps(FX + x, _mm512_div_ps(_mm512_fmadd_ps(m0, xf, mx), wv));
-    _mm512_storeu_ps(FY + x, _mm512_div_ps(_mm512_fmadd_ps(m3, xf, my), wv));
+    sx = _mm512_div_ps(_mm512_fmadd_ps(m0, xf, mx), wv);
+    sy = _mm512_div_ps(_mm512_fmadd_ps(m3, xf, my), wv);
 #else
     const __m256 xf = _mm256_cvtepi32_ps(
         _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(x)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
     const __m256 wv = _mm256_fmadd_ps(m6, xf, mw);
-    _mm256_storeu_ps(FX + x, _mm256_div_ps(_mm256_fmadd_ps(m0, xf, mx), wv));
-    _mm256_storeu_ps(FY + x, _mm256_div_ps(_mm256_fmadd_ps(m3, xf, my), wv));
+    sx = _mm256_div_ps(_mm256_fmadd_ps(m0, xf, mx), wv);
+    sy = _mm256_div_ps(_mm256_fmadd_ps(m3, xf, my), wv);
 #endif
+  }
+  // the same, stored to FX / FY at x
+  IMKERN_ALWAYS_INLINE void at(int64_t x, float* FX, float* FY) const {
+    WVec sx, sy;
+    point(x, sx, sy);
+    wv_store(FX + x, sx);
+    wv_store(FY + x, sy);
   }
   // the points of columns [x0, x1) one at a time (float_coords' scalar loop)
   void tail(int64_t x0, int64_t x1, float* FX, float* FY) const {
@@ -741,20 +752,87 @@ inline MappedAxis map_axis(WVeci i, int32_t n, Border rule, int32_t scale, bool 
           constant ? wi_ge(i, 0) : kAllLanes, constant ? wi_le(i, n - 2) : kAllLanes};
 }
 
+// Pass 1's leading chunks whose lanes are all inside (most of a row's): the offsets and the
+// fractions alone, without the masks; returns the pixels done (a multiple of kWarpLanes, n
+// when every chunk is inside). kPoints: 0 affine (computed), 1 perspective read from FX / FY,
+// 2 perspective computed (PerspLanes::point). A function of its own (not inlined into the row):
+// the row's register pressure made GCC reload the loop's constants from the stack per chunk.
+template <int PB, int kPoints>
+__attribute__((noinline)) int64_t warp_prep_inside(const float* FX, const float* FY, int64_t x0, int64_t n,
+                                                   const RowTerms& rt, const PerspLanes& persp, int32_t xmax,
+                                                   int32_t ymax, int32_t row_stride, int32_t* OFF, float* AX,
+                                                   float* AY) {
+  AffineLanes lanes(rt, x0);
+  const WVeci xlim = wv_set1i(xmax), ylim = wv_set1i(ymax);
+  int64_t x = 0;
+  for (; x < n; x += kWarpLanes) {
+    WVec sx, sy;
+    if constexpr (kPoints == 0) {
+      lanes.next(sx, sy);
+    } else if constexpr (kPoints == 1) {
+      sx = wv_load(FX + x0 + x);
+      sy = wv_load(FY + x0 + x);
+    } else {
+      persp.point(x0 + x, sx, sy);
+    }
+    const WVec fx0 = wv_floor(sx), fy0 = wv_floor(sy);
+    const WVeci ix = wi_cvt(fx0), iy = wi_cvt(fy0);
+#if defined(__AVX512F__)
+    // unsigned compares: negative, NaN and huge values convert to negatives or 0x80000000
+    if (_mm512_mask_cmple_epu32_mask(_mm512_cmple_epu32_mask(ix, xlim), iy, ylim) != 0xFFFF) break;
+    wv_store(AX + x, _mm512_sub_ps(sx, fx0));
+    wv_store(AY + x, _mm512_sub_ps(sy, fy0));
+#else
+    // no sign bit in ix | (xlim - ix) | iy | (ylim - iy): a negative index (NaN and huge values
+    // convert to 0x80000000) has its own sign bit, one above the limit the difference's (no
+    // overflow, the limits lying in [0, 2^31)); one vtestps for the chunk
+    const __m256i bad = _mm256_or_si256(_mm256_or_si256(ix, _mm256_sub_epi32(xlim, ix)),
+                                        _mm256_or_si256(iy, _mm256_sub_epi32(ylim, iy)));
+    if (!_mm256_testz_ps(_mm256_castsi256_ps(bad), _mm256_castsi256_ps(bad))) break;
+    wv_store(AX + x, _mm256_sub_ps(sx, fx0));
+    wv_store(AY + x, _mm256_sub_ps(sy, fy0));
+#endif
+    wi_store(OFF + x, wi_add(wi_mul(iy, row_stride), wi_mul(ix, PB)));
+  }
+  return x;
+}
+
 template <int PB, bool kAffine>
-unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, int64_t W, int64_t H,
-               int64_t row_stride, float xmax, bool constant, int32_t* OFF, float* AX, float* AY, uint32_t* inside,
-               uint32_t* far, WarpMapped& mp) {
+unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt, const PerspLanes& persp,
+                   bool have_points, int64_t W, int64_t H, int64_t row_stride, float xmax, bool constant,
+                   int32_t* OFF, float* AX, float* AY, uint32_t* inside, uint32_t* far, WarpMapped& mp) {
   // inside: 0 <= fx0 <= xmax, 0 <= fy0 <= H - 2 (NaN and huge values fail)
   const float ymax = static_cast<float>(H - 2);
   const bool any_in = xmax >= 0.f && ymax >= 0.f;
-  const WVeci xlim = wv_set1i(static_cast<int32_t>(std::max(xmax, 0.f))), ylim = wv_set1i(static_cast<int32_t>(std::max(ymax, 0.f)));
+  const int32_t xl = static_cast<int32_t>(std::max(xmax, 0.f)), yl = static_cast<int32_t>(std::max(ymax, 0.f));
+  // perspective rows: the points read from FX / FY (have_points: PerspLanes::at stored them
+  // during the block before), else computed here and stored for the chunks not all inside
+  // (float_row reads them; the chunks all inside need them in registers only)
+  const bool compute = !kAffine && !have_points;
+  int64_t x = 0;
+  if (any_in) {
+    if constexpr (kAffine) {
+      x = warp_prep_inside<PB, 0>(FX, FY, x0, n, rt, persp, xl, yl, static_cast<int32_t>(row_stride), OFF, AX, AY);
+    } else if (have_points) {
+      x = warp_prep_inside<PB, 1>(FX, FY, x0, n, rt, persp, xl, yl, static_cast<int32_t>(row_stride), OFF, AX, AY);
+    } else {
+      x = warp_prep_inside<PB, 2>(FX, FY, x0, n, rt, persp, xl, yl, static_cast<int32_t>(row_stride), OFF, AX, AY);
+    }
+    if (x == n) return kAllLanes;  // the caller reads neither inside nor far
+    for (int64_t k = 0; k < x / kWarpLanes; ++k) inside[k] = kAllLanes, far[k] = 0;
+  }
+  // the rest, from the first chunk with a lane outside: the masks of every chunk
+  const WVeci xlim = wv_set1i(xl), ylim = wv_set1i(yl);
   unsigned all = kAllLanes;
-  AffineLanes lanes(rt, x0);  // affine rows; perspective rows read FX / FY
-  for (int64_t x = 0, k = 0; x < n; x += kWarpLanes, ++k) {
+  AffineLanes lanes(rt, x0 + x);  // affine rows
+  for (int64_t k = x / kWarpLanes; x < n; x += kWarpLanes, ++k) {
     WVec sx = wv_zero(), sy = wv_zero();
     if constexpr (kAffine) {
       lanes.next(sx, sy);
+    } else if (compute) {
+      persp.point(x0 + x, sx, sy);
+      wv_store(FX + x0 + x, sx);
+      wv_store(FY + x0 + x, sy);
     } else {
       sx = wv_load(FX + x0 + x);
       sy = wv_load(FY + x0 + x);
@@ -763,6 +841,29 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
     // inside as unsigned integer comparisons of the floored coordinates: negative, NaN and
     // huge values convert to int32 as negatives or 0x80000000, both above the limits
     const WVeci ix = wi_cvt(fx0), iy = wi_cvt(fy0);
+    if (constant) {
+      // every lane outside by more than a pixel (cval; a sixth of a rotation's chunks): ix + 1
+      // or iy + 1 above W or H as unsigned, as far[k] below has it (fx0 < -1 or fx0 >= W; NaN
+      // and values beyond 2^31 convert to 0x80000000, not finite there), the rest skipped
+      const WVeci one = wv_set1i(1);
+#if defined(__AVX512F__)
+      const bool all_far = (_mm512_cmpgt_epu32_mask(_mm512_add_epi32(ix, one), wv_set1i(static_cast<int32_t>(W))) |
+                            _mm512_cmpgt_epu32_mask(_mm512_add_epi32(iy, one), wv_set1i(static_cast<int32_t>(H)))) == 0xFFFF;
+#else
+      const __m256i tx = _mm256_add_epi32(ix, one), ty = _mm256_add_epi32(iy, one);
+      const __m256i wx = wv_set1i(static_cast<int32_t>(W + 1)), hy = wv_set1i(static_cast<int32_t>(H + 1));
+      const __m256i fv = _mm256_or_si256(_mm256_cmpeq_epi32(_mm256_max_epu32(tx, wx), tx),
+                                         _mm256_cmpeq_epi32(_mm256_max_epu32(ty, hy), ty));
+      const bool all_far = _mm256_testc_si256(fv, _mm256_set1_epi32(-1));
+#endif
+      if (all_far) {
+        inside[k] = 0;
+        far[k] = kAllLanes;
+        mp.valid[k] = 0;
+        all = 0;
+        continue;
+      }
+    }
 #if defined(__AVX512F__)
     const unsigned in = any_in ? static_cast<unsigned>(_mm512_cmple_epu32_mask(ix, xlim) & _mm512_cmple_epu32_mask(iy, ylim)) : 0u;
 #else
@@ -1157,16 +1258,17 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
       static_cast<uintptr_t>(pf ? static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m4)) * rsb +
                                       static_cast<int64_t>(std::nearbyint(kWarpPrefetchRows * rt.m1)) * PB
                                 : 0);
-  // perspective: the source points of [0, ready) are in FX / FY (PerspLanes)
+  // perspective: the source points of [x0, ready) are in FX / FY (PerspLanes::at during the
+  // block before); a block without them (the row's first, or after a block that was not all
+  // inside) computes them in pass 1, where the divisions overlap its other work
   const PerspLanes persp(rt);
   int64_t ready = 0;
   for (int64_t x0 = 0; x0 < nv; x0 += kWarpBlock) {
     const int64_t m = std::min(kWarpBlock, nv - x0);
-    if constexpr (!kAffine) {
-      for (; ready < x0 + m; ready += L) persp.at(ready, FX, FY);
-    }
-    const unsigned all =
-        warp_prep<PB, kAffine>(FX, FY, x0, m, rt, s.w, s.h, rsb, xmax, constant, OFF, AX, AY, inside, far, mp);
+    const bool have_points = !kAffine && ready >= x0 + m;
+    if (!have_points) ready = x0 + m;
+    const unsigned all = warp_prep<PB, kAffine>(FX, FY, x0, m, rt, persp, have_points, s.w, s.h, rsb, xmax, constant,
+                                                OFF, AX, AY, inside, far, mp);
     if (all == kAllLanes) {  // the common case, a loop of chunks alone
       if (pending < x0) scalar(pending, x0);
       const uint8_t* b0 = base;
@@ -1186,6 +1288,12 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
       continue;
     }
     for (int64_t i = 0; i < m; i += L) {
+      if constexpr (!kAffine) {  // here too, the next block's points
+        if (ready < nv) {
+          persp.at(ready, FX, FY);
+          ready += L;
+        }
+      }
       const int64_t k = i / L;
       const unsigned in = inside[k], fr = far[k], vm = in == kAllLanes ? in : mp.valid[k];
       const int64_t x = x0 + i;
