@@ -11,7 +11,11 @@
 // Symmetric kernels fold their mirrored taps; those of 13 to 31 taps (float32 accumulation)
 // take the blocked kernels hfilter_long / vfilter_long, and the vertical pass then writes two
 // output rows per step (ring_pipeline2: kh + 1 ring rows), so each loaded vector serves several
-// outputs (the long filters are bound by their loads, not their FMAs).
+// outputs (the long filters are bound by their loads, not their FMAs). On AVX2 (16 registers)
+// the ring is mirrored (RowRing), so the vertical kernel reads its rows from four bases at one
+// stride instead of reloading row pointers (vfilter_long2_strided), and one-channel rows take
+// hfilter_long_c1_avx2 (no cache-line-splitting loads); both keep the sums and bits of the
+// kernels they replace. gaussian 31x31 on a 4K float32 image, AVX2, one thread: 19.7 -> 17.4 ms.
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
 #include <algorithm>
