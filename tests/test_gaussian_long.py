@@ -8,6 +8,7 @@ in its row (block, chunk, strip, tail), on the row pairing, on threads, or on th
 tests check that (shifted crops, reversed views, odd widths and heights, 1-pixel images,
 channels 1/3/4) at every ISA level, and the reference within the float32 tolerance.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,7 +73,9 @@ def test_long_kernels_reversed_and_strided_views(rng, isa, channels):
         np.testing.assert_array_equal(F.gaussian(x[::-1, ::-1], 4.0, ksize=ksize), full[::-1, ::-1])
         # a strided view equals its contiguous copy
         v = x[::2, 1::2]
-        np.testing.assert_array_equal(F.gaussian(v, 4.0, ksize=ksize), F.gaussian(np.ascontiguousarray(v), 4.0, ksize=ksize))
+        np.testing.assert_array_equal(
+            F.gaussian(v, 4.0, ksize=ksize), F.gaussian(np.ascontiguousarray(v), 4.0, ksize=ksize)
+        )
 
 
 def test_long_kernels_same_bits_threads_and_output_alignment(rng, isa):
