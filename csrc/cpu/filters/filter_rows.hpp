@@ -3,6 +3,7 @@
 //   vfilter:  o[x] = sum_i k[i] * rows[i][x]           kh FMAs per output element
 // Both keep 4 vectors x 2 accumulators in registers and stream the taps; the tails are scalar.
 #pragma once
+#include <cstring>
 #include <stdexcept>
 
 #include "imkern/dispatch.hpp"
@@ -523,6 +524,77 @@ inline void vfilter_long(const A* const* rows, T* const* out, int64_t n, const A
   }
 }
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// vfilter_long<K, 2> (AVX2, float) over rows at a constant stride: row i at r0 + i * S (S in
+// elements; RowRing's mirrored rows). The 32 rows are addressed from four bases (rows 8 q ...
+// 8 q + 7 at b_q + {0, 1, 2, 3, 4, 5, 6, 7} S, the multiples by the index registers S, 3 S, 5 S,
+// 7 S scaled by 1, 2, 4 or 8), so no row pointer is reloaded from memory in the loop (the
+// general kernel reloads most of its 32 pointers per output vector: 16 general registers).
+// The same sums in the same order as vfilter_long (vlong_taps), so the same bits.
+template <int K, typename T, bool Stream>
+inline void vfilter_long2_strided(const float* r0, int64_t S, T* const* out, int64_t n, const float* k) {
+  using namespace simd;
+  using A = float;
+  constexpr int L = Vec<A>::lanes;
+  constexpr int R = 2;
+  static_assert(K + R - 1 <= 32, "four bases of eight rows");
+  vec_t<A> kv[K / 2 + 1];
+  for (int j = 0; j <= K / 2; ++j) kv[j] = splat<A>(k[j]);
+  T* o0 = out[0];
+  T* o1 = out[1];
+  const intptr_t s1 = static_cast<intptr_t>(S) * static_cast<intptr_t>(sizeof(A)), s3 = 3 * s1, s5 = 5 * s1,
+                 s7 = 7 * s1;
+  auto blk = [&](int64_t x, vec_t<A> (&v)[R]) IMKERN_ALWAYS_INLINE {
+    // opaque bases: else GCC turns each row's address into a loop-invariant pointer of its own
+    const char* b0 = reinterpret_cast<const char*>(r0 + x);
+    asm("" : "+r"(b0));
+    const char* b1 = b0 + 8 * s1;
+    asm("" : "+r"(b1));
+    const char* b2 = b1 + 8 * s1;
+    asm("" : "+r"(b2));
+    const char* b3 = b2 + 8 * s1;
+    asm("" : "+r"(b3));
+    auto row = [&](int i) IMKERN_ALWAYS_INLINE -> const A* {
+      const char* b = i < 8 ? b0 : i < 16 ? b1 : i < 24 ? b2 : b3;
+      switch (i & 7) {
+        case 0: return reinterpret_cast<const A*>(b);
+        case 1: return reinterpret_cast<const A*>(b + s1);
+        case 2: return reinterpret_cast<const A*>(b + 2 * s1);
+        case 3: return reinterpret_cast<const A*>(b + s3);
+        case 4: return reinterpret_cast<const A*>(b + 4 * s1);
+        case 5: return reinterpret_cast<const A*>(b + s5);
+        case 6: return reinterpret_cast<const A*>(b + 2 * s3);
+        default: return reinterpret_cast<const A*>(b + s7);
+      }
+    };
+    vlong_taps<K, R>(kv, [&](int q, int j) IMKERN_ALWAYS_INLINE { return vload_f(row(q + j)); }, v);
+  };
+  // As vfilter_long (n >= L; rows streaming from the same element, checked by the caller).
+  int64_t x = 0;
+  if constexpr (Stream) {
+    x = stream_start<T, A>(o0) % L;
+    if (x) {
+      vec_t<A> v[R];
+      blk(0, v);
+      store_vec<T, A>(o0, v[0]);
+      store_vec<T, A>(o1, v[1]);
+    }
+  }
+  for (; x + L <= n; x += L) {
+    vec_t<A> v[R];
+    blk(x, v);
+    put<T, A, Stream>(o0 + x, v[0]);
+    put<T, A, Stream>(o1 + x, v[1]);
+  }
+  if (x < n) {
+    vec_t<A> v[R];
+    blk(n - L, v);
+    store_vec<T, A>(o0 + n - L, v[0]);
+    store_vec<T, A>(o1 + n - L, v[1]);
+  }
+}
+#endif
+
 // Whether vfilter2 computes two rows together (else it calls vfilter once per row).
 template <typename T, typename A>
 inline bool vfilter_pairs(int kh, bool sym) {
@@ -786,6 +858,22 @@ inline void vfilter2(const A* const* rows, T* o0, T* o1, int64_t n, const A* k, 
   if constexpr (std::is_same<A, float>::value) {
     if (vfilter_pairs<T, A>(kh, sym)) {
       T* const o[2] = {o0, o1};
+#if defined(__AVX2__) && !defined(__AVX512F__)
+      // rows at one stride (the mirrored ring): the kernel without row pointers
+      const int64_t S = rows[1] - rows[0];
+      bool strided = n >= simd::Vec<A>::lanes && kh + 1 <= 32 &&
+                     (!stream || stream_start<T, A>(o0) % simd::Vec<A>::lanes == stream_start<T, A>(o1) % simd::Vec<A>::lanes);
+      for (int i = 2; strided && i <= kh; ++i) strided = rows[i] == rows[0] + i * S;
+      if (strided) switch (kh) {
+#define IMKERN_V(K)                                                                                  \
+  case K:                                                                                            \
+    return stream ? vfilter_long2_strided<K, T, true>(rows[0], S, o, n, k)                           \
+                  : vfilter_long2_strided<K, T, false>(rows[0], S, o, n, k);
+          IMKERN_LONG_SYM_TAPS(IMKERN_V)
+#undef IMKERN_V
+          default: break;
+        }
+#endif
       switch (kh) {
 #define IMKERN_V(K)                                                                      \
   case K:                                                                                \
@@ -896,9 +984,12 @@ class RowRing {
   // Room for rows of `width` values starting up to one vector past the slot's (aligned)
   // start (see set_shift).
   // `slots` >= kh rows (more for rows_for's count).
-  RowRing(int kh, int64_t width, int slots = 0)
+  // mirror: each row is also copied cap slots further (2 cap slots), so that the rows of any
+  // window of up to cap rows lie at one stride (rows_for's pointers are equally spaced).
+  RowRing(int kh, int64_t width, int slots = 0, bool mirror = false)
       : kh_(kh), cap_(slots > kh ? slots : kh), width_(ring_stride(width + simd::Vec<A>::lanes)),
-        buf_(thread_scratch<A>(0, static_cast<size_t>(cap_) * width_)), rows_(cap_) {}
+        buf_(thread_scratch<A>(0, static_cast<size_t>(mirror ? 2 * cap_ : cap_) * width_)), rows_(cap_),
+        mirror_(mirror) {}
   // The rows first ... first + count - 1 (count: kh, or up to the slots).
   template <typename Make>
   const A* const* rows_for(int64_t first, Make&& make, int count = 0) {
@@ -906,11 +997,18 @@ class RowRing {
     const int64_t last = first + cnt;  // exclusive
     if (first < lo_ || first > hi_) lo_ = hi_ = first;  // restart (new image or a jump)
     while (hi_ < last) {
-      make(hi_, slot(hi_));
+      A* row = slot(hi_);
+      make(hi_, row);
+      if (mirror_) std::memcpy(row + cap_ * width_, row, static_cast<size_t>(width_ - shift_) * sizeof(A));
       ++hi_;
     }
     lo_ = first;
-    for (int i = 0; i < cnt; ++i) rows_[i] = slot(first + i);
+    if (mirror_) {
+      A* r0 = slot(first);
+      for (int i = 0; i < cnt; ++i) rows_[i] = r0 + i * width_;
+    } else {
+      for (int i = 0; i < cnt; ++i) rows_[i] = slot(first + i);
+    }
     return rows_.data();
   }
   void reset() { lo_ = hi_ = INT64_MIN / 2; }
@@ -947,6 +1045,7 @@ class RowRing {
   std::vector<const A*> rows_;
   int64_t lo_ = INT64_MIN / 2, hi_ = INT64_MIN / 2;
   int64_t shift_ = 0;
+  bool mirror_ = false;
 };
 
 // The row pipeline of sep_filter and correlate, for output rows [t0, t1) of the flattened
@@ -984,8 +1083,8 @@ inline void ring_pipeline(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, 
 template <typename A, typename Make, typename Emit, typename Emit2, typename Shift>
 inline void ring_pipeline2(int64_t t0, int64_t t1, int64_t H, int64_t W, int kh, int ay, int64_t strip, int64_t first,
                            int64_t merge, int64_t ring_width, Make&& make, Emit&& emit, Emit2&& emit2,
-                           Shift&& shift) {
-  RowRing<A> ring(kh, ring_width, kh + 1);
+                           Shift&& shift, bool mirror = false) {
+  RowRing<A> ring(kh, ring_width, kh + 1, mirror);
   for (int64_t x0 = 0, x1 = 0; x0 < W; x0 = x1) {
     x1 = x0 + (x0 == 0 ? first : strip);
     if (x1 > W || W - x1 < merge) x1 = W;
