@@ -1270,6 +1270,12 @@ void warp_bilinear_row(const void* src, const ImageDesc& s, int64_t b, T* out, i
     const unsigned all = warp_prep<PB, kAffine>(FX, FY, x0, m, rt, persp, have_points, s.w, s.h, rsb, xmax, constant,
                                                 OFF, AX, AY, inside, far, mp);
     if (all == kAllLanes) {  // the common case, a loop of chunks alone
+      // Measured no faster (uint8 1080p, 1-4 channels, single thread, AVX2 and AVX-512, 0.99-1.03x
+      // of this loop): this loop as a non-inlined function of its own (its vector constants then
+      // stay in registers; time goes to the chunk's ~100 instructions at an IPC of ~3, a
+      // translation taking as long as a rotation); two 8-pixel chunks per iteration at AVX2;
+      // three channels' 24 bytes by one 32-byte store overwritten by the next chunk; blocks of
+      // 128 pixels (1.00-1.06x).
       if (pending < x0) scalar(pending, x0);
       const uint8_t* b0 = base;
       const uint8_t* b1 = base + rsb;
