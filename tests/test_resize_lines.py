@@ -99,11 +99,11 @@ def test_streamed_pairs_in_whole_lines_views_threads(rng, isa, dtype):
             for v in views:
                 for threads in (1, 2):
                     imkern.set_num_threads(threads)
-                    expect = _plain(lambda v=v: resize(np.ascontiguousarray(v), (h, w), interpolation="bicubic"))
-                    got = _streamed(lambda v=v: resize(v, (h, w), interpolation="bicubic"))
+                    expect = _plain(lambda v=v, hw=(h, w): resize(np.ascontiguousarray(v), hw, interpolation="bicubic"))
+                    got = _streamed(lambda v=v, hw=(h, w): resize(v, hw, interpolation="bicubic"))
                     np.testing.assert_array_equal(got, expect, err_msg=f"{v.strides} t={threads}")
                     for out, *_ in _placed_outputs((h, w, 3), dtype)[::7]:
-                        _streamed(lambda v=v, out=out: resize(v, (h, w), interpolation="bicubic", out=out))
+                        _streamed(lambda v=v, out=out, hw=(h, w): resize(v, hw, interpolation="bicubic", out=out))
                         np.testing.assert_array_equal(out, expect, err_msg=f"{v.strides} t={threads}")
     finally:
         imkern.set_num_threads(before)

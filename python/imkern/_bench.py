@@ -13,26 +13,34 @@ from typing import Any, Dict, List
 import numpy as np
 
 
-def _time_interleaved(fns, min_time=0.4, min_reps=5, max_reps=200):
-    """The median wall time of each of ``fns``, timed in turns: each round calls every function
-    once, the first one of the round rotating, until each has at least ``min_reps`` calls and
-    the rounds have taken ``min_time`` per function (at most ``max_reps`` rounds). A slow spell
-    of the machine (a vCPU taken away by the host, another process) then falls on imkern and
-    its peers alike instead of on whichever was being timed: timed one after the other, one
-    run's demo-CNN epoch read 0.90x torch and the next run's 0.52x."""
+def _time_interleaved(fns, min_time=0.4, min_reps=5, max_reps=200, blocks=3):
+    """The median wall time of each of ``fns``, timed in turns: ``blocks`` rounds, each giving
+    every function (the first one rotating) a block of back-to-back calls of at least
+    ``min_time / blocks`` seconds and ``min_reps / blocks`` calls (at most ``max_reps`` calls
+    in all per function). A slow spell of the machine (a vCPU taken away by the host, another
+    process) then falls on imkern and its peers alike instead of on whichever was being timed:
+    timed one after the other, one run's demo-CNN epoch read 0.90x torch and the next run's
+    0.52x. Blocks, not single calls in turns: a runtime's idle threads spin for a while after
+    each call (OpenMP's, imkern's pool's 200 us), and with single calls in turns each call ran
+    beside the other library's spinning threads on a 2-vCPU machine (gelu 2.2 -> 4.6 ms at
+    AVX2 right after torch's call)."""
     for f in fns:
         f()  # warm-up (allocations, thread pool, caches)
     n = len(fns)
     ts: List[List[float]] = [[] for _ in range(n)]
-    start = time.perf_counter()
-    r = 0
-    while r < max_reps and (r < min_reps or time.perf_counter() - start < min_time * n):
+    per_block_reps = -(-min_reps // blocks)
+    per_block_time = min_time / blocks
+    per_block_max = -(-max_reps // blocks)
+    for b in range(blocks):
         for j in range(n):
-            k = (r + j) % n
-            t0 = time.perf_counter()
-            fns[k]()
-            ts[k].append(time.perf_counter() - t0)
-        r += 1
+            k = (b + j) % n
+            start = time.perf_counter()
+            c = 0
+            while c < per_block_max and (c < per_block_reps or time.perf_counter() - start < per_block_time):
+                t0 = time.perf_counter()
+                fns[k]()
+                ts[k].append(time.perf_counter() - t0)
+                c += 1
     return [statistics.median(t) for t in ts]
 
 
