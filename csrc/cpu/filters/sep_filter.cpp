@@ -120,9 +120,16 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
                                  false, 1.f, border, cv, whole.stream);
     }
   }
+  // Long symmetric vertical kernels write two output rows at a time (vfilter2, vfilter_long).
+  const bool pairs = vfilter_pairs<U, A>(kh, sym_y);
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  const bool mirror = pairs && kh + 1 <= 32;  // a mirrored ring (RowRing): twice the rows in memory
+#else
+  const bool mirror = false;
+#endif
   // Column strips keep the ring in cache and, when the output streams, start on output lines
   // (see plan_strips); results do not depend on them.
-  const StripPlan plan = plan_strips<U>(dst, s, d, vfilter_pairs<U, A>(kh, sym_y) ? kh + 1 : kh, sizeof(A));
+  const StripPlan plan = plan_strips<U>(dst, s, d, (pairs ? kh + 1 : kh) * (mirror ? 2 : 1), sizeof(A));
   const int64_t SP = plan.widest();
   // Float outputs of kernels past 7 taps stream only when their rows start on lines (the old
   // rule): otherwise the ring rows are shifted to the output's alignment, and the wide
@@ -135,16 +142,9 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value)
     u8_rows = hfilter_u8_supported(C, kw) &&
               (border != Border::constant || (cval >= 0 && cval <= 255 && cval == std::floor(cval)));
-  // Long symmetric vertical kernels write two output rows at a time (vfilter2, vfilter_long).
-  const bool pairs = vfilter_pairs<U, A>(kh, sym_y);
 #if defined(__AVX2__) && !defined(__AVX512F__)
   // one channel, long symmetric kernel along x: hfilter_long_c1 (no split loads)
   const bool long_c1 = std::is_same<A, float>::value && hfilter_long_c1_ok(C, kw, sym_x);
-#endif
-#if defined(__AVX2__) && !defined(__AVX512F__)
-  const bool mirror = pairs && kh + 1 <= 32;
-#else
-  const bool mirror = false;
 #endif
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     const size_t padn = static_cast<size_t>((left + SP + right) * C);
