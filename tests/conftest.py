@@ -24,6 +24,12 @@ def pytest_report_header(config):
     ]
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    # the header is not shown under -q: name the seed again when something failed
+    if exitstatus != 0:
+        terminalreporter.write_line(f"random seed: IMKERN_TEST_SEED={_SEED} (replays this run's random inputs)")
+
+
 @pytest.fixture
 def rng(request):
     # Per-test stream derived from the session seed and the test id: fresh every run,
