@@ -2,6 +2,7 @@
 choice, overrides (set_cpu_params, IMKERN_CPU_PARAMS) and their validation, and the kernels
 run under forced parameter sets against the reference, bit for bit independent of the thread
 count, and (except for gemm_kc) of every parameter."""
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,19 @@ KEYS = ("gemm_mc", "gemm_kc", "gemm_nc", "l2_block", "wino_m", "strip_l1", "stri
 # large ones (one block for everything), with streaming forced on or off.
 PARAM_SETS = {
     "small": dict(mc=1, kc=1, nc=1, l2_block=4096, wino_m=4096, strip_l1=1024, strip_l2=1024, stream_bytes=0),
-    "odd": dict(mc=13, kc=37, nc=53, l2_block=100003, wino_m=40961, strip_l1=5000, strip_l2=70001,
-                stream_bytes=1 << 62),
-    "large": dict(mc=4096, kc=2048, nc=1 << 16, l2_block=1 << 26, wino_m=1 << 24, strip_l1=1 << 20,
-                  strip_l2=1 << 26, stream_bytes=0),
+    "odd": dict(
+        mc=13, kc=37, nc=53, l2_block=100003, wino_m=40961, strip_l1=5000, strip_l2=70001, stream_bytes=1 << 62
+    ),
+    "large": dict(
+        mc=4096,
+        kc=2048,
+        nc=1 << 16,
+        l2_block=1 << 26,
+        wino_m=1 << 24,
+        strip_l1=1 << 20,
+        strip_l2=1 << 26,
+        stream_bytes=0,
+    ),
     "kc_only": dict(kc=64),
 }
 
@@ -124,18 +134,21 @@ def test_set_and_reset(restore_params):
     assert imkern.get_cpu_params() == base
 
 
-@pytest.mark.parametrize("kw,exc,name", [
-    (dict(kc=0), ValueError, "gemm_kc"),
-    (dict(gemm_mc=-3), ValueError, "gemm_mc"),
-    (dict(nc=1 << 30), ValueError, "gemm_nc"),
-    (dict(stream_bytes=-1), ValueError, "stream_bytes"),
-    (dict(l2_block=100), ValueError, "l2_block"),
-    (dict(strip_l1=10), ValueError, "strip_l1"),
-    (dict(bogus=3), ValueError, "bogus"),
-    (dict(kc=1.5), TypeError, "gemm_kc"),
-    (dict(kc=True), TypeError, "gemm_kc"),
-    (dict(wino_m="1M"), TypeError, "wino_m"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,name",
+    [
+        (dict(kc=0), ValueError, "gemm_kc"),
+        (dict(gemm_mc=-3), ValueError, "gemm_mc"),
+        (dict(nc=1 << 30), ValueError, "gemm_nc"),
+        (dict(stream_bytes=-1), ValueError, "stream_bytes"),
+        (dict(l2_block=100), ValueError, "l2_block"),
+        (dict(strip_l1=10), ValueError, "strip_l1"),
+        (dict(bogus=3), ValueError, "bogus"),
+        (dict(kc=1.5), TypeError, "gemm_kc"),
+        (dict(kc=True), TypeError, "gemm_kc"),
+        (dict(wino_m="1M"), TypeError, "wino_m"),
+    ],
+)
 def test_bad_values(restore_params, kw, exc, name):
     before = imkern.get_cpu_params()
     with pytest.raises(exc, match=name):
@@ -149,8 +162,11 @@ def test_env_var():
     code = "import json, imkern; print(json.dumps(imkern.get_cpu_params()))"
     p = json.loads(_child(code, {"IMKERN_CPU_PARAMS": "kc=96, mc=40,stream=16M,strip_l2=300k"}).stdout)
     assert (p["gemm_kc"], p["gemm_mc"], p["stream_bytes"], p["strip_l2"]) == (96, 40, 16 << 20, 300 << 10)
-    r = _child("import warnings; warnings.simplefilter('error')\ntry:\n    import imkern\n"
-               "except RuntimeWarning as e:\n    print('warned', e)", {"IMKERN_CPU_PARAMS": "kc=0"})
+    r = _child(
+        "import warnings; warnings.simplefilter('error')\ntry:\n    import imkern\n"
+        "except RuntimeWarning as e:\n    print('warned', e)",
+        {"IMKERN_CPU_PARAMS": "kc=0"},
+    )
     assert "warned" in r.stdout and "gemm_kc" in r.stdout
     r = _child(code, {"IMKERN_CPU_PARAMS": "kc=12x,mc=41"})
     assert "IMKERN_CPU_PARAMS" in r.stderr and "gemm_kc" in r.stderr
@@ -174,8 +190,7 @@ def _nn_results(rng_seed):
         out[f"conv_p1_{dt.__name__}"] = F.conv2d(xc, wc, None, padding=1, activation="relu")
         out[f"conv_1x1_{dt.__name__}"] = F.conv2d(xc, wc[:, :, :1, :1])
         go = random_array(rng, out[f"conv_p1_{dt.__name__}"].shape, dt)
-        out.update({f"conv_bwd{i}_{dt.__name__}": g
-                    for i, g in enumerate(F.conv2d_backward(go, xc, wc, padding=1))})
+        out.update({f"conv_bwd{i}_{dt.__name__}": g for i, g in enumerate(F.conv2d_backward(go, xc, wc, padding=1))})
     xw = random_array(rng, (2, 20, 17, 23), np.float32)
     ww = random_array(rng, (18, 20, 3, 3), np.float32)
     from imkern import _runtime
@@ -295,8 +310,9 @@ def test_bits_depend_only_on_kc_and_not_on_threads(forced, default_bits):
 
 def test_defaults_but_kc_keep_bits(restore_params, default_bits):
     base = imkern.get_cpu_params()
-    imkern.set_cpu_params(mc=8, nc=7, l2_block=8192, wino_m=4096, strip_l1=2048, strip_l2=4096, stream_bytes=0,
-                          kc=base["gemm_kc"])
+    imkern.set_cpu_params(
+        mc=8, nc=7, l2_block=8192, wino_m=4096, strip_l1=2048, strip_l2=4096, stream_bytes=0, kc=base["gemm_kc"]
+    )
     got = (_nn_results(11), _filter_results(12))
     for g, ref in zip(got, default_bits):
         for k in ref:
@@ -379,9 +395,27 @@ def test_bench_isa_avx2_restricts_everyone(tmp_path):
     if "avx2" not in imkern.info()["cpu_isa_available"]:
         pytest.skip("no AVX2 here")
     js = tmp_path / "b.json"
-    r = subprocess.run([sys.executable, "-m", "imkern", "bench", "--quick", "--device", "cpu", "-k",
-                        "softmax float32 4096x1000", "--isa", "avx2", "--json", str(js)],
-                       capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "imkern",
+            "bench",
+            "--quick",
+            "--device",
+            "cpu",
+            "-k",
+            "softmax float32 4096x1000",
+            "--isa",
+            "avx2",
+            "--json",
+            str(js),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
     assert r.returncode == 0, r.stderr
     assert "cpu_isa=avx2" in r.stdout and "FMA peak" in r.stdout and "ATEN_CPU_CAPABILITY=avx2" in r.stdout
     out = json.loads(js.read_text())
@@ -425,3 +459,74 @@ def test_bench_times_imkern_and_its_peers_in_turns(monkeypatch, tmp_path):
     res = {r["peer"]: r for r in json.loads(js.read_text())["results"]}
     assert res["p"]["imkern_ms"] == res["q"]["imkern_ms"] >= 19.0
     assert 0.9 <= res["p"]["peer_ms"] < 5.5 and 5.5 <= res["q"]["peer_ms"] < 19.0
+
+
+def test_copy_probe_copies_and_checks_its_arguments():
+    from imkern import _core
+
+    rng = np.random.default_rng()
+    for n in (0, 1, 4095, 4097, (64 << 10) + 3, (3 << 20) + 17):
+        src = rng.integers(0, 256, n, dtype=np.uint8)
+        keep = src.copy()
+        dst = np.zeros(n + 2, np.uint8)
+        _core.copy_probe(dst[1 : n + 1], src)
+        np.testing.assert_array_equal(dst[1 : n + 1], src)
+        assert dst[0] == 0 and dst[-1] == 0  # nothing written outside
+        np.testing.assert_array_equal(src, keep)
+    a = np.zeros(64, np.uint8)
+    with pytest.raises(ValueError, match="same size"):
+        _core.copy_probe(a[:10], a[20:31])
+    with pytest.raises(ValueError, match="overlap"):
+        _core.copy_probe(a[:10], a[5:15])
+    with pytest.raises(TypeError, match="contiguous 1-D uint8"):
+        _core.copy_probe(a[::2], a[32:])
+    with pytest.raises(TypeError, match="contiguous 1-D uint8"):
+        _core.copy_probe(np.zeros(8, np.float32), np.zeros(8, np.float32))
+    ro = np.zeros(8, np.uint8)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _core.copy_probe(ro, np.zeros(8, np.uint8))
+
+
+def test_bench_bandwidth_cases_time_a_copy_of_their_bytes_in_the_same_turns(monkeypatch, tmp_path):
+    # A case that declares bytes is compared with a copy of those bytes (half read, half written)
+    # timed in its turns: "% of copy" is the copy's time over imkern's.
+    import itertools
+    import time
+
+    from imkern import _bench, bench
+
+    monkeypatch.setattr(_bench, "fma_peak", lambda seconds=0.2, threads=None, rounds=4: 1e9)
+    monkeypatch.setattr(_bench, "copy_bandwidth", lambda nbytes=0: 1.0)  # not the reference any more
+    calls, sizes = [], []
+
+    def timed(name, seconds):
+        def f():
+            calls.append(name)
+            time.sleep(seconds)
+
+        return f
+
+    def copy_fn(nbytes):
+        sizes.append(nbytes)
+        return timed("c", 0.004)
+
+    monkeypatch.setattr(_bench, "_copy_fn", copy_fn)
+    cases = [
+        bench.Case("fake mem", "cpu", lambda: (timed("i", 0.016), {"p": timed("p", 0.008)}), bytes=3 << 20),
+        bench.Case("fake flops", "cpu", lambda: (timed("j", 0.002), {"p": timed("p", 0.002)}), flops=10**6),
+    ]
+    monkeypatch.setattr(bench, "all_cases", lambda device="all": cases)
+    js = tmp_path / "b.json"
+    assert _bench.run(device="cpu", quick=True, markdown=True, json_path=str(js)) == 0
+    assert sizes == [3 << 19]  # the memory-bound case only, half its bytes each way
+    mem = calls[: calls.index("j")]
+    assert mem[:3] == ["i", "p", "c"]  # warm-up, then turns with the copy among them
+    runs = [name for name, _ in itertools.groupby(mem[3:])]
+    assert runs == ["i", "p", "c", "p", "c", "i", "c", "i", "p"]
+    res = {r["case"]: r for r in json.loads(js.read_text())["results"]}
+    r = res["fake mem"]
+    assert "copy_ms" in r and "copy_ms" not in res["fake flops"]
+    pct = float(r["rate"].split("(")[1].split("%")[0])
+    assert abs(pct - 100 * r["copy_ms"] / r["imkern_ms"]) <= 0.5
+    assert 15 <= pct <= 30  # 4 ms copy / 16 ms case, with sleep's slack

@@ -1,7 +1,8 @@
 """The ``python -m imkern bench`` runner: median wall times of imkern and each installed peer on
-the same input in the same run (timed in turns), their ratio, and the fraction of the machine's copy bandwidth
-(bandwidth cases, which declare their bytes) or of its measured FMA peak (compute cases, which
-declare their FLOPs). ``--isa avx2`` holds imkern and the peers to one instruction-set level
+the same input in the same run (timed in turns), their ratio, and imkern's rate: for bandwidth
+cases (which declare their bytes), as a share of the rate of a copy of the same bytes on the same
+threads, timed in the same turns; for compute cases (which declare their FLOPs), as a share of the
+machine's measured FMA peak. ``--isa avx2`` holds imkern and the peers to one instruction-set level
 (ISA_ENV: the switches of PyTorch/oneDNN/MKL and OpenCV, set before they are imported)."""
 
 from __future__ import annotations
@@ -48,12 +49,23 @@ def _time(fn, min_time=0.4, min_reps=5, max_reps=200):
     return _time_interleaved([fn], min_time, min_reps, max_reps)[0]
 
 
+def _copy_fn(nbytes):
+    """A copy of ``nbytes`` bytes (into a second buffer of that size) on the imkern threads: the
+    bench's reference for memory-bound cases (``_core.copy_probe``: the C library's memcpy, whole
+    pages per chunk). Both buffers are written once first, so their pages are mapped."""
+    from . import _core
+
+    src = np.ones(max(int(nbytes), 1), np.uint8)
+    dst = np.zeros_like(src)
+    return lambda: _core.copy_probe(dst, src)
+
+
 def copy_bandwidth(nbytes=256 << 20):
-    """Bytes/s of a large in-memory copy (read + write counted), as the reference peak."""
-    a = np.ones(nbytes // 8)
-    b = np.empty_like(a)
-    t = _time(lambda: np.copyto(b, a), min_time=0.3)
-    return 2 * a.nbytes / t
+    """Bytes/s of a large in-memory copy (read + write counted) on the imkern threads: the
+    machine's copy rate, printed in the header (each memory-bound case is compared with a copy of
+    its own bytes timed beside it, see ``run``)."""
+    t = _time(_copy_fn(nbytes // 2), min_time=0.3)
+    return 2 * (nbytes // 2) / t
 
 
 def fma_peak(seconds=0.2, threads=None, rounds=4):
@@ -243,7 +255,9 @@ def run(
         bw["cuda"] = _gpu_copy_bandwidth()
     rows: List[tuple] = []
     results: List[Dict[str, Any]] = []
-    rated: List[tuple] = []  # (first row, end row, case, seconds): the rate column, once the peak is final
+    rated: List[
+        tuple
+    ] = []  # (first row, end row, case, seconds, copy seconds): the rate column, once the peak is final
     for c in cases:
         try:
             fn, peers = c.setup()
@@ -253,8 +267,15 @@ def run(
             continue
         if c.flops and c.device == "cpu":
             peak_readings.append(fma_peak(peak_seconds))
-        # imkern and its peers in turns (see _time_interleaved)
-        t, *tps = _time_interleaved([fn, *peers.values()], min_time=min_time)
+        # imkern and its peers in turns (see _time_interleaved); a memory-bound CPU case also
+        # times, in the same turns, a copy of its bytes (half read, half written) on the same
+        # threads: its reference rate, taken the same minute, at the same size (the machine's
+        # memory varies from minute to minute on a VM, and a size that fits a cache copies faster)
+        fns = [fn, *peers.values()]
+        if c.bytes and c.device == "cpu":
+            fns.append(_copy_fn(c.bytes // 2))
+        t, *tps = _time_interleaved(fns, min_time=min_time)
+        t_copy = tps.pop() if len(fns) > 1 + len(peers) else None
         rate = ""
         first = len(rows)
         if not peers:
@@ -272,17 +293,21 @@ def run(
                     "ratio": t / tp,
                 }
             )
-        rated.append((first, len(rows), c, t))
+        if t_copy is not None:
+            for res in results[first:]:
+                res["copy_ms"] = t_copy * 1e3
+        rated.append((first, len(rows), c, t, t_copy))
         del fn, peers
     peak = {"cpu": max(peak_readings)}
-    for first, end, c, t in rated:
+    for first, end, c, t, t_copy in rated:
         parts = []
         if c.flops:
             parts.append(f"{c.flops / t / 1e9:.1f} GFLOP/s")
             if c.device in peak:
                 parts[-1] += f" ({c.flops / t / peak[c.device]:.0%} of FMA peak)"
         if c.bytes:
-            parts.append(f"{c.bytes / t / 1e9:.1f} GB/s ({c.bytes / t / bw[c.device]:.0%} of copy)")
+            ref = t_copy / t if t_copy is not None else c.bytes / t / bw[c.device]
+            parts.append(f"{c.bytes / t / 1e9:.1f} GB/s ({ref:.0%} of copy)")
         rate = "; ".join(parts)
         for j in range(first, end):  # the case's rows (one per peer) and results, appended in step
             rows[j] = rows[j][:5] + (rate,)
