@@ -326,12 +326,14 @@ _LAP_SHAPES = [(1, 1), (1, 2), (2, 1), (3, 3), (4, 6), (5, 18), (7, 19, 1), (6, 
                (5, 23, 5), (3, 11, 3), (2, 3, 41, 3)]
 
 
-def _check_paths(rng, shapes, ops, dtype, border, uint8_scaled_exact=False):
+def _check_paths(rng, shapes, ops, dtype, border, uint8_scaled_exact=False, high=None):
     # every op of ops (name, the op of a module with keyword arguments, sum of |taps|) on every
     # shape, with and without scale and delta, against the reference: integer images exactly
-    # where the sums are exact (uint8's scaled sums too where uint8_scaled_exact)
+    # where the sums are exact (uint8's scaled sums too where uint8_scaled_exact; `high` bounds
+    # integer images where the full range would not sum exactly in float32)
     for shape in shapes:
-        x = random_array(rng, shape, dtype)
+        hi = min(high, np.iinfo(dtype).max) if high is not None and np.dtype(dtype).kind == "u" else None
+        x = random_array(rng, shape, dtype, high=hi)
         m = _mag(x)
         for name, op, ks in ops:
             for scale, delta in ((1.0, 0.0), (0.75, -2.5)):
@@ -746,3 +748,99 @@ def test_sobel_5x5_nan_propagates(rng):
         nan = np.isnan(g if g.ndim == 2 else g[..., 0])
         # the 5x5 window's columns 5 -+ 1, 2 (the kernel's zero column is x = 5)
         assert nan[3:8, [3, 4, 6, 7]].all() and not nan[:3].any() and not nan[8:].any(), shape
+
+
+# ---- sobel 7x7 and laplacian 5x5 / 7x7: the vertical-first passes ---------------------------------
+# Every ksize-7 Sobel kernel is symmetric or antisymmetric: single-mode 7x7 derivatives take
+# sep_impl<7> (as the 5x5 ones: v = ky (x) rows into an L1 row, row pairs, the horizontal pass by
+# lane shifts for 1 / 3 / 4 channels where three pixels fit a vector: 1 and 3 channels on
+# AVX-512 float32, 1 on AVX2, by direct loads otherwise). The Laplacian ksize 5 / 7 (four
+# symmetric kernels) takes sum_sep_impl: both columns' values from one load of each source
+# vector into two L1 rows, then both horizontal kernels summed in registers (lane shifts for 1 /
+# 3 / 4 channels where h pixels fit a vector, direct loads otherwise). Widths around one and two
+# vectors of every ISA (16, 8, 4 float32 lanes; 8, 4, 2 float64), 1 to 5 channels, images
+# narrower and shorter than the kernel. uint16 images are bounded so that the sums stay exact
+# in float32 (4000 * 4096 < 2^24).
+_SEP7_SHAPES = _SEP5_SHAPES + [(7, 2), (8, 3), (9, 7, 3), (3, 64), (10, 95), (11, 130), (6, 21, 4), (7, 5, 4)]
+_SEP7_ORDERS = [(1, 0), (0, 1), (1, 1), (2, 0), (0, 2), (3, 0), (0, 3), (2, 3), (4, 1), (6, 0), (0, 5), (1, 6)]
+_SEP7_OPS = [(f"({dx},{dy})", lambda m, a, dx=dx, dy=dy, **kw: m.sobel(a, dx, dy, ksize=7, **kw), _ksum(7))
+             for dx, dy in _SEP7_ORDERS]
+_LAP57_OPS = [(f"laplacian k={k}", lambda m, a, k=k, **kw: m.laplacian(a, ksize=k, **kw), _ksum(k)) for k in (5, 7)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_sobel_7x7_paths(rng, isa, threads, dtype, border):
+    # uint8 exactly with scale 0.75 too (multiples of 1/4 under 2^22)
+    _check_paths(rng, _SEP7_SHAPES, _SEP7_OPS, dtype, border, uint8_scaled_exact=True, high=4000)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("border", BORDERS)
+def test_laplacian_5x5_7x7_paths(rng, isa, threads, dtype, border):
+    _check_paths(rng, _SEP7_SHAPES, _LAP57_OPS, dtype, border, uint8_scaled_exact=True, high=4000)
+
+
+_SEP7_VIEW_OPS = [
+    ("sobel 7 (1,0)", lambda a, **kw: F.sobel(a, 1, 0, ksize=7, **kw), lambda c, dd, **kw: __import__("cv2").Sobel(
+        c, dd, 1, 0, ksize=7, **kw), 4096),
+    ("sobel 7 (2,3)", lambda a, **kw: F.sobel(a, 2, 3, ksize=7, **kw), lambda c, dd, **kw: __import__("cv2").Sobel(
+        c, dd, 2, 3, ksize=7, **kw), 4096),
+    ("laplacian 5", lambda a, **kw: F.laplacian(a, ksize=5, **kw), lambda c, dd, **kw: __import__("cv2").Laplacian(
+        c, dd, ksize=5, **kw), 256),
+    ("laplacian 7", lambda a, **kw: F.laplacian(a, ksize=7, **kw), lambda c, dd, **kw: __import__("cv2").Laplacian(
+        c, dd, ksize=7, **kw), 4096),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_sobel_7x7_laplacian_5x5_7x7_views_alignment_and_opencv(rng, isa, dtype):
+    cv2 = pytest.importorskip("cv2")
+    high = 4000 if dtype == np.uint16 else None
+    base = random_array(rng, (27, 61, 3), dtype, high=high)
+    dd = cv2.CV_64F if dtype == np.float64 else cv2.CV_32F
+    views = _VIEWS + [("1 channel", lambda a: a[..., 1]), ("4 channels", lambda a: np.dstack([a, a[..., :1]])),
+                      ("reversed 1 channel", lambda a: a[::-1, ::-1, 0])]
+    for name, view in views:
+        v = view(base)
+        before = v.copy()
+        c = np.ascontiguousarray(v)
+        for oname, op, cvop, ks in _SEP7_VIEW_OPS:
+            for cvb, border in ((cv2.BORDER_REFLECT101, "reflect101"), (cv2.BORDER_REPLICATE, "replicate")):
+                got = op(v, scale=1.25, delta=0.5, border=border)
+                # every element by the same expression: a view gives its contiguous copy's bits
+                assert np.array_equal(got, op(c, scale=1.25, delta=0.5, border=border)), (name, oname, border)
+                if c.ndim == 2 or c.shape[-1] <= 4:
+                    ref = cvop(c, dd, scale=1.25, delta=0.5, borderType=cvb)
+                    if dtype == np.uint8:
+                        assert np.array_equal(got, ref), (name, oname, border)  # cv2's bits
+                    else:
+                        assert_close(got, ref, got.dtype, scale=ks * 2 * _mag(v), err_msg=f"{name} {oname} {border}")
+        assert np.array_equal(v, before), name
+    # every alignment of the output rows, with and without streaming stores: the same bits
+    odt = _odt(dtype)
+    for x in (base[..., 0].copy(), base[:, 1:].copy(), np.dstack([base, base[..., :1]]), base[:, :9, :1].copy(),
+              base[:, :, :2].copy()):
+        for oname, op, _, _ in _SEP7_VIEW_OPS:
+            ref = op(x, scale=0.3, delta=0.7)
+            for stream_bytes in (None, 1 << 10):
+                if stream_bytes:
+                    imkern.set_cpu_params(stream_bytes=stream_bytes)
+                try:
+                    for off in range(8):
+                        buf = np.full((x.shape[0], x.shape[1] + 8) + x.shape[2:], np.nan, odt)
+                        out = buf[:, off:off + x.shape[1]]
+                        assert op(x, scale=0.3, delta=0.7, out=out) is out
+                        assert np.array_equal(out, ref), (x.shape, oname, off, stream_bytes)
+                        assert np.isnan(buf[:, :off]).all() and np.isnan(buf[:, off + x.shape[1]:]).all()
+                finally:
+                    imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_sobel_7x7_laplacian_5x5_7x7_threads_give_identical_bits(rng, isa, dtype):
+    ops = [lambda a: F.sobel(a, 1, 0, ksize=7, scale=0.3, delta=0.1), lambda a: F.sobel(a, 0, 3, ksize=7),
+           lambda a: F.sobel(a, 1, 1, ksize=7, border="constant", cval=2.0),
+           lambda a: F.laplacian(a, ksize=5, scale=0.3, delta=0.1), lambda a: F.laplacian(a, ksize=7, border="wrap"),
+           lambda a: F.laplacian(a, ksize=5, border="constant", cval=2.0)]
+    _same_bits_any_threads(rng, dtype, [(257, 190, 3), (301, 67), (2, 37, 50, 4), (33, 9, 2)], ops)

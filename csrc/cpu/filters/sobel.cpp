@@ -23,9 +23,13 @@
 // x -+ C by lane shifts, one store; narrower rows and other channel counts take a two-pass
 // version of the same (sep_impl<3>) or the 5-tap Laplacian stencil (stencil3_impl). Float
 // results round as ky (x) (x (x) ...) columns first instead of rows first (a few ulps apart;
-// integer images keep exact sums, the bits of cv2). The Laplacian ksize 5 / 7 takes both
-// horizontal kernels from one load of each tap (hsum2_sym) and both vertical kernels summed in
-// registers (vsum_sym), with the same bits as the separate passes.
+// integer images keep exact sums, the bits of cv2). Sobel ksize 5 and 7 (single mode) take the
+// vertical-first pass sep_impl<5 / 7>; the Laplacian ksize 5 / 7 its two-kernel form
+// sum_sep_impl (both columns' values from one load of each source vector, both horizontal
+// kernels summed in registers; 1080p single thread: sobel ksize 7 and the Laplacian ksize 5 /
+// 7 ~25-35% faster than the ring path). The ring path (kernels given non-finite taps, gradient
+// and gradient_magnitude ksize 5 / 7) takes both horizontal kernels of a Laplacian from one
+// load of each tap (hsum2_sym) and both vertical kernels summed in registers (vsum_sym).
 // Cost per pixel and channel: bytes = sizeof(T) read + sizeof(A) per output written;
 // FLOPs = 2 (kw + kh) per filter (single) or twice that (two filters), + 3 for magnitudes.
 // Scale is folded into the kernels by the caller (as cv2.Sobel does), so a float result has
@@ -506,6 +510,48 @@ inline int tap5_form(const double* k) {
   return -1;
 }
 
+// Separable 7x7 derivatives (sobel ksize 7 in single mode) take the same vertical-first pass
+// (sep_impl<7>), as do the Laplacian ksize 5 and 7 (sum_sep_impl); their 7-tap kernels, folded
+// as Sym5 / Anti5 fold theirs (the products as fused multiply-adds where the ISA has them, the
+// innermost product rounded on its own), so every code path rounds alike.
+template <typename A>
+struct Sym7 {  // a (t0 + t6) + b (t1 + t5) + c (t2 + t4) + d t3
+  A a, b, c, d;
+  template <typename V>
+  IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V t2, V t3, V t4, V t5, V t6) const {
+    return mul_add<V>(a, t0 + t6, mul_add<V>(b, t1 + t5, mul_add<V>(c, t2 + t4, rounded<V>(d * t3))));
+  }
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Sym7<V> as() const {
+    return {splat_as<V>(a), splat_as<V>(b), splat_as<V>(c), splat_as<V>(d)};
+  }
+  static Sym7 from(const double* k) {
+    return {static_cast<A>(k[0]), static_cast<A>(k[1]), static_cast<A>(k[2]), static_cast<A>(k[3])};
+  }
+};
+template <typename A>
+struct Anti7 {  // a (t6 - t0) + b (t5 - t1) + c (t4 - t2)
+  A a, b, c;
+  template <typename V>
+  IMKERN_ALWAYS_INLINE V eval(V t0, V t1, V t2, V, V t4, V t5, V t6) const {
+    return mul_add<V>(a, t6 - t0, mul_add<V>(b, t5 - t1, rounded<V>(c * (t4 - t2))));
+  }
+  template <typename V>
+  IMKERN_ALWAYS_INLINE Anti7<V> as() const {
+    return {splat_as<V>(a), splat_as<V>(b), splat_as<V>(c)};
+  }
+  static Anti7 from(const double* k) { return {static_cast<A>(k[6]), static_cast<A>(k[5]), static_cast<A>(k[4])}; }
+};
+
+// A 7-tap kernel as Sym7 (0) or Anti7 (1), or neither (-1).
+inline int tap7_form(const double* k) {
+  for (int i = 0; i < 7; ++i)
+    if (!std::isfinite(k[i])) return -1;
+  if (k[0] == k[6] && k[1] == k[5] && k[2] == k[4]) return 0;
+  if (k[0] == -k[6] && k[1] == -k[5] && k[2] == -k[4] && k[3] == 0) return 1;
+  return -1;
+}
+
 // Lanes S .. S + L - 1 of the concatenation (a, b): the vector of elements S further on
 // (a constant mask: valignd / vpalignr-like permutes).
 template <int S, typename V, size_t... J>
@@ -906,6 +952,134 @@ static void sep_hpass_lanes(const A* v, A* o, int64_t n, const K& k, A dl) {
   sep_hpass_lanes_seq<A, C, Stream, Delta>(v, o, n, k, dl, std::make_index_sequence<N>{});
 }
 
+// The Laplacian ksize 5 / 7 (sum mode: out = kx0 (x) (ky0 (x) rows) + kx1 (x) (ky1 (x) rows) +
+// delta, four symmetric kernels), vertical pass first as sep_impl: both columns' values from one
+// load of each source vector into two L1 rows (sum_vpass), then both horizontal kernels and
+// their sum in registers (sum_hpass, by lane shifts of one aligned load of each row per vector
+// for 1 / 3 / 4 channels where h pixels fit a vector), one store. Per vector: N source loads,
+// 2 stores and 2 loads of L1 rows, one output store (the ring path converted and padded each
+// source row, filtered it along x by both kernels into the ring and summed 2 N ring rows).
+// Integer images with integer taps give exact sums (cv2's bits); float images round as
+// columns first (within a few ulps of the rows-first ring path). Every element by one
+// expression, so alignment, threads and row ends never change a bit.
+template <typename S, typename A, typename K, size_t... I>
+static void sum_vpass_seq(const S* const* pr, A* v0, A* v1, int64_t n, const K& k0, const K& k1,
+                          std::index_sequence<I...>) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  const S* const p[] = {pr[I]...};
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x) {
+      v0[x] = k0.template eval<A>(static_cast<A>(p[I][x])...);
+      v1[x] = k1.template eval<A>(static_cast<A>(p[I][x])...);
+    }
+    return;
+  }
+  const auto kv0 = k0.template as<vec_t<A>>();
+  const auto kv1 = k1.template as<vec_t<A>>();
+  auto two = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    const vec_t<A> t[] = {load_vec<A, S>(p[I] + x)...};
+    storeu(v0 + x, kv0.template eval<vec_t<A>>(t[I]...));
+    storeu(v1 + x, kv1.template eval<vec_t<A>>(t[I]...));
+  };
+  int64_t x = 0;
+  for (; x + L <= n; x += L) two(x);
+  if (x < n) two(n - L);
+}
+
+// Two output rows' columns at once (rows y and y + 1: the N + 1 source rows p[0 .. N], each
+// vector loaded once for both) into v[0], v[1] (row y) and v[2], v[3] (row y + 1), by the same
+// expressions as sum_vpass_seq.
+template <typename S, typename A, typename K, size_t... I>
+static void sum_vpass2_seq(const S* const* p, A* const* v, int64_t n, const K& k0, const K& k1,
+                           std::index_sequence<I...> seq) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  constexpr int N = sizeof...(I);
+  if (n < L) {
+    sum_vpass_seq<S, A>(p, v[0], v[1], n, k0, k1, seq);
+    sum_vpass_seq<S, A>(p + 1, v[2], v[3], n, k0, k1, seq);
+    return;
+  }
+  const auto kv0 = k0.template as<vec_t<A>>();
+  const auto kv1 = k1.template as<vec_t<A>>();
+  const S* const q[] = {p[I]..., p[N]};
+  A* const w[] = {v[0], v[1], v[2], v[3]};
+  auto two = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    const vec_t<A> t[] = {load_vec<A, S>(q[I] + x)..., load_vec<A, S>(q[N] + x)};
+    storeu(w[0] + x, kv0.template eval<vec_t<A>>(t[I]...));
+    storeu(w[1] + x, kv1.template eval<vec_t<A>>(t[I]...));
+    storeu(w[2] + x, kv0.template eval<vec_t<A>>(t[I + 1]...));
+    storeu(w[3] + x, kv1.template eval<vec_t<A>>(t[I + 1]...));
+  };
+  int64_t x = 0;
+  for (; x + L <= n; x += L) two(x);
+  if (x < n) two(n - L);
+}
+
+// o[0 .. n) = (k0(v0[x - h C] .. v0[x + h C]) + k1(v1[..])) + dl, by direct loads.
+template <typename A, int CC, bool Stream, typename K, size_t... I>
+static void sum_hpass_seq(const A* v0, const A* v1, A* o, int64_t n, int64_t Cr, const K& k0, const K& k1, A dl,
+                          std::index_sequence<I...>) {
+  using namespace simd;
+  constexpr int L = Vec<A>::lanes;
+  constexpr int64_t h = sizeof...(I) / 2;
+  const int64_t C = CC > 0 ? CC : Cr;
+  if (n < L) {
+    for (int64_t x = 0; x < n; ++x)
+      o[x] = (k0.template eval<A>(v0[x + (static_cast<int64_t>(I) - h) * C]...) +
+              k1.template eval<A>(v1[x + (static_cast<int64_t>(I) - h) * C]...)) +
+             dl;
+    return;
+  }
+  const auto kv0 = k0.template as<vec_t<A>>();
+  const auto kv1 = k1.template as<vec_t<A>>();
+  const vec_t<A> dv = splat<A>(dl);
+  auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    return (kv0.template eval<vec_t<A>>(loadu(v0 + x + (static_cast<int64_t>(I) - h) * C)...) +
+            kv1.template eval<vec_t<A>>(loadu(v1 + x + (static_cast<int64_t>(I) - h) * C)...)) +
+           dv;
+  };
+  store_row_vectors<A, Stream>(o, n, one);
+}
+
+// sum_hpass_seq for C channels with h C <= L, v0 + x and v1 + x aligned where o + x is (as
+// sep_hpass_lanes: one aligned load of each row per vector, the neighbours by lane shifts; the
+// vector before the loop and the last one by direct loads; the same expression on the same
+// values, so the same bits).
+template <typename A, int C, bool Stream, typename K, size_t... I>
+static void sum_hpass_lanes_seq(const A* v0, const A* v1, A* o, int64_t n, const K& k0, const K& k1, A dl,
+                                std::index_sequence<I...> seq) {
+  using namespace simd;
+  using V = vec_t<A>;
+  constexpr int L = Vec<A>::lanes;
+  constexpr int N = sizeof...(I), h = N / 2;
+  static_assert(h * C <= L, "h pixels under one vector");
+  if (n < 2 * L) return sum_hpass_seq<A, C, Stream>(v0, v1, o, n, C, k0, k1, dl, seq);
+  const auto kv0 = k0.template as<V>();
+  const auto kv1 = k1.template as<V>();
+  const V dv = splat<A>(dl);
+  auto direct = [&](int64_t x) IMKERN_ALWAYS_INLINE {
+    return (kv0.template eval<V>(loadu(v0 + x + (static_cast<int64_t>(I) - h) * C)...) +
+            kv1.template eval<V>(loadu(v1 + x + (static_cast<int64_t>(I) - h) * C)...)) +
+           dv;
+  };
+  int64_t x = stream_start<A, A>(o) % L;
+  if (x) storeu(o, direct(0));
+  V p0 = loadu(v0 + x - L), c0 = loadu(v0 + x), p1 = loadu(v1 + x - L), c1 = loadu(v1 + x);
+  for (; x + L <= n; x += L) {
+    const V n0 = loadu(v0 + x + L), n1 = loadu(v1 + x + L);
+    put<A, A, Stream>(o + x, (kv0.template eval<V>(lanes_at<static_cast<int>(I) - h, C>(p0, c0, n0)...) +
+                              kv1.template eval<V>(lanes_at<static_cast<int>(I) - h, C>(p1, c1, n1)...)) +
+                                 dv);
+    p0 = c0;
+    c0 = n0;
+    p1 = c1;
+    c1 = n1;
+  }
+  if (x < n) storeu(o + n - L, direct(n - L));
+}
+
 // k(x, .., x): v of a column outside the image (constant border).
 template <typename A, typename K, size_t... I>
 IMKERN_ALWAYS_INLINE inline A eval_same(const K& k, A x, std::index_sequence<I...>) {
@@ -944,7 +1118,7 @@ static void sep_impl(const void* src, const ImageDesc& s, void* dst, const Image
     if constexpr (Wide && h * 3 <= L) {
       if (C == 3) return sep_hpass_lanes<N, A, 3, St, D>(v, o, n, kh, dl);
     }
-    if constexpr (Wide) {
+    if constexpr (Wide && h <= L) {
       if (C == 1) return sep_hpass_lanes<N, A, 1, St, D>(v, o, n, kh, dl);
     } else {
       if (C == 1) return sep_hpass<N, A, 1, St, D>(v, o, n, C, kh, dl);
@@ -1025,6 +1199,118 @@ static void sep_impl(const void* src, const ImageDesc& s, void* dst, const Image
   });
 }
 
+// The Laplacian ksize 5 / 7 by sum_vpass / sum_hpass (see there): v0 = ky0 (x) rows and
+// v1 = ky1 (x) rows into two L1 rows with their h C border columns by the border rule (per
+// column), then (kx0 (x) v0 + kx1 (x) v1) + delta; two output rows from N + 1 source rows where
+// both rows' source rows lie inside the image (sum_vpass2_seq: 1 thread AVX-512, 1080p, 5-15%
+// faster than one row at a time), the others one at a time. Rows next to a constant border
+// read converted copies of their N rows (the cval rows among them).
+template <int N, typename T, typename A, typename K>
+static void sum_sep_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const K& ky0,
+                         const K& kx0, const K& ky1, const K& kx1, A dl, Border border, A cv) {
+  using namespace simd;
+  constexpr int64_t L = Vec<A>::lanes;
+  constexpr int h = N / 2;
+  const int64_t H = s.h, W = s.w, C = s.c, n = W * C;
+  const int64_t rows = s.n * H;
+  const int64_t off = (h * C + L - 1) / L * L;
+  const int64_t vlen = (off + n + 3 * L + h * C + L - 1) / L * L;
+  const bool stream = 2 * rows * n * static_cast<int64_t>(sizeof(A)) > params().stream_bytes;
+  auto hpass = [&](auto st, const A* v0, const A* v1, A* o) {
+    constexpr bool St = decltype(st)::value;
+    if constexpr (h * 4 <= L) {
+      if (C == 4) return sum_hpass_lanes_seq<A, 4, St>(v0, v1, o, n, kx0, kx1, dl, std::make_index_sequence<N>{});
+    }
+    if constexpr (h * 3 <= L) {
+      if (C == 3) return sum_hpass_lanes_seq<A, 3, St>(v0, v1, o, n, kx0, kx1, dl, std::make_index_sequence<N>{});
+    }
+    if constexpr (h <= L) {
+      if (C == 1) return sum_hpass_lanes_seq<A, 1, St>(v0, v1, o, n, kx0, kx1, dl, std::make_index_sequence<N>{});
+    }
+    if (C == 3) return sum_hpass_seq<A, 3, St>(v0, v1, o, n, C, kx0, kx1, dl, std::make_index_sequence<N>{});
+    return sum_hpass_seq<A, 0, St>(v0, v1, o, n, C, kx0, kx1, dl, std::make_index_sequence<N>{});
+  };
+  parallel_for(0, rows, filter_grain(rows, N, get_num_threads()), [&](int64_t t0, int64_t t1) {
+    A* vrows = thread_scratch<A>(1, static_cast<size_t>(4 * vlen));
+    A* crow = nullptr;
+    // v row i of an output row o: shifted so that v + x is aligned where o + x is
+    auto v_for = [&](int i, const A* o) { return vrows + i * vlen + off + (L - stream_start<A, A>(o) % L) % L; };
+    const A vcv0 = eval_same(ky0, cv, std::make_index_sequence<N>{});
+    const A vcv1 = eval_same(ky1, cv, std::make_index_sequence<N>{});
+    auto pad = [&](A* v, A vcv) {
+      for (int64_t j = 1; j <= h; ++j) {
+        for (const int64_t x : {-j, W - 1 + j}) {
+          const int64_t sx = border_index(x, W, border);
+          for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? vcv : v[sx * C + ch];
+        }
+      }
+    };
+    for (int64_t t = t0; t < t1;) {
+      const int64_t b = t / H, y = t % H;
+      int64_t yy[N + 1];
+      bool outside = false;
+      for (int i = 0; i <= N; ++i) {
+        yy[i] = i < N || y + 1 < H ? border_index(y - h + i, H, border) : 0;
+        outside = outside || (i < N && yy[i] < 0);
+      }
+      A* o = row_ptr<A>(dst, d, b, y);
+      A* v0 = v_for(0, o);
+      A* v1 = v_for(1, o);
+      if (!outside && t + 1 < t1 && y + 1 < H && yy[N] >= 0) {
+        // two output rows from N + 1 source rows
+        A* o1 = row_ptr<A>(dst, d, b, y + 1);
+        A* const v[] = {v0, v1, v_for(2, o1), v_for(3, o1)};
+        const T* P[N + 1];
+        for (int i = 0; i <= N; ++i) P[i] = row_ptr<T>(src, s, b, yy[i]);
+        sum_vpass2_seq<T, A>(P, v, n, ky0, ky1, std::make_index_sequence<N>{});
+        for (int r = 0; r < 2; ++r) {
+          pad(v[2 * r], vcv0);
+          pad(v[2 * r + 1], vcv1);
+          if (stream) hpass(std::true_type{}, v[2 * r], v[2 * r + 1], r ? o1 : o);
+          else hpass(std::false_type{}, v[2 * r], v[2 * r + 1], r ? o1 : o);
+        }
+        t += 2;
+        continue;
+      }
+      t += 1;
+      if (!outside) {
+        const T* P[N];
+        for (int i = 0; i < N; ++i) P[i] = row_ptr<T>(src, s, b, yy[i]);
+        sum_vpass_seq<T, A>(P, v0, v1, n, ky0, ky1, std::make_index_sequence<N>{});
+      } else {
+        if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(N * n));
+        const A* P[N];
+        for (int i = 0; i < N; ++i) {
+          A* r = crow + i * n;
+          if (yy[i] < 0) std::fill(r, r + n, cv);
+          else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
+          P[i] = r;
+        }
+        sum_vpass_seq<A, A>(P, v0, v1, n, ky0, ky1, std::make_index_sequence<N>{});
+      }
+      pad(v0, vcv0);
+      pad(v1, vcv1);
+      if (stream) hpass(std::true_type{}, v0, v1, o);
+      else hpass(std::false_type{}, v0, v1, o);
+    }
+    stream_fence();
+  });
+}
+
+// The Laplacian ksize 5 / 7 by sum_sep_impl; false when a kernel is not symmetric.
+template <int N, typename T, typename A>
+static bool deriv_sum_sep(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx0,
+                          const double* ky0, const double* kx1, const double* ky1, double delta, Border border,
+                          double cval) {
+  static_assert(N == 5 || N == 7, "5 or 7 taps");
+  auto form = [](const double* k) { return N == 5 ? tap5_form(k) : tap7_form(k); };
+  if (form(kx0) != 0 || form(ky0) != 0 || form(kx1) != 0 || form(ky1) != 0) return false;
+  using Sym = std::conditional_t<N == 5, Sym5<A>, Sym7<A>>;
+  sum_sep_impl<N, T, A>(src, s, dst, d, Sym::from(ky0), Sym::from(kx0), Sym::from(ky1), Sym::from(kx1),
+                        static_cast<A>(delta), border, static_cast<A>(cval));
+  return true;
+}
+
 // The fused 3x3 stencil of deriv_filter (see above); false when the kernels have none.
 template <typename T, typename A>
 static bool deriv_3x3(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx0,
@@ -1057,12 +1343,13 @@ static bool deriv_3x3(const void* src, const ImageDesc& s, void* dst, const Imag
 template <int N, typename T, typename A>
 static bool deriv_sep(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const double* kx,
                       const double* ky, double delta, Border border, double cval) {
-  static_assert(N == 3 || N == 5, "3 or 5 taps");
-  const int fx = N == 3 ? tap3_form(kx) : tap5_form(kx), fy = N == 3 ? tap3_form(ky) : tap5_form(ky);
+  static_assert(N == 3 || N == 5 || N == 7, "3, 5 or 7 taps");
+  auto form = [](const double* k) { return N == 3 ? tap3_form(k) : N == 5 ? tap5_form(k) : tap7_form(k); };
+  const int fx = form(kx), fy = form(ky);
   if (fx < 0 || fy < 0) return false;
   const A dl = static_cast<A>(delta), cv = static_cast<A>(cval);
-  using Sym = std::conditional_t<N == 3, Sym3<A>, Sym5<A>>;
-  using Anti = std::conditional_t<N == 3, Anti3<A>, Anti5<A>>;
+  using Sym = std::conditional_t<N == 3, Sym3<A>, std::conditional_t<N == 5, Sym5<A>, Sym7<A>>>;
+  using Anti = std::conditional_t<N == 3, Anti3<A>, std::conditional_t<N == 5, Anti5<A>, Anti7<A>>>;
   auto run = [&](const auto& kvert, const auto& khor) {
     if constexpr (N == 3) {
       if (fused3_fits<A>(s.w * s.c, s.c)) {
@@ -1130,6 +1417,15 @@ static void deriv_impl(const void* src, const ImageDesc& s, void* dst0, const Im
     return;
   if (kw == 5 && kh == 5 && mode == DerivMode::single &&
       deriv_sep<5, T, A>(src, s, dst0, d0, kx0, ky0, delta, border, cval))
+    return;
+  if (kw == 7 && kh == 7 && mode == DerivMode::single &&
+      deriv_sep<7, T, A>(src, s, dst0, d0, kx0, ky0, delta, border, cval))
+    return;
+  if (kw == 5 && kh == 5 && mode == DerivMode::sum &&
+      deriv_sum_sep<5, T, A>(src, s, dst0, d0, kx0, ky0, kx1, ky1, delta, border, cval))
+    return;
+  if (kw == 7 && kh == 7 && mode == DerivMode::sum &&
+      deriv_sum_sep<7, T, A>(src, s, dst0, d0, kx0, ky0, kx1, ky1, delta, border, cval))
     return;
   const int64_t H = s.h, W = s.w, C = s.c;
   const int ay = kh / 2, ax = kw / 2;
