@@ -246,3 +246,73 @@ def test_photographs_full_hd_within_one(xp):
         got = to_numpy(F.bilateral(xp.asarray(img), 9, 75.0, 75.0)).astype(int)
         diff = np.abs(got - cv2.bilateralFilter(img, 9, 75.0, 75.0).astype(int))
         assert diff.max() <= 1 and diff.mean() < 1e-3, (name, diff.max(), diff.mean())
+
+
+# ---- float32 gray: forward weights made inside the pixel loop (AVX-512) ---------------------------
+# At AVX-512 a float32 one-channel image makes the weights of the window rows below each pixel in
+# its pixel loop (two partial sums per pixel), and those of the columns just outside the loop (the
+# next rows read them) in a separate pass; RGB, uint8 and the other ISA levels keep the plain
+# loop. Widths around the vector length (the loop's last vector and the margins), 1-pixel and
+# one-row images, every window size, border and ISA, against the float64 reference at the
+# tolerance test_matches_reference gives float32.
+GRAY_SHAPES = [(1, 1), (1, 17), (2, 16), (13, 15), (9, 31), (17, 33), (6, 47), (5, 64), (11, 65), (23, 1)]
+
+
+@pytest.mark.parametrize("border", BORDERS)
+def test_float_gray_every_isa_matches_reference(rng, isa, border):
+    for shape in GRAY_SHAPES:
+        x = (rng.random(shape) * 10).astype(np.float32)
+        for d in (1, 3, 5, 7, 9, 15):
+            got = F.bilateral(x, d, 3.0, d / 2, border=border)
+            np.testing.assert_allclose(
+                got, R.bilateral(x, d, 3.0, d / 2, border=border), rtol=1e-5, atol=1e-5, err_msg=f"{isa} {shape} d={d}"
+            )
+
+
+def test_float_gray_paths_agree_across_isas(rng):
+    # the fused loop (AVX-512) against the plain one (AVX2, baseline): the same weights, the sums in
+    # another order; and RGB / uint8 (the plain loop everywhere) equal across AVX-512 and AVX2
+    before = imkern.get_cpu_isa()
+    x = (rng.random((37, 83)) * 50 - 10).astype(np.float32)
+    rgb = _data(rng, (19, 45, 3), np.float32)
+    u8 = _data(rng, (21, 50), np.uint8)
+    res = {}
+    try:
+        for level in ("avx512", "avx2", "baseline"):
+            if imkern.set_cpu_isa(level) != level:
+                continue
+            res[level] = [F.bilateral(x, d, 8.0, 3.0) for d in (3, 9, 13)]
+            res[level] += [F.bilateral(rgb, 9, 30.0, 4.0), F.bilateral(u8, 9, 30.0, 4.0)]
+    finally:
+        imkern.set_cpu_isa(before)
+    levels = list(res)
+    for level in levels[1:]:
+        for a, b in zip(res[levels[0]][:3], res[level][:3]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=level)
+    if "avx512" in res and "avx2" in res:
+        for a, b in zip(res["avx512"][3:], res["avx2"][3:]):
+            assert np.abs(a.astype(np.float64) - b).max() <= (1 if a.dtype == np.uint8 else 1e-5)
+
+
+def test_float_gray_views_strips_threads(rng, isa):
+    # results independent of the view, the column strips (the loop's weights and the margins' meet at
+    # each strip's edges) and the threads, bit for bit
+    base = (rng.random((41, 300)) * 20).astype(np.float32)
+    views = (base[::-1], base[:, ::-1], base[::-1, ::-1], base[::2, ::3], base[:, 5:222], np.asfortranarray(base))
+    for v in views:
+        before = v.copy()
+        np.testing.assert_array_equal(F.bilateral(v, 9, 4.0, 3.0), F.bilateral(np.ascontiguousarray(v), 9, 4.0, 3.0))
+        np.testing.assert_array_equal(v, before)
+    ref = F.bilateral(base, 11, 4.0, 3.0, border="constant")
+    params = imkern.get_cpu_params()
+    threads = imkern.get_num_threads()
+    try:
+        imkern.set_cpu_params(strip_l2=4096)  # strips of 64 pixels
+        np.testing.assert_array_equal(F.bilateral(base, 11, 4.0, 3.0, border="constant"), ref)
+        imkern.reset_cpu_params()
+        imkern.set_num_threads(3)
+        np.testing.assert_array_equal(F.bilateral(base, 11, 4.0, 3.0, border="constant"), ref)
+    finally:
+        imkern.reset_cpu_params()
+        imkern.set_num_threads(threads)
+    assert imkern.get_cpu_params() == params

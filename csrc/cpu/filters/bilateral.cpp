@@ -16,7 +16,8 @@
 // by the border rule and stored planar (one plane per channel) once per strip in a ring; per
 // window offset one vector load per channel, the weight and 2C FMAs per L pixels. One weight
 // per pixel pair (the forward half of the offsets computes its weight rows into small rings,
-// the backward half reads them back), computed software-pipelined.
+// the backward half reads them back), computed software-pipelined; float32 gray at AVX-512 makes
+// those of the rows below in the pixel loop instead (kFuse), summed apart from the others.
 // FLOPs/pixel ~ (4 + 3C) * (number of window offsets, ~ 0.785 d^2).
 #include <algorithm>
 #include <cfloat>
@@ -132,6 +133,21 @@ inline int64_t bilateral_strip(int k, int C, int cw_rows) {
   return std::max<int64_t>(64, px / 64 * 64);
 }
 
+// The exponent of one pair weight (log2 units): t^2 * g2 + s, t the L1 color distance of b and a
+// (for one channel the difference itself: its square is the same). Clamp: kept >= -200 (float32
+// images, whose t may be anything) where exp2 has no clamp of its own (AVX-512: below SSE4.1 and
+// AVX2 exp2 clamps at -125, which gives the same weight, NaN included).
+template <int C, bool Clamp>
+IMKERN_ALWAYS_INLINE inline vf pair_exponent(const vf* b, const vf* a, vf g2, vf s) {
+  vf dist = C == 1 ? b[0] - a[0] : vabs(b[0] - a[0]);
+  for (int c = 1; c < C; ++c) dist += vabs(b[c] - a[c]);
+  vf e = dist * dist * g2 + s;
+#if defined(__AVX512F__)
+  if constexpr (Clamp) e = simd::vminmax<true>(e, vf{} - 200.f);
+#endif
+  return e;
+}
+
 // F rows of pair weights that share the centers a: o[u][x] = exp2(t^2 * gc2 + s[u]) for x in
 // [xs, xe) (rounded up to L), t the L1 color distance of the pixels at a + x and b[u] + x (C planes
 // pl floats apart). Clamp: the exponent is kept >= -200 (float32 images, whose t may be anything);
@@ -150,10 +166,9 @@ IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const float* a, co
     vf av[C];
     for (int c = 0; c < C; ++c) av[c] = simd::loadu(a + c * pl + x);
     for (int u = 0; u < F; ++u) {
-      vf dist = vabs(simd::loadu(b[u] + x) - av[0]);
-      for (int c = 1; c < C; ++c) dist += vabs(simd::loadu(b[u] + c * pl + x) - av[c]);
-      e[u] = dist * dist * g2 + sv[u];
-      if constexpr (Clamp) e[u] = simd::vminmax<true>(e[u], vf{} - 200.f);
+      vf bv[C];
+      for (int c = 0; c < C; ++c) bv[c] = simd::loadu(b[u] + c * pl + x);
+      e[u] = pair_exponent<C, Clamp>(bv, av, g2, sv[u]);
     }
   };
   int64_t x = xs;
@@ -178,6 +193,13 @@ static_assert(kF == 2 || kF == 4, "make_cw dispatches 1, 2 (and 3) offsets");
 // 3% faster on Zen 4; gray and AVX-512 no faster with 3 or 4).
 template <int C>
 constexpr int kNV = L == 8 && C == 3 ? 3 : 2;
+// Whether the pixel loop makes the forward weights of the rows below itself (the neighbor loaded
+// once for weight and sum, no store-and-reload of those weights, their arithmetic overlapping the
+// loads of the others): float32 gray at AVX-512, 1080p d = 9 17.1 -> 15.7 ms single thread on
+// Zen 4. Not at AVX2 (16 registers: the fused loop spills, 22.1 -> 24.5 ms even one vector a
+// step); RGB and uint8 are well ahead of OpenCV without it.
+template <typename T, int C>
+constexpr bool kFuse = std::is_same<T, float>::value && C == 1 && L >= 16;
 
 template <typename T, int C>
 void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int r, double sigma_color,
@@ -224,6 +246,9 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
       if ((off_i[fwd[f]] == off_i[q] && off_j[fwd[f]] == off_j[q]) ||
           (off_i[fwd[f]] == -off_i[q] && off_j[fwd[f]] == -off_j[q]))
         mirror[q] = static_cast<int>(f);
+  int q_center = 0;
+  for (int q = 0; q < maxk; ++q)
+    if (off_i[q] == 0 && off_j[q] == 0) q_center = q;
   // The whole weight sw * cw = exp(-(i^2 + j^2) / (2 sigma_space^2) - t^2 / (2 sigma_color^2))
   // as one exp2 of t^2 * gc2 + fwd_s[f] (log2 units). uint8: coefficients clamped so that no
   // product overflows (below -1e6 every weight with t or i^2 + j^2 >= 1 is 0 anyway). float32:
@@ -274,6 +299,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   const int64_t SL = OFF + (L - r % L) % L;
   const int64_t plane = round_up_line<float>(SL + SW + 4 * r + 3 * L);
   const int64_t slot_len = plane * C;
+  constexpr bool fuse = kFuse<T, C>;
   parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
     float* ring = thread_scratch<float>(0, static_cast<size_t>(slot_len * k));
     float* pad = thread_scratch<float>(1, static_cast<size_t>((SW + 2 * r + L) * C));
@@ -285,6 +311,9 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     const int64_t cw_pitch = round_up_line<float>(OFF + SW + r + 3 * L);  // x = 0 at OFF (aligned)
     float* cw_ring = thread_scratch<float>(3, static_cast<size_t>(cw_pitch * std::max(ring_rows, 1)));
     std::vector<const float*> CW(maxk), TP(maxk);
+    std::vector<float> SV(maxk, 0.f), fSV(maxk);  // per forward offset: its space term (fwd_s)
+    std::vector<const float*> lTP(maxk), lCW(maxk), fTP(maxk);
+    std::vector<float*> fW(maxk);
     float* ones = thread_scratch<float>(4, static_cast<size_t>(SW + L));  // the center's weight
     std::fill(ones, ones + SW + L, 1.f);
     auto cw_row = [&](size_t f, int64_t yc) { return cw_ring + (ring_first[f] + (yc & ring_mask[f])) * cw_pitch + OFF; };
@@ -293,7 +322,8 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
       // cw_q(yc, x) for the forward offsets f of group g (row offset i) from the planes of rows yc
       // (pc) and yc + i (pn), kF offsets a pass: at least the columns both uses of each offset (i, j)
       // read, [min(0, -j), max(Ws, Ws - j)), from -j rounded down to a multiple of L (aligned stores).
-      auto make_cw = [&](size_t g, int64_t yc, const float* pc, const float* pn) {
+      auto make_cw = [&](size_t g, int64_t yc, const float* pc, const float* pn, int64_t lo = INT64_MIN,
+                         int64_t hi = INT64_MAX) {
         const int f1 = grp_first[g + 1];
         for (int f = grp_first[g]; f < f1; f += kF) {
           const int nf = std::min(kF, f1 - f);
@@ -309,6 +339,9 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             xs = std::min(xs, -static_cast<int64_t>((std::max(j, 0) + L - 1) / L) * L);
             xe = std::max(xe, Ws + std::max(-j, 0));
           }
+          xs = std::max(xs, lo);
+          xe = std::min(xe, hi);
+          if (xs >= xe) continue;
           auto run = [&](auto nfc) IMKERN_ALWAYS_INLINE {
             constexpr int NF = decltype(nfc)::value;
             if (low) weight_rows<C, !is_u8, true, NF>(o, pc + r, bb, plane, xs, xe, gc2, sv);
@@ -344,12 +377,11 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           const int64_t sy = y - r + i;
           float* const base = ring + slot * slot_len + SL;
           if (tag[slot] != sy) {
-            const int64_t yy = border_index(sy, H, border);
-            const T* srow = yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy);
+            // (the source row 4 rows ahead is prefetched: a row met cold stalled on memory)
             if constexpr (C == 1) {
-              load_padded_segment<T, float>(srow, base, W, C, x0, x0 + Ws, r, r, border, 0.f);
+              load_source_segment<T, float>(src, s, b, sy, x0, x0 + Ws, r, r, border, 0.f, base);
             } else {
-              load_padded_segment<T, float>(srow, pad, W, C, x0, x0 + Ws, r, r, border, 0.f);
+              load_source_segment<T, float>(src, s, b, sy, x0, x0 + Ws, r, r, border, 0.f, pad);
               for (int64_t x = 0; x < Ws + 2 * r; x += L)  // (pad and planes have L pixels of slack)
                 deinterleave3(pad + x * C, base + x, base + plane + x, base + 2 * plane + x);
             }
@@ -370,47 +402,112 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
               const int i = off_i[fwd[grp_first[g]]];
               if (yc + i >= y) make_cw(g, yc, P[r + (yc - y)], P[r + (yc - y) + i]);
             }
-        for (size_t g = 0; g < ngrp; ++g) make_cw(g, y, P[r], P[r + off_i[fwd[grp_first[g]]]]);
+        // Row y's own forward weights: the row offset 0 here (its backward twins read them in this
+        // row); those of the rows below (i > 0) inside the pixel loop (kFuse), which uses each
+        // where it is made (no store and reload, the neighbor loaded once), but for the columns
+        // outside the loop's [0, Wv) that later rows read (the margins).
+        const int64_t Wv = (Ws + L - 1) / L * L;
+        for (size_t g = 0; g < ngrp; ++g) {
+          const int i = off_i[fwd[grp_first[g]]];
+          if (i == 0 || !fuse) {
+            make_cw(g, y, P[r], P[r + i]);
+          } else {
+            make_cw(g, y, P[r], P[r + i], INT64_MIN, 0);
+            make_cw(g, y, P[r], P[r + i], Wv, INT64_MAX);
+          }
+        }
         for (int q = 0; q < maxk; ++q) {
           const int f = mirror[q];
           if (f < 0) CW[q] = ones;  // the center
           else if (fwd[f] == q) CW[q] = cw_row(f, y);
           else CW[q] = cw_row(f, y + off_i[q]) + off_j[q];  // cw_f(y - i_f, x - j_f)
+          if (f >= 0) SV[q] = fwd_s[f];
         }
         for (int q = 0; q < maxk; ++q) TP[q] = P[r + off_i[q]] + r + off_j[q];
+        // The window's offsets in two streams summed apart: the weights read from the rings (rows
+        // above and the center row) and, where fused, those made here (rows below); the streams
+        // alternate so the loads of one and the arithmetic of the other overlap.
+        int nl = 0, nf = 0;
+        for (int q = 0; q < maxk; ++q) {
+          if (fuse && off_i[q] > 0) {
+            fTP[nf] = TP[q];
+            fW[nf] = const_cast<float*>(CW[q]);
+            fSV[nf++] = SV[q];
+          } else {
+            lTP[nl] = TP[q];
+            lCW[nl++] = CW[q];
+          }
+        }
         // NV vectors of pixels at x: NV independent accumulator chains per sum hide the FMA
         // latency (the sums of each pixel are the same, in the same order, whatever NV).
-        auto pixels = [&](int64_t x, auto nv) IMKERN_ALWAYS_INLINE {
+        auto pixels = [&](int64_t x, auto nv, auto lowc) IMKERN_ALWAYS_INLINE {
           constexpr int NV = decltype(nv)::value;
-          vf sum[NV][C], wsum[NV];
+          constexpr bool Low = decltype(lowc)::value;
+          vf sum[NV][C], wsum[NV], sumf[NV][C], wsumf[NV], cen[NV][C];
           for (int u = 0; u < NV; ++u) {
-            wsum[u] = vf{};
-            for (int c = 0; c < C; ++c) sum[u][c] = vf{};
+            wsum[u] = wsumf[u] = vf{};
+            for (int c = 0; c < C; ++c) sum[u][c] = sumf[u][c] = vf{};
           }
-          for (int q = 0; q < maxk; ++q) {
+          const vf g2 = simd::splat(gc2);
+          if (nf > 0)
+            for (int u = 0; u < NV; ++u)
+              for (int c = 0; c < C; ++c) cen[u][c] = simd::loadu(TP[q_center] + x + u * L + c * plane);
+          auto loaded = [&](int k) IMKERN_ALWAYS_INLINE {
             for (int u = 0; u < NV; ++u) {
-              const float* row = TP[q] + x + u * L;
+              const float* row = lTP[k] + x + u * L;
               vf v[C];
               for (int c = 0; c < C; ++c) v[c] = simd::loadu(row + c * plane);
-              const vf w = simd::loadu(CW[q] + x + u * L);
+              const vf w = simd::loadu(lCW[k] + x + u * L);
               for (int c = 0; c < C; ++c) sum[u][c] += v[c] * w;
               wsum[u] += w;
             }
+          };
+          auto made = [&](int k) IMKERN_ALWAYS_INLINE {
+            const vf sv = simd::splat(fSV[k]);
+            for (int u = 0; u < NV; ++u) {
+              const float* row = fTP[k] + x + u * L;
+              vf v[C];
+              for (int c = 0; c < C; ++c) v[c] = simd::loadu(row + c * plane);
+              const vf w = exp2_nonpos<Low>(pair_exponent<C, !is_u8 && Low>(v, cen[u], g2, sv));
+              simd::storeu(fW[k] + x + u * L, w);
+              for (int c = 0; c < C; ++c) sumf[u][c] += v[c] * w;
+              wsumf[u] += w;
+            }
+          };
+          int k = 0;
+          for (; k < nf; ++k) {
+            loaded(k);
+            made(k);
           }
+          for (; k < nl; ++k) loaded(k);
+          if (nf > 0)
+            for (int u = 0; u < NV; ++u) {
+              wsum[u] += wsumf[u];
+              for (int c = 0; c < C; ++c) sum[u][c] += sumf[u][c];
+            }
           for (int u = 0; u < NV; ++u) {
             if constexpr (C == 1) {
-              simd::storeu(outp + x + u * L, sum[u][0] / wsum[u]);
+              // float32: whole vectors straight to the output row (no copy through outp)
+              float* o = std::is_same<T, float>::value && x + (u + 1) * L <= Ws
+                             ? reinterpret_cast<float*>(drow) + x + u * L
+                             : outp + x + u * L;
+              simd::storeu(o, sum[u][0] / wsum[u]);
             } else {
               const vf inv = 1.f / wsum[u];
               interleave3(sum[u][0] * inv, sum[u][1] * inv, sum[u][2] * inv, outp + (x + u * L) * C);
             }
           }
         };
-        int64_t x = 0;
-        constexpr int NV = kNV<C>;
-        for (; x + (NV - 1) * L < Ws; x += NV * L) pixels(x, std::integral_constant<int, NV>{});
-        for (; x < Ws; x += L) pixels(x, std::integral_constant<int, 1>{});
-        store_row<T, float>(outp, drow, Ws * C);
+        auto row_pass = [&](auto lowc) IMKERN_ALWAYS_INLINE {
+          int64_t x = 0;
+          constexpr int NV = kNV<C>;
+          for (; x + (NV - 1) * L < Ws; x += NV * L) pixels(x, std::integral_constant<int, NV>{}, lowc);
+          for (; x < Ws; x += L) pixels(x, std::integral_constant<int, 1>{}, lowc);
+        };
+        if (low) row_pass(std::true_type{});
+        else row_pass(std::false_type{});
+        const int64_t done = C == 1 && std::is_same<T, float>::value ? Ws / L * L : 0;  // stored directly
+        store_row<T, float>(outp + done, drow + done, (Ws - done) * C);
       }
     }
   });
