@@ -752,47 +752,99 @@ inline MappedAxis map_axis(WVeci i, int32_t n, Border rule, int32_t scale, bool 
           constant ? wi_ge(i, 0) : kAllLanes, constant ? wi_le(i, n - 2) : kAllLanes};
 }
 
+// Where a chunk's source points come from: the affine lanes (computed), FX / FY (perspective,
+// stored by PerspLanes::at during the block before), or PerspLanes::point (perspective,
+// computed; kPointsPerspStore also stores them to FX / FY, for float_row).
+enum PointsFrom { kPointsAffine, kPointsStored, kPointsPersp, kPointsPerspStore };
+
+// One chunk's source points, their floors and the floors as int32 (negative, NaN and huge
+// values convert to negatives or 0x80000000): both loops of pass 1 take them from here.
+struct ChunkPoints {
+  WVec sx, sy, fx0, fy0;
+  WVeci ix, iy;
+};
+template <int kFrom>
+IMKERN_ALWAYS_INLINE inline ChunkPoints chunk_points(AffineLanes& lanes, const PerspLanes& persp, float* FX, float* FY,
+                                                     int64_t x) {
+  ChunkPoints p;
+  if constexpr (kFrom == kPointsAffine) {
+    lanes.next(p.sx, p.sy);
+  } else if constexpr (kFrom == kPointsStored) {
+    p.sx = wv_load(FX + x);
+    p.sy = wv_load(FY + x);
+  } else {
+    persp.point(x, p.sx, p.sy);
+    if constexpr (kFrom == kPointsPerspStore) {
+      wv_store(FX + x, p.sx);
+      wv_store(FY + x, p.sy);
+    }
+  }
+  p.fx0 = wv_floor(p.sx);
+  p.fy0 = wv_floor(p.sy);
+  p.ix = wi_cvt(p.fx0);
+  p.iy = wi_cvt(p.fy0);
+  return p;
+}
+
+// The lanes whose window lies inside: 0 <= ix <= xlim and 0 <= iy <= ylim, the limits in
+// [0, 2^31). inside_bits gives them as bits, all_inside whether they are every lane; both read
+// the one test of wi_inside.
+#if defined(__AVX512F__)
+using WInside = __mmask16;
+// unsigned compares: a negative index (NaN and huge values convert to 0x80000000) is above the limit
+IMKERN_ALWAYS_INLINE inline WInside wi_inside(WVeci ix, WVeci iy, WVeci xlim, WVeci ylim) {
+  return _mm512_mask_cmple_epu32_mask(_mm512_cmple_epu32_mask(ix, xlim), iy, ylim);
+}
+IMKERN_ALWAYS_INLINE inline unsigned inside_bits(WInside t) { return t; }
+IMKERN_ALWAYS_INLINE inline bool all_inside(WInside t) { return t == 0xFFFF; }
+#else
+using WInside = __m256;  // the sign bit of each lane outside
+// the sign bits of ix | (xlim - ix) | iy | (ylim - iy): a negative index (NaN and huge values
+// convert to 0x80000000) has its own sign bit, one above the limit the difference's (no
+// overflow, the limits lying in [0, 2^31)); all_inside is one vtestps
+IMKERN_ALWAYS_INLINE inline WInside wi_inside(WVeci ix, WVeci iy, WVeci xlim, WVeci ylim) {
+  return _mm256_castsi256_ps(_mm256_or_si256(_mm256_or_si256(ix, _mm256_sub_epi32(xlim, ix)),
+                                             _mm256_or_si256(iy, _mm256_sub_epi32(ylim, iy))));
+}
+IMKERN_ALWAYS_INLINE inline unsigned inside_bits(WInside t) {
+  return ~static_cast<unsigned>(_mm256_movemask_ps(t)) & kAllLanes;
+}
+IMKERN_ALWAYS_INLINE inline bool all_inside(WInside t) { return _mm256_testz_ps(t, t); }
+#endif
+
+// A chunk's fractions (the point less its floor) to AX / AY, and (chunks all inside) the byte
+// offsets of its top-left taps to OFF.
+IMKERN_ALWAYS_INLINE inline void store_fractions(const ChunkPoints& p, float* AX, float* AY) {
+#if defined(__AVX512F__)
+  wv_store(AX, _mm512_sub_ps(p.sx, p.fx0));
+  wv_store(AY, _mm512_sub_ps(p.sy, p.fy0));
+#else
+  wv_store(AX, _mm256_sub_ps(p.sx, p.fx0));
+  wv_store(AY, _mm256_sub_ps(p.sy, p.fy0));
+#endif
+}
+template <int PB>
+IMKERN_ALWAYS_INLINE inline void store_offsets(const ChunkPoints& p, int32_t row_stride, int32_t* OFF) {
+  wi_store(OFF, wi_add(wi_mul(p.iy, row_stride), wi_mul(p.ix, PB)));
+}
+
 // Pass 1's leading chunks whose lanes are all inside (most of a row's): the offsets and the
 // fractions alone, without the masks; returns the pixels done (a multiple of kWarpLanes, n
-// when every chunk is inside). kPoints: 0 affine (computed), 1 perspective read from FX / FY,
-// 2 perspective computed (PerspLanes::point). A function of its own (not inlined into the row):
-// the row's register pressure made GCC reload the loop's constants from the stack per chunk.
-template <int PB, int kPoints>
-__attribute__((noinline)) int64_t warp_prep_inside(const float* FX, const float* FY, int64_t x0, int64_t n,
-                                                   const RowTerms& rt, const PerspLanes& persp, int32_t xmax,
-                                                   int32_t ymax, int32_t row_stride, int32_t* OFF, float* AX,
-                                                   float* AY) {
+// when every chunk is inside). kFrom: kPointsAffine, kPointsStored or kPointsPersp. A function
+// of its own (not inlined into the row): the row's register pressure made GCC reload the
+// loop's constants from the stack per chunk.
+template <int PB, int kFrom>
+__attribute__((noinline)) int64_t warp_prep_inside(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& rt,
+                                                   const PerspLanes& persp, int32_t xmax, int32_t ymax,
+                                                   int32_t row_stride, int32_t* OFF, float* AX, float* AY) {
   AffineLanes lanes(rt, x0);
   const WVeci xlim = wv_set1i(xmax), ylim = wv_set1i(ymax);
   int64_t x = 0;
   for (; x < n; x += kWarpLanes) {
-    WVec sx, sy;
-    if constexpr (kPoints == 0) {
-      lanes.next(sx, sy);
-    } else if constexpr (kPoints == 1) {
-      sx = wv_load(FX + x0 + x);
-      sy = wv_load(FY + x0 + x);
-    } else {
-      persp.point(x0 + x, sx, sy);
-    }
-    const WVec fx0 = wv_floor(sx), fy0 = wv_floor(sy);
-    const WVeci ix = wi_cvt(fx0), iy = wi_cvt(fy0);
-#if defined(__AVX512F__)
-    // unsigned compares: negative, NaN and huge values convert to negatives or 0x80000000
-    if (_mm512_mask_cmple_epu32_mask(_mm512_cmple_epu32_mask(ix, xlim), iy, ylim) != 0xFFFF) break;
-    wv_store(AX + x, _mm512_sub_ps(sx, fx0));
-    wv_store(AY + x, _mm512_sub_ps(sy, fy0));
-#else
-    // no sign bit in ix | (xlim - ix) | iy | (ylim - iy): a negative index (NaN and huge values
-    // convert to 0x80000000) has its own sign bit, one above the limit the difference's (no
-    // overflow, the limits lying in [0, 2^31)); one vtestps for the chunk
-    const __m256i bad = _mm256_or_si256(_mm256_or_si256(ix, _mm256_sub_epi32(xlim, ix)),
-                                        _mm256_or_si256(iy, _mm256_sub_epi32(ylim, iy)));
-    if (!_mm256_testz_ps(_mm256_castsi256_ps(bad), _mm256_castsi256_ps(bad))) break;
-    wv_store(AX + x, _mm256_sub_ps(sx, fx0));
-    wv_store(AY + x, _mm256_sub_ps(sy, fy0));
-#endif
-    wi_store(OFF + x, wi_add(wi_mul(iy, row_stride), wi_mul(ix, PB)));
+    const ChunkPoints p = chunk_points<kFrom>(lanes, persp, FX, FY, x0 + x);
+    if (!all_inside(wi_inside(p.ix, p.iy, xlim, ylim))) break;
+    store_fractions(p, AX + x, AY + x);
+    store_offsets<PB>(p, row_stride, OFF + x);
   }
   return x;
 }
@@ -809,14 +861,15 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
   // during the block before), else computed here and stored for the chunks not all inside
   // (float_row reads them; the chunks all inside need them in registers only)
   const bool compute = !kAffine && !have_points;
+  const int32_t rs32 = static_cast<int32_t>(row_stride);
   int64_t x = 0;
   if (any_in) {
     if constexpr (kAffine) {
-      x = warp_prep_inside<PB, 0>(FX, FY, x0, n, rt, persp, xl, yl, static_cast<int32_t>(row_stride), OFF, AX, AY);
+      x = warp_prep_inside<PB, kPointsAffine>(FX, FY, x0, n, rt, persp, xl, yl, rs32, OFF, AX, AY);
     } else if (have_points) {
-      x = warp_prep_inside<PB, 1>(FX, FY, x0, n, rt, persp, xl, yl, static_cast<int32_t>(row_stride), OFF, AX, AY);
+      x = warp_prep_inside<PB, kPointsStored>(FX, FY, x0, n, rt, persp, xl, yl, rs32, OFF, AX, AY);
     } else {
-      x = warp_prep_inside<PB, 2>(FX, FY, x0, n, rt, persp, xl, yl, static_cast<int32_t>(row_stride), OFF, AX, AY);
+      x = warp_prep_inside<PB, kPointsPersp>(FX, FY, x0, n, rt, persp, xl, yl, rs32, OFF, AX, AY);
     }
     if (x == n) return kAllLanes;  // the caller reads neither inside nor far
     for (int64_t k = 0; k < x / kWarpLanes; ++k) inside[k] = kAllLanes, far[k] = 0;
@@ -826,21 +879,16 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
   unsigned all = kAllLanes;
   AffineLanes lanes(rt, x0 + x);  // affine rows
   for (int64_t k = x / kWarpLanes; x < n; x += kWarpLanes, ++k) {
-    WVec sx = wv_zero(), sy = wv_zero();
+    ChunkPoints p;
     if constexpr (kAffine) {
-      lanes.next(sx, sy);
+      p = chunk_points<kPointsAffine>(lanes, persp, FX, FY, x0 + x);
     } else if (compute) {
-      persp.point(x0 + x, sx, sy);
-      wv_store(FX + x0 + x, sx);
-      wv_store(FY + x0 + x, sy);
+      p = chunk_points<kPointsPerspStore>(lanes, persp, FX, FY, x0 + x);
     } else {
-      sx = wv_load(FX + x0 + x);
-      sy = wv_load(FY + x0 + x);
+      p = chunk_points<kPointsStored>(lanes, persp, FX, FY, x0 + x);
     }
-    const WVec fx0 = wv_floor(sx), fy0 = wv_floor(sy);
-    // inside as unsigned integer comparisons of the floored coordinates: negative, NaN and
-    // huge values convert to int32 as negatives or 0x80000000, both above the limits
-    const WVeci ix = wi_cvt(fx0), iy = wi_cvt(fy0);
+    const WVec sx = p.sx, sy = p.sy, fx0 = p.fx0, fy0 = p.fy0;
+    const WVeci ix = p.ix, iy = p.iy;
     if (constant) {
       // every lane outside by more than a pixel (cval; a sixth of a rotation's chunks): ix + 1
       // or iy + 1 above W or H as unsigned, as far[k] below has it (fx0 < -1 or fx0 >= W; NaN
@@ -864,13 +912,7 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
         continue;
       }
     }
-#if defined(__AVX512F__)
-    const unsigned in = any_in ? static_cast<unsigned>(_mm512_cmple_epu32_mask(ix, xlim) & _mm512_cmple_epu32_mask(iy, ylim)) : 0u;
-#else
-    const __m256i kin = _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_min_epu32(ix, xlim), ix),
-                                         _mm256_cmpeq_epi32(_mm256_min_epu32(iy, ylim), iy));
-    const unsigned in = any_in ? wi_bits(kin) : 0u;
-#endif
+    const unsigned in = any_in ? inside_bits(wi_inside(ix, iy, xlim, ylim)) : 0u;
     inside[k] = in;
     all &= in;
     far[k] = in == kAllLanes || !constant
@@ -878,15 +920,9 @@ unsigned warp_prep(float* FX, float* FY, int64_t x0, int64_t n, const RowTerms& 
                  : ((wv_outside(fx0, -1.f, static_cast<float>(W)) | wv_outside(fy0, -1.f, static_cast<float>(H)) |
                      ~(wv_finite(sx) & wv_finite(sy))) &
                     kAllLanes);
-#if defined(__AVX512F__)
-    wv_store(AX + x, _mm512_sub_ps(sx, fx0));
-    wv_store(AY + x, _mm512_sub_ps(sy, fy0));
-#else
-    wv_store(AX + x, _mm256_sub_ps(sx, fx0));
-    wv_store(AY + x, _mm256_sub_ps(sy, fy0));
-#endif
+    store_fractions(p, AX + x, AY + x);
     if (in == kAllLanes) {
-      wi_store(OFF + x, wi_add(wi_mul(iy, static_cast<int32_t>(row_stride)), wi_mul(ix, PB)));
+      store_offsets<PB>(p, rs32, OFF + x);
       continue;
     }
     // a chunk partly or wholly outside: the lanes whose taps the rule maps in vectors
