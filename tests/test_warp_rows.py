@@ -102,7 +102,8 @@ def _every_isa(fn):
 
 
 def _check(x, mats, warp, ref_warp, dtype, widths=WIDTHS, rows=7):
-    cval = 7.0 if np.dtype(dtype) == np.uint8 else -0.625
+    integer = np.dtype(dtype).kind == "u"
+    cval = 7.0 if integer else -0.625
     for mi, m in enumerate(mats):
         for border in BORDERS:
             for vn, v in _views(x).items():
@@ -111,7 +112,7 @@ def _check(x, mats, warp, ref_warp, dtype, widths=WIDTHS, rows=7):
 
                     def run(v=v, m=m, size=size, border=border):
                         # the output poisoned: every pixel must be written
-                        out = np.full(size + v.shape[2:], 255 if np.dtype(dtype) == np.uint8 else np.nan, dtype)
+                        out = np.full(size + v.shape[2:], np.iinfo(dtype).max if integer else np.nan, dtype)
                         return warp(v, m, size, border=border, cval=cval, inverse=True, out=out)
 
                     res = _every_isa(run)
@@ -120,7 +121,7 @@ def _check(x, mats, warp, ref_warp, dtype, widths=WIDTHS, rows=7):
                             r, res[ISAS[0]], err_msg=f"{isa} vs {ISAS[0]}: matrix {mi} {border} {vn} width {w}"
                         )
                     # the reference for a rotating subset (it is slow)
-                    if (mi + j + BORDERS.index(border)) % 4 == 0 and vn != "str":
+                    if ref_warp is not None and (mi + j + BORDERS.index(border)) % 4 == 0 and vn != "str":
                         ref = ref_warp(v, m, size, border=border, cval=cval, inverse=True)
                         _tol_close(res[ISAS[-1]], ref, dtype, v, cval, _far_points(m, size))
 
@@ -182,3 +183,34 @@ def test_tiny_images_and_outputs(rng, dtype):
             widths=[1, 8, 17, 300],
             rows=3,
         )
+
+
+def _nearest(warp):
+    def run(*args, **kw):
+        return warp(*args, interpolation="nearest", **kw)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    "dtype, channels",
+    [(np.uint8, 1), (np.uint8, 2), (np.uint8, 3), (np.uint8, 4), (np.uint16, 1), (np.uint16, 2), (np.float32, 1)],
+)
+def test_nearest_rows_same_bits_on_every_isa_level(rng, dtype, channels):
+    """The nearest rows' runs of chunks all inside (warp_nearest_inside: one unmasked dword
+    gather a chunk) and the chunks they leave to the row's loop: runs that start at the row's
+    first chunk, after chunks outside (the rows entering the image) and after a chunk whose
+    dword reads would pass the image's last byte (row H - 1 of a contiguous image, row 0 of a
+    negative-stride view: the columns next to W - 1), runs left at a chunk outside; pixels of
+    1-4 bytes, every border, widths around the chunks, contiguous, strided and negative-stride
+    views: the baseline level's bits (float_row) on every ISA level (tests/test_warp.py compares
+    nearest with cv2 and the reference)."""
+    x = random_array(rng, (61, 530, channels) if channels > 1 else (61, 530), dtype)
+    _check(x, AFFINES, _nearest(warp_affine), None, dtype)
+    _check(x, PERSPECTIVES, _nearest(warp_perspective), None, dtype)
+    # rows whose source row is the last one (in memory: the first one of the reversed view) from
+    # column W - 30 to W - 1: chunks inside whose last lanes' dwords end past the image
+    mats = [np.array([[1.0, 0.0, 500.0], [0.0, 0.0, 60.0]]), np.array([[1.0, 0.0, 500.0], [0.0, 0.0, 0.0]])]
+    _check(x, mats, _nearest(warp_affine), None, dtype, widths=[16, 30, 31, 33], rows=2)
+    _check(x, [np.vstack([m, [0.0, 0.0, 1.0]]) for m in mats], _nearest(warp_perspective), None, dtype,
+           widths=[16, 30, 31, 33], rows=2)
