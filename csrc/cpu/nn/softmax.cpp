@@ -32,6 +32,11 @@
 #include "common/vmath.hpp"
 #include "nn/softmax_rows.hpp"
 
+// GCC 12 reports _mm512_undefined_*() inside the AVX-512 max / extract / convert intrinsics of
+// the table exp (softmax_rows.hpp, texp) as maybe-uninitialized (a known false positive of its
+// headers; see color/pixel_map.hpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace imkern {
 namespace IMKERN_ISA {
 namespace {
@@ -77,6 +82,38 @@ constexpr int64_t kStreamRowMax = 8192;  // rows up to this many floats go throu
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t C, bool log) {
   if constexpr (std::is_same<T, float>::value) {
+#if defined(IMKERN_SOFTMAX_TEXP)
+    // The table exp (softmax_rows.hpp, texp): rows of up to kStreamRowMax keep e in a
+    // per-chunk scratch row (L1 / L2) and write y = e / S once (streamed when x and y exceed
+    // the cache this process gets, cpu_params().stream_bytes, else plain stores so that the
+    // next op finds y in cache; the same bits either way); longer rows put e into y and
+    // scale it in place; log-softmax needs only the sum.
+    const bool scratch = !log && C <= kStreamRowMax;
+    const bool stream = scratch && 2 * rows * C * int64_t(sizeof(float)) > params().stream_bytes;
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
+    parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+      std::vector<float> e(scratch ? static_cast<size_t>(C) : 0);
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* xr = x + r * C;
+        float* yr = y + r * C;
+        const float m = texp::row_max(xr, C);
+        const float* pf = r + 1 < r1 ? xr + C : nullptr;
+        if (log) {
+          const float ls = static_cast<float>(std::log(texp::row_sum_exp(xr, m, nullptr, C, pf)));
+          for (int64_t i = 0; i < C; ++i) yr[i] = xr[i] - m - ls;
+          continue;
+        }
+        float* er = scratch ? e.data() : yr;
+        const float inv = static_cast<float>(1.0 / texp::row_sum_exp(xr, m, er, C, pf));
+        if (stream)
+          scale_store_stream(er, inv, yr, C);
+        else
+          texp::scale_row(er, inv, yr, C);
+      }
+      if (stream) stream_fence();
+    });
+    return;
+#else
     if (!log && C <= kStreamRowMax) {
       // exp(x - M) into a per-chunk scratch row, then y = e / S streamed out (when x and y
       // exceed the cache this process gets, cpu_params().stream_bytes; else plain stores,
@@ -101,6 +138,7 @@ void softmax_rows(const T* x, T* y, int64_t rows, int64_t C, bool log) {
       });
       return;
     }
+#endif
   }
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
