@@ -1,6 +1,7 @@
 // Row primitives of softmax.cpp and cross_entropy.cpp (compiled per ISA): the row maximum
 // (NaN skipped in float32: one vmaxps), sum of exp(x - max) with the next row prefetched,
 // and the element-wise exp(x - m) forms. Max subtraction keeps every exp in (0, 1].
+// texp (AVX2 / AVX-512, softmax.cpp only): the same row maximum and sum with a table exp.
 #pragma once
 #include <algorithm>
 #include <cmath>
