@@ -529,4 +529,4 @@ def test_bench_bandwidth_cases_time_a_copy_of_their_bytes_in_the_same_turns(monk
     assert "copy_ms" in r and "copy_ms" not in res["fake flops"]
     pct = float(r["rate"].split("(")[1].split("%")[0])
     assert abs(pct - 100 * r["copy_ms"] / r["imkern_ms"]) <= 0.5
-    assert 15 <= pct <= 30  # 4 ms copy / 16 ms case, with sleep's slack
+    assert r["copy_ms"] >= 4.0 and r["imkern_ms"] >= 16.0  # sleeps only overshoot
