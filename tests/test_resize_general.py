@@ -152,3 +152,31 @@ def test_lanczos_row_heads_equal_the_vector_body(rng, isa, dtype, channels):
                     np.testing.assert_array_equal(out, expect, err_msg=f"{src}->{dst} stream={stream} k={k}")
             finally:
                 imkern.set_cpu_params(stream_bytes=None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize(("factor", "mode"), [(2, "bilinear"), (2, "bicubic"), (3, "bicubic"), (1.5, "bilinear")])
+def test_periodic_rows_equal_short_rows(rng, isa, dtype, channels, factor, mode):
+    """Small upscales whose horizontal tables fit the L1 and repeat (on AVX-512 the periodic
+    blocks run there for 3 and more channels; AVX2 has them at every size): a row long enough
+    for whole periods gives, away from its right edge, the same bits as a row with the permute
+    plan but too short for a period (the blocks read the table rows), whose taps and weights are
+    the same there. And rows whose length leaves elements after the last whole vector (plain
+    stores: one vector ending at the row's end) equal the streamed rows (scalar tails)."""
+    h = 5
+    short = {1: 40, 2: 20, 3: 12, 4: 10}[channels]  # 32 elements or more, fewer than 8 + 4 periods of blocks
+    for wide in (96, 150):
+        x = random_array(rng, (h, wide, channels), dtype)
+        dst = (int(h * factor), int(wide * factor))
+        got = resize(x, dst, interpolation=mode)
+        _cmp(got, x, dst, mode, dtype)
+        part = resize(np.ascontiguousarray(x[:, :short]), (dst[0], int(short * factor)), interpolation=mode)
+        keep = int(short * factor) - 8
+        np.testing.assert_array_equal(part[:, :keep], got[:, :keep], err_msg=f"{wide}->{short} {mode} x{factor}")
+        imkern.set_cpu_params(stream_bytes=0)
+        try:
+            streamed = resize(x, dst, interpolation=mode)
+        finally:
+            imkern.set_cpu_params(stream_bytes=None)
+        np.testing.assert_array_equal(streamed, got)
