@@ -238,3 +238,98 @@ def test_box_int_grouped_views_threads(isa, rng, dtype):
                 np.testing.assert_array_equal(F.box(v, 31, border="reflect"), exp, err_msg=f"{isa} {name}")
     finally:
         imkern.set_num_threads(before)
+
+
+# ---- prefix sums along x (box_row_prefix: int32 column sums, windows 9 and more wide, 1-4 channels) ----
+# and the division-free rounded mean (box_mean<3>: odd areas with den * ulp(max mean) < 1, e.g. uint16 15x15)
+
+
+def _rint_exact(den, maxv):
+    """Python twin of box_rint_exact."""
+    if den < 3 or den % 2 != 1 or maxv < 1 or den * (maxv + 2) >= 2**24:
+        return False
+    return den * 2.0 ** (int(np.floor(np.log2(maxv))) - 23) < 1
+
+
+def test_rint_mean_exhaustive():
+    """box_mean<3> (k = rint(a / den by the reciprocal), then k + rint((a - k den) * (1 / den)),
+    all float32) equals rint(float32(a) / float32(den)) for every possible integer sum a of the
+    uint16 and uint8 windows the condition admits; a den it refuses has sums where it differs."""
+    dens = [3, 9, 49, 121, 169, 213, 225, 255]
+    for den in dens:
+        for maxv in (65535, 255):
+            if not _rint_exact(den, maxv):
+                continue
+            a = np.arange(den * maxv + 1, dtype=np.float32)
+            d = np.float32(den)
+            rv = np.float32(1) / d
+            k = np.rint(a * rv)
+            got = k + np.rint((a - k * d) * rv)
+            np.testing.assert_array_equal(got, np.rint(a / d), err_msg=f"den {den} maxv {maxv}")
+    assert _rint_exact(225, 65535) and not _rint_exact(257, 65535) and not _rint_exact(224, 255)
+    assert not _rint_exact(961, 65535)  # 31x31 uint16: the float division stays
+
+
+def _exp_int(x, size, border, cval):
+    area = size[0] * size[1]
+    maxv = max(np.iinfo(x.dtype).max, abs(cval))
+    if maxv * area < 2**24:
+        return _ref(x, *size, border, cval)
+    s32 = _ref(x, *size, border, cval, sums=True).astype(np.float32)
+    return np.clip(np.rint(s32 / np.float32(area)), 0, np.iinfo(x.dtype).max).astype(x.dtype)
+
+
+PREFIX_SIZES = [(15, 15), (13, 13), (7, 7), (31, 31), (63, 63), (3, 9), (9, 8), (5, 33), (1, 101), (41, 11)]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("size", PREFIX_SIZES)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5, 2), (4, 3, 3), (7, 16), (7, 17), (19, 33, 1), (11, 29, 2),
+                                   (23, 41, 3), (13, 37, 4), (9, 21, 5), (2, 12, 47, 3), (70, 333, 3)])
+def test_box_prefix_exact(isa, rng, dtype, size, shape):
+    """Shapes that take the prefix path (rows of a vector or more, 1-4 channels) and those that
+    do not (narrower rows, 5 channels; windows 7-8 wide), windows larger than the image, every
+    border: exact sums, the int32 path's rounding."""
+    x = random_array(rng, shape, dtype)
+    if dtype == np.uint16 and rng.random() < 0.5:
+        x |= np.uint16(0xFF00)  # large sums: the rounding near the top of the range
+    for border in BORDERS:
+        cval = float(rng.integers(0, 256))
+        got = F.box(x, size, border=border, cval=cval)
+        assert got.dtype == x.dtype and got.shape == x.shape
+        np.testing.assert_array_equal(got, _exp_int(x, size, border, cval), err_msg=f"{isa} {size} {shape} {border}")
+    s = _ref(x, *size, "replicate", 0.0, sums=True)
+    np.testing.assert_array_equal(F.box(x, size, normalize=False, border="replicate", dtype=np.float32),
+                                  s.astype(np.float32))
+    if dtype == np.uint8:
+        np.testing.assert_array_equal(F.box(x, size, normalize=False), np.minimum(s, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_box_prefix_views_threads_cv2(isa, rng, dtype, channels):
+    """Strided and negative-stride views, out= views, thread counts, and OpenCV for uint8 (its
+    uint16 means differ by one from the correctly rounded ones now and then, e.g. 15x15)."""
+    base = random_array(rng, (83, 301, channels), dtype)
+    before = imkern.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            imkern.set_num_threads(threads)
+            for name, v in _views(base):
+                for size in ((15, 15), (9, 13), (31, 31)):
+                    exp = _exp_int(np.ascontiguousarray(v), size, "reflect101", 0.0)
+                    np.testing.assert_array_equal(F.box(v, size), exp, err_msg=f"{isa} {name} {size} {threads}")
+                    big = np.full((v.shape[0], 2 * v.shape[1]) + v.shape[2:], 5, dtype)
+                    ov = big[::-1, ::2]
+                    F.box(v, size, out=ov)
+                    np.testing.assert_array_equal(ov, exp, err_msg=f"{isa} {name} {size} out view")
+                    np.testing.assert_array_equal(big[:, 1::2], 5)
+    finally:
+        imkern.set_num_threads(before)
+    if dtype != np.uint8:
+        return
+    x = base if channels != 2 else base[..., :1]
+    for size in ((15, 15), (9, 13), (31, 31), (63, 63)):
+        for border, b in _CV.items():
+            exp = cv2.blur(x, size[::-1], borderType=b).reshape(x.shape)
+            np.testing.assert_array_equal(F.box(x, size, border=border), exp, err_msg=f"{isa} {size} {border}")

@@ -28,6 +28,11 @@
 // Integer column sums (int32) take box_row_grouped for windows 7 and more wide: the sums of G
 // consecutive taps of an L1-sized chunk of the row, then kw / G of those and kw % G single taps
 // per vector (kw / G + kw % G + G loads instead of kw; exact, so the same bits).
+// Windows 9 and more wide of 1-4 channels take box_row_prefix instead: prefix sums along x in
+// uint32 lanes (two loads and a subtraction per output vector whatever kw; exact, the same bits).
+// Integer means whose float division cannot be replaced by a multiply (box_reciprocal_exact),
+// e.g. uint16 15x15, round to the nearest integer by two multiplies and roundings where that is
+// provably rint of the float quotient (box_rint_exact: odd den, den * ulp(max mean) < 1).
 // uint8 -> uint8 means: small odd windows (area <= 127) take box_u8_small, larger odd ones whose
 // sums fit 16 bits (area <= 255, e.g. 15x15) box_u8_run: both in uint16 lanes, twice the int32
 // path's, with the mean rounded by a multiply-high (exact for every sum; see each).
@@ -35,10 +40,12 @@
 // (filter_rows.hpp): plain sums vertically in registers, then horizontally by lane shifts, one
 // pass (no subtraction either; uint16 sums are exact in float32, so the int32 path's bits).
 #include <cmath>
+#include <utility>
 #include <limits>
 
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
+#include "common/vops.hpp"
 #include "filters/filter_rows.hpp"
 
 namespace imkern {
@@ -106,6 +113,24 @@ static void box_row_fused(const S* pad, U* o, int64_t n, int64_t C, int kw, A de
   if (x < n) store_vec<U, A>(o + n - L, one(n - L));
 }
 
+// The mean of integer window sums a (float, integers) for integer outputs. Norm 0: the sums;
+// 1: a / den (correctly rounded; the output store rounds it to an integer); 2: a * (1 / den),
+// only where that rounds to the same integers (box_reciprocal_exact); 3: the nearest integer
+// to a / den without a division, only where it is rint(a / den)'s (box_rint_exact): k =
+// rint(a * rv) is within one of it, the remainder a - k den is exact (integers below 2^24),
+// and k + rint(remainder * rv) is the nearest integer (den odd: no ties).
+template <int Norm>
+IMKERN_ALWAYS_INLINE inline simd::vec_t<float> box_mean(simd::vec_t<float> a, simd::vec_t<float> dv,
+                                                       simd::vec_t<float> rv) {
+  using namespace simd;
+  if constexpr (Norm == 1) return a / dv;
+  else if constexpr (Norm == 2) return a * rv;
+  else if constexpr (Norm == 3) {
+    const vec_t<float> k = vround<_MM_FROUND_TO_NEAREST_INT>(a * rv);
+    return k + vround<_MM_FROUND_TO_NEAREST_INT>((a - k * dv) * rv);
+  } else return a;
+}
+
 // The G-tap grouping with the fewest loads per vector: G (the G-tap sums) + kw / G + kw % G
 // (ties: the larger G, fewer loads in the output pass).
 inline int box_best_group(int kw) {
@@ -153,9 +178,7 @@ static void box_row_grouped(const int32_t* pad, int32_t* gbuf, U* o, int64_t n, 
       const S* t = pad + e + o1;
       for (int j = 0; j < r; ++j) h += loadu(t + j * C);
       const vec_t<float> a = __builtin_convertvector(h, vec_t<float>);
-      if constexpr (Norm == 1) return a / dv;
-      else if constexpr (Norm == 2) return a * rv;
-      else return a;
+      return box_mean<Norm>(a, dv, rv);
     };
     int64_t e = s0;
     for (; e + 2 * L <= e1; e += 2 * L) {
@@ -181,6 +204,81 @@ static void box_row_grouped_g(int g, const int32_t* pad, int32_t* gbuf, U* o, in
   }
 }
 
+// Integer column sums (int32, exact) to one output row by prefix sums along x: Q(p) = pad[p] +
+// pad[p - C] + ... (per channel), the window sum at e = Q(e + (kw - 1) C) - Q(e - C): two loads
+// and a subtraction per output vector whatever kw. Each step forms the prefix of St = L - L % C
+// lanes (a multiple of C, so every lane keeps its channel from step to step) by log2(St / C)
+// shifted adds in the register, plus the carried totals of each channel (R, a pattern of
+// period C: R += the step's last C lanes, one add on the dependency chain). The sums wrap in
+// uint32: a difference of two prefixes is the exact window sum (|sum| < 2^31), so the outputs
+// are box_row_grouped's bits. Done in chunks of K positions, the outputs following the
+// prefixes while they are still in L1. Per output vector: ~log2(L / C) + 6 operations.
+namespace boxq {
+template <int Sh, typename V, size_t... I>
+IMKERN_ALWAYS_INLINE inline V shift_up(V v, std::index_sequence<I...>) {
+  return __builtin_shufflevector(v, V{}, (int(I) >= Sh ? int(I) - Sh : int(sizeof...(I)))...);
+}
+template <int C, int St, typename V, size_t... I>
+IMKERN_ALWAYS_INLINE inline V carry(V v, std::index_sequence<I...>) {
+  return __builtin_shufflevector(v, v, (St - C + int(I) % C)...);
+}
+}  // namespace boxq
+
+// pad: WP = WC + (kw - 1) C column sums (readable to WP + L); q: C + WP + L elements.
+template <int Norm, int C, typename U>
+static void box_row_prefix(const int32_t* pad_s, uint32_t* q, U* o, int64_t WC, int kw, float den) {
+  using namespace simd;
+  using V = vec_t<uint32_t>;
+  constexpr int L = Vec<uint32_t>::lanes;
+  static_assert(C <= L, "channels per step");
+  constexpr int St = L - L % C;
+  constexpr auto is = std::make_index_sequence<L>{};
+  constexpr int64_t K = 1024;
+  const uint32_t* pad = reinterpret_cast<const uint32_t*>(pad_s);
+  const int64_t span = int64_t(kw) * C, WP = WC + span - C;
+  const vec_t<float> dv = splat<float>(den), rv = splat<float>(1.f / den);
+  for (int i = 0; i < C; ++i) q[i] = 0;
+  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    const V s = loadu(q + e + span) - loadu(q + e);
+    const vec_t<float> a = __builtin_convertvector(reinterpret_cast<vec_t<int32_t>>(s), vec_t<float>);
+    return box_mean<Norm>(a, dv, rv);
+  };
+  V R{};
+  int64_t p = 0, e = 0;
+  while (p < WP) {
+    const int64_t pend = std::min(WP, p + K);
+    for (; p < pend; p += St) {
+      V v = loadu(pad + p);
+      if constexpr (C < St) v += boxq::shift_up<C>(v, is);
+      if constexpr (2 * C < St) v += boxq::shift_up<2 * C>(v, is);
+      if constexpr (4 * C < St) v += boxq::shift_up<4 * C>(v, is);
+      if constexpr (8 * C < St) v += boxq::shift_up<8 * C>(v, is);
+      storeu(q + C + p, v + R);
+      R += boxq::carry<C, St>(v, is);
+    }
+    // outputs whose two prefixes are in: e + L <= min(p, WP) - (kw - 1) C
+    const int64_t lim = std::min(p, WP) - (span - C);
+    for (; e + 2 * L <= lim; e += 2 * L) {
+      store_vec<U, float>(o + e, one(e));
+      store_vec<U, float>(o + e + L, one(e + L));
+    }
+    for (; e + L <= lim; e += L) store_vec<U, float>(o + e, one(e));
+  }
+  if (e < WC) store_vec<U, float>(o + WC - L, one(WC - L));
+}
+
+// C <= 4 channels.
+template <int Norm, typename U>
+static void box_row_prefix_c(const int32_t* pad, uint32_t* q, U* o, int64_t WC, int64_t C, int kw, float den) {
+  switch (C) {
+    case 1: return box_row_prefix<Norm, 1, U>(pad, q, o, WC, kw, den);
+    case 2: return box_row_prefix<Norm, 2, U>(pad, q, o, WC, kw, den);
+    case 3: return box_row_prefix<Norm, 3, U>(pad, q, o, WC, kw, den);
+    default: return box_row_prefix<Norm, 4, U>(pad, q, o, WC, kw, den);
+  }
+}
+
+// Window widths from which box_row_prefix replaces box_row_grouped (read from IMKERN_BOX_PREFIX_KW while tuning).
 // Whether rint(v * RN(1 / den)) == rint(RN(v / den)) for every integer v with |v / den| <= maxv
 // (integer outputs of integer sums): den a power of two (1 / den is exact), or den odd, so
 // v / den is never a tie and lies at least 1 / (2 den) from one, while both roundings stay
@@ -194,6 +292,17 @@ inline bool box_reciprocal_exact(double den, double maxv) {
   return (d & 1) && 2 * den * maxv * eps < 0.5;
 }
 
+// Whether the nearest integer to v / den (box_mean<3>) equals rint(RN(v / den)) (float) for
+// every integer v with |v / den| <= maxv: den odd, so v / den lies at least 1 / (2 den) from a
+// half-integer, farther than the float division's rounding error (half an ulp of maxv) moves
+// it, so the rounded quotient rounds to the same integer; den (maxv + 2) < 2^24 keeps k den
+// and the remainder exact in float.
+inline bool box_rint_exact(double den, double maxv) {
+  if (den < 3 || den != std::floor(den) || std::fmod(den, 2.0) != 1.0 || !(maxv >= 1)) return false;
+  if (den * (maxv + 2) >= 16777216.0) return false;
+  return den * std::ldexp(1.0, std::ilogb(maxv) - 23) < 1.0;
+}
+
 template <typename T, typename U, typename S>
 static void box_typed(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, int kh, int kw,
                       int ay, int ax, bool normalize, Border border, double cval) {
@@ -205,10 +314,11 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
   const double area = static_cast<double>(kh) * kw;
   const S cv = static_cast<S>(cval);
   // The mean by a multiply where that gives the same integer outputs (box_reciprocal_exact).
-  bool rcp_exact = false;
+  bool rcp_exact = false, rint_exact = false;
   if constexpr (Saturate<U>::integer && std::is_integral<S>::value) {
     const double maxv = std::max<double>(std::numeric_limits<T>::max(), std::fabs(cval));
     rcp_exact = box_reciprocal_exact<A>(area, maxv);
+    rint_exact = std::is_same<A, float>::value && box_rint_exact(area, maxv);
   }
   parallel_for(0, rows, filter_grain(rows, 2, get_num_threads()), [&](int64_t t0, int64_t t1) {
     S* pad = thread_scratch<S>(1, static_cast<size_t>(WP));
@@ -219,6 +329,8 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
     // G-tap sums of one chunk of the row (box_row_grouped; slot 6 is the float path's)
     S* gbuf = std::is_integral<S>::value ? thread_scratch<S>(6, static_cast<size_t>(1024 + 64 + checked_mul(kw, C)))
                                          : nullptr;
+    // prefix sums along x (box_row_prefix; slot 7 is the float path's)
+    uint32_t* qbuf = std::is_integral<S>::value ? thread_scratch<uint32_t>(7, static_cast<size_t>(WP + C + 64)) : nullptr;
     auto src_row = [&](int64_t b, int64_t sy) -> const T* {
       const int64_t yy = border_index(sy, H, border);
       return yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy);
@@ -251,10 +363,19 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
         // integer sums: grouped taps (exact, so box_row_fused's bits), any width
         if (kw >= 7 && WC >= simd::Vec<S>::lanes) {
           U* o = row_ptr<U>(dst, d, b, y);
-          const int g = box_best_group(kw);
           const float den = static_cast<float>(area);
+          // from 9 taps the prefix sums cost less than the grouped taps (7: the same)
+          if (kw >= 9 && C <= 4) {
+            if (!normalize) box_row_prefix_c<0, U>(pad, qbuf, o, WC, C, kw, 1.f);
+            else if (rcp_exact) box_row_prefix_c<2, U>(pad, qbuf, o, WC, C, kw, den);
+            else if (rint_exact) box_row_prefix_c<3, U>(pad, qbuf, o, WC, C, kw, den);
+            else box_row_prefix_c<1, U>(pad, qbuf, o, WC, C, kw, den);
+            return;
+          }
+          const int g = box_best_group(kw);
           if (!normalize) box_row_grouped_g<0, U>(g, pad, gbuf, o, WC, C, kw, 1.f);
           else if (rcp_exact) box_row_grouped_g<2, U>(g, pad, gbuf, o, WC, C, kw, den);
+          else if (rint_exact) box_row_grouped_g<3, U>(g, pad, gbuf, o, WC, C, kw, den);
           else box_row_grouped_g<1, U>(g, pad, gbuf, o, WC, C, kw, den);
           return;
         }
@@ -382,6 +503,11 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
               for (int64_t x = 0; x < WC; ++x) col[x] -= cv;
             }
           }
+        }
+        // the row the next step brings in: fetched while this row runs
+        if (t + 1 < t1 && y + 1 < H) {
+          const int64_t yy = y + 1 - ay + kh - 1;
+          if (yy >= 0 && yy < H) prefetch_span(row_ptr<T>(src, s, b, yy), WC);
         }
         emit(b, y);
       }
