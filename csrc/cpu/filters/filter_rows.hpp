@@ -3,6 +3,7 @@
 //   vfilter:  o[x] = sum_i k[i] * rows[i][x]           kh FMAs per output element
 // Both keep 4 vectors x 2 accumulators in registers and stream the taps; the tails are scalar.
 #pragma once
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -355,6 +356,12 @@ inline void vfilter_sym(const A* const* rows, T* o, int64_t n, const A* k) {
 // and the scalar tails alike, so results do not depend on strips, row pairs or threads.
 #define IMKERN_LONG_SYM_TAPS(X) X(13) X(15) X(17) X(19) X(21) X(23) X(25) X(27) X(29) X(31)
 
+// The most rows vfilter_long2_strided (AVX2) addresses without row pointers: four bases of
+// eight rows each, the row offsets 0 ... 7 S formed by the index registers S, 3 S, 5 S, 7 S
+// scaled by 1, 2, 4 or 8. A pair of output rows of a K-tap kernel reads K + 1 rows, so the
+// strided kernel (and sep_filter's mirrored ring, which only it uses) takes kh + 1 <= 32.
+constexpr int kLongStridedRows = 32;
+
 template <int K>
 constexpr int long_pair(int idx) {
   return (idx & 1) ? K / 2 - 1 - idx / 2 : idx / 2;
@@ -470,6 +477,55 @@ IMKERN_ALWAYS_INLINE inline simd::vec_t<A> vload_f(const A* p) {
   return simd::loadu(p);
 }
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// hfilter_long<K> for one channel on AVX2 without cache-line-splitting loads. The blocked
+// loop reads the tap windows q + o (o = 0 ... 4 L + K - 2) of a 64-byte-aligned row: the 32-byte
+// windows with o % 16 in 9 ... 15 straddle two cache lines (a split load costs two), so those are
+// read from a copy of the chunk shifted by 8 floats, where they do not. The same windows, sums
+// and order as hfilter_long (long_taps<K, 4>), so the same bits; rows not aligned take hfilter_long.
+template <int K>
+inline void hfilter_long_c1_avx2(const float* p, float* h, int64_t n, const float* k) {
+  using namespace simd;
+  using A = float;
+  constexpr int L = Vec<A>::lanes, R = 4, CH = 256;  // CH: outputs per chunk (whole blocks)
+  static_assert(L == 8 && CH % (R * L) == 0, "AVX2 blocks");
+  if ((reinterpret_cast<uintptr_t>(p) & 63) != 0 || n < R * L) return hfilter_long<K>(p, h, n, 1, k);
+  vec_t<A> kv[K / 2 + 1];
+  for (int j = 0; j <= K / 2; ++j) kv[j] = splat<A>(k[j]);
+  alignas(64) A sh[8 + CH + K - 1];  // sh[8 + i] = p[c + i]
+  int64_t x = 0;
+  for (int64_t c = 0; c + R * L <= n; c += CH) {
+    const int64_t cn = std::min<int64_t>(CH, (n - c) / (R * L) * (R * L));
+    const int64_t m = cn + K - 1;
+    int64_t i = 0;
+    for (; i + L <= m; i += L) storeu(sh + 8 + i, vload_f(p + c + i));
+    for (; i < m; ++i) sh[8 + i] = p[c + i];
+    for (x = c; x < c + cn; x += R * L) {
+      const A* q = p + x;
+      const A* q2 = sh + 8 + (x - c);
+      vec_t<A> v[R];
+      long_taps<K, R>(
+          kv,
+          [&](int r, int j) IMKERN_ALWAYS_INLINE {
+            const int o = r * L + j;
+            return (o & 15) > 8 ? vload_f(q2 + o) : vload_f(q + o);
+          },
+          v);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) storeu(h + x + r * L, v[r]);
+    }
+  }
+  // the rest as hfilter_long: single vectors, the last one ending at n
+  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
+    vec_t<A> v[1];
+    long_taps<K, 1>(kv, [&](int, int j) IMKERN_ALWAYS_INLINE { return loadu(p + e + j); }, v);
+    return v[0];
+  };
+  for (; x + L <= n; x += L) storeu(h + x, one(x));
+  if (x < n) storeu(h + n - L, one(n - L));
+}
+#endif
+
 // R output rows o[0 .. R-1] (output row q from rows[q .. q + K - 1]).
 template <int K, int R, typename T, typename A, bool Stream>
 inline void vfilter_long(const A* const* rows, T* const* out, int64_t n, const A* k) {
@@ -537,7 +593,7 @@ inline void vfilter_long2_strided(const float* r0, int64_t S, T* const* out, int
   using A = float;
   constexpr int L = Vec<A>::lanes;
   constexpr int R = 2;
-  static_assert(K + R - 1 <= 32, "four bases of eight rows");
+  static_assert(K + R - 1 <= kLongStridedRows, "four bases of eight rows");
   vec_t<A> kv[K / 2 + 1];
   for (int j = 0; j <= K / 2; ++j) kv[j] = splat<A>(k[j]);
   T* o0 = out[0];
@@ -792,9 +848,15 @@ inline void hfilter(const A* p, A* h, int64_t n, int64_t C, const A* k, int kw, 
   }
 #endif
   if constexpr (std::is_same<A, float>::value) {
-    if (sym) switch (kw) {
+    // one channel on AVX2: hfilter_long_c1_avx2 (no cache-line-splitting loads, the same bits)
+#if defined(__AVX2__) && !defined(__AVX512F__)
+#define IMKERN_H(K) \
+  case K: return C == 1 ? hfilter_long_c1_avx2<K>(p, h, n, k) : hfilter_long<K>(p, h, n, C, k);
+#else
 #define IMKERN_H(K) \
   case K: return hfilter_long<K>(p, h, n, C, k);
+#endif
+    if (sym) switch (kw) {
       IMKERN_LONG_SYM_TAPS(IMKERN_H)
 #undef IMKERN_H
       default: break;
@@ -861,7 +923,7 @@ inline void vfilter2(const A* const* rows, T* o0, T* o1, int64_t n, const A* k, 
 #if defined(__AVX2__) && !defined(__AVX512F__)
       // rows at one stride (the mirrored ring): the kernel without row pointers
       const int64_t S = rows[1] - rows[0];
-      bool strided = n >= simd::Vec<A>::lanes && kh + 1 <= 32 &&
+      bool strided = n >= simd::Vec<A>::lanes && kh + 1 <= kLongStridedRows &&
                      (!stream || stream_start<T, A>(o0) % simd::Vec<A>::lanes == stream_start<T, A>(o1) % simd::Vec<A>::lanes);
       for (int i = 2; strided && i <= kh; ++i) strided = rows[i] == rows[0] + i * S;
       if (strided) switch (kh) {

@@ -14,7 +14,7 @@
 // outputs (the long filters are bound by their loads, not their FMAs). On AVX2 (16 registers)
 // the ring is mirrored (RowRing), so the vertical kernel reads its rows from four bases at one
 // stride instead of reloading row pointers (vfilter_long2_strided), and one-channel rows take
-// hfilter_long_c1_avx2 (no cache-line-splitting loads); both keep the sums and bits of the
+// hfilter_long_c1_avx2 (hfilter's, no cache-line-splitting loads); both keep the sums and bits of the
 // kernels they replace. gaussian 31x31 on a 4K float32 image, AVX2, one thread: 19.7 -> 17.4 ms.
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
@@ -26,79 +26,6 @@
 
 namespace imkern {
 namespace IMKERN_ISA {
-
-#if defined(__AVX2__) && !defined(__AVX512F__)
-// hfilter_long<K> for one channel on AVX2 without cache-line-splitting loads. The blocked
-// loop reads the tap windows q + o (o = 0 ... 4 L + K - 2) of a 64-byte-aligned row: the 32-byte
-// windows with o % 16 in 9 ... 15 straddle two cache lines (a split load costs two), so those are
-// read from a copy of the chunk shifted by 8 floats, where they do not. The same windows, sums
-// and order as hfilter_long (long_taps<K, 4>), so the same bits; rows not aligned take hfilter_long.
-template <int K>
-static void hfilter_long_c1_avx2(const float* p, float* h, int64_t n, const float* k) {
-  using namespace simd;
-  using A = float;
-  constexpr int L = Vec<A>::lanes, R = 4, CH = 256;  // CH: outputs per chunk (whole blocks)
-  static_assert(L == 8 && CH % (R * L) == 0, "AVX2 blocks");
-  if ((reinterpret_cast<uintptr_t>(p) & 63) != 0 || n < R * L) return hfilter_long<K>(p, h, n, 1, k);
-  vec_t<A> kv[K / 2 + 1];
-  for (int j = 0; j <= K / 2; ++j) kv[j] = splat<A>(k[j]);
-  alignas(64) A sh[8 + CH + K - 1];  // sh[8 + i] = p[c + i]
-  int64_t x = 0;
-  for (int64_t c = 0; c + R * L <= n; c += CH) {
-    const int64_t cn = std::min<int64_t>(CH, (n - c) / (R * L) * (R * L));
-    const int64_t m = cn + K - 1;
-    int64_t i = 0;
-    for (; i + L <= m; i += L) storeu(sh + 8 + i, vload_f(p + c + i));
-    for (; i < m; ++i) sh[8 + i] = p[c + i];
-    for (x = c; x < c + cn; x += R * L) {
-      const A* q = p + x;
-      const A* q2 = sh + 8 + (x - c);
-      vec_t<A> v[R];
-      long_taps<K, R>(
-          kv,
-          [&](int r, int j) IMKERN_ALWAYS_INLINE {
-            const int o = r * L + j;
-            return (o & 15) > 8 ? vload_f(q2 + o) : vload_f(q + o);
-          },
-          v);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) storeu(h + x + r * L, v[r]);
-    }
-  }
-  // the rest as hfilter_long: single vectors, the last one ending at n
-  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE {
-    vec_t<A> v[1];
-    long_taps<K, 1>(kv, [&](int, int j) IMKERN_ALWAYS_INLINE { return loadu(p + e + j); }, v);
-    return v[0];
-  };
-  for (; x + L <= n; x += L) storeu(h + x, one(x));
-  if (x < n) storeu(h + n - L, one(n - L));
-}
-#endif
-
-#if defined(__AVX2__) && !defined(__AVX512F__)
-// Whether hfilter_long_c1 takes the horizontal pass: one channel, a long symmetric kernel.
-static bool hfilter_long_c1_ok(int64_t C, int kw, bool sym) {
-  if (C != 1 || !sym) return false;
-  switch (kw) {
-#define IMKERN_H(K) case K:
-    IMKERN_LONG_SYM_TAPS(IMKERN_H)
-#undef IMKERN_H
-    return true;
-    default: return false;
-  }
-}
-
-static void hfilter_long_c1(const float* p, float* h, int64_t n, const float* k, int kw) {
-  switch (kw) {
-#define IMKERN_H(K) \
-  case K: return hfilter_long_c1_avx2<K>(p, h, n, k);
-    IMKERN_LONG_SYM_TAPS(IMKERN_H)
-#undef IMKERN_H
-    default: throw std::logic_error("hfilter_long_c1: not a long kernel");
-  }
-}
-#endif
 
 template <typename T, typename U>
 static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d,
@@ -123,7 +50,8 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   // Long symmetric vertical kernels write two output rows at a time (vfilter2, vfilter_long).
   const bool pairs = vfilter_pairs<U, A>(kh, sym_y);
 #if defined(__AVX2__) && !defined(__AVX512F__)
-  const bool mirror = pairs && kh + 1 <= 32;  // a mirrored ring (RowRing): twice the rows in memory
+  // a mirrored ring (RowRing): twice the rows in memory, for vfilter_long2_strided
+  const bool mirror = pairs && kh + 1 <= kLongStridedRows;
 #else
   const bool mirror = false;
 #endif
@@ -142,10 +70,6 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
   if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value)
     u8_rows = hfilter_u8_supported(C, kw) &&
               (border != Border::constant || (cval >= 0 && cval <= 255 && cval == std::floor(cval)));
-#if defined(__AVX2__) && !defined(__AVX512F__)
-  // one channel, long symmetric kernel along x: hfilter_long_c1 (no split loads)
-  const bool long_c1 = std::is_same<A, float>::value && hfilter_long_c1_ok(C, kw, sym_x);
-#endif
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     const size_t padn = static_cast<size_t>((left + SP + right) * C);
     A* padded = u8_rows ? nullptr : thread_scratch<A>(1, padn);
@@ -159,11 +83,6 @@ static void sep_filter_impl(const void* src, const ImageDesc& s, void* dst, cons
         }
       }
       load_source_segment<T, A>(src, s, b, sy, x0, x1, left, right, border, cv, padded);
-#if defined(__AVX2__) && !defined(__AVX512F__)
-      if constexpr (std::is_same<A, float>::value) {
-        if (long_c1) return hfilter_long_c1(padded, slot, (x1 - x0) * C, kxv.data(), kw);
-      }
-#endif
       hfilter(padded, slot, (x1 - x0) * C, C, kxv.data(), kw, sym_x);
     };
     auto emit = [&](const A* const* r, int64_t b, int64_t y, int64_t x0, int64_t x1) {
