@@ -48,6 +48,18 @@ namespace IMKERN_ISA {
 
 namespace {
 
+// The h border columns on each side of a row of per-column values v (C channels, W pixels): a
+// border pixel's value is its source column's (border_index), or vcv where the border is constant.
+template <typename A>
+inline void pad_columns(A* v, int64_t W, int64_t C, int64_t h, Border border, A vcv) {
+  for (int64_t j = 1; j <= h; ++j) {
+    for (const int64_t x : {-j, W - 1 + j}) {
+      const int64_t sx = border_index(x, W, border);
+      for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? vcv : v[sx * C + ch];
+    }
+  }
+}
+
 template <typename A>
 inline void add_const_row(A* o, int64_t n, A delta) {
   using namespace simd;
@@ -1144,14 +1156,7 @@ static void sep_impl(const void* src, const ImageDesc& s, void* dst, const Image
       return vrows + i * vlen + off + (Wide ? (L - stream_start<A, A>(o) % L) % L : 0);
     };
     // the border columns of v: v is per column, so a border pixel's v is its source column's
-    auto pad = [&](A* v) {
-      for (int64_t j = 1; j <= h; ++j) {
-        for (const int64_t x : {-j, W - 1 + j}) {
-          const int64_t sx = border_index(x, W, border);
-          for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? vcv : v[sx * C + ch];
-        }
-      }
-    };
+    auto pad = [&](A* v) { pad_columns<A>(v, W, C, h, border, vcv); };
     for (int64_t t = t0; t < t1;) {
       const int64_t b = t / H, y = t % H;
       int64_t yy[N + 1];
@@ -1237,14 +1242,7 @@ static void sum_sep_impl(const void* src, const ImageDesc& s, void* dst, const I
     auto v_for = [&](int i, const A* o) { return vrows + i * vlen + off + (L - stream_start<A, A>(o) % L) % L; };
     const A vcv0 = eval_same(ky0, cv, std::make_index_sequence<N>{});
     const A vcv1 = eval_same(ky1, cv, std::make_index_sequence<N>{});
-    auto pad = [&](A* v, A vcv) {
-      for (int64_t j = 1; j <= h; ++j) {
-        for (const int64_t x : {-j, W - 1 + j}) {
-          const int64_t sx = border_index(x, W, border);
-          for (int64_t ch = 0; ch < C; ++ch) v[x * C + ch] = sx < 0 ? vcv : v[sx * C + ch];
-        }
-      }
-    };
+    auto pad = [&](A* v, A vcv) { pad_columns<A>(v, W, C, h, border, vcv); };
     for (int64_t t = t0; t < t1;) {
       const int64_t b = t / H, y = t % H;
       int64_t yy[N + 1];
