@@ -502,6 +502,28 @@ def test_lab_float_vector_rows_match_scalar(isa, rng, dtype):
                 assert (wide[: 16 * 500] != narrow[: 16 * 500]).any()
 
 
+def test_hsv_uint8_streamed_rows_equal_plain(isa, rng):
+    """uint8 rgb_to_hsv outputs beyond the cache are streamed (AVX-512 VBMI rows: the first step's
+    masked stores up to the first 64-byte aligned pixel, then non-temporal stores): forced on
+    (stream_bytes=0) for every output offset modulo 64 and widths around the 64-pixel steps, the
+    bits are those of the plain rows, every byte written."""
+    x = random_array(rng, (2, 200, 3), np.uint8)
+    x[0, :5] = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [9, 200, 200], [3, 3, 170]]
+    try:
+        for w in (64, 65, 127, 128, 130, 191, 200):
+            xi = np.ascontiguousarray(x[:, :w])
+            imkern.set_cpu_params(stream_bytes=None)
+            plain = K.rgb_to_hsv(xi)
+            imkern.set_cpu_params(stream_bytes=0)
+            for off in range(64):
+                buf = np.full(2 * w * 3 + off, 0xA5, np.uint8)
+                out = buf[off:].reshape(2, w, 3)
+                K.rgb_to_hsv(xi, out=out)
+                np.testing.assert_array_equal(out, plain, err_msg=f"w={w} off={off}")
+    finally:
+        imkern.reset_cpu_params()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_hsv_float_streamed_rows_equal_plain(isa, rng, dtype):
     """Float HSV outputs beyond the cache are written by non-temporal stores after a scalar head

@@ -234,49 +234,74 @@ IMKERN_HSV_TARGET __m512i hsv_perm3(__m512i a, __m512i b, __m512i c, const uint8
   return _mm512_permutex2var_epi8(_mm512_permutex2var_epi8(a, _mm512_load_si512(i0), b), _mm512_load_si512(i1), c);
 }
 
-// Whole steps of 64 pixels; returns the pixels done.
-__attribute__((target("avx512vbmi"))) int64_t rgb_to_hsv_vbmi(const uint8_t* in, uint8_t* out, int64_t w) {
-  const HsvVbmiTables& t = hsv_vbmi_tables();
+// One step: the 64 pixels (192 bytes) at p -> their 192 output bytes o[0..2].
+IMKERN_HSV_TARGET void rgb_to_hsv_vbmi_step(const uint8_t* p, const HsvVbmiTables& t, __m512i* o) {
   const __m512i zero = _mm512_setzero_si512(), two = _mm512_set1_epi8(2), four = _mm512_set1_epi8(4);
-  const __m512i w180 = _mm512_set1_epi16(180);
+  const __m512i a0 = _mm512_loadu_si512(p), a1 = _mm512_loadu_si512(p + 64), a2 = _mm512_loadu_si512(p + 128);
+  const __m512i r = hsv_perm3(a0, a1, a2, t.de[0][0], t.de[0][1]);
+  const __m512i g = hsv_perm3(a0, a1, a2, t.de[1][0], t.de[1][1]);
+  const __m512i b = hsv_perm3(a0, a1, a2, t.de[2][0], t.de[2][1]);
+  const __m512i v = _mm512_max_epu8(_mm512_max_epu8(r, g), b);
+  const __m512i d = _mm512_sub_epi8(v, _mm512_min_epu8(_mm512_min_epu8(r, g), b));
+  // n = X - Y + k d: (X, Y, k) = (g, b, 0), (b, r, 2) or (r, g, 4) as V is R, G or B (in that
+  // order of precedence); blend(m, a, b) is m ? b : a
+  const __mmask64 mr = _mm512_cmpeq_epi8_mask(v, r), mg = _mm512_cmpeq_epi8_mask(v, g);
+  const __m512i xb = _mm512_mask_blend_epi8(mr, _mm512_mask_blend_epi8(mg, r, b), g);
+  const __m512i yb = _mm512_mask_blend_epi8(mr, _mm512_mask_blend_epi8(mg, g, r), b);
+  const __m512i kb = _mm512_mask_blend_epi8(mr, _mm512_mask_blend_epi8(mg, four, two), zero);
+  const __mmask64 vtop = _mm512_movepi8_mask(v), dtop = _mm512_movepi8_mask(d);
+  const __m512i qs = hsv_lut256(t.qs, v, vtop), rsl = hsv_lut256(t.rs_lo, v, vtop), rsh = hsv_lut256(t.rs_hi, v, vtop);
+  const __m512i qh = hsv_lut256(t.qh, d, dtop), rhl = hsv_lut256(t.rh_lo, d, dtop), rhh = hsv_lut256(t.rh_hi, d, dtop);
+  // words: pixels 0-7 of each 128-bit lane in the low unpack, 8-15 in the high one (packus
+  // restores the order)
+  __m512i h16[2], s16[2];
+  for (int k = 0; k < 2; ++k) {
+    auto word = [&](__m512i lo, __m512i hi) IMKERN_ALWAYS_INLINE {
+      return k ? _mm512_unpackhi_epi8(lo, hi) : _mm512_unpacklo_epi8(lo, hi);
+    };
+    const __m512i dw = word(d, zero);
+    const __m512i n =
+        _mm512_add_epi16(_mm512_sub_epi16(word(xb, zero), word(yb, zero)), _mm512_mullo_epi16(word(kb, zero), dw));
+    s16[k] = _mm512_add_epi16(_mm512_mullo_epi16(dw, word(qs, zero)),
+                              _mm512_mulhrs_epi16(_mm512_slli_epi16(dw, 3), word(rsl, rsh)));
+    const __m512i h = _mm512_add_epi16(_mm512_mullo_epi16(n, word(qh, zero)),
+                                       _mm512_mulhrs_epi16(_mm512_slli_epi16(n, 3), word(rhl, rhh)));
+    h16[k] = _mm512_min_epu16(h, _mm512_add_epi16(h, _mm512_set1_epi16(180)));  // h < 0: h + 180 (h >= -30)
+  }
+  const __m512i hb = _mm512_packus_epi16(h16[0], h16[1]), sb = _mm512_packus_epi16(s16[0], s16[1]);
+  for (int c = 0; c < 3; ++c) o[c] = hsv_perm3(hb, sb, v, t.il[c][0], t.il[c][1]);
+}
+
+// Whole steps of 64 pixels (w >= 64); returns the pixels done. stream: the steps from the first
+// pixel whose output is 64-byte aligned on are written by non-temporal stores (the pixels
+// before it by the first step's masked stores), which saves the read-for-ownership of every
+// output line, a third of the traffic where the image is far beyond the cache.
+__attribute__((target("avx512vbmi"))) int64_t rgb_to_hsv_vbmi(const uint8_t* in, uint8_t* out, int64_t w,
+                                                               bool stream) {
+  const HsvVbmiTables& t = hsv_vbmi_tables();
+  __m512i o[3];
   int64_t x = 0;
-  for (; x + 64 <= w; x += 64) {
-    const uint8_t* p = in + 3 * x;
-    const __m512i a0 = _mm512_loadu_si512(p), a1 = _mm512_loadu_si512(p + 64), a2 = _mm512_loadu_si512(p + 128);
-    const __m512i r = hsv_perm3(a0, a1, a2, t.de[0][0], t.de[0][1]);
-    const __m512i g = hsv_perm3(a0, a1, a2, t.de[1][0], t.de[1][1]);
-    const __m512i b = hsv_perm3(a0, a1, a2, t.de[2][0], t.de[2][1]);
-    const __m512i v = _mm512_max_epu8(_mm512_max_epu8(r, g), b);
-    const __m512i d = _mm512_sub_epi8(v, _mm512_min_epu8(_mm512_min_epu8(r, g), b));
-    // n = X - Y + k d: (X, Y, k) = (g, b, 0), (b, r, 2) or (r, g, 4) as V is R, G or B (in that
-    // order of precedence); blend(m, a, b) is m ? b : a
-    const __mmask64 mr = _mm512_cmpeq_epi8_mask(v, r), mg = _mm512_cmpeq_epi8_mask(v, g);
-    const __m512i xb = _mm512_mask_blend_epi8(mr, _mm512_mask_blend_epi8(mg, r, b), g);
-    const __m512i yb = _mm512_mask_blend_epi8(mr, _mm512_mask_blend_epi8(mg, g, r), b);
-    const __m512i kb = _mm512_mask_blend_epi8(mr, _mm512_mask_blend_epi8(mg, four, two), zero);
-    const __mmask64 vtop = _mm512_movepi8_mask(v), dtop = _mm512_movepi8_mask(d);
-    const __m512i qs = hsv_lut256(t.qs, v, vtop), rsl = hsv_lut256(t.rs_lo, v, vtop), rsh = hsv_lut256(t.rs_hi, v, vtop);
-    const __m512i qh = hsv_lut256(t.qh, d, dtop), rhl = hsv_lut256(t.rh_lo, d, dtop), rhh = hsv_lut256(t.rh_hi, d, dtop);
-    // words: pixels 0-7 of each 128-bit lane in the low unpack, 8-15 in the high one (packus
-    // restores the order)
-    __m512i h16[2], s16[2];
-    for (int k = 0; k < 2; ++k) {
-      auto word = [&](__m512i lo, __m512i hi) IMKERN_ALWAYS_INLINE {
-        return k ? _mm512_unpackhi_epi8(lo, hi) : _mm512_unpacklo_epi8(lo, hi);
-      };
-      const __m512i dw = word(d, zero);
-      const __m512i n = _mm512_add_epi16(_mm512_sub_epi16(word(xb, zero), word(yb, zero)),
-                                         _mm512_mullo_epi16(word(kb, zero), dw));
-      s16[k] = _mm512_add_epi16(_mm512_mullo_epi16(dw, word(qs, zero)),
-                                _mm512_mulhrs_epi16(_mm512_slli_epi16(dw, 3), word(rsl, rsh)));
-      const __m512i h = _mm512_add_epi16(_mm512_mullo_epi16(n, word(qh, zero)),
-                                         _mm512_mulhrs_epi16(_mm512_slli_epi16(n, 3), word(rhl, rhh)));
-      h16[k] = _mm512_min_epu16(h, _mm512_add_epi16(h, w180));  // h < 0: h + 180 (h in [-30, 180))
+  if (stream) {
+    const int64_t head = stream_head<uint8_t, 3>(out, 64);  // in [0, 64): 3 is odd
+    if (head > 0) {
+      rgb_to_hsv_vbmi_step(in, t, o);
+      for (int c = 0; c < 3; ++c) {
+        const int64_t n = 3 * head - 64 * c;  // bytes of vector c before the head's output
+        if (n <= 0) break;
+        _mm512_mask_storeu_epi8(out + 64 * c, n >= 64 ? ~__mmask64(0) : (__mmask64(1) << n) - 1, o[c]);
+      }
+      x = head;
     }
-    const __m512i hb = _mm512_packus_epi16(h16[0], h16[1]), sb = _mm512_packus_epi16(s16[0], s16[1]);
-    uint8_t* o = out + 3 * x;
-    for (int c = 0; c < 3; ++c)
-      _mm512_storeu_si512(o + 64 * c, hsv_perm3(hb, sb, v, t.il[c][0], t.il[c][1]));
+    for (; x + 64 <= w; x += 64) {
+      rgb_to_hsv_vbmi_step(in + 3 * x, t, o);
+      for (int c = 0; c < 3; ++c) _mm512_stream_si512(reinterpret_cast<__m512i*>(out + 3 * x + 64 * c), o[c]);
+    }
+    _mm_sfence();
+    return x;
+  }
+  for (; x + 64 <= w; x += 64) {
+    rgb_to_hsv_vbmi_step(in + 3 * x, t, o);
+    for (int c = 0; c < 3; ++c) _mm512_storeu_si512(out + 3 * x + 64 * c, o[c]);
   }
   return x;
 }
@@ -285,8 +310,9 @@ __attribute__((target("avx512vbmi"))) int64_t rgb_to_hsv_vbmi(const uint8_t* in,
 // rgb_to_hsv_vbmi where the CPU has VBMI, then the 32-pixel steps.
 struct RgbToHsvRowU8Wide {
   bool vbmi = false;
+  bool stream = false;
   int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
-    const int64_t x = vbmi ? rgb_to_hsv_vbmi(in, out, w) : 0;
+    const int64_t x = vbmi && w >= 64 ? rgb_to_hsv_vbmi(in, out, w, stream) : 0;
     return x + RgbToHsvRowU8x32{}(in + 3 * x, out + 3 * x, w - x);
   }
 };
@@ -515,7 +541,9 @@ void color_hsv(ColorOp op, DType dtype, const void* src, const ImageDesc& s, voi
         const HsvTables& t = hsv_tables();
 #if defined(__AVX512BW__)
         static const bool vbmi = cpu_has(CpuFeature::avx512vbmi);
-        map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8Wide{vbmi});
+        // outputs beyond the cache (input + output bytes above cpu_params' stream_bytes) are streamed
+        const bool stream = 2 * d.n * d.h * d.w * 3 > params().stream_bytes;
+        map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8Wide{vbmi, stream});
 #elif defined(__AVX2__)
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8x32{});
 #elif defined(__SSE4_1__)
