@@ -284,6 +284,30 @@ def test_uint8_rows_every_width_equal_per_pixel(isa, rng, name):
     _rows_equal_per_pixel(getattr(K, name), rng, _HSV_WIDTHS, gray_pixels=True)
 
 
+def test_hsv_uint8_rows_without_vbmi():
+    """rgb_to_hsv's AVX-512 rows without the VBMI ones (IMKERN_CPU_DISABLE: the 32-pixel steps
+    of CPUs without VBMI), in a fresh process, on every width and on all 2**24 triples."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, imkern, cv2, test_color as t, test_color_exhaustive as e\n"
+        "from imkern import color as K\n"
+        "x = e._every_triple()\n"
+        "for isa in ('avx512', 'avx2'):\n"
+        "    imkern.set_cpu_isa(isa)\n"
+        "    t._rows_equal_per_pixel(K.rgb_to_hsv, np.random.default_rng(5), t._HSV_WIDTHS, gray_pixels=True)\n"
+        "    assert np.array_equal(K.rgb_to_hsv(x), cv2.cvtColor(x, cv2.COLOR_RGB2HSV))\n"
+        "print('ok')\n"
+    )
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.pathsep.join([here] + [p for p in sys.path if p])
+    env = dict(os.environ, IMKERN_CPU_DISABLE="avx512vbmi", PYTHONPATH=path)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 def test_ycbcr_round_trip(xp, rng, dtype):
     x = random_array(
@@ -476,6 +500,28 @@ def test_lab_float_vector_rows_match_scalar(isa, rng, dtype):
             # the vector rows took the ordinary blocks (a scalar-only run would be bit-equal)
             if fn is K.rgb_to_lab:
                 assert (wide[: 16 * 500] != narrow[: 16 * 500]).any()
+
+
+def test_hsv_uint8_streamed_rows_equal_plain(isa, rng):
+    """uint8 rgb_to_hsv outputs beyond the cache are streamed (AVX-512 VBMI rows: the first step's
+    masked stores up to the first 64-byte aligned pixel, then non-temporal stores): forced on
+    (stream_bytes=0) for every output offset modulo 64 and widths around the 64-pixel steps, the
+    bits are those of the plain rows, every byte written."""
+    x = random_array(rng, (2, 200, 3), np.uint8)
+    x[0, :5] = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [9, 200, 200], [3, 3, 170]]
+    try:
+        for w in (64, 65, 127, 128, 130, 191, 200):
+            xi = np.ascontiguousarray(x[:, :w])
+            imkern.set_cpu_params(stream_bytes=None)
+            plain = K.rgb_to_hsv(xi)
+            imkern.set_cpu_params(stream_bytes=0)
+            for off in range(64):
+                buf = np.full(2 * w * 3 + off, 0xA5, np.uint8)
+                out = buf[off:].reshape(2, w, 3)
+                K.rgb_to_hsv(xi, out=out)
+                np.testing.assert_array_equal(out, plain, err_msg=f"w={w} off={off}")
+    finally:
+        imkern.reset_cpu_params()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
