@@ -606,6 +606,28 @@ def test_float32_halving_every_isa_level(rng, isa, channels, stream):
         imkern.set_cpu_params(stream_bytes=None)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_float32_halving_rgb_blocks_every_phase(rng, isa, stream):
+    """Three channels (AVX2: 24 outputs a step from six vectors of pair sums, from a pixel; the
+    streamed part from the first whole line that starts on one): widths around the step and its
+    row-end margin, rows starting at every 4-byte phase of a cache line, near-end data: the 2x2
+    mean bit for bit, and nothing written outside the output."""
+    imkern.set_cpu_params(stream_bytes=0 if stream else 1 << 40)
+    try:
+        for h, w in [(1, 1), (2, 8), (1, 9), (3, 16), (2, 17), (2, 25), (3, 40), (2, 56), (2, 333)]:
+            x = random_array(rng, (2 * h, 2 * w, 3), np.float32)
+            x[:, -2:] = rng.uniform(1e3, 2e3, (2 * h, 2, 3)).astype(np.float32)  # the row ends stand out
+            expect = _mean2x2(x)
+            np.testing.assert_array_equal(resize(x, (h, w)), expect, err_msg=f"{(h, w)}")
+            for phase in range(0, 64, 4 if w in (17, 333) else 28):
+                buf, off, out = _aligned_out((h, w, 3), np.float32, phase)
+                assert resize(x, (h, w), interpolation="area", out=out) is out
+                np.testing.assert_array_equal(out, expect, err_msg=f"{(h, w)} phase {phase}")
+                assert (buf[:off] == 0xA5).all() and (buf[off + out.nbytes:] == 0xA5).all()
+    finally:
+        imkern.set_cpu_params(stream_bytes=None)
+
+
 def test_float32_halving_layouts_batches_threads(rng, isa, threads):
     """2-D and batched images, flipped (negative-stride) rows and columns, strided views and a
     strided out=: the same bits as the 2x2 mean of the contiguous copy."""

@@ -29,7 +29,9 @@
 // slower on Zen 4, 4K RGB: the reads stalled while the second pass ran.)
 // Ahead of it, where a dtype has them, the pair sums (HalvePairs): the two rows summed first,
 // then each output's two horizontal elements: float32 C = 1 the even and odd lanes of the row
-// sums (vpermt2ps; AVX2 shufps), one add; uint16 / uint8 16-bit multiply-adds with ones
+// sums (vpermt2ps; AVX2 shufps), one add; float32 C = 3 on AVX2 the pair sums of every element
+// from unaligned loads, 24 outputs picked from six vectors by vpermps and immediate blends
+// (the grid's vblendvps are 3 uops on Intel: 4K -> 1080p RGB one thread 10.0 -> 7.7 ms there); uint16 / uint8 16-bit multiply-adds with ones
 // (pmaddwd / pmaddubsw) of each row, C = 1 as loaded, else after one vpermt2w / vpermt2b
 // (AVX-512BW, VBMI) of a window per row: half the loads and adds of the pair-sum windows;
 // uint8 on AVX2 (no vpermb) with 2 to 8 channels where whole pixel pairs fill a 128-bit lane
@@ -430,6 +432,60 @@ inline int64_t halve_pairs_f32_c1(const float* __restrict__ r0, const float* __r
   (void)r1;
   (void)out;
   (void)e1;
+#endif
+  return e;
+}
+
+// float32, C = 3 (AVX2): the pair sums u[k] = (r0[k] + r1[k]) + (r0[k + 3] + r1[k + 3]) of
+// every k (the same sums in the same order), as whole vectors of unaligned loads, then the
+// outputs picked from them: output e + j (channel c = j % 3 from a pixel's first output e) is
+// u[2 (e + j) - c]; 8 pixels (24 outputs, three vectors) from six vectors of u by eight vpermps
+// and five immediate blends. Against the HalveGrid blocks (4 loads, 6 vpermps and 4 vblendvps
+// for 8 outputs, port 5 bound on Intel, where vblendvps is 3 uops) twice the loads (L1 hits:
+// the same lines) and a third of the shuffles. Blocks start on a pixel (e0 % 3 == 0), else
+// nothing is done; their loads reach source element 2 e + 50.
+template <bool Stream>
+inline int64_t halve_pairs_f32_c3(const float* __restrict__ r0, const float* __restrict__ r1, int64_t e0,
+                                  int64_t e1, int64_t n, float* __restrict__ out) {
+  int64_t e = e0;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  if (e0 % 3 != 0) return e0;
+  auto u = [&](int64_t j) {
+    return _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(r0 + j), _mm256_loadu_ps(r1 + j)),
+                         _mm256_add_ps(_mm256_loadu_ps(r0 + j + 3), _mm256_loadu_ps(r1 + j + 3)));
+  };
+  // u indices of the 24 outputs, from the block's 2 e: 0 1 2 6 7 8 12 13 | 14 18 19 20 24 25 26
+  // 30 | 31 32 36 37 38 42 43 44; each output vector's lanes by one index vector applied to
+  // the two or three u vectors it spans
+  const __m256i i0 = _mm256_setr_epi32(0, 1, 2, 6, 7, 0, 4, 5);  // U0 lanes 0-4, U1 5-7
+  const __m256i i1 = _mm256_setr_epi32(6, 2, 3, 4, 0, 1, 2, 6);  // U1 lane 0, U2 1-3, U3 4-7
+  const __m256i i2 = _mm256_setr_epi32(7, 0, 4, 5, 6, 2, 3, 4);  // U3 lane 0, U4 1-4, U5 5-7
+  auto put = [&](int64_t at, __m256 v) { HalveOps<float>::put<Stream>(out + at, v); };
+  for (; 2 * e + 51 <= 2 * n && e + 24 <= e1; e += 24) {
+    const int64_t j = 2 * e;
+    if constexpr (Stream) {
+      // (streamed outputs: a source far larger than the caches) the three lines per row this
+      // step reads, 2 KiB ahead: 4K -> 1080p, one thread, loaded Xeon, 8.2 -> 7.7 ms (AVX-512
+      // 7.4); the hardware prefetchers alone left the loads waiting
+      const int64_t q = j + 512;
+      for (int64_t k = 0; k < 48; k += 16) {
+        _mm_prefetch(reinterpret_cast<const char*>(r0 + q + k), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(r1 + q + k), _MM_HINT_T0);
+      }
+    }
+    const __m256 U0 = u(j), U1 = u(j + 8), U2 = u(j + 16), U3 = u(j + 24), U4 = u(j + 32), U5 = u(j + 40);
+    put(e, _mm256_blend_ps(_mm256_permutevar8x32_ps(U0, i0), _mm256_permutevar8x32_ps(U1, i0), 0xE0));
+    put(e + 8, _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(U1, i1), _mm256_permutevar8x32_ps(U2, i1), 0x0E),
+                               _mm256_permutevar8x32_ps(U3, i1), 0xF0));
+    put(e + 16, _mm256_blend_ps(_mm256_blend_ps(_mm256_permutevar8x32_ps(U3, i2), _mm256_permutevar8x32_ps(U4, i2), 0x1E),
+                                _mm256_permutevar8x32_ps(U5, i2), 0xE0));
+  }
+#else
+  (void)r0;
+  (void)r1;
+  (void)e1;
+  (void)n;
+  (void)out;
 #endif
   return e;
 }
@@ -841,9 +897,19 @@ struct HalvePairs {
 template <>
 struct HalvePairs<float> {
   explicit HalvePairs(int64_t) {}
-  int64_t stream_head(int64_t, int64_t h) const { return h; }
+  // AVX2, C = 3: the streamed part from a pixel (blocks start on one), whole lines after h
+  int64_t stream_head(int64_t C, int64_t h) const {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+    if (C == 3)
+      for (int64_t k = 0; k < C; ++k)
+        if ((h + 16 * k) % C == 0) return h + 16 * k;
+#endif
+    (void)C;
+    return h;
+  }
   template <bool Stream>
-  int64_t run(const float* r0, const float* r1, int64_t C, int64_t e0, int64_t e1, int64_t, float* out) const {
+  int64_t run(const float* r0, const float* r1, int64_t C, int64_t e0, int64_t e1, int64_t n, float* out) const {
+    if (C == 3) return halve_pairs_f32_c3<Stream>(r0, r1, e0, e1, n, out);
     return C == 1 ? halve_pairs_f32_c1<Stream>(r0, r1, e0, e1, out) : e0;
   }
 };
