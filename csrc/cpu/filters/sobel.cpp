@@ -60,6 +60,53 @@ inline void pad_columns(A* v, int64_t W, int64_t C, int64_t h, Border border, A 
   }
 }
 
+// The N source rows yy[0 .. N) of image b (yy[i] < 0: outside, constant border) for a pass that
+// reads them straight (integer rows widened in registers by the pass): f(P) with P the rows as
+// const T* const* where every row lies inside the image, as const A* const* otherwise. A float
+// image's rows stay in place and the rows outside point at one cval row; an integer image's rows
+// are all converted to A (cval need not be a T) into the thread's scratch (slot 2, taken on first
+// use: one SourceRows per thread). The copies are exact, so both forms give the same bits.
+template <int N, typename T, typename A>
+class SourceRows {
+ public:
+  SourceRows(const void* src, const ImageDesc& s, int64_t n, A cv) : src_(src), s_(s), n_(n), cv_(cv) {}
+
+  template <typename F>
+  void operator()(int64_t b, const int64_t* yy, F&& f) {
+    bool outside = false;
+    for (int i = 0; i < N; ++i) outside = outside || yy[i] < 0;
+    if (!outside) {
+      const T* P[N];
+      for (int i = 0; i < N; ++i) P[i] = row_ptr<T>(src_, s_, b, yy[i]);
+      return f(static_cast<const T* const*>(P));
+    }
+    const A* P[N];
+    if constexpr (std::is_same<T, A>::value) {
+      if (!buf_) {
+        buf_ = thread_scratch<A>(2, static_cast<size_t>(n_));
+        std::fill(buf_, buf_ + n_, cv_);
+      }
+      for (int i = 0; i < N; ++i) P[i] = yy[i] < 0 ? buf_ : row_ptr<A>(src_, s_, b, yy[i]);
+    } else {
+      if (!buf_) buf_ = thread_scratch<A>(2, static_cast<size_t>(N * n_));
+      for (int i = 0; i < N; ++i) {
+        A* r = buf_ + i * n_;
+        if (yy[i] < 0) std::fill(r, r + n_, cv_);
+        else convert_row(row_ptr<T>(src_, s_, b, yy[i]), r, n_);
+        P[i] = r;
+      }
+    }
+    f(static_cast<const A* const*>(P));
+  }
+
+ private:
+  const void* src_;
+  const ImageDesc& s_;
+  int64_t n_;
+  A cv_;
+  A* buf_ = nullptr;
+};
+
 template <typename A>
 inline void add_const_row(A* o, int64_t n, A delta) {
   using namespace simd;
@@ -336,30 +383,25 @@ static void stencil3_impl(const void* src, const ImageDesc& s, void* dst, const 
     // the border rule through a 3-pixel copy, by the same expression.
     if (C <= 4 && (W - 2) * C >= simd::Vec<A>::lanes) {
       parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
-        A* cvrow = nullptr;
-        if (border == Border::constant) {
-          cvrow = thread_scratch<A>(1, static_cast<size_t>(W * C));
-          std::fill(cvrow, cvrow + W * C, cv);
-        }
+        SourceRows<3, T, A> src_rows(src, s, W * C, cv);
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t b = t / H, y = t % H;
-          const A* P[3];
-          for (int i = 0; i < 3; ++i) {
-            const int64_t yy = border_index(y - 1 + i, H, border);
-            P[i] = yy < 0 ? cvrow : row_ptr<A>(src, s, b, yy);
-          }
-          A* o = row_ptr<A>(dst, d, b, y);
-          if (stream) row(std::true_type{}, P, o + C, (W - 2) * C);
-          else row(std::false_type{}, P, o + C, (W - 2) * C);
-          for (const int64_t x : {int64_t(0), W - 1}) {
-            A tp[3][12];  // pixels x - 1, x, x + 1 of the three rows (C <= 4)
-            for (int j = 0; j < 3; ++j) {
-              const int64_t sx = border_index(x - 1 + j, W, border);
-              for (int i = 0; i < 3; ++i)
-                for (int64_t ch = 0; ch < C; ++ch) tp[i][j * C + ch] = sx < 0 ? cv : P[i][sx * C + ch];
+          int64_t yy[3];
+          for (int i = 0; i < 3; ++i) yy[i] = border_index(y - 1 + i, H, border);
+          src_rows(b, yy, [&](const A* const* P) {
+            A* o = row_ptr<A>(dst, d, b, y);
+            if (stream) row(std::true_type{}, P, o + C, (W - 2) * C);
+            else row(std::false_type{}, P, o + C, (W - 2) * C);
+            for (const int64_t x : {int64_t(0), W - 1}) {
+              A tp[3][12];  // pixels x - 1, x, x + 1 of the three rows (C <= 4)
+              for (int j = 0; j < 3; ++j) {
+                const int64_t sx = border_index(x - 1 + j, W, border);
+                for (int i = 0; i < 3; ++i)
+                  for (int64_t ch = 0; ch < C; ++ch) tp[i][j * C + ch] = sx < 0 ? cv : P[i][sx * C + ch];
+              }
+              for (int64_t ch = 0; ch < C; ++ch) o[x * C + ch] = stencil3_one<A>(k, tp[0] + ch, tp[1] + ch, tp[2] + ch, C);
             }
-            for (int64_t ch = 0; ch < C; ++ch) o[x * C + ch] = stencil3_one<A>(k, tp[0] + ch, tp[1] + ch, tp[2] + ch, C);
-          }
+          });
         }
         stream_fence();
       });
@@ -733,7 +775,7 @@ inline bool fused3_fits(int64_t n, int64_t C) {
 }
 
 // The whole image by fused3_rows (fused3_fits only). Rows next to a constant border read
-// converted copies of their three rows (the cval rows among them). Ops with two outputs write
+// their three rows through SourceRows (the cval rows among them). Ops with two outputs write
 // the second to dst1 (d1).
 template <typename T, typename A, typename Op>
 static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const Op& op,
@@ -783,7 +825,7 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
   parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
     A* pads = thread_scratch<A>(3, static_cast<size_t>(12 * L));
     std::fill(pads, pads + 12 * L, A(0));
-    A* crow = nullptr;
+    SourceRows<3, T, A> src_rows(src, s, n, cv);
     // The source rows of output row y (image b) and its border columns' values in pd;
     // whether a row lies outside (constant border).
     auto prep = [&](int64_t b, int64_t y, int64_t* yy, A* pd) {
@@ -824,20 +866,7 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
       }
       t += 1;
       outs_at(b, y, 1, o);
-      if (!outside) {
-        const T* P[3] = {row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2])};
-        rows_of(std::integral_constant<int, 1>{}, P, o, pads);
-        continue;
-      }
-      if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(3 * n));
-      const A* P[3];
-      for (int i = 0; i < 3; ++i) {
-        A* r = crow + i * n;
-        if (yy[i] < 0) std::fill(r, r + n, cv);
-        else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
-        P[i] = r;
-      }
-      rows_of(std::integral_constant<int, 1>{}, P, o, pads);
+      src_rows(b, yy, [&](auto P) { rows_of(std::integral_constant<int, 1>{}, P, o, pads); });
     }
     stream_fence();
   });
@@ -1103,7 +1132,7 @@ IMKERN_ALWAYS_INLINE inline A eval_same(const K& k, A x, std::index_sequence<I..
 // source rows (float images read in place, integer images widened in registers) into one L1
 // row with its h C border columns by the border rule (v is per column), then out = kx (x) v
 // (+ delta) from that row; two output rows from N + 1 source rows where both rows' source rows
-// lie inside the image (a constant border's rows one at a time, from converted copies), the
+// lie inside the image (a constant border's rows one at a time, through SourceRows), the
 // horizontal pass by lane shifts for 1 / 3 / 4 channels where h pixels fit a vector.
 // Row pairs and lane shifts (Wide) for 5 taps only: with 3 taps, one row at a time by direct
 // loads as before measured faster (1 thread, AVX-512: scharr dy 1080x960x2 float32 +27% with
@@ -1149,7 +1178,7 @@ static void sep_impl(const void* src, const ImageDesc& s, void* dst, const Image
   };
   parallel_for(0, rows, filter_grain(rows, N, get_num_threads()), [&](int64_t t0, int64_t t1) {
     A* vrows = thread_scratch<A>(1, static_cast<size_t>(2 * vlen));
-    A* crow = nullptr;  // constant border: the N rows as A (the cval rows among them)
+    SourceRows<N, T, A> src_rows(src, s, n, cv);
     const A vcv = eval_same(kv, cv, std::make_index_sequence<N>{});  // v of a column outside the image
     // v of output row y in buffer i: shifted so that v + x is aligned where o + x is (Wide)
     auto v_for = [&](int i, const A* o) {
@@ -1182,21 +1211,7 @@ static void sep_impl(const void* src, const ImageDesc& s, void* dst, const Image
         continue;
       }
       t += 1;
-      if (!outside) {
-        const T* P[N];
-        for (int i = 0; i < N; ++i) P[i] = row_ptr<T>(src, s, b, yy[i]);
-        sep_vpass<N, T, A>(P, v, n, kv);
-      } else {
-        if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(N * n));
-        const A* P[N];
-        for (int i = 0; i < N; ++i) {
-          A* r = crow + i * n;
-          if (yy[i] < 0) std::fill(r, r + n, cv);
-          else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
-          P[i] = r;
-        }
-        sep_vpass<N, A, A>(P, v, n, kv);
-      }
+      src_rows(b, yy, [&](auto P) { sep_vpass<N>(P, v, n, kv); });
       pad(v);
       hrow(v, o);
     }
@@ -1209,7 +1224,7 @@ static void sep_impl(const void* src, const ImageDesc& s, void* dst, const Image
 // column), then (kx0 (x) v0 + kx1 (x) v1) + delta; two output rows from N + 1 source rows where
 // both rows' source rows lie inside the image (sum_vpass2_seq: 1 thread AVX-512, 1080p, 5-15%
 // faster than one row at a time), the others one at a time. Rows next to a constant border
-// read converted copies of their N rows (the cval rows among them).
+// read their N rows through SourceRows (the cval rows among them).
 template <int N, typename T, typename A, typename K>
 static void sum_sep_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const K& ky0,
                          const K& kx0, const K& ky1, const K& kx1, A dl, Border border, A cv) {
@@ -1237,7 +1252,7 @@ static void sum_sep_impl(const void* src, const ImageDesc& s, void* dst, const I
   };
   parallel_for(0, rows, filter_grain(rows, N, get_num_threads()), [&](int64_t t0, int64_t t1) {
     A* vrows = thread_scratch<A>(1, static_cast<size_t>(4 * vlen));
-    A* crow = nullptr;
+    SourceRows<N, T, A> src_rows(src, s, n, cv);
     // v row i of an output row o: shifted so that v + x is aligned where o + x is
     auto v_for = [&](int i, const A* o) { return vrows + i * vlen + off + (L - stream_start<A, A>(o) % L) % L; };
     const A vcv0 = eval_same(ky0, cv, std::make_index_sequence<N>{});
@@ -1271,21 +1286,7 @@ static void sum_sep_impl(const void* src, const ImageDesc& s, void* dst, const I
         continue;
       }
       t += 1;
-      if (!outside) {
-        const T* P[N];
-        for (int i = 0; i < N; ++i) P[i] = row_ptr<T>(src, s, b, yy[i]);
-        sum_vpass_seq<T, A>(P, v0, v1, n, ky0, ky1, std::make_index_sequence<N>{});
-      } else {
-        if (!crow) crow = thread_scratch<A>(2, static_cast<size_t>(N * n));
-        const A* P[N];
-        for (int i = 0; i < N; ++i) {
-          A* r = crow + i * n;
-          if (yy[i] < 0) std::fill(r, r + n, cv);
-          else convert_row(row_ptr<T>(src, s, b, yy[i]), r, n);
-          P[i] = r;
-        }
-        sum_vpass_seq<A, A>(P, v0, v1, n, ky0, ky1, std::make_index_sequence<N>{});
-      }
+      src_rows(b, yy, [&](auto P) { sum_vpass_seq(P, v0, v1, n, ky0, ky1, std::make_index_sequence<N>{}); });
       pad(v0, vcv0);
       pad(v1, vcv1);
       if (stream) hpass(std::true_type{}, v0, v1, o);

@@ -497,7 +497,6 @@ constexpr unsigned kAllLanes = 0xFF;
 inline WVeci wi_cvt(WVec v) { return _mm512_cvttps_epi32(v); }
 inline WVeci wi_add(WVeci a, WVeci b) { return _mm512_add_epi32(a, b); }
 inline WVeci wi_mul(WVeci a, int32_t m) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(m)); }
-inline WVeci wi_mad(WVeci a, int32_t m, WVeci b) { return _mm512_add_epi32(wi_mul(a, m), b); }
 inline WVeci wi_load(const int32_t* p) { return _mm512_loadu_si512(p); }
 inline void wi_store(int32_t* p, WVeci v) { _mm512_storeu_si512(p, v); }
 inline WVeci wi_map(WVeci v, int32_t n, Border b) {
@@ -550,7 +549,6 @@ IMKERN_ALWAYS_INLINE inline void store_dwords(uint8_t* out, WVeci v) {
 inline WVeci wi_cvt(WVec v) { return _mm256_cvttps_epi32(v); }
 inline WVeci wi_add(WVeci a, WVeci b) { return _mm256_add_epi32(a, b); }
 inline WVeci wi_mul(WVeci a, int32_t m) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(m)); }
-inline WVeci wi_mad(WVeci a, int32_t m, WVeci b) { return _mm256_add_epi32(wi_mul(a, m), b); }
 inline WVeci wi_load(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline void wi_store(int32_t* p, WVeci v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
 inline WVeci wi_map(WVeci v, int32_t n, Border b) {
@@ -757,13 +755,14 @@ inline MappedAxis map_axis(WVeci i, int32_t n, Border rule, int32_t scale, bool 
 // computed; kPointsPerspStore also stores them to FX / FY, for float_row).
 enum PointsFrom { kPointsAffine, kPointsStored, kPointsPersp, kPointsPerspStore };
 
-// One chunk's source points, their floors and the floors as int32 (negative, NaN and huge
-// values convert to negatives or 0x80000000): both loops of pass 1 take them from here.
+// One chunk's source points, their floors (kNearest: floor(s + 0.5f), the pixel float_row's
+// nearest reads) and the floors as int32 (negative, NaN and huge values convert to negatives
+// or 0x80000000): both loops of pass 1 and the nearest rows take them from here.
 struct ChunkPoints {
   WVec sx, sy, fx0, fy0;
   WVeci ix, iy;
 };
-template <int kFrom>
+template <int kFrom, bool kNearest = false>
 IMKERN_ALWAYS_INLINE inline ChunkPoints chunk_points(AffineLanes& lanes, const PerspLanes& persp, float* FX, float* FY,
                                                      int64_t x) {
   ChunkPoints p;
@@ -779,8 +778,20 @@ IMKERN_ALWAYS_INLINE inline ChunkPoints chunk_points(AffineLanes& lanes, const P
       wv_store(FY + x, p.sy);
     }
   }
-  p.fx0 = wv_floor(p.sx);
-  p.fy0 = wv_floor(p.sy);
+  if constexpr (kNearest) {
+#if defined(__AVX512F__)
+    const __m512 half = _mm512_set1_ps(0.5f);
+    p.fx0 = wv_floor(_mm512_add_ps(p.sx, half));
+    p.fy0 = wv_floor(_mm512_add_ps(p.sy, half));
+#else
+    const __m256 half = _mm256_set1_ps(0.5f);
+    p.fx0 = wv_floor(_mm256_add_ps(p.sx, half));
+    p.fy0 = wv_floor(_mm256_add_ps(p.sy, half));
+#endif
+  } else {
+    p.fx0 = wv_floor(p.sx);
+    p.fy0 = wv_floor(p.sy);
+  }
   p.ix = wi_cvt(p.fx0);
   p.iy = wi_cvt(p.fy0);
   return p;
@@ -823,9 +834,14 @@ IMKERN_ALWAYS_INLINE inline void store_fractions(const ChunkPoints& p, float* AX
   wv_store(AY, _mm256_sub_ps(p.sy, p.fy0));
 #endif
 }
+// the byte offsets iy * row_stride + ix * PB of a chunk's pixels (bilinear: its top-left taps)
+template <int PB>
+IMKERN_ALWAYS_INLINE inline WVeci chunk_offsets(WVeci ix, WVeci iy, int32_t row_stride) {
+  return wi_add(wi_mul(iy, row_stride), wi_mul(ix, PB));
+}
 template <int PB>
 IMKERN_ALWAYS_INLINE inline void store_offsets(const ChunkPoints& p, int32_t row_stride, int32_t* OFF) {
-  wi_store(OFF, wi_add(wi_mul(p.iy, row_stride), wi_mul(p.ix, PB)));
+  wi_store(OFF, chunk_offsets<PB>(p.ix, p.iy, row_stride));
 }
 
 // Pass 1's leading chunks whose lanes are all inside (most of a row's): the offsets and the
@@ -1231,14 +1247,32 @@ IMKERN_ALWAYS_INLINE inline void warp_chunk_mapped(const uint8_t* base, const in
   }
 }
 
-// Prefetches for one chunk: the lines at pbase + the offsets of lanes 0, 4, ... and past the last
-// one (warp_bilinear_row).
-template <int PB>
+// Prefetches for one chunk: the lines at pbase + the offsets of lanes 0, 4, ... and (kPast:
+// warp_bilinear_row's windows) past the last one.
+template <int PB, bool kPast = true>
 IMKERN_ALWAYS_INLINE inline void warp_prefetch(uintptr_t pbase, const int32_t* q) {
   for (int j = 0; j < kWarpLanes; j += 4)
     _mm_prefetch(reinterpret_cast<const char*>(pbase + static_cast<uintptr_t>(static_cast<intptr_t>(q[j]))), _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(pbase + static_cast<uintptr_t>(static_cast<intptr_t>(q[kWarpLanes - 1] + 2 * PB))),
-               _MM_HINT_T0);
+  if constexpr (kPast) {
+    _mm_prefetch(
+        reinterpret_cast<const char*>(pbase + static_cast<uintptr_t>(static_cast<intptr_t>(q[kWarpLanes - 1] + 2 * PB))),
+        _MM_HINT_T0);
+  }
+}
+
+// One chunk of a nearest row at column x: its points (affine: the lanes; perspective: FX / FY,
+// computed kNearestAhead pixels ahead so the divisions are off the chain of this chunk's
+// gather) rounded to their pixels. Both nearest loops take them from here.
+constexpr int64_t kNearestAhead = 8 * kWarpLanes;
+template <bool kAffine>
+IMKERN_ALWAYS_INLINE inline ChunkPoints nearest_points(AffineLanes& lanes, const PerspLanes& persp, float* FX,
+                                                       float* FY, int64_t x, int64_t n, int64_t& ready) {
+  if constexpr (kAffine) {
+    return chunk_points<kPointsAffine, true>(lanes, persp, FX, FY, x);
+  } else {
+    for (; ready < x + kNearestAhead && ready + kWarpLanes <= n; ready += kWarpLanes) persp.at(ready, FX, FY);
+    return chunk_points<kPointsStored, true>(lanes, persp, FX, FY, x);
+  }
 }
 
 // A row of float-scheme bilinear uint8 or float32 samples (the caller checks that the image's
@@ -1389,39 +1423,21 @@ __attribute__((noinline)) int64_t warp_nearest_inside(const uint8_t* base, int64
                                                       float* FY, const RowTerms& rt, const PerspLanes& persp,
                                                       int64_t& ready, bool pf, uintptr_t pbase) {
   constexpr int PB = C * static_cast<int>(sizeof(T));
-  constexpr int64_t L = kWarpLanes, kAhead = 8 * L;
+  constexpr int64_t L = kWarpLanes;
   static_assert(PB <= 4, "dword gathers");
   AffineLanes lanes(rt, x);
   const WVeci xl = wv_set1i(W - 1), yl = wv_set1i(H - 1);
   alignas(64) int32_t OFF[L];
   for (; x + L <= n; x += L) {
-    WVec sx, sy;
-    if constexpr (kAffine) {
-      lanes.next(sx, sy);
-    } else {
-      for (; ready < x + kAhead && ready + L <= n; ready += L) persp.at(ready, FX, FY);
-      sx = wv_load(FX + x);
-      sy = wv_load(FY + x);
-    }
-#if defined(__AVX512F__)
-    const __m512 half = _mm512_set1_ps(0.5f);
-    const WVeci ix = wi_cvt(wv_floor(_mm512_add_ps(sx, half))), iy = wi_cvt(wv_floor(_mm512_add_ps(sy, half)));
-#else
-    const __m256 half = _mm256_set1_ps(0.5f);
-    const WVeci ix = wi_cvt(wv_floor(_mm256_add_ps(sx, half))), iy = wi_cvt(wv_floor(_mm256_add_ps(sy, half)));
-#endif
-    // inside: the integer form of warp_nearest_row's float test (floor's values are integers;
-    // NaN and values beyond 2^31 convert to 0x80000000, outside)
-    if (!all_inside(wi_inside(ix, iy, xl, yl))) break;
-    const WVeci offv = wi_mad(iy, static_cast<int32_t>(rsb), wi_mul(ix, PB));
+    const ChunkPoints p = nearest_points<kAffine>(lanes, persp, FX, FY, x, n, ready);
+    if (!all_inside(wi_inside(p.ix, p.iy, xl, yl))) break;
+    const WVeci offv = chunk_offsets<PB>(p.ix, p.iy, static_cast<int32_t>(rsb));
     if constexpr (PB < 4) {
       if (wi_gt(offv, omax) != 0) break;  // a dword read past the image's end: the row's way
     }
     if (pf) {
       wi_store(OFF, offv);
-      for (int j = 0; j < L; j += 4)
-        _mm_prefetch(reinterpret_cast<const char*>(pbase + static_cast<uintptr_t>(static_cast<intptr_t>(OFF[j]))),
-                     _MM_HINT_T0);
+      warp_prefetch<PB, false>(pbase, OFF);
     }
 #if defined(__AVX512F__)
     const WVeci v = _mm512_i32gather_epi32(offv, base, 1);
@@ -1471,7 +1487,7 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
   const int32_t omax = static_cast<int32_t>(std::max<int64_t>(0, (s.h - 1) * rsb) + s.w * PB - 4);
   int32_t cvd = 0;  // cval's pixel, as a gathered dword holds it
   for (int c = 0; c < C && kGather; ++c) std::memcpy(reinterpret_cast<uint8_t*>(&cvd) + c * sizeof(T), &cvt, sizeof(T));
-  const float wmax = static_cast<float>(W - 1), hmax = static_cast<float>(H - 1);
+  const WVeci xl = wv_set1i(W - 1), yl = wv_set1i(H - 1);
   alignas(64) int32_t OFF[L];
   auto scalar = [&](int64_t x0, int64_t x1) {
     if constexpr (kAffine) {
@@ -1492,15 +1508,8 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
                                 : 0);
   AffineLanes lanes(rt, 0);  // affine rows
   const PerspLanes persp(rt);  // perspective rows (the points of float_coords, computed here)
-  constexpr int64_t kAhead = 8 * L;
   int64_t ready = 0;  // perspective: the points of [0, ready) are in FX / FY
-#if defined(__AVX512F__)
-  const __m512 half = _mm512_set1_ps(0.5f);
-  const __m512i cvv = _mm512_set1_epi32(cvd);
-#else
-  const __m256 half = _mm256_set1_ps(0.5f);
-  const __m256i cvv = _mm256_set1_epi32(cvd);
-#endif
+  const WVeci cvv = wv_set1i(cvd);
   int64_t x = 0;
   bool try_inside = kGather;  // the next chunk may start a run of warp_nearest_inside's
   for (; x + L <= n; x += L) {
@@ -1515,22 +1524,11 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
         }
       }
     }
-    WVec sx, sy;
-    if constexpr (kAffine) {
-      lanes.next(sx, sy);
-    } else {
-      // the points a few chunks ahead: the divisions off the chain of this chunk's gather
-      for (; ready < x + kAhead && ready + L <= n; ready += L) persp.at(ready, FX, FY);
-      sx = wv_load(FX + x);
-      sy = wv_load(FY + x);
-    }
-#if defined(__AVX512F__)
-    const WVec fx = wv_floor(_mm512_add_ps(sx, half)), fy = wv_floor(_mm512_add_ps(sy, half));
-#else
-    const WVec fx = wv_floor(_mm256_add_ps(sx, half)), fy = wv_floor(_mm256_add_ps(sy, half));
-#endif
-    const unsigned in = wv_within(fx, 0.f, wmax) & wv_within(fy, 0.f, hmax);
-    WVeci ix = wi_cvt(fx), iy = wi_cvt(fy);
+    const ChunkPoints p = nearest_points<kAffine>(lanes, persp, FX, FY, x, n, ready);
+    // inside: 0 <= ix <= W - 1, 0 <= iy <= H - 1 (floor's values are integers; NaN and values
+    // beyond 2^31 convert to 0x80000000, outside)
+    const unsigned in = inside_bits(wi_inside(p.ix, p.iy, xl, yl));
+    WVeci ix = p.ix, iy = p.iy;
     unsigned valid = in, fill = 0;
     // a run inside may follow where this chunk's last lane is inside
     try_inside = (in >> (L - 1) & 1u) != 0;
@@ -1538,18 +1536,16 @@ void warp_nearest_row(const void* src, const ImageDesc& s, int64_t b, T* out, in
       if (constant) {
         fill = kAllLanes & ~in;
       } else {
-        valid = wv_within(fx, br.lox, br.hix) & wv_within(fy, br.loy, br.hiy);
+        valid = wv_within(p.fx0, br.lox, br.hix) & wv_within(p.fy0, br.loy, br.hiy);
         ix = wi_map(ix, W, border);
         iy = wi_map(iy, H, border);
       }
     }
-    WVeci offv = wi_mad(iy, static_cast<int32_t>(rsb), wi_mul(ix, PB));
+    WVeci offv = chunk_offsets<PB>(ix, iy, static_cast<int32_t>(rsb));
     T* o = out + x * C;
     if (pf) {
       wi_store(OFF, offv);
-      for (int j = 0; j < L; j += 4)
-        _mm_prefetch(reinterpret_cast<const char*>(pbase + static_cast<uintptr_t>(static_cast<intptr_t>(OFF[j]))),
-                     _MM_HINT_T0);
+      warp_prefetch<PB, false>(pbase, OFF);
     }
     if constexpr (kGather) {
       unsigned late = 0;
