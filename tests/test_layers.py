@@ -225,6 +225,45 @@ def test_relu_after_conv_is_fused_and_equals_the_unfused_path(rng, monkeypatch):
     np.testing.assert_allclose(fused[0].bias.grad, plain[0].bias.grad, rtol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "shape, pool",
+    [
+        ((3, 2, 9, 7), dict(kernel_size=2)),  # odd sizes: the last row / column is dropped
+        ((2, 3, 8, 8), dict(kernel_size=3, stride=2, padding=1)),  # overlapping windows
+        ((2, 2, 7, 5), dict(kernel_size=2, ceil_mode=True)),
+        ((1, 1, 1, 1), dict(kernel_size=1)),  # a 1-pixel image
+    ],
+)
+@pytest.mark.parametrize("first", [True, False])
+def test_conv_relu_maxpool_backward_masks_the_pooled_gradient_with_the_same_bits(shape, pool, first, isa, threads, rng):
+    """Sequential applies a fused conv+ReLU's mask to a following MaxPool2d's pooled gradient
+    (before the scatter); the gradients keep every bit of the unfused path's (Identity stops
+    both fusions), including NaN inputs, -0 and inf gradients, with and without backward_params,
+    the convolution first or after another layer."""
+    c = shape[1]
+
+    def make(plain):
+        imkern.manual_seed(5)
+        head = [] if first else [nn.Conv2d(c, c, 1)]
+        conv = [nn.Conv2d(c, 4, 3, padding=1), nn.Identity()] if plain else [nn.Conv2d(c, 4, 3, padding=1)]
+        return nn.Sequential(*head, *conv, nn.ReLU(), nn.MaxPool2d(**pool), nn.Flatten())
+
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flat[x.size // 2] = np.nan
+    fused, plain = make(False), make(True)
+    yf, yp = fused(x), plain(x)
+    np.testing.assert_array_equal(yf, yp)
+    g = rng.standard_normal(yf.shape).astype(np.float32)
+    g.flat[0] = -0.0
+    g.flat[-1] = np.inf if g.size > 1 else -0.0
+    np.testing.assert_array_equal(fused.backward(g), plain.backward(g))
+    fused(x), plain(x)
+    assert fused.backward_params(g) is None and plain.backward_params(g) is None
+    for (_, pf), (_, pp) in zip(fused.named_parameters(), plain.named_parameters()):
+        np.testing.assert_array_equal(pf.grad, pp.grad)  # accumulated over both backward passes
+        np.testing.assert_array_equal(np.signbit(pf.grad), np.signbit(pp.grad))
+
+
 def test_nhwc_input_to_conv_gets_a_hint():
     with pytest.raises(ValueError, match="channels-last"):
         nn.Conv2d(3, 4, 3, seed=0)(np.zeros((2, 8, 8, 3), np.float32))

@@ -154,6 +154,15 @@ class Parameter:
         else:
             self.grad += g
 
+    def _accumulate_new(self, g) -> None:
+        # accumulate() for a gradient array nothing else refers to (a layer's backward just
+        # made it): the first one becomes grad itself, without accumulate's copy (Linear(2048,
+        # 128)'s weight: a 1 MiB copy per batch).
+        if self.grad is None:
+            self.grad = g
+        else:
+            self.grad += g
+
     @property
     def shape(self):
         """The shape of ``data``."""
@@ -538,10 +547,26 @@ class Sequential(Module):
         while i >= 0:
             if i - 1 in fused:  # the ReLU ran inside the convolution before it
                 i -= 1
+            layer = self.layers[i]
+            if i - 2 in fused and type(layer) is MaxPool2d:
+                # Conv2d + ReLU (fused) + MaxPool2d: the ReLU's mask is applied to the pooled
+                # gradient, by the pooled output, before the scatter (4x fewer elements for a
+                # 2x2 pool than masking the scattered gradient). The same numbers: each pooled
+                # value is the ReLU output at its argmax (NaN included), so each scattered
+                # gradient is masked by the same value; elsewhere the scatter writes +0,
+                # which the mask keeps.
+                grad = layer.backward(F.relu_backward(grad, layer._saved()["y"]))
+                conv = cast(Conv2d, self.layers[i - 2])
+                if i - 2 == 0 and not input_grad:
+                    conv._backward(grad, False, relu_done=True)
+                    return None
+                grad = conv._backward(grad, True, relu_done=True)
+                i -= 3
+                continue
             if i == 0 and not input_grad:
-                self.layers[0].backward_params(grad)
+                layer.backward_params(grad)
                 return None
-            grad = self.layers[i].backward(grad)
+            grad = layer.backward(grad)
             i -= 1
         return grad
 
@@ -655,9 +680,9 @@ class Conv2d(Module):
     def backward_params(self, grad) -> None:
         self._backward(grad, False)
 
-    def _backward(self, grad, input_grad: bool):
+    def _backward(self, grad, input_grad: bool, relu_done: bool = False):
         s = self._saved()
-        if s["act"] == "relu":
+        if s["act"] == "relu" and not relu_done:
             grad = F.relu_backward(grad, s["y"])
         gi, gw, gb = F.conv2d_backward(
             grad,
@@ -669,9 +694,9 @@ class Conv2d(Module):
             self.groups,
             output_mask=(input_grad, True, True),
         )
-        self.weight.accumulate(gw)
+        self.weight._accumulate_new(gw)
         if self.bias is not None:
-            self.bias.accumulate(gb)
+            self.bias._accumulate_new(gb)
         return gi
 
     def _config(self):
@@ -721,9 +746,9 @@ class Linear(Module):
 
     def backward(self, grad):
         gi, gw, gb = F.linear_backward(grad, self._saved()["x"], self.weight.data)
-        self.weight.accumulate(gw)
+        self.weight._accumulate_new(gw)
         if self.bias is not None:
-            self.bias.accumulate(gb)
+            self.bias._accumulate_new(gb)
         return gi
 
     def _config(self):
@@ -898,12 +923,14 @@ class MaxPool2d(Module):
         if not self.training:
             return F.max_pool2d(x, *self.args)
         y, indices = F.max_pool2d(x, *self.args, return_indices=True)
-        self._save(indices=indices, shape=x.shape)
+        self._save(indices=indices, shape=x.shape, y=y)  # y: for Sequential's fused ReLU mask
         return y
 
     def backward(self, grad):
         s = self._saved()
-        return F.max_pool2d_backward(grad, s["indices"], s["shape"])
+        # The indices are this layer's own from its forward: not re-validated (a scan of them
+        # per batch); the kernel still refuses one outside the plane.
+        return _pool2d.max_pool2d_backward(grad, s["indices"], s["shape"], _trusted=True)
 
     def _config(self):
         k, s, p, d, c = self.args
