@@ -339,9 +339,9 @@ template <int N, typename F>
 IMKERN_ALWAYS_INLINE inline void gelu_eval(const vf* x, F&& fin) {
   vf t[N];
   GeluTail q[N];
-  vi in = (vi)(x[0] == x[0]);  // all-true (a NaN lane fails the comparisons below)
   IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
-  IMKERN_GELU_STEP in &= (vi)(t[j] <= kGeluCentral);
+  vi in = (vi)(t[0] <= kGeluCentral);  // false for NaN
+  for (int j = 1; j < N; ++j) in &= (vi)(t[j] <= kGeluCentral);
   if (__builtin_expect(simd::all_lanes(in), 1)) {
     gelu_tail<N, false>(t, q);
     fin(q, std::false_type{});
