@@ -87,46 +87,6 @@ IMKERN_ALWAYS_INLINE inline vf exp2_nonpos(vf x) {
 #endif
 }
 
-// Shuffle masks of the 3-channel float (de)interleave: L pixels of 3 channels = 3 vectors.
-// Plane ch, lane i is element e = 3i + ch of (a, b, c): t = (a, b)[d1], plane = (t, c)[d2];
-// interleaved vector k, lane i is channel e % 3 of pixel e / 3, e = kL + i: t = (p0, p1)[i1],
-// out = (t, p2)[i2].
-struct Masks3 {
-  int32_t d1[3][L], d2[3][L], i1[3][L], i2[3][L];
-};
-constexpr Masks3 make_masks3() {
-  Masks3 m{};
-  for (int c = 0; c < 3; ++c)
-    for (int i = 0; i < L; ++i) {
-      const int e = 3 * i + c;
-      m.d1[c][i] = e < 2 * L ? e : 0;
-      m.d2[c][i] = e < 2 * L ? i : L + e - 2 * L;
-      const int f = c * L + i, px = f / 3, ch = f % 3;
-      m.i1[c][i] = ch == 0 ? px : ch == 1 ? L + px : 0;
-      m.i2[c][i] = ch == 2 ? L + px : i;
-    }
-  return m;
-}
-constexpr Masks3 kMasks3 = make_masks3();
-
-// 3L interleaved floats at src -> 3 planes of L at p0, p1, p2.
-IMKERN_ALWAYS_INLINE inline void deinterleave3(const float* src, float* p0, float* p1, float* p2) {
-  const vf a = simd::loadu(src), b = simd::loadu(src + L), c = simd::loadu(src + 2 * L);
-  float* out[3] = {p0, p1, p2};
-  for (int ch = 0; ch < 3; ++ch) {
-    const vf t = simd::shuffle2(a, b, simd::loadu(kMasks3.d1[ch]));
-    simd::storeu(out[ch], simd::shuffle2(t, c, simd::loadu(kMasks3.d2[ch])));
-  }
-}
-
-// Planes p0, p1, p2 (L lanes each) -> 3L interleaved floats at dst.
-IMKERN_ALWAYS_INLINE inline void interleave3(vf p0, vf p1, vf p2, float* dst) {
-  for (int k = 0; k < 3; ++k) {
-    const vf t = simd::shuffle2(p0, p1, simd::loadu(kMasks3.i1[k]));
-    simd::storeu(dst + k * L, simd::shuffle2(t, p2, simd::loadu(kMasks3.i2[k])));
-  }
-}
-
 // p, hidden from the optimizer: the loads at p + constant then use p as their base register with
 // a displacement, instead of one register per constant offset (which GCC hoists out of the loop
 // over the window offsets, spilling the pixel loop's registers).
@@ -349,16 +309,17 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   constexpr int CL = C * L;
   const int64_t PB = 2 * static_cast<int64_t>(r) * CL;
   const int64_t slot_len = round_up_line<float>((MV + 4 * r + L) * CL);
-  const int64_t TL = L * MV + 2 * r + 2 * L;  // a source row in pixel order, planar, with slack
-  const int64_t OPL = (MV + L) * L;           // an output plane in lanes (and one in pixel order)
+  // A row of C-channel pixels is C floats a pixel both ways: interleaved in pixel order, and as
+  // C vectors (one per channel) a vector of lanes, so the lane transposes treat it as one channel
+  // of C times the length (float e = C * v + c of run l <-> vector e, lane l).
+  const int64_t TL = (L * MV + 2 * r + 2 * L) * C;  // a source row, interleaved, with slack
+  const int64_t OPL = (MV + L) * L * C;             // the results in lanes, and in pixel order
   constexpr bool fuse = kFuse<T, C>;
   parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
     float* ring = thread_scratch<float>(0, static_cast<size_t>(slot_len * k));
-    float* pad = thread_scratch<float>(1, static_cast<size_t>(TL * C * 2));  // interleaved, then planar
-    float* tmp = C == 1 ? pad : pad + TL * C;
-    float* outl = thread_scratch<float>(2, static_cast<size_t>(OPL * C * 2 + C * (MV + 2 * L)));
-    float* outt = outl + OPL * C;   // the results in pixel order, planar, run l at l * Mp
-    float* outp = outt + OPL * C;   // one run interleaved
+    float* pad = thread_scratch<float>(1, static_cast<size_t>(TL));
+    float* outl = thread_scratch<float>(2, static_cast<size_t>(2 * OPL));
+    float* outt = outl + OPL;  // the results in pixel order, interleaved, run l at l * Mp
     std::vector<int64_t> tag(k, INT64_MIN);
     int64_t cur_b = -1;
     std::vector<const float*> P(k);
@@ -375,7 +336,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     auto cw_row = [&](size_t f, int64_t yc) { return cw_ring + (ring_first[f] + (yc & ring_mask[f])) * cw_pitch + OFF; };
     for (int64_t x0 = 0; x0 < W; x0 += SW) {
       const int64_t Ws = std::min(SW, W - x0);
-      const int64_t Mv = (Ws + L - 1) / L, Mp = (Mv + L - 1) / L * L;  // vectors per run (rounded up)
+      const int64_t Mv = (Ws + L - 1) / L, Mp = (Mv * C + L - 1) / L * L;  // vectors per run; its floats, rounded up
       // cw_q(yc, x) for the forward offsets f of group g (row offset i) from the planes of rows yc
       // (pc) and yc + i (pn), kF offsets a pass: the vectors both uses of each offset (i, j) read,
       // [min(0, -j), max(Mv, Mv - j)) (x counts floats: L per vector).
@@ -434,24 +395,18 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           const int64_t sy = y - r + i;
           float* const base = ring + slot * slot_len + PB;
           if (tag[slot] != sy) {
-            // Columns x0 - r .. x0 + Ws + r of the row in pixel order, planar (tmp, zeros after),
-            // then run l's vectors -r .. Mv + r (pixels l * Mv - r ..) transposed into the lanes.
+            // Columns x0 - r .. x0 + Ws + r of the row in pixel order (pad, zeros after), then run
+            // l's pixels l * Mv - r .. l * Mv + Mv + r transposed into lane l of vectors -r .. Mv + r.
             // (the source row 4 rows ahead is prefetched: a row met cold stalled on memory)
             load_source_segment<T, float>(src, s, b, sy, x0, x0 + Ws, r, r, border, 0.f, pad);
-            if constexpr (C == 3)
-              for (int64_t x = 0; x < Ws + 2 * r; x += L)  // (pad and tmp have L pixels of slack)
-                deinterleave3(pad + x * C, tmp + x, tmp + TL + x, tmp + 2 * TL + x);
-            for (int c = 0; c < C; ++c) {
-              float* const row = tmp + c * TL;
-              std::fill(row + Ws + 2 * r, row + TL, 0.f);
-              for (int64_t v0 = 0; v0 < Mv + 2 * r; v0 += L) {
-                vf blk[L];
+            std::fill(pad + (Ws + 2 * r) * C, pad + TL, 0.f);
+            for (int64_t e0 = 0; e0 < (Mv + 2 * r) * C; e0 += L) {
+              vf blk[L];
 #pragma GCC unroll 16
-                for (int l = 0; l < L; ++l) blk[l] = simd::loadu(row + l * Mv + v0);
-                transpose(blk);
+              for (int l = 0; l < L; ++l) blk[l] = simd::loadu(pad + l * Mv * C + e0);
+              transpose(blk);
 #pragma GCC unroll 16
-                for (int u = 0; u < L; ++u) simd::storeu(base + (v0 + u - r) * CL + c * L, blk[u]);
-              }
+              for (int u = 0; u < L; ++u) simd::storeu(base - r * CL + (e0 + u) * L, blk[u]);
             }
             std::fill(base - PB, base - r * CL, 0.f);
             std::fill(base + (Mv + r) * CL, base - PB + slot_len, 0.f);
@@ -571,28 +526,18 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         };
         if (low) row_pass(std::true_type{});
         else row_pass(std::false_type{});
-        // Out of the lanes: L x L blocks transposed into pixel order (run l at l * Mp, the vectors
-        // past Mv unused), then run by run interleaved and stored.
-        for (int c = 0; c < C; ++c)
-          for (int64_t v0 = 0; v0 < Mv; v0 += L) {
-            vf blk[L];
+        // Out of the lanes: L x L blocks transposed into pixel order, interleaved (run l at l * Mp,
+        // the floats past Mv * C unused), stored run by run.
+        for (int64_t e0 = 0; e0 < Mv * C; e0 += L) {
+          vf blk[L];
 #pragma GCC unroll 16
-            for (int u = 0; u < L; ++u) blk[u] = simd::loadu(outl + ((v0 + u) * C + c) * L);
-            transpose(blk);
+          for (int u = 0; u < L; ++u) blk[u] = simd::loadu(outl + (e0 + u) * L);
+          transpose(blk);
 #pragma GCC unroll 16
-            for (int l = 0; l < L; ++l) simd::storeu(outt + c * OPL + l * Mp + v0, blk[l]);
-          }
-        for (int l = 0; l < L && l * Mv < Ws; ++l) {
-          const int64_t n = std::min(Mv, Ws - l * Mv);
-          const float* run = outt + l * Mp;
-          if constexpr (C == 1) {
-            store_row<T, float>(run, drow + l * Mv, n);
-          } else {
-            for (int64_t v = 0; v < n; v += L)
-              interleave3(simd::loadu(run + v), simd::loadu(run + OPL + v), simd::loadu(run + 2 * OPL + v), outp + v * C);
-            store_row<T, float>(outp, drow + l * Mv * C, n * C);
-          }
+          for (int l = 0; l < L; ++l) simd::storeu(outt + l * Mp + e0, blk[l]);
         }
+        for (int l = 0; l < L && l * Mv < Ws; ++l)
+          store_row<T, float>(outt + l * Mp, drow + l * Mv * C, std::min(Mv, Ws - l * Mv) * C);
       }
     }
   });
