@@ -67,9 +67,10 @@ IMKERN_ALWAYS_INLINE inline vf exp2_nonpos(vf x) {
     return (t2 * f2 + t1) * f2 + t0;
   };
 #if defined(__AVX512F__)
-  const __m512 n = _mm512_roundscale_ps(reinterpret_cast<__m512>(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const vf p = poly(x - reinterpret_cast<vf>(n));
-  return reinterpret_cast<vf>(_mm512_scalef_ps(reinterpret_cast<__m512>(p), n));  // 0 below 2^-149
+  // f = x - round(x) in one instruction (vreduceps), n = x - f = round(x) exactly
+  const vf f = reinterpret_cast<vf>(_mm512_reduce_ps(reinterpret_cast<__m512>(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const vf p = poly(f);
+  return reinterpret_cast<vf>(_mm512_scalef_ps(reinterpret_cast<__m512>(p), reinterpret_cast<__m512>(x - f)));  // 0 below 2^-149
 #else
   if constexpr (Low) {
 #if defined(__AVX2__)
