@@ -67,7 +67,8 @@ IMKERN_ALWAYS_INLINE inline vf exp2_nonpos(vf x) {
     return (t2 * f2 + t1) * f2 + t0;
   };
 #if defined(__AVX512F__)
-  // f = x - round(x) in one instruction (vreduceps), n = x - f = round(x) exactly
+  // f = x - round(x) in one instruction (vreduceps, AVX512DQ: part of our x86-64-v4 level),
+  // n = x - f = round(x) exactly
   const vf f = reinterpret_cast<vf>(_mm512_reduce_ps(reinterpret_cast<__m512>(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   const vf p = poly(f);
   return reinterpret_cast<vf>(_mm512_scalef_ps(reinterpret_cast<__m512>(p), reinterpret_cast<__m512>(x - f)));  // 0 below 2^-149
@@ -93,7 +94,9 @@ IMKERN_ALWAYS_INLINE inline vf exp2_nonpos(vf x) {
 // over the window offsets, spilling the pixel loop's registers).
 template <typename P>
 IMKERN_ALWAYS_INLINE inline P* opaque(P* p) {
+#if defined(__GNUC__) || defined(__clang__)
   __asm__("" : "+r"(p));
+#endif
   return p;
 }
 
