@@ -237,6 +237,35 @@ def test_column_strips(rng, isa, dtype):
     _check(F.bilateral(g, 9, 30.0, 4.0), cv2.bilateralFilter(g, 9, 30.0, 4.0), dtype, "gray")
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_lane_runs_every_isa(rng, isa, dtype):
+    # each strip is cut into one run of ceil(width / lanes) pixels per vector lane, transposed in
+    # lanes x lanes blocks: widths around 1, 2 and 16 vectors of runs (4, 8 and 16 lanes), runs
+    # shorter and longer than a block, lanes left empty; against OpenCV, and bit for bit across
+    # thread counts and strips
+    cv2 = pytest.importorskip("cv2")
+    threads = imkern.get_num_threads()
+    try:
+        for w in (3, 15, 16, 17, 31, 33, 63, 65, 127, 129, 255, 256, 257, 271, 529):
+            for shape in ((6, w, 3), (5, w)):
+                x = _data(rng, shape, dtype)
+                for d in (3, 9):
+                    imkern.set_num_threads(1)
+                    ref = F.bilateral(x, d, 30.0, 4.0)
+                    _check(ref, cv2.bilateralFilter(x, d, 30.0, 4.0), dtype, f"{isa} {shape} d={d}")
+                    imkern.set_num_threads(3)
+                    np.testing.assert_array_equal(F.bilateral(x, d, 30.0, 4.0), ref)
+                    imkern.set_cpu_params(strip_l2=1024)  # strips of 64 pixels
+                    try:
+                        np.testing.assert_array_equal(F.bilateral(x, d, 30.0, 4.0), ref)
+                    finally:
+                        imkern.set_cpu_params(strip_l2=None)
+                    np.testing.assert_array_equal(F.bilateral(x[:, ::-1], d, 30.0, 4.0)[:, ::-1],
+                                                  F.bilateral(np.ascontiguousarray(x[:, ::-1]), d, 30.0, 4.0)[:, ::-1])
+    finally:
+        imkern.set_num_threads(threads)
+
+
 def test_photographs_full_hd_within_one(xp):
     # the benchmark's case on real content: within 1 of OpenCV, and rarely off at all
     cv2 = pytest.importorskip("cv2")

@@ -13,8 +13,11 @@
 // out = sum(w * v) / sum(w), rounded to nearest for uint8. Sums in float32, per pixel in the
 // window offsets' order (the same bits whatever the strips, chunks or threads).
 // Vectorized across pixels, in column strips swept top to bottom: rows are converted, padded
-// by the border rule and stored planar (one plane per channel) once per strip in a ring; per
-// window offset one vector load per channel, the weight and 2C FMAs per L pixels. One weight
+// by the border rule and stored once per strip in a ring, in lanes (the strip cut into L runs,
+// run l in lane l: a horizontal shift is a whole-vector shift, every load aligned; the rows are
+// transposed in L x L register blocks on the way in and out), the C channels of a vector side
+// by side; per window offset one aligned vector load per channel, the weight and 2C FMAs per L
+// pixels. One weight
 // per pixel pair (the forward half of the offsets computes its weight rows into small rings,
 // the backward half reads them back), computed software-pipelined; float32 gray at AVX-512 makes
 // those of the rows below in the pixel loop instead (kFuse), summed apart from the others.
@@ -64,9 +67,11 @@ IMKERN_ALWAYS_INLINE inline vf exp2_nonpos(vf x) {
     return (t2 * f2 + t1) * f2 + t0;
   };
 #if defined(__AVX512F__)
-  const __m512 n = _mm512_roundscale_ps(reinterpret_cast<__m512>(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const vf p = poly(x - reinterpret_cast<vf>(n));
-  return reinterpret_cast<vf>(_mm512_scalef_ps(reinterpret_cast<__m512>(p), n));  // 0 below 2^-149
+  // f = x - round(x) in one instruction (vreduceps, AVX512DQ: part of our x86-64-v4 level),
+  // n = x - f = round(x) exactly
+  const vf f = reinterpret_cast<vf>(_mm512_reduce_ps(reinterpret_cast<__m512>(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const vf p = poly(f);
+  return reinterpret_cast<vf>(_mm512_scalef_ps(reinterpret_cast<__m512>(p), reinterpret_cast<__m512>(x - f)));  // 0 below 2^-149
 #else
   if constexpr (Low) {
 #if defined(__AVX2__)
@@ -84,43 +89,46 @@ IMKERN_ALWAYS_INLINE inline vf exp2_nonpos(vf x) {
 #endif
 }
 
-// Shuffle masks of the 3-channel float (de)interleave: L pixels of 3 channels = 3 vectors.
-// Plane ch, lane i is element e = 3i + ch of (a, b, c): t = (a, b)[d1], plane = (t, c)[d2];
-// interleaved vector k, lane i is channel e % 3 of pixel e / 3, e = kL + i: t = (p0, p1)[i1],
-// out = (t, p2)[i2].
-struct Masks3 {
-  int32_t d1[3][L], d2[3][L], i1[3][L], i2[3][L];
+// p, hidden from the optimizer: the loads at p + constant then use p as their base register with
+// a displacement, instead of one register per constant offset (which GCC hoists out of the loop
+// over the window offsets, spilling the pixel loop's registers).
+template <typename P>
+IMKERN_ALWAYS_INLINE inline P* opaque(P* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __asm__("" : "+r"(p));
+#endif
+  return p;
+}
+
+// The L x L transpose in registers (r[t] lane l <- r[l] lane t): log2(L) butterfly stages, the
+// rows i and i + b of each stage swapping their off-diagonal b x b blocks (L shuffles a stage).
+struct TMasks {
+  int32_t lo[5][L], hi[5][L];
 };
-constexpr Masks3 make_masks3() {
-  Masks3 m{};
-  for (int c = 0; c < 3; ++c)
-    for (int i = 0; i < L; ++i) {
-      const int e = 3 * i + c;
-      m.d1[c][i] = e < 2 * L ? e : 0;
-      m.d2[c][i] = e < 2 * L ? i : L + e - 2 * L;
-      const int f = c * L + i, px = f / 3, ch = f % 3;
-      m.i1[c][i] = ch == 0 ? px : ch == 1 ? L + px : 0;
-      m.i2[c][i] = ch == 2 ? L + px : i;
+constexpr TMasks make_tmasks() {
+  TMasks m{};
+  int st = 0;
+  for (int b = L / 2; b >= 1; b /= 2, ++st)
+    for (int p = 0; p < L; ++p) {
+      const int c = p / (2 * b) * 2 * b, o = p % (2 * b);
+      m.lo[st][p] = o < b ? c + o : L + c + o - b;
+      m.hi[st][p] = o < b ? c + b + o : L + c + o;
     }
   return m;
 }
-constexpr Masks3 kMasks3 = make_masks3();
-
-// 3L interleaved floats at src -> 3 planes of L at p0, p1, p2.
-IMKERN_ALWAYS_INLINE inline void deinterleave3(const float* src, float* p0, float* p1, float* p2) {
-  const vf a = simd::loadu(src), b = simd::loadu(src + L), c = simd::loadu(src + 2 * L);
-  float* out[3] = {p0, p1, p2};
-  for (int ch = 0; ch < 3; ++ch) {
-    const vf t = simd::shuffle2(a, b, simd::loadu(kMasks3.d1[ch]));
-    simd::storeu(out[ch], simd::shuffle2(t, c, simd::loadu(kMasks3.d2[ch])));
-  }
-}
-
-// Planes p0, p1, p2 (L lanes each) -> 3L interleaved floats at dst.
-IMKERN_ALWAYS_INLINE inline void interleave3(vf p0, vf p1, vf p2, float* dst) {
-  for (int k = 0; k < 3; ++k) {
-    const vf t = simd::shuffle2(p0, p1, simd::loadu(kMasks3.i1[k]));
-    simd::storeu(dst + k * L, simd::shuffle2(t, p2, simd::loadu(kMasks3.i2[k])));
+constexpr TMasks kTMasks = make_tmasks();
+IMKERN_ALWAYS_INLINE inline void transpose(vf* v) {
+  int st = 0;
+#pragma GCC unroll 8
+  for (int b = L / 2; b >= 1; b /= 2, ++st) {
+    const vi lo = simd::loadu(kTMasks.lo[st]), hi = simd::loadu(kTMasks.hi[st]);
+#pragma GCC unroll 16
+    for (int i = 0; i < L; ++i)
+      if (!(i & b)) {
+        const vf a = v[i], c = v[i + b];
+        v[i] = simd::shuffle2(a, c, lo);
+        v[i + b] = simd::shuffle2(a, c, hi);
+      }
   }
 }
 
@@ -149,25 +157,24 @@ IMKERN_ALWAYS_INLINE inline vf pair_exponent(const vf* b, const vf* a, vf g2, vf
 }
 
 // F rows of pair weights that share the centers a: o[u][x] = exp2(t^2 * gc2 + s[u]) for x in
-// [xs, xe) (rounded up to L), t the L1 color distance of the pixels at a + x and b[u] + x (C planes
-// pl floats apart). Clamp: the exponent is kept >= -200 (float32 images, whose t may be anything);
+// [xs, xe) (x counts floats, L per vector), t the L1 color distance of the pixels at a and b[u]
+// (rows of C-channel vector groups: channel c of vector x / L at x * C + c * L). Clamp: the exponent is kept >= -200 (float32 images, whose t may be anything);
 // Low: it may go below -125 (exp2 clamps it).
 // The offsets outer, x inner: no per-offset pointers or constants reloaded per vector (the loop
 // of one offset at a time per vector was bound by its instruction count at AVX2), F independent
 // chains interleaved, software-pipelined: each step computes the exponents of one vector and the
 // exp2 of the previous ones (ready by then), so few operations wait on long dependency chains.
 template <int C, bool Clamp, bool Low, int F>
-IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const float* a, const float* const* b, int64_t pl,
-                                             int64_t xs, int64_t xe, float gc2, const float* s) {
+IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const float* a, const float* const* b, int64_t xs, int64_t xe, float gc2, const float* s) {
   const vf g2 = simd::splat(gc2);
   vf sv[F];
   for (int u = 0; u < F; ++u) sv[u] = simd::splat(s[u]);
   auto expo = [&](int64_t x, vf* e) IMKERN_ALWAYS_INLINE {
     vf av[C];
-    for (int c = 0; c < C; ++c) av[c] = simd::loadu(a + c * pl + x);
+    for (int c = 0; c < C; ++c) av[c] = simd::loadu(a + x * C + c * L);
     for (int u = 0; u < F; ++u) {
       vf bv[C];
-      for (int c = 0; c < C; ++c) bv[c] = simd::loadu(b[u] + c * pl + x);
+      for (int c = 0; c < C; ++c) bv[c] = simd::loadu(b[u] + x * C + c * L);
       e[u] = pair_exponent<C, Clamp>(bv, av, g2, sv[u]);
     }
   };
@@ -292,36 +299,53 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   // strip (k plane rows, and for uint8 the forward weight rows) stay in L1/L2 while the window
   // walks down, instead of streaming every tap's row from L2. Results never depend on the strips.
   const int64_t SW = std::min<int64_t>(W, bilateral_strip(k, C, ring_rows));
-  // A plane row: SL floats of slack (>= the weight rows' left margin OFF, which make_cw may read
-  // back from), then columns x0 - r .. x0 + Ws + r of the strip at P = base + SL, zeros after.
-  // SL + r is a multiple of L: the center column loads are aligned.
-  const int64_t OFF = (r + L - 1) / L * L;
-  const int64_t SL = OFF + (L - r % L) % L;
-  const int64_t plane = round_up_line<float>(SL + SW + 4 * r + 3 * L);
-  const int64_t slot_len = plane * C;
+  // Lane layout: a strip of Ws pixels is cut into L runs of Mv = ceil(Ws / L) pixels, run l in
+  // lane l: vector m holds the pixels l * Mv + m. A shift by j pixels is then a shift by j whole
+  // vectors, so every load of the window (planes and weight rows) is aligned: unaligned 64-byte
+  // loads split cache lines, which Intel cores (Golden Cove on) serve at about half the rate
+  // (the pixel loop ran 27% faster aligned on this Xeon); Zen 4 splits them into two 32-byte
+  // halves anyway. Each run keeps its own r columns of margin (the neighbors in its lane), so
+  // the rows are transposed in registers on the way in and out (L x L blocks). The margins cost
+  // about (2r + |j|) / Mv more: nothing on wide images, but strips under ~100 pixels at AVX-512
+  // (Mv < 7) ran 10-40% slower than with contiguous vectors (measured at widths 48 to 100).
+  // A ring row: the C channels of vector m side by side (C * L floats: one base register and
+  // constant offsets for all the loads of a window offset), m in [-2r, Mv + 2r + L) (zeros
+  // outside [-r, Mv + r): make_cw reads up to r vectors further), P = base at m = 0.
+  const int64_t MV = (SW + L - 1) / L;
+  constexpr int CL = C * L;
+  const int64_t PB = 2 * static_cast<int64_t>(r) * CL;
+  const int64_t slot_len = round_up_line<float>((MV + 4 * r + L) * CL);
+  // A row of C-channel pixels is C floats a pixel both ways: interleaved in pixel order, and as
+  // C vectors (one per channel) a vector of lanes, so the lane transposes treat it as one channel
+  // of C times the length (float e = C * v + c of run l <-> vector e, lane l).
+  const int64_t TL = (L * MV + 2 * r + 2 * L) * C;  // a source row, interleaved, with slack
+  const int64_t OPL = (MV + L) * L * C;             // the results in lanes, and in pixel order
   constexpr bool fuse = kFuse<T, C>;
   parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
     float* ring = thread_scratch<float>(0, static_cast<size_t>(slot_len * k));
-    float* pad = thread_scratch<float>(1, static_cast<size_t>((SW + 2 * r + L) * C));
-    float* outp = thread_scratch<float>(2, static_cast<size_t>(C * (SW + 2 * L)));  // interleaved results
+    float* pad = thread_scratch<float>(1, static_cast<size_t>(TL));
+    float* outl = thread_scratch<float>(2, static_cast<size_t>(2 * OPL));
+    float* outt = outl + OPL;  // the results in pixel order, interleaved, run l at l * Mp
     std::vector<int64_t> tag(k, INT64_MIN);
     int64_t cur_b = -1;
     std::vector<const float*> P(k);
     // The forward weight rings (cw_q(y, x) at [x + r]) and each offset's weight row.
-    const int64_t cw_pitch = round_up_line<float>(OFF + SW + r + 3 * L);  // x = 0 at OFF (aligned)
+    const int64_t OFF = static_cast<int64_t>(r) * L;
+    const int64_t cw_pitch = round_up_line<float>((MV + 2 * r + 1) * L);  // x = 0 at OFF (aligned)
     float* cw_ring = thread_scratch<float>(3, static_cast<size_t>(cw_pitch * std::max(ring_rows, 1)));
     std::vector<const float*> CW(maxk), TP(maxk);
     std::vector<float> SV(maxk, 0.f), fSV(maxk);  // per forward offset: its space term (fwd_s)
     std::vector<const float*> lTP(maxk), lCW(maxk), fTP(maxk);
     std::vector<float*> fW(maxk);
-    float* ones = thread_scratch<float>(4, static_cast<size_t>(SW + L));  // the center's weight
-    std::fill(ones, ones + SW + L, 1.f);
+    float* ones = thread_scratch<float>(4, static_cast<size_t>(MV * L + L));  // the center's weight
+    std::fill(ones, ones + MV * L + L, 1.f);
     auto cw_row = [&](size_t f, int64_t yc) { return cw_ring + (ring_first[f] + (yc & ring_mask[f])) * cw_pitch + OFF; };
     for (int64_t x0 = 0; x0 < W; x0 += SW) {
       const int64_t Ws = std::min(SW, W - x0);
+      const int64_t Mv = (Ws + L - 1) / L, Mp = (Mv * C + L - 1) / L * L;  // vectors per run; its floats, rounded up
       // cw_q(yc, x) for the forward offsets f of group g (row offset i) from the planes of rows yc
-      // (pc) and yc + i (pn), kF offsets a pass: at least the columns both uses of each offset (i, j)
-      // read, [min(0, -j), max(Ws, Ws - j)), from -j rounded down to a multiple of L (aligned stores).
+      // (pc) and yc + i (pn), kF offsets a pass: the vectors both uses of each offset (i, j) read,
+      // [min(0, -j), max(Mv, Mv - j)) (x counts floats: L per vector).
       auto make_cw = [&](size_t g, int64_t yc, const float* pc, const float* pn, int64_t lo = INT64_MIN,
                          int64_t hi = INT64_MAX) {
         const int f1 = grp_first[g + 1];
@@ -334,18 +358,18 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           for (int u = 0; u < nf; ++u) {
             const int j = off_j[fwd[f + u]];
             o[u] = cw_row(f + u, yc);
-            bb[u] = pn + r + j;
+            bb[u] = pn + static_cast<int64_t>(j) * CL;
             sv[u] = fwd_s[f + u];
-            xs = std::min(xs, -static_cast<int64_t>((std::max(j, 0) + L - 1) / L) * L);
-            xe = std::max(xe, Ws + std::max(-j, 0));
+            xs = std::min<int64_t>(xs, -static_cast<int64_t>(std::max(j, 0)) * L);
+            xe = std::max<int64_t>(xe, (Mv + std::max(-j, 0)) * L);
           }
           xs = std::max(xs, lo);
           xe = std::min(xe, hi);
           if (xs >= xe) continue;
           auto run = [&](auto nfc) IMKERN_ALWAYS_INLINE {
             constexpr int NF = decltype(nfc)::value;
-            if (low) weight_rows<C, !is_u8, true, NF>(o, pc + r, bb, plane, xs, xe, gc2, sv);
-            else weight_rows<C, false, false, NF>(o, pc + r, bb, plane, xs, xe, gc2, sv);
+            if (low) weight_rows<C, !is_u8, true, NF>(o, pc, bb, xs, xe, gc2, sv);
+            else weight_rows<C, false, false, NF>(o, pc, bb, xs, xe, gc2, sv);
           };
           if (nf == kF) {
             run(std::integral_constant<int, kF>{});
@@ -375,20 +399,23 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         int slot = static_cast<int>((((y - r) % k) + k) % k);
         for (int i = 0; i < k; ++i, slot = slot + 1 == k ? 0 : slot + 1) {
           const int64_t sy = y - r + i;
-          float* const base = ring + slot * slot_len + SL;
+          float* const base = ring + slot * slot_len + PB;
           if (tag[slot] != sy) {
+            // Columns x0 - r .. x0 + Ws + r of the row in pixel order (pad, zeros after), then run
+            // l's pixels l * Mv - r .. l * Mv + Mv + r transposed into lane l of vectors -r .. Mv + r.
             // (the source row 4 rows ahead is prefetched: a row met cold stalled on memory)
-            if constexpr (C == 1) {
-              load_source_segment<T, float>(src, s, b, sy, x0, x0 + Ws, r, r, border, 0.f, base);
-            } else {
-              load_source_segment<T, float>(src, s, b, sy, x0, x0 + Ws, r, r, border, 0.f, pad);
-              for (int64_t x = 0; x < Ws + 2 * r; x += L)  // (pad and planes have L pixels of slack)
-                deinterleave3(pad + x * C, base + x, base + plane + x, base + 2 * plane + x);
+            load_source_segment<T, float>(src, s, b, sy, x0, x0 + Ws, r, r, border, 0.f, pad);
+            std::fill(pad + (Ws + 2 * r) * C, pad + TL, 0.f);
+            for (int64_t e0 = 0; e0 < (Mv + 2 * r) * C; e0 += L) {
+              vf blk[L];
+#pragma GCC unroll 16
+              for (int l = 0; l < L; ++l) blk[l] = simd::loadu(pad + l * Mv * C + e0);
+              transpose(blk);
+#pragma GCC unroll 16
+              for (int u = 0; u < L; ++u) simd::storeu(base - r * CL + (e0 + u) * L, blk[u]);
             }
-            for (int c = 0; c < C; ++c) {
-              std::fill(base + c * plane - SL, base + c * plane, 0.f);
-              std::fill(base + c * plane + Ws + 2 * r, base + (c + 1) * plane - SL, 0.f);
-            }
+            std::fill(base - PB, base - r * CL, 0.f);
+            std::fill(base + (Mv + r) * CL, base - PB + slot_len, 0.f);
             tag[slot] = sy;
           }
           P[i] = base;
@@ -406,7 +433,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         // row); those of the rows below (i > 0) inside the pixel loop (kFuse), which uses each
         // where it is made (no store and reload, the neighbor loaded once), but for the columns
         // outside the loop's [0, Wv) that later rows read (the margins).
-        const int64_t Wv = (Ws + L - 1) / L * L;
+        const int64_t Wv = Mv * L;
         for (size_t g = 0; g < ngrp; ++g) {
           const int i = off_i[fwd[grp_first[g]]];
           if (i == 0 || !fuse) {
@@ -420,10 +447,10 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           const int f = mirror[q];
           if (f < 0) CW[q] = ones;  // the center
           else if (fwd[f] == q) CW[q] = cw_row(f, y);
-          else CW[q] = cw_row(f, y + off_i[q]) + off_j[q];  // cw_f(y - i_f, x - j_f)
+          else CW[q] = cw_row(f, y + off_i[q]) + off_j[q] * L;  // cw_f(y - i_f, x - j_f)
           if (f >= 0) SV[q] = fwd_s[f];
         }
-        for (int q = 0; q < maxk; ++q) TP[q] = P[r + off_i[q]] + r + off_j[q];
+        for (int q = 0; q < maxk; ++q) TP[q] = P[r + off_i[q]] + off_j[q] * CL;
         // The window's offsets in two streams summed apart: the weights read from the rings (rows
         // above and the center row) and, where fused, those made here (rows below); the streams
         // alternate so the loads of one and the arithmetic of the other overlap.
@@ -451,23 +478,26 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           const vf g2 = simd::splat(gc2);
           if (nf > 0)
             for (int u = 0; u < NV; ++u)
-              for (int c = 0; c < C; ++c) cen[u][c] = simd::loadu(TP[q_center] + x + u * L + c * plane);
+              for (int c = 0; c < C; ++c) cen[u][c] = simd::loadu(TP[q_center] + (x + u * L) * C + c * L);
           auto loaded = [&](int k) IMKERN_ALWAYS_INLINE {
+            const float* const row0 = opaque(lTP[k] + x * C);
+            const float* const w0 = opaque(lCW[k] + x);
             for (int u = 0; u < NV; ++u) {
-              const float* row = lTP[k] + x + u * L;
+              const float* row = row0 + u * CL;
               vf v[C];
-              for (int c = 0; c < C; ++c) v[c] = simd::loadu(row + c * plane);
-              const vf w = simd::loadu(lCW[k] + x + u * L);
+              for (int c = 0; c < C; ++c) v[c] = simd::loadu(row + c * L);
+              const vf w = simd::loadu(w0 + u * L);
               for (int c = 0; c < C; ++c) sum[u][c] += v[c] * w;
               wsum[u] += w;
             }
           };
           auto made = [&](int k) IMKERN_ALWAYS_INLINE {
             const vf sv = simd::splat(fSV[k]);
+            const float* const row0 = opaque(fTP[k] + x * C);
             for (int u = 0; u < NV; ++u) {
-              const float* row = fTP[k] + x + u * L;
+              const float* row = row0 + u * CL;
               vf v[C];
-              for (int c = 0; c < C; ++c) v[c] = simd::loadu(row + c * plane);
+              for (int c = 0; c < C; ++c) v[c] = simd::loadu(row + c * L);
               const vf w = exp2_nonpos<Low>(pair_exponent<C, !is_u8 && Low>(v, cen[u], g2, sv));
               simd::storeu(fW[k] + x + u * L, w);
               for (int c = 0; c < C; ++c) sumf[u][c] += v[c] * w;
@@ -487,27 +517,33 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             }
           for (int u = 0; u < NV; ++u) {
             if constexpr (C == 1) {
-              // float32: whole vectors straight to the output row (no copy through outp)
-              float* o = std::is_same<T, float>::value && x + (u + 1) * L <= Ws
-                             ? reinterpret_cast<float*>(drow) + x + u * L
-                             : outp + x + u * L;
-              simd::storeu(o, sum[u][0] / wsum[u]);
+              simd::storeu(outl + x + u * L, sum[u][0] / wsum[u]);
             } else {
               const vf inv = 1.f / wsum[u];
-              interleave3(sum[u][0] * inv, sum[u][1] * inv, sum[u][2] * inv, outp + (x + u * L) * C);
+              for (int c = 0; c < C; ++c) simd::storeu(outl + (x + u * L) * C + c * L, sum[u][c] * inv);
             }
           }
         };
         auto row_pass = [&](auto lowc) IMKERN_ALWAYS_INLINE {
           int64_t x = 0;
           constexpr int NV = kNV<C>;
-          for (; x + (NV - 1) * L < Ws; x += NV * L) pixels(x, std::integral_constant<int, NV>{}, lowc);
-          for (; x < Ws; x += L) pixels(x, std::integral_constant<int, 1>{}, lowc);
+          for (; x + (NV - 1) * L < Wv; x += NV * L) pixels(x, std::integral_constant<int, NV>{}, lowc);
+          for (; x < Wv; x += L) pixels(x, std::integral_constant<int, 1>{}, lowc);
         };
         if (low) row_pass(std::true_type{});
         else row_pass(std::false_type{});
-        const int64_t done = C == 1 && std::is_same<T, float>::value ? Ws / L * L : 0;  // stored directly
-        store_row<T, float>(outp + done, drow + done, (Ws - done) * C);
+        // Out of the lanes: L x L blocks transposed into pixel order, interleaved (run l at l * Mp,
+        // the floats past Mv * C unused), stored run by run.
+        for (int64_t e0 = 0; e0 < Mv * C; e0 += L) {
+          vf blk[L];
+#pragma GCC unroll 16
+          for (int u = 0; u < L; ++u) blk[u] = simd::loadu(outl + (e0 + u) * L);
+          transpose(blk);
+#pragma GCC unroll 16
+          for (int l = 0; l < L; ++l) simd::storeu(outt + l * Mp + e0, blk[l]);
+        }
+        for (int l = 0; l < L && l * Mv < Ws; ++l)
+          store_row<T, float>(outt + l * Mp, drow + l * Mv * C, std::min(Mv, Ws - l * Mv) * C);
       }
     }
   });
