@@ -162,12 +162,12 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 // Sequential reads of a footprint of S bytes run at cache speed while S fits the part of the
 // last-level cache this process really gets, and drop to memory speed past it (a sequential
 // sweep over slightly more than an LRU-like cache misses nearly everywhere). The probe reads
-// S = 4 L2, 8 L2, ... up to the cap (half the nominal L3, at most 16 MiB: see detect()) against
+// S = 4 L2, 8 L2, ... up to the cap (half the nominal L3, at most 32 MiB: see detect()) against
 // two references, memory (2 L2 of lines flushed with clflush) and cache (a warm 2 L2
 // footprint); llc_decide takes the largest S still above their geometric mean, snapped down to
-// a power of two, and keeps the cap unless that is 4 times below it (hysteresis: see there).
+// a power of two, and keeps the cap unless that is over 4 times below it (hysteresis: see there).
 // ~20-60 ms of CPU, once per process; it only sets thresholds and MC/NC, never a bit of a
-// result. What made it flip between processes (4 / 8 / 16 MiB / the nominal share 240 MiB on a
+// result. What made it flip between processes (4 / 8 / 16 / 32 MiB / the nominal share 240 MiB on a
 // 2-vCPU Granite Rapids VM with a 480 MiB L3, 4 / 16 / 32 MiB earlier on a Zen 4), and the
 // answers:
 //  - preemption: a pass that loses the CPU reads slow in wall time. Passes are timed in
@@ -298,12 +298,12 @@ int64_t llc_decide(const LlcProbe& r, const char** reason) {
       if (r.bw[i] < cut) drop = true;
       else fits = r.bytes[i];
     }
-    // Hysteresis: the probe overrides the cap only where the drop lies a factor of 4 or more
-    // below it. Within that, what a process reads depends on its neighbours (the 2-vCPU Xeon
-    // read the drop past 8 MiB in 14 of 20 processes beside two busy ones, past 16 MiB in
-    // the others and in every process under a lighter load), not on the machine.
+    // Hysteresis: the probe overrides the cap only where the drop lies more than a factor 4
+    // below it. Within that band what a process reads depends on its neighbours, not on the
+    // machine: the 2-vCPU Xeon read the drop past 32 MiB quiet, past 16 MiB under a load of
+    // 13 on its 2 CPUs, past 8 MiB in 14 of 20 processes beside two more busy ones.
     const int64_t m = floor_pow2(fits);
-    if (drop && 4 * m <= r.cap) {
+    if (drop && 4 * m < r.cap) {
       eff = m;
       why = "probe: drop past the result";
     } else if (drop) {
@@ -364,16 +364,15 @@ CpuCaches detect() {
     g_llc.reason = "no L3: the L2";
     return c;
   }
-  // At most half the nominal L3 and at most 16 MiB, whatever the probe reads: a footprint
+  // At most half the nominal L3 and at most 32 MiB, whatever the probe reads: a footprint
   // of the whole cache runs at cache speed only while nothing else (the neighbours of a
   // shared L3, the process's own code and tables) is in it, so the reading above that
-  // depended on the moment: 16 or 32 MiB between processes on a 2-vCPU Zen 4 VM (32 MiB
-  // CCD L3: the cap there is 16 MiB by the half rule, as before), 32 MiB quiet and 16 MiB
-  // beside loaded neighbours on a 2-vCPU Granite Rapids VM (its cliff moves from 32-64 to
-  // 16-32 MiB, and to 8-16 MiB beside more of them: llc_decide's hysteresis).
+  // depended on the moment (16 or 32 MiB between processes on a 2-vCPU Zen 4 VM with a
+  // 32 MiB CCD L3: the cap there is 16 MiB); 32 MiB bounds the probe's cost (and the 480 MiB
+  // socket L3 a 2-vCPU Granite Rapids VM is shown read at memory speed from 64 MiB).
   const int64_t ceiling = c.l3.bytes / 2;
   const int64_t l2 = c.l2.bytes;
-  const int64_t cap = floor_pow2(std::min<int64_t>(ceiling, int64_t(16) << 20));
+  const int64_t cap = floor_pow2(std::min<int64_t>(ceiling, int64_t(32) << 20));
   // The conservative bound of a probe that cannot decide: the nominal share, but in a VM
   // (where the hypervisor rewrites cpuid's and sysfs's sharing to the VM's CPUs: a 2-vCPU
   // slice of a Granite Rapids shows the socket's 480 MiB L3 as its own) no more than the
