@@ -113,12 +113,13 @@ def test_default_params_fixed_across_processes():
     # come from: the same in fresh processes on this machine, whatever the load (issue 13).
     code = (
         "import json, imkern; c = imkern.info()['cpu_caches']; "
-        "print(json.dumps([c['l3_effective'], c['l3_reason']] + "
+        "print(json.dumps([c['l3_effective']] + "
         "[imkern.get_cpu_params(i) for i in imkern.info()['cpu_isa_available']]))"
     )
     c = imkern.info()["cpu_caches"]
     isas = imkern.info()["cpu_isa_available"]
-    mine = [c["l3_effective"], c["l3_reason"]] + [imkern.get_cpu_params(i) for i in isas]
+    # (not the reason: a drop read within the hysteresis band or none gives the same size)
+    mine = [c["l3_effective"]] + [imkern.get_cpu_params(i) for i in isas]
     for _ in range(4):
         assert json.loads(_child(code).stdout) == mine
 

@@ -167,9 +167,9 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 // footprint); llc_decide takes the largest S still above their geometric mean, snapped down to
 // a power of two, and keeps the cap unless that is over 4 times below it (hysteresis: see there).
 // ~20-60 ms of CPU, once per process; it only sets thresholds and MC/NC, never a bit of a
-// result. What made it flip between processes (4 / 8 / 16 / 32 MiB / the nominal share 240 MiB on a
-// 2-vCPU Granite Rapids VM with a 480 MiB L3, 4 / 16 / 32 MiB earlier on a Zen 4), and the
-// answers:
+// result. What made it flip between processes (4 / 8 / 16 / 32 MiB / the nominal share 240 MiB
+// on a 2-vCPU Granite Rapids VM with a 480 MiB L3, 4 / 16 / 32 MiB earlier on a Zen 4), and
+// the answers:
 //  - preemption: a pass that loses the CPU reads slow in wall time. Passes are timed in
 //    thread CPU time, each footprint the best of several, and the budget counts CPU time,
 //    so a loaded machine makes the probe late but not different (the wall-time budget used
@@ -214,12 +214,12 @@ constexpr double kContrast = 1.3;  // cache reads must beat memory by this much 
 constexpr double kClear = 1.15;    // a reading this far above the cut is cache speed at once
 constexpr int kPasses = 5;
 
-int64_t probe_llc(int64_t l2, int64_t cap, LlcProbe& r) {
+void probe_llc(int64_t l2, int64_t cap, LlcProbe& r) {
   r = LlcProbe{};
   r.l2 = l2;
   r.cap = cap;
   void* mem = nullptr;
-  if (posix_memalign(&mem, 2 << 20, static_cast<size_t>(cap)) != 0 || !mem) return 0;
+  if (posix_memalign(&mem, 2 << 20, static_cast<size_t>(cap)) != 0 || !mem) return;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   madvise(mem, static_cast<size_t>(cap), MADV_HUGEPAGE);  // fewer page faults and TLB misses
 #endif
@@ -278,7 +278,6 @@ int64_t probe_llc(int64_t l2, int64_t cap, LlcProbe& r) {
     }
   }
   std::free(mem);
-  return 0;
 }
 
 }  // namespace
