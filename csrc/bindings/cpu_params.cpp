@@ -10,6 +10,7 @@
 #include <string>
 
 #include "imkern/cpu_params.hpp"
+#include "imkern/llc_probe.hpp"
 #include "imkern/dispatch.hpp"
 #include "imkern/parallel.hpp"
 #include "registry.hpp"
@@ -65,9 +66,52 @@ py::dict params_dict(const imkern::CpuParams& p) {
   return d;
 }
 
+// The probe's readings: bandwidths in bytes per second, footprints in bytes.
+py::dict probe_dict(const imkern::LlcProbe& r) {
+  py::dict d;
+  d["l2"] = r.l2;
+  d["cap"] = r.cap;
+  d["fallback"] = r.fallback;
+  d["bw_mem"] = r.bw_mem;
+  d["bw_l3"] = r.bw_l3;
+  py::list bytes, bw;
+  for (int i = 0; i < r.n; ++i) {
+    bytes.append(r.bytes[i]);
+    bw.append(r.bw[i]);
+  }
+  d["bytes"] = bytes;
+  d["bw"] = bw;
+  d["timed_out"] = r.timed_out;
+  return d;
+}
+
 }  // namespace
 
 IMKERN_BINDINGS(cpu_params) {
+  // The effective-L3 decision on given readings (the keys of cpu_caches()["probe"]), for tests:
+  // returns (bytes, reason).
+  m.def("_llc_decide", [](const py::dict& d) {
+    imkern::LlcProbe r;
+    r.l2 = d["l2"].cast<int64_t>();
+    r.cap = d["cap"].cast<int64_t>();
+    r.fallback = d["fallback"].cast<int64_t>();
+    r.bw_mem = d["bw_mem"].cast<double>();
+    r.bw_l3 = d["bw_l3"].cast<double>();
+    r.timed_out = d["timed_out"].cast<bool>();
+    const auto bytes = d["bytes"].cast<std::vector<int64_t>>();
+    const auto bw = d["bw"].cast<std::vector<double>>();
+    if (bytes.size() != bw.size() || bytes.size() > size_t(imkern::LlcProbe::kMax))
+      throw std::invalid_argument("_llc_decide: bytes and bw: equal lengths, at most 12");
+    r.n = static_cast<int>(bytes.size());
+    for (int i = 0; i < r.n; ++i) {
+      r.bytes[i] = bytes[size_t(i)];
+      r.bw[i] = bw[size_t(i)];
+    }
+    const char* why = "";
+    const int64_t v = imkern::llc_decide(r, &why);
+    return py::make_tuple(v, std::string(why));
+  });
+
   m.def("cpu_caches", [] {
     const imkern::CpuCaches& c = imkern::cpu_caches();
     py::dict d;
@@ -78,6 +122,11 @@ IMKERN_BINDINGS(cpu_params) {
     d["l3_share"] = c.l3_share;
     d["l3_effective"] = c.l3_effective;
     d["probe_ms"] = c.probe_ms;
+    const imkern::LlcReport& llc = imkern::cpu_llc_report();
+    d["l3_reason"] = std::string(llc.reason);
+    d["hypervisor"] = llc.hypervisor;
+    d["probe_cpu_ms"] = llc.cpu_ms;
+    d["probe"] = probe_dict(llc.probe);
     d["source"] = std::string(c.source);
     return d;
   });

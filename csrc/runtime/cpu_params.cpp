@@ -1,6 +1,7 @@
 // Cache detection, the effective-cache probe and the blocking model (see cpu_params.hpp).
 // Built once, for the baseline ISA.
 #include "imkern/cpu_params.hpp"
+#include "imkern/llc_probe.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <time.h>
 
 #if defined(__linux__)
 #include <sched.h>
@@ -159,12 +161,27 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 // ---- the effective last-level cache --------------------------------------------------------------
 // Sequential reads of a footprint of S bytes run at cache speed while S fits the part of the
 // last-level cache this process really gets, and drop to memory speed past it (a sequential
-// sweep over slightly more than an LRU-like cache misses nearly everywhere). The probe times
-// reads of S = 4 L2, 8 L2, ... up to half the nominal L3 (at most 32 MiB), each after a warm-up
-// pass, against two references: memory (lines flushed with clflush) and a 2 L2 footprint
-// (L3); the effective size is the largest S still above their geometric mean (each S timed
-// as the best of three passes). ~10-35 ms,
-// once per process (at most ~60 ms: on a loaded machine it stops early). The result only sets thresholds and MC/NC, never a bit of a result.
+// sweep over slightly more than an LRU-like cache misses nearly everywhere). The probe reads
+// S = 4 L2, 8 L2, ... up to the cap (half the nominal L3, at most 32 MiB: see detect()) against
+// two references, memory (2 L2 of lines flushed with clflush) and cache (a warm 2 L2
+// footprint); llc_decide takes the largest S still above their geometric mean, snapped down to
+// a power of two, and keeps the cap unless that is over 4 times below it (hysteresis: see there).
+// ~20-60 ms of CPU, once per process; it only sets thresholds and MC/NC, never a bit of a
+// result. What made it flip between processes (4 / 8 / 16 / 32 MiB / the nominal share 240 MiB
+// on a 2-vCPU Granite Rapids VM with a 480 MiB L3, 4 / 16 / 32 MiB earlier on a Zen 4), and
+// the answers:
+//  - preemption: a pass that loses the CPU reads slow in wall time. Passes are timed in
+//    thread CPU time, each footprint the best of several, and the budget counts CPU time,
+//    so a loaded machine makes the probe late but not different (the wall-time budget used
+//    to end it early, and an unfinished probe kept the nominal share: 240 MiB there);
+//  - a cold cache: on that Xeon an S that fits reads at memory speed for its first two or
+//    three passes (the L3 fills as lines leave the L2) and at cache speed from the fourth;
+//    a footprint gets up to kPasses passes (after a warm-up) and stops at the first clearly
+//    at cache speed;
+//  - one noisy memory reference (13-18 GB/s in one pass): the best of three;
+//  - a reading near the cut: read again (kPasses more) before it counts as the drop.
+// A probe that cannot decide (no contrast between the references, over its budget) falls back
+// to a conservative bound, never the whole socket's L3 of a VM (see detect()).
 using Clock = std::chrono::steady_clock;
 
 __attribute__((noinline)) uint64_t sweep(const uint64_t* p, int64_t n) {
@@ -178,36 +195,31 @@ __attribute__((noinline)) uint64_t sweep(const uint64_t* p, int64_t n) {
   return s0 + s1 + s2 + s3;
 }
 
-double read_bw(const uint64_t* p, int64_t bytes, int reps, volatile uint64_t& sink) {
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
-    sink = sink + sweep(p, bytes / 8);
-    const double t = std::chrono::duration<double>(Clock::now() - t0).count();
-    best = std::min(best, t);
-  }
-  return double(bytes) / std::max(best, 1e-9);
+// CPU time of the calling thread (preemption excluded), seconds; wall time where unavailable.
+double thread_seconds() {
+#if defined(__linux__) && defined(CLOCK_THREAD_CPUTIME_ID)
+  timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+#endif
+  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
 }
 
-int64_t probe_llc(int64_t l2, int64_t nominal, int64_t fallback, double& ms) {
-  const auto start = Clock::now();
-  // At most half the nominal L3, whatever the probe reads: a footprint of the whole cache runs
-  // at cache speed only while nothing else (the neighbours of a shared L3, the process's own
-  // code and tables) is in it, so reading it above the cut depended on the moment (16 or 32
-  // MiB between processes on one 32 MiB machine, quiet or loaded), and so did the thresholds.
-  const int64_t ceiling = nominal / 2;
-  fallback = std::min(fallback, ceiling);
-  int64_t result = fallback;
-  const int64_t cap = std::min<int64_t>(ceiling, int64_t(32) << 20);
-  if (l2 <= 0 || cap < 4 * l2) {
-    ms = 0;
-    return nominal;
-  }
+int64_t floor_pow2(int64_t v) {
+  int64_t p = 1;
+  while (p <= v / 2) p *= 2;
+  return v > 0 ? p : 0;
+}
+
+constexpr double kContrast = 1.3;  // cache reads must beat memory by this much to decide anything
+constexpr double kClear = 1.15;    // a reading this far above the cut is cache speed at once
+constexpr int kPasses = 5;
+
+void probe_llc(int64_t l2, int64_t cap, LlcProbe& r) {
+  r = LlcProbe{};
+  r.l2 = l2;
+  r.cap = cap;
   void* mem = nullptr;
-  if (posix_memalign(&mem, 2 << 20, static_cast<size_t>(cap)) != 0 || !mem) {
-    ms = 0;
-    return fallback;
-  }
+  if (posix_memalign(&mem, 2 << 20, static_cast<size_t>(cap)) != 0 || !mem) return;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   madvise(mem, static_cast<size_t>(cap), MADV_HUGEPAGE);  // fewer page faults and TLB misses
 #endif
@@ -219,50 +231,97 @@ int64_t probe_llc(int64_t l2, int64_t nominal, int64_t fallback, double& ms) {
     touched = std::max(touched, upto);
   };
   const uint64_t* p = static_cast<const uint64_t*>(mem);
-  // A loaded machine makes every pass slow and the figures meaningless: past a budget of
-  // wall time the probe stops and keeps what it has (or the nominal share).
-  auto over_budget = [&](double budget_ms) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - start).count() > budget_ms;
-  };
   volatile uint64_t sink = 0;
+  double spent = 0;  // CPU seconds in timed passes
+  auto pass = [&](int64_t bytes) {
+    const double t0 = thread_seconds();
+    sink = sink + sweep(p, bytes / 8);
+    const double t = std::max(thread_seconds() - t0, 1e-9);
+    spent += t;
+    return double(bytes) / t;
+  };
+  // The best of up to n passes, stopping at the first at or above `enough`.
+  auto best_of = [&](int64_t bytes, int n, double enough) {
+    double best = 0;
+    for (int i = 0; i < n && best < enough; ++i) best = std::max(best, pass(bytes));
+    return best;
+  };
   // Memory reference: 2 L2 (at least 2 MiB) of flushed lines.
   const int64_t ref = std::min<int64_t>(cap, std::max<int64_t>(2 * l2, int64_t(2) << 20));
-  double bw_mem = 0;
   touch(std::max(ref, 2 * l2));
 #if defined(IMKERN_HAVE_CPUID)
-  for (int64_t off = 0; off < ref; off += 64) _mm_clflush(reinterpret_cast<const char*>(mem) + off);
-  _mm_mfence();
-  bw_mem = read_bw(p, ref, 1, sink);
+  for (int i = 0; i < 3; ++i) {
+    for (int64_t off = 0; off < ref; off += 64) _mm_clflush(reinterpret_cast<const char*>(mem) + off);
+    _mm_mfence();
+    r.bw_mem = std::max(r.bw_mem, pass(ref));
+  }
 #endif
   // Cache reference: a 2 L2 footprint, warm.
-  read_bw(p, 2 * l2, 1, sink);
-  const double bw_l3 = read_bw(p, 2 * l2, 3, sink);
-  if (bw_mem > 0 && bw_l3 > 1.4 * bw_mem && !over_budget(30)) {
-    const double cut = std::sqrt(bw_l3 * bw_mem);
-    int64_t eff = 2 * l2;
-    bool conclusive = true;
-    for (int64_t s = 4 * l2;; s = std::min(2 * s, cap)) {
-      touch(s);
-      read_bw(p, s, 1, sink);
-      // the best of three passes: another thread's burst (a peer library's spinning OpenMP
-      // workers, a neighbour VM) only slows a pass, and one slow pass used to end the probe
-      // early (4 to 32 MiB between processes on the same machine)
-      if (read_bw(p, s, 3, sink) < cut) break;
-      eff = s;
-      if (s >= cap) break;
-      if (over_budget(60)) {  // stopped by the load, not by the cache: no figure
-        conclusive = false;
+  pass(2 * l2);
+  r.bw_l3 = best_of(2 * l2, kPasses, 1e300);
+  if (r.bw_mem > 0 && r.bw_l3 >= kContrast * r.bw_mem) {
+    const double cut = std::sqrt(r.bw_l3 * r.bw_mem);
+    constexpr double kBudget = 0.25;  // CPU seconds; ~0.03 used on a quiet machine
+    for (int64_t s = 4 * l2; s <= cap && r.n < LlcProbe::kMax; s *= 2) {
+      if (spent > kBudget) {
+        r.timed_out = true;
         break;
       }
+      touch(s);
+      pass(s);  // warm-up
+      double bw = best_of(s, kPasses, kClear * cut);
+      if (bw < cut && bw * kClear >= cut) bw = std::max(bw, best_of(s, kPasses, kClear * cut));  // near the cut: again
+      r.bytes[r.n] = s;
+      r.bw[r.n] = bw;
+      ++r.n;
+      if (bw < cut) break;
     }
-    // A probe cut short keeps the nominal share rather than the part it reached (which made
-    // the threshold differ between processes on a loaded machine).
-    result = conclusive ? eff : fallback;
   }
   std::free(mem);
-  ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  return result;
 }
+
+}  // namespace
+
+int64_t llc_decide(const LlcProbe& r, const char** reason) {
+  const char* why = "";
+  int64_t eff = r.fallback;
+  if (!(r.bw_mem > 0) || !(r.bw_l3 > 0)) {
+    why = "fallback: no reference readings";
+  } else if (r.bw_l3 < kContrast * r.bw_mem) {
+    why = "fallback: the L3 reads no faster than memory";
+  } else {
+    const double cut = std::sqrt(r.bw_l3 * r.bw_mem);
+    int64_t fits = 2 * r.l2;  // the cache reference's footprint
+    bool drop = false;
+    for (int i = 0; i < r.n && !drop; ++i) {
+      if (r.bw[i] < cut) drop = true;
+      else fits = r.bytes[i];
+    }
+    // Hysteresis: the probe overrides the cap only where the drop lies more than a factor 4
+    // below it. Within that band what a process reads depends on its neighbours, not on the
+    // machine: the 2-vCPU Xeon read the drop past 32 MiB quiet, past 16 MiB under a load of
+    // 13 on its 2 CPUs, past 8 MiB in 14 of 20 processes beside two more busy ones.
+    const int64_t m = floor_pow2(fits);
+    if (drop && 4 * m < r.cap) {
+      eff = m;
+      why = "probe: drop past the result";
+    } else if (drop) {
+      eff = r.cap;
+      why = "probe: drop within a factor 4 of the cap";
+    } else if (r.timed_out) {
+      why = "fallback: probe over its CPU-time budget";
+    } else {
+      eff = r.cap;
+      why = "probe: cache speed up to the cap";
+    }
+  }
+  if (reason) *reason = why;
+  return floor_pow2(eff);
+}
+
+namespace {
+
+LlcReport g_llc;  // written once, by detect() under cpu_caches()'s once_flag
 
 CpuCaches detect() {
   CpuCaches c;
@@ -293,7 +352,44 @@ CpuCaches detect() {
   const CacheInfo& llc = c.l3.bytes > 0 ? c.l3 : c.l2;
   const int sharing = std::max(llc.shared, llc.cpuid_shared);
   c.l3_share = sharing > c.cpus ? llc.bytes * c.cpus / sharing : llc.bytes;
-  c.l3_effective = c.l3.bytes > 0 ? probe_llc(c.l2.bytes, c.l3.bytes, c.l3_share, c.probe_ms) : c.l2.bytes;
+#if defined(IMKERN_HAVE_CPUID)
+  {
+    unsigned a, b, cx, d;
+    g_llc.hypervisor = __get_cpuid(1, &a, &b, &cx, &d) && (cx >> 31) != 0;
+  }
+#endif
+  if (c.l3.bytes <= 0) {
+    c.l3_effective = c.l2.bytes;
+    g_llc.reason = "no L3: the L2";
+    return c;
+  }
+  // At most half the nominal L3 and at most 32 MiB, whatever the probe reads: a footprint
+  // of the whole cache runs at cache speed only while nothing else (the neighbours of a
+  // shared L3, the process's own code and tables) is in it, so the reading above that
+  // depended on the moment (16 or 32 MiB between processes on a 2-vCPU Zen 4 VM with a
+  // 32 MiB CCD L3: the cap there is 16 MiB); 32 MiB bounds the probe's cost (and the 480 MiB
+  // socket L3 a 2-vCPU Granite Rapids VM is shown read at memory speed from 64 MiB).
+  const int64_t ceiling = c.l3.bytes / 2;
+  const int64_t l2 = c.l2.bytes;
+  const int64_t cap = floor_pow2(std::min<int64_t>(ceiling, int64_t(32) << 20));
+  // The conservative bound of a probe that cannot decide: the nominal share, but in a VM
+  // (where the hypervisor rewrites cpuid's and sysfs's sharing to the VM's CPUs: a 2-vCPU
+  // slice of a Granite Rapids shows the socket's 480 MiB L3 as its own) no more than the
+  // probe could have confirmed.
+  int64_t fallback = std::min(c.l3_share, ceiling);
+  if (g_llc.hypervisor) fallback = std::min(fallback, cap);
+  if (l2 <= 0 || cap < 4 * l2) {  // too small an L3 to probe against the L2
+    c.l3_effective = c.l3_share;
+    g_llc.reason = "nominal share: L3 under 8 L2";
+    return c;
+  }
+  const auto start = Clock::now();
+  const double cpu0 = thread_seconds();
+  probe_llc(l2, cap, g_llc.probe);
+  g_llc.cpu_ms = 1e3 * (thread_seconds() - cpu0);
+  g_llc.probe.fallback = fallback;
+  c.l3_effective = llc_decide(g_llc.probe, &g_llc.reason);
+  c.probe_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   return c;
 }
 
@@ -374,6 +470,11 @@ const char* cpu_param_name(int key) {
 const CpuCaches& cpu_caches() {
   std::call_once(g_caches_once, [] { g_caches = new CpuCaches(detect()); });
   return *g_caches;
+}
+
+const LlcReport& cpu_llc_report() {
+  cpu_caches();
+  return g_llc;
 }
 
 CpuParams cpu_params_model(Isa isa) {

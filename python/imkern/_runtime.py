@@ -412,10 +412,13 @@ def info() -> dict:
     """Build and runtime facts: version, CPU ISA in use and available, threads, the L3 cache
     size the OS reports (``cpu_l3_bytes``), the detected caches (``cpu_caches``: size, ways,
     line, sets and sharing per level from sysfs / cpuid, the CPUs usable, the nominal L3 share
-    and the measured effective L3), the parameters the CPU kernels derive from them
-    (``cpu_params``, see :func:`set_cpu_params`), CUDA support built, and the GPUs found (an
-    empty list is a valid answer). The first call measures the effective L3 (a few ms, once
-    per process). ``python -m imkern info`` prints it.
+    and the effective L3 with how it was chosen: ``l3_reason``, ``hypervisor`` (cpuid's
+    hypervisor bit: the sharing counts are the VM's), the probe's readings ``probe`` in bytes
+    and bytes per second, and its cost ``probe_ms`` (wall) and ``probe_cpu_ms``), the
+    parameters the CPU kernels derive from them (``cpu_params``, see :func:`set_cpu_params`),
+    CUDA support built, and the GPUs found (an empty list is a valid answer). The first call
+    measures the effective L3 (20-60 ms of CPU, once per process). ``python -m imkern info``
+    prints it.
 
     Example:
         >>> import imkern

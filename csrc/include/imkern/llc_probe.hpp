@@ -1,0 +1,37 @@
+// The effective-L3 probe's readings and its decision (cpu_params.cpp), apart from
+// cpu_params.hpp so that the kernels, which read only CpuParams, do not depend on them.
+#pragma once
+#include <cstdint>
+
+namespace imkern {
+
+// What the effective-L3 probe read (single thread, bytes per second of sequential reads, each
+// footprint the best of several passes timed in thread CPU time), and the decision taken from it.
+struct LlcProbe {
+  static constexpr int kMax = 12;
+  int64_t l2 = 0;              // the L2 the footprints are counted in
+  int64_t cap = 0;             // the largest footprint the probe may read
+  int64_t fallback = 0;        // what an inconclusive probe gives (a conservative bound)
+  double bw_mem = 0;           // memory: the best of three passes over 2 L2 of flushed lines
+  double bw_l3 = 0;            // cache: a warm 2 L2 footprint
+  int n = 0;                   // footprints read: 4 L2, 8 L2, ... (stops past the first drop)
+  int64_t bytes[kMax] = {};
+  double bw[kMax] = {};
+  bool timed_out = false;      // stopped by its CPU-time budget before a drop or the cap
+};
+
+// The effective L3 from the readings (pure: the same readings give the same answer; exposed for
+// tests). Sets *reason to a static string: "probe: drop past <the result>", "probe: cache speed
+// up to the cap", or "fallback: ..." when the readings cannot decide.
+int64_t llc_decide(const LlcProbe& r, const char** reason);
+
+// How cpu_caches().l3_effective was reached (filled with it, once per process).
+struct LlcReport {
+  LlcProbe probe;              // the readings (n = 0: not probed)
+  const char* reason = "";     // why l3_effective is what it is (llc_decide's reason, or no probe)
+  bool hypervisor = false;     // cpuid leaf 1 ECX bit 31: the sharing counts are the VM's, not the host's
+  double cpu_ms = 0;           // the probe's CPU time (its wall time, probe_ms, grows with the load)
+};
+const LlcReport& cpu_llc_report();
+
+}  // namespace imkern
