@@ -344,6 +344,14 @@ struct LineCursor {
   }
 };
 
+// k steps per iteration of the microkernel's loop: 2 with 32 vector registers (AVX-512), 1 with
+// 16 (AVX2, SSE: an unrolled body spilled accumulators).
+#if defined(__AVX512F__)
+constexpr int kUnrollK = 2;
+#else
+constexpr int kUnrollK = 1;
+#endif
+
 // One MR x NR tile of C (row stride ldc) from kc steps of packed A and B; or, for an edge tile,
 // its first MR rows and NV vectors (A and B keep the packed slivers' strides, Blocking's MR and
 // NR): every element sums the same products in the same order as in a full tile.
@@ -396,15 +404,34 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
   const int64_t k1 = kc > 2 * CTAIL ? kc - CTAIL : kc;
   int64_t p = 0;
   if (pf) {
-    // A line of the future sliver every PS k steps from the start, while lines are left.
+    // A line of the future sliver every PS k steps from the start, while lines are left. The
+    // cursor is walked in a local copy: through the pointer, its fields were stored back to
+    // memory after every line (the compiler cannot tell that C's stores do not alias them).
     constexpr int PS = 4;
-    for (; p + PS <= k1; p += PS) {
-      // Not unrolled: with AVX2's 16 registers an unrolled body spilled accumulators.
+    LineCursor cur = *pf;
+    for (; p + PS <= k1 && cur.left > 0; p += PS) {
+      // Not unrolled further: with AVX2's 16 registers an unrolled body spilled accumulators.
 #pragma GCC unroll 1
-      for (int u = 0; u < PS; ++u) step();
-      if (pf->left > 0) pf->next();
+      for (int u = 0; u < PS; u += kUnrollK) {
+#pragma GCC unroll 4
+        for (int v = 0; v < kUnrollK; ++v) step();
+      }
+      cur.next();
     }
-    while (pf->left > 0) pf->next();
+    while (cur.left > 0) cur.next();
+    *pf = cur;
+  }
+  // Two k steps per iteration where the register file allows it (32 vector registers: the
+  // 24 accumulators, 2 x 3 of B and the broadcasts): half the loop's pointer increments, compare
+  // and branch, which on a core whose scalar ALUs share ports with its two 512-bit FMA units
+  // (Intel's ports 0 and 5) take FMA slots. The same steps in the same order: the same bits.
+  // (x 256x4096 W^T 4096x4096 float32 at AVX-512, the microkernel alone over a 256 x 512 A block
+  // and a 512 x 48 B sliver in the L2, one Xeon (Granite Rapids) core: 167 -> 175 GFLOP/s.)
+  if constexpr (kUnrollK > 1) {
+    for (; p + kUnrollK <= k1; p += kUnrollK) {
+#pragma GCC unroll 4
+      for (int u = 0; u < kUnrollK; ++u) step();
+    }
   }
   for (; p < k1; ++p) step();
   if (k1 < kc) {
