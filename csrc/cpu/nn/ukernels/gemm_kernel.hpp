@@ -139,9 +139,11 @@ void pack_a(bool trans, const T* a, int64_t lda, int64_t i0, int64_t mc, int64_t
   }
 }
 
-// op(B)[p0:p0+kc, j0:j0+nc] -> NR-column slivers: dst[t][p][jj].
+// op(B)[p0:p0+kc, j0:j0+nc] -> NR-column slivers: dst[t][p][jj]. prefetch: the transposed
+// form prefetches its next source rows (false where the caller already brought them in).
 template <typename T>
-void pack_b(bool trans, const T* b, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+void pack_b(bool trans, const T* b, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* dst,
+            bool prefetch = true) {
   constexpr int NR = Blocking<T>::NR;
   for (int64_t t = 0; t < nc; t += NR) {
     const int64_t nr = std::min<int64_t>(NR, nc - t);
@@ -176,7 +178,7 @@ void pack_b(bool trans, const T* b, int64_t ldb, int64_t p0, int64_t kc, int64_t
           const int64_t kc8 = kc / 8 * 8;
           for (int64_t jj = 0; jj < NR; jj += 8) {
             const T* src = b + (j0 + t + jj) * ldb + p0;
-            if (t + jj + 8 < nc)
+            if (prefetch && t + jj + 8 < nc)
               for (int r = 0; r < 8 && t + jj + 8 + r < nc; ++r)
                 for (int64_t l = 0; l < kc; l += LINE) __builtin_prefetch(src + (8 + r) * ldb + l);
             for (int64_t p = 0; p < kc8; p += 8)
@@ -189,7 +191,7 @@ void pack_b(bool trans, const T* b, int64_t ldb, int64_t p0, int64_t kc, int64_t
       }
 #endif
       for (int64_t jj = 0; jj < nr; ++jj) {
-        if (t + jj + AHEAD < nc) {
+        if (prefetch && t + jj + AHEAD < nc) {
           const T* nxt = b + (j0 + t + jj + AHEAD) * ldb + p0;
           for (int64_t l = 0; l < kc; l += LINE) __builtin_prefetch(nxt + l);
         }
