@@ -424,11 +424,14 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
     *pf = cur;
   }
   // Two k steps per iteration where the register file allows it (32 vector registers: the
-  // 24 accumulators, 2 x 3 of B and the broadcasts): half the loop's pointer increments, compare
-  // and branch, which on a core whose scalar ALUs share ports with its two 512-bit FMA units
-  // (Intel's ports 0 and 5) take FMA slots. The same steps in the same order: the same bits.
-  // (x 256x4096 W^T 4096x4096 float32 at AVX-512, the microkernel alone over a 256 x 512 A block
-  // and a 512 x 48 B sliver in the L2, one Xeon (Granite Rapids) core: 167 -> 175 GFLOP/s.)
+  // 24 accumulators, the B vectors of both steps and the broadcasts): half the loop's pointer
+  // increments, compare and branch. Measured on a Xeon (Granite Rapids) core, the microkernel
+  // alone over a 256 x 512 A block and a 512 x 48 B sliver in the L2 (x 256x4096 W^T's shape):
+  // 167 -> 175-178 GFLOP/s of a ~205 peak (4 steps: 169). The likely reason, a property of the
+  // core rather than of a vendor: where the scalar ALUs share issue ports with the two 512-bit
+  // FMA units (Intel's ports 0 and 5), the loop's scalar uops take FMA slots; where the FP pipes
+  // are separate (Zen 4), fewer scalar uops cost nothing. The same steps in the same order: the
+  // same bits.
   if constexpr (kUnrollK > 1) {
     for (; p + kUnrollK <= k1; p += kUnrollK) {
 #pragma GCC unroll 4
