@@ -210,7 +210,9 @@ def max_pool2d_backward(grad_output, indices, input_shape, *, out=None, _trusted
                [1., 0.]])
     """
     if _unbatched(grad_output) and _unbatched(indices):
-        res = max_pool2d_backward(grad_output[None], indices[None], _shape1(input_shape), out=_batch1(out), _trusted=_trusted)
+        res = max_pool2d_backward(
+            grad_output[None], indices[None], _shape1(input_shape), out=_batch1(out), _trusted=_trusted
+        )
         return res[0] if out is None else out
     kind, dt = K.check_float(grad_output, "grad_output", ndim=(3, 4))
     shp = _input_shape(input_shape)
