@@ -526,6 +526,42 @@ def test_uint8_periodic_tables_equal_the_integer_formula(rng, mode, channels):
 
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
 @pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("strip", [1024, None])
+def test_uint8_periodic_windows_across_strips_equal_the_integer_formula(rng, mode, channels, strip):
+    """Whole periods of the uint8 horizontal pass (periods of 1 to 3 blocks: 2x, 4x; 1.5x where
+    the channels make the period short) run from one source pointer moving by the period's
+    bytes (U8Hpass::run_periods), the blocks before the first period start and after the last
+    one by one: the exact integer formula
+    on every ISA level and 1 and 2 threads, for rows split into column strips that start at
+    every phase of the period (a small ``strip_l1``: 8 KiB rings) and the machine's strips,
+    on negative-stride views; rows too short for a period as controls."""
+    from imkern.transform import _resize as RZ
+
+    sizes = [((7, 700), (14, 1400)), ((5, 301), (10, 602)), ((4, 257), (9, 1028)), ((6, 400), (9, 600)),
+             ((5, 13), (10, 26))]
+    before_isa, before_n = imkern.get_cpu_isa(), imkern.get_num_threads()
+    imkern.set_cpu_params(strip_l1=strip)
+    try:
+        for (sh, sw), (h, w) in sizes:
+            ytab = RZ._axis_table(sh, h, mode, False, False, "u8")
+            xtab = RZ._axis_table(sw, w, mode, False, False, "u8")
+            assert RZ._vshift(ytab[3], xtab[3]) == 0
+            x = random_array(rng, (sh, sw, channels), np.uint8)[::-1]
+            expect = _integer_formula(np.ascontiguousarray(x), ytab, xtab, 0)
+            for isa in imkern.info()["cpu_isa_available"]:
+                imkern.set_cpu_isa(isa)
+                for threads in (1, 2):
+                    imkern.set_num_threads(threads)
+                    got = resize(x, (h, w), interpolation=mode)
+                    np.testing.assert_array_equal(got, expect, err_msg=f"{isa} t={threads} {(sh, sw)}->{(h, w)}")
+    finally:
+        imkern.set_cpu_isa(before_isa)
+        imkern.set_num_threads(before_n)
+        imkern.set_cpu_params(strip_l1=None)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
 @pytest.mark.parametrize("stream", [False, True])
 def test_uint8_mirrored_row_pairs_equal_the_integer_formula(rng, mode, channels, stream):
     """Upscaling uint8 (no intermediate shift), consecutive output rows with the same window
