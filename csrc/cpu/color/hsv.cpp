@@ -133,21 +133,33 @@ IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m2
   s16 = _mm512_cvtepi32_epi16(s);
   h16 = _mm512_cvtepi32_epi16(h);
 #else
-  auto table = [](__m256i x, float num) IMKERN_ALWAYS_INLINE {
-    return _mm256_cvtps_epi32(_mm256_div_ps(_mm256_set1_ps(num), _mm256_max_ps(_mm256_cvtepi32_ps(x), _mm256_set1_ps(1.0f))));
+  // AVX2: no int32 product. The table value T = rint(N / x) is taken as T / 4096 = rint to a
+  // multiple of 2^-12 of q = (N / 4096) / x, the same float quotient as the SSE path's scaled by
+  // 2^-12, so the same rounding: q + 3072 has its ulp at 2^-12 (q <= 255 keeps the sum in
+  // [2048, 4096)) and rounds half to even as cvRound; subtracting 3072 is exact. Then
+  // (y T + 2048) >> 12 = floor(y (T / 4096) + 0.5), a multiple of 2^-12 below 2^11 in
+  // magnitude, exact in one fma; truncation floors it when it is positive, which the hue makes
+  // sure of by adding 180 (h >= -30): hz = h + 180 in [150, 330), and hz - 180 where that is not
+  // negative. (Every input: tests/test_color_exhaustive.py.) Fewer operations than the int32
+  // products (vpmulld is 2 uops on Intel) for the same two divisions per 8 pixels; one shared
+  // division 1 / (V d) was exact too but slower (more operations: the divider is not the bound).
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256 one = _mm256_set1_ps(1.0f), magic = _mm256_set1_ps(3072.0f);
+  auto table = [&](__m256 x, float num) IMKERN_ALWAYS_INLINE {
+    return _mm256_sub_ps(_mm256_add_ps(_mm256_div_ps(_mm256_set1_ps(num), _mm256_max_ps(x, one)), magic), magic);
   };
-  const __m256i zero = _mm256_setzero_si256(), round = _mm256_set1_epi32(1 << 11);
   __m256i s[2], h[2];
   for (int k = 0; k < 2; ++k) {
-    const __m256i v = k ? _mm256_unpackhi_epi16(v16, zero) : _mm256_unpacklo_epi16(v16, zero);
-    const __m256i d = k ? _mm256_unpackhi_epi16(d16, zero) : _mm256_unpacklo_epi16(d16, zero);
-    const __m256i n = _mm256_srai_epi32(k ? _mm256_unpackhi_epi16(n16, n16) : _mm256_unpacklo_epi16(n16, n16), 16);
-    s[k] = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(d, table(v, float(255 << 12))), round), 12);
-    const __m256i hk = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(n, table(d, float(180 << 12) / 6.0f)), round), 12);
-    h[k] = _mm256_add_epi32(hk, _mm256_and_si256(_mm256_srai_epi32(hk, 31), _mm256_set1_epi32(180)));
+    const __m256 v = _mm256_cvtepi32_ps(k ? _mm256_unpackhi_epi16(v16, zero) : _mm256_unpacklo_epi16(v16, zero));
+    const __m256 d = _mm256_cvtepi32_ps(k ? _mm256_unpackhi_epi16(d16, zero) : _mm256_unpacklo_epi16(d16, zero));
+    const __m256 n = _mm256_cvtepi32_ps(
+        _mm256_srai_epi32(k ? _mm256_unpackhi_epi16(n16, n16) : _mm256_unpacklo_epi16(n16, n16), 16));
+    s[k] = _mm256_cvttps_epi32(_mm256_fmadd_ps(d, table(v, 255.0f), _mm256_set1_ps(0.5f)));
+    h[k] = _mm256_cvttps_epi32(_mm256_fmadd_ps(n, table(d, 30.0f), _mm256_set1_ps(180.5f)));
   }
   s16 = _mm256_packs_epi32(s[0], s[1]);
-  h16 = _mm256_packs_epi32(h[0], h[1]);
+  const __m256i hz = _mm256_packs_epi32(h[0], h[1]);
+  h16 = _mm256_min_epu16(hz, _mm256_sub_epi16(hz, _mm256_set1_epi16(180)));  // hz < 180: hz - 180 wraps above
 #endif
 }
 struct RgbToHsvRowU8x32 {
