@@ -140,13 +140,17 @@ IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m2
   // (y T + 2048) >> 12 = floor(y (T / 4096) + 0.5), a multiple of 2^-12 below 2^11 in
   // magnitude, exact in one fma; truncation floors it when it is positive, which the hue makes
   // sure of by adding 180 (h >= -30): hz = h + 180 in [150, 330), and hz - 180 where that is not
-  // negative. (Every input: tests/test_color_exhaustive.py.) Fewer operations than the int32
-  // products (vpmulld is 2 uops on Intel) for the same two divisions per 8 pixels; one shared
-  // division 1 / (V d) was exact too but slower (more operations: the divider is not the bound).
+  // negative. A zero denominator (V = 0, or V - min = 0) meets a zero factor: q = inf, 0 * inf
+  // in the fma is NaN (exceptions masked, the default floating-point environment), cvttps gives
+  // INT_MIN, packssdw -32768, which the saturating subtraction keeps and packuswb makes 0, the
+  // table's 0 result; so no max(x, 1). (Every input: tests/test_color_exhaustive.py.) Fewer
+  // operations than the int32 products (vpmulld is 2 uops on Intel) for the same two divisions
+  // per 8 pixels; one shared division 1 / (V d) was exact too but slower (more operations: the
+  // divider is not the bound), and so were gathers of float tables.
   const __m256i zero = _mm256_setzero_si256();
-  const __m256 one = _mm256_set1_ps(1.0f), magic = _mm256_set1_ps(3072.0f);
+  const __m256 magic = _mm256_set1_ps(3072.0f);
   auto table = [&](__m256 x, float num) IMKERN_ALWAYS_INLINE {
-    return _mm256_sub_ps(_mm256_add_ps(_mm256_div_ps(_mm256_set1_ps(num), _mm256_max_ps(x, one)), magic), magic);
+    return _mm256_sub_ps(_mm256_add_ps(_mm256_div_ps(_mm256_set1_ps(num), x), magic), magic);
   };
   __m256i s[2], h[2];
   for (int k = 0; k < 2; ++k) {
@@ -159,7 +163,8 @@ IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m2
   }
   s16 = _mm256_packs_epi32(s[0], s[1]);
   const __m256i hz = _mm256_packs_epi32(h[0], h[1]);
-  h16 = _mm256_min_epu16(hz, _mm256_sub_epi16(hz, _mm256_set1_epi16(180)));  // hz < 180: hz - 180 wraps above
+  // hz < 180: hz - 180 is negative, above hz as unsigned (and -32768 stays -32768)
+  h16 = _mm256_min_epu16(hz, _mm256_subs_epi16(hz, _mm256_set1_epi16(180)));
 #endif
 }
 struct RgbToHsvRowU8x32 {
