@@ -116,16 +116,19 @@ struct RgbToHsvRowU8 {
 #if defined(__AVX2__)
 // The same on 32 pixels per step, every stage in vectors of the ISA's width: V, V - min and
 // the hue numerator's operands selected in bytes (n = X - Y + k d, (X, Y, k) = (g, b, 0),
-// (b, r, 2) or (r, g, 4) as V is R, G or B), the numerator in int16 words, the products with the
-// division tables in int32. Bytes become words by unpacking with zero (words become dwords the
+// (b, r, 2) or (r, g, 4) as V is R, G or B), X + k d in int16 words by one pmaddubsw of the byte
+// pairs (X, d) and (1, k), n = (X + k d) - Y, the products with the division tables in int32
+// (AVX-512) or float (AVX2). Bytes become words by unpacking with zero (words become dwords the
 // same way on AVX2), both within 128-bit halves, so the packs at the end restore pixel order
 // without permutes; AVX-512 widens each 16 words to one vector of dwords.
-IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m256i n16, __m256i& s16, __m256i& h16) {
+IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m256i xk16, __m256i y16, __m256i& s16,
+                                                  __m256i& h16) {
 #if defined(__AVX512F__)
   auto table = [](__m512i x, float num) IMKERN_ALWAYS_INLINE {
     return _mm512_cvtps_epi32(_mm512_div_ps(_mm512_set1_ps(num), _mm512_max_ps(_mm512_cvtepi32_ps(x), _mm512_set1_ps(1.0f))));
   };
-  const __m512i v = _mm512_cvtepu16_epi32(v16), d = _mm512_cvtepu16_epi32(d16), n = _mm512_cvtepi16_epi32(n16);
+  const __m512i v = _mm512_cvtepu16_epi32(v16), d = _mm512_cvtepu16_epi32(d16);
+  const __m512i n = _mm512_cvtepi16_epi32(_mm256_sub_epi16(xk16, y16));
   const __m512i round = _mm512_set1_epi32(1 << 11);
   const __m512i s = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(d, table(v, float(255 << 12))), round), 12);
   __m512i h = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(n, table(d, float(180 << 12) / 6.0f)), round), 12);
@@ -156,8 +159,9 @@ IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m2
   for (int k = 0; k < 2; ++k) {
     const __m256 v = _mm256_cvtepi32_ps(k ? _mm256_unpackhi_epi16(v16, zero) : _mm256_unpacklo_epi16(v16, zero));
     const __m256 d = _mm256_cvtepi32_ps(k ? _mm256_unpackhi_epi16(d16, zero) : _mm256_unpacklo_epi16(d16, zero));
-    const __m256 n = _mm256_cvtepi32_ps(
-        _mm256_srai_epi32(k ? _mm256_unpackhi_epi16(n16, n16) : _mm256_unpacklo_epi16(n16, n16), 16));
+    // n = (X + k d) - Y by pmaddwd of the word pairs (X + k d, Y) and (1, -1)
+    const __m256i xk_y = k ? _mm256_unpackhi_epi16(xk16, y16) : _mm256_unpacklo_epi16(xk16, y16);
+    const __m256 n = _mm256_cvtepi32_ps(_mm256_madd_epi16(xk_y, _mm256_set1_epi32(0xFFFF0001)));
     s[k] = _mm256_cvttps_epi32(_mm256_fmadd_ps(d, table(v, 255.0f), _mm256_set1_ps(0.5f)));
     h[k] = _mm256_cvttps_epi32(_mm256_fmadd_ps(n, table(d, 30.0f), _mm256_set1_ps(180.5f)));
   }
@@ -169,7 +173,8 @@ IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m2
 }
 struct RgbToHsvRowU8x32 {
   int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
-    const __m256i zero = _mm256_setzero_si256(), two = _mm256_set1_epi8(2), four = _mm256_set1_epi8(4);
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2),
+                  four = _mm256_set1_epi8(4);
     int64_t x = 0;
     for (; x + 32 <= w; x += 32) {
       __m256i rb, gb, bb;
@@ -186,9 +191,10 @@ struct RgbToHsvRowU8x32 {
         auto word = [&](__m256i b) IMKERN_ALWAYS_INLINE {
           return k ? _mm256_unpackhi_epi8(b, zero) : _mm256_unpacklo_epi8(b, zero);
         };
-        const __m256i d16 = word(db);
-        const __m256i n16 = _mm256_add_epi16(_mm256_sub_epi16(word(xb), word(yb)), _mm256_mullo_epi16(word(kb), d16));
-        rgb_to_hsv_words(word(vb), d16, n16, s16[k], h16[k]);
+        // X + k d <= 1275: pmaddubsw (unsigned (X, d) times signed (1, k)) does not saturate
+        const __m256i xd = k ? _mm256_unpackhi_epi8(xb, db) : _mm256_unpacklo_epi8(xb, db);
+        const __m256i onek = k ? _mm256_unpackhi_epi8(one, kb) : _mm256_unpacklo_epi8(one, kb);
+        rgb_to_hsv_words(word(vb), word(db), _mm256_maddubs_epi16(xd, onek), word(yb), s16[k], h16[k]);
       }
       interleave3_u8x32(_mm256_packus_epi16(h16[0], h16[1]), _mm256_packus_epi16(s16[0], s16[1]), vb, out + 3 * x);
     }
