@@ -124,17 +124,18 @@ struct RgbToHsvRowU8 {
 IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m256i xk16, __m256i y16, __m256i& s16,
                                                   __m256i& h16) {
 #if defined(__AVX512F__)
-  auto table = [](__m512i x, float num) IMKERN_ALWAYS_INLINE {
-    return _mm512_cvtps_epi32(_mm512_div_ps(_mm512_set1_ps(num), _mm512_max_ps(_mm512_cvtepi32_ps(x), _mm512_set1_ps(1.0f))));
+  // the AVX2 arithmetic below on 16 dwords (its comment); vpmovdw truncates cvttps's INT_MIN
+  // for the NaN of a zero denominator to 0, the table's result
+  const __m512 magic = _mm512_set1_ps(3072.0f);
+  auto table = [&](__m512 x, float num) IMKERN_ALWAYS_INLINE {
+    return _mm512_sub_ps(_mm512_add_ps(_mm512_div_ps(_mm512_set1_ps(num), x), magic), magic);
   };
-  const __m512i v = _mm512_cvtepu16_epi32(v16), d = _mm512_cvtepu16_epi32(d16);
-  const __m512i n = _mm512_cvtepi16_epi32(_mm256_sub_epi16(xk16, y16));
-  const __m512i round = _mm512_set1_epi32(1 << 11);
-  const __m512i s = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(d, table(v, float(255 << 12))), round), 12);
-  __m512i h = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(n, table(d, float(180 << 12) / 6.0f)), round), 12);
-  h = _mm512_mask_add_epi32(h, _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()), h, _mm512_set1_epi32(180));
-  s16 = _mm512_cvtepi32_epi16(s);
-  h16 = _mm512_cvtepi32_epi16(h);
+  const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(v16)), d = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(d16));
+  const __m512 n = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_sub_epi16(xk16, y16)));
+  s16 = _mm512_cvtepi32_epi16(_mm512_cvttps_epi32(_mm512_fmadd_ps(d, table(v, 255.0f), _mm512_set1_ps(0.5f))));
+  const __m256i hz =
+      _mm512_cvtepi32_epi16(_mm512_cvttps_epi32(_mm512_fmadd_ps(n, table(d, 30.0f), _mm512_set1_ps(180.5f))));
+  h16 = _mm256_min_epu16(hz, _mm256_sub_epi16(hz, _mm256_set1_epi16(180)));  // hz < 180: hz - 180 wraps above
 #else
   // AVX2: no int32 product. The table value T = rint(N / x) is taken as T / 4096 = rint to a
   // multiple of 2^-12 of q = (N / 4096) / x, the same float quotient as the SSE path's scaled by
