@@ -116,43 +116,66 @@ struct RgbToHsvRowU8 {
 #if defined(__AVX2__)
 // The same on 32 pixels per step, every stage in vectors of the ISA's width: V, V - min and
 // the hue numerator's operands selected in bytes (n = X - Y + k d, (X, Y, k) = (g, b, 0),
-// (b, r, 2) or (r, g, 4) as V is R, G or B), the numerator in int16 words, the products with the
-// division tables in int32. Bytes become words by unpacking with zero (words become dwords the
+// (b, r, 2) or (r, g, 4) as V is R, G or B), X + k d in int16 words by one pmaddubsw of the byte
+// pairs (X, d) and (1, k), n = (X + k d) - Y, the products with the division tables in int32
+// (AVX-512) or float (AVX2). Bytes become words by unpacking with zero (words become dwords the
 // same way on AVX2), both within 128-bit halves, so the packs at the end restore pixel order
 // without permutes; AVX-512 widens each 16 words to one vector of dwords.
-IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m256i n16, __m256i& s16, __m256i& h16) {
+IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m256i xk16, __m256i y16, __m256i& s16,
+                                                  __m256i& h16) {
 #if defined(__AVX512F__)
-  auto table = [](__m512i x, float num) IMKERN_ALWAYS_INLINE {
-    return _mm512_cvtps_epi32(_mm512_div_ps(_mm512_set1_ps(num), _mm512_max_ps(_mm512_cvtepi32_ps(x), _mm512_set1_ps(1.0f))));
+  // the AVX2 arithmetic below on 16 dwords (its comment); vpmovdw truncates cvttps's INT_MIN
+  // for the NaN of a zero denominator to 0, the table's result
+  const __m512 magic = _mm512_set1_ps(3072.0f);
+  auto table = [&](__m512 x, float num) IMKERN_ALWAYS_INLINE {
+    return _mm512_sub_ps(_mm512_add_ps(_mm512_div_ps(_mm512_set1_ps(num), x), magic), magic);
   };
-  const __m512i v = _mm512_cvtepu16_epi32(v16), d = _mm512_cvtepu16_epi32(d16), n = _mm512_cvtepi16_epi32(n16);
-  const __m512i round = _mm512_set1_epi32(1 << 11);
-  const __m512i s = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(d, table(v, float(255 << 12))), round), 12);
-  __m512i h = _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(n, table(d, float(180 << 12) / 6.0f)), round), 12);
-  h = _mm512_mask_add_epi32(h, _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()), h, _mm512_set1_epi32(180));
-  s16 = _mm512_cvtepi32_epi16(s);
-  h16 = _mm512_cvtepi32_epi16(h);
+  const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(v16)), d = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(d16));
+  const __m512 n = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_sub_epi16(xk16, y16)));
+  s16 = _mm512_cvtepi32_epi16(_mm512_cvttps_epi32(_mm512_fmadd_ps(d, table(v, 255.0f), _mm512_set1_ps(0.5f))));
+  const __m256i hz =
+      _mm512_cvtepi32_epi16(_mm512_cvttps_epi32(_mm512_fmadd_ps(n, table(d, 30.0f), _mm512_set1_ps(180.5f))));
+  h16 = _mm256_min_epu16(hz, _mm256_sub_epi16(hz, _mm256_set1_epi16(180)));  // hz < 180: hz - 180 wraps above
 #else
-  auto table = [](__m256i x, float num) IMKERN_ALWAYS_INLINE {
-    return _mm256_cvtps_epi32(_mm256_div_ps(_mm256_set1_ps(num), _mm256_max_ps(_mm256_cvtepi32_ps(x), _mm256_set1_ps(1.0f))));
+  // AVX2: no int32 product. The table value T = rint(N / x) is taken as T / 4096 = rint to a
+  // multiple of 2^-12 of q = (N / 4096) / x, the same float quotient as the SSE path's scaled by
+  // 2^-12, so the same rounding: q + 3072 has its ulp at 2^-12 (q <= 255 keeps the sum in
+  // [2048, 4096)) and rounds half to even as cvRound; subtracting 3072 is exact. Then
+  // (y T + 2048) >> 12 = floor(y (T / 4096) + 0.5), a multiple of 2^-12 below 2^11 in
+  // magnitude, exact in one fma; truncation floors it when it is positive, which the hue makes
+  // sure of by adding 180 (h >= -30): hz = h + 180 in [150, 330), and hz - 180 where that is not
+  // negative. A zero denominator (V = 0, or V - min = 0) meets a zero factor: q = inf, 0 * inf
+  // in the fma is NaN (exceptions masked, the default floating-point environment), cvttps gives
+  // INT_MIN, packssdw -32768, which the saturating subtraction keeps and packuswb makes 0, the
+  // table's 0 result; so no max(x, 1). (Every input: tests/test_color_exhaustive.py.) Fewer
+  // operations than the int32 products (vpmulld is 2 uops on Intel) for the same two divisions
+  // per 8 pixels; one shared division 1 / (V d) was exact too but slower (more operations: the
+  // divider is not the bound), and so were gathers of float tables.
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256 magic = _mm256_set1_ps(3072.0f);
+  auto table = [&](__m256 x, float num) IMKERN_ALWAYS_INLINE {
+    return _mm256_sub_ps(_mm256_add_ps(_mm256_div_ps(_mm256_set1_ps(num), x), magic), magic);
   };
-  const __m256i zero = _mm256_setzero_si256(), round = _mm256_set1_epi32(1 << 11);
   __m256i s[2], h[2];
   for (int k = 0; k < 2; ++k) {
-    const __m256i v = k ? _mm256_unpackhi_epi16(v16, zero) : _mm256_unpacklo_epi16(v16, zero);
-    const __m256i d = k ? _mm256_unpackhi_epi16(d16, zero) : _mm256_unpacklo_epi16(d16, zero);
-    const __m256i n = _mm256_srai_epi32(k ? _mm256_unpackhi_epi16(n16, n16) : _mm256_unpacklo_epi16(n16, n16), 16);
-    s[k] = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(d, table(v, float(255 << 12))), round), 12);
-    const __m256i hk = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(n, table(d, float(180 << 12) / 6.0f)), round), 12);
-    h[k] = _mm256_add_epi32(hk, _mm256_and_si256(_mm256_srai_epi32(hk, 31), _mm256_set1_epi32(180)));
+    const __m256 v = _mm256_cvtepi32_ps(k ? _mm256_unpackhi_epi16(v16, zero) : _mm256_unpacklo_epi16(v16, zero));
+    const __m256 d = _mm256_cvtepi32_ps(k ? _mm256_unpackhi_epi16(d16, zero) : _mm256_unpacklo_epi16(d16, zero));
+    // n = (X + k d) - Y by pmaddwd of the word pairs (X + k d, Y) and (1, -1)
+    const __m256i xk_y = k ? _mm256_unpackhi_epi16(xk16, y16) : _mm256_unpacklo_epi16(xk16, y16);
+    const __m256 n = _mm256_cvtepi32_ps(_mm256_madd_epi16(xk_y, _mm256_set1_epi32(0xFFFF0001)));
+    s[k] = _mm256_cvttps_epi32(_mm256_fmadd_ps(d, table(v, 255.0f), _mm256_set1_ps(0.5f)));
+    h[k] = _mm256_cvttps_epi32(_mm256_fmadd_ps(n, table(d, 30.0f), _mm256_set1_ps(180.5f)));
   }
   s16 = _mm256_packs_epi32(s[0], s[1]);
-  h16 = _mm256_packs_epi32(h[0], h[1]);
+  const __m256i hz = _mm256_packs_epi32(h[0], h[1]);
+  // hz < 180: hz - 180 is negative, above hz as unsigned (and -32768 stays -32768)
+  h16 = _mm256_min_epu16(hz, _mm256_subs_epi16(hz, _mm256_set1_epi16(180)));
 #endif
 }
 struct RgbToHsvRowU8x32 {
   int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
-    const __m256i zero = _mm256_setzero_si256(), two = _mm256_set1_epi8(2), four = _mm256_set1_epi8(4);
+    const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2),
+                  four = _mm256_set1_epi8(4);
     int64_t x = 0;
     for (; x + 32 <= w; x += 32) {
       __m256i rb, gb, bb;
@@ -169,9 +192,10 @@ struct RgbToHsvRowU8x32 {
         auto word = [&](__m256i b) IMKERN_ALWAYS_INLINE {
           return k ? _mm256_unpackhi_epi8(b, zero) : _mm256_unpacklo_epi8(b, zero);
         };
-        const __m256i d16 = word(db);
-        const __m256i n16 = _mm256_add_epi16(_mm256_sub_epi16(word(xb), word(yb)), _mm256_mullo_epi16(word(kb), d16));
-        rgb_to_hsv_words(word(vb), d16, n16, s16[k], h16[k]);
+        // X + k d <= 1275: pmaddubsw (unsigned (X, d) times signed (1, k)) does not saturate
+        const __m256i xd = k ? _mm256_unpackhi_epi8(xb, db) : _mm256_unpacklo_epi8(xb, db);
+        const __m256i onek = k ? _mm256_unpackhi_epi8(one, kb) : _mm256_unpacklo_epi8(one, kb);
+        rgb_to_hsv_words(word(vb), word(db), _mm256_maddubs_epi16(xd, onek), word(yb), s16[k], h16[k]);
       }
       interleave3_u8x32(_mm256_packus_epi16(h16[0], h16[1]), _mm256_packus_epi16(s16[0], s16[1]), vb, out + 3 * x);
     }
