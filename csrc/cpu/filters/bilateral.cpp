@@ -231,31 +231,36 @@ IMKERN_ALWAYS_INLINE inline void weight_rows_tab(float* const* o, const float* a
   }
 }
 // Whether the half-gathered weight rows beat the polynomial ones on this core: both timed on
-// the same 512 vectors of RGB pairs (what make_cw does per pass at 1080p, L1-resident), the
-// fastest of 15 alternating runs each (the minimum is what load and interrupts disturb least);
-// gathers kept only when at least 3% faster (the measured gain on the whole filter was ~4%).
+// the same 512 vectors of RGB pairs x 4 offsets (as make_cw passes them: 2 + 2 by polynomial,
+// 4 by gather; L1-resident), the fastest of 21 alternating runs each (the minimum is what load and interrupts disturb least);
+// gathers kept only when at least 3% faster (the whole filter's gain was ~8% on the Xeon).
 // Once per process (~0.1 ms). IMKERN_BILATERAL_GATHER=0 / 1 in the environment, read per call,
 // forces the choice (the tests reach both paths with it).
 inline bool gather_tables_pay() {
   static const bool pay = [] {
     constexpr int64_t n = 512 * L;
-    std::vector<float> a(3 * n), b0(3 * n + 3 * L), b1(3 * n + 3 * L), w(2 * n), tab(768);
-    for (int64_t e = 0; e < 3 * n + 3 * L; ++e) {
+    std::vector<float> a(3 * n), bs(3 * n + 12 * L), w(4 * n), tab(768);
+    for (int64_t e = 0; e < 3 * n + 12 * L; ++e) {
       if (e < 3 * n) a[e] = static_cast<float>((e * 37) % 256);
-      b0[e] = static_cast<float>((e * 101 + 7) % 256);
-      b1[e] = static_cast<float>((e * 53 + 11) % 256);
+      bs[e] = static_cast<float>((e * 101 + 7) % 256);
     }
     for (int t = 0; t < 768; ++t) tab[t] = std::exp2(-1e-4f * static_cast<float>(t) * static_cast<float>(t));
-    float* o[2] = {w.data(), w.data() + n};
-    const float* bb[2] = {b0.data(), b1.data()};
-    const float* tb[2] = {tab.data(), tab.data()};
-    const float sv[2] = {-0.1f, -0.2f};
+    float* o[4];
+    const float* bb[4];
+    const float* tb[4];
+    for (int u = 0; u < 4; ++u) {
+      o[u] = w.data() + u * n;
+      bb[u] = bs.data() + u * 3 * L;  // rows one vector apart, as the offsets (i, j) and (i, j + 1)
+      tb[u] = tab.data();
+    }
+    const float sv[4] = {-0.1f, -0.2f, -0.3f, -0.4f};
     double best_poly = 1e30, best_tab = 1e30;
-    for (int rep = 0; rep < 15; ++rep) {
+    for (int rep = 0; rep < 21; ++rep) {
       auto t0 = std::chrono::steady_clock::now();
       weight_rows<3, false, false, 2>(o, a.data(), bb, 0, n, -1e-4f, sv);
+      weight_rows<3, false, false, 2>(o + 2, a.data(), bb + 2, 0, n, -1e-4f, sv + 2);
       auto t1 = std::chrono::steady_clock::now();
-      weight_rows_tab<3, 2, false>(o, a.data(), bb, 0, n, tb, -1e-4f, sv);
+      weight_rows_tab<3, 4, false>(o, a.data(), bb, 0, n, tb, -1e-4f, sv);
       auto t2 = std::chrono::steady_clock::now();
       best_poly = std::min(best_poly, std::chrono::duration<double>(t1 - t0).count());
       best_tab = std::min(best_tab, std::chrono::duration<double>(t2 - t1).count());
@@ -283,7 +288,11 @@ inline bool bilateral_gather() {
 // Forward offsets per weight pass (sharing the center loads): AVX2 (16 registers) 2 and 3 within
 // noise, 4 slower; AVX-512 (32) 4 fastest.
 constexpr int kF = L >= 16 ? 4 : 2;
-static_assert(kF == 2 || kF == 4, "make_cw dispatches 1, 2 (and 3) offsets");
+// The gathered rows (weight_rows_tab) 4 a pass at AVX2: few registers each (the distance, the
+// index), so more offsets share the center loads: 1080p d = 9 30.7 -> 29.6 ms on the Xeon.
+constexpr int kFT = 4;
+constexpr int kFMax = kGatherBuild ? std::max(kF, kFT) : kF;
+static_assert(kFMax == 2 || kFMax == 4, "make_cw dispatches 1 to kFMax offsets");
 // Pixel vectors per pass: 2, but 3 for RGB at AVX2 (12 sums in 16 registers; 1080p d = 9 about
 // 3% faster on Zen 4; gray and AVX-512 no faster with 3 or 4).
 template <int C>
@@ -455,11 +464,12 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
       auto make_cw = [&](size_t g, int64_t yc, const float* pc, const float* pn, int64_t lo = INT64_MIN,
                          int64_t hi = INT64_MAX) {
         const int f1 = grp_first[g + 1];
-        for (int f = grp_first[g]; f < f1; f += kF) {
-          const int nf = std::min(kF, f1 - f);
-          float* o[kF];
-          const float* bb[kF];
-          float sv[kF];
+        const int step = use_tab ? kFT : kF;
+        for (int f = grp_first[g]; f < f1; f += step) {
+          const int nf = std::min(step, f1 - f);
+          float* o[kFMax];
+          const float* bb[kFMax];
+          float sv[kFMax];
           int64_t xs = 0, xe = 0;
           for (int u = 0; u < nf; ++u) {
             const int j = off_j[fwd[f + u]];
@@ -488,13 +498,13 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             if (low) weight_rows<C, !is_u8, true, NF>(o, pc, bb, xs, xe, gc2, sv);
             else weight_rows<C, false, false, NF>(o, pc, bb, xs, xe, gc2, sv);
           };
-          if (nf == kF) {
-            run(std::integral_constant<int, kF>{});
-          } else if (nf == 1) {
+          if (nf == 1) {
             run(std::integral_constant<int, 1>{});
-          } else if constexpr (kF == 4) {
-            if (nf == 2) run(std::integral_constant<int, 2>{});
-            else run(std::integral_constant<int, 3>{});
+          } else if (nf == 2) {
+            run(std::integral_constant<int, 2>{});
+          } else if constexpr (kFMax == 4) {
+            if (nf == 3) run(std::integral_constant<int, 3>{});
+            else run(std::integral_constant<int, 4>{});
           }
         }
       };
