@@ -464,7 +464,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
       auto make_cw = [&](size_t g, int64_t yc, const float* pc, const float* pn, int64_t lo = INT64_MIN,
                          int64_t hi = INT64_MAX) {
         const int f1 = grp_first[g + 1];
-        const int step = use_tab ? kFT : kF;
+        const int step = kGatherBuild && use_tab ? kFT : kF;  // kF where the build has no gathers
         for (int f = grp_first[g]; f < f1; f += step) {
           const int nf = std::min(step, f1 - f);
           float* o[kFMax];
@@ -498,7 +498,9 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             if (low) weight_rows<C, !is_u8, true, NF>(o, pc, bb, xs, xe, gc2, sv);
             else weight_rows<C, false, false, NF>(o, pc, bb, xs, xe, gc2, sv);
           };
-          if (nf == 1) {
+          if (nf == kF) {
+            run(std::integral_constant<int, kF>{});
+          } else if (nf == 1) {
             run(std::integral_constant<int, 1>{});
           } else if (nf == 2) {
             run(std::integral_constant<int, 2>{});
