@@ -266,6 +266,38 @@ def test_lane_runs_every_isa(rng, isa, dtype):
         imkern.set_num_threads(threads)
 
 
+def test_uint8_rgb_gather_tables_every_isa(rng, isa, monkeypatch):
+    # uint8 RGB at AVX2 makes half of the pair weights by gathers from per-offset tables (where
+    # they pay, IMKERN_BILATERAL_GATHER forces it): the same bits as the polynomial, for every
+    # window size (the passes of 1 and 2 offsets), exponents that need exp2's clamp and not, odd
+    # widths and 1-pixel images, strips, threads and views; against OpenCV (other ISAs ignore it)
+    cv2 = pytest.importorskip("cv2")
+    threads = imkern.get_num_threads()
+    try:
+        for shape in ((1, 1, 3), (2, 5, 3), (21, 37, 3), (6, 257, 3)):
+            x = random_array(rng, shape, np.uint8)
+            for d, sc, ss in ((1, 10.0, 10.0), (3, 30.0, 4.0), (5, 20.0, 3.0), (9, 75.0, 75.0), (9, 5.0, 3.0),
+                              (12, 200.0, 6.0), (17, 30.0, 4.0)):
+                got = {}
+                for mode in ("0", "1"):
+                    monkeypatch.setenv("IMKERN_BILATERAL_GATHER", mode)
+                    imkern.set_num_threads(1)
+                    got[mode] = F.bilateral(x, d, sc, ss)
+                    imkern.set_num_threads(3)
+                    np.testing.assert_array_equal(F.bilateral(x, d, sc, ss), got[mode])
+                    imkern.set_cpu_params(strip_l2=1024)
+                    try:
+                        np.testing.assert_array_equal(F.bilateral(x, d, sc, ss), got[mode])
+                    finally:
+                        imkern.set_cpu_params(strip_l2=None)
+                    np.testing.assert_array_equal(F.bilateral(x[::-1, ::-1], d, sc, ss),
+                                                  F.bilateral(np.ascontiguousarray(x[::-1, ::-1]), d, sc, ss))
+                np.testing.assert_array_equal(got["1"], got["0"], err_msg=f"{isa} {shape} d={d} sc={sc}")
+                _check(got["1"], cv2.bilateralFilter(x, d, sc, ss), np.uint8, f"{isa} {shape} d={d} sc={sc}")
+    finally:
+        imkern.set_num_threads(threads)
+
+
 def test_photographs_full_hd_within_one(xp):
     # the benchmark's case on real content: within 1 of OpenCV, and rarely off at all
     cv2 = pytest.importorskip("cv2")

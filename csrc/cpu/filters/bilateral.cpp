@@ -19,12 +19,16 @@
 // by side; per window offset one aligned vector load per channel, the weight and 2C FMAs per L
 // pixels. One weight
 // per pixel pair (the forward half of the offsets computes its weight rows into small rings,
-// the backward half reads them back), computed software-pipelined; float32 gray at AVX-512 makes
+// the backward half reads them back), computed software-pipelined (uint8 RGB at AVX2, where
+// gathers measure faster: every other offset's row read by a gather from a table of its weight
+// per integer color distance, made by the same code: the same bits); float32 gray at AVX-512 makes
 // those of the rows below in the pixel loop instead (kFuse), summed apart from the others.
 // FLOPs/pixel ~ (4 + 3C) * (number of window offsets, ~ 0.785 d^2).
 #include <algorithm>
+#include <chrono>
 #include <cfloat>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -192,10 +196,103 @@ IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const float* a, co
   for (int u = 0; u < F; ++u) simd::storeu(o[u] + x, exp2_nonpos<Low>(pe[u]));
 }
 
+// uint8 RGB at AVX2: the same rows, half of them by table lookup. t is an integer in [0, 765],
+// so an offset's weight is a function of t alone: tab[u][t] = exp2(t^2 * gc2 + s[u]), made once
+// per call by the same pair_exponent and exp2 as weight_rows (the same bits), read by a 32-bit
+// gather at the distance converted (exactly) to an integer. A gathered row costs ~9 vector
+// operations, 8 loads and the gather's own uops instead of ~21 operations (the exponent and the
+// exp2 polynomial), so the offsets alternate between the two (the even ones gathered, the odd
+// ones by polynomial) to load the load ports and the vector ALUs together: on the Xeon (Granite
+// Rapids) 1080p d = 9 32.2 -> 30.7 ms single thread; all by gather 31.3 ms, and at AVX-512 (16
+// loads a gather, weights 2x wider) slower (23.4 -> 23.8 half, 27.5 all), so AVX2 only. Whether
+// gathers pay is measured once per process (gather_tables_pay): their speed varies by core
+// (and by microcode: the Downfall mitigation slows them several times on some Intel cores).
+#if defined(__AVX2__) && !defined(__AVX512F__)
+constexpr bool kGatherBuild = true;
+template <int C, int F, bool Low>
+IMKERN_ALWAYS_INLINE inline void weight_rows_tab(float* const* o, const float* a, const float* const* b, int64_t xs,
+                                                 int64_t xe, const float* const* tab, float gc2, const float* s) {
+  const vf g2 = simd::splat(gc2);
+  for (int64_t x = xs; x < xe; x += L) {
+    vf av[C];
+    for (int c = 0; c < C; ++c) av[c] = simd::loadu(a + x * C + c * L);
+    for (int u = 0; u < F; ++u) {
+      vf bv[C];
+      for (int c = 0; c < C; ++c) bv[c] = simd::loadu(b[u] + x * C + c * L);
+      if (u % 2 == 1) {
+        simd::storeu(o[u] + x, exp2_nonpos<Low>(pair_exponent<C, false>(bv, av, g2, simd::splat(s[u]))));
+      } else {
+        vf dist = vabs(bv[0] - av[0]);
+        for (int c = 1; c < C; ++c) dist += vabs(bv[c] - av[c]);
+        const __m256i idx = _mm256_cvttps_epi32(reinterpret_cast<__m256>(dist));
+        simd::storeu(o[u] + x, reinterpret_cast<vf>(_mm256_i32gather_ps(tab[u], idx, 4)));
+      }
+    }
+  }
+}
+// Whether the half-gathered weight rows beat the polynomial ones on this core: both timed on
+// the same 512 vectors of RGB pairs x 4 offsets (as make_cw passes them: 2 + 2 by polynomial,
+// 4 by gather; L1-resident), the fastest of 21 alternating runs each (the minimum is what load and interrupts disturb least);
+// gathers kept only when at least 3% faster (the whole filter's gain was ~8% on the Xeon).
+// Once per process (~0.1 ms). IMKERN_BILATERAL_GATHER=0 / 1 in the environment, read per call,
+// forces the choice (the tests reach both paths with it).
+inline bool gather_tables_pay() {
+  static const bool pay = [] {
+    constexpr int64_t n = 512 * L;
+    std::vector<float> a(3 * n), bs(3 * n + 12 * L), w(4 * n), tab(768);
+    for (int64_t e = 0; e < 3 * n + 12 * L; ++e) {
+      if (e < 3 * n) a[e] = static_cast<float>((e * 37) % 256);
+      bs[e] = static_cast<float>((e * 101 + 7) % 256);
+    }
+    for (int t = 0; t < 768; ++t) tab[t] = std::exp2(-1e-4f * static_cast<float>(t) * static_cast<float>(t));
+    float* o[4];
+    const float* bb[4];
+    const float* tb[4];
+    for (int u = 0; u < 4; ++u) {
+      o[u] = w.data() + u * n;
+      bb[u] = bs.data() + u * 3 * L;  // rows one vector apart, as the offsets (i, j) and (i, j + 1)
+      tb[u] = tab.data();
+    }
+    const float sv[4] = {-0.1f, -0.2f, -0.3f, -0.4f};
+    double best_poly = 1e30, best_tab = 1e30;
+    for (int rep = 0; rep < 21; ++rep) {
+      auto t0 = std::chrono::steady_clock::now();
+      weight_rows<3, false, false, 2>(o, a.data(), bb, 0, n, -1e-4f, sv);
+      weight_rows<3, false, false, 2>(o + 2, a.data(), bb + 2, 0, n, -1e-4f, sv + 2);
+      auto t1 = std::chrono::steady_clock::now();
+      weight_rows_tab<3, 4, false>(o, a.data(), bb, 0, n, tb, -1e-4f, sv);
+      auto t2 = std::chrono::steady_clock::now();
+      best_poly = std::min(best_poly, std::chrono::duration<double>(t1 - t0).count());
+      best_tab = std::min(best_tab, std::chrono::duration<double>(t2 - t1).count());
+    }
+    return best_tab < 0.97 * best_poly;
+  }();
+  return pay;
+}
+#else
+constexpr bool kGatherBuild = false;
+#endif
+
+// The weight rows of uint8 RGB by gathers (weight_rows_tab): forced by IMKERN_BILATERAL_GATHER
+// (0 or 1), else where they pay on this core.
+inline bool bilateral_gather() {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  if (const char* e = std::getenv("IMKERN_BILATERAL_GATHER"))
+    if (*e) return std::atoi(e) != 0;
+  return gather_tables_pay();
+#else
+  return false;
+#endif
+}
+
 // Forward offsets per weight pass (sharing the center loads): AVX2 (16 registers) 2 and 3 within
 // noise, 4 slower; AVX-512 (32) 4 fastest.
 constexpr int kF = L >= 16 ? 4 : 2;
-static_assert(kF == 2 || kF == 4, "make_cw dispatches 1, 2 (and 3) offsets");
+// The gathered rows (weight_rows_tab) 4 a pass at AVX2: few registers each (the distance, the
+// index), so more offsets share the center loads: 1080p d = 9 30.7 -> 29.6 ms on the Xeon.
+constexpr int kFT = 4;
+constexpr int kFMax = kGatherBuild ? std::max(kF, kFT) : kF;
+static_assert(kFMax == 2 || kFMax == 4, "make_cw dispatches 1 to kFMax offsets");
 // Pixel vectors per pass: 2, but 3 for RGB at AVX2 (12 sums in 16 registers; 1080p d = 9 about
 // 3% faster on Zen 4; gray and AVX-512 no faster with 3 or 4).
 template <int C>
@@ -274,6 +371,24 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   double s_min = 0;
   for (float v : fwd_s) s_min = std::min<double>(s_min, v);
   const bool low = !is_u8 || static_cast<double>(gc2) * (255.0 * C) * (255.0 * C) + s_min < -124.9;
+  // uint8 RGB with gathers: the weight tables of the forward offsets (see weight_rows_tab), made
+  // by the same pair_exponent and exp2 as weight_rows on t = 0 .. 767 (the same bits).
+  const bool use_tab = is_u8 && C == 3 && kGatherBuild && bilateral_gather();
+  constexpr int64_t NT = (255 * C + 1 + L - 1) / L * L;
+  std::vector<float> tabs(use_tab ? fwd.size() * NT : 0);
+  if (use_tab) {
+    const vf g2 = simd::splat(gc2);
+    for (size_t f = 0; f < fwd.size(); ++f)
+      for (int64_t t = 0; t < NT; t += L) {
+        vf bv[C], av[C];
+        float tv[L];
+        for (int l = 0; l < L; ++l) tv[l] = static_cast<float>(t + l);
+        for (int c = 0; c < C; ++c) bv[c] = av[c] = vf{};
+        bv[0] = simd::loadu(tv);
+        const vf e = pair_exponent<C, false>(bv, av, g2, simd::splat(fwd_s[f]));
+        simd::storeu(tabs.data() + f * NT + t, low ? exp2_nonpos<true>(e) : exp2_nonpos<false>(e));
+      }
+  }
   // float32, per image: OpenCV's test for a flat image (max - min < FLT_EPSILON over the padded
   // image, NaN skipped), which it copies unchanged. The scan stops at the first spread that is
   // large enough (at once on real images).
@@ -349,11 +464,12 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
       auto make_cw = [&](size_t g, int64_t yc, const float* pc, const float* pn, int64_t lo = INT64_MIN,
                          int64_t hi = INT64_MAX) {
         const int f1 = grp_first[g + 1];
-        for (int f = grp_first[g]; f < f1; f += kF) {
-          const int nf = std::min(kF, f1 - f);
-          float* o[kF];
-          const float* bb[kF];
-          float sv[kF];
+        const int step = kGatherBuild && use_tab ? kFT : kF;  // kF where the build has no gathers
+        for (int f = grp_first[g]; f < f1; f += step) {
+          const int nf = std::min(step, f1 - f);
+          float* o[kFMax];
+          const float* bb[kFMax];
+          float sv[kFMax];
           int64_t xs = 0, xe = 0;
           for (int u = 0; u < nf; ++u) {
             const int j = off_j[fwd[f + u]];
@@ -368,6 +484,17 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           if (xs >= xe) continue;
           auto run = [&](auto nfc) IMKERN_ALWAYS_INLINE {
             constexpr int NF = decltype(nfc)::value;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+            if constexpr (is_u8 && C == 3) {
+              if (use_tab) {
+                const float* tb[NF];
+                for (int u = 0; u < NF; ++u) tb[u] = tabs.data() + (f + u) * NT;
+                if (low) weight_rows_tab<C, NF, true>(o, pc, bb, xs, xe, tb, gc2, sv);
+                else weight_rows_tab<C, NF, false>(o, pc, bb, xs, xe, tb, gc2, sv);
+                return;
+              }
+            }
+#endif
             if (low) weight_rows<C, !is_u8, true, NF>(o, pc, bb, xs, xe, gc2, sv);
             else weight_rows<C, false, false, NF>(o, pc, bb, xs, xe, gc2, sv);
           };
@@ -375,9 +502,11 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             run(std::integral_constant<int, kF>{});
           } else if (nf == 1) {
             run(std::integral_constant<int, 1>{});
-          } else if constexpr (kF == 4) {
-            if (nf == 2) run(std::integral_constant<int, 2>{});
-            else run(std::integral_constant<int, 3>{});
+          } else if (nf == 2) {
+            run(std::integral_constant<int, 2>{});
+          } else if constexpr (kFMax == 4) {
+            if (nf == 3) run(std::integral_constant<int, 3>{});
+            else run(std::integral_constant<int, 4>{});
           }
         }
       };
