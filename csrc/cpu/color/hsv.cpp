@@ -124,11 +124,10 @@ struct RgbToHsvRowU8 {
 IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m256i xk16, __m256i y16, __m256i& s16,
                                                   __m256i& h16) {
 #if defined(__AVX512F__)
-  // the AVX2 arithmetic below on 16 dwords (its comment); vpmovdw truncates cvttps's INT_MIN
-  // for the NaN of a zero denominator to 0, the table's result
-  const __m512 magic = _mm512_set1_ps(3072.0f);
+  // the AVX2 arithmetic below on 16 dwords (its comment)
+  const __m512 magic = _mm512_set1_ps(3072.0f), one = _mm512_set1_ps(1.0f);
   auto table = [&](__m512 x, float num) IMKERN_ALWAYS_INLINE {
-    return _mm512_sub_ps(_mm512_add_ps(_mm512_div_ps(_mm512_set1_ps(num), x), magic), magic);
+    return _mm512_sub_ps(_mm512_add_ps(_mm512_div_ps(_mm512_set1_ps(num), _mm512_max_ps(x, one)), magic), magic);
   };
   const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(v16)), d = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(d16));
   const __m512 n = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm256_sub_epi16(xk16, y16)));
@@ -144,17 +143,18 @@ IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m2
   // (y T + 2048) >> 12 = floor(y (T / 4096) + 0.5), a multiple of 2^-12 below 2^11 in
   // magnitude, exact in one fma; truncation floors it when it is positive, which the hue makes
   // sure of by adding 180 (h >= -30): hz = h + 180 in [150, 330), and hz - 180 where that is not
-  // negative. A zero denominator (V = 0, or V - min = 0) meets a zero factor: q = inf, 0 * inf
-  // in the fma is NaN (exceptions masked, the default floating-point environment), cvttps gives
-  // INT_MIN, packssdw -32768, which the saturating subtraction keeps and packuswb makes 0, the
-  // table's 0 result; so no max(x, 1). (Every input: tests/test_color_exhaustive.py.) Fewer
+  // negative. A zero denominator (V = 0, or V - min = 0) meets a zero factor, so max(x, 1) gives
+  // the table's 0 result; without it 0 * inf would make a NaN that the packs happen to turn
+  // into 0 too (about 5% faster on a Xeon), but the division by zero and the invalid product
+  // would trap in a process that unmasks floating-point exceptions (feenableexcept), and a
+  // kernel must not crash on a black pixel. (Every input: tests/test_color_exhaustive.py.) Fewer
   // operations than the int32 products (vpmulld is 2 uops on Intel) for the same two divisions
   // per 8 pixels; one shared division 1 / (V d) was exact too but slower (more operations: the
   // divider is not the bound), and so were gathers of float tables.
   const __m256i zero = _mm256_setzero_si256();
-  const __m256 magic = _mm256_set1_ps(3072.0f);
+  const __m256 magic = _mm256_set1_ps(3072.0f), one = _mm256_set1_ps(1.0f);
   auto table = [&](__m256 x, float num) IMKERN_ALWAYS_INLINE {
-    return _mm256_sub_ps(_mm256_add_ps(_mm256_div_ps(_mm256_set1_ps(num), x), magic), magic);
+    return _mm256_sub_ps(_mm256_add_ps(_mm256_div_ps(_mm256_set1_ps(num), _mm256_max_ps(x, one)), magic), magic);
   };
   __m256i s[2], h[2];
   for (int k = 0; k < 2; ++k) {
