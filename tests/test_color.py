@@ -252,12 +252,22 @@ def test_ycbcr_uint8_rows_every_width_equal_per_pixel(isa, rng):
     _ycc_rows_equal_per_pixel(rng, _YCC_WIDTHS)
 
 
-def test_ycbcr_uint8_rows_without_vbmi_vnni():
-    """The AVX-512 rows without the VBMI / VNNI ones (IMKERN_CPU_DISABLE), in a fresh process."""
+def _run_without(features, code, timeout):
+    """Run ``code`` in a fresh interpreter whose imkern hides the CPU ``features``
+    (IMKERN_CPU_DISABLE, read at import; this folder on sys.path); it must print ``ok``."""
     import os
     import subprocess
     import sys
 
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.pathsep.join([here] + [p for p in sys.path if p])
+    env = dict(os.environ, IMKERN_CPU_DISABLE=features, PYTHONPATH=path)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_ycbcr_uint8_rows_without_vbmi_vnni():
+    """The AVX-512 rows without the VBMI / VNNI ones (IMKERN_CPU_DISABLE), in a fresh process."""
     code = (
         "import numpy as np, imkern, test_color as t\n"
         "for isa in ('avx512', 'avx2'):\n"
@@ -265,11 +275,7 @@ def test_ycbcr_uint8_rows_without_vbmi_vnni():
         "    t._ycc_rows_equal_per_pixel(np.random.default_rng(5), t._YCC_WIDTHS)\n"
         "print('ok')\n"
     )
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.pathsep.join([here] + [p for p in sys.path if p])
-    env = dict(os.environ, IMKERN_CPU_DISABLE="avx512vbmi,avx512vnni", PYTHONPATH=path)
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    _run_without("avx512vbmi,avx512vnni", code, timeout=300)
 
 
 # The uint8 HSV and L*a*b* rows (AVX2 / AVX-512: 32 pixels per step, then 16 per step, then the
@@ -287,10 +293,6 @@ def test_uint8_rows_every_width_equal_per_pixel(isa, rng, name):
 def test_hsv_uint8_rows_without_vbmi():
     """rgb_to_hsv's AVX-512 rows without the VBMI ones (IMKERN_CPU_DISABLE: the 32-pixel steps
     of CPUs without VBMI), in a fresh process, on every width and on all 2**24 triples."""
-    import os
-    import subprocess
-    import sys
-
     code = (
         "import numpy as np, imkern, cv2, test_color as t, test_color_exhaustive as e\n"
         "from imkern import color as K\n"
@@ -301,11 +303,7 @@ def test_hsv_uint8_rows_without_vbmi():
         "    assert np.array_equal(K.rgb_to_hsv(x), cv2.cvtColor(x, cv2.COLOR_RGB2HSV))\n"
         "print('ok')\n"
     )
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.pathsep.join([here] + [p for p in sys.path if p])
-    env = dict(os.environ, IMKERN_CPU_DISABLE="avx512vbmi", PYTHONPATH=path)
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    _run_without("avx512vbmi", code, timeout=600)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
@@ -750,10 +748,6 @@ def test_gray_uint8_every_color_every_path(isa, gray_every_color):
 def test_gray_uint8_rows_without_vbmi_vnni():
     """The AVX-512 build's AVX2 rows (the CPU without VBMI / VNNI: IMKERN_CPU_DISABLE), in a
     fresh process, every width and layout, streamed and not."""
-    import os
-    import subprocess
-    import sys
-
     code = (
         "import numpy as np, imkern, test_color as t\n"
         "for isa in ('avx512', 'avx2'):\n"
@@ -763,8 +757,4 @@ def test_gray_uint8_rows_without_vbmi_vnni():
         "        t._gray_rows_equal_q15(np.random.default_rng(7), t._GRAY_WIDTHS)\n"
         "print('ok')\n"
     )
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.pathsep.join([here] + [p for p in sys.path if p])
-    env = dict(os.environ, IMKERN_CPU_DISABLE="avx512vbmi,avx512vnni", PYTHONPATH=path)
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+    _run_without("avx512vbmi,avx512vnni", code, timeout=600)
