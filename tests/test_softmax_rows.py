@@ -189,6 +189,9 @@ def test_softmax_strided_matches_reference_and_bits(rng, isa, shape, axis):
         for stream in (0, 1 << 40):
             imkern.set_cpu_params(stream_bytes=stream)
             np.testing.assert_array_equal(F.softmax(x, axis), y, err_msg=f"{isa} stream_bytes={stream}")
+        for l1 in (4096, 1 << 20):  # the block width follows the L1d: bits must not
+            imkern.set_cpu_params(strip_l1=l1)
+            np.testing.assert_array_equal(F.softmax(x, axis), y, err_msg=f"{isa} strip_l1={l1}")
         imkern.reset_cpu_params()
         np.testing.assert_array_equal(F.softmax(np.asfortranarray(x), axis), y, err_msg=isa)
         # a slice along the outer axis gives the same bits (blocks do not depend on position)
