@@ -15,7 +15,10 @@
 // scratch row and stream y = e / S out with non-temporal stores (no read-for-ownership of y)
 // when x and y exceed the cache. 4096x1000 float32, 1 thread, AVX-512: ~1.25 ms (a copy of
 // the same bytes ~1.1 ms), from ~2.2 ms with vm::exp_nonpos: the exp pass is FP-port bound. inner > 1 processes blocks of up to 256 contiguous inner
-// positions at once, the c loop outermost, so the loads are contiguous too.
+// positions at once, the c loop outermost, so the loads are contiguous too; float32 softmax
+// at AVX2 / AVX-512 (softmax_strided_f32) sizes the blocks from the L1d and runs them
+// register-blocked with the table exp: (32, 64, 56, 56) over dim 1, 1 thread, AVX-512 3.0 ms
+// (a copy of the same bytes 1.8 ms), from 5.1 ms.
 // Variants: float32 (vector exp) and float64 (libm exp).
 #include <algorithm>
 #include <cmath>
