@@ -155,3 +155,47 @@ def test_softmax_rows_bits_independent_of_threads_position_and_stores(rng, isa, 
     finally:
         imkern.set_num_threads(before)
         imkern.reset_cpu_params()
+
+
+# ---- softmax over a middle axis (inner > 1): softmax.cpp softmax_strided ---------------------
+# float32 softmax at AVX2 / AVX-512 runs the register-blocked table-exp block (block_softmax_f32):
+# inner sizes around the vector widths, its 4-vector chunks (32 / 64 positions) and the
+# 256-position blocks, C around the 64-row float32 partial sums, 1-element axes.
+STRIDED = [((2, 5, 3), 1), ((3, 70, 300), 1), ((2, 64, 17), 1), ((1, 65, 64), 1), ((2, 129, 257), 1), ((1, 1, 1, 9), 1),
+           ((4, 3, 2, 33), 2), ((2, 200, 5, 7), 1), ((1, 7, 1, 1), 1)]
+
+
+@pytest.mark.parametrize("shape,axis", STRIDED, ids=str)
+def test_softmax_strided_matches_reference_and_bits(rng, isa, shape, axis):
+    x = random_array(rng, shape, np.float32, -20, 20)
+    x.flat[0] = 5000.0
+    y = F.softmax(x, axis)
+    assert_close(y, R.softmax(x, axis), np.float32, err_msg=f"{isa} {shape}")
+    assert_close(F.log_softmax(x, axis), R.log_softmax(x, axis), np.float32, scale=100.0, err_msg=f"{isa} {shape}")
+    xg = _grid_logits(rng, shape)
+    assert _rel_err(F.softmax(xg, axis), R.softmax(xg.astype(np.float64), axis)) < 1e-6, f"{isa} {shape}"
+    np.testing.assert_allclose(y.astype(np.float64).sum(axis), 1.0, rtol=0, atol=4e-6 + shape[axis] * 6e-8)
+    # NaN makes its position's slice NaN and nothing else; -inf gives 0
+    xn = x.copy()
+    xn.reshape(-1)[-1] = np.nan
+    xn.reshape(-1)[x.size // 2] = -np.inf
+    yn = F.softmax(xn, axis)
+    np.testing.assert_array_equal(np.isnan(yn), np.isnan(R.softmax(xn.astype(np.float64), axis)))
+    # the same bits for any thread count, streaming or plain stores, and a Fortran-ordered copy
+    before = imkern.get_num_threads()
+    try:
+        imkern.set_num_threads(3)
+        np.testing.assert_array_equal(F.softmax(x, axis), y, err_msg=isa)
+        for stream in (0, 1 << 40):
+            imkern.set_cpu_params(stream_bytes=stream)
+            np.testing.assert_array_equal(F.softmax(x, axis), y, err_msg=f"{isa} stream_bytes={stream}")
+        for l1 in (4096, 1 << 20):  # the block width follows the L1d: bits must not
+            imkern.set_cpu_params(strip_l1=l1)
+            np.testing.assert_array_equal(F.softmax(x, axis), y, err_msg=f"{isa} strip_l1={l1}")
+        imkern.reset_cpu_params()
+        np.testing.assert_array_equal(F.softmax(np.asfortranarray(x), axis), y, err_msg=isa)
+        # a slice along the outer axis gives the same bits (blocks do not depend on position)
+        np.testing.assert_array_equal(F.softmax(x[-1:], axis), y[-1:], err_msg=isa)
+    finally:
+        imkern.set_num_threads(before)
+        imkern.reset_cpu_params()
