@@ -125,7 +125,7 @@ _PARAMS = {
     "gemm_nc": (1, 1 << 20, "GEMM columns per packed B panel, at most (elements)"),
     "l2_block": (4096, 1 << 40, "bytes of the conv2d and Winograd L2 blocks"),
     "wino_m": (4096, 1 << 40, "bytes of the Winograd output-transform chunk"),
-    "strip_l1": (1024, 1 << 40, "bytes of the filters' row ring, kernels up to 8 rows"),
+    "strip_l1": (1024, 1 << 40, "bytes of the filters' row ring (kernels up to 8 rows), strided softmax blocks"),
     "strip_l2": (1024, 1 << 40, "bytes of the filters' row ring, taller kernels; rotate90's bands"),
     "stream_bytes": (0, 1 << 62, "input + output bytes above which outputs are streamed (0: always)"),
 }
@@ -157,8 +157,9 @@ def set_cpu_params(**params) -> dict:
     ``info()["cpu_caches"]``), computed once per process: the GEMM blocking ``gemm_mc``,
     ``gemm_kc``, ``gemm_nc`` (aliases ``mc``, ``kc``, ``nc``; elements, for float32 and
     float64 alike when set), ``l2_block`` and ``wino_m`` (bytes of the conv2d / Winograd
-    blocks), ``strip_l1`` and ``strip_l2`` (bytes of the filters' row rings; ``strip_l2``
-    also bounds rotate90's bands), and ``stream_bytes`` (alias ``stream``: outputs whose input plus output bytes exceed it are
+    blocks), ``strip_l1`` and ``strip_l2`` (bytes of the filters' row rings; ``strip_l1``
+    also sizes the blocks of a float32 softmax over a strided axis, ``strip_l2`` rotate90's
+    bands), and ``stream_bytes`` (alias ``stream``: outputs whose input plus output bytes exceed it are
     written with non-temporal stores; 0 streams every output that can be). A value of None
     restores that parameter's default; :func:`reset_cpu_params` restores all of them. The
     environment variable ``IMKERN_CPU_PARAMS`` (e.g. ``"kc=128,mc=512,stream_bytes=16M"``)
