@@ -231,6 +231,41 @@ def test_threads_do_not_change_results(rng):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("c", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("stream", [False, True])
+def test_correlate_3x3_float32_direct(rng, isa, c, stream):
+    """float32 3x3 on rows at least 4 * ceil(32 / c) + 32 pixels wide: the rows whose three
+    source rows are inside the image are filtered straight from the source, the columns at
+    each end from a padded strip split at an output line. Against the reference at every
+    border, image height (1, 2, 3: border rows only) and alignment of the input and `out`,
+    with and without streaming stores, at 1 and 3 threads; and bit for bit against the
+    padded-ring path (a crop too narrow for the direct path) on the interior columns."""
+    w = 4 * (-(-32 // c)) + 32 + 37
+    before = imkern.get_num_threads()
+    try:
+        imkern.set_cpu_params(stream_bytes=0 if stream else None)
+        for h in (1, 2, 3, 9):
+            base = random_array(rng, (2, h, w + 3, c), np.float32)
+            k = rng.standard_normal((3, 3)).astype(np.float32)
+            for x in (base[:, :, 1:-2], base[:, ::-1, 3:]):
+                for border in BORDERS:
+                    outs = []
+                    for n, off in ((1, 0), (3, 1), (3, 3)):
+                        imkern.set_num_threads(n)
+                        o = np.full(x.size + off, np.nan, np.float32)[off:].reshape(x.shape)
+                        F.correlate(x, k, border=border, cval=-0.75, out=o)
+                        outs.append(o)
+                    exp = R.correlate(x, k, border=border, cval=-0.75)
+                    assert_close(outs[0], exp, np.float32, scale=_scale(x, k) + 0.75)
+                    for o in outs[1:]:
+                        np.testing.assert_array_equal(o, outs[0])
+                    narrow = F.correlate(x[:, :, 20:70], k, border=border, cval=-0.75)  # the ring path
+                    np.testing.assert_array_equal(narrow[:, :, 1:-1], outs[0][:, :, 21:69])
+    finally:
+        imkern.set_num_threads(before)
+        imkern.set_cpu_params(stream_bytes=None)
+
+
 def _streaming_shape(c, itemsize):
     """An image shape whose input + output exceed the streaming threshold (the L3 this process
     gets; the streaming-store path), or None when that would be too large for a quick test."""
