@@ -549,6 +549,29 @@ def test_hsv_float_streamed_rows_equal_plain(isa, rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float3_streamed_rows_of_views(isa, rng, dtype):
+    """Streamed float 3-channel rows prefetch their input a page ahead, past a row's end only
+    where the next row follows it: views whose rows have gaps (a crop, a reversed-rows view, a
+    batch with a gap) and contiguous images of rows wider than a page give the bits of the
+    contiguous copy with streaming off (YCbCr within an ulp: the streamed head is the functor)."""
+    big = rng.random((2, 9, 700, 3), dtype=np.float64).astype(dtype)
+    tol = 1e-6 if dtype == np.float32 else 1e-15
+    views = [big[0, :, 3:650], big[0, ::-1], big[:, 1:, :], big[1], big[:, :, 5:400]]
+    try:
+        for fn in (K.rgb_to_hsv, K.hsv_to_rgb, K.rgb_to_ycbcr, K.ycbcr_to_rgb):
+            for i, v in enumerate(views):
+                imkern.set_cpu_params(stream_bytes=None)
+                plain = fn(np.ascontiguousarray(v))
+                imkern.set_cpu_params(stream_bytes=0)
+                if fn in (K.rgb_to_hsv, K.hsv_to_rgb):
+                    np.testing.assert_array_equal(fn(v), plain, err_msg=f"{fn.__name__} view {i}")
+                else:
+                    np.testing.assert_allclose(fn(v), plain, rtol=tol, atol=tol, err_msg=f"{fn.__name__} view {i}")
+    finally:
+        imkern.reset_cpu_params()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_ycbcr_gray_float_streamed_rows(isa, rng, dtype):
     """Float YCbCr and gray outputs beyond the cache are written by non-temporal stores after a
     per-pixel head that aligns them: forced on (stream_bytes=0) for every output alignment and

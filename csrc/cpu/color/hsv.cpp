@@ -550,10 +550,12 @@ void hsv_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const I
   if (fwd) {
     Row3F<T, RgbToHsvFLanes<T>, RgbToHsvF<T>> row;
     row.stream = stream;
+    row.rows_follow = contiguous_rows(s);
     map_pixels<T, T, 3, 3>(src, s, dst, d, RgbToHsvF<T>{}, row);
   } else {
     Row3F<T, HsvToRgbFLanes<T>, HsvToRgbF<T>> row;
     row.stream = stream;
+    row.rows_follow = contiguous_rows(s);
     map_pixels<T, T, 3, 3>(src, s, dst, d, HsvToRgbF<T>{}, row);
   }
 #else

@@ -71,10 +71,12 @@ void ycbcr_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const
   if (fwd) {
     Row3F<T, RgbToYcbcrFLanes<T>, color::RgbToYcbcr<T>> row;
     row.stream = stream;
+    row.rows_follow = contiguous_rows(s);
     map_pixels<T, T, 3, 3>(src, s, dst, d, color::RgbToYcbcr<T>{}, row);
   } else {
     Row3F<T, YcbcrToRgbFLanes<T>, color::YcbcrToRgb<T>> row;
     row.stream = stream;
+    row.rows_follow = contiguous_rows(s);
     map_pixels<T, T, 3, 3>(src, s, dst, d, color::YcbcrToRgb<T>{}, row);
   }
 }
