@@ -14,11 +14,13 @@
 // prefetched during the exp pass; float32 softmax rows of up to 8192 keep e in a per-chunk
 // scratch row and stream y = e / S out with non-temporal stores (no read-for-ownership of y)
 // when x and y exceed the cache. 4096x1000 float32, 1 thread, AVX-512: ~1.25 ms (a copy of
-// the same bytes ~1.1 ms), from ~2.2 ms with vm::exp_nonpos: the exp pass is FP-port bound. inner > 1 processes blocks of up to 256 contiguous inner
-// positions at once, the c loop outermost, so the loads are contiguous too; float32 softmax
-// at AVX2 / AVX-512 (softmax_strided_f32) sizes the blocks from the L1d and runs them
-// register-blocked with the table exp: (32, 64, 56, 56) over dim 1, 1 thread, AVX-512 3.0 ms
-// (a copy of the same bytes 1.8 ms), from 5.1 ms.
+// the same bytes ~1.1 ms), from ~2.2 ms with vm::exp_nonpos: the exp pass is FP-port bound.
+// inner > 1 runs one driver (softmax_strided) over blocks of up to 256 contiguous inner
+// positions, the c loop outermost, so the loads are contiguous too, with a block function
+// for the maxima, exps and sums: the generic per-element passes, or for float32 softmax at
+// AVX2 / AVX-512 block_softmax_f32 (register-blocked, the table exp) on blocks sized from the
+// L1d: (32, 64, 56, 56) over dim 1, 1 thread, AVX-512 3.0 ms (a copy of the same bytes
+// 1.8 ms), from 5.1 ms.
 // Variants: float32 (vector exp) and float64 (libm exp).
 #include <algorithm>
 #include <cmath>
@@ -280,47 +282,63 @@ inline void block_softmax_f32(const float* xs, int64_t inner, int64_t C, int64_t
 }
 #endif
 
-// Softmax along c of (outer, c, inner), inner > 1: blocks of B <= kBlock inner positions, the
-// c loop outermost in each pass, so every load is a contiguous run of B elements. The rows of a
-// block are kBlock elements of C rows inner apart: too short for the hardware prefetcher to
-// follow, so the maximum pass (the one that reads the block from memory) prefetches the same
-// rows of the next block. A float32 softmax whose data exceed the cache this process gets
-// (cpu_params().stream_bytes) keeps the exp terms of a block in a scratch (when it fits half
-// the L2) and streams y = e / S out with non-temporal stores (no read-for-ownership of y);
-// otherwise e goes to y and is scaled in place. The same bits either way.
+// The generic block function of softmax_strided (any T, any ISA), per-element passes over the
+// B positions of one block: the maxima (the c loop outermost, so each load is a contiguous run
+// of B elements; the same rows of the next block, pf / pfB wide, prefetched alongside), then
+// e = exp(x - M) row by row (vm::exp_nonpos / libm) and the float64 sums (the error stays ~1 ulp
+// of T for any C). e null (log-softmax): the terms go to a row scratch and only their sums stay.
 template <typename T>
-void softmax_strided(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, bool log) {
-  const int64_t nb = (inner + kBlock - 1) / kBlock;
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C * std::min(inner, kBlock), 1));
-  const int64_t blk = std::min(inner, kBlock);
+inline void block_softmax_generic(const T* xs, int64_t inner, int64_t C, int64_t B, T* mx, T* e, int64_t es,
+                                  double* sm, const T* pf, int64_t pfB) {
+  std::fill(mx, mx + B, -std::numeric_limits<T>::infinity());
+  std::fill(sm, sm + B, 0.0);
+  for (int64_t c = 0; c < C; ++c) {
+    const T* xr = xs + c * inner;
+    if (pf)
+      for (int64_t j = 0; j < pfB; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(pf + c * inner + j, 0, 3);
+    for (int64_t j = 0; j < B; ++j) mx[j] = vm::nanmax_s(mx[j], xr[j]);
+  }
+  T row[kBlock];
+  for (int64_t c = 0; c < C; ++c) {
+    T* er = e ? e + c * es : row;
+    exp_diff(xs + c * inner, mx, er, B);
+    for (int64_t j = 0; j < B; ++j) sm[j] += er[j];
+  }
+}
+
+// Softmax along c of (outer, c, inner), inner > 1: the driver. Blocks of B <= bw <= kBlock
+// contiguous inner positions (a block: B elements of C rows inner apart); `block` (a block
+// function: block_softmax_generic or block_softmax_f32) fills the block's maxima M, exp terms e
+// and float64 sums S, then the driver writes y = e / S (softmax) or y = (x - M) - log S
+// (log-softmax). The rows of a block are too short for the hardware prefetcher to follow, so
+// the block function prefetches the same rows of the next block (the following positions, or
+// the next slice's first block) during its maximum pass. A float32 softmax whose data exceed
+// the cache this process gets (cpu_params().stream_bytes) keeps e in a scratch (when it fits
+// the L2 block) and streams y = e / S out with non-temporal stores (no read-for-ownership of
+// y); otherwise e goes to y and is scaled in place. The same bits either way, and for any bw
+// and thread count: every position's work depends on its own C elements only.
+template <typename T, typename Block>
+void softmax_strided(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, bool log, int64_t bw,
+                     Block&& block) {
+  const int64_t nb = (inner + bw - 1) / bw;
+  const int64_t blk = std::min(inner, bw);
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C * blk, 1));
   const bool stream = std::is_same<T, float>::value && !log &&
                       2 * outer * C * inner * int64_t(sizeof(T)) > params().stream_bytes &&
                       C * blk * int64_t(sizeof(T)) <= params().l2_block;
   parallel_for(0, outer * nb, grain, [&](int64_t t0, int64_t t1) {
-    T mx[kBlock], e[kBlock], ls[kBlock];
-    double sm[kBlock];  // float64 sums: the error stays ~1 ulp of T for any C
+    alignas(64) T mx[kBlock], ls[kBlock];
+    alignas(64) double sm[kBlock];
     std::vector<T> es(stream ? static_cast<size_t>(C * blk) : 0);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t o = t / nb, b0 = (t % nb) * kBlock, B = std::min(kBlock, inner - b0);
+      const int64_t o = t / nb, b0 = (t % nb) * bw, B = std::min(bw, inner - b0);
       const T* xs = x + o * C * inner + b0;
       T* ys = y + o * C * inner + b0;
-      // The next block: the following B positions of the same rows, or the next slice's first.
-      const T* nx = t + 1 < outer * nb ? (b0 + kBlock < inner ? xs + kBlock : x + (o + 1) * C * inner) : nullptr;
-      const int64_t nB = b0 + kBlock < inner ? std::min(kBlock, inner - b0 - kBlock) : std::min(kBlock, inner);
-      std::fill(mx, mx + B, -std::numeric_limits<T>::infinity());
-      std::fill(sm, sm + B, 0.0);
-      for (int64_t c = 0; c < C; ++c) {
-        const T* xr = xs + c * inner;
-        if (nx)
-          for (int64_t j = 0; j < nB; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(nx + c * inner + j, 0, 3);
-        for (int64_t j = 0; j < B; ++j) mx[j] = vm::nanmax_s(mx[j], xr[j]);
-      }
-      for (int64_t c = 0; c < C; ++c) {
-        T* er = stream ? es.data() + c * B : e;
-        exp_diff(xs + c * inner, mx, er, B);
-        for (int64_t j = 0; j < B; ++j) sm[j] += er[j];
-        if (!log && !stream) std::copy(er, er + B, ys + c * inner);
-      }
+      // The next block: the following positions of the same rows, or the next slice's first.
+      const bool more = b0 + bw < inner;
+      const T* nx = t + 1 < outer * nb ? (more ? xs + bw : x + (o + 1) * C * inner) : nullptr;
+      const int64_t nB = more ? std::min(bw, inner - b0 - bw) : blk;
+      block(xs, inner, C, B, mx, log ? nullptr : stream ? es.data() : ys, stream ? B : inner, sm, nx, nB);
       if (log) {
         // (x - M) - log S, as the contiguous rows: x - (M + log S) would round M + log S to
         // the precision of M first (an error of ulp(M) / 2: 0.03 at 1e6, everything at 1e8).
@@ -330,69 +348,36 @@ void softmax_strided(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, 
           T* yr = ys + c * inner;
           for (int64_t j = 0; j < B; ++j) yr[j] = (xr[j] - mx[j]) - ls[j];
         }
-      } else {
-        for (int64_t j = 0; j < B; ++j) ls[j] = static_cast<T>(1.0 / sm[j]);
-        if constexpr (std::is_same<T, float>::value) {
-          if (stream) {
-            for (int64_t c = 0; c < C; ++c) scale_store_stream(es.data() + c * B, ls, ys + c * inner, B);
-            continue;
-          }
+        continue;
+      }
+      for (int64_t j = 0; j < B; ++j) ls[j] = static_cast<T>(1.0 / sm[j]);
+      if constexpr (std::is_same<T, float>::value) {
+        if (stream) {
+          for (int64_t c = 0; c < C; ++c) scale_store_stream(es.data() + c * B, ls, ys + c * inner, B);
+          continue;
         }
-        for (int64_t c = 0; c < C; ++c) {
-          T* yr = ys + c * inner;
-          for (int64_t j = 0; j < B; ++j) yr[j] *= ls[j];
-        }
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        T* yr = ys + c * inner;
+        for (int64_t j = 0; j < B; ++j) yr[j] *= ls[j];
       }
     }
     if (stream) stream_fence();
   });
 }
 
-
 #if defined(IMKERN_SOFTMAX_TEXP)
-// float32 softmax along c of (outer, c, inner), inner > 1, at AVX2 / AVX-512: blocks of B
-// positions (a multiple of the 4-vector chunk, at most kBlock) sized so that the block of x,
-// its exps and the next block of x (being prefetched) fit the L1d (cpu_params().strip_l1; the
-// second and third passes then read L1, not L2; the smallest B is one chunk, a 128 / 256-byte
-// run per row). (32, 64, 56, 56) dim 1 on a 48 KiB L1d, 1 thread: B = 64 gave 3.0 ms (AVX-512)
-// / 3.9 ms (AVX2), B = 256 3.7 / 4.2 ms; B = 48 (not a whole chunk) 4.5 ms. Each block goes
-// through block_softmax_f32 (the next block prefetched during the maximum pass),
-// then y = e / S; e goes to a scratch and y is streamed out when the data exceed the cache
-// this process gets (cpu_params().stream_bytes), else e goes to y, scaled in place. The bits do
-// not depend on B (every lane's work is the same), so neither on the machine nor the threads.
-void softmax_strided_f32(const float* x, float* y, int64_t outer, int64_t C, int64_t inner) {
-  constexpr int64_t L = texp::L;
+// The block width of the float32 softmax at AVX2 / AVX-512 (block_softmax_f32): a multiple of
+// the 4-vector chunk, at most kBlock, such that the block of x, its exps and the next block of x
+// (being prefetched) fit the L1d (cpu_params().strip_l1; the second and third passes then read
+// L1, not L2; the smallest is one chunk, a 128 / 256-byte run per row). (32, 64, 56, 56) dim 1
+// on a 48 KiB L1d, 1 thread: B = 64 gave 3.0 ms (AVX-512) / 3.9 ms (AVX2), B = 256 3.7 / 4.2 ms;
+// B = 48 (not a whole chunk) 4.5 ms. The bits do not depend on it (every lane's work is the
+// same), so neither on the machine.
+inline int64_t strided_f32_width(int64_t C) {
+  constexpr int64_t KL = kK * texp::L;  // one register-blocked chunk
   const int64_t fit = params().strip_l1 / (3 * C * int64_t(sizeof(float)));
-  constexpr int64_t KL = kK * L;  // one register-blocked chunk
-  const int64_t bw = std::min(kBlock, std::max(KL, fit / KL * KL));
-  const int64_t nb = (inner + bw - 1) / bw;
-  const int64_t blk = std::min(inner, bw);
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C * blk, 1));
-  const bool stream = 2 * outer * C * inner * int64_t(sizeof(float)) > params().stream_bytes &&
-                      C * blk * int64_t(sizeof(float)) <= params().l2_block;
-  parallel_for(0, outer * nb, grain, [&](int64_t t0, int64_t t1) {
-    alignas(64) float mx[kBlock], ls[kBlock];
-    alignas(64) double sm[kBlock];
-    std::vector<float> es(stream ? static_cast<size_t>(C * blk) : 0);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t o = t / nb, b0 = (t % nb) * bw, B = std::min(bw, inner - b0);
-      const float* xs = x + o * C * inner + b0;
-      float* ys = y + o * C * inner + b0;
-      const float* nx = t + 1 < outer * nb ? (b0 + bw < inner ? xs + bw : x + (o + 1) * C * inner) : nullptr;
-      float* eb = stream ? es.data() : ys;
-      block_softmax_f32(xs, inner, C, B, mx, eb, stream ? B : inner, sm, nx);
-      for (int64_t j = 0; j < B; ++j) ls[j] = static_cast<float>(1.0 / sm[j]);
-      if (stream) {
-        for (int64_t c = 0; c < C; ++c) scale_store_stream(es.data() + c * B, ls, ys + c * inner, B);
-      } else {
-        for (int64_t c = 0; c < C; ++c) {
-          float* yr = ys + c * inner;
-          for (int64_t j = 0; j < B; ++j) yr[j] *= ls[j];
-        }
-      }
-    }
-    if (stream) stream_fence();
-  });
+  return std::min(kBlock, std::max(KL, fit / KL * KL));
 }
 #endif
 }  // namespace
@@ -406,12 +391,20 @@ void softmax(DType dtype, const void* x, void* y, int64_t outer, int64_t c, int6
 #if defined(IMKERN_SOFTMAX_TEXP)
       if constexpr (std::is_same<T, float>::value) {
         if (!log) {
-          softmax_strided_f32(static_cast<const float*>(x), static_cast<float*>(y), outer, c, inner);
+          // The next block's width is not needed: block_softmax_f32 prefetches the next
+          // block's chunks alongside its own (at most one block width of a tail short).
+          softmax_strided<float>(static_cast<const float*>(x), static_cast<float*>(y), outer, c, inner, false,
+                                 strided_f32_width(c),
+                                 [](const float* xs, int64_t in, int64_t C, int64_t B, float* mx, float* e,
+                                    int64_t es, double* sm, const float* pf, int64_t) {
+                                   block_softmax_f32(xs, in, C, B, mx, e, es, sm, pf);
+                                 });
           return;
         }
       }
 #endif
-      softmax_strided<T>(static_cast<const T*>(x), static_cast<T*>(y), outer, c, inner, log);
+      softmax_strided<T>(static_cast<const T*>(x), static_cast<T*>(y), outer, c, inner, log, kBlock,
+                         [](auto... a) { block_softmax_generic<T>(a...); });
     }
   });
 }
