@@ -279,7 +279,7 @@ inline void block_softmax_f32(const float* xs, int64_t inner, int64_t C, int64_t
 // B positions of one block: the maxima (the c loop outermost, so each load is a contiguous run
 // of B elements; the same rows of the next block, pf / pfB wide, prefetched alongside), then
 // e = exp(x - M) row by row (vm::exp_nonpos / libm) and the float64 sums (the error stays ~1 ulp
-// of T for any C). e null (log-softmax): the terms go to a row scratch and only their sums stay.
+// of T for any C). e null (log-softmax): only the sums are kept.
 template <typename T>
 inline void block_softmax_generic(const T* xs, int64_t inner, int64_t C, int64_t B, T* mx, T* e, int64_t es,
                                   double* sm, const T* pf, int64_t pfB) {
@@ -291,11 +291,13 @@ inline void block_softmax_generic(const T* xs, int64_t inner, int64_t C, int64_t
       for (int64_t j = 0; j < pfB; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(pf + c * inner + j, 0, 3);
     for (int64_t j = 0; j < B; ++j) mx[j] = vm::nanmax_s(mx[j], xr[j]);
   }
+  // The terms go through an L1 row, then to e: written straight into e (y, not in cache), the
+  // scalar libm exps of float64 waited on y's read-for-ownership (~2% slower).
   T row[kBlock];
   for (int64_t c = 0; c < C; ++c) {
-    T* er = e ? e + c * es : row;
-    exp_diff(xs + c * inner, mx, er, B);
-    for (int64_t j = 0; j < B; ++j) sm[j] += er[j];
+    exp_diff(xs + c * inner, mx, row, B);
+    for (int64_t j = 0; j < B; ++j) sm[j] += row[j];
+    if (e) std::copy(row, row + B, e + c * es);
   }
 }
 
