@@ -199,3 +199,37 @@ def test_softmax_strided_matches_reference_and_bits(rng, isa, shape, axis):
     finally:
         imkern.set_num_threads(before)
         imkern.reset_cpu_params()
+
+
+# ---- streamed outputs at every alignment: softmax.cpp scale_store_stream_lines and the
+# strided driver's line-aligned blocks (a 64-byte line of y takes streaming or plain stores,
+# never both; the first block of a slice ends on a line when inner is a whole number of lines)
+STREAMED = [((9, 1000), -1), ((5, 17), -1), ((3, 40), -1), ((2, 24, 7, 16), 1), ((3, 70, 300), 1), ((2, 33, 3, 50), 1),
+            ((2, 5, 40), 1), ((1, 3, 16), 1), ((2, 64, 96), 1), ((2, 20, 8), 1)]
+
+
+@pytest.mark.parametrize("shape,axis", STREAMED, ids=str)
+def test_softmax_streamed_any_alignment(rng, isa, shape, axis):
+    x = random_array(rng, shape, np.float32, -20, 20)
+    n = x.size
+    buf = np.empty(n + 64, np.float32)
+    base = (-buf.ctypes.data % 64) // 4  # elements to the first 64-byte boundary
+    before = imkern.get_num_threads()
+    try:
+        imkern.set_cpu_params(stream_bytes=1 << 40)
+        ref = F.softmax(x, axis)  # plain stores
+        imkern.set_cpu_params(stream_bytes=0)
+        for threads in (1, 3):
+            imkern.set_num_threads(threads)
+            for off in range(16):
+                buf[:] = np.nan  # poison: every element must be written
+                out = buf[base + off : base + off + n].reshape(shape)
+                assert F.softmax(x, axis, out=out) is out
+                np.testing.assert_array_equal(out, ref, err_msg=f"{isa} offset {off} threads {threads}")
+            for l1 in (4096, 1 << 20):  # other block widths
+                imkern.set_cpu_params(strip_l1=l1, stream_bytes=0)
+                out = buf[base + 5 : base + 5 + n].reshape(shape)
+                np.testing.assert_array_equal(F.softmax(x, axis, out=out), ref, err_msg=f"{isa} strip_l1={l1}")
+    finally:
+        imkern.set_num_threads(before)
+        imkern.reset_cpu_params()

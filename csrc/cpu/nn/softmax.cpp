@@ -14,11 +14,13 @@
 // prefetched during the exp pass; float32 softmax rows of up to 8192 keep e in a per-chunk
 // scratch row and stream y = e / S out with non-temporal stores (no read-for-ownership of y)
 // when x and y exceed the cache. 4096x1000 float32, 1 thread, AVX-512: ~1.25 ms (a copy of
-// the same bytes ~1.1 ms), from ~2.2 ms with vm::exp_nonpos: the exp pass is FP-port bound. inner > 1 processes blocks of up to 256 contiguous inner
-// positions at once, the c loop outermost, so the loads are contiguous too; float32 softmax
-// at AVX2 / AVX-512 (softmax_strided_f32) sizes the blocks from the L1d and runs them
-// register-blocked with the table exp: (32, 64, 56, 56) over dim 1, 1 thread, AVX-512 3.0 ms
-// (a copy of the same bytes 1.8 ms), from 5.1 ms.
+// the same bytes ~1.1 ms), from ~2.2 ms with vm::exp_nonpos: the exp pass is FP-port bound.
+// inner > 1 runs one driver (softmax_strided) over blocks of up to 256 contiguous inner
+// positions, the c loop outermost, so the loads are contiguous too, with a block function
+// for the maxima, exps and sums: the generic per-element passes, or for float32 softmax at
+// AVX2 / AVX-512 block_softmax_f32 (register-blocked, the table exp) on blocks sized from the
+// L1d: (32, 64, 56, 56) over dim 1, 1 thread, AVX-512 3.0 ms (a copy of the same bytes
+// 1.8 ms), from 5.1 ms.
 // Variants: float32 (vector exp) and float64 (libm exp).
 #include <algorithm>
 #include <cmath>
@@ -49,33 +51,51 @@ namespace {
 
 using namespace softmax_detail;
 
-// y[i] = e[i] * inv; the 64-byte-aligned middle of y (a whole vector per store where the ISA
-// has one of 32 or 64 bytes) is written with non-temporal stores: the output row is not read
-// back here, and skipping its read-for-ownership saves a third of the memory traffic. The
-// values are the same bits as plain stores. Callers end their chunk with an sfence.
-inline void scale_store_stream(const float* e, float inv, float* y, int64_t n) {
-#if defined(__AVX512F__) || defined(__AVX__)
-#if defined(__AVX512F__)
-  constexpr int64_t W = 16;
-#else
-  constexpr int64_t W = 8;
-#endif
+// y[i] = e[i] * s[i] (Scalar: one scale s[0] for all i), the body of y written by
+// non-temporal stores: the output is not read back here, and skipping its read-for-ownership
+// saves a third of the memory traffic. The same bits as plain stores. A 64-byte line must not
+// take both streaming and plain stores: a line that is partly plain costs a read-for-ownership
+// and holds the neighbouring streamed lines up (AVX2, 1 thread: (32, 64, 56, 55) dim 1 with
+// rows starting 16 bytes into a line, the first half-line plain and the second streamed, took
+// 33 ms against 6 ms). So an end of [y, y + n) on a vector boundary streams up to it (the
+// line's other part is the neighbouring row's or block's, streamed by the same rule), and an
+// end elsewhere takes plain stores to the line's edge (so does the neighbour's). Callers end
+// their chunk with an sfence.
+template <bool Scalar>
+inline void scale_store_stream_lines(const float* e, const float* s, float* y, int64_t n) {
+  const auto one = [&](int64_t i) { return e[i] * s[Scalar ? 0 : i]; };
   int64_t i = 0;
-  const int64_t head = static_cast<int64_t>(((W * 4) - (reinterpret_cast<uintptr_t>(y) & (W * 4 - 1))) & (W * 4 - 1)) / 4;
-  if ((reinterpret_cast<uintptr_t>(y) & 3) == 0 && n >= head + W) {
-    for (; i < head; ++i) y[i] = e[i] * inv;
-    for (; i + W <= n; i += W) {
+#if defined(__AVX512F__) || defined(__AVX__)
+  using vm::vf;
+  constexpr int64_t W = vm::LF;  // floats per vector (a vector is a line or half a line)
+  constexpr uintptr_t VB = W * 4;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(y), z = a + uintptr_t(n) * 4;
+  const int64_t head = a % VB == 0 ? 0 : static_cast<int64_t>((0 - a) & 63) / 4;
+  const int64_t body = z % VB == 0 ? n : n - static_cast<int64_t>(z & 63) / 4;  // z - a = 4n
+  if (a % 4 == 0 && body >= head + W) {
+    for (; i < head; ++i) y[i] = one(i);
+    const vf s1 = simd::splat(s[0]);
+    for (; i < body; i += W) {
+      vf v = simd::loadu(e + i);
+      if constexpr (Scalar)
+        v = v * s1;
+      else
+        v = v * simd::loadu(s + i);
 #if defined(__AVX512F__)
-      _mm512_stream_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(e + i), _mm512_set1_ps(inv)));
+      _mm512_stream_ps(y + i, (__m512)v);
 #else
-      _mm256_stream_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(e + i), _mm256_set1_ps(inv)));
+      _mm256_stream_ps(y + i, (__m256)v);
 #endif
     }
   }
-  for (; i < n; ++i) y[i] = e[i] * inv;
-#else
-  for (int64_t i = 0; i < n; ++i) y[i] = e[i] * inv;
 #endif
+  for (; i < n; ++i) y[i] = one(i);
+}
+inline void scale_store_stream(const float* e, float inv, float* y, int64_t n) {
+  scale_store_stream_lines<true>(e, &inv, y, n);
+}
+inline void scale_store_stream(const float* e, const float* inv, float* y, int64_t n) {
+  scale_store_stream_lines<false>(e, inv, y, n);
 }
 inline void stream_fence() {
 #if defined(__SSE2__)
@@ -167,31 +187,6 @@ void softmax_rows(const T* x, T* y, int64_t rows, int64_t C, bool log) {
   });
 }
 
-// y[j] = e[j] * inv[j] with the 64-byte-aligned whole vectors of y written by non-temporal
-// stores (the same bits as plain stores; the caller fences).
-inline void scale_store_stream(const float* e, const float* inv, float* y, int64_t n) {
-#if defined(__AVX512F__) || defined(__AVX__)
-  using vm::vf;
-  constexpr int64_t W = vm::LF;
-  int64_t i = 0;
-  const int64_t head = static_cast<int64_t>(((W * 4) - (reinterpret_cast<uintptr_t>(y) & (W * 4 - 1))) & (W * 4 - 1)) / 4;
-  if ((reinterpret_cast<uintptr_t>(y) & 3) == 0 && n >= head + W) {
-    for (; i < head; ++i) y[i] = e[i] * inv[i];
-    for (; i + W <= n; i += W) {
-      const vf v = simd::loadu(e + i) * simd::loadu(inv + i);
-#if defined(__AVX512F__)
-      _mm512_stream_ps(y + i, (__m512)v);
-#else
-      _mm256_stream_ps(y + i, (__m256)v);
-#endif
-    }
-  }
-  for (; i < n; ++i) y[i] = e[i] * inv[i];
-#else
-  for (int64_t i = 0; i < n; ++i) y[i] = e[i] * inv[i];
-#endif
-}
-
 #if defined(IMKERN_SOFTMAX_TEXP)
 // float32 softmax of one block of B <= kBlock inner positions (C rows `inner` apart), with the
 // table exp texp::exp (softmax_rows.hpp; 13 vector ops against vm::exp_nonpos's 17).
@@ -280,47 +275,81 @@ inline void block_softmax_f32(const float* xs, int64_t inner, int64_t C, int64_t
 }
 #endif
 
-// Softmax along c of (outer, c, inner), inner > 1: blocks of B <= kBlock inner positions, the
-// c loop outermost in each pass, so every load is a contiguous run of B elements. The rows of a
-// block are kBlock elements of C rows inner apart: too short for the hardware prefetcher to
-// follow, so the maximum pass (the one that reads the block from memory) prefetches the same
-// rows of the next block. A float32 softmax whose data exceed the cache this process gets
-// (cpu_params().stream_bytes) keeps the exp terms of a block in a scratch (when it fits half
-// the L2) and streams y = e / S out with non-temporal stores (no read-for-ownership of y);
-// otherwise e goes to y and is scaled in place. The same bits either way.
+// The generic block function of softmax_strided (any T, any ISA), per-element passes over the
+// B positions of one block: the maxima (the c loop outermost, so each load is a contiguous run
+// of B elements; the same rows of the next block, pf / pfB wide, prefetched alongside), then
+// e = exp(x - M) row by row (vm::exp_nonpos / libm) and the float64 sums (the error stays ~1 ulp
+// of T for any C). e null (log-softmax): only the sums are kept.
 template <typename T>
-void softmax_strided(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, bool log) {
-  const int64_t nb = (inner + kBlock - 1) / kBlock;
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C * std::min(inner, kBlock), 1));
-  const int64_t blk = std::min(inner, kBlock);
+inline void block_softmax_generic(const T* xs, int64_t inner, int64_t C, int64_t B, T* mx, T* e, int64_t es,
+                                  double* sm, const T* pf, int64_t pfB) {
+  std::fill(mx, mx + B, -std::numeric_limits<T>::infinity());
+  std::fill(sm, sm + B, 0.0);
+  for (int64_t c = 0; c < C; ++c) {
+    const T* xr = xs + c * inner;
+    if (pf)
+      for (int64_t j = 0; j < pfB; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(pf + c * inner + j, 0, 3);
+    for (int64_t j = 0; j < B; ++j) mx[j] = vm::nanmax_s(mx[j], xr[j]);
+  }
+  // The terms go through an L1 row, then to e: written straight into e (y, not in cache), the
+  // scalar libm exps of float64 waited on y's read-for-ownership (~2% slower).
+  T row[kBlock];
+  for (int64_t c = 0; c < C; ++c) {
+    exp_diff(xs + c * inner, mx, row, B);
+    for (int64_t j = 0; j < B; ++j) sm[j] += row[j];
+    if (e) std::copy(row, row + B, e + c * es);
+  }
+}
+
+// Softmax along c of (outer, c, inner), inner > 1: the driver. Blocks of B <= bw <= kBlock
+// contiguous inner positions (a block: B elements of C rows inner apart); `block` (a block
+// function: block_softmax_generic or block_softmax_f32) fills the block's maxima M, exp terms e
+// and float64 sums S, then the driver writes y = e / S (softmax) or y = (x - M) - log S
+// (log-softmax). The rows of a block are too short for the hardware prefetcher to follow, so
+// the block function prefetches the same rows of the next block (the following positions, or
+// the next slice's first block) during its maximum pass. A float32 softmax whose data exceed
+// the cache this process gets (cpu_params().stream_bytes) keeps e in a scratch (when it fits
+// the L2 block) and streams y = e / S out with non-temporal stores (no read-for-ownership of
+// y); otherwise e goes to y and is scaled in place. The same bits either way, and for any bw
+// and thread count: every position's work depends on its own C elements only.
+template <typename T, typename Block>
+void softmax_strided(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, bool log, int64_t bw,
+                     Block&& block) {
+  const int64_t blk = std::min(inner, bw);
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C * blk, 1));
   const bool stream = std::is_same<T, float>::value && !log &&
                       2 * outer * C * inner * int64_t(sizeof(T)) > params().stream_bytes &&
                       C * blk * int64_t(sizeof(T)) <= params().l2_block;
+  // Streamed rows of y that all have one phase against the 64-byte lines (inner a whole number
+  // of lines): the first block of a slice is shortened to end on a line, so that the rows of
+  // every later block are whole lines, all streamed, and only the lines across the ends of the
+  // rows take plain stores (see scale_store_stream_lines). With blocks ending mid-line, each
+  // block row had two partly plain lines among four streamed ones (a read-for-ownership each,
+  // and probably the adjacent-line prefetch of the streamed buddy line): (32, 64, 56, 56) dim 1
+  // with y 16 bytes past a line, 1 thread: 7.2 -> 4.1 ms AVX-512 (4.0 with y line-aligned),
+  // 15.6 -> 6.0 ms AVX2 (5.9; also the stores' fix). The bits do not depend on the blocks.
+  int64_t first = blk;
+  constexpr int64_t LN = 64 / int64_t(sizeof(T));
+  const uintptr_t ya = reinterpret_cast<uintptr_t>(y);
+  if (stream && inner % LN == 0 && ya % sizeof(T) == 0 && bw > LN) {
+    const int64_t a = static_cast<int64_t>((0 - ya) & 63) / int64_t(sizeof(T));  // elements to the next line
+    if (a) first = std::min(inner, bw - LN + a);
+  }
+  const int64_t nb = 1 + (inner - first + bw - 1) / bw;  // blocks per slice
   parallel_for(0, outer * nb, grain, [&](int64_t t0, int64_t t1) {
-    T mx[kBlock], e[kBlock], ls[kBlock];
-    double sm[kBlock];  // float64 sums: the error stays ~1 ulp of T for any C
+    alignas(64) T mx[kBlock], ls[kBlock];
+    alignas(64) double sm[kBlock];
     std::vector<T> es(stream ? static_cast<size_t>(C * blk) : 0);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t o = t / nb, b0 = (t % nb) * kBlock, B = std::min(kBlock, inner - b0);
+      const int64_t o = t / nb, i = t % nb;
+      const int64_t b0 = i == 0 ? 0 : first + (i - 1) * bw, B = i == 0 ? first : std::min(bw, inner - b0);
       const T* xs = x + o * C * inner + b0;
       T* ys = y + o * C * inner + b0;
-      // The next block: the following B positions of the same rows, or the next slice's first.
-      const T* nx = t + 1 < outer * nb ? (b0 + kBlock < inner ? xs + kBlock : x + (o + 1) * C * inner) : nullptr;
-      const int64_t nB = b0 + kBlock < inner ? std::min(kBlock, inner - b0 - kBlock) : std::min(kBlock, inner);
-      std::fill(mx, mx + B, -std::numeric_limits<T>::infinity());
-      std::fill(sm, sm + B, 0.0);
-      for (int64_t c = 0; c < C; ++c) {
-        const T* xr = xs + c * inner;
-        if (nx)
-          for (int64_t j = 0; j < nB; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(nx + c * inner + j, 0, 3);
-        for (int64_t j = 0; j < B; ++j) mx[j] = vm::nanmax_s(mx[j], xr[j]);
-      }
-      for (int64_t c = 0; c < C; ++c) {
-        T* er = stream ? es.data() + c * B : e;
-        exp_diff(xs + c * inner, mx, er, B);
-        for (int64_t j = 0; j < B; ++j) sm[j] += er[j];
-        if (!log && !stream) std::copy(er, er + B, ys + c * inner);
-      }
+      // The next block: the following positions of the same rows, or the next slice's first.
+      const bool more = b0 + B < inner;
+      const T* nx = t + 1 < outer * nb ? (more ? xs + B : x + (o + 1) * C * inner) : nullptr;
+      const int64_t nB = more ? std::min(bw, inner - b0 - B) : first;
+      block(xs, inner, C, B, mx, log ? nullptr : stream ? es.data() : ys, stream ? B : inner, sm, nx, nB);
       if (log) {
         // (x - M) - log S, as the contiguous rows: x - (M + log S) would round M + log S to
         // the precision of M first (an error of ulp(M) / 2: 0.03 at 1e6, everything at 1e8).
@@ -330,69 +359,36 @@ void softmax_strided(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, 
           T* yr = ys + c * inner;
           for (int64_t j = 0; j < B; ++j) yr[j] = (xr[j] - mx[j]) - ls[j];
         }
-      } else {
-        for (int64_t j = 0; j < B; ++j) ls[j] = static_cast<T>(1.0 / sm[j]);
-        if constexpr (std::is_same<T, float>::value) {
-          if (stream) {
-            for (int64_t c = 0; c < C; ++c) scale_store_stream(es.data() + c * B, ls, ys + c * inner, B);
-            continue;
-          }
+        continue;
+      }
+      for (int64_t j = 0; j < B; ++j) ls[j] = static_cast<T>(1.0 / sm[j]);
+      if constexpr (std::is_same<T, float>::value) {
+        if (stream) {
+          for (int64_t c = 0; c < C; ++c) scale_store_stream(es.data() + c * B, ls, ys + c * inner, B);
+          continue;
         }
-        for (int64_t c = 0; c < C; ++c) {
-          T* yr = ys + c * inner;
-          for (int64_t j = 0; j < B; ++j) yr[j] *= ls[j];
-        }
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        T* yr = ys + c * inner;
+        for (int64_t j = 0; j < B; ++j) yr[j] *= ls[j];
       }
     }
     if (stream) stream_fence();
   });
 }
 
-
 #if defined(IMKERN_SOFTMAX_TEXP)
-// float32 softmax along c of (outer, c, inner), inner > 1, at AVX2 / AVX-512: blocks of B
-// positions (a multiple of the 4-vector chunk, at most kBlock) sized so that the block of x,
-// its exps and the next block of x (being prefetched) fit the L1d (cpu_params().strip_l1; the
-// second and third passes then read L1, not L2; the smallest B is one chunk, a 128 / 256-byte
-// run per row). (32, 64, 56, 56) dim 1 on a 48 KiB L1d, 1 thread: B = 64 gave 3.0 ms (AVX-512)
-// / 3.9 ms (AVX2), B = 256 3.7 / 4.2 ms; B = 48 (not a whole chunk) 4.5 ms. Each block goes
-// through block_softmax_f32 (the next block prefetched during the maximum pass),
-// then y = e / S; e goes to a scratch and y is streamed out when the data exceed the cache
-// this process gets (cpu_params().stream_bytes), else e goes to y, scaled in place. The bits do
-// not depend on B (every lane's work is the same), so neither on the machine nor the threads.
-void softmax_strided_f32(const float* x, float* y, int64_t outer, int64_t C, int64_t inner) {
-  constexpr int64_t L = texp::L;
+// The block width of the float32 softmax at AVX2 / AVX-512 (block_softmax_f32): a multiple of
+// the 4-vector chunk, at most kBlock, such that the block of x, its exps and the next block of x
+// (being prefetched) fit the L1d (cpu_params().strip_l1; the second and third passes then read
+// L1, not L2; the smallest is one chunk, a 128 / 256-byte run per row). (32, 64, 56, 56) dim 1
+// on a 48 KiB L1d, 1 thread: B = 64 gave 3.0 ms (AVX-512) / 3.9 ms (AVX2), B = 256 3.7 / 4.2 ms;
+// B = 48 (not a whole chunk) 4.5 ms. The bits do not depend on it (every lane's work is the
+// same), so neither on the machine.
+inline int64_t strided_f32_width(int64_t C) {
+  constexpr int64_t KL = kK * texp::L;  // one register-blocked chunk
   const int64_t fit = params().strip_l1 / (3 * C * int64_t(sizeof(float)));
-  constexpr int64_t KL = kK * L;  // one register-blocked chunk
-  const int64_t bw = std::min(kBlock, std::max(KL, fit / KL * KL));
-  const int64_t nb = (inner + bw - 1) / bw;
-  const int64_t blk = std::min(inner, bw);
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(C * blk, 1));
-  const bool stream = 2 * outer * C * inner * int64_t(sizeof(float)) > params().stream_bytes &&
-                      C * blk * int64_t(sizeof(float)) <= params().l2_block;
-  parallel_for(0, outer * nb, grain, [&](int64_t t0, int64_t t1) {
-    alignas(64) float mx[kBlock], ls[kBlock];
-    alignas(64) double sm[kBlock];
-    std::vector<float> es(stream ? static_cast<size_t>(C * blk) : 0);
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t o = t / nb, b0 = (t % nb) * bw, B = std::min(bw, inner - b0);
-      const float* xs = x + o * C * inner + b0;
-      float* ys = y + o * C * inner + b0;
-      const float* nx = t + 1 < outer * nb ? (b0 + bw < inner ? xs + bw : x + (o + 1) * C * inner) : nullptr;
-      float* eb = stream ? es.data() : ys;
-      block_softmax_f32(xs, inner, C, B, mx, eb, stream ? B : inner, sm, nx);
-      for (int64_t j = 0; j < B; ++j) ls[j] = static_cast<float>(1.0 / sm[j]);
-      if (stream) {
-        for (int64_t c = 0; c < C; ++c) scale_store_stream(es.data() + c * B, ls, ys + c * inner, B);
-      } else {
-        for (int64_t c = 0; c < C; ++c) {
-          float* yr = ys + c * inner;
-          for (int64_t j = 0; j < B; ++j) yr[j] *= ls[j];
-        }
-      }
-    }
-    if (stream) stream_fence();
-  });
+  return std::min(kBlock, std::max(KL, fit / KL * KL));
 }
 #endif
 }  // namespace
@@ -406,12 +402,20 @@ void softmax(DType dtype, const void* x, void* y, int64_t outer, int64_t c, int6
 #if defined(IMKERN_SOFTMAX_TEXP)
       if constexpr (std::is_same<T, float>::value) {
         if (!log) {
-          softmax_strided_f32(static_cast<const float*>(x), static_cast<float*>(y), outer, c, inner);
+          // The next block's width is not needed: block_softmax_f32 prefetches the next
+          // block's chunks alongside its own (at most one block width of a tail short).
+          softmax_strided<float>(static_cast<const float*>(x), static_cast<float*>(y), outer, c, inner, false,
+                                 strided_f32_width(c),
+                                 [](const float* xs, int64_t in, int64_t C, int64_t B, float* mx, float* e,
+                                    int64_t es, double* sm, const float* pf, int64_t) {
+                                   block_softmax_f32(xs, in, C, B, mx, e, es, sm, pf);
+                                 });
           return;
         }
       }
 #endif
-      softmax_strided<T>(static_cast<const T*>(x), static_cast<T*>(y), outer, c, inner, log);
+      softmax_strided<T>(static_cast<const T*>(x), static_cast<T*>(y), outer, c, inner, log, kBlock,
+                         [](auto... a) { block_softmax_generic<T>(a...); });
     }
   });
 }
