@@ -181,7 +181,9 @@ struct RgbToHsvRowU8x32 {
 // V = G (in that order of precedence); X by two blends, Y = R ^ G ^ B ^ V ^ X (the remaining
 // channel: {V, X, Y} = {R, G, B}), k = 4, 2 or 0 by masks (vpblendvb is 3 uops on Intel P-cores);
 // X + k d in words by one pmaddubsw of the byte pairs (X, d) and (1, k) (<= 1275: no
-// saturation); n = (X + k d) - Y in dwords by pmaddwd of the word pairs (X + k d, Y), (1, -1).
+// saturation); n + 1024 = (X + k d) - (Y - 1024) in words (Y - 1024: Y unpacked with the high
+// byte 0xFC), in [769, 2299], so that unpacking it with the high word 0x4B00 makes the float
+// 2^23 + n + 1024, and one subtraction gives n (no pmaddwd, no conversion).
 //   Floats, 8 pixels per vector (V and d zero-extended from bytes by one pshufb each): the table
 // value T = rint(N / x) (N = 255 * 4096 for S with x = V, 30 * 4096 for H with x = d) is taken as
 // T / 4096 = rint to a multiple of 2^-12 of q = (N / 4096) / x, by adding 3072: q + 3072 has
@@ -246,13 +248,13 @@ IMKERN_ALWAYS_INLINE inline void hsv_deinterleave(const uint8_t* p, __m256i& r, 
   b = _mm256_unpacklo_epi64(t2, t3);
 }
 
-// The byte stage of 32 pixels: V and d = V - min as bytes, X + k d and Y as words (k = 0: pixels
-// 0-7 of each half, k = 1: 8-15).
+// The byte stage of 32 pixels: V and d = V - min as bytes, n + 1024 as words (k = 0: pixels 0-7
+// of each half, k = 1: 8-15).
 struct HsvFront {
-  __m256i vb, db, xk16[2], y16[2];
+  __m256i vb, db, n16[2];
 };
 IMKERN_ALWAYS_INLINE inline void hsv_front(const uint8_t* p, HsvFront& f) {
-  const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi8(1);
+  const __m256i one = _mm256_set1_epi8(1), fc = _mm256_set1_epi8(-4);
   __m256i rb, gb, bb;
   hsv_deinterleave(p, rb, gb, bb);
   const __m256i vb = _mm256_max_epu8(_mm256_max_epu8(rb, gb), bb);
@@ -269,8 +271,8 @@ IMKERN_ALWAYS_INLINE inline void hsv_front(const uint8_t* p, HsvFront& f) {
   for (int k = 0; k < 2; ++k) {
     const __m256i xd = k ? _mm256_unpackhi_epi8(xb, db) : _mm256_unpacklo_epi8(xb, db);
     const __m256i onek = k ? _mm256_unpackhi_epi8(one, kb) : _mm256_unpacklo_epi8(one, kb);
-    f.xk16[k] = _mm256_maddubs_epi16(xd, onek);
-    f.y16[k] = k ? _mm256_unpackhi_epi8(yb, zero) : _mm256_unpacklo_epi8(yb, zero);
+    const __m256i y1024 = k ? _mm256_unpackhi_epi8(yb, fc) : _mm256_unpacklo_epi8(yb, fc);  // Y - 1024
+    f.n16[k] = _mm256_sub_epi16(_mm256_maddubs_epi16(xd, onek), y1024);
   }
 }
 
@@ -291,8 +293,9 @@ IMKERN_ALWAYS_INLINE inline void hsv_back(const HsvFront& f, const HsvAvx2Masks&
     __m256i s[2], h[2];
     for (int j = 0; j < 2; ++j) {  // pixels 8k + 4j .. 8k + 4j + 3 of each half
       const __m256 v = hsv_dwords(f.vb, 2 * k + j), d = hsv_dwords(f.db, 2 * k + j);
-      const __m256i xk_y = j ? _mm256_unpackhi_epi16(f.xk16[k], f.y16[k]) : _mm256_unpacklo_epi16(f.xk16[k], f.y16[k]);
-      const __m256 n = _mm256_cvtepi32_ps(_mm256_madd_epi16(xk_y, _mm256_set1_epi32(0xFFFF0001)));
+      const __m256i magic_n = _mm256_set1_epi16(0x4B00);  // (2^23 + n + 1024 as float bits)
+      const __m256i nb = j ? _mm256_unpackhi_epi16(f.n16[k], magic_n) : _mm256_unpacklo_epi16(f.n16[k], magic_n);
+      const __m256 n = _mm256_sub_ps(_mm256_castsi256_ps(nb), _mm256_set1_ps(8389632.0f));  // - (2^23 + 1024)
       const __m256 r = _mm256_div_ps(_mm256_set1_ps(255.0f), _mm256_fmadd_ps(v, d, _mm256_set1_ps(0x1p-30f)));
       const __m256 v30 = _mm256_mul_ps(v, _mm256_set1_ps(30.0f / 255.0f));
       const __m256 cs = _mm256_fnmadd_ps(d, magic, _mm256_set1_ps(0.5f));
