@@ -8,8 +8,10 @@
 // 2 divisions (floats). Float outputs beyond the cache are written with non-temporal stores.
 // uint8 vector rows: rgb_to_hsv 64 pixels per step on AVX-512 with VBMI (bytes and words only:
 // the tables looked up by vpermi2b, no division; beyond the cache streamed stores and a
-// prefetched input), 32 per step on AVX2 / AVX-512 without VBMI (bytes, words, then the two
-// table quotients in float dwords), 16 on SSE4.1 and for a tail; hsv_to_rgb 32 per step
+// prefetched input), 32 per step on AVX2 (software-pipelined: the byte stage of the next step
+// beside the float stage of this one; one division for both tables; beyond the cache streamed
+// stores and a prefetched input) and on AVX-512 without VBMI (bytes, words, then the two table
+// quotients in float dwords), 16 on SSE4.1 and for a tail; hsv_to_rgb 32 per step
 // in words on AVX2 / AVX-512 (AVX2: one quotient per pixel and the selection in bytes), 16 per
 // step in dwords on SSE4.1 and for a tail; the per-pixel functor for the rest.
 #include <cstring>
@@ -113,18 +115,19 @@ struct RgbToHsvRowU8 {
 };
 #endif
 
-#if defined(__AVX2__)
-// The same on 32 pixels per step, every stage in vectors of the ISA's width: V, V - min and
-// the hue numerator's operands selected in bytes (n = X - Y + k d, (X, Y, k) = (g, b, 0),
-// (b, r, 2) or (r, g, 4) as V is R, G or B), X + k d in int16 words by one pmaddubsw of the byte
-// pairs (X, d) and (1, k), n = (X + k d) - Y, the products with the division tables in int32
-// (AVX-512) or float (AVX2). Bytes become words by unpacking with zero (words become dwords the
-// same way on AVX2), both within 128-bit halves, so the packs at the end restore pixel order
-// without permutes; AVX-512 widens each 16 words to one vector of dwords.
+#if defined(__AVX512F__)
+// AVX-512 without VBMI: 32 pixels per step, V, V - min and the hue numerator's operands
+// selected in bytes (n = X - Y + k d, (X, Y, k) = (g, b, 0), (b, r, 2) or (r, g, 4) as V is R,
+// G or B), X + k d in int16 words by one pmaddubsw of the byte pairs (X, d) and (1, k), each 16
+// words widened to one vector of dwords for the float products (bytes become words by
+// unpacking with zero within 128-bit halves, so the packs at the end restore pixel order
+// without permutes). The table value T = rint(N / x) (N = 255 * 4096 for S with x = V,
+// 30 * 4096 for H with x = d) is taken as T / 4096 = rint to a multiple of 2^-12 of
+// q = (N / 4096) / max(x, 1): q + 3072 has its ulp at 2^-12 and rounds half to even as cvRound,
+// and subtracting 3072 is exact (a zero x meets a zero factor); then (y T + 2048) >> 12 =
+// floor(y (T / 4096) + 0.5) is exact in one fma and truncated (the hue plus 180, then wrapped).
 IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m256i xk16, __m256i y16, __m256i& s16,
                                                   __m256i& h16) {
-#if defined(__AVX512F__)
-  // the AVX2 arithmetic below on 16 dwords (its comment)
   const __m512 magic = _mm512_set1_ps(3072.0f), one = _mm512_set1_ps(1.0f);
   auto table = [&](__m512 x, float num) IMKERN_ALWAYS_INLINE {
     return _mm512_sub_ps(_mm512_add_ps(_mm512_div_ps(_mm512_set1_ps(num), _mm512_max_ps(x, one)), magic), magic);
@@ -135,42 +138,6 @@ IMKERN_ALWAYS_INLINE inline void rgb_to_hsv_words(__m256i v16, __m256i d16, __m2
   const __m256i hz =
       _mm512_cvtepi32_epi16(_mm512_cvttps_epi32(_mm512_fmadd_ps(n, table(d, 30.0f), _mm512_set1_ps(180.5f))));
   h16 = _mm256_min_epu16(hz, _mm256_sub_epi16(hz, _mm256_set1_epi16(180)));  // hz < 180: hz - 180 wraps above
-#else
-  // AVX2: no int32 product. The table value T = rint(N / x) is taken as T / 4096 = rint to a
-  // multiple of 2^-12 of q = (N / 4096) / x, the same float quotient as the SSE path's scaled by
-  // 2^-12, so the same rounding: q + 3072 has its ulp at 2^-12 (q <= 255 keeps the sum in
-  // [2048, 4096)) and rounds half to even as cvRound; subtracting 3072 is exact. Then
-  // (y T + 2048) >> 12 = floor(y (T / 4096) + 0.5), a multiple of 2^-12 below 2^11 in
-  // magnitude, exact in one fma; truncation floors it when it is positive, which the hue makes
-  // sure of by adding 180 (h >= -30): hz = h + 180 in [150, 330), and hz - 180 where that is not
-  // negative. A zero denominator (V = 0, or V - min = 0) meets a zero factor, so max(x, 1) gives
-  // the table's 0 result; without it 0 * inf would make a NaN that the packs happen to turn
-  // into 0 too (about 5% faster on a Xeon), but the division by zero and the invalid product
-  // would trap in a process that unmasks floating-point exceptions (feenableexcept), and a
-  // kernel must not crash on a black pixel. (Every input: tests/test_color_exhaustive.py.) Fewer
-  // operations than the int32 products (vpmulld is 2 uops on Intel) for the same two divisions
-  // per 8 pixels; one shared division 1 / (V d) was exact too but slower (more operations: the
-  // divider is not the bound), and so were gathers of float tables.
-  const __m256i zero = _mm256_setzero_si256();
-  const __m256 magic = _mm256_set1_ps(3072.0f), one = _mm256_set1_ps(1.0f);
-  auto table = [&](__m256 x, float num) IMKERN_ALWAYS_INLINE {
-    return _mm256_sub_ps(_mm256_add_ps(_mm256_div_ps(_mm256_set1_ps(num), _mm256_max_ps(x, one)), magic), magic);
-  };
-  __m256i s[2], h[2];
-  for (int k = 0; k < 2; ++k) {
-    const __m256 v = _mm256_cvtepi32_ps(k ? _mm256_unpackhi_epi16(v16, zero) : _mm256_unpacklo_epi16(v16, zero));
-    const __m256 d = _mm256_cvtepi32_ps(k ? _mm256_unpackhi_epi16(d16, zero) : _mm256_unpacklo_epi16(d16, zero));
-    // n = (X + k d) - Y by pmaddwd of the word pairs (X + k d, Y) and (1, -1)
-    const __m256i xk_y = k ? _mm256_unpackhi_epi16(xk16, y16) : _mm256_unpacklo_epi16(xk16, y16);
-    const __m256 n = _mm256_cvtepi32_ps(_mm256_madd_epi16(xk_y, _mm256_set1_epi32(0xFFFF0001)));
-    s[k] = _mm256_cvttps_epi32(_mm256_fmadd_ps(d, table(v, 255.0f), _mm256_set1_ps(0.5f)));
-    h[k] = _mm256_cvttps_epi32(_mm256_fmadd_ps(n, table(d, 30.0f), _mm256_set1_ps(180.5f)));
-  }
-  s16 = _mm256_packs_epi32(s[0], s[1]);
-  const __m256i hz = _mm256_packs_epi32(h[0], h[1]);
-  // hz < 180: hz - 180 is negative, above hz as unsigned (and -32768 stays -32768)
-  h16 = _mm256_min_epu16(hz, _mm256_subs_epi16(hz, _mm256_set1_epi16(180)));
-#endif
 }
 struct RgbToHsvRowU8x32 {
   int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
@@ -198,6 +165,204 @@ struct RgbToHsvRowU8x32 {
         rgb_to_hsv_words(word(vb), word(db), _mm256_maddubs_epi16(xd, onek), word(yb), s16[k], h16[k]);
       }
       interleave3_u8x32(_mm256_packus_epi16(h16[0], h16[1]), _mm256_packus_epi16(s16[0], s16[1]), vb, out + 3 * x);
+    }
+    return x + RgbToHsvRowU8{}(in + 3 * x, out + 3 * x, w - x);  // a tail of 16 or more pixels
+  }
+};
+#elif defined(__AVX2__)
+// AVX2: 32 pixels per step, software-pipelined: the loop runs the byte stage of the next 32
+// pixels (hsv_front: deinterleave, V, V - min, the hue numerator's operands) beside the float
+// stage of the current ones (hsv_back), so the out-of-order core has independent work while
+// the divisions and their fma chains wait (Xeon Granite Rapids: 70 -> 62 cycles per 32
+// pixels from that alone). The bound is the two floating-point ports (p0 / p1 on Intel):
+// conversions, fmas and the division all go there, so the byte and word work is arranged to
+// avoid them.
+//   Bytes: the planes from 4-pixel groups (hsv_deinterleave), V, V - min, the masks V = R and
+// V = G (in that order of precedence); X by two blends, Y = R ^ G ^ B ^ V ^ X (the remaining
+// channel: {V, X, Y} = {R, G, B}), k = 4, 2 or 0 by masks (vpblendvb is 3 uops on Intel P-cores);
+// X + k d in words by one pmaddubsw of the byte pairs (X, d) and (1, k) (<= 1275: no
+// saturation); n + 1024 = (X + k d) - (Y - 1024) in words (Y - 1024: Y unpacked with the high
+// byte 0xFC), in [769, 2299], so that unpacking it with the high word 0x4B00 makes the float
+// 2^23 + n + 1024, and one subtraction gives n (no pmaddwd, no conversion).
+//   Floats, 8 pixels per vector (V and d zero-extended from bytes by one pshufb each): the table
+// value T = rint(N / x) (N = 255 * 4096 for S with x = V, 30 * 4096 for H with x = d) is taken as
+// T / 4096 = rint to a multiple of 2^-12 of q = (N / 4096) / x, by adding 3072: q + 3072 has
+// its ulp at 2^-12 (q <= 255 keeps the sum in [2048, 4096)) and rounds half to even as cvRound.
+// One division serves both tables: r = 255 / (V d) (V d <= 65025 is exact), q = d r for S and
+// (30 V / 255) r for H, each product rounded once inside the fma that adds 3072; with the
+// roundings of r and 30 V / 255 both are within 2^-22 relative of the true q, so within
+// 255 * 2^-22 / x of it, less than q's distance to a rounding boundary, which is a nonzero
+// multiple of 2^-13 / x (no q is a tie: 2^13 * 255 / x and 2^13 * 30 / x are never odd
+// integers for x < 2^13): the rounding is the exact quotient's. Then (y T + 2048) >> 12 =
+// floor(y (T / 4096) + 0.5) with y = d or n: one fma of y and (T / 4096 + 3072) plus the
+// precomputed 0.5 - 3072 y (or 180.5 - 3072 y for the hue, h >= -30) is exact (a multiple of
+// 2^-12 below 2^11), and truncation floors it (positive); the hue wraps by hz - 180 where that
+// is not negative. A zero product (V d = 0: black or gray pixels) becomes 2^-30 (the fma that
+// forms V d adds it; for V d >= 1 it is below half an ulp), so r stays finite: q = d r = 0 for
+// S, and H's large but finite q meets n = 0 (d = 0 makes X = Y and k d = 0); no floating-point
+// exception but inexact is raised (a process may unmask them). (Every input:
+// tests/test_color_exhaustive.py.)
+//   Out: packuswb of the words (H, S) gives P_k = (H, S) of pixels 8k..8k+7 per half, and
+// seven pshufb of P_0, P_1 and V build the 96 bytes (stored as 16-byte halves: no lane permute).
+struct HsvAvx2Masks {
+  // out[c][src]: output chunk c (16 bytes of a half's 48) from P_0, P_1 (src 0, 1) or V (2)
+  alignas(32) int8_t out[3][3][32];
+  HsvAvx2Masks() {
+    for (int c = 0; c < 3; ++c)
+      for (int src = 0; src < 3; ++src)
+        for (int i = 0; i < 32; ++i) {
+          const int b = 16 * c + (i & 15), j = b / 3, ch = b % 3;  // pixel j's channel ch
+          int idx = -1;
+          if (ch == 2) {
+            if (src == 2) idx = j;
+          } else if (src == (j < 8 ? 0 : 1)) {
+            idx = (j & 7) + 8 * ch;
+          }
+          out[c][src][i] = static_cast<int8_t>(idx);
+        }
+  }
+};
+const HsvAvx2Masks& hsv_avx2_masks() {
+  static const HsvAvx2Masks t;
+  return t;
+}
+
+// 32 RGB pixels (96 bytes) -> three planes in pixel order: Y_k holds the 4-pixel group k in its
+// low half and group k + 4 in its high half, sorted by pshufb into dwords (R, G, B, 0), then a
+// 4 x 4 transpose of dwords per half (11 shuffles; three pshufb per plane and two ors took 15).
+IMKERN_ALWAYS_INLINE inline void hsv_deinterleave(const uint8_t* p, __m256i& r, __m256i& g, __m256i& b) {
+  const __m256i m = bc16(_mm_setr_epi8(0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11, -1, -1, -1, -1));
+  // the last group's high half is read from 4 bytes earlier, to stay inside the 96 bytes
+  const __m256i m3 = _mm256_setr_epi8(0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11, -1, -1, -1, -1, 4, 7, 10, 13, 5, 8, 11, 14,
+                                      6, 9, 12, 15, -1, -1, -1, -1);
+  auto ld = [](const uint8_t* lo, const uint8_t* hi) IMKERN_ALWAYS_INLINE {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+  };
+  const __m256i y0 = _mm256_shuffle_epi8(ld(p, p + 48), m), y1 = _mm256_shuffle_epi8(ld(p + 12, p + 60), m);
+  const __m256i y2 = _mm256_shuffle_epi8(ld(p + 24, p + 72), m), y3 = _mm256_shuffle_epi8(ld(p + 36, p + 80), m3);
+  const __m256i t0 = _mm256_unpacklo_epi32(y0, y1), t1 = _mm256_unpacklo_epi32(y2, y3);
+  const __m256i t2 = _mm256_unpackhi_epi32(y0, y1), t3 = _mm256_unpackhi_epi32(y2, y3);
+  r = _mm256_unpacklo_epi64(t0, t1);
+  g = _mm256_unpackhi_epi64(t0, t1);
+  b = _mm256_unpacklo_epi64(t2, t3);
+}
+
+// The byte stage of 32 pixels: V and d = V - min as bytes, n + 1024 as words (k = 0: pixels 0-7
+// of each half, k = 1: 8-15).
+struct HsvFront {
+  __m256i vb, db, n16[2];
+};
+IMKERN_ALWAYS_INLINE inline void hsv_front(const uint8_t* p, HsvFront& f) {
+  const __m256i one = _mm256_set1_epi8(1), fc = _mm256_set1_epi8(-4);
+  __m256i rb, gb, bb;
+  hsv_deinterleave(p, rb, gb, bb);
+  const __m256i vb = _mm256_max_epu8(_mm256_max_epu8(rb, gb), bb);
+  const __m256i db = _mm256_sub_epi8(vb, _mm256_min_epu8(_mm256_min_epu8(rb, gb), bb));
+  const __m256i mr = _mm256_cmpeq_epi8(vb, rb), mg = _mm256_cmpeq_epi8(vb, gb);
+  // (blendv(a, b, m): m ? b : a)
+  const __m256i xb = _mm256_blendv_epi8(_mm256_blendv_epi8(rb, bb, mg), gb, mr);
+  const __m256i yb = _mm256_xor_si256(_mm256_xor_si256(_mm256_xor_si256(rb, gb), _mm256_xor_si256(bb, vb)), xb);
+  // k: 4, 2 where V = G (4 ^ 6), 0 where V = R
+  const __m256i kb =
+      _mm256_andnot_si256(mr, _mm256_xor_si256(_mm256_set1_epi8(4), _mm256_and_si256(mg, _mm256_set1_epi8(6))));
+  f.vb = vb;
+  f.db = db;
+  for (int k = 0; k < 2; ++k) {
+    const __m256i xd = k ? _mm256_unpackhi_epi8(xb, db) : _mm256_unpacklo_epi8(xb, db);
+    const __m256i onek = k ? _mm256_unpackhi_epi8(one, kb) : _mm256_unpacklo_epi8(one, kb);
+    const __m256i y1024 = k ? _mm256_unpackhi_epi8(yb, fc) : _mm256_unpacklo_epi8(yb, fc);  // Y - 1024
+    f.n16[k] = _mm256_sub_epi16(_mm256_maddubs_epi16(xd, onek), y1024);
+  }
+}
+
+// bytes 4q..4q+3 of each half, zero-extended to dwords, as floats
+IMKERN_ALWAYS_INLINE inline __m256 hsv_dwords(__m256i b, int q) {
+  const __m256i m = bc16(_mm_setr_epi8(4 * q, -1, -1, -1, 4 * q + 1, -1, -1, -1, 4 * q + 2, -1, -1, -1, 4 * q + 3, -1,
+                                       -1, -1));
+  return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(b, m));
+}
+
+// The float stage and the output of the 32 pixels of f (Stream: by non-temporal stores, o
+// 16-byte aligned).
+template <bool Stream>
+IMKERN_ALWAYS_INLINE inline void hsv_back(const HsvFront& f, const HsvAvx2Masks& t, uint8_t* o) {
+  const __m256 magic = _mm256_set1_ps(3072.0f);
+  __m256i P[2];
+  for (int k = 0; k < 2; ++k) {
+    __m256i s[2], h[2];
+    for (int j = 0; j < 2; ++j) {  // pixels 8k + 4j .. 8k + 4j + 3 of each half
+      const __m256 v = hsv_dwords(f.vb, 2 * k + j), d = hsv_dwords(f.db, 2 * k + j);
+      const __m256i magic_n = _mm256_set1_epi16(0x4B00);  // (2^23 + n + 1024 as float bits)
+      const __m256i nb = j ? _mm256_unpackhi_epi16(f.n16[k], magic_n) : _mm256_unpacklo_epi16(f.n16[k], magic_n);
+      const __m256 n = _mm256_sub_ps(_mm256_castsi256_ps(nb), _mm256_set1_ps(8389632.0f));  // - (2^23 + 1024)
+      const __m256 r = _mm256_div_ps(_mm256_set1_ps(255.0f), _mm256_fmadd_ps(v, d, _mm256_set1_ps(0x1p-30f)));
+      const __m256 v30 = _mm256_mul_ps(v, _mm256_set1_ps(30.0f / 255.0f));
+      const __m256 cs = _mm256_fnmadd_ps(d, magic, _mm256_set1_ps(0.5f));
+      const __m256 ch = _mm256_fnmadd_ps(n, magic, _mm256_set1_ps(180.5f));
+      s[j] = _mm256_cvttps_epi32(_mm256_fmadd_ps(d, _mm256_fmadd_ps(d, r, magic), cs));
+      h[j] = _mm256_cvttps_epi32(_mm256_fmadd_ps(n, _mm256_fmadd_ps(v30, r, magic), ch));
+    }
+    const __m256i s16 = _mm256_packs_epi32(s[0], s[1]), hz = _mm256_packs_epi32(h[0], h[1]);
+    // hz < 180: hz - 180 is negative, above hz as unsigned
+    const __m256i h16 = _mm256_min_epu16(hz, _mm256_sub_epi16(hz, _mm256_set1_epi16(180)));
+    P[k] = _mm256_packus_epi16(h16, s16);
+  }
+  auto mask = [&](int c, int src) IMKERN_ALWAYS_INLINE {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(t.out[c][src]));
+  };
+  const __m256i o0 = _mm256_or_si256(_mm256_shuffle_epi8(P[0], mask(0, 0)), _mm256_shuffle_epi8(f.vb, mask(0, 2)));
+  const __m256i o1 = _mm256_or_si256(
+      _mm256_or_si256(_mm256_shuffle_epi8(P[0], mask(1, 0)), _mm256_shuffle_epi8(P[1], mask(1, 1))),
+      _mm256_shuffle_epi8(f.vb, mask(1, 2)));
+  const __m256i o2 = _mm256_or_si256(_mm256_shuffle_epi8(P[1], mask(2, 1)), _mm256_shuffle_epi8(f.vb, mask(2, 2)));
+  __m128i* q = reinterpret_cast<__m128i*>(o);
+  auto store = [&](int i, __m128i v) IMKERN_ALWAYS_INLINE {
+    if (Stream) _mm_stream_si128(q + i, v);
+    else _mm_storeu_si128(q + i, v);
+  };
+  store(0, _mm256_castsi256_si128(o0));
+  store(1, _mm256_castsi256_si128(o1));
+  store(2, _mm256_castsi256_si128(o2));
+  store(3, _mm256_extracti128_si256(o0, 1));
+  store(4, _mm256_extracti128_si256(o1, 1));
+  store(5, _mm256_extracti128_si256(o2, 1));
+}
+
+// Whole steps of 32 pixels from pixel x0 on (pipelined; the caller has w - x0 >= 32); returns
+// the pixels done. Stream: non-temporal stores (out + 3 x0 16-byte aligned) and the input
+// prefetched 4 KiB ahead (the hardware's stream prefetchers stop at page boundaries).
+template <bool Stream>
+int64_t rgb_to_hsv_avx2_steps(const uint8_t* in, uint8_t* out, int64_t x0, int64_t w) {
+  const HsvAvx2Masks& t = hsv_avx2_masks();
+  int64_t x = x0;
+  HsvFront f;
+  hsv_front(in + 3 * x, f);
+  for (; x + 64 <= w; x += 32) {
+    if (Stream)
+      for (int c = 0; c < 2; ++c) _mm_prefetch(reinterpret_cast<const char*>(in + 3 * x + 4096 + 64 * c), _MM_HINT_T0);
+    HsvFront g;
+    hsv_front(in + 3 * x + 96, g);
+    hsv_back<Stream>(f, t, out + 3 * x);
+    f = g;
+  }
+  hsv_back<Stream>(f, t, out + 3 * x);
+  if (Stream) _mm_sfence();
+  return x + 32;
+}
+
+struct RgbToHsvRowU8x32 {
+  bool stream = false;  // outputs beyond the cache: from the first 16-byte aligned output on
+  int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
+    int64_t x = 0;
+    const int64_t head = stream ? stream_head<uint8_t, 3>(out, 16) : -1;  // in [0, 16)
+    if (head >= 0 && head + 64 <= w) {
+      // the pixels before it by one plain step from 0 (it covers them; the overlap is
+      // recomputed to the same bits)
+      if (head > 0) rgb_to_hsv_avx2_steps<false>(in, out, 0, 32);
+      x = rgb_to_hsv_avx2_steps<true>(in, out, head, w);
+    } else if (w >= 32) {
+      x = rgb_to_hsv_avx2_steps<false>(in, out, 0, w);
     }
     return x + RgbToHsvRowU8{}(in + 3 * x, out + 3 * x, w - x);  // a tail of 16 or more pixels
   }
@@ -577,7 +742,10 @@ void color_hsv(ColorOp op, DType dtype, const void* src, const ImageDesc& s, voi
         const bool stream = 2 * d.n * d.h * d.w * 3 > params().stream_bytes;
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8Wide{vbmi, stream});
 #elif defined(__AVX2__)
-        map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8x32{});
+        RgbToHsvRowU8x32 row;
+        // outputs beyond the cache (input + output bytes above cpu_params' stream_bytes) are streamed
+        row.stream = 2 * d.n * d.h * d.w * 3 > params().stream_bytes;
+        map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, row);
 #elif defined(__SSE4_1__)
         map_pixels<uint8_t, uint8_t, 3, 3>(src, s, dst, d, RgbToHsvU8{t.sdiv, t.hdiv}, RgbToHsvRowU8{});
 #else
