@@ -133,6 +133,9 @@ inline vf tanh(vf x) {
 // select between two products, and nothing cancels (t Q(t) <= |x| / 2). The forward takes
 // t R(t) = u G, u = t s = t / (t + 2.5) (one divide, as s), with G rewritten in u (s - s0 is
 // linear in u): a multiply and two roundings fewer than t (s G) (max 5.45 -> 4.17 ulp).
+// With the exp reduction in doubled units, VSCALEFPS and the mask-register test below, on the
+// same Xeon (single thread, L2-resident, loaded host, medians): AVX-512 0.433 -> 0.406 ns per
+// element, AVX2 0.637 -> 0.592; gelu_grad AVX-512 0.56 -> 0.48, AVX2 0.71 -> 0.675.
 // exp(-t^2 / 2) is evaluated without the rounding of t^2: with FMA, the reduced argument
 // -t^2 / 2 - n ln2_hi is one fused multiply-add (exact up to its one rounding); without, t = h + l with h on a 2^-8 grid (h^2 / 2 exact in float32)
 // and -t^2 / 2 = -h^2 / 2 - l (h + l / 2). The exact part is range-reduced exactly
