@@ -234,8 +234,8 @@ IMKERN_ALWAYS_INLINE inline void weight_rows_tab(float* const* o, const float* a
 // the same 512 vectors of RGB pairs x 4 offsets (as make_cw passes them: 2 + 2 by polynomial,
 // 4 by gather; L1-resident), the fastest of 21 alternating runs each (the minimum is what load and interrupts disturb least);
 // gathers kept only when at least 3% faster (the whole filter's gain was ~8% on the Xeon).
-// Once per process (~0.1 ms). IMKERN_BILATERAL_GATHER=0 / 1 in the environment, read per call,
-// forces the choice (the tests reach both paths with it).
+// Once per process (~0.1 ms). IMKERN_BILATERAL_GATHER=0 / 1 in the environment, read once per
+// process with it, forces the choice (the tests reach both paths with it, in child processes).
 inline bool gather_tables_pay() {
   static const bool pay = [] {
     constexpr int64_t n = 512 * L;
@@ -274,12 +274,15 @@ constexpr bool kGatherBuild = false;
 #endif
 
 // The weight rows of uint8 RGB by gathers (weight_rows_tab): forced by IMKERN_BILATERAL_GATHER
-// (0 or 1), else where they pay on this core.
+// (0 or 1), else where they pay on this core; decided once per process (no getenv per call).
 inline bool bilateral_gather() {
 #if defined(__AVX2__) && !defined(__AVX512F__)
-  if (const char* e = std::getenv("IMKERN_BILATERAL_GATHER"))
-    if (*e) return std::atoi(e) != 0;
-  return gather_tables_pay();
+  static const bool use = [] {
+    if (const char* e = std::getenv("IMKERN_BILATERAL_GATHER"))
+      if (*e) return std::atoi(e) != 0;
+    return gather_tables_pay();
+  }();
+  return use;
 #else
   return false;
 #endif
