@@ -17,7 +17,7 @@
 // run l in lane l: a horizontal shift is a whole-vector shift, every load aligned; the rows are
 // transposed in L x L register blocks on the way in and out), the C channels of a vector side
 // by side; per window offset one aligned vector load per channel, the weight and 2C FMAs per L
-// pixels (unfused: the offsets of a row in runs, each plane vector loaded once for the pixel
+// pixels (uint8 RGB: the offsets of a row in runs, each plane vector loaded once for the pixel
 // vectors of a pass that use it). One weight
 // per pixel pair (the forward half of the offsets computes its weight rows into small rings,
 // the backward half reads them back), computed software-pipelined (uint8 RGB at AVX2, where
@@ -306,12 +306,17 @@ constexpr int kF = L >= 16 ? 4 : 2;
 constexpr int kFT = 4;
 constexpr int kFMax = kGatherBuild ? std::max(kF, kFT) : kF;
 static_assert(kFMax == 2 || kFMax == 4, "make_cw dispatches 1 to kFMax offsets");
-// Pixel vectors per pass: 2, but 3 for RGB at AVX2 and AVX-512 (AVX2: 12 sums, 3 plane vectors
-// and a weight in the 16 registers; 1080p d = 9 about 3% faster on Zen 4). AVX-512 RGB: 3 since
-// the runs load each plane vector once for NV offsets (Xeon 1080p d = 9 23.41 -> 23.13 ms, 2 vs
-// 3; before the runs no faster with 3 or 4 on Zen 4); gray 2 (no faster with more on Zen 4).
-template <int C>
-constexpr int kNV = L >= 8 && C == 3 ? 3 : 2;
+// Whether the pixel loop takes the window offsets in runs (each plane vector loaded once for the
+// pixel vectors of a pass that use it; see pixels): uint8 RGB, where it measured faster on the
+// Xeon (1080p d = 9 single thread 0.97x at AVX-512, 0.98x at AVX2); gray and float32 RGB ran
+// 2-8% slower with it (their loads fewer or their weights dearer: the old loop kept).
+template <typename T, int C>
+constexpr bool kRuns = std::is_same<T, uint8_t>::value && C == 3;
+// Pixel vectors per pass: 2, but 3 for RGB at AVX2 (12 sums, and with runs 3 plane vectors and a
+// weight, in the 16 registers; 1080p d = 9 about 3% faster on Zen 4) and for runs at AVX-512
+// (Xeon 1080p d = 9 23.41 -> 23.13 ms, 2 vs 3; without runs no faster with 3 or 4 on Zen 4).
+template <typename T, int C>
+constexpr int kNV = C == 3 && (L == 8 || (L == 16 && kRuns<T, C>)) ? 3 : 2;
 // Whether the pixel loop makes the forward weights of the rows below itself (the neighbor loaded
 // once for weight and sum, no store-and-reload of those weights, their arithmetic overlapping the
 // loads of the others): float32 gray at AVX-512, 1080p d = 9 17.1 -> 15.7 ms single thread on
@@ -451,6 +456,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   const int64_t TL = (L * MV + 2 * r + 2 * L) * C;  // a source row, interleaved, with slack
   const int64_t OPL = (MV + L) * L * C;             // the results in lanes, and in pixel order
   constexpr bool fuse = kFuse<T, C>;
+  static_assert(!(fuse && kRuns<T, C>), "the runs replace the unfused offset loop only");
   parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
     float* ring = thread_scratch<float>(0, static_cast<size_t>(slot_len * k));
     float* pad = thread_scratch<float>(1, static_cast<size_t>(TL));
@@ -612,12 +618,12 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             lCW[nl++] = CW[q];
           }
         }
-        // Unfused: the offsets in runs of consecutive j in one row (their plane rows one vector
-        // apart) whose weight rows are equally spaced in the weight rings (the forward offsets of
-        // a row, and their backward twins: rings of equal size, one after the other); the center
-        // (its weights a row of ones elsewhere) alone. The same runs for every row (the rings
-        // rotate, their spacing does not): found on the first.
-        if (!fuse && nrun < 0) {
+        // uint8 RGB (kRuns; never fused): the offsets in runs of consecutive j in one row (their
+        // plane rows one vector apart) whose weight rows are equally spaced in the weight rings
+        // (the forward offsets of a row, and their backward twins: rings of equal size, one after
+        // the other); the center (its weights a row of ones elsewhere) alone. The same runs for
+        // every row (the rings rotate, their spacing does not): found on the first.
+        if (kRuns<T, C> && nrun < 0) {
           nrun = 0;
           const auto addr = [](const float* p) { return reinterpret_cast<intptr_t>(p); };
           for (int k = 0; k < nl;) {
@@ -681,7 +687,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             loaded(k);
             made(k);
           }
-          if constexpr (fuse) {
+          if constexpr (!kRuns<T, C>) {
             for (; k < nl; ++k) loaded(k);
           } else {
             // A run of n offsets (t = 0 .. n - 1, j ascending): offset t of pixel vector u reads
@@ -729,7 +735,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         };
         auto row_pass = [&](auto lowc) IMKERN_ALWAYS_INLINE {
           int64_t x = 0;
-          constexpr int NV = kNV<C>;
+          constexpr int NV = kNV<T, C>;
           for (; x + (NV - 1) * L < Wv; x += NV * L) pixels(x, std::integral_constant<int, NV>{}, lowc);
           for (; x < Wv; x += L) pixels(x, std::integral_constant<int, 1>{}, lowc);
         };
