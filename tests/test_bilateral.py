@@ -266,36 +266,64 @@ def test_lane_runs_every_isa(rng, isa, dtype):
         imkern.set_num_threads(threads)
 
 
-def test_uint8_rgb_gather_tables_every_isa(rng, isa, monkeypatch):
+_GATHER_CHILD = """
+import sys
+import numpy as np
+import imkern
+from imkern import filters as F
+cases = np.load(sys.argv[1], allow_pickle=True)["cases"]
+out = []
+for x, d, sc, ss in cases:
+    imkern.set_num_threads(1)
+    r = F.bilateral(x, d, sc, ss)
+    imkern.set_num_threads(3)
+    np.testing.assert_array_equal(F.bilateral(x, d, sc, ss), r)
+    imkern.set_cpu_params(strip_l2=1024)
+    np.testing.assert_array_equal(F.bilateral(x, d, sc, ss), r)
+    imkern.set_cpu_params(strip_l2=None)
+    np.testing.assert_array_equal(F.bilateral(x[::-1, ::-1], d, sc, ss),
+                                  F.bilateral(np.ascontiguousarray(x[::-1, ::-1]), d, sc, ss))
+    out.append(r)
+np.savez(sys.argv[2], *out)
+"""
+
+
+def test_uint8_rgb_gather_tables_every_isa(rng, isa, tmp_path):
     # uint8 RGB at AVX2 makes half of the pair weights by gathers from per-offset tables (where
-    # they pay, IMKERN_BILATERAL_GATHER forces it): the same bits as the polynomial, for every
-    # window size (the passes of 1 and 2 offsets), exponents that need exp2's clamp and not, odd
-    # widths and 1-pixel images, strips, threads and views; against OpenCV (other ISAs ignore it)
+    # they pay; IMKERN_BILATERAL_GATHER, read once per process, forces it: so each mode runs in
+    # a child process): the same bits as the polynomial, for every window size (the passes of 1
+    # and 2 offsets), exponents that need exp2's clamp and not, odd widths and 1-pixel images,
+    # strips, threads and views; against OpenCV (other ISAs ignore it)
+    import os
+    import subprocess
+    import sys
+
     cv2 = pytest.importorskip("cv2")
-    threads = imkern.get_num_threads()
-    try:
-        for shape in ((1, 1, 3), (2, 5, 3), (21, 37, 3), (6, 257, 3)):
-            x = random_array(rng, shape, np.uint8)
-            for d, sc, ss in ((1, 10.0, 10.0), (3, 30.0, 4.0), (5, 20.0, 3.0), (9, 75.0, 75.0), (9, 5.0, 3.0),
-                              (12, 200.0, 6.0), (17, 30.0, 4.0)):
-                got = {}
-                for mode in ("0", "1"):
-                    monkeypatch.setenv("IMKERN_BILATERAL_GATHER", mode)
-                    imkern.set_num_threads(1)
-                    got[mode] = F.bilateral(x, d, sc, ss)
-                    imkern.set_num_threads(3)
-                    np.testing.assert_array_equal(F.bilateral(x, d, sc, ss), got[mode])
-                    imkern.set_cpu_params(strip_l2=1024)
-                    try:
-                        np.testing.assert_array_equal(F.bilateral(x, d, sc, ss), got[mode])
-                    finally:
-                        imkern.set_cpu_params(strip_l2=None)
-                    np.testing.assert_array_equal(F.bilateral(x[::-1, ::-1], d, sc, ss),
-                                                  F.bilateral(np.ascontiguousarray(x[::-1, ::-1]), d, sc, ss))
-                np.testing.assert_array_equal(got["1"], got["0"], err_msg=f"{isa} {shape} d={d} sc={sc}")
-                _check(got["1"], cv2.bilateralFilter(x, d, sc, ss), np.uint8, f"{isa} {shape} d={d} sc={sc}")
-    finally:
-        imkern.set_num_threads(threads)
+    cases = []
+    for shape in ((1, 1, 3), (2, 5, 3), (21, 37, 3), (6, 257, 3)):
+        x = random_array(rng, shape, np.uint8)
+        for d, sc, ss in ((1, 10.0, 10.0), (3, 30.0, 4.0), (5, 20.0, 3.0), (9, 75.0, 75.0), (9, 5.0, 3.0),
+                          (12, 200.0, 6.0), (17, 30.0, 4.0)):
+            cases.append((x, d, sc, ss))
+    src = tmp_path / "cases.npz"
+    arr = np.empty(len(cases), dtype=object)
+    arr[:] = cases
+    np.savez(src, cases=arr)
+    got = {}
+    for mode in ("0", "1"):
+        env = dict(os.environ, IMKERN_CPU_ISA=isa, IMKERN_BILATERAL_GATHER=mode)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.dirname(os.path.dirname(imkern.__file__)),
+                                                       env.get("PYTHONPATH")) if p)
+        res = tmp_path / f"out{mode}.npz"
+        proc = subprocess.run([sys.executable, "-c", _GATHER_CHILD, str(src), str(res)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        with np.load(res) as z:
+            got[mode] = [z[f"arr_{i}"] for i in range(len(cases))]
+    for (x, d, sc, ss), g0, g1 in zip(cases, got["0"], got["1"]):
+        msg = f"{isa} {x.shape} d={d} sc={sc}"
+        np.testing.assert_array_equal(g1, g0, err_msg=msg)
+        _check(g1, cv2.bilateralFilter(x, d, sc, ss), np.uint8, msg)
 
 
 def test_photographs_full_hd_within_one(xp):

@@ -17,7 +17,8 @@
 // run l in lane l: a horizontal shift is a whole-vector shift, every load aligned; the rows are
 // transposed in L x L register blocks on the way in and out), the C channels of a vector side
 // by side; per window offset one aligned vector load per channel, the weight and 2C FMAs per L
-// pixels. One weight
+// pixels (uint8 RGB: the offsets of a row in runs, each plane vector loaded once for the pixel
+// vectors of a pass that use it). One weight
 // per pixel pair (the forward half of the offsets computes its weight rows into small rings,
 // the backward half reads them back), computed software-pipelined (uint8 RGB at AVX2, where
 // gathers measure faster: every other offset's row read by a gather from a table of its weight
@@ -102,6 +103,15 @@ IMKERN_ALWAYS_INLINE inline P* opaque(P* p) {
   __asm__("" : "+r"(p));
 #endif
   return p;
+}
+
+// v, kept in a register: its uses are not folded into loads from memory (GCC re-reads a value
+// loaded once as a memory operand of each use, undoing a loop's load reuse).
+IMKERN_ALWAYS_INLINE inline vf in_register(vf v) {
+#if defined(__GNUC__) || defined(__clang__)
+  __asm__("" : "+v"(v));
+#endif
+  return v;
 }
 
 // The L x L transpose in registers (r[t] lane l <- r[l] lane t): log2(L) butterfly stages, the
@@ -234,8 +244,8 @@ IMKERN_ALWAYS_INLINE inline void weight_rows_tab(float* const* o, const float* a
 // the same 512 vectors of RGB pairs x 4 offsets (as make_cw passes them: 2 + 2 by polynomial,
 // 4 by gather; L1-resident), the fastest of 21 alternating runs each (the minimum is what load and interrupts disturb least);
 // gathers kept only when at least 3% faster (the whole filter's gain was ~8% on the Xeon).
-// Once per process (~0.1 ms). IMKERN_BILATERAL_GATHER=0 / 1 in the environment, read per call,
-// forces the choice (the tests reach both paths with it).
+// Once per process (~0.1 ms). IMKERN_BILATERAL_GATHER=0 / 1 in the environment, read once per
+// process with it, forces the choice (the tests reach both paths with it, in child processes).
 inline bool gather_tables_pay() {
   static const bool pay = [] {
     constexpr int64_t n = 512 * L;
@@ -274,12 +284,15 @@ constexpr bool kGatherBuild = false;
 #endif
 
 // The weight rows of uint8 RGB by gathers (weight_rows_tab): forced by IMKERN_BILATERAL_GATHER
-// (0 or 1), else where they pay on this core.
+// (0 or 1), else where they pay on this core; decided once per process (no getenv per call).
 inline bool bilateral_gather() {
 #if defined(__AVX2__) && !defined(__AVX512F__)
-  if (const char* e = std::getenv("IMKERN_BILATERAL_GATHER"))
-    if (*e) return std::atoi(e) != 0;
-  return gather_tables_pay();
+  static const bool use = [] {
+    if (const char* e = std::getenv("IMKERN_BILATERAL_GATHER"))
+      if (*e) return std::atoi(e) != 0;
+    return gather_tables_pay();
+  }();
+  return use;
 #else
   return false;
 #endif
@@ -293,10 +306,17 @@ constexpr int kF = L >= 16 ? 4 : 2;
 constexpr int kFT = 4;
 constexpr int kFMax = kGatherBuild ? std::max(kF, kFT) : kF;
 static_assert(kFMax == 2 || kFMax == 4, "make_cw dispatches 1 to kFMax offsets");
-// Pixel vectors per pass: 2, but 3 for RGB at AVX2 (12 sums in 16 registers; 1080p d = 9 about
-// 3% faster on Zen 4; gray and AVX-512 no faster with 3 or 4).
-template <int C>
-constexpr int kNV = L == 8 && C == 3 ? 3 : 2;
+// Whether the pixel loop takes the window offsets in runs (each plane vector loaded once for the
+// pixel vectors of a pass that use it; see pixels): uint8 RGB, where it measured faster on the
+// Xeon (1080p d = 9 single thread 0.97x at AVX-512, 0.98x at AVX2); gray and float32 RGB ran
+// 2-8% slower with it (their loads fewer or their weights dearer: the old loop kept).
+template <typename T, int C>
+constexpr bool kRuns = std::is_same<T, uint8_t>::value && C == 3;
+// Pixel vectors per pass: 2, but 3 for RGB at AVX2 (12 sums, and with runs 3 plane vectors and a
+// weight, in the 16 registers; 1080p d = 9 about 3% faster on Zen 4) and for runs at AVX-512
+// (Xeon 1080p d = 9 23.41 -> 23.13 ms, 2 vs 3; without runs no faster with 3 or 4 on Zen 4).
+template <typename T, int C>
+constexpr int kNV = C == 3 && (L == 8 || (L == 16 && kRuns<T, C>)) ? 3 : 2;
 // Whether the pixel loop makes the forward weights of the rows below itself (the neighbor loaded
 // once for weight and sum, no store-and-reload of those weights, their arithmetic overlapping the
 // loads of the others): float32 gray at AVX-512, 1080p d = 9 17.1 -> 15.7 ms single thread on
@@ -436,6 +456,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   const int64_t TL = (L * MV + 2 * r + 2 * L) * C;  // a source row, interleaved, with slack
   const int64_t OPL = (MV + L) * L * C;             // the results in lanes, and in pixel order
   constexpr bool fuse = kFuse<T, C>;
+  static_assert(!(fuse && kRuns<T, C>), "the runs replace the unfused offset loop only");
   parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
     float* ring = thread_scratch<float>(0, static_cast<size_t>(slot_len * k));
     float* pad = thread_scratch<float>(1, static_cast<size_t>(TL));
@@ -452,6 +473,9 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     std::vector<float> SV(maxk, 0.f), fSV(maxk);  // per forward offset: its space term (fwd_s)
     std::vector<const float*> lTP(maxk), lCW(maxk), fTP(maxk);
     std::vector<float*> fW(maxk);
+    std::vector<int> run_k0(maxk), run_n(maxk);  // the unfused pixel loop's runs of offsets
+    std::vector<int64_t> run_ws(maxk);
+    int nrun = -1;
     float* ones = thread_scratch<float>(4, static_cast<size_t>(MV * L + L));  // the center's weight
     std::fill(ones, ones + MV * L + L, 1.f);
     auto cw_row = [&](size_t f, int64_t yc) { return cw_ring + (ring_first[f] + (yc & ring_mask[f])) * cw_pitch + OFF; };
@@ -594,6 +618,31 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             lCW[nl++] = CW[q];
           }
         }
+        // uint8 RGB (kRuns; never fused): the offsets in runs of consecutive j in one row (their
+        // plane rows one vector apart) whose weight rows are equally spaced in the weight rings
+        // (the forward offsets of a row, and their backward twins: rings of equal size, one after
+        // the other); the center (its weights a row of ones elsewhere) alone. The same runs for
+        // every row (the rings rotate, their spacing does not): found on the first.
+        if (kRuns<T, C> && nrun < 0) {
+          nrun = 0;
+          const auto addr = [](const float* p) { return reinterpret_cast<intptr_t>(p); };
+          for (int k = 0; k < nl;) {
+            int n = 1;
+            int64_t ws = 0;
+            const auto joins = [&](int e) {  // whether offset e can follow e - 1 in a run
+              return lTP[e] == lTP[e - 1] + CL && lCW[e] != ones && lCW[e - 1] != ones;
+            };
+            if (k + 1 < nl && joins(k + 1)) {
+              ws = (addr(lCW[k + 1]) - addr(lCW[k])) / static_cast<intptr_t>(sizeof(float));
+              n = 2;
+              while (k + n < nl && joins(k + n) && addr(lCW[k + n]) - addr(lCW[k + n - 1]) == ws * 4) ++n;
+            }
+            run_k0[nrun] = k;
+            run_n[nrun] = n;
+            run_ws[nrun++] = ws;
+            k += n;
+          }
+        }
         // NV vectors of pixels at x: NV independent accumulator chains per sum hide the FMA
         // latency (the sums of each pixel are the same, in the same order, whatever NV).
         auto pixels = [&](int64_t x, auto nv, auto lowc) IMKERN_ALWAYS_INLINE {
@@ -638,7 +687,38 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             loaded(k);
             made(k);
           }
-          for (; k < nl; ++k) loaded(k);
+          if constexpr (!kRuns<T, C>) {
+            for (; k < nl; ++k) loaded(k);
+          } else {
+            // A run of n offsets (t = 0 .. n - 1, j ascending): offset t of pixel vector u reads
+            // plane vector m = t + u, so each plane vector m is loaded once for the up to NV
+            // offsets that use it (about half the loads of one offset at a time; on the Xeon
+            // 1-2% faster at 1080p d = 9: the loop is not bound by its loads alone); each u
+            // still sums its offsets in order (t ascending): the same bits.
+            for (int ru = 0; ru < nrun; ++ru) {
+              const int n = run_n[ru];
+              const float* const row0 = opaque(lTP[run_k0[ru]] + x * C);
+              const float* const cw0 = opaque(lCW[run_k0[ru]] + x);
+              const int64_t ws = run_ws[ru];
+              auto step = [&](int m, auto edge) IMKERN_ALWAYS_INLINE {
+                const float* const row = row0 + static_cast<int64_t>(m) * CL;
+                vf v[C];
+                for (int c = 0; c < C; ++c) v[c] = in_register(simd::loadu(row + c * L));
+                for (int u = 0; u < NV; ++u) {
+                  if constexpr (decltype(edge)::value)
+                    if (static_cast<unsigned>(m - u) >= static_cast<unsigned>(n)) continue;
+                  const vf w = simd::loadu(cw0 + (m - u) * ws + u * L);
+                  for (int c = 0; c < C; ++c) sum[u][c] += v[c] * w;
+                  wsum[u] += w;
+                }
+              };
+              const int mb = std::min(NV - 1, n);
+              int m = 0;
+              for (; m < mb; ++m) step(m, std::true_type{});
+              for (; m < n; ++m) step(m, std::false_type{});
+              for (; m < n + NV - 1; ++m) step(m, std::true_type{});
+            }
+          }
           if (nf > 0)
             for (int u = 0; u < NV; ++u) {
               wsum[u] += wsumf[u];
@@ -655,7 +735,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         };
         auto row_pass = [&](auto lowc) IMKERN_ALWAYS_INLINE {
           int64_t x = 0;
-          constexpr int NV = kNV<C>;
+          constexpr int NV = kNV<T, C>;
           for (; x + (NV - 1) * L < Wv; x += NV * L) pixels(x, std::integral_constant<int, NV>{}, lowc);
           for (; x < Wv; x += L) pixels(x, std::integral_constant<int, 1>{}, lowc);
         };
