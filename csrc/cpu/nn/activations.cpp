@@ -2,7 +2,7 @@
 //
 // Bytes/element: 2 * sizeof(T) forward, 3-4 * sizeof(T) backward; memory-bound except the
 // transcendental ones. FLOPs/element: relu / leaky_relu 1-2; sigmoid ~20 (vm::exp + divide);
-// tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu ~31 for
+// tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu ~30 for
 // |x| <= 5, ~50 beyond (vm::gelu: a divide, a degree-7 polynomial (plus a degree-9 one for
 // the tail) and an exp(-x^2 / 2) kept free of the rounding of x^2).
 // Variants: float32 runs on simd::vec_t<float> with the polynomials of vmath.hpp; float64
