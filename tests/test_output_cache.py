@@ -203,3 +203,25 @@ def test_default_cache_serves_large_outputs():
     c1 = imkern.get_output_cache()
     assert c1["hits"] >= c0["hits"] + 1
     assert not b.any()
+
+
+@pytest.mark.parametrize("shape", [(129, 129), (300, 401, 3), (5, 64, 64)])
+def test_new_outputs_below_the_cache_start_on_a_line(shape):
+    """Outputs of 64 KiB up that do not come from the cache start on a 64-byte line (NumPy's
+    large blocks start 16 bytes into a page, which costs streaming kernels their first and last
+    line of every row); they are ordinary writeable C-contiguous arrays with the right values,
+    and independent of each other."""
+    rng = np.random.default_rng()
+    x = rng.random(shape, dtype=np.float32)
+    assert x.nbytes >= 1 << 16
+    a = filters.gaussian(x, 1.0)
+    b = filters.gaussian(x, 1.0)
+    for y in (a, b):
+        assert y.ctypes.data % 64 == 0
+        assert y.flags.c_contiguous and y.flags.writeable and y.shape == x.shape and y.dtype == x.dtype
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, reference.filters.gaussian(x, 1.0), rtol=1e-5, atol=1e-5)
+    a[...] = 0
+    assert np.all(b == filters.gaussian(x, 1.0))
+    y = color.rgb_to_gray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    assert y.ctypes.data % 64 == 0 and y.shape == (300, 400)

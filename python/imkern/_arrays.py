@@ -153,6 +153,22 @@ def image_desc(a):
 output_cache_min = [32 << 20]
 _CACHE_MAX_REQUEST = 1 << 62  # beyond: np.empty, which says why it cannot
 
+# NumPy's large blocks start 16 bytes into a page (glibc's mmap header), so a plain np.empty
+# output starts mid cache line: a streaming kernel then writes its first and last line of every
+# row with plain stores, and a vector store crosses lines. New outputs from this many bytes up
+# (below the output cache, whose blocks are page-aligned) start on a 64-byte line instead.
+_ALIGN_MIN = 1 << 16
+
+
+def numpy_empty(shape, dtype: np.dtype, nbytes: int):
+    """np.empty(shape, dtype) of ``nbytes`` bytes, starting on a 64-byte line when it is large
+    (a C-contiguous view of a slightly larger block, as the output cache's arrays are views)."""
+    if nbytes < _ALIGN_MIN or nbytes > _CACHE_MAX_REQUEST:
+        return np.empty(shape, dtype)
+    raw = np.empty(nbytes + 64, np.uint8)
+    off = -raw.__array_interface__["data"][0] % 64
+    return raw[off : off + nbytes].view(dtype).reshape(shape)
+
 
 def empty(kind: str, like, shape, dtype):
     """A new array of the device of ``like`` (on ``like``'s GPU for CuPy)."""
@@ -164,7 +180,7 @@ def empty(kind: str, like, shape, dtype):
     nbytes = math.prod(shape) * dtype.itemsize
     if output_cache_min[0] <= nbytes <= _CACHE_MAX_REQUEST:
         return _core.cached_empty(nbytes).view(dtype).reshape(shape)
-    return np.empty(shape, dtype)
+    return numpy_empty(shape, dtype, nbytes)
 
 
 def _device_id(a) -> int:

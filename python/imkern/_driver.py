@@ -122,9 +122,9 @@ _CACHE_MIN = A.output_cache_min  # (a list: imkern.set_output_cache changes its 
 
 def new_numpy(shape, dtype: np.dtype, nbytes: int):
     """A new NumPy output of ``nbytes`` bytes: :func:`empty` for a NumPy array, one comparison
-    before np.empty for the small ones (the output cache holds only large blocks)."""
+    before :func:`A.numpy_empty` for the smaller ones (the output cache holds only large blocks)."""
     if nbytes < _CACHE_MIN[0]:
-        return np.empty(shape, dtype)
+        return A.numpy_empty(shape, dtype, nbytes)
     return A.empty("numpy", None, shape, dtype)
 
 
@@ -147,7 +147,7 @@ def cpu_image_op(image, out, kernel, args=(), out_shape=None, out_dtype=None):
     else:
         nbytes = math.prod(out_shape) * dt.itemsize
     # (new_numpy, inline: this runs on every call)
-    dst = np.empty(out_shape, dt) if nbytes < _CACHE_MIN[0] else A.empty("numpy", None, out_shape, dt)
+    dst = A.numpy_empty(out_shape, dt, nbytes) if nbytes < _CACHE_MIN[0] else A.empty("numpy", None, out_shape, dt)
     if nbytes and image.size:
         kernel(
             image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image), dst, *args
