@@ -35,6 +35,7 @@
 #include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"
+#include "common/stream.hpp"
 #include "common/vmath.hpp"
 #include "nn/softmax_rows.hpp"
 
@@ -60,11 +61,12 @@ inline void scale_store_stream(const float* e, float inv, float* y, int64_t n) {
 #else
   constexpr int64_t W = 8;
 #endif
+  // whole lines streamed (stream_span), the partial lines at the ends by scalar stores
+  const StreamSpan sp = stream_span<float, 1>(y, n);
   int64_t i = 0;
-  const int64_t head = static_cast<int64_t>(((W * 4) - (reinterpret_cast<uintptr_t>(y) & (W * 4 - 1))) & (W * 4 - 1)) / 4;
-  if ((reinterpret_cast<uintptr_t>(y) & 3) == 0 && n >= head + W) {
-    for (; i < head; ++i) y[i] = e[i] * inv;
-    for (; i + W <= n; i += W) {
+  if (sp.end > sp.begin) {
+    for (; i < sp.begin; ++i) y[i] = e[i] * inv;
+    for (; i < sp.end; i += W) {
 #if defined(__AVX512F__)
       _mm512_stream_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(e + i), _mm512_set1_ps(inv)));
 #else
@@ -75,11 +77,6 @@ inline void scale_store_stream(const float* e, float inv, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = e[i] * inv;
 #else
   for (int64_t i = 0; i < n; ++i) y[i] = e[i] * inv;
-#endif
-}
-inline void stream_fence() {
-#if defined(__SSE2__)
-  _mm_sfence();
 #endif
 }
 
@@ -173,11 +170,12 @@ inline void scale_store_stream(const float* e, const float* inv, float* y, int64
 #if defined(__AVX512F__) || defined(__AVX__)
   using vm::vf;
   constexpr int64_t W = vm::LF;
+  // whole lines streamed (stream_span), the partial lines at the ends by scalar stores
+  const StreamSpan sp = stream_span<float, 1>(y, n);
   int64_t i = 0;
-  const int64_t head = static_cast<int64_t>(((W * 4) - (reinterpret_cast<uintptr_t>(y) & (W * 4 - 1))) & (W * 4 - 1)) / 4;
-  if ((reinterpret_cast<uintptr_t>(y) & 3) == 0 && n >= head + W) {
-    for (; i < head; ++i) y[i] = e[i] * inv[i];
-    for (; i + W <= n; i += W) {
+  if (sp.end > sp.begin) {
+    for (; i < sp.begin; ++i) y[i] = e[i] * inv[i];
+    for (; i < sp.end; i += W) {
       const vf v = simd::loadu(e + i) * simd::loadu(inv + i);
 #if defined(__AVX512F__)
       _mm512_stream_ps(y + i, (__m512)v);
