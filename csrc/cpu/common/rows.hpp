@@ -12,6 +12,7 @@
 #include "imkern/common.hpp"
 #include "imkern/cpu_params.hpp"
 #include "common/simd.hpp"
+#include "common/stream.hpp"
 
 namespace imkern {
 namespace IMKERN_ISA {
@@ -115,10 +116,14 @@ inline void put(T* p, simd::vec_t<A> v) {
   else store_vec<T, A>(p, v);
 }
 
-inline void stream_fence() {
-#if defined(__SSE2__)
-  _mm_sfence();
-#endif
+// Plain vector stores of one(x) for the elements [x0, x1) of a row (x1 - x0 = 0 or >= L):
+// vectors from x0 on, the last one ending at x1 (overlapping the one before).
+template <typename T, typename A, typename One>
+IMKERN_ALWAYS_INLINE inline void plain_vectors(T* o, int64_t x0, int64_t x1, One&& one) {
+  constexpr int L = simd::Vec<A>::lanes;
+  int64_t x = x0;
+  for (; x + L <= x1; x += L) store_vec<T, A>(o + x, one(x));
+  if (x < x1) store_vec<T, A>(o + x1 - L, one(x1 - L));
 }
 
 // L lanes of T at p -> a vector of accumulators.

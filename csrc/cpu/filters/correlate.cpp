@@ -56,9 +56,9 @@ static void correlate_row(const A* const* P, T* o, int64_t n, int64_t C, const A
 
 // 3x3: the nine taps live in registers for the whole row (the common case: Sobel, Laplacian,
 // sharpening). Same products, same summation order as the generic loop. Every element of a
-// row of at least one vector is computed by the same vector code: with Stream, the first
-// vector by a plain store and the loop from the first element aligned for streaming stores
-// (xs, where the shifted ring rows are aligned too); a last vector ending at n (overlapping).
+// row of at least one vector is computed by the same vector code: with Stream, the whole lines
+// of stream_span streamed (where the shifted ring rows are aligned too), the head and tail by
+// plain vectors; a last vector ending at n (overlapping).
 template <typename T, typename A, bool Stream>
 static void correlate_row_3x3(const A* const* P, T* o, int64_t n, int64_t C, const A* k) {
   using namespace simd;
@@ -78,24 +78,21 @@ static void correlate_row_3x3(const A* const* P, T* o, int64_t n, int64_t C, con
       for (int j = 0; j < 3; ++j) a0 += kv[i * 3 + j] * loadu(rr[i] + j * C);
     return a0;
   };
-  int64_t x = 0;
-  if constexpr (Stream) {
-    x = stream_start<T, A>(o) % L;
-    if (x) store_vec<T, A>(o, one(0));
-  }
-  for (; x + 2 * L <= n; x += 2 * L) {
+  const StreamSpan sp = stream_head<T, A, Stream>(o, n, one);
+  int64_t x = sp.begin;
+  for (; x + 2 * L <= sp.end; x += 2 * L) {
     put<T, A, Stream>(o + x, one(x));
     put<T, A, Stream>(o + x + L, one(x + L));
   }
-  for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
-  if (x < n) store_vec<T, A>(o + n - L, one(n - L));
+  for (; x + L <= sp.end; x += L) put<T, A, Stream>(o + x, one(x));
+  plain_vectors<T, A>(o, x, n, one);
 }
 
 #if defined(__AVX512F__)
 // AVX-512, float rows, 3x3 with C < 8: the shifted windows come from two loads per row with
 // valignd instead of unaligned loads that split cache lines (the ring rows are 64-byte
-// aligned, or shifted to the output's alignment when it streams: then the loop starts at the
-// first aligned element, the vector before it by a plain store). Every element of a row of at
+// aligned, or shifted to the output's alignment when it streams: then the loop streams the
+// whole lines of stream_span, the head and tail by plain vectors). Every element of a row of at
 // least 16 is computed by the same vector code (a last vector ending at n, overlapping).
 template <typename T, int C, bool Stream>
 static void correlate_row_3x3_align512(const float* const* P, T* o, int64_t n, const float* k) {
@@ -135,19 +132,16 @@ static void correlate_row_3x3_align512(const float* const* P, T* o, int64_t n, c
     r0v = _mm512_add_ps(a0, b0);
     r1v = _mm512_add_ps(a1, b1);
   };
-  int64_t x = 0;
-  if constexpr (Stream) {
-    x = stream_start<T, float>(o) % 16;
-    if (x) store_vec<T, float>(o, one(0));
-  }
-  for (; x + 32 <= n; x += 32) {
+  const StreamSpan sp = stream_head<T, float, Stream>(o, n, one);
+  int64_t x = sp.begin;
+  for (; x + 32 <= sp.end; x += 32) {
     __m512 v0, v1;
     two(x, v0, v1);
     put<T, float, Stream>(o + x, reinterpret_cast<simd::vec_t<float>>(v0));
     put<T, float, Stream>(o + x + 16, reinterpret_cast<simd::vec_t<float>>(v1));
   }
-  for (; x + 16 <= n; x += 16) put<T, float, Stream>(o + x, one(x));
-  if (x < n) store_vec<T, float>(o + n - 16, one(n - 16));
+  for (; x + 16 <= sp.end; x += 16) put<T, float, Stream>(o + x, one(x));
+  plain_vectors<T, float>(o, x, n, one);
 }
 #endif
 
@@ -207,35 +201,28 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
   // (load_source_segment). emit_row computes every element of a row of at least one vector
   // with the same vector code wherever it is, so the bits are the ring path's. E * C >= 32
   // keeps both strips and the interior at least one vector and the interior's reads (up to 16
-  // floats past its padded row in correlate_row_3x3_align512) inside the source row. The split
-  // points are moved onto output cache lines and the end strips use plain stores: a line
-  // written by both streaming and plain stores cost more than the whole ring copy on a Xeon.
-  // 4K float32, one thread, Xeon (Granite Rapids): 5.1 -> 3.0 ms (AVX-512), 5.9 -> 3.2 (AVX2).
+  // floats past its padded row in correlate_row_3x3_align512) inside the source row. The end
+  // strips use plain stores and the interior streams only its whole output lines (stream_span),
+  // so no line takes both streaming and plain stores: such lines cost more than the whole ring
+  // copy on a Xeon. 4K float32, one thread, Xeon (Granite Rapids): 5.1 -> 3.0 ms (AVX-512),
+  // 5.9 -> 3.2 (AVX2).
   constexpr bool direct_ok = std::is_same<T, float>::value && std::is_same<U, float>::value;
   const int64_t E = (32 + C - 1) / C < 2 ? 2 : (32 + C - 1) / C;
   const bool direct = direct_ok && kh == 3 && kw == 3 && W >= 4 * E + 32;
+  // three padded edge rows: up to E + 2 columns each, a line of slack for the over-read
+  const int64_t bs = ((E + 2) * C + 16 + 15) / 16 * 16 + 16;
   auto direct_rows = [&](int64_t t0, int64_t t1) {
     if constexpr (!direct_ok) return ring_rows(t0, t1);
-    // three padded edge rows: up to E + 15 + 2 columns each, a line of slack for the over-read
-    const int64_t bs = ((E + 17) * C + 16 + 15) / 16 * 16 + 16;
-    std::vector<A> buf(static_cast<size_t>(3 * bs));
+    A* buf = thread_scratch<A>(5, static_cast<size_t>(3 * bs));  // slot 5: no other filter uses it
     const A* P[3];
-    const A* B[3] = {buf.data(), buf.data() + bs, buf.data() + 2 * bs};
-    // the first column at or after x whose output element starts a cache line (x if none
-    // within 16 columns): the interior starts and ends on lines, so its streaming stores never
-    // share a line with the plain stores at the ends of the edge strips
-    auto on_line = [&](const U* drow, int64_t x, int64_t step) {
-      for (int64_t e = 0; e < 16; ++e)
-        if (reinterpret_cast<uintptr_t>(drow + (x + step * e) * C) % 64 == 0) return x + step * e;
-      return x;
-    };
+    const A* B[3] = {buf, buf + bs, buf + 2 * bs};
+    const int64_t xa = E, xb = W - E;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / H, y = t % H;
       U* drow = row_ptr<U>(dst, d, b, y);
-      const int64_t xa = on_line(drow, E, 1), xb = on_line(drow, W - E, -1);
       for (int i = 0; i < 3; ++i)
-        load_source_segment<T, A>(src, s, b, y - ay + i, 0, xa, left, right, border, cv, buf.data() + i * bs);
-      emit_row(std::false_type{}, B, drow, xa * C);  // plain stores: lines apart from the streamed
+        load_source_segment<T, A>(src, s, b, y - ay + i, 0, xa, left, right, border, cv, buf + i * bs);
+      emit_row(std::false_type{}, B, drow, xa * C);
       // No software prefetch of the rows ahead (the hardware streams these sequential rows):
       // prefetching the whole row four ahead, as load_source_segment does for the ring, made
       // this loop 30% slower on the Xeon (3.0 -> 3.9 ms, 4K, one thread, AVX-512 and AVX2).
@@ -244,10 +231,10 @@ static void correlate_impl(const void* src, const ImageDesc& s, void* dst, const
       if (stream) emit_row(std::true_type{}, P, drow + xa * C, (xb - xa) * C);
       else emit_row(std::false_type{}, P, drow + xa * C, (xb - xa) * C);
       for (int i = 0; i < 3; ++i)
-        load_source_segment<T, A>(src, s, b, y - ay + i, xb, W, left, right, border, cv, buf.data() + i * bs);
+        load_source_segment<T, A>(src, s, b, y - ay + i, xb, W, left, right, border, cv, buf + i * bs);
       emit_row(std::false_type{}, B, drow + xb * C, (W - xb) * C);
     }
-    stream_fence();
+    if (stream) stream_fence();
   };
   parallel_for(0, rows, filter_grain(rows, kh, get_num_threads()), [&](int64_t t0, int64_t t1) {
     if (direct) {

@@ -172,37 +172,15 @@ IMKERN_ALWAYS_INLINE inline void put4(T* p, simd::vec_t<A> v0, simd::vec_t<A> v1
   put<T, A, Stream>(p + 3 * L, v3);
 }
 
-// The first element index at which the vector loops of vfilter_fixed / vfilter_sym start
-// streaming (the elements before it take plain stores): 0 when o is aligned for the streaming
-// stores, else stream_start's, and for uint8 outputs the first element aligned to put4's store
-// (64 bytes on AVX-512, 32 on AVX2). Either way it is congruent to stream_start modulo the
-// lanes, so the ring rows' alignment (sep_filter's shift) holds.
-template <typename T, typename A>
-inline int64_t vstream_start(const T* o) {
-  constexpr int64_t L = simd::Vec<A>::lanes;
-  int64_t unit = L * static_cast<int64_t>(sizeof(T));  // bytes of one streamed store
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-  if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) unit = 64;
-#elif defined(__AVX2__)
-  if constexpr (std::is_same<T, uint8_t>::value && std::is_same<A, float>::value) unit = 32;
-#endif
-  const uintptr_t a = reinterpret_cast<uintptr_t>(o);
-  if (a % static_cast<uintptr_t>(unit) == 0) return 0;
-  const int64_t x = stream_start<T, A>(o);
-  if (unit <= L * static_cast<int64_t>(sizeof(T))) return x;
-  return x + static_cast<int64_t>((unit - (reinterpret_cast<uintptr_t>(o + x) % unit)) % unit);
-}
-
-// Streaming rows: the elements before the first streamed one (vstream_start) by plain vector
-// stores (overlapping the streamed part, which rewrites the same values); returns where the
-// streaming loop starts. Rows too short for the 64-byte start fall back to stream_start.
-template <typename T, typename A, typename One>
-IMKERN_ALWAYS_INLINE inline int64_t stream_head(T* o, int64_t n, One&& one) {
-  constexpr int L = simd::Vec<A>::lanes;
-  int64_t xs = vstream_start<T, A>(o);
-  if (xs + 4 * L > n) xs = stream_start<T, A>(o);
-  for (int64_t h = 0; h < xs; h += L) store_vec<T, A>(o + h, one(h));
-  return xs;
+// The streaming row loops below: the head before stream_span's begin and the tail from its end
+// by plain vectors of one(x), the whole lines between by the caller's streaming loop. Returns
+// the span ({0, n} without Stream: the loop covers the row, the tail its last partial vector).
+template <typename T, typename A, bool Stream, typename One>
+IMKERN_ALWAYS_INLINE inline StreamSpan stream_head(T* o, int64_t n, One&& one) {
+  if constexpr (!Stream) return {0, n};
+  const StreamSpan sp = stream_span<T, simd::Vec<A>::lanes>(o, n);
+  plain_vectors<T, A>(o, 0, sp.begin, one);
+  return sp;
 }
 
 // Fixed tap counts: the taps are broadcast once into registers and the tap loop is unrolled
@@ -250,11 +228,11 @@ inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
     }
     return a + b;
   };
-  // As vfilter_sym: every element by the same vector code, streaming from the first aligned
-  // position, the last vector overlapping the one before.
-  int64_t x = 0;
-  if constexpr (Stream) x = stream_head<T, A>(o, n, one);  // else x = 0 keeps the ring loads aligned
-  for (; x + 4 * L <= n; x += 4 * L) {  // the same sums as one(), four vectors at a time
+  // As vfilter_sym: every element by the same vector code, streaming whole lines (stream_head),
+  // the last vector overlapping the one before.
+  const StreamSpan sp = stream_head<T, A, Stream>(o, n, one);  // x = 0 without: ring loads aligned
+  int64_t x = sp.begin;
+  for (; x + 4 * L <= sp.end; x += 4 * L) {  // the same sums as one(), four vectors at a time
     vec_t<A> a0{}, a1{}, a2{}, a3{}, b0{}, b1{}, b2{}, b3{};
 #define KV(j) kv[j]
 #define LOAD(j, off) loadu(r[j] + x + (off))
@@ -263,8 +241,8 @@ inline void vfilter_fixed(const A* const* rows, T* o, int64_t n, const A* k) {
 #undef KV
     put4<T, A, Stream>(o + x, a0 + b0, a1 + b1, a2 + b2, a3 + b3);
   }
-  for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
-  if (x < n) store_vec<T, A>(o + n - L, one(n - L));
+  for (; x + L <= sp.end; x += L) put<T, A, Stream>(o + x, one(x));
+  plain_vectors<T, A>(o, x, n, one);
 }
 
 // Symmetric kernels (k[j] == k[K - 1 - j], K odd, as every Gaussian): the mirrored taps are
@@ -329,15 +307,15 @@ inline void vfilter_sym(const A* const* rows, T* o, int64_t n, const A* k) {
 #undef TAP
     return a + b;
   };
-  // Every element is computed by the same vector code: the first vectors with plain stores,
-  // streaming stores from the first aligned position on (stream_head; recomputing a few
-  // elements), and a last vector that ends at n (overlapping the one before).
-  int64_t x = 0;
-  if constexpr (Stream) x = stream_head<T, A>(o, n, one);  // else x = 0 keeps the ring loads aligned
-  for (; x + 4 * L <= n; x += 4 * L)
+  // Every element is computed by the same vector code: the head and tail by plain vectors, the
+  // whole lines between by streaming stores (stream_head), the last vector ending at n
+  // (overlapping the one before).
+  const StreamSpan sp = stream_head<T, A, Stream>(o, n, one);  // x = 0 without: ring loads aligned
+  int64_t x = sp.begin;
+  for (; x + 4 * L <= sp.end; x += 4 * L)
     put4<T, A, Stream>(o + x, one(x), one(x + L), one(x + 2 * L), one(x + 3 * L));
-  for (; x + L <= n; x += L) put<T, A, Stream>(o + x, one(x));
-  if (x < n) store_vec<T, A>(o + n - L, one(n - L));
+  for (; x + L <= sp.end; x += L) put<T, A, Stream>(o + x, one(x));
+  plain_vectors<T, A>(o, x, n, one);
 }
 
 // Long symmetric kernels (K = 13 ... 31, float accumulation, any image dtype: an integer image
@@ -549,35 +527,38 @@ inline void vfilter_long(const A* const* rows, T* const* out, int64_t n, const A
   auto blk = [&](int64_t x, vec_t<A> (&v)[R]) IMKERN_ALWAYS_INLINE {
     vlong_taps<K, R>(kv, [&](int q, int j) IMKERN_ALWAYS_INLINE { return vload_f(r[q + j] + x); }, v);
   };
-  // As vfilter_sym: streaming from the first aligned element (the vector before it by plain
-  // stores), the last vector ending at n.
-  int64_t x = 0;
+  // As vfilter_sym: whole lines streamed (stream_span), the head and tail by plain vectors, the
+  // last vector ending at n.
+  auto plain = [&](int64_t x0, int64_t x1) IMKERN_ALWAYS_INLINE {  // x1 - x0 = 0 or >= L
+    for (int64_t x = x0; x < x1;) {
+      const int64_t e = x + L <= x1 ? x : x1 - L;
+      vec_t<A> v[R];
+      blk(e, v);
+      for (int q = 0; q < R; ++q) store_vec<T, A>(o[q] + e, v[q]);
+      x = e + L;
+    }
+  };
+  StreamSpan sp{0, n};
   if constexpr (Stream) {
-    x = stream_start<T, A>(o[0]) % L;
+    sp = stream_span<T, L>(o[0], n);
     if constexpr (R > 1) {
       for (int q = 1; q < R; ++q)
-        if (stream_start<T, A>(o[q]) % L != x) {  // rows aligned differently: one at a time
+        if ((reinterpret_cast<uintptr_t>(o[q]) - reinterpret_cast<uintptr_t>(o[0])) % 64) {
+          // rows placed differently in their lines: one at a time
           for (int qq = 0; qq < R; ++qq) vfilter_long<K, 1, T, A, Stream>(r + qq, o + qq, n, k);
           return;
         }
     }
-    if (x) {
-      vec_t<A> v[R];
-      blk(0, v);
-      for (int q = 0; q < R; ++q) store_vec<T, A>(o[q], v[q]);
-    }
+    plain(0, sp.begin);
   }
-  for (; x + L <= n; x += L) {
+  int64_t x = sp.begin;
+  for (; x + L <= sp.end; x += L) {
     vec_t<A> v[R];
     blk(x, v);
 #pragma GCC unroll 8
     for (int q = 0; q < R; ++q) put<T, A, Stream>(o[q] + x, v[q]);
   }
-  if (x < n) {
-    vec_t<A> v[R];
-    blk(n - L, v);
-    for (int q = 0; q < R; ++q) store_vec<T, A>(o[q] + n - L, v[q]);
-  }
+  plain(x, n);
 }
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
@@ -625,29 +606,31 @@ inline void vfilter_long2_strided(const float* r0, int64_t S, T* const* out, int
     };
     vlong_taps<K, R>(kv, [&](int q, int j) IMKERN_ALWAYS_INLINE { return vload_f(row(q + j)); }, v);
   };
-  // As vfilter_long (n >= L; rows streaming from the same element, checked by the caller).
-  int64_t x = 0;
-  if constexpr (Stream) {
-    x = stream_start<T, A>(o0) % L;
-    if (x) {
+  // As vfilter_long (n >= L; both rows at the same place in their lines, checked by the
+  // caller, so one stream_span serves both).
+  auto plain = [&](int64_t x0, int64_t x1) IMKERN_ALWAYS_INLINE {  // x1 - x0 = 0 or >= L
+    for (int64_t x = x0; x < x1;) {
+      const int64_t e = x + L <= x1 ? x : x1 - L;
       vec_t<A> v[R];
-      blk(0, v);
-      store_vec<T, A>(o0, v[0]);
-      store_vec<T, A>(o1, v[1]);
+      blk(e, v);
+      store_vec<T, A>(o0 + e, v[0]);
+      store_vec<T, A>(o1 + e, v[1]);
+      x = e + L;
     }
+  };
+  StreamSpan sp{0, n};
+  if constexpr (Stream) {
+    sp = stream_span<T, L>(o0, n);
+    plain(0, sp.begin);
   }
-  for (; x + L <= n; x += L) {
+  int64_t x = sp.begin;
+  for (; x + L <= sp.end; x += L) {
     vec_t<A> v[R];
     blk(x, v);
     put<T, A, Stream>(o0 + x, v[0]);
     put<T, A, Stream>(o1 + x, v[1]);
   }
-  if (x < n) {
-    vec_t<A> v[R];
-    blk(n - L, v);
-    store_vec<T, A>(o0 + n - L, v[0]);
-    store_vec<T, A>(o1 + n - L, v[1]);
-  }
+  plain(x, n);
 }
 #endif
 
@@ -924,7 +907,7 @@ inline void vfilter2(const A* const* rows, T* o0, T* o1, int64_t n, const A* k, 
       // rows at one stride (the mirrored ring): the kernel without row pointers
       const int64_t S = rows[1] - rows[0];
       bool strided = n >= simd::Vec<A>::lanes && kh + 1 <= kLongStridedRows &&
-                     (!stream || stream_start<T, A>(o0) % simd::Vec<A>::lanes == stream_start<T, A>(o1) % simd::Vec<A>::lanes);
+                     (!stream || (reinterpret_cast<uintptr_t>(o1) - reinterpret_cast<uintptr_t>(o0)) % 64 == 0);
       for (int i = 2; strided && i <= kh; ++i) strided = rows[i] == rows[0] + i * S;
       if (strided) switch (kh) {
 #define IMKERN_V(K)                                                                                  \
@@ -1323,33 +1306,35 @@ struct DirectSep {
     for (int i = 0; i < H; ++i) le[L - H + i] = val(halo_l[i]);
     for (int i = 0; i < H; ++i) ri[L + i] = val(halo_r[i]);
     for (int i = H; i < L; ++i) ri[L + i] = 0.f;
-    int64_t e = 0;
+    // v at [p - L, p) and at [p + L, p + 2 L), for a vector at p (0 <= p <= n - L)
+    auto vprev = [&](int64_t p) IMKERN_ALWAYS_INLINE { return p >= L ? vsum(r, p - L) : simd::loadu(le + p); };
+    auto vnext = [&](int64_t p) IMKERN_ALWAYS_INLINE {
+      return p + 2 * L <= n ? vsum(r, p + L) : simd::loadu(ri + (p + 2 * L - n));
+    };
+    // any one vector (the head and tail of a streaming row, the last vector ending at n)
+    auto one = [&](int64_t p) IMKERN_ALWAYS_INLINE { return hsum(vprev(p), vsum(r, p), vnext(p)); };
+    // the rolling loop over [b, en): the whole lines of stream_span with Stream (the plain
+    // head and tail by one()), else the row
+    StreamSpan sp{0, n};
     if constexpr (Stream) {
-      // streaming from the first aligned vector: the one at 0 by a plain store, the loop from
-      // the aligned element on (recomputing a few)
-      const int64_t xs = stream_start<U, float>(o) % L;
-      if (xs != 0 && n >= 2 * L) {
-        store_vec<U, float>(o, hsum(simd::loadu(le), vfirst, vsum(r, L)));
-        e = xs;
-      }
+      sp = stream_span<U, L>(o, n);
+      plain_vectors<U, float>(o, 0, sp.begin, one);
     }
-    V vp = e == 0 ? simd::loadu(le) : simd::loadu(le + e);  // e < L
+    int64_t e = sp.begin;
+    V vp = e == 0 ? simd::loadu(le) : vprev(e);
     V vc = e == 0 ? vfirst : vsum(r, e);
-    for (; e + 2 * L <= n; e += L) {
+    for (; e + L <= sp.end && e + 2 * L <= n; e += L) {
       __builtin_prefetch(pf + e, 0, 3);
       const V vn = vsum(r, e + L);
       put<U, float, Stream>(o + e, hsum(vp, vc, vn));
       vp = vc;
       vc = vn;
     }
-    if (e + L <= n) {  // the next vector reaches past n: from ri
-      store_vec<U, float>(o + e, hsum(vp, vc, simd::loadu(ri + (e + L - (n - L)))));
+    if (e + L <= sp.end) {  // the next vector reaches past n: from ri
+      put<U, float, Stream>(o + e, hsum(vp, vc, simd::loadu(ri + (e + L - (n - L)))));
       e += L;
     }
-    if (e < n) {  // the last vector ends at n
-      const V vpl = n - 2 * L >= 0 ? vsum(r, n - 2 * L) : simd::loadu(le + L + (n - 2 * L));
-      store_vec<U, float>(o + n - L, hsum(vpl, vlast, simd::loadu(ri + L)));
-    }
+    plain_vectors<U, float>(o, e, n, one);  // the last vector ends at n
   }
 
   // Rows narrower than one vector: scalars, in the order of the vector code.

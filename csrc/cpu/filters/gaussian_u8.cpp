@@ -200,15 +200,30 @@ inline std::vector<HTerm> plan_terms(const int32_t* k, int K) {
   return t;
 }
 
-// Units of a strip row of n >= kUnit elements: at 0, then every kUnit from `s` (the first
-// element whose output address is aligned for streaming stores, 0 when not streaming), the
-// last one ending at n (overlapping the one before; both write the same values there).
-inline int unit_positions(int64_t n, int64_t s, int64_t* pos) {
+// The units that take streaming stores: [us, ue), whole lines of the row that the grid was
+// made for (rows placed differently in their lines stream nothing: vrows checks).
+struct UnitStream {
+  int us = 0, ue = 0;
+};
+
+// Units of a strip row of n >= kUnit elements at o: without streaming, every kUnit from 0, the
+// last one ending at n (overlapping the one before; both write the same values there). With
+// streaming, the whole lines of stream_span (o + its begin: a line boundary) are the streamed
+// units; the head before it and the tail after it by units of their own, the last of each
+// ending at the span's begin or at n, so that no plain store reaches a streamed line.
+inline int unit_positions(const uint8_t* o, int64_t n, bool stream, int64_t* pos, UnitStream& st) {
+  const StreamSpan sp = stream ? stream_span<uint8_t, kUnit>(o, n) : StreamSpan{};
   int nu = 0;
-  if (s > 0) pos[nu++] = 0;
-  int64_t x = s;
-  for (; x + kUnit <= n; x += kUnit) pos[nu++] = x;
-  if (x < n) pos[nu++] = n - kUnit;
+  auto run = [&](int64_t x0, int64_t x1) {  // units covering [x0, x1): x1 - x0 = 0 or >= kUnit
+    int64_t x = x0;
+    for (; x + kUnit <= x1; x += kUnit) pos[nu++] = x;
+    if (x < x1) pos[nu++] = x1 - kUnit;
+  };
+  run(0, sp.begin);
+  st.us = nu;
+  run(sp.begin, sp.end);
+  st.ue = nu;
+  run(sp.end, n);
   return nu;
 }
 
@@ -285,7 +300,7 @@ IMKERN_ALWAYS_INLINE inline T finish(const T* a, T x80) {
 }
 
 IMKERN_ALWAYS_INLINE inline void put(uint8_t* o, T v, bool stream) {
-  if (stream && reinterpret_cast<uintptr_t>(o) % V::bytes == 0) V::stream(o, v);
+  if (stream) V::stream(o, v);
   else V::store(o, v);
 }
 
@@ -293,8 +308,12 @@ IMKERN_ALWAYS_INLINE inline void put(uint8_t* o, T v, bool stream) {
 // weights are (lo | hi << 16) int32 values. NP = 0: any count, weights from memory.
 template <int NP, bool Two, class M>
 void vrows(const int16_t* const* P, int np, const int32_t* w0, const int32_t* w1, uint8_t* o0, uint8_t* o1,
-           const int64_t* pos, int nu, bool stream) {
+           const int64_t* pos, int nu, UnitStream st) {
   constexpr int N = NP > 0 ? NP : 1;
+  // the streamed units only where this row (and o1) sits in its lines as the grid's row did
+  const bool line_ok = st.ue > st.us && reinterpret_cast<uintptr_t>(o0 + pos[st.us]) % 64 == 0 &&
+                       (!Two || reinterpret_cast<uintptr_t>(o1 + pos[st.us]) % 64 == 0);
+  const int us = line_ok ? st.us : nu, ue = line_ok ? st.ue : nu;
   T W0[N], W1[N];
   const int16_t* R[N];
   if constexpr (NP > 0) {
@@ -323,6 +342,7 @@ void vrows(const int16_t* const* P, int np, const int32_t* w0, const int32_t* w1
         if constexpr (Two) a1[j] = M::acc(a1[j], v, wt1(p));
       }
     }
+    const bool stream = u >= us && u < ue;
     put(o0 + pos[u], finish(a0, x80), stream);
     if constexpr (Two) put(o1 + pos[u], finish(a1, x80), stream);
   }
@@ -330,7 +350,7 @@ void vrows(const int16_t* const* P, int np, const int32_t* w0, const int32_t* w1
 
 template <class M>
 void vrows_k(const int16_t* const* P, int np, const int32_t* w0, const int32_t* w1, uint8_t* o0, uint8_t* o1,
-             const int64_t* pos, int nu, bool stream) {
+             const int64_t* pos, int nu, UnitStream stream) {
 #define IMKERN_V(N)                                                                           \
   if (o1) return vrows<N, true, M>(P, np, w0, w1, o0, o1, pos, nu, stream);                   \
   return vrows<N, false, M>(P, np, w0, w1, o0, o1, pos, nu, stream);
@@ -433,11 +453,10 @@ void gaussian_u8(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Ima
       const int64_t n = (x1 - x0) * C;
       const bool vec = IMKERN_GAUSS_U8_SIMD && n >= kUnit;
       int nu = 0;
+      UnitStream ust;
       if (vec) {
-        // the unit grid: from the first aligned output element of the chunk's first row
-        const uintptr_t o = reinterpret_cast<uintptr_t>(row_ptr<uint8_t>(dst, d, t0 / H, t0 % H) + x0 * C);
-        const int64_t sh = plan.stream ? static_cast<int64_t>((kUnit - o % kUnit) % kUnit) : 0;
-        nu = unit_positions(n, sh, pos);
+        // the unit grid: streaming, the lines of the chunk's first row
+        nu = unit_positions(row_ptr<uint8_t>(dst, d, t0 / H, t0 % H) + x0 * C, n, plan.stream, pos, ust);
       }
       // Source row sy of image b for this strip: in place where the taps stay inside the
       // image, else a copy padded by the border rule (constant rows: all cval).
@@ -492,10 +511,10 @@ void gaussian_u8(const uint8_t* src, const ImageDesc& s, uint8_t* dst, const Ima
         if (vec) {
           const int32_t* w0 = odd ? vwo.data() : vwe.data();
 #if defined(__AVX512BW__)
-          if (vnni) vrows_k<MaddVnni>(P.data(), np, w0, vwo.data(), o0, o1, pos, nu, plan.stream);
-          else vrows_k<MaddAdd>(P.data(), np, w0, vwo.data(), o0, o1, pos, nu, plan.stream);
+          if (vnni) vrows_k<MaddVnni>(P.data(), np, w0, vwo.data(), o0, o1, pos, nu, ust);
+          else vrows_k<MaddAdd>(P.data(), np, w0, vwo.data(), o0, o1, pos, nu, ust);
 #else
-          vrows_k<MaddAdd>(P.data(), np, w0, vwo.data(), o0, o1, pos, nu, plan.stream);
+          vrows_k<MaddAdd>(P.data(), np, w0, vwo.data(), o0, o1, pos, nu, ust);
 #endif
           t += two ? 2 : 1;
           continue;

@@ -223,8 +223,9 @@ IMKERN_ALWAYS_INLINE inline simd::vec_t<T> lane_window(const T* q) {
 // per 64 output bytes: 5 taps 2.2 -> 1.4 ns, 3 taps 1.4 -> 0.9 ns). The same taps in the same
 // order as pick_many_k, so the same results. Reads up to 15 bytes past p's n + (LEN-1)C
 // elements (the scratch rows hline reads have that slack); needs n >= one vector. stream:
-// the vectors aligned in `out` are written by non-temporal stores (large images: the output is
-// not read back soon, and skipping its read-for-ownership saves a third of the traffic).
+// the whole lines of `out` (stream_span) are written by non-temporal stores (large images: the
+// output is not read back soon, and skipping its read-for-ownership saves a third of the
+// traffic).
 template <bool Max, bool Nan, typename T, int C, int LEN, bool Grad = false>
 void hline_lanes(const T* p, T* __restrict__ out, int64_t n, bool stream, const T* pn = nullptr) {
   using namespace simd;
@@ -238,14 +239,11 @@ void hline_lanes(const T* p, T* __restrict__ out, int64_t n, bool stream, const 
   };
   auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE { storeu(out + e, taps(e)); };
   int64_t e = 0;
-  const uintptr_t a = reinterpret_cast<uintptr_t>(out);
-  if (stream && a % sizeof(T) == 0) {
-    const int64_t mis = static_cast<int64_t>(a % sizeof(vec_t<T>) / sizeof(T));
-    if (mis) {  // a plain vector up to the first aligned element
-      one(0);
-      e = L - mis;
-    }
-    for (; e + L <= n; e += L) store_nt(out + e, taps(e));
+  if (stream) {  // the whole lines of stream_span streamed, plain vectors before and after
+    const StreamSpan sp = stream_span<T, L>(out, n);
+    for (; e + L <= sp.begin; e += L) one(e);
+    if (e < sp.begin) one(sp.begin - L);
+    for (e = sp.begin; e < sp.end; e += L) store_nt(out + e, taps(e));
   }
   for (; e + L <= n; e += L) one(e);
   if (e < n) one(n - L);  // overlaps the vector before (out is not p)

@@ -106,7 +106,7 @@ struct BodyVec {
 // other ISAs they are one vector each, stored unaligned over elements the body rewrites,
 // when src and dst do not overlap (recomputing from the unchanged src gives the same
 // values), else element by element (in place: no element may be thresholded twice).
-// Stream: the body's aligned vectors are stored non-temporally.
+// Stream: the whole 64-byte lines (stream_span) are stored non-temporally.
 template <typename T, ThreshKind K, bool Stream = false>
 inline void thresh_row(const T* src, T* dst, int64_t n, T t, T mv) {
   using namespace simd;
@@ -118,6 +118,16 @@ inline void thresh_row(const T* src, T* dst, int64_t n, T t, T mv) {
     int64_t x = 0;
     for (; x + L <= n; x += L) storeu(dst + x, thresh_vec<K>(loadu(src + x), tv, mvv));
     thresh_part<T, K>(src, dst, x, n, t, mv);
+    return;
+  }
+  if constexpr (Stream) {
+    // the whole lines of stream_span by non-temporal stores, the partial lines at both ends
+    // as plain rows of their own (no line takes both kinds of store)
+    const StreamSpan sp = stream_span<T, 1>(dst, n);
+    thresh_row<T, K>(src, dst, sp.begin, t, mv);
+    for (int64_t x = sp.begin; x < sp.end; x += L)
+      stream_store<T>(dst + x, thresh_vec<K>(loadu(src + x), tv, mvv));
+    thresh_row<T, K>(src + sp.end, dst + sp.end, n - sp.end, t, mv);
     return;
   }
   const int64_t head = static_cast<int64_t>((kBytes - a % kBytes) % kBytes / sizeof(T));
@@ -134,15 +144,14 @@ inline void thresh_row(const T* src, T* dst, int64_t n, T t, T mv) {
 #endif
   }
   int64_t x = head;
-  using B = typename std::conditional<Stream, vec_t<T>, typename BodyVec<T>::type>::type;
+  using B = typename BodyVec<T>::type;
   constexpr int64_t LB = static_cast<int64_t>(sizeof(B) / sizeof(T));
   const B tb = B{} + t, mb = B{} + mv;
   for (; x + LB <= n; x += LB) {
     B v;
     std::memcpy(&v, src + x, sizeof(B));
     const B r = thresh_vec<K>(v, tb, mb);
-    if constexpr (Stream) stream_store<T>(dst + x, r);
-    else std::memcpy(dst + x, &r, sizeof(B));
+    std::memcpy(dst + x, &r, sizeof(B));
   }
   if (x < n) {
 #if defined(__AVX512BW__) && defined(__BMI2__)
@@ -165,8 +174,9 @@ void thresh_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   const int64_t bytes = 2 * rows * n * static_cast<int64_t>(sizeof(T));
   const bool stream = bytes > cpu_params().stream_bytes && n * static_cast<int64_t>(sizeof(T)) >= 1024;
   // contiguous source and output (the common case): one flat run split into 64 KiB chunks, no
-  // per-row setup or row tails; the chunks start where the output is vector-aligned (after a
-  // head of less than a vector), so only the first and last pay a head or tail
+  // per-row setup or row tails; the chunks start on an output line (after a head of less
+  // than a line), so only the first and last pay a head or tail (and, streamed, every line
+  // between is whole)
   const bool flat = s.row_stride == n && d.row_stride == n &&
                     (s.n == 1 || (s.batch_stride == s.h * n && d.batch_stride == s.h * n));
   if (flat) {
@@ -175,7 +185,7 @@ void thresh_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
     const int64_t total = rows * n;
     const uintptr_t oa = reinterpret_cast<uintptr_t>(o);
     const int64_t head = oa % sizeof(T) ? 0 : std::min<int64_t>(total,
-        static_cast<int64_t>((simd::kBytes - oa % simd::kBytes) % simd::kBytes / sizeof(T)));
+        static_cast<int64_t>((64 - oa % 64) % 64 / sizeof(T)));
     const int64_t chunk = (int64_t{1} << 16) / static_cast<int64_t>(sizeof(T));
     if (head) thresh_row<T, K>(a, o, head, t, mv);
     parallel_for(head, total, chunk, [&](int64_t e0, int64_t e1) {

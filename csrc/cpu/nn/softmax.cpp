@@ -37,6 +37,7 @@
 #include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
 #include "common/dtype.hpp"
+#include "common/stream.hpp"
 #include "common/vmath.hpp"
 #include "nn/softmax_rows.hpp"
 
@@ -51,16 +52,15 @@ namespace {
 
 using namespace softmax_detail;
 
-// y[i] = e[i] * s[i] (Scalar: one scale s[0] for all i), the body of y written by
-// non-temporal stores: the output is not read back here, and skipping its read-for-ownership
-// saves a third of the memory traffic. The same bits as plain stores. A 64-byte line must not
-// take both streaming and plain stores: a line that is partly plain costs a read-for-ownership
-// and holds the neighbouring streamed lines up (AVX2, 1 thread: (32, 64, 56, 55) dim 1 with
-// rows starting 16 bytes into a line, the first half-line plain and the second streamed, took
-// 33 ms against 6 ms). So an end of [y, y + n) on a vector boundary streams up to it (the
-// line's other part is the neighbouring row's or block's, streamed by the same rule), and an
-// end elsewhere takes plain stores to the line's edge (so does the neighbour's). Callers end
-// their chunk with an sfence.
+// y[i] = e[i] * s[i] (Scalar: one scale s[0] for all i), the whole 64-byte lines of y
+// (stream_span, common/stream.hpp) written by non-temporal stores: the output is not read back
+// here, and skipping its read-for-ownership saves a third of the memory traffic. The same bits
+// as plain stores. A line must not take both streaming and plain stores: a line that is partly
+// plain costs a read-for-ownership and holds the neighbouring streamed lines up (AVX2, 1
+// thread: (32, 64, 56, 55) dim 1 with rows starting 16 bytes into a line, the first half-line
+// plain and the second streamed, took 33 ms against 6 ms). So the partial lines at the ends
+// take scalar stores (the neighbouring row's or block's part of such a line too, by the same
+// rule). Callers end their chunk with stream_fence.
 template <bool Scalar>
 inline void scale_store_stream_lines(const float* e, const float* s, float* y, int64_t n) {
   const auto one = [&](int64_t i) { return e[i] * s[Scalar ? 0 : i]; };
@@ -68,11 +68,9 @@ inline void scale_store_stream_lines(const float* e, const float* s, float* y, i
 #if defined(__AVX512F__) || defined(__AVX__)
   using vm::vf;
   constexpr int64_t W = vm::LF;  // floats per vector (a vector is a line or half a line)
-  constexpr uintptr_t VB = W * 4;
-  const uintptr_t a = reinterpret_cast<uintptr_t>(y), z = a + uintptr_t(n) * 4;
-  const int64_t head = a % VB == 0 ? 0 : static_cast<int64_t>((0 - a) & 63) / 4;
-  const int64_t body = z % VB == 0 ? n : n - static_cast<int64_t>(z & 63) / 4;  // z - a = 4n
-  if (a % 4 == 0 && body >= head + W) {
+  const StreamSpan sp = stream_span<float, 1>(y, n);
+  const int64_t head = sp.begin, body = sp.end;
+  if (body > head) {
     for (; i < head; ++i) y[i] = one(i);
     const vf s1 = simd::splat(s[0]);
     for (; i < body; i += W) {
@@ -96,11 +94,6 @@ inline void scale_store_stream(const float* e, float inv, float* y, int64_t n) {
 }
 inline void scale_store_stream(const float* e, const float* inv, float* y, int64_t n) {
   scale_store_stream_lines<false>(e, inv, y, n);
-}
-inline void stream_fence() {
-#if defined(__SSE2__)
-  _mm_sfence();
-#endif
 }
 
 constexpr int64_t kStreamRowMax = 8192;  // rows up to this many floats go through an L1/L2 scratch

@@ -40,6 +40,7 @@
 
 #include "color/pixel_map.hpp"  // deinterleave3_u8 / interleave3_u8
 #include "common/shuffle.hpp"
+#include "common/stream.hpp"
 #include "common/simd.hpp"
 #include "imkern/cpu_params.hpp"
 #include "imkern/parallel.hpp"
@@ -115,18 +116,11 @@ IMKERN_ALWAYS_INLINE inline void stream_line(uint8_t* d, const uint8_t* s) {
 }
 
 inline void copy_bytes_stream(const uint8_t* s, uint8_t* d, int64_t n) {
-  const int64_t a = static_cast<int64_t>((64 - reinterpret_cast<uintptr_t>(d) % 64) % 64);
-  if (n < a + 128) return copy_bytes(s, d, n);
-  copy_bytes(s, d, a);
-  int64_t x = a;
-  for (; x + 64 <= n; x += 64) stream_line(d + x, s + x);
-  copy_bytes(s + x, d + x, n - x);
-}
-
-inline void stream_fence() {
-#if defined(__SSE2__)
-  _mm_sfence();
-#endif
+  const StreamSpan sp = stream_span<uint8_t, 1>(d, n);
+  if (sp.end - sp.begin < 128) return copy_bytes(s, d, n);
+  copy_bytes(s, d, sp.begin);
+  for (int64_t x = sp.begin; x < sp.end; x += 64) stream_line(d + x, s + x);
+  copy_bytes(s + sp.end, d + sp.end, n - sp.end);
 }
 
 // Whether an op moving `bytes` (input and output together) streams its output: past

@@ -1733,12 +1733,16 @@ inline void vsum_f32_any(const T* const* rows, const float* wy, int ky, int64_t 
 // with the same values (a row of 300 floats at AVX-512 had 12 elements of scalar formula;
 // 224 -> 300 gray float32, one thread, kernel call: bilinear 24.9 -> 24.6 us, bicubic 39.2 ->
 // 38.4).
+// vend (default n): the vectors end there, the elements from the last whole vector before it
+// on go to `one` (streamed rows: vend = stream_span's end, so the plain tail shares no line
+// with the streamed vectors).
 template <int L, int G, bool TailVec, typename One, typename Vec, typename Group>
 __attribute__((always_inline)) inline void walk_row(int64_t n, int64_t head, int64_t to_group, bool backward, One&& one,
-                                                    Vec&& vec, Group&& group) {
-  const int64_t ghead = G == 1 ? head : head + std::min(n - head, to_group) / L * L;
-  const int64_t groups = ghead + (n - ghead) / (G * L) * (G * L);
-  const int64_t body = G == 1 ? groups : groups + (n - groups) / L * L;
+                                                    Vec&& vec, Group&& group, int64_t vend = -1) {
+  if (vend < 0) vend = n;
+  const int64_t ghead = G == 1 ? head : head + std::min(vend - head, to_group) / L * L;
+  const int64_t groups = ghead + (vend - ghead) / (G * L) * (G * L);
+  const int64_t body = G == 1 ? groups : groups + (vend - groups) / L * L;
   const bool tail_vec = TailVec && body < n && n >= L;
   if (!backward) {
     for (int64_t e = 0; e < head; ++e) one(e);
@@ -1757,6 +1761,16 @@ __attribute__((always_inline)) inline void walk_row(int64_t n, int64_t head, int
     for (int64_t e = ghead - L; e >= head; e -= L) vec(e);
     for (int64_t e = head - 1; e >= 0; --e) one(e);
   }
+}
+
+// The streamed part of an output row for vsum_out_f32 / vsum_out2_f32 (scalar heads and
+// tails: stream_span with one-element ends); a row not aligned to T streams nothing but keeps
+// its vectors (put_out stores them plainly), a row too short for a whole line takes scalars.
+template <typename T>
+inline StreamSpan resize_stream_span(const T* out, int64_t n) {
+  if (reinterpret_cast<uintptr_t>(out) % sizeof(T)) return {0, n};
+  const StreamSpan sp = stream_span<T, 1>(out, n);
+  return sp.end > sp.begin ? sp : StreamSpan{n, n};
 }
 
 template <typename T, int K, bool Stream>
@@ -1781,10 +1795,10 @@ inline void vsum_out_f32(const float* const* rows, const float* wy, int ky, int6
     for (int k = 1; k < kk; ++k) a = fmadd_f32(wy[k], simd::loadu(rows[k] + e), a);
     put_out<T, Stream>(out + e, a);
   };
-  // plain stores up to the first aligned vector when streaming: every line after it is
-  // written by streaming stores only
-  const int64_t head = Stream ? std::min(n, stream_start<T, float>(out) % L) : 0;
-  walk_row<L, 1, !Stream>(n, head, 0, backward, one, vec, vec);
+  // streamed: the whole lines of stream_span by streaming vectors, the elements before and
+  // after by the scalar formula (no line takes both kinds of store)
+  const StreamSpan sp = Stream ? resize_stream_span(out, n) : StreamSpan{0, n};
+  walk_row<L, 1, !Stream>(n, sp.begin, 0, backward, one, vec, vec, sp.end);
 }
 
 template <typename T, bool Stream>
@@ -1840,12 +1854,10 @@ inline void vsum_out2_f32(const float* const* rows, const float* wa, const float
     for (int v = 0; v < V; ++v) put_out<T, Stream>(oa + e + v * L, a[v]);
     for (int v = 0; v < V; ++v) put_out<T, Stream>(ob + e + v * L, b[v]);
   };
-  const int64_t head = Stream ? std::min(n, stream_start<T, float>(oa) % L) : 0;
-  // the lines from the first 64-byte boundary past head (an output that is not even aligned to
-  // T streams nothing: put_out stores it plainly, in the same order)
-  const uintptr_t a0 = reinterpret_cast<uintptr_t>(oa + head);
-  const int64_t to_line = a0 % sizeof(T) == 0 ? static_cast<int64_t>((64 - a0 % 64) % 64 / sizeof(T)) : 0;
-  walk_row<L, V, !Stream>(n, head, to_line, backward, one, vec, line);
+  // streamed: as vsum_out_f32 (both rows at one place in their lines, checked by the caller),
+  // the lines from stream_span's begin on
+  const StreamSpan sp = Stream ? resize_stream_span(oa, n) : StreamSpan{0, n};
+  walk_row<L, V, !Stream>(n, sp.begin, 0, backward, one, vec, line, sp.end);
 }
 
 // 4K aliasing (see resize_f32_hfirst): the sums of output rows at `outs` from ring rows at
@@ -1983,8 +1995,7 @@ void resize_f32_hfirst(const void* src, const ImageDesc& s, void* dst, const Ima
       // the next output row with the same window (2x: rows 2i + 1 and 2i + 2) in the same pass
       if ((ky == 2 || ky == 4) && t + 1 < t1 && y + 1 < d.h && ty.start[y + 1] == sy0) {
         T* o2 = row_ptr<T>(dst, d, b, y + 1);
-        constexpr int64_t L = simd::Vec<float>::lanes;
-        if (!stream || stream_start<T, float>(o) % L == stream_start<T, float>(o2) % L) {
+        if (!stream || (reinterpret_cast<uintptr_t>(o2) - reinterpret_cast<uintptr_t>(o)) % 64 == 0) {
           const void* outs[2] = {o, o2};
           const bool bw = sum_backward(ring, outs, 2);
           const float *wa = wy + y * ky, *wb = wa + ky;
