@@ -80,7 +80,7 @@ def test_stream_lines_gaussian_f32(isa, rng, w, c):
     shape = (6, w, c) if c > 1 else (6, w)
     x = random_array(rng, shape, np.float32)
     for ks in (3, 5, 31):
-        _check(lambda x, o: F.gaussian(x, 1.5, ksize=(ks, ks), out=o), x, shape, np.float32)
+        _check(lambda x, o, ks=ks: F.gaussian(x, 1.5, ksize=(ks, ks), out=o), x, shape, np.float32)
 
 
 @pytest.mark.parametrize("w", _WIDTHS)
@@ -89,7 +89,7 @@ def test_stream_lines_gaussian_u8(isa, rng, w, c):
     shape = (7, w, c) if c > 1 else (7, w)
     x = random_array(rng, shape, np.uint8)
     for ks in (5, 31):
-        _check(lambda x, o: F.gaussian(x, 1.0 if ks == 5 else 5.0, ksize=(ks, ks), out=o), x, shape, np.uint8)
+        _check(lambda x, o, ks=ks: F.gaussian(x, 1.0 if ks == 5 else 5.0, ksize=(ks, ks), out=o), x, shape, np.uint8)
 
 
 @pytest.mark.parametrize("w", _WIDTHS + [4 * 32 + 40])
@@ -117,7 +117,7 @@ def test_stream_lines_threshold_morphology(isa, rng, dtype):
         shape = (5, w, 3)
         x = random_array(rng, shape, dtype)
         t = 100 if dtype == np.uint8 else 0.5
-        _check(lambda x, o: F.threshold(x, t, 200 if dtype == np.uint8 else 1.0, out=o), x, shape, dtype)
+        _check(lambda x, o, t=t: F.threshold(x, t, 200 if dtype == np.uint8 else 1.0, out=o), x, shape, dtype)
         _check(lambda x, o: F.dilate(x, 5, out=o), x, shape, dtype, pads=(0, 5))
         _check(lambda x, o: F.erode(x, (3, 7), out=o), x, shape, dtype, pads=(0, 5))
 
@@ -127,7 +127,7 @@ def test_stream_lines_threshold_flat(isa, rng):
     for dtype in (np.uint8, np.float32):
         x = random_array(rng, (40, 999), dtype)
         t = 100 if dtype == np.uint8 else 0.5
-        _check(lambda x, o: F.threshold(x, t, 1, out=o), x, x.shape, dtype, pads=(0,))
+        _check(lambda x, o, t=t: F.threshold(x, t, 1, out=o), x, x.shape, dtype, pads=(0,))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16])
@@ -136,7 +136,7 @@ def test_stream_lines_resize(isa, rng, dtype):
         x = random_array(rng, src, dtype)
         shape = dst + src[2:]
         for interp in ("bilinear", "bicubic"):
-            _check(lambda x, o: T.resize(x, dst, interpolation=interp, out=o), x, shape, dtype, pads=(0, 5))
+            _check(lambda x, o, dst=dst, interp=interp: T.resize(x, dst, interpolation=interp, out=o), x, shape, dtype, pads=(0, 5))
 
 
 def test_stream_lines_flip(isa, rng):
