@@ -267,9 +267,9 @@ IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const S* a, const 
 // was slower with float distances and a table per offset (23.4 -> 23.8 ms); with the packed
 // distances and shared tables 1080p ran ~3% faster but images up to 384 pixels wide 2-5% slower
 // (the tables' making and their L1 share weigh more there), so AVX2 only. Whether gathers pay
-// is measured once per process (gather_tables_pay): their speed varies by core (Zen 4's are
-// several times slower than Intel's, and the Downfall mitigation slows them several times on
-// some Intel cores).
+// is measured once per process (gather_tables_pay): their speed varies by core (Zen 4's issue
+// slower than Intel's, and the Downfall mitigation slows them several times on some Intel
+// cores).
 #if defined(__AVX2__) && !defined(__AVX512F__)
 constexpr bool kGatherBuild = true;
 template <int F, bool Low>
