@@ -289,11 +289,12 @@ np.savez(sys.argv[2], *out)
 
 
 def test_uint8_rgb_gather_tables_every_isa(rng, isa, tmp_path):
-    # uint8 RGB at AVX2 makes half of the pair weights by gathers from per-offset tables (where
-    # they pay; IMKERN_BILATERAL_GATHER, read once per process, forces it: so each mode runs in
-    # a child process): the same bits as the polynomial, for every window size (the passes of 1
-    # and 2 offsets), exponents that need exp2's clamp and not, odd widths and 1-pixel images,
-    # strips, threads and views; against OpenCV (other ISAs ignore it)
+    # uint8 RGB at AVX2 makes half of the pair weights by gathers from tables (one per distinct
+    # space term) at the color distances of packed rows (where they pay; IMKERN_BILATERAL_GATHER,
+    # read once per process, forces it: so each mode runs in a child process): the same bits as
+    # the polynomial, for every window size (the passes of 1 to 4 offsets), exponents that need
+    # exp2's clamp and not, odd widths and 1-pixel images, strips, threads and views; against
+    # OpenCV (other ISAs ignore it)
     import os
     import subprocess
     import sys

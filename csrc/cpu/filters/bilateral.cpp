@@ -20,9 +20,10 @@
 // pixels (uint8 RGB: the offsets of a row in runs, each plane vector loaded once for the pixel
 // vectors of a pass that use it). One weight
 // per pixel pair (the forward half of the offsets computes its weight rows into small rings,
-// the backward half reads them back), computed software-pipelined (uint8 RGB at AVX2, where
-// gathers measure faster: every other offset's row read by a gather from a table of its weight
-// per integer color distance, made by the same code: the same bits); float32 gray at AVX-512 makes
+// the backward half reads them back), computed software-pipelined (uint8 RGB: the color
+// distances from a packed copy of the ring rows, 4 bytes a pixel, by byte arithmetic; at AVX2,
+// where gathers measure faster, every other offset's row read by a gather from a table of its
+// weight per integer color distance, made by the same code: the same bits); float32 gray at AVX-512 makes
 // those of the rows below in the pixel loop instead (kFuse), summed apart from the others.
 // FLOPs/pixel ~ (4 + 3C) * (number of window offsets, ~ 0.785 d^2).
 #include <algorithm>
@@ -159,37 +160,84 @@ inline int64_t bilateral_strip(int k, int C, int cw_rows) {
 // (for one channel the difference itself: its square is the same). Clamp: kept >= -200 (float32
 // images, whose t may be anything) where exp2 has no clamp of its own (AVX-512: below SSE4.1 and
 // AVX2 exp2 clamps at -125, which gives the same weight, NaN included).
-template <int C, bool Clamp>
-IMKERN_ALWAYS_INLINE inline vf pair_exponent(const vf* b, const vf* a, vf g2, vf s) {
-  vf dist = C == 1 ? b[0] - a[0] : vabs(b[0] - a[0]);
-  for (int c = 1; c < C; ++c) dist += vabs(b[c] - a[c]);
+template <bool Clamp>
+IMKERN_ALWAYS_INLINE inline vf dist_exponent(vf dist, vf g2, vf s) {
   vf e = dist * dist * g2 + s;
 #if defined(__AVX512F__)
   if constexpr (Clamp) e = simd::vminmax<true>(e, vf{} - 200.f);
 #endif
   return e;
 }
+template <int C, bool Clamp>
+IMKERN_ALWAYS_INLINE inline vf pair_exponent(const vf* b, const vf* a, vf g2, vf s) {
+  vf dist = C == 1 ? b[0] - a[0] : vabs(b[0] - a[0]);
+  for (int c = 1; c < C; ++c) dist += vabs(b[c] - a[c]);
+  return dist_exponent<Clamp>(dist, g2, s);
+}
+
+// uint8 RGB pixels packed one per 32-bit lane, r | g << 8 | b << 16, in the float rows' lane
+// layout (a ring row of them beside each plane row): the L1 color distance of L pairs is then
+// one byte |difference| (two saturating subtractions and an or) summed by two multiply-adds
+// (bytes by 1 into 16-bit pairs, those by 1 into 32 bits), an integer in [0, 765]: 1 load and 5
+// operations instead of 3 loads and 8 (3 subtractions, 3 absolute values, 2 additions) from the
+// float planes, and exactly the same distance (the sum of integers, exact in float either way).
+// The packed lanes of the C = 3 channel vectors at p (integer-valued floats in [0, 255]).
+IMKERN_ALWAYS_INLINE inline vi pack_rgb(const float* p) {
+  const vi r = __builtin_convertvector(simd::loadu(p), vi), g = __builtin_convertvector(simd::loadu(p + L), vi),
+           b = __builtin_convertvector(simd::loadu(p + 2 * L), vi);
+  return r | (g << 8) | (b << 16);
+}
+IMKERN_ALWAYS_INLINE inline vi packed_distance(vi a, vi b) {
+#if defined(__AVX512BW__)
+  const __m512i x = reinterpret_cast<__m512i>(a), y = reinterpret_cast<__m512i>(b);
+  const __m512i d = _mm512_or_si512(_mm512_subs_epu8(x, y), _mm512_subs_epu8(y, x));
+  return reinterpret_cast<vi>(_mm512_madd_epi16(_mm512_maddubs_epi16(d, _mm512_set1_epi8(1)), _mm512_set1_epi16(1)));
+#elif defined(__AVX2__)
+  const __m256i x = reinterpret_cast<__m256i>(a), y = reinterpret_cast<__m256i>(b);
+  const __m256i d = _mm256_or_si256(_mm256_subs_epu8(x, y), _mm256_subs_epu8(y, x));
+  return reinterpret_cast<vi>(_mm256_madd_epi16(_mm256_maddubs_epi16(d, _mm256_set1_epi8(1)), _mm256_set1_epi16(1)));
+#elif defined(__SSSE3__)
+  const __m128i x = reinterpret_cast<__m128i>(a), y = reinterpret_cast<__m128i>(b);
+  const __m128i d = _mm_or_si128(_mm_subs_epu8(x, y), _mm_subs_epu8(y, x));
+  return reinterpret_cast<vi>(_mm_madd_epi16(_mm_maddubs_epi16(d, _mm_set1_epi8(1)), _mm_set1_epi16(1)));
+#else
+  vi t{};
+  for (int sh = 0; sh < 24; sh += 8) {
+    const vi p = (a >> sh) & 0xff, q = (b >> sh) & 0xff;
+    t += p > q ? p - q : q - p;
+  }
+  return t;
+#endif
+}
 
 // F rows of pair weights that share the centers a: o[u][x] = exp2(t^2 * gc2 + s[u]) for x in
 // [xs, xe) (x counts floats, L per vector), t the L1 color distance of the pixels at a and b[u]
-// (rows of C-channel vector groups: channel c of vector x / L at x * C + c * L). Clamp: the exponent is kept >= -200 (float32 images, whose t may be anything);
-// Low: it may go below -125 (exp2 clamps it).
+// (rows of C-channel vector groups: channel c of vector x / L at x * C + c * L; S = int32_t:
+// uint8 RGB packed rows, vector x / L at x, see pack_rgb). Clamp: the exponent is kept >= -200
+// (float32 images, whose t may be anything); Low: it may go below -125 (exp2 clamps it).
 // The offsets outer, x inner: no per-offset pointers or constants reloaded per vector (the loop
 // of one offset at a time per vector was bound by its instruction count at AVX2), F independent
 // chains interleaved, software-pipelined: each step computes the exponents of one vector and the
 // exp2 of the previous ones (ready by then), so few operations wait on long dependency chains.
-template <int C, bool Clamp, bool Low, int F>
-IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const float* a, const float* const* b, int64_t xs, int64_t xe, float gc2, const float* s) {
+template <int C, bool Clamp, bool Low, int F, typename S = float>
+IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const S* a, const S* const* b, int64_t xs, int64_t xe, float gc2, const float* s) {
   const vf g2 = simd::splat(gc2);
   vf sv[F];
   for (int u = 0; u < F; ++u) sv[u] = simd::splat(s[u]);
   auto expo = [&](int64_t x, vf* e) IMKERN_ALWAYS_INLINE {
-    vf av[C];
-    for (int c = 0; c < C; ++c) av[c] = simd::loadu(a + x * C + c * L);
-    for (int u = 0; u < F; ++u) {
-      vf bv[C];
-      for (int c = 0; c < C; ++c) bv[c] = simd::loadu(b[u] + x * C + c * L);
-      e[u] = pair_exponent<C, Clamp>(bv, av, g2, sv[u]);
+    if constexpr (std::is_same<S, int32_t>::value) {
+      static_assert(C == 3, "packed rows: uint8 RGB");
+      const vi ak = simd::loadu(a + x);
+      for (int u = 0; u < F; ++u)
+        e[u] = dist_exponent<Clamp>(__builtin_convertvector(packed_distance(ak, simd::loadu(b[u] + x)), vf), g2, sv[u]);
+    } else {
+      vf av[C];
+      for (int c = 0; c < C; ++c) av[c] = simd::loadu(a + x * C + c * L);
+      for (int u = 0; u < F; ++u) {
+        vf bv[C];
+        for (int c = 0; c < C; ++c) bv[c] = simd::loadu(b[u] + x * C + c * L);
+        e[u] = pair_exponent<C, Clamp>(bv, av, g2, sv[u]);
+      }
     }
   };
   int64_t x = xs;
@@ -209,39 +257,40 @@ IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const float* a, co
 // uint8 RGB at AVX2: the same rows, half of them by table lookup. t is an integer in [0, 765],
 // so an offset's weight is a function of t alone: tab[u][t] = exp2(t^2 * gc2 + s[u]), made once
 // per call by the same pair_exponent and exp2 as weight_rows (the same bits), read by a 32-bit
-// gather at the distance converted (exactly) to an integer. A gathered row costs ~9 vector
-// operations, 8 loads and the gather's own uops instead of ~21 operations (the exponent and the
-// exp2 polynomial), so the offsets alternate between the two (the even ones gathered, the odd
-// ones by polynomial) to load the load ports and the vector ALUs together: on the Xeon (Granite
-// Rapids) 1080p d = 9 32.2 -> 30.7 ms single thread; all by gather 31.3 ms, and at AVX-512 (16
-// loads a gather, weights 2x wider) slower (23.4 -> 23.8 half, 27.5 all), so AVX2 only. Whether
-// gathers pay is measured once per process (gather_tables_pay): their speed varies by core
-// (and by microcode: the Downfall mitigation slows them several times on some Intel cores).
+// gather at the integer distance of the packed rows (packed_distance). A gathered row costs 6
+// vector operations and the gather (8 loads) instead of ~19 operations (the distance, the
+// exponent and the exp2 polynomial), so the offsets alternate between the two (the even ones
+// gathered, the odd ones by polynomial) to load the load ports and the vector ALUs together: on
+// the Xeon (Granite Rapids) 1080p d = 9 32.2 -> 30.7 ms single thread (float distances); all by
+// gather 31.3 ms (and with packed distances and tables shared by equal space terms still ~5%
+// slower than half; 3 in 4 within noise of half). At AVX-512 (16 loads a gather) half by gather
+// was slower with float distances and a table per offset (23.4 -> 23.8 ms); with the packed
+// distances and shared tables 1080p ran ~3% faster but images up to 384 pixels wide 2-5% slower
+// (the tables' making and their L1 share weigh more there), so AVX2 only. Whether gathers pay
+// is measured once per process (gather_tables_pay): their speed varies by core (Zen 4's issue
+// slower than Intel's, and the Downfall mitigation slows them several times on some Intel
+// cores).
 #if defined(__AVX2__) && !defined(__AVX512F__)
 constexpr bool kGatherBuild = true;
-template <int C, int F, bool Low>
-IMKERN_ALWAYS_INLINE inline void weight_rows_tab(float* const* o, const float* a, const float* const* b, int64_t xs,
+template <int F, bool Low>
+IMKERN_ALWAYS_INLINE inline void weight_rows_tab(float* const* o, const int32_t* a, const int32_t* const* b, int64_t xs,
                                                  int64_t xe, const float* const* tab, float gc2, const float* s) {
   const vf g2 = simd::splat(gc2);
   for (int64_t x = xs; x < xe; x += L) {
-    vf av[C];
-    for (int c = 0; c < C; ++c) av[c] = simd::loadu(a + x * C + c * L);
+    const vi ak = simd::loadu(a + x);
     for (int u = 0; u < F; ++u) {
-      vf bv[C];
-      for (int c = 0; c < C; ++c) bv[c] = simd::loadu(b[u] + x * C + c * L);
+      const vi t = packed_distance(ak, simd::loadu(b[u] + x));
       if (u % 2 == 1) {
-        simd::storeu(o[u] + x, exp2_nonpos<Low>(pair_exponent<C, false>(bv, av, g2, simd::splat(s[u]))));
+        const vf e = dist_exponent<false>(__builtin_convertvector(t, vf), g2, simd::splat(s[u]));
+        simd::storeu(o[u] + x, exp2_nonpos<Low>(e));
       } else {
-        vf dist = vabs(bv[0] - av[0]);
-        for (int c = 1; c < C; ++c) dist += vabs(bv[c] - av[c]);
-        const __m256i idx = _mm256_cvttps_epi32(reinterpret_cast<__m256>(dist));
-        simd::storeu(o[u] + x, reinterpret_cast<vf>(_mm256_i32gather_ps(tab[u], idx, 4)));
+        simd::storeu(o[u] + x, reinterpret_cast<vf>(_mm256_i32gather_ps(tab[u], reinterpret_cast<__m256i>(t), 4)));
       }
     }
   }
 }
 // Whether the half-gathered weight rows beat the polynomial ones on this core: both timed on
-// the same 512 vectors of RGB pairs x 4 offsets (as make_cw passes them: 2 + 2 by polynomial,
+// the same 512 vectors of packed RGB pairs x 4 offsets (as make_cw passes them: 2 + 2 by polynomial,
 // 4 by gather; L1-resident), the fastest of 21 alternating runs each (the minimum is what load and interrupts disturb least);
 // gathers kept only when at least 3% faster (the whole filter's gain was ~8% on the Xeon).
 // Once per process (~0.1 ms). IMKERN_BILATERAL_GATHER=0 / 1 in the environment, read once per
@@ -249,28 +298,29 @@ IMKERN_ALWAYS_INLINE inline void weight_rows_tab(float* const* o, const float* a
 inline bool gather_tables_pay() {
   static const bool pay = [] {
     constexpr int64_t n = 512 * L;
-    std::vector<float> a(3 * n), bs(3 * n + 12 * L), w(4 * n), tab(768);
-    for (int64_t e = 0; e < 3 * n + 12 * L; ++e) {
-      if (e < 3 * n) a[e] = static_cast<float>((e * 37) % 256);
-      bs[e] = static_cast<float>((e * 101 + 7) % 256);
+    std::vector<int32_t> a(n), bs(n + 4 * L);  // packed RGB pixels (pack_rgb)
+    std::vector<float> w(4 * n), tab(768);
+    for (int64_t e = 0; e < n + 4 * L; ++e) {
+      if (e < n) a[e] = static_cast<int32_t>((e * 37) % 256 | (e * 11 + 5) % 256 << 8 | (e * 73 + 1) % 256 << 16);
+      bs[e] = static_cast<int32_t>((e * 101 + 7) % 256 | (e * 29 + 3) % 256 << 8 | (e * 57 + 9) % 256 << 16);
     }
     for (int t = 0; t < 768; ++t) tab[t] = std::exp2(-1e-4f * static_cast<float>(t) * static_cast<float>(t));
     float* o[4];
-    const float* bb[4];
+    const int32_t* bb[4];
     const float* tb[4];
     for (int u = 0; u < 4; ++u) {
       o[u] = w.data() + u * n;
-      bb[u] = bs.data() + u * 3 * L;  // rows one vector apart, as the offsets (i, j) and (i, j + 1)
+      bb[u] = bs.data() + u * L;  // rows one vector apart, as the offsets (i, j) and (i, j + 1)
       tb[u] = tab.data();
     }
     const float sv[4] = {-0.1f, -0.2f, -0.3f, -0.4f};
     double best_poly = 1e30, best_tab = 1e30;
     for (int rep = 0; rep < 21; ++rep) {
       auto t0 = std::chrono::steady_clock::now();
-      weight_rows<3, false, false, 2>(o, a.data(), bb, 0, n, -1e-4f, sv);
-      weight_rows<3, false, false, 2>(o + 2, a.data(), bb + 2, 0, n, -1e-4f, sv + 2);
+      weight_rows<3, false, false, 2, int32_t>(o, a.data(), bb, 0, n, -1e-4f, sv);
+      weight_rows<3, false, false, 2, int32_t>(o + 2, a.data(), bb + 2, 0, n, -1e-4f, sv + 2);
       auto t1 = std::chrono::steady_clock::now();
-      weight_rows_tab<3, 4, false>(o, a.data(), bb, 0, n, tb, -1e-4f, sv);
+      weight_rows_tab<4, false>(o, a.data(), bb, 0, n, tb, -1e-4f, sv);
       auto t2 = std::chrono::steady_clock::now();
       best_poly = std::min(best_poly, std::chrono::duration<double>(t1 - t0).count());
       best_tab = std::min(best_tab, std::chrono::duration<double>(t2 - t1).count());
@@ -310,6 +360,9 @@ static_assert(kFMax == 2 || kFMax == 4, "make_cw dispatches 1 to kFMax offsets")
 // pixel vectors of a pass that use it; see pixels): uint8 RGB, where it measured faster on the
 // Xeon (1080p d = 9 single thread 0.97x at AVX-512, 0.98x at AVX2); gray and float32 RGB ran
 // 2-8% slower with it (their loads fewer or their weights dearer: the old loop kept).
+// Whether the weights take their color distances from packed rows (pack_rgb): uint8 RGB.
+template <typename T, int C>
+constexpr bool kPk = std::is_same<T, uint8_t>::value && C == 3;
 template <typename T, int C>
 constexpr bool kRuns = std::is_same<T, uint8_t>::value && C == 3;
 // Pixel vectors per pass: 2, but 3 for RGB at AVX2 (12 sums, and with runs 3 plane vectors and a
@@ -395,18 +448,29 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   // by the same pair_exponent and exp2 as weight_rows on t = 0 .. 767 (the same bits).
   const bool use_tab = is_u8 && C == 3 && kGatherBuild && bilateral_gather();
   constexpr int64_t NT = (255 * C + 1 + L - 1) / L * L;
-  std::vector<float> tabs(use_tab ? fwd.size() * NT : 0);
+  // One table per distinct space term (offsets at the same distance from the center share it:
+  // 9 tables for the 24 forward offsets at d = 9, 27 KiB, that stay in L1 beside the rows).
+  std::vector<int> tab_of(fwd.size());
+  std::vector<char> tab_first(fwd.size());
+  int ntab = 0;
+  for (size_t f = 0; f < fwd.size(); ++f) {
+    size_t e = 0;
+    while (fwd_s[e] != fwd_s[f]) ++e;
+    tab_first[f] = e == f;
+    tab_of[f] = e == f ? ntab++ : tab_of[e];
+  }
+  std::vector<float> tabs(use_tab ? ntab * NT : 0);
   if (use_tab) {
     const vf g2 = simd::splat(gc2);
     for (size_t f = 0; f < fwd.size(); ++f)
-      for (int64_t t = 0; t < NT; t += L) {
+      for (int64_t t = 0; t < NT && tab_first[f]; t += L) {
         vf bv[C], av[C];
         float tv[L];
         for (int l = 0; l < L; ++l) tv[l] = static_cast<float>(t + l);
         for (int c = 0; c < C; ++c) bv[c] = av[c] = vf{};
         bv[0] = simd::loadu(tv);
         const vf e = pair_exponent<C, false>(bv, av, g2, simd::splat(fwd_s[f]));
-        simd::storeu(tabs.data() + f * NT + t, low ? exp2_nonpos<true>(e) : exp2_nonpos<false>(e));
+        simd::storeu(tabs.data() + tab_of[f] * NT + t, low ? exp2_nonpos<true>(e) : exp2_nonpos<false>(e));
       }
   }
   // float32, per image: OpenCV's test for a flat image (max - min < FLT_EPSILON over the padded
@@ -450,6 +514,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   constexpr int CL = C * L;
   const int64_t PB = 2 * static_cast<int64_t>(r) * CL;
   const int64_t slot_len = round_up_line<float>((MV + 4 * r + L) * CL);
+  const int64_t kslot_len = round_up_line<int32_t>((MV + 4 * r) * L);  // a packed ring row (uint8 RGB)
   // A row of C-channel pixels is C floats a pixel both ways: interleaved in pixel order, and as
   // C vectors (one per channel) a vector of lanes, so the lane transposes treat it as one channel
   // of C times the length (float e = C * v + c of run l <-> vector e, lane l).
@@ -465,6 +530,9 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     std::vector<int64_t> tag(k, INT64_MIN);
     int64_t cur_b = -1;
     std::vector<const float*> P(k);
+    // uint8 RGB: each ring row packed (pack_rgb) beside it, for the weights' color distances
+    int32_t* kring = kPk<T, C> ? thread_scratch<int32_t>(5, static_cast<size_t>(kslot_len * k)) : nullptr;
+    std::vector<const int32_t*> K(k);
     // The forward weight rings (cw_q(y, x) at [x + r]) and each offset's weight row.
     const int64_t OFF = static_cast<int64_t>(r) * L;
     const int64_t cw_pitch = round_up_line<float>((MV + 2 * r + 1) * L);  // x = 0 at OFF (aligned)
@@ -485,20 +553,25 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
       // cw_q(yc, x) for the forward offsets f of group g (row offset i) from the planes of rows yc
       // (pc) and yc + i (pn), kF offsets a pass: the vectors both uses of each offset (i, j) read,
       // [min(0, -j), max(Mv, Mv - j)) (x counts floats: L per vector).
-      auto make_cw = [&](size_t g, int64_t yc, const float* pc, const float* pn, int64_t lo = INT64_MIN,
-                         int64_t hi = INT64_MAX) {
+      auto make_cw = [&](size_t g, int64_t yc, int ic, int in, int64_t lo = INT64_MIN, int64_t hi = INT64_MAX) {
+        const float* const pc = P[ic];
+        const float* const pn = P[in];
+        const int32_t* const kc = K[ic];
+        const int32_t* const kn = K[in];
         const int f1 = grp_first[g + 1];
         const int step = kGatherBuild && use_tab ? kFT : kF;  // kF where the build has no gathers
         for (int f = grp_first[g]; f < f1; f += step) {
           const int nf = std::min(step, f1 - f);
           float* o[kFMax];
           const float* bb[kFMax];
+          const int32_t* kb[kFMax];
           float sv[kFMax];
           int64_t xs = 0, xe = 0;
           for (int u = 0; u < nf; ++u) {
             const int j = off_j[fwd[f + u]];
             o[u] = cw_row(f + u, yc);
             bb[u] = pn + static_cast<int64_t>(j) * CL;
+            kb[u] = kPk<T, C> ? kn + static_cast<int64_t>(j) * L : nullptr;
             sv[u] = fwd_s[f + u];
             xs = std::min<int64_t>(xs, -static_cast<int64_t>(std::max(j, 0)) * L);
             xe = std::max<int64_t>(xe, (Mv + std::max(-j, 0)) * L);
@@ -509,16 +582,21 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           auto run = [&](auto nfc) IMKERN_ALWAYS_INLINE {
             constexpr int NF = decltype(nfc)::value;
 #if defined(__AVX2__) && !defined(__AVX512F__)
-            if constexpr (is_u8 && C == 3) {
+            if constexpr (kPk<T, C>) {
               if (use_tab) {
                 const float* tb[NF];
-                for (int u = 0; u < NF; ++u) tb[u] = tabs.data() + (f + u) * NT;
-                if (low) weight_rows_tab<C, NF, true>(o, pc, bb, xs, xe, tb, gc2, sv);
-                else weight_rows_tab<C, NF, false>(o, pc, bb, xs, xe, tb, gc2, sv);
+                for (int u = 0; u < NF; ++u) tb[u] = tabs.data() + tab_of[f + u] * NT;
+                if (low) weight_rows_tab<NF, true>(o, kc, kb, xs, xe, tb, gc2, sv);
+                else weight_rows_tab<NF, false>(o, kc, kb, xs, xe, tb, gc2, sv);
                 return;
               }
             }
 #endif
+            if constexpr (kPk<T, C>) {
+              if (low) weight_rows<C, false, true, NF, int32_t>(o, kc, kb, xs, xe, gc2, sv);
+              else weight_rows<C, false, false, NF, int32_t>(o, kc, kb, xs, xe, gc2, sv);
+              return;
+            }
             if (low) weight_rows<C, !is_u8, true, NF>(o, pc, bb, xs, xe, gc2, sv);
             else weight_rows<C, false, false, NF>(o, pc, bb, xs, xe, gc2, sv);
           };
@@ -569,9 +647,14 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             }
             std::fill(base - PB, base - r * CL, 0.f);
             std::fill(base + (Mv + r) * CL, base - PB + slot_len, 0.f);
+            if constexpr (kPk<T, C>) {
+              int32_t* const kbase = kring + slot * kslot_len + 2 * r * L;
+              for (int64_t m = -2 * r; m < Mv + 2 * r; ++m) simd::storeu(kbase + m * L, pack_rgb(base + m * CL));
+            }
             tag[slot] = sy;
           }
           P[i] = base;
+          if constexpr (kPk<T, C>) K[i] = kring + slot * kslot_len + 2 * r * L;
         }
         // Forward weights of rows y - r .. y - 1 at a segment's start (made by the earlier
         // rows otherwise), then of row y.
@@ -580,7 +663,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           for (int64_t yc = y - r; yc < y; ++yc)
             for (size_t g = 0; g < ngrp; ++g) {
               const int i = off_i[fwd[grp_first[g]]];
-              if (yc + i >= y) make_cw(g, yc, P[r + (yc - y)], P[r + (yc - y) + i]);
+              if (yc + i >= y) make_cw(g, yc, static_cast<int>(r + (yc - y)), static_cast<int>(r + (yc - y) + i));
             }
         // Row y's own forward weights: the row offset 0 here (its backward twins read them in this
         // row); those of the rows below (i > 0) inside the pixel loop (kFuse), which uses each
@@ -590,10 +673,10 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         for (size_t g = 0; g < ngrp; ++g) {
           const int i = off_i[fwd[grp_first[g]]];
           if (i == 0 || !fuse) {
-            make_cw(g, y, P[r], P[r + i]);
+            make_cw(g, y, r, r + i);
           } else {
-            make_cw(g, y, P[r], P[r + i], INT64_MIN, 0);
-            make_cw(g, y, P[r], P[r + i], Wv, INT64_MAX);
+            make_cw(g, y, r, r + i, INT64_MIN, 0);
+            make_cw(g, y, r, r + i, Wv, INT64_MAX);
           }
         }
         for (int q = 0; q < maxk; ++q) {
