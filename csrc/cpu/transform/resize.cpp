@@ -1362,7 +1362,9 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
   };
 #if defined(__AVX512BW__) || defined(__AVX2__)
   constexpr int H = K / 2;
-  const uint32_t bias = 2u * (static_cast<uint32_t>(half) + (128u << rshift));
+  // (split rows: 2 (t / 2^(ax + ay) + half) fits int32 (split_plan), so no offset, and an
+  // arithmetic shift)
+  const uint32_t bias = 2u * (static_cast<uint32_t>(half) + (SPL ? 0u : 128u << rshift));
 #if defined(__AVX512BW__)
   using VI = __m512i;
   constexpr int64_t L = 16, W = 64;
@@ -1374,13 +1376,13 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
   auto radd = [](VI x, VI y) { return SPL ? _mm512_add_epi16(x, y) : _mm512_add_epi32(x, y); };
   auto rsub = [](VI x, VI y) { return SPL ? _mm512_sub_epi16(x, y) : _mm512_sub_epi32(x, y); };
   auto mul = [](VI w, VI x) { return SPL ? _mm512_madd_epi16(x, w) : _mm512_mullo_epi32(w, x); };
-  auto srl = [](VI x, __m128i c) { return _mm512_srl_epi32(x, c); };
+  auto srl = [](VI x, __m128i c) { return SPL ? _mm512_sra_epi32(x, c) : _mm512_srl_epi32(x, c); };
   const VI c128 = _mm512_set1_epi16(128);
   // 4 vectors of v + 128 (< 512) -> 64 bytes in order, v saturated to [0, 255]
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   auto pack4 = [&](VI x0, VI x1, VI x2, VI x3) {
-    const VI p0 = _mm512_subs_epu16(_mm512_packus_epi32(x0, x1), c128);
-    const VI p1 = _mm512_subs_epu16(_mm512_packus_epi32(x2, x3), c128);
+    const VI p0 = SPL ? _mm512_packus_epi32(x0, x1) : _mm512_subs_epu16(_mm512_packus_epi32(x0, x1), c128);
+    const VI p1 = SPL ? _mm512_packus_epi32(x2, x3) : _mm512_subs_epu16(_mm512_packus_epi32(x2, x3), c128);
     return _mm512_permutexvar_epi32(order, _mm512_packus_epi16(p0, p1));
   };
   auto put = [&](uint8_t* o, VI v) {
@@ -1397,12 +1399,12 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
   auto radd = [](VI x, VI y) { return SPL ? _mm256_add_epi16(x, y) : _mm256_add_epi32(x, y); };
   auto rsub = [](VI x, VI y) { return SPL ? _mm256_sub_epi16(x, y) : _mm256_sub_epi32(x, y); };
   auto mul = [](VI w, VI x) { return SPL ? _mm256_madd_epi16(x, w) : _mm256_mullo_epi32(w, x); };
-  auto srl = [](VI x, __m128i c) { return _mm256_srl_epi32(x, c); };
+  auto srl = [](VI x, __m128i c) { return SPL ? _mm256_sra_epi32(x, c) : _mm256_srl_epi32(x, c); };
   const VI c128 = _mm256_set1_epi16(128);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   auto pack4 = [&](VI x0, VI x1, VI x2, VI x3) {
-    const VI p0 = _mm256_subs_epu16(_mm256_packus_epi32(x0, x1), c128);
-    const VI p1 = _mm256_subs_epu16(_mm256_packus_epi32(x2, x3), c128);
+    const VI p0 = SPL ? _mm256_packus_epi32(x0, x1) : _mm256_subs_epu16(_mm256_packus_epi32(x0, x1), c128);
+    const VI p1 = SPL ? _mm256_packus_epi32(x2, x3) : _mm256_subs_epu16(_mm256_packus_epi32(x2, x3), c128);
     return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p0, p1), order);
   };
   auto put = [&](uint8_t* o, VI v) {
@@ -1447,7 +1449,7 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
 #if defined(__AVX512BW__)
     VI xa, xb;
     two(i, xa, xb);
-    const VI c = _mm512_set1_epi32(128), z = _mm512_setzero_si512();
+    const VI c = _mm512_set1_epi32(SPL ? 0 : 128), z = _mm512_setzero_si512();
     put16(oa + i, _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_sub_epi32(xa, c), z)));
     put16(ob + i, _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_sub_epi32(xb, c), z)));
 #else
@@ -1455,7 +1457,8 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
     two(i, a0, b0);
     two(i + L, a1, b1);
     auto pk = [&](VI x0, VI x1) {
-      const VI p = _mm256_permute4x64_epi64(_mm256_subs_epu16(_mm256_packus_epi32(x0, x1), c128), 0xD8);
+      const VI p = _mm256_permute4x64_epi64(
+          SPL ? _mm256_packus_epi32(x0, x1) : _mm256_subs_epu16(_mm256_packus_epi32(x0, x1), c128), 0xD8);
       return _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
     };
     put16(oa + i, pk(a0, a1));
@@ -1689,10 +1692,22 @@ inline SplitPlan split_plan(const ResizeTable& ty, const ResizeTable& tx, int rs
   if (ox == 0 || oy == 0) return q;
   const int ax = __builtin_ctz(ox), ay = __builtin_ctz(oy), r2 = rshift - ax - ay;
   if (r2 < 1 || r2 > 22) return q;
-  int64_t umax = 0;  // the largest |u_k| + |u_(K-1-k)|
-  for (int64_t y = 0; y < ty.n; ++y)
-    for (int k = 0; k < ky; ++k)
+  int64_t umax = 0, su = 0, sv = 0;  // the largest |u_k| + |u_(K-1-k)|, sum_k |u_k|, sum_k |v_k|
+  for (int64_t y = 0; y < ty.n; ++y) {
+    int64_t a = 0;
+    for (int k = 0; k < ky; ++k) {
       umax = std::max<int64_t>(umax, std::abs(int64_t(wy[y * ky + k] >> ay)) + std::abs(int64_t(wy[y * ky + ky - 1 - k] >> ay)));
+      a += std::abs(int64_t(wy[y * ky + k] >> ay));
+    }
+    su = std::max(su, a);
+  }
+  for (int64_t x = 0; x < tx.n; ++x) {
+    int64_t a = 0;
+    for (int k = 0; k < kx; ++k) a += std::abs(int64_t(wx[x * kx + k] >> ax));
+    sv = std::max(sv, a);
+  }
+  // the mirrored pairs' doubled sums 2 (sum_k u_k g_k + 2^(r2 - 1)) within int32 (vsum2_u8)
+  if (2 * (255 * su * sv + (int64_t(1) << (r2 - 1))) >= (int64_t(1) << 31)) return q;
   for (int B = 128; B >= 2; B /= 2) {
     if (B * umax > 32767) continue;
     bool ok = true;
