@@ -765,6 +765,11 @@ struct U8Hpass {
     w.assign(static_cast<size_t>(blocks * pairs * 2 * ge * gpb), 0);
     // (the element's pixel and channel counted along, not divided out per element)
     int64_t ex = 0, ec = 0;  // pixel and channel of the group's first element
+    uint8_t* const ctlp = ctl.data();
+    int16_t* const wp16 = w.data();
+    const int64_t* const st = tx.start;
+    const int64_t cstep = gpb * win, wstep = gpb * 4 * ge;  // bytes from one pair of taps to the next
+    const int32_t half_b = split / 2, log_b = split > 0 ? __builtin_ctz(static_cast<unsigned>(split)) : 0;
     for (int64_t g = 0, blk = 0, gi = 0; g < blocks * gpb; ++g) {
       const int64_t e0 = ge * g, e1 = std::min<int64_t>(e0 + ge, DWC);
       if (e0 >= DWC) break;
@@ -778,24 +783,28 @@ struct U8Hpass {
       const int64_t b = std::min(lo, SWC - win);
       if (hi - b >= win) return false;
       base[g] = static_cast<int32_t>(b);
+      // (the tables through local pointers: stores through uint8_t may alias the vectors')
+      uint8_t* cg = ctlp + (blk * pairs * gpb + gi) * win;
+      uint8_t* wg = reinterpret_cast<uint8_t*>(wp16 + (blk * pairs * gpb + gi) * 2 * ge);
       for (int64_t e = e0; e < e1; ++e) {
-        const int64_t i0 = tx.start[ex] * C + ec, j = e - e0;
+        const int64_t j = e - e0;
+        const int32_t i0 = static_cast<int32_t>(st[ex] * C + ec - b);
         const int32_t* wr = wx + ex * kx;
         for (int k = 0; k < kx; ++k) {
-          const int64_t pos = (blk * pairs + k / 2) * gpb + gi;
-          uint8_t* cp = ctl.data() + pos * win + 4 * j;
-          const uint8_t idx = static_cast<uint8_t>(i0 + k * C - b);
+          uint8_t* cp = cg + (k >> 1) * cstep + 4 * j;
+          uint8_t* wb = wg + (k >> 1) * wstep + 4 * j;  // the element's 2 weights (16 bits each), or 4 bytes
+          const uint8_t idx = static_cast<uint8_t>(i0 + k * static_cast<int32_t>(C));
           if (split == 0) {
             cp[2 * (k & 1)] = idx;
-            w[pos * 2 * ge + 2 * j + (k & 1)] = static_cast<int16_t>(wr[k]);
+            const int16_t v = static_cast<int16_t>(wr[k]);
+            std::memcpy(wb + 2 * (k & 1), &v, 2);
           } else {
             // bytes p_k, p_k+1 twice: the low and the high digits' 16-bit lanes (pmaddubsw)
-            int8_t* wb = reinterpret_cast<int8_t*>(w.data() + pos * 2 * ge + 2 * j);
-            const int32_t v = wr[k] >> split_ax, lo_d = ((v + split / 2) & (split - 1)) - split / 2;
+            const int32_t v = wr[k] >> split_ax, lo_d = ((v + half_b) & (split - 1)) - half_b;
             cp[k & 1] = idx;
             cp[2 + (k & 1)] = idx;
-            wb[k & 1] = static_cast<int8_t>(lo_d);
-            wb[2 + (k & 1)] = static_cast<int8_t>((v - lo_d) / split);
+            wb[k & 1] = static_cast<uint8_t>(static_cast<int8_t>(lo_d));
+            wb[2 + (k & 1)] = static_cast<uint8_t>(static_cast<int8_t>((v - lo_d) >> log_b));  // (exact)
           }
         }
         if (++ec == C) ec = 0, ++ex;
@@ -1714,7 +1723,7 @@ inline SplitPlan split_plan(const ResizeTable& ty, const ResizeTable& tx, int rs
     for (int64_t x = 0; x < tx.n && ok; ++x) {
       int64_t lp = 0, ln = 0, hp = 0, hn = 0;  // the digits' positive and negative sums
       for (int k = 0; k < kx && ok; ++k) {
-        const int32_t v = wx[x * kx + k] >> ax, lo = ((v + B / 2) & (B - 1)) - B / 2, hi = (v - lo) / B;
+        const int32_t v = wx[x * kx + k] >> ax, lo = ((v + B / 2) & (B - 1)) - B / 2, hi = (v - lo) >> __builtin_ctz(static_cast<unsigned>(B));  // (exact)
         if (hi > 127 || hi < -128) ok = false;
         (lo > 0 ? lp : ln) += std::abs(lo);
         (hi > 0 ? hp : hn) += std::abs(hi);
