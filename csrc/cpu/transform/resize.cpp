@@ -26,6 +26,10 @@
 // rows (vsum2_u8: half the int32 multiplies, the same integers); its horizontal pass runs whole
 // periods of short-period tables (2x) with the period's shuffles and weights in registers and
 // the windows at fixed offsets from one moving source pointer (U8Hpass::run_periods).
+// Where the tables' weights share power-of-two factors (cv2's bilinear and bicubic at 2x) and
+// the height grows, the ring holds each horizontal sum as two 16-bit digits (pmaddubsw of the
+// window bytes with digit weights) and the vertical sums multiply by pmaddwd (one uop) instead
+// of vpmulld (two on Intel cores): split_plan; the same integers.
 // Exactly half the size with taps (0.5, 0.5) on both axes (bilinear, area), float32, uint16
 // and uint8: the 2x2 mean in one pass, with the generic paths' bits (resize_halve.cpp).
 // Bytes per output pixel ~ C * sizeof(T) * (ky * src_w / dst_w + 1); MACs per output pixel
