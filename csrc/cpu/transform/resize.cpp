@@ -752,7 +752,10 @@ struct U8Hpass {
   // weight pair (u, split u) the product u (L + split H) = u wx.p / 2^split_ax exactly.
   int split = 0, split_ax = 0;
 
-  bool build(const ResizeTable& tx, int64_t C, int64_t SWC, int64_t DWC, int ge_, int gpb_) {
+  // lazy: the caller reads the tables of a period's blocks from the first period only (not
+  // run2, which reads every block's own): where the source tables show the period (src_period),
+  // the blocks of later periods are not filled.
+  bool build(const ResizeTable& tx, int64_t C, int64_t SWC, int64_t DWC, int ge_, int gpb_, bool lazy = false) {
     const int kx = tx.k;
     const int32_t* wx = static_cast<const int32_t*>(tx.w);
     ge = ge_;
@@ -774,12 +777,12 @@ struct U8Hpass {
     const int64_t* const st = tx.start;
     const int64_t cstep = gpb * win, wstep = gpb * 4 * ge;  // bytes from one pair of taps to the next
     const int32_t half_b = split / 2, log_b = split > 0 ? __builtin_ctz(static_cast<unsigned>(split)) : 0;
-    for (int64_t g = 0, blk = 0, gi = 0; g < blocks * gpb; ++g) {
+    for (int64_t g = 0, x = 0, c = 0; g < blocks * gpb; ++g) {
       const int64_t e0 = ge * g, e1 = std::min<int64_t>(e0 + ge, DWC);
       if (e0 >= DWC) break;
       int64_t lo = INT64_MAX, hi = 0;
-      for (int64_t e = e0, x = ex, c = ec; e < e1; ++e) {
-        const int64_t i0 = tx.start[x] * C + c;
+      for (int64_t e = e0; e < e1; ++e) {
+        const int64_t i0 = st[x] * C + c;
         lo = std::min(lo, i0);
         hi = std::max(hi, i0 + (kx - 1) * C);
         if (++c == C) c = 0, ++x;
@@ -787,6 +790,22 @@ struct U8Hpass {
       const int64_t b = std::min(lo, SWC - win);
       if (hi - b >= win) return false;
       base[g] = static_cast<int32_t>(b);
+    }
+    per = 0;
+    if (lazy && ge == 4) src_period(tx, C);
+    for (int64_t g = 0, blk = 0, gi = 0; g < blocks * gpb; ++g) {
+      const int64_t e0 = ge * g, e1 = std::min<int64_t>(e0 + ge, DWC);
+      if (e0 >= DWC) break;
+      if (per > 0 && blk == per_lo + per && gi == 0 && per_hi > blk) {
+        // blocks per_lo + per .. per_hi - 1: the first period's tables (src_period)
+        const int64_t skip = (per_hi - blk) * elems;
+        g += (per_hi - blk) * gpb - 1;
+        blk = per_hi;
+        ex += (ec + skip) / C;
+        ec = (ec + skip) % C;
+        continue;
+      }
+      const int64_t b = base[g];
       // (the tables through local pointers: stores through uint8_t may alias the vectors')
       uint8_t* cg = ctlp + (blk * pairs * gpb + gi) * win;
       uint8_t* wg = reinterpret_cast<uint8_t*>(wp16 + (blk * pairs * gpb + gi) * 2 * ge);
@@ -817,9 +836,40 @@ struct U8Hpass {
     }
     // (the pshufb tables only: the vpermb blocks stream a 64-byte window per 16 outputs and
     // did not gain; the pshufb ones ran 5% faster on Zen 4, bicubic 1080p -> 4K at AVX2)
-    if (ge == 4) find_period(win);
-    else per = 0;
+    if (ge == 4 && per == 0) find_period(win);
     return true;
+  }
+
+  // The period of the tables from the source tables (before the blocks are filled): blocks
+  // bk and bk - p (per_lo + p <= bk < per_hi) have the same shuffle controls and weights when
+  // p blocks are P whole pixels, every pixel of those blocks has the weights of the pixel P
+  // before and its window start D pixels on, and every group's window starts D C bytes on
+  // (the controls are window-relative). Sets per, per_lo, per_hi, dper as find_period would
+  // for that p (the same tables, so the same integers); per = 0: none found (find_period then
+  // compares the filled blocks).
+  void src_period(const ResizeTable& tx, int64_t C) {
+    const int kx = tx.k;
+    const int32_t* wx = static_cast<const int32_t*>(tx.w);
+    const int64_t lo = 4, hi = blocks - 4;
+    for (int64_t p = 1; p <= 32 && lo + 4 * p <= hi; ++p) {
+      const int64_t q = p * elems;
+      if (q % C != 0) continue;
+      const int64_t P = q / C, x0 = (lo + p) * elems / C, x1 = (hi * elems - 1) / C;
+      const int64_t D = tx.start[x0] - tx.start[x0 - P];
+      bool ok = x1 < tx.n;
+      for (int64_t x = x0; x <= x1 && ok; ++x)
+        ok = tx.start[x] - tx.start[x - P] == D &&
+             std::memcmp(wx + x * kx, wx + (x - P) * kx, static_cast<size_t>(kx) * sizeof(int32_t)) == 0;
+      for (int64_t g = (lo + p) * gpb; g < hi * gpb && ok; ++g)
+        ok = base[static_cast<size_t>(g)] - base[static_cast<size_t>(g - p * gpb)] == D * C;
+      if (ok) {
+        per_lo = lo;
+        per = p;
+        per_hi = hi;
+        dper = D * C;
+        return;
+      }
+    }
   }
 
   // Tables repeat along the row for rational factors with a short period (2x: every 3
@@ -2239,7 +2289,9 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
         return go();
       }
 #endif
-      if (hp.build(tx, C, SWC, DWC, 4, U8Hpass::G)) return go();
+      // (lazy where the height grows: run2, which reads every block's tables, serves shrinking
+      // by 2 or more only)
+      if (hp.build(tx, C, SWC, DWC, 4, U8Hpass::G, d.h > s.h)) return go();
     }
   }
 #endif
