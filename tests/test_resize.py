@@ -609,6 +609,78 @@ def test_uint8_mirrored_row_pairs_equal_the_integer_formula(rng, mode, channels,
         imkern.set_cpu_params(stream_bytes=None)
 
 
+def _split_base(ytab, xtab):
+    """The split digits' base B of csrc/cpu/transform/resize.cpp split_plan (0: none) for
+    uint8 tables with no intermediate shift: weights multiples of 2^ax and 2^ay, the digits'
+    window sums (doubled) and B times the vertical weights within int16."""
+    ys, yw, yb, _ = ytab
+    xs, xw, xb, _ = xtab
+    if yw.shape[1] not in (2, 4):
+        return 0
+    ox, oy = int(np.bitwise_or.reduce(xw.ravel())), int(np.bitwise_or.reduce(yw.ravel()))
+    if ox == 0 or oy == 0:
+        return 0
+    ax, ay = (ox & -ox).bit_length() - 1, (oy & -oy).bit_length() - 1
+    r2 = yb + xb - ax - ay
+    u, v = yw.astype(np.int64) >> ay, xw.astype(np.int64) >> ax
+    if r2 < 1 or r2 > 22 or 2 * (255 * np.abs(u).sum(1).max() * np.abs(v).sum(1).max() + (1 << (r2 - 1))) >= 2**31:
+        return 0
+    umax = (np.abs(u) + np.abs(u[:, ::-1])).max()
+    for b in (128, 64, 32, 16, 8, 4, 2):
+        lo = ((v + b // 2) & (b - 1)) - b // 2
+        hi = (v - lo) // b
+        if b * umax > 32767 or np.abs(hi).max() > 127:
+            continue
+        sums = [np.where(d > 0, d, 0).sum(1) for d in (lo, hi)] + [np.where(d < 0, -d, 0).sum(1) for d in (lo, hi)]
+        if 510 * max(int(a.max()) for a in sums) <= 32767:
+            return b
+    return 0
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_uint8_split_digit_rings_equal_the_integer_formula(rng, mode, channels):
+    """Upscaling uint8 with tables whose weights share power-of-two factors (cv2's bilinear and
+    bicubic at 2x) runs the horizontal-first order on split digits (AVX2 and AVX-512: each ring
+    element as two 16-bit digits from pmaddubsw, the vertical sums by pmaddwd with the weight
+    pairs (u, B u); split_plan): the exact integer formula on every ISA level, for random
+    images, 0/255 ones and ones whose columns alternate 0 and 255 in the weights' period (the
+    digits' extreme sums), single rows and mirrored pairs (odd heights, pairs split between
+    the chunks of 2 threads), short column strips (8 KiB rings) and the machine's, plain and
+    streamed outputs, negative-stride views; 1.5x bicubic (no split) as a control."""
+    from imkern.transform import _resize as RZ
+
+    sizes = [((9, 100), (18, 200)), ((7, 45), (14, 90)), ((6, 301), (12, 602)), ((5, 64), (10, 128)),
+             ((1, 40), (2, 80)), ((3, 8), (6, 16)), ((6, 96), (9, 144))]
+    before_isa, before_n = imkern.get_cpu_isa(), imkern.get_num_threads()
+    try:
+        for (sh, sw), (h, w) in sizes:
+            ytab = RZ._axis_table(sh, h, mode, False, False, "u8")
+            xtab = RZ._axis_table(sw, w, mode, False, False, "u8")
+            assert RZ._vshift(ytab[3], xtab[3]) == 0
+            if h == 2 * sh and ytab[1].shape[1] in (2, 4):  # (short sources: other tap counts, no split)
+                assert _split_base(ytab, xtab) > 0, ((sh, sw), (h, w))
+            if (sh, h) == (6, 9) and mode == "bicubic":
+                assert _split_base(ytab, xtab) == 0
+            big = random_array(rng, (3, sh, sw, channels), np.uint8)
+            big[1] = np.where(big[1] & 1, 255, 0)
+            big[2] = np.where((np.arange(sw) // 2 % 2 == 0)[None, :, None], 255, 0)
+            for v in (big[0], big[1][::-1], big[2]):
+                expect = _integer_formula(np.ascontiguousarray(v), ytab, xtab, 0)
+                for isa in imkern.info()["cpu_isa_available"]:
+                    imkern.set_cpu_isa(isa)
+                    for threads, strip, stream in ((1, None, False), (2, 1024, True), (2, None, True)):
+                        imkern.set_num_threads(threads)
+                        imkern.set_cpu_params(strip_l1=strip, stream_bytes=0 if stream else 1 << 40)
+                        got = resize(v, (h, w), interpolation=mode)
+                        np.testing.assert_array_equal(
+                            got, expect, err_msg=f"{isa} t={threads} strip={strip} {(sh, sw)}->{(h, w)}")
+    finally:
+        imkern.set_cpu_isa(before_isa)
+        imkern.set_num_threads(before_n)
+        imkern.set_cpu_params(strip_l1=None, stream_bytes=None)
+
+
 # ---- float32 exact 2x shrink (bilinear and area: 0.5 / 0.5 taps), one pass -------------------------
 def _mean2x2(x):
     """The halving path's formula, in float32 and its order: 0.25 ((a + c) + (b + d))."""

@@ -26,6 +26,10 @@
 // rows (vsum2_u8: half the int32 multiplies, the same integers); its horizontal pass runs whole
 // periods of short-period tables (2x) with the period's shuffles and weights in registers and
 // the windows at fixed offsets from one moving source pointer (U8Hpass::run_periods).
+// Where the tables' weights share power-of-two factors (cv2's bilinear and bicubic at 2x) and
+// the height grows, the ring holds each horizontal sum as two 16-bit digits (pmaddubsw of the
+// window bytes with digit weights) and the vertical sums multiply by pmaddwd (one uop) instead
+// of vpmulld (two on Intel cores): split_plan; the same integers.
 // Exactly half the size with taps (0.5, 0.5) on both axes (bilinear, area), float32, uint16
 // and uint8: the 2x2 mean in one pass, with the generic paths' bits (resize_halve.cpp).
 // Bytes per output pixel ~ C * sizeof(T) * (ky * src_w / dst_w + 1); MACs per output pixel
@@ -741,8 +745,17 @@ struct U8Hpass {
   int ge = 4, gpb = G;
   int64_t elems = E;  // output elements per block
   bool vbmi = false;
+  // split > 0 (set before build; SplitPlan): the sums in two 16-bit digits per int32 lane,
+  // low L = sum_k lo_k p_k and high H = sum_k hi_k p_k with wx[k] >> split_ax = lo_k + split hi_k
+  // (lo_k in [-split / 2, split / 2)): pmaddubsw of the window bytes, each tap's byte twice,
+  // with the digit weights, and 16-bit adds; the lane 65536 H + L then gives pmaddwd with a
+  // weight pair (u, split u) the product u (L + split H) = u wx.p / 2^split_ax exactly.
+  int split = 0, split_ax = 0;
 
-  bool build(const ResizeTable& tx, int64_t C, int64_t SWC, int64_t DWC, int ge_, int gpb_) {
+  // lazy: the caller reads the tables of a period's blocks from the first period only (not
+  // run2, which reads every block's own): where the source tables show the period (src_period),
+  // the blocks of later periods are not filled.
+  bool build(const ResizeTable& tx, int64_t C, int64_t SWC, int64_t DWC, int ge_, int gpb_, bool lazy = false) {
     const int kx = tx.k;
     const int32_t* wx = static_cast<const int32_t*>(tx.w);
     ge = ge_;
@@ -757,33 +770,106 @@ struct U8Hpass {
     base.assign(static_cast<size_t>(blocks * gpb), 0);
     ctl.assign(static_cast<size_t>(blocks * pairs * win * gpb), 0x80);
     w.assign(static_cast<size_t>(blocks * pairs * 2 * ge * gpb), 0);
-    for (int64_t g = 0; g < blocks * gpb; ++g) {
+    // (the element's pixel and channel counted along, not divided out per element)
+    int64_t ex = 0, ec = 0;  // pixel and channel of the group's first element
+    uint8_t* const ctlp = ctl.data();
+    int16_t* const wp16 = w.data();
+    const int64_t* const st = tx.start;
+    const int64_t cstep = gpb * win, wstep = gpb * 4 * ge;  // bytes from one pair of taps to the next
+    const int32_t half_b = split / 2, log_b = split > 0 ? __builtin_ctz(static_cast<unsigned>(split)) : 0;
+    for (int64_t g = 0, x = 0, c = 0; g < blocks * gpb; ++g) {
       const int64_t e0 = ge * g, e1 = std::min<int64_t>(e0 + ge, DWC);
       if (e0 >= DWC) break;
       int64_t lo = INT64_MAX, hi = 0;
       for (int64_t e = e0; e < e1; ++e) {
-        const int64_t i0 = tx.start[e / C] * C + e % C;
+        const int64_t i0 = st[x] * C + c;
         lo = std::min(lo, i0);
         hi = std::max(hi, i0 + (kx - 1) * C);
+        if (++c == C) c = 0, ++x;
       }
       const int64_t b = std::min(lo, SWC - win);
       if (hi - b >= win) return false;
       base[g] = static_cast<int32_t>(b);
-      const int64_t blk = g / gpb, gi = g % gpb;
-      for (int64_t e = e0; e < e1; ++e) {
-        const int64_t x = e / C, i0 = tx.start[x] * C + e % C, j = e - e0;
-        for (int k = 0; k < kx; ++k) {
-          const int64_t pos = (blk * pairs + k / 2) * gpb + gi;
-          ctl[pos * win + 4 * j + 2 * (k & 1)] = static_cast<uint8_t>(i0 + k * C - b);
-          w[pos * 2 * ge + 2 * j + (k & 1)] = static_cast<int16_t>(wx[x * kx + k]);
-        }
+    }
+    per = 0;
+    if (lazy && ge == 4) src_period(tx, C);
+    for (int64_t g = 0, blk = 0, gi = 0; g < blocks * gpb; ++g) {
+      const int64_t e0 = ge * g, e1 = std::min<int64_t>(e0 + ge, DWC);
+      if (e0 >= DWC) break;
+      if (per > 0 && blk == per_lo + per && gi == 0 && per_hi > blk) {
+        // blocks per_lo + per .. per_hi - 1: the first period's tables (src_period)
+        const int64_t skip = (per_hi - blk) * elems;
+        g += (per_hi - blk) * gpb - 1;
+        blk = per_hi;
+        ex += (ec + skip) / C;
+        ec = (ec + skip) % C;
+        continue;
       }
+      const int64_t b = base[g];
+      // (the tables through local pointers: stores through uint8_t may alias the vectors')
+      uint8_t* cg = ctlp + (blk * pairs * gpb + gi) * win;
+      uint8_t* wg = reinterpret_cast<uint8_t*>(wp16 + (blk * pairs * gpb + gi) * 2 * ge);
+      for (int64_t e = e0; e < e1; ++e) {
+        const int64_t j = e - e0;
+        const int32_t i0 = static_cast<int32_t>(st[ex] * C + ec - b);
+        const int32_t* wr = wx + ex * kx;
+        for (int k = 0; k < kx; ++k) {
+          uint8_t* cp = cg + (k >> 1) * cstep + 4 * j;
+          uint8_t* wb = wg + (k >> 1) * wstep + 4 * j;  // the element's 2 weights (16 bits each), or 4 bytes
+          const uint8_t idx = static_cast<uint8_t>(i0 + k * static_cast<int32_t>(C));
+          if (split == 0) {
+            cp[2 * (k & 1)] = idx;
+            const int16_t v = static_cast<int16_t>(wr[k]);
+            std::memcpy(wb + 2 * (k & 1), &v, 2);
+          } else {
+            // bytes p_k, p_k+1 twice: the low and the high digits' 16-bit lanes (pmaddubsw)
+            const int32_t v = wr[k] >> split_ax, lo_d = ((v + half_b) & (split - 1)) - half_b;
+            cp[k & 1] = idx;
+            cp[2 + (k & 1)] = idx;
+            wb[k & 1] = static_cast<uint8_t>(static_cast<int8_t>(lo_d));
+            wb[2 + (k & 1)] = static_cast<uint8_t>(static_cast<int8_t>((v - lo_d) >> log_b));  // (exact)
+          }
+        }
+        if (++ec == C) ec = 0, ++ex;
+      }
+      if (++gi == gpb) gi = 0, ++blk;
     }
     // (the pshufb tables only: the vpermb blocks stream a 64-byte window per 16 outputs and
     // did not gain; the pshufb ones ran 5% faster on Zen 4, bicubic 1080p -> 4K at AVX2)
-    if (ge == 4) find_period(win);
-    else per = 0;
+    if (ge == 4 && per == 0) find_period(win);
     return true;
+  }
+
+  // The period of the tables from the source tables (before the blocks are filled): blocks
+  // bk and bk - p (per_lo + p <= bk < per_hi) have the same shuffle controls and weights when
+  // p blocks are P whole pixels, every pixel of those blocks has the weights of the pixel P
+  // before and its window start D pixels on, and every group's window starts D C bytes on
+  // (the controls are window-relative). Sets per, per_lo, per_hi, dper as find_period would
+  // for that p (the same tables, so the same integers); per = 0: none found (find_period then
+  // compares the filled blocks).
+  void src_period(const ResizeTable& tx, int64_t C) {
+    const int kx = tx.k;
+    const int32_t* wx = static_cast<const int32_t*>(tx.w);
+    const int64_t lo = 4, hi = blocks - 4;
+    for (int64_t p = 1; p <= 32 && lo + 4 * p <= hi; ++p) {
+      const int64_t q = p * elems;
+      if (q % C != 0) continue;
+      const int64_t P = q / C, x0 = (lo + p) * elems / C, x1 = (hi * elems - 1) / C;
+      const int64_t D = tx.start[x0] - tx.start[x0 - P];
+      bool ok = x1 < tx.n;
+      for (int64_t x = x0; x <= x1 && ok; ++x)
+        ok = tx.start[x] - tx.start[x - P] == D &&
+             std::memcmp(wx + x * kx, wx + (x - P) * kx, static_cast<size_t>(kx) * sizeof(int32_t)) == 0;
+      for (int64_t g = (lo + p) * gpb; g < hi * gpb && ok; ++g)
+        ok = base[static_cast<size_t>(g)] - base[static_cast<size_t>(g - p * gpb)] == D * C;
+      if (ok) {
+        per_lo = lo;
+        per = p;
+        per_hi = hi;
+        dper = D * C;
+        return;
+      }
+    }
   }
 
   // Tables repeat along the row for rational factors with a short period (2x: every 3
@@ -855,7 +941,30 @@ struct U8Hpass {
   };
   View view() const { return View{base.data(), ctl.data(), w.data(), pairs, blocks, per_lo, per, per_hi}; }
 
-  template <int P>
+  // the window's shuffled taps times the weights of one pair of taps: 16-bit products summed
+  // in pairs to int32 (pmaddwd), or (SPL) byte products summed in pairs to int16 digits
+  template <bool SPL>
+  static inline VI mw(VI x, VI w) {
+#if defined(__AVX512BW__)
+    return SPL ? _mm512_maddubs_epi16(x, w) : _mm512_madd_epi16(x, w);
+#elif defined(__AVX2__)
+    return SPL ? _mm256_maddubs_epi16(x, w) : _mm256_madd_epi16(x, w);
+#else
+    return SPL ? _mm_maddubs_epi16(x, w) : _mm_madd_epi16(x, w);
+#endif
+  }
+  template <bool SPL>
+  static inline VI acc(VI a, VI b) {
+#if defined(__AVX512BW__)
+    return SPL ? _mm512_add_epi16(a, b) : _mm512_add_epi32(a, b);
+#elif defined(__AVX2__)
+    return SPL ? _mm256_add_epi16(a, b) : _mm256_add_epi32(a, b);
+#else
+    return SPL ? _mm_add_epi16(a, b) : _mm_add_epi32(a, b);
+#endif
+  }
+
+  template <int P, bool SPL = false>
   static inline VI block(const View& t, const uint8_t* __restrict__ src, int64_t bk, int64_t tb) {
     const int np = P > 0 ? P : t.pairs;
     const int32_t* bs = t.base + bk * G;
@@ -868,29 +977,27 @@ struct U8Hpass {
     win = _mm512_inserti32x4(win, _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[1])), 1);
     win = _mm512_inserti32x4(win, _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[2])), 2);
     win = _mm512_inserti32x4(win, _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[3])), 3);
-    __m512i a = _mm512_madd_epi16(_mm512_shuffle_epi8(win, _mm512_load_si512(cp)), _mm512_load_si512(wp));
+    __m512i a = mw<SPL>(_mm512_shuffle_epi8(win, _mm512_load_si512(cp)), _mm512_load_si512(wp));
     for (int p = 1; p < np; ++p)
-      a = _mm512_add_epi32(a, _mm512_madd_epi16(_mm512_shuffle_epi8(win, _mm512_load_si512(cp + 64 * p)),
-                                                _mm512_load_si512(wp + 32 * p)));
+      a = acc<SPL>(a, mw<SPL>(_mm512_shuffle_epi8(win, _mm512_load_si512(cp + 64 * p)), _mm512_load_si512(wp + 32 * p)));
     return a;
 #elif defined(__AVX2__)
     const __m256i win = _mm256_inserti128_si256(
         _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[0]))),
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[1])), 1);
-    __m256i a = _mm256_madd_epi16(_mm256_shuffle_epi8(win, _mm256_load_si256(reinterpret_cast<const __m256i*>(cp))),
-                                  _mm256_load_si256(reinterpret_cast<const __m256i*>(wp)));
+    __m256i a = mw<SPL>(_mm256_shuffle_epi8(win, _mm256_load_si256(reinterpret_cast<const __m256i*>(cp))),
+                        _mm256_load_si256(reinterpret_cast<const __m256i*>(wp)));
     for (int p = 1; p < np; ++p)
-      a = _mm256_add_epi32(
-          a, _mm256_madd_epi16(_mm256_shuffle_epi8(win, _mm256_load_si256(reinterpret_cast<const __m256i*>(cp + 32 * p))),
-                               _mm256_load_si256(reinterpret_cast<const __m256i*>(wp + 16 * p))));
+      a = acc<SPL>(a, mw<SPL>(_mm256_shuffle_epi8(win, _mm256_load_si256(reinterpret_cast<const __m256i*>(cp + 32 * p))),
+                              _mm256_load_si256(reinterpret_cast<const __m256i*>(wp + 16 * p))));
     return a;
 #else
     const __m128i win = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + bs[0]));
-    __m128i a = _mm_madd_epi16(_mm_shuffle_epi8(win, _mm_load_si128(reinterpret_cast<const __m128i*>(cp))),
-                               _mm_load_si128(reinterpret_cast<const __m128i*>(wp)));
+    __m128i a = mw<SPL>(_mm_shuffle_epi8(win, _mm_load_si128(reinterpret_cast<const __m128i*>(cp))),
+                        _mm_load_si128(reinterpret_cast<const __m128i*>(wp)));
     for (int p = 1; p < np; ++p)
-      a = _mm_add_epi32(a, _mm_madd_epi16(_mm_shuffle_epi8(win, _mm_load_si128(reinterpret_cast<const __m128i*>(cp + 16 * p))),
-                                          _mm_load_si128(reinterpret_cast<const __m128i*>(wp + 8 * p))));
+      a = acc<SPL>(a, mw<SPL>(_mm_shuffle_epi8(win, _mm_load_si128(reinterpret_cast<const __m128i*>(cp + 16 * p))),
+                              _mm_load_si128(reinterpret_cast<const __m128i*>(wp + 8 * p))));
     return a;
 #endif
   }
@@ -904,7 +1011,7 @@ struct U8Hpass {
   // (out of line: one call per strip of a row; inlined into resize_u8_hfirst, its size moved
   // GCC's inlining of the vertical sums there: AVX-512, which does not use it where the CPU
   // has VBMI, ran 6.2 -> 7.2 ms)
-  template <int P, int PER>
+  template <int P, int PER, bool SPL>
   __attribute__((noinline)) void run_periods(const uint8_t* __restrict__ src, int32_t* __restrict__ h, int64_t bk,
                                              int64_t np) const {
     constexpr int NP = P;  // (P > 0 here)
@@ -928,16 +1035,16 @@ struct U8Hpass {
         win = _mm512_inserti32x4(win, ld(1), 1);
         win = _mm512_inserti32x4(win, ld(2), 2);
         win = _mm512_inserti32x4(win, ld(3), 3);
-        __m512i a = _mm512_madd_epi16(_mm512_shuffle_epi8(win, c[j][0]), wv[j][0]);
-        for (int q = 1; q < NP; ++q) a = _mm512_add_epi32(a, _mm512_madd_epi16(_mm512_shuffle_epi8(win, c[j][q]), wv[j][q]));
+        __m512i a = mw<SPL>(_mm512_shuffle_epi8(win, c[j][0]), wv[j][0]);
+        for (int q = 1; q < NP; ++q) a = acc<SPL>(a, mw<SPL>(_mm512_shuffle_epi8(win, c[j][q]), wv[j][q]));
 #elif defined(__AVX2__)
         const __m256i win = _mm256_inserti128_si256(_mm256_castsi128_si256(ld(0)), ld(1), 1);
-        __m256i a = _mm256_madd_epi16(_mm256_shuffle_epi8(win, c[j][0]), wv[j][0]);
-        for (int q = 1; q < NP; ++q) a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_shuffle_epi8(win, c[j][q]), wv[j][q]));
+        __m256i a = mw<SPL>(_mm256_shuffle_epi8(win, c[j][0]), wv[j][0]);
+        for (int q = 1; q < NP; ++q) a = acc<SPL>(a, mw<SPL>(_mm256_shuffle_epi8(win, c[j][q]), wv[j][q]));
 #else
         const __m128i win = ld(0);
-        __m128i a = _mm_madd_epi16(_mm_shuffle_epi8(win, c[j][0]), wv[j][0]);
-        for (int q = 1; q < NP; ++q) a = _mm_add_epi32(a, _mm_madd_epi16(_mm_shuffle_epi8(win, c[j][q]), wv[j][q]));
+        __m128i a = mw<SPL>(_mm_shuffle_epi8(win, c[j][0]), wv[j][0]);
+        for (int q = 1; q < NP; ++q) a = acc<SPL>(a, mw<SPL>(_mm_shuffle_epi8(win, c[j][q]), wv[j][q]));
 #endif
         std::memcpy(h + j * E, &a, sizeof(a));
       }
@@ -948,7 +1055,7 @@ struct U8Hpass {
   // or 4, 1 block; 3 channels, 3) through run_periods, the blocks before and after one by one;
   // false (nothing written) where no whole period lies in the range. (Out of line: in run(), it
   // slowed the other tables' blocks, 1.5x RGB bicubic 4%.)
-  template <int P>
+  template <int P, bool SPL>
   __attribute__((noinline)) bool run_split(const uint8_t* __restrict__ src, int32_t* __restrict__ h, int64_t bk0,
                                            int64_t bk1) const {
     const int64_t a = bk0 <= per_lo ? per_lo : per_lo + (bk0 - per_lo + per - 1) / per * per;
@@ -956,27 +1063,27 @@ struct U8Hpass {
     if (np <= 0) return false;
     const View t = view();
     auto one = [&](int64_t bk, int64_t tb) {
-      const VI v = block<P>(t, src, bk, tb);
+      const VI v = block<P, SPL>(t, src, bk, tb);
       std::memcpy(h + (bk - bk0) * E, &v, sizeof(v));
     };
     t.for_blocks(bk0, a, one);
-    if (per == 1) run_periods<P, 1>(src, h + (a - bk0) * E, a, np);
-    else if (per == 2) run_periods<P, 2>(src, h + (a - bk0) * E, a, np);
-    else run_periods<P, 3>(src, h + (a - bk0) * E, a, np);
+    if (per == 1) run_periods<P, 1, SPL>(src, h + (a - bk0) * E, a, np);
+    else if (per == 2) run_periods<P, 2, SPL>(src, h + (a - bk0) * E, a, np);
+    else run_periods<P, 3, SPL>(src, h + (a - bk0) * E, a, np);
     // (for_blocks from a period start: its tables are the first period's)
     t.for_blocks(a + np * per, bk1, one);
     return true;
   }
 
   // h[0 .. blocks * E) for one source row (entries past DWC are junk).
-  template <int P>
+  template <int P, bool SPL>
   void run(const uint8_t* __restrict__ src, int32_t* __restrict__ h, int64_t bk0, int64_t bk1) const {
     if constexpr (P == 1 || P == 2) {
-      if (per >= 1 && per <= 3 && dper >= 0 && run_split<P>(src, h, bk0, bk1)) return;
+      if (per >= 1 && per <= 3 && dper >= 0 && run_split<P, SPL>(src, h, bk0, bk1)) return;
     }
     const View t = view();
     t.for_blocks(bk0, bk1, [&](int64_t bk, int64_t tb) {
-      const VI a = block<P>(t, src, bk, tb);
+      const VI a = block<P, SPL>(t, src, bk, tb);
       std::memcpy(h + (bk - bk0) * E, &a, sizeof(a));
     });
   }
@@ -1029,6 +1136,7 @@ struct U8Hpass {
     else run2<0>(s0, s1, w0, w1, rshift, out, n, stream);
   }
 
+  template <bool SPL>
   void run_any(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const;
   // Prefetches the bytes of one source row that blocks bk0 .. bk1 - 1 read (the strips walk
   // down the rows: the hardware prefetchers see a new short run per row and miss its start).
@@ -1038,10 +1146,11 @@ struct U8Hpass {
     for (; p < e; p += 64) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(e - 1), _MM_HINT_T0);
   }
+  template <bool SPL>
   void run_pshufb(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const {
-    if (pairs == 1) run<1>(src, h, bk0, bk1);
-    else if (pairs == 2) run<2>(src, h, bk0, bk1);
-    else run<0>(src, h, bk0, bk1);
+    if (pairs == 1) run<1, SPL>(src, h, bk0, bk1);
+    else if (pairs == 2) run<2, SPL>(src, h, bk0, bk1);
+    else run<0, SPL>(src, h, bk0, bk1);
   }
 };
 
@@ -1049,7 +1158,7 @@ struct U8Hpass {
 // The same passes with one 64-byte window per 16 output elements and vpermb (AVX-512 VBMI,
 // checked at run time): one load and one permute per pair of taps instead of four loads,
 // three inserts and a shuffle.
-template <int P>
+template <int P, bool SPL = false>
 __attribute__((target("avx512vbmi"))) inline __m512i vbmi_block(const U8Hpass::View& t, const uint8_t* __restrict__ src,
                                                                   int64_t bk) {
   const int np = P > 0 ? P : t.pairs;
@@ -1058,18 +1167,19 @@ __attribute__((target("avx512vbmi"))) inline __m512i vbmi_block(const U8Hpass::V
   const uint8_t* p = src + t.base[bk];
   _mm_prefetch(reinterpret_cast<const char*>(p) + 384, _MM_HINT_T0);
   const __m512i win = _mm512_loadu_si512(p);
-  const __mmask64 even = 0x5555555555555555ULL;  // zero-extended bytes: 16-bit taps
-  __m512i a = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(even, _mm512_load_si512(cp), win), _mm512_load_si512(wp));
+  // zero-extended bytes: 16-bit taps (SPL: every byte, for pmaddubsw)
+  const __mmask64 even = SPL ? ~0ULL : 0x5555555555555555ULL;
+  __m512i a = U8Hpass::mw<SPL>(_mm512_maskz_permutexvar_epi8(even, _mm512_load_si512(cp), win), _mm512_load_si512(wp));
   for (int q = 1; q < np; ++q)
-    a = _mm512_add_epi32(a, _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(even, _mm512_load_si512(cp + 64 * q), win),
+    a = U8Hpass::acc<SPL>(a, U8Hpass::mw<SPL>(_mm512_maskz_permutexvar_epi8(even, _mm512_load_si512(cp + 64 * q), win),
                                               _mm512_load_si512(wp + 32 * q)));
   return a;
 }
 
-template <int P>
+template <int P, bool SPL>
 __attribute__((target("avx512vbmi"))) void vbmi_run(U8Hpass::View t, const uint8_t* __restrict__ src,
                                                       int32_t* __restrict__ h, int64_t bk0, int64_t bk1) {
-  for (int64_t bk = bk0; bk < bk1; ++bk) _mm512_storeu_si512(h + (bk - bk0) * 16, vbmi_block<P>(t, src, bk));
+  for (int64_t bk = bk0; bk < bk1; ++bk) _mm512_storeu_si512(h + (bk - bk0) * 16, vbmi_block<P, SPL>(t, src, bk));
 }
 
 template <int P>
@@ -1092,15 +1202,16 @@ __attribute__((target("avx512vbmi"))) void vbmi_run2(U8Hpass::View t, const uint
 }
 #endif
 
+template <bool SPL>
 inline void U8Hpass::run_any(const uint8_t* src, int32_t* h, int64_t bk0, int64_t bk1) const {
 #if defined(__AVX512BW__)
   if (vbmi) {
-    if (pairs == 1) return vbmi_run<1>(view(), src, h, bk0, bk1);
-    if (pairs == 2) return vbmi_run<2>(view(), src, h, bk0, bk1);
-    return vbmi_run<0>(view(), src, h, bk0, bk1);
+    if (pairs == 1) return vbmi_run<1, SPL>(view(), src, h, bk0, bk1);
+    if (pairs == 2) return vbmi_run<2, SPL>(view(), src, h, bk0, bk1);
+    return vbmi_run<0, SPL>(view(), src, h, bk0, bk1);
   }
 #endif
-  run_pshufb(src, h, bk0, bk1);
+  run_pshufb<SPL>(src, h, bk0, bk1);
 }
 
 inline void U8Hpass::run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, int32_t w1, int rshift, uint8_t* out,
@@ -1116,11 +1227,25 @@ inline void U8Hpass::run2_any(const uint8_t* s0, const uint8_t* s1, int32_t w0, 
 }
 #endif
 
+// The pmaddwd weight pair (w, B w) that multiplies a split element by w (low word w).
+inline int32_t split_pair(int32_t w, int B) {
+  return static_cast<int32_t>((static_cast<uint32_t>(B * w) << 16) | (static_cast<uint32_t>(w) & 0xFFFFu));
+}
+// The value of a ring element: the int32 sum, or (split > 0, U8Hpass::split) L + split H of
+// its two 16-bit digits (the low and the high word, each signed: digits are added as words,
+// so no borrow from L reaches H; pmaddwd reads them so).
+inline int32_t ring_value(int32_t x, int split) {
+  if (split == 0) return x;
+  return static_cast<int16_t>(static_cast<uint32_t>(x) & 0xFFFFu) + split * (x >> 16);
+}
+
 // out[e] = saturate((sum_k wy[k] * rows[k][e] + half) >> rshift): the vertical sums of the
-// horizontal-first order (exact int32, as the CUDA kernel's).
-template <int K>
+// horizontal-first order (exact int32, as the CUDA kernel's). SPL (K = 2 or 4): ring rows of
+// split digits (U8Hpass::split = B), each weight w applied by pmaddwd with the pair (w, B w).
+template <int K, bool SPL = false>
 inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64_t n, int rshift, uint8_t* __restrict__ out,
-                    bool stream = false) {
+                    bool stream = false, int B = 0) {
+  static_assert(!SPL || K == 2 || K == 4, "split rings: 2 or 4 taps");
   const int kk = K > 0 ? K : ky;
 #if defined(__AVX512BW__) || defined(__AVX2__)
   // 2 and 4 taps: 16 outputs per step; outputs larger than the caches (the caller decides)
@@ -1138,7 +1263,7 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
       // (to 16 bytes only: every store after the head is then a streaming one; a line written
       // both ways is slow)
       const int64_t head = std::min(n, static_cast<int64_t>((16 - (reinterpret_cast<uintptr_t>(out) & 15)) & 15));
-      if (head > 0) vsum_u8<K>(rows, wy, ky, head, rshift, out, false);
+      if (head > 0) vsum_u8<K, SPL>(rows, wy, ky, head, rshift, out, false, B);
       e = head;
     }
     const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
@@ -1146,10 +1271,11 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
 #if defined(__AVX512BW__)
     const __m512i vh = _mm512_set1_epi32(half);
     __m512i w[K];
-    for (int k = 0; k < K; ++k) w[k] = _mm512_set1_epi32(wy[k]);
+    for (int k = 0; k < K; ++k) w[k] = _mm512_set1_epi32(SPL ? split_pair(wy[k], B) : wy[k]);
+    auto mulw = [&](__m512i wk, __m512i x) { return SPL ? _mm512_madd_epi16(x, wk) : _mm512_mullo_epi32(wk, x); };
     auto sum16 = [&](int64_t i) {
-      __m512i a = _mm512_mullo_epi32(w[0], _mm512_loadu_si512(rows[0] + i));
-      for (int k = 1; k < K; ++k) a = _mm512_add_epi32(a, _mm512_mullo_epi32(w[k], _mm512_loadu_si512(rows[k] + i)));
+      __m512i a = mulw(w[0], _mm512_loadu_si512(rows[0] + i));
+      for (int k = 1; k < K; ++k) a = _mm512_add_epi32(a, mulw(w[k], _mm512_loadu_si512(rows[k] + i)));
       return _mm512_sra_epi32(_mm512_add_epi32(a, vh), sh);
     };
     auto step = [&](int64_t i) {
@@ -1172,11 +1298,11 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
 #else
     const __m256i vh = _mm256_set1_epi32(half);
     __m256i w[K];
-    for (int k = 0; k < K; ++k) w[k] = _mm256_set1_epi32(wy[k]);
+    for (int k = 0; k < K; ++k) w[k] = _mm256_set1_epi32(SPL ? split_pair(wy[k], B) : wy[k]);
+    auto mulw = [&](__m256i wk, __m256i x) { return SPL ? _mm256_madd_epi16(x, wk) : _mm256_mullo_epi32(wk, x); };
     auto half8 = [&](int64_t i) {
-      __m256i a = _mm256_mullo_epi32(w[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[0] + i)));
-      for (int k = 1; k < K; ++k)
-        a = _mm256_add_epi32(a, _mm256_mullo_epi32(w[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + i))));
+      __m256i a = mulw(w[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[0] + i)));
+      for (int k = 1; k < K; ++k) a = _mm256_add_epi32(a, mulw(w[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + i))));
       return _mm256_sra_epi32(_mm256_add_epi32(a, vh), sh);
     };
     auto step = [&](int64_t i) {
@@ -1209,8 +1335,8 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
       for (int k = 0; k < K; ++k) rr[k] = rows[k] + e;
       const int32_t w0 = wy[0];
       for (int64_t i = 0; i < n - e; ++i) {
-        int32_t acc = w0 * rr[0][i];
-        for (int k = 1; k < K; ++k) acc += wy[k] * rr[k][i];
+        int32_t acc = w0 * ring_value(rr[0][i], SPL ? B : 0);
+        for (int k = 1; k < K; ++k) acc += wy[k] * ring_value(rr[k][i], SPL ? B : 0);
         const int32_t v = (acc + half) >> rshift;
         out[e + i] = static_cast<uint8_t>(std::min(std::max(v, 0), 255));
       }
@@ -1220,6 +1346,15 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
 #else
   (void)stream;
 #endif
+  if constexpr (SPL) {  // (the vectors above do these; here for ISAs without them)
+    const int32_t half = int32_t(1) << (rshift - 1);
+    for (int64_t e = 0; e < n; ++e) {
+      int32_t acc = 0;
+      for (int k = 0; k < K; ++k) acc += wy[k] * ring_value(rows[k][e], B);
+      out[e] = static_cast<uint8_t>(std::min(std::max((acc + half) >> rshift, 0), 255));
+    }
+    return;
+  }
   const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
   const int32_t* __restrict__ r0 = rows[0];
   const int32_t w0 = wy[0];
@@ -1267,9 +1402,11 @@ inline void vsum_u8(const int32_t* const* rows, const int32_t* wy, int ky, int64
 // [0, 2^32) (the caller checks the bound from the weights), so a logical shift by rshift + 1
 // gives ((t + half) >> rshift) + 128 exactly: the single rows' integers, then saturated.
 // Streams when `stream` (both rows at the same alignment modulo 64; the caller checks).
-template <int K>
+// SPL: ring rows of split digits (as vsum_u8); their sums and differences stay digits (the
+// plan bounds each digit of them to int16).
+template <int K, bool SPL = false>
 inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, int rshift, uint8_t* __restrict__ oa,
-                     uint8_t* __restrict__ ob, bool stream) {
+                     uint8_t* __restrict__ ob, bool stream, int B = 0) {
   static_assert(K == 2 || K == 4, "mirrored pairs of 2 or 4 taps");
   const int32_t half = rshift > 0 ? int32_t(1) << (rshift - 1) : 0;
   int64_t e = 0;
@@ -1278,8 +1415,9 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
     for (int64_t i = i0; i < i1; ++i) {
       uint32_t a = 0, b = 0;  // (wrapping; the sums themselves fit int32)
       for (int k = 0; k < K; ++k) {
-        a += static_cast<uint32_t>(wa[k]) * static_cast<uint32_t>(rows[k][i]);
-        b += static_cast<uint32_t>(wa[K - 1 - k]) * static_cast<uint32_t>(rows[k][i]);
+        const int32_t r = ring_value(rows[k][i], SPL ? B : 0);
+        a += static_cast<uint32_t>(wa[k]) * static_cast<uint32_t>(r);
+        b += static_cast<uint32_t>(wa[K - 1 - k]) * static_cast<uint32_t>(r);
       }
       oa[i] = static_cast<uint8_t>(std::min(std::max((static_cast<int32_t>(a) + half) >> rshift, 0), 255));
       ob[i] = static_cast<uint8_t>(std::min(std::max((static_cast<int32_t>(b) + half) >> rshift, 0), 255));
@@ -1287,7 +1425,9 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
   };
 #if defined(__AVX512BW__) || defined(__AVX2__)
   constexpr int H = K / 2;
-  const uint32_t bias = 2u * (static_cast<uint32_t>(half) + (128u << rshift));
+  // (split rows: 2 (t / 2^(ax + ay) + half) fits int32 (split_plan), so no offset, and an
+  // arithmetic shift)
+  const uint32_t bias = 2u * (static_cast<uint32_t>(half) + (SPL ? 0u : 128u << rshift));
 #if defined(__AVX512BW__)
   using VI = __m512i;
   constexpr int64_t L = 16, W = 64;
@@ -1295,14 +1435,17 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
   auto ld = [](const int32_t* p) { return _mm512_loadu_si512(p); };
   auto add = [](VI x, VI y) { return _mm512_add_epi32(x, y); };
   auto sub = [](VI x, VI y) { return _mm512_sub_epi32(x, y); };
-  auto mul = [](VI x, VI y) { return _mm512_mullo_epi32(x, y); };
-  auto srl = [](VI x, __m128i c) { return _mm512_srl_epi32(x, c); };
+  // the ring rows' sums and differences: digit by digit for split rows
+  auto radd = [](VI x, VI y) { return SPL ? _mm512_add_epi16(x, y) : _mm512_add_epi32(x, y); };
+  auto rsub = [](VI x, VI y) { return SPL ? _mm512_sub_epi16(x, y) : _mm512_sub_epi32(x, y); };
+  auto mul = [](VI w, VI x) { return SPL ? _mm512_madd_epi16(x, w) : _mm512_mullo_epi32(w, x); };
+  auto srl = [](VI x, __m128i c) { return SPL ? _mm512_sra_epi32(x, c) : _mm512_srl_epi32(x, c); };
   const VI c128 = _mm512_set1_epi16(128);
   // 4 vectors of v + 128 (< 512) -> 64 bytes in order, v saturated to [0, 255]
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   auto pack4 = [&](VI x0, VI x1, VI x2, VI x3) {
-    const VI p0 = _mm512_subs_epu16(_mm512_packus_epi32(x0, x1), c128);
-    const VI p1 = _mm512_subs_epu16(_mm512_packus_epi32(x2, x3), c128);
+    const VI p0 = SPL ? _mm512_packus_epi32(x0, x1) : _mm512_subs_epu16(_mm512_packus_epi32(x0, x1), c128);
+    const VI p1 = SPL ? _mm512_packus_epi32(x2, x3) : _mm512_subs_epu16(_mm512_packus_epi32(x2, x3), c128);
     return _mm512_permutexvar_epi32(order, _mm512_packus_epi16(p0, p1));
   };
   auto put = [&](uint8_t* o, VI v) {
@@ -1316,13 +1459,15 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
   auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
   auto add = [](VI x, VI y) { return _mm256_add_epi32(x, y); };
   auto sub = [](VI x, VI y) { return _mm256_sub_epi32(x, y); };
-  auto mul = [](VI x, VI y) { return _mm256_mullo_epi32(x, y); };
-  auto srl = [](VI x, __m128i c) { return _mm256_srl_epi32(x, c); };
+  auto radd = [](VI x, VI y) { return SPL ? _mm256_add_epi16(x, y) : _mm256_add_epi32(x, y); };
+  auto rsub = [](VI x, VI y) { return SPL ? _mm256_sub_epi16(x, y) : _mm256_sub_epi32(x, y); };
+  auto mul = [](VI w, VI x) { return SPL ? _mm256_madd_epi16(x, w) : _mm256_mullo_epi32(w, x); };
+  auto srl = [](VI x, __m128i c) { return SPL ? _mm256_sra_epi32(x, c) : _mm256_srl_epi32(x, c); };
   const VI c128 = _mm256_set1_epi16(128);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   auto pack4 = [&](VI x0, VI x1, VI x2, VI x3) {
-    const VI p0 = _mm256_subs_epu16(_mm256_packus_epi32(x0, x1), c128);
-    const VI p1 = _mm256_subs_epu16(_mm256_packus_epi32(x2, x3), c128);
+    const VI p0 = SPL ? _mm256_packus_epi32(x0, x1) : _mm256_subs_epu16(_mm256_packus_epi32(x0, x1), c128);
+    const VI p1 = SPL ? _mm256_packus_epi32(x2, x3) : _mm256_subs_epu16(_mm256_packus_epi32(x2, x3), c128);
     return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p0, p1), order);
   };
   auto put = [&](uint8_t* o, VI v) {
@@ -1332,8 +1477,13 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
 #endif
   VI ws[H], wd[H];
   for (int k = 0; k < H; ++k) {
-    ws[k] = set1(static_cast<uint32_t>(wa[k]) + static_cast<uint32_t>(wa[K - 1 - k]));
-    wd[k] = set1(static_cast<uint32_t>(wa[k]) - static_cast<uint32_t>(wa[K - 1 - k]));
+    if constexpr (SPL) {
+      ws[k] = set1(static_cast<uint32_t>(split_pair(wa[k] + wa[K - 1 - k], B)));
+      wd[k] = set1(static_cast<uint32_t>(split_pair(wa[k] - wa[K - 1 - k], B)));
+    } else {
+      ws[k] = set1(static_cast<uint32_t>(wa[k]) + static_cast<uint32_t>(wa[K - 1 - k]));
+      wd[k] = set1(static_cast<uint32_t>(wa[k]) - static_cast<uint32_t>(wa[K - 1 - k]));
+    }
   }
   const VI vb = set1(bias);
   const __m128i sh = _mm_cvtsi32_si128(rshift + 1);
@@ -1342,13 +1492,13 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
     VI sum = vb, dif;
     {
       const VI r0 = ld(rows[0] + i), r1 = ld(rows[K - 1] + i);
-      sum = add(sum, mul(ws[0], add(r0, r1)));
-      dif = mul(wd[0], sub(r0, r1));
+      sum = add(sum, mul(ws[0], radd(r0, r1)));
+      dif = mul(wd[0], rsub(r0, r1));
     }
     for (int k = 1; k < H; ++k) {
       const VI r0 = ld(rows[k] + i), r1 = ld(rows[K - 1 - k] + i);
-      sum = add(sum, mul(ws[k], add(r0, r1)));
-      dif = add(dif, mul(wd[k], sub(r0, r1)));
+      sum = add(sum, mul(ws[k], radd(r0, r1)));
+      dif = add(dif, mul(wd[k], rsub(r0, r1)));
     }
     xa = srl(add(sum, dif), sh);
     xb = srl(sub(sum, dif), sh);
@@ -1362,7 +1512,7 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
 #if defined(__AVX512BW__)
     VI xa, xb;
     two(i, xa, xb);
-    const VI c = _mm512_set1_epi32(128), z = _mm512_setzero_si512();
+    const VI c = _mm512_set1_epi32(SPL ? 0 : 128), z = _mm512_setzero_si512();
     put16(oa + i, _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_sub_epi32(xa, c), z)));
     put16(ob + i, _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_sub_epi32(xb, c), z)));
 #else
@@ -1370,7 +1520,8 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
     two(i, a0, b0);
     two(i + L, a1, b1);
     auto pk = [&](VI x0, VI x1) {
-      const VI p = _mm256_permute4x64_epi64(_mm256_subs_epu16(_mm256_packus_epi32(x0, x1), c128), 0xD8);
+      const VI p = _mm256_permute4x64_epi64(
+          SPL ? _mm256_packus_epi32(x0, x1) : _mm256_subs_epu16(_mm256_packus_epi32(x0, x1), c128), 0xD8);
       return _mm_packus_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
     };
     put16(oa + i, pk(a0, a1));
@@ -1577,15 +1728,95 @@ inline void vpass_u8_madd(const uint8_t* const* rows, const int32_t* wy, int ky,
 }
 #endif
 
+#if defined(__AVX2__)
+// Split digits for the uint8 horizontal-first order (U8Hpass::split): where every horizontal
+// weight is a multiple of 2^ax and every vertical one of 2^ay, and a base B = 2^b keeps the
+// digits of wx / 2^ax (lo in [-B/2, B/2), hi) and their sums over the window, doubled (the
+// mirrored pairs' sums and differences), within int16 (pmaddubsw pairs within it too) and B
+// times the vertical weights u = wy / 2^ay (and their mirrored sums and differences) within
+// int16, the ring holds each horizontal sum g = wx.p / 2^ax as 65536 H + L (L + B H = g) and
+// the vertical sums multiply by pmaddwd (one uop; vpmulld is two on Intel cores) with the
+// exact integers: t = 2^(ax + ay) sum_k u_k g_k, so out = sat((sum_k u_k g_k + 2^(r2 - 1)) >>
+// r2) with r2 = rshift - ax - ay >= 1. cv2's bicubic and bilinear tables at 2x (multiples of 8
+// and 512) allow it; chosen from the tables, not the processor. B = 0: no split.
+struct SplitPlan {
+  int B = 0, ax = 0, ay = 0, r2 = 0;
+};
+
+inline SplitPlan split_plan(const ResizeTable& ty, const ResizeTable& tx, int rshift) {
+  SplitPlan q;
+  const int32_t* wx = static_cast<const int32_t*>(tx.w);
+  const int32_t* wy = static_cast<const int32_t*>(ty.w);
+  const int kx = tx.k, ky = ty.k;
+  if (ky != 2 && ky != 4) return q;
+  uint32_t ox = 0, oy = 0;
+  for (int64_t i = 0; i < tx.n * kx; ++i) ox |= static_cast<uint32_t>(wx[i]);
+  for (int64_t i = 0; i < ty.n * ky; ++i) oy |= static_cast<uint32_t>(wy[i]);
+  if (ox == 0 || oy == 0) return q;
+  const int ax = __builtin_ctz(ox), ay = __builtin_ctz(oy), r2 = rshift - ax - ay;
+  if (r2 < 1 || r2 > 22) return q;
+  int64_t umax = 0, su = 0, sv = 0;  // the largest |u_k| + |u_(K-1-k)|, sum_k |u_k|, sum_k |v_k|
+  for (int64_t y = 0; y < ty.n; ++y) {
+    int64_t a = 0;
+    for (int k = 0; k < ky; ++k) {
+      umax = std::max<int64_t>(umax, std::abs(int64_t(wy[y * ky + k] >> ay)) + std::abs(int64_t(wy[y * ky + ky - 1 - k] >> ay)));
+      a += std::abs(int64_t(wy[y * ky + k] >> ay));
+    }
+    su = std::max(su, a);
+  }
+  for (int64_t x = 0; x < tx.n; ++x) {
+    int64_t a = 0;
+    for (int k = 0; k < kx; ++k) a += std::abs(int64_t(wx[x * kx + k] >> ax));
+    sv = std::max(sv, a);
+  }
+  // the mirrored pairs' doubled sums 2 (sum_k u_k g_k + 2^(r2 - 1)) within int32 (vsum2_u8)
+  if (2 * (255 * su * sv + (int64_t(1) << (r2 - 1))) >= (int64_t(1) << 31)) return q;
+  for (int B = 128; B >= 2; B /= 2) {
+    if (B * umax > 32767) continue;
+    bool ok = true;
+    for (int64_t x = 0; x < tx.n && ok; ++x) {
+      int64_t lp = 0, ln = 0, hp = 0, hn = 0;  // the digits' positive and negative sums
+      for (int k = 0; k < kx && ok; ++k) {
+        const int32_t v = wx[x * kx + k] >> ax, lo = ((v + B / 2) & (B - 1)) - B / 2, hi = (v - lo) >> __builtin_ctz(static_cast<unsigned>(B));  // (exact)
+        if (hi > 127 || hi < -128) ok = false;
+        (lo > 0 ? lp : ln) += std::abs(lo);
+        (hi > 0 ? hp : hn) += std::abs(hi);
+      }
+      // (the window's sum bounds each pmaddubsw pair's; doubled for the mirrored sums)
+      ok = ok && 510 * std::max({lp, ln, hp, hn}) <= 32767;
+    }
+    if (ok) {
+      q.B = B;
+      q.ax = ax;
+      q.ay = ay;
+      q.r2 = r2;
+      return q;
+    }
+  }
+  return q;
+}
+#endif
+
 #if defined(__SSSE3__)
 // uint8 with no intermediate shift: every source row the outputs need is resized
 // horizontally once (U8Hpass) into a ring of ky int32 rows, then each output row is the
 // ky-row weighted sum, rounded once: the same exact integer sum as the vertical-first order
 // and the CUDA kernel.
+// SPL: split digits (hp.split = B, built with SplitPlan sp): the vertical sums with the weights
+// u = wy / 2^sp.ay and the shift sp.r2 (the same integers).
+template <bool SPL = false>
 void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
-                      const ResizeTable& tx, const U8Hpass& hp, int rshift) {
+                      const ResizeTable& tx, const U8Hpass& hp, int rshift, int ay = 0, int r2 = 0) {
   const int ky = ty.k;
   const int32_t* wy = static_cast<const int32_t*>(ty.w);
+  std::vector<int32_t> uw;
+  if constexpr (SPL) {
+    uw.resize(static_cast<size_t>(ty.n * ky));
+    for (int64_t i = 0; i < ty.n * ky; ++i) uw[static_cast<size_t>(i)] = wy[i] >> ay;
+  }
+  const int32_t* wv = SPL ? uw.data() : wy;  // the vertical sums' weights and shift
+  const int vs = SPL ? r2 : rshift;
+  const int B = hp.split;
   const int64_t DWC = d.w * d.c;
   // blocks per column strip: ky ring rows of int32 in half the L1 data cache (at least 8
   // KiB; the other half holds the tables and the outputs' lines): 16 KiB on a 32 KiB L1 (Zen
@@ -1598,7 +1829,7 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
   const int64_t rows = d.n * d.h;
   // two taps and no source row shared by consecutive output rows (shrinking by 2 or more):
   // both rows of each output row straight to the output
-  bool fused = ky == 2;
+  bool fused = ky == 2 && !SPL;
   // the outputs go out with streaming stores unless input and output fit in half the cache
   // this process gets (cpu_params stream_bytes; the rest holds the rings, the tables and
   // whatever the caller keeps): measured on Zen 4, 1080p -> 4K bicubic (31 MB in all, a 32 MB
@@ -1650,7 +1881,7 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t b = t / d.h, y = t % d.h;
         const int64_t sy0 = ty.start[y];
-        const int32_t* wr = wy + y * ky;
+        const int32_t* wr = wv + y * ky;
         uint8_t* o = row_ptr<uint8_t>(dst, d, b, y) + e0;
         uint8_t* o2 = nullptr;  // the next row's, when the pair is summed together
         if (!pair.empty() && pair[static_cast<size_t>(y)] && t + 1 < t1) {
@@ -1661,7 +1892,7 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
         for (int k = 0; k < ky; ++k) {
           const int64_t sy = sy0 + k, slot = sy % ky, key = b * s.h + sy;
           if (keys[slot] != key) {
-            hp.run_any(row_ptr<uint8_t>(src, s, b, sy), ring + slot * stride, bk0, bk1);
+            hp.run_any<SPL>(row_ptr<uint8_t>(src, s, b, sy), ring + slot * stride, bk0, bk1);
             keys[slot] = key;
           }
           rp[k] = ring + slot * stride;
@@ -1669,12 +1900,12 @@ void resize_u8_hfirst(const void* src, const ImageDesc& s, void* dst, const Imag
         for (int64_t sy = sy0 + ky; sy < std::min<int64_t>(s.h, sy0 + ky + 2); ++sy)
           hp.prefetch(row_ptr<uint8_t>(src, s, b, sy), bk0, bk1);
         if (o2 != nullptr) {
-          if (ky == 2) vsum2_u8<2>(rp, wr, n, rshift, o, o2, stream);
-          else vsum2_u8<4>(rp, wr, n, rshift, o, o2, stream);
+          if (ky == 2) vsum2_u8<2, SPL>(rp, wr, n, vs, o, o2, stream, B);
+          else vsum2_u8<4, SPL>(rp, wr, n, vs, o, o2, stream, B);
           ++t;
-        } else if (ky == 2) vsum_u8<2>(rp, wr, ky, n, rshift, o, stream);
-        else if (ky == 4) vsum_u8<4>(rp, wr, ky, n, rshift, o, stream);
-        else vsum_u8<0>(rp, wr, ky, n, rshift, o);
+        } else if (ky == 2) vsum_u8<2, SPL>(rp, wr, ky, n, vs, o, stream, B);
+        else if (ky == 4) vsum_u8<4, SPL>(rp, wr, ky, n, vs, o, stream, B);
+        else if constexpr (!SPL) vsum_u8<0>(rp, wr, ky, n, rshift, o);
       }
     }
     if (stream) stream_fence();
@@ -2036,15 +2267,31 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   if constexpr (std::is_same<T, uint8_t>::value) {
     if (shift == 0 && ky <= 16) {
       U8Hpass hp;
+#if defined(__AVX2__)
+      // split digits where the tables allow them and the height grows (the ring rows' vertical
+      // sums, two output rows or more per ring row, are most of the work)
+      SplitPlan sp;
+      if (d.h > s.h) sp = split_plan(ty, tx, rshift);
+      hp.split = sp.B;
+      hp.split_ax = sp.ax;
+#endif
+      auto go = [&]() {
+#if defined(__AVX2__)
+        if (hp.split > 0) return resize_u8_hfirst<true>(src, s, dst, d, ty, tx, hp, rshift, sp.ay, sp.r2);
+#endif
+        resize_u8_hfirst<false>(src, s, dst, d, ty, tx, hp, rshift);
+      };
 #if defined(__AVX512BW__)
       // one 64-byte window per 16 outputs where the processor has vpermb (VBMI)
       static const bool has_vbmi = cpu_has(CpuFeature::avx512vbmi);
       if (has_vbmi && hp.build(tx, C, SWC, DWC, 16, 1)) {
         hp.vbmi = true;
-        return resize_u8_hfirst(src, s, dst, d, ty, tx, hp, rshift);
+        return go();
       }
 #endif
-      if (hp.build(tx, C, SWC, DWC, 4, U8Hpass::G)) return resize_u8_hfirst(src, s, dst, d, ty, tx, hp, rshift);
+      // (lazy where the height grows: run2, which reads every block's tables, serves shrinking
+      // by 2 or more only)
+      if (hp.build(tx, C, SWC, DWC, 4, U8Hpass::G, d.h > s.h)) return go();
     }
   }
 #endif
