@@ -297,8 +297,8 @@ def test_activation_float32_ulp(rng):
         err = np.abs(y - e) / np.maximum(ulp, np.finfo(np.float32).smallest_subnormal)
         assert np.max(err[np.abs(e) > 1e-30]) <= 4, name
     # gelu in float32 lanes (a table of polynomial pieces for |x| <= 4.2 with FMA, exp(-x^2 / 2)
-    # times a fitted tail factor beyond and without FMA): within 6 ulp (3.96 measured with FMA,
-    # 4.80 without), the negative tail included, down to where it underflows
+    # times a fitted tail factor beyond and without FMA): within 6 ulp (4.12 measured with FMA,
+    # 5.09 without), the negative tail included, down to where it underflows
     xg = np.concatenate([x, np.linspace(-15, 15, 300001, dtype=np.float32)])
     y = F.gelu(xg).astype(np.float64)
     e = R.gelu(xg.astype(np.float64))
@@ -337,7 +337,11 @@ def test_gelu_central_and_tail_fits(rng, isa):
     err = np.abs(F.gelu(xs).astype(np.float64) - e) / np.maximum(ulp, np.finfo(np.float32).smallest_subnormal)
     assert np.max(err[np.abs(e) > 1e-30]) <= 6, isa
     eg = R.gelu_backward(np.ones(xs.size), xs.astype(np.float64))
-    assert_close(F.gelu_backward(np.ones_like(xs), xs), eg, np.float32, scale=4.0)
+    gb = F.gelu_backward(np.ones_like(xs), xs)
+    assert_close(gb, eg, np.float32, scale=4.0)
+    # absolute error (the derivative crosses 0 at x = -0.7518, where ulps mean nothing): the
+    # table's k (FMA) measured 7.1e-8, the exp form 1.6e-7 (1.9e-7 on the baseline ISA)
+    assert np.max(np.abs(gb.astype(np.float64) - eg)) <= 3e-7, isa
 
 
 @pytest.mark.parametrize("stream", [False, True])
