@@ -555,7 +555,12 @@ IMKERN_ALWAYS_INLINE inline void gelu_table(const vf* t, const float (*tab)[16],
 // no blend (blendvps takes an FMA port on Zen 4); only on the wide path.
 // With FMA: the table (gelu_table) for blocks whose lanes all have |x| <= kGeluTable, else
 // the table where |x| <= kGeluTable and the tail fit of gelu_tail (the u G E form) elsewhere,
-// per lane. Without: gelu_eval's central and tail fits.
+// per lane. Without: gelu_eval's central and tail fits. The price of the mixed blocks (both
+// computed): single thread on the Xeon, inputs with many |x| > 4.2 run slower than the
+// divide-and-exp form alone did (AVX-512: U[-8, 8] 0.56-0.63 -> 0.71-0.75 ns per element,
+// N(0, 2) 0.44-0.47 -> 0.55-0.57; AVX2 +5-15%), U[-4, 4] and N(0, 1) 25-35% faster. (Taking
+// the table only in blocks with a lane within kGeluTable, or the mixed blocks vector by
+// vector, measured slower on the mixed inputs: AVX2 U[-8, 8] 0.95 -> 1.05-1.25.)
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
   // x >= 0 (-0 included) or NaN: x; else -0. (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0)
