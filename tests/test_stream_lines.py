@@ -143,3 +143,21 @@ def test_stream_lines_flip(isa, rng):
     for dtype in (np.uint8, np.float32):
         x = random_array(rng, (6, 300, 3), dtype)
         _check(lambda x, o: T.flip(x, 0, out=o), x, x.shape, dtype, pads=(0, 5))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stream_lines_gelu(isa, rng, threads):
+    # nn.functional.gelu's float32 loop (activations.cpp map1_n): the flat run in chunks of
+    # the thread split, each streaming its whole lines; every head / tail length at every
+    # output offset, one vector and one line short and long, and runs of several chunks
+    from imkern.nn import functional as NF
+
+    before = imkern.get_num_threads()
+    imkern.set_num_threads(threads)
+    try:
+        for n in (5, 8, 16, 23, 40, 999, 70001):
+            x = random_array(rng, (1, n), np.float32, -6, 6)
+            x[0, ::7] = random_array(rng, x[0, ::7].shape, np.float32, -15, 15)  # far lanes too
+            _check(lambda x, o: NF.gelu(x, out=o), x, x.shape, np.float32, pads=(0,))
+    finally:
+        imkern.set_num_threads(before)

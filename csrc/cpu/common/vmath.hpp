@@ -117,9 +117,11 @@ inline vf tanh(vf x) {
 }
 
 // GELU (exact, erf form) in float32 lanes, within ~6 ulp of x Phi(x) (Phi the standard normal
-// CDF; measured max 4.67 ulp at AVX2 / AVX-512, 4.80 on the baseline ISA, over 48M points:
-// 12M evenly spaced and 12M random on [-15, 15], 12M random on [-5, 5], 0.2M on [-90, 90]),
-// and its derivative. With t = |x|: the upper tail
+// CDF; measured max 4.67 ulp at AVX2 / AVX-512 before the table below, 4.80 on the baseline
+// ISA, over 48M points: 12M evenly spaced and 12M random on [-15, 15], 12M random on [-5, 5],
+// 0.2M on [-90, 90]; with the table (FMA ISAs, |x| <= 4.2: gelu_table) 4.12, and the
+// baseline 5.09, over those plus 12M random on [-4.3, 4.3]), and its derivative.
+// With t = |x|: the upper tail
 // Q(t) = Phi(-t) = exp(-t^2 / 2) R(t), R(t) = s G(s - s0), s = 1 / (t + 2.5), G one of two fits
 // in float32 coefficients: the central one, degree 7 on t in [0, 5] (relative error 4.4e-8,
 // s0 = 4 / 15), and the tail one, degree 9 on [0, 14.6] (2e-8, s0 the middle of its s-range;
@@ -255,11 +257,13 @@ constexpr float kGeluCentral = 5.0f;
 // ports the chain of one vector (divide, two Horner polynomials) is too long for the
 // out-of-order window to hide. N = 2: in L1, single thread, AVX2 19.2-20.2 -> 17.5-18.0
 // cycles per vector, AVX-512 30.3 -> 29.4 (N = 4 spills at AVX2). The same bits as N = 1.
-// Wide = false: every lane has t <= kGeluCentral (the caller checked), G is the central fit
-// alone; Wide = true: both fits, the central one kept where t <= kGeluCentral, so a lane
-// gets the same bits whichever path its vector takes.
+// Fits = kGeluCentralFit: every lane has t <= kGeluCentral (the caller checked), G is the
+// central fit alone; kGeluBothFits: both fits, the central one kept where t <= kGeluCentral,
+// so a lane gets the same bits whichever path its vector takes; kGeluTailFit: the tail fit
+// alone (the FMA forward's far lanes, see gelu).
+enum : int { kGeluCentralFit = 0, kGeluBothFits = 1, kGeluTailFit = 2 };
 #define IMKERN_GELU_STEP for (int j = 0; j < N; ++j)
-template <int N, bool Wide, bool U>
+template <int N, int Fits, bool U>
 IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* t, GeluTail* o) {
   vf v[N], g[N], fl[N], nf[N], rr[N], e[N];
   // 1.5 * 2^23 + 158: adding it rounds to an integer n and leaves n + 158 in the low mantissa
@@ -333,7 +337,9 @@ IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* t, GeluTail* o) {
   // AVX-512; baseline 4.49 -> 4.80) over the 48M points above. Single thread on the Xeon
   // (loaded host, medians): AVX-512 L2-resident 0.365 -> 0.354 ns per element, 25.7 MB
   // 0.337 -> 0.324; AVX2 L2-resident 0.551 -> 0.543, 25.7 MB unchanged within 1%)
-  if constexpr (U) {
+  if constexpr (Fits == kGeluTailFit) {
+    (void)v;
+  } else if constexpr (U) {
     IMKERN_GELU_STEP g[j] = o[j].s * 0.09397624f + -0.18144707f;
     IMKERN_GELU_STEP g[j] = g[j] * o[j].s + -0.0036968028f;
     IMKERN_GELU_STEP g[j] = g[j] * o[j].s + 0.0167404f;
@@ -351,7 +357,7 @@ IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* t, GeluTail* o) {
     IMKERN_GELU_STEP g[j] = g[j] * v[j] + 2.581653f;
     IMKERN_GELU_STEP g[j] = g[j] * v[j] + 0.8653512f;
   }
-  if constexpr (Wide) {
+  if constexpr (Fits != kGeluCentralFit) {
     // The tail G (t in [0, 14.6], degree 9), kept where t > 5 (or NaN)
     vf w[N], h[N];
     if constexpr (U) {
@@ -377,7 +383,11 @@ IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* t, GeluTail* o) {
       IMKERN_GELU_STEP h[j] = h[j] * w[j] + 2.3574615f;
       IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.7728468f;
     }
-    IMKERN_GELU_STEP g[j] = t[j] <= kGeluCentral ? g[j] : h[j];
+    if constexpr (Fits == kGeluTailFit) {
+      IMKERN_GELU_STEP g[j] = h[j];
+    } else {
+      IMKERN_GELU_STEP g[j] = t[j] <= kGeluCentral ? g[j] : h[j];
+    }
   }
   IMKERN_GELU_STEP o[j].g = g[j];
 #if defined(__AVX512F__)
@@ -400,6 +410,26 @@ IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* t, GeluTail* o) {
   }
 }
 
+// Whether every lane of the N vectors t has t <= b (false where any is NaN): one test per N
+// vectors.
+template <int N>
+IMKERN_ALWAYS_INLINE inline bool gelu_all_le(const vf* t, float b) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(vf) == 64) {
+    // compares into a mask register, chained, then KORTEST (GCC's vector compare would
+    // materialize the mask as a vector and test it again)
+    __mmask16 in = _mm512_cmp_ps_mask((__m512)t[0], _mm512_set1_ps(b), _CMP_LE_OQ);  // false for NaN
+    for (int j = 1; j < N; ++j) in = _mm512_mask_cmp_ps_mask(in, (__m512)t[j], _mm512_set1_ps(b), _CMP_LE_OQ);
+    return _kortestc_mask16_u8(in, in);
+  } else
+#endif
+  {
+    vi in = (vi)(t[0] <= b);  // false for NaN
+    for (int j = 1; j < N; ++j) in &= (vi)(t[j] <= b);
+    return simd::all_lanes(in);
+  }
+}
+
 // t = |x| for N vectors and GeluTail for each; fin(q, wide) then makes the results, with
 // wide a std::integral_constant: false where every lane is finite with |x| <= kGeluCentral
 // (the usual case: one test per N vectors, then the central fit alone and no special-value
@@ -409,48 +439,165 @@ IMKERN_ALWAYS_INLINE inline void gelu_eval(const vf* x, F&& fin) {
   vf t[N];
   GeluTail q[N];
   IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
-  bool central;
-#if defined(__AVX512F__)
-  if constexpr (sizeof(vf) == 64) {
-    // compares into a mask register, chained, then KORTEST (GCC's vector compare would
-    // materialize the mask as a vector and test it again)
-    __mmask16 in = _mm512_cmp_ps_mask((__m512)t[0], _mm512_set1_ps(kGeluCentral), _CMP_LE_OQ);  // false for NaN
-    for (int j = 1; j < N; ++j) in = _mm512_mask_cmp_ps_mask(in, (__m512)t[j], _mm512_set1_ps(kGeluCentral), _CMP_LE_OQ);
-    central = _kortestc_mask16_u8(in, in);
-  } else
-#endif
-  {
-    vi in = (vi)(t[0] <= kGeluCentral);  // false for NaN
-    for (int j = 1; j < N; ++j) in &= (vi)(t[j] <= kGeluCentral);
-    central = simd::all_lanes(in);
-  }
-  if (__builtin_expect(central, 1)) {
-    gelu_tail<N, false, U>(t, q);
+  if (__builtin_expect(gelu_all_le<N>(t, kGeluCentral), 1)) {
+    gelu_tail<N, kGeluCentralFit, U>(t, q);
     fin(q, std::false_type{});
   } else {
     IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
-    gelu_tail<N, true, U>(t, q);
+    gelu_tail<N, kGeluBothFits, U>(t, q);
     fin(q, std::true_type{});
   }
 }
 
+#if defined(__FMA__)
+// The FMA forward's central interval, t = |x| <= kGeluTable: f(t) = t Q(t) (so gelu =
+// (x >= 0 ? x : -0) - f) by a table of 8 pieces of width h = 9/16 centred on j h
+// (j = 0..7, t < 7.5 h = 4.21875), a degree-7 polynomial in r = t - j h on each: no divide
+// and no exp. j = round(t / h) by one FMA (t (1 / h) + 1.5 * 2^23 leaves j in the low
+// mantissa bits, the permute's index as it stands); r exact (j h has 7 significant bits,
+// and t is within a factor 2 of j h for j >= 1: Sterbenz), so no rounding of the reduction
+// enters the result, which has a condition number up to ~t^2 for x < 0. The coefficients
+// come from one VPERMPS each (8 entries: AVX2 uses the low 8, AVX-512 the table twice, so
+// index bit 3 selects the same; the same arithmetic at both: the same bits, tested). Each
+// piece fitted for relative error in float64 (Lawson-weighted least squares over r a little
+// beyond the piece, for the rounding of t / h), the coefficients rounded to float32 highest
+// degree first with the rest refitted; piece 0 has c0 = 0 and c1 = 1/2 (f(t) = t / 2 - ...,
+// correct down to subnormal t). Max 4.12 ulp measured (60M points, see above), near
+// x = -4.2, where Horner's terms are largest beside the result (c1 r / c0 up to ~1.2).
+// Op count per vector (AVX-512, from the compiled loop): |x|, the compare, 1 FMA + 2 for j
+// and r, 8 permutes, 7 FMAs, 2 for the sign: ~22, ~31 for the divide-and-exp form (which the
+// far lanes keep: gelu_tail); on the Xeon (GNR), single thread, L2-resident, medians:
+// AVX-512 0.46 -> 0.37 ns per element (~11.5 cycles per vector at ~2 GHz: the two ports
+// that take 512-bit FP ops and permutes are full), AVX2 0.59 -> 0.43. On Zen 4 the permutes
+// go to its shuffle pipes, not the two FMA pipes that bound the divide-and-exp form there.
+constexpr float kGeluTable = 4.2f;
+alignas(64) inline constexpr float kGeluTab[8][16] = {
+#define IMKERN_GELU_ROW(a, b, c, d, e, f, g, h) {a, b, c, d, e, f, g, h, a, b, c, d, e, f, g, h}
+    IMKERN_GELU_ROW(0.0f, 0.161374331f, 0.146581337f, 0.0772092417f, 0.0275050625f, 0.00691284705f, 0.00124563975f,
+                    0.000162096898f),
+    IMKERN_GELU_ROW(0.5f, 0.0953184292f, -0.108066708f, -0.116350159f, -0.0591897443f, -0.0190369282f,
+                    -0.0041571972f, -0.000634137774f),
+    IMKERN_GELU_ROW(-0.398942292f, -0.286688745f, -0.0777985677f, 0.0407135673f, 0.0486013815f, 0.0225844998f,
+                    0.00629696576f, 0.00115799985f),
+    IMKERN_GELU_ROW(4.15287928e-07f, 0.117610469f, 0.108628049f, 0.0311332811f, -0.0126461247f, -0.0140080303f,
+                    -0.00557537982f, -0.00129478355f),
+    IMKERN_GELU_ROW(0.0664817244f, 0.0267528892f, -0.0287515614f, -0.0313180722f, -0.00768433372f, 0.00356624788f,
+                    0.00301865395f, 0.000970850233f),
+    IMKERN_GELU_ROW(8.65601251e-05f, -0.0233348757f, -0.0112798f, 0.00704230694f, 0.00717290631f, 0.00115416374f,
+                    -0.000845656847f, -0.000494068372f),
+    IMKERN_GELU_ROW(-0.0104205022f, -0.001630874f, 0.00661475956f, 0.002750549f, -0.00171652518f, -0.00127924385f,
+                    -7.55333022e-05f, 0.00015350616f),
+    IMKERN_GELU_ROW(0.00115318724f, 0.00319593796f, 0.000352244533f, -0.00164176757f, -0.000378293946f,
+                    0.000384250394f, 0.000160223732f, -1.4154668e-05f),
+#undef IMKERN_GELU_ROW
+};
+
+// d gelu / dx = Phi(x) + x phi(x) = k(t) for x < 0 and 1 - k(t) for x >= 0, with
+// k(t) = Q(t) - t phi(t) = f'(t): the same pieces and reduction as kGeluTab, k fitted on its
+// own (not f's derivative: 30x more accurate), relative to max(|k|, 1e-3) (k crosses 0 at
+// t = 0.7518). Absolute error <= 7.1e-8 and relative 7.3e-6 where |k| > 1e-3 (max 3.7 ulp
+// away from the crossing) in a float64 simulation over 8M points on [-4.2, 4.2].
+alignas(64) inline constexpr float kGeluGradTab[8][16] = {
+#define IMKERN_GELU_ROW(a, b, c, d, e, f, g, h) {a, b, c, d, e, f, g, h, a, b, c, d, e, f, g, h}
+    IMKERN_GELU_ROW(0.5f, 0.0953184292f, -0.108066708f, -0.116350159f, -0.0591897443f, -0.0190369282f,
+                    -0.00415719766f, -0.00063413789f),
+    IMKERN_GELU_ROW(-0.797884583f, -0.57337743f, -0.155596912f, 0.0814271271f, 0.0972026885f, 0.0451689959f,
+                    0.0125939436f, 0.0023160025f),
+    IMKERN_GELU_ROW(7.21376026e-08f, 0.352831572f, 0.325884581f, 0.0933998451f, -0.0379388481f, -0.0420241207f,
+                    -0.0167259984f, -0.00388431596f),
+    IMKERN_GELU_ROW(0.26595974f, 0.107006796f, -0.115033761f, -0.125271246f, -0.0307273436f, 0.0142653501f,
+                    0.0120727997f, 0.00388301047f),
+    IMKERN_GELU_ROW(2.27031578e-05f, -0.116679169f, -0.0564167574f, 0.0352117009f, 0.0358843878f, 0.0057721301f,
+                    -0.00423428183f, -0.00247183582f),
+    IMKERN_GELU_ROW(-0.0599968396f, -0.00965641718f, 0.0405090898f, 0.016470192f, -0.0106072854f, -0.0076875235f,
+                    -0.000394214527f, 0.0009338698f),
+    IMKERN_GELU_ROW(0.000562635134f, 0.0224052146f, 0.00264169299f, -0.0114955213f, -0.00284726545f,
+                    0.00267636101f, 0.00118254358f, -8.38392516e-05f),
+    IMKERN_GELU_ROW(0.00859932229f, -0.000984850456f, -0.0068026334f, 0.000288559619f, 0.00261570723f,
+                    0.000108196684f, -0.000518291257f, -0.000113684277f),
+#undef IMKERN_GELU_ROW
+};
+
+// tab[j] per lane, j the low 3 bits of idx (VPERMPS; the table is read as one vector)
+// (V: vf, a template so only its own width is instantiated)
+template <typename V>
+IMKERN_ALWAYS_INLINE inline V gelu_lookup(const float* tab, V idx) {
+  static_assert(sizeof(V) == 32 || sizeof(V) == 64, "the FMA ISAs have 8 or 16 lanes");
+  if constexpr (sizeof(V) == 32) {
+    return (V)_mm256_permutevar8x32_ps(_mm256_load_ps(tab), (__m256i)idx);
+  } else {
+#if defined(__clang__)
+    return (V)_mm512_permutexvar_ps((__m512i)idx, _mm512_load_ps(tab));
+#else
+    // (the builtin: see vmin)
+    const __m512 v = _mm512_load_ps(tab);
+    return (V)__builtin_ia32_permvarsf512_mask((__v16sf)v, (__v16si)idx, (__v16sf)v, (__mmask16)-1);
+#endif
+  }
+}
+
+// The piecewise polynomial tab (kGeluTab: f = t Q(t); kGeluGradTab: f') at N vectors of t
+// (a lane with t > kGeluTable gets a meaningless value)
+template <int N>
+IMKERN_ALWAYS_INLINE inline void gelu_table(const vf* t, const float (*tab)[16], vf* f) {
+  vf fl[N], r[N];
+  const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
+  IMKERN_GELU_STEP fl[j] = fmadd(t[j], simd::splat(16.0f / 9.0f), magic);
+  IMKERN_GELU_STEP r[j] = fnmadd(fl[j] - magic, simd::splat(0.5625f), t[j]);  // exact
+  IMKERN_GELU_STEP f[j] = gelu_lookup(tab[7], fl[j]);
+  for (int k = 6; k >= 0; --k) {
+    IMKERN_GELU_STEP f[j] = fmadd(f[j], r[j], gelu_lookup(tab[k], fl[j]));
+  }
+}
+#endif
+
 // gelu(-inf) = NaN by OR-ing the all-ones pattern (a NaN) over the lane: a compare and an OR,
 // no blend (blendvps takes an FMA port on Zen 4); only on the wide path.
+// With FMA: the table (gelu_table) for blocks whose lanes all have |x| <= kGeluTable, else
+// the table where |x| <= kGeluTable and the tail fit of gelu_tail (the u G E form) elsewhere,
+// per lane. Without: gelu_eval's central and tail fits. The price of the mixed blocks (both
+// computed): single thread on the Xeon, inputs with many |x| > 4.2 run slower than the
+// divide-and-exp form alone did (AVX-512: U[-8, 8] 0.56-0.63 -> 0.71-0.75 ns per element,
+// N(0, 2) 0.44-0.47 -> 0.55-0.57; AVX2 +5-15%), U[-4, 4] and N(0, 1) 25-35% faster. (Taking
+// the table only in blocks with a lane within kGeluTable, or the mixed blocks vector by
+// vector, measured slower on the mixed inputs: AVX2 U[-8, 8] 0.95 -> 1.05-1.25.)
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
+  // x >= 0 (-0 included) or NaN: x; else -0. (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0)
+  const auto sign_part = [](vf xv) IMKERN_ALWAYS_INLINE { return vmax((vf)simd::splat(int32_t(0x80000000)), xv); };
+  // |x| Q(|x|) = (t R) E = (u G) E, |x| clamped; E last.
+  // x >= 0: x - t Q; x < 0: -t Q (-0 where it underflows, as x Phi(x)); NaN: NaN.
+  const auto far = [](vf xv, vf m, const GeluTail& q) IMKERN_ALWAYS_INLINE {
+    const vf res = fnmadd(q.s * q.g, q.E, m);  // (the subtraction fused explicitly)
+    return (vf)((vi)res | (vi)(xv == -std::numeric_limits<float>::infinity()));
+  };
+#if defined(__FMA__)
+  vf t[N], f[N];
+  IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
+  gelu_table<N>(t, kGeluTab, f);
+  if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
+    IMKERN_GELU_STEP y[j] = sign_part(x[j]) - f[j];
+  } else {
+    GeluTail q[N];
+    vf tc[N];
+    IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
+    gelu_tail<N, kGeluTailFit, true>(tc, q);
+    IMKERN_GELU_STEP {
+      const vf m = sign_part(x[j]);
+      y[j] = t[j] <= kGeluTable ? m - f[j] : far(x[j], m, q[j]);  // NaN: far
+    }
+  }
+#else
   gelu_eval<N, true>(x, [&](const GeluTail* q, auto wide) IMKERN_ALWAYS_INLINE {
     IMKERN_GELU_STEP {
-      // |x| Q(|x|) = (t R) E = (u G) E, |x| clamped; E last.
-      // x >= 0: x - t Q; x < 0: -t Q (-0 where it underflows, as x Phi(x)); NaN: NaN.
-      // (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0; the subtraction fused explicitly)
-      const vf m = vmax((vf)simd::splat(int32_t(0x80000000)), x[j]);  // x >= 0 (-0 included) or NaN: x; else -0
-      const vf res = fnmadd(q[j].s * q[j].g, q[j].E, m);
+      const vf m = sign_part(x[j]);
       if constexpr (decltype(wide)::value)
-        y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));
+        y[j] = far(x[j], m, q[j]);
       else
-        y[j] = res;
+        y[j] = fnmadd(q[j].s * q[j].g, q[j].E, m);
     }
   });
+#endif
 }
 
 IMKERN_ALWAYS_INLINE inline vf gelu(vf x) {
@@ -466,23 +613,47 @@ constexpr int kGeluVecs = LF >= 8 ? 2 : 1;
 // E (R - t / sqrt(2 pi)) for x < 0, 1 + E (t / sqrt(2 pi) - R) for x >= 0, E = exp(-t^2 / 2).
 // The float64 reference gives NaN at +-inf (inf * 0); so does this. The two cases by bit
 // operations on the compare mask (a sign flip and a masked 1), not blends.
+// With FMA: kGeluGradTab's k for blocks whose lanes all have |x| <= kGeluTable, else per lane
+// k there and the form above (gelu_tail's tail fit) elsewhere; k or 1 - k as s k + (1 - s) / 2
+// with s = -1 (x >= 0) or +1 (x < 0 or -0) from the sign bit: two fused ops, no compare.
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
-  gelu_eval<N, false>(x, [&](const GeluTail* q, auto wide) IMKERN_ALWAYS_INLINE {
-    IMKERN_GELU_STEP {
-      const vi neg = (vi)(x[j] < 0.0f);
-      const vf tk = q[j].t * 0.3989422804014327f;
-      const vf v = (vf)((vi)fnmadd(q[j].s, q[j].g, tk) ^ (neg & (int32_t)0x80000000));  // +-(tk - R)
-      const vf one = (vf)(~neg & (vi)simd::splat(1.0f));
-      const vf res = fmadd(v, q[j].E, one);
-      if constexpr (decltype(wide)::value) {
-        const vi inf = ((vi)x[j] & (int32_t)0x7fffffff) == (int32_t)0x7f800000;
-        y[j] = (vf)((vi)res | inf);
-      } else {
-        y[j] = res;
-      }
+  const auto far = [](vf xv, const GeluTail& q, auto wide) IMKERN_ALWAYS_INLINE {
+    const vi neg = (vi)(xv < 0.0f);
+    const vf tk = q.t * 0.3989422804014327f;
+    const vf v = (vf)((vi)fnmadd(q.s, q.g, tk) ^ (neg & (int32_t)0x80000000));  // +-(tk - R)
+    const vf one = (vf)(~neg & (vi)simd::splat(1.0f));
+    const vf res = fmadd(v, q.E, one);
+    if constexpr (decltype(wide)::value) {
+      const vi inf = ((vi)xv & (int32_t)0x7fffffff) == (int32_t)0x7f800000;
+      return (vf)((vi)res | inf);
+    } else {
+      return res;
     }
+  };
+#if defined(__FMA__)
+  vf t[N], k[N], g[N];
+  IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
+  gelu_table<N>(t, kGeluGradTab, k);
+  IMKERN_GELU_STEP {
+    // s = +1 where the sign bit is set, else -1 (the bits of 1.0 with the sign flipped)
+    const vf sg = (vf)(((vi)x[j] & (int32_t)0x80000000) ^ (int32_t)0xbf800000);
+    g[j] = fmadd(sg, k[j], fmadd(sg, simd::splat(-0.5f), simd::splat(0.5f)));  // exact 0 / 1, then one rounding
+  }
+  if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
+    IMKERN_GELU_STEP y[j] = g[j];
+  } else {
+    GeluTail q[N];
+    vf tc[N];
+    IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
+    gelu_tail<N, kGeluTailFit, false>(tc, q);
+    IMKERN_GELU_STEP y[j] = t[j] <= kGeluTable ? g[j] : far(x[j], q[j], std::true_type{});  // NaN: far
+  }
+#else
+  gelu_eval<N, false>(x, [&](const GeluTail* q, auto wide) IMKERN_ALWAYS_INLINE {
+    IMKERN_GELU_STEP y[j] = far(x[j], q[j], wide);
   });
+#endif
 }
 #undef IMKERN_GELU_STEP
 

@@ -2,9 +2,11 @@
 //
 // Bytes/element: 2 * sizeof(T) forward, 3-4 * sizeof(T) backward; memory-bound except the
 // transcendental ones. FLOPs/element: relu / leaky_relu 1-2; sigmoid ~20 (vm::exp + divide);
-// tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu ~30 for
-// |x| <= 5, ~50 beyond (vm::gelu: a divide, a degree-7 polynomial (plus a degree-9 one for
-// the tail) and an exp(-x^2 / 2) kept free of the rounding of x^2).
+// tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu with FMA
+// (AVX2, AVX-512) ~22 for |x| <= 4.2 (vm::gelu_table: 8 polynomial pieces of degree 7, the
+// coefficients by permutes), ~55 beyond; without FMA ~30 for |x| <= 5, ~50 beyond (a
+// divide, a degree-7 polynomial (plus a degree-9 one for the tail) and an exp(-x^2 / 2) kept
+// free of the rounding of x^2); gelu_backward likewise (vm::gelu_grad).
 // Variants: float32 runs on simd::vec_t<float> with the polynomials of vmath.hpp; float64
 // uses scalar libm (and the compiler's vectorization of the simple ones). GELU (exact erf form)
 // is x Phi(x) with Phi from the normal upper tail Q(|x|) = Phi(-|x|) (Phi = Q or 1 - Q), which
@@ -24,6 +26,7 @@
 #include "imkern/cpu_params.hpp"
 #include "imkern/nn.hpp"
 #include "imkern/parallel.hpp"
+#include "common/stream.hpp"
 #include "common/vmath.hpp"
 
 namespace imkern {
@@ -71,47 +74,47 @@ IMKERN_ALWAYS_INLINE inline void prefetch_lines(const float* p, int bytes) {
 }
 
 // y[i] = f(x[i]) like vm::map1 with f1 (one vector), whole vectors N at a time through fn
-// (N vectors in, N out, the same bits per lane as f1): see vm::gelu_tail. Stream: the
-// 64-byte-aligned body of y (whole vectors of 32 or 64 bytes) is written by non-temporal
-// stores; the caller fences (sfence) after its chunk. x is prefetched pf elements ahead (a
-// prefetch past the end of x is harmless: it never faults).
+// (N vectors in, N out, the same bits per lane as f1): see vm::gelu_tail. Stream: the whole
+// 64-byte lines of y (stream_span, common/stream.hpp) are written by non-temporal stores, the
+// elements before and after them by plain ones; the caller fences (stream_fence) after its
+// chunk. (Before, the streamed part began at the first vector-aligned element: at AVX2 a
+// line could be half streamed, half plain.) x is prefetched pf elements ahead (a prefetch
+// past the end of x is harmless: it never faults).
 template <int N, bool Stream, typename FN, typename F1>
 inline void map1_n(const float* x, float* y, int64_t n, int64_t pf, FN&& fn, F1&& f1) {
   constexpr int L = vm::LF;
-  int64_t i = 0;
+  // [i, end) by N vectors, then single vectors, through put; returns where it stopped
+  const auto run = [&](int64_t i, int64_t end, auto put) IMKERN_ALWAYS_INLINE {
+    for (; i + N * L <= end; i += N * L) {
+      vm::vf v[N], r[N];
+      prefetch_lines(x + i + pf, N * L * 4);
+      for (int j = 0; j < N; ++j) v[j] = simd::loadu(x + i + j * L);
+      fn(v, r);
+      for (int j = 0; j < N; ++j) put(y + i + j * L, r[j]);
+    }
+    for (; i + L <= end; i += L) put(y + i, f1(simd::loadu(x + i)));
+    return i;
+  };
+  const auto plain = [](float* p, vm::vf v) IMKERN_ALWAYS_INLINE { simd::storeu(p, v); };
 #if defined(__AVX512F__) || defined(__AVX__)
-  constexpr uintptr_t A = sizeof(vm::vf);
-  if (Stream && (reinterpret_cast<uintptr_t>(y) & 3) == 0 && (L == 16 || L == 8)) {
-    const int64_t head = static_cast<int64_t>((A - (reinterpret_cast<uintptr_t>(y) & (A - 1))) & (A - 1)) / 4;
-    if (n >= head + L) {
-      vm::map1(x, y, head, f1);
-      i = head;
-      const auto put = [](float* p, vm::vf v) {
+  if constexpr (Stream && (L == 16 || L == 8)) {
+    const StreamSpan sp = stream_span<float, L>(y, n);
+    if (sp.end > sp.begin) {
+      const auto put = [](float* p, vm::vf v) IMKERN_ALWAYS_INLINE {
 #if defined(__AVX512F__)
         if constexpr (L == 16) _mm512_stream_ps(p, (__m512)v);
 #endif
         if constexpr (L == 8) _mm256_stream_ps(p, (__m256)v);
       };
-      for (; i + N * L <= n; i += N * L) {
-        vm::vf v[N], r[N];
-        prefetch_lines(x + i + pf, N * L * 4);
-        for (int j = 0; j < N; ++j) v[j] = simd::loadu(x + i + j * L);
-        fn(v, r);
-        for (int j = 0; j < N; ++j) put(y + i + j * L, r[j]);
-      }
-      for (; i + L <= n; i += L) put(y + i, f1(simd::loadu(x + i)));
+      vm::map1(x, y, sp.begin, f1);       // less than a line and a vector
+      run(sp.begin, sp.end, put);         // whole lines: whole vectors
+      const int64_t i = run(sp.end, n, plain);
       vm::map1(x + i, y + i, n - i, f1);
       return;
     }
   }
 #endif
-  for (; i + N * L <= n; i += N * L) {
-    vm::vf v[N], r[N];
-    prefetch_lines(x + i + pf, N * L * 4);
-    for (int j = 0; j < N; ++j) v[j] = simd::loadu(x + i + j * L);
-    fn(v, r);
-    for (int j = 0; j < N; ++j) simd::storeu(y + i + j * L, r[j]);
-  }
+  const int64_t i = run(0, n, plain);
   vm::map1(x + i, y + i, n - i, f1);
 }
 
@@ -230,9 +233,7 @@ void activation(DType dtype, Activation act, const void* x, void* y, int64_t n, 
     const int64_t pf = act == Activation::gelu ? gelu_prefetch_elems() : 0;
     parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
       forward_f32(act, xp + a, yp + a, b - a, static_cast<float>(slope), stream, pf);
-#if defined(__SSE2__)
-      if (stream) _mm_sfence();
-#endif
+      if (stream) stream_fence();
     });
   } else if (dtype == DType::f64) {
     const double* xp = static_cast<const double*>(x);
