@@ -18,6 +18,7 @@
 // Variants: float32 (vector exp) and float64 (libm exp).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -113,36 +114,89 @@ void ce_blocks(const T* x, int64_t N, int64_t C, int64_t S, bool need_sumd, F&& 
   });
 }
 
+// sum_i log(s_i) for s_i >= 1 as one log: the product of the significands (in [1, 2),
+// renormalized every 512 factors so it stays finite) and the sum of the exponents, so that
+// a mean over N rows takes one libm log instead of N (~6% of the 4096x1000 forward). The
+// product's rounding adds at most ~N 2^-53 to the log (absolute): 5e-13 for N = 4096, and
+// every term of the loss sum is non-negative, so nothing cancels. A NaN s (a NaN logit, or a
+// row of -inf) makes the result NaN, as log would.
+class LogSum {
+ public:
+  void add(double s) {
+    if (!(s >= 1.0 && s <= std::numeric_limits<double>::max())) {
+      nan_ = true;
+      return;
+    }
+    m_ *= split(s, e_);
+    if (++k_ == 512) {
+      m_ = split(m_, e_);
+      k_ = 0;
+    }
+  }
+  double value() const {
+    if (nan_) return std::numeric_limits<double>::quiet_NaN();
+    return std::log(m_) + static_cast<double>(e_) * 0.69314718055994530942;
+  }
+
+ private:
+  // The significand of a positive normal v (in [1, 2)); its exponent is added to e.
+  static double split(double v, int64_t& e) {
+    uint64_t b;
+    std::memcpy(&b, &v, sizeof(b));
+    e += static_cast<int64_t>(b >> 52) - 1023;
+    b = (b & ((uint64_t(1) << 52) - 1)) | (uint64_t(1023) << 52);
+    std::memcpy(&v, &b, sizeof(v));
+    return v;
+  }
+  double m_ = 1.0;
+  int64_t e_ = 0;
+  int k_ = 0;
+  bool nan_ = false;
+};
+
+// loss = (1 - eps) (M - x_t) + eps (-Sd / C) + log S per element; "none" writes each (one log
+// each), "mean" / "sum" add the first two terms in index order and the logs through LogSum
+// (serial, index order: the same bits for any thread count).
 template <typename T>
 double ce_impl(const T* x, const int64_t* tgt, T* loss_out, int64_t N, int64_t C, int64_t S, int64_t ignore,
                double eps, Reduction red) {
-  std::vector<double> loss(static_cast<size_t>(N * S));
+  const bool none = red == Reduction::none;
+  std::vector<double> loss(static_cast<size_t>(N * S)), sums(none ? 0 : static_cast<size_t>(N * S));
   ce_blocks<T>(x, N, C, S, eps != 0.0, [&](int64_t n, int64_t s0, int64_t B, const T* M, const double* Sm,
                                             const double* Sd) {
     for (int64_t j = 0; j < B; ++j) {
       const int64_t i = n * S + s0 + j, t = tgt[i];
-      double l = 0.0;
+      double l = 0.0, sm = 1.0;
       if (t != ignore) {
         // -log softmax(x)_t = (M - x_t) + log S; with smoothing, mean_c (M - x_c) + log S.
-        const double ls = std::log(Sm[j]);
         const double xt = static_cast<double>(x[(n * C + t) * S + s0 + j]);
-        l = (1.0 - eps) * ((static_cast<double>(M[j]) - xt) + ls);
-        if (eps != 0.0) l += eps * (ls - Sd[j] / static_cast<double>(C));
+        l = (1.0 - eps) * (static_cast<double>(M[j]) - xt);
+        if (eps != 0.0) l -= eps * (Sd[j] / static_cast<double>(C));
+        if (none)
+          l += std::log(Sm[j]);
+        else
+          sm = Sm[j];
       }
       loss[static_cast<size_t>(i)] = l;
+      if (!none) sums[static_cast<size_t>(i)] = sm;
     }
   });
   const int64_t total = N * S;
-  if (red == Reduction::none) {
+  if (none) {
     for (int64_t i = 0; i < total; ++i) loss_out[i] = static_cast<T>(loss[static_cast<size_t>(i)]);
     return 0.0;
   }
   double sum = 0.0;
   int64_t count = 0;
+  LogSum logs;
   for (int64_t i = 0; i < total; ++i) {
     sum += loss[static_cast<size_t>(i)];
-    count += tgt[i] != ignore;
+    if (tgt[i] != ignore) {
+      ++count;
+      logs.add(sums[static_cast<size_t>(i)]);
+    }
   }
+  sum += logs.value();
   if (red == Reduction::sum) return sum;
   return count ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
 }
