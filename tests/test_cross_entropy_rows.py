@@ -108,6 +108,14 @@ def test_cross_entropy_rows_views(rng, isa, C):
             np.testing.assert_array_equal(F.cross_entropy(v, t, reduction=red), F.cross_entropy(c, t, reduction=red))
         np.testing.assert_array_equal(F.cross_entropy_backward(v, t), F.cross_entropy_backward(c, t))
         np.testing.assert_array_equal(F.cross_entropy(c, t[::-1].copy()), F.cross_entropy(c, t[::-1]))
+        for tt in (t.astype(np.int32), t.astype(">i8").astype(np.int64), t.astype(np.int16)):
+            r = F.cross_entropy(c, tt)
+            assert r.shape == () and r.dtype == np.float32 and isinstance(r, np.ndarray)
+            np.testing.assert_array_equal(r, F.cross_entropy(c, t))
+    with pytest.raises(TypeError, match="non-native byte order"):
+        F.cross_entropy(np.ascontiguousarray(x[:, :C]), t.astype(">i8"))
+    with pytest.raises(TypeError, match="without wrapping"):
+        F.cross_entropy(np.ascontiguousarray(x[:, :C]), t.clip(0).astype(np.uint64))
     np.testing.assert_array_equal(x, x.copy())
 
 
