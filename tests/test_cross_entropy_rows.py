@@ -57,6 +57,12 @@ def test_cross_entropy_rows_mean_accuracy(rng, isa):
     assert abs(float(F.cross_entropy(x.astype(np.float64), t)) - ref) < 1e-12 * ref, isa
     s = float(R.cross_entropy(x.astype(np.float64), t, reduction="sum"))
     assert abs(float(F.cross_entropy(x.astype(np.float64), t, reduction="sum")) - s) < 1e-12 * s, isa
+    # label smoothing (the float64 sums of x - max), also around a large offset
+    for off in (0.0, 1.0e5):
+        xo = x + np.float32(off)
+        ref = float(R.cross_entropy(xo.astype(np.float64), t, label_smoothing=0.3))
+        got = float(F.cross_entropy(xo, t, label_smoothing=0.3))
+        assert abs(got - ref) <= 4 * np.spacing(np.float32(ref)), f"{isa} {off}"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -58,6 +58,46 @@ inline void row_stats(const double* xr, int64_t C, const double*, double* e, dou
   s = row_sum_exp(xr, m, e, C);
 }
 
+// sum_i (x[i] - m) in float64 (label smoothing), vectorized: float32 half-vectors widened to
+// native-width float64 vectors (a full float vector widened would be twice the register width,
+// which GCC spills to the stack), four accumulators, their lanes added in order (a fixed
+// order: the row alone decides the bits). A float64 difference of two floats is exact when
+// their exponents are within 29.
+inline double row_sum_diff(const float* x, float m, int64_t n) {
+  constexpr int64_t H = vm::LF / 2;  // float64 lanes in a vector
+  using hf = vm::vecn_t<float, H>;
+  using vd = vm::vecn_t<double, H>;
+  const double md = m;
+  const auto wide = [&](int64_t i) {
+    hf h;
+    std::memcpy(&h, x + i, sizeof(h));
+    return __builtin_convertvector(h, vd) - md;
+  };
+  vd a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  int64_t i = 0;
+  for (; i + 4 * H <= n; i += 4 * H) {
+    a0 += wide(i);
+    a1 += wide(i + H);
+    a2 += wide(i + 2 * H);
+    a3 += wide(i + 3 * H);
+  }
+  a0 = (a0 + a1) + (a2 + a3);
+  double s = 0.0;
+  for (int64_t k = 0; k < H; ++k) s += a0[k];
+  for (; i < n; ++i) s += static_cast<double>(x[i]) - md;
+  return s;
+}
+inline double row_sum_diff(const double* x, double m, int64_t n) {
+  double s0 = 0.0, s1 = 0.0;
+  int64_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    s0 += x[i] - m;
+    s1 += x[i + 1] - m;
+  }
+  if (i < n) s0 += x[i] - m;
+  return s0 + s1;
+}
+
 // y[i] = y[i] * a - b.
 inline void affine_inplace(float* y, float a, float b, int64_t n) {
   vm::map1(y, y, n, [=](vm::vf v) { return v * a - b; });
@@ -81,8 +121,7 @@ void ce_blocks(const T* x, int64_t N, int64_t C, int64_t S, bool need_sumd, F&& 
         double s;
         row_stats(xr, C, r + 1 < r1 ? xr + C : nullptr, static_cast<T*>(nullptr), m, s);
         double sd = 0;
-        if (need_sumd)
-          for (int64_t c = 0; c < C; ++c) sd += static_cast<double>(xr[c]) - static_cast<double>(m);
+        if (need_sumd) sd = row_sum_diff(xr, m, C);
         fn(r, int64_t(0), int64_t(1), &m, &s, &sd);
       }
     });
