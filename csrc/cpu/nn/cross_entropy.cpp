@@ -153,16 +153,16 @@ void ce_blocks(const T* x, int64_t N, int64_t C, int64_t S, bool need_sumd, F&& 
   });
 }
 
-// sum_i log(s_i) for s_i >= 1 as one log: the product of the significands (in [1, 2),
-// renormalized every 512 factors so it stays finite) and the sum of the exponents, so that
-// a mean over N rows takes one libm log instead of N (~6% of the 4096x1000 forward). The
-// product's rounding adds at most ~N 2^-53 to the log (absolute): 5e-13 for N = 4096, and
+// sum_i log(s_i) over row sums (s_i >= 1, or NaN) as one log: the product of the significands
+// (in [1, 2), renormalized every 512 factors so it stays finite) and the sum of the exponents,
+// so that a mean over N rows takes one libm log instead of N (~6% of the 4096x1000 forward).
+// The product's rounding adds at most ~N 2^-53 to the log (absolute): 5e-13 for N = 4096, and
 // every term of the loss sum is non-negative, so nothing cancels. A NaN s (a NaN logit, or a
-// row of -inf) makes the result NaN, as log would.
+// row of -inf) makes the result NaN, as log would (any positive normal s is handled).
 class LogSum {
  public:
   void add(double s) {
-    if (!(s >= 1.0 && s <= std::numeric_limits<double>::max())) {
+    if (!(s >= std::numeric_limits<double>::min() && s <= std::numeric_limits<double>::max())) {
       nan_ = true;
       return;
     }
