@@ -1,7 +1,8 @@
 // Row primitives of softmax.cpp and cross_entropy.cpp (compiled per ISA): the row maximum
 // (NaN skipped in float32: one vmaxps), sum of exp(x - max) with the next row prefetched,
-// and the element-wise exp(x - m) forms. Max subtraction keeps every exp in (0, 1].
-// texp (AVX2 / AVX-512, softmax.cpp only): the same row maximum and sum with a table exp.
+// and the element-wise exp(x - m). Max subtraction keeps every exp in (0, 1].
+// texp (AVX2 / AVX-512; softmax.cpp, cross_entropy.cpp's rows): the same row maximum and sum
+// with a table exp.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -112,16 +113,8 @@ inline void exp_diff(const double* x, const double* m, double* e, int64_t n) {
   for (int64_t j = 0; j < n; ++j) e[j] = std::exp(x[j] - m[j]);
 }
 
-// y[i] = exp(x[i] - m) * scale - off.
-inline void exp_scaled(const float* x, float m, float scale, float off, float* y, int64_t n) {
-  vm::map1(x, y, n, [=](vm::vf v) { return vm::exp_nonpos(v - m) * scale - off; });
-}
-inline void exp_scaled(const double* x, double m, double scale, double off, double* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i] - m) * scale - off;
-}
-
 // ---- softmax / log-softmax rows: a table exp (AVX2 + FMA, AVX-512) -------------------------
-// Used by softmax.cpp only (cross_entropy.cpp keeps row_max / row_sum_exp and their bits).
+// Used by softmax.cpp and by cross_entropy.cpp's contiguous rows (inner == 1).
 // exp(d) for d = x - max <= 0 (NaN and -inf allowed) with a 2^(j / N) table, N = 2^kTexpBits
 // (16 in AVX-512, one vpermps of a 16-lane register; 8 in AVX2): t = d N / ln2 + 1.5 * 2^23
 // rounds n = round(d N / ln2) into the low mantissa bits of t, r = d - n ln2 / N (Cody-Waite,
