@@ -196,3 +196,20 @@ def test_stream_lines_flip(isa, rng):
     for dtype in (np.uint8, np.float32):
         x = random_array(rng, (6, 300, 3), dtype)
         _check(lambda x, o: T.flip(x, 0, out=o), x, x.shape, dtype, pads=(0, 5))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_stream_lines_color(isa, rng, dtype):
+    # gray.cpp's uint8 rows (AVX2: pairs of 32-byte streams per line, the rest plain from a
+    # line boundary) and pixel_map.hpp's float rows (stream_row); packed rows (gray uint8: one
+    # run in line-placed chunks) and rows with gaps
+    from imkern import color as K
+
+    for w in (5, 37, 100, 261):
+        for c in (3, 4) if dtype == np.uint8 else (3,):
+            x = random_array(rng, (4, w, c), dtype)
+            _check(lambda x, o: K.rgb_to_gray(x, out=o), x, (4, w), dtype, pads=(0, 5))
+            _check(lambda x, o: K.bgr_to_gray(x, out=o), x, (4, w), dtype, pads=(0,))
+        if dtype != np.uint8:
+            x = random_array(rng, (4, w, 3), dtype)
+            _check(lambda x, o: K.rgb_to_ycbcr(x, out=o), x, (4, w, 3), dtype, pads=(0, 5))
