@@ -111,6 +111,17 @@ def test_stream_lines_sobel_f32(isa, rng, w, c):
     _check(lambda x, o: F.laplacian(x, ksize=5, out=o), x, shape, np.float32, pads=(0, 5))
 
 
+@pytest.mark.parametrize("w", _WIDTHS)
+def test_stream_lines_sobel_two_channels(isa, rng, w):
+    # channel counts the fused rows do not take: the two-pass 3x3 (sep_hpass) and the 5-tap
+    # Laplacian stencil (stencil3_row), both through sobel.cpp's store_row_vectors
+    shape = (6, w, 2)
+    x = random_array(rng, shape, np.float32)
+    _check(lambda x, o: F.sobel(x, 1, 0, out=o), x, shape, np.float32, pads=(0, 5))
+    _check(lambda x, o: F.laplacian(x, ksize=1, out=o), x, shape, np.float32, pads=(0, 5))
+    _check(lambda x, o: F.laplacian(x, ksize=3, out=o), x, shape, np.float32, pads=(0, 5))
+
+
 # The fused 3x3 rows (sobel.cpp fused3_rows): rows a whole number of lines apart take two
 # rows per pass (pads 0 and 16 with these widths), so the pair's shared span is reached too;
 # every head / tail class of the span at every output offset, the tail empty (whole rows of

@@ -299,23 +299,32 @@ struct Lap3 {
 };
 
 // o[0 .. n) = one(x), a vector of L lanes at a time (n >= L): two vectors a step, the last one
-// overlapping its predecessor when L does not divide n; with Stream, non-temporal stores from
-// the first aligned element (the vector before it stored plainly). The one store loop of every
-// 3x3 row kernel here.
+// overlapping its predecessor when L does not divide n; with Stream, on the whole-line rule:
+// the whole lines of stream_span by non-temporal stores, plain vectors before and after them
+// (none reaching into them). The one store loop of every 3x3 row kernel here.
 template <typename A, bool Stream, typename F>
 IMKERN_ALWAYS_INLINE inline void store_row_vectors(A* o, int64_t n, F&& one) {
   using namespace simd;
   constexpr int L = Vec<A>::lanes;
   int64_t x = 0;
   if constexpr (Stream) {
-    x = stream_start<A, A>(o) % L;
-    if (x) storeu(o, one(0));
+    const StreamSpan sp = stream_span<A, L>(o, n);
+    if (sp.end > sp.begin) {
+      plain_vectors<A, A>(o, 0, sp.begin, one);
+      for (x = sp.begin; x + 2 * L <= sp.end; x += 2 * L) {
+        store_vec_stream<A, A>(o + x, one(x));
+        store_vec_stream<A, A>(o + x + L, one(x + L));
+      }
+      if (x < sp.end) store_vec_stream<A, A>(o + x, one(x));
+      plain_vectors<A, A>(o, sp.end, n, one);
+      return;
+    }
   }
   for (; x + 2 * L <= n; x += 2 * L) {
-    put<A, A, Stream>(o + x, one(x));
-    put<A, A, Stream>(o + x + L, one(x + L));
+    storeu(o + x, one(x));
+    storeu(o + x + L, one(x + L));
   }
-  for (; x + L <= n; x += L) put<A, A, Stream>(o + x, one(x));
+  for (; x + L <= n; x += L) storeu(o + x, one(x));
   if (x < n) storeu(o + n - L, one(n - L));
 }
 
