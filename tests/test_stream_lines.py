@@ -111,6 +111,70 @@ def test_stream_lines_sobel_f32(isa, rng, w, c):
     _check(lambda x, o: F.laplacian(x, ksize=5, out=o), x, shape, np.float32, pads=(0, 5))
 
 
+@pytest.mark.parametrize("w", _WIDTHS)
+def test_stream_lines_sobel_two_channels(isa, rng, w):
+    # channel counts the fused rows do not take: the two-pass 3x3 (sep_hpass) and the 5-tap
+    # Laplacian stencil (stencil3_row), both through sobel.cpp's store_row_vectors
+    shape = (6, w, 2)
+    x = random_array(rng, shape, np.float32)
+    _check(lambda x, o: F.sobel(x, 1, 0, out=o), x, shape, np.float32, pads=(0, 5))
+    _check(lambda x, o: F.laplacian(x, ksize=1, out=o), x, shape, np.float32, pads=(0, 5))
+    _check(lambda x, o: F.laplacian(x, ksize=3, out=o), x, shape, np.float32, pads=(0, 5))
+
+
+# The fused 3x3 rows (sobel.cpp fused3_rows): rows a whole number of lines apart take two
+# rows per pass (pads 0 and 16 with these widths), so the pair's shared span is reached too;
+# every head / tail class of the span at every output offset, the tail empty (whole rows of
+# lines) included; integer sources single rows.
+_FUSED_OPS = {
+    "sobel_dx": lambda x, o: F.sobel(x, 1, 0, out=o),
+    "sobel_dy_delta": lambda x, o: F.sobel(x, 0, 1, delta=0.25, out=o),
+    "scharr": lambda x, o: F.scharr(x, 1, 0, out=o),
+    "laplacian1": lambda x, o: F.laplacian(x, ksize=1, out=o),
+    "laplacian3": lambda x, o: F.laplacian(x, ksize=3, out=o),
+    "magnitude_l2": lambda x, o: F.gradient_magnitude(x, out=o),
+    "magnitude_l1": lambda x, o: F.gradient_magnitude(x, l2=False, out=o),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_FUSED_OPS))
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_stream_lines_sobel_fused(isa, rng, op, dtype):
+    for w, c in ((128, 1), (144, 1), (213, 1), (64, 3), (75, 3), (48, 4)):
+        shape = (7, w, c) if c > 1 else (7, w)
+        x = random_array(rng, shape, dtype)
+        _check(_FUSED_OPS[op], x, shape, np.float32, pads=(0, 16) if dtype == np.float32 else (0, 5))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_stream_lines_gradient_pair(isa, rng, dtype):
+    # both outputs of gradient stream when they share their line phase: the second output at
+    # the first's offset (streamed) and 4 bytes further (plain); same bits as unstreamed
+    for w, c in ((128, 1), (213, 1), (64, 3)):
+        shape = (7, w, c) if c > 1 else (7, w)
+        x = random_array(rng, shape, dtype)
+        wx, wy = F.gradient(x)
+        imkern.set_cpu_params(stream_bytes=0)
+        try:
+            for pad in (0, 16):
+                for shift in (0, 4):
+                    for (ob, bx, vx, *_), (_, by, vy, *_) in zip(
+                        _views(shape, np.float32, range(0, 64, 4), pad),
+                        _views(shape, np.float32, [(o + shift) % 64 for o in range(0, 64, 4)], pad),
+                    ):
+                        gx, gy = F.gradient(x, out=(vx, vy))
+                        assert gx is vx and gy is vy
+                        for got, want in ((vx, wx), (vy, wy)):
+                            np.testing.assert_array_equal(
+                                np.asarray(got).view(np.uint32), want.view(np.uint32), err_msg=f"offset {ob}, pad {pad}"
+                            )
+                        # every poisoned byte outside the views untouched
+                        assert np.isnan(bx).sum() == bx.size - vx.size
+                        assert np.isnan(by).sum() == by.size - vy.size
+        finally:
+            imkern.reset_cpu_params()
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 def test_stream_lines_threshold_morphology(isa, rng, dtype):
     for w in (37, 261):
@@ -161,3 +225,20 @@ def test_stream_lines_gelu(isa, rng, threads):
             _check(lambda x, o: NF.gelu(x, out=o), x, x.shape, np.float32, pads=(0,))
     finally:
         imkern.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_stream_lines_color(isa, rng, dtype):
+    # gray.cpp's uint8 rows (AVX2: pairs of 32-byte streams per line, the rest plain from a
+    # line boundary) and pixel_map.hpp's float rows (stream_row); packed rows (gray uint8: one
+    # run in line-placed chunks) and rows with gaps
+    from imkern import color as K
+
+    for w in (5, 37, 100, 261):
+        for c in (3, 4) if dtype == np.uint8 else (3,):
+            x = random_array(rng, (4, w, c), dtype)
+            _check(lambda x, o: K.rgb_to_gray(x, out=o), x, (4, w), dtype, pads=(0, 5))
+            _check(lambda x, o: K.bgr_to_gray(x, out=o), x, (4, w), dtype, pads=(0,))
+        if dtype != np.uint8:
+            x = random_array(rng, (4, w, 3), dtype)
+            _check(lambda x, o: K.rgb_to_ycbcr(x, out=o), x, (4, w, 3), dtype, pads=(0, 5))

@@ -149,8 +149,9 @@ IMKERN_ALWAYS_INLINE inline void gray_span8_avx2(const uint8_t* in, uint8_t* out
   for (; x0 + 8 <= x1; x0 += 8) gray8_store_avx2<C>(in + C * x0, out + x0, k);
   if (x0 < x1) gray8_store_avx2<C>(in + C * (x1 - 8), out + x1 - 8, k);
 }
-// A row: 32-pixel blocks (streamed from the first output on a 64-byte line, so that no line is
-// written by both kinds of store), then 8-pixel steps, the last one overlapping; rows under 8
+// A row: 32-pixel blocks (streamed: pairs of them filling the whole 64-byte lines from the
+// first output on a line, so that no line is written by both kinds of store; the rest plain
+// from the last line boundary), then 8-pixel steps, the last one overlapping; rows under 8
 // pixels and a head under 8 pixels take the functor.
 template <int C, bool BGR>
 void gray_row_avx2(const uint8_t* in, uint8_t* out, int64_t w, bool stream) {
@@ -163,15 +164,17 @@ void gray_row_avx2(const uint8_t* in, uint8_t* out, int64_t w, bool stream) {
   int64_t x = 0;
   if (stream) {
     const int64_t head = stream_head<uint8_t, 1>(out, 64);
-    if (head + 32 <= w) {
+    if (head + 64 <= w) {
       if (head < 8) {
         for (; x < head; ++x) f(in + C * x, out + x);
       } else {
         gray_span8_avx2<C>(in, out, 0, head, k);
         x = head;
       }
-      for (; x + 32 <= w; x += 32)
+      for (; x + 64 <= w; x += 64) {  // whole lines only; the rest plain from a line boundary
         _mm256_stream_si256(reinterpret_cast<__m256i*>(out + x), gray32_avx2_at<C>(in, x, w, k));
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(out + x + 32), gray32_avx2_at<C>(in, x + 32, w, k));
+      }
       _mm_sfence();
     }
   }

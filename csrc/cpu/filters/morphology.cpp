@@ -237,16 +237,13 @@ void hline_lanes(const T* p, T* __restrict__ out, int64_t n, bool stream, const 
     if constexpr (Grad) return window(p + e, std::true_type{}) - window(pn + e, std::false_type{});
     else return window(p + e, std::bool_constant<Max>{});
   };
-  auto one = [&](int64_t e) IMKERN_ALWAYS_INLINE { storeu(out + e, taps(e)); };
   int64_t e = 0;
   if (stream) {  // the whole lines of stream_span streamed, plain vectors before and after
     const StreamSpan sp = stream_span<T, L>(out, n);
-    for (; e + L <= sp.begin; e += L) one(e);
-    if (e < sp.begin) one(sp.begin - L);
+    plain_vectors<T, T>(out, 0, sp.begin, taps);
     for (e = sp.begin; e < sp.end; e += L) store_nt(out + e, taps(e));
   }
-  for (; e + L <= n; e += L) one(e);
-  if (e < n) one(n - L);  // overlaps the vector before (out is not p)
+  plain_vectors<T, T>(out, e, n, taps);  // the last vector overlaps the one before (out is not p)
 }
 
 template <bool Max, bool Nan, typename T, int C, bool Grad>
