@@ -348,7 +348,7 @@ def test_gelu_far_pieces(rng, isa):
     # With FMA, forward lanes with 4.2 < |x| (clamped at 14.6) take t Q(t) = P(t) exp(-t^2 / 2)
     # with P from 8 pieces of width 1.4f centred on i * 1.4f (i = 3..10): their edges, both
     # signs, stay within 6 ulp, and a far value gets the same bits next to near lanes (the
-    # mixed blocks), next to far ones and next to NaN / inf.
+    # mixed blocks), next to far ones and next to NaN / inf; gelu_backward's far pieces too.
     edge = []
     for b in [(i + 0.5) * np.float32(1.4) for i in range(3, 10)] + [4.2, 14.6]:
         b = np.float32(b)
@@ -366,6 +366,15 @@ def test_gelu_far_pieces(rng, isa):
     special = np.repeat(far, 2)
     special[1::2] = np.resize(np.array([np.nan, np.inf, -np.inf], np.float32), far.size)
     np.testing.assert_array_equal(F.gelu(special)[::2], y)
+    # gelu_backward's far lanes likewise (its own pieces of k / exp(-x^2 / 2)): relative error
+    # on the negative side (3.6 * 2^-24 measured), absolute on the positive one
+    g = F.gelu_backward(np.ones_like(far), far)
+    eg = R.gelu_backward(np.ones(far.size), far.astype(np.float64))
+    neg = (far < 0) & (np.abs(eg) > 1e-30)
+    assert np.max(np.abs(g[neg] - eg[neg]) / np.abs(eg[neg])) <= 5 * 2.0**-24, isa
+    assert np.max(np.abs(g - eg)) <= 1.2e-7, isa
+    np.testing.assert_array_equal(F.gelu_backward(np.ones_like(mixed), mixed)[::2], g)
+    np.testing.assert_array_equal(F.gelu_backward(np.ones_like(special), special)[::2], g)
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -8,7 +8,7 @@
 // more pieces of degree 5 times exp(-x^2 / 2), no divide: vm::gelu); without FMA ~30 for
 // |x| <= 5, ~50 beyond (a divide, a degree-7 polynomial (plus a degree-9 one for the tail)
 // and an exp(-x^2 / 2) kept free of the rounding of x^2); gelu_backward likewise
-// (vm::gelu_grad; with FMA its lanes beyond 4.2 still take the divide-and-exp form).
+// (vm::gelu_grad: with FMA the same pieces and exp for lanes beyond 4.2).
 // Variants: float32 runs on simd::vec_t<float> with the polynomials of vmath.hpp; float64
 // uses scalar libm (and the compiler's vectorization of the simple ones). GELU (exact erf form)
 // is x Phi(x) with Phi from the normal upper tail Q(|x|) = Phi(-|x|) (Phi = Q or 1 - Q), which
