@@ -620,9 +620,10 @@ IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const fl
 // gelu(-inf) = NaN by OR-ing the all-ones pattern (a NaN) over the lane: a compare and an OR,
 // no blend (blendvps takes an FMA port on Zen 4); only on the wide path.
 // With FMA: the table (gelu_table) for blocks whose lanes all have |x| <= kGeluTable, else
-// the table where |x| <= kGeluTable and the tail fit of gelu_tail (the u G E form) elsewhere,
-// per lane. Without: gelu_eval's central and tail fits. The price of the mixed blocks (both
-// computed): single thread on the Xeon, inputs with many |x| > 4.2 run slower than the
+// per lane the table where |x| <= kGeluTable and the far pieces times exp(-x^2 / 2) elsewhere
+// (gelu_pieces; see "Since gelu6" below). Without: gelu_eval's central and tail fits.
+// History (gelu5, when the far lanes took gelu_tail's u G E form; the price of the mixed
+// blocks, both computed): single thread on the Xeon, inputs with many |x| > 4.2 run slower than the
 // divide-and-exp form alone did (AVX-512: U[-8, 8] 0.56-0.63 -> 0.71-0.75 ns per element,
 // N(0, 2) 0.44-0.47 -> 0.55-0.57; AVX2 +5-15%), U[-4, 4] and N(0, 1) 25-35% faster. (Taking
 // the table only in blocks with a lane within kGeluTable, or the mixed blocks vector by
