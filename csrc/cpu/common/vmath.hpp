@@ -248,43 +248,24 @@ struct GeluTail {
 // The central interval of gelu_tail's two fits: |x| <= kGeluCentral.
 constexpr float kGeluCentral = 5.0f;
 
-// Two independent chains (the divide and G; the exp) that meet only in the caller's final
-// products, so neither waits on the other; the exp's 2^(n + 31) scaling is applied to the
-// polynomial alone (an exact power-of-two product while normal, one rounding where E is
-// subnormal), and the caller multiplies E last.
-// N vectors at once, every step written for all N before the next (IMKERN_GELU_STEP), so the
-// instruction stream interleaves N independent dependency chains: with 8 lanes and two FMA
-// ports the chain of one vector (divide, two Horner polynomials) is too long for the
-// out-of-order window to hide. N = 2: in L1, single thread, AVX2 19.2-20.2 -> 17.5-18.0
-// cycles per vector, AVX-512 30.3 -> 29.4 (N = 4 spills at AVX2). The same bits as N = 1.
-// Fits = kGeluCentralFit: every lane has t <= kGeluCentral (the caller checked), G is the
-// central fit alone; kGeluBothFits: both fits, the central one kept where t <= kGeluCentral,
-// so a lane gets the same bits whichever path its vector takes; kGeluTailFit: the tail fit
-// alone (the FMA forward's far lanes, see gelu).
-enum : int { kGeluCentralFit = 0, kGeluBothFits = 1, kGeluTailFit = 2 };
+// N vectors, each step written for all N before the next (see gelu_tail)
 #define IMKERN_GELU_STEP for (int j = 0; j < N; ++j)
-template <int N, int Fits, bool U>
-IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* t, GeluTail* o) {
-  vf v[N], g[N], fl[N], nf[N], rr[N], e[N];
-  // 1.5 * 2^23 + 158: adding it rounds to an integer n and leaves n + 158 in the low mantissa
-  // bits (158 even: the same ties-to-even rounding as 1.5 * 2^23), so 2^(n + 31) is those
-  // bits shifted into the exponent field, one shift.
-  const vf magic = simd::splat(12583070.0f);
+
+// exp(-t^2 / 2) for N vectors of t >= 0 (t <= 14.6 or NaN), in two parts so gelu_tail can
+// interleave its other chain: gelu_exp_parts gives fl (n + 158 in its low mantissa bits), nf = n
+// and e, the polynomial of the reduced argument (times 2^-31 unless VSCALEFPS applies 2^n), and
+// gelu_exp_scale e 2^n, rounded once (also where it is subnormal). The algorithm: see gelu_tail.
 #if defined(__AVX512F__)
-  constexpr bool scalef = sizeof(vf) == 64;
+constexpr bool kGeluScalef = sizeof(vf) == 64;
 #else
-  constexpr bool scalef = false;
+constexpr bool kGeluScalef = false;
 #endif
-  // 2^-31 carried by the exp coefficients (exact: every Horner step's bits are those of the
-  // unscaled polynomial times 2^-31), unless VSCALEFPS applies 2^n
-  constexpr float k = scalef ? 1.0f : 0x1p-31f;
-  IMKERN_GELU_STEP o[j].t = t[j];
-  if constexpr (U) {
-    IMKERN_GELU_STEP o[j].s = t[j] / (t[j] + 2.5f);
-  } else {
-    IMKERN_GELU_STEP o[j].s = 1.0f / (t[j] + 2.5f);
-  }
 #if defined(__FMA__)
+template <int N>
+IMKERN_ALWAYS_INLINE inline void gelu_exp_parts(const vf* t, vf* fl, vf* nf, vf* e) {
+  vf rr[N];
+  const vf magic = simd::splat(12583070.0f);  // 1.5 * 2^23 + 158: see gelu_tail
+  constexpr float k = kGeluScalef ? 1.0f : 0x1p-31f;
   // t^2 / 2 = b + e2 exactly: th = t / 2 (exact for t >= 2^-125; below, b and e2 are 0 and
   // exp(-th t) is 1 exactly, as for t = 0), b = th * t rounded, e2 = fma(th, t, -b).
   // -b - n ln2_hi is exact; the small rest (-e2 - n ln2_lo) is summed on its own, in parallel.
@@ -307,6 +288,67 @@ IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* t, GeluTail* o) {
   IMKERN_GELU_STEP e[j] = e[j] * rr[j] + k * 0x1p-2f * 4.999999403953552e-1f;
   IMKERN_GELU_STEP e[j] = e[j] * rr[j] + k * 0.5f;
   IMKERN_GELU_STEP e[j] = e[j] * rr[j] + k;
+}
+#endif
+
+template <int N>
+IMKERN_ALWAYS_INLINE inline void gelu_exp_scale(const vf* e, const vf* fl, const vf* nf, vf* E) {
+#if defined(__AVX512F__)
+  if constexpr (kGeluScalef) {
+    // e 2^n in one instruction (VSCALEFPS: the exact product rounded once, as the shift and
+    // the multiply below; the same bits).
+    (void)fl;
+#if defined(__clang__)
+    IMKERN_GELU_STEP E[j] = (vf)_mm512_scalef_ps((__m512)e[j], (__m512)nf[j]);
+#else
+    // (the builtin: see vmin)
+    IMKERN_GELU_STEP E[j] = (vf)__builtin_ia32_scalefps512_mask((__v16sf)e[j], (__v16sf)nf[j], (__v16sf)e[j],
+                                                                (__mmask16)-1, _MM_FROUND_CUR_DIRECTION);
+#endif
+  } else
+#endif
+  {
+    (void)nf;
+    // 2^(n + 31) from the low bits of fl (n + 158 there, the bits above shifted out).
+    IMKERN_GELU_STEP E[j] = e[j] * (vf)((vi)fl[j] << 23);
+  }
+}
+
+// Two independent chains (the divide and G; the exp) that meet only in the caller's final
+// products, so neither waits on the other; the exp's 2^(n + 31) scaling is applied to the
+// polynomial alone (an exact power-of-two product while normal, one rounding where E is
+// subnormal), and the caller multiplies E last.
+// N vectors at once, every step written for all N before the next (IMKERN_GELU_STEP), so the
+// instruction stream interleaves N independent dependency chains: with 8 lanes and two FMA
+// ports the chain of one vector (divide, two Horner polynomials) is too long for the
+// out-of-order window to hide. N = 2: in L1, single thread, AVX2 19.2-20.2 -> 17.5-18.0
+// cycles per vector, AVX-512 30.3 -> 29.4 (N = 4 spills at AVX2). The same bits as N = 1.
+// Fits = kGeluCentralFit: every lane has t <= kGeluCentral (the caller checked), G is the
+// central fit alone; kGeluBothFits: both fits, the central one kept where t <= kGeluCentral,
+// so a lane gets the same bits whichever path its vector takes; kGeluTailFit: the tail fit
+// alone (the FMA forward's far lanes, see gelu).
+enum : int { kGeluCentralFit = 0, kGeluBothFits = 1, kGeluTailFit = 2 };
+template <int N, int Fits, bool U>
+IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* t, GeluTail* o) {
+  vf v[N], g[N], fl[N], nf[N], rr[N], e[N];
+  // 1.5 * 2^23 + 158: adding it rounds to an integer n and leaves n + 158 in the low mantissa
+  // bits (158 even: the same ties-to-even rounding as 1.5 * 2^23), so 2^(n + 31) is those
+  // bits shifted into the exponent field, one shift.
+  const vf magic = simd::splat(12583070.0f);
+  // 2^-31 carried by the exp coefficients (exact: every Horner step's bits are those of the
+  // unscaled polynomial times 2^-31), unless VSCALEFPS applies 2^n
+  constexpr float k = kGeluScalef ? 1.0f : 0x1p-31f;
+  IMKERN_GELU_STEP o[j].t = t[j];
+  if constexpr (U) {
+    IMKERN_GELU_STEP o[j].s = t[j] / (t[j] + 2.5f);
+  } else {
+    IMKERN_GELU_STEP o[j].s = 1.0f / (t[j] + 2.5f);
+  }
+#if defined(__FMA__)
+  (void)magic;
+  (void)rr;
+  (void)k;
+  gelu_exp_parts<N>(t, fl, nf, e);
 #else
   // No fused multiply-add: t = h + l with h on a 2^-8 grid, h^2 / 2 exact.
   IMKERN_GELU_STEP {
@@ -390,23 +432,10 @@ IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* t, GeluTail* o) {
     }
   }
   IMKERN_GELU_STEP o[j].g = g[j];
-#if defined(__AVX512F__)
-  // e 2^n in one instruction (VSCALEFPS: the exact product rounded once, as the shift and
-  // the multiply below; the same bits).
-  if constexpr (scalef) {
-#if defined(__clang__)
-    IMKERN_GELU_STEP o[j].E = (vf)_mm512_scalef_ps((__m512)e[j], (__m512)nf[j]);
-#else
-    // (the builtin: see vmin)
-    IMKERN_GELU_STEP o[j].E = (vf)__builtin_ia32_scalefps512_mask((__v16sf)e[j], (__v16sf)nf[j], (__v16sf)e[j],
-                                                                  (__mmask16)-1, _MM_FROUND_CUR_DIRECTION);
-#endif
-  } else
-#endif
   {
-    (void)nf;
-    // 2^(n + 31) from the low bits of fl (n + 158 there, the bits above shifted out).
-    IMKERN_GELU_STEP o[j].E = e[j] * (vf)((vi)fl[j] << 23);
+    vf E[N];
+    gelu_exp_scale<N>(e, fl, nf, E);
+    IMKERN_GELU_STEP o[j].E = E[j];
   }
 }
 
@@ -457,8 +486,9 @@ IMKERN_ALWAYS_INLINE inline void gelu_eval(const vf* x, F&& fin) {
 // mantissa bits, the permute's index as it stands); r exact (j h has 7 significant bits,
 // and t is within a factor 2 of j h for j >= 1: Sterbenz), so no rounding of the reduction
 // enters the result, which has a condition number up to ~t^2 for x < 0. The coefficients
-// come from one VPERMPS each (8 entries: AVX2 uses the low 8, AVX-512 the table twice, so
-// index bit 3 selects the same; the same arithmetic at both: the same bits, tested). Each
+// come from one VPERMPS each (entries 0..7 of a row: j <= 7 leaves index bit 3 clear, so
+// AVX-512's 16-entry permute reads them as AVX2's 8-entry one does; the same arithmetic at
+// both: the same bits, tested). Entries 8..15 hold the far pieces (see gelu). Each
 // piece fitted for relative error in float64 (Lawson-weighted least squares over r a little
 // beyond the piece, for the rounding of t / h), the coefficients rounded to float32 highest
 // degree first with the rest refitted; piece 0 has c0 = 0 and c1 = 1/2 (f(t) = t / 2 - ...,
@@ -472,50 +502,49 @@ IMKERN_ALWAYS_INLINE inline void gelu_eval(const vf* x, F&& fin) {
 // go to its shuffle pipes, not the two FMA pipes that bound the divide-and-exp form there.
 constexpr float kGeluTable = 4.2f;
 alignas(64) inline constexpr float kGeluTab[8][16] = {
-#define IMKERN_GELU_ROW(a, b, c, d, e, f, g, h) {a, b, c, d, e, f, g, h, a, b, c, d, e, f, g, h}
-    IMKERN_GELU_ROW(0.0f, 0.161374331f, 0.146581337f, 0.0772092417f, 0.0275050625f, 0.00691284705f, 0.00124563975f,
-                    0.000162096898f),
-    IMKERN_GELU_ROW(0.5f, 0.0953184292f, -0.108066708f, -0.116350159f, -0.0591897443f, -0.0190369282f,
-                    -0.0041571972f, -0.000634137774f),
-    IMKERN_GELU_ROW(-0.398942292f, -0.286688745f, -0.0777985677f, 0.0407135673f, 0.0486013815f, 0.0225844998f,
-                    0.00629696576f, 0.00115799985f),
-    IMKERN_GELU_ROW(4.15287928e-07f, 0.117610469f, 0.108628049f, 0.0311332811f, -0.0126461247f, -0.0140080303f,
-                    -0.00557537982f, -0.00129478355f),
-    IMKERN_GELU_ROW(0.0664817244f, 0.0267528892f, -0.0287515614f, -0.0313180722f, -0.00768433372f, 0.00356624788f,
-                    0.00301865395f, 0.000970850233f),
-    IMKERN_GELU_ROW(8.65601251e-05f, -0.0233348757f, -0.0112798f, 0.00704230694f, 0.00717290631f, 0.00115416374f,
-                    -0.000845656847f, -0.000494068372f),
-    IMKERN_GELU_ROW(-0.0104205022f, -0.001630874f, 0.00661475956f, 0.002750549f, -0.00171652518f, -0.00127924385f,
-                    -7.55333022e-05f, 0.00015350616f),
-    IMKERN_GELU_ROW(0.00115318724f, 0.00319593796f, 0.000352244533f, -0.00164176757f, -0.000378293946f,
-                    0.000384250394f, 0.000160223732f, -1.4154668e-05f),
-#undef IMKERN_GELU_ROW
+    {0.0f, 0.161374331f, 0.146581337f, 0.0772092417f, 0.0275050625f, 0.00691284705f, 0.00124563975f, 0.000162096898f,
+     0.379375756f, 0.387277842f, 0.391254365f, 0.393513203f, 0.394911826f, 0.395835131f, 0.396475464f, 0.396937251f},
+    {0.5f, 0.0953184292f, -0.108066708f, -0.116350159f, -0.0591897443f, -0.0190369282f, -0.0041571972f, -0.000634137774f,
+     0.00814813655f, 0.00383592234f, 0.00207815995f, 0.0012424814f, 0.000798552297f, 0.000542267167f, 0.000384465966f, 0.000282198307f},
+    {-0.398942292f, -0.286688745f, -0.0777985677f, 0.0407135673f, 0.0486013815f, 0.0225844998f, 0.00629696576f, 0.00115799985f,
+     -0.00245495001f, -0.000923683168f, -0.000414306298f, -0.000210654805f, -0.000117557051f, -7.04594349e-05f, -4.46767663e-05f, -2.96449889e-05f},
+    {4.15287928e-07f, 0.117610469f, 0.108628049f, 0.0311332811f, -0.0126461247f, -0.0140080303f, -0.00557537982f, -0.00129478355f,
+     0.00063367351f, 0.000193368149f, 7.22631667e-05f, 3.13743913e-05f, 1.5244239e-05f, 8.07991455e-06f, 4.58823706e-06f, 2.75484877e-06f},
+    {0.0664817244f, 0.0267528892f, -0.0287515614f, -0.0313180722f, -0.00768433372f, 0.00356624788f, 0.00301865395f, 0.000970850233f,
+     -0.000141823781f, -3.80878118e-05f, -1.18428916e-05f, -4.38737698e-06f, -1.85524357e-06f, -8.69349549e-07f, -4.42029602e-07f, -2.3993536e-07f},
+    {8.65601251e-05f, -0.0233348757f, -0.0112798f, 0.00704230694f, 0.00717290631f, 0.00115416374f, -0.000845656847f, -0.000494068372f,
+     2.16237913e-05f, 6.90328443e-06f, 1.80722566e-06f, 5.75706167e-07f, 2.12977099e-07f, 8.85548559e-08f, 4.04241973e-08f, 2.03824104e-08f},
+    {-0.0104205022f, -0.001630874f, 0.00661475956f, 0.002750549f, -0.00171652518f, -0.00127924385f, -7.55333022e-05f, 0.00015350616f,
+     0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+    {0.00115318724f, 0.00319593796f, 0.000352244533f, -0.00164176757f, -0.000378293946f, 0.000384250394f, 0.000160223732f, -1.4154668e-05f,
+     0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
 };
 
 // d gelu / dx = Phi(x) + x phi(x) = k(t) for x < 0 and 1 - k(t) for x >= 0, with
 // k(t) = Q(t) - t phi(t) = f'(t): the same pieces and reduction as kGeluTab, k fitted on its
 // own (not f's derivative: 30x more accurate), relative to max(|k|, 1e-3) (k crosses 0 at
 // t = 0.7518). Absolute error <= 7.1e-8 and relative 7.3e-6 where |k| > 1e-3 (max 3.7 ulp
-// away from the crossing) in a float64 simulation over 8M points on [-4.2, 4.2].
+// away from the crossing) in a float64 simulation over 8M points on [-4.2, 4.2]. Entries 8..15:
+// the far pieces of Pg(t) = k(t) / exp(-t^2 / 2) = Q(t) / exp(-t^2 / 2) - t / sqrt(2 pi)
+// (degree 5, as kGeluTab's; relative error <= 2.6 * 2^-24 simulated, k's max relative error
+// for x < -4.2 measured 4.0 -> 3.6 * 2^-24).
 alignas(64) inline constexpr float kGeluGradTab[8][16] = {
-#define IMKERN_GELU_ROW(a, b, c, d, e, f, g, h) {a, b, c, d, e, f, g, h, a, b, c, d, e, f, g, h}
-    IMKERN_GELU_ROW(0.5f, 0.0953184292f, -0.108066708f, -0.116350159f, -0.0591897443f, -0.0190369282f,
-                    -0.00415719766f, -0.00063413789f),
-    IMKERN_GELU_ROW(-0.797884583f, -0.57337743f, -0.155596912f, 0.0814271271f, 0.0972026885f, 0.0451689959f,
-                    0.0125939436f, 0.0023160025f),
-    IMKERN_GELU_ROW(7.21376026e-08f, 0.352831572f, 0.325884581f, 0.0933998451f, -0.0379388481f, -0.0420241207f,
-                    -0.0167259984f, -0.00388431596f),
-    IMKERN_GELU_ROW(0.26595974f, 0.107006796f, -0.115033761f, -0.125271246f, -0.0307273436f, 0.0142653501f,
-                    0.0120727997f, 0.00388301047f),
-    IMKERN_GELU_ROW(2.27031578e-05f, -0.116679169f, -0.0564167574f, 0.0352117009f, 0.0358843878f, 0.0057721301f,
-                    -0.00423428183f, -0.00247183582f),
-    IMKERN_GELU_ROW(-0.0599968396f, -0.00965641718f, 0.0405090898f, 0.016470192f, -0.0106072854f, -0.0076875235f,
-                    -0.000394214527f, 0.0009338698f),
-    IMKERN_GELU_ROW(0.000562635134f, 0.0224052146f, 0.00264169299f, -0.0114955213f, -0.00284726545f,
-                    0.00267636101f, 0.00118254358f, -8.38392516e-05f),
-    IMKERN_GELU_ROW(0.00859932229f, -0.000984850456f, -0.0068026334f, 0.000288559619f, 0.00261570723f,
-                    0.000108196684f, -0.000518291257f, -0.000113684277f),
-#undef IMKERN_GELU_ROW
+    {0.5f, 0.0953184292f, -0.108066708f, -0.116350159f, -0.0591897443f, -0.0190369282f, -0.00415719766f, -0.00063413789f,
+     -1.58522999f, -2.16491985f, -2.73670244f, -3.30426836f, -3.86933708f, -4.43281126f, -4.99520636f, -5.55683899f},
+    {-0.797884583f, -0.57337743f, -0.155596912f, 0.0814271271f, 0.0972026885f, 0.0451689959f, 0.0125939436f, 0.0023160025f,
+     -0.418508798f, -0.410606712f, -0.406630188f, -0.404371381f, -0.402972758f, -0.402049452f, -0.40140909f, -0.400947303f},
+    {7.21376026e-08f, 0.352831572f, 0.325884581f, 0.0933998451f, -0.0379388481f, -0.0420241207f, -0.0167259984f, -0.00388431596f,
+     0.00407372601f, 0.00191778759f, 0.00103903445f, 0.000621226209f, 0.000399270793f, 0.000271131343f, 0.000192231964f, 0.000141098804f},
+    {0.26595974f, 0.107006796f, -0.115033761f, -0.125271246f, -0.0307273436f, 0.0142653501f, 0.0120727997f, 0.00388301047f,
+     -0.000816146261f, -0.000307877548f, -0.000138099f, -7.02175093e-05f, -3.91854555e-05f, -2.34864001e-05f, -1.48922236e-05f, -9.88120428e-06f},
+    {2.27031578e-05f, -0.116679169f, -0.0564167574f, 0.0352117009f, 0.0358843878f, 0.0057721301f, -0.00423428183f, -0.00247183582f,
+     0.000152377383f, 4.92361323e-05f, 1.8299912e-05f, 7.9181882e-06f, 3.83865563e-06f, 2.0314535e-06f, 1.1522975e-06f, 6.9086741e-07f},
+    {-0.0599968396f, -0.00965641718f, 0.0405090898f, 0.016470192f, -0.0106072854f, -0.0076875235f, -0.000394214527f, 0.0009338698f,
+     -2.07175017e-05f, -7.64357901e-06f, -2.37337326e-06f, -8.78643732e-07f, -3.71397761e-07f, -1.73991566e-07f, -8.84537599e-08f, -4.90246101e-08f},
+    {0.000562635134f, 0.0224052146f, 0.00264169299f, -0.0114955213f, -0.00284726545f, 0.00267636101f, 0.00118254358f, -8.38392516e-05f,
+     0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+    {0.00859932229f, -0.000984850456f, -0.0068026334f, 0.000288559619f, 0.00261570723f, 0.000108196684f, -0.000518291257f, -0.000113684277f,
+     0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
 };
 
 // tab[j] per lane, j the low 3 bits of idx (VPERMPS; the table is read as one vector)
@@ -549,45 +578,105 @@ IMKERN_ALWAYS_INLINE inline void gelu_table(const vf* t, const float (*tab)[16],
     IMKERN_GELU_STEP f[j] = fmadd(f[j], r[j], gelu_lookup(tab[k], fl[j]));
   }
 }
+// A mixed block's polynomial per lane: the near piece of tab (entries 0..7, degree 7; as
+// gelu_table, the same bits) where t <= kGeluTable, else the far piece (entries 8..15,
+// degree 5, width w = 1.4f centred on i w, i = 3..10: index i + 5 from one FMA as for the near
+// pieces, r = t - i w rounded: the far functions are smooth, condition number < 1). tc = t
+// clamped at 14.6. AVX-512: one Horner over both kinds of piece (16-entry permutes; the far
+// ones' zero c6, c7 leave f = 0 exactly until c5: the same bits as a degree-5 Horner); AVX2:
+// gelu_table and a degree-5 Horner on 8-entry permutes apart, then a blend.
+template <int N>
+IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const float (*tab)[16], vf* f) {
+  vf idx[N], r[N];
+  const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
+  const vf magic_far = magic + 5.0f;
+  if constexpr (sizeof(vf) == 64) {
+    IMKERN_GELU_STEP {
+      const auto near = t[j] <= kGeluTable;
+      const vf mg = near ? magic : magic_far;
+      idx[j] = fmadd(tc[j], near ? simd::splat(16.0f / 9.0f) : simd::splat(1.0f / 1.4f), mg);
+      r[j] = fnmadd(idx[j] - mg, near ? simd::splat(0.5625f) : simd::splat(1.4f), tc[j]);  // near: exact
+    }
+    IMKERN_GELU_STEP f[j] = gelu_lookup(tab[7], idx[j]);
+    for (int k = 6; k >= 0; --k) {
+      IMKERN_GELU_STEP f[j] = fmadd(f[j], r[j], gelu_lookup(tab[k], idx[j]));
+    }
+  } else {
+    vf fn[N];
+    gelu_table<N>(tc, tab, fn);
+    IMKERN_GELU_STEP {
+      idx[j] = fmadd(tc[j], simd::splat(1.0f / 1.4f), magic_far);
+      r[j] = fnmadd(idx[j] - magic_far, simd::splat(1.4f), tc[j]);
+    }
+    IMKERN_GELU_STEP f[j] = gelu_lookup(tab[5] + 8, idx[j]);
+    for (int k = 4; k >= 0; --k) {
+      IMKERN_GELU_STEP f[j] = fmadd(f[j], r[j], gelu_lookup(tab[k] + 8, idx[j]));
+    }
+    IMKERN_GELU_STEP f[j] = t[j] <= kGeluTable ? fn[j] : f[j];
+  }
+}
 #endif
 
 // gelu(-inf) = NaN by OR-ing the all-ones pattern (a NaN) over the lane: a compare and an OR,
 // no blend (blendvps takes an FMA port on Zen 4); only on the wide path.
 // With FMA: the table (gelu_table) for blocks whose lanes all have |x| <= kGeluTable, else
-// the table where |x| <= kGeluTable and the tail fit of gelu_tail (the u G E form) elsewhere,
-// per lane. Without: gelu_eval's central and tail fits. The price of the mixed blocks (both
-// computed): single thread on the Xeon, inputs with many |x| > 4.2 run slower than the
+// per lane the table where |x| <= kGeluTable and the far pieces times exp(-x^2 / 2) elsewhere
+// (gelu_pieces; see "Since gelu6" below). Without: gelu_eval's central and tail fits.
+// History (gelu5, when the far lanes took gelu_tail's u G E form; the price of the mixed
+// blocks, both computed): single thread on the Xeon, inputs with many |x| > 4.2 run slower than the
 // divide-and-exp form alone did (AVX-512: U[-8, 8] 0.56-0.63 -> 0.71-0.75 ns per element,
 // N(0, 2) 0.44-0.47 -> 0.55-0.57; AVX2 +5-15%), U[-4, 4] and N(0, 1) 25-35% faster. (Taking
 // the table only in blocks with a lane within kGeluTable, or the mixed blocks vector by
 // vector, measured slower on the mixed inputs: AVX2 U[-8, 8] 0.95 -> 1.05-1.25.)
+// Since gelu6 the mixed blocks have no divide and no second fit: far lanes (|x| > 4.2, up to
+// the clamp at 14.6) take t Q(t) = P(t) exp(-t^2 / 2), P(t) = t m(t) / sqrt(2 pi) (m the Mills
+// ratio Q / phi: smooth, 0.38..0.40) from 8 more pieces (kGeluTab's entries 8..15, degree 5,
+// width 1.4; P's fits within ~1 ulp, float32 Horner simulated) and the exp of gelu_tail
+// (t^2 unrounded, one rounding of a subnormal E); near lanes keep the table's bits. AVX-512
+// runs both kinds of piece through one 16-entry Horner (the far pieces' c6 = c7 = 0 keep f = 0
+// exactly until c5), AVX2 the near table and a degree-5 Horner apart (8-entry permutes): the
+// same bits. Max ulp over |x| > 4.2 on the negative side 3.24 -> 2.54 (positive side 0.5).
+// Ops per mixed vector (AVX-512): |x|, clamp, compare, 3 selects + FMA + 2 for index and r,
+// 8 permutes + 7 FMAs, exp 13, select + fnmadd + the -inf OR: ~40 (was ~22 + ~31 + the divide's
+// latency + selects); AVX2 ~50 (near 8 permutes + far 6 permutes, one blend; was about the
+// same). All-near vectors unchanged (~22). Single thread on the Xeon (GNR), L2-resident, 1000
+// reps, medians, load ~5: AVX-512 U[-8, 8] 0.632-0.649 -> 0.493-0.501 ns per element, AVX2
+// 0.907-0.930 -> 0.909-0.938 (unchanged); U[-4, 4] and N(0, 1) unchanged within 2%. On Zen 4
+// (not measured) the mixed AVX-512 vectors lose the divide (slow there, FMA pipes) and the
+// degree-9 fit, and add 3 selects and 8 shuffle-pipe permutes: expected no slower.
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
   // x >= 0 (-0 included) or NaN: x; else -0. (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0)
   const auto sign_part = [](vf xv) IMKERN_ALWAYS_INLINE { return vmax((vf)simd::splat(int32_t(0x80000000)), xv); };
+#if defined(__FMA__)
+  vf t[N], f[N];
+  IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
+  if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
+    gelu_table<N>(t, kGeluTab, f);
+    IMKERN_GELU_STEP y[j] = sign_part(x[j]) - f[j];
+  } else {
+    // Near lanes (t <= kGeluTable) as above, the same bits; far lanes (t > kGeluTable, NaN)
+    // t Q(t) = P(t) E, E = exp(-t^2 / 2) (gelu_exp_parts), P(t) = t Q(t) / E by kGeluTab's
+    // entries 8..15 (gelu_pieces).
+    vf tc[N], fl[N], nf[N], e[N], E[N];
+    IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
+    gelu_exp_parts<N>(tc, fl, nf, e);
+    gelu_pieces<N>(t, tc, kGeluTab, f);
+    gelu_exp_scale<N>(e, fl, nf, E);
+    IMKERN_GELU_STEP {
+      const vf m = sign_part(x[j]);
+      // near: m - f (one rounding, as above); far: m - P E, -inf: NaN
+      const vf res = fnmadd(f[j], t[j] <= kGeluTable ? simd::splat(1.0f) : E[j], m);
+      y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));
+    }
+  }
+#else
   // |x| Q(|x|) = (t R) E = (u G) E, |x| clamped; E last.
   // x >= 0: x - t Q; x < 0: -t Q (-0 where it underflows, as x Phi(x)); NaN: NaN.
   const auto far = [](vf xv, vf m, const GeluTail& q) IMKERN_ALWAYS_INLINE {
     const vf res = fnmadd(q.s * q.g, q.E, m);  // (the subtraction fused explicitly)
     return (vf)((vi)res | (vi)(xv == -std::numeric_limits<float>::infinity()));
   };
-#if defined(__FMA__)
-  vf t[N], f[N];
-  IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
-  gelu_table<N>(t, kGeluTab, f);
-  if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
-    IMKERN_GELU_STEP y[j] = sign_part(x[j]) - f[j];
-  } else {
-    GeluTail q[N];
-    vf tc[N];
-    IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
-    gelu_tail<N, kGeluTailFit, true>(tc, q);
-    IMKERN_GELU_STEP {
-      const vf m = sign_part(x[j]);
-      y[j] = t[j] <= kGeluTable ? m - f[j] : far(x[j], m, q[j]);  // NaN: far
-    }
-  }
-#else
   gelu_eval<N, true>(x, [&](const GeluTail* q, auto wide) IMKERN_ALWAYS_INLINE {
     IMKERN_GELU_STEP {
       const vf m = sign_part(x[j]);
@@ -614,10 +703,42 @@ constexpr int kGeluVecs = LF >= 8 ? 2 : 1;
 // The float64 reference gives NaN at +-inf (inf * 0); so does this. The two cases by bit
 // operations on the compare mask (a sign flip and a masked 1), not blends.
 // With FMA: kGeluGradTab's k for blocks whose lanes all have |x| <= kGeluTable, else per lane
-// k there and the form above (gelu_tail's tail fit) elsewhere; k or 1 - k as s k + (1 - s) / 2
-// with s = -1 (x >= 0) or +1 (x < 0 or -0) from the sign bit: two fused ops, no compare.
+// k there and k = Pg(t) E elsewhere (Pg from kGeluGradTab's far pieces, gelu_pieces; no divide
+// since gelu6: single thread, L2, AVX-512 U[-8, 8] ~0.79 -> ~0.61 ns per element, N(0, 2)
+// ~0.67 -> ~0.55; AVX2 U[-8, 8] ~1.26-1.44 -> ~1.11-1.27; noisy, load ~5); k or 1 - k as
+// s k + (1 - s) / 2 with s = -1 (x >= 0) or +1 (x < 0 or -0) from the sign bit: two fused ops,
+// no compare.
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
+#if defined(__FMA__)
+  vf t[N], k[N];
+  IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
+  if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
+    gelu_table<N>(t, kGeluGradTab, k);
+    IMKERN_GELU_STEP {
+      // s = +1 where the sign bit is set, else -1 (the bits of 1.0 with the sign flipped)
+      const vf sg = (vf)(((vi)x[j] & (int32_t)0x80000000) ^ (int32_t)0xbf800000);
+      y[j] = fmadd(sg, k[j], fmadd(sg, simd::splat(-0.5f), simd::splat(0.5f)));  // exact 0 / 1, then one rounding
+    }
+  } else {
+    // near lanes as above; far lanes (and NaN) k = Pg(t) E, Pg = k / E = Q / E - t / sqrt(2 pi)
+    // (smooth, -14.5..-3.9) from kGeluGradTab's entries 8..15 (gelu_pieces), E from
+    // gelu_exp_parts: g = s Pg E + (1 - s) / 2 (the near lanes' fmadd with E = 1: the same
+    // bits); +-inf: NaN (as the float64 reference)
+    vf tc[N], fl[N], nf[N], e[N], E[N], p[N];
+    IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
+    gelu_exp_parts<N>(tc, fl, nf, e);
+    gelu_pieces<N>(t, tc, kGeluGradTab, p);
+    gelu_exp_scale<N>(e, fl, nf, E);
+    IMKERN_GELU_STEP {
+      const vf sg = (vf)(((vi)x[j] & (int32_t)0x80000000) ^ (int32_t)0xbf800000);
+      const vf res = fmadd(sg * p[j], t[j] <= kGeluTable ? simd::splat(1.0f) : E[j],
+                           fmadd(sg, simd::splat(-0.5f), simd::splat(0.5f)));
+      const vi inf = ((vi)x[j] & (int32_t)0x7fffffff) == (int32_t)0x7f800000;
+      y[j] = (vf)((vi)res | inf);
+    }
+  }
+#else
   const auto far = [](vf xv, const GeluTail& q, auto wide) IMKERN_ALWAYS_INLINE {
     const vi neg = (vi)(xv < 0.0f);
     const vf tk = q.t * 0.3989422804014327f;
@@ -631,25 +752,6 @@ IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
       return res;
     }
   };
-#if defined(__FMA__)
-  vf t[N], k[N], g[N];
-  IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
-  gelu_table<N>(t, kGeluGradTab, k);
-  IMKERN_GELU_STEP {
-    // s = +1 where the sign bit is set, else -1 (the bits of 1.0 with the sign flipped)
-    const vf sg = (vf)(((vi)x[j] & (int32_t)0x80000000) ^ (int32_t)0xbf800000);
-    g[j] = fmadd(sg, k[j], fmadd(sg, simd::splat(-0.5f), simd::splat(0.5f)));  // exact 0 / 1, then one rounding
-  }
-  if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
-    IMKERN_GELU_STEP y[j] = g[j];
-  } else {
-    GeluTail q[N];
-    vf tc[N];
-    IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
-    gelu_tail<N, kGeluTailFit, false>(tc, q);
-    IMKERN_GELU_STEP y[j] = t[j] <= kGeluTable ? g[j] : far(x[j], q[j], std::true_type{});  // NaN: far
-  }
-#else
   gelu_eval<N, false>(x, [&](const GeluTail* q, auto wide) IMKERN_ALWAYS_INLINE {
     IMKERN_GELU_STEP y[j] = far(x[j], q[j], wide);
   });

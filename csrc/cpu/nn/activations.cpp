@@ -4,9 +4,11 @@
 // transcendental ones. FLOPs/element: relu / leaky_relu 1-2; sigmoid ~20 (vm::exp + divide);
 // tanh ~30 (vm::exp and an odd polynomial, both evaluated, then selected); gelu with FMA
 // (AVX2, AVX-512) ~22 for |x| <= 4.2 (vm::gelu_table: 8 polynomial pieces of degree 7, the
-// coefficients by permutes), ~55 beyond; without FMA ~30 for |x| <= 5, ~50 beyond (a
-// divide, a degree-7 polynomial (plus a degree-9 one for the tail) and an exp(-x^2 / 2) kept
-// free of the rounding of x^2); gelu_backward likewise (vm::gelu_grad).
+// coefficients by permutes), ~40 (AVX-512) / ~50 (AVX2) for a vector with lanes beyond (8
+// more pieces of degree 5 times exp(-x^2 / 2), no divide: vm::gelu); without FMA ~30 for
+// |x| <= 5, ~50 beyond (a divide, a degree-7 polynomial (plus a degree-9 one for the tail)
+// and an exp(-x^2 / 2) kept free of the rounding of x^2); gelu_backward likewise
+// (vm::gelu_grad: with FMA the same pieces and exp for lanes beyond 4.2).
 // Variants: float32 runs on simd::vec_t<float> with the polynomials of vmath.hpp; float64
 // uses scalar libm (and the compiler's vectorization of the simple ones). GELU (exact erf form)
 // is x Phi(x) with Phi from the normal upper tail Q(|x|) = Phi(-|x|) (Phi = Q or 1 - Q), which
