@@ -582,15 +582,28 @@ IMKERN_ALWAYS_INLINE inline void gelu_table(const vf* t, const float (*tab)[16],
 // gelu_table, the same bits) where t <= kGeluTable, else the far piece (entries 8..15,
 // degree 5, width w = 1.4f centred on i w, i = 3..10: index i + 5 from one FMA as for the near
 // pieces, r = t - i w rounded: the far functions are smooth, condition number < 1). tc = t
-// clamped at 14.6. AVX-512: one Horner over both kinds of piece (16-entry permutes; the far
-// ones' zero c6, c7 leave f = 0 exactly until c5: the same bits as a degree-5 Horner); AVX2:
-// gelu_table and a degree-5 Horner on 8-entry permutes apart, then a blend.
+// clamped at 14.6. AVX-512 (kGeluMerged): one Horner over both kinds of piece (16-entry
+// permutes; the far ones' zero c6, c7 leave f = 0 exactly until c5: the same bits as a
+// degree-5 Horner) into f; AVX2: gelu_table into f and a degree-5 Horner on 8-entry permutes
+// into ff, each meaningful on its own lanes only (no blend: the caller masks them, see gelu).
+constexpr bool kGeluMerged = sizeof(vf) == 64;
+// ~m & v (the AVX2 path's far-lane mask): VANDNPS written out, as GCC turns the vector
+// expression into VPBLENDVB with zero (more uops on recent Intel cores)
+template <typename I, typename V>
+IMKERN_ALWAYS_INLINE inline V gelu_andnot(I m, V v) {
+  if constexpr (sizeof(V) == 32) {
+    return (V)_mm256_andnot_ps((__m256)m, (__m256)v);
+  } else {
+    return (V)(~m & (I)v);
+  }
+}
 template <int N>
-IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const float (*tab)[16], vf* f) {
+IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const float (*tab)[16], vf* f, vf* ff) {
   vf idx[N], r[N];
   const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
   const vf magic_far = magic + 5.0f;
-  if constexpr (sizeof(vf) == 64) {
+  if constexpr (kGeluMerged) {
+    (void)ff;
     IMKERN_GELU_STEP {
       const auto near = t[j] <= kGeluTable;
       const vf mg = near ? magic : magic_far;
@@ -602,17 +615,16 @@ IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const fl
       IMKERN_GELU_STEP f[j] = fmadd(f[j], r[j], gelu_lookup(tab[k], idx[j]));
     }
   } else {
-    vf fn[N];
-    gelu_table<N>(tc, tab, fn);
+    (void)t;
+    gelu_table<N>(tc, tab, f);
     IMKERN_GELU_STEP {
       idx[j] = fmadd(tc[j], simd::splat(1.0f / 1.4f), magic_far);
       r[j] = fnmadd(idx[j] - magic_far, simd::splat(1.4f), tc[j]);
     }
-    IMKERN_GELU_STEP f[j] = gelu_lookup(tab[5] + 8, idx[j]);
+    IMKERN_GELU_STEP ff[j] = gelu_lookup(tab[5] + 8, idx[j]);
     for (int k = 4; k >= 0; --k) {
-      IMKERN_GELU_STEP f[j] = fmadd(f[j], r[j], gelu_lookup(tab[k] + 8, idx[j]));
+      IMKERN_GELU_STEP ff[j] = fmadd(ff[j], r[j], gelu_lookup(tab[k] + 8, idx[j]));
     }
-    IMKERN_GELU_STEP f[j] = t[j] <= kGeluTable ? fn[j] : f[j];
   }
 }
 #endif
@@ -658,15 +670,24 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
     // Near lanes (t <= kGeluTable) as above, the same bits; far lanes (t > kGeluTable, NaN)
     // t Q(t) = P(t) E, E = exp(-t^2 / 2) (gelu_exp_parts), P(t) = t Q(t) / E by kGeluTab's
     // entries 8..15 (gelu_pieces).
-    vf tc[N], fl[N], nf[N], e[N], E[N];
+    vf tc[N], fl[N], nf[N], e[N], E[N], ff[N];
     IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
     gelu_exp_parts<N>(tc, fl, nf, e);
-    gelu_pieces<N>(t, tc, kGeluTab, f);
+    gelu_pieces<N>(t, tc, kGeluTab, f, ff);
     gelu_exp_scale<N>(e, fl, nf, E);
     IMKERN_GELU_STEP {
       const vf m = sign_part(x[j]);
-      // near: m - f (one rounding, as above); far: m - P E, -inf: NaN
-      const vf res = fnmadd(f[j], t[j] <= kGeluTable ? simd::splat(1.0f) : E[j], m);
+      const vi near = (vi)(t[j] <= kGeluTable);  // false for NaN
+      vf res;
+      if constexpr (kGeluMerged) {
+        // near: m - f (one rounding, as above); far: m - P E (a masked blend: one op)
+        res = fnmadd(f[j], near ? simd::splat(1.0f) : E[j], m);
+      } else {
+        // near: (m - f) - ff 0 = m - f, the same bits; far: (m - 0) - ff E = m - P E. Masks by
+        // AND / ANDN, not VBLENDVPS (3 uops on recent Intel cores, 2 selects per vector).
+        res = fnmadd(ff[j], gelu_andnot(near, E[j]), m - (vf)(near & (vi)f[j]));
+      }
+      // -inf: NaN
       y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));
     }
   }
@@ -725,15 +746,24 @@ IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
     // (smooth, -14.5..-3.9) from kGeluGradTab's entries 8..15 (gelu_pieces), E from
     // gelu_exp_parts: g = s Pg E + (1 - s) / 2 (the near lanes' fmadd with E = 1: the same
     // bits); +-inf: NaN (as the float64 reference)
-    vf tc[N], fl[N], nf[N], e[N], E[N], p[N];
+    vf tc[N], fl[N], nf[N], e[N], E[N], p[N], pf[N];
     IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
     gelu_exp_parts<N>(tc, fl, nf, e);
-    gelu_pieces<N>(t, tc, kGeluGradTab, p);
+    gelu_pieces<N>(t, tc, kGeluGradTab, p, pf);
     gelu_exp_scale<N>(e, fl, nf, E);
     IMKERN_GELU_STEP {
       const vf sg = (vf)(((vi)x[j] & (int32_t)0x80000000) ^ (int32_t)0xbf800000);
-      const vf res = fmadd(sg * p[j], t[j] <= kGeluTable ? simd::splat(1.0f) : E[j],
-                           fmadd(sg, simd::splat(-0.5f), simd::splat(0.5f)));
+      const vi near = (vi)(t[j] <= kGeluTable);  // false for NaN
+      const vf c = fmadd(sg, simd::splat(-0.5f), simd::splat(0.5f));  // exact 0 / 1
+      vf res;
+      if constexpr (kGeluMerged) {
+        res = fmadd(sg * p[j], near ? simd::splat(1.0f) : E[j], c);
+      } else {
+        // near: fmadd(s, k, c) (as above) + (s Pg) 0: the same bits (a nonzero sum, or +0
+        // plus a signed zero: +0); far: c + 0 = c exactly, then s Pg E + c (AND / ANDN as
+        // in gelu)
+        res = fmadd(sg * pf[j], gelu_andnot(near, E[j]), fmadd(sg, (vf)(near & (vi)p[j]), c));
+      }
       const vi inf = ((vi)x[j] & (int32_t)0x7fffffff) == (int32_t)0x7f800000;
       y[j] = (vf)((vi)res | inf);
     }
