@@ -247,6 +247,8 @@ struct GeluTail {
 
 // The central interval of gelu_tail's two fits: |x| <= kGeluCentral.
 constexpr float kGeluCentral = 5.0f;
+// The FMA forward's table interval, |x| <= kGeluTableEdge (= kGeluTable, see gelu_table)
+constexpr float kGeluTableEdge = 4.2f;
 
 // N vectors, each step written for all N before the next (see gelu_tail)
 #define IMKERN_GELU_STEP for (int j = 0; j < N; ++j)
@@ -312,6 +314,36 @@ IMKERN_ALWAYS_INLINE inline void gelu_exp_scale(const vf* e, const vf* fl, const
     // 2^(n + 31) from the low bits of fl (n + 158 there, the bits above shifted out).
     IMKERN_GELU_STEP E[j] = e[j] * (vf)((vi)fl[j] << 23);
   }
+}
+
+// The mixed blocks' factor of the far pieces: E = e 2^n where t > kGeluTable (or NaN), exactly
+// 1 elsewhere (the near lanes' m - f 1 = m - f: their bits). AVX-512: a merge-masked VSCALEFPS
+// (one op; the scaling and then a select were two); other widths: the scaling, then a select.
+#if defined(__AVX512F__)
+// The lanes beyond the table, t > kGeluTableEdge or NaN (t = |x|), as a mask register
+IMKERN_ALWAYS_INLINE inline __mmask16 gelu_far_mask(vf t) {
+  return _mm512_cmp_ps_mask((__m512)t, _mm512_set1_ps(kGeluTableEdge), _CMP_NLE_UQ);
+}
+#endif
+template <int N>
+IMKERN_ALWAYS_INLINE inline void gelu_exp_scale_far(const vf* t, const vf* e, const vf* fl, const vf* nf, vf* E) {
+#if defined(__AVX512F__)
+  if constexpr (kGeluScalef) {
+    (void)fl;
+    for (int j = 0; j < N; ++j) {
+      const __mmask16 far = gelu_far_mask(t[j]);
+#if defined(__clang__)
+      E[j] = (vf)_mm512_mask_scalef_ps(_mm512_set1_ps(1.0f), far, (__m512)e[j], (__m512)nf[j]);
+#else
+      E[j] = (vf)__builtin_ia32_scalefps512_mask((__v16sf)e[j], (__v16sf)nf[j], (__v16sf)_mm512_set1_ps(1.0f), far,
+                                                 _MM_FROUND_CUR_DIRECTION);
+#endif
+    }
+    return;
+  }
+#endif
+  gelu_exp_scale<N>(e, fl, nf, E);
+  for (int j = 0; j < N; ++j) E[j] = t[j] <= kGeluTableEdge ? simd::splat(1.0f) : E[j];
 }
 
 // Two independent chains (the divide and G; the exp) that meet only in the caller's final
@@ -500,7 +532,7 @@ IMKERN_ALWAYS_INLINE inline void gelu_eval(const vf* x, F&& fin) {
 // AVX-512 0.46 -> 0.37 ns per element (~11.5 cycles per vector at ~2 GHz: the two ports
 // that take 512-bit FP ops and permutes are full), AVX2 0.59 -> 0.43. On Zen 4 the permutes
 // go to its shuffle pipes, not the two FMA pipes that bound the divide-and-exp form there.
-constexpr float kGeluTable = 4.2f;
+constexpr float kGeluTable = kGeluTableEdge;
 alignas(64) inline constexpr float kGeluTab[8][16] = {
     {0.0f, 0.161374331f, 0.146581337f, 0.0772092417f, 0.0275050625f, 0.00691284705f, 0.00124563975f, 0.000162096898f,
      0.379375756f, 0.387277842f, 0.391254365f, 0.393513203f, 0.394911826f, 0.395835131f, 0.396475464f, 0.396937251f},
@@ -602,19 +634,26 @@ IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const fl
   vf idx[N], r[N];
   const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
   const vf magic_far = magic + 5.0f;
+#if defined(__AVX512F__)
   if constexpr (kGeluMerged) {
     (void)ff;
     IMKERN_GELU_STEP {
-      const auto near = t[j] <= kGeluTable;
-      const vf mg = near ? magic : magic_far;
-      idx[j] = fmadd(tc[j], near ? simd::splat(16.0f / 9.0f) : simd::splat(1.0f / 1.4f), mg);
-      r[j] = fnmadd(idx[j] - mg, near ? simd::splat(0.5625f) : simd::splat(1.4f), tc[j]);  // near: exact
+      // far ? b : a, one mask (gelu_far_mask's, shared with gelu_exp_scale_far)
+      const __mmask16 far = gelu_far_mask(t[j]);
+      const auto sel = [far](float a, float b) IMKERN_ALWAYS_INLINE {
+        return (vf)_mm512_mask_blend_ps(far, _mm512_set1_ps(a), _mm512_set1_ps(b));
+      };
+      const vf mg = sel(12582912.0f, 12582912.0f + 5.0f);
+      idx[j] = fmadd(tc[j], sel(16.0f / 9.0f, 1.0f / 1.4f), mg);
+      r[j] = fnmadd(idx[j] - mg, sel(0.5625f, 1.4f), tc[j]);  // near: exact
     }
     IMKERN_GELU_STEP f[j] = gelu_lookup(tab[7], idx[j]);
     for (int k = 6; k >= 0; --k) {
       IMKERN_GELU_STEP f[j] = fmadd(f[j], r[j], gelu_lookup(tab[k], idx[j]));
     }
-  } else {
+  } else
+#endif
+  {
     (void)t;
     gelu_table<N>(tc, tab, f);
     IMKERN_GELU_STEP {
@@ -674,14 +713,19 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
     IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
     gelu_exp_parts<N>(tc, fl, nf, e);
     gelu_pieces<N>(t, tc, kGeluTab, f, ff);
-    gelu_exp_scale<N>(e, fl, nf, E);
+    if constexpr (kGeluMerged) {
+      gelu_exp_scale_far<N>(t, e, fl, nf, E);  // 1 on the near lanes
+    } else {
+      gelu_exp_scale<N>(e, fl, nf, E);
+    }
     IMKERN_GELU_STEP {
       const vf m = sign_part(x[j]);
       const vi near = (vi)(t[j] <= kGeluTable);  // false for NaN
       vf res;
       if constexpr (kGeluMerged) {
-        // near: m - f (one rounding, as above); far: m - P E (a masked blend: one op)
-        res = fnmadd(f[j], near ? simd::splat(1.0f) : E[j], m);
+        // near: m - f 1 = m - f (one rounding, as above); far: m - P E
+        (void)near;
+        res = fnmadd(f[j], E[j], m);
       } else {
         // near: (m - f) - ff 0 = m - f, the same bits; far: (m - 0) - ff E = m - P E. Masks by
         // AND / ANDN, not VBLENDVPS (3 uops on recent Intel cores, 2 selects per vector).
@@ -750,14 +794,19 @@ IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
     IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
     gelu_exp_parts<N>(tc, fl, nf, e);
     gelu_pieces<N>(t, tc, kGeluGradTab, p, pf);
-    gelu_exp_scale<N>(e, fl, nf, E);
+    if constexpr (kGeluMerged) {
+      gelu_exp_scale_far<N>(t, e, fl, nf, E);  // 1 on the near lanes
+    } else {
+      gelu_exp_scale<N>(e, fl, nf, E);
+    }
     IMKERN_GELU_STEP {
       const vf sg = (vf)(((vi)x[j] & (int32_t)0x80000000) ^ (int32_t)0xbf800000);
       const vi near = (vi)(t[j] <= kGeluTable);  // false for NaN
       const vf c = fmadd(sg, simd::splat(-0.5f), simd::splat(0.5f));  // exact 0 / 1
       vf res;
       if constexpr (kGeluMerged) {
-        res = fmadd(sg * p[j], near ? simd::splat(1.0f) : E[j], c);
+        (void)near;
+        res = fmadd(sg * p[j], E[j], c);
       } else {
         // near: fmadd(s, k, c) (as above) + (s Pg) 0: the same bits (a nonzero sum, or +0
         // plus a signed zero: +0); far: c + 0 = c exactly, then s Pg E + c (AND / ANDN as
