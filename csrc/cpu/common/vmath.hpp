@@ -695,6 +695,15 @@ IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const fl
 // 0.907-0.930 -> 0.909-0.938 (unchanged); U[-4, 4] and N(0, 1) unchanged within 2%. On Zen 4
 // (not measured) the mixed AVX-512 vectors lose the divide (slow there, FMA pipes) and the
 // degree-9 fit, and add 3 selects and 8 shuffle-pipe permutes: expected no slower.
+// Since gelu7 the mixed blocks select without VBLENDVPS at AVX2 (AND / ANDN on the two
+// polynomials and E: 119 -> 108 uops per 2 vectors; U[-8, 8] single thread in L2 ~1.05 ->
+// ~0.94 ns per element) and with one mask register at AVX-512 (E = 1 on the near lanes by a
+// merge-masked VSCALEFPS: 83 -> 81 uops per 2 vectors). Where the rest goes, per mixed vector:
+// the near table ~18 (its bits are what an all-near block gives, so a mixed block cannot skip
+// it: each lane depends on its own x only), the exp ~14, P ~14 at AVX2 (0 at AVX-512: shared
+// Horner), selects, clamp, sign and -inf ~8: ~54 uops at AVX2 (14 permutes), ~41 at AVX-512,
+// against ~22 for an all-near vector. One form for every lane (P E over [0, 14.6]) would be
+// ~33 everywhere: faster mixed blocks, slower [-4, 4] and N(0, 1) blocks.
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
   // x >= 0 (-0 included) or NaN: x; else -0. (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0)
