@@ -247,6 +247,8 @@ struct GeluTail {
 
 // The central interval of gelu_tail's two fits: |x| <= kGeluCentral.
 constexpr float kGeluCentral = 5.0f;
+// The FMA forward's table interval, |x| <= kGeluTableEdge (= kGeluTable, see gelu_table)
+constexpr float kGeluTableEdge = 4.2f;
 
 // N vectors, each step written for all N before the next (see gelu_tail)
 #define IMKERN_GELU_STEP for (int j = 0; j < N; ++j)
@@ -312,6 +314,36 @@ IMKERN_ALWAYS_INLINE inline void gelu_exp_scale(const vf* e, const vf* fl, const
     // 2^(n + 31) from the low bits of fl (n + 158 there, the bits above shifted out).
     IMKERN_GELU_STEP E[j] = e[j] * (vf)((vi)fl[j] << 23);
   }
+}
+
+// The mixed blocks' factor of the far pieces: E = e 2^n where t > kGeluTable (or NaN), exactly
+// 1 elsewhere (the near lanes' m - f 1 = m - f: their bits). AVX-512: a merge-masked VSCALEFPS
+// (one op; the scaling and then a select were two); other widths: the scaling, then a select.
+#if defined(__AVX512F__)
+// The lanes beyond the table, t > kGeluTableEdge or NaN (t = |x|), as a mask register
+IMKERN_ALWAYS_INLINE inline __mmask16 gelu_far_mask(vf t) {
+  return _mm512_cmp_ps_mask((__m512)t, _mm512_set1_ps(kGeluTableEdge), _CMP_NLE_UQ);
+}
+#endif
+template <int N>
+IMKERN_ALWAYS_INLINE inline void gelu_exp_scale_far(const vf* t, const vf* e, const vf* fl, const vf* nf, vf* E) {
+#if defined(__AVX512F__)
+  if constexpr (kGeluScalef) {
+    (void)fl;
+    for (int j = 0; j < N; ++j) {
+      const __mmask16 far = gelu_far_mask(t[j]);
+#if defined(__clang__)
+      E[j] = (vf)_mm512_mask_scalef_ps(_mm512_set1_ps(1.0f), far, (__m512)e[j], (__m512)nf[j]);
+#else
+      E[j] = (vf)__builtin_ia32_scalefps512_mask((__v16sf)e[j], (__v16sf)nf[j], (__v16sf)_mm512_set1_ps(1.0f), far,
+                                                 _MM_FROUND_CUR_DIRECTION);
+#endif
+    }
+    return;
+  }
+#endif
+  gelu_exp_scale<N>(e, fl, nf, E);
+  for (int j = 0; j < N; ++j) E[j] = t[j] <= kGeluTableEdge ? simd::splat(1.0f) : E[j];
 }
 
 // Two independent chains (the divide and G; the exp) that meet only in the caller's final
@@ -500,7 +532,7 @@ IMKERN_ALWAYS_INLINE inline void gelu_eval(const vf* x, F&& fin) {
 // AVX-512 0.46 -> 0.37 ns per element (~11.5 cycles per vector at ~2 GHz: the two ports
 // that take 512-bit FP ops and permutes are full), AVX2 0.59 -> 0.43. On Zen 4 the permutes
 // go to its shuffle pipes, not the two FMA pipes that bound the divide-and-exp form there.
-constexpr float kGeluTable = 4.2f;
+constexpr float kGeluTable = kGeluTableEdge;
 alignas(64) inline constexpr float kGeluTab[8][16] = {
     {0.0f, 0.161374331f, 0.146581337f, 0.0772092417f, 0.0275050625f, 0.00691284705f, 0.00124563975f, 0.000162096898f,
      0.379375756f, 0.387277842f, 0.391254365f, 0.393513203f, 0.394911826f, 0.395835131f, 0.396475464f, 0.396937251f},
@@ -582,37 +614,56 @@ IMKERN_ALWAYS_INLINE inline void gelu_table(const vf* t, const float (*tab)[16],
 // gelu_table, the same bits) where t <= kGeluTable, else the far piece (entries 8..15,
 // degree 5, width w = 1.4f centred on i w, i = 3..10: index i + 5 from one FMA as for the near
 // pieces, r = t - i w rounded: the far functions are smooth, condition number < 1). tc = t
-// clamped at 14.6. AVX-512: one Horner over both kinds of piece (16-entry permutes; the far
-// ones' zero c6, c7 leave f = 0 exactly until c5: the same bits as a degree-5 Horner); AVX2:
-// gelu_table and a degree-5 Horner on 8-entry permutes apart, then a blend.
+// clamped at 14.6. AVX-512 (kGeluMerged): one Horner over both kinds of piece (16-entry
+// permutes; the far ones' zero c6, c7 leave f = 0 exactly until c5: the same bits as a
+// degree-5 Horner) into f; AVX2: gelu_table into f and a degree-5 Horner on 8-entry permutes
+// into ff, each meaningful on its own lanes only (no blend: the caller masks them, see gelu).
+constexpr bool kGeluMerged = sizeof(vf) == 64;
+// ~m & v (the AVX2 path's far-lane mask): VANDNPS written out, as GCC turns the vector
+// expression into VPBLENDVB with zero (more uops on recent Intel cores)
+template <typename I, typename V>
+IMKERN_ALWAYS_INLINE inline V gelu_andnot(I m, V v) {
+  if constexpr (sizeof(V) == 32) {
+    return (V)_mm256_andnot_ps((__m256)m, (__m256)v);
+  } else {
+    return (V)(~m & (I)v);
+  }
+}
 template <int N>
-IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const float (*tab)[16], vf* f) {
+IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const float (*tab)[16], vf* f, vf* ff) {
   vf idx[N], r[N];
   const vf magic = simd::splat(12582912.0f);  // 1.5 * 2^23
   const vf magic_far = magic + 5.0f;
-  if constexpr (sizeof(vf) == 64) {
+#if defined(__AVX512F__)
+  if constexpr (kGeluMerged) {
+    (void)ff;
     IMKERN_GELU_STEP {
-      const auto near = t[j] <= kGeluTable;
-      const vf mg = near ? magic : magic_far;
-      idx[j] = fmadd(tc[j], near ? simd::splat(16.0f / 9.0f) : simd::splat(1.0f / 1.4f), mg);
-      r[j] = fnmadd(idx[j] - mg, near ? simd::splat(0.5625f) : simd::splat(1.4f), tc[j]);  // near: exact
+      // far ? b : a, one mask (gelu_far_mask's, shared with gelu_exp_scale_far)
+      const __mmask16 far = gelu_far_mask(t[j]);
+      const auto sel = [far](float a, float b) IMKERN_ALWAYS_INLINE {
+        return (vf)_mm512_mask_blend_ps(far, _mm512_set1_ps(a), _mm512_set1_ps(b));
+      };
+      const vf mg = sel(12582912.0f, 12582912.0f + 5.0f);
+      idx[j] = fmadd(tc[j], sel(16.0f / 9.0f, 1.0f / 1.4f), mg);
+      r[j] = fnmadd(idx[j] - mg, sel(0.5625f, 1.4f), tc[j]);  // near: exact
     }
     IMKERN_GELU_STEP f[j] = gelu_lookup(tab[7], idx[j]);
     for (int k = 6; k >= 0; --k) {
       IMKERN_GELU_STEP f[j] = fmadd(f[j], r[j], gelu_lookup(tab[k], idx[j]));
     }
-  } else {
-    vf fn[N];
-    gelu_table<N>(tc, tab, fn);
+  } else
+#endif
+  {
+    (void)t;
+    gelu_table<N>(tc, tab, f);
     IMKERN_GELU_STEP {
       idx[j] = fmadd(tc[j], simd::splat(1.0f / 1.4f), magic_far);
       r[j] = fnmadd(idx[j] - magic_far, simd::splat(1.4f), tc[j]);
     }
-    IMKERN_GELU_STEP f[j] = gelu_lookup(tab[5] + 8, idx[j]);
+    IMKERN_GELU_STEP ff[j] = gelu_lookup(tab[5] + 8, idx[j]);
     for (int k = 4; k >= 0; --k) {
-      IMKERN_GELU_STEP f[j] = fmadd(f[j], r[j], gelu_lookup(tab[k] + 8, idx[j]));
+      IMKERN_GELU_STEP ff[j] = fmadd(ff[j], r[j], gelu_lookup(tab[k] + 8, idx[j]));
     }
-    IMKERN_GELU_STEP f[j] = t[j] <= kGeluTable ? fn[j] : f[j];
   }
 }
 #endif
@@ -644,6 +695,15 @@ IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const fl
 // 0.907-0.930 -> 0.909-0.938 (unchanged); U[-4, 4] and N(0, 1) unchanged within 2%. On Zen 4
 // (not measured) the mixed AVX-512 vectors lose the divide (slow there, FMA pipes) and the
 // degree-9 fit, and add 3 selects and 8 shuffle-pipe permutes: expected no slower.
+// Since gelu7 the mixed blocks select without VBLENDVPS at AVX2 (AND / ANDN on the two
+// polynomials and E: 119 -> 108 uops per 2 vectors; U[-8, 8] single thread in L2 ~1.05 ->
+// ~0.94 ns per element) and with one mask register at AVX-512 (E = 1 on the near lanes by a
+// merge-masked VSCALEFPS: 83 -> 81 uops per 2 vectors). Where the rest goes, per mixed vector:
+// the near table ~18 (its bits are what an all-near block gives, so a mixed block cannot skip
+// it: each lane depends on its own x only), the exp ~14, P ~14 at AVX2 (0 at AVX-512: shared
+// Horner), selects, clamp, sign and -inf ~8: ~54 uops at AVX2 (14 permutes), ~41 at AVX-512,
+// against ~22 for an all-near vector. One form for every lane (P E over [0, 14.6]) would be
+// ~33 everywhere: faster mixed blocks, slower [-4, 4] and N(0, 1) blocks.
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
   // x >= 0 (-0 included) or NaN: x; else -0. (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0)
@@ -658,15 +718,29 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
     // Near lanes (t <= kGeluTable) as above, the same bits; far lanes (t > kGeluTable, NaN)
     // t Q(t) = P(t) E, E = exp(-t^2 / 2) (gelu_exp_parts), P(t) = t Q(t) / E by kGeluTab's
     // entries 8..15 (gelu_pieces).
-    vf tc[N], fl[N], nf[N], e[N], E[N];
+    vf tc[N], fl[N], nf[N], e[N], E[N], ff[N];
     IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
     gelu_exp_parts<N>(tc, fl, nf, e);
-    gelu_pieces<N>(t, tc, kGeluTab, f);
-    gelu_exp_scale<N>(e, fl, nf, E);
+    gelu_pieces<N>(t, tc, kGeluTab, f, ff);
+    if constexpr (kGeluMerged) {
+      gelu_exp_scale_far<N>(t, e, fl, nf, E);  // 1 on the near lanes
+    } else {
+      gelu_exp_scale<N>(e, fl, nf, E);
+    }
     IMKERN_GELU_STEP {
       const vf m = sign_part(x[j]);
-      // near: m - f (one rounding, as above); far: m - P E, -inf: NaN
-      const vf res = fnmadd(f[j], t[j] <= kGeluTable ? simd::splat(1.0f) : E[j], m);
+      const vi near = (vi)(t[j] <= kGeluTable);  // false for NaN
+      vf res;
+      if constexpr (kGeluMerged) {
+        // near: m - f 1 = m - f (one rounding, as above); far: m - P E
+        (void)near;
+        res = fnmadd(f[j], E[j], m);
+      } else {
+        // near: (m - f) - ff 0 = m - f, the same bits; far: (m - 0) - ff E = m - P E. Masks by
+        // AND / ANDN, not VBLENDVPS (3 uops on recent Intel cores, 2 selects per vector).
+        res = fnmadd(ff[j], gelu_andnot(near, E[j]), m - (vf)(near & (vi)f[j]));
+      }
+      // -inf: NaN
       y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));
     }
   }
@@ -725,15 +799,29 @@ IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
     // (smooth, -14.5..-3.9) from kGeluGradTab's entries 8..15 (gelu_pieces), E from
     // gelu_exp_parts: g = s Pg E + (1 - s) / 2 (the near lanes' fmadd with E = 1: the same
     // bits); +-inf: NaN (as the float64 reference)
-    vf tc[N], fl[N], nf[N], e[N], E[N], p[N];
+    vf tc[N], fl[N], nf[N], e[N], E[N], p[N], pf[N];
     IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
     gelu_exp_parts<N>(tc, fl, nf, e);
-    gelu_pieces<N>(t, tc, kGeluGradTab, p);
-    gelu_exp_scale<N>(e, fl, nf, E);
+    gelu_pieces<N>(t, tc, kGeluGradTab, p, pf);
+    if constexpr (kGeluMerged) {
+      gelu_exp_scale_far<N>(t, e, fl, nf, E);  // 1 on the near lanes
+    } else {
+      gelu_exp_scale<N>(e, fl, nf, E);
+    }
     IMKERN_GELU_STEP {
       const vf sg = (vf)(((vi)x[j] & (int32_t)0x80000000) ^ (int32_t)0xbf800000);
-      const vf res = fmadd(sg * p[j], t[j] <= kGeluTable ? simd::splat(1.0f) : E[j],
-                           fmadd(sg, simd::splat(-0.5f), simd::splat(0.5f)));
+      const vi near = (vi)(t[j] <= kGeluTable);  // false for NaN
+      const vf c = fmadd(sg, simd::splat(-0.5f), simd::splat(0.5f));  // exact 0 / 1
+      vf res;
+      if constexpr (kGeluMerged) {
+        (void)near;
+        res = fmadd(sg * p[j], E[j], c);
+      } else {
+        // near: fmadd(s, k, c) (as above) + (s Pg) 0: the same bits (a nonzero sum, or +0
+        // plus a signed zero: +0); far: c + 0 = c exactly, then s Pg E + c (AND / ANDN as
+        // in gelu)
+        res = fmadd(sg * pf[j], gelu_andnot(near, E[j]), fmadd(sg, (vf)(near & (vi)p[j]), c));
+      }
       const vi inf = ((vi)x[j] & (int32_t)0x7fffffff) == (int32_t)0x7f800000;
       y[j] = (vf)((vi)res | inf);
     }
