@@ -207,6 +207,15 @@ struct RgbToHsvRowU8x32 {
 // tests/test_color_exhaustive.py.)
 //   Out: packuswb of the words (H, S) gives P_k = (H, S) of pixels 8k..8k+7 per half, and
 // seven pshufb of P_0, P_1 and V build the 96 bytes (stored as 16-byte halves: no lane permute).
+//   Measured and not taken (Xeon Granite Rapids, AVX2, single thread; here each vector operation
+// removed saves ~0.35 cycle): S's table value by vpgatherdd from a float table and H's by a
+// division of its own, (2048 d + 30) / d correctly rounded being 2048 + hsv_hdiv(d) / 4096
+// (exact on all 2^24 inputs; 14 operations and a gather per 8 pixels instead of 17): equal in
+// steady state, in L2 and at 4K (0.95x only when calls alternate with these rows, an artifact),
+// 1.03x with the guard that keeps gray pixels from dividing by 0; AMD's gathers are microcoded
+// besides. 255 / V and 30 / d by two divisions per 8 pixels, each as 2048 + q (the same
+// exactness; no V d, no 30 V / 255): 0.98x in L1, but vdivps ymm issues one per 5.2 cycles here,
+// so 8 per step hold the divider ~42 of the step's ~53 cycles (and Zen 4's is unmeasured).
 struct HsvAvx2Masks {
   // out[c][src]: output chunk c (16 bytes of a half's 48) from P_0, P_1 (src 0, 1) or V (2)
   alignas(32) int8_t out[3][3][32];
