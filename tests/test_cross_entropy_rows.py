@@ -108,6 +108,7 @@ def test_cross_entropy_rows_views(rng, isa, C):
     x = random_array(rng, (9, 2 * C + 3), np.float32, -20, 20)
     t = rng.integers(0, C, size=9)
     t[4] = -100
+    x0 = x.copy()  # the input, to check it is left unchanged
     for v in [x[:, :C], x[:, 1 : C + 1], x[:, ::2][:, :C], x[::-1, :C], x[:, ::-1][:, :C]]:
         c = np.ascontiguousarray(v)
         for red in ("mean", "none"):
@@ -122,7 +123,7 @@ def test_cross_entropy_rows_views(rng, isa, C):
         F.cross_entropy(np.ascontiguousarray(x[:, :C]), t.astype(">i8"))
     with pytest.raises(TypeError, match="without wrapping"):
         F.cross_entropy(np.ascontiguousarray(x[:, :C]), t.clip(0).astype(np.uint64))
-    np.testing.assert_array_equal(x, x.copy())
+    np.testing.assert_array_equal(x, x0)  # (was x against x.copy(): a check that cannot fail)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -153,3 +154,38 @@ def test_cross_entropy_bad_target_message():
     with pytest.raises(ValueError, match="class index -100 is outside"):
         F.cross_entropy(x, np.array([0, -100, 1, 1]), ignore_index=-1)
     assert np.isfinite(F.cross_entropy(x, np.array([0, -1, 1, 1]), ignore_index=-1))
+
+
+def test_cross_entropy_bad_arguments():
+    # Bad targets and ignore_index raise before any kernel runs: TypeError for a dtype or type
+    # (naming the argument and the dtype), ValueError for a value (naming it); the binding's
+    # class check (NumPy targets) for every layout and target dtype that reaches it: spatial
+    # targets, narrow integer targets (converted to int64 first), out=, reduction="none" and
+    # the backward. (torch: RuntimeError for the dtypes, IndexError "Target 7 is out of
+    # bounds." for the values; the package's convention is TypeError / ValueError.)
+    x = np.zeros((4, 3), np.float32)
+    for t, name in ((np.array([0, 1, 2, 0.0]), "float64"), (np.array([True, False, True, False]), "bool"),
+                    (np.array([0, 1, 2, 0], object), "object")):
+        for f in (F.cross_entropy, F.cross_entropy_backward):
+            with pytest.raises(TypeError, match=rf"target: expected integer class indices .* got {name}"):
+                f(x, t)
+    for bad, exc, msg in ((2**63, ValueError, "ignore_index: expected a value in the int64 range, got 9223372036854775808"),
+                          (-(2**63) - 1, ValueError, "ignore_index: expected a value in the int64 range"),
+                          (-1.5, TypeError, "ignore_index: expected an int, got float")):
+        with pytest.raises(exc, match=msg):
+            F.cross_entropy(x, np.array([0, 1, 2, 0]), ignore_index=bad)
+    xs = np.zeros((2, 3, 5), np.float32)  # (N, C, S): targets (2, 5)
+    ts = np.zeros((2, 5), np.int64)
+    ts[1, 3] = 3
+    for tt in (ts, ts.astype(np.int32), ts.astype(np.int8)):
+        for kw in (dict(), dict(reduction="sum"), dict(reduction="none"), dict(out=np.empty((), np.float32))):
+            with pytest.raises(ValueError, match=r"target: class index 3 is outside \[0, 3\) and is not ignore_index=-100"):
+                F.cross_entropy(xs, tt, **kw)
+        with pytest.raises(ValueError, match="class index 3 is outside"):
+            F.cross_entropy_backward(xs, tt)
+    ts[1, 3] = -(2**63)  # the smallest int64 (no overflow in the check or the message)
+    with pytest.raises(ValueError, match=r"class index -9223372036854775808 is outside \[0, 3\)"):
+        F.cross_entropy(xs, ts)
+    ts[1, 3] = -100  # ignored: fine again, and a narrow dtype's -100 is ignore_index too
+    for tt in (ts, ts.astype(np.int8)):
+        assert np.isfinite(F.cross_entropy(xs, tt))

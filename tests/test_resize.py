@@ -681,6 +681,27 @@ def test_uint8_split_digit_rings_equal_the_integer_formula(rng, mode, channels):
         imkern.set_cpu_params(strip_l1=None, stream_bytes=None)
 
 
+
+def test_uint8_hfirst_rings_without_vbmi():
+    """The uint8 horizontal-first passes of AVX-512 cores without VBMI (U8Hpass's pshufb blocks
+    and run_periods at 512 bits, split digits and plain sums): on a core with VBMI (Zen 4, Xeon
+    from Ice Lake on) every AVX-512 call takes the vpermb blocks, so only IMKERN_CPU_DISABLE
+    reaches these; in a fresh process, the split-digit and mirrored-pair cases above."""
+    if "avx512" not in imkern.info()["cpu_isa_available"]:
+        pytest.skip("needs AVX-512")
+    from test_color import _run_without  # (the fresh-process helper, tests/ on sys.path)
+
+    code = (
+        "import numpy as np, test_resize as t\n"
+        "for mode in ('bilinear', 'bicubic'):\n"
+        "    for ch in (1, 3, 4):\n"
+        "        t.test_uint8_split_digit_rings_equal_the_integer_formula(np.random.default_rng(7), mode, ch)\n"
+        "        for stream in (False, True):\n"
+        "            t.test_uint8_mirrored_row_pairs_equal_the_integer_formula(np.random.default_rng(8), mode, ch, stream)\n"
+        "print('ok')\n"
+    )
+    _run_without("avx512vbmi", code, timeout=600)
+
 # ---- float32 exact 2x shrink (bilinear and area: 0.5 / 0.5 taps), one pass -------------------------
 def _mean2x2(x):
     """The halving path's formula, in float32 and its order: 0.25 ((a + c) + (b + d))."""
