@@ -85,6 +85,19 @@ def test_info_reports_caches_and_params():
     assert imkern.info()["cpu_params"] == p
 
 
+def test_info_cpu_features_and_their_disable_list():
+    # the extensions beyond the ISA levels: each with its level available; IMKERN_CPU_DISABLE
+    # hides the named ones (read once: a child process)
+    feats = imkern.info()["cpu_features"]
+    levels = imkern.info()["cpu_isa_available"]
+    assert set(feats) <= {"avx512vnni", "avx512vbmi", "avxvnni"}
+    assert "avx512" in levels or not {"avx512vnni", "avx512vbmi"} & set(feats)
+    assert "avx2" in levels or "avxvnni" not in feats
+    r = _child("import imkern; print(','.join(imkern.info()['cpu_features']))", {"IMKERN_CPU_DISABLE": "avxvnni"})
+    got = [f for f in r.stdout.strip().split(",") if f]
+    assert got == [f for f in feats if f != "avxvnni"]
+
+
 def test_model_follows_the_caches():
     c, p = imkern.info()["cpu_caches"], imkern.get_cpu_params()
     assert p["strip_l1"] == c["l1d"]["bytes"] and p["strip_l2"] == c["l2"]["bytes"]

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 #include <mutex>
+#include <string>
 #include <stdexcept>
 #include <thread>
 #include <tuple>
@@ -35,6 +36,13 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("isa_supported", [] { return std::string(imkern::isa_name(imkern::isa_supported())); });
   m.def("l3_cache_bytes", [] { return imkern::last_level_cache_bytes(); });
+  m.def("cpu_features", [] {
+    std::vector<std::string> names;
+    for (int f = 0; f < imkern::kCpuFeatureCount; ++f)
+      if (imkern::cpu_has(static_cast<imkern::CpuFeature>(f)))
+        names.emplace_back(imkern::cpu_feature_name(static_cast<imkern::CpuFeature>(f)));
+    return names;
+  });
   m.def("isa_active", [] { return std::string(imkern::isa_name(imkern::isa_active())); });
   m.def("isa_set_cap", [](const std::string& s) {
     if (s == "baseline") imkern::isa_set_cap(imkern::Isa::baseline);

@@ -11,6 +11,8 @@
 #endif
 #if defined(IMKERN_X86) && defined(_MSC_VER)
 #include <intrin.h>
+#elif defined(IMKERN_X86) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #endif
 
 namespace imkern {
@@ -109,8 +111,21 @@ static bool feature_detected(CpuFeature f) {
   if (r[0] < 7) return false;
   __cpuidex(r, 7, 0);
   const unsigned ecx7 = static_cast<unsigned>(r[2]);
+  if (f == CpuFeature::avxvnni) {
+    if (r[0] < 1) return false;  // the highest subleaf of leaf 7
+    __cpuidex(r, 7, 1);
+    return (static_cast<unsigned>(r[0]) >> 4 & 1) != 0;  // CPUID.(EAX=7, ECX=1):EAX[4]
+  }
   return f == CpuFeature::avx512vnni ? (ecx7 >> 11 & 1) != 0 : (ecx7 >> 1 & 1) != 0;
 #elif defined(IMKERN_X86) && (defined(__GNUC__) || defined(__clang__))
+  if (f == CpuFeature::avxvnni) {
+    // CPUID.(EAX=7, ECX=1):EAX[4] (older compilers' __builtin_cpu_supports lack the name);
+    // the OS's ymm state is checked by the avx2 level it requires.
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || a < 1) return false;
+    __get_cpuid_count(7, 1, &a, &b, &c, &d);
+    return (a >> 4 & 1) != 0;
+  }
   __builtin_cpu_init();
   return f == CpuFeature::avx512vnni ? __builtin_cpu_supports("avx512vnni") != 0
                                      : __builtin_cpu_supports("avx512vbmi") != 0;
@@ -128,10 +143,21 @@ static bool feature_disabled(const char* name) {
   return list.find(want) != std::string::npos;
 }
 
+const char* cpu_feature_name(CpuFeature f) {
+  switch (f) {
+    case CpuFeature::avx512vnni: return "avx512vnni";
+    case CpuFeature::avx512vbmi: return "avx512vbmi";
+    case CpuFeature::avxvnni: return "avxvnni";
+  }
+  return "?";
+}
+
 bool cpu_has(CpuFeature f) {
-  static const bool has[2] = {
+  static const bool has[kCpuFeatureCount] = {
       isa_supported() == Isa::avx512 && feature_detected(CpuFeature::avx512vnni) && !feature_disabled("avx512vnni"),
-      isa_supported() == Isa::avx512 && feature_detected(CpuFeature::avx512vbmi) && !feature_disabled("avx512vbmi")};
+      isa_supported() == Isa::avx512 && feature_detected(CpuFeature::avx512vbmi) && !feature_disabled("avx512vbmi"),
+      static_cast<int>(isa_supported()) >= static_cast<int>(Isa::avx2) && feature_detected(CpuFeature::avxvnni) &&
+          !feature_disabled("avxvnni")};
   return has[static_cast<int>(f)];
 }
 

@@ -410,7 +410,11 @@ def get_allow_tf32() -> bool:
 
 
 def info() -> dict:
-    """Build and runtime facts: version, CPU ISA in use and available, threads, the L3 cache
+    """Build and runtime facts: version, CPU ISA in use and available, the extensions beyond
+    the ISA levels that some kernels use where the CPU has them (``cpu_features``: ``avx512vnni``
+    and ``avx512vbmi`` with the avx512 level, ``avxvnni`` (AVX-VNNI, not an AVX-512 extension:
+    kept under ``IMKERN_CPU_ISA=avx2``) with the avx2 level; ``IMKERN_CPU_DISABLE``, a
+    comma-separated list of these names read at import, hides them), threads, the L3 cache
     size the OS reports (``cpu_l3_bytes``), the detected caches (``cpu_caches``: size, ways,
     line, sets and sharing per level from sysfs / cpuid, the CPUs usable, the nominal L3 share
     and the effective L3 with how it was chosen: ``l3_reason``, ``hypervisor`` (cpuid's
@@ -436,6 +440,7 @@ def info() -> dict:
         "machine": platform.machine(),
         "cpu_isa": _core.isa_active(),
         "cpu_isa_available": available,
+        "cpu_features": list(_core.cpu_features()),
         "num_threads": _core.get_num_threads(),
         "max_num_threads": _core.max_num_threads(),
         "cpu_l3_bytes": int(_core.l3_cache_bytes()),

@@ -21,7 +21,8 @@
 // vectors of a pass that use it). One weight
 // per pixel pair (the forward half of the offsets computes its weight rows into small rings,
 // the backward half reads them back), computed software-pipelined (uint8 RGB: the color
-// distances from a packed copy of the ring rows, 4 bytes a pixel, by byte arithmetic; at AVX2,
+// distances from a packed copy of the ring rows, 4 bytes a pixel, by byte arithmetic, the bytes
+// summed by one VNNI dot product where the CPU has it (AVX512_VNNI / AVX-VNNI); at AVX2,
 // where gathers measure faster, every other offset's row read by a gather from a table of its
 // weight per integer color distance, made by the same code: the same bits); float32 gray at AVX-512 makes
 // those of the rows below in the pixel loop instead (kFuse), summed apart from the others.
@@ -35,6 +36,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "imkern/dispatch.hpp"
 #include "imkern/filters.hpp"
 #include "imkern/parallel.hpp"
 #include "common/vops.hpp"
@@ -187,14 +189,30 @@ IMKERN_ALWAYS_INLINE inline vi pack_rgb(const float* p) {
            b = __builtin_convertvector(simd::loadu(p + 2 * L), vi);
   return r | (g << 8) | (b << 16);
 }
+// Vnni: the byte sum by one VNNI dot product (vpdpbusd: the 4 unsigned bytes of a lane times
+// signed 1s, added to 0) instead of the two multiply-adds, the same integer: AVX512_VNNI at
+// AVX-512, AVX-VNNI (its VEX form, not an AVX-512 instruction) at AVX2; only where the caller
+// checked cpu_has (the instruction written as inline asm: no target attribute to spread through
+// the templates that inline it).
+template <bool Vnni = false>
 IMKERN_ALWAYS_INLINE inline vi packed_distance(vi a, vi b) {
 #if defined(__AVX512BW__)
   const __m512i x = reinterpret_cast<__m512i>(a), y = reinterpret_cast<__m512i>(b);
   const __m512i d = _mm512_or_si512(_mm512_subs_epu8(x, y), _mm512_subs_epu8(y, x));
+  if constexpr (Vnni) {
+    __m512i t = _mm512_setzero_si512();
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(t) : "v"(d), "v"(_mm512_set1_epi8(1)));
+    return reinterpret_cast<vi>(t);
+  }
   return reinterpret_cast<vi>(_mm512_madd_epi16(_mm512_maddubs_epi16(d, _mm512_set1_epi8(1)), _mm512_set1_epi16(1)));
 #elif defined(__AVX2__)
   const __m256i x = reinterpret_cast<__m256i>(a), y = reinterpret_cast<__m256i>(b);
   const __m256i d = _mm256_or_si256(_mm256_subs_epu8(x, y), _mm256_subs_epu8(y, x));
+  if constexpr (Vnni) {
+    __m256i t = _mm256_setzero_si256();
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(t) : "x"(d), "x"(_mm256_set1_epi8(1)));
+    return reinterpret_cast<vi>(t);
+  }
   return reinterpret_cast<vi>(_mm256_madd_epi16(_mm256_maddubs_epi16(d, _mm256_set1_epi8(1)), _mm256_set1_epi16(1)));
 #elif defined(__SSSE3__)
   const __m128i x = reinterpret_cast<__m128i>(a), y = reinterpret_cast<__m128i>(b);
@@ -219,7 +237,7 @@ IMKERN_ALWAYS_INLINE inline vi packed_distance(vi a, vi b) {
 // of one offset at a time per vector was bound by its instruction count at AVX2), F independent
 // chains interleaved, software-pipelined: each step computes the exponents of one vector and the
 // exp2 of the previous ones (ready by then), so few operations wait on long dependency chains.
-template <int C, bool Clamp, bool Low, int F, typename S = float>
+template <int C, bool Clamp, bool Low, int F, typename S = float, bool Vnni = false>
 IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const S* a, const S* const* b, int64_t xs, int64_t xe, float gc2, const float* s) {
   const vf g2 = simd::splat(gc2);
   vf sv[F];
@@ -229,7 +247,7 @@ IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const S* a, const 
       static_assert(C == 3, "packed rows: uint8 RGB");
       const vi ak = simd::loadu(a + x);
       for (int u = 0; u < F; ++u)
-        e[u] = dist_exponent<Clamp>(__builtin_convertvector(packed_distance(ak, simd::loadu(b[u] + x)), vf), g2, sv[u]);
+        e[u] = dist_exponent<Clamp>(__builtin_convertvector(packed_distance<Vnni>(ak, simd::loadu(b[u] + x)), vf), g2, sv[u]);
     } else {
       vf av[C];
       for (int c = 0; c < C; ++c) av[c] = simd::loadu(a + x * C + c * L);
@@ -272,14 +290,14 @@ IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const S* a, const 
 // cores).
 #if defined(__AVX2__) && !defined(__AVX512F__)
 constexpr bool kGatherBuild = true;
-template <int F, bool Low>
+template <int F, bool Low, bool Vnni = false>
 IMKERN_ALWAYS_INLINE inline void weight_rows_tab(float* const* o, const int32_t* a, const int32_t* const* b, int64_t xs,
                                                  int64_t xe, const float* const* tab, float gc2, const float* s) {
   const vf g2 = simd::splat(gc2);
   for (int64_t x = xs; x < xe; x += L) {
     const vi ak = simd::loadu(a + x);
     for (int u = 0; u < F; ++u) {
-      const vi t = packed_distance(ak, simd::loadu(b[u] + x));
+      const vi t = packed_distance<Vnni>(ak, simd::loadu(b[u] + x));
       if (u % 2 == 1) {
         const vf e = dist_exponent<false>(__builtin_convertvector(t, vf), g2, simd::splat(s[u]));
         simd::storeu(o[u] + x, exp2_nonpos<Low>(e));
@@ -346,6 +364,20 @@ inline bool bilateral_gather() {
 #else
   return false;
 #endif
+}
+
+// Whether the packed color distances take the VNNI dot product (packed_distance<true>): where
+// the CPU has it at this level (AVX512_VNNI at AVX-512, AVX-VNNI at AVX2; never at the baseline).
+// IMKERN_CPU_DISABLE=avx512vnni / avxvnni hides it (the tests reach both paths so).
+inline bool bilateral_vnni() {
+#if defined(__AVX512BW__)
+  static const bool has = cpu_has(CpuFeature::avx512vnni);
+#elif defined(__AVX2__)
+  static const bool has = cpu_has(CpuFeature::avxvnni);
+#else
+  static const bool has = false;
+#endif
+  return has;
 }
 
 // Forward offsets per weight pass (sharing the center loads): AVX2 (16 registers) 2 and 3 within
@@ -521,6 +553,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   const int64_t TL = (L * MV + 2 * r + 2 * L) * C;  // a source row, interleaved, with slack
   const int64_t OPL = (MV + L) * L * C;             // the results in lanes, and in pixel order
   constexpr bool fuse = kFuse<T, C>;
+  const bool vnni = kPk<T, C> && bilateral_vnni();
   static_assert(!(fuse && kRuns<T, C>), "the runs replace the unfused offset loop only");
   parallel_for(0, rows, filter_grain(rows, k, get_num_threads()), [&](int64_t t0, int64_t t1) {
     float* ring = thread_scratch<float>(0, static_cast<size_t>(slot_len * k));
@@ -586,15 +619,25 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
               if (use_tab) {
                 const float* tb[NF];
                 for (int u = 0; u < NF; ++u) tb[u] = tabs.data() + tab_of[f + u] * NT;
-                if (low) weight_rows_tab<NF, true>(o, kc, kb, xs, xe, tb, gc2, sv);
-                else weight_rows_tab<NF, false>(o, kc, kb, xs, xe, tb, gc2, sv);
+                if (vnni) {
+                  if (low) weight_rows_tab<NF, true, true>(o, kc, kb, xs, xe, tb, gc2, sv);
+                  else weight_rows_tab<NF, false, true>(o, kc, kb, xs, xe, tb, gc2, sv);
+                } else {
+                  if (low) weight_rows_tab<NF, true>(o, kc, kb, xs, xe, tb, gc2, sv);
+                  else weight_rows_tab<NF, false>(o, kc, kb, xs, xe, tb, gc2, sv);
+                }
                 return;
               }
             }
 #endif
             if constexpr (kPk<T, C>) {
-              if (low) weight_rows<C, false, true, NF, int32_t>(o, kc, kb, xs, xe, gc2, sv);
-              else weight_rows<C, false, false, NF, int32_t>(o, kc, kb, xs, xe, gc2, sv);
+              if (vnni) {
+                if (low) weight_rows<C, false, true, NF, int32_t, true>(o, kc, kb, xs, xe, gc2, sv);
+                else weight_rows<C, false, false, NF, int32_t, true>(o, kc, kb, xs, xe, gc2, sv);
+              } else {
+                if (low) weight_rows<C, false, true, NF, int32_t>(o, kc, kb, xs, xe, gc2, sv);
+                else weight_rows<C, false, false, NF, int32_t>(o, kc, kb, xs, xe, gc2, sv);
+              }
               return;
             }
             if (low) weight_rows<C, !is_u8, true, NF>(o, pc, bb, xs, xe, gc2, sv);

@@ -14,11 +14,18 @@ Isa isa_active();      // the level in use: min(supported, cap); read once, cach
 void isa_set_cap(Isa); // for tests and embedding code; IMKERN_CPU_ISA sets the initial cap
 
 // Extensions beyond an ISA level's set that some kernels use where the processor has them
-// (with AVX-512 state enabled; checked once). IMKERN_CPU_DISABLE, a comma-separated list of
-// these names ("avx512vnni,avx512vbmi"), hides them: for tests of the other paths and for
+// (checked once): avx512vnni and avx512vbmi with AVX-512 (the avx512 level supported),
+// avxvnni (AVX-VNNI: the VEX-encoded 256-bit vpdpbusd/vpdpwssd of Alder Lake, Sapphire Rapids
+// and later Intel cores and of Zen 5; not an AVX-512 instruction, so kernels of the avx2 level
+// may use it: that level means "no AVX-512", as IMKERN_CPU_ISA=avx2 caps it) with the avx2
+// level supported. IMKERN_CPU_DISABLE, a comma-separated list of these names
+// ("avx512vnni,avx512vbmi,avxvnni"), hides them: for tests of the other paths and for
 // comparisons, as OPENCV_CPU_DISABLE does. Read once, at the first call.
-enum class CpuFeature : int { avx512vnni = 0, avx512vbmi = 1 };
+enum class CpuFeature : int { avx512vnni = 0, avx512vbmi = 1, avxvnni = 2 };
 bool cpu_has(CpuFeature);
+// The names of the features cpu_has reports, in the enum's order (for imkern.info()).
+const char* cpu_feature_name(CpuFeature);
+constexpr int kCpuFeatureCount = 3;
 
 // Size of the L3 cache the first CPU shares, in bytes, as the OS reports it (8 MiB if none).
 // Kernels that write more than this stream their output past the caches.
