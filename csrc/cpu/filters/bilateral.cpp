@@ -487,7 +487,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   int ntab = 0;
   for (size_t f = 0; f < fwd.size(); ++f) {
     size_t e = 0;
-    while (fwd_s[e] != fwd_s[f]) ++e;
+    while (e < f && fwd_s[e] != fwd_s[f]) ++e;  // bounded: a NaN term is unequal to itself
     tab_first[f] = e == f;
     tab_of[f] = e == f ? ntab++ : tab_of[e];
   }
