@@ -230,8 +230,10 @@ def test_stream_lines_gelu(isa, rng, threads):
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 def test_stream_lines_color(isa, rng, dtype):
     # gray.cpp's uint8 rows (AVX2: pairs of 32-byte streams per line, the rest plain from a
-    # line boundary) and pixel_map.hpp's float rows (stream_row); packed rows (gray uint8: one
-    # run in line-placed chunks) and rows with gaps
+    # line boundary) and pixel_map.hpp's float rows (stream_row: the whole lines of 1- and
+    # 3-element pixels streamed, plain vectors before and after them ending at the span's ends;
+    # Row3F's blocks left to the functor streamed through a buffer: hsv_to_rgb's far hues);
+    # packed rows (gray uint8: one run in line-placed chunks) and rows with gaps
     from imkern import color as K
 
     for w in (5, 37, 100, 261):
@@ -242,3 +244,7 @@ def test_stream_lines_color(isa, rng, dtype):
         if dtype != np.uint8:
             x = random_array(rng, (4, w, 3), dtype)
             _check(lambda x, o: K.rgb_to_ycbcr(x, out=o), x, (4, w, 3), dtype, pads=(0, 5))
+            _check(lambda x, o: K.rgb_to_hsv(x, out=o), x, (4, w, 3), dtype, pads=(0, 5))
+            h = x.copy()
+            h[:, ::3, 0] = random_array(rng, h[:, ::3, 0].shape, dtype, 1e6, 1e7)  # far hues: functor blocks
+            _check(lambda x, o: K.hsv_to_rgb(x, out=o), h, (4, w, 3), dtype, pads=(0, 5))

@@ -175,7 +175,7 @@ void gray_row_avx2(const uint8_t* in, uint8_t* out, int64_t w, bool stream) {
         _mm256_stream_si256(reinterpret_cast<__m256i*>(out + x), gray32_avx2_at<C>(in, x, w, k));
         _mm256_stream_si256(reinterpret_cast<__m256i*>(out + x + 32), gray32_avx2_at<C>(in, x + 32, w, k));
       }
-      _mm_sfence();
+      stream_fence();
     }
   }
   for (; x + 32 <= w; x += 32) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + x), gray32_avx2_at<C>(in, x, w, k));
@@ -272,7 +272,7 @@ __attribute__((target("avx512vbmi,avx512vnni"))) void gray_row_vnni(const uint8_
     if (head + 64 <= w) {
       gray_span16_vnni<C>(in, out, 0, head, k);
       for (x = head; x + 64 <= w; x += 64) _mm512_stream_si512(reinterpret_cast<__m512i*>(out + x), gray64_vnni<C>(in + C * x, k));
-      _mm_sfence();
+      stream_fence();
     }
   }
   for (; x + 64 <= w; x += 64) _mm512_storeu_si512(out + x, gray64_vnni<C>(in + C * x, k));
@@ -360,8 +360,8 @@ void gray_u8(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d)
 
 #if defined(__SSE4_1__)
 // float / double RGB/BGR -> gray, L pixels per step: the planes (deinterleave3), then luma's
-// expression. stream: outputs beyond the cache are written by non-temporal stores (as Row3F),
-// the functor taking the row's first pixels up to the first aligned output vector.
+// expression. stream: outputs beyond the cache are written by non-temporal stores on whole
+// 64-byte lines, plain vectors before and after them (stream_row, as Row3F).
 template <typename T, bool BGR>
 struct GrayRowF {
   bool stream = false;
@@ -376,7 +376,7 @@ struct GrayRowF {
     return x;
   }
   int64_t operator()(const T* in, T* out, int64_t w) const {
-    return stream_row<3, 1>(*this, color::ToGray<T, BGR>{}, in, out, w, stream);
+    return stream_row<1>(*this, in, out, w, stream);
   }
 };
 #endif
