@@ -227,6 +227,22 @@ def test_stream_lines_gelu(isa, rng, threads):
         imkern.set_num_threads(before)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stream_lines_gray_flat_chunks(isa, rng, threads):
+    # packed float rows -> gray as one run in chunks placed on the output's lines (gray.cpp
+    # gray_float): several chunks, split between the threads, every output offset
+    from imkern import color as K
+
+    before = imkern.get_num_threads()
+    imkern.set_num_threads(threads)
+    try:
+        for dtype in (np.float32, np.float64):
+            x = random_array(rng, (3, 20011, 3), dtype)
+            _check(lambda x, o: K.rgb_to_gray(x, out=o), x, (3, 20011), dtype, pads=(0,))
+    finally:
+        imkern.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 def test_stream_lines_color(isa, rng, dtype):
     # gray.cpp's uint8 rows (AVX2: pairs of 32-byte streams per line, the rest plain from a
