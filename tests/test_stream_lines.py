@@ -227,11 +227,29 @@ def test_stream_lines_gelu(isa, rng, threads):
         imkern.set_num_threads(before)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stream_lines_gray_flat_chunks(isa, rng, threads):
+    # packed float rows -> gray as one run in chunks placed on the output's lines (gray.cpp
+    # gray_float): several chunks, split between the threads, every output offset
+    from imkern import color as K
+
+    before = imkern.get_num_threads()
+    imkern.set_num_threads(threads)
+    try:
+        for dtype in (np.float32, np.float64):
+            x = random_array(rng, (3, 20011, 3), dtype)
+            _check(lambda x, o: K.rgb_to_gray(x, out=o), x, (3, 20011), dtype, pads=(0,))
+    finally:
+        imkern.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 def test_stream_lines_color(isa, rng, dtype):
     # gray.cpp's uint8 rows (AVX2: pairs of 32-byte streams per line, the rest plain from a
-    # line boundary) and pixel_map.hpp's float rows (stream_row); packed rows (gray uint8: one
-    # run in line-placed chunks) and rows with gaps
+    # line boundary) and pixel_map.hpp's float rows (stream_row: the whole lines of 1- and
+    # 3-element pixels streamed, plain vectors before and after them ending at the span's ends;
+    # Row3F's blocks left to the functor streamed through a buffer: hsv_to_rgb's far hues);
+    # packed rows (gray uint8: one run in line-placed chunks) and rows with gaps
     from imkern import color as K
 
     for w in (5, 37, 100, 261):
@@ -242,3 +260,7 @@ def test_stream_lines_color(isa, rng, dtype):
         if dtype != np.uint8:
             x = random_array(rng, (4, w, 3), dtype)
             _check(lambda x, o: K.rgb_to_ycbcr(x, out=o), x, (4, w, 3), dtype, pads=(0, 5))
+            _check(lambda x, o: K.rgb_to_hsv(x, out=o), x, (4, w, 3), dtype, pads=(0, 5))
+            h = x.copy()
+            h[:, ::3, 0] = random_array(rng, h[:, ::3, 0].shape, dtype, 1e6, 1e7)  # far hues: functor blocks
+            _check(lambda x, o: K.hsv_to_rgb(x, out=o), h, (4, w, 3), dtype, pads=(0, 5))

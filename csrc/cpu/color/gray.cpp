@@ -175,7 +175,7 @@ void gray_row_avx2(const uint8_t* in, uint8_t* out, int64_t w, bool stream) {
         _mm256_stream_si256(reinterpret_cast<__m256i*>(out + x), gray32_avx2_at<C>(in, x, w, k));
         _mm256_stream_si256(reinterpret_cast<__m256i*>(out + x + 32), gray32_avx2_at<C>(in, x + 32, w, k));
       }
-      _mm_sfence();
+      stream_fence();
     }
   }
   for (; x + 32 <= w; x += 32) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + x), gray32_avx2_at<C>(in, x, w, k));
@@ -272,7 +272,7 @@ __attribute__((target("avx512vbmi,avx512vnni"))) void gray_row_vnni(const uint8_
     if (head + 64 <= w) {
       gray_span16_vnni<C>(in, out, 0, head, k);
       for (x = head; x + 64 <= w; x += 64) _mm512_stream_si512(reinterpret_cast<__m512i*>(out + x), gray64_vnni<C>(in + C * x, k));
-      _mm_sfence();
+      stream_fence();
     }
   }
   for (; x + 64 <= w; x += 64) _mm512_storeu_si512(out + x, gray64_vnni<C>(in + C * x, k));
@@ -334,6 +334,10 @@ struct GrayRowU8 {
 // chunk but the first streams from its first pixel and no line is shared by two chunks), split
 // evenly between the threads; no per-row heads and tails. Other layouts: row by row.
 constexpr int64_t kGrayGrain = 16384;
+// Whether the rows (and images) of g with c elements per pixel lie back to back.
+inline bool gray_dense(const ImageDesc& g, int64_t c) {
+  return (g.h == 1 || g.row_stride == g.w * c) && (g.n == 1 || g.batch_stride == g.h * g.w * c);
+}
 template <int C, bool BGR>
 void gray_u8(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
   GrayRowU8<C, BGR> row{};
@@ -343,10 +347,7 @@ void gray_u8(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d)
 #endif
   const int64_t n = s.n * s.h * s.w;
   row.stream = (C + 1) * n > params().stream_bytes;
-  auto dense = [](const ImageDesc& g, int64_t c) {
-    return (g.h == 1 || g.row_stride == g.w * c) && (g.n == 1 || g.batch_stride == g.h * g.w * c);
-  };
-  if (dense(s, C) && dense(d, d.c)) {
+  if (gray_dense(s, C) && gray_dense(d, d.c)) {
     const auto* in = static_cast<const uint8_t*>(src);
     auto* out = static_cast<uint8_t*>(dst);
     const int64_t phase = static_cast<int64_t>(reinterpret_cast<uintptr_t>(out) % 64);
@@ -360,8 +361,8 @@ void gray_u8(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d)
 
 #if defined(__SSE4_1__)
 // float / double RGB/BGR -> gray, L pixels per step: the planes (deinterleave3), then luma's
-// expression. stream: outputs beyond the cache are written by non-temporal stores (as Row3F),
-// the functor taking the row's first pixels up to the first aligned output vector.
+// expression. stream: outputs beyond the cache are written by non-temporal stores on whole
+// 64-byte lines, plain vectors before and after them (stream_row, as Row3F).
 template <typename T, bool BGR>
 struct GrayRowF {
   bool stream = false;
@@ -376,9 +377,38 @@ struct GrayRowF {
     return x;
   }
   int64_t operator()(const T* in, T* out, int64_t w) const {
-    return stream_row<3, 1>(*this, color::ToGray<T, BGR>{}, in, out, w, stream);
+    return stream_row<1>(*this, in, out, w, stream);
   }
 };
+
+// Rows back to back in the input and the output (images too): one run of n h w pixels in
+// chunks of kGrayGrain placed on the output's lines (as gray_u8), so a streamed output is
+// plain only at the run's two ends. Row by row, an output not on a line boundary puts plain
+// vectors at each row's ends between streamed lines, and at AVX2 that alone cost ~1.35x the
+// time: float32 4K rgb_to_gray, single thread, Xeon (Granite Rapids), out 16 bytes into a
+// line 12.4 ms against 9.0 aligned; the same pixels as one row 9.2 (whole-line rule and
+// fences alike: a fence per chunk instead of per row did not change it; the input's offset
+// and 4 KiB aliasing did not matter). AVX-512 (12 plain elements at a row's start, the row's
+// tail and the next row's head one plain line) showed no such loss.
+template <typename T, bool BGR>
+void gray_float(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, bool stream) {
+  const GrayRowF<T, BGR> row{stream};
+  const color::ToGray<T, BGR> f{};
+  const auto* in = static_cast<const T*>(src);
+  auto* out = static_cast<T*>(dst);
+  if (!(gray_dense(s, 3) && gray_dense(d, 1)) || reinterpret_cast<uintptr_t>(out) % sizeof(T)) {
+    map_pixels<T, T, 3, 1>(src, s, dst, d, f, row);
+    return;
+  }
+  const int64_t n = s.n * s.h * s.w;
+  const int64_t phase = static_cast<int64_t>(reinterpret_cast<uintptr_t>(out) % 64 / sizeof(T));
+  parallel_for(phase, phase + n, kGrayGrain, [&](int64_t lo, int64_t hi) {
+    const T* i = in + 3 * (lo - phase);
+    T* o = out + (lo - phase);
+    for (int64_t x = row(i, o, hi - lo); x < hi - lo; ++x) f(i + 3 * x, o + x);
+    stream_fence();
+  });
+}
 #endif
 }  // namespace
 
@@ -411,8 +441,8 @@ void color_gray(ColorOp op, DType dtype, const void* src, const ImageDesc& s, vo
       if (s.c == 3) {
         // (input + output bytes beyond the cache: streamed, as hsv_float)
         const bool stream = d.n * d.h * d.w * 4 * int64_t(sizeof(T)) > params().stream_bytes;
-        if (bgr) map_pixels<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, true>{}, GrayRowF<T, true>{stream});
-        else map_pixels<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, false>{}, GrayRowF<T, false>{stream});
+        if (bgr) gray_float<T, true>(src, s, dst, d, stream);
+        else gray_float<T, false>(src, s, dst, d, stream);
         return;
       }
     }

@@ -11,6 +11,7 @@
 #include "common/shuffle.hpp"
 #include "common/vops.hpp"
 #include "common/simd.hpp"
+#include "common/stream.hpp"
 #include "imkern/parallel.hpp"
 #include "imkern/dispatch.hpp"
 #if defined(__SSE4_1__)
@@ -35,6 +36,8 @@ struct NoRowKernel {
 
 // f maps one pixel; rowk(in, out, w) may convert a prefix of the row with SIMD and returns how
 // many pixels it did (the functor finishes the row, so both must compute the same bits).
+// Each chunk of rows ends with stream_fence, for the row kernels that stream (stream_row):
+// a fence per row cost 1.2x at 8640x960 float32 gray, AVX2, single thread on the Xeon.
 template <typename TI, typename TO, int CI, int CO, typename F, typename R = NoRowKernel>
 void map_pixels(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const F& f,
                 const R& rowk = R{}) {
@@ -48,6 +51,7 @@ void map_pixels(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
       TO* out = static_cast<TO*>(dst) + b * d.batch_stride + y * d.row_stride;
       for (int64_t x = rowk(in, out, W); x < W; ++x) f(in + x * CI, out + x * CO);
     }
+    stream_fence();
   });
 }
 
@@ -592,21 +596,37 @@ IMKERN_ALWAYS_INLINE inline void prefetch_page_ahead(const T* p) {
 }
 
 // A row of a float row kernel k, whose k.blocks<Stream>(in, out, x, w) converts whole vectors of
-// L pixels from pixel x on and returns where it stops, and whose functor f converts one pixel
-// (PI input and PO output elements): streamed from the first pixel whose output is aligned to
-// the vector's size (f before it) when `stream` and a whole vector follows it, else plain.
-template <int PI, int PO, typename T, typename K, typename F>
-IMKERN_ALWAYS_INLINE inline int64_t stream_row(const K& k, const F& f, const T* in, T* out, int64_t w, bool stream) {
+// L pixels (PO output elements each) from pixel x on and returns where it stops (before w);
+// returns the pixels done. Unstreamed: the vectors from pixel 0, the functor after them (the
+// caller's loop). Streamed (`stream` and a whole line to stream; common/stream.hpp's
+// rule): the pixels whose outputs fill whole 64-byte lines (stream_span) by streaming vectors,
+// those before and after them by plain vectors, each part's last vector ending at its end
+// (overlapping the one before: the same values, since the ops that stream give the functor's
+// bits in the vectors too, and out never overlaps in); no line takes both kinds of store. The
+// caller fences after its chunk (map_pixels, gray_float).
+// Streaming from the first vector-aligned output instead (f before it, f after the last
+// vector) left a line shared by plain and streaming stores at each end of a row wherever the
+// output was not line-aligned: float32 4K rgb_to_gray at AVX2 into an output 16 bytes into a
+// line, single thread on the Xeon (Granite Rapids): 12 ms against 8.5 aligned, one such line
+// per row (2160 lines of 518400) costing ~1.6 us each.
+template <typename K, typename T>
+IMKERN_ALWAYS_INLINE inline void plain_vectors_px(const K& k, const T* in, T* out, int64_t x0, int64_t x1) {
+  constexpr int L = simd::Vec<T>::lanes;
+  if (k.template blocks<false>(in, out, x0, x1) < x1) k.template blocks<false>(in, out, x1 - L, x1);
+}
+template <int PO, typename T, typename K>
+IMKERN_ALWAYS_INLINE inline int64_t stream_row(const K& k, const T* in, T* out, int64_t w, bool stream) {
 #if defined(__AVX__)
-  const int64_t head = stream ? stream_head<T, PO>(out, sizeof(fv<T>)) : -1;
-  if (head >= 0 && head + simd::Vec<T>::lanes <= w) {
-    for (int64_t x = 0; x < head; ++x) f(in + PI * x, out + PO * x);
-    const int64_t x = k.template blocks<true>(in, out, head, w);
-    _mm_sfence();
-    return x;
+  if (stream) {
+    const StreamSpan sp = stream_span<T, simd::Vec<T>::lanes, PO>(out, w);
+    if (sp.end > sp.begin) {
+      if (sp.begin > 0) plain_vectors_px(k, in, out, 0, sp.begin);
+      k.template blocks<true>(in, out, sp.begin, sp.end);
+      if (sp.end < w) plain_vectors_px(k, in, out, sp.end, w);
+      return w;
+    }
   }
 #else
-  (void)f;
   (void)stream;
 #endif
   return k.template blocks<false>(in, out, 0, w);
@@ -616,8 +636,8 @@ IMKERN_ALWAYS_INLINE inline int64_t stream_row(const K& k, const F& f, const T* 
 // on L pixels, or returns false for a block it leaves to the scalar functor F.
 // stream: outputs far larger than the cache (the caller decides) are written by non-temporal
 // stores, which save the read-for-ownership of every output line (a third of the traffic of a
-// memory-bound conversion): the functor takes the row's first pixels up to the one whose
-// output is aligned to the vector's size (the ops that stream give the functor's bits).
+// memory-bound conversion), on whole lines (stream_row; the ops that stream give the
+// functor's bits in their vectors too).
 // Op::kPairs: Op also has lanes2(c[2][3], o[2][3]), two blocks at once with the bits of two
 // lanes() calls, or false (then each block goes through lanes()): for latency-bound ops, whose
 // two chains then overlap in the out-of-order window (labf::fast::RgbToLab).
@@ -631,6 +651,19 @@ struct Row3F {
   F f{};
   bool stream = false;
   bool rows_follow = false;  // each row's input ends where the next row's begins (contiguous_rows)
+  // A block of L pixels the vectors leave to the functor (rare): streamed, through a buffer
+  // stored by the block's three vectors, so that no plain store reaches a streamed line.
+  template <bool Stream>
+  void by_functor(const T* in, T* out) const {
+    constexpr int L = simd::Vec<T>::lanes;
+    if constexpr (Stream) {
+      alignas(64) T buf[3 * L];
+      for (int i = 0; i < L; ++i) f(in + 3 * i, buf + 3 * i);
+      for (int j = 0; j < 3; ++j) store_vec<true>(out + j * L, simd::loadu(buf + j * L));
+    } else {
+      for (int i = 0; i < L; ++i) f(in + 3 * i, out + 3 * i);
+    }
+  }
   template <bool Stream>
   IMKERN_ALWAYS_INLINE int64_t blocks(const T* in, T* out, int64_t x, int64_t w) const {
     constexpr int L = simd::Vec<T>::lanes;
@@ -651,11 +684,8 @@ struct Row3F {
         }
         for (int k = 0; k < 2; ++k) {
           const int64_t xk = x + k * L;
-          if (op.lanes(c[k], o[k])) {
-            interleave3<T, Stream>(o[k], out + 3 * xk);
-          } else {
-            for (int i = 0; i < L; ++i) f(in + 3 * (xk + i), out + 3 * (xk + i));
-          }
+          if (op.lanes(c[k], o[k])) interleave3<T, Stream>(o[k], out + 3 * xk);
+          else by_functor<Stream>(in + 3 * xk, out + 3 * xk);
         }
       }
     }
@@ -664,15 +694,12 @@ struct Row3F {
       if constexpr (Stream)
         if (x < pf_end) prefetch_page_ahead<3 * L * int(sizeof(T))>(in + 3 * x);
       deinterleave3(in + 3 * x, c);
-      if (op.lanes(c, o)) {
-        interleave3<T, Stream>(o, out + 3 * x);
-      } else {
-        for (int i = 0; i < L; ++i) f(in + 3 * (x + i), out + 3 * (x + i));
-      }
+      if (op.lanes(c, o)) interleave3<T, Stream>(o, out + 3 * x);
+      else by_functor<Stream>(in + 3 * x, out + 3 * x);
     }
     return x;
   }
-  int64_t operator()(const T* in, T* out, int64_t w) const { return stream_row<3, 3>(*this, f, in, out, w, stream); }
+  int64_t operator()(const T* in, T* out, int64_t w) const { return stream_row<3>(*this, in, out, w, stream); }
 };
 #endif
 

@@ -34,13 +34,22 @@ struct StreamSpan {
   int64_t begin = 0, end = 0;
 };
 // A kernel whose head or tail vectors need more room passes its minimum (min_end >= L).
-template <typename T, int L>
+// P > 1 (odd): n, begin and end count pixels of P elements (interleaved channels), L is the
+// vector's pixels, and the streamed pixels' outputs are whole lines: begin the first pixel
+// whose output starts a line, the span a multiple of 64 / sizeof(T) pixels (P lines).
+template <typename T, int L, int P = 1>
 inline StreamSpan stream_span(const T* o, int64_t n, int64_t min_end = L) {
   static_assert(64 % sizeof(T) == 0 && L * sizeof(T) <= 64, "a line holds whole vectors");
+  static_assert(P % 2 == 1, "P odd: its pixels reach every element phase of a line");
   constexpr int64_t line = 64 / sizeof(T);
   const uintptr_t a = reinterpret_cast<uintptr_t>(o);
   if (a % sizeof(T)) return {};
   int64_t b = static_cast<int64_t>((64 - a % 64) % 64 / sizeof(T));
+  if constexpr (P > 1) {  // the pixel whose first element is element b of a line (b P^-1 mod line)
+    int64_t k = 0;
+    while ((k * P) % line != b) ++k;
+    b = k;
+  }
   while (b > 0 && b < min_end) b += line;  // a head shorter than a vector: more plain lines
   if (n - b < line) return {};
   int64_t e = b + (n - b) / line * line;

@@ -5,7 +5,16 @@
 //   vminmax<Max>(a, b)  maxps / minps (pd): a > b ? a : b (a < b for min), b when either is
 //                       NaN (the x86 rule), one instruction where GCC emits a compare and a blend;
 //   all_lanes(m)        whether every lane of a comparison result is true (one movemask).
+// and the integer pair sums, on any native integer vector (an intrinsic type such as __m256i
+// or a GCC vector of the same size; the result has the argument's type):
+//   maddubs_i16(a, b)   pmaddubsw: per 16-bit lane, the unsigned bytes of a times the signed
+//                       bytes of b, the two products summed with signed saturation;
+//   madd_i32(a, b)      pmaddwd: per 32-bit lane, the signed 16-bit halves of a times those of
+//                       b, the two products summed (wrapping only for -32768 * -32768 twice);
+//   add_lanes<E>(a, b)  a + b in lanes of the integer type E (paddw / paddd / ...).
 #pragma once
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #if defined(__SSE2__)
@@ -111,6 +120,59 @@ IMKERN_ALWAYS_INLINE inline bool all_lanes(M m) {
   for (int i = 0; i < n; ++i)
     if (!m[i]) return false;
   return true;
+}
+
+// The lane loops below are the instructions' definitions (used only below SSSE3 / SSE2).
+template <typename V>
+IMKERN_ALWAYS_INLINE inline V maddubs_i16(V a, V b) {
+#if defined(__AVX512BW__)
+  if constexpr (sizeof(V) == 64) return reinterpret_cast<V>(_mm512_maddubs_epi16(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(b)));
+#endif
+#if defined(__AVX2__)
+  if constexpr (sizeof(V) == 32) return reinterpret_cast<V>(_mm256_maddubs_epi16(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(b)));
+#endif
+#if defined(__SSSE3__)
+  if constexpr (sizeof(V) == 16) return reinterpret_cast<V>(_mm_maddubs_epi16(reinterpret_cast<__m128i>(a), reinterpret_cast<__m128i>(b)));
+#endif
+  uint8_t u[sizeof(V)];
+  int8_t w[sizeof(V)];
+  int16_t r[sizeof(V) / 2];
+  std::memcpy(u, &a, sizeof(V));
+  std::memcpy(w, &b, sizeof(V));
+  for (int i = 0; i < static_cast<int>(sizeof(V) / 2); ++i) {
+    const int s = u[2 * i] * w[2 * i] + u[2 * i + 1] * w[2 * i + 1];
+    r[i] = static_cast<int16_t>(s < -32768 ? -32768 : s > 32767 ? 32767 : s);
+  }
+  V v;
+  std::memcpy(&v, r, sizeof(V));
+  return v;
+}
+template <typename V>
+IMKERN_ALWAYS_INLINE inline V madd_i32(V a, V b) {
+#if defined(__AVX512BW__)
+  if constexpr (sizeof(V) == 64) return reinterpret_cast<V>(_mm512_madd_epi16(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(b)));
+#endif
+#if defined(__AVX2__)
+  if constexpr (sizeof(V) == 32) return reinterpret_cast<V>(_mm256_madd_epi16(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(b)));
+#endif
+#if defined(__SSE2__)
+  if constexpr (sizeof(V) == 16) return reinterpret_cast<V>(_mm_madd_epi16(reinterpret_cast<__m128i>(a), reinterpret_cast<__m128i>(b)));
+#endif
+  int16_t x[sizeof(V) / 2], y[sizeof(V) / 2];
+  int32_t r[sizeof(V) / 4];
+  std::memcpy(x, &a, sizeof(V));
+  std::memcpy(y, &b, sizeof(V));
+  for (int i = 0; i < static_cast<int>(sizeof(V) / 4); ++i)
+    r[i] = static_cast<int32_t>(static_cast<uint32_t>(x[2 * i] * y[2 * i]) + static_cast<uint32_t>(x[2 * i + 1] * y[2 * i + 1]));
+  V v;
+  std::memcpy(&v, r, sizeof(V));
+  return v;
+}
+// (in unsigned lanes: wrapping, as paddw / paddd, never signed overflow)
+template <typename E, typename V>
+IMKERN_ALWAYS_INLINE inline V add_lanes(V a, V b) {
+  typedef std::make_unsigned_t<E> VE __attribute__((vector_size(sizeof(V))));
+  return reinterpret_cast<V>(reinterpret_cast<VE>(a) + reinterpret_cast<VE>(b));
 }
 
 }  // namespace simd

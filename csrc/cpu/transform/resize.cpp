@@ -41,6 +41,7 @@
 #include "imkern/parallel.hpp"
 #include "imkern/transform.hpp"
 #include "common/rows.hpp"
+#include "common/vops.hpp"
 #include "transform/resize.hpp"
 
 namespace imkern {
@@ -945,23 +946,11 @@ struct U8Hpass {
   // in pairs to int32 (pmaddwd), or (SPL) byte products summed in pairs to int16 digits
   template <bool SPL>
   static inline VI mw(VI x, VI w) {
-#if defined(__AVX512BW__)
-    return SPL ? _mm512_maddubs_epi16(x, w) : _mm512_madd_epi16(x, w);
-#elif defined(__AVX2__)
-    return SPL ? _mm256_maddubs_epi16(x, w) : _mm256_madd_epi16(x, w);
-#else
-    return SPL ? _mm_maddubs_epi16(x, w) : _mm_madd_epi16(x, w);
-#endif
+    return SPL ? simd::maddubs_i16(x, w) : simd::madd_i32(x, w);
   }
   template <bool SPL>
   static inline VI acc(VI a, VI b) {
-#if defined(__AVX512BW__)
-    return SPL ? _mm512_add_epi16(a, b) : _mm512_add_epi32(a, b);
-#elif defined(__AVX2__)
-    return SPL ? _mm256_add_epi16(a, b) : _mm256_add_epi32(a, b);
-#else
-    return SPL ? _mm_add_epi16(a, b) : _mm_add_epi32(a, b);
-#endif
+    return SPL ? simd::add_lanes<int16_t>(a, b) : simd::add_lanes<int32_t>(a, b);
   }
 
   template <int P, bool SPL = false>
