@@ -10,10 +10,11 @@
 // the tables looked up by vpermi2b, no division; beyond the cache streamed stores and a
 // prefetched input), 32 per step on AVX2 (software-pipelined: the byte stage of the next step
 // beside the float stage of this one; one division for both tables; beyond the cache streamed
-// stores, two steps' outputs at a time, and a prefetched input) and on AVX-512 without VBMI (bytes, words, then the two table
-// quotients in float dwords), 16 on SSE4.1 and for a tail; hsv_to_rgb 32 per step
-// in words on AVX2 / AVX-512 (AVX2: one quotient per pixel and the selection in bytes), 16 per
-// step in dwords on SSE4.1 and for a tail; the per-pixel functor for the rest.
+// stores, two steps' outputs at a time, and a prefetched input) and on AVX-512 without VBMI
+// (bytes, words, then the two table quotients in float dwords), 16 on SSE4.1 and for a tail;
+// hsv_to_rgb 32 per step in words on AVX2 / AVX-512 (AVX2: one quotient per pixel and the
+// selection in bytes), 16 per step in dwords on SSE4.1 and for a tail; the per-pixel functor for
+// the rest.
 #include <cstring>
 
 #include "color/pixel_map.hpp"
@@ -389,6 +390,10 @@ void rgb_to_hsv_avx2_plain(const uint8_t* in, uint8_t* out, int64_t x0, int64_t 
 // Rapids, the streaming stores alone (the same stores with the input one L1-resident row)
 // cost ~0.4 ms of ~5 into a 64-byte aligned output and ~0.9 ms into one 16 bytes into a line
 // (two of three lines split across steps); paired, ~0.1 ms. The 4K call: 5.6 -> 4.9-5.0 ms.
+// Nothing here is vendor-specific (Intel's optimization manual: streaming stores gain when the
+// 64 bytes of a line are written consecutively; AMD's guides describe the same 64-byte
+// write-combining buffers; Zen 4 was not measured): the same instructions as one step at a time,
+// and whether to stream is still decided by cpu_params' stream_bytes.
 void rgb_to_hsv_avx2_stream(const uint8_t* in, uint8_t* out, int64_t x0, int64_t x1) {
   const HsvAvx2Masks& t = hsv_avx2_masks();
   HsvFront f;
