@@ -504,7 +504,8 @@ def test_hsv_uint8_streamed_rows_equal_plain(isa, rng):
     """uint8 rgb_to_hsv outputs beyond the cache are streamed (AVX-512 VBMI rows: the first step's
     masked stores up to the first 64-byte aligned pixel, then non-temporal stores; AVX2 rows: the
     pixels before the first 16-byte aligned one by a buffered step, then 64-pixel pairs of steps
-    by non-temporal stores, the rest by plain steps or a buffered one): forced on
+    by 32-byte non-temporal stores where that pixel's output is 32-byte aligned and 16-byte ones
+    elsewhere, the rest by plain steps or a buffered one): forced on
     (stream_bytes=0) for every output offset modulo 64 and widths around the 32- and 64-pixel
     steps (tails of 0-63 pixels after one to four pairs), the bits are those of the plain rows,
     every byte written and none before the output."""
