@@ -502,14 +502,17 @@ def test_lab_float_vector_rows_match_scalar(isa, rng, dtype):
 
 def test_hsv_uint8_streamed_rows_equal_plain(isa, rng):
     """uint8 rgb_to_hsv outputs beyond the cache are streamed (AVX-512 VBMI rows: the first step's
-    masked stores up to the first 64-byte aligned pixel, then non-temporal stores; AVX2 rows: a
-    plain 32-pixel step from 0, then non-temporal stores from the first 16-byte aligned pixel):
-    forced on (stream_bytes=0) for every output offset modulo 64 and widths around the 32- and
-    64-pixel steps, the bits are those of the plain rows, every byte written."""
-    x = random_array(rng, (2, 200, 3), np.uint8)
+    masked stores up to the first 64-byte aligned pixel, then non-temporal stores; AVX2 rows: the
+    pixels before the first 16-byte aligned one by a buffered step, then 64-pixel pairs of steps
+    by 32-byte non-temporal stores where that pixel's output is 32-byte aligned and 16-byte ones
+    elsewhere, the rest by plain steps or a buffered one): forced on
+    (stream_bytes=0) for every output offset modulo 64 and widths around the 32- and 64-pixel
+    steps (tails of 0-63 pixels after one to four pairs), the bits are those of the plain rows,
+    every byte written and none before the output."""
+    x = random_array(rng, (2, 300, 3), np.uint8)
     x[0, :5] = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [9, 200, 200], [3, 3, 170]]
     try:
-        for w in (32, 33, 63, 64, 65, 79, 80, 95, 96, 97, 127, 128, 130, 191, 200):
+        for w in (32, 33, 63, 64, 65, 79, 80, 95, 96, 97, 127, 128, 130, 143, 160, 191, 200, 255, 256, 271, 300):
             xi = np.ascontiguousarray(x[:, :w])
             imkern.set_cpu_params(stream_bytes=None)
             plain = K.rgb_to_hsv(xi)
@@ -519,6 +522,7 @@ def test_hsv_uint8_streamed_rows_equal_plain(isa, rng):
                 out = buf[off:].reshape(2, w, 3)
                 K.rgb_to_hsv(xi, out=out)
                 np.testing.assert_array_equal(out, plain, err_msg=f"w={w} off={off}")
+                assert (buf[:off] == 0xA5).all(), f"w={w} off={off}: written before the output"
     finally:
         imkern.reset_cpu_params()
 

@@ -10,10 +10,11 @@
 // the tables looked up by vpermi2b, no division; beyond the cache streamed stores and a
 // prefetched input), 32 per step on AVX2 (software-pipelined: the byte stage of the next step
 // beside the float stage of this one; one division for both tables; beyond the cache streamed
-// stores and a prefetched input) and on AVX-512 without VBMI (bytes, words, then the two table
-// quotients in float dwords), 16 on SSE4.1 and for a tail; hsv_to_rgb 32 per step
-// in words on AVX2 / AVX-512 (AVX2: one quotient per pixel and the selection in bytes), 16 per
-// step in dwords on SSE4.1 and for a tail; the per-pixel functor for the rest.
+// stores, two steps' outputs at a time, and a prefetched input) and on AVX-512 without VBMI
+// (bytes, words, then the two table quotients in float dwords), 16 on SSE4.1 and for a tail;
+// hsv_to_rgb 32 per step in words on AVX2 / AVX-512 (AVX2: one quotient per pixel and the
+// selection in bytes), 16 per step in dwords on SSE4.1 and for a tail; the per-pixel functor for
+// the rest.
 #include <cstring>
 
 #include "color/pixel_map.hpp"
@@ -295,10 +296,9 @@ IMKERN_ALWAYS_INLINE inline __m256 hsv_dwords(__m256i b, int q) {
   return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(b, m));
 }
 
-// The float stage and the output of the 32 pixels of f (Stream: by non-temporal stores, o
-// 16-byte aligned).
-template <bool Stream>
-IMKERN_ALWAYS_INLINE inline void hsv_back(const HsvFront& f, const HsvAvx2Masks& t, uint8_t* o) {
+// The float stage of the 32 pixels of f: their 96 output bytes, o[c] holding bytes 16c..16c+15
+// in its low half and 48 + 16c.. in its high half.
+IMKERN_ALWAYS_INLINE inline void hsv_back(const HsvFront& f, const HsvAvx2Masks& t, __m256i* o) {
   const __m256 magic = _mm256_set1_ps(3072.0f);
   __m256i P[2];
   for (int k = 0; k < 2; ++k) {
@@ -323,66 +323,131 @@ IMKERN_ALWAYS_INLINE inline void hsv_back(const HsvFront& f, const HsvAvx2Masks&
   auto mask = [&](int c, int src) IMKERN_ALWAYS_INLINE {
     return _mm256_load_si256(reinterpret_cast<const __m256i*>(t.out[c][src]));
   };
-  const __m256i o0 = _mm256_or_si256(_mm256_shuffle_epi8(P[0], mask(0, 0)), _mm256_shuffle_epi8(f.vb, mask(0, 2)));
-  const __m256i o1 = _mm256_or_si256(
+  o[0] = _mm256_or_si256(_mm256_shuffle_epi8(P[0], mask(0, 0)), _mm256_shuffle_epi8(f.vb, mask(0, 2)));
+  o[1] = _mm256_or_si256(
       _mm256_or_si256(_mm256_shuffle_epi8(P[0], mask(1, 0)), _mm256_shuffle_epi8(P[1], mask(1, 1))),
       _mm256_shuffle_epi8(f.vb, mask(1, 2)));
-  const __m256i o2 = _mm256_or_si256(_mm256_shuffle_epi8(P[1], mask(2, 1)), _mm256_shuffle_epi8(f.vb, mask(2, 2)));
-  __m128i* q = reinterpret_cast<__m128i*>(o);
+  o[2] = _mm256_or_si256(_mm256_shuffle_epi8(P[1], mask(2, 1)), _mm256_shuffle_epi8(f.vb, mask(2, 2)));
+}
+
+// The 96 bytes of hsv_back's o at p, in address order (16-byte halves: no lane permute);
+// Stream: by non-temporal stores (p 16-byte aligned).
+template <bool Stream>
+IMKERN_ALWAYS_INLINE inline void hsv_store(const __m256i* o, uint8_t* p) {
+  __m128i* q = reinterpret_cast<__m128i*>(p);
   auto store = [&](int i, __m128i v) IMKERN_ALWAYS_INLINE {
     if (Stream) _mm_stream_si128(q + i, v);
     else _mm_storeu_si128(q + i, v);
   };
-  store(0, _mm256_castsi256_si128(o0));
-  store(1, _mm256_castsi256_si128(o1));
-  store(2, _mm256_castsi256_si128(o2));
-  store(3, _mm256_extracti128_si256(o0, 1));
-  store(4, _mm256_extracti128_si256(o1, 1));
-  store(5, _mm256_extracti128_si256(o2, 1));
+  for (int c = 0; c < 3; ++c) store(c, _mm256_castsi256_si128(o[c]));
+  for (int c = 0; c < 3; ++c) store(3 + c, _mm256_extracti128_si256(o[c], 1));
 }
 
-// Whole steps of 32 pixels from pixel x0 on (pipelined; the caller has w - x0 >= 32); returns
-// the pixels done. Stream: non-temporal stores (out + 3 x0 16-byte aligned) and the input
-// prefetched 4 KiB ahead (the hardware's stream prefetchers stop at page boundaries).
-template <bool Stream>
+// Whole steps of 32 pixels from pixel x0 on (pipelined; the caller has w - x0 >= 32), by plain
+// stores; returns the pixels done.
 int64_t rgb_to_hsv_avx2_steps(const uint8_t* in, uint8_t* out, int64_t x0, int64_t w) {
   const HsvAvx2Masks& t = hsv_avx2_masks();
   int64_t x = x0;
   HsvFront f;
   hsv_front(in + 3 * x, f);
+  __m256i o[3];
   for (; x + 64 <= w; x += 32) {
-    if (Stream)
-      prefetch_page_ahead<128>(in + 3 * x);
     HsvFront g;
     hsv_front(in + 3 * x + 96, g);
-    hsv_back<Stream>(f, t, out + 3 * x);
+    hsv_back(f, t, o);
+    hsv_store<false>(o, out + 3 * x);
     f = g;
   }
-  hsv_back<Stream>(f, t, out + 3 * x);
-  if (Stream) _mm_sfence();
+  hsv_back(f, t, o);
+  hsv_store<false>(o, out + 3 * x);
   return x + 32;
 }
 
+// Pixels [x0, x1) of a row of w >= 32 pixels by plain stores that stay inside their outputs:
+// 32-pixel steps, the last one ending at x1 (overlapping the one before: the same values); fewer
+// than 32 pixels by one step on the 32 pixels from x0 (or ending at the row's end) into a buffer,
+// their part copied out.
+void rgb_to_hsv_avx2_plain(const uint8_t* in, uint8_t* out, int64_t x0, int64_t x1, int64_t w) {
+  if (x1 - x0 >= 32) {
+    if (rgb_to_hsv_avx2_steps(in, out, x0, x1) < x1) rgb_to_hsv_avx2_steps(in, out, x1 - 32, x1);
+  } else if (x1 > x0) {
+    const int64_t s = x0 + 32 <= w ? x0 : w - 32;
+    alignas(32) uint8_t buf[96];
+    rgb_to_hsv_avx2_steps(in + 3 * s, buf, 0, 32);
+    std::memcpy(out + 3 * x0, buf + 3 * (x0 - s), static_cast<size_t>(3 * (x1 - x0)));
+  }
+}
+
+// Streamed: pixels [x0, x1) in 64-pixel pairs of the pipelined steps (out + 3 x0 16-byte aligned,
+// x1 - x0 a nonzero multiple of 64): each pair's 192 output bytes written by twelve consecutive
+// 16-byte non-temporal stores (six 32-byte ones: Wide) once both steps are computed (three whole lines where out + 3 x0
+// is 64-byte aligned), the input prefetched a page ahead (prefetch_page_ahead: the hardware's
+// stream prefetchers stop at page boundaries). No fence: map_pixels ends each chunk of rows
+// with stream_fence.
+//   Why pairs: storing each 32-pixel step as it was computed (1.5 lines) left half a line to be
+// finished by the next step's stores ~25 ns later, and a line whose write-combining buffer is
+// not filled back to back costs more (partial flushes): single thread 4K, AVX2, Xeon Granite
+// Rapids, the streaming stores alone (the same stores with the input one L1-resident row)
+// cost ~0.4 ms of ~5 into a 64-byte aligned output and ~0.9 ms into one 16 bytes into a line
+// (two of three lines split across steps); paired, ~0.1 ms. The 4K call: 5.6 -> 4.9-5.0 ms.
+// Nothing here is vendor-specific (Intel's optimization manual: streaming stores gain when the
+// 64 bytes of a line are written consecutively; AMD's guides describe the same 64-byte
+// write-combining buffers; Zen 4 was not measured): the same instructions as one step at a time,
+// and whether to stream is still decided by cpu_params' stream_bytes.
+//   Wide (out + 3 x0 32-byte aligned, as every output of imkern's own allocation): six 32-byte
+// stores per pair, their halves joined by four vperm2i128 and two vpblendd instead of the six
+// vextracti128 of the 16-byte stores (the same shuffle count, half the stores): 2 threads, 4K,
+// process CPU time 0.664-0.693x cv2 against 0.691-0.719x with 16-byte stores (7 same-process
+// pairs of runs; single thread within noise, 0.663-0.694x against 0.670-0.685x).
+template <bool Wide>
+void rgb_to_hsv_avx2_stream(const uint8_t* in, uint8_t* out, int64_t x0, int64_t x1) {
+  const HsvAvx2Masks& t = hsv_avx2_masks();
+  HsvFront f;
+  hsv_front(in + 3 * x0, f);
+  for (int64_t x = x0; x < x1; x += 64) {
+    prefetch_page_ahead<192>(in + 3 * x);
+    HsvFront g;
+    hsv_front(in + 3 * x + 96, g);
+    __m256i a[3], b[3];
+    hsv_back(f, t, a);
+    if (x + 64 < x1) hsv_front(in + 3 * x + 192, f);
+    hsv_back(g, t, b);
+    if (Wide) {
+      __m256i* q = reinterpret_cast<__m256i*>(out + 3 * x);
+      for (const __m256i* o : {a, b}) {  // bytes 0-31 (o0, o1 low), 32-63 (o2 low, o0 high), 64-95
+        _mm256_stream_si256(q++, _mm256_permute2x128_si256(o[0], o[1], 0x20));
+        _mm256_stream_si256(q++, _mm256_blend_epi32(o[2], o[0], 0xF0));
+        _mm256_stream_si256(q++, _mm256_permute2x128_si256(o[1], o[2], 0x31));
+      }
+    } else {
+      hsv_store<true>(a, out + 3 * x);
+      hsv_store<true>(b, out + 3 * x + 96);
+    }
+  }
+}
+
 struct RgbToHsvRowU8x32 {
-  // Outputs beyond the cache: streamed from the first 16-byte aligned output on, to the row's
-  // last whole step. Not on common/stream.hpp's whole-line rule (stream_span): a contiguous
-  // image's rows then stream back to back (the lines shared by two rows are filled by streaming
-  // stores of both), while the rule's plain head and tail lines in every row measured slower:
-  // single thread, 4K, AVX2, Xeon Granite Rapids, 1.10x this path's time with 16-byte streaming
-  // stores and 1.12x with 32-byte ones (1.06x without streaming at all): the plain stores'
-  // reads for ownership at each row's ends seem to set the prefetchers on the streamed lines.
+  // Outputs beyond the cache: streamed from the first pixel whose output is 16-byte aligned (0
+  // for a 16-byte aligned output and W a multiple of 16), in pairs to the row's last whole pair;
+  // the pixels before and after by plain stores that stay inside their own outputs. Not on
+  // common/stream.hpp's whole-line rule (stream_span, streaming from the first line boundary):
+  // into an output 16 bytes into a line (np.empty's arrays of this size are), single thread 4K,
+  // AVX2, Xeon Granite Rapids, the rule's plain head and tail in every row (3 of the row's 180
+  // lines, read for ownership, and their short steps) measured 0.73-0.79x cv2 against
+  // 0.715-0.73x streaming them (a contiguous image's row ends then meet in lines that streaming
+  // stores of both rows fill); into a 64-byte aligned output (imkern's own) both are the same.
   bool stream = false;
   int64_t operator()(const uint8_t* in, uint8_t* out, int64_t w) const {
-    int64_t x = 0;
     const int64_t head = stream ? stream_head<uint8_t, 3>(out, 16) : -1;  // in [0, 16)
-    if (head >= 0 && head + 64 <= w) {
-      // the pixels before it by one plain step from 0 (it covers them; the overlap is
-      // recomputed to the same bits)
-      if (head > 0) rgb_to_hsv_avx2_steps<false>(in, out, 0, 32);
-      x = rgb_to_hsv_avx2_steps<true>(in, out, head, w);
-    } else if (w >= 32) {
-      x = rgb_to_hsv_avx2_steps<false>(in, out, 0, w);
+    if (head >= 0 && w - head >= 64) {
+      const int64_t end = head + (w - head) / 64 * 64;
+      rgb_to_hsv_avx2_plain(in, out, 0, head, w);
+      if (reinterpret_cast<uintptr_t>(out + 3 * head) % 32 == 0) rgb_to_hsv_avx2_stream<true>(in, out, head, end);
+      else rgb_to_hsv_avx2_stream<false>(in, out, head, end);
+      rgb_to_hsv_avx2_plain(in, out, end, w, w);
+      return w;
     }
+    const int64_t x = w >= 32 ? rgb_to_hsv_avx2_steps(in, out, 0, w) : 0;
     return x + RgbToHsvRowU8{}(in + 3 * x, out + 3 * x, w - x);  // a tail of 16 or more pixels
   }
 };
