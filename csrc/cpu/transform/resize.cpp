@@ -2252,6 +2252,10 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   if constexpr (!std::is_same<T, double>::value) {
     if (resize_halve<T>(src, s, dst, d, ty, tx, shift)) return;
   }
+  // the 2x2 means at an integer stride (4x bilinear; resize_decimate.cpp)
+  if constexpr (std::is_same<T, uint8_t>::value) {
+    if (resize_decimate_u8(src, s, dst, d, ty, tx, shift)) return;
+  }
 #if defined(__SSSE3__)
   if constexpr (std::is_same<T, uint8_t>::value) {
     if (shift == 0 && ky <= 16) {
