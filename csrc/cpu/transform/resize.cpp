@@ -32,6 +32,9 @@
 // of vpmulld (two on Intel cores): split_plan; the same integers.
 // Exactly half the size with taps (0.5, 0.5) on both axes (bilinear, area), float32, uint16
 // and uint8: the 2x2 mean in one pass, with the generic paths' bits (resize_halve.cpp).
+// uint8 with two equal taps on both axes and the row's windows F pixels apart (cv2's bilinear at
+// an exact 4x shrink): the 2x2 means at that stride from only the two source rows of each output
+// row, with the generic paths' bits (resize_decimate.cpp).
 // Bytes per output pixel ~ C * sizeof(T) * (ky * src_w / dst_w + 1); MACs per output pixel
 // C * (ky * src_w / dst_w + kx).
 #include <algorithm>
