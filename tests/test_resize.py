@@ -682,6 +682,34 @@ def test_uint8_split_digit_rings_equal_the_integer_formula(rng, mode, channels):
 
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5, 6, 8])
+def test_uint8_strided_2x2_means_equal_the_integer_formula(rng, channels):
+    """uint8 bilinear tables with two equal taps on both axes and the row's windows F pixels
+    apart (an exact 4x shrink; 4x down with 2x along the row, and the reverse) take the 2x2
+    means at a stride (resize_decimate.cpp: pshufb lanes of 4 outputs, the VBMI windows of 16,
+    the single vectors and the scalar formula at the row's end; 5 and 6 channels the generic
+    path): the exact integer formula on every ISA level, on rows of every tail length, 1-pixel
+    outputs, negative-stride and strided views, batches; cv2 bit for bit; threads."""
+    widths = [1, 2, 3, 5, 7, 8, 11, 16, 17, 24, 31, 33, 48, 49, 64, 97, 250]
+    sizes = [((8, 4 * w), (2, w)) for w in widths] + [((4, 4), (1, 1)), ((40, 60), (10, 30)), ((20, 200), (10, 50)),
+                                                      ((12, 8), (3, 2))]
+    _assert_integer_formula_on_every_isa(rng, sizes, "bilinear", False, channels)
+    cv2 = pytest.importorskip("cv2")
+    x = random_array(rng, (64, 4 * 123, channels), np.uint8)
+    want = cv2.resize(x, (123, 16), interpolation=cv2.INTER_LINEAR).reshape(16, 123, channels)
+    before, before_n = imkern.get_cpu_isa(), imkern.get_num_threads()
+    try:
+        for isa in imkern.info()["cpu_isa_available"]:
+            imkern.set_cpu_isa(isa)
+            for threads in (1, 2, 3):
+                imkern.set_num_threads(threads)
+                np.testing.assert_array_equal(resize(x, (16, 123), interpolation="bilinear"), want,
+                                              err_msg=f"{isa} {threads} threads")
+    finally:
+        imkern.set_cpu_isa(before)
+        imkern.set_num_threads(before_n)
+
+
 def test_uint8_hfirst_rings_without_vbmi():
     """The uint8 horizontal-first passes of AVX-512 cores without VBMI (U8Hpass's pshufb blocks
     and run_periods at 512 bits, split digits and plain sums): on a core with VBMI (Zen 4, Xeon
@@ -696,6 +724,7 @@ def test_uint8_hfirst_rings_without_vbmi():
         "for mode in ('bilinear', 'bicubic'):\n"
         "    for ch in (1, 3, 4):\n"
         "        t.test_uint8_split_digit_rings_equal_the_integer_formula(np.random.default_rng(7), mode, ch)\n"
+        "        t.test_uint8_strided_2x2_means_equal_the_integer_formula(np.random.default_rng(9), ch)\n"
         "        for stream in (False, True):\n"
         "            t.test_uint8_mirrored_row_pairs_equal_the_integer_formula(np.random.default_rng(8), mode, ch, stream)\n"
         "print('ok')\n"

@@ -203,6 +203,14 @@ def test_stream_lines_resize(isa, rng, dtype):
             _check(lambda x, o, dst=dst, interp=interp: T.resize(x, dst, interpolation=interp, out=o), x, shape, dtype, pads=(0, 5))
 
 
+def test_stream_lines_resize_uint8_strided_means(isa, rng):
+    # resize_decimate.cpp: rows through a buffer, streamed on whole lines
+    for src, dst in (((8, 160, 3), (2, 40)), ((8, 1044), (2, 261)), ((4, 400, 4), (1, 100))):
+        x = random_array(rng, src, np.uint8)
+        shape = dst + src[2:]
+        _check(lambda x, o, dst=dst: T.resize(x, dst, interpolation="bilinear", out=o), x, shape, np.uint8, pads=(0, 5))
+
+
 def test_stream_lines_flip(isa, rng):
     for dtype in (np.uint8, np.float32):
         x = random_array(rng, (6, 300, 3), dtype)

@@ -32,6 +32,9 @@
 // of vpmulld (two on Intel cores): split_plan; the same integers.
 // Exactly half the size with taps (0.5, 0.5) on both axes (bilinear, area), float32, uint16
 // and uint8: the 2x2 mean in one pass, with the generic paths' bits (resize_halve.cpp).
+// uint8 with two equal taps on both axes and the row's windows F pixels apart (cv2's bilinear at
+// an exact 4x shrink): the 2x2 means at that stride from only the two source rows of each output
+// row, with the generic paths' bits (resize_decimate.cpp).
 // Bytes per output pixel ~ C * sizeof(T) * (ky * src_w / dst_w + 1); MACs per output pixel
 // C * (ky * src_w / dst_w + kx).
 #include <algorithm>
@@ -2251,6 +2254,10 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   // the exact 2x shrink in one pass (resize_halve.cpp)
   if constexpr (!std::is_same<T, double>::value) {
     if (resize_halve<T>(src, s, dst, d, ty, tx, shift)) return;
+  }
+  // the 2x2 means at an integer stride (4x bilinear; resize_decimate.cpp)
+  if constexpr (std::is_same<T, uint8_t>::value) {
+    if (resize_decimate_u8(src, s, dst, d, ty, tx, shift)) return;
   }
 #if defined(__SSSE3__)
   if constexpr (std::is_same<T, uint8_t>::value) {

@@ -1,5 +1,6 @@
 // What the resize kernels (compiled per ISA) share across their files: resize.cpp (the
-// separable passes) and resize_halve.cpp (the exact 2x shrink).
+// separable passes), resize_halve.cpp (the exact 2x shrink) and resize_decimate.cpp (the uint8
+// 2x2 mean at an integer stride).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -26,6 +27,13 @@ inline int64_t rows_grain(int64_t rows, int64_t work_per_row) {
 template <typename T>
 bool resize_halve(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
                   const ResizeTable& tx, int shift);
+
+// uint8 tables with two equal taps per output on both axes, the row's windows F >= 2 pixels
+// apart (cv2's bilinear at an exact 4x shrink) and no vertical shift: computes dst (the 2x2
+// means, the generic paths' bits) and returns true where its vectors fit; else false, nothing
+// written.
+bool resize_decimate_u8(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
+                        const ResizeTable& tx, int shift);
 
 }  // namespace IMKERN_ISA
 }  // namespace imkern
