@@ -387,6 +387,30 @@ def test_relu_fusion_and_nan(rng):
     assert np.isnan(y[0, :, 3, 4]).all() and not np.isnan(y[1]).any()
 
 
+@pytest.mark.parametrize("kc", [None, 64])
+def test_gemm_full_tiles_epilogue(rng, isa, kc):
+    # A pointwise conv is one GEMM per image (W packed, K = 16 rows: whole 8-row tiles at AVX-512;
+    # 144 columns: whole 48-wide slivers) with the row bias and ReLU in the epilogue; C = 300 runs several k blocks under kc = 64 and the C tile
+    # tail (k > 32) in each. ReLU keeps NaN (v < 0 ? 0 : v), and the result matches the
+    # reference at every ISA.
+    x = random_array(rng, (2, 300, 12, 12), np.float32)
+    w = random_array(rng, (16, 300, 1, 1), np.float32)
+    b = random_array(rng, (16,), np.float32)
+    x[1, 7, 5, 6] = np.nan
+    try:
+        if kc:
+            imkern.set_cpu_params(kc=kc)
+        y = F.conv2d(x, w, b)
+        yr = F.conv2d(x, w, b, activation="relu")
+    finally:
+        imkern.reset_cpu_params()
+    assert np.array_equal(yr, np.where(y < 0, 0, y), equal_nan=True)
+    assert np.isnan(yr[1, :, 5, 6]).all() and np.isnan(yr).sum() == 16
+    ok = ~np.isnan(y)
+    exp = R.conv2d(x, w, b)
+    assert_close(y[ok], exp[ok], np.float32, scale=_scale(np.nan_to_num(x), w), err_msg=isa)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_and_negative_views(rng, dtype):
     cfg = CONFIGS[2]
