@@ -741,6 +741,14 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         const int64_t b = t / H, y = t % H;
         const bool seg_start = t == t0 || y == 0;
         T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
+        // uint8 RGB: the output row two rows ahead fetched for writing (its runs' 3L-byte stores
+        // otherwise each wait on a line from memory): AVX2 on the Xeon 1080p d = 9 ~2% faster,
+        // AVX-512 within noise. Any distance of a row or more covers memory's latency (a row
+        // takes tens of microseconds); only this chunk's rows (no line taken from another thread).
+        if (kPk<T, C> && t + 2 < t1) {
+          const char* const pd = reinterpret_cast<const char*>(row_ptr<T>(dst, d, (t + 2) / H, (t + 2) % H) + x0 * C);
+          for (int64_t o = 0; o < Ws * C; o += 64) __builtin_prefetch(pd + o, 1, 3);
+        }
         if (!is_u8 && flat[b]) {
           const T* srow = row_ptr<T>(src, s, b, y) + x0 * C;
           std::copy(srow, srow + Ws * C, drow);
