@@ -15,9 +15,10 @@
 // Vectorized across pixels, in column strips swept top to bottom: rows are converted, padded
 // by the border rule and stored once per strip in a ring, in lanes (the strip cut into L runs,
 // run l in lane l: a horizontal shift is a whole-vector shift, every load aligned; the rows are
-// transposed in L x L register blocks on the way in and out), the C channels of a vector side
-// by side; per window offset one aligned vector load per channel, the weight and 2C FMAs per L
-// pixels (uint8 RGB: the offsets of a row in runs, each plane vector loaded once for the pixel
+// transposed in L x L register blocks on the way in and out; uint8 RGB as packed pixels, one
+// 32-bit lane a pixel, straight from and to the bytes: see spread_rgb), the C channels of a
+// vector side by side; per window offset one aligned vector load per channel, the weight and
+// 2C FMAs per L pixels (uint8 RGB: the offsets of a row in runs, each plane vector loaded once for the pixel
 // vectors of a pass that use it). One weight
 // per pixel pair (the forward half of the offsets computes its weight rows into small rings,
 // the backward half reads them back), computed software-pipelined (uint8 RGB: the color
@@ -257,11 +258,14 @@ IMKERN_ALWAYS_INLINE inline void squeeze_rgb(uint8_t* p, vi v) {
 // first, so NaN reaches the conversion and gives INT_MIN; rounded to nearest-even; then >= 0).
 IMKERN_ALWAYS_INLINE inline vi round_u8(vf v) {
 #if defined(__AVX512F__)
-  const vi i = reinterpret_cast<vi>(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_set1_ps(255.f), reinterpret_cast<__m512>(v))));
+  const __m512 c = _mm512_min_ps(_mm512_set1_ps(255.f), reinterpret_cast<__m512>(v));
+  const vi i = reinterpret_cast<vi>(_mm512_cvtps_epi32(c));
 #elif defined(__AVX2__)
-  const vi i = reinterpret_cast<vi>(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(255.f), reinterpret_cast<__m256>(v))));
+  const __m256 c = _mm256_min_ps(_mm256_set1_ps(255.f), reinterpret_cast<__m256>(v));
+  const vi i = reinterpret_cast<vi>(_mm256_cvtps_epi32(c));
 #else
-  const vi i = reinterpret_cast<vi>(_mm_cvtps_epi32(_mm_min_ps(_mm_set1_ps(255.f), reinterpret_cast<__m128>(v))));
+  const __m128 c = _mm_min_ps(_mm_set1_ps(255.f), reinterpret_cast<__m128>(v));
+  const vi i = reinterpret_cast<vi>(_mm_cvtps_epi32(c));
 #endif
   return i > 0 ? i : vi{};
 }
@@ -968,7 +972,8 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
               simd::storeu(outl + x + u * L, sum[u][0] / wsum[u]);
             } else if constexpr (kPk<T, C>) {  // the packed uint8 results (round_u8, spread_rgb)
               const vf inv = 1.f / wsum[u];
-              const vi pv = round_u8(sum[u][0] * inv) | round_u8(sum[u][1] * inv) << 8 | round_u8(sum[u][2] * inv) << 16;
+              const vi pv =
+                  round_u8(sum[u][0] * inv) | round_u8(sum[u][1] * inv) << 8 | round_u8(sum[u][2] * inv) << 16;
               simd::storeu(reinterpret_cast<int32_t*>(outl) + x + u * L, pv);
             } else {
               const vf inv = 1.f / wsum[u];
