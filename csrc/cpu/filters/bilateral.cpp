@@ -15,9 +15,10 @@
 // Vectorized across pixels, in column strips swept top to bottom: rows are converted, padded
 // by the border rule and stored once per strip in a ring, in lanes (the strip cut into L runs,
 // run l in lane l: a horizontal shift is a whole-vector shift, every load aligned; the rows are
-// transposed in L x L register blocks on the way in and out), the C channels of a vector side
-// by side; per window offset one aligned vector load per channel, the weight and 2C FMAs per L
-// pixels (uint8 RGB: the offsets of a row in runs, each plane vector loaded once for the pixel
+// transposed in L x L register blocks on the way in and out; uint8 RGB as packed pixels, one
+// 32-bit lane a pixel, straight from and to the bytes: see spread_rgb), the C channels of a
+// vector side by side; per window offset one aligned vector load per channel, the weight and
+// 2C FMAs per L pixels (uint8 RGB: the offsets of a row in runs, each plane vector loaded once for the pixel
 // vectors of a pass that use it). One weight
 // per pixel pair (the forward half of the offsets computes its weight rows into small rings,
 // the backward half reads them back), computed software-pipelined (uint8 RGB: the color
@@ -183,12 +184,92 @@ IMKERN_ALWAYS_INLINE inline vf pair_exponent(const vf* b, const vf* a, vf g2, vf
 // (bytes by 1 into 16-bit pairs, those by 1 into 32 bits), an integer in [0, 765]: 1 load and 5
 // operations instead of 3 loads and 8 (3 subtractions, 3 absolute values, 2 additions) from the
 // float planes, and exactly the same distance (the sum of integers, exact in float either way).
-// The packed lanes of the C = 3 channel vectors at p (integer-valued floats in [0, 255]).
-IMKERN_ALWAYS_INLINE inline vi pack_rgb(const float* p) {
-  const vi r = __builtin_convertvector(simd::loadu(p), vi), g = __builtin_convertvector(simd::loadu(p + L), vi),
-           b = __builtin_convertvector(simd::loadu(p + 2 * L), vi);
-  return r | (g << 8) | (b << 16);
+
+// uint8 RGB rows in and out of the lane layout as packed pixels (one 32-bit lane a pixel, as
+// above), so the L x L transposes move one vector per L pixels instead of C = 3 float vectors:
+// in, the source bytes (3 a pixel) are spread to 4 (a dword permute putting the 12 bytes of 4
+// pixels in each 16-byte lane, then a byte shuffle in lanes), transposed, and the float planes
+// made from the packed lanes (a mask or shift and a conversion per channel: the same integer-
+// valued floats as converting the bytes); out, each channel rounded and saturated as
+// store_rounded_saturated does (min(255, v) to nearest, negatives and NaN to 0), packed,
+// transposed back and squeezed to 3 bytes a pixel (the byte shuffle and dword permute undone).
+struct PackMasks {
+  int32_t spread_perm[L], spread_bytes[L], squeeze_perm[L], squeeze_bytes[L];
+};
+constexpr PackMasks make_pack_masks() {
+  PackMasks m{};
+  for (int i = 0; i < L; ++i) {
+    const int q = i % 4;  // the dword within its 16-byte lane
+    m.spread_perm[i] = i / 4 * 3 + (q < 3 ? q : 2);
+    // dword q of a lane <- bytes 3q .. 3q + 2 of the lane, the top byte zero (index bit 7 set)
+    m.spread_bytes[i] = static_cast<int32_t>(static_cast<uint32_t>(3 * q) | static_cast<uint32_t>(3 * q + 1) << 8 |
+                                             static_cast<uint32_t>(3 * q + 2) << 16 | 0x80u << 24);
+    // bytes 3q' .. 3q' + 2 of a lane's first 12 <- bytes 0 .. 2 of its dwords (the rest zero)
+    uint32_t w = 0;
+    for (int k = 0; k < 4; ++k) {
+      const int o = 4 * q + k;  // the output byte within the lane
+      w |= (o < 12 ? static_cast<uint32_t>(o / 3 * 4 + o % 3) : 0x80u) << (8 * k);
+    }
+    m.squeeze_bytes[i] = static_cast<int32_t>(w);
+    m.squeeze_perm[i] = i < 3 * L / 4 ? i / 3 * 4 + i % 3 : 0;
+  }
+  return m;
 }
+constexpr PackMasks kPackMasks = make_pack_masks();
+// pshufb: the bytes of each 16-byte lane of v picked by m (an index with bit 7 set gives 0);
+// SSSE3 is in every level we build (x86-64-v2 and up).
+IMKERN_ALWAYS_INLINE inline vi bytes_in_lanes(vi v, vi m) {
+#if defined(__AVX512BW__)
+  return reinterpret_cast<vi>(_mm512_shuffle_epi8(reinterpret_cast<__m512i>(v), reinterpret_cast<__m512i>(m)));
+#elif defined(__AVX2__)
+  return reinterpret_cast<vi>(_mm256_shuffle_epi8(reinterpret_cast<__m256i>(v), reinterpret_cast<__m256i>(m)));
+#else
+  return reinterpret_cast<vi>(_mm_shuffle_epi8(reinterpret_cast<__m128i>(v), reinterpret_cast<__m128i>(m)));
+#endif
+}
+// The L pixels of 3 bytes at p (reads 4L bytes) as packed lanes r | g << 8 | b << 16.
+IMKERN_ALWAYS_INLINE inline vi spread_rgb(const uint8_t* p) {
+  vi v;
+  std::memcpy(&v, p, sizeof(v));
+  if constexpr (L > 4) v = __builtin_shuffle(v, simd::loadu(kPackMasks.spread_perm));
+  return bytes_in_lanes(v, simd::loadu(kPackMasks.spread_bytes));
+}
+// The L packed pixels of v as 3L bytes at p.
+IMKERN_ALWAYS_INLINE inline void squeeze_rgb(uint8_t* p, vi v) {
+  v = bytes_in_lanes(v, simd::loadu(kPackMasks.squeeze_bytes));
+  if constexpr (L > 4) v = __builtin_shuffle(v, simd::loadu(kPackMasks.squeeze_perm));
+  // the first 3L bytes in two stores (a memcpy of 3L went through the stack at AVX2)
+#if defined(__AVX512F__)
+  const __m512i w = reinterpret_cast<__m512i>(v);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_castsi512_si256(w));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 32), _mm512_extracti32x4_epi32(w, 2));
+#elif defined(__AVX2__)
+  const __m256i w = reinterpret_cast<__m256i>(v);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(w));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p + 16), _mm256_extracti128_si256(w, 1));
+#else
+  const __m128i w = reinterpret_cast<__m128i>(v);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), w);
+  const int32_t hi = _mm_cvtsi128_si32(_mm_srli_si128(w, 8));
+  std::memcpy(p + 8, &hi, 4);
+#endif
+}
+// One channel's results as uint8 in int32 lanes: store_rounded_saturated's rule (min(255, v)
+// first, so NaN reaches the conversion and gives INT_MIN; rounded to nearest-even; then >= 0).
+IMKERN_ALWAYS_INLINE inline vi round_u8(vf v) {
+#if defined(__AVX512F__)
+  const __m512 c = _mm512_min_ps(_mm512_set1_ps(255.f), reinterpret_cast<__m512>(v));
+  const vi i = reinterpret_cast<vi>(_mm512_cvtps_epi32(c));
+#elif defined(__AVX2__)
+  const __m256 c = _mm256_min_ps(_mm256_set1_ps(255.f), reinterpret_cast<__m256>(v));
+  const vi i = reinterpret_cast<vi>(_mm256_cvtps_epi32(c));
+#else
+  const __m128 c = _mm_min_ps(_mm_set1_ps(255.f), reinterpret_cast<__m128>(v));
+  const vi i = reinterpret_cast<vi>(_mm_cvtps_epi32(c));
+#endif
+  return i > 0 ? i : vi{};
+}
+
 // Vnni: the byte sum by one VNNI dot product (vpdpbusd: the 4 unsigned bytes of a lane times
 // signed 1s, added to 0) instead of the two multiply-adds, the same integer: AVX512_VNNI at
 // AVX-512, AVX-VNNI (its VEX form, not an AVX-512 instruction) at AVX2; only where the caller
@@ -231,7 +312,7 @@ IMKERN_ALWAYS_INLINE inline vi packed_distance(vi a, vi b) {
 // F rows of pair weights that share the centers a: o[u][x] = exp2(t^2 * gc2 + s[u]) for x in
 // [xs, xe) (x counts floats, L per vector), t the L1 color distance of the pixels at a and b[u]
 // (rows of C-channel vector groups: channel c of vector x / L at x * C + c * L; S = int32_t:
-// uint8 RGB packed rows, vector x / L at x, see pack_rgb). Clamp: the exponent is kept >= -200
+// uint8 RGB packed rows, vector x / L at x, see spread_rgb). Clamp: the exponent is kept >= -200
 // (float32 images, whose t may be anything); Low: it may go below -125 (exp2 clamps it).
 // The offsets outer, x inner: no per-offset pointers or constants reloaded per vector (the loop
 // of one offset at a time per vector was bound by its instruction count at AVX2), F independent
@@ -316,7 +397,7 @@ IMKERN_ALWAYS_INLINE inline void weight_rows_tab(float* const* o, const int32_t*
 inline bool gather_tables_pay() {
   static const bool pay = [] {
     constexpr int64_t n = 512 * L;
-    std::vector<int32_t> a(n), bs(n + 4 * L);  // packed RGB pixels (pack_rgb)
+    std::vector<int32_t> a(n), bs(n + 4 * L);  // packed RGB pixels (spread_rgb)
     std::vector<float> w(4 * n), tab(768);
     for (int64_t e = 0; e < n + 4 * L; ++e) {
       if (e < n) a[e] = static_cast<int32_t>((e * 37) % 256 | (e * 11 + 5) % 256 << 8 | (e * 73 + 1) % 256 << 16);
@@ -392,7 +473,7 @@ static_assert(kFMax == 2 || kFMax == 4, "make_cw dispatches 1 to kFMax offsets")
 // pixel vectors of a pass that use it; see pixels): uint8 RGB, where it measured faster on the
 // Xeon (1080p d = 9 single thread 0.97x at AVX-512, 0.98x at AVX2); gray and float32 RGB ran
 // 2-8% slower with it (their loads fewer or their weights dearer: the old loop kept).
-// Whether the weights take their color distances from packed rows (pack_rgb): uint8 RGB.
+// Whether the weights take their color distances from packed rows (spread_rgb): uint8 RGB.
 template <typename T, int C>
 constexpr bool kPk = std::is_same<T, uint8_t>::value && C == 3;
 template <typename T, int C>
@@ -552,6 +633,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
   // of C times the length (float e = C * v + c of run l <-> vector e, lane l).
   const int64_t TL = (L * MV + 2 * r + 2 * L) * C;  // a source row, interleaved, with slack
   const int64_t OPL = (MV + L) * L * C;             // the results in lanes, and in pixel order
+  const int64_t TLB = 3 * (L * MV + 2 * r + 2 * L) + L;  // uint8 RGB: a source row's bytes, with slack
   constexpr bool fuse = kFuse<T, C>;
   const bool vnni = kPk<T, C> && bilateral_vnni();
   static_assert(!(fuse && kRuns<T, C>), "the runs replace the unfused offset loop only");
@@ -560,10 +642,12 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
     float* pad = thread_scratch<float>(1, static_cast<size_t>(TL));
     float* outl = thread_scratch<float>(2, static_cast<size_t>(2 * OPL));
     float* outt = outl + OPL;  // the results in pixel order, interleaved, run l at l * Mp
+    // uint8 RGB: the source row's bytes (spread_rgb reads L bytes past the last pixel)
+    uint8_t* padb = kPk<T, C> ? thread_scratch<uint8_t>(6, static_cast<size_t>(TLB)) : nullptr;
     std::vector<int64_t> tag(k, INT64_MIN);
     int64_t cur_b = -1;
     std::vector<const float*> P(k);
-    // uint8 RGB: each ring row packed (pack_rgb) beside it, for the weights' color distances
+    // uint8 RGB: each ring row packed (spread_rgb) beside it, for the weights' color distances
     int32_t* kring = kPk<T, C> ? thread_scratch<int32_t>(5, static_cast<size_t>(kslot_len * k)) : nullptr;
     std::vector<const int32_t*> K(k);
     // The forward weight rings (cw_q(y, x) at [x + r]) and each offset's weight row.
@@ -661,6 +745,14 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         const int64_t b = t / H, y = t % H;
         const bool seg_start = t == t0 || y == 0;
         T* drow = row_ptr<T>(dst, d, b, y) + x0 * C;
+        // uint8 RGB: the output row two rows ahead fetched for writing (its runs' 3L-byte stores
+        // otherwise each wait on a line from memory): AVX2 on the Xeon 1080p d = 9 ~2% faster,
+        // AVX-512 within noise. Any distance of a row or more covers memory's latency (a row
+        // takes tens of microseconds); only this chunk's rows (no line taken from another thread).
+        if (kPk<T, C> && t + 2 < t1) {
+          const char* const pd = reinterpret_cast<const char*>(row_ptr<T>(dst, d, (t + 2) / H, (t + 2) % H) + x0 * C);
+          for (int64_t o = 0; o < Ws * C; o += 64) __builtin_prefetch(pd + o, 1, 3);
+        }
         if (!is_u8 && flat[b]) {
           const T* srow = row_ptr<T>(src, s, b, y) + x0 * C;
           std::copy(srow, srow + Ws * C, drow);
@@ -678,22 +770,47 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             // Columns x0 - r .. x0 + Ws + r of the row in pixel order (pad, zeros after), then run
             // l's pixels l * Mv - r .. l * Mv + Mv + r transposed into lane l of vectors -r .. Mv + r.
             // (the source row 4 rows ahead is prefetched: a row met cold stalled on memory)
-            load_source_segment<T, float>(src, s, b, sy, x0, x0 + Ws, r, r, border, 0.f, pad);
-            std::fill(pad + (Ws + 2 * r) * C, pad + TL, 0.f);
-            for (int64_t e0 = 0; e0 < (Mv + 2 * r) * C; e0 += L) {
-              vf blk[L];
+            if constexpr (kPk<T, C>) {
+              // uint8 RGB: the bytes (zeros after) spread to packed pixels, transposed as packed
+              // lanes, the planes made from them (see spread_rgb).
+              load_source_segment<uint8_t, uint8_t>(src, s, b, sy, x0, x0 + Ws, r, r, border, uint8_t{0}, padb);
+              std::fill(padb + (Ws + 2 * r) * 3, padb + TLB, uint8_t{0});
+              int32_t* const pk = reinterpret_cast<int32_t*>(pad);
+              for (int64_t p = 0; p < L * Mv + 2 * r + L; p += L) simd::storeu(pk + p, spread_rgb(padb + 3 * p));
+              int32_t* const kbase = kring + slot * kslot_len + 2 * r * L;
+              for (int64_t m0 = 0; m0 < Mv + 2 * r; m0 += L) {
+                vf blk[L];
 #pragma GCC unroll 16
-              for (int l = 0; l < L; ++l) blk[l] = simd::loadu(pad + l * Mv * C + e0);
-              transpose(blk);
+                for (int l = 0; l < L; ++l) blk[l] = reinterpret_cast<vf>(simd::loadu(pk + l * Mv + m0));
+                transpose(blk);
 #pragma GCC unroll 16
-              for (int u = 0; u < L; ++u) simd::storeu(base - r * CL + (e0 + u) * L, blk[u]);
+                for (int u = 0; u < L; ++u) {
+                  const int64_t m = m0 + u - r;
+                  if (m >= Mv + r) break;
+                  const vi pv = reinterpret_cast<vi>(blk[u]);
+                  simd::storeu(kbase + m * L, pv);
+                  float* const pm = base + m * CL;
+                  simd::storeu(pm, __builtin_convertvector(pv & 0xff, vf));
+                  simd::storeu(pm + L, __builtin_convertvector((pv >> 8) & 0xff, vf));
+                  simd::storeu(pm + 2 * L, __builtin_convertvector(pv >> 16, vf));
+                }
+              }
+              std::fill(kbase - 2 * r * L, kbase - r * L, 0);
+              std::fill(kbase + (Mv + r) * L, kbase + (Mv + 2 * r) * L, 0);
+            } else {
+              load_source_segment<T, float>(src, s, b, sy, x0, x0 + Ws, r, r, border, 0.f, pad);
+              std::fill(pad + (Ws + 2 * r) * C, pad + TL, 0.f);
+              for (int64_t e0 = 0; e0 < (Mv + 2 * r) * C; e0 += L) {
+                vf blk[L];
+#pragma GCC unroll 16
+                for (int l = 0; l < L; ++l) blk[l] = simd::loadu(pad + l * Mv * C + e0);
+                transpose(blk);
+#pragma GCC unroll 16
+                for (int u = 0; u < L; ++u) simd::storeu(base - r * CL + (e0 + u) * L, blk[u]);
+              }
             }
             std::fill(base - PB, base - r * CL, 0.f);
             std::fill(base + (Mv + r) * CL, base - PB + slot_len, 0.f);
-            if constexpr (kPk<T, C>) {
-              int32_t* const kbase = kring + slot * kslot_len + 2 * r * L;
-              for (int64_t m = -2 * r; m < Mv + 2 * r; ++m) simd::storeu(kbase + m * L, pack_rgb(base + m * CL));
-            }
             tag[slot] = sy;
           }
           P[i] = base;
@@ -853,6 +970,11 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
           for (int u = 0; u < NV; ++u) {
             if constexpr (C == 1) {
               simd::storeu(outl + x + u * L, sum[u][0] / wsum[u]);
+            } else if constexpr (kPk<T, C>) {  // the packed uint8 results (round_u8, spread_rgb)
+              const vf inv = 1.f / wsum[u];
+              const vi pv =
+                  round_u8(sum[u][0] * inv) | round_u8(sum[u][1] * inv) << 8 | round_u8(sum[u][2] * inv) << 16;
+              simd::storeu(reinterpret_cast<int32_t*>(outl) + x + u * L, pv);
             } else {
               const vf inv = 1.f / wsum[u];
               for (int c = 0; c < C; ++c) simd::storeu(outl + (x + u * L) * C + c * L, sum[u][c] * inv);
@@ -869,16 +991,40 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         else row_pass(std::false_type{});
         // Out of the lanes: L x L blocks transposed into pixel order, interleaved (run l at l * Mp,
         // the floats past Mv * C unused), stored run by run.
-        for (int64_t e0 = 0; e0 < Mv * C; e0 += L) {
-          vf blk[L];
+        if constexpr (kPk<T, C>) {
+          // uint8 RGB: the packed results transposed, squeezed to 3 bytes a pixel straight into
+          // the output row (a run's last, partial block through a buffer).
+          const int32_t* const po = reinterpret_cast<const int32_t*>(outl);
+          for (int64_t m0 = 0; m0 < Mv; m0 += L) {
+            vf blk[L];
 #pragma GCC unroll 16
-          for (int u = 0; u < L; ++u) blk[u] = simd::loadu(outl + (e0 + u) * L);
-          transpose(blk);
+            for (int u = 0; u < L; ++u) blk[u] = reinterpret_cast<vf>(simd::loadu(po + (m0 + u) * L));
+            transpose(blk);
 #pragma GCC unroll 16
-          for (int l = 0; l < L; ++l) simd::storeu(outt + l * Mp + e0, blk[l]);
+            for (int l = 0; l < L; ++l) {
+              const int64_t n = std::min<int64_t>(std::min(Mv, Ws - l * Mv) - m0, L);  // pixels to store
+              uint8_t* const o = reinterpret_cast<uint8_t*>(drow) + (l * Mv + m0) * 3;
+              if (n == L) {
+                squeeze_rgb(o, reinterpret_cast<vi>(blk[l]));
+              } else if (n > 0) {
+                uint8_t tmp[3 * L];
+                squeeze_rgb(tmp, reinterpret_cast<vi>(blk[l]));
+                std::memcpy(o, tmp, static_cast<size_t>(3 * n));
+              }
+            }
+          }
+        } else {
+          for (int64_t e0 = 0; e0 < Mv * C; e0 += L) {
+            vf blk[L];
+#pragma GCC unroll 16
+            for (int u = 0; u < L; ++u) blk[u] = simd::loadu(outl + (e0 + u) * L);
+            transpose(blk);
+#pragma GCC unroll 16
+            for (int l = 0; l < L; ++l) simd::storeu(outt + l * Mp + e0, blk[l]);
+          }
+          for (int l = 0; l < L && l * Mv < Ws; ++l)
+            store_row<T, float>(outt + l * Mp, drow + l * Mv * C, std::min(Mv, Ws - l * Mv) * C);
         }
-        for (int l = 0; l < L && l * Mv < Ws; ++l)
-          store_row<T, float>(outt + l * Mp, drow + l * Mv * C, std::min(Mv, Ws - l * Mv) * C);
       }
     }
   });
