@@ -98,6 +98,22 @@ def test_info_cpu_features_and_their_disable_list():
     assert got == [f for f in feats if f != "avxvnni"]
 
 
+def test_cpu_disable_list_spaces_case_and_unknown_names():
+    # IMKERN_CPU_DISABLE as people write lists: spaces after the commas and upper case hide
+    # the features all the same; a name that is none of them warns at import (as
+    # IMKERN_CPU_ISA does), naming it, and changes nothing
+    feats = imkern.info()["cpu_features"]
+    code = "import imkern; print(','.join(imkern.info()['cpu_features']))"
+    r = _child(code, {"IMKERN_CPU_DISABLE": " avxvnni , AVX512VNNI,\tavx512vbmi "})
+    assert [f for f in r.stdout.strip().split(",") if f] == []
+    r = _child(code, {"IMKERN_CPU_DISABLE": "avxvnni,bogus, ,"})
+    assert [f for f in r.stdout.strip().split(",") if f] == [f for f in feats if f != "avxvnni"]
+    assert "IMKERN_CPU_DISABLE" in r.stderr and "'bogus'" in r.stderr and "RuntimeWarning" in r.stderr
+    assert "'avxvnni'" not in r.stderr.split("not among")[0]
+    r = _child(code, {"IMKERN_CPU_DISABLE": "avx512vbmi,avxvnni"})
+    assert "IMKERN_CPU_DISABLE" not in r.stderr
+
+
 def test_model_follows_the_caches():
     c, p = imkern.info()["cpu_caches"], imkern.get_cpu_params()
     assert p["strip_l1"] == c["l1d"]["bytes"] and p["strip_l2"] == c["l2"]["bytes"]

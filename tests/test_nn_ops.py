@@ -310,6 +310,11 @@ def test_activation_float32_ulp(rng):
     assert np.all(y[:, 0] == 1.0) and np.all(y[:, 1] == 0.0)
 
 
+def _same_bits(a, b, msg=""):
+    """The same float32 bits (assert_array_equal takes -0 for +0 and any NaN for any other)."""
+    np.testing.assert_array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32), err_msg=msg)
+
+
 def test_gelu_central_and_tail_fits(rng, isa):
     # vm::gelu runs a block of vectors whose lanes all have |x| <= 5 through the central fit
     # alone, any other block through both fits (the central one kept per lane where |x| <= 5):
@@ -323,14 +328,16 @@ def test_gelu_central_and_tail_fits(rng, isa):
         b = np.float32(b)
         edge += [np.nextafter(b, np.float32(0)), b, np.nextafter(b, np.float32(9))]
     edge = np.array(edge, np.float32)
-    x = np.concatenate([random_array(rng, (4096,), np.float32, -5, 5), edge, np.negative(edge),
+    # (signed zeros and subnormals too: a mixed block keeps the sign of a zero result)
+    tiny = np.array([0.0, -0.0, 1e-40, -1e-40, 1e-45, -1e-45, 1e-30, -1e-30], np.float32)
+    x = np.concatenate([random_array(rng, (4096,), np.float32, -5, 5), edge, np.negative(edge), tiny,
                         np.linspace(-4.99, 4.99, 997, dtype=np.float32)]).astype(np.float32)
     mixed = np.repeat(x, 2)
     mixed[1::2] = random_array(rng, (x.size,), np.float32, 5.5, 14)  # a far lane next to each central one
     mixed[1::4] *= -1
     y, g = F.gelu(x), F.gelu_backward(np.ones_like(x), x)
-    np.testing.assert_array_equal(F.gelu(mixed)[::2], y)
-    np.testing.assert_array_equal(F.gelu_backward(np.ones_like(mixed), mixed)[::2], g)
+    _same_bits(F.gelu(mixed)[::2], y)
+    _same_bits(F.gelu_backward(np.ones_like(mixed), mixed)[::2], g)
     xs = np.concatenate([x, mixed, np.linspace(-15, 15, 100001, dtype=np.float32)])
     e = R.gelu(xs.astype(np.float64))
     ulp = np.spacing(np.abs(e).astype(np.float32)).astype(np.float64)
@@ -362,10 +369,10 @@ def test_gelu_far_pieces(rng, isa):
     assert np.max(err[np.abs(e) > 1e-30]) <= 6, isa
     mixed = np.repeat(far, 2)
     mixed[1::2] = random_array(rng, (far.size,), np.float32, -4, 4)
-    np.testing.assert_array_equal(F.gelu(mixed)[::2], y)
+    _same_bits(F.gelu(mixed)[::2], y)
     special = np.repeat(far, 2)
-    special[1::2] = np.resize(np.array([np.nan, np.inf, -np.inf], np.float32), far.size)
-    np.testing.assert_array_equal(F.gelu(special)[::2], y)
+    special[1::2] = np.resize(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, -1e-45], np.float32), far.size)
+    _same_bits(F.gelu(special)[::2], y)
     # gelu_backward's far lanes likewise (its own pieces of k / exp(-x^2 / 2)): relative error
     # on the negative side (3.6 * 2^-24 measured), absolute on the positive one
     g = F.gelu_backward(np.ones_like(far), far)
@@ -373,8 +380,11 @@ def test_gelu_far_pieces(rng, isa):
     neg = (far < 0) & (np.abs(eg) > 1e-30)
     assert np.max(np.abs(g[neg] - eg[neg]) / np.abs(eg[neg])) <= 5 * 2.0**-24, isa
     assert np.max(np.abs(g - eg)) <= 1.2e-7, isa
-    np.testing.assert_array_equal(F.gelu_backward(np.ones_like(mixed), mixed)[::2], g)
-    np.testing.assert_array_equal(F.gelu_backward(np.ones_like(special), special)[::2], g)
+    _same_bits(F.gelu_backward(np.ones_like(mixed), mixed)[::2], g)
+    _same_bits(F.gelu_backward(np.ones_like(special), special)[::2], g)
+    # and the special and tiny lanes next to far ones: the bits they get alone
+    _same_bits(F.gelu(special)[1::2], F.gelu(special[1::2]))
+    _same_bits(F.gelu_backward(np.ones_like(special), special)[1::2], F.gelu_backward(np.ones_like(far), special[1::2]))
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -389,9 +399,9 @@ def test_gelu_bits_independent_of_position(rng, isa, stream):
     try:
         y, gx = F.gelu(x), F.gelu_backward(g, x)
         for off in (1, 3, 8, 13, 16, 24, 31, 33):
-            np.testing.assert_array_equal(F.gelu(x[off:]), y[off:], err_msg=f"{isa} {off}")
-            np.testing.assert_array_equal(F.gelu_backward(g[off:], x[off:]), gx[off:], err_msg=f"{isa} {off}")
-            np.testing.assert_array_equal(F.gelu(x[: x.size - off]), y[: x.size - off], err_msg=f"{isa} {off}")
+            _same_bits(F.gelu(x[off:]), y[off:], f"{isa} {off}")
+            _same_bits(F.gelu_backward(g[off:], x[off:]), gx[off:], f"{isa} {off}")
+            _same_bits(F.gelu(x[: x.size - off]), y[: x.size - off], f"{isa} {off}")
     finally:
         imkern.reset_cpu_params()
     assert np.isnan(y[230]) and y[231] == np.inf and np.isnan(y[232]) and y[233] == np.float32(14.7)

@@ -36,6 +36,12 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("isa_supported", [] { return std::string(imkern::isa_name(imkern::isa_supported())); });
   m.def("l3_cache_bytes", [] { return imkern::last_level_cache_bytes(); });
+  m.def("cpu_feature_names", [] {  // every name IMKERN_CPU_DISABLE knows, present or not
+    std::vector<std::string> names;
+    for (int f = 0; f < imkern::kCpuFeatureCount; ++f)
+      names.emplace_back(imkern::cpu_feature_name(static_cast<imkern::CpuFeature>(f)));
+    return names;
+  });
   m.def("cpu_features", [] {
     std::vector<std::string> names;
     for (int f = 0; f < imkern::kCpuFeatureCount; ++f)

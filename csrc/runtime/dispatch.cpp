@@ -2,6 +2,7 @@
 #include "imkern/dispatch.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -135,12 +136,29 @@ static bool feature_detected(CpuFeature f) {
 #endif
 }
 
+// Whether IMKERN_CPU_DISABLE names the feature: its comma-separated items compared with the
+// name after trimming blanks, ignoring case (" avxvnni, AVX512VNNI" hides both). Items that
+// name no feature are ignored here; the Python package warns about them at import.
 static bool feature_disabled(const char* name) {
   const char* s = std::getenv("IMKERN_CPU_DISABLE");
   if (!s) return false;
-  const std::string list = std::string(",") + s + ",";
-  std::string want = std::string(",") + name + ",";
-  return list.find(want) != std::string::npos;
+  const std::string list(s);
+  const size_t n = std::strlen(name);
+  size_t b = 0;
+  while (b <= list.size()) {
+    size_t e = list.find(',', b);
+    if (e == std::string::npos) e = list.size();
+    size_t i = b, j = e;
+    while (i < j && std::isspace(static_cast<unsigned char>(list[i]))) ++i;
+    while (j > i && std::isspace(static_cast<unsigned char>(list[j - 1]))) --j;
+    if (j - i == n) {
+      size_t k = 0;
+      while (k < n && std::tolower(static_cast<unsigned char>(list[i + k])) == name[k]) ++k;
+      if (k == n) return true;
+    }
+    b = e + 1;
+  }
+  return false;
 }
 
 const char* cpu_feature_name(CpuFeature f) {

@@ -22,6 +22,18 @@ if _env_isa and _env_isa not in _ISAS:
         stacklevel=2,
     )
 
+# IMKERN_CPU_DISABLE (read by the C++ side at the first kernel that asks): items naming no
+# feature change nothing, so say so (blanks and case are ignored there, and here)
+_env_disable = [n.strip().lower() for n in os.environ.get("IMKERN_CPU_DISABLE", "").split(",")]
+_unknown_disable = [n for n in _env_disable if n and n not in _core.cpu_feature_names()]
+if _unknown_disable:
+    warnings.warn(
+        f"IMKERN_CPU_DISABLE names {', '.join(map(repr, _unknown_disable))}, not among "
+        f"{', '.join(_core.cpu_feature_names())}; ignoring {'it' if len(_unknown_disable) == 1 else 'them'}",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
 
 def set_num_threads(n: int) -> None:
     """Set the number of threads the CPU kernels use (like ``cv2.setNumThreads``).
@@ -414,8 +426,9 @@ def info() -> dict:
     the ISA levels that some kernels use where the CPU has them (``cpu_features``: ``avx512vnni``
     and ``avx512vbmi`` with the avx512 level, ``avxvnni`` (AVX-VNNI, not an AVX-512 extension:
     kept under ``IMKERN_CPU_ISA=avx2``) with the avx2 level; ``IMKERN_CPU_DISABLE``, a
-    comma-separated list of these names read at import, hides them), threads, the L3 cache
-    size the OS reports (``cpu_l3_bytes``), the detected caches (``cpu_caches``: size, ways,
+    comma-separated list of these names read at import, hides them; a name that is none of
+    them warns), threads, the L3 cache size the OS reports (``cpu_l3_bytes``), the detected
+    caches (``cpu_caches``: size, ways,
     line, sets and sharing per level from sysfs / cpuid, the CPUs usable, the nominal L3 share
     and the effective L3 with how it was chosen: ``l3_reason``, ``hypervisor`` (cpuid's
     hypervisor bit: the sharing counts are the VM's), the probe's readings ``probe`` in bytes

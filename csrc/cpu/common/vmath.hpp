@@ -666,6 +666,25 @@ IMKERN_ALWAYS_INLINE inline void gelu_pieces(const vf* t, const vf* tc, const fl
     }
   }
 }
+
+// The mixed blocks' pieces and exp factor, shared by gelu (tab = kGeluTab) and gelu_grad
+// (kGeluGradTab): tc = min(t, 14.6) (NaN stays NaN), gelu_pieces into f and ff (see there:
+// AVX-512 both kinds of piece in f, ff unused; AVX2 the near table in f, the far Horner in ff),
+// E = exp(-tc^2 / 2) from gelu_exp_parts, scaled (AVX-512: exactly 1 on the near lanes,
+// gelu_exp_scale_far; AVX2: on every lane, the caller masks it). Inlined: the callers' object
+// code is what the two written-out copies gave.
+template <int N>
+IMKERN_ALWAYS_INLINE inline void gelu_far_setup(const vf* t, const float (*tab)[16], vf* f, vf* ff, vf* E) {
+  vf tc[N], fl[N], nf[N], e[N];
+  IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
+  gelu_exp_parts<N>(tc, fl, nf, e);
+  gelu_pieces<N>(t, tc, tab, f, ff);
+  if constexpr (kGeluMerged) {
+    gelu_exp_scale_far<N>(t, e, fl, nf, E);  // 1 on the near lanes
+  } else {
+    gelu_exp_scale<N>(e, fl, nf, E);
+  }
+}
 #endif
 
 // gelu(-inf) = NaN by OR-ing the all-ones pattern (a NaN) over the lane: a compare and an OR,
@@ -718,15 +737,8 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
     // Near lanes (t <= kGeluTable) as above, the same bits; far lanes (t > kGeluTable, NaN)
     // t Q(t) = P(t) E, E = exp(-t^2 / 2) (gelu_exp_parts), P(t) = t Q(t) / E by kGeluTab's
     // entries 8..15 (gelu_pieces).
-    vf tc[N], fl[N], nf[N], e[N], E[N], ff[N];
-    IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
-    gelu_exp_parts<N>(tc, fl, nf, e);
-    gelu_pieces<N>(t, tc, kGeluTab, f, ff);
-    if constexpr (kGeluMerged) {
-      gelu_exp_scale_far<N>(t, e, fl, nf, E);  // 1 on the near lanes
-    } else {
-      gelu_exp_scale<N>(e, fl, nf, E);
-    }
+    vf E[N], ff[N];
+    gelu_far_setup<N>(t, kGeluTab, f, ff, E);
     IMKERN_GELU_STEP {
       const vf m = sign_part(x[j]);
       const vi near = (vi)(t[j] <= kGeluTable);  // false for NaN
@@ -799,15 +811,8 @@ IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
     // (smooth, -14.5..-3.9) from kGeluGradTab's entries 8..15 (gelu_pieces), E from
     // gelu_exp_parts: g = s Pg E + (1 - s) / 2 (the near lanes' fmadd with E = 1: the same
     // bits); +-inf: NaN (as the float64 reference)
-    vf tc[N], fl[N], nf[N], e[N], E[N], p[N], pf[N];
-    IMKERN_GELU_STEP tc[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
-    gelu_exp_parts<N>(tc, fl, nf, e);
-    gelu_pieces<N>(t, tc, kGeluGradTab, p, pf);
-    if constexpr (kGeluMerged) {
-      gelu_exp_scale_far<N>(t, e, fl, nf, E);  // 1 on the near lanes
-    } else {
-      gelu_exp_scale<N>(e, fl, nf, E);
-    }
+    vf E[N], p[N], pf[N];
+    gelu_far_setup<N>(t, kGeluGradTab, p, pf, E);
     IMKERN_GELU_STEP {
       const vf sg = (vf)(((vi)x[j] & (int32_t)0x80000000) ^ (int32_t)0xbf800000);
       const vi near = (vi)(t[j] <= kGeluTable);  // false for NaN

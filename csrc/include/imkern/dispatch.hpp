@@ -19,8 +19,8 @@ void isa_set_cap(Isa); // for tests and embedding code; IMKERN_CPU_ISA sets the 
 // and later Intel cores and of Zen 5; not an AVX-512 instruction, so kernels of the avx2 level
 // may use it: that level means "no AVX-512", as IMKERN_CPU_ISA=avx2 caps it) with the avx2
 // level supported. IMKERN_CPU_DISABLE, a comma-separated list of these names
-// ("avx512vnni,avx512vbmi,avxvnni"), hides them: for tests of the other paths and for
-// comparisons, as OPENCV_CPU_DISABLE does. Read once, at the first call.
+// ("avx512vnni,avx512vbmi,avxvnni"; blanks and case ignored), hides them: for tests of the
+// other paths and for comparisons, as OPENCV_CPU_DISABLE does. Read once, at the first call.
 enum class CpuFeature : int { avx512vnni = 0, avx512vbmi = 1, avxvnni = 2 };
 bool cpu_has(CpuFeature);
 // The names of the features cpu_has reports, in the enum's order (for imkern.info()).
