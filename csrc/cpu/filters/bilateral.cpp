@@ -274,26 +274,31 @@ IMKERN_ALWAYS_INLINE inline vi round_u8(vf v) {
 // signed 1s, added to 0) instead of the two multiply-adds, the same integer: AVX512_VNNI at
 // AVX-512, AVX-VNNI (its VEX form, not an AVX-512 instruction) at AVX2; only where the caller
 // checked cpu_has (the instruction written as inline asm: no target attribute to spread through
-// the templates that inline it).
+// the templates that inline it). IMKERN_HAVE_VNNI_ASM: the build's assembler takes both forms
+// (CMakeLists.txt checks; binutils < 2.36 lacks `{vex}`); without it bilateral_vnni() is false.
 template <bool Vnni = false>
 IMKERN_ALWAYS_INLINE inline vi packed_distance(vi a, vi b) {
 #if defined(__AVX512BW__)
   const __m512i x = reinterpret_cast<__m512i>(a), y = reinterpret_cast<__m512i>(b);
   const __m512i d = _mm512_or_si512(_mm512_subs_epu8(x, y), _mm512_subs_epu8(y, x));
+#if defined(IMKERN_HAVE_VNNI_ASM)
   if constexpr (Vnni) {
     __m512i t = _mm512_setzero_si512();
     __asm__("vpdpbusd %2, %1, %0" : "+v"(t) : "v"(d), "v"(_mm512_set1_epi8(1)));
     return reinterpret_cast<vi>(t);
   }
+#endif
   return reinterpret_cast<vi>(_mm512_madd_epi16(_mm512_maddubs_epi16(d, _mm512_set1_epi8(1)), _mm512_set1_epi16(1)));
 #elif defined(__AVX2__)
   const __m256i x = reinterpret_cast<__m256i>(a), y = reinterpret_cast<__m256i>(b);
   const __m256i d = _mm256_or_si256(_mm256_subs_epu8(x, y), _mm256_subs_epu8(y, x));
+#if defined(IMKERN_HAVE_VNNI_ASM)
   if constexpr (Vnni) {
     __m256i t = _mm256_setzero_si256();
     __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(t) : "x"(d), "x"(_mm256_set1_epi8(1)));
     return reinterpret_cast<vi>(t);
   }
+#endif
   return reinterpret_cast<vi>(_mm256_madd_epi16(_mm256_maddubs_epi16(d, _mm256_set1_epi8(1)), _mm256_set1_epi16(1)));
 #elif defined(__SSSE3__)
   const __m128i x = reinterpret_cast<__m128i>(a), y = reinterpret_cast<__m128i>(b);
@@ -451,7 +456,9 @@ inline bool bilateral_gather() {
 // the CPU has it at this level (AVX512_VNNI at AVX-512, AVX-VNNI at AVX2; never at the baseline).
 // IMKERN_CPU_DISABLE=avx512vnni / avxvnni hides it (the tests reach both paths so).
 inline bool bilateral_vnni() {
-#if defined(__AVX512BW__)
+#if !defined(IMKERN_HAVE_VNNI_ASM)
+  static const bool has = false;
+#elif defined(__AVX512BW__)
   static const bool has = cpu_has(CpuFeature::avx512vnni);
 #elif defined(__AVX2__)
   static const bool has = cpu_has(CpuFeature::avxvnni);
