@@ -111,6 +111,29 @@ def test_stream_lines_sobel_f32(isa, rng, w, c):
     _check(lambda x, o: F.laplacian(x, ksize=5, out=o), x, shape, np.float32, pads=(0, 5))
 
 
+# The 5- and 7-tap rows (sobel.cpp sep_impl / sum_sep_impl): the horizontal pass by lane shifts
+# (sep_hpass_lanes, sum_hpass_lanes_seq: 1, 3, 4 channels) streams only hpass_span's whole
+# lines, the aligned vectors before and after them and the overlapping last vector plain; two
+# channels take the direct-load rows (sep_hpass, sum_hpass_seq). Row pairs (pad 0, 16: rows
+# a whole number of lines apart) and single rows (pad 5), delta on and off, integer sources.
+_WIDE_OPS = {
+    "sobel5_dx": lambda x, o: F.sobel(x, 1, 0, ksize=5, out=o),
+    "sobel7_dy_delta": lambda x, o: F.sobel(x, 0, 1, ksize=7, delta=0.5, out=o),
+    "sobel5_dxdy": lambda x, o: F.sobel(x, 1, 1, ksize=5, out=o),
+    "laplacian5": lambda x, o: F.laplacian(x, ksize=5, out=o),
+    "laplacian7_delta": lambda x, o: F.laplacian(x, ksize=7, delta=-1.0, out=o),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_WIDE_OPS))
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_stream_lines_sobel_wide(isa, rng, op, dtype):
+    for w, c in ((7, 1), (40, 1), (100, 1), (261, 1), (37, 3), (75, 3), (33, 4), (61, 4), (50, 2)):
+        shape = (7, w, c) if c > 1 else (7, w)
+        x = random_array(rng, shape, dtype)
+        _check(_WIDE_OPS[op], x, shape, np.float32, pads=(0, 5, 16))
+
+
 @pytest.mark.parametrize("w", _WIDTHS)
 def test_stream_lines_sobel_two_channels(isa, rng, w):
     # channel counts the fused rows do not take: the two-pass 3x3 (sep_hpass) and the 5-tap
@@ -251,6 +274,25 @@ def test_stream_lines_gray_flat_chunks(isa, rng, threads):
         imkern.set_num_threads(before)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_stream_lines_ycbcr_flat_chunks(isa, rng, threads):
+    # packed float 3-channel rows as one run in chunks placed on the output's lines
+    # (pixel_map.hpp map_pixels_run): several chunks, split between the threads, every output
+    # offset; a batch of images is one run too
+    from imkern import color as K
+
+    before = imkern.get_num_threads()
+    imkern.set_num_threads(threads)
+    try:
+        for dtype in (np.float32, np.float64):
+            for shape in ((3, 20011, 3), (2, 2, 9001, 3)):
+                x = random_array(rng, shape, dtype)
+                _check(lambda x, o: K.rgb_to_ycbcr(x, out=o), x, shape, dtype, pads=(0,))
+                _check(lambda x, o: K.ycbcr_to_rgb(x, out=o), x, shape, dtype, pads=(0,))
+    finally:
+        imkern.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 def test_stream_lines_color(isa, rng, dtype):
     # gray.cpp's uint8 rows (AVX2: pairs of 32-byte streams per line, the rest plain from a
@@ -260,7 +302,8 @@ def test_stream_lines_color(isa, rng, dtype):
     # packed rows (gray uint8: one run in line-placed chunks) and rows with gaps
     from imkern import color as K
 
-    for w in (5, 37, 100, 261):
+    # (uint8 width 103: tails of 1-7 pixels after the streamed lines of AVX2 rows at every head)
+    for w in (5, 37, 100, 103, 261):
         for c in (3, 4) if dtype == np.uint8 else (3,):
             x = random_array(rng, (4, w, c), dtype)
             _check(lambda x, o: K.rgb_to_gray(x, out=o), x, (4, w), dtype, pads=(0, 5))

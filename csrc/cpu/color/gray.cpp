@@ -151,8 +151,10 @@ IMKERN_ALWAYS_INLINE inline void gray_span8_avx2(const uint8_t* in, uint8_t* out
 }
 // A row: 32-pixel blocks (streamed: pairs of them filling the whole 64-byte lines from the
 // first output on a line, so that no line is written by both kinds of store; the rest plain
-// from the last line boundary), then 8-pixel steps, the last one overlapping; rows under 8
-// pixels and a head under 8 pixels take the functor.
+// from a line boundary, at least 8 pixels of it where there is any, so that the last
+// 8-pixel step, ending at w, stays out of the streamed lines: common/stream.hpp's rule), then
+// 8-pixel steps, the last one overlapping; rows under 8 pixels and a head under 8 pixels take
+// the functor.
 template <int C, bool BGR>
 void gray_row_avx2(const uint8_t* in, uint8_t* out, int64_t w, bool stream) {
   const color::ToGray<uint8_t, BGR> f{};
@@ -171,7 +173,9 @@ void gray_row_avx2(const uint8_t* in, uint8_t* out, int64_t w, bool stream) {
         gray_span8_avx2<C>(in, out, 0, head, k);
         x = head;
       }
-      for (; x + 64 <= w; x += 64) {  // whole lines only; the rest plain from a line boundary
+      int64_t end = head + (w - head) / 64 * 64;  // whole lines only
+      if (w - end > 0 && w - end < 8) end -= 64;    // a 1-7 pixel tail: its last line plain too
+      for (; x < end; x += 64) {
         _mm256_stream_si256(reinterpret_cast<__m256i*>(out + x), gray32_avx2_at<C>(in, x, w, k));
         _mm256_stream_si256(reinterpret_cast<__m256i*>(out + x + 32), gray32_avx2_at<C>(in, x + 32, w, k));
       }
@@ -330,14 +334,10 @@ struct GrayRowU8 {
 };
 
 // A contiguous image (rows back to back in the input and the output, images too) is one row of
-// n h w pixels: chunks of kGrayGrain pixels placed on the output's 64-byte lines (so that every
+// n h w pixels: chunks of kRunGrain pixels placed on the output's 64-byte lines (so that every
 // chunk but the first streams from its first pixel and no line is shared by two chunks), split
-// evenly between the threads; no per-row heads and tails. Other layouts: row by row.
-constexpr int64_t kGrayGrain = 16384;
-// Whether the rows (and images) of g with c elements per pixel lie back to back.
-inline bool gray_dense(const ImageDesc& g, int64_t c) {
-  return (g.h == 1 || g.row_stride == g.w * c) && (g.n == 1 || g.batch_stride == g.h * g.w * c);
-}
+// evenly between the threads; no per-row heads and tails (map_pixels_run's plan; the row
+// kernel fences itself). Other layouts: row by row.
 template <int C, bool BGR>
 void gray_u8(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
   GrayRowU8<C, BGR> row{};
@@ -347,11 +347,11 @@ void gray_u8(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d)
 #endif
   const int64_t n = s.n * s.h * s.w;
   row.stream = (C + 1) * n > params().stream_bytes;
-  if (gray_dense(s, C) && gray_dense(d, d.c)) {
+  if (dense_pixels(s, C) && dense_pixels(d, d.c)) {
     const auto* in = static_cast<const uint8_t*>(src);
     auto* out = static_cast<uint8_t*>(dst);
     const int64_t phase = static_cast<int64_t>(reinterpret_cast<uintptr_t>(out) % 64);
-    parallel_for(phase, phase + n, kGrayGrain, [&](int64_t lo, int64_t hi) {
+    parallel_for(phase, phase + n, kRunGrain, [&](int64_t lo, int64_t hi) {
       row(in + C * (lo - phase), out + (lo - phase), hi - lo);
     });
     return;
@@ -382,32 +382,17 @@ struct GrayRowF {
 };
 
 // Rows back to back in the input and the output (images too): one run of n h w pixels in
-// chunks of kGrayGrain placed on the output's lines (as gray_u8), so a streamed output is
-// plain only at the run's two ends. Row by row, an output not on a line boundary puts plain
-// vectors at each row's ends between streamed lines, and at AVX2 that alone cost ~1.35x the
-// time: float32 4K rgb_to_gray, single thread, Xeon (Granite Rapids), out 16 bytes into a
-// line 12.4 ms against 9.0 aligned; the same pixels as one row 9.2 (whole-line rule and
-// fences alike: a fence per chunk instead of per row did not change it; the input's offset
-// and 4 KiB aliasing did not matter). AVX-512 (12 plain elements at a row's start, the row's
-// tail and the next row's head one plain line) showed no such loss.
+// chunks placed on the output's lines (map_pixels_run), so a streamed output is plain only at
+// the run's two ends. Row by row, an output not on a line boundary puts plain vectors at each
+// row's ends between streamed lines, and at AVX2 that alone cost ~1.35x the time: float32 4K
+// rgb_to_gray, single thread, Xeon (Granite Rapids), out 16 bytes into a line 12.4 ms against
+// 9.0 aligned; the same pixels as one row 9.2 (whole-line rule and fences alike: a fence per
+// chunk instead of per row did not change it; the input's offset and 4 KiB aliasing did not
+// matter). AVX-512 (12 plain elements at a row's start, the row's tail and the next row's
+// head one plain line) showed no such loss.
 template <typename T, bool BGR>
 void gray_float(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, bool stream) {
-  const GrayRowF<T, BGR> row{stream};
-  const color::ToGray<T, BGR> f{};
-  const auto* in = static_cast<const T*>(src);
-  auto* out = static_cast<T*>(dst);
-  if (!(gray_dense(s, 3) && gray_dense(d, 1)) || reinterpret_cast<uintptr_t>(out) % sizeof(T)) {
-    map_pixels<T, T, 3, 1>(src, s, dst, d, f, row);
-    return;
-  }
-  const int64_t n = s.n * s.h * s.w;
-  const int64_t phase = static_cast<int64_t>(reinterpret_cast<uintptr_t>(out) % 64 / sizeof(T));
-  parallel_for(phase, phase + n, kGrayGrain, [&](int64_t lo, int64_t hi) {
-    const T* i = in + 3 * (lo - phase);
-    T* o = out + (lo - phase);
-    for (int64_t x = row(i, o, hi - lo); x < hi - lo; ++x) f(i + 3 * x, o + x);
-    stream_fence();
-  });
+  map_pixels_run<T, T, 3, 1>(src, s, dst, d, color::ToGray<T, BGR>{}, GrayRowF<T, BGR>{stream});
 }
 #endif
 }  // namespace

@@ -55,6 +55,14 @@ void map_pixels(const void* src, const ImageDesc& s, void* dst, const ImageDesc&
   });
 }
 
+// Whether the rows (and images) of g with c elements per pixel lie back to back.
+inline bool dense_pixels(const ImageDesc& g, int64_t c) {
+  return (g.h == 1 || g.row_stride == g.w * c) && (g.n == 1 || g.batch_stride == g.h * g.w * c);
+}
+// Pixels per chunk of map_pixels_run (and gray_u8's runs): a multiple of every line's pixels (64 / sizeof(TO)),
+// ~64-192 KiB of output per hand-off, as map_pixels' rows.
+constexpr int64_t kRunGrain = 16384;
+
 #if defined(__SSE4_1__)
 // 16 interleaved RGB uint8 pixels (48 bytes) -> three planes of 16 bytes (pshufb + or).
 inline void deinterleave3_u8(const uint8_t* p, __m128i& r, __m128i& g, __m128i& b) {
@@ -701,6 +709,33 @@ struct Row3F {
   }
   int64_t operator()(const T* in, T* out, int64_t w) const { return stream_row<3>(*this, in, out, w, stream); }
 };
+
+// map_pixels for rows back to back in the input and the output (images too; else
+// map_pixels): one run of n h w pixels in chunks of kRunGrain, placed on the output's 64-byte
+// lines (every chunk but the first starts at a pixel whose output starts a line, and no line
+// is shared by two chunks), split between the threads, each chunk one rowk call (the functor
+// after it) and a fence. A streamed output is then plain only at the run's two ends; row by
+// row, an output not on a line boundary puts plain vectors at each row's ends between
+// streamed lines (gray_float, Row3F: see there for what that cost).
+template <typename TI, typename TO, int CI, int CO, typename F, typename R>
+void map_pixels_run(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const F& f, const R& rowk) {
+  auto* out = static_cast<TO*>(dst);
+  const int64_t h = stream_head<TO, CO>(out, 64);
+  if (h < 0 || !dense_pixels(s, CI) || !dense_pixels(d, CO)) {
+    map_pixels<TI, TO, CI, CO>(src, s, dst, d, f, rowk);
+    return;
+  }
+  const auto* in = static_cast<const TI*>(src);
+  constexpr int64_t line = 64 / sizeof(TO);  // pixels between two pixels starting a line (CO odd)
+  static_assert(CO % 2 == 1 && kRunGrain % line == 0, "chunks keep the line phase");
+  const int64_t n = s.n * s.h * s.w, phase = (line - h) % line;
+  parallel_for(phase, phase + n, kRunGrain, [&](int64_t lo, int64_t hi) {
+    const TI* i = in + CI * (lo - phase);
+    TO* o = out + CO * (lo - phase);
+    for (int64_t x = rowk(i, o, hi - lo); x < hi - lo; ++x) f(i + CI * x, o + CO * x);
+    stream_fence();
+  });
+}
 #endif
 
 // Calls fn(T{}) with the C++ type of dtype (the four image dtypes).

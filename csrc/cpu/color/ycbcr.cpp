@@ -12,7 +12,8 @@
 // -32768); ycbcr_to_rgb: see YcbcrToRgbPairs. 8 / 16 pixels per step, ~22 operations; with
 // AVX-512 VBMI + VNNI 16 pixels in ~13 (vpermb, vpdpwssd). The functor's bits. Single thread,
 // 1080p, against cv2.cvtColor YCrCb (Zen 4): 0.5-0.65 of its time (AVX-512), 0.65-0.8 (AVX2).
-// Floats: Row3F (the functor's expressions on planes; outputs beyond the cache streamed).
+// Floats: Row3F (the functor's expressions on planes; outputs beyond the cache streamed;
+// packed images as one run in line-placed chunks, map_pixels_run).
 #include "color/pixel_map.hpp"
 #include "imkern/cpu_params.hpp"
 
@@ -66,18 +67,19 @@ struct YcbcrToRgbFLanes {
 
 template <typename T>
 void ycbcr_float(bool fwd, const void* src, const ImageDesc& s, void* dst, const ImageDesc& d) {
-  // outputs beyond the cache are streamed, as hsv_float
+  // outputs beyond the cache are streamed, as hsv_float; packed images as one run in
+  // line-placed chunks (map_pixels_run), others row by row
   const bool stream = 2 * d.n * d.h * d.w * 3 * int64_t(sizeof(T)) > params().stream_bytes;
   if (fwd) {
     Row3F<T, RgbToYcbcrFLanes<T>, color::RgbToYcbcr<T>> row;
     row.stream = stream;
     row.rows_follow = contiguous_rows(s);
-    map_pixels<T, T, 3, 3>(src, s, dst, d, color::RgbToYcbcr<T>{}, row);
+    map_pixels_run<T, T, 3, 3>(src, s, dst, d, color::RgbToYcbcr<T>{}, row);
   } else {
     Row3F<T, YcbcrToRgbFLanes<T>, color::YcbcrToRgb<T>> row;
     row.stream = stream;
     row.rows_follow = contiguous_rows(s);
-    map_pixels<T, T, 3, 3>(src, s, dst, d, color::YcbcrToRgb<T>{}, row);
+    map_pixels_run<T, T, 3, 3>(src, s, dst, d, color::YcbcrToRgb<T>{}, row);
   }
 }
 #endif

@@ -987,11 +987,28 @@ IMKERN_ALWAYS_INLINE inline V lanes_at(V prev, V cur, V nxt) {
   else return lanes_from<J * C>(cur, nxt);
 }
 
+// The lane-shift loops' streamed stretch of a row of n at o whose aligned loop starts at x0
+// (< L; the vector before it plain): common/stream.hpp's whole lines, the vectors before and
+// after them plain, the tail's last vector (ending at n, overlapping) too; it stays out of
+// the streamed lines because a tail after them is empty or at least one vector. Nothing
+// streams (an empty stretch at x0) unless Stream and a whole line. Streaming every aligned
+// vector instead put plain and streaming stores on one line at each row end (AVX2: the
+// head's lines; every ISA: the overlapping last vector).
+template <typename A, bool Stream>
+IMKERN_ALWAYS_INLINE inline StreamSpan hpass_span(const A* o, int64_t n, int64_t x0) {
+  if constexpr (Stream) {
+    const StreamSpan sp = stream_span<A, simd::Vec<A>::lanes>(o, n);
+    if (sp.end > sp.begin) return sp;  // begin >= x0: a line boundary on the loop's grid
+  }
+  return {x0, x0};
+}
+
 // sep_hpass for C channels with h C <= L, where v + x is aligned exactly where o + x is (the
 // caller shifts v by o's phase): from o's first aligned element on, one aligned load of v per
 // vector, its neighbours at x -+ C .. x -+ h C by lane shifts of it and the vectors before and
-// after; the vector before the loop and the last one (overlapping) by direct loads. The same
-// expression on the same values as sep_hpass, so the same bits.
+// after; the vector before the loop and the last one (overlapping) by direct loads; streamed
+// stores only on hpass_span's whole lines. The same expression on the same values as
+// sep_hpass, so the same bits.
 template <typename A, int C, bool Stream, bool Delta, typename K, size_t... I>
 static void sep_hpass_lanes_seq(const A* v, A* o, int64_t n, const K& k, A dl, std::index_sequence<I...>) {
   using namespace simd;
@@ -1012,12 +1029,18 @@ static void sep_hpass_lanes_seq(const A* v, A* o, int64_t n, const K& k, A dl, s
   int64_t x = stream_start<A, A>(o) % L;
   if (x) storeu(o, direct(0));
   V prev = loadu(v + x - L), cur = loadu(v + x);
-  for (; x + L <= n; x += L) {
-    const V nxt = loadu(v + x + L);
-    put<A, A, Stream>(o + x, fin(kv.template eval<V>(lanes_at<static_cast<int>(I) - h, C>(prev, cur, nxt)...)));
-    prev = cur;
-    cur = nxt;
-  }
+  auto run = [&](auto st, int64_t end) IMKERN_ALWAYS_INLINE {
+    for (; x + L <= end; x += L) {
+      const V nxt = loadu(v + x + L);
+      put<A, A, decltype(st)::value>(o + x, fin(kv.template eval<V>(lanes_at<static_cast<int>(I) - h, C>(prev, cur, nxt)...)));
+      prev = cur;
+      cur = nxt;
+    }
+  };
+  const StreamSpan sp = hpass_span<A, Stream>(o, n, x);
+  run(std::false_type{}, sp.begin);
+  if constexpr (Stream) run(std::true_type{}, sp.end);
+  run(std::false_type{}, n);
   if (x < n) storeu(o + n - L, direct(n - L));
 }
 template <int N, typename A, int C, bool Stream, bool Delta, typename K>
@@ -1140,16 +1163,22 @@ static void sum_hpass_lanes_seq(const A* v0, const A* v1, A* o, int64_t n, const
   int64_t x = stream_start<A, A>(o) % L;
   if (x) storeu(o, direct(0));
   V p0 = loadu(v0 + x - L), c0 = loadu(v0 + x), p1 = loadu(v1 + x - L), c1 = loadu(v1 + x);
-  for (; x + L <= n; x += L) {
-    const V n0 = loadu(v0 + x + L), n1 = loadu(v1 + x + L);
-    put<A, A, Stream>(o + x, (kv0.template eval<V>(lanes_at<static_cast<int>(I) - h, C>(p0, c0, n0)...) +
-                              kv1.template eval<V>(lanes_at<static_cast<int>(I) - h, C>(p1, c1, n1)...)) +
-                                 dv);
-    p0 = c0;
-    c0 = n0;
-    p1 = c1;
-    c1 = n1;
-  }
+  auto run = [&](auto st, int64_t end) IMKERN_ALWAYS_INLINE {
+    for (; x + L <= end; x += L) {
+      const V n0 = loadu(v0 + x + L), n1 = loadu(v1 + x + L);
+      put<A, A, decltype(st)::value>(o + x, (kv0.template eval<V>(lanes_at<static_cast<int>(I) - h, C>(p0, c0, n0)...) +
+                                             kv1.template eval<V>(lanes_at<static_cast<int>(I) - h, C>(p1, c1, n1)...)) +
+                                                dv);
+      p0 = c0;
+      c0 = n0;
+      p1 = c1;
+      c1 = n1;
+    }
+  };
+  const StreamSpan sp = hpass_span<A, Stream>(o, n, x);
+  run(std::false_type{}, sp.begin);
+  if constexpr (Stream) run(std::true_type{}, sp.end);
+  run(std::false_type{}, n);
   if (x < n) storeu(o + n - L, direct(n - L));
 }
 
