@@ -351,8 +351,11 @@ void gray_u8(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d)
     const auto* in = static_cast<const uint8_t*>(src);
     auto* out = static_cast<uint8_t*>(dst);
     const int64_t phase = static_cast<int64_t>(reinterpret_cast<uintptr_t>(out) % 64);
-    parallel_for(phase, phase + n, kRunGrain, [&](int64_t lo, int64_t hi) {
-      row(in + C * (lo - phase), out + (lo - phase), hi - lo);
+    // chunks at multiples of kRunGrain from 0, the line phase's origin (parallel_for's chunks
+    // start at begin + c grain), the first one cut at phase
+    parallel_for(0, phase + n, kRunGrain, [&](int64_t lo, int64_t hi) {
+      lo = std::max(lo, phase);
+      if (lo < hi) row(in + C * (lo - phase), out + (lo - phase), hi - lo);
     });
     return;
   }

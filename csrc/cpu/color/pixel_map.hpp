@@ -729,7 +729,11 @@ void map_pixels_run(const void* src, const ImageDesc& s, void* dst, const ImageD
   constexpr int64_t line = 64 / sizeof(TO);  // pixels between two pixels starting a line (CO odd)
   static_assert(CO % 2 == 1 && kRunGrain % line == 0, "chunks keep the line phase");
   const int64_t n = s.n * s.h * s.w, phase = (line - h) % line;
-  parallel_for(phase, phase + n, kRunGrain, [&](int64_t lo, int64_t hi) {
+  // chunks at multiples of kRunGrain from 0, the line phase's origin (parallel_for's chunks
+  // start at begin + c grain), the first one cut at phase
+  parallel_for(0, phase + n, kRunGrain, [&](int64_t lo, int64_t hi) {
+    lo = std::max(lo, phase);
+    if (lo >= hi) return;
     const TI* i = in + CI * (lo - phase);
     TO* o = out + CO * (lo - phase);
     for (int64_t x = rowk(i, o, hi - lo); x < hi - lo; ++x) f(i + CI * x, o + CO * x);
