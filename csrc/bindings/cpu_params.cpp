@@ -74,13 +74,15 @@ py::dict probe_dict(const imkern::LlcProbe& r) {
   d["fallback"] = r.fallback;
   d["bw_mem"] = r.bw_mem;
   d["bw_l3"] = r.bw_l3;
-  py::list bytes, bw;
+  py::list bytes, bw, passes;
   for (int i = 0; i < r.n; ++i) {
     bytes.append(r.bytes[i]);
     bw.append(r.bw[i]);
+    passes.append(r.passes[i]);
   }
   d["bytes"] = bytes;
   d["bw"] = bw;
+  d["passes"] = passes;
   d["timed_out"] = r.timed_out;
   return d;
 }
@@ -88,8 +90,8 @@ py::dict probe_dict(const imkern::LlcProbe& r) {
 }  // namespace
 
 IMKERN_BINDINGS(cpu_params) {
-  // The effective-L3 decision on given readings (the keys of cpu_caches()["probe"]), for tests:
-  // returns (bytes, reason).
+  // The effective-L3 decision on given readings (the keys of cpu_caches()["probe"]; "passes" is
+  // not read), for tests: returns (bytes, reason).
   m.def("_llc_decide", [](const py::dict& d) {
     imkern::LlcProbe r;
     r.l2 = d["l2"].cast<int64_t>();
