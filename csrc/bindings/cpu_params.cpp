@@ -114,6 +114,20 @@ IMKERN_BINDINGS(cpu_params) {
     return py::make_tuple(v, std::string(why));
   });
 
+  // The probe itself on footprints 4 l2, 8 l2, ... up to cap (bytes), for tests: its readings
+  // (fallback = cap), as cpu_caches()["probe"] gives the machine's.
+  m.def("_llc_probe", [](int64_t l2, int64_t cap) {
+    if (l2 <= 0 || cap < 4 * l2 || cap > (int64_t(1) << 30))
+      throw std::invalid_argument("_llc_probe: need 0 < 4 l2 <= cap <= 1 GiB, got l2 " + std::to_string(l2) +
+                                  ", cap " + std::to_string(cap));
+    imkern::LlcProbe r;
+    {
+      py::gil_scoped_release nogil;
+      imkern::llc_probe_run(l2, cap, r);
+    }
+    r.fallback = cap;
+    return probe_dict(r);
+  });
   m.def("cpu_caches", [] {
     const imkern::CpuCaches& c = imkern::cpu_caches();
     py::dict d;

@@ -27,6 +27,11 @@ struct LlcProbe {
 // cannot decide.
 int64_t llc_decide(const LlcProbe& r, const char** reason);
 
+// Runs the probe with footprints counted in `l2` bytes up to `cap` (cap >= 4 l2 > 0): what
+// cpu_caches() runs with the machine's L2 and cap, exposed so that tests can read footprints
+// past any cache (a cache that is really small, as the probe sees it). fallback is left 0.
+void llc_probe_run(int64_t l2, int64_t cap, LlcProbe& r);
+
 // How cpu_caches().l3_effective was reached (filled with it, once per process).
 struct LlcReport {
   LlcProbe probe;              // the readings (n = 0: not probed)
