@@ -186,8 +186,10 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 //    footprint, which then refills over those three or four passes again. Under a load of
 //    5-13 on the Xeon's 2 vCPUs (the other vCPU running probes and builds) the 8 MiB footprint
 //    read 12 -> 14 -> 20 -> 25 -> 27 GB/s, then 12 again, every few ms; a run of passes long
-//    enough to refill it came after up to 45 passes, so 3-4% of processes read no pass of their
-//    kPasses + 1 above the cut (18-21 GB/s) and chose 4 MiB instead of 32. A footprint whose
+//    enough to refill it came after up to 45 passes, so 3-4% of processes (10% at a load of 14)
+//    read no pass of their kPasses + 1 above the cut (18-21 GB/s) and chose 4 MiB instead of
+//    32; with 40 ms of patient passes 1 in 120 processes still did (74 passes, none clear) at a
+//    load of 14, so the bound is 80 ms (spent only where a drop would count). A footprint whose
 //    drop would override the cap (outside the hysteresis band) and that reads below the cut
 //    now keeps reading, up to kPatientPasses or kPatientCpu, for one pass clearly at cache
 //    speed (kClear times the cut; its best pass otherwise), and is confirmed by the next;
@@ -232,8 +234,8 @@ int64_t floor_pow2(int64_t v) {
 constexpr double kContrast = 1.3;  // cache reads must beat memory by this much to decide anything
 constexpr double kClear = 1.15;    // a reading this far above the cut is cache speed at once
 constexpr int kPasses = 5;         // passes per footprint after its warm-up (fewer once clear)
-constexpr int kPatientPasses = 128;  // at most, for a footprint whose drop would count ...
-constexpr double kPatientCpu = 0.04;  // ... and at most this many CPU seconds of them
+constexpr int kPatientPasses = 256;  // at most, for a footprint whose drop would count ...
+constexpr double kPatientCpu = 0.08;  // ... and at most this many CPU seconds of them
 
 // The footprint that llc_decide takes to fit when S is the drop (S / 2: the footprints double
 // from 4 L2, whose predecessor is the 2 L2 cache reference), snapped as llc_decide snaps it; a
