@@ -127,7 +127,7 @@ IMKERN_BINDINGS(cpu_params) {
     }
     r.fallback = cap;
     return probe_dict(r);
-  });
+  }, py::arg("l2"), py::arg("cap"));
   m.def("cpu_caches", [] {
     const imkern::CpuCaches& c = imkern::cpu_caches();
     py::dict d;
