@@ -74,13 +74,15 @@ py::dict probe_dict(const imkern::LlcProbe& r) {
   d["fallback"] = r.fallback;
   d["bw_mem"] = r.bw_mem;
   d["bw_l3"] = r.bw_l3;
-  py::list bytes, bw;
+  py::list bytes, bw, passes;
   for (int i = 0; i < r.n; ++i) {
     bytes.append(r.bytes[i]);
     bw.append(r.bw[i]);
+    passes.append(r.passes[i]);
   }
   d["bytes"] = bytes;
   d["bw"] = bw;
+  d["passes"] = passes;
   d["timed_out"] = r.timed_out;
   return d;
 }
@@ -88,8 +90,8 @@ py::dict probe_dict(const imkern::LlcProbe& r) {
 }  // namespace
 
 IMKERN_BINDINGS(cpu_params) {
-  // The effective-L3 decision on given readings (the keys of cpu_caches()["probe"]), for tests:
-  // returns (bytes, reason).
+  // The effective-L3 decision on given readings (the keys of cpu_caches()["probe"]; "passes" is
+  // not read), for tests: returns (bytes, reason).
   m.def("_llc_decide", [](const py::dict& d) {
     imkern::LlcProbe r;
     r.l2 = d["l2"].cast<int64_t>();
@@ -112,6 +114,20 @@ IMKERN_BINDINGS(cpu_params) {
     return py::make_tuple(v, std::string(why));
   });
 
+  // The probe itself on footprints 4 l2, 8 l2, ... up to cap (bytes), for tests: its readings
+  // (fallback = cap), as cpu_caches()["probe"] gives the machine's.
+  m.def("_llc_probe", [](int64_t l2, int64_t cap) {
+    if (l2 <= 0 || cap < 4 * l2 || cap > (int64_t(1) << 30))
+      throw std::invalid_argument("_llc_probe: need 0 < 4 l2 <= cap <= 1 GiB, got l2 " + std::to_string(l2) +
+                                  ", cap " + std::to_string(cap));
+    imkern::LlcProbe r;
+    {
+      py::gil_scoped_release nogil;
+      imkern::llc_probe_run(l2, cap, r);
+    }
+    r.fallback = cap;
+    return probe_dict(r);
+  }, py::arg("l2"), py::arg("cap"));
   m.def("cpu_caches", [] {
     const imkern::CpuCaches& c = imkern::cpu_caches();
     py::dict d;

@@ -164,12 +164,16 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 // sweep over slightly more than an LRU-like cache misses nearly everywhere). The probe reads
 // S = 4 L2, 8 L2, ... up to the cap (half the nominal L3, at most 32 MiB: see detect()) against
 // two references, memory (2 L2 of lines flushed with clflush) and cache (a warm 2 L2
-// footprint); llc_decide takes the largest S still above their geometric mean, snapped down to
-// a power of two, and keeps the cap unless that is over 4 times below it (hysteresis: see there).
+// footprint); llc_decide takes the largest S read above their geometric mean (the cut): a
+// cache that holds a footprint holds every smaller one, so a slow S before a fast 2 S was a
+// disturbed reading. The drop is the first S past that one, confirmed by the next footprint
+// reading slow too (or by being the cap's); the result is the footprint that fits, snapped down
+// to a power of two, unless that is within a factor 4 of the cap (hysteresis: see there; such a
+// drop needs no confirmation, it gives the cap either way).
 // ~20-60 ms of CPU, once per process; it only sets thresholds and MC/NC, never a bit of a
-// result. What made it flip between processes (4 / 8 / 16 / 32 MiB / the nominal share 240 MiB
-// on a 2-vCPU Granite Rapids VM with a 480 MiB L3, 4 / 16 / 32 MiB earlier on a Zen 4), and
-// the answers:
+// result (GEMM's sums are ordered by KC, which comes from the L1 and L2 alone). What made it
+// flip between processes (4 / 8 / 16 / 32 MiB / the nominal share 240 MiB on a 2-vCPU Granite
+// Rapids VM with a 480 MiB L3, 4 / 16 / 32 MiB earlier on a Zen 4), and the answers:
 //  - preemption: a pass that loses the CPU reads slow in wall time. Passes are timed in
 //    thread CPU time, each footprint the best of several, and the budget counts CPU time,
 //    so a loaded machine makes the probe late but not different (the wall-time budget used
@@ -178,10 +182,27 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 //    three passes (the L3 fills as lines leave the L2) and at cache speed from the fourth;
 //    a footprint gets up to kPasses passes (after a warm-up) and stops at the first clearly
 //    at cache speed;
-//  - one noisy memory reference (13-18 GB/s in one pass): the best of three;
-//  - a reading near the cut: read again (kPasses more) before it counts as the drop.
-// A probe that cannot decide (no contrast between the references, over its budget) falls back
-// to a conservative bound, never the whole socket's L3 of a VM (see detect()).
+//  - the other vCPU's traffic: a neighbour streaming through the shared L3 evicts the
+//    footprint, which then refills over those three or four passes again. Under a load of
+//    5-13 on the Xeon's 2 vCPUs (the other vCPU running probes and builds) the 8 MiB footprint
+//    read 12 -> 14 -> 20 -> 25 -> 27 GB/s, then 12 again, every few ms; a run of passes long
+//    enough to refill it came after up to 45 passes, so 3-4% of processes (10% at a load of 14)
+//    read no pass of their kPasses + 1 above the cut (18-21 GB/s) and chose 4 MiB instead of
+//    32; with 40 ms of patient passes 1 in 120 processes still did (74 passes, none clear) at a
+//    load of 14, so the bound is 80 ms (spent only where a drop would count). A footprint whose
+//    drop would override the cap (outside the hysteresis band) and that reads below the cut
+//    now keeps reading, up to kPatientPasses or kPatientCpu, for one pass clearly at cache
+//    speed (kClear times the cut; its best pass otherwise), and is confirmed by the next;
+//    the footprints within the band keep kPasses and no confirmation (their drop gives the cap
+//    anyway, so the probe costs no more than before under load: its CPU time is mostly spent
+//    there, in footprints at memory speed). Huge pages were not it: the buffer's AnonHugePages
+//    equalled its Rss at every footprint, and the kernel's thp_fault_fallback stayed 0 in 1.4 M
+//    THP faults (THP in madvise mode). They matter: without MADV_HUGEPAGE 8 and 16 MiB read
+//    8-12 GB/s there (page walks), below the flushed memory reference of the huge-paged buffer;
+//  - one noisy memory reference (13-18 GB/s in one pass): the best of three.
+// A probe that cannot decide (no contrast between the references, over its budget, a drop it
+// could not confirm) falls back to a conservative bound, never the whole socket's L3 of a VM
+// (see detect()).
 using Clock = std::chrono::steady_clock;
 
 __attribute__((noinline)) uint64_t sweep(const uint64_t* p, int64_t n) {
@@ -212,7 +233,14 @@ int64_t floor_pow2(int64_t v) {
 
 constexpr double kContrast = 1.3;  // cache reads must beat memory by this much to decide anything
 constexpr double kClear = 1.15;    // a reading this far above the cut is cache speed at once
-constexpr int kPasses = 5;
+constexpr int kPasses = 5;         // passes per footprint after its warm-up (fewer once clear)
+constexpr int kPatientPasses = 256;  // at most, for a footprint whose drop would count ...
+constexpr double kPatientCpu = 0.08;  // ... and at most this many CPU seconds of them
+
+// The footprint that llc_decide takes to fit when S is the drop (S / 2: the footprints double
+// from 4 L2, whose predecessor is the 2 L2 cache reference), snapped as llc_decide snaps it; a
+// drop at S overrides the cap only where 4 times that is below the cap (the hysteresis).
+bool drop_counts(int64_t s, int64_t cap) { return 4 * floor_pow2(s / 2) < cap; }
 
 void probe_llc(int64_t l2, int64_t cap, LlcProbe& r) {
   r = LlcProbe{};
@@ -240,12 +268,6 @@ void probe_llc(int64_t l2, int64_t cap, LlcProbe& r) {
     spent += t;
     return double(bytes) / t;
   };
-  // The best of up to n passes, stopping at the first at or above `enough`.
-  auto best_of = [&](int64_t bytes, int n, double enough) {
-    double best = 0;
-    for (int i = 0; i < n && best < enough; ++i) best = std::max(best, pass(bytes));
-    return best;
-  };
   // Memory reference: 2 L2 (at least 2 MiB) of flushed lines.
   const int64_t ref = std::min<int64_t>(cap, std::max<int64_t>(2 * l2, int64_t(2) << 20));
   touch(std::max(ref, 2 * l2));
@@ -258,9 +280,9 @@ void probe_llc(int64_t l2, int64_t cap, LlcProbe& r) {
 #endif
   // Cache reference: a 2 L2 footprint, warm.
   pass(2 * l2);
-  r.bw_l3 = best_of(2 * l2, kPasses, 1e300);
+  for (int i = 0; i < kPasses; ++i) r.bw_l3 = std::max(r.bw_l3, pass(2 * l2));
   if (r.bw_mem > 0 && r.bw_l3 >= kContrast * r.bw_mem) {
-    const double cut = std::sqrt(r.bw_l3 * r.bw_mem);
+    const double cut = std::sqrt(r.bw_l3 * r.bw_mem), clear = kClear * cut;
     constexpr double kBudget = 0.25;  // CPU seconds; ~0.03 used on a quiet machine
     for (int64_t s = 4 * l2; s <= cap && r.n < LlcProbe::kMax; s *= 2) {
       if (spent > kBudget) {
@@ -269,18 +291,40 @@ void probe_llc(int64_t l2, int64_t cap, LlcProbe& r) {
       }
       touch(s);
       pass(s);  // warm-up
-      double bw = best_of(s, kPasses, kClear * cut);
-      if (bw < cut && bw * kClear >= cut) bw = std::max(bw, best_of(s, kPasses, kClear * cut));  // near the cut: again
+      double bw = 0;
+      int np = 0;
+      while (np < kPasses && bw < clear) bw = std::max(bw, pass(s)), ++np;
+      // Below the cut where a drop would override the cap: keep reading, up to a bound, for a
+      // run of passes undisturbed long enough to refill the cache (see above).
+      // Only a pass clearly at cache speed counts among these: the best of many passes at
+      // memory speed creeps up to the cut (memory's own speed moves with the load: 12-18 GB/s
+      // on the Xeon VM), never to a cache's.
+      if (bw < cut && drop_counts(s, cap)) {
+        const double t0 = spent;
+        while (np < kPatientPasses && spent - t0 < kPatientCpu) {
+          const double b = pass(s);
+          ++np;
+          if (b >= clear) {
+            bw = b;
+            break;
+          }
+        }
+      }
       r.bytes[r.n] = s;
       r.bw[r.n] = bw;
+      r.passes[r.n] = np;
       ++r.n;
-      if (bw < cut) break;
+      // The drop: confirmed by a second slow footprint in a row, or (within the band) needing
+      // no confirmation, since then llc_decide gives the cap either way.
+      if (bw < cut && ((r.n >= 2 && r.bw[r.n - 2] < cut) || !drop_counts(s, cap))) break;
     }
   }
   std::free(mem);
 }
 
 }  // namespace
+
+void llc_probe_run(int64_t l2, int64_t cap, LlcProbe& r) { probe_llc(l2, cap, r); }
 
 int64_t llc_decide(const LlcProbe& r, const char** reason) {
   const char* why = "";
@@ -291,25 +335,33 @@ int64_t llc_decide(const LlcProbe& r, const char** reason) {
     why = "fallback: the L3 reads no faster than memory";
   } else {
     const double cut = std::sqrt(r.bw_l3 * r.bw_mem);
+    // A cache that holds a footprint holds every smaller one: the largest footprint read at
+    // cache speed fits, whatever a smaller one read before it (that reading was disturbed).
     int64_t fits = 2 * r.l2;  // the cache reference's footprint
-    bool drop = false;
-    for (int i = 0; i < r.n && !drop; ++i) {
-      if (r.bw[i] < cut) drop = true;
-      else fits = r.bytes[i];
-    }
+    int last_fast = -1;
+    for (int i = 0; i < r.n; ++i)
+      if (r.bw[i] >= cut) fits = r.bytes[i], last_fast = i;
+    // The drop: the first footprint past it, confirmed by the next footprint reading slow too,
+    // or by having none after it below the cap.
+    const int j = last_fast + 1;
+    const bool slow = j < r.n;
+    const bool drop = slow && (j + 1 < r.n || 2 * r.bytes[j] > r.cap);
     // Hysteresis: the probe overrides the cap only where the drop lies more than a factor 4
-    // below it. Within that band what a process reads depends on its neighbours, not on the
-    // machine: the 2-vCPU Xeon read the drop past 32 MiB quiet, past 16 MiB under a load of
-    // 13 on its 2 CPUs, past 8 MiB in 14 of 20 processes beside two more busy ones.
+    // below it (and only such a drop needs confirming). Within that band what a process reads
+    // depends on its neighbours, not on the machine: the 2-vCPU Xeon read the drop past 32 MiB
+    // quiet, past 16 MiB under a load of 13 on its 2 CPUs, past 8 MiB in 14 of 20 processes
+    // beside two more busy ones.
     const int64_t m = floor_pow2(fits);
-    if (drop && 4 * m < r.cap) {
-      eff = m;
-      why = "probe: drop past the result";
-    } else if (drop) {
+    if (slow && 4 * m >= r.cap) {
       eff = r.cap;
       why = "probe: drop within a factor 4 of the cap";
+    } else if (drop) {
+      eff = m;
+      why = "probe: drop past the result";
     } else if (r.timed_out) {
       why = "fallback: probe over its CPU-time budget";
+    } else if (slow) {
+      why = "fallback: a drop not confirmed by the next footprint";
     } else {
       eff = r.cap;
       why = "probe: cache speed up to the cap";

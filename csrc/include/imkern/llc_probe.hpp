@@ -14,16 +14,23 @@ struct LlcProbe {
   int64_t fallback = 0;        // what an inconclusive probe gives (a conservative bound)
   double bw_mem = 0;           // memory: the best of three passes over 2 L2 of flushed lines
   double bw_l3 = 0;            // cache: a warm 2 L2 footprint
-  int n = 0;                   // footprints read: 4 L2, 8 L2, ... (stops past the first drop)
+  int n = 0;                   // footprints read: 4 L2, 8 L2, ... (stops at two slow ones in a row)
   int64_t bytes[kMax] = {};
-  double bw[kMax] = {};
+  double bw[kMax] = {};        // the best pass of each footprint
+  int passes[kMax] = {};       // timed passes behind each (diagnostics; not read by llc_decide)
   bool timed_out = false;      // stopped by its CPU-time budget before a drop or the cap
 };
 
 // The effective L3 from the readings (pure: the same readings give the same answer; exposed for
-// tests). Sets *reason to a static string: "probe: drop past <the result>", "probe: cache speed
-// up to the cap", or "fallback: ..." when the readings cannot decide.
+// tests). Sets *reason to a static string: "probe: drop past <the result>", "probe: drop within a
+// factor 4 of the cap", "probe: cache speed up to the cap", or "fallback: ..." when the readings
+// cannot decide.
 int64_t llc_decide(const LlcProbe& r, const char** reason);
+
+// Runs the probe with footprints counted in `l2` bytes up to `cap` (cap >= 4 l2 > 0): what
+// cpu_caches() runs with the machine's L2 and cap, exposed so that tests can read footprints
+// past any cache (a cache that is really small, as the probe sees it). fallback is left 0.
+void llc_probe_run(int64_t l2, int64_t cap, LlcProbe& r);
 
 // How cpu_caches().l3_effective was reached (filled with it, once per process).
 struct LlcReport {
