@@ -37,7 +37,7 @@ struct LabToRgbU8 {
 IMKERN_ALWAYS_INLINE inline void lab_from_pairs(vi rg, vi b1, vi& L, vi& A, vi& Bo) {
   const int32_t* m = T8.rgb_to_xyz;
   auto row = [&](int k) IMKERN_ALWAYS_INLINE {
-    const vi s = madd16(rg, vi{} + (m[3 * k] | (m[3 * k + 1] << 16))) + madd16(b1, vi{} + (m[3 * k + 2] | (1 << 27)));
+    const vi s = simd::madd_i32(rg, vi{} + (m[3 * k] | (m[3 * k + 1] << 16))) + simd::madd_i32(b1, vi{} + (m[3 * k + 2] | (1 << 27)));
     return gather_u16(T8.cbrt, s >> 12);
   };
   const vi fx = row(0), fy = row(1), fz = row(2);
@@ -111,7 +111,7 @@ struct RgbToLabRowU8 {
 #else
 #define IMKERN_SCALAR_LOOPS
 #endif
-// AVX2: the sRGB -> linear reads as scalar loads straight into the pairs madd16 takes
+// AVX2: the sRGB -> linear reads as scalar loads straight into the pairs simd::madd_i32 takes
 // (R | G << 16, B | 1 << 16), then vector loads of those; only the three cube-root reads per
 // pixel stay gathers. (Three gathers of 8 cost more than the 48 scalar loads on Zen 4.)
 // The gamma table as the pairs' dwords: R, G << 16 and B | 1 << 16 (3 KiB), so that a pixel's

@@ -224,17 +224,6 @@ IMKERN_ALWAYS_INLINE inline vi round_to_int(vf v) {
 #endif
 }
 
-// pmaddwd: per 32-bit lane, lo16(a) * lo16(b) + hi16(a) * hi16(b) (signed 16-bit halves).
-IMKERN_ALWAYS_INLINE inline vi madd16(vi a, vi b) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<vi>(_mm512_madd_epi16(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(b)));
-#elif defined(__AVX2__)
-  return reinterpret_cast<vi>(_mm256_madd_epi16(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(b)));
-#else
-  return reinterpret_cast<vi>(_mm_madd_epi16(reinterpret_cast<__m128i>(a), reinterpret_cast<__m128i>(b)));
-#endif
-}
-
 // A row kernel for 3 -> 3 channel uint8 ops: Op::lanes(c0, c1, c2, o0, o1, o2) on native vectors
 // (a functor object, so it may carry state), 16 pixels per step.
 template <typename Op>
