@@ -240,57 +240,42 @@ def test_stream_lines_flip(isa, rng):
         _check(lambda x, o: T.flip(x, 0, out=o), x, x.shape, dtype, pads=(0, 5))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [1, 2], indirect=True)
 def test_stream_lines_gelu(isa, rng, threads):
     # nn.functional.gelu's float32 loop (activations.cpp map1_n): the flat run in chunks of
     # the thread split, each streaming its whole lines; every head / tail length at every
     # output offset, one vector and one line short and long, and runs of several chunks
     from imkern.nn import functional as NF
 
-    before = imkern.get_num_threads()
-    imkern.set_num_threads(threads)
-    try:
-        for n in (5, 8, 16, 23, 40, 999, 70001):
-            x = random_array(rng, (1, n), np.float32, -6, 6)
-            x[0, ::7] = random_array(rng, x[0, ::7].shape, np.float32, -15, 15)  # far lanes too
-            _check(lambda x, o: NF.gelu(x, out=o), x, x.shape, np.float32, pads=(0,))
-    finally:
-        imkern.set_num_threads(before)
+    for n in (5, 8, 16, 23, 40, 999, 70001):
+        x = random_array(rng, (1, n), np.float32, -6, 6)
+        x[0, ::7] = random_array(rng, x[0, ::7].shape, np.float32, -15, 15)  # far lanes too
+        _check(lambda x, o: NF.gelu(x, out=o), x, x.shape, np.float32, pads=(0,))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [1, 2], indirect=True)
 def test_stream_lines_gray_flat_chunks(isa, rng, threads):
     # packed float rows -> gray as one run in chunks placed on the output's lines (gray.cpp
     # gray_float): several chunks, split between the threads, every output offset
     from imkern import color as K
 
-    before = imkern.get_num_threads()
-    imkern.set_num_threads(threads)
-    try:
-        for dtype in (np.float32, np.float64):
-            x = random_array(rng, (3, 20011, 3), dtype)
-            _check(lambda x, o: K.rgb_to_gray(x, out=o), x, (3, 20011), dtype, pads=(0,))
-    finally:
-        imkern.set_num_threads(before)
+    for dtype in (np.float32, np.float64):
+        x = random_array(rng, (3, 20011, 3), dtype)
+        _check(lambda x, o: K.rgb_to_gray(x, out=o), x, (3, 20011), dtype, pads=(0,))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [1, 2], indirect=True)
 def test_stream_lines_ycbcr_flat_chunks(isa, rng, threads):
     # packed float 3-channel rows as one run in chunks placed on the output's lines
     # (pixel_map.hpp map_pixels_run): several chunks, split between the threads, every output
     # offset; a batch of images is one run too
     from imkern import color as K
 
-    before = imkern.get_num_threads()
-    imkern.set_num_threads(threads)
-    try:
-        for dtype in (np.float32, np.float64):
-            for shape in ((3, 20011, 3), (2, 2, 9001, 3)):
-                x = random_array(rng, shape, dtype)
-                _check(lambda x, o: K.rgb_to_ycbcr(x, out=o), x, shape, dtype, pads=(0,))
-                _check(lambda x, o: K.ycbcr_to_rgb(x, out=o), x, shape, dtype, pads=(0,))
-    finally:
-        imkern.set_num_threads(before)
+    for dtype in (np.float32, np.float64):
+        for shape in ((3, 20011, 3), (2, 2, 9001, 3)):
+            x = random_array(rng, shape, dtype)
+            _check(lambda x, o: K.rgb_to_ycbcr(x, out=o), x, shape, dtype, pads=(0,))
+            _check(lambda x, o: K.ycbcr_to_rgb(x, out=o), x, shape, dtype, pads=(0,))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
