@@ -242,7 +242,9 @@ constexpr double kPatientCpu = 0.08;  // ... and at most this many CPU seconds o
 // drop at S overrides the cap only where 4 times that is below the cap (the hysteresis).
 bool drop_counts(int64_t s, int64_t cap) { return 4 * floor_pow2(s / 2) < cap; }
 
-void probe_llc(int64_t l2, int64_t cap, LlcProbe& r) {
+}  // namespace
+
+void llc_probe_run(int64_t l2, int64_t cap, LlcProbe& r) {
   r = LlcProbe{};
   r.l2 = l2;
   r.cap = cap;
@@ -321,10 +323,6 @@ void probe_llc(int64_t l2, int64_t cap, LlcProbe& r) {
   }
   std::free(mem);
 }
-
-}  // namespace
-
-void llc_probe_run(int64_t l2, int64_t cap, LlcProbe& r) { probe_llc(l2, cap, r); }
 
 int64_t llc_decide(const LlcProbe& r, const char** reason) {
   const char* why = "";
@@ -437,7 +435,7 @@ CpuCaches detect() {
   }
   const auto start = Clock::now();
   const double cpu0 = thread_seconds();
-  probe_llc(l2, cap, g_llc.probe);
+  llc_probe_run(l2, cap, g_llc.probe);
   g_llc.cpu_ms = 1e3 * (thread_seconds() - cpu0);
   g_llc.probe.fallback = fallback;
   c.l3_effective = llc_decide(g_llc.probe, &g_llc.reason);
