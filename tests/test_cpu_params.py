@@ -262,6 +262,13 @@ def test_llc_decide(readings, size, reason):
     assert imkern._core._llc_decide(dict(readings)) == (size, reason)
 
 
+def test_llc_decide_bad_readings():
+    # bytes and bw of different lengths, or more than the 12 footprints a probe reads
+    for r in (_readings([29e9, 28e9]) | {"bytes": [8 << 20]}, _readings([29e9] * 13)):
+        with pytest.raises(ValueError, match="_llc_decide"):
+            imkern._core._llc_decide(r)
+
+
 # ---- overrides and validation ----------------------------------------------------------------
 def test_set_and_reset(restore_params):
     base = imkern.get_cpu_params()
