@@ -188,11 +188,18 @@ def test_llc_probe_hook():
     r = imkern._core._llc_probe(l2, 4 * l2)
     assert r["l2"] == l2 and r["cap"] == r["fallback"] == 4 * l2 and r["bw_mem"] >= 0 and r["bw_l3"] > 0
     assert r["bytes"] in ([], [4 * l2]) and len(r["passes"]) == len(r["bw"]) == len(r["bytes"])
+    # With the cap at 4 L2 every outcome is the cap, snapped (a drop at 4 L2 lies within the
+    # hysteresis band; the fallback is the cap), whatever the machine read
     size, reason = imkern._core._llc_decide(r)
-    assert size <= 4 * l2 or reason.startswith("fallback")
-    for l2_, cap in ((0, 1 << 20), (1 << 20, 3 << 20), (1 << 20, 2 << 30)):
+    assert size == 1 << ((4 * l2).bit_length() - 1), reason
+    # bad footprints: none, a cap under 4 L2, over 1 GiB, an L2 whose 4 L2 overflows 64 bits
+    # (it passed as a negative 4 L2), more footprints than the readings hold (12: the probe
+    # stopped short of the cap and reported it read at cache speed)
+    for l2_, cap in ((0, 1 << 20), (1 << 20, 3 << 20), (1 << 20, 2 << 30), (1 << 62, 1 << 20), (1 << 10, 1 << 30)):
         with pytest.raises(ValueError, match="_llc_probe"):
             imkern._core._llc_probe(l2_, cap)
+    r = imkern._core._llc_probe(1 << 10, (1 << 24) - 1)  # 12 footprints: 4 KiB to 8 MiB
+    assert r["bytes"] == [] or r["bytes"][0] == 4 << 10 and len(r["bytes"]) <= 12
 
 
 def _readings(bw, l2=2 << 20, cap=16 << 20, fallback=8 << 20, bw_mem=16e9, bw_l3=30e9, timed_out=False):
@@ -253,6 +260,13 @@ def test_llc_decide(readings, size, reason):
     assert imkern._core._llc_decide(readings) == (size, reason)
     # pure: the same readings, the same answer
     assert imkern._core._llc_decide(dict(readings)) == (size, reason)
+
+
+def test_llc_decide_bad_readings():
+    # bytes and bw of different lengths, or more than the 12 footprints a probe reads
+    for r in (_readings([29e9, 28e9]) | {"bytes": [8 << 20]}, _readings([29e9] * 13)):
+        with pytest.raises(ValueError, match="_llc_decide"):
+            imkern._core._llc_decide(r)
 
 
 # ---- overrides and validation ----------------------------------------------------------------

@@ -293,7 +293,14 @@ def test_stream_lines_color(isa, rng, dtype):
             x = random_array(rng, (4, w, c), dtype)
             _check(lambda x, o: K.rgb_to_gray(x, out=o), x, (4, w), dtype, pads=(0, 5))
             _check(lambda x, o: K.bgr_to_gray(x, out=o), x, (4, w), dtype, pads=(0,))
-        if dtype != np.uint8:
+        if dtype == np.uint8:
+            # rgb_to_hsv's uint8 rows (hsv.cpp; not on the whole-line rule: AVX2 streams pairs of
+            # steps from the first 16-byte aligned output, a buffered head and tail around them;
+            # AVX-512 VBMI from the first 64-byte aligned one): the poison after each row and
+            # after the last one too, and rows with gaps
+            x = random_array(rng, (4, w, 3), dtype)
+            _check(lambda x, o: K.rgb_to_hsv(x, out=o), x, (4, w, 3), dtype, pads=(0, 5))
+        else:
             x = random_array(rng, (4, w, 3), dtype)
             _check(lambda x, o: K.rgb_to_ycbcr(x, out=o), x, (4, w, 3), dtype, pads=(0, 5))
             _check(lambda x, o: K.rgb_to_hsv(x, out=o), x, (4, w, 3), dtype, pads=(0, 5))

@@ -116,10 +116,12 @@ IMKERN_BINDINGS(cpu_params) {
 
   // The probe itself on footprints 4 l2, 8 l2, ... up to cap (bytes), for tests: its readings
   // (fallback = cap), as cpu_caches()["probe"] gives the machine's.
+  // (l2 > cap / 4, not 4 l2 > cap: no overflow for any l2; and at most kMax footprints up to
+  // the cap, or the probe would stop short of it and report the cap as read at cache speed)
   m.def("_llc_probe", [](int64_t l2, int64_t cap) {
-    if (l2 <= 0 || cap < 4 * l2 || cap > (int64_t(1) << 30))
-      throw std::invalid_argument("_llc_probe: need 0 < 4 l2 <= cap <= 1 GiB, got l2 " + std::to_string(l2) +
-                                  ", cap " + std::to_string(cap));
+    if (l2 <= 0 || cap > (int64_t(1) << 30) || l2 > cap / 4 || cap / 4 / l2 >= (int64_t(1) << imkern::LlcProbe::kMax))
+      throw std::invalid_argument("_llc_probe: need 0 < 4 l2 <= cap <= 1 GiB and cap < 4 l2 2^12, got l2 " +
+                                  std::to_string(l2) + ", cap " + std::to_string(cap));
     imkern::LlcProbe r;
     {
       py::gil_scoped_release nogil;
