@@ -323,6 +323,20 @@ def test_env_var():
     assert json.loads(r.stdout)["gemm_mc"] != 41  # an invalid variable is ignored as a whole
 
 
+def test_env_overrides_do_not_read_params_back(restore_params, monkeypatch):
+    # IMKERN_CPU_PARAMS is applied at import by _override_cpu_params, which must not compute
+    # the machine model (get_cpu_params would: the cache probe, ~30 ms CPU at import)
+    from imkern import _core, _runtime
+
+    def no_model(*a, **k):
+        raise AssertionError("the parameters were read back")
+
+    monkeypatch.setattr(_runtime, "get_cpu_params", no_model)
+    _runtime._override_cpu_params(_runtime._parse_env_params("kc=96,stream=16M"))
+    over = dict(zip(_core.cpu_param_names(), _core.cpu_params_overrides()))
+    assert (over["gemm_kc"], over["stream_bytes"]) == (96, 16 << 20)
+
+
 # ---- kernels under forced parameters ---------------------------------------------------------
 def _nn_results(rng_seed):
     rng = np.random.default_rng(rng_seed)

@@ -192,6 +192,13 @@ def set_cpu_params(**params) -> dict:
         128
         >>> imkern.reset_cpu_params()
     """
+    _override_cpu_params(params)
+    return get_cpu_params()
+
+
+def _override_cpu_params(params: dict) -> None:
+    """set_cpu_params without reading the parameters back (which would compute the machine
+    model, and run its cache probe, at import when ``IMKERN_CPU_PARAMS`` is set)."""
     over = list(_core.cpu_params_overrides())
     names = list(_core.cpu_param_names())
     new = dict(zip(names, over))
@@ -200,7 +207,6 @@ def set_cpu_params(**params) -> dict:
         new[key] = -1 if v is None else _check_param(key, v)
     with _params_lock:
         _core.cpu_params_override([new[n] for n in names])
-    return get_cpu_params()
 
 
 def reset_cpu_params() -> None:
@@ -254,7 +260,7 @@ def _parse_env_params(text: str) -> dict:
 _env_params = os.environ.get("IMKERN_CPU_PARAMS", "")
 if _env_params.strip():
     try:
-        set_cpu_params(**_parse_env_params(_env_params))
+        _override_cpu_params(_parse_env_params(_env_params))
     except (TypeError, ValueError) as _e:
         warnings.warn(f"IMKERN_CPU_PARAMS={_env_params!r}: {_e}; ignoring it", RuntimeWarning, stacklevel=2)
 
