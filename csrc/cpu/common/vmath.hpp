@@ -247,8 +247,8 @@ struct GeluTail {
 
 // The central interval of gelu_tail's two fits: |x| <= kGeluCentral.
 constexpr float kGeluCentral = 5.0f;
-// The FMA forward's table interval, |x| <= kGeluTableEdge (= kGeluTable, see gelu_table)
-constexpr float kGeluTableEdge = 4.2f;
+// The FMA ISAs' table interval, |x| <= kGeluTable (see gelu_table)
+constexpr float kGeluTable = 4.2f;
 
 // N vectors, each step written for all N before the next (see gelu_tail)
 #define IMKERN_GELU_STEP for (int j = 0; j < N; ++j)
@@ -317,33 +317,33 @@ IMKERN_ALWAYS_INLINE inline void gelu_exp_scale(const vf* e, const vf* fl, const
 }
 
 // The mixed blocks' factor of the far pieces: E = e 2^n where t > kGeluTable (or NaN), exactly
-// 1 elsewhere (the near lanes' m - f 1 = m - f: their bits). AVX-512: a merge-masked VSCALEFPS
-// (one op; the scaling and then a select were two); other widths: the scaling, then a select.
+// 1 elsewhere (the near lanes' m - f 1 = m - f: their bits), by a merge-masked VSCALEFPS (one
+// op; the scaling and then a select were two). Only the merged AVX-512 path (kGeluMerged: 16
+// lanes, so kGeluScalef) calls it; AVX2 scales every lane and masks E in gelu's final AND / ANDN
+// (gelu_far_setup), so there is no other-width version (the one kept before could never run).
 #if defined(__AVX512F__)
-// The lanes beyond the table, t > kGeluTableEdge or NaN (t = |x|), as a mask register
+// The lanes beyond the table, t > kGeluTable or NaN (t = |x|), as a mask register
 IMKERN_ALWAYS_INLINE inline __mmask16 gelu_far_mask(vf t) {
-  return _mm512_cmp_ps_mask((__m512)t, _mm512_set1_ps(kGeluTableEdge), _CMP_NLE_UQ);
+  return _mm512_cmp_ps_mask((__m512)t, _mm512_set1_ps(kGeluTable), _CMP_NLE_UQ);
 }
 #endif
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu_exp_scale_far(const vf* t, const vf* e, const vf* fl, const vf* nf, vf* E) {
+  static_assert(N > 0 && kGeluScalef, "gelu_exp_scale_far: the AVX-512 merged path only");
+  (void)fl;
 #if defined(__AVX512F__)
-  if constexpr (kGeluScalef) {
-    (void)fl;
-    for (int j = 0; j < N; ++j) {
-      const __mmask16 far = gelu_far_mask(t[j]);
+  for (int j = 0; j < N; ++j) {
+    const __mmask16 far = gelu_far_mask(t[j]);
 #if defined(__clang__)
-      E[j] = (vf)_mm512_mask_scalef_ps(_mm512_set1_ps(1.0f), far, (__m512)e[j], (__m512)nf[j]);
+    E[j] = (vf)_mm512_mask_scalef_ps(_mm512_set1_ps(1.0f), far, (__m512)e[j], (__m512)nf[j]);
 #else
-      E[j] = (vf)__builtin_ia32_scalefps512_mask((__v16sf)e[j], (__v16sf)nf[j], (__v16sf)_mm512_set1_ps(1.0f), far,
-                                                 _MM_FROUND_CUR_DIRECTION);
+    E[j] = (vf)__builtin_ia32_scalefps512_mask((__v16sf)e[j], (__v16sf)nf[j], (__v16sf)_mm512_set1_ps(1.0f), far,
+                                               _MM_FROUND_CUR_DIRECTION);
 #endif
-    }
-    return;
   }
+#else
+  (void)t, (void)e, (void)nf, (void)E;
 #endif
-  gelu_exp_scale<N>(e, fl, nf, E);
-  for (int j = 0; j < N; ++j) E[j] = t[j] <= kGeluTableEdge ? simd::splat(1.0f) : E[j];
 }
 
 // Two independent chains (the divide and G; the exp) that meet only in the caller's final
@@ -532,7 +532,6 @@ IMKERN_ALWAYS_INLINE inline void gelu_eval(const vf* x, F&& fin) {
 // AVX-512 0.46 -> 0.37 ns per element (~11.5 cycles per vector at ~2 GHz: the two ports
 // that take 512-bit FP ops and permutes are full), AVX2 0.59 -> 0.43. On Zen 4 the permutes
 // go to its shuffle pipes, not the two FMA pipes that bound the divide-and-exp form there.
-constexpr float kGeluTable = kGeluTableEdge;
 alignas(64) inline constexpr float kGeluTab[8][16] = {
     {0.0f, 0.161374331f, 0.146581337f, 0.0772092417f, 0.0275050625f, 0.00691284705f, 0.00124563975f, 0.000162096898f,
      0.379375756f, 0.387277842f, 0.391254365f, 0.393513203f, 0.394911826f, 0.395835131f, 0.396475464f, 0.396937251f},
@@ -723,6 +722,16 @@ IMKERN_ALWAYS_INLINE inline void gelu_far_setup(const vf* t, const float (*tab)[
 // Horner), selects, clamp, sign and -inf ~8: ~54 uops at AVX2 (14 permutes), ~41 at AVX-512,
 // against ~22 for an all-near vector. One form for every lane (P E over [0, 14.6]) would be
 // ~33 everywhere: faster mixed blocks, slower [-4, 4] and N(0, 1) blocks.
+// Lane compaction (tried in gelu8, not kept): mixed groups deferred, their near lanes and far
+// lanes left-packed into two L1 buffers (AVX-512 VCOMPRESSPS in a register; AVX2 VPERMPS from
+// a nibble table), each buffer run through its own form, the results put back (VEXPANDPS /
+// inverse VPERMPS and blends), lanes with x >= 5.3475156 (where gelu(x) == x exactly, every
+// float checked) left as x. Same bits per lane, but on the Xeon (GNR) the compaction alone
+// cost 0.35 ns per element at AVX-512 (compares into k, compress, expand and GPR-to-k moves
+// all issue on port 5: ~13 uops per vector) and 0.60 at AVX2 (~50 ALU uops per 8 lanes with
+// the scalar bookkeeping), against 0.50 / 0.90 for the whole mixed computation: U[-8, 8]
+// single thread 0.49-0.50 -> 0.56 (AVX-512), 0.90 -> 0.92-0.97 (AVX2), and [-4, 4] / N(0, 1.5)
+// up to 10% slower (the bigger loop).
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
   // x >= 0 (-0 included) or NaN: x; else -0. (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0)
