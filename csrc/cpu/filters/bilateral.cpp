@@ -1006,11 +1006,36 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
                   wsum[u] += w;
                 }
               };
-              const int mb = std::min(NV - 1, n);
-              int m = 0;
-              for (; m < mb; ++m) step(m, std::true_type{});
-              for (; m < n; ++m) step(m, std::false_type{});
-              for (; m < n + NV - 1; ++m) step(m, std::true_type{});
+              if (n >= NV - 1) {
+                // The first and last NV - 1 steps, where some u have no offset, with their u fixed
+                // at compile time (no per-u tests, and weight addresses from two per-run pointers
+                // instead of a multiply each): head step h serves u <= h, tail step n + e serves
+                // u > e (the same FMAs in the same order as step(m, edge)).
+                const float* const cwl = opaque(cw0 + static_cast<int64_t>(n - 1) * ws);  // the run's last offset
+                auto part = [&](int m, int ulo, int uhi, const float* wrow, int64_t wstep) IMKERN_ALWAYS_INLINE {
+                  // u in [ulo, uhi) (constants once unrolled), u's weight at wrow + (ulo - u) wstep + u L
+                  const float* const row = row0 + static_cast<int64_t>(m) * CL;
+                  vf v[C];
+                  for (int c = 0; c < C; ++c) v[c] = in_register(simd::loadu(row + c * L));
+#pragma GCC unroll 16
+                  for (int u = ulo; u < uhi; ++u) {
+                    const vf w = simd::loadu(wrow + (ulo - u) * wstep + u * L);
+                    for (int c = 0; c < C; ++c) sum[u][c] += v[c] * w;
+                    wsum[u] += w;
+                  }
+                };
+#pragma GCC unroll 16
+                for (int h = 0; h < NV - 1; ++h) part(h, 0, h + 1, cw0 + h * ws, ws);
+                for (int m = NV - 1; m < n; ++m) step(m, std::false_type{});
+#pragma GCC unroll 16
+                for (int e = 0; e < NV - 1; ++e) part(n + e, e + 1, NV, cwl, ws);
+              } else {
+                const int mb = std::min(NV - 1, n);
+                int m = 0;
+                for (; m < mb; ++m) step(m, std::true_type{});
+                for (; m < n; ++m) step(m, std::false_type{});
+                for (; m < n + NV - 1; ++m) step(m, std::true_type{});
+              }
             }
           }
           if (nf > 0)
