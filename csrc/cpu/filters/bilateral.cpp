@@ -809,7 +809,8 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         SpreadPrefetch pf;
         if (kPk<T, C> && t + 2 < t1)
           pf.add(reinterpret_cast<const char*>(row_ptr<T>(dst, d, (t + 2) / H, (t + 2) % H) + x0 * C), Ws * C);
-        if (kPk<T, C> && y + r + 4 < H) pf.add(reinterpret_cast<const char*>(row_ptr<T>(src, s, b, y + r + 4) + x0 * C), Ws * C);
+        if (kPk<T, C> && y + r + 4 < H)
+          pf.add(reinterpret_cast<const char*>(row_ptr<T>(src, s, b, y + r + 4) + x0 * C), Ws * C);
         if (!is_u8 && flat[b]) {
           const T* srow = row_ptr<T>(src, s, b, y) + x0 * C;
           std::copy(srow, srow + Ws * C, drow);
