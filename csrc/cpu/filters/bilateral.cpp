@@ -4,7 +4,8 @@
 // space weight exp(-(i^2 + j^2) / (2 sigma_space^2)) (float). Color distance: |a - b| for one
 // channel, the L1 sum over the 3 channels for 3. Color weight exp(-t^2 / (2 sigma_color^2)).
 // The product of the two weights is evaluated as one exp2 of t^2 * c1 + (i^2 + j^2) * c2 by a
-// polynomial (relative error ~2e-7, the rounding of OpenCV's float tables), no table:
+// polynomial (relative error ~2e-7, the rounding of OpenCV's float tables; uint8 by Horner's rule,
+// float32 by Estrin's: see exp2_nonpos), no table:
 //  * uint8: results within 1 of OpenCV's (about 1e-5 of the pixels differ by 1, as measured
 //    on random images and photographs);
 //  * float32: the exact weights of the definition (OpenCV interpolates a table of 4096 * C
@@ -65,10 +66,22 @@ inline vf vabs(vf x) {
 // 2^x for x <= 0 (finite; anything below -125 may give 0 or 2^-125): n = round(x),
 // 2^(x - n) by a degree-5 polynomial (relative error 1.9e-7 on [-1/2, 1/2], fit with the
 // constant term 1 so 2^0 = 1 exactly), times 2^n. Low = false: the caller knows x >= -125
-// (no clamp).
-template <bool Low = true>
+// (no clamp). Horner: the polynomial by Horner's rule (5 FMAs, 5 deep: one operation fewer than
+// Estrin's 6, 3 deep, and slightly more accurate: max relative error 1.6e-7 against 2.0e-7 on
+// [-1/2, 1/2]; other bits in ~25% of the results), for uint8 images, whose weight loops are
+// bound by their operation count and have independent pixels to hide the latency; float32
+// keeps Estrin's (its bits, and the latency of AVX-512's fused loop).
+template <bool Low = true, bool Horner = false>
 IMKERN_ALWAYS_INLINE inline vf exp2_nonpos(vf x) {
-  auto poly = [](vf f) {  // Estrin's scheme: 3 FMAs deep instead of 5
+  auto poly = [](vf f) {
+    if constexpr (Horner) {
+      vf h = f * 0x1.5a8502p-10f + 0x1.3cec16p-7f;
+      h = h * f + 0x1.c6baaap-5f;
+      h = h * f + 0x1.ebf9b6p-3f;
+      h = h * f + 0x1.62e426p-1f;
+      return h * f + 1.0f;
+    }
+    // Estrin's scheme: 3 FMAs deep instead of 5
     const vf f2 = f * f;
     const vf t0 = f * 0x1.62e426p-1f + 1.0f;
     const vf t1 = f * 0x1.c6baaap-5f + 0x1.ebf9b6p-3f;
@@ -149,6 +162,40 @@ IMKERN_ALWAYS_INLINE inline void transpose(vf* v) {
       }
   }
 }
+
+// Lines to prefetch for reading, a few at each step of a loop of known length (a burst of
+// prefetches from memory waits on the fill buffers): up to two spans, all their lines fetched
+// by the last step. No allocation: the state of one row.
+struct SpreadPrefetch {
+  const char *a = nullptr, *ae = nullptr;  // the span being fetched: [a, ae)
+  const char *b = nullptr, *be = nullptr;  // the next one
+  int64_t per = 0;
+  void add(const char* q, int64_t bytes) {
+    if (a == ae) {
+      a = q;
+      ae = q + bytes;
+    } else {
+      b = q;
+      be = q + bytes;
+    }
+  }
+  void plan(int64_t steps) {  // lines per step: all of them within `steps` steps
+    const int64_t lines = (ae - a + 63) / 64 + (be - b + 63) / 64;
+    per = steps > 0 ? (lines + steps - 1) / steps : lines;
+  }
+  IMKERN_ALWAYS_INLINE void step() {
+    for (int64_t e = 0; e < per; ++e) {
+      if (a >= ae) {
+        if (b == be) return;
+        a = b;
+        ae = be;
+        b = be = nullptr;
+      }
+      __builtin_prefetch(a, 0, 3);
+      a += 64;
+    }
+  }
+};
 
 // Strip width in pixels (a multiple of 64): the strip's rings (k plane rows of C channels,
 // cw_rows weight rows) take about half the L2 (measured on Zen 4 at d = 9: strips of 256 to
@@ -323,7 +370,7 @@ IMKERN_ALWAYS_INLINE inline vi packed_distance(vi a, vi b) {
 // of one offset at a time per vector was bound by its instruction count at AVX2), F independent
 // chains interleaved, software-pipelined: each step computes the exponents of one vector and the
 // exp2 of the previous ones (ready by then), so few operations wait on long dependency chains.
-template <int C, bool Clamp, bool Low, int F, typename S = float, bool Vnni = false>
+template <int C, bool Clamp, bool Low, int F, typename S = float, bool Vnni = false, bool Hn = false>
 IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const S* a, const S* const* b, int64_t xs, int64_t xe, float gc2, const float* s) {
   const vf g2 = simd::splat(gc2);
   vf sv[F];
@@ -351,11 +398,11 @@ IMKERN_ALWAYS_INLINE inline void weight_rows(float* const* o, const S* a, const 
     vf e[F];
     expo(x + L, e);
     for (int u = 0; u < F; ++u) {
-      simd::storeu(o[u] + x, exp2_nonpos<Low>(pe[u]));
+      simd::storeu(o[u] + x, exp2_nonpos<Low, Hn>(pe[u]));
       pe[u] = e[u];
     }
   }
-  for (int u = 0; u < F; ++u) simd::storeu(o[u] + x, exp2_nonpos<Low>(pe[u]));
+  for (int u = 0; u < F; ++u) simd::storeu(o[u] + x, exp2_nonpos<Low, Hn>(pe[u]));
 }
 
 // uint8 RGB at AVX2: the same rows, half of them by table lookup. t is an integer in [0, 765],
@@ -386,7 +433,7 @@ IMKERN_ALWAYS_INLINE inline void weight_rows_tab(float* const* o, const int32_t*
       const vi t = packed_distance<Vnni>(ak, simd::loadu(b[u] + x));
       if (u % 2 == 1) {
         const vf e = dist_exponent<false>(__builtin_convertvector(t, vf), g2, simd::splat(s[u]));
-        simd::storeu(o[u] + x, exp2_nonpos<Low>(e));
+        simd::storeu(o[u] + x, exp2_nonpos<Low, true>(e));
       } else {
         simd::storeu(o[u] + x, reinterpret_cast<vf>(_mm256_i32gather_ps(tab[u], reinterpret_cast<__m256i>(t), 4)));
       }
@@ -421,8 +468,8 @@ inline bool gather_tables_pay() {
     double best_poly = 1e30, best_tab = 1e30;
     for (int rep = 0; rep < 21; ++rep) {
       auto t0 = std::chrono::steady_clock::now();
-      weight_rows<3, false, false, 2, int32_t>(o, a.data(), bb, 0, n, -1e-4f, sv);
-      weight_rows<3, false, false, 2, int32_t>(o + 2, a.data(), bb + 2, 0, n, -1e-4f, sv + 2);
+      weight_rows<3, false, false, 2, int32_t, false, true>(o, a.data(), bb, 0, n, -1e-4f, sv);
+      weight_rows<3, false, false, 2, int32_t, false, true>(o + 2, a.data(), bb + 2, 0, n, -1e-4f, sv + 2);
       auto t1 = std::chrono::steady_clock::now();
       weight_rows_tab<4, false>(o, a.data(), bb, 0, n, tb, -1e-4f, sv);
       auto t2 = std::chrono::steady_clock::now();
@@ -590,7 +637,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         for (int c = 0; c < C; ++c) bv[c] = av[c] = vf{};
         bv[0] = simd::loadu(tv);
         const vf e = pair_exponent<C, false>(bv, av, g2, simd::splat(fwd_s[f]));
-        simd::storeu(tabs.data() + tab_of[f] * NT + t, low ? exp2_nonpos<true>(e) : exp2_nonpos<false>(e));
+        simd::storeu(tabs.data() + tab_of[f] * NT + t, low ? exp2_nonpos<true, true>(e) : exp2_nonpos<false, true>(e));
       }
   }
   // float32, per image: OpenCV's test for a flat image (max - min < FLT_EPSILON over the padded
@@ -723,16 +770,16 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
 #endif
             if constexpr (kPk<T, C>) {
               if (vnni) {
-                if (low) weight_rows<C, false, true, NF, int32_t, true>(o, kc, kb, xs, xe, gc2, sv);
-                else weight_rows<C, false, false, NF, int32_t, true>(o, kc, kb, xs, xe, gc2, sv);
+                if (low) weight_rows<C, false, true, NF, int32_t, true, true>(o, kc, kb, xs, xe, gc2, sv);
+                else weight_rows<C, false, false, NF, int32_t, true, true>(o, kc, kb, xs, xe, gc2, sv);
               } else {
-                if (low) weight_rows<C, false, true, NF, int32_t>(o, kc, kb, xs, xe, gc2, sv);
-                else weight_rows<C, false, false, NF, int32_t>(o, kc, kb, xs, xe, gc2, sv);
+                if (low) weight_rows<C, false, true, NF, int32_t, false, true>(o, kc, kb, xs, xe, gc2, sv);
+                else weight_rows<C, false, false, NF, int32_t, false, true>(o, kc, kb, xs, xe, gc2, sv);
               }
               return;
             }
-            if (low) weight_rows<C, !is_u8, true, NF>(o, pc, bb, xs, xe, gc2, sv);
-            else weight_rows<C, false, false, NF>(o, pc, bb, xs, xe, gc2, sv);
+            if (low) weight_rows<C, !is_u8, true, NF, float, false, is_u8>(o, pc, bb, xs, xe, gc2, sv);
+            else weight_rows<C, false, false, NF, float, false, is_u8>(o, pc, bb, xs, xe, gc2, sv);
           };
           if (nf == kF) {
             run(std::integral_constant<int, kF>{});
@@ -756,10 +803,14 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         // otherwise each wait on a line from memory): AVX2 on the Xeon 1080p d = 9 ~2% faster,
         // AVX-512 within noise. Any distance of a row or more covers memory's latency (a row
         // takes tens of microseconds); only this chunk's rows (no line taken from another thread).
-        if (kPk<T, C> && t + 2 < t1) {
-          const char* const pd = reinterpret_cast<const char*>(row_ptr<T>(dst, d, (t + 2) / H, (t + 2) % H) + x0 * C);
-          for (int64_t o = 0; o < Ws * C; o += 64) __builtin_prefetch(pd + o, 1, 3);
-        }
+        // Its lines, and those of the source row r + 4 rows ahead (load_source_segment's
+        // prefetch), are fetched a few per pixel pass (spread_prefetch): ~90 prefetches at once
+        // each waited for a fill buffer, a stall of ~2% of the time at AVX2 on the Xeon.
+        SpreadPrefetch pf;
+        if (kPk<T, C> && t + 2 < t1)
+          pf.add(reinterpret_cast<const char*>(row_ptr<T>(dst, d, (t + 2) / H, (t + 2) % H) + x0 * C), Ws * C);
+        if (kPk<T, C> && y + r + 4 < H)
+          pf.add(reinterpret_cast<const char*>(row_ptr<T>(src, s, b, y + r + 4) + x0 * C), Ws * C);
         if (!is_u8 && flat[b]) {
           const T* srow = row_ptr<T>(src, s, b, y) + x0 * C;
           std::copy(srow, srow + Ws * C, drow);
@@ -780,7 +831,14 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
             if constexpr (kPk<T, C>) {
               // uint8 RGB: the bytes (zeros after) spread to packed pixels, transposed as packed
               // lanes, the planes made from them (see spread_rgb).
-              load_source_segment<uint8_t, uint8_t>(src, s, b, sy, x0, x0 + Ws, r, r, border, uint8_t{0}, padb);
+              // (no burst prefetch of row sy + 4 here: pf spreads row y + r + 4's over the passes,
+              // and a segment's first rows prefetch the 3 rows before it once)
+              const int64_t yy = border_index(sy, H, border);
+              load_padded_segment<uint8_t, uint8_t>(yy < 0 ? nullptr : row_ptr<uint8_t>(src, s, b, yy), padb, W, C, x0,
+                                                    x0 + Ws, r, r, border, uint8_t{0});
+              if (seg_start && i == k - 1)
+                for (int64_t a = sy + 1; a < sy + 4; ++a)
+                  if (a >= 0 && a < H) prefetch_span(row_ptr<uint8_t>(src, s, b, a) + x0 * C, Ws * C);
               std::fill(padb + (Ws + 2 * r) * 3, padb + TLB, uint8_t{0});
               int32_t* const pk = reinterpret_cast<int32_t*>(pad);
               for (int64_t p = 0; p < L * Mv + 2 * r + L; p += L) simd::storeu(pk + p, spread_rgb(padb + 3 * p));
@@ -926,7 +984,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
               const float* row = row0 + u * CL;
               vf v[C];
               for (int c = 0; c < C; ++c) v[c] = simd::loadu(row + c * L);
-              const vf w = exp2_nonpos<Low>(pair_exponent<C, !is_u8 && Low>(v, cen[u], g2, sv));
+              const vf w = exp2_nonpos<Low, is_u8>(pair_exponent<C, !is_u8 && Low>(v, cen[u], g2, sv));
               simd::storeu(fW[k] + x + u * L, w);
               for (int c = 0; c < C; ++c) sumf[u][c] += v[c] * w;
               wsumf[u] += w;
@@ -962,11 +1020,36 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
                   wsum[u] += w;
                 }
               };
-              const int mb = std::min(NV - 1, n);
-              int m = 0;
-              for (; m < mb; ++m) step(m, std::true_type{});
-              for (; m < n; ++m) step(m, std::false_type{});
-              for (; m < n + NV - 1; ++m) step(m, std::true_type{});
+              if (n >= NV - 1) {
+                // The first and last NV - 1 steps, where some u have no offset, with their u fixed
+                // at compile time (no per-u tests, and weight addresses from two per-run pointers
+                // instead of a multiply each): head step h serves u <= h, tail step n + e serves
+                // u > e (the same FMAs in the same order as step(m, edge)).
+                const float* const cwl = opaque(cw0 + static_cast<int64_t>(n - 1) * ws);  // the run's last offset
+                auto part = [&](int m, int ulo, int uhi, const float* wrow, int64_t wstep) IMKERN_ALWAYS_INLINE {
+                  // u in [ulo, uhi) (constants once unrolled), u's weight at wrow + (ulo - u) wstep + u L
+                  const float* const row = row0 + static_cast<int64_t>(m) * CL;
+                  vf v[C];
+                  for (int c = 0; c < C; ++c) v[c] = in_register(simd::loadu(row + c * L));
+#pragma GCC unroll 16
+                  for (int u = ulo; u < uhi; ++u) {
+                    const vf w = simd::loadu(wrow + (ulo - u) * wstep + u * L);
+                    for (int c = 0; c < C; ++c) sum[u][c] += v[c] * w;
+                    wsum[u] += w;
+                  }
+                };
+#pragma GCC unroll 16
+                for (int h = 0; h < NV - 1; ++h) part(h, 0, h + 1, cw0 + h * ws, ws);
+                for (int m = NV - 1; m < n; ++m) step(m, std::false_type{});
+#pragma GCC unroll 16
+                for (int e = 0; e < NV - 1; ++e) part(n + e, e + 1, NV, cwl, ws);
+              } else {
+                const int mb = std::min(NV - 1, n);
+                int m = 0;
+                for (; m < mb; ++m) step(m, std::true_type{});
+                for (; m < n; ++m) step(m, std::false_type{});
+                for (; m < n + NV - 1; ++m) step(m, std::true_type{});
+              }
             }
           }
           if (nf > 0)
@@ -991,8 +1074,15 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
         auto row_pass = [&](auto lowc) IMKERN_ALWAYS_INLINE {
           int64_t x = 0;
           constexpr int NV = kNV<T, C>;
-          for (; x + (NV - 1) * L < Wv; x += NV * L) pixels(x, std::integral_constant<int, NV>{}, lowc);
-          for (; x < Wv; x += L) pixels(x, std::integral_constant<int, 1>{}, lowc);
+          pf.plan((Wv + NV * L - 1) / (NV * L));
+          for (; x + (NV - 1) * L < Wv; x += NV * L) {
+            pixels(x, std::integral_constant<int, NV>{}, lowc);
+            pf.step();
+          }
+          for (; x < Wv; x += L) {
+            pixels(x, std::integral_constant<int, 1>{}, lowc);
+            pf.step();
+          }
         };
         if (low) row_pass(std::true_type{});
         else row_pass(std::false_type{});
