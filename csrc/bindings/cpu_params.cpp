@@ -84,6 +84,7 @@ py::dict probe_dict(const imkern::LlcProbe& r) {
   d["bw"] = bw;
   d["passes"] = passes;
   d["timed_out"] = r.timed_out;
+  d["decided"] = r.decided;
   return d;
 }
 

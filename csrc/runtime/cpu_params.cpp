@@ -169,8 +169,19 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 // disturbed reading. The drop is the first S past that one, confirmed by the next footprint
 // reading slow too (or by being the cap's); the result is the footprint that fits, snapped down
 // to a power of two, unless that is within a factor 4 of the cap (hysteresis: see there; such a
-// drop needs no confirmation, it gives the cap either way).
-// ~20-60 ms of CPU, once per process; it only sets thresholds and MC/NC, never a bit of a
+// drop needs no confirmation, it gives the cap either way), and it stops at the first
+// footprint read at cache speed whose successor's drop would lie within that band (the answer
+// is then the cap, whatever larger footprints read).
+// Its cost, once per process, single thread, on the 2-vCPU Granite Rapids VM (L2 2 MiB, cap
+// 32 MiB: the references over 4 MiB and the 8 MiB footprint, which decides): ~13-20 ms of CPU,
+// of which the memory reference's clflush loops are ~10 (clflushopt would cost ~1.5, but the
+// memory read after it reads ~10% faster there, which moves the cut: not taken); it read
+// 16 and 32 MiB too before (21-39 ms, 32 MiB of pages touched). On a quiet machine a fresh
+// process pays more, in the first touch of its pages: that VM's kernel reports free memory
+// to the host (free page reporting, page_reporting_order=11), which drops it, so touching
+// such a page faults in the host too: 7.5 ms of CPU per MiB against 0.09 for recycled pages
+// (which a loaded machine hands out first), ~60 ms for the 8 MiB now, ~250 ms for 32 MiB
+// before. It only sets thresholds and MC/NC, never a bit of a
 // result (GEMM's sums are ordered by KC, which comes from the L1 and L2 alone). What made it
 // flip between processes (4 / 8 / 16 / 32 MiB / the nominal share 240 MiB on a 2-vCPU Granite
 // Rapids VM with a 480 MiB L3, 4 / 16 / 32 MiB earlier on a Zen 4), and the answers:
@@ -319,6 +330,14 @@ void llc_probe_run(int64_t l2, int64_t cap, LlcProbe& r) {
       // The drop: confirmed by a second slow footprint in a row, or (within the band) needing
       // no confirmation, since then llc_decide gives the cap either way.
       if (bw < cut && ((r.n >= 2 && r.bw[r.n - 2] < cut) || !drop_counts(s, cap))) break;
+      // Decided: a footprint at cache speed whose successor's drop would lie within the band
+      // gives the cap whatever the larger footprints read (llc_decide: a slow one is a drop
+      // within a factor 4 of the cap, none is cache speed up to the cap), so they are not
+      // read, nor their pages touched (first touches cost most of a quiet machine's probe).
+      if (bw >= cut && !drop_counts(2 * s, cap)) {
+        r.decided = true;
+        break;
+      }
     }
   }
   std::free(mem);

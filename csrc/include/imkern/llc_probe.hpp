@@ -19,6 +19,7 @@ struct LlcProbe {
   double bw[kMax] = {};        // the best pass of each footprint
   int passes[kMax] = {};       // timed passes behind each (diagnostics; not read by llc_decide)
   bool timed_out = false;      // stopped by its CPU-time budget before a drop or the cap
+  bool decided = false;        // stopped early: a footprint at cache speed past the band (the cap)
 };
 
 // The effective L3 from the readings (pure: the same readings give the same answer; exposed for
