@@ -2,6 +2,7 @@
 // cpu_params.hpp so that the kernels, which read only CpuParams, do not depend on them.
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace imkern {
 
@@ -39,6 +40,8 @@ struct LlcReport {
   const char* reason = "";     // why l3_effective is what it is (llc_decide's reason, or no probe)
   bool hypervisor = false;     // cpuid leaf 1 ECX bit 31: the sharing counts are the VM's, not the host's
   double cpu_ms = 0;           // the probe's CPU time (its wall time, probe_ms, grows with the load)
+  const char* from = "";       // "probe", "cache" (the per-machine cache file), "" (not probed)
+  std::string cache_file;      // the cache file read or written ("": none, or disabled)
 };
 const LlcReport& cpu_llc_report();
 
