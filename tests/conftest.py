@@ -9,6 +9,10 @@ import secrets
 import numpy as np
 import pytest
 
+# The tests probe the effective L3 in every process (and never write to the user's cache
+# directory): the per-machine file of its answer is tested on its own, in a temp directory.
+os.environ["IMKERN_CACHE_DIR"] = "off"
+
 import imkern
 from imkern import _core
 

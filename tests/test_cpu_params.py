@@ -174,7 +174,12 @@ def test_probe_readings_reported_and_decided():
     assert all(n <= 5 or b < cut or b >= 1.15 * cut for n, b in zip(r["passes"], r["bw"]))
     last = r["bytes"][-1]
     in_band = 4 * (1 << ((last // 2).bit_length() - 1)) >= r["cap"]  # a drop there gives the cap
-    assert slow[-2:] == [True, True] or 2 * last > r["cap"] or r["timed_out"] or (slow[-1] and in_band)
+    assert slow[-2:] == [True, True] or 2 * last > r["cap"] or r["timed_out"] or (slow[-1] and in_band) or r["decided"]
+    # it stops early only at a footprint read at cache speed whose successor's drop would lie
+    # within the band (the answer is then the cap: larger footprints are not read)
+    if r["decided"]:
+        assert not slow[-1] and 4 * (1 << (last.bit_length() - 1)) >= r["cap"] and not r["timed_out"]
+        assert imkern._core._llc_decide(r)[0] == 1 << (r["cap"].bit_length() - 1)
     assert imkern._core._llc_decide(r) == (c["l3_effective"], c["l3_reason"])
     if c["hypervisor"]:  # never the socket's L3 that a VM's cpuid / sysfs shows as its own
         assert r["fallback"] <= r["cap"]
@@ -270,6 +275,124 @@ def test_llc_decide_bad_readings():
 
 
 # ---- overrides and validation ----------------------------------------------------------------
+# ---- the per-machine file of the probe's answer (IMKERN_CACHE_DIR; conftest turns it off) ----
+_CACHE_CODE = (
+    "import json, imkern; c = imkern.info()['cpu_caches']; "
+    "print(json.dumps({k: c[k] for k in ('l3_effective', 'l3_reason', 'l3_from', 'cache_file')} "
+    "| {'n': len(c['probe']['bytes'])}))"
+)
+
+
+def _cache_child(**env):
+    r = _child(_CACHE_CODE, {k: str(v) for k, v in env.items()})
+    assert r.stderr == ""  # a miss or an unwritable directory is silent
+    return json.loads(r.stdout)
+
+
+def _first_cached(d):
+    """A first process writing `d`'s file, or skip where this machine keeps none (no L3 probed,
+    no boot id, or a probe that fell back: only decisions are kept)."""
+    first = _cache_child(IMKERN_CACHE_DIR=d)
+    if first["cache_file"] is None:
+        pytest.skip(f"no cache file kept here ({first['l3_from']!r}, {first['l3_reason']!r})")
+    assert first["l3_from"] == "probe" and first["n"] > 0 and first["l3_reason"].startswith("probe:")
+    return first
+
+
+def test_llc_cache_written_then_read(tmp_path):
+    d = tmp_path / "a" / "b"  # created, parents too
+    first = _first_cached(d)
+    assert os.path.dirname(first["cache_file"]) == str(d) and os.listdir(d) == [os.path.basename(first["cache_file"])]
+    text = open(first["cache_file"]).read()
+    assert text.startswith("imkern llc cache ") and "\nboot " in text and text.endswith(f"reason {first['l3_reason']}\n")
+    for _ in range(2):  # later processes read it instead of probing: the same answer
+        again = _cache_child(IMKERN_CACHE_DIR=d)
+        assert again == {**first, "l3_from": "cache", "n": 0}
+    assert len(os.listdir(d)) == 1  # no temp file left behind
+
+
+def test_llc_cache_bad_files_are_misses(tmp_path):
+    d = tmp_path / "c"
+    first = _first_cached(d)
+    path = first["cache_file"]
+    good = open(path).read()
+    key, value = good[: good.index("l3_effective")], good[good.index("l3_effective") :]
+    eff = first["l3_effective"]
+    bad = [
+        "",  # empty
+        "\x00\xff garbage",
+        key,  # no answer
+        key + f"l3_effective {eff}\n",  # no reason
+        key + f"l3_effective {eff - 1}\nreason {first['l3_reason']}\n",  # not a power of two
+        key + f"l3_effective {eff << 20}\nreason {first['l3_reason']}\n",  # over the cap
+        key + f"l3_effective {eff}\nreason fallback: probe over its CPU-time budget\n",  # not a decision
+        key + f"l3_effective {eff}\nreason probe: something else\n",
+        good + "trailing\n",
+        good.replace("\nboot ", "\nboot 0"),  # another boot (or a VM moved to another host)
+        good.replace("\ncpus ", "\ncpus 1"),  # another key at this name
+        good.replace("imkern llc cache ", "imkern llc cache 9"),  # another version
+        good * 2,
+        value + key,
+    ]
+    for i, text in enumerate(bad):
+        with open(path, "w", encoding="latin-1") as f:
+            f.write(text)
+        r = _cache_child(IMKERN_CACHE_DIR=d)
+        assert r["l3_from"] == "probe" and r["n"] > 0, (i, text)
+        # and the probe's answer replaced it (where it decided: only decisions are kept)
+        assert r["cache_file"] is None or open(path).read().startswith(key), (i, text)
+    assert _cache_child(IMKERN_CACHE_DIR=d)["l3_from"] in ("cache", "probe")
+
+
+def test_llc_cache_disabled_or_unwritable(tmp_path):
+    xdg = tmp_path / "xdg"
+    for off in ("off", "0", "OFF", "false", "No"):
+        r = _cache_child(IMKERN_CACHE_DIR=off, XDG_CACHE_HOME=xdg)
+        assert r["cache_file"] is None and r["l3_from"] in ("probe", "")
+    assert not xdg.exists()
+    # a directory that cannot be created (under a regular file, even for root), or written
+    (tmp_path / "file").write_text("")
+    dirs = [tmp_path / "file" / "sub"]
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "ro").mkdir(mode=0o500)
+        dirs.append(tmp_path / "ro")
+    for d in dirs:
+        r = _cache_child(IMKERN_CACHE_DIR=d)
+        assert r["cache_file"] is None and r["l3_from"] in ("probe", "")
+    if os.geteuid() != 0:
+        assert os.listdir(tmp_path / "ro") == []
+
+
+def test_llc_cache_default_locations(tmp_path):
+    # $XDG_CACHE_HOME/imkern (an absolute path), else ~/.cache/imkern
+    xdg, home = tmp_path / "xdg", tmp_path / "home"
+    r = _cache_child(IMKERN_CACHE_DIR="", XDG_CACHE_HOME=xdg, HOME=home)
+    if r["cache_file"] is not None:
+        assert os.path.dirname(r["cache_file"]) == str(xdg / "imkern")
+    r = _cache_child(IMKERN_CACHE_DIR="", XDG_CACHE_HOME="relative/dir", HOME=home)
+    if r["cache_file"] is not None:
+        assert os.path.dirname(r["cache_file"]) == str(home / ".cache" / "imkern")
+        assert _cache_child(IMKERN_CACHE_DIR="", XDG_CACHE_HOME="", HOME=home)["l3_from"] == "cache"
+
+
+def test_llc_cache_concurrent_first_processes(tmp_path):
+    d = tmp_path / "d"
+    env = dict(os.environ, IMKERN_CACHE_DIR=str(d))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _CACHE_CODE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs) and all(err == b"" for _, err in outs)
+    res = [json.loads(out) for out, _ in outs]
+    assert len({r["l3_effective"] for r in res}) == 1
+    files = os.listdir(d) if d.exists() else []
+    assert len(files) <= 1 and not any(".tmp" in f for f in files)  # one whole file, no temp left
+    if files:
+        again = _cache_child(IMKERN_CACHE_DIR=d)
+        assert again["l3_from"] == "cache" and again["l3_effective"] == res[0]["l3_effective"]
+
+
 def test_set_and_reset(restore_params):
     base = imkern.get_cpu_params()
     p = imkern.set_cpu_params(mc=17, kc=100, stream_bytes=0)

@@ -84,6 +84,7 @@ py::dict probe_dict(const imkern::LlcProbe& r) {
   d["bw"] = bw;
   d["passes"] = passes;
   d["timed_out"] = r.timed_out;
+  d["decided"] = r.decided;
   return d;
 }
 
@@ -145,6 +146,8 @@ IMKERN_BINDINGS(cpu_params) {
     d["hypervisor"] = llc.hypervisor;
     d["probe_cpu_ms"] = llc.cpu_ms;
     d["probe"] = probe_dict(llc.probe);
+    d["l3_from"] = std::string(llc.from);
+    d["cache_file"] = llc.cache_file.empty() ? py::object(py::none()) : py::object(py::str(llc.cache_file));
     d["source"] = std::string(c.source);
     return d;
   });

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,8 +19,10 @@
 #include <time.h>
 
 #if defined(__linux__)
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #endif
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -169,8 +172,19 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 // disturbed reading. The drop is the first S past that one, confirmed by the next footprint
 // reading slow too (or by being the cap's); the result is the footprint that fits, snapped down
 // to a power of two, unless that is within a factor 4 of the cap (hysteresis: see there; such a
-// drop needs no confirmation, it gives the cap either way).
-// ~20-60 ms of CPU, once per process; it only sets thresholds and MC/NC, never a bit of a
+// drop needs no confirmation, it gives the cap either way), and it stops at the first
+// footprint read at cache speed whose successor's drop would lie within that band (the answer
+// is then the cap, whatever larger footprints read).
+// Its cost, once per process, single thread, on the 2-vCPU Granite Rapids VM (L2 2 MiB, cap
+// 32 MiB: the references over 4 MiB and the 8 MiB footprint, which decides): ~13-20 ms of CPU,
+// of which the memory reference's clflush loops are ~10 (clflushopt would cost ~1.5, but the
+// memory read after it reads ~10% faster there, which moves the cut: not taken); it read
+// 16 and 32 MiB too before (21-39 ms, 32 MiB of pages touched). On a quiet machine a fresh
+// process pays more, in the first touch of its pages: that VM's kernel reports free memory
+// to the host (free page reporting, page_reporting_order=11), which drops it, so touching
+// such a page faults in the host too: 7.5 ms of CPU per MiB against 0.09 for recycled pages
+// (which a loaded machine hands out first), ~60 ms for the 8 MiB now, ~250 ms for 32 MiB
+// before. It only sets thresholds and MC/NC, never a bit of a
 // result (GEMM's sums are ordered by KC, which comes from the L1 and L2 alone). What made it
 // flip between processes (4 / 8 / 16 / 32 MiB / the nominal share 240 MiB on a 2-vCPU Granite
 // Rapids VM with a 480 MiB L3, 4 / 16 / 32 MiB earlier on a Zen 4), and the answers:
@@ -319,6 +333,14 @@ void llc_probe_run(int64_t l2, int64_t cap, LlcProbe& r) {
       // The drop: confirmed by a second slow footprint in a row, or (within the band) needing
       // no confirmation, since then llc_decide gives the cap either way.
       if (bw < cut && ((r.n >= 2 && r.bw[r.n - 2] < cut) || !drop_counts(s, cap))) break;
+      // Decided: a footprint at cache speed whose successor's drop would lie within the band
+      // gives the cap whatever the larger footprints read (llc_decide: a slow one is a drop
+      // within a factor 4 of the cap, none is cache speed up to the cap), so they are not
+      // read, nor their pages touched (first touches cost most of a quiet machine's probe).
+      if (bw >= cut && !drop_counts(2 * s, cap)) {
+        r.decided = true;
+        break;
+      }
     }
   }
   std::free(mem);
@@ -372,6 +394,133 @@ int64_t llc_decide(const LlcProbe& r, const char** reason) {
 namespace {
 
 LlcReport g_llc;  // written once, by detect() under cpu_caches()'s once_flag
+
+// ---- the per-machine cache of the probe's answer -------------------------------------------------
+// Every fresh process would pay the probe at its first kernel call (see above: ~15 ms of CPU,
+// ~75 on a quiet VM that hands freed memory back to its host), Dask workers and pool workers
+// and short scripts each time; and each would read its own answer. So the first process on a
+// machine keeps its answer in a small file that the others read: under $IMKERN_CACHE_DIR, else
+// $XDG_CACHE_HOME/imkern, else ~/.cache/imkern (IMKERN_CACHE_DIR=0 / off / no / false: none).
+// The file's first lines hold (and its name hashes, but the boot id) what makes the answer
+// valid: the format and probe version, the CPU (brand string, cpuid signature, hypervisor
+// bit), the caches read, the usable CPUs, the probe's L2, cap and fallback, and the kernel's
+// boot id (a reboot, or a VM migrated to another host, probes again). Only a decision ("probe: ...") is kept, never a
+// fallback. Written atomically (a temp file renamed over the name: concurrent first processes
+// each write a whole file and one of them stays); read defensively: anything but the exact key
+// followed by a valid answer is a miss and the probe runs, and a directory that cannot be
+// created or written is left alone, silently (info()["cpu_caches"]["l3_from"] says "probe").
+constexpr int kCacheVersion = 1;  // bump whenever the probe or llc_decide may answer differently
+
+std::string llc_cache_dir() {
+  if (const char* e = std::getenv("IMKERN_CACHE_DIR"); e && *e) {
+    std::string low;
+    for (const char* q = e; *q; ++q) low += static_cast<char>(std::tolower(static_cast<unsigned char>(*q)));
+    if (low == "0" || low == "off" || low == "no" || low == "false") return "";
+    return e;
+  }
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && x[0] == '/') return std::string(x) + "/imkern";
+  if (const char* h = std::getenv("HOME"); h && h[0] == '/') return std::string(h) + "/.cache/imkern";
+  return "";
+}
+
+// The key's lines ("" where the machine cannot be identified: no cache then).
+std::string llc_cache_key(const CpuCaches& c, int64_t l2, int64_t cap, int64_t fallback) {
+  std::string boot;
+  if (!read_line("/proc/sys/kernel/random/boot_id", boot) || boot.empty()) return "";
+  std::string brand;
+  unsigned sig = 0;
+#if defined(IMKERN_HAVE_CPUID)
+  unsigned a, b, cx, d;
+  if (__get_cpuid(1, &a, &b, &cx, &d)) sig = a;
+  if (__get_cpuid(0x80000000u, &a, &b, &cx, &d) && a >= 0x80000004u) {
+    char text[49] = {};
+    for (unsigned i = 0; i < 3; ++i) {
+      unsigned w[4];
+      __get_cpuid(0x80000002u + i, &w[0], &w[1], &w[2], &w[3]);
+      std::memcpy(text + 16 * i, w, 16);
+    }
+    brand = text;
+  }
+#endif
+  for (char& ch : brand)
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  char buf[512];
+  std::snprintf(buf, sizeof(buf),
+                "imkern llc cache %d\ncpu %s\nsignature %08x hypervisor %d\n"
+                "caches %lld %d %lld %d %d %lld %d %d %d\ncpus %d\nprobe %lld %lld %lld\nboot %s\n",
+                kCacheVersion, brand.c_str(), sig, int(g_llc.hypervisor), (long long)c.l1d.bytes, c.l1d.ways,
+                (long long)c.l2.bytes, c.l2.ways, c.l2.shared, (long long)c.l3.bytes, c.l3.ways, c.l3.shared,
+                c.l3.cpuid_shared, c.cpus, (long long)l2, (long long)cap, (long long)fallback, boot.c_str());
+  return buf;
+}
+
+std::string llc_cache_file(const std::string& key) {
+  const std::string dir = llc_cache_dir();
+  if (dir.empty() || key.empty()) return "";
+  // The name hashes the key but its boot id (its last line): a reboot rewrites the machine's
+  // file rather than adding one.
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char ch : key.substr(0, key.rfind("boot "))) h = (h ^ ch) * 1099511628211ull;
+  char name[40];
+  std::snprintf(name, sizeof(name), "/llc-%016llx.txt", (unsigned long long)h);
+  return dir + name;
+}
+
+// The answer kept under `file` for `key`, or false (a miss: missing, unreadable, another key,
+// anything malformed).
+bool llc_cache_read(const std::string& file, const std::string& key, int64_t cap, int64_t& eff,
+                    const char*& reason) {
+  FILE* f = std::fopen(file.c_str(), "rb");
+  if (!f) return false;
+  char buf[2048];
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  if (n >= sizeof(buf) - 1 || n <= key.size() || std::memcmp(buf, key.data(), key.size()) != 0) return false;
+  long long v = 0;
+  char why[128] = {};
+  int used = 0;
+  if (std::sscanf(buf + key.size(), "l3_effective %lld\nreason %127[^\n]\n%n", &v, why, &used) != 2 || used == 0 ||
+      key.size() + size_t(used) != n)
+    return false;
+  if (v <= 0 || v > cap || (v & (v - 1)) != 0) return false;
+  // Only llc_decide's decisions, as the static strings that info() reports.
+  for (const char* known : {"probe: drop past the result", "probe: drop within a factor 4 of the cap",
+                            "probe: cache speed up to the cap"})
+    if (std::strcmp(why, known) == 0) {
+      eff = v;
+      reason = known;
+      return true;
+    }
+  return false;
+}
+
+// Writes the answer (a temp file in the same directory, renamed over `file`); false where it
+// could not (no error reported: the next process probes again).
+bool llc_cache_write(const std::string& file, const std::string& key, int64_t eff, const char* reason) {
+#if defined(__linux__)
+  const std::string dir = file.substr(0, file.rfind('/'));
+  for (size_t i = 1; i <= dir.size(); ++i)  // mkdir -p, each level private to the user
+    if (i == dir.size() || dir[i] == '/') mkdir(dir.substr(0, i).c_str(), 0700);
+  char suffix[64];
+  std::snprintf(suffix, sizeof(suffix), ".%ld.%lld.tmp", long(getpid()),
+                (long long)Clock::now().time_since_epoch().count());
+  const std::string tmp = file + suffix;
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  char val[256];
+  const int m = std::snprintf(val, sizeof(val), "l3_effective %lld\nreason %s\n", (long long)eff, reason);
+  const std::string text = key + std::string(val, size_t(std::max(m, 0)));
+  bool ok = write(fd, text.data(), text.size()) == ssize_t(text.size());
+  ok = close(fd) == 0 && ok;
+  ok = ok && std::rename(tmp.c_str(), file.c_str()) == 0;
+  if (!ok) unlink(tmp.c_str());
+  return ok;
+#else
+  (void)file, (void)key, (void)eff, (void)reason;
+  return false;
+#endif
+}
 
 CpuCaches detect() {
   CpuCaches c;
@@ -435,10 +584,26 @@ CpuCaches detect() {
   }
   const auto start = Clock::now();
   const double cpu0 = thread_seconds();
-  llc_probe_run(l2, cap, g_llc.probe);
+  const std::string key = llc_cache_key(c, l2, cap, fallback);
+  const std::string file = llc_cache_file(key);
+  int64_t kept = 0;
+  if (!file.empty() && llc_cache_read(file, key, cap, kept, g_llc.reason)) {
+    g_llc.from = "cache";
+    g_llc.cache_file = file;
+    g_llc.probe.l2 = l2;
+    g_llc.probe.cap = cap;
+    g_llc.probe.fallback = fallback;
+    c.l3_effective = kept;
+  } else {
+    llc_probe_run(l2, cap, g_llc.probe);
+    g_llc.probe.fallback = fallback;
+    c.l3_effective = llc_decide(g_llc.probe, &g_llc.reason);
+    g_llc.from = "probe";
+    if (!file.empty() && std::strncmp(g_llc.reason, "probe:", 6) == 0 &&
+        llc_cache_write(file, key, c.l3_effective, g_llc.reason))
+      g_llc.cache_file = file;
+  }
   g_llc.cpu_ms = 1e3 * (thread_seconds() - cpu0);
-  g_llc.probe.fallback = fallback;
-  c.l3_effective = llc_decide(g_llc.probe, &g_llc.reason);
   c.probe_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   return c;
 }

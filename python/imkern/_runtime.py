@@ -438,10 +438,15 @@ def info() -> dict:
     line, sets and sharing per level from sysfs / cpuid, the CPUs usable, the nominal L3 share
     and the effective L3 with how it was chosen: ``l3_reason``, ``hypervisor`` (cpuid's
     hypervisor bit: the sharing counts are the VM's), the probe's readings ``probe`` in bytes
-    and bytes per second, and its cost ``probe_ms`` (wall) and ``probe_cpu_ms``), the
+    and bytes per second, and its cost ``probe_ms`` (wall) and ``probe_cpu_ms``, ``l3_from``:
+    ``"probe"`` or ``"cache"`` and ``cache_file``: the per-machine file of the probe's answer
+    read or written, or None), the
     parameters the CPU kernels derive from them (``cpu_params``, see :func:`set_cpu_params`),
     CUDA support built, and the GPUs found (an empty list is a valid answer). The first call
-    measures the effective L3 (20-60 ms of CPU, once per process). ``python -m imkern info``
+    measures the effective L3 (~15 ms of CPU, once per machine: later processes read the
+    answer from ``llc-*.txt`` under ``$IMKERN_CACHE_DIR``, else ``$XDG_CACHE_HOME/imkern``,
+    else ``~/.cache/imkern``; ``IMKERN_CACHE_DIR=off`` disables that file, and a directory
+    that cannot be written just means every process probes). ``python -m imkern info``
     prints it.
 
     Example:

@@ -2,6 +2,7 @@
 // cpu_params.hpp so that the kernels, which read only CpuParams, do not depend on them.
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace imkern {
 
@@ -19,6 +20,7 @@ struct LlcProbe {
   double bw[kMax] = {};        // the best pass of each footprint
   int passes[kMax] = {};       // timed passes behind each (diagnostics; not read by llc_decide)
   bool timed_out = false;      // stopped by its CPU-time budget before a drop or the cap
+  bool decided = false;        // stopped early: a footprint at cache speed past the band (the cap)
 };
 
 // The effective L3 from the readings (pure: the same readings give the same answer; exposed for
@@ -38,6 +40,8 @@ struct LlcReport {
   const char* reason = "";     // why l3_effective is what it is (llc_decide's reason, or no probe)
   bool hypervisor = false;     // cpuid leaf 1 ECX bit 31: the sharing counts are the VM's, not the host's
   double cpu_ms = 0;           // the probe's CPU time (its wall time, probe_ms, grows with the load)
+  const char* from = "";       // "probe", "cache" (the per-machine cache file), "" (not probed)
+  std::string cache_file;      // the cache file read or written ("": none, or disabled)
 };
 const LlcReport& cpu_llc_report();
 
