@@ -282,6 +282,34 @@ def test_gemm_c_buffer_same_bits(rng, isa, dtype):
         imkern.set_num_threads(before)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_huge_page_scratch_same_bits(rng, isa, dtype):
+    # Packing buffers of half a huge page or more are 2 MiB-aligned whole huge pages
+    # (gemm_kernel.hpp's Scratch): the x panel packed once for all column tasks (m <= MC) here
+    # is 1.1 MiB (float32) / 2.2 MiB (float64), with several k blocks (the C buffer) under
+    # kc 256; a smaller product after it reuses the grown buffers. Same bits at 1 and 3
+    # threads, and the reference.
+    x = random_array(rng, (256, 1100), dtype)
+    w = random_array(rng, (400, 1100), dtype)
+    b = random_array(rng, (400,), dtype)
+    before = imkern.get_num_threads()
+    try:
+        for params in ({}, dict(kc=256)):
+            imkern.reset_cpu_params()
+            imkern.set_cpu_params(**params)
+            ys = []
+            for t in (1, 3):
+                imkern.set_num_threads(t)
+                ys.append(F.linear(x, w, b))
+                small = F.linear(x[:40, :300], w[:, :300], b)
+                assert_close(small, R.linear(x[:40, :300], w[:, :300], b), dtype, scale=300)
+            np.testing.assert_array_equal(ys[1], ys[0], err_msg=f"{isa} {params}")
+            assert_close(ys[0], R.linear(x, w, b), dtype, scale=1100)
+    finally:
+        imkern.reset_cpu_params()
+        imkern.set_num_threads(before)
+
+
 def test_gemm_peak_shape(rng):
     # Large enough for several MC x NC tiles and KC blocks.
     a = random_array(rng, (300, 700), np.float32)
