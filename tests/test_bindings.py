@@ -93,7 +93,7 @@ def test_array_caster_any_ndim(ndim):
     code = int(_core.ColorOp.swap_rb)
     if not 2 <= ndim <= 4:
         with pytest.raises(ValueError, match="2, 3 or 4 dimensions"):
-            _core.color_convert(code, x, y, False, (0.0, 0.0, 0.0))
+            _core.color_convert(x, y, code, False, (0.0, 0.0, 0.0))
 
 
 def test_array_caster_dtype_names():
@@ -101,4 +101,4 @@ def test_array_caster_dtype_names():
     for a, name in [(np.zeros((2, 2, 3), ">f4"), ">f4"), (np.zeros((2, 2, 3), np.int8), "int8"),
                     (np.zeros((2, 2, 3), "M8[s]"), "datetime64[s]"), (np.zeros((2, 2, 3), object), "object")]:
         with pytest.raises(TypeError, match=r"got " + re.escape(name) + "$"):
-            _core.color_convert(int(_core.ColorOp.swap_rb), a, np.zeros((2, 2, 3), np.uint8), False, (0.0, 0.0, 0.0))
+            _core.color_convert(a, np.zeros((2, 2, 3), np.uint8), int(_core.ColorOp.swap_rb), False, (0.0, 0.0, 0.0))

@@ -118,6 +118,7 @@ def run_op(
 
 
 _CACHE_MIN = A.output_cache_min  # (a list: imkern.set_output_cache changes its one element)
+_ALIGN_MIN = A._ALIGN_MIN  # below: a plain np.empty (A.numpy_empty)
 
 
 def new_numpy(shape, dtype: np.dtype, nbytes: int):
@@ -138,16 +139,25 @@ def cpu_image_op(image, out, kernel, args=(), out_shape=None, out_dtype=None):
     :func:`run_image_op`. A small image's call is mostly Python: this one skips the per-call
     closures and the generic checks (an op calls it with its validated arguments).
     """
-    if out is not None or type(image) is not np.ndarray or image.dtype not in _IMAGE_DTYPES or not 2 <= image.ndim <= 4:
+    if out is not None or type(image) is not np.ndarray:
         return None
-    dt = image.dtype if out_dtype is None else out_dtype
+    dt = image.dtype
+    if dt not in _IMAGE_DTYPES or not 2 <= image.ndim <= 4:
+        return None
     if out_shape is None:
         out_shape = image.shape
-        nbytes = image.size * dt.itemsize
+        nbytes = image.nbytes if out_dtype is None else image.size * out_dtype.itemsize
     else:
-        nbytes = math.prod(out_shape) * dt.itemsize
-    # (new_numpy, inline: this runs on every call)
-    dst = A.numpy_empty(out_shape, dt, nbytes) if nbytes < _CACHE_MIN[0] else A.empty("numpy", None, out_shape, dt)
+        nbytes = math.prod(out_shape) * (dt if out_dtype is None else out_dtype).itemsize
+    if out_dtype is not None:
+        dt = out_dtype
+    # (new_numpy and A.numpy_empty, inline: this runs on every call; a small output is np.empty)
+    if nbytes >= _CACHE_MIN[0]:
+        dst = A.empty("numpy", None, out_shape, dt)
+    elif nbytes < _ALIGN_MIN:
+        dst = np.empty(out_shape, dt)
+    else:
+        dst = A.numpy_empty(out_shape, dt, nbytes)
     if nbytes and image.size:
         kernel(
             image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image), dst, *args
