@@ -123,10 +123,26 @@ _ALIGN_MIN = A._ALIGN_MIN  # below: a plain np.empty (A.numpy_empty)
 
 def new_numpy(shape, dtype: np.dtype, nbytes: int):
     """A new NumPy output of ``nbytes`` bytes: :func:`empty` for a NumPy array, one comparison
-    before :func:`A.numpy_empty` for the smaller ones (the output cache holds only large blocks)."""
-    if nbytes < _CACHE_MIN[0]:
-        return A.numpy_empty(shape, dtype, nbytes)
-    return A.empty("numpy", None, shape, dtype)
+    before :func:`A.numpy_empty` for the smaller ones (the output cache holds only large blocks),
+    np.empty itself for the small ones (what A.numpy_empty gives them, a call sooner)."""
+    if nbytes >= _CACHE_MIN[0]:
+        return A.empty("numpy", None, shape, dtype)
+    if nbytes < _ALIGN_MIN:
+        return np.empty(shape, dtype)
+    return A.numpy_empty(shape, dtype, nbytes)
+
+
+def cpu_tensor_out(x, out, dtypes):
+    """The common case of :func:`run_op` for one input, or None: when ``x`` is a NumPy array of
+    a dtype in ``dtypes`` (a set: a non-native byte order is no member) and ``out`` is None,
+    (x or its C-contiguous copy, a new output of its shape and dtype), as run_op would pass
+    them to its CPU call (which the op then makes, unless the output is empty). Anything else
+    returns None and the op takes its checks and run_op: one call instead of run_op's closures
+    and list, where a small tensor's call is mostly Python."""
+    if out is not None or type(x) is not np.ndarray or x.dtype not in dtypes:
+        return None
+    y = new_numpy(x.shape, x.dtype, x.nbytes)
+    return (x if x.flags.c_contiguous else np.ascontiguousarray(x)), y
 
 
 def cpu_image_op(image, out, kernel, args=(), out_shape=None, out_dtype=None):
