@@ -102,3 +102,20 @@ def test_array_caster_dtype_names():
                     (np.zeros((2, 2, 3), "M8[s]"), "datetime64[s]"), (np.zeros((2, 2, 3), object), "object")]:
         with pytest.raises(TypeError, match=r"got " + re.escape(name) + "$"):
             _core.color_convert(a, np.zeros((2, 2, 3), np.uint8), int(_core.ColorOp.swap_rb), False, (0.0, 0.0, 0.0))
+
+
+def test_taps_caster_reads_every_layout():
+    # Taps (HostVec<double>): a C-contiguous float64 array is read in place, anything else
+    # converted (views, other dtypes, byte order, lists): the same values either way.
+    rng = np.random.default_rng(4)
+    x = rng.random((6, 7), dtype=np.float32)
+    k = np.array([0.25, 0.5, 0.25])
+    want = np.empty_like(x)
+    _core.sep_filter(x, want, k, 1, k, 1, 0, 0.0)
+    wide = np.repeat(k, 2)
+    for kk in (k[::-1], wide[::2], k.astype(np.float32), k.astype(">f8"), list(k), np.ascontiguousarray(k)):
+        got = np.full_like(x, np.nan)
+        _core.sep_filter(x, got, kk, 1, kk, 1, 0, 0.0)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError):
+        _core.sep_filter(x, want, "abc", 1, k, 1, 0, 0.0)

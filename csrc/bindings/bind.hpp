@@ -160,6 +160,14 @@ template <typename T>
 struct type_caster<imkern_py::HostVec<T>> {
   PYBIND11_TYPE_CASTER(imkern_py::HostVec<T>, const_name("numpy.ndarray"));
   bool load(handle src, bool convert) {
+    if (array_t<T, array::c_style>::check_(src)) {
+      // already a C-contiguous array of T in native byte order (the taps and tables Python
+      // builds): read in place, without ensure's conversion call
+      auto a = reinterpret_borrow<array_t<T, array::c_style>>(src);
+      value.v.assign(a.data(), a.data() + a.size());
+      value.shp.assign(a.shape(), a.shape() + a.ndim());
+      return true;
+    }
     if (!convert && !isinstance<array>(src)) return false;
     auto a = array_t<T, array::c_style | array::forcecast>::ensure(src);
     if (!a) {
