@@ -3,6 +3,8 @@ take, and the asserts a caller that reaches imkern._core directly meets (TypeErr
 ValueError, never a crash). User-facing validation is the public functions' (their tests)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,42 @@ def test_batch_norm_binding_asserts_parameter_vectors():
     with pytest.raises(ValueError, match="read-only"):
         _core.batch_norm2d(x, None, None, ro, rv, True, 0.1, 1e-5, y)
     _core.batch_norm2d(x, None, None, ro, rv, False, 0.1, 1e-5, y)  # eval mode only reads them
+
+
+@pytest.mark.parametrize("ndim", [1, 3, 8, 9, 12])
+def test_array_caster_any_ndim(ndim):
+    # The caster keeps up to 8 extents in place and more on the heap: both read the same.
+    shape = (2, 3) + (1,) * (ndim - 2) if ndim >= 2 else (6,)
+    x = np.linspace(-2, 2, 6, dtype=np.float32).reshape(shape)
+    y = np.full_like(x, np.nan)
+    _core.activation(_core.Activation.relu, x, y, 0.0)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    code = int(_core.ColorOp.swap_rb)
+    if not 2 <= ndim <= 4:
+        with pytest.raises(ValueError, match="2, 3 or 4 dimensions"):
+            _core.color_convert(x, y, code, False, (0.0, 0.0, 0.0))
+
+
+def test_array_caster_dtype_names():
+    # Messages name the dtype: numeric ones built in C++, the others as str(dtype).
+    for a, name in [(np.zeros((2, 2, 3), ">f4"), ">f4"), (np.zeros((2, 2, 3), np.int8), "int8"),
+                    (np.zeros((2, 2, 3), "M8[s]"), "datetime64[s]"), (np.zeros((2, 2, 3), object), "object")]:
+        with pytest.raises(TypeError, match=r"got " + re.escape(name) + "$"):
+            _core.color_convert(a, np.zeros((2, 2, 3), np.uint8), int(_core.ColorOp.swap_rb), False, (0.0, 0.0, 0.0))
+
+
+def test_taps_caster_reads_every_layout():
+    # Taps (HostVec<double>): a C-contiguous float64 array is read in place, anything else
+    # converted (views, other dtypes, byte order, lists): the same values either way.
+    rng = np.random.default_rng(4)
+    x = rng.random((6, 7), dtype=np.float32)
+    k = np.array([0.25, 0.5, 0.25])
+    want = np.empty_like(x)
+    _core.sep_filter(x, want, k, 1, k, 1, 0, 0.0)
+    wide = np.repeat(k, 2)
+    for kk in (k[::-1], wide[::2], k.astype(np.float32), k.astype(">f8"), list(k), np.ascontiguousarray(k)):
+        got = np.full_like(x, np.nan)
+        _core.sep_filter(x, got, kk, 1, kk, 1, 0, 0.0)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError):
+        _core.sep_filter(x, want, "abc", 1, k, 1, 0, 0.0)

@@ -378,3 +378,62 @@ def test_footprint_cache_by_value_keeps_results_and_errors():
     assert len(M._FOOTPRINTS) <= 64
     # the uncached form (imkern.torch) is a new writable array
     assert M._as_footprint(np.ones((3, 3)), cached=False).flags.writeable
+
+
+_COLOR_3 = ["rgb_to_hsv", "hsv_to_rgb", "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_lab", "lab_to_rgb", "rgb_to_bgr"]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_color_fast_equals_checked(isa, dtype):
+    """Each conversion's one-step path (color._fast) gives the checked path's bits (out=, a
+    subclass), on views too, and the checked path's errors (uint16 HSV / Lab, bad shapes)."""
+    rng = np.random.default_rng(11)
+    base = _img(rng, (2, 9, 14, 3), dtype)
+    for name in _COLOR_3:
+        f = getattr(color, name)
+        if np.dtype(dtype) == np.uint16 and ("hsv" in name or "lab" in name):
+            with pytest.raises(TypeError, match="image: dtype uint16"):
+                f(base)
+            continue
+        for x in (base, base[0], base[0, ::-1, ::2], base[1, :, ::-1], base[:, :1, :1], base[0, :0]):
+            fast = f(x)
+            out = np.full(fast.shape, 3, fast.dtype)
+            assert f(x, out=out) is out
+            np.testing.assert_array_equal(out, fast, err_msg=name)
+            np.testing.assert_array_equal(np.asarray(f(x.view(Sub))), fast, err_msg=name)
+            np.testing.assert_array_equal(f(np.ascontiguousarray(x)), fast, err_msg=name)
+        with pytest.raises(ValueError, match=f"image: {name} expects"):
+            f(base[..., :2])
+        with pytest.raises(ValueError, match="expects"):
+            f(base[0, :, :, 0])
+        if base.dtype.itemsize > 1:
+            with pytest.raises(TypeError, match="non-native byte order"):
+                f(base.astype(base.dtype.newbyteorder()))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nn_fast_equals_checked(isa, dtype):
+    """relu / softmax's one-step path (_driver.cpu_tensor_out) gives run_op's bits (out=, a
+    subclass), on views and empty arrays, and keeps every error."""
+    from imkern.nn import functional as F
+
+    rng = np.random.default_rng(12)
+    base = rng.standard_normal((3, 5, 7)).astype(dtype)
+    for x in (base, base[:, ::-1, ::2], base.transpose(2, 0, 1), base[:0], base[0, 0, :1]):
+        for f in (F.relu, F.sigmoid, lambda a, **k: F.leaky_relu(a, 0.1, **k), lambda a, **k: F.softmax(a, -1, **k),
+                  lambda a, **k: F.log_softmax(a, 0, **k)):
+            fast = f(x)
+            assert type(fast) is np.ndarray and fast.flags.c_contiguous
+            out = np.full(fast.shape, 5, fast.dtype)
+            assert f(x, out=out) is out
+            np.testing.assert_array_equal(out, fast)
+            np.testing.assert_array_equal(np.asarray(f(x.view(Sub))), fast)
+    for bad in (True, 3, -4, 1.0, None):
+        with pytest.raises((TypeError, ValueError), match="axis"):
+            F.softmax(base, bad)
+    with pytest.raises(ValueError, match="at least 1"):
+        F.softmax(np.ones((), dtype), 0)
+    with pytest.raises(TypeError, match="non-native byte order"):
+        F.relu(base.astype(base.dtype.newbyteorder()))
+    with pytest.raises(TypeError, match="x: dtype int64"):
+        F.relu(np.ones(3, np.int64))

@@ -34,18 +34,45 @@ namespace py = pybind11;
 using imkern::DType;
 using imkern::ImageDesc;
 
+// An array's shape or strides: up to kInline extents in place, more on the heap. The caster
+// below fills two of these for every array argument of every call; as std::vector they were
+// four to six heap allocations per array, a fifth of a small image's binding call.
+class Dims {
+ public:
+  static constexpr int kInline = 8;
+  void assign(const ssize_t* p, int n) {
+    n_ = n;
+    if (n > kInline) {
+      heap_.assign(p, p + n);
+    } else {
+      for (int i = 0; i < n; ++i) in_[i] = static_cast<int64_t>(p[i]);
+    }
+  }
+  size_t size() const { return static_cast<size_t>(n_); }
+  const int64_t* begin() const { return n_ > kInline ? heap_.data() : in_; }
+  const int64_t* end() const { return begin() + n_; }
+  int64_t operator[](size_t i) const { return begin()[i]; }
+  friend bool operator==(const Dims& a, const Dims& b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
+  friend bool operator!=(const Dims& a, const Dims& b) { return !(a == b); }
+
+ private:
+  int n_ = 0;
+  int64_t in_[kInline] = {};
+  std::vector<int64_t> heap_;
+};
+
 // A NumPy array (or None) as the CPU kernels see it: the interface of py::array that the
 // bindings use, without the Python object.
 struct Arr {
   bool none = true;
   void* ptr = nullptr;
-  std::vector<int64_t> shp, str;  // shape; strides in bytes
+  Dims shp, str;  // shape; strides in bytes
   int64_t items = 0;
   int item = 0;
   char knd = 0;                   // NumPy's dtype kind: 'f', 'u', 'i', ...
   bool native = true;             // native byte order
   bool wr = false, cc = false;    // writeable, C-contiguous
-  std::string dname;              // the dtype's name, for messages
+  std::string other_name;         // str(dtype) of a non-numeric dtype (numeric names: dname())
 
   bool is_none() const { return none; }
   const void* data() const { return ptr; }
@@ -57,6 +84,7 @@ struct Arr {
   char kind() const { return knd; }
   bool writeable() const { return wr; }
   bool c_contiguous() const { return cc; }
+  std::string dname() const;  // the dtype's name, for messages
 };
 
 // A host copy of a small array (filter taps, footprints, per-channel vectors), converted to T.
@@ -90,6 +118,11 @@ inline std::string numeric_dtype_name(char kind, int itemsize, bool native) {
   return std::string(base) + std::to_string(8 * itemsize);
 }
 
+inline std::string Arr::dname() const {
+  std::string n = numeric_dtype_name(knd, item, native);
+  return n.empty() ? other_name : n;
+}
+
 }  // namespace imkern_py
 
 namespace pybind11 {
@@ -106,10 +139,8 @@ struct type_caster<imkern_py::Arr> {
     value.none = false;
     value.ptr = const_cast<void*>(a.data());
     const int nd = static_cast<int>(a.ndim());
-    for (int i = 0; i < nd; ++i) {
-      value.shp.push_back(a.shape(i));
-      value.str.push_back(a.strides(i));
-    }
+    value.shp.assign(a.shape(), nd);
+    value.str.assign(a.strides(), nd);
     value.items = static_cast<int64_t>(a.size());
     const dtype dt = a.dtype();
     value.item = static_cast<int>(dt.itemsize());
@@ -117,9 +148,10 @@ struct type_caster<imkern_py::Arr> {
     value.native = dt.byteorder() != (PY_LITTLE_ENDIAN ? '>' : '<');
     value.wr = a.writeable();
     value.cc = (a.flags() & array::c_style) != 0;
-    // NumPy 2 forms str(dtype) in Python (~8 us a call): the numeric names are built here.
-    value.dname = imkern_py::numeric_dtype_name(value.knd, value.item, value.native);
-    if (value.dname.empty()) value.dname = std::string(str(dt));
+    // NumPy 2 forms str(dtype) in Python (~8 us a call): the numeric names are built in C++
+    // (Arr::dname, only for a message), the others read here, while the GIL is held.
+    const char k = value.knd;
+    if (k != 'b' && k != 'i' && k != 'u' && k != 'f' && k != 'c') value.other_name = std::string(str(dt));
     return true;
   }
 };
@@ -128,6 +160,14 @@ template <typename T>
 struct type_caster<imkern_py::HostVec<T>> {
   PYBIND11_TYPE_CASTER(imkern_py::HostVec<T>, const_name("numpy.ndarray"));
   bool load(handle src, bool convert) {
+    if (array_t<T, array::c_style>::check_(src)) {
+      // already a C-contiguous array of T in native byte order (the taps and tables Python
+      // builds): read in place, without ensure's conversion call
+      auto a = reinterpret_borrow<array_t<T, array::c_style>>(src);
+      value.v.assign(a.data(), a.data() + a.size());
+      value.shp.assign(a.shape(), a.shape() + a.ndim());
+      return true;
+    }
     if (!convert && !isinstance<array>(src)) return false;
     auto a = array_t<T, array::c_style | array::forcecast>::ensure(src);
     if (!a) {
@@ -215,7 +255,7 @@ inline DType dtype_of(const Arr& a, const char* name) {
     if (a.kind() == 'f' && a.itemsize() == 8) return DType::f64;
   }
   throw py::type_error(std::string(name) + ": expected uint8, uint16, float32 or float64 (native byte order), got " +
-                       a.dname);
+                       a.dname());
 }
 
 // float32 / float64 only (the nn kernels on the CPU).
@@ -223,7 +263,7 @@ inline DType float_dtype(const Arr& a, const char* name) {
   not_none(a, name);
   if (a.native && a.kind() == 'f' && a.itemsize() == 4) return DType::f32;
   if (a.native && a.kind() == 'f' && a.itemsize() == 8) return DType::f64;
-  throw py::type_error(std::string(name) + ": expected float32 or float64 (native byte order), got " + a.dname);
+  throw py::type_error(std::string(name) + ": expected float32 or float64 (native byte order), got " + a.dname());
 }
 
 inline int64_t elem_stride(const Arr& a, int axis, const char* name) {

@@ -106,7 +106,9 @@ void with_family(ColorOp op, F&& f) {
 }  // namespace
 
 IMKERN_BINDINGS(color) {
-  def(m, "color_convert", [](int code, const Arr& src, const Arr& dst, bool blend, const std::array<double, 3>& bg) {
+  // (src, dst, ...) first, as every image kernel: Python passes this binding itself as the kernel
+  // of its driver (imkern/_driver.py cpu_image_op), with no Python layer to reorder them.
+  def(m, "color_convert", [](const Arr& src, const Arr& dst, int code, bool blend, const std::array<double, 3>& bg) {
     const ColorOp op = op_of(code);
     const DType dt = dtype_of(src, "image");
     if (dtype_of(dst, "out") != dt) throw py::type_error("out: dtype differs from image");

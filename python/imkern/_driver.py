@@ -118,14 +118,31 @@ def run_op(
 
 
 _CACHE_MIN = A.output_cache_min  # (a list: imkern.set_output_cache changes its one element)
+_ALIGN_MIN = A._ALIGN_MIN  # below: a plain np.empty (A.numpy_empty)
 
 
 def new_numpy(shape, dtype: np.dtype, nbytes: int):
     """A new NumPy output of ``nbytes`` bytes: :func:`empty` for a NumPy array, one comparison
-    before :func:`A.numpy_empty` for the smaller ones (the output cache holds only large blocks)."""
-    if nbytes < _CACHE_MIN[0]:
-        return A.numpy_empty(shape, dtype, nbytes)
-    return A.empty("numpy", None, shape, dtype)
+    before :func:`A.numpy_empty` for the smaller ones (the output cache holds only large blocks),
+    np.empty itself for the small ones (what A.numpy_empty gives them, a call sooner)."""
+    if nbytes >= _CACHE_MIN[0]:
+        return A.empty("numpy", None, shape, dtype)
+    if nbytes < _ALIGN_MIN:
+        return np.empty(shape, dtype)
+    return A.numpy_empty(shape, dtype, nbytes)
+
+
+def cpu_tensor_out(x, out, dtypes):
+    """The common case of :func:`run_op` for one input, or None: when ``x`` is a NumPy array of
+    a dtype in ``dtypes`` (a set: a non-native byte order is no member) and ``out`` is None,
+    (x or its C-contiguous copy, a new output of its shape and dtype), as run_op would pass
+    them to its CPU call (which the op then makes, unless the output is empty). Anything else
+    returns None and the op takes its checks and run_op: one call instead of run_op's closures
+    and list, where a small tensor's call is mostly Python."""
+    if out is not None or type(x) is not np.ndarray or x.dtype not in dtypes:
+        return None
+    y = new_numpy(x.shape, x.dtype, x.nbytes)
+    return (x if x.flags.c_contiguous else np.ascontiguousarray(x)), y
 
 
 def cpu_image_op(image, out, kernel, args=(), out_shape=None, out_dtype=None):
@@ -138,16 +155,25 @@ def cpu_image_op(image, out, kernel, args=(), out_shape=None, out_dtype=None):
     :func:`run_image_op`. A small image's call is mostly Python: this one skips the per-call
     closures and the generic checks (an op calls it with its validated arguments).
     """
-    if out is not None or type(image) is not np.ndarray or image.dtype not in _IMAGE_DTYPES or not 2 <= image.ndim <= 4:
+    if out is not None or type(image) is not np.ndarray:
         return None
-    dt = image.dtype if out_dtype is None else out_dtype
+    dt = image.dtype
+    if dt not in _IMAGE_DTYPES or not 2 <= image.ndim <= 4:
+        return None
     if out_shape is None:
         out_shape = image.shape
-        nbytes = image.size * dt.itemsize
+        nbytes = image.nbytes if out_dtype is None else image.size * out_dtype.itemsize
     else:
-        nbytes = math.prod(out_shape) * dt.itemsize
-    # (new_numpy, inline: this runs on every call)
-    dst = A.numpy_empty(out_shape, dt, nbytes) if nbytes < _CACHE_MIN[0] else A.empty("numpy", None, out_shape, dt)
+        nbytes = math.prod(out_shape) * (dt if out_dtype is None else out_dtype).itemsize
+    if out_dtype is not None:
+        dt = out_dtype
+    # (new_numpy and A.numpy_empty, inline: this runs on every call; a small output is np.empty)
+    if nbytes >= _CACHE_MIN[0]:
+        dst = A.empty("numpy", None, out_shape, dt)
+    elif nbytes < _ALIGN_MIN:
+        dst = np.empty(out_shape, dt)
+    else:
+        dst = A.numpy_empty(out_shape, dt, nbytes)
     if nbytes and image.size:
         kernel(
             image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image), dst, *args

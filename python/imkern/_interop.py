@@ -218,16 +218,17 @@ def accepts_foreign(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        # a type known not foreign (False) is passed over in one test; is_foreign answers the
+        # others (True for a known foreign type) and records the new ones
         for v in args:
-            f = known.get(type(v))
-            if f or (f is None and is_foreign(v)):
+            if known.get(type(v)) is not False and is_foreign(v):
                 return call(fn, args, kwargs)
         if kwargs:
             for v in kwargs.values():
-                f = known.get(type(v))
-                if f or (f is None and is_foreign(v)):
+                if known.get(type(v)) is not False and is_foreign(v):
                     return call(fn, args, kwargs)
-        return fn(*args, **kwargs)
+            return fn(*args, **kwargs)
+        return fn(*args)
 
     wrapper._imkern_interop = True  # type: ignore[attr-defined]
     return wrapper

@@ -53,8 +53,24 @@ _NO_BACKGROUND = (0.0, 0.0, 0.0)
 _SWAP_RB = _OPS["swap_rb"]
 
 
-def _color_cpu(src, dst, code, blend, bg):
-    _core.color_convert(code, src, dst, blend, bg)
+_color_cpu = _core.color_convert  # the CPU kernel: (src, dst, code, blend, bg)
+
+
+def _fast(image, out, code, dtypes, channels, gray=False):
+    """A conversion's common case in one step, or None: a new output for a NumPy image of an
+    accepted dtype (``dtypes``, a set: a non-native byte order is no member) with 3 or 4 axes
+    and C in ``channels`` (what :func:`_check` accepts), by cpu_image_op. ``gray``: the
+    result drops the channel axis of a single image and keeps it as 1 for a batch. Anything
+    else, errors included, takes the op's checks. A small image's call is mostly Python: this
+    is one layer where the checked path has three."""
+    if out is None and type(image) is np.ndarray and image.dtype in dtypes:
+        nd = image.ndim
+        if (nd == 3 or nd == 4) and image.shape[-1] in channels:
+            shape = None
+            if gray:
+                shape = image.shape[:-1] if nd == 3 else image.shape[:-1] + (1,)
+            return cpu_image_op(image, None, _color_cpu, (code, False, _NO_BACKGROUND), shape)
+    return None
 
 
 def _convert(op, image, out, out_shape, *, blend=False, bg=_NO_BACKGROUND):
@@ -66,7 +82,7 @@ def _convert(op, image, out, out_shape, *, blend=False, bg=_NO_BACKGROUND):
         return r
 
     def cpu(src, dst):
-        _core.color_convert(code, src, dst, blend, bg)
+        _core.color_convert(src, dst, code, blend, bg)
 
     def cuda(dtc, src, dst, stream):
         _core.cuda_color_convert(
@@ -77,6 +93,7 @@ def _convert(op, image, out, out_shape, *, blend=False, bg=_NO_BACKGROUND):
 
 
 _IMAGE_DTYPE_SET = _DTYPE_SETS[id(A.IMAGE_DTYPES_CPU)]
+_HSV_DTYPE_SET = _DTYPE_SETS[id(_HSV_DTYPES)]
 
 
 def _check(image, channels, op, dtypes=A.IMAGE_DTYPES_CPU, allow_2d=False):
@@ -99,6 +116,9 @@ def _check(image, channels, op, dtypes=A.IMAGE_DTYPES_CPU, allow_2d=False):
 
 
 def _to_gray(op, image, out):
+    r = _fast(image, out, _OPS[op], _IMAGE_DTYPE_SET, (3, 4), True)
+    if r is not None:
+        return r
     _check(image, (3, 4), op)
     shape = image.shape[:-1] if image.ndim == 3 else image.shape[:-1] + (1,)
     r = cpu_image_op(image, out, _color_cpu, (_OPS[op], False, _NO_BACKGROUND), shape)
@@ -172,6 +192,9 @@ def rgb_to_bgr(image, *, out=None):
         >>> imkern.color.rgb_to_bgr(np.array([[[1, 2, 3, 4]]], np.uint8)).tolist()
         [[[3, 2, 1, 4]]]
     """
+    r = _fast(image, out, _SWAP_RB, _IMAGE_DTYPE_SET, (3, 4))
+    if r is not None:
+        return r
     _check(image, (3, 4), "rgb_to_bgr")
     r = cpu_image_op(image, out, _color_cpu, (_SWAP_RB, False, _NO_BACKGROUND))
     if r is not None:
@@ -191,6 +214,9 @@ def bgr_to_rgb(image, *, out=None):
         >>> imkern.color.bgr_to_rgb(np.array([[[1.0, 0.5, 0.0]]])).tolist()
         [[[0.0, 0.5, 1.0]]]
     """
+    r = _fast(image, out, _SWAP_RB, _IMAGE_DTYPE_SET, (3, 4))
+    if r is not None:
+        return r
     _check(image, (3, 4), "bgr_to_rgb")
     r = cpu_image_op(image, out, _color_cpu, (_SWAP_RB, False, _NO_BACKGROUND))
     if r is not None:
@@ -253,6 +279,9 @@ def rgb_to_hsv(image, *, out=None):
         >>> imkern.color.rgb_to_hsv(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 128]]], np.uint8)).tolist()
         [[[0, 255, 255], [60, 255, 255], [120, 255, 128]]]
     """
+    r = _fast(image, out, _OPS["rgb_to_hsv"], _HSV_DTYPE_SET, (3,))
+    if r is not None:
+        return r
     _check(image, (3,), "rgb_to_hsv", dtypes=_HSV_DTYPES)
     return _convert("rgb_to_hsv", image, out, tuple(image.shape))
 
@@ -269,6 +298,9 @@ def hsv_to_rgb(image, *, out=None):
         >>> imkern.color.hsv_to_rgb(np.array([[[60, 255, 255], [0, 0, 77]]], np.uint8)).tolist()
         [[[0, 255, 0], [77, 77, 77]]]
     """
+    r = _fast(image, out, _OPS["hsv_to_rgb"], _HSV_DTYPE_SET, (3,))
+    if r is not None:
+        return r
     _check(image, (3,), "hsv_to_rgb", dtypes=_HSV_DTYPES)
     return _convert("hsv_to_rgb", image, out, tuple(image.shape))
 
@@ -285,6 +317,9 @@ def rgb_to_ycbcr(image, *, out=None):
         >>> imkern.color.rgb_to_ycbcr(np.array([[[255, 255, 255], [255, 0, 0]]], np.uint8)).tolist()
         [[[255, 128, 128], [76, 85, 255]]]
     """
+    r = _fast(image, out, _OPS["rgb_to_ycbcr"], _IMAGE_DTYPE_SET, (3,))
+    if r is not None:
+        return r
     _check(image, (3,), "rgb_to_ycbcr")
     return _convert("rgb_to_ycbcr", image, out, tuple(image.shape))
 
@@ -303,6 +338,9 @@ def ycbcr_to_rgb(image, *, out=None):
         >>> imkern.color.ycbcr_to_rgb(np.array([[[76, 85, 255]]], np.uint8)).tolist()
         [[[254, 0, 0]]]
     """
+    r = _fast(image, out, _OPS["ycbcr_to_rgb"], _IMAGE_DTYPE_SET, (3,))
+    if r is not None:
+        return r
     _check(image, (3,), "ycbcr_to_rgb")
     return _convert("ycbcr_to_rgb", image, out, tuple(image.shape))
 
@@ -326,6 +364,9 @@ def rgb_to_lab(image, *, out=None):
         >>> imkern.color.rgb_to_lab(np.array([[[255, 255, 255], [255, 0, 0]]], np.uint8)).tolist()
         [[[255, 128, 128], [136, 208, 195]]]
     """
+    r = _fast(image, out, _OPS["rgb_to_lab"], _HSV_DTYPE_SET, (3,))
+    if r is not None:
+        return r
     _check(image, (3,), "rgb_to_lab", dtypes=_HSV_DTYPES)
     return _convert("rgb_to_lab", image, out, tuple(image.shape))
 
@@ -345,5 +386,8 @@ def lab_to_rgb(image, *, out=None):
         >>> imkern.color.lab_to_rgb(np.array([[[255, 128, 128], [136, 208, 195]]], np.uint8)).tolist()
         [[[255, 255, 255], [255, 2, 1]]]
     """
+    r = _fast(image, out, _OPS["lab_to_rgb"], _HSV_DTYPE_SET, (3,))
+    if r is not None:
+        return r
     _check(image, (3,), "lab_to_rgb", dtypes=_HSV_DTYPES)
     return _convert("lab_to_rgb", image, out, tuple(image.shape))

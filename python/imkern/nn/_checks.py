@@ -35,12 +35,12 @@ class _CudaFloats(tuple):
 FLOAT_CUDA = _CudaFloats((np.dtype(np.float32), np.dtype(np.float16)))
 
 
-_FLOAT_CPU_SET = frozenset(FLOAT_CPU)  # a non-native byte order is not a member
+FLOAT_CPU_SET = frozenset(FLOAT_CPU)  # a non-native byte order is not a member
 
 
 def check_float(x: Any, name: str, ndim: Optional[Sequence[int]] = None, min_ndim: int = 0) -> Tuple[str, np.dtype]:
     """Kind ('numpy' / 'cupy') and dtype of a floating-point tensor argument."""
-    if type(x) is np.ndarray and x.dtype in _FLOAT_CPU_SET and ndim is None and x.ndim >= min_ndim:
+    if type(x) is np.ndarray and x.dtype in FLOAT_CPU_SET and ndim is None and x.ndim >= min_ndim:
         return "numpy", x.dtype  # the common case in one test (same result)
     kind = A.array_kind(x, name)
     dt = A.check_dtype(x, name, kind, FLOAT_CPU, FLOAT_CUDA)

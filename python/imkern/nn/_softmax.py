@@ -5,6 +5,10 @@ float32/float64 on the CPU (NumPy), float32/float16/bfloat16 on CUDA (CuPy).
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from .. import _arrays as A
 from .. import _core
 from .. import _driver as D
@@ -23,6 +27,16 @@ def _axis(axis, ndim) -> int:
 
 
 def _softmax(x, axis, log, out):
+    if type(axis) is int and type(x) is np.ndarray:
+        nd = x.ndim
+        fast = D.cpu_tensor_out(x, out, K.FLOAT_CPU_SET) if -nd <= axis < nd else None
+        if fast is not None:  # (run_op's common case in one step; nd >= 1 here)
+            xc, y = fast
+            if y.size:
+                ax = axis % nd
+                shape = x.shape
+                _core.softmax(xc, y, math.prod(shape[:ax]), shape[ax], math.prod(shape[ax + 1 :]), log)
+            return y
     kind, dt = K.check_float(x, "x", min_ndim=1)
     ax = _axis(axis, x.ndim)
     outer, length, inner = K.prod(x.shape[:ax]), int(x.shape[ax]), K.prod(x.shape[ax + 1 :])

@@ -71,8 +71,10 @@ def crop(image, top, left, height, width, *, out=None):
     """
     kind, xp, o = _image(image)
     H, W = image.shape[o], image.shape[o + 1]
-    top, left = A.as_int(top, "top"), A.as_int(left, "left")
-    height, width = A.as_int(height, "height"), A.as_int(width, "width")
+    if not (type(top) is int and type(left) is int and type(height) is int and type(width) is int):
+        # (plain ints, the common case, are what as_int returns them as: one test for the four)
+        top, left = A.as_int(top, "top"), A.as_int(left, "left")
+        height, width = A.as_int(height, "height"), A.as_int(width, "width")
     if height < 1 or width < 1:
         raise ValueError(f"height, width: expected positive sizes, got {(height, width)}")
     if top < 0 or left < 0 or top + height > H or left + width > W:
