@@ -8,7 +8,7 @@
 #include <cstring>
 #include <new>
 #include <vector>
-#if defined(__SSE4_1__)
+#if defined(__SSE2__)
 #include <immintrin.h>
 #endif
 
@@ -34,6 +34,27 @@ constexpr int kBytes = 64;
 constexpr int kBytes = 32;
 #else
 constexpr int kBytes = 16;
+#endif
+
+// The integer register of the kernels written in intrinsics (vec_t below is the vector-extension
+// one), kBytes wide: __m512i with AVX-512, __m256i with AVX2, __m128i below; its int32 lanes
+// are Vec<int32_t>::lanes. The 512-bit integer paths key on AVX-512 F (dword ops) or BW (byte
+// and word ops) as their instructions need, so this one alias serves both only while F comes
+// with BW: it does in the AVX-512 build (x86-64-v4: F, BW, CD, DQ, VL), and an F-only build
+// (Knights Landing) is refused here instead of BW-keyed 256-bit paths meeting a 512-bit alias
+// (transform/basic.cpp's F-keyed byte shuffles need BW as well).
+#if defined(__AVX512F__) && !defined(__AVX512BW__)
+#error "the AVX-512 kernels need AVX-512 BW with F (x86-64-v4)"
+#endif
+#if defined(__AVX512F__)
+using ivec = __m512i;
+#elif defined(__AVX2__)
+using ivec = __m256i;
+#elif defined(__SSE2__)
+using ivec = __m128i;
+#endif
+#if defined(__SSE2__)
+static_assert(sizeof(ivec) == kBytes, "the integer register is kBytes wide");
 #endif
 
 template <typename T>

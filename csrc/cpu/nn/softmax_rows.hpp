@@ -132,9 +132,9 @@ inline void exp_diff(const double* x, const double* m, double* e, int64_t n) {
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #define IMKERN_SOFTMAX_TEXP 1
 namespace texp {
+using I = simd::ivec;
 #if defined(__AVX512F__)
 using V = __m512;
-using I = __m512i;
 constexpr int L = 16, kTexpBits = 4;
 alignas(64) constexpr int32_t kTab[16] = {
     0x3f800000, 0x3f7daac3, 0x3f7b95c2, 0x3f79c3d3, 0x3f7837f0, 0x3f76f532, 0x3f75fed7, 0x3f75583f,
@@ -183,7 +183,6 @@ IMKERN_ALWAYS_INLINE inline V poly(V r) {
 }
 #else
 using V = __m256;
-using I = __m256i;
 constexpr int L = 8, kTexpBits = 3;
 alignas(32) constexpr int32_t kTab[8] = {0x3f800000, 0x3f7b95c2, 0x3f7837f0, 0x3f75fed7,
                                          0x3f7504f3, 0x3f75672a, 0x3f7744fd, 0x3f7ac0c7};

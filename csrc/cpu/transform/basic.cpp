@@ -158,9 +158,9 @@ IMKERN_ALWAYS_INLINE inline int64_t flip_row_wide(const uint8_t* s, uint8_t* d, 
     return 0;
   } else {
     constexpr int K = E == 3 ? 16 : WideRev<P>::K;
-#if defined(__AVX512F__)
-    using V = __m512i;
+    using V = simd::ivec;
     V perm;
+#if defined(__AVX512F__)
     if constexpr (E == 1) {
       perm = _mm512_broadcast_i32x4(_mm_setr_epi8(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
     } else if constexpr (E == 3) {
@@ -189,8 +189,6 @@ IMKERN_ALWAYS_INLINE inline int64_t flip_row_wide(const uint8_t* s, uint8_t* d, 
       _mm512_storeu_si512(d + x * P, r);
     }
 #else
-    using V = __m256i;
-    V perm;
     if constexpr (E == 1) {
       static constexpr ReverseMask<P> rm{};
       perm = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(rm.m)));
@@ -332,8 +330,8 @@ struct AlignedRev {
   }
 };
 
+using VA = simd::ivec;
 #if defined(__AVX512F__)
-using VA = __m512i;
 IMKERN_ALWAYS_INLINE inline VA al_load(const uint8_t* p) { return _mm512_loadu_si512(p); }
 template <int P>
 IMKERN_ALWAYS_INLINE inline VA al_rev1(VA v, VA idx) {
@@ -362,7 +360,6 @@ IMKERN_ALWAYS_INLINE inline void al_store(uint8_t* p, VA v) {
   else _mm512_store_si512(p, v);
 }
 #else
-using VA = __m256i;
 IMKERN_ALWAYS_INLINE inline VA al_load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const VA*>(p)); }
 template <int P>
 IMKERN_ALWAYS_INLINE inline VA al_rev1(VA v, VA idx) {

@@ -363,12 +363,11 @@ inline float src_at(const S* v, int64_t i) {
 // NW vectors of a source row as float, and one permute of them by a vector of indices < NW L.
 template <int NW>
 struct PermWin {
+  using VI = simd::ivec;
 #if defined(__AVX512F__)
   using VF = __m512;
-  using VI = __m512i;
 #else
   using VF = __m256;
-  using VI = __m256i;
 #endif
   VF v[NW];
   template <typename S>
@@ -730,13 +729,7 @@ inline void hrow(const T* src, const int64_t* start, const A* w, int kx, int64_t
 // the general path runs.
 #if defined(__SSSE3__)
 struct U8Hpass {
-#if defined(__AVX512BW__)
-  static constexpr int G = 4;  // 128-bit groups per vector
-#elif defined(__AVX2__)
-  static constexpr int G = 2;
-#else
-  static constexpr int G = 1;
-#endif
+  static constexpr int G = simd::kBytes / 16;  // 128-bit groups per vector (simd::ivec)
   static constexpr int E = 4 * G;  // output elements per vector
   int pairs = 0;
   int64_t blocks = 0;
@@ -907,13 +900,7 @@ struct U8Hpass {
   }
   int64_t dper = -1;  // bytes the windows move per period, -1: not the same for every group
 
-#if defined(__AVX512BW__)
-  using VI = __m512i;
-#elif defined(__AVX2__)
-  using VI = __m256i;
-#else
-  using VI = __m128i;
-#endif
+  using VI = simd::ivec;
 
   // The E sums of block bk of one source row.
   // The tables as plain local pointers (the loops store through uint8_t pointers, which may
@@ -1420,9 +1407,9 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
   // (split rows: 2 (t / 2^(ax + ay) + half) fits int32 (split_plan), so no offset, and an
   // arithmetic shift)
   const uint32_t bias = 2u * (static_cast<uint32_t>(half) + (SPL ? 0u : 128u << rshift));
+  using VI = simd::ivec;
+  constexpr int64_t W = simd::kBytes, L = W / 4;  // bytes and int32 lanes of VI
 #if defined(__AVX512BW__)
-  using VI = __m512i;
-  constexpr int64_t L = 16, W = 64;
   auto set1 = [](uint32_t v) { return _mm512_set1_epi32(static_cast<int32_t>(v)); };
   auto ld = [](const int32_t* p) { return _mm512_loadu_si512(p); };
   auto add = [](VI x, VI y) { return _mm512_add_epi32(x, y); };
@@ -1445,8 +1432,6 @@ inline void vsum2_u8(const int32_t* const* rows, const int32_t* wa, int64_t n, i
     else _mm512_storeu_si512(o, v);
   };
 #else
-  using VI = __m256i;
-  constexpr int64_t L = 8, W = 32;
   auto set1 = [](uint32_t v) { return _mm256_set1_epi32(static_cast<int32_t>(v)); };
   auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
   auto add = [](VI x, VI y) { return _mm256_add_epi32(x, y); };

@@ -45,14 +45,8 @@ namespace IMKERN_ISA {
 namespace {
 
 #if defined(__SSSE3__)
-#if defined(__AVX512BW__)
-using DVI = __m512i;
-#elif defined(__AVX2__)
-using DVI = __m256i;
-#else
-using DVI = __m128i;
-#endif
-constexpr int kDG = static_cast<int>(sizeof(DVI) / 16);  // 128-bit lanes per vector
+using DVI = simd::ivec;
+constexpr int kDG = simd::kBytes / 16;  // 128-bit lanes per vector
 constexpr int kDE = 4 * kDG;                              // outputs per vector
 constexpr int kDMaxNV = 4;                                // vectors per super-block, at most
 

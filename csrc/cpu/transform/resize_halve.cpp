@@ -199,8 +199,8 @@ template <>
 struct HalveOps<uint16_t> {
   using S = int32_t;
   static uint16_t fin(int32_t s) { return static_cast<uint16_t>((s + 1 + ((s >> 2) & 1)) >> 2); }
+  using V = simd::ivec;
 #if defined(__AVX512F__)
-  using V = __m512i;
   static V wide(const uint16_t* p) {
     return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
@@ -214,7 +214,6 @@ struct HalveOps<uint16_t> {
     else _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
   }
 #elif defined(__AVX2__)
-  using V = __m256i;
   static V wide(const uint16_t* p) { return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static V add(V a, V b) { return _mm256_add_epi32(a, b); }
   template <bool Stream>
@@ -232,8 +231,8 @@ template <>
 struct HalveOps<uint8_t> {
   using S = int32_t;
   static uint8_t fin(int32_t s) { return static_cast<uint8_t>((s + 2) >> 2); }
+  using V = simd::ivec;
 #if defined(__AVX512F__)
-  using V = __m512i;
   static V wide(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
   static V add(V a, V b) { return _mm512_add_epi32(a, b); }
   template <bool Stream>
@@ -243,7 +242,6 @@ struct HalveOps<uint8_t> {
     else _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v);
   }
 #elif defined(__AVX2__)
-  using V = __m256i;
   static V wide(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
   static V add(V a, V b) { return _mm256_add_epi32(a, b); }
   template <bool Stream>
@@ -258,8 +256,8 @@ struct HalveOps<uint8_t> {
 };
 
 // The lane permutes of HalvePlan, for float and int32 lanes alike (moves only: the same bits).
+using HalveIdx = simd::ivec;
 #if defined(__AVX512F__)
-using HalveIdx = __m512i;
 inline HalveIdx load_idx(const int32_t* p) { return _mm512_load_si512(p); }
 // kind 1: lanes of the window (a, b) of 2L sums
 inline __m512 perm_win(__m512 a, HalveIdx i, __m512 b) { return _mm512_permutex2var_ps(a, i, b); }
@@ -278,7 +276,6 @@ inline V perm3(V x, V y, V z, HalveIdx i, __mmask16 m) {
   else return _mm512_mask_permutexvar_epi32(perm_win(x, i, y), m, i, z);
 }
 #elif defined(__AVX2__)
-using HalveIdx = __m256i;
 inline HalveIdx load_idx(const int32_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
 // kind 1: bit 3 of the index picks the second vector
 inline __m256 perm_win(__m256 a, HalveIdx i, __m256 b) {

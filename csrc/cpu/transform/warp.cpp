@@ -445,10 +445,10 @@ inline __m128i warp_win_ctl() {
   return _mm_load_si128(reinterpret_cast<const __m128i*>(c));
 }
 
+constexpr int64_t kWarpLanes = simd::Vec<float>::lanes;
+using WVeci = simd::ivec;
 #if defined(__AVX512F__)
-constexpr int64_t kWarpLanes = 16;
 using WVec = __m512;
-using WVeci = __m512i;
 inline WVec wv_load(const float* p) { return _mm512_loadu_ps(p); }
 inline WVec wv_zero() { return _mm512_setzero_ps(); }
 inline void wv_store(float* p, WVec v) { _mm512_storeu_ps(p, v); }
@@ -466,9 +466,7 @@ inline unsigned wv_finite(WVec v) {
 }
 constexpr unsigned kAllLanes = 0xFFFF;
 #else
-constexpr int64_t kWarpLanes = 8;
 using WVec = __m256;
-using WVeci = __m256i;
 inline WVec wv_load(const float* p) { return _mm256_loadu_ps(p); }
 inline WVec wv_zero() { return _mm256_setzero_ps(); }
 inline void wv_store(float* p, WVec v) { _mm256_storeu_ps(p, v); }
