@@ -165,15 +165,7 @@ def cpu_image_op(image, out, kernel, args=(), out_shape=None, out_dtype=None):
         nbytes = image.nbytes if out_dtype is None else image.size * out_dtype.itemsize
     else:
         nbytes = math.prod(out_shape) * (dt if out_dtype is None else out_dtype).itemsize
-    if out_dtype is not None:
-        dt = out_dtype
-    # (new_numpy and A.numpy_empty, inline: this runs on every call; a small output is np.empty)
-    if nbytes >= _CACHE_MIN[0]:
-        dst = A.empty("numpy", None, out_shape, dt)
-    elif nbytes < _ALIGN_MIN:
-        dst = np.empty(out_shape, dt)
-    else:
-        dst = A.numpy_empty(out_shape, dt, nbytes)
+    dst = new_numpy(out_shape, dt if out_dtype is None else out_dtype, nbytes)
     if nbytes and image.size:
         kernel(
             image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image), dst, *args

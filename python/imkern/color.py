@@ -121,9 +121,6 @@ def _to_gray(op, image, out):
         return r
     _check(image, (3, 4), op)
     shape = image.shape[:-1] if image.ndim == 3 else image.shape[:-1] + (1,)
-    r = cpu_image_op(image, out, _color_cpu, (_OPS[op], False, _NO_BACKGROUND), shape)
-    if r is not None:
-        return r
     return _convert(op, image, out, shape)
 
 
@@ -196,9 +193,6 @@ def rgb_to_bgr(image, *, out=None):
     if r is not None:
         return r
     _check(image, (3, 4), "rgb_to_bgr")
-    r = cpu_image_op(image, out, _color_cpu, (_SWAP_RB, False, _NO_BACKGROUND))
-    if r is not None:
-        return r
     return _convert("swap_rb", image, out, tuple(image.shape))
 
 
@@ -218,9 +212,6 @@ def bgr_to_rgb(image, *, out=None):
     if r is not None:
         return r
     _check(image, (3, 4), "bgr_to_rgb")
-    r = cpu_image_op(image, out, _color_cpu, (_SWAP_RB, False, _NO_BACKGROUND))
-    if r is not None:
-        return r
     return _convert("swap_rb", image, out, tuple(image.shape))
 
 
