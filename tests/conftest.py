@@ -105,6 +105,18 @@ def to_numpy(x):
     return np.asarray(x)
 
 
+def image_views(x):
+    """(name, view) pairs of an image for the layout tests: reversed rows and columns, a strided
+    view, a Fortran-order copy and, for (H, W, C) images, a channel slice and reversed channels."""
+    yield "reversed rows", x[::-1]
+    yield "reversed cols", x[:, ::-1]
+    yield "strided", x[::2, ::3]
+    yield "fortran", np.asfortranarray(x)
+    if x.ndim == 3:
+        yield "channel slice", x[..., 1:]
+        yield "reversed channels", x[..., ::-1]
+
+
 # ---- ISA levels and threads ------------------------------------------------------------------
 ISA_LEVELS = imkern.info()["cpu_isa_available"]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import imkern
-from conftest import assert_close, random_array, to_numpy
+from conftest import assert_close, image_views, random_array, to_numpy
 from imkern import filters as F
 from imkern.reference import filters as R
 
@@ -100,22 +100,12 @@ def test_convolve_even_and_odd(rng, kshape):
 
 
 # ---- layouts, views, out= -----------------------------------------------------------------------
-def _views(x):
-    yield "reversed rows", x[::-1]
-    yield "reversed cols", x[:, ::-1]
-    yield "strided", x[::2, ::3]
-    yield "fortran", np.asfortranarray(x)
-    if x.ndim == 3:
-        yield "channel slice", x[..., 1:]
-        yield "reversed channels", x[..., ::-1]
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_and_negative_views(rng, dtype):
     base = random_array(rng, (21, 26, 3), dtype)
     k = np.abs(rng.standard_normal((3, 4)))
     k /= k.sum()
-    for name, v in _views(base):
+    for name, v in image_views(base):
         before = v.copy()
         expect = R.correlate(np.ascontiguousarray(v), k)
         assert_close(F.correlate(v, k), expect, dtype, scale=_scale(v, k), err_msg=name)

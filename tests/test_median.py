@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import imkern
-from conftest import random_array, to_numpy
+from conftest import image_views, random_array, to_numpy
 from imkern import filters as F
 from imkern.reference import filters as R
 
@@ -129,19 +129,10 @@ def test_matches_scipy(xp, rng, dtype, border):
 
 
 # ---- layouts, views, out= -----------------------------------------------------------------------
-def _views(x):
-    yield "reversed rows", x[::-1]
-    yield "reversed cols", x[:, ::-1]
-    yield "strided", x[::2, ::3]
-    yield "fortran", np.asfortranarray(x)
-    yield "channel slice", x[..., 1:]
-    yield "reversed channels", x[..., ::-1]
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_and_negative_views(rng, dtype):
     base = random_array(rng, (31, 36, 3), dtype)
-    for name, v in _views(base):
+    for name, v in image_views(base):
         before = v.copy()
         for k in (3, 9):
             np.testing.assert_array_equal(F.median(v, k), R.median(np.ascontiguousarray(v), k), err_msg=name)
@@ -283,7 +274,7 @@ def _views_batches_threads(rng, dtype, size, exact):
     """Views, a batch of images of 13 rows (row groups / pairs split at image ends: no pair
     crosses an image) and a tall image of several row chunks, bit for bit."""
     base = _special(rng, random_array(rng, (61, 83, 3), dtype))
-    for name, v in _views(base):
+    for name, v in image_views(base):
         _assert_bits(F.median(v, size, border="reflect101"), exact(np.ascontiguousarray(v), "reflect101", 0.0), name)
     batch = _special(rng, random_array(rng, (3, 13, 70, 2), dtype))
     _assert_bits(F.median(batch, size, border="wrap"), exact(batch, "wrap", 0.0), "batch")

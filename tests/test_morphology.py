@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import imkern
-from conftest import random_array, to_numpy
+from conftest import image_views, random_array, to_numpy
 from imkern import filters as F
 from imkern.reference import filters as R
 
@@ -159,19 +159,10 @@ def test_photographs_match_opencv(xp, name):
 
 
 # ---- layouts, views, out= -----------------------------------------------------------------------
-def _views(x):
-    yield "reversed rows", x[::-1]
-    yield "reversed cols", x[:, ::-1]
-    yield "strided", x[::2, ::3]
-    yield "fortran", np.asfortranarray(x)
-    yield "channel slice", x[..., 1:]
-    yield "reversed channels", x[..., ::-1]
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_strided_and_negative_views(rng, dtype):
     base = random_array(rng, (31, 36, 3), dtype)
-    for name, v in _views(base):
+    for name, v in image_views(base):
         before = v.copy()
         for fp in (3, (19, 4), F.footprint("ellipse", 5)):
             f = F._morphology._as_footprint(fp)

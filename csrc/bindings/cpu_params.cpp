@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "imkern/cpu_params.hpp"
@@ -131,7 +132,26 @@ IMKERN_BINDINGS(cpu_params) {
     r.fallback = cap;
     return probe_dict(r);
   }, py::arg("l2"), py::arg("cap"));
+  // The effective L3's bounds from a cache description (l3_inclusive: True, False or None for
+  // unknown), for tests: {"nominal", "cap", "fallback"} in bytes, as detect() computes them.
+  m.def("_llc_bounds", [](int64_t l2, int64_t l3, int64_t l3_share, std::optional<bool> l3_inclusive, bool hypervisor) {
+    if (l2 < 0 || l3 <= 0 || l3_share < 0)
+      throw std::invalid_argument("_llc_bounds: need l2 >= 0, l3 > 0, l3_share >= 0");
+    const imkern::LlcBounds b =
+        imkern::llc_bounds(l2, l3, l3_share, l3_inclusive ? int(*l3_inclusive) : -1, hypervisor);
+    py::dict d;
+    d["nominal"] = b.nominal;
+    d["cap"] = b.cap;
+    d["fallback"] = b.fallback;
+    return d;
+  }, py::arg("l2"), py::arg("l3"), py::arg("l3_share"), py::arg("l3_inclusive"), py::arg("hypervisor"));
+  // The first call in a process may run the effective-L3 probe (~15-75 ms, up to its time
+  // budget): without the GIL, so other Python threads run meanwhile (the probe calls no Python).
   m.def("cpu_caches", [] {
+    {
+      py::gil_scoped_release nogil;
+      imkern::cpu_caches();
+    }
     const imkern::CpuCaches& c = imkern::cpu_caches();
     py::dict d;
     d["l1d"] = cache_dict(c.l1d);
@@ -144,6 +164,7 @@ IMKERN_BINDINGS(cpu_params) {
     const imkern::LlcReport& llc = imkern::cpu_llc_report();
     d["l3_reason"] = std::string(llc.reason);
     d["hypervisor"] = llc.hypervisor;
+    d["l3_inclusive"] = llc.l3_inclusive < 0 ? py::object(py::none()) : py::object(py::bool_(llc.l3_inclusive != 0));
     d["probe_cpu_ms"] = llc.cpu_ms;
     d["probe"] = probe_dict(llc.probe);
     d["l3_from"] = std::string(llc.from);
@@ -159,7 +180,12 @@ IMKERN_BINDINGS(cpu_params) {
   // The parameters in effect for `isa` ("" = the active one), or the model alone.
   m.def("cpu_params", [](const std::string& isa, bool model) {
     const imkern::Isa i = isa_from(isa);
-    return params_dict(model ? imkern::cpu_params_model(i) : imkern::cpu_params(i));
+    imkern::CpuParams p;
+    {
+      py::gil_scoped_release nogil;  // the model reads cpu_caches(): the first probe (see above)
+      p = model ? imkern::cpu_params_model(i) : imkern::cpu_params(i);
+    }
+    return params_dict(p);
   }, py::arg("isa") = "", py::arg("model") = false);
   m.def("cpu_params_override", [](const std::vector<int64_t>& v) {
     if (v.size() != imkern::kNumCpuParams) throw std::invalid_argument("cpu_params_override: wrong length");

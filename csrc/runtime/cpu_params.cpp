@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -118,7 +119,8 @@ bool from_sysfs(CpuCaches& c) {
 }
 
 // ---- cpuid: deterministic cache parameters (Intel leaf 4, AMD 0x8000001D) -----------------------
-bool from_cpuid(CpuCaches& c, bool fill_sizes) {
+// l3_inclusive: the L3's "inclusive of lower levels" bit (EDX bit 1 of both leaves), where listed.
+bool from_cpuid(CpuCaches& c, bool fill_sizes, int& l3_inclusive) {
 #if defined(IMKERN_HAVE_CPUID)
   unsigned a, b, cx, d;
   if (!__get_cpuid(0, &a, &b, &cx, &d)) return false;
@@ -144,6 +146,7 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
     const int ways = static_cast<int>((b >> 22) + 1), parts = static_cast<int>(((b >> 12) & 1023) + 1);
     const int line = static_cast<int>((b & 4095) + 1), sets = static_cast<int>(cx + 1);
     ci->cpuid_shared = static_cast<int>(((a >> 14) & 4095) + 1);
+    if (level == 3) l3_inclusive = static_cast<int>((d >> 1) & 1);
     if (fill_sizes || ci->bytes <= 0) {
       ci->bytes = int64_t(ways) * parts * line * sets;
       ci->ways = ways;
@@ -157,6 +160,7 @@ bool from_cpuid(CpuCaches& c, bool fill_sizes) {
 #else
   (void)c;
   (void)fill_sizes;
+  (void)l3_inclusive;
   return false;
 #endif
 }
@@ -391,6 +395,33 @@ int64_t llc_decide(const LlcProbe& r, const char** reason) {
   return floor_pow2(eff);
 }
 
+LlcBounds llc_bounds(int64_t l2, int64_t l3, int64_t l3_share, int l3_inclusive, bool hypervisor) {
+  LlcBounds b;
+  l2 = std::max<int64_t>(l2, 0);
+  // A non-inclusive L3 (Intel's server L3 since Skylake-SP, AMD's victim L3) keeps what the L2 evicts, so
+  // a footprint of L2 + share stays cached (the probe's footprints count the L2 in too); an
+  // inclusive one duplicates the L2's lines. With many sharers and few usable CPUs (a container
+  // pinned to 2 of a 128-thread socket) the share alone falls under the L2, which still holds
+  // that much; a threshold or panel sized below the L2 would stream or block data that stays in it.
+  b.nominal = l3_inclusive == 0 ? l3_share + l2 : std::max(l3_share, l2);
+  // At most half the nominal L3 and at most 32 MiB, whatever the probe reads: a footprint
+  // of the whole cache runs at cache speed only while nothing else (the neighbours of a
+  // shared L3, the process's own code and tables) is in it, so the reading above that
+  // depended on the moment (16 or 32 MiB between processes on a 2-vCPU Zen 4 VM with a
+  // 32 MiB CCD L3: the cap there is 16 MiB); 32 MiB bounds the probe's cost (and the 480 MiB
+  // socket L3 a 2-vCPU Granite Rapids VM is shown read at memory speed from 64 MiB).
+  const int64_t ceiling = l3 / 2;
+  b.cap = floor_pow2(std::min<int64_t>(ceiling, int64_t(32) << 20));
+  // The conservative bound of a probe that cannot decide: the nominal, but in a VM (where the
+  // hypervisor rewrites cpuid's and sysfs's sharing to the VM's CPUs: a 2-vCPU slice of a
+  // Granite Rapids shows the socket's 480 MiB L3 as its own) no more than the probe could have
+  // confirmed; and never under the L2 (the ceiling is over 4 L2 wherever the probe runs).
+  b.fallback = std::min(b.nominal, ceiling);
+  if (hypervisor) b.fallback = std::min(b.fallback, b.cap);
+  b.fallback = std::max(b.fallback, l2);
+  return b;
+}
+
 namespace {
 
 LlcReport g_llc;  // written once, by detect() under cpu_caches()'s once_flag
@@ -400,7 +431,8 @@ LlcReport g_llc;  // written once, by detect() under cpu_caches()'s once_flag
 // ~75 on a quiet VM that hands freed memory back to its host), Dask workers and pool workers
 // and short scripts each time; and each would read its own answer. So the first process on a
 // machine keeps its answer in a small file that the others read: under $IMKERN_CACHE_DIR, else
-// $XDG_CACHE_HOME/imkern, else ~/.cache/imkern (IMKERN_CACHE_DIR=0 / off / no / false: none).
+// $XDG_CACHE_HOME/imkern, else ~/.cache/imkern (IMKERN_CACHE_DIR=0 / off / no / false, or a
+// relative path: none).
 // The file's first lines hold (and its name hashes, but the boot id) what makes the answer
 // valid: the format and probe version, the CPU (brand string, cpuid signature, hypervisor
 // bit), the caches read, the usable CPUs, the probe's L2, cap and fallback, and the kernel's
@@ -416,7 +448,9 @@ std::string llc_cache_dir() {
     std::string low;
     for (const char* q = e; *q; ++q) low += static_cast<char>(std::tolower(static_cast<unsigned char>(*q)));
     if (low == "0" || low == "off" || low == "no" || low == "false") return "";
-    return e;
+    // A relative path (e.g. "~/x" from a .env file, unexpanded) would put a file in each
+    // process's working directory: none then, as a relative XDG_CACHE_HOME gives none.
+    return e[0] == '/' ? std::string(e) : std::string();
   }
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && x[0] == '/') return std::string(x) + "/imkern";
   if (const char* h = std::getenv("HOME"); h && h[0] == '/') return std::string(h) + "/.cache/imkern";
@@ -466,15 +500,36 @@ std::string llc_cache_file(const std::string& key) {
   return dir + name;
 }
 
-// The answer kept under `file` for `key`, or false (a miss: missing, unreadable, another key,
-// anything malformed).
-bool llc_cache_read(const std::string& file, const std::string& key, int64_t cap, int64_t& eff,
+// The answer kept under `file` for `key`, or false (a miss: missing, unreadable, not a regular
+// file, another key, anything malformed). Opened without blocking and read only when fstat
+// says a regular file: a FIFO at the name (anyone can place one in a shared directory such as
+// /tmp, the name being computable) would block open() and read() for a writer that never
+// comes, and a device could too. (Only Linux writes the file: elsewhere every read misses.)
+bool llc_cache_read(const std::string& file, const std::string& key, int64_t l2, int64_t cap, int64_t& eff,
                     const char*& reason) {
-  FILE* f = std::fopen(file.c_str(), "rb");
-  if (!f) return false;
   char buf[2048];
-  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
-  std::fclose(f);
+  size_t n = 0;
+#if defined(__linux__)
+  const int fd = open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  // a regular file of this user's only: in a shared directory (IMKERN_CACHE_DIR=/tmp) another
+  // user's file, whatever it says, is not read (the probe runs, as for any miss)
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+    close(fd);
+    return false;
+  }
+  while (n < sizeof(buf) - 1) {
+    const ssize_t got = read(fd, buf + n, sizeof(buf) - 1 - n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    n += size_t(got);
+  }
+  close(fd);
+#else
+  (void)file;
+  return false;
+#endif
   buf[n] = 0;
   if (n >= sizeof(buf) - 1 || n <= key.size() || std::memcmp(buf, key.data(), key.size()) != 0) return false;
   long long v = 0;
@@ -484,10 +539,14 @@ bool llc_cache_read(const std::string& file, const std::string& key, int64_t cap
       key.size() + size_t(used) != n)
     return false;
   if (v <= 0 || v > cap || (v & (v - 1)) != 0) return false;
-  // Only llc_decide's decisions, as the static strings that info() reports.
-  for (const char* known : {"probe: drop past the result", "probe: drop within a factor 4 of the cap",
-                            "probe: cache speed up to the cap"})
+  // Only llc_decide's decisions, as the static strings that info() reports, each with a size it
+  // can give for this L2 and cap (a power of two: detect's): a drop's at least 2 L2 snapped and
+  // under cap / 4 (the hysteresis), the others the cap.
+  static const char* const kDrop = "probe: drop past the result";
+  for (const char* known : {kDrop, "probe: drop within a factor 4 of the cap", "probe: cache speed up to the cap"})
     if (std::strcmp(why, known) == 0) {
+      const bool fits = known == kDrop ? v >= floor_pow2(2 * l2) && 4 * v < cap : v == cap;
+      if (!fits) return false;
       eff = v;
       reason = known;
       return true;
@@ -527,8 +586,8 @@ CpuCaches detect() {
   c.cpus = usable_cpus();
   if (from_sysfs(c)) {
     c.source = "sysfs";
-    from_cpuid(c, false);  // the host's sharing counts (and any level sysfs left out)
-  } else if (from_cpuid(c, true)) {
+    from_cpuid(c, false, g_llc.l3_inclusive);  // the host's sharing counts (and any level sysfs left out)
+  } else if (from_cpuid(c, true, g_llc.l3_inclusive)) {
     c.source = "cpuid";
   }
 #if defined(_SC_LEVEL1_DCACHE_SIZE)
@@ -562,23 +621,11 @@ CpuCaches detect() {
     g_llc.reason = "no L3: the L2";
     return c;
   }
-  // At most half the nominal L3 and at most 32 MiB, whatever the probe reads: a footprint
-  // of the whole cache runs at cache speed only while nothing else (the neighbours of a
-  // shared L3, the process's own code and tables) is in it, so the reading above that
-  // depended on the moment (16 or 32 MiB between processes on a 2-vCPU Zen 4 VM with a
-  // 32 MiB CCD L3: the cap there is 16 MiB); 32 MiB bounds the probe's cost (and the 480 MiB
-  // socket L3 a 2-vCPU Granite Rapids VM is shown read at memory speed from 64 MiB).
-  const int64_t ceiling = c.l3.bytes / 2;
   const int64_t l2 = c.l2.bytes;
-  const int64_t cap = floor_pow2(std::min<int64_t>(ceiling, int64_t(32) << 20));
-  // The conservative bound of a probe that cannot decide: the nominal share, but in a VM
-  // (where the hypervisor rewrites cpuid's and sysfs's sharing to the VM's CPUs: a 2-vCPU
-  // slice of a Granite Rapids shows the socket's 480 MiB L3 as its own) no more than the
-  // probe could have confirmed.
-  int64_t fallback = std::min(c.l3_share, ceiling);
-  if (g_llc.hypervisor) fallback = std::min(fallback, cap);
+  const LlcBounds bounds = llc_bounds(l2, c.l3.bytes, c.l3_share, g_llc.l3_inclusive, g_llc.hypervisor);
+  const int64_t cap = bounds.cap, fallback = bounds.fallback;
   if (l2 <= 0 || cap < 4 * l2) {  // too small an L3 to probe against the L2
-    c.l3_effective = c.l3_share;
+    c.l3_effective = bounds.nominal;
     g_llc.reason = "nominal share: L3 under 8 L2";
     return c;
   }
@@ -587,7 +634,7 @@ CpuCaches detect() {
   const std::string key = llc_cache_key(c, l2, cap, fallback);
   const std::string file = llc_cache_file(key);
   int64_t kept = 0;
-  if (!file.empty() && llc_cache_read(file, key, cap, kept, g_llc.reason)) {
+  if (!file.empty() && llc_cache_read(file, key, l2, cap, kept, g_llc.reason)) {
     g_llc.from = "cache";
     g_llc.cache_file = file;
     g_llc.probe.l2 = l2;

@@ -435,8 +435,9 @@ def info() -> dict:
     comma-separated list of these names read at import, hides them; a name that is none of
     them warns), threads, the L3 cache size the OS reports (``cpu_l3_bytes``), the detected
     caches (``cpu_caches``: size, ways,
-    line, sets and sharing per level from sysfs / cpuid, the CPUs usable, the nominal L3 share
-    and the effective L3 with how it was chosen: ``l3_reason``, ``hypervisor`` (cpuid's
+    line, sets and sharing per level from sysfs / cpuid, the CPUs usable, the nominal L3 share,
+    ``l3_inclusive`` (cpuid's bit: True, False, or None where unknown; a non-inclusive L3 adds
+    the L2 to the nominal size) and the effective L3 with how it was chosen: ``l3_reason``, ``hypervisor`` (cpuid's
     hypervisor bit: the sharing counts are the VM's), the probe's readings ``probe`` in bytes
     and bytes per second, and its cost ``probe_ms`` (wall) and ``probe_cpu_ms``, ``l3_from``:
     ``"probe"`` or ``"cache"`` and ``cache_file``: the per-machine file of the probe's answer
@@ -445,7 +446,7 @@ def info() -> dict:
     CUDA support built, and the GPUs found (an empty list is a valid answer). The first call
     measures the effective L3 (~15 ms of CPU, once per machine: later processes read the
     answer from ``llc-*.txt`` under ``$IMKERN_CACHE_DIR``, else ``$XDG_CACHE_HOME/imkern``,
-    else ``~/.cache/imkern``; ``IMKERN_CACHE_DIR=off`` disables that file, and a directory
+    else ``~/.cache/imkern``; ``IMKERN_CACHE_DIR=off`` (or a relative path) disables that file, and a directory
     that cannot be written just means every process probes). ``python -m imkern info``
     prints it.
 

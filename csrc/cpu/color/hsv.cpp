@@ -179,8 +179,9 @@ struct RgbToHsvRowU8x32 {
 // conversions, fmas and the division all go there, so the byte and word work is arranged to
 // avoid them.
 //   Bytes: the planes from 4-pixel groups (hsv_deinterleave), V, V - min, the masks V = R and
-// V = G (in that order of precedence); X by two blends, Y = R ^ G ^ B ^ V ^ X (the remaining
-// channel: {V, X, Y} = {R, G, B}), k = 4, 2 or 0 by masks (vpblendvb is 3 uops on Intel P-cores);
+// V = G (in that order of precedence); X without a blend (hsv_front: a min, an or, an and and
+// an xor), Y = R ^ G ^ B ^ V ^ X (the remaining channel: {V, X, Y} = {R, G, B}), k = 4, 2 or 0
+// by masks;
 // X + k d in words by one pmaddubsw of the byte pairs (X, d) and (1, k) (<= 1275: no
 // saturation); n + 1024 = (X + k d) - (Y - 1024) in words (Y - 1024: Y unpacked with the high
 // byte 0xFC), in [769, 2299], so that unpacking it with the high word 0x4B00 makes the float
@@ -222,6 +223,11 @@ struct RgbToHsvRowU8x32 {
 // besides. 255 / V and 30 / d by two divisions per 8 pixels, each as 2048 + q (the same
 // exactness; no V d, no 30 V / 255): 0.98x in L1, but vdivps ymm issues one per 5.2 cycles here,
 // so 8 per step hold the divider ~42 of the step's ~53 cycles (and Zen 4's is unmeasured).
+// In-process A/B, 120x1000: replacing the division by a multiply (wrong values, a bound) gave
+// 1.00x, so the divider is not what limits and rcp + a Newton step (3 operations for 1) can only
+// lose (AMD's rcpps also differs from Intel's); two steps per iteration in the plain loop (as the
+// streamed one) 1.00x; the deinterleave's loads by vbroadcasti128 + vpblendd instead of
+// vinserti128 (off port 5) 1.00-1.01x.
 struct HsvAvx2Masks {
   // out[c][src]: output chunk c (16 bytes of a half's 48) from P_0, P_1 (src 0, 1) or V (2);
   // out[1][0] takes chunk 1's bytes of both P_0 and P_1 from their blend (hsv_back)
@@ -281,9 +287,17 @@ IMKERN_ALWAYS_INLINE inline void hsv_front(const uint8_t* p, HsvFront& f) {
   const __m256i vb = _mm256_max_epu8(_mm256_max_epu8(rb, gb), bb);
   const __m256i db = _mm256_sub_epi8(vb, _mm256_min_epu8(_mm256_min_epu8(rb, gb), bb));
   const __m256i mr = _mm256_cmpeq_epi8(vb, rb), mg = _mm256_cmpeq_epi8(vb, gb);
-  // (blendv(a, b, m): m ? b : a)
-  const __m256i xb = _mm256_blendv_epi8(_mm256_blendv_epi8(rb, bb, mg), gb, mr);
-  const __m256i yb = _mm256_xor_si256(_mm256_xor_si256(_mm256_xor_si256(rb, gb), _mm256_xor_si256(bb, vb)), xb);
+  // X = V = R ? G : (V = G ? B : R) without vpblendvb (3 uops on Intel P-cores, a chain of two
+  // per X): t = min(B, R | mask(V = G)) is B where V = G (R | 0xFF), R where V is B alone (R < B)
+  // and B where V = R (R = V >= B, or 0xFF), so X = t ^ (mask(V = R) & (G ^ B)); G ^ B serves Y
+  // too. Same bits; 4 single-uop operations on any vector port for the 2 blends' 6 uops and
+  // their 6-cycle chain (Xeon Granite Rapids, AVX2, single thread: 120x1000 ~0.98x the time,
+  // 4K 0.98-1.00x). Zen 4 issues vpblendvb as one op (Agner Fog's tables), so there these are
+  // two simple operations more per 32 pixels (~1.5% of the ~130), unmeasured.
+  const __m256i gx = _mm256_xor_si256(gb, bb);
+  const __m256i tb = _mm256_min_epu8(bb, _mm256_or_si256(rb, mg));
+  const __m256i xb = _mm256_xor_si256(tb, _mm256_and_si256(mr, gx));
+  const __m256i yb = _mm256_xor_si256(_mm256_xor_si256(gx, _mm256_xor_si256(rb, vb)), xb);
   // k: 4, 2 where V = G (4 ^ 6), 0 where V = R
   const __m256i kb =
       _mm256_andnot_si256(mr, _mm256_xor_si256(_mm256_set1_epi8(4), _mm256_and_si256(mg, _mm256_set1_epi8(6))));

@@ -224,16 +224,19 @@ inline T* row_ptr(void* base, const ImageDesc& d, int64_t b, int64_t y) {
 
 // Ring row for source row sy (any integer: the border decides) of image b, columns
 // [x0 - left, x1 + right), converted and padded into dst (load_padded_segment); the row four
-// output rows ahead is prefetched. Shared by sep_filter and correlate. Always inlined: as
+// output rows ahead is prefetched (Prefetch false: not, for a caller that spreads its own
+// prefetches, as bilateral's uint8 RGB path). Shared by the row-ring filters. Always inlined: as
 // an out-of-line call the u8 Gaussian 5x5 on 4K RGB took 2.5 ms instead of 2.0.
-template <typename T, typename A>
+template <typename T, typename A, bool Prefetch = true>
 __attribute__((always_inline)) inline void load_source_segment(const void* src, const ImageDesc& s, int64_t b, int64_t sy, int64_t x0, int64_t x1,
                                 int64_t left, int64_t right, Border border, A cval, A* dst) {
   const int64_t yy = border_index(sy, s.h, border);
   load_padded_segment<T, A>(yy < 0 ? nullptr : row_ptr<T>(src, s, b, yy), dst, s.w, s.c, x0, x1, left, right, border,
                             cval);
-  const int64_t ahead = sy + 4;
-  if (ahead >= 0 && ahead < s.h) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * s.c, (x1 - x0) * s.c);
+  if constexpr (Prefetch) {
+    const int64_t ahead = sy + 4;
+    if (ahead >= 0 && ahead < s.h) prefetch_span(row_ptr<T>(src, s, b, ahead) + x0 * s.c, (x1 - x0) * s.c);
+  }
 }
 
 // Rows of output per parallel chunk: enough chunks to balance the threads, few enough that

@@ -11,6 +11,7 @@
 //                       bytes of b, the two products summed with signed saturation;
 //   madd_i32(a, b)      pmaddwd: per 32-bit lane, the signed 16-bit halves of a times those of
 //                       b, the two products summed (wrapping only for -32768 * -32768 twice);
+//   subs_u8(a, b)       psubusb: per byte, the unsigned a - b, 0 where b > a;
 //   add_lanes<E>(a, b)  a + b in lanes of the integer type E (paddw / paddd / ...).
 #pragma once
 #include <cstdint>
@@ -166,6 +167,25 @@ IMKERN_ALWAYS_INLINE inline V madd_i32(V a, V b) {
     r[i] = static_cast<int32_t>(static_cast<uint32_t>(x[2 * i] * y[2 * i]) + static_cast<uint32_t>(x[2 * i + 1] * y[2 * i + 1]));
   V v;
   std::memcpy(&v, r, sizeof(V));
+  return v;
+}
+template <typename V>
+IMKERN_ALWAYS_INLINE inline V subs_u8(V a, V b) {
+#if defined(__AVX512BW__)
+  if constexpr (sizeof(V) == 64) return reinterpret_cast<V>(_mm512_subs_epu8(reinterpret_cast<__m512i>(a), reinterpret_cast<__m512i>(b)));
+#endif
+#if defined(__AVX2__)
+  if constexpr (sizeof(V) == 32) return reinterpret_cast<V>(_mm256_subs_epu8(reinterpret_cast<__m256i>(a), reinterpret_cast<__m256i>(b)));
+#endif
+#if defined(__SSE2__)
+  if constexpr (sizeof(V) == 16) return reinterpret_cast<V>(_mm_subs_epu8(reinterpret_cast<__m128i>(a), reinterpret_cast<__m128i>(b)));
+#endif
+  uint8_t x[sizeof(V)], y[sizeof(V)];
+  std::memcpy(x, &a, sizeof(V));
+  std::memcpy(y, &b, sizeof(V));
+  for (int i = 0; i < static_cast<int>(sizeof(V)); ++i) x[i] = static_cast<uint8_t>(x[i] > y[i] ? x[i] - y[i] : 0);
+  V v;
+  std::memcpy(&v, x, sizeof(V));
   return v;
 }
 // (in unsigned lanes: wrapping, as paddw / paddd, never signed overflow)

@@ -317,6 +317,12 @@ IMKERN_ALWAYS_INLINE inline vi round_u8(vf v) {
   return i > 0 ? i : vi{};
 }
 
+// A vector of E lanes of 1 (as _mm*_set1_epi8 / epi16 build it), as a vi.
+template <typename E>
+IMKERN_ALWAYS_INLINE inline vi ones() {
+  typedef E ve __attribute__((vector_size(sizeof(vi))));
+  return reinterpret_cast<vi>(ve{} + 1);
+}
 // Vnni: the byte sum by one VNNI dot product (vpdpbusd: the 4 unsigned bytes of a lane times
 // signed 1s, added to 0) instead of the two multiply-adds, the same integer: AVX512_VNNI at
 // AVX-512, AVX-VNNI (its VEX form, not an AVX-512 instruction) at AVX2; only where the caller
@@ -325,40 +331,25 @@ IMKERN_ALWAYS_INLINE inline vi round_u8(vf v) {
 // (CMakeLists.txt checks; binutils < 2.36 lacks `{vex}`); without it bilateral_vnni() is false.
 template <bool Vnni = false>
 IMKERN_ALWAYS_INLINE inline vi packed_distance(vi a, vi b) {
-#if defined(__AVX512BW__)
-  const __m512i x = reinterpret_cast<__m512i>(a), y = reinterpret_cast<__m512i>(b);
-  const __m512i d = _mm512_or_si512(_mm512_subs_epu8(x, y), _mm512_subs_epu8(y, x));
-#if defined(IMKERN_HAVE_VNNI_ASM)
+  // |a - b| per byte (psubusb both ways); the or in 64-bit lanes, as _mm*_or_si* take it (in
+  // int32 lanes GCC scheduled the AVX2 weight loop differently)
+  typedef uint64_t vq __attribute__((vector_size(sizeof(vi))));
+  const vi d = reinterpret_cast<vi>(reinterpret_cast<vq>(simd::subs_u8(a, b)) | reinterpret_cast<vq>(simd::subs_u8(b, a)));
+#if defined(IMKERN_HAVE_VNNI_ASM) && defined(__AVX512BW__)
   if constexpr (Vnni) {
-    __m512i t = _mm512_setzero_si512();
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(t) : "v"(d), "v"(_mm512_set1_epi8(1)));
-    return reinterpret_cast<vi>(t);
+    vi t{};
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(t) : "v"(d), "v"(ones<int8_t>()));
+    return t;
   }
-#endif
-  return reinterpret_cast<vi>(_mm512_madd_epi16(_mm512_maddubs_epi16(d, _mm512_set1_epi8(1)), _mm512_set1_epi16(1)));
-#elif defined(__AVX2__)
-  const __m256i x = reinterpret_cast<__m256i>(a), y = reinterpret_cast<__m256i>(b);
-  const __m256i d = _mm256_or_si256(_mm256_subs_epu8(x, y), _mm256_subs_epu8(y, x));
-#if defined(IMKERN_HAVE_VNNI_ASM)
+#elif defined(IMKERN_HAVE_VNNI_ASM) && defined(__AVX2__)
   if constexpr (Vnni) {
-    __m256i t = _mm256_setzero_si256();
-    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(t) : "x"(d), "x"(_mm256_set1_epi8(1)));
-    return reinterpret_cast<vi>(t);
+    vi t{};
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(t) : "x"(d), "x"(ones<int8_t>()));
+    return t;
   }
 #endif
-  return reinterpret_cast<vi>(_mm256_madd_epi16(_mm256_maddubs_epi16(d, _mm256_set1_epi8(1)), _mm256_set1_epi16(1)));
-#elif defined(__SSSE3__)
-  const __m128i x = reinterpret_cast<__m128i>(a), y = reinterpret_cast<__m128i>(b);
-  const __m128i d = _mm_or_si128(_mm_subs_epu8(x, y), _mm_subs_epu8(y, x));
-  return reinterpret_cast<vi>(_mm_madd_epi16(_mm_maddubs_epi16(d, _mm_set1_epi8(1)), _mm_set1_epi16(1)));
-#else
-  vi t{};
-  for (int sh = 0; sh < 24; sh += 8) {
-    const vi p = (a >> sh) & 0xff, q = (b >> sh) & 0xff;
-    t += p > q ? p - q : q - p;
-  }
-  return t;
-#endif
+  // the 4 bytes of a lane summed: byte pairs to 16 bits (times 1), then 16-bit pairs to 32
+  return simd::madd_i32(simd::maddubs_i16(d, ones<int8_t>()), ones<int16_t>());
 }
 
 // F rows of pair weights that share the centers a: o[u][x] = exp2(t^2 * gc2 + s[u]) for x in
@@ -836,9 +827,7 @@ void bilateral_typed(const void* src, const ImageDesc& s, void* dst, const Image
               // lanes, the planes made from them (see spread_rgb).
               // (no burst prefetch of row sy + 4 here: pf spreads row y + r + 4's over the passes,
               // and a segment's first rows prefetch the 3 rows before it once)
-              const int64_t yy = border_index(sy, H, border);
-              load_padded_segment<uint8_t, uint8_t>(yy < 0 ? nullptr : row_ptr<uint8_t>(src, s, b, yy), padb, W, C, x0,
-                                                    x0 + Ws, r, r, border, uint8_t{0});
+              load_source_segment<uint8_t, uint8_t, false>(src, s, b, sy, x0, x0 + Ws, r, r, border, uint8_t{0}, padb);
               if (seg_start && i == k - 1)
                 for (int64_t a = sy + 1; a < sy + 4; ++a)
                   if (a >= 0 && a < H) prefetch_span(row_ptr<uint8_t>(src, s, b, a) + x0 * C, Ws * C);

@@ -58,9 +58,9 @@ constexpr int kBias = 32640;  // ring values: h - kBias, an int16 (h in [0, 6528
 // The handful of integer operations the two passes use, for one vector width. Every one works
 // within 128-bit lanes.
 struct V {
+  using T = simd::ivec;
+  static constexpr int bytes = simd::kBytes;
 #if defined(__AVX512BW__)
-  using T = __m512i;
-  static constexpr int bytes = 64;
   static T load(const void* p) { return _mm512_loadu_si512(p); }
   static void store(void* p, T v) { _mm512_storeu_si512(p, v); }
   static void stream(void* p, T v) { _mm512_stream_si512(reinterpret_cast<__m512i*>(p), v); }
@@ -82,8 +82,6 @@ struct V {
   static T packs32(T a, T b) { return _mm512_packs_epi32(a, b); }
   static T packs16(T a, T b) { return _mm512_packs_epi16(a, b); }
 #elif defined(__AVX2__)
-  using T = __m256i;
-  static constexpr int bytes = 32;
   static T load(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static void store(void* p, T v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
   static void stream(void* p, T v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v); }
@@ -104,8 +102,6 @@ struct V {
   static T packs32(T a, T b) { return _mm256_packs_epi32(a, b); }
   static T packs16(T a, T b) { return _mm256_packs_epi16(a, b); }
 #else
-  using T = __m128i;
-  static constexpr int bytes = 16;
   static T load(const void* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
   static void store(void* p, T v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
   static void stream(void* p, T v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), v); }

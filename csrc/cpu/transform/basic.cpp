@@ -779,6 +779,19 @@ IMKERN_ALWAYS_INLINE inline void transpose_block_dw(const uint8_t* const* rows, 
 // 120). `full`: the 4 bytes past the 24 may be written (the same task rewrites them later).
 // 4-byte pixels take these blocks with AVX-512 too: 1080p float32 gray measured 1410 us
 // against 2160 for the 16 x 16 zmm blocks (Zen 4, one thread).
+// One output row of 24 bytes from two 12-byte halves (the low 12 bytes of a and of b): a
+// 16-byte store at byte 0, then b's at byte 12, as one 16-byte store where `full` (the 4 bytes
+// past the 24 may be written) or as 8 + 4 bytes.
+IMKERN_ALWAYS_INLINE inline void store_row24(uint8_t* o, __m128i a, __m128i b, bool full) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(o), a);
+  if (full) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 12), b);
+  } else {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(o + 12), b);
+    const int32_t w = _mm_extract_epi32(b, 2);
+    std::memcpy(o + 20, &w, 4);
+  }
+}
 template <int P>
 IMKERN_ALWAYS_INLINE inline void transpose_block_dw8(const uint8_t* const* rows, int64_t c, uint8_t* const* out,
                                                      bool full) {
@@ -818,15 +831,7 @@ IMKERN_ALWAYS_INLINE inline void transpose_block_dw8(const uint8_t* const* rows,
     for (int L = 0; L < 2; ++L) {
       const __m128i a = L ? _mm256_extracti128_si256(r[q], 1) : _mm256_castsi256_si128(r[q]);
       const __m128i b = L ? _mm256_extracti128_si256(r[4 + q], 1) : _mm256_castsi256_si128(r[4 + q]);
-      uint8_t* o = out[4 * L + q];
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), a);
-      if (full) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 12), b);
-      } else {
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(o + 12), b);
-        const int32_t w = _mm_extract_epi32(b, 2);
-        std::memcpy(o + 20, &w, 4);
-      }
+      store_row24(out[4 * L + q], a, b, full);
     }
   }
 }
@@ -953,16 +958,7 @@ IMKERN_ALWAYS_INLINE inline void transpose_block_qw6(const uint8_t* const* rows,
                         _mm256_permute2x128_si256(t0, t2, 0x31), _mm256_permute2x128_si256(t1, t3, 0x31)};
   for (int m = 0; m < 4; ++m) {
     const __m256i v = _mm256_shuffle_epi8(o[m], unpad);
-    uint8_t* q = out[m];
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm256_castsi256_si128(v));
-    const __m128i b = _mm256_extracti128_si256(v, 1);
-    if (full) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 12), b);
-    } else {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(q + 12), b);
-      const int32_t w = _mm_extract_epi32(b, 2);
-      std::memcpy(q + 20, &w, 4);
-    }
+    store_row24(out[m], _mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1), full);
   }
 }
 #endif

@@ -46,6 +46,7 @@
 #include <type_traits>
 
 #include "common/rows.hpp"
+#include "common/small_buffer.hpp"
 #include "imkern/dispatch.hpp"
 #include "imkern/parallel.hpp"
 #include "transform/resize.hpp"
@@ -87,23 +88,25 @@ inline bool is_halving_fixed(const ResizeTable& t, int64_t src, int32_t& w) {
 // u[base + rel[j]], rel[j] = 2 j - (c0 + j) % C + c0 (increasing in j).
 struct HalvePlan {
   static constexpr int L = kHalveL > 0 ? kHalveL : 1;
+  // (the tables in place up to kC channels: the plans are built per call, and their eight heap
+  // tables were ~40% of a small image's kernel call)
+  static constexpr size_t kC = 16;
   // kind: 0 the scalar formula; 1 one window u[base, base + 2L); 2 two windows of L, at base
   // for the lower half of the lanes and at base + h1 for the upper half
-  std::vector<int8_t> kind;
-  std::vector<int32_t> h1;
-  aligned_vector<int32_t> idx;  // [C][L]: kind 1 rel; kind 2 rel, minus h1 in the upper half
+  SmallBuffer<int8_t, kC> kind;
+  SmallBuffer<int32_t, kC> h1;
+  SmallBuffer<int32_t, kC * L> idx;  // [C][L]: kind 1 rel; kind 2 rel, minus h1 in the upper half
   // The row's last block, outputs [n - L, n) of a row of n: one window u[b, b + 2L) that ends
   // where the row does (b = 2n - C - 2L: its loads reach r[2n - 1]), end_idx its rel from b;
   // it writes again some outputs before it, with the same bits. (Instead of the scalar formula:
   // 224x224x3 uint16, single thread, AVX-512 14.7 -> 11.5 us, AVX2 21.9 -> 20.6 us.)
   bool end_ok = false;
-  aligned_vector<int32_t> end_idx;  // [L]
+  alignas(64) int32_t end_idx[L];
 
   HalvePlan(int64_t C, int64_t n) {
     if (kHalveL == 0) return;
     if (n >= L && 2 * n >= 2 * L + C) {
       end_ok = true;
-      end_idx.assign(static_cast<size_t>(L), 0);
       const int64_t b = 2 * n - C - 2 * L;
       for (int j = 0; j < L; ++j) {
         const int64_t o = n - L + j;
@@ -140,15 +143,13 @@ struct HalvePlan {
 struct HalveGrid {
   static constexpr int L = kHalveL > 0 ? kHalveL : 1;
   bool ok = false;
-  aligned_vector<int32_t> ia, ib;  // [C][L]
-  std::vector<uint16_t> ma, mb;    // lanes from G(1) / G(2) (AVX-512)
+  alignas(64) int32_t ia[L * L], ib[L * L];  // [C][L] (C <= L: in place)
+  uint16_t ma[L], mb[L];                     // lanes from G(1) / G(2) (AVX-512)
 
   explicit HalveGrid(int64_t C) {
     if (kHalveL == 0 || C < 2 || C > L) return;
-    ia.assign(static_cast<size_t>(C * L), 0);
-    ib.assign(static_cast<size_t>(C * L), 0);
-    ma.assign(static_cast<size_t>(C), 0);
-    mb.assign(static_cast<size_t>(C), 0);
+    std::fill_n(ma, C, uint16_t(0));
+    std::fill_n(mb, C, uint16_t(0));
     for (int64_t c0 = 0; c0 < C; ++c0)
       for (int j = 0; j < L; ++j) {
         const int64_t p = 2 * j - (c0 + j) % C, a = p + L, b = p + C;  // 1 <= a, b < 3L
@@ -350,10 +351,10 @@ inline void halve_row(const HalvePlan& p, const HalveGrid& g, const T* __restric
     using V = typename Op::V;
     auto v = [&](int64_t j) { return Op::add(Op::wide(r0 + j), Op::wide(r1 + j)); };
     // (the tables' pointers in registers: out may alias them for the compiler)
-    const int32_t* __restrict__ ta = g.ia.data();
-    const int32_t* __restrict__ tb = g.ib.data();
-    const uint16_t* __restrict__ tma = g.ma.data();
-    const uint16_t* __restrict__ tmb = g.mb.data();
+    const int32_t* __restrict__ ta = g.ia;
+    const int32_t* __restrict__ tb = g.ib;
+    const uint16_t* __restrict__ tma = g.ma;
+    const uint16_t* __restrict__ tmb = g.mb;
     V gm1 = e > 0 ? v(2 * e - L) : V(), g0 = v(2 * e);
     for (; 2 * e + 3 * L <= 2 * n && e + L <= e1; e += L) {
       const V g1 = v(2 * e + L), g2 = v(2 * e + 2 * L);
@@ -387,7 +388,7 @@ inline void halve_row(const HalvePlan& p, const HalveGrid& g, const T* __restric
       return Op::add(Op::add(Op::wide(r0 + j), Op::wide(r1 + j)), Op::add(Op::wide(r0 + j + C), Op::wide(r1 + j + C)));
     };
     const int64_t base = 2 * n - C - 2 * L;
-    Op::template put<false>(out + n - L, perm_win(u(base), load_idx(p.end_idx.data()), u(base + L)));
+    Op::template put<false>(out + n - L, perm_win(u(base), load_idx(p.end_idx), u(base + L)));
     e = n;
   }
 #else
@@ -498,17 +499,18 @@ template <typename T>
 struct PairPlan {
   static constexpr int W = sizeof(T) == 2 ? 16 : 32;  // outputs per block (one zmm of pairs)
   static constexpr int Win = 4 * W;                   // window elements
+  static constexpr int64_t kMaxC = 40;  // past this a residue's window no longer fits
   bool ok = false;
-  aligned_vector<uint8_t> idx;  // [C][64]
+  alignas(64) uint8_t idx[kMaxC * 64];  // [C][64]
   explicit PairPlan(int64_t C) {
-    if (C > 40) return;
-    idx.assign(static_cast<size_t>(C * 64), 0);
+    if (C > kMaxC) return;
+    std::memset(idx, 0, static_cast<size_t>(C * 64));
     for (int64_t c0 = 0; c0 < C; ++c0)
       for (int j = 0; j < W; ++j) {
         const int64_t rel = 2 * j - (c0 + j) % C + c0;
         if (rel + C >= Win) return;
         if constexpr (sizeof(T) == 2) {
-          int16_t* q = reinterpret_cast<int16_t*>(idx.data() + c0 * 64);
+          int16_t* q = reinterpret_cast<int16_t*>(idx + c0 * 64);
           q[2 * j] = static_cast<int16_t>(rel);
           q[2 * j + 1] = static_cast<int16_t>(rel + C);
         } else {
@@ -586,7 +588,7 @@ inline int64_t halve_pairs_u16(const PairPlan<uint16_t>& p, const uint16_t* __re
     auto row = [&](const uint16_t* r) {
       __m512i v;
       if constexpr (Perm)
-        v = _mm512_permutex2var_epi16(_mm512_loadu_si512(r + base), _mm512_load_si512(p.idx.data() + c * 64),
+        v = _mm512_permutex2var_epi16(_mm512_loadu_si512(r + base), _mm512_load_si512(p.idx + c * 64),
                                       _mm512_loadu_si512(r + base + 32));
       else
         v = _mm512_loadu_si512(r + base);
@@ -627,7 +629,7 @@ __attribute__((target("avx512vbmi"))) int64_t halve_pairs_u8(const PairPlan<uint
   int64_t c0 = e0 % C, e = e0;
   for (; 2 * e + 128 <= 2 * n && e + 32 <= e1; e += 32) {
     const int64_t base = 2 * e - c0;
-    const __m512i ix = _mm512_load_si512(p.idx.data() + c0 * 64);
+    const __m512i ix = _mm512_load_si512(p.idx + c0 * 64);
     const __m512i s0 = _mm512_maddubs_epi16(
         _mm512_permutex2var_epi8(_mm512_loadu_si512(r0 + base), ix, _mm512_loadu_si512(r0 + base + 64)), ones);
     const __m512i s1 = _mm512_maddubs_epi16(

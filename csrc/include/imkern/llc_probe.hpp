@@ -29,6 +29,21 @@ struct LlcProbe {
 // cannot decide.
 int64_t llc_decide(const LlcProbe& r, const char** reason);
 
+// What the cache description alone bounds the effective L3 by (pure; exposed for tests), from the
+// L2, the nominal L3, this process's nominal share of it, the L3's inclusiveness (1, 0, -1 unknown)
+// and whether a hypervisor rewrites the sharing counts:
+//   nominal: the footprint the description says stays cached: the share plus the L2 where the
+//            L3 is not inclusive (it holds what the L2 does not), the larger of the two where it
+//            is or where that is unknown; so never under the L2 (many sharers over few usable
+//            CPUs make the share alone smaller than it);
+//   cap:     the largest footprint the probe reads (half the L3, at most 32 MiB, a power of two);
+//   fallback: what a probe that cannot decide gives: the nominal, at most half the L3 and, in a
+//            VM, at most the cap; never under the L2.
+struct LlcBounds {
+  int64_t nominal = 0, cap = 0, fallback = 0;
+};
+LlcBounds llc_bounds(int64_t l2, int64_t l3, int64_t l3_share, int l3_inclusive, bool hypervisor);
+
 // Runs the probe with footprints counted in `l2` bytes up to `cap` (cap >= 4 l2 > 0): what
 // cpu_caches() runs with the machine's L2 and cap, exposed so that tests can read footprints
 // past any cache (a cache that is really small, as the probe sees it). fallback is left 0.
@@ -39,6 +54,7 @@ struct LlcReport {
   LlcProbe probe;              // the readings (n = 0: not probed)
   const char* reason = "";     // why l3_effective is what it is (llc_decide's reason, or no probe)
   bool hypervisor = false;     // cpuid leaf 1 ECX bit 31: the sharing counts are the VM's, not the host's
+  int l3_inclusive = -1;       // cpuid's L3 "inclusive of lower levels" bit: 1, 0 (victim / non-inclusive), -1 unknown
   double cpu_ms = 0;           // the probe's CPU time (its wall time, probe_ms, grows with the load)
   const char* from = "";       // "probe", "cache" (the per-machine cache file), "" (not probed)
   std::string cache_file;      // the cache file read or written ("": none, or disabled)

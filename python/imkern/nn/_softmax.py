@@ -27,19 +27,30 @@ def _axis(axis, ndim) -> int:
 
 
 def _softmax(x, axis, log, out):
+    fast = None
     if type(axis) is int and type(x) is np.ndarray:
         nd = x.ndim
-        fast = D.cpu_tensor_out(x, out, K.FLOAT_CPU_SET) if -nd <= axis < nd else None
-        if fast is not None:  # (run_op's common case in one step; nd >= 1 here)
-            xc, y = fast
-            if y.size:
-                ax = axis % nd
-                shape = x.shape
-                _core.softmax(xc, y, math.prod(shape[:ax]), shape[ax], math.prod(shape[ax + 1 :]), log)
-            return y
-    kind, dt = K.check_float(x, "x", min_ndim=1)
-    ax = _axis(axis, x.ndim)
-    outer, length, inner = K.prod(x.shape[:ax]), int(x.shape[ax]), K.prod(x.shape[ax + 1 :])
+        if -nd <= axis < nd:  # (run_op's common case in one step; nd >= 1 here)
+            fast = D.cpu_tensor_out(x, out, K.FLOAT_CPU_SET)
+    if fast is None:
+        kind, dt = K.check_float(x, "x", min_ndim=1)
+        ax = _axis(axis, x.ndim)
+    else:
+        ax = axis % nd
+    # the elements before, along and after the axis: one place for both paths, and no call or
+    # closure cell on the common one (a small tensor's call is mostly Python)
+    shape = x.shape
+    outer, length, inner = math.prod(shape[:ax]), shape[ax], math.prod(shape[ax + 1 :])
+    if fast is None:
+        return _run(kind, dt, x, out, outer, length, inner, log)
+    xc, y = fast
+    if y.size:
+        _core.softmax(xc, y, outer, length, inner, log)
+    return y
+
+
+def _run(kind, dt, x, out, outer, length, inner, log):
+    """The checked path: run_op with the CPU and CUDA kernels."""
 
     def cpu(xc, y):
         _core.softmax(xc, y, outer, length, inner, log)

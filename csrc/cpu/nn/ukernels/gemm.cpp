@@ -29,7 +29,16 @@
 // slower with the copies' stores left out, so the loads alone cost more than pack_b's pass;
 // KC = K (the C tile in registers over all of k, the A sliver then from the L3): 3-15% slower;
 // the next-sliver prefetches into the L2 only (prefetcht1 / t2) or for every 2nd-8th line
-// only: within 1.5%.
+// only: within 1.5%. The same core's register loop alone (thread CPU time against the peak
+// probe's loop in the same process): 8 x 48 with its operands in the L1 89-92% of the peak,
+// streaming A and B from the L2 84-88%; 12 x 32, 14 x 32, 6 x 64, 4 x 96 no faster (83-87%
+// from the L2); each accumulator's FMA forced into the 231 form (no accumulator copies) no
+// faster; FMAs with an embedded broadcast operand (m32{1to16}) half the rate (the broadcast
+// takes the second FMA port); software prefetch of A and B 4-32 steps ahead 1-3% slower. The
+// core clock after the GEMM loop equals the one after the peak loop (a dependent add chain:
+// 3.72-3.79 GHz after each), so the gap to the peak is not frequency. In place, the median
+// microkernel call runs at ~84% of the peak; the mean is lower (calls that follow a k-block
+// switch, the first after pack_b, and a tail of slow calls).
 // Deterministic: an element's k sum runs in KC blocks in increasing order, each block summed
 // in registers in k order, whatever the tile a thread takes. The epilogue (alpha, beta,
 // bias, ReLU) is applied in registers on the last k block.
@@ -199,6 +208,27 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
           if (q0 < k) nb = b_src(q0, std::min<int64_t>(KC, k - q0), qj0, qnc);
         }
         const int64_t nb_lines = nb.rows * nb.lpr, njr = (nc + NR - 1) / NR;
+        // The A block that this task uses next (a_all's next k block, or its first for the next
+        // task), fetched into the L2 by the microkernels of this k block's last slivers. Without
+        // it the first sliver of each k block read its A slivers from the L3: x 256x4096 W^T
+        // 4096x4096 float32 at AVX-512 on one Xeon (Granite Rapids) core, per microkernel (TSC
+        // cycles, median / mean of calls under 40000) 9780 / 11364 there against 5720 / 6045 for
+        // the others; with the prefetch 7694 / 8567, the others unchanged (5682 / 5943). Only the
+        // last `a_slivers` slivers issue it, as few as leave their microkernels' prefetch slots
+        // (one line per kPrefetchSteps k steps) room beside the B lines: issued earlier, the
+        // lines would be evicted from the L2 by the C buffer and B traffic before their use.
+        // Prefetches only: the same bits.
+        const char* an = nullptr;
+        int64_t an_lines = 0, a_slivers = 0;
+        if (a_all && per_sliver && (p0 + KC < k || t + 1 < t1)) {
+          const int64_t q0 = p0 + KC < k ? p0 + KC : 0;
+          an = reinterpret_cast<const char*>(a_all + q0 * mpad);
+          an_lines = (mpad * std::min<int64_t>(KC, k - q0) * int64_t(sizeof(T)) + 63) / 64;
+          const int64_t nir = (m + MR - 1) / MR, slots = std::max<int64_t>(1, kc / kPrefetchSteps);
+          const int64_t wl = (std::min<int64_t>(NR, nc) * ((kc * int64_t(sizeof(T)) + 63) / 64 + 1) + nir - 1) / nir;
+          const int64_t room = std::max<int64_t>(1, slots - wl);
+          a_slivers = std::min<int64_t>(njr, (an_lines + nir * room - 1) / (nir * room));
+        }
         Store<T> st{alpha, beta, p0 == 0, p0 + kc >= k, ep.relu};
         // Where the microkernels write: the buffer (column j0 at 0) before the last k block.
         T* const cwb = cw && !st.last ? cw : nullptr;
@@ -235,9 +265,15 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
             cur.row = ns.p;
             cur.stride = ldb_bytes;
             cur.lpr = ns.lpr;
+            // This sliver's share of the next A block's lines (slivers njr - a_slivers .. njr - 1).
+            const int64_t sj = jr / NR - (njr - a_slivers);
+            const int64_t a_lo = sj >= 0 ? an_lines * sj / a_slivers : 0;
+            const int64_t a_n = sj >= 0 ? an_lines * (sj + 1) / a_slivers - a_lo : 0;
+            cur.lin = an + a_lo * 64;
             const T* cb = ep.col_bias ? ep.col_bias + j0 + jr : nullptr;
             for (int64_t ir = 0, ii = 0; ir < mc; ir += MR, ++ii) {
-              cur.left = ns_lines * (ii + 1) / nir - ns_lines * ii / nir;
+              cur.wleft = ns_lines * (ii + 1) / nir - ns_lines * ii / nir;
+              cur.left = cur.wleft + a_n * (ii + 1) / nir - a_n * ii / nir;
               const int64_t mr = std::min<int64_t>(MR, mc - ir);
               const T* ap = pa_blk + ir * kc;
               T* cp = cwb ? cwb + jr * m + ir * ldw : c + (i0 + ir) * ldc + j0 + jr;
@@ -247,7 +283,7 @@ void gemm_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
               }
               const T* rb = ep.row_bias ? ep.row_bias + i0 + ir : nullptr;
               if (mr == MR && nr == NR) {
-                microkernel<T>(kc, ap, bp, cp, ldct, st, rb, cb, ns_lines ? &cur : nullptr);
+                microkernel<T>(kc, ap, bp, cp, ldct, st, rb, cb, cur.left ? &cur : nullptr);
                 continue;
               }
               while (cur.left > 0) cur.next();

@@ -350,19 +350,32 @@ inline void microkernel_off(int64_t kc, const T* __restrict a, const T* b, const
 // each), walked in order by a cursor: a microkernel given one issues `left` of them spread
 // through its k loop (a line every few k steps) instead of the caller issuing them in a burst
 // (a burst of lines from DRAM fills the miss buffers and stalls the prefetch instructions).
+// After its `wleft` B lines, a microkernel issues the rest of its `left` from a contiguous run
+// (`lin`: the packed A block of the next k block, gemm.cpp) into the L2.
 struct LineCursor {
   const char* row = nullptr;  // the current row's first line
   int64_t stride = 0, lpr = 0, col = 0;
-  int64_t left = 0;  // lines this microkernel issues
+  int64_t left = 0;   // lines this microkernel issues
+  int64_t wleft = 0;  // of which from the rows above; the others from lin
+  const char* lin = nullptr;
   inline void next() {
-    __builtin_prefetch(row + col * 64, 0, 3);
-    if (++col == lpr) {
-      col = 0;
-      row += stride;
+    if (wleft > 0) {
+      __builtin_prefetch(row + col * 64, 0, 3);
+      if (++col == lpr) {
+        col = 0;
+        row += stride;
+      }
+      --wleft;
+    } else {
+      __builtin_prefetch(lin, 0, 2);
+      lin += 64;
     }
     --left;
   }
 };
+
+// k steps per line a microkernel's cursor issues.
+constexpr int kPrefetchSteps = 4;
 
 // k steps per iteration of the microkernel's loop: 2 with 32 vector registers (AVX-512), 1 with
 // 16 (AVX2, SSE: an unrolled body spilled accumulators).
@@ -427,7 +440,7 @@ inline void microkernel(int64_t kc, const T* __restrict a, const T* __restrict b
     // A line of the future sliver every PS k steps from the start, while lines are left. The
     // cursor is walked in a local copy: through the pointer, its fields were stored back to
     // memory after every line (the compiler cannot tell that C's stores do not alias them).
-    constexpr int PS = 4;
+    constexpr int PS = kPrefetchSteps;
     LineCursor cur = *pf;
     for (; p + PS <= k1 && cur.left > 0; p += PS) {
       // Not unrolled further: with AVX2's 16 registers an unrolled body spilled accumulators.
