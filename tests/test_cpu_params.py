@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import subprocess
 import sys
 
@@ -21,12 +22,14 @@ from imkern.nn import functional as F
 from imkern.reference import filters as RF
 from imkern.reference import nn as R
 
-KEYS = ("gemm_mc", "gemm_kc", "gemm_nc", "l2_block", "wino_m", "strip_l1", "strip_l2", "stream_bytes")
+KEYS = ("gemm_mc", "gemm_kc", "gemm_nc", "l2_block", "wino_m", "strip_l1", "strip_l2", "stream_bytes", "gelu_table")
 
 # Forced parameter sets: the smallest values, odd ones (no multiple of any register tile),
 # large ones (one block for everything), with streaming forced on or off.
 PARAM_SETS = {
-    "small": dict(mc=1, kc=1, nc=1, l2_block=4096, wino_m=4096, strip_l1=1024, strip_l2=1024, stream_bytes=0),
+    "small": dict(
+        mc=1, kc=1, nc=1, l2_block=4096, wino_m=4096, strip_l1=1024, strip_l2=1024, stream_bytes=0, gelu_table=0
+    ),
     "odd": dict(
         mc=13, kc=37, nc=53, l2_block=100003, wino_m=40961, strip_l1=5000, strip_l2=70001, stream_bytes=1 << 62
     ),
@@ -39,6 +42,7 @@ PARAM_SETS = {
         strip_l1=1 << 20,
         strip_l2=1 << 26,
         stream_bytes=0,
+        gelu_table=1,
     ),
     "kc_only": dict(kc=64),
 }
@@ -118,6 +122,54 @@ def test_cpu_disable_list_spaces_case_and_unknown_names():
     assert "'avxvnni'" not in r.stderr.split("not among")[0]
     r = _child(code, {"IMKERN_CPU_DISABLE": "avx512vbmi,avxvnni"})
     assert "IMKERN_CPU_DISABLE" not in r.stderr
+
+
+def _model_table():
+    """gelu_table's default (the model's value: the overrides dropped for the read)."""
+    from imkern import _core
+
+    over = list(_core.cpu_params_overrides())
+    imkern.reset_cpu_params()
+    try:
+        return imkern.get_cpu_params()["gelu_table"]
+    finally:
+        _core.cpu_params_override(over)
+
+
+def _gelu_table_expected():
+    """gelu_table's model from /proc/cpuinfo: 0 on AMD / Hygon families 17h and 18h (Zen 1, 2)
+    and family 19h's Zen 3 models (00-0F, 20-5F), else 1 (None where the file can't tell)."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return None
+    fields = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        k, _, v = line.partition(":")
+        fields[k.strip()] = v.strip()
+    if "vendor_id" not in fields or "cpu family" not in fields or "model" not in fields:
+        return None
+    fam, model = int(fields["cpu family"]), int(fields["model"])
+    if fields["vendor_id"] not in ("AuthenticAMD", "HygonGenuine"):
+        return 1
+    return 0 if fam in (0x17, 0x18) or (fam == 0x19 and (model <= 0x0F or 0x20 <= model <= 0x5F)) else 1
+
+
+def test_gelu_table_model():
+    # The form of gelu from cpuid alone (no timing, so a machine's gelu bits never change),
+    # the same for every ISA, and overridable like the others
+    want = _gelu_table_expected()
+    if platform.machine().lower() not in ("x86_64", "amd64") or want is None:
+        pytest.skip("an x86-64 Linux machine")
+    for isa in imkern.info()["cpu_isa_available"]:
+        assert imkern.get_cpu_params(isa)["gelu_table"] == want
+    try:
+        assert imkern.set_cpu_params(gelu_table=1 - want)["gelu_table"] == 1 - want
+        assert imkern.set_cpu_params(gelu_table=None)["gelu_table"] == want
+    finally:
+        imkern.reset_cpu_params()
 
 
 def test_model_follows_the_caches():
@@ -331,6 +383,13 @@ def _cache_child(cwd=None, **env):
     return json.loads(r.stdout)
 
 
+def _probed(r):
+    """The process probed (no cache file read): footprints read, or under load a fallback of the
+    probe itself (the L3 reference no faster than memory, 1.3x, reads no footprint: seen on a
+    Zen 3 VM, 27 against 14 GB/s quiet, with the other vCPU busy)."""
+    return r["l3_from"] == "probe" and (r["n"] > 0 or r["l3_reason"].startswith("fallback:"))
+
+
 def _first_cached(d):
     """A first process writing `d`'s file, or skip where this machine keeps none (no L3 probed,
     no boot id, or a probe that fell back: only decisions are kept)."""
@@ -364,7 +423,7 @@ def test_llc_cache_other_users_file_is_a_miss(tmp_path):
     first = _first_cached(d)
     os.chown(first["cache_file"], 12345, 12345)
     again = _cache_child(IMKERN_CACHE_DIR=d)
-    assert again["l3_from"] == "probe" and again["n"] > 0
+    assert _probed(again)
     os.chown(first["cache_file"], 0, 0)
     assert _cache_child(IMKERN_CACHE_DIR=d)["l3_from"] == "cache"
 
@@ -406,7 +465,7 @@ def test_llc_cache_bad_files_are_misses(tmp_path):
         with open(path, "w", encoding="latin-1") as f:
             f.write(text)
         r = _cache_child(IMKERN_CACHE_DIR=d)
-        assert r["l3_from"] == "probe" and r["n"] > 0, (i, text)
+        assert _probed(r), (i, text, r)
         # and the probe's answer replaced it (where it decided: only decisions are kept)
         assert r["cache_file"] is None or open(path).read().startswith(key), (i, text)
     assert _cache_child(IMKERN_CACHE_DIR=d)["l3_from"] in ("cache", "probe")
@@ -430,7 +489,7 @@ def test_llc_cache_name_not_a_regular_file(tmp_path):
     )
     assert r.returncode == 0 and r.stderr == "", r.stderr
     got = json.loads(r.stdout)
-    assert got["l3_from"] == "probe" and got["n"] > 0
+    assert _probed(got)
     if got["cache_file"] is not None:  # the probe's answer replaced the FIFO by a file
         assert os.path.isfile(path)
         os.unlink(path)
@@ -522,6 +581,8 @@ def test_set_and_reset(restore_params):
         (dict(stream_bytes=-1), ValueError, "stream_bytes"),
         (dict(l2_block=100), ValueError, "l2_block"),
         (dict(strip_l1=10), ValueError, "strip_l1"),
+        (dict(gelu_table=2), ValueError, "gelu_table"),
+        (dict(gelu_table=-1), ValueError, "gelu_table"),
         (dict(bogus=3), ValueError, "bogus"),
         (dict(kc=1.5), TypeError, "gemm_kc"),
         (dict(kc=True), TypeError, "gemm_kc"),
@@ -702,11 +763,14 @@ def test_bits_depend_only_on_kc_and_not_on_threads(forced, default_bits):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k}: threads under {forced}")
     kc_changed = "kc" in PARAM_SETS[forced]
+    ref_table = imkern.get_cpu_params()["gelu_table"] if "gelu_table" not in PARAM_SETS[forced] else _model_table()
     strips_changed = "strip_l1" in PARAM_SETS[forced]
     for got, ref in zip(runs[0], default_bits):
         for k in ref:
             if kc_changed and k.startswith("linear"):  # the GEMM's k blocking (conv2d's is shape-only)
                 continue
+            if k == "gelu" and PARAM_SETS[forced].get("gelu_table", ref_table) != ref_table:
+                continue  # the other form of gelu: its own bits (both within 6 ulp, above)
             if strips_changed and k in got and k.startswith("gaussian31"):
                 # Known: a tall float kernel's strip ends can round differently (a 31x31 float32
                 # Gaussian in 176-pixel strips differs in the last bit near strip ends); the

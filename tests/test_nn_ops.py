@@ -296,18 +296,32 @@ def test_activation_float32_ulp(rng):
         ulp = np.spacing(np.abs(e).astype(np.float32)).astype(np.float64)
         err = np.abs(y - e) / np.maximum(ulp, np.finfo(np.float32).smallest_subnormal)
         assert np.max(err[np.abs(e) > 1e-30]) <= 4, name
-    # gelu in float32 lanes (a table of polynomial pieces for |x| <= 4.2 with FMA, exp(-x^2 / 2)
-    # times a fitted tail factor beyond and without FMA): within 6 ulp (4.12 measured with FMA,
-    # 5.09 without), the negative tail included, down to where it underflows
+    # softmax's exp: a -inf logit next to any finite one contributes exactly 0
+    y = F.softmax(np.stack([x, np.full(x.size, -np.inf, np.float32)], 1))
+    assert np.all(y[:, 0] == 1.0) and np.all(y[:, 1] == 0.0)
+
+
+@pytest.fixture(params=[0, 1], ids=["one_fit", "table"])
+def gelu_form(request):
+    """float32 gelu's two forms with FMA (CpuParams gelu_table: 1 the table of pieces, 0 one
+    fit for every lane; the machine picks one from cpuid): every gelu test runs both."""
+    imkern.set_cpu_params(gelu_table=request.param)
+    yield request.param
+    imkern.set_cpu_params(gelu_table=None)
+
+
+def test_gelu_float32_ulp(rng, gelu_form):
+    # gelu in float32 lanes (with FMA a table of polynomial pieces for |x| <= 4.2 and exp(-x^2 / 2)
+    # times pieces beyond, or one fit for every lane; exp(-x^2 / 2) times a fitted tail factor
+    # without FMA): within 6 ulp (4.12 measured with the table, 4.6 with the one fit, 5.09
+    # without FMA), the negative tail included, down to where it underflows
+    x = np.concatenate([np.linspace(-90, 90, 200001, dtype=np.float32), random_array(rng, (10000,), np.float32, -1, 1)])
     xg = np.concatenate([x, np.linspace(-15, 15, 300001, dtype=np.float32)])
     y = F.gelu(xg).astype(np.float64)
     e = R.gelu(xg.astype(np.float64))
     ulp = np.spacing(np.abs(e).astype(np.float32)).astype(np.float64)
     err = np.abs(y - e) / np.maximum(ulp, np.finfo(np.float32).smallest_subnormal)
     assert np.max(err[np.abs(e) > 1e-30]) <= 6, "gelu"
-    # softmax's exp: a -inf logit next to any finite one contributes exactly 0
-    y = F.softmax(np.stack([x, np.full(x.size, -np.inf, np.float32)], 1))
-    assert np.all(y[:, 0] == 1.0) and np.all(y[:, 1] == 0.0)
 
 
 def _same_bits(a, b, msg=""):
@@ -315,7 +329,7 @@ def _same_bits(a, b, msg=""):
     np.testing.assert_array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32), err_msg=msg)
 
 
-def test_gelu_central_and_tail_fits(rng, isa):
+def test_gelu_central_and_tail_fits(rng, isa, gelu_form):
     # vm::gelu runs a block of vectors whose lanes all have |x| <= 5 through the central fit
     # alone, any other block through both fits (the central one kept per lane where |x| <= 5):
     # a central value gets the same bits whether its neighbours are central or not, and both
@@ -351,7 +365,7 @@ def test_gelu_central_and_tail_fits(rng, isa):
     assert np.max(np.abs(gb.astype(np.float64) - eg)) <= 3e-7, isa
 
 
-def test_gelu_far_pieces(rng, isa):
+def test_gelu_far_pieces(rng, isa, gelu_form):
     # With FMA, forward lanes with 4.2 < |x| (clamped at 14.6) take t Q(t) = P(t) exp(-t^2 / 2)
     # with P from 8 pieces of width 1.4f centred on i * 1.4f (i = 3..10): their edges, both
     # signs, stay within 6 ulp, and a far value gets the same bits next to near lanes (the
@@ -388,7 +402,7 @@ def test_gelu_far_pieces(rng, isa):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_gelu_bits_independent_of_position(rng, isa, stream):
+def test_gelu_bits_independent_of_position(rng, isa, stream, gelu_form):
     # float32 gelu / gelu_backward take two vectors per step, then single vectors, then the
     # padded tail (plain or streaming stores): an element gets the same bits on every path, so
     # shifting the array by a few elements (its elements cross those boundaries) changes nothing.
@@ -403,13 +417,13 @@ def test_gelu_bits_independent_of_position(rng, isa, stream):
             _same_bits(F.gelu_backward(g[off:], x[off:]), gx[off:], f"{isa} {off}")
             _same_bits(F.gelu(x[: x.size - off]), y[: x.size - off], f"{isa} {off}")
     finally:
-        imkern.reset_cpu_params()
+        imkern.set_cpu_params(stream_bytes=None)
     assert np.isnan(y[230]) and y[231] == np.inf and np.isnan(y[232]) and y[233] == np.float32(14.7)
     assert y[234] == 0 and np.signbit(y[234]) and y[235] < 0  # -0 where x Phi(x) underflows; subnormal above
     assert np.isnan(gx[231]) and np.isnan(gx[232])
 
 
-def test_gelu_same_bits_avx2_avx512(rng):
+def test_gelu_same_bits_avx2_avx512(rng, gelu_form):
     # AVX-512 applies exp's 2^n by VSCALEFPS and tests the central interval in mask registers,
     # AVX2 by a shift and a multiply and a movemask, and the forward's table lookups read 8
     # entries (AVX2) or 16 (AVX-512: the near and far pieces in one Horner, AVX2 apart): the

@@ -64,6 +64,7 @@ py::dict params_dict(const imkern::CpuParams& p) {
   d["strip_l1"] = p.strip_l1;
   d["strip_l2"] = p.strip_l2;
   d["stream_bytes"] = p.stream_bytes;
+  d["gelu_table"] = p.gelu_table;
   return d;
 }
 

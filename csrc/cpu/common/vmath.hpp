@@ -732,14 +732,34 @@ IMKERN_ALWAYS_INLINE inline void gelu_far_setup(const vf* t, const float (*tab)[
 // the scalar bookkeeping), against 0.50 / 0.90 for the whole mixed computation: U[-8, 8]
 // single thread 0.49-0.50 -> 0.56 (AVX-512), 0.90 -> 0.92-0.97 (AVX2), and [-4, 4] / N(0, 1.5)
 // up to 10% slower (the bigger loop).
-template <int N>
+// Table = false (CpuParams::gelu_table 0: the cores whose permutes share the FMA pipes, Zen 1
+// to 3): with FMA, every lane by one form, t R(t) E = (u G) E with gelu_tail's tail fit alone
+// (degree 9 in u over t in [0, 14.6], t clamped there): no lookups, no branch, ~16-17 cycles per
+// vector for every input on Zen 3, where the table takes ~16 for an all-near vector and ~37 for
+// a mixed one (8 + 6 VPERMPS, each holding an FMA pipe ~2 cycles). Max 3.78 ulp (the table
+// 4.12) over the 15M points of gelu_acc (test_gelu_float32_ulp's ranges and more); gelu_grad's
+// absolute error 1.6e-7 (the table 7.1e-8). On the Zen 3 VM (EPYC 7xx3), `bench -k gelu`, 2
+// threads, two runs each: U[-8, 8] 5.1-5.6 -> 2.67-2.75 ms (1.6-1.8 -> 0.6-0.9x torch), N(0, 1)
+// 2.07-2.24 -> 2.49-2.55 ms (0.59-0.69 -> 0.72-0.80x): faster than torch on both, where the table
+// is 1.7x slower than torch on the wide input. (4 vectors a step instead of 2: no change.)
+// Without FMA Table is ignored.
+template <int N, bool Table = true>
 IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
   // x >= 0 (-0 included) or NaN: x; else -0. (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0)
   const auto sign_part = [](vf xv) IMKERN_ALWAYS_INLINE { return vmax((vf)simd::splat(int32_t(0x80000000)), xv); };
 #if defined(__FMA__)
   vf t[N], f[N];
   IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
-  if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
+  if constexpr (!Table) {
+    (void)f;
+    GeluTail q[N];
+    IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
+    gelu_tail<N, kGeluTailFit, true>(t, q);
+    IMKERN_GELU_STEP {
+      const vf res = fnmadd(q[j].s * q[j].g, q[j].E, sign_part(x[j]));
+      y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));  // -inf: NaN
+    }
+  } else if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
     gelu_table<N>(t, kGeluTab, f);
     IMKERN_GELU_STEP y[j] = sign_part(x[j]) - f[j];
   } else {
@@ -784,14 +804,32 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
 #endif
 }
 
+template <bool Table = true>
 IMKERN_ALWAYS_INLINE inline vf gelu(vf x) {
   vf y;
-  gelu<1>(&x, &y);
+  gelu<1, Table>(&x, &y);
   return y;
 }
 
 // Vectors per gelu / gelu_grad call in the row loops (see gelu_tail); 1 on the baseline ISA.
 constexpr int kGeluVecs = LF >= 8 ? 2 : 1;
+
+// gelu_grad's result from gelu_tail's parts (R = s G): +-(t / sqrt(2 pi) - R) E + (x >= 0);
+// wide (std::true_type): +-inf lanes NaN.
+template <typename W>
+IMKERN_ALWAYS_INLINE inline vf gelu_grad_fin(vf xv, const GeluTail& q, W) {
+  const vi neg = (vi)(xv < 0.0f);
+  const vf tk = q.t * 0.3989422804014327f;
+  const vf v = (vf)((vi)fnmadd(q.s, q.g, tk) ^ (neg & (int32_t)0x80000000));  // +-(tk - R)
+  const vf one = (vf)(~neg & (vi)simd::splat(1.0f));
+  const vf res = fmadd(v, q.E, one);
+  if constexpr (W::value) {
+    const vi inf = ((vi)xv & (int32_t)0x7fffffff) == (int32_t)0x7f800000;
+    return (vf)((vi)res | inf);
+  } else {
+    return res;
+  }
+}
 
 // d gelu / dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi):
 // E (R - t / sqrt(2 pi)) for x < 0, 1 + E (t / sqrt(2 pi) - R) for x >= 0, E = exp(-t^2 / 2).
@@ -803,12 +841,20 @@ constexpr int kGeluVecs = LF >= 8 ? 2 : 1;
 // ~0.67 -> ~0.55; AVX2 U[-8, 8] ~1.26-1.44 -> ~1.11-1.27; noisy, load ~5); k or 1 - k as
 // s k + (1 - s) / 2 with s = -1 (x >= 0) or +1 (x < 0 or -0) from the sign bit: two fused ops,
 // no compare.
-template <int N>
+// Table = false: with FMA, every lane by the tail fit alone (R = s G, t clamped at 14.6), as
+// gelu's one-fit form; without FMA Table is ignored.
+template <int N, bool Table = true>
 IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
 #if defined(__FMA__)
   vf t[N], k[N];
   IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
-  if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
+  if constexpr (!Table) {
+    (void)k;
+    GeluTail q[N];
+    IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
+    gelu_tail<N, kGeluTailFit, false>(t, q);
+    IMKERN_GELU_STEP y[j] = gelu_grad_fin(x[j], q[j], std::true_type{});
+  } else if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
     gelu_table<N>(t, kGeluGradTab, k);
     IMKERN_GELU_STEP {
       // s = +1 where the sign bit is set, else -1 (the bits of 1.0 with the sign flipped)
@@ -841,29 +887,17 @@ IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
     }
   }
 #else
-  const auto far = [](vf xv, const GeluTail& q, auto wide) IMKERN_ALWAYS_INLINE {
-    const vi neg = (vi)(xv < 0.0f);
-    const vf tk = q.t * 0.3989422804014327f;
-    const vf v = (vf)((vi)fnmadd(q.s, q.g, tk) ^ (neg & (int32_t)0x80000000));  // +-(tk - R)
-    const vf one = (vf)(~neg & (vi)simd::splat(1.0f));
-    const vf res = fmadd(v, q.E, one);
-    if constexpr (decltype(wide)::value) {
-      const vi inf = ((vi)xv & (int32_t)0x7fffffff) == (int32_t)0x7f800000;
-      return (vf)((vi)res | inf);
-    } else {
-      return res;
-    }
-  };
   gelu_eval<N, false>(x, [&](const GeluTail* q, auto wide) IMKERN_ALWAYS_INLINE {
-    IMKERN_GELU_STEP y[j] = far(x[j], q[j], wide);
+    IMKERN_GELU_STEP y[j] = gelu_grad_fin(x[j], q[j], wide);
   });
 #endif
 }
 #undef IMKERN_GELU_STEP
 
+template <bool Table = true>
 IMKERN_ALWAYS_INLINE inline vf gelu_grad(vf x) {
   vf y;
-  gelu_grad<1>(&x, &y);
+  gelu_grad<1, Table>(&x, &y);
   return y;
 }
 

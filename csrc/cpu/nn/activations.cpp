@@ -120,8 +120,23 @@ inline void map1_n(const float* x, float* y, int64_t n, int64_t pf, FN&& fn, F1&
   vm::map1(x + i, y + i, n - i, f1);
 }
 
-void forward_f32(Activation act, const float* x, float* y, int64_t n, float slope, bool stream = false,
-                 int64_t pf = 0) {
+// f(std::bool_constant<table>): gelu's two forms (CpuParams::gelu_table; vmath.hpp's gelu). Without
+// FMA both are the same code, so only one is instantiated.
+template <typename F>
+IMKERN_ALWAYS_INLINE inline void with_gelu_form(bool table, F&& f) {
+#if defined(__FMA__)
+  if (!table) {
+    f(std::false_type{});
+    return;
+  }
+#else
+  (void)table;
+#endif
+  f(std::true_type{});
+}
+
+void forward_f32(Activation act, const float* x, float* y, int64_t n, float slope, bool stream, int64_t pf,
+                 bool table) {
   using vm::vf;
   switch (act) {
     case Activation::relu:
@@ -133,17 +148,18 @@ void forward_f32(Activation act, const float* x, float* y, int64_t n, float slop
     case Activation::sigmoid: vm::map1(x, y, n, [](vf v) { return vm::sigmoid(v); }); break;
     case Activation::tanh: vm::map1(x, y, n, [](vf v) { return vm::tanh(v); }); break;
     case Activation::gelu:
-    {
-      constexpr int N = vm::kGeluVecs;
-      // (always_inline: GCC otherwise calls fn out of line, the vectors through memory)
-      const auto fn = [](const vf* v, vf* r) IMKERN_ALWAYS_INLINE { vm::gelu<N>(v, r); };
-      const auto f1 = [](vf v) IMKERN_ALWAYS_INLINE { return vm::gelu(v); };
-      if (stream)
-        map1_n<N, true>(x, y, n, pf, fn, f1);
-      else
-        map1_n<N, false>(x, y, n, pf, fn, f1);
+      with_gelu_form(table, [&](auto form) {
+        constexpr bool T = decltype(form)::value;
+        constexpr int N = vm::kGeluVecs;
+        // (always_inline: GCC otherwise calls fn out of line, the vectors through memory)
+        const auto fn = [](const vf* v, vf* r) IMKERN_ALWAYS_INLINE { vm::gelu<N, T>(v, r); };
+        const auto f1 = [](vf v) IMKERN_ALWAYS_INLINE { return vm::gelu<T>(v); };
+        if (stream)
+          map1_n<N, true>(x, y, n, pf, fn, f1);
+        else
+          map1_n<N, false>(x, y, n, pf, fn, f1);
+      });
       break;
-    }
   }
 }
 
@@ -169,7 +185,8 @@ void forward_f64(Activation act, const double* x, double* y, int64_t n, double s
 
 // relu / leaky_relu backward use x (torch: x > 0 ? g : 0 resp. g * slope, so NaN inputs pass
 // g through for relu); sigmoid and tanh use the output y.
-void backward_f32(Activation act, const float* g, const float* x, const float* y, float* gx, int64_t n, float slope) {
+void backward_f32(Activation act, const float* g, const float* x, const float* y, float* gx, int64_t n, float slope,
+                  bool table) {
   using vm::vf;
   switch (act) {
     case Activation::relu:
@@ -184,21 +201,24 @@ void backward_f32(Activation act, const float* g, const float* x, const float* y
     case Activation::tanh:
       vm::map2(g, y, gx, n, [](vf gv, vf yv) { return gv * (1.0f - yv * yv); });
       break;
-    case Activation::gelu: {
-      constexpr int N = vm::kGeluVecs, L = vm::LF;
-      int64_t i = 0;
-      const int64_t pf = gelu_prefetch_elems();  // as the forward (g and x)
-      for (; i + N * L <= n; i += N * L) {  // N vectors per step, as the forward
-        vf v[N], r[N];
-        prefetch_lines(x + i + pf, N * L * 4);
-        prefetch_lines(g + i + pf, N * L * 4);
-        for (int j = 0; j < N; ++j) v[j] = simd::loadu(x + i + j * L);
-        vm::gelu_grad<N>(v, r);
-        for (int j = 0; j < N; ++j) simd::storeu(gx + i + j * L, simd::loadu(g + i + j * L) * r[j]);
-      }
-      vm::map2(g + i, x + i, gx + i, n - i, [](vf gv, vf xv) IMKERN_ALWAYS_INLINE { return gv * vm::gelu_grad(xv); });
+    case Activation::gelu:
+      with_gelu_form(table, [&](auto form) {
+        constexpr bool T = decltype(form)::value;
+        constexpr int N = vm::kGeluVecs, L = vm::LF;
+        int64_t i = 0;
+        const int64_t pf = gelu_prefetch_elems();  // as the forward (g and x)
+        for (; i + N * L <= n; i += N * L) {  // N vectors per step, as the forward
+          vf v[N], r[N];
+          prefetch_lines(x + i + pf, N * L * 4);
+          prefetch_lines(g + i + pf, N * L * 4);
+          for (int j = 0; j < N; ++j) v[j] = simd::loadu(x + i + j * L);
+          vm::gelu_grad<N, T>(v, r);
+          for (int j = 0; j < N; ++j) simd::storeu(gx + i + j * L, simd::loadu(g + i + j * L) * r[j]);
+        }
+        vm::map2(g + i, x + i, gx + i, n - i,
+                 [](vf gv, vf xv) IMKERN_ALWAYS_INLINE { return gv * vm::gelu_grad<T>(xv); });
+      });
       break;
-    }
   }
 }
 
@@ -233,8 +253,9 @@ void activation(DType dtype, Activation act, const void* x, void* y, int64_t n, 
     float* yp = static_cast<float*>(y);
     const bool stream = act == Activation::gelu && 2 * n * int64_t(sizeof(float)) > params().stream_bytes;
     const int64_t pf = act == Activation::gelu ? gelu_prefetch_elems() : 0;
+    const bool table = params().gelu_table != 0;
     parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
-      forward_f32(act, xp + a, yp + a, b - a, static_cast<float>(slope), stream, pf);
+      forward_f32(act, xp + a, yp + a, b - a, static_cast<float>(slope), stream, pf, table);
       if (stream) stream_fence();
     });
   } else if (dtype == DType::f64) {
@@ -253,9 +274,10 @@ void activation_backward(DType dtype, Activation act, const void* gy, const void
     const float *g = static_cast<const float*>(gy), *xp = static_cast<const float*>(x),
                 *yp = static_cast<const float*>(y);
     float* o = static_cast<float*>(gx);
+    const bool table = params().gelu_table != 0;
     parallel_for(0, n, kGrain, [&](int64_t a, int64_t b) {
       backward_f32(act, g + a, xp ? xp + a : nullptr, yp ? yp + a : nullptr, o + a, b - a,
-                   static_cast<float>(slope));
+                   static_cast<float>(slope), table);
     });
   } else if (dtype == DType::f64) {
     const double *g = static_cast<const double*>(gy), *xp = static_cast<const double*>(x),

@@ -61,12 +61,16 @@ struct CpuParams {
   int64_t strip_l1 = 0;    // filter ring budget, small kernels (the L1d)
   int64_t strip_l2 = 0;    // filter ring budget, tall kernels (the L2)
   int64_t stream_bytes = 0;  // outputs whose input + output bytes exceed this are streamed
+  // float32 gelu / gelu_backward with FMA: 1 = the piecewise table (8 pieces, VPERMPS lookups),
+  // 0 = one fit for every lane (a divide and exp(-x^2 / 2), no lookups). Both within ~6 ulp;
+  // the bits differ, so the choice is fixed per machine (gelu_table_model, from cpuid).
+  int64_t gelu_table = 1;
 };
 
 // The keys of CpuParams that can be overridden, in this order (values: elements for the GEMM
 // keys, bytes for the others; -1 = the model's value).
 enum CpuParamKey : int { kParamMc = 0, kParamKc, kParamNc, kParamL2Block, kParamWinoM, kParamStripL1,
-                         kParamStripL2, kParamStreamBytes, kNumCpuParams };
+                         kParamStripL2, kParamStreamBytes, kParamGeluTable, kNumCpuParams };
 const char* cpu_param_name(int key);
 
 const CpuCaches& cpu_caches();  // detected (and measured) once, thread-safe
@@ -74,6 +78,11 @@ const CpuCaches& cpu_caches();  // detected (and measured) once, thread-safe
 // microkernel, then the overrides). Cheap: a pointer load after the first call.
 const CpuParams& cpu_params(Isa isa);
 inline const CpuParams& cpu_params() { return cpu_params(isa_active()); }
+// Whether the table form of gelu pays on this core (CpuParams::gelu_table's default): false on
+// the cores whose 256-bit lane-crossing permutes issue to the FMA pipes (AMD family 17h and 18h,
+// Zen 1 / 2 and Hygon; family 19h's Zen 3 models), where the table's 8 VPERMPS per vector cost
+// what 16 FMAs do. Deterministic (cpuid only), so a machine's gelu bits never change.
+bool gelu_table_model();
 // The model alone, without overrides.
 CpuParams cpu_params_model(Isa isa);
 // Overrides: values[key] >= 0 replaces the model's value, -1 keeps it (all -1: the defaults).
