@@ -193,6 +193,17 @@ def test_model_follows_the_caches():
             k1 = max([64, *fits])
             k2 = min(1024, max(64, int(math.sqrt(c["l2"]["bytes"] / 2 / elem)) // 8 * 8))
             assert q[key] == (k1 if 2 * k1 >= k2 else k2), (isa, key)
+        # MC: the packed A block (mc x kc) in whole L2 ways, one B sliver's ways (kc x nr) and
+        # one way left, never under half the L2, at most 128 slivers (a 512 KiB 8-way L2 with
+        # AVX2's kc 320: 306, so 256 rows are one row block)
+        for mkey, kkey, elem in (("gemm_mc", "gemm_kc", 4), ("gemm_mc_f64", "gemm_kc_f64", 8)):
+            nr = {"avx512": 192, "avx2": 64, "baseline": 32}[isa] // elem
+            kc, l2 = q[kkey], c["l2"]["bytes"]
+            ways = max(2, c["l2"]["ways"])
+            way = max(1024, l2 // ways)
+            by_ways = max(0, ways - 1 + (-nr * kc * elem // way)) * way
+            rows = max(mr, max(l2 // 2, by_ways) // (kc * elem) // mr * mr)
+            assert q[mkey] == min(rows, 128 * mr), (isa, mkey)
 
 
 def test_default_params_fixed_across_processes():

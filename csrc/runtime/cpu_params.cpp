@@ -691,6 +691,27 @@ int64_t model_kc(const CacheInfo& l1, const CacheInfo& l2, int mr, int nr, int e
   return 2 * k1 >= k2 ? k1 : k2;
 }
 
+// MC by the L2 rule of the analytical BLIS model (Low, Igual, Smith, Quintana-Orti, "Analytical
+// modeling is enough for high-performance BLIS", TOMS 2016), as model_kc_l1 does for the L1: the
+// packed A block (MC x KC) takes whole L2 ways, leaving the ways of one B sliver (KC x NR, the one
+// the microkernels stream) and one way to spare (the C tiles, the next sliver's lines); never
+// less than half the L2 (the rule before, still where the B sliver takes more than a quarter of
+// the ways) and at most 128 slivers. Half the L2 gave MC 204 on a Zen 3 core (512 KiB 8-way L2,
+// AVX2 KC 320) and so two row blocks (204 + 52) for the 256 rows of x in linear 256x4096 ->
+// 4096: the driver's whole-column path (a 2.6 MB B block packed per k block, A packed per row
+// block) instead of the one-row-block path (x packed once, W packed a sliver at a time). Six of
+// eight ways give 306: x 256 x 4096 W^T 4096 x 4096 single thread 101 -> 94 ms, m = 300 and
+// 384 0.91x / 0.95x. Where the L2 is 1 MiB or more (Zen 4, Intel) MC was already over 256 and
+// grows (a 1 MiB 8-way L2: AVX2 408 -> 612, AVX-512 360 -> 544; a 2 MiB 16-way L2 at KC 512:
+// 512 -> 768 (the cap) and 896): only products with more rows than the old MC change path.
+int64_t model_mc(const CacheInfo& l2, int64_t kc, int mr, int nr, int elem) {
+  const int ways = std::max(2, l2.ways);
+  const int64_t way = std::max<int64_t>(1024, l2.bytes / ways);
+  const int64_t wb = (int64_t(nr) * kc * elem + way - 1) / way;
+  const int64_t half = l2.bytes / 2, by_ways = std::max<int64_t>(0, ways - 1 - wb) * way;
+  return std::min<int64_t>(round_down(std::max(half, by_ways) / (kc * elem), mr), int64_t(mr) * 128);
+}
+
 std::once_flag g_caches_once;
 CpuCaches* g_caches = nullptr;
 
@@ -750,7 +771,7 @@ CpuParams cpu_params_model(Isa isa) {
     const int elem = t == 0 ? 4 : 8, nr = gemm_nr(isa, elem);
     const int64_t kc = model_kc(c.l1d, c.l2, mr, nr, elem);
     p.gemm_kc[t] = kc;
-    p.gemm_mc[t] = std::min<int64_t>(round_down(c.l2.bytes / 2 / (kc * elem), mr), int64_t(mr) * 128);
+    p.gemm_mc[t] = model_mc(c.l2, kc, mr, nr, elem);
     p.gemm_nc[t] = std::min<int64_t>(round_down(per_cpu_l3 / 2 / (kc * elem), nr), int64_t(nr) * 128);
   }
   p.l2_block = c.l2.bytes / 2;

@@ -14,8 +14,10 @@
 //       KC2^2 s <= L2 / 2 (the L2 rule: a square A block in half the L2), then KC = KC2 (a
 //       tile too wide to share the L1 at a useful KC, AVX-512's 8 x 48, streams its B
 //       sliver from the L2; see cpu_params.cpp);
-//   MC: the A block (MC x KC) fills half of the L2 (the other half holds the B panel and C
-//       lines passing through), a multiple of MR;
+//   MC: the A block (MC x KC) takes whole L2 ways, leaving those of one B sliver (KC x NR)
+//       and one way to spare (the C tiles and lines passing through), never under half of the
+//       L2, a multiple of MR, at most 128 slivers (the L2 rule of the same model, see
+//       cpu_params.cpp's model_mc);
 //   NC: the B panel (KC x NC) fills half of this CPU's share of the effective L3.
 // Only KC changes results (a C element sums its k products in KC blocks), so KC comes from the
 // nominal L1 and L2 geometry alone (fixed on a machine: same bits in every process); the measured
