@@ -54,7 +54,14 @@ def test_threshold_matches_opencv(xp, rng, dtype):
         for mv in _maxvals(dtype):
             for kind in KINDS:
                 ref = cv2.threshold(x, t, mv, _CV_KIND[kind])[1]
-                assert np.array_equal(to_numpy(F.threshold(X, t, mv, kind)), ref, equal_nan=True), (t, mv, kind)
+                got = to_numpy(F.threshold(X, t, mv, kind))
+                # cv2's float32 trunc at a NaN pixel depends on the buffer's alignment (seen with
+                # cv2 5.1: thresh where the data is 8-byte aligned, NaN where only 4-byte
+                # aligned: flaky by allocation), so NaN pixels are held to the documented rule
+                # (the reference) instead
+                nan = np.isnan(x)
+                assert np.array_equal(got[~nan], ref[~nan]), (t, mv, kind)
+                assert np.array_equal(got[nan], R.threshold(x, t, mv, kind)[nan], equal_nan=True), (t, mv, kind)
 
 
 def test_threshold_isa_threads_views_out(rng, isa, threads):

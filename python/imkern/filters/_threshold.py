@@ -44,8 +44,9 @@ def threshold(image, thresh, maxval, kind="binary", *, out=None):
 
     For uint8 / uint16 images the level is ``floor(thresh)`` and ``maxval`` is rounded and
     saturated, exactly as cv2 does; float32 images compare with ``float32(thresh)``. NaN
-    pixels give 0 for the binary kinds and stay NaN for the others (cv2's float32 results;
-    cv2's float64 path differs for trunc / tozero / tozero_inv).
+    pixels give 0 for the binary kinds and stay NaN for the others (cv2's float32 results,
+    except that its trunc gives ``thresh`` where the data is 8-byte aligned; its float64 path
+    differs for trunc / tozero / tozero_inv).
 
     Args:
         image: ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``; uint8, uint16, float32, float64.
