@@ -104,12 +104,18 @@ _IMAGE_SHAPES = [
 ]
 
 
-def _color_inputs(rng):
+def _grid(rng, shapes, viewed):
+    """One fresh array per shape and dtype, as its _views for the dtypes in `viewed`."""
     xs = []
-    for shape in _IMAGE_SHAPES:
+    for shape in shapes:
         for dt in DTYPES:
             a = _make(rng, shape, dt)
-            xs += _views(a) if dt in ("u1", "f4", ">u2") else [a]
+            xs += _views(a) if dt in viewed else [a]
+    return xs
+
+
+def _color_inputs(rng):
+    xs = _grid(rng, _IMAGE_SHAPES, ("u1", "f4", ">u2"))
     xs += [
         [[[1, 2, 3]]],
         7,
@@ -157,11 +163,7 @@ _AXES = [0, -1, 2, -3, 9, -11, np.int64(1), True, 1.0, None]
 
 
 def _nn_inputs(rng):
-    xs = []
-    for shape in _NN_SHAPES:
-        for dt in DTYPES:
-            a = _make(rng, shape, dt)
-            xs += _views(a) if dt in ("f4", "f8", ">f8") else [a]
+    xs = _grid(rng, _NN_SHAPES, ("f4", "f8", ">f8"))
     xs += [[1.0, -2.0], 3.0, None, np.ones((2, 3), np.float32).view(Sub)]
     x = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e30, -1e30, 5e-39], np.float32)
     xs += [x, x.astype(np.float64)]
