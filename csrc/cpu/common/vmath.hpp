@@ -686,6 +686,20 @@ IMKERN_ALWAYS_INLINE inline void gelu_far_setup(const vf* t, const float (*tab)[
 }
 #endif
 
+// gelu's result from gelu_tail's parts (U: s = u, t R = u G): m - (u G) E with m = x or -0 (the
+// subtraction fused explicitly); wide (std::true_type): -inf lanes NaN. Shared by the one-fit
+// form and the FMA-less path.
+template <typename W>
+IMKERN_ALWAYS_INLINE inline vf gelu_fin(vf xv, vf m, const GeluTail& q, W) {
+  const vf res = fnmadd(q.s * q.g, q.E, m);
+  if constexpr (W::value) {
+    return (vf)((vi)res | (vi)(xv == -std::numeric_limits<float>::infinity()));
+  } else {
+    (void)xv;
+    return res;
+  }
+}
+
 // gelu(-inf) = NaN by OR-ing the all-ones pattern (a NaN) over the lane: a compare and an OR,
 // no blend (blendvps takes an FMA port on Zen 4); only on the wide path.
 // With FMA: the table (gelu_table) for blocks whose lanes all have |x| <= kGeluTable, else
@@ -755,10 +769,7 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
     GeluTail q[N];
     IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
     gelu_tail<N, kGeluTailFit, true>(t, q);
-    IMKERN_GELU_STEP {
-      const vf res = fnmadd(q[j].s * q[j].g, q[j].E, sign_part(x[j]));
-      y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));  // -inf: NaN
-    }
+    IMKERN_GELU_STEP y[j] = gelu_fin(x[j], sign_part(x[j]), q[j], std::true_type{});
   } else if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
     gelu_table<N>(t, kGeluTab, f);
     IMKERN_GELU_STEP y[j] = sign_part(x[j]) - f[j];
@@ -788,18 +799,8 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
 #else
   // |x| Q(|x|) = (t R) E = (u G) E, |x| clamped; E last.
   // x >= 0: x - t Q; x < 0: -t Q (-0 where it underflows, as x Phi(x)); NaN: NaN.
-  const auto far = [](vf xv, vf m, const GeluTail& q) IMKERN_ALWAYS_INLINE {
-    const vf res = fnmadd(q.s * q.g, q.E, m);  // (the subtraction fused explicitly)
-    return (vf)((vi)res | (vi)(xv == -std::numeric_limits<float>::infinity()));
-  };
   gelu_eval<N, true>(x, [&](const GeluTail* q, auto wide) IMKERN_ALWAYS_INLINE {
-    IMKERN_GELU_STEP {
-      const vf m = sign_part(x[j]);
-      if constexpr (decltype(wide)::value)
-        y[j] = far(x[j], m, q[j]);
-      else
-        y[j] = fnmadd(q[j].s * q[j].g, q[j].E, m);
-    }
+    IMKERN_GELU_STEP y[j] = gelu_fin(x[j], sign_part(x[j]), q[j], wide);
   });
 #endif
 }
