@@ -313,7 +313,7 @@ def gelu_form(request):
 def test_gelu_float32_ulp(rng, gelu_form):
     # gelu in float32 lanes (with FMA a table of polynomial pieces for |x| <= 4.2 and exp(-x^2 / 2)
     # times pieces beyond, or one fit for every lane; exp(-x^2 / 2) times a fitted tail factor
-    # without FMA): within 6 ulp (4.12 measured with the table, 4.6 with the one fit, 5.09
+    # without FMA): within 6 ulp (4.12 measured with the table, 4.13 with the one fit, 5.09
     # without FMA), the negative tail included, down to where it underflows
     x = np.concatenate([np.linspace(-90, 90, 200001, dtype=np.float32), random_array(rng, (10000,), np.float32, -1, 1)])
     xg = np.concatenate([x, np.linspace(-15, 15, 300001, dtype=np.float32)])
@@ -371,7 +371,8 @@ def test_gelu_far_pieces(rng, isa, gelu_form):
     # signs, stay within 6 ulp, and a far value gets the same bits next to near lanes (the
     # mixed blocks), next to far ones and next to NaN / inf; gelu_backward's far pieces too.
     edge = []
-    for b in [(i + 0.5) * np.float32(1.4) for i in range(3, 10)] + [4.2, 14.6]:
+    # (13: the one-fit form's bound for scaling by 2^n in the exponent bits, see below)
+    for b in [(i + 0.5) * np.float32(1.4) for i in range(3, 10)] + [4.2, 13.0, 14.6]:
         b = np.float32(b)
         edge += [np.nextafter(b, np.float32(0)), b, np.nextafter(b, np.float32(20))]
     far = np.concatenate([edge, random_array(rng, (4000,), np.float32, 4.2, 15.0)]).astype(np.float32)
@@ -398,6 +399,15 @@ def test_gelu_far_pieces(rng, isa, gelu_form):
     _same_bits(F.gelu_backward(np.ones_like(special), special)[::2], g)
     # and the special and tiny lanes next to far ones: the bits they get alone
     _same_bits(F.gelu(special)[1::2], F.gelu(special[1::2]))
+    # The one-fit form (gelu_table 0) scales (u G) e by 2^n with an integer add to its exponent
+    # bits in blocks whose lanes all have |x| <= 13 (where that is exact), and per lane in any
+    # other block (beyond 13: e 2^n rounded once, also where it is subnormal): a lane within 13
+    # gets the same bits in a block of its own kind as next to a lane beyond 13 (every block of
+    # `beside` has one), at either sign and up to the bound
+    inside = np.concatenate([far[np.abs(far) <= 13], np.linspace(-13, 13, 4001, dtype=np.float32)])
+    beside = np.repeat(inside, 2)
+    beside[1::2] = np.resize(np.array([13.5, -13.01, 14.6, -20.0], np.float32), inside.size)
+    _same_bits(F.gelu(beside)[::2], F.gelu(inside))
     _same_bits(F.gelu_backward(np.ones_like(special), special)[1::2], F.gelu_backward(np.ones_like(far), special[1::2]))
 
 

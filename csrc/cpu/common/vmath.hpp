@@ -262,12 +262,16 @@ constexpr bool kGeluScalef = sizeof(vf) == 64;
 #else
 constexpr bool kGeluScalef = false;
 #endif
+// Unit = true (gelu_one): e unscaled (the polynomial itself: 2^31 times the bits of the
+// scaled one, exactly) and fl = 1.5 * 2^23 + n, n in its low mantissa bits as a two's
+// complement (so fl's bits shifted left by 23 are n 2^23, the exponent step of 2^n).
 #if defined(__FMA__)
-template <int N>
+template <int N, bool Unit = false>
 IMKERN_ALWAYS_INLINE inline void gelu_exp_parts(const vf* t, vf* fl, vf* nf, vf* e) {
   vf rr[N];
-  const vf magic = simd::splat(12583070.0f);  // 1.5 * 2^23 + 158: see gelu_tail
-  constexpr float k = kGeluScalef ? 1.0f : 0x1p-31f;
+  // 1.5 * 2^23 + 158 (see gelu_tail); 1.5 * 2^23 for Unit (the same n: both even)
+  const vf magic = simd::splat(Unit ? 12582912.0f : 12583070.0f);
+  constexpr float k = kGeluScalef || Unit ? 1.0f : 0x1p-31f;
   // t^2 / 2 = b + e2 exactly: th = t / 2 (exact for t >= 2^-125; below, b and e2 are 0 and
   // exp(-th t) is 1 exactly, as for t = 0), b = th * t rounded, e2 = fma(th, t, -b).
   // -b - n ln2_hi is exact; the small rest (-e2 - n ln2_lo) is summed on its own, in parallel.
@@ -700,6 +704,77 @@ IMKERN_ALWAYS_INLINE inline vf gelu_fin(vf xv, vf m, const GeluTail& q, W) {
   }
 }
 
+#if defined(__FMA__)
+// gelu's one-fit form (CpuParams::gelu_table = 0; see gelu): t Q(t) = (u G) E for every lane,
+// u = t / (t + 3.75), G a degree-8 fit in u - u0 over t in [0, 14.6] (float32 coefficients,
+// rounded highest degree first with the rest refitted, then a +-3 ulp search on the last
+// three against the simulated float32 evaluation: u G within 3.45 * 2^-24 of t R(t), the
+// degree-9 fit in t / (t + 2.5) that it replaces 3.51), E = exp(-t^2 / 2) by gelu_exp_parts.
+// The shift 3.75 is where the degree-8 fit's error dips (minimax over the shift: 2.5e-8 at
+// 2.9, 1.45e-8 at 3.75, 5e-8 to 2e-7 elsewhere in [2.5, 4]), as good as degree 9 at 2.5.
+// The product is formed as P = (u G) e and scaled by 2^n with an integer add to its exponent
+// field (not an FP multiply: the vector integer pipes, not the FMA ones) while every lane of
+// the block has t <= kGeluOneFast, where P 2^n is normal (n >= -122, P >= 0.28); the result is
+// m - P 2^n (m = x or -0: one rounding, on the add pipes). Any other block (t > 13, inf, NaN)
+// takes, per lane, that value where t <= kGeluOneFast and else m - (u G) E with E = e 2^n
+// rounded once (also where it is subnormal; 2^-31 e times 2^(n + 31), both exact), so a lane's
+// bits depend on its own x only. 21 FMA-pipe operations and a divide per vector (t^2, n and
+// the reduction 5, the exp polynomial 6, G 8, u G, P), against 23 for gelu9's form (G 9, E
+// formed first, a fused m - (u G) E). On the Zen 3 VM, single thread, timed in turns in one
+// process (the host's speed drifts by 25% between runs): in L1 ~17.9 -> ~16.4 cycles per
+// vector (4 vectors a step: 2 gave ~18.6, the extra live values spill); 25.7 MB 0.72 -> 0.67
+// ns per element (torch 0.90-1.0).
+constexpr float kGeluOneFast = 13.0f;
+// u G and e, fl for N vectors of t (gelu_one's parts; the same bits on either of its paths)
+template <int N>
+IMKERN_ALWAYS_INLINE inline void gelu_one_parts(const vf* t, vf* ug, vf* fl, vf* e) {
+  vf u[N], w[N], g[N], nf[N];
+  IMKERN_GELU_STEP u[j] = t[j] / (t[j] + 3.75f);
+  gelu_exp_parts<N, true>(t, fl, nf, e);
+  IMKERN_GELU_STEP w[j] = u[j] - 0.39782017f;
+  IMKERN_GELU_STEP g[j] = w[j] * 0.11352366f + -0.02756566f;
+  IMKERN_GELU_STEP g[j] = g[j] * w[j] + -0.28028804f;
+  IMKERN_GELU_STEP g[j] = g[j] * w[j] + 0.20950271f;
+  IMKERN_GELU_STEP g[j] = g[j] * w[j] + 0.5369045f;
+  IMKERN_GELU_STEP g[j] = g[j] * w[j] + -1.4474688f;
+  IMKERN_GELU_STEP g[j] = g[j] * w[j] + 1.8200567f;
+  IMKERN_GELU_STEP g[j] = g[j] * w[j] + -1.5053713f;
+  IMKERN_GELU_STEP g[j] = g[j] * w[j] + 0.88659364f;
+  IMKERN_GELU_STEP ug[j] = u[j] * g[j];
+}
+// m - (u G) e 2^n, m = x or -0 (the scaling by the integer add exact while normal)
+IMKERN_ALWAYS_INLINE inline vf gelu_one_fin(vf xv, vf ug, vf fl, vf e) {
+  const vf m = vmax((vf)simd::splat(int32_t(0x80000000)), xv);  // x >= 0 (-0 included) or NaN: x; else -0
+  return m - (vf)((vi)(ug * e) + ((vi)fl << 23));
+}
+// The blocks with a lane beyond kGeluOneFast, inf or NaN (rare: out of line)
+template <int N>
+__attribute__((noinline)) void gelu_one_wide(const vf* x, vf* y) {
+  vf t[N], ug[N], fl[N], e[N];
+  IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), (vf)((vi)x[j] & (int32_t)0x7fffffff));  // NaN stays NaN
+  gelu_one_parts<N>(t, ug, fl, e);
+  IMKERN_GELU_STEP {
+    const vf m = vmax((vf)simd::splat(int32_t(0x80000000)), x[j]);
+    // 2^-31 e 2^(n + 31): fl's low bits + 158 = n + 158 shifted into the exponent field
+    const vf E = (e[j] * 0x1p-31f) * (vf)(((vi)fl[j] + 158) << 23);
+    const vi far = ~(vi)(t[j] <= kGeluOneFast);  // t > 13 or NaN
+    const vf res = (vf)(((vi)fnmadd(ug[j], E, m) & far) | ((vi)gelu_one_fin(x[j], ug[j], fl[j], e[j]) & ~far));
+    y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));  // -inf: NaN
+  }
+}
+template <int N>
+IMKERN_ALWAYS_INLINE inline void gelu_one(const vf* x, vf* y) {
+  vf t[N], ug[N], fl[N], e[N];
+  IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
+  if (__builtin_expect(!gelu_all_le<N>(t, kGeluOneFast), 0)) {  // (true for NaN)
+    gelu_one_wide<N>(x, y);
+    return;
+  }
+  gelu_one_parts<N>(t, ug, fl, e);
+  IMKERN_GELU_STEP y[j] = gelu_one_fin(x[j], ug[j], fl[j], e[j]);
+}
+#endif
+
 // gelu(-inf) = NaN by OR-ing the all-ones pattern (a NaN) over the lane: a compare and an OR,
 // no blend (blendvps takes an FMA port on Zen 4); only on the wide path.
 // With FMA: the table (gelu_table) for blocks whose lanes all have |x| <= kGeluTable, else
@@ -747,15 +822,17 @@ IMKERN_ALWAYS_INLINE inline vf gelu_fin(vf xv, vf m, const GeluTail& q, W) {
 // single thread 0.49-0.50 -> 0.56 (AVX-512), 0.90 -> 0.92-0.97 (AVX2), and [-4, 4] / N(0, 1.5)
 // up to 10% slower (the bigger loop).
 // Table = false (CpuParams::gelu_table 0: the cores whose permutes share the FMA pipes, Zen 1
-// to 3): with FMA, every lane by one form, t R(t) E = (u G) E with gelu_tail's tail fit alone
-// (degree 9 in u over t in [0, 14.6], t clamped there): no lookups, no branch, ~16-17 cycles per
-// vector for every input on Zen 3, where the table takes ~16 for an all-near vector and ~37 for
-// a mixed one (8 + 6 VPERMPS, each holding an FMA pipe ~2 cycles). Max 3.78 ulp (the table
-// 4.12) over the 15M points of gelu_acc (test_gelu_float32_ulp's ranges and more); gelu_grad's
-// absolute error 1.6e-7 (the table 7.1e-8). On the Zen 3 VM (EPYC 7xx3), `bench -k gelu`, 2
-// threads, two runs each: U[-8, 8] 5.1-5.6 -> 2.67-2.75 ms (1.6-1.8 -> 0.6-0.9x torch), N(0, 1)
-// 2.07-2.24 -> 2.49-2.55 ms (0.59-0.69 -> 0.72-0.80x): faster than torch on both, where the table
-// is 1.7x slower than torch on the wide input. (4 vectors a step instead of 2: no change.)
+// to 3): with FMA, every lane by one form, t R(t) E = (u G) E (gelu_one: a degree-8 fit in
+// u = t / (t + 3.75) over t in [0, 14.6], the 2^n of E applied by an integer add): no lookups,
+// one well-predicted branch. Where the table takes ~16 cycles per all-near vector and ~37 per
+// mixed one on Zen 3 (8 + 6 VPERMPS, each holding an FMA pipe ~2 cycles), the one-fit form
+// took ~16-17 for every input (gelu9: gelu_tail's degree-9 tail fit, E formed first), ~15 since
+// gelu10 (see gelu_one). Max 4.13 ulp (gelu9 3.78, the table 4.12) over the 15M points of
+// gelu_acc (test_gelu_float32_ulp's ranges and more). gelu9 on the Zen 3 VM (EPYC 7xx3),
+// `bench -k gelu`, 2 threads, two runs each: U[-8, 8] 5.1-5.6 -> 2.67-2.75 ms (1.6-1.8 ->
+// 0.6-0.9x torch), N(0, 1) 2.07-2.24 -> 2.49-2.55 ms (0.59-0.69 -> 0.72-0.80x). gelu_grad's
+// one-fit form is still gelu_tail's (R = s G, the degree-9 tail fit in s; absolute error
+// 1.6e-7, the table 7.1e-8).
 // Without FMA Table is ignored.
 template <int N, bool Table = true>
 IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
@@ -765,11 +842,8 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
   vf t[N], f[N];
   IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
   if constexpr (!Table) {
-    (void)f;
-    GeluTail q[N];
-    IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
-    gelu_tail<N, kGeluTailFit, true>(t, q);
-    IMKERN_GELU_STEP y[j] = gelu_fin(x[j], sign_part(x[j]), q[j], std::true_type{});
+    (void)f, (void)t;
+    gelu_one<N>(x, y);
   } else if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
     gelu_table<N>(t, kGeluTab, f);
     IMKERN_GELU_STEP y[j] = sign_part(x[j]) - f[j];
@@ -814,6 +888,8 @@ IMKERN_ALWAYS_INLINE inline vf gelu(vf x) {
 
 // Vectors per gelu / gelu_grad call in the row loops (see gelu_tail); 1 on the baseline ISA.
 constexpr int kGeluVecs = LF >= 8 ? 2 : 1;
+// Vectors per step of gelu's one-fit form (gelu_one; 2: ~16.0 cycles per vector on Zen 3, 4: ~13.9)
+constexpr int kGeluOneVecs = LF >= 8 ? 4 : 1;
 
 // gelu_grad's result from gelu_tail's parts (R = s G): +-(t / sqrt(2 pi) - R) E + (x >= 0);
 // wide (std::true_type): +-inf lanes NaN.

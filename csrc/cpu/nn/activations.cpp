@@ -15,7 +15,8 @@
 // keeps relative accuracy for negative x, where 1 + erf(x / sqrt 2) cancels; float32 within
 // 6 ulp of the float64 result (tests/test_nn_ops.py::test_activation_float32_ulp).
 // float32 gelu / gelu_grad take vm::kGeluVecs vectors per step (two interleaved dependency
-// chains; vmath.hpp's gelu_tail), then single vectors, then the padded tail: the same bits.
+// chains; vmath.hpp's gelu_tail), gelu's one-fit form vm::kGeluOneVecs (four), then single
+// vectors, then the padded tail: the same bits.
 // NaN: relu(NaN) = NaN and every activation propagates NaN, as torch.
 #include <cmath>
 #include <cstdint>
@@ -150,7 +151,7 @@ void forward_f32(Activation act, const float* x, float* y, int64_t n, float slop
     case Activation::gelu:
       with_gelu_form(table, [&](auto form) {
         constexpr bool T = decltype(form)::value;
-        constexpr int N = vm::kGeluVecs;
+        constexpr int N = T ? vm::kGeluVecs : vm::kGeluOneVecs;
         // (always_inline: GCC otherwise calls fn out of line, the vectors through memory)
         const auto fn = [](const vf* v, vf* r) IMKERN_ALWAYS_INLINE { vm::gelu<N, T>(v, r); };
         const auto f1 = [](vf v) IMKERN_ALWAYS_INLINE { return vm::gelu<T>(v); };
