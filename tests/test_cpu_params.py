@@ -837,12 +837,16 @@ def test_fma_peak_is_the_best_round(monkeypatch):
 
 def test_bench_percentages_use_the_runs_best_peak_reading(monkeypatch, tmp_path, capsys):
     # The FMA peak is read at the start and before each CPU compute case; every percentage is of
-    # the best reading, so a low reading (a vCPU taken away) cannot push a case over 100%.
+    # the best reading, so a low reading (a vCPU taken away) cannot push a case over 100%. Beside
+    # it, the share of the median of short readings timed in the same turns as the case.
     from imkern import _bench, bench
 
     readings = iter([100e9, 400e9, 50e9, 60e9])
     monkeypatch.setattr(_bench, "fma_peak", lambda seconds=0.2, threads=None, rounds=4: next(readings))
     monkeypatch.setattr(_bench, "copy_bandwidth", lambda nbytes=0: 10e9)
+    # the short readings timed in the same turns as each compute case: shown beside, as their median
+    beside = iter([150e9, 250e9, 200e9] * 1000)
+    monkeypatch.setattr(_bench, "_peak_beside", lambda seconds: next(beside))
     x = np.ones(4)
 
     def case(name, **kw):
@@ -864,11 +868,18 @@ def test_bench_percentages_use_the_runs_best_peak_reading(monkeypatch, tmp_path,
     by_case = {r["case"]: r for r in out["results"]}
     for name in ("fake gemm a", "fake gemm b", "fake conv"):
         rate = by_case[name]["rate"]
-        assert "% of FMA peak)" in rate and f"| {name} |" in text and rate in text
+        assert "% of FMA peak, " in rate and "% of the peak read beside it)" in rate
+        assert f"| {name} |" in text and rate in text
         assert rate.endswith("of copy)") == (name == "fake conv")
         pct = float(rate.split("(")[1].split("%")[0])
         expect = 1e9 / (by_case[name]["imkern_ms"] / 1e3) / 400e9 * 100
         assert abs(pct - expect) <= 0.5 + 1e-9 * expect
+        # the beside share: of the median of that case's own readings (150, 250, 200, ... GFLOP/s)
+        med = by_case[name]["fma_peak_beside"]
+        assert 150e9 <= med <= 250e9
+        pct_b = float(rate.split("FMA peak, ")[1].split("%")[0])
+        expect_b = 1e9 / (by_case[name]["imkern_ms"] / 1e3) / med * 100
+        assert abs(pct_b - expect_b) <= 0.5 + 1e-9 * expect_b
     rates = {r["case"]: r["rate"] for r in out["results"]}
     assert rates["fake copy"].endswith("of copy)")
 
