@@ -719,7 +719,7 @@ IMKERN_ALWAYS_INLINE inline vf gelu_fin(vf xv, vf m, const GeluTail& q, W) {
 // takes, per lane, that value where t <= kGeluOneFast and else m - (u G) E with E = e 2^n
 // rounded once (also where it is subnormal; 2^-31 e times 2^(n + 31), both exact), so a lane's
 // bits depend on its own x only. 21 FMA-pipe operations and a divide per vector (t^2, n and
-// the reduction 5, the exp polynomial 6, G 8, u G, P), against 23 for gelu9's form (G 9, E
+// the reduction 5, the exp polynomial 6, G 8, u G, P), against 23 for the first one-fit form (G 9, E
 // formed first, a fused m - (u G) E). On the Zen 3 VM, single thread, timed in turns in one
 // process (the host's speed drifts by 25% between runs): in L1 ~17.9 -> ~16.4 cycles per
 // vector (4 vectors a step: 2 gave ~18.6, the extra live values spill); 25.7 MB 0.72 -> 0.67
@@ -826,9 +826,10 @@ IMKERN_ALWAYS_INLINE inline void gelu_one(const vf* x, vf* y) {
 // u = t / (t + 3.75) over t in [0, 14.6], the 2^n of E applied by an integer add): no lookups,
 // one well-predicted branch. Where the table takes ~16 cycles per all-near vector and ~37 per
 // mixed one on Zen 3 (8 + 6 VPERMPS, each holding an FMA pipe ~2 cycles), the one-fit form
-// took ~16-17 for every input (gelu9: gelu_tail's degree-9 tail fit, E formed first), ~15 since
-// gelu10 (see gelu_one). Max 4.13 ulp (gelu9 3.78, the table 4.12) over the 15M points of
-// gelu_acc (test_gelu_float32_ulp's ranges and more). gelu9 on the Zen 3 VM (EPYC 7xx3),
+// took ~16-17 for every input (the twenty-third session's form: gelu_tail's degree-9 tail fit, E
+// formed first), ~15 since gelu_one (see there). Max 4.13 ulp (the first form 3.78, the table
+// 4.12) over the 15M points of gelu_acc (test_gelu_float32_ulp's ranges and more). The first
+// form on the Zen 3 VM (EPYC 7xx3),
 // `bench -k gelu`, 2 threads, two runs each: U[-8, 8] 5.1-5.6 -> 2.67-2.75 ms (1.6-1.8 ->
 // 0.6-0.9x torch), N(0, 1) 2.07-2.24 -> 2.49-2.55 ms (0.59-0.69 -> 0.72-0.80x). gelu_grad's
 // one-fit form is still gelu_tail's (R = s G, the degree-9 tail fit in s; absolute error
