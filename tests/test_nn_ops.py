@@ -408,6 +408,9 @@ def test_gelu_far_pieces(rng, isa, gelu_form):
     beside = np.repeat(inside, 2)
     beside[1::2] = np.resize(np.array([13.5, -13.01, 14.6, -20.0], np.float32), inside.size)
     _same_bits(F.gelu(beside)[::2], F.gelu(inside))
+    # and gelu_backward's (its E = e 2^n by the same integer add where every lane is within 13)
+    gb = F.gelu_backward(np.ones_like(beside), beside)
+    _same_bits(gb[::2], F.gelu_backward(np.ones_like(inside), inside))
     _same_bits(F.gelu_backward(np.ones_like(special), special)[1::2], F.gelu_backward(np.ones_like(far), special[1::2]))
 
 

@@ -350,6 +350,36 @@ IMKERN_ALWAYS_INLINE inline void gelu_exp_scale_far(const vf* t, const vf* e, co
 #endif
 }
 
+// gelu_tail's tail fit G (t in [0, 14.6]) for N vectors of its variable s: U = true
+// u = t / (t + 2.5), else 1 / (t + 2.5)
+template <int N, bool U>
+IMKERN_ALWAYS_INLINE inline void gelu_tail_fit(const vf* s, vf* h) {
+  vf w[N];
+  if constexpr (U) {
+    IMKERN_GELU_STEP w[j] = s[j] - 0.426900595f;
+    IMKERN_GELU_STEP h[j] = w[j] * -0.0816079229f + -0.0259717945f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.119099513f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.107151404f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -0.110843711f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -0.231810376f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.146647215f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.503602445f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -0.942984581f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.772846818f;
+  } else {
+    IMKERN_GELU_STEP w[j] = s[j] - 0.22923976f;
+    IMKERN_GELU_STEP h[j] = w[j] * 311.3095f + -39.629814f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -72.69257f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 26.160011f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 10.824581f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -9.055093f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -2.2913628f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 3.1475153f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 2.3574615f;
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.7728468f;
+  }
+}
+
 // Two independent chains (the divide and G; the exp) that meet only in the caller's final
 // products, so neither waits on the other; the exp's 2^(n + 31) scaling is applied to the
 // polynomial alone (an exact power-of-two product while normal, one rounding where E is
@@ -437,30 +467,9 @@ IMKERN_ALWAYS_INLINE inline void gelu_tail(const vf* t, GeluTail* o) {
   }
   if constexpr (Fits != kGeluCentralFit) {
     // The tail G (t in [0, 14.6], degree 9), kept where t > 5 (or NaN)
-    vf w[N], h[N];
-    if constexpr (U) {
-      IMKERN_GELU_STEP w[j] = o[j].s - 0.426900595f;
-      IMKERN_GELU_STEP h[j] = w[j] * -0.0816079229f + -0.0259717945f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.119099513f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.107151404f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + -0.110843711f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + -0.231810376f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.146647215f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.503602445f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + -0.942984581f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.772846818f;
-    } else {
-      IMKERN_GELU_STEP w[j] = o[j].s - 0.22923976f;
-      IMKERN_GELU_STEP h[j] = w[j] * 311.3095f + -39.629814f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + -72.69257f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + 26.160011f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + 10.824581f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + -9.055093f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + -2.2913628f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + 3.1475153f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + 2.3574615f;
-      IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.7728468f;
-    }
+    vf h[N], sv[N];
+    IMKERN_GELU_STEP sv[j] = o[j].s;
+    gelu_tail_fit<N, U>(sv, h);
     if constexpr (Fits == kGeluTailFit) {
       IMKERN_GELU_STEP g[j] = h[j];
     } else {
@@ -909,6 +918,38 @@ IMKERN_ALWAYS_INLINE inline vf gelu_grad_fin(vf xv, const GeluTail& q, W) {
   }
 }
 
+#if defined(__FMA__)
+// gelu_grad's one-fit form (gelu_table 0): gelu_tail's parts (R = s G, the tail fit in
+// s = 1 / (t + 2.5)) and gelu_grad_fin, with E's 2^n applied as an integer add to the exponent
+// bits of the unscaled exp polynomial (gelu_exp_parts' Unit form) in blocks whose lanes all
+// have |x| <= kGeluOneFast (no clamp, no inf lanes there): E normal, so the same value as
+// gelu_tail's 2^-31 e times 2^(n + 31) and the same bits (one multiply fewer per vector); any
+// other block goes through gelu_tail as before.
+template <int N>
+IMKERN_ALWAYS_INLINE inline void gelu_grad_one(const vf* x, vf* y) {
+  vf t[N], fl[N], nf[N], e[N], s[N], g[N];
+  GeluTail q[N];
+  IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
+  if (__builtin_expect(!gelu_all_le<N>(t, kGeluOneFast), 0)) {  // (true for NaN)
+    IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
+    gelu_tail<N, kGeluTailFit, false>(t, q);
+    IMKERN_GELU_STEP y[j] = gelu_grad_fin(x[j], q[j], std::true_type{});
+    return;
+  }
+  IMKERN_GELU_STEP s[j] = 1.0f / (t[j] + 2.5f);
+  gelu_exp_parts<N, true>(t, fl, nf, e);
+  gelu_tail_fit<N, false>(s, g);
+  IMKERN_GELU_STEP {
+    q[j].t = t[j];
+    q[j].s = s[j];
+    q[j].g = g[j];
+    q[j].E = (vf)((vi)e[j] + ((vi)fl[j] << 23));  // e 2^n, exact while normal
+    y[j] = gelu_grad_fin(x[j], q[j], std::false_type{});
+  }
+  (void)nf;
+}
+#endif
+
 // d gelu / dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi):
 // E (R - t / sqrt(2 pi)) for x < 0, 1 + E (t / sqrt(2 pi) - R) for x >= 0, E = exp(-t^2 / 2).
 // The float64 reference gives NaN at +-inf (inf * 0); so does this. The two cases by bit
@@ -919,19 +960,17 @@ IMKERN_ALWAYS_INLINE inline vf gelu_grad_fin(vf xv, const GeluTail& q, W) {
 // ~0.67 -> ~0.55; AVX2 U[-8, 8] ~1.26-1.44 -> ~1.11-1.27; noisy, load ~5); k or 1 - k as
 // s k + (1 - s) / 2 with s = -1 (x >= 0) or +1 (x < 0 or -0) from the sign bit: two fused ops,
 // no compare.
-// Table = false: with FMA, every lane by the tail fit alone (R = s G, t clamped at 14.6), as
-// gelu's one-fit form; without FMA Table is ignored.
+// Table = false: with FMA, every lane by the tail fit alone (R = s G, t clamped at 14.6; E's
+// 2^n by an integer add where every lane is within 13: gelu_grad_one); without FMA Table is
+// ignored.
 template <int N, bool Table = true>
 IMKERN_ALWAYS_INLINE inline void gelu_grad(const vf* x, vf* y) {
 #if defined(__FMA__)
   vf t[N], k[N];
   IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
   if constexpr (!Table) {
-    (void)k;
-    GeluTail q[N];
-    IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
-    gelu_tail<N, kGeluTailFit, false>(t, q);
-    IMKERN_GELU_STEP y[j] = gelu_grad_fin(x[j], q[j], std::true_type{});
+    (void)k, (void)t;
+    gelu_grad_one<N>(x, y);
   } else if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
     gelu_table<N>(t, kGeluGradTab, k);
     IMKERN_GELU_STEP {

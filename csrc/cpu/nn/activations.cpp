@@ -15,7 +15,7 @@
 // keeps relative accuracy for negative x, where 1 + erf(x / sqrt 2) cancels; float32 within
 // 6 ulp of the float64 result (tests/test_nn_ops.py::test_activation_float32_ulp).
 // float32 gelu / gelu_grad take vm::kGeluVecs vectors per step (two interleaved dependency
-// chains; vmath.hpp's gelu_tail), gelu's one-fit form vm::kGeluOneVecs (four), then single
+// chains; vmath.hpp's gelu_tail), their one-fit forms vm::kGeluOneVecs (four), then single
 // vectors, then the padded tail: the same bits.
 // NaN: relu(NaN) = NaN and every activation propagates NaN, as torch.
 #include <cmath>
@@ -205,7 +205,7 @@ void backward_f32(Activation act, const float* g, const float* x, const float* y
     case Activation::gelu:
       with_gelu_form(table, [&](auto form) {
         constexpr bool T = decltype(form)::value;
-        constexpr int N = vm::kGeluVecs, L = vm::LF;
+        constexpr int N = T ? vm::kGeluVecs : vm::kGeluOneVecs, L = vm::LF;
         int64_t i = 0;
         const int64_t pf = gelu_prefetch_elems();  // as the forward (g and x)
         for (; i + N * L <= n; i += N * L) {  // N vectors per step, as the forward
