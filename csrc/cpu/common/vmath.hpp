@@ -350,33 +350,29 @@ IMKERN_ALWAYS_INLINE inline void gelu_exp_scale_far(const vf* t, const vf* e, co
 #endif
 }
 
+// Horner's scheme for N vectors, each step for all N before the next: h = (..(c[0] w + c[1]) w
+// + ..) w + c[K - 1], every step one fused multiply-add (as the chains written out were)
+template <int N, int K>
+IMKERN_ALWAYS_INLINE inline void gelu_horner(const vf* w, const float (&c)[K], vf* h) {
+  IMKERN_GELU_STEP h[j] = w[j] * c[0] + c[1];
+#pragma GCC unroll 16
+  for (int i = 2; i < K; ++i) IMKERN_GELU_STEP h[j] = h[j] * w[j] + c[i];
+}
+
 // gelu_tail's tail fit G (t in [0, 14.6]) for N vectors of its variable s: U = true
 // u = t / (t + 2.5), else 1 / (t + 2.5)
 template <int N, bool U>
 IMKERN_ALWAYS_INLINE inline void gelu_tail_fit(const vf* s, vf* h) {
+  static constexpr float kU[10] = {-0.0816079229f, -0.0259717945f, 0.119099513f, 0.107151404f, -0.110843711f,
+                                   -0.231810376f,  0.146647215f,   0.503602445f, -0.942984581f, 0.772846818f};
+  static constexpr float kS[10] = {311.3095f, -39.629814f, -72.69257f, 26.160011f, 10.824581f,
+                                   -9.055093f, -2.2913628f, 3.1475153f, 2.3574615f, 0.7728468f};
   vf w[N];
+  IMKERN_GELU_STEP w[j] = s[j] - (U ? 0.426900595f : 0.22923976f);
   if constexpr (U) {
-    IMKERN_GELU_STEP w[j] = s[j] - 0.426900595f;
-    IMKERN_GELU_STEP h[j] = w[j] * -0.0816079229f + -0.0259717945f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.119099513f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.107151404f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -0.110843711f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -0.231810376f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.146647215f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.503602445f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -0.942984581f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.772846818f;
+    gelu_horner<N>(w, kU, h);
   } else {
-    IMKERN_GELU_STEP w[j] = s[j] - 0.22923976f;
-    IMKERN_GELU_STEP h[j] = w[j] * 311.3095f + -39.629814f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -72.69257f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 26.160011f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 10.824581f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -9.055093f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + -2.2913628f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 3.1475153f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 2.3574615f;
-    IMKERN_GELU_STEP h[j] = h[j] * w[j] + 0.7728468f;
+    gelu_horner<N>(w, kS, h);
   }
 }
 
@@ -740,15 +736,10 @@ IMKERN_ALWAYS_INLINE inline void gelu_one_parts(const vf* t, vf* ug, vf* fl, vf*
   vf u[N], w[N], g[N], nf[N];
   IMKERN_GELU_STEP u[j] = t[j] / (t[j] + 3.75f);
   gelu_exp_parts<N, true>(t, fl, nf, e);
+  static constexpr float kG[9] = {0.11352366f, -0.02756566f, -0.28028804f, 0.20950271f, 0.5369045f,
+                                  -1.4474688f, 1.8200567f,   -1.5053713f,  0.88659364f};
   IMKERN_GELU_STEP w[j] = u[j] - 0.39782017f;
-  IMKERN_GELU_STEP g[j] = w[j] * 0.11352366f + -0.02756566f;
-  IMKERN_GELU_STEP g[j] = g[j] * w[j] + -0.28028804f;
-  IMKERN_GELU_STEP g[j] = g[j] * w[j] + 0.20950271f;
-  IMKERN_GELU_STEP g[j] = g[j] * w[j] + 0.5369045f;
-  IMKERN_GELU_STEP g[j] = g[j] * w[j] + -1.4474688f;
-  IMKERN_GELU_STEP g[j] = g[j] * w[j] + 1.8200567f;
-  IMKERN_GELU_STEP g[j] = g[j] * w[j] + -1.5053713f;
-  IMKERN_GELU_STEP g[j] = g[j] * w[j] + 0.88659364f;
+  gelu_horner<N>(w, kG, g);
   IMKERN_GELU_STEP ug[j] = u[j] * g[j];
 }
 // m - (u G) e 2^n, m = x or -0 (the scaling by the integer add exact while normal)
