@@ -724,11 +724,11 @@ IMKERN_ALWAYS_INLINE inline vf gelu_fin(vf xv, vf m, const GeluTail& q, W) {
 // takes, per lane, that value where t <= kGeluOneFast and else m - (u G) E with E = e 2^n
 // rounded once (also where it is subnormal; 2^-31 e times 2^(n + 31), both exact), so a lane's
 // bits depend on its own x only. 21 FMA-pipe operations and a divide per vector (t^2, n and
-// the reduction 5, the exp polynomial 6, G 8, u G, P), against 23 for the first one-fit form (G 9, E
-// formed first, a fused m - (u G) E). On the Zen 3 VM, single thread, timed in turns in one
+// the reduction 5, the exp polynomial 6, G 8, u G, P), against 23 for the first one-fit form
+// (G 9, E formed first, a fused m - (u G) E). On the Zen 3 VM, single thread, timed in turns in one
 // process (the host's speed drifts by 25% between runs): in L1 ~17.9 -> ~16.4 cycles per
-// vector (4 vectors a step: 2 gave ~18.6, the extra live values spill); 25.7 MB 0.72 -> 0.67
-// ns per element (torch 0.90-1.0).
+// vector (4 vectors a step; 2 gave ~18.6); 25.7 MB 0.72 -> 0.67 ns per element (torch
+// 0.90-1.0).
 constexpr float kGeluOneFast = 13.0f;
 // u G and e, fl for N vectors of t (gelu_one's parts; the same bits on either of its paths)
 template <int N>
@@ -832,8 +832,8 @@ IMKERN_ALWAYS_INLINE inline void gelu_one(const vf* x, vf* y) {
 // form on the Zen 3 VM (EPYC 7xx3),
 // `bench -k gelu`, 2 threads, two runs each: U[-8, 8] 5.1-5.6 -> 2.67-2.75 ms (1.6-1.8 ->
 // 0.6-0.9x torch), N(0, 1) 2.07-2.24 -> 2.49-2.55 ms (0.59-0.69 -> 0.72-0.80x). gelu_grad's
-// one-fit form is still gelu_tail's (R = s G, the degree-9 tail fit in s; absolute error
-// 1.6e-7, the table 7.1e-8).
+// one-fit form keeps gelu_tail's parts (R = s G, the degree-9 tail fit in s; absolute error
+// 1.6e-7, the table 7.1e-8), E's 2^n by the same integer add (gelu_grad_one: the same bits).
 // Without FMA Table is ignored.
 template <int N, bool Table = true>
 IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
@@ -889,7 +889,8 @@ IMKERN_ALWAYS_INLINE inline vf gelu(vf x) {
 
 // Vectors per gelu / gelu_grad call in the row loops (see gelu_tail); 1 on the baseline ISA.
 constexpr int kGeluVecs = LF >= 8 ? 2 : 1;
-// Vectors per step of gelu's one-fit form (gelu_one; 2: ~16.0 cycles per vector on Zen 3, 4: ~13.9)
+// Vectors per step of the one-fit forms (gelu_one, gelu_grad_one; on Zen 3 in L1 gelu_one takes
+// ~18.6 cycles per vector with 2, ~16.4 with 4)
 constexpr int kGeluOneVecs = LF >= 8 ? 4 : 1;
 
 // gelu_grad's result from gelu_tail's parts (R = s G): +-(t / sqrt(2 pi) - R) E + (x >= 0);
