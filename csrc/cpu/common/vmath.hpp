@@ -695,6 +695,10 @@ IMKERN_ALWAYS_INLINE inline void gelu_far_setup(const vf* t, const float (*tab)[
 }
 #endif
 
+// gelu's m: x >= 0 (-0 included) or NaN: x; else -0 (-0 from its bits: splat(-0.0f) is {} +
+// -0.0f = +0), so that gelu = m - t Q(t) with nothing to select
+IMKERN_ALWAYS_INLINE inline vf gelu_sign_part(vf x) { return vmax((vf)simd::splat(int32_t(0x80000000)), x); }
+
 // gelu's result from gelu_tail's parts (U: s = u, t R = u G): m - (u G) E with m = x or -0 (the
 // subtraction fused explicitly); wide (std::true_type): -inf lanes NaN. Shared by the one-fit
 // form and the FMA-less path.
@@ -742,9 +746,8 @@ IMKERN_ALWAYS_INLINE inline void gelu_one_parts(const vf* t, vf* ug, vf* fl, vf*
   gelu_horner<N>(w, kG, g);
   IMKERN_GELU_STEP ug[j] = u[j] * g[j];
 }
-// m - (u G) e 2^n, m = x or -0 (the scaling by the integer add exact while normal)
-IMKERN_ALWAYS_INLINE inline vf gelu_one_fin(vf xv, vf ug, vf fl, vf e) {
-  const vf m = vmax((vf)simd::splat(int32_t(0x80000000)), xv);  // x >= 0 (-0 included) or NaN: x; else -0
+// m - (u G) e 2^n, m = gelu_sign_part(x) (the scaling by the integer add exact while normal)
+IMKERN_ALWAYS_INLINE inline vf gelu_one_fin(vf m, vf ug, vf fl, vf e) {
   return m - (vf)((vi)(ug * e) + ((vi)fl << 23));
 }
 // The blocks with a lane beyond kGeluOneFast, inf or NaN (rare: out of line)
@@ -754,11 +757,11 @@ __attribute__((noinline)) void gelu_one_wide(const vf* x, vf* y) {
   IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), (vf)((vi)x[j] & (int32_t)0x7fffffff));  // NaN stays NaN
   gelu_one_parts<N>(t, ug, fl, e);
   IMKERN_GELU_STEP {
-    const vf m = vmax((vf)simd::splat(int32_t(0x80000000)), x[j]);
+    const vf m = gelu_sign_part(x[j]);
     // 2^-31 e 2^(n + 31): fl's low bits + 158 = n + 158 shifted into the exponent field
     const vf E = (e[j] * 0x1p-31f) * (vf)(((vi)fl[j] + 158) << 23);
     const vi far = ~(vi)(t[j] <= kGeluOneFast);  // t > 13 or NaN
-    const vf res = (vf)(((vi)fnmadd(ug[j], E, m) & far) | ((vi)gelu_one_fin(x[j], ug[j], fl[j], e[j]) & ~far));
+    const vf res = (vf)(((vi)fnmadd(ug[j], E, m) & far) | ((vi)gelu_one_fin(m, ug[j], fl[j], e[j]) & ~far));
     y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));  // -inf: NaN
   }
 }
@@ -771,7 +774,7 @@ IMKERN_ALWAYS_INLINE inline void gelu_one(const vf* x, vf* y) {
     return;
   }
   gelu_one_parts<N>(t, ug, fl, e);
-  IMKERN_GELU_STEP y[j] = gelu_one_fin(x[j], ug[j], fl[j], e[j]);
+  IMKERN_GELU_STEP y[j] = gelu_one_fin(gelu_sign_part(x[j]), ug[j], fl[j], e[j]);
 }
 #endif
 
@@ -837,8 +840,6 @@ IMKERN_ALWAYS_INLINE inline void gelu_one(const vf* x, vf* y) {
 // Without FMA Table is ignored.
 template <int N, bool Table = true>
 IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
-  // x >= 0 (-0 included) or NaN: x; else -0. (-0 from its bits: splat(-0.0f) is {} + -0.0f = +0)
-  const auto sign_part = [](vf xv) IMKERN_ALWAYS_INLINE { return vmax((vf)simd::splat(int32_t(0x80000000)), xv); };
 #if defined(__FMA__)
   vf t[N], f[N];
   IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
@@ -847,7 +848,7 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
     gelu_one<N>(x, y);
   } else if (__builtin_expect(gelu_all_le<N>(t, kGeluTable), 1)) {
     gelu_table<N>(t, kGeluTab, f);
-    IMKERN_GELU_STEP y[j] = sign_part(x[j]) - f[j];
+    IMKERN_GELU_STEP y[j] = gelu_sign_part(x[j]) - f[j];
   } else {
     // Near lanes (t <= kGeluTable) as above, the same bits; far lanes (t > kGeluTable, NaN)
     // t Q(t) = P(t) E, E = exp(-t^2 / 2) (gelu_exp_parts), P(t) = t Q(t) / E by kGeluTab's
@@ -855,7 +856,7 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
     vf E[N], ff[N];
     gelu_far_setup<N>(t, kGeluTab, f, ff, E);
     IMKERN_GELU_STEP {
-      const vf m = sign_part(x[j]);
+      const vf m = gelu_sign_part(x[j]);
       const vi near = (vi)(t[j] <= kGeluTable);  // false for NaN
       vf res;
       if constexpr (kGeluMerged) {
@@ -875,7 +876,7 @@ IMKERN_ALWAYS_INLINE inline void gelu(const vf* x, vf* y) {
   // |x| Q(|x|) = (t R) E = (u G) E, |x| clamped; E last.
   // x >= 0: x - t Q; x < 0: -t Q (-0 where it underflows, as x Phi(x)); NaN: NaN.
   gelu_eval<N, true>(x, [&](const GeluTail* q, auto wide) IMKERN_ALWAYS_INLINE {
-    IMKERN_GELU_STEP y[j] = gelu_fin(x[j], sign_part(x[j]), q[j], wide);
+    IMKERN_GELU_STEP y[j] = gelu_fin(x[j], gelu_sign_part(x[j]), q[j], wide);
   });
 #endif
 }
