@@ -99,14 +99,10 @@ def fma_peak(seconds=0.2, threads=None, rounds=4):
     return max(sum(r) for r in out)
 
 
-def _peak_beside(seconds):
-    """One short FMA-peak reading (a single round): timed in the same turns as a compute-bound
-    case, the readings' median is the peak of the minutes the case ran in."""
-    return fma_peak(seconds, rounds=1)
-
-
-def _read_peak_into(out: List[float], seconds: float) -> None:
-    out.append(_peak_beside(seconds))
+def _peak_beside(out: List[float], seconds: float) -> None:
+    """Appends one short FMA-peak reading (a single round) to ``out``: timed in the same turns as
+    a compute-bound case, the readings' median is the peak of the minutes the case ran in."""
+    out.append(fma_peak(seconds, rounds=1))
 
 
 # What `bench --isa LEVEL` sets for imkern and the peers, before any of them is imported (the
@@ -276,26 +272,28 @@ def run(
             rows.append((c.name, "setup failed: " + str(e)[:60], "", "", "", ""))
             results.append({"case": c.name, "device": c.device, "error": str(e)})
             continue
-        if c.flops and c.device == "cpu":
+        with_copy = bool(c.bytes) and c.device == "cpu"
+        with_peak = bool(c.flops) and c.device == "cpu"
+        if with_peak:
             peak_readings.append(fma_peak(peak_seconds))
         # imkern and its peers in turns (see _time_interleaved); a memory-bound CPU case also
         # times, in the same turns, a copy of its bytes (half read, half written) on the same
         # threads: its reference rate, taken the same minute, at the same size (the machine's
         # memory varies from minute to minute on a VM, and a size that fits a cache copies faster)
         fns = [fn, *peers.values()]
-        if c.bytes and c.device == "cpu":
+        if with_copy:
             fns.append(_copy_fn(c.bytes // 2))
         # and a compute-bound one short FMA-peak readings in the same turns: the peak of the same
         # minutes (the host takes a vCPU away for seconds at a time: on the Zen 3 VM one minute's
         # GEMM read 44% of the run's best peak and the next one's 82%, the same code), reported
         # beside the share of the run's best reading
         beside: List[float] = []
-        if c.flops and c.device == "cpu":
-            fns.append(functools.partial(_read_peak_into, beside, peak_seconds / 4))
+        if with_peak:
+            fns.append(functools.partial(_peak_beside, beside, peak_seconds / 4))
         t, *tps = _time_interleaved(fns, min_time=min_time)
-        if beside:
+        if with_peak:
             tps.pop()
-        t_copy = tps.pop() if c.bytes and c.device == "cpu" else None
+        t_copy = tps.pop() if with_copy else None
         rate = ""
         first = len(rows)
         if not peers:
