@@ -265,9 +265,14 @@ constexpr bool kGeluScalef = false;
 // Unit = true (gelu_one): e unscaled (the polynomial itself: 2^31 times the bits of the
 // scaled one, exactly) and fl = 1.5 * 2^23 + n, n in its low mantissa bits as a two's
 // complement (so fl's bits shifted left by 23 are n 2^23, the exponent step of 2^n).
+// side(i) is called before the polynomial's first step (i = 0) and after each step i (1..6),
+// so a caller's other chain can be written between them (gelu_one_parts).
 #if defined(__FMA__)
-template <int N, bool Unit = false>
-IMKERN_ALWAYS_INLINE inline void gelu_exp_parts(const vf* t, vf* fl, vf* nf, vf* e) {
+struct GeluNoSide {
+  void operator()(int) const {}
+};
+template <int N, bool Unit = false, typename Side = GeluNoSide>
+IMKERN_ALWAYS_INLINE inline void gelu_exp_parts(const vf* t, vf* fl, vf* nf, vf* e, Side side = {}) {
   vf rr[N];
   // 1.5 * 2^23 + 158 (see gelu_tail); 1.5 * 2^23 for Unit (the same n: both even)
   const vf magic = simd::splat(Unit ? 12582912.0f : 12583070.0f);
@@ -283,17 +288,25 @@ IMKERN_ALWAYS_INLINE inline void gelu_exp_parts(const vf* t, vf* fl, vf* nf, vf*
     const vf t2 = t[j] * t[j];
     fl[j] = t2 * (-0.5f * 1.44269504088896341f) + magic;
     nf[j] = fl[j] - magic;
-    const vf m = nf[j] * (2.0f * 0.693359375f);
+    // 2 n ln2_hi (exact); Unit: straight from fl, fl 2 ln2_hi - 1.5 * 2^23 * 2 ln2_hi (exact, as
+    // is the difference: one rounding of an exact result), off the chain through nf
+    const vf m = Unit ? fl[j] * (2.0f * 0.693359375f) - 17448960.0f : nf[j] * (2.0f * 0.693359375f);
     rr[j] = fnmadd(nf[j], simd::splat(2.0f * -2.12194440e-4f), fnmsub(t[j], t[j], m));  // |w| <= ln2 (+ 2e-5)
   }
   // 1 + r + r^2 q(r), the degree-6 fit of exp_nonpos, in w = 2 r (the coefficient of w^i
   // carries 2^-i, exactly)
-  IMKERN_GELU_STEP e[j] = rr[j] * (k * 0x1p-6f * 1.3813143596053123e-3f) + k * 0x1p-5f * 8.369418792426586e-3f;
-  IMKERN_GELU_STEP e[j] = e[j] * rr[j] + k * 0x1p-4f * 4.166845604777336e-2f;
-  IMKERN_GELU_STEP e[j] = e[j] * rr[j] + k * 0x1p-3f * 1.6666515171527863e-1f;
-  IMKERN_GELU_STEP e[j] = e[j] * rr[j] + k * 0x1p-2f * 4.999999403953552e-1f;
-  IMKERN_GELU_STEP e[j] = e[j] * rr[j] + k * 0.5f;
-  IMKERN_GELU_STEP e[j] = e[j] * rr[j] + k;
+  static constexpr float kE[7] = {k * 0x1p-6f * 1.3813143596053123e-3f, k * 0x1p-5f * 8.369418792426586e-3f,
+                                  k * 0x1p-4f * 4.166845604777336e-2f,  k * 0x1p-3f * 1.6666515171527863e-1f,
+                                  k * 0x1p-2f * 4.999999403953552e-1f,  k * 0.5f,
+                                  k};
+  side(0);
+  IMKERN_GELU_STEP e[j] = rr[j] * kE[0] + kE[1];
+  side(1);
+#pragma GCC unroll 8
+  for (int i = 2; i < 7; ++i) {
+    IMKERN_GELU_STEP e[j] = e[j] * rr[j] + kE[i];
+    side(i);
+  }
 }
 #endif
 
@@ -721,60 +734,76 @@ IMKERN_ALWAYS_INLINE inline vf gelu_fin(vf xv, vf m, const GeluTail& q, W) {
 // degree-9 fit in t / (t + 2.5) that it replaces 3.51), E = exp(-t^2 / 2) by gelu_exp_parts.
 // The shift 3.75 is where the degree-8 fit's error dips (minimax over the shift: 2.5e-8 at
 // 2.9, 1.45e-8 at 3.75, 5e-8 to 2e-7 elsewhere in [2.5, 4]), as good as degree 9 at 2.5.
-// The product is formed as P = (u G) e and scaled by 2^n with an integer add to its exponent
-// field (not an FP multiply: the vector integer pipes, not the FMA ones) while every lane of
-// the block has t <= kGeluOneFast, where P 2^n is normal (n >= -122, P >= 0.28); the result is
-// m - P 2^n (m = x or -0: one rounding, on the add pipes). Any other block (t > 13, inf, NaN)
-// takes, per lane, that value where t <= kGeluOneFast and else m - (u G) E with E = e 2^n
-// rounded once (also where it is subnormal; 2^-31 e times 2^(n + 31), both exact), so a lane's
-// bits depend on its own x only. 21 FMA-pipe operations and a divide per vector (t^2, n and
-// the reduction 5, the exp polynomial 6, G 8, u G, P), against 23 for the first one-fit form
-// (G 9, E formed first, a fused m - (u G) E). On the Zen 3 VM, single thread, timed in turns in one
-// process (the host's speed drifts by 25% between runs): in L1 ~17.9 -> ~16.4 cycles per
-// vector (4 vectors a step; 2 gave ~18.6); 25.7 MB 0.72 -> 0.67 ns per element (torch
-// 0.90-1.0).
+// The product is formed as G (u e 2^n): u e is scaled by 2^n with an integer add to its
+// exponent field (the vector integer pipes, not the FMA ones) while every lane of the block
+// has t <= kGeluOneFast, where u e 2^n is normal (n = 0 where t < 0.83; else u >= 0.18,
+// e >= 0.7 and n >= -122), so exact; the result is m - G (u e 2^n) in one fused op (m = x or
+// -0, one rounding). Any other block (t > 13, inf, NaN) takes, per lane, that value where
+// t <= kGeluOneFast and else m - (u G) E with E = e 2^n rounded once (also where it is
+// subnormal; 2^-31 e times 2^(n + 31), both exact), so a lane's bits depend on its own x
+// only. 21 FMA-pipe operations and a divide per vector (t^2, n and the reduction 5, the exp
+// polynomial 6, G 8, u e, the final fused op), against 23 for the first one-fit form (G 9,
+// E formed first, a fused m - (u G) E). The work is latency-bound (the divide and G's 8
+// steps, ~55 cycles, in a loop of ~16), so the chain is kept short: G's first step is taken
+// in u (c0 u + (c1 - c0 u0)) with w = u - u0 formed beside it; the exp's 2 n ln2_hi comes
+// straight from fl (gelu_exp_parts, Unit); u e is formed beside G and scaled off the chain,
+// and the last multiply and the subtraction are one fused op; G's steps are written between
+// the exp's (gelu_exp_parts' side calls), which the compiler keeps, so the window holds both
+// chains. On the Zen 3 VM, single thread, in L1, timed in turns in one process: ~17.9 ->
+// ~16.4 cycles per vector (gelu_one, the twenty-fourth session: P = (u G) e, m - P 2^n; 4
+// vectors a step, 2 gave ~18.6), then 5% less (0.652 -> 0.624 ns per element, 2048 and 32768
+// floats; 25.7 MB, plain stores, 0.98-0.93x); max 4.13 -> 4.03 ulp.
 constexpr float kGeluOneFast = 13.0f;
-// u G and e, fl for N vectors of t (gelu_one's parts; the same bits on either of its paths)
+// u, G, e and fl for N vectors of t (gelu_one's parts; the same bits on either of its paths)
 template <int N>
-IMKERN_ALWAYS_INLINE inline void gelu_one_parts(const vf* t, vf* ug, vf* fl, vf* e) {
-  vf u[N], w[N], g[N], nf[N];
+IMKERN_ALWAYS_INLINE inline void gelu_one_parts(const vf* t, vf* u, vf* g, vf* fl, vf* e) {
+  vf w[N], nf[N];
+  constexpr float u0 = 0.39782017f;
   IMKERN_GELU_STEP u[j] = t[j] / (t[j] + 3.75f);
-  gelu_exp_parts<N, true>(t, fl, nf, e);
+  IMKERN_GELU_STEP w[j] = u[j] - u0;
   static constexpr float kG[9] = {0.11352366f, -0.02756566f, -0.28028804f, 0.20950271f, 0.5369045f,
                                   -1.4474688f, 1.8200567f,   -1.5053713f,  0.88659364f};
-  IMKERN_GELU_STEP w[j] = u[j] - 0.39782017f;
-  gelu_horner<N>(w, kG, g);
-  IMKERN_GELU_STEP ug[j] = u[j] * g[j];
+  // Horner's first step in u, so w = u - u0 is formed beside it: c0 (u - u0) + c1 = c0 u + (c1 - c0 u0)
+  constexpr float c1 = kG[1] - kG[0] * u0;
+  gelu_exp_parts<N, true>(t, fl, nf, e, [&](int i) IMKERN_ALWAYS_INLINE {
+    if (i == 0) {
+      IMKERN_GELU_STEP g[j] = u[j] * kG[0] + c1;
+      IMKERN_GELU_STEP g[j] = g[j] * w[j] + kG[2];
+    } else {
+      IMKERN_GELU_STEP g[j] = g[j] * w[j] + kG[i + 2];
+    }
+  });
 }
-// m - (u G) e 2^n, m = gelu_sign_part(x) (the scaling by the integer add exact while normal)
-IMKERN_ALWAYS_INLINE inline vf gelu_one_fin(vf m, vf ug, vf fl, vf e) {
-  return m - (vf)((vi)(ug * e) + ((vi)fl << 23));
+// m - G (u e 2^n), one rounding, m = gelu_sign_part(x) (the scaling by the integer add: exact
+// while normal, so t <= kGeluOneFast)
+IMKERN_ALWAYS_INLINE inline vf gelu_one_fin(vf m, vf u, vf g, vf fl, vf e) {
+  return fnmadd(g, (vf)((vi)(u * e) + ((vi)fl << 23)), m);
 }
 // The blocks with a lane beyond kGeluOneFast, inf or NaN (rare: out of line)
 template <int N>
 __attribute__((noinline)) void gelu_one_wide(const vf* x, vf* y) {
-  vf t[N], ug[N], fl[N], e[N];
+  vf t[N], u[N], g[N], fl[N], e[N];
   IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), (vf)((vi)x[j] & (int32_t)0x7fffffff));  // NaN stays NaN
-  gelu_one_parts<N>(t, ug, fl, e);
+  gelu_one_parts<N>(t, u, g, fl, e);
   IMKERN_GELU_STEP {
     const vf m = gelu_sign_part(x[j]);
     // 2^-31 e 2^(n + 31): fl's low bits + 158 = n + 158 shifted into the exponent field
     const vf E = (e[j] * 0x1p-31f) * (vf)(((vi)fl[j] + 158) << 23);
     const vi far = ~(vi)(t[j] <= kGeluOneFast);  // t > 13 or NaN
-    const vf res = (vf)(((vi)fnmadd(ug[j], E, m) & far) | ((vi)gelu_one_fin(m, ug[j], fl[j], e[j]) & ~far));
+    const vf res = (vf)(((vi)fnmadd(u[j] * g[j], E, m) & far) | ((vi)gelu_one_fin(m, u[j], g[j], fl[j], e[j]) & ~far));
     y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));  // -inf: NaN
   }
 }
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu_one(const vf* x, vf* y) {
-  vf t[N], ug[N], fl[N], e[N];
+  vf t[N], u[N], g[N], fl[N], e[N];
   IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
   if (__builtin_expect(!gelu_all_le<N>(t, kGeluOneFast), 0)) {  // (true for NaN)
     gelu_one_wide<N>(x, y);
     return;
   }
-  gelu_one_parts<N>(t, ug, fl, e);
-  IMKERN_GELU_STEP y[j] = gelu_one_fin(gelu_sign_part(x[j]), ug[j], fl[j], e[j]);
+  gelu_one_parts<N>(t, u, g, fl, e);
+  IMKERN_GELU_STEP y[j] = gelu_one_fin(gelu_sign_part(x[j]), u[j], g[j], fl[j], e[j]);
 }
 #endif
 
