@@ -6,6 +6,7 @@ is alive, the byte budget holds, bad settings raise, and threads do not mix outp
 """
 
 import gc
+import math
 import os
 import pickle
 import subprocess
@@ -16,7 +17,8 @@ import numpy as np
 import pytest
 
 import imkern
-from imkern import color, filters, nn, reference, transform
+from imkern import _arrays as A
+from imkern import _core, color, filters, nn, reference, transform
 
 
 @pytest.fixture
@@ -225,3 +227,35 @@ def test_new_outputs_below_the_cache_start_on_a_line(shape):
     assert np.all(b == filters.gaussian(x, 1.0))
     y = color.rgb_to_gray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
     assert y.ctypes.data % 64 == 0 and y.shape == (300, 400)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("shape", [(0,), (1,), (70000,), (129, 129), (3, 0, 5), (2, 300, 401, 3)])
+def test_aligned_empty_is_a_lined_writeable_array_that_owns_its_block(shape, dtype):
+    """_arrays.numpy_empty's native call: an ordinary C-contiguous writeable array of the shape
+    and dtype asked for, starting on a 64-byte line, whose memory lives as long as the array
+    (its base a NumPy block), and two of them never share memory."""
+    dt = np.dtype(dtype)
+    a = _core.aligned_empty(shape, dt)
+    b = A.numpy_empty(list(shape), dt, math.prod(shape) * dt.itemsize)
+    for y in (a, b):
+        assert y.shape == shape and y.dtype == dt and y.flags.c_contiguous and y.flags.writeable
+        assert y.ctypes.data % 64 == 0 or y.nbytes < (1 << 16) and y is b
+        assert not np.shares_memory(a, b)
+    a[...] = np.arange(a.size, dtype=dt).reshape(shape)
+    ref = a.copy()
+    view = a[..., ::-1] if a.ndim else a
+    del a
+    gc.collect()
+    junk = [np.full(shape, 7, dt) for _ in range(4)]  # would overwrite a freed block
+    np.testing.assert_array_equal(view[..., ::-1] if view.ndim else view, ref)
+    del junk
+
+
+def test_aligned_empty_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="shape"):
+        _core.aligned_empty((4, -1), np.dtype(np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        _core.aligned_empty((1 << 40, 1 << 30), np.dtype(np.float32))
+    with pytest.raises(TypeError):
+        _core.aligned_empty((4, 4), "float32")
