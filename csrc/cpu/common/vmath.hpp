@@ -755,6 +755,24 @@ IMKERN_ALWAYS_INLINE inline vf gelu_fin(vf xv, vf m, const GeluTail& q, W) {
 // vectors a step, 2 gave ~18.6), then 5% less (0.652 -> 0.624 ns per element, 2048 and 32768
 // floats; 25.7 MB, plain stores, 0.98-0.93x); max 4.13 -> 4.03 ulp.
 constexpr float kGeluOneFast = 13.0f;
+// The rare blocks of the one-fit forms (a lane beyond kGeluOneFast, inf or NaN) run out of
+// line: Op::wide<N>(x, y), called with the block's x by value, in registers. With a pointer to
+// the caller's x every block stored its x to the stack for the rare call, and the loops spilled
+// (Zen 3, in L1, one process, the same bits: gelu 44 stack operands per 4 vectors -> 6, ~1-2%;
+// gelu_backward 91 -> 6, 7-9%).
+template <typename Op, int N, typename... V>
+__attribute__((noinline)) void gelu_out_of_line(vf* y, V... xs) {
+  const vf x[N] = {xs...};
+  Op::template wide<N>(x, y);
+}
+template <typename Op, int N, size_t... I>
+IMKERN_ALWAYS_INLINE inline void gelu_out_of_line_call(const vf* x, vf* y, std::index_sequence<I...>) {
+  gelu_out_of_line<Op, N>(y, x[I]...);
+}
+template <typename Op, int N>
+IMKERN_ALWAYS_INLINE inline void gelu_out_of_line_call(const vf* x, vf* y) {
+  gelu_out_of_line_call<Op, N>(x, y, std::make_index_sequence<N>{});
+}
 // u, G, e and fl for N vectors of t (gelu_one's parts; the same bits on either of its paths)
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu_one_parts(const vf* t, vf* u, vf* g, vf* fl, vf* e) {
@@ -781,38 +799,28 @@ IMKERN_ALWAYS_INLINE inline vf gelu_one_fin(vf m, vf u, vf g, vf fl, vf e) {
   return fnmadd(g, (vf)((vi)(u * e) + ((vi)fl << 23)), m);
 }
 // The blocks with a lane beyond kGeluOneFast, inf or NaN (rare: out of line)
-template <int N>
-__attribute__((noinline)) void gelu_one_wide_impl(const vf* x, vf* y) {
-  vf t[N], u[N], g[N], fl[N], e[N];
-  IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), (vf)((vi)x[j] & (int32_t)0x7fffffff));  // NaN stays NaN
-  gelu_one_parts<N>(t, u, g, fl, e);
-  IMKERN_GELU_STEP {
-    const vf m = gelu_sign_part(x[j]);
-    // 2^-31 e 2^(n + 31): fl's low bits + 158 = n + 158 shifted into the exponent field
-    const vf E = (e[j] * 0x1p-31f) * (vf)(((vi)fl[j] + 158) << 23);
-    const vi far = ~(vi)(t[j] <= kGeluOneFast);  // t > 13 or NaN
-    const vf res = (vf)(((vi)fnmadd(u[j] * g[j], E, m) & far) | ((vi)gelu_one_fin(m, u[j], g[j], fl[j], e[j]) & ~far));
-    y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));  // -inf: NaN
+struct GeluOneWide {
+  template <int N>
+  static void wide(const vf* x, vf* y) {
+    vf t[N], u[N], g[N], fl[N], e[N];
+    IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), (vf)((vi)x[j] & (int32_t)0x7fffffff));  // NaN stays NaN
+    gelu_one_parts<N>(t, u, g, fl, e);
+    IMKERN_GELU_STEP {
+      const vf m = gelu_sign_part(x[j]);
+      // 2^-31 e 2^(n + 31): fl's low bits + 158 = n + 158 shifted into the exponent field
+      const vf E = (e[j] * 0x1p-31f) * (vf)(((vi)fl[j] + 158) << 23);
+      const vi far = ~(vi)(t[j] <= kGeluOneFast);  // t > 13 or NaN
+      const vf res = (vf)(((vi)fnmadd(u[j] * g[j], E, m) & far) | ((vi)gelu_one_fin(m, u[j], g[j], fl[j], e[j]) & ~far));
+      y[j] = (vf)((vi)res | (vi)(x[j] == -std::numeric_limits<float>::infinity()));  // -inf: NaN
+    }
   }
-}
-// (x by value, in registers: with a pointer to the caller's x, every block stored its x to the
-// stack for the rare call, and the loop spilled: 44 stack operands per 4 vectors, now 6;
-// ~1-2% in L1, same bits)
-template <int N, typename... V>
-__attribute__((noinline)) void gelu_one_wide(vf* y, V... xs) {
-  const vf x[N] = {xs...};
-  gelu_one_wide_impl<N>(x, y);
-}
-template <int N, size_t... I>
-IMKERN_ALWAYS_INLINE inline void gelu_one_wide_call(const vf* x, vf* y, std::index_sequence<I...>) {
-  gelu_one_wide<N>(y, x[I]...);
-}
+};
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu_one(const vf* x, vf* y) {
   vf t[N], u[N], g[N], fl[N], e[N];
   IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
   if (__builtin_expect(!gelu_all_le<N>(t, kGeluOneFast), 0)) {  // (true for NaN)
-    gelu_one_wide_call<N>(x, y, std::make_index_sequence<N>{});
+    gelu_out_of_line_call<GeluOneWide, N>(x, y);
     return;
   }
   gelu_one_parts<N>(t, u, g, fl, e);
@@ -960,15 +968,24 @@ IMKERN_ALWAYS_INLINE inline vf gelu_grad_fin(vf xv, const GeluTail& q, W) {
 // have |x| <= kGeluOneFast (no clamp, no inf lanes there): E normal, so the same value as
 // gelu_tail's 2^-31 e times 2^(n + 31) and the same bits (one multiply fewer per vector); any
 // other block goes through gelu_tail as before.
+// (the blocks with a lane beyond kGeluOneFast, inf or NaN: out of line, gelu_out_of_line)
+struct GeluGradOneWide {
+  template <int N>
+  static void wide(const vf* x, vf* y) {
+    vf t[N];
+    GeluTail q[N];
+    IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), (vf)((vi)x[j] & (int32_t)0x7fffffff));  // NaN stays NaN
+    gelu_tail<N, kGeluTailFit, false>(t, q);
+    IMKERN_GELU_STEP y[j] = gelu_grad_fin(x[j], q[j], std::true_type{});
+  }
+};
 template <int N>
 IMKERN_ALWAYS_INLINE inline void gelu_grad_one(const vf* x, vf* y) {
   vf t[N], fl[N], nf[N], e[N], s[N], g[N];
   GeluTail q[N];
   IMKERN_GELU_STEP t[j] = (vf)((vi)x[j] & (int32_t)0x7fffffff);
   if (__builtin_expect(!gelu_all_le<N>(t, kGeluOneFast), 0)) {  // (true for NaN)
-    IMKERN_GELU_STEP t[j] = vmin(simd::splat(14.6f), t[j]);  // NaN stays NaN
-    gelu_tail<N, kGeluTailFit, false>(t, q);
-    IMKERN_GELU_STEP y[j] = gelu_grad_fin(x[j], q[j], std::true_type{});
+    gelu_out_of_line_call<GeluGradOneWide, N>(x, y);
     return;
   }
   IMKERN_GELU_STEP s[j] = 1.0f / (t[j] + 2.5f);
