@@ -647,8 +647,12 @@ def test_dropout_matches_reference(rng, xp, p, dtype):
     np.testing.assert_array_equal(y, R.dropout(x, p, seed=seed))
     np.testing.assert_array_equal(y, to_numpy(F.dropout(dx, p, seed=seed)))  # reproducible
     np.testing.assert_array_equal(to_numpy(F.dropout_backward(dx, p, seed=seed)), y)
-    kept = np.mean(y != 0)
-    assert abs(kept - (1 - p)) < 0.03
+    # the kept share within 6 standard deviations of the binomial's (a false failure once in
+    # ~5e8 runs; a fixed 0.03 failed one run in a few hundred at p = 0.5 on these 3003 elements);
+    # exact at p = 0 and p = 1
+    nz = x != 0
+    kept = np.mean(y[nz] != 0)
+    assert abs(kept - (1 - p)) <= 6 * np.sqrt(p * (1 - p) / nz.sum()) + 1e-12
     if 0 < p < 1:
         np.testing.assert_array_equal(y[y != 0], (x * dtype(1 / (1 - p)))[y != 0])
         assert not np.array_equal(y, to_numpy(F.dropout(dx, p, seed=seed + 1)))
