@@ -191,8 +191,9 @@ IMKERN_BINDINGS(output_cache) {
   // np.empty(shape, dtype), C-contiguous, starting on a 64-byte line (imkern._arrays.numpy_empty,
   // for outputs from 64 KiB up to the output cache's threshold): a view of a NumPy uint8 block 64
   // bytes longer, so NumPy's allocator and its reuse of freed blocks serve it as they serve
-  // np.empty. One call: the block's address and the view, from Python, took ~3 us (the
-  // __array_interface__ dict, a slice, .view and .reshape), several times the allocation.
+  // np.empty. One call (0.65 us for a 224x224 RGB output): the block's address and the view,
+  // from Python, took 6.3 us there (the __array_interface__ dict 1.8, a slice, .view and
+  // .reshape 0.9, and the rest of the call), several times the allocation.
   m.def("aligned_empty", [](const std::vector<py::ssize_t>& shape, const py::dtype& dt) {
     int64_t nbytes = dt.itemsize();
     for (py::ssize_t d : shape) {

@@ -254,6 +254,25 @@ constexpr float kGeluTable = 4.2f;
 // N vectors, each step written for all N before the next (see gelu_tail)
 #define IMKERN_GELU_STEP for (int j = 0; j < N; ++j)
 
+// Horner's scheme for N vectors, each step for all N before the next: h = (..(c[0] w + c[1]) w
+// + ..) w + c[K - 1], every step one fused multiply-add (as the chains written out were).
+// side(0) is called before the first step and side(i) after the step that adds c[i], so a
+// caller's other chain can be written between the steps (gelu_exp_parts, gelu_one_parts).
+struct GeluNoSide {
+  void operator()(int) const {}
+};
+template <int N, int K, typename Side = GeluNoSide>
+IMKERN_ALWAYS_INLINE inline void gelu_horner(const vf* w, const float (&c)[K], vf* h, Side side = {}) {
+  side(0);
+  IMKERN_GELU_STEP h[j] = w[j] * c[0] + c[1];
+  side(1);
+#pragma GCC unroll 16
+  for (int i = 2; i < K; ++i) {
+    IMKERN_GELU_STEP h[j] = h[j] * w[j] + c[i];
+    side(i);
+  }
+}
+
 // exp(-t^2 / 2) for N vectors of t >= 0 (t <= 14.6 or NaN), in two parts so gelu_tail can
 // interleave its other chain: gelu_exp_parts gives fl (n + 158 in its low mantissa bits), nf = n
 // and e, the polynomial of the reduced argument (times 2^-31 unless VSCALEFPS applies 2^n), and
@@ -266,12 +285,8 @@ constexpr bool kGeluScalef = false;
 // Unit = true (gelu_one): e unscaled (the polynomial itself: 2^31 times the bits of the
 // scaled one, exactly) and fl = 1.5 * 2^23 + n, n in its low mantissa bits as a two's
 // complement (so fl's bits shifted left by 23 are n 2^23, the exponent step of 2^n).
-// side(i) is called before the polynomial's first step (i = 0) and after each step i (1..6),
-// so a caller's other chain can be written between them (gelu_one_parts).
+// side: called between the polynomial's steps (gelu_horner), for gelu_one_parts' G.
 #if defined(__FMA__)
-struct GeluNoSide {
-  void operator()(int) const {}
-};
 template <int N, bool Unit = false, typename Side = GeluNoSide>
 IMKERN_ALWAYS_INLINE inline void gelu_exp_parts(const vf* t, vf* fl, vf* nf, vf* e, Side side = {}) {
   vf rr[N];
@@ -300,14 +315,7 @@ IMKERN_ALWAYS_INLINE inline void gelu_exp_parts(const vf* t, vf* fl, vf* nf, vf*
                                   k * 0x1p-4f * 4.166845604777336e-2f,  k * 0x1p-3f * 1.6666515171527863e-1f,
                                   k * 0x1p-2f * 4.999999403953552e-1f,  k * 0.5f,
                                   k};
-  side(0);
-  IMKERN_GELU_STEP e[j] = rr[j] * kE[0] + kE[1];
-  side(1);
-#pragma GCC unroll 8
-  for (int i = 2; i < 7; ++i) {
-    IMKERN_GELU_STEP e[j] = e[j] * rr[j] + kE[i];
-    side(i);
-  }
+  gelu_horner<N>(rr, kE, e, side);
 }
 #endif
 
@@ -362,15 +370,6 @@ IMKERN_ALWAYS_INLINE inline void gelu_exp_scale_far(const vf* t, const vf* e, co
 #else
   (void)t, (void)e, (void)nf, (void)E;
 #endif
-}
-
-// Horner's scheme for N vectors, each step for all N before the next: h = (..(c[0] w + c[1]) w
-// + ..) w + c[K - 1], every step one fused multiply-add (as the chains written out were)
-template <int N, int K>
-IMKERN_ALWAYS_INLINE inline void gelu_horner(const vf* w, const float (&c)[K], vf* h) {
-  IMKERN_GELU_STEP h[j] = w[j] * c[0] + c[1];
-#pragma GCC unroll 16
-  for (int i = 2; i < K; ++i) IMKERN_GELU_STEP h[j] = h[j] * w[j] + c[i];
 }
 
 // gelu_tail's tail fit G (t in [0, 14.6]) for N vectors of its variable s: U = true
