@@ -18,17 +18,28 @@ import pytest
 import imkern
 from conftest import assert_close, random_array
 from imkern import filters as FI
+from imkern import transform as TR
 from imkern.nn import functional as F
 from imkern.reference import filters as RF
 from imkern.reference import nn as R
 
-KEYS = ("gemm_mc", "gemm_kc", "gemm_nc", "l2_block", "wino_m", "strip_l1", "strip_l2", "stream_bytes", "gelu_table")
+KEYS = ("gemm_mc", "gemm_kc", "gemm_nc", "l2_block", "wino_m", "strip_l1", "strip_l2", "stream_bytes", "gelu_table",
+        "resize_phases")
 
 # Forced parameter sets: the smallest values, odd ones (no multiple of any register tile),
 # large ones (one block for everything), with streaming forced on or off.
 PARAM_SETS = {
     "small": dict(
-        mc=1, kc=1, nc=1, l2_block=4096, wino_m=4096, strip_l1=1024, strip_l2=1024, stream_bytes=0, gelu_table=0
+        mc=1,
+        kc=1,
+        nc=1,
+        l2_block=4096,
+        wino_m=4096,
+        strip_l1=1024,
+        strip_l2=1024,
+        stream_bytes=0,
+        gelu_table=0,
+        resize_phases=0,
     ),
     "odd": dict(
         mc=13, kc=37, nc=53, l2_block=100003, wino_m=40961, strip_l1=5000, strip_l2=70001, stream_bytes=1 << 62
@@ -43,6 +54,7 @@ PARAM_SETS = {
         strip_l2=1 << 26,
         stream_bytes=0,
         gelu_table=1,
+        resize_phases=1,
     ),
     "kc_only": dict(kc=64),
 }
@@ -594,6 +606,8 @@ def test_set_and_reset(restore_params):
         (dict(strip_l1=10), ValueError, "strip_l1"),
         (dict(gelu_table=2), ValueError, "gelu_table"),
         (dict(gelu_table=-1), ValueError, "gelu_table"),
+        (dict(resize_phases=2), ValueError, "resize_phases"),
+        (dict(resize_phases=1.0), TypeError, "resize_phases"),
         (dict(bogus=3), ValueError, "bogus"),
         (dict(kc=1.5), TypeError, "gemm_kc"),
         (dict(kc=True), TypeError, "gemm_kc"),
@@ -698,6 +712,13 @@ def _filter_results(rng_seed):
         out[f"box15_{dt.__name__}"] = FI.box(img, 15)
         out[f"correlate_{dt.__name__}"] = FI.correlate(img, np.arange(1, 10, dtype=np.float32).reshape(3, 3) / 45)
         out[f"sobel_{dt.__name__}"] = FI.sobel(img, 1, 0)
+    # resize by 2 and 4 in width (resize_phases: phase sums or lane permutes, the same bits)
+    for dt in (np.float32, np.uint16):
+        for c in (3, 4):
+            img = random_array(rng, (9, 67, c), dt)
+            for mode in ("bicubic", "lanczos"):
+                out[f"resize2_{mode}_{c}_{dt.__name__}"] = TR.resize(img, (18, 134), interpolation=mode)
+                out[f"resize4_{mode}_{c}_{dt.__name__}"] = TR.resize(img, (10, 268), interpolation=mode)
     return out
 
 

@@ -349,6 +349,39 @@ def test_float_sums_channels_every_isa_level(rng, isa, dtype, channels, stream):
         imkern.set_cpu_params(stream_bytes=None)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_integer_upscale_phases_same_bits_every_isa_level(rng, isa, dtype, channels):
+    """Widths grown by 2 or 4 with the height growing (horizontal first), bicubic and lanczos:
+    the phase sums with pixel copies (resize_phases=1, AVX2) give the lane permutes' bits
+    (resize_phases=0) and match the reference; odd widths, one-row and one-pixel-wide sources,
+    batches, strided and negative-stride views, misaligned outputs, one and three threads."""
+    cases = [((5, 67), (10, 134)), ((3, 131), (7, 524)), ((1, 40), (2, 80)), ((4, 1), (8, 2)),
+             ((6, 257), (12, 514)), ((2, 333), (9, 1332)), ((7, 33), (14, 66))]
+    before = imkern.get_num_threads()
+    try:
+        for (sh, sw), dst in cases:
+            base = random_array(rng, (2, sh, 2 * sw + 1, channels + 1), dtype)
+            views = [base[0, :, :sw, :channels], base[:, :, 1::2, 1:], base[1, ::-1, sw - 1::-1, :channels]]
+            for x in views:
+                for mode in ("bicubic", "lanczos"):
+                    ref = R.resize(x, dst, interpolation=mode)
+                    got = []
+                    for phases, threads in ((0, 1), (1, 1), (1, 3)):
+                        imkern.set_cpu_params(resize_phases=phases)
+                        imkern.set_num_threads(threads)
+                        out = np.empty(x.shape[:-3] + dst + (channels,), dtype)
+                        buf = np.empty(out.size + 1, dtype)
+                        mis = buf[1:].reshape(out.shape)  # one element past an aligned address
+                        got += [resize(x, dst, interpolation=mode), resize(x, dst, interpolation=mode, out=mis)]
+                    for g in got[1:]:
+                        np.testing.assert_array_equal(g, got[0], err_msg=f"{x.shape} -> {dst} {mode}")
+                    _cmp(got[0], ref, dtype, x, mode)
+    finally:
+        imkern.set_cpu_params(resize_phases=None)
+        imkern.set_num_threads(before)
+
+
 def test_same_bits_on_every_isa_level_and_thread_count(rng):
     x = random_array(rng, (2, 130, 170, 3), np.uint8)
     results = []

@@ -65,6 +65,7 @@ py::dict params_dict(const imkern::CpuParams& p) {
   d["strip_l2"] = p.strip_l2;
   d["stream_bytes"] = p.stream_bytes;
   d["gelu_table"] = p.gelu_table;
+  d["resize_phases"] = p.resize_phases;
   return d;
 }
 

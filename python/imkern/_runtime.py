@@ -141,6 +141,7 @@ _PARAMS = {
     "strip_l2": (1024, 1 << 40, "bytes of the filters' row ring, taller kernels; rotate90's bands"),
     "stream_bytes": (0, 1 << 62, "input + output bytes above which outputs are streamed (0: always)"),
     "gelu_table": (0, 1, "float32 gelu's form: 1 the piecewise table, 0 one fit (changes gelu's rounding)"),
+    "resize_phases": (0, 1, "integer float resize upscales: 1 phase sums and pixel copies, 0 lane permutes"),
 }
 _ALIASES = {"mc": "gemm_mc", "kc": "gemm_kc", "nc": "gemm_nc", "stream": "stream_bytes"}
 _params_lock = threading.Lock()
@@ -173,10 +174,13 @@ def set_cpu_params(**params) -> dict:
     blocks), ``strip_l1`` and ``strip_l2`` (bytes of the filters' row rings; ``strip_l1``
     also sizes the blocks of a float32 softmax over a strided axis, ``strip_l2`` rotate90's
     bands), ``stream_bytes`` (alias ``stream``: outputs whose input plus output bytes exceed it are
-    written with non-temporal stores; 0 streams every output that can be), and ``gelu_table``
+    written with non-temporal stores; 0 streams every output that can be), ``gelu_table``
     (float32 gelu and its gradient with FMA: 1 the piecewise table, 0 one fit for every lane;
     by default 0 on the cores whose lane-crossing permutes share the FMA pipes, AMD Zen 1 to 3,
-    from cpuid). A value of None
+    from cpuid), and ``resize_phases`` (float32 and uint16 resize by an integer factor whose
+    weights repeat exactly (2x, 4x) in width, 3 or 4 channels, bicubic or wider, at AVX2: 1 sums
+    each phase's pixels from plain loads and interleaves them, 0 takes one lane permute per
+    tap; the same bits). A value of None
     restores that parameter's default; :func:`reset_cpu_params` restores all of them. The
     environment variable ``IMKERN_CPU_PARAMS`` (e.g. ``"kc=128,mc=512,stream_bytes=16M"``)
     sets overrides at import. Only ``gemm_kc`` (the rounding of GEMM sums, as any blocked GEMM)
@@ -233,8 +237,8 @@ def reset_cpu_params() -> None:
 def get_cpu_params(isa: str | None = None) -> dict:
     """The CPU parameters in effect for ``isa`` (default: the active ISA): the GEMM blocking
     in elements for float32 (``gemm_mc``, ``gemm_kc``, ``gemm_nc``) and float64 (``*_f64``), and
-    the byte sizes ``l2_block``, ``wino_m``, ``strip_l1``, ``strip_l2``, ``stream_bytes``, and
-    ``gelu_table`` (see :func:`set_cpu_params`).
+    the byte sizes ``l2_block``, ``wino_m``, ``strip_l1``, ``strip_l2``, ``stream_bytes``,
+    ``gelu_table`` and ``resize_phases`` (see :func:`set_cpu_params`).
 
     Example:
         >>> import imkern

@@ -67,12 +67,17 @@ struct CpuParams {
   // 0 = one fit for every lane (a divide and exp(-x^2 / 2), no lookups). Both within ~6 ulp;
   // the bits differ, so the choice is fixed per machine (gelu_table_model, from cpuid).
   int64_t gelu_table = 1;
+  // float32 / uint16 resize by an integer factor (2x, 4x) of 3 or 4 channels at AVX2, bicubic
+  // and wider: 1 = each phase's horizontal sums from plain loads, then the pixels interleaved
+  // by 16-byte copies; 0 = one lane permute per tap. The same bits either way.
+  int64_t resize_phases = 1;
 };
 
 // The keys of CpuParams that can be overridden, in this order (values: elements for the GEMM
 // keys, bytes for the others; -1 = the model's value).
 enum CpuParamKey : int { kParamMc = 0, kParamKc, kParamNc, kParamL2Block, kParamWinoM, kParamStripL1,
-                         kParamStripL2, kParamStreamBytes, kParamGeluTable, kNumCpuParams };
+                         kParamStripL2, kParamStreamBytes, kParamGeluTable,
+                         kParamResizePhases, kNumCpuParams };
 const char* cpu_param_name(int key);
 
 const CpuCaches& cpu_caches();  // detected (and measured) once, thread-safe
