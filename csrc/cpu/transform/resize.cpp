@@ -364,7 +364,8 @@ struct PermPlan {
         for (int64_t x = (e0 + C - 1) / C; x < (e0 + C - 1) / C + f; ++x)
           for (int k = 0; k < kx; ++k) pwph[(x + s) % f][k] = wp[k * ws + x * C];
         for (int64_t e = e0; e < e0 + per * L && ok; ++e)
-          for (int k = 0; k < kx && ok; ++k) ok = std::memcmp(&wp[k * ws + e], &pwph[(e / C + s) % f][k], sizeof(float)) == 0;
+          for (int k = 0; k < kx && ok; ++k)
+            ok = std::memcmp(&wp[k * ws + e], &pwph[(e / C + s) % f][k], sizeof(float)) == 0;
         if (!ok) return;
         df = f;
         ds = s;
