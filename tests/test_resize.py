@@ -350,7 +350,7 @@ def test_float_sums_channels_every_isa_level(rng, isa, dtype, channels, stream):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16])
-@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_integer_upscale_phases_same_bits_every_isa_level(rng, isa, dtype, channels):
     """Widths grown by 2 or 4 with the height growing (horizontal first), bicubic and lanczos:
     the phase sums with pixel copies (resize_phases=1, AVX2) give the lane permutes' bits

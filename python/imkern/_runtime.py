@@ -178,7 +178,7 @@ def set_cpu_params(**params) -> dict:
     (float32 gelu and its gradient with FMA: 1 the piecewise table, 0 one fit for every lane;
     by default 0 on the cores whose lane-crossing permutes share the FMA pipes, AMD Zen 1 to 3,
     from cpuid), and ``resize_phases`` (float32 and uint16 resize by an integer factor whose
-    weights repeat exactly (2x, 4x) in width, 3 or 4 channels, bicubic or wider, at AVX2: 1 sums
+    weights repeat exactly (2x, 4x; 1 or 2 channels 2x) in width, bicubic or wider, at AVX2: 1 sums
     each phase's pixels from plain loads and interleaves them, 0 takes one lane permute per
     tap; the same bits). A value of None
     restores that parameter's default; :func:`reset_cpu_params` restores all of them. The

@@ -20,8 +20,8 @@
 // Tables that repeat along the row (2x, 3x, 1.5x, ...) are read from their first period, and
 // whole periods run with its index and weight vectors (hperm_periods); when the height grows,
 // consecutive output rows with the same window (2x: rows 2i + 1, 2i + 2) are summed in one
-// pass over the ring (vsum_out2_f32); integer upscales of 3 or 4 channels sum each phase's
-// pixels with broadcast weights and interleave the pixels (hphase). Same values and order: the
+// pass over the ring (vsum_out2_f32); integer upscales (2x, 4x) sum each phase's pixels with
+// broadcast weights and interleave the pixels (hphase). Same values and order: the
 // same bits.
 // uint8 horizontal first: consecutive output rows with one window and mirrored weights (2x:
 // rows 2i + 1, 2i + 2) are summed together from sums and differences of the mirrored ring
@@ -281,7 +281,10 @@ struct PermPlan {
     per = 0;
     if (nw == 0) return;
     const int64_t L = std::max(kPermL, 1), nb = static_cast<int64_t>(base.size());
-    const int64_t lo = 4, hi = nb - 4;
+    const int64_t lo = 4;
+    // (and before the last blocks whose windows are pushed back into the row: 4x gray has ~6)
+    int64_t hi = nb - 4;
+    while (hi > lo && base[hi - 1] == SWC_ - nw * L) --hi;
     auto same = [&](int64_t a, int64_t b) {
       if ((base[a] < 0) != (base[b] < 0) || narrow[a] != narrow[b]) return false;
       if (base[a] < 0) return true;  // the scalar formula reads the block's own entries
@@ -336,38 +339,52 @@ struct PermPlan {
   }
   int64_t C_ = 1, SWC_ = 0;  // the channel count and the source row's elements (set by build)
 
-  // Integer upscales (2x, 4x: tables that repeat exactly) of 3 or 4 channels on AVX2 (hphase;
-  // CpuParams::resize_phases): in the periodic blocks output pixel x reads, at tap k, source
+  // Integer upscales (2x, 4x: tables that repeat exactly; 1 or 2 channels 2x only) on AVX2
+  // (hphase; CpuParams::resize_phases): output pixels x in [xlo, xhi) read, at tap k, source
   // pixel (x + ds) / df + k with weights that depend on the phase (x + ds) % df only
-  // (pwph [df][kx]). df = 0: not such a table.
+  // (pwph [df][kx]): the widest such range around the row's middle (the whole row but its
+  // ends), found from the tables; used where the permute plan's periodic blocks lie in it
+  // (4 channels at 2x have no plan: hrow, whose unfused sums give other bits). df = 0: none.
   static constexpr int kPhaseMax = 8;
   int df = 0;
-  int64_t ds = 0;
+  int64_t ds = 0, xlo = 0, xhi = 0;
   float pwph[kPhaseMax][8] = {};
-  void find_phases(const int32_t* ip, const float* wp, int kx, int64_t ws) {
+  void find_phases(const int32_t* ip, const float* wp, int kx, int64_t ws, int64_t DWC) {
     df = 0;
 #if defined(__AVX2__) && !defined(__AVX512F__)
-    const int64_t L = kPermL, C = C_;
+    const int64_t C = C_, DW = C > 0 ? DWC / C : 0;
     // (bilinear: two permutes per 8 outputs cost less than the copies: 1080p -> 4K RGB float32
     // on Zen 3, 3.0 -> 3.4 us per row)
-    if (per == 0 || (C != 3 && C != 4) || kx < 3) return;
-    const int64_t e0 = off + per_lo * L, e1 = off + per_hi * L, x0 = e0 / C, p0 = (ip[e0] - e0 % C) / C;
+    if (C < 1 || C > 4 || kx < 3 || kx > 8 || DW < 64) return;
+    const int64_t xm = DW / 2, p0 = ip[xm * C] / C;
     for (int f = 2; f <= kPhaseMax; ++f) {
+      if (C <= 2 && f != 2) break;  // (1 and 2 channels: only the zip of two phase rows)
       for (int64_t r = 0; r < f; ++r) {
-        const int64_t s = p0 * f + r - x0;  // (x0 + s) / f = p0 (x + s >= 0 from here on)
-        bool ok = true;
-        for (int64_t e = e0; e < e1 && ok; ++e) ok = ip[e] == (e / C + s) / f * C + e % C;
-        if (!ok) continue;
-        // the weights by phase: those of the first f whole pixels, then the first period (the
-        // rest repeat it) checked against them
-        for (int64_t x = (e0 + C - 1) / C; x < (e0 + C - 1) / C + f; ++x)
+        const int64_t s = p0 * f + r - xm;  // (xm + s) / f = p0
+        // the weights of pixels xm .. xm + f - 1 by phase; then pixel x fits when its
+        // indices and weights are those of its phase
+        for (int64_t x = xm; x < xm + f; ++x)
           for (int k = 0; k < kx; ++k) pwph[(x + s) % f][k] = wp[k * ws + x * C];
-        for (int64_t e = e0; e < e0 + per * L && ok; ++e)
-          for (int k = 0; k < kx && ok; ++k)
-            ok = std::memcmp(&wp[k * ws + e], &pwph[(e / C + s) % f][k], sizeof(float)) == 0;
-        if (!ok) return;
+        auto fits = [&](int64_t x) {
+          if (x + s < 0) return false;
+          const int64_t q = (x + s) / f, ph = (x + s) % f;
+          for (int64_t c = 0; c < C; ++c) {
+            if (ip[x * C + c] != q * C + c) return false;
+            for (int k = 0; k < kx; ++k)
+              if (std::memcmp(&wp[k * ws + x * C + c], &pwph[ph][k], sizeof(float)) != 0) return false;
+          }
+          return true;
+        };
+        int64_t lo = xm, hi = xm;
+        while (lo > 0 && fits(lo - 1)) --lo;
+        while (hi < DW && fits(hi)) ++hi;
+        // the whole row but its ends (the tables' clamped taps); else not an integer upscale
+        // (3x: weights that agree by chance over a stretch)
+        if (lo > 2 * kx * f || hi < DW - 2 * kx * f) continue;
         df = f;
         ds = s;
+        xlo = lo;
+        xhi = hi;
         return;
       }
     }
@@ -376,6 +393,7 @@ struct PermPlan {
     (void)wp;
     (void)kx;
     (void)ws;
+    (void)DWC;
 #endif
   }
 };
@@ -502,7 +520,7 @@ inline void hperm_periods(const Src v, const PermPlan& plan, int kx_, int64_t C,
 #endif
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
-// Whole periods of a phase plan (PermPlan::find_phases: integer upscales of 3 or 4 channels)
+// Whole periods of a phase plan (PermPlan::find_phases: integer upscales of 1 to 4 channels)
 // into float rows, from block b for nper periods, in chunks of kPhaseChunk output pixels. It
 // writes whole pixels (those cut by the first and last block get their own values again), so
 // a call must cover the whole row (resize_f32_hfirst's ring rows: find_phases is called for
@@ -510,7 +528,8 @@ inline void hperm_periods(const Src v, const PermPlan& plan, int kx_, int64_t C,
 //  1. the phase rows P[ph][q] = sum_k w[ph][k] S[q + k] over the chunk's source pixels q, for
 //     every phase from the same source loads (broadcast weights, no permutes);
 //  2. output pixel x = P[(x + ds) % df][(x + ds) / df], one 16-byte copy per pixel (3 channels:
-//     the fourth float is overwritten by the next pixel; the region's last pixel copies 3).
+//     the fourth float is overwritten by the next pixel; the region's last pixel copies 3);
+//     1 and 2 channels (2x): the two phase rows zipped by unpacks, 16 floats per step.
 // The same products and sums as the permutes (tap 0's product, then one fused multiply-add per
 // tap, the same weights), so the same bits. Per 8 outputs at 2x RGB, bicubic: 2 loads, 4 FMAs
 // and a store for the sums, 2.7 loads and 2.7 stores for the copies, instead of 8 loads, 4
@@ -519,12 +538,10 @@ inline void hperm_periods(const Src v, const PermPlan& plan, int kx_, int64_t C,
 constexpr int64_t kPhaseChunk = 512;
 // (F: df known at compile time (2), or 0)
 template <typename Src, int K, int F>
-inline void hphase(const Src v, const PermPlan& plan, int kx_, int64_t C, int64_t b, int64_t nper, float* out) {
+inline void hphase(const Src v, const PermPlan& plan, int kx_, int64_t C, int64_t x0, int64_t x1, float* out) {
   constexpr int L = kPermL;
   const int kx = K > 0 ? K : kx_;
   const int64_t f = F > 0 ? F : plan.df, s = plan.ds, SWC = plan.SWC_;
-  // whole pixels: those partly before or after the blocks get the same values as their blocks
-  const int64_t e0 = plan.off + b * L, x0 = e0 / C, x1 = (e0 + nper * plan.per * L + C - 1) / C;
   // floats per phase row: a chunk's source pixels (at most kPhaseChunk / f + 2) and a vector
   const int64_t pstride = ((kPhaseChunk / f + 2) * C + 2 * L - 1) / L * L;
   // (f pstride <= 512 C + 2 f C + f (2 L - 1) <= 2232 floats)
@@ -558,6 +575,27 @@ inline void hphase(const Src v, const PermPlan& plan, int kx_, int64_t C, int64_
     int64_t x = xa, ph = (xa + s) % f;
     const float* q = P + ((xa + s) / f - qa) * C;
     float* o = out + xa * C;
+    if (f == 2 && C <= 2) {
+      // 1 and 2 channels at 2x: the two phase rows zipped, by floats or by pairs (the first
+      // output pixel's phase row first, then the other's, a pixel further when it is phase 0's)
+      const float* pa = q + ph * pstride;
+      const float* pb = q + (1 - ph) * pstride + ph * C;
+      for (; x + 16 / C <= xb; x += 16 / C, pa += 8, pb += 8, o += 16) {
+        const __m256 a = _mm256_loadu_ps(pa), bb = _mm256_loadu_ps(pb);
+        __m256 lo, hi;
+        if (C == 1) {
+          lo = _mm256_unpacklo_ps(a, bb);
+          hi = _mm256_unpackhi_ps(a, bb);
+        } else {
+          lo = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(a), _mm256_castps_pd(bb)));
+          hi = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(a), _mm256_castps_pd(bb)));
+        }
+        _mm256_storeu_ps(o, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+      }
+      for (int64_t j = 0; x < xb; ++x, ++j, o += C) std::memcpy(o, (j & 1 ? pb : pa) + (j >> 1) * C, C * sizeof(float));
+      continue;
+    }
     auto copy = [&](const float* p) __attribute__((always_inline)) {
       _mm_storeu_ps(o, _mm_loadu_ps(p));
       o += C;
@@ -581,6 +619,12 @@ inline void hphase(const Src v, const PermPlan& plan, int kx_, int64_t C, int64_
     for (; x < xe; ++x, ++ph) copy(q + ph * pstride);
     if (xe < xb) std::memcpy(o, q + ph * pstride, 3 * sizeof(float));
   }
+}
+
+template <typename Src, int K>
+inline void hphase_any(const Src v, const PermPlan& plan, int kx, int64_t C, int64_t x0, int64_t x1, float* out) {
+  if (plan.df == 2) hphase<Src, K, 2>(v, plan, kx, C, x0, x1, out);
+  else hphase<Src, K, 0>(v, plan, kx, C, x0, x1, out);
 }
 #endif
 
@@ -664,8 +708,9 @@ inline void hperm_run(const Src v, const int32_t* ip, const PermPlan& plan, cons
         if (np > 0) {
 #if defined(__AVX2__) && !defined(__AVX512F__)
           if constexpr (std::is_same<T, float>::value && !Stream) {
-            if (plan.df == 2) hphase<Src, K, 2>(v, plan, kx, C, b, np, out);
-            else if (plan.df > 0) hphase<Src, K, 0>(v, plan, kx, C, b, np, out);
+            // whole pixels: those cut by the first and last block get the same values again
+            const int64_t x0 = (off + b * L) / C, x1 = (off + (b + np * per) * L + C - 1) / C;
+            if (plan.df > 0 && x0 >= plan.xlo && x1 <= plan.xhi) hphase_any<Src, K>(v, plan, kx, C, x0, x1, out);
             else hperm_periods<Src, T, NW, Stream, K>(v, plan, kx, C, b, np, out);
           } else
 #endif
@@ -2460,7 +2505,7 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       plan.find_period(ipp, tab.data(), kx, ws);
 #endif
       // (horizontal first only: hphase writes whole pixels, so its calls must cover whole rows)
-      if (hfirst && params().resize_phases) plan.find_phases(ipp, tab.data(), kx, ws);
+      if (hfirst && params().resize_phases) plan.find_phases(ipp, tab.data(), kx, ws, DWC);
       if (hfirst) resize_f32_hfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       else resize_f32_vfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       return;

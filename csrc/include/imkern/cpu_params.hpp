@@ -67,7 +67,7 @@ struct CpuParams {
   // 0 = one fit for every lane (a divide and exp(-x^2 / 2), no lookups). Both within ~6 ulp;
   // the bits differ, so the choice is fixed per machine (gelu_table_model, from cpuid).
   int64_t gelu_table = 1;
-  // float32 / uint16 resize by an integer factor (2x, 4x) of 3 or 4 channels at AVX2, bicubic
+  // float32 / uint16 resize by an integer factor (2x, 4x; 1 or 2 channels: 2x) at AVX2, bicubic
   // and wider: 1 = each phase's horizontal sums from plain loads, then the pixels interleaved
   // by 16-byte copies; 0 = one lane permute per tap. The same bits either way.
   int64_t resize_phases = 1;
