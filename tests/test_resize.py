@@ -2,6 +2,8 @@
 and (with a GPU) CUDA."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -370,9 +372,9 @@ def test_integer_upscale_phases_same_bits_every_isa_level(rng, isa, dtype, chann
                     for phases, threads in ((0, 1), (1, 1), (1, 3)):
                         imkern.set_cpu_params(resize_phases=phases)
                         imkern.set_num_threads(threads)
-                        out = np.empty(x.shape[:-3] + dst + (channels,), dtype)
-                        buf = np.empty(out.size + 1, dtype)
-                        mis = buf[1:].reshape(out.shape)  # one element past an aligned address
+                        shape = x.shape[:-3] + dst + (channels,)
+                        buf = np.empty(math.prod(shape) + 1, dtype)
+                        mis = buf[1:].reshape(shape)  # one element past an aligned address
                         got += [resize(x, dst, interpolation=mode), resize(x, dst, interpolation=mode, out=mis)]
                     for g in got[1:]:
                         np.testing.assert_array_equal(g, got[0], err_msg=f"{x.shape} -> {dst} {mode}")
