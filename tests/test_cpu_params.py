@@ -714,11 +714,15 @@ def _filter_results(rng_seed):
         out[f"sobel_{dt.__name__}"] = FI.sobel(img, 1, 0)
     # resize by 2 and 4 in width (resize_phases: phase sums or lane permutes, the same bits)
     for dt in (np.float32, np.uint16):
-        for c in (1, 3, 4):
+        for c in (1, 2, 3, 4):
             img = random_array(rng, (9, 67, c), dt)
             for mode in ("bicubic", "lanczos"):
                 out[f"resize2_{mode}_{c}_{dt.__name__}"] = TR.resize(img, (18, 134), interpolation=mode)
                 out[f"resize4_{mode}_{c}_{dt.__name__}"] = TR.resize(img, (10, 268), interpolation=mode)
+            # and shrunk by 2 in width (even/odd sums or per-pixel sums, the same bits)
+            wide = random_array(rng, (8, 134, c), dt)
+            for mode in ("bicubic", "lanczos", "bilinear"):
+                out[f"shrink2_{mode}_{c}_{dt.__name__}"] = TR.resize(wide, (5, 67), interpolation=mode)
     return out
 
 

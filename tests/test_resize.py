@@ -384,6 +384,41 @@ def test_integer_upscale_phases_same_bits_every_isa_level(rng, isa, dtype, chann
         imkern.set_num_threads(before)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_integer_2x_shrink_same_bits_every_isa_level(rng, isa, dtype, channels):
+    """Widths shrunk by exactly 2 with the height kept, shrunk or shrunk by another factor
+    (vertical first), bicubic, lanczos, bilinear and area: the even/odd pixel sums from plain
+    loads (resize_phases=1, AVX2, 1, 2 and 4 channels) give the per-pixel and lane-permute
+    paths' bits (resize_phases=0) and match the reference; odd and near-2x widths that do not
+    take it, one-row sources, batches, strided and negative-stride views, misaligned outputs,
+    one and three threads."""
+    cases = [((9, 134), (9, 67)), ((12, 600), (6, 300)), ((10, 130), (7, 65)), ((1, 200), (1, 100)),
+             ((6, 66), (3, 33)), ((5, 257), (5, 128)), ((4, 90), (2, 44)), ((3, 70), (4, 35))]
+    before = imkern.get_num_threads()
+    try:
+        for (sh, sw), dst in cases:
+            base = random_array(rng, (2, sh, 2 * sw + 1, channels + 1), dtype)
+            views = [base[0, :, :sw, :channels], base[:, :, 1::2, 1:], base[1, ::-1, sw - 1::-1, :channels]]
+            for x in views:
+                for mode in ("bicubic", "lanczos", "bilinear", "area"):
+                    ref = R.resize(x, dst, interpolation=mode)
+                    got = []
+                    for phases, threads in ((0, 1), (1, 1), (1, 3)):
+                        imkern.set_cpu_params(resize_phases=phases)
+                        imkern.set_num_threads(threads)
+                        shape = x.shape[:-3] + dst + (channels,)
+                        buf = np.empty(math.prod(shape) + 1, dtype)
+                        mis = buf[1:].reshape(shape)  # one element past an aligned address
+                        got += [resize(x, dst, interpolation=mode), resize(x, dst, interpolation=mode, out=mis)]
+                    for g in got[1:]:
+                        np.testing.assert_array_equal(g, got[0], err_msg=f"{x.shape} -> {dst} {mode}")
+                    _cmp(got[0], ref, dtype, x, mode)
+    finally:
+        imkern.set_cpu_params(resize_phases=None)
+        imkern.set_num_threads(before)
+
+
 def test_same_bits_on_every_isa_level_and_thread_count(rng):
     x = random_array(rng, (2, 130, 170, 3), np.uint8)
     results = []

@@ -141,7 +141,7 @@ _PARAMS = {
     "strip_l2": (1024, 1 << 40, "bytes of the filters' row ring, taller kernels; rotate90's bands"),
     "stream_bytes": (0, 1 << 62, "input + output bytes above which outputs are streamed (0: always)"),
     "gelu_table": (0, 1, "float32 gelu's form: 1 the piecewise table, 0 one fit (changes gelu's rounding)"),
-    "resize_phases": (0, 1, "integer float resize upscales: 1 phase sums and pixel copies, 0 lane permutes"),
+    "resize_phases": (0, 1, "integer float resize factors: 1 phase sums (upscales) and even/odd sums (2x shrinks), 0 lane permutes or per-pixel sums"),
 }
 _ALIASES = {"mc": "gemm_mc", "kc": "gemm_kc", "nc": "gemm_nc", "stream": "stream_bytes"}
 _params_lock = threading.Lock()
@@ -180,7 +180,9 @@ def set_cpu_params(**params) -> dict:
     from cpuid), and ``resize_phases`` (float32 and uint16 resize by an integer factor whose
     weights repeat exactly (2x, 4x; 1 or 2 channels 2x) in width, bicubic or wider, at AVX2: 1 sums
     each phase's pixels from plain loads and interleaves them, 0 takes one lane permute per
-    tap; the same bits). A value of None
+    tap; and width shrunk by exactly 2, 1, 2 or 4 channels, vertical pass first, at AVX2: 1 sums
+    the even and odd source pixels from pairs of plain loads, 0 sums pixel by pixel (or by lane
+    permutes); the same bits). A value of None
     restores that parameter's default; :func:`reset_cpu_params` restores all of them. The
     environment variable ``IMKERN_CPU_PARAMS`` (e.g. ``"kc=128,mc=512,stream_bytes=16M"``)
     sets overrides at import. Only ``gemm_kc`` (the rounding of GEMM sums, as any blocked GEMM)

@@ -396,6 +396,54 @@ struct PermPlan {
     (void)DWC;
 #endif
   }
+
+  // Integer 2x shrinks on AVX2, 1, 2 or 4 channels (hdec2; CpuParams::resize_phases): the
+  // permute plan has no windows for them (the taps of 8 outputs span more than two vectors)
+  // but for two taps and one channel, where hdec2 needs fewer shuffles; found, it replaces the
+  // plan (nw = 0). Output
+  // pixels x in [dlo, dhi) read, at tap k, source pixel 2 x + dds + k with the weights dw[k]
+  // (the same for every such pixel): the widest such range around the row's middle, found
+  // from the tables; the whole row but its ends, else none (dec false).
+  bool dec = false;
+  int64_t dds = 0, dlo = 0, dhi = 0;
+  float dw[8] = {};
+  void find_dec2(const int32_t* ip, const float* wp, int kx, int64_t ws, int64_t DWC) {
+    dec = false;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+    const int64_t C = C_, DW = DWC / C;
+    if ((C != 1 && C != 2 && C != 4) || kx < 1 || kx > 8 || DW < 32) return;
+    const int64_t xm = DW / 2, s0 = ip[xm * C] / C - 2 * xm;
+    for (int k = 0; k < kx; ++k) dw[k] = wp[k * ws + xm * C];
+    auto fits = [&](int64_t x) {
+      for (int64_t c = 0; c < C; ++c) {
+        if (ip[x * C + c] != (2 * x + s0) * C + c) return false;
+        for (int k = 0; k < kx; ++k)
+          if (std::memcmp(&wp[k * ws + x * C + c], &dw[k], sizeof(float)) != 0) return false;
+      }
+      return true;
+    };
+    int64_t lo = xm, hi = xm;
+    while (lo > 0 && fits(lo - 1)) --lo;
+    while (hi < DW && fits(hi)) ++hi;
+    if (lo > 2 * kx + 4 || hi < DW - 2 * kx - 4) return;
+    // (the loads of a block's last taps reach one pixel past them: keep it in the row)
+    while (hi > lo && (2 * hi + s0 + kx + 1) * C > SWC_) --hi;
+    if (hi - lo < 16) return;
+    dec = true;
+    nw = 0;
+    off = 0;
+    per = 0;
+    dds = s0;
+    dlo = lo;
+    dhi = hi;
+#else
+    (void)ip;
+    (void)wp;
+    (void)kx;
+    (void)ws;
+    (void)DWC;
+#endif
+  }
 };
 
 // One vector of float sums stored as T (rounded and saturated for uint16), streamed where
@@ -618,6 +666,77 @@ template <typename Src, int K>
 inline void hphase_any(const Src v, const PermPlan& plan, int kx, int64_t C, int64_t x0, int64_t x1, float* out) {
   if (plan.df == 2) hphase<Src, K, 2>(v, plan, kx, C, x0, x1, out);
   else hphase<Src, K, 0>(v, plan, kx, C, x0, x1, out);
+}
+#endif
+
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// hdec2's split of 16 floats (the pixels from p on) into the even and the odd pixels, in a
+// lane order that fix() puts back: 1 channel shufps (outputs 0 1 4 5 | 2 3 6 7), 2 channels
+// unpacks of pixel pairs (0 2 | 1 3), 4 channels the 128-bit halves (in order).
+template <int C>
+struct Dec2Split {
+  static inline void split(__m256 a, __m256 b, __m256& ev, __m256& od) {
+    if constexpr (C == 1) {
+      ev = _mm256_shuffle_ps(a, b, 0x88);
+      od = _mm256_shuffle_ps(a, b, 0xDD);
+    } else if constexpr (C == 2) {
+      ev = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(a), _mm256_castps_pd(b)));
+      od = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(a), _mm256_castps_pd(b)));
+    } else {
+      ev = _mm256_permute2f128_ps(a, b, 0x20);
+      od = _mm256_permute2f128_ps(a, b, 0x31);
+    }
+  }
+  static inline __m256 fix(__m256 x) {
+    if constexpr (C == 4) return x;
+    else return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(x), 0xD8));
+  }
+};
+
+// Output pixels [x0, x1) (inside the plan's [dlo, dhi), x1 - x0 >= 8 / C) of an integer 2x
+// shrink: 8 / C pixels a vector; taps k, k + 1 are the even and odd pixels of one pair of plain
+// loads from source pixel 2 x + dds + k, their products summed in the scalar formula's order
+// (tap 0's product, then a fused multiply-add per tap) in a lane order fixed before the store:
+// the same bits. The last vector ends at x1 (overlapping the one before).
+template <typename T, int C, int K>
+inline void hdec2(const float* v, const PermPlan& plan, int kx_, int64_t x0, int64_t x1, T* out) {
+  const int kx = K > 0 ? K : kx_;
+  constexpr int P = 8 / C;
+  __m256 w[8];
+  for (int k = 0; k < kx; ++k) w[k] = _mm256_set1_ps(plan.dw[k]);
+  const float* vs = v + plan.dds * C;
+  auto one = [&](int64_t x) __attribute__((always_inline)) {
+    const float* p = vs + 2 * x * C;
+    __m256 a = _mm256_setzero_ps();
+    for (int k = 0; k < kx; k += 2) {
+      __m256 ev, od;
+      Dec2Split<C>::split(_mm256_loadu_ps(p + k * C), _mm256_loadu_ps(p + k * C + 8), ev, od);
+      a = k == 0 ? _mm256_mul_ps(w[0], ev) : _mm256_fmadd_ps(w[k], ev, a);
+      if (k + 1 < kx) a = _mm256_fmadd_ps(w[k + 1], od, a);
+    }
+    simd::vec_t<float> av;
+    const __m256 r = Dec2Split<C>::fix(a);
+    std::memcpy(&av, &r, sizeof(av));
+    put_out<T, false>(out + x * C, av);
+  };
+  int64_t x = x0;
+  for (; x + P <= x1; x += P) one(x);
+  if (x < x1) one(x1 - P);
+}
+
+template <typename T, int C>
+inline void hdec2_k(const float* v, const PermPlan& plan, int kx, int64_t x0, int64_t x1, T* out) {
+  if (kx == 2) hdec2<T, C, 2>(v, plan, kx, x0, x1, out);
+  else if (kx == 4) hdec2<T, C, 4>(v, plan, kx, x0, x1, out);
+  else if (kx == 8) hdec2<T, C, 8>(v, plan, kx, x0, x1, out);
+  else hdec2<T, C, 0>(v, plan, kx, x0, x1, out);
+}
+
+template <typename T>
+inline void hdec2_any(const float* v, const PermPlan& plan, int kx, int64_t C, int64_t x0, int64_t x1, T* out) {
+  if (C == 1) hdec2_k<T, 1>(v, plan, kx, x0, x1, out);
+  else if (C == 2) hdec2_k<T, 2>(v, plan, kx, x0, x1, out);
+  else hdec2_k<T, 4>(v, plan, kx, x0, x1, out);
 }
 #endif
 
@@ -2316,15 +2435,31 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
           else hperm<const float*, T, false>(plan, vc, ip, wp, kx, C, ws, e0, e1, orow);
           continue;
         }
+        // pixels [xa, xb) one at a time
+        auto per_pixel = [&](int64_t xa, int64_t xb) {
+          if (xa >= xb) return;
+          const int64_t* st = tx.start + xa;
+          T* o = orow + xa * C;
+          if (kx == 2 && hpass_fixed<T, float, 2>(v, st, wx + 2 * xa, xb - xa, C, 0, o, acc)) return;
+          if (kx == 4 && hpass_fixed<T, float, 4>(v, st, wx + 4 * xa, xb - xa, C, 0, o, acc)) return;
+          if (kx == 8 && hpass_fixed<T, float, 8>(v, st, wx + 8 * xa, xb - xa, C, 0, o, acc)) return;
+          if (C == 3 && hpass_dyn<T, float, 3>(v, st, wx + kx * xa, kx, xb - xa, 0, o, acc)) return;
+          if (C == 4 && hpass_dyn<T, float, 4>(v, st, wx + kx * xa, kx, xb - xa, 0, o, acc)) return;
+          hperm_scalar<const float*, T>(vc, ip, wp, kx, C, ws, xa * C, xb * C, orow);
+        };
         const int64_t x0 = e0 / C, x1 = e1 / C;
-        const int64_t* st = tx.start + x0;
-        T* o = orow + e0;
-        if (kx == 2 && hpass_fixed<T, float, 2>(v, st, wx + 2 * x0, x1 - x0, C, 0, o, acc)) continue;
-        if (kx == 4 && hpass_fixed<T, float, 4>(v, st, wx + 4 * x0, x1 - x0, C, 0, o, acc)) continue;
-        if (kx == 8 && hpass_fixed<T, float, 8>(v, st, wx + 8 * x0, x1 - x0, C, 0, o, acc)) continue;
-        if (C == 3 && hpass_dyn<T, float, 3>(v, st, wx + kx * x0, kx, x1 - x0, 0, o, acc)) continue;
-        if (C == 4 && hpass_dyn<T, float, 4>(v, st, wx + kx * x0, kx, x1 - x0, 0, o, acc)) continue;
-        hperm_scalar<const float*, T>(vc, ip, wp, kx, C, ws, e0, e1, orow);
+#if defined(__AVX2__) && !defined(__AVX512F__)
+        if (plan.dec) {
+          const int64_t xa = std::max(x0, plan.dlo), xb = std::min(x1, plan.dhi);
+          if (xb - xa >= 8) {
+            per_pixel(x0, xa);
+            hdec2_any<T>(vc, plan, kx, C, xa, xb, orow);
+            per_pixel(xb, x1);
+            continue;
+          }
+        }
+#endif
+        per_pixel(x0, x1);
       }
     }
     if (stream) stream_fence();
@@ -2499,6 +2634,7 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
 #endif
       // (horizontal first only: hphase writes whole pixels, so its calls must cover whole rows)
       if (hfirst && params().resize_phases) plan.find_phases(ipp, tab.data(), kx, ws, DWC);
+      if (!hfirst && params().resize_phases) plan.find_dec2(ipp, tab.data(), kx, ws, DWC);
       if (hfirst) resize_f32_hfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       else resize_f32_vfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       return;

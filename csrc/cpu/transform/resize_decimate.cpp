@@ -5,8 +5,9 @@
 //
 // Every output is (s + 2) >> 2 with s = (a + b) + (c + d), a, b the source row r0 = start_y[y]
 // at bytes p, p + C (p = (F x + o) C + c) and c, d row r1 = r0 + 1 there: with the tap weights
-// Wy, Wx and 4 Wy Wx = 2^rshift (no vertical shift) the generic path's (Wy Wx s + 2^(rshift -
-// 1)) >> rshift is exactly that (round half up), so the bits of every other path and ISA level.
+// Wy, Wx and 4 Wy Wx = 2^rshift (after a vertical shift that loses nothing: exact_mean4_u8)
+// the generic path's (Wy Wx s + 2^(rshift - 1)) >> rshift is exactly that (round half up), so
+// the bits of every other path and ISA level.
 //
 // Per output row, only the two source rows it reads (2 of every F_y: half the rows at 4x, as the
 // fused rows of the horizontal-first path read them, which spent two int32 multiplies per output
@@ -265,8 +266,7 @@ bool resize_decimate_u8(const void* src, const ImageDesc& s, void* dst, const Im
 #if defined(__SSSE3__)
   const int rshift = ty.bits + tx.bits - shift;
   int32_t qy = 0, qx = 0;
-  if (!(shift == 0 && rshift >= 2 && rshift < 62 && equal_pairs(ty, s.h, qy) && equal_pairs(tx, s.w, qx) &&
-        4 * int64_t(qy) * int64_t(qx) == int64_t(1) << rshift))
+  if (!(equal_pairs(ty, s.h, qy) && equal_pairs(tx, s.w, qx) && exact_mean4_u8(shift, rshift, qy, qx)))
     return false;
   if (tx.n < 2) return false;
   const int64_t F = tx.start[1] - tx.start[0], o = tx.start[0];

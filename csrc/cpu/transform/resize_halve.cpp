@@ -10,7 +10,8 @@
 //   uint16: s an exact int32 (the generic float sums are exact too: every product and sum is a
 //     multiple of 1/4 below 2^17), s / 4 rounded to nearest-even: with s = 4q + r that is q for
 //     r = 0, 1, q + (q & 1) for r = 2, q + 1 for r = 3, i.e. (s + 1 + ((s >> 2) & 1)) >> 2;
-//   uint8: the fixed-point path's (weights Wy, Wx with 4 Wy Wx = 2^rshift, no vertical shift)
+//   uint8: the fixed-point path's (weights Wy, Wx with 4 Wy Wx = 2^rshift, after a vertical
+//     shift that loses nothing: exact_mean4_u8; area's 14-bit tables have one)
 //     (Wy Wx s + 2^(rshift - 1)) >> rshift = (s + 2) >> 2 (round half up; at most 255).
 // The same sums in the same order on every path and ISA level: the same bits everywhere, and
 // those of the generic paths.
@@ -996,8 +997,7 @@ bool resize_halve(const void* src, const ImageDesc& s, void* dst, const ImageDes
   if constexpr (std::is_same<T, uint8_t>::value) {
     const int rshift = ty.bits + tx.bits - shift;
     int32_t qy = 0, qx = 0;
-    if (!(shift == 0 && rshift >= 2 && rshift < 62 && is_halving_fixed(ty, s.h, qy) &&
-          is_halving_fixed(tx, s.w, qx) && 4 * int64_t(qy) * int64_t(qx) == int64_t(1) << rshift &&
+    if (!(is_halving_fixed(ty, s.h, qy) && is_halving_fixed(tx, s.w, qx) && exact_mean4_u8(shift, rshift, qy, qx) &&
           u8_halve_fast(s.c)))
       return false;
   } else {
