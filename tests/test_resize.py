@@ -419,6 +419,67 @@ def test_integer_2x_shrink_same_bits_every_isa_level(rng, isa, dtype, channels):
         imkern.set_num_threads(before)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_same_size_is_a_copy(xp, rng, dtype):
+    """At an unchanged size every mode (antialiased or not) returns a copy of the image, as
+    cv2.resize does: infinities, NaNs and signed zeros stay where they are; a new array, or out=
+    filled; the input unchanged."""
+    x = random_array(rng, (2, 7, 9, 3), dtype)
+    if np.dtype(dtype).kind == "f":
+        x[0, 3, 4, 1], x[1, 0, 0, 0], x[0, 6, 8, 2], x[1, 2, 5, 0] = np.inf, np.nan, -0.0, -np.inf
+    views = [x[0], x[1, ::-1, ::-1], x[:, :, ::2], x[0, :, :, 1]]
+    for v in views:
+        src = xp.asarray(v)
+        before = to_numpy(src).copy()
+        for mode in MODES:
+            for aa in ((False, True) if mode in ("bilinear", "bicubic", "area") else (False,)):
+                got = resize(src, v.shape[-3:-1] if v.ndim == 4 else v.shape[:2], interpolation=mode, antialias=aa)
+                assert type(got) is type(src) and got is not src
+                np.testing.assert_array_equal(to_numpy(got), v, err_msg=f"{mode} {aa} {v.shape}")
+                assert np.array_equal(np.signbit(to_numpy(got)), np.signbit(v))
+                out = xp.zeros(v.shape, dtype)
+                assert resize(src, v.shape[-3:-1] if v.ndim == 4 else v.shape[:2], interpolation=mode, out=out) is out
+                np.testing.assert_array_equal(to_numpy(out), v)
+        np.testing.assert_array_equal(to_numpy(src), before)
+    cv2 = pytest.importorskip("cv2")
+    for v in views[:3]:
+        c = np.ascontiguousarray(v if v.ndim == 3 else v[0])
+        for mode in ("bilinear", "bicubic", "area", "lanczos"):
+            ref = _cv2_resize(cv2, c, c.shape[:2], mode)
+            np.testing.assert_array_equal(resize(c, c.shape[:2], interpolation=mode), ref)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("mode,antialias", [("bilinear", False), ("bicubic", False), ("lanczos", False),
+                                            ("area", False), ("bilinear", True), ("bicubic", True)])
+def test_unchanged_axis_takes_the_identity(rng, dtype, mode, antialias):
+    """One axis resized, the other kept: that axis's taps are one weight of 1 (resize_tables),
+    which gives the bits of the mode's own table with its zero taps (finite data; the same
+    vertical shift for uint8), grown and shrunk, both axes; a neighbor's infinity stays out of
+    a pixel (cv2 would sum it with weight 0: NaN)."""
+    from imkern.transform import _resize as RZ
+
+    tkind = RZ._kind_of(dtype)
+    for (sh, sw), (h, w) in [((13, 40), (13, 17)), ((13, 40), (13, 97)), ((40, 13), (17, 13)),
+                             ((21, 9), (50, 9)), ((1, 30), (1, 12)), ((30, 1), (12, 1))]:
+        x = random_array(rng, (sh, sw, 3), dtype)
+        got = resize(x, (h, w), interpolation=mode, antialias=antialias)
+        shrink = mode == "area" and sh >= h and sw >= w
+        ytab = RZ._axis_table(sh, h, mode, antialias, shrink, tkind)
+        xtab = RZ._axis_table(sw, w, mode, antialias, shrink, tkind)
+        if tkind == "u8" and antialias and mode == "bicubic":
+            tmp = RZ._separable(x, None, (sh, w, 3), RZ._identity_table(sh, tkind), xtab, tkind)
+            full = RZ._separable(tmp, None, (h, w, 3), ytab, RZ._identity_table(w, tkind), tkind)
+        else:
+            full = RZ._separable(x, None, (h, w, 3), ytab, xtab, tkind)
+        np.testing.assert_array_equal(got, full, err_msg=f"{(sh, sw)} -> {(h, w)}")
+        if dtype is np.float32 and sh == h and sh > 2:
+            y = x.copy()
+            y[1, :, 0] = np.inf  # row 1 infinite: rows 0 and 2 stay finite
+            r = resize(y, (h, w), interpolation=mode, antialias=antialias)
+            assert np.isfinite(r[[0, 2], :, 0]).all() and np.isfinite(r[:, :, 1:]).all()
+
+
 def test_same_bits_on_every_isa_level_and_thread_count(rng):
     x = random_array(rng, (2, 130, 170, 3), np.uint8)
     results = []

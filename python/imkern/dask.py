@@ -288,9 +288,7 @@ def resize(image, size, *, interpolation="bilinear", antialias=False):
         yt = _nearest_table(_R._nearest_table(sh, h, exact))
         xt = _nearest_table(_R._nearest_table(sw, w, exact))
         return _resize_pass(image, yt, xt, tkind, h, w, nearest=True)
-    area_shrink = mode == "area" and sh >= h and sw >= w
-    ytab = _R._axis_table(sh, h, mode, bool(antialias), area_shrink, tkind)
-    xtab = _R._axis_table(sw, w, mode, bool(antialias), area_shrink, tkind)
+    ytab, xtab = _R.resize_tables(sh, sw, h, w, mode, bool(antialias), tkind)
     if tkind == "u8" and antialias and mode == "bicubic" and (sh != h or sw != w):
         # the in-memory op's two uint8 passes (rows first), each rounded and clamped
         tmp = _resize_pass(image, _R._identity_table(sh, tkind), xtab, tkind, sh, w)

@@ -993,9 +993,7 @@ def _resize_impl(image, key):
             x_index=np.ascontiguousarray(_rz._nearest_table(sw, w, exact), np.int64),
         )
     tkind = _rz._kind_of(image.dtype)
-    area_shrink = mode == "area" and sh >= h and sw >= w
-    ytab = _rz._axis_table(sh, h, mode, antialias, area_shrink, tkind)
-    xtab = _rz._axis_table(sw, w, mode, antialias, area_shrink, tkind)
+    ytab, xtab = _rz.resize_tables(sh, sw, h, w, mode, antialias, tkind)
     if tkind == "u8" and antialias and mode == "bicubic" and (sh != h or sw != w):
         # two rounded uint8 passes, rows first, as imkern.transform (and Pillow, torch)
         tmp = _resize_pass(image, _rz._out_shape(image, sh, w), _rz._identity_table(sh, tkind), xtab, tkind)

@@ -19,6 +19,7 @@ from .. import _arrays as A
 from .. import _core
 from .._driver import cpu_image_op
 from .._driver import run_image_op as _run
+from ._basic import _finish
 
 __all__ = ["resize"]
 
@@ -208,6 +209,11 @@ def _fixed(w, bits: int, exact_sum: bool):
     return q
 
 
+def _cv_fixed(mode: str, antialias: bool, area_shrink: bool) -> bool:
+    """Whether the mode's uint8 weights are cv2's 11-bit ones (else 14-bit, exact sums)."""
+    return not (antialias and mode in ("bilinear", "bicubic")) and not (mode == "area" and area_shrink)
+
+
 @functools.lru_cache(maxsize=256)
 def _axis_table(src: int, dst: int, mode: str, antialias: bool, area_shrink: bool, kind: str):
     """Cached coefficient table of one axis: (start int64[dst], weights[dst, k], bits, sum|w|).
@@ -215,7 +221,7 @@ def _axis_table(src: int, dst: int, mode: str, antialias: bool, area_shrink: boo
     kind: "u8" (int32 fixed-point weights), "f32" (float32), "f64" (float64).
     """
     first, w = axis_taps(src, dst, mode, antialias, area_shrink)
-    cv_fixed = not (antialias and mode in ("bilinear", "bicubic")) and not (mode == "area" and area_shrink)
+    cv_fixed = _cv_fixed(mode, antialias, area_shrink)
     abs_sum: float  # an int for the fixed-point weights
     if kind == "u8":
         bits = _CV_BITS if cv_fixed else _FINE_BITS
@@ -372,6 +378,10 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
     sh, sw = int(image.shape[o]), int(image.shape[o + 1])
     if sh == 0 or sw == 0:
         raise ValueError(f"image: cannot resize an image of size {sh} x {sw}")
+    if sh == h and sw == w:
+        # every mode's taps at an unchanged size are the identity (one tap of weight 1): a
+        # copy, as cv2.resize makes (so infinities and NaNs stay where they are)
+        return _finish(image, image, kind, out)
 
     if mode in ("nearest", "nearest-exact"):
         exact = mode == "nearest-exact"
@@ -404,9 +414,7 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
         return _run(image, out, cpu, cuda, out_shape=oshape)
 
     tkind = _kind_of(dt)
-    area_shrink = mode == "area" and sh >= h and sw >= w
-    ytab = _axis_table(sh, h, mode, antialias, area_shrink, tkind)
-    xtab = _axis_table(sw, w, mode, antialias, area_shrink, tkind)
+    ytab, xtab = resize_tables(sh, sw, h, w, mode, antialias, tkind)
     if tkind == "u8" and antialias and mode == "bicubic" and (sh != h or sw != w):
         # Pillow and torch resize uint8 in two passes, rows first, each rounded and clamped
         # to uint8: the clamp of the intermediate matters where bicubic overshoots, so do the
@@ -417,18 +425,32 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
     return _separable(image, out, oshape, ytab, xtab, tkind, ck)
 
 
+def resize_tables(sh: int, sw: int, h: int, w: int, mode: str, antialias: bool, tkind: str):
+    """The (y, x) coefficient tables of a separable resize from (sh, sw) to (h, w). An axis
+    whose size does not change gets the identity: every mode's taps there are one weight of 1
+    and zeros ((1, 0) bilinear, (0, 1, 0, 0) bicubic, ...), taken as one tap (cv2 sums the zero
+    taps too, which differs only where a neighbor is infinite or NaN); uint8 at the bits the
+    mode's table has (cv2's 11, or 14), so the vertical shift, and every integer, stay those of
+    the mode's tables."""
+    area_shrink = mode == "area" and sh >= h and sw >= w
+    bits = _CV_BITS if _cv_fixed(mode, antialias, area_shrink) else _FINE_BITS
+    ytab = _identity_table(sh, tkind, bits) if sh == h else _axis_table(sh, h, mode, antialias, area_shrink, tkind)
+    xtab = _identity_table(sw, tkind, bits) if sw == w else _axis_table(sw, w, mode, antialias, area_shrink, tkind)
+    return ytab, xtab
+
+
 # (size key, interpolation, antialias, image dtype, image shape) -> the checked CPU call
 # (kernel, its arguments after (src, dst), output shape) of a one-pass resize
 _CALLS: dict = {}
 
 
 @functools.lru_cache(maxsize=64)
-def _identity_table(n: int, kind: str):
+def _identity_table(n: int, kind: str, u8_bits: int = _FINE_BITS):
     start = np.arange(n, dtype=np.int64)
     abs_sum: float  # an int for the fixed-point weights
     if kind == "u8":
-        w = np.full((n, 1), 1 << _FINE_BITS, np.int32)
-        bits, abs_sum = _FINE_BITS, 1 << _FINE_BITS
+        w = np.full((n, 1), 1 << u8_bits, np.int32)
+        bits, abs_sum = u8_bits, 1 << u8_bits
     else:
         w = np.ones((n, 1), np.float32 if kind == "f32" else np.float64)
         bits, abs_sum = 0, 1.0
