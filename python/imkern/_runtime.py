@@ -141,7 +141,7 @@ _PARAMS = {
     "strip_l2": (1024, 1 << 40, "bytes of the filters' row ring, taller kernels; rotate90's bands"),
     "stream_bytes": (0, 1 << 62, "input + output bytes above which outputs are streamed (0: always)"),
     "gelu_table": (0, 1, "float32 gelu's form: 1 the piecewise table, 0 one fit (changes gelu's rounding)"),
-    "resize_phases": (0, 1, "integer float resize factors: 1 phase sums (upscales) and even/odd sums (2x shrinks), 0 lane permutes or per-pixel sums"),
+    "resize_phases": (0, 1, "integer float resize factors: 1 phase and even/odd sums, 0 permutes or per-pixel sums"),
 }
 _ALIASES = {"mc": "gemm_mc", "kc": "gemm_kc", "nc": "gemm_nc", "stream": "stream_bytes"}
 _params_lock = threading.Lock()

@@ -104,6 +104,29 @@ CASES = [
         bytes=H4 * W4 * 3 // 2 + (H4 // 4) * (W4 // 4) * 3,
     ),
     Case(
+        "resize 1080x1920 area uint8 2160x3840x3",
+        "cpu",
+        _case(
+            (H4, W4, 3),
+            (H1, W1, 3),
+            lambda imkern, x, out: imkern.transform.resize(x, (H1, W1), interpolation="area", out=out),
+            lambda cv2, x, out: cv2.resize(x, (W1, H1), dst=out, interpolation=cv2.INTER_AREA),
+        ),
+        bytes=H4 * W4 * 3 + H1 * W1 * 3,
+    ),
+    Case(
+        "resize 540x960 bicubic float32 1080x1920",
+        "cpu",
+        _case(
+            (H1, W1),
+            (H1 // 2, W1 // 2),
+            lambda imkern, x, out: imkern.transform.resize(x, (H1 // 2, W1 // 2), interpolation="bicubic", out=out),
+            lambda cv2, x, out: cv2.resize(x, (W1 // 2, H1 // 2), dst=out, interpolation=cv2.INTER_CUBIC),
+            dtype=np.float32,
+        ),
+        bytes=4 * (H1 * W1 + (H1 // 2) * (W1 // 2)),
+    ),
+    Case(
         "resize 224x224 area uint8 2160x3840x3",
         "cpu",
         _case(
