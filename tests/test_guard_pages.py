@@ -94,6 +94,18 @@ def _resize_cases(rng):
     ]
     cases.append(_case(rng, lambda x, o: T.resize(x, (10, 30), interpolation="bilinear", out=o), (40, 60, 3),
                        np.uint8, (10, 30, 3), np.uint8))
+    # float32 / uint16 with the height kept (the horizontal pass reads the source rows in place:
+    # permute windows, the even/odd sums of 2x shrinks) or the width kept (vertical sums only)
+    for c in (1, 2, 3, 4):
+        for w in (16, 33, 97):
+            for dt in (np.float32, np.uint16):
+                for mode in ("bilinear", "bicubic", "lanczos"):
+                    for dw in (2 * w, 3 * w, 4 * w // 3):
+                        cases.append(_case(rng, lambda x, o, dw=dw, mode=mode: T.resize(x, (5, dw), interpolation=mode,
+                                                                                     out=o),
+                                           (5, 4 * w, c), dt, (5, dw, c), dt))
+                cases.append(_case(rng, lambda x, o, w=w: T.resize(x, (7, 2 * w), interpolation="bicubic", out=o),
+                                   (12, 2 * w, c), dt, (7, 2 * w, c), dt))
     return cases
 
 

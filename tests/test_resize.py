@@ -460,10 +460,21 @@ def test_unchanged_axis_takes_the_identity(rng, dtype, mode, antialias):
     from imkern.transform import _resize as RZ
 
     tkind = RZ._kind_of(dtype)
-    for (sh, sw), (h, w) in [((13, 40), (13, 17)), ((13, 40), (13, 97)), ((40, 13), (17, 13)),
-                             ((21, 9), (50, 9)), ((1, 30), (1, 12)), ((30, 1), (12, 1))]:
+    sizes = [((13, 40), (13, 17)), ((13, 40), (13, 97)), ((40, 13), (17, 13)), ((21, 9), (50, 9)),
+             ((1, 30), (1, 12)), ((30, 1), (12, 1)), ((9, 300), (9, 200)), ((9, 300), (9, 150)),
+             ((9, 301), (9, 100)), ((40, 130), (27, 130))]
+    for (sh, sw), (h, w) in sizes:
         x = random_array(rng, (sh, sw, 3), dtype)
         got = resize(x, (h, w), interpolation=mode, antialias=antialias)
+        try:
+            imkern.set_cpu_params(stream_bytes=0)  # every output streamed
+            np.testing.assert_array_equal(resize(x, (h, w), interpolation=mode, antialias=antialias), got)
+            for v in (x[::-1, ::-1], x[:, :, :1], x[..., 1]):
+                np.testing.assert_array_equal(resize(v, (h, w), interpolation=mode, antialias=antialias),
+                                              resize(np.ascontiguousarray(v), (h, w), interpolation=mode,
+                                                     antialias=antialias))
+        finally:
+            imkern.set_cpu_params(stream_bytes=None)
         shrink = mode == "area" and sh >= h and sw >= w
         ytab = RZ._axis_table(sh, h, mode, antialias, shrink, tkind)
         xtab = RZ._axis_table(sw, w, mode, antialias, shrink, tkind)

@@ -2275,8 +2275,8 @@ inline StreamSpan resize_stream_span(const T* out, int64_t n) {
   return sp.end > sp.begin ? sp : StreamSpan{n, n};
 }
 
-template <typename T, int K, bool Stream>
-inline void vsum_out_f32(const float* const* rows, const float* wy, int ky, int64_t n, T* __restrict__ out,
+template <typename T, int K, bool Stream, typename S = float>
+inline void vsum_out_f32(const S* const* rows, const float* wy, int ky, int64_t n, T* __restrict__ out,
                          bool backward) {
   const int kk = K > 0 ? K : ky;
   constexpr int L = simd::Vec<float>::lanes;
@@ -2288,13 +2288,13 @@ inline void vsum_out_f32(const float* const* rows, const float* wy, int ky, int6
     wy = wl;
   }
   auto one = [&](int64_t e) {
-    float a = wy[0] * rows[0][e];
-    for (int k = 1; k < kk; ++k) a = fmadd_f32(wy[k], rows[k][e], a);
+    float a = wy[0] * static_cast<float>(rows[0][e]);
+    for (int k = 1; k < kk; ++k) a = fmadd_f32(wy[k], static_cast<float>(rows[k][e]), a);
     out[e] = to_output<T, float>(a);
   };
   auto vec = [&](int64_t e) {
-    simd::vec_t<float> a = wy[0] * simd::loadu(rows[0] + e);
-    for (int k = 1; k < kk; ++k) a = fmadd_f32(wy[k], simd::loadu(rows[k] + e), a);
+    simd::vec_t<float> a = wy[0] * load_vec<float, S>(rows[0] + e);
+    for (int k = 1; k < kk; ++k) a = fmadd_f32(wy[k], load_vec<float, S>(rows[k] + e), a);
     put_out<T, Stream>(out + e, a);
   };
   // streamed: the whole lines of stream_span by streaming vectors, the elements before and
@@ -2303,11 +2303,21 @@ inline void vsum_out_f32(const float* const* rows, const float* wy, int ky, int6
   walk_row<L, 1, !Stream>(n, sp.begin, 0, backward, one, vec, vec, sp.end);
 }
 
-template <typename T, bool Stream>
-inline void vsum_out_f32_any(const float* const* rows, const float* wy, int ky, int64_t n, T* out, bool backward) {
-  if (ky == 2) vsum_out_f32<T, 2, Stream>(rows, wy, ky, n, out, backward);
-  else if (ky == 4) vsum_out_f32<T, 4, Stream>(rows, wy, ky, n, out, backward);
-  else vsum_out_f32<T, 0, Stream>(rows, wy, ky, n, out, backward);
+template <typename T, bool Stream, typename S = float>
+inline void vsum_out_f32_any(const S* const* rows, const float* wy, int ky, int64_t n, T* out, bool backward) {
+  if (ky == 2) vsum_out_f32<T, 2, Stream, S>(rows, wy, ky, n, out, backward);
+  else if (ky == 4) vsum_out_f32<T, 4, Stream, S>(rows, wy, ky, n, out, backward);
+  else vsum_out_f32<T, 0, Stream, S>(rows, wy, ky, n, out, backward);
+}
+
+// Whether a float table is the identity: one tap of weight 1 at each index (an axis whose size
+// does not change: resize_tables in Python).
+inline bool is_identity_f32(const ResizeTable& t, int64_t src) {
+  if (t.k != 1 || t.n != src) return false;
+  const float* w = static_cast<const float*>(t.w);
+  for (int64_t i = 0; i < t.n; ++i)
+    if (t.start[i] != i || w[i] != 1.f) return false;
+  return true;
 }
 
 // Two output rows with the same window of K ring rows (an upscale by 2 pairs rows 2i + 1 and
@@ -2416,9 +2426,16 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
   }
   const int64_t rows = d.n * d.h;
   const bool stream = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * SWC + rows * DWC) > params().stream_bytes;
+  // The width kept (an identity x table): the vertical sums go straight to the output row (the
+  // same sums; the identity pass multiplied them by 1).
+  const bool xid = is_identity_f32(tx, s.w);
+  // The height kept, float32: the horizontal pass reads the source row itself (its vertical
+  // sums were the row times 1) where every load stays inside the row: the permute blocks, hdec2
+  // (its range keeps them there) and the scalar formula (the per-pixel passes read a lane past
+  // a pixel).
+  const bool yid = std::is_same<T, float>::value && is_identity_f32(ty, s.h) && (plan.nw > 0 || plan.dec);
   parallel_for(0, rows, rows_grain(rows, ky * SWC + kx * DWC), [&](int64_t t0, int64_t t1) {
     float* __restrict__ v = thread_scratch<float>(0, static_cast<size_t>(SWC));
-    const float* vc = v;
     float* __restrict__ acc = thread_scratch<float>(1, static_cast<size_t>(DWC + 4));
     const T* rr[256];
     for (int64_t t = t0; t < t1; ++t) {
@@ -2426,10 +2443,19 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
       const float* wr = wy + y * ky;
       for (int k = 0; k < ky; ++k) rr[k] = row_ptr<T>(src, s, b, ty.start[y] + k);
       T* orow = row_ptr<T>(dst, d, b, y);
+      if (xid) {
+        if (stream) vsum_out_f32_any<T, true, T>(rr, wr, ky, DWC, orow, false);
+        else vsum_out_f32_any<T, false, T>(rr, wr, ky, DWC, orow, false);
+        continue;
+      }
+      const float* vc = v;
+      if constexpr (std::is_same<T, float>::value) {
+        if (yid) vc = rr[0];
+      }
       for (int64_t c = 0; c < nch; ++c) {
         const int64_t e0 = cb[c], e1 = cb[c + 1];
         if (e0 >= e1) continue;
-        vsum_f32_any<T>(rr, wr, ky, lo[c], hi[c], v);
+        if (!yid) vsum_f32_any<T>(rr, wr, ky, lo[c], hi[c], v);
         if (plan.nw > 0) {
           if (stream) hperm<const float*, T, true>(plan, vc, ip, wp, kx, C, ws, e0, e1, orow);
           else hperm<const float*, T, false>(plan, vc, ip, wp, kx, C, ws, e0, e1, orow);
@@ -2438,6 +2464,7 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
         // pixels [xa, xb) one at a time
         auto per_pixel = [&](int64_t xa, int64_t xb) {
           if (xa >= xb) return;
+          if (yid) return hperm_scalar<const float*, T>(vc, ip, wp, kx, C, ws, xa * C, xb * C, orow);
           const int64_t* st = tx.start + xa;
           T* o = orow + xa * C;
           if (kx == 2 && hpass_fixed<T, float, 2>(v, st, wx + 2 * xa, xb - xa, C, 0, o, acc)) return;
