@@ -419,6 +419,26 @@ def test_integer_2x_shrink_same_bits_every_isa_level(rng, isa, dtype, channels):
         imkern.set_num_threads(before)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.float64, np.uint8])
+def test_two_channels_every_mode_every_isa_level(rng, isa, dtype):
+    """Gray + alpha images (2 channels: the per-pixel passes with 2 channels known at compile
+    time) shrunk and grown by non-integer factors on one or both axes, every mode: within the
+    tolerance of the reference, and the same on one and three threads."""
+    before = imkern.get_num_threads()
+    try:
+        for (sh, sw), dst in [((40, 300), (27, 200)), ((40, 300), (40, 131)), ((33, 97), (50, 150)),
+                              ((30, 200), (30, 77)), ((9, 64), (4, 21))]:
+            x = random_array(rng, (sh, sw, 2), dtype)
+            for mode in ("bilinear", "bicubic", "lanczos", "area"):
+                imkern.set_num_threads(1)
+                got = resize(x, dst, interpolation=mode)
+                _cmp(got, R.resize(x, dst, interpolation=mode), dtype, x, mode)
+                imkern.set_num_threads(3)
+                np.testing.assert_array_equal(resize(x, dst, interpolation=mode), got)
+    finally:
+        imkern.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 def test_same_size_is_a_copy(xp, rng, dtype):
     """At an unchanged size every mode (antialiased or not) returns a copy of the image, as

@@ -960,11 +960,13 @@ inline bool hpass_dyn(const A* __restrict__ v, const int64_t* __restrict__ start
   return false;
 }
 
-// Dispatch on the channel count (1, 3, 4) for a tap count K.
+// Dispatch on the channel count (1, 3, 4; 2 for the float sums, whose fused steps give the
+// scalar formula's bits) for a tap count K.
 template <typename T, typename A, int K>
 inline bool hpass_fixed(const A* v, const int64_t* start, const A* w, int64_t dw, int64_t C, int rshift, T* out,
                         A* acc) {
   if (C == 1) hpassK<T, A, 1, K>(v, start, w, dw, rshift, out, acc);
+  else if (C == 2 && std::is_same<A, float>::value) hpassK<T, A, 2, K>(v, start, w, dw, rshift, out, acc);
   else if (C == 3) hpassK<T, A, 3, K>(v, start, w, dw, rshift, out, acc);
   else if (C == 4) hpassK<T, A, 4, K>(v, start, w, dw, rshift, out, acc);
   else return false;
