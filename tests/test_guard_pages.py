@@ -104,8 +104,10 @@ def _resize_cases(rng):
                         cases.append(_case(rng, lambda x, o, dw=dw, mode=mode: T.resize(x, (5, dw), interpolation=mode,
                                                                                      out=o),
                                            (5, 4 * w, c), dt, (5, dw, c), dt))
-                cases.append(_case(rng, lambda x, o, w=w: T.resize(x, (7, 2 * w), interpolation="bicubic", out=o),
-                                   (12, 2 * w, c), dt, (7, 2 * w, c), dt))
+                for h in (7, 29):  # the width kept, the height shrunk or grown
+                    cases.append(_case(rng, lambda x, o, w=w, h=h: T.resize(x, (h, 2 * w), interpolation="bicubic",
+                                                                              out=o),
+                                       (12, 2 * w, c), dt, (h, 2 * w, c), dt))
     return cases
 
 

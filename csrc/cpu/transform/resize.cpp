@@ -2633,7 +2633,12 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   // shared by consecutive output rows are not recomputed). uint8 only when no intermediate
   // shift is needed, so the integer result is the same exact sum in either order (and the
   // CUDA kernel's).
-  const bool hfirst = d.h > s.h && (!std::is_same<T, uint8_t>::value || shift == 0);
+  // (float sums with the width kept: vertical first whatever the height does, its rows summed
+  // straight into the output, no horizontal pass to share)
+  bool hfirst = d.h > s.h && (!std::is_same<T, uint8_t>::value || shift == 0);
+  if constexpr (std::is_same<A, float>::value) {
+    if (hfirst && is_identity_f32(tx, s.w)) hfirst = false;
+  }
   if constexpr (std::is_same<A, float>::value) {
     if (ky <= 256) {
       // the tables again with whole-page rows (weights of tap k, then the indices), all at one

@@ -314,6 +314,11 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
     SIMD paths round some intermediate sums differently) and identical on the CPU and on
     CUDA. Other dtypes compute in float32 (float64 for float64 images).
 
+    At an unchanged size the result is a copy of the image (as cv2.resize makes: every mode's
+    taps there are the identity), so infinities, NaNs and signed zeros stay where they are.
+    An axis whose size does not change is not filtered either (its taps are one weight of 1;
+    OpenCV sums the zero taps too, which differs only where a neighbor is infinite or NaN).
+
     "area" follows OpenCV exactly, including its two regimes (opencv#21472): when both axes
     shrink, each output pixel is the mean of the source cell it covers, partly covered pixels
     weighted by the covered fraction (for integer factors, the mean of each block); when
