@@ -389,7 +389,8 @@ def test_integer_upscale_phases_same_bits_every_isa_level(rng, isa, dtype, chann
 def test_integer_2x_shrink_same_bits_every_isa_level(rng, isa, dtype, channels):
     """Widths shrunk by exactly 2 with the height kept, shrunk or shrunk by another factor
     (vertical first), bicubic, lanczos, bilinear and area: the even/odd pixel sums from plain
-    loads (resize_phases=1, AVX2, 1, 2 and 4 channels) give the per-pixel and lane-permute
+    loads (resize_phases=1, AVX2, 1, 2 and 4 channels; 3 channels a pixel per 4-lane vector with
+    the weights in registers) give the per-pixel and lane-permute
     paths' bits (resize_phases=0) and match the reference; odd and near-2x widths that do not
     take it, one-row sources, batches, strided and negative-stride views, misaligned outputs,
     one and three threads."""

@@ -180,9 +180,9 @@ def set_cpu_params(**params) -> dict:
     from cpuid), and ``resize_phases`` (float32 and uint16 resize by an integer factor whose
     weights repeat exactly (2x, 4x; 1 or 2 channels 2x) in width, bicubic or wider, at AVX2: 1 sums
     each phase's pixels from plain loads and interleaves them, 0 takes one lane permute per
-    tap; and width shrunk by exactly 2, 1, 2 or 4 channels, vertical pass first, at AVX2: 1 sums
-    the even and odd source pixels from pairs of plain loads, 0 sums pixel by pixel (or by lane
-    permutes); the same bits). A value of None
+    tap; and width shrunk by exactly 2, 1 to 4 channels, vertical pass first, at AVX2: 1 sums
+    the even and odd source pixels from plain loads with the weights in registers, 0 sums pixel
+    by pixel with weights from the tables (or by lane permutes); the same bits). A value of None
     restores that parameter's default; :func:`reset_cpu_params` restores all of them. The
     environment variable ``IMKERN_CPU_PARAMS`` (e.g. ``"kc=128,mc=512,stream_bytes=16M"``)
     sets overrides at import. Only ``gemm_kc`` (the rounding of GEMM sums, as any blocked GEMM)

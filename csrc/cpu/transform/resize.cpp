@@ -397,7 +397,7 @@ struct PermPlan {
 #endif
   }
 
-  // Integer 2x shrinks on AVX2, 1, 2 or 4 channels (hdec2; CpuParams::resize_phases): the
+  // Integer 2x shrinks on AVX2, 1 to 4 channels (hdec2; CpuParams::resize_phases): the
   // permute plan has no windows for them (the taps of 8 outputs span more than two vectors)
   // but for two taps and one channel, where hdec2 needs fewer shuffles; found, it replaces the
   // plan (nw = 0). Output
@@ -411,7 +411,7 @@ struct PermPlan {
     dec = false;
 #if defined(__AVX2__) && !defined(__AVX512F__)
     const int64_t C = C_, DW = DWC / C;
-    if ((C != 1 && C != 2 && C != 4) || kx < 1 || kx > 8 || DW < 32) return;
+    if (C < 1 || C > 4 || kx < 1 || kx > 8 || DW < 32) return;
     const int64_t xm = DW / 2, s0 = ip[xm * C] / C - 2 * xm;
     for (int k = 0; k < kx; ++k) dw[k] = wp[k * ws + xm * C];
     auto fits = [&](int64_t x) {
@@ -693,7 +693,8 @@ struct Dec2Split {
   }
 };
 
-// Output pixels [x0, x1) (inside the plan's [dlo, dhi), x1 - x0 >= 8 / C) of an integer 2x
+// Output pixels [x0, x1) (inside the plan's [dlo, dhi), x1 - x0 >= 8 / C; 1, 2, 4 channels, and
+// 3 in hdec2_c3 below) of an integer 2x
 // shrink: 8 / C pixels a vector; taps k, k + 1 are the even and odd pixels of one pair of plain
 // loads from source pixel 2 x + dds + k, their products summed in the scalar formula's order
 // (tap 0's product, then a fused multiply-add per tap) in a lane order fixed before the store:
@@ -732,11 +733,42 @@ inline void hdec2_k(const float* v, const PermPlan& plan, int kx, int64_t x0, in
   else hdec2<T, C, 0>(v, plan, kx, x0, x1, out);
 }
 
+// 3 channels: one pixel per 4-lane vector (a 4th lane of the next pixel's data, never stored
+// past x1: the last pixel goes out as 3 lanes), the weights in registers; uint16 through acc
+// (the rounding store after).
+template <typename T, int K>
+inline void hdec2_c3(const float* v, const PermPlan& plan, int kx_, int64_t x0, int64_t x1, T* out, float* acc) {
+  const int kx = K > 0 ? K : kx_;
+  __m128 w[8];
+  for (int k = 0; k < kx; ++k) w[k] = _mm_set1_ps(plan.dw[k]);
+  const float* vs = v + plan.dds * 3;
+  float* o = std::is_same<T, float>::value ? reinterpret_cast<float*>(out) + x0 * 3 : acc;
+  auto one = [&](int64_t x) __attribute__((always_inline)) {
+    const float* p = vs + 6 * x;
+    __m128 a = _mm_mul_ps(w[0], _mm_loadu_ps(p));
+    for (int k = 1; k < kx; ++k) a = _mm_fmadd_ps(w[k], _mm_loadu_ps(p + 3 * k), a);
+    return a;
+  };
+  int64_t x = x0;
+  for (; x + 1 < x1; ++x) _mm_storeu_ps(o + (x - x0) * 3, one(x));
+  if (x < x1) {
+    const __m128 a = one(x);
+    float* q = o + (x - x0) * 3;
+    _mm_storel_pi(reinterpret_cast<__m64*>(q), a);
+    _mm_store_ss(q + 2, _mm_movehl_ps(a, a));
+  }
+  if constexpr (!std::is_same<T, float>::value) store_out<T, float>(acc, out + x0 * 3, (x1 - x0) * 3, 0);
+}
+
 template <typename T>
-inline void hdec2_any(const float* v, const PermPlan& plan, int kx, int64_t C, int64_t x0, int64_t x1, T* out) {
+inline void hdec2_any(const float* v, const PermPlan& plan, int kx, int64_t C, int64_t x0, int64_t x1, T* out,
+                      float* acc) {
   if (C == 1) hdec2_k<T, 1>(v, plan, kx, x0, x1, out);
   else if (C == 2) hdec2_k<T, 2>(v, plan, kx, x0, x1, out);
-  else hdec2_k<T, 4>(v, plan, kx, x0, x1, out);
+  else if (C == 4) hdec2_k<T, 4>(v, plan, kx, x0, x1, out);
+  else if (kx == 4) hdec2_c3<T, 4>(v, plan, kx, x0, x1, out, acc);
+  else if (kx == 8) hdec2_c3<T, 8>(v, plan, kx, x0, x1, out, acc);
+  else hdec2_c3<T, 0>(v, plan, kx, x0, x1, out, acc);
 }
 #endif
 
@@ -2482,7 +2514,7 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
           const int64_t xa = std::max(x0, plan.dlo), xb = std::min(x1, plan.dhi);
           if (xb - xa >= 8) {
             per_pixel(x0, xa);
-            hdec2_any<T>(vc, plan, kx, C, xa, xb, orow);
+            hdec2_any<T>(vc, plan, kx, C, xa, xb, orow, acc);
             per_pixel(xb, x1);
             continue;
           }

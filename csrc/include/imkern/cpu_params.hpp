@@ -69,9 +69,9 @@ struct CpuParams {
   int64_t gelu_table = 1;
   // float32 / uint16 resize by an integer factor (2x, 4x; 1 or 2 channels: 2x) at AVX2, bicubic
   // and wider: 1 = each phase's horizontal sums from plain loads, then the pixels interleaved
-  // by 16-byte copies; 0 = one lane permute per tap. Also width shrunk by exactly 2 (1, 2, 4
-  // channels, vertical first): 1 = the even and odd pixels of pairs of plain loads, 0 = pixel
-  // by pixel. The same bits either way.
+  // by 16-byte copies; 0 = one lane permute per tap. Also width shrunk by exactly 2 (1 to 4
+  // channels, vertical first): 1 = the even and odd pixels from plain loads, weights in
+  // registers, 0 = pixel by pixel. The same bits either way.
   int64_t resize_phases = 1;
 };
 
