@@ -386,8 +386,9 @@ def test_integer_upscale_phases_same_bits_every_isa_level(rng, isa, dtype, chann
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_integer_2x_shrink_same_bits_every_isa_level(rng, isa, dtype, channels):
-    """Widths shrunk by exactly 2 with the height kept, shrunk or shrunk by another factor
+def test_integer_shrink_same_bits_every_isa_level(rng, isa, dtype, channels):
+    """Widths shrunk by exactly 2 (and 3 and 4: 3 and 4 channels) with the height kept, shrunk or
+    shrunk by another factor
     (vertical first), bicubic, lanczos, bilinear and area: the even/odd pixel sums from plain
     loads (resize_phases=1, AVX2, 1, 2 and 4 channels; 3 channels a pixel per 4-lane vector with
     the weights in registers) give the per-pixel and lane-permute
@@ -395,7 +396,8 @@ def test_integer_2x_shrink_same_bits_every_isa_level(rng, isa, dtype, channels):
     take it, one-row sources, batches, strided and negative-stride views, misaligned outputs,
     one and three threads."""
     cases = [((9, 134), (9, 67)), ((12, 600), (6, 300)), ((10, 130), (7, 65)), ((1, 200), (1, 100)),
-             ((6, 66), (3, 33)), ((5, 257), (5, 128)), ((4, 90), (2, 44)), ((3, 70), (4, 35))]
+             ((6, 66), (3, 33)), ((5, 257), (5, 128)), ((4, 90), (2, 44)), ((3, 70), (4, 35)),
+             ((9, 201), (9, 67)), ((12, 600), (4, 150)), ((5, 400), (3, 100)), ((4, 302), (4, 100))]
     before = imkern.get_num_threads()
     try:
         for (sh, sw), dst in cases:

@@ -397,45 +397,53 @@ struct PermPlan {
 #endif
   }
 
-  // Integer 2x shrinks on AVX2, 1 to 4 channels (hdec2; CpuParams::resize_phases): the
+  // Integer shrinks on AVX2 (hdec2; CpuParams::resize_phases): 2x with 1 to 4 channels, 3x and
+  // 4x with 3 or 4 (factor dF). The
   // permute plan has no windows for them (the taps of 8 outputs span more than two vectors)
   // but for two taps and one channel, where hdec2 needs fewer shuffles; found, it replaces the
   // plan (nw = 0). Output
-  // pixels x in [dlo, dhi) read, at tap k, source pixel 2 x + dds + k with the weights dw[k]
+  // pixels x in [dlo, dhi) read, at tap k, source pixel dF x + dds + k with the weights dw[k]
   // (the same for every such pixel): the widest such range around the row's middle, found
   // from the tables; the whole row but its ends, else none (dec false).
   bool dec = false;
-  int64_t dds = 0, dlo = 0, dhi = 0;
+  int64_t dF = 2, dds = 0, dlo = 0, dhi = 0;
   float dw[8] = {};
   void find_dec2(const int32_t* ip, const float* wp, int kx, int64_t ws, int64_t DWC) {
     dec = false;
 #if defined(__AVX2__) && !defined(__AVX512F__)
     const int64_t C = C_, DW = DWC / C;
     if (C < 1 || C > 4 || kx < 1 || kx > 8 || DW < 32) return;
-    const int64_t xm = DW / 2, s0 = ip[xm * C] / C - 2 * xm;
-    for (int k = 0; k < kx; ++k) dw[k] = wp[k * ws + xm * C];
-    auto fits = [&](int64_t x) {
-      for (int64_t c = 0; c < C; ++c) {
-        if (ip[x * C + c] != (2 * x + s0) * C + c) return false;
-        for (int k = 0; k < kx; ++k)
-          if (std::memcmp(&wp[k * ws + x * C + c], &dw[k], sizeof(float)) != 0) return false;
-      }
-      return true;
-    };
-    int64_t lo = xm, hi = xm;
-    while (lo > 0 && fits(lo - 1)) --lo;
-    while (hi < DW && fits(hi)) ++hi;
-    if (lo > 2 * kx + 4 || hi < DW - 2 * kx - 4) return;
-    // (the loads of a block's last taps reach one pixel past them: keep it in the row)
-    while (hi > lo && (2 * hi + s0 + kx + 1) * C > SWC_) --hi;
-    if (hi - lo < 16) return;
-    dec = true;
-    nw = 0;
-    off = 0;
-    per = 0;
-    dds = s0;
-    dlo = lo;
-    dhi = hi;
+    const int64_t xm = DW / 2;
+    // 1 and 2 channels at 2x only (their lane splits); 3 and 4 channels at 2x, 3x, 4x (a pixel
+    // per 4-lane vector, or two per vector for 4 channels at 2x)
+    for (int64_t F = 2; F <= (C <= 2 ? 2 : 4); ++F) {
+      const int64_t s0 = ip[xm * C] / C - F * xm;
+      for (int k = 0; k < kx; ++k) dw[k] = wp[k * ws + xm * C];
+      auto fits = [&](int64_t x) {
+        for (int64_t c = 0; c < C; ++c) {
+          if (ip[x * C + c] != (F * x + s0) * C + c) return false;
+          for (int k = 0; k < kx; ++k)
+            if (std::memcmp(&wp[k * ws + x * C + c], &dw[k], sizeof(float)) != 0) return false;
+        }
+        return true;
+      };
+      int64_t lo = xm, hi = xm;
+      while (lo > 0 && fits(lo - 1)) --lo;
+      while (hi < DW && fits(hi)) ++hi;
+      if (lo > 2 * kx + 4 || hi < DW - 2 * kx - 4) continue;
+      // (the loads of a block's last taps reach one pixel past them: keep it in the row)
+      while (hi > lo && (F * hi + s0 + kx + 1) * C > SWC_) --hi;
+      if (hi - lo < 16) continue;
+      dec = true;
+      nw = 0;
+      off = 0;
+      per = 0;
+      dF = F;
+      dds = s0;
+      dlo = lo;
+      dhi = hi;
+      return;
+    }
 #else
     (void)ip;
     (void)wp;
@@ -694,7 +702,7 @@ struct Dec2Split {
 };
 
 // Output pixels [x0, x1) (inside the plan's [dlo, dhi), x1 - x0 >= 8 / C; 1, 2, 4 channels, and
-// 3 in hdec2_c3 below) of an integer 2x
+// 3 in hdec_px below) of an integer 2x
 // shrink: 8 / C pixels a vector; taps k, k + 1 are the even and odd pixels of one pair of plain
 // loads from source pixel 2 x + dds + k, their products summed in the scalar formula's order
 // (tap 0's product, then a fused multiply-add per tap) in a lane order fixed before the store:
@@ -733,42 +741,55 @@ inline void hdec2_k(const float* v, const PermPlan& plan, int kx, int64_t x0, in
   else hdec2<T, C, 0>(v, plan, kx, x0, x1, out);
 }
 
-// 3 channels: one pixel per 4-lane vector (a 4th lane of the next pixel's data, never stored
-// past x1: the last pixel goes out as 3 lanes), the weights in registers; uint16 through acc
-// (the rounding store after).
-template <typename T, int K>
-inline void hdec2_c3(const float* v, const PermPlan& plan, int kx_, int64_t x0, int64_t x1, T* out, float* acc) {
+// 3 or 4 channels at any factor dF: one pixel per 4-lane vector (3 channels: a 4th lane of the
+// next pixel's data, never stored past x1: the last pixel goes out as 3 lanes), the weights in
+// registers; uint16 through acc (the rounding store after).
+template <typename T, int C, int K>
+inline void hdec_px(const float* v, const PermPlan& plan, int kx_, int64_t x0, int64_t x1, T* out, float* acc) {
+  static_assert(C == 3 || C == 4, "a pixel per 4-lane vector");
   const int kx = K > 0 ? K : kx_;
   __m128 w[8];
   for (int k = 0; k < kx; ++k) w[k] = _mm_set1_ps(plan.dw[k]);
-  const float* vs = v + plan.dds * 3;
-  float* o = std::is_same<T, float>::value ? reinterpret_cast<float*>(out) + x0 * 3 : acc;
+  const float* vs = v + plan.dds * C;
+  const int64_t step = plan.dF * C;
+  float* o = std::is_same<T, float>::value ? reinterpret_cast<float*>(out) + x0 * C : acc;
   auto one = [&](int64_t x) __attribute__((always_inline)) {
-    const float* p = vs + 6 * x;
+    const float* p = vs + step * x;
     __m128 a = _mm_mul_ps(w[0], _mm_loadu_ps(p));
-    for (int k = 1; k < kx; ++k) a = _mm_fmadd_ps(w[k], _mm_loadu_ps(p + 3 * k), a);
+    for (int k = 1; k < kx; ++k) a = _mm_fmadd_ps(w[k], _mm_loadu_ps(p + C * k), a);
     return a;
   };
   int64_t x = x0;
-  for (; x + 1 < x1; ++x) _mm_storeu_ps(o + (x - x0) * 3, one(x));
+  for (; x + 1 < x1; ++x) _mm_storeu_ps(o + (x - x0) * C, one(x));
   if (x < x1) {
     const __m128 a = one(x);
-    float* q = o + (x - x0) * 3;
-    _mm_storel_pi(reinterpret_cast<__m64*>(q), a);
-    _mm_store_ss(q + 2, _mm_movehl_ps(a, a));
+    float* q = o + (x - x0) * C;
+    if constexpr (C == 4) {
+      _mm_storeu_ps(q, a);
+    } else {
+      _mm_storel_pi(reinterpret_cast<__m64*>(q), a);
+      _mm_store_ss(q + 2, _mm_movehl_ps(a, a));
+    }
   }
-  if constexpr (!std::is_same<T, float>::value) store_out<T, float>(acc, out + x0 * 3, (x1 - x0) * 3, 0);
+  if constexpr (!std::is_same<T, float>::value) store_out<T, float>(acc, out + x0 * C, (x1 - x0) * C, 0);
+}
+
+template <typename T, int C>
+inline void hdec_px_k(const float* v, const PermPlan& plan, int kx, int64_t x0, int64_t x1, T* out, float* acc) {
+  if (kx == 2) hdec_px<T, C, 2>(v, plan, kx, x0, x1, out, acc);
+  else if (kx == 4) hdec_px<T, C, 4>(v, plan, kx, x0, x1, out, acc);
+  else if (kx == 8) hdec_px<T, C, 8>(v, plan, kx, x0, x1, out, acc);
+  else hdec_px<T, C, 0>(v, plan, kx, x0, x1, out, acc);
 }
 
 template <typename T>
 inline void hdec2_any(const float* v, const PermPlan& plan, int kx, int64_t C, int64_t x0, int64_t x1, T* out,
                       float* acc) {
-  if (C == 1) hdec2_k<T, 1>(v, plan, kx, x0, x1, out);
+  if (C == 1) hdec2_k<T, 1>(v, plan, kx, x0, x1, out);  // (dF = 2: find_dec2)
   else if (C == 2) hdec2_k<T, 2>(v, plan, kx, x0, x1, out);
-  else if (C == 4) hdec2_k<T, 4>(v, plan, kx, x0, x1, out);
-  else if (kx == 4) hdec2_c3<T, 4>(v, plan, kx, x0, x1, out, acc);
-  else if (kx == 8) hdec2_c3<T, 8>(v, plan, kx, x0, x1, out, acc);
-  else hdec2_c3<T, 0>(v, plan, kx, x0, x1, out, acc);
+  else if (C == 4 && plan.dF == 2) hdec2_k<T, 4>(v, plan, kx, x0, x1, out);
+  else if (C == 4) hdec_px_k<T, 4>(v, plan, kx, x0, x1, out, acc);
+  else hdec_px_k<T, 3>(v, plan, kx, x0, x1, out, acc);
 }
 #endif
 
