@@ -351,6 +351,35 @@ def test_float_sums_channels_every_isa_level(rng, isa, dtype, channels, stream):
         imkern.set_cpu_params(stream_bytes=None)
 
 
+def _phases_same_bits(rng, dtype, channels, cases, modes):
+    """For each (source (h, w), destination) of cases and each mode: resize of three views of a
+    random image (a slice, a strided batch, a flipped one) with resize_phases 0 and 1, on one and
+    three threads, into new arrays and misaligned out= arrays, all bit-identical, and within the
+    tolerance of the reference."""
+    before = imkern.get_num_threads()
+    try:
+        for (sh, sw), dst in cases:
+            base = random_array(rng, (2, sh, 2 * sw + 1, channels + 1), dtype)
+            views = [base[0, :, :sw, :channels], base[:, :, 1::2, 1:], base[1, ::-1, sw - 1::-1, :channels]]
+            for x in views:
+                for mode in modes:
+                    ref = R.resize(x, dst, interpolation=mode)
+                    got = []
+                    for phases, threads in ((0, 1), (1, 1), (1, 3)):
+                        imkern.set_cpu_params(resize_phases=phases)
+                        imkern.set_num_threads(threads)
+                        shape = x.shape[:-3] + dst + (channels,)
+                        buf = np.empty(math.prod(shape) + 1, dtype)
+                        mis = buf[1:].reshape(shape)  # one element past an aligned address
+                        got += [resize(x, dst, interpolation=mode), resize(x, dst, interpolation=mode, out=mis)]
+                    for g in got[1:]:
+                        np.testing.assert_array_equal(g, got[0], err_msg=f"{x.shape} -> {dst} {mode}")
+                    _cmp(got[0], ref, dtype, x, mode)
+    finally:
+        imkern.set_cpu_params(resize_phases=None)
+        imkern.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_integer_upscale_phases_same_bits_every_isa_level(rng, isa, dtype, channels):
@@ -360,66 +389,23 @@ def test_integer_upscale_phases_same_bits_every_isa_level(rng, isa, dtype, chann
     batches, strided and negative-stride views, misaligned outputs, one and three threads."""
     cases = [((5, 67), (10, 134)), ((3, 131), (7, 524)), ((1, 40), (2, 80)), ((4, 1), (8, 2)),
              ((6, 257), (12, 514)), ((2, 333), (9, 1332)), ((7, 33), (14, 66))]
-    before = imkern.get_num_threads()
-    try:
-        for (sh, sw), dst in cases:
-            base = random_array(rng, (2, sh, 2 * sw + 1, channels + 1), dtype)
-            views = [base[0, :, :sw, :channels], base[:, :, 1::2, 1:], base[1, ::-1, sw - 1::-1, :channels]]
-            for x in views:
-                for mode in ("bicubic", "lanczos"):
-                    ref = R.resize(x, dst, interpolation=mode)
-                    got = []
-                    for phases, threads in ((0, 1), (1, 1), (1, 3)):
-                        imkern.set_cpu_params(resize_phases=phases)
-                        imkern.set_num_threads(threads)
-                        shape = x.shape[:-3] + dst + (channels,)
-                        buf = np.empty(math.prod(shape) + 1, dtype)
-                        mis = buf[1:].reshape(shape)  # one element past an aligned address
-                        got += [resize(x, dst, interpolation=mode), resize(x, dst, interpolation=mode, out=mis)]
-                    for g in got[1:]:
-                        np.testing.assert_array_equal(g, got[0], err_msg=f"{x.shape} -> {dst} {mode}")
-                    _cmp(got[0], ref, dtype, x, mode)
-    finally:
-        imkern.set_cpu_params(resize_phases=None)
-        imkern.set_num_threads(before)
+    _phases_same_bits(rng, dtype, channels, cases, ("bicubic", "lanczos"))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_integer_shrink_same_bits_every_isa_level(rng, isa, dtype, channels):
-    """Widths shrunk by exactly 2 (and 3 and 4: 3 and 4 channels) with the height kept, shrunk or
-    shrunk by another factor
-    (vertical first), bicubic, lanczos, bilinear and area: the even/odd pixel sums from plain
-    loads (resize_phases=1, AVX2, 1, 2 and 4 channels; 3 channels a pixel per 4-lane vector with
-    the weights in registers) give the per-pixel and lane-permute
-    paths' bits (resize_phases=0) and match the reference; odd and near-2x widths that do not
-    take it, one-row sources, batches, strided and negative-stride views, misaligned outputs,
-    one and three threads."""
+    """Widths shrunk by exactly 2 (and by 3 and 4 with 3 or 4 channels), the height kept, shrunk
+    or shrunk by another factor (vertical first), bicubic, lanczos, bilinear and area: the sums
+    from plain loads with the weights in registers (resize_phases=1, AVX2: even/odd pixel splits
+    for 1, 2 and 4 channels at 2x, a pixel per 4-lane vector otherwise) give the per-pixel and
+    lane-permute paths' bits (resize_phases=0) and match the reference; odd and near-2x widths
+    that do not take them, one-row sources, batches, strided and negative-stride views,
+    misaligned outputs, one and three threads."""
     cases = [((9, 134), (9, 67)), ((12, 600), (6, 300)), ((10, 130), (7, 65)), ((1, 200), (1, 100)),
              ((6, 66), (3, 33)), ((5, 257), (5, 128)), ((4, 90), (2, 44)), ((3, 70), (4, 35)),
              ((9, 201), (9, 67)), ((12, 600), (4, 150)), ((5, 400), (3, 100)), ((4, 302), (4, 100))]
-    before = imkern.get_num_threads()
-    try:
-        for (sh, sw), dst in cases:
-            base = random_array(rng, (2, sh, 2 * sw + 1, channels + 1), dtype)
-            views = [base[0, :, :sw, :channels], base[:, :, 1::2, 1:], base[1, ::-1, sw - 1::-1, :channels]]
-            for x in views:
-                for mode in ("bicubic", "lanczos", "bilinear", "area"):
-                    ref = R.resize(x, dst, interpolation=mode)
-                    got = []
-                    for phases, threads in ((0, 1), (1, 1), (1, 3)):
-                        imkern.set_cpu_params(resize_phases=phases)
-                        imkern.set_num_threads(threads)
-                        shape = x.shape[:-3] + dst + (channels,)
-                        buf = np.empty(math.prod(shape) + 1, dtype)
-                        mis = buf[1:].reshape(shape)  # one element past an aligned address
-                        got += [resize(x, dst, interpolation=mode), resize(x, dst, interpolation=mode, out=mis)]
-                    for g in got[1:]:
-                        np.testing.assert_array_equal(g, got[0], err_msg=f"{x.shape} -> {dst} {mode}")
-                    _cmp(got[0], ref, dtype, x, mode)
-    finally:
-        imkern.set_cpu_params(resize_phases=None)
-        imkern.set_num_threads(before)
+    _phases_same_bits(rng, dtype, channels, cases, ("bicubic", "lanczos", "bilinear", "area"))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.float64, np.uint8])

@@ -349,7 +349,8 @@ struct PermPlan {
   int df = 0;
   int64_t ds = 0, xlo = 0, xhi = 0;
   float pwph[kPhaseMax][8] = {};
-  void find_phases(const int32_t* ip, const float* wp, int kx, int64_t ws, int64_t DWC) {
+  void find_phases([[maybe_unused]] const int32_t* ip, [[maybe_unused]] const float* wp, [[maybe_unused]] int kx,
+                   [[maybe_unused]] int64_t ws, [[maybe_unused]] int64_t DWC) {
     df = 0;
 #if defined(__AVX2__) && !defined(__AVX512F__)
     const int64_t C = C_, DW = DWC / C;
@@ -388,12 +389,6 @@ struct PermPlan {
         return;
       }
     }
-#else
-    (void)ip;
-    (void)wp;
-    (void)kx;
-    (void)ws;
-    (void)DWC;
 #endif
   }
 
@@ -408,7 +403,8 @@ struct PermPlan {
   bool dec = false;
   int64_t dF = 2, dds = 0, dlo = 0, dhi = 0;
   float dw[8] = {};
-  void find_dec2(const int32_t* ip, const float* wp, int kx, int64_t ws, int64_t DWC) {
+  void find_dec2([[maybe_unused]] const int32_t* ip, [[maybe_unused]] const float* wp, [[maybe_unused]] int kx,
+                 [[maybe_unused]] int64_t ws, [[maybe_unused]] int64_t DWC) {
     dec = false;
 #if defined(__AVX2__) && !defined(__AVX512F__)
     const int64_t C = C_, DW = DWC / C;
@@ -444,12 +440,6 @@ struct PermPlan {
       dhi = hi;
       return;
     }
-#else
-    (void)ip;
-    (void)wp;
-    (void)kx;
-    (void)ws;
-    (void)DWC;
 #endif
   }
 };
