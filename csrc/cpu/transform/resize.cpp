@@ -403,7 +403,7 @@ struct PermPlan {
   bool dec = false;
   int64_t dF = 2, dds = 0, dlo = 0, dhi = 0;
   float dw[8] = {};
-  void find_dec2([[maybe_unused]] const int32_t* ip, [[maybe_unused]] const float* wp, [[maybe_unused]] int kx,
+  void find_dec([[maybe_unused]] const int32_t* ip, [[maybe_unused]] const float* wp, [[maybe_unused]] int kx,
                  [[maybe_unused]] int64_t ws, [[maybe_unused]] int64_t DWC) {
     dec = false;
 #if defined(__AVX2__) && !defined(__AVX512F__)
@@ -773,9 +773,9 @@ inline void hdec_px_k(const float* v, const PermPlan& plan, int kx, int64_t x0, 
 }
 
 template <typename T>
-inline void hdec2_any(const float* v, const PermPlan& plan, int kx, int64_t C, int64_t x0, int64_t x1, T* out,
+inline void hdec_any(const float* v, const PermPlan& plan, int kx, int64_t C, int64_t x0, int64_t x1, T* out,
                       float* acc) {
-  if (C == 1) hdec2_k<T, 1>(v, plan, kx, x0, x1, out);  // (dF = 2: find_dec2)
+  if (C == 1) hdec2_k<T, 1>(v, plan, kx, x0, x1, out);  // (dF = 2: find_dec)
   else if (C == 2) hdec2_k<T, 2>(v, plan, kx, x0, x1, out);
   else if (C == 4 && plan.dF == 2) hdec2_k<T, 4>(v, plan, kx, x0, x1, out);
   else if (C == 4) hdec_px_k<T, 4>(v, plan, kx, x0, x1, out, acc);
@@ -2442,6 +2442,28 @@ inline bool sum_backward(const void* ring, const void* const* outs, int n_out) {
 // span of the chunk's outputs. (Software prefetches of the next chunk, chunks of 256 to 8192
 // elements, and a fused pass that sums each window's rows in registers instead of a row of
 // sums all measured the same on Zen 4, 4K -> 1080p bilinear.)
+// The width kept (an identity x table), float sums: each output row is the vertical sum of its
+// source rows, stored straight (streamed past the cache share), whether the height shrinks or
+// grows: no horizontal pass, so no tables or plan (the sums those paths make, times 1).
+template <typename T>
+void resize_f32_rows(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty) {
+  const int64_t SWC = s.w * s.c, rows = d.n * d.h;
+  const int ky = ty.k;
+  const float* wy = static_cast<const float*>(ty.w);
+  const bool stream = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * SWC + rows * SWC) > params().stream_bytes;
+  parallel_for(0, rows, rows_grain(rows, ky * SWC), [&](int64_t t0, int64_t t1) {
+    const T* rr[256];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / d.h, y = t % d.h;
+      for (int k = 0; k < ky; ++k) rr[k] = row_ptr<T>(src, s, b, ty.start[y] + k);
+      T* orow = row_ptr<T>(dst, d, b, y);
+      if (stream) vsum_out_f32_any<T, true, T>(rr, wy + y * ky, ky, SWC, orow, false);
+      else vsum_out_f32_any<T, false, T>(rr, wy + y * ky, ky, SWC, orow, false);
+    }
+    if (stream) stream_fence();
+  });
+}
+
 template <typename T>
 void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const ImageDesc& d, const ResizeTable& ty,
                        const ResizeTable& tx, const int32_t* ip, const float* wp, int64_t ws, const PermPlan& plan) {
@@ -2471,9 +2493,6 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
   }
   const int64_t rows = d.n * d.h;
   const bool stream = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * SWC + rows * DWC) > params().stream_bytes;
-  // The width kept (an identity x table): the vertical sums go straight to the output row (the
-  // same sums; the identity pass multiplied them by 1).
-  const bool xid = is_identity_f32(tx, s.w);
   // The height kept, float32: the horizontal pass reads the source row itself (its vertical
   // sums were the row times 1) where every load stays inside the row: the permute blocks, hdec2
   // (its range keeps them there) and the scalar formula (the per-pixel passes read a lane past
@@ -2488,11 +2507,6 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
       const float* wr = wy + y * ky;
       for (int k = 0; k < ky; ++k) rr[k] = row_ptr<T>(src, s, b, ty.start[y] + k);
       T* orow = row_ptr<T>(dst, d, b, y);
-      if (xid) {
-        if (stream) vsum_out_f32_any<T, true, T>(rr, wr, ky, DWC, orow, false);
-        else vsum_out_f32_any<T, false, T>(rr, wr, ky, DWC, orow, false);
-        continue;
-      }
       const float* vc = v;
       if constexpr (std::is_same<T, float>::value) {
         if (yid) vc = rr[0];
@@ -2525,7 +2539,7 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
           const int64_t xa = std::max(x0, plan.dlo), xb = std::min(x1, plan.dhi);
           if (xb - xa >= 8) {
             per_pixel(x0, xa);
-            hdec2_any<T>(vc, plan, kx, C, xa, xb, orow, acc);
+            hdec_any<T>(vc, plan, kx, C, xa, xb, orow, acc);
             per_pixel(xb, x1);
             continue;
           }
@@ -2658,6 +2672,10 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
     }
   }
 #endif
+  // the width kept: the vertical sums only
+  if constexpr (std::is_same<A, float>::value) {
+    if (ky <= 256 && is_identity_f32(tx, s.w)) return resize_f32_rows<T>(src, s, dst, d, ty);
+  }
   // Per output element: the source element of its first tap, and its weights tap-major.
   if (SWC + kx * C >= (int64_t(1) << 31)) throw std::overflow_error("resize: a source row is too long for int32 indices");
   aligned_vector<int32_t> idx(static_cast<size_t>(DWC));
@@ -2676,12 +2694,7 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
   // shared by consecutive output rows are not recomputed). uint8 only when no intermediate
   // shift is needed, so the integer result is the same exact sum in either order (and the
   // CUDA kernel's).
-  // (float sums with the width kept: vertical first whatever the height does, its rows summed
-  // straight into the output, no horizontal pass to share)
-  bool hfirst = d.h > s.h && (!std::is_same<T, uint8_t>::value || shift == 0);
-  if constexpr (std::is_same<A, float>::value) {
-    if (hfirst && is_identity_f32(tx, s.w)) hfirst = false;
-  }
+  const bool hfirst = d.h > s.h && (!std::is_same<T, uint8_t>::value || shift == 0);
   if constexpr (std::is_same<A, float>::value) {
     if (ky <= 256) {
       // the tables again with whole-page rows (weights of tap k, then the indices), all at one
@@ -2711,7 +2724,7 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
 #endif
       // (horizontal first only: hphase writes whole pixels, so its calls must cover whole rows)
       if (hfirst && params().resize_phases) plan.find_phases(ipp, tab.data(), kx, ws, DWC);
-      if (!hfirst && params().resize_phases) plan.find_dec2(ipp, tab.data(), kx, ws, DWC);
+      if (!hfirst && params().resize_phases) plan.find_dec(ipp, tab.data(), kx, ws, DWC);
       if (hfirst) resize_f32_hfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       else resize_f32_vfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       return;
