@@ -2,8 +2,8 @@
 inaccessible page (PROT_NONE), so a read or write one byte outside the array faults instead of
 landing in the allocator's slack, where the other tests cannot see it. The paths whose loads
 run closest to a row's end: resize's strided 2x2 means (resize_decimate.cpp: pshufb windows,
-VBMI windows, single vectors, the scalar tail), rgb_to_hsv's uint8 rows (buffered heads and
-tails), rgb_to_gray (uint8 32-pixel blocks with 4 bytes of slack either side, float runs in
+VBMI windows, single vectors, the scalar tail) and its two-pixel float sums (the last pixel's
+lanes), rgb_to_hsv's uint8 rows (buffered heads and tails), rgb_to_gray (uint8 32-pixel blocks with 4 bytes of slack either side, float runs in
 chunks), float YCbCr (one run), Sobel / Laplacian 5 and 7 (lane-shift rows) and bilateral's
 packed uint8 RGB rows; every ISA level (in one child process per group), streaming forced on
 and off."""
@@ -108,6 +108,15 @@ def _resize_cases(rng):
                     cases.append(_case(rng, lambda x, o, w=w, h=h: T.resize(x, (h, 2 * w), interpolation="bicubic",
                                                                               out=o),
                                        (12, 2 * w, c), dt, (h, 2 * w, c), dt))
+    # 3 and 4 channels shrunk by non-integer factors (two pixels per vector: the row's last
+    # pixel is stored as whole lanes only)
+    for c in (3, 4):
+        for w in (1, 2, 17, 40):
+            for dt in (np.float32, np.uint16):
+                for sw in (3 * w, 5 * w):
+                    for mode, aa in (("bicubic", False), ("lanczos", False), ("bilinear", True)):
+                        cases.append(_case(rng, lambda x, o, w=w, mode=mode, aa=aa: T.resize(
+                            x, (3, 2 * w), interpolation=mode, antialias=aa, out=o), (5, sw, c), dt, (3, 2 * w, c), dt))
     return cases
 
 

@@ -352,7 +352,8 @@ def test_float_sums_channels_every_isa_level(rng, isa, dtype, channels, stream):
 
 
 def _phases_same_bits(rng, dtype, channels, cases, modes):
-    """For each (source (h, w), destination) of cases and each mode: resize of three views of a
+    """For each (source (h, w), destination) of cases and each mode (a name, or (name,
+    antialias)): resize of three views of a
     random image (a slice, a strided batch, a flipped one) with resize_phases 0 and 1, on one and
     three threads, into new arrays and misaligned out= arrays, all bit-identical, and within the
     tolerance of the reference."""
@@ -363,7 +364,8 @@ def _phases_same_bits(rng, dtype, channels, cases, modes):
             views = [base[0, :, :sw, :channels], base[:, :, 1::2, 1:], base[1, ::-1, sw - 1::-1, :channels]]
             for x in views:
                 for mode in modes:
-                    ref = R.resize(x, dst, interpolation=mode)
+                    mode, aa = mode if isinstance(mode, tuple) else (mode, False)
+                    ref = R.resize(x, dst, interpolation=mode, antialias=aa)
                     got = []
                     for phases, threads in ((0, 1), (1, 1), (1, 3)):
                         imkern.set_cpu_params(resize_phases=phases)
@@ -371,9 +373,10 @@ def _phases_same_bits(rng, dtype, channels, cases, modes):
                         shape = x.shape[:-3] + dst + (channels,)
                         buf = np.empty(math.prod(shape) + 1, dtype)
                         mis = buf[1:].reshape(shape)  # one element past an aligned address
-                        got += [resize(x, dst, interpolation=mode), resize(x, dst, interpolation=mode, out=mis)]
+                        got += [resize(x, dst, interpolation=mode, antialias=aa),
+                                resize(x, dst, interpolation=mode, antialias=aa, out=mis)]
                     for g in got[1:]:
-                        np.testing.assert_array_equal(g, got[0], err_msg=f"{x.shape} -> {dst} {mode}")
+                        np.testing.assert_array_equal(g, got[0], err_msg=f"{x.shape} -> {dst} {mode} {aa}")
                     _cmp(got[0], ref, dtype, x, mode)
     finally:
         imkern.set_cpu_params(resize_phases=None)
@@ -406,6 +409,23 @@ def test_integer_shrink_same_bits_every_isa_level(rng, isa, dtype, channels):
              ((6, 66), (3, 33)), ((5, 257), (5, 128)), ((4, 90), (2, 44)), ((3, 70), (4, 35)),
              ((9, 201), (9, 67)), ((12, 600), (4, 150)), ((5, 400), (3, 100)), ((4, 302), (4, 100))]
     _phases_same_bits(rng, dtype, channels, cases, ("bicubic", "lanczos", "bilinear", "area"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_pixel_pairs_same_bits_every_isa_level(rng, isa, dtype, channels):
+    """Widths shrunk by non-integer factors (1.5, 1.2, 2.5, 1.07) with no lane-permute plan, the
+    height kept or shrunk (vertical first), bicubic, lanczos, area, bilinear and antialiased
+    bicubic / bilinear (run-time tap counts): the sums of two pixels per vector (resize_phases=1,
+    AVX2) give the one-pixel-per-vector bits (resize_phases=0) and match the reference; output
+    widths of 1, 2 and 3 pixels and odd and even ones (the last pixel's three lanes), one-row
+    sources, batches, strided and negative-stride views, misaligned outputs, one and three
+    threads."""
+    cases = [((9, 150), (6, 100)), ((6, 301), (6, 201)), ((5, 120), (4, 100)), ((4, 250), (3, 100)),
+             ((3, 107), (3, 100)), ((1, 91), (1, 61)), ((5, 6), (3, 4)), ((4, 3), (2, 2)), ((3, 5), (3, 3)),
+             ((4, 2), (2, 1)), ((7, 64), (5, 43))]
+    modes = ("bicubic", "lanczos", "area", "bilinear", ("bicubic", True), ("bilinear", True))
+    _phases_same_bits(rng, dtype, channels, cases, modes)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.float64, np.uint8])

@@ -903,6 +903,86 @@ inline void hperm(const PermPlan& plan, const Src v, const int32_t* ip, const fl
   run(W2(), K0());
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// Float sums of 3 or 4 channels, pixel by pixel (hpassK, hpass_dyn): two pixels per 8-lane
+// vector, pixel x in the low half and x + 1 in the high one (3 channels: the 4th lane of each
+// half is the next pixel's first channel, stored and then overwritten by that pixel's store; the
+// range's last pixel goes out as 3 lanes, so nothing lands past it). Each half sums its pixel's
+// taps with that pixel's weights (w[kx x + k]: for 4 taps both pixels' weights are one load and
+// tap k one in-lane permute of it; for 2 taps one 16-byte load broadcast to both halves; else
+// two broadcasts and a blend). The same products and sums in the same order as one pixel per
+// 4-lane vector (tap 0's product, then a fused multiply-add per tap): the same bits. One
+// dependent chain per two pixels: the one-pixel loop waited on its chains (multiply and three
+// fused adds, ~15 cycles per pixel, after the index and tap loads). Float output is written in
+// place (no row of sums copied after). Measured on Zen 3 against resize_phases=0 in turns, one
+// thread: 4K RGB -> 2560 wide bicubic 23.4 -> 16.7 ms, RGBA 35.4 -> 22.9; 1080p -> 720p RGB
+// bicubic 4.85 -> 3.63, lanczos 7.4 -> 6.6.
+template <typename T, int C, int K>
+inline void hpair(const float* __restrict__ v, const int64_t* __restrict__ start, const float* __restrict__ w, int kx_,
+                  int64_t dw, T* __restrict__ out, float* __restrict__ acc) {
+  static_assert(C == 3 || C == 4, "a pixel per half vector");
+  const int kx = K > 0 ? K : kx_;
+  float* const o = std::is_same<T, float>::value ? reinterpret_cast<float*>(out) : acc;
+  __m256i sel[4];
+  for (int k = 0; k < 4; ++k)
+    sel[k] = K == 2 ? _mm256_setr_epi32(k, k, k, k, 2 + k, 2 + k, 2 + k, 2 + k) : _mm256_set1_epi32(k);
+  // the sums of pixels x (low half) and x + 1 (high half)
+  auto two = [&](int64_t x) __attribute__((always_inline)) {
+    const float* p0 = v + start[x] * C;
+    const float* p1 = v + start[x + 1] * C;
+    const float* w0 = w + static_cast<int64_t>(kx) * x;
+    __m256 wv = _mm256_setzero_ps();
+    if constexpr (K == 4) wv = _mm256_loadu_ps(w0);
+    if constexpr (K == 2) wv = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(w0));
+    auto wk = [&](int k) __attribute__((always_inline)) {
+      if constexpr (K == 2 || K == 4) return _mm256_permutevar_ps(wv, sel[k]);
+      return _mm256_blend_ps(_mm256_broadcast_ss(w0 + kx + k), _mm256_broadcast_ss(w0 + k), 0x0F);
+    };
+    auto px = [&](int k) __attribute__((always_inline)) {
+      return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p0 + k * C)), _mm_loadu_ps(p1 + k * C), 1);
+    };
+    __m256 a = _mm256_mul_ps(wk(0), px(0));
+    for (int k = 1; k < kx; ++k) a = _mm256_fmadd_ps(wk(k), px(k), a);
+    return a;
+  };
+  int64_t x = 0;
+  for (; x + 2 < dw; x += 2) {
+    const __m256 a = two(x);
+    if constexpr (C == 4) {
+      _mm256_storeu_ps(o + x * C, a);
+    } else {
+      _mm_storeu_ps(o + x * C, _mm256_castps256_ps128(a));
+      _mm_storeu_ps(o + x * C + C, _mm256_extractf128_ps(a, 1));
+    }
+  }
+  // the last one or two pixels: whole lanes only
+  auto put3 = [&](float* q, __m128 r) __attribute__((always_inline)) {
+    if constexpr (C == 4) {
+      _mm_storeu_ps(q, r);
+    } else {
+      _mm_storel_pi(reinterpret_cast<__m64*>(q), r);
+      _mm_store_ss(q + 2, _mm_movehl_ps(r, r));
+    }
+  };
+  if (x + 2 == dw) {
+    const __m256 a = two(x);
+    if constexpr (C == 4) {
+      _mm256_storeu_ps(o + x * C, a);
+    } else {
+      _mm_storeu_ps(o + x * C, _mm256_castps256_ps128(a));
+      put3(o + x * C + C, _mm256_extractf128_ps(a, 1));
+    }
+  } else if (x + 1 == dw) {
+    const float* p = v + start[x] * C;
+    const float* wx = w + static_cast<int64_t>(kx) * x;
+    __m128 a = _mm_mul_ps(_mm_set1_ps(wx[0]), _mm_loadu_ps(p));
+    for (int k = 1; k < kx; ++k) a = _mm_fmadd_ps(_mm_set1_ps(wx[k]), _mm_loadu_ps(p + k * C), a);
+    put3(o + x * C, a);
+  }
+  if constexpr (!std::is_same<T, float>::value) store_out<T, float>(acc, out, dw * C, 0);
+}
+#endif
+
 // Two-tap horizontal pass with the channel count known: out[x][c] = w0[x] * v[s][c] +
 // w1[x] * v[s + 1][c] (multiply, multiply, add: the scalar path's order), into acc, then
 // the rounding/saturating store.
@@ -910,6 +990,11 @@ template <typename T, typename A, int C, int K>
 inline void hpassK(const A* __restrict__ v, const int64_t* __restrict__ start, const A* __restrict__ w, int64_t dw,
                    int rshift, T* __restrict__ out, A* __restrict__ acc) {
 #if defined(__SSE4_1__)
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr ((C == 3 || C == 4) && std::is_same<A, float>::value) {
+    if (params().resize_phases) return hpair<T, C, K>(v, start, w, K, dw, out, acc);
+  }
+#endif
   if constexpr ((C == 3 || C == 4) && (std::is_same<A, int32_t>::value || std::is_same<A, float>::value)) {
     // one pixel's C channels per 4-lane vector (a 4th lane of junk for C = 3, overwritten by
     // the next pixel; v and acc are scratch rows with slack at the end): the same products
@@ -954,6 +1039,14 @@ inline void hpassK(const A* __restrict__ v, const int64_t* __restrict__ start, c
 template <typename T, typename A, int C>
 inline bool hpass_dyn(const A* __restrict__ v, const int64_t* __restrict__ start, const A* __restrict__ w, int kx,
                       int64_t dw, int rshift, T* __restrict__ out, A* __restrict__ acc) {
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr ((C == 3 || C == 4) && std::is_same<A, float>::value) {
+    if (params().resize_phases) {
+      hpair<T, C, 0>(v, start, w, kx, dw, out, acc);
+      return true;
+    }
+  }
+#endif
 #if defined(__SSE4_1__)
   if constexpr ((C == 3 || C == 4) && (std::is_same<A, int32_t>::value || std::is_same<A, float>::value)) {
     int64_t x = 0;
