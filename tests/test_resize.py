@@ -428,6 +428,79 @@ def test_pixel_pairs_same_bits_every_isa_level(rng, isa, dtype, channels):
     _phases_same_bits(rng, dtype, channels, cases, modes)
 
 
+@pytest.mark.parametrize("kind", ["u8", "f32", "f64"])
+def test_narrowed_tables_are_the_same_map(kind):
+    """The coefficient tables drop the taps that are zero in every output's band (odd integer
+    shrinks keep one tap): as a dense matrix each table equals the unnarrowed one (the taps
+    folded onto the image as before), its starts keep every tap inside the image, it is no
+    wider, and those shrinks keep one tap."""
+    for mode in ("bilinear", "bicubic", "lanczos", "area"):
+        for aa in (False, True) if mode in ("bilinear", "bicubic") else (False,):
+            for src, dst in ((9, 3), (15, 3), (21, 7), (10, 2), (100, 20), (60, 40), (61, 40), (7, 7), (5, 11),
+                             (3, 1), (1, 1), (2, 1), (13, 5)):
+                shrink = mode == "area" and src >= dst
+                start, w, _, _ = _RZ._axis_table(src, dst, mode, aa, shrink, kind)
+                first, taps = _RZ.axis_taps(src, dst, mode, aa, shrink)
+                wdt = np.float32 if kind == "f32" else np.float64
+                if kind == "u8":
+                    bits = _RZ._CV_BITS if _RZ._cv_fixed(mode, aa, shrink) else _RZ._FINE_BITS
+                    if _RZ._cv_fixed(mode, aa, shrink):
+                        s0, w0 = _RZ._fold(first, _RZ._fixed(taps, bits, exact_sum=False), src, np.int64)
+                    else:
+                        s0, w0 = _RZ._fold(first, taps, src, np.float64)
+                        w0 = _RZ._fixed(w0, bits, exact_sum=True)
+                else:
+                    s0, w0 = _RZ._fold(first, taps.astype(np.float32) if kind == "f32" and not aa and not shrink
+                                       else taps, src, np.float64)
+                    w0 = w0.astype(wdt)
+                dense = np.zeros((dst, src))
+                dense0 = np.zeros((dst, src))
+                for i in range(dst):
+                    dense[i, start[i]:start[i] + w.shape[1]] += w[i]
+                    dense0[i, s0[i]:s0[i] + w0.shape[1]] += w0[i]
+                msg = f"{mode} aa={aa} {src} -> {dst} {kind}"
+                np.testing.assert_array_equal(dense, dense0, err_msg=msg)
+                assert start.min() >= 0 and (start + w.shape[1]).max() <= src, msg
+                odd = src % dst == 0 and (src // dst) % 2 == 1
+                assert w.shape[1] <= w0.shape[1], msg
+                if odd and not aa and mode != "area":
+                    assert w.shape[1] == 1, msg
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_odd_integer_shrinks_pick_the_centre_pixels(xp, rng, dtype):
+    """Bilinear, bicubic and lanczos at 3x and 5x sample the centre pixel of each block
+    (weights (1, 0), (0, 1, 0, 0), ...): the result is that pixel exactly (the tables keep one
+    tap, read in place); an infinity or NaN in a pixel no output reads does not spread; the
+    same as cv2.resize where it is installed (uint8 and float32 bit for bit)."""
+    cv2 = None
+    try:
+        import cv2
+    except ImportError:
+        pass
+    for f in (3, 5):
+        for c in (1, 2, 3, 4):
+            x = random_array(rng, (2, 4 * f, 7 * f, c), dtype)
+            if np.dtype(dtype).kind == "f":
+                x[:, 0, 0, 0] = np.nan
+                x[:, f + 1, f + 2, c - 1] = np.inf
+                x[:, -1, -1, 0] = -np.inf
+            h = f // 2
+            for v in (x, x[1, ::-1, ::-1], x[0, :, :, :1]):
+                want = v[..., h::f, h::f, :]
+                for mode in ("bilinear", "bicubic", "lanczos"):
+                    got = to_numpy(resize(xp.asarray(v), want.shape[-3:-1], interpolation=mode))
+                    np.testing.assert_array_equal(got, want, err_msg=f"{f}x {mode} {v.shape}")
+                    if cv2 is not None and v.ndim == 3 and dtype in (np.uint8, np.float32) and c != 2:
+                        flag = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
+                                "lanczos": cv2.INTER_LANCZOS4}[mode]
+                        # (finite: cv2 sums the zero taps, so it spreads an infinity or NaN)
+                        vf = np.ascontiguousarray(np.where(np.isfinite(v), v, 0) if v.dtype.kind == "f" else v)
+                        ref = cv2.resize(vf, want.shape[-2:-4:-1], interpolation=flag)
+                        got = resize(vf, want.shape[-3:-1], interpolation=mode)
+                        np.testing.assert_array_equal(got.reshape(ref.shape), ref, err_msg=f"cv2 {f}x {mode}")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.float64, np.uint8])
 def test_two_channels_every_mode_every_isa_level(rng, isa, dtype):
     """Gray + alpha images (2 channels: the per-pixel passes with 2 channels known at compile
@@ -1216,7 +1289,7 @@ def test_halving_streamed_row_ends_every_isa_level(rng, isa, dtype, channels):
 # width is kept), antialiased shrinks (5 to 9 taps), and small / 1-pixel images
 SHIFTED_SIZES = [((240, 320), (224, 224)), ((240, 320), (224, 320)), ((240, 320), (240, 224)), ((50, 77), (20, 23)),
                  ((31, 101), (17, 29)), ((64, 200), (30, 41)), ((5, 9), (1, 1)), ((3, 40), (2, 13)),
-                 ((1, 33), (1, 7))]
+                 ((1, 33), (1, 7)), ((30, 96), (20, 64))]
 
 
 @pytest.mark.parametrize("mode,antialias", [("area", False), ("bilinear", True), ("bicubic", False),

@@ -2458,6 +2458,17 @@ inline bool is_identity_f32(const ResizeTable& t, int64_t src) {
   return true;
 }
 
+// One tap of weight 1 for every output (an unchanged axis, or bilinear / bicubic / lanczos at
+// an odd integer shrink: the tables keep only the nonzero tap): each output is a source
+// element times 1, that element itself (NaN, infinities and signed zeros included).
+inline bool is_pick_f32(const ResizeTable& t) {
+  if (t.k != 1) return false;
+  const float* w = static_cast<const float*>(t.w);
+  for (int64_t i = 0; i < t.n; ++i)
+    if (w[i] != 1.f) return false;
+  return true;
+}
+
 // Two output rows with the same window of K ring rows (an upscale by 2 pairs rows 2i + 1 and
 // 2i + 2): each ring vector is loaded once for both rows, and each row's sum is
 // vsum_out_f32's, in its order (the same bits). The caller checks that both rows stream from
@@ -2586,11 +2597,14 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
   }
   const int64_t rows = d.n * d.h;
   const bool stream = 2 * static_cast<int64_t>(sizeof(T)) * (s.n * s.h * SWC + rows * DWC) > params().stream_bytes;
-  // The height kept, float32: the horizontal pass reads the source row itself (its vertical
-  // sums were the row times 1) where every load stays inside the row: the permute blocks, hdec2
-  // (its range keeps them there) and the scalar formula (the per-pixel passes read a lane past
-  // a pixel).
-  const bool yid = std::is_same<T, float>::value && is_identity_f32(ty, s.h) && (plan.nw > 0 || plan.dec);
+  // One source row per output row with weight 1 (the height kept, or an odd integer shrink of
+  // bilinear, bicubic, lanczos), float32: the horizontal pass reads the source row itself (its
+  // vertical sums were the row times 1, so the same bits) where every load stays inside the
+  // row: the permute blocks, hdec2 (its range keeps them there), the per-pixel passes but for
+  // 3 channels at the row's end (their loads read a lane past a pixel), the scalar formula.
+  // (Against the copy into a row of sums, in turns on Zen 3: 4K -> 720p bilinear 0.73-0.85x,
+  // 4K -> 2560 wide with the height kept bicubic 0.74-0.81x, lanczos 0.77-0.86x.)
+  const bool yid = std::is_same<T, float>::value && is_pick_f32(ty);
   parallel_for(0, rows, rows_grain(rows, ky * SWC + kx * DWC), [&](int64_t t0, int64_t t1) {
     float* __restrict__ v = thread_scratch<float>(0, static_cast<size_t>(SWC));
     float* __restrict__ acc = thread_scratch<float>(1, static_cast<size_t>(DWC + 4));
@@ -2616,15 +2630,25 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
         // pixels [xa, xb) one at a time
         auto per_pixel = [&](int64_t xa, int64_t xb) {
           if (xa >= xb) return;
-          if (yid) return hperm_scalar<const float*, T>(vc, ip, wp, kx, C, ws, xa * C, xb * C, orow);
+          // 3 channels read a lane past each pixel: in the source row itself, the pixels whose
+          // loads would leave the row take the scalar formula
+          int64_t xv = xb;
+          if (yid && C == 3)
+            while (xv > xa && (tx.start[xv - 1] + kx - 1) * C + 4 > SWC) --xv;
           const int64_t* st = tx.start + xa;
           T* o = orow + xa * C;
-          if (kx == 2 && hpass_fixed<T, float, 2>(v, st, wx + 2 * xa, xb - xa, C, 0, o, acc)) return;
-          if (kx == 4 && hpass_fixed<T, float, 4>(v, st, wx + 4 * xa, xb - xa, C, 0, o, acc)) return;
-          if (kx == 8 && hpass_fixed<T, float, 8>(v, st, wx + 8 * xa, xb - xa, C, 0, o, acc)) return;
-          if (C == 3 && hpass_dyn<T, float, 3>(v, st, wx + kx * xa, kx, xb - xa, 0, o, acc)) return;
-          if (C == 4 && hpass_dyn<T, float, 4>(v, st, wx + kx * xa, kx, xb - xa, 0, o, acc)) return;
-          hperm_scalar<const float*, T>(vc, ip, wp, kx, C, ws, xa * C, xb * C, orow);
+          const int64_t nv = xv - xa;
+          if (nv > 0) {
+            bool done = true;
+            if (kx == 2) done = hpass_fixed<T, float, 2>(vc, st, wx + 2 * xa, nv, C, 0, o, acc);
+            else if (kx == 4) done = hpass_fixed<T, float, 4>(vc, st, wx + 4 * xa, nv, C, 0, o, acc);
+            else if (kx == 8) done = hpass_fixed<T, float, 8>(vc, st, wx + 8 * xa, nv, C, 0, o, acc);
+            else if (C == 3) done = hpass_dyn<T, float, 3>(vc, st, wx + kx * xa, kx, nv, 0, o, acc);
+            else if (C == 4) done = hpass_dyn<T, float, 4>(vc, st, wx + kx * xa, kx, nv, 0, o, acc);
+            else done = false;
+            if (!done) xv = xa;
+          }
+          hperm_scalar<const float*, T>(vc, ip, wp, kx, C, ws, xv * C, xb * C, orow);
         };
         const int64_t x0 = e0 / C, x1 = e1 / C;
 #if defined(__AVX2__) && !defined(__AVX512F__)

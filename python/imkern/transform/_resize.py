@@ -214,6 +214,29 @@ def _cv_fixed(mode: str, antialias: bool, area_shrink: bool) -> bool:
     return not (antialias and mode in ("bilinear", "bicubic")) and not (mode == "area" and area_shrink)
 
 
+def _narrow(start, wt, src: int):
+    """The table without the taps that are zero in every output's band: each output keeps the
+    span from its first to its last nonzero weight, and k shrinks to the widest span (starts
+    clamped to the image as in _fold). Bilinear, bicubic and lanczos sample pixel centres at
+    odd integer shrinks, weights (1, 0), (0, 1, 0, 0), ..., so 3x and 5x keep one tap and read a
+    third or a fifth of the rows. cv2 sums the zero taps too, which differs only where such a
+    neighbour is infinite or NaN, or in the sign of a zero sum."""
+    n, k = wt.shape
+    nz = wt != 0
+    any_nz = nz.any(axis=1)
+    lo = np.where(any_nz, np.argmax(nz, axis=1), 0)
+    hi = np.where(any_nz, k - np.argmax(nz[:, ::-1], axis=1), 1)
+    kk = int(max(1, (hi - lo).max(initial=1)))
+    if kk >= k:
+        return start, wt
+    first = start + lo
+    st = np.minimum(first, src - kk)
+    col = np.arange(kk)[None, :] - (first - st)[:, None] + lo[:, None]
+    ok = (col >= 0) & (col < k)
+    out = np.where(ok, wt[np.arange(n)[:, None], np.clip(col, 0, k - 1)], 0).astype(wt.dtype)
+    return st.astype(np.int64), out
+
+
 @functools.lru_cache(maxsize=256)
 def _axis_table(src: int, dst: int, mode: str, antialias: bool, area_shrink: bool, kind: str):
     """Cached coefficient table of one axis: (start int64[dst], weights[dst, k], bits, sum|w|).
@@ -243,6 +266,7 @@ def _axis_table(src: int, dst: int, mode: str, antialias: bool, area_shrink: boo
         start, wt = _fold(first, w, src, np.float64)
         wt = wt.astype(wdt)
         abs_sum = float(np.abs(wt.astype(np.float64)).sum(axis=1).max())
+    start, wt = _narrow(start, wt, src)
     start.setflags(write=False)
     wt = np.ascontiguousarray(wt)
     wt.setflags(write=False)
@@ -318,6 +342,9 @@ def resize(image, size, *, interpolation="bilinear", antialias=False, out=None):
     taps there are the identity), so infinities, NaNs and signed zeros stay where they are.
     An axis whose size does not change is not filtered either (its taps are one weight of 1;
     OpenCV sums the zero taps too, which differs only where a neighbor is infinite or NaN).
+    Likewise taps of weight 0 in every output are not read: at an odd integer shrink (3x, 5x)
+    bilinear, bicubic and lanczos sample each block's centre pixel, and the result is that
+    pixel, read from a third or a fifth of the rows.
 
     "area" follows OpenCV exactly, including its two regimes (opencv#21472): when both axes
     shrink, each output pixel is the mean of the source cell it covers, partly covered pixels
