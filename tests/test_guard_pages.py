@@ -2,9 +2,10 @@
 inaccessible page (PROT_NONE), so a read or write one byte outside the array faults instead of
 landing in the allocator's slack, where the other tests cannot see it. The paths whose loads
 run closest to a row's end: resize's strided 2x2 means (resize_decimate.cpp: pshufb windows,
-VBMI windows, single vectors, the scalar tail) and its two-pixel float sums (the last pixel's
-lanes), rgb_to_hsv's uint8 rows (buffered heads and tails), rgb_to_gray (uint8 32-pixel blocks with 4 bytes of slack either side, float runs in
-chunks), float YCbCr (one run), Sobel / Laplacian 5 and 7 (lane-shift rows) and bilateral's
+VBMI windows, single vectors, the scalar tail), its two-pixel float sums (the last pixel's
+lanes) and nearest's wide pixel copies, rgb_to_hsv's uint8 rows (buffered heads and tails),
+rgb_to_gray (uint8 32-pixel blocks with 4 bytes of slack either side, float runs in chunks),
+float YCbCr (one run), Sobel / Laplacian 5 and 7 (lane-shift rows) and bilateral's
 packed uint8 RGB rows; every ISA level (in one child process per group), streaming forced on
 and off."""
 
@@ -120,6 +121,12 @@ def _resize_cases(rng):
                             cases.append(_case(rng, lambda x, o, w=w, h=h, mode=mode, aa=aa: T.resize(
                                 x, (h, 2 * w), interpolation=mode, antialias=aa, out=o), (sh, sw, c), dt, (h, 2 * w, c),
                                 dt))
+    # nearest: 3-, 6- and 12-byte pixels copied as 4, 8 and 16 bytes but near the rows' ends
+    for dt in (np.uint8, np.uint16, np.float32):
+        for w in (1, 2, 5, 33):
+            for dw in (1, w, 2 * w + 1, max(1, w // 2)):
+                cases.append(_case(rng, lambda x, o, dw=dw: T.resize(x, (4, dw), interpolation="nearest", out=o),
+                                   (3, w, 3), dt, (4, dw, 3), dt))
     return cases
 
 

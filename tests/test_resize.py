@@ -428,6 +428,52 @@ def test_pixel_pairs_same_bits_every_isa_level(rng, isa, dtype, channels):
     _phases_same_bits(rng, dtype, channels, cases, modes)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_nearest_copies_the_source_pixels_every_size(rng, isa, dtype):
+    """nearest and nearest-exact copy whole pixels (1-6 channels: every pixel size the row loops
+    take at compile time, 1 to 32 bytes, and the memcpy of the others): the source pixels the
+    tables name, bit for bit (NaN, infinities, signed zeros kept), and the reference's values,
+    for shrinks, upscales, the width kept (rows
+    copied whole), repeated rows, one-pixel sources and outputs, strided, batched and
+    negative-stride views, misaligned out= arrays, one and three threads; cv2.resize's
+    INTER_NEAREST where it is installed (1-4 channels)."""
+    try:
+        import cv2
+    except ImportError:
+        cv2 = None
+    before = imkern.get_num_threads()
+    try:
+        for c in (1, 2, 3, 4, 5, 6):
+            base = random_array(rng, (2, 23, 41, c + 1), dtype)
+            if np.dtype(dtype).kind == "f":
+                base[0, 3, 5, 0], base[1, 7, 9, c - 1], base[0, 11, 2, 0] = np.nan, -np.inf, -0.0
+            views = [base[0, :, :, :c], base[:, 1::2, ::3, 1:], base[1, ::-1, ::-2, :c], base[0, :1, :1, :c]]
+            for x in views:
+                sh, sw = x.shape[-3:-1]
+                for dst in ((sh, sw), (max(1, sh // 2), max(1, sw // 3)), (2 * sh + 1, 3 * sw), (sh, 2 * sw + 1),
+                            (3 * sh, sw), (1, 1), (7, 1), (1, 9)):
+                    for mode in ("nearest", "nearest-exact"):
+                        iy = _RZ._nearest_table(sh, dst[0], mode == "nearest-exact")
+                        ix = _RZ._nearest_table(sw, dst[1], mode == "nearest-exact")
+                        ref = np.ascontiguousarray(x[..., iy[:, None], ix[None, :], :])  # the pixels themselves
+                        if np.isfinite(x).all():  # (the dense float64 reference spreads NaN through 0 x NaN)
+                            np.testing.assert_array_equal(ref, R.resize(x, dst, interpolation=mode))
+                        for threads in (1, 3):
+                            imkern.set_num_threads(threads)
+                            got = resize(x, dst, interpolation=mode)
+                            msg = f"{x.shape} -> {dst} {mode} threads={threads}"
+                            np.testing.assert_array_equal(got.view(np.uint8), ref.view(np.uint8), err_msg=msg)
+                            buf = np.empty(got.size + 1, dtype)
+                            mis = buf[1:].reshape(got.shape)
+                            assert resize(x, dst, interpolation=mode, out=mis) is mis
+                            np.testing.assert_array_equal(mis.view(np.uint8), ref.view(np.uint8), err_msg="out= " + msg)
+                        if cv2 is not None and mode == "nearest" and x.ndim == 3 and c <= 4 and dtype != np.float64:
+                            want = cv2.resize(np.ascontiguousarray(x), dst[::-1], interpolation=cv2.INTER_NEAREST)
+                            np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg="cv2 " + msg)
+    finally:
+        imkern.set_num_threads(before)
+
+
 @pytest.mark.parametrize("kind", ["u8", "f32", "f64"])
 def test_narrowed_tables_are_the_same_map(kind):
     """The coefficient tables drop the taps that are zero in every output's band (odd integer

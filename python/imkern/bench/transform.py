@@ -115,6 +115,17 @@ CASES = [
         bytes=H4 * W4 * 3 + H1 * W1 * 3,
     ),
     Case(
+        "resize 720x1280 nearest uint8 1080x1920x3",
+        "cpu",
+        _case(
+            (H1, W1, 3),
+            (720, 1280, 3),
+            lambda imkern, x, out: imkern.transform.resize(x, (720, 1280), interpolation="nearest", out=out),
+            lambda cv2, x, out: cv2.resize(x, (1280, 720), dst=out, interpolation=cv2.INTER_NEAREST),
+        ),
+        bytes=720 * W1 * 3 + 720 * 1280 * 3,  # the source rows read (every line of each) and the output
+    ),
+    Case(
         "resize 540x960 bicubic float32 1080x1920",
         "cpu",
         _case(
