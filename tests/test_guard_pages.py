@@ -111,12 +111,12 @@ def _resize_cases(rng):
                                        (12, 2 * w, c), dt, (h, 2 * w, c), dt))
     # 3 and 4 channels shrunk by non-integer factors (two pixels per vector: the row's last
     # pixel is stored as whole lanes only); the height shrunk, kept or shrunk 3x (one source row
-    # per output row, read in place)
+    # per output row, read in place), or grown (the source rows read in place, uint16 widened)
     for c in (3, 4):
         for w in (1, 2, 17, 40):
             for dt in (np.float32, np.uint16):
                 for sw in (3 * w, 5 * w):
-                    for sh, h in ((5, 3), (5, 5), (9, 3)):
+                    for sh, h in ((5, 3), (5, 5), (9, 3), (3, 7)):
                         for mode, aa in (("bicubic", False), ("lanczos", False), ("bilinear", True)):
                             cases.append(_case(rng, lambda x, o, w=w, h=h, mode=mode, aa=aa: T.resize(
                                 x, (h, 2 * w), interpolation=mode, antialias=aa, out=o), (sh, sw, c), dt, (h, 2 * w, c),
