@@ -2893,6 +2893,13 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       // (horizontal first only: hphase writes whole pixels, so its calls must cover whole rows)
       if (hfirst && params().resize_phases) plan.find_phases(ipp, tab.data(), kx, ws, DWC);
       if (!hfirst && params().resize_phases) plan.find_dec(ipp, tab.data(), kx, ws, DWC);
+#if defined(__AVX2__) && !defined(__AVX512F__)
+      // 3 and 4 channels, vertical first: two pixels per vector (hpair) with the plan's bits
+      // instead of its window permutes (2 vpermps, a blend and index arithmetic per tap), in turns
+      // on Zen 3: 1.5x shrinks of RGB uint16 bilinear / area 0.69-0.82x, float32 0.81-0.94x;
+      // 1.2x area 0.70-0.81x; RGBA float32 0.91-1.13x (AVX-512's vpermt2ps: not measured)
+      if (!hfirst && !plan.dec && (C == 3 || C == 4) && params().resize_phases) plan.nw = 0;
+#endif
       if (hfirst) resize_f32_hfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       else resize_f32_vfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       return;
