@@ -959,33 +959,45 @@ inline void hpair(const S* __restrict__ v, const int64_t* __restrict__ start, co
     for (int k = 1; k < kx; ++k) a = _mm256_fmadd_ps(wk(k), px(k), a);
     return a;
   };
-  int64_t x = 0;
-  for (; x + 2 < dw; x += 2) {
-    const __m256 a = two(x);
-    if constexpr (C == 4) {
+  // uint16 output: rounded and saturated in registers as store_out does (the lanes' minimum with
+  // 65535, cvtps2dq's nearest-even, packusdw's saturation: NaN -> 0), each pixel's 4 elements
+  // one 8-byte store (the 4th overwritten by the next pixel)
+  constexpr bool kU16 = std::is_same<T, uint16_t>::value;
+  auto pack16 = [](__m128 r) __attribute__((always_inline)) {
+    const __m128i i = _mm_cvtps_epi32(_mm_min_ps(_mm_set1_ps(65535.f), r));
+    return _mm_packus_epi32(i, i);  // the pixel's 4 elements in the low 8 bytes
+  };
+  // pixels x, x + 1 (lanes: whole 4-lane pixels; last: the second one's 3 lanes only)
+  auto put2 = [&](int64_t x, __m256 a, bool last) __attribute__((always_inline)) {
+    const __m128 lo = _mm256_castps256_ps128(a), hi = _mm256_extractf128_ps(a, 1);
+    if constexpr (kU16) {
+      uint16_t* q = reinterpret_cast<uint16_t*>(out) + x * C;
+      const __m128i l = pack16(lo), h = pack16(hi);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(q), l);
+      if (C == 4 || !last) {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(q + C), h);
+      } else {
+        const int32_t h01 = _mm_cvtsi128_si32(h);
+        std::memcpy(q + C, &h01, 4);
+        q[C + 2] = static_cast<uint16_t>(_mm_extract_epi16(h, 2));
+      }
+    } else if constexpr (C == 4) {
       _mm256_storeu_ps(o + x * C, a);
     } else {
-      _mm_storeu_ps(o + x * C, _mm256_castps256_ps128(a));
-      _mm_storeu_ps(o + x * C + C, _mm256_extractf128_ps(a, 1));
-    }
-  }
-  // the last one or two pixels: whole lanes only
-  auto put3 = [&](float* q, __m128 r) __attribute__((always_inline)) {
-    if constexpr (C == 4) {
-      _mm_storeu_ps(q, r);
-    } else {
-      _mm_storel_pi(reinterpret_cast<__m64*>(q), r);
-      _mm_store_ss(q + 2, _mm_movehl_ps(r, r));
+      _mm_storeu_ps(o + x * C, lo);
+      if (!last) {
+        _mm_storeu_ps(o + x * C + C, hi);
+      } else {
+        _mm_storel_pi(reinterpret_cast<__m64*>(o + x * C + C), hi);
+        _mm_store_ss(o + x * C + C + 2, _mm_movehl_ps(hi, hi));
+      }
     }
   };
+  int64_t x = 0;
+  for (; x + 2 < dw; x += 2) put2(x, two(x), false);
+  // the last one or two pixels: whole lanes only
   if (x + 2 == dw) {
-    const __m256 a = two(x);
-    if constexpr (C == 4) {
-      _mm256_storeu_ps(o + x * C, a);
-    } else {
-      _mm_storeu_ps(o + x * C, _mm256_castps256_ps128(a));
-      put3(o + x * C + C, _mm256_extractf128_ps(a, 1));
-    }
+    put2(x, two(x), true);
   } else if (x + 1 == dw) {
     const S* p = v + start[x] * C;
     const float* wx = w + static_cast<int64_t>(kx) * x;
@@ -997,9 +1009,21 @@ inline void hpair(const S* __restrict__ v, const int64_t* __restrict__ start, co
     };
     __m128 a = _mm_mul_ps(_mm_set1_ps(wx[0]), px1(0));
     for (int k = 1; k < kx; ++k) a = _mm_fmadd_ps(_mm_set1_ps(wx[k]), px1(k), a);
-    put3(o + x * C, a);
+    if constexpr (kU16) {
+      uint16_t* q = reinterpret_cast<uint16_t*>(out) + x * C;
+      const __m128i l = pack16(a);
+      const int32_t l01 = _mm_cvtsi128_si32(l);
+      std::memcpy(q, &l01, 4);
+      q[2] = static_cast<uint16_t>(_mm_extract_epi16(l, 2));
+      if (C == 4) q[3] = static_cast<uint16_t>(_mm_extract_epi16(l, 3));
+    } else if constexpr (C == 4) {
+      _mm_storeu_ps(o + x * C, a);
+    } else {
+      _mm_storel_pi(reinterpret_cast<__m64*>(o + x * C), a);
+      _mm_store_ss(o + x * C + 2, _mm_movehl_ps(a, a));
+    }
   }
-  if constexpr (!std::is_same<T, float>::value) store_out<T, float>(acc, out, dw * C, 0);
+  if constexpr (!std::is_same<T, float>::value && !kU16) store_out<T, float>(acc, out, dw * C, 0);
 }
 #endif
 
@@ -2894,11 +2918,13 @@ void resize_impl(const void* src, const ImageDesc& s, void* dst, const ImageDesc
       if (hfirst && params().resize_phases) plan.find_phases(ipp, tab.data(), kx, ws, DWC);
       if (!hfirst && params().resize_phases) plan.find_dec(ipp, tab.data(), kx, ws, DWC);
 #if defined(__AVX2__) && !defined(__AVX512F__)
-      // 3 and 4 channels, vertical first: two pixels per vector (hpair) with the plan's bits
-      // instead of its window permutes (2 vpermps, a blend and index arithmetic per tap), in turns
-      // on Zen 3: 1.5x shrinks of RGB uint16 bilinear / area 0.69-0.82x, float32 0.81-0.94x;
-      // 1.2x area 0.70-0.81x; RGBA float32 0.91-1.13x (AVX-512's vpermt2ps: not measured)
-      if (!hfirst && !plan.dec && (C == 3 || C == 4) && params().resize_phases) plan.nw = 0;
+      // 3 channels, and 4 of uint16, vertical first: two pixels per vector (hpair) with the
+      // plan's bits instead of its window permutes (2 vpermps, a blend and index arithmetic per
+      // tap), in turns on Zen 3: 1.5x shrinks of RGB uint16 bilinear / area 0.69-0.82x, float32
+      // 0.81-0.94x, RGBA uint16 0.81-1.0x; 1.2x area 0.70-0.81x (RGBA float32 0.91-1.15x: the
+      // plan kept; AVX-512's vpermt2ps: not measured)
+      if (!hfirst && !plan.dec && (C == 3 || (C == 4 && !std::is_same<T, float>::value)) && params().resize_phases)
+        plan.nw = 0;
 #endif
       if (hfirst) resize_f32_hfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
       else resize_f32_vfirst<T>(src, s, dst, d, ty, tx, ipp, tab.data(), ws, plan);
