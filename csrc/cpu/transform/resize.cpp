@@ -3065,33 +3065,23 @@ template <int B>
 void nearest_row(const uint8_t* __restrict in, const int64_t* __restrict off, int64_t n, uint8_t* __restrict out,
                  int64_t wide) {
   int64_t x = 0;
-  auto one = [&](int64_t i) IMKERN_ALWAYS_INLINE {
-    int64_t o = off[i];
-    asm("" : "+r"(o));
-    copy_px<B>(in + o, out + i * B);
-  };
-  if constexpr (B == 3 || B == 6 || B == 12) {
-    constexpr int W = B == 3 ? 4 : B == 6 ? 8 : 16;
-    auto w1 = [&](int64_t i) IMKERN_ALWAYS_INLINE {
+  // pixels x .. end - 1, each copied as W bytes
+  auto run = [&](auto w, int64_t end) IMKERN_ALWAYS_INLINE {
+    auto one = [&](int64_t i) IMKERN_ALWAYS_INLINE {
       int64_t o = off[i];
       asm("" : "+r"(o));
-      copy_px<W>(in + o, out + i * B);
+      copy_px<decltype(w)::value>(in + o, out + i * B);
     };
-    for (; x + 4 <= wide; x += 4) {
-      w1(x);
-      w1(x + 1);
-      w1(x + 2);
-      w1(x + 3);
+    for (; x + 4 <= end; x += 4) {
+      one(x);
+      one(x + 1);
+      one(x + 2);
+      one(x + 3);
     }
-    for (; x < wide; ++x) w1(x);
-  }
-  for (; x + 4 <= n; x += 4) {
-    one(x);
-    one(x + 1);
-    one(x + 2);
-    one(x + 3);
-  }
-  for (; x < n; ++x) one(x);
+    for (; x < end; ++x) one(x);
+  };
+  if constexpr (B == 3 || B == 6 || B == 12) run(std::integral_constant<int, B == 3 ? 4 : B == 6 ? 8 : 16>(), wide);
+  run(std::integral_constant<int, B>(), n);
 }
 
 // Nearest resize: every output row a copy of its source row's sampled pixels (a row equal to the
