@@ -922,10 +922,10 @@ inline void hperm(const PermPlan& plan, const Src v, const int32_t* ip, const fl
 // horizontal-first order: each pixel's 4 elements widened to float).
 template <typename T, int C, int K, typename S = float>
 inline void hpair(const S* __restrict__ v, const int64_t* __restrict__ start, const float* __restrict__ w, int kx_,
-                  int64_t dw, T* __restrict__ out, float* __restrict__ acc) {
+                  int64_t dw, T* __restrict__ out) {
   static_assert(C == 3 || C == 4, "a pixel per half vector");
+  static_assert(std::is_same<T, float>::value || std::is_same<T, uint16_t>::value, "float sums out as float or uint16");
   const int kx = K > 0 ? K : kx_;
-  float* const o = std::is_same<T, float>::value ? reinterpret_cast<float*>(out) : acc;
   __m256i sel[4];
   for (int k = 0; k < 4; ++k)
     sel[k] = K == 2 ? _mm256_setr_epi32(k, k, k, k, 2 + k, 2 + k, 2 + k, 2 + k) : _mm256_set1_epi32(k);
@@ -959,38 +959,36 @@ inline void hpair(const S* __restrict__ v, const int64_t* __restrict__ start, co
     for (int k = 1; k < kx; ++k) a = _mm256_fmadd_ps(wk(k), px(k), a);
     return a;
   };
-  // uint16 output: rounded and saturated in registers as store_out does (the lanes' minimum with
-  // 65535, cvtps2dq's nearest-even, packusdw's saturation: NaN -> 0), each pixel's 4 elements
-  // one 8-byte store (the 4th overwritten by the next pixel)
-  constexpr bool kU16 = std::is_same<T, uint16_t>::value;
-  auto pack16 = [](__m128 r) __attribute__((always_inline)) {
-    const __m128i i = _mm_cvtps_epi32(_mm_min_ps(_mm_set1_ps(65535.f), r));
-    return _mm_packus_epi32(i, i);  // the pixel's 4 elements in the low 8 bytes
-  };
-  // pixels x, x + 1 (lanes: whole 4-lane pixels; last: the second one's 3 lanes only)
-  auto put2 = [&](int64_t x, __m256 a, bool last) __attribute__((always_inline)) {
-    const __m128 lo = _mm256_castps256_ps128(a), hi = _mm256_extractf128_ps(a, 1);
-    if constexpr (kU16) {
-      uint16_t* q = reinterpret_cast<uint16_t*>(out) + x * C;
-      const __m128i l = pack16(lo), h = pack16(hi);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(q), l);
+  // One pixel's 4 lanes to pixel x: all 4 (the 4th of 3 channels overwritten by the next
+  // pixel), or for the range's last pixel its C lanes only. uint16 output is rounded and
+  // saturated in registers as store_out does (the lanes' minimum with 65535, cvtps2dq's
+  // nearest-even, packusdw's saturation: NaN -> 0).
+  auto put1 = [&](int64_t x, __m128 r, bool last) __attribute__((always_inline)) {
+    if constexpr (std::is_same<T, uint16_t>::value) {
+      uint16_t* q = out + x * C;
+      const __m128i i = _mm_cvtps_epi32(_mm_min_ps(_mm_set1_ps(65535.f), r));
+      const __m128i l = _mm_packus_epi32(i, i);  // the 4 elements in the low 8 bytes
       if (C == 4 || !last) {
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(q + C), h);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(q), l);
       } else {
-        const int32_t h01 = _mm_cvtsi128_si32(h);
-        std::memcpy(q + C, &h01, 4);
-        q[C + 2] = static_cast<uint16_t>(_mm_extract_epi16(h, 2));
+        const int32_t l01 = _mm_cvtsi128_si32(l);
+        std::memcpy(q, &l01, 4);
+        q[2] = static_cast<uint16_t>(_mm_extract_epi16(l, 2));
       }
-    } else if constexpr (C == 4) {
-      _mm256_storeu_ps(o + x * C, a);
+    } else if (C == 4 || !last) {
+      _mm_storeu_ps(out + x * C, r);
     } else {
-      _mm_storeu_ps(o + x * C, lo);
-      if (!last) {
-        _mm_storeu_ps(o + x * C + C, hi);
-      } else {
-        _mm_storel_pi(reinterpret_cast<__m64*>(o + x * C + C), hi);
-        _mm_store_ss(o + x * C + C + 2, _mm_movehl_ps(hi, hi));
-      }
+      _mm_storel_pi(reinterpret_cast<__m64*>(out + x * C), r);
+      _mm_store_ss(out + x * C + 2, _mm_movehl_ps(r, r));
+    }
+  };
+  // pixels x and x + 1 (last: x + 1 is the range's last pixel)
+  auto put2 = [&](int64_t x, __m256 a, bool last) __attribute__((always_inline)) {
+    if constexpr (std::is_same<T, float>::value && C == 4) {
+      _mm256_storeu_ps(out + x * C, a);
+    } else {
+      put1(x, _mm256_castps256_ps128(a), false);
+      put1(x + 1, _mm256_extractf128_ps(a, 1), last);
     }
   };
   int64_t x = 0;
@@ -1009,21 +1007,8 @@ inline void hpair(const S* __restrict__ v, const int64_t* __restrict__ start, co
     };
     __m128 a = _mm_mul_ps(_mm_set1_ps(wx[0]), px1(0));
     for (int k = 1; k < kx; ++k) a = _mm_fmadd_ps(_mm_set1_ps(wx[k]), px1(k), a);
-    if constexpr (kU16) {
-      uint16_t* q = reinterpret_cast<uint16_t*>(out) + x * C;
-      const __m128i l = pack16(a);
-      const int32_t l01 = _mm_cvtsi128_si32(l);
-      std::memcpy(q, &l01, 4);
-      q[2] = static_cast<uint16_t>(_mm_extract_epi16(l, 2));
-      if (C == 4) q[3] = static_cast<uint16_t>(_mm_extract_epi16(l, 3));
-    } else if constexpr (C == 4) {
-      _mm_storeu_ps(o + x * C, a);
-    } else {
-      _mm_storel_pi(reinterpret_cast<__m64*>(o + x * C), a);
-      _mm_store_ss(o + x * C + 2, _mm_movehl_ps(a, a));
-    }
+    put1(x, a, true);
   }
-  if constexpr (!std::is_same<T, float>::value && !kU16) store_out<T, float>(acc, out, dw * C, 0);
 }
 #endif
 
@@ -1036,7 +1021,7 @@ inline void hpassK(const A* __restrict__ v, const int64_t* __restrict__ start, c
 #if defined(__SSE4_1__)
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr ((C == 3 || C == 4) && std::is_same<A, float>::value) {
-    if (params().resize_phases) return hpair<T, C, K>(v, start, w, K, dw, out, acc);
+    if (params().resize_phases) return hpair<T, C, K>(v, start, w, K, dw, out);
   }
 #endif
   if constexpr ((C == 3 || C == 4) && (std::is_same<A, int32_t>::value || std::is_same<A, float>::value)) {
@@ -1086,7 +1071,7 @@ inline bool hpass_dyn(const A* __restrict__ v, const int64_t* __restrict__ start
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr ((C == 3 || C == 4) && std::is_same<A, float>::value) {
     if (params().resize_phases) {
-      hpair<T, C, 0>(v, start, w, kx, dw, out, acc);
+      hpair<T, C, 0>(v, start, w, kx, dw, out);
       return true;
     }
   }
@@ -2494,14 +2479,6 @@ inline void vsum_out_f32_any(const S* const* rows, const float* wy, int ky, int6
 
 // Whether a float table is the identity: one tap of weight 1 at each index (an axis whose size
 // does not change: resize_tables in Python).
-inline bool is_identity_f32(const ResizeTable& t, int64_t src) {
-  if (t.k != 1 || t.n != src) return false;
-  const float* w = static_cast<const float*>(t.w);
-  for (int64_t i = 0; i < t.n; ++i)
-    if (t.start[i] != i || w[i] != 1.f) return false;
-  return true;
-}
-
 // One tap of weight 1 for every output (an unchanged axis, or bilinear / bicubic / lanczos at
 // an odd integer shrink: the tables keep only the nonzero tap): each output is a source
 // element times 1, that element itself (NaN, infinities and signed zeros included).
@@ -2511,6 +2488,23 @@ inline bool is_pick_f32(const ResizeTable& t) {
   for (int64_t i = 0; i < t.n; ++i)
     if (w[i] != 1.f) return false;
   return true;
+}
+
+// The identity: a pick of every source element in order.
+inline bool is_identity_f32(const ResizeTable& t, int64_t src) {
+  if (t.n != src || !is_pick_f32(t)) return false;
+  for (int64_t i = 0; i < t.n; ++i)
+    if (t.start[i] != i) return false;
+  return true;
+}
+
+// The leading output pixels whose kx taps, read as whole 4-lane vectors (3 channels: a lane
+// past each pixel), stay inside a source row of SWC elements (tx's starts never decrease): the
+// per-pixel vector passes may read a row in place for these; the rest take an exact loop.
+inline int64_t pixels_in_row(const ResizeTable& tx, int kx, int64_t C, int64_t SWC) {
+  int64_t n = tx.n;
+  while (n > 0 && (tx.start[n - 1] + kx - 1) * C + 4 > SWC) --n;
+  return n;
 }
 
 // Two output rows with the same window of K ring rows (an upscale by 2 pairs rows 2i + 1 and
@@ -2649,6 +2643,7 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
   // (Against the copy into a row of sums, in turns on Zen 3: 4K -> 720p bilinear 0.73-0.85x,
   // 4K -> 2560 wide with the height kept bicubic 0.74-0.81x, lanczos 0.77-0.86x.)
   const bool yid = std::is_same<T, float>::value && is_pick_f32(ty);
+  const int64_t xin = yid && C == 3 ? pixels_in_row(tx, kx, C, SWC) : DW;
   parallel_for(0, rows, rows_grain(rows, ky * SWC + kx * DWC), [&](int64_t t0, int64_t t1) {
     float* __restrict__ v = thread_scratch<float>(0, static_cast<size_t>(SWC));
     float* __restrict__ acc = thread_scratch<float>(1, static_cast<size_t>(DWC + 4));
@@ -2676,12 +2671,11 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
           if (xa >= xb) return;
           // 3 channels read a lane past each pixel: in the source row itself, the pixels whose
           // loads would leave the row take the scalar formula
-          int64_t xv = xb;
-          if (yid && C == 3)
-            while (xv > xa && (tx.start[xv - 1] + kx - 1) * C + 4 > SWC) --xv;
+          const int64_t xv = yid && C == 3 ? std::max(xa, std::min(xb, xin)) : xb;
           const int64_t* st = tx.start + xa;
           T* o = orow + xa * C;
           const int64_t nv = xv - xa;
+          int64_t xs = xv;  // the scalar formula from here
           if (nv > 0) {
             bool done = true;
             if (kx == 2) done = hpass_fixed<T, float, 2>(vc, st, wx + 2 * xa, nv, C, 0, o, acc);
@@ -2690,9 +2684,9 @@ void resize_f32_vfirst(const void* src, const ImageDesc& s, void* dst, const Ima
             else if (C == 3) done = hpass_dyn<T, float, 3>(vc, st, wx + kx * xa, kx, nv, 0, o, acc);
             else if (C == 4) done = hpass_dyn<T, float, 4>(vc, st, wx + kx * xa, kx, nv, 0, o, acc);
             else done = false;
-            if (!done) xv = xa;
+            if (!done) xs = xa;
           }
-          hperm_scalar<const float*, T>(vc, ip, wp, kx, C, ws, xv * C, xb * C, orow);
+          hperm_scalar<const float*, T>(vc, ip, wp, kx, C, ws, xs * C, xb * C, orow);
         };
         const int64_t x0 = e0 / C, x1 = e1 / C;
 #if defined(__AVX2__) && !defined(__AVX512F__)
@@ -2741,22 +2735,18 @@ void resize_f32_hfirst(const void* src, const ImageDesc& s, void* dst, const Ima
   // through hrow. Against hrow (its sums compiled unfused or fused loop by loop: other bits),
   // in turns on Zen 3, 2 threads: 1080p -> 1620x2880 RGB uint16 bicubic 12.4 -> 5.6 ms, RGBA
   // 19.2 -> 5.6, lanczos 0.36-0.45x; float32 RGB bicubic / lanczos 0.67-0.98x, RGBA 0.86-0.99x.
-  int64_t npair = 0;
 #if defined(__AVX2__) && defined(__FMA__)
-  if (!use_perm && (C == 3 || C == 4)) {
-    npair = DW;
-    while (npair > 0 && (tx.start[npair - 1] + kx - 1) * C + 4 > SWC) --npair;
-  }
+  const int64_t npair = !use_perm && (C == 3 || C == 4) ? pixels_in_row(tx, kx, C, SWC) : 0;
 #endif
   auto hrow_any = [&](const T* sr, float* r) {
 #if defined(__AVX2__) && defined(__FMA__)
     if (npair > 0) {
       auto run = [&](auto c) {
         constexpr int CC = decltype(c)::value;
-        if (kx == 2) hpair<float, CC, 2, T>(sr, tx.start, wx, kx, npair, r, nullptr);
-        else if (kx == 4) hpair<float, CC, 4, T>(sr, tx.start, wx, kx, npair, r, nullptr);
-        else if (kx == 8) hpair<float, CC, 8, T>(sr, tx.start, wx, kx, npair, r, nullptr);
-        else hpair<float, CC, 0, T>(sr, tx.start, wx, kx, npair, r, nullptr);
+        if (kx == 2) hpair<float, CC, 2, T>(sr, tx.start, wx, kx, npair, r);
+        else if (kx == 4) hpair<float, CC, 4, T>(sr, tx.start, wx, kx, npair, r);
+        else if (kx == 8) hpair<float, CC, 8, T>(sr, tx.start, wx, kx, npair, r);
+        else hpair<float, CC, 0, T>(sr, tx.start, wx, kx, npair, r);
       };
       if (C == 3) run(std::integral_constant<int, 3>());
       else run(std::integral_constant<int, 4>());
@@ -3128,11 +3118,11 @@ void nearest_impl(const void* src, const ImageDesc& s, void* dst, const ImageDes
       default:
         for (int64_t x = 0; x < DW; ++x) std::memcpy(out + x * B, in + off[x], static_cast<size_t>(B));
     }
-  };  auto row = [&](const uint8_t* in, uint8_t* out) {
+  };
+  auto row = [&](const uint8_t* in, uint8_t* out) {
     if (xid) return copy_row(in, out);
     sample(in, out);
   };
-
   parallel_for(0, rows, rows_grain(rows, DW * s.c), [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / d.h, y = t % d.h;
