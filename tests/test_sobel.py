@@ -462,6 +462,34 @@ def test_sobel_3x3_paths(rng, isa, threads, dtype, border):
     _check_paths(rng, _SEP3_SHAPES, list(_sep3_ops()), dtype, border)
 
 
+# The fused pass reads each source row's border pixels from vectors built for a block of 32
+# output rows before the block runs (rows outside the block, a wrapped border's far rows, built
+# on demand): tall images and batches whose rows cross those blocks and the images' ends, on
+# every border, split in 1, 2 and 3 threads.
+_BLOCK_SHAPES = [(101, 24), (33, 49), (34, 97), (2, 45, 25, 3), (3, 34, 24, 4), (2, 67, 49, 1), (5, 3, 30, 3)]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("border", BORDERS)
+def test_3x3_border_columns_over_row_blocks(rng, isa, dtype, border):
+    ops = [o for o in _sep3_ops() if o[0] in ("sobel 10", "sobel 01", "scharr 10")] + _LAP3_OPS
+    before = imkern.get_num_threads()
+    try:
+        for nt in (1, 2, 3):
+            imkern.set_num_threads(nt)
+            _check_paths(rng, _BLOCK_SHAPES, ops, dtype, border)
+            for shape in _BLOCK_SHAPES:
+                x = random_array(rng, shape, dtype)
+                kw = dict(border=border, cval=3.0)
+                gx, gy = F.gradient(x, ksize=3, **kw)
+                sx, sy = _grad_pair_ref(x, 3, **kw)
+                m = _mag(x) + 3
+                assert_close(gx, sx, _odt(dtype), scale=16 * m, err_msg=f"{shape} {nt}")
+                assert_close(gy, sy, _odt(dtype), scale=16 * m, err_msg=f"{shape} {nt}")
+    finally:
+        imkern.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 def test_sobel_3x3_views_streaming_and_opencv(rng, isa, dtype):
     cv2 = pytest.importorskip("cv2")

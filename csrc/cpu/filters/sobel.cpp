@@ -722,7 +722,7 @@ struct GradOp {
 // per section of the row (lambdas over arrays of column vectors) measured slower, its state
 // spilled to the stack (4K float32 sobel 3.9 -> 4.3 ms AVX-512, 4.9 -> 6.1 AVX2).
 template <typename S, typename A, int C, bool Stream, int R, typename Op>
-static void fused3_rows(const S* const* p, A* const* o, int64_t n, const Op& opr, const A* pads) {
+static void fused3_rows(const S* const* p, A* const* o, int64_t n, const Op& opr, const A* const* pads) {
   using namespace simd;
   using V = vec_t<A>;
   constexpr int L = Vec<A>::lanes;
@@ -753,9 +753,9 @@ static void fused3_rows(const S* const* p, A* const* o, int64_t n, const Op& opr
   };
   Col2<V> pl[R], pr[R];
   for (int r = 0; r < R; ++r) {
-    const A* pd = pads + r * 6 * L;
-    pl[r] = op.col(loadu(pd), loadu(pd + L), loadu(pd + 2 * L));
-    pr[r] = op.col(loadu(pd + 3 * L), loadu(pd + 4 * L), loadu(pd + 5 * L));
+    const A* const* pd = pads + r * 6;
+    pl[r] = op.col(loadu(pd[0]), loadu(pd[1]), loadu(pd[2]));
+    pr[r] = op.col(loadu(pd[3]), loadu(pd[4]), loadu(pd[5]));
   }
   auto out_at = [&](int r, int64_t e, bool sn = false) IMKERN_ALWAYS_INLINE {  // e = 0, L, n - 2 L or n - L
     const Col2<V> c = cs(r, e);
@@ -830,13 +830,13 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
       if constexpr (NO == 2) o[R + r] = row_ptr<A>(dst1, *d1, b, y + r);
     }
   };
-  auto run = [&](auto cc, auto st, auto rr, const auto* const* p, A* const* o, const A* pads) {
+  auto run = [&](auto cc, auto st, auto rr, const auto* const* p, A* const* o, const A* const* pads) {
     using S = std::remove_cv_t<std::remove_pointer_t<std::remove_cv_t<std::remove_pointer_t<decltype(p)>>>>;
     constexpr int CC = decltype(cc)::value;
     constexpr int RR = decltype(rr)::value;
     if constexpr (CC < L && (RR == 1 || float_src)) fused3_rows<S, A, CC, decltype(st)::value, RR>(p, o, n, op, pads);
   };
-  auto rows_of = [&](auto rr, const auto* const* p, A* const* o, const A* pads) {
+  auto rows_of = [&](auto rr, const auto* const* p, A* const* o, const A* const* pads) {
     using I4 = std::integral_constant<int, 4>;
     using I3 = std::integral_constant<int, 3>;
     using I1 = std::integral_constant<int, 1>;
@@ -854,40 +854,69 @@ static void fused3_impl(const void* src, const ImageDesc& s, void* dst, const Im
     if (C == 3) return run(I3{}, std::false_type{}, rr, p, o, pads);
     return run(I1{}, std::false_type{}, rr, p, o, pads);
   };
+  // Border columns: every source row's left and right border pixel, each as the vector whose
+  // lanes fused3_rows reads (L - C .. L - 1 on the left, 0 .. C - 1 on the right; the other
+  // lanes 0), built for a block of kBlock output rows before the block's rows run, and a vector
+  // of cv for a constant border. Built per row just before its use (scalar stores, then the
+  // vector loads that read them), they cost a 224-wide float32 row as much as its filtering.
+  constexpr int64_t kBlock = 32;
+  const int64_t sxl = border_index(-1, W, border), sxr = border_index(W, W, border);
   parallel_for(0, rows, filter_grain(rows, 3, get_num_threads()), [&](int64_t t0, int64_t t1) {
-    A* pads = thread_scratch<A>(3, static_cast<size_t>(12 * L));
-    std::fill(pads, pads + 12 * L, A(0));
+    // slots: kBlock + 2 rows of the block, 3 for each of a pair's rows outside it (a wrapped
+    // border's far rows), and the cv vector; 2 vectors each
+    constexpr int64_t kSlots = kBlock + 2 + 6 + 1;
+    A* cols = thread_scratch<A>(3, static_cast<size_t>(kSlots * 2 * L));
+    std::fill(cols, cols + kSlots * 2 * L, A(0));
+    A* const cvv = cols + (kSlots - 1) * 2 * L;
+    std::fill(cvv, cvv + 2 * L, cv);
+    // the two vectors of source row yy of image b at slot
+    auto build = [&](int64_t b, int64_t yy, int64_t slot) {
+      A* v = cols + slot * 2 * L;
+      const T* r = row_ptr<T>(src, s, b, yy);
+      for (int64_t ch = 0; ch < C; ++ch) {
+        v[L - C + ch] = sxl < 0 ? cv : static_cast<A>(r[sxl * C + ch]);
+        v[L + ch] = sxr < 0 ? cv : static_cast<A>(r[sxr * C + ch]);
+      }
+    };
+    int64_t blo = 0, bhi = 0;  // the block's source rows (global: b H + yy) at slots g - blo
     SourceRows<3, T, A> src_rows(src, s, n, cv);
-    // The source rows of output row y (image b) and its border columns' values in pd;
-    // whether a row lies outside (constant border).
-    auto prep = [&](int64_t b, int64_t y, int64_t* yy, A* pd) {
+    // The source rows of output row y (image b) and its border vectors' pointers in pd (3 left,
+    // 3 right); whether a row lies outside (constant border).
+    auto prep = [&](int64_t b, int64_t y, int64_t* yy, const A** pd, int k) {
       bool outside = false;
       for (int i = 0; i < 3; ++i) {
         yy[i] = border_index(y - 1 + i, H, border);
         outside = outside || yy[i] < 0;
-      }
-      for (int side = 0; side < 2; ++side) {
-        const int64_t sx = border_index(side ? W : -1, W, border);
-        for (int i = 0; i < 3; ++i) {
-          A* q = pd + (3 * side + i) * L + (side ? 0 : L - C);
-          if (sx < 0 || yy[i] < 0) {
-            for (int64_t ch = 0; ch < C; ++ch) q[ch] = cv;
+        const A* v = cvv;
+        if (yy[i] >= 0) {
+          const int64_t g = b * H + yy[i];
+          if (g >= blo && g < bhi) {
+            v = cols + (g - blo) * 2 * L;
           } else {
-            const T* r = row_ptr<T>(src, s, b, yy[i]);
-            for (int64_t ch = 0; ch < C; ++ch) q[ch] = static_cast<A>(r[sx * C + ch]);
+            build(b, yy[i], kBlock + 2 + 3 * k + i);
+            v = cols + (kBlock + 2 + 3 * k + i) * 2 * L;
           }
         }
+        pd[i] = v;
+        pd[3 + i] = v + L;
       }
       return outside;
     };
+    const A* pads[12];
     for (int64_t t = t0; t < t1;) {
+      if (t + 2 >= bhi && bhi < rows) {
+        // a new block: the source rows t - 1 .. t + kBlock (each within its image)
+        blo = std::max<int64_t>(t - 1, 0);
+        bhi = std::min<int64_t>(t + kBlock + 1, rows);
+        for (int64_t g = blo; g < bhi; ++g) build(g / H, g % H, g - blo);
+      }
       const int64_t b = t / H, y = t % H;
       int64_t yy[3];
-      const bool outside = prep(b, y, yy, pads);
+      const bool outside = prep(b, y, yy, pads, 0);
       A* o[4];  // R x outs output rows
       if (!outside && pairs && t + 1 < t1 && y + 1 < H) {
         int64_t yn[3];
-        if (!prep(b, y + 1, yn, pads + 6 * L)) {
+        if (!prep(b, y + 1, yn, pads + 6, 1)) {
           const T* P[4] = {row_ptr<T>(src, s, b, yy[0]), row_ptr<T>(src, s, b, yy[1]), row_ptr<T>(src, s, b, yy[2]),
                            row_ptr<T>(src, s, b, yn[2])};
           outs_at(b, y, 2, o);

@@ -53,17 +53,27 @@ struct ImageDesc {
 // kernels and the CUDA kernels.
 IMKERN_HOST_DEVICE inline int64_t border_index(int64_t p, int64_t len, Border b) {
   if (p >= 0 && p < len) return p;
+  // Within one length of the image (every filter's border, unless its kernel is longer than the
+  // image) the wrapped and reflected indices are one subtraction: the same values as the
+  // general formulas' modulo, whose 64-bit division cost a 224-wide row's filtering as much again
+  // where a kernel asked for its border columns per row.
+  const bool near = p >= -len && p < 2 * len;
   switch (b) {
     case Border::constant: return -1;
     case Border::replicate: return p < 0 ? 0 : len - 1;
-    case Border::wrap: { int64_t m = p % len; return m < 0 ? m + len : m; }
+    case Border::wrap: {
+      if (near) return p < 0 ? p + len : p - len;
+      int64_t m = p % len; return m < 0 ? m + len : m;
+    }
     case Border::reflect: {
+      if (near) return p < 0 ? -1 - p : 2 * len - 1 - p;
       const int64_t period = 2 * len;
       int64_t m = p % period; if (m < 0) m += period;
       return m < len ? m : period - 1 - m;
     }
     case Border::reflect101: {
       if (len == 1) return 0;
+      if (p > -len && p < 2 * len - 1) return p < 0 ? -p : 2 * len - 2 - p;
       const int64_t period = 2 * len - 2;
       int64_t m = p % period; if (m < 0) m += period;
       return m < len ? m : period - m;
