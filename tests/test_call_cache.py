@@ -184,3 +184,64 @@ def test_pad_plan_cache_keeps_types_and_errors():
     plan = transform._basic._pad_plan(1, "constant", 0, x.shape, 0, x.dtype)
     for table in plan[2:]:
         assert not table.flags.writeable
+
+
+_DERIV_CALLS = [
+    ("sobel", lambda m, x, **kw: m.sobel(x, **kw), dict(dx=1, dy=0, ksize=3)),
+    ("sobel 5", lambda m, x, **kw: m.sobel(x, **kw), dict(dx=0, dy=2, ksize=5, scale=0.5, delta=1.5)),
+    ("scharr", lambda m, x, **kw: m.scharr(x, **kw), dict(dx=0, dy=1)),
+    ("prewitt", lambda m, x, **kw: m.prewitt(x, **kw), dict(dx=1, dy=0, scale=2.0)),
+    ("laplacian", lambda m, x, **kw: m.laplacian(x, **kw), dict(ksize=3, delta=-1.0)),
+    ("gradient_magnitude", lambda m, x, **kw: m.gradient_magnitude(x, **kw), dict(ksize=3, l2=False)),
+]
+
+
+@pytest.mark.parametrize("name, op, kw", _DERIV_CALLS, ids=[c[0] for c in _DERIV_CALLS])
+def test_derivative_call_cache(name, op, kw):
+    # the derivative filters keep each checked call (per argument values and types and image
+    # dtype): a cached call gives the uncached call's bits and the reference's values, for each
+    # dtype its own entry, and equal arguments of other types or -0.0 take their own path
+    rng = np.random.default_rng(13)
+    for dtype in (np.uint8, np.uint16, np.float32, np.float64):
+        x = (rng.random((7, 30, 3)) * (200 if dtype != np.float32 and dtype != np.float64 else 1)).astype(dtype)
+        first = op(filters, x, **kw)
+        again = op(filters, x, **kw)  # cached
+        numpy_args = {k: (np.float64(v) if isinstance(v, float) else v) for k, v in kw.items()}
+        uncached = op(filters, x, **numpy_args, border="reflect101")  # NumPy scalars: never cached
+        np.testing.assert_array_equal(first, again)
+        np.testing.assert_array_equal(first, uncached)
+        ref = op(reference_filters, x, **kw)
+        np.testing.assert_allclose(first, ref, rtol=1e-5, atol=1e-3 * max(1.0, float(np.abs(ref).max())))
+        assert first.dtype == (np.float64 if dtype == np.float64 else np.float32)
+    # a batch and a gray image of the same dtype share the entry, each with its own shape
+    g = rng.random((9, 11), dtype=np.float32)
+    np.testing.assert_array_equal(op(filters, g, **kw), op(filters, g[None, ..., None], **kw)[0, ..., 0])
+
+
+def test_derivative_call_cache_keeps_errors_and_signed_zeros():
+    x = np.random.default_rng(14).random((6, 40), dtype=np.float32) - 0.5
+    filters.sobel(x, 1, 0)  # (1, 0) is cached now
+    for _ in range(2):
+        with pytest.raises(TypeError):
+            filters.sobel(x, 1.0, 0)  # 1.0 == 1: no hit on 1's entry
+        with pytest.raises(TypeError):
+            filters.sobel(x, True, 0)
+        with pytest.raises(TypeError):
+            filters.sobel(x, [1], 0)  # unhashable: the check says what is wrong
+        with pytest.raises(ValueError, match="border"):
+            filters.sobel(x, 1, 0, border="nope")
+        with pytest.raises(ValueError, match="ksize"):
+            filters.sobel(x, 1, 0, ksize=4)
+    # -0.0 equals 0.0 but is another value: such a call is never a key (whatever the kernels
+    # make of it), and it gives the uncached path's bits
+    from imkern.filters import _derivatives as D
+
+    assert D._call_key("sobel", x, None, (1, 0, 3, 1.0, -0.0, "reflect101", 0.0)) is None
+    assert D._call_key("sobel", x, None, (1, 0, 3, 1.0, 0.0, "reflect101", 0.0)) is not None
+    assert D._call_key("sobel", x, np.empty_like(x), (1, 0, 3, 1.0, 0.0, "reflect101", 0.0)) is None
+    z = -np.zeros((6, 40), np.float32)
+    for scale, delta in ((-1.0, -0.0), (1.0, -0.0), (-0.0, 0.0)):
+        a = filters.sobel(z, 1, 0, scale=scale, delta=delta)
+        b = filters.sobel(z, 1, 0, scale=np.float64(scale), delta=np.float64(delta))
+        np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+    assert filters.sobel(x, 1, 0) is not filters.sobel(x, 1, 0)  # a new array each call

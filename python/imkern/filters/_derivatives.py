@@ -18,10 +18,13 @@ import numpy as np
 from .. import _arrays as A
 from .. import _core
 from .._borders import BORDER_CODES, parse_border
+from .._driver import cpu_image_op
 from .._driver import run_image_op as _run
 from .._kernels import gaussian_kernels
 
 __all__ = ["sobel", "scharr", "prewitt", "laplacian", "gradient", "gradient_magnitude", "unsharp_mask"]
+
+_copysign = math.copysign
 
 # DerivMode of csrc/include/imkern/filters.hpp, exported by the bindings
 _SINGLE, _SUM, _PAIR, _MAG_L1, _MAG_L2 = (int(v) for v in _core.DerivMode.__members__.values())
@@ -96,8 +99,38 @@ def _check_common(image, border, cval, name="image"):
     return kind, dt, b, cval
 
 
-def _deriv(image, kx0, ky0, kx1, ky1, mode, delta, border, cval, out):
-    """One call of the fused derivative kernel (modes single, sum, mag_l1, mag_l2)."""
+# (op name, image dtype, its arguments, their types) -> the checked CPU call (deriv_filter's arguments after (src, dst), output dtype) of that op on a NumPy image
+_CALLS: dict = {}
+
+
+def _call_key(op, image, out, args):
+    """The call cache's key of op on a NumPy image with out=None, or None (not cacheable): the
+    arguments with their types (1, 1.0 and True parse differently: no hit on another's entry;
+    an unhashable argument finds nothing), none of them -0.0 (equal to 0.0, another value)."""
+    if out is not None or type(image) is not np.ndarray:
+        return None
+    for v in args:
+        if v == 0.0 and type(v) is float and _copysign(1.0, v) < 0:
+            return None
+    return (op, image.dtype, args, tuple(map(type, args)))
+
+
+def _cached(key, image):
+    """The op's result from the call cache (key from _call_key), or None."""
+    if key is None:
+        return None
+    try:
+        call = _CALLS.get(key)
+    except TypeError:  # an unhashable argument: the checks say what is wrong with it
+        return None
+    if call is None:
+        return None
+    return cpu_image_op(image, None, _core.deriv_filter, call[0], None, call[1])
+
+
+def _deriv(image, kx0, ky0, kx1, ky1, mode, delta, border, cval, out, ck=None):
+    """One call of the fused derivative kernel (modes single, sum, mag_l1, mag_l2); ``ck``: the
+    call cache's key (None: not cached), under which the checked call is kept."""
     kind, dt, b, cval = _check_common(image, border, cval)
     odt = _out_dtype(dt)
     kx0, ky0 = np.ascontiguousarray(kx0, np.float64), np.ascontiguousarray(ky0, np.float64)
@@ -108,6 +141,10 @@ def _deriv(image, kx0, ky0, kx1, ky1, mode, delta, border, cval, out):
         kx0, kx1 = _pad_to(kx0, kw), _pad_to(np.asarray(kx1, np.float64), kw)
         ky0, ky1 = _pad_to(ky0, kh), _pad_to(np.asarray(ky1, np.float64), kh)
     delta = A.as_float(delta, "delta")
+    if ck is not None and kind == "numpy":
+        # (reached with every argument checked; a hashing failure was a miss, so no key here
+        # fails to hash)
+        A.bounded_put(_CALLS, ck, ((None, kx0, ky0, kx1, ky1, mode, delta, b, cval), odt))
 
     def cpu(src, dst):
         _core.deriv_filter(src, dst, None, kx0, ky0, kx1, ky1, mode, delta, b, cval)
@@ -136,7 +173,7 @@ def _deriv(image, kx0, ky0, kx1, ky1, mode, delta, border, cval, out):
     return _run(image, out, cpu, cuda, out_dtype=odt)
 
 
-def _first_order(image, dx, dy, ksize, scale, delta, border, cval, out, allowed=_KSIZES, scharr_ok=True):
+def _first_order(image, dx, dy, ksize, scale, delta, border, cval, out, allowed=_KSIZES, scharr_ok=True, ck=None):
     dx, dy = _order(dx, "dx"), _order(dy, "dy")
     k = _ksize(ksize, allowed, scharr_ok)
     if dx + dy == 0:
@@ -150,7 +187,7 @@ def _first_order(image, dx, dy, ksize, scale, delta, border, cval, out, allowed=
     scale = A.as_float(scale, "scale")
     kind, dt = A.check_image(image)
     kx, ky = _first_order_kernels(dx, dy, k, scale, _out_dtype(dt))
-    return _deriv(image, kx, ky, None, None, _SINGLE, delta, border, cval, out)
+    return _deriv(image, kx, ky, None, None, _SINGLE, delta, border, cval, out, ck)
 
 
 @lru_cache(maxsize=128)
@@ -191,7 +228,11 @@ def sobel(image, dx=1, dy=0, *, ksize=3, scale=1.0, delta=0.0, border="reflect10
         >>> imkern.filters.sobel(img)[1]
         array([ 0., 80., 80., 80.,  0.], dtype=float32)
     """
-    return _first_order(image, dx, dy, ksize, scale, delta, border, cval, out)
+    ck = _call_key("sobel", image, out, (dx, dy, ksize, scale, delta, border, cval))
+    r = _cached(ck, image)
+    if r is not None:
+        return r
+    return _first_order(image, dx, dy, ksize, scale, delta, border, cval, out, ck=ck)
 
 
 def scharr(image, dx=1, dy=0, *, scale=1.0, delta=0.0, border="reflect101", cval=0.0, out=None):
@@ -205,10 +246,14 @@ def scharr(image, dx=1, dy=0, *, scale=1.0, delta=0.0, border="reflect101", cval
         >>> float(imkern.filters.scharr(img)[1, 1])
         32.0
     """
+    ck = _call_key("scharr", image, out, (dx, dy, scale, delta, border, cval))
+    r = _cached(ck, image)
+    if r is not None:
+        return r
     dx, dy = _order(dx, "dx"), _order(dy, "dy")
     if dx + dy != 1:
         raise ValueError(f"dx, dy: Scharr takes dx + dy == 1, got dx={dx}, dy={dy}")
-    return _first_order(image, dx, dy, -1, scale, delta, border, cval, out)
+    return _first_order(image, dx, dy, -1, scale, delta, border, cval, out, ck=ck)
 
 
 def prewitt(image, dx=1, dy=0, *, scale=1.0, delta=0.0, border="reflect101", cval=0.0, out=None):
@@ -223,6 +268,10 @@ def prewitt(image, dx=1, dy=0, *, scale=1.0, delta=0.0, border="reflect101", cva
         >>> float(imkern.filters.prewitt(img)[1, 1])
         6.0
     """
+    ck = _call_key("prewitt", image, out, (dx, dy, scale, delta, border, cval))
+    r = _cached(ck, image)
+    if r is not None:
+        return r
     dx, dy = _order(dx, "dx"), _order(dy, "dy")
     if dx + dy != 1:
         raise ValueError(f"dx, dy: Prewitt takes dx + dy == 1, got dx={dx}, dy={dy}")
@@ -231,7 +280,7 @@ def prewitt(image, dx=1, dy=0, *, scale=1.0, delta=0.0, border="reflect101", cva
     acc = _out_dtype(dt)
     dv, sm = np.array([-1.0, 0.0, 1.0]), np.ones(3)
     kx, ky = (dv, _scaled(sm, scale, acc)) if dx else (_scaled(sm, scale, acc), dv)
-    return _deriv(image, kx, ky, None, None, _SINGLE, delta, border, cval, out)
+    return _deriv(image, kx, ky, None, None, _SINGLE, delta, border, cval, out, ck)
 
 
 def laplacian(image, *, ksize=1, scale=1.0, delta=0.0, border="reflect101", cval=0.0, out=None):
@@ -249,6 +298,10 @@ def laplacian(image, *, ksize=1, scale=1.0, delta=0.0, border="reflect101", cval
                [ 1., -4.,  1.],
                [ 0.,  1.,  0.]], dtype=float32)
     """
+    ck = _call_key("laplacian", image, out, (ksize, scale, delta, border, cval))
+    r = _cached(ck, image)
+    if r is not None:
+        return r
     k = _ksize(ksize, scharr_ok=False)
     scale = A.as_float(scale, "scale")
     kind, dt = A.check_image(image)
@@ -258,7 +311,7 @@ def laplacian(image, *, ksize=1, scale=1.0, delta=0.0, border="reflect101", cval
     else:
         d2, sm = _deriv_kernel(2, k), _deriv_kernel(0, k)
     # d2x = sm (y) x d2 (x); d2y = d2 (y) x sm (x); the scale goes into the y kernels
-    return _deriv(image, d2, _scaled(sm, scale, acc), sm, _scaled(d2, scale, acc), _SUM, delta, border, cval, out)
+    return _deriv(image, d2, _scaled(sm, scale, acc), sm, _scaled(d2, scale, acc), _SUM, delta, border, cval, out, ck)
 
 
 def _grad_kernels(ksize):
@@ -282,8 +335,12 @@ def gradient_magnitude(image, *, ksize=3, l2=True, border="reflect101", cval=0.0
         >>> float(imkern.filters.gradient_magnitude(img)[1, 1])
         8.0
     """
+    ck = _call_key("gradient_magnitude", image, out, (ksize, l2, border, cval))
+    r = _cached(ck, image)
+    if r is not None:
+        return r
     kx0, ky0, kx1, ky1 = _grad_kernels(ksize)
-    return _deriv(image, kx0, ky0, kx1, ky1, _MAG_L2 if l2 else _MAG_L1, 0.0, border, cval, out)
+    return _deriv(image, kx0, ky0, kx1, ky1, _MAG_L2 if l2 else _MAG_L1, 0.0, border, cval, out, ck)
 
 
 def gradient(image, *, ksize=3, border="reflect101", cval=0.0, out=None):
