@@ -86,11 +86,17 @@ def test_fast_equals_slow(isa, shape, dtype):
         fast2 = f(x)  # second call: the call caches answer
         assert type(fast) is np.ndarray and fast.flags.c_contiguous, name
         np.testing.assert_array_equal(fast, fast2, err_msg=name)
-        # out=: poisoned, written by run_image_op
+        # out=: poisoned; a C-contiguous one written in place by the fast path, a strided one
+        # (a view of every other element of a wider array) by run_image_op through a copy
         out = np.full(fast.shape, 77, fast.dtype)
         got = f(x, out=out)
         assert got is out, name
         np.testing.assert_array_equal(out, fast, err_msg=name)
+        wide = np.full(fast.shape[:-1] + (2 * fast.shape[-1],), 77, fast.dtype)
+        got = f(x, out=wide[..., ::2])
+        assert got.base is wide, name
+        np.testing.assert_array_equal(wide[..., ::2], fast, err_msg=name)
+        assert (wide[..., 1::2] == 77).all(), name
         # a subclass takes the checked path; same values
         np.testing.assert_array_equal(np.asarray(f(x.view(Sub))), fast, err_msg=name)
         # read-only input: the fast path too
@@ -289,7 +295,27 @@ def test_cpu_image_op_declines():
     def k(src, dst):
         calls.append(1)
 
-    assert _driver.cpu_image_op(x, np.empty_like(x), k) is None
+    # an out= the kernel cannot write in place, or a wrong one: run_image_op copies or says why
+    for bad in (
+        np.empty((3, 3), np.int8),  # dtype
+        np.empty((3, 3), np.uint16),  # dtype
+        np.empty((3, 4), np.uint8),  # shape
+        np.empty((3, 6), np.uint8)[:, ::2],  # strided
+        np.empty((3, 3), np.uint8, order="F")[::-1],  # not C-contiguous
+        x,  # the image itself
+        x.view(Sub),  # a subclass
+        [[0] * 3] * 3,  # not an array
+    ):
+        assert _driver.cpu_image_op(x, bad, k) is None
+    ro = np.empty_like(x)
+    ro.flags.writeable = False
+    assert _driver.cpu_image_op(x, ro, k) is None
+    rows = np.zeros((4, 3), np.uint8)
+    assert _driver.cpu_image_op(rows[:3], rows[1:], k) is None  # C-contiguous, overlapping
+    assert not calls
+    o = np.empty_like(x)
+    assert _driver.cpu_image_op(x, o, k) is o and calls == [1]  # written in place
+    calls.clear()
     assert _driver.cpu_image_op(x.view(Sub), None, k) is None
     assert _driver.cpu_image_op(x.astype(np.int8), None, k) is None
     assert _driver.cpu_image_op(x.astype(">u2"), None, k) is None

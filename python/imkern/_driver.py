@@ -148,18 +148,39 @@ def cpu_tensor_out(x, out, dtypes):
 def cpu_image_op(image, out, kernel, args=(), out_shape=None, out_dtype=None):
     """The common case of :func:`run_image_op` in one step, or None.
 
-    When ``image`` is a NumPy array of a kernel dtype with 2-4 axes (native byte order) and
-    ``out`` is None: a new output of ``out_shape`` / ``out_dtype`` (an np.dtype; default the
-    input's), ``kernel(src, dst, *args)`` unless either is empty, and the output returned,
-    exactly as :func:`run_image_op` would. Anything else returns None, and the op takes
+    When ``image`` is a NumPy array of a kernel dtype with 2-4 axes (native byte order): with
+    ``out`` None, a new output of ``out_shape`` / ``out_dtype`` (an np.dtype; default the
+    input's); with an ``out`` the kernel can write in place (a NumPy array of exactly that
+    shape and dtype, C-contiguous, writeable, sharing no memory with the image), that array;
+    ``kernel(src, dst, *args)`` unless either is empty, and the output returned, exactly as
+    :func:`run_image_op` would. Anything else (errors included) returns None, and the op takes
     :func:`run_image_op`. A small image's call is mostly Python: this one skips the per-call
     closures and the generic checks (an op calls it with its validated arguments).
     """
-    if out is not None or type(image) is not np.ndarray:
+    if type(image) is not np.ndarray:
         return None
     dt = image.dtype
     if dt not in _IMAGE_DTYPES or not 2 <= image.ndim <= 4:
         return None
+    if out is not None:
+        # a buffer the caller reuses: written in place where prepare_out would write it so (a
+        # strided out, one over the image, a wrong one: run_image_op copies or says why)
+        if (
+            type(out) is not np.ndarray
+            or out.dtype != (dt if out_dtype is None else out_dtype)
+            or out.shape != (image.shape if out_shape is None else out_shape)
+        ):
+            return None
+        flags = out.flags
+        if not flags.c_contiguous or not flags.writeable or np.may_share_memory(out, image):
+            return None
+        if out.size and image.size:
+            kernel(
+                image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image),
+                out,
+                *args,
+            )
+        return out
     if out_shape is None:
         out_shape = image.shape
         nbytes = image.nbytes if out_dtype is None else image.size * out_dtype.itemsize
