@@ -236,9 +236,14 @@ def test_derivative_call_cache_keeps_errors_and_signed_zeros():
     # make of it), and it gives the uncached path's bits
     from imkern.filters import _derivatives as D
 
-    assert D._call_key("sobel", x, None, (1, 0, 3, 1.0, -0.0, "reflect101", 0.0)) is None
-    assert D._call_key("sobel", x, None, (1, 0, 3, 1.0, 0.0, "reflect101", 0.0)) is not None
-    assert D._call_key("sobel", x, np.empty_like(x), (1, 0, 3, 1.0, 0.0, "reflect101", 0.0)) is None
+    assert D._call_key("sobel", x, (1, 0, 3, 1.0, -0.0, "reflect101", 0.0)) is None
+    assert D._call_key("sobel", x, (1, 0, 3, 1.0, 0.0, "reflect101", 0.0)) is not None
+    o = np.empty_like(x)
+    assert filters.sobel(x, 1, 0, out=o) is o  # a cached call with out= writes it in place
+    np.testing.assert_array_equal(o, filters.sobel(x, 1, 0))
+    s = np.zeros((6, 80), np.float32)[:, ::2]
+    assert filters.sobel(x, 1, 0, out=s).base is s.base  # a strided out: the checked path
+    np.testing.assert_array_equal(s, o)
     z = -np.zeros((6, 40), np.float32)
     for scale, delta in ((-1.0, -0.0), (1.0, -0.0), (-0.0, 0.0)):
         a = filters.sobel(z, 1, 0, scale=scale, delta=delta)

@@ -103,11 +103,11 @@ def _check_common(image, border, cval, name="image"):
 _CALLS: dict = {}
 
 
-def _call_key(op, image, out, args):
-    """The call cache's key of op on a NumPy image with out=None, or None (not cacheable): the
+def _call_key(op, image, args):
+    """The call cache's key of op on a NumPy image, or None (not cacheable): the
     arguments with their types (1, 1.0 and True parse differently: no hit on another's entry;
     an unhashable argument finds nothing), none of them -0.0 (equal to 0.0, another value)."""
-    if out is not None or type(image) is not np.ndarray:
+    if type(image) is not np.ndarray:
         return None
     for v in args:
         if v == 0.0 and type(v) is float and _copysign(1.0, v) < 0:
@@ -115,8 +115,9 @@ def _call_key(op, image, out, args):
     return (op, image.dtype, args, tuple(map(type, args)))
 
 
-def _cached(key, image):
-    """The op's result from the call cache (key from _call_key), or None."""
+def _cached(key, image, out):
+    """The op's result from the call cache (key from _call_key), or None (also where ``out`` is
+    not an array the kernel writes in place: cpu_image_op)."""
     if key is None:
         return None
     try:
@@ -125,7 +126,7 @@ def _cached(key, image):
         return None
     if call is None:
         return None
-    return cpu_image_op(image, None, _core.deriv_filter, call[0], None, call[1])
+    return cpu_image_op(image, out, _core.deriv_filter, call[0], None, call[1])
 
 
 def _deriv(image, kx0, ky0, kx1, ky1, mode, delta, border, cval, out, ck=None):
@@ -228,8 +229,8 @@ def sobel(image, dx=1, dy=0, *, ksize=3, scale=1.0, delta=0.0, border="reflect10
         >>> imkern.filters.sobel(img)[1]
         array([ 0., 80., 80., 80.,  0.], dtype=float32)
     """
-    ck = _call_key("sobel", image, out, (dx, dy, ksize, scale, delta, border, cval))
-    r = _cached(ck, image)
+    ck = _call_key("sobel", image, (dx, dy, ksize, scale, delta, border, cval))
+    r = _cached(ck, image, out)
     if r is not None:
         return r
     return _first_order(image, dx, dy, ksize, scale, delta, border, cval, out, ck=ck)
@@ -246,8 +247,8 @@ def scharr(image, dx=1, dy=0, *, scale=1.0, delta=0.0, border="reflect101", cval
         >>> float(imkern.filters.scharr(img)[1, 1])
         32.0
     """
-    ck = _call_key("scharr", image, out, (dx, dy, scale, delta, border, cval))
-    r = _cached(ck, image)
+    ck = _call_key("scharr", image, (dx, dy, scale, delta, border, cval))
+    r = _cached(ck, image, out)
     if r is not None:
         return r
     dx, dy = _order(dx, "dx"), _order(dy, "dy")
@@ -268,8 +269,8 @@ def prewitt(image, dx=1, dy=0, *, scale=1.0, delta=0.0, border="reflect101", cva
         >>> float(imkern.filters.prewitt(img)[1, 1])
         6.0
     """
-    ck = _call_key("prewitt", image, out, (dx, dy, scale, delta, border, cval))
-    r = _cached(ck, image)
+    ck = _call_key("prewitt", image, (dx, dy, scale, delta, border, cval))
+    r = _cached(ck, image, out)
     if r is not None:
         return r
     dx, dy = _order(dx, "dx"), _order(dy, "dy")
@@ -298,8 +299,8 @@ def laplacian(image, *, ksize=1, scale=1.0, delta=0.0, border="reflect101", cval
                [ 1., -4.,  1.],
                [ 0.,  1.,  0.]], dtype=float32)
     """
-    ck = _call_key("laplacian", image, out, (ksize, scale, delta, border, cval))
-    r = _cached(ck, image)
+    ck = _call_key("laplacian", image, (ksize, scale, delta, border, cval))
+    r = _cached(ck, image, out)
     if r is not None:
         return r
     k = _ksize(ksize, scharr_ok=False)
@@ -335,8 +336,8 @@ def gradient_magnitude(image, *, ksize=3, l2=True, border="reflect101", cval=0.0
         >>> float(imkern.filters.gradient_magnitude(img)[1, 1])
         8.0
     """
-    ck = _call_key("gradient_magnitude", image, out, (ksize, l2, border, cval))
-    r = _cached(ck, image)
+    ck = _call_key("gradient_magnitude", image, (ksize, l2, border, cval))
+    r = _cached(ck, image, out)
     if r is not None:
         return r
     kx0, ky0, kx1, ky1 = _grad_kernels(ksize)
