@@ -55,8 +55,7 @@ IMKERN_HOST_DEVICE inline int64_t border_index(int64_t p, int64_t len, Border b)
   if (p >= 0 && p < len) return p;
   // Within one length of the image (every filter's border, unless its kernel is longer than the
   // image) the wrapped and reflected indices are one subtraction: the same values as the
-  // general formulas' modulo, whose 64-bit division cost a 224-wide row's filtering as much again
-  // where a kernel asked for its border columns per row.
+  // general formulas' modulo, without its 64-bit division for kernels that ask per row.
   const bool near = p >= -len && p < 2 * len;
   switch (b) {
     case Border::constant: return -1;
