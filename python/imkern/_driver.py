@@ -174,20 +174,15 @@ def cpu_image_op(image, out, kernel, args=(), out_shape=None, out_dtype=None):
         flags = out.flags
         if not flags.c_contiguous or not flags.writeable or np.may_share_memory(out, image):
             return None
-        if out.size and image.size:
-            kernel(
-                image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image),
-                out,
-                *args,
-            )
-        return out
-    if out_shape is None:
-        out_shape = image.shape
-        nbytes = image.nbytes if out_dtype is None else image.size * out_dtype.itemsize
+        dst, empty_out = out, out.size == 0
     else:
-        nbytes = math.prod(out_shape) * (dt if out_dtype is None else out_dtype).itemsize
-    dst = new_numpy(out_shape, dt if out_dtype is None else out_dtype, nbytes)
-    if nbytes and image.size:
+        if out_shape is None:
+            out_shape = image.shape
+            nbytes = image.nbytes if out_dtype is None else image.size * out_dtype.itemsize
+        else:
+            nbytes = math.prod(out_shape) * (dt if out_dtype is None else out_dtype).itemsize
+        dst, empty_out = new_numpy(out_shape, dt if out_dtype is None else out_dtype, nbytes), nbytes == 0
+    if not empty_out and image.size:
         kernel(
             image if image.flags.c_contiguous or A._pixels_packed(image) else np.ascontiguousarray(image), dst, *args
         )

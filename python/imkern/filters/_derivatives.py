@@ -99,7 +99,8 @@ def _check_common(image, border, cval, name="image"):
     return kind, dt, b, cval
 
 
-# (op name, image dtype, its arguments, their types) -> the checked CPU call (deriv_filter's arguments after (src, dst), output dtype) of that op on a NumPy image
+# (op name, image dtype, its arguments, their types) -> the checked CPU call of that op on a
+# NumPy image: deriv_filter's arguments after (src, dst), and the output dtype
 _CALLS: dict = {}
 
 
