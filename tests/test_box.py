@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import imkern
-from conftest import random_array
+from conftest import assert_close, random_array
 from imkern import filters as F
+from imkern.reference import filters as R
 
 BORDERS = ["reflect101", "reflect", "replicate", "constant", "wrap"]
 _NP_MODE = {"reflect101": "reflect", "reflect": "symmetric", "replicate": "edge", "wrap": "wrap"}
@@ -333,3 +334,80 @@ def test_box_prefix_views_threads_cv2(isa, rng, dtype, channels):
         for border, b in _CV.items():
             exp = cv2.blur(x, size[::-1], borderType=b).reshape(x.shape)
             np.testing.assert_array_equal(F.box(x, size, border=border), exp, err_msg=f"{isa} {size} {border}")
+
+
+# ---- float box rows by level passes (box_row_levels): kw >= 7, floating sums ----------------
+
+LEVEL_KW = [7, 8, 9, 15, 16, 31, 33, 63, 100]  # 3, 1, 2, 4, 1, 5, 2, 6, 3 set bits
+
+
+def _levels_model(x, kw, border, cval, normalize):
+    """The row pass's float arithmetic, bit for bit, for a 1-row window (column sums = the
+    row): level b = level b-1 + level b-1 shifted by 2^(b-1) taps, then the levels of kw's
+    set bits added lowest first, then the division by kw (all in x's dtype)."""
+    ax = kw // 2
+    width = ((0, 0), (ax, kw - 1 - ax), (0, 0))
+    p = (np.pad(x, width, mode="constant", constant_values=x.dtype.type(cval)) if border == "constant"
+         else np.pad(x, width, mode=_NP_MODE[border]))
+    levels = [p]
+    while 2 ** len(levels) <= kw:
+        prev, half = levels[-1], 2 ** (len(levels) - 1)
+        levels.append(prev[:, :-half] + prev[:, half:])
+    h, off, w = None, 0, x.shape[1]
+    for b, lev in enumerate(levels):
+        if kw >> b & 1:
+            v = lev[:, off:off + w]
+            h = v if h is None else h + v
+            off += 2 ** b
+    return h / x.dtype.type(kw) if normalize else h
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5])
+def test_box_float_levels_bits(isa, rng, dtype, channels):
+    """1-row windows: the outputs are the NumPy model's bits, over widths that end chunks of
+    the row pass short (rows of 1024 float32 / 512 float64 outputs per chunk), every border,
+    with and without the mean."""
+    for w in (100, 341, 342, 700, 1023):
+        x = (rng.standard_normal((3, w, channels)) * 50).astype(dtype)
+        for kw in LEVEL_KW:
+            if kw > w:
+                continue
+            for border in BORDERS:
+                for normalize in (True, False):
+                    got = F.box(x, (1, kw), border=border, cval=-1.5, normalize=normalize)
+                    exp = _levels_model(x, kw, border, -1.5, normalize)
+                    np.testing.assert_array_equal(got, exp, err_msg=f"{isa} {w} {kw} {border} {normalize}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_box_float_levels_threads_streams_views(isa, rng, dtype):
+    """Level passes with tall windows against the reference; the same bits for 1-3 threads,
+    with streamed outputs (stream_bytes=0) and through strided views and out= views."""
+    base = (rng.standard_normal((47, 419, 3)) * 10).astype(dtype)
+    before = imkern.get_num_threads()
+    try:
+        for size in ((15, 15), (7, 9), (5, 31), (21, 63)):
+            imkern.set_num_threads(1)
+            first = F.box(base, size, border="reflect")
+            assert_close(first, R.box(base, size, border="reflect"), dtype, scale=10 * np.abs(base).max(),
+                         err_msg=f"{isa} {size}")
+            for threads in (2, 3):
+                imkern.set_num_threads(threads)
+                np.testing.assert_array_equal(F.box(base, size, border="reflect"), first, err_msg=f"{threads}")
+                imkern.set_cpu_params(stream_bytes=0)
+                streamed = np.full_like(first, np.nan)  # every element must be written
+                try:
+                    F.box(base, size, border="reflect", out=streamed)
+                finally:
+                    imkern.set_cpu_params(stream_bytes=None)
+                np.testing.assert_array_equal(streamed, first, err_msg=f"{isa} {size} streamed")
+            for name, v in _views(base):
+                exp = F.box(np.ascontiguousarray(v), size, border="wrap")
+                np.testing.assert_array_equal(F.box(v, size, border="wrap"), exp, err_msg=f"{name} {size}")
+                big = np.full((v.shape[0], 2 * v.shape[1]) + v.shape[2:], 5, dtype)
+                F.box(v, size, border="wrap", out=big[::-1, ::2])
+                np.testing.assert_array_equal(big[::-1, ::2], exp, err_msg=f"{name} {size} out view")
+                np.testing.assert_array_equal(big[:, 1::2], 5)
+    finally:
+        imkern.set_num_threads(before)

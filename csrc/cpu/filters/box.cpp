@@ -21,6 +21,10 @@
 // subtraction): floats for any width, integers up to 64 wide, beyond by a running sum.
 // (Block prefix/suffix sums along x are a chain of dependent scalar adds with stride C:
 // 3x slower than the doubling passes at kw = 71 on 4K RGB.)
+// Floating sums from 7 taps take box_row_levels: the same doubling passes over L1-sized chunks
+// of the row, the outputs adding the levels of kw's set bits (log2(kw) + popcount(kw) - 1 adds
+// per vector; the fused trees of box_row_fused, kw - 1 adds, serve below 7 taps). Large outputs
+// (plan_strips_px's stream) are written with streaming stores by both.
 // bytes/pixel = 2 * sizeof(T) * C (+ the rows re-read from cache); adds/pixel =
 // C * (2..3 + ~2 log2(min(kw, 64))).
 // The output dtype U may differ from the input's (uint8 -> float32 ...): the mean is formed in
@@ -73,11 +77,15 @@ constexpr bool box_fusable() {
 // element by the same vector code (a last vector ending at n). kw <= 31, n >= lanes.
 // Norm: 0 the sums, 1 sum / den (correctly rounded), 2 sum * (1 / den): only where the rounded
 // integer output is provably the same (box_reciprocal_exact).
-template <int Norm, typename S, typename A, typename U>
-static void box_row_fused(const S* pad, U* o, int64_t n, int64_t C, int kw, A den) {
+// CC: the channel count when known at compile time (1 or 3; 0: C at run time). With it the
+// kw loads of a vector address one base register by constant offsets; with a run-time C the
+// compiler keeps the offsets' pointers in registers and spills them (one more load per tap).
+template <int Norm, bool Stream, int CC, typename S, typename A, typename U>
+static void box_row_fused(const S* pad, U* o, int64_t n, int64_t Cr, int kw, A den) {
   using namespace simd;
   constexpr int L = Vec<S>::lanes;
   static_assert(L == Vec<A>::lanes, "S and A lanes");
+  const int64_t C = CC ? CC : Cr;
   const vec_t<A> dv = splat<A>(den), rv = splat<A>(A(1) / den);
   auto one = [&](int64_t x) IMKERN_ALWAYS_INLINE {
     const S* p = pad + x;
@@ -104,13 +112,134 @@ static void box_row_fused(const S* pad, U* o, int64_t n, int64_t C, int kw, A de
     else if constexpr (Norm == 2) return a * rv;
     else return a;
   };
-  int64_t x = 0;
-  for (; x + 2 * L <= n; x += 2 * L) {
-    store_vec<U, A>(o + x, one(x));
-    store_vec<U, A>(o + x + L, one(x + L));
+  // with Stream, the whole output lines of stream_span streamed, the head and tail by plain vectors
+  const StreamSpan sp = stream_head<U, A, Stream>(o, n, one);
+  int64_t x = sp.begin;
+  for (; x + 2 * L <= sp.end; x += 2 * L) {
+    put<U, A, Stream>(o + x, one(x));
+    put<U, A, Stream>(o + x + L, one(x + L));
   }
-  for (; x + L <= n; x += L) store_vec<U, A>(o + x, one(x));
-  if (x < n) store_vec<U, A>(o + n - L, one(n - L));
+  for (; x + L <= sp.end; x += L) put<U, A, Stream>(o + x, one(x));
+  plain_vectors<U, A>(o, x, n, one);
+}
+
+// One output row from its padded column sums (floating sums, S == A), any kw: the doubling
+// passes of the binary decomposition, run over L1-sized chunks of the row. Per chunk of cn
+// outputs, level b (b = 1 .. log2(kw)) holds the sums of 2^b consecutive taps, level(b, y) =
+// level(b - 1, y) + level(b - 1, y + 2^(b-1) C) (level 0: the column sums), over the
+// cn + (kw - 2^b) C positions that the next level and the outputs read; then each output adds
+// the levels of kw's set bits, lowest first, at their offsets. The same expression per element
+// as box_row_fused's tap_block trees, so the same bits, in ~log2(kw) + popcount(kw) - 1 adds
+// per vector instead of kw - 1 (15 wide: 6 instead of 14), for one store and two loads per
+// level. lv: levels(kw) * (box_level_chunk + kw C) elements (box_level_scratch).
+template <typename S>
+constexpr int64_t box_level_chunk() {
+  return 4096 / static_cast<int64_t>(sizeof(S));  // outputs per chunk: a multiple of every line
+}
+inline int box_levels(int kw) {
+  int t = 0;
+  while ((2 << t) <= kw) ++t;
+  return t;  // floor(log2(kw))
+}
+template <typename S>
+inline int64_t box_level_stride(int kw, int64_t C) {
+  return round_up_line<S>(checked_add(box_level_chunk<S>(), checked_mul(kw, C)));
+}
+template <typename S>
+inline int64_t box_level_scratch(int kw, int64_t C) {
+  return checked_mul(std::max(box_levels(kw), 1), box_level_stride<S>(kw, C));
+}
+
+template <int Norm, bool Stream, int CC, typename S, typename U>
+static void box_row_levels(const S* pad, S* lv, U* o, int64_t n, int64_t Cr, int kw, S den) {
+  using namespace simd;
+  using A = S;
+  constexpr int L = Vec<S>::lanes;
+  constexpr int64_t K = box_level_chunk<S>();
+  const int64_t C = CC ? CC : Cr;
+  const int nl = box_levels(kw);
+  const int64_t lstride = box_level_stride<S>(kw, C);  // whole lines: aligned level stores
+  const vec_t<A> dv = splat<A>(den), rv = splat<A>(A(1) / den);
+  // the set bits of kw, lowest first: their level and tap offset
+  int nb = 0, bit_level[32];
+  int64_t bit_off[32];
+  {
+    int64_t off = 0;
+    for (int b = 0; b <= nl; ++b) {
+      if (kw & (1 << b)) {
+        bit_level[nb] = b;
+        bit_off[nb] = off * C;
+        ++nb;
+        off += int64_t(1) << b;
+      }
+    }
+  }
+  auto mean = [&](vec_t<A> a) IMKERN_ALWAYS_INLINE {
+    if constexpr (Norm == 1) return a / dv;
+    else if constexpr (Norm == 2) return a * rv;
+    else return a;
+  };
+  // outputs [s0, s0 + cn), cn >= L: levels, then the stores (vectors from s0, the last one
+  // ending at s0 + cn)
+  auto chunk = [&](int64_t s0, int64_t cn, auto stream_tag) {
+    constexpr bool St = decltype(stream_tag)::value;
+    const S* lev[32];
+    lev[0] = pad + s0;
+    for (int b = 1; b <= nl; ++b) {
+      const int64_t half = (int64_t(1) << (b - 1)) * C;
+      const int64_t m = cn + (kw - (int64_t(1) << b)) * C;  // >= cn >= L
+      const S* __restrict src = lev[b - 1];
+      S* __restrict dstl = lv + (b - 1) * lstride;
+      int64_t y = 0;
+      for (; y + L <= m; y += L) storeu(dstl + y, loadu(src + y) + loadu(src + y + half));
+      if (y < m) storeu(dstl + m - L, loadu(src + m - L) + loadu(src + m - L + half));
+      lev[b] = dstl;
+    }
+    const S* q[32];
+    for (int i = 0; i < nb; ++i) q[i] = lev[bit_level[i]] + bit_off[i];
+    auto fin = [&](auto nb_tag) {
+      constexpr int NB = decltype(nb_tag)::value;  // 0: nb at run time
+      auto one = [&](int64_t y) IMKERN_ALWAYS_INLINE {
+        vec_t<A> h = loadu(q[0] + y);
+        if constexpr (NB > 0) {
+#pragma GCC unroll 5
+          for (int i = 1; i < NB; ++i) h = h + loadu(q[i] + y);
+        } else {
+          for (int i = 1; i < nb; ++i) h = h + loadu(q[i] + y);
+        }
+        return mean(h);
+      };
+      U* oc = o + s0;
+      int64_t y = 0;
+      for (; y + L <= cn; y += L) put<U, A, St>(oc + y, one(y));
+      if (y < cn) store_vec<U, A>(oc + cn - L, one(cn - L));
+    };
+    switch (nb) {
+      case 1: fin(std::integral_constant<int, 1>{}); break;
+      case 2: fin(std::integral_constant<int, 2>{}); break;
+      case 3: fin(std::integral_constant<int, 3>{}); break;
+      case 4: fin(std::integral_constant<int, 4>{}); break;
+      default: fin(std::integral_constant<int, 0>{}); break;
+    }
+  };
+  // a run of outputs [r0, r1) (empty or >= L wide) in chunks of K; a short last chunk reaches
+  // back to one whole vector (the same values again, plain stores of the same region)
+  auto run = [&](int64_t r0, int64_t r1, auto stream_tag) {
+    for (int64_t e0 = r0; e0 < r1; e0 += K) {
+      const int64_t cn = std::min(K, r1 - e0);
+      if (cn < L) chunk(r1 - L, int64_t(L), stream_tag);
+      else chunk(e0, cn, stream_tag);
+    }
+  };
+  if constexpr (Stream) {
+    // whole lines of stream_span streamed (chunks of K from its start stay whole lines)
+    const StreamSpan sp = stream_span<U, L>(o, n);
+    run(0, sp.begin, std::false_type{});
+    run(sp.begin, sp.end, std::true_type{});
+    run(sp.end, n, std::false_type{});
+  } else {
+    run(0, n, std::false_type{});
+  }
 }
 
 // The mean of integer window sums a (float, integers) for integer outputs. Norm 0: the sums;
@@ -320,15 +449,21 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
     rcp_exact = box_reciprocal_exact<A>(area, maxv);
     rint_exact = std::is_same<A, float>::value && box_rint_exact(area, maxv);
   }
+  // Large outputs stream (the fused row pass only: whole lines, plain heads and tails).
+  const bool stream = box_fusable<S, A>() && plan_strips_px<U>(dst, s, d, s.w).stream;
   parallel_for(0, rows, filter_grain(rows, 2, get_num_threads()), [&](int64_t t0, int64_t t1) {
     S* pad = thread_scratch<S>(1, static_cast<size_t>(WP));
     A* out = thread_scratch<A>(2, static_cast<size_t>(WC));
     S* hs = thread_scratch<S>(3, static_cast<size_t>(WC));
     S* dbl0 = thread_scratch<S>(4, static_cast<size_t>(WP));  // doubling ping-pong rows
     S* dbl1 = thread_scratch<S>(5, static_cast<size_t>(WP));
+    // the level passes' chunk rows (box_row_levels; floating sums only)
+    S* lvbuf = std::is_same<S, A>::value && kw >= 7
+                   ? thread_scratch<S>(0, static_cast<size_t>(box_level_scratch<S>(kw, C)))
+                   : nullptr;
     // G-tap sums of one chunk of the row (box_row_grouped; slot 6 is the float path's)
     S* gbuf = std::is_integral<S>::value ? thread_scratch<S>(6, static_cast<size_t>(1024 + 64 + checked_mul(kw, C)))
-                                         : nullptr;
+                   : nullptr;
     // prefix sums along x (box_row_prefix; slot 7 is the float path's)
     uint32_t* qbuf = std::is_integral<S>::value ? thread_scratch<uint32_t>(7, static_cast<size_t>(WP + C + 64)) : nullptr;
     auto src_row = [&](int64_t b, int64_t sy) -> const T* {
@@ -380,12 +515,43 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
           return;
         }
       }
+      if constexpr (std::is_same<S, A>::value) {
+        // floating sums: the level passes from 7 taps (the fused trees below it)
+        if (kw >= 7 && WC >= simd::Vec<S>::lanes) {
+          U* o = row_ptr<U>(dst, d, b, y);
+          auto levels = [&](auto stream_tag, auto c_tag) {
+            constexpr bool St = decltype(stream_tag)::value;
+            constexpr int CC = decltype(c_tag)::value;
+            if (!normalize) box_row_levels<0, St, CC, S, U>(pad, lvbuf, o, WC, C, kw, A(1));
+            else box_row_levels<1, St, CC, S, U>(pad, lvbuf, o, WC, C, kw, static_cast<A>(area));
+          };
+          auto by_c = [&](auto stream_tag) {
+            if (C == 1) levels(stream_tag, std::integral_constant<int, 1>{});
+            else if (C == 3) levels(stream_tag, std::integral_constant<int, 3>{});
+            else levels(stream_tag, std::integral_constant<int, 0>{});
+          };
+          if (stream) by_c(std::true_type{});
+          else by_c(std::false_type{});
+          return;
+        }
+      }
       if constexpr (box_fusable<S, A>()) {
         if (kw <= 31 && WC >= simd::Vec<S>::lanes) {
           U* o = row_ptr<U>(dst, d, b, y);
-          if (!normalize) box_row_fused<0, S, A, U>(pad, o, WC, C, kw, A(1));
-          else if (rcp_exact) box_row_fused<2, S, A, U>(pad, o, WC, C, kw, static_cast<A>(area));
-          else box_row_fused<1, S, A, U>(pad, o, WC, C, kw, static_cast<A>(area));
+          auto fused = [&](auto stream_tag, auto c_tag) {
+            constexpr bool St = decltype(stream_tag)::value;
+            constexpr int CC = decltype(c_tag)::value;
+            if (!normalize) box_row_fused<0, St, CC, S, A, U>(pad, o, WC, C, kw, A(1));
+            else if (rcp_exact) box_row_fused<2, St, CC, S, A, U>(pad, o, WC, C, kw, static_cast<A>(area));
+            else box_row_fused<1, St, CC, S, A, U>(pad, o, WC, C, kw, static_cast<A>(area));
+          };
+          auto by_c = [&](auto stream_tag) {
+            if (C == 1) fused(stream_tag, std::integral_constant<int, 1>{});
+            else if (C == 3) fused(stream_tag, std::integral_constant<int, 3>{});
+            else fused(stream_tag, std::integral_constant<int, 0>{});
+          };
+          if (stream) by_c(std::true_type{});
+          else by_c(std::false_type{});
           return;
         }
       }
@@ -466,16 +632,36 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
           } else {
             // pre += the next row of block q + 1; column sums = suffix + prefix (one pass)
             const T* r = src_row(b, base + kh + i - 1);
+            S* __restrict pw = pre;
+            S* __restrict cw = cs;
+            const S* __restrict sr = si;
             if (!have_pre) {
-              if (r) for (int64_t x = 0; x < WC; ++x) pre[x] = static_cast<S>(r[x]);
-              else std::fill(pre, pre + WC, cv);
+              if (r) {
+                for (int64_t x = 0; x < WC; ++x) {
+                  const S v = static_cast<S>(r[x]);
+                  pw[x] = v;
+                  cw[x] = sr[x] + v;
+                }
+              } else {
+                for (int64_t x = 0; x < WC; ++x) {
+                  pw[x] = cv;
+                  cw[x] = sr[x] + cv;
+                }
+              }
               have_pre = true;
             } else if (r) {
-              for (int64_t x = 0; x < WC; ++x) pre[x] += static_cast<S>(r[x]);
+              for (int64_t x = 0; x < WC; ++x) {
+                const S v = pw[x] + static_cast<S>(r[x]);
+                pw[x] = v;
+                cw[x] = sr[x] + v;
+              }
             } else {
-              for (int64_t x = 0; x < WC; ++x) pre[x] += cv;
+              for (int64_t x = 0; x < WC; ++x) {
+                const S v = pw[x] + cv;
+                pw[x] = v;
+                cw[x] = sr[x] + v;
+              }
             }
-            for (int64_t x = 0; x < WC; ++x) cs[x] = si[x] + pre[x];
           }
           emit(b, yq + i);
         }
@@ -512,6 +698,7 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
         emit(b, y);
       }
     }
+    if (stream) stream_fence();
   });
 }
 
