@@ -224,13 +224,13 @@ def test_threads_do_not_change_results(rng):
 @pytest.mark.parametrize("c", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("stream", [False, True])
 def test_correlate_3x3_float32_direct(rng, isa, c, stream):
-    """float32 3x3 on rows at least 4 * ceil(32 / c) + 32 pixels wide: the rows whose three
-    source rows are inside the image are filtered straight from the source, the columns at
+    """float32 3x3 on rows at least 4 * ceil(32 / c) + 32 pixels and 1024 elements wide: the
+    rows whose three source rows are inside the image are filtered straight from the source, the columns at
     each end from a padded strip split at an output line. Against the reference at every
     border, image height (1, 2, 3: border rows only) and alignment of the input and `out`,
     with and without streaming stores, at 1 and 3 threads; and bit for bit against the
     padded-ring path (a crop too narrow for the direct path) on the interior columns."""
-    w = 4 * (-(-32 // c)) + 32 + 37
+    w = max(4 * (-(-32 // c)) + 32, -(-1024 // c)) + 37
     before = imkern.get_num_threads()
     try:
         imkern.set_cpu_params(stream_bytes=0 if stream else None)
