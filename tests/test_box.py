@@ -378,6 +378,10 @@ def test_box_float_levels_bits(isa, rng, dtype, channels):
                     got = F.box(x, (1, kw), border=border, cval=-1.5, normalize=normalize)
                     exp = _levels_model(x, kw, border, -1.5, normalize)
                     np.testing.assert_array_equal(got, exp, err_msg=f"{isa} {w} {kw} {border} {normalize}")
+                    if dtype == np.float32 and border == "reflect":  # float64 sums of float32 data
+                        got = F.box(x, (1, kw), border=border, normalize=normalize, dtype=np.float64)
+                        exp = _levels_model(x.astype(np.float64), kw, border, 0.0, normalize)
+                        np.testing.assert_array_equal(got, exp, err_msg=f"{isa} {w} {kw} float64 out")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
