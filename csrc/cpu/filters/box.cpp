@@ -482,6 +482,17 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
         std::fill(dstr, dstr + WC, cv);
       }
     };
+    // f(stream_tag, c_tag): the streaming flag and the channel count (1, 3, else 0: at run
+    // time) as compile-time tags for the row passes
+    auto with_tags = [&](auto&& f) {
+      auto by_c = [&](auto stream_tag) {
+        if (C == 1) f(stream_tag, std::integral_constant<int, 1>{});
+        else if (C == 3) f(stream_tag, std::integral_constant<int, 3>{});
+        else f(stream_tag, std::integral_constant<int, 0>{});
+      };
+      if (stream) by_c(std::true_type{});
+      else by_c(std::false_type{});
+    };
     // Output row (b, y) from its column sums, already in pad[left * C, left * C + WC).
     S* const cs = pad + left * C;
     auto emit = [&](int64_t b, int64_t y) {
@@ -519,39 +530,25 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
         // floating sums: the level passes from 7 taps (the fused trees below it)
         if (kw >= 7 && WC >= simd::Vec<S>::lanes) {
           U* o = row_ptr<U>(dst, d, b, y);
-          auto levels = [&](auto stream_tag, auto c_tag) {
+          with_tags([&](auto stream_tag, auto c_tag) {
             constexpr bool St = decltype(stream_tag)::value;
             constexpr int CC = decltype(c_tag)::value;
             if (!normalize) box_row_levels<0, St, CC, S, U>(pad, lvbuf, o, WC, C, kw, A(1));
             else box_row_levels<1, St, CC, S, U>(pad, lvbuf, o, WC, C, kw, static_cast<A>(area));
-          };
-          auto by_c = [&](auto stream_tag) {
-            if (C == 1) levels(stream_tag, std::integral_constant<int, 1>{});
-            else if (C == 3) levels(stream_tag, std::integral_constant<int, 3>{});
-            else levels(stream_tag, std::integral_constant<int, 0>{});
-          };
-          if (stream) by_c(std::true_type{});
-          else by_c(std::false_type{});
+          });
           return;
         }
       }
       if constexpr (box_fusable<S, A>()) {
         if (kw <= 31 && WC >= simd::Vec<S>::lanes) {
           U* o = row_ptr<U>(dst, d, b, y);
-          auto fused = [&](auto stream_tag, auto c_tag) {
+          with_tags([&](auto stream_tag, auto c_tag) {
             constexpr bool St = decltype(stream_tag)::value;
             constexpr int CC = decltype(c_tag)::value;
             if (!normalize) box_row_fused<0, St, CC, S, A, U>(pad, o, WC, C, kw, A(1));
             else if (rcp_exact) box_row_fused<2, St, CC, S, A, U>(pad, o, WC, C, kw, static_cast<A>(area));
             else box_row_fused<1, St, CC, S, A, U>(pad, o, WC, C, kw, static_cast<A>(area));
-          };
-          auto by_c = [&](auto stream_tag) {
-            if (C == 1) fused(stream_tag, std::integral_constant<int, 1>{});
-            else if (C == 3) fused(stream_tag, std::integral_constant<int, 3>{});
-            else fused(stream_tag, std::integral_constant<int, 0>{});
-          };
-          if (stream) by_c(std::true_type{});
-          else by_c(std::false_type{});
+          });
           return;
         }
       }
