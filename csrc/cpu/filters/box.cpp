@@ -159,7 +159,8 @@ static void box_row_levels(const S* pad, S* lv, U* o, int64_t n, int64_t Cr, int
   const int64_t C = CC ? CC : Cr;
   const int nl = box_levels(kw);
   const int64_t lstride = box_level_stride<S>(kw, C);  // whole lines: aligned level stores
-  const vec_t<A> dv = splat<A>(den), rv = splat<A>(A(1) / den);
+  static_assert(Norm == 0 || Norm == 1, "floating sums: the sums or the correctly rounded mean");
+  const vec_t<A> dv = splat<A>(den);
   // the set bits of kw, lowest first: their level and tap offset
   int nb = 0, bit_level[32];
   int64_t bit_off[32];
@@ -176,7 +177,6 @@ static void box_row_levels(const S* pad, S* lv, U* o, int64_t n, int64_t Cr, int
   }
   auto mean = [&](vec_t<A> a) IMKERN_ALWAYS_INLINE {
     if constexpr (Norm == 1) return a / dv;
-    else if constexpr (Norm == 2) return a * rv;
     else return a;
   };
   // outputs [s0, s0 + cn), cn >= L: levels, then the stores (vectors from s0, the last one
@@ -449,7 +449,7 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
     rcp_exact = box_reciprocal_exact<A>(area, maxv);
     rint_exact = std::is_same<A, float>::value && box_rint_exact(area, maxv);
   }
-  // Large outputs stream (the fused row pass only: whole lines, plain heads and tails).
+  // Large outputs stream (the fused and level row passes: whole lines, plain heads and tails).
   const bool stream = box_fusable<S, A>() && plan_strips_px<U>(dst, s, d, s.w).stream;
   parallel_for(0, rows, filter_grain(rows, 2, get_num_threads()), [&](int64_t t0, int64_t t1) {
     S* pad = thread_scratch<S>(1, static_cast<size_t>(WP));
@@ -463,7 +463,7 @@ static void box_typed(const void* src, const ImageDesc& s, void* dst, const Imag
                    : nullptr;
     // G-tap sums of one chunk of the row (box_row_grouped; slot 6 is the float path's)
     S* gbuf = std::is_integral<S>::value ? thread_scratch<S>(6, static_cast<size_t>(1024 + 64 + checked_mul(kw, C)))
-                   : nullptr;
+                                         : nullptr;
     // prefix sums along x (box_row_prefix; slot 7 is the float path's)
     uint32_t* qbuf = std::is_integral<S>::value ? thread_scratch<uint32_t>(7, static_cast<size_t>(WP + C + 64)) : nullptr;
     auto src_row = [&](int64_t b, int64_t sy) -> const T* {
